@@ -1,0 +1,38 @@
+# Tocsin's developer and CI entry points. `make test` is what CI runs.
+
+GO ?= go
+# Recipients for `make bench`.
+N ?= 100000
+
+.PHONY: run test build bench lint redis-server
+
+# Zero-config default: embedded in-memory Redis and the outbox channel.
+run:
+	$(GO) run ./cmd/tocsin serve
+
+# Tests start their own redis-server on a free port (internal/redistest); they
+# fail without one, so install it first when it is missing.
+test: redis-server
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+build:
+	$(GO) build -o bin/tocsin ./cmd/tocsin
+
+# Runs `tocsin bench` against a throw-away redis-server on a free port.
+bench: redis-server
+	bash scripts/bench.sh $(N)
+
+lint:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Installs Debian's redis-server when neither $TOCSIN_REDIS_SERVER nor PATH has one.
+redis-server:
+	@if [ -z "$$TOCSIN_REDIS_SERVER" ] && ! command -v redis-server >/dev/null 2>&1; then \
+		echo "redis-server not found: installing Debian's redis-server package"; \
+		if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+		elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+		else echo "redis-server is missing and this user cannot install it: run 'apt-get install redis-server' as root" >&2; exit 1; fi; \
+		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; \
+	fi

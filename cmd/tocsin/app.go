@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	_ "time/tzdata" // recipients' time zones must resolve on minimal images
+
+	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/config"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/api"
+	"github.com/tocsin-dev/tocsin/dispatcher/queue"
+	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/locales"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=…".
+var Version = "dev"
+
+// Main is the program, shared by main.go and the end-to-end tests.
+type Main struct {
+	Stdout, Stderr io.Writer
+	LookupEnv      func(string) (string, bool)
+	// Started, when set, is called once the HTTP server listens (tests use
+	// it to learn the address of a ":0" listener).
+	Started func(addr string)
+}
+
+// usageError makes Run exit 2.
+type usageError struct{ error }
+
+const usage = `tocsin tells customers and merchants about outages.
+
+Usage:
+  tocsin serve [--config FILE] [--role all|api|worker]
+  tocsin bench [--recipients N] [--redis HOST:PORT] [--naive=true]
+  tocsin version
+
+Configuration: config.example.yaml and docs/configuration.md.
+`
+
+// Run runs one subcommand and returns the process exit code: 0 on success,
+// 2 for bad usage or configuration, 1 for any other failure.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = m.serve(ctx, args[1:])
+	case "bench":
+		err = m.bench(ctx, args[1:])
+	case "version":
+		fmt.Fprintln(m.Stdout, "tocsin", Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(m.Stdout, usage)
+	default:
+		err = usageError{fmt.Errorf("unknown command %q", args[0])}
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(m.Stderr, "tocsin: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(m.Stderr, "tocsin: %v\n", err)
+		return 1
+	}
+}
+
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// generateKey returns a fresh random operator key.
+func generateKey() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "tk_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (m *Main) serve(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	path := fs.String("config", "", "YAML configuration file (optional; TOCSIN_* variables override it)")
+	role := fs.String("role", "all", "what this process runs: all, api or worker")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *role != "all" && *role != "api" && *role != "worker" {
+		return usageError{fmt.Errorf("--role must be all, api or worker, not %q", *role)}
+	}
+	cfg, err := config.Load(*path, m.LookupEnv)
+	if err != nil {
+		return usageError{fmt.Errorf("invalid configuration:\n%w", err)}
+	}
+	logger := newLogger(m.Stderr, cfg.Log)
+
+	redisAddr := cfg.Redis.Addr
+	if cfg.Embedded() {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.Start(); err != nil {
+			return fmt.Errorf("start embedded redis: %w", err)
+		}
+		defer mr.Close()
+		redisAddr = mr.Addr()
+		logger.Warn("no redis.addr configured: running on an embedded in-memory Redis; NOTHING SURVIVES A RESTART. Set TOCSIN_REDIS_ADDR for real use.", "addr", redisAddr)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.Redis.Password, DB: cfg.Redis.DB})
+	defer rdb.Close()
+	aopt := asynq.RedisClientOpt{Addr: redisAddr, Password: cfg.Redis.Password, DB: cfg.Redis.DB}
+
+	if len(cfg.Auth.APIKeys) == 0 {
+		key := generateKey()
+		cfg.Auth.APIKeys = append(cfg.Auth.APIKeys, config.APIKey{Name: "generated", Key: key, Role: config.RoleOperator})
+		fmt.Fprintf(m.Stdout, "No API key configured. Generated operator key (shown once, not stored):\n\n    %s\n\nUse it as: curl -H 'Authorization: Bearer %s' ...\n\n", key, key)
+		logger.Warn("no API key configured: generated an operator key and printed it on standard output")
+	}
+
+	catalog, err := locales.New()
+	if err != nil {
+		return fmt.Errorf("load message catalogue: %w", err)
+	}
+	store := redisstore.New(rdb)
+	store.OutboxCap = cfg.Outbox.Cap
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	inspector := asynq.NewInspector(aopt)
+	defer inspector.Close()
+	metrics := queue.NewMetrics(reg, inspector)
+
+	qc := queue.NewClient(aopt)
+	qc.MaxAttempts = cfg.Worker.MaxRetry + 1
+	defer qc.Close()
+
+	// No provider adapter is configured in this version: the outbox serves
+	// every channel.
+	box := &outbox.Sender{Store: store}
+	senders := map[dispatcher.Channel]dispatcher.Sender{}
+	for _, ch := range dispatcher.Channels {
+		senders[ch] = box
+	}
+	logger.Info("channels without a provider are served by the outbox (GET /v1/outbox)", "channels", dispatcher.Channels)
+
+	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Logger: logger}
+	fan := &dispatcher.Fanout{
+		Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
+		Renderer:    &dispatcher.CatalogRenderer{Catalog: catalog},
+		Senders:     senders,
+		BatchSize:   cfg.Worker.BatchSize,
+		MaxAttempts: cfg.Worker.MaxRetry + 1,
+		Logger:      logger,
+		Metrics:     metrics,
+	}
+
+	errc := make(chan error, 2)
+	var httpSrv *http.Server
+	if *role != "worker" {
+		handler := api.New(api.Config{
+			Service:      svc,
+			Outbox:       store,
+			Authenticate: authenticator(cfg.Auth),
+			Ready:        func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+			Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+			Logger:       logger,
+			Version:      Version,
+		})
+		ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
+		}
+		httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http server: %w", err)
+			}
+		}()
+		logger.Info("api listening", "addr", ln.Addr().String(), "public_url", cfg.HTTP.BaseURL())
+		if m.Started != nil {
+			m.Started(ln.Addr().String())
+		}
+	}
+	var worker *asynq.Server
+	if *role != "api" {
+		worker = queue.NewServer(aopt, queue.ServerConfig{
+			Concurrency:     cfg.Worker.Concurrency,
+			ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+			Logger:          logger,
+		})
+		h := &queue.Handlers{Fanout: fan, Logger: logger}
+		if err := worker.Start(h.Mux()); err != nil {
+			return fmt.Errorf("start workers: %w", err)
+		}
+		logger.Info("workers started", "concurrency", cfg.Worker.Concurrency, "queues", queue.Queues)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case runErr = <-errc:
+		logger.Error("stopping after failure", "err", runErr)
+	}
+	if httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+		if err := httpSrv.Shutdown(sctx); err != nil {
+			logger.Warn("http shutdown", "err", err)
+		}
+		cancel()
+	}
+	if worker != nil {
+		// Waits for running tasks up to worker.shutdown_timeout and puts
+		// unfinished ones back in their queues.
+		worker.Shutdown()
+	}
+	logger.Info("stopped")
+	return runErr
+}
+
+func authenticator(a config.Auth) func(string) (string, api.Role, bool) {
+	return func(token string) (string, api.Role, bool) {
+		k, ok := a.Match(token)
+		if !ok {
+			return "", "", false
+		}
+		return k.Name, api.Role(k.Role), true
+	}
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/channels/null"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/queue"
+	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/locales"
+)
+
+// benchResult is what one design measured.
+type benchResult struct {
+	name       string
+	deliveries int
+	elapsed    time.Duration
+	peakBytes  int64 // highest used_memory above the seeded baseline
+	keptBytes  int64 // used_memory above the baseline once done
+}
+
+func (r benchResult) rate() float64 { return float64(r.deliveries) / r.elapsed.Seconds() }
+func (r benchResult) peakPer() float64 {
+	return float64(r.peakBytes) / float64(max(r.deliveries, 1))
+}
+func (r benchResult) keptPer() float64 {
+	return float64(r.keptBytes) / float64(max(r.deliveries, 1))
+}
+
+// bench seeds recipients, opens an incident and measures how fast every
+// delivery reaches a null sink: once with Tocsin's design (batched first
+// attempts) and once with the naive design (one asynq task per delivery,
+// i.e. the same pipeline with a batch size of one), on the same Redis.
+func (m *Main) bench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	n := fs.Int("recipients", 100000, "recipients to seed (every one is in the audience)")
+	addr := fs.String("redis", "", "Redis address host:port (default $TOCSIN_REDIS_ADDR); its database is flushed")
+	db := fs.Int("db", 0, "Redis database number")
+	batch := fs.Int("batch", 500, "recipients per batch task in Tocsin's design")
+	conc := fs.Int("concurrency", 10, "worker concurrency (asynq)")
+	naive := fs.Bool("naive", true, "also measure the naive design (one asynq task per delivery)")
+	flush := fs.Bool("flush", false, "flush a non-empty database first (the bench refuses to touch data otherwise)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *addr == "" && m.LookupEnv != nil {
+		*addr, _ = m.LookupEnv("TOCSIN_REDIS_ADDR")
+	}
+	if *addr == "" {
+		return usageError{errors.New("bench needs a real Redis: --redis HOST:PORT or TOCSIN_REDIS_ADDR (make bench starts a throw-away one)")}
+	}
+	if *n < 1 || *batch < 1 || *conc < 1 {
+		return usageError{errors.New("--recipients, --batch and --concurrency must be at least 1")}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: *addr, DB: *db, PoolSize: 4 * *conc})
+	defer rdb.Close()
+	size, err := rdb.DBSize(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("redis %s: %w", *addr, err)
+	}
+	if size > 0 && !*flush {
+		return usageError{fmt.Errorf("redis %s db %d holds %d keys; the bench flushes it: pass --flush to allow that", *addr, *db, size)}
+	}
+	version := redisVersion(ctx, rdb)
+	fmt.Fprintf(m.Stdout, "tocsin bench: %d recipients, concurrency %d, Redis %s at %s\n", *n, *conc, version, *addr)
+
+	results := []benchResult{}
+	designs := []struct {
+		name  string
+		batch int
+	}{{fmt.Sprintf("tocsin (batches of %d)", *batch), *batch}}
+	if *naive {
+		designs = append(designs, struct {
+			name  string
+			batch int
+		}{"naive (1 task/delivery)", 1})
+	}
+	for _, d := range designs {
+		fmt.Fprintf(m.Stdout, "measuring %s ...\n", d.name)
+		r, err := runDesign(ctx, rdb, *addr, *db, *n, d.batch, *conc, m.Stderr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.name, err)
+		}
+		r.name = d.name
+		results = append(results, r)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "design\tdeliveries\tseconds\tdeliveries/s\tpeak Redis B/delivery\tkept Redis B/delivery\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.0f\t\n", r.name, r.deliveries, r.elapsed.Seconds(), r.rate(), r.peakPer(), r.keptPer())
+	}
+	tw.Flush()
+	if len(results) == 2 {
+		fmt.Fprintf(m.Stdout, "ratio: %.2fx the naive design's deliveries/s; %.2fx its peak Redis bytes per delivery\n",
+			results[0].rate()/results[1].rate(), results[0].peakPer()/max(results[1].peakPer(), 1))
+	}
+	return rdb.FlushDB(ctx).Err()
+}
+
+func redisVersion(ctx context.Context, rdb *redis.Client) string {
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "redis_version:"); ok {
+			return v
+		}
+	}
+	return "?"
+}
+
+func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
+	info, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "used_memory:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, errors.New("INFO memory has no used_memory")
+}
+
+var benchLocales = []string{"en-US", "de-CH", "fr-CH", "it-CH", "da-DK"}
+
+// runDesign flushes the database, seeds n recipients and times one
+// incident's broadcast until it is done.
+func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch, conc int, logw io.Writer) (benchResult, error) {
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return benchResult{}, err
+	}
+	store := redisstore.New(rdb)
+	now := time.Now().UTC()
+	chunk := make([]*dispatcher.Recipient, 0, 1000)
+	for i := 0; i < n; i++ {
+		chunk = append(chunk, &dispatcher.Recipient{
+			ID:        "r" + strconv.Itoa(i),
+			Kind:      dispatcher.KindCustomer,
+			Locale:    benchLocales[i%len(benchLocales)],
+			Timezone:  "Europe/Zurich",
+			Phone:     "+4179" + fmt.Sprintf("%07d", i%10000000),
+			Services:  []string{"cards"},
+			Regions:   []string{"CH"},
+			Channels:  []dispatcher.Channel{dispatcher.ChannelSMS},
+			UpdatedAt: now,
+		})
+		if len(chunk) == cap(chunk) || i == n-1 {
+			if err := store.PutRecipients(ctx, chunk); err != nil {
+				return benchResult{}, fmt.Errorf("seed: %w", err)
+			}
+			chunk = chunk[:0]
+		}
+	}
+	base, err := usedMemory(ctx, rdb)
+	if err != nil {
+		return benchResult{}, err
+	}
+
+	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	aopt := asynq.RedisClientOpt{Addr: addr, DB: db, PoolSize: 4 * conc}
+	qc := queue.NewClient(aopt)
+	defer qc.Close()
+	sink := &null.Sender{}
+	senders := map[dispatcher.Channel]dispatcher.Sender{}
+	for _, ch := range dispatcher.Channels {
+		senders[ch] = sink
+	}
+	fan := &dispatcher.Fanout{
+		Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
+		Renderer:  &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
+		Senders:   senders,
+		BatchSize: batch,
+		Logger:    logger,
+	}
+	srv := queue.NewServer(aopt, queue.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second, Logger: logger})
+	if err := srv.Start((&queue.Handlers{Fanout: fan, Logger: logger}).Mux()); err != nil {
+		return benchResult{}, err
+	}
+	defer srv.Shutdown()
+
+	// Sample used_memory for the peak while the broadcast runs.
+	var peak int64
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if mem, err := usedMemory(sampleCtx, rdb); err == nil && mem > peak {
+				peak = mem
+			}
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Logger: logger}
+	start := time.Now()
+	res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{
+		Title: "Card payments failing", Severity: dispatcher.SeverityMajor,
+		Services: []string{"cards"}, Regions: []string{"CH"},
+	}, "")
+	if err != nil {
+		stopSampling()
+		wg.Wait()
+		return benchResult{}, err
+	}
+	var b *dispatcher.Broadcast
+	for {
+		b, err = store.GetBroadcast(ctx, res.BroadcastID)
+		if err != nil {
+			stopSampling()
+			wg.Wait()
+			return benchResult{}, err
+		}
+		if b.State == dispatcher.BroadcastDone {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			stopSampling()
+			wg.Wait()
+			return benchResult{}, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	elapsed := time.Since(start)
+	stopSampling()
+	wg.Wait()
+	kept, err := usedMemory(ctx, rdb)
+	if err != nil {
+		return benchResult{}, err
+	}
+	if got := sink.Sent(); got != int64(n) || b.Audience != n {
+		return benchResult{}, fmt.Errorf("sink received %d messages, audience %d, want %d", got, b.Audience, n)
+	}
+	return benchResult{deliveries: n, elapsed: elapsed, peakBytes: max(peak, kept) - base, keptBytes: kept - base}, nil
+}

@@ -1,0 +1,381 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/queue"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
+	"github.com/tocsin-dev/tocsin/locales"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// syncBuffer is a goroutine-safe buffer for the program's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// app is one running `tocsin serve`.
+type app struct {
+	t              *testing.T
+	base, key      string
+	stdout, stderr *syncBuffer
+}
+
+// startApp runs `tocsin serve` with env until the test ends.
+func startApp(t *testing.T, env map[string]string) *app {
+	t.Helper()
+	addrc := make(chan string, 1)
+	a := &app{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	m := &Main{
+		Stdout: a.stdout, Stderr: a.stderr,
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		Started:   func(addr string) { addrc <- addr },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- m.Run(ctx, []string{"serve"}) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d; stderr:\n%s", code, a.stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("serve did not stop within 30s")
+		}
+	})
+	select {
+	case addr := <-addrc:
+		a.base = "http://" + addr
+	case code := <-done:
+		t.Fatalf("serve exited %d before listening; stderr:\n%s", code, a.stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not listen within 20s; stderr:\n%s", a.stderr.String())
+	}
+	a.key = env["TOCSIN_API_KEY"]
+	return a
+}
+
+// do sends a request and decodes a JSON answer into out (when not nil).
+func (a *app) do(method, path string, body any, out any, hdr ...string) int {
+	a.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.base+path, r)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if a.key != "" {
+		req.Header.Set("Authorization", "Bearer "+a.key)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			a.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (a *app) mustDo(method, path string, body any, out any, want int, hdr ...string) {
+	a.t.Helper()
+	if got := a.do(method, path, body, out, hdr...); got != want {
+		a.t.Fatalf("%s %s = %d, want %d", method, path, got, want)
+	}
+}
+
+// waitDone polls a broadcast until it is done.
+func (a *app) waitDone(id string) *dispatcher.Broadcast {
+	a.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var b dispatcher.Broadcast
+		a.mustDo("GET", "/v1/broadcasts/"+id, nil, &b, 200)
+		if b.State == dispatcher.BroadcastDone {
+			return &b
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("broadcast %s still %s after 20s: %+v", id, b.State, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (a *app) outbox(recipient string) []outbox.Entry {
+	a.t.Helper()
+	var res struct {
+		Messages []outbox.Entry `json:"messages"`
+	}
+	a.mustDo("GET", "/v1/outbox?limit=100&recipient="+recipient, nil, &res, 200)
+	return res.Messages
+}
+
+type recipientCase struct {
+	id, locale, tz, region, service string
+	affected                        bool
+	lang                            string // locale whose messages it must get
+}
+
+// TestEndToEnd drives the whole service through its API: recipients in
+// four languages, an incident, its resolution, and the outbox.
+func TestEndToEnd(t *testing.T) {
+	_, opts := redistest.New(t)
+	key := "test-operator-key-0123456789"
+	a := startApp(t, map[string]string{
+		"TOCSIN_HTTP_ADDR":  "127.0.0.1:0",
+		"TOCSIN_REDIS_ADDR": opts.Addr,
+		"TOCSIN_REDIS_DB":   strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY":    key,
+		"TOCSIN_LOG_LEVEL":  "warn",
+	})
+	cases := []recipientCase{
+		{"cust-zurich", "de-CH", "Europe/Zurich", "CH", "cards", true, "de"},
+		{"cust-geneve", "fr-CH", "Europe/Zurich", "CH", "cards", true, "fr"},
+		{"cust-aarhus", "da-DK", "Europe/Copenhagen", "DK", "cards", true, "da"},
+		{"cust-boston", "en-US", "America/New_York", "US", "cards", true, "en"},
+		{"cust-lugano-other-service", "it-CH", "Europe/Zurich", "CH", "twint", false, ""},
+		{"cust-malmo-other-region", "da-DK", "Europe/Stockholm", "SE", "cards", false, ""},
+	}
+	for i, c := range cases {
+		a.mustDo("PUT", "/v1/recipients/"+c.id, map[string]any{
+			"kind": "customer", "locale": c.locale, "timezone": c.tz,
+			"phone": fmt.Sprintf("+4179123456%d", i), "services": []string{c.service}, "regions": []string{c.region},
+			"channels": []string{"sms", "email"},
+		}, nil, 200)
+	}
+
+	// Bad input is refused, names the field and stores nothing.
+	var prob map[string]any
+	if got := a.do("PUT", "/v1/recipients/bad-phone", map[string]any{"locale": "de-CH", "phone": "0791234567"}, &prob); got != 422 {
+		t.Fatalf("bad phone: status %d, want 422", got)
+	}
+	if !strings.Contains(fmt.Sprint(prob), "phone") {
+		t.Errorf("bad phone problem does not name the field: %v", prob)
+	}
+	a.mustDo("GET", "/v1/recipients/bad-phone", nil, nil, 404)
+	saved := a.key
+	a.key = ""
+	a.mustDo("GET", "/v1/recipients/cust-zurich", nil, nil, 401)
+	a.key = saved
+
+	incident := map[string]any{
+		"title": "Card payments failing", "severity": "critical",
+		"services": []string{"cards"}, "regions": []string{"CH", "DK", "US"},
+		"params": map[string]string{"eta": "16:30"},
+	}
+	var opened dispatcher.UpdateResult
+	a.mustDo("POST", "/v1/incidents", incident, &opened, 201, "Idempotency-Key", "e2e-open-1")
+	var again dispatcher.UpdateResult
+	a.mustDo("POST", "/v1/incidents", incident, &again, 201, "Idempotency-Key", "e2e-open-1")
+	if again.Incident.ID != opened.Incident.ID || again.BroadcastID != opened.BroadcastID {
+		t.Fatalf("same Idempotency-Key gave a new incident: %s vs %s", again.Incident.ID, opened.Incident.ID)
+	}
+	b1 := a.waitDone(opened.BroadcastID)
+	if b1.Audience != 4 {
+		t.Errorf("audience = %d, want 4", b1.Audience)
+	}
+	if got := b1.Counts[dispatcher.ChannelSMS][dispatcher.StatusDelivered]; got != 4 {
+		t.Errorf("sms delivered = %d, want 4 (counts %v)", got, b1.Counts)
+	}
+	if b1.StartedAt == nil || b1.FinishedAt == nil {
+		t.Errorf("broadcast times missing: %+v", b1)
+	}
+
+	cat := locales.MustNew()
+	expect := func(c recipientCase, state dispatcher.State) locales.Message {
+		m, err := cat.Render(locales.Request{Locale: c.locale, Kind: "customer", Channel: "sms", State: string(state), Data: map[string]string{
+			"Title": "Card payments failing", "Services": "cards", "Regions": "CH, DK, US", "Severity": "critical", "eta": "16:30",
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, c := range cases {
+		msgs := a.outbox(c.id)
+		if !c.affected {
+			if len(msgs) != 0 {
+				t.Errorf("%s is not affected but got %d messages", c.id, len(msgs))
+			}
+			continue
+		}
+		if len(msgs) != 1 {
+			t.Fatalf("%s got %d messages, want 1", c.id, len(msgs))
+		}
+		want := expect(c, dispatcher.StateInvestigating)
+		if msgs[0].Locale != c.lang || msgs[0].Body != want.Body || msgs[0].Channel != "sms" {
+			t.Errorf("%s got %s/%s %q, want %s/sms %q", c.id, msgs[0].Locale, msgs[0].Channel, msgs[0].Body, c.lang, want.Body)
+		}
+	}
+
+	// Re-delivering the plan task and a batch task sends nothing twice.
+	aopt := asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB}
+	qc := asynq.NewClient(aopt)
+	defer qc.Close()
+	bc := &dispatcher.Broadcast{ID: opened.BroadcastID, Severity: dispatcher.SeverityCritical}
+	for _, task := range []*asynq.Task{queue.NewPlanTask(bc), queue.NewBatchTask(bc, dispatcher.Batch{Start: 0, Stop: 4})} {
+		if _, err := qc.Enqueue(task); err != nil {
+			t.Fatalf("re-enqueue %s: %v", task.Type(), err)
+		}
+	}
+	waitQueuesEmpty(t, aopt)
+	b1again := a.waitDone(opened.BroadcastID)
+	if fmt.Sprint(b1again.Counts) != fmt.Sprint(b1.Counts) {
+		t.Errorf("counts changed after re-delivery: %v -> %v", b1.Counts, b1again.Counts)
+	}
+	for _, c := range cases[:4] {
+		if n := len(a.outbox(c.id)); n != 1 {
+			t.Errorf("%s has %d messages after re-delivery, want 1", c.id, n)
+		}
+	}
+
+	// Going back is refused; resolving tells everyone it is over.
+	a.mustDo("POST", "/v1/incidents/"+opened.Incident.ID+"/updates", map[string]any{"state": "identified"}, nil, 201)
+	var res dispatcher.UpdateResult
+	a.mustDo("POST", "/v1/incidents/"+opened.Incident.ID+"/updates", map[string]any{"state": "resolved"}, &res, 201)
+	if res.Seq != 3 {
+		t.Errorf("resolution seq = %d, want 3", res.Seq)
+	}
+	a.mustDo("POST", "/v1/incidents/"+opened.Incident.ID+"/updates", map[string]any{"state": "monitoring"}, nil, 409)
+	a.waitDone(res.BroadcastID)
+	for _, c := range cases[:4] {
+		msgs := a.outbox(c.id)
+		if len(msgs) != 3 {
+			t.Fatalf("%s got %d messages, want 3", c.id, len(msgs))
+		}
+		want := expect(c, dispatcher.StateResolved)
+		if msgs[0].State != "resolved" || msgs[0].Body != want.Body {
+			t.Errorf("%s newest message is %s %q, want resolved %q", c.id, msgs[0].State, msgs[0].Body, want.Body)
+		}
+	}
+	for _, c := range cases[4:] {
+		if n := len(a.outbox(c.id)); n != 0 {
+			t.Errorf("unaffected %s got %d messages", c.id, n)
+		}
+	}
+
+	var page dispatcher.DeliveryPage
+	a.mustDo("GET", "/v1/broadcasts/"+res.BroadcastID+"/deliveries?status=delivered&channel=sms&limit=10", nil, &page, 200)
+	if len(page.Deliveries) != 4 {
+		t.Errorf("delivered sms deliveries = %d, want 4", len(page.Deliveries))
+	}
+	var list struct {
+		Incidents []dispatcher.Incident `json:"incidents"`
+	}
+	a.mustDo("GET", "/v1/incidents?state=resolved", nil, &list, 200)
+	if len(list.Incidents) != 1 || list.Incidents[0].ID != opened.Incident.ID {
+		t.Errorf("resolved incidents = %+v, want just %s", list.Incidents, opened.Incident.ID)
+	}
+	if strings.Contains(a.stderr.String(), key) {
+		t.Errorf("the API key appears in the logs")
+	}
+}
+
+func waitQueuesEmpty(t *testing.T, opt asynq.RedisConnOpt) {
+	t.Helper()
+	ins := asynq.NewInspector(opt)
+	defer ins.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		busy := 0
+		for q := range queue.Queues {
+			if info, err := ins.GetQueueInfo(q); err == nil {
+				busy += info.Pending + info.Active + info.Scheduled + info.Retry
+			}
+		}
+		if busy == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("queues not empty after 10s")
+}
+
+// TestZeroConfig runs serve with nothing configured: embedded Redis, a
+// generated key printed once, and the outbox.
+func TestZeroConfig(t *testing.T) {
+	a := startApp(t, map[string]string{"TOCSIN_HTTP_ADDR": "127.0.0.1:0"})
+	m := regexp.MustCompile(`tk_[A-Za-z0-9_-]{32}`).FindAllString(a.stdout.String(), -1)
+	if len(m) == 0 {
+		t.Fatalf("no generated key on stdout:\n%s", a.stdout.String())
+	}
+	a.key = m[0]
+	if !strings.Contains(a.stderr.String(), "NOTHING SURVIVES A RESTART") {
+		t.Errorf("no loud warning about the embedded Redis in the logs")
+	}
+	if strings.Contains(a.stderr.String(), a.key) {
+		t.Errorf("the generated key appears in the logs")
+	}
+	a.mustDo("PUT", "/v1/recipients/m1", map[string]any{"kind": "merchant", "locale": "de-CH", "email": "kasse@example.ch", "services": []string{"cards"}}, nil, 200)
+	var opened dispatcher.UpdateResult
+	a.mustDo("POST", "/v1/incidents", map[string]any{"title": "Terminals offline", "severity": "major", "services": []string{"cards"}}, &opened, 201)
+	a.waitDone(opened.BroadcastID)
+	msgs := a.outbox("m1")
+	if len(msgs) != 1 || msgs[0].Channel != "email" || msgs[0].Locale != "de" {
+		t.Fatalf("outbox of m1 = %+v, want one German email", msgs)
+	}
+	a.mustDo("GET", "/healthz", nil, nil, 200)
+	a.mustDo("GET", "/readyz", nil, nil, 200)
+}
+
+// TestInvalidConfigExits2 checks that every problem is reported at once.
+func TestInvalidConfigExits2(t *testing.T) {
+	var stderr bytes.Buffer
+	m := &Main{Stdout: io.Discard, Stderr: &stderr, LookupEnv: func(k string) (string, bool) {
+		v, ok := map[string]string{"TOCSIN_REDIS_DB": "x", "TOCSIN_WORKER_CONCURRENCY": "0"}[k]
+		return v, ok
+	}}
+	if code := m.Run(context.Background(), []string{"serve"}); code != 2 {
+		t.Fatalf("exit code %d, want 2", code)
+	}
+	for _, want := range []string{"TOCSIN_REDIS_DB", "worker.concurrency"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("error does not mention %s:\n%s", want, stderr.String())
+		}
+	}
+}

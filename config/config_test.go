@@ -1,0 +1,815 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	operatorKey = "operator-key-0123456789"
+	viewerKey   = "viewer-key-0123456789"
+)
+
+// mapEnv returns an env lookup backed by m.
+func mapEnv(m map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
+
+// mustWriteFile writes content to a fresh file and returns its path.
+func mustWriteFile(tb testing.TB, content string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "tocsin.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+func sha256Hex(s string) string {
+	d := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(d[:])
+}
+
+// problemCount returns how many problems err joins.
+func problemCount(err error) int {
+	if err == nil {
+		return 0
+	}
+	return len(flatten(err))
+}
+
+func TestDefault(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v, want nil", err)
+	}
+	want := Config{
+		HTTP:   HTTP{Addr: ":8080", ShutdownTimeout: 15 * time.Second},
+		Worker: Worker{Concurrency: 10, BatchSize: 500, MaxRetry: 8, ShutdownTimeout: 10 * time.Second},
+		Log:    Log{Level: "info", Format: "json"},
+		Outbox: Outbox{Cap: 10000},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("Default() = %#v\nwant %#v", plainConfig(c), plainConfig(want))
+	}
+	if !c.Embedded() {
+		t.Error("Default().Embedded() = false, want true")
+	}
+	if got := c.HTTP.BaseURL(); got != "http://localhost:8080" {
+		t.Errorf("Default().HTTP.BaseURL() = %q, want http://localhost:8080", got)
+	}
+	if len(c.Auth.APIKeys) != 0 {
+		t.Errorf("Default() has %d API keys, want none", len(c.Auth.APIKeys))
+	}
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	t.Parallel()
+	file := `
+http:
+  addr: "127.0.0.1:9000"
+  shutdown_timeout: 30s
+redis:
+  addr: "redis.internal:6379"
+  password: file-password
+  db: 3
+worker:
+  concurrency: 50
+  max_retry: 0
+log:
+  level: debug
+outbox:
+  cap: 20
+auth:
+  api_keys:
+    - name: dashboard
+      key_sha256: ` + sha256Hex(viewerKey) + `
+      role: viewer
+`
+	tests := []struct {
+		name  string
+		file  string // "" loads no file
+		env   map[string]string
+		check func(t *testing.T, c Config)
+	}{
+		{
+			name: "defaults only",
+			check: func(t *testing.T, c Config) {
+				if !reflect.DeepEqual(c, Default()) {
+					t.Errorf("got %#v, want Default()", plainConfig(c))
+				}
+			},
+		},
+		{
+			name: "empty file keeps defaults",
+			file: "# nothing here\n",
+			check: func(t *testing.T, c Config) {
+				if !reflect.DeepEqual(c, Default()) {
+					t.Errorf("got %#v, want Default()", plainConfig(c))
+				}
+			},
+		},
+		{
+			name: "file overrides defaults, keeps the rest",
+			file: file,
+			check: func(t *testing.T, c Config) {
+				want := Default()
+				want.HTTP.Addr = "127.0.0.1:9000"
+				want.HTTP.ShutdownTimeout = 30 * time.Second
+				want.Redis = Redis{Addr: "redis.internal:6379", Password: "file-password", DB: 3}
+				want.Worker.Concurrency = 50
+				want.Worker.MaxRetry = 0
+				want.Log.Level = "debug"
+				want.Outbox.Cap = 20
+				want.Auth.APIKeys = []APIKey{{Name: "dashboard", KeySHA256: sha256Hex(viewerKey), Role: RoleViewer}}
+				if !reflect.DeepEqual(c, want) {
+					t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
+				}
+				if c.Embedded() {
+					t.Error("Embedded() = true with redis.addr set")
+				}
+			},
+		},
+		{
+			name: "env overrides file and defaults",
+			file: file,
+			env: map[string]string{
+				"TOCSIN_HTTP_ADDR":               ":7000",
+				"TOCSIN_HTTP_PUBLIC_URL":         "https://tocsin.example.com/base/",
+				"TOCSIN_HTTP_SHUTDOWN_TIMEOUT":   "1m30s",
+				"TOCSIN_REDIS_ADDR":              "10.0.0.7:6380",
+				"TOCSIN_REDIS_PASSWORD":          "env-password",
+				"TOCSIN_REDIS_DB":                "15",
+				"TOCSIN_WORKER_CONCURRENCY":      "1000",
+				"TOCSIN_WORKER_BATCH_SIZE":       " 5000 ",
+				"TOCSIN_WORKER_MAX_RETRY":        "100",
+				"TOCSIN_WORKER_SHUTDOWN_TIMEOUT": "2s",
+				"TOCSIN_LOG_LEVEL":               "error",
+				"TOCSIN_LOG_FORMAT":              "text",
+				"TOCSIN_OUTBOX_CAP":              "1000000",
+				"UNRELATED":                      "ignored",
+			},
+			check: func(t *testing.T, c Config) {
+				want := Config{
+					HTTP:   HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second},
+					Redis:  Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
+					Worker: Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second},
+					Auth:   Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: sha256Hex(viewerKey), Role: RoleViewer}}},
+					Log:    Log{Level: "error", Format: "text"},
+					Outbox: Outbox{Cap: 1_000_000},
+				}
+				if !reflect.DeepEqual(c, want) {
+					t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
+				}
+				if got := c.HTTP.BaseURL(); got != "https://tocsin.example.com/base" {
+					t.Errorf("BaseURL() = %q, want https://tocsin.example.com/base", got)
+				}
+			},
+		},
+		{
+			name: "env set to empty clears a string option",
+			file: file,
+			env:  map[string]string{"TOCSIN_REDIS_ADDR": ""},
+			check: func(t *testing.T, c Config) {
+				if !c.Embedded() {
+					t.Errorf("redis.addr = %q, want cleared by TOCSIN_REDIS_ADDR=\"\"", c.Redis.Addr)
+				}
+				if c.Redis.DB != 3 {
+					t.Errorf("redis.db = %d, want 3 from the file", c.Redis.DB)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := ""
+			if tt.file != "" {
+				path = mustWriteFile(t, tt.file)
+			}
+			c, err := Load(path, mapEnv(tt.env))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestLoadNilEnv(t *testing.T) {
+	t.Parallel()
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatalf("Load(\"\", nil): %v", err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("Load(\"\", nil) = %#v, want Default()", plainConfig(c))
+	}
+}
+
+func TestLoadAPIKeyFromEnv(t *testing.T) {
+	t.Parallel()
+	path := mustWriteFile(t, `
+auth:
+  api_keys:
+    - name: dashboard
+      key: `+viewerKey+`
+      role: viewer
+`)
+	c, err := Load(path, mapEnv(map[string]string{"TOCSIN_API_KEY": operatorKey}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := []APIKey{
+		{Name: "dashboard", Key: viewerKey, Role: RoleViewer},
+		{Name: EnvAPIKeyName, Key: operatorKey, Role: RoleOperator},
+	}
+	if !reflect.DeepEqual(c.Auth.APIKeys, want) {
+		t.Fatalf("APIKeys = %v, want %v", c.Auth.APIKeys, want)
+	}
+	k, ok := c.Auth.Match(operatorKey)
+	if !ok || k.Name != EnvAPIKeyName || k.Role != RoleOperator {
+		t.Errorf("Match(env key) = %v, %v; want the env operator key", k, ok)
+	}
+
+	// Alone, with no file, it is the only key.
+	c, err = Load("", mapEnv(map[string]string{"TOCSIN_API_KEY": operatorKey}))
+	if err != nil {
+		t.Fatalf("Load without file: %v", err)
+	}
+	if len(c.Auth.APIKeys) != 1 || c.Auth.APIKeys[0].Role != RoleOperator {
+		t.Errorf("APIKeys = %v, want one operator key", c.Auth.APIKeys)
+	}
+}
+
+func TestLoadEnvProblems(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"integer", map[string]string{"TOCSIN_REDIS_DB": "abc"}, []string{`TOCSIN_REDIS_DB: must be an integer, got "abc"`}},
+		{"empty integer", map[string]string{"TOCSIN_OUTBOX_CAP": ""}, []string{`TOCSIN_OUTBOX_CAP: must be an integer`}},
+		{"duration", map[string]string{"TOCSIN_HTTP_SHUTDOWN_TIMEOUT": "15"}, []string{`TOCSIN_HTTP_SHUTDOWN_TIMEOUT: must be a duration`}},
+		{"empty api key", map[string]string{"TOCSIN_API_KEY": ""}, []string{`TOCSIN_API_KEY: is set but empty`}},
+		{"short api key", map[string]string{"TOCSIN_API_KEY": "short"}, []string{`auth.api_keys[0].key: must be at least 16 characters`}},
+		{"valid but out of range", map[string]string{"TOCSIN_WORKER_BATCH_SIZE": "5001"}, []string{`worker.batch_size: must be between 1 and 5000, got 5001`}},
+		{
+			"several at once",
+			map[string]string{"TOCSIN_REDIS_DB": "x", "TOCSIN_WORKER_CONCURRENCY": "y", "TOCSIN_LOG_LEVEL": "loud"},
+			[]string{"TOCSIN_REDIS_DB:", "TOCSIN_WORKER_CONCURRENCY:", `log.level: must be debug, info, warn or error, got "loud"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load("", mapEnv(tt.env))
+			if err == nil {
+				t.Fatalf("Load succeeded with %v, want an error", tt.env)
+			}
+			if !reflect.DeepEqual(c, Config{}) {
+				t.Errorf("Load returned a non-zero Config with an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if got := problemCount(err); got != len(tt.want) {
+				t.Errorf("error joins %d problems, want %d:\n%v", got, len(tt.want), err)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	c := Config{
+		HTTP: HTTP{Addr: "8080", PublicURL: "ftp://example.com"},
+		Redis: Redis{
+			Addr: "redis://:s3cret-password@redis:6379",
+			DB:   256,
+		},
+		Worker: Worker{Concurrency: 0, BatchSize: 5001, MaxRetry: -1},
+		Auth: Auth{APIKeys: []APIKey{
+			{Name: "a", Key: operatorKey, Role: RoleOperator},
+			{Name: "a", Key: viewerKey, Role: "admin"},
+		}},
+		Log:    Log{Level: "verbose", Format: "xml"},
+		Outbox: Outbox{Cap: 0},
+	}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil, want every problem")
+	}
+	msg := err.Error()
+	want := []string{
+		"http.addr: must be host:port",
+		"http.public_url: must be an absolute http or https URL",
+		"http.shutdown_timeout: must be greater than 0, got 0s",
+		"redis.addr: must be host:port",
+		"redis.db: must be between 0 and 255, got 256",
+		"worker.concurrency: must be between 1 and 1000, got 0",
+		"worker.batch_size: must be between 1 and 5000, got 5001",
+		"worker.max_retry: must be between 0 and 100, got -1",
+		"worker.shutdown_timeout: must be greater than 0",
+		`auth.api_keys[1].name: "a" is already used by auth.api_keys[0]`,
+		`auth.api_keys[1].role: must be operator or viewer, got "admin"`,
+		`log.level: must be debug, info, warn or error, got "verbose"`,
+		`log.format: must be json or text, got "xml"`,
+		"outbox.cap: must be between 1 and 1000000, got 0",
+	}
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error does not mention %q; got:\n%s", w, msg)
+		}
+	}
+	if got := problemCount(err); got != len(want) {
+		t.Errorf("error joins %d problems, want %d:\n%s", got, len(want), msg)
+	}
+	if strings.Contains(msg, "s3cret") {
+		t.Errorf("error repeats the Redis password:\n%s", msg)
+	}
+	for _, e := range flatten(err) {
+		var fe *FieldError
+		if !errors.As(e, &fe) || fe.Field == "" || fe.Message == "" {
+			t.Errorf("problem %q is not a *FieldError with field and message", e)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   string // "" means valid
+	}{
+		{"defaults", func(c *Config) {}, ""},
+		{"addr host and port", func(c *Config) { c.HTTP.Addr = "127.0.0.1:8080" }, ""},
+		{"addr ipv6", func(c *Config) { c.HTTP.Addr = "[::1]:8080" }, ""},
+		{"addr port 0 for tests", func(c *Config) { c.HTTP.Addr = ":0" }, ""},
+		{"addr without port", func(c *Config) { c.HTTP.Addr = "localhost" }, `http.addr: must be host:port (like ":8080" or "redis:6379"), got "localhost"`},
+		{"addr empty", func(c *Config) { c.HTTP.Addr = "" }, "http.addr: must be host:port"},
+		{"addr named port", func(c *Config) { c.HTTP.Addr = ":http" }, `http.addr: port must be a number between 0 and 65535, got "http"`},
+		{"addr port too big", func(c *Config) { c.HTTP.Addr = ":65536" }, "http.addr: port must be a number"},
+		{"public url https with path", func(c *Config) { c.HTTP.PublicURL = "https://tocsin.example.com/api" }, ""},
+		{"public url http with port", func(c *Config) { c.HTTP.PublicURL = "http://10.0.0.1:8080" }, ""},
+		{"public url relative", func(c *Config) { c.HTTP.PublicURL = "/tocsin" }, "http.public_url: must be an absolute http or https URL"},
+		{"public url no scheme", func(c *Config) { c.HTTP.PublicURL = "tocsin.example.com" }, "http.public_url: must be an absolute http or https URL"},
+		{"public url other scheme", func(c *Config) { c.HTTP.PublicURL = "ws://tocsin.example.com" }, "http.public_url: must be an absolute http or https URL"},
+		{"public url without host", func(c *Config) { c.HTTP.PublicURL = "https:///path" }, "http.public_url: must name a host"},
+		{"public url with query", func(c *Config) { c.HTTP.PublicURL = "https://tocsin.example.com/?a=b" }, "http.public_url: must not have a query"},
+		{"public url with empty query", func(c *Config) { c.HTTP.PublicURL = "https://tocsin.example.com/?" }, "http.public_url: must not have a query"},
+		{"public url with fragment", func(c *Config) { c.HTTP.PublicURL = "https://tocsin.example.com/#x" }, "http.public_url: must not have a fragment"},
+		{"public url with credentials", func(c *Config) { c.HTTP.PublicURL = "https://u:p@tocsin.example.com" }, "http.public_url: must not contain credentials"},
+		{"public url unparsable", func(c *Config) { c.HTTP.PublicURL = "http://[::1" }, "http.public_url: must be an absolute http or https URL"},
+		{"http shutdown negative", func(c *Config) { c.HTTP.ShutdownTimeout = -time.Second }, "http.shutdown_timeout: must be greater than 0, got -1s"},
+		{"redis addr", func(c *Config) { c.Redis.Addr = "redis:6379" }, ""},
+		{"redis addr empty host", func(c *Config) { c.Redis.Addr = ":6379" }, ""},
+		{"redis addr without port", func(c *Config) { c.Redis.Addr = "redis" }, `redis.addr: must be host:port (like ":8080" or "redis:6379"), got "redis"`},
+		{"redis addr port 0", func(c *Config) { c.Redis.Addr = "redis:0" }, `redis.addr: port must be a number between 1 and 65535, got "0"`},
+		{"redis addr url", func(c *Config) { c.Redis.Addr = "redis://redis:6379" }, "redis.addr: must be host:port (like \":8080\" or \"redis:6379\"), not a URL"},
+		{"redis db 15", func(c *Config) { c.Redis.DB = 15 }, ""},
+		{"redis db negative", func(c *Config) { c.Redis.DB = -1 }, "redis.db: must be between 0 and 255, got -1"},
+		{"concurrency 1000", func(c *Config) { c.Worker.Concurrency = 1000 }, ""},
+		{"concurrency 1001", func(c *Config) { c.Worker.Concurrency = 1001 }, "worker.concurrency: must be between 1 and 1000, got 1001"},
+		{"batch size 0", func(c *Config) { c.Worker.BatchSize = 0 }, "worker.batch_size: must be between 1 and 5000, got 0"},
+		{"max retry 101", func(c *Config) { c.Worker.MaxRetry = 101 }, "worker.max_retry: must be between 0 and 100, got 101"},
+		{"worker shutdown 0", func(c *Config) { c.Worker.ShutdownTimeout = 0 }, "worker.shutdown_timeout: must be greater than 0, got 0s"},
+		{"outbox cap max", func(c *Config) { c.Outbox.Cap = 1_000_000 }, ""},
+		{"outbox cap over", func(c *Config) { c.Outbox.Cap = 1_000_001 }, "outbox.cap: must be between 1 and 1000000, got 1000001"},
+		{"log level empty", func(c *Config) { c.Log.Level = "" }, "log.level: is required: must be debug, info, warn or error"},
+		{"log level upper case", func(c *Config) { c.Log.Level = "INFO" }, `log.level: must be debug, info, warn or error, got "INFO"`},
+		{"log format text", func(c *Config) { c.Log.Format = "text" }, ""},
+		{"two good keys", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{
+				{Name: "ops", Key: operatorKey, Role: RoleOperator},
+				{Name: "dash", KeySHA256: strings.ToUpper(sha256Hex(viewerKey)), Role: RoleViewer},
+			}
+		}, ""},
+		{"key name empty", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{{Key: operatorKey, Role: RoleOperator}}
+		}, "auth.api_keys[0].name: is required"},
+		{"key and hash", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{{Name: "ops", Key: operatorKey, KeySHA256: sha256Hex(operatorKey), Role: RoleOperator}}
+		}, "auth.api_keys[0]: must set exactly one of key and key_sha256, not both"},
+		{"neither key nor hash", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{{Name: "ops", Role: RoleOperator}}
+		}, "auth.api_keys[0]: must set exactly one of key and key_sha256, got neither"},
+		{"key 15 characters", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{{Name: "ops", Key: "123456789012345", Role: RoleOperator}}
+		}, "auth.api_keys[0].key: must be at least 16 characters"},
+		{"key 16 characters", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{{Name: "ops", Key: "1234567890123456", Role: RoleOperator}}
+		}, ""},
+		{"hash too short", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{{Name: "ops", KeySHA256: sha256Hex(operatorKey)[:62], Role: RoleOperator}}
+		}, "auth.api_keys[0].key_sha256: must be 64 hexadecimal characters"},
+		{"hash not hex", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{{Name: "ops", KeySHA256: strings.Repeat("zz", 32), Role: RoleOperator}}
+		}, "auth.api_keys[0].key_sha256: must be 64 hexadecimal characters"},
+		{"role missing", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{{Name: "ops", Key: operatorKey}}
+		}, "auth.api_keys[0].role: is required: must be operator or viewer"},
+		{"role unknown", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{{Name: "ops", Key: operatorKey, Role: "admin"}}
+		}, `auth.api_keys[0].role: must be operator or viewer, got "admin"`},
+		{"same key twice", func(c *Config) {
+			c.Auth.APIKeys = []APIKey{
+				{Name: "ops", Key: operatorKey, Role: RoleOperator},
+				{Name: "dash", KeySHA256: sha256Hex(operatorKey), Role: RoleViewer},
+			}
+		}, "auth.api_keys[1]: has the same key as auth.api_keys[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			tt.mutate(&c)
+			err := c.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %q, want it to contain %q", err, tt.want)
+			}
+			if n := problemCount(err); n != 1 {
+				t.Errorf("Validate() joins %d problems, want 1: %v", n, err)
+			}
+			for _, secret := range []string{operatorKey, viewerKey, sha256Hex(operatorKey)} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("Validate() error repeats a key: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadFileProblems(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		file string
+		want []string // each must appear; the count of problems must match
+	}{
+		{
+			name: "unknown field",
+			file: "http:\n  addr: \":8080\"\n  adr: \":9090\"\n",
+			want: []string{`line 3: unknown field "adr" in http`},
+		},
+		{
+			name: "unknown section",
+			file: "worker:\n  concurrency: 4\nqueue:\n  size: 3\n",
+			want: []string{`line 3: unknown field "queue" in the top level`},
+		},
+		{
+			name: "unknown field in a key",
+			file: "auth:\n  api_keys:\n    - name: ops\n      key: " + operatorKey + "\n      role: operator\n      scope: all\n",
+			want: []string{`line 6: unknown field "scope" in an auth.api_keys entry`},
+		},
+		{
+			name: "wrong type",
+			file: "redis:\n  db: abc\n",
+			want: []string{"line 2: cannot unmarshal !!str `abc` into int"},
+		},
+		{
+			name: "bare number as duration",
+			file: "http:\n  shutdown_timeout: 15\n",
+			want: []string{"line 2: cannot unmarshal !!int `15` into time.Duration"},
+		},
+		{
+			name: "two documents",
+			file: "log:\n  level: debug\n---\nlog:\n  level: warn\n",
+			want: []string{"must hold a single YAML document"},
+		},
+		{
+			name: "file, env and validation problems together",
+			file: "http:\n  adr: \":9090\"\nworker:\n  concurrency: 0\nlog:\n  level: loud\n",
+			want: []string{
+				`line 2: unknown field "adr" in http`,
+				"TOCSIN_REDIS_DB: must be an integer",
+				"worker.concurrency: must be between 1 and 1000, got 0",
+				`log.level: must be debug, info, warn or error, got "loud"`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := mustWriteFile(t, tt.file)
+			_, err := Load(path, mapEnv(map[string]string{"TOCSIN_REDIS_DB": "abc"}))
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not mention %q; got:\n%s", w, msg)
+				}
+			}
+			if !strings.Contains(msg, path) {
+				t.Errorf("error does not name the file %s; got:\n%s", path, msg)
+			}
+			// Every case also has the malformed TOCSIN_REDIS_DB.
+			wantCount := len(tt.want)
+			if !strings.Contains(strings.Join(tt.want, "\n"), "TOCSIN_REDIS_DB") {
+				wantCount++
+			}
+			if got := problemCount(err); got != wantCount {
+				t.Errorf("error joins %d problems, want %d:\n%s", got, wantCount, msg)
+			}
+		})
+	}
+}
+
+func TestLoadUnreadableFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+
+	missing := filepath.Join(dir, "missing.yaml")
+	_, err := Load(missing, nil)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want fs.ErrNotExist", err)
+	}
+	if err != nil && !strings.Contains(err.Error(), missing) {
+		t.Errorf("Load(missing) = %v, want it to name the path", err)
+	}
+
+	broken := mustWriteFile(t, "http:\n  addr: [unclosed\n")
+	_, err = Load(broken, nil)
+	if err == nil || !strings.Contains(err.Error(), broken) {
+		t.Errorf("Load(broken YAML) = %v, want an error naming %s", err, broken)
+	}
+}
+
+func TestMatches(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		key       APIKey
+		presented string
+		want      bool
+	}{
+		{"plaintext", APIKey{Key: operatorKey}, operatorKey, true},
+		{"plaintext wrong", APIKey{Key: operatorKey}, viewerKey, false},
+		{"plaintext prefix", APIKey{Key: operatorKey}, operatorKey[:len(operatorKey)-1], false},
+		{"plaintext empty presented", APIKey{Key: operatorKey}, "", false},
+		{"hash", APIKey{KeySHA256: sha256Hex(viewerKey)}, viewerKey, true},
+		{"hash upper case", APIKey{KeySHA256: strings.ToUpper(sha256Hex(viewerKey))}, viewerKey, true},
+		{"hash wrong", APIKey{KeySHA256: sha256Hex(viewerKey)}, operatorKey, false},
+		{"hash presented as the key", APIKey{KeySHA256: sha256Hex(viewerKey)}, sha256Hex(viewerKey), false},
+		{"hash malformed", APIKey{KeySHA256: "not-hex"}, "not-hex", false},
+		{"no key matches nothing", APIKey{}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.key.Matches(tt.presented); got != tt.want {
+				t.Errorf("Matches(%q) = %v, want %v", tt.presented, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAuthMatch(t *testing.T) {
+	t.Parallel()
+	a := Auth{APIKeys: []APIKey{
+		{Name: "ops", Key: operatorKey, Role: RoleOperator},
+		{Name: "dash", KeySHA256: sha256Hex(viewerKey), Role: RoleViewer},
+	}}
+	for _, tt := range []struct {
+		presented, wantName string
+		wantOK              bool
+	}{
+		{operatorKey, "ops", true},
+		{viewerKey, "dash", true},
+		{"unknown-key-0123456789", "", false},
+	} {
+		k, ok := a.Match(tt.presented)
+		if ok != tt.wantOK || k.Name != tt.wantName {
+			t.Errorf("Match(%q) = %q, %v; want %q, %v", tt.presented, k.Name, ok, tt.wantName, tt.wantOK)
+		}
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		http HTTP
+		want string
+	}{
+		{HTTP{Addr: ":8080"}, "http://localhost:8080"},
+		{HTTP{Addr: "0.0.0.0:9000"}, "http://localhost:9000"},
+		{HTTP{Addr: "[::]:9000"}, "http://localhost:9000"},
+		{HTTP{Addr: "127.0.0.1:9000"}, "http://127.0.0.1:9000"},
+		{HTTP{Addr: "[::1]:9000"}, "http://[::1]:9000"},
+		{HTTP{Addr: "tocsin.internal:80"}, "http://tocsin.internal:80"},
+		{HTTP{Addr: ":8080", PublicURL: "https://status.example.com"}, "https://status.example.com"},
+		{HTTP{Addr: ":8080", PublicURL: "https://example.com/tocsin/"}, "https://example.com/tocsin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.http.Addr+" "+tt.http.PublicURL, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.http.BaseURL(); got != tt.want {
+				t.Errorf("BaseURL() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSlogLevel(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		level string
+		want  slog.Level
+	}{
+		{"debug", slog.LevelDebug}, {"info", slog.LevelInfo}, {"warn", slog.LevelWarn}, {"error", slog.LevelError},
+	} {
+		if got := (Log{Level: tt.level}).SlogLevel(); got != tt.want {
+			t.Errorf("Log{Level: %q}.SlogLevel() = %v, want %v", tt.level, got, tt.want)
+		}
+	}
+}
+
+func TestRedaction(t *testing.T) {
+	t.Parallel()
+	const password = "redis-password-42"
+	hash := sha256Hex(viewerKey)
+	c := Default()
+	c.Redis = Redis{Addr: "redis:6379", Password: password, DB: 2}
+	c.Auth.APIKeys = []APIKey{
+		{Name: "ops", Key: operatorKey, Role: RoleOperator},
+		{Name: "dash", KeySHA256: hash, Role: RoleViewer},
+	}
+	secrets := []string{password, operatorKey, hash}
+
+	r := c.Redacted()
+	if r.Redis.Password != "[redacted]" || r.Auth.APIKeys[0].Key != "[redacted]" || r.Auth.APIKeys[1].KeySHA256 != "[redacted]" {
+		t.Errorf("Redacted() left a secret: %#v", plainConfig(r))
+	}
+	if r.Auth.APIKeys[0].KeySHA256 != "" || r.Auth.APIKeys[1].Key != "" {
+		t.Errorf("Redacted() filled in an unset secret: %v", r.Auth.APIKeys)
+	}
+	if r.Redis.Addr != "redis:6379" || r.Auth.APIKeys[1].Name != "dash" || r.Auth.APIKeys[1].Role != RoleViewer {
+		t.Errorf("Redacted() changed a non-secret field: %#v", plainConfig(r))
+	}
+	if c.Redis.Password != password || c.Auth.APIKeys[0].Key != operatorKey || c.Auth.APIKeys[1].KeySHA256 != hash {
+		t.Error("Redacted() modified the original")
+	}
+	if r.Validate() == nil {
+		t.Error("a redacted config validates; it must not be usable as a real one")
+	}
+
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("starting", "config", c)
+	renderings := map[string]string{
+		"String":         c.String(),
+		"%v":             fmt.Sprintf("%v", c),
+		"%+v":            fmt.Sprintf("%+v", c),
+		"%#v":            fmt.Sprintf("%#v", c),
+		"%v of Redis":    fmt.Sprintf("%v", c.Redis),
+		"%+v of APIKeys": fmt.Sprintf("%+v", c.Auth.APIKeys),
+		"slog":           logged.String(),
+	}
+	for name, s := range renderings {
+		for _, secret := range secrets {
+			if strings.Contains(s, secret) {
+				t.Errorf("%s prints secret %q:\n%s", name, secret, s)
+			}
+		}
+		if !strings.Contains(s, "[redacted]") {
+			t.Errorf("%s does not show [redacted]:\n%s", name, s)
+		}
+	}
+	for _, want := range []string{`"addr":"redis:6379"`, `"api_keys":{"ops":"operator","dash":"viewer"}`, `"base_url":"http://localhost:8080"`} {
+		if !strings.Contains(logged.String(), want) {
+			t.Errorf("slog output lacks %s:\n%s", want, logged.String())
+		}
+	}
+}
+
+func TestExampleFile(t *testing.T) {
+	t.Parallel()
+	const path = "../config.example.yaml"
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", path, err)
+	}
+	if len(c.Auth.APIKeys) == 0 {
+		c.Auth.APIKeys = nil // "api_keys: []" decodes to an empty, non-nil slice
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("%s does not hold the defaults:\n got %#v\nwant %#v", path, plainConfig(c), plainConfig(Default()))
+	}
+
+	// The commented-out api_keys example must work once uncommented.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		out       []string
+		inExample bool
+	)
+	for _, line := range strings.Split(string(data), "\n") {
+		switch {
+		case line == "  api_keys: []":
+			continue
+		case line == "  # api_keys:":
+			inExample = true
+		case inExample && !strings.HasPrefix(line, "  #   "):
+			inExample = false
+		}
+		if inExample {
+			line = "  " + strings.TrimPrefix(line, "  # ")
+		}
+		out = append(out, line)
+	}
+	if !inExample && !strings.Contains(strings.Join(out, "\n"), "\n  api_keys:\n") {
+		t.Fatalf("no commented-out api_keys example found in %s", path)
+	}
+	c, err = Load(mustWriteFile(t, strings.Join(out, "\n")), nil)
+	if err != nil {
+		t.Fatalf("example with api_keys uncommented: %v", err)
+	}
+	if len(c.Auth.APIKeys) != 2 {
+		t.Fatalf("example with api_keys uncommented has %d keys, want 2", len(c.Auth.APIKeys))
+	}
+	if k, ok := c.Auth.Match("status-dashboard-key-0123456789"); !ok || k.Role != RoleViewer {
+		t.Errorf("the example key_sha256 does not match the key its comment names (got %v, %v)", k, ok)
+	}
+}
+
+// yamlPaths lists every option's dotted path ("http.addr") from the tags.
+func yamlPaths(t reflect.Type, prefix string) []string {
+	var paths []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		p := prefix + f.Tag.Get("yaml")
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
+			paths = append(paths, yamlPaths(f.Type, p+".")...)
+		} else {
+			paths = append(paths, p)
+		}
+	}
+	return paths
+}
+
+func TestDocsListEveryOption(t *testing.T) {
+	t.Parallel()
+	docs, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := yamlPaths(reflect.TypeFor[Config](), "")
+	if len(paths) != 14 {
+		t.Fatalf("found %d options, want 14: %v", len(paths), paths)
+	}
+	for _, p := range paths {
+		if !bytes.Contains(docs, []byte("`"+p+"`")) {
+			t.Errorf("docs/configuration.md does not list option %s", p)
+		}
+	}
+	vars := []string{envAPIKey}
+	for _, b := range envBindings {
+		vars = append(vars, b.name)
+	}
+	if len(vars) != len(paths) {
+		t.Errorf("%d env vars for %d options", len(vars), len(paths))
+	}
+	for _, v := range vars {
+		if !bytes.Contains(docs, []byte("`"+v+"`")) {
+			t.Errorf("docs/configuration.md does not list %s", v)
+		}
+		if !bytes.Contains(example, []byte(v)) {
+			t.Errorf("config.example.yaml does not mention %s", v)
+		}
+	}
+}

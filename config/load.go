@@ -1,0 +1,209 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// A FieldError is one problem with one option. Field names where the
+// problem is: an option path ("redis.db", "auth.api_keys[1].role"), an
+// environment variable ("TOCSIN_REDIS_DB") or the config file's path.
+//
+// Load and Validate return every FieldError they find joined with
+// errors.Join; walk them with errors.As or the Unwrap() []error method.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func problem(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Load returns the configuration from, in increasing precedence, the
+// defaults, the YAML file at path (skipped when path is "") and the
+// environment variables read through env (os.LookupEnv in main, a map in
+// tests; nil reads none). TOCSIN_API_KEY, when set, appends
+// APIKey{Name: "env", Key: value, Role: "operator"}.
+//
+// Load fails at once when the file cannot be read or is not YAML. Otherwise
+// it reports every problem at once in one error: unknown or mistyped fields
+// in the file, malformed environment values, and everything Validate finds.
+// On error the returned Config is the zero value.
+func Load(path string, env func(string) (string, bool)) (Config, error) {
+	c := Default()
+	var problems []error
+	if path != "" {
+		fileProblems, err := decodeFile(path, &c)
+		if err != nil {
+			return Config{}, err
+		}
+		problems = append(problems, fileProblems...)
+	}
+	if env != nil {
+		problems = append(problems, applyEnv(&c, env)...)
+	}
+	if err := c.Validate(); err != nil {
+		problems = append(problems, flatten(err)...)
+	}
+	if len(problems) > 0 {
+		return Config{}, errors.Join(problems...)
+	}
+	return c, nil
+}
+
+// decodeFile decodes the single YAML document at path over c. The error is
+// fatal (unreadable file, broken YAML); the problems are not (unknown
+// fields, values of the wrong type), so Load can go on and report more.
+func decodeFile(path string, c *Config) (problems []error, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err = dec.Decode(c)
+	var typeErr *yaml.TypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, nil // empty file: defaults stand
+	case errors.As(err, &typeErr):
+		for _, msg := range typeErr.Errors {
+			problems = append(problems, &FieldError{Field: path, Message: friendlyYAMLError(msg)})
+		}
+	case err != nil:
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		problems = append(problems, problem(path, "must hold a single YAML document"))
+	}
+	return problems, nil
+}
+
+var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type config\.(\w+)$`)
+
+// sections names, for operators, where each Go type sits in the file.
+var sections = map[string]string{
+	"Config": "the top level",
+	"HTTP":   "http",
+	"Redis":  "redis",
+	"Worker": "worker",
+	"Auth":   "auth",
+	"APIKey": "an auth.api_keys entry",
+	"Log":    "log",
+	"Outbox": "outbox",
+}
+
+// friendlyYAMLError rewrites yaml.v3's "field x not found in type
+// config.HTTP" in the file's own terms; other messages pass unchanged.
+func friendlyYAMLError(msg string) string {
+	m := unknownFieldRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	section, ok := sections[m[3]]
+	if !ok {
+		return msg
+	}
+	return fmt.Sprintf("line %s: unknown field %q in %s", m[1], m[2], section)
+}
+
+// binding ties one environment variable to one option.
+type binding struct {
+	name  string
+	apply func(c *Config, value string) error
+}
+
+// envBindings lists every TOCSIN_* variable except TOCSIN_API_KEY, in the
+// order of the fields they set.
+var envBindings = []binding{
+	{"TOCSIN_HTTP_ADDR", setString(func(c *Config) *string { return &c.HTTP.Addr })},
+	{"TOCSIN_HTTP_PUBLIC_URL", setString(func(c *Config) *string { return &c.HTTP.PublicURL })},
+	{"TOCSIN_HTTP_SHUTDOWN_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.HTTP.ShutdownTimeout })},
+	{"TOCSIN_REDIS_ADDR", setString(func(c *Config) *string { return &c.Redis.Addr })},
+	{"TOCSIN_REDIS_PASSWORD", setString(func(c *Config) *string { return &c.Redis.Password })},
+	{"TOCSIN_REDIS_DB", setInt(func(c *Config) *int { return &c.Redis.DB })},
+	{"TOCSIN_WORKER_CONCURRENCY", setInt(func(c *Config) *int { return &c.Worker.Concurrency })},
+	{"TOCSIN_WORKER_BATCH_SIZE", setInt(func(c *Config) *int { return &c.Worker.BatchSize })},
+	{"TOCSIN_WORKER_MAX_RETRY", setInt(func(c *Config) *int { return &c.Worker.MaxRetry })},
+	{"TOCSIN_WORKER_SHUTDOWN_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout })},
+	{"TOCSIN_LOG_LEVEL", setString(func(c *Config) *string { return &c.Log.Level })},
+	{"TOCSIN_LOG_FORMAT", setString(func(c *Config) *string { return &c.Log.Format })},
+	{"TOCSIN_OUTBOX_CAP", setInt(func(c *Config) *int { return &c.Outbox.Cap })},
+}
+
+// envAPIKey appends an operator key named EnvAPIKeyName.
+const envAPIKey = "TOCSIN_API_KEY"
+
+// applyEnv overrides c with every variable env reports as set. A variable
+// set to "" counts as set: it clears a string option and is malformed for a
+// number or a duration.
+func applyEnv(c *Config, env func(string) (string, bool)) []error {
+	var problems []error
+	for _, b := range envBindings {
+		v, ok := env(b.name)
+		if !ok {
+			continue
+		}
+		if err := b.apply(c, v); err != nil {
+			problems = append(problems, problem(b.name, "%v", err))
+		}
+	}
+	if v, ok := env(envAPIKey); ok {
+		if v == "" {
+			problems = append(problems, problem(envAPIKey, "is set but empty; unset it or give a key of at least %d characters", minKeyLen))
+		} else {
+			c.Auth.APIKeys = append(c.Auth.APIKeys, APIKey{Name: EnvAPIKeyName, Key: v, Role: RoleOperator})
+		}
+	}
+	return problems
+}
+
+func setString(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		*field(c) = v
+		return nil
+	}
+}
+
+func setInt(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("must be an integer, got %q", v)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func setDuration(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("must be a duration like 15s or 1m30s, got %q", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// flatten returns the errors joined in err, or err alone.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

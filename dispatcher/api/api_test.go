@@ -1,0 +1,820 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+const (
+	operatorToken = "tk_operator_s3cret"
+	viewerToken   = "tk_viewer_s3cret"
+)
+
+// fakeService implements Service, records calls and answers like the
+// domain would: PutRecipient runs the real Recipient.Normalize.
+type fakeService struct {
+	mu    sync.Mutex
+	calls []string
+	keys  []string // Idempotency-Keys received
+
+	importFunc func(r io.Reader, chunk int) (*dispatcher.ImportReport, error)
+	errFunc    func(method string) error // non-nil error short-circuits a method
+}
+
+func (f *fakeService) record(method string, key ...string) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, method)
+	f.keys = append(f.keys, key...)
+	fn := f.errFunc
+	f.mu.Unlock()
+	if fn != nil {
+		return fn(method)
+	}
+	return nil
+}
+
+func (f *fakeService) setErr(fn func(method string) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.errFunc = fn
+}
+
+func (f *fakeService) setImport(fn func(r io.Reader, chunk int) (*dispatcher.ImportReport, error)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.importFunc = fn
+}
+
+func (f *fakeService) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeService) Keys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.keys...)
+}
+
+func notFound(what, id string) error {
+	return fmt.Errorf("%s %s: %w", what, id, dispatcher.ErrNotFound)
+}
+
+func (f *fakeService) PutRecipient(_ context.Context, r *dispatcher.Recipient) (*dispatcher.Recipient, error) {
+	if err := f.record("PutRecipient"); err != nil {
+		return nil, err
+	}
+	if err := r.Normalize("body."); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (f *fakeService) GetRecipient(_ context.Context, id string) (*dispatcher.Recipient, error) {
+	if err := f.record("GetRecipient"); err != nil {
+		return nil, err
+	}
+	if id != "alice" {
+		return nil, notFound("recipient", id)
+	}
+	return &dispatcher.Recipient{ID: "alice", Kind: dispatcher.KindCustomer, Locale: "de-CH", Phone: "+41791234567"}, nil
+}
+
+func (f *fakeService) DeleteRecipient(_ context.Context, id string) error {
+	if err := f.record("DeleteRecipient"); err != nil {
+		return err
+	}
+	if id != "alice" {
+		return notFound("recipient", id)
+	}
+	return nil
+}
+
+func (f *fakeService) ImportRecipients(_ context.Context, r io.Reader, chunk int) (*dispatcher.ImportReport, error) {
+	if err := f.record("ImportRecipients"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	fn := f.importFunc
+	f.mu.Unlock()
+	if fn != nil {
+		return fn(r, chunk)
+	}
+	rep := &dispatcher.ImportReport{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		rep.Lines++
+		rep.Imported++
+	}
+	return rep, sc.Err()
+}
+
+func result(id string, seq int, st dispatcher.State) *dispatcher.UpdateResult {
+	bid := dispatcher.BroadcastID(id, seq)
+	return &dispatcher.UpdateResult{
+		Incident:    &dispatcher.Incident{ID: id, Title: "Card payments failing", Severity: dispatcher.SeverityMajor, State: st, LastSeq: seq},
+		Update:      &dispatcher.Update{IncidentID: id, Seq: seq, State: st, BroadcastID: bid},
+		Seq:         seq,
+		BroadcastID: bid,
+	}
+}
+
+func (f *fakeService) OpenIncident(_ context.Context, in dispatcher.IncidentInput, key string) (*dispatcher.UpdateResult, error) {
+	if err := f.record("OpenIncident", key); err != nil {
+		return nil, err
+	}
+	st := in.State
+	if st == "" {
+		st = dispatcher.StateInvestigating
+	}
+	return result("inc_test", 1, st), nil
+}
+
+func (f *fakeService) PostUpdate(_ context.Context, id string, in dispatcher.UpdateInput, key string) (*dispatcher.UpdateResult, error) {
+	if err := f.record("PostUpdate", key); err != nil {
+		return nil, err
+	}
+	switch id {
+	case "inc_resolved":
+		return nil, fmt.Errorf("incident %s is resolved; open a new incident: %w", id, dispatcher.ErrConflict)
+	case "inc_busy":
+		return nil, fmt.Errorf("incident %s is being updated concurrently, try again: %w", id, dispatcher.ErrStale)
+	case "inc_test":
+		return result(id, 2, in.State), nil
+	}
+	return nil, notFound("incident", id)
+}
+
+func (f *fakeService) GetIncident(_ context.Context, id string) (*dispatcher.IncidentView, error) {
+	if err := f.record("GetIncident"); err != nil {
+		return nil, err
+	}
+	if id != "inc_test" {
+		return nil, notFound("incident", id)
+	}
+	r := result(id, 1, dispatcher.StateInvestigating)
+	return &dispatcher.IncidentView{Incident: r.Incident, Updates: []*dispatcher.Update{r.Update}}, nil
+}
+
+func (f *fakeService) ListIncidents(_ context.Context, state dispatcher.State, limit int) ([]*dispatcher.Incident, error) {
+	if err := f.record(fmt.Sprintf("ListIncidents(%s,%d)", state, limit)); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (f *fakeService) GetBroadcast(_ context.Context, id string) (*dispatcher.Broadcast, error) {
+	if err := f.record("GetBroadcast"); err != nil {
+		return nil, err
+	}
+	if id != "bc_test_1" {
+		return nil, notFound("broadcast", id)
+	}
+	return &dispatcher.Broadcast{ID: id, IncidentID: "inc_test", Seq: 1, State: dispatcher.BroadcastSending,
+		Counts: map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{dispatcher.ChannelSMS: {dispatcher.StatusSent: 3}}}, nil
+}
+
+func (f *fakeService) ListDeliveries(_ context.Context, id string, fl dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error) {
+	if err := f.record(fmt.Sprintf("ListDeliveries(%s,%s,%s,%q,%d)", id, fl.Status, fl.Channel, fl.Cursor, fl.Limit)); err != nil {
+		return nil, err
+	}
+	return &dispatcher.DeliveryPage{NextCursor: "c2"}, nil
+}
+
+func (f *fakeService) GetDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
+	if err := f.record("GetDelivery"); err != nil {
+		return nil, err
+	}
+	if _, _, _, err := dispatcher.ParseDeliveryID(id); err != nil {
+		return nil, err
+	}
+	return &dispatcher.Delivery{ID: id, Status: dispatcher.StatusDelivered}, nil
+}
+
+// syncBuffer is a log sink safe for concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type bundle struct {
+	srv  *httptest.Server
+	svc  *fakeService
+	logs *syncBuffer
+}
+
+func authenticate(token string) (string, Role, bool) {
+	switch token {
+	case operatorToken:
+		return "ops-alice", RoleOperator, true
+	case viewerToken:
+		return "dashboard", RoleViewer, true
+	}
+	return "", "", false
+}
+
+func setup(t *testing.T, mods ...func(*Config)) *bundle {
+	t.Helper()
+	b := &bundle{svc: &fakeService{}, logs: &syncBuffer{}}
+	cfg := Config{
+		Service:      b.svc,
+		Authenticate: authenticate,
+		Logger:       slog.New(slog.NewTextHandler(b.logs, nil)),
+		Version:      "test",
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	b.srv = httptest.NewServer(New(cfg))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r *response) problem(t *testing.T) *Problem {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q, want application/problem+json; body %s", ct, r.body)
+	}
+	var p Problem
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatalf("decode problem %s: %v", r.body, err)
+	}
+	if p.Status != r.status {
+		t.Errorf("problem status %d != response status %d", p.Status, r.status)
+	}
+	return &p
+}
+
+func (b *bundle) do(t *testing.T, method, path, token string, body io.Reader, header ...string) *response {
+	t.Helper()
+	req, err := http.NewRequest(method, b.srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := b.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &response{status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+func wantStatus(t *testing.T, r *response, status int) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status = %d, want %d; body %s", r.status, status, r.body)
+	}
+}
+
+func wantLocation(t *testing.T, p *Problem, location string) {
+	t.Helper()
+	for _, d := range p.Errors {
+		if d.Location == location {
+			return
+		}
+	}
+	t.Fatalf("no error at %q in %+v", location, p)
+}
+
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, tc := range []struct {
+		name, method, path, token string
+		body                      string
+		status                    int
+		code                      string
+	}{
+		{"no token", "GET", "/v1/recipients/alice", "", "", 401, CodeUnauthorized},
+		{"wrong token", "GET", "/v1/recipients/alice", "nope", "", 401, CodeUnauthorized},
+		{"no token unknown route", "GET", "/v1/nothing", "", "", 401, CodeUnauthorized},
+		{"no token import", "POST", "/v1/recipients/import", "", "{}\n", 401, CodeUnauthorized},
+		{"unclean path", "GET", "/v1/../v1/recipients/alice", "", "", 401, CodeUnauthorized},
+		{"viewer POST", "POST", "/v1/incidents", viewerToken, `{"title":"x","severity":"major"}`, 403, CodeForbidden},
+		{"viewer PUT", "PUT", "/v1/recipients/alice", viewerToken, `{}`, 403, CodeForbidden},
+		{"viewer DELETE", "DELETE", "/v1/recipients/alice", viewerToken, "", 403, CodeForbidden},
+		{"viewer import", "POST", "/v1/recipients/import", viewerToken, "{}\n", 403, CodeForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			r := b.do(t, tc.method, tc.path, tc.token, body)
+			wantStatus(t, r, tc.status)
+			p := r.problem(t)
+			if p.Code != tc.code {
+				t.Errorf("code = %q, want %q", p.Code, tc.code)
+			}
+			if tc.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("WWW-Authenticate = %q", r.header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	if calls := b.svc.Calls(); len(calls) != 0 {
+		t.Errorf("rejected requests reached the service: %v", calls)
+	}
+
+	r := b.do(t, "GET", "/v1/recipients/alice", viewerToken, nil)
+	wantStatus(t, r, 200)
+	var rec dispatcher.Recipient
+	if err := json.Unmarshal(r.body, &rec); err != nil || rec.ID != "alice" {
+		t.Fatalf("recipient %s: %v", r.body, err)
+	}
+}
+
+func TestLogsKeyNameNotToken(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	wantStatus(t, b.do(t, "GET", "/v1/recipients/alice", operatorToken, nil), 200)
+	wantStatus(t, b.do(t, "GET", "/v1/recipients/alice", "tk_unknown_s3cret", nil), 401)
+	logs := b.logs.String()
+	for _, secret := range []string{operatorToken, "tk_unknown_s3cret", "Bearer"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("log contains %q:\n%s", secret, logs)
+		}
+	}
+	for _, want := range []string{"key=ops-alice", "status=200", "status=401", "path=/v1/recipients/alice", "method=GET"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+func TestRecipients(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken,
+		strings.NewReader(`{"id":"ignored","locale":"de-ch","phone":"+41791234567","email":"Bob@Example.com","channels":["sms"]}`))
+	wantStatus(t, r, 200)
+	var rec dispatcher.Recipient
+	if err := json.Unmarshal(r.body, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.ID != "bob" || rec.Locale != "de-CH" || rec.Email != "bob@example.com" || rec.Kind != dispatcher.KindCustomer {
+		t.Errorf("recipient = %+v", rec)
+	}
+
+	wantStatus(t, b.do(t, "GET", "/v1/recipients/alice", operatorToken, nil), 200)
+	wantStatus(t, b.do(t, "DELETE", "/v1/recipients/alice", operatorToken, nil), 204)
+
+	r = b.do(t, "GET", "/v1/recipients/carol", operatorToken, nil)
+	wantStatus(t, r, 404)
+	if p := r.problem(t); p.Code != CodeNotFound || !strings.Contains(p.Detail, "carol") {
+		t.Errorf("problem = %+v", p)
+	}
+	wantStatus(t, b.do(t, "DELETE", "/v1/recipients/carol", operatorToken, nil), 404)
+}
+
+func TestBodyErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		location                 string
+	}{
+		{"malformed JSON", "PUT", "/v1/recipients/bob", `{"phone": "+4179`, 400, "body"},
+		{"malformed JSON incident", "POST", "/v1/incidents", `{"title":`, 400, "body"},
+		{"unknown field", "PUT", "/v1/recipients/bob", `{"phone":"+41791234567","nickname":"Bob"}`, 422, "body.nickname"},
+		{"opt_out is not writable", "PUT", "/v1/recipients/bob", `{"opt_out":["sms"]}`, 422, "body.opt_out"},
+		{"domain validation", "PUT", "/v1/recipients/bob", `{"phone":"0791234567"}`, 422, "body.phone"},
+		{"path id validation", "PUT", "/v1/recipients/.bob", `{}`, 422, "path.id"},
+		{"wrong type", "POST", "/v1/incidents", `{"title":"x","severity":3}`, 422, "body.severity"},
+		{"enum", "POST", "/v1/incidents", `{"title":"x","severity":"apocalyptic"}`, 422, "body.severity"},
+		{"required", "POST", "/v1/incidents", `{"severity":"major"}`, 422, "body.title"},
+		{"channel enum", "POST", "/v1/incidents/inc_test/updates", `{"channels":["pigeon"]}`, 422, "body.channels[0]"},
+		{"long idempotency key", "POST", "/v1/incidents", `{"title":"x","severity":"major"}`, 422, "header.Idempotency-Key"},
+		{"limit over max", "GET", "/v1/incidents?limit=501", "", 422, "query.limit"},
+		{"state enum", "GET", "/v1/incidents?state=sleeping", "", 422, "query.state"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			var hdr []string
+			if tc.name == "long idempotency key" {
+				hdr = []string{"Idempotency-Key", strings.Repeat("k", 256)}
+			}
+			r := b.do(t, tc.method, tc.path, operatorToken, body, hdr...)
+			wantStatus(t, r, tc.status)
+			p := r.problem(t)
+			wantLocation(t, p, tc.location)
+			wantCode := CodeInvalidInput
+			if tc.status == 400 {
+				wantCode = CodeBadRequest
+			}
+			if p.Code != wantCode {
+				t.Errorf("code = %q, want %q", p.Code, wantCode)
+			}
+			if tc.status == 400 && strings.Contains(string(r.body), "+4179") {
+				t.Errorf("400 echoes the body: %s", r.body)
+			}
+		})
+	}
+	for _, c := range b.svc.Calls() {
+		if c != "PutRecipient" {
+			t.Errorf("a rejected request reached %s", c)
+		}
+	}
+}
+
+func TestBodyTooLarge(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	big := `{"email":"` + strings.Repeat("a", 2<<20) + `@example.com"}`
+	r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken, strings.NewReader(big))
+	wantStatus(t, r, 413)
+	if p := r.problem(t); p.Code != CodeBodyTooLarge {
+		t.Errorf("code = %q", p.Code)
+	}
+	if calls := b.svc.Calls(); len(calls) != 0 {
+		t.Errorf("oversized request reached the service: %v", calls)
+	}
+}
+
+func TestIncidents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	r := b.do(t, "POST", "/v1/incidents", operatorToken,
+		strings.NewReader(`{"title":"Card payments failing","severity":"major","services":["cards"],"message":{"en":"We are on it."}}`),
+		"Idempotency-Key", "idem-123")
+	wantStatus(t, r, 201)
+	if loc := r.header.Get("Location"); loc != "/v1/incidents/inc_test" {
+		t.Errorf("Location = %q", loc)
+	}
+	var res dispatcher.UpdateResult
+	if err := json.Unmarshal(r.body, &res); err != nil || res.BroadcastID != "bc_test_1" {
+		t.Fatalf("result %s: %v", r.body, err)
+	}
+
+	wantStatus(t, b.do(t, "POST", "/v1/incidents/inc_test/updates", operatorToken,
+		strings.NewReader(`{"state":"identified"}`), "Idempotency-Key", "idem-456"), 201)
+	wantStatus(t, b.do(t, "POST", "/v1/incidents/inc_test/updates", operatorToken,
+		strings.NewReader(`{}`)), 201)
+	if keys := b.svc.Keys(); strings.Join(keys, ",") != "idem-123,idem-456," {
+		t.Errorf("idempotency keys = %q", keys)
+	}
+
+	r = b.do(t, "POST", "/v1/incidents/inc_resolved/updates", operatorToken, strings.NewReader(`{"state":"monitoring"}`))
+	wantStatus(t, r, 409)
+	if p := r.problem(t); p.Code != CodeConflict || !strings.Contains(p.Detail, "resolved") {
+		t.Errorf("problem = %+v", p)
+	}
+	r = b.do(t, "POST", "/v1/incidents/inc_busy/updates", operatorToken, strings.NewReader(`{}`))
+	wantStatus(t, r, 409)
+	if p := r.problem(t); p.Code != CodeConcurrentUpdate {
+		t.Errorf("code = %q", p.Code)
+	}
+	wantStatus(t, b.do(t, "POST", "/v1/incidents/inc_nope/updates", operatorToken, strings.NewReader(`{}`)), 404)
+
+	r = b.do(t, "GET", "/v1/incidents/inc_test", viewerToken, nil)
+	wantStatus(t, r, 200)
+	var view struct {
+		ID      string               `json:"id"`
+		Updates []*dispatcher.Update `json:"updates"`
+	}
+	if err := json.Unmarshal(r.body, &view); err != nil || view.ID != "inc_test" || len(view.Updates) != 1 {
+		t.Errorf("view %s: %v", r.body, err)
+	}
+
+	r = b.do(t, "GET", "/v1/incidents?state=resolved", viewerToken, nil)
+	wantStatus(t, r, 200)
+	if string(bytes.TrimSpace(r.body)) != `{"incidents":[]}` {
+		t.Errorf("list = %s", r.body)
+	}
+	wantStatus(t, b.do(t, "GET", "/v1/incidents", viewerToken, nil), 200)
+	calls := strings.Join(b.svc.Calls(), " ")
+	for _, want := range []string{"ListIncidents(resolved,50)", "ListIncidents(,50)"} {
+		if !strings.Contains(calls, want) {
+			t.Errorf("calls %q lack %q", calls, want)
+		}
+	}
+}
+
+func TestBroadcastsAndDeliveries(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.do(t, "GET", "/v1/broadcasts/bc_test_1", viewerToken, nil)
+	wantStatus(t, r, 200)
+	if !strings.Contains(string(r.body), `"counts":{"sms":{"sent":3}}`) {
+		t.Errorf("broadcast = %s", r.body)
+	}
+	wantStatus(t, b.do(t, "GET", "/v1/broadcasts/bc_nope_1", viewerToken, nil), 404)
+
+	r = b.do(t, "GET", "/v1/broadcasts/bc_test_1/deliveries?status=failed&channel=sms&cursor=c1", viewerToken, nil)
+	wantStatus(t, r, 200)
+	if string(bytes.TrimSpace(r.body)) != `{"deliveries":[],"next_cursor":"c2"}` {
+		t.Errorf("page = %s", r.body)
+	}
+	wantStatus(t, b.do(t, "GET", "/v1/broadcasts/bc_test_1/deliveries?limit=1001", viewerToken, nil), 422)
+	if calls := strings.Join(b.svc.Calls(), " "); !strings.Contains(calls, `ListDeliveries(bc_test_1,failed,sms,"c1",100)`) {
+		t.Errorf("calls = %s", calls)
+	}
+
+	wantStatus(t, b.do(t, "GET", "/v1/deliveries/bc_test_1.sms.alice", viewerToken, nil), 200)
+	wantStatus(t, b.do(t, "GET", "/v1/deliveries/garbage", viewerToken, nil), 404)
+}
+
+func TestInternalErrorIsGeneric(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.svc.setErr(func(string) error { return errors.New("redis: connection refused to 10.0.0.7:6379") })
+	r := b.do(t, "GET", "/v1/incidents/inc_test", operatorToken, nil)
+	wantStatus(t, r, 500)
+	if p := r.problem(t); p.Code != CodeInternal || strings.Contains(string(r.body), "10.0.0.7") {
+		t.Errorf("500 leaks the error: %s", r.body)
+	}
+	if logs := b.logs.String(); !strings.Contains(logs, "10.0.0.7") || !strings.Contains(logs, "path=/v1/incidents/inc_test") {
+		t.Errorf("the error is not logged:\n%s", b.logs)
+	}
+}
+
+func TestUnknownRoutes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.do(t, "GET", "/v1/nothing", operatorToken, nil)
+	wantStatus(t, r, 404)
+	if p := r.problem(t); p.Code != CodeNotFound {
+		t.Errorf("code = %q", p.Code)
+	}
+	r = b.do(t, "PATCH", "/v1/incidents/inc_test", operatorToken, strings.NewReader(`{}`))
+	wantStatus(t, r, 405)
+	if p := r.problem(t); p.Code != CodeMethodNotAllowed || !strings.Contains(r.header.Get("Allow"), "GET") {
+		t.Errorf("problem = %+v, Allow %q", p, r.header.Get("Allow"))
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	t.Parallel()
+	r := setup(t).do(t, "GET", "/v1/outbox", viewerToken, nil)
+	wantStatus(t, r, 404)
+	if p := r.problem(t); p.Code != CodeOutboxDisabled || p.Detail != "outbox not enabled" {
+		t.Errorf("problem = %+v", p)
+	}
+
+	mem := outbox.NewMemory(10)
+	_ = mem.Append(context.Background(), []outbox.Entry{
+		{DeliveryID: "d1", RecipientID: "alice", Body: "one"},
+		{DeliveryID: "d2", RecipientID: "bob", Body: "two"},
+		{DeliveryID: "d3", RecipientID: "alice", Body: "three"},
+	})
+	b := setup(t, func(c *Config) { c.Outbox = mem })
+	r = b.do(t, "GET", "/v1/outbox?recipient=alice&limit=1", viewerToken, nil)
+	wantStatus(t, r, 200)
+	var got outboxMessages
+	if err := json.Unmarshal(r.body, &got); err != nil || len(got.Messages) != 1 || got.Messages[0].DeliveryID != "d3" {
+		t.Errorf("outbox = %s (%v)", r.body, err)
+	}
+	wantStatus(t, b.do(t, "GET", "/v1/outbox?limit=1001", viewerToken, nil), 422)
+}
+
+func TestImportStreams(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config) { c.ImportChunk = 7 })
+	firstLine := make(chan struct{})
+	var gotChunk atomic.Int64
+	b.svc.setImport(func(r io.Reader, chunk int) (*dispatcher.ImportReport, error) {
+		gotChunk.Store(int64(chunk))
+		br := bufio.NewReader(r)
+		if _, err := br.ReadString('\n'); err != nil {
+			return nil, err
+		}
+		close(firstLine)
+		rep := &dispatcher.ImportReport{Lines: 1}
+		for {
+			_, err := br.ReadString('\n')
+			if err == io.EOF {
+				return rep, nil
+			}
+			if err != nil {
+				return rep, err
+			}
+			rep.Lines++
+		}
+	})
+
+	line := `{"id":"c-%07d","locale":"de-CH","phone":"+41791234567","services":["twint"],"regions":["CH"]}` + "\n"
+	const lines = 40000 // ~3.6 MiB
+	pr, pw := io.Pipe()
+	var streamed atomic.Bool
+	var written atomic.Int64
+	go func() {
+		n, _ := fmt.Fprintf(pw, line, 0)
+		written.Add(int64(n))
+		select {
+		case <-firstLine:
+			streamed.Store(true)
+		case <-time.After(10 * time.Second):
+			pw.CloseWithError(errors.New("the server did not read the first line before the body ended"))
+			return
+		}
+		bw := bufio.NewWriter(pw)
+		for i := 1; i < lines; i++ {
+			n, _ := fmt.Fprintf(bw, line, i)
+			written.Add(int64(n))
+		}
+		_ = bw.Flush()
+		_ = pw.Close()
+	}()
+
+	req, err := http.NewRequest("POST", b.srv.URL+"/v1/recipients/import", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+operatorToken)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := b.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, data)
+	}
+	var rep dispatcher.ImportReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !streamed.Load() {
+		t.Error("the service did not see the first line while the client was still writing")
+	}
+	if rep.Lines != lines {
+		t.Errorf("lines = %d, want %d", rep.Lines, lines)
+	}
+	if w := written.Load(); w <= 2*MaxBodyBytes {
+		t.Errorf("the body was only %d bytes; the test needs more than 2 MiB", w)
+	}
+	if c := gotChunk.Load(); c != 7 {
+		t.Errorf("chunk = %d, want 7", c)
+	}
+}
+
+func TestImportErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.do(t, "POST", "/v1/recipients/import", operatorToken, strings.NewReader("{}\n"), "Content-Type", "text/csv")
+	wantStatus(t, r, 415)
+	wantLocation(t, r.problem(t), "header.Content-Type")
+
+	b.svc.setImport(func(r io.Reader, _ int) (*dispatcher.ImportReport, error) {
+		_, _ = io.Copy(io.Discard, r)
+		return &dispatcher.ImportReport{Lines: 500, Imported: 500}, errors.New("store recipients: OOM command not allowed")
+	})
+	r = b.do(t, "POST", "/v1/recipients/import", operatorToken, strings.NewReader("{}\n"), "Content-Type", "application/x-ndjson; charset=utf-8")
+	wantStatus(t, r, 500)
+	p := r.problem(t)
+	if p.Code != CodeInternal || p.Report == nil || p.Report.Imported != 500 {
+		t.Errorf("problem = %s", r.body)
+	}
+}
+
+func TestOpenAPI(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.do(t, "GET", "/openapi.json", "", nil)
+	wantStatus(t, r, 200)
+	var doc struct {
+		OpenAPI    string                               `json:"openapi"`
+		Paths      map[string]map[string]map[string]any `json:"paths"`
+		Components struct {
+			SecuritySchemes map[string]map[string]any `json:"securitySchemes"`
+			Schemas         map[string]struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.1") {
+		t.Errorf("openapi = %q", doc.OpenAPI)
+	}
+	want := map[string][]string{
+		"/v1/recipients/{id}":            {"put", "get", "delete"},
+		"/v1/recipients/import":          {"post"},
+		"/v1/incidents":                  {"post", "get"},
+		"/v1/incidents/{id}":             {"get"},
+		"/v1/incidents/{id}/updates":     {"post"},
+		"/v1/broadcasts/{id}":            {"get"},
+		"/v1/broadcasts/{id}/deliveries": {"get"},
+		"/v1/deliveries/{id}":            {"get"},
+		"/v1/outbox":                     {"get"},
+		"/healthz":                       {"get"},
+		"/readyz":                        {"get"},
+	}
+	for path, methods := range want {
+		for _, m := range methods {
+			op, ok := doc.Paths[path][m]
+			if !ok {
+				t.Errorf("%s %s missing from the document", m, path)
+				continue
+			}
+			_, secured := op["security"]
+			if strings.HasPrefix(path, "/v1/") != secured {
+				t.Errorf("%s %s: security = %v", m, path, op["security"])
+			}
+		}
+	}
+	if s := doc.Components.SecuritySchemes["bearer"]; s["scheme"] != "bearer" || s["type"] != "http" {
+		t.Errorf("securitySchemes = %v", doc.Components.SecuritySchemes)
+	}
+	if _, ok := doc.Components.Schemas["ErrorModel"].Properties["code"]; !ok {
+		t.Error("ErrorModel does not document code")
+	}
+	if _, ok := doc.Paths["/v1/recipients/import"]["post"]["requestBody"].(map[string]any)["content"].(map[string]any)["application/x-ndjson"]; !ok {
+		t.Error("the import's request body is not documented as application/x-ndjson")
+	}
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	var ready atomic.Bool
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "tocsin_up 1\n") })
+	b := setup(t, func(c *Config) {
+		c.Ready = func(context.Context) error {
+			if ready.Load() {
+				return nil
+			}
+			return errors.New("redis: dial tcp 10.0.0.7:6379: connection refused")
+		}
+		c.Metrics = metrics
+	})
+
+	r := b.do(t, "GET", "/healthz", "", nil)
+	wantStatus(t, r, 200)
+	if string(bytes.TrimSpace(r.body)) != `{"status":"ok"}` {
+		t.Errorf("healthz = %s", r.body)
+	}
+
+	r = b.do(t, "GET", "/readyz", "", nil)
+	wantStatus(t, r, 503)
+	if p := r.problem(t); p.Code != CodeNotReady || strings.Contains(string(r.body), "10.0.0.7") {
+		t.Errorf("readyz = %s", r.body)
+	}
+	ready.Store(true)
+	r = b.do(t, "GET", "/readyz", "", nil)
+	wantStatus(t, r, 200)
+	if string(bytes.TrimSpace(r.body)) != `{"status":"ok"}` {
+		t.Errorf("readyz = %s", r.body)
+	}
+
+	r = b.do(t, "GET", "/metrics", "", nil)
+	wantStatus(t, r, 200)
+	if string(r.body) != "tocsin_up 1\n" {
+		t.Errorf("metrics = %q", r.body)
+	}
+	wantStatus(t, setup(t).do(t, "GET", "/metrics", "", nil), 404)
+}

@@ -1,0 +1,114 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+const importPath = "/v1/recipients/import"
+
+// importMediaTypes are the Content-Types the import accepts.
+var importMediaTypes = map[string]bool{"application/x-ndjson": true, "application/jsonl": true}
+
+// routeImport registers POST /v1/recipients/import on the mux directly:
+// huma reads a whole body into memory before its handlers run, and an
+// import must stream any number of lines in constant memory. The operation
+// is added to the OpenAPI document by hand.
+func (s *server) routeImport() {
+	s.mux.HandleFunc("POST "+importPath, s.importRecipients)
+
+	reg := s.api.OpenAPI().Components.Schemas
+	report := reg.Schema(reflect.TypeFor[dispatcher.ImportReport](), true, "ImportReport")
+	problem := reg.Schema(reflect.TypeFor[huma.ErrorModel](), true, "ErrorModel")
+	problemResponse := func(desc string) *huma.Response {
+		return &huma.Response{Description: desc, Content: map[string]*huma.MediaType{
+			"application/problem+json": {Schema: problem},
+		}}
+	}
+	s.api.OpenAPI().AddOperation(&huma.Operation{
+		OperationID: "import-recipients",
+		Method:      http.MethodPost,
+		Path:        importPath,
+		Tags:        []string{"recipients"},
+		Summary:     "Import recipients from NDJSON",
+		Description: "Role: operator. The body is newline-delimited JSON, one recipient object per line " +
+			"(the fields of PUT /v1/recipients/{id} plus id; opt_out is ignored). It is streamed, so there is no size limit. " +
+			"Good lines are stored in chunks; a bad line is reported by number and does not stop the import. " +
+			"A store failure stops it: the 500 problem carries the report so far in `report`.",
+		Security: bearer,
+		RequestBody: &huma.RequestBody{
+			Required:    true,
+			Description: "One recipient JSON object per line; blank lines are skipped; lines longer than 64 KiB are rejected.",
+			Content: map[string]*huma.MediaType{
+				"application/x-ndjson": {
+					Schema: &huma.Schema{Type: huma.TypeString, Description: "NDJSON: one Recipient object per line."},
+					Example: `{"id":"c-1001","locale":"de-CH","phone":"+41791234567","services":["twint"],"regions":["CH"]}` + "\n" +
+						`{"id":"m-77","kind":"merchant","locale":"fr-CH","email":"ops@shop.example"}` + "\n",
+				},
+			},
+		},
+		Responses: map[string]*huma.Response{
+			"200": {Description: "The import report.", Content: map[string]*huma.MediaType{
+				"application/json": {Schema: report},
+			}},
+			"400": problemResponse("The body could not be read."),
+			"401": problemResponse("Missing or unknown API key."),
+			"403": problemResponse("The key's role is not operator."),
+			"415": problemResponse("Content-Type is not application/x-ndjson."),
+			"500": problemResponse("The import stopped on a store failure; report holds the lines processed so far."),
+		},
+	})
+}
+
+// readErrRecorder remembers the first error reading the request body, so a
+// failed upload is told apart from a failed store.
+type readErrRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErrRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+func (s *server) importRecipients(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || !importMediaTypes[mt] {
+		writeProblem(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,
+			"the import body must be application/x-ndjson",
+			&huma.ErrorDetail{Location: "header.Content-Type", Message: "must be application/x-ndjson", Value: ct}))
+		return
+	}
+	// A large import outlives any server-wide read timeout meant for small
+	// JSON bodies; the route is authenticated and operator-only.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+
+	body := &readErrRecorder{r: r.Body}
+	rep, err := s.cfg.Service.ImportRecipients(ctx, body, s.chunk)
+	if err != nil {
+		var p *Problem
+		if body.err != nil && errors.Is(err, body.err) {
+			s.log.WarnContext(ctx, "import body unreadable", "err", err)
+			p = newProblem(http.StatusBadRequest, CodeBadRequest, "cannot read the request body")
+		} else {
+			p = s.problemFor(ctx, err)
+		}
+		p.Report = rep
+		writeProblem(w, p)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}

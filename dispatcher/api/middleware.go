@@ -1,0 +1,186 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// requestInfo carries what the auth middleware learns to the log line.
+type requestInfo struct {
+	method, path string
+	key          string
+	role         Role
+}
+
+type requestInfoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	return info
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (read
+// deadlines, flushing).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if h, ok := r.ResponseWriter.(http.Hijacker); ok {
+		return h.Hijack()
+	}
+	return nil, nil, errors.New("hijack not supported")
+}
+
+// logRequests logs one line per request: method, path (never the query or
+// headers), status, duration and the API key's name. It also turns a
+// handler panic into a logged 500 problem.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &requestInfo{method: r.Method, path: r.URL.Path}
+		rec := &statusRecorder{ResponseWriter: w}
+		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(ctx, "panic serving request", "method", r.Method, "path", r.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					writeProblem(rec, newProblem(http.StatusInternalServerError, CodeInternal, "internal error; the server log has the details"))
+				}
+			}
+			status := rec.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.log.LogAttrs(ctx, slog.LevelInfo, "http request",
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", status),
+				slog.Duration("duration", time.Since(start)),
+				slog.String("key", info.key),
+			)
+		}()
+		next.ServeHTTP(rec, r.WithContext(ctx))
+	})
+}
+
+// needsAuth reports whether p is under /v1, judged on the cleaned path so
+// no spelling of a /v1 route escapes authentication.
+func needsAuth(p string) bool {
+	c := path.Clean("/" + p)
+	return c == "/v1" || strings.HasPrefix(c, "/v1/")
+}
+
+// readOnly reports whether method only reads.
+func readOnly(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>" header.
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// authenticate guards every /v1 route (known or not): 401 without a known
+// bearer key, 403 when a viewer key calls anything but a read.
+func (s *server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !needsAuth(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		token, ok := bearerToken(r.Header.Get("Authorization"))
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tocsin"`)
+			writeProblem(w, newProblem(http.StatusUnauthorized, CodeUnauthorized, "an API key is required: send Authorization: Bearer <key>"))
+			return
+		}
+		var (
+			name string
+			role Role
+		)
+		if s.cfg.Authenticate != nil {
+			name, role, ok = s.cfg.Authenticate(token)
+		} else {
+			ok = false
+		}
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tocsin", error="invalid_token"`)
+			writeProblem(w, newProblem(http.StatusUnauthorized, CodeUnauthorized, "unknown API key"))
+			return
+		}
+		if info := infoFrom(r.Context()); info != nil {
+			info.key, info.role = name, role
+		}
+		allowed := role == RoleOperator || (role == RoleViewer && readOnly(r.Method))
+		if !allowed {
+			writeProblem(w, newProblem(http.StatusForbidden, CodeForbidden,
+				fmt.Sprintf("API key %q has role %q; %s needs role %q", name, role, r.Method, RoleOperator)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// fallback answers requests no route matched with a 404 or 405 problem.
+func (s *server) fallback(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeProblem(w, newProblem(http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+			fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)))
+		return
+	}
+	writeProblem(w, newProblem(http.StatusNotFound, CodeNotFound, "no route for "+r.URL.Path))
+}

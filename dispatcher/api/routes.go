@@ -1,0 +1,356 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+const securityScheme = "bearer"
+
+var bearer = []map[string][]string{{securityScheme: {}}}
+
+// Request bodies. They mirror the dispatcher inputs with schema tags for the
+// OpenAPI document; dispatcher's validation stays authoritative.
+
+type recipientBody struct {
+	ID       string               `json:"id,omitempty" doc:"Ignored: the id in the path wins."`
+	Kind     dispatcher.Kind      `json:"kind,omitempty" enum:"customer,merchant" doc:"Default customer."`
+	Locale   string               `json:"locale,omitempty" doc:"BCP 47 language tag; default en." example:"de-CH"`
+	Timezone string               `json:"timezone,omitempty" doc:"IANA time zone." example:"Europe/Zurich"`
+	Phone    string               `json:"phone,omitempty" doc:"E.164 number." example:"+41791234567"`
+	Email    string               `json:"email,omitempty" example:"ops@example.com"`
+	Push     []string             `json:"push,omitempty" doc:"Push tokens."`
+	Services []string             `json:"services,omitempty" doc:"Services the recipient uses; empty means all." example:"[\"twint\"]"`
+	Regions  []string             `json:"regions,omitempty" doc:"Regions the recipient is in; empty means all." example:"[\"CH\"]"`
+	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Channel preference, first reachable wins; empty means push, sms, email, webhook."`
+}
+
+// incidentBody converts to dispatcher.IncidentInput (identical fields).
+type incidentBody struct {
+	Title    string               `json:"title" doc:"1-200 characters." example:"Card payments failing"`
+	Severity dispatcher.Severity  `json:"severity" enum:"minor,major,critical"`
+	Services []string             `json:"services,omitempty" doc:"Affected services; empty means all."`
+	Regions  []string             `json:"regions,omitempty" doc:"Affected regions; empty means all."`
+	State    dispatcher.State     `json:"state,omitempty" enum:"investigating,identified,monitoring,resolved" doc:"Default investigating."`
+	Params   map[string]string    `json:"params,omitempty" doc:"Template parameters (eta, workaround, credit_amount, ...)."`
+	Message  map[string]string    `json:"message,omitempty" doc:"Operator text by BCP 47 tag."`
+	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
+}
+
+// updateBody converts to dispatcher.UpdateInput (identical fields).
+type updateBody struct {
+	State    dispatcher.State     `json:"state,omitempty" enum:"investigating,identified,monitoring,resolved" doc:"Empty keeps the current state."`
+	Params   map[string]string    `json:"params,omitempty" doc:"Template parameters, merged into the incident's."`
+	Message  map[string]string    `json:"message,omitempty" doc:"Operator text by BCP 47 tag."`
+	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
+}
+
+// Inputs and outputs of the operations.
+
+type idPath struct {
+	ID string `path:"id"`
+}
+
+type putRecipientInput struct {
+	ID   string `path:"id" doc:"Recipient id: 1-128 characters of letters, digits and ._@+:-"`
+	Body recipientBody
+}
+
+type recipientOutput struct {
+	Body *dispatcher.Recipient
+}
+
+type openIncidentInput struct {
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key returns the first answer and creates nothing."`
+	Body           incidentBody
+}
+
+type postUpdateInput struct {
+	ID             string `path:"id"`
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key returns the first answer and creates nothing."`
+	Body           updateBody
+}
+
+type createdOutput struct {
+	Location string `header:"Location" doc:"The incident's URL."`
+	Body     *dispatcher.UpdateResult
+}
+
+type updateOutput struct {
+	Body *dispatcher.UpdateResult
+}
+
+type incidentOutput struct {
+	Body *dispatcher.IncidentView
+}
+
+type listIncidentsInput struct {
+	State dispatcher.State `query:"state" enum:"investigating,identified,monitoring,resolved" doc:"Only incidents in this state."`
+	Limit int              `query:"limit" default:"50" minimum:"1" maximum:"500"`
+}
+
+type incidentList struct {
+	Incidents []*dispatcher.Incident `json:"incidents" doc:"Newest first."`
+}
+
+type listIncidentsOutput struct {
+	Body incidentList
+}
+
+type broadcastOutput struct {
+	Body *dispatcher.Broadcast
+}
+
+type listDeliveriesInput struct {
+	ID      string                    `path:"id"`
+	Status  dispatcher.DeliveryStatus `query:"status" enum:"queued,sending,sent,delivered,failed,suppressed"`
+	Channel dispatcher.Channel        `query:"channel" enum:"push,sms,email,webhook,none"`
+	Cursor  string                    `query:"cursor" doc:"next_cursor of the previous page; empty starts at the beginning."`
+	Limit   int                       `query:"limit" default:"100" minimum:"1" maximum:"1000"`
+}
+
+type deliveryPageOutput struct {
+	Body *dispatcher.DeliveryPage
+}
+
+type deliveryOutput struct {
+	Body *dispatcher.Delivery
+}
+
+type outboxInput struct {
+	Recipient string `query:"recipient" doc:"Only messages to this recipient id."`
+	Limit     int    `query:"limit" default:"50" minimum:"1" maximum:"1000"`
+}
+
+// outboxMessage is outbox.Entry under a clearer name in the OpenAPI document.
+type outboxMessage outbox.Entry
+
+type outboxMessages struct {
+	Messages []outboxMessage `json:"messages" doc:"Newest first."`
+}
+
+type outboxOutput struct {
+	Body outboxMessages
+}
+
+type status struct {
+	Status string `json:"status" example:"ok"`
+}
+
+type statusOutput struct {
+	Body status
+}
+
+// register adds a /v1 operation with bearer security and the error
+// responses every authenticated route can give.
+func register[I, O any](s *server, op huma.Operation, h func(context.Context, *I) (*O, error)) {
+	op.Security = bearer
+	op.MaxBodyBytes = MaxBodyBytes
+	errs := []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusUnprocessableEntity, http.StatusInternalServerError}
+	if op.Method == http.MethodPost || op.Method == http.MethodPut {
+		errs = append(errs, http.StatusBadRequest, http.StatusRequestEntityTooLarge)
+	}
+	op.Errors = append(errs, op.Errors...)
+	huma.Register(s.api, op, h)
+}
+
+func (s *server) routes() {
+	svc := s.cfg.Service
+
+	register(s, huma.Operation{
+		OperationID: "put-recipient", Method: http.MethodPut, Path: "/v1/recipients/{id}", Tags: []string{"recipients"},
+		Summary:     "Create or replace a recipient",
+		Description: "Role: operator. The body's fields replace the stored recipient's; the id in the path wins over any id in the body.",
+	}, func(ctx context.Context, in *putRecipientInput) (*recipientOutput, error) {
+		b := in.Body
+		r := &dispatcher.Recipient{
+			ID: in.ID, Kind: b.Kind, Locale: b.Locale, Timezone: b.Timezone, Phone: b.Phone, Email: b.Email,
+			Push: b.Push, Services: b.Services, Regions: b.Regions, Channels: b.Channels,
+		}
+		out, err := svc.PutRecipient(ctx, r)
+		if err != nil {
+			return nil, s.problemFor(ctx, pathID(err))
+		}
+		return &recipientOutput{Body: out}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "get-recipient", Method: http.MethodGet, Path: "/v1/recipients/{id}", Tags: []string{"recipients"},
+		Summary: "Get a recipient", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *idPath) (*recipientOutput, error) {
+		r, err := svc.GetRecipient(ctx, in.ID)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return &recipientOutput{Body: r}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "delete-recipient", Method: http.MethodDelete, Path: "/v1/recipients/{id}", Tags: []string{"recipients"},
+		Summary: "Delete a recipient", Description: "Role: operator. Erases the recipient and its audience index entries.",
+		DefaultStatus: http.StatusNoContent, Errors: []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *idPath) (*struct{}, error) {
+		if err := svc.DeleteRecipient(ctx, in.ID); err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return nil, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "open-incident", Method: http.MethodPost, Path: "/v1/incidents", Tags: []string{"incidents"},
+		Summary:       "Open an incident",
+		Description:   "Role: operator. Creates the incident, its first update (seq 1) and that update's broadcast.",
+		DefaultStatus: http.StatusCreated,
+	}, func(ctx context.Context, in *openIncidentInput) (*createdOutput, error) {
+		res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput(in.Body), in.IdempotencyKey)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return &createdOutput{Location: "/v1/incidents/" + res.Incident.ID, Body: res}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "post-update", Method: http.MethodPost, Path: "/v1/incidents/{id}/updates", Tags: []string{"incidents"},
+		Summary: "Post an update to an incident",
+		Description: "Role: operator. A state change and/or an operator message; every update produces one broadcast. " +
+			"States only move forward and nothing follows resolved (409 conflict).",
+		DefaultStatus: http.StatusCreated, Errors: []int{http.StatusNotFound, http.StatusConflict},
+	}, func(ctx context.Context, in *postUpdateInput) (*updateOutput, error) {
+		res, err := svc.PostUpdate(ctx, in.ID, dispatcher.UpdateInput(in.Body), in.IdempotencyKey)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return &updateOutput{Body: res}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "get-incident", Method: http.MethodGet, Path: "/v1/incidents/{id}", Tags: []string{"incidents"},
+		Summary: "Get an incident with its updates", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *idPath) (*incidentOutput, error) {
+		v, err := svc.GetIncident(ctx, in.ID)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return &incidentOutput{Body: v}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "list-incidents", Method: http.MethodGet, Path: "/v1/incidents", Tags: []string{"incidents"},
+		Summary: "List incidents, newest first", Description: "Role: viewer.",
+	}, func(ctx context.Context, in *listIncidentsInput) (*listIncidentsOutput, error) {
+		list, err := svc.ListIncidents(ctx, in.State, in.Limit)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		if list == nil {
+			list = []*dispatcher.Incident{}
+		}
+		return &listIncidentsOutput{Body: incidentList{Incidents: list}}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "get-broadcast", Method: http.MethodGet, Path: "/v1/broadcasts/{id}", Tags: []string{"broadcasts"},
+		Summary: "Get a broadcast with its counters", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *idPath) (*broadcastOutput, error) {
+		b, err := svc.GetBroadcast(ctx, in.ID)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return &broadcastOutput{Body: b}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "list-deliveries", Method: http.MethodGet, Path: "/v1/broadcasts/{id}/deliveries", Tags: []string{"broadcasts"},
+		Summary: "Page through a broadcast's deliveries",
+		Description: "Role: viewer. A page may hold fewer than limit deliveries (even none) while next_cursor is not empty: " +
+			"keep following next_cursor until it is absent.",
+		Errors: []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *listDeliveriesInput) (*deliveryPageOutput, error) {
+		page, err := svc.ListDeliveries(ctx, in.ID, dispatcher.DeliveryFilter{
+			Status: in.Status, Channel: in.Channel, Cursor: in.Cursor, Limit: in.Limit,
+		})
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		if page.Deliveries == nil {
+			page.Deliveries = []*dispatcher.Delivery{}
+		}
+		return &deliveryPageOutput{Body: page}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "get-delivery", Method: http.MethodGet, Path: "/v1/deliveries/{id}", Tags: []string{"broadcasts"},
+		Summary: "Get a delivery", Description: "Role: viewer. Ids are <broadcast id>.<channel>.<recipient id>.", Errors: []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *idPath) (*deliveryOutput, error) {
+		d, err := svc.GetDelivery(ctx, in.ID)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return &deliveryOutput{Body: d}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "list-outbox", Method: http.MethodGet, Path: "/v1/outbox", Tags: []string{"outbox"},
+		Summary: "List messages recorded by the outbox channel, newest first",
+		Description: "Role: viewer. The outbox stands in for every channel without provider credentials " +
+			"(the zero-config default and development). 404 outbox_disabled when this server has none.",
+		Errors: []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *outboxInput) (*outboxOutput, error) {
+		if s.cfg.Outbox == nil {
+			return nil, newProblem(http.StatusNotFound, CodeOutboxDisabled, "outbox not enabled")
+		}
+		msgs, err := s.cfg.Outbox.List(ctx, in.Recipient, in.Limit)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		out := make([]outboxMessage, len(msgs))
+		for i, m := range msgs {
+			out[i] = outboxMessage(m)
+		}
+		return &outboxOutput{Body: outboxMessages{Messages: out}}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz", Tags: []string{"health"},
+		Summary: "Liveness", Description: "No auth. 200 while the process serves HTTP.",
+	}, func(context.Context, *struct{}) (*statusOutput, error) {
+		return &statusOutput{Body: status{Status: "ok"}}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz", Tags: []string{"health"},
+		Summary: "Readiness", Description: "No auth. 200 when the server's dependencies (Redis) answer, else 503.",
+		Errors: []int{http.StatusServiceUnavailable},
+	}, func(ctx context.Context, _ *struct{}) (*statusOutput, error) {
+		if s.cfg.Ready != nil {
+			if err := s.cfg.Ready(ctx); err != nil {
+				s.log.WarnContext(ctx, "not ready", "err", err)
+				return nil, newProblem(http.StatusServiceUnavailable, CodeNotReady, "not ready")
+			}
+		}
+		return &statusOutput{Body: status{Status: "ok"}}, nil
+	})
+
+	s.routeImport()
+}
+
+// pathID renames the "body.id" field error of PutRecipient (the domain
+// validates the id it was given as part of the body) to "path.id", where
+// this API takes the id from.
+func pathID(err error) error {
+	var ve *dispatcher.ValidationError
+	if errors.As(err, &ve) {
+		for _, f := range ve.Fields {
+			if f.Field == "body.id" {
+				f.Field = "path.id"
+			}
+		}
+	}
+	return err
+}

@@ -1,0 +1,323 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// BroadcastState is where a broadcast is in its life.
+type BroadcastState string
+
+const (
+	BroadcastPlanning  BroadcastState = "planning"
+	BroadcastSending   BroadcastState = "sending"
+	BroadcastDone      BroadcastState = "done"
+	BroadcastCancelled BroadcastState = "cancelled"
+)
+
+// Broadcast is one message to an audience: the fan-out of one incident update.
+type Broadcast struct {
+	ID         string         `json:"id"`
+	IncidentID string         `json:"incident_id"`
+	Seq        int            `json:"seq"`
+	State      BroadcastState `json:"state"`
+	Severity   Severity       `json:"severity"`
+	// Channels restricts the channels used; empty means every channel.
+	Channels []Channel `json:"channels,omitempty"`
+	// Audience is the number of recipients selected when planning.
+	Audience int `json:"audience"`
+	// Pending counts recipients and deliveries not yet in a final status.
+	Pending int `json:"pending"`
+	// Counts holds deliveries per channel and status.
+	Counts     map[Channel]map[DeliveryStatus]int `json:"counts"`
+	CreatedAt  time.Time                          `json:"created_at"`
+	StartedAt  *time.Time                         `json:"started_at,omitempty"`
+	FinishedAt *time.Time                         `json:"finished_at,omitempty"`
+}
+
+// BroadcastID derives the broadcast id of an incident's update seq, so a
+// re-enqueued plan can never create a second broadcast for one update.
+func BroadcastID(incidentID string, seq int) string {
+	return "bc_" + strings.TrimPrefix(incidentID, "inc_") + "_" + strconv.Itoa(seq)
+}
+
+// DeliveryStatus is where a delivery is: queued → sending → sent → delivered,
+// or failed, or suppressed.
+type DeliveryStatus string
+
+const (
+	StatusQueued     DeliveryStatus = "queued"
+	StatusSending    DeliveryStatus = "sending"
+	StatusSent       DeliveryStatus = "sent"
+	StatusDelivered  DeliveryStatus = "delivered"
+	StatusFailed     DeliveryStatus = "failed"
+	StatusSuppressed DeliveryStatus = "suppressed"
+)
+
+// DeliveryStatuses lists every status.
+var DeliveryStatuses = []DeliveryStatus{StatusQueued, StatusSending, StatusSent, StatusDelivered, StatusFailed, StatusSuppressed}
+
+// Valid reports whether s is a known status.
+func (s DeliveryStatus) Valid() bool { return contains(DeliveryStatuses, s) }
+
+// Final reports whether no further send will happen for a delivery in s.
+// sent is final for the dispatcher (the provider has the message); a later
+// provider callback may still move it to delivered or failed.
+func (s DeliveryStatus) Final() bool {
+	return s == StatusSent || s == StatusDelivered || s == StatusFailed || s == StatusSuppressed
+}
+
+// Delivery is one message to one recipient over one channel for one broadcast.
+type Delivery struct {
+	ID          string         `json:"id"`
+	BroadcastID string         `json:"broadcast_id"`
+	RecipientID string         `json:"recipient_id"`
+	Channel     Channel        `json:"channel"`
+	Status      DeliveryStatus `json:"status"`
+	// Reason says why a delivery failed or was suppressed (provider error
+	// code and text, "opted_out", "no_channel", ...).
+	Reason     string    `json:"reason,omitempty"`
+	Attempts   int       `json:"attempts"`
+	ProviderID string    `json:"provider_id,omitempty"`
+	Locale     string    `json:"locale,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// DeliveryID is deterministic in (broadcast, channel, recipient): any retry
+// or re-enqueue of the same work addresses the same delivery.
+func DeliveryID(broadcastID string, ch Channel, recipientID string) string {
+	return broadcastID + "." + string(ch) + "." + recipientID
+}
+
+// ParseDeliveryID splits a delivery id into its parts.
+func ParseDeliveryID(id string) (broadcastID string, ch Channel, recipientID string, err error) {
+	parts := strings.SplitN(id, ".", 3)
+	if len(parts) != 3 || !strings.HasPrefix(parts[0], "bc_") || parts[2] == "" {
+		return "", "", "", fmt.Errorf("malformed delivery id %q: %w", id, ErrNotFound)
+	}
+	return parts[0], Channel(parts[1]), parts[2], nil
+}
+
+// DeliveryFilter selects deliveries of a broadcast.
+type DeliveryFilter struct {
+	Status  DeliveryStatus // empty: any
+	Channel Channel        // empty: any
+	Cursor  string         // opaque; empty starts at the beginning
+	Limit   int
+}
+
+// DeliveryPage is one page of deliveries. A page may hold fewer than Limit
+// items while NextCursor is not empty: keep going until it is.
+type DeliveryPage struct {
+	Deliveries []*Delivery `json:"deliveries"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+// Message is what a Sender sends: one rendered message for one delivery.
+type Message struct {
+	DeliveryID  string
+	BroadcastID string
+	IncidentID  string
+	Seq         int
+	State       State
+	Severity    Severity
+	Channel     Channel
+	Recipient   *Recipient
+	Locale      string // the locale the text was rendered in
+	Title       string // subject, push title, webhook title
+	Body        string
+	Attempt     int // 1 for the first attempt
+}
+
+// Result is a Sender's answer for one Message.
+type Result struct {
+	// Status is StatusSent when the provider accepted the message, or
+	// StatusDelivered when the channel knows it arrived (the outbox).
+	Status     DeliveryStatus
+	ProviderID string
+	// Err is nil on success; classify it with Permanent, Suppress or
+	// Transient so the dispatcher knows whether to retry.
+	Err error
+}
+
+// Sender sends messages over one channel. Send returns one Result per
+// message, in order. Implementations send a batch as efficiently as their
+// provider allows and must be safe for concurrent use.
+type Sender interface {
+	Send(ctx context.Context, msgs []*Message) []Result
+}
+
+// SendError classifies a provider failure.
+type SendError struct {
+	// Permanent failures are not retried; suppressions are not retried and
+	// not counted as failures (e.g. the recipient opted out at the carrier).
+	Permanent bool
+	Suppress  bool
+	// RetryAfter is the provider's requested delay for a transient failure.
+	RetryAfter time.Duration
+	// Code is the provider's error code (e.g. "21211", "550 5.1.1").
+	Code string
+	Err  error
+}
+
+func (e *SendError) Error() string {
+	kind := "transient"
+	switch {
+	case e.Suppress:
+		kind = "suppressed"
+	case e.Permanent:
+		kind = "permanent"
+	}
+	if e.Code != "" {
+		return fmt.Sprintf("%s failure %s: %v", kind, e.Code, e.Err)
+	}
+	return fmt.Sprintf("%s failure: %v", kind, e.Err)
+}
+
+func (e *SendError) Unwrap() error { return e.Err }
+
+// Permanent marks err as a failure that retrying cannot fix.
+func Permanent(code string, err error) error {
+	return &SendError{Permanent: true, Code: code, Err: err}
+}
+
+// Suppress marks err as a reason not to send that is not a failure.
+func Suppress(code string, err error) error { return &SendError{Suppress: true, Code: code, Err: err} }
+
+// Transient marks err as retryable, after at least retryAfter (0: backoff).
+func Transient(code string, retryAfter time.Duration, err error) error {
+	return &SendError{RetryAfter: retryAfter, Code: code, Err: err}
+}
+
+// Classify returns the SendError behind err; an unclassified error is
+// transient (network errors, timeouts).
+func Classify(err error) *SendError {
+	var se *SendError
+	if errors.As(err, &se) {
+		return se
+	}
+	return &SendError{Err: err}
+}
+
+// RenderRequest asks for the text of one message.
+type RenderRequest struct {
+	Locale   string // the recipient's BCP 47 locale
+	Timezone string // the recipient's IANA time zone, may be empty
+	Kind     Kind
+	Channel  Channel
+	Incident *Incident
+	Update   *Update
+}
+
+// Rendered is a message's text.
+type Rendered struct {
+	Locale string // the locale actually used after fallback
+	Title  string
+	Body   string
+}
+
+// Renderer renders messages for recipients.
+type Renderer interface {
+	Render(RenderRequest) (Rendered, error)
+}
+
+// RecipientStore keeps recipients and their audience indexes.
+type RecipientStore interface {
+	// PutRecipients inserts or replaces recipients and keeps the service and
+	// region indexes in step, atomically per recipient.
+	PutRecipients(ctx context.Context, rs []*Recipient) error
+	GetRecipient(ctx context.Context, id string) (*Recipient, error)
+	// GetRecipients returns recipients in the order of ids, nil where missing.
+	GetRecipients(ctx context.Context, ids []string) ([]*Recipient, error)
+	// DeleteRecipient erases a recipient and its index entries.
+	DeleteRecipient(ctx context.Context, id string) error
+}
+
+// Idempotency is a request's Idempotency-Key and the answer to store with it.
+type Idempotency struct {
+	Key    string
+	Answer []byte
+}
+
+// IncidentStore keeps incidents and their updates.
+type IncidentStore interface {
+	GetIncident(ctx context.Context, id string) (*Incident, error)
+	// ListIncidents lists incidents newest first, optionally by state.
+	ListIncidents(ctx context.Context, state State, limit int) ([]*Incident, error)
+	GetUpdates(ctx context.Context, incidentID string) ([]*Update, error)
+	// SaveUpdate writes inc, its update up and the update's broadcast b in one
+	// transaction, provided the stored incident's LastSeq is still prevSeq
+	// (0: the incident must not exist); otherwise it returns ErrStale. With
+	// idem set, a key seen before writes nothing and returns its answer.
+	SaveUpdate(ctx context.Context, inc *Incident, prevSeq int, up *Update, b *Broadcast, idem *Idempotency) (replay []byte, err error)
+	// IdempotentAnswer returns the stored answer for key, or nil.
+	IdempotentAnswer(ctx context.Context, key string) ([]byte, error)
+}
+
+// ErrStale means a concurrent writer got there first; re-read and retry.
+var ErrStale = errors.New("stale write")
+
+// Begin asks to start one delivery; see DeliveryStore.BeginDeliveries.
+type Begin struct {
+	RecipientID string
+	Channel     Channel
+	// Status is StatusSending, or StatusSuppressed with Reason for a
+	// recipient that cannot be reached.
+	Status DeliveryStatus
+	Reason string
+	Locale string
+}
+
+// Outcome is a new status for a delivery.
+type Outcome struct {
+	RecipientID string
+	Channel     Channel
+	Status      DeliveryStatus
+	Reason      string
+	ProviderID  string
+	Locale      string
+	// Attempts is the number of attempts made so far.
+	Attempts int
+}
+
+// DeliveryStore keeps broadcasts, audience snapshots and delivery statuses,
+// with counters that are exact: every status change and its counter changes
+// happen together.
+type DeliveryStore interface {
+	GetBroadcast(ctx context.Context, id string) (*Broadcast, error)
+	// SnapshotAudience stores the audience of b (recipients matching services
+	// and regions) once; a second call returns the stored size.
+	SnapshotAudience(ctx context.Context, b *Broadcast, services, regions []string) (int, error)
+	// AudienceSlice returns recipient ids [start, stop) of the snapshot.
+	AudienceSlice(ctx context.Context, broadcastID string, start, stop int) ([]string, error)
+	// MarkSending moves b to sending (planning is over).
+	MarkSending(ctx context.Context, broadcastID string) error
+	// BeginDeliveries creates the deliveries of a batch. A delivery that
+	// exists already is left alone: the returned slice holds, per item, the
+	// status it had before (empty when it was new), so a re-run batch sends
+	// nothing twice.
+	BeginDeliveries(ctx context.Context, broadcastID string, items []Begin) ([]DeliveryStatus, error)
+	// Record applies outcomes in one round trip. A final status is never
+	// replaced by a non-final one, and delivered is never replaced by sent.
+	Record(ctx context.Context, broadcastID string, outs []Outcome) error
+	GetDelivery(ctx context.Context, id string) (*Delivery, error)
+	ListDeliveries(ctx context.Context, broadcastID string, f DeliveryFilter) (*DeliveryPage, error)
+}
+
+// Enqueuer hands work to the queue. Every call is idempotent: a task that
+// exists already is not created twice.
+type Enqueuer interface {
+	EnqueuePlan(ctx context.Context, b *Broadcast) error
+	EnqueueBatches(ctx context.Context, b *Broadcast, batches []Batch) error
+	EnqueueRetry(ctx context.Context, b *Broadcast, deliveryID string, attempt int, delay time.Duration) error
+}
+
+// Batch is a range [Start, Stop) of a broadcast's audience snapshot.
+type Batch struct {
+	Start int `json:"start"`
+	Stop  int `json:"stop"`
+}

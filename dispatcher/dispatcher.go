@@ -1,0 +1,378 @@
+// Package dispatcher owns Tocsin's domain: incidents and their updates,
+// recipients, broadcasts and deliveries, the rules that connect them (the
+// incident state machine, audience selection, channel choice, delivery status
+// transitions) and the interfaces the domain consumes (stores, senders,
+// renderers, the clock). Adapters live in sub-packages and in channels/*;
+// nothing here knows Redis, asynq or HTTP.
+package dispatcher
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+
+	"golang.org/x/text/language"
+)
+
+// Severity of an incident.
+type Severity string
+
+const (
+	SeverityMinor    Severity = "minor"
+	SeverityMajor    Severity = "major"
+	SeverityCritical Severity = "critical"
+)
+
+// Valid reports whether s is a known severity.
+func (s Severity) Valid() bool {
+	return s == SeverityMinor || s == SeverityMajor || s == SeverityCritical
+}
+
+// State of an incident. States only move forward; resolved is final.
+type State string
+
+const (
+	StateInvestigating State = "investigating"
+	StateIdentified    State = "identified"
+	StateMonitoring    State = "monitoring"
+	StateResolved      State = "resolved"
+)
+
+// States lists every incident state in order.
+var States = []State{StateInvestigating, StateIdentified, StateMonitoring, StateResolved}
+
+func (s State) rank() int {
+	for i, st := range States {
+		if st == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool { return s.rank() >= 0 }
+
+// CanMoveTo reports whether an incident in state s may take an update with
+// state next. Any earlier state may jump forward; an update may also repeat
+// the current state (an operator message without a state change), except that
+// nothing follows resolved: re-opening is a new incident.
+func (s State) CanMoveTo(next State) bool {
+	if !s.Valid() || !next.Valid() || s == StateResolved {
+		return false
+	}
+	return next.rank() >= s.rank()
+}
+
+// Kind of recipient.
+type Kind string
+
+const (
+	KindCustomer Kind = "customer"
+	KindMerchant Kind = "merchant"
+)
+
+// Channel is a way to reach a recipient.
+type Channel string
+
+const (
+	ChannelSMS     Channel = "sms"
+	ChannelEmail   Channel = "email"
+	ChannelPush    Channel = "push"
+	ChannelWebhook Channel = "webhook"
+	// ChannelNone marks the delivery record of a recipient that could not be
+	// reached on any channel (suppressed with reason no_channel).
+	ChannelNone Channel = "none"
+)
+
+// Channels lists the real channels in the default order of preference.
+var Channels = []Channel{ChannelPush, ChannelSMS, ChannelEmail, ChannelWebhook}
+
+// Valid reports whether c is a real channel.
+func (c Channel) Valid() bool {
+	for _, ch := range Channels {
+		if ch == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Incident is an outage as operators see it.
+type Incident struct {
+	ID         string            `json:"id"`
+	Title      string            `json:"title"`
+	Severity   Severity          `json:"severity"`
+	State      State             `json:"state"`
+	Services   []string          `json:"services"`
+	Regions    []string          `json:"regions"`
+	Params     map[string]string `json:"params,omitempty"`
+	LastSeq    int               `json:"last_seq"`
+	CreatedAt  time.Time         `json:"created_at"`
+	UpdatedAt  time.Time         `json:"updated_at"`
+	ResolvedAt *time.Time        `json:"resolved_at,omitempty"`
+}
+
+// Update is one state change or operator message on an incident. Every
+// update produces exactly one broadcast.
+type Update struct {
+	IncidentID  string            `json:"incident_id"`
+	Seq         int               `json:"seq"`
+	State       State             `json:"state"`
+	Params      map[string]string `json:"params,omitempty"`
+	Message     map[string]string `json:"message,omitempty"` // BCP 47 tag -> operator text
+	BroadcastID string            `json:"broadcast_id"`
+	CreatedAt   time.Time         `json:"created_at"`
+}
+
+// Recipient is a customer or a merchant to be told about incidents.
+type Recipient struct {
+	ID       string    `json:"id"`
+	Kind     Kind      `json:"kind"`
+	Locale   string    `json:"locale"`
+	Timezone string    `json:"timezone,omitempty"`
+	Phone    string    `json:"phone,omitempty"`
+	Email    string    `json:"email,omitempty"`
+	Push     []string  `json:"push,omitempty"`
+	Services []string  `json:"services,omitempty"`
+	Regions  []string  `json:"regions,omitempty"`
+	Channels []Channel `json:"channels,omitempty"`
+	// OptOut lists channels the recipient asked not to be contacted on.
+	OptOut    []Channel `json:"opt_out,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// FieldError names one invalid input field. API adapters turn a list of
+// them into a problem+json document.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+	Value   any    `json:"value,omitempty"`
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// ValidationError collects every invalid field of one input.
+type ValidationError struct{ Fields []*FieldError }
+
+func (e *ValidationError) Error() string {
+	msgs := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		msgs[i] = f.Error()
+	}
+	return "invalid input: " + strings.Join(msgs, "; ")
+}
+
+func (e *ValidationError) add(field, msg string, value any) {
+	e.Fields = append(e.Fields, &FieldError{Field: field, Message: msg, Value: value})
+}
+
+func (e *ValidationError) orNil() error {
+	if e == nil || len(e.Fields) == 0 {
+		return nil
+	}
+	return e
+}
+
+var (
+	// e164 is the ITU-T E.164 form Twilio and every SMS provider expect.
+	e164 = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
+	// idPattern constrains recipient, service and region identifiers so they
+	// are safe in keys, URLs and delivery ids.
+	idPattern = regexp.MustCompile(`^[A-Za-z0-9_@+:-][A-Za-z0-9._@+:-]{0,127}$`)
+	// labelPattern constrains service and region names.
+	labelPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+)
+
+// ValidID reports whether id may name a recipient.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// ValidPhone reports whether p is an E.164 number.
+func ValidPhone(p string) bool { return e164.MatchString(p) }
+
+// CanonicalLocale parses a BCP 47 tag and returns its canonical form.
+func CanonicalLocale(tag string) (string, error) {
+	t, err := language.Parse(tag)
+	if err != nil {
+		return "", err
+	}
+	return t.String(), nil
+}
+
+// Normalize canonicalizes r in place (locale casing, lowercase email,
+// deduplicated lists) and reports every invalid field at once. pathPrefix
+// is prepended to field names (e.g. "body." for an API body).
+func (r *Recipient) Normalize(pathPrefix string) error {
+	v := &ValidationError{}
+	p := func(f string) string { return pathPrefix + f }
+	if !ValidID(r.ID) {
+		v.add(p("id"), "must be 1-128 characters of letters, digits and ._@+:- (not starting with '.')", r.ID)
+	}
+	switch r.Kind {
+	case "":
+		r.Kind = KindCustomer
+	case KindCustomer, KindMerchant:
+	default:
+		v.add(p("kind"), `must be "customer" or "merchant"`, r.Kind)
+	}
+	if r.Locale == "" {
+		r.Locale = "en"
+	}
+	if loc, err := CanonicalLocale(r.Locale); err != nil {
+		v.add(p("locale"), "must be a BCP 47 language tag such as de-CH", r.Locale)
+	} else {
+		r.Locale = loc
+	}
+	if r.Timezone != "" {
+		if _, err := time.LoadLocation(r.Timezone); err != nil || r.Timezone == "Local" {
+			v.add(p("timezone"), "must be an IANA time zone such as Europe/Zurich", r.Timezone)
+		}
+	}
+	if r.Phone != "" && !ValidPhone(r.Phone) {
+		v.add(p("phone"), "must be an E.164 number such as +41791234567", r.Phone)
+	}
+	if r.Email != "" {
+		a, err := mail.ParseAddress(r.Email)
+		if err != nil || a.Address != r.Email || a.Name != "" {
+			v.add(p("email"), "must be a plain email address such as ops@example.com", r.Email)
+		} else {
+			r.Email = strings.ToLower(r.Email)
+		}
+	}
+	for i, tok := range r.Push {
+		if tok == "" || len(tok) > 4096 {
+			v.add(p(fmt.Sprintf("push[%d]", i)), "must be a non-empty push token of at most 4096 bytes", nil)
+		}
+	}
+	r.Push = dedupe(r.Push)
+	for i, s := range r.Services {
+		if !labelPattern.MatchString(s) {
+			v.add(p(fmt.Sprintf("services[%d]", i)), "must be 1-64 characters of letters, digits and _.:-", s)
+		}
+	}
+	r.Services = dedupe(r.Services)
+	for i, s := range r.Regions {
+		if !labelPattern.MatchString(s) {
+			v.add(p(fmt.Sprintf("regions[%d]", i)), "must be 1-64 characters of letters, digits and _.:-", s)
+		}
+	}
+	r.Regions = dedupe(r.Regions)
+	for i, c := range r.Channels {
+		if !c.Valid() {
+			v.add(p(fmt.Sprintf("channels[%d]", i)), "must be one of push, sms, email, webhook", c)
+		}
+	}
+	r.Channels = dedupe(r.Channels)
+	for i, c := range r.OptOut {
+		if !c.Valid() {
+			v.add(p(fmt.Sprintf("opt_out[%d]", i)), "must be one of push, sms, email, webhook", c)
+		}
+	}
+	r.OptOut = dedupe(r.OptOut)
+	return v.orNil()
+}
+
+// Reachable reports whether r has the contact details channel c needs and
+// has not opted out of it.
+func (r *Recipient) Reachable(c Channel) bool {
+	for _, o := range r.OptOut {
+		if o == c {
+			return false
+		}
+	}
+	switch c {
+	case ChannelSMS:
+		return r.Phone != ""
+	case ChannelEmail:
+		return r.Email != ""
+	case ChannelPush:
+		return len(r.Push) > 0
+	case ChannelWebhook:
+		return false // webhook endpoints arrive with the webhook channel
+	}
+	return false
+}
+
+// ChooseChannel returns the first channel in r's preference list (or the
+// default order when r has none) that r can be reached on and that allowed
+// contains (nil allows all). It returns ChannelNone when there is none.
+func (r *Recipient) ChooseChannel(allowed []Channel) Channel {
+	prefs := r.Channels
+	if len(prefs) == 0 {
+		prefs = Channels
+	}
+	for _, c := range prefs {
+		if allowed != nil && !contains(allowed, c) {
+			continue
+		}
+		if r.Reachable(c) {
+			return c
+		}
+	}
+	return ChannelNone
+}
+
+// Matches reports whether r belongs to the audience of an incident with the
+// given services and regions: both must intersect, an empty list on the
+// incident means all, and an empty list on the recipient means it uses all.
+func (r *Recipient) Matches(services, regions []string) bool {
+	return intersects(services, r.Services) && intersects(regions, r.Regions)
+}
+
+func intersects(incident, recipient []string) bool {
+	if len(incident) == 0 || len(recipient) == 0 {
+		return true
+	}
+	for _, s := range incident {
+		if contains(recipient, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains[T comparable](list []T, v T) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func dedupe[T comparable](list []T) []T {
+	if len(list) < 2 {
+		return list
+	}
+	out := list[:0]
+	seen := make(map[T]struct{}, len(list))
+	for _, x := range list {
+		if _, ok := seen[x]; ok {
+			continue
+		}
+		seen[x] = struct{}{}
+		out = append(out, x)
+	}
+	return out
+}
+
+// Errors the domain reports; adapters map them to HTTP statuses.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is returned for a state transition the state machine forbids.
+	ErrConflict = errors.New("conflict")
+)
+
+// Clock tells the time; tests inject a fixed one.
+type Clock interface{ Now() time.Time }
+
+// ClockFunc adapts a function to Clock.
+type ClockFunc func() time.Time
+
+func (f ClockFunc) Now() time.Time { return f() }
+
+// SystemClock is the wall clock.
+var SystemClock Clock = ClockFunc(time.Now)

@@ -1,0 +1,397 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Metrics receives what the fan-out does; the Prometheus adapter implements it.
+type Metrics interface {
+	// Statuses counts deliveries that reached status on channel.
+	Statuses(ch Channel, st DeliveryStatus, n int)
+	// Sent observes one Sender call of n messages that took d.
+	Sent(ch Channel, n int, d time.Duration)
+}
+
+// Fanout turns broadcasts into deliveries: it plans a broadcast's audience
+// into batches, sends each batch's first attempt in bulk, and retries failed
+// deliveries one by one. The queue adapter calls it from task handlers.
+type Fanout struct {
+	Recipients RecipientStore
+	Incidents  IncidentStore
+	Deliveries DeliveryStore
+	Queue      Enqueuer
+	Renderer   Renderer
+	// Senders serves each channel; a channel without a sender is unreachable.
+	Senders map[Channel]Sender
+	// BatchSize is the number of recipients per batch task (default 500).
+	BatchSize int
+	// MaxAttempts bounds the attempts of one delivery, the first included
+	// (default 9: the first and 8 retries).
+	MaxAttempts int
+	// BackoffFunc is the delay before retry n (1-based); default Backoff.
+	BackoffFunc func(n int) time.Duration
+	Logger      *slog.Logger
+	Metrics     Metrics
+
+	mu    sync.Mutex
+	cache map[string]*broadcastContext
+}
+
+// broadcastContext is what every batch of one broadcast needs; the update
+// it renders is immutable, so it is loaded once per process.
+type broadcastContext struct {
+	b   *Broadcast
+	inc *Incident
+	up  *Update
+}
+
+// Backoff is the default retry delay: 2s doubling per retry up to an hour,
+// with ±20% jitter so retries of one broadcast spread out.
+func Backoff(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	d := 2 * time.Second
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	d = min(d, time.Hour)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func (f *Fanout) batchSize() int {
+	if f.BatchSize <= 0 {
+		return 500
+	}
+	return f.BatchSize
+}
+
+func (f *Fanout) maxAttempts() int {
+	if f.MaxAttempts <= 0 {
+		return 9
+	}
+	return f.MaxAttempts
+}
+
+func (f *Fanout) backoff(n int) time.Duration {
+	if f.BackoffFunc != nil {
+		return f.BackoffFunc(n)
+	}
+	return Backoff(n)
+}
+
+func (f *Fanout) logger() *slog.Logger {
+	if f.Logger == nil {
+		return slog.Default()
+	}
+	return f.Logger
+}
+
+func (f *Fanout) context(ctx context.Context, broadcastID string) (*broadcastContext, error) {
+	f.mu.Lock()
+	bc := f.cache[broadcastID]
+	f.mu.Unlock()
+	if bc != nil {
+		return bc, nil
+	}
+	b, err := f.Deliveries.GetBroadcast(ctx, broadcastID)
+	if err != nil {
+		return nil, err
+	}
+	inc, err := f.Incidents.GetIncident(ctx, b.IncidentID)
+	if err != nil {
+		return nil, err
+	}
+	ups, err := f.Incidents.GetUpdates(ctx, b.IncidentID)
+	if err != nil {
+		return nil, err
+	}
+	if b.Seq < 1 || b.Seq > len(ups) {
+		return nil, fmt.Errorf("broadcast %s: update %d of %s: %w", broadcastID, b.Seq, b.IncidentID, ErrNotFound)
+	}
+	bc = &broadcastContext{b: b, inc: inc, up: ups[b.Seq-1]}
+	f.mu.Lock()
+	if f.cache == nil || len(f.cache) >= 1024 {
+		f.cache = make(map[string]*broadcastContext)
+	}
+	f.cache[broadcastID] = bc
+	f.mu.Unlock()
+	return bc, nil
+}
+
+// Plan snapshots a broadcast's audience and enqueues its batches. Running
+// it again for the same broadcast creates nothing new.
+func (f *Fanout) Plan(ctx context.Context, broadcastID string) error {
+	bc, err := f.context(ctx, broadcastID)
+	if err != nil {
+		return err
+	}
+	b, err := f.Deliveries.GetBroadcast(ctx, broadcastID) // fresh state, not the cached one
+	if err != nil {
+		return err
+	}
+	if b.State != BroadcastPlanning {
+		return nil // planned already: a re-delivered plan task does nothing
+	}
+	n, err := f.Deliveries.SnapshotAudience(ctx, b, bc.inc.Services, bc.inc.Regions)
+	if err != nil {
+		return err
+	}
+	size := f.batchSize()
+	batches := make([]Batch, 0, n/size+1)
+	for start := 0; start < n; start += size {
+		batches = append(batches, Batch{Start: start, Stop: min(start+size, n)})
+	}
+	if err := f.Queue.EnqueueBatches(ctx, b, batches); err != nil {
+		return err
+	}
+	if err := f.Deliveries.MarkSending(ctx, broadcastID); err != nil {
+		return err
+	}
+	f.logger().InfoContext(ctx, "broadcast planned", "broadcast_id", broadcastID, "incident_id", b.IncidentID, "audience", n, "batches", len(batches))
+	return nil
+}
+
+type renderKey struct {
+	locale, timezone string
+	kind             Kind
+	ch               Channel
+}
+
+// RunBatch sends the first attempt of one batch of a broadcast: it loads the
+// batch's recipients, chooses a channel for each, renders once per locale,
+// records the deliveries as sending, hands each channel its messages in one
+// call and records the outcomes in one call. Deliveries that already exist
+// (a re-delivered batch) are not sent again.
+func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) error {
+	bc, err := f.context(ctx, broadcastID)
+	if err != nil {
+		return err
+	}
+	ids, err := f.Deliveries.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return nil // the broadcast finished and its snapshot is gone
+	}
+	rs, err := f.Recipients.GetRecipients(ctx, ids)
+	if err != nil {
+		return err
+	}
+	begins := make([]Begin, len(ids))
+	msgs := make([]*Message, len(ids))
+	rendered := make(map[renderKey]Rendered)
+	for i, r := range rs {
+		if r == nil {
+			begins[i] = Begin{RecipientID: ids[i], Channel: ChannelNone, Status: StatusSuppressed, Reason: "recipient_deleted"}
+			continue
+		}
+		ch := r.ChooseChannel(bc.b.Channels)
+		if ch != ChannelNone && f.Senders[ch] == nil {
+			ch = ChannelNone
+		}
+		if ch == ChannelNone {
+			begins[i] = Begin{RecipientID: r.ID, Channel: ChannelNone, Status: StatusSuppressed, Reason: "no_channel"}
+			continue
+		}
+		rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
+		text, ok := rendered[rk]
+		if !ok {
+			text, err = f.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: bc.inc, Update: bc.up})
+			if err != nil {
+				return fmt.Errorf("render %s/%s/%s for %s: %w", r.Locale, r.Kind, ch, broadcastID, err)
+			}
+			rendered[rk] = text
+		}
+		begins[i] = Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale}
+		msgs[i] = f.message(bc, r, ch, text, 1)
+	}
+	prev, err := f.Deliveries.BeginDeliveries(ctx, broadcastID, begins)
+	if err != nil {
+		return err
+	}
+	byChannel := make(map[Channel][]*Message)
+	for i, m := range msgs {
+		// Send what is new, and what a crashed run left in sending.
+		if m == nil || (prev[i] != "" && prev[i] != StatusSending) {
+			continue
+		}
+		byChannel[m.Channel] = append(byChannel[m.Channel], m)
+	}
+	if f.Metrics != nil {
+		for i, bg := range begins {
+			if bg.Status == StatusSuppressed && prev[i] == "" {
+				f.Metrics.Statuses(bg.Channel, StatusSuppressed, 1)
+			}
+		}
+	}
+	outs, retries := f.send(ctx, byChannel)
+	if err := f.Deliveries.Record(ctx, broadcastID, outs); err != nil {
+		return err
+	}
+	for _, r := range retries {
+		if err := f.Queue.EnqueueRetry(ctx, bc.b, r.id, 2, r.delay); err != nil {
+			// The delivery stays queued; a lost retry is visible in the
+			// broadcast's counters and the batch task is retried.
+			return fmt.Errorf("enqueue retry of %s: %w", r.id, err)
+		}
+	}
+	return nil
+}
+
+func (f *Fanout) message(bc *broadcastContext, r *Recipient, ch Channel, text Rendered, attempt int) *Message {
+	return &Message{
+		DeliveryID:  DeliveryID(bc.b.ID, ch, r.ID),
+		BroadcastID: bc.b.ID,
+		IncidentID:  bc.inc.ID,
+		Seq:         bc.up.Seq,
+		State:       bc.up.State,
+		Severity:    bc.inc.Severity,
+		Channel:     ch,
+		Recipient:   r,
+		Locale:      text.Locale,
+		Title:       text.Title,
+		Body:        text.Body,
+		Attempt:     attempt,
+	}
+}
+
+type retry struct {
+	id    string
+	delay time.Duration
+}
+
+// send hands each channel its messages (channels in parallel) and turns the
+// results into outcomes and first retries.
+func (f *Fanout) send(ctx context.Context, byChannel map[Channel][]*Message) ([]Outcome, []retry) {
+	type chResult struct {
+		msgs []*Message
+		res  []Result
+	}
+	results := make(chan chResult, len(byChannel))
+	for ch, ms := range byChannel {
+		go func() {
+			start := time.Now()
+			res := f.Senders[ch].Send(ctx, ms)
+			if f.Metrics != nil {
+				f.Metrics.Sent(ch, len(ms), time.Since(start))
+			}
+			results <- chResult{ms, res}
+		}()
+	}
+	var outs []Outcome
+	var retries []retry
+	for range byChannel {
+		cr := <-results
+		for i, m := range cr.msgs {
+			var res Result
+			if i < len(cr.res) {
+				res = cr.res[i]
+			} else {
+				res = Result{Err: errors.New("sender returned fewer results than messages")}
+			}
+			o, delay := f.outcome(m, res)
+			outs = append(outs, o)
+			if o.Status == StatusQueued {
+				retries = append(retries, retry{m.DeliveryID, delay})
+			}
+			if f.Metrics != nil {
+				f.Metrics.Statuses(m.Channel, o.Status, 1)
+			}
+		}
+	}
+	return outs, retries
+}
+
+// outcome classifies one send result. A transient failure before the last
+// attempt is queued for a retry after the returned delay.
+func (f *Fanout) outcome(m *Message, res Result) (Outcome, time.Duration) {
+	o := Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Locale: m.Locale, Attempts: m.Attempt, ProviderID: res.ProviderID}
+	if res.Err == nil {
+		o.Status = res.Status
+		if o.Status == "" {
+			o.Status = StatusSent
+		}
+		return o, 0
+	}
+	se := Classify(res.Err)
+	o.Reason = reason(se)
+	switch {
+	case se.Suppress:
+		o.Status = StatusSuppressed
+	case se.Permanent || m.Attempt >= f.maxAttempts():
+		o.Status = StatusFailed
+	default:
+		o.Status = StatusQueued
+		return o, max(se.RetryAfter, f.backoff(m.Attempt))
+	}
+	f.logger().Warn("delivery not sent", "delivery_id", m.DeliveryID, "channel", m.Channel, "status", o.Status, "reason", o.Reason, "attempt", m.Attempt)
+	return o, 0
+}
+
+func reason(se *SendError) string {
+	msg := "error"
+	if se.Err != nil {
+		msg = se.Err.Error()
+	}
+	if se.Code != "" && !strings.HasPrefix(msg, se.Code) {
+		msg = se.Code + ": " + msg
+	}
+	return msg
+}
+
+// Retry makes attempt number attempt (2 or more) of one delivery. It
+// returns a *SendError when the attempt failed transiently and another is
+// due (the queue retries the task after RetryDelay); on the last attempt a
+// transient failure fails the delivery.
+func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) error {
+	bid, ch, rid, err := ParseDeliveryID(deliveryID)
+	if err != nil {
+		return err
+	}
+	d, err := f.Deliveries.GetDelivery(ctx, deliveryID)
+	if err != nil {
+		return err
+	}
+	if d.Status.Final() {
+		return nil // settled meanwhile (a duplicate task, or a provider callback)
+	}
+	bc, err := f.context(ctx, bid)
+	if err != nil {
+		return err
+	}
+	fail := func(st DeliveryStatus, why string) error {
+		return f.Deliveries.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: st, Reason: why, Attempts: attempt - 1, Locale: d.Locale}})
+	}
+	r, err := f.Recipients.GetRecipient(ctx, rid)
+	if errors.Is(err, ErrNotFound) {
+		return fail(StatusSuppressed, "recipient_deleted")
+	}
+	if err != nil {
+		return err
+	}
+	if !r.Reachable(ch) || f.Senders[ch] == nil {
+		return fail(StatusSuppressed, "no_channel")
+	}
+	text, err := f.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: bc.inc, Update: bc.up})
+	if err != nil {
+		return err
+	}
+	m := f.message(bc, r, ch, text, attempt)
+	outs, retries := f.send(ctx, map[Channel][]*Message{ch: {m}})
+	if err := f.Deliveries.Record(ctx, bid, outs); err != nil {
+		return err
+	}
+	if len(retries) > 0 {
+		return &SendError{Code: "retry", Err: errors.New(outs[0].Reason), RetryAfter: retries[0].delay}
+	}
+	return nil
+}

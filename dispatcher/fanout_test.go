@@ -1,0 +1,709 @@
+package dispatcher_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// fakeStore keeps what Fanout reads and writes in memory. The embedded
+// interfaces are nil: a method Fanout is not expected to call panics.
+type fakeStore struct {
+	dispatcher.RecipientStore
+	dispatcher.IncidentStore
+	dispatcher.DeliveryStore
+
+	mu         sync.Mutex
+	recipients map[string]*dispatcher.Recipient
+	incident   *dispatcher.Incident
+	updates    []*dispatcher.Update
+	b          *dispatcher.Broadcast
+	audience   []string
+	snapshots  int
+	marked     int
+	deliveries map[string]*dispatcher.Delivery // by delivery id
+	records    []dispatcher.Outcome
+}
+
+func newFakeStore(inc *dispatcher.Incident, up *dispatcher.Update, b *dispatcher.Broadcast, rs ...*dispatcher.Recipient) *fakeStore {
+	s := &fakeStore{
+		recipients: map[string]*dispatcher.Recipient{},
+		incident:   inc,
+		updates:    []*dispatcher.Update{up},
+		b:          b,
+		deliveries: map[string]*dispatcher.Delivery{},
+	}
+	for _, r := range rs {
+		s.recipients[r.ID] = r
+	}
+	return s
+}
+
+func (s *fakeStore) GetRecipient(_ context.Context, id string) (*dispatcher.Recipient, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recipients[id]
+	if !ok {
+		return nil, fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
+	}
+	cp := *r
+	return &cp, nil
+}
+
+func (s *fakeStore) GetRecipients(_ context.Context, ids []string) ([]*dispatcher.Recipient, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*dispatcher.Recipient, len(ids))
+	for i, id := range ids {
+		if r, ok := s.recipients[id]; ok {
+			cp := *r
+			out[i] = &cp
+		}
+	}
+	return out, nil
+}
+
+func (s *fakeStore) GetIncident(_ context.Context, id string) (*dispatcher.Incident, error) {
+	if id != s.incident.ID {
+		return nil, dispatcher.ErrNotFound
+	}
+	cp := *s.incident
+	return &cp, nil
+}
+
+func (s *fakeStore) GetUpdates(_ context.Context, id string) ([]*dispatcher.Update, error) {
+	if id != s.incident.ID {
+		return nil, dispatcher.ErrNotFound
+	}
+	return s.updates, nil
+}
+
+func (s *fakeStore) GetBroadcast(_ context.Context, id string) (*dispatcher.Broadcast, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id != s.b.ID {
+		return nil, fmt.Errorf("broadcast %q: %w", id, dispatcher.ErrNotFound)
+	}
+	cp := *s.b
+	return &cp, nil
+}
+
+func (s *fakeStore) SnapshotAudience(_ context.Context, b *dispatcher.Broadcast, services, regions []string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snapshots++
+	if s.audience == nil {
+		s.audience = []string{}
+		for id, r := range s.recipients {
+			if r.Matches(services, regions) {
+				s.audience = append(s.audience, id)
+			}
+		}
+		sort.Strings(s.audience)
+	}
+	s.b.Audience = len(s.audience)
+	return len(s.audience), nil
+}
+
+func (s *fakeStore) AudienceSlice(_ context.Context, _ string, start, stop int) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stop = min(stop, len(s.audience))
+	if start >= stop {
+		return nil, nil
+	}
+	return slices.Clone(s.audience[start:stop]), nil
+}
+
+func (s *fakeStore) MarkSending(context.Context, string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.marked++
+	if s.b.State == dispatcher.BroadcastPlanning {
+		s.b.State = dispatcher.BroadcastSending
+	}
+	return nil
+}
+
+func (s *fakeStore) BeginDeliveries(_ context.Context, bid string, items []dispatcher.Begin) ([]dispatcher.DeliveryStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := make([]dispatcher.DeliveryStatus, len(items))
+	for i, it := range items {
+		id := dispatcher.DeliveryID(bid, it.Channel, it.RecipientID)
+		if d, ok := s.deliveries[id]; ok {
+			prev[i] = d.Status
+			continue
+		}
+		s.deliveries[id] = &dispatcher.Delivery{ID: id, BroadcastID: bid, RecipientID: it.RecipientID, Channel: it.Channel, Status: it.Status, Reason: it.Reason, Locale: it.Locale}
+	}
+	return prev, nil
+}
+
+func (s *fakeStore) Record(_ context.Context, bid string, outs []dispatcher.Outcome) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range outs {
+		s.records = append(s.records, o)
+		id := dispatcher.DeliveryID(bid, o.Channel, o.RecipientID)
+		s.deliveries[id] = &dispatcher.Delivery{ID: id, BroadcastID: bid, RecipientID: o.RecipientID, Channel: o.Channel, Status: o.Status, Reason: o.Reason, Attempts: o.Attempts, ProviderID: o.ProviderID, Locale: o.Locale}
+	}
+	return nil
+}
+
+func (s *fakeStore) GetDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.deliveries[id]
+	if !ok {
+		return nil, fmt.Errorf("delivery %q: %w", id, dispatcher.ErrNotFound)
+	}
+	cp := *d
+	return &cp, nil
+}
+
+func (s *fakeStore) delivery(t *testing.T, id string) dispatcher.Delivery {
+	t.Helper()
+	d, err := s.GetDelivery(context.Background(), id)
+	if err != nil {
+		t.Fatalf("delivery %s: %v", id, err)
+	}
+	return *d
+}
+
+type enqueued struct {
+	deliveryID string
+	attempt    int
+	delay      time.Duration
+}
+
+type fakeQueue struct {
+	mu      sync.Mutex
+	batches []dispatcher.Batch
+	retries []enqueued
+	err     error
+}
+
+func (q *fakeQueue) EnqueuePlan(context.Context, *dispatcher.Broadcast) error { return nil }
+
+func (q *fakeQueue) EnqueueBatches(_ context.Context, _ *dispatcher.Broadcast, bs []dispatcher.Batch) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.batches = append(q.batches, bs...)
+	return q.err
+}
+
+func (q *fakeQueue) EnqueueRetry(_ context.Context, _ *dispatcher.Broadcast, id string, attempt int, delay time.Duration) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.retries = append(q.retries, enqueued{id, attempt, delay})
+	return q.err
+}
+
+// countingRenderer renders "<locale>/<kind>/<channel>" and counts calls.
+type countingRenderer struct {
+	mu    sync.Mutex
+	calls int
+	err   error
+}
+
+func (r *countingRenderer) Render(req dispatcher.RenderRequest) (dispatcher.Rendered, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.err != nil {
+		return dispatcher.Rendered{}, r.err
+	}
+	return dispatcher.Rendered{Locale: req.Locale, Title: "t", Body: fmt.Sprintf("%s/%s/%s/%s", req.Locale, req.Kind, req.Channel, req.Update.State)}, nil
+}
+
+// scriptedSender answers each message with resultFunc and records calls.
+type scriptedSender struct {
+	mu         sync.Mutex
+	calls      [][]*dispatcher.Message
+	resultFunc func(m *dispatcher.Message) dispatcher.Result
+	short      bool // answer one result fewer than asked
+}
+
+func (s *scriptedSender) Send(_ context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	s.mu.Lock()
+	s.calls = append(s.calls, msgs)
+	s.mu.Unlock()
+	res := make([]dispatcher.Result, len(msgs))
+	for i, m := range msgs {
+		if s.resultFunc != nil {
+			res[i] = s.resultFunc(m)
+		} else {
+			res[i] = dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: "p-" + m.Recipient.ID}
+		}
+	}
+	if s.short && len(res) > 0 {
+		res = res[:len(res)-1]
+	}
+	return res
+}
+
+func (s *scriptedSender) sentTo() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, c := range s.calls {
+		for _, m := range c {
+			ids = append(ids, m.Recipient.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+type fakeMetrics struct {
+	mu       sync.Mutex
+	statuses map[string]int
+	sent     int
+}
+
+func (m *fakeMetrics) Statuses(ch dispatcher.Channel, st dispatcher.DeliveryStatus, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.statuses == nil {
+		m.statuses = map[string]int{}
+	}
+	m.statuses[string(ch)+"/"+string(st)] += n
+}
+
+func (m *fakeMetrics) Sent(dispatcher.Channel, int, time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sent++
+}
+
+type fanoutSetup struct {
+	store   *fakeStore
+	queue   *fakeQueue
+	render  *countingRenderer
+	sms     *scriptedSender
+	email   *scriptedSender
+	metrics *fakeMetrics
+	fanout  *dispatcher.Fanout
+	b       *dispatcher.Broadcast
+}
+
+func setupFanout(t *testing.T, rs ...*dispatcher.Recipient) *fanoutSetup {
+	t.Helper()
+	inc := &dispatcher.Incident{ID: "inc_f", Title: "Cards down", Severity: dispatcher.SeverityMajor, State: dispatcher.StateInvestigating, LastSeq: 1}
+	up := &dispatcher.Update{IncidentID: inc.ID, Seq: 1, State: dispatcher.StateInvestigating, BroadcastID: dispatcher.BroadcastID(inc.ID, 1)}
+	b := &dispatcher.Broadcast{ID: up.BroadcastID, IncidentID: inc.ID, Seq: 1, State: dispatcher.BroadcastPlanning, Severity: inc.Severity}
+	s := &fanoutSetup{
+		store:   newFakeStore(inc, up, b, rs...),
+		queue:   &fakeQueue{},
+		render:  &countingRenderer{},
+		sms:     &scriptedSender{},
+		email:   &scriptedSender{},
+		metrics: &fakeMetrics{},
+		b:       b,
+	}
+	s.fanout = &dispatcher.Fanout{
+		Recipients: s.store, Incidents: s.store, Deliveries: s.store, Queue: s.queue, Renderer: s.render,
+		Senders:     map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: s.sms, dispatcher.ChannelEmail: s.email},
+		BatchSize:   10,
+		MaxAttempts: 4,
+		BackoffFunc: func(n int) time.Duration { return time.Duration(n) * time.Second },
+		Metrics:     s.metrics,
+	}
+	return s
+}
+
+func smsRecipient(id, locale string) *dispatcher.Recipient {
+	return &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: locale, Phone: "+41791234567"}
+}
+
+func TestFanoutPlan(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, 9, 10, 11, 25} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			var rs []*dispatcher.Recipient
+			for i := range n {
+				rs = append(rs, smsRecipient(fmt.Sprintf("r%03d", i), "en"))
+			}
+			s := setupFanout(t, rs...)
+			ctx := context.Background()
+			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			var want []dispatcher.Batch
+			for start := 0; start < n; start += 10 {
+				want = append(want, dispatcher.Batch{Start: start, Stop: min(start+10, n)})
+			}
+			if !slices.Equal(s.queue.batches, want) {
+				t.Errorf("batches = %v, want %v", s.queue.batches, want)
+			}
+			if s.store.marked != 1 || s.store.b.State != dispatcher.BroadcastSending {
+				t.Errorf("MarkSending called %d times, state %s; want once, sending", s.store.marked, s.store.b.State)
+			}
+			// A re-delivered plan task does nothing once planning is over.
+			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+				t.Fatalf("second Plan: %v", err)
+			}
+			if len(s.queue.batches) != len(want) || s.store.snapshots != 1 || s.store.marked != 1 {
+				t.Errorf("second Plan: %d batches, %d snapshots, %d marks; want %d, 1, 1", len(s.queue.batches), s.store.snapshots, s.store.marked, len(want))
+			}
+		})
+	}
+}
+
+func TestFanoutPlanEnqueueFailureKeepsPlanning(t *testing.T) {
+	t.Parallel()
+	s := setupFanout(t, smsRecipient("a", "en"))
+	s.queue.err = errors.New("redis down")
+	if err := s.fanout.Plan(context.Background(), s.b.ID); err == nil {
+		t.Fatal("Plan succeeded although enqueueing failed")
+	}
+	if s.store.b.State != dispatcher.BroadcastPlanning {
+		t.Errorf("state %s after a failed enqueue, want planning (so the retried plan enqueues again)", s.store.b.State)
+	}
+}
+
+func TestFanoutPlanUnknownBroadcast(t *testing.T) {
+	t.Parallel()
+	s := setupFanout(t)
+	if err := s.fanout.Plan(context.Background(), "bc_nope_1"); !errors.Is(err, dispatcher.ErrNotFound) {
+		t.Errorf("Plan(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestFanoutRunBatch(t *testing.T) {
+	t.Parallel()
+	rs := []*dispatcher.Recipient{
+		smsRecipient("a", "de-CH"),
+		smsRecipient("b", "de-CH"),
+		smsRecipient("c", "fr"),
+		{ID: "d", Kind: dispatcher.KindMerchant, Locale: "de-CH", Email: "d@example.ch"},
+		{ID: "e", Kind: dispatcher.KindCustomer, Locale: "en"},                        // no contact at all
+		{ID: "f", Kind: dispatcher.KindCustomer, Locale: "en", Push: []string{"tok"}}, // push has no sender
+		{ID: "g", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41791234567", OptOut: []dispatcher.Channel{dispatcher.ChannelSMS}, Email: "g@example.ch"},
+		smsRecipient("h", "de-CH"),
+	}
+	s := setupFanout(t, rs...)
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	// h is deleted between the snapshot and the batch.
+	delete(s.store.recipients, "h")
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 10}); err != nil {
+		t.Fatalf("RunBatch: %v", err)
+	}
+	if got, want := s.sms.sentTo(), []string{"a", "b", "c"}; !slices.Equal(got, want) {
+		t.Errorf("sms sent to %v, want %v", got, want)
+	}
+	if got, want := s.email.sentTo(), []string{"d", "g"}; !slices.Equal(got, want) {
+		t.Errorf("email sent to %v, want %v", got, want)
+	}
+	if len(s.sms.calls) != 1 || len(s.email.calls) != 1 {
+		t.Errorf("sender calls: sms %d email %d, want one call per channel", len(s.sms.calls), len(s.email.calls))
+	}
+	// de-CH/customer/sms, fr/customer/sms, de-CH/merchant/email, en/customer/email.
+	if s.render.calls != 4 {
+		t.Errorf("renderer called %d times, want once per (locale, kind, channel): 4", s.render.calls)
+	}
+	for _, m := range s.sms.calls[0] {
+		if m.Attempt != 1 || m.BroadcastID != s.b.ID || m.IncidentID != "inc_f" || m.Seq != 1 || m.Severity != dispatcher.SeverityMajor ||
+			m.DeliveryID != dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, m.Recipient.ID) || m.Body != m.Recipient.Locale+"/customer/sms/investigating" {
+			t.Errorf("message %+v is not the first sms attempt of its recipient", m)
+		}
+	}
+	wantStatus := map[string]struct {
+		st     dispatcher.DeliveryStatus
+		reason string
+	}{
+		dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "a"):   {dispatcher.StatusSent, ""},
+		dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "b"):   {dispatcher.StatusSent, ""},
+		dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "c"):   {dispatcher.StatusSent, ""},
+		dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelEmail, "d"): {dispatcher.StatusSent, ""},
+		dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelEmail, "g"): {dispatcher.StatusSent, ""},
+		dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelNone, "e"):  {dispatcher.StatusSuppressed, "no_channel"},
+		dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelNone, "f"):  {dispatcher.StatusSuppressed, "no_channel"},
+		dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelNone, "h"):  {dispatcher.StatusSuppressed, "recipient_deleted"},
+	}
+	if len(s.store.deliveries) != len(wantStatus) {
+		t.Errorf("%d deliveries, want %d", len(s.store.deliveries), len(wantStatus))
+	}
+	for id, w := range wantStatus {
+		d := s.store.delivery(t, id)
+		if d.Status != w.st || d.Reason != w.reason {
+			t.Errorf("%s: %s %q, want %s %q", id, d.Status, d.Reason, w.st, w.reason)
+		}
+		if d.Status == dispatcher.StatusSent && (d.Attempts != 1 || d.ProviderID != "p-"+d.RecipientID) {
+			t.Errorf("%s: attempts %d provider %q, want 1, p-%s", id, d.Attempts, d.ProviderID, d.RecipientID)
+		}
+	}
+	wantMetrics := map[string]int{"sms/sent": 3, "email/sent": 2, "none/suppressed": 3}
+	if fmt.Sprint(s.metrics.statuses) != fmt.Sprint(wantMetrics) || s.metrics.sent != 2 {
+		t.Errorf("metrics %v (%d sends), want %v (2 sends)", s.metrics.statuses, s.metrics.sent, wantMetrics)
+	}
+
+	// The batch task is delivered again: nothing is sent twice, nothing counted twice.
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 10}); err != nil {
+		t.Fatalf("second RunBatch: %v", err)
+	}
+	if n := len(s.sms.sentTo()) + len(s.email.sentTo()); n != 5 {
+		t.Errorf("%d messages after a re-run batch, want still 5", n)
+	}
+	if fmt.Sprint(s.metrics.statuses) != fmt.Sprint(wantMetrics) {
+		t.Errorf("metrics after re-run %v, want unchanged %v", s.metrics.statuses, wantMetrics)
+	}
+}
+
+func TestFanoutRunBatchResendsWhatACrashLeftSending(t *testing.T) {
+	t.Parallel()
+	s := setupFanout(t, smsRecipient("a", "en"), smsRecipient("b", "en"), smsRecipient("c", "en"))
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A crashed run began a and b; b was also sent and recorded.
+	if _, err := s.store.BeginDeliveries(ctx, s.b.ID, []dispatcher.Begin{
+		{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending},
+		{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.Record(ctx, s.b.ID, []dispatcher.Outcome{{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.sms.sentTo(); !slices.Equal(got, []string{"a", "c"}) {
+		t.Errorf("sent to %v, want a (left sending) and c (new)", got)
+	}
+}
+
+func TestFanoutRunBatchOutcomes(t *testing.T) {
+	t.Parallel()
+	s := setupFanout(t, smsRecipient("ok", "en"), smsRecipient("perm", "en"), smsRecipient("stop", "en"),
+		smsRecipient("flaky", "en"), smsRecipient("slow", "en"), smsRecipient("deliv", "en"))
+	s.sms.resultFunc = func(m *dispatcher.Message) dispatcher.Result {
+		switch m.Recipient.ID {
+		case "perm":
+			return dispatcher.Result{Err: dispatcher.Permanent("21211", errors.New("invalid number"))}
+		case "stop":
+			return dispatcher.Result{Err: dispatcher.Suppress("21610", errors.New("unsubscribed"))}
+		case "flaky":
+			return dispatcher.Result{Err: errors.New("connection reset")}
+		case "slow":
+			return dispatcher.Result{Err: dispatcher.Transient("429", time.Minute, errors.New("too many requests"))}
+		case "deliv":
+			return dispatcher.Result{Status: dispatcher.StatusDelivered}
+		}
+		return dispatcher.Result{ProviderID: "SM1"} // no status: sent
+	}
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 10}); err != nil {
+		t.Fatal(err)
+	}
+	id := func(r string) string { return dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, r) }
+	tests := []struct {
+		rid    string
+		st     dispatcher.DeliveryStatus
+		reason string
+	}{
+		{"ok", dispatcher.StatusSent, ""},
+		{"deliv", dispatcher.StatusDelivered, ""},
+		{"perm", dispatcher.StatusFailed, "21211: invalid number"},
+		{"stop", dispatcher.StatusSuppressed, "21610: unsubscribed"},
+		{"flaky", dispatcher.StatusQueued, "connection reset"},
+		{"slow", dispatcher.StatusQueued, "429: too many requests"},
+	}
+	for _, tt := range tests {
+		d := s.store.delivery(t, id(tt.rid))
+		if d.Status != tt.st || d.Reason != tt.reason || d.Attempts != 1 {
+			t.Errorf("%s: %s %q attempts %d, want %s %q attempts 1", tt.rid, d.Status, d.Reason, d.Attempts, tt.st, tt.reason)
+		}
+	}
+	slices.SortFunc(s.queue.retries, func(a, b enqueued) int {
+		if a.deliveryID < b.deliveryID {
+			return -1
+		}
+		return 1
+	})
+	want := []enqueued{
+		{id("flaky"), 2, 1 * time.Second}, // the backoff of attempt 1
+		{id("slow"), 2, time.Minute},      // the provider's Retry-After wins over a shorter backoff
+	}
+	if !slices.Equal(s.queue.retries, want) {
+		t.Errorf("retries = %v, want %v", s.queue.retries, want)
+	}
+}
+
+func TestFanoutRunBatchShortResults(t *testing.T) {
+	t.Parallel()
+	s := setupFanout(t, smsRecipient("a", "en"), smsRecipient("b", "en"))
+	s.sms.short = true
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "b")); d.Status != dispatcher.StatusQueued {
+		t.Errorf("message without a result: %s, want queued for a retry", d.Status)
+	}
+	if len(s.queue.retries) != 1 {
+		t.Errorf("%d retries, want 1", len(s.queue.retries))
+	}
+}
+
+func TestFanoutRunBatchRestrictedChannels(t *testing.T) {
+	t.Parallel()
+	r := &dispatcher.Recipient{ID: "a", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41791234567", Email: "a@example.ch"}
+	s := setupFanout(t, r, &dispatcher.Recipient{ID: "b", Locale: "en", Kind: dispatcher.KindCustomer, Phone: "+41791234568"})
+	s.store.b.Channels = []dispatcher.Channel{dispatcher.ChannelEmail}
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.sms.calls) != 0 || !slices.Equal(s.email.sentTo(), []string{"a"}) {
+		t.Errorf("sms calls %d, email to %v; want email to a only", len(s.sms.calls), s.email.sentTo())
+	}
+	if d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelNone, "b")); d.Reason != "no_channel" {
+		t.Errorf("b: %+v, want suppressed no_channel", d)
+	}
+}
+
+func TestFanoutRunBatchRenderError(t *testing.T) {
+	t.Parallel()
+	s := setupFanout(t, smsRecipient("a", "en"))
+	s.render.err = errors.New("template broken")
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 1}); err == nil {
+		t.Fatal("RunBatch succeeded although rendering failed")
+	}
+	if len(s.sms.calls) != 0 || len(s.store.deliveries) != 0 {
+		t.Errorf("a failed render sent %d calls and began %d deliveries, want none", len(s.sms.calls), len(s.store.deliveries))
+	}
+}
+
+func TestFanoutRetry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// queue puts one delivery of recipient a in queued after attempt 1.
+	queue := func(t *testing.T, s *fanoutSetup) string {
+		t.Helper()
+		id := dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "a")
+		if _, err := s.store.BeginDeliveries(ctx, s.b.ID, []dispatcher.Begin{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.store.Record(ctx, s.b.ID, []dispatcher.Outcome{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1, Locale: "en"}}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	transient := func(*dispatcher.Message) dispatcher.Result {
+		return dispatcher.Result{Err: dispatcher.Transient("503", 0, errors.New("unavailable"))}
+	}
+
+	t.Run("success", func(t *testing.T) {
+		t.Parallel()
+		s := setupFanout(t, smsRecipient("a", "en"))
+		id := queue(t, s)
+		if err := s.fanout.Retry(ctx, id, 2); err != nil {
+			t.Fatalf("Retry: %v", err)
+		}
+		d := s.store.delivery(t, id)
+		if d.Status != dispatcher.StatusSent || d.Attempts != 2 {
+			t.Errorf("after retry: %s attempts %d, want sent attempts 2", d.Status, d.Attempts)
+		}
+		if len(s.sms.calls) != 1 || s.sms.calls[0][0].Attempt != 2 {
+			t.Errorf("sender calls %v, want one message with Attempt 2", s.sms.calls)
+		}
+		// A duplicate retry task finds the delivery settled.
+		if err := s.fanout.Retry(ctx, id, 3); err != nil || len(s.sms.calls) != 1 {
+			t.Errorf("duplicate Retry = %v with %d sends, want nil and no new send", err, len(s.sms.calls))
+		}
+	})
+	t.Run("transient again", func(t *testing.T) {
+		t.Parallel()
+		s := setupFanout(t, smsRecipient("a", "en"))
+		s.sms.resultFunc = transient
+		id := queue(t, s)
+		err := s.fanout.Retry(ctx, id, 2)
+		var se *dispatcher.SendError
+		if !errors.As(err, &se) || se.Permanent || se.Suppress || se.RetryAfter != 2*time.Second {
+			t.Fatalf("Retry = %#v, want a transient *SendError with RetryAfter 2s (backoff of attempt 2)", err)
+		}
+		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusQueued || d.Attempts != 2 {
+			t.Errorf("after a failed retry: %s attempts %d, want queued attempts 2", d.Status, d.Attempts)
+		}
+		if len(s.queue.retries) != 0 {
+			t.Errorf("Retry enqueued %v; the queue retries the task itself", s.queue.retries)
+		}
+	})
+	t.Run("last attempt fails the delivery", func(t *testing.T) {
+		t.Parallel()
+		s := setupFanout(t, smsRecipient("a", "en"))
+		s.sms.resultFunc = transient
+		id := queue(t, s)
+		if err := s.fanout.Retry(ctx, id, 4); err != nil { // MaxAttempts is 4
+			t.Fatalf("last Retry = %v, want nil", err)
+		}
+		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusFailed || d.Attempts != 4 || d.Reason != "503: unavailable" {
+			t.Errorf("after the last attempt: %+v, want failed, 4 attempts, reason 503: unavailable", d)
+		}
+	})
+	t.Run("recipient deleted", func(t *testing.T) {
+		t.Parallel()
+		s := setupFanout(t, smsRecipient("a", "en"))
+		id := queue(t, s)
+		delete(s.store.recipients, "a")
+		if err := s.fanout.Retry(ctx, id, 2); err != nil {
+			t.Fatal(err)
+		}
+		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusSuppressed || d.Reason != "recipient_deleted" || d.Attempts != 1 {
+			t.Errorf("%+v, want suppressed recipient_deleted after 1 attempt", d)
+		}
+		if len(s.sms.calls) != 0 {
+			t.Error("sent to a deleted recipient")
+		}
+	})
+	t.Run("opted out meanwhile", func(t *testing.T) {
+		t.Parallel()
+		s := setupFanout(t, smsRecipient("a", "en"))
+		id := queue(t, s)
+		s.store.recipients["a"].OptOut = []dispatcher.Channel{dispatcher.ChannelSMS}
+		if err := s.fanout.Retry(ctx, id, 2); err != nil {
+			t.Fatal(err)
+		}
+		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusSuppressed || d.Reason != "no_channel" {
+			t.Errorf("%+v, want suppressed no_channel", d)
+		}
+		if len(s.sms.calls) != 0 {
+			t.Error("sent to an opted-out recipient")
+		}
+	})
+	t.Run("malformed id", func(t *testing.T) {
+		t.Parallel()
+		s := setupFanout(t)
+		if err := s.fanout.Retry(ctx, "nonsense", 2); !errors.Is(err, dispatcher.ErrNotFound) {
+			t.Errorf("Retry(nonsense) = %v, want ErrNotFound", err)
+		}
+	})
+}

@@ -1,0 +1,73 @@
+package queue
+
+import (
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// Metrics implements dispatcher.Metrics with Prometheus collectors.
+type Metrics struct {
+	deliveries *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+}
+
+var _ dispatcher.Metrics = (*Metrics)(nil)
+
+// NewMetrics registers Tocsin's delivery metrics on reg, and the queue
+// depth per lane and task state when inspector is not nil.
+func NewMetrics(reg prometheus.Registerer, inspector *asynq.Inspector) *Metrics {
+	m := &Metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tocsin_deliveries_total",
+			Help: "Deliveries that reached a status, by channel and status.",
+		}, []string{"channel", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tocsin_send_duration_seconds",
+			Help:    "Time of one sender call (a batch of messages for one channel).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}, []string{"channel"}),
+	}
+	reg.MustRegister(m.deliveries, m.latency)
+	if inspector != nil {
+		reg.MustRegister(&depthCollector{inspector: inspector})
+	}
+	return m
+}
+
+// Statuses implements dispatcher.Metrics.
+func (m *Metrics) Statuses(ch dispatcher.Channel, st dispatcher.DeliveryStatus, n int) {
+	m.deliveries.WithLabelValues(string(ch), string(st)).Add(float64(n))
+}
+
+// Sent implements dispatcher.Metrics.
+func (m *Metrics) Sent(ch dispatcher.Channel, _ int, d time.Duration) {
+	m.latency.WithLabelValues(string(ch)).Observe(d.Seconds())
+}
+
+// depthCollector reads the queue depth from asynq at scrape time.
+type depthCollector struct {
+	inspector *asynq.Inspector
+}
+
+var depthDesc = prometheus.NewDesc("tocsin_queue_tasks", "Tasks in each queue by state.", []string{"queue", "state"}, nil)
+
+func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- depthDesc }
+
+func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
+	for q := range Queues {
+		info, err := c.inspector.GetQueueInfo(q)
+		if err != nil {
+			continue // a queue that never had a task does not exist yet
+		}
+		for state, n := range map[string]int{
+			"pending": info.Pending, "active": info.Active, "scheduled": info.Scheduled,
+			"retry": info.Retry, "archived": info.Archived,
+		} {
+			ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(n), q, state)
+		}
+	}
+}

@@ -1,0 +1,263 @@
+// Package queue is Tocsin's asynq adapter: task types and payloads, the
+// dispatcher.Enqueuer, the task handlers that drive dispatcher.Fanout, the
+// retry policy, and the worker server.
+//
+// Three tasks carry a broadcast: one "broadcast:plan" (task id derived from
+// the broadcast id) snapshots the audience and enqueues one
+// "broadcast:batch" per ~500 recipients (task id from the broadcast and the
+// batch's offset); a batch sends its first attempts in bulk. Each delivery
+// that fails transiently gets its own "delivery:retry" task, retried by asynq
+// with backoff until the delivery settles.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// Task types.
+const (
+	TypePlan  = "broadcast:plan"
+	TypeBatch = "broadcast:batch"
+	TypeRetry = "delivery:retry"
+)
+
+// Queue names: priority lanes by incident severity.
+const (
+	QueueCritical = "critical"
+	QueueDefault  = "default"
+	QueueLow      = "low"
+)
+
+// Queues weighs the lanes for asynq's weighted priority.
+var Queues = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
+
+// QueueFor returns the lane of a broadcast of severity sev.
+func QueueFor(sev dispatcher.Severity) string {
+	switch sev {
+	case dispatcher.SeverityCritical:
+		return QueueCritical
+	case dispatcher.SeverityMinor:
+		return QueueLow
+	}
+	return QueueDefault
+}
+
+// PlanPayload is the payload of TypePlan.
+type PlanPayload struct {
+	BroadcastID string `json:"broadcast_id"`
+}
+
+// BatchPayload is the payload of TypeBatch.
+type BatchPayload struct {
+	BroadcastID string `json:"broadcast_id"`
+	Start       int    `json:"start"`
+	Stop        int    `json:"stop"`
+}
+
+// RetryPayload is the payload of TypeRetry.
+type RetryPayload struct {
+	DeliveryID string `json:"delivery_id"`
+	// Attempt is the attempt number of the task's first run (2); each asynq
+	// retry of the task is one attempt more.
+	Attempt int `json:"attempt"`
+}
+
+// NewPlanTask returns the plan task of broadcast b.
+func NewPlanTask(b *dispatcher.Broadcast) *asynq.Task {
+	p, _ := json.Marshal(PlanPayload{BroadcastID: b.ID})
+	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID), asynq.Queue(QueueFor(b.Severity)), asynq.MaxRetry(20))
+}
+
+// NewBatchTask returns the task of one batch of broadcast b.
+func NewBatchTask(b *dispatcher.Broadcast, batch dispatcher.Batch) *asynq.Task {
+	p, _ := json.Marshal(BatchPayload{BroadcastID: b.ID, Start: batch.Start, Stop: batch.Stop})
+	return asynq.NewTask(TypeBatch, p, asynq.TaskID("batch:"+b.ID+":"+strconv.Itoa(batch.Start)), asynq.Queue(QueueFor(b.Severity)), asynq.MaxRetry(20))
+}
+
+// NewRetryTask returns the retry task of one delivery.
+func NewRetryTask(b *dispatcher.Broadcast, deliveryID string, attempt, maxRetry int, delay time.Duration) *asynq.Task {
+	p, _ := json.Marshal(RetryPayload{DeliveryID: deliveryID, Attempt: attempt})
+	return asynq.NewTask(TypeRetry, p, asynq.TaskID("retry:"+deliveryID), asynq.Queue(QueueFor(b.Severity)), asynq.MaxRetry(maxRetry), asynq.ProcessIn(delay))
+}
+
+// Client enqueues tasks; it implements dispatcher.Enqueuer.
+type Client struct {
+	c *asynq.Client
+	// MaxAttempts of one delivery, the first included (default 9).
+	MaxAttempts int
+}
+
+var _ dispatcher.Enqueuer = (*Client)(nil)
+
+// NewClient returns a Client on the given Redis connection.
+func NewClient(opt asynq.RedisConnOpt) *Client {
+	return &Client{c: asynq.NewClient(opt)}
+}
+
+// Close closes the client's connection.
+func (c *Client) Close() error { return c.c.Close() }
+
+func (c *Client) enqueue(ctx context.Context, t *asynq.Task) error {
+	_, err := c.c.EnqueueContext(ctx, t)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil // enqueued already: re-enqueueing is harmless by design
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", t.Type(), err)
+	}
+	return nil
+}
+
+// EnqueuePlan implements dispatcher.Enqueuer.
+func (c *Client) EnqueuePlan(ctx context.Context, b *dispatcher.Broadcast) error {
+	return c.enqueue(ctx, NewPlanTask(b))
+}
+
+// EnqueueBatches implements dispatcher.Enqueuer.
+func (c *Client) EnqueueBatches(ctx context.Context, b *dispatcher.Broadcast, batches []dispatcher.Batch) error {
+	for _, batch := range batches {
+		if err := c.enqueue(ctx, NewBatchTask(b, batch)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EnqueueRetry implements dispatcher.Enqueuer.
+func (c *Client) EnqueueRetry(ctx context.Context, b *dispatcher.Broadcast, deliveryID string, attempt int, delay time.Duration) error {
+	maxAttempts := c.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = 9
+	}
+	// The fan-out fails the delivery at its last attempt; asynq's own limit
+	// only guards against a task that keeps failing for other reasons.
+	return c.enqueue(ctx, NewRetryTask(b, deliveryID, attempt, maxAttempts, delay))
+}
+
+// Handlers process Tocsin's tasks with a Fanout.
+type Handlers struct {
+	Fanout *dispatcher.Fanout
+	Logger *slog.Logger
+}
+
+// Mux returns the task multiplexer.
+func (h *Handlers) Mux() *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypePlan, h.plan)
+	mux.HandleFunc(TypeBatch, h.batch)
+	mux.HandleFunc(TypeRetry, h.retry)
+	return mux
+}
+
+// permanent stops asynq retrying errors no retry can fix.
+func permanent(err error) error {
+	if errors.Is(err, dispatcher.ErrNotFound) {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return err
+}
+
+func decode(t *asynq.Task, v any) error {
+	if err := json.Unmarshal(t.Payload(), v); err != nil {
+		return fmt.Errorf("decode %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	return nil
+}
+
+func (h *Handlers) plan(ctx context.Context, t *asynq.Task) error {
+	var p PlanPayload
+	if err := decode(t, &p); err != nil {
+		return err
+	}
+	return permanent(h.Fanout.Plan(ctx, p.BroadcastID))
+}
+
+func (h *Handlers) batch(ctx context.Context, t *asynq.Task) error {
+	var p BatchPayload
+	if err := decode(t, &p); err != nil {
+		return err
+	}
+	return permanent(h.Fanout.RunBatch(ctx, p.BroadcastID, dispatcher.Batch{Start: p.Start, Stop: p.Stop}))
+}
+
+func (h *Handlers) retry(ctx context.Context, t *asynq.Task) error {
+	var p RetryPayload
+	if err := decode(t, &p); err != nil {
+		return err
+	}
+	n, _ := asynq.GetRetryCount(ctx)
+	return permanent(h.Fanout.Retry(ctx, p.DeliveryID, p.Attempt+n))
+}
+
+// RetryDelay is asynq's RetryDelayFunc: a provider's Retry-After when the
+// error carries one, else the fan-out's backoff (capped at a minute for
+// plan and batch tasks, whose failures are Redis or rendering trouble).
+func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	var se *dispatcher.SendError
+	if errors.As(err, &se) && se.RetryAfter > 0 {
+		return se.RetryAfter
+	}
+	d := dispatcher.Backoff(n + 1)
+	if t.Type() != TypeRetry {
+		d = min(d, time.Minute)
+	}
+	return d
+}
+
+// ServerConfig configures the worker server.
+type ServerConfig struct {
+	Concurrency     int
+	ShutdownTimeout time.Duration
+	// TaskCheckInterval is how long an idle worker waits before looking
+	// for work again (default 50ms; asynq's own default of 1s would delay
+	// the first message of an incident by up to 1.5s).
+	TaskCheckInterval time.Duration
+	Logger            *slog.Logger
+}
+
+// NewServer returns an asynq server that works the priority lanes. On
+// Shutdown it waits up to ShutdownTimeout for running tasks and puts the
+// rest back in their queues.
+func NewServer(opt asynq.RedisConnOpt, cfg ServerConfig) *asynq.Server {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	check := cfg.TaskCheckInterval
+	if check <= 0 {
+		check = 50 * time.Millisecond
+	}
+	return asynq.NewServer(opt, asynq.Config{
+		Concurrency:       cfg.Concurrency,
+		TaskCheckInterval: check,
+		// Retries are due to the second; asynq's default looks every 5s.
+		DelayedTaskCheckInterval: time.Second,
+		Queues:                   Queues,
+		RetryDelayFunc:           RetryDelay,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		Logger:                   slogAdapter{logger.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			logger.WarnContext(ctx, "task failed", "type", t.Type(), "err", err)
+		}),
+	})
+}
+
+// slogAdapter routes asynq's logs to slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a slogAdapter) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a slogAdapter) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a slogAdapter) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

@@ -1,0 +1,420 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// A delivery record is one hash field of b:{id}:d, "{channel}.{recipient}",
+// whose value packs the delivery in a few bytes:
+//
+//	{code}|{attempts}|{updated unix ms}|{locale}|{provider id}|{reason}
+//
+// code is one digit (statusCodes); codes 2 and up are final. Lua compares
+// codes as strings, so their order carries the transition rules.
+var statusCodes = map[dispatcher.DeliveryStatus]byte{
+	dispatcher.StatusQueued:     '0',
+	dispatcher.StatusSending:    '1',
+	dispatcher.StatusSent:       '2',
+	dispatcher.StatusDelivered:  '3',
+	dispatcher.StatusFailed:     '4',
+	dispatcher.StatusSuppressed: '5',
+}
+
+var statusByCode = func() map[byte]dispatcher.DeliveryStatus {
+	m := make(map[byte]dispatcher.DeliveryStatus, len(statusCodes))
+	for s, c := range statusCodes {
+		m[c] = s
+	}
+	return m
+}()
+
+func deliveryField(ch dispatcher.Channel, recipientID string) string {
+	return string(ch) + "." + recipientID
+}
+
+func clean(s string) string {
+	if strings.IndexByte(s, '|') < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "|", "/")
+}
+
+func encodeRecord(buf []byte, st dispatcher.DeliveryStatus, attempts int, now int64, locale, providerID, reason string) []byte {
+	buf = append(buf[:0], statusCodes[st], '|')
+	buf = strconv.AppendInt(buf, int64(attempts), 10)
+	buf = append(buf, '|')
+	buf = strconv.AppendInt(buf, now, 10)
+	buf = append(buf, '|')
+	buf = append(buf, clean(locale)...)
+	buf = append(buf, '|')
+	buf = append(buf, clean(providerID)...)
+	buf = append(buf, '|')
+	if len(reason) > 512 {
+		reason = reason[:512]
+	}
+	buf = append(buf, reason...)
+	return buf
+}
+
+func decodeRecord(broadcastID, field, value string) (*dispatcher.Delivery, error) {
+	ch, rid, ok := strings.Cut(field, ".")
+	parts := strings.SplitN(value, "|", 6)
+	if !ok || len(parts) != 6 || len(parts[0]) != 1 {
+		return nil, fmt.Errorf("corrupt delivery record %q of %s", field, broadcastID)
+	}
+	st, ok := statusByCode[parts[0][0]]
+	if !ok {
+		return nil, fmt.Errorf("corrupt delivery status %q of %s", parts[0], broadcastID)
+	}
+	attempts, _ := strconv.Atoi(parts[1])
+	ms, _ := strconv.ParseInt(parts[2], 10, 64)
+	return &dispatcher.Delivery{
+		ID:          dispatcher.DeliveryID(broadcastID, dispatcher.Channel(ch), rid),
+		BroadcastID: broadcastID,
+		RecipientID: rid,
+		Channel:     dispatcher.Channel(ch),
+		Status:      st,
+		Attempts:    attempts,
+		UpdatedAt:   time.UnixMilli(ms).UTC(),
+		Locale:      parts[3],
+		ProviderID:  parts[4],
+		Reason:      parts[5],
+	}, nil
+}
+
+// finishLua ends a sending broadcast whose pending count reached zero.
+// KEYS: b, aud. The caller defines `now`.
+const finishLua = `
+local function finish(b, aud, now)
+  if tonumber(redis.call('HGET', b, 'pending')) <= 0 and redis.call('HGET', b, 'state') == 'sending' then
+    redis.call('HSET', b, 'state', 'done', 'finished', now)
+    redis.call('DEL', aud)
+  end
+end
+`
+
+// beginScript creates the deliveries of a batch that do not exist yet and
+// returns, per item, the status code each had before (” when new).
+// KEYS: b, d, aud. ARGV: now, then field/record pairs.
+var beginScript = redis.NewScript(finishLua + `
+local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local out, fin = {}, 0
+for i = 2, #ARGV, 2 do
+  local f, v = ARGV[i], ARGV[i + 1]
+  local old = redis.call('HGET', d, f)
+  if old then
+    out[#out + 1] = string.sub(old, 1, 1)
+  else
+    redis.call('HSET', d, f, v)
+    local code = string.sub(v, 1, 1)
+    redis.call('HINCRBY', b, 'c:' .. string.match(f, '^[^.]+') .. ':' .. code, 1)
+    if code >= '2' then fin = fin + 1 end
+    out[#out + 1] = ''
+  end
+end
+if fin > 0 then
+  redis.call('HINCRBY', b, 'pending', -fin)
+  finish(b, aud, now)
+end
+return out
+`)
+
+// recordScript applies new statuses. A final status only ever moves from
+// sent to delivered or failed (a provider's later word); everything else
+// final stays. Counters move with every applied change, and pending drops
+// when a delivery becomes final. KEYS: b, d, aud. ARGV: now, field/record pairs.
+var recordScript = redis.NewScript(finishLua + `
+local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local fin, applied = 0, 0
+for i = 2, #ARGV, 2 do
+  local f, v = ARGV[i], ARGV[i + 1]
+  local new = string.sub(v, 1, 1)
+  local old = redis.call('HGET', d, f)
+  local oc = old and string.sub(old, 1, 1) or nil
+  if (not oc) or oc < '2' or (oc == '2' and (new == '3' or new == '4')) then
+    redis.call('HSET', d, f, v)
+    local ch = string.match(f, '^[^.]+')
+    if oc then redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1) end
+    redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. new, 1)
+    if ((not oc) or oc < '2') and new >= '2' then fin = fin + 1 end
+    applied = applied + 1
+  end
+end
+if fin > 0 then
+  redis.call('HINCRBY', b, 'pending', -fin)
+  finish(b, aud, now)
+end
+return applied
+`)
+
+// snapshotScript stores the audience once: the intersection of the union
+// of the service sets with the union of the region sets, as a zset with all
+// scores 0 (so it is ordered by id and sliceable by rank).
+// KEYS: b, aud, tmpSvc, tmpReg, all, then nsvc service sets, then region sets.
+// ARGV: nsvc, nreg.
+var snapshotScript = redis.NewScript(`
+local b, aud, ts, tr, all = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if redis.call('HGET', b, 'planned') then
+  return tonumber(redis.call('HGET', b, 'audience'))
+end
+local nsvc, nreg = tonumber(ARGV[1]), tonumber(ARGV[2])
+local svc, reg = all, all
+if nsvc > 0 then
+  redis.call('SUNIONSTORE', ts, unpack(KEYS, 6, 5 + nsvc))
+  svc = ts
+end
+if nreg > 0 then
+  redis.call('SUNIONSTORE', tr, unpack(KEYS, 6 + nsvc, 5 + nsvc + nreg))
+  reg = tr
+end
+local n
+if svc == reg then
+  n = redis.call('ZUNIONSTORE', aud, 1, svc, 'WEIGHTS', 0)
+else
+  n = redis.call('ZINTERSTORE', aud, 2, svc, reg, 'WEIGHTS', 0, 0)
+end
+redis.call('DEL', ts, tr)
+redis.call('HSET', b, 'planned', '1', 'audience', n, 'pending', n)
+return n
+`)
+
+// markSendingScript ends planning. KEYS: b, aud. ARGV: now.
+var markSendingScript = redis.NewScript(finishLua + `
+local b, aud, now = KEYS[1], KEYS[2], ARGV[1]
+if redis.call('HGET', b, 'state') == 'planning' then
+  redis.call('HSET', b, 'state', 'sending', 'started', now)
+  finish(b, aud, now)
+end
+return redis.call('HGET', b, 'state')
+`)
+
+func (s *Store) nowMS() int64 {
+	if s.Clock != nil {
+		return s.Clock.Now().UnixMilli()
+	}
+	return time.Now().UnixMilli()
+}
+
+func broadcastKeys(id string) []string {
+	return []string{key("b", id), key("b", id, "d"), key("b", id, "aud")}
+}
+
+// GetBroadcast implements dispatcher.DeliveryStore.
+func (s *Store) GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadcast, error) {
+	h, err := s.rdb.HGetAll(ctx, key("b", id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get broadcast %s: %w", id, err)
+	}
+	meta, ok := h["meta"]
+	if !ok {
+		return nil, fmt.Errorf("broadcast %q: %w", id, dispatcher.ErrNotFound)
+	}
+	var b dispatcher.Broadcast
+	if err := json.Unmarshal([]byte(meta), &b); err != nil {
+		return nil, fmt.Errorf("decode broadcast %s: %w", id, err)
+	}
+	b.State = dispatcher.BroadcastState(h["state"])
+	b.Audience, _ = strconv.Atoi(h["audience"])
+	b.Pending, _ = strconv.Atoi(h["pending"])
+	b.StartedAt = msTime(h["started"])
+	b.FinishedAt = msTime(h["finished"])
+	b.Counts = map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{}
+	for f, v := range h {
+		rest, ok := strings.CutPrefix(f, "c:")
+		if !ok {
+			continue
+		}
+		ch, code, ok := strings.Cut(rest, ":")
+		st, known := statusByCode[code[0]]
+		n, _ := strconv.Atoi(v)
+		if !ok || len(code) != 1 || !known || n == 0 {
+			continue
+		}
+		if b.Counts[dispatcher.Channel(ch)] == nil {
+			b.Counts[dispatcher.Channel(ch)] = map[dispatcher.DeliveryStatus]int{}
+		}
+		b.Counts[dispatcher.Channel(ch)][st] = n
+	}
+	return &b, nil
+}
+
+func msTime(v string) *time.Time {
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms == 0 {
+		return nil
+	}
+	t := time.UnixMilli(ms).UTC()
+	return &t
+}
+
+// SnapshotAudience implements dispatcher.DeliveryStore.
+func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, services, regions []string) (int, error) {
+	keys := append(broadcastKeys(b.ID)[:1:1], key("b", b.ID, "aud"), key("b", b.ID, "tmp", "svc"), key("b", b.ID, "tmp", "reg"), key("ix", "all"))
+	for _, sv := range services {
+		keys = append(keys, key("ix", "svc", sv))
+	}
+	if len(services) > 0 {
+		keys = append(keys, key("ix", "svc", "*"))
+	}
+	for _, r := range regions {
+		keys = append(keys, key("ix", "reg", r))
+	}
+	if len(regions) > 0 {
+		keys = append(keys, key("ix", "reg", "*"))
+	}
+	nsvc, nreg := len(services), len(regions)
+	if nsvc > 0 {
+		nsvc++
+	}
+	if nreg > 0 {
+		nreg++
+	}
+	n, err := snapshotScript.Run(ctx, s.rdb, keys, nsvc, nreg).Int()
+	if err != nil {
+		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+	}
+	return n, nil
+}
+
+// AudienceSlice implements dispatcher.DeliveryStore.
+func (s *Store) AudienceSlice(ctx context.Context, broadcastID string, start, stop int) ([]string, error) {
+	if stop <= start {
+		return nil, nil
+	}
+	ids, err := s.rdb.ZRange(ctx, key("b", broadcastID, "aud"), int64(start), int64(stop-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("audience of %s [%d,%d): %w", broadcastID, start, stop, err)
+	}
+	return ids, nil
+}
+
+// MarkSending implements dispatcher.DeliveryStore.
+func (s *Store) MarkSending(ctx context.Context, broadcastID string) error {
+	ks := broadcastKeys(broadcastID)
+	if err := markSendingScript.Run(ctx, s.rdb, []string{ks[0], ks[2]}, s.nowMS()).Err(); err != nil {
+		return fmt.Errorf("mark %s sending: %w", broadcastID, err)
+	}
+	return nil
+}
+
+// BeginDeliveries implements dispatcher.DeliveryStore.
+func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, items []dispatcher.Begin) ([]dispatcher.DeliveryStatus, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	now := s.nowMS()
+	args := make([]any, 0, 1+2*len(items))
+	args = append(args, now)
+	var buf []byte
+	for _, it := range items {
+		buf = encodeRecord(buf, it.Status, 0, now, it.Locale, "", it.Reason)
+		args = append(args, deliveryField(it.Channel, it.RecipientID), string(buf))
+	}
+	res, err := beginScript.Run(ctx, s.rdb, broadcastKeys(broadcastID), args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("begin %d deliveries of %s: %w", len(items), broadcastID, err)
+	}
+	if len(res) != len(items) {
+		return nil, fmt.Errorf("begin deliveries of %s: %d answers for %d items", broadcastID, len(res), len(items))
+	}
+	prev := make([]dispatcher.DeliveryStatus, len(items))
+	for i, c := range res {
+		if c != "" {
+			prev[i] = statusByCode[c[0]]
+		}
+	}
+	return prev, nil
+}
+
+// Record implements dispatcher.DeliveryStore.
+func (s *Store) Record(ctx context.Context, broadcastID string, outs []dispatcher.Outcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	now := s.nowMS()
+	args := make([]any, 0, 1+2*len(outs))
+	args = append(args, now)
+	var buf []byte
+	for _, o := range outs {
+		buf = encodeRecord(buf, o.Status, o.Attempts, now, o.Locale, o.ProviderID, o.Reason)
+		args = append(args, deliveryField(o.Channel, o.RecipientID), string(buf))
+	}
+	if err := recordScript.Run(ctx, s.rdb, broadcastKeys(broadcastID), args...).Err(); err != nil {
+		return fmt.Errorf("record %d outcomes of %s: %w", len(outs), broadcastID, err)
+	}
+	return nil
+}
+
+// GetDelivery implements dispatcher.DeliveryStore.
+func (s *Store) GetDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error) {
+	bid, ch, rid, err := dispatcher.ParseDeliveryID(id)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.rdb.HGet(ctx, key("b", bid, "d"), deliveryField(ch, rid)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("delivery %q: %w", id, dispatcher.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get delivery %s: %w", id, err)
+	}
+	return decodeRecord(bid, deliveryField(ch, rid), v)
+}
+
+// ListDeliveries implements dispatcher.DeliveryStore: HSCAN over the
+// broadcast's records (MATCH on the channel prefix, status filtered here),
+// at most a few scan steps per page, so a selective filter returns short
+// pages with a cursor rather than one long request.
+func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var cursor uint64
+	if f.Cursor != "" {
+		c, err := strconv.ParseUint(f.Cursor, 10, 64)
+		if err != nil {
+			return nil, &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: "must be a cursor returned as next_cursor", Value: f.Cursor}}}
+		}
+		cursor = c
+	}
+	match := "*"
+	if f.Channel != "" {
+		match = string(f.Channel) + ".*"
+	}
+	page := &dispatcher.DeliveryPage{Deliveries: []*dispatcher.Delivery{}}
+	d := key("b", broadcastID, "d")
+	for step := 0; step < 8; step++ {
+		kv, next, err := s.rdb.HScan(ctx, d, cursor, match, int64(limit)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("list deliveries of %s: %w", broadcastID, err)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			dl, err := decodeRecord(broadcastID, kv[i], kv[i+1])
+			if err != nil {
+				return nil, err
+			}
+			if f.Status == "" || dl.Status == f.Status {
+				page.Deliveries = append(page.Deliveries, dl)
+			}
+		}
+		cursor = next
+		if cursor == 0 || len(page.Deliveries) >= limit {
+			break
+		}
+	}
+	if cursor != 0 {
+		page.NextCursor = strconv.FormatUint(cursor, 10)
+	}
+	return page, nil
+}

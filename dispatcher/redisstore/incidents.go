@@ -1,0 +1,250 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+const (
+	// MaxIdempotencyKey is the longest Idempotency-Key the store accepts; the
+	// API rejects longer ones before they get here.
+	MaxIdempotencyKey = 255
+	// idempotencyTTL is how long the first answer to a key is kept.
+	idempotencyTTL = 24 * time.Hour
+	// defaultIncidentLimit applies when ListIncidents is given no limit;
+	// maxIncidentLimit caps any limit.
+	defaultIncidentLimit = 100
+	maxIncidentLimit     = 1000
+)
+
+func incidentKey(id string) string { return key("inc", id) }
+
+// idempotencyKey returns the key of an Idempotency-Key's answer. The raw key
+// is used as is (Redis keys are binary safe); its length is bounded.
+func idempotencyKey(k string) (string, error) {
+	if k == "" || len(k) > MaxIdempotencyKey {
+		return "", fmt.Errorf("idempotency key of %d bytes: must be 1-%d bytes", len(k), MaxIdempotencyKey)
+	}
+	return key("idem", k), nil
+}
+
+// GetIncident returns the incident with id, or dispatcher.ErrNotFound.
+func (s *Store) GetIncident(ctx context.Context, id string) (*dispatcher.Incident, error) {
+	raw, err := s.rdb.Get(ctx, incidentKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("incident %q: %w", id, dispatcher.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get incident %q: %w", id, err)
+	}
+	inc := new(dispatcher.Incident)
+	if err := json.Unmarshal(raw, inc); err != nil {
+		return nil, fmt.Errorf("decode incident %q: %w", id, err)
+	}
+	return inc, nil
+}
+
+// ListIncidents lists at most limit incidents (limit <= 0: 100; at most
+// 1000), newest first, only those in state unless state is empty.
+func (s *Store) ListIncidents(ctx context.Context, state dispatcher.State, limit int) ([]*dispatcher.Incident, error) {
+	if limit <= 0 {
+		limit = defaultIncidentLimit
+	}
+	limit = min(limit, maxIncidentLimit)
+	idx := key("incs")
+	if state != "" {
+		idx = key("incs", string(state))
+	}
+	ids, err := s.rdb.ZRevRange(ctx, idx, 0, int64(limit-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list incidents: %w", err)
+	}
+	out := make([]*dispatcher.Incident, 0, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = incidentKey(id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list incidents: %w", err)
+	}
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // indexed but gone: nothing to show
+		}
+		inc := new(dispatcher.Incident)
+		if err := json.Unmarshal([]byte(str), inc); err != nil {
+			return nil, fmt.Errorf("decode incident %q: %w", ids[i], err)
+		}
+		out = append(out, inc)
+	}
+	return out, nil
+}
+
+// GetUpdates returns the updates of an incident, seq 1 first, or
+// dispatcher.ErrNotFound when the incident does not exist.
+func (s *Store) GetUpdates(ctx context.Context, incidentID string) ([]*dispatcher.Update, error) {
+	var (
+		exists *redis.IntCmd
+		list   *redis.StringSliceCmd
+	)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		exists = p.Exists(ctx, incidentKey(incidentID))
+		list = p.LRange(ctx, key("inc", incidentID, "u"), 0, -1)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get updates of %q: %w", incidentID, err)
+	}
+	if exists.Val() == 0 {
+		return nil, fmt.Errorf("incident %q: %w", incidentID, dispatcher.ErrNotFound)
+	}
+	raws := list.Val()
+	out := make([]*dispatcher.Update, len(raws))
+	for i, raw := range raws {
+		up := new(dispatcher.Update)
+		if err := json.Unmarshal([]byte(raw), up); err != nil {
+			return nil, fmt.Errorf("decode update %d of %q: %w", i+1, incidentID, err)
+		}
+		out[i] = up
+	}
+	return out, nil
+}
+
+// SaveUpdate writes inc, its update up and the update's broadcast b in one
+// MULTI/EXEC, provided the stored incident's LastSeq is still prevSeq (0: the
+// incident must not exist yet) and, with idem set, the key was not seen
+// before. A seen key writes nothing and returns its stored answer. A lost
+// race (the WATCHed incident or key changed) is dispatcher.ErrStale.
+func (s *Store) SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSeq int, up *dispatcher.Update, b *dispatcher.Broadcast, idem *dispatcher.Idempotency) ([]byte, error) {
+	if inc == nil || up == nil || b == nil || inc.ID == "" || b.ID == "" {
+		return nil, errors.New("save update: incident, update and broadcast are required")
+	}
+	incJSON, err := json.Marshal(inc)
+	if err != nil {
+		return nil, fmt.Errorf("encode incident %q: %w", inc.ID, err)
+	}
+	upJSON, err := json.Marshal(up)
+	if err != nil {
+		return nil, fmt.Errorf("encode update %d of %q: %w", up.Seq, inc.ID, err)
+	}
+	// The hash's other fields (state, audience, pending, times, counters)
+	// are its own; meta holds what never changes.
+	meta, err := json.Marshal(struct {
+		ID         string               `json:"id"`
+		IncidentID string               `json:"incident_id"`
+		Seq        int                  `json:"seq"`
+		Severity   dispatcher.Severity  `json:"severity"`
+		Channels   []dispatcher.Channel `json:"channels,omitempty"`
+		CreatedAt  time.Time            `json:"created_at"`
+	}{b.ID, b.IncidentID, b.Seq, b.Severity, b.Channels, b.CreatedAt})
+	if err != nil {
+		return nil, fmt.Errorf("encode broadcast %q: %w", b.ID, err)
+	}
+	incKey := incidentKey(inc.ID)
+	watched := []string{incKey}
+	var idemKey string
+	if idem != nil {
+		if idemKey, err = idempotencyKey(idem.Key); err != nil {
+			return nil, err
+		}
+		watched = append(watched, idemKey)
+	}
+	score := float64(inc.CreatedAt.UnixMilli())
+
+	var replay []byte
+	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		if idem != nil {
+			answer, err := tx.Get(ctx, idemKey).Bytes()
+			if err == nil {
+				replay = answer
+				return nil
+			}
+			if !errors.Is(err, redis.Nil) {
+				return fmt.Errorf("read idempotency key: %w", err)
+			}
+		}
+		var oldState dispatcher.State
+		raw, err := tx.Get(ctx, incKey).Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+			if prevSeq != 0 {
+				return fmt.Errorf("incident %q does not exist (expected update %d): %w", inc.ID, prevSeq, dispatcher.ErrStale)
+			}
+		case err != nil:
+			return fmt.Errorf("read incident %q: %w", inc.ID, err)
+		default:
+			if prevSeq == 0 {
+				return fmt.Errorf("incident %q exists already: %w", inc.ID, dispatcher.ErrStale)
+			}
+			var old dispatcher.Incident
+			if err := json.Unmarshal(raw, &old); err != nil {
+				return fmt.Errorf("decode incident %q: %w", inc.ID, err)
+			}
+			if old.LastSeq != prevSeq {
+				return fmt.Errorf("incident %q is at update %d, not %d: %w", inc.ID, old.LastSeq, prevSeq, dispatcher.ErrStale)
+			}
+			oldState = old.State
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, incKey, incJSON, 0)
+			p.RPush(ctx, key("inc", inc.ID, "u"), upJSON)
+			p.ZAdd(ctx, key("incs"), redis.Z{Score: score, Member: inc.ID})
+			if oldState != "" && oldState != inc.State {
+				p.ZRem(ctx, key("incs", string(oldState)), inc.ID)
+			}
+			p.ZAdd(ctx, key("incs", string(inc.State)), redis.Z{Score: score, Member: inc.ID})
+			p.HSet(ctx, key("b", b.ID),
+				"meta", meta,
+				"state", string(dispatcher.BroadcastPlanning),
+				"created", strconv.FormatInt(b.CreatedAt.UnixMilli(), 10),
+				"pending", "0",
+				"audience", "0",
+			)
+			if idem != nil {
+				p.Set(ctx, idemKey, idem.Answer, idempotencyTTL)
+			}
+			return nil
+		})
+		return err
+	}, watched...)
+	if errors.Is(err, redis.TxFailedErr) {
+		return nil, fmt.Errorf("incident %q changed while saving update %d: %w", inc.ID, up.Seq, dispatcher.ErrStale)
+	}
+	if err != nil {
+		if errors.Is(err, dispatcher.ErrStale) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("save update %d of %q: %w", up.Seq, inc.ID, err)
+	}
+	return replay, nil
+}
+
+// IdempotentAnswer returns the stored answer for an Idempotency-Key, or nil
+// when the key was not seen in the last 24 hours.
+func (s *Store) IdempotentAnswer(ctx context.Context, k string) ([]byte, error) {
+	ik, err := idempotencyKey(k)
+	if err != nil {
+		return nil, err
+	}
+	answer, err := s.rdb.Get(ctx, ik).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	return answer, nil
+}

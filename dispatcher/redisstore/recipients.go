@@ -1,0 +1,240 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// The recipient scripts build the names of the index keys they touch from
+// the prefix in ARGV[1] instead of receiving them in KEYS: the old services
+// and regions are only known inside the script, once it has read the stored
+// recipient. Redis Cluster rejects such scripts (undeclared keys, possibly in
+// other slots); that is acceptable, the store targets one Redis or Sentinel.
+//
+// cjson differs between Redis and miniredis: a JSON null decodes to
+// cjson.null (Redis) or nil (miniredis), an invalid document raises (Redis)
+// or returns nil (miniredis), and an empty array is indistinguishable from an
+// empty object. labels() therefore accepts only tables and keeps only their
+// string items, and an absent, null or empty list all mean "every service"
+// or "every region" (the "*" index).
+const recipientIndexLua = `
+local prefix, id = ARGV[1], ARGV[2]
+
+local function labels(v)
+  local out = {}
+  if type(v) == 'table' then
+    for _, s in ipairs(v) do
+      if type(s) == 'string' then out[#out + 1] = s end
+    end
+  end
+  return out
+end
+
+local function index(cmd, kind, list)
+  if #list == 0 then
+    redis.call(cmd, prefix .. 'ix:' .. kind .. ':*', id)
+    return
+  end
+  for _, s in ipairs(list) do
+    redis.call(cmd, prefix .. 'ix:' .. kind .. ':' .. s, id)
+  end
+end
+
+local function decode(raw)
+  local ok, rec = pcall(cjson.decode, raw)
+  if ok and type(rec) == 'table' then return rec end
+  return nil
+end
+`
+
+// putRecipientScript upserts one recipient and moves its index entries.
+//
+//	KEYS[1] r:{id}  KEYS[2] ix:all
+//	ARGV[1] key prefix  ARGV[2] id  ARGV[3] recipient JSON
+//	ARGV[4] number of services n  ARGV[5..4+n] services  ARGV[5+n..] regions
+//
+// A stored record that is not valid JSON is not overwritten (its index
+// entries are unknown): the script fails and the recipient must be deleted
+// first.
+var putRecipientScript = redis.NewScript(recipientIndexLua + `
+local old = redis.call('GET', KEYS[1])
+if old then
+  local rec = decode(old)
+  if not rec then
+    return redis.error_reply('ERR tocsin: stored recipient ' .. id .. ' is not valid JSON; delete it first')
+  end
+  index('SREM', 'svc', labels(rec.services))
+  index('SREM', 'reg', labels(rec.regions))
+end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], id)
+local n = tonumber(ARGV[4])
+local svcs, regs = {}, {}
+for i = 5, 4 + n do svcs[#svcs + 1] = ARGV[i] end
+for i = 5 + n, #ARGV do regs[#regs + 1] = ARGV[i] end
+index('SADD', 'svc', svcs)
+index('SADD', 'reg', regs)
+return 1
+`)
+
+// deleteRecipientScript erases one recipient and its index entries; it
+// returns 0 when there is none. An undecodable record is deleted anyway
+// (leaving its service and region entries behind, which point at nothing).
+//
+//	KEYS[1] r:{id}  KEYS[2] ix:all
+//	ARGV[1] key prefix  ARGV[2] id
+var deleteRecipientScript = redis.NewScript(recipientIndexLua + `
+local old = redis.call('GET', KEYS[1])
+if not old then return 0 end
+local rec = decode(old)
+if rec then
+  index('SREM', 'svc', labels(rec.services))
+  index('SREM', 'reg', labels(rec.regions))
+end
+redis.call('SREM', KEYS[2], id)
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
+func recipientKey(id string) string { return key("r", id) }
+
+// PutRecipients inserts or replaces rs in one round trip (one script per
+// recipient, pipelined), each atomically with its index entries.
+func (s *Store) PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	type call struct {
+		keys []string
+		args []any
+	}
+	calls := make([]call, len(rs))
+	allKey := key("ix", "all")
+	for i, r := range rs {
+		if r == nil || r.ID == "" {
+			return fmt.Errorf("recipient %d of %d has no id", i+1, len(rs))
+		}
+		raw, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode recipient %q: %w", r.ID, err)
+		}
+		args := make([]any, 0, 4+len(r.Services)+len(r.Regions))
+		args = append(args, Prefix, r.ID, raw, strconv.Itoa(len(r.Services)))
+		for _, sv := range r.Services {
+			args = append(args, sv)
+		}
+		for _, rg := range r.Regions {
+			args = append(args, rg)
+		}
+		calls[i] = call{keys: []string{recipientKey(r.ID), allKey}, args: args}
+	}
+	run := func() ([]redis.Cmder, error) {
+		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, c := range calls {
+				putRecipientScript.Run(ctx, p, c.keys, c.args...)
+			}
+			return nil
+		})
+	}
+	cmds, err := run()
+	if err != nil && anyNoScript(cmds) {
+		// Script.Run cannot fall back to EVAL inside a pipeline (the error
+		// arrives with the reply): load the script and run the batch again,
+		// which is harmless since every call is an upsert.
+		if lerr := putRecipientScript.Load(ctx, s.rdb).Err(); lerr != nil {
+			return fmt.Errorf("load recipient script: %w", lerr)
+		}
+		cmds, err = run()
+	}
+	if err != nil {
+		for i, c := range cmds {
+			if cerr := c.Err(); cerr != nil {
+				return fmt.Errorf("store recipient %q: %w", rs[i].ID, cerr)
+			}
+		}
+		return fmt.Errorf("store %d recipients: %w", len(rs), err)
+	}
+	return nil
+}
+
+// anyNoScript reports whether one of cmds failed because the server did not
+// know the script's digest.
+func anyNoScript(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
+			return true
+		}
+	}
+	return false
+}
+
+// GetRecipient returns the recipient with id, or dispatcher.ErrNotFound.
+func (s *Store) GetRecipient(ctx context.Context, id string) (*dispatcher.Recipient, error) {
+	raw, err := s.rdb.Get(ctx, recipientKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get recipient %q: %w", id, err)
+	}
+	r := new(dispatcher.Recipient)
+	if err := json.Unmarshal(raw, r); err != nil {
+		return nil, fmt.Errorf("decode recipient %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// GetRecipients returns the recipients with ids in one MGET, in the order of
+// ids, nil where one is missing. It is on the batch hot path: the records
+// share one allocation and one decode buffer.
+func (s *Store) GetRecipients(ctx context.Context, ids []string) ([]*dispatcher.Recipient, error) {
+	out := make([]*dispatcher.Recipient, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = recipientKey(id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get %d recipients: %w", len(ids), err)
+	}
+	if len(vals) != len(ids) {
+		return nil, fmt.Errorf("get %d recipients: MGET answered %d values", len(ids), len(vals))
+	}
+	recs := make([]dispatcher.Recipient, len(ids))
+	var buf []byte
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // nil: missing
+		}
+		buf = append(buf[:0], str...)
+		if err := json.Unmarshal(buf, &recs[i]); err != nil {
+			return nil, fmt.Errorf("decode recipient %q: %w", ids[i], err)
+		}
+		out[i] = &recs[i]
+	}
+	return out, nil
+}
+
+// DeleteRecipient erases the recipient with id and its index entries, or
+// returns dispatcher.ErrNotFound.
+func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
+	n, err := deleteRecipientScript.Run(ctx, s.rdb, []string{recipientKey(id), key("ix", "all")}, Prefix, id).Int()
+	if err != nil {
+		return fmt.Errorf("delete recipient %q: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,422 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
+)
+
+// storeBackend is a Redis the store must work on: a real redis-server, and
+// the miniredis the zero-config default embeds.
+type storeBackend struct {
+	name string
+	open func(t *testing.T) redis.UniversalClient
+}
+
+var storeBackends = []storeBackend{
+	{"redis", func(t *testing.T) redis.UniversalClient {
+		rdb, _ := redistest.New(t)
+		return rdb
+	}},
+	{"miniredis", func(t *testing.T) redis.UniversalClient {
+		m := miniredis.RunT(t)
+		rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		t.Cleanup(func() { _ = rdb.Close() })
+		return rdb
+	}},
+}
+
+// forEachBackend runs fn as a parallel subtest on a fresh, empty database of
+// every backend.
+func forEachBackend(t *testing.T, fn func(t *testing.T, s *Store, rdb redis.UniversalClient)) {
+	t.Helper()
+	for _, b := range storeBackends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := b.open(t)
+			fn(t, New(rdb), rdb)
+		})
+	}
+}
+
+// setMembers returns the sorted members of the set at key(parts...).
+func setMembers(t *testing.T, rdb redis.UniversalClient, parts ...string) []string {
+	t.Helper()
+	m, err := rdb.SMembers(context.Background(), key(parts...)).Result()
+	if err != nil {
+		t.Fatalf("SMEMBERS %s: %v", key(parts...), err)
+	}
+	slices.Sort(m)
+	return m
+}
+
+// indexesOf returns every index set (ix:*) that holds id, sorted.
+func indexesOf(t *testing.T, rdb redis.UniversalClient, id string) []string {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, key("ix", "*")).Result()
+	if err != nil {
+		t.Fatalf("KEYS: %v", err)
+	}
+	var in []string
+	for _, k := range keys {
+		ok, err := rdb.SIsMember(ctx, k, id).Result()
+		if err != nil {
+			t.Fatalf("SISMEMBER %s: %v", k, err)
+		}
+		if ok {
+			in = append(in, k)
+		}
+	}
+	slices.Sort(in)
+	return in
+}
+
+func ixKeys(parts ...[]string) []string {
+	var out []string
+	for _, p := range parts {
+		out = append(out, key(p...))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func mustPutRecipients(t *testing.T, s *Store, rs ...*dispatcher.Recipient) {
+	t.Helper()
+	if err := s.PutRecipients(context.Background(), rs); err != nil {
+		t.Fatalf("PutRecipients: %v", err)
+	}
+}
+
+func testRecipient(id string, services, regions []string) *dispatcher.Recipient {
+	return &dispatcher.Recipient{
+		ID:        id,
+		Kind:      dispatcher.KindCustomer,
+		Locale:    "de-CH",
+		Phone:     "+41791234567",
+		Services:  services,
+		Regions:   regions,
+		UpdatedAt: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC),
+	}
+}
+
+func sameJSON(t *testing.T, got, want any) {
+	t.Helper()
+	g, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(g) != string(w) {
+		t.Errorf("got  %s\nwant %s", g, w)
+	}
+}
+
+func TestPutRecipientsMovesIndexEntries(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		r := testRecipient("cust-1", []string{"pay", "cards"}, []string{"ch"})
+		mustPutRecipients(t, s, r)
+		got, err := s.GetRecipient(ctx, "cust-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameJSON(t, got, r)
+		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "pay"}, []string{"ix", "svc", "cards"}, []string{"ix", "reg", "ch"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
+			t.Errorf("after first put: in %v, want %v", indexesOf(t, rdb, "cust-1"), want)
+		}
+
+		// New services and no regions: the old entries go, "*" covers regions.
+		r = testRecipient("cust-1", []string{"pay", "atm"}, nil)
+		mustPutRecipients(t, s, r)
+		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "pay"}, []string{"ix", "svc", "atm"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
+			t.Errorf("after second put: in %v, want %v", indexesOf(t, rdb, "cust-1"), want)
+		}
+
+		// No services either (and an explicit empty list): both "*" sets.
+		r = testRecipient("cust-1", []string{}, nil)
+		mustPutRecipients(t, s, r)
+		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "*"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
+			t.Errorf("after third put: in %v, want %v", indexesOf(t, rdb, "cust-1"), want)
+		}
+
+		// And back from "*" to named sets.
+		r = testRecipient("cust-1", []string{"cards"}, []string{"ch", "li"})
+		mustPutRecipients(t, s, r)
+		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "cards"}, []string{"ix", "reg", "ch"}, []string{"ix", "reg", "li"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
+			t.Errorf("after fourth put: in %v, want %v", indexesOf(t, rdb, "cust-1"), want)
+		}
+		got, err = s.GetRecipient(ctx, "cust-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameJSON(t, got, r)
+		if n := rdb.SCard(ctx, key("ix", "all")).Val(); n != 1 {
+			t.Errorf("ix:all holds %d ids, want 1", n)
+		}
+	})
+}
+
+func TestDeleteRecipient(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		mustPutRecipients(t, s,
+			testRecipient("a", []string{"pay", "atm"}, []string{"ch"}),
+			testRecipient("b", []string{"pay"}, nil),
+			testRecipient("c", nil, nil),
+		)
+		if err := s.DeleteRecipient(ctx, "a"); err != nil {
+			t.Fatalf("DeleteRecipient(a): %v", err)
+		}
+		if err := s.DeleteRecipient(ctx, "c"); err != nil {
+			t.Fatalf("DeleteRecipient(c): %v", err)
+		}
+		for _, id := range []string{"a", "c"} {
+			if in := indexesOf(t, rdb, id); len(in) != 0 {
+				t.Errorf("deleted %s is still in %v", id, in)
+			}
+			if _, err := s.GetRecipient(ctx, id); !errors.Is(err, dispatcher.ErrNotFound) {
+				t.Errorf("GetRecipient(%s) after delete: %v, want ErrNotFound", id, err)
+			}
+			if err := s.DeleteRecipient(ctx, id); !errors.Is(err, dispatcher.ErrNotFound) {
+				t.Errorf("second DeleteRecipient(%s): %v, want ErrNotFound", id, err)
+			}
+		}
+		if got, want := setMembers(t, rdb, "ix", "all"), []string{"b"}; !slices.Equal(got, want) {
+			t.Errorf("ix:all = %v, want %v", got, want)
+		}
+		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "pay"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "b"), want) {
+			t.Errorf("b is in %v, want %v", indexesOf(t, rdb, "b"), want)
+		}
+		if n := rdb.Exists(ctx, key("r", "a"), key("r", "c")).Val(); n != 0 {
+			t.Errorf("%d deleted records remain", n)
+		}
+	})
+}
+
+func TestGetRecipients(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		a := testRecipient("a", []string{"pay"}, nil)
+		c := testRecipient("c", nil, []string{"dk"})
+		c.Email = "ops@example.com"
+		mustPutRecipients(t, s, a, c)
+
+		got, err := s.GetRecipients(ctx, []string{"c", "b", "a", "c", "zz"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 5 {
+			t.Fatalf("got %d recipients, want 5", len(got))
+		}
+		if got[1] != nil || got[4] != nil {
+			t.Errorf("missing ids gave %+v and %+v, want nil", got[1], got[4])
+		}
+		sameJSON(t, got[0], c)
+		sameJSON(t, got[2], a)
+		sameJSON(t, got[3], c)
+		if got[0] == got[3] {
+			t.Error("the same id twice shares one *Recipient")
+		}
+
+		got, err = s.GetRecipients(ctx, nil)
+		if err != nil || len(got) != 0 {
+			t.Errorf("GetRecipients(nil) = %v, %v; want empty", got, err)
+		}
+		if _, err := s.GetRecipient(ctx, "b"); !errors.Is(err, dispatcher.ErrNotFound) {
+			t.Errorf("GetRecipient(b) = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// roundTrips counts commands and pipelines sent by a client.
+type roundTrips struct{ cmds, pipelines atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.cmds.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.pipelines.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+func TestPutRecipientsBatch(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		const n = 500
+		batch := func(shift int) []*dispatcher.Recipient {
+			rs := make([]*dispatcher.Recipient, n)
+			for i := range rs {
+				var svcs, regs []string
+				if i%7 != 0 {
+					svcs = []string{fmt.Sprintf("s%d", (i+shift)%3)}
+				}
+				if i%5 != 0 {
+					regs = []string{fmt.Sprintf("r%d", (i+shift)%4), "r9"}
+				}
+				rs[i] = testRecipient(fmt.Sprintf("cust-%03d", i), svcs, regs)
+			}
+			return rs
+		}
+		// expect counts the index sets a batch should produce.
+		expect := func(rs []*dispatcher.Recipient) map[string]int {
+			want := map[string]int{key("ix", "all"): len(rs)}
+			for _, r := range rs {
+				if len(r.Services) == 0 {
+					want[key("ix", "svc", "*")]++
+				}
+				for _, sv := range r.Services {
+					want[key("ix", "svc", sv)]++
+				}
+				if len(r.Regions) == 0 {
+					want[key("ix", "reg", "*")]++
+				}
+				for _, rg := range r.Regions {
+					want[key("ix", "reg", rg)]++
+				}
+			}
+			return want
+		}
+		check := func(rs []*dispatcher.Recipient) {
+			t.Helper()
+			want := expect(rs)
+			keys, err := rdb.Keys(ctx, key("ix", "*")).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			for _, k := range keys {
+				got[k] = int(rdb.SCard(ctx, k).Val())
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("index sizes\ngot  %v\nwant %v", got, want)
+			}
+			ids := make([]string, len(rs))
+			for i, r := range rs {
+				ids[i] = r.ID
+			}
+			stored, err := s.GetRecipients(ctx, ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameJSON(t, stored, rs)
+		}
+
+		// Load the script once so the counted call needs no reload.
+		mustPutRecipients(t, s, testRecipient("warm-up", nil, nil))
+		if err := s.DeleteRecipient(ctx, "warm-up"); err != nil {
+			t.Fatal(err)
+		}
+		hook := &roundTrips{}
+		rdb.AddHook(hook)
+
+		first := batch(0)
+		mustPutRecipients(t, s, first...)
+		if c, p := hook.cmds.Load(), hook.pipelines.Load(); c != 0 || p != 1 {
+			t.Errorf("PutRecipients(%d) sent %d commands and %d pipelines, want 1 pipeline", n, c, p)
+		}
+		check(first)
+
+		second := batch(1)
+		mustPutRecipients(t, s, second...)
+		check(second)
+	})
+}
+
+func TestPutRecipientsReloadsFlushedScript(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		mustPutRecipients(t, s, testRecipient("a", []string{"pay"}, nil))
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		mustPutRecipients(t, s, testRecipient("a", []string{"atm"}, nil), testRecipient("b", nil, nil))
+		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "atm"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "a"), want) {
+			t.Errorf("a is in %v, want %v", indexesOf(t, rdb, "a"), want)
+		}
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteRecipient(ctx, "b"); err != nil {
+			t.Fatalf("DeleteRecipient after SCRIPT FLUSH: %v", err)
+		}
+	})
+}
+
+// TestRecipientScriptsReadAnyStoredForm feeds the scripts records whose lists
+// are null, empty or absent (cjson decodes these differently on Redis and on
+// miniredis) and a record that is not JSON at all.
+func TestRecipientScriptsReadAnyStoredForm(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		stored := map[string]string{
+			"null":   `{"id":"null","kind":"customer","locale":"en","services":null,"regions":null}`,
+			"empty":  `{"id":"empty","kind":"customer","locale":"en","services":[],"regions":[]}`,
+			"absent": `{"id":"absent","kind":"customer","locale":"en"}`,
+		}
+		for id, raw := range stored {
+			rdb.Set(ctx, key("r", id), raw, 0)
+			rdb.SAdd(ctx, key("ix", "all"), id)
+			rdb.SAdd(ctx, key("ix", "svc", "*"), id)
+			rdb.SAdd(ctx, key("ix", "reg", "*"), id)
+		}
+		mustPutRecipients(t, s,
+			testRecipient("null", []string{"pay"}, []string{"ch"}),
+			testRecipient("empty", []string{"pay"}, []string{"ch"}),
+		)
+		for _, id := range []string{"null", "empty"} {
+			if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "pay"}, []string{"ix", "reg", "ch"}); !slices.Equal(indexesOf(t, rdb, id), want) {
+				t.Errorf("%s is in %v, want %v", id, indexesOf(t, rdb, id), want)
+			}
+		}
+		if err := s.DeleteRecipient(ctx, "absent"); err != nil {
+			t.Fatal(err)
+		}
+		if in := indexesOf(t, rdb, "absent"); len(in) != 0 {
+			t.Errorf("deleted recipient is still in %v", in)
+		}
+
+		// A record that is not JSON is not overwritten, but can be deleted.
+		rdb.Set(ctx, key("r", "bad"), "{not json", 0)
+		rdb.SAdd(ctx, key("ix", "all"), "bad")
+		if err := s.PutRecipients(ctx, []*dispatcher.Recipient{testRecipient("bad", nil, nil)}); err == nil {
+			t.Error("PutRecipients over a record that is not JSON succeeded")
+		}
+		if raw := rdb.Get(ctx, key("r", "bad")).Val(); raw != "{not json" {
+			t.Errorf("record overwritten with %q", raw)
+		}
+		if err := s.DeleteRecipient(ctx, "bad"); err != nil {
+			t.Fatalf("DeleteRecipient(bad): %v", err)
+		}
+		if in := indexesOf(t, rdb, "bad"); len(in) != 0 {
+			t.Errorf("deleted recipient is still in %v", in)
+		}
+		mustPutRecipients(t, s, testRecipient("bad", nil, nil))
+	})
+}

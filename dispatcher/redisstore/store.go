@@ -1,0 +1,76 @@
+// Package redisstore is the only code that knows Tocsin's Redis key layout:
+// recipients and their audience indexes, incidents and updates, broadcasts,
+// audience snapshots, delivery statuses and their counters, and the outbox.
+// It implements the dispatcher's store interfaces with go-redis, and works
+// against Redis 7 and against the embedded miniredis of the zero-config
+// default.
+//
+// Key layout (prefix "tocsin:"):
+//
+//	r:{id}              string  recipient JSON
+//	ix:all              set     every recipient id
+//	ix:svc:{service}    set     recipients that use service
+//	ix:svc:*            set     recipients that listed no service (they use all)
+//	ix:reg:{region}     set     recipients in region
+//	ix:reg:*            set     recipients that listed no region (everywhere)
+//	inc:{id}            string  incident JSON
+//	inc:{id}:u          list    update JSON, seq 1 first
+//	incs                zset    incident ids by creation time (ms)
+//	incs:{state}        zset    incident ids in state by creation time (ms)
+//	idem:{key}          string  first answer to an Idempotency-Key (24 h)
+//	b:{id}              hash    broadcast: meta JSON, state, audience, pending, times, counters c:{channel}:{status}
+//	b:{id}:aud          zset    audience snapshot (all scores 0, ordered by id); deleted when done
+//	b:{id}:d            hash    {channel}.{recipient} -> delivery record
+//	outbox              list    outbox entries JSON, newest first, capped
+//	outbox:r:{id}       list    one recipient's outbox entries, newest first, capped
+package redisstore
+
+import (
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// Prefix starts every key Tocsin writes.
+const Prefix = "tocsin:"
+
+// Store implements dispatcher.RecipientStore, dispatcher.IncidentStore,
+// dispatcher.DeliveryStore and outbox.Store on one Redis client.
+type Store struct {
+	rdb redis.UniversalClient
+	// Clock stamps broadcast times; nil means the system clock.
+	Clock dispatcher.Clock
+	// OutboxCap is how many outbox entries are kept (default 10000); a
+	// recipient's own list keeps at most 100.
+	OutboxCap int
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient) *Store {
+	return &Store{rdb: rdb, OutboxCap: 10000}
+}
+
+// Client returns the underlying client (health checks, benchmarks).
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+func key(parts ...string) string {
+	n := len(Prefix)
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, Prefix...)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, p...)
+	}
+	return string(b)
+}
+
+var (
+	_ dispatcher.RecipientStore = (*Store)(nil)
+	_ dispatcher.IncidentStore  = (*Store)(nil)
+	_ dispatcher.DeliveryStore  = (*Store)(nil)
+)

@@ -1,0 +1,493 @@
+package dispatcher
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Service is the domain's front door: what operators can do, independent
+// of HTTP. The API adapter calls it; tests call it directly.
+type Service struct {
+	Recipients RecipientStore
+	Incidents  IncidentStore
+	Deliveries DeliveryStore
+	Queue      Enqueuer
+	Clock      Clock
+	Logger     *slog.Logger
+}
+
+func (s *Service) now() time.Time {
+	if s.Clock == nil {
+		return time.Now().UTC()
+	}
+	return s.Clock.Now().UTC()
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+// PutRecipient validates and stores r, replacing any recipient with its id.
+func (s *Service) PutRecipient(ctx context.Context, r *Recipient) (*Recipient, error) {
+	if err := r.Normalize("body."); err != nil {
+		return nil, err
+	}
+	r.UpdatedAt = s.now()
+	if err := s.Recipients.PutRecipients(ctx, []*Recipient{r}); err != nil {
+		return nil, fmt.Errorf("store recipient: %w", err)
+	}
+	return r, nil
+}
+
+// GetRecipient returns a recipient or ErrNotFound.
+func (s *Service) GetRecipient(ctx context.Context, id string) (*Recipient, error) {
+	return s.Recipients.GetRecipient(ctx, id)
+}
+
+// DeleteRecipient erases a recipient and its index entries, or ErrNotFound.
+func (s *Service) DeleteRecipient(ctx context.Context, id string) error {
+	return s.Recipients.DeleteRecipient(ctx, id)
+}
+
+// ImportReport is the answer to an NDJSON import.
+type ImportReport struct {
+	Lines    int             `json:"lines"`
+	Imported int             `json:"imported"`
+	Rejected int             `json:"rejected"`
+	Errors   []ImportLineErr `json:"errors,omitempty"`
+	// ErrorsTruncated is true when more lines were rejected than are listed.
+	ErrorsTruncated bool `json:"errors_truncated,omitempty"`
+}
+
+// ImportLineErr says why one line was rejected.
+type ImportLineErr struct {
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+// MaxImportErrors caps the rejected lines listed in an ImportReport.
+const MaxImportErrors = 1000
+
+// maxImportLine is the longest NDJSON line accepted.
+const maxImportLine = 64 << 10
+
+// ImportRecipients reads NDJSON recipients from r and stores the good ones
+// in chunks, so any number of lines is imported in constant memory. Blank
+// lines are skipped. A bad line is reported by number and does not stop
+// the import; a store failure does, with the report so far.
+func (s *Service) ImportRecipients(ctx context.Context, r io.Reader, chunk int) (*ImportReport, error) {
+	if chunk <= 0 {
+		chunk = 500
+	}
+	rep := &ImportReport{}
+	reject := func(line int, reason string) {
+		rep.Rejected++
+		if len(rep.Errors) < MaxImportErrors {
+			rep.Errors = append(rep.Errors, ImportLineErr{Line: line, Reason: reason})
+		} else {
+			rep.ErrorsTruncated = true
+		}
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	batch := make([]*Recipient, 0, chunk)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.Recipients.PutRecipients(ctx, batch); err != nil {
+			return fmt.Errorf("store recipients: %w", err)
+		}
+		rep.Imported += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	now := s.now()
+	for line := 1; ; line++ {
+		raw, tooLong, err := readLine(br)
+		if err == io.EOF && len(raw) == 0 && !tooLong {
+			break
+		}
+		if err != nil && err != io.EOF {
+			return rep, fmt.Errorf("read line %d: %w", line, err)
+		}
+		rep.Lines++
+		switch {
+		case tooLong:
+			reject(line, fmt.Sprintf("line longer than %d bytes", maxImportLine))
+		case len(bytes.TrimSpace(raw)) == 0:
+			rep.Lines-- // blank lines are not counted
+		default:
+			var rec Recipient
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.DisallowUnknownFields()
+			if derr := dec.Decode(&rec); derr != nil {
+				reject(line, "malformed JSON: "+derr.Error())
+			} else if verr := rec.Normalize(""); verr != nil {
+				reject(line, verr.Error())
+			} else {
+				rec.OptOut = nil // opt-outs are the recipient's own, never imported
+				rec.UpdatedAt = now
+				batch = append(batch, &rec)
+				if len(batch) == chunk {
+					if ferr := flush(); ferr != nil {
+						return rep, ferr
+					}
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if err := flush(); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// readLine returns the next line without its newline. A line longer than
+// maxImportLine is consumed and reported as tooLong.
+func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
+	var buf []byte
+	for {
+		part, isPrefix, err := br.ReadLine()
+		if len(buf)+len(part) > maxImportLine {
+			tooLong = true
+		} else {
+			buf = append(buf, part...)
+		}
+		if err != nil {
+			return buf, tooLong, err
+		}
+		if !isPrefix {
+			return buf, tooLong, nil
+		}
+	}
+}
+
+// IncidentInput opens an incident.
+type IncidentInput struct {
+	Title    string            `json:"title"`
+	Severity Severity          `json:"severity"`
+	Services []string          `json:"services,omitempty"`
+	Regions  []string          `json:"regions,omitempty"`
+	State    State             `json:"state,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
+	Message  map[string]string `json:"message,omitempty"`
+	Channels []Channel         `json:"channels,omitempty"`
+}
+
+// UpdateInput adds an update to an incident.
+type UpdateInput struct {
+	State    State             `json:"state,omitempty"` // empty: keep the current state
+	Params   map[string]string `json:"params,omitempty"`
+	Message  map[string]string `json:"message,omitempty"`
+	Channels []Channel         `json:"channels,omitempty"`
+}
+
+// UpdateResult answers an incident creation or update.
+type UpdateResult struct {
+	Incident    *Incident `json:"incident"`
+	Update      *Update   `json:"update"`
+	Seq         int       `json:"seq"`
+	BroadcastID string    `json:"broadcast_id"`
+}
+
+const (
+	maxParams    = 32
+	maxParamLen  = 1024
+	maxMessage   = 1600
+	maxTitle     = 200
+	maxListItems = 256
+)
+
+func validateParams(v *ValidationError, field string, params map[string]string) {
+	if len(params) > maxParams {
+		v.add(field, fmt.Sprintf("at most %d params", maxParams), nil)
+	}
+	for k, val := range params {
+		if !labelPattern.MatchString(k) {
+			v.add(field+"."+k, "param names are 1-64 characters of letters, digits and _.:-", k)
+		}
+		if len(val) > maxParamLen {
+			v.add(field+"."+k, fmt.Sprintf("at most %d bytes", maxParamLen), nil)
+		}
+	}
+}
+
+func validateMessage(v *ValidationError, field string, msg map[string]string) map[string]string {
+	out := make(map[string]string, len(msg))
+	for tag, text := range msg {
+		canon, err := CanonicalLocale(tag)
+		if err != nil {
+			v.add(field+"."+tag, "keys must be BCP 47 language tags such as de-CH", tag)
+			continue
+		}
+		if strings.TrimSpace(text) == "" || len(text) > maxMessage {
+			v.add(field+"."+tag, fmt.Sprintf("must be 1-%d bytes of text", maxMessage), nil)
+			continue
+		}
+		out[canon] = text
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func validateChannels(v *ValidationError, field string, chs []Channel) []Channel {
+	for i, c := range chs {
+		if !c.Valid() {
+			v.add(fmt.Sprintf("%s[%d]", field, i), "must be one of push, sms, email, webhook", c)
+		}
+	}
+	return dedupe(chs)
+}
+
+func validateLabels(v *ValidationError, field string, list []string) []string {
+	if len(list) > maxListItems {
+		v.add(field, fmt.Sprintf("at most %d items", maxListItems), nil)
+	}
+	for i, s := range list {
+		if !labelPattern.MatchString(s) {
+			v.add(fmt.Sprintf("%s[%d]", field, i), "must be 1-64 characters of letters, digits and _.:-", s)
+		}
+	}
+	return dedupe(list)
+}
+
+// NewIncidentID returns a fresh, time-ordered incident id.
+func NewIncidentID(now time.Time) string {
+	var b [10]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
+	_, _ = rand.Read(b[4:])
+	return "inc_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// OpenIncident creates an incident, its first update and that update's
+// broadcast, and enqueues the broadcast's plan. With an idempotency key
+// seen before, it returns the first answer and creates nothing.
+func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey string) (*UpdateResult, error) {
+	v := &ValidationError{}
+	in.Title = strings.TrimSpace(in.Title)
+	if in.Title == "" || len(in.Title) > maxTitle {
+		v.add("body.title", fmt.Sprintf("must be 1-%d characters", maxTitle), nil)
+	}
+	if !in.Severity.Valid() {
+		v.add("body.severity", "must be one of minor, major, critical", in.Severity)
+	}
+	if in.State == "" {
+		in.State = StateInvestigating
+	}
+	if !in.State.Valid() {
+		v.add("body.state", "must be one of investigating, identified, monitoring, resolved", in.State)
+	}
+	in.Services = validateLabels(v, "body.services", in.Services)
+	in.Regions = validateLabels(v, "body.regions", in.Regions)
+	validateParams(v, "body.params", in.Params)
+	msg := validateMessage(v, "body.message", in.Message)
+	chs := validateChannels(v, "body.channels", in.Channels)
+	if err := v.orNil(); err != nil {
+		return nil, err
+	}
+	if res, err := s.replay(ctx, idemKey); res != nil || err != nil {
+		return res, err
+	}
+	now := s.now()
+	inc := &Incident{
+		ID:        NewIncidentID(now),
+		Title:     in.Title,
+		Severity:  in.Severity,
+		State:     in.State,
+		Services:  in.Services,
+		Regions:   in.Regions,
+		Params:    in.Params,
+		CreatedAt: now,
+	}
+	return s.commitUpdate(ctx, inc, 0, in.State, nil, msg, chs, idemKey)
+}
+
+// PostUpdate adds an update to an incident: a state change and/or an
+// operator message. A transition the state machine forbids is ErrConflict.
+func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateInput, idemKey string) (*UpdateResult, error) {
+	v := &ValidationError{}
+	if in.State != "" && !in.State.Valid() {
+		v.add("body.state", "must be one of investigating, identified, monitoring, resolved", in.State)
+	}
+	validateParams(v, "body.params", in.Params)
+	msg := validateMessage(v, "body.message", in.Message)
+	chs := validateChannels(v, "body.channels", in.Channels)
+	if err := v.orNil(); err != nil {
+		return nil, err
+	}
+	if res, err := s.replay(ctx, idemKey); res != nil || err != nil {
+		return res, err
+	}
+	for attempt := 0; attempt < 10; attempt++ {
+		inc, err := s.Incidents.GetIncident(ctx, incidentID)
+		if err != nil {
+			return nil, err
+		}
+		next := in.State
+		if next == "" {
+			next = inc.State
+		}
+		if !inc.State.CanMoveTo(next) {
+			if inc.State == StateResolved {
+				return nil, fmt.Errorf("incident %s is resolved; open a new incident: %w", inc.ID, ErrConflict)
+			}
+			return nil, fmt.Errorf("incident %s cannot move from %s back to %s: %w", inc.ID, inc.State, next, ErrConflict)
+		}
+		prev := inc.LastSeq
+		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, idemKey)
+		if errors.Is(err, ErrStale) {
+			continue // a concurrent update won; re-read and re-check the transition
+		}
+		return res, err
+	}
+	return nil, fmt.Errorf("incident %s is being updated concurrently, try again: %w", incidentID, ErrStale)
+}
+
+func (s *Service) replay(ctx context.Context, idemKey string) (*UpdateResult, error) {
+	if idemKey == "" {
+		return nil, nil
+	}
+	answer, err := s.Incidents.IdempotentAnswer(ctx, idemKey)
+	if err != nil || answer == nil {
+		return nil, err
+	}
+	return s.decodeReplay(ctx, answer)
+}
+
+func (s *Service) decodeReplay(ctx context.Context, answer []byte) (*UpdateResult, error) {
+	var res UpdateResult
+	if err := json.Unmarshal(answer, &res); err != nil {
+		return nil, fmt.Errorf("decode idempotent answer: %w", err)
+	}
+	// The first request may have stopped between its commit and its
+	// enqueue; enqueueing again is harmless (the task id is the broadcast's).
+	if b, err := s.Deliveries.GetBroadcast(ctx, res.BroadcastID); err == nil && b.State == BroadcastPlanning {
+		if err := s.Queue.EnqueuePlan(ctx, b); err != nil {
+			return nil, fmt.Errorf("enqueue plan: %w", err)
+		}
+	}
+	return &res, nil
+}
+
+func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params, msg map[string]string, chs []Channel, idemKey string) (*UpdateResult, error) {
+	now := s.now()
+	seq := prevSeq + 1
+	inc.State = next
+	inc.LastSeq = seq
+	inc.UpdatedAt = now
+	if len(params) > 0 {
+		merged := make(map[string]string, len(inc.Params)+len(params))
+		for k, v := range inc.Params {
+			merged[k] = v
+		}
+		for k, v := range params {
+			merged[k] = v
+		}
+		inc.Params = merged
+	}
+	if next == StateResolved {
+		inc.ResolvedAt = &now
+	}
+	bid := BroadcastID(inc.ID, seq)
+	// The update keeps the params as they stand after it, so rendering it
+	// later never depends on updates that came after.
+	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now}
+	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Channels: chs, CreatedAt: now}
+	res := &UpdateResult{Incident: inc, Update: up, Seq: seq, BroadcastID: bid}
+	var idem *Idempotency
+	if idemKey != "" {
+		answer, err := json.Marshal(res)
+		if err != nil {
+			return nil, err
+		}
+		idem = &Idempotency{Key: idemKey, Answer: answer}
+	}
+	replay, err := s.Incidents.SaveUpdate(ctx, inc, prevSeq, up, b, idem)
+	if err != nil {
+		return nil, err
+	}
+	if replay != nil {
+		return s.decodeReplay(ctx, replay)
+	}
+	if err := s.Queue.EnqueuePlan(ctx, b); err != nil {
+		// The update is stored; the client's retry with the same
+		// Idempotency-Key enqueues the plan again.
+		return nil, fmt.Errorf("update %d of %s stored but its broadcast is not enqueued: %w", seq, inc.ID, err)
+	}
+	s.logger().InfoContext(ctx, "incident update", "incident_id", inc.ID, "seq", seq, "state", next, "broadcast_id", bid, "severity", inc.Severity)
+	return res, nil
+}
+
+// IncidentView is an incident with its updates.
+type IncidentView struct {
+	*Incident
+	Updates []*Update `json:"updates"`
+}
+
+// GetIncident returns an incident with its updates, or ErrNotFound.
+func (s *Service) GetIncident(ctx context.Context, id string) (*IncidentView, error) {
+	inc, err := s.Incidents.GetIncident(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ups, err := s.Incidents.GetUpdates(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &IncidentView{Incident: inc, Updates: ups}, nil
+}
+
+// ListIncidents lists incidents newest first, optionally only those in state.
+func (s *Service) ListIncidents(ctx context.Context, state State, limit int) ([]*Incident, error) {
+	if state != "" && !state.Valid() {
+		return nil, &ValidationError{Fields: []*FieldError{{Field: "query.state", Message: "must be one of investigating, identified, monitoring, resolved", Value: state}}}
+	}
+	return s.Incidents.ListIncidents(ctx, state, limit)
+}
+
+// GetBroadcast returns a broadcast with its counters, or ErrNotFound.
+func (s *Service) GetBroadcast(ctx context.Context, id string) (*Broadcast, error) {
+	return s.Deliveries.GetBroadcast(ctx, id)
+}
+
+// ListDeliveries pages through a broadcast's deliveries.
+func (s *Service) ListDeliveries(ctx context.Context, broadcastID string, f DeliveryFilter) (*DeliveryPage, error) {
+	v := &ValidationError{}
+	if f.Status != "" && !f.Status.Valid() {
+		v.add("query.status", "must be one of queued, sending, sent, delivered, failed, suppressed", f.Status)
+	}
+	if f.Channel != "" && !f.Channel.Valid() && f.Channel != ChannelNone {
+		v.add("query.channel", "must be one of push, sms, email, webhook, none", f.Channel)
+	}
+	if err := v.orNil(); err != nil {
+		return nil, err
+	}
+	if _, err := s.Deliveries.GetBroadcast(ctx, broadcastID); err != nil {
+		return nil, err
+	}
+	return s.Deliveries.ListDeliveries(ctx, broadcastID, f)
+}
+
+// GetDelivery returns one delivery, or ErrNotFound.
+func (s *Service) GetDelivery(ctx context.Context, id string) (*Delivery, error) {
+	return s.Deliveries.GetDelivery(ctx, id)
+}

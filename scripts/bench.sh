@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs `tocsin bench` against a throw-away redis-server on a free 127.0.0.1
+# port (never 6379) and stops that server however the bench ends.
+# Usage: scripts/bench.sh [RECIPIENTS]   (default 100000)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+recipients="${1:-100000}"
+redis_server="${TOCSIN_REDIS_SERVER:-redis-server}"
+command -v "$redis_server" >/dev/null || {
+	echo "bench: $redis_server not found: run 'apt-get install redis-server'" >&2
+	exit 1
+}
+
+dir="$(mktemp -d)"
+pid=""
+cleanup() {
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# port_open PORT: something accepts connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pings PORT: the server there answers PING.
+pings() {
+	local reply
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+	printf 'PING\r\n' >&3
+	IFS= read -r -t 1 reply <&3 || reply=""
+	exec 3<&- 3>&-
+	[ "${reply%$'\r'}" = "+PONG" ]
+}
+
+port=""
+for attempt in 1 2 3 4 5; do
+	candidate=$((20000 + RANDOM % 40000))
+	if [ "$candidate" -eq 6379 ] || port_open "$candidate"; then
+		continue
+	fi
+	"$redis_server" --port "$candidate" --bind 127.0.0.1 --save "" --appendonly no \
+		--dir "$dir" --loglevel warning >"$dir/redis.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		if pings "$candidate" 2>/dev/null; then
+			port="$candidate"
+			break
+		fi
+		sleep 0.1
+	done
+	[ -n "$port" ] && break
+	# Lost the port to someone else, or too slow: stop it and try another.
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	pid=""
+	echo "bench: redis-server on port $candidate did not start (attempt $attempt):" >&2
+	cat "$dir/redis.log" >&2 || true
+done
+if [ -z "$port" ]; then
+	echo "bench: could not start redis-server" >&2
+	exit 1
+fi
+
+echo "bench: redis-server on 127.0.0.1:$port (pid $pid), $recipients recipients"
+go run ./cmd/tocsin bench --recipients "$recipients" --redis "127.0.0.1:$port"

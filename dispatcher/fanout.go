@@ -159,6 +159,22 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) error {
 	return nil
 }
 
+// ReasonSuperseded marks deliveries not sent because a later update of the
+// same incident exists: a recipient never reads an older state after a newer.
+const ReasonSuperseded = "superseded"
+
+// superseded reports whether the incident has an update after the one the
+// broadcast carries. Checked once per batch and per retry, it keeps an older
+// update from being sent once a newer one is planned; the ordering issue tightens the
+// window between this check and the provider call.
+func (f *Fanout) superseded(ctx context.Context, bc *broadcastContext) (bool, error) {
+	inc, err := f.Incidents.GetIncident(ctx, bc.inc.ID)
+	if err != nil {
+		return false, err
+	}
+	return inc.LastSeq > bc.up.Seq, nil
+}
+
 type renderKey struct {
 	locale, timezone string
 	kind             Kind
@@ -186,6 +202,10 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err != nil {
 		return err
 	}
+	stale, err := f.superseded(ctx, bc)
+	if err != nil {
+		return err
+	}
 	begins := make([]Begin, len(ids))
 	msgs := make([]*Message, len(ids))
 	rendered := make(map[renderKey]Rendered)
@@ -200,6 +220,10 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		}
 		if ch == ChannelNone {
 			begins[i] = Begin{RecipientID: r.ID, Channel: ChannelNone, Status: StatusSuppressed, Reason: "no_channel"}
+			continue
+		}
+		if stale {
+			begins[i] = Begin{RecipientID: r.ID, Channel: ch, Status: StatusSuppressed, Reason: ReasonSuperseded}
 			continue
 		}
 		rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
@@ -380,6 +404,11 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 	}
 	if !r.Reachable(ch) || f.Senders[ch] == nil {
 		return fail(StatusSuppressed, "no_channel")
+	}
+	if stale, err := f.superseded(ctx, bc); err != nil {
+		return err
+	} else if stale {
+		return fail(StatusSuppressed, ReasonSuperseded)
 	}
 	text, err := f.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: bc.inc, Update: bc.up})
 	if err != nil {

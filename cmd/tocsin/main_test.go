@@ -275,7 +275,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Going back is refused; resolving tells everyone it is over.
-	a.mustDo("POST", "/v1/incidents/"+opened.Incident.ID+"/updates", map[string]any{"state": "identified"}, nil, 201)
+	var ident dispatcher.UpdateResult
+	a.mustDo("POST", "/v1/incidents/"+opened.Incident.ID+"/updates", map[string]any{"state": "identified"}, &ident, 201)
+	a.waitDone(ident.BroadcastID)
 	var res dispatcher.UpdateResult
 	a.mustDo("POST", "/v1/incidents/"+opened.Incident.ID+"/updates", map[string]any{"state": "resolved"}, &res, 201)
 	if res.Seq != 3 {
@@ -311,8 +313,71 @@ func TestEndToEnd(t *testing.T) {
 	if len(list.Incidents) != 1 || list.Incidents[0].ID != opened.Incident.ID {
 		t.Errorf("resolved incidents = %+v, want just %s", list.Incidents, opened.Incident.ID)
 	}
+	resp, err := http.Get(a.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`tocsin_deliveries_total{channel="sms",status="delivered"} 12`,
+		`tocsin_send_duration_seconds_count{channel="sms"}`,
+		`tocsin_queue_tasks{queue="critical",state="pending"} 0`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	if strings.Contains(a.stderr.String(), key) {
 		t.Errorf("the API key appears in the logs")
+	}
+}
+
+// TestImportNDJSON imports recipients over HTTP: good lines are kept, bad
+// ones reported by line number, and the imported recipients are indexed.
+func TestImportNDJSON(t *testing.T) {
+	_, opts := redistest.New(t)
+	a := startApp(t, map[string]string{
+		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_LOG_LEVEL": "warn",
+	})
+	var body strings.Builder
+	const n = 3000
+	for i := 1; i <= n; i++ {
+		switch {
+		case i == 17:
+			body.WriteString(`{"id":"x17","locale":"de-CH","phone":"12345"}` + "\n")
+		case i == 2500:
+			body.WriteString("{not json\n")
+		default:
+			fmt.Fprintf(&body, `{"id":"imp-%d","locale":"fr-CH","email":"u%d@example.ch","services":["cards"],"regions":["CH"]}`+"\n", i, i)
+		}
+	}
+	req, _ := http.NewRequest("POST", a.base+"/v1/recipients/import", strings.NewReader(body.String()))
+	req.Header.Set("Authorization", "Bearer "+a.key)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep dispatcher.ImportReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("import: status %d, err %v", resp.StatusCode, err)
+	}
+	if rep.Lines != n || rep.Imported != n-2 || rep.Rejected != 2 || len(rep.Errors) != 2 ||
+		rep.Errors[0].Line != 17 || !strings.Contains(rep.Errors[0].Reason, "phone") || rep.Errors[1].Line != 2500 {
+		t.Fatalf("report = %+v", rep)
+	}
+	var r dispatcher.Recipient
+	a.mustDo("GET", "/v1/recipients/imp-2999", nil, &r, 200)
+	if r.Locale != "fr-CH" || r.Email != "u2999@example.ch" {
+		t.Errorf("imported recipient = %+v", r)
+	}
+	var opened dispatcher.UpdateResult
+	a.mustDo("POST", "/v1/incidents", map[string]any{"title": "x", "severity": "minor", "services": []string{"cards"}, "regions": []string{"CH"}}, &opened, 201)
+	if b := a.waitDone(opened.BroadcastID); b.Audience != n-2 || b.Counts[dispatcher.ChannelEmail][dispatcher.StatusDelivered] != n-2 {
+		t.Errorf("broadcast after import = audience %d counts %v, want %d emails delivered", b.Audience, b.Counts, n-2)
 	}
 }
 

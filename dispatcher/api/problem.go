@@ -18,19 +18,19 @@ import (
 // Stable problem codes, the "code" member of every problem document.
 // Clients switch on these, never on title or detail text.
 const (
-	CodeBadRequest       = "bad_request"        // 400: malformed JSON, unreadable body
-	CodeUnauthorized     = "unauthorized"       // 401: missing or unknown API key
-	CodeForbidden        = "forbidden"          // 403: the key's role may not do this
-	CodeNotFound         = "not_found"          // 404: no such resource or route
-	CodeMethodNotAllowed = "method_not_allowed" // 405
-	CodeConflict         = "conflict"           // 409: the incident state machine forbids it
-	CodeConcurrentUpdate = "concurrent_update"  // 409: a concurrent writer won; retry
-	CodeBodyTooLarge     = "body_too_large"     // 413
-	CodeUnsupportedMedia = "unsupported_media_type"
-	CodeInvalidInput     = "invalid_input"   // 422: see errors[].location
-	CodeOutboxDisabled   = "outbox_disabled" // 404: this server has no outbox
-	CodeInternal         = "internal"        // 500: see the server log
-	CodeNotReady         = "not_ready"       // 503: /readyz
+	CodeBadRequest       = "bad_request"            // 400: malformed JSON, unreadable body
+	CodeUnauthorized     = "unauthorized"           // 401: missing or unknown API key
+	CodeForbidden        = "forbidden"              // 403: the key's role may not do this
+	CodeNotFound         = "not_found"              // 404: no such resource or route
+	CodeMethodNotAllowed = "method_not_allowed"     // 405
+	CodeConflict         = "conflict"               // 409: the incident state machine forbids it
+	CodeConcurrentUpdate = "concurrent_update"      // 409: a concurrent writer won; retry
+	CodeBodyTooLarge     = "body_too_large"         // 413
+	CodeUnsupportedMedia = "unsupported_media_type" // 415: the import needs application/x-ndjson
+	CodeInvalidInput     = "invalid_input"          // 422: see errors[].location
+	CodeOutboxDisabled   = "outbox_disabled"        // 404: this server has no outbox
+	CodeInternal         = "internal"               // 500: see the server log
+	CodeNotReady         = "not_ready"              // 503: /readyz
 )
 
 // Problem is the RFC 9457 application/problem+json document of every error

@@ -235,9 +235,12 @@ func (s *Store) GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadc
 			continue
 		}
 		ch, code, ok := strings.Cut(rest, ":")
+		if !ok || len(code) != 1 {
+			continue
+		}
 		st, known := statusByCode[code[0]]
 		n, _ := strconv.Atoi(v)
-		if !ok || len(code) != 1 || !known || n == 0 {
+		if !known || n == 0 {
 			continue
 		}
 		if b.Counts[dispatcher.Channel(ch)] == nil {

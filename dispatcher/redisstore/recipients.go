@@ -60,10 +60,14 @@ end
 //	ARGV[1] key prefix  ARGV[2] id  ARGV[3] recipient JSON
 //	ARGV[4] number of services n  ARGV[5..4+n] services  ARGV[5+n..] regions
 //
+// Opt-outs are the recipient's own choice, not the operator's: the stored
+// opt_out list survives every put (the new JSON never carries one).
+//
 // A stored record that is not valid JSON is not overwritten (its index
 // entries are unknown): the script fails and the recipient must be deleted
 // first.
 var putRecipientScript = redis.NewScript(recipientIndexLua + `
+local raw = ARGV[3]
 local old = redis.call('GET', KEYS[1])
 if old then
   local rec = decode(old)
@@ -72,8 +76,12 @@ if old then
   end
   index('SREM', 'svc', labels(rec.services))
   index('SREM', 'reg', labels(rec.regions))
+  local optout = labels(rec.opt_out)
+  if #optout > 0 then
+    raw = string.sub(raw, 1, -2) .. ',"opt_out":' .. cjson.encode(optout) .. '}'
+  end
 end
-redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[1], raw)
 redis.call('SADD', KEYS[2], id)
 local n = tonumber(ARGV[4])
 local svcs, regs = {}, {}
@@ -121,7 +129,9 @@ func (s *Store) PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) e
 		if r == nil || r.ID == "" {
 			return fmt.Errorf("recipient %d of %d has no id", i+1, len(rs))
 		}
-		raw, err := json.Marshal(r)
+		rec := *r
+		rec.OptOut = nil // kept from the stored record by the script
+		raw, err := json.Marshal(&rec)
 		if err != nil {
 			return fmt.Errorf("encode recipient %q: %w", r.ID, err)
 		}

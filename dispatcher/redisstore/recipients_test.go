@@ -420,3 +420,33 @@ func TestRecipientScriptsReadAnyStoredForm(t *testing.T) {
 		mustPutRecipients(t, s, testRecipient("bad", nil, nil))
 	})
 }
+
+// TestPutRecipientsKeepsOptOuts: a put (PUT or import) never erases the
+// recipient's own opt-outs, and never sets any either.
+func TestPutRecipientsKeepsOptOuts(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		r := testRecipient("opt-1", []string{"cards"}, nil)
+		mustPutRecipients(t, s, r)
+		// Opt-outs are written by the opt-out flows, not by puts; write one
+		// directly as those flows will.
+		raw := `{"id":"opt-1","kind":"customer","locale":"de-CH","phone":"+41791234567","services":["cards"],"opt_out":["sms"],"updated_at":"2026-11-21T00:00:00Z"}`
+		if err := rdb.Set(ctx, recipientKey("opt-1"), raw, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		again := testRecipient("opt-1", []string{"twint"}, []string{"CH"})
+		again.OptOut = []dispatcher.Channel{dispatcher.ChannelEmail} // must be ignored
+		mustPutRecipients(t, s, again)
+		got, err := s.GetRecipient(ctx, "opt-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.OptOut) != 1 || got.OptOut[0] != dispatcher.ChannelSMS {
+			t.Errorf("opt_out after put = %v, want [sms]", got.OptOut)
+		}
+		if len(got.Services) != 1 || got.Services[0] != "twint" || got.Reachable(dispatcher.ChannelSMS) {
+			t.Errorf("recipient after put = %+v", got)
+		}
+	})
+}

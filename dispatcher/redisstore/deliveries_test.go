@@ -1,0 +1,713 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+var deliveryEpoch = time.Date(2025, 6, 2, 7, 30, 0, 0, time.UTC)
+
+// saveBroadcast stores a new incident with services and regions and its
+// first update's broadcast, as Service.OpenIncident does, and returns the
+// broadcast.
+func saveBroadcast(t *testing.T, s *Store, incID string, services, regions []string) *dispatcher.Broadcast {
+	t.Helper()
+	inc := &dispatcher.Incident{
+		ID: incID, Title: "Cards down", Severity: dispatcher.SeverityCritical, State: dispatcher.StateInvestigating,
+		Services: services, Regions: regions, LastSeq: 1, CreatedAt: deliveryEpoch, UpdatedAt: deliveryEpoch,
+	}
+	bid := dispatcher.BroadcastID(incID, 1)
+	up := &dispatcher.Update{IncidentID: incID, Seq: 1, State: inc.State, BroadcastID: bid, CreatedAt: deliveryEpoch}
+	b := &dispatcher.Broadcast{ID: bid, IncidentID: incID, Seq: 1, State: dispatcher.BroadcastPlanning, Severity: inc.Severity, CreatedAt: deliveryEpoch}
+	if _, err := s.SaveUpdate(context.Background(), inc, 0, up, b, nil); err != nil {
+		t.Fatalf("SaveUpdate(%s): %v", incID, err)
+	}
+	return b
+}
+
+func mustBroadcast(t *testing.T, s *Store, id string) *dispatcher.Broadcast {
+	t.Helper()
+	b, err := s.GetBroadcast(context.Background(), id)
+	if err != nil {
+		t.Fatalf("GetBroadcast(%s): %v", id, err)
+	}
+	return b
+}
+
+func mustSnapshot(t *testing.T, s *Store, b *dispatcher.Broadcast, services, regions []string) int {
+	t.Helper()
+	n, err := s.SnapshotAudience(context.Background(), b, services, regions)
+	if err != nil {
+		t.Fatalf("SnapshotAudience(%s): %v", b.ID, err)
+	}
+	return n
+}
+
+func mustSlice(t *testing.T, s *Store, bid string, start, stop int) []string {
+	t.Helper()
+	ids, err := s.AudienceSlice(context.Background(), bid, start, stop)
+	if err != nil {
+		t.Fatalf("AudienceSlice(%s, %d, %d): %v", bid, start, stop, err)
+	}
+	return ids
+}
+
+func mustBegin(t *testing.T, s *Store, bid string, items ...dispatcher.Begin) []dispatcher.DeliveryStatus {
+	t.Helper()
+	prev, err := s.BeginDeliveries(context.Background(), bid, items)
+	if err != nil {
+		t.Fatalf("BeginDeliveries(%s): %v", bid, err)
+	}
+	return prev
+}
+
+func mustRecord(t *testing.T, s *Store, bid string, outs ...dispatcher.Outcome) {
+	t.Helper()
+	if err := s.Record(context.Background(), bid, outs); err != nil {
+		t.Fatalf("Record(%s): %v", bid, err)
+	}
+}
+
+// allDeliveries pages through every delivery of bid that f selects and
+// fails on a delivery seen twice with different contents.
+func allDeliveries(t *testing.T, s *Store, bid string, f dispatcher.DeliveryFilter) map[string]*dispatcher.Delivery {
+	t.Helper()
+	seen := map[string]*dispatcher.Delivery{}
+	for pages := 0; ; pages++ {
+		if pages > 10000 {
+			t.Fatalf("ListDeliveries(%s, %+v) does not end", bid, f)
+		}
+		page, err := s.ListDeliveries(context.Background(), bid, f)
+		if err != nil {
+			t.Fatalf("ListDeliveries(%s, %+v): %v", bid, f, err)
+		}
+		for _, d := range page.Deliveries {
+			// HSCAN may return an element twice; it must be the same one.
+			if old, ok := seen[d.ID]; ok && *old != *d {
+				t.Fatalf("delivery %s listed as %+v and as %+v", d.ID, old, d)
+			}
+			seen[d.ID] = d
+		}
+		if page.NextCursor == "" {
+			return seen
+		}
+		f.Cursor = page.NextCursor
+	}
+}
+
+// recount counts every delivery of bid by channel and status.
+func recount(t *testing.T, s *Store, bid string) map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int {
+	t.Helper()
+	counts := map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{}
+	for _, d := range allDeliveries(t, s, bid, dispatcher.DeliveryFilter{Limit: 500}) {
+		if counts[d.Channel] == nil {
+			counts[d.Channel] = map[dispatcher.DeliveryStatus]int{}
+		}
+		counts[d.Channel][d.Status]++
+	}
+	return counts
+}
+
+func countsString(c map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int) string {
+	var parts []string
+	for ch, m := range c {
+		for st, n := range m {
+			parts = append(parts, fmt.Sprintf("%s/%s=%d", ch, st, n))
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
+}
+
+func fixedClock(t time.Time) dispatcher.Clock {
+	return dispatcher.ClockFunc(func() time.Time { return t })
+}
+
+func TestSnapshotAudience(t *testing.T) {
+	t.Parallel()
+	services := []string{"twint", "cards", "ebanking"}
+	regions := []string{"CH", "DK", "AT"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(from []string) []string {
+		var out []string // empty: uses all
+		for _, x := range from {
+			if rng.IntN(3) == 0 {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	var rs []*dispatcher.Recipient
+	for i := range 300 {
+		rs = append(rs, testRecipient(fmt.Sprintf("r%04d", i), pick(services), pick(regions)))
+	}
+	tests := []struct {
+		name              string
+		services, regions []string
+	}{
+		{"everyone", nil, nil},
+		{"one service", []string{"twint"}, nil},
+		{"one region", nil, []string{"CH"}},
+		{"services and regions", []string{"twint", "cards"}, []string{"DK"}},
+		{"service and two regions", []string{"ebanking"}, []string{"CH", "AT"}},
+		{"unknown service", []string{"fax"}, nil},
+		{"unknown service and region", []string{"fax"}, []string{"XX"}},
+		{"all services named", services, regions},
+	}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		mustPutRecipients(t, s, rs...)
+		for i, tt := range tests {
+			var want []string
+			for _, r := range rs {
+				if r.Matches(tt.services, tt.regions) {
+					want = append(want, r.ID)
+				}
+			}
+			b := saveBroadcast(t, s, fmt.Sprintf("inc_snap%d", i), tt.services, tt.regions)
+			n := mustSnapshot(t, s, b, tt.services, tt.regions)
+			got := mustSlice(t, s, b.ID, 0, 1000)
+			if n != len(want) || !slices.Equal(got, want) {
+				t.Errorf("%s: audience %d %v\nwant %d %v", tt.name, n, got, len(want), want)
+				continue
+			}
+			if stored := mustBroadcast(t, s, b.ID); stored.Audience != n || stored.Pending != n || stored.State != dispatcher.BroadcastPlanning {
+				t.Errorf("%s: broadcast audience %d pending %d state %s, want %d %d planning", tt.name, stored.Audience, stored.Pending, stored.State, n, n)
+			}
+			// Slices by rank: consecutive ranges rebuild the snapshot.
+			var joined []string
+			for start := 0; start < n; start += 7 {
+				joined = append(joined, mustSlice(t, s, b.ID, start, start+7)...)
+			}
+			if !slices.Equal(joined, want) {
+				t.Errorf("%s: slices of 7 give %v, want %v", tt.name, joined, want)
+			}
+			if got := mustSlice(t, s, b.ID, n, n+10); len(got) != 0 {
+				t.Errorf("%s: slice past the end = %v", tt.name, got)
+			}
+			if got := mustSlice(t, s, b.ID, 5, 5); len(got) != 0 {
+				t.Errorf("%s: empty slice = %v", tt.name, got)
+			}
+		}
+		// Temporary keys are gone.
+		if keys, _ := rdb.Keys(context.Background(), key("b", "*", "tmp", "*")).Result(); len(keys) != 0 {
+			t.Errorf("temporary keys left: %v", keys)
+		}
+	})
+}
+
+func TestSnapshotAudienceOnce(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		mustPutRecipients(t, s,
+			testRecipient("a", []string{"twint"}, []string{"CH"}),
+			testRecipient("b", nil, nil),
+			testRecipient("c", []string{"cards"}, nil))
+		b := saveBroadcast(t, s, "inc_once", []string{"twint"}, nil)
+		if n := mustSnapshot(t, s, b, []string{"twint"}, nil); n != 2 {
+			t.Fatalf("first snapshot: %d, want 2 (a, b)", n)
+		}
+		// A recipient added later, and a second call with other criteria,
+		// change nothing: the snapshot is taken once.
+		mustPutRecipients(t, s, testRecipient("d", []string{"twint"}, nil))
+		if n := mustSnapshot(t, s, b, nil, nil); n != 2 {
+			t.Errorf("second snapshot: %d, want the stored 2", n)
+		}
+		if got := mustSlice(t, s, b.ID, 0, 10); !slices.Equal(got, []string{"a", "b"}) {
+			t.Errorf("snapshot after second call = %v, want [a b]", got)
+		}
+		// A snapshot of nobody is taken once as well (b uses every service).
+		if err := s.DeleteRecipient(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		mustPutRecipients(t, s, testRecipient("e", []string{"fax"}, nil))
+		b2 := saveBroadcast(t, s, "inc_nobody", []string{"telex"}, nil)
+		if n := mustSnapshot(t, s, b2, []string{"telex"}, nil); n != 0 {
+			t.Errorf("snapshot of nobody = %d", n)
+		}
+		mustPutRecipients(t, s, testRecipient("f", []string{"telex"}, nil))
+		if n := mustSnapshot(t, s, b2, []string{"telex"}, nil); n != 0 {
+			t.Errorf("second snapshot of nobody = %d, want the stored 0", n)
+		}
+		// (miniredis, unlike Redis, stores an empty ZINTERSTORE result as a
+		// key; finishing the broadcast removes it either way.)
+		if err := s.MarkSending(ctx, b2.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := rdb.Exists(ctx, key("b", b2.ID, "aud")).Result(); n != 0 {
+			t.Errorf("the empty snapshot outlives its finished broadcast")
+		}
+	})
+}
+
+func TestBeginDeliveries(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		s.Clock = fixedClock(deliveryEpoch)
+		mustPutRecipients(t, s, testRecipient("a", nil, nil), testRecipient("b", nil, nil), testRecipient("c", nil, nil))
+		b := saveBroadcast(t, s, "inc_begin", nil, nil)
+		mustSnapshot(t, s, b, nil, nil)
+		prev := mustBegin(t, s, b.ID,
+			dispatcher.Begin{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "de"},
+			dispatcher.Begin{RecipientID: "b", Channel: dispatcher.ChannelNone, Status: dispatcher.StatusSuppressed, Reason: "no_channel"},
+		)
+		if !slices.Equal(prev, []dispatcher.DeliveryStatus{"", ""}) {
+			t.Errorf("new deliveries: previous %q, want empty", prev)
+		}
+		got := mustBroadcast(t, s, b.ID)
+		if got.Pending != 2 {
+			t.Errorf("pending %d after one suppressed begin of 3, want 2", got.Pending)
+		}
+		if c := countsString(got.Counts); c != "none/suppressed=1 sms/sending=1" {
+			t.Errorf("counts %s", c)
+		}
+		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1, Locale: "de"})
+
+		// The batch runs again, with c new.
+		prev = mustBegin(t, s, b.ID,
+			dispatcher.Begin{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "de"},
+			dispatcher.Begin{RecipientID: "b", Channel: dispatcher.ChannelNone, Status: dispatcher.StatusSuppressed, Reason: "no_channel"},
+			dispatcher.Begin{RecipientID: "c", Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusSending},
+		)
+		want := []dispatcher.DeliveryStatus{dispatcher.StatusQueued, dispatcher.StatusSuppressed, ""}
+		if !slices.Equal(prev, want) {
+			t.Errorf("re-run batch: previous %q, want %q", prev, want)
+		}
+		got = mustBroadcast(t, s, b.ID)
+		if got.Pending != 2 {
+			t.Errorf("pending %d after a re-run batch, want still 2", got.Pending)
+		}
+		if c := countsString(got.Counts); c != "email/sending=1 none/suppressed=1 sms/queued=1" {
+			t.Errorf("counts after re-run %s", c)
+		}
+		d, err := s.GetDelivery(context.Background(), dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, "a"))
+		if err != nil || d.Status != dispatcher.StatusQueued || d.Attempts != 1 {
+			t.Errorf("a after re-run begin: %+v %v, want queued attempt 1 (left alone)", d, err)
+		}
+		d, err = s.GetDelivery(context.Background(), dispatcher.DeliveryID(b.ID, dispatcher.ChannelNone, "b"))
+		want0 := dispatcher.Delivery{ID: b.ID + ".none.b", BroadcastID: b.ID, RecipientID: "b", Channel: dispatcher.ChannelNone,
+			Status: dispatcher.StatusSuppressed, Reason: "no_channel", UpdatedAt: deliveryEpoch}
+		if err != nil || *d != want0 {
+			t.Errorf("b = %+v %v\nwant %+v", d, err, want0)
+		}
+		if prev, err := s.BeginDeliveries(context.Background(), b.ID, nil); err != nil || len(prev) != 0 {
+			t.Errorf("BeginDeliveries(nothing) = %v %v", prev, err)
+		}
+	})
+}
+
+func TestSuppressedBeginsFinishBroadcast(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		s.Clock = fixedClock(deliveryEpoch)
+		mustPutRecipients(t, s, testRecipient("a", nil, nil), testRecipient("b", nil, nil))
+		b := saveBroadcast(t, s, "inc_supp", nil, nil)
+		mustSnapshot(t, s, b, nil, nil)
+		if err := s.MarkSending(context.Background(), b.ID); err != nil {
+			t.Fatal(err)
+		}
+		mustBegin(t, s, b.ID,
+			dispatcher.Begin{RecipientID: "a", Channel: dispatcher.ChannelNone, Status: dispatcher.StatusSuppressed, Reason: "no_channel"},
+			dispatcher.Begin{RecipientID: "b", Channel: dispatcher.ChannelNone, Status: dispatcher.StatusSuppressed, Reason: "recipient_deleted"},
+		)
+		got := mustBroadcast(t, s, b.ID)
+		if got.State != dispatcher.BroadcastDone || got.Pending != 0 || got.FinishedAt == nil || !got.FinishedAt.Equal(deliveryEpoch) {
+			t.Errorf("after every recipient was suppressed: state %s pending %d finished %v, want done 0 %v", got.State, got.Pending, got.FinishedAt, deliveryEpoch)
+		}
+	})
+}
+
+// transition rules, as the DeliveryStore documents them.
+func allowed(old, next dispatcher.DeliveryStatus) bool {
+	return !old.Final() || (old == dispatcher.StatusSent && (next == dispatcher.StatusDelivered || next == dispatcher.StatusFailed))
+}
+
+func TestRecordTransitions(t *testing.T) {
+	t.Parallel()
+	const (
+		q  = dispatcher.StatusQueued
+		sg = dispatcher.StatusSending
+		st = dispatcher.StatusSent
+		dl = dispatcher.StatusDelivered
+		fl = dispatcher.StatusFailed
+		sp = dispatcher.StatusSuppressed
+	)
+	tests := []struct {
+		steps []dispatcher.DeliveryStatus // recorded after a begin in sending
+		want  dispatcher.DeliveryStatus
+	}{
+		{[]dispatcher.DeliveryStatus{q, sg, st, dl}, dl},
+		{[]dispatcher.DeliveryStatus{st, fl}, fl},
+		{[]dispatcher.DeliveryStatus{st, dl, st}, dl}, // delivered -> sent refused
+		{[]dispatcher.DeliveryStatus{st, dl, fl}, dl}, // delivered -> failed refused
+		{[]dispatcher.DeliveryStatus{fl, q}, fl},      // failed -> queued refused
+		{[]dispatcher.DeliveryStatus{fl, st}, fl},
+		{[]dispatcher.DeliveryStatus{sp, st}, sp},
+		{[]dispatcher.DeliveryStatus{sp, q}, sp},
+		{[]dispatcher.DeliveryStatus{st, sp}, st},
+		{[]dispatcher.DeliveryStatus{st, q}, st},
+		{[]dispatcher.DeliveryStatus{st, sg}, st},
+		{[]dispatcher.DeliveryStatus{q, q, q, fl}, fl},
+		{[]dispatcher.DeliveryStatus{q, dl}, dl},
+		{[]dispatcher.DeliveryStatus{sg, q, sg, sp}, sp},
+	}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ids := make([]*dispatcher.Recipient, len(tests))
+		for i := range tests {
+			ids[i] = testRecipient(fmt.Sprintf("r.%02d", i), nil, nil)
+		}
+		mustPutRecipients(t, s, ids...)
+		b := saveBroadcast(t, s, "inc_trans", nil, nil)
+		mustSnapshot(t, s, b, nil, nil)
+		if err := s.MarkSending(context.Background(), b.ID); err != nil {
+			t.Fatal(err)
+		}
+		want := map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{dispatcher.ChannelSMS: {}}
+		for i, tt := range tests {
+			rid := ids[i].ID
+			mustBegin(t, s, b.ID, dispatcher.Begin{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: sg})
+			for n, step := range tt.steps {
+				mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: step, Attempts: n + 1, Reason: string(step)})
+			}
+			d, err := s.GetDelivery(context.Background(), dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, rid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Status != tt.want || d.Reason != string(tt.want) {
+				t.Errorf("%v: %s (reason %q), want %s", tt.steps, d.Status, d.Reason, tt.want)
+			}
+			want[dispatcher.ChannelSMS][tt.want]++
+		}
+		got := mustBroadcast(t, s, b.ID)
+		if countsString(got.Counts) != countsString(want) {
+			t.Errorf("counts %s\nwant   %s", countsString(got.Counts), countsString(want))
+		}
+		if got.Pending != 0 || got.State != dispatcher.BroadcastDone {
+			t.Errorf("pending %d state %s, want 0 done", got.Pending, got.State)
+		}
+	})
+}
+
+// TestRecordRandomCounters applies a random sequence of begins and outcomes
+// (many refused) and checks the counters and pending against a recount of
+// the records and against a model of the transition rules.
+func TestRecordRandomCounters(t *testing.T) {
+	t.Parallel()
+	const n = 150
+	chans := []dispatcher.Channel{dispatcher.ChannelSMS, dispatcher.ChannelEmail, dispatcher.ChannelPush}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		rng := rand.New(rand.NewPCG(7, 11))
+		var rs []*dispatcher.Recipient
+		for i := range n {
+			rs = append(rs, testRecipient(fmt.Sprintf("rnd%03d", i), nil, nil))
+		}
+		mustPutRecipients(t, s, rs...)
+		b := saveBroadcast(t, s, "inc_rand", nil, nil)
+		if got := mustSnapshot(t, s, b, nil, nil); got != n {
+			t.Fatalf("audience %d, want %d", got, n)
+		}
+		chOf := make([]dispatcher.Channel, n)
+		model := map[string]dispatcher.DeliveryStatus{}
+		for i := range n {
+			chOf[i] = chans[rng.IntN(len(chans))]
+		}
+		// Begin in a few uneven batches, some suppressed.
+		for start := 0; start < n; {
+			stop := min(n, start+1+rng.IntN(40))
+			var items []dispatcher.Begin
+			for i := start; i < stop; i++ {
+				it := dispatcher.Begin{RecipientID: rs[i].ID, Channel: chOf[i], Status: dispatcher.StatusSending}
+				if rng.IntN(10) == 0 {
+					it.Channel, it.Status, it.Reason = dispatcher.ChannelNone, dispatcher.StatusSuppressed, "no_channel"
+					chOf[i] = dispatcher.ChannelNone
+				}
+				items = append(items, it)
+				model[dispatcher.DeliveryID(b.ID, it.Channel, it.RecipientID)] = it.Status
+			}
+			mustBegin(t, s, b.ID, items...)
+			start = stop
+		}
+		if err := s.MarkSending(context.Background(), b.ID); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 40 {
+			var outs []dispatcher.Outcome
+			for range 1 + rng.IntN(30) {
+				i := rng.IntN(n)
+				o := dispatcher.Outcome{RecipientID: rs[i].ID, Channel: chOf[i], Status: dispatcher.DeliveryStatuses[rng.IntN(len(dispatcher.DeliveryStatuses))], Attempts: round}
+				outs = append(outs, o)
+				id := dispatcher.DeliveryID(b.ID, o.Channel, o.RecipientID)
+				if allowed(model[id], o.Status) {
+					model[id] = o.Status
+				}
+			}
+			mustRecord(t, s, b.ID, outs...)
+			if round%8 != 7 {
+				continue
+			}
+			wantCounts := map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{}
+			pending := 0
+			for id, st := range model {
+				_, ch, _, _ := dispatcher.ParseDeliveryID(id)
+				if wantCounts[ch] == nil {
+					wantCounts[ch] = map[dispatcher.DeliveryStatus]int{}
+				}
+				wantCounts[ch][st]++
+				if !st.Final() {
+					pending++
+				}
+			}
+			got := mustBroadcast(t, s, b.ID)
+			if c, r, m := countsString(got.Counts), countsString(recount(t, s, b.ID)), countsString(wantCounts); c != r || r != m {
+				t.Fatalf("round %d:\ncounters %s\nrecount  %s\nmodel    %s", round, c, r, m)
+			}
+			if got.Pending != pending {
+				t.Fatalf("round %d: pending %d, want %d", round, got.Pending, pending)
+			}
+			if done := got.State == dispatcher.BroadcastDone; done != (pending == 0) {
+				t.Fatalf("round %d: state %s with %d pending", round, got.State, pending)
+			}
+		}
+	})
+}
+
+func TestBroadcastFinishes(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		start := deliveryEpoch.Add(time.Minute)
+		end := deliveryEpoch.Add(3 * time.Minute)
+		s.Clock = fixedClock(start)
+		mustPutRecipients(t, s, testRecipient("a", nil, nil), testRecipient("b", nil, nil))
+		b := saveBroadcast(t, s, "inc_fin", nil, nil)
+		mustSnapshot(t, s, b, nil, nil)
+		// Batches may finish before planning is over: done must wait for MarkSending.
+		mustBegin(t, s, b.ID,
+			dispatcher.Begin{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending},
+			dispatcher.Begin{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending})
+		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1})
+		if err := s.MarkSending(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		got := mustBroadcast(t, s, b.ID)
+		if got.State != dispatcher.BroadcastSending || got.Pending != 1 || got.StartedAt == nil || !got.StartedAt.Equal(start) || got.FinishedAt != nil {
+			t.Fatalf("after MarkSending with 1 pending: %+v", got)
+		}
+		s.Clock = fixedClock(end)
+		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1})
+		if got := mustBroadcast(t, s, b.ID); got.State != dispatcher.BroadcastSending || got.Pending != 1 {
+			t.Fatalf("a queued delivery is pending: state %s pending %d", got.State, got.Pending)
+		}
+		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusFailed, Attempts: 2})
+		got = mustBroadcast(t, s, b.ID)
+		if got.State != dispatcher.BroadcastDone || got.Pending != 0 || got.FinishedAt == nil || !got.FinishedAt.Equal(end) || !got.StartedAt.Equal(start) {
+			t.Errorf("after the last final outcome: state %s pending %d started %v finished %v", got.State, got.Pending, got.StartedAt, got.FinishedAt)
+		}
+		if n, _ := rdb.Exists(ctx, key("b", b.ID, "aud")).Result(); n != 0 {
+			t.Error("the snapshot outlives its broadcast")
+		}
+		if ids := mustSlice(t, s, b.ID, 0, 10); len(ids) != 0 {
+			t.Errorf("AudienceSlice after done = %v", ids)
+		}
+		// A late provider callback (sent -> delivered) changes counts, not the state.
+		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusDelivered, Attempts: 1})
+		got = mustBroadcast(t, s, b.ID)
+		if got.State != dispatcher.BroadcastDone || got.Pending != 0 || countsString(got.Counts) != "sms/delivered=1 sms/failed=1" {
+			t.Errorf("after a late callback: state %s pending %d counts %s", got.State, got.Pending, countsString(got.Counts))
+		}
+		// MarkSending again changes nothing.
+		if err := s.MarkSending(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		if again := mustBroadcast(t, s, b.ID); again.State != dispatcher.BroadcastDone || !again.StartedAt.Equal(start) {
+			t.Errorf("second MarkSending: state %s started %v", again.State, again.StartedAt)
+		}
+	})
+}
+
+func TestMarkSendingEmptyAudience(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		s.Clock = fixedClock(deliveryEpoch)
+		b := saveBroadcast(t, s, "inc_empty", []string{"twint"}, nil)
+		if n := mustSnapshot(t, s, b, []string{"twint"}, nil); n != 0 {
+			t.Fatalf("audience %d of an empty store", n)
+		}
+		if err := s.MarkSending(context.Background(), b.ID); err != nil {
+			t.Fatal(err)
+		}
+		got := mustBroadcast(t, s, b.ID)
+		if got.State != dispatcher.BroadcastDone || got.FinishedAt == nil || got.StartedAt == nil {
+			t.Errorf("empty audience after MarkSending: state %s started %v finished %v, want done", got.State, got.StartedAt, got.FinishedAt)
+		}
+	})
+}
+
+func TestGetBroadcast(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		if _, err := s.GetBroadcast(ctx, "bc_nope_1"); !errors.Is(err, dispatcher.ErrNotFound) {
+			t.Errorf("GetBroadcast(unknown) = %v, want ErrNotFound", err)
+		}
+		b := saveBroadcast(t, s, "inc_get", nil, nil)
+		got := mustBroadcast(t, s, b.ID)
+		if got.ID != b.ID || got.IncidentID != "inc_get" || got.Seq != 1 || got.Severity != dispatcher.SeverityCritical ||
+			got.State != dispatcher.BroadcastPlanning || !got.CreatedAt.Equal(deliveryEpoch) || len(got.Counts) != 0 || got.Counts == nil {
+			t.Errorf("GetBroadcast = %+v", got)
+		}
+		// Fields the store does not know are ignored, never fatal.
+		if err := rdb.HSet(ctx, key("b", b.ID), "c:sms", "3", "c:", "1", "c:sms:9", "2", "c:sms:", "4", "c:push:2", "5").Err(); err != nil {
+			t.Fatal(err)
+		}
+		got = mustBroadcast(t, s, b.ID)
+		if c := countsString(got.Counts); c != "push/sent=5" {
+			t.Errorf("counts with odd fields = %s, want push/sent=5", c)
+		}
+	})
+}
+
+func TestGetDelivery(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		at := deliveryEpoch.Add(1234 * time.Millisecond)
+		s.Clock = fixedClock(at)
+		b := saveBroadcast(t, s, "inc_getd", nil, nil)
+		rid := "anna.muster@example.ch"
+		mustBegin(t, s, b.ID, dispatcher.Begin{RecipientID: rid, Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusSending, Locale: "de-CH"})
+		reason := "550 5.1.1 | mailbox unavailable | user unknown"
+		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: rid, Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusFailed,
+			Reason: reason, ProviderID: "msg-1", Locale: "de-CH", Attempts: 3})
+		id := dispatcher.DeliveryID(b.ID, dispatcher.ChannelEmail, rid)
+		got, err := s.GetDelivery(ctx, id)
+		if err != nil {
+			t.Fatalf("GetDelivery: %v", err)
+		}
+		want := dispatcher.Delivery{ID: id, BroadcastID: b.ID, RecipientID: rid, Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusFailed,
+			Reason: reason, Attempts: 3, ProviderID: "msg-1", Locale: "de-CH", UpdatedAt: at}
+		if *got != want {
+			t.Errorf("GetDelivery = %+v\nwant          %+v", got, want)
+		}
+		// '|' in the packed fields other than the reason is replaced, not fatal.
+		mustBegin(t, s, b.ID, dispatcher.Begin{RecipientID: "r2", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending})
+		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "r2", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, ProviderID: "SM|1", Locale: "en|x", Reason: "a|b", Attempts: 1})
+		got, err = s.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, "r2"))
+		if err != nil || got.ProviderID != "SM/1" || got.Locale != "en/x" || got.Reason != "a|b" || got.Status != dispatcher.StatusSent {
+			t.Errorf("GetDelivery with pipes = %+v, %v", got, err)
+		}
+		// Not found, and malformed ids.
+		for _, bad := range []string{
+			dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, rid),
+			dispatcher.DeliveryID("bc_other_1", dispatcher.ChannelEmail, rid),
+			"garbage", "bc_x.sms.",
+		} {
+			if _, err := s.GetDelivery(ctx, bad); !errors.Is(err, dispatcher.ErrNotFound) {
+				t.Errorf("GetDelivery(%q) = %v, want ErrNotFound", bad, err)
+			}
+		}
+	})
+}
+
+func TestListDeliveries(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	chans := []dispatcher.Channel{dispatcher.ChannelSMS, dispatcher.ChannelEmail, dispatcher.ChannelPush, dispatcher.ChannelNone}
+	statuses := []dispatcher.DeliveryStatus{dispatcher.StatusQueued, dispatcher.StatusSent, dispatcher.StatusDelivered, dispatcher.StatusFailed}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b := saveBroadcast(t, s, "inc_list", nil, nil)
+		all := map[string]*dispatcher.Delivery{}
+		var begins []dispatcher.Begin
+		var outs []dispatcher.Outcome
+		for i := range n {
+			ch := chans[i%len(chans)]
+			rid := fmt.Sprintf("r.%04d", i)
+			id := dispatcher.DeliveryID(b.ID, ch, rid)
+			if ch == dispatcher.ChannelNone {
+				begins = append(begins, dispatcher.Begin{RecipientID: rid, Channel: ch, Status: dispatcher.StatusSuppressed, Reason: "no_channel"})
+				all[id] = &dispatcher.Delivery{ID: id, Channel: ch, Status: dispatcher.StatusSuppressed}
+				continue
+			}
+			begins = append(begins, dispatcher.Begin{RecipientID: rid, Channel: ch, Status: dispatcher.StatusSending})
+			st := statuses[(i/len(chans))%len(statuses)]
+			outs = append(outs, dispatcher.Outcome{RecipientID: rid, Channel: ch, Status: st, Attempts: 1})
+			all[id] = &dispatcher.Delivery{ID: id, Channel: ch, Status: st}
+		}
+		for start := 0; start < n; start += 500 {
+			mustBegin(t, s, b.ID, begins[start:min(start+500, len(begins))]...)
+		}
+		mustRecord(t, s, b.ID, outs...)
+
+		filters := []dispatcher.DeliveryFilter{{}, {Limit: 1}, {Limit: 37}, {Limit: 1000}}
+		for _, ch := range append(chans, dispatcher.ChannelWebhook) {
+			filters = append(filters, dispatcher.DeliveryFilter{Channel: ch, Limit: 50})
+		}
+		for _, st := range dispatcher.DeliveryStatuses {
+			filters = append(filters, dispatcher.DeliveryFilter{Status: st, Limit: 50})
+			filters = append(filters, dispatcher.DeliveryFilter{Status: st, Channel: dispatcher.ChannelSMS, Limit: 20})
+		}
+		for _, f := range filters {
+			got := allDeliveries(t, s, b.ID, f)
+			want := 0
+			for id, d := range all {
+				if (f.Status != "" && d.Status != f.Status) || (f.Channel != "" && d.Channel != f.Channel) {
+					if _, ok := got[id]; ok {
+						t.Errorf("filter %+v listed %s (%s)", f, id, d.Status)
+					}
+					continue
+				}
+				want++
+				g, ok := got[id]
+				if !ok {
+					t.Errorf("filter %+v never listed %s", f, id)
+					continue
+				}
+				if g.Status != d.Status || g.Channel != d.Channel || g.BroadcastID != b.ID {
+					t.Errorf("filter %+v: %s listed as %+v, want status %s", f, id, g, d.Status)
+				}
+			}
+			if len(got) != want {
+				t.Errorf("filter %+v: %d distinct deliveries listed, want %d", f, len(got), want)
+			}
+		}
+
+		// An unknown broadcast has no deliveries; a bad cursor is the caller's mistake.
+		page, err := s.ListDeliveries(ctx, "bc_none_1", dispatcher.DeliveryFilter{})
+		if err != nil || len(page.Deliveries) != 0 || page.NextCursor != "" || page.Deliveries == nil {
+			t.Errorf("ListDeliveries(unknown) = %+v, %v; want an empty page", page, err)
+		}
+		for _, bad := range []string{"abc", "-1", "1.5", "18446744073709551616"} {
+			_, err := s.ListDeliveries(ctx, b.ID, dispatcher.DeliveryFilter{Cursor: bad})
+			var ve *dispatcher.ValidationError
+			if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "query.cursor" {
+				t.Errorf("ListDeliveries(cursor %q) = %v, want a *ValidationError on query.cursor", bad, err)
+			}
+		}
+	})
+}
+
+func TestListDeliveriesSmallHash(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		b := saveBroadcast(t, s, "inc_small", nil, nil)
+		mustBegin(t, s, b.ID,
+			dispatcher.Begin{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending},
+			dispatcher.Begin{RecipientID: "b", Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusSending},
+			dispatcher.Begin{RecipientID: "s.m.s", Channel: dispatcher.ChannelPush, Status: dispatcher.StatusSending})
+		got := allDeliveries(t, s, b.ID, dispatcher.DeliveryFilter{Channel: dispatcher.ChannelSMS})
+		if len(got) != 1 || got[dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, "a")] == nil {
+			t.Errorf("sms deliveries = %v, want only a (not the push delivery of s.m.s)", got)
+		}
+	})
+}

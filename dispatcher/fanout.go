@@ -243,7 +243,13 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		return err
 	}
 	byChannel := make(map[Channel][]*Message)
+	var requeue []retry
 	for i, m := range msgs {
+		if m != nil && prev[i] == StatusQueued {
+			// A run that could not enqueue this delivery's retry failed;
+			// enqueue it now (an existing retry task is not doubled).
+			requeue = append(requeue, retry{m.DeliveryID, f.backoff(1)})
+		}
 		// Send what is new, and what a crashed run left in sending.
 		if m == nil || (prev[i] != "" && prev[i] != StatusSending) {
 			continue
@@ -261,10 +267,10 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err := f.Deliveries.Record(ctx, broadcastID, outs); err != nil {
 		return err
 	}
-	for _, r := range retries {
+	for _, r := range append(retries, requeue...) {
 		if err := f.Queue.EnqueueRetry(ctx, bc.b, r.id, 2, r.delay); err != nil {
-			// The delivery stays queued; a lost retry is visible in the
-			// broadcast's counters and the batch task is retried.
+			// The delivery stays queued; the batch task is retried and its
+			// re-run enqueues the retry again (requeue above).
 			return fmt.Errorf("enqueue retry of %s: %w", r.id, err)
 		}
 	}
@@ -393,6 +399,9 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 		return err
 	}
 	fail := func(st DeliveryStatus, why string) error {
+		if f.Metrics != nil {
+			f.Metrics.Statuses(ch, st, 1)
+		}
 		return f.Deliveries.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: st, Reason: why, Attempts: attempt - 1, Locale: d.Locale}})
 	}
 	r, err := f.Recipients.GetRecipient(ctx, rid)

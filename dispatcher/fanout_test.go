@@ -707,3 +707,37 @@ func TestFanoutRetry(t *testing.T) {
 		}
 	})
 }
+
+// A batch whose retry could not be enqueued fails; when the batch task runs
+// again, the delivery it left queued must get its retry, or the broadcast
+// never finishes.
+func TestFanoutRunBatchRequeuesLostRetry(t *testing.T) {
+	t.Parallel()
+	s := setupFanout(t, smsRecipient("a", "en"), smsRecipient("b", "en"))
+	s.sms.resultFunc = func(m *dispatcher.Message) dispatcher.Result {
+		if m.Recipient.ID == "a" {
+			return dispatcher.Result{Err: errors.New("timeout")}
+		}
+		return dispatcher.Result{}
+	}
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.queue.err = errors.New("redis: connection refused")
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 2}); err == nil {
+		t.Fatal("RunBatch succeeded although its retry was not enqueued")
+	}
+	s.queue.err = nil
+	s.queue.retries = nil
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 2}); err != nil {
+		t.Fatalf("second RunBatch: %v", err)
+	}
+	id := dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "a")
+	if len(s.queue.retries) != 1 || s.queue.retries[0].deliveryID != id || s.queue.retries[0].attempt != 2 {
+		t.Errorf("retries after the batch ran again: %v, want one for %s, attempt 2", s.queue.retries, id)
+	}
+	if got := s.sms.sentTo(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("sent to %v, want a and b once each", got)
+	}
+}

@@ -390,6 +390,9 @@ func (s *Service) decodeReplay(ctx context.Context, answer []byte) (*UpdateResul
 
 func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params, msg map[string]string, chs []Channel, idemKey string) (*UpdateResult, error) {
 	now := s.now()
+	if prevSeq == 0 {
+		now = inc.CreatedAt // one instant for the incident and its first update
+	}
 	seq := prevSeq + 1
 	inc.State = next
 	inc.LastSeq = seq

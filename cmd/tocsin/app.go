@@ -134,7 +134,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	defer rdb.Close()
 	aopt := asynq.RedisClientOpt{Addr: redisAddr, Password: cfg.Redis.Password, DB: cfg.Redis.DB}
 
-	if len(cfg.Auth.APIKeys) == 0 {
+	if len(cfg.Auth.APIKeys) == 0 && *role != "worker" {
 		key := generateKey()
 		cfg.Auth.APIKeys = append(cfg.Auth.APIKeys, config.APIKey{Name: "generated", Key: key, Role: config.RoleOperator})
 		fmt.Fprintf(m.Stdout, "No API key configured. Generated operator key (shown once, not stored):\n\n    %s\n\nUse it as: curl -H 'Authorization: Bearer %s' ...\n\n", key, key)
@@ -179,16 +179,25 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 	errc := make(chan error, 2)
 	var httpSrv *http.Server
-	if *role != "worker" {
-		handler := api.New(api.Config{
-			Service:      svc,
-			Outbox:       store,
-			Authenticate: authenticator(cfg.Auth),
-			Ready:        func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-			Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-			Logger:       logger,
-			Version:      Version,
-		})
+	{
+		ready := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+		metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		var handler http.Handler
+		if *role == "worker" {
+			// A worker serves no API, but its health and its delivery
+			// metrics (counted where deliveries happen) on http.addr.
+			handler = opsHandler(ready, metricsHandler)
+		} else {
+			handler = api.New(api.Config{
+				Service:      svc,
+				Outbox:       store,
+				Authenticate: authenticator(cfg.Auth),
+				Ready:        ready,
+				Metrics:      metricsHandler,
+				Logger:       logger,
+				Version:      Version,
+			})
+		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
@@ -199,7 +208,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 				errc <- fmt.Errorf("http server: %w", err)
 			}
 		}()
-		logger.Info("api listening", "addr", ln.Addr().String(), "public_url", cfg.HTTP.BaseURL())
+		logger.Info("http listening", "role", *role, "addr", ln.Addr().String(), "public_url", cfg.HTTP.BaseURL())
 		if m.Started != nil {
 			m.Started(ln.Addr().String())
 		}
@@ -239,6 +248,27 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	logger.Info("stopped")
 	return runErr
+}
+
+// opsHandler serves /healthz, /readyz and /metrics for a worker process.
+func opsHandler(ready func(context.Context) error, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(r.Context()); err != nil {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"redis is not reachable","code":"not_ready"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.Handle("GET /metrics", metrics)
+	return mux
 }
 
 func authenticator(a config.Auth) func(string) (string, api.Role, bool) {

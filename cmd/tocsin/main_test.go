@@ -51,7 +51,7 @@ type app struct {
 }
 
 // startApp runs `tocsin serve` with env until the test ends.
-func startApp(t *testing.T, env map[string]string) *app {
+func startApp(t *testing.T, env map[string]string, extra ...string) *app {
 	t.Helper()
 	addrc := make(chan string, 1)
 	a := &app{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
@@ -62,7 +62,7 @@ func startApp(t *testing.T, env map[string]string) *app {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- m.Run(ctx, []string{"serve"}) }()
+	go func() { done <- m.Run(ctx, append([]string{"serve"}, extra...)) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -442,5 +442,46 @@ func TestInvalidConfigExits2(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("error does not mention %s:\n%s", want, stderr.String())
 		}
+	}
+}
+
+// TestRoles runs the API and the workers as separate processes on one
+// Redis: the API plans nothing itself, the worker delivers and exposes its
+// health and delivery metrics.
+func TestRoles(t *testing.T) {
+	_, opts := redistest.New(t)
+	env := map[string]string{
+		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_LOG_LEVEL": "warn",
+	}
+	apiApp := startApp(t, env, "--role", "api")
+	apiApp.mustDo("PUT", "/v1/recipients/c1", map[string]any{"locale": "it-CH", "phone": "+41791112233"}, nil, 200)
+	var opened dispatcher.UpdateResult
+	apiApp.mustDo("POST", "/v1/incidents", map[string]any{"title": "TWINT down", "severity": "major"}, &opened, 201)
+	time.Sleep(300 * time.Millisecond) // no worker yet: nothing may move
+	var b dispatcher.Broadcast
+	apiApp.mustDo("GET", "/v1/broadcasts/"+opened.BroadcastID, nil, &b, 200)
+	if b.State != dispatcher.BroadcastPlanning {
+		t.Fatalf("broadcast %s without a worker, want planning", b.State)
+	}
+	worker := startApp(t, env, "--role", "worker")
+	apiApp.waitDone(opened.BroadcastID)
+	if msgs := apiApp.outbox("c1"); len(msgs) != 1 || msgs[0].Locale != "it" {
+		t.Fatalf("outbox of c1 = %+v, want one Italian message", msgs)
+	}
+	worker.key = ""
+	worker.mustDo("GET", "/healthz", nil, nil, 200)
+	worker.mustDo("GET", "/v1/incidents", nil, nil, 404) // no API on a worker
+	resp, err := http.Get(worker.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `tocsin_deliveries_total{channel="sms",status="delivered"} 1`; !strings.Contains(string(body), want) {
+		t.Errorf("worker /metrics lacks %s", want)
+	}
+	if strings.Contains(worker.stdout.String(), "Generated operator key") {
+		t.Errorf("a worker printed an API key it never uses")
 	}
 }

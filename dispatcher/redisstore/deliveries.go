@@ -378,18 +378,19 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (*dispatcher.Deliver
 // broadcast's records (MATCH on the channel prefix, status filtered here),
 // at most a few scan steps per page, so a selective filter returns short
 // pages with a cursor rather than one long request.
+//
+// Redis answers one HSCAN step with as many records as it likes (a small
+// hash comes whole, miniredis ignores COUNT), so the cursor is
+// "{scan cursor}.{records of that step already returned}": a page stops
+// exactly at limit and the next page resumes inside the same step.
 func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	var cursor uint64
-	if f.Cursor != "" {
-		c, err := strconv.ParseUint(f.Cursor, 10, 64)
-		if err != nil {
-			return nil, &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: "must be a cursor returned as next_cursor", Value: f.Cursor}}}
-		}
-		cursor = c
+	cursor, skip, err := parseCursor(f.Cursor)
+	if err != nil {
+		return nil, err
 	}
 	match := "*"
 	if f.Channel != "" {
@@ -402,16 +403,26 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 		if err != nil {
 			return nil, fmt.Errorf("list deliveries of %s: %w", broadcastID, err)
 		}
+		seen := 0 // records of this step that pass the filter
 		for i := 0; i+1 < len(kv); i += 2 {
 			dl, err := decodeRecord(broadcastID, kv[i], kv[i+1])
 			if err != nil {
 				return nil, err
 			}
-			if f.Status == "" || dl.Status == f.Status {
-				page.Deliveries = append(page.Deliveries, dl)
+			if f.Status != "" && dl.Status != f.Status {
+				continue
 			}
+			seen++
+			if seen <= skip {
+				continue
+			}
+			if len(page.Deliveries) == limit {
+				page.NextCursor = strconv.FormatUint(cursor, 10) + "." + strconv.Itoa(seen-1)
+				return page, nil
+			}
+			page.Deliveries = append(page.Deliveries, dl)
 		}
-		cursor = next
+		cursor, skip = next, 0
 		if cursor == 0 || len(page.Deliveries) >= limit {
 			break
 		}
@@ -420,4 +431,23 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 		page.NextCursor = strconv.FormatUint(cursor, 10)
 	}
 	return page, nil
+}
+
+func parseCursor(c string) (cursor uint64, skip int, err error) {
+	if c == "" {
+		return 0, 0, nil
+	}
+	bad := &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: "must be a cursor returned as next_cursor", Value: c}}}
+	head, tail, hasSkip := strings.Cut(c, ".")
+	cursor, err = strconv.ParseUint(head, 10, 64)
+	if err != nil {
+		return 0, 0, bad
+	}
+	if hasSkip {
+		skip, err = strconv.Atoi(tail)
+		if err != nil || skip < 0 {
+			return 0, 0, bad
+		}
+	}
+	return cursor, skip, nil
 }

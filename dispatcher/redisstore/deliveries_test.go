@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,6 +91,9 @@ func allDeliveries(t *testing.T, s *Store, bid string, f dispatcher.DeliveryFilt
 		page, err := s.ListDeliveries(context.Background(), bid, f)
 		if err != nil {
 			t.Fatalf("ListDeliveries(%s, %+v): %v", bid, f, err)
+		}
+		if limit := cmp.Or(f.Limit, 100); len(page.Deliveries) > limit {
+			t.Fatalf("ListDeliveries(%s, %+v) returned %d deliveries, over the limit %d", bid, f, len(page.Deliveries), limit)
 		}
 		for _, d := range page.Deliveries {
 			// HSCAN may return an element twice; it must be the same one.
@@ -357,6 +361,7 @@ func TestRecordTransitions(t *testing.T) {
 		{[]dispatcher.DeliveryStatus{st, sp}, st},
 		{[]dispatcher.DeliveryStatus{st, q}, st},
 		{[]dispatcher.DeliveryStatus{st, sg}, st},
+		{[]dispatcher.DeliveryStatus{st, st}, st}, // the first sent record stays
 		{[]dispatcher.DeliveryStatus{q, q, q, fl}, fl},
 		{[]dispatcher.DeliveryStatus{q, dl}, dl},
 		{[]dispatcher.DeliveryStatus{sg, q, sg, sp}, sp},
@@ -376,15 +381,19 @@ func TestRecordTransitions(t *testing.T) {
 		for i, tt := range tests {
 			rid := ids[i].ID
 			mustBegin(t, s, b.ID, dispatcher.Begin{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: sg})
+			cur, attempts := sg, 0
 			for n, step := range tt.steps {
 				mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: step, Attempts: n + 1, Reason: string(step)})
+				if allowed(cur, step) {
+					cur, attempts = step, n+1
+				}
 			}
 			d, err := s.GetDelivery(context.Background(), dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, rid))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.Status != tt.want || d.Reason != string(tt.want) {
-				t.Errorf("%v: %s (reason %q), want %s", tt.steps, d.Status, d.Reason, tt.want)
+			if d.Status != tt.want || d.Reason != string(tt.want) || cur != tt.want || d.Attempts != attempts {
+				t.Errorf("%v: %s (reason %q, %d attempts), want %s (%d attempts)", tt.steps, d.Status, d.Reason, d.Attempts, tt.want, attempts)
 			}
 			want[dispatcher.ChannelSMS][tt.want]++
 		}
@@ -649,7 +658,7 @@ func TestListDeliveries(t *testing.T) {
 		}
 		mustRecord(t, s, b.ID, outs...)
 
-		filters := []dispatcher.DeliveryFilter{{}, {Limit: 1}, {Limit: 37}, {Limit: 1000}}
+		filters := []dispatcher.DeliveryFilter{{}, {Limit: 7}, {Limit: 37}, {Limit: 1000}}
 		for _, ch := range append(chans, dispatcher.ChannelWebhook) {
 			filters = append(filters, dispatcher.DeliveryFilter{Channel: ch, Limit: 50})
 		}
@@ -687,7 +696,7 @@ func TestListDeliveries(t *testing.T) {
 		if err != nil || len(page.Deliveries) != 0 || page.NextCursor != "" || page.Deliveries == nil {
 			t.Errorf("ListDeliveries(unknown) = %+v, %v; want an empty page", page, err)
 		}
-		for _, bad := range []string{"abc", "-1", "1.5", "18446744073709551616"} {
+		for _, bad := range []string{"abc", "-1", "1.x", "1.-2", "18446744073709551616"} {
 			_, err := s.ListDeliveries(ctx, b.ID, dispatcher.DeliveryFilter{Cursor: bad})
 			var ve *dispatcher.ValidationError
 			if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "query.cursor" {

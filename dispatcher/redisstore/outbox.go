@@ -4,12 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/tocsin-dev/tocsin/channels/outbox"
 )
 
-// recipientOutboxCap bounds one recipient's own outbox list.
-const recipientOutboxCap = 100
+// recipientOutboxCap bounds one recipient's own outbox list, and
+// recipientOutboxTTL its life since its last message, so a development
+// outbox filled by a large audience empties itself.
+const (
+	recipientOutboxCap = 100
+	recipientOutboxTTL = 24 * time.Hour
+)
 
 var _ outbox.Store = (*Store)(nil)
 
@@ -39,6 +45,7 @@ func (s *Store) Append(ctx context.Context, entries []outbox.Entry) error {
 		k := key("outbox", "r", rid)
 		pipe.LPush(ctx, k, vals...)
 		pipe.LTrim(ctx, k, 0, recipientOutboxCap-1)
+		pipe.Expire(ctx, k, recipientOutboxTTL)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("append %d outbox entries: %w", len(entries), err)

@@ -125,6 +125,10 @@ func TestOutboxCaps(t *testing.T) {
 		if a[0].Title != "title 149" && a[0].Title != "title 148" {
 			t.Errorf("a's newest entry is %q", a[0].Title)
 		}
+		// A recipient's list expires a day after its last message.
+		if ttl, err := rdb.TTL(ctx, key("outbox", "r", "a")).Result(); err != nil || ttl <= 23*time.Hour || ttl > 24*time.Hour {
+			t.Errorf("TTL of a's outbox = %v %v, want about 24h", ttl, err)
+		}
 		b := mustList(t, s, "b", 1000)
 		if len(b) != 20 {
 			t.Errorf("recipient b keeps %d entries, want all 20 (the global cap does not apply)", len(b))

@@ -741,3 +741,42 @@ func TestFanoutRunBatchRequeuesLostRetry(t *testing.T) {
 		t.Errorf("sent to %v, want a and b once each", got)
 	}
 }
+
+// TestFanoutSuperseded: once a later update of the incident exists, a batch
+// of the older update sends nothing and records its deliveries as
+// suppressed (superseded), and so does a pending retry of the older update.
+func TestFanoutSuperseded(t *testing.T) {
+	t.Parallel()
+	s := setupFanout(t, smsRecipient("a", "en"), smsRecipient("b", "de-CH"), smsRecipient("c", "fr-CH"))
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	// a's first attempt failed transiently and waits for its retry.
+	if _, err := s.store.BeginDeliveries(ctx, s.b.ID, []dispatcher.Begin{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.Record(ctx, s.b.ID, []dispatcher.Outcome{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	s.store.mu.Lock()
+	s.store.incident.LastSeq = 2 // the operator posted update 2
+	s.store.incident.State = dispatcher.StateResolved
+	s.store.mu.Unlock()
+
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fanout.Retry(ctx, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "a"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.sms.sentTo(); len(got) != 0 {
+		t.Fatalf("sent update 1 to %v after update 2 was posted", got)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, id))
+		if d.Status != dispatcher.StatusSuppressed || d.Reason != dispatcher.ReasonSuperseded {
+			t.Errorf("delivery to %s = %s (%s), want suppressed (superseded)", id, d.Status, d.Reason)
+		}
+	}
+}

@@ -270,6 +270,17 @@ func validateLabels(v *ValidationError, field string, list []string) []string {
 	return dedupe(list)
 }
 
+// validateUpdate checks the fields an update shares with the opening of an
+// incident (an empty state means "unchanged") and returns the canonical
+// operator message and channel list.
+func validateUpdate(v *ValidationError, st State, params, message map[string]string, chs []Channel) (map[string]string, []Channel) {
+	if st != "" && !st.Valid() {
+		v.add("body.state", "must be one of investigating, identified, monitoring, resolved", st)
+	}
+	validateParams(v, "body.params", params)
+	return validateMessage(v, "body.message", message), validateChannels(v, "body.channels", chs)
+}
+
 // NewIncidentID returns a fresh, time-ordered incident id.
 func NewIncidentID(now time.Time) string {
 	var b [10]byte
@@ -293,14 +304,9 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 	if in.State == "" {
 		in.State = StateInvestigating
 	}
-	if !in.State.Valid() {
-		v.add("body.state", "must be one of investigating, identified, monitoring, resolved", in.State)
-	}
 	in.Services = validateLabels(v, "body.services", in.Services)
 	in.Regions = validateLabels(v, "body.regions", in.Regions)
-	validateParams(v, "body.params", in.Params)
-	msg := validateMessage(v, "body.message", in.Message)
-	chs := validateChannels(v, "body.channels", in.Channels)
+	msg, chs := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}
@@ -325,12 +331,7 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 // operator message. A transition the state machine forbids is ErrConflict.
 func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateInput, idemKey string) (*UpdateResult, error) {
 	v := &ValidationError{}
-	if in.State != "" && !in.State.Valid() {
-		v.add("body.state", "must be one of investigating, identified, monitoring, resolved", in.State)
-	}
-	validateParams(v, "body.params", in.Params)
-	msg := validateMessage(v, "body.message", in.Message)
-	chs := validateChannels(v, "body.channels", in.Channels)
+	msg, chs := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ var Version = "dev"
 
 // Main is the program, shared by main.go and the end-to-end tests.
 type Main struct {
+	Stdin          io.Reader // `recipients import -` reads it
 	Stdout, Stderr io.Writer
 	LookupEnv      func(string) (string, bool)
 	// Started, when set, is called once the HTTP server listens (tests use
@@ -52,6 +53,17 @@ Usage:
   tocsin bench [--recipients N] [--redis HOST:PORT] [--naive=true]
   tocsin version
 
+Operator client (--server URL, default $TOCSIN_SERVER or http://localhost:8080;
+--key KEY, default $TOCSIN_API_KEY; --json prints the server's answer):
+  tocsin incident open --title T --severity S [--service S]... [--region R]... [--state ST]
+                       [--param k=v]... [--message locale=text]... [--idempotency-key K]
+  tocsin incident update ID [--state S] [--param k=v]... [--message locale=text]...
+  tocsin incident show ID
+  tocsin incident list [--state S] [--limit N]
+  tocsin broadcast show ID [--wait] [--timeout 5m]
+  tocsin recipients import FILE|-
+  tocsin outbox [--recipient ID] [--limit N]
+
 Configuration: config.example.yaml and docs/configuration.md.
 `
 
@@ -68,6 +80,14 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.serve(ctx, args[1:])
 	case "bench":
 		err = m.bench(ctx, args[1:])
+	case "incident":
+		err = m.incident(ctx, args[1:])
+	case "broadcast":
+		err = m.broadcast(ctx, args[1:])
+	case "recipients":
+		err = m.recipients(ctx, args[1:])
+	case "outbox":
+		err = m.outbox(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "tocsin", Version)
 	case "help", "-h", "--help":

@@ -1,0 +1,882 @@
+package main
+
+// The operator client subcommands: incident, broadcast, recipients and
+// outbox. They talk to a running `tocsin serve` over its REST API
+// (docs/api.md) with nothing but net/http and encoding/json.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/api"
+)
+
+const (
+	defaultServer = "http://localhost:8080"
+	// requestTimeout bounds every request but the import, which streams a
+	// file of any size.
+	requestTimeout = 60 * time.Second
+	// maxListedRejects is how many rejected import lines are printed.
+	maxListedRejects = 20
+)
+
+// listFlag is a repeatable string flag. With split set, each value may
+// also be a comma-separated list (labels and channels never hold commas).
+type listFlag struct {
+	vals  []string
+	split bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
+
+func (l *listFlag) Set(s string) error {
+	parts := []string{s}
+	if l.split {
+		parts = strings.Split(s, ",")
+	}
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p == "" {
+			return errors.New("empty value")
+		}
+		l.vals = append(l.vals, p)
+	}
+	return nil
+}
+
+// mapFlag is a repeatable key=value flag; a later value for a key wins.
+type mapFlag map[string]string
+
+func (m mapFlag) String() string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + m[k]
+	}
+	return strings.Join(keys, ",")
+}
+
+func (m mapFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || strings.TrimSpace(k) == "" {
+		return fmt.Errorf("%q is not key=value", s)
+	}
+	m[strings.TrimSpace(k)] = v
+	return nil
+}
+
+// clientFlags are the flags every client subcommand takes.
+type clientFlags struct {
+	server, key string
+	json        bool
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	// The defaults are resolved after parsing so that -h never prints the
+	// key taken from the environment.
+	fs.StringVar(&c.server, "server", "", "server URL (default $TOCSIN_SERVER, else "+defaultServer+")")
+	fs.StringVar(&c.key, "key", "", "API key (default $TOCSIN_API_KEY)")
+	fs.BoolVar(&c.json, "json", false, "print the server's JSON answer as is")
+}
+
+// client is a connection to one server with one key.
+type client struct {
+	base   *url.URL
+	key    string
+	http   *http.Client
+	stdout io.Writer
+	json   bool
+}
+
+func (m *Main) newClient(c *clientFlags) (*client, error) {
+	server := c.server
+	if server == "" {
+		if v, ok := m.lookupEnv("TOCSIN_SERVER"); ok && v != "" {
+			server = v
+		} else {
+			server = defaultServer
+		}
+	}
+	u, err := url.Parse(strings.TrimRight(server, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError{fmt.Errorf("--server must be an http:// or https:// URL, not %q", server)}
+	}
+	key := c.key
+	if key == "" {
+		key, _ = m.lookupEnv("TOCSIN_API_KEY")
+	}
+	return &client{base: u, key: key, http: &http.Client{}, stdout: m.Stdout, json: c.json}, nil
+}
+
+func (m *Main) lookupEnv(k string) (string, bool) {
+	if m.LookupEnv == nil {
+		return "", false
+	}
+	return m.LookupEnv(k)
+}
+
+// problemError is a problem+json answer. Run prints it as
+// "tocsin: <title>: <detail>" and one "  <location>: <message>" line per
+// field error.
+type problemError struct {
+	p    api.Problem
+	hint string
+}
+
+func (e *problemError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.p.Title)
+	if e.p.Title == "" {
+		b.WriteString(http.StatusText(e.p.Status))
+	}
+	if e.p.Detail != "" {
+		b.WriteString(": " + e.p.Detail)
+	}
+	for _, d := range e.p.Errors {
+		if d == nil {
+			continue
+		}
+		loc := d.Location
+		if loc == "" {
+			loc = "request"
+		}
+		fmt.Fprintf(&b, "\n  %s: %s", loc, d.Message)
+	}
+	if e.hint != "" {
+		b.WriteString("\n" + e.hint)
+	}
+	return b.String()
+}
+
+// do sends one request and returns the raw answer of a 2xx response. An
+// error answer becomes a *problemError.
+func (c *client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, hdr http.Header) ([]byte, error) {
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json, application/problem+json")
+	req.Header.Set("User-Agent", "tocsin/"+Version)
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// *url.Error names the method and URL, never the headers.
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return raw, nil
+	}
+	pe := &problemError{}
+	if json.Unmarshal(raw, &pe.p) != nil || (pe.p.Title == "" && pe.p.Detail == "") {
+		// Not a problem document (a proxy's page, say): show its start.
+		snippet := strings.Join(strings.Fields(string(raw)), " ")
+		if len(snippet) > 200 {
+			snippet = snippet[:200] + "…"
+		}
+		pe.p = api.Problem{}
+		pe.p.Title = resp.Status
+		pe.p.Status = resp.StatusCode
+		pe.p.Detail = snippet
+	}
+	if pe.p.Status == 0 {
+		pe.p.Status = resp.StatusCode
+	}
+	if resp.StatusCode == http.StatusUnauthorized && c.key == "" {
+		pe.hint = "no API key: pass --key or set TOCSIN_API_KEY"
+	}
+	return nil, pe
+}
+
+// call sends a JSON request (body may be nil) and decodes the answer into
+// out. It returns the raw answer for --json.
+func (c *client) call(ctx context.Context, method, path string, query url.Values, body, out any, hdr http.Header) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	var r io.Reader
+	ct := ""
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		r, ct = bytes.NewReader(b), "application/json"
+	}
+	raw, err := c.do(ctx, method, path, query, r, ct, hdr)
+	if err != nil {
+		return nil, err
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
+		}
+	}
+	return raw, nil
+}
+
+// printJSON writes a raw answer indented, ending with a newline.
+func (c *client) printJSON(raw []byte) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		b.Reset()
+		b.Write(bytes.TrimSpace(raw))
+	}
+	b.WriteByte('\n')
+	_, err := c.stdout.Write(b.Bytes())
+	return err
+}
+
+// flagSet is a subcommand's flags. Parse errors are returned, not printed,
+// so Run prints each once; -h prints the usage and the command exits 0.
+type flagSet struct {
+	*flag.FlagSet
+	synopsis string
+	stderr   io.Writer
+}
+
+func (m *Main) newFlagSet(name, synopsis string) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flagSet{FlagSet: fs, synopsis: synopsis, stderr: m.Stderr}
+}
+
+func (fs *flagSet) printUsage() {
+	fmt.Fprintf(fs.stderr, "Usage: tocsin %s\n\nFlags:\n", fs.synopsis)
+	fs.SetOutput(fs.stderr)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// parse parses flags that may come before, between or after the
+// positional arguments (`incident update ID --state resolved`), and checks
+// that there are exactly want of those, described by names.
+func (fs *flagSet) parse(args []string, want int, names string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.printUsage()
+				return nil, err
+			}
+			return nil, usageError{fmt.Errorf("%s: %w (see tocsin %s -h)", fs.Name(), err, fs.Name())}
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...) // everything after -- is positional
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if len(pos) != want {
+		if want == 0 {
+			return nil, usageError{fmt.Errorf("%s takes no arguments, got %q", fs.Name(), pos)}
+		}
+		return nil, usageError{fmt.Errorf("%s needs %s", fs.Name(), names)}
+	}
+	return pos, nil
+}
+
+// helpShown makes -h, which printed the usage, a success.
+func helpShown(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// subcommand picks the verb of a command such as `incident open`.
+func subcommand(cmd string, args []string, verbs ...string) (string, []string, error) {
+	if len(args) == 0 || !slices.Contains(verbs, args[0]) {
+		got := "nothing"
+		if len(args) > 0 {
+			got = strconv.Quote(args[0])
+		}
+		return "", nil, usageError{fmt.Errorf("%s needs one of %s, got %s", cmd, strings.Join(verbs, ", "), got)}
+	}
+	return args[0], args[1:], nil
+}
+
+// incident runs `tocsin incident open|update|show|list`.
+func (m *Main) incident(ctx context.Context, args []string) error {
+	return helpShown(m.incidentCmd(ctx, args))
+}
+
+func (m *Main) incidentCmd(ctx context.Context, args []string) error {
+	verb, args, err := subcommand("incident", args, "open", "update", "show", "list")
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "open":
+		return m.incidentOpen(ctx, args)
+	case "update":
+		return m.incidentUpdate(ctx, args)
+	case "show":
+		return m.incidentShow(ctx, args)
+	default:
+		return m.incidentList(ctx, args)
+	}
+}
+
+func (m *Main) incidentOpen(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
+	var cf clientFlags
+	cf.register(fs.FlagSet)
+	title := fs.String("title", "", "what is broken, as customers would say it (required)")
+	severity := fs.String("severity", "", "minor, major or critical (required)")
+	state := fs.String("state", "", "initial state (default investigating)")
+	services := &listFlag{split: true}
+	regions := &listFlag{split: true}
+	channels := &listFlag{split: true}
+	params, messages := mapFlag{}, mapFlag{}
+	fs.Var(services, "service", "an affected service; repeat or separate with commas (none: all)")
+	fs.Var(regions, "region", "an affected region; repeat or separate with commas (none: all)")
+	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
+	fs.Var(params, "param", "a template parameter such as eta=16:30; repeatable")
+	fs.Var(messages, "message", "the operator's text in one language, locale=text; repeatable")
+	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
+	if _, err := fs.parse(args, 0, ""); err != nil {
+		return err
+	}
+	var missing []string
+	if *title == "" {
+		missing = append(missing, "--title")
+	}
+	if *severity == "" {
+		missing = append(missing, "--severity")
+	}
+	if len(missing) > 0 {
+		return usageError{fmt.Errorf("incident open needs %s", strings.Join(missing, " and "))}
+	}
+	c, err := m.newClient(&cf)
+	if err != nil {
+		return err
+	}
+	in := dispatcher.IncidentInput{
+		Title:    *title,
+		Severity: dispatcher.Severity(*severity),
+		Services: services.vals,
+		Regions:  regions.vals,
+		State:    dispatcher.State(*state),
+		Params:   nilIfEmpty(params),
+		Message:  nilIfEmpty(messages),
+		Channels: toChannels(channels.vals),
+	}
+	return c.postUpdate(ctx, "/v1/incidents", in, *idem)
+}
+
+func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
+	var cf clientFlags
+	cf.register(fs.FlagSet)
+	state := fs.String("state", "", "the new state: investigating, identified, monitoring or resolved (default: unchanged)")
+	channels := &listFlag{split: true}
+	params, messages := mapFlag{}, mapFlag{}
+	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
+	fs.Var(params, "param", "a template parameter such as credit=CHF 5.00, merged into the incident's; repeatable")
+	fs.Var(messages, "message", "the operator's text in one language, locale=text; repeatable")
+	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
+	pos, err := fs.parse(args, 1, "an incident ID")
+	if err != nil {
+		return err
+	}
+	if *state == "" && len(params) == 0 && len(messages) == 0 {
+		return usageError{errors.New("incident update needs --state, --param or --message")}
+	}
+	c, err := m.newClient(&cf)
+	if err != nil {
+		return err
+	}
+	in := dispatcher.UpdateInput{
+		State:    dispatcher.State(*state),
+		Params:   nilIfEmpty(params),
+		Message:  nilIfEmpty(messages),
+		Channels: toChannels(channels.vals),
+	}
+	return c.postUpdate(ctx, "/v1/incidents/"+url.PathEscape(pos[0])+"/updates", in, *idem)
+}
+
+// postUpdate opens an incident or posts an update and prints the answer.
+func (c *client) postUpdate(ctx context.Context, path string, body any, idem string) error {
+	var hdr http.Header
+	if idem != "" {
+		hdr = http.Header{"Idempotency-Key": {idem}}
+	}
+	var res dispatcher.UpdateResult
+	raw, err := c.call(ctx, http.MethodPost, path, nil, body, &res, hdr)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(raw)
+	}
+	tw := newTable(c.stdout)
+	if res.Incident != nil {
+		fmt.Fprintf(tw, "incident\t%s\n", res.Incident.ID)
+		fmt.Fprintf(tw, "state\t%s\n", res.Incident.State)
+	}
+	fmt.Fprintf(tw, "seq\t%d\n", res.Seq)
+	fmt.Fprintf(tw, "broadcast\t%s\n", res.BroadcastID)
+	return tw.Flush()
+}
+
+func (m *Main) incidentShow(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("incident show", "incident show ID")
+	var cf clientFlags
+	cf.register(fs.FlagSet)
+	pos, err := fs.parse(args, 1, "an incident ID")
+	if err != nil {
+		return err
+	}
+	c, err := m.newClient(&cf)
+	if err != nil {
+		return err
+	}
+	var v struct {
+		dispatcher.Incident
+		Updates []*dispatcher.Update `json:"updates"`
+	}
+	raw, err := c.call(ctx, http.MethodGet, "/v1/incidents/"+url.PathEscape(pos[0]), nil, nil, &v, nil)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(raw)
+	}
+	tw := newTable(c.stdout)
+	fmt.Fprintf(tw, "incident\t%s\n", v.ID)
+	fmt.Fprintf(tw, "title\t%s\n", v.Title)
+	fmt.Fprintf(tw, "severity\t%s\n", v.Severity)
+	fmt.Fprintf(tw, "state\t%s\n", v.State)
+	fmt.Fprintf(tw, "services\t%s\n", allIfEmpty(v.Services))
+	fmt.Fprintf(tw, "regions\t%s\n", allIfEmpty(v.Regions))
+	if len(v.Params) > 0 {
+		fmt.Fprintf(tw, "params\t%s\n", mapFlag(v.Params).String())
+	}
+	fmt.Fprintf(tw, "created\t%s\n", stamp(v.CreatedAt))
+	fmt.Fprintf(tw, "updated\t%s\n", stamp(v.UpdatedAt))
+	if v.ResolvedAt != nil {
+		fmt.Fprintf(tw, "resolved\t%s\n", stamp(*v.ResolvedAt))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(v.Updates) == 0 {
+		return nil
+	}
+	fmt.Fprintln(c.stdout)
+	tw = newTable(c.stdout)
+	fmt.Fprintln(tw, "SEQ\tSTATE\tAT\tBROADCAST\tMESSAGE")
+	for _, u := range v.Updates {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", u.Seq, u.State, stamp(u.CreatedAt), u.BroadcastID, oneLine(mapFlag(u.Message).String(), 60))
+	}
+	return tw.Flush()
+}
+
+func (m *Main) incidentList(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("incident list", "incident list [--state S] [--limit N]")
+	var cf clientFlags
+	cf.register(fs.FlagSet)
+	state := fs.String("state", "", "only incidents in this state")
+	limit := fs.Int("limit", 50, "at most this many incidents, newest first (1-500)")
+	if _, err := fs.parse(args, 0, ""); err != nil {
+		return err
+	}
+	c, err := m.newClient(&cf)
+	if err != nil {
+		return err
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	if *state != "" {
+		q.Set("state", *state)
+	}
+	var list struct {
+		Incidents []*dispatcher.Incident `json:"incidents"`
+	}
+	raw, err := c.call(ctx, http.MethodGet, "/v1/incidents", q, nil, &list, nil)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(raw)
+	}
+	if len(list.Incidents) == 0 {
+		_, err := fmt.Fprintln(c.stdout, "no incidents")
+		return err
+	}
+	tw := newTable(c.stdout)
+	fmt.Fprintln(tw, "ID\tSTATE\tSEVERITY\tUPDATES\tUPDATED\tTITLE")
+	for _, inc := range list.Incidents {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", inc.ID, inc.State, inc.Severity, inc.LastSeq, stamp(inc.UpdatedAt), oneLine(inc.Title, 60))
+	}
+	return tw.Flush()
+}
+
+// broadcast runs `tocsin broadcast show`.
+func (m *Main) broadcast(ctx context.Context, args []string) error {
+	return helpShown(m.broadcastCmd(ctx, args))
+}
+
+func (m *Main) broadcastCmd(ctx context.Context, args []string) error {
+	_, args, err := subcommand("broadcast", args, "show")
+	if err != nil {
+		return err
+	}
+	fs := m.newFlagSet("broadcast show", "broadcast show ID [--wait [--timeout 5m]]")
+	var cf clientFlags
+	cf.register(fs.FlagSet)
+	wait := fs.Bool("wait", false, "poll until the broadcast is done (exit 1 on timeout)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long --wait waits")
+	pos, err := fs.parse(args, 1, "a broadcast ID")
+	if err != nil {
+		return err
+	}
+	if *timeout <= 0 {
+		return usageError{errors.New("--timeout must be positive")}
+	}
+	c, err := m.newClient(&cf)
+	if err != nil {
+		return err
+	}
+	path := "/v1/broadcasts/" + url.PathEscape(pos[0])
+	var deadline time.Time
+	if *wait {
+		deadline = time.Now().Add(*timeout)
+	}
+	interval := 100 * time.Millisecond
+	for {
+		var b dispatcher.Broadcast
+		raw, err := c.call(ctx, http.MethodGet, path, nil, nil, &b, nil)
+		if err != nil {
+			return err
+		}
+		finished := b.State == dispatcher.BroadcastDone || b.State == dispatcher.BroadcastCancelled
+		if !*wait || finished || !time.Now().Before(deadline) {
+			if err := c.printBroadcast(raw, &b); err != nil {
+				return err
+			}
+			switch {
+			case !*wait || b.State == dispatcher.BroadcastDone:
+				return nil
+			case b.State == dispatcher.BroadcastCancelled:
+				return fmt.Errorf("broadcast %s was cancelled", b.ID)
+			default:
+				return fmt.Errorf("broadcast %s is still %s after %s", b.ID, b.State, *timeout)
+			}
+		}
+		sleep := min(interval, time.Until(deadline))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(sleep):
+		}
+		interval = min(interval*2, 2*time.Second)
+	}
+}
+
+// deliveryColumns are the statuses of the counts table, in life order.
+var deliveryColumns = dispatcher.DeliveryStatuses
+
+func (c *client) printBroadcast(raw []byte, b *dispatcher.Broadcast) error {
+	if c.json {
+		return c.printJSON(raw)
+	}
+	tw := newTable(c.stdout)
+	fmt.Fprintf(tw, "broadcast\t%s\n", b.ID)
+	fmt.Fprintf(tw, "incident\t%s (update %d)\n", b.IncidentID, b.Seq)
+	fmt.Fprintf(tw, "state\t%s\n", b.State)
+	fmt.Fprintf(tw, "severity\t%s\n", b.Severity)
+	if len(b.Channels) > 0 {
+		fmt.Fprintf(tw, "channels\t%s\n", joinChannels(b.Channels))
+	}
+	fmt.Fprintf(tw, "audience\t%d\n", b.Audience)
+	fmt.Fprintf(tw, "pending\t%d\n", b.Pending)
+	fmt.Fprintf(tw, "created\t%s\n", stamp(b.CreatedAt))
+	if b.StartedAt != nil {
+		fmt.Fprintf(tw, "started\t%s\n", stamp(*b.StartedAt))
+	}
+	if b.FinishedAt != nil {
+		fmt.Fprintf(tw, "finished\t%s\n", stamp(*b.FinishedAt))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout)
+	if len(b.Counts) == 0 {
+		_, err := fmt.Fprintln(c.stdout, "no deliveries yet")
+		return err
+	}
+	// Known channels first in their usual order, then anything newer.
+	order := append(slices.Clone(dispatcher.Channels), dispatcher.ChannelNone)
+	var chans []dispatcher.Channel
+	for _, ch := range order {
+		if _, ok := b.Counts[ch]; ok {
+			chans = append(chans, ch)
+		}
+	}
+	var extra []dispatcher.Channel
+	for ch := range b.Counts {
+		if !slices.Contains(order, ch) {
+			extra = append(extra, ch)
+		}
+	}
+	slices.Sort(extra)
+	chans = append(chans, extra...)
+
+	// A grid of strings: channel names align left, numbers right.
+	header := []string{"CHANNEL"}
+	for _, s := range deliveryColumns {
+		header = append(header, strings.ToUpper(string(s)))
+	}
+	rows := [][]string{append(header, "TOTAL")}
+	for _, ch := range chans {
+		row := []string{string(ch)}
+		total := 0
+		for _, s := range deliveryColumns {
+			n := b.Counts[ch][s]
+			total += n
+			row = append(row, strconv.Itoa(n))
+		}
+		rows = append(rows, append(row, strconv.Itoa(total)))
+	}
+	widths := make([]int, len(rows[0]))
+	for _, row := range rows {
+		for i, cell := range row {
+			widths[i] = max(widths[i], len(cell))
+		}
+	}
+	var out strings.Builder
+	for _, row := range rows {
+		fmt.Fprintf(&out, "%-*s", widths[0], row[0])
+		for i, cell := range row[1:] {
+			fmt.Fprintf(&out, "  %*s", widths[i+1], cell)
+		}
+		out.WriteByte('\n')
+	}
+	_, err := io.WriteString(c.stdout, out.String())
+	return err
+}
+
+// recipients runs `tocsin recipients import`.
+func (m *Main) recipients(ctx context.Context, args []string) error {
+	return helpShown(m.recipientsCmd(ctx, args))
+}
+
+func (m *Main) recipientsCmd(ctx context.Context, args []string) error {
+	_, args, err := subcommand("recipients", args, "import")
+	if err != nil {
+		return err
+	}
+	fs := m.newFlagSet("recipients import", "recipients import FILE|-")
+	var cf clientFlags
+	cf.register(fs.FlagSet)
+	pos, err := fs.parse(args, 1, "an NDJSON file (or - for standard input)")
+	if err != nil {
+		return err
+	}
+	c, err := m.newClient(&cf)
+	if err != nil {
+		return err
+	}
+	body := m.Stdin
+	if body == nil {
+		body = strings.NewReader("")
+	}
+	if pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		body = f
+	}
+	// No timeout: the server streams the body into the store, so an import
+	// of millions of lines takes as long as it takes.
+	raw, err := c.do(ctx, http.MethodPost, "/v1/recipients/import", nil, body, "application/x-ndjson", nil)
+	var pe *problemError
+	if errors.As(err, &pe) && pe.p.Report != nil {
+		// A store failure stopped the import: say how far it got.
+		if perr := c.printImport(nil, pe.p.Report); perr != nil {
+			return perr
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	var rep dispatcher.ImportReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return fmt.Errorf("import: unexpected answer: %w", err)
+	}
+	if err := c.printImport(raw, &rep); err != nil {
+		return err
+	}
+	if rep.Rejected > 0 {
+		return fmt.Errorf("%d of %d lines rejected", rep.Rejected, rep.Lines)
+	}
+	return nil
+}
+
+func (c *client) printImport(raw []byte, rep *dispatcher.ImportReport) error {
+	if c.json && raw != nil {
+		return c.printJSON(raw)
+	}
+	fmt.Fprintf(c.stdout, "lines %d, imported %d, rejected %d\n", rep.Lines, rep.Imported, rep.Rejected)
+	for i, e := range rep.Errors {
+		if i == maxListedRejects {
+			break
+		}
+		fmt.Fprintf(c.stdout, "  line %d: %s\n", e.Line, e.Reason)
+	}
+	if more := rep.Rejected - min(len(rep.Errors), maxListedRejects); more > 0 {
+		fmt.Fprintf(c.stdout, "  … and %d more rejected lines", more)
+		if len(rep.Errors) > maxListedRejects {
+			fmt.Fprint(c.stdout, " (--json lists up to 1000)")
+		}
+		fmt.Fprintln(c.stdout)
+	}
+	return nil
+}
+
+// outbox runs `tocsin outbox`.
+func (m *Main) outbox(ctx context.Context, args []string) error {
+	return helpShown(m.outboxCmd(ctx, args))
+}
+
+func (m *Main) outboxCmd(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("outbox", "outbox [--recipient ID] [--limit N]")
+	var cf clientFlags
+	cf.register(fs.FlagSet)
+	recipient := fs.String("recipient", "", "only messages to this recipient")
+	limit := fs.Int("limit", 20, "at most this many messages, newest first (1-1000)")
+	if _, err := fs.parse(args, 0, ""); err != nil {
+		return err
+	}
+	c, err := m.newClient(&cf)
+	if err != nil {
+		return err
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	if *recipient != "" {
+		q.Set("recipient", *recipient)
+	}
+	var res struct {
+		Messages []outbox.Entry `json:"messages"`
+	}
+	raw, err := c.call(ctx, http.MethodGet, "/v1/outbox", q, nil, &res, nil)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(raw)
+	}
+	if len(res.Messages) == 0 {
+		_, err := fmt.Fprintln(c.stdout, "the outbox is empty")
+		return err
+	}
+	for i, e := range res.Messages {
+		if i > 0 {
+			fmt.Fprintln(c.stdout)
+		}
+		fmt.Fprintf(c.stdout, "%s  %s → %s  %s  %s #%d %s\n", stamp(e.At), e.Channel, e.RecipientID, e.Locale, e.IncidentID, e.Seq, e.State)
+		if e.Title != "" {
+			fmt.Fprintf(c.stdout, "  %s\n", e.Title)
+		}
+		for _, line := range strings.Split(strings.TrimRight(e.Body, "\n"), "\n") {
+			fmt.Fprintf(c.stdout, "  %s\n", line)
+		}
+	}
+	return nil
+}
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func allIfEmpty(list []string) string {
+	if len(list) == 0 {
+		return "(all)"
+	}
+	return strings.Join(list, ", ")
+}
+
+// oneLine flattens s to one line of at most n runes, for table cells.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func nilIfEmpty(m mapFlag) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func toChannels(vals []string) []dispatcher.Channel {
+	if len(vals) == 0 {
+		return nil
+	}
+	out := make([]dispatcher.Channel, len(vals))
+	for i, v := range vals {
+		out[i] = dispatcher.Channel(v)
+	}
+	return out
+}
+
+func joinChannels(chs []dispatcher.Channel) string {
+	s := make([]string, len(chs))
+	for i, c := range chs {
+		s[i] = string(c)
+	}
+	return strings.Join(s, ", ")
+}

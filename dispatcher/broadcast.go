@@ -147,6 +147,12 @@ type Result struct {
 // Sender sends messages over one channel. Send returns one Result per
 // message, in order. Implementations send a batch as efficiently as their
 // provider allows and must be safe for concurrent use.
+//
+// Send must honour ctx: when it is cancelled (a worker shutting down), stop
+// sending and return at once, with the results of what the provider
+// confirmed and a transient error for the rest (including a request cut off
+// mid-flight, whose fate is unknown). The task runs again elsewhere; a
+// Sender that ignored ctx would send beside it.
 type Sender interface {
 	Send(ctx context.Context, msgs []*Message) []Result
 }

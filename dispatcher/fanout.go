@@ -264,7 +264,7 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		}
 	}
 	outs, retries := f.send(ctx, byChannel)
-	if err := f.Deliveries.Record(ctx, broadcastID, outs); err != nil {
+	if err := f.record(ctx, broadcastID, outs); err != nil {
 		return err
 	}
 	for _, r := range append(retries, requeue...) {
@@ -275,6 +275,15 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		}
 	}
 	return nil
+}
+
+// record stores the outcomes of a send even when ctx was cancelled meanwhile
+// (a worker shutting down): what a provider accepted must be on record, or
+// the re-run of the task would send it again.
+func (f *Fanout) record(ctx context.Context, broadcastID string, outs []Outcome) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return f.Deliveries.Record(rctx, broadcastID, outs)
 }
 
 func (f *Fanout) message(bc *broadcastContext, r *Recipient, ch Channel, text Rendered, attempt int) *Message {
@@ -425,7 +434,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 	}
 	m := f.message(bc, r, ch, text, attempt)
 	outs, retries := f.send(ctx, map[Channel][]*Message{ch: {m}})
-	if err := f.Deliveries.Record(ctx, bid, outs); err != nil {
+	if err := f.record(ctx, bid, outs); err != nil {
 		return err
 	}
 	if len(retries) > 0 {

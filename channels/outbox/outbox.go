@@ -32,8 +32,8 @@ type Entry struct {
 type Store interface {
 	// Append records entries (in the order given, so the last is newest).
 	Append(ctx context.Context, entries []Entry) error
-	// List returns at most limit entries, newest first, only those of
-	// recipient when it is not empty.
+	// List returns at most limit entries (50 when limit <= 0), newest
+	// first, only those of recipient when it is not empty; never nil.
 	List(ctx context.Context, recipient string, limit int) ([]Entry, error)
 }
 
@@ -46,8 +46,12 @@ type Sender struct {
 
 var _ dispatcher.Sender = (*Sender)(nil)
 
-// Send records every message with one Store call.
+// Send records every message with one Store call, and makes none for an
+// empty batch.
 func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	if len(msgs) == 0 {
+		return []dispatcher.Result{}
+	}
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
@@ -109,9 +113,12 @@ func (m *Memory) Append(_ context.Context, entries []Entry) error {
 
 // List implements Store.
 func (m *Memory) List(_ context.Context, recipient string, limit int) ([]Entry, error) {
+	if limit <= 0 {
+		limit = 50
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []Entry
+	out := []Entry{}
 	for i := len(m.entries) - 1; i >= 0 && len(out) < limit; i-- {
 		if recipient == "" || m.entries[i].RecipientID == recipient {
 			out = append(out, m.entries[i])

@@ -301,6 +301,14 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Erasing a recipient removes it from every audience and its outbox copies.
+	a.mustDo("DELETE", "/v1/recipients/cust-boston", nil, nil, 204)
+	a.mustDo("GET", "/v1/recipients/cust-boston", nil, nil, 404)
+	if n := len(a.outbox("cust-boston")); n != 0 {
+		t.Errorf("erased recipient still has %d outbox messages", n)
+	}
+	a.mustDo("DELETE", "/v1/recipients/cust-boston", nil, nil, 404)
+
 	var page dispatcher.DeliveryPage
 	a.mustDo("GET", "/v1/broadcasts/"+res.BroadcastID+"/deliveries?status=delivered&channel=sms&limit=10", nil, &page, 200)
 	if len(page.Deliveries) != 4 {

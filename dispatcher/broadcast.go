@@ -33,10 +33,16 @@ type Broadcast struct {
 	// Pending counts recipients and deliveries not yet in a final status.
 	Pending int `json:"pending"`
 	// Counts holds deliveries per channel and status.
-	Counts     map[Channel]map[DeliveryStatus]int `json:"counts"`
-	CreatedAt  time.Time                          `json:"created_at"`
-	StartedAt  *time.Time                         `json:"started_at,omitempty"`
-	FinishedAt *time.Time                         `json:"finished_at,omitempty"`
+	Counts map[Channel]map[DeliveryStatus]int `json:"counts"`
+	// SMSSegments is the number of SMS segments of the deliveries started
+	// (what the SMS provider bills).
+	SMSSegments int `json:"sms_segments"`
+	// OperatorFallbacks counts, per recipient locale, recipients who got the
+	// template because the operator's message had no text for their locale.
+	OperatorFallbacks map[string]int `json:"operator_fallbacks,omitempty"`
+	CreatedAt         time.Time      `json:"created_at"`
+	StartedAt         *time.Time     `json:"started_at,omitempty"`
+	FinishedAt        *time.Time     `json:"finished_at,omitempty"`
 }
 
 // BroadcastID derives the broadcast id of an incident's update seq, so a
@@ -80,11 +86,14 @@ type Delivery struct {
 	Status      DeliveryStatus `json:"status"`
 	// Reason says why a delivery failed or was suppressed (provider error
 	// code and text, "opted_out", "no_channel", ...).
-	Reason     string    `json:"reason,omitempty"`
-	Attempts   int       `json:"attempts"`
-	ProviderID string    `json:"provider_id,omitempty"`
-	Locale     string    `json:"locale,omitempty"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	Reason     string `json:"reason,omitempty"`
+	Attempts   int    `json:"attempts"`
+	ProviderID string `json:"provider_id,omitempty"`
+	Locale     string `json:"locale,omitempty"`
+	// Segments and Encoding describe an SMS as the carrier bills it.
+	Segments  int       `json:"sms_segments,omitempty"`
+	Encoding  string    `json:"sms_encoding,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // DeliveryID is deterministic in (broadcast, channel, recipient): any retry
@@ -129,8 +138,11 @@ type Message struct {
 	Recipient   *Recipient
 	Locale      string // the locale the text was rendered in
 	Title       string // subject, push title, webhook title
-	Body        string
-	Attempt     int // 1 for the first attempt
+	Body        string // plain text; for SMS already GSM-7 transliterated
+	HTML        string // email only
+	Segments    int    // SMS only: segments as billed
+	Encoding    string // SMS only: "GSM-7" or "UCS-2"
+	Attempt     int    // 1 for the first attempt
 }
 
 // Result is a Sender's answer for one Message.
@@ -224,6 +236,13 @@ type Rendered struct {
 	Locale string // the locale actually used after fallback
 	Title  string
 	Body   string
+	HTML   string // email only
+	// Segments and Encoding are set for SMS.
+	Segments int
+	Encoding string
+	// OperatorFallback is true when the update carried operator text but
+	// none for this locale, so the template was used.
+	OperatorFallback bool
 }
 
 // Renderer renders messages for recipients.
@@ -241,6 +260,10 @@ type RecipientStore interface {
 	GetRecipients(ctx context.Context, ids []string) ([]*Recipient, error)
 	// DeleteRecipient erases a recipient and its index entries.
 	DeleteRecipient(ctx context.Context, id string) error
+	// ScanAudience calls fn with the ids of the recipients matching services
+	// and regions (as a broadcast would select them), chunk ids at a time,
+	// and returns how many there were.
+	ScanAudience(ctx context.Context, services, regions []string, chunk int, fn func(ids []string) error) (int, error)
 }
 
 // Idempotency is a request's Idempotency-Key and the answer to store with it.
@@ -276,6 +299,12 @@ type Begin struct {
 	Status DeliveryStatus
 	Reason string
 	Locale string
+	// Segments and Encoding of an SMS; Segments add to the broadcast's total.
+	Segments int
+	Encoding string
+	// Fallback, when set, is the recipient locale to count in the
+	// broadcast's OperatorFallbacks.
+	Fallback string
 }
 
 // Outcome is a new status for a delivery.
@@ -286,6 +315,8 @@ type Outcome struct {
 	Reason      string
 	ProviderID  string
 	Locale      string
+	Segments    int
+	Encoding    string
 	// Attempts is the number of attempts made so far.
 	Attempts int
 }

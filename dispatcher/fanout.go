@@ -175,6 +175,21 @@ func (f *Fanout) superseded(ctx context.Context, bc *broadcastContext) (bool, er
 	return inc.LastSeq > bc.up.Seq, nil
 }
 
+// chooseChannel is the channel a recipient gets an update on: the first in
+// its preference order that it is reachable on, that the broadcast allows
+// and that has a sender; ChannelNone when there is none.
+func (f *Fanout) chooseChannel(r *Recipient, allowed []Channel) Channel {
+	ch := r.ChooseChannel(allowed)
+	if ch != ChannelNone && f.Senders[ch] == nil {
+		return ChannelNone
+	}
+	return ch
+}
+
+func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Rendered, error) {
+	return f.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: inc, Update: up})
+}
+
 type renderKey struct {
 	locale, timezone string
 	kind             Kind
@@ -214,10 +229,7 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 			begins[i] = Begin{RecipientID: ids[i], Channel: ChannelNone, Status: StatusSuppressed, Reason: "recipient_deleted"}
 			continue
 		}
-		ch := r.ChooseChannel(bc.b.Channels)
-		if ch != ChannelNone && f.Senders[ch] == nil {
-			ch = ChannelNone
-		}
+		ch := f.chooseChannel(r, bc.b.Channels)
 		if ch == ChannelNone {
 			begins[i] = Begin{RecipientID: r.ID, Channel: ChannelNone, Status: StatusSuppressed, Reason: "no_channel"}
 			continue
@@ -229,13 +241,16 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
 		text, ok := rendered[rk]
 		if !ok {
-			text, err = f.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: bc.inc, Update: bc.up})
+			text, err = f.render(bc.inc, bc.up, r, ch)
 			if err != nil {
 				return fmt.Errorf("render %s/%s/%s for %s: %w", r.Locale, r.Kind, ch, broadcastID, err)
 			}
 			rendered[rk] = text
 		}
-		begins[i] = Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale}
+		begins[i] = Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale, Segments: text.Segments, Encoding: text.Encoding}
+		if text.OperatorFallback {
+			begins[i].Fallback = r.Locale
+		}
 		msgs[i] = f.message(bc, r, ch, text, 1)
 	}
 	prev, err := f.Deliveries.BeginDeliveries(ctx, broadcastID, begins)
@@ -299,6 +314,9 @@ func (f *Fanout) message(bc *broadcastContext, r *Recipient, ch Channel, text Re
 		Locale:      text.Locale,
 		Title:       text.Title,
 		Body:        text.Body,
+		HTML:        text.HTML,
+		Segments:    text.Segments,
+		Encoding:    text.Encoding,
 		Attempt:     attempt,
 	}
 }
@@ -353,7 +371,7 @@ func (f *Fanout) send(ctx context.Context, byChannel map[Channel][]*Message) ([]
 // outcome classifies one send result. A transient failure before the last
 // attempt is queued for a retry after the returned delay.
 func (f *Fanout) outcome(m *Message, res Result) (Outcome, time.Duration) {
-	o := Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Locale: m.Locale, Attempts: m.Attempt, ProviderID: res.ProviderID}
+	o := Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, Attempts: m.Attempt, ProviderID: res.ProviderID}
 	if res.Err == nil {
 		o.Status = res.Status
 		if o.Status == "" {
@@ -411,7 +429,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 		if f.Metrics != nil {
 			f.Metrics.Statuses(ch, st, 1)
 		}
-		return f.Deliveries.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: st, Reason: why, Attempts: attempt - 1, Locale: d.Locale}})
+		return f.Deliveries.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: st, Reason: why, Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding}})
 	}
 	r, err := f.Recipients.GetRecipient(ctx, rid)
 	if errors.Is(err, ErrNotFound) {
@@ -428,7 +446,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 	} else if stale {
 		return fail(StatusSuppressed, ReasonSuperseded)
 	}
-	text, err := f.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: bc.inc, Update: bc.up})
+	text, err := f.render(bc.inc, bc.up, r, ch)
 	if err != nil {
 		return err
 	}

@@ -23,8 +23,10 @@ type Service struct {
 	Incidents  IncidentStore
 	Deliveries DeliveryStore
 	Queue      Enqueuer
-	Clock      Clock
-	Logger     *slog.Logger
+	// Fanout renders previews exactly as the fan-out will send them.
+	Fanout *Fanout
+	Clock  Clock
+	Logger *slog.Logger
 }
 
 func (s *Service) now() time.Time {
@@ -293,6 +295,20 @@ func NewIncidentID(now time.Time) string {
 // broadcast, and enqueues the broadcast's plan. With an idempotency key
 // seen before, it returns the first answer and creates nothing.
 func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey string) (*UpdateResult, error) {
+	if err := in.normalize(); err != nil {
+		return nil, err
+	}
+	if res, err := s.replay(ctx, idemKey); res != nil || err != nil {
+		return res, err
+	}
+	now := s.now()
+	inc := in.incident(NewIncidentID(now), now)
+	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, idemKey)
+}
+
+// normalize validates the opening of an incident, reporting every invalid
+// field, and canonicalizes it (default state, message locales, lists).
+func (in *IncidentInput) normalize() error {
 	v := &ValidationError{}
 	in.Title = strings.TrimSpace(in.Title)
 	if in.Title == "" || len(in.Title) > maxTitle {
@@ -306,16 +322,14 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 	}
 	in.Services = validateLabels(v, "body.services", in.Services)
 	in.Regions = validateLabels(v, "body.regions", in.Regions)
-	msg, chs := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
-	if err := v.orNil(); err != nil {
-		return nil, err
-	}
-	if res, err := s.replay(ctx, idemKey); res != nil || err != nil {
-		return res, err
-	}
-	now := s.now()
-	inc := &Incident{
-		ID:        NewIncidentID(now),
+	in.Message, in.Channels = validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
+	return v.orNil()
+}
+
+// incident returns the incident a normalized input opens.
+func (in *IncidentInput) incident(id string, now time.Time) *Incident {
+	return &Incident{
+		ID:        id,
 		Title:     in.Title,
 		Severity:  in.Severity,
 		State:     in.State,
@@ -324,7 +338,6 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 		Params:    in.Params,
 		CreatedAt: now,
 	}
-	return s.commitUpdate(ctx, inc, 0, in.State, nil, msg, chs, idemKey)
 }
 
 // PostUpdate adds an update to an incident: a state change and/or an

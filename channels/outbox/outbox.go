@@ -24,6 +24,9 @@ type Entry struct {
 	Locale      string    `json:"locale"`
 	Title       string    `json:"title"`
 	Body        string    `json:"body"`
+	HTML        string    `json:"html,omitempty"`
+	Segments    int       `json:"sms_segments,omitempty"`
+	Encoding    string    `json:"sms_encoding,omitempty"`
 	At          time.Time `json:"at"`
 }
 
@@ -70,6 +73,9 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			Locale:      m.Locale,
 			Title:       m.Title,
 			Body:        m.Body,
+			HTML:        m.HTML,
+			Segments:    m.Segments,
+			Encoding:    m.Encoding,
 			At:          at,
 		}
 	}

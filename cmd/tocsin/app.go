@@ -186,7 +186,6 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	logger.Info("channels without a provider are served by the outbox (GET /v1/outbox)", "channels", dispatcher.Channels)
 
-	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Logger: logger}
 	fan := &dispatcher.Fanout{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
 		Renderer:    &dispatcher.CatalogRenderer{Catalog: catalog},
@@ -196,6 +195,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		Logger:      logger,
 		Metrics:     metrics,
 	}
+	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan, Logger: logger}
 
 	errc := make(chan error, 2)
 	var httpSrv *http.Server

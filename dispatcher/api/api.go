@@ -35,6 +35,8 @@ type Service interface {
 	GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadcast, error)
 	ListDeliveries(ctx context.Context, broadcastID string, f dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error)
 	GetDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
+	PreviewTemplate(ctx context.Context, in dispatcher.TemplatePreviewInput) (*dispatcher.Sample, error)
+	PreviewBroadcast(ctx context.Context, in dispatcher.BroadcastPreviewInput) (*dispatcher.BroadcastPreview, error)
 }
 
 var _ Service = (*dispatcher.Service)(nil)

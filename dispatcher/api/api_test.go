@@ -208,6 +208,20 @@ func (f *fakeService) GetDelivery(_ context.Context, id string) (*dispatcher.Del
 	return &dispatcher.Delivery{ID: id, Status: dispatcher.StatusDelivered}, nil
 }
 
+func (f *fakeService) PreviewTemplate(_ context.Context, in dispatcher.TemplatePreviewInput) (*dispatcher.Sample, error) {
+	if err := f.record(fmt.Sprintf("PreviewTemplate(%s,%s,%s,%s)", in.State, in.Locale, in.Channel, in.Kind)); err != nil {
+		return nil, err
+	}
+	return &dispatcher.Sample{Channel: in.Channel, Locale: in.Locale, Body: "preview"}, nil
+}
+
+func (f *fakeService) PreviewBroadcast(_ context.Context, in dispatcher.BroadcastPreviewInput) (*dispatcher.BroadcastPreview, error) {
+	if err := f.record(fmt.Sprintf("PreviewBroadcast(%s,%s,%v)", in.IncidentID, in.State, in.Message)); err != nil {
+		return nil, err
+	}
+	return &dispatcher.BroadcastPreview{Audience: 1, Samples: []dispatcher.Sample{}}, nil
+}
+
 // syncBuffer is a log sink safe for concurrent handlers.
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -567,6 +581,34 @@ func TestBroadcastsAndDeliveries(t *testing.T) {
 	wantStatus(t, b.do(t, "GET", "/v1/deliveries/garbage", viewerToken, nil), 404)
 }
 
+func TestPreviews(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.do(t, "GET", "/v1/templates/preview?state=resolved&locale=de-CH&channel=sms&kind=merchant", viewerToken, nil)
+	wantStatus(t, r, 200)
+	if calls := strings.Join(b.svc.Calls(), " "); !strings.Contains(calls, "PreviewTemplate(resolved,de-CH,sms,merchant)") {
+		t.Errorf("calls = %s", calls)
+	}
+	p := b.do(t, "GET", "/v1/templates/preview?locale=de-CH", viewerToken, nil)
+	wantStatus(t, p, 422)
+	wantLocation(t, p.problem(t), "query.state")
+	wantStatus(t, b.do(t, "GET", "/v1/templates/preview?state=resolved&channel=fax", viewerToken, nil), 422)
+
+	// A broadcast preview changes nothing: viewers may call it, unlike the
+	// POSTs that create.
+	body := `{"incident_id":"inc_x","state":"resolved","message":{"de":"Behoben."}}`
+	r = b.do(t, "POST", "/v1/broadcasts/preview", viewerToken, strings.NewReader(body))
+	wantStatus(t, r, 200)
+	if !strings.Contains(string(r.body), `"audience":1`) {
+		t.Errorf("preview = %s", r.body)
+	}
+	if calls := strings.Join(b.svc.Calls(), " "); !strings.Contains(calls, "PreviewBroadcast(inc_x,resolved,map[de:Behoben.])") {
+		t.Errorf("calls = %s", calls)
+	}
+	wantStatus(t, b.do(t, "POST", "/v1/incidents", viewerToken, strings.NewReader(`{"title":"x","severity":"minor"}`)), 403)
+	wantStatus(t, b.do(t, "POST", "/v1/broadcasts/preview", "", strings.NewReader(body)), 401)
+}
+
 func TestInternalErrorIsGeneric(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -752,6 +794,8 @@ func TestOpenAPI(t *testing.T) {
 		"/v1/broadcasts/{id}/deliveries": {"get"},
 		"/v1/deliveries/{id}":            {"get"},
 		"/v1/outbox":                     {"get"},
+		"/v1/templates/preview":          {"get"},
+		"/v1/broadcasts/preview":         {"post"},
 		"/healthz":                       {"get"},
 		"/readyz":                        {"get"},
 	}

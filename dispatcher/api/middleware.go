@@ -108,6 +108,12 @@ func needsAuth(p string) bool {
 	return c == "/v1" || strings.HasPrefix(c, "/v1/")
 }
 
+// viewerPost reports whether r is a POST that changes nothing (a preview),
+// which viewers may call.
+func viewerPost(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/v1/broadcasts/preview"
+}
+
 // readOnly reports whether method only reads.
 func readOnly(method string) bool {
 	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
@@ -154,7 +160,7 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 		if info := infoFrom(r.Context()); info != nil {
 			info.key, info.role = name, role
 		}
-		allowed := role == RoleOperator || (role == RoleViewer && readOnly(r.Method))
+		allowed := role == RoleOperator || (role == RoleViewer && (readOnly(r.Method) || viewerPost(r)))
 		if !allowed {
 			writeProblem(w, newProblem(http.StatusForbidden, CodeForbidden,
 				fmt.Sprintf("API key %q has role %q; %s needs role %q", name, role, r.Method, RoleOperator)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -137,6 +138,41 @@ type outboxMessages struct {
 
 type outboxOutput struct {
 	Body outboxMessages
+}
+
+type templatePreviewInput struct {
+	State    dispatcher.State   `query:"state" required:"true" enum:"investigating,identified,monitoring,resolved"`
+	Locale   string             `query:"locale" doc:"BCP 47 tag; default en." example:"de-CH"`
+	Channel  dispatcher.Channel `query:"channel" required:"true" enum:"sms,email,push,webhook"`
+	Kind     dispatcher.Kind    `query:"kind" enum:"customer,merchant" doc:"Default customer."`
+	Timezone string             `query:"timezone" doc:"IANA zone the times are shown in; default UTC." example:"Europe/Zurich"`
+	ETA      string             `query:"eta" doc:"RFC 3339 ETA instead of the example's (now + 2 h)."`
+}
+
+type sampleOutput struct {
+	Body *dispatcher.Sample
+}
+
+// broadcastPreviewBody converts to dispatcher.BroadcastPreviewInput: an
+// update (with incident_id) or an incident's opening (without).
+type broadcastPreviewBody struct {
+	IncidentID string               `json:"incident_id,omitempty" doc:"Preview an update of this incident; without it, the opening of a new incident."`
+	Title      string               `json:"title,omitempty" doc:"New incident only: 1-200 characters."`
+	Severity   dispatcher.Severity  `json:"severity,omitempty" enum:"minor,major,critical" doc:"New incident only."`
+	Services   []string             `json:"services,omitempty" doc:"New incident only: affected services; empty means all."`
+	Regions    []string             `json:"regions,omitempty" doc:"New incident only: affected regions; empty means all."`
+	State      dispatcher.State     `json:"state,omitempty" enum:"investigating,identified,monitoring,resolved"`
+	Params     map[string]string    `json:"params,omitempty"`
+	Message    map[string]string    `json:"message,omitempty" doc:"Operator text by BCP 47 tag."`
+	Channels   []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook"`
+}
+
+type broadcastPreviewInput struct {
+	Body broadcastPreviewBody
+}
+
+type broadcastPreviewOutput struct {
+	Body *dispatcher.BroadcastPreview
 }
 
 type status struct {
@@ -282,6 +318,46 @@ func (s *server) routes() {
 			page.Deliveries = []*dispatcher.Delivery{}
 		}
 		return &deliveryPageOutput{Body: page}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "preview-template", Method: http.MethodGet, Path: "/v1/templates/preview", Tags: []string{"previews"},
+		Summary: "Render one template with example data",
+		Description: "Role: viewer. Renders the message a recipient of the given locale, kind and time zone would get " +
+			"for an incident in the given state on the given channel, with example params. Sends nothing.",
+	}, func(ctx context.Context, in *templatePreviewInput) (*sampleOutput, error) {
+		req := dispatcher.TemplatePreviewInput{State: in.State, Locale: in.Locale, Channel: in.Channel, Kind: in.Kind, Timezone: in.Timezone}
+		if in.ETA != "" {
+			req.Params = dispatcher.ExampleParams(time.Now())
+			req.Params["eta"] = in.ETA
+		}
+		smp, err := svc.PreviewTemplate(ctx, req)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return &sampleOutput{Body: smp}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "preview-broadcast", Method: http.MethodPost, Path: "/v1/broadcasts/preview", Tags: []string{"previews"},
+		Summary: "What an update would send, without sending it",
+		Description: "Role: viewer (it changes nothing). The body is an incident update with incident_id, or an incident's " +
+			"opening without it. Answers the audience per channel and recipient locale, the SMS segments in total, " +
+			"the operator-text fallbacks per locale and one rendered sample per locale and channel.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict},
+	}, func(ctx context.Context, in *broadcastPreviewInput) (*broadcastPreviewOutput, error) {
+		b := in.Body
+		p, err := svc.PreviewBroadcast(ctx, dispatcher.BroadcastPreviewInput{
+			IncidentID: b.IncidentID,
+			IncidentInput: dispatcher.IncidentInput{
+				Title: b.Title, Severity: b.Severity, Services: b.Services, Regions: b.Regions,
+				State: b.State, Params: b.Params, Message: b.Message, Channels: b.Channels,
+			},
+		})
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return &broadcastPreviewOutput{Body: p}, nil
 	})
 
 	register(s, huma.Operation{

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +19,10 @@ import (
 // A delivery record is one hash field of b:{id}:d, "{channel}.{recipient}",
 // whose value packs the delivery in a few bytes:
 //
-//	{code}|{attempts}|{updated unix ms}|{locale}|{provider id}|{reason}
+//	{code}|{attempts}|{updated unix ms}|{locale}|{provider id}|{sms}|{reason}
+//
+// sms is empty, or an SMS's segment count followed by its encoding's
+// letter: G for GSM-7, U for UCS-2 ("2G").
 //
 // code is one digit (statusCodes); codes 2 and up are final. Lua compares
 // codes as strings, so their order carries the transition rules.
@@ -49,7 +54,19 @@ func clean(s string) string {
 	return strings.ReplaceAll(s, "|", "/")
 }
 
-func encodeRecord(buf []byte, st dispatcher.DeliveryStatus, attempts int, now int64, locale, providerID, reason string) []byte {
+// record is what a delivery record packs.
+type record struct {
+	status             dispatcher.DeliveryStatus
+	attempts           int
+	locale, providerID string
+	segments           int
+	encoding, reason   string
+}
+
+var encodingLetters = map[string]byte{"GSM-7": 'G', "UCS-2": 'U'}
+
+func encodeRecord(buf []byte, now int64, r record) []byte {
+	st, attempts, locale, providerID, reason := r.status, r.attempts, r.locale, r.providerID, r.reason
 	buf = append(buf[:0], statusCodes[st], '|')
 	buf = strconv.AppendInt(buf, int64(attempts), 10)
 	buf = append(buf, '|')
@@ -58,6 +75,11 @@ func encodeRecord(buf []byte, st dispatcher.DeliveryStatus, attempts int, now in
 	buf = append(buf, clean(locale)...)
 	buf = append(buf, '|')
 	buf = append(buf, clean(providerID)...)
+	buf = append(buf, '|')
+	if l, ok := encodingLetters[r.encoding]; ok && r.segments > 0 {
+		buf = strconv.AppendInt(buf, int64(r.segments), 10)
+		buf = append(buf, l)
+	}
 	buf = append(buf, '|')
 	if len(reason) > 512 {
 		reason = reason[:512]
@@ -68,8 +90,8 @@ func encodeRecord(buf []byte, st dispatcher.DeliveryStatus, attempts int, now in
 
 func decodeRecord(broadcastID, field, value string) (*dispatcher.Delivery, error) {
 	ch, rid, ok := strings.Cut(field, ".")
-	parts := strings.SplitN(value, "|", 6)
-	if !ok || len(parts) != 6 || len(parts[0]) != 1 {
+	parts := strings.SplitN(value, "|", 7)
+	if !ok || len(parts) != 7 || len(parts[0]) != 1 {
 		return nil, fmt.Errorf("corrupt delivery record %q of %s", field, broadcastID)
 	}
 	st, ok := statusByCode[parts[0][0]]
@@ -78,6 +100,16 @@ func decodeRecord(broadcastID, field, value string) (*dispatcher.Delivery, error
 	}
 	attempts, _ := strconv.Atoi(parts[1])
 	ms, _ := strconv.ParseInt(parts[2], 10, 64)
+	var segments int
+	var encoding string
+	if sms := parts[5]; len(sms) > 1 {
+		segments, _ = strconv.Atoi(sms[:len(sms)-1])
+		for name, l := range encodingLetters {
+			if l == sms[len(sms)-1] {
+				encoding = name
+			}
+		}
+	}
 	return &dispatcher.Delivery{
 		ID:          dispatcher.DeliveryID(broadcastID, dispatcher.Channel(ch), rid),
 		BroadcastID: broadcastID,
@@ -88,7 +120,9 @@ func decodeRecord(broadcastID, field, value string) (*dispatcher.Delivery, error
 		UpdatedAt:   time.UnixMilli(ms).UTC(),
 		Locale:      parts[3],
 		ProviderID:  parts[4],
-		Reason:      parts[5],
+		Segments:    segments,
+		Encoding:    encoding,
+		Reason:      parts[6],
 	}, nil
 }
 
@@ -104,13 +138,15 @@ end
 `
 
 // beginScript creates the deliveries of a batch that do not exist yet and
-// returns, per item, the status code each had before (” when new).
-// KEYS: b, d, aud. ARGV: now, then field/record pairs.
+// returns, per item, the status code each had before (empty when new). A
+// new delivery adds its SMS segments to the broadcast's total and, when it
+// has a fallback locale, counts it in f:{locale}.
+// KEYS: b, d, aud. ARGV: now, then field/record/segments/fallback quads.
 var beginScript = redis.NewScript(finishLua + `
 local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
-local out, fin = {}, 0
-for i = 2, #ARGV, 2 do
-  local f, v = ARGV[i], ARGV[i + 1]
+local out, fin, segs = {}, 0, 0
+for i = 2, #ARGV, 4 do
+  local f, v, sg, fb = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local old = redis.call('HGET', d, f)
   if old then
     out[#out + 1] = string.sub(old, 1, 1)
@@ -119,9 +155,12 @@ for i = 2, #ARGV, 2 do
     local code = string.sub(v, 1, 1)
     redis.call('HINCRBY', b, 'c:' .. string.match(f, '^[^.]+') .. ':' .. code, 1)
     if code >= '2' then fin = fin + 1 end
+    segs = segs + sg
+    if fb ~= '' then redis.call('HINCRBY', b, 'f:' .. fb, 1) end
     out[#out + 1] = ''
   end
 end
+if segs > 0 then redis.call('HINCRBY', b, 'sms_segments', segs) end
 if fin > 0 then
   redis.call('HINCRBY', b, 'pending', -fin)
   finish(b, aud, now)
@@ -157,34 +196,51 @@ end
 return applied
 `)
 
-// snapshotScript stores the audience once: the intersection of the union
-// of the service sets with the union of the region sets, as a zset with all
-// scores 0 (so it is ordered by id and sliceable by rank).
-// KEYS: b, aud, tmpSvc, tmpReg, all, then nsvc service sets, then region sets.
-// ARGV: nsvc, nreg.
-var snapshotScript = redis.NewScript(`
-local b, aud, ts, tr, all = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+// audienceLua defines audience(): it stores into aud the intersection of the
+// union of the service sets with the union of the region sets, as a zset
+// with all scores 0 (so it is ordered by id and sliceable by rank), and
+// returns its size. KEYS from index first: the nsvc service sets, then the
+// nreg region sets (an empty side means every recipient: the all set).
+const audienceLua = `
+local function audience(aud, ts, tr, all, first, nsvc, nreg)
+  local svc, reg = all, all
+  if nsvc > 0 then
+    redis.call('SUNIONSTORE', ts, unpack(KEYS, first, first + nsvc - 1))
+    svc = ts
+  end
+  if nreg > 0 then
+    redis.call('SUNIONSTORE', tr, unpack(KEYS, first + nsvc, first + nsvc + nreg - 1))
+    reg = tr
+  end
+  local n
+  if svc == reg then
+    n = redis.call('ZUNIONSTORE', aud, 1, svc, 'WEIGHTS', 0)
+  else
+    n = redis.call('ZINTERSTORE', aud, 2, svc, reg, 'WEIGHTS', 0, 0)
+  end
+  redis.call('DEL', ts, tr)
+  return n
+end
+`
+
+// snapshotScript stores a broadcast's audience once.
+// KEYS: b, aud, tmpSvc, tmpReg, all, then the index sets. ARGV: nsvc, nreg.
+var snapshotScript = redis.NewScript(audienceLua + `
+local b = KEYS[1]
 if redis.call('HGET', b, 'planned') then
   return tonumber(redis.call('HGET', b, 'audience'))
 end
-local nsvc, nreg = tonumber(ARGV[1]), tonumber(ARGV[2])
-local svc, reg = all, all
-if nsvc > 0 then
-  redis.call('SUNIONSTORE', ts, unpack(KEYS, 6, 5 + nsvc))
-  svc = ts
-end
-if nreg > 0 then
-  redis.call('SUNIONSTORE', tr, unpack(KEYS, 6 + nsvc, 5 + nsvc + nreg))
-  reg = tr
-end
-local n
-if svc == reg then
-  n = redis.call('ZUNIONSTORE', aud, 1, svc, 'WEIGHTS', 0)
-else
-  n = redis.call('ZINTERSTORE', aud, 2, svc, reg, 'WEIGHTS', 0, 0)
-end
-redis.call('DEL', ts, tr)
+local n = audience(KEYS[2], KEYS[3], KEYS[4], KEYS[5], 6, tonumber(ARGV[1]), tonumber(ARGV[2]))
 redis.call('HSET', b, 'planned', '1', 'audience', n, 'pending', n)
+return n
+`)
+
+// scanSnapshotScript stores an audience for a preview, expiring after
+// ARGV[3] seconds should the caller never delete it.
+// KEYS: aud, tmpSvc, tmpReg, all, then the index sets. ARGV: nsvc, nreg, ttl.
+var scanSnapshotScript = redis.NewScript(audienceLua + `
+local n = audience(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 5, tonumber(ARGV[1]), tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return n
 `)
 
@@ -227,6 +283,17 @@ func (s *Store) GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadc
 	b.Audience, _ = strconv.Atoi(h["audience"])
 	b.Pending, _ = strconv.Atoi(h["pending"])
 	b.StartedAt = msTime(h["started"])
+	b.SMSSegments, _ = strconv.Atoi(h["sms_segments"])
+	for f, v := range h {
+		if loc, ok := strings.CutPrefix(f, "f:"); ok {
+			if n, _ := strconv.Atoi(v); n > 0 {
+				if b.OperatorFallbacks == nil {
+					b.OperatorFallbacks = map[string]int{}
+				}
+				b.OperatorFallbacks[loc] = n
+			}
+		}
+	}
 	b.FinishedAt = msTime(h["finished"])
 	b.Counts = map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{}
 	for f, v := range h {
@@ -262,7 +329,17 @@ func msTime(v string) *time.Time {
 
 // SnapshotAudience implements dispatcher.DeliveryStore.
 func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, services, regions []string) (int, error) {
-	keys := append(broadcastKeys(b.ID)[:1:1], key("b", b.ID, "aud"), key("b", b.ID, "tmp", "svc"), key("b", b.ID, "tmp", "reg"), key("ix", "all"))
+	keys, nsvc, nreg := indexKeys([]string{key("b", b.ID), key("b", b.ID, "aud"), key("b", b.ID, "tmp", "svc"), key("b", b.ID, "tmp", "reg"), key("ix", "all")}, services, regions)
+	n, err := snapshotScript.Run(ctx, s.rdb, keys, nsvc, nreg).Int()
+	if err != nil {
+		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+	}
+	return n, nil
+}
+
+// indexKeys appends the index sets of services and regions (each with its
+// "*" set of recipients that use all) to keys.
+func indexKeys(keys []string, services, regions []string) (_ []string, nsvc, nreg int) {
 	for _, sv := range services {
 		keys = append(keys, key("ix", "svc", sv))
 	}
@@ -275,16 +352,40 @@ func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, s
 	if len(regions) > 0 {
 		keys = append(keys, key("ix", "reg", "*"))
 	}
-	nsvc, nreg := len(services), len(regions)
+	nsvc, nreg = len(services), len(regions)
 	if nsvc > 0 {
 		nsvc++
 	}
 	if nreg > 0 {
 		nreg++
 	}
-	n, err := snapshotScript.Run(ctx, s.rdb, keys, nsvc, nreg).Int()
+	return keys, nsvc, nreg
+}
+
+// ScanAudience implements dispatcher.RecipientStore: the audience is
+// computed server-side into a temporary snapshot (as a broadcast's is),
+// read in slices of chunk ids, and deleted.
+func (s *Store) ScanAudience(ctx context.Context, services, regions []string, chunk int, fn func(ids []string) error) (int, error) {
+	if chunk <= 0 {
+		chunk = 1000
+	}
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	tmp := key("preview", hex.EncodeToString(nonce[:]))
+	keys, nsvc, nreg := indexKeys([]string{tmp, tmp + ":svc", tmp + ":reg", key("ix", "all")}, services, regions)
+	n, err := scanSnapshotScript.Run(ctx, s.rdb, keys, nsvc, nreg, 600).Int()
 	if err != nil {
-		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+		return 0, fmt.Errorf("audience snapshot for a preview: %w", err)
+	}
+	defer s.rdb.Del(context.WithoutCancel(ctx), tmp)
+	for start := 0; start < n; start += chunk {
+		ids, err := s.rdb.ZRange(ctx, tmp, int64(start), int64(start+chunk-1)).Result()
+		if err != nil {
+			return 0, fmt.Errorf("read audience snapshot: %w", err)
+		}
+		if err := fn(ids); err != nil {
+			return 0, err
+		}
 	}
 	return n, nil
 }
@@ -316,12 +417,12 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, items [
 		return nil, nil
 	}
 	now := s.nowMS()
-	args := make([]any, 0, 1+2*len(items))
+	args := make([]any, 0, 1+4*len(items))
 	args = append(args, now)
 	var buf []byte
 	for _, it := range items {
-		buf = encodeRecord(buf, it.Status, 0, now, it.Locale, "", it.Reason)
-		args = append(args, deliveryField(it.Channel, it.RecipientID), string(buf))
+		buf = encodeRecord(buf, now, record{status: it.Status, locale: it.Locale, segments: it.Segments, encoding: it.Encoding, reason: it.Reason})
+		args = append(args, deliveryField(it.Channel, it.RecipientID), string(buf), it.Segments, it.Fallback)
 	}
 	res, err := beginScript.Run(ctx, s.rdb, broadcastKeys(broadcastID), args...).StringSlice()
 	if err != nil {
@@ -349,7 +450,7 @@ func (s *Store) Record(ctx context.Context, broadcastID string, outs []dispatche
 	args = append(args, now)
 	var buf []byte
 	for _, o := range outs {
-		buf = encodeRecord(buf, o.Status, o.Attempts, now, o.Locale, o.ProviderID, o.Reason)
+		buf = encodeRecord(buf, now, record{status: o.Status, attempts: o.Attempts, locale: o.Locale, providerID: o.ProviderID, segments: o.Segments, encoding: o.Encoding, reason: o.Reason})
 		args = append(args, deliveryField(o.Channel, o.RecipientID), string(buf))
 	}
 	if err := recordScript.Run(ctx, s.rdb, broadcastKeys(broadcastID), args...).Err(); err != nil {

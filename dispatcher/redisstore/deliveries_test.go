@@ -720,3 +720,103 @@ func TestListDeliveriesSmallHash(t *testing.T) {
 		}
 	})
 }
+
+// TestSMSSegmentsAndFallbacks: new SMS deliveries add their segments to the
+// broadcast's total and fallback locales to its counts, once (a re-run
+// batch adds nothing), and the delivery record keeps segments and encoding
+// through later outcomes.
+func TestSMSSegmentsAndFallbacks(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b := saveBroadcast(t, s, "inc_seg", nil, nil)
+		items := []dispatcher.Begin{
+			{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "de-CH", Segments: 2, Encoding: "GSM-7"},
+			{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "fr", Segments: 3, Encoding: "UCS-2", Fallback: "fr-CH"},
+			{RecipientID: "c", Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusSending, Locale: "fr", Fallback: "fr-CH"},
+			{RecipientID: "d", Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusSending, Locale: "da", Fallback: "da-DK"},
+		}
+		mustBegin(t, s, b.ID, items...)
+		mustBegin(t, s, b.ID, items...) // a re-run batch
+		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1, ProviderID: "SM1", Locale: "fr", Segments: 3, Encoding: "UCS-2"})
+		got, err := s.GetBroadcast(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.SMSSegments != 5 {
+			t.Errorf("sms_segments = %d, want 5", got.SMSSegments)
+		}
+		if len(got.OperatorFallbacks) != 2 || got.OperatorFallbacks["fr-CH"] != 2 || got.OperatorFallbacks["da-DK"] != 1 {
+			t.Errorf("operator_fallbacks = %v, want fr-CH 2, da-DK 1", got.OperatorFallbacks)
+		}
+		for _, tc := range []struct {
+			id       string
+			segments int
+			encoding string
+		}{{"a", 2, "GSM-7"}, {"b", 3, "UCS-2"}} {
+			d, err := s.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, tc.id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Segments != tc.segments || d.Encoding != tc.encoding {
+				t.Errorf("delivery %s: %d %q, want %d %q", tc.id, d.Segments, d.Encoding, tc.segments, tc.encoding)
+			}
+		}
+		d, _ := s.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelEmail, "c"))
+		if d == nil || d.Segments != 0 || d.Encoding != "" {
+			t.Errorf("email delivery = %+v, want no SMS fields", d)
+		}
+	})
+}
+
+// TestScanAudience: a preview sees exactly the audience a broadcast would
+// get, in chunks, and leaves no key behind.
+func TestScanAudience(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		var rs []*dispatcher.Recipient
+		for i := range 250 {
+			regions := []string{[]string{"CH", "DK", "US"}[i%3]}
+			if i%10 == 0 {
+				regions = nil // everywhere
+			}
+			rs = append(rs, testRecipient(fmt.Sprintf("r%03d", i), []string{[]string{"cards", "twint"}[i%2]}, regions))
+		}
+		mustPutRecipients(t, s, rs...)
+		before, _ := rdb.DBSize(ctx).Result()
+		var seen []string
+		chunks := 0
+		n, err := s.ScanAudience(ctx, []string{"cards"}, []string{"CH"}, 40, func(ids []string) error {
+			chunks++
+			if len(ids) > 40 {
+				t.Errorf("chunk of %d ids, want at most 40", len(ids))
+			}
+			seen = append(seen, ids...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, r := range rs {
+			if r.Matches([]string{"cards"}, []string{"CH"}) {
+				want = append(want, r.ID)
+			}
+		}
+		slices.Sort(seen)
+		if n != len(want) || !slices.Equal(seen, want) {
+			t.Errorf("ScanAudience = %d ids %v, want %d %v", n, seen, len(want), want)
+		}
+		if chunks != (len(want)+39)/40 {
+			t.Errorf("%d chunks for %d ids", chunks, len(want))
+		}
+		if after, _ := rdb.DBSize(ctx).Result(); after != before {
+			t.Errorf("%d keys after the scan, %d before: a temporary key was left behind", after, before)
+		}
+		stop := errors.New("stop")
+		if _, err := s.ScanAudience(ctx, nil, nil, 10, func([]string) error { return stop }); !errors.Is(err, stop) {
+			t.Errorf("ScanAudience returned %v, want the callback's error", err)
+		}
+	})
+}

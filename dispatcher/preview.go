@@ -1,0 +1,216 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Sample is one rendered message of a preview.
+type Sample struct {
+	Channel Channel `json:"channel"`
+	// Locale is the recipients' locale; RenderedLocale the locale of the
+	// text after fallback.
+	Locale         string `json:"locale"`
+	RenderedLocale string `json:"rendered_locale"`
+	Kind           Kind   `json:"kind"`
+	Title          string `json:"title,omitempty"`
+	Body           string `json:"body"`
+	HTML           string `json:"html,omitempty"`
+	Segments       int    `json:"sms_segments,omitempty"`
+	Encoding       string `json:"sms_encoding,omitempty"`
+	// OperatorText is true when the body is the operator's message.
+	OperatorText bool `json:"operator_text"`
+}
+
+func sample(ch Channel, r *Recipient, text Rendered, operatorGiven bool) Sample {
+	return Sample{
+		Channel: ch, Locale: r.Locale, RenderedLocale: text.Locale, Kind: r.Kind,
+		Title: text.Title, Body: text.Body, HTML: text.HTML, Segments: text.Segments, Encoding: text.Encoding,
+		OperatorText: operatorGiven && !text.OperatorFallback,
+	}
+}
+
+// TemplatePreviewInput asks for one rendered template.
+type TemplatePreviewInput struct {
+	State    State
+	Locale   string
+	Channel  Channel
+	Kind     Kind
+	Timezone string
+	// Params replace the example params when given.
+	Params map[string]string
+}
+
+// ExampleParams are the params a template preview uses when none are given.
+func ExampleParams(now time.Time) map[string]string {
+	return map[string]string{
+		"eta":             now.Add(2 * time.Hour).Truncate(15 * time.Minute).Format(time.RFC3339),
+		"workaround":      "cash and TWINT work",
+		"credit_amount":   "5.00",
+		"credit_currency": "CHF",
+	}
+}
+
+// PreviewTemplate renders the template for a state, locale, channel and
+// kind with example data, sending nothing.
+func (s *Service) PreviewTemplate(ctx context.Context, in TemplatePreviewInput) (*Sample, error) {
+	v := &ValidationError{}
+	if !in.State.Valid() {
+		v.add("query.state", "must be one of investigating, identified, monitoring, resolved", in.State)
+	}
+	if !in.Channel.Valid() {
+		v.add("query.channel", "must be one of push, sms, email, webhook", in.Channel)
+	}
+	r := &Recipient{ID: "preview", Kind: in.Kind, Locale: in.Locale, Timezone: in.Timezone}
+	var rv *ValidationError
+	if err := r.Normalize("query."); errors.As(err, &rv) {
+		v.Fields = append(v.Fields, rv.Fields...)
+	}
+	params := in.Params
+	if len(params) == 0 {
+		params = ExampleParams(s.now())
+	}
+	validateParams(v, "query.params", params)
+	if err := v.orNil(); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	inc := &Incident{ID: "inc_preview", Title: "Card payments failing", Severity: SeverityMajor, State: in.State,
+		Services: []string{"cards"}, Regions: []string{"CH"}, Params: params, CreatedAt: now.Add(-90 * time.Minute)}
+	up := &Update{IncidentID: inc.ID, Seq: 1, State: in.State, Params: params}
+	text, err := s.Fanout.render(inc, up, r, in.Channel)
+	if err != nil {
+		return nil, err
+	}
+	smp := sample(in.Channel, r, text, false)
+	return &smp, nil
+}
+
+// BroadcastPreviewInput is what an update or an incident's opening would
+// be: with IncidentID, an update of that incident (IncidentInput's title,
+// severity, services and regions are ignored); without, a new incident.
+type BroadcastPreviewInput struct {
+	IncidentID string `json:"incident_id,omitempty"`
+	IncidentInput
+}
+
+// BroadcastPreview is what a broadcast would send, computed without sending.
+type BroadcastPreview struct {
+	Audience int `json:"audience"`
+	// ByChannel counts recipients per channel and recipient locale; channel
+	// "none" holds those who cannot be reached.
+	ByChannel   map[Channel]map[string]int `json:"by_channel"`
+	SMSSegments int                        `json:"sms_segments"`
+	// OperatorFallbacks counts, per recipient locale, recipients who would
+	// get the template because the operator's message has no text for them.
+	OperatorFallbacks map[string]int `json:"operator_fallbacks,omitempty"`
+	// Samples holds one message per recipient locale and channel.
+	Samples []Sample `json:"samples"`
+}
+
+// maxSamples bounds a preview's samples (one per locale and channel).
+const maxSamples = 200
+
+// PreviewBroadcast selects the audience of an update (or of a new
+// incident) and renders every recipient's message as the fan-out would,
+// sending nothing and storing nothing.
+func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput) (*BroadcastPreview, error) {
+	now := s.now()
+	var inc *Incident
+	var up *Update
+	var chs []Channel
+	if in.IncidentID != "" {
+		v := &ValidationError{}
+		msg, allowed := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
+		if err := v.orNil(); err != nil {
+			return nil, err
+		}
+		stored, err := s.Incidents.GetIncident(ctx, in.IncidentID)
+		if err != nil {
+			return nil, err
+		}
+		next := in.State
+		if next == "" {
+			next = stored.State
+		}
+		if !stored.State.CanMoveTo(next) {
+			return nil, fmt.Errorf("incident %s cannot take an update to %s from %s: %w", stored.ID, next, stored.State, ErrConflict)
+		}
+		params := make(map[string]string, len(stored.Params)+len(in.Params))
+		for k, val := range stored.Params {
+			params[k] = val
+		}
+		for k, val := range in.Params {
+			params[k] = val
+		}
+		inc, chs = stored, allowed
+		up = &Update{IncidentID: stored.ID, Seq: stored.LastSeq + 1, State: next, Params: params, Message: msg, CreatedAt: now}
+	} else {
+		if err := in.IncidentInput.normalize(); err != nil {
+			return nil, err
+		}
+		inc, chs = in.incident("inc_preview", now), in.Channels
+		up = &Update{IncidentID: inc.ID, Seq: 1, State: in.State, Params: in.Params, Message: in.Message, CreatedAt: now}
+	}
+
+	p := &BroadcastPreview{ByChannel: map[Channel]map[string]int{}, Samples: []Sample{}}
+	rendered := map[renderKey]Rendered{}
+	type sampleKey struct {
+		locale string
+		ch     Channel
+	}
+	sampled := map[sampleKey]bool{}
+	n, err := s.Recipients.ScanAudience(ctx, inc.Services, inc.Regions, 1000, func(ids []string) error {
+		rs, err := s.Recipients.GetRecipients(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if r == nil {
+				continue // deleted meanwhile
+			}
+			ch := s.Fanout.chooseChannel(r, chs)
+			if p.ByChannel[ch] == nil {
+				p.ByChannel[ch] = map[string]int{}
+			}
+			p.ByChannel[ch][r.Locale]++
+			if ch == ChannelNone {
+				continue
+			}
+			rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
+			text, ok := rendered[rk]
+			if !ok {
+				if text, err = s.Fanout.render(inc, up, r, ch); err != nil {
+					return err
+				}
+				rendered[rk] = text
+			}
+			p.SMSSegments += text.Segments
+			if text.OperatorFallback {
+				if p.OperatorFallbacks == nil {
+					p.OperatorFallbacks = map[string]int{}
+				}
+				p.OperatorFallbacks[r.Locale]++
+			}
+			if sk := (sampleKey{r.Locale, ch}); !sampled[sk] && len(p.Samples) < maxSamples {
+				sampled[sk] = true
+				p.Samples = append(p.Samples, sample(ch, r, text, len(up.Message) > 0))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.Audience = n
+	sort.Slice(p.Samples, func(i, j int) bool {
+		if p.Samples[i].Locale != p.Samples[j].Locale {
+			return p.Samples[i].Locale < p.Samples[j].Locale
+		}
+		return p.Samples[i].Channel < p.Samples[j].Channel
+	})
+	return p, nil
+}

@@ -395,12 +395,14 @@ func TestClassify(t *testing.T) {
 func TestCatalogRendererOperatorText(t *testing.T) {
 	t.Parallel()
 	cat := locales.MustNew()
-	rnd := &dispatcher.CatalogRenderer{Catalog: cat}
-	inc := &dispatcher.Incident{ID: "inc_x", Title: "TWINT", Severity: dispatcher.SeverityMajor, State: dispatcher.StateInvestigating, Services: []string{"twint"}, Regions: []string{"CH"}}
+	now := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	rnd := &dispatcher.CatalogRenderer{Catalog: cat, Clock: dispatcher.ClockFunc(func() time.Time { return now })}
+	started := now.Add(-2 * time.Hour)
+	inc := &dispatcher.Incident{ID: "inc_x", Title: "TWINT", Severity: dispatcher.SeverityMajor, State: dispatcher.StateInvestigating, Services: []string{"twint"}, Regions: []string{"CH"}, CreatedAt: started}
 	template := func(locale string) locales.Message {
 		t.Helper()
-		m, err := cat.Render(locales.Request{Locale: locale, Kind: "customer", Channel: "sms", State: "investigating",
-			Data: map[string]string{"Title": "TWINT", "Services": "twint", "Regions": "CH", "Severity": "major"}})
+		m, err := cat.Render(locales.Request{Locale: locale, Kind: "customer", Channel: "sms", State: "investigating", Now: now,
+			Incident: locales.Incident{Title: "TWINT", Services: []string{"twint"}, Regions: []string{"CH"}, Severity: "major", Started: started}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -412,14 +414,17 @@ func TestCatalogRendererOperatorText(t *testing.T) {
 		message    map[string]string
 		wantLocale string
 		wantBody   string // "" means the template's body for the locale
+		fallback   bool   // the operator wrote text, none for this locale
 	}{
 		{name: "de-CH gets de", locale: "de-CH", message: map[string]string{"de": "Deutsch", "fr": "Français"}, wantLocale: "de", wantBody: "Deutsch"},
+		{name: "de-CH spells ss in operator text", locale: "de-CH", message: map[string]string{"de": "Die Straße ist gesperrt."}, wantLocale: "de", wantBody: "Die Strasse ist gesperrt."},
 		{name: "exact tag first", locale: "de-CH", message: map[string]string{"de": "Deutsch", "de-CH": "Schwiizerdütsch"}, wantLocale: "de-CH", wantBody: "Schwiizerdütsch"},
-		{name: "fr gets template when only de", locale: "fr", message: map[string]string{"de": "Deutsch"}, wantLocale: "fr"},
-		{name: "fr-CH gets template when only de", locale: "fr-CH", message: map[string]string{"de": "Deutsch"}, wantLocale: "fr"},
+		{name: "fr gets template when only de", locale: "fr", message: map[string]string{"de": "Deutsch"}, wantLocale: "fr", fallback: true},
+		{name: "fr-CH gets template when only de", locale: "fr-CH", message: map[string]string{"de": "Deutsch"}, wantLocale: "fr", fallback: true},
 		{name: "english fallback", locale: "it", message: map[string]string{"de": "Deutsch", "en": "English"}, wantLocale: "en", wantBody: "English"},
 		{name: "en-GB counts as english", locale: "da", message: map[string]string{"en-GB": "British", "en-US": "American"}, wantLocale: "en-GB", wantBody: "British"},
-		{name: "no message", locale: "de-CH", wantLocale: "de"},
+		{name: "curly quotes become GSM-7", locale: "en", message: map[string]string{"en": "We’re on it – “soon”."}, wantLocale: "en", wantBody: `We're on it - "soon".`},
+		{name: "no message", locale: "de-CH", wantLocale: "de-CH"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -436,6 +441,12 @@ func TestCatalogRendererOperatorText(t *testing.T) {
 			}
 			if got.Locale != tt.wantLocale || got.Body != want {
 				t.Errorf("Render(%s) = locale %q body %q, want locale %q body %q", tt.locale, got.Locale, got.Body, tt.wantLocale, want)
+			}
+			if got.OperatorFallback != tt.fallback {
+				t.Errorf("Render(%s) OperatorFallback = %v, want %v", tt.locale, got.OperatorFallback, tt.fallback)
+			}
+			if got.Encoding != "GSM-7" || got.Segments < 1 {
+				t.Errorf("Render(%s) SMS = %d segments %q, want GSM-7", tt.locale, got.Segments, got.Encoding)
 			}
 			if got.Title != tmpl.Title || got.Title == "" {
 				t.Errorf("Render(%s) title %q, want the template's %q", tt.locale, got.Title, tmpl.Title)

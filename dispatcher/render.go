@@ -3,15 +3,23 @@ package dispatcher
 import (
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tocsin-dev/tocsin/locales"
+	"github.com/tocsin-dev/tocsin/locales/gsm"
 )
 
-// CatalogRenderer renders messages from the locales catalogue. An
-// operator's message for the recipient's locale (exact tag, then its
-// language) replaces the template's body; otherwise the template is used.
+// CatalogRenderer renders messages from the locales catalogue in the
+// recipient's language, time zone and formats. An operator's message for
+// the recipient's locale (exact tag, then its language) replaces the
+// template's body; otherwise the template is used and the result says so.
+// SMS text is mapped to GSM-7 where an equivalent exists, and its segments
+// and encoding are counted as the carrier will.
 type CatalogRenderer struct {
 	Catalog *locales.Catalog
+	// Clock is "now" for relative wording (durations, "today"); nil is the
+	// system clock.
+	Clock Clock
 }
 
 var _ Renderer = (*CatalogRenderer)(nil)
@@ -19,28 +27,45 @@ var _ Renderer = (*CatalogRenderer)(nil)
 // Render implements Renderer.
 func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	inc, up := req.Incident, req.Update
-	data := make(map[string]string, len(up.Params)+4)
-	for k, v := range up.Params {
-		data[k] = v
+	now := time.Now()
+	if c.Clock != nil {
+		now = c.Clock.Now()
 	}
-	data["Title"] = inc.Title
-	data["Services"] = strings.Join(inc.Services, ", ")
-	data["Regions"] = strings.Join(inc.Regions, ", ")
-	data["Severity"] = string(inc.Severity)
-	msg, err := c.Catalog.Render(locales.Request{
-		Locale:  req.Locale,
-		Kind:    string(req.Kind),
-		Channel: string(req.Channel),
-		State:   string(up.State),
-		Data:    data,
-	})
+	lreq := locales.Request{
+		Locale:   req.Locale,
+		Timezone: req.Timezone,
+		Kind:     string(req.Kind),
+		Channel:  string(req.Channel),
+		State:    string(up.State),
+		Now:      now,
+		Incident: locales.Incident{
+			Title:    inc.Title,
+			Severity: string(inc.Severity),
+			Services: inc.Services,
+			Regions:  inc.Regions,
+			Started:  inc.CreatedAt,
+			Params:   up.Params,
+		},
+	}
+	text, tag, operator := operatorText(up.Message, req.Locale)
+	if operator {
+		lreq.Operator = text
+	}
+	msg, err := c.Catalog.Render(lreq)
 	if err != nil {
 		return Rendered{}, err
 	}
-	out := Rendered{Locale: msg.Locale, Title: msg.Title, Body: msg.Body}
-	if text, tag, ok := operatorText(up.Message, req.Locale); ok {
-		out.Body = text
+	out := Rendered{Locale: msg.Locale, Title: msg.Title, Body: msg.Body, HTML: msg.HTML}
+	switch {
+	case operator:
 		out.Locale = tag
+	case len(up.Message) > 0:
+		out.OperatorFallback = true
+	}
+	if req.Channel == ChannelSMS {
+		out.Body = gsm.Transliterate(out.Body)
+		info := gsm.Count(out.Body)
+		out.Segments, out.Encoding = info.Segments, string(info.Encoding)
 	}
 	return out, nil
 }

@@ -1,29 +1,55 @@
-// Package locales owns Tocsin's message catalogue: go-i18n TOML files embedded with go:embed, and rendering with locale fallback.
+// Package locales owns Tocsin's message catalogue: go-i18n TOML files
+// embedded with go:embed, rendering per incident state, channel and
+// recipient kind with locale fallback, and the locale formats of times,
+// money and durations that the messages use.
+//
+// # Locales and fallback
+//
+// Each messages/<tag>.toml file is a locale: en (the default, which must hold
+// every id), da, de, es, fr, it. A variant may also be derived from another
+// locale by a spelling rule instead of a file: de-CH is German with "ss" for
+// "ß". A recipient's tag is looked up along Chain: the exact tag, its
+// language-region pair, its language, then en ("de-CH" → de-CH, de, en;
+// "fr-CH" → fr, en; "pt-BR" → en). Dates, times and money follow the
+// recipient's own tag where the messages are in its language, so en-GB
+// reads English with British dates and fr-CH French with Swiss money.
 //
 // # Message ids
 //
-// Every message id starts with an incident state and ends with the part it
-// renders ("title" or "body"). In between may sit a recipient kind
-// ("customer", "merchant") and/or a channel ("sms", "email", "push",
-// "webhook"). For each part, Render uses the most specific id that the
-// locale's file has, in this order:
+// Incident messages are named <state>[.<kind>][.<channel>].<part>, where part
+// is "title" or "body". For each part Render uses the most specific id that
+// the locale has, in this order:
 //
 //	<state>.<kind>.<channel>.<part>
 //	<state>.<kind>.<part>
 //	<state>.<channel>.<part>
 //	<state>.<part>
 //
-// so "resolved.merchant.body" overrides "resolved.body" for merchants, and
-// "resolved.sms.body" overrides it on SMS (which has no separate title). The
-// English file must define <state>.title and <state>.body for every state;
-// New refuses a catalogue without them, so Render always finds a message.
+// so "resolved.merchant.body" overrides "resolved.body" for merchants and
+// "resolved.sms.body" overrides it on SMS. Email and webhook use
+// <state>[.<kind>].body; SMS and push have their own short bodies. The other
+// ids are footer.<kind> (the last paragraph of every email),
+// duration.<unit> and duration.<unit>.since (plural forms of a count of
+// minutes, hours and days: the plain form, and the form the messages use
+// after "ago", "after" or "for", German dative "vor 2 Tagen") and
+// duration.and ("1 hour and 30 minutes"). New refuses an en.toml that lacks
+// one of the ids Render needs, so no key ever reaches a recipient.
 //
 // # Template data
 //
-// Messages are text/template strings executed with Request.Data. The keys
-// Title, Services, Regions, Severity, eta, workaround and credit are always
-// present (empty when not given), so templates test optional values with
-// {{if .eta}}...{{end}} and never print "<no value>".
+// Messages are text/template strings executed with string data whose keys
+// are all always present ("" when unknown; a template that names any other
+// key fails at New): Title, Services, Regions (comma-joined), Severity,
+// Started (the incident's start in the recipient's zone and format), since
+// (time from the start to Request.Now, "2 hours"), eta, workaround and
+// credit. See messages/en.toml.
+//
+// # Channels
+//
+// SMS bodies are passed through gsm.Transliterate, and the dates and money
+// Render formats for them stay in the GSM 7-bit alphabet. Push titles are
+// cut to MaxPushTitle characters and bodies to MaxPushBody, at a word, with
+// "…". Email comes with an HTML document built from the same text.
 package locales
 
 import (
@@ -35,7 +61,7 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"unicode"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/nicksnyder/go-i18n/v2/i18n"
@@ -57,9 +83,18 @@ var (
 	Channels = []string{"sms", "email", "push", "webhook"}
 )
 
-// DataKeys are the template data keys that are always defined when a
-// message is rendered (as "" when Request.Data lacks them).
-var DataKeys = []string{"Title", "Services", "Regions", "Severity", "eta", "workaround", "credit"}
+// DataKeys are the template data keys every message may use; they are always
+// defined, as "" when there is no value.
+var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "workaround", "credit"}
+
+// Params are the operator params Render reads from Incident.Params; others
+// are ignored.
+const (
+	ParamETA            = "eta"             // RFC 3339 (rendered as a local time) or free text
+	ParamWorkaround     = "workaround"      // free text
+	ParamCreditAmount   = "credit_amount"   // non-negative decimal, "5" or "5.00"
+	ParamCreditCurrency = "credit_currency" // ISO 4217 code, "CHF"
+)
 
 // Errors returned by Render for a request it cannot serve. Match them with
 // errors.Is.
@@ -69,19 +104,48 @@ var (
 	ErrUnknownChannel = errors.New("locales: unknown channel")
 )
 
-// parser executes templates with missing map keys rendered as "" rather than
-// "<no value>". It has no Funcs, so go-i18n caches each parsed template.
-var parser = &template.TextParser{Option: "missingkey=zero"}
+// parser executes templates and fails on a key that the data lacks, so a
+// typo in a message file fails New instead of printing nothing. It has no
+// Funcs, so go-i18n caches each parsed template.
+var parser = &template.TextParser{Option: "missingkey=error"}
+
+// variants are locales derived from another one by a spelling rule rather
+// than written out in a file of their own. A variant's file, if one is
+// added, overrides single messages; the rule applies to everything.
+var variants = []struct {
+	tag, base string
+	fix       func(string) string
+}{
+	{"de-CH", "de", swissSpelling},
+}
+
+// durationUnits are the units of the duration.<unit> messages.
+var durationUnits = []durationUnit{unitMinute, unitHour, unitDay}
 
 // Catalog holds the parsed message files. It is safe for concurrent use.
 type Catalog struct {
-	bundle     *i18n.Bundle
-	supported  []string                   // DefaultLocale first, then sorted
-	ids        map[string]map[string]bool // locale -> message ids in its file
-	localizers map[string]*i18n.Localizer // locale -> localizer for that locale alone
+	supported []string           // DefaultLocale first, then sorted
+	locales   map[string]*source // tag -> locale
 }
 
-// New loads every embedded messages/*.toml file. It fails if a file does not parse.
+// source is one locale: its own messages, if it has a file, and for a
+// variant the locale it is derived from.
+type source struct {
+	tag       string
+	ids       map[string]bool // ids in its own file
+	localizer *i18n.Localizer // nil for a variant without a file
+	base      *source         // the locale a variant is derived from
+	fix       func(string) string
+}
+
+// has reports whether id is in the locale's file or, for a variant, in its base's.
+func (s *source) has(id string) bool {
+	return s.ids[id] || s.base != nil && s.base.has(id)
+}
+
+// New loads every embedded messages/*.toml file and checks that every
+// message renders. It fails if a file does not parse or a template does not
+// execute, or if en.toml lacks an id that Render needs.
 func New() (*Catalog, error) {
 	return newCatalog(messageFS, "messages")
 }
@@ -95,6 +159,21 @@ func MustNew() *Catalog {
 	return c
 }
 
+// requiredIDs are the ids en.toml must have so that Render always finds a message.
+func requiredIDs() []string {
+	var ids []string
+	for _, s := range States {
+		ids = append(ids, s+".title", s+".body")
+	}
+	for _, k := range Kinds {
+		ids = append(ids, "footer."+k)
+	}
+	for _, u := range durationUnits {
+		ids = append(ids, "duration."+string(u), "duration."+string(u)+".since")
+	}
+	return append(ids, "duration.and")
+}
+
 // newCatalog loads every *.toml file in dir of fsys; the file name (without
 // extension) is the locale, e.g. "de.toml" or "de-CH.toml".
 func newCatalog(fsys fs.FS, dir string) (*Catalog, error) {
@@ -102,47 +181,53 @@ func newCatalog(fsys fs.FS, dir string) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("locales: list message files: %w", err)
 	}
-	c := &Catalog{
-		bundle:     i18n.NewBundle(language.MustParse(DefaultLocale)),
-		ids:        make(map[string]map[string]bool),
-		localizers: make(map[string]*i18n.Localizer),
-	}
-	c.bundle.RegisterUnmarshalFunc("toml", toml.Unmarshal)
+	bundle := i18n.NewBundle(language.MustParse(DefaultLocale))
+	bundle.RegisterUnmarshalFunc("toml", toml.Unmarshal)
+	c := &Catalog{locales: make(map[string]*source)}
 	var errs []error
 	for _, file := range files {
-		mf, err := c.bundle.LoadMessageFileFS(fsys, file)
+		mf, err := bundle.LoadMessageFileFS(fsys, file)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("locales: %s: %w", file, err))
 			continue
 		}
 		name := strings.TrimSuffix(path.Base(file), ".toml")
-		locale := mf.Tag.String()
-		if mf.Tag == language.Und || !strings.EqualFold(locale, strings.ReplaceAll(name, "_", "-")) {
-			errs = append(errs, fmt.Errorf("locales: %s: file name is not a canonical BCP 47 tag (want %q)", file, locale))
+		tag := mf.Tag.String()
+		if mf.Tag == language.Und || !strings.EqualFold(tag, strings.ReplaceAll(name, "_", "-")) {
+			errs = append(errs, fmt.Errorf("locales: %s: file name is not a canonical BCP 47 tag (want %q)", file, tag))
 			continue
 		}
 		ids := make(map[string]bool, len(mf.Messages))
 		for _, m := range mf.Messages {
 			ids[m.ID] = true
 		}
-		c.ids[locale] = ids
-		c.localizers[locale] = i18n.NewLocalizer(c.bundle, locale)
-		c.supported = append(c.supported, locale)
+		c.locales[tag] = &source{tag: tag, ids: ids, localizer: i18n.NewLocalizer(bundle, tag)}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if c.ids[DefaultLocale] == nil {
+	en := c.locales[DefaultLocale]
+	if en == nil {
 		return nil, fmt.Errorf("locales: no %s.toml message file", DefaultLocale)
 	}
-	for _, s := range States {
-		for _, part := range []string{"title", "body"} {
-			if id := s + "." + part; !c.ids[DefaultLocale][id] {
-				errs = append(errs, fmt.Errorf("locales: %s.toml lacks message %q", DefaultLocale, id))
-			}
+	for _, id := range requiredIDs() {
+		if !en.ids[id] {
+			errs = append(errs, fmt.Errorf("locales: %s.toml lacks message %q", DefaultLocale, id))
 		}
 	}
-	slices.SortFunc(c.supported, func(a, b string) int {
+	for _, v := range variants {
+		base := c.locales[v.base]
+		if base == nil {
+			continue
+		}
+		s := c.locales[v.tag]
+		if s == nil {
+			s = &source{tag: v.tag}
+			c.locales[v.tag] = s
+		}
+		s.base, s.fix = base, v.fix
+	}
+	c.supported = slices.SortedFunc(maps.Keys(c.locales), func(a, b string) int {
 		switch {
 		case a == b:
 			return 0
@@ -153,46 +238,80 @@ func newCatalog(fsys fs.FS, dir string) (*Catalog, error) {
 		}
 		return strings.Compare(a, b)
 	})
-	// Execute every message once so a broken template fails here, at
-	// start-up, rather than in the middle of a broadcast.
-	data := templateData(nil)
-	for _, locale := range c.supported {
-		for _, id := range slices.Sorted(maps.Keys(c.ids[locale])) {
-			if _, _, err := c.localize(locale, id, data); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
 	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := c.check(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// Supported returns the supported language tags, "en" first.
+// check executes every message of every locale once with no data and once
+// with every key set (so both sides of each {{if}} run), and duration
+// messages with counts that reach every plural form, so a broken template
+// or a missing plural form fails at start-up rather than in a broadcast.
+func (c *Catalog) check() error {
+	empty := emptyData()
+	full := emptyData()
+	for k := range full {
+		full[k] = "x"
+	}
+	var errs []error
+	for _, tag := range c.supported {
+		s := c.locales[tag]
+		for _, id := range slices.Sorted(maps.Keys(s.ids)) {
+			if strings.HasPrefix(id, "duration.") && id != "duration.and" {
+				for _, n := range []int{0, 1, 2, 3, 5, 11, 21, 100, 1000000} {
+					if _, err := s.localize(id, map[string]string{"Count": fmt.Sprint(n)}, n); err != nil {
+						errs = append(errs, err)
+					}
+				}
+				continue
+			}
+			data := map[string]string{"Major": "x", "Minor": "y"}
+			if id != "duration.and" {
+				data = empty
+			}
+			if _, err := s.localize(id, data, nil); err != nil {
+				errs = append(errs, err)
+			}
+			if id != "duration.and" {
+				if _, err := s.localize(id, full, nil); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Supported returns the supported locales, "en" first, then sorted:
+// [en da de de-CH es fr it].
 func (c *Catalog) Supported() []string {
 	return slices.Clone(c.supported)
 }
 
-// Chain returns the fallback chain for a BCP 47 tag: the exact tag (if
-// supported), then its base language (if supported), then "en". Only locales
-// with a message file appear, each once: with de.toml and no de-CH.toml,
-// "de-CH" gives ["de", "en"]; "pt-BR", "" and unparsable input give ["en"].
-// Underscores are accepted as separators ("de_CH"), and the parsable prefix
-// of a malformed tag is used ("de_CH.UTF-8" gives ["de", "en"]).
+// Chain returns the fallback chain for a BCP 47 tag: the exact tag, its
+// language-region pair (for tags with a script or extensions), its
+// language, then "en", each only if supported and each once: "de-CH" gives
+// [de-CH de en], "de-AT" [de en], "fr-CH" [fr en], "pt-BR", "" and
+// unparsable input [en]. POSIX names work too ("de_CH.UTF-8" gives
+// [de-CH de en]), and of a malformed tag the part that parses is used.
 func (c *Catalog) Chain(locale string) []string {
 	chain := make([]string, 0, 3)
 	add := func(l string) {
-		if c.ids[l] != nil && !slices.Contains(chain, l) {
+		if c.locales[l] != nil && !slices.Contains(chain, l) {
 			chain = append(chain, l)
 		}
 	}
-	// On error Parse still returns the part of the tag it could parse.
-	tag, _ := language.Parse(strings.TrimSpace(locale))
-	if tag != language.Und {
+	if tag := parseTag(locale); tag != language.Und {
 		add(tag.String())
 		// Only an explicit base counts: Base guesses one for "und-CH".
 		if base, conf := tag.Base(); conf == language.Exact {
+			if region, conf := tag.Region(); conf == language.Exact {
+				add(base.String() + "-" + region.String())
+			}
 			add(base.String())
 		}
 	}
@@ -202,27 +321,53 @@ func (c *Catalog) Chain(locale string) []string {
 
 // Request asks for one message.
 type Request struct {
-	Locale  string            // recipient's BCP 47 tag, e.g. "de-CH"
-	Kind    string            // "customer" | "merchant"
-	Channel string            // "sms" | "email" | "push" | "webhook"
-	State   string            // "investigating" | "identified" | "monitoring" | "resolved"
-	Data    map[string]string // template data: "Title" (incident title), "Services" (comma-joined), "Regions", "Severity", plus free params such as "eta", "workaround"
+	Locale   string    // recipient's BCP 47 tag, e.g. "de-CH"
+	Timezone string    // recipient's IANA zone; "" (or an unknown zone) = UTC
+	Kind     string    // customer | merchant
+	Channel  string    // sms | email | push | webhook
+	State    string    // investigating | identified | monitoring | resolved
+	Now      time.Time // reference instant for relative wording (durations, "today"); zero = time.Now()
+	Incident Incident
+	// Operator, when set, is the operator's own text for this recipient's
+	// language: it replaces the template's body. The locale's spelling rule
+	// still applies (de-CH: ss for ß), SMS still gets GSM-7 equivalents,
+	// push is still shortened, and email builds its footer and HTML from it.
+	Operator string
+}
+
+// Incident is what the messages say about the incident.
+type Incident struct {
+	Title, Severity   string
+	Services, Regions []string
+	// Started is the incident's start, rendered in the recipient's zone and
+	// locale format; zero when unknown.
+	Started time.Time
+	// Params are the operator's params: "eta" (RFC 3339, rendered as a
+	// local time, the time alone on the same local day as Now; any other
+	// text verbatim), "workaround" (text), "credit_amount" (a decimal such
+	// as "5" or "5.00") with "credit_currency" (ISO 4217), rendered as money
+	// in the recipient's format; a malformed amount, an unknown currency or
+	// a zero amount leaves the credit out. Other params are ignored.
+	Params map[string]string
 }
 
 // Message is a rendered message.
 type Message struct {
-	Locale string // the locale whose file supplied the text (after fallback), e.g. "de"
-	Title  string // subject / push title
-	Body   string
+	Locale string // locale whose messages were used after fallback, e.g. "de-CH" or "de"
+	Title  string // email subject, push title, webhook title (SMS: the same title, not sent)
+	Body   string // plain text; for email the paragraphs and the footer, separated by blank lines
+	HTML   string // email only: a complete HTML document built from Title and Body; "" otherwise
 }
 
-// Render renders the title and body for r. It never returns text containing a raw message id; an unknown state or channel is an error.
+// Render renders the message for r. It never returns text containing a
+// message id or template syntax; an unknown state, kind or channel is an
+// error, bad params are left out.
 //
-// Title and body come from the same locale: the first one in Chain(r.Locale)
-// whose file has a title and a body for r.State. Data values are put on one
-// line (control characters and runs of white space become one space), and a
-// trailing full stop is dropped from eta and workaround, which the messages
-// end with their own.
+// Title and body come from the same locale: the first one in
+// Chain(r.Locale) that has a title and a body for r.State. Values are put
+// on one line (control characters and runs of white space become one
+// space), and a trailing full stop is dropped from eta and workaround,
+// which the messages end with their own.
 func (c *Catalog) Render(r Request) (Message, error) {
 	switch {
 	case !slices.Contains(States, r.State):
@@ -232,85 +377,220 @@ func (c *Catalog) Render(r Request) (Message, error) {
 	case !slices.Contains(Channels, r.Channel):
 		return Message{}, fmt.Errorf("%w %q", ErrUnknownChannel, r.Channel)
 	}
-	data := templateData(r.Data)
-	for _, locale := range c.Chain(r.Locale) {
-		titleID := c.pick(locale, r, "title")
-		bodyID := c.pick(locale, r, "body")
+	chain := c.Chain(r.Locale)
+	for i, tag := range chain {
+		s := c.locales[tag]
+		titleID, bodyID := pick(s, r, "title"), pick(s, r, "body")
 		if titleID == "" || bodyID == "" {
 			continue
 		}
-		title, tag, err := c.localize(locale, titleID, data)
-		if err != nil {
-			return Message{}, err
-		}
-		body, _, err := c.localize(locale, bodyID, data)
-		if err != nil {
-			return Message{}, err
-		}
-		return Message{Locale: tag, Title: title, Body: body}, nil
+		return c.render(s, chain[i:], r, titleID, bodyID)
 	}
 	// Unreachable: New checked that DefaultLocale has every <state>.title and <state>.body.
 	return Message{}, fmt.Errorf("locales: no message for state %q", r.State)
 }
 
-// pick returns the most specific id for part that locale's file has, or "".
-func (c *Catalog) pick(locale string, r Request, part string) string {
+func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID string) (Message, error) {
+	data := c.templateData(s.tag, chain, r)
+	title, err := s.localize(titleID, data, nil)
+	if err != nil {
+		return Message{}, err
+	}
+	body, err := s.localize(bodyID, data, nil)
+	if err != nil {
+		return Message{}, err
+	}
+	m := Message{Locale: s.tag, Title: endSentences(title), Body: endSentences(body)}
+	if op := strings.TrimSpace(r.Operator); op != "" {
+		m.Body = s.apply(op)
+		if r.Channel != "email" {
+			m.Body = oneLine(m.Body)
+		}
+	}
+	switch r.Channel {
+	case "sms":
+		m.Body = smsText(m.Body)
+	case "push":
+		m.Title = shorten(m.Title, MaxPushTitle)
+		m.Body = shorten(m.Body, MaxPushBody)
+	case "email":
+		footer, err := c.localizeChain(chain, "footer."+r.Kind, nil, nil)
+		if err != nil {
+			return Message{}, err
+		}
+		if m.HTML, err = emailHTML(s.tag, m.Title, m.Body, footer); err != nil {
+			return Message{}, fmt.Errorf("locales: email HTML: %w", err)
+		}
+		m.Body += "\n\n" + footer
+	}
+	return m, nil
+}
+
+// pick returns the most specific id for part that s has, or "".
+func pick(s *source, r Request, part string) string {
 	for _, id := range []string{
 		r.State + "." + r.Kind + "." + r.Channel + "." + part,
 		r.State + "." + r.Kind + "." + part,
 		r.State + "." + r.Channel + "." + part,
 		r.State + "." + part,
 	} {
-		if c.ids[locale][id] {
+		if s.has(id) {
 			return id
 		}
 	}
 	return ""
 }
 
-// localize renders id from locale's file through go-i18n and returns the
-// text and the tag of the file that supplied it.
-func (c *Catalog) localize(locale, id string, data map[string]string) (string, string, error) {
-	text, tag, err := c.localizers[locale].LocalizeWithTag(&i18n.LocalizeConfig{
+// localize renders id from s's file (or, for a variant, its base's) through
+// go-i18n, and applies s's spelling rule.
+func (s *source) localize(id string, data any, count any) (string, error) {
+	if !s.ids[id] {
+		if s.base == nil {
+			return "", fmt.Errorf("locales: %s has no message %q", s.tag, id)
+		}
+		text, err := s.base.localize(id, data, count)
+		if err != nil {
+			return "", err
+		}
+		return s.apply(text), nil
+	}
+	text, tag, err := s.localizer.LocalizeWithTag(&i18n.LocalizeConfig{
 		MessageID:      id,
 		TemplateData:   data,
+		PluralCount:    count,
 		TemplateParser: parser,
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("locales: render %s %q: %w", locale, id, err)
+		return "", fmt.Errorf("locales: render %s %q: %w", s.tag, id, err)
 	}
-	if tag.String() != locale {
-		// go-i18n fell back on its own; pick only asks for ids the file has.
-		return "", "", fmt.Errorf("locales: render %s %q: got text from %s", locale, id, tag)
+	if tag.String() != s.tag {
+		// go-i18n fell back on its own; callers only ask for ids the file has.
+		return "", fmt.Errorf("locales: render %s %q: got text from %s", s.tag, id, tag)
 	}
-	return text, locale, nil
+	return s.apply(text), nil
 }
 
-// templateData returns a copy of in with every DataKeys entry present and
-// each value cleaned up for one-line, SMS-friendly text.
-func templateData(in map[string]string) map[string]string {
-	data := make(map[string]string, len(DataKeys)+len(in))
+func (s *source) apply(text string) string {
+	if s.fix != nil {
+		return s.fix(text)
+	}
+	return text
+}
+
+// localizeChain renders id from the first locale in chain that has it.
+func (c *Catalog) localizeChain(chain []string, id string, data any, count any) (string, error) {
+	for _, tag := range chain {
+		if s := c.locales[tag]; s.has(id) {
+			return s.localize(id, data, count)
+		}
+	}
+	return "", fmt.Errorf("locales: no locale in %q has message %q", chain, id)
+}
+
+// formatDuration says d with the duration messages of the first locale in
+// chain that has them; since selects the duration.<unit>.since forms.
+func (c *Catalog) formatDuration(chain []string, d time.Duration, since bool) string {
+	var words []string
+	for _, p := range splitDuration(d) {
+		id := "duration." + string(p.unit)
+		if since {
+			id += ".since"
+		}
+		text, err := c.localizeChain(chain, id, map[string]string{"Count": fmt.Sprint(p.count)}, p.count)
+		if err != nil {
+			// New executed every duration message; this cannot happen.
+			text = fmt.Sprintf("%d %s", p.count, p.unit)
+		}
+		words = append(words, text)
+	}
+	if len(words) == 1 {
+		return words[0]
+	}
+	text, err := c.localizeChain(chain, "duration.and", map[string]string{"Major": words[0], "Minor": words[1]}, nil)
+	if err != nil {
+		return words[0] + " " + words[1]
+	}
+	return text
+}
+
+// emptyData returns template data with every DataKeys entry set to "".
+func emptyData() map[string]string {
+	data := make(map[string]string, len(DataKeys))
 	for _, k := range DataKeys {
 		data[k] = ""
-	}
-	for k, v := range in {
-		v = oneLine(v)
-		if k == "eta" || k == "workaround" {
-			v = strings.TrimRight(v, ". ")
-		}
-		data[k] = v
 	}
 	return data
 }
 
-// oneLine replaces control characters with spaces and collapses runs of white
-// space, so a value cannot break an SMS or an email subject over lines.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
+// templateData builds the data for messages in locale (the locale that
+// supplies the text; chain is the fallback from it): the incident cleaned
+// up for one-line text, times in the recipient's zone, money and times in
+// the recipient's format when the text is in the recipient's language.
+func (c *Catalog) templateData(locale string, chain []string, r Request) map[string]string {
+	now := r.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	format := locale
+	if sameLanguage(r.Locale, locale) {
+		format = r.Locale
+	}
+	// Text Render formats itself stays GSM-7 on SMS (foldGSM7: "août" → "aout").
+	own := func(s string) string { return s }
+	if r.Channel == "sms" {
+		own = foldGSM7
+	}
+	loc := location(r.Timezone)
+	inc := r.Incident
+	data := emptyData()
+	data["Title"] = oneLine(inc.Title)
+	data["Services"] = joinList(inc.Services)
+	data["Regions"] = joinList(inc.Regions)
+	data["Severity"] = oneLine(inc.Severity)
+	if !inc.Started.IsZero() {
+		data["Started"] = own(formatTime(format, inc.Started, loc, now))
+		if d := now.Sub(inc.Started); d >= time.Minute {
+			data["since"] = own(c.formatDuration(chain, d, true))
 		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
+	}
+	if eta := oneLine(inc.Params[ParamETA]); eta != "" {
+		if t, err := time.Parse(time.RFC3339, eta); err == nil {
+			data["eta"] = own(formatTime(format, t, loc, now))
+		} else {
+			data["eta"] = strings.TrimRight(eta, ". ")
+		}
+	}
+	data["workaround"] = strings.TrimRight(oneLine(inc.Params[ParamWorkaround]), ". ")
+	if amount := inc.Params[ParamCreditAmount]; amount != "" && !isZero(amount) {
+		if credit, err := formatMoney(format, amount, inc.Params[ParamCreditCurrency], r.Channel == "sms"); err == nil {
+			data["credit"] = own(credit)
+		}
+	}
+	return data
+}
+
+// isZero reports whether a decimal amount is zero ("0", "0.00").
+func isZero(amount string) bool {
+	return strings.Trim(strings.TrimSpace(amount), "0.") == "" && strings.ContainsRune(amount, '0')
+}
+
+// parseTag parses a recipient's locale leniently: surrounding space, a POSIX
+// suffix ("de_CH.UTF-8", "de_CH@euro") and underscores are accepted, and on
+// a syntax error the part of the tag that parsed is used.
+func parseTag(locale string) language.Tag {
+	locale = strings.TrimSpace(locale)
+	if i := strings.IndexAny(locale, ".@"); i >= 0 {
+		locale = locale[:i]
+	}
+	// On error Parse still returns the part of the tag it could parse.
+	tag, _ := language.Parse(locale)
+	return tag
+}
+
+// sameLanguage reports whether two BCP 47 tags have the same (explicit) language.
+func sameLanguage(a, b string) bool {
+	ta, tb := parseTag(a), parseTag(b)
+	ba, ca := ta.Base()
+	bb, cb := tb.Base()
+	return ca == language.Exact && cb == language.Exact && ba == bb
 }

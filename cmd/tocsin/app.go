@@ -41,6 +41,9 @@ type Main struct {
 	// Started, when set, is called once the HTTP server listens (tests use
 	// it to learn the address of a ":0" listener).
 	Started func(addr string)
+	// Clock, when set, replaces the system clock for incidents, broadcasts
+	// and message wording (tests use a fixed one).
+	Clock dispatcher.Clock
 }
 
 // usageError makes Run exit 2.
@@ -165,8 +168,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("load message catalogue: %w", err)
 	}
+	clock := m.Clock
+	if clock == nil {
+		clock = dispatcher.SystemClock
+	}
 	store := redisstore.New(rdb)
 	store.OutboxCap = cfg.Outbox.Cap
+	store.Clock = clock
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	inspector := asynq.NewInspector(aopt)
@@ -188,14 +196,14 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 	fan := &dispatcher.Fanout{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
-		Renderer:    &dispatcher.CatalogRenderer{Catalog: catalog},
+		Renderer:    &dispatcher.CatalogRenderer{Catalog: catalog, Clock: clock},
 		Senders:     senders,
 		BatchSize:   cfg.Worker.BatchSize,
 		MaxAttempts: cfg.Worker.MaxRetry + 1,
 		Logger:      logger,
 		Metrics:     metrics,
 	}
-	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan, Logger: logger}
+	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan, Clock: clock, Logger: logger}
 
 	errc := make(chan error, 2)
 	var httpSrv *http.Server

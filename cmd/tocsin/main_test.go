@@ -21,6 +21,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 	"github.com/tocsin-dev/tocsin/locales"
+	"github.com/tocsin-dev/tocsin/locales/gsm"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
@@ -50,6 +51,9 @@ type app struct {
 	stdout, stderr *syncBuffer
 }
 
+// testNow is the fixed "now" of the servers the tests start.
+var testNow = time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+
 // startApp runs `tocsin serve` with env until the test ends.
 func startApp(t *testing.T, env map[string]string, extra ...string) *app {
 	t.Helper()
@@ -59,6 +63,7 @@ func startApp(t *testing.T, env map[string]string, extra ...string) *app {
 		Stdout: a.stdout, Stderr: a.stderr,
 		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		Started:   func(addr string) { addrc <- addr },
+		Clock:     dispatcher.ClockFunc(func() time.Time { return testNow }),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -174,7 +179,7 @@ func TestEndToEnd(t *testing.T) {
 		"TOCSIN_LOG_LEVEL":  "warn",
 	})
 	cases := []recipientCase{
-		{"cust-zurich", "de-CH", "Europe/Zurich", "CH", "cards", true, "de"},
+		{"cust-zurich", "de-CH", "Europe/Zurich", "CH", "cards", true, "de-CH"},
 		{"cust-geneve", "fr-CH", "Europe/Zurich", "CH", "cards", true, "fr"},
 		{"cust-aarhus", "da-DK", "Europe/Copenhagen", "DK", "cards", true, "da"},
 		{"cust-boston", "en-US", "America/New_York", "US", "cards", true, "en"},
@@ -228,12 +233,13 @@ func TestEndToEnd(t *testing.T) {
 
 	cat := locales.MustNew()
 	expect := func(c recipientCase, state dispatcher.State) locales.Message {
-		m, err := cat.Render(locales.Request{Locale: c.locale, Kind: "customer", Channel: "sms", State: string(state), Data: map[string]string{
-			"Title": "Card payments failing", "Services": "cards", "Regions": "CH, DK, US", "Severity": "critical", "eta": "16:30",
-		}})
+		m, err := cat.Render(locales.Request{Locale: c.locale, Timezone: c.tz, Kind: "customer", Channel: "sms", State: string(state), Now: testNow,
+			Incident: locales.Incident{Title: "Card payments failing", Services: []string{"cards"}, Regions: []string{"CH", "DK", "US"},
+				Severity: "critical", Started: testNow, Params: map[string]string{"eta": "16:30"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
+		m.Body = gsm.Transliterate(m.Body)
 		return m
 	}
 	for _, c := range cases {
@@ -429,8 +435,12 @@ func TestZeroConfig(t *testing.T) {
 	a.mustDo("POST", "/v1/incidents", map[string]any{"title": "Terminals offline", "severity": "major", "services": []string{"cards"}}, &opened, 201)
 	a.waitDone(opened.BroadcastID)
 	msgs := a.outbox("m1")
-	if len(msgs) != 1 || msgs[0].Channel != "email" || msgs[0].Locale != "de" {
-		t.Fatalf("outbox of m1 = %+v, want one German email", msgs)
+	if len(msgs) != 1 || msgs[0].Channel != "email" || msgs[0].Locale != "de-CH" {
+		t.Fatalf("outbox of m1 = %+v, want one Swiss German email", msgs)
+	}
+	if m := msgs[0]; !strings.HasPrefix(m.HTML, "<!DOCTYPE html>") || !strings.Contains(m.HTML, `lang="de-CH"`) ||
+		strings.Contains(m.Body+m.HTML+m.Title, "ß") || !strings.Contains(m.Body, "gemäss") {
+		t.Errorf("email to m1 = %q / %q, want a de-CH HTML document with ss for ß", m.Body, m.HTML)
 	}
 	a.mustDo("GET", "/healthz", nil, nil, 200)
 	a.mustDo("GET", "/readyz", nil, nil, 200)
@@ -491,5 +501,114 @@ func TestRoles(t *testing.T) {
 	}
 	if strings.Contains(worker.stdout.String(), "Generated operator key") {
 		t.Errorf("a worker printed an API key it never uses")
+	}
+}
+
+// TestLocalization: each recipient reads the incident in its own language,
+// with the ETA in its own time zone and the locale's format; de-CH writes
+// "ss" for "ß", an unsupported locale reads English; SMS are GSM-7 with
+// their segments recorded; a missing operator translation is counted.
+func TestLocalization(t *testing.T) {
+	_, opts := redistest.New(t)
+	a := startApp(t, map[string]string{
+		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_LOG_LEVEL": "warn",
+	})
+	type rcase struct {
+		id, locale, tz string
+		lang           string // Locale of the message
+		eta            string // the ETA as this recipient must read it
+		words          []string
+	}
+	// testNow is 14:00 UTC; the ETA is 15:30 UTC, later the same local day
+	// in every zone below, so it is shown as a time.
+	cases := []rcase{
+		{"zh", "de-CH", "Europe/Zurich", "de-CH", "16:30", []string{"Störung", "Behebung"}},
+		{"ge", "fr-CH", "Europe/Zurich", "fr", "16:30", []string{"Perturbation"}},
+		{"cph", "da-DK", "Europe/Copenhagen", "da", "16.30", []string{"Driftsforstyrrelse"}},
+		{"sp", "pt-BR", "America/Sao_Paulo", "en", "12:30 PM", []string{"Disruption"}},
+		{"ny", "en-US", "America/New_York", "en", "10:30 AM", []string{"Disruption"}},
+	}
+	for i, c := range cases {
+		a.mustDo("PUT", "/v1/recipients/"+c.id, map[string]any{
+			"locale": c.locale, "timezone": c.tz, "phone": fmt.Sprintf("+4179000000%d", i), "channels": []string{"sms"},
+		}, nil, 200)
+	}
+	var opened dispatcher.UpdateResult
+	a.mustDo("POST", "/v1/incidents", map[string]any{
+		"title": "Kartenzahlungen gestört", "severity": "major",
+		"params": map[string]string{"eta": "2026-11-21T15:30:00Z", "workaround": "Barzahlung und TWINT funktionieren"},
+	}, &opened, 201)
+	b := a.waitDone(opened.BroadcastID)
+	segments := 0
+	for _, c := range cases {
+		msgs := a.outbox(c.id)
+		if len(msgs) != 1 {
+			t.Fatalf("%s got %d messages, want 1", c.id, len(msgs))
+		}
+		m := msgs[0]
+		if m.Locale != c.lang || !strings.Contains(m.Body, c.eta) {
+			t.Errorf("%s (%s, %s) got %s %q, want %s with the ETA %q", c.id, c.locale, c.tz, m.Locale, m.Body, c.lang, c.eta)
+		}
+		for _, w := range c.words {
+			if !strings.Contains(m.Body, w) {
+				t.Errorf("%s: %q lacks %q", c.id, m.Body, w)
+			}
+		}
+		if info := gsm.Count(m.Body); m.Encoding != string(info.Encoding) || m.Segments != info.Segments || m.Encoding != "GSM-7" {
+			t.Errorf("%s: recorded %d %s, the body is %d %s (want GSM-7)", c.id, m.Segments, m.Encoding, info.Segments, info.Encoding)
+		}
+		var d dispatcher.Delivery
+		a.mustDo("GET", "/v1/deliveries/"+m.DeliveryID, nil, &d, 200)
+		if d.Segments != m.Segments || d.Encoding != m.Encoding {
+			t.Errorf("%s: delivery records %d %q, outbox %d %q", c.id, d.Segments, d.Encoding, m.Segments, m.Encoding)
+		}
+		segments += m.Segments
+	}
+	if zh := a.outbox("zh")[0]; strings.Contains(zh.Title+zh.Body, "ß") {
+		t.Errorf("de-CH message contains ß: %q", zh.Body)
+	}
+	if b.SMSSegments != segments {
+		t.Errorf("broadcast sms_segments = %d, want %d", b.SMSSegments, segments)
+	}
+
+	// The operator writes German only: German readers get it (de-CH with ss),
+	// everyone else the template, and the broadcast counts them by locale.
+	var up dispatcher.UpdateResult
+	a.mustDo("POST", "/v1/incidents/"+opened.Incident.ID+"/updates", map[string]any{
+		"state": "identified", "message": map[string]string{"de": "Die Ursache ist gefunden. Die Störung dauert bis 16:30 – bitte bar zahlen."},
+	}, &up, 201)
+	b2 := a.waitDone(up.BroadcastID)
+	if zh := a.outbox("zh")[0]; zh.Body != "Die Ursache ist gefunden. Die Störung dauert bis 16:30 - bitte bar zahlen." {
+		t.Errorf("de-CH got %q, want the operator's text with GSM-7 dash", zh.Body)
+	}
+	want := map[string]int{"fr-CH": 1, "da-DK": 1, "pt-BR": 1, "en-US": 1}
+	if fmt.Sprint(b2.OperatorFallbacks) != fmt.Sprint(want) {
+		t.Errorf("operator_fallbacks = %v, want %v", b2.OperatorFallbacks, want)
+	}
+
+	// Previews show the same, without sending.
+	var smp dispatcher.Sample
+	a.mustDo("GET", "/v1/templates/preview?state=resolved&locale=de-CH&channel=email&kind=merchant&timezone=Europe/Zurich", nil, &smp, 200)
+	if smp.RenderedLocale != "de-CH" || smp.HTML == "" || strings.Contains(smp.Body, "ß") {
+		t.Errorf("template preview = %+v", smp)
+	}
+	var p dispatcher.BroadcastPreview
+	a.mustDo("POST", "/v1/broadcasts/preview", map[string]any{
+		"incident_id": opened.Incident.ID, "state": "resolved", "message": map[string]string{"fr": "C'est réglé."},
+	}, &p, 200)
+	if p.Audience != 5 || p.ByChannel[dispatcher.ChannelSMS]["de-CH"] != 1 || p.ByChannel[dispatcher.ChannelSMS]["pt-BR"] != 1 ||
+		len(p.Samples) != 5 || p.SMSSegments < 5 || p.OperatorFallbacks["de-CH"] != 1 || p.OperatorFallbacks["fr-CH"] != 0 {
+		t.Errorf("broadcast preview = %+v", p)
+	}
+	for _, smp := range p.Samples {
+		if smp.Locale == "fr-CH" && (!smp.OperatorText || smp.Body != "C'est réglé.") {
+			t.Errorf("fr-CH sample = %+v, want the operator's text", smp)
+		}
+	}
+	for _, c := range cases {
+		if n := len(a.outbox(c.id)); n != 2 {
+			t.Errorf("%s has %d messages after the preview, want 2 (a preview sends nothing)", c.id, n)
+		}
 	}
 }

@@ -179,7 +179,11 @@ type SendError struct {
 	RetryAfter time.Duration
 	// Code is the provider's error code (e.g. "21211", "550 5.1.1").
 	Code string
-	Err  error
+	// OptOut says the provider knows the address asked for no more messages
+	// (Twilio 21610: the number replied STOP at the carrier): the dispatcher
+	// records the address as opted out of the channel.
+	OptOut bool
+	Err    error
 }
 
 func (e *SendError) Error() string {
@@ -205,6 +209,12 @@ func Permanent(code string, err error) error {
 
 // Suppress marks err as a reason not to send that is not a failure.
 func Suppress(code string, err error) error { return &SendError{Suppress: true, Code: code, Err: err} }
+
+// OptedOut marks err as the provider's word that the address opted out:
+// suppressed, and never sent to on this channel again until it opts in.
+func OptedOut(code string, err error) error {
+	return &SendError{Suppress: true, OptOut: true, Code: code, Err: err}
+}
 
 // Transient marks err as retryable, after at least retryAfter (0: backoff).
 func Transient(code string, retryAfter time.Duration, err error) error {

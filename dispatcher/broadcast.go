@@ -274,6 +274,13 @@ type RecipientStore interface {
 	// and regions (as a broadcast would select them), chunk ids at a time,
 	// and returns how many there were.
 	ScanAudience(ctx context.Context, services, regions []string, chunk int, fn func(ids []string) error) (int, error)
+	// RecipientsByPhone returns the recipients with an E.164 number.
+	RecipientsByPhone(ctx context.Context, phone string) ([]*Recipient, error)
+	// OptedOut reports, per channel and address (E.164 number for sms,
+	// email address for email), whether the address opted out.
+	OptedOut(ctx context.Context, addrs map[Channel][]string) (map[Channel][]bool, error)
+	// SetOptOut records that addr opted out of ch, or back in.
+	SetOptOut(ctx context.Context, ch Channel, addr string, optedOut bool) error
 }
 
 // Idempotency is a request's Idempotency-Key and the answer to store with it.
@@ -353,6 +360,12 @@ type DeliveryStore interface {
 	Record(ctx context.Context, broadcastID string, outs []Outcome) error
 	GetDelivery(ctx context.Context, id string) (*Delivery, error)
 	ListDeliveries(ctx context.Context, broadcastID string, f DeliveryFilter) (*DeliveryPage, error)
+	// ApplyProviderStatus records a provider's later word on a delivery (a
+	// delivery receipt): st must be final. A late or repeated word never
+	// moves a delivery backwards: applied is false then. Attempts, locale and
+	// SMS fields are kept; providerID and reason replace the stored ones
+	// when not empty. ErrNotFound for an unknown delivery.
+	ApplyProviderStatus(ctx context.Context, deliveryID string, st DeliveryStatus, providerID, reason string) (applied bool, err error)
 }
 
 // Enqueuer hands work to the queue. Every call is idempotent: a task that

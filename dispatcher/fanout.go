@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -190,6 +191,69 @@ func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Re
 	return f.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: inc, Update: up})
 }
 
+// addressOf returns the address an opt-out of ch is kept under.
+func addressOf(r *Recipient, ch Channel) string {
+	switch ch {
+	case ChannelSMS:
+		return r.Phone
+	case ChannelEmail:
+		return r.Email
+	}
+	return ""
+}
+
+// applyOptOuts marks, in memory, the channels whose address each recipient
+// opted out of (STOP at the carrier or to us, one-click unsubscribe), so
+// channel choice skips them. One round trip for the whole batch.
+func (f *Fanout) applyOptOuts(ctx context.Context, rs []*Recipient) error {
+	addrs := map[Channel][]string{}
+	who := map[Channel][]*Recipient{}
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		for _, ch := range []Channel{ChannelSMS, ChannelEmail} {
+			if a := addressOf(r, ch); a != "" {
+				addrs[ch] = append(addrs[ch], a)
+				who[ch] = append(who[ch], r)
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		return nil
+	}
+	out, err := f.Recipients.OptedOut(ctx, addrs)
+	if err != nil {
+		return err
+	}
+	for ch, flags := range out {
+		for i, opted := range flags {
+			if opted && i < len(who[ch]) {
+				r := who[ch][i]
+				r.OptOut = append(slices.Clip(r.OptOut), ch)
+			}
+		}
+	}
+	return nil
+}
+
+// recordOptOuts keeps the addresses a provider reported as opted out
+// (Twilio 21610), so no later broadcast sends to them. A failure is logged:
+// the provider will keep refusing, which suppresses again.
+func (f *Fanout) recordOptOuts(ctx context.Context, msgs []*Message) {
+	for _, m := range msgs {
+		addr := addressOf(m.Recipient, m.Channel)
+		if addr == "" {
+			continue
+		}
+		if err := f.Recipients.SetOptOut(context.WithoutCancel(ctx), m.Channel, addr, true); err != nil {
+			f.logger().Warn("recording an opt-out failed", "delivery_id", m.DeliveryID, "channel", m.Channel, "err", err)
+			continue
+		}
+		f.logger().Info("address opted out at the provider", "delivery_id", m.DeliveryID, "channel", m.Channel, "recipient_id", m.Recipient.ID)
+	}
+}
+
 type renderKey struct {
 	locale, timezone string
 	kind             Kind
@@ -219,6 +283,9 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	}
 	stale, err := f.superseded(ctx, bc)
 	if err != nil {
+		return err
+	}
+	if err := f.applyOptOuts(ctx, rs); err != nil {
 		return err
 	}
 	begins := make([]Begin, len(ids))
@@ -346,6 +413,7 @@ func (f *Fanout) send(ctx context.Context, byChannel map[Channel][]*Message) ([]
 	}
 	var outs []Outcome
 	var retries []retry
+	var optOuts []*Message
 	for range byChannel {
 		cr := <-results
 		for i, m := range cr.msgs {
@@ -357,6 +425,9 @@ func (f *Fanout) send(ctx context.Context, byChannel map[Channel][]*Message) ([]
 			}
 			o, delay := f.outcome(m, res)
 			outs = append(outs, o)
+			if res.Err != nil && Classify(res.Err).OptOut {
+				optOuts = append(optOuts, m)
+			}
 			if o.Status == StatusQueued {
 				retries = append(retries, retry{m.DeliveryID, delay})
 			}
@@ -365,6 +436,7 @@ func (f *Fanout) send(ctx context.Context, byChannel map[Channel][]*Message) ([]
 			}
 		}
 	}
+	f.recordOptOuts(ctx, optOuts)
 	return outs, retries
 }
 
@@ -437,6 +509,12 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 	}
 	if err != nil {
 		return err
+	}
+	if err := f.applyOptOuts(ctx, []*Recipient{r}); err != nil {
+		return err
+	}
+	if slices.Contains(r.OptOut, ch) {
+		return fail(StatusSuppressed, "opted_out")
 	}
 	if !r.Reachable(ch) || f.Senders[ch] == nil {
 		return fail(StatusSuppressed, "no_channel")

@@ -30,6 +30,7 @@ type fakeStore struct {
 	marked     int
 	deliveries map[string]*dispatcher.Delivery // by delivery id
 	records    []dispatcher.Outcome
+	optOuts    map[dispatcher.Channel]bool // "channel:address"
 }
 
 func newFakeStore(inc *dispatcher.Incident, up *dispatcher.Update, b *dispatcher.Broadcast, rs ...*dispatcher.Recipient) *fakeStore {
@@ -68,6 +69,29 @@ func (s *fakeStore) GetRecipients(_ context.Context, ids []string) ([]*dispatche
 		}
 	}
 	return out, nil
+}
+
+// OptedOut knows the opt-outs in s.optOuts (channel -> address).
+func (s *fakeStore) OptedOut(_ context.Context, addrs map[dispatcher.Channel][]string) (map[dispatcher.Channel][]bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[dispatcher.Channel][]bool{}
+	for ch, list := range addrs {
+		for _, a := range list {
+			out[ch] = append(out[ch], s.optOuts[ch+":"+dispatcher.Channel(a)])
+		}
+	}
+	return out, nil
+}
+
+func (s *fakeStore) SetOptOut(_ context.Context, ch dispatcher.Channel, addr string, optedOut bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.optOuts == nil {
+		s.optOuts = map[dispatcher.Channel]bool{}
+	}
+	s.optOuts[ch+":"+dispatcher.Channel(addr)] = optedOut
+	return nil
 }
 
 func (s *fakeStore) GetIncident(_ context.Context, id string) (*dispatcher.Incident, error) {

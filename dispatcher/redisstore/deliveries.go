@@ -223,6 +223,41 @@ local function audience(aud, ts, tr, all, first, nsvc, nreg)
 end
 `
 
+// providerStatusScript applies a provider's later word on one delivery
+// (a delivery receipt): the same transition rules and counter moves as
+// recordScript, but it patches the record, keeping attempts, locale and SMS
+// fields, and the provider id and reason unless new ones are given. It
+// returns -1 when there is no such delivery, 0 when the change is refused
+// (late or repeated), 1 when applied.
+// KEYS: b, d, aud. ARGV: now, field, new code, provider id, reason.
+var providerStatusScript = redis.NewScript(finishLua + `
+local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local f, new, pid, why = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local old = redis.call('HGET', d, f)
+if not old then return -1 end
+local oc = string.sub(old, 1, 1)
+if not (oc < '2' or (oc == '2' and (new == '3' or new == '4'))) then return 0 end
+local parts, pos = {}, 1
+for _ = 1, 6 do
+  local i = string.find(old, '|', pos, true)
+  if not i then return redis.error_reply('ERR tocsin: corrupt delivery record ' .. f) end
+  parts[#parts + 1] = string.sub(old, pos, i - 1)
+  pos = i + 1
+end
+parts[7] = string.sub(old, pos)
+if pid == '' then pid = parts[5] end
+if why == '' then why = parts[7] end
+redis.call('HSET', d, f, new .. '|' .. parts[2] .. '|' .. now .. '|' .. parts[4] .. '|' .. pid .. '|' .. parts[6] .. '|' .. why)
+local ch = string.match(f, '^[^.]+')
+redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1)
+redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. new, 1)
+if oc < '2' and new >= '2' then
+  redis.call('HINCRBY', b, 'pending', -1)
+  finish(b, aud, now)
+end
+return 1
+`)
+
 // snapshotScript stores a broadcast's audience once.
 // KEYS: b, aud, tmpSvc, tmpReg, all, then the index sets. ARGV: nsvc, nreg.
 var snapshotScript = redis.NewScript(audienceLua + `
@@ -551,4 +586,27 @@ func parseCursor(c string) (cursor uint64, skip int, err error) {
 		}
 	}
 	return cursor, skip, nil
+}
+
+// ApplyProviderStatus implements dispatcher.DeliveryStore.
+func (s *Store) ApplyProviderStatus(ctx context.Context, deliveryID string, st dispatcher.DeliveryStatus, providerID, reason string) (bool, error) {
+	bid, ch, rid, err := dispatcher.ParseDeliveryID(deliveryID)
+	if err != nil {
+		return false, err
+	}
+	code, ok := statusCodes[st]
+	if !ok || !st.Final() {
+		return false, fmt.Errorf("provider status %q is not a final status", st)
+	}
+	if len(reason) > 512 {
+		reason = reason[:512]
+	}
+	n, err := providerStatusScript.Run(ctx, s.rdb, broadcastKeys(bid), s.nowMS(), deliveryField(ch, rid), string(code), clean(providerID), reason).Int()
+	if err != nil {
+		return false, fmt.Errorf("apply provider status to %s: %w", deliveryID, err)
+	}
+	if n < 0 {
+		return false, fmt.Errorf("delivery %q: %w", deliveryID, dispatcher.ErrNotFound)
+	}
+	return n == 1, nil
 }

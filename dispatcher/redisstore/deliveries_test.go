@@ -820,3 +820,60 @@ func TestScanAudience(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyProviderStatus: delivery receipts move a delivery forward only,
+// in any arrival order, keep what the record knew, and keep the counters
+// and the broadcast's end exact.
+func TestApplyProviderStatus(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b := saveBroadcast(t, s, "inc_dlr", nil, nil)
+		if err := rdb.HSet(ctx, key("b", b.ID), "pending", 2).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkSending(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		mustBegin(t, s, b.ID,
+			dispatcher.Begin{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "de-CH", Segments: 2, Encoding: "GSM-7"},
+			dispatcher.Begin{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "fr", Segments: 1, Encoding: "UCS-2"})
+		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1, ProviderID: "SMa", Locale: "de-CH", Segments: 2, Encoding: "GSM-7"})
+		ida := dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, "a")
+		idb := dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, "b")
+		apply := func(id string, st dispatcher.DeliveryStatus, pid, why string, want bool) {
+			t.Helper()
+			got, err := s.ApplyProviderStatus(ctx, id, st, pid, why)
+			if err != nil || got != want {
+				t.Fatalf("ApplyProviderStatus(%s, %s) = %v, %v; want %v", id, st, got, err, want)
+			}
+		}
+		apply(ida, dispatcher.StatusDelivered, "", "", true)
+		apply(ida, dispatcher.StatusSent, "", "", false)   // a late "sent"
+		apply(ida, dispatcher.StatusFailed, "", "x", false) // after delivered
+		apply(ida, dispatcher.StatusDelivered, "", "", false)
+		// b's receipt arrives before the sender recorded its outcome.
+		apply(idb, dispatcher.StatusFailed, "SMb", "30003: unreachable handset", true)
+		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1, ProviderID: "SMb"})
+
+		da, _ := s.GetDelivery(ctx, ida)
+		if da.Status != dispatcher.StatusDelivered || da.ProviderID != "SMa" || da.Attempts != 1 || da.Locale != "de-CH" || da.Segments != 2 || da.Encoding != "GSM-7" {
+			t.Errorf("a = %+v", da)
+		}
+		db, _ := s.GetDelivery(ctx, idb)
+		if db.Status != dispatcher.StatusFailed || db.ProviderID != "SMb" || db.Reason != "30003: unreachable handset" || db.Segments != 1 {
+			t.Errorf("b = %+v", db)
+		}
+		got, _ := s.GetBroadcast(ctx, b.ID)
+		if got.State != dispatcher.BroadcastDone || got.Pending != 0 ||
+			fmt.Sprint(got.Counts) != fmt.Sprint(map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{dispatcher.ChannelSMS: {dispatcher.StatusDelivered: 1, dispatcher.StatusFailed: 1}}) {
+			t.Errorf("broadcast = %s pending %d counts %v", got.State, got.Pending, got.Counts)
+		}
+		if _, err := s.ApplyProviderStatus(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, "nobody"), dispatcher.StatusDelivered, "", ""); !errors.Is(err, dispatcher.ErrNotFound) {
+			t.Errorf("unknown delivery: %v, want ErrNotFound", err)
+		}
+		if _, err := s.ApplyProviderStatus(ctx, ida, dispatcher.StatusSending, "", ""); err == nil {
+			t.Error("a non-final provider status was accepted")
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -57,8 +58,10 @@ end
 // putRecipientScript upserts one recipient and moves its index entries.
 //
 //	KEYS[1] r:{id}  KEYS[2] ix:all
-//	ARGV[1] key prefix  ARGV[2] id  ARGV[3] recipient JSON
-//	ARGV[4] number of services n  ARGV[5..4+n] services  ARGV[5+n..] regions
+//	ARGV[1] key prefix  ARGV[2] id  ARGV[3] recipient JSON  ARGV[4] phone ("" for none)
+//	ARGV[5] number of services n  ARGV[6..5+n] services  ARGV[6+n..] regions
+//
+// The phone index ix:phone:{e164} finds the recipients behind an inbound SMS.
 //
 // Opt-outs are the recipient's own choice, not the operator's: the stored
 // opt_out list survives every put (the new JSON never carries one).
@@ -76,6 +79,9 @@ if old then
   end
   index('SREM', 'svc', labels(rec.services))
   index('SREM', 'reg', labels(rec.regions))
+  if type(rec.phone) == 'string' and rec.phone ~= '' then
+    redis.call('SREM', prefix .. 'ix:phone:' .. rec.phone, id)
+  end
   local optout = labels(rec.opt_out)
   if #optout > 0 then
     raw = string.sub(raw, 1, -2) .. ',"opt_out":' .. cjson.encode(optout) .. '}'
@@ -83,10 +89,13 @@ if old then
 end
 redis.call('SET', KEYS[1], raw)
 redis.call('SADD', KEYS[2], id)
-local n = tonumber(ARGV[4])
+if ARGV[4] ~= '' then
+  redis.call('SADD', prefix .. 'ix:phone:' .. ARGV[4], id)
+end
+local n = tonumber(ARGV[5])
 local svcs, regs = {}, {}
-for i = 5, 4 + n do svcs[#svcs + 1] = ARGV[i] end
-for i = 5 + n, #ARGV do regs[#regs + 1] = ARGV[i] end
+for i = 6, 5 + n do svcs[#svcs + 1] = ARGV[i] end
+for i = 6 + n, #ARGV do regs[#regs + 1] = ARGV[i] end
 index('SADD', 'svc', svcs)
 index('SADD', 'reg', regs)
 return 1
@@ -105,6 +114,9 @@ local rec = decode(old)
 if rec then
   index('SREM', 'svc', labels(rec.services))
   index('SREM', 'reg', labels(rec.regions))
+  if type(rec.phone) == 'string' and rec.phone ~= '' then
+    redis.call('SREM', prefix .. 'ix:phone:' .. rec.phone, id)
+  end
 end
 redis.call('SREM', KEYS[2], id)
 redis.call('DEL', KEYS[1])
@@ -135,8 +147,8 @@ func (s *Store) PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) e
 		if err != nil {
 			return fmt.Errorf("encode recipient %q: %w", r.ID, err)
 		}
-		args := make([]any, 0, 4+len(r.Services)+len(r.Regions))
-		args = append(args, Prefix, r.ID, raw, strconv.Itoa(len(r.Services)))
+		args := make([]any, 0, 5+len(r.Services)+len(r.Regions))
+		args = append(args, Prefix, r.ID, raw, r.Phone, strconv.Itoa(len(r.Services)))
 		for _, sv := range r.Services {
 			args = append(args, sv)
 		}
@@ -249,6 +261,69 @@ func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
 	}
 	if err := s.rdb.Del(ctx, key("outbox", "r", id)).Err(); err != nil {
 		return fmt.Errorf("delete outbox of recipient %q: %w", id, err)
+	}
+	return nil
+}
+
+// RecipientsByPhone implements dispatcher.RecipientStore.
+func (s *Store) RecipientsByPhone(ctx context.Context, phone string) ([]*dispatcher.Recipient, error) {
+	ids, err := s.rdb.SMembers(ctx, key("ix", "phone", phone)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("recipients by phone: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	slices.Sort(ids)
+	rs, err := s.GetRecipients(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(rs, func(r *dispatcher.Recipient) bool { return r == nil }), nil
+}
+
+// optOutKey is the set of addresses opted out of ch: E.164 numbers for
+// sms, lowercase addresses for email.
+func optOutKey(ch dispatcher.Channel) string { return key("optout", string(ch)) }
+
+// OptedOut implements dispatcher.RecipientStore: one pipeline of SMISMEMBER
+// calls, one per channel asked about.
+func (s *Store) OptedOut(ctx context.Context, addrs map[dispatcher.Channel][]string) (map[dispatcher.Channel][]bool, error) {
+	cmds := map[dispatcher.Channel]*redis.BoolSliceCmd{}
+	pipe := s.rdb.Pipeline()
+	for ch, list := range addrs {
+		if len(list) == 0 {
+			continue
+		}
+		members := make([]any, len(list))
+		for i, a := range list {
+			members[i] = a
+		}
+		cmds[ch] = pipe.SMIsMember(ctx, optOutKey(ch), members...)
+	}
+	if len(cmds) == 0 {
+		return map[dispatcher.Channel][]bool{}, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read opt-outs: %w", err)
+	}
+	out := make(map[dispatcher.Channel][]bool, len(cmds))
+	for ch, c := range cmds {
+		out[ch] = c.Val()
+	}
+	return out, nil
+}
+
+// SetOptOut implements dispatcher.RecipientStore.
+func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr string, optedOut bool) error {
+	var err error
+	if optedOut {
+		err = s.rdb.SAdd(ctx, optOutKey(ch), addr).Err()
+	} else {
+		err = s.rdb.SRem(ctx, optOutKey(ch), addr).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("set %s opt-out: %w", ch, err)
 	}
 	return nil
 }

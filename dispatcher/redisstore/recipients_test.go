@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,6 +72,9 @@ func indexesOf(t *testing.T, rdb redis.UniversalClient, id string) []string {
 	}
 	var in []string
 	for _, k := range keys {
+		if strings.HasPrefix(k, key("ix", "phone")) {
+			continue // TestPhoneIndex covers the phone index
+		}
 		ok, err := rdb.SIsMember(ctx, k, id).Result()
 		if err != nil {
 			t.Fatalf("SISMEMBER %s: %v", k, err)
@@ -310,7 +314,9 @@ func TestPutRecipientsBatch(t *testing.T) {
 			}
 			got := map[string]int{}
 			for _, k := range keys {
-				got[k] = int(rdb.SCard(ctx, k).Val())
+				if !strings.HasPrefix(k, key("ix", "phone")) { // TestPhoneIndex covers it
+					got[k] = int(rdb.SCard(ctx, k).Val())
+				}
 			}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("index sizes\ngot  %v\nwant %v", got, want)
@@ -448,6 +454,68 @@ func TestPutRecipientsKeepsOptOuts(t *testing.T) {
 		}
 		if len(got.Services) != 1 || got.Services[0] != "twint" || got.Reachable(dispatcher.ChannelSMS) {
 			t.Errorf("recipient after put = %+v", got)
+		}
+	})
+}
+
+// TestPhoneIndex: recipients are found by phone; a changed or removed number
+// moves out of the index; opt-outs are per address and survive puts.
+func TestPhoneIndex(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		a, b := testRecipient("pa", nil, nil), testRecipient("pb", nil, nil)
+		a.Phone, b.Phone = "+41790000001", "+41790000001"
+		mustPutRecipients(t, s, a, b)
+		ids := func(phone string) []string {
+			rs, err := s.RecipientsByPhone(ctx, phone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range rs {
+				out = append(out, r.ID)
+			}
+			return out
+		}
+		if got := ids("+41790000001"); !slices.Equal(got, []string{"pa", "pb"}) {
+			t.Fatalf("by phone = %v, want [pa pb]", got)
+		}
+		b.Phone = "+41790000002"
+		mustPutRecipients(t, s, b)
+		if got := ids("+41790000001"); !slices.Equal(got, []string{"pa"}) {
+			t.Errorf("after b changed its number: %v, want [pa]", got)
+		}
+		if got := ids("+41790000002"); !slices.Equal(got, []string{"pb"}) {
+			t.Errorf("b's new number: %v, want [pb]", got)
+		}
+		if err := s.DeleteRecipient(ctx, "pa"); err != nil {
+			t.Fatal(err)
+		}
+		if got := ids("+41790000001"); len(got) != 0 {
+			t.Errorf("deleted recipient still found by phone: %v", got)
+		}
+
+		if err := s.SetOptOut(ctx, dispatcher.ChannelSMS, "+41790000002", true); err != nil {
+			t.Fatal(err)
+		}
+		mustPutRecipients(t, s, b) // a re-import does not undo an opt-out
+		got, err := s.OptedOut(ctx, map[dispatcher.Channel][]string{
+			dispatcher.ChannelSMS:   {"+41790000001", "+41790000002"},
+			dispatcher.ChannelEmail: {"+41790000002"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got[dispatcher.ChannelSMS], []bool{false, true}) || !slices.Equal(got[dispatcher.ChannelEmail], []bool{false}) {
+			t.Errorf("OptedOut = %v", got)
+		}
+		if err := s.SetOptOut(ctx, dispatcher.ChannelSMS, "+41790000002", false); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = s.OptedOut(ctx, map[dispatcher.Channel][]string{dispatcher.ChannelSMS: {"+41790000002"}})
+		if !slices.Equal(got[dispatcher.ChannelSMS], []bool{false}) {
+			t.Errorf("after opting back in: %v", got)
 		}
 	})
 }

@@ -171,6 +171,9 @@ func requiredIDs() []string {
 	for _, u := range durationUnits {
 		ids = append(ids, "duration."+string(u), "duration."+string(u)+".since")
 	}
+	for _, t := range Texts {
+		ids = append(ids, "text."+t)
+	}
 	return append(ids, "duration.and")
 }
 

@@ -147,7 +147,7 @@ func TestIDScheme(t *testing.T) {
 	for locale, msgs := range fileMessages(t) {
 		for id := range msgs {
 			if !validID(id) {
-				t.Errorf("%s.toml: id %q does not follow <state>[.<kind>][.<channel>].<title|body>, footer.<kind>, duration.<unit>[.since] or duration.and", locale, id)
+				t.Errorf("%s.toml: id %q does not follow <state>[.<kind>][.<channel>].<title|body>, footer.<kind>, duration.<unit>[.since], duration.and or text.<name>", locale, id)
 			}
 		}
 	}
@@ -170,6 +170,8 @@ func validID(id string) bool {
 		return len(seg) == 2 && slices.Contains(Kinds, seg[1])
 	case id == "duration.and":
 		return true
+	case seg[0] == "text":
+		return len(seg) == 2 && slices.Contains(Texts, seg[1])
 	case seg[0] == "duration":
 		return (len(seg) == 2 || len(seg) == 3 && seg[2] == "since") &&
 			slices.Contains(durationUnits, durationUnit(seg[1]))
@@ -201,7 +203,8 @@ func TestMessageCharacters(t *testing.T) {
 					if r == '\n' && multiline {
 						continue
 					}
-					if (r < 0x20 || r > 0x7e) && !unicode.IsLetter(r) {
+					// ¿ and ¡ are Spanish punctuation, and in GSM-7.
+					if (r < 0x20 || r > 0x7e) && !unicode.IsLetter(r) && r != '¿' && r != '¡' {
 						t.Errorf("%s.toml %q: character %q (%U)", locale, id, r, r)
 					}
 				}
@@ -443,6 +446,14 @@ func TestRenderPicksMostSpecific(t *testing.T) {
 
 // minimalEnglish has exactly the ids New requires of en.toml.
 const minimalEnglish = `
+"text.sms_stop" = "t"
+"text.sms_start" = "t"
+"text.sms_help" = "t"
+"text.unsubscribe_title" = "t"
+"text.unsubscribe_question" = "t"
+"text.unsubscribe_button" = "t"
+"text.unsubscribe_done" = "t"
+"text.unsubscribe_unknown" = "t"
 "investigating.title" = "generic title"
 "investigating.body" = "generic"
 "identified.title" = "t"
@@ -960,6 +971,7 @@ func TestNewRejectsBadCatalogue(t *testing.T) {
 		{"no english", fstest.MapFS{"m/de.toml": {Data: mustRead(t, "messages/de.toml")}}, "no en.toml"},
 		{"english lacks a state", fstest.MapFS{"m/en.toml": {Data: []byte(`"resolved.title" = "x"` + "\n" + `"resolved.body" = "y"`)}}, `"investigating.title"`},
 		{"english lacks a footer", fstest.MapFS{"m/en.toml": {Data: []byte(strings.Replace(minimalEnglish, `"footer.merchant"`, `"footer.partner"`, 1))}}, `"footer.merchant"`},
+		{"english lacks a text", fstest.MapFS{"m/en.toml": {Data: []byte(strings.Replace(minimalEnglish, `"text.sms_help"`, `"text.sms_hlep"`, 1))}}, `"text.sms_help"`},
 		{"english lacks a duration", fstest.MapFS{"m/en.toml": {Data: []byte(strings.Replace(minimalEnglish, `"duration.day.since"`, `"duration.week"`, 1))}}, `"duration.day.since"`},
 		{"bad file name", fstest.MapFS{"m/en.toml": {Data: en}, "m/german.toml": {Data: []byte(`"resolved.body" = "x"`)}}, "german.toml"},
 	}

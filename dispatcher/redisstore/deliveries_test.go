@@ -849,7 +849,7 @@ func TestApplyProviderStatus(t *testing.T) {
 			}
 		}
 		apply(ida, dispatcher.StatusDelivered, "", "", true)
-		apply(ida, dispatcher.StatusSent, "", "", false)   // a late "sent"
+		apply(ida, dispatcher.StatusSent, "", "", false)    // a late "sent"
 		apply(ida, dispatcher.StatusFailed, "", "x", false) // after delivered
 		apply(ida, dispatcher.StatusDelivered, "", "", false)
 		// b's receipt arrives before the sender recorded its outcome.

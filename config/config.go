@@ -23,12 +23,13 @@ import (
 
 // Config is the whole configuration of a Tocsin process.
 type Config struct {
-	HTTP   HTTP   `yaml:"http"`
-	Redis  Redis  `yaml:"redis"`
-	Worker Worker `yaml:"worker"`
-	Auth   Auth   `yaml:"auth"`
-	Log    Log    `yaml:"log"`
-	Outbox Outbox `yaml:"outbox"`
+	HTTP     HTTP     `yaml:"http"`
+	Redis    Redis    `yaml:"redis"`
+	Worker   Worker   `yaml:"worker"`
+	Auth     Auth     `yaml:"auth"`
+	Log      Log      `yaml:"log"`
+	Outbox   Outbox   `yaml:"outbox"`
+	Channels Channels `yaml:"channels"`
 }
 
 // HTTP configures the REST API listener.
@@ -87,6 +88,12 @@ type Auth struct {
 	// once.
 	// Default none; env TOCSIN_API_KEY appends {name: env, role: operator}.
 	APIKeys []APIKey `yaml:"api_keys"`
+	// LinkSecret signs the one-click unsubscribe links in emails, at least
+	// 32 characters when set. It is never logged. Empty: a secret is
+	// generated once and kept in Redis, so every process shares it (with
+	// the embedded Redis, links then stop working after a restart).
+	// Default ""; env TOCSIN_LINK_SECRET.
+	LinkSecret string `yaml:"link_secret"`
 }
 
 // Roles an API key may hold.
@@ -134,6 +141,115 @@ type Outbox struct {
 	Cap int `yaml:"cap"`
 }
 
+// Channels configures the providers that deliver messages. A channel
+// without provider credentials is served by the outbox.
+type Channels struct {
+	SMS   SMS   `yaml:"sms"`
+	Email Email `yaml:"email"`
+}
+
+// SMS configures the SMS channel.
+type SMS struct {
+	Twilio Twilio `yaml:"twilio"`
+}
+
+// Twilio configures SMS through Twilio's Messages API. Every option but
+// AccountSID applies only when AccountSID is set; setting one without it
+// is a problem Validate reports.
+type Twilio struct {
+	// AccountSID is the account's SID, "AC" followed by 32 hexadecimal
+	// characters. Empty: SMS is not configured and the outbox serves it.
+	// Default ""; env TOCSIN_TWILIO_ACCOUNT_SID.
+	AccountSID string `yaml:"account_sid"`
+	// AuthToken is the account's auth token. Required with AccountSID: it
+	// authenticates requests when no API key is set, and it always
+	// validates the signatures of Twilio's callbacks (X-Twilio-Signature).
+	// It is never logged.
+	// Default ""; env TOCSIN_TWILIO_AUTH_TOKEN.
+	AuthToken string `yaml:"auth_token"`
+	// APIKey is an API key SID, "SK" followed by 32 hexadecimal
+	// characters. When set, requests authenticate with APIKey and
+	// APISecret instead of the auth token.
+	// Default ""; env TOCSIN_TWILIO_API_KEY.
+	APIKey string `yaml:"api_key"`
+	// APISecret is the API key's secret. Required with APIKey, and only
+	// with it. It is never logged.
+	// Default ""; env TOCSIN_TWILIO_API_SECRET.
+	APISecret string `yaml:"api_secret"`
+	// From is the sender: an E.164 number ("+14155550100") or an
+	// alphanumeric sender ID (1 to 11 ASCII letters, digits and spaces,
+	// at least one letter). Exactly one of From and MessagingServiceSID
+	// is set.
+	// Default ""; env TOCSIN_TWILIO_FROM.
+	From string `yaml:"from"`
+	// MessagingServiceSID sends through a Messaging Service, "MG" followed
+	// by 32 hexadecimal characters, instead of From.
+	// Default ""; env TOCSIN_TWILIO_MESSAGING_SERVICE_SID.
+	MessagingServiceSID string `yaml:"messaging_service_sid"`
+	// BaseURL is the absolute http(s) URL of Twilio's REST API, without
+	// query or fragment: tests and regional set-ups point it elsewhere.
+	// Default "https://api.twilio.com"; env TOCSIN_TWILIO_BASE_URL.
+	BaseURL string `yaml:"base_url"`
+	// Timeout bounds one HTTP request to Twilio. Must be > 0.
+	// Default 10s; env TOCSIN_TWILIO_TIMEOUT.
+	Timeout time.Duration `yaml:"timeout"`
+	// ValidityPeriod is how long a message may wait in Twilio's queue
+	// before it fails, whole seconds from 1s to 10h. Only with
+	// MessagingServiceSID.
+	// Default 0 (Twilio's own, 10h); env TOCSIN_TWILIO_VALIDITY_PERIOD.
+	ValidityPeriod time.Duration `yaml:"validity_period"`
+}
+
+// Email configures the email channel.
+type Email struct {
+	SMTP SMTP `yaml:"smtp"`
+}
+
+// SMTP configures email through an SMTP relay. Every option but Host
+// applies only when Host is set; setting one without it is a problem
+// Validate reports.
+type SMTP struct {
+	// Host is the relay's host name or IP address, without port. Empty:
+	// email is not configured and the outbox serves it.
+	// Default ""; env TOCSIN_SMTP_HOST.
+	Host string `yaml:"host"`
+	// Port is the relay's port, 1..65535 (587 for starttls, 465 for
+	// implicit TLS).
+	// Default 587; env TOCSIN_SMTP_PORT.
+	Port int `yaml:"port"`
+	// Username authenticates to the relay; set with Password, or neither.
+	// Default ""; env TOCSIN_SMTP_USERNAME.
+	Username string `yaml:"username"`
+	// Password authenticates to the relay. It is never logged.
+	// Default ""; env TOCSIN_SMTP_PASSWORD.
+	Password string `yaml:"password"`
+	// TLS is "starttls" (upgrade a plain connection, required), "implicit"
+	// (TLS from the first byte) or "none". "none" with a username is
+	// refused, as it sends the credentials in clear, unless Host is
+	// localhost or a loopback address.
+	// Default "starttls"; env TOCSIN_SMTP_TLS.
+	TLS string `yaml:"tls"`
+	// From is the sender, an RFC 5322 address such as
+	// "Tocsin <alerts@example.com>". Required with Host.
+	// Default ""; env TOCSIN_SMTP_FROM.
+	From string `yaml:"from"`
+	// PoolSize is the number of connections kept open to the relay, so a
+	// broadcast does not open one per message, 1..64.
+	// Default 4; env TOCSIN_SMTP_POOL_SIZE.
+	PoolSize int `yaml:"pool_size"`
+	// Timeout bounds connecting to the relay and each SMTP exchange.
+	// Must be > 0.
+	// Default 15s; env TOCSIN_SMTP_TIMEOUT.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// SMTP TLS modes.
+const (
+	SMTPTLSStartTLS = "starttls"
+	SMTPTLSImplicit = "implicit"
+	SMTPTLSNone     = "none"
+)
+
 // Default returns the documented defaults. They validate, with no API key
 // and embedded Redis: the zero-config development setup.
 func Default() Config {
@@ -155,6 +271,18 @@ func Default() Config {
 		Outbox: Outbox{
 			Cap: 10000,
 		},
+		Channels: Channels{
+			SMS: SMS{Twilio: Twilio{
+				BaseURL: "https://api.twilio.com",
+				Timeout: 10 * time.Second,
+			}},
+			Email: Email{SMTP: SMTP{
+				Port:     587,
+				TLS:      SMTPTLSStartTLS,
+				PoolSize: 4,
+				Timeout:  15 * time.Second,
+			}},
+		},
 	}
 }
 
@@ -162,6 +290,18 @@ func Default() Config {
 // (Redis.Addr is empty), which loses everything on restart.
 func (c Config) Embedded() bool {
 	return c.Redis.Addr == ""
+}
+
+// SMSConfigured reports whether SMS goes through Twilio
+// (channels.sms.twilio.account_sid is set); otherwise the outbox serves it.
+func (c Config) SMSConfigured() bool {
+	return c.Channels.SMS.Twilio.AccountSID != ""
+}
+
+// EmailConfigured reports whether email goes through SMTP
+// (channels.email.smtp.host is set); otherwise the outbox serves it.
+func (c Config) EmailConfigured() bool {
+	return c.Channels.Email.SMTP.Host != ""
 }
 
 // BaseURL returns the URL at which the API is reachable, without a trailing

@@ -63,9 +63,17 @@ func TestDefault(t *testing.T) {
 		Worker: Worker{Concurrency: 10, BatchSize: 500, MaxRetry: 8, ShutdownTimeout: 10 * time.Second},
 		Log:    Log{Level: "info", Format: "json"},
 		Outbox: Outbox{Cap: 10000},
+		Channels: Channels{
+			SMS:   SMS{Twilio: Twilio{BaseURL: "https://api.twilio.com", Timeout: 10 * time.Second}},
+			Email: Email{SMTP: SMTP{Port: 587, TLS: "starttls", PoolSize: 4, Timeout: 15 * time.Second}},
+		},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", plainConfig(c), plainConfig(want))
+	}
+	if c.SMSConfigured() || c.EmailConfigured() {
+		t.Errorf("Default() has SMSConfigured() = %v, EmailConfigured() = %v; want both false (the outbox serves them)",
+			c.SMSConfigured(), c.EmailConfigured())
 	}
 	if !c.Embedded() {
 		t.Error("Default().Embedded() = false, want true")
@@ -166,12 +174,13 @@ auth:
 			},
 			check: func(t *testing.T, c Config) {
 				want := Config{
-					HTTP:   HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second},
-					Redis:  Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
-					Worker: Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second},
-					Auth:   Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: sha256Hex(viewerKey), Role: RoleViewer}}},
-					Log:    Log{Level: "error", Format: "text"},
-					Outbox: Outbox{Cap: 1_000_000},
+					HTTP:     HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second},
+					Redis:    Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
+					Worker:   Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second},
+					Auth:     Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: sha256Hex(viewerKey), Role: RoleViewer}}},
+					Log:      Log{Level: "error", Format: "text"},
+					Outbox:   Outbox{Cap: 1_000_000},
+					Channels: Default().Channels,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
@@ -761,6 +770,35 @@ func TestExampleFile(t *testing.T) {
 	if k, ok := c.Auth.Match("status-dashboard-key-0123456789"); !ok || k.Role != RoleViewer {
 		t.Errorf("the example key_sha256 does not match the key its comment names (got %v, %v)", k, ok)
 	}
+
+	// The commented-out channels example at the end must work once
+	// uncommented, with the secrets its comment names in the environment.
+	var channels []string
+	for _, line := range strings.Split(string(data), "\n") {
+		switch {
+		case line == "# channels:":
+			channels = append(channels, "channels:")
+		case len(channels) > 0 && strings.HasPrefix(line, "#   "):
+			channels = append(channels, strings.TrimPrefix(line, "# "))
+		case len(channels) > 0 && line != "":
+			t.Errorf("line %q follows the channels example in %s; the test expects it last", line, path)
+		}
+	}
+	if len(channels) == 0 {
+		t.Fatalf("no commented-out channels example found in %s", path)
+	}
+	c, err = Load(mustWriteFile(t, strings.Join(channels, "\n")), mapEnv(map[string]string{
+		"TOCSIN_TWILIO_AUTH_TOKEN": testAuthToken,
+		"TOCSIN_TWILIO_API_SECRET": testAPISecret,
+		"TOCSIN_SMTP_PASSWORD":     testSMTPPassword,
+	}))
+	if err != nil {
+		t.Fatalf("example with channels uncommented: %v", err)
+	}
+	if !c.SMSConfigured() || !c.EmailConfigured() {
+		t.Errorf("example with channels uncommented: SMSConfigured() = %v, EmailConfigured() = %v; want both true",
+			c.SMSConfigured(), c.EmailConfigured())
+	}
 }
 
 // yamlPaths lists every option's dotted path ("http.addr") from the tags.
@@ -789,8 +827,8 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if len(paths) != 14 {
-		t.Fatalf("found %d options, want 14: %v", len(paths), paths)
+	if len(paths) != 32 {
+		t.Fatalf("found %d options, want 32: %v", len(paths), paths)
 	}
 	for _, p := range paths {
 		if !bytes.Contains(docs, []byte("`"+p+"`")) {

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/tocsin-dev/tocsin/config"
 )
@@ -32,4 +33,25 @@ func ExampleHTTP_BaseURL() {
 	// Output:
 	// http://localhost:8080
 	// https://status.example.com
+}
+
+func ExampleConfig_Validate() {
+	c := config.Default()
+	c.Channels.SMS.Twilio.From = "+14155550100" // without account_sid
+	c.Channels.Email.SMTP = config.SMTP{
+		Host:     "smtp.example.com",
+		Port:     587,
+		Username: "tocsin",
+		Password: "never printed",
+		TLS:      config.SMTPTLSNone,
+		From:     "Tocsin <alerts@example.com>",
+		PoolSize: 4,
+		Timeout:  15 * time.Second,
+	}
+	fmt.Println(c.SMSConfigured(), c.EmailConfigured())
+	fmt.Println(c.Validate())
+	// Output:
+	// false true
+	// channels.sms.twilio.from: set channels.sms.twilio.account_sid or remove channels.sms.twilio.from (without account_sid, the outbox serves SMS)
+	// channels.email.smtp.tls: none would send the credentials in clear: use starttls or implicit (none with a username is allowed only for localhost, 127.0.0.1 or ::1)
 }

@@ -96,14 +96,19 @@ var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in ty
 
 // sections names, for operators, where each Go type sits in the file.
 var sections = map[string]string{
-	"Config": "the top level",
-	"HTTP":   "http",
-	"Redis":  "redis",
-	"Worker": "worker",
-	"Auth":   "auth",
-	"APIKey": "an auth.api_keys entry",
-	"Log":    "log",
-	"Outbox": "outbox",
+	"Config":   "the top level",
+	"HTTP":     "http",
+	"Redis":    "redis",
+	"Worker":   "worker",
+	"Auth":     "auth",
+	"APIKey":   "an auth.api_keys entry",
+	"Log":      "log",
+	"Outbox":   "outbox",
+	"Channels": "channels",
+	"SMS":      "channels.sms",
+	"Twilio":   "channels.sms.twilio",
+	"Email":    "channels.email",
+	"SMTP":     "channels.email.smtp",
 }
 
 // friendlyYAMLError rewrites yaml.v3's "field x not found in type
@@ -139,9 +144,27 @@ var envBindings = []binding{
 	{"TOCSIN_WORKER_BATCH_SIZE", setInt(func(c *Config) *int { return &c.Worker.BatchSize })},
 	{"TOCSIN_WORKER_MAX_RETRY", setInt(func(c *Config) *int { return &c.Worker.MaxRetry })},
 	{"TOCSIN_WORKER_SHUTDOWN_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout })},
+	{"TOCSIN_LINK_SECRET", setString(func(c *Config) *string { return &c.Auth.LinkSecret })},
 	{"TOCSIN_LOG_LEVEL", setString(func(c *Config) *string { return &c.Log.Level })},
 	{"TOCSIN_LOG_FORMAT", setString(func(c *Config) *string { return &c.Log.Format })},
 	{"TOCSIN_OUTBOX_CAP", setInt(func(c *Config) *int { return &c.Outbox.Cap })},
+	{"TOCSIN_TWILIO_ACCOUNT_SID", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.AccountSID })},
+	{"TOCSIN_TWILIO_AUTH_TOKEN", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.AuthToken })},
+	{"TOCSIN_TWILIO_API_KEY", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.APIKey })},
+	{"TOCSIN_TWILIO_API_SECRET", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.APISecret })},
+	{"TOCSIN_TWILIO_FROM", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.From })},
+	{"TOCSIN_TWILIO_MESSAGING_SERVICE_SID", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.MessagingServiceSID })},
+	{"TOCSIN_TWILIO_BASE_URL", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.BaseURL })},
+	{"TOCSIN_TWILIO_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.SMS.Twilio.Timeout })},
+	{"TOCSIN_TWILIO_VALIDITY_PERIOD", setDuration(func(c *Config) *time.Duration { return &c.Channels.SMS.Twilio.ValidityPeriod })},
+	{"TOCSIN_SMTP_HOST", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.Host })},
+	{"TOCSIN_SMTP_PORT", setInt(func(c *Config) *int { return &c.Channels.Email.SMTP.Port })},
+	{"TOCSIN_SMTP_USERNAME", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.Username })},
+	{"TOCSIN_SMTP_PASSWORD", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.Password })},
+	{"TOCSIN_SMTP_TLS", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.TLS })},
+	{"TOCSIN_SMTP_FROM", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.From })},
+	{"TOCSIN_SMTP_POOL_SIZE", setInt(func(c *Config) *int { return &c.Channels.Email.SMTP.PoolSize })},
+	{"TOCSIN_SMTP_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.Email.SMTP.Timeout })},
 }
 
 // envAPIKey appends an operator key named EnvAPIKeyName.

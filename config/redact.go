@@ -18,20 +18,45 @@ func redact(s string) string {
 	return redactedText
 }
 
-// Redacted returns a copy of c, for logging and printing, in which the
-// Redis password and every API key and key hash that is set reads
-// "[redacted]". Empty secrets stay empty, so the copy still shows which
-// ones are set. c itself is not modified.
+// Redacted returns a copy of c, for logging and printing, in which every
+// secret that is set reads "[redacted]": the Redis password, every API
+// key and key hash, the link secret, Twilio's auth token and API secret,
+// and the SMTP password. Empty secrets stay empty, so the copy still
+// shows which ones are set. c itself is not modified.
 func (c Config) Redacted() Config {
-	c.Redis.Password = redact(c.Redis.Password)
-	if c.Auth.APIKeys != nil {
-		keys := make([]APIKey, len(c.Auth.APIKeys))
-		for i, k := range c.Auth.APIKeys {
+	c.Redis = c.Redis.redacted()
+	c.Auth = c.Auth.redacted()
+	c.Channels.SMS.Twilio = c.Channels.SMS.Twilio.redacted()
+	c.Channels.Email.SMTP = c.Channels.Email.SMTP.redacted()
+	return c
+}
+
+func (r Redis) redacted() Redis {
+	r.Password = redact(r.Password)
+	return r
+}
+
+func (a Auth) redacted() Auth {
+	if a.APIKeys != nil {
+		keys := make([]APIKey, len(a.APIKeys))
+		for i, k := range a.APIKeys {
 			keys[i] = k.redacted()
 		}
-		c.Auth.APIKeys = keys
+		a.APIKeys = keys
 	}
-	return c
+	a.LinkSecret = redact(a.LinkSecret)
+	return a
+}
+
+func (t Twilio) redacted() Twilio {
+	t.AuthToken = redact(t.AuthToken)
+	t.APISecret = redact(t.APISecret)
+	return t
+}
+
+func (s SMTP) redacted() SMTP {
+	s.Password = redact(s.Password)
+	return s
 }
 
 func (k APIKey) redacted() APIKey {
@@ -52,8 +77,16 @@ func (c Config) String() string {
 	return b.String()
 }
 
-// plainConfig has Config's fields and none of its methods.
-type plainConfig Config
+// plainConfig and its kind have their type's fields and none of its
+// methods, so printing them with %+v does not recurse into String.
+type (
+	plainConfig Config
+	plainRedis  Redis
+	plainAPIKey APIKey
+	plainAuth   Auth
+	plainTwilio Twilio
+	plainSMTP   SMTP
+)
 
 // GoString keeps %#v from printing secrets.
 func (c Config) GoString() string {
@@ -90,6 +123,7 @@ func (c Config) LogValue() slog.Value {
 		),
 		slog.Attr{Key: "auth", Value: slog.GroupValue(
 			slog.Attr{Key: "api_keys", Value: slog.GroupValue(keys...)},
+			slog.String("link_secret", redact(c.Auth.LinkSecret)),
 		)},
 		slog.Group("log",
 			slog.String("level", c.Log.Level),
@@ -98,6 +132,43 @@ func (c Config) LogValue() slog.Value {
 		slog.Group("outbox",
 			slog.Int("cap", c.Outbox.Cap),
 		),
+		slog.Group("channels",
+			slog.Group("sms", slog.Any("twilio", c.Channels.SMS.Twilio)),
+			slog.Group("email", slog.Any("smtp", c.Channels.Email.SMTP)),
+		),
+	)
+}
+
+// LogValue implements slog.LogValuer: the options as a group, secrets
+// redacted, plus whether SMS is configured at all.
+func (t Twilio) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("configured", t.AccountSID != ""),
+		slog.String("account_sid", t.AccountSID),
+		slog.String("auth_token", redact(t.AuthToken)),
+		slog.String("api_key", t.APIKey),
+		slog.String("api_secret", redact(t.APISecret)),
+		slog.String("from", t.From),
+		slog.String("messaging_service_sid", t.MessagingServiceSID),
+		slog.String("base_url", t.BaseURL),
+		slog.Duration("timeout", t.Timeout),
+		slog.Duration("validity_period", t.ValidityPeriod),
+	)
+}
+
+// LogValue implements slog.LogValuer: the options as a group, the
+// password redacted, plus whether email is configured at all.
+func (s SMTP) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("configured", s.Host != ""),
+		slog.String("host", s.Host),
+		slog.Int("port", s.Port),
+		slog.String("username", s.Username),
+		slog.String("password", redact(s.Password)),
+		slog.String("tls", s.TLS),
+		slog.String("from", s.From),
+		slog.Int("pool_size", s.PoolSize),
+		slog.Duration("timeout", s.Timeout),
 	)
 }
 
@@ -106,8 +177,48 @@ func (r Redis) String() string {
 	return fmt.Sprintf("{Addr:%s Password:%s DB:%d}", r.Addr, redact(r.Password), r.DB)
 }
 
+// GoString keeps %#v from printing the password.
+func (r Redis) GoString() string {
+	return fmt.Sprintf("config.Redis%+v", plainRedis(r.redacted()))
+}
+
 // String shows the name and role, never the key.
 func (k APIKey) String() string {
 	r := k.redacted()
 	return fmt.Sprintf("{Name:%s Key:%s KeySHA256:%s Role:%s}", r.Name, r.Key, r.KeySHA256, r.Role)
+}
+
+// GoString keeps %#v from printing the key.
+func (k APIKey) GoString() string {
+	return fmt.Sprintf("config.APIKey%+v", plainAPIKey(k.redacted()))
+}
+
+// String shows the keys' names and roles, never a key or the link secret.
+func (a Auth) String() string {
+	return fmt.Sprintf("%+v", plainAuth(a.redacted()))
+}
+
+// GoString keeps %#v from printing a key or the link secret.
+func (a Auth) GoString() string {
+	return fmt.Sprintf("config.Auth%+v", plainAuth(a.redacted()))
+}
+
+// String shows the options, never the auth token or the API secret.
+func (t Twilio) String() string {
+	return fmt.Sprintf("%+v", plainTwilio(t.redacted()))
+}
+
+// GoString keeps %#v from printing the auth token or the API secret.
+func (t Twilio) GoString() string {
+	return fmt.Sprintf("config.Twilio%+v", plainTwilio(t.redacted()))
+}
+
+// String shows the options, never the password.
+func (s SMTP) String() string {
+	return fmt.Sprintf("%+v", plainSMTP(s.redacted()))
+}
+
+// GoString keeps %#v from printing the password.
+func (s SMTP) GoString() string {
+	return fmt.Sprintf("config.SMTP%+v", plainSMTP(s.redacted()))
 }

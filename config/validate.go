@@ -6,20 +6,41 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
 // minKeyLen is the shortest plaintext API key accepted.
 const minKeyLen = 16
 
+// minLinkSecretLen is the shortest auth.link_secret accepted.
+const minLinkSecretLen = 32
+
+// maxValidityPeriod is Twilio's longest (and default) validity period.
+const maxValidityPeriod = 10 * time.Hour
+
 var (
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"json", "text"}
 	roles      = []string{RoleOperator, RoleViewer}
+	smtpTLS    = []string{SMTPTLSStartTLS, SMTPTLSImplicit, SMTPTLSNone}
+
+	// Twilio SIDs: two letters naming the resource, then 32 hex digits.
+	accountSIDRE          = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	apiKeySIDRE           = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
+	messagingServiceSIDRE = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
+	// e164RE is "+", a country code that does not start with 0, and at
+	// most 15 digits in all.
+	e164RE = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
+	// alphanumericSenderRE is Twilio's alphanumeric sender ID: 1 to 11
+	// ASCII letters, digits and spaces (at least one letter, checked apart).
+	alphanumericSenderRE = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
 )
 
 // Validate reports every problem in c at once: a *FieldError per problem,
@@ -47,11 +68,17 @@ func (c Config) Validate() error {
 	v.positive("worker.shutdown_timeout", c.Worker.ShutdownTimeout)
 
 	v.apiKeys(c.Auth.APIKeys)
+	if c.Auth.LinkSecret != "" && utf8.RuneCountInString(c.Auth.LinkSecret) < minLinkSecretLen {
+		v.add("auth.link_secret", "must be at least %d characters when set (leave it empty to have one generated)", minLinkSecretLen)
+	}
 
 	v.oneOf("log.level", c.Log.Level, logLevels)
 	v.oneOf("log.format", c.Log.Format, logFormats)
 
 	v.between("outbox.cap", c.Outbox.Cap, 1, 1_000_000)
+
+	v.twilio(c.Channels.SMS.Twilio)
+	v.smtp(c.Channels.Email.SMTP)
 
 	return errors.Join(v.problems...)
 }
@@ -86,12 +113,18 @@ func (v *validator) hostPort(field, value string, minPort int) {
 // publicURL checks that value is an absolute http(s) URL without
 // credentials, query or fragment.
 func (v *validator) publicURL(field, value string) {
+	v.absoluteURL(field, value, "https://tocsin.example.com")
+}
+
+// absoluteURL checks that value is an absolute http(s) URL without
+// credentials, query or fragment; example shows what one looks like.
+func (v *validator) absoluteURL(field, value, example string) {
 	u, err := url.Parse(value)
 	switch {
 	case err != nil:
 		v.add(field, "must be an absolute http or https URL: %v", errors.Unwrap(err))
 	case u.Scheme != "http" && u.Scheme != "https":
-		v.add(field, "must be an absolute http or https URL like https://tocsin.example.com, got %q", value)
+		v.add(field, "must be an absolute http or https URL like %s, got %q", example, value)
 	case u.Host == "":
 		v.add(field, "must name a host, got %q", value)
 	case u.User != nil:
@@ -173,6 +206,178 @@ func (v *validator) apiKeys(keys []APIKey) {
 		}
 
 		v.oneOf(path+".role", k.Role, roles)
+	}
+}
+
+// twilioPath and smtpPath prefix the options of each provider.
+const (
+	twilioPath = "channels.sms.twilio"
+	smtpPath   = "channels.email.smtp"
+)
+
+// twilio checks channels.sms.twilio. Values are never repeated in
+// messages: a SID pasted into the wrong option may be a secret, and From
+// may be a phone number.
+func (v *validator) twilio(t Twilio) {
+	const p = twilioPath
+	if t.AccountSID == "" {
+		d := Default().Channels.SMS.Twilio
+		v.orphans(p, "account_sid", "SMS", []option{
+			{"auth_token", t.AuthToken != ""},
+			{"api_key", t.APIKey != ""},
+			{"api_secret", t.APISecret != ""},
+			{"from", t.From != ""},
+			{"messaging_service_sid", t.MessagingServiceSID != ""},
+			{"base_url", t.BaseURL != "" && t.BaseURL != d.BaseURL},
+			{"timeout", t.Timeout != 0 && t.Timeout != d.Timeout},
+			{"validity_period", t.ValidityPeriod != 0},
+		})
+		return
+	}
+
+	if !accountSIDRE.MatchString(t.AccountSID) {
+		v.add(p+".account_sid", "must be AC followed by 32 hexadecimal characters (the Account SID in the Twilio Console)")
+	}
+	switch {
+	case t.AuthToken == "":
+		v.add(p+".auth_token", "is required with %s.account_sid: it also validates the signatures of Twilio's callbacks", p)
+	default:
+		v.noSpace(p+".auth_token", t.AuthToken)
+	}
+
+	switch {
+	case t.APIKey != "":
+		if !apiKeySIDRE.MatchString(t.APIKey) {
+			v.add(p+".api_key", "must be SK followed by 32 hexadecimal characters (an API key SID)")
+		}
+		if t.APISecret == "" {
+			v.add(p+".api_secret", "is required with %s.api_key", p)
+		} else {
+			v.noSpace(p+".api_secret", t.APISecret)
+		}
+	case t.APISecret != "":
+		v.add(p+".api_secret", "set %s.api_key or remove %s.api_secret", p, p)
+	}
+
+	switch {
+	case t.From != "" && t.MessagingServiceSID != "":
+		v.add(p, "must set exactly one of from and messaging_service_sid, not both")
+	case t.From == "" && t.MessagingServiceSID == "":
+		v.add(p, "must set exactly one of from and messaging_service_sid, got neither")
+	case t.From != "":
+		if !validSender(t.From) {
+			v.add(p+".from", "must be an E.164 number like +14155550100 or an alphanumeric sender ID "+
+				"(1 to 11 letters, digits and spaces, at least one letter)")
+		}
+	default:
+		if !messagingServiceSIDRE.MatchString(t.MessagingServiceSID) {
+			v.add(p+".messaging_service_sid", "must be MG followed by 32 hexadecimal characters (a Messaging Service SID)")
+		}
+	}
+
+	if t.BaseURL == "" {
+		v.add(p+".base_url", "is required: an absolute http or https URL like https://api.twilio.com")
+	} else {
+		v.absoluteURL(p+".base_url", t.BaseURL, "https://api.twilio.com")
+	}
+	v.positive(p+".timeout", t.Timeout)
+
+	if vp := t.ValidityPeriod; vp != 0 {
+		switch {
+		case vp < time.Second || vp > maxValidityPeriod || vp%time.Second != 0:
+			v.add(p+".validity_period", "must be whole seconds from 1s to 10h, or 0 for Twilio's default; got %s", vp)
+		case t.MessagingServiceSID == "":
+			v.add(p+".validity_period", "applies only with %s.messaging_service_sid; remove it or send through a Messaging Service", p)
+		}
+	}
+}
+
+// validSender reports whether from is an E.164 number or an alphanumeric
+// sender ID with at least one letter.
+func validSender(from string) bool {
+	if strings.HasPrefix(from, "+") {
+		return e164RE.MatchString(from)
+	}
+	return alphanumericSenderRE.MatchString(from) && strings.ContainsFunc(from, unicode.IsLetter)
+}
+
+// smtp checks channels.email.smtp.
+func (v *validator) smtp(s SMTP) {
+	const p = smtpPath
+	if s.Host == "" {
+		d := Default().Channels.Email.SMTP
+		v.orphans(p, "host", "email", []option{
+			{"port", s.Port != 0 && s.Port != d.Port},
+			{"username", s.Username != ""},
+			{"password", s.Password != ""},
+			{"tls", s.TLS != "" && s.TLS != d.TLS},
+			{"from", s.From != ""},
+			{"pool_size", s.PoolSize != 0 && s.PoolSize != d.PoolSize},
+			{"timeout", s.Timeout != 0 && s.Timeout != d.Timeout},
+		})
+		return
+	}
+
+	if strings.Contains(s.Host, "://") || strings.ContainsFunc(s.Host, unicode.IsSpace) ||
+		strings.ContainsAny(s.Host, "/@[]") || (strings.Contains(s.Host, ":") && net.ParseIP(s.Host) == nil) {
+		// Not repeated: "user:password@host" would leak the password.
+		v.add(p+".host", "must be a host name or IP address, without scheme, credentials or port (set %s.port)", p)
+	}
+	v.between(p+".port", s.Port, 1, 65535)
+
+	switch {
+	case s.Username != "" && s.Password == "":
+		v.add(p+".password", "is required with %s.username", p)
+	case s.Username == "" && s.Password != "":
+		v.add(p+".username", "is required with %s.password", p)
+	}
+	v.oneOf(p+".tls", s.TLS, smtpTLS)
+	if s.TLS == SMTPTLSNone && s.Username != "" && !isLoopback(s.Host) {
+		v.add(p+".tls", "none would send the credentials in clear: use starttls or implicit "+
+			"(none with a username is allowed only for localhost, 127.0.0.1 or ::1)")
+	}
+
+	if s.From == "" {
+		v.add(p+".from", "is required with %s.host: an address like \"Tocsin <alerts@example.com>\"", p)
+	} else if _, err := mail.ParseAddress(s.From); err != nil {
+		v.add(p+".from", "must be an address like \"Tocsin <alerts@example.com>\": %v", err)
+	}
+	v.between(p+".pool_size", s.PoolSize, 1, 64)
+	v.positive(p+".timeout", s.Timeout)
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// option is one option of a provider and whether it is set: neither zero
+// (a Config built in code without the provider) nor its default.
+type option struct {
+	name string
+	set  bool
+}
+
+// orphans reports each option of the provider at path that is set while
+// the option that turns the channel on (key) is not.
+func (v *validator) orphans(path, key, channel string, options []option) {
+	for _, o := range options {
+		if o.set {
+			v.add(path+"."+o.name, "set %s.%s or remove %s.%s (without %s, the outbox serves %s)",
+				path, key, path, o.name, key, channel)
+		}
+	}
+}
+
+// noSpace reports a secret that contains whitespace, a sign of a bad
+// copy and paste, without repeating it.
+func (v *validator) noSpace(field, secret string) {
+	if strings.ContainsFunc(secret, unicode.IsSpace) {
+		v.add(field, "must not contain whitespace (check for a trailing newline)")
 	}
 }
 

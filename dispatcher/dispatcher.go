@@ -185,6 +185,8 @@ var (
 	idPattern = regexp.MustCompile(`^[A-Za-z0-9_@+:-][A-Za-z0-9._@+:-]{0,127}$`)
 	// labelPattern constrains service and region names.
 	labelPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+	// looksLikeDate matches the start of an ISO 8601 date.
+	looksLikeDate = regexp.MustCompile(`^\s*\d{4}-\d{1,2}-\d{1,2}`)
 )
 
 // ValidID reports whether id may name a recipient.

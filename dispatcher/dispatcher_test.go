@@ -1,6 +1,7 @@
 package dispatcher_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -421,8 +422,11 @@ func TestCatalogRendererOperatorText(t *testing.T) {
 		{name: "exact tag first", locale: "de-CH", message: map[string]string{"de": "Deutsch", "de-CH": "Schwiizerdütsch"}, wantLocale: "de-CH", wantBody: "Schwiizerdütsch"},
 		{name: "fr gets template when only de", locale: "fr", message: map[string]string{"de": "Deutsch"}, wantLocale: "fr", fallback: true},
 		{name: "fr-CH gets template when only de", locale: "fr-CH", message: map[string]string{"de": "Deutsch"}, wantLocale: "fr", fallback: true},
-		{name: "english fallback", locale: "it", message: map[string]string{"de": "Deutsch", "en": "English"}, wantLocale: "en", wantBody: "English"},
-		{name: "en-GB counts as english", locale: "da", message: map[string]string{"en-GB": "British", "en-US": "American"}, wantLocale: "en-GB", wantBody: "British"},
+		{name: "italian reads the italian template, not english text", locale: "it", message: map[string]string{"de": "Deutsch", "en": "English"}, wantLocale: "it", fallback: true},
+		{name: "danish reads the danish template", locale: "da-DK", message: map[string]string{"en-GB": "British", "en-US": "American"}, wantLocale: "da", fallback: true},
+		{name: "english reader gets english text", locale: "en-US", message: map[string]string{"de": "Deutsch", "en": "English"}, wantLocale: "en", wantBody: "English"},
+		{name: "unsupported language reads english text", locale: "pt-BR", message: map[string]string{"de": "Deutsch", "en": "English"}, wantLocale: "en", wantBody: "English"},
+		{name: "en-GB counts as english", locale: "pt-BR", message: map[string]string{"en-GB": "British", "en-US": "American"}, wantLocale: "en-GB", wantBody: "British"},
 		{name: "curly quotes become GSM-7", locale: "en", message: map[string]string{"en": "We’re on it – “soon”."}, wantLocale: "en", wantBody: `We're on it - "soon".`},
 		{name: "no message", locale: "de-CH", wantLocale: "de-CH"},
 	}
@@ -452,5 +456,30 @@ func TestCatalogRendererOperatorText(t *testing.T) {
 				t.Errorf("Render(%s) title %q, want the template's %q", tt.locale, got.Title, tmpl.Title)
 			}
 		})
+	}
+}
+
+// TestETAValidation: an eta that starts like a date must be RFC 3339 (it is
+// converted to every recipient's zone); free text passes as it is.
+func TestETAValidation(t *testing.T) {
+	t.Parallel()
+	svc := &dispatcher.Service{}
+	for _, tt := range []struct {
+		eta string
+		ok  bool
+	}{
+		{"2026-11-21T16:30:00+01:00", true}, {"2026-11-21T15:30:00Z", true}, {"this afternoon", true}, {"16:30", true}, {"", true},
+		{"2026-11-21T13:30Z", false}, {"2026-11-21 16:30", false}, {"2026-11-21", false}, {" 2026-1-2T3:04", false},
+	} {
+		// The empty title always fails validation, so nothing reaches a store.
+		_, err := svc.OpenIncident(context.Background(), dispatcher.IncidentInput{Severity: "minor", Params: map[string]string{"eta": tt.eta}}, "")
+		var ve *dispatcher.ValidationError
+		if !errors.As(err, &ve) {
+			t.Fatalf("eta %q: %v, want a ValidationError", tt.eta, err)
+		}
+		isETA := slices.ContainsFunc(ve.Fields, func(f *dispatcher.FieldError) bool { return f.Field == "body.params.eta" })
+		if tt.ok == isETA {
+			t.Errorf("eta %q: error %v, want ok=%v", tt.eta, err, tt.ok)
+		}
 	}
 }

@@ -708,6 +708,23 @@ func TestFanoutRetry(t *testing.T) {
 			t.Error("sent to a deleted recipient")
 		}
 	})
+	t.Run("address opted out meanwhile", func(t *testing.T) {
+		t.Parallel()
+		s := setupFanout(t, smsRecipient("a", "en"))
+		id := queue(t, s)
+		if err := s.store.SetOptOut(ctx, dispatcher.ChannelSMS, "+41791234567", true); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.fanout.Retry(ctx, id, 2); err != nil {
+			t.Fatal(err)
+		}
+		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusSuppressed || d.Reason != "opted_out" {
+			t.Errorf("%+v, want suppressed opted_out", d)
+		}
+		if len(s.sms.calls) != 0 {
+			t.Error("sent to an address that opted out")
+		}
+	})
 	t.Run("opted out meanwhile", func(t *testing.T) {
 		t.Parallel()
 		s := setupFanout(t, smsRecipient("a", "en"))
@@ -716,8 +733,8 @@ func TestFanoutRetry(t *testing.T) {
 		if err := s.fanout.Retry(ctx, id, 2); err != nil {
 			t.Fatal(err)
 		}
-		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusSuppressed || d.Reason != "no_channel" {
-			t.Errorf("%+v, want suppressed no_channel", d)
+		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusSuppressed || d.Reason != "opted_out" {
+			t.Errorf("%+v, want suppressed opted_out", d)
 		}
 		if len(s.sms.calls) != 0 {
 			t.Error("sent to an opted-out recipient")

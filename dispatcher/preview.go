@@ -48,7 +48,6 @@ type TemplatePreviewInput struct {
 func ExampleParams(now time.Time) map[string]string {
 	return map[string]string{
 		"eta":             now.Add(2 * time.Hour).Truncate(15 * time.Minute).Format(time.RFC3339),
-		"workaround":      "cash and TWINT work",
 		"credit_amount":   "5.00",
 		"credit_currency": "CHF",
 	}
@@ -107,7 +106,7 @@ type BroadcastPreview struct {
 	// OperatorFallbacks counts, per recipient locale, recipients who would
 	// get the template because the operator's message has no text for them.
 	OperatorFallbacks map[string]int `json:"operator_fallbacks,omitempty"`
-	// Samples holds one message per recipient locale and channel.
+	// Samples holds one message per recipient locale, channel and kind.
 	Samples []Sample `json:"samples"`
 }
 
@@ -161,6 +160,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 	type sampleKey struct {
 		locale string
 		ch     Channel
+		kind   Kind
 	}
 	sampled := map[sampleKey]bool{}
 	n, err := s.Recipients.ScanAudience(ctx, inc.Services, inc.Regions, 1000, func(ids []string) error {
@@ -198,7 +198,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 				}
 				p.OperatorFallbacks[r.Locale]++
 			}
-			if sk := (sampleKey{r.Locale, ch}); !sampled[sk] && len(p.Samples) < maxSamples {
+			if sk := (sampleKey{r.Locale, ch, r.Kind}); !sampled[sk] && len(p.Samples) < maxSamples {
 				sampled[sk] = true
 				p.Samples = append(p.Samples, sample(ch, r, text, len(up.Message) > 0))
 			}
@@ -210,10 +210,14 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 	}
 	p.Audience = n
 	sort.Slice(p.Samples, func(i, j int) bool {
-		if p.Samples[i].Locale != p.Samples[j].Locale {
-			return p.Samples[i].Locale < p.Samples[j].Locale
+		a, b := p.Samples[i], p.Samples[j]
+		if a.Locale != b.Locale {
+			return a.Locale < b.Locale
 		}
-		return p.Samples[i].Channel < p.Samples[j].Channel
+		if a.Channel != b.Channel {
+			return a.Channel < b.Channel
+		}
+		return a.Kind < b.Kind
 	})
 	return p, nil
 }

@@ -47,7 +47,8 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 			Params:   up.Params,
 		},
 	}
-	text, tag, operator := operatorText(up.Message, req.Locale)
+	readsEnglish := c.Catalog.Chain(req.Locale)[0] == locales.DefaultLocale
+	text, tag, operator := operatorText(up.Message, req.Locale, readsEnglish)
 	if operator {
 		lreq.Operator = text
 	}
@@ -70,9 +71,13 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	return out, nil
 }
 
-// operatorText picks the operator's message for locale: the exact tag, then
-// its language, then English; ok is false when none fits.
-func operatorText(msgs map[string]string, locale string) (text, tag string, ok bool) {
+// operatorText picks the operator's message a recipient reads: the one for
+// its exact tag, else for its language. A recipient reads English text only
+// when English is what it reads anyway (its language is English, or one the
+// catalogue does not have, like pt-BR), and then any en-* text will do.
+// Otherwise ok is false: the template in its own language is better than
+// the operator's text in another, and the broadcast counts the fallback.
+func operatorText(msgs map[string]string, locale string, readsEnglish bool) (text, tag string, ok bool) {
 	if len(msgs) == 0 {
 		return "", "", false
 	}
@@ -80,11 +85,16 @@ func operatorText(msgs map[string]string, locale string) (text, tag string, ok b
 	if base, _, found := strings.Cut(locale, "-"); found {
 		chain = append(chain, base)
 	}
-	chain = append(chain, "en")
+	if readsEnglish {
+		chain = append(chain, "en")
+	}
 	for _, t := range chain {
 		if text, ok := msgs[t]; ok {
 			return text, t, true
 		}
+	}
+	if !readsEnglish {
+		return "", "", false
 	}
 	// An operator who wrote only en-GB or en-US still means English.
 	keys := make([]string, 0, len(msgs))

@@ -225,6 +225,13 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 		if !labelPattern.MatchString(k) {
 			v.add(field+"."+k, "param names are 1-64 characters of letters, digits and _.:-", k)
 		}
+		// An eta that starts like a date but is not RFC 3339 would reach
+		// every recipient verbatim, unconverted: refuse it.
+		if k == "eta" && looksLikeDate.MatchString(val) {
+			if _, err := time.Parse(time.RFC3339, val); err != nil {
+				v.add(field+".eta", "a date must be RFC 3339 with seconds and an offset, like 2026-11-21T16:30:00+01:00 (or free text such as \"this afternoon\")", val)
+			}
+		}
 		if len(val) > maxParamLen {
 			v.add(field+"."+k, fmt.Sprintf("at most %d bytes", maxParamLen), nil)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // Service is what the API needs from the domain; *dispatcher.Service implements it.
@@ -37,6 +38,10 @@ type Service interface {
 	GetDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
 	PreviewTemplate(ctx context.Context, in dispatcher.TemplatePreviewInput) (*dispatcher.Sample, error)
 	PreviewBroadcast(ctx context.Context, in dispatcher.BroadcastPreviewInput) (*dispatcher.BroadcastPreview, error)
+	ProviderReceipt(ctx context.Context, deliveryID string, st dispatcher.DeliveryStatus, providerID, reason string) (bool, error)
+	InboundSMS(ctx context.Context, from, body string, catalog *locales.Catalog) (string, error)
+	CheckUnsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
+	Unsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
 }
 
 var _ Service = (*dispatcher.Service)(nil)
@@ -80,6 +85,9 @@ type Config struct {
 	ImportChunk int
 	// Version is the API version in the OpenAPI document. Default "dev".
 	Version string
+	// Callbacks configures the routes that need no API key: Twilio's
+	// webhooks and unsubscribe links.
+	Callbacks Callbacks
 }
 
 // Limits of the API.
@@ -130,6 +138,7 @@ func New(cfg Config) http.Handler {
 	s.api = humago.New(s.mux, hc)
 
 	s.routes()
+	s.routeCallbacks()
 	addCodeToErrorSchema(s.api)
 
 	if cfg.Metrics != nil {

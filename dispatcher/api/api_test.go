@@ -19,6 +19,7 @@ import (
 
 	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 const (
@@ -220,6 +221,42 @@ func (f *fakeService) PreviewBroadcast(_ context.Context, in dispatcher.Broadcas
 		return nil, err
 	}
 	return &dispatcher.BroadcastPreview{Audience: 1, Samples: []dispatcher.Sample{}}, nil
+}
+
+func (f *fakeService) ProviderReceipt(_ context.Context, id string, st dispatcher.DeliveryStatus, pid, reason string) (bool, error) {
+	if err := f.record(fmt.Sprintf("ProviderReceipt(%s,%s,%s,%q)", id, st, pid, reason)); err != nil {
+		return false, err
+	}
+	if strings.Contains(id, "unknown") {
+		return false, dispatcher.ErrNotFound
+	}
+	return true, nil
+}
+
+func (f *fakeService) InboundSMS(_ context.Context, from, body string, _ *locales.Catalog) (string, error) {
+	if err := f.record(fmt.Sprintf("InboundSMS(%s,%q)", from, body)); err != nil {
+		return "", err
+	}
+	return "reply to " + body + " <&>", nil
+}
+
+func (f *fakeService) CheckUnsubscribe(_ context.Context, l dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error) {
+	return f.unsub("CheckUnsubscribe", l, token)
+}
+
+func (f *fakeService) Unsubscribe(_ context.Context, l dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error) {
+	return f.unsub("Unsubscribe", l, token)
+}
+
+func (f *fakeService) unsub(method string, l dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error) {
+	ch, rid, err := l.Verify(token)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.record(fmt.Sprintf("%s(%s,%s)", method, ch, rid)); err != nil {
+		return nil, err
+	}
+	return &dispatcher.Unsubscription{Channel: ch, Recipient: &dispatcher.Recipient{ID: rid, Locale: "fr-CH"}}, nil
 }
 
 // syncBuffer is a log sink safe for concurrent handlers.

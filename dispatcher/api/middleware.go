@@ -133,7 +133,7 @@ func bearerToken(h string) (string, bool) {
 // bearer key, 403 when a viewer key calls anything but a read.
 func (s *server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !needsAuth(r.URL.Path) {
+		if !needsAuth(r.URL.Path) || noKeyNeeded(path.Clean(r.URL.Path)) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -23,9 +23,17 @@
 //	b:{id}:d            hash    {channel}.{recipient} -> delivery record
 //	outbox              list    outbox entries JSON, newest first, capped
 //	outbox:r:{id}       list    one recipient's outbox entries, newest first, capped
+//	ix:phone:{e164}     set     recipients with that phone number
+//	optout:{channel}    set     addresses opted out of sms (E.164) or email
+//	secret:links        string  the generated secret of unsubscribe links
+//	preview:{nonce}     zset    a preview's audience snapshot (expires in 10 min)
 package redisstore
 
 import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
@@ -74,3 +82,21 @@ var (
 	_ dispatcher.IncidentStore  = (*Store)(nil)
 	_ dispatcher.DeliveryStore  = (*Store)(nil)
 )
+
+// LinkSecret returns the secret that signs unsubscribe links when none is
+// configured: generated once, kept in Redis, so every process shares it.
+func (s *Store) LinkSecret(ctx context.Context) ([]byte, error) {
+	var fresh [32]byte
+	if _, err := rand.Read(fresh[:]); err != nil {
+		return nil, err
+	}
+	k := key("secret", "links")
+	if err := s.rdb.SetNX(ctx, k, fresh[:], 0).Err(); err != nil {
+		return nil, fmt.Errorf("store the link secret: %w", err)
+	}
+	b, err := s.rdb.Get(ctx, k).Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("read the link secret: %w", err)
+	}
+	return b, nil
+}

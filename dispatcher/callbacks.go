@@ -1,0 +1,100 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tocsin-dev/tocsin/locales"
+)
+
+// ProviderReceipt records a provider's delivery receipt on a delivery (a
+// Twilio status callback): st must be final; a late or repeated receipt
+// changes nothing and is not an error. ErrNotFound for an unknown delivery.
+func (s *Service) ProviderReceipt(ctx context.Context, deliveryID string, st DeliveryStatus, providerID, reason string) (applied bool, err error) {
+	applied, err = s.Deliveries.ApplyProviderStatus(ctx, deliveryID, st, providerID, reason)
+	if err != nil {
+		return false, err
+	}
+	s.logger().InfoContext(ctx, "provider receipt", "delivery_id", deliveryID, "status", st, "applied", applied)
+	return applied, nil
+}
+
+// InboundSMS handles an SMS a recipient sent to one of our numbers: a STOP
+// keyword (in any supported language) opts the number out of SMS, START
+// opts it back in, HELP asks for help. It returns the reply to send back
+// (empty: none) in the sender's language: the locale of a recipient with
+// that number, else the keyword's language, else English. Any other text is
+// ignored.
+func (s *Service) InboundSMS(ctx context.Context, from, body string, catalog *locales.Catalog) (reply string, err error) {
+	kind, lang := locales.Keyword(body)
+	if kind == "" || !ValidPhone(from) {
+		return "", nil
+	}
+	rs, err := s.Recipients.RecipientsByPhone(ctx, from)
+	if err != nil {
+		return "", err
+	}
+	locale := lang
+	if len(rs) > 0 {
+		locale = rs[0].Locale
+	}
+	if locale == "" {
+		locale = locales.DefaultLocale
+	}
+	text := "sms_help"
+	if kind == locales.KeywordStop || kind == locales.KeywordStart {
+		text = "sms_" + kind
+		if err := s.Recipients.SetOptOut(ctx, ChannelSMS, from, kind == locales.KeywordStop); err != nil {
+			return "", err
+		}
+	}
+	s.logger().InfoContext(ctx, "sms keyword", "keyword", kind, "recipients", len(rs))
+	reply, _, err = catalog.Text(locale, text)
+	return reply, err
+}
+
+// Unsubscription is what an unsubscribe link names.
+type Unsubscription struct {
+	Channel   Channel
+	Recipient *Recipient // nil when the recipient no longer exists
+}
+
+// CheckUnsubscribe verifies an unsubscribe token and returns what it
+// names, changing nothing (the confirmation page). ErrBadToken for a
+// forged or damaged token.
+func (s *Service) CheckUnsubscribe(ctx context.Context, links LinkSigner, token string) (*Unsubscription, error) {
+	ch, rid, err := links.Verify(token)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.Recipients.GetRecipient(ctx, rid)
+	if errors.Is(err, ErrNotFound) {
+		return &Unsubscription{Channel: ch}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Unsubscription{Channel: ch, Recipient: r}, nil
+}
+
+// Unsubscribe opts the recipient a token names out of the token's channel:
+// its current address (so a later re-import does not undo it) and, when it
+// has no address, nothing. Repeating it is harmless (RFC 8058 one-click).
+func (s *Service) Unsubscribe(ctx context.Context, links LinkSigner, token string) (*Unsubscription, error) {
+	u, err := s.CheckUnsubscribe(ctx, links, token)
+	if err != nil || u.Recipient == nil {
+		return u, err
+	}
+	addr := addressOf(u.Recipient, u.Channel)
+	if addr == "" {
+		return u, nil
+	}
+	if err := s.Recipients.SetOptOut(ctx, u.Channel, addr, true); err != nil {
+		return nil, fmt.Errorf("unsubscribe: %w", err)
+	}
+	u.Recipient.OptOut = append(slices.Clip(u.Recipient.OptOut), u.Channel)
+	s.logger().InfoContext(ctx, "unsubscribed", "recipient_id", u.Recipient.ID, "channel", u.Channel)
+	return u, nil
+}

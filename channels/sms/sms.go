@@ -1,0 +1,467 @@
+// Package sms sends SMS through Twilio's Programmable Messaging API with
+// twilio-go.
+//
+// One Message becomes one Create Message request (POST
+// /2010-04-01/Accounts/{AccountSid}/Messages.json) with To, Body, From or
+// MessagingServiceSid, and, when configured, StatusCallback and
+// ValidityPeriod. A batch is sent with up to Config.Concurrency requests in
+// flight. The package never retries: it classifies each failure (see
+// Sender.Send) and the dispatcher decides.
+//
+// # twilio-go and contexts
+//
+// twilio-go v1.x builds every request with context.Background() and, on an
+// error status, returns a *client.TwilioRestError without the response's
+// headers. So that Send honours its context and can read Retry-After, each
+// request goes through a small per-request twilio-go client whose HTTP
+// transport (1) binds the request to Send's context and the per-request
+// timeout, (2) rewrites scheme and host to Config.BaseURL (twilio-go has no
+// base-URL option) and (3) notes the status and headers of the answer. The
+// Twilio client itself is twilio-go's: a client.Client with the account's
+// credentials, behind the ApiService of rest/api/v2010.
+//
+// # Secrets and phone numbers
+//
+// The auth token and API secret only ever travel in the Authorization header.
+// They appear in no error, no log and no String form of Config. Phone numbers
+// in logs and in the errors returned are masked (+4179*****67, see MaskPhone).
+package sms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twilio/twilio-go/client"
+	api "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// Defaults of Config.
+const (
+	DefaultBaseURL     = "https://api.twilio.com"
+	DefaultTimeout     = 10 * time.Second
+	DefaultConcurrency = 8
+	// MaxValidityPeriod is the longest ValidityPeriod Twilio accepts
+	// (36,000 s): a message waits in Twilio's queue at most 10 hours.
+	MaxValidityPeriod = 10 * time.Hour
+)
+
+// Config configures a Sender. The zero value is not valid: New says what is
+// missing.
+type Config struct {
+	// AccountSID is the Twilio account ("AC" + 32 hex digits). Required.
+	AccountSID string
+	// AuthToken authenticates REST requests unless APIKey is set. Required
+	// without APIKey. (The callback handlers use it to check signatures;
+	// this package does not need it then.)
+	AuthToken string
+	// APIKey ("SK" + 32 hex digits) and APISecret, when set, authenticate
+	// REST requests instead of the auth token. Both or neither.
+	APIKey    string
+	APISecret string
+	// From is the sender: an E.164 number, a short code or an alphanumeric
+	// sender ID. Exactly one of From and MessagingServiceSID is required.
+	From string
+	// MessagingServiceSID ("MG" + 32 hex digits) lets Twilio pick the sender
+	// from the service's pool.
+	MessagingServiceSID string
+	// BaseURL is where the REST API is reached: scheme and host (and port),
+	// no path. Default "https://api.twilio.com"; a regional edge such as
+	// "https://api.dublin.ie1.twilio.com", or a local fake in tests. Every
+	// request keeps its path and query and has its scheme and host replaced.
+	// The TWILIO_EDGE and TWILIO_REGION variables twilio-go reads are
+	// ignored: BaseURL is the only setting.
+	BaseURL string
+	// Timeout bounds each request, from connecting to reading the answer.
+	// Default 10s (twilio-go's own default is lost with a custom client).
+	Timeout time.Duration
+	// StatusCallback returns the StatusCallback URL Twilio reports a
+	// delivery's status to, or "" for none. Nil: no StatusCallback is sent.
+	StatusCallback func(deliveryID string) string
+	// ValidityPeriod, when > 0, is sent as ValidityPeriod (whole seconds,
+	// rounded up; at most 10h) so a stale outage notice fails in Twilio's
+	// queue (error 30036) rather than arriving hours late. Twilio accepts it
+	// on any message, with or without a Messaging Service. Default 0: not
+	// sent (Twilio's default is 10h).
+	ValidityPeriod time.Duration
+	// Concurrency is the number of requests one Send call keeps in flight.
+	// Default 8. Twilio limits concurrent REST requests per account (error
+	// 20429): several workers multiply it.
+	Concurrency int
+	// HTTPClient supplies the transport (connection pool, proxy, TLS); only
+	// its Transport is used. Default: a transport of its own keeping up to
+	// 2×Concurrency idle connections.
+	HTTPClient *http.Client
+	// Logger receives one record per failed message (masked number, delivery
+	// and broadcast ids, Twilio code). Default slog.Default().
+	Logger *slog.Logger
+}
+
+// String describes c without its secrets, so a Config may be printed or
+// logged whole.
+func (c Config) String() string {
+	return fmt.Sprintf("sms.Config{AccountSID:%q AuthToken:%s APIKey:%q APISecret:%s From:%q MessagingServiceSID:%q BaseURL:%q Timeout:%v ValidityPeriod:%v Concurrency:%d}",
+		c.AccountSID, redact(c.AuthToken), c.APIKey, redact(c.APISecret), c.From, c.MessagingServiceSID, c.BaseURL, c.Timeout, c.ValidityPeriod, c.Concurrency)
+}
+
+// GoString is String, so %#v does not print the secrets either.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue logs c without its secrets.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("account_sid", c.AccountSID),
+		slog.String("auth_token", redact(c.AuthToken)),
+		slog.String("api_key", c.APIKey),
+		slog.String("api_secret", redact(c.APISecret)),
+		slog.String("from", c.From),
+		slog.String("messaging_service_sid", c.MessagingServiceSID),
+		slog.String("base_url", c.BaseURL),
+		slog.Duration("timeout", c.Timeout),
+		slog.Duration("validity_period", c.ValidityPeriod),
+		slog.Int("concurrency", c.Concurrency),
+	)
+}
+
+func redact(secret string) string {
+	if secret == "" {
+		return `""`
+	}
+	return "[redacted]"
+}
+
+var (
+	accountSIDPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	apiKeyPattern     = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
+	serviceSIDPattern = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
+	// twilio-go refuses (error 21222/21224, without a request) credentials
+	// that are not alphanumeric.
+	secretPattern = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+	e164Pattern   = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
+	shortCode     = regexp.MustCompile(`^[0-9]{3,8}$`)
+	// An alphanumeric sender ID has up to 11 letters, digits and spaces,
+	// with at least one letter.
+	alphaSender = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
+	hasLetter   = regexp.MustCompile(`[A-Za-z]`)
+)
+
+// validate checks c and fills in the defaults; it reports every problem
+// at once.
+func (c *Config) validate() (*url.URL, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	switch {
+	case c.AccountSID == "":
+		bad("AccountSID is required")
+	case !accountSIDPattern.MatchString(c.AccountSID):
+		bad("AccountSID %q is not an account SID (AC followed by 32 hex digits)", c.AccountSID)
+	}
+	switch {
+	case c.APIKey != "" || c.APISecret != "":
+		if !apiKeyPattern.MatchString(c.APIKey) {
+			bad("APIKey %q is not an API key SID (SK followed by 32 hex digits); set both APIKey and APISecret, or neither", c.APIKey)
+		}
+		if !secretPattern.MatchString(c.APISecret) {
+			bad("APISecret is %s; set both APIKey and APISecret, or neither", emptyOrMalformed(c.APISecret))
+		}
+	case c.AuthToken == "":
+		bad("AuthToken is required (or APIKey and APISecret)")
+	case !secretPattern.MatchString(c.AuthToken):
+		bad("AuthToken is malformed (letters and digits only)")
+	}
+	switch {
+	case c.From != "" && c.MessagingServiceSID != "":
+		bad("set From or MessagingServiceSID, not both")
+	case c.From == "" && c.MessagingServiceSID == "":
+		bad("From or MessagingServiceSID is required")
+	case c.From != "" && !validFrom(c.From):
+		bad("From %q is not an E.164 number, a short code or an alphanumeric sender ID", c.From)
+	case c.MessagingServiceSID != "" && !serviceSIDPattern.MatchString(c.MessagingServiceSID):
+		bad("MessagingServiceSID %q is not a Messaging Service SID (MG followed by 32 hex digits)", c.MessagingServiceSID)
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	base, err := parseBaseURL(c.BaseURL)
+	if err != nil {
+		bad("BaseURL: %w", err)
+	}
+	switch {
+	case c.Timeout < 0:
+		bad("Timeout %v is negative", c.Timeout)
+	case c.Timeout == 0:
+		c.Timeout = DefaultTimeout
+	}
+	switch {
+	case c.Concurrency < 0:
+		bad("Concurrency %d is negative", c.Concurrency)
+	case c.Concurrency == 0:
+		c.Concurrency = DefaultConcurrency
+	}
+	switch {
+	case c.ValidityPeriod < 0:
+		bad("ValidityPeriod %v is negative", c.ValidityPeriod)
+	case c.ValidityPeriod > MaxValidityPeriod:
+		bad("ValidityPeriod %v is longer than Twilio's maximum of %v (36000 s)", c.ValidityPeriod, MaxValidityPeriod)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("sms: invalid config: %w", errors.Join(errs...))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return base, nil
+}
+
+func emptyOrMalformed(s string) string {
+	if s == "" {
+		return "missing"
+	}
+	return "malformed (letters and digits only)"
+}
+
+func validFrom(from string) bool {
+	return e164Pattern.MatchString(from) || shortCode.MatchString(from) ||
+		(alphaSender.MatchString(from) && hasLetter.MatchString(from) && strings.TrimSpace(from) == from)
+}
+
+// parseBaseURL accepts scheme://host[:port] with an optional trailing slash.
+func parseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL", raw)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%q: the scheme must be http or https", raw)
+	case u.Host == "":
+		return nil, fmt.Errorf("%q has no host", raw)
+	case u.User != nil:
+		return nil, errors.New("must not carry credentials (set AccountSID and AuthToken)")
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
+		return nil, fmt.Errorf("%q: give scheme and host only, no path, query or fragment", raw)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+// Sender sends SMS through Twilio. It is safe for concurrent use.
+type Sender struct {
+	accountSID     string
+	creds          *client.Credentials
+	from           string
+	serviceSID     string
+	validity       int // seconds; 0: not sent
+	statusCallback func(deliveryID string) string
+	timeout        time.Duration
+	concurrency    int
+	base           *url.URL
+	transport      http.RoundTripper
+	log            *slog.Logger
+	now            func() time.Time
+}
+
+var _ dispatcher.Sender = (*Sender)(nil)
+
+// New checks cfg and returns a Sender. It makes no request: a wrong
+// credential shows as a permanent 20003 failure on the first Send (and an
+// error log record).
+func New(cfg Config) (*Sender, error) {
+	base, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	user, pass := cfg.AccountSID, cfg.AuthToken
+	if cfg.APIKey != "" {
+		user, pass = cfg.APIKey, cfg.APISecret
+	}
+	var rt http.RoundTripper
+	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {
+		rt = cfg.HTTPClient.Transport
+	} else {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 2 * cfg.Concurrency
+		rt = t
+	}
+	validity := 0
+	if cfg.ValidityPeriod > 0 {
+		validity = int((cfg.ValidityPeriod + time.Second - 1) / time.Second)
+	}
+	return &Sender{
+		accountSID:     cfg.AccountSID,
+		creds:          client.NewCredentials(user, pass),
+		from:           cfg.From,
+		serviceSID:     cfg.MessagingServiceSID,
+		validity:       validity,
+		statusCallback: cfg.StatusCallback,
+		timeout:        cfg.Timeout,
+		concurrency:    cfg.Concurrency,
+		base:           base,
+		transport:      rt,
+		log:            cfg.Logger,
+		now:            time.Now,
+	}, nil
+}
+
+// messageCreator is the one twilio-go call the Sender makes; the tests reach
+// it through twilio-go and HTTP, never around it.
+type messageCreator interface {
+	CreateMessage(*api.CreateMessageParams) (*api.ApiV2010Message, error)
+}
+
+// service returns a twilio-go API service whose requests are bound to ctx
+// and recorded in ex.
+func (s *Sender) service(ctx context.Context, ex *exchange) messageCreator {
+	c := &client.Client{
+		Credentials: s.creds,
+		HTTPClient: &http.Client{
+			Transport: &boundTransport{ctx: ctx, base: s.base, next: s.transport, ex: ex},
+			// As twilio-go's default client: a redirect is an answer, not
+			// something to follow with the credentials.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		UserAgentExtensions: []string{"tocsin-sms"},
+	}
+	c.SetAccountSid(s.accountSID)
+	// A RequestHandler built here, not by client.NewRequestHandler, so
+	// TWILIO_EDGE and TWILIO_REGION from the environment play no part.
+	return api.NewApiService(&client.RequestHandler{Client: c})
+}
+
+// Send sends one SMS per message, up to Concurrency at a time, and returns
+// one Result per message, in order. A message Twilio accepted is
+// StatusSent with ProviderID set to its SID (SM…). Failures are classified:
+//
+//   - 21610 (the number replied STOP): dispatcher.OptedOut — suppressed,
+//     and the number is opted out of SMS.
+//   - 429 / 20429 (too many concurrent requests, never processed), 21611
+//     (the sender's queue is full), 5xx, network errors and timeouts:
+//     transient; RetryAfter is Twilio's Retry-After when it sends one, else
+//     1s (1 minute for 21611).
+//   - 20003 (authentication failed): permanent, logged as an error — the
+//     credentials are wrong and every message will fail until fixed.
+//   - every other 4xx, e.g. 21211 (invalid To), 21614 (not a mobile
+//     number), 21408 (region not enabled): permanent.
+//
+// SendError.Code is Twilio's error code ("21211"), or "http_<status>" when
+// the answer carried none. When ctx is cancelled no new request starts;
+// requests in flight are cut off, and every message without a confirmed
+// answer gets a transient error.
+func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	res := make([]dispatcher.Result, len(msgs))
+	sem := make(chan struct{}, s.concurrency)
+	var wg sync.WaitGroup
+	for i, m := range msgs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if err := ctx.Err(); err != nil {
+			// Both cases may have been ready; a cancelled ctx wins.
+			for j := i; j < len(msgs); j++ {
+				res[j] = notSent(err)
+			}
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			res[i] = s.sendOne(ctx, m)
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+func notSent(err error) dispatcher.Result {
+	return dispatcher.Result{Err: dispatcher.Transient("", 0, fmt.Errorf("sms: not sent: %w", err))}
+}
+
+// sendOne sends m and classifies the outcome. It never panics.
+func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispatcher.Result) {
+	if m == nil || m.Recipient == nil || m.Recipient.Phone == "" {
+		return dispatcher.Result{Err: dispatcher.Permanent("no_phone", errors.New("sms: the recipient has no phone number"))}
+	}
+	to := m.Recipient.Phone
+	defer func() {
+		if p := recover(); p != nil {
+			res = dispatcher.Result{Err: dispatcher.Transient("", 0, fmt.Errorf("sms: send to %s: panic in twilio-go: %v", MaskPhone(to), p))}
+			s.log.Error("sms: twilio-go panicked", "delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "panic", fmt.Sprint(p))
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return notSent(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+
+	params := &api.CreateMessageParams{}
+	params.SetTo(to)
+	params.SetBody(m.Body)
+	if s.from != "" {
+		params.SetFrom(s.from)
+	} else {
+		params.SetMessagingServiceSid(s.serviceSID)
+	}
+	if s.statusCallback != nil {
+		if cb := s.statusCallback(m.DeliveryID); cb != "" {
+			params.SetStatusCallback(cb)
+		}
+	}
+	if s.validity > 0 {
+		params.SetValidityPeriod(s.validity)
+	}
+
+	var ex exchange
+	msg, err := s.service(rctx, &ex).CreateMessage(params)
+	if err == nil && ex.status >= 200 && ex.status < 300 {
+		sid := ""
+		if msg != nil && msg.Sid != nil {
+			sid = *msg.Sid
+		}
+		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: sid}
+	}
+	if ex.status >= 200 && ex.status < 300 {
+		// Twilio accepted the message but its answer could not be read: it
+		// is sent (a retry would send it twice), its SID unknown until the
+		// status callback, which carries the delivery id, brings it.
+		s.log.Warn("sms: Twilio accepted a message but its answer was unreadable",
+			"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "to", MaskPhone(to), "http_status", ex.status, "err", err)
+		return dispatcher.Result{Status: dispatcher.StatusSent}
+	}
+	if err == nil {
+		// Neither an error nor a 2xx: a 3xx, which twilio-go lets through.
+		err = fmt.Errorf("unexpected HTTP %d from %s", ex.status, s.base.Host)
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && ex.status == 0 {
+		// Cut off by the caller: the fate of the request is unknown.
+		return notSent(fmt.Errorf("%w (%w)", ctxErr, maskErr(err, to)))
+	}
+	cerr := classify(ex.status, ex.header, err, to, s.now())
+	s.logFailure(m, to, ex.status, cerr)
+	return dispatcher.Result{Err: cerr}
+}
+
+func (s *Sender) logFailure(m *dispatcher.Message, to string, status int, err error) {
+	se := dispatcher.Classify(err)
+	level, what := slog.LevelInfo, "transient"
+	switch {
+	case se.Code == codeAuthFailed:
+		level, what = slog.LevelError, "authentication failed: check the account SID and auth token or API key"
+	case se.OptOut:
+		what = "opted out at the carrier"
+	case se.Permanent:
+		level, what = slog.LevelWarn, "permanent"
+	}
+	s.log.Log(context.Background(), level, "sms: send failed: "+what,
+		"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "to", MaskPhone(to),
+		"code", se.Code, "http_status", status, "retry_after", se.RetryAfter, "err", err)
+}

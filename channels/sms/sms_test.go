@@ -1,0 +1,594 @@
+package sms_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/channels/channeltest"
+	"github.com/tocsin-dev/tocsin/channels/sms"
+	"github.com/tocsin-dev/tocsin/channels/sms/twiliotest"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/locales/gsm"
+)
+
+const (
+	accountSID = "AC0123456789abcdef0123456789abcdef"
+	authToken  = "f00dfacef00dfacef00dfacef00dface"
+	apiKey     = "SKfedcba9876543210fedcba9876543210"
+	apiSecret  = "s3cr3tS3CR3Ts3cr3tS3CR3Ts3cr3tAB"
+	serviceSID = "MGaaaabbbbccccddddeeeeffff00001111"
+	fromNumber = "+15005550006"
+)
+
+// discard is a logger for tests that do not look at logs.
+var discard = slog.New(slog.DiscardHandler)
+
+func newFake(t *testing.T) *twiliotest.Server {
+	t.Helper()
+	return twiliotest.New(t, accountSID, authToken)
+}
+
+func baseConfig(fake *twiliotest.Server) sms.Config {
+	return sms.Config{
+		AccountSID: accountSID,
+		AuthToken:  authToken,
+		From:       fromNumber,
+		BaseURL:    fake.URL,
+		Logger:     discard,
+	}
+}
+
+func mustNew(tb testing.TB, cfg sms.Config) *sms.Sender {
+	tb.Helper()
+	s, err := sms.New(cfg)
+	if err != nil {
+		tb.Fatalf("sms.New: %v", err)
+	}
+	return s
+}
+
+func phone(i int) string { return fmt.Sprintf("+4179%07d", i) }
+
+func message(i int, to string) *dispatcher.Message {
+	return &dispatcher.Message{
+		DeliveryID:  dispatcher.DeliveryID("bc_pay_1", dispatcher.ChannelSMS, fmt.Sprintf("rcp_%d", i)),
+		BroadcastID: "bc_pay_1",
+		Channel:     dispatcher.ChannelSMS,
+		Recipient:   &dispatcher.Recipient{ID: fmt.Sprintf("rcp_%d", i), Phone: to},
+		Body:        fmt.Sprintf("Zahlungen gestört. Nächstes Update 14:30 [%d]", i),
+		Attempt:     1,
+	}
+}
+
+func messages(n int) []*dispatcher.Message {
+	msgs := make([]*dispatcher.Message, n)
+	for i := range msgs {
+		msgs[i] = message(i, phone(i))
+	}
+	return msgs
+}
+
+// provider adapts the fake to the conformance suite.
+type provider struct{ fake *twiliotest.Server }
+
+func (p provider) Received() []channeltest.Received {
+	ms := p.fake.Messages()
+	out := make([]channeltest.Received, len(ms))
+	for i, m := range ms {
+		out[i] = channeltest.Received{RecipientID: m.To, Body: m.Body, ProviderID: m.SID}
+	}
+	return out
+}
+
+// FailNext arms the fake's next n requests. The suite asks for "the next n
+// calls", whatever number they go to, so a permanent failure is a 400 with
+// code 21211 on the next request (what MarkInvalid gives for one number),
+// and a rate limit a 429 with code 20429 and Retry-After (what RateLimit
+// gives beyond its rate).
+func (p provider) FailNext(kind channeltest.FailKind, n int) error {
+	switch kind {
+	case channeltest.FailTransient:
+		p.fake.FailNext(http.StatusServiceUnavailable, n)
+	case channeltest.FailPermanent:
+		p.fake.FailNextCode(http.StatusBadRequest, twiliotest.CodeInvalidTo, n)
+	case channeltest.FailRateLimited:
+		p.fake.FailNext(http.StatusTooManyRequests, n)
+	default:
+		return fmt.Errorf("no %s failure in the fake: %w", kind, errors.ErrUnsupported)
+	}
+	return nil
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	channeltest.Run(t, channeltest.Harness{
+		Channel: dispatcher.ChannelSMS,
+		NewFunc: func(t *testing.T) (dispatcher.Sender, channeltest.Provider) {
+			fake := newFake(t)
+			cfg := baseConfig(fake)
+			cfg.StatusCallback = func(id string) string { return "https://tocsin.example/v1/callbacks/twilio/status?d=" + id }
+			return mustNew(t, cfg), provider{fake}
+		},
+		RecipientFunc: func(i int) *dispatcher.Recipient {
+			return &dispatcher.Recipient{Kind: dispatcher.KindCustomer, Phone: phone(i)}
+		},
+	})
+}
+
+func TestSendCarriesEveryParameter(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	cfg := baseConfig(fake)
+	cfg.StatusCallback = func(id string) string { return "https://tocsin.example/v1/callbacks/twilio/status?d=" + id }
+	cfg.ValidityPeriod = 90*time.Second + time.Millisecond // rounded up to 91
+	s := mustNew(t, cfg)
+
+	msgs := messages(3)
+	msgs[2].Body = "Störung: Zahlungen über die App {ETA} 🚨" // UCS-2, extension chars
+	res := s.Send(t.Context(), msgs)
+	got := fake.Messages()
+	if len(got) != len(msgs) {
+		t.Fatalf("the fake accepted %d messages, want %d", len(got), len(msgs))
+	}
+	bySID := map[string]twiliotest.Message{}
+	for _, m := range got {
+		bySID[m.SID] = m
+	}
+	for i, r := range res {
+		if r.Err != nil || r.Status != dispatcher.StatusSent {
+			t.Fatalf("message %d: %+v, want sent", i, r)
+		}
+		m, ok := bySID[r.ProviderID]
+		if !ok {
+			t.Fatalf("message %d: ProviderID %q is no SID the fake gave", i, r.ProviderID)
+		}
+		want := twiliotest.Message{
+			To:             msgs[i].Recipient.Phone,
+			Body:           msgs[i].Body,
+			From:           fromNumber,
+			StatusCallback: "https://tocsin.example/v1/callbacks/twilio/status?d=" + msgs[i].DeliveryID,
+			ValidityPeriod: 91,
+			Segments:       gsm.Count(msgs[i].Body).Segments,
+			Status:         "queued",
+			AuthUser:       accountSID,
+		}
+		if m.To != want.To || m.Body != want.Body || m.From != want.From || m.StatusCallback != want.StatusCallback ||
+			m.ValidityPeriod != want.ValidityPeriod || m.Segments != want.Segments || m.Status != want.Status ||
+			m.AuthUser != want.AuthUser || m.MessagingServiceSID != "" {
+			t.Errorf("message %d arrived as\n %+v\nwant %+v", i, m, want)
+		}
+	}
+}
+
+func TestStatusCallbackOptional(t *testing.T) {
+	t.Parallel()
+	for name, cb := range map[string]func(string) string{
+		"nil":   nil,
+		"empty": func(string) string { return "" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fake := newFake(t)
+			cfg := baseConfig(fake)
+			cfg.StatusCallback = cb
+			if r := mustNew(t, cfg).Send(t.Context(), messages(1)); r[0].Err != nil {
+				t.Fatal(r[0].Err)
+			}
+			m := fake.Messages()[0]
+			if m.Form.Has("StatusCallback") || m.Form.Has("ValidityPeriod") {
+				t.Errorf("sent %v, want neither StatusCallback nor ValidityPeriod", m.Form)
+			}
+		})
+	}
+}
+
+func TestMessagingService(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	cfg := baseConfig(fake)
+	cfg.From, cfg.MessagingServiceSID = "", serviceSID
+	cfg.ValidityPeriod = 5 * time.Minute
+	res := mustNew(t, cfg).Send(t.Context(), messages(2))
+	for i, r := range res {
+		if r.Err != nil || r.Status != dispatcher.StatusSent || !strings.HasPrefix(r.ProviderID, "SM") {
+			t.Errorf("message %d: %+v, want sent with an SM… id", i, r)
+		}
+	}
+	for _, m := range fake.Messages() {
+		if m.MessagingServiceSID != serviceSID || m.Form.Has("From") || m.Status != "accepted" || m.ValidityPeriod != 300 {
+			t.Errorf("arrived as %+v: want MessagingServiceSid %s, no From, status accepted, ValidityPeriod 300", m, serviceSID)
+		}
+	}
+}
+
+func TestAPIKeyAuth(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	fake.AddAPIKey(apiKey, apiSecret)
+	cfg := baseConfig(fake)
+	cfg.AuthToken, cfg.APIKey, cfg.APISecret = "", apiKey, apiSecret
+	res := mustNew(t, cfg).Send(t.Context(), messages(1))
+	if res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	if got := fake.Messages()[0].AuthUser; got != apiKey {
+		t.Errorf("authenticated as %q, want the API key %q", got, apiKey)
+	}
+
+	// An API key takes precedence over the auth token; a wrong secret fails.
+	cfg.AuthToken, cfg.APISecret = authToken, "wrongsecret"
+	res = mustNew(t, cfg).Send(t.Context(), messages(1))
+	if se := dispatcher.Classify(res[0].Err); res[0].Err == nil || !se.Permanent || se.Code != "20003" {
+		t.Errorf("wrong API secret: %v, want a permanent 20003", res[0].Err)
+	}
+}
+
+// kind is what a failure must be classified as.
+type kind int
+
+const (
+	permanent kind = iota + 1
+	transient
+	optedOut
+)
+
+func (k kind) check(t *testing.T, se *dispatcher.SendError) {
+	t.Helper()
+	switch k {
+	case permanent:
+		if !se.Permanent || se.Suppress || se.OptOut {
+			t.Errorf("%v: want permanent, got %+v", se, *se)
+		}
+	case transient:
+		if se.Permanent || se.Suppress || se.OptOut {
+			t.Errorf("%v: want transient, got %+v", se, *se)
+		}
+	case optedOut:
+		if se.Permanent || !se.Suppress || !se.OptOut {
+			t.Errorf("%v: want suppressed with OptOut, got %+v", se, *se)
+		}
+	}
+}
+
+func TestClassification(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		setup func(fake *twiliotest.Server, cfg *sms.Config, to string)
+		kind  kind
+		code  string
+		// retryAfter is the RetryAfter wanted; -1: any value > 0.
+		retryAfter time.Duration
+	}{
+		{"invalid To (21211)", func(f *twiliotest.Server, _ *sms.Config, to string) { f.MarkInvalid(to) }, permanent, "21211", 0},
+		{"not a mobile number (21614)", func(f *twiliotest.Server, _ *sms.Config, to string) { f.MarkNotMobile(to) }, permanent, "21614", 0},
+		{"region not enabled (21408)", func(f *twiliotest.Server, _ *sms.Config, to string) { f.MarkRegionDisabled(to) }, permanent, "21408", 0},
+		{"unsubscribed (21610)", func(f *twiliotest.Server, _ *sms.Config, to string) { f.MarkUnsubscribed(to) }, optedOut, "21610", 0},
+		{"other 4xx (21606)", func(f *twiliotest.Server, _ *sms.Config, _ string) { f.FailNextCode(400, 21606, 1) }, permanent, "21606", 0},
+		{"authentication (20003)", func(_ *twiliotest.Server, c *sms.Config, _ string) { c.AuthToken = "wrongtoken0123456789wrongtoken01" }, permanent, "20003", 0},
+		{"too many requests (429, 20429)", func(f *twiliotest.Server, _ *sms.Config, _ string) { f.FailNext(429, 1) }, transient, "20429", time.Second},
+		{"queue full (21611)", func(f *twiliotest.Server, _ *sms.Config, _ string) { f.FailNextCode(400, 21611, 1) }, transient, "21611", time.Minute},
+		{"internal error (500)", func(f *twiliotest.Server, _ *sms.Config, _ string) { f.FailNext(500, 1) }, transient, "20500", 0},
+		{"unavailable (503)", func(f *twiliotest.Server, _ *sms.Config, _ string) { f.FailNext(503, 1) }, transient, "20503", 0},
+		{"network error (server closed)", func(f *twiliotest.Server, _ *sms.Config, _ string) { f.Close() }, transient, "", 0},
+		{"timeout (slow server)", func(f *twiliotest.Server, c *sms.Config, _ string) {
+			f.Delay(5 * time.Second)
+			c.Timeout = 100 * time.Millisecond
+		}, transient, "", 0},
+		{"account mismatch (20003)", func(f *twiliotest.Server, c *sms.Config, _ string) { c.AccountSID = "AC" + strings.Repeat("0", 32) }, permanent, "20003", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := newFake(t)
+			cfg := baseConfig(fake)
+			var logs bytes.Buffer
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			to := "+41791234567"
+			tt.setup(fake, &cfg, to)
+			start := time.Now()
+			res := mustNew(t, cfg).Send(t.Context(), []*dispatcher.Message{message(1, to)})
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("Send took %v", took)
+			}
+			r := res[0]
+			if r.Err == nil {
+				t.Fatalf("Send succeeded (%+v), want a failure", r)
+			}
+			if r.Status == dispatcher.StatusSent || r.Status == dispatcher.StatusDelivered || r.ProviderID != "" {
+				t.Errorf("a failed message reports %+v", r)
+			}
+			se := dispatcher.Classify(r.Err)
+			tt.kind.check(t, se)
+			if se.Code != tt.code {
+				t.Errorf("Code = %q, want %q (%v)", se.Code, tt.code, r.Err)
+			}
+			if se.RetryAfter != tt.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", se.RetryAfter, tt.retryAfter)
+			}
+			if got := len(fake.Messages()); got != 0 {
+				t.Errorf("the fake accepted %d messages", got)
+			}
+			for what, text := range map[string]string{"error": r.Err.Error(), "logs": logs.String()} {
+				if strings.Contains(text, to) {
+					t.Errorf("the %s carry the full phone number: %s", what, text)
+				}
+				for _, secret := range []string{authToken, cfg.AuthToken} {
+					if strings.Contains(text, secret) {
+						t.Errorf("the %s carry a secret: %s", what, text)
+					}
+				}
+			}
+			if !strings.Contains(logs.String(), "+4179*****67") {
+				t.Errorf("no log record with the masked number:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func TestAPIErrorDetails(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	to := "+41791234567"
+	fake.MarkInvalid(to)
+	r := mustNew(t, baseConfig(fake)).Send(t.Context(), []*dispatcher.Message{message(1, to)})[0]
+	var apiErr *sms.APIError
+	if !errors.As(r.Err, &apiErr) {
+		t.Fatalf("%v does not wrap an *sms.APIError", r.Err)
+	}
+	want := sms.APIError{Status: 400, Code: 21211, Message: "The 'To' number +4179*****67 is not a valid phone number.", MoreInfo: "https://www.twilio.com/docs/errors/21211"}
+	if *apiErr != want {
+		t.Errorf("APIError = %+v, want %+v", *apiErr, want)
+	}
+}
+
+func TestRateLimitedByTheFake(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	fake.RateLimit(2)
+	cfg := baseConfig(fake)
+	cfg.Concurrency = 1
+	res := mustNew(t, cfg).Send(t.Context(), messages(4))
+	sent, limited := 0, 0
+	for _, r := range res {
+		if r.Err == nil {
+			sent++
+			continue
+		}
+		se := dispatcher.Classify(r.Err)
+		if se.Permanent || se.Suppress || se.Code != "20429" || se.RetryAfter <= 0 {
+			t.Errorf("rate-limited message: %+v, want transient 20429 with RetryAfter", *se)
+		}
+		limited++
+	}
+	if sent != 2 || limited != 2 {
+		t.Errorf("%d sent and %d rate-limited, want 2 and 2 (unless a second passed)", sent, limited)
+	}
+}
+
+// countingTransport records the largest number of requests in flight.
+type countingTransport struct {
+	next          http.RoundTripper
+	cur, max      atomic.Int32
+	mu            sync.Mutex
+	urls, methods []string
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	n := c.cur.Add(1)
+	defer c.cur.Add(-1)
+	for {
+		m := c.max.Load()
+		if n <= m || c.max.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	c.mu.Lock()
+	c.urls = append(c.urls, req.URL.String())
+	c.methods = append(c.methods, req.Method)
+	c.mu.Unlock()
+	return c.next.RoundTrip(req)
+}
+
+func TestConcurrencyAndBaseURL(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	fake.Delay(50 * time.Millisecond)
+	ct := &countingTransport{next: http.DefaultTransport}
+	cfg := baseConfig(fake)
+	cfg.BaseURL = fake.URL + "/" // a trailing slash is fine
+	cfg.Concurrency = 3
+	cfg.HTTPClient = &http.Client{Transport: ct}
+	res := mustNew(t, cfg).Send(t.Context(), messages(12))
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("message %d: %v", i, r.Err)
+		}
+	}
+	if got := ct.max.Load(); got != 3 {
+		t.Errorf("at most %d requests were in flight, want Concurrency = 3", got)
+	}
+	want := fake.URL + "/2010-04-01/Accounts/" + accountSID + "/Messages.json"
+	for i, u := range ct.urls {
+		if u != want || ct.methods[i] != http.MethodPost {
+			t.Errorf("request %d: %s %s, want POST %s", i, ct.methods[i], u, want)
+		}
+	}
+}
+
+func TestCancelledBeforeSend(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	s := mustNew(t, baseConfig(fake))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for i, r := range s.Send(ctx, messages(20)) {
+		se := dispatcher.Classify(r.Err)
+		if r.Err == nil || se.Permanent || se.Suppress || !errors.Is(r.Err, context.Canceled) {
+			t.Errorf("message %d: %+v, want a transient error wrapping context.Canceled", i, r)
+		}
+	}
+	if n := fake.Requests(); n != 0 {
+		t.Errorf("%d requests reached Twilio after the context was cancelled", n)
+	}
+}
+
+func TestCancelledDuringSend(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	fake.Delay(10 * time.Second)
+	cfg := baseConfig(fake)
+	cfg.Concurrency = 4
+	s := mustNew(t, cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan []dispatcher.Result, 1)
+	go func() { done <- s.Send(ctx, messages(10)) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for fake.Requests() < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests in flight", fake.Requests())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	var res []dispatcher.Result
+	select {
+	case res = <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Send did not return within 2s of its context being cancelled")
+	}
+	for i, r := range res {
+		if se := dispatcher.Classify(r.Err); r.Err == nil || se.Permanent || se.Suppress {
+			t.Errorf("message %d: %+v, want a transient error", i, r)
+		}
+	}
+	if n := fake.Requests(); n != 4 {
+		t.Errorf("%d requests reached Twilio, want the 4 in flight and no more", n)
+	}
+	fake.Delay(0)
+	if r := s.Send(t.Context(), messages(1)); r[0].Err != nil {
+		t.Errorf("the sender is broken after a cancelled Send: %v", r[0].Err)
+	}
+}
+
+func TestMessageWithoutPhone(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	m := message(1, "")
+	noRecipient := message(2, phone(2))
+	noRecipient.Recipient = nil
+	res := mustNew(t, baseConfig(fake)).Send(t.Context(), []*dispatcher.Message{m, noRecipient, message(3, phone(3))})
+	for i, r := range res[:2] {
+		if se := dispatcher.Classify(r.Err); r.Err == nil || !se.Permanent || se.Code != "no_phone" {
+			t.Errorf("message %d: %+v, want permanent no_phone", i, r)
+		}
+	}
+	if res[2].Err != nil || fake.Requests() != 1 {
+		t.Errorf("the good message: %+v after %d requests, want sent after 1", res[2], fake.Requests())
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	t.Parallel()
+	valid := sms.Config{AccountSID: accountSID, AuthToken: authToken, From: fromNumber}
+	tests := []struct {
+		name   string
+		change func(*sms.Config)
+		want   []string // substrings of the error; none: valid
+	}{
+		{"valid", func(*sms.Config) {}, nil},
+		{"messaging service", func(c *sms.Config) { c.From, c.MessagingServiceSID = "", serviceSID }, nil},
+		{"API key without auth token", func(c *sms.Config) { c.AuthToken, c.APIKey, c.APISecret = "", apiKey, apiSecret }, nil},
+		{"short code", func(c *sms.Config) { c.From = "12345" }, nil},
+		{"alphanumeric sender", func(c *sms.Config) { c.From = "Tocsin Bank" }, nil},
+		{"regional base URL", func(c *sms.Config) { c.BaseURL = "https://api.dublin.ie1.twilio.com" }, nil},
+		{"10h validity", func(c *sms.Config) { c.ValidityPeriod = 10 * time.Hour }, nil},
+		{"no account", func(c *sms.Config) { c.AccountSID = "" }, []string{"AccountSID is required"}},
+		{"bad account", func(c *sms.Config) { c.AccountSID = "AC123" }, []string{`AccountSID "AC123"`}},
+		{"no credentials", func(c *sms.Config) { c.AuthToken = "" }, []string{"AuthToken is required"}},
+		{"token with symbols", func(c *sms.Config) { c.AuthToken = "abc:def" }, []string{"AuthToken is malformed"}},
+		{"key without secret", func(c *sms.Config) { c.APIKey = apiKey }, []string{"APISecret is missing"}},
+		{"secret without key", func(c *sms.Config) { c.APISecret = apiSecret }, []string{`APIKey ""`}},
+		{"bad key", func(c *sms.Config) { c.APIKey, c.APISecret = "SK1", apiSecret }, []string{`APIKey "SK1"`}},
+		{"both senders", func(c *sms.Config) { c.MessagingServiceSID = serviceSID }, []string{"not both"}},
+		{"no sender", func(c *sms.Config) { c.From = "" }, []string{"From or MessagingServiceSID is required"}},
+		{"bad from", func(c *sms.Config) { c.From = "0041 79 123" }, []string{`From "0041 79 123"`}},
+		{"bad service", func(c *sms.Config) { c.From, c.MessagingServiceSID = "", "MG1" }, []string{`MessagingServiceSID "MG1"`}},
+		{"base URL with path", func(c *sms.Config) { c.BaseURL = "https://api.twilio.com/2010-04-01" }, []string{"no path"}},
+		{"base URL scheme", func(c *sms.Config) { c.BaseURL = "ftp://api.twilio.com" }, []string{"http or https"}},
+		{"base URL credentials", func(c *sms.Config) { c.BaseURL = "https://" + accountSID + ":" + authToken + "@api.twilio.com" }, []string{"must not carry credentials"}},
+		{"negative timeout", func(c *sms.Config) { c.Timeout = -time.Second }, []string{"Timeout"}},
+		{"negative concurrency", func(c *sms.Config) { c.Concurrency = -1 }, []string{"Concurrency"}},
+		{"validity too long", func(c *sms.Config) { c.ValidityPeriod = 10*time.Hour + time.Second }, []string{"ValidityPeriod", "36000"}},
+		{"negative validity", func(c *sms.Config) { c.ValidityPeriod = -time.Second }, []string{"ValidityPeriod"}},
+		{"every problem at once", func(c *sms.Config) { c.AccountSID, c.AuthToken, c.From = "", "", "" },
+			[]string{"AccountSID is required", "AuthToken is required", "From or MessagingServiceSID is required"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := valid
+			tt.change(&cfg)
+			s, err := sms.New(cfg)
+			if tt.want == nil {
+				if err != nil || s == nil {
+					t.Fatalf("New: %v, want a sender", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("New(%v) succeeded, want an error", cfg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			for _, secret := range []string{authToken, apiSecret, "abc:def"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q carries a secret", err)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigPrintsNoSecret(t *testing.T) {
+	t.Parallel()
+	cfg := sms.Config{AccountSID: accountSID, AuthToken: authToken, APIKey: apiKey, APISecret: apiSecret, From: fromNumber}
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "sms", cfg)
+	for _, text := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%v", &cfg), logs.String()} {
+		if strings.Contains(text, authToken) || strings.Contains(text, apiSecret) {
+			t.Errorf("a secret is printed: %s", text)
+		}
+		if !strings.Contains(text, accountSID) {
+			t.Errorf("the account SID is missing: %s", text)
+		}
+	}
+}
+
+func TestMaskPhone(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"":              "",
+		"+41791234567":  "+4179*****67",
+		"+4512345678":   "+4512****78",
+		"+1555123":      "+15***23",
+		"12345":         "*****",
+		"+447911123456": "+4479******56",
+	} {
+		if got := sms.MaskPhone(in); got != want {
+			t.Errorf("MaskPhone(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package sms
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+)
+
+// maxAnswer bounds the answer read from Twilio (a message resource or an
+// error is well under 4 KB).
+const maxAnswer = 1 << 20
+
+// exchange records Twilio's answer to one request.
+type exchange struct {
+	status int         // 0: no answer
+	header http.Header // nil: no answer
+}
+
+// boundTransport carries the requests of one twilio-go call: it binds them to
+// ctx (twilio-go uses context.Background), sends them to base's scheme and
+// host keeping path and query, reads the whole answer before returning (so a
+// cancel after Twilio answered cannot lose the answer) and notes status and
+// headers in ex (twilio-go drops them on errors).
+type boundTransport struct {
+	ctx  context.Context
+	base *url.URL
+	next http.RoundTripper
+	ex   *exchange
+}
+
+func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// Cancelled when either the call (t.ctx) or the request is done.
+	ctx, cancel := context.WithCancel(t.ctx)
+	defer cancel()
+	stop := context.AfterFunc(req.Context(), cancel)
+	defer stop()
+
+	out := req.Clone(ctx)
+	out.URL.Scheme = t.base.Scheme
+	out.URL.Host = t.base.Host
+	out.Host = ""
+	resp, err := t.next.RoundTrip(out)
+	if err != nil {
+		return nil, err
+	}
+	t.ex.status, t.ex.header = resp.StatusCode, resp.Header
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer (HTTP %d): %w", resp.StatusCode, err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	return resp, nil
+}

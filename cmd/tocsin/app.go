@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -21,7 +23,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	_ "time/tzdata" // recipients' time zones must resolve on minimal images
 
+	"github.com/tocsin-dev/tocsin/channels/email"
 	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/config"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/api"
@@ -44,6 +48,9 @@ type Main struct {
 	// Clock, when set, replaces the system clock for incidents, broadcasts
 	// and message wording (tests use a fixed one).
 	Clock dispatcher.Clock
+	// SMTPTLSConfig, when set, is the TLS configuration of SMTP connections
+	// (tests trust their local server's certificate with it).
+	SMTPTLSConfig *tls.Config
 }
 
 // usageError makes Run exit 2.
@@ -185,14 +192,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	qc.MaxAttempts = cfg.Worker.MaxRetry + 1
 	defer qc.Close()
 
-	// No provider adapter is configured in this version: the outbox serves
-	// every channel.
-	box := &outbox.Sender{Store: store}
-	senders := map[dispatcher.Channel]dispatcher.Sender{}
-	for _, ch := range dispatcher.Channels {
-		senders[ch] = box
+	links, err := linkSigner(ctx, cfg, store)
+	if err != nil {
+		return err
 	}
-	logger.Info("channels without a provider are served by the outbox (GET /v1/outbox)", "channels", dispatcher.Channels)
+	senders, closeSenders, err := m.senders(cfg, store, links, logger)
+	if err != nil {
+		return usageError{err}
+	}
+	defer closeSenders()
 
 	fan := &dispatcher.Fanout{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
@@ -224,6 +232,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 				Metrics:      metricsHandler,
 				Logger:       logger,
 				Version:      Version,
+				Callbacks: api.Callbacks{
+					TwilioAuthToken: cfg.Channels.SMS.Twilio.AuthToken,
+					PublicURL:       cfg.HTTP.BaseURL(),
+					Links:           links,
+					Catalog:         catalog,
+				},
 			})
 		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -297,6 +311,86 @@ func opsHandler(ready func(context.Context) error, metrics http.Handler) http.Ha
 	})
 	mux.Handle("GET /metrics", metrics)
 	return mux
+}
+
+// linkSigner signs unsubscribe links with auth.link_secret, or with a
+// secret generated once and kept in Redis so that every process (workers
+// sign, API processes check) shares it.
+func linkSigner(ctx context.Context, cfg config.Config, store *redisstore.Store) (*dispatcher.LinkSigner, error) {
+	if cfg.Auth.LinkSecret != "" {
+		return &dispatcher.LinkSigner{Secret: []byte(cfg.Auth.LinkSecret)}, nil
+	}
+	secret, err := store.LinkSecret(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("unsubscribe link secret: %w", err)
+	}
+	return &dispatcher.LinkSigner{Secret: secret}, nil
+}
+
+// senders serves each channel with its configured provider, and the rest
+// with the outbox. The returned func closes the providers' connections.
+func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispatcher.LinkSigner, logger *slog.Logger) (map[dispatcher.Channel]dispatcher.Sender, func(), error) {
+	box := &outbox.Sender{Store: store}
+	senders := map[dispatcher.Channel]dispatcher.Sender{}
+	for _, ch := range dispatcher.Channels {
+		senders[ch] = box
+	}
+	var closers []func() error
+	closeAll := func() {
+		for _, c := range closers {
+			_ = c()
+		}
+	}
+	base := cfg.HTTP.BaseURL()
+	if cfg.SMSConfigured() {
+		t := cfg.Channels.SMS.Twilio
+		s, err := sms.New(sms.Config{
+			AccountSID: t.AccountSID, AuthToken: t.AuthToken, APIKey: t.APIKey, APISecret: t.APISecret,
+			From: t.From, MessagingServiceSID: t.MessagingServiceSID, BaseURL: t.BaseURL,
+			Timeout: t.Timeout, ValidityPeriod: t.ValidityPeriod, Logger: logger,
+			StatusCallback: func(deliveryID string) string {
+				return base + "/v1/callbacks/twilio/status?d=" + url.QueryEscape(deliveryID)
+			},
+		})
+		if err != nil {
+			return nil, closeAll, fmt.Errorf("channels.sms.twilio: %w", err)
+		}
+		senders[dispatcher.ChannelSMS] = s
+	}
+	if cfg.EmailConfigured() {
+		e := cfg.Channels.Email.SMTP
+		s, err := email.New(email.Config{
+			Host: e.Host, Port: e.Port, Username: e.Username, Password: e.Password, TLS: e.TLS, From: e.From,
+			PoolSize: e.PoolSize, Timeout: e.Timeout, TLSConfig: m.SMTPTLSConfig, Logger: logger,
+			UnsubscribeURL: func(msg *dispatcher.Message) string {
+				return base + "/v1/unsubscribe/" + links.Token(dispatcher.ChannelEmail, msg.Recipient.ID)
+			},
+		})
+		if err != nil {
+			return nil, closeAll, fmt.Errorf("channels.email.smtp: %w", err)
+		}
+		senders[dispatcher.ChannelEmail] = s
+		closers = append(closers, s.Close)
+	}
+	var viaOutbox []dispatcher.Channel
+	for _, ch := range dispatcher.Channels {
+		if senders[ch] == box {
+			viaOutbox = append(viaOutbox, ch)
+		}
+	}
+	logger.Info("channels", "sms", providerName(cfg.SMSConfigured(), "twilio"), "email", providerName(cfg.EmailConfigured(), "smtp"),
+		"outbox", viaOutbox)
+	if len(viaOutbox) > 0 {
+		logger.Info("channels without a provider are served by the outbox (GET /v1/outbox)", "channels", viaOutbox)
+	}
+	return senders, closeAll, nil
+}
+
+func providerName(configured bool, name string) string {
+	if configured {
+		return name
+	}
+	return "outbox"
 }
 
 func authenticator(a config.Auth) func(string) (string, api.Role, bool) {

@@ -57,6 +57,12 @@ var testNow = time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
 // startApp runs `tocsin serve` with env until the test ends.
 func startApp(t *testing.T, env map[string]string, extra ...string) *app {
 	t.Helper()
+	return startAppWith(t, env, nil, extra...)
+}
+
+// startAppWith is startApp with a chance to adjust Main before it runs.
+func startAppWith(t *testing.T, env map[string]string, adjust func(*Main), extra ...string) *app {
+	t.Helper()
 	addrc := make(chan string, 1)
 	a := &app{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	m := &Main{
@@ -64,6 +70,9 @@ func startApp(t *testing.T, env map[string]string, extra ...string) *app {
 		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		Started:   func(addr string) { addrc <- addr },
 		Clock:     dispatcher.ClockFunc(func() time.Time { return testNow }),
+	}
+	if adjust != nil {
+		adjust(m)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)

@@ -1,0 +1,413 @@
+// Package email sends messages by SMTP with go-mail, over a small pool of
+// reused connections.
+//
+// Each dispatcher.Message becomes one mail to Recipient.Email: the subject
+// is Message.Title (RFC 2047 encoded), the body multipart/alternative with
+// a text/plain part (Message.Body) and, when Message.HTML is set, a
+// text/html part, both UTF-8 in quoted-printable. Every mail carries
+// Message-ID, Date, Auto-Submitted: auto-generated, Content-Language
+// (Message.Locale), X-Tocsin-Delivery (the delivery id, for support) and,
+// when Config.UnsubscribeURL gives one, RFC 8058 one-click unsubscribe
+// headers.
+//
+// Decisions worth knowing:
+//
+//   - The Message-ID is derived from the delivery id alone,
+//     <hex(sha256(delivery id)[:16])@domain>, and not from the attempt: a
+//     retry of a delivery whose first attempt did reach the server (a
+//     connection lost after the data was sent) carries the same Message-ID,
+//     so the receiving side can drop the duplicate. Result.ProviderID is
+//     that Message-ID, angle brackets included, as it appears in the
+//     header and in the relay's logs.
+//   - Replies decide retries: 4xx is transient, 5xx permanent, and the
+//     error's Code is the reply code with the RFC 3463 enhanced status code
+//     when the server gave one ("550 5.1.1"). Network errors, timeouts and
+//     TLS handshake failures are transient. A failed SMTP AUTH (535) and a
+//     server without STARTTLS when TLS is "starttls" are permanent: they
+//     are configuration problems, and the error says so.
+//   - SMTP has no reply that asks the client to slow down by a given delay,
+//     so no error carries a RetryAfter: the dispatcher's backoff applies.
+//   - The sender never retries a message the server answered. The one
+//     exception is a pooled connection found dead before the message was
+//     handed over (the server closed it while idle, or answered 421 to MAIL
+//     FROM): the server cannot have the message, so it goes out again on a
+//     new connection. A connection lost after the final "." of DATA leaves
+//     the message's fate unknown: that is a transient error, and the stable
+//     Message-ID covers the duplicate the retry may cause.
+//   - Send honours its context: when it is cancelled, the connections in
+//     use are closed at once (cutting off any command in flight) and every
+//     message not confirmed by the server gets a transient error.
+//   - Logs carry delivery and broadcast ids and masked addresses
+//     (a***@example.com), never the password.
+package email
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// TLS modes of Config.TLS.
+const (
+	// TLSStartTLS upgrades a plain connection with STARTTLS and refuses to
+	// send when the server does not offer it.
+	TLSStartTLS = "starttls"
+	// TLSImplicit speaks TLS from the first byte (submissions, port 465).
+	TLSImplicit = "implicit"
+	// TLSNone sends in the clear: tests and local relays only.
+	TLSNone = "none"
+)
+
+// Defaults of Config.
+const (
+	DefaultPoolSize    = 4
+	DefaultTimeout     = 15 * time.Second
+	DefaultIdleTimeout = 30 * time.Second
+)
+
+// Config configures a Sender.
+type Config struct {
+	// Host is the SMTP server's name, e.g. smtp.example.com. Required.
+	Host string
+	// Port is the server's port. Default: 587 for starttls, 465 for
+	// implicit, 25 for none.
+	Port int
+	// Username and Password are the SMTP AUTH credentials (PLAIN, or LOGIN
+	// when the server offers no PLAIN). Empty: no authentication. They are
+	// only sent over TLS, or over a plain connection to a loopback host.
+	Username, Password string
+	// TLS is "starttls" (default: STARTTLS is mandatory, a server that does
+	// not offer it is never sent to), "implicit" (TLS from the start, port
+	// 465) or "none" (tests and local relays only).
+	TLS string
+	// From is the RFC 5322 From address, e.g. "Tocsin <alerts@example.com>";
+	// its address is also the envelope sender. Required.
+	From string
+	// HELO is the name given in EHLO. Default: the machine's host name.
+	HELO string
+	// PoolSize is how many connections the sender keeps open at most,
+	// shared by all concurrent Sends. Default 4.
+	PoolSize int
+	// Timeout bounds dialling (connect, TLS, greeting, EHLO, AUTH) and each
+	// SMTP command. Default 15s.
+	Timeout time.Duration
+	// IdleTimeout is how long an unused connection stays open. Default 30s,
+	// below the idle timeouts of common servers.
+	IdleTimeout time.Duration
+	// TLSConfig is the TLS client configuration. Default: the system's
+	// roots, ServerName Host, TLS 1.2 at least. Tests set it to trust their
+	// server's certificate.
+	TLSConfig *tls.Config
+	// UnsubscribeURL returns the recipient's signed one-click unsubscribe
+	// URL. nil, or an empty result: no List-Unsubscribe headers. RFC 8058
+	// wants an https URL; receivers ignore one-click on anything else.
+	UnsubscribeURL func(m *dispatcher.Message) string
+	// MessageIDDomain is the right-hand side of Message-IDs. Default: the
+	// domain of From.
+	MessageIDDomain string
+	// Logger receives structured logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// ErrClosed is returned for messages sent after Close.
+var ErrClosed = errors.New("email sender closed")
+
+// ErrNoStartTLS means the server does not offer STARTTLS while Config.TLS
+// asks for it.
+var ErrNoStartTLS = errors.New("SMTP server does not offer STARTTLS")
+
+// Sender sends messages by SMTP. It is safe for concurrent use.
+type Sender struct {
+	cfg       Config
+	addr      string        // host:port
+	from      *mail.Address // parsed Config.From
+	helo      string
+	idDomain  string
+	tlsConfig *tls.Config
+	log       *slog.Logger
+	pool      *pool
+}
+
+var _ dispatcher.Sender = (*Sender)(nil)
+
+// New checks cfg, fills in its defaults and returns a Sender. It does not
+// connect: the first Send does.
+func New(cfg Config) (*Sender, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.TLS == "" {
+		cfg.TLS = TLSStartTLS
+	}
+	if cfg.Port == 0 {
+		cfg.Port = map[string]int{TLSStartTLS: 587, TLSImplicit: 465, TLSNone: 25}[cfg.TLS]
+	}
+	if cfg.PoolSize == 0 {
+		cfg.PoolSize = DefaultPoolSize
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	from, _ := mail.ParseAddress(cfg.From) // checked by validate
+	s := &Sender{
+		cfg:      cfg,
+		addr:     net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
+		from:     from,
+		helo:     cfg.HELO,
+		idDomain: cfg.MessageIDDomain,
+		log:      cfg.Logger,
+	}
+	if s.helo == "" {
+		s.helo = defaultHELO()
+	}
+	if s.idDomain == "" {
+		s.idDomain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if cfg.TLSConfig != nil {
+		s.tlsConfig = cfg.TLSConfig.Clone()
+	} else {
+		s.tlsConfig = &tls.Config{}
+	}
+	if s.tlsConfig.ServerName == "" {
+		s.tlsConfig.ServerName = cfg.Host
+	}
+	if s.tlsConfig.MinVersion == 0 {
+		s.tlsConfig.MinVersion = tls.VersionTLS12
+	}
+	s.pool = newPool(cfg.PoolSize, cfg.IdleTimeout, s.dial)
+	return s, nil
+}
+
+// validate reports every problem of cfg at once. It never quotes the
+// password.
+func (cfg *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("email: "+format, args...)) }
+	switch {
+	case cfg.Host == "":
+		bad("host is required")
+	case strings.ContainsAny(cfg.Host, " \t\r\n/:@") && net.ParseIP(cfg.Host) == nil:
+		bad("host %q is not a host name", cfg.Host)
+	}
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		bad("port %d is out of range", cfg.Port)
+	}
+	switch cfg.TLS {
+	case "", TLSStartTLS, TLSImplicit:
+	case TLSNone:
+		if cfg.Username != "" && !isLoopback(cfg.Host) {
+			bad("tls %q would send the SMTP password in the clear to %s; use starttls or implicit", TLSNone, cfg.Host)
+		}
+	default:
+		bad("tls %q is not one of starttls, implicit, none", cfg.TLS)
+	}
+	if (cfg.Username == "") != (cfg.Password == "") {
+		bad("username and password go together: set both or neither")
+	}
+	if cfg.From == "" {
+		bad("from is required")
+	} else if a, err := mail.ParseAddress(cfg.From); err != nil || !strings.Contains(a.Address, "@") {
+		bad("from %q is not an RFC 5322 address", cfg.From)
+	}
+	if strings.ContainsAny(cfg.HELO, " \t\r\n") {
+		bad("helo %q must be a single name", cfg.HELO)
+	}
+	if cfg.PoolSize < 0 {
+		bad("pool size %d is negative", cfg.PoolSize)
+	}
+	if cfg.Timeout < 0 {
+		bad("timeout %v is negative", cfg.Timeout)
+	}
+	if cfg.IdleTimeout < 0 {
+		bad("idle timeout %v is negative", cfg.IdleTimeout)
+	}
+	if d := cfg.MessageIDDomain; d != "" && (strings.ContainsAny(d, " \t\r\n<>@\"") || !isPrintableASCII(d)) {
+		bad("message id domain %q is not a domain", d)
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func defaultHELO() string {
+	name, err := os.Hostname()
+	if err != nil || name == "" || !isPrintableASCII(name) {
+		return "localhost"
+	}
+	return name
+}
+
+// Close closes the idle connections and makes later Sends fail
+// transiently with ErrClosed; connections in use close when their Send is
+// done with them.
+func (s *Sender) Close() error {
+	s.pool.close()
+	return nil
+}
+
+// Send sends msgs over up to PoolSize connections at once and returns one
+// Result per message, in order: status sent with the Message-ID as
+// ProviderID, or status failed with a classified error.
+func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	res := make([]dispatcher.Result, len(msgs))
+	if len(msgs) == 0 {
+		return res
+	}
+	b := &batch{s: s, ctx: ctx, msgs: msgs, res: res, done: make([]bool, len(msgs))}
+	var wg sync.WaitGroup
+	for range min(s.cfg.PoolSize, len(msgs)) {
+		wg.Go(b.work)
+	}
+	wg.Wait()
+	for i := range res {
+		if !b.done[i] {
+			res[i] = dispatcher.Result{Status: dispatcher.StatusFailed, Err: b.unsentErr()}
+		}
+	}
+	return res
+}
+
+// batch is one Send: workers, each holding one connection at a time, take
+// the next message until none is left.
+type batch struct {
+	s    *Sender
+	ctx  context.Context
+	msgs []*dispatcher.Message
+	res  []dispatcher.Result
+	done []bool // per message: res is set (each index has one writer)
+	next atomic.Int64
+
+	mu      sync.Mutex
+	dialErr error // the last failure to get a connection, classified
+}
+
+func (b *batch) work() {
+	var c *conn
+	defer func() {
+		if c != nil {
+			b.s.pool.put(c)
+		}
+	}()
+	i, p := -1, (*payload)(nil) // the message in hand, and its mail
+	redos := 0
+	for b.ctx.Err() == nil {
+		if i < 0 {
+			if i = int(b.next.Add(1)) - 1; i >= len(b.msgs) {
+				return
+			}
+			var err error
+			if p, err = b.s.compose(b.msgs[i], time.Now()); err != nil {
+				b.fail(i, nil, err)
+				i = -1
+				continue
+			}
+			redos = 0
+		}
+		if c == nil {
+			var err error
+			if c, err = b.s.pool.get(b.ctx); err != nil {
+				b.fail(i, p, err)
+				b.mu.Lock()
+				b.dialErr = err
+				b.mu.Unlock()
+				return
+			}
+			c.watch(b.ctx)
+		}
+		reused := c.uses > 0
+		f := c.deliver(p)
+		if f == nil {
+			b.sent(i, p)
+			i = -1
+			continue
+		}
+		if f.broken {
+			b.s.pool.put(c)
+			c = nil
+		}
+		// A pooled connection that died before the server could have the
+		// message: send it again on another connection. Each dead
+		// connection is dropped, so this ends.
+		if f.stale && reused && redos <= b.s.cfg.PoolSize && b.ctx.Err() == nil {
+			redos++
+			b.s.log.Debug("email: pooled SMTP connection lost before the message was sent; resending on another",
+				"delivery_id", b.msgs[i].DeliveryID, "stage", f.stage, "err", maskText(f.err.Error()))
+			continue
+		}
+		b.fail(i, p, f.classified(b.ctx))
+		i = -1
+	}
+}
+
+func (b *batch) sent(i int, p *payload) {
+	m := b.msgs[i]
+	b.res[i] = dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: p.messageID}
+	b.done[i] = true
+	b.s.log.Debug("email: sent", "delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID,
+		"to", p.toMasked, "message_id", p.messageID)
+}
+
+func (b *batch) fail(i int, p *payload, err error) {
+	m := b.msgs[i]
+	b.res[i] = dispatcher.Result{Status: dispatcher.StatusFailed, Err: err}
+	b.done[i] = true
+	se := dispatcher.Classify(err)
+	to := ""
+	if p != nil {
+		to = p.toMasked
+	} else if m != nil && m.Recipient != nil {
+		to = maskAddr(m.Recipient.Email)
+	}
+	var deliveryID, broadcastID string
+	if m != nil {
+		deliveryID, broadcastID = m.DeliveryID, m.BroadcastID
+	}
+	b.s.log.Warn("email: not sent", "delivery_id", deliveryID, "broadcast_id", broadcastID,
+		"to", to, "code", se.Code, "permanent", se.Permanent, "err", maskText(err.Error()))
+}
+
+// unsentErr is the error of a message no worker got to.
+func (b *batch) unsentErr() error {
+	if b.ctx.Err() != nil {
+		return dispatcher.Transient("", 0, fmt.Errorf("email not sent: %w", context.Cause(b.ctx)))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dialErr != nil {
+		return b.dialErr
+	}
+	return dispatcher.Transient("", 0, errors.New("email not sent: no SMTP connection"))
+}

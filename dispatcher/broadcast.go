@@ -143,6 +143,13 @@ type Message struct {
 	Segments    int    // SMS only: segments as billed
 	Encoding    string // SMS only: "GSM-7" or "UCS-2"
 	Attempt     int    // 1 for the first attempt
+	// Incident and Update are what the message is about, for channels that
+	// carry structured data (push data, webhook payloads). Read only.
+	Incident *Incident
+	Update   *Update
+	// Endpoints are the recipient's active webhook endpoints subscribed to
+	// this message's event (webhook channel only).
+	Endpoints []WebhookEndpoint
 }
 
 // Result is a Sender's answer for one Message.
@@ -154,6 +161,10 @@ type Result struct {
 	// Err is nil on success; classify it with Permanent, Suppress or
 	// Transient so the dispatcher knows whether to retry.
 	Err error
+	// DeadTokens are push tokens (PushToken.Key) the provider said no
+	// longer exist (FCM UNREGISTERED, APNs 410): the dispatcher removes them
+	// from the recipient, whatever Err says about the message.
+	DeadTokens []string
 }
 
 // Sender sends messages over one channel. Send returns one Result per

@@ -130,16 +130,16 @@ type Update struct {
 
 // Recipient is a customer or a merchant to be told about incidents.
 type Recipient struct {
-	ID       string    `json:"id"`
-	Kind     Kind      `json:"kind"`
-	Locale   string    `json:"locale"`
-	Timezone string    `json:"timezone,omitempty"`
-	Phone    string    `json:"phone,omitempty"`
-	Email    string    `json:"email,omitempty"`
-	Push     []string  `json:"push,omitempty"`
-	Services []string  `json:"services,omitempty"`
-	Regions  []string  `json:"regions,omitempty"`
-	Channels []Channel `json:"channels,omitempty"`
+	ID       string      `json:"id"`
+	Kind     Kind        `json:"kind"`
+	Locale   string      `json:"locale"`
+	Timezone string      `json:"timezone,omitempty"`
+	Phone    string      `json:"phone,omitempty"`
+	Email    string      `json:"email,omitempty"`
+	Push     []PushToken `json:"push,omitempty"`
+	Services []string    `json:"services,omitempty"`
+	Regions  []string    `json:"regions,omitempty"`
+	Channels []Channel   `json:"channels,omitempty"`
 	// OptOut lists channels the recipient asked not to be contacted on.
 	OptOut    []Channel `json:"opt_out,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -244,12 +244,19 @@ func (r *Recipient) Normalize(pathPrefix string) error {
 			r.Email = strings.ToLower(r.Email)
 		}
 	}
+	seen := map[string]bool{}
+	push := r.Push[:0:0]
 	for i, tok := range r.Push {
-		if tok == "" || len(tok) > 4096 {
-			v.add(p(fmt.Sprintf("push[%d]", i)), "must be a non-empty push token of at most 4096 bytes", nil)
+		if why := tok.validate(); why != "" {
+			v.add(p(fmt.Sprintf("push[%d]", i)), why, nil)
+			continue
+		}
+		if !seen[tok.Key()] {
+			seen[tok.Key()] = true
+			push = append(push, tok)
 		}
 	}
-	r.Push = dedupe(r.Push)
+	r.Push = push
 	for i, s := range r.Services {
 		if !labelPattern.MatchString(s) {
 			v.add(p(fmt.Sprintf("services[%d]", i)), "must be 1-64 characters of letters, digits and _.:-", s)

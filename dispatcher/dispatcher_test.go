@@ -65,7 +65,7 @@ func TestRecipientNormalizeValid(t *testing.T) {
 		Timezone: "Europe/Zurich",
 		Phone:    "+41791234567",
 		Email:    "Anna.Muster@Example.CH",
-		Push:     []string{"tok1", "tok2", "tok1"},
+		Push:     dispatcher.FCMTokens("tok1", "tok2", "tok1"),
 		Services: []string{"twint", "cards", "twint"},
 		Regions:  []string{"CH-ZH", "CH-ZH"},
 		Channels: []dispatcher.Channel{dispatcher.ChannelSMS, dispatcher.ChannelPush, dispatcher.ChannelSMS},
@@ -81,7 +81,7 @@ func TestRecipientNormalizeValid(t *testing.T) {
 		Timezone: "Europe/Zurich",
 		Phone:    "+41791234567",
 		Email:    "anna.muster@example.ch",
-		Push:     []string{"tok1", "tok2"},
+		Push:     dispatcher.FCMTokens("tok1", "tok2"),
 		Services: []string{"twint", "cards"},
 		Regions:  []string{"CH-ZH"},
 		Channels: []dispatcher.Channel{dispatcher.ChannelSMS, dispatcher.ChannelPush},
@@ -118,7 +118,7 @@ func TestRecipientNormalizeInvalid(t *testing.T) {
 				Timezone: "Mars/Olympus",
 				Phone:    "0791234567",
 				Email:    "Anna <anna@example.ch>",
-				Push:     []string{"ok", ""},
+				Push:     dispatcher.FCMTokens("ok", ""),
 				Services: []string{"twint", "bad service"},
 				Regions:  []string{"", "CH"},
 				Channels: []dispatcher.Channel{dispatcher.ChannelSMS, "pigeon"},
@@ -174,7 +174,7 @@ func TestChooseChannel(t *testing.T) {
 		hook  = dispatcher.ChannelWebhook
 		none  = dispatcher.ChannelNone
 	)
-	all := dispatcher.Recipient{Phone: "+41791234567", Email: "a@example.ch", Push: []string{"tok"}}
+	all := dispatcher.Recipient{Phone: "+41791234567", Email: "a@example.ch", Push: dispatcher.FCMTokens("tok")}
 	with := func(f func(r *dispatcher.Recipient)) dispatcher.Recipient {
 		r := all
 		f(&r)

@@ -410,8 +410,8 @@ func TestFanoutRunBatch(t *testing.T) {
 		smsRecipient("b", "de-CH"),
 		smsRecipient("c", "fr"),
 		{ID: "d", Kind: dispatcher.KindMerchant, Locale: "de-CH", Email: "d@example.ch"},
-		{ID: "e", Kind: dispatcher.KindCustomer, Locale: "en"},                        // no contact at all
-		{ID: "f", Kind: dispatcher.KindCustomer, Locale: "en", Push: []string{"tok"}}, // push has no sender
+		{ID: "e", Kind: dispatcher.KindCustomer, Locale: "en"},                                    // no contact at all
+		{ID: "f", Kind: dispatcher.KindCustomer, Locale: "en", Push: dispatcher.FCMTokens("tok")}, // push has no sender
 		{ID: "g", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41791234567", OptOut: []dispatcher.Channel{dispatcher.ChannelSMS}, Email: "g@example.ch"},
 		smsRecipient("h", "de-CH"),
 	}

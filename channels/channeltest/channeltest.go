@@ -73,6 +73,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -468,8 +469,12 @@ func (f *fixture) messages(t *testing.T, n int) []*dispatcher.Message {
 // address is a recipient's contact details, which the harness must keep
 // apart between recipients.
 func address(r *dispatcher.Recipient) string {
-	var parts []string
-	for _, a := range append([]string{r.Phone, r.Email}, r.Push...) {
+	parts := []string{}
+	addrs := []string{r.Phone, r.Email}
+	for _, p := range r.Push {
+		addrs = append(addrs, p.Key())
+	}
+	for _, a := range addrs {
 		if a != "" {
 			parts = append(parts, a)
 		}
@@ -481,7 +486,8 @@ func address(r *dispatcher.Recipient) string {
 // the recipient's addresses.
 func addressedTo(id string, m *dispatcher.Message) bool {
 	r := m.Recipient
-	return id != "" && (id == m.DeliveryID || id == r.ID || id == r.Phone || id == r.Email || slices.Contains(r.Push, id))
+	return id != "" && (id == m.DeliveryID || id == r.ID || id == r.Phone || id == r.Email ||
+		slices.ContainsFunc(r.Push, func(p dispatcher.PushToken) bool { return p.Key() == id }))
 }
 
 // safeSend calls Send, turning a panic into an error.
@@ -512,7 +518,7 @@ func (f *fixture) record(t *testing.T, msgs []*dispatcher.Message, res []dispatc
 		t.Fatalf("Send(%d messages) returned %d results, want one per message", len(msgs), len(res))
 	}
 	for j, m := range msgs {
-		if *m != f.built[m] {
+		if !reflect.DeepEqual(*m, f.built[m]) {
 			t.Errorf("Send modified message %d:\n got %+v\nwant %+v", len(f.msgs)+j, *m, f.built[m])
 			*m = f.built[m]
 		}

@@ -32,7 +32,7 @@ func TestConformance(t *testing.T) {
 			return s, counter{s}
 		},
 		RecipientFunc: func(i int) *dispatcher.Recipient {
-			return &dispatcher.Recipient{Kind: dispatcher.KindCustomer, Push: []string{fmt.Sprintf("token-%d", i)}}
+			return &dispatcher.Recipient{Kind: dispatcher.KindCustomer, Push: dispatcher.FCMTokens(fmt.Sprintf("token-%d", i))}
 		},
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -93,7 +94,7 @@ func TestSenderRecordsEveryField(t *testing.T) {
 	}
 	res := s.Send(t.Context(), []*dispatcher.Message{m})
 	want := dispatcher.Result{Status: dispatcher.StatusDelivered, ProviderID: "outbox"}
-	if len(res) != 1 || res[0] != want {
+	if len(res) != 1 || !reflect.DeepEqual(res[0], want) {
 		t.Fatalf("Send = %+v, want [%+v]", res, want)
 	}
 	got := mustList(t, mem, "", 10)

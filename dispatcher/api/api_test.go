@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -898,4 +899,36 @@ func TestHealth(t *testing.T) {
 		t.Errorf("metrics = %q", r.body)
 	}
 	wantStatus(t, setup(t).do(t, "GET", "/metrics", "", nil), 404)
+}
+
+// TestPushTokenForms: push tokens are objects per platform, or plain
+// strings (FCM tokens, the first form the API took); bad ones are 422.
+func TestPushTokenForms(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	apns := strings.Repeat("ab", 32)
+	body := `{"locale":"de-CH","push":["fcm-plain",{"platform":"apns","token":"` + apns + `"},` +
+		`{"platform":"webpush","endpoint":"https://push.example.net/send/abc","p256dh":"BPxyz_-A","auth":"c2VjcmV0"}]}`
+	r := b.do(t, "PUT", "/v1/recipients/p1", operatorToken, strings.NewReader(body))
+	wantStatus(t, r, 200)
+	var got dispatcher.Recipient
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []dispatcher.PushToken{
+		{Platform: "fcm", Token: "fcm-plain"}, {Platform: "apns", Token: apns},
+		{Platform: "webpush", Endpoint: "https://push.example.net/send/abc", P256dh: "BPxyz_-A", Auth: "c2VjcmV0"},
+	}
+	if !reflect.DeepEqual(got.Push, want) {
+		t.Errorf("push = %+v, want %+v", got.Push, want)
+	}
+	for _, bad := range []string{
+		`{"push":[{"platform":"apns","token":"not-hex"}]}`,
+		`{"push":[{"platform":"webpush","endpoint":"http://push.example.net/x","p256dh":"a","auth":"b"}]}`,
+		`{"push":[{"platform":"pager","token":"x"}]}`,
+	} {
+		r := b.do(t, "PUT", "/v1/recipients/p2", operatorToken, strings.NewReader(bad))
+		wantStatus(t, r, 422)
+		wantLocation(t, r.problem(t), "body.push[0]")
+	}
 }

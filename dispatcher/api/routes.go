@@ -26,10 +26,41 @@ type recipientBody struct {
 	Timezone string               `json:"timezone,omitempty" doc:"IANA time zone." example:"Europe/Zurich"`
 	Phone    string               `json:"phone,omitempty" doc:"E.164 number." example:"+41791234567"`
 	Email    string               `json:"email,omitempty" example:"ops@example.com"`
-	Push     []string             `json:"push,omitempty" doc:"Push tokens."`
+	Push     []pushTokenBody      `json:"push,omitempty" doc:"Push tokens: objects {platform: fcm|apns|webpush, token} or {platform: webpush, endpoint, p256dh, auth}; a plain string is an FCM token."`
 	Services []string             `json:"services,omitempty" doc:"Services the recipient uses; empty means all." example:"[\"twint\"]"`
 	Regions  []string             `json:"regions,omitempty" doc:"Regions the recipient is in; empty means all." example:"[\"CH\"]"`
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Channel preference, first reachable wins; empty means push, sms, email, webhook."`
+}
+
+// pushTokenBody is a dispatcher.PushToken whose schema also allows the
+// plain-string form (an FCM token).
+type pushTokenBody struct{ dispatcher.PushToken }
+
+func (p *pushTokenBody) UnmarshalJSON(b []byte) error { return p.PushToken.UnmarshalJSON(b) }
+
+// Schema implements huma.SchemaProvider.
+func (pushTokenBody) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{OneOf: []*huma.Schema{
+		{Type: huma.TypeString, Description: "An FCM registration token."},
+		{Type: huma.TypeObject, Properties: map[string]*huma.Schema{
+			"platform": {Type: huma.TypeString, Enum: []any{"fcm", "apns", "webpush"}},
+			"token":    {Type: huma.TypeString, Description: "FCM registration token, or APNs device token (hex)."},
+			"endpoint": {Type: huma.TypeString, Description: "Web Push: the subscription's https endpoint."},
+			"p256dh":   {Type: huma.TypeString, Description: "Web Push: the subscription's public key (base64url)."},
+			"auth":     {Type: huma.TypeString, Description: "Web Push: the subscription's auth secret (base64url)."},
+		}, Required: []string{"platform"}},
+	}}
+}
+
+func pushTokens(in []pushTokenBody) []dispatcher.PushToken {
+	if in == nil {
+		return nil
+	}
+	out := make([]dispatcher.PushToken, len(in))
+	for i, p := range in {
+		out[i] = p.PushToken
+	}
+	return out
 }
 
 // incidentBody converts to dispatcher.IncidentInput (identical fields).
@@ -207,7 +238,7 @@ func (s *server) routes() {
 		b := in.Body
 		r := &dispatcher.Recipient{
 			ID: in.ID, Kind: b.Kind, Locale: b.Locale, Timezone: b.Timezone, Phone: b.Phone, Email: b.Email,
-			Push: b.Push, Services: b.Services, Regions: b.Regions, Channels: b.Channels,
+			Push: pushTokens(b.Push), Services: b.Services, Regions: b.Regions, Channels: b.Channels,
 		}
 		out, err := svc.PutRecipient(ctx, r)
 		if err != nil {

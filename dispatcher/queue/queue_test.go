@@ -444,7 +444,7 @@ func seedRecipients(t *testing.T, st *redisstore.Store, n int) map[string]*dispa
 		}
 		switch i % 5 {
 		case 0:
-			r.Push = []string{fmt.Sprintf("tok-%d", i)}
+			r.Push = dispatcher.FCMTokens(fmt.Sprintf("tok-%d", i))
 			r.Phone = fmt.Sprintf("+4179%07d", i)
 		case 1:
 			r.Phone = fmt.Sprintf("+4179%07d", i)

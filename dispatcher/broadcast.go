@@ -94,6 +94,9 @@ type Delivery struct {
 	Segments  int       `json:"sms_segments,omitempty"`
 	Encoding  string    `json:"sms_encoding,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// History lists the delivery's attempts at webhook endpoints, newest
+	// first (GET /v1/deliveries/{id} only).
+	History []Attempt `json:"history,omitempty"`
 }
 
 // DeliveryID is deterministic in (broadcast, channel, recipient): any retry
@@ -292,6 +295,9 @@ type RecipientStore interface {
 	OptedOut(ctx context.Context, addrs map[Channel][]string) (map[Channel][]bool, error)
 	// SetOptOut records that addr opted out of ch, or back in.
 	SetOptOut(ctx context.Context, ch Channel, addr string, optedOut bool) error
+	// RemovePushTokens removes push tokens (by PushToken.Key) from a
+	// recipient; missing ones are ignored.
+	RemovePushTokens(ctx context.Context, recipientID string, keys []string) error
 }
 
 // Idempotency is a request's Idempotency-Key and the answer to store with it.
@@ -377,6 +383,9 @@ type DeliveryStore interface {
 	// SMS fields are kept; providerID and reason replace the stored ones
 	// when not empty. ErrNotFound for an unknown delivery.
 	ApplyProviderStatus(ctx context.Context, deliveryID string, st DeliveryStatus, providerID, reason string) (applied bool, err error)
+	// Requeue moves a failed delivery back to queued (an operator's retry)
+	// and returns its attempts so far; ErrConflict when it has not failed.
+	Requeue(ctx context.Context, deliveryID string) (attempts int, err error)
 }
 
 // Enqueuer hands work to the queue. Every call is idempotent: a task that

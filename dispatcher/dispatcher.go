@@ -143,6 +143,9 @@ type Recipient struct {
 	// OptOut lists channels the recipient asked not to be contacted on.
 	OptOut    []Channel `json:"opt_out,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Endpoints are a merchant's webhook endpoints that want the update
+	// being sent (loaded by the fan-out, never stored with the recipient).
+	Endpoints []WebhookEndpoint `json:"-"`
 }
 
 // FieldError names one invalid input field. API adapters turn a list of
@@ -300,7 +303,7 @@ func (r *Recipient) Reachable(c Channel) bool {
 	case ChannelPush:
 		return len(r.Push) > 0
 	case ChannelWebhook:
-		return false // webhook endpoints arrive with the webhook channel
+		return len(r.Endpoints) > 0
 	}
 	return false
 }

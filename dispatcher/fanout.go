@@ -38,8 +38,13 @@ type Fanout struct {
 	MaxAttempts int
 	// BackoffFunc is the delay before retry n (1-based); default Backoff.
 	BackoffFunc func(n int) time.Duration
-	Logger      *slog.Logger
-	Metrics     Metrics
+	// RetrySpan, per channel, replaces MaxAttempts with as many attempts as
+	// the backoff needs to keep retrying for that long (webhooks: a day).
+	RetrySpan map[Channel]time.Duration
+	// Webhooks loads merchants' webhook endpoints; nil: none.
+	Webhooks WebhookStore
+	Logger   *slog.Logger
+	Metrics  Metrics
 
 	mu    sync.Mutex
 	cache map[string]*broadcastContext
@@ -79,6 +84,28 @@ func (f *Fanout) maxAttempts() int {
 		return 9
 	}
 	return f.MaxAttempts
+}
+
+// attemptsFor is how many attempts a delivery on ch gets: enough for the
+// channel's RetrySpan at the backoff's base delays, else MaxAttempts.
+func (f *Fanout) attemptsFor(ch Channel) int {
+	span, ok := f.RetrySpan[ch]
+	if !ok || span <= 0 {
+		return f.maxAttempts()
+	}
+	return AttemptsFor(span)
+}
+
+// AttemptsFor returns how many attempts retrying for span takes with the
+// default backoff (2 s doubling to 1 h, jitter aside): a day is 35.
+func AttemptsFor(span time.Duration) int {
+	n, total, d := 1, time.Duration(0), 2*time.Second
+	for total < span {
+		total += d
+		d = min(2*d, time.Hour)
+		n++
+	}
+	return n
 }
 
 func (f *Fanout) backoff(n int) time.Duration {
@@ -191,6 +218,40 @@ func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Re
 	return f.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: inc, Update: up})
 }
 
+// loadEndpoints gives the merchants of a batch their webhook endpoints that
+// want this update (one round trip), when the broadcast may use webhooks.
+func (f *Fanout) loadEndpoints(ctx context.Context, bc *broadcastContext, rs []*Recipient) error {
+	if f.Webhooks == nil || f.Senders[ChannelWebhook] == nil || (len(bc.b.Channels) > 0 && !slices.Contains(bc.b.Channels, ChannelWebhook)) {
+		return nil
+	}
+	var ids []string
+	for _, r := range rs {
+		if r != nil && r.Kind == KindMerchant {
+			ids = append(ids, r.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	eps, err := f.Webhooks.WebhookEndpoints(ctx, ids)
+	if err != nil {
+		return err
+	}
+	event := EventType(bc.up)
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		for _, ep := range eps[r.ID] {
+			if ep.Wants(event) {
+				r.Endpoints = append(r.Endpoints, *ep)
+			}
+		}
+		slices.SortFunc(r.Endpoints, func(a, b WebhookEndpoint) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return nil
+}
+
 // addressOf returns the address an opt-out of ch is kept under.
 func addressOf(r *Recipient, ch Channel) string {
 	switch ch {
@@ -286,6 +347,9 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		return err
 	}
 	if err := f.applyOptOuts(ctx, rs); err != nil {
+		return err
+	}
+	if err := f.loadEndpoints(ctx, bc, rs); err != nil {
 		return err
 	}
 	begins := make([]Begin, len(ids))
@@ -385,6 +449,9 @@ func (f *Fanout) message(bc *broadcastContext, r *Recipient, ch Channel, text Re
 		Segments:    text.Segments,
 		Encoding:    text.Encoding,
 		Attempt:     attempt,
+		Incident:    bc.inc,
+		Update:      bc.up,
+		Endpoints:   r.Endpoints,
 	}
 }
 
@@ -414,6 +481,7 @@ func (f *Fanout) send(ctx context.Context, byChannel map[Channel][]*Message) ([]
 	var outs []Outcome
 	var retries []retry
 	var optOuts []*Message
+	dead := map[string][]string{} // recipient id -> dead push token keys
 	for range byChannel {
 		cr := <-results
 		for i, m := range cr.msgs {
@@ -428,6 +496,9 @@ func (f *Fanout) send(ctx context.Context, byChannel map[Channel][]*Message) ([]
 			if res.Err != nil && Classify(res.Err).OptOut {
 				optOuts = append(optOuts, m)
 			}
+			if len(res.DeadTokens) > 0 {
+				dead[m.Recipient.ID] = append(dead[m.Recipient.ID], res.DeadTokens...)
+			}
 			if o.Status == StatusQueued {
 				retries = append(retries, retry{m.DeliveryID, delay})
 			}
@@ -437,6 +508,13 @@ func (f *Fanout) send(ctx context.Context, byChannel map[Channel][]*Message) ([]
 		}
 	}
 	f.recordOptOuts(ctx, optOuts)
+	for rid, keys := range dead {
+		if err := f.Recipients.RemovePushTokens(context.WithoutCancel(ctx), rid, keys); err != nil {
+			f.logger().Warn("removing dead push tokens failed", "recipient_id", rid, "err", err)
+		} else {
+			f.logger().Info("dead push tokens removed", "recipient_id", rid, "tokens", len(keys))
+		}
+	}
 	return outs, retries
 }
 
@@ -456,7 +534,7 @@ func (f *Fanout) outcome(m *Message, res Result) (Outcome, time.Duration) {
 	switch {
 	case se.Suppress:
 		o.Status = StatusSuppressed
-	case se.Permanent || m.Attempt >= f.maxAttempts():
+	case se.Permanent || m.Attempt >= f.attemptsFor(m.Channel):
 		o.Status = StatusFailed
 	default:
 		o.Status = StatusQueued
@@ -511,6 +589,9 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 		return err
 	}
 	if err := f.applyOptOuts(ctx, []*Recipient{r}); err != nil {
+		return err
+	}
+	if err := f.loadEndpoints(ctx, bc, []*Recipient{r}); err != nil {
 		return err
 	}
 	if slices.Contains(r.OptOut, ch) {

@@ -25,8 +25,15 @@ type Service struct {
 	Queue      Enqueuer
 	// Fanout renders previews exactly as the fan-out will send them.
 	Fanout *Fanout
-	Clock  Clock
-	Logger *slog.Logger
+	// Webhooks keeps merchants' webhook endpoints; CheckWebhookURL checks
+	// an endpoint's URL at registration (the webhook channel's SSRF guard).
+	Webhooks        WebhookStore
+	CheckWebhookURL func(ctx context.Context, url string) error
+	// RotationOverlap is how long a rotated-out webhook secret keeps
+	// signing (default 24 h).
+	RotationOverlap time.Duration
+	Clock           Clock
+	Logger          *slog.Logger
 }
 
 func (s *Service) now() time.Time {
@@ -511,7 +518,36 @@ func (s *Service) ListDeliveries(ctx context.Context, broadcastID string, f Deli
 	return s.Deliveries.ListDeliveries(ctx, broadcastID, f)
 }
 
-// GetDelivery returns one delivery, or ErrNotFound.
+// GetDelivery returns one delivery with its attempt history, or ErrNotFound.
 func (s *Service) GetDelivery(ctx context.Context, id string) (*Delivery, error) {
+	d, err := s.Deliveries.GetDelivery(ctx, id)
+	if err != nil || s.Webhooks == nil {
+		return d, err
+	}
+	if d.History, err = s.Webhooks.Attempts(ctx, id); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// RetryDelivery sends a failed delivery again, once, now: it moves back to
+// queued and a retry task is enqueued. ErrConflict when it has not failed.
+func (s *Service) RetryDelivery(ctx context.Context, id string) (*Delivery, error) {
+	bid, _, _, err := ParseDeliveryID(id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.Deliveries.GetBroadcast(ctx, bid)
+	if err != nil {
+		return nil, err
+	}
+	attempts, err := s.Deliveries.Requeue(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Queue.EnqueueRetry(ctx, b, id, attempts+1, 0); err != nil {
+		return nil, fmt.Errorf("delivery %s is queued but its retry is not enqueued: %w", id, err)
+	}
+	s.logger().InfoContext(ctx, "delivery retry requested", "delivery_id", id, "attempt", attempts+1)
 	return s.Deliveries.GetDelivery(ctx, id)
 }

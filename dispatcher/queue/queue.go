@@ -87,7 +87,7 @@ func NewBatchTask(b *dispatcher.Broadcast, batch dispatcher.Batch) *asynq.Task {
 // NewRetryTask returns the retry task of one delivery.
 func NewRetryTask(b *dispatcher.Broadcast, deliveryID string, attempt, maxRetry int, delay time.Duration) *asynq.Task {
 	p, _ := json.Marshal(RetryPayload{DeliveryID: deliveryID, Attempt: attempt})
-	return asynq.NewTask(TypeRetry, p, asynq.TaskID("retry:"+deliveryID), asynq.Queue(QueueFor(b.Severity)), asynq.MaxRetry(maxRetry), asynq.ProcessIn(delay))
+	return asynq.NewTask(TypeRetry, p, asynq.TaskID("retry:"+deliveryID+":"+strconv.Itoa(attempt)), asynq.Queue(QueueFor(b.Severity)), asynq.MaxRetry(maxRetry), asynq.ProcessIn(delay))
 }
 
 // Client enqueues tasks; it implements dispatcher.Enqueuer.

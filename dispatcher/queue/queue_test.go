@@ -228,7 +228,7 @@ func TestClientEnqueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sched) != 1 || sched[0].ID != "retry:bc_cl_1.sms.r.1" || sched[0].MaxRetry != 5 ||
+	if len(sched) != 1 || sched[0].ID != "retry:bc_cl_1.sms.r.1:2" || sched[0].MaxRetry != 5 ||
 		string(sched[0].Payload) != `{"delivery_id":"bc_cl_1.sms.r.1","attempt":2}` ||
 		time.Until(sched[0].NextProcessAt) < 50*time.Second {
 		for _, s := range sched {

@@ -258,6 +258,29 @@ end
 return 1
 `)
 
+// requeueScript puts a failed delivery back to queued for a retry asked
+// for by an operator: counters and pending move back, and a done broadcast
+// is sending again. It returns the delivery's attempts, or -1 when there is
+// no such delivery, -2 when it has not failed.
+// KEYS: b, d. ARGV: field.
+var requeueScript = redis.NewScript(`
+local b, d, f = KEYS[1], KEYS[2], ARGV[1]
+local old = redis.call('HGET', d, f)
+if not old then return -1 end
+if string.sub(old, 1, 1) ~= '4' then return -2 end
+redis.call('HSET', d, f, '0' .. string.sub(old, 2))
+local ch = string.match(f, '^[^.]+')
+redis.call('HINCRBY', b, 'c:' .. ch .. ':4', -1)
+redis.call('HINCRBY', b, 'c:' .. ch .. ':0', 1)
+redis.call('HINCRBY', b, 'pending', 1)
+if redis.call('HGET', b, 'state') == 'done' then
+  redis.call('HSET', b, 'state', 'sending')
+  redis.call('HDEL', b, 'finished')
+end
+local a = string.match(old, '^%d|(%d+)|')
+return tonumber(a) or 0
+`)
+
 // snapshotScript stores a broadcast's audience once.
 // KEYS: b, aud, tmpSvc, tmpReg, all, then the index sets. ARGV: nsvc, nreg.
 var snapshotScript = redis.NewScript(audienceLua + `
@@ -609,4 +632,22 @@ func (s *Store) ApplyProviderStatus(ctx context.Context, deliveryID string, st d
 		return false, fmt.Errorf("delivery %q: %w", deliveryID, dispatcher.ErrNotFound)
 	}
 	return n == 1, nil
+}
+
+// Requeue implements dispatcher.DeliveryStore.
+func (s *Store) Requeue(ctx context.Context, deliveryID string) (int, error) {
+	bid, ch, rid, err := dispatcher.ParseDeliveryID(deliveryID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := requeueScript.Run(ctx, s.rdb, broadcastKeys(bid)[:2], deliveryField(ch, rid)).Int()
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("requeue %s: %w", deliveryID, err)
+	case n == -1:
+		return 0, fmt.Errorf("delivery %q: %w", deliveryID, dispatcher.ErrNotFound)
+	case n == -2:
+		return 0, fmt.Errorf("delivery %s has not failed: %w", deliveryID, dispatcher.ErrConflict)
+	}
+	return n, nil
 }

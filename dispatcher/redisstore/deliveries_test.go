@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -97,7 +98,7 @@ func allDeliveries(t *testing.T, s *Store, bid string, f dispatcher.DeliveryFilt
 		}
 		for _, d := range page.Deliveries {
 			// HSCAN may return an element twice; it must be the same one.
-			if old, ok := seen[d.ID]; ok && *old != *d {
+			if old, ok := seen[d.ID]; ok && !reflect.DeepEqual(*old, *d) {
 				t.Fatalf("delivery %s listed as %+v and as %+v", d.ID, old, d)
 			}
 			seen[d.ID] = d
@@ -301,7 +302,7 @@ func TestBeginDeliveries(t *testing.T) {
 		d, err = s.GetDelivery(context.Background(), dispatcher.DeliveryID(b.ID, dispatcher.ChannelNone, "b"))
 		want0 := dispatcher.Delivery{ID: b.ID + ".none.b", BroadcastID: b.ID, RecipientID: "b", Channel: dispatcher.ChannelNone,
 			Status: dispatcher.StatusSuppressed, Reason: "no_channel", UpdatedAt: deliveryEpoch}
-		if err != nil || *d != want0 {
+		if err != nil || !reflect.DeepEqual(*d, want0) {
 			t.Errorf("b = %+v %v\nwant %+v", d, err, want0)
 		}
 		if prev, err := s.BeginDeliveries(context.Background(), b.ID, nil); err != nil || len(prev) != 0 {
@@ -605,7 +606,7 @@ func TestGetDelivery(t *testing.T) {
 		}
 		want := dispatcher.Delivery{ID: id, BroadcastID: b.ID, RecipientID: rid, Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusFailed,
 			Reason: reason, Attempts: 3, ProviderID: "msg-1", Locale: "de-CH", UpdatedAt: at}
-		if *got != want {
+		if !reflect.DeepEqual(*got, want) {
 			t.Errorf("GetDelivery = %+v\nwant          %+v", got, want)
 		}
 		// '|' in the packed fields other than the reason is replaced, not fatal.

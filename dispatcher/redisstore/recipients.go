@@ -327,3 +327,47 @@ func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr strin
 	}
 	return nil
 }
+
+// RemovePushTokens implements dispatcher.RecipientStore: a read-modify-write
+// of the recipient's record under WATCH (no index changes: push tokens are
+// not indexed).
+func (s *Store) RemovePushTokens(ctx context.Context, recipientID string, keys []string) error {
+	k := recipientKey(recipientID)
+	for range 10 {
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			raw, err := tx.Get(ctx, k).Bytes()
+			if errors.Is(err, redis.Nil) {
+				return nil // erased meanwhile: nothing to remove
+			}
+			if err != nil {
+				return err
+			}
+			var r dispatcher.Recipient
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return fmt.Errorf("decode recipient %q: %w", recipientID, err)
+			}
+			kept := slices.DeleteFunc(slices.Clone(r.Push), func(p dispatcher.PushToken) bool { return slices.Contains(keys, p.Key()) })
+			if len(kept) == len(r.Push) {
+				return nil
+			}
+			r.Push = kept
+			b, err := json.Marshal(&r)
+			if err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, k, b, 0)
+				return nil
+			})
+			return err
+		}, k)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("remove push tokens of %q: %w", recipientID, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("remove push tokens of %q: too many concurrent changes: %w", recipientID, dispatcher.ErrStale)
+}

@@ -1,0 +1,239 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"slices"
+	"time"
+)
+
+// WebhookStore keeps merchants' webhook endpoints and delivery attempts.
+type WebhookStore interface {
+	PutWebhookEndpoint(ctx context.Context, ep *WebhookEndpoint) error
+	GetWebhookEndpoint(ctx context.Context, recipientID, endpointID string) (*WebhookEndpoint, error)
+	ListWebhookEndpoints(ctx context.Context, recipientID string) ([]*WebhookEndpoint, error)
+	// WebhookEndpoints loads the endpoints of many recipients at once.
+	WebhookEndpoints(ctx context.Context, recipientIDs []string) (map[string][]*WebhookEndpoint, error)
+	DeleteWebhookEndpoint(ctx context.Context, recipientID, endpointID string) error
+	// UpdateWebhookEndpoint applies fn to the stored endpoint atomically.
+	UpdateWebhookEndpoint(ctx context.Context, recipientID, endpointID string, fn func(*WebhookEndpoint) error) (*WebhookEndpoint, error)
+	RecordAttempts(ctx context.Context, deliveryID string, attempts []Attempt) error
+	Attempts(ctx context.Context, deliveryID string) ([]Attempt, error)
+}
+
+// EndpointInput registers or changes a webhook endpoint.
+type EndpointInput struct {
+	URL    string   `json:"url"`
+	Events []string `json:"events,omitempty"`
+}
+
+// EndpointResult answers a registration or a rotation. Secret is the
+// endpoint's new signing secret: returned once, never again.
+type EndpointResult struct {
+	Endpoint *WebhookEndpoint `json:"endpoint"`
+	Created  bool             `json:"created"`
+	Secret   string           `json:"secret,omitempty"`
+}
+
+var endpointIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// public strips an endpoint's secrets for answers.
+func public(ep *WebhookEndpoint) *WebhookEndpoint {
+	cp := *ep
+	cp.Secrets = nil
+	return &cp
+}
+
+// PutWebhookEndpoint registers (201, with a new secret returned once) or
+// changes (URL, events; re-enables a disabled endpoint) a recipient's
+// webhook endpoint. The URL is checked by CheckWebhookURL (scheme, and the
+// addresses its host resolves to) before anything is stored.
+func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointID string, in EndpointInput) (*EndpointResult, error) {
+	v := &ValidationError{}
+	if !endpointIDPattern.MatchString(endpointID) {
+		v.add("path.endpoint_id", "must be 1-64 letters, digits, _ or -", endpointID)
+	}
+	u, err := url.Parse(in.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || len(in.URL) > 2048 {
+		v.add("body.url", "must be an absolute https URL without credentials or fragment", in.URL)
+	} else if s.CheckWebhookURL != nil {
+		if err := s.CheckWebhookURL(ctx, in.URL); err != nil {
+			v.add("body.url", err.Error(), in.URL)
+		}
+	}
+	for i, e := range in.Events {
+		if !slices.Contains(EventTypes, e) {
+			v.add(fmt.Sprintf("body.events[%d]", i), "must be one of incident.opened, incident.updated, incident.resolved", e)
+		}
+	}
+	if err := v.orNil(); err != nil {
+		return nil, err
+	}
+	r, err := s.Recipients.GetRecipient(ctx, recipientID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Kind != KindMerchant {
+		return nil, &ValidationError{Fields: []*FieldError{{Field: "path.id", Message: "webhook endpoints are for merchants: the recipient's kind is " + string(r.Kind), Value: recipientID}}}
+	}
+	now := s.now()
+	events := dedupe(in.Events)
+	ep, err := s.Webhooks.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
+		ep.URL, ep.Events, ep.UpdatedAt = in.URL, events, now
+		ep.Disabled, ep.DisabledReason, ep.DisabledAt, ep.FailingSince = false, "", nil, nil
+		return nil
+	})
+	if err == nil {
+		return &EndpointResult{Endpoint: public(ep)}, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	secret := NewWebhookSecret()
+	ep = &WebhookEndpoint{ID: endpointID, RecipientID: recipientID, URL: in.URL, Events: events,
+		Secrets: []WebhookSecret{{Secret: secret}}, CreatedAt: now, UpdatedAt: now}
+	if err := s.Webhooks.PutWebhookEndpoint(ctx, ep); err != nil {
+		return nil, err
+	}
+	s.logger().InfoContext(ctx, "webhook endpoint registered", "recipient_id", recipientID, "endpoint_id", endpointID)
+	return &EndpointResult{Endpoint: public(ep), Created: true, Secret: secret}, nil
+}
+
+// GetWebhookEndpoint returns an endpoint without its secrets.
+func (s *Service) GetWebhookEndpoint(ctx context.Context, recipientID, endpointID string) (*WebhookEndpoint, error) {
+	ep, err := s.Webhooks.GetWebhookEndpoint(ctx, recipientID, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	return public(ep), nil
+}
+
+// ListWebhookEndpoints returns a recipient's endpoints without secrets.
+func (s *Service) ListWebhookEndpoints(ctx context.Context, recipientID string) ([]*WebhookEndpoint, error) {
+	if _, err := s.Recipients.GetRecipient(ctx, recipientID); err != nil {
+		return nil, err
+	}
+	eps, err := s.Webhooks.ListWebhookEndpoints(ctx, recipientID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*WebhookEndpoint, len(eps))
+	for i, ep := range eps {
+		out[i] = public(ep)
+	}
+	return out, nil
+}
+
+// DeleteWebhookEndpoint removes an endpoint.
+func (s *Service) DeleteWebhookEndpoint(ctx context.Context, recipientID, endpointID string) error {
+	return s.Webhooks.DeleteWebhookEndpoint(ctx, recipientID, endpointID)
+}
+
+// RotateWebhookSecret gives an endpoint a new secret, returned once. The
+// previous one keeps signing beside it for RotationOverlap (default 24 h),
+// so the merchant can switch without losing a webhook; older ones go.
+func (s *Service) RotateWebhookSecret(ctx context.Context, recipientID, endpointID string) (*EndpointResult, error) {
+	now := s.now()
+	overlap := s.RotationOverlap
+	if overlap <= 0 {
+		overlap = 24 * time.Hour
+	}
+	secret := NewWebhookSecret()
+	ep, err := s.Webhooks.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
+		keep := []WebhookSecret{{Secret: secret}}
+		if len(ep.Secrets) > 0 {
+			until := now.Add(overlap)
+			keep = append(keep, WebhookSecret{Secret: ep.Secrets[0].Secret, ExpiresAt: &until})
+		}
+		ep.Secrets, ep.UpdatedAt = keep, now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.logger().InfoContext(ctx, "webhook secret rotated", "recipient_id", recipientID, "endpoint_id", endpointID)
+	return &EndpointResult{Endpoint: public(ep), Secret: secret}, nil
+}
+
+// EndpointHealth keeps webhook endpoints' health from what the webhook
+// channel reports: attempts, gone (410: disabled at once), failing and
+// recovered. An endpoint that keeps failing for DisableAfter is disabled.
+type EndpointHealth struct {
+	Store        WebhookStore
+	DisableAfter time.Duration // default 72 h
+	Clock        Clock
+	Logger       *slog.Logger
+	// Disabled, when set, is told about every endpoint disabled (to tell
+	// the merchant).
+	Disabled func(ctx context.Context, ep *WebhookEndpoint)
+}
+
+// RecordAttempts keeps a delivery's attempts for GET /v1/deliveries/{id}.
+func (h *EndpointHealth) RecordAttempts(ctx context.Context, deliveryID string, attempts []Attempt) error {
+	return h.Store.RecordAttempts(ctx, deliveryID, attempts)
+}
+
+func (h *EndpointHealth) disable(ctx context.Context, recipientID, endpointID, reason string) error {
+	now := SystemClock.Now()
+	if h.Clock != nil {
+		now = h.Clock.Now()
+	}
+	changed := false
+	ep, err := h.Store.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
+		if ep.Disabled {
+			return nil
+		}
+		changed = true
+		ep.Disabled, ep.DisabledReason, ep.DisabledAt, ep.UpdatedAt = true, reason, &now, now
+		return nil
+	})
+	if err != nil || !changed {
+		return err
+	}
+	if h.Logger != nil {
+		h.Logger.WarnContext(ctx, "webhook endpoint disabled", "recipient_id", recipientID, "endpoint_id", endpointID, "reason", reason)
+	}
+	if h.Disabled != nil {
+		h.Disabled(ctx, ep)
+	}
+	return nil
+}
+
+// EndpointGone disables an endpoint that answered 410 Gone.
+func (h *EndpointHealth) EndpointGone(ctx context.Context, recipientID, endpointID, reason string) error {
+	return h.disable(ctx, recipientID, endpointID, "the endpoint answered 410 Gone: "+reason)
+}
+
+// EndpointFailed notes a failure at at; past DisableAfter of failing, the
+// endpoint is disabled.
+func (h *EndpointHealth) EndpointFailed(ctx context.Context, recipientID, endpointID string, at time.Time) error {
+	after := h.DisableAfter
+	if after <= 0 {
+		after = 72 * time.Hour
+	}
+	var since time.Time
+	_, err := h.Store.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
+		if ep.FailingSince == nil {
+			ep.FailingSince = &at
+		}
+		since = *ep.FailingSince
+		return nil
+	})
+	if err != nil || at.Sub(since) < after {
+		return err
+	}
+	return h.disable(ctx, recipientID, endpointID, fmt.Sprintf("failing since %s", since.UTC().Format(time.RFC3339)))
+}
+
+// EndpointOK clears an endpoint's run of failures.
+func (h *EndpointHealth) EndpointOK(ctx context.Context, recipientID, endpointID string) error {
+	_, err := h.Store.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
+		ep.FailingSince = nil
+		return nil
+	})
+	return err
+}

@@ -42,6 +42,12 @@ type Service interface {
 	InboundSMS(ctx context.Context, from, body string, catalog *locales.Catalog) (string, error)
 	CheckUnsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
 	Unsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
+	PutWebhookEndpoint(ctx context.Context, recipientID, endpointID string, in dispatcher.EndpointInput) (*dispatcher.EndpointResult, error)
+	GetWebhookEndpoint(ctx context.Context, recipientID, endpointID string) (*dispatcher.WebhookEndpoint, error)
+	ListWebhookEndpoints(ctx context.Context, recipientID string) ([]*dispatcher.WebhookEndpoint, error)
+	DeleteWebhookEndpoint(ctx context.Context, recipientID, endpointID string) error
+	RotateWebhookSecret(ctx context.Context, recipientID, endpointID string) (*dispatcher.EndpointResult, error)
+	RetryDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
 }
 
 var _ Service = (*dispatcher.Service)(nil)
@@ -138,6 +144,7 @@ func New(cfg Config) http.Handler {
 	s.api = humago.New(s.mux, hc)
 
 	s.routes()
+	s.routeWebhooks()
 	s.routeCallbacks()
 	addCodeToErrorSchema(s.api)
 

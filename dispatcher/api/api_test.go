@@ -260,6 +260,42 @@ func (f *fakeService) unsub(method string, l dispatcher.LinkSigner, token string
 	return &dispatcher.Unsubscription{Channel: ch, Recipient: &dispatcher.Recipient{ID: rid, Locale: "fr-CH"}}, nil
 }
 
+func (f *fakeService) PutWebhookEndpoint(_ context.Context, rid, eid string, in dispatcher.EndpointInput) (*dispatcher.EndpointResult, error) {
+	if err := f.record(fmt.Sprintf("PutWebhookEndpoint(%s,%s,%s,%v)", rid, eid, in.URL, in.Events)); err != nil {
+		return nil, err
+	}
+	return &dispatcher.EndpointResult{Endpoint: &dispatcher.WebhookEndpoint{ID: eid, RecipientID: rid, URL: in.URL}, Created: eid == "new", Secret: "whsec_x"}, nil
+}
+
+func (f *fakeService) GetWebhookEndpoint(_ context.Context, rid, eid string) (*dispatcher.WebhookEndpoint, error) {
+	if err := f.record("GetWebhookEndpoint"); err != nil {
+		return nil, err
+	}
+	return &dispatcher.WebhookEndpoint{ID: eid, RecipientID: rid}, nil
+}
+
+func (f *fakeService) ListWebhookEndpoints(_ context.Context, rid string) ([]*dispatcher.WebhookEndpoint, error) {
+	return nil, f.record("ListWebhookEndpoints")
+}
+
+func (f *fakeService) DeleteWebhookEndpoint(_ context.Context, rid, eid string) error {
+	return f.record("DeleteWebhookEndpoint")
+}
+
+func (f *fakeService) RotateWebhookSecret(_ context.Context, rid, eid string) (*dispatcher.EndpointResult, error) {
+	if err := f.record("RotateWebhookSecret"); err != nil {
+		return nil, err
+	}
+	return &dispatcher.EndpointResult{Endpoint: &dispatcher.WebhookEndpoint{ID: eid}, Secret: "whsec_y"}, nil
+}
+
+func (f *fakeService) RetryDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
+	if err := f.record("RetryDelivery(" + id + ")"); err != nil {
+		return nil, err
+	}
+	return &dispatcher.Delivery{ID: id, Status: dispatcher.StatusQueued}, nil
+}
+
 // syncBuffer is a log sink safe for concurrent handlers.
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -930,5 +966,33 @@ func TestPushTokenForms(t *testing.T) {
 		r := b.do(t, "PUT", "/v1/recipients/p2", operatorToken, strings.NewReader(bad))
 		wantStatus(t, r, 422)
 		wantLocation(t, r.problem(t), "body.push[0]")
+	}
+}
+
+func TestWebhookRoutes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.do(t, "PUT", "/v1/recipients/m1/webhooks/new", operatorToken, strings.NewReader(`{"url":"https://shop.example/h","events":["incident.resolved"]}`))
+	wantStatus(t, r, 201)
+	if !strings.Contains(string(r.body), `"secret":"whsec_x"`) {
+		t.Errorf("created endpoint = %s", r.body)
+	}
+	wantStatus(t, b.do(t, "PUT", "/v1/recipients/m1/webhooks/old", operatorToken, strings.NewReader(`{"url":"https://shop.example/h"}`)), 200)
+	wantStatus(t, b.do(t, "PUT", "/v1/recipients/m1/webhooks/x", operatorToken, strings.NewReader(`{"url":"https://shop.example/h","events":["incident.exploded"]}`)), 422)
+	wantStatus(t, b.do(t, "PUT", "/v1/recipients/m1/webhooks/x", viewerToken, strings.NewReader(`{"url":"https://shop.example/h"}`)), 403)
+	wantStatus(t, b.do(t, "GET", "/v1/recipients/m1/webhooks/new", viewerToken, nil), 200)
+	r = b.do(t, "GET", "/v1/recipients/m1/webhooks", viewerToken, nil)
+	wantStatus(t, r, 200)
+	if strings.TrimSpace(string(r.body)) != `{"endpoints":[]}` {
+		t.Errorf("list = %s", r.body)
+	}
+	wantStatus(t, b.do(t, "POST", "/v1/recipients/m1/webhooks/new/rotate-secret", operatorToken, nil), 200)
+	wantStatus(t, b.do(t, "DELETE", "/v1/recipients/m1/webhooks/new", operatorToken, nil), 204)
+	wantStatus(t, b.do(t, "POST", "/v1/deliveries/bc_x_1.webhook.m1/retry", operatorToken, nil), 200)
+	calls := strings.Join(b.svc.Calls(), " ")
+	for _, want := range []string{"PutWebhookEndpoint(m1,new,https://shop.example/h,[incident.resolved])", "RotateWebhookSecret", "DeleteWebhookEndpoint", "RetryDelivery(bc_x_1.webhook.m1)"} {
+		if !strings.Contains(calls, want) {
+			t.Errorf("calls %s lack %s", calls, want)
+		}
 	}
 }

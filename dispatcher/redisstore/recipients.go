@@ -248,8 +248,9 @@ func (s *Store) GetRecipients(ctx context.Context, ids []string) ([]*dispatcher.
 	return out, nil
 }
 
-// DeleteRecipient erases the recipient with id, its index entries and its
-// outbox list (copies of the messages it was sent), or returns
+// DeleteRecipient erases the recipient with id, its index entries, its
+// webhook endpoints and its outbox list (copies of the messages it was
+// sent), or returns
 // dispatcher.ErrNotFound. Delivery records keep only its id.
 func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
 	n, err := deleteRecipientScript.Run(ctx, s.rdb, []string{recipientKey(id), key("ix", "all")}, Prefix, id).Int()
@@ -259,8 +260,8 @@ func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
 	if n == 0 {
 		return fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
 	}
-	if err := s.rdb.Del(ctx, key("outbox", "r", id)).Err(); err != nil {
-		return fmt.Errorf("delete outbox of recipient %q: %w", id, err)
+	if err := s.rdb.Del(ctx, key("outbox", "r", id), webhookKey(id)).Err(); err != nil {
+		return fmt.Errorf("delete outbox and webhook endpoints of recipient %q: %w", id, err)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // WebhookStore keeps merchants' webhook endpoints and delivery attempts.
@@ -236,4 +238,39 @@ func (h *EndpointHealth) EndpointOK(ctx context.Context, recipientID, endpointID
 		return nil
 	})
 	return err
+}
+
+// NotifyEndpointDisabled tells a merchant, by email when it has an address,
+// that one of its webhook endpoints was disabled: in its language, with the
+// endpoint's URL and the reason. It is a notice, not a broadcast: sent once
+// through the email channel's sender (the outbox in development).
+func NotifyEndpointDisabled(ctx context.Context, recipients RecipientStore, email Sender, catalog *locales.Catalog, ep *WebhookEndpoint) error {
+	r, err := recipients.GetRecipient(ctx, ep.RecipientID)
+	if err != nil || r.Email == "" || email == nil || slices.Contains(r.OptOut, ChannelEmail) {
+		return err
+	}
+	subject, used, err := catalog.Text(r.Locale, "webhook_disabled_subject")
+	if err != nil {
+		return err
+	}
+	body, _, err := catalog.Text(r.Locale, "webhook_disabled_body")
+	if err != nil {
+		return err
+	}
+	body += "\n\n" + ep.ID + ": " + ep.URL + "\n" + ep.DisabledReason
+	m := &Message{
+		DeliveryID:  "notice.webhook." + ep.RecipientID + "." + ep.ID,
+		BroadcastID: "notice",
+		Channel:     ChannelEmail,
+		Recipient:   r,
+		Locale:      used,
+		Title:       subject,
+		Body:        body,
+		Attempt:     1,
+	}
+	res := email.Send(ctx, []*Message{m})
+	if len(res) == 1 && res[0].Err != nil {
+		return fmt.Errorf("notify %s of its disabled endpoint %s: %w", r.ID, ep.ID, res[0].Err)
+	}
+	return nil
 }

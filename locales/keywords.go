@@ -8,10 +8,12 @@ import (
 )
 
 // Texts are the names of the fixed texts (ids text.<name>): the replies to
-// SMS keywords (GSM-7 only) and the one-click unsubscribe page.
+// SMS keywords (GSM-7 only), the one-click unsubscribe page and the notice
+// to a merchant whose webhook endpoint was disabled.
 var Texts = []string{
 	"sms_stop", "sms_start", "sms_help",
 	"unsubscribe_title", "unsubscribe_question", "unsubscribe_button", "unsubscribe_done", "unsubscribe_unknown",
+	"webhook_disabled_subject", "webhook_disabled_body",
 }
 
 // Text returns the fixed text name in the first locale of locale's chain

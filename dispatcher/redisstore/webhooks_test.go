@@ -9,7 +9,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // TestWebhookEndpoints drives endpoints through the Service and the health
@@ -167,4 +170,34 @@ func TestRequeueAndDeadTokens(t *testing.T) {
 			t.Errorf("removing from an erased recipient: %v", err)
 		}
 	})
+}
+
+// TestNotifyEndpointDisabled: the merchant is told in its language, with
+// the endpoint and the reason; without an email address nothing is sent.
+func TestNotifyEndpointDisabled(t *testing.T) {
+	t.Parallel()
+	rdb, _ := redistest.New(t)
+	s := New(rdb)
+	ctx := context.Background()
+	m := testRecipient("boul", nil, nil)
+	m.Kind, m.Locale, m.Email = dispatcher.KindMerchant, "fr-CH", "caisse@boulangerie.example"
+	n := testRecipient("nomail", nil, nil)
+	n.Kind, n.Email = dispatcher.KindMerchant, ""
+	mustPutRecipients(t, s, m, n)
+	box := outbox.NewMemory(10)
+	sender := &outbox.Sender{Store: box}
+	ep := &dispatcher.WebhookEndpoint{ID: "main", RecipientID: "boul", URL: "https://boulangerie.example/hook", DisabledReason: "the endpoint answered 410 Gone"}
+	if err := dispatcher.NotifyEndpointDisabled(ctx, s, sender, locales.MustNew(), ep); err != nil {
+		t.Fatal(err)
+	}
+	ep2 := *ep
+	ep2.RecipientID = "nomail"
+	if err := dispatcher.NotifyEndpointDisabled(ctx, s, sender, locales.MustNew(), &ep2); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := box.List(ctx, "", 10)
+	if len(got) != 1 || got[0].RecipientID != "boul" || got[0].Locale != "fr" || !strings.Contains(got[0].Title, "désactivé") ||
+		!strings.Contains(got[0].Body, "https://boulangerie.example/hook") || !strings.Contains(got[0].Body, "410 Gone") {
+		t.Errorf("notices = %+v", got)
+	}
 }

@@ -1,0 +1,33 @@
+package webhook
+
+import (
+	"context"
+	"crypto/x509"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// SetLookup replaces the resolver CheckURL uses (not the dialer's: the
+// connection-time check always sees the system's answer).
+func SetLookup(s *Sender, f func(ctx context.Context, host string) ([]netip.Addr, error)) {
+	s.lookup = f
+}
+
+// TrustCertificate makes s trust cert for https (an httptest TLS server's).
+func TrustCertificate(s *Sender, cert *x509.Certificate) {
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	s.tr.TLSClientConfig.RootCAs = pool
+}
+
+// BlockedReason is why the guard of a Sender allowing allow refuses a, ""
+// when it does not.
+func BlockedReason(a netip.Addr, allow ...netip.Prefix) string {
+	return (&guard{allow: allow}).reason(a)
+}
+
+// RetryAfter exposes the Retry-After parser.
+func RetryAfter(h http.Header, now time.Time, def time.Duration) time.Duration {
+	return retryAfter(h, now, def)
+}

@@ -1,0 +1,129 @@
+package webhook
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// Event is the JSON body of every webhook request (Standard Webhooks:
+// type, timestamp, data). docs/webhooks.md documents it for merchants.
+type Event struct {
+	// Type is incident.opened, incident.updated or incident.resolved.
+	Type string `json:"type"`
+	// Timestamp is when the event happened (the update was posted), RFC
+	// 3339 in UTC; the same on every retry.
+	Timestamp string `json:"timestamp"`
+	Data      Data   `json:"data"`
+}
+
+// Data is what a merchant's program acts on. Times are RFC 3339 in UTC.
+type Data struct {
+	IncidentID string              `json:"incident_id"`
+	Seq        int                 `json:"seq"`
+	State      dispatcher.State    `json:"state"`
+	Severity   dispatcher.Severity `json:"severity"`
+	// Services and Regions affected; empty means all.
+	Services  []string `json:"services"`
+	Regions   []string `json:"regions"`
+	StartedAt string   `json:"started_at,omitempty"`
+	// ResolvedAt is set when State is resolved.
+	ResolvedAt string `json:"resolved_at,omitempty"`
+	// ETA is set when the update's eta param is an RFC 3339 time.
+	ETA string `json:"eta,omitempty"`
+	// Title and Body are the message in Locale.
+	Title       string            `json:"title"`
+	Body        string            `json:"body"`
+	Locale      string            `json:"locale"`
+	BroadcastID string            `json:"broadcast_id"`
+	DeliveryID  string            `json:"delivery_id"`
+	Params      map[string]string `json:"params"`
+}
+
+// Payload builds the JSON body for m, as Send sends it.
+func Payload(m *dispatcher.Message) ([]byte, error) {
+	return json.Marshal(event(m, time.Now()))
+}
+
+// event builds m's Event; now is its timestamp when m carries no update
+// time.
+func event(m *dispatcher.Message, now time.Time) Event {
+	up := m.Update
+	if up == nil {
+		// The message alone says enough to type the event.
+		up = &dispatcher.Update{IncidentID: m.IncidentID, Seq: m.Seq, State: m.State, BroadcastID: m.BroadcastID}
+	}
+	inc := m.Incident
+	if inc == nil {
+		inc = &dispatcher.Incident{ID: m.IncidentID, State: m.State, Severity: m.Severity}
+	}
+	d := Data{
+		IncidentID:  first(m.IncidentID, inc.ID, up.IncidentID),
+		Seq:         up.Seq,
+		State:       up.State,
+		Severity:    m.Severity,
+		Services:    nonNil(inc.Services),
+		Regions:     nonNil(inc.Regions),
+		StartedAt:   rfc3339(inc.CreatedAt),
+		Title:       m.Title,
+		Body:        m.Body,
+		Locale:      m.Locale,
+		BroadcastID: first(m.BroadcastID, up.BroadcastID),
+		DeliveryID:  m.DeliveryID,
+		Params:      map[string]string{},
+	}
+	if d.Seq == 0 {
+		d.Seq = m.Seq
+	}
+	if d.State == "" {
+		d.State = m.State
+	}
+	if d.Severity == "" {
+		d.Severity = inc.Severity
+	}
+	for k, v := range up.Params {
+		d.Params[k] = v
+	}
+	if eta, err := time.Parse(time.RFC3339, up.Params["eta"]); err == nil {
+		d.ETA = rfc3339(eta)
+	}
+	if d.State == dispatcher.StateResolved {
+		switch {
+		case inc.ResolvedAt != nil:
+			d.ResolvedAt = rfc3339(*inc.ResolvedAt)
+		case !up.CreatedAt.IsZero():
+			d.ResolvedAt = rfc3339(up.CreatedAt)
+		default:
+			d.ResolvedAt = rfc3339(now)
+		}
+	}
+	at := up.CreatedAt
+	if at.IsZero() {
+		at = now
+	}
+	return Event{Type: dispatcher.EventType(&dispatcher.Update{Seq: d.Seq, State: d.State}), Timestamp: rfc3339(at), Data: d}
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func first(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

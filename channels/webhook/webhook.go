@@ -1,0 +1,611 @@
+// Package webhook delivers signed merchant webhooks (Standard Webhooks)
+// through an HTTP client that refuses private networks.
+//
+// # Requests
+//
+// One Message goes to every endpoint in Message.Endpoints (the dispatcher
+// chose them: active and subscribed to the event) as one POST of the same
+// JSON body (see Event and docs/webhooks.md) with the Standard Webhooks
+// headers, built with the standard-webhooks Go library:
+//
+//   - webhook-id: the delivery id, the same on every retry, so receivers
+//     can drop duplicates;
+//   - webhook-timestamp: Unix seconds at sending;
+//   - webhook-signature: "v1,<base64 HMAC-SHA256>" for every secret in
+//     WebhookEndpoint.SigningSecrets, space-separated (two during a secret
+//     rotation), over the exact bytes sent.
+//
+// # Outcome
+//
+// A message is sent when every endpoint answered 2xx. Otherwise, in this
+// order:
+//
+//   - any endpoint with a non-2xx answer other than 410 (3xx included:
+//     redirects are not followed), a timeout or a connection error: the
+//     message fails transiently, with RetryAfter from a Retry-After header
+//     (seconds or HTTP date) when there is one. A retry sends to every
+//     endpoint again; receivers dedupe by webhook-id.
+//   - an endpoint that cannot be sent to at all (an address the guard
+//     refuses, a URL that is not https, no signing secret): permanent, code
+//     "blocked_address", "invalid_url" or "no_secret".
+//   - every endpoint answered 410 Gone: permanent, code "410". An endpoint
+//     that answers 410 is reported gone (Reporter.EndpointGone) at once;
+//     when others took the message it is sent.
+//
+// Every request is an Attempt, reported per message through
+// Reporter.RecordAttempts, along with each endpoint's health (EndpointOK,
+// EndpointFailed, EndpointGone).
+//
+// # The guard
+//
+// The HTTP client connects only to public addresses. The check runs in the
+// dialer's Control hook, on the address being connected to after DNS
+// resolution, so a name that passed CheckURL at registration and resolves
+// elsewhere later (DNS rebinding) is still refused. Refused: loopback,
+// private (RFC 1918, fc00::/7), link-local, CGNAT (100.64.0.0/10),
+// multicast, unspecified, broadcast, reserved, documentation and
+// benchmarking ranges, the cloud metadata addresses (169.254.169.254,
+// fd00:ec2::254, 100.100.100.200, …), and the IPv4-mapped, NAT64 and 6to4
+// forms of all of those — unless the address is in Config.AllowNetworks (a
+// metadata address only when listed alone, as a /32 or /128). No proxy is
+// taken from the environment, redirects are not followed, connecting and
+// the whole request have timeouts, and at most Config.MaxResponseBytes of
+// an answer are read.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout          = 10 * time.Second
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultMaxResponseBytes = 4096
+	DefaultUserAgent        = "Tocsin-Webhooks/1"
+	DefaultConcurrency      = 16
+	// DefaultRateLimitDelay is the RetryAfter of a 429 without Retry-After.
+	DefaultRateLimitDelay = 30 * time.Second
+	// MaxRetryAfter caps the delay taken from a Retry-After header.
+	MaxRetryAfter = time.Hour
+	// ResponseExcerpt is how many bytes of an answer an Attempt keeps.
+	ResponseExcerpt = 256
+)
+
+// Error codes of the Results' SendErrors, besides the HTTP status ("503",
+// "410", …).
+const (
+	CodeBlocked    = "blocked_address"
+	CodeInvalidURL = "invalid_url"
+	CodeNoSecret   = "no_secret"
+	CodeNoEndpoint = "no_endpoint"
+	CodeTimeout    = "timeout"
+	CodeConnection = "connection"
+	CodeCancelled  = "cancelled"
+)
+
+// Config configures a Sender. The zero value is valid: https only, no
+// private networks, the defaults below.
+type Config struct {
+	// AllowHTTP allows http:// endpoints. Default false: https only.
+	AllowHTTP bool
+	// AllowNetworks are networks allowed despite the guard (tests:
+	// 127.0.0.0/8, ::1/128). A cloud metadata address is allowed only when
+	// listed alone (169.254.169.254/32). Default none.
+	AllowNetworks []netip.Prefix
+	// Timeout bounds one request, connecting to reading the answer.
+	// Default 10s.
+	Timeout time.Duration
+	// ConnectTimeout bounds the TCP connect and, for https, the TLS
+	// handshake. Default 5s.
+	ConnectTimeout time.Duration
+	// MaxResponseBytes is the most of an answer's body read (default
+	// 4096); Attempt.Response keeps the first 256 bytes.
+	MaxResponseBytes int64
+	// Concurrency is the number of requests in flight per Send. Default 16.
+	Concurrency int
+	// Reporter receives the attempts and the endpoints' health. Optional.
+	Reporter Reporter
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives one record per failed request (delivery, broadcast
+	// and endpoint ids, the URL's host, never its path or a secret).
+	// Default slog.Default().
+	Logger *slog.Logger
+	// UserAgent is sent with every request. Default "Tocsin-Webhooks/1".
+	UserAgent string
+}
+
+// Reporter is what the channel tells the dispatcher's store.
+type Reporter interface {
+	// RecordAttempts keeps the requests made for one delivery, once per
+	// message and Send.
+	RecordAttempts(ctx context.Context, deliveryID string, attempts []dispatcher.Attempt) error
+	// EndpointGone disables an endpoint at once (it answered 410 Gone).
+	EndpointGone(ctx context.Context, recipientID, endpointID, reason string) error
+	// EndpointFailed records a failure (sets failing_since if unset).
+	EndpointFailed(ctx context.Context, recipientID, endpointID string, at time.Time) error
+	// EndpointOK clears failing_since.
+	EndpointOK(ctx context.Context, recipientID, endpointID string) error
+}
+
+// reportTimeout bounds the Reporter calls after a Send, which run even when
+// Send's context is cancelled (what was sent must be recorded).
+const reportTimeout = 3 * time.Second
+
+// Sender sends webhooks. It is safe for concurrent use.
+type Sender struct {
+	cfg    Config
+	guard  *guard
+	client *http.Client
+	tr     *http.Transport
+	lookup lookupFunc
+	log    *slog.Logger
+}
+
+var _ dispatcher.Sender = (*Sender)(nil)
+
+// New checks cfg, fills in its defaults and returns a Sender.
+func New(cfg Config) (*Sender, error) {
+	var errs []error
+	if cfg.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("webhook: Timeout %v is negative", cfg.Timeout))
+	}
+	if cfg.ConnectTimeout < 0 {
+		errs = append(errs, fmt.Errorf("webhook: ConnectTimeout %v is negative", cfg.ConnectTimeout))
+	}
+	if cfg.MaxResponseBytes < 0 {
+		errs = append(errs, fmt.Errorf("webhook: MaxResponseBytes %d is negative", cfg.MaxResponseBytes))
+	}
+	if cfg.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("webhook: Concurrency %d is negative", cfg.Concurrency))
+	}
+	allow := make([]netip.Prefix, 0, len(cfg.AllowNetworks))
+	for _, p := range cfg.AllowNetworks {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("webhook: AllowNetworks holds an invalid prefix %q", p))
+			continue
+		}
+		allow = append(allow, p.Masked())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.MaxResponseBytes == 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = DefaultUserAgent
+	}
+	cfg.AllowNetworks = allow
+	g := &guard{allow: allow}
+	s := &Sender{cfg: cfg, guard: g, lookup: systemLookup, log: cfg.Logger}
+	s.tr = &http.Transport{
+		Proxy:                  nil, // never from the environment: the guard must see the endpoint
+		DialContext:            s.dial,
+		ForceAttemptHTTP2:      true,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    cfg.ConnectTimeout,
+		MaxIdleConns:           256,
+		MaxIdleConnsPerHost:    4,
+		IdleConnTimeout:        90 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	s.client = &http.Client{
+		Transport: s.tr,
+		// A redirect is an answer (a failure), never followed: it could
+		// lead anywhere, and the signature is for the endpoint registered.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return s, nil
+}
+
+// dial connects through a dialer whose Control hook checks the address
+// actually connected to.
+func (s *Sender) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{
+		Timeout:   s.cfg.ConnectTimeout,
+		KeepAlive: 30 * time.Second,
+		Control:   s.guard.control(host),
+	}
+	return d.DialContext(ctx, network, addr)
+}
+
+// CheckURL validates an endpoint URL at registration: https (or http with
+// AllowHTTP), no credentials or fragment, and a host that resolves only to
+// addresses the guard accepts. Its errors say why, and match
+// ErrInvalidURL, or ErrBlockedAddress (a *BlockedError) for a refused
+// address. Delivery checks the address again when connecting.
+func (s *Sender) CheckURL(ctx context.Context, raw string) error {
+	u, err := s.guard.parseURL(raw, s.cfg.AllowHTTP)
+	if err != nil {
+		return err
+	}
+	host := u.Hostname()
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil // checked by parseURL
+	}
+	addrs, err := s.lookup(ctx, host)
+	if err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			return fmt.Errorf("%w: the host %q does not exist (DNS: no such host)", ErrInvalidURL, host)
+		}
+		return fmt.Errorf("%w: cannot resolve the host %q: %v", ErrInvalidURL, host, err)
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("%w: the host %q has no address", ErrInvalidURL, host)
+	}
+	var errs []error
+	for _, a := range addrs {
+		if err := s.guard.check(host, a); err != nil && !slices.ContainsFunc(errs, func(e error) bool { return e.Error() == err.Error() }) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// job is one request: message i to endpoint j.
+type job struct{ i, j int }
+
+// outcome is what became of one request.
+type outcome struct {
+	attempt dispatcher.Attempt
+	status  int   // HTTP status; 0 without an answer
+	err     error // classified; nil for a 2xx
+	// tried is false when the job never started (Send's context was
+	// cancelled first).
+	tried bool
+}
+
+// Send posts every message to each of its endpoints, up to
+// Config.Concurrency requests at a time, and returns one Result per
+// message, in order (see the package comment for how outcomes combine).
+// When ctx is cancelled no new request starts and requests in flight are
+// cut off; a message without an answer from all its endpoints gets a
+// transient error.
+func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	res := make([]dispatcher.Result, len(msgs))
+	if len(msgs) == 0 {
+		return res
+	}
+	out := make([][]outcome, len(msgs))
+	bodies := make([][]byte, len(msgs))
+	var jobs []job
+	for i, m := range msgs {
+		if m == nil {
+			res[i].Err = dispatcher.Permanent(CodeNoEndpoint, errors.New("webhook: nil message"))
+			continue
+		}
+		if len(m.Endpoints) == 0 {
+			res[i].Err = dispatcher.Suppress(CodeNoEndpoint, fmt.Errorf("webhook: delivery %s: the recipient has no active endpoint for this event", m.DeliveryID))
+			continue
+		}
+		body, err := s.payload(m)
+		if err != nil {
+			res[i].Err = dispatcher.Permanent("payload", fmt.Errorf("webhook: delivery %s: %w", m.DeliveryID, err))
+			continue
+		}
+		bodies[i] = body
+		out[i] = make([]outcome, len(m.Endpoints))
+		for j := range m.Endpoints {
+			jobs = append(jobs, job{i, j})
+		}
+	}
+
+	sem := make(chan struct{}, s.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, jb := range jobs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break // the jobs left stay untried
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out[jb.i][jb.j] = s.post(ctx, msgs[jb.i], &msgs[jb.i].Endpoints[jb.j], bodies[jb.i])
+		})
+	}
+	wg.Wait()
+
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+	defer cancel()
+	for i, m := range msgs {
+		if out[i] == nil {
+			continue
+		}
+		res[i] = s.combine(ctx, m, out[i])
+		s.report(rctx, m, out[i])
+	}
+	return res
+}
+
+// payload is the body sent for m: Payload with the Sender's clock.
+func (s *Sender) payload(m *dispatcher.Message) ([]byte, error) {
+	return json.Marshal(event(m, s.cfg.Now()))
+}
+
+// post sends body to ep and classifies the answer. It never panics.
+func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher.WebhookEndpoint, body []byte) (o outcome) {
+	o.tried = true
+	start := s.cfg.Now()
+	clock := time.Now() // monotonic, for the latency
+	o.attempt = dispatcher.Attempt{At: start, EndpointID: ep.ID}
+	defer func() {
+		if p := recover(); p != nil {
+			o.err = dispatcher.Transient("", 0, fmt.Errorf("webhook: endpoint %s: panic: %v", ep.ID, p))
+			o.attempt.Error = o.err.Error()
+		}
+	}()
+	fail := func(err error) outcome {
+		o.err = err
+		o.attempt.Error = dispatcher.Classify(err).Err.Error()
+		o.attempt.Latency = time.Since(clock)
+		return o
+	}
+
+	u, err := s.guard.parseURL(ep.URL, s.cfg.AllowHTTP)
+	if err != nil {
+		code := CodeInvalidURL
+		if errors.Is(err, ErrBlockedAddress) {
+			code = CodeBlocked
+		}
+		return fail(dispatcher.Permanent(code, fmt.Errorf("webhook: endpoint %s: %w", ep.ID, err)))
+	}
+	where := u.Scheme + "://" + u.Host // never the path or query: they may hold a token
+
+	secrets := ep.SigningSecrets(start)
+	if len(secrets) == 0 {
+		return fail(dispatcher.Permanent(CodeNoSecret, fmt.Errorf("webhook: endpoint %s has no signing secret", ep.ID)))
+	}
+	sigs := make([]string, 0, len(secrets))
+	for k, secret := range secrets {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err == nil && strings.TrimPrefix(secret, "whsec_") == "" {
+			err = errors.New("empty")
+		}
+		if err != nil {
+			// Never the secret itself in the error.
+			return fail(dispatcher.Permanent(CodeNoSecret, fmt.Errorf("webhook: endpoint %s: signing secret %d is not whsec_ + base64", ep.ID, k+1)))
+		}
+		sig, err := wh.Sign(m.DeliveryID, start, body)
+		if err != nil {
+			return fail(dispatcher.Permanent(CodeNoSecret, fmt.Errorf("webhook: endpoint %s: signing: %w", ep.ID, err)))
+		}
+		sigs = append(sigs, sig)
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return fail(dispatcher.Permanent(CodeInvalidURL, fmt.Errorf("webhook: endpoint %s: %w", ep.ID, unwrapURLError(err))))
+	}
+	req.Header.Set(standardwebhooks.HeaderWebhookID, m.DeliveryID)
+	req.Header.Set(standardwebhooks.HeaderWebhookTimestamp, strconv.FormatInt(start.Unix(), 10))
+	req.Header.Set(standardwebhooks.HeaderWebhookSignature, strings.Join(sigs, " "))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", s.cfg.UserAgent)
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fail(s.classifyNetErr(ctx, rctx, ep, where, err))
+	}
+	o.status = resp.StatusCode
+	o.attempt.Status = resp.StatusCode
+	excerpt, readErr := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxResponseBytes))
+	resp.Body.Close()
+	o.attempt.Latency = time.Since(clock)
+	o.attempt.Response = excerptOf(excerpt)
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		// The endpoint took it; an unreadable rest of the answer changes
+		// nothing.
+		return o
+	}
+	herr := fmt.Errorf("webhook: endpoint %s: POST %s answered HTTP %d", ep.ID, where, resp.StatusCode)
+	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
+		herr = fmt.Errorf("%w (a redirect, not followed: update the endpoint's URL)", herr)
+	}
+	if readErr != nil && ctx.Err() == nil {
+		herr = fmt.Errorf("%w (reading the answer: %v)", herr, unwrapURLError(readErr))
+	}
+	code := strconv.Itoa(resp.StatusCode)
+	switch resp.StatusCode {
+	case http.StatusGone:
+		o.err = dispatcher.Permanent(code, fmt.Errorf("%w: the endpoint is gone", herr))
+	case http.StatusTooManyRequests:
+		o.err = dispatcher.Transient(code, retryAfter(resp.Header, s.cfg.Now(), DefaultRateLimitDelay), herr)
+	default:
+		o.err = dispatcher.Transient(code, retryAfter(resp.Header, s.cfg.Now(), 0), herr)
+	}
+	o.attempt.Error = herr.Error()
+	return o
+}
+
+// classifyNetErr classifies a request that got no answer.
+func (s *Sender) classifyNetErr(ctx, rctx context.Context, ep *dispatcher.WebhookEndpoint, where string, err error) error {
+	inner := unwrapURLError(err)
+	var be *BlockedError
+	switch {
+	case errors.As(err, &be):
+		return dispatcher.Permanent(CodeBlocked, fmt.Errorf("webhook: endpoint %s: %w", ep.ID, be))
+	case ctx.Err() != nil:
+		return dispatcher.Transient(CodeCancelled, 0, fmt.Errorf("webhook: endpoint %s: POST %s cut off, its fate is unknown: %w", ep.ID, where, ctx.Err()))
+	case errors.Is(err, context.DeadlineExceeded) || rctx.Err() != nil || isTimeout(err):
+		return dispatcher.Transient(CodeTimeout, 0, fmt.Errorf("webhook: endpoint %s: POST %s: no answer within %v: %w", ep.ID, where, s.cfg.Timeout, inner))
+	}
+	return dispatcher.Transient(CodeConnection, 0, fmt.Errorf("webhook: endpoint %s: POST %s: %w", ep.ID, where, inner))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// excerptOf is the first ResponseExcerpt bytes of b, cut at a character
+// boundary, with invalid UTF-8 replaced (it is shown as JSON).
+func excerptOf(b []byte) string {
+	if len(b) > ResponseExcerpt {
+		b = b[:ResponseExcerpt]
+		for len(b) > 0 && !utf8.Valid(b) && len(b) > ResponseExcerpt-utf8.UTFMax {
+			b = b[:len(b)-1]
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// combine turns the outcomes of one message's requests into its Result.
+func (s *Sender) combine(ctx context.Context, m *dispatcher.Message, outs []outcome) dispatcher.Result {
+	var transient, permanent, gone []error
+	var texts []error // the failures without their classification
+	var retry time.Duration
+	for j, o := range outs {
+		switch {
+		case !o.tried:
+			err := ctx.Err()
+			if err == nil {
+				err = errors.New("not started")
+			}
+			err = fmt.Errorf("webhook: endpoint %s: not sent: %w", m.Endpoints[j].ID, err)
+			transient = append(transient, dispatcher.Transient(CodeCancelled, 0, err))
+			texts = append(texts, err)
+			continue
+		case o.err == nil:
+			continue
+		}
+		se := dispatcher.Classify(o.err)
+		texts = append(texts, se.Err)
+		switch {
+		case o.status == http.StatusGone:
+			gone = append(gone, o.err)
+		case se.Permanent:
+			permanent = append(permanent, o.err)
+		default:
+			transient = append(transient, o.err)
+			retry = max(retry, se.RetryAfter)
+		}
+	}
+	if len(transient)+len(permanent)+len(gone) == 0 {
+		return dispatcher.Result{Status: dispatcher.StatusSent}
+	}
+	var all error = errors.Join(texts...)
+	if len(texts) == 1 {
+		all = texts[0]
+	}
+	switch {
+	case len(transient) > 0:
+		return dispatcher.Result{Err: dispatcher.Transient(dispatcher.Classify(transient[0]).Code, retry, all)}
+	case len(permanent) > 0:
+		return dispatcher.Result{Err: dispatcher.Permanent(dispatcher.Classify(permanent[0]).Code, all)}
+	case len(gone) == len(outs):
+		return dispatcher.Result{Err: dispatcher.Permanent("410", all)}
+	}
+	// Some endpoints took the message; the others are gone and disabled.
+	return dispatcher.Result{Status: dispatcher.StatusSent}
+}
+
+// report tells the Reporter (if any) about one message's requests, and logs
+// the failures.
+func (s *Sender) report(ctx context.Context, m *dispatcher.Message, outs []outcome) {
+	var attempts []dispatcher.Attempt
+	for j, o := range outs {
+		if !o.tried {
+			continue
+		}
+		attempts = append(attempts, o.attempt)
+		ep := &m.Endpoints[j]
+		rid := ep.RecipientID
+		if rid == "" && m.Recipient != nil {
+			rid = m.Recipient.ID
+		}
+		if o.err != nil {
+			s.logFailure(m, ep, o)
+		}
+		if s.cfg.Reporter == nil {
+			continue
+		}
+		se := dispatcher.Classify(o.err)
+		var err error
+		switch {
+		case o.err == nil:
+			err = s.cfg.Reporter.EndpointOK(ctx, rid, ep.ID)
+		case o.status == http.StatusGone:
+			err = s.cfg.Reporter.EndpointGone(ctx, rid, ep.ID, "the endpoint answered 410 Gone")
+		case se.Code == CodeCancelled:
+			// Not the endpoint's doing.
+		default:
+			err = s.cfg.Reporter.EndpointFailed(ctx, rid, ep.ID, o.attempt.At)
+		}
+		if err != nil {
+			s.log.Error("webhook: reporting endpoint health failed", "delivery_id", m.DeliveryID, "endpoint_id", ep.ID, "err", err)
+		}
+	}
+	if s.cfg.Reporter == nil || len(attempts) == 0 {
+		return
+	}
+	if err := s.cfg.Reporter.RecordAttempts(ctx, m.DeliveryID, attempts); err != nil {
+		s.log.Error("webhook: recording attempts failed", "delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "err", err)
+	}
+}
+
+func (s *Sender) logFailure(m *dispatcher.Message, ep *dispatcher.WebhookEndpoint, o outcome) {
+	se := dispatcher.Classify(o.err)
+	level := slog.LevelInfo
+	switch {
+	case se.Code == CodeBlocked || se.Code == CodeInvalidURL || se.Code == CodeNoSecret:
+		level = slog.LevelWarn
+	case o.status == http.StatusGone:
+		level = slog.LevelWarn
+	}
+	host := ""
+	if u, err := url.Parse(ep.URL); err == nil {
+		host = u.Host
+	}
+	s.log.Log(context.Background(), level, "webhook: request failed",
+		"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "endpoint_id", ep.ID, "host", host,
+		"http_status", o.status, "code", se.Code, "permanent", se.Permanent, "retry_after", se.RetryAfter,
+		"latency", o.attempt.Latency, "err", o.attempt.Error)
+}

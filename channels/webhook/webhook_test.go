@@ -1,0 +1,928 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/tocsin-dev/tocsin/channels/webhook"
+	"github.com/tocsin-dev/tocsin/channels/webhook/webhooktest"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+const (
+	secretA = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	secretB = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+	secretC = "whsec_zrbVGmWUtJNd0HCKq4TTRGlGMNRr0AYB"
+)
+
+var (
+	loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	discard  = slog.New(slog.DiscardHandler)
+)
+
+func mustNew(tb testing.TB, cfg webhook.Config) *webhook.Sender {
+	tb.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = discard
+	}
+	s, err := webhook.New(cfg)
+	if err != nil {
+		tb.Fatalf("webhook.New: %v", err)
+	}
+	return s
+}
+
+// local is the config of tests against receivers on 127.0.0.1.
+func local() webhook.Config {
+	return webhook.Config{AllowHTTP: true, AllowNetworks: loopback, Logger: discard}
+}
+
+func endpoint(id, url string, secrets ...string) dispatcher.WebhookEndpoint {
+	ep := dispatcher.WebhookEndpoint{ID: id, RecipientID: "mer_42", URL: url}
+	for _, s := range secrets {
+		ep.Secrets = append(ep.Secrets, dispatcher.WebhookSecret{Secret: s})
+	}
+	return ep
+}
+
+var (
+	started  = time.Date(2026, 3, 14, 12, 5, 0, 0, time.UTC)
+	posted   = time.Now().UTC().Truncate(time.Second)
+	resolved = time.Date(2026, 3, 14, 15, 40, 0, 0, time.FixedZone("CET", 3600))
+)
+
+// message is update seq of an incident, for merchant mer_42, to eps.
+func message(seq int, state dispatcher.State, eps ...dispatcher.WebhookEndpoint) *dispatcher.Message {
+	inc := &dispatcher.Incident{
+		ID: "inc_pay", Title: "Payments down", Severity: dispatcher.SeverityCritical, State: state,
+		Services: []string{"payments", "payouts"}, Regions: []string{"CH"},
+		LastSeq: seq, CreatedAt: started, UpdatedAt: posted,
+	}
+	if state == dispatcher.StateResolved {
+		inc.ResolvedAt = &resolved
+	}
+	bc := dispatcher.BroadcastID(inc.ID, seq)
+	up := &dispatcher.Update{
+		IncidentID: inc.ID, Seq: seq, State: state, BroadcastID: bc, CreatedAt: posted,
+		Params: map[string]string{"eta": "2026-03-14T16:30:00+01:00", "workaround": "pay by card"},
+	}
+	return &dispatcher.Message{
+		DeliveryID:  dispatcher.DeliveryID(bc, dispatcher.ChannelWebhook, "mer_42"),
+		BroadcastID: bc,
+		IncidentID:  inc.ID,
+		Seq:         seq,
+		State:       state,
+		Severity:    inc.Severity,
+		Channel:     dispatcher.ChannelWebhook,
+		Recipient:   &dispatcher.Recipient{ID: "mer_42", Kind: dispatcher.KindMerchant, Locale: "de-CH"},
+		Locale:      "de-CH",
+		Title:       "Störung: Zahlungen",
+		Body:        "Zahlungen über die App schlagen fehl. Nächstes Update um 16:30 Uhr.",
+		Attempt:     1,
+		Incident:    inc,
+		Update:      up,
+		Endpoints:   eps,
+	}
+}
+
+// reporter records what the Sender reports.
+type reporter struct {
+	mu       sync.Mutex
+	attempts map[string][][]dispatcher.Attempt
+	gone     []string
+	failed   []string
+	ok       []string
+}
+
+func newReporter() *reporter { return &reporter{attempts: map[string][][]dispatcher.Attempt{}} }
+
+func (r *reporter) RecordAttempts(ctx context.Context, id string, as []dispatcher.Attempt) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attempts[id] = append(r.attempts[id], slices.Clone(as))
+	return ctx.Err()
+}
+
+func (r *reporter) EndpointGone(ctx context.Context, rid, eid, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gone = append(r.gone, rid+"/"+eid)
+	return ctx.Err()
+}
+
+func (r *reporter) EndpointFailed(ctx context.Context, rid, eid string, at time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed = append(r.failed, rid+"/"+eid)
+	return ctx.Err()
+}
+
+func (r *reporter) EndpointOK(ctx context.Context, rid, eid string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ok = append(r.ok, rid+"/"+eid)
+	return ctx.Err()
+}
+
+func (r *reporter) calls() (gone, failed, ok []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(slices.Values(r.gone)), slices.Sorted(slices.Values(r.failed)), slices.Sorted(slices.Values(r.ok))
+}
+
+func send1(t *testing.T, s *webhook.Sender, m *dispatcher.Message) dispatcher.Result {
+	t.Helper()
+	res := s.Send(t.Context(), []*dispatcher.Message{m})
+	if len(res) != 1 {
+		t.Fatalf("Send returned %d results, want 1", len(res))
+	}
+	return res[0]
+}
+
+func wantSent(t *testing.T, r dispatcher.Result) {
+	t.Helper()
+	if r.Err != nil || r.Status != dispatcher.StatusSent {
+		t.Fatalf("Result %+v, want sent", r)
+	}
+}
+
+// wantErr checks r failed with code, permanently or not.
+func wantErr(t *testing.T, r dispatcher.Result, permanent bool, code string) *dispatcher.SendError {
+	t.Helper()
+	if r.Err == nil {
+		t.Fatalf("Result %+v, want a failure %s", r, code)
+	}
+	if r.Status == dispatcher.StatusSent {
+		t.Errorf("a failed Result has status sent")
+	}
+	se := dispatcher.Classify(r.Err)
+	if se.Permanent != permanent || se.Suppress || se.Code != code {
+		t.Fatalf("error %q: permanent=%v suppress=%v code=%q, want permanent=%v code=%q", r.Err, se.Permanent, se.Suppress, se.Code, permanent, code)
+	}
+	return se
+}
+
+func TestSignedWithOneSecret(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	s := mustNew(t, local())
+	m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
+	before := time.Now()
+	wantSent(t, send1(t, s, m))
+
+	got := recv.Accepted()
+	if len(got) != 1 {
+		t.Fatalf("the receiver accepted %d requests, want 1", len(got))
+	}
+	req := got[0]
+	if req.ID != m.DeliveryID {
+		t.Errorf("webhook-id %q, want the delivery id %q", req.ID, m.DeliveryID)
+	}
+	ts, err := strconv.ParseInt(req.Timestamp, 10, 64)
+	if err != nil || ts < before.Unix() || ts > time.Now().Unix() {
+		t.Errorf("webhook-timestamp %q, want the Unix seconds of sending", req.Timestamp)
+	}
+	if len(req.Signatures) != 1 || !strings.HasPrefix(req.Signatures[0], "v1,") {
+		t.Errorf("webhook-signature %q, want one v1 signature", req.Signatures)
+	}
+	if ua := req.Header.Get("User-Agent"); ua != webhook.DefaultUserAgent {
+		t.Errorf("User-Agent %q, want %q", ua, webhook.DefaultUserAgent)
+	}
+	if ct := req.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	if err := req.VerifyWith(secretA); err != nil {
+		t.Errorf("the library does not verify the request: %v", err)
+	}
+	if err := req.VerifyWith(secretB); !errors.Is(err, standardwebhooks.ErrNoMatchingSignature) {
+		t.Errorf("another secret verifies the request: %v", err)
+	}
+
+	// A one-byte change anywhere in the body fails verification.
+	wh, _ := standardwebhooks.NewWebhook(secretA)
+	for _, pos := range []int{0, 1, len(req.Body) / 2, len(req.Body) - 1} {
+		b := bytes.Clone(req.Body)
+		b[pos] ^= 0x01
+		if err := wh.Verify(b, req.Header); !errors.Is(err, standardwebhooks.ErrNoMatchingSignature) {
+			t.Errorf("body with byte %d changed: Verify = %v, want ErrNoMatchingSignature", pos, err)
+		}
+	}
+	// So does a changed id or timestamp.
+	h := req.Header.Clone()
+	h.Set("webhook-id", req.ID+"x")
+	if err := wh.Verify(req.Body, h); err == nil {
+		t.Error("a changed webhook-id still verifies")
+	}
+	h = req.Header.Clone()
+	h.Set("webhook-timestamp", strconv.FormatInt(ts+1, 10))
+	if err := wh.Verify(req.Body, h); err == nil {
+		t.Error("a changed webhook-timestamp still verifies")
+	}
+	// And the exact bytes sent are what Payload builds for the message.
+	want, err := webhook.Payload(m)
+	if err != nil || !bytes.Equal(want, req.Body) {
+		t.Errorf("body\n %s\nwant Payload's\n %s (%v)", req.Body, want, err)
+	}
+}
+
+// TestManualHMAC checks the recipe docs/webhooks.md gives for receivers
+// without the library.
+func TestManualHMAC(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	wantSent(t, send1(t, mustNew(t, local()), message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))))
+	req := recv.Accepted()[0]
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secretA, "whsec_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(req.ID + "." + req.Timestamp + "." + string(req.Body)))
+	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	if !slices.Contains(req.Signatures, want) {
+		t.Errorf("signatures %q, want %q among them", req.Signatures, want)
+	}
+}
+
+func TestSecretRotation(t *testing.T) {
+	t.Parallel()
+	s := mustNew(t, local())
+	t.Run("overlap", func(t *testing.T) {
+		t.Parallel()
+		// The receiver requires both secrets to verify, each on its own.
+		recv := webhooktest.New(t, secretB, secretA)
+		ep := endpoint("ep_1", recv.URL, secretB)
+		later := time.Now().Add(24 * time.Hour)
+		ep.Secrets = append(ep.Secrets, dispatcher.WebhookSecret{Secret: secretA, ExpiresAt: &later})
+		wantSent(t, send1(t, s, message(2, dispatcher.StateIdentified, ep)))
+		req := recv.Accepted()[0]
+		if len(req.Signatures) != 2 {
+			t.Fatalf("webhook-signature %q, want two signatures during the overlap", req.Signatures)
+		}
+		for _, secret := range []string{secretA, secretB} {
+			if err := req.VerifyWith(secret); err != nil {
+				t.Errorf("a merchant holding only %s… cannot verify: %v", secret[:10], err)
+			}
+		}
+		if err := req.VerifyWith(secretC); err == nil {
+			t.Error("an unrelated secret verifies")
+		}
+	})
+	t.Run("expired", func(t *testing.T) {
+		t.Parallel()
+		recv := webhooktest.New(t, secretB)
+		ep := endpoint("ep_1", recv.URL, secretB)
+		earlier := time.Now().Add(-time.Minute)
+		ep.Secrets = append(ep.Secrets, dispatcher.WebhookSecret{Secret: secretA, ExpiresAt: &earlier})
+		wantSent(t, send1(t, s, message(2, dispatcher.StateIdentified, ep)))
+		req := recv.Accepted()[0]
+		if len(req.Signatures) != 1 {
+			t.Errorf("webhook-signature %q, want one: the old secret expired", req.Signatures)
+		}
+		if err := req.VerifyWith(secretA); err == nil {
+			t.Error("the expired secret still verifies")
+		}
+	})
+}
+
+func TestWebhookIDStableAcrossRetries(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	recv.FailNext(http.StatusServiceUnavailable, 1, nil)
+	s := mustNew(t, local())
+	m := message(3, dispatcher.StateMonitoring, endpoint("ep_1", recv.URL, secretA))
+	wantErr(t, send1(t, s, m), false, "503")
+	retry := *m
+	retry.Attempt = 2
+	wantSent(t, send1(t, s, &retry))
+
+	reqs := recv.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("the receiver got %d requests, want 2", len(reqs))
+	}
+	for i, req := range reqs {
+		if req.Err != nil {
+			t.Errorf("request %d broke the contract: %v", i, req.Err)
+		}
+		if req.ID != m.DeliveryID {
+			t.Errorf("request %d: webhook-id %q, want %q", i, req.ID, m.DeliveryID)
+		}
+	}
+	if !bytes.Equal(reqs[0].Body, reqs[1].Body) {
+		t.Errorf("the retry's body differs:\n %s\n %s", reqs[0].Body, reqs[1].Body)
+	}
+}
+
+func TestPayload(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	s := mustNew(t, local())
+	eps := []dispatcher.WebhookEndpoint{endpoint("ep_1", recv.URL, secretA)}
+
+	resolvedMsg := message(4, dispatcher.StateResolved, eps...)
+	opened := message(1, dispatcher.StateInvestigating, eps...)
+	opened.Update.Params = map[string]string{"eta": "this afternoon"}
+	opened.Incident.Services, opened.Incident.Regions = nil, nil
+	updated := message(2, dispatcher.StateIdentified, eps...)
+
+	for _, r := range s.Send(t.Context(), []*dispatcher.Message{resolvedMsg, opened, updated}) {
+		wantSent(t, r)
+	}
+	byID := map[string]webhook.Event{}
+	raw := map[string]map[string]any{}
+	for _, req := range recv.Accepted() {
+		byID[req.ID] = req.Event
+		var v map[string]any
+		if err := json.Unmarshal(req.Body, &v); err != nil {
+			t.Fatal(err)
+		}
+		raw[req.ID] = v
+	}
+	ts := posted.Format(time.RFC3339)
+	want := map[string]webhook.Event{
+		resolvedMsg.DeliveryID: {Type: "incident.resolved", Timestamp: ts, Data: webhook.Data{
+			IncidentID: "inc_pay", Seq: 4, State: "resolved", Severity: "critical",
+			Services: []string{"payments", "payouts"}, Regions: []string{"CH"},
+			StartedAt: "2026-03-14T12:05:00Z", ResolvedAt: "2026-03-14T14:40:00Z", ETA: "2026-03-14T15:30:00Z",
+			Title: resolvedMsg.Title, Body: resolvedMsg.Body, Locale: "de-CH",
+			BroadcastID: "bc_pay_4", DeliveryID: resolvedMsg.DeliveryID,
+			Params: map[string]string{"eta": "2026-03-14T16:30:00+01:00", "workaround": "pay by card"},
+		}},
+		opened.DeliveryID: {Type: "incident.opened", Timestamp: ts, Data: webhook.Data{
+			IncidentID: "inc_pay", Seq: 1, State: "investigating", Severity: "critical",
+			Services: []string{}, Regions: []string{},
+			StartedAt: "2026-03-14T12:05:00Z",
+			Title:     opened.Title, Body: opened.Body, Locale: "de-CH",
+			BroadcastID: "bc_pay_1", DeliveryID: opened.DeliveryID,
+			Params: map[string]string{"eta": "this afternoon"},
+		}},
+		updated.DeliveryID: {Type: "incident.updated", Timestamp: ts, Data: webhook.Data{
+			IncidentID: "inc_pay", Seq: 2, State: "identified", Severity: "critical",
+			Services: []string{"payments", "payouts"}, Regions: []string{"CH"},
+			StartedAt: "2026-03-14T12:05:00Z", ETA: "2026-03-14T15:30:00Z",
+			Title: updated.Title, Body: updated.Body, Locale: "de-CH",
+			BroadcastID: "bc_pay_2", DeliveryID: updated.DeliveryID,
+			Params: map[string]string{"eta": "2026-03-14T16:30:00+01:00", "workaround": "pay by card"},
+		}},
+	}
+	for id, w := range want {
+		if got := byID[id]; !reflect.DeepEqual(got, w) {
+			t.Errorf("delivery %s:\n got %+v\nwant %+v", id, got, w)
+		}
+	}
+	// Programs find lists as lists and absent times absent, never null.
+	o := raw[opened.DeliveryID]["data"].(map[string]any)
+	for _, k := range []string{"services", "regions"} {
+		if _, ok := o[k].([]any); !ok {
+			t.Errorf("opened: data.%s is %v, want a JSON array", k, o[k])
+		}
+	}
+	for _, k := range []string{"resolved_at", "eta"} {
+		if _, ok := o[k]; ok {
+			t.Errorf("opened: data.%s is present, want it absent", k)
+		}
+	}
+}
+
+func TestPayloadWithoutIncident(t *testing.T) {
+	t.Parallel()
+	// The message alone carries enough for a payload.
+	m := &dispatcher.Message{DeliveryID: "bc_x_5.webhook.m", BroadcastID: "bc_x_5", IncidentID: "inc_x", Seq: 5,
+		State: dispatcher.StateResolved, Severity: dispatcher.SeverityMinor, Title: "T", Body: "B", Locale: "en"}
+	b, err := webhook.Payload(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev webhook.Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != dispatcher.EventResolved || ev.Data.IncidentID != "inc_x" || ev.Data.Seq != 5 || ev.Data.Severity != "minor" ||
+		ev.Data.ResolvedAt == "" || ev.Timestamp == "" || ev.Data.Services == nil {
+		t.Errorf("Payload = %s", b)
+	}
+}
+
+func TestTransientFailures(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	tests := []struct {
+		status int
+		header http.Header
+		code   string
+		retry  time.Duration
+	}{
+		{status: 500, code: "500"},
+		{status: 503, header: http.Header{"Retry-After": {"120"}}, code: "503", retry: 2 * time.Minute},
+		{status: 503, header: http.Header{"Retry-After": {now.Add(10 * time.Minute).UTC().Format(http.TimeFormat)}}, code: "503", retry: 10 * time.Minute},
+		{status: 429, code: "429", retry: webhook.DefaultRateLimitDelay},
+		{status: 429, header: http.Header{"Retry-After": {"7"}}, code: "429", retry: 7 * time.Second},
+		{status: 404, code: "404"},
+		{status: 400, code: "400"},
+		{status: 401, code: "401"},
+		{status: 301, header: http.Header{"Location": {"https://elsewhere.test/"}}, code: "301"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d %v", tt.status, tt.header), func(t *testing.T) {
+			t.Parallel()
+			recv := webhooktest.New(t, secretA)
+			recv.FailNext(tt.status, 1, tt.header)
+			rep := newReporter()
+			cfg := local()
+			cfg.Reporter = rep
+			s := mustNew(t, cfg)
+			se := wantErr(t, send1(t, s, message(2, dispatcher.StateIdentified, endpoint("ep_1", recv.URL, secretA))), false, tt.code)
+			// HTTP dates have second precision.
+			if d := se.RetryAfter - tt.retry; d < -2*time.Second || d > 2*time.Second {
+				t.Errorf("RetryAfter %v, want %v", se.RetryAfter, tt.retry)
+			}
+			if _, failed, ok := rep.calls(); !slices.Equal(failed, []string{"mer_42/ep_1"}) || len(ok) != 0 {
+				t.Errorf("reported failed %v ok %v, want one failure", failed, ok)
+			}
+		})
+	}
+}
+
+func TestRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
+	target := webhooktest.New(t, secretA)
+	recv := webhooktest.New(t, secretA)
+	recv.SetAnswer(func(w http.ResponseWriter, _ *webhooktest.Request) {
+		http.Redirect(w, &http.Request{Method: http.MethodPost}, target.URL, http.StatusTemporaryRedirect)
+	})
+	r := send1(t, mustNew(t, local()), message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA)))
+	wantErr(t, r, false, "307")
+	if !strings.Contains(r.Err.Error(), "redirect, not followed") {
+		t.Errorf("error %q does not say the redirect was not followed", r.Err)
+	}
+	if n := target.Count(); n != 0 {
+		t.Errorf("the redirect target got %d requests, want 0", n)
+	}
+}
+
+func TestGone(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		statuses []int // per endpoint; 0: 204
+		code     string
+		perm     bool
+		gone     []string
+		ok       []string
+	}{
+		{name: "only endpoint", statuses: []int{410}, code: "410", perm: true, gone: []string{"mer_42/ep_0"}},
+		{name: "all endpoints", statuses: []int{410, 410}, code: "410", perm: true, gone: []string{"mer_42/ep_0", "mer_42/ep_1"}},
+		{name: "one of two", statuses: []int{410, 0}, gone: []string{"mer_42/ep_0"}, ok: []string{"mer_42/ep_1"}},
+		{name: "with a transient", statuses: []int{410, 503}, code: "503", gone: []string{"mer_42/ep_0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var eps []dispatcher.WebhookEndpoint
+			for i, st := range tt.statuses {
+				recv := webhooktest.New(t, secretA)
+				if st != 0 {
+					recv.FailNext(st, 1, nil)
+				}
+				eps = append(eps, endpoint("ep_"+strconv.Itoa(i), recv.URL, secretA))
+			}
+			rep := newReporter()
+			cfg := local()
+			cfg.Reporter = rep
+			r := send1(t, mustNew(t, cfg), message(2, dispatcher.StateIdentified, eps...))
+			if tt.code == "" {
+				wantSent(t, r)
+			} else {
+				wantErr(t, r, tt.perm, tt.code)
+			}
+			gone, _, ok := rep.calls()
+			if !slices.Equal(gone, tt.gone) || !slices.Equal(ok, tt.ok) {
+				t.Errorf("reported gone %v ok %v, want gone %v ok %v", gone, ok, tt.gone, tt.ok)
+			}
+		})
+	}
+}
+
+func TestResponseReadCapped(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	// An endless answer: only the cap lets Send finish before ctx ends.
+	chunk := bytes.Repeat([]byte("ü"), 2048)
+	recv.SetAnswer(func(w http.ResponseWriter, _ *webhooktest.Request) {
+		w.WriteHeader(http.StatusOK)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	})
+	rep := newReporter()
+	cfg := local()
+	cfg.Reporter = rep
+	cfg.Timeout = time.Minute
+	s := mustNew(t, cfg)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
+	r := s.Send(ctx, []*dispatcher.Message{m})[0]
+	if ctx.Err() != nil {
+		t.Fatal("Send read the answer until its context ended: the read is not capped")
+	}
+	wantSent(t, r)
+	as := rep.attempts[m.DeliveryID]
+	if len(as) != 1 || len(as[0]) != 1 {
+		t.Fatalf("attempts %+v, want one", as)
+	}
+	resp := as[0][0].Response
+	if len(resp) > webhook.ResponseExcerpt || len(resp) < webhook.ResponseExcerpt-3 || strings.Trim(resp, "ü") != "" {
+		t.Errorf("Attempt.Response is %d bytes %q, want the first ≤ %d bytes, cut between characters", len(resp), resp, webhook.ResponseExcerpt)
+	}
+}
+
+// counter is a plain server that counts requests.
+func counter(t *testing.T, network, addr string) (url string, n *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s %s: %v", network, addr, err)
+	}
+	n = &atomic.Int64{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { n.Add(1) }))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL, n
+}
+
+func TestSSRFRefused(t *testing.T) {
+	t.Parallel()
+	// http allowed, no network allowed: only the guard stands in the way.
+	cfg := webhook.Config{AllowHTTP: true, Logger: discard}
+
+	v4URL, v4Count := counter(t, "tcp4", "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(v4URL, "http://"))
+	tests := []struct {
+		name, url, want string
+	}{
+		{"metadata", "http://169.254.169.254/latest/meta-data/", "refusing to connect to 169.254.169.254: cloud metadata address"},
+		{"IPv6 loopback", "http://[::1]/", "refusing to connect to ::1: loopback address"},
+		{"private", "http://10.0.0.1/", "refusing to connect to 10.0.0.1: private network (RFC 1918)"},
+		{"name to loopback", "http://localhost:" + port + "/hook", "(localhost resolves to it): loopback address"},
+		{"loopback literal", v4URL + "/hook", "refusing to connect to 127.0.0.1: loopback address"},
+		{"CGNAT", "http://100.64.0.1/", "carrier-grade NAT"},
+		{"mapped", "http://[::ffff:a9fe:a9fe]/", "IPv4-mapped form of a cloud metadata address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rep := newReporter()
+			c := cfg
+			c.Reporter = rep
+			m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", tt.url, secretA))
+			r := send1(t, mustNew(t, c), m)
+			wantErr(t, r, true, webhook.CodeBlocked)
+			var be *webhook.BlockedError
+			if !errors.As(r.Err, &be) || !strings.Contains(r.Err.Error(), tt.want) {
+				t.Errorf("error %q, want a BlockedError saying %q", r.Err, tt.want)
+			}
+			as := rep.attempts[m.DeliveryID]
+			if len(as) != 1 || len(as[0]) != 1 || as[0][0].Status != 0 || !strings.Contains(as[0][0].Error, tt.want) {
+				t.Errorf("attempts %+v, want one without an answer saying %q", as, tt.want)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		if n := v4Count.Load(); n != 0 {
+			t.Errorf("the server on 127.0.0.1 got %d requests, want 0", n)
+		}
+	})
+}
+
+// TestSSRFIPv6Server runs a real server on [::1] and checks it hears
+// nothing.
+func TestSSRFIPv6Server(t *testing.T) {
+	t.Parallel()
+	u, n := counter(t, "tcp6", "[::1]:0")
+	r := send1(t, mustNew(t, webhook.Config{AllowHTTP: true}), message(1, dispatcher.StateInvestigating, endpoint("ep_1", u, secretA)))
+	wantErr(t, r, true, webhook.CodeBlocked)
+	if got := n.Load(); got != 0 {
+		t.Errorf("the server on [::1] got %d requests, want 0", got)
+	}
+	// Allowed, it hears the request.
+	wantSent(t, send1(t, mustNew(t, local()), message(1, dispatcher.StateInvestigating, endpoint("ep_1", u, secretA))))
+	if got := n.Load(); got != 1 {
+		t.Errorf("the allowed server on [::1] got %d requests, want 1", got)
+	}
+}
+
+// TestGuardAtConnect shows the check runs when connecting: a host that
+// passed CheckURL (as at registration) and now resolves to loopback (DNS
+// rebinding) is refused, and the server hears nothing.
+func TestGuardAtConnect(t *testing.T) {
+	t.Parallel()
+	u, n := counter(t, "tcp4", "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(u, "http://"))
+	s := mustNew(t, webhook.Config{AllowHTTP: true})
+	webhook.SetLookup(s, func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("93.184.215.14")}, nil // what DNS said at registration
+	})
+	url := "http://localhost:" + port + "/hook"
+	if err := s.CheckURL(t.Context(), url); err != nil {
+		t.Fatalf("CheckURL at registration: %v", err)
+	}
+	r := send1(t, s, message(1, dispatcher.StateInvestigating, endpoint("ep_1", url, secretA)))
+	wantErr(t, r, true, webhook.CodeBlocked)
+	if got := n.Load(); got != 0 {
+		t.Errorf("the server got %d requests, want 0", got)
+	}
+}
+
+func TestAllowNetworks(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	cfg := webhook.Config{AllowHTTP: true, AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Logger: discard}
+	wantSent(t, send1(t, mustNew(t, cfg), message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))))
+	// And by name.
+	byName := strings.Replace(recv.URL, "127.0.0.1", "localhost", 1)
+	wantSent(t, send1(t, mustNew(t, cfg), message(1, dispatcher.StateInvestigating, endpoint("ep_1", byName, secretA))))
+	if n := len(recv.Accepted()); n != 2 {
+		t.Errorf("the receiver accepted %d requests, want 2", n)
+	}
+}
+
+func TestHTTPSOnly(t *testing.T) {
+	t.Parallel()
+	t.Run("http refused", func(t *testing.T) {
+		t.Parallel()
+		recv := webhooktest.New(t, secretA)
+		cfg := webhook.Config{AllowNetworks: loopback, Logger: discard} // AllowHTTP false
+		r := send1(t, mustNew(t, cfg), message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA)))
+		wantErr(t, r, true, webhook.CodeInvalidURL)
+		if !strings.Contains(r.Err.Error(), "http:// is not allowed") {
+			t.Errorf("error %q does not say why", r.Err)
+		}
+		if n := recv.Count(); n != 0 {
+			t.Errorf("the receiver got %d requests, want 0", n)
+		}
+	})
+	t.Run("https", func(t *testing.T) {
+		t.Parallel()
+		recv := webhooktest.NewTLS(t, secretA)
+		s := mustNew(t, webhook.Config{AllowNetworks: loopback, Logger: discard})
+		webhook.TrustCertificate(s, recv.Certificate())
+		wantSent(t, send1(t, s, message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))))
+		if n := len(recv.Accepted()); n != 1 {
+			t.Errorf("the receiver accepted %d requests, want 1", n)
+		}
+	})
+	t.Run("untrusted certificate", func(t *testing.T) {
+		t.Parallel()
+		recv := webhooktest.NewTLS(t, secretA)
+		s := mustNew(t, webhook.Config{AllowNetworks: loopback, Logger: discard})
+		r := send1(t, s, message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA)))
+		wantErr(t, r, false, webhook.CodeConnection)
+		if n := recv.Count(); n != 0 {
+			t.Errorf("the receiver got %d requests, want 0", n)
+		}
+	})
+}
+
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	recv.SetAnswer(func(w http.ResponseWriter, req *webhooktest.Request) {
+		time.Sleep(2 * time.Second)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	cfg := local()
+	cfg.Timeout = 200 * time.Millisecond
+	r := send1(t, mustNew(t, cfg), message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA)))
+	wantErr(t, r, false, webhook.CodeTimeout)
+}
+
+// deadAddr is http://127.0.0.1:port where nothing listens.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+func TestConnectionRefused(t *testing.T) {
+	t.Parallel()
+	r := send1(t, mustNew(t, local()), message(1, dispatcher.StateInvestigating, endpoint("ep_1", deadAddr(t)+"/hook", secretA)))
+	wantErr(t, r, false, webhook.CodeConnection)
+}
+
+func TestAttemptsReported(t *testing.T) {
+	t.Parallel()
+	good := webhooktest.New(t, secretA)
+	bad := webhooktest.New(t, secretB)
+	bad.SetAnswer(func(w http.ResponseWriter, _ *webhooktest.Request) {
+		w.Header().Set("Retry-After", "60")
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprint(w, `{"error":"upstream down"}`)
+	})
+	rep := newReporter()
+	cfg := local()
+	cfg.Reporter = rep
+	m := message(2, dispatcher.StateIdentified, endpoint("ep_good", good.URL, secretA), endpoint("ep_bad", bad.URL, secretB))
+	before := time.Now()
+	se := wantErr(t, send1(t, mustNew(t, cfg), m), false, "502")
+	if se.RetryAfter != time.Minute {
+		t.Errorf("RetryAfter %v, want 1m", se.RetryAfter)
+	}
+	calls := rep.attempts[m.DeliveryID]
+	if len(calls) != 1 || len(calls[0]) != 2 {
+		t.Fatalf("RecordAttempts calls %+v, want one with two attempts", calls)
+	}
+	byEP := map[string]dispatcher.Attempt{}
+	for _, a := range calls[0] {
+		byEP[a.EndpointID] = a
+		if a.At.Before(before.Add(-time.Second)) || a.Latency <= 0 {
+			t.Errorf("attempt %+v: want At at sending and a latency", a)
+		}
+	}
+	if a := byEP["ep_good"]; a.Status != http.StatusNoContent || a.Error != "" {
+		t.Errorf("good attempt %+v", a)
+	}
+	if a := byEP["ep_bad"]; a.Status != http.StatusBadGateway || a.Response != `{"error":"upstream down"}` || !strings.Contains(a.Error, "HTTP 502") {
+		t.Errorf("bad attempt %+v", a)
+	}
+	_, failed, ok := rep.calls()
+	if !slices.Equal(failed, []string{"mer_42/ep_bad"}) || !slices.Equal(ok, []string{"mer_42/ep_good"}) {
+		t.Errorf("reported failed %v ok %v", failed, ok)
+	}
+	// A retry goes to both again; the good one dedupes by webhook-id.
+	if n := len(good.Accepted()); n != 1 {
+		t.Errorf("good endpoint got %d", n)
+	}
+}
+
+func TestNoEndpointOrSecret(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	s := mustNew(t, local())
+	none := message(1, dispatcher.StateInvestigating)
+	noSecret := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL))
+	badSecret := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, "whsec_not base64!"))
+	expired := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL))
+	past := time.Now().Add(-time.Hour)
+	expired.Endpoints[0].Secrets = []dispatcher.WebhookSecret{{Secret: secretA, ExpiresAt: &past}}
+	res := s.Send(t.Context(), []*dispatcher.Message{none, noSecret, badSecret, expired, nil})
+	if se := dispatcher.Classify(res[0].Err); !se.Suppress || se.Code != webhook.CodeNoEndpoint {
+		t.Errorf("no endpoint: %v, want suppressed %s", res[0].Err, webhook.CodeNoEndpoint)
+	}
+	for i := 1; i <= 3; i++ {
+		wantErr(t, res[i], true, webhook.CodeNoSecret)
+		if strings.Contains(res[i].Err.Error(), "not base64!") {
+			t.Errorf("the error shows the secret: %v", res[i].Err)
+		}
+	}
+	if res[4].Err == nil {
+		t.Error("a nil message succeeded")
+	}
+	if n := recv.Count(); n != 0 {
+		t.Errorf("the receiver got %d unsigned requests, want 0", n)
+	}
+}
+
+func TestNothingSecretInLogsOrErrors(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	recv.FailNext(http.StatusInternalServerError, 1, nil)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	cfg := local()
+	cfg.Logger = slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))
+	url := recv.URL + "/t0ken-in-path?key=t0ken-in-query"
+	m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", url, secretA))
+	r := send1(t, mustNew(t, cfg), m)
+	wantErr(t, r, false, "500")
+	// and a connection error, whose *url.Error would repeat the URL
+	dead := deadAddr(t) + "/t0ken-in-path?key=t0ken-in-query"
+	r2 := send1(t, mustNew(t, cfg), message(1, dispatcher.StateInvestigating, endpoint("ep_1", dead, secretA)))
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	for _, text := range []string{out, r.Err.Error(), fmt.Sprint(r2.Err)} {
+		for _, secret := range []string{"t0ken", strings.TrimPrefix(secretA, "whsec_")} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%q shows %q", text, secret)
+			}
+		}
+	}
+	if !strings.Contains(out, m.DeliveryID) || !strings.Contains(out, "ep_1") {
+		t.Errorf("logs %s lack the delivery and endpoint ids", out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+func TestSendHonoursCancel(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	release := make(chan struct{})
+	recv.SetAnswer(func(w http.ResponseWriter, _ *webhooktest.Request) {
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	})
+	defer close(release)
+	rep := newReporter()
+	cfg := local()
+	cfg.Reporter = rep
+	ctx, cancel := context.WithCancel(t.Context())
+	m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
+	done := make(chan dispatcher.Result, 1)
+	go func() { done <- mustNew(t, cfg).Send(ctx, []*dispatcher.Message{m})[0] }()
+	for recv.Count() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case r := <-done:
+		wantErr(t, r, false, webhook.CodeCancelled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send did not return after its context was cancelled")
+	}
+	if _, failed, _ := rep.calls(); len(failed) != 0 {
+		t.Errorf("a cut-off request counted against the endpoint: %v", failed)
+	}
+	if n := len(rep.attempts[m.DeliveryID]); n != 1 {
+		t.Errorf("%d RecordAttempts calls after a cancel, want 1 (with a cancelled context)", n)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		v    string
+		want time.Duration
+	}{
+		{"", 5 * time.Second},
+		{"0", 5 * time.Second},
+		{"-3", 5 * time.Second},
+		{"30", 30 * time.Second},
+		{" 30 ", 30 * time.Second},
+		{"99999999999999", webhook.MaxRetryAfter},
+		{"Sat, 14 Mar 2026 12:02:00 GMT", 2 * time.Minute},
+		{"Sat, 14 Mar 2026 11:00:00 GMT", 5 * time.Second},
+		{"Sun, 15 Mar 2026 12:00:00 GMT", webhook.MaxRetryAfter},
+		{"soon", 5 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := webhook.RetryAfter(http.Header{"Retry-After": {tt.v}}, now, 5*time.Second); got != tt.want {
+			t.Errorf("Retry-After %q: %v, want %v", tt.v, got, tt.want)
+		}
+	}
+}
+
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"30", "Sat, 14 Mar 2026 12:02:00 GMT", "-1", "1e9", ""} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		got := webhook.RetryAfter(http.Header{"Retry-After": {v}}, now, 0)
+		if got < 0 || got > webhook.MaxRetryAfter {
+			t.Errorf("Retry-After %q: %v, want within [0, %v]", v, got, webhook.MaxRetryAfter)
+		}
+	})
+}

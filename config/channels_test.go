@@ -145,6 +145,8 @@ channels:
 			PoolSize: 8,
 			Timeout:  30 * time.Second,
 		}},
+		Push:    Default().Channels.Push,
+		Webhook: Default().Channels.Webhook,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
@@ -219,6 +221,8 @@ channels:
 			PoolSize: 64,
 			Timeout:  time.Minute,
 		}},
+		Push:    Default().Channels.Push,
+		Webhook: Default().Channels.Webhook,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
@@ -268,11 +272,17 @@ func TestLoadChannelProblems(t *testing.T) {
 		},
 		{
 			name: "unknown fields name their section",
-			file: "channels:\n  sms:\n    twilio:\n      sid: x\n  email:\n    smtp:\n      starttls: true\n  push: {}\n",
+			file: "channels:\n  sms:\n    twilio:\n      sid: x\n  email:\n    smtp:\n      starttls: true\n  pager: {}\n" +
+				"  push:\n    fcm:\n      key: x\n    apns:\n      p8: x\n    webpush:\n      vapid: x\n    hms: {}\n  webhook:\n      allow_https: true\n",
 			want: []string{
 				`line 4: unknown field "sid" in channels.sms.twilio`,
 				`line 7: unknown field "starttls" in channels.email.smtp`,
-				`line 8: unknown field "push" in channels`,
+				`line 8: unknown field "pager" in channels`,
+				`line 11: unknown field "key" in channels.push.fcm`,
+				`line 13: unknown field "p8" in channels.push.apns`,
+				`line 15: unknown field "vapid" in channels.push.webpush`,
+				`line 16: unknown field "hms" in channels.push`,
+				`line 18: unknown field "allow_https" in channels.webhook`,
 			},
 		},
 		{
@@ -502,10 +512,12 @@ func TestValidateChannelOrphans(t *testing.T) {
 	if err := Default().Validate(); err != nil {
 		t.Errorf("Default().Validate() = %v", err)
 	}
+	// The webhook options have no off switch: a Config built in code needs
+	// them (Default has them).
 	c = Default()
-	c.Channels = Channels{}
+	c.Channels = Channels{Webhook: Default().Channels.Webhook}
 	if err := c.Validate(); err != nil {
-		t.Errorf("Validate() with zero Channels = %v, want nil", err)
+		t.Errorf("Validate() with zero providers = %v, want nil", err)
 	}
 }
 

@@ -144,8 +144,10 @@ type Outbox struct {
 // Channels configures the providers that deliver messages. A channel
 // without provider credentials is served by the outbox.
 type Channels struct {
-	SMS   SMS   `yaml:"sms"`
-	Email Email `yaml:"email"`
+	SMS     SMS     `yaml:"sms"`
+	Email   Email   `yaml:"email"`
+	Push    Push    `yaml:"push"`
+	Webhook Webhook `yaml:"webhook"`
 }
 
 // SMS configures the SMS channel.
@@ -243,6 +245,122 @@ type SMTP struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
+// Push configures the push channel's providers. Each is on once its first
+// option is set (fcm.credentials_file, apns.key_file,
+// webpush.vapid_private_key); setting another option of a provider without
+// it is a problem Validate reports. A recipient's tokens on a platform that
+// is off are skipped. With no provider on, the outbox serves push.
+type Push struct {
+	FCM     FCM     `yaml:"fcm"`
+	APNs    APNs    `yaml:"apns"`
+	WebPush WebPush `yaml:"webpush"`
+}
+
+// FCM configures Firebase Cloud Messaging (HTTP v1 API).
+type FCM struct {
+	// CredentialsFile is the path of a service-account key file (JSON,
+	// downloaded from the Firebase console) of an account allowed to send
+	// messages. The file must exist; the push channel parses it. Its
+	// token_uri is where access tokens are fetched. Empty: FCM is off.
+	// Default ""; env TOCSIN_FCM_CREDENTIALS_FILE.
+	CredentialsFile string `yaml:"credentials_file"`
+	// ProjectID is the Firebase project id (6 to 30 lower-case letters,
+	// digits and hyphens, starting with a letter).
+	// Default "" (the key file's project_id); env TOCSIN_FCM_PROJECT_ID.
+	ProjectID string `yaml:"project_id"`
+	// Endpoint is FCM's base URL, an absolute http(s) URL without query or
+	// fragment: tests point it at a fake.
+	// Default "https://fcm.googleapis.com"; env TOCSIN_FCM_ENDPOINT.
+	Endpoint string `yaml:"endpoint"`
+}
+
+// APNs configures the Apple Push Notification service with token (.p8)
+// authentication.
+type APNs struct {
+	// KeyFile is the path of the APNs authentication key (.p8) from the
+	// Apple developer account. The file must exist; the push channel parses
+	// it. Empty: APNs is off.
+	// Default ""; env TOCSIN_APNS_KEY_FILE.
+	KeyFile string `yaml:"key_file"`
+	// KeyID is the key's id, 10 upper-case letters and digits. Required
+	// with KeyFile.
+	// Default ""; env TOCSIN_APNS_KEY_ID.
+	KeyID string `yaml:"key_id"`
+	// TeamID is the developer team's id, 10 upper-case letters and digits.
+	// Required with KeyFile.
+	// Default ""; env TOCSIN_APNS_TEAM_ID.
+	TeamID string `yaml:"team_id"`
+	// Topic is the app's bundle id (apns-topic). Required with KeyFile.
+	// Default ""; env TOCSIN_APNS_TOPIC.
+	Topic string `yaml:"topic"`
+	// Host is APNs' base URL, https without path:
+	// "https://api.push.apple.com" (production) or
+	// "https://api.sandbox.push.apple.com" (development builds of the
+	// app); tests point it at a fake.
+	// Default "https://api.push.apple.com"; env TOCSIN_APNS_HOST.
+	Host string `yaml:"host"`
+}
+
+// WebPush configures Web Push to browsers, with VAPID (RFC 8292).
+type WebPush struct {
+	// VAPIDPublicKey is the application server's public key, the
+	// uncompressed P-256 point in base64url, as browsers subscribe with it
+	// (applicationServerKey). Required with VAPIDPrivateKey.
+	// Default ""; env TOCSIN_WEBPUSH_VAPID_PUBLIC_KEY.
+	VAPIDPublicKey string `yaml:"vapid_public_key"`
+	// VAPIDPrivateKey is the matching private key (32 bytes, base64url).
+	// It is never logged. Empty: Web Push is off.
+	// Default ""; env TOCSIN_WEBPUSH_VAPID_PRIVATE_KEY.
+	VAPIDPrivateKey string `yaml:"vapid_private_key"`
+	// Subscriber is the contact push services may reach the operator at
+	// (the VAPID "sub"): "mailto:ops@example.com" or an https URL.
+	// Required with VAPIDPrivateKey.
+	// Default ""; env TOCSIN_WEBPUSH_SUBSCRIBER.
+	Subscriber string `yaml:"subscriber"`
+}
+
+// Webhook configures delivery to merchants' webhook endpoints.
+type Webhook struct {
+	// AllowHTTP allows http:// endpoint URLs; otherwise only https.
+	// Default false; env TOCSIN_WEBHOOK_ALLOW_HTTP.
+	AllowHTTP bool `yaml:"allow_http"`
+	// AllowNetworks lists CIDR prefixes (or single IP addresses) that
+	// endpoints may resolve to although they are loopback, private,
+	// link-local, CGNAT or otherwise not public; every such address is
+	// refused otherwise, when registering and when connecting.
+	// Default none; env TOCSIN_WEBHOOK_ALLOW_NETWORKS (comma-separated).
+	AllowNetworks []string `yaml:"allow_networks"`
+	// Timeout bounds one delivery attempt, from connecting to reading the
+	// answer. Must be > 0.
+	// Default 10s; env TOCSIN_WEBHOOK_TIMEOUT.
+	Timeout time.Duration `yaml:"timeout"`
+	// ConnectTimeout bounds connecting (DNS, TCP and TLS). Greater than 0
+	// and at most Timeout.
+	// Default 5s; env TOCSIN_WEBHOOK_CONNECT_TIMEOUT.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxResponseBytes is how much of an endpoint's answer is read and
+	// kept with the attempt, 1..1048576.
+	// Default 4096; env TOCSIN_WEBHOOK_MAX_RESPONSE_BYTES.
+	MaxResponseBytes int `yaml:"max_response_bytes"`
+	// Rate is the most requests per second sent to one endpoint,
+	// 1..10000.
+	// Default 10; env TOCSIN_WEBHOOK_RATE.
+	Rate int `yaml:"rate"`
+	// RetrySpan is how long a failed delivery is retried (exponential
+	// backoff with jitter) before it fails. Must be > 0.
+	// Default 24h; env TOCSIN_WEBHOOK_RETRY_SPAN.
+	RetrySpan time.Duration `yaml:"retry_span"`
+	// DisableAfter is how long an endpoint may fail without a success
+	// before it is disabled (and the merchant told). Must be > 0.
+	// Default 72h; env TOCSIN_WEBHOOK_DISABLE_AFTER.
+	DisableAfter time.Duration `yaml:"disable_after"`
+	// RotationOverlap is how long the previous secret keeps signing, beside
+	// the new one, after a secret rotation; 0 to 720h (0: it stops at
+	// once).
+	// Default 24h; env TOCSIN_WEBHOOK_ROTATION_OVERLAP.
+	RotationOverlap time.Duration `yaml:"rotation_overlap"`
+}
+
 // SMTP TLS modes.
 const (
 	SMTPTLSStartTLS = "starttls"
@@ -282,6 +400,19 @@ func Default() Config {
 				PoolSize: 4,
 				Timeout:  15 * time.Second,
 			}},
+			Push: Push{
+				FCM:  FCM{Endpoint: DefaultFCMEndpoint},
+				APNs: APNs{Host: APNsHostProduction},
+			},
+			Webhook: Webhook{
+				Timeout:          10 * time.Second,
+				ConnectTimeout:   5 * time.Second,
+				MaxResponseBytes: 4096,
+				Rate:             10,
+				RetrySpan:        24 * time.Hour,
+				DisableAfter:     72 * time.Hour,
+				RotationOverlap:  24 * time.Hour,
+			},
 		},
 	}
 }
@@ -303,6 +434,29 @@ func (c Config) SMSConfigured() bool {
 func (c Config) EmailConfigured() bool {
 	return c.Channels.Email.SMTP.Host != ""
 }
+
+// PushConfigured reports whether push goes through at least one provider
+// (FCM, APNs or Web Push); otherwise the outbox serves it.
+func (c Config) PushConfigured() bool {
+	p := c.Channels.Push
+	return p.FCM.Configured() || p.APNs.Configured() || p.WebPush.Configured()
+}
+
+// Configured reports whether FCM is on (credentials_file is set).
+func (f FCM) Configured() bool { return f.CredentialsFile != "" }
+
+// Configured reports whether APNs is on (key_file is set).
+func (a APNs) Configured() bool { return a.KeyFile != "" }
+
+// Configured reports whether Web Push is on (vapid_private_key is set).
+func (w WebPush) Configured() bool { return w.VAPIDPrivateKey != "" }
+
+// Provider endpoints.
+const (
+	DefaultFCMEndpoint  = "https://fcm.googleapis.com"
+	APNsHostProduction  = "https://api.push.apple.com"
+	APNsHostDevelopment = "https://api.sandbox.push.apple.com"
+)
 
 // BaseURL returns the URL at which the API is reachable, without a trailing
 // slash: PublicURL when set, otherwise derived from Addr as

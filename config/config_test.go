@@ -66,14 +66,27 @@ func TestDefault(t *testing.T) {
 		Channels: Channels{
 			SMS:   SMS{Twilio: Twilio{BaseURL: "https://api.twilio.com", Timeout: 10 * time.Second}},
 			Email: Email{SMTP: SMTP{Port: 587, TLS: "starttls", PoolSize: 4, Timeout: 15 * time.Second}},
+			Push: Push{
+				FCM:  FCM{Endpoint: "https://fcm.googleapis.com"},
+				APNs: APNs{Host: "https://api.push.apple.com"},
+			},
+			Webhook: Webhook{
+				Timeout:          10 * time.Second,
+				ConnectTimeout:   5 * time.Second,
+				MaxResponseBytes: 4096,
+				Rate:             10,
+				RetrySpan:        24 * time.Hour,
+				DisableAfter:     72 * time.Hour,
+				RotationOverlap:  24 * time.Hour,
+			},
 		},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", plainConfig(c), plainConfig(want))
 	}
-	if c.SMSConfigured() || c.EmailConfigured() {
-		t.Errorf("Default() has SMSConfigured() = %v, EmailConfigured() = %v; want both false (the outbox serves them)",
-			c.SMSConfigured(), c.EmailConfigured())
+	if c.SMSConfigured() || c.EmailConfigured() || c.PushConfigured() {
+		t.Errorf("Default() has SMSConfigured() = %v, EmailConfigured() = %v, PushConfigured() = %v; want all false (the outbox serves them)",
+			c.SMSConfigured(), c.EmailConfigured(), c.PushConfigured())
 	}
 	if !c.Embedded() {
 		t.Error("Default().Embedded() = false, want true")
@@ -320,8 +333,9 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 			{Name: "a", Key: operatorKey, Role: RoleOperator},
 			{Name: "a", Key: viewerKey, Role: "admin"},
 		}},
-		Log:    Log{Level: "verbose", Format: "xml"},
-		Outbox: Outbox{Cap: 0},
+		Log:      Log{Level: "verbose", Format: "xml"},
+		Outbox:   Outbox{Cap: 0},
+		Channels: Default().Channels,
 	}
 	err := c.Validate()
 	if err == nil {
@@ -730,6 +744,9 @@ func TestExampleFile(t *testing.T) {
 	if len(c.Auth.APIKeys) == 0 {
 		c.Auth.APIKeys = nil // "api_keys: []" decodes to an empty, non-nil slice
 	}
+	if len(c.Channels.Webhook.AllowNetworks) == 0 {
+		c.Channels.Webhook.AllowNetworks = nil // so does "allow_networks: []"
+	}
 	if !reflect.DeepEqual(c, Default()) {
 		t.Errorf("%s does not hold the defaults:\n got %#v\nwant %#v", path, plainConfig(c), plainConfig(Default()))
 	}
@@ -827,8 +844,8 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if len(paths) != 32 {
-		t.Fatalf("found %d options, want 32: %v", len(paths), paths)
+	if len(paths) != 52 {
+		t.Fatalf("found %d options, want 52: %v", len(paths), paths)
 	}
 	for _, p := range paths {
 		if !bytes.Contains(docs, []byte("`"+p+"`")) {

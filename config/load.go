@@ -109,6 +109,11 @@ var sections = map[string]string{
 	"Twilio":   "channels.sms.twilio",
 	"Email":    "channels.email",
 	"SMTP":     "channels.email.smtp",
+	"Push":     "channels.push",
+	"FCM":      "channels.push.fcm",
+	"APNs":     "channels.push.apns",
+	"WebPush":  "channels.push.webpush",
+	"Webhook":  "channels.webhook",
 }
 
 // friendlyYAMLError rewrites yaml.v3's "field x not found in type
@@ -165,6 +170,26 @@ var envBindings = []binding{
 	{"TOCSIN_SMTP_FROM", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.From })},
 	{"TOCSIN_SMTP_POOL_SIZE", setInt(func(c *Config) *int { return &c.Channels.Email.SMTP.PoolSize })},
 	{"TOCSIN_SMTP_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.Email.SMTP.Timeout })},
+	{"TOCSIN_FCM_CREDENTIALS_FILE", setString(func(c *Config) *string { return &c.Channels.Push.FCM.CredentialsFile })},
+	{"TOCSIN_FCM_PROJECT_ID", setString(func(c *Config) *string { return &c.Channels.Push.FCM.ProjectID })},
+	{"TOCSIN_FCM_ENDPOINT", setString(func(c *Config) *string { return &c.Channels.Push.FCM.Endpoint })},
+	{"TOCSIN_APNS_KEY_FILE", setString(func(c *Config) *string { return &c.Channels.Push.APNs.KeyFile })},
+	{"TOCSIN_APNS_KEY_ID", setString(func(c *Config) *string { return &c.Channels.Push.APNs.KeyID })},
+	{"TOCSIN_APNS_TEAM_ID", setString(func(c *Config) *string { return &c.Channels.Push.APNs.TeamID })},
+	{"TOCSIN_APNS_TOPIC", setString(func(c *Config) *string { return &c.Channels.Push.APNs.Topic })},
+	{"TOCSIN_APNS_HOST", setString(func(c *Config) *string { return &c.Channels.Push.APNs.Host })},
+	{"TOCSIN_WEBPUSH_VAPID_PUBLIC_KEY", setString(func(c *Config) *string { return &c.Channels.Push.WebPush.VAPIDPublicKey })},
+	{"TOCSIN_WEBPUSH_VAPID_PRIVATE_KEY", setString(func(c *Config) *string { return &c.Channels.Push.WebPush.VAPIDPrivateKey })},
+	{"TOCSIN_WEBPUSH_SUBSCRIBER", setString(func(c *Config) *string { return &c.Channels.Push.WebPush.Subscriber })},
+	{"TOCSIN_WEBHOOK_ALLOW_HTTP", setBool(func(c *Config) *bool { return &c.Channels.Webhook.AllowHTTP })},
+	{"TOCSIN_WEBHOOK_ALLOW_NETWORKS", setList(func(c *Config) *[]string { return &c.Channels.Webhook.AllowNetworks })},
+	{"TOCSIN_WEBHOOK_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.Timeout })},
+	{"TOCSIN_WEBHOOK_CONNECT_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.ConnectTimeout })},
+	{"TOCSIN_WEBHOOK_MAX_RESPONSE_BYTES", setInt(func(c *Config) *int { return &c.Channels.Webhook.MaxResponseBytes })},
+	{"TOCSIN_WEBHOOK_RATE", setInt(func(c *Config) *int { return &c.Channels.Webhook.Rate })},
+	{"TOCSIN_WEBHOOK_RETRY_SPAN", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.RetrySpan })},
+	{"TOCSIN_WEBHOOK_DISABLE_AFTER", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.DisableAfter })},
+	{"TOCSIN_WEBHOOK_ROTATION_OVERLAP", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.RotationOverlap })},
 }
 
 // envAPIKey appends an operator key named EnvAPIKeyName.
@@ -219,6 +244,32 @@ func setDuration(field func(*Config) *time.Duration) func(*Config, string) error
 			return fmt.Errorf("must be a duration like 15s or 1m30s, got %q", v)
 		}
 		*field(c) = d
+		return nil
+	}
+}
+
+func setBool(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("must be true or false, got %q", v)
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
+// setList splits a comma-separated value, trimming spaces and dropping
+// empty items: "" clears the list.
+func setList(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var items []string
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		*field(c) = items
 		return nil
 	}
 }

@@ -21,13 +21,18 @@ func redact(s string) string {
 // Redacted returns a copy of c, for logging and printing, in which every
 // secret that is set reads "[redacted]": the Redis password, every API
 // key and key hash, the link secret, Twilio's auth token and API secret,
-// and the SMTP password. Empty secrets stay empty, so the copy still
-// shows which ones are set. c itself is not modified.
+// the SMTP password and the VAPID private key. Empty secrets stay empty,
+// so the copy still shows which ones are set. c itself is not modified.
+// (The FCM and APNs keys live in files; only their paths are here.)
 func (c Config) Redacted() Config {
 	c.Redis = c.Redis.redacted()
 	c.Auth = c.Auth.redacted()
 	c.Channels.SMS.Twilio = c.Channels.SMS.Twilio.redacted()
 	c.Channels.Email.SMTP = c.Channels.Email.SMTP.redacted()
+	c.Channels.Push.WebPush = c.Channels.Push.WebPush.redacted()
+	if c.Channels.Webhook.AllowNetworks != nil {
+		c.Channels.Webhook.AllowNetworks = append([]string(nil), c.Channels.Webhook.AllowNetworks...)
+	}
 	return c
 }
 
@@ -59,6 +64,11 @@ func (s SMTP) redacted() SMTP {
 	return s
 }
 
+func (w WebPush) redacted() WebPush {
+	w.VAPIDPrivateKey = redact(w.VAPIDPrivateKey)
+	return w
+}
+
 func (k APIKey) redacted() APIKey {
 	k.Key = redact(k.Key)
 	k.KeySHA256 = redact(k.KeySHA256)
@@ -80,12 +90,13 @@ func (c Config) String() string {
 // plainConfig and its kind have their type's fields and none of its
 // methods, so printing them with %+v does not recurse into String.
 type (
-	plainConfig Config
-	plainRedis  Redis
-	plainAPIKey APIKey
-	plainAuth   Auth
-	plainTwilio Twilio
-	plainSMTP   SMTP
+	plainConfig  Config
+	plainRedis   Redis
+	plainAPIKey  APIKey
+	plainAuth    Auth
+	plainTwilio  Twilio
+	plainSMTP    SMTP
+	plainWebPush WebPush
 )
 
 // GoString keeps %#v from printing secrets.
@@ -135,8 +146,75 @@ func (c Config) LogValue() slog.Value {
 		slog.Group("channels",
 			slog.Group("sms", slog.Any("twilio", c.Channels.SMS.Twilio)),
 			slog.Group("email", slog.Any("smtp", c.Channels.Email.SMTP)),
+			slog.Group("push",
+				slog.Bool("configured", c.PushConfigured()),
+				slog.Any("fcm", c.Channels.Push.FCM),
+				slog.Any("apns", c.Channels.Push.APNs),
+				slog.Any("webpush", c.Channels.Push.WebPush),
+			),
+			slog.Any("webhook", c.Channels.Webhook),
 		),
 	)
+}
+
+// LogValue implements slog.LogValuer: the options as a group, plus whether
+// FCM is on.
+func (f FCM) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("configured", f.Configured()),
+		slog.String("credentials_file", f.CredentialsFile),
+		slog.String("project_id", f.ProjectID),
+		slog.String("endpoint", f.Endpoint),
+	)
+}
+
+// LogValue implements slog.LogValuer: the options as a group, plus whether
+// APNs is on.
+func (a APNs) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("configured", a.Configured()),
+		slog.String("key_file", a.KeyFile),
+		slog.String("key_id", a.KeyID),
+		slog.String("team_id", a.TeamID),
+		slog.String("topic", a.Topic),
+		slog.String("host", a.Host),
+	)
+}
+
+// LogValue implements slog.LogValuer: the options as a group, the private
+// key redacted, plus whether Web Push is on.
+func (w WebPush) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("configured", w.Configured()),
+		slog.String("vapid_public_key", w.VAPIDPublicKey),
+		slog.String("vapid_private_key", redact(w.VAPIDPrivateKey)),
+		slog.String("subscriber", w.Subscriber),
+	)
+}
+
+// LogValue implements slog.LogValuer: the options as a group.
+func (w Webhook) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("allow_http", w.AllowHTTP),
+		slog.String("allow_networks", strings.Join(w.AllowNetworks, ",")),
+		slog.Duration("timeout", w.Timeout),
+		slog.Duration("connect_timeout", w.ConnectTimeout),
+		slog.Int("max_response_bytes", w.MaxResponseBytes),
+		slog.Int("rate", w.Rate),
+		slog.Duration("retry_span", w.RetrySpan),
+		slog.Duration("disable_after", w.DisableAfter),
+		slog.Duration("rotation_overlap", w.RotationOverlap),
+	)
+}
+
+// String shows the options, never the VAPID private key.
+func (w WebPush) String() string {
+	return fmt.Sprintf("%+v", plainWebPush(w.redacted()))
+}
+
+// GoString keeps %#v from printing the VAPID private key.
+func (w WebPush) GoString() string {
+	return fmt.Sprintf("config.WebPush%+v", plainWebPush(w.redacted()))
 }
 
 // LogValue implements slog.LogValuer: the options as a group, secrets

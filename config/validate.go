@@ -1,13 +1,18 @@
 package config
 
 import (
+	"crypto/ecdh"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -41,7 +46,16 @@ var (
 	// alphanumericSenderRE is Twilio's alphanumeric sender ID: 1 to 11
 	// ASCII letters, digits and spaces (at least one letter, checked apart).
 	alphanumericSenderRE = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
+	// gcpProjectRE is a Google Cloud (Firebase) project id.
+	gcpProjectRE = regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
+	// appleIDRE is an Apple key id or team id.
+	appleIDRE = regexp.MustCompile(`^[A-Z0-9]{10}$`)
+	// bundleIDRE is an app's bundle id (apns-topic).
+	bundleIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
 )
+
+// maxRotationOverlap is the longest channels.webhook.rotation_overlap.
+const maxRotationOverlap = 30 * 24 * time.Hour
 
 // Validate reports every problem in c at once: a *FieldError per problem,
 // joined with errors.Join, each naming the option's path, as in
@@ -79,6 +93,10 @@ func (c Config) Validate() error {
 
 	v.twilio(c.Channels.SMS.Twilio)
 	v.smtp(c.Channels.Email.SMTP)
+	v.fcm(c.Channels.Push.FCM)
+	v.apns(c.Channels.Push.APNs)
+	v.webPush(c.Channels.Push.WebPush)
+	v.webhook(c.Channels.Webhook)
 
 	return errors.Join(v.problems...)
 }
@@ -209,10 +227,14 @@ func (v *validator) apiKeys(keys []APIKey) {
 	}
 }
 
-// twilioPath and smtpPath prefix the options of each provider.
+// twilioPath and the others prefix the options of each provider.
 const (
-	twilioPath = "channels.sms.twilio"
-	smtpPath   = "channels.email.smtp"
+	twilioPath  = "channels.sms.twilio"
+	smtpPath    = "channels.email.smtp"
+	fcmPath     = "channels.push.fcm"
+	apnsPath    = "channels.push.apns"
+	webPushPath = "channels.push.webpush"
+	webhookPath = "channels.webhook"
 )
 
 // twilio checks channels.sms.twilio. Values are never repeated in
@@ -222,7 +244,7 @@ func (v *validator) twilio(t Twilio) {
 	const p = twilioPath
 	if t.AccountSID == "" {
 		d := Default().Channels.SMS.Twilio
-		v.orphans(p, "account_sid", "SMS", []option{
+		v.orphans(p, "account_sid", "without account_sid, the outbox serves SMS", []option{
 			{"auth_token", t.AuthToken != ""},
 			{"api_key", t.APIKey != ""},
 			{"api_secret", t.APISecret != ""},
@@ -306,7 +328,7 @@ func (v *validator) smtp(s SMTP) {
 	const p = smtpPath
 	if s.Host == "" {
 		d := Default().Channels.Email.SMTP
-		v.orphans(p, "host", "email", []option{
+		v.orphans(p, "host", "without host, the outbox serves email", []option{
 			{"port", s.Port != 0 && s.Port != d.Port},
 			{"username", s.Username != ""},
 			{"password", s.Password != ""},
@@ -346,6 +368,159 @@ func (v *validator) smtp(s SMTP) {
 	v.positive(p+".timeout", s.Timeout)
 }
 
+// fcm checks channels.push.fcm.
+func (v *validator) fcm(f FCM) {
+	const p = fcmPath
+	if !f.Configured() {
+		d := Default().Channels.Push.FCM
+		v.orphans(p, "credentials_file", "without credentials_file, FCM is off", []option{
+			{"project_id", f.ProjectID != ""},
+			{"endpoint", f.Endpoint != "" && f.Endpoint != d.Endpoint},
+		})
+		return
+	}
+	v.file(p+".credentials_file", f.CredentialsFile, "the service-account key file (JSON) from the Firebase console")
+	if f.ProjectID != "" && !gcpProjectRE.MatchString(f.ProjectID) {
+		v.add(p+".project_id", "must be a project id (6 to 30 lower-case letters, digits and hyphens, starting with a letter), got %q", f.ProjectID)
+	}
+	if f.Endpoint == "" {
+		v.add(p+".endpoint", "is required: an absolute http or https URL like %s", DefaultFCMEndpoint)
+	} else {
+		v.absoluteURL(p+".endpoint", f.Endpoint, DefaultFCMEndpoint)
+	}
+}
+
+// apns checks channels.push.apns.
+func (v *validator) apns(a APNs) {
+	const p = apnsPath
+	if !a.Configured() {
+		d := Default().Channels.Push.APNs
+		v.orphans(p, "key_file", "without key_file, APNs is off", []option{
+			{"key_id", a.KeyID != ""},
+			{"team_id", a.TeamID != ""},
+			{"topic", a.Topic != ""},
+			{"host", a.Host != "" && a.Host != d.Host},
+		})
+		return
+	}
+	v.file(p+".key_file", a.KeyFile, "the APNs authentication key (.p8) from the Apple developer account")
+	if !appleIDRE.MatchString(a.KeyID) {
+		v.add(p+".key_id", "must be the key's id, 10 upper-case letters and digits, got %q", a.KeyID)
+	}
+	if !appleIDRE.MatchString(a.TeamID) {
+		v.add(p+".team_id", "must be the team's id, 10 upper-case letters and digits, got %q", a.TeamID)
+	}
+	switch {
+	case a.Topic == "":
+		v.add(p+".topic", "is required with %s.key_file: the app's bundle id, like com.example.app", p)
+	case !bundleIDRE.MatchString(a.Topic):
+		v.add(p+".topic", "must be the app's bundle id, like com.example.app, got %q", a.Topic)
+	}
+	u, err := url.Parse(a.Host)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		v.add(p+".host", "must be an https URL without path, like %s or %s, got %q", APNsHostProduction, APNsHostDevelopment, a.Host)
+	}
+}
+
+// webPush checks channels.push.webpush. The private key is never repeated.
+func (v *validator) webPush(w WebPush) {
+	const p = webPushPath
+	if !w.Configured() {
+		v.orphans(p, "vapid_private_key", "without vapid_private_key, Web Push is off", []option{
+			{"vapid_public_key", w.VAPIDPublicKey != ""},
+			{"subscriber", w.Subscriber != ""},
+		})
+		return
+	}
+	priv, privErr := decodeB64URL(w.VAPIDPrivateKey)
+	var privKey *ecdh.PrivateKey
+	if privErr == nil {
+		privKey, privErr = ecdh.P256().NewPrivateKey(priv)
+	}
+	if privErr != nil {
+		v.add(p+".vapid_private_key", "must be a P-256 private key: 32 bytes in base64url")
+	}
+	pub, pubErr := decodeB64URL(w.VAPIDPublicKey)
+	var pubKey *ecdh.PublicKey
+	if pubErr == nil {
+		pubKey, pubErr = ecdh.P256().NewPublicKey(pub)
+	}
+	switch {
+	case w.VAPIDPublicKey == "":
+		v.add(p+".vapid_public_key", "is required with %s.vapid_private_key: its public key, as browsers subscribe with it", p)
+	case pubErr != nil || len(pub) != 65:
+		v.add(p+".vapid_public_key", "must be an uncompressed P-256 public key: 65 bytes in base64url")
+	case privKey != nil && !privKey.PublicKey().Equal(pubKey):
+		v.add(p+".vapid_public_key", "is not the public key of %s.vapid_private_key", p)
+	}
+	switch s := w.Subscriber; {
+	case s == "":
+		v.add(p+".subscriber", "is required with %s.vapid_private_key: a mailto: address or https URL push services can reach you at", p)
+	case strings.HasPrefix(s, "mailto:"):
+		if a, err := mail.ParseAddress(strings.TrimPrefix(s, "mailto:")); err != nil || a.Address != strings.TrimPrefix(s, "mailto:") {
+			v.add(p+".subscriber", "must be mailto: and an address, like mailto:ops@example.com, got %q", s)
+		}
+	case strings.HasPrefix(s, "https://"):
+		if u, err := url.Parse(s); err != nil || u.Host == "" {
+			v.add(p+".subscriber", "must be an https URL with a host, got %q", s)
+		}
+	default:
+		v.add(p+".subscriber", "must start with mailto: or https://, like mailto:ops@example.com, got %q", s)
+	}
+}
+
+// decodeB64URL decodes base64url, padded or not.
+func decodeB64URL(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// webhook checks channels.webhook.
+func (v *validator) webhook(w Webhook) {
+	const p = webhookPath
+	for i, n := range w.AllowNetworks {
+		if _, err := netip.ParsePrefix(n); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(n); err == nil {
+			continue
+		}
+		v.add(fmt.Sprintf("%s.allow_networks[%d]", p, i), "must be a CIDR prefix like 10.0.0.0/8 or fd00::/8, or an IP address, got %q", n)
+	}
+	v.positive(p+".timeout", w.Timeout)
+	switch {
+	case w.ConnectTimeout <= 0:
+		v.positive(p+".connect_timeout", w.ConnectTimeout)
+	case w.Timeout > 0 && w.ConnectTimeout > w.Timeout:
+		v.add(p+".connect_timeout", "must not exceed %s.timeout (%s), got %s", p, w.Timeout, w.ConnectTimeout)
+	}
+	v.between(p+".max_response_bytes", w.MaxResponseBytes, 1, 1<<20)
+	v.between(p+".rate", w.Rate, 1, 10000)
+	v.positive(p+".retry_span", w.RetrySpan)
+	v.positive(p+".disable_after", w.DisableAfter)
+	if w.RotationOverlap < 0 || w.RotationOverlap > maxRotationOverlap {
+		v.add(p+".rotation_overlap", "must be between 0s and 720h, got %s", w.RotationOverlap)
+	}
+}
+
+// file checks that path names a readable regular file; what says which
+// file is expected.
+func (v *validator) file(field, path, what string) {
+	f, err := os.Open(path)
+	var info fs.FileInfo
+	if err == nil {
+		info, err = f.Stat()
+		f.Close()
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		v.add(field, "%q does not exist; it must be %s", path, what)
+	case err != nil:
+		v.add(field, "cannot read %q: %v", path, errors.Unwrap(err))
+	case !info.Mode().IsRegular():
+		v.add(field, "%q is not a file; it must be %s", path, what)
+	}
+}
+
 // isLoopback reports whether host is localhost or a loopback IP address.
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
@@ -363,12 +538,12 @@ type option struct {
 }
 
 // orphans reports each option of the provider at path that is set while
-// the option that turns the channel on (key) is not.
-func (v *validator) orphans(path, key, channel string, options []option) {
+// the option that turns the provider on (key) is not; consequence says
+// what happens without it.
+func (v *validator) orphans(path, key, consequence string, options []option) {
 	for _, o := range options {
 		if o.set {
-			v.add(path+"."+o.name, "set %s.%s or remove %s.%s (without %s, the outbox serves %s)",
-				path, key, path, o.name, key, channel)
+			v.add(path+"."+o.name, "set %s.%s or remove %s.%s (%s)", path, key, path, o.name, consequence)
 		}
 	}
 }

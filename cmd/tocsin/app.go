@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -25,7 +27,9 @@ import (
 
 	"github.com/tocsin-dev/tocsin/channels/email"
 	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/channels/push"
 	"github.com/tocsin-dev/tocsin/channels/sms"
+	"github.com/tocsin-dev/tocsin/channels/webhook"
 	"github.com/tocsin-dev/tocsin/config"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/api"
@@ -189,14 +193,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	metrics := queue.NewMetrics(reg, inspector)
 
 	qc := queue.NewClient(aopt)
-	qc.MaxAttempts = cfg.Worker.MaxRetry + 1
+	// The queue's own bound covers the longest retry span of any channel.
+	qc.MaxAttempts = max(cfg.Worker.MaxRetry+1, dispatcher.AttemptsFor(cfg.Channels.Webhook.RetrySpan))
 	defer qc.Close()
 
 	links, err := linkSigner(ctx, cfg, store)
 	if err != nil {
 		return err
 	}
-	senders, closeSenders, err := m.senders(cfg, store, links, logger)
+	senders, hooks, closeSenders, err := m.senders(cfg, store, links, catalog, clock, logger)
 	if err != nil {
 		return usageError{err}
 	}
@@ -208,10 +213,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		Senders:     senders,
 		BatchSize:   cfg.Worker.BatchSize,
 		MaxAttempts: cfg.Worker.MaxRetry + 1,
+		RetrySpan:   map[dispatcher.Channel]time.Duration{dispatcher.ChannelWebhook: cfg.Channels.Webhook.RetrySpan},
+		Webhooks:    store,
 		Logger:      logger,
 		Metrics:     metrics,
 	}
-	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan, Clock: clock, Logger: logger}
+	svc := &dispatcher.Service{
+		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
+		Webhooks: store, CheckWebhookURL: hooks.CheckURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
+		Clock: clock, Logger: logger,
+	}
 
 	errc := make(chan error, 2)
 	var httpSrv *http.Server
@@ -328,8 +339,10 @@ func linkSigner(ctx context.Context, cfg config.Config, store *redisstore.Store)
 }
 
 // senders serves each channel with its configured provider, and the rest
-// with the outbox. The returned func closes the providers' connections.
-func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispatcher.LinkSigner, logger *slog.Logger) (map[dispatcher.Channel]dispatcher.Sender, func(), error) {
+// with the outbox; webhooks always go to the merchants' endpoints (the
+// endpoint is the provider). The returned func closes the providers'
+// connections.
+func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispatcher.LinkSigner, catalog *locales.Catalog, clock dispatcher.Clock, logger *slog.Logger) (map[dispatcher.Channel]dispatcher.Sender, *webhook.Sender, func(), error) {
 	box := &outbox.Sender{Store: store}
 	senders := map[dispatcher.Channel]dispatcher.Sender{}
 	for _, ch := range dispatcher.Channels {
@@ -353,7 +366,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 			},
 		})
 		if err != nil {
-			return nil, closeAll, fmt.Errorf("channels.sms.twilio: %w", err)
+			return nil, nil, closeAll, fmt.Errorf("channels.sms.twilio: %w", err)
 		}
 		senders[dispatcher.ChannelSMS] = s
 	}
@@ -367,11 +380,52 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 			},
 		})
 		if err != nil {
-			return nil, closeAll, fmt.Errorf("channels.email.smtp: %w", err)
+			return nil, nil, closeAll, fmt.Errorf("channels.email.smtp: %w", err)
 		}
 		senders[dispatcher.ChannelEmail] = s
 		closers = append(closers, s.Close)
 	}
+	if cfg.PushConfigured() {
+		pc, err := pushConfig(cfg.Channels.Push, logger)
+		if err != nil {
+			return nil, nil, closeAll, err
+		}
+		s, err := push.New(pc)
+		if err != nil {
+			return nil, nil, closeAll, fmt.Errorf("channels.push: %w", err)
+		}
+		senders[dispatcher.ChannelPush] = s
+	}
+	w := cfg.Channels.Webhook
+	var allow []netip.Prefix
+	for _, n := range w.AllowNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			a, aerr := netip.ParseAddr(n)
+			if aerr != nil {
+				return nil, nil, closeAll, fmt.Errorf("channels.webhook.allow_networks: %q: %w", n, err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		allow = append(allow, p)
+	}
+	email := senders[dispatcher.ChannelEmail]
+	health := &dispatcher.EndpointHealth{
+		Store: store, DisableAfter: w.DisableAfter, Clock: clock, Logger: logger,
+		Disabled: func(ctx context.Context, ep *dispatcher.WebhookEndpoint) {
+			if err := dispatcher.NotifyEndpointDisabled(ctx, store, email, catalog, ep); err != nil {
+				logger.Warn("telling a merchant about its disabled endpoint failed", "recipient_id", ep.RecipientID, "endpoint_id", ep.ID, "err", err)
+			}
+		},
+	}
+	hooks, err := webhook.New(webhook.Config{
+		AllowHTTP: w.AllowHTTP, AllowNetworks: allow, Timeout: w.Timeout, ConnectTimeout: w.ConnectTimeout,
+		MaxResponseBytes: int64(w.MaxResponseBytes), Reporter: health, Logger: logger,
+	})
+	if err != nil {
+		return nil, nil, closeAll, fmt.Errorf("channels.webhook: %w", err)
+	}
+	senders[dispatcher.ChannelWebhook] = hooks
 	var viaOutbox []dispatcher.Channel
 	for _, ch := range dispatcher.Channels {
 		if senders[ch] == box {
@@ -379,11 +433,34 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		}
 	}
 	logger.Info("channels", "sms", providerName(cfg.SMSConfigured(), "twilio"), "email", providerName(cfg.EmailConfigured(), "smtp"),
-		"outbox", viaOutbox)
+		"push", providerName(cfg.PushConfigured(), "fcm/apns/webpush"), "webhook", "merchants' endpoints", "outbox", viaOutbox)
 	if len(viaOutbox) > 0 {
 		logger.Info("channels without a provider are served by the outbox (GET /v1/outbox)", "channels", viaOutbox)
 	}
-	return senders, closeAll, nil
+	return senders, hooks, closeAll, nil
+}
+
+// pushConfig reads the push providers' key files.
+func pushConfig(p config.Push, logger *slog.Logger) (push.Config, error) {
+	pc := push.Config{Logger: logger}
+	if p.FCM.Configured() {
+		creds, err := os.ReadFile(p.FCM.CredentialsFile)
+		if err != nil {
+			return pc, fmt.Errorf("channels.push.fcm.credentials_file: %w", err)
+		}
+		pc.FCM = &push.FCMConfig{CredentialsJSON: creds, ProjectID: p.FCM.ProjectID, Endpoint: p.FCM.Endpoint}
+	}
+	if p.APNs.Configured() {
+		key, err := os.ReadFile(p.APNs.KeyFile)
+		if err != nil {
+			return pc, fmt.Errorf("channels.push.apns.key_file: %w", err)
+		}
+		pc.APNs = &push.APNsConfig{KeyP8: key, KeyID: p.APNs.KeyID, TeamID: p.APNs.TeamID, Topic: p.APNs.Topic, Host: p.APNs.Host}
+	}
+	if p.WebPush.Configured() {
+		pc.WebPush = &push.WebPushConfig{VAPIDPublicKey: p.WebPush.VAPIDPublicKey, VAPIDPrivateKey: p.WebPush.VAPIDPrivateKey, Subscriber: p.WebPush.Subscriber}
+	}
+	return pc, nil
 }
 
 func providerName(configured bool, name string) string {

@@ -157,6 +157,20 @@ func (r *Receiver) Lenient() {
 	r.lenient = true
 }
 
+// SetSecrets replaces the secrets the Receiver verifies with: an endpoint's
+// secret is only known once it is registered.
+func (r *Receiver) SetSecrets(secrets ...string) {
+	r.tb.Helper()
+	for _, s := range secrets {
+		if _, err := standardwebhooks.NewWebhook(s); err != nil || !strings.HasPrefix(s, "whsec_") {
+			r.tb.Fatalf("webhooktest: %q is not a whsec_ secret", s)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.secrets = append([]string(nil), secrets...)
+}
+
 // FailNext answers the next n requests that keep the contract with status
 // and the given headers (e.g. Retry-After), then answers normally again.
 func (r *Receiver) FailNext(status, n int, header http.Header) {

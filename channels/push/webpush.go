@@ -1,0 +1,238 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	webpush "github.com/SherClockHolmes/webpush-go"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// WebPushRecordSize is the aes128gcm record size, and so the size of every
+// encrypted Web Push body: webpush-go pads each payload to it. RFC 8030
+// lets push services refuse more than 4096 bytes, and some do below that:
+// Firefox for Android's push service (autopush, for constrained devices)
+// answers 413 to webpush-go's default 4096-byte records, UC Browser's
+// service limits payloads to 2048 bytes. 2048 is accepted by all of them
+// and leaves a payload of MaxWebPushPayload bytes, ample for a title, a
+// body and the data.
+const WebPushRecordSize = 2048
+
+// MaxWebPushPayload is the largest JSON payload that fits one
+// WebPushRecordSize record: the record less the aes128gcm header (86
+// bytes), the AEAD tag (16) and the padding delimiter (1).
+const MaxWebPushPayload = WebPushRecordSize - 86 - 16 - 1
+
+// WebPushConfig configures Web Push with VAPID (RFC 8292).
+type WebPushConfig struct {
+	// VAPIDPublicKey and VAPIDPrivateKey are the application server's key
+	// pair, base64url (padded or not): the uncompressed P-256 point (65
+	// bytes) browsers subscribed with, and its private scalar (32 bytes).
+	// Required; the private key is never printed.
+	VAPIDPublicKey  string
+	VAPIDPrivateKey string
+	// Subscriber is the contact push services may reach the sender at,
+	// the VAPID JWT's sub: "mailto:ops@example.com" or an https URL.
+	// Required.
+	Subscriber string
+	// HTTPClient supplies the transport; only its Transport is used.
+	// Default: a transport of its own.
+	HTTPClient *http.Client
+}
+
+// String describes c without the private key.
+func (c WebPushConfig) String() string {
+	return fmt.Sprintf("{VAPIDPublicKey:%q VAPIDPrivateKey:%s Subscriber:%q}", c.VAPIDPublicKey, redact([]byte(c.VAPIDPrivateKey)), c.Subscriber)
+}
+
+// GoString is String, so %#v does not print the secret either.
+func (c WebPushConfig) GoString() string { return c.String() }
+
+// LogValue logs c without the private key.
+func (c WebPushConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("vapid_public_key", c.VAPIDPublicKey),
+		slog.String("vapid_private_key", redact([]byte(c.VAPIDPrivateKey))),
+		slog.String("subscriber", c.Subscriber),
+	)
+}
+
+// webPush sends through webpush-go.
+type webPush struct {
+	publicKey, privateKey string
+	// subscriber is Subscriber as webpush-go wants it: it prefixes
+	// "mailto:" to anything that is not an https URL, so a mailto: contact
+	// is passed without its scheme.
+	subscriber string
+	client     *http.Client
+	timeout    time.Duration
+	now        func() time.Time
+}
+
+func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int) (*webPush, error) {
+	var errs []error
+	pub, err := decodeB64URL(cfg.VAPIDPublicKey)
+	var pubKey *ecdh.PublicKey
+	if err == nil {
+		pubKey, err = ecdh.P256().NewPublicKey(pub)
+	}
+	if err != nil || len(pub) != 65 {
+		errs = append(errs, errors.New("VAPIDPublicKey is not a base64url uncompressed P-256 public key (65 bytes)"))
+	}
+	priv, err := decodeB64URL(cfg.VAPIDPrivateKey)
+	var privKey *ecdh.PrivateKey
+	if err == nil {
+		privKey, err = ecdh.P256().NewPrivateKey(priv)
+	}
+	switch {
+	case cfg.VAPIDPrivateKey == "":
+		errs = append(errs, errors.New("VAPIDPrivateKey is required"))
+	case err != nil:
+		errs = append(errs, errors.New("VAPIDPrivateKey is not a base64url P-256 private key (32 bytes)"))
+	case pubKey != nil && !privKey.PublicKey().Equal(pubKey):
+		errs = append(errs, errors.New("VAPIDPublicKey is not the public key of VAPIDPrivateKey"))
+	}
+	subscriber, err := vapidSubscriber(cfg.Subscriber)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &webPush{
+		publicKey:  cfg.VAPIDPublicKey,
+		privateKey: cfg.VAPIDPrivateKey,
+		subscriber: subscriber,
+		client:     &http.Client{Transport: baseTransport(cfg.HTTPClient, concurrency), CheckRedirect: noRedirect},
+		timeout:    timeout,
+		now:        time.Now,
+	}, nil
+}
+
+func decodeB64URL(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// vapidSubscriber checks a VAPID contact and returns it as webpush-go
+// wants it.
+func vapidSubscriber(s string) (string, error) {
+	switch {
+	case s == "":
+		return "", errors.New("Subscriber is required: a mailto: address or an https URL push services can reach you at")
+	case strings.HasPrefix(s, "mailto:"):
+		addr := strings.TrimPrefix(s, "mailto:")
+		if a, err := mail.ParseAddress(addr); err != nil || a.Address != addr {
+			return "", fmt.Errorf("Subscriber %q is not a mailto: address", clip(s))
+		}
+		return addr, nil
+	case strings.HasPrefix(s, "https://"):
+		if u, err := url.Parse(s); err != nil || u.Host == "" {
+			return "", fmt.Errorf("Subscriber %q is not an https URL", clip(s))
+		}
+		return s, nil
+	}
+	return "", fmt.Errorf("Subscriber %q must start with mailto: or https://", clip(s))
+}
+
+// webPushPayload is the JSON a service worker receives.
+type webPushPayload struct {
+	Title string            `json:"title"`
+	Body  string            `json:"body"`
+	Data  map[string]string `json:"data,omitempty"`
+}
+
+func (w *webPush) payload(n *notice) []byte {
+	build := func(title, body string) []byte {
+		return marshal(webPushPayload{Title: title, Body: body, Data: n.data})
+	}
+	title, body := fit(n.title, n.body, MaxWebPushPayload, func(t, b string) int { return len(build(t, b)) })
+	return build(title, body)
+}
+
+// checkSubscription reports what makes a subscription unusable, or nil.
+func checkSubscription(tok dispatcher.PushToken) error {
+	u, err := url.Parse(tok.Endpoint)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return errors.New("the endpoint is not an https URL")
+	}
+	p256dh, err := decodeB64URL(tok.P256dh)
+	if err == nil {
+		_, err = ecdh.P256().NewPublicKey(p256dh)
+	}
+	if err != nil {
+		return errors.New("p256dh is not a P-256 public key")
+	}
+	if auth, err := decodeB64URL(tok.Auth); err != nil || len(auth) != 16 {
+		return errors.New("auth is not a 16-byte secret")
+	}
+	return nil
+}
+
+func (w *webPush) deliver(ctx context.Context, n *notice, tok dispatcher.PushToken) outcome {
+	if err := checkSubscription(tok); err != nil {
+		return outcome{dead: true, err: dispatcher.Permanent("webpush:bad_subscription",
+			fmt.Errorf("push: webpush %s: %w", MaskToken(tok), err))}
+	}
+	urgency := webpush.UrgencyNormal
+	if n.critical {
+		urgency = webpush.UrgencyHigh
+	}
+	rctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	resp, err := webpush.SendNotificationWithContext(rctx, w.payload(n),
+		&webpush.Subscription{Endpoint: tok.Endpoint, Keys: webpush.Keys{P256dh: tok.P256dh, Auth: tok.Auth}},
+		&webpush.Options{
+			HTTPClient:      w.client,
+			RecordSize:      WebPushRecordSize,
+			Subscriber:      w.subscriber,
+			Topic:           n.topic,
+			TTL:             int(Expiration / time.Second),
+			Urgency:         urgency,
+			VAPIDPublicKey:  w.publicKey,
+			VAPIDPrivateKey: w.privateKey,
+		})
+	if err != nil {
+		return outcome{err: dispatcher.Transient("", 0, fmt.Errorf("push: webpush %s: %s", MaskToken(tok), scrub(err.Error(), tok)))}
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return outcome{id: resp.Header.Get("Location"), status: resp.StatusCode}
+	}
+	return w.failure(resp.StatusCode, resp.Header, text, n, tok)
+}
+
+// failure classifies a push service's error answer.
+func (w *webPush) failure(status int, h http.Header, text []byte, n *notice, tok dispatcher.PushToken) outcome {
+	code := "webpush:" + strconv.Itoa(status)
+	err := fmt.Errorf("push: webpush %s: HTTP %d: %s", MaskToken(tok), status,
+		scrub(clip(string(bytes.ToValidUTF8(text, []byte("?")))), tok))
+	o := outcome{status: status}
+	switch {
+	case status == http.StatusNotFound || status == http.StatusGone:
+		o.dead, o.err = true, dispatcher.Permanent(code, err)
+	case status == http.StatusTooManyRequests:
+		o.err = dispatcher.Transient(code, retryAfter(h, defaultRateLimitDelay, w.now()), err)
+	case status >= 500:
+		o.err = dispatcher.Transient(code, retryAfter(h, 0, w.now()), err)
+	case status == http.StatusUnauthorized:
+		o.err = authFailure(n.attempt, code, err)
+	default:
+		// 400, 403 (the subscription belongs to another VAPID key), 413.
+		o.err = dispatcher.Permanent(code, err)
+	}
+	return o
+}

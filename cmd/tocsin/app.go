@@ -55,6 +55,9 @@ type Main struct {
 	// SMTPTLSConfig, when set, is the TLS configuration of SMTP connections
 	// (tests trust their local server's certificate with it).
 	SMTPTLSConfig *tls.Config
+	// PushHTTPClient, when set, carries FCM's requests (tests trust their
+	// local fake's certificate with it).
+	PushHTTPClient *http.Client
 }
 
 // usageError makes Run exit 2.
@@ -387,6 +390,9 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 	}
 	if cfg.PushConfigured() {
 		pc, err := pushConfig(cfg.Channels.Push, logger)
+		if pc.FCM != nil {
+			pc.FCM.HTTPClient = m.PushHTTPClient
+		}
 		if err != nil {
 			return nil, nil, closeAll, err
 		}

@@ -136,18 +136,15 @@ func (s *Service) DeleteWebhookEndpoint(ctx context.Context, recipientID, endpoi
 }
 
 // RotateWebhookSecret gives an endpoint a new secret, returned once. The
-// previous one keeps signing beside it for RotationOverlap (default 24 h),
-// so the merchant can switch without losing a webhook; older ones go.
+// previous one keeps signing beside it for RotationOverlap, so the merchant
+// can switch without losing a webhook (0: it stops at once); older ones go.
 func (s *Service) RotateWebhookSecret(ctx context.Context, recipientID, endpointID string) (*EndpointResult, error) {
 	now := s.now()
 	overlap := s.RotationOverlap
-	if overlap <= 0 {
-		overlap = 24 * time.Hour
-	}
 	secret := NewWebhookSecret()
 	ep, err := s.Webhooks.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
 		keep := []WebhookSecret{{Secret: secret}}
-		if len(ep.Secrets) > 0 {
+		if len(ep.Secrets) > 0 && overlap > 0 {
 			until := now.Add(overlap)
 			keep = append(keep, WebhookSecret{Secret: ep.Secrets[0].Secret, ExpiresAt: &until})
 		}
@@ -207,7 +204,7 @@ func (h *EndpointHealth) disable(ctx context.Context, recipientID, endpointID, r
 
 // EndpointGone disables an endpoint that answered 410 Gone.
 func (h *EndpointHealth) EndpointGone(ctx context.Context, recipientID, endpointID, reason string) error {
-	return h.disable(ctx, recipientID, endpointID, "the endpoint answered 410 Gone: "+reason)
+	return h.disable(ctx, recipientID, endpointID, reason)
 }
 
 // EndpointFailed notes a failure at at; past DisableAfter of failing, the
@@ -248,6 +245,10 @@ func NotifyEndpointDisabled(ctx context.Context, recipients RecipientStore, emai
 	r, err := recipients.GetRecipient(ctx, ep.RecipientID)
 	if err != nil || r.Email == "" || email == nil || slices.Contains(r.OptOut, ChannelEmail) {
 		return err
+	}
+	out, err := recipients.OptedOut(ctx, map[Channel][]string{ChannelEmail: {r.Email}})
+	if err != nil || (len(out[ChannelEmail]) == 1 && out[ChannelEmail][0]) {
+		return err // the address unsubscribed
 	}
 	subject, used, err := catalog.Text(r.Locale, "webhook_disabled_subject")
 	if err != nil {

@@ -221,7 +221,13 @@ func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Re
 // loadEndpoints gives the merchants of a batch their webhook endpoints that
 // want this update (one round trip), when the broadcast may use webhooks.
 func (f *Fanout) loadEndpoints(ctx context.Context, bc *broadcastContext, rs []*Recipient) error {
-	if f.Webhooks == nil || f.Senders[ChannelWebhook] == nil || (len(bc.b.Channels) > 0 && !slices.Contains(bc.b.Channels, ChannelWebhook)) {
+	return f.endpointsFor(ctx, bc.b.Channels, bc.up, rs)
+}
+
+// endpointsFor loads the endpoints that want up for the merchants in rs
+// when channels (empty: all) allows webhooks.
+func (f *Fanout) endpointsFor(ctx context.Context, channels []Channel, up *Update, rs []*Recipient) error {
+	if f.Webhooks == nil || f.Senders[ChannelWebhook] == nil || (len(channels) > 0 && !slices.Contains(channels, ChannelWebhook)) {
 		return nil
 	}
 	var ids []string
@@ -237,7 +243,7 @@ func (f *Fanout) loadEndpoints(ctx context.Context, bc *broadcastContext, rs []*
 	if err != nil {
 		return err
 	}
-	event := EventType(bc.up)
+	event := EventType(up)
 	for _, r := range rs {
 		if r == nil {
 			continue

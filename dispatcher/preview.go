@@ -171,6 +171,9 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		if err := s.Fanout.applyOptOuts(ctx, rs); err != nil {
 			return err
 		}
+		if err := s.Fanout.endpointsFor(ctx, chs, up, rs); err != nil {
+			return err
+		}
 		for _, r := range rs {
 			if r == nil {
 				continue // deleted meanwhile

@@ -549,5 +549,5 @@ func (s *Service) RetryDelivery(ctx context.Context, id string) (*Delivery, erro
 		return nil, fmt.Errorf("delivery %s is queued but its retry is not enqueued: %w", id, err)
 	}
 	s.logger().InfoContext(ctx, "delivery retry requested", "delivery_id", id, "attempt", attempts+1)
-	return s.Deliveries.GetDelivery(ctx, id)
+	return s.GetDelivery(ctx, id)
 }

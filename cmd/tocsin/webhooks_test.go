@@ -60,6 +60,12 @@ func TestWebhooks(t *testing.T) {
 		t.Error("GET returned the endpoint's secret")
 	}
 
+	// A preview counts the merchant under webhook, as the fan-out will.
+	var pv dispatcher.BroadcastPreview
+	a.mustDo("POST", "/v1/broadcasts/preview", map[string]any{"title": "x", "severity": "major", "services": []string{"cards"}}, &pv, 200)
+	if pv.ByChannel[dispatcher.ChannelWebhook]["de-CH"] != 1 {
+		t.Errorf("preview by channel = %v, want the merchant under webhook", pv.ByChannel)
+	}
 	b1 := a.open(t, "Kartenzahlungen gestört")
 	reqs := recv.Requests()
 	if len(reqs) != 1 {

@@ -967,6 +967,8 @@ func TestPushTokenForms(t *testing.T) {
 		wantStatus(t, r, 422)
 		wantLocation(t, r.problem(t), "body.push[0]")
 	}
+	// An unknown field in a token object is refused, not ignored.
+	wantStatus(t, b.do(t, "PUT", "/v1/recipients/p2", operatorToken, strings.NewReader(`{"push":[{"platform":"fcm","token":"x","foo":1}]}`)), 422)
 }
 
 func TestWebhookRoutes(t *testing.T) {

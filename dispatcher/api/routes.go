@@ -48,7 +48,7 @@ func (pushTokenBody) Schema(huma.Registry) *huma.Schema {
 			"endpoint": {Type: huma.TypeString, Description: "Web Push: the subscription's https endpoint."},
 			"p256dh":   {Type: huma.TypeString, Description: "Web Push: the subscription's public key (base64url)."},
 			"auth":     {Type: huma.TypeString, Description: "Web Push: the subscription's auth secret (base64url)."},
-		}, Required: []string{"platform"}},
+		}, Required: []string{"platform"}, AdditionalProperties: false},
 	}}
 }
 

@@ -27,6 +27,8 @@
 //	optout:{channel}    set     addresses opted out of sms (E.164) or email
 //	secret:links        string  the generated secret of unsubscribe links
 //	preview:{nonce}     zset    a preview's audience snapshot (expires in 10 min)
+//	wh:{recipient}      hash    webhook endpoint id -> endpoint JSON (with its secrets)
+//	att:{delivery}      list    a delivery's attempts at webhook endpoints, newest first (50, 30 days)
 package redisstore
 
 import (

@@ -195,6 +195,13 @@ func TestNotifyEndpointDisabled(t *testing.T) {
 	if err := dispatcher.NotifyEndpointDisabled(ctx, s, sender, locales.MustNew(), &ep2); err != nil {
 		t.Fatal(err)
 	}
+	// An address that unsubscribed (one-click) gets no notice either.
+	if err := s.SetOptOut(ctx, dispatcher.ChannelEmail, "caisse@boulangerie.example", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := dispatcher.NotifyEndpointDisabled(ctx, s, sender, locales.MustNew(), ep); err != nil {
+		t.Fatal(err)
+	}
 	got, _ := box.List(ctx, "", 10)
 	if len(got) != 1 || got[0].RecipientID != "boul" || got[0].Locale != "fr" || !strings.Contains(got[0].Title, "désactivé") ||
 		!strings.Contains(got[0].Body, "https://boulangerie.example/hook") || !strings.Contains(got[0].Body, "410 Gone") {

@@ -324,6 +324,13 @@ type IncidentStore interface {
 // ErrStale means a concurrent writer got there first; re-read and retry.
 var ErrStale = errors.New("stale write")
 
+// Guard names the update a broadcast carries, so the store can refuse to
+// start its deliveries once a later update exists.
+type Guard struct {
+	IncidentID string
+	Seq        int
+}
+
 // Begin asks to start one delivery; see DeliveryStore.BeginDeliveries.
 type Begin struct {
 	RecipientID string
@@ -339,6 +346,9 @@ type Begin struct {
 	// Fallback, when set, is the recipient locale to count in the
 	// broadcast's OperatorFallbacks.
 	Fallback string
+	// Extra marks a further delivery for a recipient that already has one
+	// in this broadcast (channel fallback): it adds to pending.
+	Extra bool
 }
 
 // Outcome is a new status for a delivery.
@@ -370,8 +380,21 @@ type DeliveryStore interface {
 	// BeginDeliveries creates the deliveries of a batch. A delivery that
 	// exists already is left alone: the returned slice holds, per item, the
 	// status it had before (empty when it was new), so a re-run batch sends
-	// nothing twice.
-	BeginDeliveries(ctx context.Context, broadcastID string, items []Begin) ([]DeliveryStatus, error)
+	// nothing twice. When the guard trips (the broadcast is cancelled, or a
+	// later update of the incident exists), new deliveries and ones a crash
+	// left sending are created or turned suppressed instead, reported as
+	// StatusSuppressed: nothing of an older update starts after a newer one
+	// exists.
+	BeginDeliveries(ctx context.Context, broadcastID string, g Guard, items []Begin) ([]DeliveryStatus, error)
+	// Claim takes a queued delivery for a retry (it becomes sending) unless
+	// the guard suppresses it; it returns the status after the call.
+	Claim(ctx context.Context, deliveryID string, g Guard) (DeliveryStatus, error)
+	// InFlight counts the deliveries of the incident's updates before seq
+	// that are sending (handed to a sender, outcome not yet recorded).
+	InFlight(ctx context.Context, incidentID string, before int) (int, error)
+	// Cancel marks a broadcast cancelled unless it is done; the guard then
+	// suppresses what has not started. It returns the state after the call.
+	Cancel(ctx context.Context, broadcastID string) (BroadcastState, error)
 	// Record applies outcomes in one round trip. A final status is never
 	// replaced by a non-final one, and delivered is never replaced by sent.
 	Record(ctx context.Context, broadcastID string, outs []Outcome) error

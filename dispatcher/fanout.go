@@ -191,18 +191,6 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) error {
 // same incident exists: a recipient never reads an older state after a newer.
 const ReasonSuperseded = "superseded"
 
-// superseded reports whether the incident has an update after the one the
-// broadcast carries. Checked once per batch and per retry, it keeps an older
-// update from being sent once a newer one is planned; the ordering issue tightens the
-// window between this check and the provider call.
-func (f *Fanout) superseded(ctx context.Context, bc *broadcastContext) (bool, error) {
-	inc, err := f.Incidents.GetIncident(ctx, bc.inc.ID)
-	if err != nil {
-		return false, err
-	}
-	return inc.LastSeq > bc.up.Seq, nil
-}
-
 // chooseChannel is the channel a recipient gets an update on: the first in
 // its preference order that it is reachable on, that the broadcast allows
 // and that has a sender; ChannelNone when there is none.
@@ -348,10 +336,6 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err != nil {
 		return err
 	}
-	stale, err := f.superseded(ctx, bc)
-	if err != nil {
-		return err
-	}
 	if err := f.applyOptOuts(ctx, rs); err != nil {
 		return err
 	}
@@ -361,72 +345,185 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	begins := make([]Begin, len(ids))
 	msgs := make([]*Message, len(ids))
 	rendered := make(map[renderKey]Rendered)
+	byID := make(map[string]*Recipient, len(rs))
 	for i, r := range rs {
 		if r == nil {
 			begins[i] = Begin{RecipientID: ids[i], Channel: ChannelNone, Status: StatusSuppressed, Reason: "recipient_deleted"}
 			continue
 		}
+		byID[r.ID] = r
 		ch := f.chooseChannel(r, bc.b.Channels)
 		if ch == ChannelNone {
 			begins[i] = Begin{RecipientID: r.ID, Channel: ChannelNone, Status: StatusSuppressed, Reason: "no_channel"}
 			continue
 		}
-		if stale {
-			begins[i] = Begin{RecipientID: r.ID, Channel: ch, Status: StatusSuppressed, Reason: ReasonSuperseded}
-			continue
+		begins[i], msgs[i], err = f.prepare(bc, r, ch, rendered)
+		if err != nil {
+			return err
 		}
-		rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
-		text, ok := rendered[rk]
-		if !ok {
-			text, err = f.render(bc.inc, bc.up, r, ch)
+	}
+	// Latest state wins: nothing of this update goes out while a delivery
+	// of an earlier one is still being handed to a provider.
+	if err := f.waitEarlier(ctx, bc); err != nil {
+		return err
+	}
+	guard := Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}
+	var retries []retry
+	for round := 0; len(begins) > 0 && round <= len(Channels); round++ {
+		prev, err := f.Deliveries.BeginDeliveries(ctx, broadcastID, guard, begins)
+		if err != nil {
+			return err
+		}
+		byChannel := make(map[Channel][]*Message)
+		for i, m := range msgs {
+			if m != nil && prev[i] == StatusQueued {
+				// A run that could not enqueue this delivery's retry failed;
+				// enqueue it now (an existing retry task is not doubled).
+				retries = append(retries, retry{m.DeliveryID, f.backoff(1)})
+			}
+			// Send what is new, and what a crashed run left in sending.
+			if m == nil || (prev[i] != "" && prev[i] != StatusSending) {
+				continue
+			}
+			byChannel[m.Channel] = append(byChannel[m.Channel], m)
+		}
+		if f.Metrics != nil {
+			for i, bg := range begins {
+				if bg.Status == StatusSuppressed && prev[i] == "" {
+					f.Metrics.Statuses(bg.Channel, StatusSuppressed, 1)
+				}
+			}
+		}
+		outs, rts := f.sendWatched(ctx, bc, byChannel)
+		if err := f.record(ctx, broadcastID, outs); err != nil {
+			return err
+		}
+		retries = append(retries, rts...)
+		// Channel fallback: a recipient whose channel failed for good gets
+		// the update on its next channel, in the next round.
+		begins, msgs = nil, nil
+		for _, o := range outs {
+			if o.Status != StatusFailed {
+				continue
+			}
+			r := byID[o.RecipientID]
+			next := f.nextChannel(r, o.Channel, bc.b.Channels)
+			if next == ChannelNone {
+				continue
+			}
+			bg, m, err := f.prepare(bc, r, next, rendered)
 			if err != nil {
-				return fmt.Errorf("render %s/%s/%s for %s: %w", r.Locale, r.Kind, ch, broadcastID, err)
+				return err
 			}
-			rendered[rk] = text
-		}
-		begins[i] = Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale, Segments: text.Segments, Encoding: text.Encoding}
-		if text.OperatorFallback {
-			begins[i].Fallback = r.Locale
-		}
-		msgs[i] = f.message(bc, r, ch, text, 1)
-	}
-	prev, err := f.Deliveries.BeginDeliveries(ctx, broadcastID, begins)
-	if err != nil {
-		return err
-	}
-	byChannel := make(map[Channel][]*Message)
-	var requeue []retry
-	for i, m := range msgs {
-		if m != nil && prev[i] == StatusQueued {
-			// A run that could not enqueue this delivery's retry failed;
-			// enqueue it now (an existing retry task is not doubled).
-			requeue = append(requeue, retry{m.DeliveryID, f.backoff(1)})
-		}
-		// Send what is new, and what a crashed run left in sending.
-		if m == nil || (prev[i] != "" && prev[i] != StatusSending) {
-			continue
-		}
-		byChannel[m.Channel] = append(byChannel[m.Channel], m)
-	}
-	if f.Metrics != nil {
-		for i, bg := range begins {
-			if bg.Status == StatusSuppressed && prev[i] == "" {
-				f.Metrics.Statuses(bg.Channel, StatusSuppressed, 1)
-			}
+			bg.Extra = true
+			begins, msgs = append(begins, bg), append(msgs, m)
+			f.logger().InfoContext(ctx, "channel fallback", "delivery_id", m.DeliveryID, "failed_channel", o.Channel, "channel", next)
 		}
 	}
-	outs, retries := f.send(ctx, byChannel)
-	if err := f.record(ctx, broadcastID, outs); err != nil {
-		return err
-	}
-	for _, r := range append(retries, requeue...) {
+	for _, r := range retries {
 		if err := f.Queue.EnqueueRetry(ctx, bc.b, r.id, 2, r.delay); err != nil {
 			// The delivery stays queued; the batch task is retried and its
-			// re-run enqueues the retry again (requeue above).
+			// re-run enqueues the retry again.
 			return fmt.Errorf("enqueue retry of %s: %w", r.id, err)
 		}
 	}
 	return nil
+}
+
+// prepare renders (once per locale, zone, kind and channel) and builds the
+// Begin and the Message of one delivery.
+func (f *Fanout) prepare(bc *broadcastContext, r *Recipient, ch Channel, rendered map[renderKey]Rendered) (Begin, *Message, error) {
+	rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
+	text, ok := rendered[rk]
+	if !ok {
+		var err error
+		if text, err = f.render(bc.inc, bc.up, r, ch); err != nil {
+			return Begin{}, nil, fmt.Errorf("render %s/%s/%s for %s: %w", r.Locale, r.Kind, ch, bc.b.ID, err)
+		}
+		rendered[rk] = text
+	}
+	bg := Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale, Segments: text.Segments, Encoding: text.Encoding}
+	if text.OperatorFallback {
+		bg.Fallback = r.Locale
+	}
+	return bg, f.message(bc, r, ch, text, 1), nil
+}
+
+// nextChannel is the channel after failed in r's preference order that r
+// can be reached on (and the broadcast allows and has a sender for).
+func (f *Fanout) nextChannel(r *Recipient, failed Channel, allowed []Channel) Channel {
+	if r == nil {
+		return ChannelNone
+	}
+	prefs := r.Channels
+	if len(prefs) == 0 {
+		prefs = Channels
+	}
+	i := slices.Index(prefs, failed)
+	if i < 0 {
+		return ChannelNone
+	}
+	rest := *r
+	rest.Channels = prefs[i+1:]
+	if len(rest.Channels) == 0 {
+		return ChannelNone
+	}
+	return f.chooseChannel(&rest, allowed)
+}
+
+// waitEarlier waits until no delivery of an earlier update of the incident
+// is being handed to a provider (they cannot start any more: the guard
+// suppresses them once this update exists), so a recipient never gets an
+// older update after a newer one.
+func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
+	if bc.up.Seq <= 1 {
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, err := f.Deliveries.InFlight(ctx, bc.inc.ID, bc.up.Seq)
+		if err != nil || n == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			// asynq retries the batch: still nothing of this update has gone out.
+			return Transient("in_flight", time.Second, fmt.Errorf("%d deliveries of earlier updates of %s are still in flight", n, bc.inc.ID))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// sendWatched is send with the broadcast's cancellation watched: when an
+// operator cancels it, the senders' context is cancelled within a fraction
+// of a second, so what is not yet handed to a provider is not sent.
+func (f *Fanout) sendWatched(ctx context.Context, bc *broadcastContext, byChannel map[Channel][]*Message) ([]Outcome, []retry) {
+	if len(byChannel) == 0 {
+		return nil, nil
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if b, err := f.Deliveries.GetBroadcast(sctx, bc.b.ID); err == nil && b.State == BroadcastCancelled {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return f.send(sctx, byChannel)
 }
 
 // record stores the outcomes of a send even when ctx was cancelled meanwhile
@@ -606,17 +703,18 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 	if !r.Reachable(ch) || f.Senders[ch] == nil {
 		return fail(StatusSuppressed, "no_channel")
 	}
-	if stale, err := f.superseded(ctx, bc); err != nil {
-		return err
-	} else if stale {
-		return fail(StatusSuppressed, ReasonSuperseded)
-	}
 	text, err := f.render(bc.inc, bc.up, r, ch)
 	if err != nil {
 		return err
 	}
+	// Claim it (queued -> sending) through the guard: a cancelled broadcast
+	// or a later update suppresses it instead, atomically.
+	st, err := f.Deliveries.Claim(ctx, deliveryID, Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq})
+	if err != nil || st != StatusSending {
+		return err
+	}
 	m := f.message(bc, r, ch, text, attempt)
-	outs, retries := f.send(ctx, map[Channel][]*Message{ch: {m}})
+	outs, retries := f.sendWatched(ctx, bc, map[Channel][]*Message{ch: {m}})
 	if err := f.record(ctx, bid, outs); err != nil {
 		return err
 	}

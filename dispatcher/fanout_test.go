@@ -156,20 +156,59 @@ func (s *fakeStore) MarkSending(context.Context, string) error {
 	return nil
 }
 
-func (s *fakeStore) BeginDeliveries(_ context.Context, bid string, items []dispatcher.Begin) ([]dispatcher.DeliveryStatus, error) {
+// guard mirrors the store's: cancelled, or superseded by a later update.
+func (s *fakeStore) guard(g dispatcher.Guard) string {
+	switch {
+	case s.b.State == dispatcher.BroadcastCancelled:
+		return "cancelled"
+	case g.Seq > 0 && s.incident.LastSeq > g.Seq:
+		return dispatcher.ReasonSuperseded
+	}
+	return ""
+}
+
+func (s *fakeStore) BeginDeliveries(_ context.Context, bid string, g dispatcher.Guard, items []dispatcher.Begin) ([]dispatcher.DeliveryStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	why := s.guard(g)
 	prev := make([]dispatcher.DeliveryStatus, len(items))
 	for i, it := range items {
 		id := dispatcher.DeliveryID(bid, it.Channel, it.RecipientID)
 		if d, ok := s.deliveries[id]; ok {
+			if why != "" && d.Status == dispatcher.StatusSending {
+				d.Status, d.Reason = dispatcher.StatusSuppressed, why
+			}
 			prev[i] = d.Status
 			continue
 		}
-		s.deliveries[id] = &dispatcher.Delivery{ID: id, BroadcastID: bid, RecipientID: it.RecipientID, Channel: it.Channel, Status: it.Status, Reason: it.Reason, Locale: it.Locale}
+		st, reason := it.Status, it.Reason
+		if why != "" && !st.Final() {
+			st, reason, prev[i] = dispatcher.StatusSuppressed, why, dispatcher.StatusSuppressed
+		}
+		s.deliveries[id] = &dispatcher.Delivery{ID: id, BroadcastID: bid, RecipientID: it.RecipientID, Channel: it.Channel, Status: st, Reason: reason, Locale: it.Locale}
 	}
 	return prev, nil
 }
+
+func (s *fakeStore) Claim(_ context.Context, id string, g dispatcher.Guard) (dispatcher.DeliveryStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.deliveries[id]
+	if !ok {
+		return "", dispatcher.ErrNotFound
+	}
+	if d.Status != dispatcher.StatusQueued && d.Status != dispatcher.StatusSending {
+		return d.Status, nil
+	}
+	if why := s.guard(g); why != "" {
+		d.Status, d.Reason = dispatcher.StatusSuppressed, why
+		return d.Status, nil
+	}
+	d.Status = dispatcher.StatusSending
+	return d.Status, nil
+}
+
+func (s *fakeStore) InFlight(context.Context, string, int) (int, error) { return 0, nil }
 
 func (s *fakeStore) Record(_ context.Context, bid string, outs []dispatcher.Outcome) error {
 	s.mu.Lock()
@@ -494,7 +533,7 @@ func TestFanoutRunBatchResendsWhatACrashLeftSending(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A crashed run began a and b; b was also sent and recorded.
-	if _, err := s.store.BeginDeliveries(ctx, s.b.ID, []dispatcher.Begin{
+	if _, err := s.store.BeginDeliveries(ctx, s.b.ID, dispatcher.Guard{}, []dispatcher.Begin{
 		{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending},
 		{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending},
 	}); err != nil {
@@ -633,7 +672,7 @@ func TestFanoutRetry(t *testing.T) {
 	queue := func(t *testing.T, s *fanoutSetup) string {
 		t.Helper()
 		id := dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "a")
-		if _, err := s.store.BeginDeliveries(ctx, s.b.ID, []dispatcher.Begin{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"}}); err != nil {
+		if _, err := s.store.BeginDeliveries(ctx, s.b.ID, dispatcher.Guard{}, []dispatcher.Begin{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.store.Record(ctx, s.b.ID, []dispatcher.Outcome{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1, Locale: "en"}}); err != nil {
@@ -794,7 +833,7 @@ func TestFanoutSuperseded(t *testing.T) {
 		t.Fatal(err)
 	}
 	// a's first attempt failed transiently and waits for its retry.
-	if _, err := s.store.BeginDeliveries(ctx, s.b.ID, []dispatcher.Begin{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending}}); err != nil {
+	if _, err := s.store.BeginDeliveries(ctx, s.b.ID, dispatcher.Guard{}, []dispatcher.Begin{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.store.Record(ctx, s.b.ID, []dispatcher.Outcome{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1}}); err != nil {

@@ -137,35 +137,100 @@ local function finish(b, aud, now)
 end
 `
 
+// guardLua decides whether deliveries of a broadcast may still start:
+// not once it is cancelled, nor once a later update of its incident exists
+// (latest state wins). suppressed() turns a record into a suppressed one
+// with reason why. KEYS b and incseq; seq is the broadcast's update.
+const guardLua = `
+local function guard(b, incseq, seq)
+  if redis.call('HGET', b, 'state') == 'cancelled' then return 'cancelled' end
+  if seq > 0 and tonumber(redis.call('GET', incseq) or '0') > seq then return 'superseded' end
+  return nil
+end
+local function suppressed(v, why)
+  local pos = 1
+  for _ = 1, 6 do pos = string.find(v, '|', pos, true) + 1 end
+  return '5' .. string.sub(v, 2, pos - 1) .. why
+end
+`
+
 // beginScript creates the deliveries of a batch that do not exist yet and
-// returns, per item, the status code each had before (empty when new). A
-// new delivery adds its SMS segments to the broadcast's total and, when it
-// has a fallback locale, counts it in f:{locale}.
-// KEYS: b, d, aud. ARGV: now, then field/record/segments/fallback quads.
-var beginScript = redis.NewScript(finishLua + `
-local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
-local out, fin, segs = {}, 0, 0
-for i = 2, #ARGV, 4 do
-  local f, v, sg, fb = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+// returns, per item, the status code each had before (empty when new), or
+// '5' when the guard suppressed it (cancelled, or superseded by a later
+// update). A delivery a crashed run left in sending is suppressed too once
+// the guard trips, never sent again. A new delivery adds its SMS segments
+// to the broadcast's total, counts its fallback locale in f:{locale}, and,
+// when it is an extra delivery for a recipient (channel fallback), adds one
+// to pending.
+// KEYS: b, d, aud, incseq. ARGV: now, seq, then field/record/segments/fallback/extra quintuples.
+var beginScript = redis.NewScript(finishLua + guardLua + `
+local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
+local why = guard(b, incseq, tonumber(ARGV[2]))
+local out, fin, segs, extra = {}, 0, 0, 0
+for i = 3, #ARGV, 5 do
+  local f, v, sg, fb, ex = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
+  local ch = string.match(f, '^[^.]+')
   local old = redis.call('HGET', d, f)
   if old then
-    out[#out + 1] = string.sub(old, 1, 1)
+    local oc = string.sub(old, 1, 1)
+    if why and oc == '1' then
+      redis.call('HSET', d, f, suppressed(old, why))
+      redis.call('HINCRBY', b, 'c:' .. ch .. ':1', -1)
+      redis.call('HINCRBY', b, 'c:' .. ch .. ':5', 1)
+      fin = fin + 1
+      oc = '5'
+    end
+    out[#out + 1] = oc
   else
+    if ex == '1' then extra = extra + 1 end
+    local res = ''
+    if why and string.sub(v, 1, 1) < '2' then
+      v, sg, fb, res = suppressed(v, why), 0, '', '5'
+    end
     redis.call('HSET', d, f, v)
     local code = string.sub(v, 1, 1)
-    redis.call('HINCRBY', b, 'c:' .. string.match(f, '^[^.]+') .. ':' .. code, 1)
+    redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. code, 1)
     if code >= '2' then fin = fin + 1 end
     segs = segs + sg
     if fb ~= '' then redis.call('HINCRBY', b, 'f:' .. fb, 1) end
-    out[#out + 1] = ''
+    out[#out + 1] = res
   end
 end
 if segs > 0 then redis.call('HINCRBY', b, 'sms_segments', segs) end
+if extra > 0 then redis.call('HINCRBY', b, 'pending', extra) end
 if fin > 0 then
   redis.call('HINCRBY', b, 'pending', -fin)
   finish(b, aud, now)
 end
 return out
+`)
+
+// claimScript claims a queued delivery for a retry: it becomes sending,
+// unless the guard suppresses it. It returns the status code after the
+// call (” when there is no such delivery).
+// KEYS: b, d, aud, incseq. ARGV: now, seq, field.
+var claimScript = redis.NewScript(finishLua + guardLua + `
+local b, d, aud, incseq, now, f = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[3]
+local old = redis.call('HGET', d, f)
+if not old then return '' end
+local oc = string.sub(old, 1, 1)
+if oc ~= '0' and oc ~= '1' then return oc end
+local ch = string.match(f, '^[^.]+')
+local why = guard(b, incseq, tonumber(ARGV[2]))
+if why then
+  redis.call('HSET', d, f, suppressed(old, why))
+  redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1)
+  redis.call('HINCRBY', b, 'c:' .. ch .. ':5', 1)
+  redis.call('HINCRBY', b, 'pending', -1)
+  finish(b, aud, now)
+  return '5'
+end
+if oc == '0' then
+  redis.call('HSET', d, f, '1' .. string.sub(old, 2))
+  redis.call('HINCRBY', b, 'c:' .. ch .. ':0', -1)
+  redis.call('HINCRBY', b, 'c:' .. ch .. ':1', 1)
+end
+return '1'
 `)
 
 // recordScript applies new statuses. A final status only ever moves from
@@ -470,19 +535,24 @@ func (s *Store) MarkSending(ctx context.Context, broadcastID string) error {
 }
 
 // BeginDeliveries implements dispatcher.DeliveryStore.
-func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, items []dispatcher.Begin) ([]dispatcher.DeliveryStatus, error) {
+func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispatcher.Guard, items []dispatcher.Begin) ([]dispatcher.DeliveryStatus, error) {
 	if len(items) == 0 {
 		return nil, nil
 	}
 	now := s.nowMS()
-	args := make([]any, 0, 1+4*len(items))
-	args = append(args, now)
+	args := make([]any, 0, 2+5*len(items))
+	args = append(args, now, g.Seq)
 	var buf []byte
 	for _, it := range items {
 		buf = encodeRecord(buf, now, record{status: it.Status, locale: it.Locale, segments: it.Segments, encoding: it.Encoding, reason: it.Reason})
-		args = append(args, deliveryField(it.Channel, it.RecipientID), string(buf), it.Segments, it.Fallback)
+		extra := "0"
+		if it.Extra {
+			extra = "1"
+		}
+		args = append(args, deliveryField(it.Channel, it.RecipientID), string(buf), it.Segments, it.Fallback, extra)
 	}
-	res, err := beginScript.Run(ctx, s.rdb, broadcastKeys(broadcastID), args...).StringSlice()
+	keys := append(broadcastKeys(broadcastID), key("inc", g.IncidentID, "seq"))
+	res, err := beginScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("begin %d deliveries of %s: %w", len(items), broadcastID, err)
 	}
@@ -497,6 +567,77 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, items [
 	}
 	return prev, nil
 }
+
+// Claim implements dispatcher.DeliveryStore.
+func (s *Store) Claim(ctx context.Context, deliveryID string, g dispatcher.Guard) (dispatcher.DeliveryStatus, error) {
+	bid, ch, rid, err := dispatcher.ParseDeliveryID(deliveryID)
+	if err != nil {
+		return "", err
+	}
+	keys := append(broadcastKeys(bid), key("inc", g.IncidentID, "seq"))
+	c, err := claimScript.Run(ctx, s.rdb, keys, s.nowMS(), g.Seq, deliveryField(ch, rid)).Text()
+	if err != nil {
+		return "", fmt.Errorf("claim %s: %w", deliveryID, err)
+	}
+	if c == "" {
+		return "", fmt.Errorf("delivery %q: %w", deliveryID, dispatcher.ErrNotFound)
+	}
+	return statusByCode[c[0]], nil
+}
+
+// InFlight implements dispatcher.DeliveryStore: one pipeline reading the
+// sending counters of the incident's broadcasts 1..seq-1.
+func (s *Store) InFlight(ctx context.Context, incidentID string, before int) (int, error) {
+	if before <= 1 {
+		return 0, nil
+	}
+	fields := make([]string, 0, len(dispatcher.Channels)+1)
+	for _, ch := range append(dispatcher.Channels, dispatcher.ChannelNone) {
+		fields = append(fields, "c:"+string(ch)+":1")
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, 0, before-1)
+	for seq := 1; seq < before; seq++ {
+		cmds = append(cmds, pipe.HMGet(ctx, key("b", dispatcher.BroadcastID(incidentID, seq)), fields...))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("in-flight deliveries of %s: %w", incidentID, err)
+	}
+	n := 0
+	for _, c := range cmds {
+		for _, v := range c.Val() {
+			if str, ok := v.(string); ok {
+				x, _ := strconv.Atoi(str)
+				n += x
+			}
+		}
+	}
+	return n, nil
+}
+
+// Cancel implements dispatcher.DeliveryStore.
+func (s *Store) Cancel(ctx context.Context, broadcastID string) (dispatcher.BroadcastState, error) {
+	st, err := cancelScript.Run(ctx, s.rdb, []string{key("b", broadcastID)}).Text()
+	if err != nil {
+		return "", fmt.Errorf("cancel %s: %w", broadcastID, err)
+	}
+	if st == "" {
+		return "", fmt.Errorf("broadcast %q: %w", broadcastID, dispatcher.ErrNotFound)
+	}
+	return dispatcher.BroadcastState(st), nil
+}
+
+// cancelScript cancels a broadcast that is not done, and returns its state
+// after the call (” when there is none).
+var cancelScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return '' end
+if st == 'planning' or st == 'sending' then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled')
+  return 'cancelled'
+end
+return st
+`)
 
 // Record implements dispatcher.DeliveryStore.
 func (s *Store) Record(ctx context.Context, broadcastID string, outs []dispatcher.Outcome) error {

@@ -66,7 +66,7 @@ func mustSlice(t *testing.T, s *Store, bid string, start, stop int) []string {
 
 func mustBegin(t *testing.T, s *Store, bid string, items ...dispatcher.Begin) []dispatcher.DeliveryStatus {
 	t.Helper()
-	prev, err := s.BeginDeliveries(context.Background(), bid, items)
+	prev, err := s.BeginDeliveries(context.Background(), bid, dispatcher.Guard{}, items)
 	if err != nil {
 		t.Fatalf("BeginDeliveries(%s): %v", bid, err)
 	}
@@ -305,7 +305,7 @@ func TestBeginDeliveries(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(*d, want0) {
 			t.Errorf("b = %+v %v\nwant %+v", d, err, want0)
 		}
-		if prev, err := s.BeginDeliveries(context.Background(), b.ID, nil); err != nil || len(prev) != 0 {
+		if prev, err := s.BeginDeliveries(context.Background(), b.ID, dispatcher.Guard{}, nil); err != nil || len(prev) != 0 {
 			t.Errorf("BeginDeliveries(nothing) = %v %v", prev, err)
 		}
 	})

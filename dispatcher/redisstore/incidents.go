@@ -201,6 +201,9 @@ func (s *Store) SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSe
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, incKey, incJSON, 0)
 			p.RPush(ctx, key("inc", inc.ID, "u"), upJSON)
+			// The latest update's seq, which guards the deliveries of
+			// earlier ones (beginScript, claimScript).
+			p.Set(ctx, key("inc", inc.ID, "seq"), up.Seq, 0)
 			p.ZAdd(ctx, key("incs"), redis.Z{Score: score, Member: inc.ID})
 			if oldState != "" && oldState != inc.State {
 				p.ZRem(ctx, key("incs", string(oldState)), inc.ID)

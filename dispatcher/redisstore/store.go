@@ -15,6 +15,7 @@
 //	ix:reg:*            set     recipients that listed no region (everywhere)
 //	inc:{id}            string  incident JSON
 //	inc:{id}:u          list    update JSON, seq 1 first
+//	inc:{id}:seq        string  the latest update's seq (guards earlier updates' deliveries)
 //	incs                zset    incident ids by creation time (ms)
 //	incs:{state}        zset    incident ids in state by creation time (ms)
 //	idem:{key}          string  first answer to an Idempotency-Key (24 h)

@@ -530,6 +530,22 @@ func (s *Service) GetDelivery(ctx context.Context, id string) (*Delivery, error)
 	return d, nil
 }
 
+// CancelBroadcast stops a broadcast: deliveries not yet handed to a
+// provider are suppressed (reason cancelled) as their batches and retries
+// come to them, and a send in progress stops within a fraction of a
+// second. A done broadcast cannot be cancelled (ErrConflict).
+func (s *Service) CancelBroadcast(ctx context.Context, id string) (*Broadcast, error) {
+	st, err := s.Deliveries.Cancel(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if st != BroadcastCancelled {
+		return nil, fmt.Errorf("broadcast %s is %s: %w", id, st, ErrConflict)
+	}
+	s.logger().InfoContext(ctx, "broadcast cancelled", "broadcast_id", id)
+	return s.Deliveries.GetBroadcast(ctx, id)
+}
+
 // RetryDelivery sends a failed delivery again, once, now: it moves back to
 // queued and a retry task is enqueued. ErrConflict when it has not failed.
 func (s *Service) RetryDelivery(ctx context.Context, id string) (*Delivery, error) {

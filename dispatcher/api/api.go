@@ -48,6 +48,7 @@ type Service interface {
 	DeleteWebhookEndpoint(ctx context.Context, recipientID, endpointID string) error
 	RotateWebhookSecret(ctx context.Context, recipientID, endpointID string) (*dispatcher.EndpointResult, error)
 	RetryDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
+	CancelBroadcast(ctx context.Context, id string) (*dispatcher.Broadcast, error)
 }
 
 var _ Service = (*dispatcher.Service)(nil)

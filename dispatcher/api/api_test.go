@@ -296,6 +296,13 @@ func (f *fakeService) RetryDelivery(_ context.Context, id string) (*dispatcher.D
 	return &dispatcher.Delivery{ID: id, Status: dispatcher.StatusQueued}, nil
 }
 
+func (f *fakeService) CancelBroadcast(_ context.Context, id string) (*dispatcher.Broadcast, error) {
+	if err := f.record("CancelBroadcast(" + id + ")"); err != nil {
+		return nil, err
+	}
+	return &dispatcher.Broadcast{ID: id, State: dispatcher.BroadcastCancelled}, nil
+}
+
 // syncBuffer is a log sink safe for concurrent handlers.
 type syncBuffer struct {
 	mu  sync.Mutex

@@ -112,6 +112,19 @@ func (s *server) routeWebhooks() {
 		return &endpointResultOutput{Status: http.StatusOK, Body: res}, nil
 	})
 	register(s, huma.Operation{
+		OperationID: "cancel-broadcast", Method: http.MethodPost, Path: "/v1/broadcasts/{id}/cancel", Tags: []string{"broadcasts"},
+		Summary: "Cancel a broadcast",
+		Description: "Role: operator. Every delivery not yet handed to a provider is suppressed with reason cancelled " +
+			"(a send in progress stops within a second). 409 when the broadcast is done.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict},
+	}, func(ctx context.Context, in *idPath) (*broadcastOutput, error) {
+		b, err := svc.CancelBroadcast(ctx, in.ID)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return &broadcastOutput{Body: b}, nil
+	})
+	register(s, huma.Operation{
 		OperationID: "retry-delivery", Method: http.MethodPost, Path: "/v1/deliveries/{id}/retry", Tags: []string{"broadcasts"},
 		Summary:     "Send a failed delivery again",
 		Description: "Role: operator. The delivery goes back to queued and is attempted once more, now. 409 when it has not failed.",

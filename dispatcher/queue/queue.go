@@ -240,6 +240,9 @@ func NewServer(opt asynq.RedisConnOpt, cfg ServerConfig) *asynq.Server {
 	return asynq.NewServer(opt, asynq.Config{
 		Concurrency:       cfg.Concurrency,
 		TaskCheckInterval: check,
+		// Strict lanes: a critical incident's tasks go ahead of every lower
+		// one already queued, not merely more often.
+		StrictPriority: true,
 		// Retries are due to the second; asynq's default looks every 5s.
 		DelayedTaskCheckInterval: time.Second,
 		Queues:                   Queues,

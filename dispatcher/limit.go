@@ -1,0 +1,525 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Rate is N events per Per. The zero Rate means no limit.
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// MaxRateN is the largest N ParseRate accepts.
+const MaxRateN = 1_000_000
+
+var rateRE = regexp.MustCompile(`^([0-9]+)\s*/\s*(s|sec|second|m|min|minute|h|hour)$`)
+
+// ParseRate parses a rate as configured: "100/s", "10/min" or "5/h" (also
+// "/sec", "/second", "/m", "/minute", "/hour"), N from 1 to 1,000,000; "0"
+// (or "0/s"...) is the zero Rate, no limit.
+func ParseRate(s string) (Rate, error) {
+	t := strings.TrimSpace(s)
+	if t == "0" {
+		return Rate{}, nil
+	}
+	m := rateRE.FindStringSubmatch(t)
+	if m == nil {
+		return Rate{}, fmt.Errorf("rate %q: want events per unit, like 100/s, 10/min or 5/h", s)
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil || n > MaxRateN {
+		return Rate{}, fmt.Errorf("rate %q: at most %d events per unit", s, MaxRateN)
+	}
+	if n == 0 {
+		return Rate{}, nil
+	}
+	per := time.Second
+	switch m[2] {
+	case "m", "min", "minute":
+		per = time.Minute
+	case "h", "hour":
+		per = time.Hour
+	}
+	return Rate{N: n, Per: per}, nil
+}
+
+// String formats r as ParseRate reads it: "100/s", "10/min", "5/h"; "0" for
+// the zero Rate, and N/Per (like "3/10s") for another period.
+func (r Rate) String() string {
+	if r.IsZero() {
+		return "0"
+	}
+	unit := r.Per.String()
+	switch r.Per {
+	case time.Second:
+		unit = "s"
+	case time.Minute:
+		unit = "min"
+	case time.Hour:
+		unit = "h"
+	}
+	return strconv.Itoa(r.N) + "/" + unit
+}
+
+// IsZero reports whether r is the zero Rate (no limit).
+func (r Rate) IsZero() bool { return r.N <= 0 || r.Per <= 0 }
+
+// Interval is the time between two events at r.
+func (r Rate) Interval() time.Duration {
+	if r.IsZero() {
+		return 0
+	}
+	return r.Per / time.Duration(r.N)
+}
+
+// Tokens is what Limiter.Take reserved.
+//
+// Tokens are slots in a schedule every process shares, not a burst: the
+// i-th token (from 0) may be used At + i·Every after Take returned, and not
+// before. A caller that used them all at once would send faster than the
+// rate.
+type Tokens struct {
+	// N is how many tokens Take reserved: n or 0.
+	N int
+	// At is when the first of them is due, from when Take returned.
+	At time.Duration
+	// Every is the time between two of them: the rate's interval, longer
+	// while the key is slowed down.
+	Every time.Duration
+	// Wait, when N is 0, is how long until Take would reserve n.
+	Wait time.Duration
+}
+
+// Due is when token i is due, from when Take returned.
+func (t Tokens) Due(i int) time.Duration { return t.At + time.Duration(i)*t.Every }
+
+// Limiter takes tokens from rate limits (GCRA) shared by every process, so
+// any number of workers together send no faster than a provider allows.
+// Keys name buckets ("sms", "webhook:{recipient}:{endpoint}"); the Limiter
+// adds its own prefix. Implementations are safe for concurrent use.
+type Limiter interface {
+	// Take reserves n of key's next tokens at rate r, or none: it reserves
+	// them when at most n tokens are reserved ahead already, by anyone,
+	// and otherwise returns N = 0 and how long to Wait. The tokens follow
+	// the ones reserved before, one Every apart (see Tokens), so callers
+	// that each take chunks of n and use each token when it is due send,
+	// together, at r and no faster, with one call per chunk; a caller that
+	// asks again as soon as it may (at its first token's due time) keeps an
+	// unbroken schedule. Ask for chunks (a fraction of a second of r), not
+	// for a whole batch: what one caller reserved ahead, others wait for.
+	// Take applies a slow-down (Slow) of key.
+	Take(ctx context.Context, key string, r Rate, n int) (Tokens, error)
+	// Slow lowers key's rate to factor (0 < factor < 1) of the r its
+	// callers pass, for d: a provider answered 429. Every process sees it
+	// (within about a second); a later Slow of the key replaces it.
+	Slow(ctx context.Context, key string, factor float64, d time.Duration) error
+	// TakeEach takes one token from each key's bucket at rate r (a burst of
+	// r.N, then one every r.Interval()) in one round trip, and reports, in
+	// the order of keys, which got theirs now. A key listed twice takes
+	// twice. It is the per-recipient guard of a whole batch, and the
+	// per-endpoint limit of webhooks.
+	TakeEach(ctx context.Context, keys []string, r Rate) ([]bool, error)
+}
+
+// RecipientKey names the per-recipient guard's bucket of one recipient on
+// one channel, for Limiter.TakeEach.
+func RecipientKey(ch Channel, recipientID string) string {
+	return "recipient:" + string(ch) + ":" + recipientID
+}
+
+// WebhookKeys is a KeyFunc for the webhook channel: one bucket per endpoint
+// of m, "webhook:{recipient}:{endpoint}".
+func WebhookKeys(m *Message) []string {
+	if m == nil || len(m.Endpoints) == 0 {
+		return nil
+	}
+	keys := make([]string, len(m.Endpoints))
+	for i, ep := range m.Endpoints {
+		rid := ep.RecipientID
+		if rid == "" && m.Recipient != nil {
+			rid = m.Recipient.ID
+		}
+		keys[i] = "webhook:" + rid + ":" + ep.ID
+	}
+	return keys
+}
+
+// Defaults of RateLimited.
+const (
+	// DefaultHeadroom is the share of the rate RateLimited leaves unused.
+	DefaultHeadroom = 0.02
+	// SlowFactor and SlowFor are how a provider's 429 slows a key down.
+	SlowFactor = 0.5
+	SlowFor    = time.Minute
+	// chunkSpan is how much of the rate one Take reserves by default.
+	chunkSpan = 200 * time.Millisecond
+	maxChunk  = 1000
+)
+
+// CodeRateLimiter is the SendError code of messages not sent because the
+// limiter failed (Redis unreachable): transient, retried.
+const CodeRateLimiter = "rate_limiter"
+
+// RateLimited is a Sender that sends no faster than Rate, a limit shared by
+// every process through Limiter.
+//
+// Without KeyFunc, it takes tokens from Key in chunks (one Limiter call per
+// Chunk messages, never one per message) and hands each message to Sender
+// when its token is due, so the provider sees an even flow, never a burst:
+// no window of Rate.Per holds more than Rate.N requests, whatever the number
+// of batches and processes sending. A message waits for its token; it is
+// neither dropped nor failed. Messages whose tokens fall due together go to
+// Sender in one call.
+//
+// With KeyFunc (webhooks), each message needs one token from each of its
+// keys (its endpoints), at Rate each, taken for the whole batch at once with
+// TakeEach; a message waits until it has them all.
+//
+// When the provider answers 429 (see IsThrottled), RateLimited slows the key
+// (each of the message's keys with KeyFunc) to SlowFactor of Rate for
+// SlowFor, in every process; those messages come back transient with the
+// provider's RetryAfter, as Sender returned them, and the dispatcher retries
+// them.
+//
+// When ctx is cancelled, RateLimited stops handing out messages and returns
+// at once after the calls to Sender in flight: the messages it held back
+// get a transient error. When the Limiter fails (Redis unreachable), the
+// messages not yet sent get a transient error with code CodeRateLimiter:
+// sending unlimited would bring the provider's 429s.
+type RateLimited struct {
+	Sender  Sender
+	Limiter Limiter
+	// Key names the provider's bucket (without KeyFunc).
+	Key string
+	// Rate is the provider's limit; the zero Rate sends without limit.
+	Rate Rate
+	// KeyFunc, when set, returns the buckets of one message (WebhookKeys);
+	// Key is then unused. A message with no keys is sent at once.
+	KeyFunc func(*Message) []string
+	// Chunk is how many tokens one Take reserves. Default: a fifth of a
+	// second's worth of Rate, at least 1, at most 1000.
+	Chunk int
+	// Headroom is the share of Rate left unused, so that the jitter between
+	// here and the provider (scheduling, network) never puts more than
+	// Rate.N requests in one of the provider's windows: at the default 2%,
+	// a window of Rate.Per has 2% of Rate.Per (20 ms of a second) to spare.
+	// Default DefaultHeadroom; negative: none.
+	Headroom float64
+	// Logger receives a record per slow-down and per limiter failure.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+var _ Sender = (*RateLimited)(nil)
+
+// IsThrottled reports whether err is a provider's transient "too many
+// requests", as the channels classify it: HTTP 429 ("429", "http_429",
+// "webpush:429", "fcm:HTTP_429", a code starting with "429"), Twilio 20429,
+// FCM QUOTA_EXCEEDED or RESOURCE_EXHAUSTED, APNs TooManyRequests.
+func IsThrottled(err error) bool {
+	if err == nil {
+		return false
+	}
+	se := Classify(err)
+	if se.Permanent || se.Suppress {
+		return false
+	}
+	return ThrottleCode(se.Code)
+}
+
+// ThrottleCode reports whether a SendError code means "too many requests";
+// see IsThrottled.
+func ThrottleCode(code string) bool {
+	switch code {
+	case "20429", "http_429", "fcm:QUOTA_EXCEEDED", "fcm:RESOURCE_EXHAUSTED", "apns:TooManyRequests":
+		return true
+	}
+	return strings.HasPrefix(code, "429") || strings.HasSuffix(code, ":429") || strings.HasSuffix(code, ":HTTP_429")
+}
+
+// Send sends msgs through Sender no faster than Rate; see RateLimited.
+func (r *RateLimited) Send(ctx context.Context, msgs []*Message) []Result {
+	if len(msgs) == 0 {
+		return []Result{}
+	}
+	if r.Rate.IsZero() || r.Limiter == nil {
+		return r.Sender.Send(ctx, msgs)
+	}
+	if r.KeyFunc != nil {
+		return r.sendEach(ctx, msgs)
+	}
+	return r.sendPaced(ctx, msgs)
+}
+
+func (r *RateLimited) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+// paced is Rate less the headroom.
+func (r *RateLimited) paced() Rate {
+	h := r.Headroom
+	switch {
+	case h == 0:
+		h = DefaultHeadroom
+	case h < 0:
+		h = 0
+	case h > 0.9:
+		h = 0.9
+	}
+	return Rate{N: r.Rate.N, Per: time.Duration(float64(r.Rate.Per) / (1 - h))}
+}
+
+// chunk is how many tokens to ask for at a time at rate.
+func (r *RateLimited) chunk(rate Rate) int {
+	if r.Chunk > 0 {
+		return r.Chunk
+	}
+	n := int(chunkSpan / rate.Interval())
+	return min(max(n, 1), maxChunk)
+}
+
+// sendPaced takes tokens from Key and hands each message over when its
+// token is due.
+func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
+	res := make([]Result, len(msgs))
+	rate := r.paced()
+	chunk := r.chunk(rate)
+	var (
+		due       []time.Time // due[i]: when msgs[i] may go; len(due) messages have a token
+		sent      int         // msgs[:sent] are handed to Sender
+		reserveAt time.Time   // when to ask for more tokens
+		failed    error       // why the rest is not sent
+		wg        sync.WaitGroup
+		slowed    atomic.Bool
+	)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for sent < len(msgs) {
+		if len(due) < len(msgs) && !time.Now().Before(reserveAt) {
+			want := min(chunk, len(msgs)-len(due))
+			tok, err := r.Limiter.Take(ctx, r.Key, rate, want)
+			if err != nil {
+				failed = r.limiterFailed(ctx, err, r.Key)
+				break
+			}
+			base := time.Now()
+			if tok.N > 0 {
+				for i := range tok.N {
+					due = append(due, base.Add(tok.Due(i)))
+				}
+				// Take reserves again once at most want tokens are
+				// reserved ahead: when the first of these is due.
+				reserveAt = base.Add(tok.At)
+			} else {
+				reserveAt = base.Add(max(tok.Wait, time.Millisecond))
+			}
+			continue
+		}
+		next := time.Time{}
+		if sent < len(due) {
+			next = due[sent]
+		}
+		if len(due) < len(msgs) && (next.IsZero() || reserveAt.Before(next)) {
+			next = reserveAt
+		}
+		if err := sleepUntil(ctx, timer, next); err != nil {
+			failed = err
+			break
+		}
+		now := time.Now()
+		j := sent
+		for j < len(due) && !due[j].After(now) {
+			j++
+		}
+		if j > sent {
+			group, out := msgs[sent:j], res[sent:j]
+			wg.Go(func() { r.deliver(ctx, group, out, &slowed) })
+			sent = j
+		}
+	}
+	for i := sent; i < len(msgs); i++ {
+		res[i] = heldBack(failed)
+	}
+	wg.Wait()
+	return res
+}
+
+// sendEach takes one token per key of each message (KeyFunc) with
+// TakeEach, and hands each message over once it has all of them.
+func (r *RateLimited) sendEach(ctx context.Context, msgs []*Message) []Result {
+	res := make([]Result, len(msgs))
+	rate := r.paced()
+	need := make([][]string, len(msgs)) // keys still without a token
+	keysOf := make([][]string, len(msgs))
+	pending := make([]int, 0, len(msgs))
+	for i, m := range msgs {
+		keysOf[i] = r.KeyFunc(m)
+		need[i] = keysOf[i]
+		pending = append(pending, i)
+	}
+	var (
+		wg     sync.WaitGroup
+		failed error
+	)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for len(pending) > 0 {
+		var keys []string
+		var owners []int
+		for _, i := range pending {
+			for _, k := range need[i] {
+				keys = append(keys, k)
+				owners = append(owners, i)
+			}
+		}
+		if len(keys) > 0 {
+			got, err := r.Limiter.TakeEach(ctx, keys, rate)
+			if err == nil && len(got) != len(keys) {
+				err = fmt.Errorf("TakeEach answered %d keys of %d", len(got), len(keys))
+			}
+			if err != nil {
+				failed = r.limiterFailed(ctx, err, "")
+				break
+			}
+			left := make(map[int][]string, len(pending))
+			for x, ok := range got {
+				if !ok {
+					left[owners[x]] = append(left[owners[x]], keys[x])
+				}
+			}
+			for _, i := range pending {
+				need[i] = left[i]
+			}
+		}
+		var ready []int
+		waiting := pending[:0]
+		for _, i := range pending {
+			if len(need[i]) == 0 {
+				ready = append(ready, i)
+			} else {
+				waiting = append(waiting, i)
+			}
+		}
+		pending = waiting
+		if len(ready) > 0 {
+			wg.Go(func() { r.deliverEach(ctx, msgs, ready, keysOf, res) })
+		}
+		if len(pending) > 0 {
+			if err := sleepUntil(ctx, timer, time.Now().Add(rate.Interval())); err != nil {
+				failed = err
+				break
+			}
+		}
+	}
+	for _, i := range pending {
+		res[i] = heldBack(failed)
+	}
+	wg.Wait()
+	return res
+}
+
+// deliver sends group and writes its results to out; a 429 slows Key.
+func (r *RateLimited) deliver(ctx context.Context, group []*Message, out []Result, slowed *atomic.Bool) {
+	got := r.Sender.Send(ctx, group)
+	throttled := 0
+	for i := range out {
+		if i >= len(got) {
+			out[i] = Result{Err: Transient("", 0, fmt.Errorf("rate limiter: the sender returned %d results for %d messages", len(got), len(group)))}
+			continue
+		}
+		out[i] = got[i]
+		if IsThrottled(got[i].Err) {
+			throttled++
+		}
+	}
+	if throttled > 0 && slowed.CompareAndSwap(false, true) {
+		r.slow(ctx, r.Key, throttled, group[0])
+	}
+}
+
+// deliverEach sends msgs[idx] in one call and writes their results; a 429
+// slows each key of the message that got it.
+func (r *RateLimited) deliverEach(ctx context.Context, msgs []*Message, idx []int, keysOf [][]string, res []Result) {
+	group := make([]*Message, len(idx))
+	for j, i := range idx {
+		group[j] = msgs[i]
+	}
+	got := r.Sender.Send(ctx, group)
+	for j, i := range idx {
+		if j >= len(got) {
+			res[i] = Result{Err: Transient("", 0, fmt.Errorf("rate limiter: the sender returned %d results for %d messages", len(got), len(group)))}
+			continue
+		}
+		res[i] = got[j]
+		if IsThrottled(got[j].Err) {
+			for _, k := range keysOf[i] {
+				r.slow(ctx, k, 1, msgs[i])
+			}
+		}
+	}
+}
+
+func (r *RateLimited) slow(ctx context.Context, key string, throttled int, m *Message) {
+	log := r.logger().With("key", key, "rate", r.Rate.String(), "throttled", throttled,
+		"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID)
+	if err := r.Limiter.Slow(context.WithoutCancel(ctx), key, SlowFactor, SlowFor); err != nil {
+		log.Error("rate limiter: the provider answered 429, and slowing down failed", "err", err)
+		return
+	}
+	log.Warn("rate limiter: the provider answered 429; sending at half the rate for a while",
+		"factor", SlowFactor, "for", SlowFor)
+}
+
+// limiterFailed logs a Limiter error and returns what the held-back
+// messages are told.
+func (r *RateLimited) limiterFailed(ctx context.Context, err error, key string) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	r.logger().Error("rate limiter failed; messages held back", "key", key, "err", err)
+	return Transient(CodeRateLimiter, time.Second, fmt.Errorf("rate limiter: %w", err))
+}
+
+// heldBack is the Result of a message RateLimited did not hand over.
+func heldBack(why error) Result {
+	var se *SendError
+	if errors.As(why, &se) {
+		return Result{Err: why}
+	}
+	if why == nil {
+		why = errors.New("not started")
+	}
+	return Result{Err: Transient("", 0, fmt.Errorf("rate limiter: not sent: %w", why))}
+}
+
+// sleepUntil waits until t or ctx is done; it returns ctx's error then.
+func sleepUntil(ctx context.Context, timer *time.Timer, t time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer.Reset(d)
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		timer.Stop()
+		return ctx.Err()
+	}
+}

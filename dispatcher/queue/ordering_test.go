@@ -1,0 +1,156 @@
+package queue_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// slowSender is a slow provider that records, in the order it accepts
+// them, which update each recipient was sent.
+type slowSender struct {
+	delay time.Duration
+	mu    sync.Mutex
+	seqs  map[string][]int // recipient -> seqs in arrival order
+	calls int
+}
+
+func (s *slowSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	res := make([]dispatcher.Result, len(msgs))
+	for i, m := range msgs {
+		select {
+		case <-ctx.Done():
+			for j := i; j < len(msgs); j++ {
+				res[j] = dispatcher.Result{Err: dispatcher.Transient("cancelled", 0, ctx.Err())}
+			}
+			return res
+		case <-time.After(s.delayOf(m.Seq)):
+		}
+		s.mu.Lock()
+		s.seqs[m.Recipient.ID] = append(s.seqs[m.Recipient.ID], m.Seq)
+		s.calls++
+		s.mu.Unlock()
+		res[i] = dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: fmt.Sprint("p", m.Seq)}
+	}
+	return res
+}
+
+// delayOf makes update 1 much slower than later ones, as a congested
+// provider queue would: a newer update would overtake it if nothing held
+// the newer one back.
+func (s *slowSender) delayOf(seq int) time.Duration {
+	if seq == 1 {
+		return 8 * s.delay
+	}
+	return s.delay
+}
+
+func (s *slowSender) sent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// TestLatestStateWins: updates 1, 2 and 3 of one incident are posted in
+// quick succession against a slow provider; every recipient's sequence is
+// increasing and ends with 3, and the broadcasts' counters add up.
+func TestLatestStateWins(t *testing.T) {
+	t.Parallel()
+	// Three batches per update and six workers: a later update's batches
+	// can run while an earlier one's are still sending.
+	sender := &slowSender{delay: time.Millisecond, seqs: map[string][]int{}}
+	f := newFlow(t, sender, 3)
+	f.fanout.BatchSize = 100
+	rs := seedRecipients(t, f.store, 300)
+	f.start(t)
+	ctx := context.Background()
+	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards down", Severity: dispatcher.SeverityMajor}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bids := []string{res.BroadcastID}
+	for _, st := range []dispatcher.State{dispatcher.StateIdentified, dispatcher.StateResolved} {
+		time.Sleep(40 * time.Millisecond) // "quick succession": the earlier update is mid-flight
+		up, err := f.svc.PostUpdate(ctx, res.Incident.ID, dispatcher.UpdateInput{State: st}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bids = append(bids, up.BroadcastID)
+	}
+	for _, bid := range bids {
+		f.waitDone(t, bid, 60*time.Second)
+	}
+	exp := expect(rs, nil, nil)
+	reach := exp.reachable()
+	sender.mu.Lock()
+	defer sender.mu.Unlock()
+	superseded := 0
+	for _, id := range reach {
+		seqs := sender.seqs[id]
+		if len(seqs) == 0 || seqs[len(seqs)-1] != 3 {
+			t.Errorf("%s received %v, want a sequence ending with 3", id, seqs)
+			continue
+		}
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] <= seqs[i-1] {
+				t.Errorf("%s received %v: update %d after %d", id, seqs, seqs[i], seqs[i-1])
+			}
+		}
+		superseded += 3 - len(seqs)
+	}
+	if superseded == 0 {
+		t.Errorf("no delivery was superseded: the updates did not overlap, so the test proved nothing")
+	}
+	t.Logf("%d recipients, %d deliveries of updates 1-2 superseded", len(reach), superseded)
+}
+
+// TestCancel: a broadcast cancelled mid-send stops within a second; what
+// was not handed to the provider is suppressed (cancelled), the counters
+// add up, and a done broadcast cannot be cancelled.
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	sender := &slowSender{delay: 5 * time.Millisecond, seqs: map[string][]int{}}
+	f := newFlow(t, sender, 3)
+	f.fanout.BatchSize = 50
+	rs := seedRecipients(t, f.store, 600)
+	f.start(t)
+	ctx := context.Background()
+	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards down", Severity: dispatcher.SeverityMinor}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sender.sent() < 20 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b, err := f.svc.CancelBroadcast(ctx, res.BroadcastID)
+	if err != nil || b.State != dispatcher.BroadcastCancelled {
+		t.Fatalf("CancelBroadcast = %+v, %v", b, err)
+	}
+	time.Sleep(time.Second)
+	atOneSecond := sender.sent()
+	time.Sleep(500 * time.Millisecond)
+	if n := sender.sent(); n != atOneSecond {
+		t.Errorf("the provider still got messages more than a second after the cancel: %d then %d", atOneSecond, n)
+	}
+	f.waitIdle(t, 20*time.Second)
+	b, _ = f.store.GetBroadcast(ctx, res.BroadcastID)
+	reach := len(expect(rs, nil, nil).reachable())
+	sent, cancelled := 0, 0
+	for _, m := range b.Counts {
+		sent += m[dispatcher.StatusSent]
+	}
+	ds := deliveries(t, f.store, res.BroadcastID)
+	for _, d := range ds {
+		if d.Status == dispatcher.StatusSuppressed && d.Reason == "cancelled" {
+			cancelled++
+		}
+	}
+	if b.State != dispatcher.BroadcastCancelled || sent != sender.sent() || sent+cancelled != reach || sent >= reach {
+		t.Errorf("after cancel: state %s, %d sent (provider got %d), %d cancelled, %d reachable", b.State, sent, sender.sent(), cancelled, reach)
+	}
+	t.Logf("cancelled after %d of %d: %d suppressed", sent, reach, cancelled)
+}

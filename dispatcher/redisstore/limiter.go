@@ -1,0 +1,303 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// The limiter's keys: "tocsin:rate:{key}" holds a bucket's theoretical
+// arrival time (TAT) in redis_rate's format (seconds since 2017-01-01 as a
+// float, expiring when the bucket is full again); "tocsin:rate:slow:{key}"
+// holds the factor of a slow-down of key, expiring with it.
+//
+// redis_rate names its keys "rate:"+key; the client handed to it (rateKeys)
+// puts Prefix in front, so every key Tocsin writes starts with "tocsin:"
+// (an ACL of ~tocsin:* covers them all).
+const (
+	rateKeyPrefix = "rate:"
+	slowKeyPrefix = "rate:slow:"
+)
+
+// slowFresh is how long a process trusts what it read of a key's
+// slow-down: Take reads it at most once a second per key, so another
+// process's Slow applies here within a second.
+const slowFresh = time.Second
+
+// Limiter returns a dispatcher.Limiter on the store's Redis: GCRA buckets
+// shared by every process using the same Redis. Take is redis_rate's
+// AllowN; TakeEach is the same algorithm over many keys in one script (see
+// takeEachScript). Call it once and share the result: it caches slow-downs.
+func (s *Store) Limiter() dispatcher.Limiter {
+	return &limiter{
+		rdb:  s.rdb,
+		rate: redis_rate.NewLimiter(rateKeys{s.rdb}),
+		slow: map[string]slowDown{},
+	}
+}
+
+type limiter struct {
+	rdb  redis.UniversalClient
+	rate *redis_rate.Limiter
+
+	mu   sync.Mutex
+	slow map[string]slowDown
+}
+
+var _ dispatcher.Limiter = (*limiter)(nil)
+
+// slowDown is what a process knows of a key's slow-down.
+type slowDown struct {
+	factor float64   // 1: none
+	until  time.Time // when factor ends
+	fresh  time.Time // when to read it again
+}
+
+func checkKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("rate limiter: empty key")
+	case strings.HasPrefix(key, "slow:"):
+		return fmt.Errorf("rate limiter: key %q: keys must not start with \"slow:\"", key)
+	}
+	return nil
+}
+
+func checkRate(r dispatcher.Rate) error {
+	if r.N <= 0 || r.Per <= 0 {
+		return fmt.Errorf("rate limiter: rate %v: must be at least one event per period", r)
+	}
+	return nil
+}
+
+// Take reserves n tokens with redis_rate's AllowN on a bucket of burst 2n:
+// it succeeds when at most n tokens are reserved ahead, and then the
+// bucket's TAT moves n intervals on. The tokens' slots are the n intervals
+// before the new TAT: Tokens.At = ResetAfter - n·interval.
+//
+// AllowN, not AllowAtMost: when AllowAtMost can grant only part of n, it
+// consumes the fraction of a token it cannot grant (it answers 3 for 3.7
+// and moves the TAT by 3.7 intervals), so callers competing for one key
+// would lose up to an interval per call. All or nothing loses nothing.
+func (l *limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int) (dispatcher.Tokens, error) {
+	if err := errors.Join(checkKey(key), checkRate(r)); err != nil {
+		return dispatcher.Tokens{}, err
+	}
+	if n <= 0 {
+		return dispatcher.Tokens{}, fmt.Errorf("rate limiter: take %d tokens: must be at least 1", n)
+	}
+	factor, err := l.factor(ctx, key)
+	if err != nil {
+		return dispatcher.Tokens{}, err
+	}
+	per := r.Per
+	if factor < 1 {
+		per = time.Duration(float64(per) / factor)
+	}
+	every := time.Duration(float64(per) / float64(r.N))
+	lim := redis_rate.Limit{Rate: r.N, Period: per, Burst: 2 * n}
+	res, err := l.rate.AllowN(ctx, key, lim, n)
+	if err != nil {
+		return dispatcher.Tokens{}, fmt.Errorf("rate limiter: take %d from %q: %w", n, key, err)
+	}
+	if res.Allowed == 0 {
+		return dispatcher.Tokens{Every: every, Wait: max(res.RetryAfter, 0)}, nil
+	}
+	at := res.ResetAfter - time.Duration(res.Allowed)*every
+	return dispatcher.Tokens{N: res.Allowed, At: max(at, 0), Every: every}, nil
+}
+
+// Slow stores factor at rate:slow:{key} for d.
+func (l *limiter) Slow(ctx context.Context, key string, factor float64, d time.Duration) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if !(factor > 0 && factor < 1) {
+		return fmt.Errorf("rate limiter: slow %q by %v: the factor must be between 0 and 1", key, factor)
+	}
+	if d <= 0 {
+		return fmt.Errorf("rate limiter: slow %q for %v: must be longer than 0", key, d)
+	}
+	now := time.Now()
+	v := strconv.FormatFloat(factor, 'g', -1, 64)
+	if err := l.rdb.Set(ctx, Prefix+slowKeyPrefix+key, v, d).Err(); err != nil {
+		return fmt.Errorf("rate limiter: slow %q: %w", key, err)
+	}
+	l.mu.Lock()
+	l.slow[key] = slowDown{factor: factor, until: now.Add(d), fresh: now.Add(slowFresh)}
+	l.mu.Unlock()
+	return nil
+}
+
+// factor returns the slow-down factor in force for key (1: none), reading
+// it from Redis at most once per slowFresh.
+func (l *limiter) factor(ctx context.Context, key string) (float64, error) {
+	now := time.Now()
+	l.mu.Lock()
+	sd, ok := l.slow[key]
+	l.mu.Unlock()
+	if ok && now.Before(sd.fresh) {
+		if now.Before(sd.until) {
+			return sd.factor, nil
+		}
+		return 1, nil
+	}
+	k := Prefix + slowKeyPrefix + key
+	var get *redis.StringCmd
+	var ttl *redis.DurationCmd
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, k)
+		ttl = p.PTTL(ctx, k)
+		return nil
+	})
+	sd = slowDown{factor: 1, fresh: now.Add(slowFresh)}
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return 0, fmt.Errorf("rate limiter: read the slow-down of %q: %w", key, err)
+	default:
+		f, perr := strconv.ParseFloat(get.Val(), 64)
+		if perr == nil && f > 0 && f < 1 && ttl.Val() > 0 {
+			sd.factor, sd.until = f, now.Add(ttl.Val())
+		}
+	}
+	l.mu.Lock()
+	if len(l.slow) > 10000 {
+		clear(l.slow) // keys come from configuration: this never happens
+	}
+	l.slow[key] = sd
+	l.mu.Unlock()
+	if now.Before(sd.until) {
+		return sd.factor, nil
+	}
+	return 1, nil
+}
+
+// takeEachScript is redis_rate's AllowN script with a cost of 1, looped
+// over many keys, so a batch's guard is one round trip (redis_rate takes
+// one key per call). It keeps redis_rate's arithmetic and TAT format
+// exactly, so a bucket may be used by either; and it applies each key's
+// slow-down in the same round trip.
+//
+// KEYS[1..n] are the buckets, KEYS[n+1..2n] their slow-down keys; ARGV is
+// burst, rate, period in seconds. It answers 1 (took one) or 0 per bucket.
+// All keys are declared, but a batch's keys fall in many hash slots: like
+// the rest of the store, this targets one Redis (or Sentinel), not Cluster.
+var takeEachScript = redis.NewScript(`
+local n = #KEYS / 2
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+
+local jan_1_2017 = 1483228800
+local now = redis.call("TIME")
+now = (now[1] - jan_1_2017) + (now[2] / 1000000)
+
+local out = {}
+for i = 1, n do
+  local p = period
+  local factor = tonumber(redis.call("GET", KEYS[n + i]) or "")
+  if factor and factor > 0 and factor < 1 then
+    p = period / factor
+  end
+  local emission_interval = p / rate
+  local increment = emission_interval
+  local burst_offset = emission_interval * burst
+
+  local tat = redis.call("GET", KEYS[i])
+  if not tat then
+    tat = now
+  else
+    tat = tonumber(tat)
+  end
+  tat = math.max(tat, now)
+
+  local new_tat = tat + increment
+  local allow_at = new_tat - burst_offset
+  local diff = now - allow_at
+
+  if diff < 0 then
+    out[i] = 0
+  else
+    local reset_after = new_tat - now
+    if reset_after > 0 then
+      redis.call("SET", KEYS[i], new_tat, "EX", math.ceil(reset_after))
+    end
+    out[i] = 1
+  end
+end
+return out
+`)
+
+// TakeEach runs takeEachScript once for every key: one EVALSHA (an EVAL
+// as well the first time a server sees the script). The burst is r.N.
+func (l *limiter) TakeEach(ctx context.Context, keys []string, r dispatcher.Rate) ([]bool, error) {
+	if err := checkRate(r); err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return []bool{}, nil
+	}
+	ks := make([]string, 2*len(keys))
+	for i, k := range keys {
+		if err := checkKey(k); err != nil {
+			return nil, err
+		}
+		ks[i] = Prefix + rateKeyPrefix + k
+		ks[len(keys)+i] = Prefix + slowKeyPrefix + k
+	}
+	v, err := takeEachScript.Run(ctx, l.rdb, ks, r.N, r.N, r.Per.Seconds()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("rate limiter: take from %d keys: %w", len(keys), err)
+	}
+	if len(v) != len(keys) {
+		return nil, fmt.Errorf("rate limiter: take from %d keys: %d answers", len(keys), len(v))
+	}
+	out := make([]bool, len(keys))
+	for i, x := range v {
+		n, _ := x.(int64)
+		out[i] = n == 1
+	}
+	return out, nil
+}
+
+// rateKeys is the client redis_rate gets: it puts Prefix in front of the
+// keys redis_rate names ("rate:"+key), the only keys it touches.
+type rateKeys struct{ redis.UniversalClient }
+
+func prefixed(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = Prefix + k
+	}
+	return out
+}
+
+func (c rateKeys) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return c.UniversalClient.Eval(ctx, script, prefixed(keys), args...)
+}
+
+func (c rateKeys) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return c.UniversalClient.EvalSha(ctx, sha1, prefixed(keys), args...)
+}
+
+func (c rateKeys) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return c.UniversalClient.EvalRO(ctx, script, prefixed(keys), args...)
+}
+
+func (c rateKeys) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return c.UniversalClient.EvalShaRO(ctx, sha1, prefixed(keys), args...)
+}
+
+func (c rateKeys) Del(ctx context.Context, keys ...string) *redis.IntCmd {
+	return c.UniversalClient.Del(ctx, prefixed(keys)...)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -858,5 +859,58 @@ func TestFanoutSuperseded(t *testing.T) {
 		if d.Status != dispatcher.StatusSuppressed || d.Reason != dispatcher.ReasonSuperseded {
 			t.Errorf("delivery to %s = %s (%s), want suppressed (superseded)", id, d.Status, d.Reason)
 		}
+	}
+}
+
+// TestFanoutChannelFallback: a recipient whose first channel fails for good
+// gets the same update on its next reachable channel, in the same batch; a
+// transient failure or a suppression does not fall back, and the last
+// channel's failure ends it.
+func TestFanoutChannelFallback(t *testing.T) {
+	t.Parallel()
+	both := func(id string) *dispatcher.Recipient {
+		r := smsRecipient(id, "en")
+		r.Email, r.Channels = id+"@example.ch", []dispatcher.Channel{dispatcher.ChannelSMS, dispatcher.ChannelEmail}
+		return r
+	}
+	s := setupFanout(t, both("bad-number"), both("transient"), both("fine"), both("bad-both"))
+	s.sms.resultFunc = func(m *dispatcher.Message) dispatcher.Result {
+		switch m.Recipient.ID {
+		case "bad-number", "bad-both":
+			return dispatcher.Result{Err: dispatcher.Permanent("21211", errors.New("invalid number"))}
+		case "transient":
+			return dispatcher.Result{Err: dispatcher.Transient("503", 0, errors.New("unavailable"))}
+		}
+		return dispatcher.Result{Status: dispatcher.StatusSent}
+	}
+	s.email.resultFunc = func(m *dispatcher.Message) dispatcher.Result {
+		if m.Recipient.ID == "bad-both" {
+			return dispatcher.Result{Err: dispatcher.Permanent("550 5.1.1", errors.New("no such user"))}
+		}
+		return dispatcher.Result{Status: dispatcher.StatusSent}
+	}
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.email.sentTo(); !slices.Equal(got, []string{"bad-both", "bad-number"}) && !slices.Equal(got, []string{"bad-number", "bad-both"}) {
+		t.Errorf("email went to %v, want the two whose SMS failed for good", got)
+	}
+	want := map[string]dispatcher.DeliveryStatus{
+		"sms.bad-number": dispatcher.StatusFailed, "email.bad-number": dispatcher.StatusSent,
+		"sms.transient": dispatcher.StatusQueued, "sms.fine": dispatcher.StatusSent,
+		"sms.bad-both": dispatcher.StatusFailed, "email.bad-both": dispatcher.StatusFailed,
+	}
+	for k, st := range want {
+		ch, id, _ := strings.Cut(k, ".")
+		if d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.Channel(ch), id)); d.Status != st {
+			t.Errorf("%s: %s, want %s", k, d.Status, st)
+		}
+	}
+	if _, err := s.store.GetDelivery(ctx, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelEmail, "transient")); !errors.Is(err, dispatcher.ErrNotFound) {
+		t.Errorf("a transient failure fell back to email: %v", err)
 	}
 }

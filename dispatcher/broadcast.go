@@ -395,6 +395,9 @@ type DeliveryStore interface {
 	// Cancel marks a broadcast cancelled unless it is done; the guard then
 	// suppresses what has not started. It returns the state after the call.
 	Cancel(ctx context.Context, broadcastID string) (BroadcastState, error)
+	// Told reports, per recipient, whether any update of the incident before
+	// seq was sent or delivered to it (on any channel).
+	Told(ctx context.Context, incidentID string, before int, recipientIDs []string) ([]bool, error)
 	// Record applies outcomes in one round trip. A final status is never
 	// replaced by a non-final one, and delivered is never replaced by sent.
 	Record(ctx context.Context, broadcastID string, outs []Outcome) error

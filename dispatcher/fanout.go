@@ -43,8 +43,16 @@ type Fanout struct {
 	RetrySpan map[Channel]time.Duration
 	// Webhooks loads merchants' webhook endpoints; nil: none.
 	Webhooks WebhookStore
-	Logger   *slog.Logger
-	Metrics  Metrics
+	// QuietHours, when set, holds minor updates back while it is quiet
+	// hours in the recipient's time zone (they go out when they end).
+	QuietHours *QuietHours
+	// FlapWindow, when > 0: an incident resolved within it of opening is
+	// not told to recipients who had not heard of it yet.
+	FlapWindow time.Duration
+	// Clock tells the time for quiet hours and flaps; nil: system clock.
+	Clock   Clock
+	Logger  *slog.Logger
+	Metrics Metrics
 
 	mu    sync.Mutex
 	cache map[string]*broadcastContext
@@ -190,6 +198,84 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) error {
 // ReasonSuperseded marks deliveries not sent because a later update of the
 // same incident exists: a recipient never reads an older state after a newer.
 const ReasonSuperseded = "superseded"
+
+// Reasons of the scheduling rules.
+const (
+	// ReasonQuietHours marks a minor update held until the recipient's
+	// quiet hours end (the delivery stays queued).
+	ReasonQuietHours = "quiet_hours"
+	// ReasonFlap marks a resolution not sent to a recipient who never heard
+	// of an incident that was over within the flap window.
+	ReasonFlap = "flap"
+)
+
+// QuietHours is a daily window of local time, such as 22:00-07:00.
+type QuietHours struct {
+	Start, End time.Duration // since local midnight; Start > End wraps midnight
+}
+
+// ParseQuietHours reads "22:00-07:00".
+func ParseQuietHours(s string) (*QuietHours, error) {
+	a, b, ok := strings.Cut(s, "-")
+	start, err1 := time.Parse("15:04", strings.TrimSpace(a))
+	end, err2 := time.Parse("15:04", strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || start.Equal(end) {
+		return nil, fmt.Errorf("quiet hours %q: want HH:MM-HH:MM, like 22:00-07:00", s)
+	}
+	sinceMidnight := func(t time.Time) time.Duration {
+		return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute
+	}
+	return &QuietHours{Start: sinceMidnight(start), End: sinceMidnight(end)}, nil
+}
+
+// Until returns how long the quiet hours last from now in loc: 0 when it
+// is not quiet hours there.
+func (q *QuietHours) Until(now time.Time, loc *time.Location) time.Duration {
+	local := now.In(loc)
+	midnight := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)
+	at := local.Sub(midnight)
+	switch {
+	case q.Start < q.End && at >= q.Start && at < q.End:
+		return midnight.Add(q.End).Sub(local)
+	case q.Start > q.End && at >= q.Start: // before midnight
+		return time.Date(local.Year(), local.Month(), local.Day()+1, 0, 0, 0, 0, loc).Add(q.End).Sub(local)
+	case q.Start > q.End && at < q.End: // after midnight
+		return midnight.Add(q.End).Sub(local)
+	}
+	return 0
+}
+
+func (f *Fanout) now() time.Time {
+	if f.Clock != nil {
+		return f.Clock.Now()
+	}
+	return time.Now()
+}
+
+// quietFor returns how long r's delivery of a minor update must wait for
+// the end of its quiet hours (0: send now). Major and critical never wait.
+func (f *Fanout) quietFor(bc *broadcastContext, r *Recipient, now time.Time) time.Duration {
+	if f.QuietHours == nil || bc.inc.Severity != SeverityMinor {
+		return 0
+	}
+	loc := time.UTC
+	if r.Timezone != "" {
+		if l, err := time.LoadLocation(r.Timezone); err == nil {
+			loc = l
+		}
+	}
+	return f.QuietHours.Until(now, loc)
+}
+
+// flapTold returns, for a resolution within FlapWindow of the incident's
+// opening, who of ids had been told of the incident before (nil when no
+// flap rule applies: everyone is told).
+func (f *Fanout) flapTold(ctx context.Context, bc *broadcastContext, ids []string) ([]bool, error) {
+	if f.FlapWindow <= 0 || bc.up.State != StateResolved || bc.up.CreatedAt.Sub(bc.inc.CreatedAt) > f.FlapWindow {
+		return nil, nil
+	}
+	return f.Deliveries.Told(ctx, bc.inc.ID, bc.up.Seq, ids)
+}
 
 // chooseChannel is the channel a recipient gets an update on: the first in
 // its preference order that it is reachable on, that the broadcast allows
@@ -342,6 +428,12 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err := f.loadEndpoints(ctx, bc, rs); err != nil {
 		return err
 	}
+	told, err := f.flapTold(ctx, bc, ids)
+	if err != nil {
+		return err
+	}
+	now := f.now()
+	var deferred []retry
 	begins := make([]Begin, len(ids))
 	msgs := make([]*Message, len(ids))
 	rendered := make(map[renderKey]Rendered)
@@ -357,9 +449,19 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 			begins[i] = Begin{RecipientID: r.ID, Channel: ChannelNone, Status: StatusSuppressed, Reason: "no_channel"}
 			continue
 		}
+		if told != nil && !told[i] {
+			begins[i] = Begin{RecipientID: r.ID, Channel: ch, Status: StatusSuppressed, Reason: ReasonFlap}
+			continue
+		}
 		begins[i], msgs[i], err = f.prepare(bc, r, ch, rendered)
 		if err != nil {
 			return err
+		}
+		if wait := f.quietFor(bc, r, now); wait > 0 {
+			// Held until the recipient's quiet hours end: queued, not sent.
+			begins[i].Status, begins[i].Reason = StatusQueued, ReasonQuietHours
+			deferred = append(deferred, retry{msgs[i].DeliveryID, wait})
+			msgs[i] = nil
 		}
 	}
 	// Latest state wins: nothing of this update goes out while a delivery
@@ -418,6 +520,12 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 			bg.Extra = true
 			begins, msgs = append(begins, bg), append(msgs, m)
 			f.logger().InfoContext(ctx, "channel fallback", "delivery_id", m.DeliveryID, "failed_channel", o.Channel, "channel", next)
+		}
+	}
+	for _, r := range deferred {
+		// Attempt 1: being held for quiet hours is not an attempt.
+		if err := f.Queue.EnqueueRetry(ctx, bc.b, r.id, 1, r.delay); err != nil {
+			return fmt.Errorf("enqueue the quiet-hours send of %s: %w", r.id, err)
 		}
 	}
 	for _, r := range retries {
@@ -702,6 +810,9 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 	}
 	if !r.Reachable(ch) || f.Senders[ch] == nil {
 		return fail(StatusSuppressed, "no_channel")
+	}
+	if wait := f.quietFor(bc, r, f.now()); wait > 0 {
+		return &SendError{Code: ReasonQuietHours, RetryAfter: wait, Err: errors.New("still quiet hours for the recipient")}
 	}
 	text, err := f.render(bc.inc, bc.up, r, ch)
 	if err != nil {

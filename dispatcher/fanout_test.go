@@ -32,6 +32,7 @@ type fakeStore struct {
 	deliveries map[string]*dispatcher.Delivery // by delivery id
 	records    []dispatcher.Outcome
 	optOuts    map[dispatcher.Channel]bool // "channel:address"
+	told       map[string]bool
 }
 
 func newFakeStore(inc *dispatcher.Incident, up *dispatcher.Update, b *dispatcher.Broadcast, rs ...*dispatcher.Recipient) *fakeStore {
@@ -210,6 +211,17 @@ func (s *fakeStore) Claim(_ context.Context, id string, g dispatcher.Guard) (dis
 }
 
 func (s *fakeStore) InFlight(context.Context, string, int) (int, error) { return 0, nil }
+
+// Told answers from s.told (recipients told of earlier updates).
+func (s *fakeStore) Told(_ context.Context, _ string, _ int, ids []string) ([]bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]bool, len(ids))
+	for i, id := range ids {
+		out[i] = s.told[id]
+	}
+	return out, nil
+}
 
 func (s *fakeStore) Record(_ context.Context, bid string, outs []dispatcher.Outcome) error {
 	s.mu.Lock()
@@ -912,5 +924,125 @@ func TestFanoutChannelFallback(t *testing.T) {
 	}
 	if _, err := s.store.GetDelivery(ctx, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelEmail, "transient")); !errors.Is(err, dispatcher.ErrNotFound) {
 		t.Errorf("a transient failure fell back to email: %v", err)
+	}
+}
+
+// TestQuietHours: a minor update waits, queued, until the recipient's local
+// quiet hours end; a recipient whose local time is not quiet gets it now;
+// major updates never wait. The clock is injected.
+func TestQuietHours(t *testing.T) {
+	t.Parallel()
+	for _, sev := range []dispatcher.Severity{dispatcher.SeverityMinor, dispatcher.SeverityMajor} {
+		t.Run(string(sev), func(t *testing.T) {
+			t.Parallel()
+			zh, ny := smsRecipient("zh", "de-CH"), smsRecipient("ny", "en-US")
+			zh.Timezone, ny.Timezone = "Europe/Zurich", "America/New_York"
+			s := setupFanout(t, zh, ny)
+			s.store.incident.Severity, s.b.Severity = sev, sev
+			q, err := dispatcher.ParseQuietHours("22:00-07:00")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// 22:30 UTC: 23:30 in Zurich (quiet), 17:30 in New York.
+			now := time.Date(2026, 11, 21, 22, 30, 0, 0, time.UTC)
+			s.fanout.QuietHours, s.fanout.Clock = q, dispatcher.ClockFunc(func() time.Time { return now })
+			ctx := context.Background()
+			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 2}); err != nil {
+				t.Fatal(err)
+			}
+			d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "zh"))
+			if sev == dispatcher.SeverityMajor {
+				if got := s.sms.sentTo(); len(got) != 2 {
+					t.Errorf("major update sent to %v, want both", got)
+				}
+				return
+			}
+			if got := s.sms.sentTo(); !slices.Equal(got, []string{"ny"}) {
+				t.Errorf("minor update sent to %v at 23:30 in Zurich, want only ny", got)
+			}
+			if d.Status != dispatcher.StatusQueued || d.Reason != dispatcher.ReasonQuietHours {
+				t.Errorf("zh: %+v, want queued for quiet hours", d)
+			}
+			var held []enqueued
+			for _, e := range s.queue.retries {
+				if strings.HasSuffix(e.deliveryID, ".zh") {
+					held = append(held, e)
+				}
+			}
+			// 07:00 in Zurich is 06:00 UTC the next day: 7 h 30 min from now.
+			if len(held) != 1 || held[0].attempt != 1 || held[0].delay != 7*time.Hour+30*time.Minute {
+				t.Errorf("held send = %+v, want attempt 1 in 7h30m", held)
+			}
+			// At 07:00 in Zurich the retry sends it.
+			now = time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
+			if err := s.fanout.Retry(ctx, held[0].deliveryID, 1); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.sms.sentTo(); !slices.Contains(got, "zh") {
+				t.Errorf("after quiet hours, sent to %v", got)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		at   string
+		want time.Duration
+	}{{"21:59", 0}, {"22:00", 9 * time.Hour}, {"23:30", 7*time.Hour + 30*time.Minute}, {"06:59", time.Minute}, {"07:00", 0}, {"12:00", 0}} {
+		q, _ := dispatcher.ParseQuietHours("22:00-07:00")
+		at, _ := time.Parse("15:04", tt.at)
+		now := time.Date(2026, 3, 10, at.Hour(), at.Minute(), 0, 0, time.UTC)
+		if got := q.Until(now, time.UTC); got != tt.want {
+			t.Errorf("Until(%s) = %v, want %v", tt.at, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "22:00", "25:00-07:00", "07:00-07:00"} {
+		if _, err := dispatcher.ParseQuietHours(bad); err == nil {
+			t.Errorf("ParseQuietHours(%q) accepted", bad)
+		}
+	}
+}
+
+// TestFlapSuppression: an incident resolved within the flap window is not
+// told to recipients who never heard of it; those who did hear get the
+// resolution; outside the window everyone gets it.
+func TestFlapSuppression(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		after   time.Duration
+		wantTo  []string
+		flapped bool
+	}{
+		{"resolved within the window", 2 * time.Minute, []string{"heard"}, true},
+		{"resolved after the window", 10 * time.Minute, []string{"heard", "never"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := setupFanout(t, smsRecipient("heard", "en"), smsRecipient("never", "en"))
+			t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+			s.store.incident.CreatedAt, s.store.incident.LastSeq, s.store.incident.State = t0, 2, dispatcher.StateResolved
+			s.store.updates = append(s.store.updates, &dispatcher.Update{IncidentID: "inc_f", Seq: 2, State: dispatcher.StateResolved, CreatedAt: t0.Add(tt.after), BroadcastID: s.b.ID})
+			s.b.Seq = 2
+			s.store.told = map[string]bool{"heard": true}
+			s.fanout.FlapWindow = 5 * time.Minute
+			ctx := context.Background()
+			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 2}); err != nil {
+				t.Fatal(err)
+			}
+			got := s.sms.sentTo()
+			slices.Sort(got)
+			if !slices.Equal(got, tt.wantTo) {
+				t.Errorf("resolution sent to %v, want %v", got, tt.wantTo)
+			}
+			d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "never"))
+			if tt.flapped != (d.Status == dispatcher.StatusSuppressed && d.Reason == dispatcher.ReasonFlap) {
+				t.Errorf("never: %+v (flapped %v)", d, tt.flapped)
+			}
+		})
 	}
 }

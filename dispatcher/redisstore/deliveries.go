@@ -792,3 +792,35 @@ func (s *Store) Requeue(ctx context.Context, deliveryID string) (int, error) {
 	}
 	return n, nil
 }
+
+// Told implements dispatcher.DeliveryStore: one pipeline of HMGETs over
+// the incident's broadcasts 1..before-1, every channel of every recipient.
+func (s *Store) Told(ctx context.Context, incidentID string, before int, recipientIDs []string) ([]bool, error) {
+	told := make([]bool, len(recipientIDs))
+	if before <= 1 || len(recipientIDs) == 0 {
+		return told, nil
+	}
+	fields := make([]string, 0, len(recipientIDs)*len(dispatcher.Channels))
+	for _, rid := range recipientIDs {
+		for _, ch := range dispatcher.Channels {
+			fields = append(fields, deliveryField(ch, rid))
+		}
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, 0, before-1)
+	for seq := 1; seq < before; seq++ {
+		cmds = append(cmds, pipe.HMGet(ctx, key("b", dispatcher.BroadcastID(incidentID, seq), "d"), fields...))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("who was told of %s: %w", incidentID, err)
+	}
+	n := len(dispatcher.Channels)
+	for _, c := range cmds {
+		for i, v := range c.Val() {
+			if str, ok := v.(string); ok && str != "" && (str[0] == statusCodes[dispatcher.StatusSent] || str[0] == statusCodes[dispatcher.StatusDelivered]) {
+				told[i/n] = true
+			}
+		}
+	}
+	return told, nil
+}

@@ -878,3 +878,90 @@ func TestApplyProviderStatus(t *testing.T) {
 		}
 	})
 }
+
+// TestGuardClaimCancelTold: the Lua guard on the real store. Once update 2
+// is saved, deliveries of update 1 that have not started are created
+// suppressed (superseded) and one a crash left sending is not resent;
+// claims of queued retries go the same way; InFlight counts what is being
+// sent; Cancel trips the guard; Told finds who heard of earlier updates.
+func TestGuardClaimCancelTold(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b1 := saveBroadcast(t, s, "inc_g", nil, nil)
+		_ = rdb.HSet(ctx, key("b", b1.ID), "pending", 6).Err()
+		_ = s.MarkSending(ctx, b1.ID)
+		g1 := dispatcher.Guard{IncidentID: "inc_g", Seq: 1}
+		sms := func(id string, st dispatcher.DeliveryStatus) dispatcher.Begin {
+			return dispatcher.Begin{RecipientID: id, Channel: dispatcher.ChannelSMS, Status: st}
+		}
+		if prev, err := s.BeginDeliveries(ctx, b1.ID, g1, []dispatcher.Begin{sms("a", dispatcher.StatusSending), sms("b", dispatcher.StatusSending), sms("q", dispatcher.StatusSending)}); err != nil || prev[0] != "" {
+			t.Fatalf("begin before update 2 = %v, %v", prev, err)
+		}
+		mustRecord(t, s, b1.ID, dispatcher.Outcome{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1},
+			dispatcher.Outcome{RecipientID: "q", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1})
+		if n, err := s.InFlight(ctx, "inc_g", 2); err != nil || n != 1 {
+			t.Errorf("InFlight = %d, %v; want 1 (b is sending)", n, err)
+		}
+		// Update 2 is saved.
+		inc, _ := s.GetIncident(ctx, "inc_g")
+		up2 := &dispatcher.Update{IncidentID: "inc_g", Seq: 2, State: dispatcher.StateResolved, BroadcastID: dispatcher.BroadcastID("inc_g", 2)}
+		b2 := &dispatcher.Broadcast{ID: up2.BroadcastID, IncidentID: "inc_g", Seq: 2, State: dispatcher.BroadcastPlanning}
+		inc.LastSeq, inc.State = 2, dispatcher.StateResolved
+		if _, err := s.SaveUpdate(ctx, inc, 1, up2, b2, nil); err != nil {
+			t.Fatal(err)
+		}
+		prev, err := s.BeginDeliveries(ctx, b1.ID, g1, []dispatcher.Begin{sms("c", dispatcher.StatusSending), sms("b", dispatcher.StatusSending)})
+		if err != nil || prev[0] != dispatcher.StatusSuppressed || prev[1] != dispatcher.StatusSuppressed {
+			t.Fatalf("begin after update 2 = %v, %v; want both suppressed", prev, err)
+		}
+		for _, id := range []string{"c", "b"} {
+			if d, _ := s.GetDelivery(ctx, dispatcher.DeliveryID(b1.ID, dispatcher.ChannelSMS, id)); d.Status != dispatcher.StatusSuppressed || d.Reason != "superseded" {
+				t.Errorf("%s = %+v, want suppressed superseded", id, d)
+			}
+		}
+		if st, err := s.Claim(ctx, dispatcher.DeliveryID(b1.ID, dispatcher.ChannelSMS, "q"), g1); err != nil || st != dispatcher.StatusSuppressed {
+			t.Errorf("claim of update 1's queued retry = %s, %v; want suppressed", st, err)
+		}
+		if n, _ := s.InFlight(ctx, "inc_g", 2); n != 0 {
+			t.Errorf("InFlight after the guard = %d, want 0", n)
+		}
+		got, _ := s.GetBroadcast(ctx, b1.ID)
+		if got.Counts[dispatcher.ChannelSMS][dispatcher.StatusSuppressed] != 3 || got.Counts[dispatcher.ChannelSMS][dispatcher.StatusSent] != 1 || got.Pending != 2 {
+			t.Errorf("broadcast 1 = counts %v pending %d", got.Counts, got.Pending)
+		}
+		// Update 2's own deliveries start; a claim of a queued one succeeds.
+		g2 := dispatcher.Guard{IncidentID: "inc_g", Seq: 2}
+		_ = rdb.HSet(ctx, key("b", b2.ID), "pending", 5).Err()
+		_ = s.MarkSending(ctx, b2.ID)
+		if prev, _ := s.BeginDeliveries(ctx, b2.ID, g2, []dispatcher.Begin{sms("a", dispatcher.StatusSending), sms("x", dispatcher.StatusSending)}); prev[0] != "" || prev[1] != "" {
+			t.Errorf("update 2 begin = %v, want new", prev)
+		}
+		mustRecord(t, s, b2.ID, dispatcher.Outcome{RecipientID: "x", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1})
+		if st, _ := s.Claim(ctx, dispatcher.DeliveryID(b2.ID, dispatcher.ChannelSMS, "x"), g2); st != dispatcher.StatusSending {
+			t.Errorf("claim of update 2's retry = %s, want sending", st)
+		}
+		// Cancel trips the guard for what has not started.
+		if st, err := s.Cancel(ctx, b2.ID); err != nil || st != dispatcher.BroadcastCancelled {
+			t.Fatalf("Cancel = %s, %v", st, err)
+		}
+		if prev, _ := s.BeginDeliveries(ctx, b2.ID, g2, []dispatcher.Begin{sms("y", dispatcher.StatusSending)}); prev[0] != dispatcher.StatusSuppressed {
+			t.Errorf("begin after cancel = %v", prev)
+		}
+		if d, _ := s.GetDelivery(ctx, dispatcher.DeliveryID(b2.ID, dispatcher.ChannelSMS, "y")); d.Reason != "cancelled" {
+			t.Errorf("y = %+v, want suppressed cancelled", d)
+		}
+		_ = rdb.HSet(ctx, key("b", b1.ID), "state", "done").Err()
+		if st, _ := s.Cancel(ctx, b1.ID); st != dispatcher.BroadcastDone {
+			t.Errorf("Cancel of a done broadcast = %s, want it left done", st)
+		}
+		if _, err := s.Cancel(ctx, "bc_none_9"); !errors.Is(err, dispatcher.ErrNotFound) {
+			t.Errorf("Cancel of nothing: %v", err)
+		}
+		// Told: a was sent update 1; b and c were not.
+		told, err := s.Told(ctx, "inc_g", 2, []string{"a", "b", "c", "nobody"})
+		if err != nil || !slices.Equal(told, []bool{true, false, false, false}) {
+			t.Errorf("Told = %v, %v", told, err)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,9 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	conc := fs.Int("concurrency", 10, "worker concurrency (asynq)")
 	naive := fs.Bool("naive", true, "also measure the naive design (one asynq task per delivery)")
 	flush := fs.Bool("flush", false, "flush a non-empty database first (the bench refuses to touch data otherwise)")
+	latency := fs.Bool("latency", false, "measure instead the time from a critical update to its first provider call while a minor broadcast of --recipients drains")
+	samples := fs.Int("samples", 50, "critical updates to time with --latency")
+	perCall := fs.Duration("sink-delay", 200*time.Millisecond, "with --latency: how long the sink takes per call (keeps the workers busy)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -74,6 +78,10 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	if size > 0 && !*flush {
 		return usageError{fmt.Errorf("redis %s db %d holds %d keys; the bench flushes it: pass --flush to allow that", *addr, *db, size)}
+	}
+	if *latency {
+		defer rdb.FlushDB(context.WithoutCancel(ctx))
+		return benchLatency(ctx, m.Stdout, rdb, *addr, *db, *n, *conc, *samples, *perCall, m.Stderr)
 	}
 	version := redisVersion(ctx, rdb)
 	fmt.Fprintf(m.Stdout, "tocsin bench: %d recipients, concurrency %d, Redis %s at %s\n", *n, *conc, version, *addr)
@@ -256,4 +264,137 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 		return benchResult{}, fmt.Errorf("sink received %d messages, audience %d, want %d", got, b.Audience, n)
 	}
 	return benchResult{deliveries: n, elapsed: elapsed, peakBytes: max(peak, kept) - base, keptBytes: kept - base}, nil
+}
+
+// firstCallSink is a slow sink that notes when each broadcast's first
+// message reached it.
+type firstCallSink struct {
+	perCall time.Duration
+	mu      sync.Mutex
+	first   map[string]time.Time
+	sent    int64
+}
+
+func (s *firstCallSink) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	now := time.Now()
+	s.mu.Lock()
+	for _, m := range msgs {
+		if _, ok := s.first[m.BroadcastID]; !ok {
+			s.first[m.BroadcastID] = now
+		}
+	}
+	s.sent += int64(len(msgs))
+	s.mu.Unlock()
+	select {
+	case <-ctx.Done():
+	case <-time.After(s.perCall):
+	}
+	res := make([]dispatcher.Result, len(msgs))
+	for i := range res {
+		res[i] = dispatcher.Result{Status: dispatcher.StatusDelivered}
+	}
+	return res
+}
+
+func (s *firstCallSink) firstCall(bid string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.first[bid]
+	return t, ok
+}
+
+// benchLatency measures how long a critical incident's update takes to
+// reach its provider while a large minor broadcast drains: the time from
+// opening it (what POST /v1/incidents does) to its first provider call.
+func benchLatency(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, db, n, conc, samples int, perCall time.Duration, logw io.Writer) error {
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return err
+	}
+	store := redisstore.New(rdb)
+	now := time.Now().UTC()
+	var chunk []*dispatcher.Recipient
+	put := func(r *dispatcher.Recipient) error {
+		chunk = append(chunk, r)
+		if len(chunk) == 1000 {
+			err := store.PutRecipients(ctx, chunk)
+			chunk = chunk[:0]
+			return err
+		}
+		return nil
+	}
+	for i := 0; i < n; i++ {
+		if err := put(&dispatcher.Recipient{ID: "m" + strconv.Itoa(i), Kind: dispatcher.KindCustomer, Locale: benchLocales[i%len(benchLocales)],
+			Phone: "+4179" + fmt.Sprintf("%07d", i%10000000), Services: []string{"cards"}, UpdatedAt: now}); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < 50; i++ {
+		if err := put(&dispatcher.Recipient{ID: "c" + strconv.Itoa(i), Kind: dispatcher.KindMerchant, Locale: "de-CH",
+			Phone: "+4178" + fmt.Sprintf("%07d", i), Services: []string{"twint"}, UpdatedAt: now}); err != nil {
+			return err
+		}
+	}
+	if err := store.PutRecipients(ctx, chunk); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	aopt := asynq.RedisClientOpt{Addr: addr, DB: db, PoolSize: 4 * conc}
+	qc := queue.NewClient(aopt)
+	defer qc.Close()
+	sink := &firstCallSink{perCall: perCall, first: map[string]time.Time{}}
+	senders := map[dispatcher.Channel]dispatcher.Sender{}
+	for _, ch := range dispatcher.Channels {
+		senders[ch] = sink
+	}
+	fan := &dispatcher.Fanout{Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
+		Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()}, Senders: senders, Logger: logger}
+	srv := queue.NewServer(aopt, queue.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second, Logger: logger})
+	if err := srv.Start((&queue.Handlers{Fanout: fan, Logger: logger}).Mux()); err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Logger: logger}
+
+	minor, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Card terminals slow", Severity: dispatcher.SeverityMinor, Services: []string{"cards"}}, "")
+	if err != nil {
+		return err
+	}
+	// Let the minor broadcast fill every worker before measuring.
+	for {
+		if _, ok := sink.firstCall(minor.BroadcastID); ok {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(4 * perCall)
+	var lat []time.Duration
+	draining := 0
+	for i := 0; i < samples; i++ {
+		start := time.Now()
+		res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "TWINT down", Severity: dispatcher.SeverityCritical, Services: []string{"twint"}}, "")
+		if err != nil {
+			return err
+		}
+		for {
+			if t, ok := sink.firstCall(res.BroadcastID); ok {
+				lat = append(lat, t.Sub(start))
+				break
+			}
+			if time.Since(start) > 30*time.Second {
+				return fmt.Errorf("critical broadcast %s: no provider call after 30s", res.BroadcastID)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if b, err := store.GetBroadcast(ctx, minor.BroadcastID); err == nil && b.State != dispatcher.BroadcastDone {
+			draining++
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mb, _ := store.GetBroadcast(ctx, minor.BroadcastID)
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	fmt.Fprintf(w, "critical update -> first provider call, while a %d-recipient minor broadcast drains (worker concurrency %d, sink %v per call):\n", n, conc, perCall)
+	fmt.Fprintf(w, "  samples %d (%d taken while the minor broadcast was still draining; it is %s, %d of %d pending)\n", len(lat), draining, mb.State, mb.Pending, mb.Audience)
+	fmt.Fprintf(w, "  p50 %v  p99 %v  max %v\n", pct(0.50).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+	return nil
 }

@@ -148,6 +148,8 @@ channels:
 		Push:    Default().Channels.Push,
 		Webhook: Default().Channels.Webhook,
 	}
+	want.Channels.SMS.Rate = Default().Channels.SMS.Rate
+	want.Channels.Email.Rate = Default().Channels.Email.Rate
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
 	}
@@ -224,6 +226,8 @@ channels:
 		Push:    Default().Channels.Push,
 		Webhook: Default().Channels.Webhook,
 	}
+	want.Channels.SMS.Rate = Default().Channels.SMS.Rate
+	want.Channels.Email.Rate = Default().Channels.Email.Rate
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
 	}
@@ -512,10 +516,11 @@ func TestValidateChannelOrphans(t *testing.T) {
 	if err := Default().Validate(); err != nil {
 		t.Errorf("Default().Validate() = %v", err)
 	}
-	// The webhook options have no off switch: a Config built in code needs
-	// them (Default has them).
+	// The webhook options and the rates have no off switch: a Config built
+	// in code needs them (Default has them).
 	c = Default()
-	c.Channels = Channels{Webhook: Default().Channels.Webhook}
+	d := Default().Channels
+	c.Channels = Channels{Webhook: d.Webhook, SMS: SMS{Rate: d.SMS.Rate}, Email: Email{Rate: d.Email.Rate}, Push: Push{Rate: d.Push.Rate}}
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate() with zero providers = %v, want nil", err)
 	}

@@ -30,6 +30,7 @@ type Config struct {
 	Log      Log      `yaml:"log"`
 	Outbox   Outbox   `yaml:"outbox"`
 	Channels Channels `yaml:"channels"`
+	Limits   Limits   `yaml:"limits"`
 }
 
 // HTTP configures the REST API listener.
@@ -150,9 +151,23 @@ type Channels struct {
 	Webhook Webhook `yaml:"webhook"`
 }
 
+// Rates are written as events per unit: "100/s", "10/min" or "5/h" (also
+// "/sec", "/second", "/m", "/minute", "/hour"), from 1 to 1000000 events.
+// They are limits shared by every worker process (through Redis): what one
+// provider account accepts, not what each process may send.
+
 // SMS configures the SMS channel.
 type SMS struct {
 	Twilio Twilio `yaml:"twilio"`
+	// Rate is the most messages per unit sent through the Twilio account
+	// (or sender). Twilio queues what a sender cannot send at once: a long
+	// code sends about 1 segment a second (1/s), a toll-free number about
+	// 3, a short code about 100 (100/s), a Messaging Service the sum of its
+	// pool. Set what your senders allow; beyond it, messages wait in
+	// Twilio's queue (and expire after validity_period) and Twilio answers
+	// 429 to bursts.
+	// Default "10/s"; env TOCSIN_SMS_RATE.
+	Rate string `yaml:"rate"`
 }
 
 // Twilio configures SMS through Twilio's Messages API. Every option but
@@ -205,6 +220,11 @@ type Twilio struct {
 // Email configures the email channel.
 type Email struct {
 	SMTP SMTP `yaml:"smtp"`
+	// Rate is the most messages per unit handed to the SMTP relay. Relays
+	// and sending services throttle (421 or 451 4.7.x); set what yours
+	// allows.
+	// Default "50/s"; env TOCSIN_EMAIL_RATE.
+	Rate string `yaml:"rate"`
 }
 
 // SMTP configures email through an SMTP relay. Every option but Host
@@ -254,6 +274,11 @@ type Push struct {
 	FCM     FCM     `yaml:"fcm"`
 	APNs    APNs    `yaml:"apns"`
 	WebPush WebPush `yaml:"webpush"`
+	// Rate is the most notifications per unit sent, all push providers
+	// together (a notification to a recipient's several tokens counts
+	// once). FCM allows 600,000 a minute per project (10000/s).
+	// Default "500/s"; env TOCSIN_PUSH_RATE.
+	Rate string `yaml:"rate"`
 }
 
 // FCM configures Firebase Cloud Messaging (HTTP v1 API).
@@ -361,6 +386,26 @@ type Webhook struct {
 	RotationOverlap time.Duration `yaml:"rotation_overlap"`
 }
 
+// Limits configures limits that protect recipients.
+type Limits struct {
+	// PerRecipient is the most messages one recipient gets on one channel
+	// per unit, as a rate like "10/h": a burst of that many, then one
+	// more each hour/10 (6 minutes), shared by every process. Messages
+	// over it are suppressed (rate-limited). The resolution of a critical
+	// incident always passes. "0" turns the guard off.
+	// Default "10/h"; env TOCSIN_LIMITS_PER_RECIPIENT.
+	PerRecipient string `yaml:"per_recipient"`
+	// QuietHours is a daily window of the recipient's local time, such as
+	// "22:00-07:00", in which minor-severity updates wait until it ends
+	// (major and critical do not). "" turns it off.
+	// Default ""; env TOCSIN_LIMITS_QUIET_HOURS.
+	QuietHours string `yaml:"quiet_hours"`
+	// FlapWindow: an incident resolved within this long of opening is not
+	// told to recipients who had not yet heard of it. 0 turns it off.
+	// Default 0; env TOCSIN_LIMITS_FLAP_WINDOW.
+	FlapWindow time.Duration `yaml:"flap_window"`
+}
+
 // SMTP TLS modes.
 const (
 	SMTPTLSStartTLS = "starttls"
@@ -390,19 +435,26 @@ func Default() Config {
 			Cap: 10000,
 		},
 		Channels: Channels{
-			SMS: SMS{Twilio: Twilio{
-				BaseURL: "https://api.twilio.com",
-				Timeout: 10 * time.Second,
-			}},
-			Email: Email{SMTP: SMTP{
-				Port:     587,
-				TLS:      SMTPTLSStartTLS,
-				PoolSize: 4,
-				Timeout:  15 * time.Second,
-			}},
+			SMS: SMS{
+				Twilio: Twilio{
+					BaseURL: "https://api.twilio.com",
+					Timeout: 10 * time.Second,
+				},
+				Rate: "10/s",
+			},
+			Email: Email{
+				SMTP: SMTP{
+					Port:     587,
+					TLS:      SMTPTLSStartTLS,
+					PoolSize: 4,
+					Timeout:  15 * time.Second,
+				},
+				Rate: "50/s",
+			},
 			Push: Push{
 				FCM:  FCM{Endpoint: DefaultFCMEndpoint},
 				APNs: APNs{Host: APNsHostProduction},
+				Rate: "500/s",
 			},
 			Webhook: Webhook{
 				Timeout:          10 * time.Second,
@@ -413,6 +465,9 @@ func Default() Config {
 				DisableAfter:     72 * time.Hour,
 				RotationOverlap:  24 * time.Hour,
 			},
+		},
+		Limits: Limits{
+			PerRecipient: "10/h",
 		},
 	}
 }

@@ -64,11 +64,12 @@ func TestDefault(t *testing.T) {
 		Log:    Log{Level: "info", Format: "json"},
 		Outbox: Outbox{Cap: 10000},
 		Channels: Channels{
-			SMS:   SMS{Twilio: Twilio{BaseURL: "https://api.twilio.com", Timeout: 10 * time.Second}},
-			Email: Email{SMTP: SMTP{Port: 587, TLS: "starttls", PoolSize: 4, Timeout: 15 * time.Second}},
+			SMS:   SMS{Twilio: Twilio{BaseURL: "https://api.twilio.com", Timeout: 10 * time.Second}, Rate: "10/s"},
+			Email: Email{SMTP: SMTP{Port: 587, TLS: "starttls", PoolSize: 4, Timeout: 15 * time.Second}, Rate: "50/s"},
 			Push: Push{
 				FCM:  FCM{Endpoint: "https://fcm.googleapis.com"},
 				APNs: APNs{Host: "https://api.push.apple.com"},
+				Rate: "500/s",
 			},
 			Webhook: Webhook{
 				Timeout:          10 * time.Second,
@@ -80,6 +81,7 @@ func TestDefault(t *testing.T) {
 				RotationOverlap:  24 * time.Hour,
 			},
 		},
+		Limits: Limits{PerRecipient: "10/h"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", plainConfig(c), plainConfig(want))
@@ -194,6 +196,7 @@ auth:
 					Log:      Log{Level: "error", Format: "text"},
 					Outbox:   Outbox{Cap: 1_000_000},
 					Channels: Default().Channels,
+					Limits:   Default().Limits,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
@@ -336,6 +339,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		Log:      Log{Level: "verbose", Format: "xml"},
 		Outbox:   Outbox{Cap: 0},
 		Channels: Default().Channels,
+		Limits:   Default().Limits,
 	}
 	err := c.Validate()
 	if err == nil {
@@ -844,8 +848,8 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if len(paths) != 52 {
-		t.Fatalf("found %d options, want 52: %v", len(paths), paths)
+	if len(paths) != 58 {
+		t.Fatalf("found %d options, want 58: %v", len(paths), paths)
 	}
 	for _, p := range paths {
 		if !bytes.Contains(docs, []byte("`"+p+"`")) {

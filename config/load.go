@@ -114,6 +114,7 @@ var sections = map[string]string{
 	"APNs":     "channels.push.apns",
 	"WebPush":  "channels.push.webpush",
 	"Webhook":  "channels.webhook",
+	"Limits":   "limits",
 }
 
 // friendlyYAMLError rewrites yaml.v3's "field x not found in type
@@ -162,6 +163,7 @@ var envBindings = []binding{
 	{"TOCSIN_TWILIO_BASE_URL", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.BaseURL })},
 	{"TOCSIN_TWILIO_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.SMS.Twilio.Timeout })},
 	{"TOCSIN_TWILIO_VALIDITY_PERIOD", setDuration(func(c *Config) *time.Duration { return &c.Channels.SMS.Twilio.ValidityPeriod })},
+	{"TOCSIN_SMS_RATE", setString(func(c *Config) *string { return &c.Channels.SMS.Rate })},
 	{"TOCSIN_SMTP_HOST", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.Host })},
 	{"TOCSIN_SMTP_PORT", setInt(func(c *Config) *int { return &c.Channels.Email.SMTP.Port })},
 	{"TOCSIN_SMTP_USERNAME", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.Username })},
@@ -170,6 +172,7 @@ var envBindings = []binding{
 	{"TOCSIN_SMTP_FROM", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.From })},
 	{"TOCSIN_SMTP_POOL_SIZE", setInt(func(c *Config) *int { return &c.Channels.Email.SMTP.PoolSize })},
 	{"TOCSIN_SMTP_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.Email.SMTP.Timeout })},
+	{"TOCSIN_EMAIL_RATE", setString(func(c *Config) *string { return &c.Channels.Email.Rate })},
 	{"TOCSIN_FCM_CREDENTIALS_FILE", setString(func(c *Config) *string { return &c.Channels.Push.FCM.CredentialsFile })},
 	{"TOCSIN_FCM_PROJECT_ID", setString(func(c *Config) *string { return &c.Channels.Push.FCM.ProjectID })},
 	{"TOCSIN_FCM_ENDPOINT", setString(func(c *Config) *string { return &c.Channels.Push.FCM.Endpoint })},
@@ -181,6 +184,7 @@ var envBindings = []binding{
 	{"TOCSIN_WEBPUSH_VAPID_PUBLIC_KEY", setString(func(c *Config) *string { return &c.Channels.Push.WebPush.VAPIDPublicKey })},
 	{"TOCSIN_WEBPUSH_VAPID_PRIVATE_KEY", setString(func(c *Config) *string { return &c.Channels.Push.WebPush.VAPIDPrivateKey })},
 	{"TOCSIN_WEBPUSH_SUBSCRIBER", setString(func(c *Config) *string { return &c.Channels.Push.WebPush.Subscriber })},
+	{"TOCSIN_PUSH_RATE", setString(func(c *Config) *string { return &c.Channels.Push.Rate })},
 	{"TOCSIN_WEBHOOK_ALLOW_HTTP", setBool(func(c *Config) *bool { return &c.Channels.Webhook.AllowHTTP })},
 	{"TOCSIN_WEBHOOK_ALLOW_NETWORKS", setList(func(c *Config) *[]string { return &c.Channels.Webhook.AllowNetworks })},
 	{"TOCSIN_WEBHOOK_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.Timeout })},
@@ -190,6 +194,9 @@ var envBindings = []binding{
 	{"TOCSIN_WEBHOOK_RETRY_SPAN", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.RetrySpan })},
 	{"TOCSIN_WEBHOOK_DISABLE_AFTER", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.DisableAfter })},
 	{"TOCSIN_WEBHOOK_ROTATION_OVERLAP", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.RotationOverlap })},
+	{"TOCSIN_LIMITS_PER_RECIPIENT", setString(func(c *Config) *string { return &c.Limits.PerRecipient })},
+	{"TOCSIN_LIMITS_QUIET_HOURS", setString(func(c *Config) *string { return &c.Limits.QuietHours })},
+	{"TOCSIN_LIMITS_FLAP_WINDOW", setDuration(func(c *Config) *time.Duration { return &c.Limits.FlapWindow })},
 }
 
 // envAPIKey appends an operator key named EnvAPIKeyName.

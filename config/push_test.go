@@ -49,6 +49,7 @@ func configuredPush(tb testing.TB) (Config, string) {
 		FCM:     FCM{CredentialsFile: creds, ProjectID: "tocsin-prod", Endpoint: DefaultFCMEndpoint},
 		APNs:    APNs{KeyFile: p8, KeyID: "ABC123DEFG", TeamID: "DEF123GHIJ", Topic: "com.example.payments", Host: APNsHostProduction},
 		WebPush: WebPush{VAPIDPublicKey: pub, VAPIDPrivateKey: priv, Subscriber: "mailto:ops@example.com"},
+		Rate:    "500/s",
 	}
 	return c, priv
 }
@@ -117,6 +118,7 @@ channels:
 		FCM:     FCM{CredentialsFile: creds, ProjectID: "tocsin-file", Endpoint: "http://127.0.0.1:9001"},
 		APNs:    APNs{KeyFile: p8, KeyID: "ABC123DEFG", TeamID: "DEF123GHIJ", Topic: "com.example.payments", Host: APNsHostDevelopment},
 		WebPush: WebPush{VAPIDPublicKey: pub, VAPIDPrivateKey: priv, Subscriber: "https://status.example.com/contact"},
+		Rate:    "500/s",
 	}
 	want.Channels.Webhook = Webhook{
 		AllowHTTP:        true,
@@ -168,6 +170,7 @@ channels:
 		FCM:     FCM{CredentialsFile: creds2, ProjectID: "tocsin-env", Endpoint: "https://fcm.example.com"},
 		APNs:    APNs{KeyFile: p82, KeyID: "ZZZ123ZZZZ", TeamID: "YYY123YYYY", Topic: "com.example.other", Host: APNsHostProduction},
 		WebPush: WebPush{VAPIDPublicKey: pub2, VAPIDPrivateKey: priv2, Subscriber: "mailto:push@example.com"},
+		Rate:    "500/s",
 	}
 	want.Channels.Webhook = Webhook{
 		AllowNetworks:    []string{"192.168.0.0/16", "fd00::/8"},
@@ -329,6 +332,7 @@ func TestValidatePushOrphans(t *testing.T) {
 		FCM:     FCM{ProjectID: "tocsin-prod", Endpoint: "http://127.0.0.1:9001"},
 		APNs:    APNs{KeyID: "ABC123DEFG", TeamID: "DEF123GHIJ", Topic: "com.example.payments", Host: APNsHostDevelopment},
 		WebPush: WebPush{VAPIDPublicKey: pub, Subscriber: "mailto:ops@example.com"},
+		Rate:    "500/s",
 	}
 	err := c.Validate()
 	if err == nil {

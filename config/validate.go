@@ -62,6 +62,9 @@ const maxRotationOverlap = 30 * 24 * time.Hour
 // "redis.db: must be between 0 and 255, got 256" or
 // "auth.api_keys[1].role: must be operator or viewer, got \"admin\"".
 // Messages never repeat a secret. It returns nil for a valid config.
+// quietHours matches "22:00-07:00" (distinct times are the domain's check).
+var quietHours = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$`)
+
 func (c Config) Validate() error {
 	var v validator
 
@@ -92,11 +95,22 @@ func (c Config) Validate() error {
 	v.between("outbox.cap", c.Outbox.Cap, 1, 1_000_000)
 
 	v.twilio(c.Channels.SMS.Twilio)
+	v.rate("channels.sms.rate", c.Channels.SMS.Rate, false)
 	v.smtp(c.Channels.Email.SMTP)
+	v.rate("channels.email.rate", c.Channels.Email.Rate, false)
 	v.fcm(c.Channels.Push.FCM)
 	v.apns(c.Channels.Push.APNs)
 	v.webPush(c.Channels.Push.WebPush)
+	v.rate("channels.push.rate", c.Channels.Push.Rate, false)
 	v.webhook(c.Channels.Webhook)
+
+	v.rate("limits.per_recipient", c.Limits.PerRecipient, true)
+	if q := c.Limits.QuietHours; q != "" && !quietHours.MatchString(q) {
+		v.add("limits.quiet_hours", "must be HH:MM-HH:MM in 24-hour time, like 22:00-07:00, got %q", q)
+	}
+	if c.Limits.FlapWindow < 0 {
+		v.add("limits.flap_window", "must not be negative, got %s", c.Limits.FlapWindow)
+	}
 
 	return errors.Join(v.problems...)
 }
@@ -224,6 +238,58 @@ func (v *validator) apiKeys(keys []APIKey) {
 		}
 
 		v.oneOf(path+".role", k.Role, roles)
+	}
+}
+
+// maxRateN is the most events per unit a rate may have.
+const maxRateN = 1_000_000
+
+// rateRE is a rate: events per unit. The dispatcher parses it
+// (dispatcher.ParseRate, which this package cannot import) the same way.
+var rateRE = regexp.MustCompile(`^([0-9]+)\s*/\s*(s|sec|second|m|min|minute|h|hour)$`)
+
+// parseRate parses a rate such as "100/s", "10/min" or "5/h" into events
+// per period; "0" is 0 events (no limit). It reads rates exactly as
+// dispatcher.ParseRate does.
+func parseRate(s string) (n int, per time.Duration, err error) {
+	t := strings.TrimSpace(s)
+	if t == "0" {
+		return 0, 0, nil
+	}
+	m := rateRE.FindStringSubmatch(t)
+	if m == nil {
+		return 0, 0, fmt.Errorf("must be events per unit, like 100/s, 10/min or 5/h, got %q", s)
+	}
+	n, err = strconv.Atoi(m[1])
+	if err != nil || n > maxRateN {
+		return 0, 0, fmt.Errorf("must be at most %d events per unit, got %q", maxRateN, s)
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	switch m[2] {
+	case "m", "min", "minute":
+		per = time.Minute
+	case "h", "hour":
+		per = time.Hour
+	default:
+		per = time.Second
+	}
+	return n, per, nil
+}
+
+// rate checks a rate; zeroOK allows "0" (off).
+func (v *validator) rate(field, value string, zeroOK bool) {
+	if value == "" {
+		v.add(field, "is required: events per unit, like 100/s, 10/min or 5/h")
+		return
+	}
+	n, _, err := parseRate(value)
+	switch {
+	case err != nil:
+		v.add(field, "%v", err)
+	case n == 0 && !zeroOK:
+		v.add(field, "must be at least 1 event per unit, got %q", value)
 	}
 }
 

@@ -50,9 +50,14 @@ type Fanout struct {
 	// not told to recipients who had not heard of it yet.
 	FlapWindow time.Duration
 	// Clock tells the time for quiet hours and flaps; nil: system clock.
-	Clock   Clock
-	Logger  *slog.Logger
-	Metrics Metrics
+	Clock Clock
+	// Limiter and PerRecipient guard recipients: at most PerRecipient
+	// messages per channel (e.g. 10/h); beyond it a delivery is suppressed
+	// (rate_limited). A critical incident's resolution always passes.
+	Limiter      Limiter
+	PerRecipient Rate
+	Logger       *slog.Logger
+	Metrics      Metrics
 
 	mu    sync.Mutex
 	cache map[string]*broadcastContext
@@ -267,6 +272,39 @@ func (f *Fanout) quietFor(bc *broadcastContext, r *Recipient, now time.Time) tim
 	return f.QuietHours.Until(now, loc)
 }
 
+// ReasonRateLimited marks a delivery the per-recipient guard held back.
+const ReasonRateLimited = "rate_limited"
+
+// guardRecipients takes one token per delivery about to be sent from its
+// recipient's bucket for the channel (one round trip for the batch) and
+// suppresses those over the limit.
+func (f *Fanout) guardRecipients(ctx context.Context, bc *broadcastContext, begins []Begin, msgs []*Message) error {
+	if f.Limiter == nil || f.PerRecipient.IsZero() || (bc.inc.Severity == SeverityCritical && bc.up.State == StateResolved) {
+		return nil
+	}
+	var keys []string
+	var at []int
+	for i, m := range msgs {
+		if m != nil {
+			keys, at = append(keys, RecipientKey(m.Channel, m.Recipient.ID)), append(at, i)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	ok, err := f.Limiter.TakeEach(ctx, keys, f.PerRecipient)
+	if err != nil {
+		return err
+	}
+	for j, i := range at {
+		if !ok[j] {
+			begins[i].Status, begins[i].Reason = StatusSuppressed, ReasonRateLimited
+			msgs[i] = nil
+		}
+	}
+	return nil
+}
+
 // flapTold returns, for a resolution within FlapWindow of the incident's
 // opening, who of ids had been told of the incident before (nil when no
 // flap rule applies: everyone is told).
@@ -463,6 +501,9 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 			deferred = append(deferred, retry{msgs[i].DeliveryID, wait})
 			msgs[i] = nil
 		}
+	}
+	if err := f.guardRecipients(ctx, bc, begins, msgs); err != nil {
+		return err
 	}
 	// Latest state wins: nothing of this update goes out while a delivery
 	// of an earlier one is still being handed to a provider.

@@ -1046,3 +1046,64 @@ func TestFlapSuppression(t *testing.T) {
 		})
 	}
 }
+
+// fakeLimiter grants each key at most limit tokens.
+type fakeLimiter struct {
+	dispatcher.Limiter
+	mu    sync.Mutex
+	limit int
+	used  map[string]int
+}
+
+func (l *fakeLimiter) TakeEach(_ context.Context, keys []string, _ dispatcher.Rate) ([]bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]bool, len(keys))
+	for i, k := range keys {
+		if l.used[k] < l.limit {
+			l.used[k]++
+			out[i] = true
+		}
+	}
+	return out, nil
+}
+
+// TestPerRecipientGuard: beyond the guard's limit a recipient's delivery is
+// suppressed (rate_limited); a critical incident's resolution passes.
+func TestPerRecipientGuard(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		severity dispatcher.Severity
+		state    dispatcher.State
+		wantSent []string
+	}{
+		{"minor update", dispatcher.SeverityMinor, dispatcher.StateInvestigating, []string{"fresh"}},
+		{"critical resolution passes", dispatcher.SeverityCritical, dispatcher.StateResolved, []string{"fresh", "spammed"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := setupFanout(t, smsRecipient("spammed", "en"), smsRecipient("fresh", "en"))
+			s.store.incident.Severity, s.b.Severity = tt.severity, tt.severity
+			s.store.updates[0].State = tt.state
+			lim := &fakeLimiter{limit: 1, used: map[string]int{dispatcher.RecipientKey(dispatcher.ChannelSMS, "spammed"): 1}}
+			s.fanout.Limiter, s.fanout.PerRecipient = lim, dispatcher.Rate{N: 1, Per: time.Hour}
+			ctx := context.Background()
+			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 2}); err != nil {
+				t.Fatal(err)
+			}
+			got := s.sms.sentTo()
+			slices.Sort(got)
+			if !slices.Equal(got, tt.wantSent) {
+				t.Errorf("sent to %v, want %v", got, tt.wantSent)
+			}
+			d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "spammed"))
+			if limited := d.Status == dispatcher.StatusSuppressed && d.Reason == dispatcher.ReasonRateLimited; limited == slices.Contains(tt.wantSent, "spammed") {
+				t.Errorf("spammed: %+v", d)
+			}
+		})
+	}
+}

@@ -126,8 +126,8 @@ type Limiter interface {
 	// TakeEach takes one token from each key's bucket at rate r (a burst of
 	// r.N, then one every r.Interval()) in one round trip, and reports, in
 	// the order of keys, which got theirs now. A key listed twice takes
-	// twice. It is the per-recipient guard of a whole batch, and the
-	// per-endpoint limit of webhooks.
+	// twice. It applies each key's slow-down. It is the per-recipient guard
+	// of a whole batch, and the per-endpoint limit of webhooks.
 	TakeEach(ctx context.Context, keys []string, r Rate) ([]bool, error)
 }
 
@@ -157,13 +157,15 @@ func WebhookKeys(m *Message) []string {
 // Defaults of RateLimited.
 const (
 	// DefaultHeadroom is the share of the rate RateLimited leaves unused.
-	DefaultHeadroom = 0.02
+	DefaultHeadroom = 0.03
 	// SlowFactor and SlowFor are how a provider's 429 slows a key down.
 	SlowFactor = 0.5
 	SlowFor    = time.Minute
 	// chunkSpan is how much of the rate one Take reserves by default.
 	chunkSpan = 200 * time.Millisecond
 	maxChunk  = 1000
+	// maxMisses is how many tokens a message may miss before it goes late.
+	maxMisses = 2
 )
 
 // CodeRateLimiter is the SendError code of messages not sent because the
@@ -179,7 +181,9 @@ const CodeRateLimiter = "rate_limiter"
 // no window of Rate.Per holds more than Rate.N requests, whatever the number
 // of batches and processes sending. A message waits for its token; it is
 // neither dropped nor failed. Messages whose tokens fall due together go to
-// Sender in one call.
+// Sender in one call. A token this process could not use in time (it was
+// descheduled for longer than a third of the headroom) is given up, and its
+// message takes another: late messages never bunch up.
 //
 // With KeyFunc (webhooks), each message needs one token from each of its
 // keys (its endpoints), at Rate each, taken for the whole batch at once with
@@ -211,9 +215,11 @@ type RateLimited struct {
 	Chunk int
 	// Headroom is the share of Rate left unused, so that the jitter between
 	// here and the provider (scheduling, network) never puts more than
-	// Rate.N requests in one of the provider's windows: at the default 2%,
-	// a window of Rate.Per has 2% of Rate.Per (20 ms of a second) to spare.
-	// Default DefaultHeadroom; negative: none.
+	// Rate.N requests in one of the provider's windows: at the default 3%,
+	// a window of Rate.Per has 3% of Rate.Per (30 ms of a second) to spare,
+	// a third for this process's lateness, the rest for the way to the
+	// provider. Default DefaultHeadroom (1,000 messages at 50/s take
+	// 20.6 s); negative: none; at most 0.5.
 	Headroom float64
 	// Logger receives a record per slow-down and per limiter failure.
 	// Default slog.Default().
@@ -268,18 +274,21 @@ func (r *RateLimited) logger() *slog.Logger {
 	return slog.Default()
 }
 
+// headroom is Headroom with its default, between 0 and 0.5.
+func (r *RateLimited) headroom() float64 {
+	switch h := r.Headroom; {
+	case h == 0:
+		return DefaultHeadroom
+	case h < 0:
+		return 0
+	default:
+		return min(h, 0.5)
+	}
+}
+
 // paced is Rate less the headroom.
 func (r *RateLimited) paced() Rate {
-	h := r.Headroom
-	switch {
-	case h == 0:
-		h = DefaultHeadroom
-	case h < 0:
-		h = 0
-	case h > 0.9:
-		h = 0.9
-	}
-	return Rate{N: r.Rate.N, Per: time.Duration(float64(r.Rate.Per) / (1 - h))}
+	return Rate{N: r.Rate.N, Per: time.Duration(float64(r.Rate.Per) / (1 - r.headroom()))}
 }
 
 // chunk is how many tokens to ask for at a time at rate.
@@ -293,23 +302,65 @@ func (r *RateLimited) chunk(rate Rate) int {
 
 // sendPaced takes tokens from Key and hands each message over when its
 // token is due.
+//
+// A token is a slot in a schedule shared with every other sender of the
+// key; a message handed over late shortens its gap to the next slot, and
+// only the headroom absorbs that. So a token missed by more than a third of
+// the headroom (see late: this process was descheduled, a GC pause) is
+// dropped, and the message takes another: every message leaves within
+// that much of its slot. A message that missed maxMisses tokens goes on its
+// next one however late, so that a process always late still sends.
 func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 	res := make([]Result, len(msgs))
 	rate := r.paced()
 	chunk := r.chunk(rate)
+	late := r.late()
+	type slot struct {
+		i  int       // the message
+		at time.Time // when it may go
+	}
 	var (
-		due       []time.Time // due[i]: when msgs[i] may go; len(due) messages have a token
-		sent      int         // msgs[:sent] are handed to Sender
-		reserveAt time.Time   // when to ask for more tokens
-		failed    error       // why the rest is not sent
+		waiting   = make([]int, len(msgs)) // messages without a token, in order
+		misses    = map[int]int{}          // tokens a message missed
+		slots     []slot                   // tokens held, in order of at
+		reserveAt time.Time                // when to ask for more tokens
+		failed    error                    // why the rest is not sent
+		handed    int                      // messages handed to Sender
 		wg        sync.WaitGroup
 		slowed    atomic.Bool
 	)
+	for i := range waiting {
+		waiting[i] = i
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for sent < len(msgs) {
-		if len(due) < len(msgs) && !time.Now().Before(reserveAt) {
-			want := min(chunk, len(msgs)-len(due))
+	for handed < len(msgs) {
+		// Hand over what is due, first: a Take may block.
+		now := time.Now()
+		var group, missed []int
+		var behind time.Duration
+		for len(slots) > 0 && !slots[0].at.After(now) {
+			if d := now.Sub(slots[0].at); d > late && misses[slots[0].i] < maxMisses {
+				misses[slots[0].i]++
+				missed = append(missed, slots[0].i)
+				behind = max(behind, d)
+			} else {
+				group = append(group, slots[0].i)
+			}
+			slots = slots[1:]
+		}
+		if len(missed) > 0 {
+			// Back to the front of the line, in order.
+			waiting = append(missed, waiting...)
+			r.logger().Debug("rate limiter: tokens missed, taking others", "key", r.Key, "missed", len(missed), "late", behind)
+		}
+		if len(group) > 0 {
+			handed += len(group)
+			wg.Go(func() { r.deliver(ctx, msgs, group, res, &slowed) })
+		}
+
+		if len(waiting) > 0 && !now.Before(reserveAt) {
+			want := min(chunk, len(waiting))
 			tok, err := r.Limiter.Take(ctx, r.Key, rate, want)
 			if err != nil {
 				failed = r.limiterFailed(ctx, err, r.Key)
@@ -317,9 +368,11 @@ func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 			}
 			base := time.Now()
 			if tok.N > 0 {
-				for i := range tok.N {
-					due = append(due, base.Add(tok.Due(i)))
+				n := min(tok.N, len(waiting))
+				for k := range n {
+					slots = append(slots, slot{i: waiting[k], at: base.Add(tok.Due(k))})
 				}
+				waiting = waiting[n:]
 				// Take reserves again once at most want tokens are
 				// reserved ahead: when the first of these is due.
 				reserveAt = base.Add(tok.At)
@@ -328,33 +381,41 @@ func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 			}
 			continue
 		}
-		next := time.Time{}
-		if sent < len(due) {
-			next = due[sent]
+
+		var next time.Time
+		if len(slots) > 0 {
+			next = slots[0].at
 		}
-		if len(due) < len(msgs) && (next.IsZero() || reserveAt.Before(next)) {
+		if len(waiting) > 0 && (next.IsZero() || reserveAt.Before(next)) {
 			next = reserveAt
+		}
+		if next.IsZero() {
+			continue // everything is handed over
 		}
 		if err := sleepUntil(ctx, timer, next); err != nil {
 			failed = err
 			break
 		}
-		now := time.Now()
-		j := sent
-		for j < len(due) && !due[j].After(now) {
-			j++
-		}
-		if j > sent {
-			group, out := msgs[sent:j], res[sent:j]
-			wg.Go(func() { r.deliver(ctx, group, out, &slowed) })
-			sent = j
-		}
 	}
-	for i := sent; i < len(msgs); i++ {
+	for _, s := range slots {
+		res[s.i] = heldBack(failed)
+	}
+	for _, i := range waiting {
 		res[i] = heldBack(failed)
 	}
 	wg.Wait()
 	return res
+}
+
+// late is how late a token may be used: a third of the headroom's share of
+// the rate's period (10 ms of a second at 3%), leaving the rest to the
+// jitter between here and the provider, and between processes.
+func (r *RateLimited) late() time.Duration {
+	h := r.headroom()
+	if h == 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return max(time.Duration(h*float64(r.Rate.Per)/3), time.Millisecond)
 }
 
 // sendEach takes one token per key of each message (KeyFunc) with
@@ -431,17 +492,22 @@ func (r *RateLimited) sendEach(ctx context.Context, msgs []*Message) []Result {
 	return res
 }
 
-// deliver sends group and writes its results to out; a 429 slows Key.
-func (r *RateLimited) deliver(ctx context.Context, group []*Message, out []Result, slowed *atomic.Bool) {
+// deliver sends msgs[idx] in one call and writes their results; a 429
+// slows Key.
+func (r *RateLimited) deliver(ctx context.Context, msgs []*Message, idx []int, res []Result, slowed *atomic.Bool) {
+	group := make([]*Message, len(idx))
+	for j, i := range idx {
+		group[j] = msgs[i]
+	}
 	got := r.Sender.Send(ctx, group)
 	throttled := 0
-	for i := range out {
-		if i >= len(got) {
-			out[i] = Result{Err: Transient("", 0, fmt.Errorf("rate limiter: the sender returned %d results for %d messages", len(got), len(group)))}
+	for j, i := range idx {
+		if j >= len(got) {
+			res[i] = Result{Err: Transient("", 0, fmt.Errorf("rate limiter: the sender returned %d results for %d messages", len(got), len(group)))}
 			continue
 		}
-		out[i] = got[i]
-		if IsThrottled(got[i].Err) {
+		res[i] = got[j]
+		if IsThrottled(got[j].Err) {
 			throttled++
 		}
 	}
@@ -473,8 +539,10 @@ func (r *RateLimited) deliverEach(ctx context.Context, msgs []*Message, idx []in
 }
 
 func (r *RateLimited) slow(ctx context.Context, key string, throttled int, m *Message) {
-	log := r.logger().With("key", key, "rate", r.Rate.String(), "throttled", throttled,
-		"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID)
+	log := r.logger().With("key", key, "rate", r.Rate.String(), "throttled", throttled)
+	if m != nil {
+		log = log.With("delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID)
+	}
 	if err := r.Limiter.Slow(context.WithoutCancel(ctx), key, SlowFactor, SlowFor); err != nil {
 		log.Error("rate limiter: the provider answered 429, and slowing down failed", "err", err)
 		return

@@ -218,9 +218,20 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		MaxAttempts: cfg.Worker.MaxRetry + 1,
 		RetrySpan:   map[dispatcher.Channel]time.Duration{dispatcher.ChannelWebhook: cfg.Channels.Webhook.RetrySpan},
 		Webhooks:    store,
+		Limiter:     store.Limiter(),
+		Clock:       clock,
 		Logger:      logger,
 		Metrics:     metrics,
 	}
+	if fan.PerRecipient, err = dispatcher.ParseRate(cfg.Limits.PerRecipient); err != nil {
+		return usageError{fmt.Errorf("limits.per_recipient: %w", err)}
+	}
+	if cfg.Limits.QuietHours != "" {
+		if fan.QuietHours, err = dispatcher.ParseQuietHours(cfg.Limits.QuietHours); err != nil {
+			return usageError{fmt.Errorf("limits.quiet_hours: %w", err)}
+		}
+	}
+	fan.FlapWindow = cfg.Limits.FlapWindow
 	svc := &dispatcher.Service{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
 		Webhooks: store, CheckWebhookURL: hooks.CheckURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
@@ -432,6 +443,39 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		return nil, nil, closeAll, fmt.Errorf("channels.webhook: %w", err)
 	}
 	senders[dispatcher.ChannelWebhook] = hooks
+
+	// Provider rates, shared by every worker process (GCRA in Redis): a
+	// throttled message waits for its token; a provider's 429 slows the
+	// rate for a while. The outbox is not limited.
+	limiter := store.Limiter()
+	limit := func(ch dispatcher.Channel, configured bool, key, rate string) error {
+		if !configured {
+			return nil
+		}
+		r, err := dispatcher.ParseRate(rate)
+		if err != nil || r.IsZero() {
+			return err
+		}
+		senders[ch] = &dispatcher.RateLimited{Sender: senders[ch], Limiter: limiter, Key: key, Rate: r, Logger: logger}
+		return nil
+	}
+	for _, l := range []struct {
+		ch         dispatcher.Channel
+		configured bool
+		key, rate  string
+	}{
+		{dispatcher.ChannelSMS, cfg.SMSConfigured(), "sms", cfg.Channels.SMS.Rate},
+		{dispatcher.ChannelEmail, cfg.EmailConfigured(), "email", cfg.Channels.Email.Rate},
+		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.Rate},
+	} {
+		if err := limit(l.ch, l.configured, l.key, l.rate); err != nil {
+			return nil, nil, closeAll, fmt.Errorf("channels.%s.rate: %w", l.ch, err)
+		}
+	}
+	if w.Rate > 0 {
+		senders[dispatcher.ChannelWebhook] = &dispatcher.RateLimited{Sender: hooks, Limiter: limiter, KeyFunc: dispatcher.WebhookKeys,
+			Rate: dispatcher.Rate{N: w.Rate, Per: time.Second}, Logger: logger}
+	}
 	var viaOutbox []dispatcher.Channel
 	for _, ch := range dispatcher.Channels {
 		if senders[ch] == box {

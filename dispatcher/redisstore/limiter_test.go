@@ -45,7 +45,8 @@ func TestLimiterTake(t *testing.T) {
 	if tok.N != 10 || tok.Every != every {
 		t.Fatalf("first Take(10) = %+v, want 10 tokens every %v", tok, every)
 	}
-	within(t, "first Take's At", tok.At, 0, 0) // an idle bucket: due now
+	// An idle bucket: due now (to the float precision of the script's clock).
+	within(t, "first Take's At", tok.At, 0, time.Microsecond)
 
 	// At most n are reserved ahead: a second chunk follows the first.
 	tok, err = l.Take(ctx, "sms", r, 10)
@@ -85,7 +86,7 @@ func TestLimiterTake(t *testing.T) {
 
 	// Another key is another bucket.
 	tok, err = l.Take(ctx, "email", r, 1)
-	if err != nil || tok.N != 1 || tok.At != 0 {
+	if err != nil || tok.N != 1 || tok.At > time.Microsecond {
 		t.Fatalf("Take on another key = %+v, %v; want one token due now", tok, err)
 	}
 }
@@ -97,11 +98,11 @@ func TestLimiterTakeShared(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, opts := redistest.New(t)
-	r := dispatcher.Rate{N: 200, Per: time.Second} // every 5 ms
+	r := dispatcher.Rate{N: 50, Per: time.Second} // every 20 ms
 	const (
 		workers = 6
-		each    = 40
-		every   = 5 * time.Millisecond
+		each    = 10
+		every   = 20 * time.Millisecond
 	)
 	var (
 		mu    sync.Mutex
@@ -118,7 +119,7 @@ func TestLimiterTakeShared(t *testing.T) {
 		wg.Go(func() {
 			got := 0
 			for got < each {
-				tok, err := l.Take(ctx, "shared", r, min(4, each-got))
+				tok, err := l.Take(ctx, "shared", r, min(3, each-got))
 				if err != nil {
 					t.Error(err)
 					return
@@ -143,16 +144,17 @@ func TestLimiterTakeShared(t *testing.T) {
 		t.Fatalf("%d tokens, want %d", len(slots), workers*each)
 	}
 	slices.SortFunc(slots, func(a, b time.Time) int { return a.Compare(b) })
-	// The slots are computed from each client's clock at the answer: allow
-	// for the difference in round trips.
-	const slack = 2 * time.Millisecond
+	// The slots are placed on each client's clock when its answer came: a
+	// goroutine descheduled meanwhile places them late. Overlapping
+	// reservations would put two slots together; allow half an interval.
+	const slack = every / 2
 	for i := 1; i < len(slots); i++ {
 		if gap := slots[i].Sub(slots[i-1]); gap < every-slack {
-			t.Fatalf("tokens %d and %d are %v apart, want at least %v", i-1, i, gap, every-slack)
+			t.Fatalf("tokens %d and %d are %v apart, want about %v", i-1, i, gap, every)
 		}
 	}
 	span := slots[len(slots)-1].Sub(slots[0])
-	within(t, "span of the schedule", span, time.Duration(len(slots)-1)*every-slack, time.Duration(len(slots)-1)*every+100*time.Millisecond)
+	within(t, "span of the schedule", span, time.Duration(len(slots)-1)*every-slack, time.Duration(len(slots)-1)*every+200*time.Millisecond)
 }
 
 func TestLimiterSlow(t *testing.T) {
@@ -165,7 +167,7 @@ func TestLimiterSlow(t *testing.T) {
 	if err != nil || tok.Every != 20*time.Millisecond {
 		t.Fatalf("Take = %+v, %v; want a token every 20ms", tok, err)
 	}
-	// Another process, which read the key's slow-down before it changed.
+	// Another process.
 	other := New(rdb).Limiter()
 	if tok, err := other.Take(ctx, "email", r, 1); err != nil || tok.Every != 20*time.Millisecond {
 		t.Fatalf("Take = %+v, %v", tok, err)
@@ -419,7 +421,7 @@ func TestLimiterMiniredis(t *testing.T) {
 	r := dispatcher.Rate{N: 50, Per: time.Second}
 
 	tok, err := l.Take(ctx, "sms", r, 10)
-	if err != nil || tok.N != 10 || tok.Every != 20*time.Millisecond || tok.At != 0 {
+	if err != nil || tok.N != 10 || tok.Every != 20*time.Millisecond || tok.At > time.Microsecond {
 		t.Fatalf("Take = %+v, %v; want 10 tokens due now, every 20ms", tok, err)
 	}
 	start := time.Now()

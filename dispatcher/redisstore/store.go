@@ -30,6 +30,10 @@
 //	preview:{nonce}     zset    a preview's audience snapshot (expires in 10 min)
 //	wh:{recipient}      hash    webhook endpoint id -> endpoint JSON (with its secrets)
 //	att:{delivery}      list    a delivery's attempts at webhook endpoints, newest first (50, 30 days)
+//	rate:{key}          string  a rate limit's GCRA bucket: its theoretical arrival time in redis_rate's
+//	                            format (seconds since 2017-01-01, float); expires when the bucket is full
+//	rate:slow:{key}     string  a provider's slow-down of bucket key: the factor (0..1) applied to its rate;
+//	                            expires when the slow-down ends (see limiter.go)
 package redisstore
 
 import (

@@ -1,4 +1,4 @@
-package redisstore
+package limitcheck_test
 
 import (
 	"bytes"
@@ -18,12 +18,16 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/channels/sms/twiliotest"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
-// These tests send SMS through dispatcher.RateLimited on this package's
+// These tests send SMS through dispatcher.RateLimited on redisstore's
 // Limiter to twiliotest, the strict fake of Twilio, which answers 429 past
 // its limit: issue 6's check that the limit holds, across processes too.
+
+// TestMain starts the redis-server the package's tests share.
+func TestMain(m *testing.M) { redistest.Main(m) }
 
 const (
 	twilioSID   = "AC0123456789abcdef0123456789abcdef"
@@ -107,6 +111,19 @@ func maxWindow(times []time.Time) int {
 	return most
 }
 
+// tightest returns the shortest time between a request and the smsRate-th
+// after it: a one-second window holds more than smsRate requests when it is
+// under a second. (At 50/s with 3% headroom it is 1.03 s when on time.)
+func tightest(times []time.Time) time.Duration {
+	ts := slices.Clone(times)
+	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	least := time.Duration(1<<63 - 1)
+	for i := 0; i+smsRate < len(ts); i++ {
+		least = min(least, ts[i+smsRate].Sub(ts[i]))
+	}
+	return least
+}
+
 // checkProvider checks that the fake accepted n messages with no 429 and
 // no one-second window above smsRate, and returns the largest window and
 // the time from the first message to the last.
@@ -135,6 +152,7 @@ func checkProvider(t *testing.T, fake *twiliotest.Server, n int) (window int, sp
 	if window > smsRate {
 		t.Errorf("a one-second window holds %d requests, want at most %d", window, smsRate)
 	}
+	t.Logf("the shortest time from a request to the %dth after it: %v", smsRate, tightest(created).Round(100*time.Microsecond))
 	slices.SortFunc(created, func(a, b time.Time) int { return a.Compare(b) })
 	return window, created[len(created)-1].Sub(created[0])
 }
@@ -163,7 +181,7 @@ func TestRateLimitedSMS(t *testing.T) {
 	fake := twiliotest.New(t, twilioSID, twilioToken)
 	fake.RateLimit(smsRate)
 	rdb, _ := redistest.New(t)
-	rl := newRateLimitedSMS(newSMSSender(t, fake.URL), New(rdb).Limiter())
+	rl := newRateLimitedSMS(newSMSSender(t, fake.URL), redisstore.New(rdb).Limiter())
 
 	start := time.Now()
 	res := sendBatches(rl, smsMessages(0, n), 4)
@@ -219,7 +237,7 @@ func limiterChild() error {
 	if err != nil {
 		return err
 	}
-	rl := newRateLimitedSMS(s, New(rdb).Limiter())
+	rl := newRateLimitedSMS(s, redisstore.New(rdb).Limiter())
 	res := sendBatches(rl, smsMessages(first, childMessages), 2)
 	sent := 0
 	var errs []string
@@ -278,9 +296,9 @@ func TestRateLimitedSMSProcesses(t *testing.T) {
 	n := childProcesses * childMessages
 	window, span := checkProvider(t, fake, n)
 	t.Logf("%d processes, %d SMS at %d/s: first to last request %v, largest one-second window %d", childProcesses, n, smsRate, span.Round(time.Millisecond), window)
-	// Together at the full rate: not each process at a third of it.
-	if want := time.Duration(n/smsRate) * time.Second; span > want*105/100 {
-		t.Errorf("first to last request took %v, want at most %v (%d at %d/s, +5%%)", span, want*105/100, n, smsRate)
+	// Together at the full rate, not each process at a third of it.
+	if want := time.Duration(n/smsRate) * time.Second; span > want*110/100 {
+		t.Errorf("first to last request took %v, want at most %v (%d at %d/s, +10%%)", span, want*110/100, n, smsRate)
 	}
 }
 
@@ -291,7 +309,7 @@ func TestRateLimitedSlowsOn429(t *testing.T) {
 	fake := twiliotest.New(t, twilioSID, twilioToken)
 	fake.FailNext(429, 1)
 	rdb, _ := redistest.New(t)
-	l := New(rdb).Limiter()
+	l := redisstore.New(rdb).Limiter()
 	rl := newRateLimitedSMS(newSMSSender(t, fake.URL), l)
 	rl.Chunk = 5
 	const n = 40
@@ -304,7 +322,7 @@ func TestRateLimitedSlowsOn429(t *testing.T) {
 	checkSent(t, res[1:])
 
 	// Every process now takes from the key at half the rate.
-	tok, err := New(rdb).Limiter().Take(context.Background(), rl.Key, rl.Rate, 1)
+	tok, err := redisstore.New(rdb).Limiter().Take(context.Background(), rl.Key, rl.Rate, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,13 +334,13 @@ func TestRateLimitedSlowsOn429(t *testing.T) {
 	}
 
 	// What was reserved before the 429 went at the full rate; the last 20
-	// went at half of it (40 ms apart, 2% headroom).
+	// went at half of it (40 ms apart, 3% headroom).
 	got := fake.Messages()
 	if len(got) != n-1 {
 		t.Fatalf("the fake accepted %d messages, want %d", len(got), n-1)
 	}
 	tail := got[len(got)-20:]
 	if avg := tail[len(tail)-1].Created.Sub(tail[0].Created) / time.Duration(len(tail)-1); avg < 39*time.Millisecond {
-		t.Errorf("after the 429, requests came %v apart on average, want about 40.8ms", avg)
+		t.Errorf("after the 429, requests came %v apart on average, want about 41.2ms", avg)
 	}
 }

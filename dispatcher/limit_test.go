@@ -1,0 +1,548 @@
+package dispatcher_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+func TestParseRate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want dispatcher.Rate
+		str  string
+	}{
+		{"100/s", dispatcher.Rate{N: 100, Per: time.Second}, "100/s"},
+		{"10/min", dispatcher.Rate{N: 10, Per: time.Minute}, "10/min"},
+		{"5/h", dispatcher.Rate{N: 5, Per: time.Hour}, "5/h"},
+		{" 7 / second ", dispatcher.Rate{N: 7, Per: time.Second}, "7/s"},
+		{"1/sec", dispatcher.Rate{N: 1, Per: time.Second}, "1/s"},
+		{"3/m", dispatcher.Rate{N: 3, Per: time.Minute}, "3/min"},
+		{"3/minute", dispatcher.Rate{N: 3, Per: time.Minute}, "3/min"},
+		{"2/hour", dispatcher.Rate{N: 2, Per: time.Hour}, "2/h"},
+		{"1000000/s", dispatcher.Rate{N: 1_000_000, Per: time.Second}, "1000000/s"},
+		{"0", dispatcher.Rate{}, "0"},
+		{"0/h", dispatcher.Rate{}, "0"},
+	} {
+		got, err := dispatcher.ParseRate(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseRate(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+			continue
+		}
+		if s := got.String(); s != tc.str {
+			t.Errorf("ParseRate(%q).String() = %q, want %q", tc.in, s, tc.str)
+		}
+	}
+	for _, in := range []string{"", "abc", "10", "10/", "/s", "10/d", "10/ms", "-1/s", "1.5/s", "1e3/s", "10/S", "1000001/s", "99999999999999999999/s", "10/s/s"} {
+		if got, err := dispatcher.ParseRate(in); err == nil {
+			t.Errorf("ParseRate(%q) = %+v, want an error", in, got)
+		}
+	}
+}
+
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"100/s", "10/min", "5/h", "0", "1/hour", " 3 / m "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := dispatcher.ParseRate(s)
+		if err != nil {
+			return
+		}
+		if r.IsZero() {
+			if r != (dispatcher.Rate{}) {
+				t.Fatalf("ParseRate(%q) = %+v: a zero rate that is not Rate{}", s, r)
+			}
+			return
+		}
+		if r.N < 1 || r.N > dispatcher.MaxRateN || r.Interval() <= 0 {
+			t.Fatalf("ParseRate(%q) = %+v", s, r)
+		}
+		back, err := dispatcher.ParseRate(r.String())
+		if err != nil || back != r {
+			t.Fatalf("ParseRate(%q) = %+v, but ParseRate(%q) = %+v, %v", s, r, r.String(), back, err)
+		}
+	})
+}
+
+func TestRateInterval(t *testing.T) {
+	t.Parallel()
+	for r, want := range map[dispatcher.Rate]time.Duration{
+		{N: 50, Per: time.Second}: 20 * time.Millisecond,
+		{N: 10, Per: time.Hour}:   6 * time.Minute,
+		{}:                        0,
+	} {
+		if got := r.Interval(); got != want {
+			t.Errorf("%v.Interval() = %v, want %v", r, got, want)
+		}
+	}
+	if s := (dispatcher.Rate{N: 3, Per: 10 * time.Second}).String(); s != "3/10s" {
+		t.Errorf("String() = %q, want 3/10s", s)
+	}
+}
+
+// TestThrottleCode lists the codes the channels give a provider's "too many
+// requests" (channels/sms/errors.go, channels/push/{fcm,apns,webpush}.go,
+// channels/webhook/webhook.go) and codes that are something else.
+func TestThrottleCode(t *testing.T) {
+	t.Parallel()
+	for code, want := range map[string]bool{
+		"20429":                  true, // Twilio
+		"http_429":               true, // Twilio without a code
+		"429":                    true, // a merchant's webhook endpoint
+		"429 4.7.0":              true,
+		"webpush:429":            true,
+		"fcm:QUOTA_EXCEEDED":     true,
+		"fcm:RESOURCE_EXHAUSTED": true,
+		"fcm:HTTP_429":           true,
+		"apns:TooManyRequests":   true,
+		"apns:HTTP_429":          true,
+		"":                       false,
+		"21611":                  false, // Twilio: the sender's queue is full
+		"21211":                  false,
+		"http_503":               false,
+		"503":                    false,
+		"fcm:UNAVAILABLE":        false,
+		"fcm:token_HTTP_429":     false, // the OAuth token endpoint, not the messages
+		"webpush:500":            false,
+		"451 4.7.1":              false,
+	} {
+		if got := dispatcher.ThrottleCode(code); got != want {
+			t.Errorf("ThrottleCode(%q) = %v, want %v", code, got, want)
+		}
+	}
+	for err, want := range map[error]bool{
+		dispatcher.Transient("20429", time.Second, errors.New("x")):                true,
+		dispatcher.Permanent("429", errors.New("x")):                               false,
+		dispatcher.Suppress("429", errors.New("x")):                                false,
+		dispatcher.Transient("", 0, errors.New("x")):                               false,
+		errors.New("unclassified"):                                                 false,
+		fmt.Errorf("wrapped: %w", dispatcher.Transient("429", 0, errors.New("x"))): true,
+	} {
+		if got := dispatcher.IsThrottled(err); got != want {
+			t.Errorf("IsThrottled(%v) = %v, want %v", err, got, want)
+		}
+	}
+	if dispatcher.IsThrottled(nil) {
+		t.Error("IsThrottled(nil) = true")
+	}
+}
+
+// memLimiter is an in-memory Limiter with Take's contract, for one process.
+type memLimiter struct {
+	mu     sync.Mutex
+	tat    map[string]time.Time
+	factor map[string]float64
+	err    error
+	// takeDelay, when set, is how long each Take call i (from 0) blocks.
+	takeDelay func(i int) time.Duration
+	takes     []int // n of each Take, 0 when it reserved nothing
+	slows     []string
+	each      func(keys []string) []bool
+	eachCalls [][]string
+}
+
+func newMemLimiter() *memLimiter {
+	return &memLimiter{tat: map[string]time.Time{}, factor: map[string]float64{}}
+}
+
+func (l *memLimiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int) (dispatcher.Tokens, error) {
+	l.mu.Lock()
+	i := len(l.takes)
+	delay := time.Duration(0)
+	if l.takeDelay != nil {
+		delay = l.takeDelay(i)
+	}
+	l.mu.Unlock()
+	time.Sleep(delay)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return dispatcher.Tokens{}, l.err
+	}
+	every := r.Interval()
+	if f := l.factor[key]; f > 0 {
+		every = time.Duration(float64(every) / f)
+	}
+	now := time.Now()
+	tat := l.tat[key]
+	if tat.Before(now) {
+		tat = now
+	}
+	if ahead := tat.Sub(now); ahead > time.Duration(n)*every {
+		l.takes = append(l.takes, 0)
+		return dispatcher.Tokens{Every: every, Wait: ahead - time.Duration(n)*every}, nil
+	}
+	l.tat[key] = tat.Add(time.Duration(n) * every)
+	l.takes = append(l.takes, n)
+	return dispatcher.Tokens{N: n, At: tat.Sub(now), Every: every}, nil
+}
+
+func (l *memLimiter) Slow(ctx context.Context, key string, factor float64, d time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if factor != dispatcher.SlowFactor || d != dispatcher.SlowFor {
+		return fmt.Errorf("Slow(%q, %v, %v): want %v for %v", key, factor, d, dispatcher.SlowFactor, dispatcher.SlowFor)
+	}
+	l.slows = append(l.slows, key)
+	l.factor[key] = factor
+	return nil
+}
+
+func (l *memLimiter) TakeEach(ctx context.Context, keys []string, r dispatcher.Rate) ([]bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return nil, l.err
+	}
+	l.eachCalls = append(l.eachCalls, slices.Clone(keys))
+	return l.each(keys), nil
+}
+
+func (l *memLimiter) granted() (calls, tokens int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range l.takes {
+		if n > 0 {
+			calls++
+			tokens += n
+		}
+	}
+	return calls, tokens
+}
+
+// recSender records when each message reached it, and answers with
+// answer (sent when nil).
+type recSender struct {
+	mu     sync.Mutex
+	at     map[string]time.Time
+	calls  int
+	answer func(m *dispatcher.Message) dispatcher.Result
+}
+
+func newRecSender() *recSender { return &recSender{at: map[string]time.Time{}} }
+
+func (s *recSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	now := time.Now()
+	s.mu.Lock()
+	s.calls++
+	for _, m := range msgs {
+		s.at[m.DeliveryID] = now
+	}
+	s.mu.Unlock()
+	res := make([]dispatcher.Result, len(msgs))
+	for i, m := range msgs {
+		if s.answer != nil {
+			res[i] = s.answer(m)
+		} else {
+			res[i] = dispatcher.Result{Status: dispatcher.StatusSent}
+		}
+	}
+	return res
+}
+
+func (s *recSender) times() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]time.Time, 0, len(s.at))
+	for _, t := range s.at {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
+}
+
+func messages(n int) []*dispatcher.Message {
+	msgs := make([]*dispatcher.Message, n)
+	for i := range msgs {
+		id := fmt.Sprintf("r%03d", i)
+		msgs[i] = &dispatcher.Message{DeliveryID: "bc_i_1.sms." + id, BroadcastID: "bc_i_1", Recipient: &dispatcher.Recipient{ID: id}}
+	}
+	return msgs
+}
+
+func checkAllSent(t *testing.T, res []dispatcher.Result, n int) {
+	t.Helper()
+	if len(res) != n {
+		t.Errorf("%d results, want %d", len(res), n)
+		return
+	}
+	for i, r := range res {
+		if r.Err != nil || r.Status != dispatcher.StatusSent {
+			t.Errorf("message %d: %q, %v; want sent", i, r.Status, r.Err)
+		}
+	}
+}
+
+// checkNeverEarly checks that the i-th message sent went no earlier than
+// start + i·every: nothing goes faster than the schedule.
+func checkNeverEarly(t *testing.T, times []time.Time, start time.Time, every time.Duration) {
+	t.Helper()
+	for i, at := range times {
+		if earliest := start.Add(time.Duration(i) * every); at.Before(earliest) {
+			t.Fatalf("message %d went %v after the start, before its slot at %v", i, at.Sub(start), earliest.Sub(start))
+		}
+	}
+}
+
+func TestRateLimitedPaces(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Chunk: 5, Headroom: -1}
+	const n = 40
+	start := time.Now()
+	res := rl.Send(context.Background(), messages(n))
+	elapsed := time.Since(start)
+	checkAllSent(t, res, n)
+	checkNeverEarly(t, s.times(), start, 10*time.Millisecond)
+	if elapsed < 390*time.Millisecond {
+		t.Errorf("40 messages at 100/s took %v, want at least 390ms", elapsed)
+	}
+	// Chunks, not a Take per message.
+	if calls, tokens := l.granted(); calls != n/5 || tokens != n {
+		t.Errorf("%d Take calls got %d tokens, want %d calls of 5", calls, tokens, n/5)
+	}
+}
+
+// TestRateLimitedHeadroom: by default RateLimited sends 3% below Rate.
+func TestRateLimitedHeadroom(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 100, Per: time.Second}}
+	start := time.Now()
+	checkAllSent(t, rl.Send(context.Background(), messages(30)), 30)
+	checkNeverEarly(t, s.times(), start, 10309*time.Microsecond) // 10 ms / 0.97
+}
+
+// TestRateLimitedShared: batches sent at once through one RateLimited share
+// its schedule.
+func TestRateLimitedShared(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 200, Per: time.Second}, Headroom: -1}
+	msgs := messages(100)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for b := range 4 {
+		wg.Go(func() {
+			batch := msgs[b*25 : (b+1)*25]
+			checkAllSent(t, rl.Send(context.Background(), batch), len(batch))
+		})
+	}
+	wg.Wait()
+	times := s.times()
+	if len(times) != len(msgs) {
+		t.Fatalf("%d messages sent, want %d", len(times), len(msgs))
+	}
+	checkNeverEarly(t, times, start, 5*time.Millisecond)
+}
+
+// TestRateLimitedMissedToken: a token used too late is dropped (the next
+// slot may be close behind) and the message takes another.
+func TestRateLimitedMissedToken(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	// The second Take (reserving ahead) is slow: Redis hiccups while the
+	// second token of the first chunk falls due.
+	l.takeDelay = func(i int) time.Duration {
+		if i == 1 {
+			return 60 * time.Millisecond
+		}
+		return 0
+	}
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Chunk: 2, Headroom: 0.03}
+	msgs := messages(4)
+	start := time.Now()
+	checkAllSent(t, rl.Send(context.Background(), msgs), len(msgs))
+	// Message 0 went at once; message 1's slot (at 10 ms) passed while Take
+	// blocked: it went on a later token, not 50 ms late on its own.
+	if _, tokens := l.granted(); tokens != len(msgs)+1 {
+		t.Errorf("%d tokens taken for %d messages, want %d (one missed)", tokens, len(msgs), len(msgs)+1)
+	}
+	s.mu.Lock()
+	at1 := s.at[msgs[1].DeliveryID].Sub(start)
+	s.mu.Unlock()
+	if at1 < 60*time.Millisecond {
+		t.Errorf("message 1 went %v after the start, want after the slow Take (60ms)", at1)
+	}
+}
+
+func TestRateLimitedSlowsOn429(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	s.answer = func(m *dispatcher.Message) dispatcher.Result {
+		if m.Recipient.ID < "r003" {
+			return dispatcher.Result{Err: dispatcher.Transient("20429", 3*time.Second, errors.New("too many requests"))}
+		}
+		return dispatcher.Result{Status: dispatcher.StatusSent}
+	}
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 1000, Per: time.Second}, Chunk: 3}
+	res := rl.Send(context.Background(), messages(10))
+	for i, r := range res {
+		se := dispatcher.Classify(r.Err)
+		switch {
+		case i < 3 && (r.Err == nil || se.Permanent || se.Code != "20429" || se.RetryAfter != 3*time.Second):
+			t.Errorf("message %d: %v; want the sender's transient 20429, retry after 3s", i, r.Err)
+		case i >= 3 && r.Err != nil:
+			t.Errorf("message %d: %v; want sent", i, r.Err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Equal(l.slows, []string{"sms"}) {
+		t.Errorf("Slow calls: %q, want one for sms", l.slows)
+	}
+}
+
+func TestRateLimitedCancel(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 2, Per: time.Hour}, Chunk: 1}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	res := rl.Send(ctx, messages(5))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Send returned %v after the cancel", d)
+	}
+	if res[0].Err != nil {
+		t.Errorf("message 0: %v, want sent", res[0].Err)
+	}
+	for i, r := range res[1:] {
+		se := dispatcher.Classify(r.Err)
+		if r.Err == nil || se.Permanent || se.Suppress || !errors.Is(r.Err, context.Canceled) {
+			t.Errorf("message %d: %v; want a transient error for the cancel", i+1, r.Err)
+		}
+	}
+}
+
+func TestRateLimitedLimiterDown(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	l.err = errors.New("redis: connection refused")
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 10, Per: time.Second}}
+	for i, r := range rl.Send(context.Background(), messages(3)) {
+		se := dispatcher.Classify(r.Err)
+		if r.Err == nil || se.Permanent || se.Code != dispatcher.CodeRateLimiter || se.RetryAfter <= 0 {
+			t.Errorf("message %d: %v (%+v); want transient %s", i, r.Err, se, dispatcher.CodeRateLimiter)
+		}
+	}
+	if s.calls != 0 {
+		t.Errorf("the sender was called %d times with the limiter down", s.calls)
+	}
+}
+
+func TestRateLimitedNoRate(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Key: "sms"}
+	checkAllSent(t, rl.Send(context.Background(), messages(50)), 50)
+	if s.calls != 1 || len(l.takes) != 0 {
+		t.Errorf("without a rate: %d sender calls and %d Take calls, want 1 and 0", s.calls, len(l.takes))
+	}
+	if res := rl.Send(context.Background(), nil); len(res) != 0 {
+		t.Errorf("Send(nil) = %v", res)
+	}
+}
+
+func webhookMessage(recipient string, endpoints ...string) *dispatcher.Message {
+	m := &dispatcher.Message{DeliveryID: "bc_i_1.webhook." + recipient, Recipient: &dispatcher.Recipient{ID: recipient}}
+	for _, ep := range endpoints {
+		m.Endpoints = append(m.Endpoints, dispatcher.WebhookEndpoint{ID: ep, RecipientID: recipient})
+	}
+	return m
+}
+
+func TestRateLimitedKeyFunc(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	refused := map[string]int{"webhook:m1:e2": 1} // refused once
+	l.each = func(keys []string) []bool {
+		out := make([]bool, len(keys))
+		for i, k := range keys {
+			out[i] = refused[k] == 0
+			if refused[k] > 0 {
+				refused[k]--
+			}
+		}
+		return out
+	}
+	s.answer = func(m *dispatcher.Message) dispatcher.Result {
+		if m.Recipient.ID == "m0" {
+			return dispatcher.Result{Err: dispatcher.Transient("429", time.Minute, errors.New("slow down"))}
+		}
+		return dispatcher.Result{Status: dispatcher.StatusSent}
+	}
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Rate: dispatcher.Rate{N: 10, Per: time.Second}, KeyFunc: dispatcher.WebhookKeys}
+	msgs := []*dispatcher.Message{
+		webhookMessage("m0", "e1", "e9"),
+		webhookMessage("m1", "e2", "e3"),
+		webhookMessage("m2"), // no endpoint: nothing to take
+	}
+	start := time.Now()
+	res := rl.Send(context.Background(), msgs)
+	if se := dispatcher.Classify(res[0].Err); res[0].Err == nil || se.Code != "429" || se.RetryAfter != time.Minute {
+		t.Errorf("m0: %v; want the endpoint's 429", res[0].Err)
+	}
+	for i := 1; i < 3; i++ {
+		if res[i].Err != nil {
+			t.Errorf("%s: %v, want sent", msgs[i].Recipient.ID, res[i].Err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	wantCalls := [][]string{
+		{"webhook:m0:e1", "webhook:m0:e9", "webhook:m1:e2", "webhook:m1:e3"},
+		{"webhook:m1:e2"}, // only what is still missing
+	}
+	if !slices.EqualFunc(l.eachCalls, wantCalls, slices.Equal) {
+		t.Errorf("TakeEach calls: %q, want %q", l.eachCalls, wantCalls)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.at[msgs[1].DeliveryID].Sub(start); d < 90*time.Millisecond {
+		t.Errorf("m1 went %v after the start, want after an interval of its endpoint's rate (~100ms)", d)
+	}
+	if d := s.at[msgs[2].DeliveryID].Sub(start); d > 50*time.Millisecond {
+		t.Errorf("m2 (no endpoint) went %v after the start, want at once", d)
+	}
+	if !slices.Equal(l.slows, []string{"webhook:m0:e1", "webhook:m0:e9"}) {
+		t.Errorf("Slow calls: %q, want m0's endpoints", l.slows)
+	}
+}
+
+func TestWebhookKeys(t *testing.T) {
+	t.Parallel()
+	m := webhookMessage("shop", "main", "backup")
+	if got, want := dispatcher.WebhookKeys(m), []string{"webhook:shop:main", "webhook:shop:backup"}; !slices.Equal(got, want) {
+		t.Errorf("WebhookKeys = %q, want %q", got, want)
+	}
+	if got := dispatcher.WebhookKeys(webhookMessage("shop")); got != nil {
+		t.Errorf("WebhookKeys without endpoints = %q", got)
+	}
+	if got := dispatcher.RecipientKey(dispatcher.ChannelSMS, "r1"); got != "recipient:sms:r1" {
+		t.Errorf("RecipientKey = %q", got)
+	}
+}
+
+// TestRateLimitedAlwaysLate: a process that misses token after token (every
+// Take blocks longer than the slots it reserved) still sends everything.
+func TestRateLimitedAlwaysLate(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	l.takeDelay = func(int) time.Duration { return 40 * time.Millisecond }
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Chunk: 4, Headroom: 0.03}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	checkAllSent(t, rl.Send(ctx, messages(12)), 12)
+	if _, tokens := l.granted(); tokens <= 12 {
+		t.Errorf("%d tokens for 12 messages: none missed, the test tests nothing", tokens)
+	}
+}

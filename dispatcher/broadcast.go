@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -426,4 +427,30 @@ type Enqueuer interface {
 type Batch struct {
 	Start int `json:"start"`
 	Stop  int `json:"stop"`
+}
+
+// RetryAfter reads a provider's Retry-After header (seconds or an HTTP
+// date), capped at ceiling; def when absent, unreadable or not in the
+// future. Channels put the result in SendError.RetryAfter.
+func RetryAfter(h http.Header, now time.Time, def, ceiling time.Duration) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return def
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n > int64(ceiling/time.Second) {
+			return ceiling
+		}
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	switch {
+	case d <= 0:
+		return def
+	case d > ceiling:
+		return ceiling
+	}
+	return d
 }

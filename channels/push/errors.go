@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,26 +36,10 @@ func authFailure(attempt int, code string, err error) error {
 	return dispatcher.Permanent(code, err)
 }
 
-// retryAfter reads a Retry-After header (seconds or an HTTP date); def
-// when there is none or it is not in the future.
+// retryAfter reads a Retry-After header, capped at maxRetryAfter; def when
+// there is none or it is not in the future.
 func retryAfter(h http.Header, def time.Duration, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return def
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		d = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	switch {
-	case d <= 0:
-		return def
-	case d > maxRetryAfter:
-		return maxRetryAfter
-	}
-	return d
+	return dispatcher.RetryAfter(h, now, def, maxRetryAfter)
 }
 
 // MaskToken returns tok fit for logs and errors: the first 6 and last 4

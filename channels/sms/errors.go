@@ -96,29 +96,10 @@ func classify(status int, header http.Header, err error, to string, now time.Tim
 	}
 }
 
-// retryAfter reads a Retry-After header (seconds or an HTTP date), capped at
-// maxRetryAfter; def when absent, unreadable or not in the future.
+// retryAfter reads a Retry-After header, capped at maxRetryAfter; def when
+// absent, unreadable or not in the future.
 func retryAfter(h http.Header, now time.Time, def time.Duration) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return def
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	switch {
-	case d <= 0:
-		return def
-	case d > maxRetryAfter:
-		return maxRetryAfter
-	}
-	return d
+	return dispatcher.RetryAfter(h, now, def, maxRetryAfter)
 }
 
 // MaskPhone hides the middle of a phone number for logs: +41791234567

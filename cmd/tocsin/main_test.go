@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/signal"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +27,17 @@ import (
 	"github.com/tocsin-dev/tocsin/locales/gsm"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) {
+	// A test that needs real worker processes re-runs this binary with
+	// TOCSIN_TEST_SERVE set: it is then `tocsin serve` with that role.
+	if role := os.Getenv("TOCSIN_TEST_SERVE"); role != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := (&Main{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv}).Run(ctx, []string{"serve", "--role", role})
+		stop()
+		os.Exit(code)
+	}
+	redistest.Main(m)
+}
 
 // syncBuffer is a goroutine-safe buffer for the program's output.
 type syncBuffer struct {

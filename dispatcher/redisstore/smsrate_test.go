@@ -92,8 +92,14 @@ func runSMSAtRate(t *testing.T, workers int) {
 	for _, m := range got {
 		times = append(times, m.Created)
 	}
-	window := maxWindow(times)
-	t.Logf("%d worker(s): 1000 SMS at 50/s in %.2fs; largest one-second window %d; %d requests, %d failed", workers, took.Seconds(), window, fake.Requests(), failed)
+	window := maxWindow(times) // sorts times
+	if len(times) == 0 {
+		t.Fatal("no SMS arrived")
+	}
+	// The run is the sending: the first SMS the provider took to the last.
+	run := times[len(times)-1].Sub(times[0])
+	t.Logf("%d worker(s): 1000 SMS at 50/s sent over %.2fs (%.2fs in all); largest one-second window %d; %d requests, %d failed",
+		workers, run.Seconds(), took.Seconds(), window, fake.Requests(), failed)
 	if len(got) != 1000 || failed != 0 {
 		t.Errorf("the fake accepted %d messages, %d failed; want 1000 and 0", len(got), failed)
 	}
@@ -104,8 +110,8 @@ func runSMSAtRate(t *testing.T, workers int) {
 		t.Errorf("a one-second window holds %d requests, want at most 50", window)
 	}
 	// The requirement: within 5% of the 20 s the rate allows.
-	if took < 19*time.Second || took > 21*time.Second {
-		t.Errorf("1000 SMS at 50/s took %v, want within 5%% of 20 s", took)
+	if run < 19*time.Second || run > 21*time.Second {
+		t.Errorf("1000 SMS at 50/s were sent over %v, want within 5%% of 20 s", run)
 	}
 }
 

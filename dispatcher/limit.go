@@ -305,19 +305,28 @@ func (r *RateLimited) chunk(rate Rate) int {
 //
 // A token is a slot in a schedule shared with every other sender of the
 // key; a message handed over late shortens its gap to the next slot, and
-// only the headroom absorbs that. So a token missed by more than a third of
+// only the headroom absorbs that. (So does a slot placed late on this
+// clock: Take's answer is relative to when Redis read its clock, known here
+// only to lie between the call and the answer; a slow answer, or a process
+// descheduled on receiving it, leaves its tokens' slots uncertain.) So a token missed by more than a third of
 // the headroom (see late: this process was descheduled, a GC pause) is
 // dropped, and the message takes another: every message leaves within
-// that much of its slot. A message that missed maxMisses tokens goes on its
+// that much of its slot. This assumes Redis answers well within that time
+// (10 ms for a rate per second), as a Redis next to the workers does. A message that missed maxMisses tokens goes on its
 // next one however late, so that a process always late still sends.
 func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 	res := make([]Result, len(msgs))
 	rate := r.paced()
 	chunk := r.chunk(rate)
 	late := r.late()
+	// Take's answer places a token relative to the moment Redis read its
+	// clock, somewhere between the call and the answer on this clock: a
+	// message goes no earlier than the latest its slot can be (at), and is
+	// late when it is past the earliest its slot can be (from) by more than
+	// late, a long wait for Redis's answer included.
 	type slot struct {
-		i  int       // the message
-		at time.Time // when it may go
+		i        int       // the message
+		from, at time.Time // its slot, at the earliest and at the latest
 	}
 	var (
 		waiting   = make([]int, len(msgs)) // messages without a token, in order
@@ -340,7 +349,7 @@ func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 		var group, missed []int
 		var behind time.Duration
 		for len(slots) > 0 && !slots[0].at.After(now) {
-			if d := now.Sub(slots[0].at); d > late && misses[slots[0].i] < maxMisses {
+			if d := now.Sub(slots[0].from); d > late && misses[slots[0].i] < maxMisses {
 				misses[slots[0].i]++
 				missed = append(missed, slots[0].i)
 				behind = max(behind, d)
@@ -361,6 +370,7 @@ func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 
 		if len(waiting) > 0 && !now.Before(reserveAt) {
 			want := min(chunk, len(waiting))
+			asked := time.Now()
 			tok, err := r.Limiter.Take(ctx, r.Key, rate, want)
 			if err != nil {
 				failed = r.limiterFailed(ctx, err, r.Key)
@@ -370,7 +380,7 @@ func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 			if tok.N > 0 {
 				n := min(tok.N, len(waiting))
 				for k := range n {
-					slots = append(slots, slot{i: waiting[k], at: base.Add(tok.Due(k))})
+					slots = append(slots, slot{i: waiting[k], from: asked.Add(tok.Due(k)), at: base.Add(tok.Due(k))})
 				}
 				waiting = waiting[n:]
 				// Take reserves again once at most want tokens are

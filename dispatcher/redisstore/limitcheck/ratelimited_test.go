@@ -192,8 +192,10 @@ func TestRateLimitedSMS(t *testing.T) {
 	t.Logf("%d SMS at %d/s: %v (first to last request %v), largest one-second window %d", n, smsRate, elapsed.Round(time.Millisecond), span.Round(time.Millisecond), window)
 	// A bound of the issue, not a benchmark: 1,000 at 50/s take 20 s, and
 	// "as fast as allowed" means within 5% of it.
-	if want := time.Duration(n/smsRate) * time.Second; elapsed < want*95/100 || elapsed > want*105/100 {
-		t.Errorf("sending %d SMS at %d/s took %v, want within 5%% of %v", n, smsRate, elapsed, want)
+	// The run is the sending, first request to last (the wall time above
+	// adds this test's own setup and scheduling under load).
+	if want := time.Duration(n/smsRate) * time.Second; span < want*95/100 || span > want*105/100 {
+		t.Errorf("sending %d SMS at %d/s took %v from first to last request, want within 5%% of %v", n, smsRate, span, want)
 	}
 }
 

@@ -511,11 +511,36 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		return err
 	}
 	guard := Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}
+	retries, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered)
+	if err != nil {
+		return err
+	}
+	for _, r := range deferred {
+		// Attempt 1: being held for quiet hours is not an attempt.
+		if err := f.Queue.EnqueueRetry(ctx, bc.b, r.id, 1, r.delay); err != nil {
+			return fmt.Errorf("enqueue the quiet-hours send of %s: %w", r.id, err)
+		}
+	}
+	for _, r := range retries {
+		if err := f.Queue.EnqueueRetry(ctx, bc.b, r.id, 2, r.delay); err != nil {
+			// The delivery stays queued; the batch task is retried and its
+			// re-run enqueues the retry again.
+			return fmt.Errorf("enqueue retry of %s: %w", r.id, err)
+		}
+	}
+	return nil
+}
+
+// rounds begins deliveries, hands the new ones to their senders, records
+// the outcomes, and, for each that failed for good, begins and sends one on
+// the recipient's next reachable channel (channel fallback), until none is
+// left. It returns the deliveries due for a retry.
+func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, begins []Begin, msgs []*Message, byID map[string]*Recipient, rendered map[renderKey]Rendered) ([]retry, error) {
 	var retries []retry
 	for round := 0; len(begins) > 0 && round <= len(Channels); round++ {
-		prev, err := f.Deliveries.BeginDeliveries(ctx, broadcastID, guard, begins)
+		prev, err := f.Deliveries.BeginDeliveries(ctx, bc.b.ID, guard, begins)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		byChannel := make(map[Channel][]*Message)
 		for i, m := range msgs {
@@ -538,45 +563,41 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 			}
 		}
 		outs, rts := f.sendWatched(ctx, bc, byChannel)
-		if err := f.record(ctx, broadcastID, outs); err != nil {
-			return err
+		if err := f.record(ctx, bc.b.ID, outs); err != nil {
+			return nil, err
 		}
 		retries = append(retries, rts...)
-		// Channel fallback: a recipient whose channel failed for good gets
-		// the update on its next channel, in the next round.
-		begins, msgs = nil, nil
-		for _, o := range outs {
-			if o.Status != StatusFailed {
-				continue
-			}
-			r := byID[o.RecipientID]
-			next := f.nextChannel(r, o.Channel, bc.b.Channels)
-			if next == ChannelNone {
-				continue
-			}
-			bg, m, err := f.prepare(bc, r, next, rendered)
-			if err != nil {
-				return err
-			}
-			bg.Extra = true
-			begins, msgs = append(begins, bg), append(msgs, m)
-			f.logger().InfoContext(ctx, "channel fallback", "delivery_id", m.DeliveryID, "failed_channel", o.Channel, "channel", next)
+		begins, msgs, err = f.fallbacks(ctx, bc, outs, byID, rendered)
+		if err != nil {
+			return nil, err
 		}
 	}
-	for _, r := range deferred {
-		// Attempt 1: being held for quiet hours is not an attempt.
-		if err := f.Queue.EnqueueRetry(ctx, bc.b, r.id, 1, r.delay); err != nil {
-			return fmt.Errorf("enqueue the quiet-hours send of %s: %w", r.id, err)
+	return retries, nil
+}
+
+// fallbacks prepares, for each outcome that failed for good, a delivery on
+// the recipient's next reachable channel (an extra one: pending grows).
+func (f *Fanout) fallbacks(ctx context.Context, bc *broadcastContext, outs []Outcome, byID map[string]*Recipient, rendered map[renderKey]Rendered) ([]Begin, []*Message, error) {
+	var begins []Begin
+	var msgs []*Message
+	for _, o := range outs {
+		if o.Status != StatusFailed {
+			continue
 		}
-	}
-	for _, r := range retries {
-		if err := f.Queue.EnqueueRetry(ctx, bc.b, r.id, 2, r.delay); err != nil {
-			// The delivery stays queued; the batch task is retried and its
-			// re-run enqueues the retry again.
-			return fmt.Errorf("enqueue retry of %s: %w", r.id, err)
+		r := byID[o.RecipientID]
+		next := f.nextChannel(r, o.Channel, bc.b.Channels)
+		if next == ChannelNone {
+			continue
 		}
+		bg, m, err := f.prepare(bc, r, next, rendered)
+		if err != nil {
+			return nil, nil, err
+		}
+		bg.Extra = true
+		begins, msgs = append(begins, bg), append(msgs, m)
+		f.logger().InfoContext(ctx, "channel fallback", "delivery_id", m.DeliveryID, "failed_channel", o.Channel, "channel", next)
 	}
-	return nil
+	return begins, msgs, nil
 }
 
 // prepare renders (once per locale, zone, kind and channel) and builds the
@@ -872,6 +893,22 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 	}
 	if len(retries) > 0 {
 		return &SendError{Code: "retry", Err: errors.New(outs[0].Reason), RetryAfter: retries[0].delay}
+	}
+	// Failed for good on this retry: the next channel gets the update.
+	byID := map[string]*Recipient{r.ID: r}
+	rendered := map[renderKey]Rendered{}
+	begins, msgs, err := f.fallbacks(ctx, bc, outs, byID, rendered)
+	if err != nil || len(begins) == 0 {
+		return err
+	}
+	more, err := f.rounds(ctx, bc, Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}, begins, msgs, byID, rendered)
+	if err != nil {
+		return err
+	}
+	for _, rt := range more {
+		if err := f.Queue.EnqueueRetry(ctx, bc.b, rt.id, 2, rt.delay); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -1107,3 +1107,40 @@ func TestPerRecipientGuard(t *testing.T) {
 		})
 	}
 }
+
+// TestFanoutRetryFallback: a delivery that fails for good on a retry (not
+// on its first attempt) also falls back to the recipient's next channel.
+func TestFanoutRetryFallback(t *testing.T) {
+	t.Parallel()
+	r := smsRecipient("late", "en")
+	r.Email, r.Channels = "late@example.ch", []dispatcher.Channel{dispatcher.ChannelSMS, dispatcher.ChannelEmail}
+	s := setupFanout(t, r)
+	attempts := 0
+	s.sms.resultFunc = func(*dispatcher.Message) dispatcher.Result {
+		attempts++
+		if attempts == 1 {
+			return dispatcher.Result{Err: dispatcher.Transient("503", 0, errors.New("unavailable"))}
+		}
+		return dispatcher.Result{Err: dispatcher.Permanent("21614", errors.New("not a mobile number"))}
+	}
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.email.sentTo(); len(got) != 0 {
+		t.Fatalf("email sent after a transient SMS failure: %v", got)
+	}
+	smsID := dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "late")
+	if err := s.fanout.Retry(ctx, smsID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.store.delivery(t, smsID); d.Status != dispatcher.StatusFailed {
+		t.Errorf("sms after the retry: %+v, want failed", d)
+	}
+	if got := s.email.sentTo(); !slices.Equal(got, []string{"late"}) {
+		t.Errorf("email went to %v after the SMS failed for good on its retry, want [late]", got)
+	}
+}

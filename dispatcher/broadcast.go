@@ -371,6 +371,9 @@ type Outcome struct {
 // happen together.
 type DeliveryStore interface {
 	GetBroadcast(ctx context.Context, id string) (*Broadcast, error)
+	// BroadcastState reads only a broadcast's state (cheap: the cancel
+	// watcher of every batch in flight polls it).
+	BroadcastState(ctx context.Context, id string) (BroadcastState, error)
 	// SnapshotAudience stores the audience of b (recipients matching services
 	// and regions) once; a second call returns the stored size.
 	SnapshotAudience(ctx context.Context, b *Broadcast, services, regions []string) (int, error)

@@ -686,7 +686,7 @@ func (f *Fanout) sendWatched(ctx context.Context, bc *broadcastContext, byChanne
 			case <-done:
 				return
 			case <-t.C:
-				if b, err := f.Deliveries.GetBroadcast(sctx, bc.b.ID); err == nil && b.State == BroadcastCancelled {
+				if st, err := f.Deliveries.BroadcastState(sctx, bc.b.ID); err == nil && st == BroadcastCancelled {
 					cancel()
 					return
 				}

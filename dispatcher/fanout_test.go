@@ -212,6 +212,14 @@ func (s *fakeStore) Claim(_ context.Context, id string, g dispatcher.Guard) (dis
 
 func (s *fakeStore) InFlight(context.Context, string, int) (int, error) { return 0, nil }
 
+func (s *fakeStore) BroadcastState(ctx context.Context, id string) (dispatcher.BroadcastState, error) {
+	b, err := s.GetBroadcast(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return b.State, nil
+}
+
 // Told answers from s.told (recipients told of earlier updates).
 func (s *fakeStore) Told(_ context.Context, _ string, _ int, ids []string) ([]bool, error) {
 	s.mu.Lock()

@@ -441,6 +441,18 @@ func (s *Store) GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadc
 	return &b, nil
 }
 
+// BroadcastState implements dispatcher.DeliveryStore: one HGET.
+func (s *Store) BroadcastState(ctx context.Context, id string) (dispatcher.BroadcastState, error) {
+	st, err := s.rdb.HGet(ctx, key("b", id), "state").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("broadcast %q: %w", id, dispatcher.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("broadcast state of %s: %w", id, err)
+	}
+	return dispatcher.BroadcastState(st), nil
+}
+
 func msTime(v string) *time.Time {
 	ms, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || ms == 0 {

@@ -945,6 +945,12 @@ func TestGuardClaimCancelTold(t *testing.T) {
 		if st, err := s.Cancel(ctx, b2.ID); err != nil || st != dispatcher.BroadcastCancelled {
 			t.Fatalf("Cancel = %s, %v", st, err)
 		}
+		if st, err := s.BroadcastState(ctx, b2.ID); err != nil || st != dispatcher.BroadcastCancelled {
+			t.Errorf("BroadcastState after Cancel = %s, %v", st, err)
+		}
+		if _, err := s.BroadcastState(ctx, "bc_none_7"); !errors.Is(err, dispatcher.ErrNotFound) {
+			t.Errorf("BroadcastState of nothing: %v", err)
+		}
 		if prev, _ := s.BeginDeliveries(ctx, b2.ID, g2, []dispatcher.Begin{sms("y", dispatcher.StatusSending)}); prev[0] != dispatcher.StatusSuppressed {
 			t.Errorf("begin after cancel = %v", prev)
 		}

@@ -78,7 +78,7 @@ const DefaultLocale = "en"
 
 // States, Kinds and Channels are the values Request accepts.
 var (
-	States   = []string{"investigating", "identified", "monitoring", "resolved"}
+	States   = []string{"investigating", "identified", "monitoring", "resolved", "notice"}
 	Kinds    = []string{"customer", "merchant"}
 	Channels = []string{"sms", "email", "push", "webhook"}
 )
@@ -328,7 +328,7 @@ type Request struct {
 	Timezone string    // recipient's IANA zone; "" (or an unknown zone) = UTC
 	Kind     string    // customer | merchant
 	Channel  string    // sms | email | push | webhook
-	State    string    // investigating | identified | monitoring | resolved
+	State    string    // investigating | identified | monitoring | resolved, or notice (an operator's ad-hoc message)
 	Now      time.Time // reference instant for relative wording (durations, "today"); zero = time.Now()
 	Incident Incident
 	// Operator, when set, is the operator's own text for this recipient's

@@ -20,13 +20,21 @@ const (
 	BroadcastCancelled BroadcastState = "cancelled"
 )
 
-// Broadcast is one message to an audience: the fan-out of one incident update.
+// Broadcast is one message to an audience: the fan-out of one incident
+// update, or an ad-hoc operator message (a notice).
 type Broadcast struct {
-	ID         string         `json:"id"`
-	IncidentID string         `json:"incident_id"`
+	ID string `json:"id"`
+	// IncidentID and Seq name the update; a notice has neither (Seq is 1).
+	IncidentID string         `json:"incident_id,omitempty"`
 	Seq        int            `json:"seq"`
 	State      BroadcastState `json:"state"`
-	Severity   Severity       `json:"severity"`
+	// Severity is the incident's; a notice's follows its priority (bulk
+	// and low: minor, normal: major, critical: critical).
+	Severity Severity `json:"severity"`
+	// Priority is the lane the broadcast drains in.
+	Priority Priority `json:"priority"`
+	// Notice is the content of an ad-hoc broadcast; nil for an incident's.
+	Notice *Notice `json:"notice,omitempty"`
 	// Channels restricts the channels used; empty means every channel.
 	Channels []Channel `json:"channels,omitempty"`
 	// Audience is the number of recipients selected when planning.
@@ -39,7 +47,8 @@ type Broadcast struct {
 	// (what the SMS provider bills).
 	SMSSegments int `json:"sms_segments"`
 	// OperatorFallbacks counts, per recipient locale, recipients who got the
-	// template because the operator's message had no text for their locale.
+	// template because the operator's message had no text for their locale
+	// (for a notice, which has no template: its English text).
 	OperatorFallbacks map[string]int `json:"operator_fallbacks,omitempty"`
 	CreatedAt         time.Time      `json:"created_at"`
 	StartedAt         *time.Time     `json:"started_at,omitempty"`
@@ -371,6 +380,12 @@ type Outcome struct {
 // happen together.
 type DeliveryStore interface {
 	GetBroadcast(ctx context.Context, id string) (*Broadcast, error)
+	// CreateBroadcast stores a new notice broadcast b (state planning). With
+	// idem set, a key seen before writes nothing and returns its answer.
+	CreateBroadcast(ctx context.Context, b *Broadcast, idem *Idempotency) (replay []byte, err error)
+	// ListNotices lists notice broadcasts, newest first, at most limit
+	// (default 100, at most 1000).
+	ListNotices(ctx context.Context, limit int) ([]*Broadcast, error)
 	// BroadcastState reads only a broadcast's state (cheap: the cancel
 	// watcher of every batch in flight polls it).
 	BroadcastState(ctx context.Context, id string) (BroadcastState, error)

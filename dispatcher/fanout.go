@@ -146,18 +146,23 @@ func (f *Fanout) context(ctx context.Context, broadcastID string) (*broadcastCon
 	if err != nil {
 		return nil, err
 	}
-	inc, err := f.Incidents.GetIncident(ctx, b.IncidentID)
-	if err != nil {
-		return nil, err
+	if b.Notice != nil {
+		inc, up := noticeContext(b)
+		bc = &broadcastContext{b: b, inc: inc, up: up}
+	} else {
+		inc, err := f.Incidents.GetIncident(ctx, b.IncidentID)
+		if err != nil {
+			return nil, err
+		}
+		ups, err := f.Incidents.GetUpdates(ctx, b.IncidentID)
+		if err != nil {
+			return nil, err
+		}
+		if b.Seq < 1 || b.Seq > len(ups) {
+			return nil, fmt.Errorf("broadcast %s: update %d of %s: %w", broadcastID, b.Seq, b.IncidentID, ErrNotFound)
+		}
+		bc = &broadcastContext{b: b, inc: inc, up: ups[b.Seq-1]}
 	}
-	ups, err := f.Incidents.GetUpdates(ctx, b.IncidentID)
-	if err != nil {
-		return nil, err
-	}
-	if b.Seq < 1 || b.Seq > len(ups) {
-		return nil, fmt.Errorf("broadcast %s: update %d of %s: %w", broadcastID, b.Seq, b.IncidentID, ErrNotFound)
-	}
-	bc = &broadcastContext{b: b, inc: inc, up: ups[b.Seq-1]}
 	f.mu.Lock()
 	if f.cache == nil || len(f.cache) >= 1024 {
 		f.cache = make(map[string]*broadcastContext)

@@ -49,6 +49,13 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	}
 	readsEnglish := c.Catalog.Chain(req.Locale)[0] == locales.DefaultLocale
 	text, tag, operator := operatorText(up.Message, req.Locale, readsEnglish)
+	noticeFallback := false
+	if !operator && up.State == StateNotice {
+		// A notice has no template text to fall back on: a recipient whose
+		// language has no text reads the English one, framed in English.
+		text, tag, operator = operatorText(up.Message, locales.DefaultLocale, true)
+		lreq.Locale, noticeFallback = locales.DefaultLocale, operator
+	}
 	if operator {
 		lreq.Operator = text
 	}
@@ -60,6 +67,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	switch {
 	case operator:
 		out.Locale = tag
+		out.OperatorFallback = noticeFallback
 	case len(up.Message) > 0:
 		out.OperatorFallback = true
 	}

@@ -442,7 +442,7 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	// The update keeps the params as they stand after it, so rendering it
 	// later never depends on updates that came after.
 	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now}
-	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Channels: chs, CreatedAt: now}
+	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Priority: PriorityOf(inc.Severity), Channels: chs, CreatedAt: now}
 	res := &UpdateResult{Incident: inc, Update: up, Seq: seq, BroadcastID: bid}
 	var idem *Idempotency
 	if idemKey != "" {

@@ -15,12 +15,15 @@ const (
 )
 
 // EventTypes lists every webhook event type.
-var EventTypes = []string{EventOpened, EventUpdated, EventResolved}
+var EventTypes = []string{EventOpened, EventUpdated, EventResolved, EventNotice}
 
 // EventType is the webhook event an update is: the first update opens the
-// incident, a resolution resolves it, anything else updates it.
+// incident, a resolution resolves it, anything else updates it; a notice's
+// pseudo-update is a notice.
 func EventType(up *Update) string {
 	switch {
+	case up.State == StateNotice:
+		return EventNotice
 	case up.State == StateResolved:
 		return EventResolved
 	case up.Seq == 1:
@@ -52,6 +55,10 @@ type WebhookEndpoint struct {
 	URL         string `json:"url"`
 	// Events the endpoint subscribes to; empty means all.
 	Events []string `json:"events,omitempty"`
+	// Rate, when set, limits the requests to this endpoint ("20/s", as
+	// ParseRate reads it, stored as Rate.String() writes it) instead of the
+	// webhook channel's rate (channels.webhook.rate); see WebhookKeys.
+	Rate string `json:"rate,omitempty"`
 	// Secrets sign requests: the current one first, then rotated-out ones
 	// until they expire. Never returned by the API after creation.
 	Secrets []WebhookSecret `json:"secrets,omitempty"`

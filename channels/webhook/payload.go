@@ -10,7 +10,8 @@ import (
 // Event is the JSON body of every webhook request (Standard Webhooks:
 // type, timestamp, data). docs/webhooks.md documents it for merchants.
 type Event struct {
-	// Type is incident.opened, incident.updated or incident.resolved.
+	// Type is incident.opened, incident.updated, incident.resolved, or
+	// notice.published for an operator's ad-hoc notice.
 	Type string `json:"type"`
 	// Timestamp is when the event happened (the update was posted), RFC
 	// 3339 in UTC; the same on every retry.
@@ -19,11 +20,14 @@ type Event struct {
 }
 
 // Data is what a merchant's program acts on. Times are RFC 3339 in UTC.
+//
+// A notice (type notice.published, state "notice") is about no incident:
+// it has no incident_id, seq, severity or started_at.
 type Data struct {
-	IncidentID string              `json:"incident_id"`
-	Seq        int                 `json:"seq"`
+	IncidentID string              `json:"incident_id,omitempty"`
+	Seq        int                 `json:"seq,omitempty"`
 	State      dispatcher.State    `json:"state"`
-	Severity   dispatcher.Severity `json:"severity"`
+	Severity   dispatcher.Severity `json:"severity,omitempty"`
 	// Services and Regions affected; empty means all.
 	Services  []string `json:"services"`
 	Regions   []string `json:"regions"`
@@ -97,6 +101,9 @@ func event(m *dispatcher.Message, now time.Time) Event {
 		default:
 			d.ResolvedAt = rfc3339(now)
 		}
+	}
+	if d.State == dispatcher.StateNotice {
+		d.IncidentID, d.Seq, d.Severity, d.StartedAt = "", 0, "", ""
 	}
 	at := up.CreatedAt
 	if at.IsZero() {

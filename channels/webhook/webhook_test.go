@@ -926,3 +926,39 @@ func FuzzRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+func TestPayloadNotice(t *testing.T) {
+	t.Parallel()
+	// A notice as the fan-out builds it: an incident without id, one
+	// pseudo-update in StateNotice.
+	at := time.Date(2026, 11, 21, 18, 0, 0, 0, time.UTC)
+	m := &dispatcher.Message{
+		DeliveryID: "bc_ntc_abc.webhook.m-1", BroadcastID: "bc_ntc_abc", Seq: 1, State: dispatcher.StateNotice,
+		Severity: dispatcher.SeverityMinor, Title: "Notice: Maintenance", Body: "Card payments pause at 02:00.", Locale: "en",
+		Incident: &dispatcher.Incident{Title: "Maintenance", Severity: dispatcher.SeverityMinor, State: dispatcher.StateNotice,
+			Services: []string{"cards"}, CreatedAt: at},
+		Update: &dispatcher.Update{Seq: 1, State: dispatcher.StateNotice, BroadcastID: "bc_ntc_abc", CreatedAt: at},
+	}
+	b, err := webhook.Payload(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := raw["data"].(map[string]any)
+	if raw["type"] != dispatcher.EventNotice || raw["timestamp"] != "2026-11-21T18:00:00Z" || data["state"] != "notice" ||
+		data["title"] != m.Title || data["body"] != m.Body || data["broadcast_id"] != "bc_ntc_abc" {
+		t.Errorf("Payload = %s", b)
+	}
+	// About no incident: nothing that would suggest one.
+	for _, k := range []string{"incident_id", "seq", "severity", "started_at", "resolved_at"} {
+		if _, ok := data[k]; ok {
+			t.Errorf("notice payload has %q: %s", k, b)
+		}
+	}
+	if svc, _ := data["services"].([]any); len(svc) != 1 || svc[0] != "cards" {
+		t.Errorf("services = %v, want [cards]", data["services"])
+	}
+}

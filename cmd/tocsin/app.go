@@ -78,6 +78,10 @@ Operator client (--server URL, default $TOCSIN_SERVER or http://localhost:8080;
   tocsin incident show ID
   tocsin incident list [--state S] [--limit N]
   tocsin broadcast show ID [--wait] [--timeout 5m]
+  tocsin broadcast send --title T --message en=text [--message locale=text]... [--service S]...
+                        [--region R]... [--channel C]... [--priority bulk|low|normal|critical]
+  tocsin broadcast list [--limit N]
+  tocsin broadcast cancel ID
   tocsin recipients import FILE|-
   tocsin outbox [--recipient ID] [--limit N]
 

@@ -556,10 +556,120 @@ func (m *Main) broadcast(ctx context.Context, args []string) error {
 }
 
 func (m *Main) broadcastCmd(ctx context.Context, args []string) error {
-	_, args, err := subcommand("broadcast", args, "show")
+	verb, args, err := subcommand("broadcast", args, "show", "send", "list", "cancel")
 	if err != nil {
 		return err
 	}
+	switch verb {
+	case "send":
+		return m.broadcastSend(ctx, args)
+	case "list":
+		return m.broadcastList(ctx, args)
+	case "cancel":
+		return m.broadcastCancel(ctx, args)
+	}
+	return m.broadcastShow(ctx, args)
+}
+
+// broadcastSend runs `tocsin broadcast send`: an ad-hoc notice.
+func (m *Main) broadcastSend(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("broadcast send", "broadcast send --title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--idempotency-key K]")
+	var cf clientFlags
+	cf.register(fs.FlagSet)
+	title := fs.String("title", "", "the subject: emails and push say \"Notice: <title>\" (required)")
+	priority := fs.String("priority", "", "lane: bulk (default, below every incident), low, normal or critical")
+	services := &listFlag{split: true}
+	regions := &listFlag{split: true}
+	channels := &listFlag{split: true}
+	messages := mapFlag{}
+	fs.Var(messages, "message", "the text in one language, locale=text; repeatable; en is required")
+	fs.Var(services, "service", "recipients using this service; repeat or separate with commas (none: all)")
+	fs.Var(regions, "region", "recipients in this region; repeat or separate with commas (none: all)")
+	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
+	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
+	if _, err := fs.parse(args, 0, ""); err != nil {
+		return err
+	}
+	if *title == "" || len(messages) == 0 {
+		return usageError{errors.New("broadcast send needs --title and --message en=...")}
+	}
+	c, err := m.newClient(&cf)
+	if err != nil {
+		return err
+	}
+	in := dispatcher.NoticeInput{
+		Title: *title, Message: nilIfEmpty(messages), Services: services.vals, Regions: regions.vals,
+		Channels: toChannels(channels.vals), Priority: dispatcher.Priority(*priority),
+	}
+	var hdr http.Header
+	if *idem != "" {
+		hdr = http.Header{"Idempotency-Key": {*idem}}
+	}
+	var b dispatcher.Broadcast
+	raw, err := c.call(ctx, http.MethodPost, "/v1/broadcasts", nil, in, &b, hdr)
+	if err != nil {
+		return err
+	}
+	return c.printBroadcast(raw, &b)
+}
+
+// broadcastList runs `tocsin broadcast list`: the notices, newest first.
+func (m *Main) broadcastList(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("broadcast list", "broadcast list [--limit N]")
+	var cf clientFlags
+	cf.register(fs.FlagSet)
+	limit := fs.Int("limit", 20, "how many")
+	if _, err := fs.parse(args, 0, ""); err != nil {
+		return err
+	}
+	c, err := m.newClient(&cf)
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Broadcasts []*dispatcher.Broadcast `json:"broadcasts"`
+	}
+	raw, err := c.call(ctx, http.MethodGet, "/v1/broadcasts", url.Values{"limit": {strconv.Itoa(*limit)}}, nil, &list, nil)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(raw)
+	}
+	tw := newTable(c.stdout)
+	fmt.Fprintln(tw, "BROADCAST\tSTATE\tPRIORITY\tAUDIENCE\tPENDING\tCREATED\tTITLE")
+	for _, b := range list.Broadcasts {
+		title := ""
+		if b.Notice != nil {
+			title = oneLine(b.Notice.Title, 60)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.ID, b.State, b.Priority, b.Audience, b.Pending, stamp(b.CreatedAt), title)
+	}
+	return tw.Flush()
+}
+
+// broadcastCancel runs `tocsin broadcast cancel ID`.
+func (m *Main) broadcastCancel(ctx context.Context, args []string) error {
+	fs := m.newFlagSet("broadcast cancel", "broadcast cancel ID")
+	var cf clientFlags
+	cf.register(fs.FlagSet)
+	pos, err := fs.parse(args, 1, "a broadcast ID")
+	if err != nil {
+		return err
+	}
+	c, err := m.newClient(&cf)
+	if err != nil {
+		return err
+	}
+	var b dispatcher.Broadcast
+	raw, err := c.call(ctx, http.MethodPost, "/v1/broadcasts/"+url.PathEscape(pos[0])+"/cancel", nil, nil, &b, nil)
+	if err != nil {
+		return err
+	}
+	return c.printBroadcast(raw, &b)
+}
+
+func (m *Main) broadcastShow(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("broadcast show", "broadcast show ID [--wait [--timeout 5m]]")
 	var cf clientFlags
 	cf.register(fs.FlagSet)
@@ -621,9 +731,18 @@ func (c *client) printBroadcast(raw []byte, b *dispatcher.Broadcast) error {
 	}
 	tw := newTable(c.stdout)
 	fmt.Fprintf(tw, "broadcast\t%s\n", b.ID)
-	fmt.Fprintf(tw, "incident\t%s (update %d)\n", b.IncidentID, b.Seq)
+	if b.Notice != nil {
+		fmt.Fprintf(tw, "notice\t%s\n", oneLine(b.Notice.Title, 80))
+	} else {
+		fmt.Fprintf(tw, "incident\t%s (update %d)\n", b.IncidentID, b.Seq)
+	}
 	fmt.Fprintf(tw, "state\t%s\n", b.State)
-	fmt.Fprintf(tw, "severity\t%s\n", b.Severity)
+	if b.Notice == nil {
+		fmt.Fprintf(tw, "severity\t%s\n", b.Severity)
+	}
+	if b.Priority != "" {
+		fmt.Fprintf(tw, "priority\t%s\n", b.Priority)
+	}
 	if len(b.Channels) > 0 {
 		fmt.Fprintf(tw, "channels\t%s\n", joinChannels(b.Channels))
 	}

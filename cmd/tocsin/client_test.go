@@ -198,6 +198,64 @@ func TestClient(t *testing.T) {
 	c.mustRun(0, "incident", "list", "--key", key)
 }
 
+// TestClientNotice sends an ad-hoc broadcast with the CLI through a real
+// server and workers: German and English recipients each read their text,
+// a bad notice is refused field by field, and the list shows it.
+func TestClientNotice(t *testing.T) {
+	t.Parallel()
+	_, opts := redistest.New(t)
+	key := "test-operator-key-notice-0123456789"
+	a := startApp(t, map[string]string{
+		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY": key, "TOCSIN_LOG_LEVEL": "warn",
+	})
+	c := newCLI(t, a)
+	c.stdin = `{"id":"c-zh","locale":"de-CH","phone":"+41791234567","services":["cards"]}
+{"id":"c-cph","locale":"da-DK","email":"kunde@example.dk","services":["cards"]}
+{"id":"c-other","locale":"de-CH","phone":"+41791234568","services":["ebanking"]}
+`
+	c.mustRun(0, "recipients", "import", "-")
+	c.stdin = ""
+
+	// No English text: refused, nothing created.
+	r := c.mustRun(1, "broadcast", "send", "--title", "Wartung", "--message", "de=Nur Deutsch", "--service", "not a label")
+	mustContain(t, "refused notice", r.stderr, "body.message.en: an English text is required", "body.services[0]")
+	r = c.mustRun(1, "broadcast", "send", "--title", "Wartung", "--message", "en=x", "--priority", "urgent")
+	mustContain(t, "refused priority", r.stderr, "body.priority")
+	c.mustRun(2, "broadcast", "send", "--title", "no text")
+
+	r = c.mustRun(0, "broadcast", "send", "--title", "Maintenance tonight", "--service", "cards",
+		"--message", "en=Card payments pause from 02:00 to 02:30.", "--message", "de=Kartenzahlungen ruhen von 02:00 bis 02:30.",
+		"--idempotency-key", "notice-1")
+	bid := regexp.MustCompile(`(?m)^broadcast\s+(bc_ntc_\w+)$`).FindStringSubmatch(r.stdout)
+	if bid == nil {
+		t.Fatalf("broadcast send printed no notice id:\n%s", r.stdout)
+	}
+	mustMatch(t, "broadcast send", r.stdout, `(?m)^notice\s+Maintenance tonight$`, `(?m)^priority\s+bulk$`)
+	r = c.mustRun(0, "broadcast", "show", bid[1], "--wait", "--timeout", "30s")
+	mustMatch(t, "notice done", r.stdout, `(?m)^state\s+done$`, `(?m)^audience\s+2$`,
+		`(?m)^sms\s+0\s+0\s+0\s+1\s+0\s+0\s+1$`, `(?m)^email\s+0\s+0\s+0\s+1\s+0\s+0\s+1$`)
+	r = c.mustRun(0, "outbox", "--recipient", "c-zh")
+	mustContain(t, "German outbox", r.stdout, "Kartenzahlungen ruhen von 02:00 bis 02:30.")
+	r = c.mustRun(0, "outbox", "--recipient", "c-cph")
+	mustContain(t, "Danish outbox (English text)", r.stdout, "Notice: Maintenance tonight", "Card payments pause from 02:00 to 02:30.")
+	r = c.mustRun(0, "outbox", "--recipient", "c-other")
+	if strings.Contains(r.stdout, bid[1]) {
+		t.Errorf("a recipient outside the audience got the notice:\n%s", r.stdout)
+	}
+	// The same key: the same notice, nothing new.
+	r = c.mustRun(0, "broadcast", "send", "--title", "Maintenance tonight", "--message", "en=x", "--idempotency-key", "notice-1")
+	mustContain(t, "replayed send", r.stdout, bid[1])
+	r = c.mustRun(0, "broadcast", "list")
+	mustContain(t, "broadcast list", r.stdout, bid[1], "Maintenance tonight", "done", "bulk")
+	if n := strings.Count(r.stdout, "bc_ntc_"); n != 1 {
+		t.Errorf("broadcast list shows %d notices, want 1:\n%s", n, r.stdout)
+	}
+	// A done broadcast cannot be cancelled.
+	r = c.mustRun(1, "broadcast", "cancel", bid[1])
+	mustContain(t, "cancel done", r.stderr, "Conflict")
+}
+
 // TestClientWaitTimesOut checks that --wait gives up with exit 1 on a
 // broadcast that no worker will ever finish.
 func TestClientWaitTimesOut(t *testing.T) {

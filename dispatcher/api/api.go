@@ -33,6 +33,8 @@ type Service interface {
 	PostUpdate(ctx context.Context, incidentID string, in dispatcher.UpdateInput, idemKey string) (*dispatcher.UpdateResult, error)
 	GetIncident(ctx context.Context, id string) (*dispatcher.IncidentView, error)
 	ListIncidents(ctx context.Context, state dispatcher.State, limit int) ([]*dispatcher.Incident, error)
+	SendNotice(ctx context.Context, in dispatcher.NoticeInput, idemKey string) (*dispatcher.Broadcast, error)
+	ListNotices(ctx context.Context, limit int) ([]*dispatcher.Broadcast, error)
 	GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadcast, error)
 	ListDeliveries(ctx context.Context, broadcastID string, f dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error)
 	GetDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)

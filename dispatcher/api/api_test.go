@@ -303,6 +303,21 @@ func (f *fakeService) CancelBroadcast(_ context.Context, id string) (*dispatcher
 	return &dispatcher.Broadcast{ID: id, State: dispatcher.BroadcastCancelled}, nil
 }
 
+func (f *fakeService) SendNotice(_ context.Context, in dispatcher.NoticeInput, idemKey string) (*dispatcher.Broadcast, error) {
+	if err := f.record("SendNotice("+in.Title+")", idemKey); err != nil {
+		return nil, err
+	}
+	return &dispatcher.Broadcast{ID: "bc_ntc_test", Seq: 1, State: dispatcher.BroadcastPlanning, Priority: in.Priority,
+		Notice: &dispatcher.Notice{Title: in.Title, Message: in.Message}}, nil
+}
+
+func (f *fakeService) ListNotices(_ context.Context, limit int) ([]*dispatcher.Broadcast, error) {
+	if err := f.record(fmt.Sprintf("ListNotices(%d)", limit)); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
 // syncBuffer is a log sink safe for concurrent handlers.
 type syncBuffer struct {
 	mu  sync.Mutex

@@ -83,6 +83,16 @@ type updateBody struct {
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
 }
 
+// noticeBody converts to dispatcher.NoticeInput (identical fields).
+type noticeBody struct {
+	Title    string               `json:"title" doc:"1-200 characters. Email subjects and push titles say \"Notice: <title>\" in the recipient's language." example:"Planned maintenance tonight"`
+	Message  map[string]string    `json:"message" doc:"The text by BCP 47 tag; English (en) is required: recipients whose language has no text read it."`
+	Services []string             `json:"services,omitempty" doc:"Audience: recipients using these services; empty means all."`
+	Regions  []string             `json:"regions,omitempty" doc:"Audience: recipients in these regions; empty means all."`
+	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
+	Priority dispatcher.Priority  `json:"priority,omitempty" enum:"critical,normal,low,bulk" doc:"Lane: bulk (default) drains below every incident; low, normal and critical are the lanes of minor, major and critical incidents."`
+}
+
 // Inputs and outputs of the operations.
 
 type idPath struct {
@@ -137,6 +147,28 @@ type listIncidentsOutput struct {
 
 type broadcastOutput struct {
 	Body *dispatcher.Broadcast
+}
+
+type sendNoticeInput struct {
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key returns the first answer and creates nothing."`
+	Body           noticeBody
+}
+
+type noticeCreatedOutput struct {
+	Location string `header:"Location" doc:"The broadcast's URL."`
+	Body     *dispatcher.Broadcast
+}
+
+type listNoticesInput struct {
+	Limit int `query:"limit" default:"50" minimum:"1" maximum:"500"`
+}
+
+type noticeList struct {
+	Broadcasts []*dispatcher.Broadcast `json:"broadcasts" doc:"Ad-hoc broadcasts (notices), newest first."`
+}
+
+type listNoticesOutput struct {
+	Body noticeList
 }
 
 type listDeliveriesInput struct {
@@ -319,6 +351,35 @@ func (s *server) routes() {
 			list = []*dispatcher.Incident{}
 		}
 		return &listIncidentsOutput{Body: incidentList{Incidents: list}}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "send-notice", Method: http.MethodPost, Path: "/v1/broadcasts", Tags: []string{"broadcasts"},
+		Summary: "Send an ad-hoc broadcast (a notice)",
+		Description: "Role: operator. An operator's own message to an audience, about no incident: planned maintenance, " +
+			"a new terminal firmware. It drains in the bulk lane, below every incident, unless priority says otherwise.",
+		DefaultStatus: http.StatusCreated,
+	}, func(ctx context.Context, in *sendNoticeInput) (*noticeCreatedOutput, error) {
+		b, err := svc.SendNotice(ctx, dispatcher.NoticeInput(in.Body), in.IdempotencyKey)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return &noticeCreatedOutput{Location: "/v1/broadcasts/" + b.ID, Body: b}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "list-notices", Method: http.MethodGet, Path: "/v1/broadcasts", Tags: []string{"broadcasts"},
+		Summary:     "List ad-hoc broadcasts (notices), newest first",
+		Description: "Role: viewer. An incident's broadcasts are listed with its updates (GET /v1/incidents/{id}).",
+	}, func(ctx context.Context, in *listNoticesInput) (*listNoticesOutput, error) {
+		list, err := svc.ListNotices(ctx, in.Limit)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		if list == nil {
+			list = []*dispatcher.Broadcast{}
+		}
+		return &listNoticesOutput{Body: noticeList{Broadcasts: list}}, nil
 	})
 
 	register(s, huma.Operation{

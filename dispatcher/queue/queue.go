@@ -31,23 +31,33 @@ const (
 	TypeRetry = "delivery:retry"
 )
 
-// Queue names: priority lanes by incident severity.
+// Queue names: the priority lanes (dispatcher.Priority), highest first.
 const (
 	QueueCritical = "critical"
 	QueueDefault  = "default"
 	QueueLow      = "low"
+	QueueBulk     = "bulk"
 )
 
-// Queues weighs the lanes for asynq's weighted priority.
-var Queues = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
+// Queues weighs the lanes. The server runs them with StrictPriority, so
+// only the order counts: a lane is worked only while every higher one is
+// empty.
+var Queues = map[string]int{QueueCritical: 8, QueueDefault: 4, QueueLow: 2, QueueBulk: 1}
 
-// QueueFor returns the lane of a broadcast of severity sev.
-func QueueFor(sev dispatcher.Severity) string {
-	switch sev {
-	case dispatcher.SeverityCritical:
+// QueueFor returns the lane of broadcast b: its priority's, or, for a
+// broadcast stored without one, its severity's.
+func QueueFor(b *dispatcher.Broadcast) string {
+	p := b.Priority
+	if p == "" {
+		p = dispatcher.PriorityOf(b.Severity)
+	}
+	switch p {
+	case dispatcher.PriorityCritical:
 		return QueueCritical
-	case dispatcher.SeverityMinor:
+	case dispatcher.PriorityLow:
 		return QueueLow
+	case dispatcher.PriorityBulk:
+		return QueueBulk
 	}
 	return QueueDefault
 }
@@ -75,19 +85,19 @@ type RetryPayload struct {
 // NewPlanTask returns the plan task of broadcast b.
 func NewPlanTask(b *dispatcher.Broadcast) *asynq.Task {
 	p, _ := json.Marshal(PlanPayload{BroadcastID: b.ID})
-	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID), asynq.Queue(QueueFor(b.Severity)), asynq.MaxRetry(20))
+	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID), asynq.Queue(QueueFor(b)), asynq.MaxRetry(20))
 }
 
 // NewBatchTask returns the task of one batch of broadcast b.
 func NewBatchTask(b *dispatcher.Broadcast, batch dispatcher.Batch) *asynq.Task {
 	p, _ := json.Marshal(BatchPayload{BroadcastID: b.ID, Start: batch.Start, Stop: batch.Stop})
-	return asynq.NewTask(TypeBatch, p, asynq.TaskID("batch:"+b.ID+":"+strconv.Itoa(batch.Start)), asynq.Queue(QueueFor(b.Severity)), asynq.MaxRetry(20))
+	return asynq.NewTask(TypeBatch, p, asynq.TaskID("batch:"+b.ID+":"+strconv.Itoa(batch.Start)), asynq.Queue(QueueFor(b)), asynq.MaxRetry(20))
 }
 
 // NewRetryTask returns the retry task of one delivery.
 func NewRetryTask(b *dispatcher.Broadcast, deliveryID string, attempt, maxRetry int, delay time.Duration) *asynq.Task {
 	p, _ := json.Marshal(RetryPayload{DeliveryID: deliveryID, Attempt: attempt})
-	return asynq.NewTask(TypeRetry, p, asynq.TaskID("retry:"+deliveryID+":"+strconv.Itoa(attempt)), asynq.Queue(QueueFor(b.Severity)), asynq.MaxRetry(maxRetry), asynq.ProcessIn(delay))
+	return asynq.NewTask(TypeRetry, p, asynq.TaskID("retry:"+deliveryID+":"+strconv.Itoa(attempt)), asynq.Queue(QueueFor(b)), asynq.MaxRetry(maxRetry), asynq.ProcessIn(delay))
 }
 
 // Client enqueues tasks; it implements dispatcher.Enqueuer.

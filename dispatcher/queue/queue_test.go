@@ -29,18 +29,31 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func TestQueueFor(t *testing.T) {
 	t.Parallel()
-	for sev, want := range map[dispatcher.Severity]string{
-		dispatcher.SeverityCritical: queue.QueueCritical,
-		dispatcher.SeverityMajor:    queue.QueueDefault,
-		dispatcher.SeverityMinor:    queue.QueueLow,
-		"":                          queue.QueueDefault,
+	for _, tc := range []struct {
+		b    dispatcher.Broadcast
+		want string
+	}{
+		{dispatcher.Broadcast{Severity: dispatcher.SeverityCritical, Priority: dispatcher.PriorityCritical}, queue.QueueCritical},
+		{dispatcher.Broadcast{Severity: dispatcher.SeverityMajor, Priority: dispatcher.PriorityNormal}, queue.QueueDefault},
+		{dispatcher.Broadcast{Severity: dispatcher.SeverityMinor, Priority: dispatcher.PriorityLow}, queue.QueueLow},
+		{dispatcher.Broadcast{Severity: dispatcher.SeverityMinor, Priority: dispatcher.PriorityBulk}, queue.QueueBulk},
+		// A notice marked critical goes ahead of everything.
+		{dispatcher.Broadcast{Severity: dispatcher.SeverityCritical, Priority: dispatcher.PriorityCritical, Notice: &dispatcher.Notice{}}, queue.QueueCritical},
+		// Stored before broadcasts had a priority: the severity decides.
+		{dispatcher.Broadcast{Severity: dispatcher.SeverityCritical}, queue.QueueCritical},
+		{dispatcher.Broadcast{Severity: dispatcher.SeverityMinor}, queue.QueueLow},
+		{dispatcher.Broadcast{}, queue.QueueDefault},
 	} {
-		if got := queue.QueueFor(sev); got != want {
-			t.Errorf("QueueFor(%q) = %q, want %q", sev, got, want)
+		if got := queue.QueueFor(&tc.b); got != tc.want {
+			t.Errorf("QueueFor(%+v) = %q, want %q", tc.b, got, tc.want)
 		}
-		if _, ok := queue.Queues[queue.QueueFor(sev)]; !ok {
-			t.Errorf("lane %q of %q is not served", queue.QueueFor(sev), sev)
+		if _, ok := queue.Queues[tc.want]; !ok {
+			t.Errorf("lane %q is not served", tc.want)
 		}
+	}
+	// Strict lanes are ordered by weight: critical > default > low > bulk.
+	if w := queue.Queues; !(w[queue.QueueCritical] > w[queue.QueueDefault] && w[queue.QueueDefault] > w[queue.QueueLow] && w[queue.QueueLow] > w[queue.QueueBulk]) {
+		t.Errorf("lane weights %v are not in priority order", w)
 	}
 }
 
@@ -567,7 +580,7 @@ func (f *flow) replayTasks(t *testing.T, b *dispatcher.Broadcast, audience int) 
 		if err := mux.ProcessTask(ctx, task); err != nil {
 			t.Errorf("replay %s %s: %v", task.Type(), task.Payload(), err)
 		}
-		fresh := asynq.NewTask(task.Type(), task.Payload(), asynq.TaskID(fmt.Sprintf("replay-%d", i)), asynq.Queue(queue.QueueFor(b.Severity)))
+		fresh := asynq.NewTask(task.Type(), task.Payload(), asynq.TaskID(fmt.Sprintf("replay-%d", i)), asynq.Queue(queue.QueueFor(b)))
 		if _, err := ac.EnqueueContext(ctx, fresh); err != nil {
 			t.Fatalf("enqueue replay: %v", err)
 		}

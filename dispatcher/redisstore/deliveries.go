@@ -403,6 +403,9 @@ func (s *Store) GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadc
 		return nil, fmt.Errorf("decode broadcast %s: %w", id, err)
 	}
 	b.State = dispatcher.BroadcastState(h["state"])
+	if b.Priority == "" { // stored before broadcasts had one
+		b.Priority = dispatcher.PriorityOf(b.Severity)
+	}
 	b.Audience, _ = strconv.Atoi(h["audience"])
 	b.Pending, _ = strconv.Atoi(h["pending"])
 	b.StartedAt = msTime(h["started"])

@@ -140,18 +140,9 @@ func (s *Store) SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSe
 	if err != nil {
 		return nil, fmt.Errorf("encode update %d of %q: %w", up.Seq, inc.ID, err)
 	}
-	// The hash's other fields (state, audience, pending, times, counters)
-	// are its own; meta holds what never changes.
-	meta, err := json.Marshal(struct {
-		ID         string               `json:"id"`
-		IncidentID string               `json:"incident_id"`
-		Seq        int                  `json:"seq"`
-		Severity   dispatcher.Severity  `json:"severity"`
-		Channels   []dispatcher.Channel `json:"channels,omitempty"`
-		CreatedAt  time.Time            `json:"created_at"`
-	}{b.ID, b.IncidentID, b.Seq, b.Severity, b.Channels, b.CreatedAt})
+	meta, err := broadcastMeta(b)
 	if err != nil {
-		return nil, fmt.Errorf("encode broadcast %q: %w", b.ID, err)
+		return nil, err
 	}
 	incKey := incidentKey(inc.ID)
 	watched := []string{incKey}
@@ -166,15 +157,10 @@ func (s *Store) SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSe
 
 	var replay []byte
 	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		if idem != nil {
-			answer, err := tx.Get(ctx, idemKey).Bytes()
-			if err == nil {
-				replay = answer
-				return nil
-			}
-			if !errors.Is(err, redis.Nil) {
-				return fmt.Errorf("read idempotency key: %w", err)
-			}
+		answer, err := seenAnswer(ctx, tx, idemKey)
+		if answer != nil || err != nil {
+			replay = answer
+			return err
 		}
 		var oldState dispatcher.State
 		raw, err := tx.Get(ctx, incKey).Bytes()
@@ -209,13 +195,7 @@ func (s *Store) SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSe
 				p.ZRem(ctx, key("incs", string(oldState)), inc.ID)
 			}
 			p.ZAdd(ctx, key("incs", string(inc.State)), redis.Z{Score: score, Member: inc.ID})
-			p.HSet(ctx, key("b", b.ID),
-				"meta", meta,
-				"state", string(dispatcher.BroadcastPlanning),
-				"created", strconv.FormatInt(b.CreatedAt.UnixMilli(), 10),
-				"pending", "0",
-				"audience", "0",
-			)
+			newBroadcast(ctx, p, b, meta)
 			if idem != nil {
 				p.Set(ctx, idemKey, idem.Answer, idempotencyTTL)
 			}
@@ -247,6 +227,129 @@ func (s *Store) IdempotentAnswer(ctx context.Context, k string) ([]byte, error) 
 		return nil, nil
 	}
 	if err != nil {
+		return nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	return answer, nil
+}
+
+// broadcastMeta encodes what never changes of a broadcast: the hash's
+// other fields (state, audience, pending, times, counters) are its own.
+func broadcastMeta(b *dispatcher.Broadcast) ([]byte, error) {
+	meta, err := json.Marshal(struct {
+		ID         string               `json:"id"`
+		IncidentID string               `json:"incident_id,omitempty"`
+		Seq        int                  `json:"seq"`
+		Severity   dispatcher.Severity  `json:"severity"`
+		Priority   dispatcher.Priority  `json:"priority,omitempty"`
+		Channels   []dispatcher.Channel `json:"channels,omitempty"`
+		Notice     *dispatcher.Notice   `json:"notice,omitempty"`
+		CreatedAt  time.Time            `json:"created_at"`
+	}{b.ID, b.IncidentID, b.Seq, b.Severity, b.Priority, b.Channels, b.Notice, b.CreatedAt})
+	if err != nil {
+		return nil, fmt.Errorf("encode broadcast %q: %w", b.ID, err)
+	}
+	return meta, nil
+}
+
+// newBroadcast queues the creation of broadcast b's hash on p.
+func newBroadcast(ctx context.Context, p redis.Pipeliner, b *dispatcher.Broadcast, meta []byte) {
+	p.HSet(ctx, key("b", b.ID),
+		"meta", meta,
+		"state", string(dispatcher.BroadcastPlanning),
+		"created", strconv.FormatInt(b.CreatedAt.UnixMilli(), 10),
+		"pending", "0",
+		"audience", "0",
+	)
+}
+
+// CreateBroadcast implements dispatcher.DeliveryStore: the notice's hash
+// and its entry in the notices index in one MULTI/EXEC, guarded by the
+// Idempotency-Key (WATCHed) when there is one.
+func (s *Store) CreateBroadcast(ctx context.Context, b *dispatcher.Broadcast, idem *dispatcher.Idempotency) ([]byte, error) {
+	if b == nil || b.ID == "" || b.Notice == nil {
+		return nil, errors.New("create broadcast: a notice broadcast with an id is required")
+	}
+	meta, err := broadcastMeta(b)
+	if err != nil {
+		return nil, err
+	}
+	bKey := key("b", b.ID)
+	watched := []string{bKey}
+	var idemKey string
+	if idem != nil {
+		if idemKey, err = idempotencyKey(idem.Key); err != nil {
+			return nil, err
+		}
+		watched = append(watched, idemKey)
+	}
+	var replay []byte
+	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		answer, err := seenAnswer(ctx, tx, idemKey)
+		if answer != nil || err != nil {
+			replay = answer
+			return err
+		}
+		n, err := tx.Exists(ctx, bKey).Result()
+		if err != nil {
+			return fmt.Errorf("read broadcast %q: %w", b.ID, err)
+		}
+		if n > 0 {
+			return fmt.Errorf("broadcast %q exists already: %w", b.ID, dispatcher.ErrStale)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			newBroadcast(ctx, p, b, meta)
+			p.ZAdd(ctx, key("notices"), redis.Z{Score: float64(b.CreatedAt.UnixMilli()), Member: b.ID})
+			if idem != nil {
+				p.Set(ctx, idemKey, idem.Answer, idempotencyTTL)
+			}
+			return nil
+		})
+		return err
+	}, watched...)
+	if errors.Is(err, redis.TxFailedErr) {
+		return nil, fmt.Errorf("broadcast %q changed while being created: %w", b.ID, dispatcher.ErrStale)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return replay, nil
+}
+
+// ListNotices implements dispatcher.DeliveryStore.
+func (s *Store) ListNotices(ctx context.Context, limit int) ([]*dispatcher.Broadcast, error) {
+	if limit <= 0 {
+		limit = defaultIncidentLimit
+	}
+	limit = min(limit, maxIncidentLimit)
+	ids, err := s.rdb.ZRevRange(ctx, key("notices"), 0, int64(limit-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list notices: %w", err)
+	}
+	out := make([]*dispatcher.Broadcast, 0, len(ids))
+	for _, id := range ids {
+		b, err := s.GetBroadcast(ctx, id)
+		if errors.Is(err, dispatcher.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// seenAnswer reads, inside a WATCH, the stored answer of an
+// Idempotency-Key (key: its Redis key; "" for none): nil when not seen.
+func seenAnswer(ctx context.Context, tx *redis.Tx, key string) ([]byte, error) {
+	if key == "" {
+		return nil, nil
+	}
+	answer, err := tx.Get(ctx, key).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("read idempotency key: %w", err)
 	}
 	return answer, nil

@@ -357,3 +357,57 @@ func TestSaveUpdateConcurrent(t *testing.T) {
 		}
 	})
 }
+
+func TestCreateBroadcast(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 21, 18, 0, 0, 0, time.UTC)
+		notice := func(id string, at time.Time) *dispatcher.Broadcast {
+			return &dispatcher.Broadcast{
+				ID: id, Seq: 1, State: dispatcher.BroadcastPlanning, Severity: dispatcher.SeverityMinor, Priority: dispatcher.PriorityBulk,
+				Notice:    &dispatcher.Notice{Title: "Maintenance", Message: map[string]string{"en": "tonight"}, Services: []string{"cards"}},
+				CreatedAt: at,
+			}
+		}
+		if _, err := s.CreateBroadcast(ctx, notice("bc_ntc_1", at), &dispatcher.Idempotency{Key: "k1", Answer: []byte(`"first"`)}); err != nil {
+			t.Fatal(err)
+		}
+		// The key seen: its answer, nothing written.
+		replay, err := s.CreateBroadcast(ctx, notice("bc_ntc_2", at), &dispatcher.Idempotency{Key: "k1", Answer: []byte(`"second"`)})
+		if err != nil || string(replay) != `"first"` {
+			t.Errorf("replay = %s, %v; want the first answer", replay, err)
+		}
+		if _, err := s.GetBroadcast(ctx, "bc_ntc_2"); !errors.Is(err, dispatcher.ErrNotFound) {
+			t.Errorf("a replayed key wrote its broadcast: %v", err)
+		}
+		// The same id twice is refused.
+		if _, err := s.CreateBroadcast(ctx, notice("bc_ntc_1", at), nil); !errors.Is(err, dispatcher.ErrStale) {
+			t.Errorf("second create of one id: %v, want ErrStale", err)
+		}
+		if _, err := s.CreateBroadcast(ctx, notice("bc_ntc_3", at.Add(time.Minute)), nil); err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.GetBroadcast(ctx, "bc_ntc_1")
+		if err != nil || b.Notice == nil || b.Notice.Title != "Maintenance" || b.Notice.Message["en"] != "tonight" ||
+			b.Priority != dispatcher.PriorityBulk || b.IncidentID != "" || b.State != dispatcher.BroadcastPlanning || !b.CreatedAt.Equal(at) {
+			t.Errorf("GetBroadcast = %+v, %v", b, err)
+		}
+		list, err := s.ListNotices(ctx, 10)
+		if err != nil || len(list) != 2 || list[0].ID != "bc_ntc_3" || list[1].ID != "bc_ntc_1" {
+			t.Errorf("ListNotices = %v, %v; want bc_ntc_3, bc_ntc_1", list, err)
+		}
+		if list, _ := s.ListNotices(ctx, 1); len(list) != 1 {
+			t.Errorf("ListNotices(1) gave %d", len(list))
+		}
+
+		// A broadcast stored before broadcasts had a priority reads as its
+		// severity's lane.
+		p := newIncident("inc_old", at)
+		p.b.Severity = dispatcher.SeverityCritical
+		mustSave(t, s, p)
+		if b, err := s.GetBroadcast(ctx, p.b.ID); err != nil || b.Priority != dispatcher.PriorityCritical {
+			t.Errorf("legacy broadcast priority = %q (%v), want critical", b.Priority, err)
+		}
+	})
+}

@@ -18,6 +18,7 @@
 //	inc:{id}:seq        string  the latest update's seq (guards earlier updates' deliveries)
 //	incs                zset    incident ids by creation time (ms)
 //	incs:{state}        zset    incident ids in state by creation time (ms)
+//	notices             zset    notice (ad-hoc) broadcast ids by creation time (ms)
 //	idem:{key}          string  first answer to an Idempotency-Key (24 h)
 //	b:{id}              hash    broadcast: meta JSON, state, audience, pending, times, counters c:{channel}:{status}
 //	b:{id}:aud          zset    audience snapshot (all scores 0, ordered by id); deleted when done

@@ -1,0 +1,234 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Priority is the lane a broadcast drains in. Lanes are strict: nothing of
+// a lower lane starts while a higher one has work queued. An incident's
+// broadcasts take the lane of its severity (critical → critical, major →
+// normal, minor → low); an ad-hoc broadcast (a notice) is bulk, below every
+// incident, unless the operator asks for another lane.
+type Priority string
+
+const (
+	PriorityCritical Priority = "critical"
+	PriorityNormal   Priority = "normal"
+	PriorityLow      Priority = "low"
+	PriorityBulk     Priority = "bulk"
+)
+
+// Priorities lists the lanes, highest first.
+var Priorities = []Priority{PriorityCritical, PriorityNormal, PriorityLow, PriorityBulk}
+
+// Valid reports whether p is a known priority.
+func (p Priority) Valid() bool { return contains(Priorities, p) }
+
+// PriorityOf is the lane of an incident of severity sev.
+func PriorityOf(sev Severity) Priority {
+	switch sev {
+	case SeverityCritical:
+		return PriorityCritical
+	case SeverityMinor:
+		return PriorityLow
+	}
+	return PriorityNormal
+}
+
+// severity is the incident severity whose rules a notice of priority p
+// follows: bulk and low wait for the end of quiet hours like a minor
+// incident, normal and critical do not.
+func (p Priority) severity() Severity {
+	switch p {
+	case PriorityCritical:
+		return SeverityCritical
+	case PriorityNormal:
+		return SeverityMajor
+	}
+	return SeverityMinor
+}
+
+// StateNotice is the state of the pseudo-update a notice renders as: it is
+// not an incident state (States does not list it).
+const StateNotice State = "notice"
+
+// EventNotice is the webhook event of a notice.
+const EventNotice = "notice.published"
+
+// Notice is an ad-hoc operator message: a broadcast about no incident
+// (planned maintenance, a new terminal firmware, a change of terms). The
+// operator writes the text; templates only frame it (email footer, push
+// length, GSM-7 for SMS).
+type Notice struct {
+	// Title is the subject: the email subject and push title say
+	// "Notice: <title>" in the recipient's language.
+	Title string `json:"title"`
+	// Message is the text per BCP 47 tag; English ("en" or an en-* tag) is
+	// required: a recipient whose language has no text reads it.
+	Message map[string]string `json:"message"`
+	// Services and Regions select the audience as an incident's do; empty
+	// means all.
+	Services []string `json:"services,omitempty"`
+	Regions  []string `json:"regions,omitempty"`
+}
+
+// NoticeInput asks for an ad-hoc broadcast.
+type NoticeInput struct {
+	Title    string            `json:"title"`
+	Message  map[string]string `json:"message"`
+	Services []string          `json:"services,omitempty"`
+	Regions  []string          `json:"regions,omitempty"`
+	Channels []Channel         `json:"channels,omitempty"`
+	// Priority is the lane; empty means bulk.
+	Priority Priority `json:"priority,omitempty"`
+}
+
+// normalize validates a notice, reporting every invalid field, and
+// canonicalizes it.
+func (in *NoticeInput) normalize() error {
+	v := &ValidationError{}
+	in.Title = strings.TrimSpace(in.Title)
+	if in.Title == "" || len(in.Title) > maxTitle {
+		v.add("body.title", fmt.Sprintf("must be 1-%d characters", maxTitle), nil)
+	}
+	if in.Priority == "" {
+		in.Priority = PriorityBulk
+	}
+	if !in.Priority.Valid() {
+		v.add("body.priority", "must be one of critical, normal, low, bulk (the default: below every incident)", in.Priority)
+	}
+	in.Services = validateLabels(v, "body.services", in.Services)
+	in.Regions = validateLabels(v, "body.regions", in.Regions)
+	in.Channels = validateChannels(v, "body.channels", in.Channels)
+	if len(in.Message) == 0 {
+		v.add("body.message", "is required: the text per language, such as {\"en\": \"...\", \"de\": \"...\"}", nil)
+	} else {
+		in.Message = validateMessage(v, "body.message", in.Message)
+		if in.Message != nil && englishText(in.Message) == "" {
+			v.add("body.message.en", "an English text is required: recipients whose language has no text of its own read it", nil)
+		}
+	}
+	return v.orNil()
+}
+
+// englishText returns the notice's English text: "en", else the first en-*
+// tag in sorted order.
+func englishText(msgs map[string]string) string {
+	if t, ok := msgs["en"]; ok {
+		return t
+	}
+	best := ""
+	for tag := range msgs {
+		if strings.HasPrefix(tag, "en-") && (best == "" || tag < best) {
+			best = tag
+		}
+	}
+	return msgs[best]
+}
+
+// NoticeBroadcastID returns a fresh, time-ordered broadcast id of a notice:
+// "bc_ntc_…", so delivery ids stay "<broadcast>.<channel>.<recipient>".
+func NoticeBroadcastID(now time.Time) string {
+	return "bc_ntc_" + strings.TrimPrefix(NewIncidentID(now), "inc_")
+}
+
+// IsNotice reports whether b is an ad-hoc broadcast.
+func (b *Broadcast) IsNotice() bool { return b.Notice != nil }
+
+// SendNotice creates an ad-hoc broadcast and enqueues its plan. With an
+// idempotency key seen before, it returns the first answer and creates
+// nothing.
+func (s *Service) SendNotice(ctx context.Context, in NoticeInput, idemKey string) (*Broadcast, error) {
+	if err := in.normalize(); err != nil {
+		return nil, err
+	}
+	if idemKey != "" {
+		answer, err := s.Incidents.IdempotentAnswer(ctx, idemKey)
+		if err != nil {
+			return nil, err
+		}
+		if answer != nil {
+			return s.replayNotice(ctx, answer)
+		}
+	}
+	now := s.now()
+	b := &Broadcast{
+		ID:       NoticeBroadcastID(now),
+		Seq:      1,
+		State:    BroadcastPlanning,
+		Severity: in.Priority.severity(),
+		Priority: in.Priority,
+		Channels: in.Channels,
+		Notice: &Notice{
+			Title: in.Title, Message: in.Message, Services: in.Services, Regions: in.Regions,
+		},
+		Counts:    map[Channel]map[DeliveryStatus]int{},
+		CreatedAt: now,
+	}
+	var idem *Idempotency
+	if idemKey != "" {
+		answer, err := json.Marshal(b)
+		if err != nil {
+			return nil, err
+		}
+		idem = &Idempotency{Key: idemKey, Answer: answer}
+	}
+	replay, err := s.Deliveries.CreateBroadcast(ctx, b, idem)
+	if err != nil {
+		return nil, err
+	}
+	if replay != nil {
+		return s.replayNotice(ctx, replay)
+	}
+	if err := s.Queue.EnqueuePlan(ctx, b); err != nil {
+		return nil, fmt.Errorf("notice %s stored but not enqueued (retry with the same Idempotency-Key): %w", b.ID, err)
+	}
+	s.logger().InfoContext(ctx, "notice", "broadcast_id", b.ID, "priority", b.Priority)
+	return b, nil
+}
+
+// replayNotice answers a repeated SendNotice: the broadcast as it stands
+// now, its plan enqueued again when the first request stopped before.
+func (s *Service) replayNotice(ctx context.Context, answer []byte) (*Broadcast, error) {
+	var first Broadcast
+	if err := json.Unmarshal(answer, &first); err != nil {
+		return nil, fmt.Errorf("decode idempotent answer: %w", err)
+	}
+	if first.Notice == nil {
+		return nil, fmt.Errorf("the Idempotency-Key was used for another kind of request: %w", ErrConflict)
+	}
+	b, err := s.Deliveries.GetBroadcast(ctx, first.ID)
+	if err != nil {
+		return nil, err
+	}
+	if b.State == BroadcastPlanning {
+		if err := s.Queue.EnqueuePlan(ctx, b); err != nil {
+			return nil, fmt.Errorf("enqueue plan: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// ListNotices lists ad-hoc broadcasts, newest first.
+func (s *Service) ListNotices(ctx context.Context, limit int) ([]*Broadcast, error) {
+	return s.Deliveries.ListNotices(ctx, limit)
+}
+
+// noticeContext is the incident and update a notice renders and fans out
+// as: an incident without id (no later update can supersede it, no
+// earlier one must finish first) with the notice's audience, and one
+// update in StateNotice carrying the text.
+func noticeContext(b *Broadcast) (*Incident, *Update) {
+	n := b.Notice
+	inc := &Incident{
+		Title: n.Title, Severity: b.Severity, State: StateNotice,
+		Services: n.Services, Regions: n.Regions, LastSeq: 1,
+		CreatedAt: b.CreatedAt, UpdatedAt: b.CreatedAt,
+	}
+	up := &Update{Seq: 1, State: StateNotice, Message: n.Message, BroadcastID: b.ID, CreatedAt: b.CreatedAt}
+	return inc, up
+}

@@ -1,0 +1,214 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/queue"
+)
+
+// TestFlowNotice sends an ad-hoc broadcast end to end through asynq, the
+// store and the outbox: its audience, its lane, every recipient's text in
+// its own language or English, and idempotency.
+func TestFlowNotice(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, nil, 9)
+	rs := seedRecipients(t, f.store, 400)
+	ctx := context.Background()
+	in := dispatcher.NoticeInput{
+		Title:    "Planned maintenance tonight",
+		Services: []string{"cards"},
+		Message: map[string]string{
+			"en": "Card payments pause from 02:00 to 02:30 tonight.",
+			"de": "Kartenzahlungen ruhen heute Nacht von 02:00 bis 02:30.",
+			"fr": "Les paiements par carte s'interrompent cette nuit de 02:00 à 02:30.",
+		},
+	}
+	b, err := f.svc.SendNotice(ctx, in, "notice-key-1")
+	if err != nil {
+		t.Fatalf("SendNotice: %v", err)
+	}
+	if !strings.HasPrefix(b.ID, "bc_ntc_") || b.Priority != dispatcher.PriorityBulk || b.Severity != dispatcher.SeverityMinor ||
+		b.IncidentID != "" || b.Notice == nil || b.Notice.Title != in.Title {
+		t.Fatalf("SendNotice = %+v, want a bulk notice", b)
+	}
+	// Its plan waits in the bulk lane, below every incident.
+	pending, err := f.insp.ListPendingTasks(queue.QueueBulk)
+	if err != nil || len(pending) != 1 || pending[0].ID != "plan:"+b.ID {
+		t.Fatalf("bulk lane holds %v (%v), want the notice's plan", pending, err)
+	}
+	// A retry with the same key creates nothing new.
+	again, err := f.svc.SendNotice(ctx, in, "notice-key-1")
+	if err != nil || again.ID != b.ID {
+		t.Fatalf("SendNotice again = %+v, %v; want %s", again, err, b.ID)
+	}
+
+	f.start(t)
+	done := f.waitDone(t, b.ID, 15*time.Second)
+	exp := expect(rs, in.Services, nil)
+	if done.Audience != len(exp.audience) || done.Pending != 0 || done.Notice == nil || done.Priority != dispatcher.PriorityBulk {
+		t.Errorf("done: %+v, want audience %d", done, len(exp.audience))
+	}
+	box := outboxByRecipient(t, f.store)
+	wantFallbacks := map[string]int{}
+	for _, id := range exp.reachable() {
+		r := rs[id]
+		es := box[id]
+		if len(es) != 1 {
+			t.Errorf("%s got %d messages, want 1", id, len(es))
+			continue
+		}
+		e := es[0]
+		var text, title, locale string
+		switch {
+		case strings.HasPrefix(r.Locale, "de"):
+			text, locale = in.Message["de"], "de"
+			title = "Hinweis: " + in.Title
+		case strings.HasPrefix(r.Locale, "fr"):
+			text, locale = in.Message["fr"], "fr"
+			title = "Avis : " + in.Title
+		default:
+			// it-CH and da-DK have no text: they read English, framed in
+			// English, and the broadcast counts them.
+			text, locale = in.Message["en"], "en"
+			title = "Notice: " + in.Title
+			if r.Locale == "it-CH" || r.Locale == "da-DK" {
+				wantFallbacks[r.Locale]++
+			}
+		}
+		if e.State != "notice" || e.IncidentID != "" || e.Locale != locale || !strings.HasPrefix(e.Body, text) {
+			t.Errorf("%s (%s, %s): entry %+v, want %s text %q", id, r.Locale, e.Channel, e, locale, text)
+		}
+		if e.Channel != "sms" && e.Title != title {
+			t.Errorf("%s (%s, %s): title %q, want %q", id, r.Locale, e.Channel, e.Title, title)
+		}
+	}
+	if len(box) != len(exp.reachable()) {
+		t.Errorf("outbox holds messages for %d recipients, want %d", len(box), len(exp.reachable()))
+	}
+	if len(wantFallbacks) == 0 || !mapsEqual(done.OperatorFallbacks, wantFallbacks) {
+		t.Errorf("operator_fallbacks %v, want %v", done.OperatorFallbacks, wantFallbacks)
+	}
+	list, err := f.svc.ListNotices(ctx, 10)
+	if err != nil || len(list) != 1 || list[0].ID != b.ID || list[0].State != dispatcher.BroadcastDone {
+		t.Errorf("ListNotices = %v, %v; want the one notice, done", list, err)
+	}
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestNoticeRejected: bad notices are refused with every field named, and
+// nothing is stored or enqueued.
+func TestNoticeRejected(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, nil, 9)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		in     dispatcher.NoticeInput
+		fields []string
+	}{
+		{"no english", dispatcher.NoticeInput{Title: "x", Message: map[string]string{"de": "nur Deutsch"}}, []string{"body.message.en"}},
+		{"no message", dispatcher.NoticeInput{Title: "x"}, []string{"body.message"}},
+		{"empty title, bad priority", dispatcher.NoticeInput{Title: " ", Priority: "urgent", Message: map[string]string{"en": "x"}}, []string{"body.title", "body.priority"}},
+		{"bad locale and channel", dispatcher.NoticeInput{Title: "x", Message: map[string]string{"en": "x", "??": "y"}, Channels: []dispatcher.Channel{"fax"}}, []string{"body.message.??", "body.channels[0]"}},
+		{"blank text", dispatcher.NoticeInput{Title: "x", Message: map[string]string{"en": "  "}}, []string{"body.message.en"}},
+	} {
+		_, err := f.svc.SendNotice(ctx, tc.in, "")
+		var ve *dispatcher.ValidationError
+		if !errors.As(err, &ve) {
+			t.Errorf("%s: err %v, want a ValidationError", tc.name, err)
+			continue
+		}
+		var got []string
+		for _, fe := range ve.Fields {
+			got = append(got, fe.Field)
+		}
+		for _, want := range tc.fields {
+			if !slices.Contains(got, want) {
+				t.Errorf("%s: fields %q lack %q", tc.name, got, want)
+			}
+		}
+	}
+	if list, err := f.svc.ListNotices(ctx, 10); err != nil || len(list) != 0 {
+		t.Errorf("ListNotices after rejections = %v, %v; want none", list, err)
+	}
+	for q := range queue.Queues {
+		if info, err := f.insp.GetQueueInfo(q); err == nil && info.Size > 0 {
+			t.Errorf("lane %s holds %d tasks after rejections", q, info.Size)
+		}
+	}
+}
+
+// TestNoticeLanes: with the production server (strict lanes, one worker
+// so the order is exact), a minor incident's whole broadcast goes out
+// before a bulk notice queued with it starts, and a notice marked critical
+// goes out before a minor incident.
+func TestNoticeLanes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		priority    dispatcher.Priority
+		noticeFirst bool
+	}{
+		{"", false},
+		{dispatcher.PriorityCritical, true},
+	} {
+		t.Run(string(cmpOr(tc.priority, "bulk")), func(t *testing.T) {
+			t.Parallel()
+			f := newFlow(t, nil, 9)
+			seedRecipients(t, f.store, 300)
+			ctx := context.Background()
+			// The notice is queued first: only its lane can put it behind.
+			nb, err := f.svc.SendNotice(ctx, dispatcher.NoticeInput{
+				Title: "Terms change", Message: map[string]string{"en": "Our terms change on 1 December."}, Priority: tc.priority,
+			}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Slow statements", Severity: dispatcher.SeverityMinor}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := queue.NewServer(f.opt, queue.ServerConfig{Concurrency: 1, ShutdownTimeout: 2 * time.Second, TaskCheckInterval: 10 * time.Millisecond, Logger: quiet})
+			if err := srv.Start(f.handlers.Mux()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Shutdown)
+			notice := f.waitDone(t, nb.ID, 20*time.Second)
+			inc := f.waitDone(t, res.BroadcastID, 20*time.Second)
+			first, second := inc, notice
+			if tc.noticeFirst {
+				first, second = notice, inc
+			}
+			if first.FinishedAt == nil || second.StartedAt == nil || second.StartedAt.Before(*first.FinishedAt) {
+				t.Errorf("%s started at %v, before %s finished at %v", second.ID, second.StartedAt, first.ID, first.FinishedAt)
+			}
+			if first.Audience < 100 || second.Audience < 100 {
+				t.Errorf("audiences %d and %d: too small to show an order", first.Audience, second.Audience)
+			}
+		})
+	}
+}
+
+func cmpOr[T comparable](a, b T) T {
+	var zero T
+	if a != zero {
+		return a
+	}
+	return b
+}

@@ -31,6 +31,35 @@ type WebhookStore interface {
 type EndpointInput struct {
 	URL    string   `json:"url"`
 	Events []string `json:"events,omitempty"`
+	// Rate is the endpoint's own limit, "20/s", "600/min" (see ParseRate),
+	// at least 1 request per unit and at most 1000/s; empty means the
+	// webhook channel's rate.
+	Rate string `json:"rate,omitempty"`
+}
+
+// maxEndpointRate is the highest rate a webhook endpoint may be given. The
+// limit is there to spare the merchant's server, and a rate of N lets a
+// burst of N requests through at once: more than a thousand a second to
+// one endpoint is a typo, not a limit.
+var maxEndpointRate = Rate{N: 1000, Per: time.Second}
+
+// parseEndpointRate checks an endpoint's rate (EndpointInput.Rate) and
+// returns it in its canonical form; "" stays "". why is the field error's
+// message when s is refused.
+func parseEndpointRate(s string) (canonical, why string) {
+	if s == "" {
+		return "", ""
+	}
+	r, err := ParseRate(s)
+	switch {
+	case err != nil:
+		return "", "must be requests per unit, like 20/s, 600/min or 5/h"
+	case r.IsZero():
+		return "", "must be at least 1 request per unit; leave rate out for the channel's rate (channels.webhook.rate)"
+	case int64(r.N)*int64(maxEndpointRate.Per) > int64(maxEndpointRate.N)*int64(r.Per):
+		return "", "must be at most " + maxEndpointRate.String() + ": the limit is there to spare the merchant's server, and a rate of N lets N requests through at once"
+	}
+	return r.String(), ""
 }
 
 // EndpointResult answers a registration or a rotation. Secret is the
@@ -51,8 +80,8 @@ func public(ep *WebhookEndpoint) *WebhookEndpoint {
 }
 
 // PutWebhookEndpoint registers (201, with a new secret returned once) or
-// changes (URL, events; re-enables a disabled endpoint) a recipient's
-// webhook endpoint. The URL is checked by CheckWebhookURL (scheme, and the
+// changes (URL, events and rate, all replaced; re-enables a disabled
+// endpoint) a recipient's webhook endpoint. The URL is checked by CheckWebhookURL (scheme, and the
 // addresses its host resolves to) before anything is stored.
 func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointID string, in EndpointInput) (*EndpointResult, error) {
 	v := &ValidationError{}
@@ -72,6 +101,10 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 			v.add(fmt.Sprintf("body.events[%d]", i), "must be one of incident.opened, incident.updated, incident.resolved", e)
 		}
 	}
+	rate, why := parseEndpointRate(in.Rate)
+	if why != "" {
+		v.add("body.rate", why, in.Rate)
+	}
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}
@@ -85,7 +118,7 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 	now := s.now()
 	events := dedupe(in.Events)
 	ep, err := s.Webhooks.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
-		ep.URL, ep.Events, ep.UpdatedAt = in.URL, events, now
+		ep.URL, ep.Events, ep.Rate, ep.UpdatedAt = in.URL, events, rate, now
 		ep.Disabled, ep.DisabledReason, ep.DisabledAt, ep.FailingSince = false, "", nil, nil
 		return nil
 	})
@@ -96,7 +129,7 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 		return nil, err
 	}
 	secret := NewWebhookSecret()
-	ep = &WebhookEndpoint{ID: endpointID, RecipientID: recipientID, URL: in.URL, Events: events,
+	ep = &WebhookEndpoint{ID: endpointID, RecipientID: recipientID, URL: in.URL, Events: events, Rate: rate,
 		Secrets: []WebhookSecret{{Secret: secret}}, CreatedAt: now, UpdatedAt: now}
 	if err := s.Webhooks.PutWebhookEndpoint(ctx, ep); err != nil {
 		return nil, err

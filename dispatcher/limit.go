@@ -127,7 +127,8 @@ type Limiter interface {
 	// r.N, then one every r.Interval()) in one round trip, and reports, in
 	// the order of keys, which got theirs now. A key listed twice takes
 	// twice. It applies each key's slow-down. It is the per-recipient guard
-	// of a whole batch, and the per-endpoint limit of webhooks.
+	// of a whole batch, and the per-endpoint limit of webhooks (one call
+	// per distinct rate).
 	TakeEach(ctx context.Context, keys []string, r Rate) ([]bool, error)
 }
 
@@ -137,21 +138,36 @@ func RecipientKey(ch Channel, recipientID string) string {
 	return "recipient:" + string(ch) + ":" + recipientID
 }
 
+// Bucket is one limit a message is sent under, as RateLimited.KeyFunc
+// names it: Key is the Limiter's bucket and Rate its rate; the zero Rate
+// means RateLimited.Rate.
+type Bucket struct {
+	Key  string
+	Rate Rate
+}
+
 // WebhookKeys is a KeyFunc for the webhook channel: one bucket per endpoint
-// of m, "webhook:{recipient}:{endpoint}".
-func WebhookKeys(m *Message) []string {
+// of m, "webhook:{recipient}:{endpoint}", at the endpoint's own Rate when it
+// has one (WebhookEndpoint.Rate; a rate ParseRate cannot read counts as none),
+// else at the channel's.
+func WebhookKeys(m *Message) []Bucket {
 	if m == nil || len(m.Endpoints) == 0 {
 		return nil
 	}
-	keys := make([]string, len(m.Endpoints))
+	buckets := make([]Bucket, len(m.Endpoints))
 	for i, ep := range m.Endpoints {
 		rid := ep.RecipientID
 		if rid == "" && m.Recipient != nil {
 			rid = m.Recipient.ID
 		}
-		keys[i] = "webhook:" + rid + ":" + ep.ID
+		buckets[i].Key = "webhook:" + rid + ":" + ep.ID
+		if ep.Rate != "" {
+			if r, err := ParseRate(ep.Rate); err == nil {
+				buckets[i].Rate = r
+			}
+		}
 	}
-	return keys
+	return buckets
 }
 
 // Defaults of RateLimited.
@@ -172,8 +188,8 @@ const (
 // limiter failed (Redis unreachable): transient, retried.
 const CodeRateLimiter = "rate_limiter"
 
-// RateLimited is a Sender that sends no faster than Rate, a limit shared by
-// every process through Limiter.
+// RateLimited is a Sender that sends no faster than Rate (with KeyFunc, than
+// each bucket's rate), a limit shared by every process through Limiter.
 //
 // Without KeyFunc, it takes tokens from Key in chunks (one Limiter call per
 // Chunk messages, never one per message) and hands each message to Sender
@@ -186,12 +202,17 @@ const CodeRateLimiter = "rate_limiter"
 // message takes another: late messages never bunch up.
 //
 // With KeyFunc (webhooks), each message needs one token from each of its
-// keys (its endpoints), at Rate each, taken for the whole batch at once with
-// TakeEach; a message waits until it has them all.
+// buckets (its endpoints), each at its own rate (an endpoint's override) or
+// else at Rate: a burst of the rate's N, then one per interval (TakeEach).
+// A pass over the batch takes the tokens every waiting message still needs
+// with one TakeEach per distinct rate (one or two calls, as a rule, never
+// one per message); a message waits until it has them all, and the next
+// pass comes after the shortest interval among the rates still waited for.
+// A bucket with no rate of its own when Rate is zero has no limit.
 //
 // When the provider answers 429 (see IsThrottled), RateLimited slows the key
-// (each of the message's keys with KeyFunc) to SlowFactor of Rate for
-// SlowFor, in every process; those messages come back transient with the
+// (each of the message's buckets with KeyFunc) to SlowFactor of its rate
+// for SlowFor, in every process; those messages come back transient with the
 // provider's RetryAfter, as Sender returned them, and the dispatcher retries
 // them.
 //
@@ -205,11 +226,12 @@ type RateLimited struct {
 	Limiter Limiter
 	// Key names the provider's bucket (without KeyFunc).
 	Key string
-	// Rate is the provider's limit; the zero Rate sends without limit.
+	// Rate is the provider's limit; the zero Rate sends without limit. With
+	// KeyFunc, it is the rate of the buckets without a rate of their own.
 	Rate Rate
 	// KeyFunc, when set, returns the buckets of one message (WebhookKeys);
-	// Key is then unused. A message with no keys is sent at once.
-	KeyFunc func(*Message) []string
+	// Key is then unused. A message with no limited bucket is sent at once.
+	KeyFunc func(*Message) []Bucket
 	// Chunk is how many tokens one Take reserves. Default: a fifth of a
 	// second's worth of Rate, at least 1, at most 1000.
 	Chunk int
@@ -258,11 +280,13 @@ func (r *RateLimited) Send(ctx context.Context, msgs []*Message) []Result {
 	if len(msgs) == 0 {
 		return []Result{}
 	}
-	if r.Rate.IsZero() || r.Limiter == nil {
+	switch {
+	case r.Limiter == nil:
 		return r.Sender.Send(ctx, msgs)
-	}
-	if r.KeyFunc != nil {
+	case r.KeyFunc != nil:
 		return r.sendEach(ctx, msgs)
+	case r.Rate.IsZero():
+		return r.Sender.Send(ctx, msgs)
 	}
 	return r.sendPaced(ctx, msgs)
 }
@@ -287,8 +311,11 @@ func (r *RateLimited) headroom() float64 {
 }
 
 // paced is Rate less the headroom.
-func (r *RateLimited) paced() Rate {
-	return Rate{N: r.Rate.N, Per: time.Duration(float64(r.Rate.Per) / (1 - r.headroom()))}
+func (r *RateLimited) paced() Rate { return r.pace(r.Rate) }
+
+// pace is rate less the headroom.
+func (r *RateLimited) pace(rate Rate) Rate {
+	return Rate{N: rate.N, Per: time.Duration(float64(rate.Per) / (1 - r.headroom()))}
 }
 
 // chunk is how many tokens to ask for at a time at rate.
@@ -428,18 +455,31 @@ func (r *RateLimited) late() time.Duration {
 	return max(time.Duration(h*float64(r.Rate.Per)/3), time.Millisecond)
 }
 
-// sendEach takes one token per key of each message (KeyFunc) with
-// TakeEach, and hands each message over once it has all of them.
+// sendEach takes one token per bucket of each message (KeyFunc) with
+// TakeEach, one call per distinct rate in a pass, and hands each message
+// over once it has all of them.
 func (r *RateLimited) sendEach(ctx context.Context, msgs []*Message) []Result {
 	res := make([]Result, len(msgs))
-	rate := r.paced()
-	need := make([][]string, len(msgs)) // keys still without a token
-	keysOf := make([][]string, len(msgs))
+	bucketsOf := make([][]Bucket, len(msgs)) // each message's limited buckets, at their rates
+	need := make([][]Bucket, len(msgs))      // those still without a token
 	pending := make([]int, 0, len(msgs))
 	for i, m := range msgs {
-		keysOf[i] = r.KeyFunc(m)
-		need[i] = keysOf[i]
+		for _, b := range r.KeyFunc(m) {
+			if b.Rate.IsZero() {
+				b.Rate = r.Rate
+			}
+			if !b.Rate.IsZero() {
+				bucketsOf[i] = append(bucketsOf[i], b)
+			}
+		}
+		need[i] = bucketsOf[i]
 		pending = append(pending, i)
+	}
+	// take is one TakeEach: the keys at one rate, and whose each is.
+	type take struct {
+		rate   Rate
+		keys   []string
+		owners []int
 	}
 	var (
 		wg     sync.WaitGroup
@@ -448,48 +488,61 @@ func (r *RateLimited) sendEach(ctx context.Context, msgs []*Message) []Result {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for len(pending) > 0 {
-		var keys []string
-		var owners []int
+		var takes []*take
+		byRate := map[Rate]*take{}
 		for _, i := range pending {
-			for _, k := range need[i] {
-				keys = append(keys, k)
-				owners = append(owners, i)
+			for _, b := range need[i] {
+				t := byRate[b.Rate]
+				if t == nil {
+					t = &take{rate: b.Rate}
+					byRate[b.Rate] = t
+					takes = append(takes, t)
+				}
+				t.keys = append(t.keys, b.Key)
+				t.owners = append(t.owners, i)
 			}
 		}
-		if len(keys) > 0 {
-			got, err := r.Limiter.TakeEach(ctx, keys, rate)
-			if err == nil && len(got) != len(keys) {
-				err = fmt.Errorf("TakeEach answered %d keys of %d", len(got), len(keys))
+		left := make(map[int][]Bucket, len(pending))
+		for _, t := range takes {
+			got, err := r.Limiter.TakeEach(ctx, t.keys, r.pace(t.rate))
+			if err == nil && len(got) != len(t.keys) {
+				err = fmt.Errorf("TakeEach answered %d keys of %d", len(got), len(t.keys))
 			}
 			if err != nil {
 				failed = r.limiterFailed(ctx, err, "")
 				break
 			}
-			left := make(map[int][]string, len(pending))
 			for x, ok := range got {
 				if !ok {
-					left[owners[x]] = append(left[owners[x]], keys[x])
+					left[t.owners[x]] = append(left[t.owners[x]], Bucket{Key: t.keys[x], Rate: t.rate})
 				}
 			}
-			for _, i := range pending {
-				need[i] = left[i]
-			}
+		}
+		if failed != nil {
+			break
 		}
 		var ready []int
 		waiting := pending[:0]
+		wait := time.Duration(0) // the shortest interval among the rates waited for
 		for _, i := range pending {
+			need[i] = left[i]
 			if len(need[i]) == 0 {
 				ready = append(ready, i)
-			} else {
-				waiting = append(waiting, i)
+				continue
+			}
+			waiting = append(waiting, i)
+			for _, b := range need[i] {
+				if iv := r.pace(b.Rate).Interval(); wait == 0 || iv < wait {
+					wait = iv
+				}
 			}
 		}
 		pending = waiting
 		if len(ready) > 0 {
-			wg.Go(func() { r.deliverEach(ctx, msgs, ready, keysOf, res) })
+			wg.Go(func() { r.deliverEach(ctx, msgs, ready, bucketsOf, res) })
 		}
 		if len(pending) > 0 {
-			if err := sleepUntil(ctx, timer, time.Now().Add(rate.Interval())); err != nil {
+			if err := sleepUntil(ctx, timer, time.Now().Add(wait)); err != nil {
 				failed = err
 				break
 			}
@@ -522,13 +575,13 @@ func (r *RateLimited) deliver(ctx context.Context, msgs []*Message, idx []int, r
 		}
 	}
 	if throttled > 0 && slowed.CompareAndSwap(false, true) {
-		r.slow(ctx, r.Key, throttled, group[0])
+		r.slow(ctx, r.Key, r.Rate, throttled, group[0])
 	}
 }
 
 // deliverEach sends msgs[idx] in one call and writes their results; a 429
-// slows each key of the message that got it.
-func (r *RateLimited) deliverEach(ctx context.Context, msgs []*Message, idx []int, keysOf [][]string, res []Result) {
+// slows each bucket of the message that got it.
+func (r *RateLimited) deliverEach(ctx context.Context, msgs []*Message, idx []int, bucketsOf [][]Bucket, res []Result) {
 	group := make([]*Message, len(idx))
 	for j, i := range idx {
 		group[j] = msgs[i]
@@ -541,15 +594,15 @@ func (r *RateLimited) deliverEach(ctx context.Context, msgs []*Message, idx []in
 		}
 		res[i] = got[j]
 		if IsThrottled(got[j].Err) {
-			for _, k := range keysOf[i] {
-				r.slow(ctx, k, 1, msgs[i])
+			for _, b := range bucketsOf[i] {
+				r.slow(ctx, b.Key, b.Rate, 1, msgs[i])
 			}
 		}
 	}
 }
 
-func (r *RateLimited) slow(ctx context.Context, key string, throttled int, m *Message) {
-	log := r.logger().With("key", key, "rate", r.Rate.String(), "throttled", throttled)
+func (r *RateLimited) slow(ctx context.Context, key string, rate Rate, throttled int, m *Message) {
+	log := r.logger().With("key", key, "rate", rate.String(), "throttled", throttled)
 	if m != nil {
 		log = log.With("delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID)
 	}

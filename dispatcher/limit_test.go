@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 func TestParseRate(t *testing.T) {
@@ -147,6 +151,7 @@ type memLimiter struct {
 	slows     []string
 	each      func(keys []string) []bool
 	eachCalls [][]string
+	eachRates []dispatcher.Rate // the rate of each TakeEach call
 }
 
 func newMemLimiter() *memLimiter {
@@ -203,6 +208,7 @@ func (l *memLimiter) TakeEach(ctx context.Context, keys []string, r dispatcher.R
 		return nil, l.err
 	}
 	l.eachCalls = append(l.eachCalls, slices.Clone(keys))
+	l.eachRates = append(l.eachRates, r)
 	return l.each(keys), nil
 }
 
@@ -523,11 +529,30 @@ func TestRateLimitedKeyFunc(t *testing.T) {
 func TestWebhookKeys(t *testing.T) {
 	t.Parallel()
 	m := webhookMessage("shop", "main", "backup")
-	if got, want := dispatcher.WebhookKeys(m), []string{"webhook:shop:main", "webhook:shop:backup"}; !slices.Equal(got, want) {
-		t.Errorf("WebhookKeys = %q, want %q", got, want)
+	want := []dispatcher.Bucket{{Key: "webhook:shop:main"}, {Key: "webhook:shop:backup"}}
+	if got := dispatcher.WebhookKeys(m); !slices.Equal(got, want) {
+		t.Errorf("WebhookKeys = %+v, want %+v", got, want)
 	}
 	if got := dispatcher.WebhookKeys(webhookMessage("shop")); got != nil {
-		t.Errorf("WebhookKeys without endpoints = %q", got)
+		t.Errorf("WebhookKeys without endpoints = %+v", got)
+	}
+	// An endpoint's own rate; none, or one ParseRate cannot read, is the
+	// channel's (the zero Rate).
+	m = webhookMessage("shop", "fast", "slow", "hourly", "plain", "broken")
+	m.Endpoints[0].Rate = "20/s"
+	m.Endpoints[1].Rate = "2/s"
+	m.Endpoints[2].Rate = "5/h"
+	m.Endpoints[4].Rate = "fast"
+	m.Endpoints[4].RecipientID = "" // the message's recipient
+	want = []dispatcher.Bucket{
+		{Key: "webhook:shop:fast", Rate: dispatcher.Rate{N: 20, Per: time.Second}},
+		{Key: "webhook:shop:slow", Rate: dispatcher.Rate{N: 2, Per: time.Second}},
+		{Key: "webhook:shop:hourly", Rate: dispatcher.Rate{N: 5, Per: time.Hour}},
+		{Key: "webhook:shop:plain"},
+		{Key: "webhook:shop:broken"},
+	}
+	if got := dispatcher.WebhookKeys(m); !slices.Equal(got, want) {
+		t.Errorf("WebhookKeys with rates = %+v, want %+v", got, want)
 	}
 	if got := dispatcher.RecipientKey(dispatcher.ChannelSMS, "r1"); got != "recipient:sms:r1" {
 		t.Errorf("RecipientKey = %q", got)
@@ -547,4 +572,203 @@ func TestRateLimitedAlwaysLate(t *testing.T) {
 	if _, tokens := l.granted(); tokens <= 12 {
 		t.Errorf("%d tokens for 12 messages: none missed, the test tests nothing", tokens)
 	}
+}
+
+// paced is rate less RateLimited's default headroom, as it asks TakeEach.
+func paced(rate dispatcher.Rate) dispatcher.Rate {
+	return dispatcher.Rate{N: rate.N, Per: time.Duration(float64(rate.Per) / (1 - dispatcher.DefaultHeadroom))}
+}
+
+// TestRateLimitedBucketRates: with KeyFunc, a pass takes its tokens with
+// one TakeEach per distinct rate, each less the headroom, and the next pass
+// comes after the shortest interval among the rates still waited for.
+func TestRateLimitedBucketRates(t *testing.T) {
+	t.Parallel()
+	var (
+		perSecond = func(n int) dispatcher.Rate { return dispatcher.Rate{N: n, Per: time.Second} }
+		def       = perSecond(10)
+		slow      = perSecond(2)
+		perMinute = dispatcher.Rate{N: 600, Per: time.Minute}
+	)
+	l, s := newMemLimiter(), newRecSender()
+	refused := map[string]int{"webhook:m1:c": 1, "webhook:m3:e": 1}
+	l.each = func(keys []string) []bool {
+		out := make([]bool, len(keys))
+		for i, k := range keys {
+			out[i] = refused[k] == 0
+			if refused[k] > 0 {
+				refused[k]--
+			}
+		}
+		return out
+	}
+	msgs := []*dispatcher.Message{
+		webhookMessage("m0", "a", "b"),
+		webhookMessage("m1", "c"),
+		webhookMessage("m2", "d"),
+		webhookMessage("m3", "e"),
+	}
+	msgs[0].Endpoints[0].Rate = "2/s"
+	msgs[2].Endpoints[0].Rate = "600/min"
+	msgs[3].Endpoints[0].Rate = "2/s"
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, Rate: def, KeyFunc: dispatcher.WebhookKeys}
+	start := time.Now()
+	for i, r := range rl.Send(context.Background(), msgs) {
+		if r.Err != nil {
+			t.Errorf("%s: %v, want sent", msgs[i].Recipient.ID, r.Err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	wantCalls := [][]string{
+		{"webhook:m0:a", "webhook:m3:e"}, // 2/s
+		{"webhook:m0:b", "webhook:m1:c"}, // the channel's 10/s
+		{"webhook:m2:d"},                 // 600/min
+		{"webhook:m1:c"},                 // the second pass: what is missing
+		{"webhook:m3:e"},
+	}
+	wantRates := []dispatcher.Rate{paced(slow), paced(def), paced(perMinute), paced(def), paced(slow)}
+	if !slices.EqualFunc(l.eachCalls, wantCalls, slices.Equal) || !slices.Equal(l.eachRates, wantRates) {
+		t.Errorf("TakeEach calls: %q at %v,\nwant %q at %v", l.eachCalls, l.eachRates, wantCalls, wantRates)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// m3 waited for its 2/s endpoint, but the second pass came after the
+	// 10/s interval m1 waited for (~103 ms), not after 2/s's (~515 ms).
+	if d := s.at[msgs[3].DeliveryID].Sub(start); d < 90*time.Millisecond || d > 400*time.Millisecond {
+		t.Errorf("m3 went %v after the start, want after the shortest interval waited for (~103ms)", d)
+	}
+}
+
+// TestRateLimitedBucketRatesNoDefault: without Rate, only the buckets with
+// a rate of their own are limited.
+func TestRateLimitedBucketRatesNoDefault(t *testing.T) {
+	t.Parallel()
+	l, s := newMemLimiter(), newRecSender()
+	l.each = func(keys []string) []bool { return make([]bool, len(keys)) } // refuse all: only the limited wait
+	m := webhookMessage("m0", "a")
+	m.Endpoints[0].Rate = "1/h"
+	free := webhookMessage("m1", "b")
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: l, KeyFunc: dispatcher.WebhookKeys}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	res := rl.Send(ctx, []*dispatcher.Message{m, free})
+	if res[0].Err == nil || !errors.Is(res[0].Err, context.DeadlineExceeded) {
+		t.Errorf("m0 (1/h, refused): %v, want held back", res[0].Err)
+	}
+	if res[1].Err != nil {
+		t.Errorf("m1 (no rate): %v, want sent", res[1].Err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	want := [][]string{{"webhook:m0:a"}}
+	if !slices.EqualFunc(l.eachCalls, want, slices.Equal) || l.eachRates[0] != paced(dispatcher.Rate{N: 1, Per: time.Hour}) {
+		t.Errorf("TakeEach calls: %q at %v, want %q at 1/h less the headroom", l.eachCalls, l.eachRates, want)
+	}
+}
+
+// endpointSender records when each request reached each endpoint
+// ("{recipient}:{endpoint}"), as the merchants' servers would see them.
+type endpointSender struct {
+	mu sync.Mutex
+	at map[string][]time.Time
+}
+
+func (s *endpointSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := make([]dispatcher.Result, len(msgs))
+	for i, m := range msgs {
+		for _, ep := range m.Endpoints {
+			s.at[ep.RecipientID+":"+ep.ID] = append(s.at[ep.RecipientID+":"+ep.ID], now)
+		}
+		res[i] = dispatcher.Result{Status: dispatcher.StatusSent}
+	}
+	return res
+}
+
+// mustRedisLimiter starts a redis-server of the test's own (the package has
+// no TestMain for redistest.Main) and returns redisstore's Limiter on it.
+func mustRedisLimiter(tb testing.TB) dispatcher.Limiter {
+	tb.Helper()
+	srv, err := redistest.Start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	tb.Cleanup(func() { _ = rdb.Close() })
+	return redisstore.New(rdb).Limiter()
+}
+
+// checkBucket checks that no request of times (sorted) came before its
+// place in a GCRA schedule of rate started at start: a burst of rate.N, then
+// one per rate.Interval(). It is the most any window allows: more requests
+// in a window would mean one came earlier.
+func checkBucket(t *testing.T, name string, times []time.Time, start time.Time, rate dispatcher.Rate) {
+	t.Helper()
+	for k, at := range times {
+		slot := start.Add(time.Duration(max(k-rate.N+1, 0)) * rate.Interval())
+		if at.Before(slot) {
+			t.Errorf("%s: request %d went %v after the start, before its slot at %v of %v",
+				name, k, at.Sub(start), slot.Sub(start), rate)
+			return
+		}
+	}
+}
+
+// TestRateLimitedEndpointRates: on redisstore's Limiter, an endpoint with a
+// rate of its own (2/s) gets no more than it, while another endpoint keeps
+// the channel's 10/s, both in the same batches.
+func TestRateLimitedEndpointRates(t *testing.T) {
+	t.Parallel()
+	s := &endpointSender{at: map[string][]time.Time{}}
+	rl := &dispatcher.RateLimited{Sender: s, Limiter: mustRedisLimiter(t), Rate: dispatcher.Rate{N: 10, Per: time.Second}, KeyFunc: dispatcher.WebhookKeys}
+	const nSlow, nStd = 7, 24
+	var msgs []*dispatcher.Message
+	for i := range max(nSlow, nStd) {
+		if i < nSlow {
+			m := webhookMessage("slow", "main")
+			m.DeliveryID = fmt.Sprintf("bc_i_%d.webhook.slow", i+1)
+			m.Endpoints[0].Rate = "2/s"
+			msgs = append(msgs, m)
+		}
+		if i < nStd {
+			m := webhookMessage("std", "main")
+			m.DeliveryID = fmt.Sprintf("bc_i_%d.webhook.std", i+1)
+			msgs = append(msgs, m)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for half := range 2 { // two batches at once share the buckets
+		batch := msgs[half*len(msgs)/2 : (half+1)*len(msgs)/2]
+		wg.Go(func() { checkAllSent(t, rl.Send(ctx, batch), len(batch)) })
+	}
+	wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slowAt, stdAt := s.at["slow:main"], s.at["std:main"]
+	if len(slowAt) != nSlow || len(stdAt) != nStd {
+		t.Fatalf("%d and %d requests, want %d and %d", len(slowAt), len(stdAt), nSlow, nStd)
+	}
+	slices.SortFunc(slowAt, time.Time.Compare)
+	slices.SortFunc(stdAt, time.Time.Compare)
+	checkBucket(t, "the 2/s endpoint", slowAt, start, dispatcher.Rate{N: 2, Per: time.Second})
+	checkBucket(t, "the 10/s endpoint", stdAt, start, dispatcher.Rate{N: 10, Per: time.Second})
+	// The 10/s endpoint gets its rate, not the other's: its 24 requests
+	// take 14 intervals of 10/s (1.44 s with the headroom), at 2/s they
+	// would take 11 s.
+	if d := stdAt[nStd-1].Sub(start); d > 3*time.Second {
+		t.Errorf("the 10/s endpoint's last request went %v after the start, want about 1.4s", d)
+	}
+	t.Logf("2/s endpoint: last of %d after %v; 10/s endpoint: last of %d after %v",
+		nSlow, slowAt[nSlow-1].Sub(start), nStd, stdAt[nStd-1].Sub(start))
 }

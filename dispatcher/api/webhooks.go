@@ -17,6 +17,7 @@ type endpointPath struct {
 type endpointBody struct {
 	URL    string   `json:"url" doc:"https URL (http only with channels.webhook.allow_http). Its host must not resolve to a private, loopback, link-local or metadata address." example:"https://shop.example.com/hooks/tocsin"`
 	Events []string `json:"events,omitempty" enum:"incident.opened,incident.updated,incident.resolved" doc:"Events to receive; empty means all."`
+	Rate   string   `json:"rate,omitempty" doc:"The endpoint's own rate limit, requests per unit: 20/s, 600/min, 5/h; from 1 per unit up to 1000/s. Absent: the channel's rate (channels.webhook.rate, default 10/s)." example:"20/s"`
 }
 
 type putEndpointInput struct {
@@ -51,10 +52,10 @@ func (s *server) routeWebhooks() {
 		OperationID: "put-webhook-endpoint", Method: http.MethodPut, Path: base + "/{endpoint_id}", Tags: []string{"webhooks"},
 		Summary: "Register or change a merchant's webhook endpoint",
 		Description: "Role: operator. 201 with the endpoint's signing secret (whsec_…) when it is new: the secret is shown this once. " +
-			"200 when it existed: url and events change, a disabled endpoint is enabled again, the secret stays.",
+			"200 when it existed: url, events and rate are replaced (an absent rate means the channel's again), a disabled endpoint is enabled again, the secret stays.",
 		Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *putEndpointInput) (*endpointResultOutput, error) {
-		res, err := svc.PutWebhookEndpoint(ctx, in.ID, in.EndpointID, dispatcher.EndpointInput{URL: in.Body.URL, Events: in.Body.Events})
+		res, err := svc.PutWebhookEndpoint(ctx, in.ID, in.EndpointID, dispatcher.EndpointInput{URL: in.Body.URL, Events: in.Body.Events, Rate: in.Body.Rate})
 		if err != nil {
 			return nil, s.problemFor(ctx, err)
 		}

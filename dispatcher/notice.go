@@ -89,7 +89,10 @@ type NoticeInput struct {
 
 // normalize validates a notice, reporting every invalid field, and
 // canonicalizes it.
-func (in *NoticeInput) normalize() error {
+func (in *NoticeInput) normalize() error { return in.normalizeAt("body.") }
+
+// normalizeAt is normalize with field names under prefix.
+func (in *NoticeInput) normalizeAt(prefix string) error {
 	v := &ValidationError{}
 	in.Title = strings.TrimSpace(in.Title)
 	if in.Title == "" || len(in.Title) > maxTitle {
@@ -111,6 +114,9 @@ func (in *NoticeInput) normalize() error {
 		if in.Message != nil && englishText(in.Message) == "" {
 			v.add("body.message.en", "an English text is required: recipients whose language has no text of its own read it", nil)
 		}
+	}
+	for _, f := range v.Fields {
+		f.Field = prefix + strings.TrimPrefix(f.Field, "body.")
 	}
 	return v.orNil()
 }

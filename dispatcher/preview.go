@@ -91,8 +91,12 @@ func (s *Service) PreviewTemplate(ctx context.Context, in TemplatePreviewInput) 
 // BroadcastPreviewInput is what an update or an incident's opening would
 // be: with IncidentID, an update of that incident (IncidentInput's title,
 // severity, services and regions are ignored); without, a new incident.
+//
+// With Notice, it is an ad-hoc broadcast instead, and IncidentID and the
+// incident's fields must be empty.
 type BroadcastPreviewInput struct {
-	IncidentID string `json:"incident_id,omitempty"`
+	IncidentID string       `json:"incident_id,omitempty"`
+	Notice     *NoticeInput `json:"notice,omitempty"`
 	IncidentInput
 }
 
@@ -121,7 +125,22 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 	var inc *Incident
 	var up *Update
 	var chs []Channel
-	if in.IncidentID != "" {
+	switch {
+	case in.Notice != nil:
+		if in.IncidentID != "" || in.Title != "" || in.Severity != "" || in.State != "" || len(in.Services) > 0 ||
+			len(in.Regions) > 0 || len(in.Params) > 0 || len(in.Message) > 0 || len(in.Channels) > 0 {
+			return nil, &ValidationError{Fields: []*FieldError{{Field: "body.notice",
+				Message: "a notice preview takes its fields inside notice only: remove incident_id and the incident's fields"}}}
+		}
+		n := *in.Notice
+		if err := n.normalizeAt("body.notice."); err != nil {
+			return nil, err
+		}
+		b := &Broadcast{ID: "bc_ntc_preview", Severity: n.Priority.severity(), Priority: n.Priority, CreatedAt: now,
+			Notice: &Notice{Title: n.Title, Message: n.Message, Services: n.Services, Regions: n.Regions}}
+		inc, up = noticeContext(b)
+		chs = n.Channels
+	case in.IncidentID != "":
 		v := &ValidationError{}
 		msg, allowed := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
 		if err := v.orNil(); err != nil {
@@ -147,7 +166,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		}
 		inc, chs = stored, allowed
 		up = &Update{IncidentID: stored.ID, Seq: stored.LastSeq + 1, State: next, Params: params, Message: msg, CreatedAt: now}
-	} else {
+	default:
 		if err := in.IncidentInput.normalize(); err != nil {
 			return nil, err
 		}

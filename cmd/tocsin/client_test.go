@@ -224,6 +224,29 @@ func TestClientNotice(t *testing.T) {
 	mustContain(t, "refused priority", r.stderr, "body.priority")
 	c.mustRun(2, "broadcast", "send", "--title", "no text")
 
+	// A preview shows what the notice would send, and sends nothing.
+	notice := map[string]any{"title": "Maintenance tonight", "services": []string{"cards"}, "message": map[string]string{
+		"en": "Card payments pause from 02:00 to 02:30.", "de": "Kartenzahlungen ruhen von 02:00 bis 02:30."}}
+	var pv dispatcher.BroadcastPreview
+	a.mustDo("POST", "/v1/broadcasts/preview", map[string]any{"notice": notice}, &pv, 200)
+	if pv.Audience != 2 || pv.ByChannel[dispatcher.ChannelSMS]["de-CH"] != 1 || pv.ByChannel[dispatcher.ChannelEmail]["da-DK"] != 1 ||
+		len(pv.OperatorFallbacks) != 1 || pv.OperatorFallbacks["da-DK"] != 1 || len(pv.Samples) != 2 {
+		t.Errorf("notice preview = %+v", pv)
+	}
+	for _, smp := range pv.Samples {
+		if smp.Locale == "de-CH" && (!smp.OperatorText || smp.Body != "Kartenzahlungen ruhen von 02:00 bis 02:30.") {
+			t.Errorf("de-CH sample = %+v, want the German text", smp)
+		}
+		if smp.Locale == "da-DK" && (smp.Title != "Notice: Maintenance tonight" || !strings.HasPrefix(smp.Body, "Card payments pause")) {
+			t.Errorf("da-DK sample = %+v, want the English text framed in English", smp)
+		}
+	}
+	a.mustDo("POST", "/v1/broadcasts/preview", map[string]any{"notice": notice, "severity": "major"}, nil, 422)
+	a.mustDo("POST", "/v1/broadcasts/preview", map[string]any{"notice": map[string]any{"title": "x", "message": map[string]string{"de": "y"}}}, nil, 422)
+	if r := c.mustRun(0, "outbox", "--recipient", "c-zh"); strings.Contains(r.stdout, "Kartenzahlungen") {
+		t.Errorf("the preview sent something:\n%s", r.stdout)
+	}
+
 	r = c.mustRun(0, "broadcast", "send", "--title", "Maintenance tonight", "--service", "cards",
 		"--message", "en=Card payments pause from 02:00 to 02:30.", "--message", "de=Kartenzahlungen ruhen von 02:00 bis 02:30.",
 		"--idempotency-key", "notice-1")

@@ -892,6 +892,7 @@ func TestOpenAPI(t *testing.T) {
 		"/v1/outbox":                     {"get"},
 		"/v1/templates/preview":          {"get"},
 		"/v1/broadcasts/preview":         {"post"},
+		"/v1/broadcasts":                 {"post", "get"},
 		"/healthz":                       {"get"},
 		"/readyz":                        {"get"},
 	}

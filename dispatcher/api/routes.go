@@ -228,6 +228,7 @@ type broadcastPreviewBody struct {
 	Params     map[string]string    `json:"params,omitempty"`
 	Message    map[string]string    `json:"message,omitempty" doc:"Operator text by BCP 47 tag."`
 	Channels   []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook"`
+	Notice     *noticeBody          `json:"notice,omitempty" doc:"Preview an ad-hoc broadcast (POST /v1/broadcasts's body) instead; the other fields must then be empty."`
 }
 
 type broadcastPreviewInput struct {
@@ -433,14 +434,20 @@ func (s *server) routes() {
 	register(s, huma.Operation{
 		OperationID: "preview-broadcast", Method: http.MethodPost, Path: "/v1/broadcasts/preview", Tags: []string{"previews"},
 		Summary: "What an update would send, without sending it",
-		Description: "Role: viewer (it changes nothing). The body is an incident update with incident_id, or an incident's " +
-			"opening without it. Answers the audience per channel and recipient locale, the SMS segments in total, " +
+		Description: "Role: viewer (it changes nothing). The body is an incident update with incident_id, an incident's " +
+			"opening without it, or an ad-hoc broadcast in notice. Answers the audience per channel and recipient locale, the SMS segments in total, " +
 			"the operator-text fallbacks per locale and one rendered sample per locale and channel.",
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *broadcastPreviewInput) (*broadcastPreviewOutput, error) {
 		b := in.Body
+		var notice *dispatcher.NoticeInput
+		if b.Notice != nil {
+			n := dispatcher.NoticeInput(*b.Notice)
+			notice = &n
+		}
 		p, err := svc.PreviewBroadcast(ctx, dispatcher.BroadcastPreviewInput{
 			IncidentID: b.IncidentID,
+			Notice:     notice,
 			IncidentInput: dispatcher.IncidentInput{
 				Title: b.Title, Severity: b.Severity, Services: b.Services, Regions: b.Regions,
 				State: b.State, Params: b.Params, Message: b.Message, Channels: b.Channels,

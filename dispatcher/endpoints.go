@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tocsin-dev/tocsin/locales"
@@ -98,7 +99,7 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 	}
 	for i, e := range in.Events {
 		if !slices.Contains(EventTypes, e) {
-			v.add(fmt.Sprintf("body.events[%d]", i), "must be one of incident.opened, incident.updated, incident.resolved", e)
+			v.add(fmt.Sprintf("body.events[%d]", i), "must be one of "+strings.Join(EventTypes, ", "), e)
 		}
 	}
 	rate, why := parseEndpointRate(in.Rate)

@@ -406,6 +406,9 @@ func (s *Service) decodeReplay(ctx context.Context, answer []byte) (*UpdateResul
 	if err := json.Unmarshal(answer, &res); err != nil {
 		return nil, fmt.Errorf("decode idempotent answer: %w", err)
 	}
+	if res.Incident == nil || res.BroadcastID == "" {
+		return nil, fmt.Errorf("the Idempotency-Key was used for another kind of request: %w", ErrConflict)
+	}
 	// The first request may have stopped between its commit and its
 	// enqueue; enqueueing again is harmless (the task id is the broadcast's).
 	if b, err := s.Deliveries.GetBroadcast(ctx, res.BroadcastID); err == nil && b.State == BroadcastPlanning {

@@ -274,6 +274,9 @@ func TestClientNotice(t *testing.T) {
 	if n := strings.Count(r.stdout, "bc_ntc_"); n != 1 {
 		t.Errorf("broadcast list shows %d notices, want 1:\n%s", n, r.stdout)
 	}
+	// The notice's key on an incident is a conflict, not a replay.
+	r = c.mustRun(1, "incident", "open", "--title", "x", "--severity", "minor", "--idempotency-key", "notice-1")
+	mustContain(t, "key reused across kinds", r.stderr, "Conflict", "another kind of request")
 	// A done broadcast cannot be cancelled.
 	r = c.mustRun(1, "broadcast", "cancel", bid[1])
 	mustContain(t, "cancel done", r.stderr, "Conflict")

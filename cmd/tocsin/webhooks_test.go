@@ -202,3 +202,50 @@ func (a *app) deliveriesOf(bid string) map[string]dispatcher.Delivery {
 }
 
 func toString(v any) string { return fmt.Sprint(v) }
+
+// TestWebhookNotice: an endpoint subscribed to notices alone gets a signed
+// notice.published about no incident, and none of an incident's events
+// (the merchant hears of the incident by email instead).
+func TestWebhookNotice(t *testing.T) {
+	_, opts := redistest.New(t)
+	a := startApp(t, map[string]string{
+		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_LOG_LEVEL": "warn",
+		"TOCSIN_WEBHOOK_ALLOW_HTTP": "true", "TOCSIN_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+	})
+	recv := webhooktest.New(t, "whsec_"+"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	a.mustDo("PUT", "/v1/recipients/shop", map[string]any{"kind": "merchant", "locale": "fr-CH", "email": "ops@shop.example",
+		"services": []string{"cards"}, "channels": []string{"webhook", "email"}}, nil, 200)
+	var reg dispatcher.EndpointResult
+	a.mustDo("PUT", "/v1/recipients/shop/webhooks/main", map[string]any{"url": recv.URL, "events": []string{"notice.published"}}, &reg, 201)
+	recv.SetSecrets(reg.Secret)
+
+	inc := a.open(t, "Paiements par carte perturbés")
+	if n := len(recv.Requests()); n != 0 {
+		t.Errorf("the endpoint got %d requests for an incident it did not subscribe to", n)
+	}
+	if got := a.outbox("shop"); len(got) != 1 || got[0].Channel != "email" || got[0].BroadcastID != inc.ID {
+		t.Errorf("merchant's outbox = %+v, want the incident by email", got)
+	}
+
+	var b dispatcher.Broadcast
+	a.mustDo("POST", "/v1/broadcasts", map[string]any{"title": "Maintenance", "services": []string{"cards"},
+		"message": map[string]string{"en": "Card payments pause at 02:00.", "fr": "Les paiements par carte s'interrompent à 02:00."}}, &b, 201)
+	a.waitDone(b.ID)
+	reqs := recv.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("receiver got %d requests, want the notice", len(reqs))
+	}
+	r := reqs[0]
+	if err := r.VerifyWith(reg.Secret); err != nil {
+		t.Fatalf("the notice does not verify: %v", err)
+	}
+	if r.ID != dispatcher.DeliveryID(b.ID, dispatcher.ChannelWebhook, "shop") || r.Event.Type != dispatcher.EventNotice ||
+		r.Event.Data.IncidentID != "" || r.Event.Data.State != dispatcher.StateNotice || r.Event.Data.Locale != "fr" ||
+		r.Event.Data.Body != "Les paiements par carte s'interrompent à 02:00." || r.Event.Data.Title != "Avis : Maintenance" {
+		t.Errorf("notice webhook = id %s, event %+v", r.ID, r.Event)
+	}
+	if strings.Contains(string(r.Body), `"incident_id"`) || strings.Contains(string(r.Body), `"severity"`) {
+		t.Errorf("the notice's payload names an incident: %s", r.Body)
+	}
+}

@@ -16,7 +16,7 @@ type endpointPath struct {
 
 type endpointBody struct {
 	URL    string   `json:"url" doc:"https URL (http only with channels.webhook.allow_http). Its host must not resolve to a private, loopback, link-local or metadata address." example:"https://shop.example.com/hooks/tocsin"`
-	Events []string `json:"events,omitempty" enum:"incident.opened,incident.updated,incident.resolved" doc:"Events to receive; empty means all."`
+	Events []string `json:"events,omitempty" enum:"incident.opened,incident.updated,incident.resolved,notice.published" doc:"Events to receive; empty means all."`
 	Rate   string   `json:"rate,omitempty" doc:"The endpoint's own rate limit, requests per unit: 20/s, 600/min, 5/h; from 1 per unit up to 1000/s. Absent: the channel's rate (channels.webhook.rate, default 10/s)." example:"20/s"`
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,6 +70,9 @@ type broadcastContext struct {
 	b   *Broadcast
 	inc *Incident
 	up  *Update
+	// earlierDone is set once no delivery of an earlier update of the
+	// incident is in flight; it stays so (see waitEarlier).
+	earlierDone atomic.Bool
 }
 
 // Backoff is the default retry delay: 2s doubling per retry up to an hour,
@@ -335,10 +339,22 @@ func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Re
 	return f.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: inc, Update: up})
 }
 
-// loadEndpoints gives the merchants of a batch their webhook endpoints that
-// want this update (one round trip), when the broadcast may use webhooks.
-func (f *Fanout) loadEndpoints(ctx context.Context, bc *broadcastContext, rs []*Recipient) error {
-	return f.endpointsFor(ctx, bc.b.Channels, bc.up, rs)
+// loadRecipients reads the recipients with ids (nil where deleted), as the
+// fan-out sees them: their opted-out addresses marked, and merchants given
+// their webhook endpoints that want up when channels (empty: all) allows
+// webhooks. Three round trips at most, whatever the number of ids.
+func (f *Fanout) loadRecipients(ctx context.Context, ids []string, channels []Channel, up *Update) ([]*Recipient, error) {
+	rs, err := f.Recipients.GetRecipients(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.applyOptOuts(ctx, rs); err != nil {
+		return nil, err
+	}
+	if err := f.endpointsFor(ctx, channels, up, rs); err != nil {
+		return nil, err
+	}
+	return rs, nil
 }
 
 // endpointsFor loads the endpoints that want up for the merchants in rs
@@ -454,6 +470,13 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err != nil {
 		return err
 	}
+	// Latest state wins: nothing of this update goes out while a delivery
+	// of an earlier one is still being handed to a provider. Waiting comes
+	// first, so a batch that gives up (and is retried) has read nothing and
+	// taken no recipient's rate-limit token.
+	if err := f.waitEarlier(ctx, bc); err != nil {
+		return err
+	}
 	ids, err := f.Deliveries.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
 	if err != nil {
 		return err
@@ -461,14 +484,8 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if len(ids) == 0 {
 		return nil // the broadcast finished and its snapshot is gone
 	}
-	rs, err := f.Recipients.GetRecipients(ctx, ids)
+	rs, err := f.loadRecipients(ctx, ids, bc.b.Channels, bc.up)
 	if err != nil {
-		return err
-	}
-	if err := f.applyOptOuts(ctx, rs); err != nil {
-		return err
-	}
-	if err := f.loadEndpoints(ctx, bc, rs); err != nil {
 		return err
 	}
 	told, err := f.flapTold(ctx, bc, ids)
@@ -508,11 +525,6 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		}
 	}
 	if err := f.guardRecipients(ctx, bc, begins, msgs); err != nil {
-		return err
-	}
-	// Latest state wins: nothing of this update goes out while a delivery
-	// of an earlier one is still being handed to a provider.
-	if err := f.waitEarlier(ctx, bc); err != nil {
 		return err
 	}
 	guard := Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}
@@ -651,14 +663,21 @@ func (f *Fanout) nextChannel(r *Recipient, failed Channel, allowed []Channel) Ch
 // suppresses them once this update exists), so a recipient never gets an
 // older update after a newer one.
 func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
-	if bc.up.Seq <= 1 {
+	if bc.up.Seq <= 1 || bc.earlierDone.Load() {
 		return nil
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		n, err := f.Deliveries.InFlight(ctx, bc.inc.ID, bc.up.Seq)
-		if err != nil || n == 0 {
+		if err != nil {
 			return err
+		}
+		if n == 0 {
+			// This update exists, so the store's guard lets no delivery of
+			// an earlier one start again: zero stays zero, and the other
+			// batches of this broadcast need not ask.
+			bc.earlierDone.Store(true)
+			return nil
 		}
 		if time.Now().After(deadline) {
 			// asynq retries the batch: still nothing of this update has gone out.
@@ -859,18 +878,13 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 		}
 		return f.Deliveries.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: st, Reason: why, Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding}})
 	}
-	r, err := f.Recipients.GetRecipient(ctx, rid)
-	if errors.Is(err, ErrNotFound) {
-		return fail(StatusSuppressed, "recipient_deleted")
-	}
+	rs, err := f.loadRecipients(ctx, []string{rid}, bc.b.Channels, bc.up)
 	if err != nil {
 		return err
 	}
-	if err := f.applyOptOuts(ctx, []*Recipient{r}); err != nil {
-		return err
-	}
-	if err := f.loadEndpoints(ctx, bc, []*Recipient{r}); err != nil {
-		return err
+	r := rs[0]
+	if r == nil {
+		return fail(StatusSuppressed, "recipient_deleted")
 	}
 	if slices.Contains(r.OptOut, ch) {
 		return fail(StatusSuppressed, "opted_out")

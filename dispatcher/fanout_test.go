@@ -33,6 +33,9 @@ type fakeStore struct {
 	records    []dispatcher.Outcome
 	optOuts    map[dispatcher.Channel]bool // "channel:address"
 	told       map[string]bool
+	inFlight   []int // InFlight's answers in turn; 0 when used up
+	asked      int   // InFlight calls
+	slices     int   // AudienceSlice calls
 }
 
 func newFakeStore(inc *dispatcher.Incident, up *dispatcher.Update, b *dispatcher.Broadcast, rs ...*dispatcher.Recipient) *fakeStore {
@@ -141,6 +144,7 @@ func (s *fakeStore) SnapshotAudience(_ context.Context, b *dispatcher.Broadcast,
 func (s *fakeStore) AudienceSlice(_ context.Context, _ string, start, stop int) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.slices++
 	stop = min(stop, len(s.audience))
 	if start >= stop {
 		return nil, nil
@@ -210,7 +214,17 @@ func (s *fakeStore) Claim(_ context.Context, id string, g dispatcher.Guard) (dis
 	return d.Status, nil
 }
 
-func (s *fakeStore) InFlight(context.Context, string, int) (int, error) { return 0, nil }
+func (s *fakeStore) InFlight(context.Context, string, int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked++
+	if len(s.inFlight) == 0 {
+		return 0, nil
+	}
+	n := s.inFlight[0]
+	s.inFlight = s.inFlight[1:]
+	return n, nil
+}
 
 func (s *fakeStore) BroadcastState(ctx context.Context, id string) (dispatcher.BroadcastState, error) {
 	b, err := s.GetBroadcast(ctx, id)
@@ -1150,5 +1164,54 @@ func TestFanoutRetryFallback(t *testing.T) {
 	}
 	if got := s.email.sentTo(); !slices.Equal(got, []string{"late"}) {
 		t.Errorf("email went to %v after the SMS failed for good on its retry, want [late]", got)
+	}
+}
+
+// TestFanoutWaitsForEarlierUpdate: a batch of update 2 waits, before it
+// reads anything, while deliveries of update 1 are in flight; once none
+// are, the other batches of the broadcast do not ask again (the store's
+// guard keeps it so); and a wait cut short reads nothing.
+func TestFanoutWaitsForEarlierUpdate(t *testing.T) {
+	t.Parallel()
+	s := setupFanout(t, smsRecipient("a", "en"), smsRecipient("b", "de-CH"), smsRecipient("c", "fr-CH"))
+	ctx := context.Background()
+	up2 := &dispatcher.Update{IncidentID: "inc_f", Seq: 2, State: dispatcher.StateResolved, BroadcastID: dispatcher.BroadcastID("inc_f", 2)}
+	b2 := &dispatcher.Broadcast{ID: up2.BroadcastID, IncidentID: "inc_f", Seq: 2, State: dispatcher.BroadcastPlanning, Severity: dispatcher.SeverityMajor}
+	s.store.mu.Lock()
+	s.store.updates = append(s.store.updates, up2)
+	s.store.incident.LastSeq, s.store.incident.State = 2, dispatcher.StateResolved
+	s.store.b = b2
+	s.store.inFlight = []int{2, 1, 0}
+	s.store.mu.Unlock()
+	if err := s.fanout.Plan(ctx, b2.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// Cut short while update 1 is still in flight: nothing read, nothing sent.
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	s.store.mu.Lock()
+	s.store.inFlight = []int{5}
+	s.store.mu.Unlock()
+	if err := s.fanout.RunBatch(short, b2.ID, dispatcher.Batch{Start: 0, Stop: 1}); err == nil {
+		t.Fatal("RunBatch with deliveries in flight and a cancelled context returned nil")
+	}
+	if s.store.slices != 0 || len(s.sms.sentTo()) != 0 {
+		t.Errorf("a batch that did not get past the wait read the audience %d times and sent to %v", s.store.slices, s.sms.sentTo())
+	}
+
+	s.store.mu.Lock()
+	s.store.inFlight, s.store.asked = []int{2, 1, 0}, 0
+	s.store.mu.Unlock()
+	for _, batch := range []dispatcher.Batch{{Start: 0, Stop: 1}, {Start: 1, Stop: 2}, {Start: 2, Stop: 3}} {
+		if err := s.fanout.RunBatch(ctx, b2.ID, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.sms.sentTo(); len(got) != 3 {
+		t.Errorf("update 2 went to %v, want a, b and c", got)
+	}
+	if s.store.asked != 3 {
+		t.Errorf("InFlight asked %d times, want 3 (until the first 0, then never again)", s.store.asked)
 	}
 }

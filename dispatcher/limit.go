@@ -555,15 +555,14 @@ func (r *RateLimited) sendEach(ctx context.Context, msgs []*Message) []Result {
 	return res
 }
 
-// deliver sends msgs[idx] in one call and writes their results; a 429
-// slows Key.
-func (r *RateLimited) deliver(ctx context.Context, msgs []*Message, idx []int, res []Result, slowed *atomic.Bool) {
+// handOver sends msgs[idx] in one call, writes their results, and returns
+// the indexes of the messages the provider throttled (429).
+func (r *RateLimited) handOver(ctx context.Context, msgs []*Message, idx []int, res []Result) (throttled []int) {
 	group := make([]*Message, len(idx))
 	for j, i := range idx {
 		group[j] = msgs[i]
 	}
 	got := r.Sender.Send(ctx, group)
-	throttled := 0
 	for j, i := range idx {
 		if j >= len(got) {
 			res[i] = Result{Err: Transient("", 0, fmt.Errorf("rate limiter: the sender returned %d results for %d messages", len(got), len(group)))}
@@ -571,32 +570,25 @@ func (r *RateLimited) deliver(ctx context.Context, msgs []*Message, idx []int, r
 		}
 		res[i] = got[j]
 		if IsThrottled(got[j].Err) {
-			throttled++
+			throttled = append(throttled, i)
 		}
 	}
-	if throttled > 0 && slowed.CompareAndSwap(false, true) {
-		r.slow(ctx, r.Key, r.Rate, throttled, group[0])
+	return throttled
+}
+
+// deliver hands msgs[idx] over; a 429 slows Key, once per Send.
+func (r *RateLimited) deliver(ctx context.Context, msgs []*Message, idx []int, res []Result, slowed *atomic.Bool) {
+	if throttled := r.handOver(ctx, msgs, idx, res); len(throttled) > 0 && slowed.CompareAndSwap(false, true) {
+		r.slow(ctx, r.Key, r.Rate, len(throttled), msgs[idx[0]])
 	}
 }
 
-// deliverEach sends msgs[idx] in one call and writes their results; a 429
-// slows each bucket of the message that got it.
+// deliverEach hands msgs[idx] over; a 429 slows each bucket of the message
+// that got it.
 func (r *RateLimited) deliverEach(ctx context.Context, msgs []*Message, idx []int, bucketsOf [][]Bucket, res []Result) {
-	group := make([]*Message, len(idx))
-	for j, i := range idx {
-		group[j] = msgs[i]
-	}
-	got := r.Sender.Send(ctx, group)
-	for j, i := range idx {
-		if j >= len(got) {
-			res[i] = Result{Err: Transient("", 0, fmt.Errorf("rate limiter: the sender returned %d results for %d messages", len(got), len(group)))}
-			continue
-		}
-		res[i] = got[j]
-		if IsThrottled(got[j].Err) {
-			for _, b := range bucketsOf[i] {
-				r.slow(ctx, b.Key, b.Rate, 1, msgs[i])
-			}
+	for _, i := range r.handOver(ctx, msgs, idx, res) {
+		for _, b := range bucketsOf[i] {
+			r.slow(ctx, b.Key, b.Rate, 1, msgs[i])
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // Priority is the lane a broadcast drains in. Lanes are strict: nothing of
@@ -87,53 +89,33 @@ type NoticeInput struct {
 	Priority Priority `json:"priority,omitempty"`
 }
 
-// normalize validates a notice, reporting every invalid field, and
-// canonicalizes it.
-func (in *NoticeInput) normalize() error { return in.normalizeAt("body.") }
-
-// normalizeAt is normalize with field names under prefix.
-func (in *NoticeInput) normalizeAt(prefix string) error {
+// normalize validates a notice, reporting every invalid field under
+// prefix ("body." for POST /v1/broadcasts), and canonicalizes it.
+func (in *NoticeInput) normalize(prefix string) error {
 	v := &ValidationError{}
 	in.Title = strings.TrimSpace(in.Title)
 	if in.Title == "" || len(in.Title) > maxTitle {
-		v.add("body.title", fmt.Sprintf("must be 1-%d characters", maxTitle), nil)
+		v.add(prefix+"title", fmt.Sprintf("must be 1-%d characters", maxTitle), nil)
 	}
 	if in.Priority == "" {
 		in.Priority = PriorityBulk
 	}
 	if !in.Priority.Valid() {
-		v.add("body.priority", "must be one of critical, normal, low, bulk (the default: below every incident)", in.Priority)
+		v.add(prefix+"priority", "must be one of critical, normal, low, bulk (the default: below every incident)", in.Priority)
 	}
-	in.Services = validateLabels(v, "body.services", in.Services)
-	in.Regions = validateLabels(v, "body.regions", in.Regions)
-	in.Channels = validateChannels(v, "body.channels", in.Channels)
+	in.Services = validateLabels(v, prefix+"services", in.Services)
+	in.Regions = validateLabels(v, prefix+"regions", in.Regions)
+	in.Channels = validateChannels(v, prefix+"channels", in.Channels)
 	if len(in.Message) == 0 {
-		v.add("body.message", "is required: the text per language, such as {\"en\": \"...\", \"de\": \"...\"}", nil)
+		v.add(prefix+"message", "is required: the text per language, such as {\"en\": \"...\", \"de\": \"...\"}", nil)
 	} else {
-		in.Message = validateMessage(v, "body.message", in.Message)
-		if in.Message != nil && englishText(in.Message) == "" {
-			v.add("body.message.en", "an English text is required: recipients whose language has no text of its own read it", nil)
+		in.Message = validateMessage(v, prefix+"message", in.Message)
+		// The English text is what the renderer falls back on.
+		if _, _, ok := operatorText(in.Message, locales.DefaultLocale, true); in.Message != nil && !ok {
+			v.add(prefix+"message.en", "an English text is required: recipients whose language has no text of its own read it", nil)
 		}
-	}
-	for _, f := range v.Fields {
-		f.Field = prefix + strings.TrimPrefix(f.Field, "body.")
 	}
 	return v.orNil()
-}
-
-// englishText returns the notice's English text: "en", else the first en-*
-// tag in sorted order.
-func englishText(msgs map[string]string) string {
-	if t, ok := msgs["en"]; ok {
-		return t
-	}
-	best := ""
-	for tag := range msgs {
-		if strings.HasPrefix(tag, "en-") && (best == "" || tag < best) {
-			best = tag
-		}
-	}
-	return msgs[best]
 }
 
 // NoticeBroadcastID returns a fresh, time-ordered broadcast id of a notice:
@@ -142,24 +124,12 @@ func NoticeBroadcastID(now time.Time) string {
 	return "bc_ntc_" + strings.TrimPrefix(NewIncidentID(now), "inc_")
 }
 
-// IsNotice reports whether b is an ad-hoc broadcast.
-func (b *Broadcast) IsNotice() bool { return b.Notice != nil }
-
 // SendNotice creates an ad-hoc broadcast and enqueues its plan. With an
 // idempotency key seen before, it returns the first answer and creates
 // nothing.
 func (s *Service) SendNotice(ctx context.Context, in NoticeInput, idemKey string) (*Broadcast, error) {
-	if err := in.normalize(); err != nil {
+	if err := in.normalize("body."); err != nil {
 		return nil, err
-	}
-	if idemKey != "" {
-		answer, err := s.Incidents.IdempotentAnswer(ctx, idemKey)
-		if err != nil {
-			return nil, err
-		}
-		if answer != nil {
-			return s.replayNotice(ctx, answer)
-		}
 	}
 	now := s.now()
 	b := &Broadcast{
@@ -175,14 +145,12 @@ func (s *Service) SendNotice(ctx context.Context, in NoticeInput, idemKey string
 		Counts:    map[Channel]map[DeliveryStatus]int{},
 		CreatedAt: now,
 	}
-	var idem *Idempotency
-	if idemKey != "" {
-		answer, err := json.Marshal(b)
-		if err != nil {
-			return nil, err
-		}
-		idem = &Idempotency{Key: idemKey, Answer: answer}
+	idem, err := newIdempotency(idemKey, b)
+	if err != nil {
+		return nil, err
 	}
+	// The store checks the key inside its transaction: a key seen before
+	// writes nothing and answers the first request.
 	replay, err := s.Deliveries.CreateBroadcast(ctx, b, idem)
 	if err != nil {
 		return nil, err
@@ -205,18 +173,9 @@ func (s *Service) replayNotice(ctx context.Context, answer []byte) (*Broadcast, 
 		return nil, fmt.Errorf("decode idempotent answer: %w", err)
 	}
 	if first.Notice == nil {
-		return nil, fmt.Errorf("the Idempotency-Key was used for another kind of request: %w", ErrConflict)
+		return nil, errKeyReused
 	}
-	b, err := s.Deliveries.GetBroadcast(ctx, first.ID)
-	if err != nil {
-		return nil, err
-	}
-	if b.State == BroadcastPlanning {
-		if err := s.Queue.EnqueuePlan(ctx, b); err != nil {
-			return nil, fmt.Errorf("enqueue plan: %w", err)
-		}
-	}
-	return b, nil
+	return s.replan(ctx, first.ID)
 }
 
 // ListNotices lists ad-hoc broadcasts, newest first.

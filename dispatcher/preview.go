@@ -133,7 +133,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 				Message: "a notice preview takes its fields inside notice only: remove incident_id and the incident's fields"}}}
 		}
 		n := *in.Notice
-		if err := n.normalizeAt("body.notice."); err != nil {
+		if err := n.normalize("body.notice."); err != nil {
 			return nil, err
 		}
 		b := &Broadcast{ID: "bc_ntc_preview", Severity: n.Priority.severity(), Priority: n.Priority, CreatedAt: now,
@@ -183,14 +183,8 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 	}
 	sampled := map[sampleKey]bool{}
 	n, err := s.Recipients.ScanAudience(ctx, inc.Services, inc.Regions, 1000, func(ids []string) error {
-		rs, err := s.Recipients.GetRecipients(ctx, ids)
+		rs, err := s.Fanout.loadRecipients(ctx, ids, chs, up)
 		if err != nil {
-			return err
-		}
-		if err := s.Fanout.applyOptOuts(ctx, rs); err != nil {
-			return err
-		}
-		if err := s.Fanout.endpointsFor(ctx, chs, up, rs); err != nil {
 			return err
 		}
 		for _, r := range rs {

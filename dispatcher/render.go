@@ -72,7 +72,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		out.OperatorFallback = true
 	}
 	if req.Channel == ChannelSMS {
-		out.Body = gsm.Transliterate(out.Body)
+		// The catalogue already mapped the text to GSM-7 where it can.
 		info := gsm.Count(out.Body)
 		out.Segments, out.Encoding = info.Segments, string(info.Encoding)
 	}

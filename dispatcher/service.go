@@ -407,16 +407,45 @@ func (s *Service) decodeReplay(ctx context.Context, answer []byte) (*UpdateResul
 		return nil, fmt.Errorf("decode idempotent answer: %w", err)
 	}
 	if res.Incident == nil || res.BroadcastID == "" {
-		return nil, fmt.Errorf("the Idempotency-Key was used for another kind of request: %w", ErrConflict)
+		return nil, errKeyReused
 	}
-	// The first request may have stopped between its commit and its
-	// enqueue; enqueueing again is harmless (the task id is the broadcast's).
-	if b, err := s.Deliveries.GetBroadcast(ctx, res.BroadcastID); err == nil && b.State == BroadcastPlanning {
+	if _, err := s.replan(ctx, res.BroadcastID); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// errKeyReused answers an Idempotency-Key first used on another route.
+var errKeyReused = fmt.Errorf("the Idempotency-Key was used for another kind of request: %w", ErrConflict)
+
+// replan returns broadcast id as it stands and, while it is still
+// planning, enqueues its plan again: the first request may have stopped
+// between its commit and its enqueue. Enqueueing again is harmless (the
+// task id is the broadcast's).
+func (s *Service) replan(ctx context.Context, id string) (*Broadcast, error) {
+	b, err := s.Deliveries.GetBroadcast(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if b.State == BroadcastPlanning {
 		if err := s.Queue.EnqueuePlan(ctx, b); err != nil {
 			return nil, fmt.Errorf("enqueue plan: %w", err)
 		}
 	}
-	return &res, nil
+	return b, nil
+}
+
+// newIdempotency pairs an Idempotency-Key with the answer to keep for it;
+// nil without a key.
+func newIdempotency(key string, answer any) (*Idempotency, error) {
+	if key == "" {
+		return nil, nil
+	}
+	raw, err := json.Marshal(answer)
+	if err != nil {
+		return nil, fmt.Errorf("encode the answer to keep: %w", err)
+	}
+	return &Idempotency{Key: key, Answer: raw}, nil
 }
 
 func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params, msg map[string]string, chs []Channel, idemKey string) (*UpdateResult, error) {
@@ -447,13 +476,9 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now}
 	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Priority: PriorityOf(inc.Severity), Channels: chs, CreatedAt: now}
 	res := &UpdateResult{Incident: inc, Update: up, Seq: seq, BroadcastID: bid}
-	var idem *Idempotency
-	if idemKey != "" {
-		answer, err := json.Marshal(res)
-		if err != nil {
-			return nil, err
-		}
-		idem = &Idempotency{Key: idemKey, Answer: answer}
+	idem, err := newIdempotency(idemKey, res)
+	if err != nil {
+		return nil, err
 	}
 	replay, err := s.Incidents.SaveUpdate(ctx, inc, prevSeq, up, b, idem)
 	if err != nil {

@@ -40,22 +40,22 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tocsin-dev/tocsin/channels/push/internal/fakeserver"
 	"github.com/tocsin-dev/tocsin/channels/push/internal/jwtcheck"
 )
 
@@ -129,6 +129,16 @@ type Server struct {
 	ClientEmail string
 	KeyID       string
 
+	// Script arms the send API (the token endpoint is not scripted):
+	// FailNext(f, n) makes the next n send calls (after authentication)
+	// fail with f; SetFailHook installs a function every authenticated
+	// send call consults before FailNext's failures, failing with the
+	// Failure it returns when it reports true (fakes of several providers
+	// share one hook to fail "the next n calls" whichever provider gets
+	// them); Delay(d) makes every send answer wait d (or until the client
+	// gives up); Requests returns the number of send calls received.
+	fakeserver.Script[Failure]
+
 	srv *httptest.Server
 	key *rsa.PrivateKey
 
@@ -136,11 +146,7 @@ type Server struct {
 	tokens        map[string]time.Time // access token -> expiry
 	unregistered  map[string]bool
 	invalid       map[string]bool
-	fails         []Failure
-	hook          func() (Failure, bool)
-	delay         time.Duration
 	msgs          []Message
-	requests      int
 	tokenRequests int
 	next          int
 }
@@ -156,7 +162,7 @@ func New(tb testing.TB) *Server {
 	s := &Server{
 		ProjectID:    "tocsin-test",
 		ClientEmail:  "tocsin-push@tocsin-test.iam.gserviceaccount.com",
-		KeyID:        randomHex(20),
+		KeyID:        fakeserver.RandomHex(20),
 		key:          key,
 		tokens:       map[string]time.Time{},
 		unregistered: map[string]bool{},
@@ -165,13 +171,8 @@ func New(tb testing.TB) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/token", s.serveToken)
 	mux.HandleFunc("/", s.serveSend)
-	s.srv = httptest.NewUnstartedServer(mux)
-	s.srv.EnableHTTP2 = true
-	// Clients that give up mid-handshake (cancelled sends) are normal here.
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.StartTLS()
+	s.srv = fakeserver.Start(tb, mux)
 	s.URL = s.srv.URL
-	tb.Cleanup(s.srv.Close)
 	return s
 }
 
@@ -227,25 +228,6 @@ func (s *Server) MarkInvalid(token string) {
 	s.invalid[token] = true
 }
 
-// FailNext makes the next n send calls (after authentication) fail with f.
-func (s *Server) FailNext(f Failure, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.fails = append(s.fails, f)
-	}
-}
-
-// SetFailHook installs a function every authenticated send call consults
-// before FailNext's failures: when it reports true the call fails with
-// the Failure it returns. Fakes of several providers share one hook to
-// fail "the next n calls" whichever provider gets them.
-func (s *Server) SetFailHook(hook func() (Failure, bool)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hook = hook
-}
-
 // RevokeTokens makes every access token issued so far invalid (401).
 func (s *Server) RevokeTokens() {
 	s.mu.Lock()
@@ -253,25 +235,11 @@ func (s *Server) RevokeTokens() {
 	clear(s.tokens)
 }
 
-// Delay makes every send answer wait d (or until the client gives up).
-func (s *Server) Delay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
-}
-
 // Messages returns the accepted messages in arrival order.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Message(nil), s.msgs...)
-}
-
-// Requests returns the number of send calls received.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
 }
 
 // TokenRequests returns the number of token requests received.
@@ -306,7 +274,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		tokenError(w, http.StatusBadRequest, "invalid_grant", why)
 		return
 	}
-	tok := "ya29.fake-" + randomHex(24)
+	tok := "ya29.fake-" + fakeserver.RandomHex(24)
 	s.mu.Lock()
 	s.tokens[tok] = time.Now().Add(TokenLifetime)
 	s.mu.Unlock()
@@ -338,12 +306,7 @@ func (s *Server) checkAssertion(assertion string) string {
 	if aud := t.String("aud"); aud != s.TokenURI() {
 		return fmt.Sprintf("Invalid JWT: aud %q is not the token_uri %q", aud, s.TokenURI())
 	}
-	scopes := strings.Fields(t.String("scope"))
-	found := false
-	for _, sc := range scopes {
-		found = found || sc == Scope
-	}
-	if !found {
+	if !slices.Contains(strings.Fields(t.String("scope")), Scope) {
 		return fmt.Sprintf("Invalid JWT: scope %q lacks %s", t.String("scope"), Scope)
 	}
 	now := time.Now()
@@ -417,16 +380,8 @@ var (
 )
 
 func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	delay := s.delay
-	s.mu.Unlock()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !s.Begin(r) {
+		return
 	}
 	m := sendPath.FindStringSubmatch(r.URL.Path)
 	switch {
@@ -447,7 +402,7 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "NOT_FOUND", "", "Requested entity was not found.", nil)
 		return
 	}
-	if f, ok := s.takeFailure(); ok {
+	if f, ok := s.TakeFailure(); ok {
 		failWith(w, f)
 		return
 	}
@@ -470,10 +425,10 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	switch {
 	case unregistered:
-		apiError(w, http.StatusNotFound, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.", nil)
+		failWith(w, Unregistered)
 		return
 	case invalid:
-		apiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token", nil)
+		failWith(w, InvalidToken)
 		return
 	}
 	s.mu.Lock()
@@ -606,25 +561,6 @@ func (s *Server) authorized(header string) bool {
 	return ok && time.Now().Before(exp)
 }
 
-func (s *Server) takeFailure() (Failure, bool) {
-	s.mu.Lock()
-	hook := s.hook
-	s.mu.Unlock()
-	if hook != nil {
-		if f, ok := hook(); ok {
-			return f, true
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.fails) == 0 {
-		return 0, false
-	}
-	f := s.fails[0]
-	s.fails = s.fails[1:]
-	return f, true
-}
-
 func failWith(w http.ResponseWriter, f Failure) {
 	switch f {
 	case Unavailable:
@@ -685,12 +621,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }

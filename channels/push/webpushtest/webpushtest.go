@@ -38,12 +38,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -54,6 +52,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tocsin-dev/tocsin/channels/push/internal/fakeserver"
 	"github.com/tocsin-dev/tocsin/channels/push/internal/jwtcheck"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
@@ -109,16 +108,23 @@ type Server struct {
 	VAPIDPublicKey  string
 	VAPIDPrivateKey string
 
+	// Script arms the fake with HTTP statuses: FailNext(status, n) makes
+	// the next n authenticated calls fail with status (429 carries
+	// Retry-After; 413 says the payload is too large); SetFailHook
+	// installs a function every authenticated call consults before
+	// FailNext's failures, failing with the status it returns when it
+	// reports true (fakes of several providers share one hook to fail
+	// "the next n calls" whichever provider gets them); Delay(d) makes
+	// every answer wait d (or until the client gives up); Requests returns
+	// the number of calls received.
+	fakeserver.Script[int]
+
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	gone     map[string]int // endpoint -> 404 or 410
-	fails    []int
-	hook     func() (int, bool)
-	delay    time.Duration
-	msgs     []Message
-	requests int
-	next     int
+	mu   sync.Mutex
+	gone map[string]int // endpoint -> 404 or 410
+	msgs []Message
+	next int
 }
 
 // New starts a fake with a fresh VAPID key pair and stops it when the test
@@ -134,13 +140,8 @@ func New(tb testing.TB) *Server {
 		VAPIDPrivateKey: base64.RawURLEncoding.EncodeToString(key.Bytes()),
 		gone:            map[string]int{},
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.srv.EnableHTTP2 = true
-	// Clients that give up mid-handshake (cancelled sends) are normal here.
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.StartTLS()
+	s.srv = fakeserver.Start(tb, http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
-	tb.Cleanup(s.srv.Close)
 	return s
 }
 
@@ -189,44 +190,11 @@ func (s *Server) MarkGone(endpoint string, status int) {
 	s.gone[endpoint] = status
 }
 
-// FailNext makes the next n authenticated calls fail with status: 429
-// carries Retry-After; 413 says the payload is too large.
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.fails = append(s.fails, status)
-	}
-}
-
-// SetFailHook installs a function every authenticated call consults before
-// FailNext's failures (see fcmtest.Server.SetFailHook); it returns the
-// status to fail with.
-func (s *Server) SetFailHook(hook func() (int, bool)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hook = hook
-}
-
-// Delay makes every answer wait d (or until the client gives up).
-func (s *Server) Delay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
-}
-
 // Messages returns the accepted messages in arrival order.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Message(nil), s.msgs...)
-}
-
-// Requests returns the number of calls received.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
 }
 
 var (
@@ -235,16 +203,8 @@ var (
 )
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	delay := s.delay
-	s.mu.Unlock()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !s.Begin(r) {
+		return
 	}
 	id, ok := strings.CutPrefix(r.URL.Path, endpointPrefix)
 	if "https://"+r.Host != Origin || !ok || !idPattern.MatchString(id) {
@@ -262,7 +222,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, why, status)
 		return
 	}
-	if status, ok := s.takeFailure(); ok {
+	if status, ok := s.TakeFailure(); ok {
 		if status == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
 		}
@@ -308,7 +268,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	msg.Title, msg.Body, msg.Data = p.Title, p.Body, p.Data
 	s.mu.Lock()
 	s.next++
-	msg.Location = fmt.Sprintf("%s/m/%d-%s", Origin, s.next, randomHex(8))
+	msg.Location = fmt.Sprintf("%s/m/%d-%s", Origin, s.next, fakeserver.RandomHex(8))
 	s.msgs = append(s.msgs, msg)
 	s.mu.Unlock()
 	w.Header().Set("Location", msg.Location)
@@ -445,31 +405,4 @@ func Decrypt(body []byte, priv *ecdh.PrivateKey, auth []byte) ([]byte, int, erro
 		return nil, 0, errors.New("no last-record delimiter (0x02) before the padding")
 	}
 	return plain[:i], rs, nil
-}
-
-func (s *Server) takeFailure() (int, bool) {
-	s.mu.Lock()
-	hook := s.hook
-	s.mu.Unlock()
-	if hook != nil {
-		if st, ok := hook(); ok {
-			return st, true
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.fails) == 0 {
-		return 0, false
-	}
-	st := s.fails[0]
-	s.fails = s.fails[1:]
-	return st, true
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }

@@ -11,7 +11,8 @@
 //     MissingProviderToken), an ES256 JWT with header kid = the key id,
 //     signed with the .p8 key, claim iss = the team id (403
 //     InvalidProviderToken), iat in the last hour (403
-//     ExpiredProviderToken);
+//     ExpiredProviderToken), and on one connection a new token at most
+//     once per 20 minutes (429 TooManyProviderTokenUpdates);
 //   - apns-topic = the app's bundle id (400 MissingTopic, BadTopic),
 //     apns-push-type alert (400 InvalidPushType), apns-priority 5 or 10
 //     (400 BadPriority), apns-collapse-id at most 64 bytes (400
@@ -23,8 +24,8 @@
 // UUID). Errors are JSON {"reason": "..."}, with a timestamp for 410.
 // Tests mark tokens with MarkUnregistered (410 Unregistered) and
 // MarkBadDeviceToken (400 BadDeviceToken), make the next calls fail with
-// FailNext or a FailHook, slow answers with Delay, and read what was
-// accepted with Notifications.
+// FailNext or a FailHook, slow answers with Delay, move the fake's clock
+// with SetClock, and read what was accepted with Notifications.
 package apnstest
 
 import (
@@ -37,7 +38,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -47,35 +47,42 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tocsin-dev/tocsin/channels/push/internal/fakeserver"
 	"github.com/tocsin-dev/tocsin/channels/push/internal/jwtcheck"
 )
 
 // Reasons the fake answers with (Apple's "Handling notification responses
 // from APNs").
 const (
-	ReasonBadDeviceToken         = "BadDeviceToken"
-	ReasonUnregistered           = "Unregistered"
-	ReasonTooManyRequests        = "TooManyRequests"
-	ReasonServiceUnavailable     = "ServiceUnavailable"
-	ReasonInternalServerError    = "InternalServerError"
-	ReasonExpiredProviderToken   = "ExpiredProviderToken"
-	ReasonInvalidProviderToken   = "InvalidProviderToken"
-	ReasonMissingProviderToken   = "MissingProviderToken"
-	ReasonPayloadTooLarge        = "PayloadTooLarge"
-	ReasonPayloadEmpty           = "PayloadEmpty"
-	ReasonBadTopic               = "BadTopic"
-	ReasonMissingTopic           = "MissingTopic"
-	ReasonInvalidPushType        = "InvalidPushType"
-	ReasonBadPriority            = "BadPriority"
-	ReasonBadCollapseID          = "BadCollapseId"
-	ReasonBadExpirationDate      = "BadExpirationDate"
-	ReasonBadPath                = "BadPath"
-	ReasonMethodNotAllowed       = "MethodNotAllowed"
-	ReasonDeviceTokenNotForTopic = "DeviceTokenNotForTopic"
+	ReasonBadDeviceToken              = "BadDeviceToken"
+	ReasonUnregistered                = "Unregistered"
+	ReasonTooManyRequests             = "TooManyRequests"
+	ReasonTooManyProviderTokenUpdates = "TooManyProviderTokenUpdates"
+	ReasonServiceUnavailable          = "ServiceUnavailable"
+	ReasonInternalServerError         = "InternalServerError"
+	ReasonExpiredProviderToken        = "ExpiredProviderToken"
+	ReasonInvalidProviderToken        = "InvalidProviderToken"
+	ReasonMissingProviderToken        = "MissingProviderToken"
+	ReasonPayloadTooLarge             = "PayloadTooLarge"
+	ReasonPayloadEmpty                = "PayloadEmpty"
+	ReasonBadTopic                    = "BadTopic"
+	ReasonMissingTopic                = "MissingTopic"
+	ReasonInvalidPushType             = "InvalidPushType"
+	ReasonBadPriority                 = "BadPriority"
+	ReasonBadCollapseID               = "BadCollapseId"
+	ReasonBadExpirationDate           = "BadExpirationDate"
+	ReasonBadPath                     = "BadPath"
+	ReasonMethodNotAllowed            = "MethodNotAllowed"
+	ReasonDeviceTokenNotForTopic      = "DeviceTokenNotForTopic"
 )
 
 // MaxPayload is the largest body APNs accepts for an alert.
 const MaxPayload = 4096
+
+// TokenMinAge is how long a connection must keep a provider token before
+// it may change to a new one: a newer token earlier is answered 429
+// TooManyProviderTokenUpdates.
+const TokenMinAge = 20 * time.Minute
 
 // Failure is a failure FailNext or a FailHook makes a call answer with:
 // an HTTP status and a reason.
@@ -125,18 +132,32 @@ type Server struct {
 	// Topic is the app's bundle id.
 	Topic string
 
+	// Script arms the fake: FailNext(f, n) makes the next n authenticated
+	// calls fail with f; SetFailHook installs a function every
+	// authenticated call consults before FailNext's failures, failing
+	// with the Failure it returns when it reports true (fakes of several
+	// providers share one hook to fail "the next n calls" whichever
+	// provider gets them); Delay(d) makes every answer wait d (or until
+	// the client gives up); Requests returns the number of calls received.
+	fakeserver.Script[Failure]
+
 	srv *httptest.Server
 	key *ecdsa.PrivateKey
 
 	mu           sync.Mutex
+	now          func() time.Time
 	unregistered map[string]bool
 	bad          map[string]bool
-	fails        []Failure
-	hook         func() (Failure, bool)
-	delay        time.Duration
 	notes        []Notification
-	requests     int
 	bearers      map[string]bool
+	conns        map[string]connToken // by the client's address
+}
+
+// connToken is the provider token a connection uses, and when (by the
+// fake's clock) it began using it.
+type connToken struct {
+	bearer string
+	since  time.Time
 }
 
 var (
@@ -161,18 +182,30 @@ func New(tb testing.TB) *Server {
 		TeamID:       "DEF123GHIJ",
 		Topic:        "com.example.tocsin",
 		key:          key,
+		now:          time.Now,
 		unregistered: map[string]bool{},
 		bad:          map[string]bool{},
 		bearers:      map[string]bool{},
+		conns:        map[string]connToken{},
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.srv.EnableHTTP2 = true
-	// Clients that give up mid-handshake (cancelled sends) are normal here.
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.StartTLS()
+	s.srv = fakeserver.Start(tb, http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
-	tb.Cleanup(s.srv.Close)
 	return s
+}
+
+// SetClock makes the fake read the time from now (default time.Now): it
+// judges a provider token's iat and TokenMinAge by it.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+func (s *Server) clock() time.Time {
+	s.mu.Lock()
+	now := s.now
+	s.mu.Unlock()
+	return now()
 }
 
 // Client returns an HTTP/2 client that trusts the fake's certificate.
@@ -193,30 +226,6 @@ func (s *Server) MarkBadDeviceToken(token string) {
 	s.bad[strings.ToLower(token)] = true
 }
 
-// FailNext makes the next n authenticated calls fail with f.
-func (s *Server) FailNext(f Failure, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.fails = append(s.fails, f)
-	}
-}
-
-// SetFailHook installs a function every authenticated call consults
-// before FailNext's failures (see fcmtest.Server.SetFailHook).
-func (s *Server) SetFailHook(hook func() (Failure, bool)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hook = hook
-}
-
-// Delay makes every answer wait d (or until the client gives up).
-func (s *Server) Delay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
-}
-
 // Notifications returns the accepted notifications in arrival order.
 func (s *Server) Notifications() []Notification {
 	s.mu.Lock()
@@ -224,14 +233,7 @@ func (s *Server) Notifications() []Notification {
 	return append([]Notification(nil), s.notes...)
 }
 
-// Requests returns the number of calls received.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// Bearers returns the number of distinct provider tokens seen.
+// Bearers returns the number of distinct provider tokens accepted.
 func (s *Server) Bearers() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -239,16 +241,8 @@ func (s *Server) Bearers() int {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	delay := s.delay
-	s.mu.Unlock()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !s.Begin(r) {
+		return
 	}
 	if r.ProtoMajor != 2 {
 		fail(w, http.StatusHTTPVersionNotSupported, "HTTP/2 only")
@@ -267,11 +261,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := m[1]
-	if status, reason := s.checkAuth(r.Header.Get("Authorization")); status != 0 {
+	if status, reason := s.checkAuth(r.Header.Get("Authorization"), r.RemoteAddr); status != 0 {
 		fail(w, status, reason)
 		return
 	}
-	if f, ok := s.takeFailure(); ok {
+	if f, ok := s.TakeFailure(); ok {
 		fail(w, f.Status, f.Reason)
 		return
 	}
@@ -303,7 +297,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case gone:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusGone)
-		_ = json.NewEncoder(w).Encode(map[string]any{"reason": ReasonUnregistered, "timestamp": time.Now().Add(-time.Hour).UnixMilli()})
+		_ = json.NewEncoder(w).Encode(map[string]any{"reason": ReasonUnregistered, "timestamp": s.clock().Add(-time.Hour).UnixMilli()})
 		return
 	}
 	n.ID = r.Header.Get("apns-id")
@@ -318,8 +312,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// checkAuth verifies the provider token; it returns 0 when it is good.
-func (s *Server) checkAuth(header string) (int, string) {
+// checkAuth verifies the provider token a call from the connection conn
+// carries; it returns 0 when it is good.
+func (s *Server) checkAuth(header, conn string) (int, string) {
 	if header == "" {
 		return http.StatusForbidden, ReasonMissingProviderToken
 	}
@@ -335,13 +330,22 @@ func (s *Server) checkAuth(header string) (int, string) {
 		return http.StatusForbidden, ReasonInvalidProviderToken
 	}
 	iat, err := t.Time("iat")
-	now := time.Now()
+	now := s.clock()
 	if err != nil || iat.After(now.Add(time.Minute)) || iat.Before(now.Add(-time.Hour)) {
 		return http.StatusForbidden, ReasonExpiredProviderToken
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A connection keeps its provider token at least TokenMinAge before
+	// it may change to a new one.
+	cur, seen := s.conns[conn]
+	switch {
+	case !seen || cur.bearer != bearer && now.Sub(cur.since) >= TokenMinAge:
+		s.conns[conn] = connToken{bearer: bearer, since: now}
+	case cur.bearer != bearer:
+		return http.StatusTooManyRequests, ReasonTooManyProviderTokenUpdates
+	}
 	s.bearers[bearer] = true
-	s.mu.Unlock()
 	return 0, ""
 }
 
@@ -415,25 +419,6 @@ func parsePayload(raw []byte, n *Notification) bool {
 		n.Custom[k] = x
 	}
 	return true
-}
-
-func (s *Server) takeFailure() (Failure, bool) {
-	s.mu.Lock()
-	hook := s.hook
-	s.mu.Unlock()
-	if hook != nil {
-		if f, ok := hook(); ok {
-			return f, true
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.fails) == 0 {
-		return Failure{}, false
-	}
-	f := s.fails[0]
-	s.fails = s.fails[1:]
-	return f, true
 }
 
 func fail(w http.ResponseWriter, status int, reason string) {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,4 +101,55 @@ func TestFakeRefusesHTTP1(t *testing.T) {
 	if err == nil && r.StatusCode == http.StatusOK {
 		t.Errorf("an HTTP/1.1 request was accepted")
 	}
+}
+
+// clock is a clock the test moves by hand.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestFakeLimitsTokenUpdates(t *testing.T) {
+	t.Parallel()
+	s := apnstest.New(t)
+	clk := &clock{now: time.Now()}
+	s.SetClock(clk.Now)
+	c := client(t, s, s.KeyP8, s.KeyID, s.TeamID)
+	push := func(what string, c *apns2.Client, status int, reason string) {
+		t.Helper()
+		r, err := c.PushWithContext(t.Context(), note(nil))
+		if err != nil || r.StatusCode != status || r.Reason != reason {
+			t.Errorf("%s: %+v, %v; want %d %q", what, r, err, status, reason)
+		}
+	}
+	push("the first token", c, http.StatusOK, "")
+	if _, err := c.Token.Generate(); err != nil {
+		t.Fatal(err)
+	}
+	push("a new token at once", c, http.StatusTooManyRequests, apnstest.ReasonTooManyProviderTokenUpdates)
+
+	// Another connection has its own token.
+	other := client(t, s, s.KeyP8, s.KeyID, s.TeamID)
+	other.HTTPClient = &http.Client{Transport: s.Client().Transport.(*http.Transport).Clone()}
+	push("another connection's token", other, http.StatusOK, "")
+
+	clk.Advance(apnstest.TokenMinAge)
+	push("a new token 20 minutes on", c, http.StatusOK, "")
+	if n := s.Bearers(); n != 3 {
+		t.Errorf("%d provider tokens accepted, want 3", n)
+	}
+	clk.Advance(time.Hour)
+	push("a token issued over an hour ago", c, http.StatusForbidden, apnstest.ReasonExpiredProviderToken)
 }

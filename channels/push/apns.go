@@ -1,6 +1,7 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"crypto/elliptic"
 	"errors"
@@ -82,7 +83,7 @@ type apns struct {
 	now     func() time.Time
 }
 
-func newAPNs(cfg APNsConfig, timeout time.Duration) (*apns, error) {
+func newAPNs(cfg APNsConfig, timeout time.Duration, now func() time.Time) (*apns, error) {
 	var errs []error
 	key, err := token.AuthKeyFromBytes(cfg.KeyP8)
 	switch {
@@ -102,7 +103,7 @@ func newAPNs(cfg APNsConfig, timeout time.Duration) (*apns, error) {
 	if !bundleIDPattern.MatchString(cfg.Topic) {
 		errs = append(errs, fmt.Errorf("Topic %q is not a bundle id", clip(cfg.Topic)))
 	}
-	host := strings.TrimRight(cmpOr(cfg.Host, apns2.HostProduction), "/")
+	host := strings.TrimRight(cmp.Or(cfg.Host, apns2.HostProduction), "/")
 	if err := checkURL(host, false); err != nil {
 		errs = append(errs, fmt.Errorf("Host %w", err))
 	} else if !strings.HasPrefix(host, "https://") {
@@ -120,7 +121,7 @@ func newAPNs(cfg APNsConfig, timeout time.Duration) (*apns, error) {
 	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {
 		client.HTTPClient = &http.Client{Transport: cfg.HTTPClient.Transport, CheckRedirect: noRedirect}
 	}
-	return &apns{client: client, token: tok, topic: cfg.Topic, timeout: timeout, now: time.Now}, nil
+	return &apns{client: client, token: tok, topic: cfg.Topic, timeout: timeout, now: now}, nil
 }
 
 // payload is the notification's JSON: the aps dictionary and the data as
@@ -176,7 +177,7 @@ func (a *apns) deliver(ctx context.Context, n *notice, tok dispatcher.PushToken)
 
 // failure classifies an APNs error answer.
 func (a *apns) failure(status int, reason string, n *notice, tok dispatcher.PushToken) outcome {
-	name := cmpOr(reason, fmt.Sprintf("HTTP_%d", status))
+	name := cmp.Or(reason, fmt.Sprintf("HTTP_%d", status))
 	code := "apns:" + name
 	err := fmt.Errorf("push: apns %s: HTTP %d %s", MaskToken(tok), status, scrub(clip(name), tok))
 	o := outcome{status: status}

@@ -81,9 +81,5 @@ func scrub(text string, tok dispatcher.PushToken) string {
 
 // clip shortens a provider's text for an error message.
 func clip(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) > 200 {
-		s = shorten(s, 200)
-	}
-	return s
+	return shorten(strings.TrimSpace(s), 200)
 }

@@ -2,6 +2,7 @@ package push
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -171,20 +172,20 @@ type fcm struct {
 	now     func() time.Time
 }
 
-func newFCM(cfg FCMConfig, timeout time.Duration, concurrency int) (*fcm, error) {
+func newFCM(cfg FCMConfig, timeout time.Duration, concurrency int, now func() time.Time) (*fcm, error) {
 	sa, err := parseServiceAccount(cfg.CredentialsJSON)
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
 	}
-	project := cmpOr(cfg.ProjectID, sa.ProjectID)
+	project := cmp.Or(cfg.ProjectID, sa.ProjectID)
 	switch {
 	case project == "":
 		errs = append(errs, errors.New("ProjectID is required (the credentials name no project_id)"))
 	case url.PathEscape(project) != project || strings.ContainsAny(project, "/:"):
 		errs = append(errs, fmt.Errorf("ProjectID %q is not a project id", clip(project)))
 	}
-	endpoint := cmpOr(cfg.Endpoint, DefaultFCMEndpoint)
+	endpoint := cmp.Or(cfg.Endpoint, DefaultFCMEndpoint)
 	if err := checkURL(endpoint, true); err != nil {
 		errs = append(errs, fmt.Errorf("Endpoint %w", err))
 	}
@@ -207,7 +208,7 @@ func newFCM(cfg FCMConfig, timeout time.Duration, concurrency int) (*fcm, error)
 			},
 			hctx: context.WithValue(context.Background(), oauth2.HTTPClient, tokenClient),
 		},
-		now: time.Now,
+		now: now,
 	}, nil
 }
 
@@ -393,9 +394,9 @@ func (f *fcm) failure(status int, h http.Header, raw []byte, n *notice, tok disp
 			errorCode = d.ErrorCode
 		}
 	}
-	name := cmpOr(cmpOr(errorCode, e.Error.Status), "HTTP_"+strconv.Itoa(status))
+	name := cmp.Or(errorCode, e.Error.Status, "HTTP_"+strconv.Itoa(status))
 	code := "fcm:" + name
-	text := cmpOr(e.Error.Message, http.StatusText(status))
+	text := cmp.Or(e.Error.Message, http.StatusText(status))
 	err := fmt.Errorf("push: fcm %s: HTTP %d %s: %s", MaskToken(tok), status, name, scrub(clip(text), tok))
 	o := outcome{status: status}
 	switch {
@@ -449,7 +450,7 @@ func (f *fcm) tokenFailure(err error, attempt int) error {
 	}
 	_ = json.Unmarshal(re.Body, &body)
 	status := re.Response.StatusCode
-	name := cmpOr(body.Error, "HTTP_"+strconv.Itoa(status))
+	name := cmp.Or(body.Error, "HTTP_"+strconv.Itoa(status))
 	code := "fcm:token_" + name
 	e := fmt.Errorf("push: fcm access token: HTTP %d %s: %s", status, name, clip(body.Description))
 	switch {

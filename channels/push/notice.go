@@ -2,6 +2,7 @@ package push
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -42,14 +43,14 @@ type notice struct {
 func newNotice(m *dispatcher.Message) *notice {
 	incident, state, severity, seq := m.IncidentID, m.State, m.Severity, m.Seq
 	if inc := m.Incident; inc != nil {
-		incident = cmpOr(incident, inc.ID)
-		state = cmpOr(state, inc.State)
-		severity = cmpOr(severity, inc.Severity)
+		incident = cmp.Or(incident, inc.ID)
+		state = cmp.Or(state, inc.State)
+		severity = cmp.Or(severity, inc.Severity)
 	}
 	if up := m.Update; up != nil {
-		incident = cmpOr(incident, up.IncidentID)
-		state = cmpOr(state, up.State)
-		seq = cmpOr(seq, up.Seq)
+		incident = cmp.Or(incident, up.IncidentID)
+		state = cmp.Or(state, up.State)
+		seq = cmp.Or(seq, up.Seq)
 	}
 	n := &notice{
 		title:    m.Title,
@@ -76,14 +77,6 @@ func newNotice(m *dispatcher.Message) *notice {
 		n.topic = Topic(incident)
 	}
 	return n
-}
-
-func cmpOr[T comparable](a, b T) T {
-	var zero T
-	if a != zero {
-		return a
-	}
-	return b
 }
 
 // CollapseID returns the FCM collapse key and apns-collapse-id of an

@@ -110,6 +110,11 @@ type Config struct {
 	// Logger receives one record per failed token (masked token, delivery
 	// and broadcast ids, provider code). Default slog.Default().
 	Logger *slog.Logger
+	// Now is the clock: it dates apns-expiration, reads Retry-After dates
+	// and tells when the APNs provider token may be renewed. (The JWTs
+	// themselves are signed by the provider libraries with the system
+	// clock.) Default time.Now.
+	Now func() time.Time
 }
 
 // String describes c without its secrets.
@@ -201,9 +206,12 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	s := &Sender{platforms: map[string]deliverer{}, concurrency: cfg.Concurrency, log: cfg.Logger}
 	if cfg.FCM != nil {
-		f, err := newFCM(*cfg.FCM, cfg.Timeout, cfg.Concurrency)
+		f, err := newFCM(*cfg.FCM, cfg.Timeout, cfg.Concurrency, cfg.Now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("FCM: %w", err))
 		} else {
@@ -211,7 +219,7 @@ func New(cfg Config) (*Sender, error) {
 		}
 	}
 	if cfg.APNs != nil {
-		a, err := newAPNs(*cfg.APNs, cfg.Timeout)
+		a, err := newAPNs(*cfg.APNs, cfg.Timeout, cfg.Now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("APNs: %w", err))
 		} else {
@@ -219,7 +227,7 @@ func New(cfg Config) (*Sender, error) {
 		}
 	}
 	if cfg.WebPush != nil {
-		w, err := newWebPush(*cfg.WebPush, cfg.Timeout, cfg.Concurrency)
+		w, err := newWebPush(*cfg.WebPush, cfg.Timeout, cfg.Concurrency, cfg.Now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("WebPush: %w", err))
 		} else {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -326,7 +327,7 @@ func TestPriorityCollapseAndData(t *testing.T) {
 			if fm.CollapseKey != "inc_pay" || fm.APNsHeaders["apns-collapse-id"] != "inc_pay" || fm.TTL != "86400s" {
 				t.Errorf("FCM collapse_key %q, apns-collapse-id %q, ttl %q; want inc_pay, inc_pay, 86400s", fm.CollapseKey, fm.APNsHeaders["apns-collapse-id"], fm.TTL)
 			}
-			if fm.Title != m.Title || fm.Body != m.Body || !mapsEqual(fm.Data, wantData) {
+			if fm.Title != m.Title || fm.Body != m.Body || !maps.Equal(fm.Data, wantData) {
 				t.Errorf("FCM got title %q body %q data %v; want %q %q %v", fm.Title, fm.Body, fm.Data, m.Title, m.Body, wantData)
 			}
 
@@ -341,7 +342,7 @@ func TestPriorityCollapseAndData(t *testing.T) {
 			for k, v := range n.Custom {
 				custom[k], _ = v.(string)
 			}
-			if n.Title != m.Title || n.Body != m.Body || !mapsEqual(custom, wantData) {
+			if n.Title != m.Title || n.Body != m.Body || !maps.Equal(custom, wantData) {
 				t.Errorf("APNs got title %q body %q custom keys %v; want %q %q %v", n.Title, n.Body, n.Custom, m.Title, m.Body, wantData)
 			}
 
@@ -353,7 +354,7 @@ func TestPriorityCollapseAndData(t *testing.T) {
 			if w.Urgency != wantUrgency || w.TTL != 86400 || w.Topic != push.Topic("inc_pay") || len(w.Topic) != 32 {
 				t.Errorf("Web Push Urgency %q TTL %d Topic %q; want %s, 86400, %q", w.Urgency, w.TTL, w.Topic, wantUrgency, push.Topic("inc_pay"))
 			}
-			if w.Title != m.Title || w.Body != m.Body || !mapsEqual(w.Data, wantData) {
+			if w.Title != m.Title || w.Body != m.Body || !maps.Equal(w.Data, wantData) {
 				t.Errorf("Web Push got title %q body %q data %v; want %q %q %v", w.Title, w.Body, w.Data, m.Title, m.Body, wantData)
 			}
 			if w.BodySize != push.WebPushRecordSize || w.RecordSize != push.WebPushRecordSize {
@@ -364,18 +365,6 @@ func TestPriorityCollapseAndData(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestLongIncidentIDAndFallbacks(t *testing.T) {
@@ -635,6 +624,69 @@ func TestProviderTokenSignedOnce(t *testing.T) {
 	}
 	if n := f.apns.Bearers(); n != 1 {
 		t.Errorf("%d provider tokens for 30 notifications, want 1 (APNs refuses frequent changes)", n)
+	}
+}
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestProviderTokenRenewal checks that APNs' ExpiredProviderToken renews
+// the provider token, but only once it is 20 minutes old: APNs answers
+// TooManyProviderTokenUpdates to a connection's token changing sooner.
+func TestProviderTokenRenewal(t *testing.T) {
+	t.Parallel()
+	f := newFakes(t)
+	clock := &fakeClock{now: time.Now()}
+	f.apns.SetClock(clock.Now)
+	cfg := f.config()
+	cfg.Now = clock.Now
+	s := mustNew(t, cfg)
+	send := func(i int) dispatcher.Result {
+		return s.Send(t.Context(), []*dispatcher.Message{message(i, apnsToken(1))})[0]
+	}
+	if r := send(1); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	expired := func(i int) {
+		t.Helper()
+		f.apns.FailNext(apnstest.ExpiredProviderToken, 1)
+		if r := send(i); dispatcher.Classify(r.Err).Code != "apns:ExpiredProviderToken" {
+			t.Fatalf("Send = %+v, want apns:ExpiredProviderToken", r)
+		}
+	}
+
+	// A token younger than 20 minutes is kept: a new one would be refused.
+	expired(2)
+	if r := send(3); r.Err != nil {
+		t.Errorf("send after ExpiredProviderToken at 0 minutes: %v, want it accepted with the same token", r.Err)
+	}
+	if n := f.apns.Bearers(); n != 1 {
+		t.Errorf("%d provider tokens after ExpiredProviderToken at 0 minutes, want 1", n)
+	}
+
+	// 21 minutes on, ExpiredProviderToken makes the next send sign anew.
+	clock.Advance(21 * time.Minute)
+	expired(4)
+	if r := send(5); r.Err != nil {
+		t.Errorf("send after ExpiredProviderToken at 21 minutes: %v", r.Err)
+	}
+	if n := f.apns.Bearers(); n != 2 {
+		t.Errorf("%d provider tokens after ExpiredProviderToken at 21 minutes, want 2 (a renewed one)", n)
 	}
 }
 

@@ -82,7 +82,7 @@ type webPush struct {
 	now        func() time.Time
 }
 
-func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int) (*webPush, error) {
+func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int, now func() time.Time) (*webPush, error) {
 	var errs []error
 	pub, err := decodeB64URL(cfg.VAPIDPublicKey)
 	var pubKey *ecdh.PublicKey
@@ -118,7 +118,7 @@ func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int) (*web
 		subscriber: subscriber,
 		client:     &http.Client{Transport: baseTransport(cfg.HTTPClient, concurrency), CheckRedirect: noRedirect},
 		timeout:    timeout,
-		now:        time.Now,
+		now:        now,
 	}, nil
 }
 

@@ -394,6 +394,12 @@ func (s *Store) GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadc
 	if err != nil {
 		return nil, fmt.Errorf("get broadcast %s: %w", id, err)
 	}
+	return decodeBroadcast(id, h)
+}
+
+// decodeBroadcast decodes the hash h of broadcast id (HGETALL of b:{id}),
+// or returns dispatcher.ErrNotFound when it has no meta field.
+func decodeBroadcast(id string, h map[string]string) (*dispatcher.Broadcast, error) {
 	meta, ok := h["meta"]
 	if !ok {
 		return nil, fmt.Errorf("broadcast %q: %w", id, dispatcher.ErrNotFound)
@@ -409,7 +415,9 @@ func (s *Store) GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadc
 	b.Audience, _ = strconv.Atoi(h["audience"])
 	b.Pending, _ = strconv.Atoi(h["pending"])
 	b.StartedAt = msTime(h["started"])
+	b.FinishedAt = msTime(h["finished"])
 	b.SMSSegments, _ = strconv.Atoi(h["sms_segments"])
+	b.Counts = map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{}
 	for f, v := range h {
 		if loc, ok := strings.CutPrefix(f, "f:"); ok {
 			if n, _ := strconv.Atoi(v); n > 0 {
@@ -418,11 +426,8 @@ func (s *Store) GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadc
 				}
 				b.OperatorFallbacks[loc] = n
 			}
+			continue
 		}
-	}
-	b.FinishedAt = msTime(h["finished"])
-	b.Counts = map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{}
-	for f, v := range h {
 		rest, ok := strings.CutPrefix(f, "c:")
 		if !ok {
 			continue

@@ -145,71 +145,46 @@ func (s *Store) SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSe
 		return nil, err
 	}
 	incKey := incidentKey(inc.ID)
-	watched := []string{incKey}
-	var idemKey string
-	if idem != nil {
-		if idemKey, err = idempotencyKey(idem.Key); err != nil {
-			return nil, err
-		}
-		watched = append(watched, idemKey)
-	}
 	score := float64(inc.CreatedAt.UnixMilli())
-
-	var replay []byte
-	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		answer, err := seenAnswer(ctx, tx, idemKey)
-		if answer != nil || err != nil {
-			replay = answer
-			return err
-		}
-		var oldState dispatcher.State
+	var oldState dispatcher.State
+	check := func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, incKey).Bytes()
 		switch {
 		case errors.Is(err, redis.Nil):
 			if prevSeq != 0 {
-				return fmt.Errorf("incident %q does not exist (expected update %d): %w", inc.ID, prevSeq, dispatcher.ErrStale)
-			}
-		case err != nil:
-			return fmt.Errorf("read incident %q: %w", inc.ID, err)
-		default:
-			if prevSeq == 0 {
-				return fmt.Errorf("incident %q exists already: %w", inc.ID, dispatcher.ErrStale)
-			}
-			var old dispatcher.Incident
-			if err := json.Unmarshal(raw, &old); err != nil {
-				return fmt.Errorf("decode incident %q: %w", inc.ID, err)
-			}
-			if old.LastSeq != prevSeq {
-				return fmt.Errorf("incident %q is at update %d, not %d: %w", inc.ID, old.LastSeq, prevSeq, dispatcher.ErrStale)
-			}
-			oldState = old.State
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, incKey, incJSON, 0)
-			p.RPush(ctx, key("inc", inc.ID, "u"), upJSON)
-			// The latest update's seq, which guards the deliveries of
-			// earlier ones (beginScript, claimScript).
-			p.Set(ctx, key("inc", inc.ID, "seq"), up.Seq, 0)
-			p.ZAdd(ctx, key("incs"), redis.Z{Score: score, Member: inc.ID})
-			if oldState != "" && oldState != inc.State {
-				p.ZRem(ctx, key("incs", string(oldState)), inc.ID)
-			}
-			p.ZAdd(ctx, key("incs", string(inc.State)), redis.Z{Score: score, Member: inc.ID})
-			newBroadcast(ctx, p, b, meta)
-			if idem != nil {
-				p.Set(ctx, idemKey, idem.Answer, idempotencyTTL)
+				return fmt.Errorf("incident does not exist (expected update %d): %w", prevSeq, dispatcher.ErrStale)
 			}
 			return nil
-		})
-		return err
-	}, watched...)
-	if errors.Is(err, redis.TxFailedErr) {
-		return nil, fmt.Errorf("incident %q changed while saving update %d: %w", inc.ID, up.Seq, dispatcher.ErrStale)
-	}
-	if err != nil {
-		if errors.Is(err, dispatcher.ErrStale) {
-			return nil, err
+		case err != nil:
+			return fmt.Errorf("read incident: %w", err)
+		case prevSeq == 0:
+			return fmt.Errorf("incident exists already: %w", dispatcher.ErrStale)
 		}
+		var old dispatcher.Incident
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return fmt.Errorf("decode incident: %w", err)
+		}
+		if old.LastSeq != prevSeq {
+			return fmt.Errorf("incident is at update %d, not %d: %w", old.LastSeq, prevSeq, dispatcher.ErrStale)
+		}
+		oldState = old.State
+		return nil
+	}
+	write := func(p redis.Pipeliner) {
+		p.Set(ctx, incKey, incJSON, 0)
+		p.RPush(ctx, key("inc", inc.ID, "u"), upJSON)
+		// The latest update's seq, which guards the deliveries of
+		// earlier ones (beginScript, claimScript).
+		p.Set(ctx, key("inc", inc.ID, "seq"), up.Seq, 0)
+		p.ZAdd(ctx, key("incs"), redis.Z{Score: score, Member: inc.ID})
+		if oldState != "" && oldState != inc.State {
+			p.ZRem(ctx, key("incs", string(oldState)), inc.ID)
+		}
+		p.ZAdd(ctx, key("incs", string(inc.State)), redis.Z{Score: score, Member: inc.ID})
+		newBroadcast(ctx, p, b, meta)
+	}
+	replay, err := s.idempotentTx(ctx, idem, []string{incKey}, check, write)
+	if err != nil {
 		return nil, fmt.Errorf("save update %d of %q: %w", up.Seq, inc.ID, err)
 	}
 	return replay, nil
@@ -222,14 +197,7 @@ func (s *Store) IdempotentAnswer(ctx context.Context, k string) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	answer, err := s.rdb.Get(ctx, ik).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read idempotency key: %w", err)
-	}
-	return answer, nil
+	return seenAnswer(ctx, s.rdb, ik)
 }
 
 // broadcastMeta encodes what never changes of a broadcast: the hash's
@@ -274,43 +242,23 @@ func (s *Store) CreateBroadcast(ctx context.Context, b *dispatcher.Broadcast, id
 		return nil, err
 	}
 	bKey := key("b", b.ID)
-	watched := []string{bKey}
-	var idemKey string
-	if idem != nil {
-		if idemKey, err = idempotencyKey(idem.Key); err != nil {
-			return nil, err
-		}
-		watched = append(watched, idemKey)
-	}
-	var replay []byte
-	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		answer, err := seenAnswer(ctx, tx, idemKey)
-		if answer != nil || err != nil {
-			replay = answer
-			return err
-		}
+	check := func(tx *redis.Tx) error {
 		n, err := tx.Exists(ctx, bKey).Result()
 		if err != nil {
-			return fmt.Errorf("read broadcast %q: %w", b.ID, err)
+			return fmt.Errorf("read broadcast: %w", err)
 		}
 		if n > 0 {
-			return fmt.Errorf("broadcast %q exists already: %w", b.ID, dispatcher.ErrStale)
+			return fmt.Errorf("broadcast exists already: %w", dispatcher.ErrStale)
 		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			newBroadcast(ctx, p, b, meta)
-			p.ZAdd(ctx, key("notices"), redis.Z{Score: float64(b.CreatedAt.UnixMilli()), Member: b.ID})
-			if idem != nil {
-				p.Set(ctx, idemKey, idem.Answer, idempotencyTTL)
-			}
-			return nil
-		})
-		return err
-	}, watched...)
-	if errors.Is(err, redis.TxFailedErr) {
-		return nil, fmt.Errorf("broadcast %q changed while being created: %w", b.ID, dispatcher.ErrStale)
+		return nil
 	}
+	write := func(p redis.Pipeliner) {
+		newBroadcast(ctx, p, b, meta)
+		p.ZAdd(ctx, key("notices"), redis.Z{Score: float64(b.CreatedAt.UnixMilli()), Member: b.ID})
+	}
+	replay, err := s.idempotentTx(ctx, idem, []string{bKey}, check, write)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("create broadcast %q: %w", b.ID, err)
 	}
 	return replay, nil
 }
@@ -326,10 +274,21 @@ func (s *Store) ListNotices(ctx context.Context, limit int) ([]*dispatcher.Broad
 		return nil, fmt.Errorf("list notices: %w", err)
 	}
 	out := make([]*dispatcher.Broadcast, 0, len(ids))
-	for _, id := range ids {
-		b, err := s.GetBroadcast(ctx, id)
+	if len(ids) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, key("b", id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("list notices: %w", err)
+	}
+	for i, c := range cmds {
+		b, err := decodeBroadcast(ids[i], c.Val())
 		if errors.Is(err, dispatcher.ErrNotFound) {
-			continue
+			continue // indexed but gone: nothing to show
 		}
 		if err != nil {
 			return nil, err
@@ -339,13 +298,54 @@ func (s *Store) ListNotices(ctx context.Context, limit int) ([]*dispatcher.Broad
 	return out, nil
 }
 
-// seenAnswer reads, inside a WATCH, the stored answer of an
-// Idempotency-Key (key: its Redis key; "" for none): nil when not seen.
-func seenAnswer(ctx context.Context, tx *redis.Tx, key string) ([]byte, error) {
+// idempotentTx runs one WATCH/MULTI/EXEC over watched, guarded by an
+// Idempotency-Key when idem is set: its key is watched too, and a key seen
+// before writes nothing and returns its stored answer as replay. Otherwise
+// check reads what it needs inside the WATCH (an error aborts), and write
+// queues the writes, to which the key's answer (kept 24 h) is added. A
+// lost race (a watched key changed before EXEC) is dispatcher.ErrStale.
+func (s *Store) idempotentTx(ctx context.Context, idem *dispatcher.Idempotency, watched []string, check func(*redis.Tx) error, write func(redis.Pipeliner)) (replay []byte, err error) {
+	var idemKey string
+	if idem != nil {
+		if idemKey, err = idempotencyKey(idem.Key); err != nil {
+			return nil, err
+		}
+		watched = append(watched[:len(watched):len(watched)], idemKey)
+	}
+	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		answer, err := seenAnswer(ctx, tx, idemKey)
+		if answer != nil || err != nil {
+			replay = answer
+			return err
+		}
+		if err := check(tx); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			write(p)
+			if idem != nil {
+				p.Set(ctx, idemKey, idem.Answer, idempotencyTTL)
+			}
+			return nil
+		})
+		return err
+	}, watched...)
+	if errors.Is(err, redis.TxFailedErr) {
+		return nil, fmt.Errorf("changed by a concurrent writer: %w", dispatcher.ErrStale)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return replay, nil
+}
+
+// seenAnswer reads the stored answer of an Idempotency-Key (key: its Redis
+// key; "" for none), inside a WATCH when c is a *redis.Tx: nil when not seen.
+func seenAnswer(ctx context.Context, c redis.Cmdable, key string) ([]byte, error) {
 	if key == "" {
 		return nil, nil
 	}
-	answer, err := tx.Get(ctx, key).Bytes()
+	answer, err := c.Get(ctx, key).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, nil

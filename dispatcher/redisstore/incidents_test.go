@@ -393,6 +393,10 @@ func TestCreateBroadcast(t *testing.T) {
 			b.Priority != dispatcher.PriorityBulk || b.IncidentID != "" || b.State != dispatcher.BroadcastPlanning || !b.CreatedAt.Equal(at) {
 			t.Errorf("GetBroadcast = %+v, %v", b, err)
 		}
+		// An indexed notice whose hash is gone is skipped.
+		if err := rdb.ZAdd(ctx, key("notices"), redis.Z{Score: float64(at.Add(-time.Minute).UnixMilli()), Member: "bc_ntc_gone"}).Err(); err != nil {
+			t.Fatal(err)
+		}
 		list, err := s.ListNotices(ctx, 10)
 		if err != nil || len(list) != 2 || list[0].ID != "bc_ntc_3" || list[1].ID != "bc_ntc_1" {
 			t.Errorf("ListNotices = %v, %v; want bc_ntc_3, bc_ntc_1", list, err)

@@ -53,6 +53,16 @@ local function decode(raw)
   if ok and type(rec) == 'table' then return rec end
   return nil
 end
+
+-- unindex removes the service, region and phone index entries of rec, the
+-- decoded stored record.
+local function unindex(rec)
+  index('SREM', 'svc', labels(rec.services))
+  index('SREM', 'reg', labels(rec.regions))
+  if type(rec.phone) == 'string' and rec.phone ~= '' then
+    redis.call('SREM', prefix .. 'ix:phone:' .. rec.phone, id)
+  end
+end
 `
 
 // putRecipientScript upserts one recipient and moves its index entries.
@@ -77,11 +87,7 @@ if old then
   if not rec then
     return redis.error_reply('ERR tocsin: stored recipient ' .. id .. ' is not valid JSON; delete it first')
   end
-  index('SREM', 'svc', labels(rec.services))
-  index('SREM', 'reg', labels(rec.regions))
-  if type(rec.phone) == 'string' and rec.phone ~= '' then
-    redis.call('SREM', prefix .. 'ix:phone:' .. rec.phone, id)
-  end
+  unindex(rec)
   local optout = labels(rec.opt_out)
   if #optout > 0 then
     raw = string.sub(raw, 1, -2) .. ',"opt_out":' .. cjson.encode(optout) .. '}'
@@ -101,25 +107,21 @@ index('SADD', 'reg', regs)
 return 1
 `)
 
-// deleteRecipientScript erases one recipient and its index entries; it
-// returns 0 when there is none. An undecodable record is deleted anyway
-// (leaving its service and region entries behind, which point at nothing).
+// deleteRecipientScript erases one recipient, its index entries, its
+// outbox list and its webhook endpoints; it returns 0 when there is no
+// such recipient (and erases nothing). An undecodable record is deleted
+// anyway (leaving its service, region and phone entries behind, which
+// point at nothing).
 //
-//	KEYS[1] r:{id}  KEYS[2] ix:all
+//	KEYS[1] r:{id}  KEYS[2] ix:all  KEYS[3] outbox:r:{id}  KEYS[4] wh:{id}
 //	ARGV[1] key prefix  ARGV[2] id
 var deleteRecipientScript = redis.NewScript(recipientIndexLua + `
 local old = redis.call('GET', KEYS[1])
 if not old then return 0 end
 local rec = decode(old)
-if rec then
-  index('SREM', 'svc', labels(rec.services))
-  index('SREM', 'reg', labels(rec.regions))
-  if type(rec.phone) == 'string' and rec.phone ~= '' then
-    redis.call('SREM', prefix .. 'ix:phone:' .. rec.phone, id)
-  end
-end
+if rec then unindex(rec) end
 redis.call('SREM', KEYS[2], id)
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
 return 1
 `)
 
@@ -248,20 +250,18 @@ func (s *Store) GetRecipients(ctx context.Context, ids []string) ([]*dispatcher.
 	return out, nil
 }
 
-// DeleteRecipient erases the recipient with id, its index entries, its
-// webhook endpoints and its outbox list (copies of the messages it was
-// sent), or returns
-// dispatcher.ErrNotFound. Delivery records keep only its id.
+// DeleteRecipient erases, in one script, the recipient with id, its index
+// entries, its webhook endpoints and its outbox list (copies of the
+// messages it was sent), or returns dispatcher.ErrNotFound. Delivery
+// records keep only its id.
 func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
-	n, err := deleteRecipientScript.Run(ctx, s.rdb, []string{recipientKey(id), key("ix", "all")}, Prefix, id).Int()
+	keys := []string{recipientKey(id), key("ix", "all"), key("outbox", "r", id), webhookKey(id)}
+	n, err := deleteRecipientScript.Run(ctx, s.rdb, keys, Prefix, id).Int()
 	if err != nil {
 		return fmt.Errorf("delete recipient %q: %w", id, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
-	}
-	if err := s.rdb.Del(ctx, key("outbox", "r", id), webhookKey(id)).Err(); err != nil {
-		return fmt.Errorf("delete outbox and webhook endpoints of recipient %q: %w", id, err)
 	}
 	return nil
 }

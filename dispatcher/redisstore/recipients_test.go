@@ -14,6 +14,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
@@ -185,6 +186,15 @@ func TestDeleteRecipient(t *testing.T) {
 			testRecipient("b", []string{"pay"}, nil),
 			testRecipient("c", nil, nil),
 		)
+		// a and b have webhook endpoints and outbox lists: a's go with it.
+		for _, id := range []string{"a", "b"} {
+			if err := s.PutWebhookEndpoint(ctx, &dispatcher.WebhookEndpoint{ID: "main", RecipientID: id, URL: "https://" + id + ".example/hooks"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Append(ctx, []outbox.Entry{outboxEntry(0, "a"), outboxEntry(1, "b")}); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.DeleteRecipient(ctx, "a"); err != nil {
 			t.Fatalf("DeleteRecipient(a): %v", err)
 		}
@@ -210,6 +220,21 @@ func TestDeleteRecipient(t *testing.T) {
 		}
 		if n := rdb.Exists(ctx, key("r", "a"), key("r", "c")).Val(); n != 0 {
 			t.Errorf("%d deleted records remain", n)
+		}
+		if eps, err := s.ListWebhookEndpoints(ctx, "a"); err != nil || len(eps) != 0 {
+			t.Errorf("webhook endpoints of deleted a = %v, %v; want none", eps, err)
+		}
+		if es := mustList(t, s, "a", 10); len(es) != 0 {
+			t.Errorf("outbox of deleted a = %v, want empty", titles(es))
+		}
+		if n := rdb.Exists(ctx, key("outbox", "r", "a"), webhookKey("a")).Val(); n != 0 {
+			t.Errorf("%d keys of deleted a's outbox and endpoints remain", n)
+		}
+		if eps, err := s.ListWebhookEndpoints(ctx, "b"); err != nil || len(eps) != 1 {
+			t.Errorf("webhook endpoints of b = %v, %v; want its one", eps, err)
+		}
+		if es := mustList(t, s, "b", 10); len(es) != 1 {
+			t.Errorf("outbox of b = %v, want its one entry", titles(es))
 		}
 	})
 }

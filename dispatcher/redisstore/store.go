@@ -7,12 +7,14 @@
 //
 // Key layout (prefix "tocsin:"):
 //
-//	r:{id}              string  recipient JSON
+//	r:{id}              string  recipient JSON (with its own opt_out list)
 //	ix:all              set     every recipient id
 //	ix:svc:{service}    set     recipients that use service
 //	ix:svc:*            set     recipients that listed no service (they use all)
 //	ix:reg:{region}     set     recipients in region
 //	ix:reg:*            set     recipients that listed no region (everywhere)
+//	ix:phone:{e164}     set     recipients with that phone number
+//	optout:{channel}    set     addresses opted out of sms (E.164) or email
 //	inc:{id}            string  incident JSON
 //	inc:{id}:u          list    update JSON, seq 1 first
 //	inc:{id}:seq        string  the latest update's seq (guards earlier updates' deliveries)
@@ -20,21 +22,40 @@
 //	incs:{state}        zset    incident ids in state by creation time (ms)
 //	notices             zset    notice (ad-hoc) broadcast ids by creation time (ms)
 //	idem:{key}          string  first answer to an Idempotency-Key (24 h)
-//	b:{id}              hash    broadcast: meta JSON, state, audience, pending, times, counters c:{channel}:{status}
+//	b:{id}              hash    broadcast, fields:
+//	                              meta           JSON of what never changes (ids, seq, severity,
+//	                                             priority, channels, notice, created_at)
+//	                              state          planning, sending, done or cancelled
+//	                              created, started, finished  times (unix ms)
+//	                              planned        "1" once the audience snapshot is taken
+//	                              audience       recipients in the snapshot
+//	                              pending        deliveries not final yet (the audience, plus
+//	                                             channel fallbacks, minus final deliveries)
+//	                              sms_segments   SMS segments of the deliveries started
+//	                              f:{locale}     recipients of locale who got the template for
+//	                                             want of operator text (OperatorFallbacks)
+//	                              c:{channel}:{code}  deliveries of channel in status code
+//	                                             (one digit, statusCodes in deliveries.go)
 //	b:{id}:aud          zset    audience snapshot (all scores 0, ordered by id); deleted when done
+//	b:{id}:tmp:svc      set     temporary union of the service sets, while the snapshot is taken
+//	b:{id}:tmp:reg      set     temporary union of the region sets, likewise; both deleted in the script
 //	b:{id}:d            hash    {channel}.{recipient} -> delivery record
-//	outbox              list    outbox entries JSON, newest first, capped
-//	outbox:r:{id}       list    one recipient's outbox entries, newest first, capped
-//	ix:phone:{e164}     set     recipients with that phone number
-//	optout:{channel}    set     addresses opted out of sms (E.164) or email
-//	secret:links        string  the generated secret of unsubscribe links
-//	preview:{nonce}     zset    a preview's audience snapshot (expires in 10 min)
+//	preview:{nonce}     zset    a preview's audience snapshot; deleted once read, expires in 10 min
+//	preview:{nonce}:svc set     temporary, as b:{id}:tmp:svc, for a preview; deleted in the script
+//	preview:{nonce}:reg set     temporary, as b:{id}:tmp:reg, for a preview; deleted in the script
+//	outbox              list    outbox entries JSON, newest first, capped (Store.OutboxCap)
+//	outbox:r:{id}       list    one recipient's outbox entries, newest first, capped (100);
+//	                            expires 24 h after its last entry
 //	wh:{recipient}      hash    webhook endpoint id -> endpoint JSON (with its secrets)
 //	att:{delivery}      list    a delivery's attempts at webhook endpoints, newest first (50, 30 days)
+//	secret:links        string  the generated secret of unsubscribe links
 //	rate:{key}          string  a rate limit's GCRA bucket: its theoretical arrival time in redis_rate's
 //	                            format (seconds since 2017-01-01, float); expires when the bucket is full
 //	rate:slow:{key}     string  a provider's slow-down of bucket key: the factor (0..1) applied to its rate;
 //	                            expires when the slow-down ends (see limiter.go)
+//
+// Deleting a recipient deletes r:{id}, its index entries, outbox:r:{id} and
+// wh:{id}.
 package redisstore
 
 import (

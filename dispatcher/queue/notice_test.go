@@ -1,8 +1,10 @@
 package queue_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -91,25 +93,13 @@ func TestFlowNotice(t *testing.T) {
 	if len(box) != len(exp.reachable()) {
 		t.Errorf("outbox holds messages for %d recipients, want %d", len(box), len(exp.reachable()))
 	}
-	if len(wantFallbacks) == 0 || !mapsEqual(done.OperatorFallbacks, wantFallbacks) {
+	if len(wantFallbacks) == 0 || !maps.Equal(done.OperatorFallbacks, wantFallbacks) {
 		t.Errorf("operator_fallbacks %v, want %v", done.OperatorFallbacks, wantFallbacks)
 	}
 	list, err := f.svc.ListNotices(ctx, 10)
 	if err != nil || len(list) != 1 || list[0].ID != b.ID || list[0].State != dispatcher.BroadcastDone {
 		t.Errorf("ListNotices = %v, %v; want the one notice, done", list, err)
 	}
-}
-
-func mapsEqual(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestNoticeRejected: bad notices are refused with every field named, and
@@ -168,7 +158,7 @@ func TestNoticeLanes(t *testing.T) {
 		{"", false},
 		{dispatcher.PriorityCritical, true},
 	} {
-		t.Run(string(cmpOr(tc.priority, "bulk")), func(t *testing.T) {
+		t.Run(string(cmp.Or(tc.priority, "bulk")), func(t *testing.T) {
 			t.Parallel()
 			f := newFlow(t, nil, 9)
 			seedRecipients(t, f.store, 300)
@@ -203,12 +193,4 @@ func TestNoticeLanes(t *testing.T) {
 			}
 		})
 	}
-}
-
-func cmpOr[T comparable](a, b T) T {
-	var zero T
-	if a != zero {
-		return a
-	}
-	return b
 }

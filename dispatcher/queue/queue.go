@@ -44,14 +44,11 @@ const (
 // empty.
 var Queues = map[string]int{QueueCritical: 8, QueueDefault: 4, QueueLow: 2, QueueBulk: 1}
 
-// QueueFor returns the lane of broadcast b: its priority's, or, for a
-// broadcast stored without one, its severity's.
+// QueueFor returns the lane of broadcast b's priority; an empty or unknown
+// priority is the default lane. (A broadcast stored before broadcasts had a
+// priority reads with its severity's: the store fills it in.)
 func QueueFor(b *dispatcher.Broadcast) string {
-	p := b.Priority
-	if p == "" {
-		p = dispatcher.PriorityOf(b.Severity)
-	}
-	switch p {
+	switch b.Priority {
 	case dispatcher.PriorityCritical:
 		return QueueCritical
 	case dispatcher.PriorityLow:

@@ -39,9 +39,11 @@ func TestQueueFor(t *testing.T) {
 		{dispatcher.Broadcast{Severity: dispatcher.SeverityMinor, Priority: dispatcher.PriorityBulk}, queue.QueueBulk},
 		// A notice marked critical goes ahead of everything.
 		{dispatcher.Broadcast{Severity: dispatcher.SeverityCritical, Priority: dispatcher.PriorityCritical, Notice: &dispatcher.Notice{}}, queue.QueueCritical},
-		// Stored before broadcasts had a priority: the severity decides.
-		{dispatcher.Broadcast{Severity: dispatcher.SeverityCritical}, queue.QueueCritical},
-		{dispatcher.Broadcast{Severity: dispatcher.SeverityMinor}, queue.QueueLow},
+		// The priority alone decides (the store gives a broadcast stored
+		// without one its severity's): none or an unknown one is the
+		// default lane.
+		{dispatcher.Broadcast{Severity: dispatcher.SeverityCritical}, queue.QueueDefault},
+		{dispatcher.Broadcast{Priority: "urgent"}, queue.QueueDefault},
 		{dispatcher.Broadcast{}, queue.QueueDefault},
 	} {
 		if got := queue.QueueFor(&tc.b); got != tc.want {
@@ -179,7 +181,7 @@ func TestMetricsQueueDepth(t *testing.T) {
 	c := queue.NewClient(ro)
 	t.Cleanup(func() { _ = c.Close() })
 	ctx := context.Background()
-	b := &dispatcher.Broadcast{ID: "bc_depth_1", Severity: dispatcher.SeverityCritical}
+	b := &dispatcher.Broadcast{ID: "bc_depth_1", Severity: dispatcher.SeverityCritical, Priority: dispatcher.PriorityCritical}
 	if err := c.EnqueueBatches(ctx, b, []dispatcher.Batch{{Start: 0, Stop: 10}, {Start: 10, Stop: 20}}); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +207,7 @@ func TestClientEnqueue(t *testing.T) {
 	insp := asynq.NewInspector(ro)
 	t.Cleanup(func() { _ = insp.Close() })
 	ctx := context.Background()
-	b := &dispatcher.Broadcast{ID: "bc_cl_1", Severity: dispatcher.SeverityMinor}
+	b := &dispatcher.Broadcast{ID: "bc_cl_1", Severity: dispatcher.SeverityMinor, Priority: dispatcher.PriorityLow}
 	batches := []dispatcher.Batch{{Start: 0, Stop: 500}, {Start: 500, Stop: 777}}
 	for range 2 { // every call is idempotent
 		if err := c.EnqueuePlan(ctx, b); err != nil {

@@ -248,7 +248,9 @@ type statusOutput struct {
 }
 
 // register adds a /v1 operation with bearer security and the error
-// responses every authenticated route can give.
+// responses every authenticated route can give. Every error h returns
+// becomes a problem through problemFor (a *Problem passes unchanged), so
+// handlers return the Service's errors as they are.
 func register[I, O any](s *server, op huma.Operation, h func(context.Context, *I) (*O, error)) {
 	op.Security = bearer
 	op.MaxBodyBytes = MaxBodyBytes
@@ -257,7 +259,13 @@ func register[I, O any](s *server, op huma.Operation, h func(context.Context, *I
 		errs = append(errs, http.StatusBadRequest, http.StatusRequestEntityTooLarge)
 	}
 	op.Errors = append(errs, op.Errors...)
-	huma.Register(s.api, op, h)
+	huma.Register(s.api, op, func(ctx context.Context, in *I) (*O, error) {
+		out, err := h(ctx, in)
+		if err != nil {
+			return nil, s.problemFor(ctx, err)
+		}
+		return out, nil
+	})
 }
 
 func (s *server) routes() {
@@ -275,7 +283,7 @@ func (s *server) routes() {
 		}
 		out, err := svc.PutRecipient(ctx, r)
 		if err != nil {
-			return nil, s.problemFor(ctx, pathID(err))
+			return nil, pathID(err)
 		}
 		return &recipientOutput{Body: out}, nil
 	})
@@ -286,7 +294,7 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *idPath) (*recipientOutput, error) {
 		r, err := svc.GetRecipient(ctx, in.ID)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &recipientOutput{Body: r}, nil
 	})
@@ -296,10 +304,7 @@ func (s *server) routes() {
 		Summary: "Delete a recipient", Description: "Role: operator. Erases the recipient and its audience index entries.",
 		DefaultStatus: http.StatusNoContent, Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*struct{}, error) {
-		if err := svc.DeleteRecipient(ctx, in.ID); err != nil {
-			return nil, s.problemFor(ctx, err)
-		}
-		return nil, nil
+		return nil, svc.DeleteRecipient(ctx, in.ID)
 	})
 
 	register(s, huma.Operation{
@@ -310,7 +315,7 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *openIncidentInput) (*createdOutput, error) {
 		res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput(in.Body), in.IdempotencyKey)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &createdOutput{Location: "/v1/incidents/" + res.Incident.ID, Body: res}, nil
 	})
@@ -324,7 +329,7 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *postUpdateInput) (*updateOutput, error) {
 		res, err := svc.PostUpdate(ctx, in.ID, dispatcher.UpdateInput(in.Body), in.IdempotencyKey)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &updateOutput{Body: res}, nil
 	})
@@ -335,7 +340,7 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *idPath) (*incidentOutput, error) {
 		v, err := svc.GetIncident(ctx, in.ID)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &incidentOutput{Body: v}, nil
 	})
@@ -346,7 +351,7 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *listIncidentsInput) (*listIncidentsOutput, error) {
 		list, err := svc.ListIncidents(ctx, in.State, in.Limit)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		if list == nil {
 			list = []*dispatcher.Incident{}
@@ -363,7 +368,7 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *sendNoticeInput) (*noticeCreatedOutput, error) {
 		b, err := svc.SendNotice(ctx, dispatcher.NoticeInput(in.Body), in.IdempotencyKey)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &noticeCreatedOutput{Location: "/v1/broadcasts/" + b.ID, Body: b}, nil
 	})
@@ -375,7 +380,7 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *listNoticesInput) (*listNoticesOutput, error) {
 		list, err := svc.ListNotices(ctx, in.Limit)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		if list == nil {
 			list = []*dispatcher.Broadcast{}
@@ -389,7 +394,7 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *idPath) (*broadcastOutput, error) {
 		b, err := svc.GetBroadcast(ctx, in.ID)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &broadcastOutput{Body: b}, nil
 	})
@@ -405,7 +410,7 @@ func (s *server) routes() {
 			Status: in.Status, Channel: in.Channel, Cursor: in.Cursor, Limit: in.Limit,
 		})
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		if page.Deliveries == nil {
 			page.Deliveries = []*dispatcher.Delivery{}
@@ -426,7 +431,7 @@ func (s *server) routes() {
 		}
 		smp, err := svc.PreviewTemplate(ctx, req)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &sampleOutput{Body: smp}, nil
 	})
@@ -454,7 +459,7 @@ func (s *server) routes() {
 			},
 		})
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &broadcastPreviewOutput{Body: p}, nil
 	})
@@ -465,7 +470,7 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *idPath) (*deliveryOutput, error) {
 		d, err := svc.GetDelivery(ctx, in.ID)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &deliveryOutput{Body: d}, nil
 	})
@@ -482,7 +487,7 @@ func (s *server) routes() {
 		}
 		msgs, err := s.cfg.Outbox.List(ctx, in.Recipient, in.Limit)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		out := make([]outboxMessage, len(msgs))
 		for i, m := range msgs {

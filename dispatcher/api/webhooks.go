@@ -41,10 +41,6 @@ type endpointsOutput struct {
 	}
 }
 
-type recipientPath struct {
-	ID string `path:"id"`
-}
-
 func (s *server) routeWebhooks() {
 	svc := s.cfg.Service
 	const base = "/v1/recipients/{id}/webhooks"
@@ -57,7 +53,7 @@ func (s *server) routeWebhooks() {
 	}, func(ctx context.Context, in *putEndpointInput) (*endpointResultOutput, error) {
 		res, err := svc.PutWebhookEndpoint(ctx, in.ID, in.EndpointID, dispatcher.EndpointInput{URL: in.Body.URL, Events: in.Body.Events, Rate: in.Body.Rate})
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		status := http.StatusOK
 		if res.Created {
@@ -71,17 +67,17 @@ func (s *server) routeWebhooks() {
 	}, func(ctx context.Context, in *endpointPath) (*endpointOutput, error) {
 		ep, err := svc.GetWebhookEndpoint(ctx, in.ID, in.EndpointID)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &endpointOutput{Body: ep}, nil
 	})
 	register(s, huma.Operation{
 		OperationID: "list-webhook-endpoints", Method: http.MethodGet, Path: base, Tags: []string{"webhooks"},
 		Summary: "List a merchant's webhook endpoints", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
-	}, func(ctx context.Context, in *recipientPath) (*endpointsOutput, error) {
+	}, func(ctx context.Context, in *idPath) (*endpointsOutput, error) {
 		eps, err := svc.ListWebhookEndpoints(ctx, in.ID)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		out := &endpointsOutput{}
 		out.Body.Endpoints = eps
@@ -94,10 +90,7 @@ func (s *server) routeWebhooks() {
 		OperationID: "delete-webhook-endpoint", Method: http.MethodDelete, Path: base + "/{endpoint_id}", Tags: []string{"webhooks"},
 		Summary: "Delete a webhook endpoint", Description: "Role: operator.", DefaultStatus: http.StatusNoContent, Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *endpointPath) (*struct{}, error) {
-		if err := svc.DeleteWebhookEndpoint(ctx, in.ID, in.EndpointID); err != nil {
-			return nil, s.problemFor(ctx, err)
-		}
-		return nil, nil
+		return nil, svc.DeleteWebhookEndpoint(ctx, in.ID, in.EndpointID)
 	})
 	register(s, huma.Operation{
 		OperationID: "rotate-webhook-secret", Method: http.MethodPost, Path: base + "/{endpoint_id}/rotate-secret", Tags: []string{"webhooks"},
@@ -108,7 +101,7 @@ func (s *server) routeWebhooks() {
 	}, func(ctx context.Context, in *endpointPath) (*endpointResultOutput, error) {
 		res, err := svc.RotateWebhookSecret(ctx, in.ID, in.EndpointID)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &endpointResultOutput{Status: http.StatusOK, Body: res}, nil
 	})
@@ -121,7 +114,7 @@ func (s *server) routeWebhooks() {
 	}, func(ctx context.Context, in *idPath) (*broadcastOutput, error) {
 		b, err := svc.CancelBroadcast(ctx, in.ID)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &broadcastOutput{Body: b}, nil
 	})
@@ -133,7 +126,7 @@ func (s *server) routeWebhooks() {
 	}, func(ctx context.Context, in *idPath) (*deliveryOutput, error) {
 		d, err := svc.RetryDelivery(ctx, in.ID)
 		if err != nil {
-			return nil, s.problemFor(ctx, err)
+			return nil, err
 		}
 		return &deliveryOutput{Body: d}, nil
 	})

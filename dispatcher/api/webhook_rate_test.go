@@ -6,29 +6,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // mustRedisService returns the real dispatcher.Service for the webhook
-// routes, on redisstore and a redis-server of the test's own (the package
-// has no TestMain for redistest.Main), with the merchant m1.
+// routes, on redisstore and a database of its own, with the merchant m1.
 func mustRedisService(tb testing.TB) *dispatcher.Service {
 	tb.Helper()
-	srv, err := redistest.Start()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			tb.Error(err)
-		}
-	})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	tb.Cleanup(func() { _ = rdb.Close() })
+	rdb, _ := redistest.New(tb)
 	store := redisstore.New(rdb)
 	svc := &dispatcher.Service{Recipients: store, Webhooks: store}
 	if _, err := svc.PutRecipient(context.Background(), &dispatcher.Recipient{ID: "m1", Kind: dispatcher.KindMerchant}); err != nil {

@@ -22,11 +22,25 @@ type WebhookStore interface {
 	// WebhookEndpoints loads the endpoints of many recipients at once.
 	WebhookEndpoints(ctx context.Context, recipientIDs []string) (map[string][]*WebhookEndpoint, error)
 	DeleteWebhookEndpoint(ctx context.Context, recipientID, endpointID string) error
-	// UpdateWebhookEndpoint applies fn to the stored endpoint atomically.
+	// UpdateWebhookEndpoint applies fn to the stored endpoint atomically
+	// and returns the endpoint stored; ErrNotFound when there is none. When
+	// fn returns ErrUnchanged nothing is written and the endpoint fn was
+	// given is returned with a nil error; any other error of fn is returned
+	// and nothing is written.
 	UpdateWebhookEndpoint(ctx context.Context, recipientID, endpointID string, fn func(*WebhookEndpoint) error) (*WebhookEndpoint, error)
-	RecordAttempts(ctx context.Context, deliveryID string, attempts []Attempt) error
+	// RecordAttempts keeps the requests made for many deliveries at once,
+	// delivery id -> its requests (the webhook channel reports one Send in
+	// one call). A delivery keeps its most recent attempts, the ones
+	// recorded before included.
+	RecordAttempts(ctx context.Context, attempts map[string][]Attempt) error
+	// Attempts returns the attempts kept for a delivery, newest first.
 	Attempts(ctx context.Context, deliveryID string) ([]Attempt, error)
 }
+
+// ErrUnchanged is what the function given to
+// WebhookStore.UpdateWebhookEndpoint returns when it has nothing to change:
+// the store then writes nothing.
+var ErrUnchanged = errors.New("unchanged")
 
 // EndpointInput registers or changes a webhook endpoint.
 type EndpointInput struct {
@@ -205,9 +219,10 @@ type EndpointHealth struct {
 	Disabled func(ctx context.Context, ep *WebhookEndpoint)
 }
 
-// RecordAttempts keeps a delivery's attempts for GET /v1/deliveries/{id}.
-func (h *EndpointHealth) RecordAttempts(ctx context.Context, deliveryID string, attempts []Attempt) error {
-	return h.Store.RecordAttempts(ctx, deliveryID, attempts)
+// RecordAttempts keeps the attempts of many deliveries (delivery id ->
+// its requests), in one store call, for GET /v1/deliveries/{id}.
+func (h *EndpointHealth) RecordAttempts(ctx context.Context, attempts map[string][]Attempt) error {
+	return h.Store.RecordAttempts(ctx, attempts)
 }
 
 func (h *EndpointHealth) disable(ctx context.Context, recipientID, endpointID, reason string) error {
@@ -218,7 +233,7 @@ func (h *EndpointHealth) disable(ctx context.Context, recipientID, endpointID, r
 	changed := false
 	ep, err := h.Store.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
 		if ep.Disabled {
-			return nil
+			return ErrUnchanged
 		}
 		changed = true
 		ep.Disabled, ep.DisabledReason, ep.DisabledAt, ep.UpdatedAt = true, reason, &now, now
@@ -242,7 +257,7 @@ func (h *EndpointHealth) EndpointGone(ctx context.Context, recipientID, endpoint
 }
 
 // EndpointFailed notes a failure at at; past DisableAfter of failing, the
-// endpoint is disabled.
+// endpoint is disabled. An endpoint already failing is not written to.
 func (h *EndpointHealth) EndpointFailed(ctx context.Context, recipientID, endpointID string, at time.Time) error {
 	after := h.DisableAfter
 	if after <= 0 {
@@ -250,10 +265,11 @@ func (h *EndpointHealth) EndpointFailed(ctx context.Context, recipientID, endpoi
 	}
 	var since time.Time
 	_, err := h.Store.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
-		if ep.FailingSince == nil {
-			ep.FailingSince = &at
+		if ep.FailingSince != nil {
+			since = *ep.FailingSince
+			return ErrUnchanged
 		}
-		since = *ep.FailingSince
+		ep.FailingSince, since = &at, at
 		return nil
 	})
 	if err != nil || at.Sub(since) < after {
@@ -262,9 +278,13 @@ func (h *EndpointHealth) EndpointFailed(ctx context.Context, recipientID, endpoi
 	return h.disable(ctx, recipientID, endpointID, fmt.Sprintf("failing since %s", since.UTC().Format(time.RFC3339)))
 }
 
-// EndpointOK clears an endpoint's run of failures.
+// EndpointOK clears an endpoint's run of failures; an endpoint not failing
+// is not written to.
 func (h *EndpointHealth) EndpointOK(ctx context.Context, recipientID, endpointID string) error {
 	_, err := h.Store.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
+		if ep.FailingSince == nil {
+			return ErrUnchanged
+		}
 		ep.FailingSince = nil
 		return nil
 	})

@@ -83,23 +83,17 @@ func classify(status int, header http.Header, err error, to string, now time.Tim
 	case code == codeUnsubscribed:
 		return dispatcher.OptedOut(code, err)
 	case status == http.StatusTooManyRequests || code == codeTooMany:
-		return dispatcher.Transient(code, retryAfter(header, now, DefaultRetryAfter), err)
+		return dispatcher.Transient(code, dispatcher.RetryAfter(header, now, DefaultRetryAfter, maxRetryAfter), err)
 	case code == codeQueueFull:
-		return dispatcher.Transient(code, retryAfter(header, now, queueFullRetryAfter), err)
+		return dispatcher.Transient(code, dispatcher.RetryAfter(header, now, queueFullRetryAfter, maxRetryAfter), err)
 	case status == 0 || status >= 500:
 		// No answer (network error, timeout) or a server error.
-		return dispatcher.Transient(code, retryAfter(header, now, 0), err)
+		return dispatcher.Transient(code, dispatcher.RetryAfter(header, now, 0, maxRetryAfter), err)
 	default:
 		// 20003 and every other 4xx (or an unexpected 3xx): retrying the
 		// same request cannot help.
 		return dispatcher.Permanent(code, err)
 	}
-}
-
-// retryAfter reads a Retry-After header, capped at maxRetryAfter; def when
-// absent, unreadable or not in the future.
-func retryAfter(h http.Header, now time.Time, def time.Duration) time.Duration {
-	return dispatcher.RetryAfter(h, now, def, maxRetryAfter)
 }
 
 // MaskPhone hides the middle of a phone number for logs: +41791234567

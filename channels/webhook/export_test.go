@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"crypto/x509"
-	"net/http"
 	"net/netip"
 	"time"
 )
@@ -27,7 +26,5 @@ func BlockedReason(a netip.Addr, allow ...netip.Prefix) string {
 	return (&guard{allow: allow}).reason(a)
 }
 
-// RetryAfter exposes the Retry-After parser.
-func RetryAfter(h http.Header, now time.Time, def time.Duration) time.Duration {
-	return retryAfter(h, now, def)
-}
+// SetReportTimeout shortens the time each Reporter call after a Send has.
+func SetReportTimeout(s *Sender, d time.Duration) { s.reportTimeout = d }

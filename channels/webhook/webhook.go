@@ -32,9 +32,11 @@
 //     that answers 410 is reported gone (Reporter.EndpointGone) at once;
 //     when others took the message it is sent.
 //
-// Every request is an Attempt, reported per message through
-// Reporter.RecordAttempts, along with each endpoint's health (EndpointOK,
-// EndpointFailed, EndpointGone).
+// Every request is an Attempt. After a Send, the attempts of all its
+// messages go to Reporter.RecordAttempts in one call; then each endpoint's
+// health: EndpointGone, EndpointFailed, and EndpointOK for an endpoint that
+// answered 2xx while failing (FailingSince set in Message.Endpoints). A
+// healthy endpoint that answered costs the store nothing.
 //
 // # The guard
 //
@@ -137,21 +139,25 @@ type Config struct {
 	UserAgent string
 }
 
-// Reporter is what the channel tells the dispatcher's store.
+// Reporter is what the channel tells the dispatcher's store
+// (dispatcher.EndpointHealth).
 type Reporter interface {
-	// RecordAttempts keeps the requests made for one delivery, once per
-	// message and Send.
-	RecordAttempts(ctx context.Context, deliveryID string, attempts []dispatcher.Attempt) error
+	// RecordAttempts keeps the requests made for many deliveries, delivery
+	// id -> its requests: called once per Send, for all its messages.
+	RecordAttempts(ctx context.Context, attempts map[string][]dispatcher.Attempt) error
 	// EndpointGone disables an endpoint at once (it answered 410 Gone).
 	EndpointGone(ctx context.Context, recipientID, endpointID, reason string) error
 	// EndpointFailed records a failure (sets failing_since if unset).
 	EndpointFailed(ctx context.Context, recipientID, endpointID string, at time.Time) error
-	// EndpointOK clears failing_since.
+	// EndpointOK clears failing_since. It is called only for an endpoint
+	// that answered 2xx and was failing when the message's endpoints were
+	// loaded (WebhookEndpoint.FailingSince set).
 	EndpointOK(ctx context.Context, recipientID, endpointID string) error
 }
 
-// reportTimeout bounds the Reporter calls after a Send, which run even when
-// Send's context is cancelled (what was sent must be recorded).
+// reportTimeout bounds each Reporter call after a Send (the attempts, then
+// each endpoint's health); they run even when Send's context is cancelled
+// (what was sent must be recorded).
 const reportTimeout = 3 * time.Second
 
 // Sender sends webhooks. It is safe for concurrent use.
@@ -162,6 +168,8 @@ type Sender struct {
 	tr     *http.Transport
 	lookup lookupFunc
 	log    *slog.Logger
+	// reportTimeout is reportTimeout; tests shorten it.
+	reportTimeout time.Duration
 }
 
 var _ dispatcher.Sender = (*Sender)(nil)
@@ -215,7 +223,7 @@ func New(cfg Config) (*Sender, error) {
 	}
 	cfg.AllowNetworks = allow
 	g := &guard{allow: allow}
-	s := &Sender{cfg: cfg, guard: g, lookup: systemLookup, log: cfg.Logger}
+	s := &Sender{cfg: cfg, guard: g, lookup: systemLookup, log: cfg.Logger, reportTimeout: reportTimeout}
 	s.tr = &http.Transport{
 		Proxy:                  nil, // never from the environment: the guard must see the endpoint
 		DialContext:            s.dial,
@@ -351,15 +359,12 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	}
 	wg.Wait()
 
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
-	defer cancel()
 	for i, m := range msgs {
-		if out[i] == nil {
-			continue
+		if out[i] != nil {
+			res[i] = s.combine(ctx, m, out[i])
 		}
-		res[i] = s.combine(ctx, m, out[i])
-		s.report(rctx, m, out[i])
 	}
+	s.report(context.WithoutCancel(ctx), msgs, out)
 	return res
 }
 
@@ -457,9 +462,9 @@ func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher
 	case http.StatusGone:
 		o.err = dispatcher.Permanent(code, fmt.Errorf("%w: the endpoint is gone", herr))
 	case http.StatusTooManyRequests:
-		o.err = dispatcher.Transient(code, retryAfter(resp.Header, s.cfg.Now(), DefaultRateLimitDelay), herr)
+		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(resp.Header, s.cfg.Now(), DefaultRateLimitDelay, MaxRetryAfter), herr)
 	default:
-		o.err = dispatcher.Transient(code, retryAfter(resp.Header, s.cfg.Now(), 0), herr)
+		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(resp.Header, s.cfg.Now(), 0, MaxRetryAfter), herr)
 	}
 	o.attempt.Error = herr.Error()
 	return o
@@ -547,48 +552,103 @@ func (s *Sender) combine(ctx context.Context, m *dispatcher.Message, outs []outc
 	return dispatcher.Result{Status: dispatcher.StatusSent}
 }
 
-// report tells the Reporter (if any) about one message's requests, and logs
-// the failures.
-func (s *Sender) report(ctx context.Context, m *dispatcher.Message, outs []outcome) {
-	var attempts []dispatcher.Attempt
-	for j, o := range outs {
-		if !o.tried {
-			continue
-		}
-		attempts = append(attempts, o.attempt)
-		ep := &m.Endpoints[j]
-		rid := ep.RecipientID
-		if rid == "" && m.Recipient != nil {
-			rid = m.Recipient.ID
-		}
-		if o.err != nil {
-			s.logFailure(m, ep, o)
-		}
-		if s.cfg.Reporter == nil {
-			continue
-		}
-		se := dispatcher.Classify(o.err)
-		var err error
-		switch {
-		case o.err == nil:
-			err = s.cfg.Reporter.EndpointOK(ctx, rid, ep.ID)
-		case o.status == http.StatusGone:
-			err = s.cfg.Reporter.EndpointGone(ctx, rid, ep.ID, "the endpoint answered 410 Gone")
-		case se.Code == CodeCancelled:
-			// Not the endpoint's doing.
-		default:
-			err = s.cfg.Reporter.EndpointFailed(ctx, rid, ep.ID, o.attempt.At)
-		}
-		if err != nil {
-			s.log.Error("webhook: reporting endpoint health failed", "delivery_id", m.DeliveryID, "endpoint_id", ep.ID, "err", err)
+// report logs the failed requests of a Send and tells the Reporter (if
+// any) about them: first the attempts of every message, in one call, then
+// the health of the endpoints whose state may change. Each call has its own
+// reportTimeout, so a slow one leaves the next its time; once one has run
+// out of it the store is taken for unreachable and the health calls left
+// are skipped (the next Send reports again).
+func (s *Sender) report(ctx context.Context, msgs []*dispatcher.Message, out [][]outcome) {
+	attempts := make(map[string][]dispatcher.Attempt)
+	for i, m := range msgs {
+		for j, o := range out[i] {
+			if !o.tried {
+				continue
+			}
+			attempts[m.DeliveryID] = append(attempts[m.DeliveryID], o.attempt)
+			if o.err != nil {
+				s.logFailure(m, &m.Endpoints[j], o)
+			}
 		}
 	}
-	if s.cfg.Reporter == nil || len(attempts) == 0 {
+	r := s.cfg.Reporter
+	if r == nil || len(attempts) == 0 {
 		return
 	}
-	if err := s.cfg.Reporter.RecordAttempts(ctx, m.DeliveryID, attempts); err != nil {
-		s.log.Error("webhook: recording attempts failed", "delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "err", err)
+	// call runs one Reporter call with its own time; false when it ran out
+	// of it.
+	call := func(f func(ctx context.Context) error) (inTime bool, err error) {
+		rctx, cancel := context.WithTimeout(ctx, s.reportTimeout)
+		defer cancel()
+		err = f(rctx)
+		return !errors.Is(rctx.Err(), context.DeadlineExceeded), err
 	}
+	inTime, err := call(func(ctx context.Context) error { return r.RecordAttempts(ctx, attempts) })
+	if err != nil {
+		s.log.Error("webhook: recording attempts failed", "deliveries", len(attempts), "broadcast_ids", broadcastIDs(msgs), "err", err)
+	}
+	skipped := 0
+	cleared := make(map[[2]string]bool) // endpoints reported OK
+	for i, m := range msgs {
+		for j, o := range out[i] {
+			f := healthCall(r, m, j, o, cleared)
+			switch {
+			case f == nil:
+				continue
+			case !inTime:
+				skipped++
+				continue
+			}
+			if inTime, err = call(f); err != nil {
+				s.log.Error("webhook: reporting endpoint health failed", "delivery_id", m.DeliveryID, "endpoint_id", m.Endpoints[j].ID, "err", err)
+			}
+		}
+	}
+	if skipped > 0 {
+		s.log.Error("webhook: the store did not answer in time; endpoint health not reported", "skipped", skipped, "broadcast_ids", broadcastIDs(msgs))
+	}
+}
+
+// healthCall is the Reporter call for what endpoint j of m did, nil when
+// there is nothing to tell: a request not made, a request cut off by
+// Send's context (not the endpoint's doing), or a 2xx from an endpoint that
+// was not failing or is in cleared (reported OK in this Send already; it
+// is added).
+func healthCall(r Reporter, m *dispatcher.Message, j int, o outcome, cleared map[[2]string]bool) func(context.Context) error {
+	if !o.tried {
+		return nil
+	}
+	ep := &m.Endpoints[j]
+	rid := ep.RecipientID
+	if rid == "" && m.Recipient != nil {
+		rid = m.Recipient.ID
+	}
+	switch {
+	case o.err == nil && (ep.FailingSince == nil || cleared[[2]string{rid, ep.ID}]):
+		return nil
+	case o.err == nil:
+		cleared[[2]string{rid, ep.ID}] = true
+		return func(ctx context.Context) error { return r.EndpointOK(ctx, rid, ep.ID) }
+	case o.status == http.StatusGone:
+		return func(ctx context.Context) error {
+			return r.EndpointGone(ctx, rid, ep.ID, "the endpoint answered 410 Gone")
+		}
+	case dispatcher.Classify(o.err).Code == CodeCancelled:
+		return nil
+	}
+	at := o.attempt.At
+	return func(ctx context.Context) error { return r.EndpointFailed(ctx, rid, ep.ID, at) }
+}
+
+// broadcastIDs are the distinct broadcasts of msgs, for logs.
+func broadcastIDs(msgs []*dispatcher.Message) []string {
+	var ids []string
+	for _, m := range msgs {
+		if m != nil && !slices.Contains(ids, m.BroadcastID) {
+			ids = append(ids, m.BroadcastID)
+		}
+	}
+	return ids
 }
 
 func (s *Sender) logFailure(m *dispatcher.Message, ep *dispatcher.WebhookEndpoint, o outcome) {

@@ -66,6 +66,13 @@ func endpoint(id, url string, secrets ...string) dispatcher.WebhookEndpoint {
 	return ep
 }
 
+// failing is ep as loaded while it was failing (FailingSince set).
+func failing(ep dispatcher.WebhookEndpoint) dispatcher.WebhookEndpoint {
+	since := time.Now().Add(-time.Hour)
+	ep.FailingSince = &since
+	return ep
+}
+
 var (
 	started  = time.Date(2026, 3, 14, 12, 5, 0, 0, time.UTC)
 	posted   = time.Now().UTC().Truncate(time.Second)
@@ -108,8 +115,11 @@ func message(seq int, state dispatcher.State, eps ...dispatcher.WebhookEndpoint)
 
 // reporter records what the Sender reports.
 type reporter struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// attempts are the attempts recorded per delivery, per RecordAttempts
+	// call.
 	attempts map[string][][]dispatcher.Attempt
+	records  int // RecordAttempts calls
 	gone     []string
 	failed   []string
 	ok       []string
@@ -117,11 +127,21 @@ type reporter struct {
 
 func newReporter() *reporter { return &reporter{attempts: map[string][][]dispatcher.Attempt{}} }
 
-func (r *reporter) RecordAttempts(ctx context.Context, id string, as []dispatcher.Attempt) error {
+func (r *reporter) RecordAttempts(ctx context.Context, byDelivery map[string][]dispatcher.Attempt) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.attempts[id] = append(r.attempts[id], slices.Clone(as))
+	r.records++
+	for id, as := range byDelivery {
+		r.attempts[id] = append(r.attempts[id], slices.Clone(as))
+	}
 	return ctx.Err()
+}
+
+// storeCalls is how many calls the reporter got.
+func (r *reporter) storeCalls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.records + len(r.gone) + len(r.failed) + len(r.ok)
 }
 
 func (r *reporter) EndpointGone(ctx context.Context, rid, eid, reason string) error {
@@ -451,6 +471,10 @@ func TestTransientFailures(t *testing.T) {
 			rep := newReporter()
 			cfg := local()
 			cfg.Reporter = rep
+			// The Sender's clock is the one the Retry-After date was
+			// written with: a subtest that waits for its turn still reads
+			// 10 minutes.
+			cfg.Now = func() time.Time { return now }
 			s := mustNew(t, cfg)
 			se := wantErr(t, send1(t, s, message(2, dispatcher.StateIdentified, endpoint("ep_1", recv.URL, secretA))), false, tt.code)
 			// HTTP dates have second precision.
@@ -505,7 +529,8 @@ func TestGone(t *testing.T) {
 				if st != 0 {
 					recv.FailNext(st, 1, nil)
 				}
-				eps = append(eps, endpoint("ep_"+strconv.Itoa(i), recv.URL, secretA))
+				// Failing before: a 2xx clears it (EndpointOK).
+				eps = append(eps, failing(endpoint("ep_"+strconv.Itoa(i), recv.URL, secretA)))
 			}
 			rep := newReporter()
 			cfg := local()
@@ -753,7 +778,7 @@ func TestAttemptsReported(t *testing.T) {
 	rep := newReporter()
 	cfg := local()
 	cfg.Reporter = rep
-	m := message(2, dispatcher.StateIdentified, endpoint("ep_good", good.URL, secretA), endpoint("ep_bad", bad.URL, secretB))
+	m := message(2, dispatcher.StateIdentified, failing(endpoint("ep_good", good.URL, secretA)), endpoint("ep_bad", bad.URL, secretB))
 	before := time.Now()
 	se := wantErr(t, send1(t, mustNew(t, cfg), m), false, "502")
 	if se.RetryAfter != time.Minute {
@@ -784,6 +809,166 @@ func TestAttemptsReported(t *testing.T) {
 	if n := len(good.Accepted()); n != 1 {
 		t.Errorf("good endpoint got %d", n)
 	}
+}
+
+// TestEndpointOKOnlyWhenFailing: a 2xx is reported (EndpointOK, a store
+// write) only for an endpoint that was failing, once per Send; a healthy
+// one costs nothing.
+func TestEndpointOKOnlyWhenFailing(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	rep := newReporter()
+	cfg := local()
+	cfg.Reporter = rep
+	eps := []dispatcher.WebhookEndpoint{endpoint("ep_healthy", recv.URL, secretA), failing(endpoint("ep_failing", recv.URL, secretA))}
+	msgs := []*dispatcher.Message{message(1, dispatcher.StateInvestigating, eps...), message(2, dispatcher.StateIdentified, eps...)}
+	for _, r := range mustNew(t, cfg).Send(t.Context(), msgs) {
+		wantSent(t, r)
+	}
+	gone, failed, ok := rep.calls()
+	if !slices.Equal(ok, []string{"mer_42/ep_failing"}) || len(gone)+len(failed) != 0 {
+		t.Errorf("reported gone %v failed %v ok %v, want ok for ep_failing, once", gone, failed, ok)
+	}
+	for _, m := range msgs {
+		if as := rep.attempts[m.DeliveryID]; len(as) != 1 || len(as[0]) != 2 {
+			t.Errorf("delivery %s: attempts %+v, want one call with both requests", m.DeliveryID, as)
+		}
+	}
+}
+
+// TestReportCallsPerSend: the Reporter calls of a Send of healthy endpoints
+// do not grow with its messages: one RecordAttempts for all of them.
+func TestReportCallsPerSend(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	calls := func(n int) (*reporter, []*dispatcher.Message) {
+		rep := newReporter()
+		cfg := local()
+		cfg.Reporter = rep
+		msgs := make([]*dispatcher.Message, n)
+		for i := range msgs {
+			// One merchant's endpoints per message, as a fan-out batch has.
+			ep := "ep_" + strconv.Itoa(i)
+			msgs[i] = message(i+1, dispatcher.StateIdentified, endpoint(ep+"a", recv.URL, secretA), endpoint(ep+"b", recv.URL, secretA))
+		}
+		for i, r := range mustNew(t, cfg).Send(t.Context(), msgs) {
+			if r.Err != nil {
+				t.Fatalf("message %d: %v", i, r.Err)
+			}
+		}
+		return rep, msgs
+	}
+	one, _ := calls(1)
+	many, msgs := calls(50)
+	if a, b := one.storeCalls(), many.storeCalls(); a != 1 || b != 1 {
+		t.Errorf("Reporter calls: %d for 1 delivery, %d for 50, want 1 each (one RecordAttempts)", a, b)
+	}
+	for _, m := range msgs {
+		if as := many.attempts[m.DeliveryID]; len(as) != 1 || len(as[0]) != 2 {
+			t.Errorf("delivery %s: attempts %+v, want its two requests", m.DeliveryID, as)
+		}
+	}
+}
+
+// slowReporter is a reporter whose RecordAttempts takes wait, and whose
+// EndpointFailed never answers before its context ends when hang is set.
+// It notes the time each call had left.
+type slowReporter struct {
+	*reporter
+	wait time.Duration
+	hang bool
+
+	mu   sync.Mutex
+	left []time.Duration
+}
+
+func (r *slowReporter) note(ctx context.Context) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(time.Hour)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.left = append(r.left, time.Until(d))
+}
+
+func (r *slowReporter) RecordAttempts(ctx context.Context, byDelivery map[string][]dispatcher.Attempt) error {
+	r.note(ctx)
+	select {
+	case <-time.After(r.wait):
+	case <-ctx.Done():
+	}
+	return r.reporter.RecordAttempts(ctx, byDelivery)
+}
+
+func (r *slowReporter) EndpointFailed(ctx context.Context, rid, eid string, at time.Time) error {
+	r.note(ctx)
+	if r.hang {
+		<-ctx.Done()
+	}
+	return r.reporter.EndpointFailed(ctx, rid, eid, at)
+}
+
+// TestReportBudgetPerCall: every Reporter call after a Send has its own
+// time, so a slow one does not leave the others none; once one runs out of
+// time, the health calls left are skipped instead of each waiting its turn.
+func TestReportBudgetPerCall(t *testing.T) {
+	t.Parallel()
+	send := func(t *testing.T, rep *slowReporter, budget time.Duration) []*dispatcher.Message {
+		recv := webhooktest.New(t, secretA)
+		recv.FailNext(http.StatusInternalServerError, 3, nil)
+		cfg := local()
+		cfg.Reporter = rep
+		s := mustNew(t, cfg)
+		webhook.SetReportTimeout(s, budget)
+		msgs := []*dispatcher.Message{
+			message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA)),
+			message(2, dispatcher.StateIdentified, endpoint("ep_1", recv.URL, secretA)),
+			message(3, dispatcher.StateMonitoring, endpoint("ep_1", recv.URL, secretA)),
+		}
+		for _, r := range s.Send(t.Context(), msgs) {
+			wantErr(t, r, false, "500")
+		}
+		return msgs
+	}
+	t.Run("slow attempts", func(t *testing.T) {
+		t.Parallel()
+		const budget = 400 * time.Millisecond
+		rep := &slowReporter{reporter: newReporter(), wait: budget * 3 / 4}
+		msgs := send(t, rep, budget)
+		rep.mu.Lock()
+		left := slices.Clone(rep.left)
+		rep.mu.Unlock()
+		if len(left) != 4 {
+			t.Fatalf("%d Reporter calls, want 4 (the attempts, three failures)", len(left))
+		}
+		for i, d := range left {
+			if d < budget/2 {
+				t.Errorf("call %d had %v left of a %v budget: it shares the time of the calls before it", i, d, budget)
+			}
+		}
+		for _, m := range msgs {
+			if as := rep.attempts[m.DeliveryID]; len(as) != 1 || len(as[0]) != 1 {
+				t.Errorf("delivery %s: attempts %+v, want its request", m.DeliveryID, as)
+			}
+		}
+		if _, failed, _ := rep.calls(); len(failed) != 3 {
+			t.Errorf("reported failed %v, want three", failed)
+		}
+	})
+	t.Run("store hangs", func(t *testing.T) {
+		t.Parallel()
+		rep := &slowReporter{reporter: newReporter(), hang: true}
+		msgs := send(t, rep, 100*time.Millisecond)
+		if _, failed, _ := rep.calls(); len(failed) != 1 {
+			t.Errorf("reported failed %v, want one: after it ran out of time the others are skipped", failed)
+		}
+		for _, m := range msgs {
+			if as := rep.attempts[m.DeliveryID]; len(as) != 1 {
+				t.Errorf("delivery %s: attempts %+v, want them recorded", m.DeliveryID, as)
+			}
+		}
+	})
 }
 
 func TestNoEndpointOrSecret(t *testing.T) {
@@ -887,44 +1072,6 @@ func TestSendHonoursCancel(t *testing.T) {
 	if n := len(rep.attempts[m.DeliveryID]); n != 1 {
 		t.Errorf("%d RecordAttempts calls after a cancel, want 1 (with a cancelled context)", n)
 	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		v    string
-		want time.Duration
-	}{
-		{"", 5 * time.Second},
-		{"0", 5 * time.Second},
-		{"-3", 5 * time.Second},
-		{"30", 30 * time.Second},
-		{" 30 ", 30 * time.Second},
-		{"99999999999999", webhook.MaxRetryAfter},
-		{"Sat, 14 Mar 2026 12:02:00 GMT", 2 * time.Minute},
-		{"Sat, 14 Mar 2026 11:00:00 GMT", 5 * time.Second},
-		{"Sun, 15 Mar 2026 12:00:00 GMT", webhook.MaxRetryAfter},
-		{"soon", 5 * time.Second},
-	}
-	for _, tt := range tests {
-		if got := webhook.RetryAfter(http.Header{"Retry-After": {tt.v}}, now, 5*time.Second); got != tt.want {
-			t.Errorf("Retry-After %q: %v, want %v", tt.v, got, tt.want)
-		}
-	}
-}
-
-func FuzzRetryAfter(f *testing.F) {
-	for _, s := range []string{"30", "Sat, 14 Mar 2026 12:02:00 GMT", "-1", "1e9", ""} {
-		f.Add(s)
-	}
-	now := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, v string) {
-		got := webhook.RetryAfter(http.Header{"Retry-After": {v}}, now, 0)
-		if got < 0 || got > webhook.MaxRetryAfter {
-			t.Errorf("Retry-After %q: %v, want within [0, %v]", v, got, webhook.MaxRetryAfter)
-		}
-	})
 }
 
 func TestPayloadNotice(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -111,7 +112,9 @@ func (s *Store) DeleteWebhookEndpoint(ctx context.Context, recipientID, endpoint
 }
 
 // UpdateWebhookEndpoint implements dispatcher.WebhookStore: a
-// read-modify-write under WATCH, retried on a concurrent change.
+// read-modify-write under WATCH, retried on a concurrent change. When fn
+// returns dispatcher.ErrUnchanged there is no MULTI/EXEC: nothing is
+// written.
 func (s *Store) UpdateWebhookEndpoint(ctx context.Context, recipientID, endpointID string, fn func(*dispatcher.WebhookEndpoint) error) (*dispatcher.WebhookEndpoint, error) {
 	k := webhookKey(recipientID)
 	var out *dispatcher.WebhookEndpoint
@@ -128,7 +131,10 @@ func (s *Store) UpdateWebhookEndpoint(ctx context.Context, recipientID, endpoint
 			if err := json.Unmarshal(raw, &ep); err != nil {
 				return err
 			}
-			if err := fn(&ep); err != nil {
+			if err := fn(&ep); errors.Is(err, dispatcher.ErrUnchanged) {
+				out = &ep
+				return nil
+			} else if err != nil {
 				return err
 			}
 			b, err := json.Marshal(&ep)
@@ -152,26 +158,33 @@ func (s *Store) UpdateWebhookEndpoint(ctx context.Context, recipientID, endpoint
 
 func attemptsKey(deliveryID string) string { return key("att", deliveryID) }
 
-// RecordAttempts implements dispatcher.WebhookStore.
-func (s *Store) RecordAttempts(ctx context.Context, deliveryID string, attempts []dispatcher.Attempt) error {
-	if len(attempts) == 0 {
+// RecordAttempts implements dispatcher.WebhookStore: one pipeline for
+// every delivery (LPUSH, LTRIM to the newest 50, EXPIRE in 30 days each).
+func (s *Store) RecordAttempts(ctx context.Context, attempts map[string][]dispatcher.Attempt) error {
+	pipe := s.rdb.Pipeline()
+	for _, deliveryID := range slices.Sorted(maps.Keys(attempts)) {
+		as := attempts[deliveryID]
+		if len(as) == 0 {
+			continue
+		}
+		vals := make([]any, len(as))
+		for i, a := range as {
+			b, err := json.Marshal(a)
+			if err != nil {
+				return fmt.Errorf("record attempts of %s: %w", deliveryID, err)
+			}
+			vals[i] = b
+		}
+		k := attemptsKey(deliveryID)
+		pipe.LPush(ctx, k, vals...)
+		pipe.LTrim(ctx, k, 0, maxAttempts-1)
+		pipe.Expire(ctx, k, attemptTTL)
+	}
+	if pipe.Len() == 0 {
 		return nil
 	}
-	vals := make([]any, len(attempts))
-	for i, a := range attempts {
-		b, err := json.Marshal(a)
-		if err != nil {
-			return err
-		}
-		vals[i] = b
-	}
-	k := attemptsKey(deliveryID)
-	pipe := s.rdb.Pipeline()
-	pipe.LPush(ctx, k, vals...)
-	pipe.LTrim(ctx, k, 0, maxAttempts-1)
-	pipe.Expire(ctx, k, attemptTTL)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("record attempts of %s: %w", deliveryID, err)
+		return fmt.Errorf("record webhook attempts (%d deliveries): %w", len(attempts), err)
 	}
 	return nil
 }

@@ -3,13 +3,20 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/channels/webhook"
+	"github.com/tocsin-dev/tocsin/channels/webhook/webhooktest"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 	"github.com/tocsin-dev/tocsin/locales"
@@ -105,8 +112,8 @@ func TestWebhookEndpoints(t *testing.T) {
 
 		// Attempts, newest first.
 		did := "bc_x_1.webhook.shop"
-		_ = s.RecordAttempts(ctx, did, []dispatcher.Attempt{{At: now, EndpointID: "main", Status: 503, Response: "busy"}})
-		_ = s.RecordAttempts(ctx, did, []dispatcher.Attempt{{At: now.Add(time.Minute), EndpointID: "main", Status: 200}})
+		_ = s.RecordAttempts(ctx, map[string][]dispatcher.Attempt{did: {{At: now, EndpointID: "main", Status: 503, Response: "busy"}}})
+		_ = s.RecordAttempts(ctx, map[string][]dispatcher.Attempt{did: {{At: now.Add(time.Minute), EndpointID: "main", Status: 200}}})
 		if got, err := s.Attempts(ctx, did); err != nil || len(got) != 2 || got[0].Status != 200 || got[1].Response != "busy" {
 			t.Errorf("attempts = %+v, %v", got, err)
 		}
@@ -117,6 +124,277 @@ func TestWebhookEndpoints(t *testing.T) {
 		}
 		if _, err := s.GetWebhookEndpoint(ctx, "shop", "main"); !errors.Is(err, dispatcher.ErrNotFound) {
 			t.Errorf("endpoint after erasure: %v", err)
+		}
+	})
+}
+
+// commandLog is a go-redis hook that counts the round trips to Redis (a
+// pipeline or a transaction is one) and notes every command sent, leaving
+// out those that set up a new connection.
+type commandLog struct {
+	mu    sync.Mutex
+	trips int
+	cmds  []string
+}
+
+func watchCommands(rdb redis.UniversalClient) *commandLog {
+	l := &commandLog{}
+	rdb.AddHook(l)
+	return l
+}
+
+func (l *commandLog) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (l *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		l.add(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		l.add(cmds...)
+		return next(ctx, cmds)
+	}
+}
+
+func (l *commandLog) add(cmds ...redis.Cmder) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	counted := false
+	for _, c := range cmds {
+		switch c.Name() {
+		case "hello", "auth", "select", "client":
+			continue
+		}
+		l.cmds = append(l.cmds, c.Name())
+		counted = true
+	}
+	if counted {
+		l.trips++
+	}
+}
+
+// take returns the round trips and commands since the last take.
+func (l *commandLog) take() (trips int, cmds []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	trips, cmds = l.trips, l.cmds
+	l.trips, l.cmds = 0, nil
+	return trips, cmds
+}
+
+// writes are the commands of cmds that write.
+func writes(cmds []string) []string {
+	var w []string
+	for _, c := range cmds {
+		switch c {
+		case "watch", "unwatch", "hget", "hgetall", "lrange", "ping":
+		default:
+			w = append(w, c)
+		}
+	}
+	return w
+}
+
+// TestUpdateWebhookEndpointUnchanged: a change function that returns
+// ErrUnchanged writes nothing (no MULTI/EXEC) and gets no error; the
+// health reporter uses it for an endpoint already in the state reported.
+func TestUpdateWebhookEndpointUnchanged(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		ep := &dispatcher.WebhookEndpoint{ID: "main", RecipientID: "shop", URL: "https://shop.example/hooks", CreatedAt: now, UpdatedAt: now}
+		if err := s.PutWebhookEndpoint(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+		log := watchCommands(rdb)
+
+		got, err := s.UpdateWebhookEndpoint(ctx, "shop", "main", func(ep *dispatcher.WebhookEndpoint) error {
+			return dispatcher.ErrUnchanged
+		})
+		if err != nil || got == nil || got.URL != ep.URL {
+			t.Errorf("UpdateWebhookEndpoint returning ErrUnchanged = %+v, %v; want the endpoint, nil", got, err)
+		}
+		if _, cmds := log.take(); len(writes(cmds)) != 0 {
+			t.Errorf("an unchanged endpoint was written: %v", cmds)
+		}
+		if _, err := s.UpdateWebhookEndpoint(ctx, "shop", "nope", func(*dispatcher.WebhookEndpoint) error { return dispatcher.ErrUnchanged }); !errors.Is(err, dispatcher.ErrNotFound) {
+			t.Errorf("unchanged missing endpoint: %v, want ErrNotFound", err)
+		}
+
+		// The health reporter: a healthy endpoint's OK and a failing one's
+		// next failure write nothing; the changes do.
+		h := &dispatcher.EndpointHealth{Store: s, DisableAfter: 48 * time.Hour, Clock: dispatcher.ClockFunc(func() time.Time { return now })}
+		steps := []struct {
+			name  string
+			do    func() error
+			write bool
+		}{
+			{"OK while healthy", func() error { return h.EndpointOK(ctx, "shop", "main") }, false},
+			{"first failure", func() error { return h.EndpointFailed(ctx, "shop", "main", now) }, true},
+			{"failure while failing", func() error { return h.EndpointFailed(ctx, "shop", "main", now.Add(time.Hour)) }, false},
+			{"OK while failing", func() error { return h.EndpointOK(ctx, "shop", "main") }, true},
+			{"gone", func() error { return h.EndpointGone(ctx, "shop", "main", "410") }, true},
+			{"gone while disabled", func() error { return h.EndpointGone(ctx, "shop", "main", "410") }, false},
+		}
+		log.take()
+		for _, st := range steps {
+			if err := st.do(); err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			if _, cmds := log.take(); (len(writes(cmds)) > 0) != st.write {
+				t.Errorf("%s: commands %v, want a write: %v", st.name, cmds, st.write)
+			}
+		}
+		stored, _ := s.GetWebhookEndpoint(ctx, "shop", "main")
+		if !stored.Disabled || stored.FailingSince != nil {
+			t.Errorf("after the steps: %+v", stored)
+		}
+	})
+}
+
+// TestRecordAttemptsBatch: the attempts of many deliveries go in one round
+// trip, each delivery newest first, capped, expiring.
+func TestRecordAttemptsBatch(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		if err := s.RecordAttempts(ctx, map[string][]dispatcher.Attempt{"d1": {{At: now, EndpointID: "a", Status: 503}}}); err != nil {
+			t.Fatal(err)
+		}
+		log := watchCommands(rdb)
+		batch := map[string][]dispatcher.Attempt{
+			"d1": {{At: now.Add(time.Minute), EndpointID: "a", Status: 200}, {At: now.Add(time.Minute), EndpointID: "b", Status: 204}},
+			"d2": {{At: now, EndpointID: "a", Status: 500}},
+			"d3": nil,
+		}
+		for i := range maxAttempts + 5 {
+			batch["d4"] = append(batch["d4"], dispatcher.Attempt{At: now.Add(time.Duration(i) * time.Second), Status: 500 + i})
+		}
+		if err := s.RecordAttempts(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if trips, cmds := log.take(); trips != 1 {
+			t.Errorf("%d round trips (%v) for 4 deliveries, want 1", trips, cmds)
+		}
+		if err := s.RecordAttempts(ctx, map[string][]dispatcher.Attempt{"d3": nil}); err != nil {
+			t.Fatal(err)
+		}
+		if trips, cmds := log.take(); trips != 0 {
+			t.Errorf("no attempts: %d round trips (%v), want 0", trips, cmds)
+		}
+		d1, _ := s.Attempts(ctx, "d1")
+		if len(d1) != 3 || d1[0].EndpointID != "b" || d1[1].EndpointID != "a" || d1[1].Status != 200 || d1[2].Status != 503 {
+			t.Errorf("d1 attempts = %+v, want b, a (200), a (503)", d1)
+		}
+		if d2, _ := s.Attempts(ctx, "d2"); len(d2) != 1 || d2[0].Status != 500 {
+			t.Errorf("d2 attempts = %+v", d2)
+		}
+		if d3, err := s.Attempts(ctx, "d3"); err != nil || len(d3) != 0 {
+			t.Errorf("d3 attempts = %+v, %v; want none", d3, err)
+		}
+		if d4, _ := s.Attempts(ctx, "d4"); len(d4) != maxAttempts || d4[0].Status != 500+maxAttempts+4 {
+			t.Errorf("d4: %d attempts, newest %+v; want the newest %d", len(d4), d4[0], maxAttempts)
+		}
+		for _, d := range []string{"d1", "d2", "d4"} {
+			if ttl := rdb.TTL(ctx, attemptsKey(d)).Val(); ttl <= 0 || ttl > attemptTTL {
+				t.Errorf("%s: TTL %v, want up to %v", d, ttl, attemptTTL)
+			}
+		}
+	})
+}
+
+// TestWebhookReportRoundTrips runs the webhook channel with the health
+// reporter on the store and counts the round trips its reports cost: one
+// for any number of deliveries to healthy endpoints, and an update only for
+// an endpoint that recovered.
+func TestWebhookReportRoundTrips(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+		recv := webhooktest.New(t, secret)
+		now := time.Now().UTC()
+		// 100 merchants with a healthy endpoint each, and one whose
+		// endpoint was failing.
+		merchants := make([]string, 100)
+		for i := range merchants {
+			merchants[i] = fmt.Sprintf("shop%d", i)
+		}
+		for _, rid := range append(merchants, "recovering") {
+			ep := &dispatcher.WebhookEndpoint{ID: "main", RecipientID: rid, URL: recv.URL + "/" + rid,
+				Secrets: []dispatcher.WebhookSecret{{Secret: secret}}, CreatedAt: now, UpdatedAt: now}
+			if rid == "recovering" {
+				since := now.Add(-time.Hour)
+				ep.FailingSince = &since
+			}
+			if err := s.PutWebhookEndpoint(ctx, ep); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// messages are the deliveries of a broadcast to rids, with their
+		// endpoints loaded as the fan-out does.
+		messages := func(rids ...string) []*dispatcher.Message {
+			t.Helper()
+			eps, err := s.WebhookEndpoints(ctx, rids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bc := dispatcher.BroadcastID("inc_x", 1)
+			msgs := make([]*dispatcher.Message, len(rids))
+			for i, rid := range rids {
+				msgs[i] = &dispatcher.Message{DeliveryID: dispatcher.DeliveryID(bc, dispatcher.ChannelWebhook, rid), BroadcastID: bc,
+					IncidentID: "inc_x", Seq: 1, State: dispatcher.StateInvestigating, Severity: dispatcher.SeverityMinor,
+					Channel: dispatcher.ChannelWebhook, Recipient: &dispatcher.Recipient{ID: rid, Kind: dispatcher.KindMerchant},
+					Title: "T", Body: "B", Locale: "en", Attempt: 1}
+				for _, ep := range eps[rid] {
+					msgs[i].Endpoints = append(msgs[i].Endpoints, *ep)
+				}
+			}
+			return msgs
+		}
+		health := &dispatcher.EndpointHealth{Store: s}
+		sender, err := webhook.New(webhook.Config{AllowHTTP: true, AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+			Reporter: health, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := watchCommands(rdb)
+		// send sends msgs and returns the round trips it cost.
+		send := func(msgs []*dispatcher.Message) (int, []string) {
+			t.Helper()
+			log.take()
+			for i, r := range sender.Send(ctx, msgs) {
+				if r.Err != nil {
+					t.Fatalf("message %d: %v", i, r.Err)
+				}
+			}
+			return log.take()
+		}
+
+		one, _ := send(messages(merchants[:1]...))
+		all, cmds := send(messages(merchants...))
+		if one != 1 || all != 1 {
+			t.Errorf("round trips to report 1 delivery: %d, 100 deliveries: %d (%v); want 1 each", one, all, cmds)
+		}
+		for _, m := range messages(merchants...) {
+			if as, _ := s.Attempts(ctx, m.DeliveryID); len(as) < 1 || as[0].EndpointID != "main" || as[0].Status != 204 {
+				t.Fatalf("delivery %s: attempts %+v, want the request recorded", m.DeliveryID, as)
+			}
+		}
+
+		// The endpoint that was failing is cleared: one update (WATCH, HGET,
+		// MULTI/HSET/EXEC) besides the attempts.
+		n, cmds := send(messages(append(merchants, "recovering")...))
+		if w := writes(cmds); n > 1+3 || !slices.Contains(w, "hset") {
+			t.Errorf("with a recovered endpoint: %d round trips %v, want the attempts and one update", n, cmds)
+		}
+		if ep, err := s.GetWebhookEndpoint(ctx, "recovering", "main"); err != nil || ep.FailingSince != nil {
+			t.Errorf("a recovered endpoint is still failing: %+v, %v", ep, err)
 		}
 	})
 }

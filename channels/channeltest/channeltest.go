@@ -1,14 +1,22 @@
 // Package channeltest is the conformance suite every channel passes against
 // a local fake of its provider, in the manner of river's riverdrivertest: a
 // channel's own test builds a Harness and calls Run, which runs the same
-// subtests for every channel.
+// subtests for every channel. The SMS channel's, in channels/sms:
 //
 //	func TestConformance(t *testing.T) {
+//		t.Parallel()
 //		channeltest.Run(t, channeltest.Harness{
 //			Channel: dispatcher.ChannelSMS,
 //			NewFunc: func(t *testing.T) (dispatcher.Sender, channeltest.Provider) {
-//				fake := twiliofake.New(t) // a strict local fake of the provider's API
-//				return sms.New(sms.Options{HTTPClient: fake.Client()}), fake
+//				// A strict local fake of Twilio's Messages API.
+//				fake := twiliotest.New(t, accountSID, authToken)
+//				s, err := sms.New(sms.Config{AccountSID: accountSID, AuthToken: authToken, From: fromNumber, BaseURL: fake.URL})
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				// provider adapts the fake to Provider: Received from
+//				// fake.Messages(), FailNext from its failure switches.
+//				return s, provider{fake}
 //			},
 //			RecipientFunc: func(i int) *dispatcher.Recipient {
 //				return &dispatcher.Recipient{Kind: dispatcher.KindCustomer, Phone: fmt.Sprintf("+4179%07d", i)}
@@ -141,9 +149,11 @@ const (
 	// BadDeviceToken). The channel must classify it as Permanent.
 	FailPermanent
 	// FailRateLimited is the provider asking to slow down, with a delay
-	// (HTTP 429 with Retry-After, Twilio 20429, SMTP 421/451). The channel
-	// must classify it as transient with RetryAfter > 0, using a default
-	// when the provider names no delay.
+	// (HTTP 429 with Retry-After, Twilio 20429, FCM QUOTA_EXCEEDED). The
+	// channel must classify it as transient with RetryAfter > 0, using a
+	// default when the provider names no delay. SMTP has no such reply
+	// (421 and 451 carry no delay: they are FailTransient), so the email
+	// harness's FailNext refuses it with errors.ErrUnsupported.
 	FailRateLimited
 )
 

@@ -154,80 +154,102 @@ var (
 	hasLetter   = regexp.MustCompile(`[A-Za-z]`)
 )
 
-// validate checks c and fills in the defaults; it reports every problem
-// at once.
-func (c *Config) validate() (*url.URL, error) {
+// A ConfigError is one problem with a Config, as Validate reports it.
+type ConfigError struct {
+	// Field is the field at fault, named as ValidateNamed's name names it
+	// ("AccountSID" for Validate); "" (or name("")) when the problem is of
+	// several fields.
+	Field string
+	// Message says what is wrong. It never repeats a credential, a SID or
+	// the sender: a SID in the wrong field may be a secret pasted there,
+	// and From may be a phone number.
+	Message string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return e.Field + ": " + e.Message
+}
+
+// Validate reports every problem with c at once, each a *ConfigError,
+// joined with errors.Join; nil when New accepts c. A zero BaseURL, Timeout
+// or Concurrency is no problem: New fills in its default.
+func (c Config) Validate() error { return c.ValidateNamed(nil) }
+
+// ValidateNamed is Validate with the fields named by name, in
+// ConfigError.Field and in the messages that mention another field, so that
+// a configuration file can speak of its own options; name("") names the
+// Config as a whole. A nil name keeps the Go field names.
+func (c Config) ValidateNamed(name func(field string) string) error {
+	if name == nil {
+		name = func(field string) string { return field }
+	}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &ConfigError{Field: name(field), Message: fmt.Sprintf(format, args...)})
+	}
+	const malformedSecret = "must be letters and digits only (check for a stray space or newline)"
 
 	switch {
 	case c.AccountSID == "":
-		bad("AccountSID is required")
+		bad("AccountSID", "is required")
 	case !accountSIDPattern.MatchString(c.AccountSID):
-		bad("AccountSID %q is not an account SID (AC followed by 32 hex digits)", c.AccountSID)
+		bad("AccountSID", "must be AC followed by 32 hexadecimal characters (the Account SID in the Twilio Console)")
+	}
+	// The auth token also checks the signatures of Twilio's callbacks, so
+	// it is checked whenever it is set, even beside an API key.
+	switch {
+	case c.AuthToken != "" && !secretPattern.MatchString(c.AuthToken):
+		bad("AuthToken", malformedSecret)
+	case c.AuthToken == "" && c.APIKey == "" && c.APISecret == "":
+		bad("AuthToken", "is required without %s and %s", name("APIKey"), name("APISecret"))
 	}
 	switch {
-	case c.APIKey != "" || c.APISecret != "":
+	case c.APIKey != "":
 		if !apiKeyPattern.MatchString(c.APIKey) {
-			bad("APIKey %q is not an API key SID (SK followed by 32 hex digits); set both APIKey and APISecret, or neither", c.APIKey)
+			bad("APIKey", "must be SK followed by 32 hexadecimal characters (an API key SID)")
 		}
-		if !secretPattern.MatchString(c.APISecret) {
-			bad("APISecret is %s; set both APIKey and APISecret, or neither", emptyOrMalformed(c.APISecret))
+		switch {
+		case c.APISecret == "":
+			bad("APISecret", "is required with %s", name("APIKey"))
+		case !secretPattern.MatchString(c.APISecret):
+			bad("APISecret", malformedSecret)
 		}
-	case c.AuthToken == "":
-		bad("AuthToken is required (or APIKey and APISecret)")
-	case !secretPattern.MatchString(c.AuthToken):
-		bad("AuthToken is malformed (letters and digits only)")
+	case c.APISecret != "":
+		bad("APISecret", "set %s or remove %s", name("APIKey"), name("APISecret"))
 	}
 	switch {
 	case c.From != "" && c.MessagingServiceSID != "":
-		bad("set From or MessagingServiceSID, not both")
+		bad("", "must set exactly one of %s and %s, not both", name("From"), name("MessagingServiceSID"))
 	case c.From == "" && c.MessagingServiceSID == "":
-		bad("From or MessagingServiceSID is required")
-	case c.From != "" && !validFrom(c.From):
-		bad("From %q is not an E.164 number, a short code or an alphanumeric sender ID", c.From)
-	case c.MessagingServiceSID != "" && !serviceSIDPattern.MatchString(c.MessagingServiceSID):
-		bad("MessagingServiceSID %q is not a Messaging Service SID (MG followed by 32 hex digits)", c.MessagingServiceSID)
+		bad("", "must set exactly one of %s and %s, got neither", name("From"), name("MessagingServiceSID"))
+	case c.From != "":
+		if !validFrom(c.From) {
+			bad("From", "must be an E.164 number like +14155550100, a short code (3 to 8 digits) "+
+				"or an alphanumeric sender ID (1 to 11 letters, digits and spaces, at least one letter)")
+		}
+	default:
+		if !serviceSIDPattern.MatchString(c.MessagingServiceSID) {
+			bad("MessagingServiceSID", "must be MG followed by 32 hexadecimal characters (a Messaging Service SID)")
+		}
 	}
-	if c.BaseURL == "" {
-		c.BaseURL = DefaultBaseURL
+	if c.BaseURL != "" {
+		if _, err := parseBaseURL(c.BaseURL); err != nil {
+			bad("BaseURL", "%v", err)
+		}
 	}
-	base, err := parseBaseURL(c.BaseURL)
-	if err != nil {
-		bad("BaseURL: %w", err)
+	if c.Timeout < 0 {
+		bad("Timeout", "must not be negative (0: %v), got %v", DefaultTimeout, c.Timeout)
 	}
-	switch {
-	case c.Timeout < 0:
-		bad("Timeout %v is negative", c.Timeout)
-	case c.Timeout == 0:
-		c.Timeout = DefaultTimeout
+	if c.Concurrency < 0 {
+		bad("Concurrency", "must not be negative (0: %d), got %d", DefaultConcurrency, c.Concurrency)
 	}
-	switch {
-	case c.Concurrency < 0:
-		bad("Concurrency %d is negative", c.Concurrency)
-	case c.Concurrency == 0:
-		c.Concurrency = DefaultConcurrency
+	if c.ValidityPeriod < 0 || c.ValidityPeriod > MaxValidityPeriod {
+		bad("ValidityPeriod", "must be from 0 (Twilio's default) to 10h (36000 s, Twilio's maximum), got %v", c.ValidityPeriod)
 	}
-	switch {
-	case c.ValidityPeriod < 0:
-		bad("ValidityPeriod %v is negative", c.ValidityPeriod)
-	case c.ValidityPeriod > MaxValidityPeriod:
-		bad("ValidityPeriod %v is longer than Twilio's maximum of %v (36000 s)", c.ValidityPeriod, MaxValidityPeriod)
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("sms: invalid config: %w", errors.Join(errs...))
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return base, nil
-}
-
-func emptyOrMalformed(s string) string {
-	if s == "" {
-		return "missing"
-	}
-	return "malformed (letters and digits only)"
+	return errors.Join(errs...)
 }
 
 func validFrom(from string) bool {
@@ -236,20 +258,28 @@ func validFrom(from string) bool {
 }
 
 // parseBaseURL accepts scheme://host[:port] with an optional trailing slash.
+// Its errors never repeat a URL that may carry credentials.
 func parseBaseURL(raw string) (*url.URL, error) {
+	const like = "must be an absolute http or https URL like " + DefaultBaseURL
 	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%q is not a URL", raw)
-	}
 	switch {
+	case err != nil:
+		return nil, errors.New(like)
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("%q: the scheme must be http or https", raw)
-	case u.Host == "":
-		return nil, fmt.Errorf("%q has no host", raw)
+		if strings.Contains(raw, "@") {
+			return nil, errors.New(like)
+		}
+		return nil, fmt.Errorf("%s, got %q", like, raw)
 	case u.User != nil:
-		return nil, errors.New("must not carry credentials (set AccountSID and AuthToken)")
-	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
-		return nil, fmt.Errorf("%q: give scheme and host only, no path, query or fragment", raw)
+		return nil, errors.New("must not contain credentials")
+	case u.Host == "":
+		return nil, fmt.Errorf("must name a host, got %q", raw)
+	case u.Path != "" && u.Path != "/":
+		return nil, fmt.Errorf("must be scheme and host only, without a path (requests keep their own), got %q", raw)
+	case u.RawQuery != "" || u.ForceQuery:
+		return nil, fmt.Errorf("must not have a query, got %q", raw)
+	case u.Fragment != "":
+		return nil, fmt.Errorf("must not have a fragment, got %q", raw)
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
 }
@@ -276,9 +306,21 @@ var _ dispatcher.Sender = (*Sender)(nil)
 // credential shows as a permanent 20003 failure on the first Send (and an
 // error log record).
 func New(cfg Config) (*Sender, error) {
-	base, err := cfg.validate()
-	if err != nil {
-		return nil, err
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sms: invalid config: %w", err)
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	base, _ := parseBaseURL(cfg.BaseURL) // Validate accepted it
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	user, pass := cfg.AccountSID, cfg.AuthToken
 	if cfg.APIKey != "" {

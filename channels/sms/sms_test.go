@@ -512,26 +512,28 @@ func TestConfigValidation(t *testing.T) {
 		{"alphanumeric sender", func(c *sms.Config) { c.From = "Tocsin Bank" }, nil},
 		{"regional base URL", func(c *sms.Config) { c.BaseURL = "https://api.dublin.ie1.twilio.com" }, nil},
 		{"10h validity", func(c *sms.Config) { c.ValidityPeriod = 10 * time.Hour }, nil},
-		{"no account", func(c *sms.Config) { c.AccountSID = "" }, []string{"AccountSID is required"}},
-		{"bad account", func(c *sms.Config) { c.AccountSID = "AC123" }, []string{`AccountSID "AC123"`}},
-		{"no credentials", func(c *sms.Config) { c.AuthToken = "" }, []string{"AuthToken is required"}},
-		{"token with symbols", func(c *sms.Config) { c.AuthToken = "abc:def" }, []string{"AuthToken is malformed"}},
-		{"key without secret", func(c *sms.Config) { c.APIKey = apiKey }, []string{"APISecret is missing"}},
-		{"secret without key", func(c *sms.Config) { c.APISecret = apiSecret }, []string{`APIKey ""`}},
-		{"bad key", func(c *sms.Config) { c.APIKey, c.APISecret = "SK1", apiSecret }, []string{`APIKey "SK1"`}},
-		{"both senders", func(c *sms.Config) { c.MessagingServiceSID = serviceSID }, []string{"not both"}},
-		{"no sender", func(c *sms.Config) { c.From = "" }, []string{"From or MessagingServiceSID is required"}},
-		{"bad from", func(c *sms.Config) { c.From = "0041 79 123" }, []string{`From "0041 79 123"`}},
-		{"bad service", func(c *sms.Config) { c.From, c.MessagingServiceSID = "", "MG1" }, []string{`MessagingServiceSID "MG1"`}},
-		{"base URL with path", func(c *sms.Config) { c.BaseURL = "https://api.twilio.com/2010-04-01" }, []string{"no path"}},
+		{"no account", func(c *sms.Config) { c.AccountSID = "" }, []string{"AccountSID: is required"}},
+		{"bad account", func(c *sms.Config) { c.AccountSID = "AC123" }, []string{"AccountSID: must be AC followed by 32 hexadecimal characters"}},
+		{"no credentials", func(c *sms.Config) { c.AuthToken = "" }, []string{"AuthToken: is required without APIKey and APISecret"}},
+		{"token with symbols", func(c *sms.Config) { c.AuthToken = "abc:def" }, []string{"AuthToken: must be letters and digits only"}},
+		{"API key beside a malformed auth token", func(c *sms.Config) { c.AuthToken, c.APIKey, c.APISecret = "abc-def_123", apiKey, apiSecret },
+			[]string{"AuthToken: must be letters and digits only"}},
+		{"key without secret", func(c *sms.Config) { c.APIKey = apiKey }, []string{"APISecret: is required with APIKey"}},
+		{"secret without key", func(c *sms.Config) { c.APISecret = apiSecret }, []string{"APISecret: set APIKey or remove APISecret"}},
+		{"bad key", func(c *sms.Config) { c.APIKey, c.APISecret = "SK1", apiSecret }, []string{"APIKey: must be SK followed by 32 hexadecimal characters"}},
+		{"both senders", func(c *sms.Config) { c.MessagingServiceSID = serviceSID }, []string{"must set exactly one of From and MessagingServiceSID, not both"}},
+		{"no sender", func(c *sms.Config) { c.From = "" }, []string{"must set exactly one of From and MessagingServiceSID, got neither"}},
+		{"bad from", func(c *sms.Config) { c.From = "0041 79 123" }, []string{"From: must be an E.164 number like +14155550100, a short code"}},
+		{"bad service", func(c *sms.Config) { c.From, c.MessagingServiceSID = "", "MG1" }, []string{"MessagingServiceSID: must be MG followed by 32 hexadecimal characters"}},
+		{"base URL with path", func(c *sms.Config) { c.BaseURL = "https://api.twilio.com/2010-04-01" }, []string{"BaseURL: must be scheme and host only, without a path"}},
 		{"base URL scheme", func(c *sms.Config) { c.BaseURL = "ftp://api.twilio.com" }, []string{"http or https"}},
-		{"base URL credentials", func(c *sms.Config) { c.BaseURL = "https://" + accountSID + ":" + authToken + "@api.twilio.com" }, []string{"must not carry credentials"}},
-		{"negative timeout", func(c *sms.Config) { c.Timeout = -time.Second }, []string{"Timeout"}},
-		{"negative concurrency", func(c *sms.Config) { c.Concurrency = -1 }, []string{"Concurrency"}},
-		{"validity too long", func(c *sms.Config) { c.ValidityPeriod = 10*time.Hour + time.Second }, []string{"ValidityPeriod", "36000"}},
-		{"negative validity", func(c *sms.Config) { c.ValidityPeriod = -time.Second }, []string{"ValidityPeriod"}},
+		{"base URL credentials", func(c *sms.Config) { c.BaseURL = "https://" + accountSID + ":" + authToken + "@api.twilio.com" }, []string{"BaseURL: must not contain credentials"}},
+		{"negative timeout", func(c *sms.Config) { c.Timeout = -time.Second }, []string{"Timeout: must not be negative"}},
+		{"negative concurrency", func(c *sms.Config) { c.Concurrency = -1 }, []string{"Concurrency: must not be negative"}},
+		{"validity too long", func(c *sms.Config) { c.ValidityPeriod = 10*time.Hour + time.Second }, []string{"ValidityPeriod: must be from 0", "36000"}},
+		{"negative validity", func(c *sms.Config) { c.ValidityPeriod = -time.Second }, []string{"ValidityPeriod: must be from 0"}},
 		{"every problem at once", func(c *sms.Config) { c.AccountSID, c.AuthToken, c.From = "", "", "" },
-			[]string{"AccountSID is required", "AuthToken is required", "From or MessagingServiceSID is required"}},
+			[]string{"AccountSID: is required", "AuthToken: is required", "got neither"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -558,7 +560,44 @@ func TestConfigValidation(t *testing.T) {
 					t.Errorf("error %q carries a secret", err)
 				}
 			}
+			// A SID may be a secret in the wrong field, From a phone number.
+			for _, v := range []string{cfg.AccountSID, cfg.APIKey, cfg.MessagingServiceSID, cfg.From} {
+				if v != "" && strings.Contains(err.Error(), v) {
+					t.Errorf("error %q repeats %q", err, v)
+				}
+			}
+			if verr := cfg.Validate(); verr == nil || !strings.HasSuffix(err.Error(), verr.Error()) {
+				t.Errorf("Validate() = %v, want the problems New reports", verr)
+			}
 		})
+	}
+}
+
+// TestConfigValidateNamed checks that a configuration file can have the
+// problems told with its own option names.
+func TestConfigValidateNamed(t *testing.T) {
+	t.Parallel()
+	names := map[string]string{"": "twilio", "APIKey": "api_key", "APISecret": "api_secret", "From": "from", "MessagingServiceSID": "messaging_service_sid", "Timeout": "timeout"}
+	cfg := sms.Config{AccountSID: accountSID, AuthToken: authToken, APISecret: apiSecret, From: fromNumber, MessagingServiceSID: serviceSID, Timeout: -time.Second}
+	err := cfg.ValidateNamed(func(field string) string { return names[field] })
+	want := []string{
+		"api_secret: set api_key or remove api_secret",
+		"twilio: must set exactly one of from and messaging_service_sid, not both",
+		"timeout: must not be negative (0: 10s), got -1s",
+	}
+	var got []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce *sms.ConfigError
+		if !errors.As(e, &ce) {
+			t.Fatalf("%v is a %T, want a *sms.ConfigError", e, e)
+		}
+		got = append(got, ce.Field+": "+ce.Message)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("ValidateNamed =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if err := (sms.Config{AccountSID: accountSID, AuthToken: authToken, From: "12345"}).Validate(); err != nil {
+		t.Errorf("a short code: %v", err)
 	}
 }
 

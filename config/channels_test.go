@@ -17,7 +17,7 @@ const (
 	testAPIKeySID           = "SKfedcba9876543210fedcba9876543210"
 	testMessagingServiceSID = "MG00112233445566778899aabbccddeeff"
 	testAuthToken           = "9e107d9d372bb6826bd81d3542a419d6"
-	testAPISecret           = "api-secret-T0ps3cr3t-Zx81Qw"
+	testAPISecret           = "apiSecretT0ps3cr3tZx81Qw"
 	testSMTPPassword        = "smtp-pa55word-Kq93Lm"
 	testLinkSecret          = "link-secret-Vb27Nc-0123456789-abcdef"
 )
@@ -169,7 +169,7 @@ channels:
   sms:
     twilio:
       account_sid: "AC00000000000000000000000000000000"
-      auth_token: "file-auth-token"
+      auth_token: "fileAuthToken0"
       from: "+14155550100"
   email:
     smtp:
@@ -184,7 +184,7 @@ channels:
 		"TOCSIN_TWILIO_API_SECRET":            testAPISecret,
 		"TOCSIN_TWILIO_FROM":                  "", // set but empty: clears the file's from
 		"TOCSIN_TWILIO_MESSAGING_SERVICE_SID": testMessagingServiceSID,
-		"TOCSIN_TWILIO_BASE_URL":              "http://127.0.0.1:8999/twilio",
+		"TOCSIN_TWILIO_BASE_URL":              "http://127.0.0.1:8999",
 		"TOCSIN_TWILIO_TIMEOUT":               "2s",
 		"TOCSIN_TWILIO_VALIDITY_PERIOD":       "10h",
 		"TOCSIN_SMTP_HOST":                    "localhost",
@@ -209,7 +209,7 @@ channels:
 			APIKey:              testAPIKeySID,
 			APISecret:           testAPISecret,
 			MessagingServiceSID: testMessagingServiceSID,
-			BaseURL:             "http://127.0.0.1:8999/twilio",
+			BaseURL:             "http://127.0.0.1:8999",
 			Timeout:             2 * time.Second,
 			ValidityPeriod:      10 * time.Hour,
 		}},
@@ -360,25 +360,30 @@ func TestValidateChannels(t *testing.T) {
 			t.AuthToken = ""
 			t.APIKey, t.APISecret = testAPIKeySID, testAPISecret
 		}), tw + ".auth_token: is required with " + tw + ".account_sid: it also validates the signatures"},
-		{"auth token any non-space text", twilio(func(t *Twilio) { t.AuthToken = "not-hex-but-accepted" }), ""},
-		{"auth token trailing newline", twilio(func(t *Twilio) { t.AuthToken = testAuthToken + "\n" }), tw + ".auth_token: must not contain whitespace"},
+		{"auth token any letters and digits", twilio(func(t *Twilio) { t.AuthToken = "NotHexButAccepted0" }), ""},
+		{"auth token with punctuation", twilio(func(t *Twilio) { t.AuthToken = "abc-def_123" }), tw + ".auth_token: must be letters and digits only"},
+		{"auth token trailing newline", twilio(func(t *Twilio) { t.AuthToken = testAuthToken + "\n" }), tw + ".auth_token: must be letters and digits only (check for a stray space or newline)"},
+		{"auth token with punctuation beside an api key", twilio(func(t *Twilio) {
+			t.AuthToken = "abc-def_123"
+			t.APIKey, t.APISecret = testAPIKeySID, testAPISecret
+		}), tw + ".auth_token: must be letters and digits only"},
 		{"api key and secret", twilio(func(t *Twilio) { t.APIKey, t.APISecret = testAPIKeySID, testAPISecret }), ""},
 		{"api key without secret", twilio(func(t *Twilio) { t.APIKey = testAPIKeySID }), tw + ".api_secret: is required with " + tw + ".api_key"},
 		{"api key malformed", twilio(func(t *Twilio) { t.APIKey, t.APISecret = "SK123", testAPISecret }), tw + ".api_key: must be SK followed by 32 hexadecimal characters"},
 		{"api key is an account sid", twilio(func(t *Twilio) { t.APIKey, t.APISecret = testAccountSID, testAPISecret }), tw + ".api_key: must be SK followed by 32"},
 		{"api secret without key", twilio(func(t *Twilio) { t.APISecret = testAPISecret }), tw + ".api_secret: set " + tw + ".api_key or remove " + tw + ".api_secret"},
-		{"api secret with a space", twilio(func(t *Twilio) { t.APIKey, t.APISecret = testAPIKeySID, " "+testAPISecret }), tw + ".api_secret: must not contain whitespace"},
+		{"api secret with a space", twilio(func(t *Twilio) { t.APIKey, t.APISecret = testAPIKeySID, " "+testAPISecret }), tw + ".api_secret: must be letters and digits only (check for a stray space or newline)"},
 
 		{"messaging service", twilio(messagingService), ""},
 		{"messaging service malformed", twilio(func(t *Twilio) {
 			messagingService(t)
 			t.MessagingServiceSID = "MG" + testAccountSID[2:33]
 		}), tw + ".messaging_service_sid: must be MG followed by 32 hexadecimal characters"},
-		{"from and messaging service", twilio(func(t *Twilio) { t.MessagingServiceSID = testMessagingServiceSID }), tw + ": must set exactly one of from and messaging_service_sid, not both"},
-		{"neither from nor messaging service", twilio(func(t *Twilio) { t.From = "" }), tw + ": must set exactly one of from and messaging_service_sid, got neither"},
+		{"from and messaging service", twilio(func(t *Twilio) { t.MessagingServiceSID = testMessagingServiceSID }), tw + ": must set exactly one of " + tw + ".from and " + tw + ".messaging_service_sid, not both"},
+		{"neither from nor messaging service", twilio(func(t *Twilio) { t.From = "" }), tw + ": must set exactly one of " + tw + ".from and " + tw + ".messaging_service_sid, got neither"},
 		{"from e164 short", twilio(func(t *Twilio) { t.From = "+44" }), ""},
 		{"from e164 15 digits", twilio(func(t *Twilio) { t.From = "+123456789012345" }), ""},
-		{"from e164 16 digits", twilio(func(t *Twilio) { t.From = "+1234567890123456" }), tw + ".from: must be an E.164 number like +14155550100 or an alphanumeric sender ID"},
+		{"from e164 16 digits", twilio(func(t *Twilio) { t.From = "+1234567890123456" }), tw + ".from: must be an E.164 number like +14155550100, a short code (3 to 8 digits) or an alphanumeric sender ID"},
 		{"from e164 leading zero", twilio(func(t *Twilio) { t.From = "+04155550100" }), tw + ".from: must be an E.164 number"},
 		{"from e164 with spaces", twilio(func(t *Twilio) { t.From = "+1 415 555 0100" }), tw + ".from: must be an E.164 number"},
 		{"from without plus", twilio(func(t *Twilio) { t.From = "4915112345678" }), tw + ".from: must be an E.164 number"},
@@ -386,26 +391,30 @@ func TestValidateChannels(t *testing.T) {
 		{"from alphanumeric 11 with space and digit", twilio(func(t *Twilio) { t.From = "Shop 24 Ops" }), ""},
 		{"from alphanumeric one letter", twilio(func(t *Twilio) { t.From = "A" }), ""},
 		{"from alphanumeric 12", twilio(func(t *Twilio) { t.From = "ABCDEFGHIJKL" }), tw + ".from: must be an E.164 number"},
-		{"from alphanumeric digits only", twilio(func(t *Twilio) { t.From = "12345" }), tw + ".from: must be an E.164 number"},
+		{"from short code", twilio(func(t *Twilio) { t.From = "12345" }), ""},
+		{"from digits only, too short for a short code", twilio(func(t *Twilio) { t.From = "12" }), tw + ".from: must be an E.164 number"},
+		{"from digits only, too long for a short code", twilio(func(t *Twilio) { t.From = "123456789" }), tw + ".from: must be an E.164 number"},
 		{"from alphanumeric non-ASCII", twilio(func(t *Twilio) { t.From = "Tocsín" }), tw + ".from: must be an E.164 number"},
 		{"from alphanumeric punctuation", twilio(func(t *Twilio) { t.From = "Tocsin!" }), tw + ".from: must be an E.164 number"},
 		{"from is not repeated", twilio(func(t *Twilio) { t.From = "+4479460000000000" }), tw + ".from: must be an E.164 number"},
 
 		{"base url local fake", twilio(func(t *Twilio) { t.BaseURL = "http://127.0.0.1:8999" }), ""},
-		{"base url with path", twilio(func(t *Twilio) { t.BaseURL = "https://proxy.example.com/twilio/" }), ""},
-		{"base url empty", twilio(func(t *Twilio) { t.BaseURL = "" }), tw + ".base_url: is required: an absolute http or https URL like https://api.twilio.com"},
+		{"base url trailing slash", twilio(func(t *Twilio) { t.BaseURL = "https://api.dublin.ie1.twilio.com/" }), ""},
+		{"base url with path", twilio(func(t *Twilio) { t.BaseURL = "https://proxy.example.com/twilio/" }), tw + `.base_url: must be scheme and host only, without a path (requests keep their own), got "https://proxy.example.com/twilio/"`},
+		{"base url empty: the default", twilio(func(t *Twilio) { t.BaseURL = "" }), ""},
 		{"base url without scheme", twilio(func(t *Twilio) { t.BaseURL = "api.twilio.com" }), tw + `.base_url: must be an absolute http or https URL like https://api.twilio.com, got "api.twilio.com"`},
 		{"base url with query", twilio(func(t *Twilio) { t.BaseURL = "https://api.twilio.com/?region=ie1" }), tw + ".base_url: must not have a query"},
 		{"base url with credentials", twilio(func(t *Twilio) { t.BaseURL = "https://AC:" + testAuthToken + "@api.twilio.com" }), tw + ".base_url: must not contain credentials"},
-		{"twilio timeout 0", twilio(func(t *Twilio) { t.Timeout = 0 }), tw + ".timeout: must be greater than 0, got 0s"},
+		{"twilio timeout 0: the default", twilio(func(t *Twilio) { t.Timeout = 0 }), ""},
+		{"twilio timeout negative", twilio(func(t *Twilio) { t.Timeout = -time.Second }), tw + ".timeout: must not be negative (0: 10s), got -1s"},
 
 		{"validity 1s", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = time.Second }), ""},
 		{"validity 10h", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = 10 * time.Hour }), ""},
-		{"validity 10h1s", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = 10*time.Hour + time.Second }), tw + ".validity_period: must be whole seconds from 1s to 10h, or 0 for Twilio's default; got 10h0m1s"},
-		{"validity 500ms", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = 500 * time.Millisecond }), tw + ".validity_period: must be whole seconds from 1s to 10h"},
-		{"validity 1.5s", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = 1500 * time.Millisecond }), tw + ".validity_period: must be whole seconds"},
-		{"validity negative", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = -time.Minute }), tw + ".validity_period: must be whole seconds"},
-		{"validity with from", twilio(func(t *Twilio) { t.ValidityPeriod = time.Hour }), tw + ".validity_period: applies only with " + tw + ".messaging_service_sid"},
+		{"validity 10h1s", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = 10*time.Hour + time.Second }), tw + ".validity_period: must be from 0 (Twilio's default) to 10h (36000 s, Twilio's maximum), got 10h0m1s"},
+		{"validity 500ms: rounded up", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = 500 * time.Millisecond }), ""},
+		{"validity 1.5s: rounded up", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = 1500 * time.Millisecond }), ""},
+		{"validity negative", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = -time.Minute }), tw + ".validity_period: must be from 0 (Twilio's default) to 10h"},
+		{"validity with from", twilio(func(t *Twilio) { t.ValidityPeriod = time.Hour }), ""},
 
 		{"smtp ipv4", smtp(func(s *SMTP) { s.Host = "192.0.2.25" }), ""},
 		{"smtp ipv6", smtp(func(s *SMTP) { s.Host = "2001:db8::25" }), ""},
@@ -536,6 +545,7 @@ func TestValidateReportsEveryChannelProblem(t *testing.T) {
 		From:                "+14155550100",
 		MessagingServiceSID: testMessagingServiceSID,
 		BaseURL:             "https://api.twilio.com?x=1",
+		Timeout:             -time.Second,
 		ValidityPeriod:      11 * time.Hour,
 	}
 	c.Channels.Email.SMTP.Port = 0
@@ -552,10 +562,10 @@ func TestValidateReportsEveryChannelProblem(t *testing.T) {
 		"channels.sms.twilio.account_sid: must be AC followed by 32 hexadecimal characters",
 		"channels.sms.twilio.auth_token: is required",
 		"channels.sms.twilio.api_secret: set channels.sms.twilio.api_key or remove channels.sms.twilio.api_secret",
-		"channels.sms.twilio: must set exactly one of from and messaging_service_sid, not both",
+		"channels.sms.twilio: must set exactly one of channels.sms.twilio.from and channels.sms.twilio.messaging_service_sid, not both",
 		"channels.sms.twilio.base_url: must not have a query",
-		"channels.sms.twilio.timeout: must be greater than 0, got 0s",
-		"channels.sms.twilio.validity_period: must be whole seconds from 1s to 10h",
+		"channels.sms.twilio.timeout: must not be negative (0: 10s), got -1s",
+		"channels.sms.twilio.validity_period: must be from 0 (Twilio's default) to 10h",
 		"channels.email.smtp.port: must be between 1 and 65535, got 0",
 		"channels.email.smtp.tls: none would send the credentials in clear",
 		"channels.email.smtp.from: must be an address like",

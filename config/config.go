@@ -6,9 +6,11 @@
 // default and its environment variable; docs/configuration.md and
 // config.example.yaml at the repository root list the same options.
 //
-// The package imports nothing else from this module, so any package may
-// depend on it; handlers receive the values they need in structs, never by
-// reaching for a global.
+// Validate reads rates and quiet hours with the dispatcher's parsers and
+// checks the Twilio options with the SMS channel's rules, so the package
+// imports dispatcher and channels/sms (neither may import it); the Parsed
+// methods hand out the values those parsers read. Handlers receive the
+// values they need in structs, never by reaching for a global.
 package config
 
 import (
@@ -17,8 +19,12 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/tocsin-dev/tocsin/channels/sms"
+	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
 // Config is the whole configuration of a Tocsin process.
@@ -178,10 +184,10 @@ type Twilio struct {
 	// characters. Empty: SMS is not configured and the outbox serves it.
 	// Default ""; env TOCSIN_TWILIO_ACCOUNT_SID.
 	AccountSID string `yaml:"account_sid"`
-	// AuthToken is the account's auth token. Required with AccountSID: it
-	// authenticates requests when no API key is set, and it always
-	// validates the signatures of Twilio's callbacks (X-Twilio-Signature).
-	// It is never logged.
+	// AuthToken is the account's auth token, letters and digits. Required
+	// with AccountSID: it authenticates requests when no API key is set,
+	// and it always validates the signatures of Twilio's callbacks
+	// (X-Twilio-Signature). It is never logged.
 	// Default ""; env TOCSIN_TWILIO_AUTH_TOKEN.
 	AuthToken string `yaml:"auth_token"`
 	// APIKey is an API key SID, "SK" followed by 32 hexadecimal
@@ -189,30 +195,32 @@ type Twilio struct {
 	// APISecret instead of the auth token.
 	// Default ""; env TOCSIN_TWILIO_API_KEY.
 	APIKey string `yaml:"api_key"`
-	// APISecret is the API key's secret. Required with APIKey, and only
-	// with it. It is never logged.
+	// APISecret is the API key's secret, letters and digits. Required with
+	// APIKey, and only with it. It is never logged.
 	// Default ""; env TOCSIN_TWILIO_API_SECRET.
 	APISecret string `yaml:"api_secret"`
-	// From is the sender: an E.164 number ("+14155550100") or an
-	// alphanumeric sender ID (1 to 11 ASCII letters, digits and spaces,
-	// at least one letter). Exactly one of From and MessagingServiceSID
-	// is set.
+	// From is the sender: an E.164 number ("+14155550100"), a short code
+	// (3 to 8 digits) or an alphanumeric sender ID (1 to 11 ASCII letters,
+	// digits and spaces, at least one letter). Exactly one of From and
+	// MessagingServiceSID is set.
 	// Default ""; env TOCSIN_TWILIO_FROM.
 	From string `yaml:"from"`
 	// MessagingServiceSID sends through a Messaging Service, "MG" followed
 	// by 32 hexadecimal characters, instead of From.
 	// Default ""; env TOCSIN_TWILIO_MESSAGING_SERVICE_SID.
 	MessagingServiceSID string `yaml:"messaging_service_sid"`
-	// BaseURL is the absolute http(s) URL of Twilio's REST API, without
-	// query or fragment: tests and regional set-ups point it elsewhere.
+	// BaseURL is the scheme and host of Twilio's REST API, an http(s) URL
+	// without path, query or fragment: tests and regional set-ups point it
+	// elsewhere. Empty: the default.
 	// Default "https://api.twilio.com"; env TOCSIN_TWILIO_BASE_URL.
 	BaseURL string `yaml:"base_url"`
-	// Timeout bounds one HTTP request to Twilio. Must be > 0.
+	// Timeout bounds one HTTP request to Twilio. Must not be negative; 0
+	// is the default.
 	// Default 10s; env TOCSIN_TWILIO_TIMEOUT.
 	Timeout time.Duration `yaml:"timeout"`
 	// ValidityPeriod is how long a message may wait in Twilio's queue
-	// before it fails, whole seconds from 1s to 10h. Only with
-	// MessagingServiceSID.
+	// before it fails, up to 10h, rounded up to whole seconds. Twilio takes
+	// it with From as with MessagingServiceSID.
 	// Default 0 (Twilio's own, 10h); env TOCSIN_TWILIO_VALIDITY_PERIOD.
 	ValidityPeriod time.Duration `yaml:"validity_period"`
 }
@@ -575,6 +583,75 @@ func (a Auth) Match(presented string) (APIKey, bool) {
 		}
 	}
 	return found, ok
+}
+
+// SMSConfig returns the Twilio options as the SMS channel takes them. The
+// caller adds what is not configured here: StatusCallback, Logger and the
+// like.
+func (t Twilio) SMSConfig() sms.Config {
+	return sms.Config{
+		AccountSID: t.AccountSID, AuthToken: t.AuthToken, APIKey: t.APIKey, APISecret: t.APISecret,
+		From: t.From, MessagingServiceSID: t.MessagingServiceSID, BaseURL: t.BaseURL,
+		Timeout: t.Timeout, ValidityPeriod: t.ValidityPeriod,
+	}
+}
+
+// ParsedRate returns Rate as the dispatcher reads it (dispatcher.ParseRate);
+// the zero Rate, no limit, when Rate is invalid (Validate rejects it).
+func (s SMS) ParsedRate() dispatcher.Rate { return parsedRate(s.Rate) }
+
+// ParsedRate returns Rate as the dispatcher reads it (dispatcher.ParseRate);
+// the zero Rate, no limit, when Rate is invalid (Validate rejects it).
+func (e Email) ParsedRate() dispatcher.Rate { return parsedRate(e.Rate) }
+
+// ParsedRate returns Rate as the dispatcher reads it (dispatcher.ParseRate);
+// the zero Rate, no limit, when Rate is invalid (Validate rejects it).
+func (p Push) ParsedRate() dispatcher.Rate { return parsedRate(p.Rate) }
+
+// ParsedPerRecipient returns PerRecipient as the dispatcher reads it
+// (dispatcher.ParseRate); the zero Rate, no limit, when it is "0" or
+// invalid (Validate rejects it).
+func (l Limits) ParsedPerRecipient() dispatcher.Rate { return parsedRate(l.PerRecipient) }
+
+func parsedRate(s string) dispatcher.Rate {
+	r, _ := dispatcher.ParseRate(s)
+	return r
+}
+
+// ParsedQuietHours returns QuietHours as the dispatcher reads it
+// (dispatcher.ParseQuietHours); nil, no quiet hours, when it is empty or
+// invalid (Validate rejects it).
+func (l Limits) ParsedQuietHours() *dispatcher.QuietHours {
+	if l.QuietHours == "" {
+		return nil
+	}
+	q, _ := dispatcher.ParseQuietHours(l.QuietHours)
+	return q
+}
+
+// ParsedAllowNetworks returns AllowNetworks as prefixes, a single address
+// as a prefix of its full length (/32, /128). It leaves out what is neither
+// (Validate rejects it).
+func (w Webhook) ParsedAllowNetworks() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range w.AllowNetworks {
+		if p, ok := parseNetwork(n); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseNetwork reads one entry of allow_networks: a CIDR prefix or an IP
+// address.
+func parseNetwork(n string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(n); err == nil {
+		return p, true
+	}
+	if a, err := netip.ParseAddr(n); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
 }
 
 // SlogLevel returns Level as a slog.Level; unknown levels give info

@@ -1,38 +1,14 @@
 package config
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
-)
 
-func TestParseRate(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]struct {
-		n   int
-		per time.Duration
-	}{
-		"100/s":        {100, time.Second},
-		"10/min":       {10, time.Minute},
-		"5/h":          {5, time.Hour},
-		" 7 / second ": {7, time.Second},
-		"3/m":          {3, time.Minute},
-		"2/hour":       {2, time.Hour},
-		"1000000/sec":  {1_000_000, time.Second},
-		"0":            {0, 0},
-		"0/min":        {0, 0},
-	} {
-		n, per, err := parseRate(in)
-		if err != nil || n != want.n || per != want.per {
-			t.Errorf("parseRate(%q) = %d, %v, %v; want %d, %v", in, n, per, err, want.n, want.per)
-		}
-	}
-	for _, in := range []string{"", "fast", "100", "100/", "/s", "100/d", "100/ms", "-5/s", "1.5/s", "100/S", "1000001/s", "10/s/s"} {
-		if n, per, err := parseRate(in); err == nil {
-			t.Errorf("parseRate(%q) = %d, %v; want an error", in, n, per)
-		}
-	}
-}
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
 
 func TestLoadRates(t *testing.T) {
 	t.Parallel()
@@ -78,10 +54,10 @@ func TestValidateRates(t *testing.T) {
 	c.Limits.PerRecipient = "10/day"
 	err := c.Validate()
 	want := []string{
-		`channels.sms.rate: must be events per unit, like 100/s, 10/min or 5/h, got "100"`,
+		`channels.sms.rate: must be events per unit, from 1 to 1000000, like 100/s, 10/min or 5/h, got "100"`,
 		`channels.email.rate: must be at least 1 event per unit, got "0"`,
 		`channels.push.rate: is required: events per unit, like 100/s, 10/min or 5/h`,
-		`limits.per_recipient: must be events per unit, like 100/s, 10/min or 5/h, got "10/day"`,
+		`limits.per_recipient: must be events per unit, from 1 to 1000000, like 100/s, 10/min or 5/h, got "10/day"`,
 	}
 	if got := problemCount(err); got != len(want) {
 		t.Fatalf("Validate() joins %d problems, want %d: %v", got, len(want), err)
@@ -99,7 +75,60 @@ func TestValidateRates(t *testing.T) {
 		t.Errorf("per_recipient 0: %v", err)
 	}
 	c.Channels.SMS.Rate = "1000001/s"
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "channels.sms.rate: must be at most 1000000") {
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `channels.sms.rate: must be events per unit, from 1 to 1000000, like 100/s, 10/min or 5/h, got "1000001/s"`) {
 		t.Errorf("a rate over the maximum: %v", err)
+	}
+}
+
+// TestValidateQuietHours: Validate refuses what the dispatcher cannot read,
+// so that `tocsin serve` never starts on quiet hours it then refuses.
+func TestValidateQuietHours(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want *dispatcher.QuietHours // nil: invalid, or off
+	}{
+		{"", nil},
+		{"22:00-07:00", &dispatcher.QuietHours{Start: 22 * time.Hour, End: 7 * time.Hour}},
+		{"09:30-17:45", &dispatcher.QuietHours{Start: 9*time.Hour + 30*time.Minute, End: 17*time.Hour + 45*time.Minute}},
+		{"22:00-22:00", nil},
+		{"24:00-07:00", nil},
+		{"22:00", nil},
+		{"late", nil},
+	} {
+		c := Default()
+		c.Limits.QuietHours = tc.in
+		err := c.Validate()
+		switch {
+		case tc.want != nil || tc.in == "":
+			if err != nil {
+				t.Errorf("quiet_hours %q: Validate() = %v, want nil", tc.in, err)
+			}
+		case problemCount(err) != 1 || !strings.Contains(err.Error(), fmt.Sprintf("limits.quiet_hours: must be HH:MM-HH:MM in 24-hour time, with a start and an end that differ, like 22:00-07:00, got %q", tc.in)):
+			t.Errorf("quiet_hours %q: Validate() = %v, want the one problem of limits.quiet_hours", tc.in, err)
+		}
+		if got := c.Limits.ParsedQuietHours(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("quiet_hours %q: ParsedQuietHours() = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestParsedRates: the rates app.go runs with are the ones Validate read.
+func TestParsedRates(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Channels.SMS.Rate = " 7 / second "
+	c.Limits.PerRecipient = "0"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := []dispatcher.Rate{c.Channels.SMS.ParsedRate(), c.Channels.Email.ParsedRate(), c.Channels.Push.ParsedRate(), c.Limits.ParsedPerRecipient()}
+	want := []dispatcher.Rate{{N: 7, Per: time.Second}, {N: 50, Per: time.Second}, {N: 500, Per: time.Second}, {}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parsed rates %v, want %v", got, want)
+	}
+	c.Channels.SMS.Rate = "fast"
+	if r := c.Channels.SMS.ParsedRate(); !r.IsZero() {
+		t.Errorf("an invalid rate parses as %v, want the zero Rate", r)
 	}
 }

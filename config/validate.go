@@ -10,15 +10,18 @@ import (
 	"io/fs"
 	"net"
 	"net/mail"
-	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tocsin-dev/tocsin/channels/sms"
+	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
 // minKeyLen is the shortest plaintext API key accepted.
@@ -27,25 +30,12 @@ const minKeyLen = 16
 // minLinkSecretLen is the shortest auth.link_secret accepted.
 const minLinkSecretLen = 32
 
-// maxValidityPeriod is Twilio's longest (and default) validity period.
-const maxValidityPeriod = 10 * time.Hour
-
 var (
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"json", "text"}
 	roles      = []string{RoleOperator, RoleViewer}
 	smtpTLS    = []string{SMTPTLSStartTLS, SMTPTLSImplicit, SMTPTLSNone}
 
-	// Twilio SIDs: two letters naming the resource, then 32 hex digits.
-	accountSIDRE          = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-	apiKeySIDRE           = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
-	messagingServiceSIDRE = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
-	// e164RE is "+", a country code that does not start with 0, and at
-	// most 15 digits in all.
-	e164RE = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
-	// alphanumericSenderRE is Twilio's alphanumeric sender ID: 1 to 11
-	// ASCII letters, digits and spaces (at least one letter, checked apart).
-	alphanumericSenderRE = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
 	// gcpProjectRE is a Google Cloud (Firebase) project id.
 	gcpProjectRE = regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
 	// appleIDRE is an Apple key id or team id.
@@ -62,9 +52,10 @@ const maxRotationOverlap = 30 * 24 * time.Hour
 // "redis.db: must be between 0 and 255, got 256" or
 // "auth.api_keys[1].role: must be operator or viewer, got \"admin\"".
 // Messages never repeat a secret. It returns nil for a valid config.
-// quietHours matches "22:00-07:00" (distinct times are the domain's check).
-var quietHours = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$`)
-
+//
+// Rates and quiet hours are read by the dispatcher's own parsers, and the
+// Twilio options checked by the SMS channel's own rules, so that what
+// Validate accepts is what `tocsin serve` runs with.
 func (c Config) Validate() error {
 	var v validator
 
@@ -105,8 +96,10 @@ func (c Config) Validate() error {
 	v.webhook(c.Channels.Webhook)
 
 	v.rate("limits.per_recipient", c.Limits.PerRecipient, true)
-	if q := c.Limits.QuietHours; q != "" && !quietHours.MatchString(q) {
-		v.add("limits.quiet_hours", "must be HH:MM-HH:MM in 24-hour time, like 22:00-07:00, got %q", q)
+	if q := c.Limits.QuietHours; q != "" {
+		if _, err := dispatcher.ParseQuietHours(q); err != nil {
+			v.add("limits.quiet_hours", "must be HH:MM-HH:MM in 24-hour time, with a start and an end that differ, like 22:00-07:00, got %q", q)
+		}
 	}
 	if c.Limits.FlapWindow < 0 {
 		v.add("limits.flap_window", "must not be negative, got %s", c.Limits.FlapWindow)
@@ -241,54 +234,17 @@ func (v *validator) apiKeys(keys []APIKey) {
 	}
 }
 
-// maxRateN is the most events per unit a rate may have.
-const maxRateN = 1_000_000
-
-// rateRE is a rate: events per unit. The dispatcher parses it
-// (dispatcher.ParseRate, which this package cannot import) the same way.
-var rateRE = regexp.MustCompile(`^([0-9]+)\s*/\s*(s|sec|second|m|min|minute|h|hour)$`)
-
-// parseRate parses a rate such as "100/s", "10/min" or "5/h" into events
-// per period; "0" is 0 events (no limit). It reads rates exactly as
-// dispatcher.ParseRate does.
-func parseRate(s string) (n int, per time.Duration, err error) {
-	t := strings.TrimSpace(s)
-	if t == "0" {
-		return 0, 0, nil
-	}
-	m := rateRE.FindStringSubmatch(t)
-	if m == nil {
-		return 0, 0, fmt.Errorf("must be events per unit, like 100/s, 10/min or 5/h, got %q", s)
-	}
-	n, err = strconv.Atoi(m[1])
-	if err != nil || n > maxRateN {
-		return 0, 0, fmt.Errorf("must be at most %d events per unit, got %q", maxRateN, s)
-	}
-	if n == 0 {
-		return 0, 0, nil
-	}
-	switch m[2] {
-	case "m", "min", "minute":
-		per = time.Minute
-	case "h", "hour":
-		per = time.Hour
-	default:
-		per = time.Second
-	}
-	return n, per, nil
-}
-
 // rate checks a rate; zeroOK allows "0" (off).
 func (v *validator) rate(field, value string, zeroOK bool) {
 	if value == "" {
 		v.add(field, "is required: events per unit, like 100/s, 10/min or 5/h")
 		return
 	}
-	n, _, err := parseRate(value)
+	r, err := dispatcher.ParseRate(value)
 	switch {
 	case err != nil:
-		v.add(field, "%v", err)
-	case n == 0 && !zeroOK:
+		v.add(field, "must be events per unit, from 1 to %d, like 100/s, 10/min or 5/h, got %q", dispatcher.MaxRateN, value)
+	case r.IsZero() && !zeroOK:
 		v.add(field, "must be at least 1 event per unit, got %q", value)
 	}
 }
@@ -303,9 +259,13 @@ const (
 	webhookPath = "channels.webhook"
 )
 
-// twilio checks channels.sms.twilio. Values are never repeated in
-// messages: a SID pasted into the wrong option may be a secret, and From
-// may be a phone number.
+// twilio checks channels.sms.twilio. Config owns only what the SMS channel
+// cannot know: which options are set without account_sid, and that
+// auth_token is set, as it validates the signatures of Twilio's callbacks
+// even when requests authenticate with an API key. The channel checks the
+// rest (sms.Config.ValidateNamed), so that a config Validate accepts is one
+// sms.New accepts. Values are never repeated in messages: a SID pasted into
+// the wrong option may be a secret, and From may be a phone number.
 func (v *validator) twilio(t Twilio) {
 	const p = twilioPath
 	if t.AccountSID == "" {
@@ -322,71 +282,37 @@ func (v *validator) twilio(t Twilio) {
 		})
 		return
 	}
-
-	if !accountSIDRE.MatchString(t.AccountSID) {
-		v.add(p+".account_sid", "must be AC followed by 32 hexadecimal characters (the Account SID in the Twilio Console)")
-	}
-	switch {
-	case t.AuthToken == "":
+	if t.AuthToken == "" {
 		v.add(p+".auth_token", "is required with %s.account_sid: it also validates the signatures of Twilio's callbacks", p)
-	default:
-		v.noSpace(p+".auth_token", t.AuthToken)
 	}
-
-	switch {
-	case t.APIKey != "":
-		if !apiKeySIDRE.MatchString(t.APIKey) {
-			v.add(p+".api_key", "must be SK followed by 32 hexadecimal characters (an API key SID)")
-		}
-		if t.APISecret == "" {
-			v.add(p+".api_secret", "is required with %s.api_key", p)
-		} else {
-			v.noSpace(p+".api_secret", t.APISecret)
-		}
-	case t.APISecret != "":
-		v.add(p+".api_secret", "set %s.api_key or remove %s.api_secret", p, p)
+	err := t.SMSConfig().ValidateNamed(twilioOption)
+	if err == nil {
+		return
 	}
-
-	switch {
-	case t.From != "" && t.MessagingServiceSID != "":
-		v.add(p, "must set exactly one of from and messaging_service_sid, not both")
-	case t.From == "" && t.MessagingServiceSID == "":
-		v.add(p, "must set exactly one of from and messaging_service_sid, got neither")
-	case t.From != "":
-		if !validSender(t.From) {
-			v.add(p+".from", "must be an E.164 number like +14155550100 or an alphanumeric sender ID "+
-				"(1 to 11 letters, digits and spaces, at least one letter)")
-		}
-	default:
-		if !messagingServiceSIDRE.MatchString(t.MessagingServiceSID) {
-			v.add(p+".messaging_service_sid", "must be MG followed by 32 hexadecimal characters (a Messaging Service SID)")
-		}
-	}
-
-	if t.BaseURL == "" {
-		v.add(p+".base_url", "is required: an absolute http or https URL like https://api.twilio.com")
-	} else {
-		v.absoluteURL(p+".base_url", t.BaseURL, "https://api.twilio.com")
-	}
-	v.positive(p+".timeout", t.Timeout)
-
-	if vp := t.ValidityPeriod; vp != 0 {
+	for _, e := range flatten(err) {
+		var ce *sms.ConfigError
 		switch {
-		case vp < time.Second || vp > maxValidityPeriod || vp%time.Second != 0:
-			v.add(p+".validity_period", "must be whole seconds from 1s to 10h, or 0 for Twilio's default; got %s", vp)
-		case t.MessagingServiceSID == "":
-			v.add(p+".validity_period", "applies only with %s.messaging_service_sid; remove it or send through a Messaging Service", p)
+		case !errors.As(e, &ce):
+			v.add(p, "%v", e)
+		case ce.Field == p+".auth_token" && t.AuthToken == "":
+			// Reported above, with the reason the channel does not know.
+		default:
+			v.problems = append(v.problems, &FieldError{Field: ce.Field, Message: ce.Message})
 		}
 	}
 }
 
-// validSender reports whether from is an E.164 number or an alphanumeric
-// sender ID with at least one letter.
-func validSender(from string) bool {
-	if strings.HasPrefix(from, "+") {
-		return e164RE.MatchString(from)
+// twilioOption names a field of sms.Config as the option of Twilio that
+// sets it (the fields share their Go names): "APIKey" is
+// "channels.sms.twilio.api_key", and "" is channels.sms.twilio itself.
+func twilioOption(field string) string {
+	if field == "" {
+		return twilioPath
 	}
-	return alphanumericSenderRE.MatchString(from) && strings.ContainsFunc(from, unicode.IsLetter)
+	if f, ok := reflect.TypeFor[Twilio]().FieldByName(field); ok {
+		return twilioPath + "." + f.Tag.Get("yaml")
+	}
+	return twilioPath + "." + field // not an option: SMSConfig leaves it zero
 }
 
 // smtp checks channels.email.smtp.
@@ -544,13 +470,9 @@ func decodeB64URL(s string) ([]byte, error) {
 func (v *validator) webhook(w Webhook) {
 	const p = webhookPath
 	for i, n := range w.AllowNetworks {
-		if _, err := netip.ParsePrefix(n); err == nil {
-			continue
+		if _, ok := parseNetwork(n); !ok {
+			v.add(fmt.Sprintf("%s.allow_networks[%d]", p, i), "must be a CIDR prefix like 10.0.0.0/8 or fd00::/8, or an IP address, got %q", n)
 		}
-		if _, err := netip.ParseAddr(n); err == nil {
-			continue
-		}
-		v.add(fmt.Sprintf("%s.allow_networks[%d]", p, i), "must be a CIDR prefix like 10.0.0.0/8 or fd00::/8, or an IP address, got %q", n)
 	}
 	v.positive(p+".timeout", w.Timeout)
 	switch {
@@ -611,14 +533,6 @@ func (v *validator) orphans(path, key, consequence string, options []option) {
 		if o.set {
 			v.add(path+"."+o.name, "set %s.%s or remove %s.%s (%s)", path, key, path, o.name, consequence)
 		}
-	}
-}
-
-// noSpace reports a secret that contains whitespace, a sign of a bad
-// copy and paste, without repeating it.
-func (v *validator) noSpace(field, secret string) {
-	if strings.ContainsFunc(secret, unicode.IsSpace) {
-		v.add(field, "must not contain whitespace (check for a trailing newline)")
 	}
 }
 

@@ -6,13 +6,11 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"time"
@@ -116,6 +114,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	default:
 		err = usageError{fmt.Errorf("unknown command %q", args[0])}
 	}
+	err = helpShown(err)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -145,12 +144,11 @@ func generateKey() string {
 }
 
 func (m *Main) serve(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+	fs := m.newFlagSet("serve", "serve [--config FILE] [--role all|api|worker]")
 	path := fs.String("config", "", "YAML configuration file (optional; TOCSIN_* variables override it)")
 	role := fs.String("role", "all", "what this process runs: all, api or worker")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := fs.parse(args, 0, ""); err != nil {
+		return err
 	}
 	if *role != "all" && *role != "api" && *role != "worker" {
 		return usageError{fmt.Errorf("--role must be all, api or worker, not %q", *role)}
@@ -227,14 +225,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		Logger:      logger,
 		Metrics:     metrics,
 	}
-	if fan.PerRecipient, err = dispatcher.ParseRate(cfg.Limits.PerRecipient); err != nil {
-		return usageError{fmt.Errorf("limits.per_recipient: %w", err)}
-	}
-	if cfg.Limits.QuietHours != "" {
-		if fan.QuietHours, err = dispatcher.ParseQuietHours(cfg.Limits.QuietHours); err != nil {
-			return usageError{fmt.Errorf("limits.quiet_hours: %w", err)}
-		}
-	}
+	fan.PerRecipient = cfg.Limits.ParsedPerRecipient()
+	fan.QuietHours = cfg.Limits.ParsedQuietHours()
 	fan.FlapWindow = cfg.Limits.FlapWindow
 	svc := &dispatcher.Service{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
@@ -374,15 +366,12 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 	}
 	base := cfg.HTTP.BaseURL()
 	if cfg.SMSConfigured() {
-		t := cfg.Channels.SMS.Twilio
-		s, err := sms.New(sms.Config{
-			AccountSID: t.AccountSID, AuthToken: t.AuthToken, APIKey: t.APIKey, APISecret: t.APISecret,
-			From: t.From, MessagingServiceSID: t.MessagingServiceSID, BaseURL: t.BaseURL,
-			Timeout: t.Timeout, ValidityPeriod: t.ValidityPeriod, Logger: logger,
-			StatusCallback: func(deliveryID string) string {
-				return base + "/v1/callbacks/twilio/status?d=" + url.QueryEscape(deliveryID)
-			},
-		})
+		sc := cfg.Channels.SMS.Twilio.SMSConfig()
+		sc.Logger = logger
+		sc.StatusCallback = func(deliveryID string) string {
+			return base + "/v1/callbacks/twilio/status?d=" + url.QueryEscape(deliveryID)
+		}
+		s, err := sms.New(sc)
 		if err != nil {
 			return nil, nil, closeAll, fmt.Errorf("channels.sms.twilio: %w", err)
 		}
@@ -418,18 +407,6 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		senders[dispatcher.ChannelPush] = s
 	}
 	w := cfg.Channels.Webhook
-	var allow []netip.Prefix
-	for _, n := range w.AllowNetworks {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			a, aerr := netip.ParseAddr(n)
-			if aerr != nil {
-				return nil, nil, closeAll, fmt.Errorf("channels.webhook.allow_networks: %q: %w", n, err)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		allow = append(allow, p)
-	}
 	email := senders[dispatcher.ChannelEmail]
 	health := &dispatcher.EndpointHealth{
 		Store: store, DisableAfter: w.DisableAfter, Clock: clock, Logger: logger,
@@ -440,7 +417,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		},
 	}
 	hooks, err := webhook.New(webhook.Config{
-		AllowHTTP: w.AllowHTTP, AllowNetworks: allow, Timeout: w.Timeout, ConnectTimeout: w.ConnectTimeout,
+		AllowHTTP: w.AllowHTTP, AllowNetworks: w.ParsedAllowNetworks(), Timeout: w.Timeout, ConnectTimeout: w.ConnectTimeout,
 		MaxResponseBytes: int64(w.MaxResponseBytes), Reporter: health, Logger: logger,
 	})
 	if err != nil {
@@ -452,28 +429,18 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 	// throttled message waits for its token; a provider's 429 slows the
 	// rate for a while. The outbox is not limited.
 	limiter := store.Limiter()
-	limit := func(ch dispatcher.Channel, configured bool, key, rate string) error {
-		if !configured {
-			return nil
-		}
-		r, err := dispatcher.ParseRate(rate)
-		if err != nil || r.IsZero() {
-			return err
-		}
-		senders[ch] = &dispatcher.RateLimited{Sender: senders[ch], Limiter: limiter, Key: key, Rate: r, Logger: logger}
-		return nil
-	}
 	for _, l := range []struct {
 		ch         dispatcher.Channel
 		configured bool
-		key, rate  string
+		key        string
+		rate       dispatcher.Rate
 	}{
-		{dispatcher.ChannelSMS, cfg.SMSConfigured(), "sms", cfg.Channels.SMS.Rate},
-		{dispatcher.ChannelEmail, cfg.EmailConfigured(), "email", cfg.Channels.Email.Rate},
-		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.Rate},
+		{dispatcher.ChannelSMS, cfg.SMSConfigured(), "sms", cfg.Channels.SMS.ParsedRate()},
+		{dispatcher.ChannelEmail, cfg.EmailConfigured(), "email", cfg.Channels.Email.ParsedRate()},
+		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.ParsedRate()},
 	} {
-		if err := limit(l.ch, l.configured, l.key, l.rate); err != nil {
-			return nil, nil, closeAll, fmt.Errorf("channels.%s.rate: %w", l.ch, err)
+		if l.configured && !l.rate.IsZero() {
+			senders[l.ch] = &dispatcher.RateLimited{Sender: senders[l.ch], Limiter: limiter, Key: l.key, Rate: l.rate, Logger: logger}
 		}
 	}
 	if w.Rate > 0 {

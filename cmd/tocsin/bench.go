@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,8 +45,7 @@ func (r benchResult) keptPer() float64 {
 // attempts) and once with the naive design (one asynq task per delivery,
 // i.e. the same pipeline with a batch size of one), on the same Redis.
 func (m *Main) bench(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+	fs := m.newFlagSet("bench", "bench [--recipients N] [--redis HOST:PORT] [--flush] [--naive=true] [--latency [--samples N] [--sink-delay D]]")
 	n := fs.Int("recipients", 100000, "recipients to seed (every one is in the audience)")
 	addr := fs.String("redis", "", "Redis address host:port (default $TOCSIN_REDIS_ADDR); its database is flushed")
 	db := fs.Int("db", 0, "Redis database number")
@@ -58,8 +56,8 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	latency := fs.Bool("latency", false, "measure instead the time from a critical update to its first provider call while a minor broadcast of --recipients drains")
 	samples := fs.Int("samples", 50, "critical updates to time with --latency")
 	perCall := fs.Duration("sink-delay", 200*time.Millisecond, "with --latency: how long the sink takes per call (keeps the workers busy)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := fs.parse(args, 0, ""); err != nil {
+		return err
 	}
 	if *addr == "" && m.LookupEnv != nil {
 		*addr, _ = m.LookupEnv("TOCSIN_REDIS_ADDR")
@@ -67,8 +65,8 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if *addr == "" {
 		return usageError{errors.New("bench needs a real Redis: --redis HOST:PORT or TOCSIN_REDIS_ADDR (make bench starts a throw-away one)")}
 	}
-	if *n < 1 || *batch < 1 || *conc < 1 {
-		return usageError{errors.New("--recipients, --batch and --concurrency must be at least 1")}
+	if *n < 1 || *batch < 1 || *conc < 1 || *samples < 1 {
+		return usageError{errors.New("--recipients, --batch, --concurrency and --samples must be at least 1")}
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: *addr, DB: *db, PoolSize: 4 * *conc})
 	defer rdb.Close()
@@ -364,9 +362,13 @@ func benchLatency(ctx context.Context, w io.Writer, rdb *redis.Client, addr stri
 		if _, ok := sink.firstCall(minor.BroadcastID); ok {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return err
+		}
 	}
-	time.Sleep(4 * perCall)
+	if err := sleepCtx(ctx, 4*perCall); err != nil {
+		return err
+	}
 	var lat []time.Duration
 	draining := 0
 	for i := 0; i < samples; i++ {
@@ -383,18 +385,41 @@ func benchLatency(ctx context.Context, w io.Writer, rdb *redis.Client, addr stri
 			if time.Since(start) > 30*time.Second {
 				return fmt.Errorf("critical broadcast %s: no provider call after 30s", res.BroadcastID)
 			}
-			time.Sleep(time.Millisecond)
+			if err := sleepCtx(ctx, time.Millisecond); err != nil {
+				return err
+			}
 		}
-		if b, err := store.GetBroadcast(ctx, minor.BroadcastID); err == nil && b.State != dispatcher.BroadcastDone {
+		b, err := store.GetBroadcast(ctx, minor.BroadcastID)
+		if err != nil {
+			return err
+		}
+		if b.State != dispatcher.BroadcastDone {
 			draining++
 		}
-		time.Sleep(20 * time.Millisecond)
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
 	}
-	mb, _ := store.GetBroadcast(ctx, minor.BroadcastID)
+	mb, err := store.GetBroadcast(ctx, minor.BroadcastID)
+	if err != nil {
+		return err
+	}
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	fmt.Fprintf(w, "critical update -> first provider call, while a %d-recipient minor broadcast drains (worker concurrency %d, sink %v per call):\n", n, conc, perCall)
 	fmt.Fprintf(w, "  samples %d (%d taken while the minor broadcast was still draining; it is %s, %d of %d pending)\n", len(lat), draining, mb.State, mb.Pending, mb.Audience)
 	fmt.Fprintf(w, "  p50 %v  p99 %v  max %v\n", pct(0.50).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 	return nil
+}
+
+// sleepCtx sleeps for d, or returns ctx's error as soon as it is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

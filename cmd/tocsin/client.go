@@ -263,19 +263,43 @@ func (c *client) printJSON(raw []byte) error {
 type flagSet struct {
 	*flag.FlagSet
 	synopsis string
-	stderr   io.Writer
+	m        *Main
+	cf       *clientFlags // set by newClientFlagSet
 }
 
 func (m *Main) newFlagSet(name, synopsis string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	return &flagSet{FlagSet: fs, synopsis: synopsis, stderr: m.Stderr}
+	return &flagSet{FlagSet: fs, synopsis: synopsis, m: m}
+}
+
+// newClientFlagSet is newFlagSet for a client subcommand: it has the
+// flags every one takes (--server, --key, --json), and client connects.
+func (m *Main) newClientFlagSet(name, synopsis string) *flagSet {
+	fs := m.newFlagSet(name, synopsis)
+	fs.cf = &clientFlags{}
+	fs.cf.register(fs.FlagSet)
+	return fs
+}
+
+// client parses args as parse does and returns the client --server and
+// --key ask for, with the positional arguments.
+func (fs *flagSet) client(args []string, want int, names string) (*client, []string, error) {
+	pos, err := fs.parse(args, want, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := fs.m.newClient(fs.cf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, pos, nil
 }
 
 func (fs *flagSet) printUsage() {
-	fmt.Fprintf(fs.stderr, "Usage: tocsin %s\n\nFlags:\n", fs.synopsis)
-	fs.SetOutput(fs.stderr)
+	fmt.Fprintf(fs.m.Stderr, "Usage: tocsin %s\n\nFlags:\n", fs.synopsis)
+	fs.SetOutput(fs.m.Stderr)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
 }
@@ -314,7 +338,7 @@ func (fs *flagSet) parse(args []string, want int, names string) ([]string, error
 	return pos, nil
 }
 
-// helpShown makes -h, which printed the usage, a success.
+// helpShown makes -h, which printed the usage, a success. Run calls it.
 func helpShown(err error) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -336,10 +360,6 @@ func subcommand(cmd string, args []string, verbs ...string) (string, []string, e
 
 // incident runs `tocsin incident open|update|show|list`.
 func (m *Main) incident(ctx context.Context, args []string) error {
-	return helpShown(m.incidentCmd(ctx, args))
-}
-
-func (m *Main) incidentCmd(ctx context.Context, args []string) error {
 	verb, args, err := subcommand("incident", args, "open", "update", "show", "list")
 	if err != nil {
 		return err
@@ -357,9 +377,7 @@ func (m *Main) incidentCmd(ctx context.Context, args []string) error {
 }
 
 func (m *Main) incidentOpen(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
-	var cf clientFlags
-	cf.register(fs.FlagSet)
+	fs := m.newClientFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
 	title := fs.String("title", "", "what is broken, as customers would say it (required)")
 	severity := fs.String("severity", "", "minor, major or critical (required)")
 	state := fs.String("state", "", "initial state (default investigating)")
@@ -373,7 +391,8 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 	fs.Var(params, "param", "a template parameter such as eta=16:30; repeatable")
 	fs.Var(messages, "message", "the operator's text in one language, locale=text; repeatable")
 	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
-	if _, err := fs.parse(args, 0, ""); err != nil {
+	c, _, err := fs.client(args, 0, "")
+	if err != nil {
 		return err
 	}
 	var missing []string
@@ -385,10 +404,6 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 	}
 	if len(missing) > 0 {
 		return usageError{fmt.Errorf("incident open needs %s", strings.Join(missing, " and "))}
-	}
-	c, err := m.newClient(&cf)
-	if err != nil {
-		return err
 	}
 	in := dispatcher.IncidentInput{
 		Title:    *title,
@@ -404,9 +419,7 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 }
 
 func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
-	var cf clientFlags
-	cf.register(fs.FlagSet)
+	fs := m.newClientFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
 	state := fs.String("state", "", "the new state: investigating, identified, monitoring or resolved (default: unchanged)")
 	channels := &listFlag{split: true}
 	params, messages := mapFlag{}, mapFlag{}
@@ -414,16 +427,12 @@ func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
 	fs.Var(params, "param", "a template parameter such as credit=CHF 5.00, merged into the incident's; repeatable")
 	fs.Var(messages, "message", "the operator's text in one language, locale=text; repeatable")
 	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
-	pos, err := fs.parse(args, 1, "an incident ID")
+	c, pos, err := fs.client(args, 1, "an incident ID")
 	if err != nil {
 		return err
 	}
 	if *state == "" && len(params) == 0 && len(messages) == 0 {
 		return usageError{errors.New("incident update needs --state, --param or --message")}
-	}
-	c, err := m.newClient(&cf)
-	if err != nil {
-		return err
 	}
 	in := dispatcher.UpdateInput{
 		State:    dispatcher.State(*state),
@@ -434,14 +443,19 @@ func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
 	return c.postUpdate(ctx, "/v1/incidents/"+url.PathEscape(pos[0])+"/updates", in, *idem)
 }
 
+// idemHeader is the Idempotency-Key header of --idempotency-key k; none
+// when k is empty.
+func idemHeader(k string) http.Header {
+	if k == "" {
+		return nil
+	}
+	return http.Header{"Idempotency-Key": {k}}
+}
+
 // postUpdate opens an incident or posts an update and prints the answer.
 func (c *client) postUpdate(ctx context.Context, path string, body any, idem string) error {
-	var hdr http.Header
-	if idem != "" {
-		hdr = http.Header{"Idempotency-Key": {idem}}
-	}
 	var res dispatcher.UpdateResult
-	raw, err := c.call(ctx, http.MethodPost, path, nil, body, &res, hdr)
+	raw, err := c.call(ctx, http.MethodPost, path, nil, body, &res, idemHeader(idem))
 	if err != nil {
 		return err
 	}
@@ -459,14 +473,8 @@ func (c *client) postUpdate(ctx context.Context, path string, body any, idem str
 }
 
 func (m *Main) incidentShow(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("incident show", "incident show ID")
-	var cf clientFlags
-	cf.register(fs.FlagSet)
-	pos, err := fs.parse(args, 1, "an incident ID")
-	if err != nil {
-		return err
-	}
-	c, err := m.newClient(&cf)
+	fs := m.newClientFlagSet("incident show", "incident show ID")
+	c, pos, err := fs.client(args, 1, "an incident ID")
 	if err != nil {
 		return err
 	}
@@ -512,15 +520,10 @@ func (m *Main) incidentShow(ctx context.Context, args []string) error {
 }
 
 func (m *Main) incidentList(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("incident list", "incident list [--state S] [--limit N]")
-	var cf clientFlags
-	cf.register(fs.FlagSet)
+	fs := m.newClientFlagSet("incident list", "incident list [--state S] [--limit N]")
 	state := fs.String("state", "", "only incidents in this state")
 	limit := fs.Int("limit", 50, "at most this many incidents, newest first (1-500)")
-	if _, err := fs.parse(args, 0, ""); err != nil {
-		return err
-	}
-	c, err := m.newClient(&cf)
+	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
 	}
@@ -550,12 +553,8 @@ func (m *Main) incidentList(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
-// broadcast runs `tocsin broadcast show`.
+// broadcast runs `tocsin broadcast show|send|list|cancel`.
 func (m *Main) broadcast(ctx context.Context, args []string) error {
-	return helpShown(m.broadcastCmd(ctx, args))
-}
-
-func (m *Main) broadcastCmd(ctx context.Context, args []string) error {
 	verb, args, err := subcommand("broadcast", args, "show", "send", "list", "cancel")
 	if err != nil {
 		return err
@@ -573,9 +572,7 @@ func (m *Main) broadcastCmd(ctx context.Context, args []string) error {
 
 // broadcastSend runs `tocsin broadcast send`: an ad-hoc notice.
 func (m *Main) broadcastSend(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("broadcast send", "broadcast send --title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--idempotency-key K]")
-	var cf clientFlags
-	cf.register(fs.FlagSet)
+	fs := m.newClientFlagSet("broadcast send", "broadcast send --title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--idempotency-key K]")
 	title := fs.String("title", "", "the subject: emails and push say \"Notice: <title>\" (required)")
 	priority := fs.String("priority", "", "lane: bulk (default, below every incident), low, normal or critical")
 	services := &listFlag{split: true}
@@ -587,26 +584,19 @@ func (m *Main) broadcastSend(ctx context.Context, args []string) error {
 	fs.Var(regions, "region", "recipients in this region; repeat or separate with commas (none: all)")
 	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
 	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
-	if _, err := fs.parse(args, 0, ""); err != nil {
+	c, _, err := fs.client(args, 0, "")
+	if err != nil {
 		return err
 	}
 	if *title == "" || len(messages) == 0 {
 		return usageError{errors.New("broadcast send needs --title and --message en=...")}
 	}
-	c, err := m.newClient(&cf)
-	if err != nil {
-		return err
-	}
 	in := dispatcher.NoticeInput{
 		Title: *title, Message: nilIfEmpty(messages), Services: services.vals, Regions: regions.vals,
 		Channels: toChannels(channels.vals), Priority: dispatcher.Priority(*priority),
 	}
-	var hdr http.Header
-	if *idem != "" {
-		hdr = http.Header{"Idempotency-Key": {*idem}}
-	}
 	var b dispatcher.Broadcast
-	raw, err := c.call(ctx, http.MethodPost, "/v1/broadcasts", nil, in, &b, hdr)
+	raw, err := c.call(ctx, http.MethodPost, "/v1/broadcasts", nil, in, &b, idemHeader(*idem))
 	if err != nil {
 		return err
 	}
@@ -615,14 +605,9 @@ func (m *Main) broadcastSend(ctx context.Context, args []string) error {
 
 // broadcastList runs `tocsin broadcast list`: the notices, newest first.
 func (m *Main) broadcastList(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("broadcast list", "broadcast list [--limit N]")
-	var cf clientFlags
-	cf.register(fs.FlagSet)
+	fs := m.newClientFlagSet("broadcast list", "broadcast list [--limit N]")
 	limit := fs.Int("limit", 20, "how many")
-	if _, err := fs.parse(args, 0, ""); err != nil {
-		return err
-	}
-	c, err := m.newClient(&cf)
+	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
 	}
@@ -650,14 +635,8 @@ func (m *Main) broadcastList(ctx context.Context, args []string) error {
 
 // broadcastCancel runs `tocsin broadcast cancel ID`.
 func (m *Main) broadcastCancel(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("broadcast cancel", "broadcast cancel ID")
-	var cf clientFlags
-	cf.register(fs.FlagSet)
-	pos, err := fs.parse(args, 1, "a broadcast ID")
-	if err != nil {
-		return err
-	}
-	c, err := m.newClient(&cf)
+	fs := m.newClientFlagSet("broadcast cancel", "broadcast cancel ID")
+	c, pos, err := fs.client(args, 1, "a broadcast ID")
 	if err != nil {
 		return err
 	}
@@ -670,21 +649,15 @@ func (m *Main) broadcastCancel(ctx context.Context, args []string) error {
 }
 
 func (m *Main) broadcastShow(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("broadcast show", "broadcast show ID [--wait [--timeout 5m]]")
-	var cf clientFlags
-	cf.register(fs.FlagSet)
+	fs := m.newClientFlagSet("broadcast show", "broadcast show ID [--wait [--timeout 5m]]")
 	wait := fs.Bool("wait", false, "poll until the broadcast is done (exit 1 on timeout)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long --wait waits")
-	pos, err := fs.parse(args, 1, "a broadcast ID")
+	c, pos, err := fs.client(args, 1, "a broadcast ID")
 	if err != nil {
 		return err
 	}
 	if *timeout <= 0 {
 		return usageError{errors.New("--timeout must be positive")}
-	}
-	c, err := m.newClient(&cf)
-	if err != nil {
-		return err
 	}
 	path := "/v1/broadcasts/" + url.PathEscape(pos[0])
 	var deadline time.Time
@@ -816,22 +789,12 @@ func (c *client) printBroadcast(raw []byte, b *dispatcher.Broadcast) error {
 
 // recipients runs `tocsin recipients import`.
 func (m *Main) recipients(ctx context.Context, args []string) error {
-	return helpShown(m.recipientsCmd(ctx, args))
-}
-
-func (m *Main) recipientsCmd(ctx context.Context, args []string) error {
 	_, args, err := subcommand("recipients", args, "import")
 	if err != nil {
 		return err
 	}
-	fs := m.newFlagSet("recipients import", "recipients import FILE|-")
-	var cf clientFlags
-	cf.register(fs.FlagSet)
-	pos, err := fs.parse(args, 1, "an NDJSON file (or - for standard input)")
-	if err != nil {
-		return err
-	}
-	c, err := m.newClient(&cf)
+	fs := m.newClientFlagSet("recipients import", "recipients import FILE|-")
+	c, pos, err := fs.client(args, 1, "an NDJSON file (or - for standard input)")
 	if err != nil {
 		return err
 	}
@@ -897,19 +860,10 @@ func (c *client) printImport(raw []byte, rep *dispatcher.ImportReport) error {
 
 // outbox runs `tocsin outbox`.
 func (m *Main) outbox(ctx context.Context, args []string) error {
-	return helpShown(m.outboxCmd(ctx, args))
-}
-
-func (m *Main) outboxCmd(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("outbox", "outbox [--recipient ID] [--limit N]")
-	var cf clientFlags
-	cf.register(fs.FlagSet)
+	fs := m.newClientFlagSet("outbox", "outbox [--recipient ID] [--limit N]")
 	recipient := fs.String("recipient", "", "only messages to this recipient")
 	limit := fs.Int("limit", 20, "at most this many messages, newest first (1-1000)")
-	if _, err := fs.parse(args, 0, ""); err != nil {
-		return err
-	}
-	c, err := m.newClient(&cf)
+	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
 	}

@@ -485,6 +485,27 @@ func TestInvalidConfigExits2(t *testing.T) {
 	}
 }
 
+// TestServeRefusesWhatItCannotRun: options that only the dispatcher or a
+// channel would refuse are reported with every other problem, before serve
+// starts Redis or prints a generated key.
+func TestServeRefusesWhatItCannotRun(t *testing.T) {
+	env := map[string]string{
+		"TOCSIN_LIMITS_QUIET_HOURS": "22:00-22:00",
+		"TOCSIN_TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
+		"TOCSIN_TWILIO_AUTH_TOKEN":  "abc-def_123",
+		"TOCSIN_TWILIO_FROM":        "12345", // a short code: accepted
+		"TOCSIN_WORKER_CONCURRENCY": "0",
+	}
+	code, stdout, stderr := runMain(context.Background(), env, "serve")
+	if code != 2 {
+		t.Fatalf("exit code %d, want 2; stderr:\n%s", code, stderr)
+	}
+	mustContain(t, "serve", stderr, "limits.quiet_hours: ", "channels.sms.twilio.auth_token: must be letters and digits only", "worker.concurrency")
+	if strings.Contains(stderr, "channels.sms.twilio.from") || stdout != "" {
+		t.Errorf("serve refused the short code or printed something:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+}
+
 // TestRoles runs the API and the workers as separate processes on one
 // Redis: the API plans nothing itself, the worker delivers and exposes its
 // health and delivery metrics.

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/internal/redistest"
+)
+
+// runMain runs args with env and returns the exit code, stdout and stderr.
+func runMain(ctx context.Context, env map[string]string, args ...string) (int, string, string) {
+	var stdout, stderr syncBuffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	code := m.Run(ctx, args)
+	return code, stdout.String(), stderr.String()
+}
+
+// TestServeAndBenchFlags: serve and bench parse their flags as the client
+// subcommands do: -h prints the usage and exits 0, a bad flag exits 2 and
+// is reported once.
+func TestServeAndBenchFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args  []string
+		code  int
+		wants []string
+	}{
+		{[]string{"serve", "-h"}, 0, []string{"Usage: tocsin serve", "-role"}},
+		{[]string{"serve", "--help"}, 0, []string{"Usage: tocsin serve", "-config"}},
+		{[]string{"bench", "-h"}, 0, []string{"Usage: tocsin bench", "-samples"}},
+		{[]string{"serve", "--bogus"}, 2, []string{"tocsin: serve: flag provided but not defined: -bogus (see tocsin serve -h)"}},
+		{[]string{"serve", "extra"}, 2, []string{"serve takes no arguments"}},
+		{[]string{"bench", "--recipients", "many"}, 2, []string{"tocsin: bench: invalid value"}},
+		// Refused before any connection: port 1 is never dialled.
+		{[]string{"bench", "--redis", "127.0.0.1:1", "--latency", "--samples", "0"}, 2, []string{"--samples must be at least 1"}},
+	} {
+		code, _, stderr := runMain(t.Context(), nil, tc.args...)
+		if code != tc.code {
+			t.Errorf("tocsin %s exited %d, want %d; stderr:\n%s", strings.Join(tc.args, " "), code, tc.code, stderr)
+		}
+		mustContain(t, "tocsin "+strings.Join(tc.args, " "), stderr, tc.wants...)
+		if strings.Contains(stderr, "help requested") || strings.Count(stderr, "flag provided but not defined") > 1 {
+			t.Errorf("tocsin %s reports flag.ErrHelp or a bad flag twice:\n%s", strings.Join(tc.args, " "), stderr)
+		}
+	}
+}
+
+// TestBenchLatency runs the latency bench on a small audience; cancelled,
+// it stops at once instead of sleeping through its waits.
+func TestBenchLatency(t *testing.T) {
+	t.Parallel()
+	_, opts := redistest.New(t)
+	bench := func(ctx context.Context, extra ...string) (int, string, string) {
+		args := append([]string{"bench", "--latency", "--redis", opts.Addr, "--db", strconv.Itoa(opts.DB), "--recipients", "20", "--concurrency", "2"}, extra...)
+		return runMain(ctx, nil, args...)
+	}
+	code, stdout, stderr := bench(t.Context(), "--samples", "1", "--sink-delay", "1ms")
+	if code != 0 {
+		t.Fatalf("bench exited %d; stderr:\n%s", code, stderr)
+	}
+	mustContain(t, "bench output", stdout, "samples 1 (", "of 20 pending", "p50 ")
+
+	// A sink this slow makes the bench wait 4 hours for the workers to
+	// fill; the context ends that wait.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	start := time.Now()
+	code, _, stderr = bench(ctx, "--sink-delay", "1h")
+	if code != 1 || !strings.Contains(stderr, "context deadline exceeded") {
+		t.Errorf("cancelled bench exited %d, want 1 for its context; stderr:\n%s", code, stderr)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("cancelled bench took %v to stop", took)
+	}
+}

@@ -3,7 +3,6 @@ package push
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -34,12 +33,6 @@ func authFailure(attempt int, code string, err error) error {
 		return dispatcher.Transient(code, 0, err)
 	}
 	return dispatcher.Permanent(code, err)
-}
-
-// retryAfter reads a Retry-After header, capped at maxRetryAfter; def when
-// there is none or it is not in the future.
-func retryAfter(h http.Header, def time.Duration, now time.Time) time.Duration {
-	return dispatcher.RetryAfter(h, now, def, maxRetryAfter)
 }
 
 // MaskToken returns tok fit for logs and errors: the first 6 and last 4

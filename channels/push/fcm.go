@@ -405,11 +405,11 @@ func (f *fcm) failure(status int, h http.Header, raw []byte, n *notice, tok disp
 	case status == http.StatusBadRequest && name == "INVALID_ARGUMENT" && aboutToken(e):
 		o.dead, o.err = true, dispatcher.Permanent(code, err)
 	case status == http.StatusTooManyRequests || errorCode == "QUOTA_EXCEEDED":
-		o.err = dispatcher.Transient(code, retryAfter(h, defaultRateLimitDelay, f.now()), err)
+		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(h, f.now(), defaultRateLimitDelay, maxRetryAfter), err)
 	case status == http.StatusServiceUnavailable || errorCode == "UNAVAILABLE":
-		o.err = dispatcher.Transient(code, retryAfter(h, defaultUnavailableDelay, f.now()), err)
+		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(h, f.now(), defaultUnavailableDelay, maxRetryAfter), err)
 	case status >= 500:
-		o.err = dispatcher.Transient(code, retryAfter(h, 0, f.now()), err)
+		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(h, f.now(), 0, maxRetryAfter), err)
 	case status == http.StatusUnauthorized,
 		status == http.StatusForbidden && errorCode != "SENDER_ID_MISMATCH":
 		f.auth.invalidate(t)
@@ -455,9 +455,9 @@ func (f *fcm) tokenFailure(err error, attempt int) error {
 	e := fmt.Errorf("push: fcm access token: HTTP %d %s: %s", status, name, clip(body.Description))
 	switch {
 	case status == http.StatusTooManyRequests:
-		return dispatcher.Transient(code, retryAfter(re.Response.Header, defaultRateLimitDelay, f.now()), e)
+		return dispatcher.Transient(code, dispatcher.RetryAfter(re.Response.Header, f.now(), defaultRateLimitDelay, maxRetryAfter), e)
 	case status >= 500:
-		return dispatcher.Transient(code, retryAfter(re.Response.Header, 0, f.now()), e)
+		return dispatcher.Transient(code, dispatcher.RetryAfter(re.Response.Header, f.now(), 0, maxRetryAfter), e)
 	}
 	// invalid_grant (a deleted or disabled key, a wrong client_email),
 	// invalid_client, unauthorized_client.

@@ -225,9 +225,9 @@ func (w *webPush) failure(status int, h http.Header, text []byte, n *notice, tok
 	case status == http.StatusNotFound || status == http.StatusGone:
 		o.dead, o.err = true, dispatcher.Permanent(code, err)
 	case status == http.StatusTooManyRequests:
-		o.err = dispatcher.Transient(code, retryAfter(h, defaultRateLimitDelay, w.now()), err)
+		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(h, w.now(), defaultRateLimitDelay, maxRetryAfter), err)
 	case status >= 500:
-		o.err = dispatcher.Transient(code, retryAfter(h, 0, w.now()), err)
+		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(h, w.now(), 0, maxRetryAfter), err)
 	case status == http.StatusUnauthorized:
 		o.err = authFailure(n.attempt, code, err)
 	default:

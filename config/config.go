@@ -86,6 +86,12 @@ type Worker struct {
 	// shutdown signal before they are re-queued. Must be > 0.
 	// Default 10s; env TOCSIN_WORKER_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// LeaseTTL is how long a running batch's lease lasts without renewal
+	// (it is renewed every quarter of that): how soon the batches of a
+	// worker that died are found and taken over by another, and a later
+	// update stops waiting for what it left in flight. 1s..5m.
+	// Default 5s; env TOCSIN_WORKER_LEASE_TTL.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
 
 // Auth configures API authentication.
@@ -434,6 +440,7 @@ func Default() Config {
 			BatchSize:       500,
 			MaxRetry:        8,
 			ShutdownTimeout: 10 * time.Second,
+			LeaseTTL:        5 * time.Second,
 		},
 		Log: Log{
 			Level:  "info",

@@ -60,7 +60,7 @@ func TestDefault(t *testing.T) {
 	}
 	want := Config{
 		HTTP:   HTTP{Addr: ":8080", ShutdownTimeout: 15 * time.Second},
-		Worker: Worker{Concurrency: 10, BatchSize: 500, MaxRetry: 8, ShutdownTimeout: 10 * time.Second},
+		Worker: Worker{Concurrency: 10, BatchSize: 500, MaxRetry: 8, ShutdownTimeout: 10 * time.Second, LeaseTTL: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "json"},
 		Outbox: Outbox{Cap: 10000},
 		Channels: Channels{
@@ -182,6 +182,7 @@ auth:
 				"TOCSIN_WORKER_BATCH_SIZE":       " 5000 ",
 				"TOCSIN_WORKER_MAX_RETRY":        "100",
 				"TOCSIN_WORKER_SHUTDOWN_TIMEOUT": "2s",
+				"TOCSIN_WORKER_LEASE_TTL":        "3s",
 				"TOCSIN_LOG_LEVEL":               "error",
 				"TOCSIN_LOG_FORMAT":              "text",
 				"TOCSIN_OUTBOX_CAP":              "1000000",
@@ -191,7 +192,7 @@ auth:
 				want := Config{
 					HTTP:     HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second},
 					Redis:    Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
-					Worker:   Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second},
+					Worker:   Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
 					Auth:     Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: sha256Hex(viewerKey), Role: RoleViewer}}},
 					Log:      Log{Level: "error", Format: "text"},
 					Outbox:   Outbox{Cap: 1_000_000},
@@ -356,6 +357,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"worker.batch_size: must be between 1 and 5000, got 5001",
 		"worker.max_retry: must be between 0 and 100, got -1",
 		"worker.shutdown_timeout: must be greater than 0",
+		"worker.lease_ttl: must be between 1s and 5m, not 0s",
 		`auth.api_keys[1].name: "a" is already used by auth.api_keys[0]`,
 		`auth.api_keys[1].role: must be operator or viewer, got "admin"`,
 		`log.level: must be debug, info, warn or error, got "verbose"`,
@@ -848,7 +850,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if len(paths) != 58 {
+	if len(paths) != 59 {
 		t.Fatalf("found %d options, want 58: %v", len(paths), paths)
 	}
 	for _, p := range paths {

@@ -150,6 +150,7 @@ var envBindings = []binding{
 	{"TOCSIN_WORKER_BATCH_SIZE", setInt(func(c *Config) *int { return &c.Worker.BatchSize })},
 	{"TOCSIN_WORKER_MAX_RETRY", setInt(func(c *Config) *int { return &c.Worker.MaxRetry })},
 	{"TOCSIN_WORKER_SHUTDOWN_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout })},
+	{"TOCSIN_WORKER_LEASE_TTL", setDuration(func(c *Config) *time.Duration { return &c.Worker.LeaseTTL })},
 	{"TOCSIN_LINK_SECRET", setString(func(c *Config) *string { return &c.Auth.LinkSecret })},
 	{"TOCSIN_LOG_LEVEL", setString(func(c *Config) *string { return &c.Log.Level })},
 	{"TOCSIN_LOG_FORMAT", setString(func(c *Config) *string { return &c.Log.Format })},

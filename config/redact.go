@@ -131,6 +131,7 @@ func (c Config) LogValue() slog.Value {
 			slog.Int("batch_size", c.Worker.BatchSize),
 			slog.Int("max_retry", c.Worker.MaxRetry),
 			slog.Duration("shutdown_timeout", c.Worker.ShutdownTimeout),
+			slog.Duration("lease_ttl", c.Worker.LeaseTTL),
 		),
 		slog.Attr{Key: "auth", Value: slog.GroupValue(
 			slog.Attr{Key: "api_keys", Value: slog.GroupValue(keys...)},

@@ -74,6 +74,9 @@ func (c Config) Validate() error {
 	v.between("worker.batch_size", c.Worker.BatchSize, 1, 5000)
 	v.between("worker.max_retry", c.Worker.MaxRetry, 0, 100)
 	v.positive("worker.shutdown_timeout", c.Worker.ShutdownTimeout)
+	if c.Worker.LeaseTTL < time.Second || c.Worker.LeaseTTL > 5*time.Minute {
+		v.add("worker.lease_ttl", "must be between 1s and 5m, not %s", c.Worker.LeaseTTL)
+	}
 
 	v.apiKeys(c.Auth.APIKeys)
 	if c.Auth.LinkSecret != "" && utf8.RuneCountInString(c.Auth.LinkSecret) < minLinkSecretLen {

@@ -72,10 +72,19 @@ const (
 	StatusDelivered  DeliveryStatus = "delivered"
 	StatusFailed     DeliveryStatus = "failed"
 	StatusSuppressed DeliveryStatus = "suppressed"
+	// StatusUnknown is a delivery that was being handed to its provider
+	// when its worker stopped, and that a later update (or a cancellation)
+	// keeps from being sent again: it may have gone out. A provider's later
+	// word (a Twilio status callback) settles it.
+	StatusUnknown DeliveryStatus = "unknown"
 )
 
+// StatusBusy is what BeginDeliveries reports for a delivery that another
+// live run is sending: the caller leaves it alone. It is never stored.
+const StatusBusy DeliveryStatus = "busy"
+
 // DeliveryStatuses lists every status.
-var DeliveryStatuses = []DeliveryStatus{StatusQueued, StatusSending, StatusSent, StatusDelivered, StatusFailed, StatusSuppressed}
+var DeliveryStatuses = []DeliveryStatus{StatusQueued, StatusSending, StatusSent, StatusDelivered, StatusFailed, StatusSuppressed, StatusUnknown}
 
 // Valid reports whether s is a known status.
 func (s DeliveryStatus) Valid() bool { return contains(DeliveryStatuses, s) }
@@ -84,7 +93,7 @@ func (s DeliveryStatus) Valid() bool { return contains(DeliveryStatuses, s) }
 // sent is final for the dispatcher (the provider has the message); a later
 // provider callback may still move it to delivered or failed.
 func (s DeliveryStatus) Final() bool {
-	return s == StatusSent || s == StatusDelivered || s == StatusFailed || s == StatusSuppressed
+	return s == StatusSent || s == StatusDelivered || s == StatusFailed || s == StatusSuppressed || s == StatusUnknown
 }
 
 // Delivery is one message to one recipient over one channel for one broadcast.
@@ -339,6 +348,10 @@ var ErrStale = errors.New("stale write")
 type Guard struct {
 	IncidentID string
 	Seq        int
+	// Lease, when set, is the run's lease: the deliveries it puts in
+	// sending name it, and a delivery another live run is sending is
+	// reported StatusBusy and left alone.
+	Lease *Lease
 }
 
 // Begin asks to start one delivery; see DeliveryStore.BeginDeliveries.
@@ -445,6 +458,9 @@ type Enqueuer interface {
 type Batch struct {
 	Start int `json:"start"`
 	Stop  int `json:"stop"`
+	// Resume, when set, makes the batch's task a new one: the batch runs
+	// again after its worker died (see Fanout.Sweep).
+	Resume string `json:"resume,omitempty"`
 }
 
 // RetryAfter reads a provider's Retry-After header (seconds or an HTTP

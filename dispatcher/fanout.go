@@ -52,6 +52,12 @@ type Fanout struct {
 	FlapWindow time.Duration
 	// Clock tells the time for quiet hours and flaps; nil: system clock.
 	Clock Clock
+	// Leases, when set, gives every run a lease and a journal (see Lease):
+	// a crashed worker's batch is found within LeaseTTL and taken over, and
+	// what it left is recorded truthfully. Nil in tests of the rules alone.
+	Leases LeaseStore
+	// LeaseTTL is how long a lease lasts unrenewed (default DefaultLeaseTTL).
+	LeaseTTL time.Duration
 	// Limiter and PerRecipient guard recipients: at most PerRecipient
 	// messages per channel (e.g. 10/h); beyond it a delivery is suppressed
 	// (rate_limited). A critical incident's resolution always passes.
@@ -212,6 +218,10 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) error {
 // ReasonSuperseded marks deliveries not sent because a later update of the
 // same incident exists: a recipient never reads an older state after a newer.
 const ReasonSuperseded = "superseded"
+
+// ReasonCancelled marks deliveries not sent because an operator cancelled
+// the broadcast.
+const ReasonCancelled = "cancelled"
 
 // Reasons of the scheduling rules.
 const (
@@ -477,6 +487,26 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err := f.waitEarlier(ctx, bc); err != nil {
 		return err
 	}
+	guard := Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}
+	if f.Leases != nil {
+		// One run at a time: a batch re-delivered while its first run is
+		// alive leaves the work to it; one whose run died (the lease
+		// lapsed) takes over what that run left.
+		l := NewLease(BatchLeaseName(batch))
+		ok, err := f.Leases.AcquireLease(ctx, broadcastID, l, f.leaseTTL())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			f.logger().InfoContext(ctx, "batch is running elsewhere", "broadcast_id", broadcastID, "batch_start", batch.Start)
+			return nil
+		}
+		var stop func()
+		ctx, stop = f.holdLease(ctx, broadcastID, l)
+		defer stop()
+		defer f.releaseLease(ctx, broadcastID, l)
+		guard.Lease = &l
+	}
 	ids, err := f.Deliveries.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
 	if err != nil {
 		return err
@@ -527,7 +557,6 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err := f.guardRecipients(ctx, bc, begins, msgs); err != nil {
 		return err
 	}
-	guard := Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}
 	retries, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered)
 	if err != nil {
 		return err
@@ -579,8 +608,8 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 				}
 			}
 		}
-		outs, rts := f.sendWatched(ctx, bc, byChannel)
-		if err := f.record(ctx, bc.b.ID, outs); err != nil {
+		outs, rts, err := f.sendAll(ctx, bc, guard, byChannel)
+		if err != nil {
 			return nil, err
 		}
 		retries = append(retries, rts...)
@@ -661,13 +690,18 @@ func (f *Fanout) nextChannel(r *Recipient, failed Channel, allowed []Channel) Ch
 // waitEarlier waits until no delivery of an earlier update of the incident
 // is being handed to a provider (they cannot start any more: the guard
 // suppresses them once this update exists), so a recipient never gets an
-// older update after a newer one.
+// older update after a newer one. Deliveries a dead worker left in sending
+// are settled as soon as its lease lapses (SettleOrphans), so a crash never
+// holds a later update back for longer than a lease lasts.
 func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
 	if bc.up.Seq <= 1 || bc.earlierDone.Load() {
 		return nil
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for round := 0; ; round++ {
 		n, err := f.Deliveries.InFlight(ctx, bc.inc.ID, bc.up.Seq)
 		if err != nil {
 			return err
@@ -679,24 +713,38 @@ func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
 			bc.earlierDone.Store(true)
 			return nil
 		}
-		if time.Now().After(deadline) {
-			// asynq retries the batch: still nothing of this update has gone out.
-			return Transient("in_flight", time.Second, fmt.Errorf("%d deliveries of earlier updates of %s are still in flight", n, bc.inc.ID))
+		if f.Leases != nil && round%10 == 0 {
+			settled, err := f.Leases.SettleOrphans(ctx, bc.inc.ID, bc.up.Seq)
+			if err != nil {
+				return err
+			}
+			if settled > 0 {
+				f.logger().InfoContext(ctx, "deliveries a stopped worker left of earlier updates settled", "incident_id", bc.inc.ID, "seq", bc.up.Seq, "deliveries", settled)
+				continue
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-deadline.C:
+			// asynq retries the batch: still nothing of this update has gone out.
+			return Transient("in_flight", time.Second, fmt.Errorf("%d deliveries of earlier updates of %s are still in flight", n, bc.inc.ID))
+		case <-poll.C:
 		}
 	}
 }
 
-// sendWatched is send with the broadcast's cancellation watched: when an
-// operator cancels it, the senders' context is cancelled within a fraction
-// of a second, so what is not yet handed to a provider is not sent.
-func (f *Fanout) sendWatched(ctx context.Context, bc *broadcastContext, byChannel map[Channel][]*Message) ([]Outcome, []retry) {
+// sendAll hands each channel its messages (channels in parallel) with the
+// broadcast's cancellation watched, and records the outcomes as they come
+// through a journal (see journal): what a provider accepted is on record
+// within a few milliseconds, so a worker killed mid-batch leaves behind
+// only what was in flight. It returns the outcomes recorded and the first
+// retries due; an error means some outcomes could not be recorded, or some
+// messages were left to another run (this one lost its lease): the caller
+// fails so the work is picked up again.
+func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard, byChannel map[Channel][]*Message) ([]Outcome, []retry, error) {
 	if len(byChannel) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -717,16 +765,122 @@ func (f *Fanout) sendWatched(ctx context.Context, bc *broadcastContext, byChanne
 			}
 		}
 	}()
-	return f.send(sctx, byChannel)
+	j := f.newJournal(ctx, bc.b.ID, guard)
+	c := &collector{f: f, j: j, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
+	var wg sync.WaitGroup
+	for ch, ms := range byChannel {
+		wg.Go(func() { c.send(sctx, f.Senders[ch], ms) })
+	}
+	wg.Wait()
+	err := j.close()
+	f.recordOptOuts(ctx, c.optOuts)
+	for rid, keys := range c.dead {
+		if err := f.Recipients.RemovePushTokens(context.WithoutCancel(ctx), rid, keys); err != nil {
+			f.logger().Warn("removing dead push tokens failed", "recipient_id", rid, "err", err)
+		} else {
+			f.logger().Info("dead push tokens removed", "recipient_id", rid, "tokens", len(keys))
+		}
+	}
+	if err == nil && c.left > 0 {
+		err = Transient("left", time.Second, fmt.Errorf("%d deliveries of %s left for another run", c.left, bc.b.ID))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.outs, c.retries, nil
 }
 
-// record stores the outcomes of a send even when ctx was cancelled meanwhile
-// (a worker shutting down): what a provider accepted must be on record, or
-// the re-run of the task would send it again.
-func (f *Fanout) record(ctx context.Context, broadcastID string, outs []Outcome) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	return f.Deliveries.Record(rctx, broadcastID, outs)
+// collector turns the results of one sendAll into outcomes, as each comes.
+type collector struct {
+	f    *Fanout
+	j    *journal
+	lost func() bool // the run lost its lease
+
+	mu      sync.Mutex
+	outs    []Outcome
+	retries []retry
+	optOuts []*Message
+	dead    map[string][]string // recipient id -> dead push token keys
+	left    int                 // messages left in sending for another run
+}
+
+// send runs one channel's Send with a Progress that marks messages handed
+// in the journal and takes each result as it comes; results the Sender did
+// not report through Progress are taken when it returns.
+func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
+	var mu sync.Mutex
+	reported := make([]bool, len(ms))
+	claim := func(i int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if i < 0 || i >= len(ms) || reported[i] {
+			return false
+		}
+		reported[i] = true
+		return true
+	}
+	p := &Progress{
+		Handing: func(idx ...int) error {
+			refs := make([]DeliveryRef, 0, len(idx))
+			for _, i := range idx {
+				if i >= 0 && i < len(ms) {
+					refs = append(refs, DeliveryRef{RecipientID: ms[i].Recipient.ID, Channel: ms[i].Channel})
+				}
+			}
+			return c.j.hand(refs)
+		},
+		Done: func(i int, r Result) {
+			if claim(i) {
+				c.take(ms[i], r)
+			}
+		},
+	}
+	start := time.Now()
+	res := s.Send(WithProgress(ctx, p), ms)
+	if c.f.Metrics != nil {
+		c.f.Metrics.Sent(ms[0].Channel, len(ms), time.Since(start))
+	}
+	for i, m := range ms {
+		if !claim(i) {
+			continue
+		}
+		r := Result{Err: errors.New("sender returned fewer results than messages")}
+		if i < len(res) {
+			r = res[i]
+		}
+		c.take(m, r)
+	}
+}
+
+// take classifies one result and queues its outcome for the journal.
+func (c *collector) take(m *Message, res Result) {
+	o, delay, ok := c.f.outcome(m, res)
+	if ok && o.Status == StatusQueued && c.lost() {
+		ok = false // cut off because another run has the batch: it is theirs
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok {
+		c.left++
+		return
+	}
+	c.outs = append(c.outs, o)
+	c.j.add(o)
+	if res.Err != nil && Classify(res.Err).OptOut {
+		c.optOuts = append(c.optOuts, m)
+	}
+	if len(res.DeadTokens) > 0 {
+		if c.dead == nil {
+			c.dead = map[string][]string{}
+		}
+		c.dead[m.Recipient.ID] = append(c.dead[m.Recipient.ID], res.DeadTokens...)
+	}
+	if o.Status == StatusQueued {
+		c.retries = append(c.retries, retry{m.DeliveryID, delay})
+	}
+	if c.f.Metrics != nil {
+		c.f.Metrics.Statuses(m.Channel, o.Status, 1)
+	}
 }
 
 func (f *Fanout) message(bc *broadcastContext, r *Recipient, ch Channel, text Rendered, attempt int) *Message {
@@ -757,74 +911,29 @@ type retry struct {
 	delay time.Duration
 }
 
-// send hands each channel its messages (channels in parallel) and turns the
-// results into outcomes and first retries.
-func (f *Fanout) send(ctx context.Context, byChannel map[Channel][]*Message) ([]Outcome, []retry) {
-	type chResult struct {
-		msgs []*Message
-		res  []Result
-	}
-	results := make(chan chResult, len(byChannel))
-	for ch, ms := range byChannel {
-		go func() {
-			start := time.Now()
-			res := f.Senders[ch].Send(ctx, ms)
-			if f.Metrics != nil {
-				f.Metrics.Sent(ch, len(ms), time.Since(start))
-			}
-			results <- chResult{ms, res}
-		}()
-	}
-	var outs []Outcome
-	var retries []retry
-	var optOuts []*Message
-	dead := map[string][]string{} // recipient id -> dead push token keys
-	for range byChannel {
-		cr := <-results
-		for i, m := range cr.msgs {
-			var res Result
-			if i < len(cr.res) {
-				res = cr.res[i]
-			} else {
-				res = Result{Err: errors.New("sender returned fewer results than messages")}
-			}
-			o, delay := f.outcome(m, res)
-			outs = append(outs, o)
-			if res.Err != nil && Classify(res.Err).OptOut {
-				optOuts = append(optOuts, m)
-			}
-			if len(res.DeadTokens) > 0 {
-				dead[m.Recipient.ID] = append(dead[m.Recipient.ID], res.DeadTokens...)
-			}
-			if o.Status == StatusQueued {
-				retries = append(retries, retry{m.DeliveryID, delay})
-			}
-			if f.Metrics != nil {
-				f.Metrics.Statuses(m.Channel, o.Status, 1)
-			}
-		}
-	}
-	f.recordOptOuts(ctx, optOuts)
-	for rid, keys := range dead {
-		if err := f.Recipients.RemovePushTokens(context.WithoutCancel(ctx), rid, keys); err != nil {
-			f.logger().Warn("removing dead push tokens failed", "recipient_id", rid, "err", err)
-		} else {
-			f.logger().Info("dead push tokens removed", "recipient_id", rid, "tokens", len(keys))
-		}
-	}
-	return outs, retries
-}
-
 // outcome classifies one send result. A transient failure before the last
-// attempt is queued for a retry after the returned delay.
-func (f *Fanout) outcome(m *Message, res Result) (Outcome, time.Duration) {
-	o := Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, Attempts: m.Attempt, ProviderID: res.ProviderID}
+// attempt is queued for a retry after the returned delay. ok is false for a
+// message the journal would not let go (this run lost its lease, or could
+// not write the mark): it was not sent, and stays in sending for the run
+// that has, or will have, the batch.
+func (f *Fanout) outcome(m *Message, res Result) (o Outcome, delay time.Duration, ok bool) {
+	o = Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, Attempts: m.Attempt, ProviderID: res.ProviderID}
 	if res.Err == nil {
 		o.Status = res.Status
 		if o.Status == "" {
 			o.Status = StatusSent
 		}
-		return o, 0
+		return o, 0, true
+	}
+	if errors.Is(res.Err, ErrNotHanded) {
+		switch why := refusedReason(res.Err); why {
+		case ReasonSuperseded, ReasonCancelled:
+			// A later update exists, or the broadcast was cancelled, since
+			// the batch began: not sent, and never will be.
+			o.Status, o.Reason, o.Attempts = StatusSuppressed, why, m.Attempt-1
+			return o, 0, true
+		}
+		return o, 0, false
 	}
 	se := Classify(res.Err)
 	o.Reason = reason(se)
@@ -835,10 +944,10 @@ func (f *Fanout) outcome(m *Message, res Result) (Outcome, time.Duration) {
 		o.Status = StatusFailed
 	default:
 		o.Status = StatusQueued
-		return o, max(se.RetryAfter, f.backoff(m.Attempt))
+		return o, max(se.RetryAfter, f.backoff(m.Attempt)), true
 	}
 	f.logger().Warn("delivery not sent", "delivery_id", m.DeliveryID, "channel", m.Channel, "status", o.Status, "reason", o.Reason, "attempt", m.Attempt)
-	return o, 0
+	return o, 0, true
 }
 
 func reason(se *SendError) string {
@@ -900,15 +1009,35 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 		return err
 	}
 	// Claim it (queued -> sending) through the guard: a cancelled broadcast
-	// or a later update suppresses it instead, atomically.
-	st, err := f.Deliveries.Claim(ctx, deliveryID, Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq})
+	// or a later update suppresses it instead, atomically. The claim names
+	// this run's lease, so a crash mid-send leaves a truthful record.
+	guard := Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}
+	if f.Leases != nil {
+		l := NewLease("r:" + string(ch) + "." + rid)
+		ok, err := f.Leases.AcquireLease(ctx, bid, l, f.leaseTTL())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return Transient("busy", f.leaseTTL(), fmt.Errorf("delivery %s is being sent by another run", deliveryID))
+		}
+		var stop func()
+		ctx, stop = f.holdLease(ctx, bid, l)
+		defer stop()
+		defer f.releaseLease(ctx, bid, l)
+		guard.Lease = &l
+	}
+	st, err := f.Deliveries.Claim(ctx, deliveryID, guard)
 	if err != nil || st != StatusSending {
 		return err
 	}
 	m := f.message(bc, r, ch, text, attempt)
-	outs, retries := f.sendWatched(ctx, bc, map[Channel][]*Message{ch: {m}})
-	if err := f.record(ctx, bid, outs); err != nil {
+	outs, retries, err := f.sendAll(ctx, bc, guard, map[Channel][]*Message{ch: {m}})
+	if err != nil {
 		return err
+	}
+	if len(outs) == 0 {
+		return nil
 	}
 	if len(retries) > 0 {
 		return &SendError{Code: "retry", Err: errors.New(outs[0].Reason), RetryAfter: retries[0].delay}
@@ -920,7 +1049,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 	if err != nil || len(begins) == 0 {
 		return err
 	}
-	more, err := f.rounds(ctx, bc, Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}, begins, msgs, byID, rendered)
+	more, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered)
 	if err != nil {
 		return err
 	}

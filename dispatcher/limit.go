@@ -562,7 +562,7 @@ func (r *RateLimited) handOver(ctx context.Context, msgs []*Message, idx []int, 
 	for j, i := range idx {
 		group[j] = msgs[i]
 	}
-	got := r.Sender.Send(ctx, group)
+	got := r.Sender.Send(Remap(ctx, idx), group)
 	for j, i := range idx {
 		if j >= len(got) {
 			res[i] = Result{Err: Transient("", 0, fmt.Errorf("rate limiter: the sender returned %d results for %d messages", len(got), len(group)))}

@@ -323,6 +323,7 @@ func (b *batch) work() {
 	}()
 	i, p := -1, (*payload)(nil) // the message in hand, and its mail
 	redos := 0
+	handed := false // the dispatcher knows the message in hand is going out
 	for b.ctx.Err() == nil {
 		if i < 0 {
 			if i = int(b.next.Add(1)) - 1; i >= len(b.msgs) {
@@ -334,7 +335,7 @@ func (b *batch) work() {
 				i = -1
 				continue
 			}
-			redos = 0
+			redos, handed = 0, false
 		}
 		if c == nil {
 			var err error
@@ -346,6 +347,15 @@ func (b *batch) work() {
 				return
 			}
 			c.watch(b.ctx)
+		}
+		if !handed {
+			if err := dispatcher.Handing(b.ctx, i); err != nil {
+				b.res[i], b.done[i] = dispatcher.NotHanded(err), true
+				dispatcher.Done(b.ctx, i, b.res[i])
+				i = -1
+				continue
+			}
+			handed = true
 		}
 		reused := c.uses > 0
 		f := c.deliver(p)
@@ -376,6 +386,7 @@ func (b *batch) sent(i int, p *payload) {
 	m := b.msgs[i]
 	b.res[i] = dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: p.messageID}
 	b.done[i] = true
+	dispatcher.Done(b.ctx, i, b.res[i])
 	b.s.log.Debug("email: sent", "delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID,
 		"to", p.toMasked, "message_id", p.messageID)
 }
@@ -384,6 +395,7 @@ func (b *batch) fail(i int, p *payload, err error) {
 	m := b.msgs[i]
 	b.res[i] = dispatcher.Result{Status: dispatcher.StatusFailed, Err: err}
 	b.done[i] = true
+	dispatcher.Done(b.ctx, i, b.res[i])
 	se := dispatcher.Classify(err)
 	to := ""
 	if p != nil {

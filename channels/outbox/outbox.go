@@ -79,8 +79,18 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			At:          at,
 		}
 	}
-	err := s.Store.Append(ctx, entries)
 	res := make([]dispatcher.Result, len(msgs))
+	all := make([]int, len(msgs))
+	for i := range all {
+		all[i] = i
+	}
+	if err := dispatcher.Handing(ctx, all...); err != nil {
+		for i := range res {
+			res[i] = dispatcher.NotHanded(err)
+		}
+		return res
+	}
+	err := s.Store.Append(ctx, entries)
 	for i := range res {
 		if err != nil {
 			res[i] = dispatcher.Result{Err: dispatcher.Transient("outbox", 0, err)}

@@ -78,6 +78,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
@@ -288,6 +289,15 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		outs[i] = make([]outcome, len(toks[i]))
 	}
 
+	// The dispatcher hears of a message once, before the first of its
+	// tokens is tried, and of its result once its last token answered.
+	hand := make([]func() error, len(msgs))
+	left := make([]atomic.Int32, len(msgs))
+	reported := make([]atomic.Bool, len(msgs))
+	for i := range msgs {
+		hand[i] = sync.OnceValue(func() error { return dispatcher.Handing(ctx, i) })
+		left[i].Store(int32(len(toks[i])))
+	}
 	sem := make(chan struct{}, s.concurrency)
 	var wg sync.WaitGroup
 	for k, j := range jobs {
@@ -303,13 +313,22 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			outs[j.msg][j.slot] = s.deliver(ctx, j)
+			if err := hand[j.msg](); err != nil {
+				outs[j.msg][j.slot] = outcome{err: dispatcher.NotHanded(err).Err}
+			} else {
+				outs[j.msg][j.slot] = s.deliver(ctx, j)
+			}
+			if left[j.msg].Add(-1) == 0 {
+				res[j.msg] = s.result(msgs[j.msg], toks[j.msg], outs[j.msg])
+				reported[j.msg].Store(true)
+				dispatcher.Done(ctx, j.msg, res[j.msg])
+			}
 		})
 	}
 	wg.Wait()
 
 	for i, m := range msgs {
-		if outs[i] != nil {
+		if outs[i] != nil && !reported[i].Load() {
 			res[i] = s.result(m, toks[i], outs[i])
 		}
 	}
@@ -359,6 +378,11 @@ func (s *Sender) result(m *dispatcher.Message, toks []dispatcher.PushToken, outs
 		permanent *dispatcher.SendError
 		allDead   = true
 	)
+	for _, o := range outs {
+		if errors.Is(o.err, dispatcher.ErrNotHanded) {
+			return dispatcher.Result{Err: o.err} // the dispatcher said not to send it
+		}
+	}
 	for k, o := range outs {
 		if o.err == nil {
 			if !accepted {

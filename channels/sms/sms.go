@@ -416,7 +416,12 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			res[i] = s.sendOne(ctx, m)
+			if err := dispatcher.Handing(ctx, i); err != nil {
+				res[i] = dispatcher.NotHanded(err)
+			} else {
+				res[i] = s.sendOne(ctx, m)
+			}
+			dispatcher.Done(ctx, i, res[i])
 		})
 	}
 	wg.Wait()

@@ -72,6 +72,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -342,6 +343,16 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		}
 	}
 
+	// The dispatcher hears of a message once, before the first of its
+	// endpoints is posted to, and of its result once the last answered.
+	hand := make([]func() error, len(msgs))
+	left := make([]atomic.Int32, len(msgs))
+	refused := make([]error, len(msgs))
+	reported := make([]atomic.Bool, len(msgs))
+	for i := range msgs {
+		hand[i] = sync.OnceValue(func() error { return dispatcher.Handing(ctx, i) })
+		left[i].Store(int32(len(out[i])))
+	}
 	sem := make(chan struct{}, s.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for _, jb := range jobs {
@@ -354,18 +365,36 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			out[jb.i][jb.j] = s.post(ctx, msgs[jb.i], &msgs[jb.i].Endpoints[jb.j], bodies[jb.i])
+			if err := hand[jb.i](); err != nil {
+				refused[jb.i] = err // untried: nothing was posted
+			} else {
+				out[jb.i][jb.j] = s.post(ctx, msgs[jb.i], &msgs[jb.i].Endpoints[jb.j], bodies[jb.i])
+			}
+			if left[jb.i].Add(-1) == 0 {
+				res[jb.i] = s.result(ctx, msgs[jb.i], out[jb.i], refused[jb.i])
+				reported[jb.i].Store(true)
+				dispatcher.Done(ctx, jb.i, res[jb.i])
+			}
 		})
 	}
 	wg.Wait()
 
 	for i, m := range msgs {
-		if out[i] != nil {
-			res[i] = s.combine(ctx, m, out[i])
+		if out[i] != nil && !reported[i].Load() {
+			res[i] = s.result(ctx, m, out[i], refused[i])
 		}
 	}
 	s.report(context.WithoutCancel(ctx), msgs, out)
 	return res
+}
+
+// result combines a message's outcomes, or reports it not handed when the
+// dispatcher refused it (then nothing was posted).
+func (s *Sender) result(ctx context.Context, m *dispatcher.Message, out []outcome, refused error) dispatcher.Result {
+	if refused != nil {
+		return dispatcher.NotHanded(refused)
+	}
+	return s.combine(ctx, m, out)
 }
 
 // payload is the body sent for m: Payload with the Sender's clock.

@@ -221,6 +221,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		RetrySpan:   map[dispatcher.Channel]time.Duration{dispatcher.ChannelWebhook: cfg.Channels.Webhook.RetrySpan},
 		Webhooks:    store,
 		Limiter:     store.Limiter(),
+		Leases:      store,
+		LeaseTTL:    cfg.Worker.LeaseTTL,
 		Clock:       clock,
 		Logger:      logger,
 		Metrics:     metrics,
@@ -288,6 +290,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			return fmt.Errorf("start workers: %w", err)
 		}
 		logger.Info("workers started", "concurrency", cfg.Worker.Concurrency, "queues", queue.Queues)
+		// Finds the batches of workers that died (their lease lapsed) and
+		// has them taken over, well before asynq's own recovery would.
+		sweepCtx, stopSweep := context.WithCancel(ctx)
+		defer stopSweep()
+		go fan.Sweep(sweepCtx, max(cfg.Worker.LeaseTTL/5, 200*time.Millisecond))
 	}
 
 	var runErr error

@@ -192,6 +192,7 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 		Renderer:  &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
 		Senders:   senders,
 		BatchSize: batch,
+		Leases:    store,
 		Logger:    logger,
 	}
 	srv := queue.NewServer(aopt, queue.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second, Logger: logger})

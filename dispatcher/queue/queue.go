@@ -88,7 +88,13 @@ func NewPlanTask(b *dispatcher.Broadcast) *asynq.Task {
 // NewBatchTask returns the task of one batch of broadcast b.
 func NewBatchTask(b *dispatcher.Broadcast, batch dispatcher.Batch) *asynq.Task {
 	p, _ := json.Marshal(BatchPayload{BroadcastID: b.ID, Start: batch.Start, Stop: batch.Stop})
-	return asynq.NewTask(TypeBatch, p, asynq.TaskID("batch:"+b.ID+":"+strconv.Itoa(batch.Start)), asynq.Queue(QueueFor(b)), asynq.MaxRetry(20))
+	id := "batch:" + b.ID + ":" + strconv.Itoa(batch.Start)
+	if batch.Resume != "" {
+		// A batch whose worker died runs again as a new task: the first is
+		// still active in asynq until its own lease recovery finds it.
+		id += ":" + batch.Resume
+	}
+	return asynq.NewTask(TypeBatch, p, asynq.TaskID(id), asynq.Queue(QueueFor(b)), asynq.MaxRetry(20))
 }
 
 // NewRetryTask returns the retry task of one delivery.

@@ -33,6 +33,7 @@ var statusCodes = map[dispatcher.DeliveryStatus]byte{
 	dispatcher.StatusDelivered:  '3',
 	dispatcher.StatusFailed:     '4',
 	dispatcher.StatusSuppressed: '5',
+	dispatcher.StatusUnknown:    '6',
 }
 
 var statusByCode = func() map[byte]dispatcher.DeliveryStatus {
@@ -140,45 +141,86 @@ end
 // guardLua decides whether deliveries of a broadcast may still start:
 // not once it is cancelled, nor once a later update of its incident exists
 // (latest state wins). suppressed() turns a record into a suppressed one
-// with reason why. KEYS b and incseq; seq is the broadcast's update.
+// with reason why, unknown() into an unknown one.
+//
+// The deliveries a run put in sending are listed in b:{id}:s with the run's
+// lease ("{name}|{token}", "|h" appended once handed to a provider);
+// owner() reads that, alive() tells whether the lease is still held (lp is
+// the prefix of the broadcast's lease keys), and settle() settles one left
+// by a dead run once the guard trips: unknown when it was handed,
+// suppressed otherwise. KEYS b and incseq; seq is the broadcast's update.
 const guardLua = `
 local function guard(b, incseq, seq)
   if redis.call('HGET', b, 'state') == 'cancelled' then return 'cancelled' end
   if seq > 0 and tonumber(redis.call('GET', incseq) or '0') > seq then return 'superseded' end
   return nil
 end
-local function suppressed(v, why)
+local function recode(v, code, why)
   local pos = 1
   for _ = 1, 6 do pos = string.find(v, '|', pos, true) + 1 end
-  return '5' .. string.sub(v, 2, pos - 1) .. why
+  return code .. string.sub(v, 2, pos - 1) .. why
+end
+local function suppressed(v, why) return recode(v, '5', why) end
+local function unknown(v, why) return recode(v, '6', why) end
+local function owner(s, f)
+  local v = redis.call('HGET', s, f)
+  if not v then return nil, nil, false end
+  local name, token, h = string.match(v, '^([^|]*)|([^|]*)(.*)$')
+  return name, token, h == '|h'
+end
+local function alive(lp, name, token)
+  if not name then return false end
+  return redis.call('GET', lp .. name) == token
+end
+local function settle(b, d, s, f, handed, why)
+  redis.call('HDEL', s, f)
+  local old = redis.call('HGET', d, f)
+  if not old or string.sub(old, 1, 1) ~= '1' then return 0 end
+  local code, v = '5', suppressed(old, why)
+  if handed then code, v = '6', unknown(old, why) end
+  redis.call('HSET', d, f, v)
+  local ch = string.match(f, '^[^.]+')
+  redis.call('HINCRBY', b, 'c:' .. ch .. ':1', -1)
+  redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. code, 1)
+  return 1
 end
 `
 
 // beginScript creates the deliveries of a batch that do not exist yet and
 // returns, per item, the status code each had before (empty when new), or
 // '5' when the guard suppressed it (cancelled, or superseded by a later
-// update). A delivery a crashed run left in sending is suppressed too once
-// the guard trips, never sent again. A new delivery adds its SMS segments
-// to the broadcast's total, counts its fallback locale in f:{locale}, and,
-// when it is an extra delivery for a recipient (channel fallback), adds one
-// to pending.
-// KEYS: b, d, aud, incseq. ARGV: now, seq, then field/record/segments/fallback/extra quintuples.
+// update). A delivery a dead run left in sending is taken over (returned
+// as '1': send it again) or, once the guard trips, settled ('5', or '6'
+// when it had been handed to a provider); one a live run is sending is
+// left alone ('b'). A new delivery adds its SMS segments to the
+// broadcast's total, counts its fallback locale in f:{locale}, and, when it
+// is an extra delivery for a recipient (channel fallback), adds one to
+// pending. With a lease (lname not empty), deliveries put in sending are
+// listed in s under it.
+// KEYS: b, d, aud, s, incseq. ARGV: now, seq, lp, lname, ltoken, then
+// field/record/segments/fallback/extra quintuples.
 var beginScript = redis.NewScript(finishLua + guardLua + `
-local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
+local b, d, aud, s, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1]
+local lp, lname, ltoken = ARGV[3], ARGV[4], ARGV[5]
+local mine = lname .. '|' .. ltoken
 local why = guard(b, incseq, tonumber(ARGV[2]))
 local out, fin, segs, extra = {}, 0, 0, 0
-for i = 3, #ARGV, 5 do
+for i = 6, #ARGV, 5 do
   local f, v, sg, fb, ex = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
   local ch = string.match(f, '^[^.]+')
   local old = redis.call('HGET', d, f)
   if old then
     local oc = string.sub(old, 1, 1)
-    if why and oc == '1' then
-      redis.call('HSET', d, f, suppressed(old, why))
-      redis.call('HINCRBY', b, 'c:' .. ch .. ':1', -1)
-      redis.call('HINCRBY', b, 'c:' .. ch .. ':5', 1)
-      fin = fin + 1
-      oc = '5'
+    if oc == '1' then
+      local n, t, h = owner(s, f)
+      if n and not (n == lname and t == ltoken) and alive(lp, n, t) then
+        oc = 'b'
+      elseif why then
+        fin = fin + settle(b, d, s, f, h, why)
+        oc = h and '6' or '5'
+      elseif lname ~= '' then
+        redis.call('HSET', s, f, mine)
+      end
     end
     out[#out + 1] = oc
   else
@@ -189,6 +231,7 @@ for i = 3, #ARGV, 5 do
     end
     redis.call('HSET', d, f, v)
     local code = string.sub(v, 1, 1)
+    if code == '1' and lname ~= '' then redis.call('HSET', s, f, mine) end
     redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. code, 1)
     if code >= '2' then fin = fin + 1 end
     segs = segs + sg
@@ -206,59 +249,147 @@ return out
 `)
 
 // claimScript claims a queued delivery for a retry: it becomes sending,
-// unless the guard suppresses it. It returns the status code after the
-// call (” when there is no such delivery).
-// KEYS: b, d, aud, incseq. ARGV: now, seq, field.
+// unless the guard suppresses it. A delivery a dead run left in sending is
+// claimed again (or settled once the guard trips); one a live run is
+// sending is left alone ('b'). It returns the status code after the call
+// (” when there is no such delivery).
+// KEYS: b, d, aud, s, incseq. ARGV: now, seq, field, lp, lname, ltoken.
 var claimScript = redis.NewScript(finishLua + guardLua + `
-local b, d, aud, incseq, now, f = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[3]
+local b, d, aud, s, incseq, now, f = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[3]
+local lp, lname, ltoken = ARGV[4], ARGV[5], ARGV[6]
 local old = redis.call('HGET', d, f)
 if not old then return '' end
 local oc = string.sub(old, 1, 1)
 if oc ~= '0' and oc ~= '1' then return oc end
 local ch = string.match(f, '^[^.]+')
+local handed = false
+if oc == '1' then
+  local n, t, h = owner(s, f)
+  if n and not (n == lname and t == ltoken) and alive(lp, n, t) then return 'b' end
+  handed = h
+end
 local why = guard(b, incseq, tonumber(ARGV[2]))
 if why then
-  redis.call('HSET', d, f, suppressed(old, why))
-  redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1)
-  redis.call('HINCRBY', b, 'c:' .. ch .. ':5', 1)
+  local code = '5'
+  if oc == '1' then
+    settle(b, d, s, f, handed, why)
+    if handed then code = '6' end
+  else
+    redis.call('HSET', d, f, suppressed(old, why))
+    redis.call('HINCRBY', b, 'c:' .. ch .. ':0', -1)
+    redis.call('HINCRBY', b, 'c:' .. ch .. ':5', 1)
+  end
   redis.call('HINCRBY', b, 'pending', -1)
   finish(b, aud, now)
-  return '5'
+  return code
 end
 if oc == '0' then
   redis.call('HSET', d, f, '1' .. string.sub(old, 2))
   redis.call('HINCRBY', b, 'c:' .. ch .. ':0', -1)
   redis.call('HINCRBY', b, 'c:' .. ch .. ':1', 1)
 end
+if lname ~= '' then redis.call('HSET', s, f, lname .. '|' .. ltoken) end
 return '1'
 `)
 
-// recordScript applies new statuses. A final status only ever moves from
-// sent to delivered or failed (a provider's later word); everything else
-// final stays. Counters move with every applied change, and pending drops
-// when a delivery becomes final. KEYS: b, d, aud. ARGV: now, field/record pairs.
-var recordScript = redis.NewScript(finishLua + `
-local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
-local fin, applied = 0, 0
-for i = 2, #ARGV, 2 do
-  local f, v = ARGV[i], ARGV[i + 1]
+// applyLua defines apply(), which applies one new status to a delivery
+// record: a final status only ever moves from sent to delivered or failed
+// (a provider's later word), or from unknown to sent, delivered or failed
+// (the provider's word on a message that was in flight when its worker
+// stopped); everything else final stays. Counters move with every applied
+// change; a delivery no longer sending leaves b:{id}:s. It returns applied
+// (0 or 1) and fin (1 when the delivery became final).
+const applyLua = `
+local function apply(b, d, s, f, v)
   local new = string.sub(v, 1, 1)
   local old = redis.call('HGET', d, f)
   local oc = old and string.sub(old, 1, 1) or nil
-  if (not oc) or oc < '2' or (oc == '2' and (new == '3' or new == '4')) then
+  if (not oc) or oc < '2' or (oc == '2' and (new == '3' or new == '4')) or (oc == '6' and new >= '2' and new <= '4') then
     redis.call('HSET', d, f, v)
     local ch = string.match(f, '^[^.]+')
     if oc then redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1) end
     redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. new, 1)
-    if ((not oc) or oc < '2') and new >= '2' then fin = fin + 1 end
-    applied = applied + 1
+    if new ~= '1' then redis.call('HDEL', s, f) end
+    if ((not oc) or oc < '2') and new >= '2' then return 1, 1 end
+    return 1, 0
   end
+  return 0, 0
+end
+`
+
+// recordScript applies new statuses (see applyLua); pending drops when a
+// delivery becomes final. KEYS: b, d, aud, s. ARGV: now, field/record pairs.
+var recordScript = redis.NewScript(finishLua + applyLua + `
+local b, d, aud, s, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
+local fin, applied = 0, 0
+for i = 2, #ARGV, 2 do
+  local a, x = apply(b, d, s, ARGV[i], ARGV[i + 1])
+  applied, fin = applied + a, fin + x
 end
 if fin > 0 then
   redis.call('HINCRBY', b, 'pending', -fin)
   finish(b, aud, now)
 end
 return applied
+`)
+
+// journalScript is a running batch's progress in one call: it marks the
+// nh fields handed (they are about to go to a provider) provided the run
+// still holds its lease and the guard lets them start, and otherwise marks
+// nothing and returns why not; then it applies the outcomes, as
+// recordScript does. KEYS: b, d, aud, s, incseq, lease.
+// ARGV: now, seq, lname, ltoken, nh, nh fields, then field/record pairs.
+var journalScript = redis.NewScript(finishLua + guardLua + applyLua + `
+local b, d, aud, s, incseq, lease, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[1]
+local lname, ltoken, nh = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local refused = ''
+if nh > 0 then
+  if lname ~= '' and redis.call('GET', lease) ~= ltoken then
+    refused = 'lease_lost'
+  else
+    refused = guard(b, incseq, tonumber(ARGV[2])) or ''
+  end
+  if refused == '' and lname ~= '' then
+    local mine = lname .. '|' .. ltoken
+    for i = 6, 5 + nh do
+      if redis.call('HGET', s, ARGV[i]) == mine then redis.call('HSET', s, ARGV[i], mine .. '|h') end
+    end
+  end
+end
+local fin = 0
+for i = 6 + nh, #ARGV, 2 do
+  local _, x = apply(b, d, s, ARGV[i], ARGV[i + 1])
+  fin = fin + x
+end
+if fin > 0 then
+  redis.call('HINCRBY', b, 'pending', -fin)
+  finish(b, aud, now)
+end
+return refused
+`)
+
+// settleScript settles the deliveries of a broadcast left in sending by
+// runs whose lease lapsed, once the guard trips (a later update exists, or
+// the broadcast was cancelled): unknown when handed to a provider,
+// suppressed otherwise. It returns how many it settled.
+// KEYS: b, d, aud, s, incseq. ARGV: now, seq, lp.
+var settleScript = redis.NewScript(finishLua + guardLua + `
+local b, d, aud, s, incseq, now, lp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[3]
+local why = guard(b, incseq, tonumber(ARGV[2]))
+if not why then return 0 end
+local all = redis.call('HGETALL', s)
+local fin = 0
+for i = 1, #all, 2 do
+  local name, token, h = string.match(all[i + 1], '^([^|]*)|([^|]*)(.*)$')
+  if not alive(lp, name, token) then
+    fin = fin + settle(b, d, s, all[i], h == '|h', why)
+  end
+end
+if fin > 0 then
+  redis.call('HINCRBY', b, 'pending', -fin)
+  finish(b, aud, now)
+end
+return fin
 `)
 
 // audienceLua defines audience(): it stores into aud the intersection of the
@@ -293,15 +424,16 @@ end
 // recordScript, but it patches the record, keeping attempts, locale and SMS
 // fields, and the provider id and reason unless new ones are given. It
 // returns -1 when there is no such delivery, 0 when the change is refused
-// (late or repeated), 1 when applied.
-// KEYS: b, d, aud. ARGV: now, field, new code, provider id, reason.
+// (late or repeated), 1 when applied. An unknown delivery (in flight when
+// its worker stopped) takes the provider's word too.
+// KEYS: b, d, aud, s. ARGV: now, field, new code, provider id, reason.
 var providerStatusScript = redis.NewScript(finishLua + `
 local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local f, new, pid, why = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local old = redis.call('HGET', d, f)
 if not old then return -1 end
 local oc = string.sub(old, 1, 1)
-if not (oc < '2' or (oc == '2' and (new == '3' or new == '4'))) then return 0 end
+if not (oc < '2' or (oc == '2' and (new == '3' or new == '4')) or (oc == '6' and new >= '2' and new <= '4')) then return 0 end
 local parts, pos = {}, 1
 for _ = 1, 6 do
   local i = string.find(old, '|', pos, true)
@@ -316,6 +448,7 @@ redis.call('HSET', d, f, new .. '|' .. parts[2] .. '|' .. now .. '|' .. parts[4]
 local ch = string.match(f, '^[^.]+')
 redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1)
 redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. new, 1)
+redis.call('HDEL', KEYS[4], f)
 if oc < '2' and new >= '2' then
   redis.call('HINCRBY', b, 'pending', -1)
   finish(b, aud, now)
@@ -384,8 +517,21 @@ func (s *Store) nowMS() int64 {
 	return time.Now().UnixMilli()
 }
 
+// broadcastKeys are b:{id}, b:{id}:d, b:{id}:aud and b:{id}:s.
 func broadcastKeys(id string) []string {
-	return []string{key("b", id), key("b", id, "d"), key("b", id, "aud")}
+	return []string{key("b", id), key("b", id, "d"), key("b", id, "aud"), key("b", id, "s")}
+}
+
+// leasePrefix starts the keys of a broadcast's leases: b:{id}:lease:{name}.
+func leasePrefix(id string) string { return key("b", id, "lease") + ":" }
+
+// leaseArgs are the lease arguments of the scripts: prefix, name, token
+// (name and token empty without a lease).
+func leaseArgs(id string, l *dispatcher.Lease) []any {
+	if l == nil {
+		return []any{leasePrefix(id), "", ""}
+	}
+	return []any{leasePrefix(id), l.Name, l.Token}
 }
 
 // GetBroadcast implements dispatcher.DeliveryStore.
@@ -547,7 +693,7 @@ func (s *Store) AudienceSlice(ctx context.Context, broadcastID string, start, st
 
 // MarkSending implements dispatcher.DeliveryStore.
 func (s *Store) MarkSending(ctx context.Context, broadcastID string) error {
-	ks := broadcastKeys(broadcastID)
+	ks := broadcastKeys(broadcastID)[:3]
 	if err := markSendingScript.Run(ctx, s.rdb, []string{ks[0], ks[2]}, s.nowMS()).Err(); err != nil {
 		return fmt.Errorf("mark %s sending: %w", broadcastID, err)
 	}
@@ -560,8 +706,9 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispa
 		return nil, nil
 	}
 	now := s.nowMS()
-	args := make([]any, 0, 2+5*len(items))
+	args := make([]any, 0, 5+5*len(items))
 	args = append(args, now, g.Seq)
+	args = append(args, leaseArgs(broadcastID, g.Lease)...)
 	var buf []byte
 	for _, it := range items {
 		buf = encodeRecord(buf, now, record{status: it.Status, locale: it.Locale, segments: it.Segments, encoding: it.Encoding, reason: it.Reason})
@@ -581,7 +728,10 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispa
 	}
 	prev := make([]dispatcher.DeliveryStatus, len(items))
 	for i, c := range res {
-		if c != "" {
+		switch {
+		case c == "b":
+			prev[i] = dispatcher.StatusBusy
+		case c != "":
 			prev[i] = statusByCode[c[0]]
 		}
 	}
@@ -595,12 +745,16 @@ func (s *Store) Claim(ctx context.Context, deliveryID string, g dispatcher.Guard
 		return "", err
 	}
 	keys := append(broadcastKeys(bid), key("inc", g.IncidentID, "seq"))
-	c, err := claimScript.Run(ctx, s.rdb, keys, s.nowMS(), g.Seq, deliveryField(ch, rid)).Text()
+	args := append([]any{s.nowMS(), g.Seq, deliveryField(ch, rid)}, leaseArgs(bid, g.Lease)...)
+	c, err := claimScript.Run(ctx, s.rdb, keys, args...).Text()
 	if err != nil {
 		return "", fmt.Errorf("claim %s: %w", deliveryID, err)
 	}
-	if c == "" {
+	switch c {
+	case "":
 		return "", fmt.Errorf("delivery %q: %w", deliveryID, dispatcher.ErrNotFound)
+	case "b":
+		return dispatcher.StatusBusy, nil
 	}
 	return statusByCode[c[0]], nil
 }
@@ -665,17 +819,21 @@ func (s *Store) Record(ctx context.Context, broadcastID string, outs []dispatche
 		return nil
 	}
 	now := s.nowMS()
-	args := make([]any, 0, 1+2*len(outs))
-	args = append(args, now)
+	args := appendOutcomes(append(make([]any, 0, 1+2*len(outs)), now), now, outs)
+	if err := recordScript.Run(ctx, s.rdb, broadcastKeys(broadcastID), args...).Err(); err != nil {
+		return fmt.Errorf("record %d outcomes of %s: %w", len(outs), broadcastID, err)
+	}
+	return nil
+}
+
+// appendOutcomes appends the field/record pairs of outs to args.
+func appendOutcomes(args []any, now int64, outs []dispatcher.Outcome) []any {
 	var buf []byte
 	for _, o := range outs {
 		buf = encodeRecord(buf, now, record{status: o.Status, attempts: o.Attempts, locale: o.Locale, providerID: o.ProviderID, segments: o.Segments, encoding: o.Encoding, reason: o.Reason})
 		args = append(args, deliveryField(o.Channel, o.RecipientID), string(buf))
 	}
-	if err := recordScript.Run(ctx, s.rdb, broadcastKeys(broadcastID), args...).Err(); err != nil {
-		return fmt.Errorf("record %d outcomes of %s: %w", len(outs), broadcastID, err)
-	}
-	return nil
+	return args
 }
 
 // GetDelivery implements dispatcher.DeliveryStore.

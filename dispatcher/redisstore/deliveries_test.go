@@ -333,8 +333,14 @@ func TestSuppressedBeginsFinishBroadcast(t *testing.T) {
 }
 
 // transition rules, as the DeliveryStore documents them.
+// allowed is the transition rule: final stays final, except that a
+// provider's later word moves sent to delivered or failed, and settles an
+// unknown delivery (in flight when its worker stopped) as sent, delivered
+// or failed.
 func allowed(old, next dispatcher.DeliveryStatus) bool {
-	return !old.Final() || (old == dispatcher.StatusSent && (next == dispatcher.StatusDelivered || next == dispatcher.StatusFailed))
+	return !old.Final() ||
+		(old == dispatcher.StatusSent && (next == dispatcher.StatusDelivered || next == dispatcher.StatusFailed)) ||
+		(old == dispatcher.StatusUnknown && (next == dispatcher.StatusSent || next == dispatcher.StatusDelivered || next == dispatcher.StatusFailed))
 }
 
 func TestRecordTransitions(t *testing.T) {
@@ -346,6 +352,7 @@ func TestRecordTransitions(t *testing.T) {
 		dl = dispatcher.StatusDelivered
 		fl = dispatcher.StatusFailed
 		sp = dispatcher.StatusSuppressed
+		uk = dispatcher.StatusUnknown
 	)
 	tests := []struct {
 		steps []dispatcher.DeliveryStatus // recorded after a begin in sending
@@ -366,6 +373,11 @@ func TestRecordTransitions(t *testing.T) {
 		{[]dispatcher.DeliveryStatus{q, q, q, fl}, fl},
 		{[]dispatcher.DeliveryStatus{q, dl}, dl},
 		{[]dispatcher.DeliveryStatus{sg, q, sg, sp}, sp},
+		{[]dispatcher.DeliveryStatus{uk, dl}, dl},     // the provider settles unknown
+		{[]dispatcher.DeliveryStatus{uk, st, dl}, dl}, // as it does sent
+		{[]dispatcher.DeliveryStatus{uk, sp}, uk},     // but nothing else does
+		{[]dispatcher.DeliveryStatus{uk, q}, uk},
+		{[]dispatcher.DeliveryStatus{dl, uk}, dl},
 	}
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ids := make([]*dispatcher.Recipient, len(tests))

@@ -1,0 +1,174 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// journal records a run's progress while its senders work: the messages
+// about to be handed to a provider (Progress.Handing waits for that mark,
+// so a worker killed at any point leaves a truthful record of what may have
+// gone out) and the outcomes as they come (in groups of journalEvery, or
+// journalSpan after the first waiting one, whichever is first). Every
+// write is one round trip, whatever it carries: under load, marks and
+// outcomes of many messages travel together (group commit).
+type journal struct {
+	f     *Fanout
+	ctx   context.Context // for the writes: not cancelled with the run
+	bid   string
+	guard Guard
+
+	mu      sync.Mutex
+	hands   []handReq
+	outs    []Outcome
+	armed   bool // a timer will kick the loop
+	failing bool // the last write failed: wait before the next
+	closed  bool
+
+	kick chan struct{}
+	quit chan struct{}
+	exit chan struct{}
+	// err is why the final write failed.
+	err error
+}
+
+type handReq struct {
+	refs  []DeliveryRef
+	reply chan error
+}
+
+func (f *Fanout) newJournal(ctx context.Context, broadcastID string, g Guard) *journal {
+	j := &journal{
+		f: f, ctx: context.WithoutCancel(ctx), bid: broadcastID, guard: g,
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{}),
+	}
+	go j.loop()
+	return j
+}
+
+func (j *journal) poke() {
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+}
+
+// hand marks refs handed, waiting for the write. Without a LeaseStore
+// there is nothing to mark.
+func (j *journal) hand(refs []DeliveryRef) error {
+	if j.f.Leases == nil || len(refs) == 0 {
+		return nil
+	}
+	req := handReq{refs: refs, reply: make(chan error, 1)}
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return errors.New("journal closed")
+	}
+	j.hands = append(j.hands, req)
+	j.mu.Unlock()
+	j.poke()
+	return <-req.reply
+}
+
+// add queues an outcome for the next write.
+func (j *journal) add(o Outcome) {
+	j.mu.Lock()
+	j.outs = append(j.outs, o)
+	n, armed := len(j.outs), j.armed
+	if n < journalEvery && !armed {
+		j.armed = true
+	}
+	j.mu.Unlock()
+	switch {
+	case n >= journalEvery:
+		j.poke()
+	case !armed:
+		time.AfterFunc(journalSpan, j.poke)
+	}
+}
+
+func (j *journal) loop() {
+	defer close(j.exit)
+	for {
+		select {
+		case <-j.quit:
+			return
+		case <-j.kick:
+		}
+		if j.write() != nil {
+			// Redis is away: try again a little later, not in a tight loop.
+			select {
+			case <-j.quit:
+				return
+			case <-time.After(200 * time.Millisecond):
+				j.poke()
+			}
+		}
+	}
+}
+
+// write sends what is waiting in one round trip. Outcomes that could not
+// be written stay for the next write; marks that could not be written are
+// refused (those messages are not sent).
+func (j *journal) write() error {
+	j.mu.Lock()
+	hands, outs := j.hands, j.outs
+	j.hands, j.outs, j.armed = nil, nil, false
+	j.mu.Unlock()
+	if len(hands) == 0 && len(outs) == 0 {
+		return nil
+	}
+	var refs []DeliveryRef
+	for _, h := range hands {
+		refs = append(refs, h.refs...)
+	}
+	var refused string
+	var err error
+	if j.f.Leases != nil {
+		refused, err = j.f.Leases.Journal(j.ctx, j.bid, j.guard, refs, outs)
+	} else {
+		err = j.f.Deliveries.Record(j.ctx, j.bid, outs)
+	}
+	var reply error
+	switch {
+	case err != nil:
+		reply = fmt.Errorf("journal: %w", err)
+		j.mu.Lock()
+		j.outs = append(outs, j.outs...)
+		j.mu.Unlock()
+	case refused != "":
+		reply = &refusal{refused}
+	}
+	for _, h := range hands {
+		h.reply <- reply
+	}
+	return err
+}
+
+// close stops the loop and writes what is left, retrying for a while when
+// Redis is away. It returns the error of the last try when it gave up.
+func (j *journal) close() error {
+	j.mu.Lock()
+	j.closed = true
+	j.mu.Unlock()
+	close(j.quit)
+	<-j.exit
+	deadline := time.NewTimer(flushFor)
+	defer deadline.Stop()
+	for {
+		err := j.write()
+		if err == nil {
+			return nil
+		}
+		j.f.logger().Warn("recording outcomes failed; trying again", "broadcast_id", j.bid, "err", err)
+		select {
+		case <-deadline.C:
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,263 @@
+package dispatcher
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Lease is one run's hold on a batch (or on one delivery's retry). The
+// deliveries a run puts in sending name its lease, so once the lease lapses
+// (the worker died, or lost Redis for longer than the lease) any other run
+// can tell what was left behind: what never reached a provider call is sent
+// again (or, once a later update exists, suppressed), and what may have gone
+// out becomes StatusUnknown rather than a lie.
+type Lease struct {
+	// Name is the same for every run of the same work: "b:{start}:{stop}"
+	// for a batch, "r:{channel}.{recipient}" for a retry.
+	Name string
+	// Token is unique per run.
+	Token string
+}
+
+// NewLease returns a lease named name with a fresh token.
+func NewLease(name string) Lease {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return Lease{Name: name, Token: hex.EncodeToString(b[:])}
+}
+
+// BatchLeaseName names the lease of batch: "b:{start}:{stop}".
+func BatchLeaseName(batch Batch) string {
+	return "b:" + strconv.Itoa(batch.Start) + ":" + strconv.Itoa(batch.Stop)
+}
+
+// ParseBatchLeaseName reads a BatchLeaseName.
+func ParseBatchLeaseName(name string) (Batch, bool) {
+	rest, ok := strings.CutPrefix(name, "b:")
+	a, b, ok2 := strings.Cut(rest, ":")
+	start, err1 := strconv.Atoi(a)
+	stop, err2 := strconv.Atoi(b)
+	if !ok || !ok2 || err1 != nil || err2 != nil {
+		return Batch{}, false
+	}
+	return Batch{Start: start, Stop: stop}, true
+}
+
+// DeliveryRef names one delivery of a broadcast.
+type DeliveryRef struct {
+	RecipientID string
+	Channel     Channel
+}
+
+// LapsedBatch is a batch whose run's lease lapsed before the run released
+// it: its worker is gone.
+type LapsedBatch struct {
+	BroadcastID string
+	Batch       Batch
+}
+
+// LeaseStore keeps leases and the running batches' journals. It is
+// optional (Fanout.Leases): without it a batch records its outcomes as it
+// goes all the same, but a crashed run's leftovers wait for the queue to
+// run the batch again, and a later update waits for them.
+type LeaseStore interface {
+	// AcquireLease takes lease l of a broadcast for ttl, unless another run
+	// holds a lease of that name (false). A batch's lease (BatchLeaseName)
+	// is registered so that LapsedBatches finds it should it lapse.
+	AcquireLease(ctx context.Context, broadcastID string, l Lease, ttl time.Duration) (bool, error)
+	// RenewLease extends l by ttl; false when l is no longer held.
+	RenewLease(ctx context.Context, broadcastID string, l Lease, ttl time.Duration) (bool, error)
+	// ReleaseLease gives l up (and unregisters it) if it is still held.
+	ReleaseLease(ctx context.Context, broadcastID string, l Lease) error
+	// Journal writes a run's progress in one round trip: it marks handed the
+	// deliveries about to go to a provider, provided the guard's lease is
+	// still held and the guard lets them start (else it marks nothing and
+	// returns why not: "lease_lost", ReasonSuperseded or "cancelled"), and
+	// applies outcomes as Record does.
+	Journal(ctx context.Context, broadcastID string, g Guard, handed []DeliveryRef, outs []Outcome) (refused string, err error)
+	// SettleOrphans settles, for the incident's broadcasts before seq that
+	// a later update supersedes (or that were cancelled), the deliveries left
+	// in sending by runs whose lease lapsed: unknown when they had been
+	// handed to a provider, suppressed otherwise. It returns how many.
+	SettleOrphans(ctx context.Context, incidentID string, before int) (int, error)
+	// SettleBroadcast does what SettleOrphans does for one broadcast.
+	SettleBroadcast(ctx context.Context, broadcastID string, g Guard) (int, error)
+	// LapsedBatches returns the registered batches whose lease lapsed, each
+	// to exactly one caller across all processes.
+	LapsedBatches(ctx context.Context) ([]LapsedBatch, error)
+}
+
+// Defaults of the crash-safety timings.
+const (
+	// DefaultLeaseTTL is how long a run's lease lasts without renewal: how
+	// soon a dead worker's batch is found.
+	DefaultLeaseTTL = 5 * time.Second
+	// journalEvery and journalSpan: outcomes are written once this many
+	// are waiting, or this long after the first of them.
+	journalEvery = 20
+	journalSpan  = 20 * time.Millisecond
+	// flushFor is how long the last write of a run is retried (Redis
+	// restarting) before the run gives up and leaves its leftovers to the
+	// next run.
+	flushFor = 30 * time.Second
+)
+
+// refusal is why Journal refused to mark messages handed.
+type refusal struct{ reason string }
+
+func (r *refusal) Error() string { return "not handed: " + r.reason }
+
+// refusedReason returns the reason a message was not handed for, or "".
+func refusedReason(err error) string {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.reason
+	}
+	return ""
+}
+
+// ReasonLeaseLost is Journal's refusal when the run no longer holds its
+// lease: another run has the batch now.
+const ReasonLeaseLost = "lease_lost"
+
+func (f *Fanout) leaseTTL() time.Duration {
+	if f.LeaseTTL > 0 {
+		return f.LeaseTTL
+	}
+	return DefaultLeaseTTL
+}
+
+// holdLease renews l every quarter of the lease's life until the returned
+// stop is called. When l is lost, or cannot be renewed for longer than it
+// lasts (Redis unreachable), the returned context is cancelled: the run
+// stops handing messages over, since another run may take the batch.
+func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	ttl := f.leaseTTL()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ttl / 4)
+		defer t.Stop()
+		failures := 0
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			ok, err := f.Leases.RenewLease(ctx, broadcastID, l, ttl)
+			switch {
+			case err != nil:
+				if failures++; failures >= 3 {
+					f.logger().Warn("lease not renewed: stopping the run", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
+					cancel(fmt.Errorf("lease %s of %s: %w", l.Name, broadcastID, err))
+					return
+				}
+			case !ok:
+				f.logger().Warn("lease lost: stopping the run", "broadcast_id", broadcastID, "lease", l.Name)
+				cancel(&refusal{ReasonLeaseLost})
+				return
+			default:
+				failures = 0
+			}
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		cancel(nil)
+	}
+}
+
+// releaseLease gives l up, even when ctx was cancelled.
+func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := f.Leases.ReleaseLease(rctx, broadcastID, l); err != nil {
+		f.logger().Warn("releasing a lease failed; it lapses by itself", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
+	}
+}
+
+// Sweep finds batches whose worker died (their lease lapsed) every
+// interval until ctx is done, and acts on each: a batch of a broadcast
+// still sending is enqueued again (a new task, so it runs now rather than
+// when the queue's own recovery notices), and the leftovers of a
+// superseded or cancelled broadcast are settled at once. Every worker
+// process runs one; each lapsed batch goes to one of them.
+func (f *Fanout) Sweep(ctx context.Context, interval time.Duration) {
+	if f.Leases == nil {
+		return
+	}
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := f.SweepOnce(ctx); err != nil && ctx.Err() == nil {
+			f.logger().Warn("sweeping lapsed batches failed", "err", err)
+		}
+	}
+}
+
+// SweepOnce is one pass of Sweep.
+func (f *Fanout) SweepOnce(ctx context.Context) error {
+	lapsed, err := f.Leases.LapsedBatches(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, lb := range lapsed {
+		if err := f.resume(ctx, lb); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
+	b, err := f.Deliveries.GetBroadcast(ctx, lb.BroadcastID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := f.logger().With("broadcast_id", b.ID, "batch_start", lb.Batch.Start)
+	switch b.State {
+	case BroadcastDone:
+		return nil
+	case BroadcastCancelled:
+		n, err := f.Leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq})
+		log.Info("lapsed batch of a cancelled broadcast settled", "deliveries", n)
+		return err
+	}
+	// A batch of an update that a later one superseded is settled now (the
+	// later update may be waiting for it); otherwise it runs again.
+	if b.IncidentID != "" {
+		if n, err := f.Leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}); err != nil {
+			return err
+		} else if n > 0 {
+			log.Info("lapsed batch of a superseded update settled", "deliveries", n)
+		}
+	}
+	batch := lb.Batch
+	batch.Resume = NewLease("").Token
+	if err := f.Queue.EnqueueBatches(ctx, b, []Batch{batch}); err != nil {
+		return err
+	}
+	log.Warn("batch whose worker stopped enqueued again", "batch_stop", batch.Stop)
+	return nil
+}

@@ -1,0 +1,102 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+)
+
+// Progress follows one Sender.Send call message by message, so the
+// dispatcher can record as it goes: a worker killed mid-batch then leaves
+// behind only the messages whose provider call was in flight, not the whole
+// batch. It travels in the context (WithProgress), like net/http/httptrace,
+// so every Sender keeps its signature; a Sender that reports nothing still
+// works, its results are recorded when Send returns.
+//
+// Indexes are those of the msgs slice given to Send.
+type Progress struct {
+	// Handing is called just before the provider call that may deliver
+	// msgs[i...] starts, and blocks until the dispatcher has noted it. An
+	// error means "do not send them" (the broadcast was cancelled or
+	// superseded, or this worker lost the batch): the Sender must not make
+	// the call and reports those messages with the error (NotHanded).
+	Handing func(idx ...int) error
+	// Done is called once per message, as soon as its Result is known. It
+	// must not block for long. Send still returns every Result.
+	Done func(i int, r Result)
+}
+
+type progressKey struct{}
+
+// WithProgress returns ctx carrying p for the Send calls made with it.
+func WithProgress(ctx context.Context, p *Progress) context.Context {
+	return context.WithValue(ctx, progressKey{}, p)
+}
+
+// ProgressFrom returns the Progress ctx carries, or nil.
+func ProgressFrom(ctx context.Context) *Progress {
+	p, _ := ctx.Value(progressKey{}).(*Progress)
+	return p
+}
+
+// Handing tells ctx's Progress that msgs[idx...] are about to be handed to
+// the provider. A Sender calls it right before each provider call and, on
+// an error, sends none of them and answers them NotHanded(err). Without a
+// Progress it returns nil.
+func Handing(ctx context.Context, idx ...int) error {
+	p := ProgressFrom(ctx)
+	if p == nil || p.Handing == nil || len(idx) == 0 {
+		return nil
+	}
+	return p.Handing(idx...)
+}
+
+// Done tells ctx's Progress the result of msgs[i]. Without a Progress it
+// does nothing.
+func Done(ctx context.Context, i int, r Result) {
+	if p := ProgressFrom(ctx); p != nil && p.Done != nil {
+		p.Done(i, r)
+	}
+}
+
+// ErrNotHanded wraps the reason a message was not handed to its provider
+// because Handing refused it.
+var ErrNotHanded = errors.New("not handed to the provider")
+
+// NotHanded is the Result of a message whose Handing failed with err: it
+// was not sent. The dispatcher records it as the refusal says (suppressed
+// when superseded or cancelled); it is never a provider failure.
+func NotHanded(err error) Result {
+	return Result{Err: &notHanded{err}}
+}
+
+type notHanded struct{ err error }
+
+func (e *notHanded) Error() string   { return ErrNotHanded.Error() + ": " + e.err.Error() }
+func (e *notHanded) Unwrap() []error { return []error{ErrNotHanded, e.err} }
+
+// Remap returns ctx with a Progress that reports index j of a sub-slice as
+// idx[j] of the parent's: for a Sender that hands a part of its messages
+// to another Sender (RateLimited).
+func Remap(ctx context.Context, idx []int) context.Context {
+	p := ProgressFrom(ctx)
+	if p == nil {
+		return ctx
+	}
+	return WithProgress(ctx, &Progress{
+		Handing: func(js ...int) error {
+			if p.Handing == nil {
+				return nil
+			}
+			is := make([]int, len(js))
+			for k, j := range js {
+				is[k] = idx[j]
+			}
+			return p.Handing(is...)
+		},
+		Done: func(j int, r Result) {
+			if p.Done != nil {
+				p.Done(idx[j], r)
+			}
+		},
+	})
+}

@@ -4,8 +4,8 @@
 // One Message becomes one Create Message request (POST
 // /2010-04-01/Accounts/{AccountSid}/Messages.json) with To, Body, From or
 // MessagingServiceSid, and, when configured, StatusCallback and
-// ValidityPeriod. A batch is sent with up to Config.Concurrency requests in
-// flight. The package never retries: it classifies each failure (see
+// ValidityPeriod. A Sender keeps at most Config.Concurrency requests in
+// flight, whatever the number of batches sending through it at once. The package never retries: it classifies each failure (see
 // Sender.Send) and the dispatcher decides.
 //
 // # twilio-go and contexts
@@ -49,7 +49,7 @@ import (
 const (
 	DefaultBaseURL     = "https://api.twilio.com"
 	DefaultTimeout     = 10 * time.Second
-	DefaultConcurrency = 8
+	DefaultConcurrency = 32
 	// MaxValidityPeriod is the longest ValidityPeriod Twilio accepts
 	// (36,000 s): a message waits in Twilio's queue at most 10 hours.
 	MaxValidityPeriod = 10 * time.Hour
@@ -93,9 +93,12 @@ type Config struct {
 	// on any message, with or without a Messaging Service. Default 0: not
 	// sent (Twilio's default is 10h).
 	ValidityPeriod time.Duration
-	// Concurrency is the number of requests one Send call keeps in flight.
-	// Default 8. Twilio limits concurrent REST requests per account (error
-	// 20429): several workers multiply it.
+	// Concurrency is the number of requests the Sender keeps in flight, all
+	// its Send calls together (a worker runs several batches at once).
+	// Default 32. It bounds what a worker killed mid-send may send twice:
+	// only requests in flight have no recorded answer. Twilio limits
+	// concurrent REST requests per account (error 20429): several worker
+	// processes multiply it.
 	Concurrency int
 	// HTTPClient supplies the transport (connection pool, proxy, TLS); only
 	// its Transport is used. Default: a transport of its own keeping up to
@@ -294,6 +297,7 @@ type Sender struct {
 	statusCallback func(deliveryID string) string
 	timeout        time.Duration
 	concurrency    int
+	sem            chan struct{} // requests in flight, across Send calls
 	base           *url.URL
 	transport      http.RoundTripper
 	log            *slog.Logger
@@ -347,6 +351,7 @@ func New(cfg Config) (*Sender, error) {
 		statusCallback: cfg.StatusCallback,
 		timeout:        cfg.Timeout,
 		concurrency:    cfg.Concurrency,
+		sem:            make(chan struct{}, cfg.Concurrency),
 		base:           base,
 		transport:      rt,
 		log:            cfg.Logger,
@@ -400,15 +405,21 @@ func (s *Sender) service(ctx context.Context, ex *exchange) messageCreator {
 // answer gets a transient error.
 func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	res := make([]dispatcher.Result, len(msgs))
-	sem := make(chan struct{}, s.concurrency)
+	sem := s.sem // shared by every Send: the Sender's in-flight limit
 	var wg sync.WaitGroup
 	for i, m := range msgs {
+		acquired := false
 		select {
 		case sem <- struct{}{}:
+			acquired = true
 		case <-ctx.Done():
 		}
 		if err := ctx.Err(); err != nil {
-			// Both cases may have been ready; a cancelled ctx wins.
+			// Both cases may have been ready; a cancelled ctx wins, and
+			// a slot taken meanwhile goes back.
+			if acquired {
+				<-sem
+			}
 			for j := i; j < len(msgs); j++ {
 				res[j] = notSent(err)
 			}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/channels/sms"
+	"github.com/tocsin-dev/tocsin/channels/sms/twiliotest"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
+)
+
+// crashRig is the deployed shape at a size CI affords: an API process (in
+// this test process), real `tocsin serve --role worker` processes on a real
+// redis-server, and the Twilio fake counting what it accepted per number.
+// A request cut off by a dying worker is not accepted (the fake, like a
+// server whose client hung up, drops it).
+type crashRig struct {
+	t       *testing.T
+	a       *app
+	tw      *twiliotest.Server
+	env     map[string]string
+	workers []*exec.Cmd
+	n       int
+}
+
+const crashAudience = 2000
+
+func newCrashRig(t *testing.T, workers int) *crashRig {
+	t.Helper()
+	_, opts := redistest.New(t)
+	tw := twiliotest.New(t, testAccountSID, testAuthToken)
+	// Slow answers keep the sender's in-flight limit full: a kill always
+	// cuts requests off mid-flight.
+	tw.Delay(100 * time.Millisecond)
+	r := &crashRig{t: t, tw: tw, n: crashAudience, env: map[string]string{
+		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_LOG_LEVEL": "warn",
+		"TOCSIN_TWILIO_ACCOUNT_SID": testAccountSID, "TOCSIN_TWILIO_AUTH_TOKEN": testAuthToken,
+		"TOCSIN_TWILIO_FROM": "+41445550000", "TOCSIN_TWILIO_BASE_URL": tw.URL, "TOCSIN_SMS_RATE": "100000/s",
+		"TOCSIN_LIMITS_PER_RECIPIENT": "0", "TOCSIN_LIMITS_FLAP_WINDOW": "0s",
+		"TOCSIN_WORKER_BATCH_SIZE": "100", "TOCSIN_WORKER_CONCURRENCY": "4", "TOCSIN_WORKER_LEASE_TTL": "1s",
+	}}
+	r.a = startApp(t, r.env, "--role", "api")
+	lines := make([]string, r.n)
+	for i := range r.n {
+		lines[i] = `{"id":"k` + strconv.Itoa(i) + `","locale":"en","phone":"` + r.phone(i) + `","channels":["sms"]}`
+	}
+	r.a.importNDJSON(lines)
+	for range workers {
+		r.startWorker()
+	}
+	t.Cleanup(func() {
+		for _, w := range r.workers {
+			_ = w.Process.Signal(syscall.SIGTERM)
+			_ = w.Wait()
+		}
+	})
+	return r
+}
+
+func (r *crashRig) phone(i int) string { return "+4179" + strconv.Itoa(2000000+i) }
+
+func (r *crashRig) startWorker() {
+	r.t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TOCSIN_TEST_SERVE=worker")
+	for k, v := range r.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.workers = append(r.workers, cmd)
+}
+
+// kill sends SIGKILL to worker i: no shutdown, no last write.
+func (r *crashRig) kill(i int) {
+	r.t.Helper()
+	w := r.workers[i]
+	if err := w.Process.Kill(); err != nil {
+		r.t.Fatal(err)
+	}
+	_ = w.Wait()
+	r.workers = append(r.workers[:i], r.workers[i+1:]...)
+}
+
+// waitAccepted polls the fake until it accepted at least n messages.
+func (r *crashRig) waitAccepted(n int) {
+	r.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for len(r.tw.Messages()) < n {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("the provider accepted %d messages in 60s, want %d", len(r.tw.Messages()), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitDone polls a broadcast until it is done, for up to a minute (the
+// workers are real processes under the race detector).
+func (r *crashRig) waitDone(id string) *dispatcher.Broadcast {
+	r.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var b dispatcher.Broadcast
+		r.a.mustDo("GET", "/v1/broadcasts/"+id, nil, &b, 200)
+		if b.State == dispatcher.BroadcastDone {
+			return &b
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("broadcast %s still %s after 60s: pending %d, counts %v", id, b.State, b.Pending, b.Counts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// records returns every delivery record of a broadcast by recipient.
+func (r *crashRig) records(bid string) map[string]dispatcher.Delivery {
+	r.t.Helper()
+	out := map[string]dispatcher.Delivery{}
+	cursor := ""
+	for {
+		var page dispatcher.DeliveryPage
+		r.a.mustDo("GET", "/v1/broadcasts/"+bid+"/deliveries?limit=1000&cursor="+url.QueryEscape(cursor), nil, &page, 200)
+		for _, d := range page.Deliveries {
+			out[d.RecipientID] = *d
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			return out
+		}
+	}
+}
+
+// received returns, per phone, the bodies the provider accepted, in order.
+func (r *crashRig) received() map[string][]string {
+	got := map[string][]string{}
+	for _, m := range r.tw.Messages() {
+		got[m.To] = append(got[m.To], m.Body)
+	}
+	return got
+}
+
+func (r *crashRig) open(text string) dispatcher.UpdateResult {
+	r.t.Helper()
+	var res dispatcher.UpdateResult
+	r.a.mustDo("POST", "/v1/incidents", map[string]any{"title": "Card payments failing", "severity": "critical",
+		"message": map[string]string{"en": text}}, &res, 201)
+	return res
+}
+
+// TestWorkerKilledMidBroadcast: two worker processes send 2,000 SMS; one is
+// killed with SIGKILL a quarter of the way. Its batches are taken over by
+// the other: nobody is missed, the only duplicates are the few whose
+// provider call had been answered but not yet recorded (fewer than the
+// sender's in-flight limit), and every record says sent.
+func TestWorkerKilledMidBroadcast(t *testing.T) {
+	r := newCrashRig(t, 2)
+	bid := r.open("OPEN cards down").BroadcastID
+	r.waitAccepted(r.n / 4)
+	r.kill(0)
+	killedAt := len(r.tw.Messages())
+	b := r.waitDone(bid)
+
+	got := r.received()
+	lost, dups := 0, 0
+	for i := range r.n {
+		switch c := len(got[r.phone(i)]); {
+		case c == 0:
+			lost++
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	t.Logf("killed a worker after %d of %d accepted; lost %d, duplicates %d (in-flight limit %d)", killedAt, r.n, lost, dups, sms.DefaultConcurrency)
+	if lost != 0 {
+		t.Errorf("%d recipients got nothing", lost)
+	}
+	if dups > sms.DefaultConcurrency {
+		t.Errorf("%d duplicates after one kill, want at most the in-flight limit %d", dups, sms.DefaultConcurrency)
+	}
+	recs := r.records(bid)
+	sent := 0
+	for id, d := range recs {
+		if d.Status == dispatcher.StatusSent {
+			sent++
+		} else {
+			t.Errorf("%s: %s (%s), but the provider got it", id, d.Status, d.Reason)
+		}
+	}
+	if len(recs) != r.n || sent != r.n || b.Counts[dispatcher.ChannelSMS][dispatcher.StatusSent] != r.n || b.Pending != 0 {
+		t.Errorf("%d records, %d sent, counters %v, pending %d; want %d sent everywhere", len(recs), sent, b.Counts, b.Pending, r.n)
+	}
+}
+
+// TestResolvedRightAfterWorkerKilled: a worker is killed mid-broadcast and
+// the incident is resolved right after. The resolution does not wait for
+// the dead worker's batches beyond its lease: it reaches everyone, nobody
+// gets the opening after the resolution, and the opening's records agree
+// with what the provider got: sent for those it got, superseded for those
+// it did not, unknown only for the few in flight when the worker died.
+func TestResolvedRightAfterWorkerKilled(t *testing.T) {
+	r := newCrashRig(t, 2)
+	opened := r.open("OPEN cards down")
+	bid1 := opened.BroadcastID
+	r.waitAccepted(r.n / 4)
+	r.kill(0)
+	posted := time.Now()
+	var res dispatcher.UpdateResult
+	r.a.mustDo("POST", "/v1/incidents/"+opened.Incident.ID+"/updates",
+		map[string]any{"state": "resolved", "message": map[string]string{"en": "RESOLVED all good"}}, &res, 201)
+	b2 := r.waitDone(res.BroadcastID)
+	var first time.Time
+	for _, m := range r.tw.Messages() {
+		if strings.HasPrefix(m.Body, "RESOLVED") {
+			first = m.Created
+			break
+		}
+	}
+	t.Logf("first resolution SMS %.2fs after the update was posted; resolution done %.2fs after", first.Sub(posted).Seconds(), time.Since(posted).Seconds())
+
+	got := r.received()
+	recs := r.records(bid1)
+	unknown := 0
+	for i := range r.n {
+		id, phone := "k"+strconv.Itoa(i), r.phone(i)
+		opened, resolved, late := 0, 0, false
+		for _, body := range got[phone] {
+			switch {
+			case strings.HasPrefix(body, "RESOLVED"):
+				resolved++
+			case resolved > 0:
+				late = true
+			default:
+				opened++
+			}
+		}
+		if late {
+			t.Errorf("%s got the opening after the resolution: %q", id, got[phone])
+		}
+		if resolved == 0 {
+			t.Errorf("%s never got the resolution", id)
+		}
+		d := recs[id]
+		switch {
+		case d.Status == dispatcher.StatusUnknown:
+			unknown++
+		case opened > 0 && d.Status != dispatcher.StatusSent:
+			t.Errorf("%s: the provider got the opening, its record says %s (%s)", id, d.Status, d.Reason)
+		case opened == 0 && (d.Status != dispatcher.StatusSuppressed || d.Reason != dispatcher.ReasonSuperseded):
+			t.Errorf("%s: the provider never got the opening, its record says %s (%s)", id, d.Status, d.Reason)
+		}
+	}
+	t.Logf("opening records: %d unknown (in flight when the worker died)", unknown)
+	if unknown > sms.DefaultConcurrency {
+		t.Errorf("%d opening records unknown, want at most the in-flight limit %d", unknown, sms.DefaultConcurrency)
+	}
+	if b2.Counts[dispatcher.ChannelSMS][dispatcher.StatusSent] < r.n {
+		t.Errorf("resolution counters %v, want %d sent", b2.Counts, r.n)
+	}
+	b1 := r.waitDone(bid1)
+	counted := 0
+	for _, n := range b1.Counts[dispatcher.ChannelSMS] {
+		counted += n
+	}
+	if counted != r.n || b1.Counts[dispatcher.ChannelSMS][dispatcher.StatusUnknown] != unknown {
+		t.Errorf("opening counters %v disagree with its %d records (%d unknown)", b1.Counts, r.n, unknown)
+	}
+}

@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/tocsin-dev/tocsin/locales"
 	"github.com/tocsin-dev/tocsin/locales/gsm"
@@ -27,10 +26,11 @@ var _ Renderer = (*CatalogRenderer)(nil)
 // Render implements Renderer.
 func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	inc, up := req.Incident, req.Update
-	now := time.Now()
-	if c.Clock != nil {
-		now = c.Clock.Now()
+	clock := c.Clock
+	if clock == nil {
+		clock = SystemClock
 	}
+	now := clock.Now()
 	lreq := locales.Request{
 		Locale:   req.Locale,
 		Timezone: req.Timezone,

@@ -38,7 +38,7 @@ type Service struct {
 
 func (s *Service) now() time.Time {
 	if s.Clock == nil {
-		return time.Now().UTC()
+		return SystemClock.Now().UTC()
 	}
 	return s.Clock.Now().UTC()
 }

@@ -329,7 +329,7 @@ type Request struct {
 	Kind     string    // customer | merchant
 	Channel  string    // sms | email | push | webhook
 	State    string    // investigating | identified | monitoring | resolved, or notice (an operator's ad-hoc message)
-	Now      time.Time // reference instant for relative wording (durations, "today"); zero = time.Now()
+	Now      time.Time // reference instant for relative wording (durations, "today"); the caller's clock. Zero: no relative wording (no "since", dates in full)
 	Incident Incident
 	// Operator, when set, is the operator's own text for this recipient's
 	// language: it replaces the template's body. The locale's spelling rule
@@ -530,10 +530,7 @@ func emptyData() map[string]string {
 // up for one-line text, times in the recipient's zone, money and times in
 // the recipient's format when the text is in the recipient's language.
 func (c *Catalog) templateData(locale string, chain []string, r Request) map[string]string {
-	now := r.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
+	now := r.Now // zero: formatTime writes dates in full, and "since" stays empty
 	format := locale
 	if sameLanguage(r.Locale, locale) {
 		format = r.Locale
@@ -552,7 +549,7 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	data["Severity"] = oneLine(inc.Severity)
 	if !inc.Started.IsZero() {
 		data["Started"] = own(formatTime(format, inc.Started, loc, now))
-		if d := now.Sub(inc.Started); d >= time.Minute {
+		if d := now.Sub(inc.Started); !now.IsZero() && d >= time.Minute {
 			data["since"] = own(c.formatDuration(chain, d, true))
 		}
 	}

@@ -913,18 +913,34 @@ func TestRenderCleansData(t *testing.T) {
 	}
 }
 
-func TestRenderNowDefaultsToClock(t *testing.T) {
+// TestRenderNowIsTheCallers: relative wording is relative to Request.Now,
+// the caller's clock; without one there is none (the package never reads
+// the system clock).
+func TestRenderNowIsTheCallers(t *testing.T) {
 	t.Parallel()
-	r := fullRequest("en", "customer", "webhook", "investigating")
-	r.Now = time.Time{}
-	r.Timezone = "UTC"
-	r.Incident.Started = time.Now().Add(-3 * time.Hour)
-	m, err := MustNew().Render(r)
-	if err != nil {
-		t.Fatal(err)
+	started := time.Date(2001, 2, 3, 4, 5, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		now       time.Time
+		want, not string
+	}{
+		{"three hours on", started.Add(3 * time.Hour), "Started: 4:05 AM (3 hours ago)", "Feb 3, 2001"},
+		{"the next day", started.Add(24 * time.Hour), "Started: Feb 3, 2001, 4:05 AM (1 day ago)", ""},
+		{"no Now", time.Time{}, "Started: Feb 3, 2001, 4:05 AM\n", " ago)"},
 	}
-	if !strings.Contains(m.Body, "(3 hours ago)") {
-		t.Errorf("Body = %q, want the start 3 hours before the clock", m.Body)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := fullRequest("en", "customer", "webhook", "investigating")
+			r.Now, r.Timezone, r.Incident.Started = tt.now, "UTC", started
+			m, err := MustNew().Render(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(m.Body, tt.want) || tt.not != "" && strings.Contains(m.Body, tt.not) {
+				t.Errorf("Body = %q, want %q in it and not %q", m.Body, tt.want, tt.not)
+			}
+		})
 	}
 }
 

@@ -119,6 +119,10 @@ type Config struct {
 	MessageIDDomain string
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
+	// Clock dates each mail (the Date header). Network timeouts and the
+	// pool's idle connections keep to the system clock. Default
+	// dispatcher.SystemClock.
+	Clock dispatcher.Clock
 }
 
 // ErrClosed is returned for messages sent after Close.
@@ -162,6 +166,9 @@ func New(cfg Config) (*Sender, error) {
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = dispatcher.SystemClock
 	}
 	from, _ := mail.ParseAddress(cfg.From) // checked by validate
 	s := &Sender{
@@ -330,7 +337,7 @@ func (b *batch) work() {
 				return
 			}
 			var err error
-			if p, err = b.s.compose(b.msgs[i], time.Now()); err != nil {
+			if p, err = b.s.compose(b.msgs[i], b.s.cfg.Clock.Now()); err != nil {
 				b.fail(i, nil, err)
 				i = -1
 				continue

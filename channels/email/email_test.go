@@ -256,7 +256,12 @@ func TestMIME(t *testing.T) {
 	unsub := func(m *dispatcher.Message) string {
 		return "https://status.example.com/v1/unsubscribe/tok_" + m.Recipient.ID
 	}
-	st := newSetup(t, func(c *email.Config) { c.UnsubscribeURL = unsub })
+	// The mails are dated by the Sender's clock.
+	sent := time.Date(2001, 2, 3, 4, 5, 6, 0, time.FixedZone("CET", 3600))
+	st := newSetup(t, func(c *email.Config) {
+		c.UnsubscribeURL = unsub
+		c.Clock = dispatcher.ClockFunc(func() time.Time { return sent })
+	})
 	samples := []struct{ locale, title, body string }{
 		{"de-CH", "Störung: Zahlungen über die App – Größe, Straße, Übersee", "Zahlungen über die App schlagen fehl.\nNächstes Update um 14:30 Uhr. Grüße"},
 		{"fr-CH", "Incident : paiements perturbés — ça avance, à très bientôt. Œuvre, Noël", "Les paiements échouent depuis 13 h 05 ; désolés pour la gêne occasionnée."},
@@ -272,9 +277,7 @@ func TestMIME(t *testing.T) {
 		m.HTML = "<p>" + strings.ReplaceAll(sm.body, "\n", "<br>") + "</p>"
 		in = append(in, m)
 	}
-	before := time.Now().Add(-time.Second)
 	res := st.s.Send(t.Context(), in)
-	after := time.Now().Add(time.Second)
 	for i, r := range res {
 		if r.Err != nil || r.Status != dispatcher.StatusSent {
 			t.Fatalf("message %d: %+v", i, r)
@@ -337,8 +340,8 @@ func TestMIME(t *testing.T) {
 			if id := h.Get("Message-ID"); id != res[i].ProviderID || !regexp.MustCompile(`^<[0-9a-f]{32}@status\.example\.com>$`).MatchString(id) {
 				t.Errorf("Message-ID %q, ProviderID %q; want the same <32 hex digits@status.example.com>", id, res[i].ProviderID)
 			}
-			if date, err := h.Date(); err != nil || date.Before(before) || date.After(after) {
-				t.Errorf("Date %q (%v, %v), want the time of sending", h.Get("Date"), date, err)
+			if date, err := h.Date(); err != nil || !date.Equal(sent) {
+				t.Errorf("Date %q (%v, %v), want the clock's %v", h.Get("Date"), date, err, sent)
 			}
 			want := map[string]string{
 				"Auto-Submitted":        "auto-generated",

@@ -44,7 +44,8 @@ type Store interface {
 // delivered: the outbox is their destination.
 type Sender struct {
 	Store Store
-	Now   func() time.Time
+	// Clock gives Entry.At. Default dispatcher.SystemClock.
+	Clock dispatcher.Clock
 }
 
 var _ dispatcher.Sender = (*Sender)(nil)
@@ -55,11 +56,11 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	if len(msgs) == 0 {
 		return []dispatcher.Result{}
 	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
+	clock := s.Clock
+	if clock == nil {
+		clock = dispatcher.SystemClock
 	}
-	at := now().UTC()
+	at := clock.Now().UTC()
 	entries := make([]Entry, len(msgs))
 	for i, m := range msgs {
 		entries[i] = Entry{

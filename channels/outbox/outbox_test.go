@@ -77,7 +77,7 @@ func TestSenderRecordsEveryField(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2025, 3, 14, 13, 5, 0, 0, time.FixedZone("CET", 3600))
 	mem := outbox.NewMemory(10)
-	s := &outbox.Sender{Store: mem, Now: func() time.Time { return at }}
+	s := &outbox.Sender{Store: mem, Clock: dispatcher.ClockFunc(func() time.Time { return at })}
 	m := &dispatcher.Message{
 		DeliveryID:  "bc_pay_2.sms.r1",
 		BroadcastID: "bc_pay_2",

@@ -202,11 +202,13 @@ func (a *apns) failure(status int, reason string, n *notice, tok dispatcher.Push
 }
 
 // renewToken makes the next request sign a new provider token, unless the
-// current one is younger than APNs allows tokens to change.
+// current one is younger than APNs allows tokens to change. The age is
+// read on the system clock, as apns2 stamps IssuedAt (and expires the
+// token) with it: the Sender's clock may be a test's fixed one.
 func (a *apns) renewToken() {
 	a.token.Lock()
 	defer a.token.Unlock()
-	if a.now().Unix()-a.token.IssuedAt >= int64(providerTokenMinAge/time.Second) {
+	if time.Now().Unix()-a.token.IssuedAt >= int64(providerTokenMinAge/time.Second) {
 		a.token.IssuedAt = 0
 	}
 }

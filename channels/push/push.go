@@ -111,11 +111,13 @@ type Config struct {
 	// Logger receives one record per failed token (masked token, delivery
 	// and broadcast ids, provider code). Default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock: it dates apns-expiration, reads Retry-After dates
-	// and tells when the APNs provider token may be renewed. (The JWTs
-	// themselves are signed by the provider libraries with the system
-	// clock.) Default time.Now.
-	Now func() time.Time
+	// Clock dates apns-expiration (APNs, and FCM's APNs headers) and reads
+	// Retry-After dates (FCM, Web Push). Provider authentication keeps to
+	// the system clock: the libraries sign the JWTs (FCM's OAuth assertion,
+	// the APNs provider token, VAPID) and track their age with it, so the
+	// APNs provider token's renewal is judged by it too. Default
+	// dispatcher.SystemClock.
+	Clock dispatcher.Clock
 }
 
 // String describes c without its secrets.
@@ -207,12 +209,12 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = dispatcher.SystemClock
 	}
 	s := &Sender{platforms: map[string]deliverer{}, concurrency: cfg.Concurrency, log: cfg.Logger}
 	if cfg.FCM != nil {
-		f, err := newFCM(*cfg.FCM, cfg.Timeout, cfg.Concurrency, cfg.Now)
+		f, err := newFCM(*cfg.FCM, cfg.Timeout, cfg.Concurrency, cfg.Clock.Now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("FCM: %w", err))
 		} else {
@@ -220,7 +222,7 @@ func New(cfg Config) (*Sender, error) {
 		}
 	}
 	if cfg.APNs != nil {
-		a, err := newAPNs(*cfg.APNs, cfg.Timeout, cfg.Now)
+		a, err := newAPNs(*cfg.APNs, cfg.Timeout, cfg.Clock.Now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("APNs: %w", err))
 		} else {
@@ -228,7 +230,7 @@ func New(cfg Config) (*Sender, error) {
 		}
 	}
 	if cfg.WebPush != nil {
-		w, err := newWebPush(*cfg.WebPush, cfg.Timeout, cfg.Concurrency, cfg.Now)
+		w, err := newWebPush(*cfg.WebPush, cfg.Timeout, cfg.Concurrency, cfg.Clock.Now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("WebPush: %w", err))
 		} else {

@@ -299,10 +299,13 @@ func TestPriorityCollapseAndData(t *testing.T) {
 		t.Run(string(sev), func(t *testing.T) {
 			t.Parallel()
 			f := newFakes(t)
-			s := mustNew(t, f.config())
+			// The Sender's clock dates apns-expiration.
+			sent := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+			cfg := f.config()
+			cfg.Clock = dispatcher.ClockFunc(func() time.Time { return sent })
+			s := mustNew(t, cfg)
 			m := message(1, fcmToken(1), apnsToken(1), webToken(1))
 			m.Severity = sev
-			start := time.Now()
 			if r := s.Send(t.Context(), []*dispatcher.Message{m})[0]; r.Err != nil {
 				t.Fatal(r.Err)
 			}
@@ -327,6 +330,9 @@ func TestPriorityCollapseAndData(t *testing.T) {
 			if fm.CollapseKey != "inc_pay" || fm.APNsHeaders["apns-collapse-id"] != "inc_pay" || fm.TTL != "86400s" {
 				t.Errorf("FCM collapse_key %q, apns-collapse-id %q, ttl %q; want inc_pay, inc_pay, 86400s", fm.CollapseKey, fm.APNsHeaders["apns-collapse-id"], fm.TTL)
 			}
+			if exp, want := fm.APNsHeaders["apns-expiration"], strconv.FormatInt(sent.Add(24*time.Hour).Unix(), 10); exp != want {
+				t.Errorf("FCM apns-expiration %q, want %s (the clock's time + 24h)", exp, want)
+			}
 			if fm.Title != m.Title || fm.Body != m.Body || !maps.Equal(fm.Data, wantData) {
 				t.Errorf("FCM got title %q body %q data %v; want %q %q %v", fm.Title, fm.Body, fm.Data, m.Title, m.Body, wantData)
 			}
@@ -335,8 +341,8 @@ func TestPriorityCollapseAndData(t *testing.T) {
 			if n.Priority != wantAPNs || n.PushType != "alert" || n.CollapseID != "inc_pay" || n.Topic != f.apns.Topic || n.Sound != "default" {
 				t.Errorf("APNs notification %+v: want priority %s, push type alert, collapse id inc_pay, topic %s, sound default", n, wantAPNs, f.apns.Topic)
 			}
-			if exp := n.Expiration.Sub(start); exp < 24*time.Hour-time.Minute || exp > 24*time.Hour+time.Minute {
-				t.Errorf("APNs apns-expiration %v from now, want 24h", exp)
+			if !n.Expiration.Equal(sent.Add(24 * time.Hour)) {
+				t.Errorf("APNs apns-expiration %v, want the clock's time + 24h", n.Expiration)
 			}
 			custom := map[string]string{}
 			for k, v := range n.Custom {
@@ -648,13 +654,15 @@ func (c *fakeClock) Advance(d time.Duration) {
 // TestProviderTokenRenewal checks that APNs' ExpiredProviderToken renews
 // the provider token, but only once it is 20 minutes old: APNs answers
 // TooManyProviderTokenUpdates to a connection's token changing sooner.
+// The token's age is on the system clock (apns2's), whatever the Sender's
+// clock says: that one is fixed, far from the token's time.
 func TestProviderTokenRenewal(t *testing.T) {
 	t.Parallel()
 	f := newFakes(t)
 	clock := &fakeClock{now: time.Now()}
 	f.apns.SetClock(clock.Now)
 	cfg := f.config()
-	cfg.Now = clock.Now
+	cfg.Clock = dispatcher.ClockFunc(func() time.Time { return time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC) })
 	s := mustNew(t, cfg)
 	send := func(i int) dispatcher.Result {
 		return s.Send(t.Context(), []*dispatcher.Message{message(i, apnsToken(1))})[0]
@@ -681,6 +689,7 @@ func TestProviderTokenRenewal(t *testing.T) {
 
 	// 21 minutes on, ExpiredProviderToken makes the next send sign anew.
 	clock.Advance(21 * time.Minute)
+	push.AgeAPNsToken(s, 21*time.Minute)
 	expired(4)
 	if r := send(5); r.Err != nil {
 		t.Errorf("send after ExpiredProviderToken at 21 minutes: %v", r.Err)

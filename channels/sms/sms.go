@@ -107,6 +107,8 @@ type Config struct {
 	// Logger receives one record per failed message (masked number, delivery
 	// and broadcast ids, Twilio code). Default slog.Default().
 	Logger *slog.Logger
+	// Clock reads Retry-After dates. Default dispatcher.SystemClock.
+	Clock dispatcher.Clock
 }
 
 // String describes c without its secrets, so a Config may be printed or
@@ -301,7 +303,7 @@ type Sender struct {
 	base           *url.URL
 	transport      http.RoundTripper
 	log            *slog.Logger
-	now            func() time.Time
+	clock          dispatcher.Clock
 }
 
 var _ dispatcher.Sender = (*Sender)(nil)
@@ -325,6 +327,9 @@ func New(cfg Config) (*Sender, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = dispatcher.SystemClock
 	}
 	user, pass := cfg.AccountSID, cfg.AuthToken
 	if cfg.APIKey != "" {
@@ -355,7 +360,7 @@ func New(cfg Config) (*Sender, error) {
 		base:           base,
 		transport:      rt,
 		log:            cfg.Logger,
-		now:            time.Now,
+		clock:          cfg.Clock,
 	}, nil
 }
 
@@ -503,7 +508,7 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		// Cut off by the caller: the fate of the request is unknown.
 		return notSent(fmt.Errorf("%w (%w)", ctxErr, maskErr(err, to)))
 	}
-	cerr := classify(ex.status, ex.header, err, to, s.now())
+	cerr := classify(ex.status, ex.header, err, to, s.clock.Now())
 	s.logFailure(m, to, ex.status, cerr)
 	return dispatcher.Result{Err: cerr}
 }

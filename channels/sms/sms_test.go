@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -629,5 +630,34 @@ func TestMaskPhone(t *testing.T) {
 		if got := sms.MaskPhone(in); got != want {
 			t.Errorf("MaskPhone(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// roundTripFunc answers requests without a network.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestRetryAfterDateOnTheClock: a Retry-After HTTP date is read against
+// the Sender's clock, not the system's.
+func TestRetryAfterDateOnTheClock(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	cfg := sms.Config{AccountSID: accountSID, AuthToken: authToken, From: fromNumber, BaseURL: "https://twilio.test", Logger: discard,
+		Clock: dispatcher.ClockFunc(func() time.Time { return at }),
+		HTTPClient: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Body != nil {
+				r.Body.Close()
+			}
+			h := http.Header{"Content-Type": {"application/json"}, "Retry-After": {at.Add(90 * time.Second).Format(http.TimeFormat)}}
+			body := `{"code":20503,"message":"Service unavailable","more_info":"https://www.twilio.com/docs/errors/20503","status":503}`
+			return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable", Header: h,
+				Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+		})},
+	}
+	r := mustNew(t, cfg).Send(t.Context(), []*dispatcher.Message{message(1, "+41791234567")})[0]
+	se := dispatcher.Classify(r.Err)
+	if r.Err == nil || se.Permanent || se.Code != "20503" || se.RetryAfter != 90*time.Second {
+		t.Errorf("Send = %+v (%v), want transient 20503 with RetryAfter 1m30s, the date less the clock's now", *se, r.Err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // example of docs/webhooks.md).
 func ExamplePayload() {
 	m := exampleMessage()
-	body, err := webhook.Payload(m)
+	body, err := webhook.Payload(m, exampleSent)
 	if err != nil {
 		panic(err)
 	}
@@ -54,6 +54,9 @@ func ExamplePayload() {
 	// }
 }
 
+// exampleSent is when the example is sent: 2026-03-14T15:42:05Z.
+var exampleSent = time.Unix(1773502925, 0)
+
 // exampleMessage is the resolution of an incident, for merchant mer_42.
 func exampleMessage() *dispatcher.Message {
 	started := time.Date(2026, 3, 14, 12, 5, 0, 0, time.UTC)
@@ -85,7 +88,7 @@ func exampleMessage() *dispatcher.Message {
 // receiver's own code can be checked against it.
 func Example_signature() {
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	body, err := webhook.Payload(exampleMessage())
+	body, err := webhook.Payload(exampleMessage(), exampleSent)
 	if err != nil {
 		panic(err)
 	}
@@ -93,7 +96,7 @@ func Example_signature() {
 	if err != nil {
 		panic(err)
 	}
-	id, ts := "bc_pay_4.webhook.mer_42", time.Unix(1773502925, 0)
+	id, ts := "bc_pay_4.webhook.mer_42", exampleSent
 	sig, err := wh.Sign(id, ts, body)
 	if err != nil {
 		panic(err)

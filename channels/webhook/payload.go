@@ -45,9 +45,11 @@ type Data struct {
 	Params      map[string]string `json:"params"`
 }
 
-// Payload builds the JSON body for m, as Send sends it.
-func Payload(m *dispatcher.Message) ([]byte, error) {
-	return json.Marshal(event(m, time.Now()))
+// Payload builds the JSON body for m, as Send sends it at now (Send passes
+// its clock's time). now is used only when m carries no update time: as the
+// event's timestamp, and as resolved_at of a resolution without one.
+func Payload(m *dispatcher.Message, now time.Time) ([]byte, error) {
+	return json.Marshal(event(m, now))
 }
 
 // event builds m's Event; now is its timestamp when m carries no update

@@ -10,10 +10,10 @@
 //
 //   - webhook-id: the delivery id, the same on every retry, so receivers
 //     can drop duplicates;
-//   - webhook-timestamp: Unix seconds at sending;
+//   - webhook-timestamp: Unix seconds at sending, by Config.Clock;
 //   - webhook-signature: "v1,<base64 HMAC-SHA256>" for every secret in
-//     WebhookEndpoint.SigningSecrets, space-separated (two during a secret
-//     rotation), over the exact bytes sent.
+//     WebhookEndpoint.SigningSecrets at that instant, space-separated (two
+//     during a secret rotation's overlap), over the exact bytes sent.
 //
 // # Outcome
 //
@@ -59,7 +59,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -130,8 +129,12 @@ type Config struct {
 	Concurrency int
 	// Reporter receives the attempts and the endpoints' health. Optional.
 	Reporter Reporter
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
+	// Clock dates the requests: webhook-timestamp and the signatures over
+	// it, the secrets that sign (a rotated-out secret signs until its
+	// overlap ends), Attempt.At, the payload's timestamp when the message
+	// carries no update time, and Retry-After dates. Latency is measured
+	// with the system's monotonic clock. Default dispatcher.SystemClock.
+	Clock dispatcher.Clock
 	// Logger receives one record per failed request (delivery, broadcast
 	// and endpoint ids, the URL's host, never its path or a secret).
 	// Default slog.Default().
@@ -213,8 +216,8 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = dispatcher.SystemClock
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -331,7 +334,7 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			res[i].Err = dispatcher.Suppress(CodeNoEndpoint, fmt.Errorf("webhook: delivery %s: the recipient has no active endpoint for this event", m.DeliveryID))
 			continue
 		}
-		body, err := s.payload(m)
+		body, err := Payload(m, s.cfg.Clock.Now())
 		if err != nil {
 			res[i].Err = dispatcher.Permanent("payload", fmt.Errorf("webhook: delivery %s: %w", m.DeliveryID, err))
 			continue
@@ -397,16 +400,11 @@ func (s *Sender) result(ctx context.Context, m *dispatcher.Message, out []outcom
 	return s.combine(ctx, m, out)
 }
 
-// payload is the body sent for m: Payload with the Sender's clock.
-func (s *Sender) payload(m *dispatcher.Message) ([]byte, error) {
-	return json.Marshal(event(m, s.cfg.Now()))
-}
-
 // post sends body to ep and classifies the answer. It never panics.
 func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher.WebhookEndpoint, body []byte) (o outcome) {
 	o.tried = true
-	start := s.cfg.Now()
-	clock := time.Now() // monotonic, for the latency
+	start := s.cfg.Clock.Now()
+	clock := time.Now() // monotonic, for the latency only
 	o.attempt = dispatcher.Attempt{At: start, EndpointID: ep.ID}
 	defer func() {
 		if p := recover(); p != nil {
@@ -491,9 +489,9 @@ func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher
 	case http.StatusGone:
 		o.err = dispatcher.Permanent(code, fmt.Errorf("%w: the endpoint is gone", herr))
 	case http.StatusTooManyRequests:
-		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(resp.Header, s.cfg.Now(), DefaultRateLimitDelay, MaxRetryAfter), herr)
+		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(resp.Header, s.cfg.Clock.Now(), DefaultRateLimitDelay, MaxRetryAfter), herr)
 	default:
-		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(resp.Header, s.cfg.Now(), 0, MaxRetryAfter), herr)
+		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(resp.Header, s.cfg.Clock.Now(), 0, MaxRetryAfter), herr)
 	}
 	o.attempt.Error = herr.Error()
 	return o

@@ -260,7 +260,7 @@ func TestSignedWithOneSecret(t *testing.T) {
 		t.Error("a changed webhook-timestamp still verifies")
 	}
 	// And the exact bytes sent are what Payload builds for the message.
-	want, err := webhook.Payload(m)
+	want, err := webhook.Payload(m, time.Unix(ts, 0))
 	if err != nil || !bytes.Equal(want, req.Body) {
 		t.Errorf("body\n %s\nwant Payload's\n %s (%v)", req.Body, want, err)
 	}
@@ -285,45 +285,104 @@ func TestManualHMAC(t *testing.T) {
 	}
 }
 
+// fixedClock always tells at.
+func fixedClock(at time.Time) dispatcher.Clock {
+	return dispatcher.ClockFunc(func() time.Time { return at })
+}
+
+// TestSecretRotation: the Sender's clock, not the system's, decides which
+// secrets sign and dates the request. The fixed instants are far in the
+// past and the future, so that the system clock would decide otherwise
+// whatever the date the test runs on.
 func TestSecretRotation(t *testing.T) {
 	t.Parallel()
-	s := mustNew(t, local())
-	t.Run("overlap", func(t *testing.T) {
-		t.Parallel()
-		// The receiver requires both secrets to verify, each on its own.
-		recv := webhooktest.New(t, secretB, secretA)
-		ep := endpoint("ep_1", recv.URL, secretB)
-		later := time.Now().Add(24 * time.Hour)
-		ep.Secrets = append(ep.Secrets, dispatcher.WebhookSecret{Secret: secretA, ExpiresAt: &later})
-		wantSent(t, send1(t, s, message(2, dispatcher.StateIdentified, ep)))
-		req := recv.Accepted()[0]
-		if len(req.Signatures) != 2 {
-			t.Fatalf("webhook-signature %q, want two signatures during the overlap", req.Signatures)
-		}
-		for _, secret := range []string{secretA, secretB} {
-			if err := req.VerifyWith(secret); err != nil {
-				t.Errorf("a merchant holding only %s… cannot verify: %v", secret[:10], err)
+	past := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	future := time.Date(2101, 2, 3, 4, 5, 6, 0, time.UTC)
+	tests := []struct {
+		name    string
+		now     time.Time // the Sender's and the receiver's clock
+		expires time.Time // the rotated-out secretA's end of overlap
+		both    bool      // secretA signs too
+	}{
+		// The system clock would find secretA expired long ago.
+		{"overlap", past, past.Add(time.Hour), true},
+		{"overlap's last second", past, past.Add(time.Second), true},
+		// The system clock would find secretA still signing.
+		{"expired", future, future.Add(-time.Minute), false},
+		{"expiring now", future, future, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			want := []string{secretB}
+			if tt.both {
+				want = append(want, secretA)
 			}
-		}
-		if err := req.VerifyWith(secretC); err == nil {
-			t.Error("an unrelated secret verifies")
-		}
-	})
-	t.Run("expired", func(t *testing.T) {
-		t.Parallel()
-		recv := webhooktest.New(t, secretB)
-		ep := endpoint("ep_1", recv.URL, secretB)
-		earlier := time.Now().Add(-time.Minute)
-		ep.Secrets = append(ep.Secrets, dispatcher.WebhookSecret{Secret: secretA, ExpiresAt: &earlier})
-		wantSent(t, send1(t, s, message(2, dispatcher.StateIdentified, ep)))
-		req := recv.Accepted()[0]
-		if len(req.Signatures) != 1 {
-			t.Errorf("webhook-signature %q, want one: the old secret expired", req.Signatures)
-		}
-		if err := req.VerifyWith(secretA); err == nil {
-			t.Error("the expired secret still verifies")
-		}
-	})
+			// The receiver requires each secret it holds to verify on its
+			// own, at the Sender's time.
+			recv := webhooktest.New(t, want...)
+			recv.SetClock(fixedClock(tt.now))
+			rep := newReporter()
+			cfg := local()
+			cfg.Clock, cfg.Reporter = fixedClock(tt.now), rep
+			s := mustNew(t, cfg)
+			ep := endpoint("ep_1", recv.URL, secretB)
+			expires := tt.expires
+			ep.Secrets = append(ep.Secrets, dispatcher.WebhookSecret{Secret: secretA, ExpiresAt: &expires})
+			m := message(2, dispatcher.StateIdentified, ep)
+			wantSent(t, send1(t, s, m))
+
+			got := recv.Accepted()
+			if len(got) != 1 {
+				t.Fatalf("the receiver accepted %d requests, want 1", len(got))
+			}
+			req := got[0]
+			if len(req.Signatures) != len(want) {
+				t.Errorf("webhook-signature %q, want %d signatures", req.Signatures, len(want))
+			}
+			if ts := strconv.FormatInt(tt.now.Unix(), 10); req.Timestamp != ts {
+				t.Errorf("webhook-timestamp %s, want the clock's %s", req.Timestamp, ts)
+			}
+			for _, secret := range want {
+				if err := req.VerifyWith(secret); err != nil {
+					t.Errorf("a merchant holding only %s… cannot verify: %v", secret[:10], err)
+				}
+			}
+			if err := req.VerifyWith(secretA); !tt.both && err == nil {
+				t.Error("the expired secret still verifies")
+			}
+			if err := req.VerifyWith(secretC); err == nil {
+				t.Error("an unrelated secret verifies")
+			}
+			if as := rep.attempts[m.DeliveryID]; len(as) != 1 || len(as[0]) != 1 || !as[0][0].At.Equal(tt.now) {
+				t.Errorf("attempts %+v, want one at the clock's %v", as, tt.now)
+			}
+		})
+	}
+}
+
+// TestClockDatesPayload: a message without an update time is dated by the
+// Sender's clock (timestamp, and resolved_at of a resolution).
+func TestClockDatesPayload(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	recv := webhooktest.New(t, secretA)
+	recv.SetClock(fixedClock(at))
+	cfg := local()
+	cfg.Clock = fixedClock(at)
+	m := message(4, dispatcher.StateResolved, endpoint("ep_1", recv.URL, secretA))
+	m.Update.CreatedAt, m.Incident.ResolvedAt = time.Time{}, nil
+	wantSent(t, send1(t, mustNew(t, cfg), m))
+	got := recv.Accepted()
+	if len(got) != 1 {
+		t.Fatalf("the receiver accepted %d requests, want 1", len(got))
+	}
+	if ev := got[0].Event; ev.Timestamp != "2001-02-03T04:05:06Z" || ev.Data.ResolvedAt != "2001-02-03T04:05:06Z" {
+		t.Errorf("timestamp %q, resolved_at %q; want the clock's 2001-02-03T04:05:06Z", ev.Timestamp, ev.Data.ResolvedAt)
+	}
+	if want, err := webhook.Payload(m, at); err != nil || !bytes.Equal(want, got[0].Body) {
+		t.Errorf("body\n %s\nwant Payload's at the clock's time\n %s (%v)", got[0].Body, want, err)
+	}
 }
 
 func TestWebhookIDStableAcrossRetries(t *testing.T) {
@@ -430,7 +489,9 @@ func TestPayloadWithoutIncident(t *testing.T) {
 	// The message alone carries enough for a payload.
 	m := &dispatcher.Message{DeliveryID: "bc_x_5.webhook.m", BroadcastID: "bc_x_5", IncidentID: "inc_x", Seq: 5,
 		State: dispatcher.StateResolved, Severity: dispatcher.SeverityMinor, Title: "T", Body: "B", Locale: "en"}
-	b, err := webhook.Payload(m)
+	// Without an update time, now dates the event and the resolution.
+	now := time.Date(2026, 3, 14, 16, 0, 0, 0, time.FixedZone("CET", 3600))
+	b, err := webhook.Payload(m, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +500,7 @@ func TestPayloadWithoutIncident(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ev.Type != dispatcher.EventResolved || ev.Data.IncidentID != "inc_x" || ev.Data.Seq != 5 || ev.Data.Severity != "minor" ||
-		ev.Data.ResolvedAt == "" || ev.Timestamp == "" || ev.Data.Services == nil {
+		ev.Data.ResolvedAt != "2026-03-14T15:00:00Z" || ev.Timestamp != "2026-03-14T15:00:00Z" || ev.Data.Services == nil {
 		t.Errorf("Payload = %s", b)
 	}
 }
@@ -474,7 +535,7 @@ func TestTransientFailures(t *testing.T) {
 			// The Sender's clock is the one the Retry-After date was
 			// written with: a subtest that waits for its turn still reads
 			// 10 minutes.
-			cfg.Now = func() time.Time { return now }
+			cfg.Clock = fixedClock(now)
 			s := mustNew(t, cfg)
 			se := wantErr(t, send1(t, s, message(2, dispatcher.StateIdentified, endpoint("ep_1", recv.URL, secretA))), false, tt.code)
 			// HTTP dates have second precision.
@@ -1086,7 +1147,8 @@ func TestPayloadNotice(t *testing.T) {
 			Services: []string{"cards"}, CreatedAt: at},
 		Update: &dispatcher.Update{Seq: 1, State: dispatcher.StateNotice, BroadcastID: "bc_ntc_abc", CreatedAt: at},
 	}
-	b, err := webhook.Payload(m)
+	// The update's time dates the event, not the time of sending.
+	b, err := webhook.Payload(m, at.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

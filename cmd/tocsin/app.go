@@ -47,8 +47,12 @@ type Main struct {
 	// Started, when set, is called once the HTTP server listens (tests use
 	// it to learn the address of a ":0" listener).
 	Started func(addr string)
-	// Clock, when set, replaces the system clock for incidents, broadcasts
-	// and message wording (tests use a fixed one).
+	// Clock, when set, replaces the system clock for everything that dates
+	// the domain: incidents, broadcasts, message wording, the store, the
+	// API's examples and every channel (webhook signatures and secret
+	// rotations, mail dates, Retry-After dates, apns-expiration, the
+	// outbox). Tests use a fixed one. Network timeouts, latencies and
+	// provider authentication stay on the system clock.
 	Clock dispatcher.Clock
 	// SMTPTLSConfig, when set, is the TLS configuration of SMTP connections
 	// (tests trust their local server's certificate with it).
@@ -255,6 +259,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 				Metrics:      metricsHandler,
 				Logger:       logger,
 				Version:      Version,
+				Clock:        clock,
 				Callbacks: api.Callbacks{
 					TwilioAuthToken: cfg.Channels.SMS.Twilio.AuthToken,
 					PublicURL:       cfg.HTTP.BaseURL(),
@@ -360,7 +365,7 @@ func linkSigner(ctx context.Context, cfg config.Config, store *redisstore.Store)
 // endpoint is the provider). The returned func closes the providers'
 // connections.
 func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispatcher.LinkSigner, catalog *locales.Catalog, clock dispatcher.Clock, logger *slog.Logger) (map[dispatcher.Channel]dispatcher.Sender, *webhook.Sender, func(), error) {
-	box := &outbox.Sender{Store: store}
+	box := &outbox.Sender{Store: store, Clock: clock}
 	senders := map[dispatcher.Channel]dispatcher.Sender{}
 	for _, ch := range dispatcher.Channels {
 		senders[ch] = box
@@ -374,7 +379,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 	base := cfg.HTTP.BaseURL()
 	if cfg.SMSConfigured() {
 		sc := cfg.Channels.SMS.Twilio.SMSConfig()
-		sc.Logger = logger
+		sc.Logger, sc.Clock = logger, clock
 		sc.StatusCallback = func(deliveryID string) string {
 			return base + "/v1/callbacks/twilio/status?d=" + url.QueryEscape(deliveryID)
 		}
@@ -388,7 +393,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		e := cfg.Channels.Email.SMTP
 		s, err := email.New(email.Config{
 			Host: e.Host, Port: e.Port, Username: e.Username, Password: e.Password, TLS: e.TLS, From: e.From,
-			PoolSize: e.PoolSize, Timeout: e.Timeout, TLSConfig: m.SMTPTLSConfig, Logger: logger,
+			PoolSize: e.PoolSize, Timeout: e.Timeout, TLSConfig: m.SMTPTLSConfig, Logger: logger, Clock: clock,
 			UnsubscribeURL: func(msg *dispatcher.Message) string {
 				return base + "/v1/unsubscribe/" + links.Token(dispatcher.ChannelEmail, msg.Recipient.ID)
 			},
@@ -401,6 +406,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 	}
 	if cfg.PushConfigured() {
 		pc, err := pushConfig(cfg.Channels.Push, logger)
+		pc.Clock = clock
 		if pc.FCM != nil {
 			pc.FCM.HTTPClient = m.PushHTTPClient
 		}
@@ -425,7 +431,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 	}
 	hooks, err := webhook.New(webhook.Config{
 		AllowHTTP: w.AllowHTTP, AllowNetworks: w.ParsedAllowNetworks(), Timeout: w.Timeout, ConnectTimeout: w.ConnectTimeout,
-		MaxResponseBytes: int64(w.MaxResponseBytes), Reporter: health, Logger: logger,
+		MaxResponseBytes: int64(w.MaxResponseBytes), Reporter: health, Logger: logger, Clock: clock,
 	})
 	if err != nil {
 		return nil, nil, closeAll, fmt.Errorf("channels.webhook: %w", err)

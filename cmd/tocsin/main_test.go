@@ -64,8 +64,13 @@ type app struct {
 	stdout, stderr *syncBuffer
 }
 
-// testNow is the fixed "now" of the servers the tests start.
-var testNow = time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+// testNow is the fixed "now" of the servers the tests start, and
+// testClock the clock that tells it: Main.Clock, and the clock of the
+// fakes that judge what the server dates with it.
+var (
+	testNow   = time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	testClock = dispatcher.ClockFunc(func() time.Time { return testNow })
+)
 
 // startApp runs `tocsin serve` with env until the test ends.
 func startApp(t *testing.T, env map[string]string, extra ...string) *app {
@@ -82,7 +87,7 @@ func startAppWith(t *testing.T, env map[string]string, adjust func(*Main), extra
 		Stdout: a.stdout, Stderr: a.stderr,
 		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		Started:   func(addr string) { addrc <- addr },
-		Clock:     dispatcher.ClockFunc(func() time.Time { return testNow }),
+		Clock:     testClock,
 	}
 	if adjust != nil {
 		adjust(m)

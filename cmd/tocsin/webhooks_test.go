@@ -27,8 +27,11 @@ func TestWebhooks(t *testing.T) {
 		"TOCSIN_WEBHOOK_ALLOW_HTTP": "true", "TOCSIN_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
 	})
 	// The receiver verifies every request with the Standard Webhooks
-	// library; it learns the endpoint's secret once it is registered.
+	// library; it learns the endpoint's secret once it is registered. The
+	// server signs at its clock's time, so the receiver holds the
+	// timestamps to that clock.
 	recv := webhooktest.New(t, "whsec_"+"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	recv.SetClock(testClock)
 
 	a.mustDo("PUT", "/v1/recipients/shop", map[string]any{"kind": "merchant", "locale": "de-CH", "email": "ops@shop.example",
 		"services": []string{"cards"}, "channels": []string{"webhook", "email"}}, nil, 200)
@@ -124,6 +127,9 @@ func TestWebhooks(t *testing.T) {
 	if len(last.Signatures) != 2 {
 		t.Errorf("signatures during the overlap = %v, want two", last.Signatures)
 	}
+	if want := strconv.FormatInt(testNow.Unix(), 10); last.Timestamp != want {
+		t.Errorf("webhook-timestamp = %s, want the server clock's %s", last.Timestamp, want)
+	}
 
 	// 410 Gone: the endpoint is disabled at once, the merchant is told by
 	// email (the outbox here), and the delivery fails without retries.
@@ -214,6 +220,7 @@ func TestWebhookNotice(t *testing.T) {
 		"TOCSIN_WEBHOOK_ALLOW_HTTP": "true", "TOCSIN_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
 	})
 	recv := webhooktest.New(t, "whsec_"+"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	recv.SetClock(testClock)
 	a.mustDo("PUT", "/v1/recipients/shop", map[string]any{"kind": "merchant", "locale": "fr-CH", "email": "ops@shop.example",
 		"services": []string{"cards"}, "channels": []string{"webhook", "email"}}, nil, 200)
 	var reg dispatcher.EndpointResult

@@ -97,6 +97,10 @@ type Config struct {
 	// Callbacks configures the routes that need no API key: Twilio's
 	// webhooks and unsubscribe links.
 	Callbacks Callbacks
+	// Clock is the time of the routes' example data (the template
+	// preview's example ETA); the Service keeps its own. Default
+	// dispatcher.SystemClock.
+	Clock dispatcher.Clock
 }
 
 // Limits of the API.
@@ -118,6 +122,9 @@ type server struct {
 // New returns the HTTP handler of the whole API: /v1 routes, /healthz,
 // /readyz, /metrics and /openapi.json.
 func New(cfg Config) http.Handler {
+	if cfg.Clock == nil {
+		cfg.Clock = dispatcher.SystemClock
+	}
 	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), chunk: cfg.ImportChunk}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -426,7 +425,7 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *templatePreviewInput) (*sampleOutput, error) {
 		req := dispatcher.TemplatePreviewInput{State: in.State, Locale: in.Locale, Channel: in.Channel, Kind: in.Kind, Timezone: in.Timezone}
 		if in.ETA != "" {
-			req.Params = dispatcher.ExampleParams(time.Now())
+			req.Params = dispatcher.ExampleParams(s.cfg.Clock.Now())
 			req.Params["eta"] = in.ETA
 		}
 		smp, err := svc.PreviewTemplate(ctx, req)

@@ -145,7 +145,7 @@ func TestOutboxSenderOnStore(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		// The outbox channel's own contract, on this store.
-		snd := &outbox.Sender{Store: s, Now: func() time.Time { return deliveryEpoch }}
+		snd := &outbox.Sender{Store: s, Clock: dispatcher.ClockFunc(func() time.Time { return deliveryEpoch })}
 		msgs := outboxMessages(3)
 		res := snd.Send(context.Background(), msgs)
 		if len(res) != 3 {

@@ -33,7 +33,15 @@ var storeBackends = []storeBackend{
 	}},
 	{"miniredis", func(t *testing.T) redis.UniversalClient {
 		m := miniredis.RunT(t)
-		rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		// No read or write deadline: go-redis gives a whole pipeline one
+		// ReadTimeout (3 s by default) for all its replies, and miniredis
+		// runs each script in a fresh Lua VM, so a 500-recipient
+		// PutRecipients takes 0.7-1.5 s under the race detector on an idle
+		// 2-core machine and more than 3 s in a busy full run: the read
+		// timed out, go-redis retried the whole pipeline into the same
+		// wall, and the test failed with an i/o timeout. A hang still ends
+		// at go test's -timeout, with every goroutine's stack.
+		rdb := redis.NewClient(&redis.Options{Addr: m.Addr(), ReadTimeout: -1, WriteTimeout: -1})
 		t.Cleanup(func() { _ = rdb.Close() })
 		return rdb
 	}},

@@ -10,7 +10,9 @@
 //     standardwebhooks.NewWebhook(secret).Verify(body, header) succeeds for
 //     every secret the Receiver was given, each on its own (so a Receiver
 //     given the old and the new secret of a rotation checks that both
-//     signed), which also holds the timestamp to 5 minutes of now;
+//     signed), which also holds webhook-timestamp to 5 minutes of the
+//     Receiver's clock (the system clock unless SetClock gives the
+//     sender's);
 //   - the body is an Event: a known type, an RFC 3339 timestamp, and
 //     data.delivery_id equal to webhook-id.
 //
@@ -33,6 +35,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -46,6 +49,10 @@ import (
 
 // MaxBody is the largest body the Receiver reads.
 const MaxBody = 1 << 20
+
+// Tolerance is how far webhook-timestamp may be from the Receiver's clock,
+// as the standard-webhooks library allows.
+const Tolerance = 5 * time.Minute
 
 // Request is one request as the Receiver got it.
 type Request struct {
@@ -61,17 +68,41 @@ type Request struct {
 	Status int
 	// Err says how the request broke the contract; nil when it kept it.
 	Err error
-	At  time.Time
+	// At is when the request arrived, by the Receiver's clock.
+	At time.Time
 }
 
 // VerifyWith checks the request's signature with secret alone, as a
-// merchant holding only that secret would.
+// merchant holding only that secret would when it arrived (At; the system
+// clock's now when At is zero).
 func (r *Request) VerifyWith(secret string) error {
+	at := r.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return verify(secret, r.Body, r.Header, at)
+}
+
+// verify is standardwebhooks.Webhook.Verify with now for the library's
+// system clock: the timestamp within Tolerance of now, then a signature of
+// secret among webhook-signature's. Its errors are the library's.
+func verify(secret string, body []byte, h http.Header, now time.Time) error {
 	wh, err := standardwebhooks.NewWebhook(secret)
 	if err != nil {
 		return err
 	}
-	return wh.Verify(r.Body, r.Header)
+	// A missing or malformed timestamp is the library's to report.
+	if sec, err := strconv.ParseInt(h.Get(standardwebhooks.HeaderWebhookTimestamp), 10, 64); err == nil {
+		switch ts := time.Unix(sec, 0); {
+		case now.Sub(ts) > Tolerance:
+			return fmt.Errorf("unable to verify payload, err: %w (webhook-timestamp %s, now %s)",
+				standardwebhooks.ErrMessageTooOld, ts.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		case ts.After(now.Add(Tolerance)):
+			return fmt.Errorf("unable to verify payload, err: %w (webhook-timestamp %s, now %s)",
+				standardwebhooks.ErrMessageTooNew, ts.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
+	}
+	return wh.VerifyIgnoringTimestamp(body, h)
 }
 
 // Answer writes the answer to a request that kept the contract.
@@ -89,11 +120,12 @@ type Receiver struct {
 	// https:// from NewTLS).
 	URL string
 
-	tb      testing.TB
-	srv     *httptest.Server
-	secrets []string
+	tb  testing.TB
+	srv *httptest.Server
 
 	mu      sync.Mutex
+	secrets []string
+	clock   dispatcher.Clock
 	reqs    []*Request
 	fails   []failure
 	answer  Answer
@@ -139,7 +171,7 @@ func newReceiver(tb testing.TB, secrets []string) *Receiver {
 			tb.Fatalf("webhooktest: %q is not a whsec_ secret", s)
 		}
 	}
-	return &Receiver{tb: tb, secrets: slices.Clone(secrets)}
+	return &Receiver{tb: tb, secrets: slices.Clone(secrets), clock: dispatcher.SystemClock}
 }
 
 // Certificate is the HTTPS Receiver's certificate (nil for plain HTTP).
@@ -169,6 +201,19 @@ func (r *Receiver) SetSecrets(secrets ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.secrets = append([]string(nil), secrets...)
+}
+
+// SetClock makes the Receiver tell the time with c: Request.At, and the
+// instant webhook-timestamp must be within Tolerance of. A test whose
+// sender signs with a fixed clock gives the Receiver the same one. nil
+// restores the system clock.
+func (r *Receiver) SetClock(c dispatcher.Clock) {
+	if c == nil {
+		c = dispatcher.SystemClock
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clock = c
 }
 
 // FailNext answers the next n requests that keep the contract with status
@@ -243,17 +288,18 @@ func (w *statusRecorder) Flush() {
 }
 
 func (r *Receiver) serve(w http.ResponseWriter, hr *http.Request) {
+	r.mu.Lock()
 	req := &Request{
 		ID:        hr.Header.Get(standardwebhooks.HeaderWebhookID),
 		Timestamp: hr.Header.Get(standardwebhooks.HeaderWebhookTimestamp),
 		Header:    hr.Header.Clone(),
-		At:        time.Now(),
+		At:        r.clock.Now(),
 	}
 	if sig := hr.Header.Get(standardwebhooks.HeaderWebhookSignature); sig != "" {
 		req.Signatures = strings.Split(sig, " ")
 	}
-	r.mu.Lock()
 	r.reqs = append(r.reqs, req)
+	secrets := r.secrets
 	r.mu.Unlock()
 
 	body, err := io.ReadAll(io.LimitReader(hr.Body, MaxBody+1))
@@ -263,7 +309,7 @@ func (r *Receiver) serve(w http.ResponseWriter, hr *http.Request) {
 		return
 	}
 	r.update(func() { req.Body = body })
-	if err := r.check(hr, req, body); err != nil {
+	if err := r.check(hr, req, body, secrets); err != nil {
 		r.update(func() { req.Err, req.Status = err, http.StatusBadRequest })
 		r.mu.Lock()
 		lenient := r.lenient
@@ -316,8 +362,8 @@ func (r *Receiver) update(f func()) {
 	f()
 }
 
-// check holds a request to the contract.
-func (r *Receiver) check(hr *http.Request, req *Request, body []byte) error {
+// check holds a request to the contract, its signature to secrets.
+func (r *Receiver) check(hr *http.Request, req *Request, body []byte, secrets []string) error {
 	var errs []error
 	if hr.Method != http.MethodPost {
 		errs = append(errs, fmt.Errorf("method %s, want POST", hr.Method))
@@ -331,10 +377,9 @@ func (r *Receiver) check(hr *http.Request, req *Request, body []byte) error {
 	if len(body) > MaxBody {
 		errs = append(errs, fmt.Errorf("body over %d bytes", MaxBody))
 	}
-	for i, secret := range r.secrets {
-		wh, _ := standardwebhooks.NewWebhook(secret)
-		if err := wh.Verify(body, hr.Header); err != nil {
-			errs = append(errs, fmt.Errorf("signature check with secret %d of %d: %w", i+1, len(r.secrets), err))
+	for i, secret := range secrets {
+		if err := verify(secret, body, hr.Header, req.At); err != nil {
+			errs = append(errs, fmt.Errorf("signature check with secret %d of %d: %w", i+1, len(secrets), err))
 		}
 	}
 	for _, s := range req.Signatures {

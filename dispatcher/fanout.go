@@ -831,7 +831,7 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 		},
 		Done: func(i int, r Result) {
 			if claim(i) {
-				c.take(ms[i], r)
+				c.take(ms[i], r, true)
 			}
 		},
 	}
@@ -848,24 +848,32 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 		if i < len(res) {
 			r = res[i]
 		}
-		c.take(m, r)
+		c.take(m, r, false)
 	}
 }
 
-// take classifies one result and queues its outcome for the journal.
-func (c *collector) take(m *Message, res Result) {
+// take classifies one result and queues its outcome for the journal; with
+// wait (a result reported through Progress.Done, the Sender's slot still
+// held) it returns once the outcome is written.
+func (c *collector) take(m *Message, res Result, wait bool) {
 	o, delay, ok := c.f.outcome(m, res)
 	if ok && o.Status == StatusQueued && c.lost() {
 		ok = false // cut off because another run has the batch: it is theirs
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer func() {
+		c.mu.Unlock()
+		if ok && wait {
+			_ = c.j.record(o) // on failure it stays queued; close retries
+		} else if ok {
+			c.j.add(o)
+		}
+	}()
 	if !ok {
 		c.left++
 		return
 	}
 	c.outs = append(c.outs, o)
-	c.j.add(o)
 	if res.Err != nil && Classify(res.Err).OptOut {
 		c.optOuts = append(c.optOuts, m)
 	}

@@ -11,10 +11,13 @@ import (
 // journal records a run's progress while its senders work: the messages
 // about to be handed to a provider (Progress.Handing waits for that mark,
 // so a worker killed at any point leaves a truthful record of what may have
-// gone out) and the outcomes as they come (in groups of journalEvery, or
-// journalSpan after the first waiting one, whichever is first). Every
-// write is one round trip, whatever it carries: under load, marks and
-// outcomes of many messages travel together (group commit).
+// gone out) and the outcomes as they come (Progress.Done waits for them to
+// be written, so a Sender's in-flight slot is only free once its message is
+// on record: a kill finds at most the Sender's in-flight limit of messages
+// handed over and not recorded). A write goes out as soon as something
+// waits for one; what comes in meanwhile goes with the next (group commit),
+// so under load one round trip carries the marks and outcomes of many
+// messages, and never one per message.
 type journal struct {
 	f     *Fanout
 	ctx   context.Context // for the writes: not cancelled with the run
@@ -24,8 +27,8 @@ type journal struct {
 	mu      sync.Mutex
 	hands   []handReq
 	outs    []Outcome
-	armed   bool // a timer will kick the loop
-	failing bool // the last write failed: wait before the next
+	waiters []chan error // Done calls waiting for their outcome's write
+	armed   bool         // a timer will kick the loop
 	closed  bool
 
 	kick chan struct{}
@@ -74,7 +77,23 @@ func (j *journal) hand(refs []DeliveryRef) error {
 	return <-req.reply
 }
 
-// add queues an outcome for the next write.
+// record queues an outcome for a write now and waits for it; an error
+// means the write failed (the outcome stays queued for the next).
+func (j *journal) record(o Outcome) error {
+	reply := make(chan error, 1)
+	j.mu.Lock()
+	j.outs = append(j.outs, o)
+	if j.closed {
+		j.mu.Unlock()
+		return nil // close writes it
+	}
+	j.waiters = append(j.waiters, reply)
+	j.mu.Unlock()
+	j.poke()
+	return <-reply
+}
+
+// add queues an outcome for the next write, without waiting.
 func (j *journal) add(o Outcome) {
 	j.mu.Lock()
 	j.outs = append(j.outs, o)
@@ -116,8 +135,8 @@ func (j *journal) loop() {
 // refused (those messages are not sent).
 func (j *journal) write() error {
 	j.mu.Lock()
-	hands, outs := j.hands, j.outs
-	j.hands, j.outs, j.armed = nil, nil, false
+	hands, outs, waiters := j.hands, j.outs, j.waiters
+	j.hands, j.outs, j.waiters, j.armed = nil, nil, nil, false
 	j.mu.Unlock()
 	if len(hands) == 0 && len(outs) == 0 {
 		return nil
@@ -145,6 +164,9 @@ func (j *journal) write() error {
 	}
 	for _, h := range hands {
 		h.reply <- reply
+	}
+	for _, w := range waiters {
+		w <- err
 	}
 	return err
 }

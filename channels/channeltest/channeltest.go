@@ -36,6 +36,14 @@
 //   - Cancelled/BeforeSend, Cancelled/DuringSend: Send returns within a few
 //     seconds; each Result is a success the provider really has, or an
 //     error Classify calls transient; the sender works afterwards.
+//   - Progress/Reported: the Sender reports through dispatcher.Progress
+//     (see dispatcher.WithProgress): each message is announced with
+//     Handing before the provider has it, exactly once, and Done, when
+//     called, comes once per message, after its Handing, with the Result
+//     Send returns.
+//   - Progress/Refused: a message whose Handing is refused never reaches
+//     the provider and comes back NotHanded (errors.Is ErrNotHanded); the
+//     others go out as usual.
 //   - Fail/transient, Fail/permanent, Fail/rate-limited: a failure the
 //     provider was told to produce (Provider.FailNext) is classified as such
 //     (a rate limit carries a RetryAfter), a rejected message is not
@@ -211,6 +219,17 @@ func Run(t *testing.T, h Harness) {
 			testCancelled(t, h, true)
 		})
 	})
+	t.Run("Progress", func(t *testing.T) {
+		t.Parallel()
+		t.Run("Reported", func(t *testing.T) {
+			t.Parallel()
+			testProgress(t, h, false)
+		})
+		t.Run("Refused", func(t *testing.T) {
+			t.Parallel()
+			testProgress(t, h, true)
+		})
+	})
 	t.Run("Fail", func(t *testing.T) {
 		t.Parallel()
 		for _, kind := range FailKinds {
@@ -228,6 +247,107 @@ func testBatch(t *testing.T, h Harness, n int) {
 	res := f.send(t, t.Context(), msgs)
 	for i := range msgs {
 		f.wantSuccess(t, i, res[i])
+	}
+	f.checkArrivals(t, never)
+}
+
+// testProgress sends 9 messages with a Progress that watches the order of
+// Handing, the provider's arrivals and Done; with refuse, Handing refuses
+// every third message.
+func testProgress(t *testing.T, h Harness, refuse bool) {
+	f := setup(t, h)
+	msgs := f.messages(t, 9)
+	refused := func(i int) bool { return refuse && i%3 == 1 }
+	var mu sync.Mutex
+	handed := make([]int, len(msgs))
+	done := make([]int, len(msgs))
+	reported := make([]dispatcher.Result, len(msgs))
+	errNo := errors.New("channeltest: refused")
+	bulk := false // announced several at once: no message could be refused alone
+	p := &dispatcher.Progress{
+		Handing: func(idx ...int) error {
+			mu.Lock()
+			defer mu.Unlock()
+			arrived := map[string]bool{}
+			if !h.CountOnly {
+				for _, r := range f.p.Received() {
+					arrived[r.Body] = true
+				}
+			}
+			var err error
+			for _, i := range idx {
+				if i < 0 || i >= len(msgs) {
+					t.Errorf("Handing(%d): no such message", i)
+					continue
+				}
+				handed[i]++
+				if arrived[msgs[i].Body] {
+					t.Errorf("message %d reached the provider before its Handing", i)
+				}
+				if refused(i) {
+					err = errNo
+				}
+			}
+			if len(idx) > 1 {
+				// A Sender that announces several messages at once gets
+				// one answer for all: refuse none, so the others' checks
+				// still mean something.
+				bulk = true
+				return nil
+			}
+			return err
+		},
+		Done: func(i int, r dispatcher.Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			if i < 0 || i >= len(msgs) {
+				t.Errorf("Done(%d): no such message", i)
+				return
+			}
+			if handed[i] == 0 && !errors.Is(r.Err, dispatcher.ErrNotHanded) {
+				t.Errorf("Done(%d) before its Handing", i)
+			}
+			done[i]++
+			reported[i] = r
+		},
+	}
+	res := f.send(t, dispatcher.WithProgress(t.Context(), p), msgs)
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range msgs {
+		if handed[i] != 1 {
+			t.Errorf("message %d: Handing called %d times, want once", i, handed[i])
+		}
+		if done[i] > 1 {
+			t.Errorf("message %d: Done called %d times, want at most once", i, done[i])
+		}
+		if done[i] == 1 && (reported[i].Status != res[i].Status || reported[i].ProviderID != res[i].ProviderID || (reported[i].Err == nil) != (res[i].Err == nil)) {
+			t.Errorf("message %d: Done reported %+v, Send returned %+v", i, reported[i], res[i])
+		}
+	}
+	if refuse && bulk {
+		t.Log("the Sender announces a whole batch with one Handing: a refusal covers all or none, so the test refused none")
+	}
+	for i := range msgs {
+		switch {
+		case refused(i) && !bulk:
+			if !errors.Is(res[i].Err, dispatcher.ErrNotHanded) {
+				t.Errorf("message %d: Handing refused it, but Send returned %+v, want NotHanded", i, res[i])
+			}
+		default:
+			f.wantSuccess(t, i, res[i])
+		}
+	}
+	if refuse && !bulk {
+		if !h.CountOnly {
+			for _, r := range f.p.Received() {
+				for i, m := range msgs {
+					if refused(i) && r.Body == m.Body {
+						t.Errorf("message %d reached the provider although its Handing was refused", i)
+					}
+				}
+			}
+		}
 	}
 	f.checkArrivals(t, never)
 }

@@ -98,6 +98,13 @@ func (s *sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			res[i] = dispatcher.Result{Err: dispatcher.Transient("cancelled", 0, err)}
 			continue
 		}
+		if s.bug != "no-handing" {
+			if err := dispatcher.Handing(ctx, i); err != nil && s.bug != "ignore-refusal" {
+				res[i] = dispatcher.NotHanded(err)
+				dispatcher.Done(ctx, i, res[i])
+				continue
+			}
+		}
 		to, body := m.Recipient.Phone, m.Body
 		switch s.bug {
 		case "mangle":
@@ -121,6 +128,14 @@ func (s *sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			id, err = s.p.call(to, body)
 		}
 		res[i] = s.result(id, err)
+		if s.bug == "late-handing" {
+			_ = dispatcher.Handing(ctx, i)
+			continue
+		}
+		dispatcher.Done(ctx, i, res[i])
+		if s.bug == "double-done" {
+			dispatcher.Done(ctx, i, res[i])
+		}
 	}
 	switch s.bug {
 	case "swap":
@@ -238,6 +253,10 @@ func TestSuiteCatchesBugs(t *testing.T) {
 		{"transient-as-suppress", "classified as suppressed, want transient"},
 		{"no-retry-after", "RetryAfter 0s"},
 		{"race", "race detected"},
+		{"no-handing", "Handing called 0 times"},
+		{"late-handing", "reached the provider before its Handing"},
+		{"ignore-refusal", "Handing refused it"},
+		{"double-done", "Done called 2 times"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug, func(t *testing.T) {

@@ -16,9 +16,21 @@ type Sender struct {
 
 var _ dispatcher.Sender = (*Sender)(nil)
 
-// Send reports every message as delivered.
-func (s *Sender) Send(_ context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+// Send reports every message as delivered. It announces the whole batch
+// with one dispatcher.Handing, as a Sender whose provider takes a batch in
+// one call does; a refusal refuses them all.
+func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	res := make([]dispatcher.Result, len(msgs))
+	all := make([]int, len(msgs))
+	for i := range all {
+		all[i] = i
+	}
+	if err := dispatcher.Handing(ctx, all...); err != nil {
+		for i := range res {
+			res[i] = dispatcher.NotHanded(err)
+		}
+		return res
+	}
 	for i := range res {
 		res[i] = dispatcher.Result{Status: dispatcher.StatusDelivered}
 	}

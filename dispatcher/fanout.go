@@ -475,7 +475,7 @@ type renderKey struct {
 // records the deliveries as sending, hands each channel its messages in one
 // call and records the outcomes in one call. Deliveries that already exist
 // (a re-delivered batch) are not sent again.
-func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) error {
+func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) (err error) {
 	bc, err := f.context(ctx, broadcastID)
 	if err != nil {
 		return err
@@ -504,7 +504,7 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		var stop func()
 		ctx, stop = f.holdLease(ctx, broadcastID, l)
 		defer stop()
-		defer f.releaseLease(ctx, broadcastID, l)
+		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 		guard.Lease = &l
 	}
 	ids, err := f.Deliveries.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
@@ -973,7 +973,7 @@ func reason(se *SendError) string {
 // returns a *SendError when the attempt failed transiently and another is
 // due (the queue retries the task after RetryDelay); on the last attempt a
 // transient failure fails the delivery.
-func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) error {
+func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err error) {
 	bid, ch, rid, err := ParseDeliveryID(deliveryID)
 	if err != nil {
 		return err
@@ -1032,7 +1032,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) erro
 		var stop func()
 		ctx, stop = f.holdLease(ctx, bid, l)
 		defer stop()
-		defer f.releaseLease(ctx, bid, l)
+		defer func() { f.releaseLease(ctx, bid, l, err == nil) }()
 		guard.Lease = &l
 	}
 	st, err := f.Deliveries.Claim(ctx, deliveryID, guard)

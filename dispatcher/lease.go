@@ -74,7 +74,9 @@ type LeaseStore interface {
 	// RenewLease extends l by ttl; false when l is no longer held.
 	RenewLease(ctx context.Context, broadcastID string, l Lease, ttl time.Duration) (bool, error)
 	// ReleaseLease gives l up (and unregisters it) if it is still held.
-	ReleaseLease(ctx context.Context, broadcastID string, l Lease) error
+	// clean says the run left nothing in sending: what it noted as handed
+	// can be forgotten.
+	ReleaseLease(ctx context.Context, broadcastID string, l Lease, clean bool) error
 	// Journal writes a run's progress in one round trip: it marks handed the
 	// deliveries about to go to a provider, provided the guard's lease is
 	// still held and the guard lets them start (else it marks nothing and
@@ -86,8 +88,9 @@ type LeaseStore interface {
 	// in sending by runs whose lease lapsed: unknown when they had been
 	// handed to a provider, suppressed otherwise. It returns how many.
 	SettleOrphans(ctx context.Context, incidentID string, before int) (int, error)
-	// SettleBroadcast does what SettleOrphans does for one broadcast.
-	SettleBroadcast(ctx context.Context, broadcastID string, g Guard) (int, error)
+	// SettleBroadcast does what SettleOrphans does for one broadcast, and
+	// for lapsed, a batch LapsedBatches returned (no longer registered).
+	SettleBroadcast(ctx context.Context, broadcastID string, g Guard, lapsed *Batch) (int, error)
 	// LapsedBatches returns the registered batches whose lease lapsed, each
 	// to exactly one caller across all processes.
 	LapsedBatches(ctx context.Context) ([]LapsedBatch, error)
@@ -176,11 +179,12 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 	}
 }
 
-// releaseLease gives l up, even when ctx was cancelled.
-func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease) {
+// releaseLease gives l up, even when ctx was cancelled; clean when the
+// run ends without an error (nothing of it is left in sending).
+func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease, clean bool) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := f.Leases.ReleaseLease(rctx, broadcastID, l); err != nil {
+	if err := f.Leases.ReleaseLease(rctx, broadcastID, l, clean); err != nil {
 		f.logger().Warn("releasing a lease failed; it lapses by itself", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
 	}
 }
@@ -240,14 +244,14 @@ func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
 	case BroadcastDone:
 		return nil
 	case BroadcastCancelled:
-		n, err := f.Leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq})
+		n, err := f.Leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch)
 		log.Info("lapsed batch of a cancelled broadcast settled", "deliveries", n)
 		return err
 	}
 	// A batch of an update that a later one superseded is settled now (the
 	// later update may be waiting for it); otherwise it runs again.
 	if b.IncidentID != "" {
-		if n, err := f.Leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}); err != nil {
+		if n, err := f.Leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch); err != nil {
 			return err
 		} else if n > 0 {
 			log.Info("lapsed batch of a superseded update settled", "deliveries", n)

@@ -143,12 +143,15 @@ end
 // (latest state wins). suppressed() turns a record into a suppressed one
 // with reason why, unknown() into an unknown one.
 //
-// The deliveries a run put in sending are listed in b:{id}:s with the run's
-// lease ("{name}|{token}", "|h" appended once handed to a provider);
-// owner() reads that, alive() tells whether the lease is still held (lp is
-// the prefix of the broadcast's lease keys), and settle() settles one left
-// by a dead run once the guard trips: unknown when it was handed,
-// suppressed otherwise. KEYS b and incseq; seq is the broadcast's update.
+// A run holds a lease (b:{id}:lease:{name}); the deliveries it hands to a
+// provider are added to b:{id}:h:{name} first. Runs of one lease name take
+// turns (a new one only once the last one's lease lapsed), so a delivery
+// still in sending under a lease nobody holds was left by a dead run, and
+// the set says whether it may have gone out. settle() settles such a
+// delivery once the guard trips: unknown when it was handed, suppressed
+// otherwise. retryBusy() tells whether a live retry run is sending a
+// delivery (lp is the prefix of the broadcast's lease keys). KEYS b and
+// incseq; seq is the broadcast's update.
 const guardLua = `
 local function guard(b, incseq, seq)
   if redis.call('HGET', b, 'state') == 'cancelled' then return 'cancelled' end
@@ -162,22 +165,14 @@ local function recode(v, code, why)
 end
 local function suppressed(v, why) return recode(v, '5', why) end
 local function unknown(v, why) return recode(v, '6', why) end
-local function owner(s, f)
-  local v = redis.call('HGET', s, f)
-  if not v then return nil, nil, false end
-  local name, token, h = string.match(v, '^([^|]*)|([^|]*)(.*)$')
-  return name, token, h == '|h'
+local function retryBusy(lp, f)
+  return redis.call('EXISTS', lp .. 'r:' .. f) == 1
 end
-local function alive(lp, name, token)
-  if not name then return false end
-  return redis.call('GET', lp .. name) == token
-end
-local function settle(b, d, s, f, handed, why)
-  redis.call('HDEL', s, f)
+local function settle(b, d, f, h, why)
   local old = redis.call('HGET', d, f)
   if not old or string.sub(old, 1, 1) ~= '1' then return 0 end
   local code, v = '5', suppressed(old, why)
-  if handed then code, v = '6', unknown(old, why) end
+  if h ~= '' and redis.call('SISMEMBER', h, f) == 1 then code, v = '6', unknown(old, why) end
   redis.call('HSET', d, f, v)
   local ch = string.match(f, '^[^.]+')
   redis.call('HINCRBY', b, 'c:' .. ch .. ':1', -1)
@@ -191,35 +186,30 @@ end
 // '5' when the guard suppressed it (cancelled, or superseded by a later
 // update). A delivery a dead run left in sending is taken over (returned
 // as '1': send it again) or, once the guard trips, settled ('5', or '6'
-// when it had been handed to a provider); one a live run is sending is
-// left alone ('b'). A new delivery adds its SMS segments to the
+// when it had been handed to a provider); one a live retry run is sending
+// is left alone ('b'). A new delivery adds its SMS segments to the
 // broadcast's total, counts its fallback locale in f:{locale}, and, when it
 // is an extra delivery for a recipient (channel fallback), adds one to
-// pending. With a lease (lname not empty), deliveries put in sending are
-// listed in s under it.
-// KEYS: b, d, aud, s, incseq. ARGV: now, seq, lp, lname, ltoken, then
+// pending. h is the handed set of the run's lease (” without one).
+// KEYS: b, d, aud, incseq. ARGV: now, seq, lp, h, then
 // field/record/segments/fallback/extra quintuples.
 var beginScript = redis.NewScript(finishLua + guardLua + `
-local b, d, aud, s, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1]
-local lp, lname, ltoken = ARGV[3], ARGV[4], ARGV[5]
-local mine = lname .. '|' .. ltoken
+local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
+local lp, h = ARGV[3], ARGV[4]
 local why = guard(b, incseq, tonumber(ARGV[2]))
 local out, fin, segs, extra = {}, 0, 0, 0
-for i = 6, #ARGV, 5 do
+for i = 5, #ARGV, 5 do
   local f, v, sg, fb, ex = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
   local ch = string.match(f, '^[^.]+')
   local old = redis.call('HGET', d, f)
   if old then
     local oc = string.sub(old, 1, 1)
     if oc == '1' then
-      local n, t, h = owner(s, f)
-      if n and not (n == lname and t == ltoken) and alive(lp, n, t) then
+      if retryBusy(lp, f) then
         oc = 'b'
       elseif why then
-        fin = fin + settle(b, d, s, f, h, why)
-        oc = h and '6' or '5'
-      elseif lname ~= '' then
-        redis.call('HSET', s, f, mine)
+        fin = fin + settle(b, d, f, h, why)
+        oc = string.sub(redis.call('HGET', d, f), 1, 1)
       end
     end
     out[#out + 1] = oc
@@ -231,7 +221,6 @@ for i = 6, #ARGV, 5 do
     end
     redis.call('HSET', d, f, v)
     local code = string.sub(v, 1, 1)
-    if code == '1' and lname ~= '' then redis.call('HSET', s, f, mine) end
     redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. code, 1)
     if code >= '2' then fin = fin + 1 end
     segs = segs + sg
@@ -250,30 +239,21 @@ return out
 
 // claimScript claims a queued delivery for a retry: it becomes sending,
 // unless the guard suppresses it. A delivery a dead run left in sending is
-// claimed again (or settled once the guard trips); one a live run is
-// sending is left alone ('b'). It returns the status code after the call
-// (” when there is no such delivery).
-// KEYS: b, d, aud, s, incseq. ARGV: now, seq, field, lp, lname, ltoken.
+// claimed again, or settled once the guard trips (h is the handed set of
+// the retry's lease: a retry run holds the only lease of its delivery). It
+// returns the status code after the call (” when there is no such
+// delivery). KEYS: b, d, aud, incseq. ARGV: now, seq, field, h.
 var claimScript = redis.NewScript(finishLua + guardLua + `
-local b, d, aud, s, incseq, now, f = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[3]
-local lp, lname, ltoken = ARGV[4], ARGV[5], ARGV[6]
+local b, d, aud, incseq, now, f, h = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[3], ARGV[4]
 local old = redis.call('HGET', d, f)
 if not old then return '' end
 local oc = string.sub(old, 1, 1)
 if oc ~= '0' and oc ~= '1' then return oc end
 local ch = string.match(f, '^[^.]+')
-local handed = false
-if oc == '1' then
-  local n, t, h = owner(s, f)
-  if n and not (n == lname and t == ltoken) and alive(lp, n, t) then return 'b' end
-  handed = h
-end
 local why = guard(b, incseq, tonumber(ARGV[2]))
 if why then
-  local code = '5'
   if oc == '1' then
-    settle(b, d, s, f, handed, why)
-    if handed then code = '6' end
+    settle(b, d, f, h, why)
   else
     redis.call('HSET', d, f, suppressed(old, why))
     redis.call('HINCRBY', b, 'c:' .. ch .. ':0', -1)
@@ -281,14 +261,13 @@ if why then
   end
   redis.call('HINCRBY', b, 'pending', -1)
   finish(b, aud, now)
-  return code
+  return string.sub(redis.call('HGET', d, f), 1, 1)
 end
 if oc == '0' then
   redis.call('HSET', d, f, '1' .. string.sub(old, 2))
   redis.call('HINCRBY', b, 'c:' .. ch .. ':0', -1)
   redis.call('HINCRBY', b, 'c:' .. ch .. ':1', 1)
 end
-if lname ~= '' then redis.call('HSET', s, f, lname .. '|' .. ltoken) end
 return '1'
 `)
 
@@ -297,10 +276,10 @@ return '1'
 // (a provider's later word), or from unknown to sent, delivered or failed
 // (the provider's word on a message that was in flight when its worker
 // stopped); everything else final stays. Counters move with every applied
-// change; a delivery no longer sending leaves b:{id}:s. It returns applied
-// (0 or 1) and fin (1 when the delivery became final).
+// change. It returns applied (0 or 1) and fin (1 when the delivery became
+// final).
 const applyLua = `
-local function apply(b, d, s, f, v)
+local function apply(b, d, f, v)
   local new = string.sub(v, 1, 1)
   local old = redis.call('HGET', d, f)
   local oc = old and string.sub(old, 1, 1) or nil
@@ -309,7 +288,6 @@ local function apply(b, d, s, f, v)
     local ch = string.match(f, '^[^.]+')
     if oc then redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1) end
     redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. new, 1)
-    if new ~= '1' then redis.call('HDEL', s, f) end
     if ((not oc) or oc < '2') and new >= '2' then return 1, 1 end
     return 1, 0
   end
@@ -318,12 +296,12 @@ end
 `
 
 // recordScript applies new statuses (see applyLua); pending drops when a
-// delivery becomes final. KEYS: b, d, aud, s. ARGV: now, field/record pairs.
+// delivery becomes final. KEYS: b, d, aud. ARGV: now, field/record pairs.
 var recordScript = redis.NewScript(finishLua + applyLua + `
-local b, d, aud, s, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
+local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local fin, applied = 0, 0
 for i = 2, #ARGV, 2 do
-  local a, x = apply(b, d, s, ARGV[i], ARGV[i + 1])
+  local a, x = apply(b, d, ARGV[i], ARGV[i + 1])
   applied, fin = applied + a, fin + x
 end
 if fin > 0 then
@@ -333,32 +311,33 @@ end
 return applied
 `)
 
-// journalScript is a running batch's progress in one call: it marks the
-// nh fields handed (they are about to go to a provider) provided the run
-// still holds its lease and the guard lets them start, and otherwise marks
-// nothing and returns why not; then it applies the outcomes, as
-// recordScript does. KEYS: b, d, aud, s, incseq, lease.
-// ARGV: now, seq, lname, ltoken, nh, nh fields, then field/record pairs.
+// journalScript is a running batch's progress in one call: it adds the
+// nh fields to the run's handed set h (they are about to go to a provider)
+// provided the run still holds its lease and the guard lets them start,
+// and otherwise adds nothing and returns why not; then it applies the
+// outcomes, as recordScript does. KEYS: b, d, aud, incseq, lease, h.
+// ARGV: now, seq, token (” without a lease), nh, nh fields, then
+// field/record pairs.
 var journalScript = redis.NewScript(finishLua + guardLua + applyLua + `
-local b, d, aud, s, incseq, lease, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[1]
-local lname, ltoken, nh = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local b, d, aud, incseq, lease, h, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[1]
+local token, nh = ARGV[3], tonumber(ARGV[4])
 local refused = ''
 if nh > 0 then
-  if lname ~= '' and redis.call('GET', lease) ~= ltoken then
+  if token ~= '' and redis.call('GET', lease) ~= token then
     refused = 'lease_lost'
   else
     refused = guard(b, incseq, tonumber(ARGV[2])) or ''
   end
-  if refused == '' and lname ~= '' then
-    local mine = lname .. '|' .. ltoken
-    for i = 6, 5 + nh do
-      if redis.call('HGET', s, ARGV[i]) == mine then redis.call('HSET', s, ARGV[i], mine .. '|h') end
+  if refused == '' and token ~= '' then
+    for i = 5, 4 + nh, 1000 do
+      redis.call('SADD', h, unpack(ARGV, i, math.min(i + 999, 4 + nh)))
     end
+    redis.call('EXPIRE', h, 86400)
   end
 end
 local fin = 0
-for i = 6 + nh, #ARGV, 2 do
-  local _, x = apply(b, d, s, ARGV[i], ARGV[i + 1])
+for i = 5 + nh, #ARGV, 2 do
+  local _, x = apply(b, d, ARGV[i], ARGV[i + 1])
   fin = fin + x
 end
 if fin > 0 then
@@ -368,21 +347,40 @@ end
 return refused
 `)
 
-// settleScript settles the deliveries of a broadcast left in sending by
-// runs whose lease lapsed, once the guard trips (a later update exists, or
-// the broadcast was cancelled): unknown when handed to a provider,
-// suppressed otherwise. It returns how many it settled.
-// KEYS: b, d, aud, s, incseq. ARGV: now, seq, lp.
+// settleScript settles, once the guard trips (a later update exists, or
+// the broadcast was cancelled), the deliveries a broadcast's dead runs left
+// in sending: unknown when handed to a provider, suppressed otherwise. The
+// runs are the broadcast's registered leases (members {id}|{name} of the
+// leases zset, lex-ordered) whose key is gone: a batch's deliveries are
+// those of its audience slice on any channel, a retry's is the one it
+// names (its member is dropped once settled). also names one more lease
+// (a batch's lapsed lease that a sweeper has just unregistered). It
+// returns how many it settled. KEYS: b, d, aud, incseq, leases. ARGV: now,
+// seq, lp, hp, id, also, then the channels.
 var settleScript = redis.NewScript(finishLua + guardLua + `
-local b, d, aud, s, incseq, now, lp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[3]
+local b, d, aud, incseq, leases, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1]
+local lp, hp, id, also = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local why = guard(b, incseq, tonumber(ARGV[2]))
 if not why then return 0 end
-local all = redis.call('HGETALL', s)
 local fin = 0
-for i = 1, #all, 2 do
-  local name, token, h = string.match(all[i + 1], '^([^|]*)|([^|]*)(.*)$')
-  if not alive(lp, name, token) then
-    fin = fin + settle(b, d, s, all[i], h == '|h', why)
+local members = redis.call('ZRANGEBYLEX', leases, '[' .. id .. '|', '[' .. id .. '|\255')
+if also ~= '' then members[#members + 1] = id .. '|' .. also end
+for _, m in ipairs(members) do
+  local name = string.sub(m, #id + 2)
+  if redis.call('EXISTS', lp .. name) == 0 then
+    local h = hp .. name
+    local start, stop = string.match(name, '^b:(%d+):(%d+)$')
+    if start then
+      for _, rid in ipairs(redis.call('ZRANGE', aud, tonumber(start), tonumber(stop) - 1)) do
+        for c = 7, #ARGV do
+          fin = fin + settle(b, d, ARGV[c] .. '.' .. rid, h, why)
+        end
+      end
+    else
+      local f = string.match(name, '^r:(.+)$')
+      if f then fin = fin + settle(b, d, f, h, why) end
+      redis.call('ZREM', leases, m)
+    end
   end
 end
 if fin > 0 then
@@ -426,7 +424,7 @@ end
 // returns -1 when there is no such delivery, 0 when the change is refused
 // (late or repeated), 1 when applied. An unknown delivery (in flight when
 // its worker stopped) takes the provider's word too.
-// KEYS: b, d, aud, s. ARGV: now, field, new code, provider id, reason.
+// KEYS: b, d, aud. ARGV: now, field, new code, provider id, reason.
 var providerStatusScript = redis.NewScript(finishLua + `
 local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local f, new, pid, why = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -448,7 +446,6 @@ redis.call('HSET', d, f, new .. '|' .. parts[2] .. '|' .. now .. '|' .. parts[4]
 local ch = string.match(f, '^[^.]+')
 redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1)
 redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. new, 1)
-redis.call('HDEL', KEYS[4], f)
 if oc < '2' and new >= '2' then
   redis.call('HINCRBY', b, 'pending', -1)
   finish(b, aud, now)
@@ -517,21 +514,23 @@ func (s *Store) nowMS() int64 {
 	return time.Now().UnixMilli()
 }
 
-// broadcastKeys are b:{id}, b:{id}:d, b:{id}:aud and b:{id}:s.
+// broadcastKeys are b:{id}, b:{id}:d and b:{id}:aud.
 func broadcastKeys(id string) []string {
-	return []string{key("b", id), key("b", id, "d"), key("b", id, "aud"), key("b", id, "s")}
+	return []string{key("b", id), key("b", id, "d"), key("b", id, "aud")}
 }
 
 // leasePrefix starts the keys of a broadcast's leases: b:{id}:lease:{name}.
 func leasePrefix(id string) string { return key("b", id, "lease") + ":" }
 
-// leaseArgs are the lease arguments of the scripts: prefix, name, token
-// (name and token empty without a lease).
-func leaseArgs(id string, l *dispatcher.Lease) []any {
+// handedPrefix starts the keys of a broadcast's handed sets: b:{id}:h:{name}.
+func handedPrefix(id string) string { return key("b", id, "h") + ":" }
+
+// handedKey is the handed set of lease l ("" without a lease).
+func handedKey(id string, l *dispatcher.Lease) string {
 	if l == nil {
-		return []any{leasePrefix(id), "", ""}
+		return ""
 	}
-	return []any{leasePrefix(id), l.Name, l.Token}
+	return handedPrefix(id) + l.Name
 }
 
 // GetBroadcast implements dispatcher.DeliveryStore.
@@ -693,7 +692,7 @@ func (s *Store) AudienceSlice(ctx context.Context, broadcastID string, start, st
 
 // MarkSending implements dispatcher.DeliveryStore.
 func (s *Store) MarkSending(ctx context.Context, broadcastID string) error {
-	ks := broadcastKeys(broadcastID)[:3]
+	ks := broadcastKeys(broadcastID)
 	if err := markSendingScript.Run(ctx, s.rdb, []string{ks[0], ks[2]}, s.nowMS()).Err(); err != nil {
 		return fmt.Errorf("mark %s sending: %w", broadcastID, err)
 	}
@@ -707,8 +706,7 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispa
 	}
 	now := s.nowMS()
 	args := make([]any, 0, 5+5*len(items))
-	args = append(args, now, g.Seq)
-	args = append(args, leaseArgs(broadcastID, g.Lease)...)
+	args = append(args, now, g.Seq, leasePrefix(broadcastID), handedKey(broadcastID, g.Lease))
 	var buf []byte
 	for _, it := range items {
 		buf = encodeRecord(buf, now, record{status: it.Status, locale: it.Locale, segments: it.Segments, encoding: it.Encoding, reason: it.Reason})
@@ -745,7 +743,7 @@ func (s *Store) Claim(ctx context.Context, deliveryID string, g dispatcher.Guard
 		return "", err
 	}
 	keys := append(broadcastKeys(bid), key("inc", g.IncidentID, "seq"))
-	args := append([]any{s.nowMS(), g.Seq, deliveryField(ch, rid)}, leaseArgs(bid, g.Lease)...)
+	args := []any{s.nowMS(), g.Seq, deliveryField(ch, rid), handedKey(bid, g.Lease)}
 	c, err := claimScript.Run(ctx, s.rdb, keys, args...).Text()
 	if err != nil {
 		return "", fmt.Errorf("claim %s: %w", deliveryID, err)

@@ -16,30 +16,23 @@ var _ dispatcher.LeaseStore = (*Store)(nil)
 // Leases (see dispatcher.Lease):
 //
 //	b:{id}:lease:{name}  string  the token of the run holding lease name; expires unless renewed
-//	b:{id}:s             hash    {channel}.{recipient} -> "{lease name}|{token}" of the run that put
-//	                             the delivery in sending, "|h" appended once handed to a provider
-//	leases               zset    "{broadcast}|{lease name}" of every batch lease held (score: when
-//	                             taken, unix ms); LapsedBatches finds those whose key expired
+//	b:{id}:h:{name}      set     {channel}.{recipient} of the deliveries runs of lease name handed to
+//	                             a provider; deleted when a run ends cleanly, else expires in a day
+//	leases               zset    "{broadcast}|{lease name}" of every lease held, all scores 0 (so
+//	                             ordered by broadcast); LapsedBatches and settleScript find the
+//	                             ones whose key expired
 
 func leaseKey(broadcastID, name string) string { return leasePrefix(broadcastID) + name }
 
-// leaseMember is a batch lease's member of the leases zset: "{broadcast}|{name}",
-// or "" for another lease (a retry's).
-func leaseMember(broadcastID, name string) string {
-	if _, ok := dispatcher.ParseBatchLeaseName(name); !ok {
-		return ""
-	}
-	return broadcastID + "|" + name
-}
+func leaseMember(broadcastID, name string) string { return broadcastID + "|" + name }
 
 // acquireScript takes a lease unless another token holds it, and
-// registers a batch lease. KEYS: lease, leases. ARGV: token, ttl ms,
-// member (” for none), now.
+// registers it. KEYS: lease, leases. ARGV: token, ttl ms, member.
 var acquireScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
 return 1
 `)
 
@@ -50,12 +43,14 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
-// releaseScript gives a lease up, and unregisters it, if still held.
-// KEYS: lease, leases. ARGV: token, member (” for none).
+// releaseScript gives a lease up, and unregisters it, if still held; a
+// clean release also drops its handed set (nothing of the run is left in
+// sending). KEYS: lease, leases, h. ARGV: token, member, clean.
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-if ARGV[2] ~= '' then redis.call('ZREM', KEYS[2], ARGV[2]) end
+redis.call('ZREM', KEYS[2], ARGV[2])
+if ARGV[3] == '1' then redis.call('DEL', KEYS[3]) end
 return 1
 `)
 
@@ -74,8 +69,7 @@ return out
 
 // AcquireLease implements dispatcher.LeaseStore.
 func (s *Store) AcquireLease(ctx context.Context, broadcastID string, l dispatcher.Lease, ttl time.Duration) (bool, error) {
-	member := leaseMember(broadcastID, l.Name)
-	n, err := acquireScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name), key("leases")}, l.Token, ttl.Milliseconds(), member, s.nowMS()).Int()
+	n, err := acquireScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name), key("leases")}, l.Token, ttl.Milliseconds(), leaseMember(broadcastID, l.Name)).Int()
 	if err != nil {
 		return false, fmt.Errorf("acquire lease %s of %s: %w", l.Name, broadcastID, err)
 	}
@@ -92,9 +86,13 @@ func (s *Store) RenewLease(ctx context.Context, broadcastID string, l dispatcher
 }
 
 // ReleaseLease implements dispatcher.LeaseStore.
-func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatcher.Lease) error {
-	member := leaseMember(broadcastID, l.Name)
-	if err := releaseScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name), key("leases")}, l.Token, member).Err(); err != nil {
+func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatcher.Lease, clean bool) error {
+	c := "0"
+	if clean {
+		c = "1"
+	}
+	keys := []string{leaseKey(broadcastID, l.Name), key("leases"), handedKey(broadcastID, &l)}
+	if err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c).Err(); err != nil {
 		return fmt.Errorf("release lease %s of %s: %w", l.Name, broadcastID, err)
 	}
 	return nil
@@ -106,18 +104,19 @@ func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Gu
 		return "", nil
 	}
 	now := s.nowMS()
-	la := leaseArgs(broadcastID, g.Lease)
-	lease := leaseKey(broadcastID, "")
+	lease, h, token := leaseKey(broadcastID, ""), handedKey(broadcastID, g.Lease), ""
 	if g.Lease != nil {
-		lease = leaseKey(broadcastID, g.Lease.Name)
+		lease, token = leaseKey(broadcastID, g.Lease.Name), g.Lease.Token
+	} else {
+		h = handedPrefix(broadcastID) // unused without a token
 	}
-	args := make([]any, 0, 5+len(handed)+2*len(outs))
-	args = append(args, now, g.Seq, la[1], la[2], len(handed))
-	for _, h := range handed {
-		args = append(args, deliveryField(h.Channel, h.RecipientID))
+	args := make([]any, 0, 4+len(handed)+2*len(outs))
+	args = append(args, now, g.Seq, token, len(handed))
+	for _, r := range handed {
+		args = append(args, deliveryField(r.Channel, r.RecipientID))
 	}
 	args = appendOutcomes(args, now, outs)
-	keys := append(broadcastKeys(broadcastID), key("inc", g.IncidentID, "seq"), lease)
+	keys := append(broadcastKeys(broadcastID), key("inc", g.IncidentID, "seq"), lease, h)
 	refused, err := journalScript.Run(ctx, s.rdb, keys, args...).Text()
 	if err != nil {
 		return "", fmt.Errorf("journal of %s (%d handed, %d outcomes): %w", broadcastID, len(handed), len(outs), err)
@@ -125,10 +124,25 @@ func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Gu
 	return refused, nil
 }
 
+// settleArgs are settleScript's keys and arguments for broadcast bid of
+// update seq of incidentID.
+func settleArgs(bid, incidentID string, seq int, now int64, also string) ([]string, []any) {
+	keys := append(broadcastKeys(bid), key("inc", incidentID, "seq"), key("leases"))
+	args := []any{now, seq, leasePrefix(bid), handedPrefix(bid), bid, also}
+	for _, ch := range append(dispatcher.Channels, dispatcher.ChannelNone) {
+		args = append(args, string(ch))
+	}
+	return keys, args
+}
+
 // SettleBroadcast implements dispatcher.LeaseStore.
-func (s *Store) SettleBroadcast(ctx context.Context, broadcastID string, g dispatcher.Guard) (int, error) {
-	keys := append(broadcastKeys(broadcastID), key("inc", g.IncidentID, "seq"))
-	n, err := settleScript.Run(ctx, s.rdb, keys, s.nowMS(), g.Seq, leasePrefix(broadcastID)).Int()
+func (s *Store) SettleBroadcast(ctx context.Context, broadcastID string, g dispatcher.Guard, lapsed *dispatcher.Batch) (int, error) {
+	also := ""
+	if lapsed != nil {
+		also = dispatcher.BatchLeaseName(*lapsed)
+	}
+	keys, args := settleArgs(broadcastID, g.IncidentID, g.Seq, s.nowMS(), also)
+	n, err := settleScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("settle what stopped runs left of %s: %w", broadcastID, err)
 	}
@@ -141,54 +155,46 @@ func (s *Store) SettleOrphans(ctx context.Context, incidentID string, before int
 	if before <= 1 {
 		return 0, nil
 	}
+	if err := settleScript.Load(ctx, s.rdb).Err(); err != nil {
+		return 0, fmt.Errorf("load the settle script: %w", err)
+	}
 	now := s.nowMS()
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, 0, before-1)
 	for seq := 1; seq < before; seq++ {
-		bid := dispatcher.BroadcastID(incidentID, seq)
-		keys := append(broadcastKeys(bid), key("inc", incidentID, "seq"))
-		cmds = append(cmds, settleScript.Run(ctx, pipe, keys, now, seq, leasePrefix(bid)))
+		keys, args := settleArgs(dispatcher.BroadcastID(incidentID, seq), incidentID, seq, now, "")
+		cmds = append(cmds, settleScript.EvalSha(ctx, pipe, keys, args...))
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !isNoScript(err) {
+	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("settle what stopped runs left of %s: %w", incidentID, err)
 	}
 	n := 0
 	for _, c := range cmds {
-		if c.Err() != nil {
-			if isNoScript(c.Err()) {
-				// A pipeline cannot fall back from EVALSHA to EVAL: load
-				// the script and ask again.
-				if err := settleScript.Load(ctx, s.rdb).Err(); err != nil {
-					return 0, err
-				}
-				return s.SettleOrphans(ctx, incidentID, before)
-			}
-			return 0, c.Err()
-		}
 		x, _ := c.Int()
 		n += x
 	}
 	return n, nil
 }
 
-func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
-
-// LapsedBatches implements dispatcher.LeaseStore.
+// LapsedBatches implements dispatcher.LeaseStore. A retry's lapsed lease is
+// not returned: the queue runs the retry again by itself.
 func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, error) {
-	members, err := s.rdb.ZRange(ctx, key("leases"), 0, 999).Result()
+	members, err := s.rdb.ZRange(ctx, key("leases"), 0, -1).Result()
 	if err != nil || len(members) == 0 {
 		return nil, err
 	}
-	keys := make([]string, 0, 1+len(members))
-	keys = append(keys, key("leases"))
-	args := make([]any, 0, len(members))
+	keys := []string{key("leases")}
+	var args []any
 	for _, m := range members {
 		bid, name, ok := strings.Cut(m, "|")
-		if !ok {
+		if _, batch := dispatcher.ParseBatchLeaseName(name); !ok || !batch {
 			continue
 		}
 		keys = append(keys, leaseKey(bid, name))
 		args = append(args, m)
+	}
+	if len(args) == 0 {
+		return nil, nil
 	}
 	got, err := lapsedScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {

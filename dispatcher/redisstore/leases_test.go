@@ -106,30 +106,19 @@ func TestLeaseJournalResume(t *testing.T) {
 		if err != nil || refused != "" {
 			t.Fatalf("Journal = %q, %v", refused, err)
 		}
-		owners, _ := rdb.HGetAll(ctx, key("b", b.ID, "s")).Result()
-		mine := l.Name + "|" + l.Token
-		want := map[string]string{"sms.b": mine + "|h", "sms.c": mine, "sms.d": mine}
-		if len(owners) != len(want) {
-			t.Errorf("sending owners = %v, want %v", owners, want)
-		}
-		for f, v := range want {
-			if owners[f] != v {
-				t.Errorf("owner of %s = %q, want %q", f, owners[f], v)
-			}
+		handed, _ := rdb.SMembers(ctx, handedKey(b.ID, &l)).Result()
+		slices.Sort(handed)
+		if !slices.Equal(handed, []string{"sms.a", "sms.b"}) {
+			t.Errorf("handed = %v, want sms.a sms.b", handed)
 		}
 		mustStatus(t, s, b.ID, "a", dispatcher.StatusSent, "")
 
-		// Another run of the batch while this one lives: no lease, and its
-		// begin leaves the live run's deliveries alone.
+		// Another run of the batch while this one lives gets no lease.
 		other := dispatcher.NewLease(l.Name)
 		if ok, _ := s.AcquireLease(ctx, b.ID, other, time.Minute); ok {
 			t.Fatal("a second run took a live lease")
 		}
 		g2 := dispatcher.Guard{IncidentID: "inc_lj", Seq: 1, Lease: &other}
-		prev := mustBeginGuarded(t, s, b.ID, g2, smsBegin("a"), smsBegin("b"), smsBegin("c"))
-		if !slices.Equal(prev, []dispatcher.DeliveryStatus{dispatcher.StatusSent, dispatcher.StatusBusy, dispatcher.StatusBusy}) {
-			t.Errorf("begin beside a live run = %v, want sent busy busy", prev)
-		}
 		if refused, _ := s.Journal(ctx, b.ID, g2, []dispatcher.DeliveryRef{smsRef("c")}, nil); refused != dispatcher.ReasonLeaseLost {
 			t.Errorf("Journal without the lease = %q, want lease_lost", refused)
 		}
@@ -147,31 +136,36 @@ func TestLeaseJournalResume(t *testing.T) {
 			t.Errorf("LapsedBatches a second time = %v, want nothing: each lapse goes to one sweeper", again)
 		}
 		// No later update: nothing is settled; the next run takes over.
-		if n, err := s.SettleBroadcast(ctx, b.ID, dispatcher.Guard{IncidentID: "inc_lj", Seq: 1}); err != nil || n != 0 {
+		if n, err := s.SettleBroadcast(ctx, b.ID, dispatcher.Guard{IncidentID: "inc_lj", Seq: 1}, &lapsed[0].Batch); err != nil || n != 0 {
 			t.Errorf("SettleBroadcast of a current update = %d, %v; want 0", n, err)
 		}
 		if ok, _ := s.AcquireLease(ctx, b.ID, other, time.Minute); !ok {
 			t.Fatal("the next run did not get the lapsed lease")
 		}
-		prev = mustBeginGuarded(t, s, b.ID, g2, smsBegin("a"), smsBegin("b"), smsBegin("c"), smsBegin("d"))
-		if !slices.Equal(prev, []dispatcher.DeliveryStatus{dispatcher.StatusSent, dispatcher.StatusSending, dispatcher.StatusSending, dispatcher.StatusSending}) {
-			t.Errorf("begin after the lapse = %v, want sent and three taken over", prev)
+		// d is being retried by a live retry run meanwhile: left alone.
+		retry := dispatcher.NewLease("r:sms.d")
+		if ok, _ := s.AcquireLease(ctx, b.ID, retry, time.Minute); !ok {
+			t.Fatal("no retry lease")
 		}
-		if v, _ := rdb.HGet(ctx, key("b", b.ID, "s"), "sms.b").Result(); v != other.Name+"|"+other.Token {
-			t.Errorf("owner of b after the take-over = %q", v)
+		prev := mustBeginGuarded(t, s, b.ID, g2, smsBegin("a"), smsBegin("b"), smsBegin("c"), smsBegin("d"))
+		if !slices.Equal(prev, []dispatcher.DeliveryStatus{dispatcher.StatusSent, dispatcher.StatusSending, dispatcher.StatusSending, dispatcher.StatusBusy}) {
+			t.Errorf("begin after the lapse = %v, want sent, two taken over, one busy", prev)
+		}
+		if err := s.ReleaseLease(ctx, b.ID, retry, true); err != nil {
+			t.Fatal(err)
 		}
 		mustRecord(t, s, b.ID,
 			dispatcher.Outcome{RecipientID: "b", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1},
 			dispatcher.Outcome{RecipientID: "c", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1},
 			dispatcher.Outcome{RecipientID: "d", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1})
-		if n, _ := rdb.HLen(ctx, key("b", b.ID, "s")).Result(); n != 0 {
-			t.Errorf("%d deliveries still listed sending after all were recorded", n)
-		}
-		if err := s.ReleaseLease(ctx, b.ID, other); err != nil {
+		if err := s.ReleaseLease(ctx, b.ID, other, true); err != nil {
 			t.Fatal(err)
 		}
 		if n, _ := rdb.ZCard(ctx, key("leases")).Result(); n != 0 {
 			t.Errorf("%d leases registered after release, want 0", n)
+		}
+		if n, _ := rdb.Exists(ctx, handedKey(b.ID, &other)).Result(); n != 0 {
+			t.Error("the handed set outlived a clean release")
 		}
 		got := mustBroadcast(t, s, b.ID)
 		if got.State != dispatcher.BroadcastDone || got.Counts[dispatcher.ChannelSMS][dispatcher.StatusSent] != 4 {
@@ -187,6 +181,15 @@ func TestLeaseJournalResume(t *testing.T) {
 // unknown one.
 func TestSettleOrphans(t *testing.T) {
 	t.Parallel()
+	for _, claimed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "registered", true: "claimed"}[claimed], func(t *testing.T) {
+			t.Parallel()
+			testSettleOrphans(t, claimed)
+		})
+	}
+}
+
+func testSettleOrphans(t *testing.T, claimed bool) {
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		b, g, l := startBatch(t, s, "inc_so", "a", "b", "c", "d")
@@ -207,7 +210,20 @@ func TestSettleOrphans(t *testing.T) {
 			t.Errorf("InFlight = %d, want 3", n)
 		}
 		lapse(t, rdb, b.ID, l)
-		if n, err := s.SettleOrphans(ctx, "inc_so", 2); err != nil || n != 3 {
+		if claimed {
+			// A sweeper got to the lapsed batch first: it is no longer
+			// registered, and the sweeper settles it by name.
+			lapsed, err := s.LapsedBatches(ctx)
+			if err != nil || len(lapsed) != 1 {
+				t.Fatalf("LapsedBatches = %v, %v", lapsed, err)
+			}
+			if n, _ := s.SettleOrphans(ctx, "inc_so", 2); n != 0 {
+				t.Errorf("SettleOrphans of an unregistered batch = %d, want 0", n)
+			}
+			if n, err := s.SettleBroadcast(ctx, b.ID, dispatcher.Guard{IncidentID: "inc_so", Seq: 1}, &lapsed[0].Batch); err != nil || n != 3 {
+				t.Fatalf("SettleBroadcast of the lapsed batch = %d, %v; want 3", n, err)
+			}
+		} else if n, err := s.SettleOrphans(ctx, "inc_so", 2); err != nil || n != 3 {
 			t.Fatalf("SettleOrphans after the lapse = %d, %v; want 3", n, err)
 		}
 		if n, _ := s.InFlight(ctx, "inc_so", 2); n != 0 {

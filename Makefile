@@ -4,7 +4,7 @@ GO ?= go
 # Recipients for `make bench`.
 N ?= 100000
 
-.PHONY: run test build bench lint redis-server
+.PHONY: run test build bench bench-rates lint redis-server
 
 # Zero-config default: embedded in-memory Redis and the outbox channel.
 run:
@@ -22,6 +22,11 @@ build:
 # Runs `tocsin bench` against a throw-away redis-server on a free port.
 bench: redis-server
 	bash scripts/bench.sh $(N)
+
+# Runs `tocsin bench --rates` the same way: 1,000 SMS at 50/s to the strict
+# Twilio fake, in real time, from one process and from three worker processes.
+bench-rates: redis-server
+	bash scripts/bench.sh --rates
 
 lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi

@@ -243,6 +243,9 @@ type RateLimited struct {
 	// provider. Default DefaultHeadroom (1,000 messages at 50/s take
 	// 20.6 s); negative: none; at most 0.5.
 	Headroom float64
+	// Clock tells the time and waits: tokens fall due, and messages wait
+	// for them, on it. Default SystemClock.
+	Clock Timer
 	// Logger receives a record per slow-down and per limiter failure.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -289,6 +292,13 @@ func (r *RateLimited) Send(ctx context.Context, msgs []*Message) []Result {
 		return r.Sender.Send(ctx, msgs)
 	}
 	return r.sendPaced(ctx, msgs)
+}
+
+func (r *RateLimited) clock() Timer {
+	if r.Clock != nil {
+		return r.Clock
+	}
+	return systemClock{}
 }
 
 func (r *RateLimited) logger() *slog.Logger {
@@ -343,6 +353,7 @@ func (r *RateLimited) chunk(rate Rate) int {
 // next one however late, so that a process always late still sends.
 func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 	res := make([]Result, len(msgs))
+	clk := r.clock()
 	rate := r.paced()
 	chunk := r.chunk(rate)
 	late := r.late()
@@ -368,11 +379,9 @@ func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 	for i := range waiting {
 		waiting[i] = i
 	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for handed < len(msgs) {
 		// Hand over what is due, first: a Take may block.
-		now := time.Now()
+		now := clk.Now()
 		var group, missed []int
 		var behind time.Duration
 		for len(slots) > 0 && !slots[0].at.After(now) {
@@ -397,13 +406,13 @@ func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 
 		if len(waiting) > 0 && !now.Before(reserveAt) {
 			want := min(chunk, len(waiting))
-			asked := time.Now()
+			asked := clk.Now()
 			tok, err := r.Limiter.Take(ctx, r.Key, rate, want)
 			if err != nil {
 				failed = r.limiterFailed(ctx, err, r.Key)
 				break
 			}
-			base := time.Now()
+			base := clk.Now()
 			if tok.N > 0 {
 				n := min(tok.N, len(waiting))
 				for k := range n {
@@ -429,7 +438,7 @@ func (r *RateLimited) sendPaced(ctx context.Context, msgs []*Message) []Result {
 		if next.IsZero() {
 			continue // everything is handed over
 		}
-		if err := sleepUntil(ctx, timer, next); err != nil {
+		if err := sleepUntil(ctx, clk, next); err != nil {
 			failed = err
 			break
 		}
@@ -485,8 +494,7 @@ func (r *RateLimited) sendEach(ctx context.Context, msgs []*Message) []Result {
 		wg     sync.WaitGroup
 		failed error
 	)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	clk := r.clock()
 	for len(pending) > 0 {
 		var takes []*take
 		byRate := map[Rate]*take{}
@@ -542,7 +550,7 @@ func (r *RateLimited) sendEach(ctx context.Context, msgs []*Message) []Result {
 			wg.Go(func() { r.deliverEach(ctx, msgs, ready, bucketsOf, res) })
 		}
 		if len(pending) > 0 {
-			if err := sleepUntil(ctx, timer, time.Now().Add(wait)); err != nil {
+			if err := Sleep(ctx, clk, wait); err != nil {
 				failed = err
 				break
 			}
@@ -628,21 +636,8 @@ func heldBack(why error) Result {
 	return Result{Err: Transient("", 0, fmt.Errorf("rate limiter: not sent: %w", why))}
 }
 
-// sleepUntil waits until t or ctx is done; it returns ctx's error then.
-func sleepUntil(ctx context.Context, timer *time.Timer, t time.Time) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	d := time.Until(t)
-	if d <= 0 {
-		return nil
-	}
-	timer.Reset(d)
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		timer.Stop()
-		return ctx.Err()
-	}
+// sleepUntil waits until t on c, or until ctx is done; it returns ctx's
+// error then.
+func sleepUntil(ctx context.Context, c Timer, t time.Time) error {
+	return Sleep(ctx, c, t.Sub(c.Now()))
 }

@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # Runs `tocsin bench` against a throw-away redis-server on a free 127.0.0.1
 # port (never 6379) and stops that server however the bench ends.
-# Usage: scripts/bench.sh [RECIPIENTS]   (default 100000)
+# Usage: scripts/bench.sh [RECIPIENTS] [BENCH FLAGS...]   (default 100000)
+#        scripts/bench.sh --rates [--sms N] [--sms-rate R] [--workers N]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-recipients="${1:-100000}"
+recipients=100000
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then
+	recipients="$1"
+	shift
+fi
+args=("$@")
+case " ${args[*]-} " in
+*" --rates "*) what="the rates bench" ;;
+*)
+	args=(--recipients "$recipients" "${args[@]}")
+	what="$recipients recipients"
+	;;
+esac
 redis_server="${TOCSIN_REDIS_SERVER:-redis-server}"
 command -v "$redis_server" >/dev/null || {
 	echo "bench: $redis_server not found: run 'apt-get install redis-server'" >&2
@@ -68,5 +81,5 @@ if [ -z "$port" ]; then
 	exit 1
 fi
 
-echo "bench: redis-server on 127.0.0.1:$port (pid $pid), $recipients recipients"
-go run ./cmd/tocsin bench --recipients "$recipients" --redis "127.0.0.1:$port"
+echo "bench: redis-server on 127.0.0.1:$port (pid $pid), $what"
+go run ./cmd/tocsin bench "${args[@]}" --redis "127.0.0.1:$port"

@@ -70,6 +70,7 @@ const usage = `tocsin tells customers and merchants about outages.
 Usage:
   tocsin serve [--config FILE] [--role all|api|worker]
   tocsin bench [--recipients N] [--redis HOST:PORT] [--naive=true]
+  tocsin bench --rates [--sms N] [--sms-rate 50/s] [--workers N] [--redis HOST:PORT]
   tocsin version
 
 Operator client (--server URL, default $TOCSIN_SERVER or http://localhost:8080;

@@ -45,7 +45,7 @@ func (r benchResult) keptPer() float64 {
 // attempts) and once with the naive design (one asynq task per delivery,
 // i.e. the same pipeline with a batch size of one), on the same Redis.
 func (m *Main) bench(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("bench", "bench [--recipients N] [--redis HOST:PORT] [--flush] [--naive=true] [--latency [--samples N] [--sink-delay D]]")
+	fs := m.newFlagSet("bench", "bench [--recipients N] [--redis HOST:PORT] [--flush] [--naive=true] [--latency [--samples N] [--sink-delay D]] [--rates [--sms N] [--sms-rate R] [--workers N]]")
 	n := fs.Int("recipients", 100000, "recipients to seed (every one is in the audience)")
 	addr := fs.String("redis", "", "Redis address host:port (default $TOCSIN_REDIS_ADDR); its database is flushed")
 	db := fs.Int("db", 0, "Redis database number")
@@ -56,6 +56,10 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	latency := fs.Bool("latency", false, "measure instead the time from a critical update to its first provider call while a minor broadcast of --recipients drains")
 	samples := fs.Int("samples", 50, "critical updates to time with --latency")
 	perCall := fs.Duration("sink-delay", 200*time.Millisecond, "with --latency: how long the sink takes per call (keeps the workers busy)")
+	rates := fs.Bool("rates", false, "measure instead the shared SMS rate in real time: --sms SMS at --sms-rate to the strict Twilio fake, from this process, then from --workers `tocsin serve --role worker` processes")
+	nSMS := fs.Int("sms", 1000, "with --rates: SMS per run")
+	smsRate := fs.String("sms-rate", "50/s", "with --rates: the SMS rate, per second (the fake's limit too)")
+	workers := fs.Int("workers", 3, "with --rates: worker processes of the second run (0: none)")
 	if _, err := fs.parse(args, 0, ""); err != nil {
 		return err
 	}
@@ -67,6 +71,21 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	if *n < 1 || *batch < 1 || *conc < 1 || *samples < 1 {
 		return usageError{errors.New("--recipients, --batch, --concurrency and --samples must be at least 1")}
+	}
+	var rate dispatcher.Rate
+	if *rates {
+		r, err := dispatcher.ParseRate(*smsRate)
+		switch {
+		case err != nil:
+			return usageError{fmt.Errorf("--sms-rate: %w", err)}
+		case r.IsZero() || r.Per != time.Second:
+			return usageError{fmt.Errorf("--sms-rate %s: want SMS per second, like 50/s", *smsRate)}
+		case *nSMS < 1 || *workers < 0:
+			return usageError{errors.New("--sms must be at least 1 and --workers at least 0")}
+		case *latency:
+			return usageError{errors.New("--rates and --latency are two benchmarks: pass one")}
+		}
+		rate = r
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: *addr, DB: *db, PoolSize: 4 * *conc})
 	defer rdb.Close()
@@ -80,6 +99,10 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if *latency {
 		defer rdb.FlushDB(context.WithoutCancel(ctx))
 		return benchLatency(ctx, m.Stdout, rdb, *addr, *db, *n, *conc, *samples, *perCall, m.Stderr)
+	}
+	if *rates {
+		defer rdb.FlushDB(context.WithoutCancel(ctx))
+		return benchRates(ctx, m.Stdout, rdb, *addr, *db, *nSMS, rate, *workers, m.Stderr)
 	}
 	version := redisVersion(ctx, rdb)
 	fmt.Fprintf(m.Stdout, "tocsin bench: %d recipients, concurrency %d, Redis %s at %s\n", *n, *conc, version, *addr)

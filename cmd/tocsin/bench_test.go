@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,5 +75,37 @@ func TestBenchLatency(t *testing.T) {
 	}
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("cancelled bench took %v to stop", took)
+	}
+}
+
+// TestBenchRates runs the rates bench on a few SMS, with two worker
+// processes (this test binary, run as `tocsin serve`): it completes and
+// prints its figures for both runs. Their times are not asserted (real
+// time, on a machine that may be busy): the limits are tested on a fake
+// clock in dispatcher/redisstore/limitcheck.
+func TestBenchRates(t *testing.T) {
+	t.Parallel()
+	_, opts := redistest.New(t)
+	code, stdout, stderr := runMain(t.Context(), nil, "bench", "--rates", "--redis", opts.Addr, "--db", strconv.Itoa(opts.DB),
+		"--sms", "20", "--sms-rate", "50/s", "--workers", "2")
+	if code != 0 {
+		t.Fatalf("bench --rates exited %d; stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	mustContain(t, "bench --rates output", stdout, "20 SMS at 50/s to twiliotest", "first to last", "largest 1-s window", "as fast as allowed")
+	runs := 0
+	for _, line := range strings.Split(stdout, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || !strings.Contains(line, "1 process (4 batch tasks)") && !strings.Contains(line, "2 worker processes") {
+			continue
+		}
+		runs++
+		// Fewer SMS than the fake lets through in a second: every one is
+		// accepted at the first request.
+		if got := f[len(f)-7 : len(f)-4]; !slices.Equal(got, []string{"20", "20", "0"}) {
+			t.Errorf("%q: SMS, requests, 429s = %q, want 20, 20, 0", line, got)
+		}
+	}
+	if runs != 2 {
+		t.Errorf("%d runs printed, want 2:\n%s", runs, stdout)
 	}
 }

@@ -28,11 +28,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// A test that needs real worker processes re-runs this binary with
-	// TOCSIN_TEST_SERVE set: it is then `tocsin serve` with that role.
-	if role := os.Getenv("TOCSIN_TEST_SERVE"); role != "" {
+	// `tocsin bench --rates` starts worker processes as `<its own binary>
+	// serve --role worker`; under test its binary is this one, which is
+	// then `tocsin serve`.
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := (&Main{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv}).Run(ctx, []string{"serve", "--role", role})
+		code := (&Main{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv}).Run(ctx, os.Args[1:])
 		stop()
 		os.Exit(code)
 	}

@@ -9,20 +9,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
 // The limiter's keys: "tocsin:rate:{key}" holds a bucket's theoretical
-// arrival time (TAT) in redis_rate's format (seconds since 2017-01-01 as a
-// float, expiring when the bucket is full again); "tocsin:rate:slow:{key}"
-// holds the factor of a slow-down of key, expiring with it.
-//
-// redis_rate names its keys "rate:"+key; the client handed to it (rateKeys)
-// puts Prefix in front, so every key Tocsin writes starts with "tocsin:"
-// (an ACL of ~tocsin:* covers them all).
+// arrival time (TAT) in go-redis/redis_rate's format (seconds since
+// 2017-01-01 as a float, expiring when the bucket is full again), so
+// either may use a bucket the other began; "tocsin:rate:slow:{key}" holds
+// the factor of a slow-down of key, expiring with it. Every key starts with
+// Prefix, "tocsin:" (an ACL of ~tocsin:* covers them all).
 const (
 	rateKeyPrefix = "rate:"
 	slowKeyPrefix = "rate:slow:"
@@ -33,27 +30,123 @@ const (
 // process's Slow applies here within a second.
 const slowFresh = time.Second
 
-// Limiter returns a dispatcher.Limiter on the store's Redis: GCRA buckets
-// shared by every process using the same Redis. Take is redis_rate's
-// AllowN; TakeEach is the same algorithm over many keys in one script (see
-// takeEachScript). Call it once and share the result: it caches slow-downs.
-func (s *Store) Limiter() dispatcher.Limiter {
-	return &limiter{
-		rdb:  s.rdb,
-		rate: redis_rate.NewLimiter(rateKeys{s.rdb}),
-		slow: map[string]slowDown{},
-	}
+// Limiter returns a Limiter on the store's Redis, on Redis's clock. Call it
+// once and share the result: it caches slow-downs.
+func (s *Store) Limiter() *Limiter {
+	return &Limiter{rdb: s.rdb, slow: map[string]slowDown{}}
 }
 
-type limiter struct {
-	rdb  redis.UniversalClient
-	rate *redis_rate.Limiter
+// Limiter is a dispatcher.Limiter on Redis: GCRA buckets shared by every
+// process using the same Redis. Take is redis_rate's AllowN (takeScript);
+// TakeEach is the same algorithm over many keys in one script
+// (takeEachScript). Its methods are safe for concurrent use.
+type Limiter struct {
+	// Clock, when set, is the buckets' clock: the scripts take "now" from
+	// it instead of reading Redis's (TIME), so that tests can run the GCRA
+	// arithmetic on a fake clock. Redis's own clock does not follow it, so
+	// bucket keys are then kept a day rather than until the bucket is full
+	// again, and a slow-down still ends when its key expires on Redis's
+	// clock. Processes that share buckets must agree: all on one Clock, or
+	// all without. It is also the clock of this process's cache of
+	// slow-downs.
+	//
+	// Nil: Redis's clock for the buckets, one clock for every process
+	// wherever it runs (the hosts' clocks may disagree, Redis's is one), and
+	// the system clock for the cache.
+	Clock dispatcher.Clock
 
+	rdb  redis.UniversalClient
 	mu   sync.Mutex
 	slow map[string]slowDown
 }
 
-var _ dispatcher.Limiter = (*limiter)(nil)
+var _ dispatcher.Limiter = (*Limiter)(nil)
+
+func (l *Limiter) now() time.Time {
+	if l.Clock != nil {
+		return l.Clock.Now()
+	}
+	return time.Now()
+}
+
+// jan2017 is the epoch of redis_rate's TATs.
+var jan2017 = time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// scriptArgs is args, then, with a Clock, its "now" in seconds since
+// jan2017, as the scripts read it (luaNow).
+func (l *Limiter) scriptArgs(args ...any) []any {
+	if l.Clock != nil {
+		args = append(args, strconv.FormatFloat(l.Clock.Now().Sub(jan2017).Seconds(), 'f', -1, 64))
+	}
+	return args
+}
+
+// luaNow, in a script that has set clock_arg to the index of its optional
+// last argument, sets now to that argument (seconds since 2017-01-01, the
+// Limiter's Clock) or else to Redis's TIME in the same unit, as redis_rate
+// reads it; and min_ttl to the least time a bucket key is kept: a day on
+// the Limiter's clock (see Limiter.Clock), else nothing.
+const luaNow = `
+local jan_1_2017 = 1483228800
+local now, min_ttl = tonumber(ARGV[clock_arg]), 0
+if now then
+  min_ttl = 86400
+else
+  local t = redis.call("TIME")
+  now = (t[1] - jan_1_2017) + (t[2] / 1000000)
+end
+`
+
+// takeScript is redis_rate's AllowN (v10.0.1, GCRA by Pavel Pravosud,
+// https://github.com/rwz/redis-gcra) with the time given or read (luaNow).
+// It keeps its arithmetic and TAT format exactly.
+//
+// KEYS[1] is the bucket; ARGV is burst, rate, period in seconds, cost and
+// maybe now. It answers {cost, "-1", reset_after} when it took cost
+// tokens, else {0, retry_after, reset_after}, the durations in seconds.
+var takeScript = redis.NewScript(`
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local clock_arg = 5
+` + luaNow + `
+local emission_interval = period / rate
+local increment = emission_interval * cost
+local burst_offset = emission_interval * burst
+
+local tat = redis.call("GET", KEYS[1])
+if not tat then
+  tat = now
+else
+  tat = tonumber(tat)
+end
+tat = math.max(tat, now)
+
+local new_tat = tat + increment
+local allow_at = new_tat - burst_offset
+local diff = now - allow_at
+
+if diff < 0 then
+  return {0, tostring(-diff), tostring(tat - now)}
+end
+local reset_after = new_tat - now
+if reset_after > 0 then
+  redis.call("SET", KEYS[1], new_tat, "EX", math.max(math.ceil(reset_after), min_ttl))
+end
+return {cost, "-1", tostring(reset_after)}
+`)
+
+// seconds reads a duration in seconds the scripts answered with, as
+// redis_rate does.
+func seconds(v any) (time.Duration, error) {
+	s, _ := v.(string)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("the script answered %v for a duration", v)
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}
 
 // slowDown is what a process knows of a key's slow-down.
 type slowDown struct {
@@ -88,7 +181,7 @@ func checkRate(r dispatcher.Rate) error {
 // consumes the fraction of a token it cannot grant (it answers 3 for 3.7
 // and moves the TAT by 3.7 intervals), so callers competing for one key
 // would lose up to an interval per call. All or nothing loses nothing.
-func (l *limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int) (dispatcher.Tokens, error) {
+func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int) (dispatcher.Tokens, error) {
 	if err := errors.Join(checkKey(key), checkRate(r)); err != nil {
 		return dispatcher.Tokens{}, err
 	}
@@ -104,20 +197,31 @@ func (l *limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 		per = time.Duration(float64(per) / factor)
 	}
 	every := time.Duration(float64(per) / float64(r.N))
-	lim := redis_rate.Limit{Rate: r.N, Period: per, Burst: 2 * n}
-	res, err := l.rate.AllowN(ctx, key, lim, n)
+	v, err := takeScript.Run(ctx, l.rdb, []string{Prefix + rateKeyPrefix + key}, l.scriptArgs(2*n, r.N, per.Seconds(), n)...).Slice()
+	if err == nil && len(v) != 3 {
+		err = fmt.Errorf("%d answers, want 3", len(v))
+	}
+	var allowed int64
+	var retryAfter, resetAfter time.Duration
+	if err == nil {
+		allowed, _ = v[0].(int64)
+		retryAfter, err = seconds(v[1])
+	}
+	if err == nil {
+		resetAfter, err = seconds(v[2])
+	}
 	if err != nil {
 		return dispatcher.Tokens{}, fmt.Errorf("rate limiter: take %d from %q: %w", n, key, err)
 	}
-	if res.Allowed == 0 {
-		return dispatcher.Tokens{Every: every, Wait: max(res.RetryAfter, 0)}, nil
+	if allowed == 0 {
+		return dispatcher.Tokens{Every: every, Wait: max(retryAfter, 0)}, nil
 	}
-	at := res.ResetAfter - time.Duration(res.Allowed)*every
-	return dispatcher.Tokens{N: res.Allowed, At: max(at, 0), Every: every}, nil
+	at := resetAfter - time.Duration(allowed)*every
+	return dispatcher.Tokens{N: int(allowed), At: max(at, 0), Every: every}, nil
 }
 
 // Slow stores factor at rate:slow:{key} for d.
-func (l *limiter) Slow(ctx context.Context, key string, factor float64, d time.Duration) error {
+func (l *Limiter) Slow(ctx context.Context, key string, factor float64, d time.Duration) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -127,7 +231,7 @@ func (l *limiter) Slow(ctx context.Context, key string, factor float64, d time.D
 	if d <= 0 {
 		return fmt.Errorf("rate limiter: slow %q for %v: must be longer than 0", key, d)
 	}
-	now := time.Now()
+	now := l.now()
 	v := strconv.FormatFloat(factor, 'g', -1, 64)
 	if err := l.rdb.Set(ctx, Prefix+slowKeyPrefix+key, v, d).Err(); err != nil {
 		return fmt.Errorf("rate limiter: slow %q: %w", key, err)
@@ -140,8 +244,8 @@ func (l *limiter) Slow(ctx context.Context, key string, factor float64, d time.D
 
 // factor returns the slow-down factor in force for key (1: none), reading
 // it from Redis at most once per slowFresh.
-func (l *limiter) factor(ctx context.Context, key string) (float64, error) {
-	now := time.Now()
+func (l *Limiter) factor(ctx context.Context, key string) (float64, error) {
+	now := l.now()
 	l.mu.Lock()
 	sd, ok := l.slow[key]
 	l.mu.Unlock()
@@ -182,14 +286,14 @@ func (l *limiter) factor(ctx context.Context, key string) (float64, error) {
 	return 1, nil
 }
 
-// takeEachScript is redis_rate's AllowN script with a cost of 1, looped
-// over many keys, so a batch's guard is one round trip (redis_rate takes
-// one key per call). It keeps redis_rate's arithmetic and TAT format
-// exactly, so a bucket may be used by either; and it applies each key's
-// slow-down in the same round trip.
+// takeEachScript is takeScript with a cost of 1, looped over many keys, so
+// a batch's guard is one round trip. It keeps redis_rate's arithmetic and
+// TAT format exactly, so a bucket may be used by either; and it applies
+// each key's slow-down in the same round trip.
 //
 // KEYS[1..n] are the buckets, KEYS[n+1..2n] their slow-down keys; ARGV is
-// burst, rate, period in seconds. It answers 1 (took one) or 0 per bucket.
+// burst, rate, period in seconds and maybe now (luaNow). It answers 1
+// (took one) or 0 per bucket.
 // All keys are declared, but a batch's keys fall in many hash slots: like
 // the rest of the store, this targets one Redis (or Sentinel), not Cluster.
 var takeEachScript = redis.NewScript(`
@@ -197,11 +301,8 @@ local n = #KEYS / 2
 local burst = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local period = tonumber(ARGV[3])
-
-local jan_1_2017 = 1483228800
-local now = redis.call("TIME")
-now = (now[1] - jan_1_2017) + (now[2] / 1000000)
-
+local clock_arg = 4
+` + luaNow + `
 local out = {}
 for i = 1, n do
   local p = period
@@ -230,7 +331,7 @@ for i = 1, n do
   else
     local reset_after = new_tat - now
     if reset_after > 0 then
-      redis.call("SET", KEYS[i], new_tat, "EX", math.ceil(reset_after))
+      redis.call("SET", KEYS[i], new_tat, "EX", math.max(math.ceil(reset_after), min_ttl))
     end
     out[i] = 1
   end
@@ -240,7 +341,7 @@ return out
 
 // TakeEach runs takeEachScript once for every key: one EVALSHA (an EVAL
 // as well the first time a server sees the script). The burst is r.N.
-func (l *limiter) TakeEach(ctx context.Context, keys []string, r dispatcher.Rate) ([]bool, error) {
+func (l *Limiter) TakeEach(ctx context.Context, keys []string, r dispatcher.Rate) ([]bool, error) {
 	if err := checkRate(r); err != nil {
 		return nil, err
 	}
@@ -255,7 +356,7 @@ func (l *limiter) TakeEach(ctx context.Context, keys []string, r dispatcher.Rate
 		ks[i] = Prefix + rateKeyPrefix + k
 		ks[len(keys)+i] = Prefix + slowKeyPrefix + k
 	}
-	v, err := takeEachScript.Run(ctx, l.rdb, ks, r.N, r.N, r.Per.Seconds()).Slice()
+	v, err := takeEachScript.Run(ctx, l.rdb, ks, l.scriptArgs(r.N, r.N, r.Per.Seconds())...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("rate limiter: take from %d keys: %w", len(keys), err)
 	}
@@ -268,36 +369,4 @@ func (l *limiter) TakeEach(ctx context.Context, keys []string, r dispatcher.Rate
 		out[i] = n == 1
 	}
 	return out, nil
-}
-
-// rateKeys is the client redis_rate gets: it puts Prefix in front of the
-// keys redis_rate names ("rate:"+key), the only keys it touches.
-type rateKeys struct{ redis.UniversalClient }
-
-func prefixed(keys []string) []string {
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = Prefix + k
-	}
-	return out
-}
-
-func (c rateKeys) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
-	return c.UniversalClient.Eval(ctx, script, prefixed(keys), args...)
-}
-
-func (c rateKeys) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
-	return c.UniversalClient.EvalSha(ctx, sha1, prefixed(keys), args...)
-}
-
-func (c rateKeys) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
-	return c.UniversalClient.EvalRO(ctx, script, prefixed(keys), args...)
-}
-
-func (c rateKeys) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
-	return c.UniversalClient.EvalShaRO(ctx, sha1, prefixed(keys), args...)
-}
-
-func (c rateKeys) Del(ctx context.Context, keys ...string) *redis.IntCmd {
-	return c.UniversalClient.Del(ctx, prefixed(keys)...)
 }

@@ -13,248 +13,325 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/clocktest"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
-func newLimiter(t *testing.T) (dispatcher.Limiter, *redis.Client) {
+// t0 is when the tests' fake clocks start.
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// float is how far the scripts' answers may be from exact: they count in
+// float seconds since 2017, precise to about 0.1 µs at today's dates.
+const float = time.Microsecond
+
+// newLimiter returns a Limiter on a fresh database, on Redis's clock.
+func newLimiter(t *testing.T) (*Limiter, *redis.Client) {
 	t.Helper()
 	rdb, _ := redistest.New(t)
 	return New(rdb).Limiter(), rdb
 }
 
-// within fails unless got is in [lo, hi].
-func within(t *testing.T, what string, got, lo, hi time.Duration) {
+// newClockLimiter returns a Limiter on a fresh database, on clk.
+func newClockLimiter(t *testing.T, clk dispatcher.Clock) (*Limiter, *redis.Client) {
 	t.Helper()
-	if got < lo || got > hi {
-		t.Errorf("%s = %v, want between %v and %v", what, got, lo, hi)
+	l, rdb := newLimiter(t)
+	l.Clock = clk
+	return l, rdb
+}
+
+// near fails unless got is want to the scripts' precision.
+func near(t *testing.T, what string, got, want time.Duration) {
+	t.Helper()
+	if got < want-float || got > want+float {
+		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }
 
+func mustTake(t *testing.T, l dispatcher.Limiter, key string, r dispatcher.Rate, n int) dispatcher.Tokens {
+	t.Helper()
+	tok, err := l.Take(context.Background(), key, r, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// checkExpires checks that key expires want after it was written, which
+// was after since (Redis's clock, read before the write): Redis's PTTL,
+// read after the write, is at most want and less than want by no more
+// than the time since then.
+func checkExpires(t *testing.T, rdb *redis.Client, key string, since time.Time, want time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	pttl, err := rdb.PTTL(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slack := now.Sub(since) + time.Millisecond; pttl > want || pttl < want-slack {
+		t.Errorf("%s expires in %v, want %v (less at most %v since it was written)", key, pttl, want, slack)
+	}
+}
+
+// TestLimiterTake checks Take's arithmetic on a fake clock: At, Every,
+// Due and Wait, and that at most n tokens are reserved ahead.
 func TestLimiterTake(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	l, _ := newLimiter(t)
+	clk := clocktest.New(t0)
+	l, _ := newClockLimiter(t, clk)
 	r := dispatcher.Rate{N: 50, Per: time.Second} // one token every 20 ms
 	const every = 20 * time.Millisecond
 
-	start := time.Now()
-	tok, err := l.Take(ctx, "sms", r, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := mustTake(t, l, "sms", r, 10)
 	if tok.N != 10 || tok.Every != every {
 		t.Fatalf("first Take(10) = %+v, want 10 tokens every %v", tok, every)
 	}
-	// An idle bucket: due now (to the float precision of the script's clock).
-	within(t, "first Take's At", tok.At, 0, time.Microsecond)
+	near(t, "an idle bucket's At", tok.At, 0)
 
 	// At most n are reserved ahead: a second chunk follows the first.
-	tok, err = l.Take(ctx, "sms", r, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	elapsed := time.Since(start)
+	tok = mustTake(t, l, "sms", r, 10)
 	if tok.N != 10 {
 		t.Fatalf("second Take(10) = %+v, want 10 tokens", tok)
 	}
-	within(t, "second Take's At", tok.At, 200*time.Millisecond-elapsed, 200*time.Millisecond)
+	near(t, "second Take's At", tok.At, 200*time.Millisecond)
 	if got := tok.Due(9); got != tok.At+9*every {
 		t.Errorf("Due(9) = %v, want At+9·%v", got, every)
 	}
 
 	// Now 20 are reserved ahead: a third chunk waits until at most 10 are.
-	tok, err = l.Take(ctx, "sms", r, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	elapsed = time.Since(start)
-	if tok.N != 0 {
+	tok = mustTake(t, l, "sms", r, 10)
+	if tok.N != 0 || tok.Every != every {
 		t.Fatalf("third Take(10) = %+v, want none", tok)
 	}
-	within(t, "third Take's Wait", tok.Wait, 200*time.Millisecond-elapsed, 200*time.Millisecond)
+	near(t, "third Take's Wait", tok.Wait, 200*time.Millisecond)
 
 	// A smaller ask has a shorter horizon: 3 wait until at most 3 are ahead.
-	tok, err = l.Take(ctx, "sms", r, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	elapsed = time.Since(start)
+	tok = mustTake(t, l, "sms", r, 3)
 	if tok.N != 0 {
 		t.Fatalf("Take(3) = %+v, want none", tok)
 	}
-	within(t, "Take(3)'s Wait", tok.Wait, 340*time.Millisecond-elapsed, 340*time.Millisecond)
+	near(t, "Take(3)'s Wait", tok.Wait, 340*time.Millisecond)
+	clk.Advance(339 * time.Millisecond)
+	if tok = mustTake(t, l, "sms", r, 3); tok.N != 0 {
+		t.Fatalf("Take(3) 1 ms early = %+v, want none", tok)
+	}
+	near(t, "Take(3)'s Wait 1 ms early", tok.Wait, time.Millisecond)
+	clk.Advance(time.Millisecond)
+	tok = mustTake(t, l, "sms", r, 3)
+	if tok.N != 3 {
+		t.Fatalf("Take(3) after its Wait = %+v, want 3 tokens", tok)
+	}
+	near(t, "Take(3)'s At after its Wait", tok.At, 60*time.Millisecond) // after the 20 reserved at 0
 
 	// Another key is another bucket.
-	tok, err = l.Take(ctx, "email", r, 1)
-	if err != nil || tok.N != 1 || tok.At > time.Microsecond {
-		t.Fatalf("Take on another key = %+v, %v; want one token due now", tok, err)
+	if tok := mustTake(t, l, "email", r, 1); tok.N != 1 || tok.At > float {
+		t.Fatalf("Take on another key = %+v; want one token due now", tok)
 	}
+
+	// An hour idle saves up no more than a chunk: the bucket's burst is 2n,
+	// and a Take leaves n for the next.
+	clk.Advance(time.Hour)
+	near(t, "At after an hour idle", mustTake(t, l, "sms", r, 10).At, 0)
+	near(t, "the next chunk's At", mustTake(t, l, "sms", r, 10).At, 200*time.Millisecond)
 }
 
-// TestLimiterTakeShared has goroutines on several limiters take from one
-// key as RateLimited does, and checks that the tokens they got form one
-// schedule: never two within an interval of each other.
+// TestLimiterTakeShared: workers on several limiters and clients (as many
+// processes) take from one key as RateLimited does, asking at the same
+// moments of a fake clock; the tokens they got form one schedule, never two
+// within an interval of each other, and with no hole: the rate, no faster
+// and no slower.
 func TestLimiterTakeShared(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, opts := redistest.New(t)
-	r := dispatcher.Rate{N: 50, Per: time.Second} // every 20 ms
+	clk := clocktest.New(t0)
+	r := dispatcher.Rate{N: 50, Per: time.Second}
 	const (
 		workers = 6
-		each    = 10
+		each    = 25 // 150 tokens: three seconds of the rate
 		every   = 20 * time.Millisecond
 	)
-	// A token's slot is known on this clock only between the moment Take
-	// was called and the moment it returned (Redis placed it in between).
-	type slot struct{ lo, hi time.Time }
-	var (
-		mu    sync.Mutex
-		slots []slot
-		wg    sync.WaitGroup
-	)
-	for w := range workers {
+	type worker struct {
+		l    *Limiter
+		got  int
+		next time.Time // when it asks again
+	}
+	ws := make([]*worker, workers)
+	for w := range ws {
 		c := rdb
 		if w%2 == 1 { // half of them on clients of their own
 			c = redis.NewClient(&redis.Options{Addr: opts.Addr, DB: opts.DB})
 			t.Cleanup(func() { c.Close() })
 		}
 		l := New(c).Limiter()
-		wg.Go(func() {
-			got := 0
-			for got < each {
-				before := time.Now()
-				tok, err := l.Take(ctx, "shared", r, min(3, each-got))
+		l.Clock = clk
+		ws[w] = &worker{l: l, next: t0}
+	}
+	var (
+		mu    sync.Mutex
+		slots []time.Time
+	)
+	for {
+		now := clk.Now()
+		var wg sync.WaitGroup
+		for _, w := range ws {
+			if w.got == each || w.next.After(now) {
+				continue
+			}
+			wg.Go(func() { // everyone due asks at once
+				tok, err := w.l.Take(ctx, "shared", r, min(3, each-w.got))
 				if err != nil {
 					t.Error(err)
+					w.got = each
 					return
 				}
-				after := time.Now()
 				if tok.N == 0 {
-					time.Sleep(tok.Wait)
-					continue
+					w.next = now.Add(max(tok.Wait, time.Millisecond))
+					return
 				}
 				mu.Lock()
 				for i := range tok.N {
-					slots = append(slots, slot{before.Add(tok.Due(i)), after.Add(tok.Due(i))})
+					slots = append(slots, now.Add(tok.Due(i)))
 				}
 				mu.Unlock()
-				got += tok.N
-				time.Sleep(tok.At)
+				w.got += tok.N
+				w.next = now.Add(tok.At) // again when its first token is due
+			})
+		}
+		wg.Wait()
+		var next time.Time
+		for _, w := range ws {
+			if w.got < each && (next.IsZero() || w.next.Before(next)) {
+				next = w.next
 			}
-		})
+		}
+		if next.IsZero() {
+			break
+		}
+		clk.Advance(next.Sub(now))
 	}
-	wg.Wait()
 	if len(slots) != workers*each {
 		t.Fatalf("%d tokens, want %d", len(slots), workers*each)
 	}
-	// Two slots closer than an interval are found when they are known
-	// precisely enough: even at their farthest they are too close.
-	const rounding = time.Millisecond
-	for a := range slots {
-		for b := a + 1; b < len(slots); b++ {
-			x, y := slots[a], slots[b]
-			if far := max(y.hi.Sub(x.lo), x.hi.Sub(y.lo)); far < every-rounding {
-				t.Fatalf("two tokens are at most %v apart, want at least %v", far, every)
-			}
+	slices.SortFunc(slots, time.Time.Compare)
+	near(t, "the first token", slots[0].Sub(t0), 0)
+	for i := 1; i < len(slots); i++ {
+		if gap := slots[i].Sub(slots[i-1]); gap < every-float {
+			t.Fatalf("tokens %d and %d are %v apart, want at least %v", i-1, i, gap, every)
 		}
 	}
-	first, last := slots[0].lo, slots[0].hi
-	for _, s := range slots {
-		if s.lo.Before(first) {
-			first = s.lo
-		}
-		if s.hi.After(last) {
-			last = s.hi
-		}
-	}
-	if span, want := last.Sub(first), time.Duration(len(slots)-1)*every; span < want-rounding {
-		t.Errorf("%d tokens span at most %v, want at least %v", len(slots), span, want)
-	}
+	near(t, "first to last token", slots[len(slots)-1].Sub(slots[0]), time.Duration(len(slots)-1)*every)
 }
 
+// TestLimiterSlow: Slow halves the rate of a key, in every process, and
+// only for a while.
 func TestLimiterSlow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	l, rdb := newLimiter(t)
+	clk := clocktest.New(t0)
+	l, rdb := newClockLimiter(t, clk)
 	r := dispatcher.Rate{N: 50, Per: time.Second}
 
-	tok, err := l.Take(ctx, "sms", r, 1)
-	if err != nil || tok.Every != 20*time.Millisecond {
-		t.Fatalf("Take = %+v, %v; want a token every 20ms", tok, err)
+	if tok := mustTake(t, l, "sms", r, 1); tok.Every != 20*time.Millisecond {
+		t.Fatalf("Take = %+v; want a token every 20ms", tok)
 	}
-	// Another process.
+	// Another process, which has read the key's slow-down (none).
 	other := New(rdb).Limiter()
-	if tok, err := other.Take(ctx, "email", r, 1); err != nil || tok.Every != 20*time.Millisecond {
-		t.Fatalf("Take = %+v, %v", tok, err)
+	other.Clock = clk
+	if tok := mustTake(t, other, "sms", r, 1); tok.Every != 20*time.Millisecond {
+		t.Fatalf("Take = %+v", tok)
 	}
 
-	const d = 300 * time.Millisecond
-	if err := l.Slow(ctx, "sms", 0.5, d); err != nil {
+	before := rdb.Time(ctx).Val()
+	if err := l.Slow(ctx, "sms", 0.5, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	slowedAt := time.Now()
 	if v, err := rdb.Get(ctx, "tocsin:rate:slow:sms").Result(); err != nil || v != "0.5" {
 		t.Errorf("tocsin:rate:slow:sms = %q, %v; want 0.5", v, err)
 	}
-	if ttl := rdb.PTTL(ctx, "tocsin:rate:slow:sms").Val(); ttl <= 0 || ttl > d {
-		t.Errorf("tocsin:rate:slow:sms expires in %v, want (0, %v]", ttl, d)
-	}
+	checkExpires(t, rdb, "tocsin:rate:slow:sms", before, time.Minute)
 
-	// Half the rate: a chunk of 5 spans 5·40 ms.
-	tok, err = l.Take(ctx, "sms", r, 5)
-	if err != nil || tok.N != 5 || tok.Every != 40*time.Millisecond {
-		t.Fatalf("Take(5) after Slow = %+v, %v; want 5 tokens every 40ms", tok, err)
+	// Half the rate: a chunk of 5 spans 4·40 ms, after the two tokens
+	// taken at the full rate (40 ms).
+	tok := mustTake(t, l, "sms", r, 5)
+	if tok.N != 5 || tok.Every != 40*time.Millisecond {
+		t.Fatalf("Take(5) after Slow = %+v; want 5 tokens every 40ms", tok)
 	}
+	near(t, "the slowed chunk's At", tok.At, 40*time.Millisecond)
 	if got := tok.Due(4) - tok.Due(0); got != 160*time.Millisecond {
 		t.Errorf("the chunk spans %v, want 160ms", got)
 	}
+	// The next chunk of 5 waits until at most 5 are ahead: until the first
+	// of these is due.
+	if tok = mustTake(t, l, "sms", r, 5); tok.N != 0 {
+		t.Fatalf("the next Take(5) = %+v; want none", tok)
+	}
+	near(t, "the next slowed chunk's Wait", tok.Wait, 40*time.Millisecond)
 	// A fresh process sees the slow-down at once.
-	if tok, err := New(rdb).Limiter().Take(ctx, "sms", r, 1); err != nil || tok.Every != 40*time.Millisecond {
-		t.Errorf("another limiter's Take = %+v, %v; want a token every 40ms", tok, err)
+	fresh := New(rdb).Limiter()
+	fresh.Clock = clk
+	if tok := mustTake(t, fresh, "sms", r, 1); tok.Every != 40*time.Millisecond {
+		t.Errorf("another limiter's Take = %+v; want a token every 40ms", tok)
 	}
 	// Other keys are not slowed.
-	if tok, err := l.Take(ctx, "email", r, 1); err != nil || tok.Every != 20*time.Millisecond {
-		t.Errorf("Take on another key = %+v, %v; want a token every 20ms", tok, err)
+	if tok := mustTake(t, l, "email", r, 1); tok.Every != 20*time.Millisecond {
+		t.Errorf("Take on another key = %+v; want a token every 20ms", tok)
 	}
 
-	// After d, the rate is back, here and in the other process.
-	time.Sleep(time.Until(slowedAt.Add(d + 10*time.Millisecond)))
-	for name, lim := range map[string]dispatcher.Limiter{"slowing": l, "other": other} {
-		if tok, err := lim.Take(ctx, "sms", r, 1); err != nil || tok.Every != 20*time.Millisecond {
-			t.Errorf("%s limiter after %v: Take = %+v, %v; want a token every 20ms", name, d, tok, err)
+	// After a minute the key expires (Redis's clock: deleting it here is
+	// what Redis does then), and the rate is back in every process.
+	rdb.Del(ctx, "tocsin:rate:slow:sms")
+	clk.Advance(time.Minute)
+	for name, lim := range map[string]*Limiter{"slowing": l, "other": other, "fresh": fresh} {
+		if tok := mustTake(t, lim, "sms", r, 1); tok.Every != 20*time.Millisecond {
+			t.Errorf("%s limiter after a minute: Take = %+v; want a token every 20ms", name, tok)
 		}
 	}
-	if n := rdb.Exists(ctx, "tocsin:rate:slow:sms").Val(); n != 0 {
-		t.Errorf("tocsin:rate:slow:sms still exists after %v", d)
+
+	// The process that slowed a key down ends the slow-down on time by
+	// itself, even while what it read is fresh.
+	if err := l.Slow(ctx, "push", 0.5, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if tok := mustTake(t, l, "push", r, 1); tok.Every != 40*time.Millisecond {
+		t.Errorf("Take right after Slow for 300ms = %+v; want every 40ms", tok)
+	}
+	clk.Advance(299 * time.Millisecond)
+	if tok := mustTake(t, l, "push", r, 1); tok.Every != 40*time.Millisecond {
+		t.Errorf("Take 299ms after Slow for 300ms = %+v; want every 40ms", tok)
+	}
+	clk.Advance(time.Millisecond)
+	if tok := mustTake(t, l, "push", r, 1); tok.Every != 20*time.Millisecond {
+		t.Errorf("Take 300ms after Slow for 300ms = %+v; want every 20ms", tok)
 	}
 }
 
 // TestLimiterSlowSeenWithinASecond: a process that read a key's slow-down
-// lately applies another process's Slow within a second.
+// lately applies another process's Slow within a second, and not later.
 func TestLimiterSlowSeenWithinASecond(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	l, rdb := newLimiter(t)
+	clk := clocktest.New(t0)
+	l, rdb := newClockLimiter(t, clk)
 	r := dispatcher.Rate{N: 100, Per: time.Second}
-	if tok, err := l.Take(ctx, "push", r, 1); err != nil || tok.Every != 10*time.Millisecond {
-		t.Fatalf("Take = %+v, %v", tok, err)
+	if tok := mustTake(t, l, "push", r, 1); tok.Every != 10*time.Millisecond {
+		t.Fatalf("Take = %+v", tok)
 	}
-	read := time.Now()
-	if err := New(rdb).Limiter().Slow(ctx, "push", 0.25, time.Minute); err != nil {
+	other := New(rdb).Limiter()
+	other.Clock = clk
+	if err := other.Slow(ctx, "push", 0.25, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		tok, err := l.Take(ctx, "push", r, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok.Every == 40*time.Millisecond {
-			break
-		}
-		if time.Since(read) > slowFresh+200*time.Millisecond {
-			t.Fatalf("another process's Slow not applied after %v: Every = %v", time.Since(read), tok.Every)
-		}
-		time.Sleep(tok.At + 50*time.Millisecond)
+	clk.Advance(slowFresh - time.Millisecond)
+	if tok := mustTake(t, l, "push", r, 1); tok.Every != 10*time.Millisecond {
+		t.Errorf("Take within a second of reading the key = %+v; want what it read, every 10ms", tok)
+	}
+	clk.Advance(time.Millisecond)
+	if tok := mustTake(t, l, "push", r, 1); tok.Every != 40*time.Millisecond {
+		t.Errorf("Take a second after reading the key = %+v; want the other process's slow-down, every 40ms", tok)
 	}
 }
 
@@ -303,60 +380,169 @@ func TestLimiterTakeEach(t *testing.T) {
 	}
 }
 
-// TestLimiterTakeEachExact checks TakeEach against redis_rate on the same
-// buckets: the same algorithm and format, so either may continue what the
-// other began, and the refill is exactly one token per interval.
+// TestLimiterTakeEachExact checks TakeEach's arithmetic on a fake clock,
+// against Take on the same buckets: the same algorithm and format, so
+// either may continue what the other began, and the refill is exactly one
+// token per interval.
 func TestLimiterTakeEachExact(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb, _ := redistest.New(t)
-	l := New(rdb).Limiter()
-	rr := redis_rate.NewLimiter(rateKeys{rdb})
+	clk := clocktest.New(t0)
+	l, _ := newClockLimiter(t, clk)
 	r := dispatcher.Rate{N: 2, Per: time.Second} // a burst of 2, then one every 500 ms
-	lim := redis_rate.PerSecond(2)
+	take := func(keys ...string) []bool {
+		t.Helper()
+		got, err := l.TakeEach(ctx, keys, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	// Take takes the first, TakeEach the second; the third is refused.
+	if tok := mustTake(t, l, "k", r, 1); tok.N != 1 {
+		t.Fatalf("Take = %+v", tok)
+	}
+	if got := take("k", "k"); !slices.Equal(got, []bool{true, false}) {
+		t.Fatalf("TakeEach = %v; want [true false]", got)
+	}
+	// Take sees the bucket as TakeEach left it: empty, the next token an
+	// interval after the first was taken.
+	if tok := mustTake(t, l, "k", r, 1); tok.N != 0 {
+		t.Fatalf("Take after TakeEach = %+v; want none", tok)
+	} else {
+		near(t, "Take's Wait after TakeEach", tok.Wait, 500*time.Millisecond)
+	}
+	// One interval later, exactly one more; a moment before, none.
+	clk.Advance(499 * time.Millisecond)
+	if got := take("k"); !slices.Equal(got, []bool{false}) {
+		t.Fatalf("TakeEach 1ms before the interval = %v; want [false]", got)
+	}
+	clk.Advance(time.Millisecond)
+	if got := take("k", "k"); !slices.Equal(got, []bool{true, false}) {
+		t.Fatalf("TakeEach after one interval = %v; want [true false]", got)
+	}
+	// Idle for long, the bucket holds its burst again, no more.
+	clk.Advance(time.Hour)
+	if got := take("k", "k", "k"); !slices.Equal(got, []bool{true, true, false}) {
+		t.Fatalf("TakeEach after an hour = %v; want [true true false]", got)
+	}
+
+	// A slow-down halves the refill: the next token is an interval of 1 s
+	// away, as Take computes it for the slowed key.
+	if err := l.Slow(ctx, "k2", 0.5, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := take("k2", "k2", "k2"); !slices.Equal(got, []bool{true, true, false}) {
+		t.Fatalf("TakeEach on a slowed key = %v; want [true true false]", got)
+	}
+	if tok := mustTake(t, l, "k2", r, 1); tok.N != 0 || tok.Every != time.Second {
+		t.Fatalf("Take on the slowed key = %+v; want none, every 1s", tok)
+	} else {
+		near(t, "the slowed key's Wait", tok.Wait, time.Second)
+	}
+	clk.Advance(time.Second)
+	if got := take("k2", "k2"); !slices.Equal(got, []bool{true, false}) {
+		t.Fatalf("TakeEach on the slowed key a second later = %v; want [true false]", got)
+	}
+}
+
+// rateKeys is the client redis_rate gets in the tests: it puts Prefix in
+// front of the keys redis_rate names ("rate:"+key).
+type rateKeys struct{ redis.UniversalClient }
+
+func prefixed(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = Prefix + k
+	}
+	return out
+}
+
+func (c rateKeys) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return c.UniversalClient.Eval(ctx, script, prefixed(keys), args...)
+}
+
+func (c rateKeys) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return c.UniversalClient.EvalSha(ctx, sha1, prefixed(keys), args...)
+}
+
+func (c rateKeys) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return c.UniversalClient.EvalRO(ctx, script, prefixed(keys), args...)
+}
+
+func (c rateKeys) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return c.UniversalClient.EvalShaRO(ctx, sha1, prefixed(keys), args...)
+}
+
+func (c rateKeys) Del(ctx context.Context, keys ...string) *redis.IntCmd {
+	return c.UniversalClient.Del(ctx, prefixed(keys)...)
+}
+
+// TestLimiterRedisRate: on Redis's clock, the limiter's buckets are
+// go-redis/redis_rate's: either continues what the other began, and a key
+// expires when its bucket is full again. The rate is per hour, so that the
+// answers do not depend on how long the test takes.
+func TestLimiterRedisRate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, rdb := newLimiter(t)
+	rr := redis_rate.NewLimiter(rateKeys{rdb})
+	r := dispatcher.Rate{N: 2, Per: time.Hour} // a burst of 2, then one every 30 min
+	lim := redis_rate.PerHour(2)
 
 	// redis_rate takes the first, TakeEach the second; the third is refused.
 	if res, err := rr.Allow(ctx, "k", lim); err != nil || res.Allowed != 1 {
 		t.Fatalf("redis_rate Allow = %+v, %v", res, err)
 	}
-	start := time.Now()
+	before := rdb.Time(ctx).Val()
 	got, err := l.TakeEach(ctx, []string{"k", "k"}, r)
 	if err != nil || !slices.Equal(got, []bool{true, false}) {
 		t.Fatalf("TakeEach = %v, %v; want [true false]", got, err)
 	}
-	// redis_rate sees the bucket as TakeEach left it: empty, the next token
-	// in 500 ms after the first was taken.
+	// Full again an hour after the two tokens were taken.
+	checkExpires(t, rdb, "tocsin:rate:k", before, time.Hour)
+	// redis_rate sees the bucket as TakeEach left it: empty, the next
+	// token at most an interval away.
 	res, err := rr.Allow(ctx, "k", lim)
-	if err != nil || res.Allowed != 0 {
-		t.Fatalf("redis_rate Allow after TakeEach = %+v, %v; want refused", res, err)
+	if err != nil || res.Allowed != 0 || res.RetryAfter <= 0 || res.RetryAfter > 30*time.Minute {
+		t.Fatalf("redis_rate Allow after TakeEach = %+v, %v; want refused, retry within 30 min", res, err)
 	}
-	within(t, "redis_rate's RetryAfter", res.RetryAfter, 500*time.Millisecond-time.Since(start)-5*time.Millisecond, 500*time.Millisecond)
-	if ttl := rdb.TTL(ctx, "tocsin:rate:k").Val(); ttl != time.Second {
-		t.Errorf("tocsin:rate:k expires in %v, want 1s (when the bucket is full again)", ttl)
-	}
-
-	// One interval later, exactly one more.
-	time.Sleep(time.Until(start.Add(500*time.Millisecond + 20*time.Millisecond)))
-	got, err = l.TakeEach(ctx, []string{"k", "k"}, r)
-	if err != nil || !slices.Equal(got, []bool{true, false}) {
-		t.Fatalf("TakeEach after one interval = %v, %v; want [true false]", got, err)
+	// Take, the same: none, the next chunk of 1 at most an interval away.
+	if tok := mustTake(t, l, "k", r, 1); tok.N != 0 || tok.Wait <= 0 || tok.Wait > 30*time.Minute {
+		t.Fatalf("Take after TakeEach = %+v; want none, a wait within 30 min", tok)
 	}
 
-	// A slow-down halves the refill: the next token is an interval of 1 s
-	// away, as redis_rate computes it for 2 per 2 s.
-	if err := l.Slow(ctx, "k2", 0.5, time.Minute); err != nil {
+	// Take on a fresh key: redis_rate's AllowN on a bucket of burst 2n.
+	before = rdb.Time(ctx).Val()
+	if tok := mustTake(t, l, "k2", r, 1); tok.N != 1 || tok.At > float || tok.Every != 30*time.Minute {
+		t.Fatalf("Take = %+v; want one token due now, every 30 min", tok)
+	}
+	checkExpires(t, rdb, "tocsin:rate:k2", before, 30*time.Minute)
+	if res, err := rr.AllowN(ctx, "k2", redis_rate.Limit{Rate: 2, Period: time.Hour, Burst: 2}, 2); err != nil || res.Allowed != 0 {
+		t.Fatalf("redis_rate AllowN(2) after Take(1) = %+v, %v; want refused", res, err)
+	}
+	if res, err := rr.Allow(ctx, "k2", redis_rate.Limit{Rate: 2, Period: time.Hour, Burst: 2}); err != nil || res.Allowed != 1 {
+		t.Fatalf("redis_rate Allow after Take(1) = %+v, %v; want the second token of the burst", res, err)
+	}
+}
+
+// TestLimiterClockKeys: on a Clock of its own, Redis's clock does not
+// follow the limiter's, so a bucket's key is kept a day, not until the
+// bucket is full on the limiter's clock (it could vanish while the fake
+// clock stands still).
+func TestLimiterClockKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, rdb := newClockLimiter(t, clocktest.New(t0))
+	r := dispatcher.Rate{N: 10, Per: time.Second}
+	before := rdb.Time(ctx).Val()
+	mustTake(t, l, "sms", r, 2)
+	if _, err := l.TakeEach(ctx, []string{"webhook:m1:ep1"}, r); err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
-	got, err = l.TakeEach(ctx, []string{"k2", "k2", "k2"}, r)
-	if err != nil || !slices.Equal(got, []bool{true, true, false}) {
-		t.Fatalf("TakeEach on a slowed key = %v, %v; want [true true false]", got, err)
-	}
-	res, err = rr.Allow(ctx, "k2", redis_rate.Limit{Rate: 2, Period: 2 * time.Second, Burst: 2})
-	if err != nil || res.Allowed != 0 {
-		t.Fatalf("redis_rate Allow = %+v, %v; want refused", res, err)
-	}
-	within(t, "RetryAfter of the slowed key", res.RetryAfter, time.Second-time.Since(start)-5*time.Millisecond, time.Second)
+	checkExpires(t, rdb, "tocsin:rate:sms", before, 24*time.Hour)
+	checkExpires(t, rdb, "tocsin:rate:webhook:m1:ep1", before, 24*time.Hour)
 }
 
 func TestLimiterKeys(t *testing.T) {
@@ -425,33 +611,42 @@ func TestLimiterErrors(t *testing.T) {
 }
 
 // TestLimiterMiniredis runs the limiter on the embedded Redis of the
-// zero-config default.
+// zero-config default, on its clock and on a fake one.
 func TestLimiterMiniredis(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	l := New(rdb).Limiter()
 	r := dispatcher.Rate{N: 50, Per: time.Second}
 
-	tok, err := l.Take(ctx, "sms", r, 10)
-	if err != nil || tok.N != 10 || tok.Every != 20*time.Millisecond || tok.At > time.Microsecond {
-		t.Fatalf("Take = %+v, %v; want 10 tokens due now, every 20ms", tok, err)
+	// On miniredis's clock (TIME in the script).
+	if tok := mustTake(t, New(rdb).Limiter(), "idle", r, 10); tok.N != 10 || tok.Every != 20*time.Millisecond || tok.At > float {
+		t.Fatalf("Take = %+v; want 10 tokens due now, every 20ms", tok)
 	}
-	start := time.Now()
-	if tok, err = l.Take(ctx, "sms", r, 10); err != nil || tok.N != 10 {
-		t.Fatalf("second Take = %+v, %v", tok, err)
+
+	clk := clocktest.New(t0)
+	l := New(rdb).Limiter()
+	l.Clock = clk
+	if tok := mustTake(t, l, "sms", r, 10); tok.N != 10 || tok.At > float {
+		t.Fatalf("Take = %+v; want 10 tokens due now", tok)
 	}
-	within(t, "second Take's At", tok.At, 200*time.Millisecond-time.Since(start)-5*time.Millisecond, 200*time.Millisecond)
-	if tok, err = l.Take(ctx, "sms", r, 10); err != nil || tok.N != 0 || tok.Wait <= 0 {
-		t.Fatalf("third Take = %+v, %v; want none and a wait", tok, err)
+	tok := mustTake(t, l, "sms", r, 10)
+	if tok.N != 10 {
+		t.Fatalf("second Take = %+v", tok)
 	}
+	near(t, "second Take's At", tok.At, 200*time.Millisecond)
+	if tok = mustTake(t, l, "sms", r, 10); tok.N != 0 {
+		t.Fatalf("third Take = %+v; want none", tok)
+	}
+	near(t, "third Take's Wait", tok.Wait, 200*time.Millisecond)
 	if err := l.Slow(ctx, "sms", 0.5, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if tok, err := New(rdb).Limiter().Take(ctx, "sms", r, 1); err != nil || tok.Every != 40*time.Millisecond {
-		t.Fatalf("Take after Slow = %+v, %v; want a token every 40ms", tok, err)
+	other := New(rdb).Limiter()
+	other.Clock = clk
+	if tok := mustTake(t, other, "sms", r, 1); tok.Every != 40*time.Millisecond {
+		t.Fatalf("Take after Slow = %+v; want a token every 40ms", tok)
 	}
 
 	got, err := l.TakeEach(ctx, []string{"a", "a", "a", "b"}, dispatcher.Rate{N: 2, Per: time.Hour})

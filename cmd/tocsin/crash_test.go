@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -272,4 +273,20 @@ func TestResolvedRightAfterWorkerKilled(t *testing.T) {
 	if counted != r.n || b1.Counts[dispatcher.ChannelSMS][dispatcher.StatusUnknown] != unknown {
 		t.Errorf("opening counters %v disagree with its %d records (%d unknown)", b1.Counts, r.n, unknown)
 	}
+}
+
+// importNDJSON imports recipients, one JSON object per line.
+func (a *app) importNDJSON(lines []string) {
+	a.t.Helper()
+	req, err := http.NewRequest("POST", a.base+"/v1/recipients/import", strings.NewReader(strings.Join(lines, "\n")+"\n"))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.key)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		a.t.Fatalf("import: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

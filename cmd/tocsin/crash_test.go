@@ -70,15 +70,23 @@ func (r *crashRig) phone(i int) string { return "+4179" + strconv.Itoa(2000000+i
 
 func (r *crashRig) startWorker() {
 	r.t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "TOCSIN_TEST_SERVE=worker")
+	// This test binary is `tocsin serve` when so called (TestMain).
+	cmd := exec.Command(os.Args[0], "serve", "--role", "worker")
+	cmd.Env = os.Environ()
 	for k, v := range r.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
 	r.workers = append(r.workers, cmd)
+	r.t.Cleanup(func() {
+		if r.t.Failed() {
+			r.t.Logf("worker %d output:\n%s", cmd.Process.Pid, out.String())
+		}
+	})
 }
 
 // kill sends SIGKILL to worker i: no shutdown, no last write.

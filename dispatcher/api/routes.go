@@ -172,7 +172,7 @@ type listNoticesOutput struct {
 
 type listDeliveriesInput struct {
 	ID      string                    `path:"id"`
-	Status  dispatcher.DeliveryStatus `query:"status" enum:"queued,sending,sent,delivered,failed,suppressed"`
+	Status  dispatcher.DeliveryStatus `query:"status" enum:"queued,sending,sent,delivered,failed,suppressed,unknown"`
 	Channel dispatcher.Channel        `query:"channel" enum:"push,sms,email,webhook,none"`
 	Cursor  string                    `query:"cursor" doc:"next_cursor of the previous page; empty starts at the beginning."`
 	Limit   int                       `query:"limit" default:"100" minimum:"1" maximum:"1000"`

@@ -40,6 +40,11 @@
 //	b:{id}:tmp:svc      set     temporary union of the service sets, while the snapshot is taken
 //	b:{id}:tmp:reg      set     temporary union of the region sets, likewise; both deleted in the script
 //	b:{id}:d            hash    {channel}.{recipient} -> delivery record
+//	b:{id}:lease:{name} string  the token of the run holding a batch's ("b:{start}:{stop}") or a
+//	                            retry's ("r:{channel}.{recipient}") lease; expires unless renewed
+//	b:{id}:h:{name}     set     deliveries runs of that lease handed to a provider; deleted when a
+//	                            run ends cleanly, else expires in a day (leases.go)
+//	leases              zset    "{broadcast}|{lease name}" of every lease held, scores 0
 //	preview:{nonce}     zset    a preview's audience snapshot; deleted once read, expires in 10 min
 //	preview:{nonce}:svc set     temporary, as b:{id}:tmp:svc, for a preview; deleted in the script
 //	preview:{nonce}:reg set     temporary, as b:{id}:tmp:reg, for a preview; deleted in the script

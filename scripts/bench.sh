@@ -3,6 +3,9 @@
 # port (never 6379) and stops that server however the bench ends.
 # Usage: scripts/bench.sh [RECIPIENTS] [BENCH FLAGS...]   (default 100000)
 #        scripts/bench.sh --rates [--sms N] [--sms-rate R] [--workers N]
+# With BENCH_AGAINST=REV (a commit), it builds REV's tocsin and this tree's,
+# and runs the two in turn BENCH_ROUNDS times (default 3) on the same
+# server: a before/after figure measured side by side.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,7 +30,11 @@ command -v "$redis_server" >/dev/null || {
 
 dir="$(mktemp -d)"
 pid=""
+against="${BENCH_AGAINST:-}"
 cleanup() {
+	if [ -n "$against" ]; then
+		git worktree remove --force "$dir/old" 2>/dev/null || true
+	fi
 	if [ -n "$pid" ]; then
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -82,4 +89,16 @@ if [ -z "$port" ]; then
 fi
 
 echo "bench: redis-server on 127.0.0.1:$port (pid $pid), $what"
-go run ./cmd/tocsin bench "${args[@]}" --redis "127.0.0.1:$port"
+if [ -z "$against" ]; then
+	go run ./cmd/tocsin bench "${args[@]}" --redis "127.0.0.1:$port"
+	exit 0
+fi
+git worktree add --detach "$dir/old" "$against" >/dev/null
+(cd "$dir/old" && go build -o "$dir/tocsin-before" ./cmd/tocsin)
+go build -o "$dir/tocsin-after" ./cmd/tocsin
+for round in $(seq "${BENCH_ROUNDS:-3}"); do
+	for which in before after; do
+		printf 'round %s, %s (%s):\n' "$round" "$which" "$([ "$which" = before ] && echo "$against" || echo "this tree")"
+		"$dir/tocsin-$which" bench "${args[@]}" --naive=false --flush --redis "127.0.0.1:$port" | tail -n 1
+	done
+done

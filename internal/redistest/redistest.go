@@ -59,6 +59,9 @@ type Server struct {
 
 	cmd     *exec.Cmd
 	dir     string
+	bin     string
+	port    int
+	aof     bool
 	out     *capWriter
 	exited  chan struct{} // closed once the process has been waited for
 	waitErr error         // the process's exit status; read after exited is closed
@@ -84,7 +87,7 @@ func Start() (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redistest: find a free port: %w", err)
 		}
-		s, err := launch(bin, port)
+		s, err := launch(bin, port, "", false)
 		if err == nil {
 			return s, nil
 		}
@@ -224,21 +227,85 @@ func freePort() (int, error) {
 
 var errPortTaken = errors.New("port taken")
 
-func launch(bin string, port int) (*Server, error) {
-	dir, err := os.MkdirTemp("", "redistest-")
+// StartAOF is Start for a server that keeps its data in an append-only
+// file (fsync on every write, as a careful production setup does) in its
+// working directory, so that Restart brings it back with its data.
+func StartAOF() (*Server, error) {
+	bin, err := findBinary()
 	if err != nil {
-		return nil, fmt.Errorf("redistest: %w", err)
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("redistest: find a free port: %w", err)
+		}
+		s, err := launch(bin, port, "", true)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errPortTaken) {
+			return nil, err
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("redistest: no free port after %d attempts: %w", startAttempts, lastErr)
+}
+
+// Kill stops the server with SIGKILL, as a crash would, and waits for the
+// process to exit; its working directory stays for Restart.
+func (s *Server) Kill() error {
+	select {
+	case <-s.exited:
+		return nil
+	default:
+	}
+	if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("redistest: kill redis-server: %w", err)
+	}
+	<-s.exited
+	return nil
+}
+
+// Restart starts a killed server again on the same port and working
+// directory (with StartAOF, with the data it had) and waits until it
+// answers PING.
+func (s *Server) Restart() error {
+	if err := s.Kill(); err != nil {
+		return err
+	}
+	n, err := launch(s.bin, s.port, s.dir, s.aof)
+	if err != nil {
+		return err
+	}
+	s.cmd, s.out, s.exited = n.cmd, n.out, n.exited
+	return nil
+}
+
+// launch starts redis-server on port in dir (a new temporary directory when
+// empty), with an append-only file when aof is set.
+func launch(bin string, port int, dir string, aof bool) (*Server, error) {
+	owned := dir == "" // a restart's directory holds the data: never removed here
+	if owned {
+		var err error
+		if dir, err = os.MkdirTemp("", "redistest-"); err != nil {
+			return nil, fmt.Errorf("redistest: %w", err)
+		}
 	}
 	p := strconv.Itoa(port)
-	cmd := exec.Command(bin,
+	appendonly := []string{"--appendonly", "no"}
+	if aof {
+		appendonly = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	cmd := exec.Command(bin, append([]string{
 		"--port", p,
 		"--bind", "127.0.0.1",
 		"--save", "",
-		"--appendonly", "no",
-		"--databases", strconv.Itoa(maxDB+1),
+		"--databases", strconv.Itoa(maxDB + 1),
 		"--dir", dir,
 		"--loglevel", "warning",
-	)
+	}, appendonly...)...)
 	out := &capWriter{max: 64 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
 	setProcAttr(cmd)
@@ -250,6 +317,9 @@ func launch(bin string, port int) (*Server, error) {
 		Addr:   net.JoinHostPort("127.0.0.1", p),
 		cmd:    cmd,
 		dir:    dir,
+		bin:    bin,
+		port:   port,
+		aof:    aof,
 		out:    out,
 		exited: make(chan struct{}),
 	}
@@ -258,7 +328,11 @@ func launch(bin string, port int) (*Server, error) {
 		close(s.exited)
 	}()
 	if err := s.waitReady(); err != nil {
-		_ = s.Close()
+		if owned {
+			_ = s.Close()
+		} else {
+			_ = s.Kill()
+		}
 		return nil, err
 	}
 	return s, nil

@@ -108,12 +108,15 @@ func (r *crashRig) kill(i int) {
 // waitAccepted polls the fake until it accepted at least n messages.
 func (r *crashRig) waitAccepted(n int) {
 	r.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for len(r.tw.Messages()) < n {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			r.t.Fatalf("the provider accepted %d messages in 60s, want %d", len(r.tw.Messages()), n)
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -121,17 +124,20 @@ func (r *crashRig) waitAccepted(n int) {
 // workers are real processes under the race detector).
 func (r *crashRig) waitDone(id string) *dispatcher.Broadcast {
 	r.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		var b dispatcher.Broadcast
 		r.a.mustDo("GET", "/v1/broadcasts/"+id, nil, &b, 200)
 		if b.State == dispatcher.BroadcastDone {
 			return &b
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			r.t.Fatalf("broadcast %s still %s after 60s: pending %d, counts %v", id, b.State, b.Pending, b.Counts)
+		case <-tick.C:
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

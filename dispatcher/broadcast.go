@@ -450,6 +450,10 @@ type DeliveryStore interface {
 // exists already is not created twice.
 type Enqueuer interface {
 	EnqueuePlan(ctx context.Context, b *Broadcast) error
+	// EnqueuePlanAgain enqueues b's plan as a new task named by tag: its
+	// first plan task's worker died, and that task is still active in the
+	// queue until the queue's own recovery finds it.
+	EnqueuePlanAgain(ctx context.Context, b *Broadcast, tag string) error
 	EnqueueBatches(ctx context.Context, b *Broadcast, batches []Batch) error
 	EnqueueRetry(ctx context.Context, b *Broadcast, deliveryID string, attempt int, delay time.Duration) error
 }

@@ -184,7 +184,7 @@ func (f *Fanout) context(ctx context.Context, broadcastID string) (*broadcastCon
 
 // Plan snapshots a broadcast's audience and enqueues its batches. Running
 // it again for the same broadcast creates nothing new.
-func (f *Fanout) Plan(ctx context.Context, broadcastID string) error {
+func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 	bc, err := f.context(ctx, broadcastID)
 	if err != nil {
 		return err
@@ -195,6 +195,24 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) error {
 	}
 	if b.State != BroadcastPlanning {
 		return nil // planned already: a re-delivered plan task does nothing
+	}
+	if f.Leases != nil {
+		// One plan at a time; one whose worker died is found by the
+		// sweepers and planned again within a lease's life.
+		l := NewLease(PlanLeaseName)
+		ok, lerr := f.Leases.AcquireLease(ctx, broadcastID, l, f.leaseTTL())
+		if lerr != nil {
+			return lerr
+		}
+		if !ok {
+			return nil // planning elsewhere
+		}
+		var stop func()
+		ctx, stop = f.holdLease(ctx, broadcastID, l)
+		defer stop()
+		// err is the named result: a run that failed may have left deliveries
+		// in sending, so its handed set stays for whoever settles them.
+		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 	}
 	n, err := f.Deliveries.SnapshotAudience(ctx, b, bc.inc.Services, bc.inc.Regions)
 	if err != nil {
@@ -493,9 +511,9 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		// alive leaves the work to it; one whose run died (the lease
 		// lapsed) takes over what that run left.
 		l := NewLease(BatchLeaseName(batch))
-		ok, err := f.Leases.AcquireLease(ctx, broadcastID, l, f.leaseTTL())
-		if err != nil {
-			return err
+		ok, lerr := f.Leases.AcquireLease(ctx, broadcastID, l, f.leaseTTL())
+		if lerr != nil {
+			return lerr
 		}
 		if !ok {
 			f.logger().InfoContext(ctx, "batch is running elsewhere", "broadcast_id", broadcastID, "batch_start", batch.Start)
@@ -504,6 +522,8 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		var stop func()
 		ctx, stop = f.holdLease(ctx, broadcastID, l)
 		defer stop()
+		// err is the named result: a run that failed may have left deliveries
+		// in sending, so its handed set stays for whoever settles them.
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 		guard.Lease = &l
 	}
@@ -1022,9 +1042,9 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	guard := Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}
 	if f.Leases != nil {
 		l := NewLease("r:" + string(ch) + "." + rid)
-		ok, err := f.Leases.AcquireLease(ctx, bid, l, f.leaseTTL())
-		if err != nil {
-			return err
+		ok, lerr := f.Leases.AcquireLease(ctx, bid, l, f.leaseTTL())
+		if lerr != nil {
+			return lerr
 		}
 		if !ok {
 			return Transient("busy", f.leaseTTL(), fmt.Errorf("delivery %s is being sent by another run", deliveryID))
@@ -1032,6 +1052,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		var stop func()
 		ctx, stop = f.holdLease(ctx, bid, l)
 		defer stop()
+		// err is the named result (see RunBatch).
 		defer func() { f.releaseLease(ctx, bid, l, err == nil) }()
 		guard.Lease = &l
 	}

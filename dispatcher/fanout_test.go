@@ -290,6 +290,9 @@ type fakeQueue struct {
 }
 
 func (q *fakeQueue) EnqueuePlan(context.Context, *dispatcher.Broadcast) error { return nil }
+func (q *fakeQueue) EnqueuePlanAgain(context.Context, *dispatcher.Broadcast, string) error {
+	return nil
+}
 
 func (q *fakeQueue) EnqueueBatches(_ context.Context, _ *dispatcher.Broadcast, bs []dispatcher.Batch) error {
 	q.mu.Lock()

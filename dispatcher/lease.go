@@ -55,11 +55,15 @@ type DeliveryRef struct {
 	Channel     Channel
 }
 
-// LapsedBatch is a batch whose run's lease lapsed before the run released
-// it: its worker is gone.
+// PlanLeaseName names the lease of a broadcast's plan.
+const PlanLeaseName = "plan"
+
+// LapsedBatch is a batch (or, with Plan, a broadcast's plan) whose run's
+// lease lapsed before the run released it: its worker is gone.
 type LapsedBatch struct {
 	BroadcastID string
 	Batch       Batch
+	Plan        bool
 }
 
 // LeaseStore keeps leases and the running batches' journals. It is
@@ -238,6 +242,16 @@ func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
 	}
 	if err != nil {
 		return err
+	}
+	if lb.Plan {
+		if b.State != BroadcastPlanning {
+			return nil // the plan got through before its worker died
+		}
+		if err := f.Queue.EnqueuePlanAgain(ctx, b, NewLease("").Token); err != nil {
+			return err
+		}
+		f.logger().Warn("plan whose worker stopped enqueued again", "broadcast_id", b.ID)
+		return nil
 	}
 	log := f.logger().With("broadcast_id", b.ID, "batch_start", lb.Batch.Start)
 	switch b.State {

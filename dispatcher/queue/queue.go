@@ -85,6 +85,13 @@ func NewPlanTask(b *dispatcher.Broadcast) *asynq.Task {
 	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID), asynq.Queue(QueueFor(b)), asynq.MaxRetry(20))
 }
 
+// NewPlanTaskAgain returns a plan task of broadcast b named by tag, for a
+// plan whose worker died.
+func NewPlanTaskAgain(b *dispatcher.Broadcast, tag string) *asynq.Task {
+	p, _ := json.Marshal(PlanPayload{BroadcastID: b.ID})
+	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID+":"+tag), asynq.Queue(QueueFor(b)), asynq.MaxRetry(20))
+}
+
 // NewBatchTask returns the task of one batch of broadcast b.
 func NewBatchTask(b *dispatcher.Broadcast, batch dispatcher.Batch) *asynq.Task {
 	p, _ := json.Marshal(BatchPayload{BroadcastID: b.ID, Start: batch.Start, Stop: batch.Stop})
@@ -134,6 +141,11 @@ func (c *Client) enqueue(ctx context.Context, t *asynq.Task) error {
 // EnqueuePlan implements dispatcher.Enqueuer.
 func (c *Client) EnqueuePlan(ctx context.Context, b *dispatcher.Broadcast) error {
 	return c.enqueue(ctx, NewPlanTask(b))
+}
+
+// EnqueuePlanAgain implements dispatcher.Enqueuer.
+func (c *Client) EnqueuePlanAgain(ctx context.Context, b *dispatcher.Broadcast, tag string) error {
+	return c.enqueue(ctx, NewPlanTaskAgain(b, tag))
 }
 
 // EnqueueBatches implements dispatcher.Enqueuer.

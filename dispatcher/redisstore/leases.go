@@ -176,8 +176,9 @@ func (s *Store) SettleOrphans(ctx context.Context, incidentID string, before int
 	return n, nil
 }
 
-// LapsedBatches implements dispatcher.LeaseStore. A retry's lapsed lease is
-// not returned: the queue runs the retry again by itself.
+// LapsedBatches implements dispatcher.LeaseStore: batches and plans. A
+// retry's lapsed lease is not returned: the queue runs the retry again by
+// itself.
 func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, error) {
 	members, err := s.rdb.ZRange(ctx, key("leases"), 0, -1).Result()
 	if err != nil || len(members) == 0 {
@@ -187,7 +188,7 @@ func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, er
 	var args []any
 	for _, m := range members {
 		bid, name, ok := strings.Cut(m, "|")
-		if _, batch := dispatcher.ParseBatchLeaseName(name); !ok || !batch {
+		if _, batch := dispatcher.ParseBatchLeaseName(name); !ok || (!batch && name != dispatcher.PlanLeaseName) {
 			continue
 		}
 		keys = append(keys, leaseKey(bid, name))
@@ -205,6 +206,8 @@ func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, er
 		bid, name, _ := strings.Cut(m, "|")
 		if batch, ok := dispatcher.ParseBatchLeaseName(name); ok {
 			out = append(out, dispatcher.LapsedBatch{BroadcastID: bid, Batch: batch})
+		} else if name == dispatcher.PlanLeaseName {
+			out = append(out, dispatcher.LapsedBatch{BroadcastID: bid, Plan: true})
 		}
 	}
 	return out, nil

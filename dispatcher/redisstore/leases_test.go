@@ -251,3 +251,27 @@ func testSettleOrphans(t *testing.T, claimed bool) {
 		}
 	})
 }
+
+// TestLapsedPlan: a plan whose worker died is found like a batch; a
+// retry's lapsed lease is not (the queue runs the retry again), and stays
+// registered for settling.
+func TestLapsedPlan(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		plan, retry := dispatcher.NewLease(dispatcher.PlanLeaseName), dispatcher.NewLease("r:sms.x")
+		for _, l := range []dispatcher.Lease{plan, retry} {
+			if ok, err := s.AcquireLease(ctx, "bc_p_1", l, time.Minute); err != nil || !ok {
+				t.Fatalf("AcquireLease(%s) = %v, %v", l.Name, ok, err)
+			}
+			lapse(t, rdb, "bc_p_1", l)
+		}
+		lapsed, err := s.LapsedBatches(ctx)
+		if err != nil || len(lapsed) != 1 || !lapsed[0].Plan || lapsed[0].BroadcastID != "bc_p_1" {
+			t.Fatalf("LapsedBatches = %+v, %v; want the plan alone", lapsed, err)
+		}
+		if n, _ := rdb.ZCard(ctx, key("leases")).Result(); n != 1 {
+			t.Errorf("%d leases registered, want the retry's still", n)
+		}
+	})
+}

@@ -323,7 +323,9 @@ func NotifyEndpointDisabled(ctx context.Context, recipients RecipientStore, emai
 		Body:        body,
 		Attempt:     1,
 	}
-	res := email.Send(ctx, []*Message{m})
+	// Not part of the webhook Send that found the endpoint gone: its
+	// progress is not this email's.
+	res := email.Send(WithProgress(ctx, nil), []*Message{m})
 	if len(res) == 1 && res[0].Err != nil {
 		return fmt.Errorf("notify %s of its disabled endpoint %s: %w", r.ID, ep.ID, res[0].Err)
 	}

@@ -609,7 +609,15 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 			return nil, err
 		}
 		byChannel := make(map[Channel][]*Message)
+		// A delivery an earlier run recorded failed may have left its
+		// channel fallback unbegun, or in sending: it gets one now (an
+		// existing fallback is left as its record says, or sent again
+		// when that run died sending it).
+		var failed []Outcome
 		for i, m := range msgs {
+			if m != nil && prev[i] == StatusFailed {
+				failed = append(failed, Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Status: StatusFailed})
+			}
 			if m != nil && prev[i] == StatusQueued {
 				// A run that could not enqueue this delivery's retry failed;
 				// enqueue it now (an existing retry task is not doubled).
@@ -633,7 +641,7 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 			return nil, err
 		}
 		retries = append(retries, rts...)
-		begins, msgs, err = f.fallbacks(ctx, bc, outs, byID, rendered)
+		begins, msgs, err = f.fallbacks(ctx, bc, append(outs, failed...), byID, rendered)
 		if err != nil {
 			return nil, err
 		}
@@ -1002,7 +1010,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if err != nil {
 		return err
 	}
-	if d.Status.Final() {
+	if d.Status.Final() && d.Status != StatusFailed {
 		return nil // settled meanwhile (a duplicate task, or a provider callback)
 	}
 	bc, err := f.context(ctx, bid)
@@ -1020,21 +1028,22 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		return err
 	}
 	r := rs[0]
-	if r == nil {
+	// A delivery already failed is here because the run that failed it
+	// died before its channel fallback went out: only that is left to do.
+	again := d.Status == StatusFailed
+	switch {
+	case r == nil && again:
+		return nil
+	case r == nil:
 		return fail(StatusSuppressed, "recipient_deleted")
-	}
-	if slices.Contains(r.OptOut, ch) {
+	case again:
+	case slices.Contains(r.OptOut, ch):
 		return fail(StatusSuppressed, "opted_out")
-	}
-	if !r.Reachable(ch) || f.Senders[ch] == nil {
+	case !r.Reachable(ch) || f.Senders[ch] == nil:
 		return fail(StatusSuppressed, "no_channel")
 	}
-	if wait := f.quietFor(bc, r, f.now()); wait > 0 {
+	if wait := f.quietFor(bc, r, f.now()); wait > 0 && !again {
 		return &SendError{Code: ReasonQuietHours, RetryAfter: wait, Err: errors.New("still quiet hours for the recipient")}
-	}
-	text, err := f.render(bc.inc, bc.up, r, ch)
-	if err != nil {
-		return err
 	}
 	// Claim it (queued -> sending) through the guard: a cancelled broadcast
 	// or a later update suppresses it instead, atomically. The claim names
@@ -1056,20 +1065,28 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		defer func() { f.releaseLease(ctx, bid, l, err == nil) }()
 		guard.Lease = &l
 	}
-	st, err := f.Deliveries.Claim(ctx, deliveryID, guard)
-	if err != nil || st != StatusSending {
-		return err
-	}
-	m := f.message(bc, r, ch, text, attempt)
-	outs, retries, err := f.sendAll(ctx, bc, guard, map[Channel][]*Message{ch: {m}})
-	if err != nil {
-		return err
-	}
-	if len(outs) == 0 {
-		return nil
-	}
-	if len(retries) > 0 {
-		return &SendError{Code: "retry", Err: errors.New(outs[0].Reason), RetryAfter: retries[0].delay}
+	outs := []Outcome{{RecipientID: rid, Channel: ch, Status: StatusFailed}}
+	if !again {
+		text, err := f.render(bc.inc, bc.up, r, ch)
+		if err != nil {
+			return err
+		}
+		st, err := f.Deliveries.Claim(ctx, deliveryID, guard)
+		if err != nil || st != StatusSending {
+			return err
+		}
+		m := f.message(bc, r, ch, text, attempt)
+		var retries []retry
+		outs, retries, err = f.sendAll(ctx, bc, guard, map[Channel][]*Message{ch: {m}})
+		if err != nil {
+			return err
+		}
+		if len(outs) == 0 {
+			return nil
+		}
+		if len(retries) > 0 {
+			return &SendError{Code: "retry", Err: errors.New(outs[0].Reason), RetryAfter: retries[0].delay}
+		}
 	}
 	// Failed for good on this retry: the next channel gets the update.
 	byID := map[string]*Recipient{r.ID: r}

@@ -952,6 +952,51 @@ func TestFanoutChannelFallback(t *testing.T) {
 	}
 }
 
+// TestFanoutFallbackAfterCrash: a run recorded a recipient's SMS failed
+// and died before its email fallback went out (not begun, or left in
+// sending): the batch's next run sends the fallback; one already sent is
+// not sent again.
+func TestFanoutFallbackAfterCrash(t *testing.T) {
+	t.Parallel()
+	both := func(id string) *dispatcher.Recipient {
+		r := smsRecipient(id, "en")
+		r.Email, r.Channels = id+"@example.ch", []dispatcher.Channel{dispatcher.ChannelSMS, dispatcher.ChannelEmail}
+		return r
+	}
+	s := setupFanout(t, both("unbegun"), both("sending"), both("done"))
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.store.mu.Lock()
+	put := func(ch dispatcher.Channel, rid string, st dispatcher.DeliveryStatus) {
+		id := dispatcher.DeliveryID(s.b.ID, ch, rid)
+		s.store.deliveries[id] = &dispatcher.Delivery{ID: id, BroadcastID: s.b.ID, RecipientID: rid, Channel: ch, Status: st}
+	}
+	for _, rid := range []string{"unbegun", "sending", "done"} {
+		put(dispatcher.ChannelSMS, rid, dispatcher.StatusFailed)
+	}
+	put(dispatcher.ChannelEmail, "sending", dispatcher.StatusSending)
+	put(dispatcher.ChannelEmail, "done", dispatcher.StatusSent)
+	s.store.mu.Unlock()
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 3}); err != nil {
+		t.Fatal(err)
+	}
+	got := s.email.sentTo()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"sending", "unbegun"}) {
+		t.Errorf("email went to %v, want the two fallbacks not yet sent", got)
+	}
+	if n := len(s.sms.sentTo()); n != 0 {
+		t.Errorf("%d SMS sent again, want none: they failed for good", n)
+	}
+	for _, rid := range []string{"unbegun", "sending", "done"} {
+		if d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelEmail, rid)); d.Status != dispatcher.StatusSent {
+			t.Errorf("email.%s: %s, want sent", rid, d.Status)
+		}
+	}
+}
+
 // TestQuietHours: a minor update waits, queued, until the recipient's local
 // quiet hours end; a recipient whose local time is not quiet gets it now;
 // major updates never wait. The clock is injected.

@@ -353,7 +353,11 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	refused := make([]error, len(msgs))
 	reported := make([]atomic.Bool, len(msgs))
 	for i := range msgs {
-		hand[i] = sync.OnceValue(func() error { return dispatcher.Handing(ctx, i) })
+		hand[i] = sync.OnceValue(func() error {
+			err := dispatcher.Handing(ctx, i)
+			refused[i] = err // written once; read after the message's last job
+			return err
+		})
 		left[i].Store(int32(len(out[i])))
 	}
 	sem := make(chan struct{}, s.cfg.Concurrency)
@@ -368,9 +372,7 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := hand[jb.i](); err != nil {
-				refused[jb.i] = err // untried: nothing was posted
-			} else {
+			if hand[jb.i]() == nil { // else untried: nothing was posted
 				out[jb.i][jb.j] = s.post(ctx, msgs[jb.i], &msgs[jb.i].Endpoints[jb.j], bodies[jb.i])
 			}
 			if left[jb.i].Add(-1) == 0 {
@@ -387,7 +389,9 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			res[i] = s.result(ctx, m, out[i], refused[i])
 		}
 	}
-	s.report(context.WithoutCancel(ctx), msgs, out)
+	// The report (attempt history, endpoint health, the merchant's email
+	// when an endpoint is disabled) is none of this Send's progress.
+	s.report(dispatcher.WithProgress(context.WithoutCancel(ctx), nil), msgs, out)
 	return res
 }
 

@@ -349,11 +349,12 @@ return refused
 
 // settleScript settles, once the guard trips (a later update exists, or
 // the broadcast was cancelled), the deliveries a broadcast's dead runs left
-// in sending: unknown when handed to a provider, suppressed otherwise. The
-// runs are the broadcast's registered leases (members {id}|{name} of the
+// in sending: unknown when handed to a provider, suppressed otherwise (a
+// delivery a live retry run is sending is left to it). The runs are the
+// broadcast's registered leases (members {id}|{name} of the
 // leases zset, lex-ordered) whose key is gone: a batch's deliveries are
-// those of its audience slice on any channel, a retry's is the one it
-// names (its member is dropped once settled). also names one more lease
+// those of its audience slice on any channel, a retry's those of the
+// recipient it names (its member is dropped once settled). also names one more lease
 // (a batch's lapsed lease that a sweeper has just unregistered). It
 // returns how many it settled. KEYS: b, d, aud, incseq, leases. ARGV: now,
 // seq, lp, hp, id, also, then the channels.
@@ -370,16 +371,20 @@ for _, m in ipairs(members) do
   if redis.call('EXISTS', lp .. name) == 0 then
     local h = hp .. name
     local start, stop = string.match(name, '^b:(%d+):(%d+)$')
+    local rids = {}
     if start then
-      for _, rid in ipairs(redis.call('ZRANGE', aud, tonumber(start), tonumber(stop) - 1)) do
-        for c = 7, #ARGV do
-          fin = fin + settle(b, d, ARGV[c] .. '.' .. rid, h, why)
-        end
-      end
+      rids = redis.call('ZRANGE', aud, tonumber(start), tonumber(stop) - 1)
     else
-      local f = string.match(name, '^r:(.+)$')
-      if f then fin = fin + settle(b, d, f, h, why) end
+      -- A retry's run may have begun its recipient's channel fallback too.
+      local rid = string.match(name, '^r:[^.]+%.(.+)$')
+      if rid then rids = {rid} end
       redis.call('ZREM', leases, m)
+    end
+    for _, rid in ipairs(rids) do
+      for c = 7, #ARGV do
+        local f = ARGV[c] .. '.' .. rid
+        if not retryBusy(lp, f) then fin = fin + settle(b, d, f, h, why) end
+      end
     end
   end
 end

@@ -275,3 +275,45 @@ func TestLapsedPlan(t *testing.T) {
 		}
 	})
 }
+
+// TestSettleLeavesLiveRetry: settling a dead batch's leftovers leaves alone
+// a delivery a live retry run is sending (it would otherwise let the later
+// update out before that retry lands); once that run fails too (an unclean
+// release keeps it registered), its delivery is settled in turn.
+func TestSettleLeavesLiveRetry(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b, g, l := startBatch(t, s, "inc_lr", "a", "b")
+		if _, err := s.Journal(ctx, b.ID, g, []dispatcher.DeliveryRef{smsRef("a")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		retry := dispatcher.NewLease("r:sms.b")
+		if ok, _ := s.AcquireLease(ctx, b.ID, retry, time.Minute); !ok {
+			t.Fatal("no retry lease")
+		}
+		saveUpdate2(t, s, "inc_lr")
+		// The batch run fails (say its journal gave up): an unclean release.
+		if err := s.ReleaseLease(ctx, b.ID, l, false); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.SettleOrphans(ctx, "inc_lr", 2); err != nil || n != 1 {
+			t.Fatalf("SettleOrphans = %d, %v; want 1 (b has a live retry)", n, err)
+		}
+		mustStatus(t, s, b.ID, "a", dispatcher.StatusUnknown, dispatcher.ReasonSuperseded)
+		mustStatus(t, s, b.ID, "b", dispatcher.StatusSending, "")
+		if err := s.ReleaseLease(ctx, b.ID, retry, false); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.SettleOrphans(ctx, "inc_lr", 2); err != nil || n != 1 {
+			t.Fatalf("SettleOrphans after the retry failed = %d, %v; want 1", n, err)
+		}
+		mustStatus(t, s, b.ID, "b", dispatcher.StatusSuppressed, dispatcher.ReasonSuperseded)
+		if n, _ := s.InFlight(ctx, "inc_lr", 2); n != 0 {
+			t.Errorf("InFlight = %d, want 0", n)
+		}
+		if lapsed, _ := s.LapsedBatches(ctx); len(lapsed) != 1 || lapsed[0].BroadcastID != b.ID {
+			t.Errorf("LapsedBatches = %v, want the failed batch, still registered", lapsed)
+		}
+	})
+}

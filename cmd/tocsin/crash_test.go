@@ -31,7 +31,30 @@ type crashRig struct {
 	n       int
 }
 
-const crashAudience = 2000
+// The crash tests' size, and how long they wait for something, at CI's
+// size by default; a heavier run by hand sets TOCSIN_CRASH_AUDIENCE,
+// TOCSIN_CRASH_KILLS (TestWorkerKilledMidBroadcast), TOCSIN_CRASH_DELAY
+// (the provider's answer time) and TOCSIN_CRASH_WAIT.
+var (
+	crashAudience = envInt("TOCSIN_CRASH_AUDIENCE", 2000)
+	crashKills    = envInt("TOCSIN_CRASH_KILLS", 1)
+	crashDelay    = envDuration("TOCSIN_CRASH_DELAY", 100*time.Millisecond)
+	crashWait     = envDuration("TOCSIN_CRASH_WAIT", 60*time.Second)
+)
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
 
 func newCrashRig(t *testing.T, workers int) *crashRig {
 	t.Helper()
@@ -44,7 +67,7 @@ func newCrashRigAt(t *testing.T, workers int, addr string, db int) *crashRig {
 	tw := twiliotest.New(t, testAccountSID, testAuthToken)
 	// Slow answers keep the sender's in-flight limit full: a kill always
 	// cuts requests off mid-flight.
-	tw.Delay(100 * time.Millisecond)
+	tw.Delay(crashDelay)
 	r := &crashRig{t: t, tw: tw, n: crashAudience, env: map[string]string{
 		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": addr, "TOCSIN_REDIS_DB": strconv.Itoa(db),
 		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_LOG_LEVEL": "warn",
@@ -108,13 +131,13 @@ func (r *crashRig) kill(i int) {
 // waitAccepted polls the fake until it accepted at least n messages.
 func (r *crashRig) waitAccepted(n int) {
 	r.t.Helper()
-	deadline := time.After(60 * time.Second)
+	deadline := time.After(crashWait)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for len(r.tw.Messages()) < n {
 		select {
 		case <-deadline:
-			r.t.Fatalf("the provider accepted %d messages in 60s, want %d", len(r.tw.Messages()), n)
+			r.t.Fatalf("the provider accepted %d messages in %s, want %d", len(r.tw.Messages()), crashWait, n)
 		case <-tick.C:
 		}
 	}
@@ -124,7 +147,7 @@ func (r *crashRig) waitAccepted(n int) {
 // workers are real processes under the race detector).
 func (r *crashRig) waitDone(id string) *dispatcher.Broadcast {
 	r.t.Helper()
-	deadline := time.After(60 * time.Second)
+	deadline := time.After(crashWait)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -135,7 +158,7 @@ func (r *crashRig) waitDone(id string) *dispatcher.Broadcast {
 		}
 		select {
 		case <-deadline:
-			r.t.Fatalf("broadcast %s still %s after 60s: pending %d, counts %v", id, b.State, b.Pending, b.Counts)
+			r.t.Fatalf("broadcast %s still %s after %s: pending %d, counts %v", id, b.State, crashWait, b.Pending, b.Counts)
 		case <-tick.C:
 		}
 	}
@@ -248,24 +271,31 @@ func TestRedisRestartMidBroadcast(t *testing.T) {
 }
 
 // TestWorkerKilledMidBroadcast: two worker processes send 2,000 SMS; one is
-// killed with SIGKILL a quarter of the way. Its batches are taken over by
-// the other: nobody is missed, the only duplicates are the few whose
-// provider call had been answered but not yet recorded (fewer than the
-// sender's in-flight limit), and every record says sent.
+// killed with SIGKILL a quarter of the way (with TOCSIN_CRASH_KILLS, that
+// many kills spread over the broadcast, a fresh worker started after
+// each). Its batches are taken over by the other: nobody is missed, the
+// only duplicates are requests that were in flight when it died (at most
+// the sender's in-flight limit per kill), and every record says sent.
 func TestWorkerKilledMidBroadcast(t *testing.T) {
 	r := newCrashRig(t, 2)
 	bid := r.open("OPEN cards down").BroadcastID
-	r.waitAccepted(r.n / 4)
-	r.kill(0)
-	killedAt := len(r.tw.Messages())
+	var at []int
+	for k := 1; k <= crashKills; k++ {
+		r.waitAccepted(r.n * k / (crashKills + 3))
+		r.kill(0)
+		at = append(at, len(r.tw.Messages()))
+		if k < crashKills {
+			r.startWorker()
+		}
+	}
 	b := r.waitDone(bid)
 	lost, dups := r.countReceived()
-	t.Logf("killed a worker after %d of %d accepted; lost %d, duplicates %d (in-flight limit %d)", killedAt, r.n, lost, dups, sms.DefaultConcurrency)
+	t.Logf("killed a worker %d times (after %v of %d accepted); lost %d, duplicates %d (in-flight limit %d per kill)", crashKills, at, r.n, lost, dups, sms.DefaultConcurrency)
 	if lost != 0 {
 		t.Errorf("%d recipients got nothing", lost)
 	}
-	if dups > sms.DefaultConcurrency {
-		t.Errorf("%d duplicates after one kill, want at most the in-flight limit %d", dups, sms.DefaultConcurrency)
+	if dups > crashKills*sms.DefaultConcurrency {
+		t.Errorf("%d duplicates after %d kills, want at most the in-flight limit %d per kill", dups, crashKills, sms.DefaultConcurrency)
 	}
 	r.allSent(b)
 }

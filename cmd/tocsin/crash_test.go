@@ -134,10 +134,10 @@ func (r *crashRig) waitAccepted(n int) {
 	deadline := time.After(crashWait)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for len(r.tw.Messages()) < n {
+	for r.tw.Accepted() < n {
 		select {
 		case <-deadline:
-			r.t.Fatalf("the provider accepted %d messages in %s, want %d", len(r.tw.Messages()), crashWait, n)
+			r.t.Fatalf("the provider accepted %d messages in %s, want %d", r.tw.Accepted(), crashWait, n)
 		case <-tick.C:
 		}
 	}
@@ -247,10 +247,10 @@ func TestRedisRestartMidBroadcast(t *testing.T) {
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	down := len(r.tw.Messages())
+	down := r.tw.Accepted()
 	// The outage itself: nothing to wait for, Redis is simply away.
 	<-time.After(3 * time.Second)
-	during := len(r.tw.Messages()) - down
+	during := r.tw.Accepted() - down
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestWorkerKilledMidBroadcast(t *testing.T) {
 	for k := 1; k <= crashKills; k++ {
 		r.waitAccepted(r.n * k / (crashKills + 3))
 		r.kill(0)
-		at = append(at, len(r.tw.Messages()))
+		at = append(at, r.tw.Accepted())
 		if k < crashKills {
 			r.startWorker()
 		}

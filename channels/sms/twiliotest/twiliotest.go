@@ -308,6 +308,14 @@ func (s *Server) Messages() []Message {
 	return out
 }
 
+// Accepted returns how many messages the fake accepted: len(Messages())
+// without copying them, for polling.
+func (s *Server) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
 // Message returns the accepted message sid.
 func (s *Server) Message(sid string) (Message, bool) {
 	for _, m := range s.Messages() {

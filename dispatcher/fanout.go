@@ -291,7 +291,7 @@ func (f *Fanout) now() time.Time {
 	if f.Clock != nil {
 		return f.Clock.Now()
 	}
-	return time.Now()
+	return SystemClock.Now()
 }
 
 // quietFor returns how long r's delivery of a minor update must wait for

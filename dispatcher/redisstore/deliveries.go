@@ -516,7 +516,7 @@ func (s *Store) nowMS() int64 {
 	if s.Clock != nil {
 		return s.Clock.Now().UnixMilli()
 	}
-	return time.Now().UnixMilli()
+	return dispatcher.SystemClock.Now().UnixMilli()
 }
 
 // broadcastKeys are b:{id}, b:{id}:d and b:{id}:aud.

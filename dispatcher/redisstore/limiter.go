@@ -66,7 +66,7 @@ func (l *Limiter) now() time.Time {
 	if l.Clock != nil {
 		return l.Clock.Now()
 	}
-	return time.Now()
+	return dispatcher.SystemClock.Now()
 }
 
 // jan2017 is the epoch of redis_rate's TATs.

@@ -863,7 +863,7 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 			}
 		},
 	}
-	start := time.Now()
+	start := SystemClock.Now() // for the latency metric: wall time
 	res := s.Send(WithProgress(ctx, p), ms)
 	if c.f.Metrics != nil {
 		c.f.Metrics.Sent(ms[0].Channel, len(ms), time.Since(start))

@@ -208,7 +208,7 @@ func (a *apns) failure(status int, reason string, n *notice, tok dispatcher.Push
 func (a *apns) renewToken() {
 	a.token.Lock()
 	defer a.token.Unlock()
-	if time.Now().Unix()-a.token.IssuedAt >= int64(providerTokenMinAge/time.Second) {
+	if dispatcher.SystemClock.Now().Unix()-a.token.IssuedAt >= int64(providerTokenMinAge/time.Second) {
 		a.token.IssuedAt = 0
 	}
 }

@@ -408,7 +408,7 @@ func (s *Sender) result(ctx context.Context, m *dispatcher.Message, out []outcom
 func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher.WebhookEndpoint, body []byte) (o outcome) {
 	o.tried = true
 	start := s.cfg.Clock.Now()
-	clock := time.Now() // monotonic, for the latency only
+	clock := dispatcher.SystemClock.Now() // the wall clock, for the latency only
 	o.attempt = dispatcher.Attempt{At: start, EndpointID: ep.ID}
 	defer func() {
 		if p := recover(); p != nil {

@@ -159,7 +159,7 @@ func rateOneProcess(ctx context.Context, rdb *redis.Client, n int, rate dispatch
 			}
 		})
 	}
-	start := time.Now()
+	start := dispatcher.SystemClock.Now()
 	for first := 0; first < n; first += benchBatch {
 		batches <- first
 	}
@@ -185,7 +185,7 @@ func rateWorkers(ctx context.Context, rdb *redis.Client, addr string, db, n int,
 		return rateRun{}, err
 	}
 	store := redisstore.New(rdb)
-	now := time.Now().UTC()
+	now := dispatcher.SystemClock.Now().UTC()
 	var chunk []*dispatcher.Recipient
 	for i := range n {
 		chunk = append(chunk, &dispatcher.Recipient{
@@ -234,14 +234,14 @@ func rateWorkers(ctx context.Context, rdb *redis.Client, addr string, db, n int,
 	qc := queue.NewClient(asynq.RedisClientOpt{Addr: addr, DB: db})
 	defer qc.Close()
 	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Logger: logger}
-	start := time.Now()
+	start := dispatcher.SystemClock.Now()
 	if _, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Kartenzahlungen gestört", Severity: dispatcher.SeverityMajor}, ""); err != nil {
 		return rateRun{}, err
 	}
 	// Twice the ideal time, and a minute for the workers to start.
 	deadline := start.Add(time.Minute + 2*time.Duration(n)*rate.Interval())
 	for len(fake.Messages()) < n {
-		if time.Now().After(deadline) {
+		if dispatcher.SystemClock.Now().After(deadline) {
 			return rateRun{}, fmt.Errorf("the fake accepted %d SMS of %d by %v after the incident", len(fake.Messages()), n, time.Since(start).Round(time.Second))
 		}
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {

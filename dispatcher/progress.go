@@ -58,6 +58,28 @@ func Done(ctx context.Context, i int, r Result) {
 	}
 }
 
+// HandingAll announces all n messages of a Send at once, for a Sender
+// whose provider takes a whole batch in one call; on a refusal it returns
+// the Results of them all (NotHanded), else nil.
+func HandingAll(ctx context.Context, n int) []Result {
+	if ProgressFrom(ctx) == nil || n == 0 {
+		return nil
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	err := Handing(ctx, all...)
+	if err == nil {
+		return nil
+	}
+	res := make([]Result, n)
+	for i := range res {
+		res[i] = NotHanded(err)
+	}
+	return res
+}
+
 // ErrNotHanded wraps the reason a message was not handed to its provider
 // because Handing refused it.
 var ErrNotHanded = errors.New("not handed to the provider")

@@ -20,17 +20,10 @@ var _ dispatcher.Sender = (*Sender)(nil)
 // with one dispatcher.Handing, as a Sender whose provider takes a batch in
 // one call does; a refusal refuses them all.
 func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	if refused := dispatcher.HandingAll(ctx, len(msgs)); refused != nil {
+		return refused
+	}
 	res := make([]dispatcher.Result, len(msgs))
-	all := make([]int, len(msgs))
-	for i := range all {
-		all[i] = i
-	}
-	if err := dispatcher.Handing(ctx, all...); err != nil {
-		for i := range res {
-			res[i] = dispatcher.NotHanded(err)
-		}
-		return res
-	}
 	for i := range res {
 		res[i] = dispatcher.Result{Status: dispatcher.StatusDelivered}
 	}

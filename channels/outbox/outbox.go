@@ -80,17 +80,10 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			At:          at,
 		}
 	}
+	if refused := dispatcher.HandingAll(ctx, len(msgs)); refused != nil {
+		return refused
+	}
 	res := make([]dispatcher.Result, len(msgs))
-	all := make([]int, len(msgs))
-	for i := range all {
-		all[i] = i
-	}
-	if err := dispatcher.Handing(ctx, all...); err != nil {
-		for i := range res {
-			res[i] = dispatcher.NotHanded(err)
-		}
-		return res
-	}
 	err := s.Store.Append(ctx, entries)
 	for i := range res {
 		if err != nil {

@@ -76,7 +76,11 @@ type Server struct {
 // databases and a temporary working directory, and waits until it answers
 // PING. It retries with another port when the chosen one was taken in the
 // meantime. The caller must Close the server.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return start(false) }
+
+// start launches a server, with an append-only file when aof is set, on
+// a free port, trying another when the chosen one was taken meanwhile.
+func start(aof bool) (*Server, error) {
 	bin, err := findBinary()
 	if err != nil {
 		return nil, err
@@ -87,7 +91,7 @@ func Start() (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redistest: find a free port: %w", err)
 		}
-		s, err := launch(bin, port, "", false)
+		s, err := launch(bin, port, "", aof)
 		if err == nil {
 			return s, nil
 		}
@@ -230,28 +234,7 @@ var errPortTaken = errors.New("port taken")
 // StartAOF is Start for a server that keeps its data in an append-only
 // file (fsync on every write, as a careful production setup does) in its
 // working directory, so that Restart brings it back with its data.
-func StartAOF() (*Server, error) {
-	bin, err := findBinary()
-	if err != nil {
-		return nil, err
-	}
-	var lastErr error
-	for attempt := 1; attempt <= startAttempts; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, fmt.Errorf("redistest: find a free port: %w", err)
-		}
-		s, err := launch(bin, port, "", true)
-		if err == nil {
-			return s, nil
-		}
-		if !errors.Is(err, errPortTaken) {
-			return nil, err
-		}
-		lastErr = err
-	}
-	return nil, fmt.Errorf("redistest: no free port after %d attempts: %w", startAttempts, lastErr)
-}
+func StartAOF() (*Server, error) { return start(true) }
 
 // Kill stops the server with SIGKILL, as a crash would, and waits for the
 // process to exit; its working directory stays for Restart.

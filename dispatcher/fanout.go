@@ -577,7 +577,7 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err := f.guardRecipients(ctx, bc, begins, msgs); err != nil {
 		return err
 	}
-	retries, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered)
+	retries, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered, nil)
 	if err != nil {
 		return err
 	}
@@ -601,13 +601,28 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 // the outcomes, and, for each that failed for good, begins and sends one on
 // the recipient's next reachable channel (channel fallback), until none is
 // left. It returns the deliveries due for a retry.
-func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, begins []Begin, msgs []*Message, byID map[string]*Recipient, rendered map[renderKey]Rendered) ([]retry, error) {
+//
+// held are failures whose fallback is in begins: they are recorded only
+// once the fallback is begun, so the broadcast's pending count never
+// touches zero in between (it would be done with a fallback still to go).
+func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, begins []Begin, msgs []*Message, byID map[string]*Recipient, rendered map[renderKey]Rendered, held []Outcome) ([]retry, error) {
 	var retries []retry
+	defer func() {
+		// Failures whose fallback was not begun after all (an error, or
+		// nothing reachable): on record anyway.
+		if len(held) > 0 {
+			_ = f.recordNow(ctx, bc.b.ID, held)
+		}
+	}()
 	for round := 0; len(begins) > 0 && round <= len(Channels); round++ {
 		prev, err := f.Deliveries.BeginDeliveries(ctx, bc.b.ID, guard, begins)
 		if err != nil {
 			return nil, err
 		}
+		if err := f.recordNow(ctx, bc.b.ID, held); err != nil {
+			return nil, err
+		}
+		held = nil
 		byChannel := make(map[Channel][]*Message)
 		// A delivery an earlier run recorded failed may have left its
 		// channel fallback unbegun, or in sending: it gets one now (an
@@ -636,10 +651,11 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 				}
 			}
 		}
-		outs, rts, err := f.sendAll(ctx, bc, guard, byChannel)
+		outs, rts, kept, err := f.sendAll(ctx, bc, guard, byChannel)
 		if err != nil {
 			return nil, err
 		}
+		held = kept
 		retries = append(retries, rts...)
 		begins, msgs, err = f.fallbacks(ctx, bc, append(outs, failed...), byID, rendered)
 		if err != nil {
@@ -770,9 +786,12 @@ func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
 // retries due; an error means some outcomes could not be recorded, or some
 // messages were left to another run (this one lost its lease): the caller
 // fails so the work is picked up again.
-func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard, byChannel map[Channel][]*Message) ([]Outcome, []retry, error) {
+//
+// A failure with a channel to fall back on is returned in held, not
+// recorded: the caller records it once the fallback is begun (see rounds).
+func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard, byChannel map[Channel][]*Message) (outs []Outcome, retries []retry, held []Outcome, err error) {
 	if len(byChannel) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -794,13 +813,13 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 		}
 	}()
 	j := f.newJournal(ctx, bc.b.ID, guard)
-	c := &collector{f: f, j: j, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
+	c := &collector{f: f, j: j, allowed: bc.b.Channels, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
 	var wg sync.WaitGroup
 	for ch, ms := range byChannel {
 		wg.Go(func() { c.send(sctx, f.Senders[ch], ms) })
 	}
 	wg.Wait()
-	err := j.close()
+	err = j.close()
 	f.recordOptOuts(ctx, c.optOuts)
 	for rid, keys := range c.dead {
 		if err := f.Recipients.RemovePushTokens(context.WithoutCancel(ctx), rid, keys); err != nil {
@@ -813,16 +832,28 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 		err = Transient("left", time.Second, fmt.Errorf("%d deliveries of %s left for another run", c.left, bc.b.ID))
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return c.outs, c.retries, nil
+	return c.outs, c.retries, c.held, nil
+}
+
+// recordNow records outs even when ctx was cancelled meanwhile (a worker
+// shutting down): what a provider answered must be on record.
+func (f *Fanout) recordNow(ctx context.Context, broadcastID string, outs []Outcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return f.Deliveries.Record(rctx, broadcastID, outs)
 }
 
 // collector turns the results of one sendAll into outcomes, as each comes.
 type collector struct {
-	f    *Fanout
-	j    *journal
-	lost func() bool // the run lost its lease
+	f       *Fanout
+	j       *journal
+	allowed []Channel   // the broadcast's channels (empty: all)
+	lost    func() bool // the run lost its lease
 
 	mu      sync.Mutex
 	outs    []Outcome
@@ -830,6 +861,7 @@ type collector struct {
 	optOuts []*Message
 	dead    map[string][]string // recipient id -> dead push token keys
 	left    int                 // messages left in sending for another run
+	held    []Outcome           // failures with a fallback to begin first
 }
 
 // send runs one channel's Send with a Progress that marks messages handed
@@ -888,12 +920,15 @@ func (c *collector) take(m *Message, res Result, wait bool) {
 	if ok && o.Status == StatusQueued && c.lost() {
 		ok = false // cut off because another run has the batch: it is theirs
 	}
+	hold := ok && o.Status == StatusFailed && c.f.nextChannel(m.Recipient, m.Channel, c.allowed) != ChannelNone
 	c.mu.Lock()
 	defer func() {
 		c.mu.Unlock()
-		if ok && wait {
+		switch {
+		case hold:
+		case ok && wait:
 			_ = c.j.record(o) // on failure it stays queued; close retries
-		} else if ok {
+		case ok:
 			c.j.add(o)
 		}
 	}()
@@ -902,6 +937,9 @@ func (c *collector) take(m *Message, res Result, wait bool) {
 		return
 	}
 	c.outs = append(c.outs, o)
+	if hold {
+		c.held = append(c.held, o)
+	}
 	if res.Err != nil && Classify(res.Err).OptOut {
 		c.optOuts = append(c.optOuts, m)
 	}
@@ -1066,6 +1104,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		guard.Lease = &l
 	}
 	outs := []Outcome{{RecipientID: rid, Channel: ch, Status: StatusFailed}}
+	var held []Outcome // this retry's failure, recorded once its fallback is begun
 	if !again {
 		text, err := f.render(bc.inc, bc.up, r, ch)
 		if err != nil {
@@ -1077,7 +1116,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		}
 		m := f.message(bc, r, ch, text, attempt)
 		var retries []retry
-		outs, retries, err = f.sendAll(ctx, bc, guard, map[Channel][]*Message{ch: {m}})
+		outs, retries, held, err = f.sendAll(ctx, bc, guard, map[Channel][]*Message{ch: {m}})
 		if err != nil {
 			return err
 		}
@@ -1093,9 +1132,9 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	rendered := map[renderKey]Rendered{}
 	begins, msgs, err := f.fallbacks(ctx, bc, outs, byID, rendered)
 	if err != nil || len(begins) == 0 {
-		return err
+		return errors.Join(err, f.recordNow(ctx, bid, held))
 	}
-	more, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered)
+	more, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered, held)
 	if err != nil {
 		return err
 	}

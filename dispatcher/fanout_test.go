@@ -33,9 +33,10 @@ type fakeStore struct {
 	records    []dispatcher.Outcome
 	optOuts    map[dispatcher.Channel]bool // "channel:address"
 	told       map[string]bool
-	inFlight   []int // InFlight's answers in turn; 0 when used up
-	asked      int   // InFlight calls
-	slices     int   // AudienceSlice calls
+	inFlight   []int    // InFlight's answers in turn; 0 when used up
+	log        []string // "begin ch.rid" and "record ch.rid status", in order
+	asked      int      // InFlight calls
+	slices     int      // AudienceSlice calls
 }
 
 func newFakeStore(inc *dispatcher.Incident, up *dispatcher.Update, b *dispatcher.Broadcast, rs ...*dispatcher.Recipient) *fakeStore {
@@ -180,6 +181,7 @@ func (s *fakeStore) BeginDeliveries(_ context.Context, bid string, g dispatcher.
 	prev := make([]dispatcher.DeliveryStatus, len(items))
 	for i, it := range items {
 		id := dispatcher.DeliveryID(bid, it.Channel, it.RecipientID)
+		s.log = append(s.log, "begin "+string(it.Channel)+"."+it.RecipientID)
 		if d, ok := s.deliveries[id]; ok {
 			if why != "" && d.Status == dispatcher.StatusSending {
 				d.Status, d.Reason = dispatcher.StatusSuppressed, why
@@ -250,6 +252,7 @@ func (s *fakeStore) Record(_ context.Context, bid string, outs []dispatcher.Outc
 	defer s.mu.Unlock()
 	for _, o := range outs {
 		s.records = append(s.records, o)
+		s.log = append(s.log, "record "+string(o.Channel)+"."+o.RecipientID+" "+string(o.Status))
 		id := dispatcher.DeliveryID(bid, o.Channel, o.RecipientID)
 		s.deliveries[id] = &dispatcher.Delivery{ID: id, BroadcastID: bid, RecipientID: o.RecipientID, Channel: o.Channel, Status: o.Status, Reason: o.Reason, Attempts: o.Attempts, ProviderID: o.ProviderID, Locale: o.Locale}
 	}
@@ -949,6 +952,16 @@ func TestFanoutChannelFallback(t *testing.T) {
 	}
 	if _, err := s.store.GetDelivery(ctx, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelEmail, "transient")); !errors.Is(err, dispatcher.ErrNotFound) {
 		t.Errorf("a transient failure fell back to email: %v", err)
+	}
+	// A failure with a fallback is recorded only once the fallback is
+	// begun: the broadcast's pending count never touches zero between them
+	// (it would be done with a fallback still to send).
+	for _, id := range []string{"bad-number", "bad-both"} {
+		begun := slices.Index(s.store.log, "begin email."+id)
+		failed := slices.Index(s.store.log, "record sms."+id+" failed")
+		if begun < 0 || failed < 0 || failed < begun {
+			t.Errorf("%s: email fallback begun at %d, SMS failure recorded at %d; want the fallback first:\n%s", id, begun, failed, strings.Join(s.store.log, "\n"))
+		}
 	}
 }
 

@@ -437,9 +437,11 @@ type DeliveryStore interface {
 	ListDeliveries(ctx context.Context, broadcastID string, f DeliveryFilter) (*DeliveryPage, error)
 	// ApplyProviderStatus records a provider's later word on a delivery (a
 	// delivery receipt): st must be final. A late or repeated word never
-	// moves a delivery backwards: applied is false then. Attempts, locale and
-	// SMS fields are kept; providerID and reason replace the stored ones
-	// when not empty. ErrNotFound for an unknown delivery.
+	// moves a delivery backwards: applied is false then, and so it is for a
+	// word about another message than the one on record (providerID differs
+	// from a stored one). Attempts, locale and SMS fields are kept;
+	// providerID and reason replace the stored ones when not empty.
+	// ErrNotFound for an unknown delivery.
 	ApplyProviderStatus(ctx context.Context, deliveryID string, st DeliveryStatus, providerID, reason string) (applied bool, err error)
 	// Requeue moves a failed delivery back to queued (an operator's retry)
 	// and returns its attempts so far; ErrConflict when it has not failed.

@@ -54,7 +54,7 @@ func (s *server) routeCallbacks() {
 	for _, op := range []*huma.Operation{
 		{OperationID: "twilio-status-callback", Method: http.MethodPost, Path: twilioStatusPath, Tags: []string{"callbacks"},
 			Summary:     "Twilio message status callback",
-			Description: "Called by Twilio, authenticated by X-Twilio-Signature over http.public_url + path + query and the form fields. d is the delivery id. 403 for a bad signature, 400 for a malformed callback.",
+			Description: "Called by Twilio, authenticated by X-Twilio-Signature over http.public_url + path + query and the form fields. d is the delivery id: only an SMS delivery whose stored message SID is MessageSid (or that has none yet) takes the status. 403 for a bad signature, 400 for a malformed callback.",
 			Parameters:  []*huma.Param{{Name: "d", In: "query", Required: true, Schema: &huma.Schema{Type: huma.TypeString}}},
 			RequestBody: &huma.RequestBody{Required: true, Content: form},
 			Responses:   map[string]*huma.Response{"204": {Description: "Recorded, or a late or repeated status that changes nothing."}}},
@@ -124,8 +124,17 @@ func (s *server) twilioStatus(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(ctx, "malformed twilio status callback", "why", why, "delivery_id", did)
 		writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, why))
 	}
-	if _, _, _, err := dispatcher.ParseDeliveryID(did); err != nil {
+	_, ch, _, err := dispatcher.ParseDeliveryID(did)
+	if err != nil {
 		malformed("query parameter d is not a delivery id")
+		return
+	}
+	if ch != dispatcher.ChannelSMS {
+		// Signed by Twilio, but Twilio sends only SMS: a status for any
+		// other delivery is refused, not applied (answered like one for an
+		// unknown delivery, so Twilio does not retry it).
+		s.log.WarnContext(ctx, "twilio status for a delivery that is not an SMS ignored", "delivery_id", did)
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	if !messageSID.MatchString(sid) {
@@ -152,7 +161,7 @@ func (s *server) twilioStatus(w http.ResponseWriter, r *http.Request) {
 		malformed("MessageStatus " + status + " is unknown")
 		return
 	}
-	if _, err := s.cfg.Service.ProviderReceipt(ctx, did, st, sid, reason); err != nil {
+	if _, err = s.cfg.Service.ProviderReceipt(ctx, did, st, sid, reason); err != nil {
 		if errors.Is(err, dispatcher.ErrNotFound) {
 			// Well-formed and signed but for nothing we know (an erased
 			// broadcast): answering an error would only make Twilio retry.

@@ -89,6 +89,8 @@ func TestTwilioStatusCallback(t *testing.T) {
 	wantStatus(t, postTwilio(t, b, pq, form("sent", ""), true, nil), 204)
 	wantStatus(t, postTwilio(t, b, pq, form("queued", ""), true, nil), 204) // not final: nothing recorded
 	wantStatus(t, postTwilio(t, b, "/v1/callbacks/twilio/status?d="+url.QueryEscape("bc_x_1.sms.unknown"), form("delivered", ""), true, nil), 204)
+	// Signed, but naming an email (or push, webhook) delivery: ignored.
+	wantStatus(t, postTwilio(t, b, "/v1/callbacks/twilio/status?d="+url.QueryEscape("bc_x_1.email.cust-1"), form("failed", ""), true, nil), 204)
 
 	// Refused: no signature, a forged one, a tampered body, another URL.
 	wantStatus(t, postTwilio(t, b, pq, form("delivered", ""), false, nil), 403)
@@ -111,7 +113,7 @@ func TestTwilioStatusCallback(t *testing.T) {
 	if calls != strings.Join(want, "\n") {
 		t.Errorf("service calls:\n%s\nwant:\n%s", calls, strings.Join(want, "\n"))
 	}
-	if !strings.Contains(b.logs.String(), "bad signature") || !strings.Contains(b.logs.String(), "malformed twilio status callback") {
+	if !strings.Contains(b.logs.String(), "bad signature") || !strings.Contains(b.logs.String(), "malformed twilio status callback") || !strings.Contains(b.logs.String(), "not an SMS") {
 		t.Errorf("refused callbacks are not logged:\n%s", b.logs.String())
 	}
 }

@@ -427,8 +427,9 @@ end
 // recordScript, but it patches the record, keeping attempts, locale and SMS
 // fields, and the provider id and reason unless new ones are given. It
 // returns -1 when there is no such delivery, 0 when the change is refused
-// (late or repeated), 1 when applied. An unknown delivery (in flight when
-// its worker stopped) takes the provider's word too.
+// (late or repeated, or about another message than the one on record: the
+// stored provider id differs), 1 when applied. An unknown delivery (in
+// flight when its worker stopped) takes the provider's word too.
 // KEYS: b, d, aud. ARGV: now, field, new code, provider id, reason.
 var providerStatusScript = redis.NewScript(finishLua + `
 local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
@@ -445,6 +446,7 @@ for _ = 1, 6 do
   pos = i + 1
 end
 parts[7] = string.sub(old, pos)
+if pid ~= '' and parts[5] ~= '' and parts[5] ~= pid then return 0 end
 if pid == '' then pid = parts[5] end
 if why == '' then why = parts[7] end
 redis.call('HSET', d, f, new .. '|' .. parts[2] .. '|' .. now .. '|' .. parts[4] .. '|' .. pid .. '|' .. parts[6] .. '|' .. why)

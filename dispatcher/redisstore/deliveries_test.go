@@ -861,6 +861,7 @@ func TestApplyProviderStatus(t *testing.T) {
 				t.Fatalf("ApplyProviderStatus(%s, %s) = %v, %v; want %v", id, st, got, err, want)
 			}
 		}
+		apply(ida, dispatcher.StatusFailed, "SMother", "30003", false) // about another message than a's
 		apply(ida, dispatcher.StatusDelivered, "", "", true)
 		apply(ida, dispatcher.StatusSent, "", "", false)    // a late "sent"
 		apply(ida, dispatcher.StatusFailed, "", "x", false) // after delivered

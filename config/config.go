@@ -53,6 +53,19 @@ type HTTP struct {
 	// a shutdown signal. Must be > 0.
 	// Default 15s; env TOCSIN_HTTP_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadTimeout bounds reading a whole request, body included (a large
+	// NDJSON import is one request: leave room for it). Headers must
+	// arrive within 10s whatever it is. Must be > 0.
+	// Default 5m; env TOCSIN_HTTP_READ_TIMEOUT.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response, from the end of the request's
+	// headers. Must be > 0.
+	// Default 5m; env TOCSIN_HTTP_WRITE_TIMEOUT.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection that has waited this long
+	// for its next request. Must be > 0.
+	// Default 2m; env TOCSIN_HTTP_IDLE_TIMEOUT.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // Redis configures the Redis server that holds queues and state.
@@ -434,6 +447,9 @@ func Default() Config {
 		HTTP: HTTP{
 			Addr:            ":8080",
 			ShutdownTimeout: 15 * time.Second,
+			ReadTimeout:     5 * time.Minute,
+			WriteTimeout:    5 * time.Minute,
+			IdleTimeout:     2 * time.Minute,
 		},
 		Worker: Worker{
 			Concurrency:     10,

@@ -59,7 +59,7 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("Default().Validate() = %v, want nil", err)
 	}
 	want := Config{
-		HTTP:   HTTP{Addr: ":8080", ShutdownTimeout: 15 * time.Second},
+		HTTP:   HTTP{Addr: ":8080", ShutdownTimeout: 15 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute},
 		Worker: Worker{Concurrency: 10, BatchSize: 500, MaxRetry: 8, ShutdownTimeout: 10 * time.Second, LeaseTTL: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "json"},
 		Outbox: Outbox{Cap: 10000},
@@ -175,6 +175,7 @@ auth:
 				"TOCSIN_HTTP_ADDR":               ":7000",
 				"TOCSIN_HTTP_PUBLIC_URL":         "https://tocsin.example.com/base/",
 				"TOCSIN_HTTP_SHUTDOWN_TIMEOUT":   "1m30s",
+				"TOCSIN_HTTP_IDLE_TIMEOUT":       "30s",
 				"TOCSIN_REDIS_ADDR":              "10.0.0.7:6380",
 				"TOCSIN_REDIS_PASSWORD":          "env-password",
 				"TOCSIN_REDIS_DB":                "15",
@@ -190,7 +191,7 @@ auth:
 			},
 			check: func(t *testing.T, c Config) {
 				want := Config{
-					HTTP:     HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second},
+					HTTP:     HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 30 * time.Second},
 					Redis:    Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
 					Worker:   Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
 					Auth:     Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: sha256Hex(viewerKey), Role: RoleViewer}}},
@@ -351,6 +352,9 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"http.addr: must be host:port",
 		"http.public_url: must be an absolute http or https URL",
 		"http.shutdown_timeout: must be greater than 0, got 0s",
+		"http.read_timeout: must be greater than 0, got 0s",
+		"http.write_timeout: must be greater than 0, got 0s",
+		"http.idle_timeout: must be greater than 0, got 0s",
 		"redis.addr: must be host:port",
 		"redis.db: must be between 0 and 255, got 256",
 		"worker.concurrency: must be between 1 and 1000, got 0",
@@ -850,7 +854,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if len(paths) != 59 {
+	if len(paths) != 62 {
 		t.Fatalf("found %d options, want 58: %v", len(paths), paths)
 	}
 	for _, p := range paths {

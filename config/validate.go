@@ -64,6 +64,9 @@ func (c Config) Validate() error {
 		v.publicURL("http.public_url", c.HTTP.PublicURL)
 	}
 	v.positive("http.shutdown_timeout", c.HTTP.ShutdownTimeout)
+	v.positive("http.read_timeout", c.HTTP.ReadTimeout)
+	v.positive("http.write_timeout", c.HTTP.WriteTimeout)
+	v.positive("http.idle_timeout", c.HTTP.IdleTimeout)
 
 	if c.Redis.Addr != "" {
 		v.hostPort("redis.addr", c.Redis.Addr, 1)

@@ -273,7 +273,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
 		}
-		httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: min(10*time.Second, cfg.HTTP.ReadTimeout),
+			ReadTimeout:       cfg.HTTP.ReadTimeout,
+			WriteTimeout:      cfg.HTTP.WriteTimeout,
+			IdleTimeout:       cfg.HTTP.IdleTimeout,
+		}
 		go func() {
 			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("http server: %w", err)

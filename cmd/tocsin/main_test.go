@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -659,5 +662,39 @@ func TestLocalization(t *testing.T) {
 		if n := len(a.outbox(c.id)); n != 2 {
 			t.Errorf("%s has %d messages after the preview, want 2 (a preview sends nothing)", c.id, n)
 		}
+	}
+}
+
+// TestIdleConnectionsClosed: a keep-alive connection that stays idle for
+// http.idle_timeout is closed by the server (it never was before).
+func TestIdleConnectionsClosed(t *testing.T) {
+	_, opts := redistest.New(t)
+	a := startApp(t, map[string]string{
+		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_HTTP_IDLE_TIMEOUT": "1s",
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: tocsin\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("GET /healthz = %d (close %v), want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
+	}
+	// Wait for the server to close it: a read ends with EOF, well before
+	// this test's own deadline.
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Errorf("idle connection: read = %v, want EOF (closed by the server)", err)
 	}
 }

@@ -53,5 +53,11 @@ func (l LinkSigner) Verify(token string) (Channel, string, error) {
 	if !ok || !Channel(ch).Valid() || !ValidID(rid) {
 		return "", "", ErrBadToken
 	}
+	// One token per link: base64 decoding forgives unused trailing bits
+	// and line breaks, so a token must also be exactly the one Token
+	// writes, not merely decode to it.
+	if !hmac.Equal([]byte(token), []byte(l.Token(Channel(ch), rid))) {
+		return "", "", ErrBadToken
+	}
 	return Channel(ch), rid, nil
 }

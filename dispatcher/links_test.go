@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
@@ -45,4 +46,30 @@ func FuzzLinkVerify(f *testing.F) {
 			t.Fatalf("Verify accepted %q, which is not the token it would issue (%q)", tok, l.Token(ch, rid))
 		}
 	})
+}
+
+// TestLinkSignerStrict: a token verifies only as Token wrote it: none of
+// the other 63 last characters (base64 leaves unused bits), no trailing
+// line break or padding.
+func TestLinkSignerStrict(t *testing.T) {
+	t.Parallel()
+	l := dispatcher.LinkSigner{Secret: []byte("secret-one-secret-one-secret-one")}
+	tok := l.Token(dispatcher.ChannelEmail, "cust-1")
+	if _, _, err := l.Verify(tok); err != nil {
+		t.Fatalf("the token itself: %v", err)
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for _, c := range alphabet {
+		if string(c) == tok[len(tok)-1:] {
+			continue
+		}
+		if _, _, err := l.Verify(tok[:len(tok)-1] + string(c)); err == nil {
+			t.Errorf("last character %q instead of %q verifies", c, tok[len(tok)-1:])
+		}
+	}
+	for _, bad := range []string{tok + "\n", tok + "\r\n", "\n" + tok, tok + "=", strings.Replace(tok, ".", "\n.", 1)} {
+		if _, _, err := l.Verify(bad); err == nil {
+			t.Errorf("%q verifies", bad)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -59,12 +60,43 @@ func (s *Service) PutRecipient(ctx context.Context, r *Recipient) (*Recipient, e
 	if err := s.Recipients.PutRecipients(ctx, []*Recipient{r}); err != nil {
 		return nil, fmt.Errorf("store recipient: %w", err)
 	}
-	return r, nil
+	return r, s.showAddressOptOuts(ctx, r)
 }
 
-// GetRecipient returns a recipient or ErrNotFound.
+// GetRecipient returns a recipient or ErrNotFound. Its opt_out also lists
+// the channels whose address opted out (an SMS STOP opts the number out,
+// for every recipient with it).
 func (s *Service) GetRecipient(ctx context.Context, id string) (*Recipient, error) {
-	return s.Recipients.GetRecipient(ctx, id)
+	r, err := s.Recipients.GetRecipient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return r, s.showAddressOptOuts(ctx, r)
+}
+
+// showAddressOptOuts adds to r.OptOut the channels whose address (phone,
+// email) opted out, as the fan-out treats them.
+func (s *Service) showAddressOptOuts(ctx context.Context, r *Recipient) error {
+	addrs := map[Channel][]string{}
+	for _, ch := range []Channel{ChannelSMS, ChannelEmail} {
+		if a := addressOf(r, ch); a != "" {
+			addrs[ch] = []string{a}
+		}
+	}
+	if len(addrs) == 0 {
+		return nil
+	}
+	out, err := s.Recipients.OptedOut(ctx, addrs)
+	if err != nil {
+		return fmt.Errorf("opt-outs of %s: %w", r.ID, err)
+	}
+	for ch, flags := range out {
+		if len(flags) == 1 && flags[0] && !slices.Contains(r.OptOut, ch) {
+			r.OptOut = append(r.OptOut, ch)
+		}
+	}
+	slices.Sort(r.OptOut)
+	return nil
 }
 
 // DeleteRecipient erases a recipient and its index entries, or ErrNotFound.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -232,6 +233,14 @@ func TestProviders(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		if !strings.Contains(string(body), w.reply) {
 			t.Errorf("reply to %s from %s = %s, want %q", w.stop, w.id, body, w.reply)
+		}
+	}
+	// The number's STOP shows in the recipient's opt_out, as the API says.
+	for _, w := range stoppers {
+		var r dispatcher.Recipient
+		p.mustDo("GET", "/v1/recipients/"+w.id, nil, &r, 200)
+		if !slices.Contains(r.OptOut, dispatcher.ChannelSMS) {
+			t.Errorf("%s sent STOP; its opt_out = %v, want sms in it", w.id, r.OptOut)
 		}
 	}
 	resp, err := p.twilio.SendInbound(inbound, stays.phone, "+41445550000", "hilfe")

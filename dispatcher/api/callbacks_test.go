@@ -184,6 +184,10 @@ func TestUnsubscribeRoutes(t *testing.T) {
 	if calls := b.svc.Calls(); !slices.Equal(calls, want) {
 		t.Errorf("calls = %q\nwant %q (every token reaches the service, which refuses the bad ones)", calls, want)
 	}
+	// A token unsubscribes whoever holds it: it never reaches the logs.
+	if logs := b.logs.String(); strings.Contains(logs, token) || !strings.Contains(logs, "/v1/unsubscribe/{token}") {
+		t.Errorf("request logs show the unsubscribe token (or no unsubscribe request at all):\n%s", logs)
+	}
 }
 
 func TestCallbacksNotConfigured(t *testing.T) {

@@ -65,13 +65,23 @@ func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nil, nil, errors.New("hijack not supported")
 }
 
+// loggedPath is a request path as the logs show it: an unsubscribe link's
+// token (which unsubscribes whoever holds it) is left out.
+func loggedPath(p string) string {
+	if strings.HasPrefix(p, "/v1/unsubscribe/") {
+		return "/v1/unsubscribe/{token}"
+	}
+	return p
+}
+
 // logRequests logs one line per request: method, path (never the query or
 // headers), status, duration and the API key's name. It also turns a
 // handler panic into a logged 500 problem.
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{method: r.Method, path: r.URL.Path}
+		logged := loggedPath(r.URL.Path)
+		info := &requestInfo{method: r.Method, path: logged}
 		rec := &statusRecorder{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
 		defer func() {
@@ -79,7 +89,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.ErrorContext(ctx, "panic serving request", "method", r.Method, "path", r.URL.Path,
+				s.log.ErrorContext(ctx, "panic serving request", "method", r.Method, "path", logged,
 					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if rec.status == 0 {
 					writeProblem(rec, newProblem(http.StatusInternalServerError, CodeInternal, "internal error; the server log has the details"))
@@ -91,7 +101,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 			}
 			s.log.LogAttrs(ctx, slog.LevelInfo, "http request",
 				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
+				slog.String("path", logged),
 				slog.Int("status", status),
 				slog.Duration("duration", time.Since(start)),
 				slog.String("key", info.key),

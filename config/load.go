@@ -55,7 +55,9 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 		problems = append(problems, applyEnv(&c, env)...)
 	}
 	if err := c.Validate(); err != nil {
-		problems = append(problems, flatten(err)...)
+		for _, e := range flatten(err) {
+			problems = append(problems, fromEnvKey(c, e))
+		}
 	}
 	if len(problems) > 0 {
 		return Config{}, errors.Join(problems...)
@@ -92,6 +94,10 @@ func decodeFile(path string, c *Config) (problems []error, err error) {
 	return problems, nil
 }
 
+// durationRE matches yaml.v3's complaint about a bare number where a
+// time.Duration goes ("shutdown_timeout: 15").
+var durationRE = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(?:int|float) `([^`]*)` into time.Duration$")
+
 var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type config\.(\w+)$`)
 
 // sections names, for operators, where each Go type sits in the file.
@@ -120,6 +126,9 @@ var sections = map[string]string{
 // friendlyYAMLError rewrites yaml.v3's "field x not found in type
 // config.HTTP" in the file's own terms; other messages pass unchanged.
 func friendlyYAMLError(msg string) string {
+	if m := durationRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("line %s: %s is not a duration: give its unit, such as %ss or %sm", m[1], m[2], m[2], m[2])
+	}
 	m := unknownFieldRE.FindStringSubmatch(msg)
 	if m == nil {
 		return msg
@@ -286,6 +295,25 @@ func setList(field func(*Config) *[]string) func(*Config, string) error {
 }
 
 // flatten returns the errors joined in err, or err alone.
+// fromEnvKey names TOCSIN_API_KEY, not its place in auth.api_keys, in a
+// problem with the key it appended: that is what the operator set.
+func fromEnvKey(c Config, err error) error {
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	for i, k := range c.Auth.APIKeys {
+		if k.Name != EnvAPIKeyName {
+			continue
+		}
+		prefix := fmt.Sprintf("auth.api_keys[%d]", i)
+		if fe.Field == prefix+".key" || fe.Field == prefix {
+			return &FieldError{Field: envAPIKey, Message: fe.Message}
+		}
+	}
+	return err
+}
+
 func flatten(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		return j.Unwrap()

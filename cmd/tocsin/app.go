@@ -174,8 +174,21 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		redisAddr = mr.Addr()
 		logger.Warn("no redis.addr configured: running on an embedded in-memory Redis; NOTHING SURVIVES A RESTART. Set TOCSIN_REDIS_ADDR for real use.", "addr", redisAddr)
 	}
+	// go-redis's own complaints go to the structured log, not as plain
+	// lines among the JSON ones.
+	redis.SetLogger(redisLogger{logger.With("component", "go-redis")})
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.Redis.Password, DB: cfg.Redis.DB})
 	defer rdb.Close()
+	if !cfg.Embedded() {
+		// Say first that Redis is away, rather than failing later on
+		// whatever needs it first.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := rdb.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("redis at %s (redis.addr, TOCSIN_REDIS_ADDR) is not reachable: %w", redisAddr, err)
+		}
+	}
 	aopt := asynq.RedisClientOpt{Addr: redisAddr, Password: cfg.Redis.Password, DB: cfg.Redis.DB}
 
 	if len(cfg.Auth.APIKeys) == 0 && *role != "worker" {
@@ -519,4 +532,11 @@ func authenticator(a config.Auth) func(string) (string, api.Role, bool) {
 		}
 		return k.Name, api.Role(k.Role), true
 	}
+}
+
+// redisLogger routes go-redis's log lines to slog.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.WarnContext(ctx, fmt.Sprintf(format, v...))
 }

@@ -698,3 +698,30 @@ func TestIdleConnectionsClosed(t *testing.T) {
 		t.Errorf("idle connection: read = %v, want EOF (closed by the server)", err)
 	}
 }
+
+// TestUnreachableRedisSaysSo: with redis.addr pointing at nothing, serve
+// fails at once saying Redis is not reachable (not with whatever needed
+// Redis first), and go-redis's own lines are structured log records.
+func TestUnreachableRedisSaysSo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	var stderr syncBuffer
+	env := map[string]string{"TOCSIN_REDIS_ADDR": addr, "TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_HTTP_ADDR": "127.0.0.1:0"}
+	m := &Main{Stdout: io.Discard, Stderr: &stderr, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	if code := m.Run(t.Context(), []string{"serve"}); code == 0 {
+		t.Fatal("serve ran without Redis")
+	}
+	out := stderr.String()
+	if !strings.Contains(out, "redis at "+addr) || !strings.Contains(out, "is not reachable") || strings.Contains(out, "link secret") {
+		t.Errorf("serve without Redis said:\n%s\nwant it to say that redis at %s is not reachable, first", out, addr)
+	}
+	// go-redis's complaints (it dials several times) come through the
+	// service's logger, not as plain lines on the process's stderr.
+	if !strings.Contains(out, "go-redis") {
+		t.Errorf("no go-redis record in the service's log:\n%s", out)
+	}
+}

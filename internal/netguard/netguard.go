@@ -10,8 +10,10 @@
 // (169.254.169.254, fd00:ec2::254, 100.100.100.200, …), and every IPv6
 // form that carries an IPv4 address: IPv4-mapped (::ffff:0:0/96) and NAT64
 // (64:ff9b::/96) and 6to4 (2002::/16) addresses are judged by the IPv4
-// address they embed; IPv4-compatible (::/96), local-use NAT64
-// (64:ff9b:1::/48) and Teredo (2001::/32) addresses are refused outright. A Guard's AllowNetworks
+// address they embed; IPv4-compatible (::/96), IPv4-translated (SIIT,
+// ::ffff:0:0:0/96), local-use NAT64 (64:ff9b:1::/48) and Teredo
+// (2001::/32) addresses, which no public service is reached at, are
+// refused outright. A Guard's AllowNetworks
 // opens networks despite this (tests: 127.0.0.0/8); a cloud metadata
 // address opens only when listed alone (/32 or /128).
 //
@@ -156,6 +158,7 @@ var blocked = []blockedRange{
 	{prefix: pfx("::/128"), reason: "unspecified address"},
 	{prefix: pfx("::1/128"), reason: "loopback address"},
 	{prefix: pfx("::/96"), reason: "IPv4-compatible address (deprecated)"},
+	{prefix: pfx("::ffff:0:0:0/96"), reason: "IPv4-translated address (SIIT, ::ffff:0:0:0/96)"},
 	{prefix: pfx("64:ff9b:1::/48"), reason: "local-use NAT64 address (64:ff9b:1::/48)"},
 	{prefix: pfx("64:ff9b::/96"), reason: "NAT64 address", embedded4: last32},
 	{prefix: pfx("100::/64"), reason: "discard-only address (100::/64)"},

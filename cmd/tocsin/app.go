@@ -420,6 +420,10 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		if pc.FCM != nil {
 			pc.FCM.HTTPClient = m.PushHTTPClient
 		}
+		if pc.WebPush != nil {
+			// Web Push endpoints pass the webhooks' guard, and its exceptions.
+			pc.WebPush.AllowNetworks = cfg.Channels.Webhook.ParsedAllowNetworks()
+		}
 		if err != nil {
 			return nil, nil, closeAll, err
 		}

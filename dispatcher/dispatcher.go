@@ -209,8 +209,16 @@ func CanonicalLocale(tag string) (string, error) {
 
 // Normalize canonicalizes r in place (locale casing, lowercase email,
 // deduplicated lists) and reports every invalid field at once. pathPrefix
-// is prepended to field names (e.g. "body." for an API body).
+// is prepended to field names (e.g. "body." for an API body). It checks
+// what needs no configuration; Service also runs its CheckPushURL on Web
+// Push endpoints.
 func (r *Recipient) Normalize(pathPrefix string) error {
+	return r.normalize(pathPrefix, nil)
+}
+
+// normalize is Normalize with checkPushURL, when not nil, run on every
+// Web Push endpoint.
+func (r *Recipient) normalize(pathPrefix string, checkPushURL func(string) error) error {
 	v := &ValidationError{}
 	p := func(f string) string { return pathPrefix + f }
 	if !ValidID(r.ID) {
@@ -250,8 +258,9 @@ func (r *Recipient) Normalize(pathPrefix string) error {
 	seen := map[string]bool{}
 	push := r.Push[:0:0]
 	for i, tok := range r.Push {
-		if why := tok.validate(); why != "" {
-			v.add(p(fmt.Sprintf("push[%d]", i)), why, nil)
+		if field, why := tok.validate(checkPushURL); why != "" {
+			// Never the value: an endpoint is a capability URL.
+			v.add(p(fmt.Sprintf("push[%d]%s", i, field)), why, nil)
 			continue
 		}
 		if !seen[tok.Key()] {

@@ -58,29 +58,37 @@ var (
 	b64url    = regexp.MustCompile(`^[A-Za-z0-9_-]+=*$`)
 )
 
-// validate returns what is wrong with t, or "".
-func (t PushToken) validate() string {
+// validate returns what is wrong with t, or "", and the field at fault:
+// "" for the token as a whole, ".endpoint" for a Web Push endpoint.
+// checkURL, when not nil, checks a Web Push endpoint further (the SSRF
+// guard: Service.CheckPushURL).
+func (t PushToken) validate(checkURL func(string) error) (field, why string) {
 	switch t.Platform {
 	case PlatformFCM:
 		if t.Token == "" || len(t.Token) > 4096 {
-			return "an fcm token must be 1-4096 bytes"
+			return "", "an fcm token must be 1-4096 bytes"
 		}
 	case PlatformAPNs:
 		if !apnsToken.MatchString(t.Token) {
-			return "an apns token must be the device token in hex"
+			return "", "an apns token must be the device token in hex"
 		}
 	case PlatformWebPush:
 		u, err := url.Parse(t.Endpoint)
 		if err != nil || u.Scheme != "https" || u.Host == "" || len(t.Endpoint) > 2048 {
-			return "a webpush subscription needs an https endpoint"
+			return ".endpoint", "a webpush subscription needs an https endpoint"
 		}
 		if !b64url.MatchString(t.P256dh) || !b64url.MatchString(t.Auth) {
-			return "a webpush subscription needs its p256dh and auth keys (base64url)"
+			return "", "a webpush subscription needs its p256dh and auth keys (base64url)"
+		}
+		if checkURL != nil {
+			if err := checkURL(t.Endpoint); err != nil {
+				return ".endpoint", err.Error()
+			}
 		}
 	default:
-		return fmt.Sprintf("platform must be fcm, apns or webpush, not %q", t.Platform)
+		return "", fmt.Sprintf("platform must be fcm, apns or webpush, not %q", t.Platform)
 	}
-	return ""
+	return "", ""
 }
 
 // FCMTokens returns FCM push tokens.

@@ -30,6 +30,12 @@ type Service struct {
 	// an endpoint's URL at registration (the webhook channel's SSRF guard).
 	Webhooks        WebhookStore
 	CheckWebhookURL func(ctx context.Context, url string) error
+	// CheckPushURL checks a Web Push endpoint when a recipient is put or
+	// imported (the same SSRF guard, without DNS: names resolving to a
+	// refused address are refused when the push channel connects). A
+	// refusal is a field error at push[i].endpoint; nil checks nothing
+	// beyond https.
+	CheckPushURL func(ctx context.Context, url string) error
 	// RotationOverlap is how long a rotated-out webhook secret keeps
 	// signing (default 24 h).
 	RotationOverlap time.Duration
@@ -53,7 +59,7 @@ func (s *Service) logger() *slog.Logger {
 
 // PutRecipient validates and stores r, replacing any recipient with its id.
 func (s *Service) PutRecipient(ctx context.Context, r *Recipient) (*Recipient, error) {
-	if err := r.Normalize("body."); err != nil {
+	if err := r.normalize("body.", s.checkPushURL(ctx)); err != nil {
 		return nil, err
 	}
 	r.UpdatedAt = s.now()
@@ -61,6 +67,14 @@ func (s *Service) PutRecipient(ctx context.Context, r *Recipient) (*Recipient, e
 		return nil, fmt.Errorf("store recipient: %w", err)
 	}
 	return r, s.showAddressOptOuts(ctx, r)
+}
+
+// checkPushURL is CheckPushURL bound to ctx, or nil.
+func (s *Service) checkPushURL(ctx context.Context) func(string) error {
+	if s.CheckPushURL == nil {
+		return nil
+	}
+	return func(u string) error { return s.CheckPushURL(ctx, u) }
 }
 
 // GetRecipient returns a recipient or ErrNotFound. Its opt_out also lists
@@ -157,6 +171,7 @@ func (s *Service) ImportRecipients(ctx context.Context, r io.Reader, chunk int) 
 		return nil
 	}
 	now := s.now()
+	checkPush := s.checkPushURL(ctx)
 	for line := 1; ; line++ {
 		raw, tooLong, err := readLine(br)
 		if err == io.EOF && len(raw) == 0 && !tooLong {
@@ -177,7 +192,7 @@ func (s *Service) ImportRecipients(ctx context.Context, r io.Reader, chunk int) 
 			dec.DisallowUnknownFields()
 			if derr := dec.Decode(&rec); derr != nil {
 				reject(line, "malformed JSON: "+derr.Error())
-			} else if verr := rec.Normalize(""); verr != nil {
+			} else if verr := rec.normalize("", checkPush); verr != nil {
 				reject(line, verr.Error())
 			} else {
 				rec.OptOut = nil // opt-outs are the recipient's own, never imported

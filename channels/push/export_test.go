@@ -14,3 +14,8 @@ func AgeAPNsToken(s *Sender, d time.Duration) {
 	defer a.token.Unlock()
 	a.token.IssuedAt -= int64(d / time.Second)
 }
+
+// RouteWebPush makes every Web Push connection of a Sender built from c go
+// to addr (a fake's listener) whatever the endpoint's host, still through
+// the guard: the fake is refused unless c.AllowNetworks allows it.
+func RouteWebPush(c *WebPushConfig, addr string) { c.route = addr }

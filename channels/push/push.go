@@ -63,6 +63,18 @@
 // A recipient without a token on a configured platform fails with
 // dispatcher.Permanent("no_token") and no request.
 //
+// # Web Push endpoints and the SSRF guard
+//
+// A Web Push endpoint is a URL an API caller gave, so Web Push connects
+// through the guard webhooks use (internal/netguard): every connection is
+// dialed directly (no proxy) by a dialer that refuses a loopback, private,
+// link-local, metadata or otherwise non-public address before connecting,
+// the address a name resolves to included, unless
+// WebPushConfig.AllowNetworks allows it. A refused token fails
+// permanently, code CodeBlocked, with ErrBlockedAddress: a fixed text that
+// says neither the address nor the port nor how the network answered. It
+// is not dropped from the recipient (a name may resolve elsewhere later).
+//
 // # Secrets and tokens
 //
 // The service account's private key, the .p8 key and the VAPID private

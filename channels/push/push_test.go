@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,8 +41,20 @@ func newFakes(t *testing.T) *fakes {
 	return &fakes{fcm: fcmtest.New(t), apns: apnstest.New(t), wp: webpushtest.New(t)}
 }
 
-// config configures every platform against the fakes.
+// loopback is where the fakes listen: the Web Push guard must allow it.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// config configures every platform against the fakes. Web Push connects
+// to its fake through the SSRF guard, which allows loopback.
 func (f *fakes) config() push.Config {
+	wp := &push.WebPushConfig{
+		VAPIDPublicKey:  f.wp.VAPIDPublicKey,
+		VAPIDPrivateKey: f.wp.VAPIDPrivateKey,
+		Subscriber:      webpushtest.Subscriber,
+		AllowNetworks:   loopback,
+		HTTPClient:      f.wp.Client(),
+	}
+	push.RouteWebPush(wp, f.wp.Addr())
 	return push.Config{
 		FCM: &push.FCMConfig{
 			CredentialsJSON: f.fcm.CredentialsJSON(),
@@ -56,13 +69,8 @@ func (f *fakes) config() push.Config {
 			Host:       f.apns.URL,
 			HTTPClient: f.apns.Client(),
 		},
-		WebPush: &push.WebPushConfig{
-			VAPIDPublicKey:  f.wp.VAPIDPublicKey,
-			VAPIDPrivateKey: f.wp.VAPIDPrivateKey,
-			Subscriber:      webpushtest.Subscriber,
-			HTTPClient:      f.wp.Client(),
-		},
-		Logger: discard,
+		WebPush: wp,
+		Logger:  discard,
 	}
 }
 

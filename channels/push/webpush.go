@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	webpush "github.com/SherClockHolmes/webpush-go"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/netguard"
 )
 
 // WebPushRecordSize is the aes128gcm record size, and so the size of every
@@ -48,10 +51,32 @@ type WebPushConfig struct {
 	// the VAPID JWT's sub: "mailto:ops@example.com" or an https URL.
 	// Required.
 	Subscriber string
-	// HTTPClient supplies the transport; only its Transport is used.
-	// Default: a transport of its own.
+	// AllowNetworks are networks endpoints may connect to although the
+	// SSRF guard refuses them (loopback, private, link-local, metadata, …;
+	// see internal/netguard): tests allow their local fake, 127.0.0.0/8.
+	// Default none.
+	AllowNetworks []netip.Prefix
+	// HTTPClient supplies the transport, an *http.Transport (TLS settings,
+	// pools); only its Transport is used, cloned, with its Proxy,
+	// DialContext and DialTLSContext replaced: every connection is made
+	// directly, through the guard. Default: a transport of its own.
 	HTTPClient *http.Client
+
+	// route, when set (tests, RouteWebPush), is the address every
+	// connection goes to whatever the endpoint's host: a fake's listener.
+	// The guard still judges it.
+	route string
 }
+
+// CodeBlocked is the code of a token whose endpoint's address the guard
+// refuses. Such a failure is permanent and says nothing more than
+// ErrBlockedAddress: not the address, not the port, not how the network
+// answered (API viewers read delivery reasons).
+const CodeBlocked = "blocked_address"
+
+// ErrBlockedAddress is the error of a token whose endpoint's address the
+// guard refuses (dispatcher.Permanent(CodeBlocked, ErrBlockedAddress)).
+var ErrBlockedAddress = errors.New("the endpoint's address is not allowed")
 
 // String describes c without the private key.
 func (c WebPushConfig) String() string {
@@ -109,6 +134,16 @@ func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int, now f
 	if err != nil {
 		errs = append(errs, err)
 	}
+	guard, err := netguard.New(netguard.Config{AllowNetworks: cfg.AllowNetworks})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	var tr *http.Transport
+	if guard != nil {
+		if tr, err = guardedTransport(cfg, concurrency, guard); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -116,10 +151,40 @@ func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int, now f
 		publicKey:  cfg.VAPIDPublicKey,
 		privateKey: cfg.VAPIDPrivateKey,
 		subscriber: subscriber,
-		client:     &http.Client{Transport: baseTransport(cfg.HTTPClient, concurrency), CheckRedirect: noRedirect},
+		client:     &http.Client{Transport: tr, CheckRedirect: noRedirect},
 		timeout:    timeout,
 		now:        now,
 	}, nil
+}
+
+// guardedTransport is the Web Push transport: endpoints come from API
+// callers, so every connection is dialed through the guard, which refuses
+// a private address before connecting (the address a name resolves to
+// included), and never through a proxy, which the guard would not see
+// past.
+func guardedTransport(cfg WebPushConfig, concurrency int, guard *netguard.Guard) (*http.Transport, error) {
+	var t *http.Transport
+	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {
+		given, ok := cfg.HTTPClient.Transport.(*http.Transport)
+		if !ok {
+			return nil, fmt.Errorf("HTTPClient's Transport must be an *http.Transport (its dialer is replaced by the SSRF guard's), not %T", cfg.HTTPClient.Transport)
+		}
+		t = given.Clone()
+	} else {
+		t = http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = concurrency
+		t.ForceAttemptHTTP2 = true
+	}
+	t.Proxy = nil
+	t.DialTLSContext = nil
+	dial := guard.DialContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
+	t.DialContext = dial
+	if route := cfg.route; route != "" {
+		t.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dial(ctx, network, route)
+		}
+	}
+	return t, nil
 }
 
 func decodeB64URL(s string) ([]byte, error) {
@@ -204,6 +269,11 @@ func (w *webPush) deliver(ctx context.Context, n *notice, tok dispatcher.PushTok
 			VAPIDPublicKey:  w.publicKey,
 			VAPIDPrivateKey: w.privateKey,
 		})
+	if errors.Is(err, netguard.ErrBlockedAddress) {
+		// One fixed text: which address, and whether a refused one would
+		// have refused or reset the connection, is no one's business.
+		return outcome{err: dispatcher.Permanent(CodeBlocked, ErrBlockedAddress)}
+	}
 	if err != nil {
 		return outcome{err: dispatcher.Transient("", 0, fmt.Errorf("push: webpush %s: %s", MaskToken(tok), scrub(err.Error(), tok)))}
 	}

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"net/netip"
 	"time"
+
+	"github.com/tocsin-dev/tocsin/internal/netguard"
 )
 
 // SetLookup replaces the resolver CheckURL uses (not the dialer's: the
@@ -23,7 +25,11 @@ func TrustCertificate(s *Sender, cert *x509.Certificate) {
 // BlockedReason is why the guard of a Sender allowing allow refuses a, ""
 // when it does not.
 func BlockedReason(a netip.Addr, allow ...netip.Prefix) string {
-	return (&guard{allow: allow}).reason(a)
+	g, err := netguard.New(netguard.Config{AllowNetworks: allow})
+	if err != nil {
+		panic(err)
+	}
+	return g.Reason(a)
 }
 
 // SetReportTimeout shortens the time each Reporter call after a Send has.

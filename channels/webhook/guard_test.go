@@ -88,6 +88,9 @@ func TestBlockedReason(t *testing.T) {
 		{addr: "::ffff:10.1.2.3", want: "IPv4-mapped form of a private network"},
 		{addr: "::ffff:0.0.0.0", want: "IPv4-mapped form of a unspecified"},
 		{addr: "::127.0.0.1", want: "IPv4-compatible"},
+		{addr: "::ffff:0:7f00:1", want: "IPv4-translated address (SIIT"},
+		{addr: "::ffff:0:a9fe:a9fe", want: "IPv4-translated address (SIIT"},
+		{addr: "::ffff:0:808:808", want: "IPv4-translated address (SIIT"}, // refused outright
 		{addr: "64:ff9b::a00:1", want: "NAT64 address embedding 10.0.0.1, a private network"},
 		{addr: "64:ff9b::7f00:1", want: "NAT64 address embedding 127.0.0.1, a loopback address"},
 		{addr: "64:ff9b:1::a00:1", want: "local-use NAT64"},

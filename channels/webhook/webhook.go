@@ -40,16 +40,17 @@
 //
 // # The guard
 //
-// The HTTP client connects only to public addresses. The check runs in the
-// dialer's Control hook, on the address being connected to after DNS
-// resolution, so a name that passed CheckURL at registration and resolves
-// elsewhere later (DNS rebinding) is still refused. Refused: loopback,
-// private (RFC 1918, fc00::/7), link-local, CGNAT (100.64.0.0/10),
-// multicast, unspecified, broadcast, reserved, documentation and
-// benchmarking ranges, the cloud metadata addresses (169.254.169.254,
-// fd00:ec2::254, 100.100.100.200, …), and the IPv4-mapped, NAT64 and 6to4
-// forms of all of those — unless the address is in Config.AllowNetworks (a
-// metadata address only when listed alone, as a /32 or /128). No proxy is
+// The HTTP client connects only to public addresses (internal/netguard,
+// shared with Web Push). The check runs in the dialer's Control hook, on
+// the address being connected to after DNS resolution, so a name that
+// passed CheckURL at registration and resolves elsewhere later (DNS
+// rebinding) is still refused. Refused: loopback, private (RFC 1918,
+// fc00::/7), link-local, CGNAT (100.64.0.0/10), multicast, unspecified,
+// broadcast, reserved, documentation and benchmarking ranges, the cloud
+// metadata addresses (169.254.169.254, fd00:ec2::254, 100.100.100.200, …),
+// and the IPv6 forms that embed any of those (IPv4-mapped, NAT64, 6to4, …)
+// — unless the address is in Config.AllowNetworks (a metadata address only
+// when listed alone, as a /32 or /128). No proxy is
 // taken from the environment, redirects are not followed, connecting and
 // the whole request have timeouts, and at most Config.MaxResponseBytes of
 // an answer are read.
@@ -78,6 +79,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/netguard"
 )
 
 // Defaults of Config.
@@ -167,7 +169,7 @@ const reportTimeout = 3 * time.Second
 // Sender sends webhooks. It is safe for concurrent use.
 type Sender struct {
 	cfg    Config
-	guard  *guard
+	guard  *netguard.Guard
 	client *http.Client
 	tr     *http.Transport
 	lookup lookupFunc
@@ -193,13 +195,12 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("webhook: Concurrency %d is negative", cfg.Concurrency))
 	}
-	allow := make([]netip.Prefix, 0, len(cfg.AllowNetworks))
-	for _, p := range cfg.AllowNetworks {
-		if !p.IsValid() {
-			errs = append(errs, fmt.Errorf("webhook: AllowNetworks holds an invalid prefix %q", p))
-			continue
-		}
-		allow = append(allow, p.Masked())
+	g, err := netguard.New(netguard.Config{
+		AllowNetworks: cfg.AllowNetworks, AllowHTTP: cfg.AllowHTTP,
+		HTTPSetting: "channels.webhook.allow_http", InvalidURL: ErrInvalidURL,
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("webhook: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -225,12 +226,11 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = DefaultUserAgent
 	}
-	cfg.AllowNetworks = allow
-	g := &guard{allow: allow}
 	s := &Sender{cfg: cfg, guard: g, lookup: systemLookup, log: cfg.Logger, reportTimeout: reportTimeout}
 	s.tr = &http.Transport{
-		Proxy:                  nil, // never from the environment: the guard must see the endpoint
-		DialContext:            s.dial,
+		Proxy: nil, // never from the environment: the guard must see the endpoint
+		// The guard checks the address actually connected to.
+		DialContext:            g.DialContext(&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}),
 		ForceAttemptHTTP2:      true,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    cfg.ConnectTimeout,
@@ -249,28 +249,13 @@ func New(cfg Config) (*Sender, error) {
 	return s, nil
 }
 
-// dial connects through a dialer whose Control hook checks the address
-// actually connected to.
-func (s *Sender) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	d := net.Dialer{
-		Timeout:   s.cfg.ConnectTimeout,
-		KeepAlive: 30 * time.Second,
-		Control:   s.guard.control(host),
-	}
-	return d.DialContext(ctx, network, addr)
-}
-
 // CheckURL validates an endpoint URL at registration: https (or http with
 // AllowHTTP), no credentials or fragment, and a host that resolves only to
 // addresses the guard accepts. Its errors say why, and match
 // ErrInvalidURL, or ErrBlockedAddress (a *BlockedError) for a refused
 // address. Delivery checks the address again when connecting.
 func (s *Sender) CheckURL(ctx context.Context, raw string) error {
-	u, err := s.guard.parseURL(raw, s.cfg.AllowHTTP)
+	u, err := s.guard.ParseURL(raw)
 	if err != nil {
 		return err
 	}
@@ -291,7 +276,7 @@ func (s *Sender) CheckURL(ctx context.Context, raw string) error {
 	}
 	var errs []error
 	for _, a := range addrs {
-		if err := s.guard.check(host, a); err != nil && !slices.ContainsFunc(errs, func(e error) bool { return e.Error() == err.Error() }) {
+		if err := s.guard.Check(host, a); err != nil && !slices.ContainsFunc(errs, func(e error) bool { return e.Error() == err.Error() }) {
 			errs = append(errs, err)
 		}
 	}
@@ -423,7 +408,7 @@ func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher
 		return o
 	}
 
-	u, err := s.guard.parseURL(ep.URL, s.cfg.AllowHTTP)
+	u, err := s.guard.ParseURL(ep.URL)
 	if err != nil {
 		code := CodeInvalidURL
 		if errors.Is(err, ErrBlockedAddress) {

@@ -33,6 +33,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/api"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/internal/netguard"
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
@@ -248,10 +249,18 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	fan.PerRecipient = cfg.Limits.ParsedPerRecipient()
 	fan.QuietHours = cfg.Limits.ParsedQuietHours()
 	fan.FlapWindow = cfg.Limits.FlapWindow
+	// Web Push endpoints come from API callers too: the webhooks' guard
+	// (and its allow_networks) checks them, https only, without DNS; the
+	// push channel's dialer refuses names that resolve to such addresses.
+	pushGuard, err := netguard.New(netguard.Config{AllowNetworks: cfg.Channels.Webhook.ParsedAllowNetworks()})
+	if err != nil {
+		return usageError{fmt.Errorf("channels.webhook.allow_networks: %w", err)}
+	}
 	svc := &dispatcher.Service{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
 		Webhooks: store, CheckWebhookURL: hooks.CheckURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
-		Clock: clock, Logger: logger,
+		CheckPushURL: func(_ context.Context, u string) error { return pushGuard.CheckURL(u) },
+		Clock:        clock, Logger: logger,
 	}
 
 	errc := make(chan error, 2)
@@ -429,6 +438,10 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		pc.Clock = clock
 		if pc.FCM != nil {
 			pc.FCM.HTTPClient = m.PushHTTPClient
+		}
+		if pc.WebPush != nil {
+			// Web Push endpoints pass the webhooks' guard, and its exceptions.
+			pc.WebPush.AllowNetworks = cfg.Channels.Webhook.ParsedAllowNetworks()
 		}
 		if err != nil {
 			return nil, nil, closeAll, err

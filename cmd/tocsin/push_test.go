@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/tocsin-dev/tocsin/channels/push/fcmtest"
@@ -72,4 +73,33 @@ func TestPush(t *testing.T) {
 	if !slices.Equal(keys(anna), []string{"tok-new-phone"}) || len(ben.Push) != 0 {
 		t.Errorf("tokens after the broadcast: anna %v, ben %v; want the unregistered ones gone", keys(anna), keys(ben))
 	}
+}
+
+// TestPushEndpointGuard: the app checks Web Push endpoints with the SSRF
+// guard at registration (PUT and import): a loopback, private, link-local
+// or metadata address is a 422 naming the field, and nothing is stored.
+func TestPushEndpointGuard(t *testing.T) {
+	_, opts := redistest.New(t)
+	a := startApp(t, map[string]string{
+		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_LOG_LEVEL": "warn",
+	})
+	sub := func(endpoint string) map[string]any {
+		return map[string]any{"locale": "de-CH", "push": []map[string]string{
+			{"platform": "webpush", "endpoint": endpoint, "p256dh": "BPxyz_-A", "auth": "c2VjcmV0"}}}
+	}
+	for _, ep := range []string{"https://169.254.169.254/latest", "https://" + strings.TrimPrefix(a.base, "http://") + "/x",
+		"https://[::1]/", "https://10.0.0.1/", "https://localhost/x"} {
+		var prob map[string]any
+		if got := a.do("PUT", "/v1/recipients/wp", sub(ep), &prob); got != 422 {
+			t.Errorf("PUT with endpoint %s: %d, want 422", ep, got)
+		}
+		if s := toString(prob); !strings.Contains(s, "body.push[0].endpoint") || !strings.Contains(s, "refusing to connect") {
+			t.Errorf("PUT with endpoint %s: %s, want the field and the reason", ep, s)
+		}
+	}
+	a.mustDo("GET", "/v1/recipients/wp", nil, nil, 404)
+	a.importNDJSON([]string{`{"id":"wp-imported","push":[{"platform":"webpush","endpoint":"https://169.254.169.254/latest","p256dh":"BPxyz_-A","auth":"c2VjcmV0"}]}`})
+	a.mustDo("GET", "/v1/recipients/wp-imported", nil, nil, 404)
+	a.mustDo("PUT", "/v1/recipients/wp", sub("https://fcm.googleapis.com/fcm/send/abc:APA91b"), nil, 200)
 }

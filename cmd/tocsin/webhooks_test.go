@@ -48,6 +48,12 @@ func TestWebhooks(t *testing.T) {
 		}
 	}
 	a.mustDo("GET", "/v1/recipients/shop/webhooks/bad", nil, nil, 404)
+	// allow_networks opens loopback to Web Push endpoints too (only).
+	wp := func(endpoint string) map[string]any {
+		return map[string]any{"push": []map[string]string{{"platform": "webpush", "endpoint": endpoint, "p256dh": "BPxyz_-A", "auth": "c2VjcmV0"}}}
+	}
+	a.mustDo("PUT", "/v1/recipients/wp-local", wp("https://127.0.0.1:8443/x"), nil, 200)
+	a.mustDo("PUT", "/v1/recipients/wp-private", wp("https://10.0.0.1/x"), nil, 422)
 	a.mustDo("PUT", "/v1/recipients/cust/webhooks/x", map[string]any{"url": recv.URL}, nil, 422) // merchants only
 
 	var reg dispatcher.EndpointResult

@@ -983,14 +983,15 @@ func TestPushTokenForms(t *testing.T) {
 	if !reflect.DeepEqual(got.Push, want) {
 		t.Errorf("push = %+v, want %+v", got.Push, want)
 	}
-	for _, bad := range []string{
-		`{"push":[{"platform":"apns","token":"not-hex"}]}`,
-		`{"push":[{"platform":"webpush","endpoint":"http://push.example.net/x","p256dh":"a","auth":"b"}]}`,
-		`{"push":[{"platform":"pager","token":"x"}]}`,
+	for bad, field := range map[string]string{
+		`{"push":[{"platform":"apns","token":"not-hex"}]}`:                                                 "body.push[0]",
+		`{"push":[{"platform":"webpush","endpoint":"http://push.example.net/x","p256dh":"a","auth":"b"}]}`: "body.push[0].endpoint",
+		`{"push":[{"platform":"webpush","endpoint":"https://push.example.net/x","p256dh":"a"}]}`:           "body.push[0]",
+		`{"push":[{"platform":"pager","token":"x"}]}`:                                                      "body.push[0]",
 	} {
 		r := b.do(t, "PUT", "/v1/recipients/p2", operatorToken, strings.NewReader(bad))
 		wantStatus(t, r, 422)
-		wantLocation(t, r.problem(t), "body.push[0]")
+		wantLocation(t, r.problem(t), field)
 	}
 	// An unknown field in a token object is refused, not ignored.
 	wantStatus(t, b.do(t, "PUT", "/v1/recipients/p2", operatorToken, strings.NewReader(`{"push":[{"platform":"fcm","token":"x","foo":1}]}`)), 422)

@@ -158,6 +158,10 @@ func (s *Server) Client() *http.Client {
 	return &http.Client{Transport: t}
 }
 
+// Addr is the address the fake listens on (127.0.0.1:port), for a client
+// that routes every connection to it.
+func (s *Server) Addr() string { return s.srv.Listener.Addr().String() }
+
 // Subscription returns the subscription a browser holds for id (letters,
 // digits, - and _): endpoint Origin + "/wpush/v2/" + id and keys derived
 // from id, so any fake can decrypt what is sent to it.

@@ -133,6 +133,13 @@ func ParseDeliveryID(id string) (broadcastID string, ch Channel, recipientID str
 	return parts[0], Channel(parts[1]), parts[2], nil
 }
 
+// ValidDeliveryID reports whether id is what DeliveryID makes of a valid
+// broadcast id, a channel (or ChannelNone) and a valid recipient id.
+func ValidDeliveryID(id string) bool {
+	bid, ch, rid, err := ParseDeliveryID(id)
+	return err == nil && ValidBroadcastID(bid) && (ch.Valid() || ch == ChannelNone) && ValidID(rid)
+}
+
 // DeliveryFilter selects deliveries of a broadcast.
 type DeliveryFilter struct {
 	Status  DeliveryStatus // empty: any

@@ -87,6 +87,10 @@ type EndpointResult struct {
 
 var endpointIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
+// ValidEndpointID reports whether id may name a webhook endpoint: 1-64
+// letters, digits, _ or -.
+func ValidEndpointID(id string) bool { return endpointIDPattern.MatchString(id) }
+
 // public strips an endpoint's secrets for answers.
 func public(ep *WebhookEndpoint) *WebhookEndpoint {
 	cp := *ep
@@ -100,7 +104,7 @@ func public(ep *WebhookEndpoint) *WebhookEndpoint {
 // addresses its host resolves to) before anything is stored.
 func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointID string, in EndpointInput) (*EndpointResult, error) {
 	v := &ValidationError{}
-	if !endpointIDPattern.MatchString(endpointID) {
+	if !ValidEndpointID(endpointID) {
 		v.add("path.endpoint_id", "must be 1-64 letters, digits, _ or -", endpointID)
 	}
 	u, err := url.Parse(in.URL)

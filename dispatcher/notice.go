@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -123,6 +124,15 @@ func (in *NoticeInput) normalize(prefix string) error {
 func NoticeBroadcastID(now time.Time) string {
 	return "bc_ntc_" + strings.TrimPrefix(NewIncidentID(now), "inc_")
 }
+
+// broadcastIDPattern matches the ids BroadcastID makes of incident ids
+// (seq 1 and up) and the ids NoticeBroadcastID makes.
+var broadcastIDPattern = regexp.MustCompile(`^bc_(?:` + idBody + `_[1-9][0-9]{0,9}|ntc_` + idBody + `)$`)
+
+// ValidBroadcastID reports whether id is of the form of an incident
+// update's broadcast (BroadcastID of a ValidIncidentID) or of a notice's
+// (NoticeBroadcastID).
+func ValidBroadcastID(id string) bool { return broadcastIDPattern.MatchString(id) }
 
 // SendNotice creates an ad-hoc broadcast and enqueues its plan. With an
 // idempotency key seen before, it returns the first answer and creates

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -297,12 +298,34 @@ func validateUpdate(v *ValidationError, st State, params, message map[string]str
 	return validateMessage(v, "body.message", message), validateChannels(v, "body.channels", chs)
 }
 
-// NewIncidentID returns a fresh, time-ordered incident id.
+// NewIncidentID returns a fresh, time-ordered incident id: "inc_" and 10
+// bytes (4 of time, 6 random) in lowercase unpadded base32, 16 characters
+// of a-z and 2-7.
 func NewIncidentID(now time.Time) string {
 	var b [10]byte
 	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
 	_, _ = rand.Read(b[4:])
 	return "inc_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// idBody is the part of an id NewIncidentID makes after its prefix.
+const idBody = `[a-z2-7]{16}`
+
+var incidentIDPattern = regexp.MustCompile(`^inc_` + idBody + `$`)
+
+// ValidIncidentID reports whether id is of the form NewIncidentID makes. An
+// id that is not cannot name an incident: the Service answers ErrNotFound
+// for it without asking a store.
+func ValidIncidentID(id string) bool { return incidentIDPattern.MatchString(id) }
+
+// notFoundID is the ErrNotFound of an id that cannot name a kind: it reads
+// like the store's answer for an id that names nothing, and quotes at most
+// 64 bytes of the id.
+func notFoundID(kind, id string) error {
+	if len(id) > 64 {
+		id = id[:64] + "..."
+	}
+	return fmt.Errorf("%s %q: %w", kind, id, ErrNotFound)
 }
 
 // OpenIncident creates an incident, its first update and that update's

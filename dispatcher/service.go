@@ -65,11 +65,17 @@ func (s *Service) PutRecipient(ctx context.Context, r *Recipient) (*Recipient, e
 
 // GetRecipient returns a recipient or ErrNotFound.
 func (s *Service) GetRecipient(ctx context.Context, id string) (*Recipient, error) {
+	if !ValidID(id) {
+		return nil, notFoundID("recipient", id)
+	}
 	return s.Recipients.GetRecipient(ctx, id)
 }
 
 // DeleteRecipient erases a recipient and its index entries, or ErrNotFound.
 func (s *Service) DeleteRecipient(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return notFoundID("recipient", id)
+	}
 	return s.Recipients.DeleteRecipient(ctx, id)
 }
 
@@ -380,6 +386,9 @@ func (in *IncidentInput) incident(id string, now time.Time) *Incident {
 // PostUpdate adds an update to an incident: a state change and/or an
 // operator message. A transition the state machine forbids is ErrConflict.
 func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateInput, idemKey string) (*UpdateResult, error) {
+	if !ValidIncidentID(incidentID) {
+		return nil, notFoundID("incident", incidentID)
+	}
 	v := &ValidationError{}
 	msg, chs := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
 	if err := v.orNil(); err != nil {
@@ -527,6 +536,9 @@ type IncidentView struct {
 
 // GetIncident returns an incident with its updates, or ErrNotFound.
 func (s *Service) GetIncident(ctx context.Context, id string) (*IncidentView, error) {
+	if !ValidIncidentID(id) {
+		return nil, notFoundID("incident", id)
+	}
 	inc, err := s.Incidents.GetIncident(ctx, id)
 	if err != nil {
 		return nil, err
@@ -548,11 +560,17 @@ func (s *Service) ListIncidents(ctx context.Context, state State, limit int) ([]
 
 // GetBroadcast returns a broadcast with its counters, or ErrNotFound.
 func (s *Service) GetBroadcast(ctx context.Context, id string) (*Broadcast, error) {
+	if !ValidBroadcastID(id) {
+		return nil, notFoundID("broadcast", id)
+	}
 	return s.Deliveries.GetBroadcast(ctx, id)
 }
 
 // ListDeliveries pages through a broadcast's deliveries.
 func (s *Service) ListDeliveries(ctx context.Context, broadcastID string, f DeliveryFilter) (*DeliveryPage, error) {
+	if !ValidBroadcastID(broadcastID) {
+		return nil, notFoundID("broadcast", broadcastID)
+	}
 	v := &ValidationError{}
 	if f.Status != "" && !f.Status.Valid() {
 		v.add("query.status", "must be one of queued, sending, sent, delivered, failed, suppressed", f.Status)
@@ -571,6 +589,9 @@ func (s *Service) ListDeliveries(ctx context.Context, broadcastID string, f Deli
 
 // GetDelivery returns one delivery with its attempt history, or ErrNotFound.
 func (s *Service) GetDelivery(ctx context.Context, id string) (*Delivery, error) {
+	if !ValidDeliveryID(id) {
+		return nil, notFoundID("delivery", id)
+	}
 	d, err := s.Deliveries.GetDelivery(ctx, id)
 	if err != nil || s.Webhooks == nil {
 		return d, err
@@ -586,6 +607,9 @@ func (s *Service) GetDelivery(ctx context.Context, id string) (*Delivery, error)
 // come to them, and a send in progress stops within a fraction of a
 // second. A done broadcast cannot be cancelled (ErrConflict).
 func (s *Service) CancelBroadcast(ctx context.Context, id string) (*Broadcast, error) {
+	if !ValidBroadcastID(id) {
+		return nil, notFoundID("broadcast", id)
+	}
 	st, err := s.Deliveries.Cancel(ctx, id)
 	if err != nil {
 		return nil, err
@@ -600,6 +624,9 @@ func (s *Service) CancelBroadcast(ctx context.Context, id string) (*Broadcast, e
 // RetryDelivery sends a failed delivery again, once, now: it moves back to
 // queued and a retry task is enqueued. ErrConflict when it has not failed.
 func (s *Service) RetryDelivery(ctx context.Context, id string) (*Delivery, error) {
+	if !ValidDeliveryID(id) {
+		return nil, notFoundID("delivery", id)
+	}
 	bid, _, _, err := ParseDeliveryID(id)
 	if err != nil {
 		return nil, err

@@ -484,6 +484,10 @@ func (s *server) routes() {
 		if s.cfg.Outbox == nil {
 			return nil, newProblem(http.StatusNotFound, CodeOutboxDisabled, "outbox not enabled")
 		}
+		if in.Recipient != "" && !dispatcher.ValidID(in.Recipient) {
+			return nil, &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.recipient",
+				Message: "must be a recipient id: 1-128 characters of letters, digits and ._@+:- (not starting with '.')", Value: in.Recipient}}}
+		}
 		msgs, err := s.cfg.Outbox.List(ctx, in.Recipient, in.Limit)
 		if err != nil {
 			return nil, err

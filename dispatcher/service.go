@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -336,17 +338,22 @@ func notFoundID(kind, id string) error {
 
 // OpenIncident creates an incident, its first update and that update's
 // broadcast, and enqueues the broadcast's plan. With an idempotency key
-// seen before, it returns the first answer and creates nothing.
+// seen before, it returns the first answer and creates nothing
+// (ErrIdempotencyKeyReused when the input is not the same).
 func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey string) (*UpdateResult, error) {
 	if err := in.normalize(); err != nil {
 		return nil, err
 	}
-	if res, err := s.replay(ctx, idemKey); res != nil || err != nil {
+	idem, err := newIdempotency(idemKey, scopeOpenIncident, in)
+	if err != nil {
+		return nil, err
+	}
+	if res, err := s.replay(ctx, idem); res != nil || err != nil {
 		return res, err
 	}
 	now := s.now()
 	inc := in.incident(NewIncidentID(now), now)
-	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, idemKey)
+	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, idem)
 }
 
 // normalize validates the opening of an incident, reporting every invalid
@@ -385,6 +392,9 @@ func (in *IncidentInput) incident(id string, now time.Time) *Incident {
 
 // PostUpdate adds an update to an incident: a state change and/or an
 // operator message. A transition the state machine forbids is ErrConflict.
+// An idempotency key is scoped to the incident: seen before on this
+// incident, it returns the first answer and creates nothing
+// (ErrIdempotencyKeyReused when the input is not the same).
 func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateInput, idemKey string) (*UpdateResult, error) {
 	if !ValidIncidentID(incidentID) {
 		return nil, notFoundID("incident", incidentID)
@@ -394,7 +404,12 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}
-	if res, err := s.replay(ctx, idemKey); res != nil || err != nil {
+	canonical := UpdateInput{State: in.State, Params: in.Params, Message: msg, Channels: chs}
+	idem, err := newIdempotency(idemKey, scopePostUpdate(incidentID), canonical)
+	if err != nil {
+		return nil, err
+	}
+	if res, err := s.replay(ctx, idem); res != nil || err != nil {
 		return res, err
 	}
 	for attempt := 0; attempt < 10; attempt++ {
@@ -407,13 +422,18 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 			next = inc.State
 		}
 		if !inc.State.CanMoveTo(next) {
+			// A concurrent request with the same key may be the one that
+			// made this transition: its answer is this request's.
+			if res, err := s.replay(ctx, idem); res != nil || err != nil {
+				return res, err
+			}
 			if inc.State == StateResolved {
 				return nil, fmt.Errorf("incident %s is resolved; open a new incident: %w", inc.ID, ErrConflict)
 			}
 			return nil, fmt.Errorf("incident %s cannot move from %s back to %s: %w", inc.ID, inc.State, next, ErrConflict)
 		}
 		prev := inc.LastSeq
-		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, idemKey)
+		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, idem)
 		if errors.Is(err, ErrStale) {
 			continue // a concurrent update won; re-read and re-check the transition
 		}
@@ -422,11 +442,13 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 	return nil, fmt.Errorf("incident %s is being updated concurrently, try again: %w", incidentID, ErrStale)
 }
 
-func (s *Service) replay(ctx context.Context, idemKey string) (*UpdateResult, error) {
-	if idemKey == "" {
+// replay returns the first answer to idem's key, nil when there is none,
+// or ErrIdempotencyKeyReused.
+func (s *Service) replay(ctx context.Context, idem *Idempotency) (*UpdateResult, error) {
+	if idem == nil {
 		return nil, nil
 	}
-	answer, err := s.Incidents.IdempotentAnswer(ctx, idemKey)
+	answer, err := s.Incidents.IdempotentAnswer(ctx, idem)
 	if err != nil || answer == nil {
 		return nil, err
 	}
@@ -439,16 +461,13 @@ func (s *Service) decodeReplay(ctx context.Context, answer []byte) (*UpdateResul
 		return nil, fmt.Errorf("decode idempotent answer: %w", err)
 	}
 	if res.Incident == nil || res.BroadcastID == "" {
-		return nil, errKeyReused
+		return nil, fmt.Errorf("the idempotent answer %.100s is not an incident update's", answer)
 	}
 	if _, err := s.replan(ctx, res.BroadcastID); err != nil {
 		return nil, err
 	}
 	return &res, nil
 }
-
-// errKeyReused answers an Idempotency-Key first used on another route.
-var errKeyReused = fmt.Errorf("the Idempotency-Key was used for another kind of request: %w", ErrConflict)
 
 // replan returns broadcast id as it stands and, while it is still
 // planning, enqueues its plan again: the first request may have stopped
@@ -467,20 +486,50 @@ func (s *Service) replan(ctx context.Context, id string) (*Broadcast, error) {
 	return b, nil
 }
 
-// newIdempotency pairs an Idempotency-Key with the answer to keep for it;
-// nil without a key.
-func newIdempotency(key string, answer any) (*Idempotency, error) {
+// Scopes of Idempotency-Keys: the operation and its target. A key is one
+// key per scope.
+const (
+	scopeOpenIncident = "open-incident"
+	scopeSendNotice   = "send-notice"
+)
+
+func scopePostUpdate(incidentID string) string { return "post-update/" + incidentID }
+
+// newIdempotency returns an Idempotency-Key in scope for request, the
+// canonical (validated and normalized) input, whose SHA-256 tells a retry
+// from another request under the same key; nil without a key.
+func newIdempotency(key, scope string, request any) (*Idempotency, error) {
 	if key == "" {
+		return nil, nil
+	}
+	if len(key) > MaxIdempotencyKey {
+		return nil, &ValidationError{Fields: []*FieldError{{Field: "header.Idempotency-Key",
+			Message: fmt.Sprintf("must be 1-%d bytes", MaxIdempotencyKey)}}}
+	}
+	raw, err := json.Marshal(request)
+	if err != nil {
+		return nil, fmt.Errorf("encode the request: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	return &Idempotency{Scope: scope, Key: key, RequestHash: hex.EncodeToString(sum[:])}, nil
+}
+
+// keepAnswer returns a copy of idem with the answer to keep; nil without a
+// key.
+func keepAnswer(idem *Idempotency, answer any) (*Idempotency, error) {
+	if idem == nil {
 		return nil, nil
 	}
 	raw, err := json.Marshal(answer)
 	if err != nil {
 		return nil, fmt.Errorf("encode the answer to keep: %w", err)
 	}
-	return &Idempotency{Key: key, Answer: raw}, nil
+	kept := *idem
+	kept.Answer = raw
+	return &kept, nil
 }
 
-func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params, msg map[string]string, chs []Channel, idemKey string) (*UpdateResult, error) {
+func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params, msg map[string]string, chs []Channel, idem *Idempotency) (*UpdateResult, error) {
 	now := s.now()
 	if prevSeq == 0 {
 		now = inc.CreatedAt // one instant for the incident and its first update
@@ -508,7 +557,7 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now}
 	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Priority: PriorityOf(inc.Severity), Channels: chs, CreatedAt: now}
 	res := &UpdateResult{Incident: inc, Update: up, Seq: seq, BroadcastID: bid}
-	idem, err := newIdempotency(idemKey, res)
+	idem, err := keepAnswer(idem, res)
 	if err != nil {
 		return nil, err
 	}

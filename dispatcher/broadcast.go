@@ -133,6 +133,13 @@ func ParseDeliveryID(id string) (broadcastID string, ch Channel, recipientID str
 	return parts[0], Channel(parts[1]), parts[2], nil
 }
 
+// ValidDeliveryID reports whether id is what DeliveryID makes of a valid
+// broadcast id, a channel (or ChannelNone) and a valid recipient id.
+func ValidDeliveryID(id string) bool {
+	bid, ch, rid, err := ParseDeliveryID(id)
+	return err == nil && ValidBroadcastID(bid) && (ch.Valid() || ch == ChannelNone) && ValidID(rid)
+}
+
 // DeliveryFilter selects deliveries of a broadcast.
 type DeliveryFilter struct {
 	Status  DeliveryStatus // empty: any
@@ -319,11 +326,31 @@ type RecipientStore interface {
 	RemovePushTokens(ctx context.Context, recipientID string, keys []string) error
 }
 
-// Idempotency is a request's Idempotency-Key and the answer to store with it.
+// MaxIdempotencyKey is the longest Idempotency-Key, in bytes.
+const MaxIdempotencyKey = 255
+
+// Idempotency is a request's Idempotency-Key, what it is scoped to, the
+// hash of the request and the answer to keep for it.
+//
+// A key names one request on one target: the same key sent to another
+// operation or another target is another key. Sent again to the same
+// one, it answers the first request's answer when the request is the
+// same (RequestHash) and ErrIdempotencyKeyReused when it is not.
 type Idempotency struct {
-	Key    string
+	// Scope is the operation and its target, such as "open-incident" or
+	// "post-update/inc_…"; it never contains ':'.
+	Scope string
+	// Key is the client's Idempotency-Key: 1-MaxIdempotencyKey bytes.
+	Key string
+	// RequestHash is the hex SHA-256 of the canonical request.
+	RequestHash string
+	// Answer is the answer to keep (JSON); stores ignore it when reading.
 	Answer []byte
 }
+
+// ErrIdempotencyKeyReused is an Idempotency-Key sent again, to the same
+// operation and target, with a different request. Nothing is written.
+var ErrIdempotencyKeyReused = errors.New("the Idempotency-Key was used before with a different request")
 
 // IncidentStore keeps incidents and their updates.
 type IncidentStore interface {
@@ -334,10 +361,14 @@ type IncidentStore interface {
 	// SaveUpdate writes inc, its update up and the update's broadcast b in one
 	// transaction, provided the stored incident's LastSeq is still prevSeq
 	// (0: the incident must not exist); otherwise it returns ErrStale. With
-	// idem set, a key seen before writes nothing and returns its answer.
+	// idem set, a key seen before writes nothing and returns its answer
+	// (ErrIdempotencyKeyReused when its RequestHash differs); a key stored
+	// by a concurrent request that won the race is such a key too.
 	SaveUpdate(ctx context.Context, inc *Incident, prevSeq int, up *Update, b *Broadcast, idem *Idempotency) (replay []byte, err error)
-	// IdempotentAnswer returns the stored answer for key, or nil.
-	IdempotentAnswer(ctx context.Context, key string) ([]byte, error)
+	// IdempotentAnswer returns the stored answer for idem's scope and key,
+	// nil when there is none, or ErrIdempotencyKeyReused when it was
+	// stored for another RequestHash.
+	IdempotentAnswer(ctx context.Context, idem *Idempotency) ([]byte, error)
 }
 
 // ErrStale means a concurrent writer got there first; re-read and retry.
@@ -394,7 +425,8 @@ type Outcome struct {
 type DeliveryStore interface {
 	GetBroadcast(ctx context.Context, id string) (*Broadcast, error)
 	// CreateBroadcast stores a new notice broadcast b (state planning). With
-	// idem set, a key seen before writes nothing and returns its answer.
+	// idem set, a key seen before writes nothing and returns its answer, as
+	// SaveUpdate does.
 	CreateBroadcast(ctx context.Context, b *Broadcast, idem *Idempotency) (replay []byte, err error)
 	// ListNotices lists notice broadcasts, newest first, at most limit
 	// (default 100, at most 1000).

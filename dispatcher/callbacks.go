@@ -13,6 +13,9 @@ import (
 // Twilio status callback): st must be final; a late or repeated receipt
 // changes nothing and is not an error. ErrNotFound for an unknown delivery.
 func (s *Service) ProviderReceipt(ctx context.Context, deliveryID string, st DeliveryStatus, providerID, reason string) (applied bool, err error) {
+	if !ValidDeliveryID(deliveryID) {
+		return false, notFoundID("delivery", deliveryID)
+	}
 	applied, err = s.Deliveries.ApplyProviderStatus(ctx, deliveryID, st, providerID, reason)
 	if err != nil {
 		return false, err

@@ -87,6 +87,22 @@ type EndpointResult struct {
 
 var endpointIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
+// ValidEndpointID reports whether id may name a webhook endpoint: 1-64
+// letters, digits, _ or -.
+func ValidEndpointID(id string) bool { return endpointIDPattern.MatchString(id) }
+
+// endpointPath is ErrNotFound when recipientID or endpointID cannot name
+// an existing endpoint.
+func endpointPath(recipientID, endpointID string) error {
+	if !ValidID(recipientID) {
+		return notFoundID("recipient", recipientID)
+	}
+	if !ValidEndpointID(endpointID) {
+		return notFoundID("webhook endpoint", endpointID)
+	}
+	return nil
+}
+
 // public strips an endpoint's secrets for answers.
 func public(ep *WebhookEndpoint) *WebhookEndpoint {
 	cp := *ep
@@ -99,8 +115,11 @@ func public(ep *WebhookEndpoint) *WebhookEndpoint {
 // endpoint) a recipient's webhook endpoint. The URL is checked by CheckWebhookURL (scheme, and the
 // addresses its host resolves to) before anything is stored.
 func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointID string, in EndpointInput) (*EndpointResult, error) {
+	if !ValidID(recipientID) {
+		return nil, notFoundID("recipient", recipientID)
+	}
 	v := &ValidationError{}
-	if !endpointIDPattern.MatchString(endpointID) {
+	if !ValidEndpointID(endpointID) {
 		v.add("path.endpoint_id", "must be 1-64 letters, digits, _ or -", endpointID)
 	}
 	u, err := url.Parse(in.URL)
@@ -155,6 +174,9 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 
 // GetWebhookEndpoint returns an endpoint without its secrets.
 func (s *Service) GetWebhookEndpoint(ctx context.Context, recipientID, endpointID string) (*WebhookEndpoint, error) {
+	if err := endpointPath(recipientID, endpointID); err != nil {
+		return nil, err
+	}
 	ep, err := s.Webhooks.GetWebhookEndpoint(ctx, recipientID, endpointID)
 	if err != nil {
 		return nil, err
@@ -164,6 +186,9 @@ func (s *Service) GetWebhookEndpoint(ctx context.Context, recipientID, endpointI
 
 // ListWebhookEndpoints returns a recipient's endpoints without secrets.
 func (s *Service) ListWebhookEndpoints(ctx context.Context, recipientID string) ([]*WebhookEndpoint, error) {
+	if !ValidID(recipientID) {
+		return nil, notFoundID("recipient", recipientID)
+	}
 	if _, err := s.Recipients.GetRecipient(ctx, recipientID); err != nil {
 		return nil, err
 	}
@@ -180,6 +205,9 @@ func (s *Service) ListWebhookEndpoints(ctx context.Context, recipientID string) 
 
 // DeleteWebhookEndpoint removes an endpoint.
 func (s *Service) DeleteWebhookEndpoint(ctx context.Context, recipientID, endpointID string) error {
+	if err := endpointPath(recipientID, endpointID); err != nil {
+		return err
+	}
 	return s.Webhooks.DeleteWebhookEndpoint(ctx, recipientID, endpointID)
 }
 
@@ -187,6 +215,9 @@ func (s *Service) DeleteWebhookEndpoint(ctx context.Context, recipientID, endpoi
 // previous one keeps signing beside it for RotationOverlap, so the merchant
 // can switch without losing a webhook (0: it stops at once); older ones go.
 func (s *Service) RotateWebhookSecret(ctx context.Context, recipientID, endpointID string) (*EndpointResult, error) {
+	if err := endpointPath(recipientID, endpointID); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	overlap := s.RotationOverlap
 	secret := NewWebhookSecret()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -124,11 +125,24 @@ func NoticeBroadcastID(now time.Time) string {
 	return "bc_ntc_" + strings.TrimPrefix(NewIncidentID(now), "inc_")
 }
 
+// broadcastIDPattern matches the ids BroadcastID makes of incident ids
+// (seq 1 and up) and the ids NoticeBroadcastID makes.
+var broadcastIDPattern = regexp.MustCompile(`^bc_(?:` + idBody + `_[1-9][0-9]{0,9}|ntc_` + idBody + `)$`)
+
+// ValidBroadcastID reports whether id is of the form of an incident
+// update's broadcast (BroadcastID of a ValidIncidentID) or of a notice's
+// (NoticeBroadcastID).
+func ValidBroadcastID(id string) bool { return broadcastIDPattern.MatchString(id) }
+
 // SendNotice creates an ad-hoc broadcast and enqueues its plan. With an
 // idempotency key seen before, it returns the first answer and creates
-// nothing.
+// nothing (ErrIdempotencyKeyReused when the notice is not the same).
 func (s *Service) SendNotice(ctx context.Context, in NoticeInput, idemKey string) (*Broadcast, error) {
 	if err := in.normalize("body."); err != nil {
+		return nil, err
+	}
+	idem, err := newIdempotency(idemKey, scopeSendNotice, in)
+	if err != nil {
 		return nil, err
 	}
 	now := s.now()
@@ -145,8 +159,7 @@ func (s *Service) SendNotice(ctx context.Context, in NoticeInput, idemKey string
 		Counts:    map[Channel]map[DeliveryStatus]int{},
 		CreatedAt: now,
 	}
-	idem, err := newIdempotency(idemKey, b)
-	if err != nil {
+	if idem, err = keepAnswer(idem, b); err != nil {
 		return nil, err
 	}
 	// The store checks the key inside its transaction: a key seen before
@@ -173,7 +186,7 @@ func (s *Service) replayNotice(ctx context.Context, answer []byte) (*Broadcast, 
 		return nil, fmt.Errorf("decode idempotent answer: %w", err)
 	}
 	if first.Notice == nil {
-		return nil, errKeyReused
+		return nil, fmt.Errorf("the idempotent answer %.100s is not a notice's", answer)
 	}
 	return s.replan(ctx, first.ID)
 }

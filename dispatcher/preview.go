@@ -142,6 +142,9 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		chs = n.Channels
 	case in.IncidentID != "":
 		v := &ValidationError{}
+		if !ValidIncidentID(in.IncidentID) {
+			v.add("body.incident_id", "must be an incident id: inc_ and 16 characters of a-z and 2-7", in.IncidentID)
+		}
 		msg, allowed := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
 		if err := v.orNil(); err != nil {
 			return nil, err

@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -81,6 +84,9 @@ func (s *Service) checkPushURL(ctx context.Context) func(string) error {
 // the channels whose address opted out (an SMS STOP opts the number out,
 // for every recipient with it).
 func (s *Service) GetRecipient(ctx context.Context, id string) (*Recipient, error) {
+	if !ValidID(id) {
+		return nil, notFoundID("recipient", id)
+	}
 	r, err := s.Recipients.GetRecipient(ctx, id)
 	if err != nil {
 		return nil, err
@@ -115,6 +121,9 @@ func (s *Service) showAddressOptOuts(ctx context.Context, r *Recipient) error {
 
 // DeleteRecipient erases a recipient and its index entries, or ErrNotFound.
 func (s *Service) DeleteRecipient(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return notFoundID("recipient", id)
+	}
 	return s.Recipients.DeleteRecipient(ctx, id)
 }
 
@@ -344,7 +353,9 @@ func validateUpdate(v *ValidationError, st State, params, message map[string]str
 	return validateMessage(v, "body.message", message), validateChannels(v, "body.channels", chs)
 }
 
-// NewIncidentID returns a fresh, time-ordered incident id.
+// NewIncidentID returns a fresh, time-ordered incident id: "inc_" and 10
+// bytes (4 of time, 6 random) in lowercase unpadded base32, 16 characters
+// of a-z and 2-7.
 func NewIncidentID(now time.Time) string {
 	var b [10]byte
 	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
@@ -352,19 +363,44 @@ func NewIncidentID(now time.Time) string {
 	return "inc_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
+// idBody is the part of an id NewIncidentID makes after its prefix.
+const idBody = `[a-z2-7]{16}`
+
+var incidentIDPattern = regexp.MustCompile(`^inc_` + idBody + `$`)
+
+// ValidIncidentID reports whether id is of the form NewIncidentID makes. An
+// id that is not cannot name an incident: the Service answers ErrNotFound
+// for it without asking a store.
+func ValidIncidentID(id string) bool { return incidentIDPattern.MatchString(id) }
+
+// notFoundID is the ErrNotFound of an id that cannot name a kind: it reads
+// like the store's answer for an id that names nothing, and quotes at most
+// 64 bytes of the id.
+func notFoundID(kind, id string) error {
+	if len(id) > 64 {
+		id = id[:64] + "..."
+	}
+	return fmt.Errorf("%s %q: %w", kind, id, ErrNotFound)
+}
+
 // OpenIncident creates an incident, its first update and that update's
 // broadcast, and enqueues the broadcast's plan. With an idempotency key
-// seen before, it returns the first answer and creates nothing.
+// seen before, it returns the first answer and creates nothing
+// (ErrIdempotencyKeyReused when the input is not the same).
 func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey string) (*UpdateResult, error) {
 	if err := in.normalize(); err != nil {
 		return nil, err
 	}
-	if res, err := s.replay(ctx, idemKey); res != nil || err != nil {
+	idem, err := newIdempotency(idemKey, scopeOpenIncident, in)
+	if err != nil {
+		return nil, err
+	}
+	if res, err := s.replay(ctx, idem); res != nil || err != nil {
 		return res, err
 	}
 	now := s.now()
 	inc := in.incident(NewIncidentID(now), now)
-	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, idemKey)
+	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, idem)
 }
 
 // normalize validates the opening of an incident, reporting every invalid
@@ -403,13 +439,24 @@ func (in *IncidentInput) incident(id string, now time.Time) *Incident {
 
 // PostUpdate adds an update to an incident: a state change and/or an
 // operator message. A transition the state machine forbids is ErrConflict.
+// An idempotency key is scoped to the incident: seen before on this
+// incident, it returns the first answer and creates nothing
+// (ErrIdempotencyKeyReused when the input is not the same).
 func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateInput, idemKey string) (*UpdateResult, error) {
+	if !ValidIncidentID(incidentID) {
+		return nil, notFoundID("incident", incidentID)
+	}
 	v := &ValidationError{}
 	msg, chs := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}
-	if res, err := s.replay(ctx, idemKey); res != nil || err != nil {
+	canonical := UpdateInput{State: in.State, Params: in.Params, Message: msg, Channels: chs}
+	idem, err := newIdempotency(idemKey, scopePostUpdate(incidentID), canonical)
+	if err != nil {
+		return nil, err
+	}
+	if res, err := s.replay(ctx, idem); res != nil || err != nil {
 		return res, err
 	}
 	for attempt := 0; attempt < 10; attempt++ {
@@ -422,13 +469,18 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 			next = inc.State
 		}
 		if !inc.State.CanMoveTo(next) {
+			// A concurrent request with the same key may be the one that
+			// made this transition: its answer is this request's.
+			if res, err := s.replay(ctx, idem); res != nil || err != nil {
+				return res, err
+			}
 			if inc.State == StateResolved {
 				return nil, fmt.Errorf("incident %s is resolved; open a new incident: %w", inc.ID, ErrConflict)
 			}
 			return nil, fmt.Errorf("incident %s cannot move from %s back to %s: %w", inc.ID, inc.State, next, ErrConflict)
 		}
 		prev := inc.LastSeq
-		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, idemKey)
+		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, idem)
 		if errors.Is(err, ErrStale) {
 			continue // a concurrent update won; re-read and re-check the transition
 		}
@@ -437,11 +489,13 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 	return nil, fmt.Errorf("incident %s is being updated concurrently, try again: %w", incidentID, ErrStale)
 }
 
-func (s *Service) replay(ctx context.Context, idemKey string) (*UpdateResult, error) {
-	if idemKey == "" {
+// replay returns the first answer to idem's key, nil when there is none,
+// or ErrIdempotencyKeyReused.
+func (s *Service) replay(ctx context.Context, idem *Idempotency) (*UpdateResult, error) {
+	if idem == nil {
 		return nil, nil
 	}
-	answer, err := s.Incidents.IdempotentAnswer(ctx, idemKey)
+	answer, err := s.Incidents.IdempotentAnswer(ctx, idem)
 	if err != nil || answer == nil {
 		return nil, err
 	}
@@ -454,16 +508,13 @@ func (s *Service) decodeReplay(ctx context.Context, answer []byte) (*UpdateResul
 		return nil, fmt.Errorf("decode idempotent answer: %w", err)
 	}
 	if res.Incident == nil || res.BroadcastID == "" {
-		return nil, errKeyReused
+		return nil, fmt.Errorf("the idempotent answer %.100s is not an incident update's", answer)
 	}
 	if _, err := s.replan(ctx, res.BroadcastID); err != nil {
 		return nil, err
 	}
 	return &res, nil
 }
-
-// errKeyReused answers an Idempotency-Key first used on another route.
-var errKeyReused = fmt.Errorf("the Idempotency-Key was used for another kind of request: %w", ErrConflict)
 
 // replan returns broadcast id as it stands and, while it is still
 // planning, enqueues its plan again: the first request may have stopped
@@ -482,20 +533,50 @@ func (s *Service) replan(ctx context.Context, id string) (*Broadcast, error) {
 	return b, nil
 }
 
-// newIdempotency pairs an Idempotency-Key with the answer to keep for it;
-// nil without a key.
-func newIdempotency(key string, answer any) (*Idempotency, error) {
+// Scopes of Idempotency-Keys: the operation and its target. A key is one
+// key per scope.
+const (
+	scopeOpenIncident = "open-incident"
+	scopeSendNotice   = "send-notice"
+)
+
+func scopePostUpdate(incidentID string) string { return "post-update/" + incidentID }
+
+// newIdempotency returns an Idempotency-Key in scope for request, the
+// canonical (validated and normalized) input, whose SHA-256 tells a retry
+// from another request under the same key; nil without a key.
+func newIdempotency(key, scope string, request any) (*Idempotency, error) {
 	if key == "" {
+		return nil, nil
+	}
+	if len(key) > MaxIdempotencyKey {
+		return nil, &ValidationError{Fields: []*FieldError{{Field: "header.Idempotency-Key",
+			Message: fmt.Sprintf("must be 1-%d bytes", MaxIdempotencyKey)}}}
+	}
+	raw, err := json.Marshal(request)
+	if err != nil {
+		return nil, fmt.Errorf("encode the request: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	return &Idempotency{Scope: scope, Key: key, RequestHash: hex.EncodeToString(sum[:])}, nil
+}
+
+// keepAnswer returns a copy of idem with the answer to keep; nil without a
+// key.
+func keepAnswer(idem *Idempotency, answer any) (*Idempotency, error) {
+	if idem == nil {
 		return nil, nil
 	}
 	raw, err := json.Marshal(answer)
 	if err != nil {
 		return nil, fmt.Errorf("encode the answer to keep: %w", err)
 	}
-	return &Idempotency{Key: key, Answer: raw}, nil
+	kept := *idem
+	kept.Answer = raw
+	return &kept, nil
 }
 
-func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params, msg map[string]string, chs []Channel, idemKey string) (*UpdateResult, error) {
+func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params, msg map[string]string, chs []Channel, idem *Idempotency) (*UpdateResult, error) {
 	now := s.now()
 	if prevSeq == 0 {
 		now = inc.CreatedAt // one instant for the incident and its first update
@@ -523,7 +604,7 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now}
 	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Priority: PriorityOf(inc.Severity), Channels: chs, CreatedAt: now}
 	res := &UpdateResult{Incident: inc, Update: up, Seq: seq, BroadcastID: bid}
-	idem, err := newIdempotency(idemKey, res)
+	idem, err := keepAnswer(idem, res)
 	if err != nil {
 		return nil, err
 	}
@@ -551,6 +632,9 @@ type IncidentView struct {
 
 // GetIncident returns an incident with its updates, or ErrNotFound.
 func (s *Service) GetIncident(ctx context.Context, id string) (*IncidentView, error) {
+	if !ValidIncidentID(id) {
+		return nil, notFoundID("incident", id)
+	}
 	inc, err := s.Incidents.GetIncident(ctx, id)
 	if err != nil {
 		return nil, err
@@ -572,11 +656,17 @@ func (s *Service) ListIncidents(ctx context.Context, state State, limit int) ([]
 
 // GetBroadcast returns a broadcast with its counters, or ErrNotFound.
 func (s *Service) GetBroadcast(ctx context.Context, id string) (*Broadcast, error) {
+	if !ValidBroadcastID(id) {
+		return nil, notFoundID("broadcast", id)
+	}
 	return s.Deliveries.GetBroadcast(ctx, id)
 }
 
 // ListDeliveries pages through a broadcast's deliveries.
 func (s *Service) ListDeliveries(ctx context.Context, broadcastID string, f DeliveryFilter) (*DeliveryPage, error) {
+	if !ValidBroadcastID(broadcastID) {
+		return nil, notFoundID("broadcast", broadcastID)
+	}
 	v := &ValidationError{}
 	if f.Status != "" && !f.Status.Valid() {
 		v.add("query.status", "must be one of queued, sending, sent, delivered, failed, suppressed", f.Status)
@@ -595,6 +685,9 @@ func (s *Service) ListDeliveries(ctx context.Context, broadcastID string, f Deli
 
 // GetDelivery returns one delivery with its attempt history, or ErrNotFound.
 func (s *Service) GetDelivery(ctx context.Context, id string) (*Delivery, error) {
+	if !ValidDeliveryID(id) {
+		return nil, notFoundID("delivery", id)
+	}
 	d, err := s.Deliveries.GetDelivery(ctx, id)
 	if err != nil || s.Webhooks == nil {
 		return d, err
@@ -610,6 +703,9 @@ func (s *Service) GetDelivery(ctx context.Context, id string) (*Delivery, error)
 // come to them, and a send in progress stops within a fraction of a
 // second. A done broadcast cannot be cancelled (ErrConflict).
 func (s *Service) CancelBroadcast(ctx context.Context, id string) (*Broadcast, error) {
+	if !ValidBroadcastID(id) {
+		return nil, notFoundID("broadcast", id)
+	}
 	st, err := s.Deliveries.Cancel(ctx, id)
 	if err != nil {
 		return nil, err
@@ -624,6 +720,9 @@ func (s *Service) CancelBroadcast(ctx context.Context, id string) (*Broadcast, e
 // RetryDelivery sends a failed delivery again, once, now: it moves back to
 // queued and a retry task is enqueued. ErrConflict when it has not failed.
 func (s *Service) RetryDelivery(ctx context.Context, id string) (*Delivery, error) {
+	if !ValidDeliveryID(id) {
+		return nil, notFoundID("delivery", id)
+	}
 	bid, _, _, err := ParseDeliveryID(id)
 	if err != nil {
 		return nil, err

@@ -114,19 +114,21 @@ func TestClient(t *testing.T) {
 	a.mustDo("GET", "/v1/recipients/c-bad", nil, nil, 404)
 
 	// Open with flags after a flag value containing '=' and spaces.
-	r = c.mustRun(0, "incident", "open", "--title", "Card payments failing", "--severity", "critical",
+	open := []string{"incident", "open", "--title", "Card payments failing", "--severity", "critical",
 		"--service", "cards", "--region", "CH", "--region", "DK",
 		"--param", "eta=16:30", "--param", "workaround=pay with TWINT",
 		"--message", "en=Card payments fail. ETA 16:30.", "--message", "de=Kartenzahlungen fallen aus. Wieder da um 16:30.",
-		"--idempotency-key", "client-open-1")
+		"--idempotency-key", "client-open-1"}
+	r = c.mustRun(0, open...)
 	id := regexp.MustCompile(`(?m)^incident\s+(inc_\w+)$`).FindStringSubmatch(r.stdout)
 	bid := regexp.MustCompile(`(?m)^broadcast\s+(bc_\w+)$`).FindStringSubmatch(r.stdout)
 	if id == nil || bid == nil || !regexp.MustCompile(`(?m)^seq\s+1$`).MatchString(r.stdout) {
 		t.Fatalf("incident open printed no id, seq 1 and broadcast:\n%s", r.stdout)
 	}
 	incID, bcID := id[1], bid[1]
-	// The same idempotency key gives the same answer, here as raw JSON.
-	r = c.mustRun(0, "incident", "open", "--json", "--title", "Card payments failing", "--severity", "critical", "--idempotency-key", "client-open-1")
+	// The same idempotency key and incident give the same answer, here as
+	// raw JSON.
+	r = c.mustRun(0, append(open, "--json")...)
 	var again dispatcher.UpdateResult
 	if err := json.Unmarshal([]byte(r.stdout), &again); err != nil || again.Incident.ID != incID || again.BroadcastID != bcID {
 		t.Fatalf("--json replay = %+v (%v), want incident %s", again, err, incID)
@@ -266,17 +268,22 @@ func TestClientNotice(t *testing.T) {
 	if strings.Contains(r.stdout, bid[1]) {
 		t.Errorf("a recipient outside the audience got the notice:\n%s", r.stdout)
 	}
-	// The same key: the same notice, nothing new.
-	r = c.mustRun(0, "broadcast", "send", "--title", "Maintenance tonight", "--message", "en=x", "--idempotency-key", "notice-1")
+	// The same key and notice: the same notice, nothing new.
+	r = c.mustRun(0, "broadcast", "send", "--title", "Maintenance tonight", "--service", "cards",
+		"--message", "de=Kartenzahlungen ruhen von 02:00 bis 02:30.", "--message", "en=Card payments pause from 02:00 to 02:30.",
+		"--idempotency-key", "notice-1")
 	mustContain(t, "replayed send", r.stdout, bid[1])
+	// The same key with another text is refused.
+	r = c.mustRun(1, "broadcast", "send", "--title", "Maintenance tonight", "--message", "en=x", "--idempotency-key", "notice-1")
+	mustContain(t, "key reused", r.stderr, "Unprocessable Entity", "header.Idempotency-Key")
 	r = c.mustRun(0, "broadcast", "list")
 	mustContain(t, "broadcast list", r.stdout, bid[1], "Maintenance tonight", "done", "bulk")
 	if n := strings.Count(r.stdout, "bc_ntc_"); n != 1 {
 		t.Errorf("broadcast list shows %d notices, want 1:\n%s", n, r.stdout)
 	}
-	// The notice's key on an incident is a conflict, not a replay.
-	r = c.mustRun(1, "incident", "open", "--title", "x", "--severity", "minor", "--idempotency-key", "notice-1")
-	mustContain(t, "key reused across kinds", r.stderr, "Conflict", "another kind of request")
+	// A key is scoped to its route: the notice's key opens an incident.
+	r = c.mustRun(0, "incident", "open", "--title", "x", "--severity", "minor", "--idempotency-key", "notice-1")
+	mustMatch(t, "key of another route", r.stdout, `(?m)^incident\s+inc_`)
 	// A done broadcast cannot be cancelled.
 	r = c.mustRun(1, "broadcast", "cancel", bid[1])
 	mustContain(t, "cancel done", r.stderr, "Conflict")

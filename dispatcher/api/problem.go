@@ -28,6 +28,7 @@ const (
 	CodeBodyTooLarge     = "body_too_large"         // 413
 	CodeUnsupportedMedia = "unsupported_media_type" // 415: the import needs application/x-ndjson
 	CodeInvalidInput     = "invalid_input"          // 422: see errors[].location
+	CodeKeyReused        = "idempotency_key_reused" // 422: the Idempotency-Key was sent before with another request
 	CodeOutboxDisabled   = "outbox_disabled"        // 404: this server has no outbox
 	CodeInternal         = "internal"               // 500: see the server log
 	CodeNotReady         = "not_ready"              // 503: /readyz
@@ -71,6 +72,10 @@ func (s *server) problemFor(ctx context.Context, err error) *Problem {
 			details[i] = &huma.ErrorDetail{Message: f.Message, Location: f.Field, Value: f.Value}
 		}
 		return newProblem(http.StatusUnprocessableEntity, CodeInvalidInput, "validation failed", details...)
+	case errors.Is(err, dispatcher.ErrIdempotencyKeyReused):
+		return newProblem(http.StatusUnprocessableEntity, CodeKeyReused,
+			"this Idempotency-Key was sent before, to this route and target, with a different request; use a new key for a new request",
+			&huma.ErrorDetail{Location: "header.Idempotency-Key", Message: "already used for a different request"})
 	case errors.Is(err, dispatcher.ErrNotFound):
 		return newProblem(http.StatusNotFound, CodeNotFound, err.Error())
 	case errors.Is(err, dispatcher.ErrConflict):

@@ -108,13 +108,13 @@ type recipientOutput struct {
 }
 
 type openIncidentInput struct {
-	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key returns the first answer and creates nothing."`
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key and the same body returns the first answer and creates nothing. A key is scoped to the route and, for an update, its incident: sent there again with another body, it is a 422 idempotency_key_reused."`
 	Body           incidentBody
 }
 
 type postUpdateInput struct {
 	ID             string `path:"id"`
-	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key returns the first answer and creates nothing."`
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key and the same body returns the first answer and creates nothing. A key is scoped to the route and, for an update, its incident: sent there again with another body, it is a 422 idempotency_key_reused."`
 	Body           updateBody
 }
 
@@ -149,7 +149,7 @@ type broadcastOutput struct {
 }
 
 type sendNoticeInput struct {
-	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key returns the first answer and creates nothing."`
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key and the same body returns the first answer and creates nothing. A key is scoped to the route and, for an update, its incident: sent there again with another body, it is a 422 idempotency_key_reused."`
 	Body           noticeBody
 }
 
@@ -483,6 +483,10 @@ func (s *server) routes() {
 	}, func(ctx context.Context, in *outboxInput) (*outboxOutput, error) {
 		if s.cfg.Outbox == nil {
 			return nil, newProblem(http.StatusNotFound, CodeOutboxDisabled, "outbox not enabled")
+		}
+		if in.Recipient != "" && !dispatcher.ValidID(in.Recipient) {
+			return nil, &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.recipient",
+				Message: "must be a recipient id: 1-128 characters of letters, digits and ._@+:- (not starting with '.')", Value: in.Recipient}}}
 		}
 		msgs, err := s.cfg.Outbox.List(ctx, in.Recipient, in.Limit)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,8 +16,8 @@ import (
 
 const (
 	// MaxIdempotencyKey is the longest Idempotency-Key the store accepts; the
-	// API rejects longer ones before they get here.
-	MaxIdempotencyKey = 255
+	// Service rejects longer ones before they get here.
+	MaxIdempotencyKey = dispatcher.MaxIdempotencyKey
 	// idempotencyTTL is how long the first answer to a key is kept.
 	idempotencyTTL = 24 * time.Hour
 	// defaultIncidentLimit applies when ListIncidents is given no limit;
@@ -27,13 +28,26 @@ const (
 
 func incidentKey(id string) string { return key("inc", id) }
 
-// idempotencyKey returns the key of an Idempotency-Key's answer. The raw key
-// is used as is (Redis keys are binary safe); its length is bounded.
-func idempotencyKey(k string) (string, error) {
+// idempotencyKey returns the Redis key of an Idempotency-Key's record:
+// idem:{scope}:{key}. The raw key is used as is (Redis keys are binary
+// safe); its length is bounded, and a scope without ':' keeps two scopes'
+// keys apart.
+func idempotencyKey(idem *dispatcher.Idempotency) (string, error) {
+	k := idem.Key
 	if k == "" || len(k) > MaxIdempotencyKey {
 		return "", fmt.Errorf("idempotency key of %d bytes: must be 1-%d bytes", len(k), MaxIdempotencyKey)
 	}
-	return key("idem", k), nil
+	if idem.Scope == "" || strings.Contains(idem.Scope, ":") {
+		return "", fmt.Errorf("idempotency scope %q: must be set, without ':'", idem.Scope)
+	}
+	return key("idem", idem.Scope, k), nil
+}
+
+// idempotencyRecord is what idem:{scope}:{key} holds: the hash of the
+// first request and its answer.
+type idempotencyRecord struct {
+	RequestHash string          `json:"request_sha256"`
+	Answer      json.RawMessage `json:"answer"`
 }
 
 // GetIncident returns the incident with id, or dispatcher.ErrNotFound.
@@ -190,14 +204,15 @@ func (s *Store) SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSe
 	return replay, nil
 }
 
-// IdempotentAnswer returns the stored answer for an Idempotency-Key, or nil
-// when the key was not seen in the last 24 hours.
-func (s *Store) IdempotentAnswer(ctx context.Context, k string) ([]byte, error) {
-	ik, err := idempotencyKey(k)
+// IdempotentAnswer returns the stored answer for an Idempotency-Key in its
+// scope, nil when the key was not seen there in the last 24 hours, or
+// dispatcher.ErrIdempotencyKeyReused when it was, for another request.
+func (s *Store) IdempotentAnswer(ctx context.Context, idem *dispatcher.Idempotency) ([]byte, error) {
+	ik, err := idempotencyKey(idem)
 	if err != nil {
 		return nil, err
 	}
-	return seenAnswer(ctx, s.rdb, ik)
+	return seenAnswer(ctx, s.rdb, ik, idem.RequestHash)
 }
 
 // broadcastMeta encodes what never changes of a broadcast: the hash's
@@ -300,23 +315,34 @@ func (s *Store) ListNotices(ctx context.Context, limit int) ([]*dispatcher.Broad
 
 // idempotentTx runs one WATCH/MULTI/EXEC over watched, guarded by an
 // Idempotency-Key when idem is set: its key is watched too, and a key seen
-// before writes nothing and returns its stored answer as replay. Otherwise
-// check reads what it needs inside the WATCH (an error aborts), and write
-// queues the writes, to which the key's answer (kept 24 h) is added. A
-// lost race (a watched key changed before EXEC) is dispatcher.ErrStale.
+// before writes nothing and returns its stored answer as replay (or
+// dispatcher.ErrIdempotencyKeyReused for another request). Otherwise check
+// reads what it needs inside the WATCH (an error aborts), and write queues
+// the writes, to which the key's record (kept 24 h) is added. A lost race
+// (a watched key changed before EXEC) is dispatcher.ErrStale, unless the
+// winner stored the key's record: it is written in the winner's
+// transaction, so it is there to replay.
 func (s *Store) idempotentTx(ctx context.Context, idem *dispatcher.Idempotency, watched []string, check func(*redis.Tx) error, write func(redis.Pipeliner)) (replay []byte, err error) {
-	var idemKey string
+	var (
+		idemKey string
+		record  []byte
+	)
 	if idem != nil {
-		if idemKey, err = idempotencyKey(idem.Key); err != nil {
+		if idemKey, err = idempotencyKey(idem); err != nil {
 			return nil, err
+		}
+		if record, err = json.Marshal(idempotencyRecord{RequestHash: idem.RequestHash, Answer: idem.Answer}); err != nil {
+			return nil, fmt.Errorf("encode the idempotent answer: %w", err)
 		}
 		watched = append(watched[:len(watched):len(watched)], idemKey)
 	}
 	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		answer, err := seenAnswer(ctx, tx, idemKey)
-		if answer != nil || err != nil {
-			replay = answer
-			return err
+		if idem != nil {
+			answer, err := seenAnswer(ctx, tx, idemKey, idem.RequestHash)
+			if answer != nil || err != nil {
+				replay = answer
+				return err
+			}
 		}
 		if err := check(tx); err != nil {
 			return err
@@ -324,12 +350,19 @@ func (s *Store) idempotentTx(ctx context.Context, idem *dispatcher.Idempotency, 
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			write(p)
 			if idem != nil {
-				p.Set(ctx, idemKey, idem.Answer, idempotencyTTL)
+				p.Set(ctx, idemKey, record, idempotencyTTL)
 			}
 			return nil
 		})
 		return err
 	}, watched...)
+	if errors.Is(err, redis.TxFailedErr) && idem != nil {
+		// The winner of the race may be a request with this key.
+		answer, rerr := seenAnswer(ctx, s.rdb, idemKey, idem.RequestHash)
+		if answer != nil || rerr != nil {
+			return answer, rerr
+		}
+	}
 	if errors.Is(err, redis.TxFailedErr) {
 		return nil, fmt.Errorf("changed by a concurrent writer: %w", dispatcher.ErrStale)
 	}
@@ -339,18 +372,26 @@ func (s *Store) idempotentTx(ctx context.Context, idem *dispatcher.Idempotency, 
 	return replay, nil
 }
 
-// seenAnswer reads the stored answer of an Idempotency-Key (key: its Redis
-// key; "" for none), inside a WATCH when c is a *redis.Tx: nil when not seen.
-func seenAnswer(ctx context.Context, c redis.Cmdable, key string) ([]byte, error) {
-	if key == "" {
-		return nil, nil
-	}
-	answer, err := c.Get(ctx, key).Bytes()
+// seenAnswer reads the record of an Idempotency-Key (key: its Redis key),
+// inside a WATCH when c is a *redis.Tx: the stored answer, nil when not
+// seen, or dispatcher.ErrIdempotencyKeyReused when it was stored for
+// another request than requestHash's.
+func seenAnswer(ctx context.Context, c redis.Cmdable, key, requestHash string) ([]byte, error) {
+	raw, err := c.Get(ctx, key).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("read idempotency key: %w", err)
 	}
-	return answer, nil
+	var rec idempotencyRecord
+	if err := json.Unmarshal(raw, &rec); err != nil || len(rec.Answer) == 0 {
+		// Not a record: an answer kept before keys had scopes, under a
+		// key that happens to look scoped.
+		return nil, fmt.Errorf("the key holds an answer of an earlier version: %w", dispatcher.ErrIdempotencyKeyReused)
+	}
+	if rec.RequestHash != requestHash {
+		return nil, fmt.Errorf("idempotency key first used for another request: %w", dispatcher.ErrIdempotencyKeyReused)
+	}
+	return rec.Answer, nil
 }

@@ -190,36 +190,49 @@ func TestSaveUpdateStale(t *testing.T) {
 	})
 }
 
+// idem is an Idempotency-Key of scope for the request whose hash is
+// request, with answer to keep.
+func idem(scope, k, request, answer string) *dispatcher.Idempotency {
+	return &dispatcher.Idempotency{Scope: scope, Key: k, RequestHash: request, Answer: []byte(answer)}
+}
+
 func TestSaveUpdateIdempotent(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
-		const k = "3f1c0e5e-idem/key with spaces"
+		const k = "3f1c0e5e-idem/key with spaces:and colons"
+		const answer = `{"broadcast_id":"bc_1_1"}`
 		first := newIncident("inc_1", incidentEpoch)
-		answer := []byte(`{"broadcast_id":"bc_1_1"}`)
-		replay, err := first.save(s, &dispatcher.Idempotency{Key: k, Answer: answer})
+		replay, err := first.save(s, idem("open-incident", k, "r1", answer))
 		if err != nil || replay != nil {
 			t.Fatalf("first SaveUpdate = %q, %v", replay, err)
 		}
-		got, err := s.IdempotentAnswer(ctx, k)
-		if err != nil || string(got) != string(answer) {
+		got, err := s.IdempotentAnswer(ctx, idem("open-incident", k, "r1", ""))
+		if err != nil || string(got) != answer {
 			t.Errorf("IdempotentAnswer = %q, %v; want %q", got, err, answer)
 		}
-		if ttl := rdb.TTL(ctx, key("idem", k)).Val(); ttl < 23*time.Hour || ttl > 24*time.Hour {
+		if ttl := rdb.TTL(ctx, key("idem", "open-incident", k)).Val(); ttl < 23*time.Hour || ttl > 24*time.Hour {
 			t.Errorf("idempotency key TTL %v, want 24h", ttl)
 		}
 
-		// The same key again, even for another update: the first answer,
-		// and nothing written.
+		// The same key and request again, even for another update: the
+		// first answer, and nothing written.
 		second := nextUpdate(*first.inc, dispatcher.StateIdentified, incidentEpoch.Add(time.Minute))
-		replay, err = second.save(s, &dispatcher.Idempotency{Key: k, Answer: []byte(`{"other":true}`)})
-		if err != nil || string(replay) != string(answer) {
+		replay, err = second.save(s, idem("open-incident", k, "r1", `{"other":true}`))
+		if err != nil || string(replay) != answer {
 			t.Errorf("second SaveUpdate = %q, %v; want replay %q", replay, err, answer)
 		}
 		// Replays do not check the sequence: a retried creation replays too.
-		replay, err = first.save(s, &dispatcher.Idempotency{Key: k, Answer: []byte(`{"other":true}`)})
-		if err != nil || string(replay) != string(answer) {
+		replay, err = first.save(s, idem("open-incident", k, "r1", `{"other":true}`))
+		if err != nil || string(replay) != answer {
 			t.Errorf("replayed creation = %q, %v; want replay %q", replay, err, answer)
+		}
+		// The same key with another request: refused, nothing written.
+		if replay, err = second.save(s, idem("open-incident", k, "r2", `{"other":true}`)); !errors.Is(err, dispatcher.ErrIdempotencyKeyReused) {
+			t.Errorf("SaveUpdate with another request = %q, %v; want ErrIdempotencyKeyReused", replay, err)
+		}
+		if got, err := s.IdempotentAnswer(ctx, idem("open-incident", k, "r2", "")); !errors.Is(err, dispatcher.ErrIdempotencyKeyReused) {
+			t.Errorf("IdempotentAnswer with another request = %q, %v; want ErrIdempotencyKeyReused", got, err)
 		}
 		if n := rdb.LLen(ctx, key("inc", "inc_1", "u")).Val(); n != 1 {
 			t.Errorf("%d updates stored, want 1", n)
@@ -231,20 +244,103 @@ func TestSaveUpdateIdempotent(t *testing.T) {
 		if err != nil || inc.LastSeq != 1 {
 			t.Errorf("incident after replay: %+v, %v", inc, err)
 		}
+		// The same key in another scope is another key.
+		if replay, err = second.save(s, idem("post-update/inc_1", k, "r2", `{"second":true}`)); err != nil || replay != nil {
+			t.Errorf("SaveUpdate in another scope = %q, %v; want it written", replay, err)
+		}
+		if n := rdb.LLen(ctx, key("inc", "inc_1", "u")).Val(); n != 2 {
+			t.Errorf("%d updates stored, want 2", n)
+		}
+		if got, err := s.IdempotentAnswer(ctx, idem("post-update/inc_1", k, "r2", "")); err != nil || string(got) != `{"second":true}` {
+			t.Errorf("IdempotentAnswer in the second scope = %q, %v", got, err)
+		}
 
-		if got, err := s.IdempotentAnswer(ctx, "never-seen"); got != nil || err != nil {
+		if got, err := s.IdempotentAnswer(ctx, idem("open-incident", "never-seen", "r1", "")); got != nil || err != nil {
 			t.Errorf("IdempotentAnswer(never-seen) = %q, %v; want nil, nil", got, err)
 		}
+		// A key whose value is not a record (an answer kept before keys had
+		// scopes) is refused as reused, not a failure.
+		if err := rdb.Set(ctx, key("idem", "open-incident", "old"), `{"broadcast_id":"bc_0_1"}`, time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.IdempotentAnswer(ctx, idem("open-incident", "old", "r1", "")); !errors.Is(err, dispatcher.ErrIdempotencyKeyReused) {
+			t.Errorf("IdempotentAnswer(old layout) = %q, %v; want ErrIdempotencyKeyReused", got, err)
+		}
 		long := strings.Repeat("k", MaxIdempotencyKey+1)
-		if _, err := s.IdempotentAnswer(ctx, long); err == nil {
+		if _, err := s.IdempotentAnswer(ctx, idem("open-incident", long, "r1", "")); err == nil {
 			t.Error("IdempotentAnswer accepted an over-long key")
 		}
-		if _, err := second.save(s, &dispatcher.Idempotency{Key: long, Answer: answer}); err == nil {
+		if _, err := second.save(s, idem("open-incident", long, "r1", answer)); err == nil {
 			t.Error("SaveUpdate accepted an over-long key")
 		}
-		if _, err := s.IdempotentAnswer(ctx, strings.Repeat("k", MaxIdempotencyKey)); err != nil {
+		for _, scope := range []string{"", "post-update:inc_1"} {
+			if _, err := s.IdempotentAnswer(ctx, idem(scope, k, "r1", "")); err == nil {
+				t.Errorf("IdempotentAnswer accepted the scope %q", scope)
+			}
+		}
+		if _, err := s.IdempotentAnswer(ctx, idem("open-incident", strings.Repeat("k", MaxIdempotencyKey), "r1", "")); err != nil {
 			t.Errorf("IdempotentAnswer(255 bytes): %v", err)
 		}
+	})
+}
+
+// TestIdempotentConcurrent: requests with one key racing to create an
+// incident or a notice: one writes, every other gets its answer (never
+// ErrStale), and exactly one incident or notice exists.
+func TestIdempotentConcurrent(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		const racers = 20
+		race := func(t *testing.T, save func(i int) ([]byte, error)) {
+			t.Helper()
+			var (
+				wg      sync.WaitGroup
+				start   = make(chan struct{})
+				replays = make([][]byte, racers)
+				errs    = make([]error, racers)
+			)
+			for i := range racers {
+				wg.Go(func() {
+					<-start
+					replays[i], errs[i] = save(i)
+				})
+			}
+			close(start)
+			wg.Wait()
+			written := 0
+			for i := range racers {
+				switch {
+				case errs[i] != nil:
+					t.Errorf("racer %d: %v", i, errs[i])
+				case replays[i] == nil:
+					written++
+				case string(replays[i]) != `"winner"`:
+					t.Errorf("racer %d replayed %s", i, replays[i])
+				}
+			}
+			if written != 1 {
+				t.Errorf("%d racers wrote, want 1", written)
+			}
+		}
+		t.Run("incident", func(t *testing.T) {
+			race(t, func(i int) ([]byte, error) {
+				return newIncident("inc_"+strconv.Itoa(i), incidentEpoch).save(s, idem("open-incident", "k", "r", `"winner"`))
+			})
+			if ids := listIDs(t, s, "", 100); strings.Contains(ids, ",") || ids == "" {
+				t.Errorf("incidents %q, want exactly one", ids)
+			}
+		})
+		t.Run("notice", func(t *testing.T) {
+			race(t, func(i int) ([]byte, error) {
+				b := &dispatcher.Broadcast{ID: "bc_ntc_" + strconv.Itoa(i), Seq: 1, State: dispatcher.BroadcastPlanning,
+					Notice: &dispatcher.Notice{Title: "Maintenance"}, CreatedAt: incidentEpoch}
+				return s.CreateBroadcast(ctx, b, idem("send-notice", "k", "r", `"winner"`))
+			})
+			if n := rdb.ZCard(ctx, key("notices")).Val(); n != 1 {
+				t.Errorf("%d notices, want 1", n)
+			}
+		})
 	})
 }
 
@@ -370,13 +466,17 @@ func TestCreateBroadcast(t *testing.T) {
 				CreatedAt: at,
 			}
 		}
-		if _, err := s.CreateBroadcast(ctx, notice("bc_ntc_1", at), &dispatcher.Idempotency{Key: "k1", Answer: []byte(`"first"`)}); err != nil {
+		if _, err := s.CreateBroadcast(ctx, notice("bc_ntc_1", at), idem("send-notice", "k1", "r1", `"first"`)); err != nil {
 			t.Fatal(err)
 		}
 		// The key seen: its answer, nothing written.
-		replay, err := s.CreateBroadcast(ctx, notice("bc_ntc_2", at), &dispatcher.Idempotency{Key: "k1", Answer: []byte(`"second"`)})
+		replay, err := s.CreateBroadcast(ctx, notice("bc_ntc_2", at), idem("send-notice", "k1", "r1", `"second"`))
 		if err != nil || string(replay) != `"first"` {
 			t.Errorf("replay = %s, %v; want the first answer", replay, err)
+		}
+		// The key seen with another request: refused, nothing written.
+		if replay, err := s.CreateBroadcast(ctx, notice("bc_ntc_2", at), idem("send-notice", "k1", "r2", `"second"`)); !errors.Is(err, dispatcher.ErrIdempotencyKeyReused) {
+			t.Errorf("another request = %s, %v; want ErrIdempotencyKeyReused", replay, err)
 		}
 		if _, err := s.GetBroadcast(ctx, "bc_ntc_2"); !errors.Is(err, dispatcher.ErrNotFound) {
 			t.Errorf("a replayed key wrote its broadcast: %v", err)

@@ -21,7 +21,10 @@
 //	incs                zset    incident ids by creation time (ms)
 //	incs:{state}        zset    incident ids in state by creation time (ms)
 //	notices             zset    notice (ad-hoc) broadcast ids by creation time (ms)
-//	idem:{key}          string  first answer to an Idempotency-Key (24 h)
+//	idem:{scope}:{key}  string  an Idempotency-Key's first request and answer: JSON
+//	                            {"request_sha256", "answer"}, 24 h. scope is the operation and
+//	                            its target ("open-incident", "post-update/{incident}",
+//	                            "send-notice"), without colons
 //	b:{id}              hash    broadcast, fields:
 //	                              meta           JSON of what never changes (ids, seq, severity,
 //	                                             priority, channels, notice, created_at)

@@ -1,0 +1,163 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/queue"
+	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/internal/clocktest"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
+	"github.com/tocsin-dev/tocsin/locales"
+)
+
+// inputsNow is the time of the Service in the input tests.
+var inputsNow = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+
+// realAPI is the API over the real dispatcher.Service on redisstore and
+// the asynq queue client (no worker runs), a database of its own, its
+// clock at inputsNow; previews see SMS and email (the outbox) as served.
+type realAPI struct {
+	*bundle
+	svc   *dispatcher.Service
+	clock *clocktest.Clock
+}
+
+func mustRealAPI(t *testing.T) *realAPI {
+	t.Helper()
+	rdb, opts := redistest.New(t)
+	store := redisstore.New(rdb)
+	qc := queue.NewClient(asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB})
+	t.Cleanup(func() { _ = qc.Close() })
+	clock := clocktest.New(inputsNow)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	outbox := &outbox.Sender{Store: store}
+	svc := &dispatcher.Service{
+		Recipients: store, Incidents: store, Deliveries: store, Webhooks: store, Queue: qc,
+		Fanout: &dispatcher.Fanout{
+			Recipients: store, Incidents: store, Deliveries: store, Webhooks: store, Queue: qc,
+			Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
+			Senders:  map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: outbox, dispatcher.ChannelEmail: outbox},
+			Clock:    clock, Logger: quiet,
+		},
+		Clock: clock, Logger: quiet,
+	}
+	b := setup(t, func(c *Config) { c.Service = svc; c.Clock = clock })
+	return &realAPI{bundle: b, svc: svc, clock: clock}
+}
+
+// send is do with a body given as a string.
+func (a *realAPI) send(t *testing.T, method, path, body string, header ...string) *response {
+	t.Helper()
+	return a.do(t, method, path, operatorToken, strings.NewReader(body), header...)
+}
+
+// mustOpen opens an incident and returns its id.
+func (a *realAPI) mustOpen(t *testing.T, body string) string {
+	t.Helper()
+	r := a.send(t, "POST", "/v1/incidents", body)
+	wantStatus(t, r, http.StatusCreated)
+	var res dispatcher.UpdateResult
+	if err := json.Unmarshal(r.body, &res); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+	return res.Incident.ID
+}
+
+// wantIncident fails unless the stored incident is in state with lastSeq
+// updates.
+func (a *realAPI) wantIncident(t *testing.T, id string, state dispatcher.State, lastSeq int) {
+	t.Helper()
+	inc, err := a.svc.Incidents.GetIncident(context.Background(), id)
+	if err != nil {
+		t.Fatalf("incident %s: %v", id, err)
+	}
+	if inc.State != state || inc.LastSeq != lastSeq {
+		t.Fatalf("incident %s is %s with last_seq %d, want %s with %d", id, inc.State, inc.LastSeq, state, lastSeq)
+	}
+}
+
+// wantProblem fails unless r is a problem with status and code and one
+// error at location whose message contains msg.
+func wantProblem(t *testing.T, r *response, status int, code, location, msg string) {
+	t.Helper()
+	wantStatus(t, r, status)
+	p := r.problem(t)
+	if p.Code != code {
+		t.Errorf("code = %q, want %q; body %s", p.Code, code, r.body)
+	}
+	for _, d := range p.Errors {
+		if d.Location == location && strings.Contains(d.Message, msg) {
+			return
+		}
+	}
+	t.Fatalf("no error at %q saying %q in %s", location, msg, r.body)
+}
+
+// TestStrictJSONBodies: a JSON body in invalid UTF-8 or with a member
+// name given twice in one object, at any depth, is a 400 naming the body,
+// and nothing is stored; encoding/json alone would replace the bytes with
+// U+FFFD and let the last member win.
+func TestStrictJSONBodies(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	id := a.mustOpen(t, `{"title":"Card payments failing","severity":"major"}`)
+
+	for _, tc := range []struct {
+		name, method, path, body, msg string
+	}{
+		{"last state would win", "POST", "/v1/incidents/" + id + "/updates",
+			`{"state":"identified","state":"resolved"}`, `duplicate member name "state"`},
+		{"duplicate in message", "POST", "/v1/incidents/" + id + "/updates",
+			`{"message":{"en":"Fixed soon.","en":"Fixed."}}`, `duplicate member name "en" in message`},
+		{"duplicate by escape", "POST", "/v1/incidents",
+			`{"title":"Card payments failing","severity":"minor","sev\u0065rity":"critical"}`, `duplicate member name "severity"`},
+		{"duplicate in a push token", "PUT", "/v1/recipients/c-1",
+			`{"push":[{"platform":"fcm","token":"a","token":"b"}]}`, `duplicate member name "token" in push[0]`},
+		{"duplicate in a notice preview", "POST", "/v1/broadcasts/preview",
+			`{"notice":{"title":"Maintenance","message":{"en":"Tonight."},"priority":"bulk","priority":"critical"}}`, `duplicate member name "priority" in notice`},
+		{"duplicate in a webhook endpoint", "PUT", "/v1/recipients/c-1/webhooks/main",
+			`{"url":"https://shop.example/h","url":"https://other.example/h"}`, `duplicate member name "url"`},
+		{"invalid UTF-8 in an update", "POST", "/v1/incidents/" + id + "/updates",
+			"{\"message\":{\"fr\":\"R\xe9solu.\"}}", "invalid UTF-8 (byte 19)"},
+		{"invalid UTF-8 in a title", "POST", "/v1/incidents",
+			"{\"title\":\"St\xf6rung\",\"severity\":\"major\"}", "invalid UTF-8"},
+		{"invalid UTF-8 in a push token", "PUT", "/v1/recipients/c-1",
+			"{\"push\":[\"tok\xff\"]}", "invalid UTF-8"},
+		{"invalid UTF-8 in a notice", "POST", "/v1/broadcasts",
+			"{\"title\":\"Maintenance\",\"message\":{\"en\":\"Tonight \x80\"}}", "invalid UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, tc.method, tc.path, tc.body)
+			wantProblem(t, r, http.StatusBadRequest, CodeBadRequest, "body", tc.msg)
+			if p := r.problem(t); p.Detail != "malformed request body" {
+				t.Errorf("detail = %q", p.Detail)
+			}
+		})
+	}
+	a.wantIncident(t, id, dispatcher.StateInvestigating, 1)
+	if _, err := a.svc.GetRecipient(context.Background(), "c-1"); err == nil {
+		t.Error("recipient c-1 stored from a refused body")
+	}
+	if list, err := a.svc.ListNotices(context.Background(), 10); err != nil || len(list) != 0 {
+		t.Errorf("notices = %v, %v; want none", list, err)
+	}
+
+	// The same names in different objects are fine, and so is non-ASCII.
+	r := a.send(t, "POST", "/v1/incidents/"+id+"/updates",
+		`{"state":"identified","params":{"state":"x"},"message":{"fr":"Résolu bientôt ☎.","de":"Störung"}}`)
+	wantStatus(t, r, http.StatusCreated)
+	a.wantIncident(t, id, dispatcher.StateIdentified, 2)
+	r = a.send(t, "POST", "/v1/broadcasts/preview", `{"notice":{"title":"Maintenance","message":{"en":"Tonight."}}}`)
+	wantStatus(t, r, http.StatusOK)
+}

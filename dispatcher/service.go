@@ -133,6 +133,9 @@ func (s *Service) ImportRecipients(ctx context.Context, r io.Reader, chunk int) 
 		if err != nil && err != io.EOF {
 			return rep, fmt.Errorf("read line %d: %w", line, err)
 		}
+		if line == 1 {
+			raw = bytes.TrimPrefix(raw, utf8BOM)
+		}
 		rep.Lines++
 		switch {
 		case tooLong:
@@ -141,10 +144,8 @@ func (s *Service) ImportRecipients(ctx context.Context, r io.Reader, chunk int) 
 			rep.Lines-- // blank lines are not counted
 		default:
 			var rec Recipient
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.DisallowUnknownFields()
-			if derr := dec.Decode(&rec); derr != nil {
-				reject(line, "malformed JSON: "+derr.Error())
+			if derr := decodeImportLine(raw, &rec); derr != nil {
+				reject(line, derr.Error())
 			} else if verr := rec.Normalize(""); verr != nil {
 				reject(line, verr.Error())
 			} else {

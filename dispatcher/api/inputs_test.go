@@ -161,3 +161,57 @@ func TestStrictJSONBodies(t *testing.T) {
 	r = a.send(t, "POST", "/v1/broadcasts/preview", `{"notice":{"title":"Maintenance","message":{"en":"Tonight."}}}`)
 	wantStatus(t, r, http.StatusOK)
 }
+
+// TestImportStrictLines: each NDJSON line is held to the rules of a JSON
+// body; a line with anything after its object is rejected with its number
+// (before, the first object was imported and the rest ignored); a UTF-8
+// BOM is ignored at the start of the file only. Good lines are imported.
+func TestImportStrictLines(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	lines := []string{
+		"\uFEFF" + `{"id":"a1"}`, // 1: the BOM of the file
+		`{"id":"b2"}{"id":"b3"}`, // 2
+		`{"id":"c2"} junk`,       // 3
+		`{"id":"d1","id":"d2"}`,  // 4
+		`{"id":"e1","push":[{"platform":"fcm","token":"x","token":"y"}]}`, // 5
+		"{\"id\":\"f1\",\"push\":[\"tok\xff\"]}",                          // 6
+		`{"id":"g1"}`,                                                     // 7
+		"\uFEFF" + `{"id":"h1"}`,                                          // 8: a BOM mid-file is not JSON
+		`{"id":"i1"}   `,                                                  // 9: trailing blanks are fine
+	}
+	r := a.do(t, "POST", "/v1/recipients/import", operatorToken, strings.NewReader(strings.Join(lines, "\n")+"\n"),
+		"Content-Type", "application/x-ndjson")
+	wantStatus(t, r, http.StatusOK)
+	var rep dispatcher.ImportReport
+	if err := json.Unmarshal(r.body, &rep); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+	want := map[int]string{
+		2: "unexpected content after the JSON value (byte 11)",
+		3: "unexpected content after the JSON value (byte 12)",
+		4: `duplicate member name "id"`,
+		5: `duplicate member name "token" in push[0]`,
+		6: "invalid UTF-8 (byte 23)",
+		8: "malformed JSON: invalid character",
+	}
+	if rep.Lines != len(lines) || rep.Imported != 3 || rep.Rejected != len(want) || len(rep.Errors) != len(want) {
+		t.Fatalf("report %s: want %d lines, 3 imported, %d rejected", r.body, len(lines), len(want))
+	}
+	for _, e := range rep.Errors {
+		if !strings.Contains(e.Reason, want[e.Line]) || want[e.Line] == "" {
+			t.Errorf("line %d rejected for %q, want %q", e.Line, e.Reason, want[e.Line])
+		}
+	}
+	ctx := context.Background()
+	for _, id := range []string{"a1", "g1", "i1"} {
+		if _, err := a.svc.GetRecipient(ctx, id); err != nil {
+			t.Errorf("recipient %s: %v", id, err)
+		}
+	}
+	for _, id := range []string{"b2", "b3", "c2", "d1", "d2", "e1", "f1", "h1"} {
+		if rec, err := a.svc.GetRecipient(ctx, id); err == nil {
+			t.Errorf("recipient %s imported from a rejected line: %+v", id, rec)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -248,12 +250,19 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 
 func validateMessage(v *ValidationError, field string, msg map[string]string) map[string]string {
 	out := make(map[string]string, len(msg))
-	for tag, text := range msg {
+	given := make(map[string]string, len(msg)) // canonical tag -> the key that gave it
+	for _, tag := range slices.Sorted(maps.Keys(msg)) {
+		text := msg[tag]
 		canon, err := CanonicalLocale(tag)
 		if err != nil {
 			v.add(field+"."+tag, "keys must be BCP 47 language tags such as de-CH", tag)
 			continue
 		}
+		if first, dup := given[canon]; dup {
+			v.add(field+"."+tag, fmt.Sprintf("is the same language as %q (both are %s): give each language once", first, canon), tag)
+			continue
+		}
+		given[canon] = tag
 		if strings.TrimSpace(text) == "" || len(text) > maxMessage {
 			v.add(field+"."+tag, fmt.Sprintf("must be 1-%d bytes of text", maxMessage), nil)
 			continue

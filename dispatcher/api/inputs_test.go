@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -214,4 +215,54 @@ func TestImportStrictLines(t *testing.T) {
 			t.Errorf("recipient %s imported from a rejected line: %+v", id, rec)
 		}
 	}
+}
+
+// TestMessageLanguageOnce: two keys of one message that are the same
+// language tag spelled differently (de-ch, de-CH, DE-CH) are a 422 naming
+// the later key in sorted order; before, one text was dropped at random.
+func TestMessageLanguageOnce(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	id := a.mustOpen(t, `{"title":"Card payments failing","severity":"major"}`)
+	for _, tc := range []struct {
+		name, method, path, body, location, first string
+	}{
+		{"incident", "POST", "/v1/incidents",
+			`{"title":"Card payments failing","severity":"major","message":{"de-ch":"Kartenzahlungen gestört.","de-CH":"Karten gestört."}}`,
+			"body.message.de-ch", "de-CH"},
+		{"update", "POST", "/v1/incidents/" + id + "/updates",
+			`{"state":"identified","message":{"en":"Found it.","DE-CH":"Gefunden.","de-CH":"Ursache gefunden."}}`,
+			"body.message.de-CH", "DE-CH"},
+		{"notice", "POST", "/v1/broadcasts",
+			`{"title":"Maintenance","message":{"en":"Tonight.","EN":"Tonight, 02:00."}}`,
+			"body.message.en", "EN"},
+		{"notice preview", "POST", "/v1/broadcasts/preview",
+			`{"notice":{"title":"Maintenance","message":{"en":"Tonight.","fr-ch":"Ce soir.","fr-CH":"Cette nuit."}}}`,
+			"body.notice.message.fr-ch", "fr-CH"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, tc.method, tc.path, tc.body)
+			wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, tc.location,
+				fmt.Sprintf("is the same language as %q", tc.first))
+		})
+	}
+	a.wantIncident(t, id, dispatcher.StateInvestigating, 1)
+	if list, err := a.svc.ListNotices(context.Background(), 10); err != nil || len(list) != 0 {
+		t.Errorf("notices = %v, %v; want none", list, err)
+	}
+
+	// Three spellings: both later ones are named.
+	r := a.send(t, "POST", "/v1/incidents/"+id+"/updates", `{"message":{"de-ch":"a","de-CH":"b","DE-CH":"c"}}`)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	p := r.problem(t)
+	wantLocation(t, p, "body.message.de-CH")
+	wantLocation(t, p, "body.message.de-ch")
+	if len(p.Errors) != 2 {
+		t.Errorf("errors = %s, want two", r.body)
+	}
+
+	// Different languages and regions are kept apart.
+	r = a.send(t, "POST", "/v1/incidents/"+id+"/updates", `{"message":{"de":"a","de-CH":"b","de-AT":"c"}}`)
+	wantStatus(t, r, http.StatusCreated)
+	a.wantIncident(t, id, dispatcher.StateInvestigating, 2)
 }

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Service is the domain's front door: what operators can do, independent
@@ -242,8 +243,8 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 				v.add(field+".eta", "a date must be RFC 3339 with seconds and an offset, like 2026-11-21T16:30:00+01:00 (or free text such as \"this afternoon\")", val)
 			}
 		}
-		if len(val) > maxParamLen {
-			v.add(field+"."+k, fmt.Sprintf("at most %d bytes", maxParamLen), nil)
+		if utf8.RuneCountInString(val) > maxParamLen {
+			v.add(field+"."+k, fmt.Sprintf("at most %d characters", maxParamLen), nil)
 		}
 	}
 }
@@ -263,8 +264,8 @@ func validateMessage(v *ValidationError, field string, msg map[string]string) ma
 			continue
 		}
 		given[canon] = tag
-		if strings.TrimSpace(text) == "" || len(text) > maxMessage {
-			v.add(field+"."+tag, fmt.Sprintf("must be 1-%d bytes of text", maxMessage), nil)
+		if strings.TrimSpace(text) == "" || utf8.RuneCountInString(text) > maxMessage {
+			v.add(field+"."+tag, fmt.Sprintf("must be 1-%d characters of text", maxMessage), nil)
 			continue
 		}
 		out[canon] = text
@@ -335,7 +336,7 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 func (in *IncidentInput) normalize() error {
 	v := &ValidationError{}
 	in.Title = strings.TrimSpace(in.Title)
-	if in.Title == "" || len(in.Title) > maxTitle {
+	if in.Title == "" || utf8.RuneCountInString(in.Title) > maxTitle {
 		v.add("body.title", fmt.Sprintf("must be 1-%d characters", maxTitle), nil)
 	}
 	if !in.Severity.Valid() {

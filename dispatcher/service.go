@@ -250,6 +250,9 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 }
 
 func validateMessage(v *ValidationError, field string, msg map[string]string) map[string]string {
+	if len(msg) > maxMessageTexts {
+		v.add(field, fmt.Sprintf("at most %d languages", maxMessageTexts), nil)
+	}
 	out := make(map[string]string, len(msg))
 	given := make(map[string]string, len(msg)) // canonical tag -> the key that gave it
 	for _, tag := range slices.Sorted(maps.Keys(msg)) {
@@ -277,6 +280,9 @@ func validateMessage(v *ValidationError, field string, msg map[string]string) ma
 }
 
 func validateChannels(v *ValidationError, field string, chs []Channel) []Channel {
+	if len(chs) > maxChannels {
+		v.add(field, fmt.Sprintf("at most %d channels: push, sms, email and webhook, each once", maxChannels), nil)
+	}
 	for i, c := range chs {
 		if !c.Valid() {
 			v.add(fmt.Sprintf("%s[%d]", field, i), "must be one of push, sms, email, webhook", c)

@@ -330,3 +330,134 @@ func TestLengthsInCharacters(t *testing.T) {
 	r := a.send(t, "POST", "/v1/incidents", body, "Idempotency-Key", at(e, 256))
 	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "header.Idempotency-Key", "expected length <= 255")
 }
+
+// TestBounds: every list and string of an input has a bound, and one
+// item more than it is a 422 naming the field; nothing is stored.
+func TestBounds(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	id := a.mustOpen(t, `{"title":"Card payments failing","severity":"major"}`)
+	wantStatus(t, a.send(t, "PUT", "/v1/recipients/m1", `{"kind":"merchant"}`), http.StatusOK)
+	labels := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("l%d", i)
+		}
+		return out
+	}
+	tokens := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("fcm-token-%d", i)
+		}
+		return out
+	}
+	texts := func(n int) map[string]string {
+		out := map[string]string{"en": "Fixed."}
+		for i := 0; len(out) < n; i++ {
+			out[fmt.Sprintf("en-x-t%03d", i)] = "Fixed." // private use subtags: distinct tags
+		}
+		return out
+	}
+	channels := func(n int) []string { return []string{"push", "sms", "email", "webhook", "sms"}[:n] }
+	j := func(v map[string]any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	local := func(n int) string { return strings.Repeat("a", n) }
+	domain := func(n int) string { // n octets: labels of at most 63 octets
+		var parts []string
+		for n > 0 {
+			l := min(n, 63)
+			if n-l == 1 {
+				l-- // no label of 0 octets after the dot
+			}
+			parts = append(parts, strings.Repeat("d", l))
+			n -= l + 1
+		}
+		return strings.Join(parts, ".")
+	}
+	email := func(localLen, total int) string { return local(localLen) + "@" + domain(total-localLen-1) }
+	if e := email(64, 254); len(e) != 254 {
+		t.Fatalf("email of %d octets", len(e))
+	}
+	updates := "/v1/incidents/" + id + "/updates"
+
+	for _, tc := range []struct {
+		name, method, path, body string
+		location                 string // "" when the body is at the bounds and accepted
+	}{
+		{"recipient at the bounds", "PUT", "/v1/recipients/c-1", j(map[string]any{
+			"services": labels(256), "regions": labels(256), "push": tokens(20), "channels": channels(4), "email": email(64, 254)}), ""},
+		{"services", "PUT", "/v1/recipients/c-2", j(map[string]any{"services": labels(257)}), "body.services"},
+		{"regions", "PUT", "/v1/recipients/c-2", j(map[string]any{"regions": labels(257)}), "body.regions"},
+		{"push tokens", "PUT", "/v1/recipients/c-2", j(map[string]any{"push": tokens(21)}), "body.push"},
+		{"recipient channels", "PUT", "/v1/recipients/c-2", j(map[string]any{"channels": channels(5)}), "body.channels"},
+		{"email local part", "PUT", "/v1/recipients/c-2", j(map[string]any{"email": email(65, 100)}), "body.email"},
+		{"email", "PUT", "/v1/recipients/c-2", j(map[string]any{"email": email(64, 255)}), "body.email"},
+		{"webpush key", "PUT", "/v1/recipients/c-2", j(map[string]any{"push": []map[string]string{{"platform": "webpush",
+			"endpoint": "https://push.example.net/send/abc", "p256dh": local(257), "auth": "c2VjcmV0"}}}), "body.push[0]"},
+
+		{"incident at the bounds", "POST", "/v1/incidents", j(map[string]any{"title": "x", "severity": "minor",
+			"services": labels(256), "regions": labels(256), "channels": channels(4), "message": texts(64)}), ""},
+		{"incident services", "POST", "/v1/incidents", j(map[string]any{"title": "x", "severity": "minor", "services": labels(257)}), "body.services"},
+		{"incident channels", "POST", "/v1/incidents", j(map[string]any{"title": "x", "severity": "minor", "channels": channels(5)}), "body.channels"},
+		{"incident languages", "POST", "/v1/incidents", j(map[string]any{"title": "x", "severity": "minor", "message": texts(65)}), "body.message"},
+		{"update at the bounds", "POST", updates, j(map[string]any{"channels": channels(4), "message": texts(64)}), ""},
+		{"update channels", "POST", updates, j(map[string]any{"channels": channels(5)}), "body.channels"},
+		{"update languages", "POST", updates, j(map[string]any{"message": texts(65)}), "body.message"},
+		{"notice at the bounds", "POST", "/v1/broadcasts", j(map[string]any{"title": "x", "message": texts(64),
+			"services": labels(256), "regions": labels(256), "channels": channels(4)}), ""},
+		{"notice regions", "POST", "/v1/broadcasts", j(map[string]any{"title": "x", "message": texts(1), "regions": labels(257)}), "body.regions"},
+		{"notice channels", "POST", "/v1/broadcasts", j(map[string]any{"title": "x", "message": texts(1), "channels": channels(5)}), "body.channels"},
+		{"notice languages", "POST", "/v1/broadcasts", j(map[string]any{"title": "x", "message": texts(65)}), "body.message"},
+		{"webhook events at the bounds", "PUT", "/v1/recipients/m1/webhooks/main", j(map[string]any{"url": "https://shop.example/h",
+			"events": []string{"incident.opened", "incident.updated", "incident.resolved", "notice.published"}}), ""},
+		{"webhook events", "PUT", "/v1/recipients/m1/webhooks/other", j(map[string]any{"url": "https://shop.example/h",
+			"events": []string{"incident.opened", "incident.updated", "incident.resolved", "notice.published", "incident.opened"}}), "body.events"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, tc.method, tc.path, tc.body)
+			if tc.location == "" {
+				if r.status != http.StatusOK && r.status != http.StatusCreated {
+					t.Fatalf("status %d, want 200 or 201; body %s", r.status, r.body)
+				}
+				return
+			}
+			wantStatus(t, r, http.StatusUnprocessableEntity)
+			wantLocation(t, r.problem(t), tc.location)
+		})
+	}
+	ctx := context.Background()
+	if _, err := a.svc.GetRecipient(ctx, "c-2"); err == nil {
+		t.Error("recipient c-2 stored from a refused body")
+	}
+	a.wantIncident(t, id, dispatcher.StateInvestigating, 2)
+	if _, err := a.svc.GetWebhookEndpoint(ctx, "m1", "other"); err == nil {
+		t.Error("endpoint other registered from a refused body")
+	}
+
+	// The import holds its lines to the same bounds.
+	line := func(v map[string]any) string { return j(v) + "\n" }
+	body := line(map[string]any{"id": "i1", "push": tokens(20), "services": labels(256)}) +
+		line(map[string]any{"id": "i2", "push": tokens(21)}) +
+		line(map[string]any{"id": "i3", "regions": labels(257)}) +
+		line(map[string]any{"id": "i4", "email": email(65, 80)})
+	r := a.do(t, "POST", "/v1/recipients/import", operatorToken, strings.NewReader(body), "Content-Type", "application/x-ndjson")
+	wantStatus(t, r, http.StatusOK)
+	var rep dispatcher.ImportReport
+	if err := json.Unmarshal(r.body, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Imported != 1 || rep.Rejected != 3 {
+		t.Fatalf("import report %s, want line 1 imported and 2-4 rejected", r.body)
+	}
+	for i, want := range []string{"push: at most 20 push tokens", "regions: at most 256 items", "email: must be at most 254 bytes"} {
+		if e := rep.Errors[i]; e.Line != i+2 || !strings.Contains(e.Reason, want) {
+			t.Errorf("error %+v, want line %d saying %q", e, i+2, want)
+		}
+	}
+}

@@ -1,5 +1,7 @@
 package dispatcher
 
+import "time"
+
 // Bounds on the lists and strings of inputs, besides those next to their
 // checks (maxTitle, maxMessage, maxParams, maxParamLen, maxListItems for
 // services and regions). A list is counted as given, before duplicates are
@@ -19,3 +21,24 @@ const (
 	// (87 and 22 characters in base64url), in bytes.
 	maxWebPushKey = 256
 )
+
+// validateETA refuses an eta param that is an RFC 3339 time (see
+// validateParams) before now or more than a year after it: an estimate in
+// the past tells customers nothing, and one years ahead is a typo of the
+// year. Free text ("this afternoon") is not checked.
+func validateETA(v *ValidationError, field string, params map[string]string, now time.Time) {
+	val, ok := params["eta"]
+	if !ok || !looksLikeDate.MatchString(val) {
+		return
+	}
+	eta, err := time.Parse(time.RFC3339, val)
+	if err != nil {
+		return // validateParams names it
+	}
+	switch latest := now.AddDate(1, 0, 0); {
+	case eta.Before(now):
+		v.add(field+".eta", "must not be in the past: it is "+now.Format(time.RFC3339)+" now", val)
+	case eta.After(latest):
+		v.add(field+".eta", "must be within a year: at the latest "+latest.Format(time.RFC3339), val)
+	}
+}

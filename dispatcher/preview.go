@@ -142,7 +142,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		chs = n.Channels
 	case in.IncidentID != "":
 		v := &ValidationError{}
-		msg, allowed := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
+		msg, allowed := validateUpdate(v, now, in.State, in.Params, in.Message, in.Channels)
 		if err := v.orNil(); err != nil {
 			return nil, err
 		}
@@ -167,7 +167,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		inc, chs = stored, allowed
 		up = &Update{IncidentID: stored.ID, Seq: stored.LastSeq + 1, State: next, Params: params, Message: msg, CreatedAt: now}
 	default:
-		if err := in.IncidentInput.normalize(); err != nil {
+		if err := in.IncidentInput.normalize(now); err != nil {
 			return nil, err
 		}
 		inc, chs = in.incident("inc_preview", now), in.Channels

@@ -304,13 +304,14 @@ func validateLabels(v *ValidationError, field string, list []string) []string {
 }
 
 // validateUpdate checks the fields an update shares with the opening of an
-// incident (an empty state means "unchanged") and returns the canonical
-// operator message and channel list.
-func validateUpdate(v *ValidationError, st State, params, message map[string]string, chs []Channel) (map[string]string, []Channel) {
+// incident (an empty state means "unchanged"; an ETA is judged at now) and
+// returns the canonical operator message and channel list.
+func validateUpdate(v *ValidationError, now time.Time, st State, params, message map[string]string, chs []Channel) (map[string]string, []Channel) {
 	if st != "" && !st.Valid() {
 		v.add("body.state", "must be one of investigating, identified, monitoring, resolved", st)
 	}
 	validateParams(v, "body.params", params)
+	validateETA(v, "body.params", params, now)
 	return validateMessage(v, "body.message", message), validateChannels(v, "body.channels", chs)
 }
 
@@ -326,7 +327,7 @@ func NewIncidentID(now time.Time) string {
 // broadcast, and enqueues the broadcast's plan. With an idempotency key
 // seen before, it returns the first answer and creates nothing.
 func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey string) (*UpdateResult, error) {
-	if err := in.normalize(); err != nil {
+	if err := in.normalize(s.now()); err != nil {
 		return nil, err
 	}
 	if res, err := s.replay(ctx, idemKey); res != nil || err != nil {
@@ -339,7 +340,7 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 
 // normalize validates the opening of an incident, reporting every invalid
 // field, and canonicalizes it (default state, message locales, lists).
-func (in *IncidentInput) normalize() error {
+func (in *IncidentInput) normalize(now time.Time) error {
 	v := &ValidationError{}
 	in.Title = strings.TrimSpace(in.Title)
 	if in.Title == "" || utf8.RuneCountInString(in.Title) > maxTitle {
@@ -353,7 +354,7 @@ func (in *IncidentInput) normalize() error {
 	}
 	in.Services = validateLabels(v, "body.services", in.Services)
 	in.Regions = validateLabels(v, "body.regions", in.Regions)
-	in.Message, in.Channels = validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
+	in.Message, in.Channels = validateUpdate(v, now, in.State, in.Params, in.Message, in.Channels)
 	return v.orNil()
 }
 
@@ -375,7 +376,7 @@ func (in *IncidentInput) incident(id string, now time.Time) *Incident {
 // operator message. A transition the state machine forbids is ErrConflict.
 func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateInput, idemKey string) (*UpdateResult, error) {
 	v := &ValidationError{}
-	msg, chs := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
+	msg, chs := validateUpdate(v, s.now(), in.State, in.Params, in.Message, in.Channels)
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}

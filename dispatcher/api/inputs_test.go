@@ -461,3 +461,53 @@ func TestBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestETAWindow: an RFC 3339 eta on a new incident, an update or their
+// previews must be between now, by the Service's clock, and a year from
+// now; otherwise a 422 names body.params.eta and nothing is written.
+func TestETAWindow(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	at := func(d time.Duration) string {
+		return inputsNow.Add(d).In(time.FixedZone("", 3600)).Format(time.RFC3339)
+	}
+	year := inputsNow.AddDate(1, 0, 0).Sub(inputsNow)
+	incident := func(eta string) string {
+		return `{"title":"Card payments failing","severity":"major","params":{"eta":"` + eta + `"}}`
+	}
+	update := func(eta string) string { return `{"state":"identified","params":{"eta":"` + eta + `"}}` }
+
+	id := a.mustOpen(t, incident(at(2*time.Hour)))
+	a.mustOpen(t, incident(at(year)))
+	a.mustOpen(t, incident("this afternoon"))
+	updates := "/v1/incidents/" + id + "/updates"
+
+	for _, tc := range []struct {
+		name, path, body, msg string
+	}{
+		{"incident a minute ago", "/v1/incidents", incident(at(-time.Minute)), "must not be in the past: it is 2026-11-21T09:00:00Z now"},
+		{"incident a year and a second ahead", "/v1/incidents", incident(at(year + time.Second)), "must be within a year: at the latest 2027-11-21T09:00:00Z"},
+		{"update a second ago", updates, update(at(-time.Second)), "must not be in the past"},
+		{"update years ahead", updates, update("2036-11-21T09:00:00Z"), "must be within a year"},
+		{"preview of an incident", "/v1/broadcasts/preview", incident(at(-time.Hour)), "must not be in the past"},
+		{"preview of an update", "/v1/broadcasts/preview", `{"incident_id":"` + id + `","params":{"eta":"` + at(-time.Hour) + `"}}`, "must not be in the past"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, "POST", tc.path, tc.body)
+			wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "body.params.eta", tc.msg)
+		})
+	}
+	a.wantIncident(t, id, dispatcher.StateInvestigating, 1)
+	if list, err := a.svc.ListIncidents(context.Background(), "", 10); err != nil || len(list) != 3 {
+		t.Errorf("incidents = %d, %v; want the 3 accepted ones", len(list), err)
+	}
+
+	wantStatus(t, a.send(t, "POST", updates, update(at(3*time.Hour))), http.StatusCreated)
+	a.wantIncident(t, id, dispatcher.StateIdentified, 2)
+
+	// The same ETA is judged again at each request, by the Service's clock.
+	a.clock.Advance(4 * time.Hour)
+	r := a.send(t, "POST", updates, `{"params":{"eta":"`+at(3*time.Hour)+`"}}`)
+	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "body.params.eta", "it is 2026-11-21T13:00:00Z now")
+	a.wantIncident(t, id, dispatcher.StateIdentified, 2)
+}

@@ -251,9 +251,14 @@ func (r *Recipient) normalize(pathPrefix string, checkPushURL func(string) error
 		a, err := mail.ParseAddress(r.Email)
 		if err != nil || a.Address != r.Email || a.Name != "" {
 			v.add(p("email"), "must be a plain email address such as ops@example.com", r.Email)
+		} else if local := r.Email[:strings.LastIndexByte(r.Email, '@')]; len(local) > maxEmailLocal || len(r.Email) > maxEmail {
+			v.add(p("email"), fmt.Sprintf("must be at most %d bytes, at most %d of them before the @ (RFC 5321)", maxEmail, maxEmailLocal), nil)
 		} else {
 			r.Email = strings.ToLower(r.Email)
 		}
+	}
+	if len(r.Push) > maxPushTokens {
+		v.add(p("push"), fmt.Sprintf("at most %d push tokens", maxPushTokens), nil)
 	}
 	seen := map[string]bool{}
 	push := r.Push[:0:0]
@@ -269,30 +274,10 @@ func (r *Recipient) normalize(pathPrefix string, checkPushURL func(string) error
 		}
 	}
 	r.Push = push
-	for i, s := range r.Services {
-		if !labelPattern.MatchString(s) {
-			v.add(p(fmt.Sprintf("services[%d]", i)), "must be 1-64 characters of letters, digits and _.:-", s)
-		}
-	}
-	r.Services = dedupe(r.Services)
-	for i, s := range r.Regions {
-		if !labelPattern.MatchString(s) {
-			v.add(p(fmt.Sprintf("regions[%d]", i)), "must be 1-64 characters of letters, digits and _.:-", s)
-		}
-	}
-	r.Regions = dedupe(r.Regions)
-	for i, c := range r.Channels {
-		if !c.Valid() {
-			v.add(p(fmt.Sprintf("channels[%d]", i)), "must be one of push, sms, email, webhook", c)
-		}
-	}
-	r.Channels = dedupe(r.Channels)
-	for i, c := range r.OptOut {
-		if !c.Valid() {
-			v.add(p(fmt.Sprintf("opt_out[%d]", i)), "must be one of push, sms, email, webhook", c)
-		}
-	}
-	r.OptOut = dedupe(r.OptOut)
+	r.Services = validateLabels(v, p("services"), r.Services)
+	r.Regions = validateLabels(v, p("regions"), r.Regions)
+	r.Channels = validateChannels(v, p("channels"), r.Channels)
+	r.OptOut = validateChannels(v, p("opt_out"), r.OptOut)
 	return v.orNil()
 }
 

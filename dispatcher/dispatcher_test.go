@@ -460,16 +460,20 @@ func TestCatalogRendererOperatorText(t *testing.T) {
 }
 
 // TestETAValidation: an eta that starts like a date must be RFC 3339 (it is
-// converted to every recipient's zone); free text passes as it is.
+// converted to every recipient's zone), not before now and at most a year
+// after; free text passes as it is.
 func TestETAValidation(t *testing.T) {
 	t.Parallel()
-	svc := &dispatcher.Service{}
+	now := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	svc := &dispatcher.Service{Clock: dispatcher.ClockFunc(func() time.Time { return now })}
 	for _, tt := range []struct {
 		eta string
 		ok  bool
 	}{
 		{"2026-11-21T16:30:00+01:00", true}, {"2026-11-21T15:30:00Z", true}, {"this afternoon", true}, {"16:30", true}, {"", true},
 		{"2026-11-21T13:30Z", false}, {"2026-11-21 16:30", false}, {"2026-11-21", false}, {" 2026-1-2T3:04", false},
+		{"2026-11-21T14:00:00Z", true}, {"2026-11-21T13:59:59Z", false}, {"2026-11-21T14:30:00+01:00", false},
+		{"2027-11-21T14:00:00Z", true}, {"2027-11-21T14:00:01Z", false}, {"2036-11-21T15:30:00Z", false},
 	} {
 		// The empty title always fails validation, so nothing reaches a store.
 		_, err := svc.OpenIncident(context.Background(), dispatcher.IncidentInput{Severity: "minor", Params: map[string]string{"eta": tt.eta}}, "")

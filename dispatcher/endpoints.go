@@ -130,6 +130,9 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 			v.add("body.url", err.Error(), in.URL)
 		}
 	}
+	if len(in.Events) > len(EventTypes) {
+		v.add("body.events", fmt.Sprintf("at most %d events: %s, each once", len(EventTypes), strings.Join(EventTypes, ", ")), nil)
+	}
 	for i, e := range in.Events {
 		if !slices.Contains(EventTypes, e) {
 			v.add(fmt.Sprintf("body.events[%d]", i), "must be one of "+strings.Join(EventTypes, ", "), e)

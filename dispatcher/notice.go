@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tocsin-dev/tocsin/locales"
 )
@@ -95,7 +96,7 @@ type NoticeInput struct {
 func (in *NoticeInput) normalize(prefix string) error {
 	v := &ValidationError{}
 	in.Title = strings.TrimSpace(in.Title)
-	if in.Title == "" || len(in.Title) > maxTitle {
+	if in.Title == "" || utf8.RuneCountInString(in.Title) > maxTitle {
 		v.add(prefix+"title", fmt.Sprintf("must be 1-%d characters", maxTitle), nil)
 	}
 	if in.Priority == "" {

@@ -145,7 +145,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		if !ValidIncidentID(in.IncidentID) {
 			v.add("body.incident_id", "must be an incident id: inc_ and 16 characters of a-z and 2-7", in.IncidentID)
 		}
-		msg, allowed := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
+		msg, allowed := validateUpdate(v, now, in.State, in.Params, in.Message, in.Channels)
 		if err := v.orNil(); err != nil {
 			return nil, err
 		}
@@ -170,7 +170,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		inc, chs = stored, allowed
 		up = &Update{IncidentID: stored.ID, Seq: stored.LastSeq + 1, State: next, Params: params, Message: msg, CreatedAt: now}
 	default:
-		if err := in.IncidentInput.normalize(); err != nil {
+		if err := in.IncidentInput.normalize(now); err != nil {
 			return nil, err
 		}
 		inc, chs = in.incident("inc_preview", now), in.Channels

@@ -80,6 +80,9 @@ func (t PushToken) validate(checkURL func(string) error) (field, why string) {
 		if !b64url.MatchString(t.P256dh) || !b64url.MatchString(t.Auth) {
 			return "", "a webpush subscription needs its p256dh and auth keys (base64url)"
 		}
+		if len(t.P256dh) > maxWebPushKey || len(t.Auth) > maxWebPushKey {
+			return "", fmt.Sprintf("a webpush subscription's p256dh and auth keys are at most %d bytes", maxWebPushKey)
+		}
 		if checkURL != nil {
 			if err := checkURL(t.Endpoint); err != nil {
 				return ".endpoint", err.Error()

@@ -14,10 +14,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Service is the domain's front door: what operators can do, independent
@@ -189,6 +191,9 @@ func (s *Service) ImportRecipients(ctx context.Context, r io.Reader, chunk int) 
 		if err != nil && err != io.EOF {
 			return rep, fmt.Errorf("read line %d: %w", line, err)
 		}
+		if line == 1 {
+			raw = bytes.TrimPrefix(raw, utf8BOM)
+		}
 		rep.Lines++
 		switch {
 		case tooLong:
@@ -197,10 +202,8 @@ func (s *Service) ImportRecipients(ctx context.Context, r io.Reader, chunk int) 
 			rep.Lines-- // blank lines are not counted
 		default:
 			var rec Recipient
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.DisallowUnknownFields()
-			if derr := dec.Decode(&rec); derr != nil {
-				reject(line, "malformed JSON: "+derr.Error())
+			if derr := decodeImportLine(raw, &rec); derr != nil {
+				reject(line, derr.Error())
 			} else if verr := rec.normalize("", checkPush); verr != nil {
 				reject(line, verr.Error())
 			} else {
@@ -295,22 +298,32 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 				v.add(field+".eta", "a date must be RFC 3339 with seconds and an offset, like 2026-11-21T16:30:00+01:00 (or free text such as \"this afternoon\")", val)
 			}
 		}
-		if len(val) > maxParamLen {
-			v.add(field+"."+k, fmt.Sprintf("at most %d bytes", maxParamLen), nil)
+		if utf8.RuneCountInString(val) > maxParamLen {
+			v.add(field+"."+k, fmt.Sprintf("at most %d characters", maxParamLen), nil)
 		}
 	}
 }
 
 func validateMessage(v *ValidationError, field string, msg map[string]string) map[string]string {
+	if len(msg) > maxMessageTexts {
+		v.add(field, fmt.Sprintf("at most %d languages", maxMessageTexts), nil)
+	}
 	out := make(map[string]string, len(msg))
-	for tag, text := range msg {
+	given := make(map[string]string, len(msg)) // canonical tag -> the key that gave it
+	for _, tag := range slices.Sorted(maps.Keys(msg)) {
+		text := msg[tag]
 		canon, err := CanonicalLocale(tag)
 		if err != nil {
 			v.add(field+"."+tag, "keys must be BCP 47 language tags such as de-CH", tag)
 			continue
 		}
-		if strings.TrimSpace(text) == "" || len(text) > maxMessage {
-			v.add(field+"."+tag, fmt.Sprintf("must be 1-%d bytes of text", maxMessage), nil)
+		if first, dup := given[canon]; dup {
+			v.add(field+"."+tag, fmt.Sprintf("is the same language as %q (both are %s): give each language once", first, canon), tag)
+			continue
+		}
+		given[canon] = tag
+		if strings.TrimSpace(text) == "" || utf8.RuneCountInString(text) > maxMessage {
+			v.add(field+"."+tag, fmt.Sprintf("must be 1-%d characters of text", maxMessage), nil)
 			continue
 		}
 		out[canon] = text
@@ -322,6 +335,9 @@ func validateMessage(v *ValidationError, field string, msg map[string]string) ma
 }
 
 func validateChannels(v *ValidationError, field string, chs []Channel) []Channel {
+	if len(chs) > maxChannels {
+		v.add(field, fmt.Sprintf("at most %d channels: push, sms, email and webhook, each once", maxChannels), nil)
+	}
 	for i, c := range chs {
 		if !c.Valid() {
 			v.add(fmt.Sprintf("%s[%d]", field, i), "must be one of push, sms, email, webhook", c)
@@ -343,13 +359,14 @@ func validateLabels(v *ValidationError, field string, list []string) []string {
 }
 
 // validateUpdate checks the fields an update shares with the opening of an
-// incident (an empty state means "unchanged") and returns the canonical
-// operator message and channel list.
-func validateUpdate(v *ValidationError, st State, params, message map[string]string, chs []Channel) (map[string]string, []Channel) {
+// incident (an empty state means "unchanged"; an ETA is judged at now) and
+// returns the canonical operator message and channel list.
+func validateUpdate(v *ValidationError, now time.Time, st State, params, message map[string]string, chs []Channel) (map[string]string, []Channel) {
 	if st != "" && !st.Valid() {
 		v.add("body.state", "must be one of investigating, identified, monitoring, resolved", st)
 	}
 	validateParams(v, "body.params", params)
+	validateETA(v, "body.params", params, now)
 	return validateMessage(v, "body.message", message), validateChannels(v, "body.channels", chs)
 }
 
@@ -388,7 +405,7 @@ func notFoundID(kind, id string) error {
 // seen before, it returns the first answer and creates nothing
 // (ErrIdempotencyKeyReused when the input is not the same).
 func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey string) (*UpdateResult, error) {
-	if err := in.normalize(); err != nil {
+	if err := in.normalize(s.now()); err != nil {
 		return nil, err
 	}
 	idem, err := newIdempotency(idemKey, scopeOpenIncident, in)
@@ -405,10 +422,10 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 
 // normalize validates the opening of an incident, reporting every invalid
 // field, and canonicalizes it (default state, message locales, lists).
-func (in *IncidentInput) normalize() error {
+func (in *IncidentInput) normalize(now time.Time) error {
 	v := &ValidationError{}
 	in.Title = strings.TrimSpace(in.Title)
-	if in.Title == "" || len(in.Title) > maxTitle {
+	if in.Title == "" || utf8.RuneCountInString(in.Title) > maxTitle {
 		v.add("body.title", fmt.Sprintf("must be 1-%d characters", maxTitle), nil)
 	}
 	if !in.Severity.Valid() {
@@ -419,7 +436,7 @@ func (in *IncidentInput) normalize() error {
 	}
 	in.Services = validateLabels(v, "body.services", in.Services)
 	in.Regions = validateLabels(v, "body.regions", in.Regions)
-	in.Message, in.Channels = validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
+	in.Message, in.Channels = validateUpdate(v, now, in.State, in.Params, in.Message, in.Channels)
 	return v.orNil()
 }
 
@@ -447,7 +464,7 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 		return nil, notFoundID("incident", incidentID)
 	}
 	v := &ValidationError{}
-	msg, chs := validateUpdate(v, in.State, in.Params, in.Message, in.Channels)
+	msg, chs := validateUpdate(v, s.now(), in.State, in.Params, in.Message, in.Channels)
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}

@@ -378,7 +378,7 @@ func (m *Main) incident(ctx context.Context, args []string) error {
 
 func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
-	title := fs.String("title", "", "what is broken, as customers would say it (required)")
+	title := fs.String("title", "", "what is broken, as customers would say it (required, 1-200 characters)")
 	severity := fs.String("severity", "", "minor, major or critical (required)")
 	state := fs.String("state", "", "initial state (default investigating)")
 	services := &listFlag{split: true}
@@ -389,7 +389,7 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 	fs.Var(regions, "region", "an affected region; repeat or separate with commas (none: all)")
 	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
 	fs.Var(params, "param", "a template parameter such as eta=16:30; repeatable")
-	fs.Var(messages, "message", "the operator's text in one language, locale=text; repeatable")
+	fs.Var(messages, "message", "the operator's text in one language, locale=text (1-1600 characters); repeatable")
 	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
 	c, _, err := fs.client(args, 0, "")
 	if err != nil {
@@ -425,7 +425,7 @@ func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
 	params, messages := mapFlag{}, mapFlag{}
 	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
 	fs.Var(params, "param", "a template parameter such as credit=CHF 5.00, merged into the incident's; repeatable")
-	fs.Var(messages, "message", "the operator's text in one language, locale=text; repeatable")
+	fs.Var(messages, "message", "the operator's text in one language, locale=text (1-1600 characters); repeatable")
 	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
 	c, pos, err := fs.client(args, 1, "an incident ID")
 	if err != nil {
@@ -573,13 +573,13 @@ func (m *Main) broadcast(ctx context.Context, args []string) error {
 // broadcastSend runs `tocsin broadcast send`: an ad-hoc notice.
 func (m *Main) broadcastSend(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("broadcast send", "broadcast send --title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--idempotency-key K]")
-	title := fs.String("title", "", "the subject: emails and push say \"Notice: <title>\" (required)")
+	title := fs.String("title", "", "the subject: emails and push say \"Notice: <title>\" (required, 1-200 characters)")
 	priority := fs.String("priority", "", "lane: bulk (default, below every incident), low, normal or critical")
 	services := &listFlag{split: true}
 	regions := &listFlag{split: true}
 	channels := &listFlag{split: true}
 	messages := mapFlag{}
-	fs.Var(messages, "message", "the text in one language, locale=text; repeatable; en is required")
+	fs.Var(messages, "message", "the text in one language, locale=text (1-1600 characters); repeatable; en is required")
 	fs.Var(services, "service", "recipients using this service; repeat or separate with commas (none: all)")
 	fs.Var(regions, "region", "recipients in this region; repeat or separate with commas (none: all)")
 	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")

@@ -144,6 +144,7 @@ func New(cfg Config) http.Handler {
 	hc.SchemasPath = ""  // no per-schema routes
 	hc.CreateHooks = nil // no $schema members or Link headers in responses
 	hc.Transformers = []huma.Transformer{problemTransformer}
+	hc.Formats = formats() // a new map: huma.DefaultFormats is shared
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		securityScheme: {
 			Type:        "http",

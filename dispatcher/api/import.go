@@ -40,7 +40,8 @@ func (s *server) routeImport() {
 		Tags:        []string{"recipients"},
 		Summary:     "Import recipients from NDJSON",
 		Description: "Role: operator. The body is newline-delimited JSON, one recipient object per line " +
-			"(the fields of PUT /v1/recipients/{id} plus id; opt_out is ignored). It is streamed, so there is no size limit. " +
+			"(the fields of PUT /v1/recipients/{id} plus id; opt_out is ignored) and nothing after it on the line, in UTF-8, each member named once; " +
+			"a byte order mark at the start of the file is ignored. It is streamed, so there is no size limit. " +
 			"Good lines are stored in chunks; a bad line is reported by number and does not stop the import. " +
 			"A store failure stops it: the 500 problem carries the report so far in `report`.",
 		Security: bearer,

@@ -229,12 +229,15 @@ func TestDialContext(t *testing.T) {
 		t.Fatalf("dial %s with loopback allowed: %v", addr, err)
 	}
 	c.Close()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.After(5 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for accepted.Load() == 0 {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatal("the listener never counted the allowed connection")
+		case <-tick.C:
 		}
-		time.Sleep(time.Millisecond)
 	}
 	// Connections are accepted in order: had a refused dial connected, it
 	// would be counted by now too.

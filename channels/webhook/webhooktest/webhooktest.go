@@ -78,7 +78,7 @@ type Request struct {
 func (r *Request) VerifyWith(secret string) error {
 	at := r.At
 	if at.IsZero() {
-		at = time.Now()
+		at = dispatcher.SystemClock.Now()
 	}
 	return verify(secret, r.Body, r.Header, at)
 }

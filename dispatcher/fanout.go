@@ -813,21 +813,13 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 		}
 	}()
 	j := f.newJournal(ctx, bc.b.ID, guard)
-	c := &collector{f: f, j: j, allowed: bc.b.Channels, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
+	c := &collector{ctx: ctx, f: f, j: j, allowed: bc.b.Channels, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
 	var wg sync.WaitGroup
 	for ch, ms := range byChannel {
 		wg.Go(func() { c.send(sctx, f.Senders[ch], ms) })
 	}
 	wg.Wait()
 	err = j.close()
-	f.recordOptOuts(ctx, c.optOuts)
-	for rid, keys := range c.dead {
-		if err := f.Recipients.RemovePushTokens(context.WithoutCancel(ctx), rid, keys); err != nil {
-			f.logger().Warn("removing dead push tokens failed", "recipient_id", rid, "err", err)
-		} else {
-			f.logger().Info("dead push tokens removed", "recipient_id", rid, "tokens", len(keys))
-		}
-	}
 	if err == nil && c.left > 0 {
 		err = Transient("left", time.Second, fmt.Errorf("%d deliveries of %s left for another run", c.left, bc.b.ID))
 	}
@@ -850,6 +842,7 @@ func (f *Fanout) recordNow(ctx context.Context, broadcastID string, outs []Outco
 
 // collector turns the results of one sendAll into outcomes, as each comes.
 type collector struct {
+	ctx     context.Context
 	f       *Fanout
 	j       *journal
 	allowed []Channel   // the broadcast's channels (empty: all)
@@ -858,10 +851,8 @@ type collector struct {
 	mu      sync.Mutex
 	outs    []Outcome
 	retries []retry
-	optOuts []*Message
-	dead    map[string][]string // recipient id -> dead push token keys
-	left    int                 // messages left in sending for another run
-	held    []Outcome           // failures with a fallback to begin first
+	left    int       // messages left in sending for another run
+	held    []Outcome // failures with a fallback to begin first
 }
 
 // send runs one channel's Send with a Progress that marks messages handed
@@ -921,6 +912,12 @@ func (c *collector) take(m *Message, res Result, wait bool) {
 		ok = false // cut off because another run has the batch: it is theirs
 	}
 	hold := ok && o.Status == StatusFailed && c.f.nextChannel(m.Recipient, m.Channel, c.allowed) != ChannelNone
+	if ok {
+		// What the provider said of the address comes first: once the
+		// outcome is on record the broadcast may be done, and whoever
+		// reads the recipient then must see it.
+		c.addressNews(m, res)
+	}
 	c.mu.Lock()
 	defer func() {
 		c.mu.Unlock()
@@ -940,20 +937,29 @@ func (c *collector) take(m *Message, res Result, wait bool) {
 	if hold {
 		c.held = append(c.held, o)
 	}
-	if res.Err != nil && Classify(res.Err).OptOut {
-		c.optOuts = append(c.optOuts, m)
-	}
-	if len(res.DeadTokens) > 0 {
-		if c.dead == nil {
-			c.dead = map[string][]string{}
-		}
-		c.dead[m.Recipient.ID] = append(c.dead[m.Recipient.ID], res.DeadTokens...)
-	}
 	if o.Status == StatusQueued {
 		c.retries = append(c.retries, retry{m.DeliveryID, delay})
 	}
 	if c.f.Metrics != nil {
 		c.f.Metrics.Statuses(m.Channel, o.Status, 1)
+	}
+}
+
+// addressNews records what a provider said of m's address: it opted out
+// (Twilio 21610), or push tokens no longer exist. A failure is logged: the
+// provider will say so again.
+func (c *collector) addressNews(m *Message, res Result) {
+	if res.Err != nil && Classify(res.Err).OptOut {
+		c.f.recordOptOuts(c.ctx, []*Message{m})
+	}
+	if len(res.DeadTokens) == 0 {
+		return
+	}
+	rid := m.Recipient.ID
+	if err := c.f.Recipients.RemovePushTokens(context.WithoutCancel(c.ctx), rid, res.DeadTokens); err != nil {
+		c.f.logger().Warn("removing dead push tokens failed", "recipient_id", rid, "err", err)
+	} else {
+		c.f.logger().Info("dead push tokens removed", "recipient_id", rid, "tokens", len(res.DeadTokens))
 	}
 }
 

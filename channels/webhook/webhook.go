@@ -72,7 +72,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -332,18 +331,18 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	}
 
 	// The dispatcher hears of a message once, before the first of its
-	// endpoints is posted to, and of its result once the last answered.
+	// endpoints is posted to. Results are not reported one by one
+	// (dispatcher.Done): the Send's report below (attempt history, endpoint
+	// health, a disabled endpoint's email) must be in place before an
+	// outcome is, since a recorded outcome may finish the broadcast.
 	hand := make([]func() error, len(msgs))
-	left := make([]atomic.Int32, len(msgs))
 	refused := make([]error, len(msgs))
-	reported := make([]atomic.Bool, len(msgs))
 	for i := range msgs {
 		hand[i] = sync.OnceValue(func() error {
 			err := dispatcher.Handing(ctx, i)
-			refused[i] = err // written once; read after the message's last job
+			refused[i] = err // written once; read once every job is done
 			return err
 		})
-		left[i].Store(int32(len(out[i])))
 	}
 	sem := make(chan struct{}, s.cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -360,17 +359,12 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			if hand[jb.i]() == nil { // else untried: nothing was posted
 				out[jb.i][jb.j] = s.post(ctx, msgs[jb.i], &msgs[jb.i].Endpoints[jb.j], bodies[jb.i])
 			}
-			if left[jb.i].Add(-1) == 0 {
-				res[jb.i] = s.result(ctx, msgs[jb.i], out[jb.i], refused[jb.i])
-				reported[jb.i].Store(true)
-				dispatcher.Done(ctx, jb.i, res[jb.i])
-			}
 		})
 	}
 	wg.Wait()
 
 	for i, m := range msgs {
-		if out[i] != nil && !reported[i].Load() {
+		if out[i] != nil {
 			res[i] = s.result(ctx, m, out[i], refused[i])
 		}
 	}

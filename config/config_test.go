@@ -878,3 +878,16 @@ func TestDocsListEveryOption(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownEnv: a TOCSIN_ variable that is no option is named; options,
+// TOCSIN_API_KEY and other variables are not.
+func TestUnknownEnv(t *testing.T) {
+	t.Parallel()
+	got := UnknownEnv([]string{
+		"TOCSIN_REDIS_ADDR=127.0.0.1:6379", "TOCSIN_API_KEY=" + operatorKey, "PATH=/bin",
+		"TOCSIN_REDIS_ADRESS=10.0.0.1:6379", "TOCSIN_WORKER_CONCURENCY=4", "TOCSIN_HTTP_IDLE_TIMEOUT=1m",
+	})
+	if !reflect.DeepEqual(got, []string{"TOCSIN_REDIS_ADRESS", "TOCSIN_WORKER_CONCURENCY"}) {
+		t.Errorf("UnknownEnv = %v, want the two misspelt ones", got)
+	}
+}

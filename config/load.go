@@ -212,6 +212,24 @@ var envBindings = []binding{
 	{"TOCSIN_LIMITS_FLAP_WINDOW", setDuration(func(c *Config) *time.Duration { return &c.Limits.FlapWindow })},
 }
 
+// UnknownEnv returns the names among environ ("NAME=value" entries, as
+// os.Environ gives them) that start with TOCSIN_ but are no option: a
+// misspelt variable is otherwise silently ignored.
+func UnknownEnv(environ []string) []string {
+	known := map[string]bool{envAPIKey: true}
+	for _, b := range envBindings {
+		known[b.name] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "TOCSIN_") && !known[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // envAPIKey appends an operator key named EnvAPIKeyName.
 const envAPIKey = "TOCSIN_API_KEY"
 

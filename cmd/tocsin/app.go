@@ -45,6 +45,9 @@ type Main struct {
 	Stdin          io.Reader // `recipients import -` reads it
 	Stdout, Stderr io.Writer
 	LookupEnv      func(string) (string, bool)
+	// Environ, when set, lists the environment (os.Environ): serve warns of
+	// TOCSIN_* variables that are no option.
+	Environ func() []string
 	// Started, when set, is called once the HTTP server listens (tests use
 	// it to learn the address of a ":0" listener).
 	Started func(addr string)
@@ -164,6 +167,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return usageError{fmt.Errorf("invalid configuration:\n%w", err)}
 	}
 	logger := newLogger(m.Stderr, cfg.Log)
+	if m.Environ != nil {
+		for _, name := range config.UnknownEnv(m.Environ()) {
+			logger.Warn("unknown environment variable ignored: it is no option (docs/configuration.md lists them)", "name", name)
+		}
+	}
 
 	redisAddr := cfg.Redis.Addr
 	if cfg.Embedded() {

@@ -725,3 +725,23 @@ func TestUnreachableRedisSaysSo(t *testing.T) {
 		t.Errorf("no go-redis record in the service's log:\n%s", out)
 	}
 }
+
+// TestUnknownEnvWarned: serve warns of a TOCSIN_* variable that is no
+// option (a misspelling would otherwise be ignored in silence).
+func TestUnknownEnvWarned(t *testing.T) {
+	_, opts := redistest.New(t)
+	env := map[string]string{
+		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY": "test-operator-key-0123456789",
+	}
+	a := startAppWith(t, env, func(m *Main) {
+		m.Environ = func() []string {
+			return []string{"TOCSIN_REDIS_ADDR=" + opts.Addr, "TOCSIN_WORKER_CONCURENCY=4", "HOME=/root"}
+		}
+	})
+	a.mustDo("GET", "/healthz", nil, nil, 200)
+	logs := a.stderr.String()
+	if !strings.Contains(logs, "unknown environment variable") || !strings.Contains(logs, "TOCSIN_WORKER_CONCURENCY") || strings.Contains(logs, `"name":"TOCSIN_REDIS_ADDR"`) {
+		t.Errorf("serve's log does not warn of exactly the misspelt variable:\n%s", logs)
+	}
+}

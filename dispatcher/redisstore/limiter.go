@@ -97,6 +97,41 @@ else
 end
 `
 
+// gcraLua defines gcra(), redis_rate's AllowN step on one bucket (GCRA by
+// Pavel Pravosud, https://github.com/rwz/redis-gcra), with its arithmetic
+// and TAT format exactly: take cost tokens from key at rate per period with
+// burst, at now. It answers the retry_after (-1 when it took them) and the
+// reset_after, in seconds. Both scripts below share it, so a bucket may be
+// used by either.
+const gcraLua = `
+local function gcra(key, burst, rate, period, cost, now, min_ttl)
+  local emission_interval = period / rate
+  local increment = emission_interval * cost
+  local burst_offset = emission_interval * burst
+
+  local tat = redis.call("GET", key)
+  if not tat then
+    tat = now
+  else
+    tat = tonumber(tat)
+  end
+  tat = math.max(tat, now)
+
+  local new_tat = tat + increment
+  local allow_at = new_tat - burst_offset
+  local diff = now - allow_at
+
+  if diff < 0 then
+    return -diff, tat - now
+  end
+  local reset_after = new_tat - now
+  if reset_after > 0 then
+    redis.call("SET", key, new_tat, "EX", math.max(math.ceil(reset_after), min_ttl))
+  end
+  return -1, reset_after
+end
+`
+
 // takeScript is redis_rate's AllowN (v10.0.1, GCRA by Pavel Pravosud,
 // https://github.com/rwz/redis-gcra) with the time given or read (luaNow).
 // It keeps its arithmetic and TAT format exactly.
@@ -104,35 +139,16 @@ end
 // KEYS[1] is the bucket; ARGV is burst, rate, period in seconds, cost and
 // maybe now. It answers {cost, "-1", reset_after} when it took cost
 // tokens, else {0, retry_after, reset_after}, the durations in seconds.
-var takeScript = redis.NewScript(`
+var takeScript = redis.NewScript(gcraLua + `
 local burst = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local period = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 local clock_arg = 5
 ` + luaNow + `
-local emission_interval = period / rate
-local increment = emission_interval * cost
-local burst_offset = emission_interval * burst
-
-local tat = redis.call("GET", KEYS[1])
-if not tat then
-  tat = now
-else
-  tat = tonumber(tat)
-end
-tat = math.max(tat, now)
-
-local new_tat = tat + increment
-local allow_at = new_tat - burst_offset
-local diff = now - allow_at
-
-if diff < 0 then
-  return {0, tostring(-diff), tostring(tat - now)}
-end
-local reset_after = new_tat - now
-if reset_after > 0 then
-  redis.call("SET", KEYS[1], new_tat, "EX", math.max(math.ceil(reset_after), min_ttl))
+local retry_after, reset_after = gcra(KEYS[1], burst, rate, period, cost, now, min_ttl)
+if retry_after >= 0 then
+  return {0, tostring(retry_after), tostring(reset_after)}
 end
 return {cost, "-1", tostring(reset_after)}
 `)
@@ -296,7 +312,7 @@ func (l *Limiter) factor(ctx context.Context, key string) (float64, error) {
 // (took one) or 0 per bucket.
 // All keys are declared, but a batch's keys fall in many hash slots: like
 // the rest of the store, this targets one Redis (or Sentinel), not Cluster.
-var takeEachScript = redis.NewScript(`
+var takeEachScript = redis.NewScript(gcraLua + `
 local n = #KEYS / 2
 local burst = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -310,31 +326,8 @@ for i = 1, n do
   if factor and factor > 0 and factor < 1 then
     p = period / factor
   end
-  local emission_interval = p / rate
-  local increment = emission_interval
-  local burst_offset = emission_interval * burst
-
-  local tat = redis.call("GET", KEYS[i])
-  if not tat then
-    tat = now
-  else
-    tat = tonumber(tat)
-  end
-  tat = math.max(tat, now)
-
-  local new_tat = tat + increment
-  local allow_at = new_tat - burst_offset
-  local diff = now - allow_at
-
-  if diff < 0 then
-    out[i] = 0
-  else
-    local reset_after = new_tat - now
-    if reset_after > 0 then
-      redis.call("SET", KEYS[i], new_tat, "EX", math.max(math.ceil(reset_after), min_ttl))
-    end
-    out[i] = 1
-  end
+  local retry_after = gcra(KEYS[i], burst, rate, p, 1, now, min_ttl)
+  out[i] = retry_after < 0 and 1 or 0
 end
 return out
 `)

@@ -28,7 +28,6 @@ type journal struct {
 	hands   []handReq
 	outs    []Outcome
 	waiters []chan error // Done calls waiting for their outcome's write
-	armed   bool         // a timer will kick the loop
 	closed  bool
 
 	kick chan struct{}
@@ -93,21 +92,13 @@ func (j *journal) record(o Outcome) error {
 	return <-reply
 }
 
-// add queues an outcome for the next write, without waiting.
+// add queues an outcome without waiting: a result the Sender returned
+// rather than reported, taken once its Send is over. The next write takes
+// it; close, which comes right after, at the latest.
 func (j *journal) add(o Outcome) {
 	j.mu.Lock()
 	j.outs = append(j.outs, o)
-	n, armed := len(j.outs), j.armed
-	if n < journalEvery && !armed {
-		j.armed = true
-	}
 	j.mu.Unlock()
-	switch {
-	case n >= journalEvery:
-		j.poke()
-	case !armed:
-		time.AfterFunc(journalSpan, j.poke)
-	}
 }
 
 func (j *journal) loop() {
@@ -136,7 +127,7 @@ func (j *journal) loop() {
 func (j *journal) write() error {
 	j.mu.Lock()
 	hands, outs, waiters := j.hands, j.outs, j.waiters
-	j.hands, j.outs, j.waiters, j.armed = nil, nil, nil, false
+	j.hands, j.outs, j.waiters = nil, nil, nil
 	j.mu.Unlock()
 	if len(hands) == 0 && len(outs) == 0 {
 		return nil

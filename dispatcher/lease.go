@@ -105,10 +105,6 @@ const (
 	// DefaultLeaseTTL is how long a run's lease lasts without renewal: how
 	// soon a dead worker's batch is found.
 	DefaultLeaseTTL = 5 * time.Second
-	// journalEvery and journalSpan: outcomes are written once this many
-	// are waiting, or this long after the first of them.
-	journalEvery = 20
-	journalSpan  = 20 * time.Millisecond
 	// flushFor is how long the last write of a run is retried (Redis
 	// restarting) before the run gives up and leaves its leftovers to the
 	// next run.

@@ -582,17 +582,7 @@ func TestRateLimitedKeyFunc(t *testing.T) {
 	clk := clocktest.New(t0)
 	clocktest.Run(t, clk, func(t *testing.T) {
 		l, s := newMemLimiter(clk), newRecSender(clk)
-		refused := map[string]int{"webhook:m1:e2": 1} // refused once
-		l.each = func(keys []string) []bool {
-			out := make([]bool, len(keys))
-			for i, k := range keys {
-				out[i] = refused[k] == 0
-				if refused[k] > 0 {
-					refused[k]--
-				}
-			}
-			return out
-		}
+		l.each = refuseOnce(map[string]int{"webhook:m1:e2": 1})
 		s.answer = func(m *dispatcher.Message) dispatcher.Result {
 			if m.Recipient.ID == "m0" {
 				return dispatcher.Result{Err: dispatcher.Transient("429", time.Minute, errors.New("slow down"))}
@@ -704,17 +694,7 @@ func TestRateLimitedBucketRates(t *testing.T) {
 	clk := clocktest.New(t0)
 	clocktest.Run(t, clk, func(t *testing.T) {
 		l, s := newMemLimiter(clk), newRecSender(clk)
-		refused := map[string]int{"webhook:m1:c": 1, "webhook:m3:e": 1}
-		l.each = func(keys []string) []bool {
-			out := make([]bool, len(keys))
-			for i, k := range keys {
-				out[i] = refused[k] == 0
-				if refused[k] > 0 {
-					refused[k]--
-				}
-			}
-			return out
-		}
+		l.each = refuseOnce(map[string]int{"webhook:m1:c": 1, "webhook:m3:e": 1})
 		msgs := []*dispatcher.Message{
 			webhookMessage("m0", "a", "b"),
 			webhookMessage("m1", "c"),
@@ -907,4 +887,19 @@ func TestRateLimitedEndpointRates(t *testing.T) {
 			}
 		}
 	})
+}
+
+// refuseOnce is a TakeEach answer that refuses each key as many times as
+// refused says, then grants it.
+func refuseOnce(refused map[string]int) func(keys []string) []bool {
+	return func(keys []string) []bool {
+		out := make([]bool, len(keys))
+		for i, k := range keys {
+			out[i] = refused[k] == 0
+			if refused[k] > 0 {
+				refused[k]--
+			}
+		}
+		return out
+	}
 }

@@ -294,7 +294,7 @@ func TestLoadChannelProblems(t *testing.T) {
 			file: "channels:\n  sms:\n    twilio:\n      from: \"+14155550100\"\n",
 			env:  map[string]string{"TOCSIN_TWILIO_AUTH_TOKEN": testAuthToken},
 			want: []string{
-				"channels.sms.twilio.auth_token: set channels.sms.twilio.account_sid or remove channels.sms.twilio.auth_token",
+				"TOCSIN_TWILIO_AUTH_TOKEN: set channels.sms.twilio.account_sid or remove channels.sms.twilio.auth_token",
 				"channels.sms.twilio.from: set channels.sms.twilio.account_sid or remove channels.sms.twilio.from",
 			},
 		},

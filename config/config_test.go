@@ -296,11 +296,13 @@ func TestLoadEnvProblems(t *testing.T) {
 		{"duration", map[string]string{"TOCSIN_HTTP_SHUTDOWN_TIMEOUT": "15"}, []string{`TOCSIN_HTTP_SHUTDOWN_TIMEOUT: must be a duration`}},
 		{"empty api key", map[string]string{"TOCSIN_API_KEY": ""}, []string{`TOCSIN_API_KEY: is set but empty`}},
 		{"short api key", map[string]string{"TOCSIN_API_KEY": "short"}, []string{`TOCSIN_API_KEY: must be at least 16 characters`}},
-		{"valid but out of range", map[string]string{"TOCSIN_WORKER_BATCH_SIZE": "5001"}, []string{`worker.batch_size: must be between 1 and 5000, got 5001`}},
+		{"valid but out of range", map[string]string{"TOCSIN_WORKER_BATCH_SIZE": "5001"}, []string{`TOCSIN_WORKER_BATCH_SIZE: must be between 1 and 5000, got 5001`}},
+		{"redis address", map[string]string{"TOCSIN_REDIS_ADDR": "redis://x"}, []string{`TOCSIN_REDIS_ADDR: must be host:port`}},
+		{"list item", map[string]string{"TOCSIN_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/8, bogus"}, []string{`TOCSIN_WEBHOOK_ALLOW_NETWORKS (channels.webhook.allow_networks[1]): `}},
 		{
 			"several at once",
 			map[string]string{"TOCSIN_REDIS_DB": "x", "TOCSIN_WORKER_CONCURRENCY": "y", "TOCSIN_LOG_LEVEL": "loud"},
-			[]string{"TOCSIN_REDIS_DB:", "TOCSIN_WORKER_CONCURRENCY:", `log.level: must be debug, info, warn or error, got "loud"`},
+			[]string{"TOCSIN_REDIS_DB:", "TOCSIN_WORKER_CONCURRENCY:", `TOCSIN_LOG_LEVEL: must be debug, info, warn or error, got "loud"`},
 		},
 	}
 	for _, tt := range tests {
@@ -322,6 +324,50 @@ func TestLoadEnvProblems(t *testing.T) {
 				t.Errorf("error joins %d problems, want %d:\n%v", got, len(tt.want), err)
 			}
 		})
+	}
+}
+
+// TestLoadEnvNamesOption checks that each variable sets the option its
+// problems are reported under: the YAML at the binding's path must set the
+// same field to the same value.
+func TestLoadEnvNamesOption(t *testing.T) {
+	t.Parallel()
+	for _, b := range envBindings {
+		var envValue, yamlValue string
+		switch b.field(&Config{}).(type) {
+		case *string:
+			envValue, yamlValue = "value-"+b.name, `"value-`+b.name+`"`
+		case *int:
+			envValue, yamlValue = "4711", "4711"
+		case *time.Duration:
+			envValue, yamlValue = "4711ms", "4711ms"
+		case *bool:
+			envValue, yamlValue = "true", "true"
+		case *[]string:
+			envValue, yamlValue = "10.9.8.0/24", `["10.9.8.0/24"]`
+		}
+		fromEnv := Default()
+		if err := b.set(&fromEnv, envValue); err != nil {
+			t.Fatalf("%s=%s: %v", b.name, envValue, err)
+		}
+		// Nest the path's parts into YAML: "a.b.c" -> "a:\n  b:\n    c: value".
+		var doc strings.Builder
+		parts := strings.Split(b.path(), ".")
+		for i, part := range parts {
+			doc.WriteString(strings.Repeat("  ", i) + part + ":")
+			if i == len(parts)-1 {
+				doc.WriteString(" " + yamlValue)
+			}
+			doc.WriteString("\n")
+		}
+		fromFile := Default()
+		problems, err := decodeFile(mustWriteFile(t, doc.String()), &fromFile)
+		if err != nil || len(problems) > 0 {
+			t.Fatalf("%s: YAML at %s: %v %v", b.name, b.path(), err, problems)
+		}
+		if !reflect.DeepEqual(fromEnv, fromFile) {
+			t.Errorf("%s and the option %s set different fields", b.name, b.path())
+		}
 	}
 }
 

@@ -21,8 +21,8 @@ func ExampleLoad() {
 	fmt.Println(err)
 	// Output:
 	// TOCSIN_OUTBOX_CAP: must be an integer, got "many"
-	// redis.db: must be between 0 and 255, got 256
-	// log.level: must be debug, info, warn or error, got "loud"
+	// TOCSIN_REDIS_DB: must be between 0 and 255, got 256
+	// TOCSIN_LOG_LEVEL: must be debug, info, warn or error, got "loud"
 }
 
 func ExampleHTTP_BaseURL() {

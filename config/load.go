@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -51,12 +52,13 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 		}
 		problems = append(problems, fileProblems...)
 	}
+	set := map[string]string{} // option path -> the variable that set it
 	if env != nil {
-		problems = append(problems, applyEnv(&c, env)...)
+		problems = append(problems, applyEnv(&c, env, set)...)
 	}
 	if err := c.Validate(); err != nil {
 		for _, e := range flatten(err) {
-			problems = append(problems, fromEnvKey(c, e))
+			problems = append(problems, fromEnv(set, fromEnvKey(c, e)))
 		}
 	}
 	if len(problems) > 0 {
@@ -140,76 +142,78 @@ func friendlyYAMLError(msg string) string {
 	return fmt.Sprintf("line %s: unknown field %q in %s", m[1], m[2], section)
 }
 
-// binding ties one environment variable to one option.
+// binding ties one environment variable to one option: field returns a
+// pointer to the option in c (*string, *int, *bool, *time.Duration or
+// *[]string), from which both the parsing and the option's path follow.
 type binding struct {
 	name  string
-	apply func(c *Config, value string) error
+	field func(c *Config) any
 }
 
 // envBindings lists every TOCSIN_* variable except TOCSIN_API_KEY, in the
 // order of the fields they set.
 var envBindings = []binding{
-	{"TOCSIN_HTTP_ADDR", setString(func(c *Config) *string { return &c.HTTP.Addr })},
-	{"TOCSIN_HTTP_PUBLIC_URL", setString(func(c *Config) *string { return &c.HTTP.PublicURL })},
-	{"TOCSIN_HTTP_SHUTDOWN_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.HTTP.ShutdownTimeout })},
-	{"TOCSIN_HTTP_READ_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.HTTP.ReadTimeout })},
-	{"TOCSIN_HTTP_WRITE_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.HTTP.WriteTimeout })},
-	{"TOCSIN_HTTP_IDLE_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.HTTP.IdleTimeout })},
-	{"TOCSIN_REDIS_ADDR", setString(func(c *Config) *string { return &c.Redis.Addr })},
-	{"TOCSIN_REDIS_PASSWORD", setString(func(c *Config) *string { return &c.Redis.Password })},
-	{"TOCSIN_REDIS_DB", setInt(func(c *Config) *int { return &c.Redis.DB })},
-	{"TOCSIN_WORKER_CONCURRENCY", setInt(func(c *Config) *int { return &c.Worker.Concurrency })},
-	{"TOCSIN_WORKER_BATCH_SIZE", setInt(func(c *Config) *int { return &c.Worker.BatchSize })},
-	{"TOCSIN_WORKER_MAX_RETRY", setInt(func(c *Config) *int { return &c.Worker.MaxRetry })},
-	{"TOCSIN_WORKER_SHUTDOWN_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout })},
-	{"TOCSIN_WORKER_LEASE_TTL", setDuration(func(c *Config) *time.Duration { return &c.Worker.LeaseTTL })},
-	{"TOCSIN_LINK_SECRET", setString(func(c *Config) *string { return &c.Auth.LinkSecret })},
-	{"TOCSIN_LOG_LEVEL", setString(func(c *Config) *string { return &c.Log.Level })},
-	{"TOCSIN_LOG_FORMAT", setString(func(c *Config) *string { return &c.Log.Format })},
-	{"TOCSIN_OUTBOX_CAP", setInt(func(c *Config) *int { return &c.Outbox.Cap })},
-	{"TOCSIN_TWILIO_ACCOUNT_SID", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.AccountSID })},
-	{"TOCSIN_TWILIO_AUTH_TOKEN", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.AuthToken })},
-	{"TOCSIN_TWILIO_API_KEY", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.APIKey })},
-	{"TOCSIN_TWILIO_API_SECRET", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.APISecret })},
-	{"TOCSIN_TWILIO_FROM", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.From })},
-	{"TOCSIN_TWILIO_MESSAGING_SERVICE_SID", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.MessagingServiceSID })},
-	{"TOCSIN_TWILIO_BASE_URL", setString(func(c *Config) *string { return &c.Channels.SMS.Twilio.BaseURL })},
-	{"TOCSIN_TWILIO_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.SMS.Twilio.Timeout })},
-	{"TOCSIN_TWILIO_VALIDITY_PERIOD", setDuration(func(c *Config) *time.Duration { return &c.Channels.SMS.Twilio.ValidityPeriod })},
-	{"TOCSIN_SMS_RATE", setString(func(c *Config) *string { return &c.Channels.SMS.Rate })},
-	{"TOCSIN_SMTP_HOST", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.Host })},
-	{"TOCSIN_SMTP_PORT", setInt(func(c *Config) *int { return &c.Channels.Email.SMTP.Port })},
-	{"TOCSIN_SMTP_USERNAME", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.Username })},
-	{"TOCSIN_SMTP_PASSWORD", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.Password })},
-	{"TOCSIN_SMTP_TLS", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.TLS })},
-	{"TOCSIN_SMTP_FROM", setString(func(c *Config) *string { return &c.Channels.Email.SMTP.From })},
-	{"TOCSIN_SMTP_POOL_SIZE", setInt(func(c *Config) *int { return &c.Channels.Email.SMTP.PoolSize })},
-	{"TOCSIN_SMTP_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.Email.SMTP.Timeout })},
-	{"TOCSIN_EMAIL_RATE", setString(func(c *Config) *string { return &c.Channels.Email.Rate })},
-	{"TOCSIN_FCM_CREDENTIALS_FILE", setString(func(c *Config) *string { return &c.Channels.Push.FCM.CredentialsFile })},
-	{"TOCSIN_FCM_PROJECT_ID", setString(func(c *Config) *string { return &c.Channels.Push.FCM.ProjectID })},
-	{"TOCSIN_FCM_ENDPOINT", setString(func(c *Config) *string { return &c.Channels.Push.FCM.Endpoint })},
-	{"TOCSIN_APNS_KEY_FILE", setString(func(c *Config) *string { return &c.Channels.Push.APNs.KeyFile })},
-	{"TOCSIN_APNS_KEY_ID", setString(func(c *Config) *string { return &c.Channels.Push.APNs.KeyID })},
-	{"TOCSIN_APNS_TEAM_ID", setString(func(c *Config) *string { return &c.Channels.Push.APNs.TeamID })},
-	{"TOCSIN_APNS_TOPIC", setString(func(c *Config) *string { return &c.Channels.Push.APNs.Topic })},
-	{"TOCSIN_APNS_HOST", setString(func(c *Config) *string { return &c.Channels.Push.APNs.Host })},
-	{"TOCSIN_WEBPUSH_VAPID_PUBLIC_KEY", setString(func(c *Config) *string { return &c.Channels.Push.WebPush.VAPIDPublicKey })},
-	{"TOCSIN_WEBPUSH_VAPID_PRIVATE_KEY", setString(func(c *Config) *string { return &c.Channels.Push.WebPush.VAPIDPrivateKey })},
-	{"TOCSIN_WEBPUSH_SUBSCRIBER", setString(func(c *Config) *string { return &c.Channels.Push.WebPush.Subscriber })},
-	{"TOCSIN_PUSH_RATE", setString(func(c *Config) *string { return &c.Channels.Push.Rate })},
-	{"TOCSIN_WEBHOOK_ALLOW_HTTP", setBool(func(c *Config) *bool { return &c.Channels.Webhook.AllowHTTP })},
-	{"TOCSIN_WEBHOOK_ALLOW_NETWORKS", setList(func(c *Config) *[]string { return &c.Channels.Webhook.AllowNetworks })},
-	{"TOCSIN_WEBHOOK_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.Timeout })},
-	{"TOCSIN_WEBHOOK_CONNECT_TIMEOUT", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.ConnectTimeout })},
-	{"TOCSIN_WEBHOOK_MAX_RESPONSE_BYTES", setInt(func(c *Config) *int { return &c.Channels.Webhook.MaxResponseBytes })},
-	{"TOCSIN_WEBHOOK_RATE", setInt(func(c *Config) *int { return &c.Channels.Webhook.Rate })},
-	{"TOCSIN_WEBHOOK_RETRY_SPAN", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.RetrySpan })},
-	{"TOCSIN_WEBHOOK_DISABLE_AFTER", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.DisableAfter })},
-	{"TOCSIN_WEBHOOK_ROTATION_OVERLAP", setDuration(func(c *Config) *time.Duration { return &c.Channels.Webhook.RotationOverlap })},
-	{"TOCSIN_LIMITS_PER_RECIPIENT", setString(func(c *Config) *string { return &c.Limits.PerRecipient })},
-	{"TOCSIN_LIMITS_QUIET_HOURS", setString(func(c *Config) *string { return &c.Limits.QuietHours })},
-	{"TOCSIN_LIMITS_FLAP_WINDOW", setDuration(func(c *Config) *time.Duration { return &c.Limits.FlapWindow })},
+	{"TOCSIN_HTTP_ADDR", func(c *Config) any { return &c.HTTP.Addr }},
+	{"TOCSIN_HTTP_PUBLIC_URL", func(c *Config) any { return &c.HTTP.PublicURL }},
+	{"TOCSIN_HTTP_SHUTDOWN_TIMEOUT", func(c *Config) any { return &c.HTTP.ShutdownTimeout }},
+	{"TOCSIN_HTTP_READ_TIMEOUT", func(c *Config) any { return &c.HTTP.ReadTimeout }},
+	{"TOCSIN_HTTP_WRITE_TIMEOUT", func(c *Config) any { return &c.HTTP.WriteTimeout }},
+	{"TOCSIN_HTTP_IDLE_TIMEOUT", func(c *Config) any { return &c.HTTP.IdleTimeout }},
+	{"TOCSIN_REDIS_ADDR", func(c *Config) any { return &c.Redis.Addr }},
+	{"TOCSIN_REDIS_PASSWORD", func(c *Config) any { return &c.Redis.Password }},
+	{"TOCSIN_REDIS_DB", func(c *Config) any { return &c.Redis.DB }},
+	{"TOCSIN_WORKER_CONCURRENCY", func(c *Config) any { return &c.Worker.Concurrency }},
+	{"TOCSIN_WORKER_BATCH_SIZE", func(c *Config) any { return &c.Worker.BatchSize }},
+	{"TOCSIN_WORKER_MAX_RETRY", func(c *Config) any { return &c.Worker.MaxRetry }},
+	{"TOCSIN_WORKER_SHUTDOWN_TIMEOUT", func(c *Config) any { return &c.Worker.ShutdownTimeout }},
+	{"TOCSIN_WORKER_LEASE_TTL", func(c *Config) any { return &c.Worker.LeaseTTL }},
+	{"TOCSIN_LINK_SECRET", func(c *Config) any { return &c.Auth.LinkSecret }},
+	{"TOCSIN_LOG_LEVEL", func(c *Config) any { return &c.Log.Level }},
+	{"TOCSIN_LOG_FORMAT", func(c *Config) any { return &c.Log.Format }},
+	{"TOCSIN_OUTBOX_CAP", func(c *Config) any { return &c.Outbox.Cap }},
+	{"TOCSIN_TWILIO_ACCOUNT_SID", func(c *Config) any { return &c.Channels.SMS.Twilio.AccountSID }},
+	{"TOCSIN_TWILIO_AUTH_TOKEN", func(c *Config) any { return &c.Channels.SMS.Twilio.AuthToken }},
+	{"TOCSIN_TWILIO_API_KEY", func(c *Config) any { return &c.Channels.SMS.Twilio.APIKey }},
+	{"TOCSIN_TWILIO_API_SECRET", func(c *Config) any { return &c.Channels.SMS.Twilio.APISecret }},
+	{"TOCSIN_TWILIO_FROM", func(c *Config) any { return &c.Channels.SMS.Twilio.From }},
+	{"TOCSIN_TWILIO_MESSAGING_SERVICE_SID", func(c *Config) any { return &c.Channels.SMS.Twilio.MessagingServiceSID }},
+	{"TOCSIN_TWILIO_BASE_URL", func(c *Config) any { return &c.Channels.SMS.Twilio.BaseURL }},
+	{"TOCSIN_TWILIO_TIMEOUT", func(c *Config) any { return &c.Channels.SMS.Twilio.Timeout }},
+	{"TOCSIN_TWILIO_VALIDITY_PERIOD", func(c *Config) any { return &c.Channels.SMS.Twilio.ValidityPeriod }},
+	{"TOCSIN_SMS_RATE", func(c *Config) any { return &c.Channels.SMS.Rate }},
+	{"TOCSIN_SMTP_HOST", func(c *Config) any { return &c.Channels.Email.SMTP.Host }},
+	{"TOCSIN_SMTP_PORT", func(c *Config) any { return &c.Channels.Email.SMTP.Port }},
+	{"TOCSIN_SMTP_USERNAME", func(c *Config) any { return &c.Channels.Email.SMTP.Username }},
+	{"TOCSIN_SMTP_PASSWORD", func(c *Config) any { return &c.Channels.Email.SMTP.Password }},
+	{"TOCSIN_SMTP_TLS", func(c *Config) any { return &c.Channels.Email.SMTP.TLS }},
+	{"TOCSIN_SMTP_FROM", func(c *Config) any { return &c.Channels.Email.SMTP.From }},
+	{"TOCSIN_SMTP_POOL_SIZE", func(c *Config) any { return &c.Channels.Email.SMTP.PoolSize }},
+	{"TOCSIN_SMTP_TIMEOUT", func(c *Config) any { return &c.Channels.Email.SMTP.Timeout }},
+	{"TOCSIN_EMAIL_RATE", func(c *Config) any { return &c.Channels.Email.Rate }},
+	{"TOCSIN_FCM_CREDENTIALS_FILE", func(c *Config) any { return &c.Channels.Push.FCM.CredentialsFile }},
+	{"TOCSIN_FCM_PROJECT_ID", func(c *Config) any { return &c.Channels.Push.FCM.ProjectID }},
+	{"TOCSIN_FCM_ENDPOINT", func(c *Config) any { return &c.Channels.Push.FCM.Endpoint }},
+	{"TOCSIN_APNS_KEY_FILE", func(c *Config) any { return &c.Channels.Push.APNs.KeyFile }},
+	{"TOCSIN_APNS_KEY_ID", func(c *Config) any { return &c.Channels.Push.APNs.KeyID }},
+	{"TOCSIN_APNS_TEAM_ID", func(c *Config) any { return &c.Channels.Push.APNs.TeamID }},
+	{"TOCSIN_APNS_TOPIC", func(c *Config) any { return &c.Channels.Push.APNs.Topic }},
+	{"TOCSIN_APNS_HOST", func(c *Config) any { return &c.Channels.Push.APNs.Host }},
+	{"TOCSIN_WEBPUSH_VAPID_PUBLIC_KEY", func(c *Config) any { return &c.Channels.Push.WebPush.VAPIDPublicKey }},
+	{"TOCSIN_WEBPUSH_VAPID_PRIVATE_KEY", func(c *Config) any { return &c.Channels.Push.WebPush.VAPIDPrivateKey }},
+	{"TOCSIN_WEBPUSH_SUBSCRIBER", func(c *Config) any { return &c.Channels.Push.WebPush.Subscriber }},
+	{"TOCSIN_PUSH_RATE", func(c *Config) any { return &c.Channels.Push.Rate }},
+	{"TOCSIN_WEBHOOK_ALLOW_HTTP", func(c *Config) any { return &c.Channels.Webhook.AllowHTTP }},
+	{"TOCSIN_WEBHOOK_ALLOW_NETWORKS", func(c *Config) any { return &c.Channels.Webhook.AllowNetworks }},
+	{"TOCSIN_WEBHOOK_TIMEOUT", func(c *Config) any { return &c.Channels.Webhook.Timeout }},
+	{"TOCSIN_WEBHOOK_CONNECT_TIMEOUT", func(c *Config) any { return &c.Channels.Webhook.ConnectTimeout }},
+	{"TOCSIN_WEBHOOK_MAX_RESPONSE_BYTES", func(c *Config) any { return &c.Channels.Webhook.MaxResponseBytes }},
+	{"TOCSIN_WEBHOOK_RATE", func(c *Config) any { return &c.Channels.Webhook.Rate }},
+	{"TOCSIN_WEBHOOK_RETRY_SPAN", func(c *Config) any { return &c.Channels.Webhook.RetrySpan }},
+	{"TOCSIN_WEBHOOK_DISABLE_AFTER", func(c *Config) any { return &c.Channels.Webhook.DisableAfter }},
+	{"TOCSIN_WEBHOOK_ROTATION_OVERLAP", func(c *Config) any { return &c.Channels.Webhook.RotationOverlap }},
+	{"TOCSIN_LIMITS_PER_RECIPIENT", func(c *Config) any { return &c.Limits.PerRecipient }},
+	{"TOCSIN_LIMITS_QUIET_HOURS", func(c *Config) any { return &c.Limits.QuietHours }},
+	{"TOCSIN_LIMITS_FLAP_WINDOW", func(c *Config) any { return &c.Limits.FlapWindow }},
 }
 
 // UnknownEnv returns the names among environ ("NAME=value" entries, as
@@ -233,19 +237,22 @@ func UnknownEnv(environ []string) []string {
 // envAPIKey appends an operator key named EnvAPIKeyName.
 const envAPIKey = "TOCSIN_API_KEY"
 
-// applyEnv overrides c with every variable env reports as set. A variable
+// applyEnv overrides c with every variable env reports as set, and records
+// in set the path of each option a variable set. A variable
 // set to "" counts as set: it clears a string option and is malformed for a
 // number or a duration.
-func applyEnv(c *Config, env func(string) (string, bool)) []error {
+func applyEnv(c *Config, env func(string) (string, bool), set map[string]string) []error {
 	var problems []error
 	for _, b := range envBindings {
 		v, ok := env(b.name)
 		if !ok {
 			continue
 		}
-		if err := b.apply(c, v); err != nil {
+		if err := b.set(c, v); err != nil {
 			problems = append(problems, problem(b.name, "%v", err))
+			continue
 		}
+		set[b.path()] = b.name
 	}
 	if v, ok := env(envAPIKey); ok {
 		if v == "" {
@@ -257,59 +264,94 @@ func applyEnv(c *Config, env func(string) (string, bool)) []error {
 	return problems
 }
 
-func setString(field func(*Config) *string) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		*field(c) = v
-		return nil
-	}
-}
-
-func setInt(field func(*Config) *int) func(*Config, string) error {
-	return func(c *Config, v string) error {
+// set parses v into the option b points at in c.
+func (b binding) set(c *Config, v string) error {
+	switch p := b.field(c).(type) {
+	case *string:
+		*p = v
+	case *int:
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {
 			return fmt.Errorf("must be an integer, got %q", v)
 		}
-		*field(c) = n
-		return nil
-	}
-}
-
-func setDuration(field func(*Config) *time.Duration) func(*Config, string) error {
-	return func(c *Config, v string) error {
+		*p = n
+	case *time.Duration:
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil {
 			return fmt.Errorf("must be a duration like 15s or 1m30s, got %q", v)
 		}
-		*field(c) = d
-		return nil
-	}
-}
-
-func setBool(field func(*Config) *bool) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		*p = d
+	case *bool:
+		t, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
 			return fmt.Errorf("must be true or false, got %q", v)
 		}
-		*field(c) = b
-		return nil
-	}
-}
-
-// setList splits a comma-separated value, trimming spaces and dropping
-// empty items: "" clears the list.
-func setList(field func(*Config) *[]string) func(*Config, string) error {
-	return func(c *Config, v string) error {
+		*p = t
+	case *[]string:
+		// A comma-separated list, items trimmed, empty ones dropped: ""
+		// clears the list.
 		var items []string
 		for item := range strings.SplitSeq(v, ",") {
 			if item = strings.TrimSpace(item); item != "" {
 				items = append(items, item)
 			}
 		}
-		*field(c) = items
-		return nil
+		*p = items
+	default:
+		panic(fmt.Sprintf("config: %s binds an option of type %T", b.name, p))
 	}
+	return nil
+}
+
+// path returns the option b sets as Validate names it ("redis.db"), found
+// by the address of the field in a Config and the yaml tags on the way.
+func (b binding) path() string {
+	var c Config
+	want := reflect.ValueOf(b.field(&c)).Pointer()
+	if p, ok := fieldPath(reflect.ValueOf(&c).Elem(), want, ""); ok {
+		return p
+	}
+	panic("config: no option at the field " + b.name + " binds")
+}
+
+func fieldPath(v reflect.Value, addr uintptr, prefix string) (string, bool) {
+	t := v.Type()
+	for i := range t.NumField() {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		f := v.Field(i)
+		p := prefix + tag
+		if f.Addr().Pointer() == addr && f.Kind() != reflect.Struct {
+			return p, true
+		}
+		if f.Kind() == reflect.Struct {
+			if got, ok := fieldPath(f, addr, p+"."); ok {
+				return got, true
+			}
+		}
+	}
+	return "", false
+}
+
+// fromEnv names the variable that set an option, not the option, in a
+// problem Validate found with it: that is what the operator wrote. Options
+// inside the variable's (a list's items) keep their path in parentheses.
+func fromEnv(set map[string]string, err error) error {
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	for path, name := range set {
+		switch {
+		case fe.Field == path:
+			return &FieldError{Field: name, Message: fe.Message}
+		case strings.HasPrefix(fe.Field, path+".") || strings.HasPrefix(fe.Field, path+"["):
+			return &FieldError{Field: name + " (" + fe.Field + ")", Message: fe.Message}
+		}
+	}
+	return err
 }
 
 // flatten returns the errors joined in err, or err alone.

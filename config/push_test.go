@@ -216,10 +216,10 @@ func TestLoadPushProblems(t *testing.T) {
 		`TOCSIN_WEBHOOK_ALLOW_HTTP: must be true or false, got "yes"`,
 		`TOCSIN_WEBHOOK_RATE: must be an integer, got "fast"`,
 		`TOCSIN_WEBHOOK_RETRY_SPAN: must be a duration`,
-		"channels.push.apns.topic: set channels.push.apns.key_file or remove channels.push.apns.topic (without key_file, APNs is off)",
+		"TOCSIN_APNS_TOPIC: set channels.push.apns.key_file or remove channels.push.apns.topic (without key_file, APNs is off)",
 		"channels.push.webpush.vapid_public_key: is required with channels.push.webpush.vapid_private_key",
 		"channels.push.webpush.subscriber: is required with channels.push.webpush.vapid_private_key",
-		"channels.webhook.max_response_bytes: must be between 1 and 1048576, got 0",
+		"TOCSIN_WEBHOOK_MAX_RESPONSE_BYTES: must be between 1 and 1048576, got 0",
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {

@@ -10,8 +10,9 @@ N ?= 100000
 run:
 	$(GO) run ./cmd/tocsin serve
 
-# Tests start their own redis-server on a free port (internal/redistest); they
-# fail without one, so install it first when it is missing.
+# Tests start their own redis-server on a free port (internal/redistest) and
+# paste the README tour into bash with curl and jq; they fail without them, so
+# install them first when missing.
 test: redis-server
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
@@ -32,12 +33,17 @@ lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Installs Debian's redis-server when neither $TOCSIN_REDIS_SERVER nor PATH has one.
+# Installs what the tests run and is missing, with Debian's packages: redis-server
+# (unless $TOCSIN_REDIS_SERVER names one), and jq and curl, which the README tour
+# test (cmd/tocsin/readme_test.go) pastes the tour into bash with.
 redis-server:
-	@if [ -z "$$TOCSIN_REDIS_SERVER" ] && ! command -v redis-server >/dev/null 2>&1; then \
-		echo "redis-server not found: installing Debian's redis-server package"; \
+	@missing=; \
+	if [ -z "$$TOCSIN_REDIS_SERVER" ] && ! command -v redis-server >/dev/null 2>&1; then missing="$$missing redis-server"; fi; \
+	for tool in jq curl; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "not found:$$missing: installing Debian's packages"; \
 		if [ "$$(id -u)" -eq 0 ]; then sudo=; \
 		elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
-		else echo "redis-server is missing and this user cannot install it: run 'apt-get install redis-server' as root" >&2; exit 1; fi; \
-		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; \
+		else echo "missing:$$missing, and this user cannot install it: run 'apt-get install$$missing' as root" >&2; exit 1; fi; \
+		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi

@@ -84,7 +84,7 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 		if c.json {
 			return c.printJSON(raw)
 		}
-		return c.printSample(&s)
+		return c.printSample(&s, "template")
 	}
 	if err := notWith("without --template", "locale", "kind", "timezone", "eta"); err != nil {
 		return err
@@ -176,9 +176,13 @@ func (c *client) printPreview(p *dispatcher.BroadcastPreview, notice bool) error
 		return err
 	}
 	fmt.Fprintf(w, "\nSamples, one per locale and channel (%d):\n", len(p.Samples))
+	other := "template" // what a sample without the operator's text reads
+	if notice {
+		other = "English text"
+	}
 	for i := range p.Samples {
 		fmt.Fprintln(w)
-		if err := c.printSample(&p.Samples[i]); err != nil {
+		if err := c.printSample(&p.Samples[i], other); err != nil {
 			return err
 		}
 	}
@@ -186,8 +190,9 @@ func (c *client) printPreview(p *dispatcher.BroadcastPreview, notice bool) error
 }
 
 // printSample shows one rendered message: a heading line, then the title
-// and body as sent, indented.
-func (c *client) printSample(s *dispatcher.Sample) error {
+// and body as sent, indented. other names the text of a sample that is
+// not the operator's.
+func (c *client) printSample(s *dispatcher.Sample, other string) error {
 	head := []string{string(s.Channel), s.Locale}
 	if s.RenderedLocale != "" && s.RenderedLocale != s.Locale {
 		head[1] += " (text: " + s.RenderedLocale + ")"
@@ -196,7 +201,7 @@ func (c *client) printSample(s *dispatcher.Sample) error {
 	if s.OperatorText {
 		head = append(head, "operator text")
 	} else {
-		head = append(head, "template")
+		head = append(head, other)
 	}
 	if s.Segments > 0 {
 		unit := "segments"

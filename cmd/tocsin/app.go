@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -64,44 +65,25 @@ type Main struct {
 	// PushHTTPClient, when set, carries FCM's requests (tests trust their
 	// local fake's certificate with it).
 	PushHTTPClient *http.Client
+
+	// usageHint is the usage of the command being run, printed after a
+	// usage error (a Main runs one command at a time).
+	usageHint string
 }
 
-// usageError makes Run exit 2.
+// usageError makes Run exit 2 and print the command's usage.
 type usageError struct{ error }
 
-const usage = `tocsin tells customers and merchants about outages.
-
-Usage:
-  tocsin serve [--config FILE] [--role all|api|worker]
-  tocsin bench [--recipients N] [--redis HOST:PORT] [--naive=true]
-  tocsin bench --rates [--sms N] [--sms-rate 50/s] [--workers N] [--redis HOST:PORT]
-  tocsin version
-
-Operator client (--server URL, default $TOCSIN_SERVER or http://localhost:8080;
---key KEY, default $TOCSIN_API_KEY; --json prints the server's answer):
-  tocsin incident open --title T --severity S [--service S]... [--region R]... [--state ST]
-                       [--param k=v]... [--message locale=text]... [--idempotency-key K]
-  tocsin incident update ID [--state S] [--param k=v]... [--message locale=text]...
-  tocsin incident show ID
-  tocsin incident list [--state S] [--limit N]
-  tocsin broadcast show ID [--wait] [--timeout 5m]
-  tocsin broadcast send --title T --message en=text [--message locale=text]... [--service S]...
-                        [--region R]... [--channel C]... [--priority bulk|low|normal|critical]
-  tocsin broadcast list [--limit N]
-  tocsin broadcast cancel ID
-  tocsin recipients import FILE|-
-  tocsin outbox [--recipient ID] [--limit N]
-
-Configuration: config.example.yaml and docs/configuration.md.
-`
-
-// Run runs one subcommand and returns the process exit code: 0 on success,
-// 2 for bad usage or configuration, 1 for any other failure.
+// Run runs one subcommand and returns the process exit code: 0 on success
+// (and for --help, printed on standard output), 2 for bad usage or
+// configuration (the error, then the usage, on standard error), 1 for any
+// other failure.
 func (m *Main) Run(ctx context.Context, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, usage)
+		fmt.Fprint(m.Stderr, topUsage())
 		return 2
 	}
+	m.usageHint = ""
 	var err error
 	switch args[0] {
 	case "serve":
@@ -112,14 +94,24 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.incident(ctx, args[1:])
 	case "broadcast":
 		err = m.broadcast(ctx, args[1:])
+	case "preview":
+		err = m.preview(ctx, args[1:])
 	case "recipients":
 		err = m.recipients(ctx, args[1:])
+	case "webhooks":
+		err = m.webhooks(ctx, args[1:])
+	case "deliveries":
+		err = m.deliveries(ctx, args[1:])
 	case "outbox":
 		err = m.outbox(ctx, args[1:])
 	case "version":
-		fmt.Fprintln(m.Stdout, "tocsin", Version)
-	case "help", "-h", "--help":
-		fmt.Fprint(m.Stdout, usage)
+		err = m.version(args[1:])
+	case "help", "-h", "--help", "-help":
+		if len(args) > 1 && args[0] == "help" {
+			// tocsin help incident open = tocsin incident open --help
+			return m.Run(ctx, append(slices.Clone(args[1:]), "--help"))
+		}
+		fmt.Fprint(m.Stdout, topUsage())
 	default:
 		err = usageError{fmt.Errorf("unknown command %q", args[0])}
 	}
@@ -130,6 +122,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		return 0
 	case errors.As(err, &ue):
 		fmt.Fprintf(m.Stderr, "tocsin: %v\n", err)
+		if m.usageHint == "" {
+			m.usageHint = topUsage()
+		}
+		fmt.Fprint(m.Stderr, m.usageHint)
 		return 2
 	default:
 		fmt.Fprintf(m.Stderr, "tocsin: %v\n", err)

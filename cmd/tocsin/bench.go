@@ -45,21 +45,23 @@ func (r benchResult) keptPer() float64 {
 // attempts) and once with the naive design (one asynq task per delivery,
 // i.e. the same pipeline with a batch size of one), on the same Redis.
 func (m *Main) bench(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("bench", "bench [--recipients N] [--redis HOST:PORT] [--flush] [--naive=true] [--latency [--samples N] [--sink-delay D]] [--rates [--sms N] [--sms-rate R] [--workers N]]")
-	n := fs.Int("recipients", 100000, "recipients to seed (every one is in the audience)")
-	addr := fs.String("redis", "", "Redis address host:port (default $TOCSIN_REDIS_ADDR); its database is flushed")
-	db := fs.Int("db", 0, "Redis database number")
-	batch := fs.Int("batch", 500, "recipients per batch task in Tocsin's design")
-	conc := fs.Int("concurrency", 10, "worker concurrency (asynq)")
-	naive := fs.Bool("naive", true, "also measure the naive design (one asynq task per delivery)")
-	flush := fs.Bool("flush", false, "flush a non-empty database first (the bench refuses to touch data otherwise)")
-	latency := fs.Bool("latency", false, "measure instead the time from a critical update to its first provider call while a minor broadcast of --recipients drains")
-	samples := fs.Int("samples", 50, "critical updates to time with --latency")
-	perCall := fs.Duration("sink-delay", 200*time.Millisecond, "with --latency: how long the sink takes per call (keeps the workers busy)")
-	rates := fs.Bool("rates", false, "measure instead the shared SMS rate in real time: --sms SMS at --sms-rate to the strict Twilio fake, from this process, then from --workers `tocsin serve --role worker` processes")
-	nSMS := fs.Int("sms", 1000, "with --rates: SMS per run")
-	smsRate := fs.String("sms-rate", "50/s", "with --rates: the SMS rate, per second (the fake's limit too)")
-	workers := fs.Int("workers", 3, "with --rates: worker processes of the second run (0: none)")
+	fs := m.newFlagSet("bench", "")
+	// Every mode: where, and whether data may be flushed.
+	addr := fs.String("redis", "", "the Redis to measure, `HOST:PORT` (default $TOCSIN_REDIS_ADDR). The bench fills database --db and empties it when done")
+	db := fs.Int("db", 0, "the Redis database number")
+	flush := fs.Bool("flush", false, "allow a database that holds keys: they are deleted (without --flush the bench refuses such a database)")
+	// The fan-out (default) and --latency.
+	n := fs.Int("recipients", 100000, "recipients to seed, every one in the audience (fan-out and --latency)")
+	conc := fs.Int("concurrency", 10, "worker concurrency, asynq's (fan-out and --latency)")
+	batch := fs.Int("batch", 500, "recipients per batch task in Tocsin's design (fan-out only)")
+	naive := fs.Bool("naive", true, "also measure the naive design, one asynq task per delivery (fan-out only)")
+	latency := fs.Bool("latency", false, "measure instead the time from a critical update to its first provider call while a minor broadcast to --recipients drains")
+	samples := fs.Int("samples", 50, "critical updates to time (--latency only)")
+	perCall := fs.Duration("sink-delay", 200*time.Millisecond, "how long the sink takes per call, to keep the workers busy (--latency only)")
+	rates := fs.Bool("rates", false, "measure instead the shared SMS rate in real time: --sms messages at --sms-rate to a strict Twilio fake, from this process, then from --workers worker processes (tocsin serve --role worker)")
+	nSMS := fs.Int("sms", 1000, "SMS per run (--rates only)")
+	smsRate := fs.String("sms-rate", "50/s", "the SMS rate, `N/s`, and the fake's limit (--rates only)")
+	workers := fs.Int("workers", 3, "worker processes of the second run, 0 for none (--rates only)")
 	if _, err := fs.parse(args, 0, ""); err != nil {
 		return err
 	}

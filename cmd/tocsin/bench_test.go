@@ -20,8 +20,8 @@ func runMain(ctx context.Context, env map[string]string, args ...string) (int, s
 }
 
 // TestServeAndBenchFlags: serve and bench parse their flags as the client
-// subcommands do: -h prints the usage and exits 0, a bad flag exits 2 and
-// is reported once.
+// subcommands do: -h prints the usage on standard output and exits 0, a
+// bad flag exits 2 and is reported once.
 func TestServeAndBenchFlags(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -29,20 +29,24 @@ func TestServeAndBenchFlags(t *testing.T) {
 		code  int
 		wants []string
 	}{
-		{[]string{"serve", "-h"}, 0, []string{"Usage: tocsin serve", "-role"}},
-		{[]string{"serve", "--help"}, 0, []string{"Usage: tocsin serve", "-config"}},
-		{[]string{"bench", "-h"}, 0, []string{"Usage: tocsin bench", "-samples"}},
-		{[]string{"serve", "--bogus"}, 2, []string{"tocsin: serve: flag provided but not defined: -bogus (see tocsin serve -h)"}},
+		{[]string{"serve", "-h"}, 0, []string{"Usage: tocsin serve", "--role"}},
+		{[]string{"serve", "--help"}, 0, []string{"Usage: tocsin serve", "--config"}},
+		{[]string{"bench", "-h"}, 0, []string{"Usage: tocsin bench", "--samples"}},
+		{[]string{"serve", "--bogus"}, 2, []string{"tocsin: serve: flag provided but not defined: --bogus\nUsage: tocsin serve"}},
 		{[]string{"serve", "extra"}, 2, []string{"serve takes no arguments"}},
 		{[]string{"bench", "--recipients", "many"}, 2, []string{"tocsin: bench: invalid value"}},
 		// Refused before any connection: port 1 is never dialled.
 		{[]string{"bench", "--redis", "127.0.0.1:1", "--latency", "--samples", "0"}, 2, []string{"--samples must be at least 1"}},
 	} {
-		code, _, stderr := runMain(t.Context(), nil, tc.args...)
+		code, stdout, stderr := runMain(t.Context(), nil, tc.args...)
 		if code != tc.code {
 			t.Errorf("tocsin %s exited %d, want %d; stderr:\n%s", strings.Join(tc.args, " "), code, tc.code, stderr)
 		}
-		mustContain(t, "tocsin "+strings.Join(tc.args, " "), stderr, tc.wants...)
+		out := stderr // help goes to standard output, errors to standard error
+		if tc.code == 0 {
+			out = stdout
+		}
+		mustContain(t, "tocsin "+strings.Join(tc.args, " "), out, tc.wants...)
 		if strings.Contains(stderr, "help requested") || strings.Count(stderr, "flag provided but not defined") > 1 {
 			t.Errorf("tocsin %s reports flag.ErrHelp or a bad flag twice:\n%s", strings.Join(tc.args, " "), stderr)
 		}

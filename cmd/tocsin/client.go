@@ -1,8 +1,9 @@
 package main
 
-// The operator client subcommands: incident, broadcast, recipients and
-// outbox. They talk to a running `tocsin serve` over its REST API
-// (docs/api.md) with nothing but net/http and encoding/json.
+// The operator client subcommands: incident, broadcast, recipients import
+// and outbox; the others are in cli_*.go. They talk to a running `tocsin
+// serve` over its REST API (docs/api.md) with nothing but net/http and
+// encoding/json.
 
 import (
 	"bytes"
@@ -91,7 +92,7 @@ type clientFlags struct {
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	// The defaults are resolved after parsing so that -h never prints the
 	// key taken from the environment.
-	fs.StringVar(&c.server, "server", "", "server URL (default $TOCSIN_SERVER, else "+defaultServer+")")
+	fs.StringVar(&c.server, "server", "", "server `URL` (default $TOCSIN_SERVER, else "+defaultServer+")")
 	fs.StringVar(&c.key, "key", "", "API key (default $TOCSIN_API_KEY)")
 	fs.BoolVar(&c.json, "json", false, "print the server's JSON answer as is")
 }
@@ -271,6 +272,11 @@ func (m *Main) newFlagSet(name, synopsis string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
+	if d, ok := docOf(name); ok && synopsis == "" {
+		synopsis = d.synopsis()
+	}
+	// A usage error from here on shows this command's synopsis.
+	m.usageHint = "Usage: tocsin " + wrapSynopsis(synopsis, 14, usageWidth) + "\nRun 'tocsin " + name + " --help' for its flags.\n"
 	return &flagSet{FlagSet: fs, synopsis: synopsis, m: m}
 }
 
@@ -286,7 +292,12 @@ func (m *Main) newClientFlagSet(name, synopsis string) *flagSet {
 // client parses args as parse does and returns the client --server and
 // --key ask for, with the positional arguments.
 func (fs *flagSet) client(args []string, want int, names string) (*client, []string, error) {
-	pos, err := fs.parse(args, want, names)
+	return fs.clientRange(args, want, want, names)
+}
+
+// clientRange is client for least to most positional arguments.
+func (fs *flagSet) clientRange(args []string, least, most int, names string) (*client, []string, error) {
+	pos, err := fs.parseRange(args, least, most, names)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -297,25 +308,48 @@ func (fs *flagSet) client(args []string, want int, names string) (*client, []str
 	return c, pos, nil
 }
 
-func (fs *flagSet) printUsage() {
-	fmt.Fprintf(fs.m.Stderr, "Usage: tocsin %s\n\nFlags:\n", fs.synopsis)
-	fs.SetOutput(fs.m.Stderr)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
+// printUsage writes the command's help: its synopsis, what it does, and
+// its flags written --flag (see writeFlags).
+func (fs *flagSet) printUsage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: tocsin %s\n", wrapSynopsis(fs.synopsis, 14, usageWidth))
+	if d, ok := docOf(fs.Name()); ok {
+		fmt.Fprintf(w, "\n%s\n", wrap(d.about(), 0, usageWidth))
+	}
+	var own, common []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) {
+		if fs.cf != nil && isClientFlag(f.Name) {
+			common = append(common, f)
+		} else {
+			own = append(own, f)
+		}
+	})
+	if len(own) > 0 {
+		fmt.Fprint(w, "\nFlags:\n")
+		writeFlags(w, own)
+	}
+	if len(common) > 0 {
+		fmt.Fprint(w, "\nServer flags (every client command):\n")
+		writeFlags(w, common)
+	}
 }
 
 // parse parses flags that may come before, between or after the
 // positional arguments (`incident update ID --state resolved`), and checks
 // that there are exactly want of those, described by names.
 func (fs *flagSet) parse(args []string, want int, names string) ([]string, error) {
+	return fs.parseRange(args, want, want, names)
+}
+
+// parseRange is parse for least to most positional arguments.
+func (fs *flagSet) parseRange(args []string, least, most int, names string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.printUsage()
+				fs.printUsage(fs.m.Stdout)
 				return nil, err
 			}
-			return nil, usageError{fmt.Errorf("%s: %w (see tocsin %s -h)", fs.Name(), err, fs.Name())}
+			return nil, usageError{fmt.Errorf("%s: %s", fs.Name(), doubleDash(err))}
 		}
 		rest := fs.Args()
 		consumed := len(args) - len(rest)
@@ -329,8 +363,8 @@ func (fs *flagSet) parse(args []string, want int, names string) ([]string, error
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
-	if len(pos) != want {
-		if want == 0 {
+	if len(pos) < least || len(pos) > most {
+		if most == 0 {
 			return nil, usageError{fmt.Errorf("%s takes no arguments, got %q", fs.Name(), pos)}
 		}
 		return nil, usageError{fmt.Errorf("%s needs %s", fs.Name(), names)}
@@ -346,8 +380,14 @@ func helpShown(err error) error {
 	return err
 }
 
-// subcommand picks the verb of a command such as `incident open`.
-func subcommand(cmd string, args []string, verbs ...string) (string, []string, error) {
+// subcommand picks the verb of a command such as `incident open`. Without
+// one, or with -h, --help or help, it prints the command's verbs.
+func (m *Main) subcommand(cmd string, args []string, verbs ...string) (string, []string, error) {
+	m.usageHint = groupUsage(cmd)
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
+		fmt.Fprint(m.Stdout, groupUsage(cmd))
+		return "", nil, flag.ErrHelp
+	}
 	if len(args) == 0 || !slices.Contains(verbs, args[0]) {
 		got := "nothing"
 		if len(args) > 0 {
@@ -360,7 +400,7 @@ func subcommand(cmd string, args []string, verbs ...string) (string, []string, e
 
 // incident runs `tocsin incident open|update|show|list`.
 func (m *Main) incident(ctx context.Context, args []string) error {
-	verb, args, err := subcommand("incident", args, "open", "update", "show", "list")
+	verb, args, err := m.subcommand("incident", args, "open", "update", "show", "list")
 	if err != nil {
 		return err
 	}
@@ -555,7 +595,7 @@ func (m *Main) incidentList(ctx context.Context, args []string) error {
 
 // broadcast runs `tocsin broadcast show|send|list|cancel`.
 func (m *Main) broadcast(ctx context.Context, args []string) error {
-	verb, args, err := subcommand("broadcast", args, "show", "send", "list", "cancel")
+	verb, args, err := m.subcommand("broadcast", args, "show", "send", "list", "cancel")
 	if err != nil {
 		return err
 	}
@@ -787,12 +827,8 @@ func (c *client) printBroadcast(raw []byte, b *dispatcher.Broadcast) error {
 	return err
 }
 
-// recipients runs `tocsin recipients import`.
-func (m *Main) recipients(ctx context.Context, args []string) error {
-	_, args, err := subcommand("recipients", args, "import")
-	if err != nil {
-		return err
-	}
+// recipientsImport runs `tocsin recipients import`.
+func (m *Main) recipientsImport(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("recipients import", "recipients import FILE|-")
 	c, pos, err := fs.client(args, 1, "an NDJSON file (or - for standard input)")
 	if err != nil {

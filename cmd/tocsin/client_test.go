@@ -178,7 +178,7 @@ func TestClient(t *testing.T) {
 	c.mustRun(2, "incident", "frobnicate")
 	c.mustRun(2, "broadcast", "show", bcID, "--timeout", "soon")
 	r = c.mustRun(0, "incident", "open", "-h") // the help lists defaults: never the key
-	mustContain(t, "help", r.stderr, "Usage: tocsin incident open", "-severity")
+	mustContain(t, "help", r.stdout, "Usage: tocsin incident open", "--severity")
 	r = c.mustRun(2, "incident", "open", "--title", "t", "--severity", "minor", "--bogus")
 	if strings.Count(r.stderr, "flag provided but not defined") != 1 {
 		t.Errorf("a bad flag is not reported exactly once:\n%s", r.stderr)

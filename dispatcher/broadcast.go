@@ -314,6 +314,10 @@ type RecipientStore interface {
 	// and regions (as a broadcast would select them), chunk ids at a time,
 	// and returns how many there were.
 	ScanAudience(ctx context.Context, services, regions []string, chunk int, fn func(ids []string) error) (int, error)
+	// ListRecipients returns one page of the recipients matching f (f is
+	// normalized; Limit is set). A malformed cursor is a ValidationError
+	// at query.cursor.
+	ListRecipients(ctx context.Context, f RecipientFilter) (*RecipientPage, error)
 	// RecipientsByPhone returns the recipients with an E.164 number.
 	RecipientsByPhone(ctx context.Context, phone string) ([]*Recipient, error)
 	// OptedOut reports, per channel and address (E.164 number for sms,

@@ -96,13 +96,23 @@ func (s *Service) GetRecipient(ctx context.Context, id string) (*Recipient, erro
 	return r, s.showAddressOptOuts(ctx, r)
 }
 
-// showAddressOptOuts adds to r.OptOut the channels whose address (phone,
-// email) opted out, as the fan-out treats them.
-func (s *Service) showAddressOptOuts(ctx context.Context, r *Recipient) error {
+// showAddressOptOuts adds to each recipient's OptOut the channels whose
+// address (phone, email) opted out, as the fan-out treats them: one
+// OptedOut call for all of rs.
+func (s *Service) showAddressOptOuts(ctx context.Context, rs ...*Recipient) error {
 	addrs := map[Channel][]string{}
-	for _, ch := range []Channel{ChannelSMS, ChannelEmail} {
-		if a := addressOf(r, ch); a != "" {
-			addrs[ch] = []string{a}
+	owners := map[Channel][]*Recipient{}
+	var asked []*Recipient // those with an address, in order
+	for _, r := range rs {
+		n := len(asked)
+		for _, ch := range []Channel{ChannelSMS, ChannelEmail} {
+			if a := addressOf(r, ch); a != "" {
+				addrs[ch] = append(addrs[ch], a)
+				owners[ch] = append(owners[ch], r)
+				if len(asked) == n {
+					asked = append(asked, r)
+				}
+			}
 		}
 	}
 	if len(addrs) == 0 {
@@ -110,14 +120,21 @@ func (s *Service) showAddressOptOuts(ctx context.Context, r *Recipient) error {
 	}
 	out, err := s.Recipients.OptedOut(ctx, addrs)
 	if err != nil {
-		return fmt.Errorf("opt-outs of %s: %w", r.ID, err)
+		if len(rs) == 1 {
+			return fmt.Errorf("opt-outs of %s: %w", rs[0].ID, err)
+		}
+		return fmt.Errorf("opt-outs of %d recipients: %w", len(rs), err)
 	}
 	for ch, flags := range out {
-		if len(flags) == 1 && flags[0] && !slices.Contains(r.OptOut, ch) {
-			r.OptOut = append(r.OptOut, ch)
+		for i, r := range owners[ch] {
+			if i < len(flags) && flags[i] && !slices.Contains(r.OptOut, ch) {
+				r.OptOut = append(r.OptOut, ch)
+			}
 		}
 	}
-	slices.Sort(r.OptOut)
+	for _, r := range asked {
+		slices.Sort(r.OptOut)
+	}
 	return nil
 }
 
@@ -127,6 +144,98 @@ func (s *Service) DeleteRecipient(ctx context.Context, id string) error {
 		return notFoundID("recipient", id)
 	}
 	return s.Recipients.DeleteRecipient(ctx, id)
+}
+
+// Page sizes of ListRecipients.
+const (
+	DefaultRecipientPage = 100
+	MaxRecipientPage     = 1000
+)
+
+// RecipientFilter selects the recipients ListRecipients pages through.
+// Empty fields select everything.
+type RecipientFilter struct {
+	// Service keeps the recipients that use it; a recipient that listed
+	// no service uses all, as in a broadcast's audience.
+	Service string
+	// Region keeps the recipients in it; a recipient that listed no
+	// region is everywhere.
+	Region string
+	Kind   Kind
+	// Locale keeps the recipients whose locale is this BCP 47 tag
+	// (canonicalized as stored: de-ch is de-CH); exact, no fallback.
+	Locale string
+	// Channel keeps the recipients that have an address for it: a phone
+	// (sms), an email, a push token, a webhook endpoint (webhook, enabled
+	// or not). Opt-outs do not matter: opt_out shows them.
+	Channel Channel
+	// Cursor is the NextCursor of the previous page, opaque; empty starts
+	// at the beginning.
+	Cursor string
+	// Limit is the page size: 0 is DefaultRecipientPage, at most
+	// MaxRecipientPage.
+	Limit int
+}
+
+// RecipientPage is one page of recipients. A page may hold fewer than
+// Limit recipients, even none, while NextCursor is not empty: keep going
+// until it is.
+type RecipientPage struct {
+	Recipients []*Recipient `json:"recipients"`
+	NextCursor string       `json:"next_cursor,omitempty"`
+}
+
+// Normalize canonicalizes f's locale and limit and reports every invalid
+// field, named as the query parameters of GET /v1/recipients
+// (query.service, ...). The cursor is the store's to check.
+func (f *RecipientFilter) Normalize() error {
+	v := &ValidationError{}
+	if f.Service != "" && !labelPattern.MatchString(f.Service) {
+		v.add("query.service", "must be a service: 1-64 characters of letters, digits and _.:-", f.Service)
+	}
+	if f.Region != "" && !labelPattern.MatchString(f.Region) {
+		v.add("query.region", "must be a region: 1-64 characters of letters, digits and _.:-", f.Region)
+	}
+	if f.Kind != "" && f.Kind != KindCustomer && f.Kind != KindMerchant {
+		v.add("query.kind", `must be "customer" or "merchant"`, f.Kind)
+	}
+	if f.Locale != "" {
+		if loc, err := CanonicalLocale(f.Locale); err != nil {
+			v.add("query.locale", "must be a BCP 47 language tag such as de-CH", f.Locale)
+		} else {
+			f.Locale = loc
+		}
+	}
+	if f.Channel != "" && !f.Channel.Valid() {
+		v.add("query.channel", "must be one of sms, email, push, webhook", f.Channel)
+	}
+	switch {
+	case f.Limit == 0:
+		f.Limit = DefaultRecipientPage
+	case f.Limit < 0 || f.Limit > MaxRecipientPage:
+		v.add("query.limit", fmt.Sprintf("must be 1-%d", MaxRecipientPage), f.Limit)
+	}
+	return v.orNil()
+}
+
+// ListRecipients pages through the recipients that match f, each shown as
+// GetRecipient shows it (with the opt-outs of its addresses). A malformed
+// cursor is a ValidationError at query.cursor.
+func (s *Service) ListRecipients(ctx context.Context, f RecipientFilter) (*RecipientPage, error) {
+	if err := f.Normalize(); err != nil {
+		return nil, err
+	}
+	page, err := s.Recipients.ListRecipients(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if page.Recipients == nil {
+		page.Recipients = []*Recipient{}
+	}
+	if err := s.showAddressOptOuts(ctx, page.Recipients...); err != nil {
+		return nil, err
+	}
+	return page, nil
 }
 
 // ImportReport is the answer to an NDJSON import.

@@ -28,6 +28,7 @@ type Service interface {
 	PutRecipient(ctx context.Context, r *dispatcher.Recipient) (*dispatcher.Recipient, error)
 	GetRecipient(ctx context.Context, id string) (*dispatcher.Recipient, error)
 	DeleteRecipient(ctx context.Context, id string) error
+	ListRecipients(ctx context.Context, f dispatcher.RecipientFilter) (*dispatcher.RecipientPage, error)
 	ImportRecipients(ctx context.Context, r io.Reader, chunk int) (*dispatcher.ImportReport, error)
 	OpenIncident(ctx context.Context, in dispatcher.IncidentInput, idemKey string) (*dispatcher.UpdateResult, error)
 	PostUpdate(ctx context.Context, incidentID string, in dispatcher.UpdateInput, idemKey string) (*dispatcher.UpdateResult, error)

@@ -109,6 +109,13 @@ func (f *fakeService) DeleteRecipient(_ context.Context, id string) error {
 	return nil
 }
 
+func (f *fakeService) ListRecipients(_ context.Context, fl dispatcher.RecipientFilter) (*dispatcher.RecipientPage, error) {
+	if err := f.record(fmt.Sprintf("ListRecipients(%+v)", fl)); err != nil {
+		return nil, err
+	}
+	return &dispatcher.RecipientPage{Recipients: []*dispatcher.Recipient{}}, nil
+}
+
 func (f *fakeService) ImportRecipients(_ context.Context, r io.Reader, chunk int) (*dispatcher.ImportReport, error) {
 	if err := f.record("ImportRecipients"); err != nil {
 		return nil, err

@@ -107,6 +107,42 @@ type recipientOutput struct {
 	Body *dispatcher.Recipient
 }
 
+type listRecipientsInput struct {
+	Service string             `query:"service" doc:"Only recipients that use this service; a recipient that listed no service uses all and is included." example:"twint"`
+	Region  string             `query:"region" doc:"Only recipients in this region; a recipient that listed no region is everywhere and is included." example:"CH"`
+	Kind    dispatcher.Kind    `query:"kind" enum:"customer,merchant" doc:"Only recipients of this kind."`
+	Locale  string             `query:"locale" doc:"Only recipients with exactly this locale (a BCP 47 tag, canonicalized as stored: de-ch is de-CH; no fallback, de does not include de-CH)." example:"de-CH"`
+	Channel dispatcher.Channel `query:"channel" enum:"sms,email,push,webhook" doc:"Only recipients that have an address for this channel: a phone (sms), an email, a push token, a webhook endpoint (webhook). Opt-outs do not exclude anyone; opt_out shows them."`
+	Cursor  string             `query:"cursor" doc:"next_cursor of the previous page, sent with the same filters; empty starts at the beginning."`
+	Limit   int                `query:"limit" default:"100" minimum:"1" maximum:"1000"`
+}
+
+func (in *listRecipientsInput) filter() dispatcher.RecipientFilter {
+	return dispatcher.RecipientFilter{Service: in.Service, Region: in.Region, Kind: in.Kind, Locale: in.Locale,
+		Channel: in.Channel, Cursor: in.Cursor, Limit: in.Limit}
+}
+
+// Resolve implements huma.Resolver: the domain's checks of service, region
+// and locale are reported with huma's own (kind, channel and limit against
+// their schema) in one answer. The handler's Service checks them again.
+func (in *listRecipientsInput) Resolve(huma.Context) []error {
+	f := in.filter()
+	f.Kind, f.Channel, f.Limit = "", "", 0
+	var ve *dispatcher.ValidationError
+	if !errors.As(f.Normalize(), &ve) {
+		return nil
+	}
+	errs := make([]error, len(ve.Fields))
+	for i, fe := range ve.Fields {
+		errs[i] = &huma.ErrorDetail{Message: fe.Message, Location: fe.Field, Value: fe.Value}
+	}
+	return errs
+}
+
+type recipientPageOutput struct {
+	Body *dispatcher.RecipientPage
+}
+
 type openIncidentInput struct {
 	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key and the same body returns the first answer and creates nothing. A key is scoped to the route and, for an update, its incident: sent there again with another body, it is a 422 idempotency_key_reused."`
 	Body           incidentBody
@@ -285,6 +321,21 @@ func (s *server) routes() {
 			return nil, pathID(err)
 		}
 		return &recipientOutput{Body: out}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "list-recipients", Method: http.MethodGet, Path: "/v1/recipients", Tags: []string{"recipients"},
+		Summary: "Page through recipients",
+		Description: "Role: viewer. Recipients are shown as GET /v1/recipients/{id} shows them, in no set order. " +
+			"A page may hold fewer than limit recipients (even none) while next_cursor is not empty: " +
+			"keep following next_cursor, with the same filters, until it is absent. " +
+			"A recipient changed or deleted while you page may be shown twice or missed; one that stays as it is is shown once.",
+	}, func(ctx context.Context, in *listRecipientsInput) (*recipientPageOutput, error) {
+		page, err := svc.ListRecipients(ctx, in.filter())
+		if err != nil {
+			return nil, err
+		}
+		return &recipientPageOutput{Body: page}, nil
 	})
 
 	register(s, huma.Operation{

@@ -1,0 +1,355 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// Listing recipients walks one audience index with SSCAN, reads the ids of
+// each step with one MGET and filters the records in Go; no call reads a
+// whole set. The index walked is the most selective one the filter allows:
+//
+//   - with a service: ix:svc:{service}, then ix:svc:* (recipients that
+//     listed no service use all of them, as in a broadcast's audience);
+//   - else with a region: ix:reg:{region}, then ix:reg:*;
+//   - with both, whichever of the two pairs holds fewer ids (SCARD) when
+//     the first page is asked for; the cursor keeps that choice;
+//   - else ix:all.
+//
+// A record is only listed from the set it belongs in (one that listed no
+// service from ix:svc:*, the others from their service's set), so a stale
+// index entry never shows a recipient twice.
+//
+// SSCAN returns every id that stays in the set from the first page to the
+// last, but an id may come back twice when the set changes while paging
+// (Redis rehashes it), and on the embedded miniredis (whose cursor is an
+// offset into the sorted members) a recipient added while paging may show
+// another one twice and one deleted may hide another one. A recipient
+// whose services or regions change while paging may move to a set that
+// was already walked, or one not yet walked. A static set is listed
+// exactly once.
+
+// maxListSteps bounds the SSCAN calls of one page: a filter that matches
+// few recipients answers short pages instead of walking the whole set in
+// one request.
+const maxListSteps = 8
+
+// minListCount is the least COUNT given to SSCAN, so small pages do not
+// walk a big set a few ids at a time.
+const minListCount = 100
+
+// listCursor is where a listing stands: the set walked, the SSCAN cursor
+// in it and, when a page ended in the middle of an SSCAN step, the last id
+// it showed (the step is read again and the ids up to that one skipped;
+// each step's ids are taken in order).
+//
+// Its text, before base64url, is "<set>.<pos>.<after>": set is "a"
+// (ix:all), or one of "s" (ix:svc:{service}), "S" (ix:svc:*), "r"
+// (ix:reg:{region}), "R" (ix:reg:*) followed by 8 hex digits of the
+// FNV-1a hash of the service or region, so a cursor sent with another
+// service or region is refused instead of walking the wrong set.
+type listCursor struct {
+	set   byte
+	pos   uint64
+	after string
+}
+
+// setFor returns the set the first page walks.
+func (s *Store) setFor(ctx context.Context, f dispatcher.RecipientFilter) (byte, error) {
+	switch {
+	case f.Service != "" && f.Region != "":
+		p := s.rdb.Pipeline()
+		cards := []*redis.IntCmd{
+			p.SCard(ctx, key("ix", "svc", f.Service)), p.SCard(ctx, key("ix", "svc", "*")),
+			p.SCard(ctx, key("ix", "reg", f.Region)), p.SCard(ctx, key("ix", "reg", "*")),
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return 0, fmt.Errorf("list recipients: size the indexes: %w", err)
+		}
+		if cards[2].Val()+cards[3].Val() < cards[0].Val()+cards[1].Val() {
+			return 'r', nil
+		}
+		return 's', nil
+	case f.Service != "":
+		return 's', nil
+	case f.Region != "":
+		return 'r', nil
+	}
+	return 'a', nil
+}
+
+// setKey is the key of set c.set.
+func (c *listCursor) setKey(f dispatcher.RecipientFilter) string {
+	switch c.set {
+	case 's':
+		return key("ix", "svc", f.Service)
+	case 'S':
+		return key("ix", "svc", "*")
+	case 'r':
+		return key("ix", "reg", f.Region)
+	case 'R':
+		return key("ix", "reg", "*")
+	}
+	return key("ix", "all")
+}
+
+// next moves to the set after c.set, at its start, or reports that there
+// is none.
+func (c *listCursor) next() bool {
+	switch c.set {
+	case 's':
+		c.set = 'S'
+	case 'r':
+		c.set = 'R'
+	default:
+		return false
+	}
+	c.pos, c.after = 0, ""
+	return true
+}
+
+// label is the service or region that names c.set, or "".
+func (c *listCursor) label(f dispatcher.RecipientFilter) string {
+	switch c.set {
+	case 's', 'S':
+		return f.Service
+	case 'r', 'R':
+		return f.Region
+	}
+	return ""
+}
+
+func labelHash(label string) string {
+	h := fnv.New32a()
+	h.Write([]byte(label))
+	return fmt.Sprintf("%08x", h.Sum32())
+}
+
+func (c *listCursor) encode(f dispatcher.RecipientFilter) string {
+	head := string(c.set)
+	if c.set != 'a' {
+		head += labelHash(c.label(f))
+	}
+	raw := head + "." + strconv.FormatUint(c.pos, 10) + "." + c.after
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func badCursor(cursor, msg string) error {
+	return &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: msg, Value: cursor}}}
+}
+
+const notACursor = "must be a next_cursor returned by GET /v1/recipients"
+
+// parseListCursor reads a cursor made by encode for the same service and
+// region filters.
+func parseListCursor(cursor string, f dispatcher.RecipientFilter) (listCursor, error) {
+	var c listCursor
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return c, badCursor(cursor, notACursor)
+	}
+	parts := strings.SplitN(string(raw), ".", 3)
+	if len(parts) != 3 || parts[0] == "" {
+		return c, badCursor(cursor, notACursor)
+	}
+	head := parts[0]
+	c.set = head[0]
+	switch {
+	case c.set == 'a' && len(head) == 1:
+	case strings.IndexByte("sSrR", c.set) >= 0 && len(head) == 9:
+		label := c.label(f)
+		if label == "" || head[1:] != labelHash(label) {
+			which := "service"
+			if c.set == 'r' || c.set == 'R' {
+				which = "region"
+			}
+			return c, badCursor(cursor, "was returned for another "+which+"; send the same service and region as for the first page, or start again without a cursor")
+		}
+	default:
+		return c, badCursor(cursor, notACursor)
+	}
+	// The position must be a decimal that fits an int64: miniredis reads
+	// SSCAN cursors as signed integers and refuses larger ones.
+	c.pos, err = strconv.ParseUint(parts[1], 10, 64)
+	if err != nil || c.pos > math.MaxInt64 || strconv.FormatUint(c.pos, 10) != parts[1] {
+		return c, badCursor(cursor, notACursor)
+	}
+	c.after = parts[2]
+	if c.after != "" && !dispatcher.ValidID(c.after) {
+		return c, badCursor(cursor, notACursor)
+	}
+	return c, nil
+}
+
+// ListRecipients implements dispatcher.RecipientStore. f is normalized
+// (dispatcher.RecipientFilter.Normalize).
+func (s *Store) ListRecipients(ctx context.Context, f dispatcher.RecipientFilter) (*dispatcher.RecipientPage, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = dispatcher.DefaultRecipientPage
+	}
+	var c listCursor
+	if f.Cursor == "" {
+		set, err := s.setFor(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		c.set = set
+	} else {
+		var err error
+		if c, err = parseListCursor(f.Cursor, f); err != nil {
+			return nil, err
+		}
+	}
+	count := int64(max(limit, minListCount))
+	page := &dispatcher.RecipientPage{Recipients: []*dispatcher.Recipient{}}
+	for range maxListSteps {
+		ids, next, err := s.rdb.SScan(ctx, c.setKey(f), c.pos, "", count).Result()
+		if err != nil {
+			if strings.Contains(err.Error(), "invalid cursor") {
+				return nil, badCursor(f.Cursor, notACursor)
+			}
+			return nil, fmt.Errorf("list recipients: %w", err)
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		if c.after != "" {
+			i, found := slices.BinarySearch(ids, c.after)
+			if found {
+				i++
+			}
+			ids = ids[i:]
+		}
+		matches, err := s.listMatches(ctx, f, c.set, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range matches {
+			if len(page.Recipients) == limit {
+				c.after = page.Recipients[limit-1].ID
+				page.NextCursor = c.encode(f)
+				return page, nil
+			}
+			page.Recipients = append(page.Recipients, r)
+		}
+		c.pos, c.after = next, ""
+		if next == 0 && !c.next() {
+			return page, nil // the last set is walked
+		}
+		if len(page.Recipients) == limit {
+			break
+		}
+	}
+	page.NextCursor = c.encode(f)
+	return page, nil
+}
+
+// listMatches reads the recipients ids (sorted) and returns those that
+// match f and belong in set, in the order of ids. Ids without a record
+// (deleted meanwhile, or a stale index entry) and records that are not
+// valid JSON are left out; GET /v1/recipients/{id} reports the latter.
+func (s *Store) listMatches(ctx context.Context, f dispatcher.RecipientFilter, set byte, ids []string) ([]*dispatcher.Recipient, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = recipientKey(id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list recipients: read %d: %w", len(ids), err)
+	}
+	out := make([]*dispatcher.Recipient, 0, len(ids))
+	for i, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			continue
+		}
+		r := new(dispatcher.Recipient)
+		if json.Unmarshal([]byte(raw), r) != nil || r.ID != ids[i] {
+			continue
+		}
+		if belongsIn(r, set, f) && matches(r, f) {
+			out = append(out, r)
+		}
+	}
+	if f.Channel != dispatcher.ChannelWebhook || len(out) == 0 {
+		return out, nil
+	}
+	// A webhook address is an endpoint, kept apart from the record.
+	p := s.rdb.Pipeline()
+	exists := make([]*redis.IntCmd, len(out))
+	for i, r := range out {
+		exists[i] = p.Exists(ctx, webhookKey(r.ID))
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("list recipients: webhook endpoints: %w", err)
+	}
+	kept := out[:0]
+	for i, r := range out {
+		if exists[i].Val() > 0 {
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
+}
+
+// belongsIn reports whether r is listed from set: the set of its service
+// (or region) when it lists the one filtered on, the "*" set when it lists
+// none.
+func belongsIn(r *dispatcher.Recipient, set byte, f dispatcher.RecipientFilter) bool {
+	switch set {
+	case 's':
+		return slices.Contains(r.Services, f.Service)
+	case 'S':
+		return len(r.Services) == 0
+	case 'r':
+		return slices.Contains(r.Regions, f.Region)
+	case 'R':
+		return len(r.Regions) == 0
+	}
+	return true
+}
+
+// matches applies every filter of f to r but the webhook channel.
+func matches(r *dispatcher.Recipient, f dispatcher.RecipientFilter) bool {
+	if f.Service != "" && len(r.Services) > 0 && !slices.Contains(r.Services, f.Service) {
+		return false
+	}
+	if f.Region != "" && len(r.Regions) > 0 && !slices.Contains(r.Regions, f.Region) {
+		return false
+	}
+	if f.Kind != "" {
+		kind := r.Kind
+		if kind == "" {
+			kind = dispatcher.KindCustomer
+		}
+		if kind != f.Kind {
+			return false
+		}
+	}
+	if f.Locale != "" && r.Locale != f.Locale {
+		return false
+	}
+	switch f.Channel {
+	case dispatcher.ChannelSMS:
+		return r.Phone != ""
+	case dispatcher.ChannelEmail:
+		return r.Email != ""
+	case dispatcher.ChannelPush:
+		return len(r.Push) > 0
+	}
+	return true
+}

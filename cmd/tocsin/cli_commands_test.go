@@ -63,6 +63,25 @@ func TestClientRecipientsWebhooksDeliveries(t *testing.T) {
 	r = c.mustRun(0, "recipients", "get", "c-1")
 	mustMatch(t, "get", r.stdout, `(?m)^email\s+kunde@example\.ch$`, `(?m)^push\s+apns 5d2a9c0e…e2f471$`, `(?m)^services\s+\(all\)$`, `(?m)^channels\s+email, push$`)
 
+	// list against the real GET /v1/recipients: filters, paging one at a
+	// time over every page, addresses masked.
+	c.mustRun(0, "recipients", "put", "m-1", "--kind", "merchant", "--locale", "fr-CH", "--email", "caisse@example.ch", "--service", "cards")
+	c.mustRun(0, "recipients", "put", "c-2", "--locale", "de-CH", "--phone", "+41791234599", "--service", "twint")
+	r = c.mustRun(0, "recipients", "list", "--all", "--service", "cards")
+	mustMatch(t, "list --service cards", r.stdout, `(?m)^c-1\s`, `(?m)^m-1\s`)
+	if strings.Contains(r.stdout, "c-2") || strings.Contains(r.stdout, "caisse@example.ch") {
+		t.Errorf("list --service cards shows c-2 or an unmasked email:\n%s", r.stdout)
+	}
+	r = c.mustRun(0, "recipients", "list", "--kind", "merchant", "--json")
+	var page struct {
+		Recipients []dispatcher.Recipient `json:"recipients"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page.Recipients) != 1 || page.Recipients[0].ID != "m-1" {
+		t.Errorf("list --kind merchant --json = %s (%v), want m-1 alone", r.stdout, err)
+	}
+	r = c.mustRun(1, "recipients", "list", "--locale", "not a tag")
+	mustContain(t, "list 422", r.stderr, "query.locale")
+
 	// A 422 is printed with the field and exits 1; nothing changes.
 	r = c.mustRun(1, "recipients", "put", "c-1", "--phone", "079 123 45 67")
 	mustContain(t, "put 422", r.stderr, "tocsin: Unprocessable Entity: validation failed\n", "\n  body.phone: must be an E.164 number")

@@ -84,7 +84,7 @@ Operator client (--server URL, default $TOCSIN_SERVER or http://localhost:8080;
   tocsin incident update ID [--state S] [--param k=v]... [--message locale=text]...
   tocsin incident show ID
   tocsin incident list [--state S] [--limit N]
-  tocsin broadcast show ID [--wait] [--timeout 5m]
+  tocsin broadcast show ID [--wait [--timeout 5m] [--interval 1s]]
   tocsin broadcast send --title T --message en=text [--message locale=text]... [--service S]...
                         [--region R]... [--channel C]... [--priority bulk|low|normal|critical]
   tocsin broadcast list [--limit N]

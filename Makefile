@@ -3,8 +3,11 @@
 GO ?= go
 # Recipients for `make bench`.
 N ?= 100000
+# What `tocsin version` and the OpenAPI document's info.version say.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: run test build bench bench-rates lint redis-server
+.PHONY: run test build image bench bench-rates lint redis-server
 
 # Zero-config default: embedded in-memory Redis and the outbox channel.
 run:
@@ -17,7 +20,11 @@ test: redis-server
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 build:
-	$(GO) build -o bin/tocsin ./cmd/tocsin
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/tocsin ./cmd/tocsin
+
+# The container image, tagged and versioned as `make build` versions the binary.
+image:
+	docker build --build-arg VERSION=$(VERSION) -t tocsin:$(VERSION) .
 
 # Runs `tocsin bench` against a throw-away redis-server on a free port.
 bench: redis-server

@@ -75,6 +75,7 @@ Usage:
   tocsin serve [--config FILE] [--role all|api|worker]
   tocsin bench [--recipients N] [--redis HOST:PORT] [--naive=true]
   tocsin bench --rates [--sms N] [--sms-rate 50/s] [--workers N] [--redis HOST:PORT]
+  tocsin healthcheck [--url http://127.0.0.1:8080/healthz] [--timeout 3s]
   tocsin version
 
 Operator client (--server URL, default $TOCSIN_SERVER or http://localhost:8080;
@@ -116,6 +117,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.recipients(ctx, args[1:])
 	case "outbox":
 		err = m.outbox(ctx, args[1:])
+	case "healthcheck":
+		err = m.healthcheck(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "tocsin", Version)
 	case "help", "-h", "--help":

@@ -7,7 +7,7 @@ N ?= 100000
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: run test build image bench bench-rates lint redis-server
+.PHONY: run test build image bench bench-rates lint lint-openapi redis-server
 
 # Zero-config default: embedded in-memory Redis and the outbox channel.
 run:
@@ -38,6 +38,11 @@ bench-rates: redis-server
 lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# Lints the served OpenAPI document with Redocly's recommended rules. Not part
+# of `make test`: it installs @redocly/cli from the npm registry the first time.
+lint-openapi: build
+	bash scripts/lint-openapi.sh
 
 # Installs Debian's redis-server when neither $TOCSIN_REDIS_SERVER nor PATH has one.
 redis-server:

@@ -293,6 +293,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 				Metrics:      metricsHandler,
 				Logger:       logger,
 				Version:      Version,
+				ServerURL:    cfg.HTTP.PublicURL,
 				Clock:        clock,
 				Callbacks: api.Callbacks{
 					TwilioAuthToken: cfg.Channels.SMS.Twilio.AuthToken,

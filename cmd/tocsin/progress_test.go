@@ -84,7 +84,9 @@ func TestWaitProgressLines(t *testing.T) {
 }
 
 // fakeTimer is a dispatcher.Timer whose time moves only when waited on:
-// --wait's minutes pass at once.
+// --wait's minutes pass at once. (internal/clocktest's Clock moves when
+// the test or a synctest bubble moves it; the CLI waits on HTTP answers
+// between its waits, which a bubble cannot tell from being stuck.)
 type fakeTimer struct {
 	mu  sync.Mutex
 	now time.Time

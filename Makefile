@@ -3,8 +3,11 @@
 GO ?= go
 # Recipients for `make bench`.
 N ?= 100000
+# What `tocsin version` and the OpenAPI document's info.version say.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: run test build bench bench-rates lint redis-server
+.PHONY: run test build image bench bench-rates lint lint-openapi redis-server
 
 # Zero-config default: embedded in-memory Redis and the outbox channel.
 run:
@@ -18,7 +21,11 @@ test: redis-server
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 build:
-	$(GO) build -o bin/tocsin ./cmd/tocsin
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/tocsin ./cmd/tocsin
+
+# The container image, tagged and versioned as `make build` versions the binary.
+image:
+	docker build --build-arg VERSION=$(VERSION) -t tocsin:$(VERSION) .
 
 # Runs `tocsin bench` against a throw-away redis-server on a free port.
 bench: redis-server
@@ -32,6 +39,11 @@ bench-rates: redis-server
 lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# Lints the served OpenAPI document with Redocly's recommended rules. Not part
+# of `make test`: it installs @redocly/cli from the npm registry the first time.
+lint-openapi: build
+	bash scripts/lint-openapi.sh
 
 # Installs what the tests run and is missing, with Debian's packages: redis-server
 # (unless $TOCSIN_REDIS_SERVER names one), and jq and curl, which the README tour

@@ -104,6 +104,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.deliveries(ctx, args[1:])
 	case "outbox":
 		err = m.outbox(ctx, args[1:])
+	case "healthcheck":
+		err = m.healthcheck(ctx, args[1:])
 	case "version":
 		err = m.version(args[1:])
 	case "help", "-h", "--help", "-help":
@@ -286,6 +288,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 				Metrics:      metricsHandler,
 				Logger:       logger,
 				Version:      Version,
+				ServerURL:    cfg.HTTP.PublicURL,
 				Clock:        clock,
 				Callbacks: api.Callbacks{
 					TwilioAuthToken: cfg.Channels.SMS.Twilio.AuthToken,

@@ -51,6 +51,9 @@ var serverCommands = []cmdDoc{
 			"--latency measures instead how soon a critical update reaches its first provider call while a minor broadcast drains. " +
 			"--rates measures instead the shared SMS rate against a strict Twilio fake. " +
 			"The bench uses database --db of --redis and empties it when done; it refuses a database that holds keys unless --flush is given. docs/BENCHMARKS.md has results."},
+	{path: "healthcheck", args: "[--url URL] [--timeout 3s]",
+		summary: "ask a running server's /healthz; exit 0 when healthy",
+		notes:   "For container health checks (the Dockerfile's HEALTHCHECK): no curl needed. The default URL is http://127.0.0.1:PORT/healthz, PORT from $TOCSIN_HTTP_ADDR, else 8080. Exit 0 on a 200, 1 on anything else."},
 	{path: "version", summary: "print the version"},
 }
 
@@ -63,7 +66,8 @@ var clientCommands = []cmdDoc{
 	{path: "incident list", args: "[--state S] [--limit N]", summary: "list incidents, newest first"},
 	{path: "broadcast send", args: "--title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--idempotency-key K]",
 		summary: "send an ad-hoc notice in the operator's own words"},
-	{path: "broadcast show", pos: "ID", args: "ID [--wait [--timeout 5m]]", summary: "show a broadcast's counters"},
+	{path: "broadcast show", pos: "ID", args: "ID [--wait [--timeout 5m] [--interval 1s]]", summary: "show a broadcast's counters",
+		notes: "--wait polls until the broadcast is done: a progress bar on a terminal (done of total, per channel, rate, time left), plain lines otherwise. --timeout is an idle timeout: it gives up only when nothing has moved for that long."},
 	{path: "broadcast list", args: "[--limit N]", summary: "list the notices, newest first"},
 	{path: "broadcast cancel", pos: "ID", args: "ID", summary: "stop a broadcast"},
 	{path: "preview", pos: "[INCIDENT_ID]", args: "[INCIDENT_ID] [--state S] [--message locale=text]... [--param k=v]... [--channel C]... [--title T --severity S [--service S]... [--region R]...] [--notice [--priority P]] [--template [--locale L] [--kind K] [--timezone Z] [--eta E]]",

@@ -689,50 +689,27 @@ func (m *Main) broadcastCancel(ctx context.Context, args []string) error {
 }
 
 func (m *Main) broadcastShow(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("broadcast show", "broadcast show ID [--wait [--timeout 5m]]")
-	wait := fs.Bool("wait", false, "poll until the broadcast is done (exit 1 on timeout)")
-	timeout := fs.Duration("timeout", 5*time.Minute, "how long --wait waits")
+	fs := m.newClientFlagSet("broadcast show", "broadcast show ID [--wait [--timeout 5m] [--interval 1s]]")
+	wait := fs.Bool("wait", false, "poll until the broadcast is done, showing its progress (exit 1 if it is cancelled or stalls)")
+	timeout := fs.Duration("timeout", defaultIdleTimeout, "--wait gives up when the broadcast has not moved for this long (0: never)")
+	interval := fs.Duration("interval", defaultPollInterval, "how often --wait asks the server")
 	c, pos, err := fs.client(args, 1, "a broadcast ID")
 	if err != nil {
 		return err
 	}
-	if *timeout <= 0 {
-		return usageError{errors.New("--timeout must be positive")}
+	if *timeout < 0 || *interval <= 0 {
+		return usageError{errors.New("--timeout must not be negative and --interval must be positive")}
 	}
 	path := "/v1/broadcasts/" + url.PathEscape(pos[0])
-	var deadline time.Time
 	if *wait {
-		deadline = time.Now().Add(*timeout)
+		return m.waitBroadcast(ctx, c, path, waitOptions{interval: *interval, idle: *timeout})
 	}
-	interval := 100 * time.Millisecond
-	for {
-		var b dispatcher.Broadcast
-		raw, err := c.call(ctx, http.MethodGet, path, nil, nil, &b, nil)
-		if err != nil {
-			return err
-		}
-		finished := b.State == dispatcher.BroadcastDone || b.State == dispatcher.BroadcastCancelled
-		if !*wait || finished || !time.Now().Before(deadline) {
-			if err := c.printBroadcast(raw, &b); err != nil {
-				return err
-			}
-			switch {
-			case !*wait || b.State == dispatcher.BroadcastDone:
-				return nil
-			case b.State == dispatcher.BroadcastCancelled:
-				return fmt.Errorf("broadcast %s was cancelled", b.ID)
-			default:
-				return fmt.Errorf("broadcast %s is still %s after %s", b.ID, b.State, *timeout)
-			}
-		}
-		sleep := min(interval, time.Until(deadline))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(sleep):
-		}
-		interval = min(interval*2, 2*time.Second)
+	var b dispatcher.Broadcast
+	raw, err := c.call(ctx, http.MethodGet, path, nil, nil, &b, nil)
+	if err != nil {
+		return err
 	}
+	return c.printBroadcast(raw, &b)
 }
 
 // deliveryColumns are the statuses of the counts table, in life order.

@@ -14,6 +14,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -93,8 +98,13 @@ type Config struct {
 	// ImportChunk is the number of recipients per store call in imports.
 	// Default 500.
 	ImportChunk int
-	// Version is the API version in the OpenAPI document. Default "dev".
+	// Version is the API version in the OpenAPI document (info.version):
+	// the binary's, set at build time. Default "dev".
 	Version string
+	// ServerURL is the server URL of the OpenAPI document: the API's
+	// public base URL (http.public_url) as clients reach it. Default "":
+	// "/", relative to the URL the document was fetched from.
+	ServerURL string
 	// Callbacks configures the routes that need no API key: Twilio's
 	// webhooks and unsubscribe links.
 	Callbacks Callbacks
@@ -163,6 +173,143 @@ func New(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", cfg.Metrics)
 	}
+	s.documentMeta()
+	finishDocument(s.api.OpenAPI(), cfg)
 	s.mux.HandleFunc("/", s.fallback)
 	return s.logRequests(s.authenticate(s.mux))
+}
+
+// Tags of the OpenAPI document, in the order the document lists them.
+var tags = []*huma.Tag{
+	{Name: "incidents", Description: "Open an incident and post its updates; every update is broadcast to the affected recipients."},
+	{Name: "broadcasts", Description: "Ad-hoc broadcasts (notices), every broadcast's counters and deliveries, cancelling and retrying."},
+	{Name: "previews", Description: "What a template or a broadcast would send, without sending it."},
+	{Name: "recipients", Description: "Customers and merchants, their addresses and what they use; imported in bulk as NDJSON."},
+	{Name: "webhooks", Description: "Merchants' webhook endpoints and their signing secrets."},
+	{Name: "outbox", Description: "Messages recorded by the outbox channel, which stands in for channels without a provider."},
+	{Name: "callbacks", Description: "Routes called by providers and recipients, not operators: Twilio's callbacks (signed) and unsubscribe links (signed tokens). No API key."},
+	{Name: "health", Description: "Liveness and readiness for load balancers and orchestrators. No API key."},
+	{Name: "meta", Description: "This document and the Prometheus metrics. No API key."},
+}
+
+// license is the document's info.license. The project has not chosen a
+// license yet (README: "to be decided"); until it does, none is granted.
+// The identifier is an SPDX LicenseRef, the form SPDX gives a license of
+// one's own; replace both once a license is chosen.
+var license = &huma.License{Name: "All rights reserved (no license chosen yet)", Identifier: "LicenseRef-All-Rights-Reserved"}
+
+// finishDocument completes the OpenAPI document once every route is in:
+// the server it describes, the license, described tags, and an explicit
+// `security: []` on every operation that needs no API key (the routes
+// under /v1 that need one were registered with bearer security), so a
+// client generator sends no key where none is wanted.
+func finishDocument(doc *huma.OpenAPI, cfg Config) {
+	server := &huma.Server{URL: "/", Description: "This server, relative to where this document was fetched (the server's http.public_url is not set)."}
+	if u := strings.TrimRight(cfg.ServerURL, "/"); u != "" {
+		server = &huma.Server{URL: u, Description: "This server (http.public_url)."}
+	}
+	doc.Servers = []*huma.Server{server}
+	doc.Info.License = license
+	doc.Tags = tags
+	for _, item := range doc.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Options, item.Head, item.Patch, item.Trace} {
+			if op != nil && op.Security == nil {
+				op.Security = []map[string][]string{}
+			}
+		}
+	}
+}
+
+// documentMeta adds the routes huma and promhttp serve outside the
+// registered operations to the document: /openapi.json and /metrics.
+func (s *server) documentMeta() {
+	doc := s.api.OpenAPI()
+	doc.AddOperation(&huma.Operation{
+		OperationID: "get-openapi", Method: http.MethodGet, Path: "/openapi.json", Tags: []string{"meta"},
+		Summary:     "This OpenAPI document",
+		Description: "No auth. The same document as YAML: /openapi.yaml.",
+		Responses: map[string]*huma.Response{"200": {Description: "The OpenAPI 3.1 document.", Content: map[string]*huma.MediaType{
+			"application/openapi+json": {Schema: &huma.Schema{Type: huma.TypeObject}},
+		}}},
+	})
+	if s.cfg.Metrics != nil {
+		doc.AddOperation(&huma.Operation{
+			OperationID: "get-metrics", Method: http.MethodGet, Path: "/metrics", Tags: []string{"meta"},
+			Summary:     "Prometheus metrics",
+			Description: "No auth. Deliveries, queues, the Go runtime and the process, in the Prometheus text format.",
+			Responses: map[string]*huma.Response{"200": {Description: "The metrics.", Content: map[string]*huma.MediaType{
+				"text/plain": {Schema: &huma.Schema{Type: huma.TypeString}},
+			}}},
+		})
+	}
+}
+
+// keepListedErrors removes from the documented operation op the error
+// responses op.Errors does not list: huma adds a 422 to every operation
+// with a path parameter, though a path that names nothing is a 404 here.
+func keepListedErrors(doc *huma.OpenAPI, op huma.Operation) {
+	item := doc.Paths[op.Path]
+	if item == nil {
+		return
+	}
+	var documented *huma.Operation
+	switch op.Method {
+	case http.MethodGet:
+		documented = item.Get
+	case http.MethodPost:
+		documented = item.Post
+	case http.MethodPut:
+		documented = item.Put
+	case http.MethodDelete:
+		documented = item.Delete
+	case http.MethodPatch:
+		documented = item.Patch
+	}
+	if documented == nil {
+		return
+	}
+	for code := range documented.Responses {
+		status, err := strconv.Atoi(code)
+		if err == nil && status >= 400 && !slices.Contains(op.Errors, status) {
+			delete(documented.Responses, code)
+		}
+	}
+}
+
+// problemContent is the content of an error response: a problem document.
+func problemContent(doc *huma.OpenAPI) map[string]*huma.MediaType {
+	schema := doc.Components.Schemas.Schema(reflect.TypeFor[huma.ErrorModel](), true, "ErrorModel")
+	return map[string]*huma.MediaType{"application/problem+json": {Schema: schema}}
+}
+
+// routeErrors are the error statuses a /v1 operation registered with an
+// API key can answer, as they apply to it (register adds the route's own,
+// such as 404 and 409): 401 without a known key; 403 when a viewer key may
+// not call it (it changes something); 400 (malformed JSON) and 413 (over
+// MaxBodyBytes) when it takes a body; 422 when huma validates input
+// (body, query or header parameters); 500.
+func routeErrors[I any](op huma.Operation) []int {
+	errs := []int{http.StatusUnauthorized}
+	probe := &http.Request{Method: op.Method, URL: &url.URL{Path: op.Path}}
+	if !readOnly(op.Method) && !viewerPost(probe) {
+		errs = append(errs, http.StatusForbidden)
+	}
+	body, params := false, false
+	if t := reflect.TypeFor[I](); t.Kind() == reflect.Struct {
+		for f := range t.Fields() {
+			switch {
+			case f.Name == "Body":
+				body = true
+			case f.Tag.Get("query") != "" || f.Tag.Get("header") != "":
+				params = true
+			}
+		}
+	}
+	if body {
+		errs = append(errs, http.StatusBadRequest, http.StatusRequestEntityTooLarge)
+	}
+	if body || params {
+		errs = append(errs, http.StatusUnprocessableEntity)
+	}
+	return append(errs, http.StatusInternalServerError)
 }

@@ -51,27 +51,37 @@ func (s *server) routeCallbacks() {
 	s.mux.HandleFunc("GET "+unsubscribePath, s.unsubscribePage)
 	s.mux.HandleFunc("POST "+unsubscribePath, s.unsubscribe)
 	form := map[string]*huma.MediaType{"application/x-www-form-urlencoded": {Schema: &huma.Schema{Type: huma.TypeObject}}}
+	problem := func(desc string) *huma.Response {
+		return &huma.Response{Description: desc, Content: problemContent(s.api.OpenAPI())}
+	}
+	unknownToken := problem("An unknown or forged token: an HTML page in the visitor's language (text/html); " +
+		"a problem when this server has no unsubscribe links.")
+	unknownToken.Content["text/html"] = &huma.MediaType{Schema: &huma.Schema{Type: huma.TypeString}}
 	for _, op := range []*huma.Operation{
 		{OperationID: "twilio-status-callback", Method: http.MethodPost, Path: twilioStatusPath, Tags: []string{"callbacks"},
 			Summary:     "Twilio message status callback",
 			Description: "Called by Twilio, authenticated by X-Twilio-Signature over http.public_url + path + query and the form fields. d is the delivery id: only an SMS delivery whose stored message SID is MessageSid (or that has none yet) takes the status. 403 for a bad signature, 400 for a malformed callback.",
 			Parameters:  []*huma.Param{{Name: "d", In: "query", Required: true, Schema: &huma.Schema{Type: huma.TypeString}}},
 			RequestBody: &huma.RequestBody{Required: true, Content: form},
-			Responses:   map[string]*huma.Response{"204": {Description: "Recorded, or a late or repeated status that changes nothing."}}},
+			Responses: map[string]*huma.Response{"204": {Description: "Recorded, or a late or repeated status that changes nothing."},
+				"400": problem("A body that is not a form, or a malformed callback (d, MessageSid or MessageStatus)."),
+				"403": problem("X-Twilio-Signature does not match."), "404": problem("SMS through Twilio is not configured.")}},
 		{OperationID: "twilio-inbound-sms", Method: http.MethodPost, Path: twilioInboundPath, Tags: []string{"callbacks"},
 			Summary:     "Twilio inbound SMS (STOP, START, HELP in every supported language)",
 			Description: "Called by Twilio, authenticated by X-Twilio-Signature. Answers TwiML.",
 			RequestBody: &huma.RequestBody{Required: true, Content: form},
-			Responses:   map[string]*huma.Response{"200": {Description: "TwiML", Content: map[string]*huma.MediaType{"text/xml": {}}}}},
+			Responses: map[string]*huma.Response{"200": {Description: "TwiML", Content: map[string]*huma.MediaType{"text/xml": {}}},
+				"400": problem("A body that is not a form, or no From."),
+				"403": problem("X-Twilio-Signature does not match."), "404": problem("SMS through Twilio is not configured.")}},
 		{OperationID: "unsubscribe-page", Method: http.MethodGet, Path: unsubscribePath, Tags: []string{"callbacks"},
 			Summary:    "Unsubscribe confirmation page (HTML, in the recipient's language)",
 			Parameters: []*huma.Param{{Name: "token", In: "path", Required: true, Schema: &huma.Schema{Type: huma.TypeString}}},
-			Responses:  map[string]*huma.Response{"200": {Description: "HTML page with a button that POSTs to the same URL."}}},
+			Responses:  map[string]*huma.Response{"200": {Description: "HTML page with a button that POSTs to the same URL."}, "404": unknownToken}},
 		{OperationID: "unsubscribe", Method: http.MethodPost, Path: unsubscribePath, Tags: []string{"callbacks"},
 			Summary:     "One-click unsubscribe (RFC 8058)",
 			Description: "Unsubscribes at once: the body List-Unsubscribe=One-Click (or the page's form) needs no further interaction.",
 			Parameters:  []*huma.Param{{Name: "token", In: "path", Required: true, Schema: &huma.Schema{Type: huma.TypeString}}},
-			Responses:   map[string]*huma.Response{"200": {Description: "HTML confirmation."}}},
+			Responses:   map[string]*huma.Response{"200": {Description: "HTML confirmation."}, "404": unknownToken}},
 	} {
 		s.api.OpenAPI().AddOperation(op)
 	}

@@ -283,17 +283,13 @@ type statusOutput struct {
 }
 
 // register adds a /v1 operation with bearer security and the error
-// responses every authenticated route can give. Every error h returns
+// responses that apply to it (routeErrors), before op's own. Every error h returns
 // becomes a problem through problemFor (a *Problem passes unchanged), so
 // handlers return the Service's errors as they are.
 func register[I, O any](s *server, op huma.Operation, h func(context.Context, *I) (*O, error)) {
 	op.Security = bearer
 	op.MaxBodyBytes = MaxBodyBytes
-	errs := []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusUnprocessableEntity, http.StatusInternalServerError}
-	if op.Method == http.MethodPost || op.Method == http.MethodPut {
-		errs = append(errs, http.StatusBadRequest, http.StatusRequestEntityTooLarge)
-	}
-	op.Errors = append(errs, op.Errors...)
+	op.Errors = append(routeErrors[I](op), op.Errors...)
 	huma.Register(s.api, op, func(ctx context.Context, in *I) (*O, error) {
 		out, err := h(ctx, in)
 		if err != nil {
@@ -301,6 +297,7 @@ func register[I, O any](s *server, op huma.Operation, h func(context.Context, *I
 		}
 		return out, nil
 	})
+	keepListedErrors(s.api.OpenAPI(), op)
 }
 
 func (s *server) routes() {

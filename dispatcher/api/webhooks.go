@@ -49,7 +49,7 @@ func (s *server) routeWebhooks() {
 		Summary: "Register or change a merchant's webhook endpoint",
 		Description: "Role: operator. 201 with the endpoint's signing secret (whsec_…) when it is new: the secret is shown this once. " +
 			"200 when it existed: url, events and rate are replaced (an absent rate means the channel's again), a disabled endpoint is enabled again, the secret stays.",
-		Errors: []int{http.StatusNotFound},
+		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *putEndpointInput) (*endpointResultOutput, error) {
 		res, err := svc.PutWebhookEndpoint(ctx, in.ID, in.EndpointID, dispatcher.EndpointInput{URL: in.Body.URL, Events: in.Body.Events, Rate: in.Body.Rate})
 		if err != nil {
@@ -97,7 +97,7 @@ func (s *server) routeWebhooks() {
 		Summary: "Rotate a webhook endpoint's signing secret",
 		Description: "Role: operator. Answers the new secret, shown this once. The previous secret keeps signing beside it " +
 			"(two v1 signatures in webhook-signature) for channels.webhook.rotation_overlap, so the merchant can switch without missing a webhook.",
-		Errors: []int{http.StatusNotFound},
+		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *endpointPath) (*endpointResultOutput, error) {
 		res, err := svc.RotateWebhookSecret(ctx, in.ID, in.EndpointID)
 		if err != nil {

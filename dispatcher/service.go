@@ -570,6 +570,10 @@ func newIdempotency(key, scope string, request any) (*Idempotency, error) {
 		return nil, &ValidationError{Fields: []*FieldError{{Field: "header.Idempotency-Key",
 			Message: fmt.Sprintf("must be 1-%d bytes", MaxIdempotencyKey)}}}
 	}
+	if strings.IndexFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+		return nil, &ValidationError{Fields: []*FieldError{{Field: "header.Idempotency-Key",
+			Message: "must be printable ASCII, such as a UUID"}}}
+	}
 	raw, err := json.Marshal(request)
 	if err != nil {
 		return nil, fmt.Errorf("encode the request: %w", err)

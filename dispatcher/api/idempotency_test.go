@@ -245,3 +245,29 @@ func TestIdempotencyKeyBytes(t *testing.T) {
 	wantLocation(t, r.problem(t), "header.Idempotency-Key")
 	wantStatus(t, b.post(t, "/v1/incidents", strings.Repeat("é", 127), `{"title":"Cards down","severity":"major"}`), http.StatusCreated)
 }
+
+// TestIdempotencyKeyPrintableASCII: a key with a control character or
+// non-ASCII bytes is a 422 naming the header, on every route that takes
+// one, and nothing is created; a key of printable ASCII with a space works.
+func TestIdempotencyKeyPrintableASCII(t *testing.T) {
+	t.Parallel()
+	a := setupRedis(t)
+	inc := a.mustOpen(t, "Card payments failing")
+	for _, key := range []string{"a\tb", "ключ", "caf\xe9"} {
+		for _, tc := range []struct{ path, body string }{
+			{"/v1/incidents", `{"title":"Other","severity":"minor"}`},
+			{"/v1/incidents/" + inc + "/updates", `{"message":{"en":"x"}}`},
+			{"/v1/broadcasts", `{"title":"Maintenance","message":{"en":"Tonight."}}`},
+		} {
+			r := a.post(t, tc.path, key, tc.body)
+			wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "header.Idempotency-Key", "printable ASCII")
+		}
+	}
+	if n := len(a.updates(t, inc)); n != 1 {
+		t.Errorf("%d updates, want 1", n)
+	}
+	if list := a.notices(t); len(list) != 0 {
+		t.Errorf("notices %v, want none", list)
+	}
+	wantStatus(t, a.post(t, "/v1/incidents", "retry 1 ~!@#$%", `{"title":"Other","severity":"minor"}`), http.StatusCreated)
+}

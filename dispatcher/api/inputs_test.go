@@ -606,3 +606,24 @@ func TestETAWindow(t *testing.T) {
 	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "body.params.eta", "it is 2026-11-21T13:00:00Z now")
 	a.wantIncident(t, id, dispatcher.StateIdentified, 2)
 }
+
+// TestUnsupportedMediaTypeEchoesNothing: a JSON route sent another
+// Content-Type is a 415 naming the header; the problem does not repeat the
+// body (huma put all of it, up to 1 MiB, in value).
+func TestUnsupportedMediaTypeEchoesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/xml"} {
+		r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken,
+			strings.NewReader(`{"phone":"+41791234567","email":"bob@example.com"}`), "Content-Type", ct)
+		wantProblem(t, r, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "header.Content-Type", "unknown content type")
+		for _, echo := range []string{"41791234567", "bob@example.com"} {
+			if strings.Contains(string(r.body), echo) {
+				t.Errorf("%s: the problem repeats %q: %s", ct, echo, r.body)
+			}
+		}
+	}
+	if calls := b.svc.Calls(); len(calls) != 0 {
+		t.Errorf("refused requests reached the service: %v", calls)
+	}
+}

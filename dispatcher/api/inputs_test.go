@@ -627,3 +627,53 @@ func TestUnsupportedMediaTypeEchoesNothing(t *testing.T) {
 		t.Errorf("refused requests reached the service: %v", calls)
 	}
 }
+
+// TestTextWithoutControls: a title, an operator text or a param value with
+// a control character (NUL, BEL, a line break in a title) or an explicit
+// bidirectional override is a 422 naming it, as is a language tag that
+// names no language (x-klingon, und); nothing is stored. Line breaks and
+// tabs are text in a message and in params; right-to-left text without
+// overrides is fine.
+func TestTextWithoutControls(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	id := a.mustOpen(t, `{"title":"Card payments failing","severity":"major"}`)
+	for _, tc := range []struct {
+		name, method, path, body, location, msg string
+	}{
+		{"NUL in a title", "POST", "/v1/incidents", `{"title":"a\u0000b","severity":"major"}`, "body.title", "U+0000"},
+		{"header in a title", "POST", "/v1/incidents", `{"title":"Outage\r\nBcc: x@example.com","severity":"major"}`, "body.title", "one line"},
+		{"override in a title", "POST", "/v1/incidents", `{"title":"Pay \u202egnp.exe","severity":"major"}`, "body.title", "U+202E"},
+		{"isolate in a notice title", "POST", "/v1/broadcasts", `{"title":"a\u2066b","message":{"en":"x"}}`, "body.title", "bidirectional"},
+		{"BEL in a message", "POST", "/v1/incidents/" + id + "/updates", `{"message":{"en":"ring\u0007"}}`, "body.message.en", "U+0007"},
+		{"ESC in a notice text", "POST", "/v1/broadcasts", `{"title":"t","message":{"en":"\u001b[31mred"}}`, "body.message.en", "control characters"},
+		{"C1 in a param", "POST", "/v1/incidents/" + id + "/updates", `{"params":{"workaround":"cash\u0085"}}`, "body.params.workaround", "U+0085"},
+		{"override in a preview", "POST", "/v1/broadcasts/preview", `{"notice":{"title":"t","message":{"en":"a\u202db"}}}`, "body.notice.message.en", "U+202D"},
+		{"private-use language", "POST", "/v1/incidents", `{"title":"t","severity":"major","message":{"x-klingon":"Qapla'"}}`, "body.message.x-klingon", "BCP 47"},
+		{"undetermined locale", "PUT", "/v1/recipients/c-1", `{"locale":"und"}`, "body.locale", "BCP 47"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, tc.method, tc.path, tc.body)
+			wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, tc.location, tc.msg)
+		})
+	}
+	r := a.do(t, "GET", "/v1/templates/preview?state=investigating&channel=sms&eta=a%00b", operatorToken, nil)
+	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "query.eta", "U+0000")
+	r = a.do(t, "GET", "/v1/templates/preview?state=investigating&channel=sms&eta=%FF", operatorToken, nil)
+	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "query.eta", "UTF-8")
+	r = a.do(t, "GET", "/v1/templates/preview?state=investigating&channel=sms&locale=x-klingon", operatorToken, nil)
+	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "query.locale", "BCP 47")
+
+	a.wantIncident(t, id, dispatcher.StateInvestigating, 1)
+	if list, err := a.svc.ListNotices(context.Background(), 10); err != nil || len(list) != 0 {
+		t.Errorf("notices = %v, %v; want none", list, err)
+	}
+	if _, err := a.svc.GetRecipient(context.Background(), "c-1"); err == nil {
+		t.Error("recipient c-1 stored from a refused body")
+	}
+	// Paragraphs, tabs, right-to-left text and its marks are text.
+	wantStatus(t, a.send(t, "POST", "/v1/incidents/"+id+"/updates",
+		`{"message":{"en":"Line one.\n\n\tLine two.","ar":"\u200fانقطاع الدفع بالبطاقة"},"params":{"workaround":"cash\nor TWINT"}}`),
+		http.StatusCreated)
+	wantStatus(t, a.send(t, "PUT", "/v1/recipients/c-1", `{"locale":"he-IL"}`), http.StatusOK)
+}

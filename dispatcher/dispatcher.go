@@ -255,7 +255,9 @@ func (r *Recipient) normalize(pathPrefix string, checkPushURL func(string) error
 	}
 	if r.Email != "" {
 		a, err := mail.ParseAddress(r.Email)
-		if err != nil || a.Address != r.Email || a.Name != "" {
+		// A domain literal (a@[127.0.0.1]) would have the relay deliver to
+		// an address of our choosing: only names.
+		if err != nil || a.Address != r.Email || a.Name != "" || strings.Contains(r.Email, "@[") {
 			v.add(p("email"), "must be a plain email address such as ops@example.com", r.Email)
 		} else if local := r.Email[:strings.LastIndexByte(r.Email, '@')]; len(local) > maxEmailLocal || len(r.Email) > maxEmail {
 			v.add(p("email"), fmt.Sprintf("must be at most %d bytes, at most %d of them before the @ (RFC 5321)", maxEmail, maxEmailLocal), nil)

@@ -134,6 +134,8 @@ func TestRecipientNormalizeInvalid(t *testing.T) {
 		{name: "phone too long", prefix: "body.", r: dispatcher.Recipient{ID: "a", Phone: "+1234567890123456"}, fields: []string{"body.phone"}},
 		{name: "email without at", prefix: "body.", r: dispatcher.Recipient{ID: "a", Email: "anna.example.ch"}, fields: []string{"body.email"}},
 		{name: "email in brackets", prefix: "body.", r: dispatcher.Recipient{ID: "a", Email: "<anna@example.ch>"}, fields: []string{"body.email"}},
+		{name: "email to an IPv4 literal", prefix: "body.", r: dispatcher.Recipient{ID: "a", Email: "anna@[127.0.0.1]"}, fields: []string{"body.email"}},
+		{name: "email to an IPv6 literal", prefix: "body.", r: dispatcher.Recipient{ID: "a", Email: "anna@[IPv6:::1]"}, fields: []string{"body.email"}},
 		{name: "locale", prefix: "body.", r: dispatcher.Recipient{ID: "a", Locale: "de_CH.UTF-8"}, fields: []string{"body.locale"}},
 		{name: "locale private use", prefix: "body.", r: dispatcher.Recipient{ID: "a", Locale: "x-klingon"}, fields: []string{"body.locale"}},
 		{name: "locale undetermined", prefix: "body.", r: dispatcher.Recipient{ID: "a", Locale: "und"}, fields: []string{"body.locale"}},

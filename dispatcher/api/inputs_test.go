@@ -677,3 +677,21 @@ func TestTextWithoutControls(t *testing.T) {
 		http.StatusCreated)
 	wantStatus(t, a.send(t, "PUT", "/v1/recipients/c-1", `{"locale":"he-IL"}`), http.StatusOK)
 }
+
+// TestNoSniff: every answer, huma's problems and JSON included, carries
+// X-Content-Type-Options: nosniff, as problems echo input such as
+// "<script>" in value.
+func TestNoSniff(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, r := range []*response{
+		b.do(t, "PUT", "/v1/recipients/bob", operatorToken, strings.NewReader(`{"timezone":"<script>alert(1)</script>"}`)),
+		b.do(t, "GET", "/v1/incidents", operatorToken, nil),
+		b.do(t, "GET", "/healthz", "", nil),
+		b.do(t, "PATCH", "/v1/recipients/%3Cscript%3E", operatorToken, nil),
+	} {
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%d %s: X-Content-Type-Options %q, want nosniff", r.status, r.body, got)
+		}
+	}
+}

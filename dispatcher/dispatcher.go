@@ -198,11 +198,17 @@ func ValidID(id string) bool { return idPattern.MatchString(id) }
 // ValidPhone reports whether p is an E.164 number.
 func ValidPhone(p string) bool { return e164.MatchString(p) }
 
-// CanonicalLocale parses a BCP 47 tag and returns its canonical form.
+// CanonicalLocale parses a BCP 47 tag and returns its canonical form. The
+// tag must name a language: "und", "und-CH", private-use tags such as
+// "x-klingon" and the special codes mis, mul and zxx are well-formed BCP 47
+// but no language a text is written in.
 func CanonicalLocale(tag string) (string, error) {
 	t, err := language.Parse(tag)
 	if err != nil {
 		return "", err
+	}
+	if b, conf := t.Base(); conf != language.Exact || b.String() == "mis" || b.String() == "mul" || b.String() == "zxx" {
+		return "", fmt.Errorf("language tag %q names no language", tag)
 	}
 	return t.String(), nil
 }
@@ -249,7 +255,9 @@ func (r *Recipient) normalize(pathPrefix string, checkPushURL func(string) error
 	}
 	if r.Email != "" {
 		a, err := mail.ParseAddress(r.Email)
-		if err != nil || a.Address != r.Email || a.Name != "" {
+		// A domain literal (a@[127.0.0.1]) would have the relay deliver to
+		// an address of our choosing: only names.
+		if err != nil || a.Address != r.Email || a.Name != "" || strings.Contains(r.Email, "@[") {
 			v.add(p("email"), "must be a plain email address such as ops@example.com", r.Email)
 		} else if local := r.Email[:strings.LastIndexByte(r.Email, '@')]; len(local) > maxEmailLocal || len(r.Email) > maxEmail {
 			v.add(p("email"), fmt.Sprintf("must be at most %d bytes, at most %d of them before the @ (RFC 5321)", maxEmail, maxEmailLocal), nil)

@@ -1,6 +1,11 @@
 package dispatcher
 
-import "time"
+import (
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Bounds on the lists and strings of inputs, besides those next to their
 // checks (maxTitle, maxMessage, maxParams, maxParamLen, maxListItems for
@@ -41,4 +46,30 @@ func validateETA(v *ValidationError, field string, params map[string]string, now
 	case eta.After(latest):
 		v.add(field+".eta", "must be within a year: at the latest "+latest.Format(time.RFC3339), val)
 	}
+}
+
+// textFault says what makes s unfit as text for people, "" when nothing:
+// invalid UTF-8 (a JSON body cannot carry it, a query can), a control
+// character (NUL, ESC, DEL, …; where lines is true, tab and line breaks
+// are text), or an explicit bidirectional formatting character (U+202A to
+// U+202E, U+2066 to U+2069), with which a text displays in another order
+// than it reads (CVE-2021-42574, "Trojan Source"). Such characters reach
+// SMS, push, email subjects and merchants' systems as they are.
+func textFault(s string, lines bool) string {
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8"
+	}
+	for _, r := range s {
+		switch {
+		case lines && (r == '\t' || r == '\n' || r == '\r'):
+		case unicode.IsControl(r):
+			if lines {
+				return fmt.Sprintf("must not contain control characters other than tab and line breaks (found %U)", r)
+			}
+			return fmt.Sprintf("must be one line without control characters (found %U)", r)
+		case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			return fmt.Sprintf("must not contain bidirectional overrides, embeddings or isolates (found %U)", r)
+		}
+	}
+	return ""
 }

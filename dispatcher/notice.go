@@ -98,6 +98,8 @@ func (in *NoticeInput) normalize(prefix string) error {
 	in.Title = strings.TrimSpace(in.Title)
 	if in.Title == "" || utf8.RuneCountInString(in.Title) > maxTitle {
 		v.add(prefix+"title", fmt.Sprintf("must be 1-%d characters", maxTitle), nil)
+	} else if msg := textFault(in.Title, false); msg != "" {
+		v.add(prefix+"title", msg, nil)
 	}
 	if in.Priority == "" {
 		in.Priority = PriorityBulk

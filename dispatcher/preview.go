@@ -72,7 +72,7 @@ func (s *Service) PreviewTemplate(ctx context.Context, in TemplatePreviewInput) 
 	if len(params) == 0 {
 		params = ExampleParams(s.now())
 	}
-	validateParams(v, "query.params", params)
+	validateParams(v, "query", params) // the eta param is the query's eta
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}

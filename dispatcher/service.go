@@ -409,6 +409,8 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 		}
 		if utf8.RuneCountInString(val) > maxParamLen {
 			v.add(field+"."+k, fmt.Sprintf("at most %d characters", maxParamLen), nil)
+		} else if msg := textFault(val, true); msg != "" {
+			v.add(field+"."+k, msg, nil)
 		}
 	}
 }
@@ -433,6 +435,10 @@ func validateMessage(v *ValidationError, field string, msg map[string]string) ma
 		given[canon] = tag
 		if strings.TrimSpace(text) == "" || utf8.RuneCountInString(text) > maxMessage {
 			v.add(field+"."+tag, fmt.Sprintf("must be 1-%d characters of text", maxMessage), nil)
+			continue
+		}
+		if msg := textFault(text, true); msg != "" {
+			v.add(field+"."+tag, msg, nil)
 			continue
 		}
 		out[canon] = text
@@ -536,6 +542,8 @@ func (in *IncidentInput) normalize(now time.Time) error {
 	in.Title = strings.TrimSpace(in.Title)
 	if in.Title == "" || utf8.RuneCountInString(in.Title) > maxTitle {
 		v.add("body.title", fmt.Sprintf("must be 1-%d characters", maxTitle), nil)
+	} else if msg := textFault(in.Title, false); msg != "" {
+		v.add("body.title", msg, nil)
 	}
 	if !in.Severity.Valid() {
 		v.add("body.severity", "must be one of minor, major, critical", in.Severity)
@@ -678,6 +686,10 @@ func newIdempotency(key, scope string, request any) (*Idempotency, error) {
 	if len(key) > MaxIdempotencyKey {
 		return nil, &ValidationError{Fields: []*FieldError{{Field: "header.Idempotency-Key",
 			Message: fmt.Sprintf("must be 1-%d bytes", MaxIdempotencyKey)}}}
+	}
+	if strings.IndexFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+		return nil, &ValidationError{Fields: []*FieldError{{Field: "header.Idempotency-Key",
+			Message: "must be printable ASCII, such as a UUID"}}}
 	}
 	raw, err := json.Marshal(request)
 	if err != nil {

@@ -129,3 +129,47 @@ func TestWebPushConfigRefusesOtherTransports(t *testing.T) {
 		t.Errorf("New with a RoundTripper of its own: %v, want refused", err)
 	}
 }
+
+// TestWebPushNoAnswerSaysNothingOfTheNetwork: a push service that cannot
+// be reached (here an allowed loopback port where nothing listens) fails
+// transiently with one fixed reason, code connect_failed: not the address,
+// not the port, not whether the connection was refused or reset.
+func TestWebPushNoAnswerSaysNothingOfTheNetwork(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close() // nothing listens there now: the connection is refused
+	keys := webpushtest.New(t)
+	s := mustNew(t, push.Config{
+		WebPush: &push.WebPushConfig{
+			VAPIDPublicKey: keys.VAPIDPublicKey, VAPIDPrivateKey: keys.VAPIDPrivateKey,
+			Subscriber: webpushtest.Subscriber, AllowNetworks: loopback,
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	for i, host := range []string{"127.0.0.1", "localhost"} {
+		tok := webToken(i)
+		tok.Endpoint = "https://" + host + ":" + port + "/wpush/v2/sub"
+		res := s.Send(t.Context(), []*dispatcher.Message{message(i, tok)})[0]
+		se := dispatcher.Classify(res.Err)
+		if res.Err == nil || se.Permanent || se.Code != push.CodeConnectFailed || len(res.DeadTokens) != 0 {
+			t.Fatalf("%s: result %+v (%v), want a transient %s failure, the token kept", tok.Endpoint, res, res.Err, push.CodeConnectFailed)
+		}
+		text := res.Err.Error()
+		if !strings.Contains(text, "no answer from the push service") {
+			t.Errorf("%s: error %q, want the fixed reason", tok.Endpoint, text)
+		}
+		leaks := []string{"refused", "reset", "dial", "tcp", "Post", "connect:"}
+		if host == "localhost" { // the endpoint names no address: the reason names none
+			leaks = append(leaks, "127.0.0.1", "::1")
+		}
+		for _, leak := range leaks {
+			if strings.Contains(text, leak) {
+				t.Errorf("%s: error %q repeats %q", tok.Endpoint, text, leak)
+			}
+		}
+	}
+}

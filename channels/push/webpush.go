@@ -78,6 +78,16 @@ const CodeBlocked = "blocked_address"
 // guard refuses (dispatcher.Permanent(CodeBlocked, ErrBlockedAddress)).
 var ErrBlockedAddress = errors.New("the endpoint's address is not allowed")
 
+// CodeConnectFailed is the code of a token whose push service gave no
+// answer (the connection failed or timed out), with ErrConnectFailed: like
+// CodeBlocked, a fixed text that says nothing of the address or of how the
+// network answered.
+const CodeConnectFailed = "connect_failed"
+
+// ErrConnectFailed is the error of a token whose push service gave no
+// answer (dispatcher.Transient(CodeConnectFailed, 0, ErrConnectFailed)).
+var ErrConnectFailed = errors.New("no answer from the push service")
+
 // String describes c without the private key.
 func (c WebPushConfig) String() string {
 	return fmt.Sprintf("{VAPIDPublicKey:%q VAPIDPrivateKey:%s Subscriber:%q}", c.VAPIDPublicKey, redact([]byte(c.VAPIDPrivateKey)), c.Subscriber)
@@ -273,6 +283,14 @@ func (w *webPush) deliver(ctx context.Context, n *notice, tok dispatcher.PushTok
 		// One fixed text: which address, and whether a refused one would
 		// have refused or reset the connection, is no one's business.
 		return outcome{err: dispatcher.Permanent(CodeBlocked, ErrBlockedAddress)}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// No answer: the reason is one fixed text too. What the network
+		// said (refused, reset, a TLS alert, a DNS answer), the address and
+		// the port would tell a reader of the delivery what lies behind the
+		// endpoint's name.
+		return outcome{err: dispatcher.Transient(CodeConnectFailed, 0, fmt.Errorf("push: webpush %s: %w", MaskToken(tok), ErrConnectFailed))}
 	}
 	if err != nil {
 		return outcome{err: dispatcher.Transient("", 0, fmt.Errorf("push: webpush %s: %s", MaskToken(tok), scrub(err.Error(), tok)))}

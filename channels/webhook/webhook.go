@@ -104,7 +104,7 @@ const (
 	CodeNoSecret   = "no_secret"
 	CodeNoEndpoint = "no_endpoint"
 	CodeTimeout    = "timeout"
-	CodeConnection = "connection"
+	CodeConnection = "connect_failed"
 	CodeCancelled  = "cancelled"
 )
 
@@ -293,6 +293,9 @@ type outcome struct {
 	// tried is false when the job never started (Send's context was
 	// cancelled first).
 	tried bool
+	// detail is what the guard or the network said of a request without
+	// an answer, for the log only (see ReasonConnectFailed).
+	detail error
 }
 
 // Send posts every message to each of its endpoints, up to
@@ -403,12 +406,12 @@ func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher
 	}
 
 	u, err := s.guard.ParseURL(ep.URL)
+	if errors.Is(err, ErrBlockedAddress) {
+		o.detail = err
+		return fail(dispatcher.Permanent(CodeBlocked, fmt.Errorf("webhook: endpoint %s: %w", ep.ID, &fixedError{ReasonBlocked, err})))
+	}
 	if err != nil {
-		code := CodeInvalidURL
-		if errors.Is(err, ErrBlockedAddress) {
-			code = CodeBlocked
-		}
-		return fail(dispatcher.Permanent(code, fmt.Errorf("webhook: endpoint %s: %w", ep.ID, err)))
+		return fail(dispatcher.Permanent(CodeInvalidURL, fmt.Errorf("webhook: endpoint %s: %w", ep.ID, err)))
 	}
 	where := u.Scheme + "://" + u.Host // never the path or query: they may hold a token
 
@@ -447,6 +450,7 @@ func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher
 
 	resp, err := s.client.Do(req)
 	if err != nil {
+		o.detail = unwrapURLError(err)
 		return fail(s.classifyNetErr(ctx, rctx, ep, where, err))
 	}
 	o.status = resp.StatusCode
@@ -480,19 +484,39 @@ func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher
 	return o
 }
 
+// ReasonBlocked and ReasonConnectFailed are the fixed texts of a request
+// the guard refused and of one that could not connect. The address, the
+// port and what the network answered (refused, reset, a TLS alert, a DNS
+// error) go to the log only, never into a delivery's reason or its
+// attempts, which a viewer key reads: they would map what lies behind a
+// name the merchant registered.
+const (
+	ReasonBlocked       = "the endpoint's address is not allowed"
+	ReasonConnectFailed = "could not connect"
+)
+
+// fixedError shows a fixed text for cause, which errors.Is and errors.As
+// still find (a *BlockedError says which address and why).
+type fixedError struct {
+	text  string
+	cause error
+}
+
+func (e *fixedError) Error() string { return e.text }
+func (e *fixedError) Unwrap() error { return e.cause }
+
 // classifyNetErr classifies a request that got no answer.
 func (s *Sender) classifyNetErr(ctx, rctx context.Context, ep *dispatcher.WebhookEndpoint, where string, err error) error {
-	inner := unwrapURLError(err)
-	var be *BlockedError
 	switch {
-	case errors.As(err, &be):
-		return dispatcher.Permanent(CodeBlocked, fmt.Errorf("webhook: endpoint %s: %w", ep.ID, be))
+	case errors.Is(err, ErrBlockedAddress):
+		return dispatcher.Permanent(CodeBlocked, fmt.Errorf("webhook: endpoint %s: %w", ep.ID, &fixedError{ReasonBlocked, unwrapURLError(err)}))
 	case ctx.Err() != nil:
 		return dispatcher.Transient(CodeCancelled, 0, fmt.Errorf("webhook: endpoint %s: POST %s cut off, its fate is unknown: %w", ep.ID, where, ctx.Err()))
 	case errors.Is(err, context.DeadlineExceeded) || rctx.Err() != nil || isTimeout(err):
-		return dispatcher.Transient(CodeTimeout, 0, fmt.Errorf("webhook: endpoint %s: POST %s: no answer within %v: %w", ep.ID, where, s.cfg.Timeout, inner))
+		return dispatcher.Transient(CodeTimeout, 0, fmt.Errorf("webhook: endpoint %s: POST %s: %w", ep.ID, where,
+			&fixedError{fmt.Sprintf("no answer within %v", s.cfg.Timeout), unwrapURLError(err)}))
 	}
-	return dispatcher.Transient(CodeConnection, 0, fmt.Errorf("webhook: endpoint %s: POST %s: %w", ep.ID, where, inner))
+	return dispatcher.Transient(CodeConnection, 0, fmt.Errorf("webhook: endpoint %s: POST %s: %w", ep.ID, where, &fixedError{ReasonConnectFailed, unwrapURLError(err)}))
 }
 
 func isTimeout(err error) bool {
@@ -661,6 +685,14 @@ func broadcastIDs(msgs []*dispatcher.Message) []string {
 	return ids
 }
 
+// causeOf is err's text for the log, "" for nil.
+func causeOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 func (s *Sender) logFailure(m *dispatcher.Message, ep *dispatcher.WebhookEndpoint, o outcome) {
 	se := dispatcher.Classify(o.err)
 	level := slog.LevelInfo
@@ -677,5 +709,5 @@ func (s *Sender) logFailure(m *dispatcher.Message, ep *dispatcher.WebhookEndpoin
 	s.log.Log(context.Background(), level, "webhook: request failed",
 		"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "endpoint_id", ep.ID, "host", host,
 		"http_status", o.status, "code", se.Code, "permanent", se.Permanent, "retry_after", se.RetryAfter,
-		"latency", o.attempt.Latency, "err", o.attempt.Error)
+		"latency", o.attempt.Latency, "err", o.attempt.Error, "cause", causeOf(o.detail))
 }

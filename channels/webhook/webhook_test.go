@@ -690,13 +690,18 @@ func TestSSRFRefused(t *testing.T) {
 			m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", tt.url, secretA))
 			r := send1(t, mustNew(t, c), m)
 			wantErr(t, r, true, webhook.CodeBlocked)
+			// The detail is there for errors.As (and the log), but the
+			// texts a delivery keeps say only that the address is refused.
 			var be *webhook.BlockedError
-			if !errors.As(r.Err, &be) || !strings.Contains(r.Err.Error(), tt.want) {
+			if !errors.As(r.Err, &be) || !strings.Contains(be.Error(), tt.want) {
 				t.Errorf("error %q, want a BlockedError saying %q", r.Err, tt.want)
 			}
+			if !strings.Contains(r.Err.Error(), webhook.ReasonBlocked) || strings.Contains(r.Err.Error(), tt.want) {
+				t.Errorf("error %q, want %q and not %q", r.Err, webhook.ReasonBlocked, tt.want)
+			}
 			as := rep.attempts[m.DeliveryID]
-			if len(as) != 1 || len(as[0]) != 1 || as[0][0].Status != 0 || !strings.Contains(as[0][0].Error, tt.want) {
-				t.Errorf("attempts %+v, want one without an answer saying %q", as, tt.want)
+			if len(as) != 1 || len(as[0]) != 1 || as[0][0].Status != 0 || as[0][0].Error != "webhook: endpoint ep_1: "+webhook.ReasonBlocked {
+				t.Errorf("attempts %+v, want one without an answer saying only %q", as, webhook.ReasonBlocked)
 			}
 		})
 	}
@@ -821,10 +826,45 @@ func deadAddr(t *testing.T) string {
 	return "http://" + addr
 }
 
+// TestConnectionRefused: an endpoint that refuses the connection fails
+// transiently with code connect_failed and a fixed text: the reason and
+// the attempt name the endpoint's scheme and host as registered, never the
+// address dialled, its port or what the network answered.
 func TestConnectionRefused(t *testing.T) {
 	t.Parallel()
-	r := send1(t, mustNew(t, local()), message(1, dispatcher.StateInvestigating, endpoint("ep_1", deadAddr(t)+"/hook", secretA)))
-	wantErr(t, r, false, webhook.CodeConnection)
+	rep := newReporter()
+	cfg := local()
+	cfg.Reporter = rep
+	dead := deadAddr(t)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(dead, "http://"))
+	for i, u := range []string{dead + "/hook", "http://localhost:" + port + "/hook"} {
+		m := message(i+1, dispatcher.StateInvestigating, endpoint("ep_1", u, secretA))
+		r := send1(t, mustNew(t, cfg), m)
+		wantErr(t, r, false, webhook.CodeConnection)
+		if webhook.CodeConnection != "connect_failed" {
+			t.Errorf("code %q, want connect_failed", webhook.CodeConnection)
+		}
+		as := rep.attempts[m.DeliveryID]
+		if len(as) != 1 || len(as[0]) != 1 {
+			t.Fatalf("attempts %+v, want one", as)
+		}
+		host := strings.TrimPrefix(strings.TrimSuffix(u, "/hook"), "http://")
+		want := "webhook: endpoint ep_1: POST http://" + host + ": " + webhook.ReasonConnectFailed
+		for _, text := range []string{r.Err.Error(), as[0][0].Error} {
+			if !strings.HasSuffix(text, want) {
+				t.Errorf("%s: text %q, want it to end in %q", u, text, want)
+			}
+			leaks := []string{"refused", "dial", "tcp", "connect:"}
+			if i == 1 { // a name: the address it resolves to is not shown
+				leaks = append(leaks, "127.0.0.1", "::1")
+			}
+			for _, leak := range leaks {
+				if strings.Contains(text, leak) {
+					t.Errorf("%s: text %q repeats %q", u, text, leak)
+				}
+			}
+		}
+	}
 }
 
 func TestAttemptsReported(t *testing.T) {

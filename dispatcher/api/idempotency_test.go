@@ -236,12 +236,39 @@ func TestIdempotencyKeyLateCheck(t *testing.T) {
 }
 
 // TestIdempotencyKeyBytes: a key of at most 255 characters but more than
-// 255 bytes is refused as input, not a 500.
+// 255 bytes is refused as input, not a 500; 255 bytes of ASCII are a key
+// (non-ASCII is refused anyway: see TestIdempotencyKeyPrintableASCII).
 func TestIdempotencyKeyBytes(t *testing.T) {
 	t.Parallel()
 	b := setupRedis(t)
 	r := b.post(t, "/v1/incidents", strings.Repeat("é", 200), `{"title":"Cards down","severity":"major"}`)
 	wantStatus(t, r, http.StatusUnprocessableEntity)
 	wantLocation(t, r.problem(t), "header.Idempotency-Key")
-	wantStatus(t, b.post(t, "/v1/incidents", strings.Repeat("é", 127), `{"title":"Cards down","severity":"major"}`), http.StatusCreated)
+	wantStatus(t, b.post(t, "/v1/incidents", strings.Repeat("k", 255), `{"title":"Cards down","severity":"major"}`), http.StatusCreated)
+}
+
+// TestIdempotencyKeyPrintableASCII: a key with a control character or
+// non-ASCII bytes is a 422 naming the header, on every route that takes
+// one, and nothing is created; a key of printable ASCII with a space works.
+func TestIdempotencyKeyPrintableASCII(t *testing.T) {
+	t.Parallel()
+	a := setupRedis(t)
+	inc := a.mustOpen(t, "Card payments failing")
+	for _, key := range []string{"a\tb", "ключ", "caf\xe9"} {
+		for _, tc := range []struct{ path, body string }{
+			{"/v1/incidents", `{"title":"Other","severity":"minor"}`},
+			{"/v1/incidents/" + inc + "/updates", `{"message":{"en":"x"}}`},
+			{"/v1/broadcasts", `{"title":"Maintenance","message":{"en":"Tonight."}}`},
+		} {
+			r := a.post(t, tc.path, key, tc.body)
+			wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "header.Idempotency-Key", "printable ASCII")
+		}
+	}
+	if n := len(a.updates(t, inc)); n != 1 {
+		t.Errorf("%d updates, want 1", n)
+	}
+	if list := a.notices(t); len(list) != 0 {
+		t.Errorf("notices %v, want none", list)
+	}
+	wantStatus(t, a.post(t, "/v1/incidents", "retry 1 ~!@#$%", `{"title":"Other","severity":"minor"}`), http.StatusCreated)
 }

@@ -217,6 +217,101 @@ func TestImportStrictLines(t *testing.T) {
 	}
 }
 
+// TestCaseVariantsAndLoneSurrogates: member names are matched to fields
+// exactly, so a case variant ("Severity", "ID", a push token's "Token") is
+// an unknown field (422 in a body, a rejected line in an import) rather
+// than the field, which it used to override; a \u escape of a lone
+// surrogate is refused like invalid UTF-8 (400, a rejected line) rather
+// than stored as U+FFFD. Nothing is stored.
+func TestCaseVariantsAndLoneSurrogates(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	id := a.mustOpen(t, `{"title":"Card payments failing","severity":"major"}`)
+
+	for _, tc := range []struct {
+		name, method, path, body, location string
+	}{
+		{"a second severity", "POST", "/v1/incidents", `{"title":"x","severity":"major","Severity":"minor"}`, "body.Severity"},
+		{"only case variants", "POST", "/v1/incidents", `{"TITLE":"x","SEVERITY":"major"}`, "body.TITLE"},
+		{"an update's state", "POST", "/v1/incidents/" + id + "/updates", `{"State":"resolved"}`, "body.State"},
+		{"a recipient's locale", "PUT", "/v1/recipients/c-1", `{"locale":"de-CH","Locale":"fr"}`, "body.Locale"},
+		{"a push token's field", "PUT", "/v1/recipients/c-1", `{"push":[{"platform":"fcm","Token":"t"}]}`, "body.push[0]"},
+		{"a notice's priority", "POST", "/v1/broadcasts", `{"title":"x","message":{"en":"y"},"Priority":"critical"}`, "body.Priority"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, tc.method, tc.path, tc.body)
+			wantStatus(t, r, http.StatusUnprocessableEntity)
+			found := false
+			for _, d := range r.problem(t).Errors {
+				found = found || d.Location == tc.location
+			}
+			if !found {
+				t.Fatalf("no error at %s in %s", tc.location, r.body)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+	}{
+		{"a title", "POST", "/v1/incidents", `{"title":"Panne \ud800","severity":"major"}`},
+		{"a low half", "POST", "/v1/incidents/" + id + "/updates", `{"message":{"en":"x\udc00"}}`},
+		{"an email", "PUT", "/v1/recipients/c-1", `{"email":"a\udbff@example.com"}`},
+		{"a notice text", "POST", "/v1/broadcasts", `{"title":"x","message":{"en":"\ud83d tonight"}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, tc.method, tc.path, tc.body)
+			wantProblem(t, r, http.StatusBadRequest, CodeBadRequest, "body", "lone UTF-16 surrogate")
+		})
+	}
+	a.wantIncident(t, id, dispatcher.StateInvestigating, 1)
+	if list, err := a.svc.ListNotices(context.Background(), 10); err != nil || len(list) != 0 {
+		t.Errorf("notices = %v, %v; want none", list, err)
+	}
+	if _, err := a.svc.GetRecipient(context.Background(), "c-1"); err == nil {
+		t.Error("recipient c-1 stored from a refused body")
+	}
+	// A pair is a character.
+	wantStatus(t, a.send(t, "POST", "/v1/incidents/"+id+"/updates", `{"message":{"en":"Fixed \ud83d\ude00"}}`), http.StatusCreated)
+
+	lines := []string{
+		`{"id":"a1","ID":"a2"}`,     // 1
+		`{"ID":"b1"}`,               // 2
+		`{"id":"c1","Locale":"fr"}`, // 3
+		`{"id":"d1","push":[{"platform":"fcm","Token":"t"}]}`,       // 4
+		`{"id":"e1","push":[{"platform":"fcm","token":"t","x":1}]}`, // 5
+		`{"id":"f1","timezone":"\ud800"}`,                           // 6
+		`{"id":"g1","locale":"de-CH"}`,                              // 7
+	}
+	r := a.do(t, "POST", "/v1/recipients/import", operatorToken, strings.NewReader(strings.Join(lines, "\n")),
+		"Content-Type", "application/x-ndjson")
+	wantStatus(t, r, http.StatusOK)
+	var rep dispatcher.ImportReport
+	if err := json.Unmarshal(r.body, &rep); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+	want := map[int]string{
+		1: `unknown member name "ID" (the field is "id"`,
+		2: `unknown member name "ID"`,
+		3: `unknown member name "Locale"`,
+		4: `unknown member name "Token" in push[0]`,
+		5: `unknown member name "x" in push[0]`,
+		6: "lone UTF-16 surrogate",
+	}
+	if rep.Imported != 1 || len(rep.Errors) != len(want) {
+		t.Fatalf("report %s: want 1 imported, %d rejected", r.body, len(want))
+	}
+	for _, e := range rep.Errors {
+		if want[e.Line] == "" || !strings.Contains(e.Reason, want[e.Line]) {
+			t.Errorf("line %d rejected for %q, want %q", e.Line, e.Reason, want[e.Line])
+		}
+	}
+	for _, rid := range []string{"a1", "a2", "b1", "c1", "d1", "e1", "f1"} {
+		if rec, err := a.svc.GetRecipient(context.Background(), rid); err == nil {
+			t.Errorf("recipient %s imported from a rejected line: %+v", rid, rec)
+		}
+	}
+}
+
 // TestMessageLanguageOnce: two keys of one message that are the same
 // language tag spelled differently (de-ch, de-CH, DE-CH) are a 422 naming
 // the later key in sorted order; before, one text was dropped at random.
@@ -510,4 +605,93 @@ func TestETAWindow(t *testing.T) {
 	r := a.send(t, "POST", updates, `{"params":{"eta":"`+at(3*time.Hour)+`"}}`)
 	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "body.params.eta", "it is 2026-11-21T13:00:00Z now")
 	a.wantIncident(t, id, dispatcher.StateIdentified, 2)
+}
+
+// TestUnsupportedMediaTypeEchoesNothing: a JSON route sent another
+// Content-Type is a 415 naming the header; the problem does not repeat the
+// body (huma put all of it, up to 1 MiB, in value).
+func TestUnsupportedMediaTypeEchoesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/xml"} {
+		r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken,
+			strings.NewReader(`{"phone":"+41791234567","email":"bob@example.com"}`), "Content-Type", ct)
+		wantProblem(t, r, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "header.Content-Type", "unknown content type")
+		for _, echo := range []string{"41791234567", "bob@example.com"} {
+			if strings.Contains(string(r.body), echo) {
+				t.Errorf("%s: the problem repeats %q: %s", ct, echo, r.body)
+			}
+		}
+	}
+	if calls := b.svc.Calls(); len(calls) != 0 {
+		t.Errorf("refused requests reached the service: %v", calls)
+	}
+}
+
+// TestTextWithoutControls: a title, an operator text or a param value with
+// a control character (NUL, BEL, a line break in a title) or an explicit
+// bidirectional override is a 422 naming it, as is a language tag that
+// names no language (x-klingon, und); nothing is stored. Line breaks and
+// tabs are text in a message and in params; right-to-left text without
+// overrides is fine.
+func TestTextWithoutControls(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	id := a.mustOpen(t, `{"title":"Card payments failing","severity":"major"}`)
+	for _, tc := range []struct {
+		name, method, path, body, location, msg string
+	}{
+		{"NUL in a title", "POST", "/v1/incidents", `{"title":"a\u0000b","severity":"major"}`, "body.title", "U+0000"},
+		{"header in a title", "POST", "/v1/incidents", `{"title":"Outage\r\nBcc: x@example.com","severity":"major"}`, "body.title", "one line"},
+		{"override in a title", "POST", "/v1/incidents", `{"title":"Pay \u202egnp.exe","severity":"major"}`, "body.title", "U+202E"},
+		{"isolate in a notice title", "POST", "/v1/broadcasts", `{"title":"a\u2066b","message":{"en":"x"}}`, "body.title", "bidirectional"},
+		{"BEL in a message", "POST", "/v1/incidents/" + id + "/updates", `{"message":{"en":"ring\u0007"}}`, "body.message.en", "U+0007"},
+		{"ESC in a notice text", "POST", "/v1/broadcasts", `{"title":"t","message":{"en":"\u001b[31mred"}}`, "body.message.en", "control characters"},
+		{"C1 in a param", "POST", "/v1/incidents/" + id + "/updates", `{"params":{"workaround":"cash\u0085"}}`, "body.params.workaround", "U+0085"},
+		{"override in a preview", "POST", "/v1/broadcasts/preview", `{"notice":{"title":"t","message":{"en":"a\u202db"}}}`, "body.notice.message.en", "U+202D"},
+		{"private-use language", "POST", "/v1/incidents", `{"title":"t","severity":"major","message":{"x-klingon":"Qapla'"}}`, "body.message.x-klingon", "BCP 47"},
+		{"undetermined locale", "PUT", "/v1/recipients/c-1", `{"locale":"und"}`, "body.locale", "BCP 47"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, tc.method, tc.path, tc.body)
+			wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, tc.location, tc.msg)
+		})
+	}
+	r := a.do(t, "GET", "/v1/templates/preview?state=investigating&channel=sms&eta=a%00b", operatorToken, nil)
+	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "query.eta", "U+0000")
+	r = a.do(t, "GET", "/v1/templates/preview?state=investigating&channel=sms&eta=%FF", operatorToken, nil)
+	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "query.eta", "UTF-8")
+	r = a.do(t, "GET", "/v1/templates/preview?state=investigating&channel=sms&locale=x-klingon", operatorToken, nil)
+	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "query.locale", "BCP 47")
+
+	a.wantIncident(t, id, dispatcher.StateInvestigating, 1)
+	if list, err := a.svc.ListNotices(context.Background(), 10); err != nil || len(list) != 0 {
+		t.Errorf("notices = %v, %v; want none", list, err)
+	}
+	if _, err := a.svc.GetRecipient(context.Background(), "c-1"); err == nil {
+		t.Error("recipient c-1 stored from a refused body")
+	}
+	// Paragraphs, tabs, right-to-left text and its marks are text.
+	wantStatus(t, a.send(t, "POST", "/v1/incidents/"+id+"/updates",
+		`{"message":{"en":"Line one.\n\n\tLine two.","ar":"\u200fانقطاع الدفع بالبطاقة"},"params":{"workaround":"cash\nor TWINT"}}`),
+		http.StatusCreated)
+	wantStatus(t, a.send(t, "PUT", "/v1/recipients/c-1", `{"locale":"he-IL"}`), http.StatusOK)
+}
+
+// TestNoSniff: every answer, huma's problems and JSON included, carries
+// X-Content-Type-Options: nosniff, as problems echo input such as
+// "<script>" in value.
+func TestNoSniff(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, r := range []*response{
+		b.do(t, "PUT", "/v1/recipients/bob", operatorToken, strings.NewReader(`{"timezone":"<script>alert(1)</script>"}`)),
+		b.do(t, "GET", "/v1/incidents", operatorToken, nil),
+		b.do(t, "GET", "/healthz", "", nil),
+		b.do(t, "PATCH", "/v1/recipients/%3Cscript%3E", operatorToken, nil),
+	} {
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%d %s: X-Content-Type-Options %q, want nosniff", r.status, r.body, got)
+		}
+	}
 }

@@ -80,6 +80,8 @@ func loggedPath(p string) string {
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		// No answer is to be sniffed into HTML: problems echo input.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		logged := loggedPath(r.URL.Path)
 		info := &requestInfo{method: r.Method, path: logged}
 		rec := &statusRecorder{ResponseWriter: w}

@@ -145,6 +145,10 @@ func problemTransformer(_ huma.Context, _ string, v any) (any, error) {
 			d.Value = nil
 		case d.Location == "body" && em.Status == http.StatusBadRequest:
 			d.Value = nil // the value is the malformed body itself
+		case d.Location == "body" && em.Status == http.StatusUnsupportedMediaType:
+			// huma names the body and echoes all of it (up to 1 MiB of
+			// phone numbers and addresses); the header is at fault.
+			d.Location, d.Value = "header.Content-Type", nil
 		}
 	}
 	return p, nil

@@ -22,6 +22,14 @@ var strictJSON = huma.Format{
 	},
 }
 
+func init() {
+	// Member names are matched to fields exactly: huma's validator (and
+	// encoding/json after it) would otherwise take "Severity" or "LOCALE"
+	// for the field, and {"state":"identified","State":"resolved"} would
+	// let the second win. A case variant is an unknown field, a 422.
+	huma.ValidateStrictCasing = true
+}
+
 // formats are huma's formats with strictJSON for every JSON media type
 // ("json" also covers application/*+json).
 func formats() map[string]huma.Format {

@@ -1,7 +1,8 @@
 // Package strictjson checks a JSON text for what encoding/json lets
-// through silently: invalid UTF-8 (replaced by U+FFFD), duplicate member
-// names in an object (the last one wins) and, for a Decoder, content after
-// the first value. These are the rules of I-JSON (RFC 7493) that decide
+// through silently: invalid UTF-8 (replaced by U+FFFD), a \u escape of a
+// lone UTF-16 surrogate (also replaced by U+FFFD), duplicate member names in
+// an object (the last one wins) and, for a Decoder, content after the first
+// value. These are the rules of I-JSON (RFC 7493) that decide
 // what a request means; Check runs before a body or an NDJSON line is
 // decoded, so such a text is refused rather than guessed at.
 package strictjson
@@ -11,8 +12,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -30,8 +33,9 @@ func (e *Error) Error() string { return fmt.Sprintf("%s (byte %d)", e.Reason, e.
 // Check returns nil when data is exactly one JSON value (surrounding
 // whitespace allowed) in valid UTF-8 whose objects, at any depth, name each
 // member once. Names are compared after unescaping: "a" and "\u0061" are
-// the same name. Otherwise it returns an *Error (invalid UTF-8, content
-// after the value, a duplicate name) or encoding/json's syntax error.
+// the same name. Otherwise it returns an *Error (invalid UTF-8, a lone
+// surrogate such as "\ud800", content after the value, a duplicate name) or
+// encoding/json's syntax error.
 func Check(data []byte) error {
 	if i := invalidUTF8(data); i >= 0 {
 		return &Error{Offset: int64(i), Reason: "invalid UTF-8"}
@@ -39,7 +43,51 @@ func Check(data []byte) error {
 	if !json.Valid(data) {
 		return syntaxError(data)
 	}
+	if i := loneSurrogate(data); i >= 0 {
+		return &Error{Offset: int64(i), Reason: "a \\u escape of a lone UTF-16 surrogate, which is no character"}
+	}
 	return duplicates(data)
+}
+
+// loneSurrogate returns the offset of the first \u escape in data, valid
+// JSON, that is a UTF-16 surrogate not paired with one of the other half
+// ("\ud800", "\udc00", "\ud800\u0041"), or -1. encoding/json turns such an
+// escape into U+FFFD: what the sender meant is lost, so it is refused like
+// invalid UTF-8.
+func loneSurrogate(data []byte) int {
+	if !bytes.Contains(data, []byte(`\u`)) {
+		return -1
+	}
+	inString := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\' && data[i+1] == 'u':
+			r := hex4(data[i+2 : i+6])
+			switch {
+			case utf16.IsSurrogate(r) && r < 0xdc00 && i+12 <= len(data) && data[i+6] == '\\' && data[i+7] == 'u' &&
+				hex4(data[i+8:i+12]) >= 0xdc00 && hex4(data[i+8:i+12]) <= 0xdfff:
+				i += 11 // a pair: both escapes
+			case utf16.IsSurrogate(r):
+				return i
+			default:
+				i += 5
+			}
+		case c == '\\':
+			i++ // the escaped character
+		}
+	}
+	return -1
+}
+
+// hex4 is the value of four hex digits (valid JSON guarantees them).
+func hex4(b []byte) rune {
+	v, _ := strconv.ParseUint(string(b), 16, 32)
+	return rune(v)
 }
 
 // invalidUTF8 returns the offset of the first byte of data that is not
@@ -154,4 +202,141 @@ func where(stack []*frame) string {
 		return ""
 	}
 	return " in " + b.String()
+}
+
+// Fields returns an *Error for the first member, in an object of data (a
+// text Check accepted), whose name is not exactly the JSON name of a field
+// of the struct that object decodes into: v's type, followed through
+// pointers, slices, arrays and map values. encoding/json matches member
+// names to fields without regard to case, so {"ID":"b"} would set the field
+// "id" and {"id":"a","ID":"b"} would let the second win; and a type with its
+// own UnmarshalJSON may not refuse unknown members at all. Objects decoded
+// into maps or interfaces are not looked into further; a value of another
+// kind than its type is left to the decoder to refuse.
+func Fields(data []byte, v any) error {
+	type frame struct {
+		object  bool
+		wantKey bool
+		typ     reflect.Type            // the container's type; nil: not checked
+		fields  map[string]reflect.Type // an object decoded into a struct: its fields
+		name    string                  // object: the current member's name
+		cur     reflect.Type            // object: the current member's type
+		index   int                     // array: the current element's index
+		path    string
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var stack []*frame
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok && (d == ']' || d == '}') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if top != nil && top.object && top.wantKey {
+			name, _ := tok.(string)
+			top.wantKey, top.name, top.cur = false, name, nil
+			switch {
+			case top.fields != nil:
+				t, ok := top.fields[name]
+				if !ok {
+					return &Error{Offset: start + int64(bytes.IndexByte(data[start:], '"')),
+						Reason: "unknown member name " + strconv.Quote(name) + in(top.path) + sameBut(name, top.fields)}
+				}
+				top.cur = t
+			case top.typ != nil && top.typ.Kind() == reflect.Map:
+				top.cur = top.typ.Elem()
+			}
+			continue
+		}
+		// tok is a value: the root, the top object's current member or the
+		// top array's next element.
+		want, path := reflect.TypeOf(v), ""
+		switch {
+		case top != nil && top.object:
+			want, path = top.cur, top.path+"."+top.name
+			top.wantKey = true
+		case top != nil:
+			top.index++
+			want, path = nil, fmt.Sprintf("%s[%d]", top.path, top.index)
+			if top.typ != nil && (top.typ.Kind() == reflect.Slice || top.typ.Kind() == reflect.Array) {
+				want = top.typ.Elem()
+			}
+		}
+		d, ok := tok.(json.Delim)
+		if !ok {
+			continue
+		}
+		for want != nil && want.Kind() == reflect.Pointer {
+			want = want.Elem()
+		}
+		f := &frame{object: d == '{', wantKey: d == '{', typ: want, index: -1, path: path}
+		if f.object && want != nil && want.Kind() == reflect.Struct {
+			f.fields = jsonFields(want)
+		}
+		stack = append(stack, f)
+	}
+}
+
+// in names where a member is, " in push[0]", or "" at the top level.
+func in(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " in " + strings.TrimPrefix(path, ".")
+}
+
+// sameBut says which field a name differs from only in case, if any.
+func sameBut(name string, fields map[string]reflect.Type) string {
+	for f := range fields {
+		if strings.EqualFold(f, name) {
+			return " (the field is " + strconv.Quote(f) + ": names are case-sensitive)"
+		}
+	}
+	return ""
+}
+
+// jsonFields maps the JSON names of struct type t's fields, as
+// encoding/json names them, to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if f.Anonymous && name == "" && ft.Kind() == reflect.Struct {
+			for n, t := range jsonFields(ft) {
+				if _, ok := fields[n]; !ok {
+					fields[n] = t
+				}
+			}
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fields[name] = f.Type
+	}
+	return fields
 }

@@ -38,6 +38,15 @@ func TestCheck(t *testing.T) {
 		{"syntax", `{"title" "x"}`, "invalid character"},
 		{"empty", ``, "unexpected end of JSON input"},
 		{"BOM", "\uFEFF{}", "invalid character"},
+		{"surrogate pair escaped", `{"title":"\ud834\udd1e"}`, ""},
+		{"surrogate pair upper-case hex", `{"title":"\uD834\uDD1E"}`, ""},
+		{"escaped backslash before u", `{"title":"\\ud800"}`, ""},
+		{"lone high surrogate", `{"title":"a\ud800"}`, "lone UTF-16 surrogate, which is no character (byte 11)"},
+		{"lone low surrogate", `{"title":"\udc00"}`, "lone UTF-16 surrogate"},
+		{"reversed pair", `{"title":"\udc00\ud800"}`, "lone UTF-16 surrogate, which is no character (byte 10)"},
+		{"high surrogate before a letter", `{"title":"\ud800\u0041"}`, "lone UTF-16 surrogate"},
+		{"high surrogate at the end of a name", `{"a\uDBFF":1}`, "lone UTF-16 surrogate, which is no character (byte 3)"},
+		{"two high surrogates", `["\ud800\ud800\udc00"]`, "lone UTF-16 surrogate, which is no character (byte 2)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -81,8 +90,65 @@ func FuzzCheck(f *testing.F) {
 			return
 		}
 		var e *Error
-		if json.Valid(data) && utf8.Valid(data) && (!errors.As(err, &e) || !strings.HasPrefix(e.Reason, "duplicate member name")) {
-			t.Fatalf("Check(%q) = %v, want a duplicate name", data, err)
+		if json.Valid(data) && utf8.Valid(data) && (!errors.As(err, &e) ||
+			!strings.HasPrefix(e.Reason, "duplicate member name") && !strings.Contains(e.Reason, "lone UTF-16 surrogate")) {
+			t.Fatalf("Check(%q) = %v, want a duplicate name or a lone surrogate", data, err)
 		}
 	})
+}
+
+type fieldsItem struct {
+	Platform string `json:"platform"`
+	Token    string `json:"token,omitempty"`
+}
+
+type fieldsEmbedded struct {
+	Note string `json:"note"`
+}
+
+type fieldsDoc struct {
+	fieldsEmbedded
+	ID     string            `json:"id"`
+	Items  []fieldsItem      `json:"items"`
+	Ptr    *fieldsItem       `json:"ptr"`
+	Params map[string]string `json:"params"`
+	Any    any               `json:"any"`
+	Hidden string            `json:"-"`
+	Plain  string
+}
+
+func TestFields(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, in string
+		want     string // "" accepts; else a substring of the error
+	}{
+		{"exact names", `{"id":"a","note":"n","Plain":"p","items":[{"platform":"fcm","token":"t"}],"ptr":{"platform":"x"}}`, ""},
+		{"map keys are data", `{"params":{"ETA":"x","eta":"y"}}`, ""},
+		{"interface not looked into", `{"any":{"whatever":{"ID":1}}}`, ""},
+		{"values of another kind", `{"items":"x","ptr":[1],"id":{"x":1}}`, ""},
+		{"not an object", `[1,{"a":2}]`, ""},
+		{"case variant", `{"ID":"b"}`, `unknown member name "ID" (the field is "id": names are case-sensitive) (byte 1)`},
+		{"case variant after the field", `{"id":"a","Id":"b"}`, `unknown member name "Id"`},
+		{"unknown", `{"id":"a","nick":"x"}`, `unknown member name "nick" (byte 10)`},
+		{"json:\"-\" field", `{"Hidden":"x"}`, `unknown member name "Hidden"`},
+		{"in a slice element", `{"items":[{"platform":"fcm"},{"platform":"fcm","Token":"t"}]}`, `unknown member name "Token" in items[1] (the field is "token"`},
+		{"unknown in an element", `{"items":[{"platform":"fcm","extra":1}]}`, `unknown member name "extra" in items[0]`},
+		{"through a pointer", `{"ptr":{"PLATFORM":"x"}}`, `unknown member name "PLATFORM" in ptr`},
+		{"embedded field case", `{"Note":"x"}`, `unknown member name "Note"`},
+		{"after a nested value", `{"items":[{"platform":"a"}],"params":{"a":"b"},"Id":"x"}`, `unknown member name "Id" (the field`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := Fields([]byte(tc.in), &fieldsDoc{})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Fields(%q) = %v, want nil", tc.in, err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("Fields(%q) = nil, want an error saying %q", tc.in, tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("Fields(%q) = %v, want it to say %q", tc.in, err, tc.want)
+			}
+		})
+	}
 }

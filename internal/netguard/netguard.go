@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/net/idna"
 	"net"
 	"net/netip"
 	"net/url"
@@ -422,6 +423,16 @@ func (g *Guard) checkHostname(host string) error {
 		for _, c := range l {
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 				return fmt.Errorf("%w: %q is not a host name (use the punycode form of international names)", g.invalid, host)
+			}
+		}
+		// RFC 1123: a label neither starts nor ends with a hyphen; an
+		// A-label (RFC 5891, "xn--…") must decode.
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Errorf("%w: %q is not a host name (a label starts or ends with a hyphen)", g.invalid, host)
+		}
+		if len(l) >= 4 && strings.EqualFold(l[:4], "xn--") {
+			if _, err := idna.Lookup.ToUnicode(strings.ToLower(l)); err != nil {
+				return fmt.Errorf("%w: %q is not a host name (%q is no valid punycode)", g.invalid, host, l)
 			}
 		}
 	}

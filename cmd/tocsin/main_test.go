@@ -487,7 +487,7 @@ func TestInvalidConfigExits2(t *testing.T) {
 	if code := m.Run(context.Background(), []string{"serve"}); code != 2 {
 		t.Fatalf("exit code %d, want 2", code)
 	}
-	for _, want := range []string{"TOCSIN_REDIS_DB", "worker.concurrency"} {
+	for _, want := range []string{"TOCSIN_REDIS_DB: ", "TOCSIN_WORKER_CONCURRENCY: must be between"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("error does not mention %s:\n%s", want, stderr.String())
 		}
@@ -509,7 +509,7 @@ func TestServeRefusesWhatItCannotRun(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("exit code %d, want 2; stderr:\n%s", code, stderr)
 	}
-	mustContain(t, "serve", stderr, "limits.quiet_hours: ", "channels.sms.twilio.auth_token: must be letters and digits only", "worker.concurrency")
+	mustContain(t, "serve", stderr, "TOCSIN_LIMITS_QUIET_HOURS: ", "TOCSIN_TWILIO_AUTH_TOKEN: must be letters and digits only", "TOCSIN_WORKER_CONCURRENCY: ")
 	if strings.Contains(stderr, "channels.sms.twilio.from") || stdout != "" {
 		t.Errorf("serve refused the short code or printed something:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
 	}

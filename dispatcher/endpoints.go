@@ -17,6 +17,9 @@ import (
 // WebhookStore keeps merchants' webhook endpoints and delivery attempts.
 type WebhookStore interface {
 	PutWebhookEndpoint(ctx context.Context, ep *WebhookEndpoint) error
+	// CreateWebhookEndpoint stores ep unless the recipient already has an
+	// endpoint of its id, and reports whether it stored it.
+	CreateWebhookEndpoint(ctx context.Context, ep *WebhookEndpoint) (bool, error)
 	GetWebhookEndpoint(ctx context.Context, recipientID, endpointID string) (*WebhookEndpoint, error)
 	ListWebhookEndpoints(ctx context.Context, recipientID string) ([]*WebhookEndpoint, error)
 	// WebhookEndpoints loads the endpoints of many recipients at once.
@@ -154,22 +157,36 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 	}
 	now := s.now()
 	events := dedupe(in.Events)
-	ep, err := s.Webhooks.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
-		ep.URL, ep.Events, ep.Rate, ep.UpdatedAt = in.URL, events, rate, now
-		ep.Disabled, ep.DisabledReason, ep.DisabledAt, ep.FailingSince = false, "", nil, nil
-		return nil
-	})
-	if err == nil {
-		return &EndpointResult{Endpoint: public(ep)}, nil
-	}
-	if !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
-	secret := NewWebhookSecret()
-	ep = &WebhookEndpoint{ID: endpointID, RecipientID: recipientID, URL: in.URL, Events: events, Rate: rate,
-		Secrets: []WebhookSecret{{Secret: secret}}, CreatedAt: now, UpdatedAt: now}
-	if err := s.Webhooks.PutWebhookEndpoint(ctx, ep); err != nil {
-		return nil, err
+	// Update the endpoint, or create it; of concurrent creations exactly
+	// one stores its secret and answers 201, and the others update what it
+	// stored (the secret returned is always the one that signs).
+	var ep *WebhookEndpoint
+	var secret string
+	for attempt := 0; ; attempt++ {
+		if attempt == 10 { // deleted and created again by others, ten times over
+			return nil, fmt.Errorf("webhook endpoint %s: too many concurrent changes: %w", endpointID, ErrStale)
+		}
+		ep, err = s.Webhooks.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
+			ep.URL, ep.Events, ep.Rate, ep.UpdatedAt = in.URL, events, rate, now
+			ep.Disabled, ep.DisabledReason, ep.DisabledAt, ep.FailingSince = false, "", nil, nil
+			return nil
+		})
+		if err == nil {
+			return &EndpointResult{Endpoint: public(ep)}, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		secret = NewWebhookSecret()
+		ep = &WebhookEndpoint{ID: endpointID, RecipientID: recipientID, URL: in.URL, Events: events, Rate: rate,
+			Secrets: []WebhookSecret{{Secret: secret}}, CreatedAt: now, UpdatedAt: now}
+		created, err := s.Webhooks.CreateWebhookEndpoint(ctx, ep)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			break
+		}
 	}
 	s.logger().InfoContext(ctx, "webhook endpoint registered", "recipient_id", recipientID, "endpoint_id", endpointID)
 	return &EndpointResult{Endpoint: public(ep), Created: true, Secret: secret}, nil

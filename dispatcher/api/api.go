@@ -285,8 +285,9 @@ func problemContent(doc *huma.OpenAPI) map[string]*huma.MediaType {
 // routeErrors are the error statuses a /v1 operation registered with an
 // API key can answer, as they apply to it (register adds the route's own,
 // such as 404 and 409): 401 without a known key; 403 when a viewer key may
-// not call it (it changes something); 400 (malformed JSON) and 413 (over
-// MaxBodyBytes) when it takes a body; 422 when huma validates input
+// not call it (it changes something); 400 (malformed JSON), 413 (over
+// MaxBodyBytes) and 415 (not application/json, or compressed; bodyHeaders)
+// when it takes a body; 422 when huma validates input
 // (body, query or header parameters); 500.
 func routeErrors[I any](op huma.Operation) []int {
 	errs := []int{http.StatusUnauthorized}
@@ -306,7 +307,7 @@ func routeErrors[I any](op huma.Operation) []int {
 		}
 	}
 	if body {
-		errs = append(errs, http.StatusBadRequest, http.StatusRequestEntityTooLarge)
+		errs = append(errs, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
 	}
 	if body || params {
 		errs = append(errs, http.StatusUnprocessableEntity)

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -63,7 +64,7 @@ func (s *server) routeImport() {
 			"400": problemResponse("The body could not be read."),
 			"401": problemResponse("Missing or unknown API key."),
 			"403": problemResponse("The key's role is not operator."),
-			"415": problemResponse("Content-Type is not application/x-ndjson."),
+			"415": problemResponse("Content-Type is not application/x-ndjson, or Content-Encoding is not identity."),
 			"500": problemResponse("The import stopped on a store failure; report holds the lines processed so far."),
 		},
 	})
@@ -86,6 +87,13 @@ func (e *readErrRecorder) Read(p []byte) (int, error) {
 
 func (s *server) importRecipients(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !identityOnly(ce) {
+		w.Header().Set("Accept-Encoding", "identity")
+		writeProblem(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,
+			"the import body must not be compressed",
+			&huma.ErrorDetail{Location: "header.Content-Encoding", Message: "must be identity (or absent)", Value: strings.Join(ce, ", ")}))
+		return
+	}
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || !importMediaTypes[mt] {
 		writeProblem(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,

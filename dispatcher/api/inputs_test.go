@@ -616,7 +616,7 @@ func TestUnsupportedMediaTypeEchoesNothing(t *testing.T) {
 	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/xml"} {
 		r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken,
 			strings.NewReader(`{"phone":"+41791234567","email":"bob@example.com"}`), "Content-Type", ct)
-		wantProblem(t, r, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "header.Content-Type", "unknown content type")
+		wantProblem(t, r, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "header.Content-Type", "must be application/json")
 		for _, echo := range []string{"41791234567", "bob@example.com"} {
 			if strings.Contains(string(r.body), echo) {
 				t.Errorf("%s: the problem repeats %q: %s", ct, echo, r.body)
@@ -626,6 +626,50 @@ func TestUnsupportedMediaTypeEchoesNothing(t *testing.T) {
 	if calls := b.svc.Calls(); len(calls) != 0 {
 		t.Errorf("refused requests reached the service: %v", calls)
 	}
+}
+
+// TestBodyMediaType: a JSON body is application/json however it is
+// spelled (case, white space around parameters, a UTF-8 charset); another
+// charset, another media type (merge-patch would promise a merge where a
+// PUT replaces) and any content coding but identity are a 415 naming the
+// header, and reach nothing. The import refuses a content coding too.
+func TestBodyMediaType(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	body := `{"locale":"de-CH"}`
+	for _, ct := range []string{
+		"application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
+		"Application/JSON", "application/json ; charset=utf-8", "application/json; charset=\"utf-8\"",
+	} {
+		r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken, strings.NewReader(body), "Content-Type", ct)
+		if r.status != http.StatusOK {
+			t.Errorf("Content-Type %q: %d %s, want 200", ct, r.status, r.body)
+		}
+	}
+	accepted := len(b.svc.Calls())
+	for _, ct := range []string{
+		"application/json; charset=latin1", "application/json; charset=utf-16",
+		"application/merge-patch+json", "application/problem+json", "text/json", "application/json, text/plain",
+	} {
+		r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken, strings.NewReader(body), "Content-Type", ct)
+		wantProblem(t, r, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "header.Content-Type", "")
+	}
+	for _, ce := range []string{"gzip", "br", "identity, gzip", "x-unknown"} {
+		r := b.do(t, "POST", "/v1/incidents", operatorToken,
+			strings.NewReader(`{"title":"Card payments failing","severity":"major"}`), "Content-Encoding", ce)
+		wantProblem(t, r, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "header.Content-Encoding", "must be identity")
+		if got := r.header.Get("Accept-Encoding"); got != "identity" {
+			t.Errorf("Content-Encoding %q: Accept-Encoding %q, want identity", ce, got)
+		}
+		r = b.do(t, "POST", "/v1/recipients/import", operatorToken, strings.NewReader(`{"id":"c-1"}`+"\n"),
+			"Content-Type", "application/x-ndjson", "Content-Encoding", ce)
+		wantProblem(t, r, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "header.Content-Encoding", "must be identity")
+	}
+	if calls := b.svc.Calls(); len(calls) != accepted {
+		t.Errorf("refused requests reached the service: %v", calls[accepted:])
+	}
+	r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken, strings.NewReader(body), "Content-Encoding", "identity")
+	wantStatus(t, r, http.StatusOK)
 }
 
 // TestTextWithoutControls: a title, an operator text or a param value with

@@ -157,7 +157,7 @@ func TestOpenAPIDocument(t *testing.T) {
 				}
 			}
 			if op.RequestBody != nil && op.RequestBody.Content["application/json"] != nil {
-				for _, code := range []string{"400", "413", "422"} {
+				for _, code := range []string{"400", "413", "415", "422"} {
 					if !documented(code) {
 						t.Errorf("%s takes a JSON body but does not list %s", name, code)
 					}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -290,6 +291,9 @@ func register[I, O any](s *server, op huma.Operation, h func(context.Context, *I
 	op.Security = bearer
 	op.MaxBodyBytes = MaxBodyBytes
 	op.Errors = append(routeErrors[I](op), op.Errors...)
+	if slices.Contains(op.Errors, http.StatusUnsupportedMediaType) {
+		op.Middlewares = append(op.Middlewares, bodyHeaders)
+	}
 	huma.Register(s.api, op, func(ctx context.Context, in *I) (*O, error) {
 		out, err := h(ctx, in)
 		if err != nil {

@@ -45,25 +45,42 @@ import (
 // one request.
 const maxListSteps = 8
 
-// minListCount is the least COUNT given to SSCAN, so small pages do not
+// minListCount is the least COUNT given to SSCAN (a step reads about the
+// room left on the page, and at least this), so small pages do not
 // walk a big set a few ids at a time.
-const minListCount = 100
+const minListCount = 32
 
-// listCursor is where a listing stands: the set walked, the SSCAN cursor
-// in it and, when a page ended in the middle of an SSCAN step, the last id
-// it showed (the step is read again and the ids up to that one skipped;
-// each step's ids are taken in order).
+// listCursor is where a listing stands: the set walked and the SSCAN
+// cursor in it. When a page ended in the middle of an SSCAN step, the
+// cursor is the step's next one and carries the ids of the step that
+// matched but did not fit (pending), shown first on the next page; with
+// done, nothing follows them. Reading the step again instead and skipping
+// the ids up to the last one shown (after) would miss recipients when the
+// set shrinks meanwhile: Redis then merges the step's buckets with the
+// ones that follow them. after is used only when the step was the whole
+// set (there are no buckets to merge) or the pending ids would make too
+// long a cursor (maxPendingBytes).
 //
-// Its text, before base64url, is "<set>.<pos>.<after>": set is "a"
+// Its text, before base64url, is "<set>.<pos>.<after>", or
+// "<set>.<pos>.,<id>,<id>..." with pending ids (pos "x" when done): set is "a"
 // (ix:all), or one of "s" (ix:svc:{service}), "S" (ix:svc:*), "r"
 // (ix:reg:{region}), "R" (ix:reg:*) followed by 8 hex digits of the
 // FNV-1a hash of the service or region, so a cursor sent with another
 // service or region is refused instead of walking the wrong set.
 type listCursor struct {
-	set   byte
-	pos   uint64
-	after string
+	set     byte
+	pos     uint64
+	after   string
+	pending []string
+	done    bool
 }
+
+// maxPendingBytes bounds the pending ids a cursor carries (6 KB once
+// encoded, within what proxies let through in a URL). A step reads about
+// max(room left, minListCount) ids, so the ids that do not fit on the page
+// stay under it unless the ids are near their 128 characters and the step
+// ran long.
+const maxPendingBytes = 4500
 
 // setFor returns the set the first page walks.
 func (s *Store) setFor(ctx context.Context, f dispatcher.RecipientFilter) (byte, error) {
@@ -119,6 +136,28 @@ func (c *listCursor) next() bool {
 	return true
 }
 
+// split is the cursor of a page that ended in the step read at c, before
+// rest (the step's matches that did not fit), when the step's next SSCAN
+// cursor is next; last is the last id the page shows.
+func (c listCursor) split(next uint64, rest []*dispatcher.Recipient, last string) listCursor {
+	size := 0
+	for _, r := range rest {
+		size += len(r.ID) + 1
+	}
+	if (c.pos == 0 && next == 0 && len(c.pending) == 0) || size > maxPendingBytes {
+		c.after, c.pending = last, nil
+		return c
+	}
+	nc := listCursor{set: c.set, pos: next}
+	if next == 0 && !nc.next() {
+		nc.done = true
+	}
+	for _, r := range rest {
+		nc.pending = append(nc.pending, r.ID)
+	}
+	return nc
+}
+
 // label is the service or region that names c.set, or "".
 func (c *listCursor) label(f dispatcher.RecipientFilter) string {
 	switch c.set {
@@ -141,7 +180,15 @@ func (c *listCursor) encode(f dispatcher.RecipientFilter) string {
 	if c.set != 'a' {
 		head += labelHash(c.label(f))
 	}
-	raw := head + "." + strconv.FormatUint(c.pos, 10) + "." + c.after
+	pos := strconv.FormatUint(c.pos, 10)
+	if c.done {
+		pos = "x"
+	}
+	tail := c.after
+	if len(c.pending) > 0 {
+		tail = "," + strings.Join(c.pending, ",")
+	}
+	raw := head + "." + pos + "." + tail
 	return base64.RawURLEncoding.EncodeToString([]byte(raw))
 }
 
@@ -179,13 +226,29 @@ func parseListCursor(cursor string, f dispatcher.RecipientFilter) (listCursor, e
 	default:
 		return c, badCursor(cursor, notACursor)
 	}
+	if pending, ok := strings.CutPrefix(parts[2], ","); ok {
+		c.pending = strings.Split(pending, ",")
+		if len(pending) > maxPendingBytes {
+			return c, badCursor(cursor, notACursor)
+		}
+		for _, id := range c.pending {
+			if !dispatcher.ValidID(id) {
+				return c, badCursor(cursor, notACursor)
+			}
+		}
+		if parts[1] == "x" {
+			c.done = true
+			return c, nil
+		}
+	} else {
+		c.after = parts[2]
+	}
 	// The position must be a decimal that fits an int64: miniredis reads
 	// SSCAN cursors as signed integers and refuses larger ones.
 	c.pos, err = strconv.ParseUint(parts[1], 10, 64)
 	if err != nil || c.pos > math.MaxInt64 || strconv.FormatUint(c.pos, 10) != parts[1] {
 		return c, badCursor(cursor, notACursor)
 	}
-	c.after = parts[2]
 	if c.after != "" && !dispatcher.ValidID(c.after) {
 		return c, badCursor(cursor, notACursor)
 	}
@@ -212,9 +275,32 @@ func (s *Store) ListRecipients(ctx context.Context, f dispatcher.RecipientFilter
 			return nil, err
 		}
 	}
-	count := int64(max(limit, minListCount))
 	page := &dispatcher.RecipientPage{Recipients: []*dispatcher.Recipient{}}
+	if len(c.pending) > 0 {
+		// The rest of a step a page ended in: matched then, so only
+		// filtered again (a recipient changed meanwhile may be shown twice).
+		matches, err := s.listMatches(ctx, f, 0, c.pending)
+		if err != nil {
+			return nil, err
+		}
+		if len(matches) > limit {
+			c.pending = c.pending[slices.Index(c.pending, matches[limit].ID):]
+			page.Recipients = append(page.Recipients, matches[:limit]...)
+			page.NextCursor = c.encode(f)
+			return page, nil
+		}
+		page.Recipients = append(page.Recipients, matches...)
+		c.pending = nil
+		if c.done {
+			return page, nil
+		}
+		if len(page.Recipients) == limit {
+			page.NextCursor = c.encode(f)
+			return page, nil
+		}
+	}
 	for range maxListSteps {
+		count := int64(max(limit-len(page.Recipients), minListCount))
 		ids, next, err := s.rdb.SScan(ctx, c.setKey(f), c.pos, "", count).Result()
 		if err != nil {
 			if strings.Contains(err.Error(), "invalid cursor") {
@@ -235,10 +321,10 @@ func (s *Store) ListRecipients(ctx context.Context, f dispatcher.RecipientFilter
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range matches {
+		for i, r := range matches {
 			if len(page.Recipients) == limit {
-				c.after = page.Recipients[limit-1].ID
-				page.NextCursor = c.encode(f)
+				nc := c.split(next, matches[i:], page.Recipients[limit-1].ID)
+				page.NextCursor = nc.encode(f)
 				return page, nil
 			}
 			page.Recipients = append(page.Recipients, r)
@@ -311,6 +397,8 @@ func (s *Store) listMatches(ctx context.Context, f dispatcher.RecipientFilter, s
 // none.
 func belongsIn(r *dispatcher.Recipient, set byte, f dispatcher.RecipientFilter) bool {
 	switch set {
+	case 0: // any: pending ids of a cursor
+		return true
 	case 's':
 		return slices.Contains(r.Services, f.Service)
 	case 'S':

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // listAll follows the cursors of a listing to its end and returns the ids
@@ -312,6 +313,10 @@ func TestListRecipientsBadCursors(t *testing.T) {
 			{"position over int64", enc("a.9223372036854775808."), "next_cursor", dispatcher.RecipientFilter{}},
 			{"position over uint64", enc("a.99999999999999999999."), "next_cursor", dispatcher.RecipientFilter{}},
 			{"after not an id", enc("a.0.*"), "next_cursor", dispatcher.RecipientFilter{}},
+			{"pending not an id", enc("a.0.,r-01,*"), "next_cursor", dispatcher.RecipientFilter{}},
+			{"pending empty", enc("a.0.,"), "next_cursor", dispatcher.RecipientFilter{}},
+			{"pending too long", enc("a.0.," + strings.Repeat("r-01,", 1000) + "r-01"), "next_cursor", dispatcher.RecipientFilter{}},
+			{"done without pending", enc("a.x."), "next_cursor", dispatcher.RecipientFilter{}},
 			{"another service", first.NextCursor, "another service", dispatcher.RecipientFilter{Service: "atm"}},
 			{"no service", first.NextCursor, "another service", dispatcher.RecipientFilter{Region: "CH"}},
 		} {
@@ -333,4 +338,75 @@ func TestListRecipientsBadCursors(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestListRecipientsSetShrinks: on Redis, a recipient that stays as it is
+// while most of the others are deleted is listed, whatever page size. The
+// deletes make Redis shrink the index's hash table, which merges the
+// buckets of an SSCAN step with those that follow it; a page that ended
+// in the middle of a step used to be resumed by reading the step again
+// and skipping the ids up to the last one shown, which skipped the
+// merged-in ones.
+func TestListRecipientsSetShrinks(t *testing.T) {
+	t.Parallel()
+	rdb, _ := redistest.New(t)
+	s := New(rdb)
+	ctx := context.Background()
+	const n = 2000
+	var rs []*dispatcher.Recipient
+	var kept []string
+	for i := range n {
+		id := fmt.Sprintf("r-%04d", i)
+		rs = append(rs, testRecipient(id, []string{"pay"}, nil))
+		if i%50 == 0 {
+			kept = append(kept, id)
+		}
+	}
+	for i := 0; i < n; i += 500 {
+		mustPutRecipients(t, s, rs[i:i+500]...)
+	}
+	for _, limit := range []int{3, 7, 40} {
+		f := dispatcher.RecipientFilter{Limit: limit}
+		if err := f.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		page, err := s.ListRecipients(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Recipients {
+			seen[r.ID] = true
+		}
+		// Delete all but the kept ones (the table shrinks below 10% full),
+		// then page on to the end.
+		for i, r := range rs {
+			if i%50 != 0 {
+				if err := s.DeleteRecipient(ctx, r.ID); err != nil && !errors.Is(err, dispatcher.ErrNotFound) {
+					t.Fatal(err)
+				}
+			}
+		}
+		for pages := 0; page.NextCursor != ""; pages++ {
+			if pages > 10000 {
+				t.Fatal("still paging")
+			}
+			f.Cursor = page.NextCursor
+			if page, err = s.ListRecipients(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range page.Recipients {
+				seen[r.ID] = true
+			}
+		}
+		for _, id := range kept {
+			if !seen[id] {
+				t.Errorf("limit %d: %s stayed as it was and was not listed", limit, id)
+			}
+		}
+		// Put the deleted ones back for the next page size.
+		for i := 0; i < n; i += 500 {
+			mustPutRecipients(t, s, rs[i:i+500]...)
+		}
+	}
 }

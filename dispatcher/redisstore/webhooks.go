@@ -18,9 +18,13 @@ import (
 // endpoint id -> endpoint JSON (secrets included). Attempts of a delivery
 // are a capped list att:{delivery id}, newest first.
 const (
-	maxAttempts   = 50
-	attemptTTL    = 30 * 24 * time.Hour
-	maxEndpointTx = 10
+	maxAttempts = 50
+	attemptTTL  = 30 * 24 * time.Hour
+	// maxEndpointTx bounds the WATCH attempts of one endpoint update.
+	// Every round lets at least one of the writers of a merchant's
+	// endpoints through, so N concurrent writers need at most N; 64 keeps
+	// 20 concurrent PUTs of one merchant from answering 409.
+	maxEndpointTx = 64
 )
 
 func webhookKey(recipientID string) string { return key("wh", recipientID) }
@@ -35,6 +39,20 @@ func (s *Store) PutWebhookEndpoint(ctx context.Context, ep *dispatcher.WebhookEn
 		return fmt.Errorf("store webhook endpoint: %w", err)
 	}
 	return nil
+}
+
+// CreateWebhookEndpoint implements dispatcher.WebhookStore: HSETNX, so of
+// concurrent creations of one endpoint exactly one stores its secret.
+func (s *Store) CreateWebhookEndpoint(ctx context.Context, ep *dispatcher.WebhookEndpoint) (bool, error) {
+	b, err := json.Marshal(ep)
+	if err != nil {
+		return false, err
+	}
+	created, err := s.rdb.HSetNX(ctx, webhookKey(ep.RecipientID), ep.ID, b).Result()
+	if err != nil {
+		return false, fmt.Errorf("create webhook endpoint: %w", err)
+	}
+	return created, nil
 }
 
 // GetWebhookEndpoint implements dispatcher.WebhookStore.

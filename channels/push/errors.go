@@ -61,7 +61,13 @@ func maskEndpoint(endpoint string) string {
 	if p := u.EscapedPath(); len(p) > 12 {
 		tail = p[len(p)-4:]
 	}
-	return u.Scheme + "://" + u.Host + "/…" + tail
+	// The host without its port: a reason viewers read must not tell which
+	// ports answer (a port-scan oracle).
+	host := u.Hostname()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return u.Scheme + "://" + host + "/…" + tail
 }
 
 // scrub masks the raw token wherever a provider's text repeats it.

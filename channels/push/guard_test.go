@@ -162,7 +162,7 @@ func TestWebPushNoAnswerSaysNothingOfTheNetwork(t *testing.T) {
 		if !strings.Contains(text, "no answer from the push service") {
 			t.Errorf("%s: error %q, want the fixed reason", tok.Endpoint, text)
 		}
-		leaks := []string{"refused", "reset", "dial", "tcp", "Post", "connect:"}
+		leaks := []string{"refused", "reset", "dial", "tcp", "Post", "connect:", ":" + port}
 		if host == "localhost" { // the endpoint names no address: the reason names none
 			leaks = append(leaks, "127.0.0.1", "::1")
 		}

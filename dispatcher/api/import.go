@@ -65,6 +65,7 @@ func (s *server) routeImport() {
 			"401": problemResponse("Missing or unknown API key."),
 			"403": problemResponse("The key's role is not operator."),
 			"415": problemResponse("Content-Type is not application/x-ndjson, or Content-Encoding is not identity."),
+			"422": problemResponse("A query parameter was given: the route takes none."),
 			"500": problemResponse("The import stopped on a store failure; report holds the lines processed so far."),
 		},
 	})
@@ -87,6 +88,10 @@ func (e *readErrRecorder) Read(p []byte) (int, error) {
 
 func (s *server) importRecipients(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if p := queryProblem(r.URL.Query(), nil); p != nil {
+		writeProblem(w, p)
+		return
+	}
 	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !identityOnly(ce) {
 		w.Header().Set("Accept-Encoding", "identity")
 		writeProblem(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,

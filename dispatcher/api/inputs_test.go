@@ -739,3 +739,28 @@ func TestNoSniff(t *testing.T) {
 		}
 	}
 }
+
+// TestStrictQuery: a query parameter a route does not take, or one given
+// twice, is a 422 naming it, on every /v1 route; the route's own
+// parameters still work.
+func TestStrictQuery(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	id := a.mustOpen(t, `{"title":"Card payments failing","severity":"major"}`)
+	wantStatus(t, a.send(t, "PUT", "/v1/recipients/m1", `{"kind":"merchant"}`), http.StatusOK)
+	wantStatus(t, a.send(t, "GET", "/v1/incidents?state=investigating&limit=5", ""), http.StatusOK)
+	wantStatus(t, a.send(t, "GET", "/v1/recipients?kind=merchant", ""), http.StatusOK)
+
+	r := a.send(t, "GET", "/v1/incidents?stat=resolved", "")
+	wantProblem(t, r, http.StatusUnprocessableEntity, "invalid_input", "query.stat", "unknown query parameter: this route takes limit, state")
+	r = a.send(t, "GET", "/v1/recipients?kind=merchant&kind=customer", "")
+	wantProblem(t, r, http.StatusUnprocessableEntity, "invalid_input", "query.kind", "given more than once")
+	r = a.send(t, "GET", "/v1/incidents/"+id+"?verbose=1", "")
+	wantProblem(t, r, http.StatusUnprocessableEntity, "invalid_input", "query.verbose", "this route takes no query parameters")
+	// A write with an unknown parameter changes nothing.
+	r = a.send(t, "PUT", "/v1/recipients/m2?dry_run=true", `{"kind":"merchant"}`)
+	wantProblem(t, r, http.StatusUnprocessableEntity, "invalid_input", "query.dry_run", "unknown query parameter")
+	if got := a.send(t, "GET", "/v1/recipients/m2", ""); got.status != http.StatusNotFound {
+		t.Errorf("GET m2 after a refused PUT = %d, want 404", got.status)
+	}
+}

@@ -294,6 +294,7 @@ func register[I, O any](s *server, op huma.Operation, h func(context.Context, *I
 	if slices.Contains(op.Errors, http.StatusUnsupportedMediaType) {
 		op.Middlewares = append(op.Middlewares, bodyHeaders)
 	}
+	op.Middlewares = append(op.Middlewares, strictQuery(queryNames[I]()))
 	huma.Register(s.api, op, func(ctx context.Context, in *I) (*O, error) {
 		out, err := h(ctx, in)
 		if err != nil {

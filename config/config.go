@@ -25,7 +25,12 @@ import (
 
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/secret"
 )
+
+// Secret is the type of every secret option: printed, logged or encoded it
+// shows "[redacted]" ("" when unset); Reveal returns the value.
+type Secret = secret.Secret
 
 // Config is the whole configuration of a Tocsin process.
 type Config struct {
@@ -74,10 +79,9 @@ type Redis struct {
 	// Redis (miniredis): nothing survives a restart.
 	// Default "" (embedded); env TOCSIN_REDIS_ADDR.
 	Addr string `yaml:"addr"`
-	// Password authenticates to Redis. It is never logged: use Redacted,
-	// String or LogValue to print a Config.
+	// Password authenticates to Redis. It is never printed (a Secret).
 	// Default ""; env TOCSIN_REDIS_PASSWORD.
-	Password string `yaml:"password"`
+	Password Secret `yaml:"password"`
 	// DB is the Redis database number, 0..255 (a stock server has 16: 0..15).
 	// Default 0; env TOCSIN_REDIS_DB.
 	DB int `yaml:"db"`
@@ -119,7 +123,7 @@ type Auth struct {
 	// generated once and kept in Redis, so every process shares it (with
 	// the embedded Redis, links then stop working after a restart).
 	// Default ""; env TOCSIN_LINK_SECRET.
-	LinkSecret string `yaml:"link_secret"`
+	LinkSecret Secret `yaml:"link_secret" env:"TOCSIN_LINK_SECRET"`
 }
 
 // Roles an API key may hold.
@@ -140,10 +144,10 @@ type APIKey struct {
 	// Name identifies the key in logs and audit records. Required, unique.
 	Name string `yaml:"name"`
 	// Key is the plaintext key, at least 16 characters.
-	Key string `yaml:"key"`
+	Key Secret `yaml:"key"`
 	// KeySHA256 is the hex SHA-256 of the key (64 hex characters), so the
 	// file need not hold the key itself.
-	KeySHA256 string `yaml:"key_sha256"`
+	KeySHA256 Secret `yaml:"key_sha256"`
 	// Role is "operator" or "viewer". Required.
 	Role string `yaml:"role"`
 }
@@ -208,7 +212,7 @@ type Twilio struct {
 	// and it always validates the signatures of Twilio's callbacks
 	// (X-Twilio-Signature). It is never logged.
 	// Default ""; env TOCSIN_TWILIO_AUTH_TOKEN.
-	AuthToken string `yaml:"auth_token"`
+	AuthToken Secret `yaml:"auth_token"`
 	// APIKey is an API key SID, "SK" followed by 32 hexadecimal
 	// characters. When set, requests authenticate with APIKey and
 	// APISecret instead of the auth token.
@@ -217,7 +221,7 @@ type Twilio struct {
 	// APISecret is the API key's secret, letters and digits. Required with
 	// APIKey, and only with it. It is never logged.
 	// Default ""; env TOCSIN_TWILIO_API_SECRET.
-	APISecret string `yaml:"api_secret"`
+	APISecret Secret `yaml:"api_secret"`
 	// From is the sender: an E.164 number ("+14155550100"), a short code
 	// (3 to 8 digits) or an alphanumeric sender ID (1 to 11 ASCII letters,
 	// digits and spaces, at least one letter). Exactly one of From and
@@ -271,7 +275,7 @@ type SMTP struct {
 	Username string `yaml:"username"`
 	// Password authenticates to the relay. It is never logged.
 	// Default ""; env TOCSIN_SMTP_PASSWORD.
-	Password string `yaml:"password"`
+	Password Secret `yaml:"password"`
 	// TLS is "starttls" (upgrade a plain connection, required), "implicit"
 	// (TLS from the first byte) or "none". "none" with a username is
 	// refused, as it sends the credentials in clear, unless Host is
@@ -363,7 +367,7 @@ type WebPush struct {
 	// VAPIDPrivateKey is the matching private key (32 bytes, base64url).
 	// It is never logged. Empty: Web Push is off.
 	// Default ""; env TOCSIN_WEBPUSH_VAPID_PRIVATE_KEY.
-	VAPIDPrivateKey string `yaml:"vapid_private_key"`
+	VAPIDPrivateKey Secret `yaml:"vapid_private_key"`
 	// Subscriber is the contact push services may reach the operator at
 	// (the VAPID "sub"): "mailto:ops@example.com" or an https URL.
 	// Required with VAPIDPrivateKey.
@@ -511,20 +515,24 @@ func (c Config) Embedded() bool {
 
 // SMSConfigured reports whether SMS goes through Twilio
 // (channels.sms.twilio.account_sid is set); otherwise the outbox serves it.
-func (c Config) SMSConfigured() bool {
-	return c.Channels.SMS.Twilio.AccountSID != ""
-}
+func (c Config) SMSConfigured() bool { return c.Channels.SMS.Twilio.Configured() }
 
 // EmailConfigured reports whether email goes through SMTP
 // (channels.email.smtp.host is set); otherwise the outbox serves it.
-func (c Config) EmailConfigured() bool {
-	return c.Channels.Email.SMTP.Host != ""
-}
+func (c Config) EmailConfigured() bool { return c.Channels.Email.SMTP.Configured() }
 
 // PushConfigured reports whether push goes through at least one provider
 // (FCM, APNs or Web Push); otherwise the outbox serves it.
-func (c Config) PushConfigured() bool {
-	p := c.Channels.Push
+func (c Config) PushConfigured() bool { return c.Channels.Push.Configured() }
+
+// Configured reports whether Twilio is on (account_sid is set).
+func (t Twilio) Configured() bool { return t.AccountSID != "" }
+
+// Configured reports whether SMTP is on (host is set).
+func (s SMTP) Configured() bool { return s.Host != "" }
+
+// Configured reports whether a push provider is on.
+func (p Push) Configured() bool {
 	return p.FCM.Configured() || p.APNs.Configured() || p.WebPush.Configured()
 }
 
@@ -580,9 +588,9 @@ func (k APIKey) digest() ([sha256.Size]byte, bool) {
 	var d [sha256.Size]byte
 	switch {
 	case k.Key != "":
-		return sha256.Sum256([]byte(k.Key)), true
+		return sha256.Sum256([]byte(k.Key.Reveal())), true
 	case k.KeySHA256 != "":
-		b, err := hex.DecodeString(k.KeySHA256)
+		b, err := hex.DecodeString(k.KeySHA256.Reveal())
 		if err != nil || len(b) != sha256.Size {
 			return d, false
 		}

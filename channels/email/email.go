@@ -57,6 +57,7 @@ import (
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
 // TLS modes of Config.TLS.
@@ -87,7 +88,8 @@ type Config struct {
 	// Username and Password are the SMTP AUTH credentials (PLAIN, or LOGIN
 	// when the server offers no PLAIN). Empty: no authentication. They are
 	// only sent over TLS, or over a plain connection to a loopback host.
-	Username, Password string
+	Username string
+	Password secret.Secret
 	// TLS is "starttls" (default: STARTTLS is mandatory, a server that does
 	// not offer it is never sent to), "implicit" (TLS from the start, port
 	// 465) or "none" (tests and local relays only).

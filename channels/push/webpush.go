@@ -22,6 +22,7 @@ import (
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/netguard"
+	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
 // WebPushRecordSize is the aes128gcm record size, and so the size of every
@@ -46,7 +47,7 @@ type WebPushConfig struct {
 	// bytes) browsers subscribed with, and its private scalar (32 bytes).
 	// Required; the private key is never printed.
 	VAPIDPublicKey  string
-	VAPIDPrivateKey string
+	VAPIDPrivateKey secret.Secret
 	// Subscriber is the contact push services may reach the sender at,
 	// the VAPID JWT's sub: "mailto:ops@example.com" or an https URL.
 	// Required.
@@ -90,7 +91,7 @@ var ErrConnectFailed = errors.New("no answer from the push service")
 
 // String describes c without the private key.
 func (c WebPushConfig) String() string {
-	return fmt.Sprintf("{VAPIDPublicKey:%q VAPIDPrivateKey:%s Subscriber:%q}", c.VAPIDPublicKey, redact([]byte(c.VAPIDPrivateKey)), c.Subscriber)
+	return fmt.Sprintf("{VAPIDPublicKey:%q VAPIDPrivateKey:%#v Subscriber:%q}", c.VAPIDPublicKey, c.VAPIDPrivateKey, c.Subscriber)
 }
 
 // GoString is String, so %#v does not print the secret either.
@@ -100,7 +101,7 @@ func (c WebPushConfig) GoString() string { return c.String() }
 func (c WebPushConfig) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("vapid_public_key", c.VAPIDPublicKey),
-		slog.String("vapid_private_key", redact([]byte(c.VAPIDPrivateKey))),
+		slog.Any("vapid_private_key", c.VAPIDPrivateKey),
 		slog.String("subscriber", c.Subscriber),
 	)
 }
@@ -127,7 +128,7 @@ func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int, now f
 	if err != nil || len(pub) != 65 {
 		errs = append(errs, errors.New("VAPIDPublicKey is not a base64url uncompressed P-256 public key (65 bytes)"))
 	}
-	priv, err := decodeB64URL(cfg.VAPIDPrivateKey)
+	priv, err := decodeB64URL(cfg.VAPIDPrivateKey.Reveal())
 	var privKey *ecdh.PrivateKey
 	if err == nil {
 		privKey, err = ecdh.P256().NewPrivateKey(priv)
@@ -159,7 +160,7 @@ func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int, now f
 	}
 	return &webPush{
 		publicKey:  cfg.VAPIDPublicKey,
-		privateKey: cfg.VAPIDPrivateKey,
+		privateKey: cfg.VAPIDPrivateKey.Reveal(),
 		subscriber: subscriber,
 		client:     &http.Client{Transport: tr, CheckRedirect: noRedirect},
 		timeout:    timeout,

@@ -43,6 +43,7 @@ import (
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
 // Defaults of Config.
@@ -63,11 +64,11 @@ type Config struct {
 	// AuthToken authenticates REST requests unless APIKey is set. Required
 	// without APIKey. (The callback handlers use it to check signatures;
 	// this package does not need it then.)
-	AuthToken string
+	AuthToken secret.Secret
 	// APIKey ("SK" + 32 hex digits) and APISecret, when set, authenticate
 	// REST requests instead of the auth token. Both or neither.
 	APIKey    string
-	APISecret string
+	APISecret secret.Secret
 	// From is the sender: an E.164 number, a short code or an alphanumeric
 	// sender ID. Exactly one of From and MessagingServiceSID is required.
 	From string
@@ -111,23 +112,13 @@ type Config struct {
 	Clock dispatcher.Clock
 }
 
-// String describes c without its secrets, so a Config may be printed or
-// logged whole.
-func (c Config) String() string {
-	return fmt.Sprintf("sms.Config{AccountSID:%q AuthToken:%s APIKey:%q APISecret:%s From:%q MessagingServiceSID:%q BaseURL:%q Timeout:%v ValidityPeriod:%v Concurrency:%d}",
-		c.AccountSID, redact(c.AuthToken), c.APIKey, redact(c.APISecret), c.From, c.MessagingServiceSID, c.BaseURL, c.Timeout, c.ValidityPeriod, c.Concurrency)
-}
-
-// GoString is String, so %#v does not print the secrets either.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue logs c without its secrets.
+// LogValue logs c; its secrets are Secrets, which log redacted.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("account_sid", c.AccountSID),
-		slog.String("auth_token", redact(c.AuthToken)),
+		slog.Any("auth_token", c.AuthToken),
 		slog.String("api_key", c.APIKey),
-		slog.String("api_secret", redact(c.APISecret)),
+		slog.Any("api_secret", c.APISecret),
 		slog.String("from", c.From),
 		slog.String("messaging_service_sid", c.MessagingServiceSID),
 		slog.String("base_url", c.BaseURL),
@@ -135,13 +126,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("validity_period", c.ValidityPeriod),
 		slog.Int("concurrency", c.Concurrency),
 	)
-}
-
-func redact(secret string) string {
-	if secret == "" {
-		return `""`
-	}
-	return "[redacted]"
 }
 
 var (
@@ -206,7 +190,7 @@ func (c Config) ValidateNamed(name func(field string) string) error {
 	// The auth token also checks the signatures of Twilio's callbacks, so
 	// it is checked whenever it is set, even beside an API key.
 	switch {
-	case c.AuthToken != "" && !secretPattern.MatchString(c.AuthToken):
+	case c.AuthToken != "" && !secretPattern.MatchString(c.AuthToken.Reveal()):
 		bad("AuthToken", malformedSecret)
 	case c.AuthToken == "" && c.APIKey == "" && c.APISecret == "":
 		bad("AuthToken", "is required without %s and %s", name("APIKey"), name("APISecret"))
@@ -219,7 +203,7 @@ func (c Config) ValidateNamed(name func(field string) string) error {
 		switch {
 		case c.APISecret == "":
 			bad("APISecret", "is required with %s", name("APIKey"))
-		case !secretPattern.MatchString(c.APISecret):
+		case !secretPattern.MatchString(c.APISecret.Reveal()):
 			bad("APISecret", malformedSecret)
 		}
 	case c.APISecret != "":
@@ -331,9 +315,9 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = dispatcher.SystemClock
 	}
-	user, pass := cfg.AccountSID, cfg.AuthToken
+	user, pass := cfg.AccountSID, cfg.AuthToken.Reveal()
 	if cfg.APIKey != "" {
-		user, pass = cfg.APIKey, cfg.APISecret
+		user, pass = cfg.APIKey, cfg.APISecret.Reveal()
 	}
 	var rt http.RoundTripper
 	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {

@@ -184,7 +184,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	// go-redis's own complaints go to the structured log, not as plain
 	// lines among the JSON ones.
 	redis.SetLogger(redisLogger{logger.With("component", "go-redis")})
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.Redis.Password, DB: cfg.Redis.DB})
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.Redis.Password.Reveal(), DB: cfg.Redis.DB})
 	defer rdb.Close()
 	if !cfg.Embedded() {
 		// Say first that Redis is away, rather than failing later on
@@ -196,11 +196,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			return fmt.Errorf("redis at %s (redis.addr, TOCSIN_REDIS_ADDR) is not reachable: %w", redisAddr, err)
 		}
 	}
-	aopt := asynq.RedisClientOpt{Addr: redisAddr, Password: cfg.Redis.Password, DB: cfg.Redis.DB}
+	aopt := asynq.RedisClientOpt{Addr: redisAddr, Password: cfg.Redis.Password.Reveal(), DB: cfg.Redis.DB}
 
 	if len(cfg.Auth.APIKeys) == 0 && *role != "worker" {
 		key := generateKey()
-		cfg.Auth.APIKeys = append(cfg.Auth.APIKeys, config.APIKey{Name: "generated", Key: key, Role: config.RoleOperator})
+		cfg.Auth.APIKeys = append(cfg.Auth.APIKeys, config.APIKey{Name: "generated", Key: config.Secret(key), Role: config.RoleOperator})
 		fmt.Fprintf(m.Stdout, "No API key configured. Generated operator key (shown once, not stored):\n\n    %s\n\nUse it as: curl -H 'Authorization: Bearer %s' ...\n\n", key, key)
 		logger.Warn("no API key configured: generated an operator key and printed it on standard output")
 	}
@@ -291,7 +291,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 				ServerURL:    cfg.HTTP.PublicURL,
 				Clock:        clock,
 				Callbacks: api.Callbacks{
-					TwilioAuthToken: cfg.Channels.SMS.Twilio.AuthToken,
+					TwilioAuthToken: cfg.Channels.SMS.Twilio.AuthToken.Reveal(),
 					PublicURL:       cfg.HTTP.BaseURL(),
 					Links:           links,
 					Catalog:         catalog,
@@ -387,7 +387,7 @@ func opsHandler(ready func(context.Context) error, metrics http.Handler) http.Ha
 // sign, API processes check) shares it.
 func linkSigner(ctx context.Context, cfg config.Config, store *redisstore.Store) (*dispatcher.LinkSigner, error) {
 	if cfg.Auth.LinkSecret != "" {
-		return &dispatcher.LinkSigner{Secret: []byte(cfg.Auth.LinkSecret)}, nil
+		return &dispatcher.LinkSigner{Secret: []byte(cfg.Auth.LinkSecret.Reveal())}, nil
 	}
 	secret, err := store.LinkSecret(ctx)
 	if err != nil {

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tocsin-dev/tocsin/channels/email"
+	"github.com/tocsin-dev/tocsin/channels/push"
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/secret"
@@ -199,54 +201,12 @@ type SMS struct {
 	Rate string `yaml:"rate"`
 }
 
-// Twilio configures SMS through Twilio's Messages API. Every option but
-// AccountSID applies only when AccountSID is set; setting one without it
-// is a problem Validate reports.
-type Twilio struct {
-	// AccountSID is the account's SID, "AC" followed by 32 hexadecimal
-	// characters. Empty: SMS is not configured and the outbox serves it.
-	// Default ""; env TOCSIN_TWILIO_ACCOUNT_SID.
-	AccountSID string `yaml:"account_sid"`
-	// AuthToken is the account's auth token, letters and digits. Required
-	// with AccountSID: it authenticates requests when no API key is set,
-	// and it always validates the signatures of Twilio's callbacks
-	// (X-Twilio-Signature). It is never logged.
-	// Default ""; env TOCSIN_TWILIO_AUTH_TOKEN.
-	AuthToken Secret `yaml:"auth_token"`
-	// APIKey is an API key SID, "SK" followed by 32 hexadecimal
-	// characters. When set, requests authenticate with APIKey and
-	// APISecret instead of the auth token.
-	// Default ""; env TOCSIN_TWILIO_API_KEY.
-	APIKey string `yaml:"api_key"`
-	// APISecret is the API key's secret, letters and digits. Required with
-	// APIKey, and only with it. It is never logged.
-	// Default ""; env TOCSIN_TWILIO_API_SECRET.
-	APISecret Secret `yaml:"api_secret"`
-	// From is the sender: an E.164 number ("+14155550100"), a short code
-	// (3 to 8 digits) or an alphanumeric sender ID (1 to 11 ASCII letters,
-	// digits and spaces, at least one letter). Exactly one of From and
-	// MessagingServiceSID is set.
-	// Default ""; env TOCSIN_TWILIO_FROM.
-	From string `yaml:"from"`
-	// MessagingServiceSID sends through a Messaging Service, "MG" followed
-	// by 32 hexadecimal characters, instead of From.
-	// Default ""; env TOCSIN_TWILIO_MESSAGING_SERVICE_SID.
-	MessagingServiceSID string `yaml:"messaging_service_sid"`
-	// BaseURL is the scheme and host of Twilio's REST API, an http(s) URL
-	// without path, query or fragment: tests and regional set-ups point it
-	// elsewhere. Empty: the default.
-	// Default "https://api.twilio.com"; env TOCSIN_TWILIO_BASE_URL.
-	BaseURL string `yaml:"base_url"`
-	// Timeout bounds one HTTP request to Twilio. Must not be negative; 0
-	// is the default.
-	// Default 10s; env TOCSIN_TWILIO_TIMEOUT.
-	Timeout time.Duration `yaml:"timeout"`
-	// ValidityPeriod is how long a message may wait in Twilio's queue
-	// before it fails, up to 10h, rounded up to whole seconds. Twilio takes
-	// it with From as with MessagingServiceSID.
-	// Default 0 (Twilio's own, 10h); env TOCSIN_TWILIO_VALIDITY_PERIOD.
-	ValidityPeriod time.Duration `yaml:"validity_period"`
-}
+// Twilio configures SMS through Twilio's Messages API: the SMS channel's
+// own Config, whose fields tagged "-" stay zero here (the wiring in
+// cmd/tocsin sets them). Every option but account_sid applies only when
+// account_sid is set; setting one without it is a problem Validate reports.
+// Defaults: base_url "https://api.twilio.com", timeout 10s, the rest empty.
+type Twilio = sms.Config
 
 // Email configures the email channel.
 type Email struct {
@@ -258,43 +218,12 @@ type Email struct {
 	Rate string `yaml:"rate"`
 }
 
-// SMTP configures email through an SMTP relay. Every option but Host
-// applies only when Host is set; setting one without it is a problem
-// Validate reports.
-type SMTP struct {
-	// Host is the relay's host name or IP address, without port. Empty:
-	// email is not configured and the outbox serves it.
-	// Default ""; env TOCSIN_SMTP_HOST.
-	Host string `yaml:"host"`
-	// Port is the relay's port, 1..65535 (587 for starttls, 465 for
-	// implicit TLS).
-	// Default 587; env TOCSIN_SMTP_PORT.
-	Port int `yaml:"port"`
-	// Username authenticates to the relay; set with Password, or neither.
-	// Default ""; env TOCSIN_SMTP_USERNAME.
-	Username string `yaml:"username"`
-	// Password authenticates to the relay. It is never logged.
-	// Default ""; env TOCSIN_SMTP_PASSWORD.
-	Password Secret `yaml:"password"`
-	// TLS is "starttls" (upgrade a plain connection, required), "implicit"
-	// (TLS from the first byte) or "none". "none" with a username is
-	// refused, as it sends the credentials in clear, unless Host is
-	// localhost or a loopback address.
-	// Default "starttls"; env TOCSIN_SMTP_TLS.
-	TLS string `yaml:"tls"`
-	// From is the sender, an RFC 5322 address such as
-	// "Tocsin <alerts@example.com>". Required with Host.
-	// Default ""; env TOCSIN_SMTP_FROM.
-	From string `yaml:"from"`
-	// PoolSize is the number of connections kept open to the relay, so a
-	// broadcast does not open one per message, 1..64.
-	// Default 4; env TOCSIN_SMTP_POOL_SIZE.
-	PoolSize int `yaml:"pool_size"`
-	// Timeout bounds connecting to the relay and each SMTP exchange.
-	// Must be > 0.
-	// Default 15s; env TOCSIN_SMTP_TIMEOUT.
-	Timeout time.Duration `yaml:"timeout"`
-}
+// SMTP configures email through an SMTP relay: the email channel's own
+// Config, whose fields tagged "-" stay zero here. Every option but host
+// applies only when host is set; setting one without it is a problem
+// Validate reports. Defaults: port 587, tls starttls, pool_size 4, timeout
+// 15s, the rest empty.
+type SMTP = email.Config
 
 // Push configures the push channel's providers. Each is on once its first
 // option is set (fcm.credentials_file, apns.key_file,
@@ -357,23 +286,10 @@ type APNs struct {
 	Host string `yaml:"host"`
 }
 
-// WebPush configures Web Push to browsers, with VAPID (RFC 8292).
-type WebPush struct {
-	// VAPIDPublicKey is the application server's public key, the
-	// uncompressed P-256 point in base64url, as browsers subscribe with it
-	// (applicationServerKey). Required with VAPIDPrivateKey.
-	// Default ""; env TOCSIN_WEBPUSH_VAPID_PUBLIC_KEY.
-	VAPIDPublicKey string `yaml:"vapid_public_key"`
-	// VAPIDPrivateKey is the matching private key (32 bytes, base64url).
-	// It is never logged. Empty: Web Push is off.
-	// Default ""; env TOCSIN_WEBPUSH_VAPID_PRIVATE_KEY.
-	VAPIDPrivateKey Secret `yaml:"vapid_private_key"`
-	// Subscriber is the contact push services may reach the operator at
-	// (the VAPID "sub"): "mailto:ops@example.com" or an https URL.
-	// Required with VAPIDPrivateKey.
-	// Default ""; env TOCSIN_WEBPUSH_SUBSCRIBER.
-	Subscriber string `yaml:"subscriber"`
-}
+// WebPush configures Web Push to browsers with VAPID (RFC 8292): the push
+// channel's own WebPushConfig, whose fields tagged "-" stay zero here. It
+// is on once vapid_private_key is set.
+type WebPush = push.WebPushConfig
 
 // Webhook configures delivery to merchants' webhook endpoints.
 type Webhook struct {
@@ -439,9 +355,9 @@ type Limits struct {
 
 // SMTP TLS modes.
 const (
-	SMTPTLSStartTLS = "starttls"
-	SMTPTLSImplicit = "implicit"
-	SMTPTLSNone     = "none"
+	SMTPTLSStartTLS = email.TLSStartTLS
+	SMTPTLSImplicit = email.TLSImplicit
+	SMTPTLSNone     = email.TLSNone
 )
 
 // Default returns the documented defaults. They validate, with no API key
@@ -471,19 +387,11 @@ func Default() Config {
 		},
 		Channels: Channels{
 			SMS: SMS{
-				Twilio: Twilio{
-					BaseURL: "https://api.twilio.com",
-					Timeout: 10 * time.Second,
-				},
-				Rate: "10/s",
+				Twilio: Twilio{BaseURL: sms.DefaultBaseURL, Timeout: sms.DefaultTimeout},
+				Rate:   "10/s",
 			},
 			Email: Email{
-				SMTP: SMTP{
-					Port:     587,
-					TLS:      SMTPTLSStartTLS,
-					PoolSize: 4,
-					Timeout:  15 * time.Second,
-				},
+				SMTP: SMTP{Port: 587, TLS: SMTPTLSStartTLS, PoolSize: email.DefaultPoolSize, Timeout: email.DefaultTimeout},
 				Rate: "50/s",
 			},
 			Push: Push{
@@ -525,12 +433,6 @@ func (c Config) EmailConfigured() bool { return c.Channels.Email.SMTP.Configured
 // (FCM, APNs or Web Push); otherwise the outbox serves it.
 func (c Config) PushConfigured() bool { return c.Channels.Push.Configured() }
 
-// Configured reports whether Twilio is on (account_sid is set).
-func (t Twilio) Configured() bool { return t.AccountSID != "" }
-
-// Configured reports whether SMTP is on (host is set).
-func (s SMTP) Configured() bool { return s.Host != "" }
-
 // Configured reports whether a push provider is on.
 func (p Push) Configured() bool {
 	return p.FCM.Configured() || p.APNs.Configured() || p.WebPush.Configured()
@@ -541,9 +443,6 @@ func (f FCM) Configured() bool { return f.CredentialsFile != "" }
 
 // Configured reports whether APNs is on (key_file is set).
 func (a APNs) Configured() bool { return a.KeyFile != "" }
-
-// Configured reports whether Web Push is on (vapid_private_key is set).
-func (w WebPush) Configured() bool { return w.VAPIDPrivateKey != "" }
 
 // Provider endpoints.
 const (
@@ -614,17 +513,6 @@ func (a Auth) Match(presented string) (APIKey, bool) {
 		}
 	}
 	return found, ok
-}
-
-// SMSConfig returns the Twilio options as the SMS channel takes them. The
-// caller adds what is not configured here: StatusCallback, Logger and the
-// like.
-func (t Twilio) SMSConfig() sms.Config {
-	return sms.Config{
-		AccountSID: t.AccountSID, AuthToken: t.AuthToken, APIKey: t.APIKey, APISecret: t.APISecret,
-		From: t.From, MessagingServiceSID: t.MessagingServiceSID, BaseURL: t.BaseURL,
-		Timeout: t.Timeout, ValidityPeriod: t.ValidityPeriod,
-	}
 }
 
 // ParsedRate returns Rate as the dispatcher reads it (dispatcher.ParseRate);

@@ -879,6 +879,9 @@ func yamlPaths(t reflect.Type, prefix string) []string {
 	var paths []string
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if f.Tag.Get("yaml") == "-" || !f.IsExported() {
+			continue // no option, as for YAML: set in code by the wiring of a channel's Config
+		}
 		p := prefix + f.Tag.Get("yaml")
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
 			paths = append(paths, yamlPaths(f.Type, p+".")...)

@@ -291,7 +291,7 @@ func (v *validator) twilio(t Twilio) {
 	if t.AuthToken == "" {
 		v.add(p+".auth_token", "is required with %s.account_sid: it also validates the signatures of Twilio's callbacks", p)
 	}
-	err := t.SMSConfig().ValidateNamed(twilioOption)
+	err := t.ValidateNamed(twilioOption)
 	if err == nil {
 		return
 	}
@@ -318,7 +318,7 @@ func twilioOption(field string) string {
 	if f, ok := reflect.TypeFor[Twilio]().FieldByName(field); ok {
 		return twilioPath + "." + f.Tag.Get("yaml")
 	}
-	return twilioPath + "." + field // not an option: SMSConfig leaves it zero
+	return twilioPath + "." + field // not an option: set in code
 }
 
 // smtp checks channels.email.smtp.

@@ -41,27 +41,32 @@ const WebPushRecordSize = 2048
 const MaxWebPushPayload = WebPushRecordSize - 86 - 16 - 1
 
 // WebPushConfig configures Web Push with VAPID (RFC 8292).
+//
+// It is also the channels.push.webpush section of Tocsin's configuration
+// file (package config): the yaml tags name the options, each read from
+// TOCSIN_WEBPUSH_<OPTION> too; fields tagged "-" are set in code. Web Push
+// is on once VAPIDPrivateKey is set (Configured).
 type WebPushConfig struct {
 	// VAPIDPublicKey and VAPIDPrivateKey are the application server's key
 	// pair, base64url (padded or not): the uncompressed P-256 point (65
 	// bytes) browsers subscribed with, and its private scalar (32 bytes).
 	// Required; the private key is never printed.
-	VAPIDPublicKey  string
-	VAPIDPrivateKey secret.Secret
+	VAPIDPublicKey  string        `yaml:"vapid_public_key"`
+	VAPIDPrivateKey secret.Secret `yaml:"vapid_private_key"`
 	// Subscriber is the contact push services may reach the sender at,
 	// the VAPID JWT's sub: "mailto:ops@example.com" or an https URL.
 	// Required.
-	Subscriber string
+	Subscriber string `yaml:"subscriber"`
 	// AllowNetworks are networks endpoints may connect to although the
 	// SSRF guard refuses them (loopback, private, link-local, metadata, …;
 	// see internal/netguard): tests allow their local fake, 127.0.0.0/8.
 	// Default none.
-	AllowNetworks []netip.Prefix
+	AllowNetworks []netip.Prefix `yaml:"-"`
 	// HTTPClient supplies the transport, an *http.Transport (TLS settings,
 	// pools); only its Transport is used, cloned, with its Proxy,
 	// DialContext and DialTLSContext replaced: every connection is made
 	// directly, through the guard. Default: a transport of its own.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-"`
 
 	// route, when set (tests, RouteWebPush), is the address every
 	// connection goes to whatever the endpoint's host: a fake's listener.
@@ -88,6 +93,9 @@ const CodeConnectFailed = "connect_failed"
 // ErrConnectFailed is the error of a token whose push service gave no
 // answer (dispatcher.Transient(CodeConnectFailed, 0, ErrConnectFailed)).
 var ErrConnectFailed = errors.New("no answer from the push service")
+
+// Configured reports whether Web Push is on: VAPIDPrivateKey is set.
+func (c WebPushConfig) Configured() bool { return c.VAPIDPrivateKey != "" }
 
 // String describes c without the private key.
 func (c WebPushConfig) String() string {

@@ -414,7 +414,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 	}
 	base := cfg.HTTP.BaseURL()
 	if cfg.SMSConfigured() {
-		sc := cfg.Channels.SMS.Twilio.SMSConfig()
+		sc := cfg.Channels.SMS.Twilio
 		sc.Logger, sc.Clock = logger, clock
 		sc.StatusCallback = func(deliveryID string) string {
 			return base + "/v1/callbacks/twilio/status?d=" + url.QueryEscape(deliveryID)
@@ -426,14 +426,12 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		senders[dispatcher.ChannelSMS] = s
 	}
 	if cfg.EmailConfigured() {
-		e := cfg.Channels.Email.SMTP
-		s, err := email.New(email.Config{
-			Host: e.Host, Port: e.Port, Username: e.Username, Password: e.Password, TLS: e.TLS, From: e.From,
-			PoolSize: e.PoolSize, Timeout: e.Timeout, TLSConfig: m.SMTPTLSConfig, Logger: logger, Clock: clock,
-			UnsubscribeURL: func(msg *dispatcher.Message) string {
-				return base + "/v1/unsubscribe/" + links.Token(dispatcher.ChannelEmail, msg.Recipient.ID)
-			},
-		})
+		ec := cfg.Channels.Email.SMTP
+		ec.TLSConfig, ec.Logger, ec.Clock = m.SMTPTLSConfig, logger, clock
+		ec.UnsubscribeURL = func(msg *dispatcher.Message) string {
+			return base + "/v1/unsubscribe/" + links.Token(dispatcher.ChannelEmail, msg.Recipient.ID)
+		}
+		s, err := email.New(ec)
 		if err != nil {
 			return nil, nil, closeAll, fmt.Errorf("channels.email.smtp: %w", err)
 		}
@@ -532,7 +530,8 @@ func pushConfig(p config.Push, logger *slog.Logger) (push.Config, error) {
 		pc.APNs = &push.APNsConfig{KeyP8: key, KeyID: p.APNs.KeyID, TeamID: p.APNs.TeamID, Topic: p.APNs.Topic, Host: p.APNs.Host}
 	}
 	if p.WebPush.Configured() {
-		pc.WebPush = &push.WebPushConfig{VAPIDPublicKey: p.WebPush.VAPIDPublicKey, VAPIDPrivateKey: p.WebPush.VAPIDPrivateKey, Subscriber: p.WebPush.Subscriber}
+		wp := p.WebPush
+		pc.WebPush = &wp
 	}
 	return pc, nil
 }

@@ -6,11 +6,14 @@
 // default and its environment variable; docs/configuration.md and
 // config.example.yaml at the repository root list the same options.
 //
-// Validate reads rates and quiet hours with the dispatcher's parsers and
-// checks the Twilio options with the SMS channel's rules, so the package
-// imports dispatcher and channels/sms (neither may import it); the Parsed
-// methods hand out the values those parsers read. Handlers receive the
-// values they need in structs, never by reaching for a global.
+// The Twilio, SMTP and Web Push sections are the channels' own Config
+// types (sms.Config, email.Config, push.WebPushConfig), and Validate reads
+// rates and quiet hours with the dispatcher's parsers and checks the Twilio
+// options with the SMS channel's rules, so the package imports dispatcher
+// and the channels (none may import it); the Parsed methods hand out the
+// values those parsers read. Secret options are Secrets, which never print.
+// Handlers receive the values they need in structs, never by reaching for
+// a global.
 package config
 
 import (
@@ -24,6 +27,7 @@ import (
 	"time"
 
 	"github.com/tocsin-dev/tocsin/channels/email"
+	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/channels/push"
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/dispatcher"
@@ -382,9 +386,7 @@ func Default() Config {
 			Level:  "info",
 			Format: "json",
 		},
-		Outbox: Outbox{
-			Cap: 10000,
-		},
+		Outbox: Outbox{Cap: outbox.DefaultCap},
 		Channels: Channels{
 			SMS: SMS{
 				Twilio: Twilio{BaseURL: sms.DefaultBaseURL, Timeout: sms.DefaultTimeout},
@@ -446,7 +448,7 @@ func (a APNs) Configured() bool { return a.KeyFile != "" }
 
 // Provider endpoints.
 const (
-	DefaultFCMEndpoint  = "https://fcm.googleapis.com"
+	DefaultFCMEndpoint  = push.DefaultFCMEndpoint
 	APNsHostProduction  = "https://api.push.apple.com"
 	APNsHostDevelopment = "https://api.sandbox.push.apple.com"
 )

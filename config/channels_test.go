@@ -151,7 +151,7 @@ channels:
 	want.Channels.SMS.Rate = Default().Channels.SMS.Rate
 	want.Channels.Email.Rate = Default().Channels.Email.Rate
 	if !reflect.DeepEqual(c, want) {
-		t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
+		t.Errorf("got  %#v\nwant %#v", c, want)
 	}
 	if !c.SMSConfigured() || !c.EmailConfigured() {
 		t.Errorf("SMSConfigured() = %v, EmailConfigured() = %v; want both true", c.SMSConfigured(), c.EmailConfigured())
@@ -229,7 +229,7 @@ channels:
 	want.Channels.SMS.Rate = Default().Channels.SMS.Rate
 	want.Channels.Email.Rate = Default().Channels.Email.Rate
 	if !reflect.DeepEqual(c, want) {
-		t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
+		t.Errorf("got  %#v\nwant %#v", c, want)
 	}
 
 	// TOCSIN_TWILIO_FROM with a value, and clearing the host turns email off.
@@ -346,8 +346,8 @@ func TestValidateChannels(t *testing.T) {
 	}{
 		{"configured", func(c *Config) {}, ""},
 
-		{"link secret 32 characters", func(c *Config) { c.Auth.LinkSecret = strings.Repeat("x", 32) }, ""},
-		{"link secret 31 characters", func(c *Config) { c.Auth.LinkSecret = strings.Repeat("x", 31) }, "auth.link_secret: must be at least 32 characters"},
+		{"link secret 32 characters", func(c *Config) { c.Auth.LinkSecret = Secret(strings.Repeat("x", 32)) }, ""},
+		{"link secret 31 characters", func(c *Config) { c.Auth.LinkSecret = Secret(strings.Repeat("x", 31)) }, "auth.link_secret: must be at least 32 characters"},
 		{"link secret empty: generated", func(c *Config) { c.Auth.LinkSecret = "" }, ""},
 
 		{"account sid upper-case hex", twilio(func(t *Twilio) { t.AccountSID = "AC" + strings.Repeat("ABCDEF01", 4) }), ""},
@@ -595,17 +595,17 @@ func TestChannelRedaction(t *testing.T) {
 	r := c.Redacted()
 	if r.Auth.LinkSecret != "[redacted]" || r.Channels.SMS.Twilio.AuthToken != "[redacted]" ||
 		r.Channels.SMS.Twilio.APISecret != "[redacted]" || r.Channels.Email.SMTP.Password != "[redacted]" {
-		t.Errorf("Redacted() left a secret: %#v", plainConfig(r))
+		t.Errorf("Redacted() left a secret: %#v", r)
 	}
 	if r.Channels.SMS.Twilio.AccountSID != testAccountSID || r.Channels.SMS.Twilio.APIKey != testAPIKeySID ||
 		r.Channels.Email.SMTP.Username != "tocsin" || r.Channels.Email.SMTP.Host != "smtp.example.com" {
-		t.Errorf("Redacted() changed a non-secret field: %#v", plainConfig(r))
+		t.Errorf("Redacted() changed a non-secret field: %#v", r)
 	}
 	if !reflect.DeepEqual(c, orig) {
 		t.Error("Redacted() modified the original")
 	}
 	if d := Default().Redacted(); !reflect.DeepEqual(d, Default()) {
-		t.Errorf("Redacted() filled in unset secrets: %#v", plainConfig(d))
+		t.Errorf("Redacted() filled in unset secrets: %#v", d)
 	}
 
 	var jsonLog, textLog bytes.Buffer

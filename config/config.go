@@ -6,11 +6,14 @@
 // default and its environment variable; docs/configuration.md and
 // config.example.yaml at the repository root list the same options.
 //
-// Validate reads rates and quiet hours with the dispatcher's parsers and
-// checks the Twilio options with the SMS channel's rules, so the package
-// imports dispatcher and channels/sms (neither may import it); the Parsed
-// methods hand out the values those parsers read. Handlers receive the
-// values they need in structs, never by reaching for a global.
+// The Twilio, SMTP and Web Push sections are the channels' own Config
+// types (sms.Config, email.Config, push.WebPushConfig), and Validate reads
+// rates and quiet hours with the dispatcher's parsers and checks the Twilio
+// options with the SMS channel's rules, so the package imports dispatcher
+// and the channels (none may import it); the Parsed methods hand out the
+// values those parsers read. Secret options are Secrets, which never print.
+// Handlers receive the values they need in structs, never by reaching for
+// a global.
 package config
 
 import (
@@ -23,9 +26,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tocsin-dev/tocsin/channels/email"
+	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/channels/push"
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/secret"
 )
+
+// Secret is the type of every secret option: printed, logged or encoded it
+// shows "[redacted]" ("" when unset); Reveal returns the value.
+type Secret = secret.Secret
 
 // Config is the whole configuration of a Tocsin process.
 type Config struct {
@@ -74,10 +85,9 @@ type Redis struct {
 	// Redis (miniredis): nothing survives a restart.
 	// Default "" (embedded); env TOCSIN_REDIS_ADDR.
 	Addr string `yaml:"addr"`
-	// Password authenticates to Redis. It is never logged: use Redacted,
-	// String or LogValue to print a Config.
+	// Password authenticates to Redis. It is never printed (a Secret).
 	// Default ""; env TOCSIN_REDIS_PASSWORD.
-	Password string `yaml:"password"`
+	Password Secret `yaml:"password"`
 	// DB is the Redis database number, 0..255 (a stock server has 16: 0..15).
 	// Default 0; env TOCSIN_REDIS_DB.
 	DB int `yaml:"db"`
@@ -119,7 +129,7 @@ type Auth struct {
 	// generated once and kept in Redis, so every process shares it (with
 	// the embedded Redis, links then stop working after a restart).
 	// Default ""; env TOCSIN_LINK_SECRET.
-	LinkSecret string `yaml:"link_secret"`
+	LinkSecret Secret `yaml:"link_secret" env:"TOCSIN_LINK_SECRET"`
 }
 
 // Roles an API key may hold.
@@ -140,10 +150,10 @@ type APIKey struct {
 	// Name identifies the key in logs and audit records. Required, unique.
 	Name string `yaml:"name"`
 	// Key is the plaintext key, at least 16 characters.
-	Key string `yaml:"key"`
+	Key Secret `yaml:"key"`
 	// KeySHA256 is the hex SHA-256 of the key (64 hex characters), so the
 	// file need not hold the key itself.
-	KeySHA256 string `yaml:"key_sha256"`
+	KeySHA256 Secret `yaml:"key_sha256"`
 	// Role is "operator" or "viewer". Required.
 	Role string `yaml:"role"`
 }
@@ -195,54 +205,12 @@ type SMS struct {
 	Rate string `yaml:"rate"`
 }
 
-// Twilio configures SMS through Twilio's Messages API. Every option but
-// AccountSID applies only when AccountSID is set; setting one without it
-// is a problem Validate reports.
-type Twilio struct {
-	// AccountSID is the account's SID, "AC" followed by 32 hexadecimal
-	// characters. Empty: SMS is not configured and the outbox serves it.
-	// Default ""; env TOCSIN_TWILIO_ACCOUNT_SID.
-	AccountSID string `yaml:"account_sid"`
-	// AuthToken is the account's auth token, letters and digits. Required
-	// with AccountSID: it authenticates requests when no API key is set,
-	// and it always validates the signatures of Twilio's callbacks
-	// (X-Twilio-Signature). It is never logged.
-	// Default ""; env TOCSIN_TWILIO_AUTH_TOKEN.
-	AuthToken string `yaml:"auth_token"`
-	// APIKey is an API key SID, "SK" followed by 32 hexadecimal
-	// characters. When set, requests authenticate with APIKey and
-	// APISecret instead of the auth token.
-	// Default ""; env TOCSIN_TWILIO_API_KEY.
-	APIKey string `yaml:"api_key"`
-	// APISecret is the API key's secret, letters and digits. Required with
-	// APIKey, and only with it. It is never logged.
-	// Default ""; env TOCSIN_TWILIO_API_SECRET.
-	APISecret string `yaml:"api_secret"`
-	// From is the sender: an E.164 number ("+14155550100"), a short code
-	// (3 to 8 digits) or an alphanumeric sender ID (1 to 11 ASCII letters,
-	// digits and spaces, at least one letter). Exactly one of From and
-	// MessagingServiceSID is set.
-	// Default ""; env TOCSIN_TWILIO_FROM.
-	From string `yaml:"from"`
-	// MessagingServiceSID sends through a Messaging Service, "MG" followed
-	// by 32 hexadecimal characters, instead of From.
-	// Default ""; env TOCSIN_TWILIO_MESSAGING_SERVICE_SID.
-	MessagingServiceSID string `yaml:"messaging_service_sid"`
-	// BaseURL is the scheme and host of Twilio's REST API, an http(s) URL
-	// without path, query or fragment: tests and regional set-ups point it
-	// elsewhere. Empty: the default.
-	// Default "https://api.twilio.com"; env TOCSIN_TWILIO_BASE_URL.
-	BaseURL string `yaml:"base_url"`
-	// Timeout bounds one HTTP request to Twilio. Must not be negative; 0
-	// is the default.
-	// Default 10s; env TOCSIN_TWILIO_TIMEOUT.
-	Timeout time.Duration `yaml:"timeout"`
-	// ValidityPeriod is how long a message may wait in Twilio's queue
-	// before it fails, up to 10h, rounded up to whole seconds. Twilio takes
-	// it with From as with MessagingServiceSID.
-	// Default 0 (Twilio's own, 10h); env TOCSIN_TWILIO_VALIDITY_PERIOD.
-	ValidityPeriod time.Duration `yaml:"validity_period"`
-}
+// Twilio configures SMS through Twilio's Messages API: the SMS channel's
+// own Config, whose fields tagged "-" stay zero here (the wiring in
+// cmd/tocsin sets them). Every option but account_sid applies only when
+// account_sid is set; setting one without it is a problem Validate reports.
+// Defaults: base_url "https://api.twilio.com", timeout 10s, the rest empty.
+type Twilio = sms.Config
 
 // Email configures the email channel.
 type Email struct {
@@ -254,43 +222,12 @@ type Email struct {
 	Rate string `yaml:"rate"`
 }
 
-// SMTP configures email through an SMTP relay. Every option but Host
-// applies only when Host is set; setting one without it is a problem
-// Validate reports.
-type SMTP struct {
-	// Host is the relay's host name or IP address, without port. Empty:
-	// email is not configured and the outbox serves it.
-	// Default ""; env TOCSIN_SMTP_HOST.
-	Host string `yaml:"host"`
-	// Port is the relay's port, 1..65535 (587 for starttls, 465 for
-	// implicit TLS).
-	// Default 587; env TOCSIN_SMTP_PORT.
-	Port int `yaml:"port"`
-	// Username authenticates to the relay; set with Password, or neither.
-	// Default ""; env TOCSIN_SMTP_USERNAME.
-	Username string `yaml:"username"`
-	// Password authenticates to the relay. It is never logged.
-	// Default ""; env TOCSIN_SMTP_PASSWORD.
-	Password string `yaml:"password"`
-	// TLS is "starttls" (upgrade a plain connection, required), "implicit"
-	// (TLS from the first byte) or "none". "none" with a username is
-	// refused, as it sends the credentials in clear, unless Host is
-	// localhost or a loopback address.
-	// Default "starttls"; env TOCSIN_SMTP_TLS.
-	TLS string `yaml:"tls"`
-	// From is the sender, an RFC 5322 address such as
-	// "Tocsin <alerts@example.com>". Required with Host.
-	// Default ""; env TOCSIN_SMTP_FROM.
-	From string `yaml:"from"`
-	// PoolSize is the number of connections kept open to the relay, so a
-	// broadcast does not open one per message, 1..64.
-	// Default 4; env TOCSIN_SMTP_POOL_SIZE.
-	PoolSize int `yaml:"pool_size"`
-	// Timeout bounds connecting to the relay and each SMTP exchange.
-	// Must be > 0.
-	// Default 15s; env TOCSIN_SMTP_TIMEOUT.
-	Timeout time.Duration `yaml:"timeout"`
-}
+// SMTP configures email through an SMTP relay: the email channel's own
+// Config, whose fields tagged "-" stay zero here. Every option but host
+// applies only when host is set; setting one without it is a problem
+// Validate reports. Defaults: port 587, tls starttls, pool_size 4, timeout
+// 15s, the rest empty.
+type SMTP = email.Config
 
 // Push configures the push channel's providers. Each is on once its first
 // option is set (fcm.credentials_file, apns.key_file,
@@ -353,23 +290,10 @@ type APNs struct {
 	Host string `yaml:"host"`
 }
 
-// WebPush configures Web Push to browsers, with VAPID (RFC 8292).
-type WebPush struct {
-	// VAPIDPublicKey is the application server's public key, the
-	// uncompressed P-256 point in base64url, as browsers subscribe with it
-	// (applicationServerKey). Required with VAPIDPrivateKey.
-	// Default ""; env TOCSIN_WEBPUSH_VAPID_PUBLIC_KEY.
-	VAPIDPublicKey string `yaml:"vapid_public_key"`
-	// VAPIDPrivateKey is the matching private key (32 bytes, base64url).
-	// It is never logged. Empty: Web Push is off.
-	// Default ""; env TOCSIN_WEBPUSH_VAPID_PRIVATE_KEY.
-	VAPIDPrivateKey string `yaml:"vapid_private_key"`
-	// Subscriber is the contact push services may reach the operator at
-	// (the VAPID "sub"): "mailto:ops@example.com" or an https URL.
-	// Required with VAPIDPrivateKey.
-	// Default ""; env TOCSIN_WEBPUSH_SUBSCRIBER.
-	Subscriber string `yaml:"subscriber"`
-}
+// WebPush configures Web Push to browsers with VAPID (RFC 8292): the push
+// channel's own WebPushConfig, whose fields tagged "-" stay zero here. It
+// is on once vapid_private_key is set.
+type WebPush = push.WebPushConfig
 
 // Webhook configures delivery to merchants' webhook endpoints.
 type Webhook struct {
@@ -435,9 +359,9 @@ type Limits struct {
 
 // SMTP TLS modes.
 const (
-	SMTPTLSStartTLS = "starttls"
-	SMTPTLSImplicit = "implicit"
-	SMTPTLSNone     = "none"
+	SMTPTLSStartTLS = email.TLSStartTLS
+	SMTPTLSImplicit = email.TLSImplicit
+	SMTPTLSNone     = email.TLSNone
 )
 
 // Default returns the documented defaults. They validate, with no API key
@@ -462,24 +386,14 @@ func Default() Config {
 			Level:  "info",
 			Format: "json",
 		},
-		Outbox: Outbox{
-			Cap: 10000,
-		},
+		Outbox: Outbox{Cap: outbox.DefaultCap},
 		Channels: Channels{
 			SMS: SMS{
-				Twilio: Twilio{
-					BaseURL: "https://api.twilio.com",
-					Timeout: 10 * time.Second,
-				},
-				Rate: "10/s",
+				Twilio: Twilio{BaseURL: sms.DefaultBaseURL, Timeout: sms.DefaultTimeout},
+				Rate:   "10/s",
 			},
 			Email: Email{
-				SMTP: SMTP{
-					Port:     587,
-					TLS:      SMTPTLSStartTLS,
-					PoolSize: 4,
-					Timeout:  15 * time.Second,
-				},
+				SMTP: SMTP{Port: 587, TLS: SMTPTLSStartTLS, PoolSize: email.DefaultPoolSize, Timeout: email.DefaultTimeout},
 				Rate: "50/s",
 			},
 			Push: Push{
@@ -511,20 +425,18 @@ func (c Config) Embedded() bool {
 
 // SMSConfigured reports whether SMS goes through Twilio
 // (channels.sms.twilio.account_sid is set); otherwise the outbox serves it.
-func (c Config) SMSConfigured() bool {
-	return c.Channels.SMS.Twilio.AccountSID != ""
-}
+func (c Config) SMSConfigured() bool { return c.Channels.SMS.Twilio.Configured() }
 
 // EmailConfigured reports whether email goes through SMTP
 // (channels.email.smtp.host is set); otherwise the outbox serves it.
-func (c Config) EmailConfigured() bool {
-	return c.Channels.Email.SMTP.Host != ""
-}
+func (c Config) EmailConfigured() bool { return c.Channels.Email.SMTP.Configured() }
 
 // PushConfigured reports whether push goes through at least one provider
 // (FCM, APNs or Web Push); otherwise the outbox serves it.
-func (c Config) PushConfigured() bool {
-	p := c.Channels.Push
+func (c Config) PushConfigured() bool { return c.Channels.Push.Configured() }
+
+// Configured reports whether a push provider is on.
+func (p Push) Configured() bool {
 	return p.FCM.Configured() || p.APNs.Configured() || p.WebPush.Configured()
 }
 
@@ -534,12 +446,9 @@ func (f FCM) Configured() bool { return f.CredentialsFile != "" }
 // Configured reports whether APNs is on (key_file is set).
 func (a APNs) Configured() bool { return a.KeyFile != "" }
 
-// Configured reports whether Web Push is on (vapid_private_key is set).
-func (w WebPush) Configured() bool { return w.VAPIDPrivateKey != "" }
-
 // Provider endpoints.
 const (
-	DefaultFCMEndpoint  = "https://fcm.googleapis.com"
+	DefaultFCMEndpoint  = push.DefaultFCMEndpoint
 	APNsHostProduction  = "https://api.push.apple.com"
 	APNsHostDevelopment = "https://api.sandbox.push.apple.com"
 )
@@ -580,9 +489,9 @@ func (k APIKey) digest() ([sha256.Size]byte, bool) {
 	var d [sha256.Size]byte
 	switch {
 	case k.Key != "":
-		return sha256.Sum256([]byte(k.Key)), true
+		return sha256.Sum256([]byte(k.Key.Reveal())), true
 	case k.KeySHA256 != "":
-		b, err := hex.DecodeString(k.KeySHA256)
+		b, err := hex.DecodeString(k.KeySHA256.Reveal())
 		if err != nil || len(b) != sha256.Size {
 			return d, false
 		}
@@ -606,17 +515,6 @@ func (a Auth) Match(presented string) (APIKey, bool) {
 		}
 	}
 	return found, ok
-}
-
-// SMSConfig returns the Twilio options as the SMS channel takes them. The
-// caller adds what is not configured here: StatusCallback, Logger and the
-// like.
-func (t Twilio) SMSConfig() sms.Config {
-	return sms.Config{
-		AccountSID: t.AccountSID, AuthToken: t.AuthToken, APIKey: t.APIKey, APISecret: t.APISecret,
-		From: t.From, MessagingServiceSID: t.MessagingServiceSID, BaseURL: t.BaseURL,
-		Timeout: t.Timeout, ValidityPeriod: t.ValidityPeriod,
-	}
 }
 
 // ParsedRate returns Rate as the dispatcher reads it (dispatcher.ParseRate);

@@ -84,7 +84,7 @@ func TestDefault(t *testing.T) {
 		Limits: Limits{PerRecipient: "10/h"},
 	}
 	if !reflect.DeepEqual(c, want) {
-		t.Errorf("Default() = %#v\nwant %#v", plainConfig(c), plainConfig(want))
+		t.Errorf("Default() = %#v\nwant %#v", c, want)
 	}
 	if c.SMSConfigured() || c.EmailConfigured() || c.PushConfigured() {
 		t.Errorf("Default() has SMSConfigured() = %v, EmailConfigured() = %v, PushConfigured() = %v; want all false (the outbox serves them)",
@@ -134,7 +134,7 @@ auth:
 			name: "defaults only",
 			check: func(t *testing.T, c Config) {
 				if !reflect.DeepEqual(c, Default()) {
-					t.Errorf("got %#v, want Default()", plainConfig(c))
+					t.Errorf("got %#v, want Default()", c)
 				}
 			},
 		},
@@ -143,7 +143,7 @@ auth:
 			file: "# nothing here\n",
 			check: func(t *testing.T, c Config) {
 				if !reflect.DeepEqual(c, Default()) {
-					t.Errorf("got %#v, want Default()", plainConfig(c))
+					t.Errorf("got %#v, want Default()", c)
 				}
 			},
 		},
@@ -159,9 +159,9 @@ auth:
 				want.Worker.MaxRetry = 0
 				want.Log.Level = "debug"
 				want.Outbox.Cap = 20
-				want.Auth.APIKeys = []APIKey{{Name: "dashboard", KeySHA256: sha256Hex(viewerKey), Role: RoleViewer}}
+				want.Auth.APIKeys = []APIKey{{Name: "dashboard", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer}}
 				if !reflect.DeepEqual(c, want) {
-					t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
+					t.Errorf("got  %#v\nwant %#v", c, want)
 				}
 				if c.Embedded() {
 					t.Error("Embedded() = true with redis.addr set")
@@ -194,14 +194,14 @@ auth:
 					HTTP:     HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 30 * time.Second},
 					Redis:    Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
 					Worker:   Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
-					Auth:     Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: sha256Hex(viewerKey), Role: RoleViewer}}},
+					Auth:     Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer}}},
 					Log:      Log{Level: "error", Format: "text"},
 					Outbox:   Outbox{Cap: 1_000_000},
 					Channels: Default().Channels,
 					Limits:   Default().Limits,
 				}
 				if !reflect.DeepEqual(c, want) {
-					t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
+					t.Errorf("got  %#v\nwant %#v", c, want)
 				}
 				if got := c.HTTP.BaseURL(); got != "https://tocsin.example.com/base" {
 					t.Errorf("BaseURL() = %q, want https://tocsin.example.com/base", got)
@@ -245,7 +245,7 @@ func TestLoadNilEnv(t *testing.T) {
 		t.Fatalf("Load(\"\", nil): %v", err)
 	}
 	if !reflect.DeepEqual(c, Default()) {
-		t.Errorf("Load(\"\", nil) = %#v, want Default()", plainConfig(c))
+		t.Errorf("Load(\"\", nil) = %#v, want Default()", c)
 	}
 }
 
@@ -335,7 +335,7 @@ func TestLoadEnvNamesOption(t *testing.T) {
 	for _, b := range envBindings {
 		var envValue, yamlValue string
 		switch b.field(&Config{}).(type) {
-		case *string:
+		case *string, *Secret:
 			envValue, yamlValue = "value-"+b.name, `"value-`+b.name+`"`
 		case *int:
 			envValue, yamlValue = "4711", "4711"
@@ -480,14 +480,14 @@ func TestValidate(t *testing.T) {
 		{"two good keys", func(c *Config) {
 			c.Auth.APIKeys = []APIKey{
 				{Name: "ops", Key: operatorKey, Role: RoleOperator},
-				{Name: "dash", KeySHA256: strings.ToUpper(sha256Hex(viewerKey)), Role: RoleViewer},
+				{Name: "dash", KeySHA256: Secret(strings.ToUpper(sha256Hex(viewerKey))), Role: RoleViewer},
 			}
 		}, ""},
 		{"key name empty", func(c *Config) {
 			c.Auth.APIKeys = []APIKey{{Key: operatorKey, Role: RoleOperator}}
 		}, "auth.api_keys[0].name: is required"},
 		{"key and hash", func(c *Config) {
-			c.Auth.APIKeys = []APIKey{{Name: "ops", Key: operatorKey, KeySHA256: sha256Hex(operatorKey), Role: RoleOperator}}
+			c.Auth.APIKeys = []APIKey{{Name: "ops", Key: operatorKey, KeySHA256: Secret(sha256Hex(operatorKey)), Role: RoleOperator}}
 		}, "auth.api_keys[0]: must set exactly one of key and key_sha256, not both"},
 		{"neither key nor hash", func(c *Config) {
 			c.Auth.APIKeys = []APIKey{{Name: "ops", Role: RoleOperator}}
@@ -499,10 +499,10 @@ func TestValidate(t *testing.T) {
 			c.Auth.APIKeys = []APIKey{{Name: "ops", Key: "1234567890123456", Role: RoleOperator}}
 		}, ""},
 		{"hash too short", func(c *Config) {
-			c.Auth.APIKeys = []APIKey{{Name: "ops", KeySHA256: sha256Hex(operatorKey)[:62], Role: RoleOperator}}
+			c.Auth.APIKeys = []APIKey{{Name: "ops", KeySHA256: Secret(sha256Hex(operatorKey)[:62]), Role: RoleOperator}}
 		}, "auth.api_keys[0].key_sha256: must be 64 hexadecimal characters"},
 		{"hash not hex", func(c *Config) {
-			c.Auth.APIKeys = []APIKey{{Name: "ops", KeySHA256: strings.Repeat("zz", 32), Role: RoleOperator}}
+			c.Auth.APIKeys = []APIKey{{Name: "ops", KeySHA256: Secret(strings.Repeat("zz", 32)), Role: RoleOperator}}
 		}, "auth.api_keys[0].key_sha256: must be 64 hexadecimal characters"},
 		{"role missing", func(c *Config) {
 			c.Auth.APIKeys = []APIKey{{Name: "ops", Key: operatorKey}}
@@ -513,7 +513,7 @@ func TestValidate(t *testing.T) {
 		{"same key twice", func(c *Config) {
 			c.Auth.APIKeys = []APIKey{
 				{Name: "ops", Key: operatorKey, Role: RoleOperator},
-				{Name: "dash", KeySHA256: sha256Hex(operatorKey), Role: RoleViewer},
+				{Name: "dash", KeySHA256: Secret(sha256Hex(operatorKey)), Role: RoleViewer},
 			}
 		}, "auth.api_keys[1]: has the same key as auth.api_keys[0]"},
 	}
@@ -656,10 +656,10 @@ func TestMatches(t *testing.T) {
 		{"plaintext wrong", APIKey{Key: operatorKey}, viewerKey, false},
 		{"plaintext prefix", APIKey{Key: operatorKey}, operatorKey[:len(operatorKey)-1], false},
 		{"plaintext empty presented", APIKey{Key: operatorKey}, "", false},
-		{"hash", APIKey{KeySHA256: sha256Hex(viewerKey)}, viewerKey, true},
-		{"hash upper case", APIKey{KeySHA256: strings.ToUpper(sha256Hex(viewerKey))}, viewerKey, true},
-		{"hash wrong", APIKey{KeySHA256: sha256Hex(viewerKey)}, operatorKey, false},
-		{"hash presented as the key", APIKey{KeySHA256: sha256Hex(viewerKey)}, sha256Hex(viewerKey), false},
+		{"hash", APIKey{KeySHA256: Secret(sha256Hex(viewerKey))}, viewerKey, true},
+		{"hash upper case", APIKey{KeySHA256: Secret(strings.ToUpper(sha256Hex(viewerKey)))}, viewerKey, true},
+		{"hash wrong", APIKey{KeySHA256: Secret(sha256Hex(viewerKey))}, operatorKey, false},
+		{"hash presented as the key", APIKey{KeySHA256: Secret(sha256Hex(viewerKey))}, sha256Hex(viewerKey), false},
 		{"hash malformed", APIKey{KeySHA256: "not-hex"}, "not-hex", false},
 		{"no key matches nothing", APIKey{}, "", false},
 	}
@@ -677,7 +677,7 @@ func TestAuthMatch(t *testing.T) {
 	t.Parallel()
 	a := Auth{APIKeys: []APIKey{
 		{Name: "ops", Key: operatorKey, Role: RoleOperator},
-		{Name: "dash", KeySHA256: sha256Hex(viewerKey), Role: RoleViewer},
+		{Name: "dash", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer},
 	}}
 	for _, tt := range []struct {
 		presented, wantName string
@@ -741,21 +741,21 @@ func TestRedaction(t *testing.T) {
 	c.Redis = Redis{Addr: "redis:6379", Password: password, DB: 2}
 	c.Auth.APIKeys = []APIKey{
 		{Name: "ops", Key: operatorKey, Role: RoleOperator},
-		{Name: "dash", KeySHA256: hash, Role: RoleViewer},
+		{Name: "dash", KeySHA256: Secret(hash), Role: RoleViewer},
 	}
 	secrets := []string{password, operatorKey, hash}
 
 	r := c.Redacted()
 	if r.Redis.Password != "[redacted]" || r.Auth.APIKeys[0].Key != "[redacted]" || r.Auth.APIKeys[1].KeySHA256 != "[redacted]" {
-		t.Errorf("Redacted() left a secret: %#v", plainConfig(r))
+		t.Errorf("Redacted() left a secret: %#v", r)
 	}
 	if r.Auth.APIKeys[0].KeySHA256 != "" || r.Auth.APIKeys[1].Key != "" {
 		t.Errorf("Redacted() filled in an unset secret: %v", r.Auth.APIKeys)
 	}
 	if r.Redis.Addr != "redis:6379" || r.Auth.APIKeys[1].Name != "dash" || r.Auth.APIKeys[1].Role != RoleViewer {
-		t.Errorf("Redacted() changed a non-secret field: %#v", plainConfig(r))
+		t.Errorf("Redacted() changed a non-secret field: %#v", r)
 	}
-	if c.Redis.Password != password || c.Auth.APIKeys[0].Key != operatorKey || c.Auth.APIKeys[1].KeySHA256 != hash {
+	if c.Redis.Password != password || c.Auth.APIKeys[0].Key != operatorKey || c.Auth.APIKeys[1].KeySHA256.Reveal() != hash {
 		t.Error("Redacted() modified the original")
 	}
 	if r.Validate() == nil {
@@ -804,7 +804,7 @@ func TestExampleFile(t *testing.T) {
 		c.Channels.Webhook.AllowNetworks = nil // so does "allow_networks: []"
 	}
 	if !reflect.DeepEqual(c, Default()) {
-		t.Errorf("%s does not hold the defaults:\n got %#v\nwant %#v", path, plainConfig(c), plainConfig(Default()))
+		t.Errorf("%s does not hold the defaults:\n got %#v\nwant %#v", path, c, Default())
 	}
 
 	// The commented-out api_keys example must work once uncommented.
@@ -879,6 +879,9 @@ func yamlPaths(t reflect.Type, prefix string) []string {
 	var paths []string
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if f.Tag.Get("yaml") == "-" || !f.IsExported() {
+			continue // no option, as for YAML: set in code by the wiring of a channel's Config
+		}
 		p := prefix + f.Tag.Get("yaml")
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
 			paths = append(paths, yamlPaths(f.Type, p+".")...)

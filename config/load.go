@@ -100,29 +100,42 @@ func decodeFile(path string, c *Config) (problems []error, err error) {
 // time.Duration goes ("shutdown_timeout: 15").
 var durationRE = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(?:int|float) `([^`]*)` into time.Duration$")
 
-var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type config\.(\w+)$`)
+var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type ([\w.]+)$`)
 
-// sections names, for operators, where each Go type sits in the file.
-var sections = map[string]string{
-	"Config":   "the top level",
-	"HTTP":     "http",
-	"Redis":    "redis",
-	"Worker":   "worker",
-	"Auth":     "auth",
-	"APIKey":   "an auth.api_keys entry",
-	"Log":      "log",
-	"Outbox":   "outbox",
-	"Channels": "channels",
-	"SMS":      "channels.sms",
-	"Twilio":   "channels.sms.twilio",
-	"Email":    "channels.email",
-	"SMTP":     "channels.email.smtp",
-	"Push":     "channels.push",
-	"FCM":      "channels.push.fcm",
-	"APNs":     "channels.push.apns",
-	"WebPush":  "channels.push.webpush",
-	"Webhook":  "channels.webhook",
-	"Limits":   "limits",
+// sections names, for operators, where each struct type sits in the file:
+// "config.HTTP" is "http", "sms.Config" "channels.sms.twilio".
+var sections = func() map[string]string {
+	m := map[string]string{reflect.TypeFor[Config]().String(): "the top level"}
+	walkOptions(reflect.TypeFor[Config](), "", nil, func(path string, f reflect.StructField, _ []int) {
+		switch t := f.Type; {
+		case t.Kind() == reflect.Struct:
+			m[t.String()] = path
+		case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+			m[t.Elem().String()] = "an " + path + " entry"
+		}
+	})
+	return m
+}()
+
+// walkOptions calls fn for every option and section in t, depth first,
+// with its path as Validate names it ("channels.sms.rate") and its index
+// for reflect's FieldByIndex. Fields without a yaml tag are no option.
+func walkOptions(t reflect.Type, prefix string, index []int, fn func(path string, f reflect.StructField, index []int)) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		idx := append(append([]int(nil), index...), i)
+		fn(prefix+tag, f, idx)
+		switch {
+		case f.Type.Kind() == reflect.Struct:
+			walkOptions(f.Type, prefix+tag+".", idx, fn)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			walkOptions(f.Type.Elem(), prefix+tag+"[].", nil, fn)
+		}
+	}
 }
 
 // friendlyYAMLError rewrites yaml.v3's "field x not found in type
@@ -142,79 +155,34 @@ func friendlyYAMLError(msg string) string {
 	return fmt.Sprintf("line %s: unknown field %q in %s", m[1], m[2], section)
 }
 
-// binding ties one environment variable to one option: field returns a
-// pointer to the option in c (*string, *int, *bool, *time.Duration or
-// *[]string), from which both the parsing and the option's path follow.
+// binding ties one environment variable to one option.
 type binding struct {
-	name  string
-	field func(c *Config) any
+	name   string // TOCSIN_HTTP_ADDR
+	option string // http.addr, as Validate names it
+	index  []int  // the option's field in a Config
 }
 
 // envBindings lists every TOCSIN_* variable except TOCSIN_API_KEY, in the
-// order of the fields they set.
-var envBindings = []binding{
-	{"TOCSIN_HTTP_ADDR", func(c *Config) any { return &c.HTTP.Addr }},
-	{"TOCSIN_HTTP_PUBLIC_URL", func(c *Config) any { return &c.HTTP.PublicURL }},
-	{"TOCSIN_HTTP_SHUTDOWN_TIMEOUT", func(c *Config) any { return &c.HTTP.ShutdownTimeout }},
-	{"TOCSIN_HTTP_READ_TIMEOUT", func(c *Config) any { return &c.HTTP.ReadTimeout }},
-	{"TOCSIN_HTTP_WRITE_TIMEOUT", func(c *Config) any { return &c.HTTP.WriteTimeout }},
-	{"TOCSIN_HTTP_IDLE_TIMEOUT", func(c *Config) any { return &c.HTTP.IdleTimeout }},
-	{"TOCSIN_REDIS_ADDR", func(c *Config) any { return &c.Redis.Addr }},
-	{"TOCSIN_REDIS_PASSWORD", func(c *Config) any { return &c.Redis.Password }},
-	{"TOCSIN_REDIS_DB", func(c *Config) any { return &c.Redis.DB }},
-	{"TOCSIN_WORKER_CONCURRENCY", func(c *Config) any { return &c.Worker.Concurrency }},
-	{"TOCSIN_WORKER_BATCH_SIZE", func(c *Config) any { return &c.Worker.BatchSize }},
-	{"TOCSIN_WORKER_MAX_RETRY", func(c *Config) any { return &c.Worker.MaxRetry }},
-	{"TOCSIN_WORKER_SHUTDOWN_TIMEOUT", func(c *Config) any { return &c.Worker.ShutdownTimeout }},
-	{"TOCSIN_WORKER_LEASE_TTL", func(c *Config) any { return &c.Worker.LeaseTTL }},
-	{"TOCSIN_LINK_SECRET", func(c *Config) any { return &c.Auth.LinkSecret }},
-	{"TOCSIN_LOG_LEVEL", func(c *Config) any { return &c.Log.Level }},
-	{"TOCSIN_LOG_FORMAT", func(c *Config) any { return &c.Log.Format }},
-	{"TOCSIN_OUTBOX_CAP", func(c *Config) any { return &c.Outbox.Cap }},
-	{"TOCSIN_TWILIO_ACCOUNT_SID", func(c *Config) any { return &c.Channels.SMS.Twilio.AccountSID }},
-	{"TOCSIN_TWILIO_AUTH_TOKEN", func(c *Config) any { return &c.Channels.SMS.Twilio.AuthToken }},
-	{"TOCSIN_TWILIO_API_KEY", func(c *Config) any { return &c.Channels.SMS.Twilio.APIKey }},
-	{"TOCSIN_TWILIO_API_SECRET", func(c *Config) any { return &c.Channels.SMS.Twilio.APISecret }},
-	{"TOCSIN_TWILIO_FROM", func(c *Config) any { return &c.Channels.SMS.Twilio.From }},
-	{"TOCSIN_TWILIO_MESSAGING_SERVICE_SID", func(c *Config) any { return &c.Channels.SMS.Twilio.MessagingServiceSID }},
-	{"TOCSIN_TWILIO_BASE_URL", func(c *Config) any { return &c.Channels.SMS.Twilio.BaseURL }},
-	{"TOCSIN_TWILIO_TIMEOUT", func(c *Config) any { return &c.Channels.SMS.Twilio.Timeout }},
-	{"TOCSIN_TWILIO_VALIDITY_PERIOD", func(c *Config) any { return &c.Channels.SMS.Twilio.ValidityPeriod }},
-	{"TOCSIN_SMS_RATE", func(c *Config) any { return &c.Channels.SMS.Rate }},
-	{"TOCSIN_SMTP_HOST", func(c *Config) any { return &c.Channels.Email.SMTP.Host }},
-	{"TOCSIN_SMTP_PORT", func(c *Config) any { return &c.Channels.Email.SMTP.Port }},
-	{"TOCSIN_SMTP_USERNAME", func(c *Config) any { return &c.Channels.Email.SMTP.Username }},
-	{"TOCSIN_SMTP_PASSWORD", func(c *Config) any { return &c.Channels.Email.SMTP.Password }},
-	{"TOCSIN_SMTP_TLS", func(c *Config) any { return &c.Channels.Email.SMTP.TLS }},
-	{"TOCSIN_SMTP_FROM", func(c *Config) any { return &c.Channels.Email.SMTP.From }},
-	{"TOCSIN_SMTP_POOL_SIZE", func(c *Config) any { return &c.Channels.Email.SMTP.PoolSize }},
-	{"TOCSIN_SMTP_TIMEOUT", func(c *Config) any { return &c.Channels.Email.SMTP.Timeout }},
-	{"TOCSIN_EMAIL_RATE", func(c *Config) any { return &c.Channels.Email.Rate }},
-	{"TOCSIN_FCM_CREDENTIALS_FILE", func(c *Config) any { return &c.Channels.Push.FCM.CredentialsFile }},
-	{"TOCSIN_FCM_PROJECT_ID", func(c *Config) any { return &c.Channels.Push.FCM.ProjectID }},
-	{"TOCSIN_FCM_ENDPOINT", func(c *Config) any { return &c.Channels.Push.FCM.Endpoint }},
-	{"TOCSIN_APNS_KEY_FILE", func(c *Config) any { return &c.Channels.Push.APNs.KeyFile }},
-	{"TOCSIN_APNS_KEY_ID", func(c *Config) any { return &c.Channels.Push.APNs.KeyID }},
-	{"TOCSIN_APNS_TEAM_ID", func(c *Config) any { return &c.Channels.Push.APNs.TeamID }},
-	{"TOCSIN_APNS_TOPIC", func(c *Config) any { return &c.Channels.Push.APNs.Topic }},
-	{"TOCSIN_APNS_HOST", func(c *Config) any { return &c.Channels.Push.APNs.Host }},
-	{"TOCSIN_WEBPUSH_VAPID_PUBLIC_KEY", func(c *Config) any { return &c.Channels.Push.WebPush.VAPIDPublicKey }},
-	{"TOCSIN_WEBPUSH_VAPID_PRIVATE_KEY", func(c *Config) any { return &c.Channels.Push.WebPush.VAPIDPrivateKey }},
-	{"TOCSIN_WEBPUSH_SUBSCRIBER", func(c *Config) any { return &c.Channels.Push.WebPush.Subscriber }},
-	{"TOCSIN_PUSH_RATE", func(c *Config) any { return &c.Channels.Push.Rate }},
-	{"TOCSIN_WEBHOOK_ALLOW_HTTP", func(c *Config) any { return &c.Channels.Webhook.AllowHTTP }},
-	{"TOCSIN_WEBHOOK_ALLOW_NETWORKS", func(c *Config) any { return &c.Channels.Webhook.AllowNetworks }},
-	{"TOCSIN_WEBHOOK_TIMEOUT", func(c *Config) any { return &c.Channels.Webhook.Timeout }},
-	{"TOCSIN_WEBHOOK_CONNECT_TIMEOUT", func(c *Config) any { return &c.Channels.Webhook.ConnectTimeout }},
-	{"TOCSIN_WEBHOOK_MAX_RESPONSE_BYTES", func(c *Config) any { return &c.Channels.Webhook.MaxResponseBytes }},
-	{"TOCSIN_WEBHOOK_RATE", func(c *Config) any { return &c.Channels.Webhook.Rate }},
-	{"TOCSIN_WEBHOOK_RETRY_SPAN", func(c *Config) any { return &c.Channels.Webhook.RetrySpan }},
-	{"TOCSIN_WEBHOOK_DISABLE_AFTER", func(c *Config) any { return &c.Channels.Webhook.DisableAfter }},
-	{"TOCSIN_WEBHOOK_ROTATION_OVERLAP", func(c *Config) any { return &c.Channels.Webhook.RotationOverlap }},
-	{"TOCSIN_LIMITS_PER_RECIPIENT", func(c *Config) any { return &c.Limits.PerRecipient }},
-	{"TOCSIN_LIMITS_QUIET_HOURS", func(c *Config) any { return &c.Limits.QuietHours }},
-	{"TOCSIN_LIMITS_FLAP_WINDOW", func(c *Config) any { return &c.Limits.FlapWindow }},
-}
+// order of the fields they set. A variable is named after the option and
+// its section, TOCSIN_<SECTION>_<OPTION> (channels.sms.twilio.account_sid
+// is TOCSIN_TWILIO_ACCOUNT_SID, channels.sms.rate TOCSIN_SMS_RATE), unless
+// the field's env tag names it.
+var envBindings = func() []binding {
+	var out []binding
+	walkOptions(reflect.TypeFor[Config](), "", nil, func(path string, f reflect.StructField, index []int) {
+		if f.Type.Kind() == reflect.Struct || strings.Contains(path, "[]") ||
+			(f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct) {
+			return // a section, or within a list
+		}
+		parts := strings.Split(path, ".")
+		name := "TOCSIN_" + strings.ToUpper(parts[len(parts)-2]+"_"+parts[len(parts)-1])
+		if n := f.Tag.Get("env"); n != "" {
+			name = n
+		}
+		out = append(out, binding{name: name, option: path, index: index})
+	})
+	return out
+}()
 
 // UnknownEnv returns the names among environ ("NAME=value" entries, as
 // os.Environ gives them) that start with TOCSIN_ but are no option: a
@@ -258,17 +226,27 @@ func applyEnv(c *Config, env func(string) (string, bool), set map[string]string)
 		if v == "" {
 			problems = append(problems, problem(envAPIKey, "is set but empty; unset it or give a key of at least %d characters", minKeyLen))
 		} else {
-			c.Auth.APIKeys = append(c.Auth.APIKeys, APIKey{Name: EnvAPIKeyName, Key: v, Role: RoleOperator})
+			c.Auth.APIKeys = append(c.Auth.APIKeys, APIKey{Name: EnvAPIKeyName, Key: Secret(v), Role: RoleOperator})
 		}
 	}
 	return problems
 }
+
+// field returns a pointer to the option b sets in c.
+func (b binding) field(c *Config) any {
+	return reflect.ValueOf(c).Elem().FieldByIndex(b.index).Addr().Interface()
+}
+
+// path returns the option b sets as Validate names it ("redis.db").
+func (b binding) path() string { return b.option }
 
 // set parses v into the option b points at in c.
 func (b binding) set(c *Config, v string) error {
 	switch p := b.field(c).(type) {
 	case *string:
 		*p = v
+	case *Secret:
+		*p = Secret(v)
 	case *int:
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {
@@ -303,38 +281,6 @@ func (b binding) set(c *Config, v string) error {
 	return nil
 }
 
-// path returns the option b sets as Validate names it ("redis.db"), found
-// by the address of the field in a Config and the yaml tags on the way.
-func (b binding) path() string {
-	var c Config
-	want := reflect.ValueOf(b.field(&c)).Pointer()
-	if p, ok := fieldPath(reflect.ValueOf(&c).Elem(), want, ""); ok {
-		return p
-	}
-	panic("config: no option at the field " + b.name + " binds")
-}
-
-func fieldPath(v reflect.Value, addr uintptr, prefix string) (string, bool) {
-	t := v.Type()
-	for i := range t.NumField() {
-		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if tag == "" || tag == "-" {
-			continue
-		}
-		f := v.Field(i)
-		p := prefix + tag
-		if f.Addr().Pointer() == addr && f.Kind() != reflect.Struct {
-			return p, true
-		}
-		if f.Kind() == reflect.Struct {
-			if got, ok := fieldPath(f, addr, p+"."); ok {
-				return got, true
-			}
-		}
-	}
-	return "", false
-}
-
 // fromEnv names the variable that set an option, not the option, in a
 // problem Validate found with it: that is what the operator wrote. Options
 // inside the variable's (a list's items) keep their path in parentheses.
@@ -354,7 +300,6 @@ func fromEnv(set map[string]string, err error) error {
 	return err
 }
 
-// flatten returns the errors joined in err, or err alone.
 // fromEnvKey names TOCSIN_API_KEY, not its place in auth.api_keys, in a
 // problem with the key it appended: that is what the operator set.
 func fromEnvKey(c Config, err error) error {
@@ -374,6 +319,7 @@ func fromEnvKey(c Config, err error) error {
 	return err
 }
 
+// flatten returns the errors joined in err, or err alone.
 func flatten(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		return j.Unwrap()

@@ -50,7 +50,7 @@ func configuredPush(tb testing.TB) (Config, string) {
 	c.Channels.Push = Push{
 		FCM:     FCM{CredentialsFile: creds, ProjectID: "tocsin-prod", Endpoint: DefaultFCMEndpoint},
 		APNs:    APNs{KeyFile: p8, KeyID: "ABC123DEFG", TeamID: "DEF123GHIJ", Topic: "com.example.payments", Host: APNsHostProduction},
-		WebPush: WebPush{VAPIDPublicKey: pub, VAPIDPrivateKey: priv, Subscriber: "mailto:ops@example.com"},
+		WebPush: WebPush{VAPIDPublicKey: pub, VAPIDPrivateKey: Secret(priv), Subscriber: "mailto:ops@example.com"},
 		Rate:    "500/s",
 	}
 	return c, priv
@@ -119,7 +119,7 @@ channels:
 	want.Channels.Push = Push{
 		FCM:     FCM{CredentialsFile: creds, ProjectID: "tocsin-file", Endpoint: "http://127.0.0.1:9001"},
 		APNs:    APNs{KeyFile: p8, KeyID: "ABC123DEFG", TeamID: "DEF123GHIJ", Topic: "com.example.payments", Host: APNsHostDevelopment},
-		WebPush: WebPush{VAPIDPublicKey: pub, VAPIDPrivateKey: priv, Subscriber: "https://status.example.com/contact"},
+		WebPush: WebPush{VAPIDPublicKey: pub, VAPIDPrivateKey: Secret(priv), Subscriber: "https://status.example.com/contact"},
 		Rate:    "500/s",
 	}
 	want.Channels.Webhook = Webhook{
@@ -134,7 +134,7 @@ channels:
 		RotationOverlap:  0,
 	}
 	if !reflect.DeepEqual(c, want) {
-		t.Errorf("got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
+		t.Errorf("got  %#v\nwant %#v", c, want)
 	}
 	if !c.PushConfigured() {
 		t.Error("PushConfigured() = false")
@@ -171,7 +171,7 @@ channels:
 	want.Channels.Push = Push{
 		FCM:     FCM{CredentialsFile: creds2, ProjectID: "tocsin-env", Endpoint: "https://fcm.example.com"},
 		APNs:    APNs{KeyFile: p82, KeyID: "ZZZ123ZZZZ", TeamID: "YYY123YYYY", Topic: "com.example.other", Host: APNsHostProduction},
-		WebPush: WebPush{VAPIDPublicKey: pub2, VAPIDPrivateKey: priv2, Subscriber: "mailto:push@example.com"},
+		WebPush: WebPush{VAPIDPublicKey: pub2, VAPIDPrivateKey: Secret(priv2), Subscriber: "mailto:push@example.com"},
 		Rate:    "500/s",
 	}
 	want.Channels.Webhook = Webhook{
@@ -185,7 +185,7 @@ channels:
 		RotationOverlap:  720 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
-		t.Errorf("with env: got  %#v\nwant %#v", plainConfig(c), plainConfig(want))
+		t.Errorf("with env: got  %#v\nwant %#v", c, want)
 	}
 
 	// An empty TOCSIN_WEBHOOK_ALLOW_NETWORKS clears the file's list.
@@ -317,7 +317,7 @@ func TestValidatePush(t *testing.T) {
 			if n := problemCount(err); n != 1 {
 				t.Errorf("Validate() joins %d problems, want 1: %v", n, err)
 			}
-			for _, secret := range []string{priv, c.Channels.Push.WebPush.VAPIDPrivateKey} {
+			for _, secret := range []string{priv, c.Channels.Push.WebPush.VAPIDPrivateKey.Reveal()} {
 				if len(secret) > 8 && strings.Contains(err.Error(), secret) {
 					t.Errorf("Validate() repeats the VAPID private key: %v", err)
 				}

@@ -82,7 +82,7 @@ func (c Config) Validate() error {
 	}
 
 	v.apiKeys(c.Auth.APIKeys)
-	if c.Auth.LinkSecret != "" && utf8.RuneCountInString(c.Auth.LinkSecret) < minLinkSecretLen {
+	if c.Auth.LinkSecret != "" && utf8.RuneCountInString(c.Auth.LinkSecret.Reveal()) < minLinkSecretLen {
 		v.add("auth.link_secret", "must be at least %d characters when set (leave it empty to have one generated)", minLinkSecretLen)
 	}
 
@@ -215,13 +215,13 @@ func (v *validator) apiKeys(keys []APIKey) {
 		case k.Key == "" && k.KeySHA256 == "":
 			v.add(path, "must set exactly one of key and key_sha256, got neither")
 		case k.Key != "":
-			if utf8.RuneCountInString(k.Key) < minKeyLen {
+			if utf8.RuneCountInString(k.Key.Reveal()) < minKeyLen {
 				v.add(path+".key", "must be at least %d characters", minKeyLen)
 			} else {
 				valid = true
 			}
 		default:
-			if b, err := hex.DecodeString(k.KeySHA256); err != nil || len(b) != sha256.Size {
+			if b, err := hex.DecodeString(k.KeySHA256.Reveal()); err != nil || len(b) != sha256.Size {
 				v.add(path+".key_sha256", "must be 64 hexadecimal characters (the SHA-256 of the key)")
 			} else {
 				valid = true
@@ -291,7 +291,7 @@ func (v *validator) twilio(t Twilio) {
 	if t.AuthToken == "" {
 		v.add(p+".auth_token", "is required with %s.account_sid: it also validates the signatures of Twilio's callbacks", p)
 	}
-	err := t.SMSConfig().ValidateNamed(twilioOption)
+	err := t.ValidateNamed(twilioOption)
 	if err == nil {
 		return
 	}
@@ -318,7 +318,7 @@ func twilioOption(field string) string {
 	if f, ok := reflect.TypeFor[Twilio]().FieldByName(field); ok {
 		return twilioPath + "." + f.Tag.Get("yaml")
 	}
-	return twilioPath + "." + field // not an option: SMSConfig leaves it zero
+	return twilioPath + "." + field // not an option: set in code
 }
 
 // smtp checks channels.email.smtp.
@@ -430,7 +430,7 @@ func (v *validator) webPush(w WebPush) {
 		})
 		return
 	}
-	priv, privErr := decodeB64URL(w.VAPIDPrivateKey)
+	priv, privErr := decodeB64URL(w.VAPIDPrivateKey.Reveal())
 	var privKey *ecdh.PrivateKey
 	if privErr == nil {
 		privKey, privErr = ecdh.P256().NewPrivateKey(priv)

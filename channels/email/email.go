@@ -57,6 +57,7 @@ import (
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
 // TLS modes of Config.TLS.
@@ -78,52 +79,62 @@ const (
 )
 
 // Config configures a Sender.
+//
+// It is also the channels.email.smtp section of Tocsin's configuration
+// file (package config): the yaml tags name the options, each read from
+// TOCSIN_SMTP_<OPTION> too; fields tagged "-" are set in code.
+// docs/configuration.md lists the options with their defaults.
 type Config struct {
 	// Host is the SMTP server's name, e.g. smtp.example.com. Required.
-	Host string
+	Host string `yaml:"host"`
 	// Port is the server's port. Default: 587 for starttls, 465 for
 	// implicit, 25 for none.
-	Port int
+	Port int `yaml:"port"`
 	// Username and Password are the SMTP AUTH credentials (PLAIN, or LOGIN
 	// when the server offers no PLAIN). Empty: no authentication. They are
 	// only sent over TLS, or over a plain connection to a loopback host.
-	Username, Password string
+	Username string        `yaml:"username"`
+	Password secret.Secret `yaml:"password"`
 	// TLS is "starttls" (default: STARTTLS is mandatory, a server that does
 	// not offer it is never sent to), "implicit" (TLS from the start, port
 	// 465) or "none" (tests and local relays only).
-	TLS string
+	TLS string `yaml:"tls"`
 	// From is the RFC 5322 From address, e.g. "Tocsin <alerts@example.com>";
 	// its address is also the envelope sender. Required.
-	From string
+	From string `yaml:"from"`
 	// HELO is the name given in EHLO. Default: the machine's host name.
-	HELO string
+	HELO string `yaml:"-"`
 	// PoolSize is how many connections the sender keeps open at most,
 	// shared by all concurrent Sends. Default 4.
-	PoolSize int
+	PoolSize int `yaml:"pool_size"`
 	// Timeout bounds dialling (connect, TLS, greeting, EHLO, AUTH) and each
 	// SMTP command. Default 15s.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// IdleTimeout is how long an unused connection stays open. Default 30s,
 	// below the idle timeouts of common servers.
-	IdleTimeout time.Duration
+	IdleTimeout time.Duration `yaml:"-"`
 	// TLSConfig is the TLS client configuration. Default: the system's
 	// roots, ServerName Host, TLS 1.2 at least. Tests set it to trust their
 	// server's certificate.
-	TLSConfig *tls.Config
+	TLSConfig *tls.Config `yaml:"-"`
 	// UnsubscribeURL returns the recipient's signed one-click unsubscribe
 	// URL. nil, or an empty result: no List-Unsubscribe headers. RFC 8058
 	// wants an https URL; receivers ignore one-click on anything else.
-	UnsubscribeURL func(m *dispatcher.Message) string
+	UnsubscribeURL func(m *dispatcher.Message) string `yaml:"-"`
 	// MessageIDDomain is the right-hand side of Message-IDs. Default: the
 	// domain of From.
-	MessageIDDomain string
+	MessageIDDomain string `yaml:"-"`
 	// Logger receives structured logs. Default: slog.Default().
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 	// Clock dates each mail (the Date header). Network timeouts and the
 	// pool's idle connections keep to the system clock. Default
 	// dispatcher.SystemClock.
-	Clock dispatcher.Clock
+	Clock dispatcher.Clock `yaml:"-"`
 }
+
+// Configured reports whether c names a host: without one, Tocsin serves
+// email with the outbox.
+func (c Config) Configured() bool { return c.Host != "" }
 
 // ErrClosed is returned for messages sent after Close.
 var ErrClosed = errors.New("email sender closed")

@@ -245,9 +245,9 @@ func (s *Sender) auth(client *smtp.Client) error {
 	var a smtp.Auth
 	switch {
 	case ok && slices.Contains(mechs, "PLAIN"):
-		a = smtp.PlainAuth("", s.cfg.Username, s.cfg.Password, s.cfg.Host, allowClear)
+		a = smtp.PlainAuth("", s.cfg.Username, s.cfg.Password.Reveal(), s.cfg.Host, allowClear)
 	case ok && slices.Contains(mechs, "LOGIN"):
-		a = smtp.LoginAuth(s.cfg.Username, s.cfg.Password, s.cfg.Host, allowClear)
+		a = smtp.LoginAuth(s.cfg.Username, s.cfg.Password.Reveal(), s.cfg.Host, allowClear)
 	default:
 		client.Quit()
 		return dispatcher.Permanent("", fmt.Errorf("SMTP server %s offers no AUTH PLAIN or LOGIN (offered: %q) while a username is configured; this is a configuration problem", s.addr, offered))

@@ -95,6 +95,10 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	return res
 }
 
+// DefaultCap is how many entries an outbox keeps unless told otherwise
+// (the outbox.cap option's default).
+const DefaultCap = 10000
+
 // Memory is an in-process Store holding at most Cap entries.
 type Memory struct {
 	mu      sync.Mutex
@@ -105,7 +109,7 @@ type Memory struct {
 // NewMemory returns an empty Memory store keeping at most cap entries.
 func NewMemory(cap int) *Memory {
 	if cap <= 0 {
-		cap = 10000
+		cap = DefaultCap
 	}
 	return &Memory{cap: cap}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/push"
 	"github.com/tocsin-dev/tocsin/channels/push/webpushtest"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
 // countingServer is a TLS server on 127.0.0.1 that answers 201 to
@@ -56,7 +57,7 @@ func TestWebPushDialsThroughTheGuard(t *testing.T) {
 	cfg := func(allow bool, logs *bytes.Buffer) push.Config {
 		c := push.Config{
 			WebPush: &push.WebPushConfig{
-				VAPIDPublicKey: keys.VAPIDPublicKey, VAPIDPrivateKey: keys.VAPIDPrivateKey,
+				VAPIDPublicKey: keys.VAPIDPublicKey, VAPIDPrivateKey: secret.Secret(keys.VAPIDPrivateKey),
 				Subscriber: webpushtest.Subscriber, HTTPClient: srv.Client(),
 			},
 			Logger: slog.New(slog.NewTextHandler(logs, nil)),
@@ -145,7 +146,7 @@ func TestWebPushNoAnswerSaysNothingOfTheNetwork(t *testing.T) {
 	keys := webpushtest.New(t)
 	s := mustNew(t, push.Config{
 		WebPush: &push.WebPushConfig{
-			VAPIDPublicKey: keys.VAPIDPublicKey, VAPIDPrivateKey: keys.VAPIDPrivateKey,
+			VAPIDPublicKey: keys.VAPIDPublicKey, VAPIDPrivateKey: secret.Secret(keys.VAPIDPrivateKey),
 			Subscriber: webpushtest.Subscriber, AllowNetworks: loopback,
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

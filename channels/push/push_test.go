@@ -24,6 +24,7 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/push/fcmtest"
 	"github.com/tocsin-dev/tocsin/channels/push/webpushtest"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
 // discard is a logger for tests that do not look at logs.
@@ -49,7 +50,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 func (f *fakes) config() push.Config {
 	wp := &push.WebPushConfig{
 		VAPIDPublicKey:  f.wp.VAPIDPublicKey,
-		VAPIDPrivateKey: f.wp.VAPIDPrivateKey,
+		VAPIDPrivateKey: secret.Secret(f.wp.VAPIDPrivateKey),
 		Subscriber:      webpushtest.Subscriber,
 		AllowNetworks:   loopback,
 		HTTPClient:      f.wp.Client(),
@@ -827,7 +828,7 @@ func TestVAPIDKeyOfAnotherServer(t *testing.T) {
 	f := newFakes(t)
 	other := webpushtest.New(t)
 	cfg := f.config()
-	cfg.WebPush.VAPIDPublicKey, cfg.WebPush.VAPIDPrivateKey = other.VAPIDPublicKey, other.VAPIDPrivateKey
+	cfg.WebPush.VAPIDPublicKey, cfg.WebPush.VAPIDPrivateKey = other.VAPIDPublicKey, secret.Secret(other.VAPIDPrivateKey)
 	r := mustNew(t, cfg).Send(t.Context(), []*dispatcher.Message{message(1, webToken(1))})[0]
 	if se := dispatcher.Classify(r.Err); r.Err == nil || !se.Permanent || se.Code != "webpush:403" || len(r.DeadTokens) != 0 {
 		t.Errorf("Send with another VAPID key = %+v, want permanent webpush:403 and the subscription kept", r)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/netguard"
+	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
 // WebPushRecordSize is the aes128gcm record size, and so the size of every
@@ -40,27 +41,32 @@ const WebPushRecordSize = 2048
 const MaxWebPushPayload = WebPushRecordSize - 86 - 16 - 1
 
 // WebPushConfig configures Web Push with VAPID (RFC 8292).
+//
+// It is also the channels.push.webpush section of Tocsin's configuration
+// file (package config): the yaml tags name the options, each read from
+// TOCSIN_WEBPUSH_<OPTION> too; fields tagged "-" are set in code. Web Push
+// is on once VAPIDPrivateKey is set (Configured).
 type WebPushConfig struct {
 	// VAPIDPublicKey and VAPIDPrivateKey are the application server's key
 	// pair, base64url (padded or not): the uncompressed P-256 point (65
 	// bytes) browsers subscribed with, and its private scalar (32 bytes).
 	// Required; the private key is never printed.
-	VAPIDPublicKey  string
-	VAPIDPrivateKey string
+	VAPIDPublicKey  string        `yaml:"vapid_public_key"`
+	VAPIDPrivateKey secret.Secret `yaml:"vapid_private_key"`
 	// Subscriber is the contact push services may reach the sender at,
 	// the VAPID JWT's sub: "mailto:ops@example.com" or an https URL.
 	// Required.
-	Subscriber string
+	Subscriber string `yaml:"subscriber"`
 	// AllowNetworks are networks endpoints may connect to although the
 	// SSRF guard refuses them (loopback, private, link-local, metadata, …;
 	// see internal/netguard): tests allow their local fake, 127.0.0.0/8.
 	// Default none.
-	AllowNetworks []netip.Prefix
+	AllowNetworks []netip.Prefix `yaml:"-"`
 	// HTTPClient supplies the transport, an *http.Transport (TLS settings,
 	// pools); only its Transport is used, cloned, with its Proxy,
 	// DialContext and DialTLSContext replaced: every connection is made
 	// directly, through the guard. Default: a transport of its own.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-"`
 
 	// route, when set (tests, RouteWebPush), is the address every
 	// connection goes to whatever the endpoint's host: a fake's listener.
@@ -88,9 +94,12 @@ const CodeConnectFailed = "connect_failed"
 // answer (dispatcher.Transient(CodeConnectFailed, 0, ErrConnectFailed)).
 var ErrConnectFailed = errors.New("no answer from the push service")
 
+// Configured reports whether Web Push is on: VAPIDPrivateKey is set.
+func (c WebPushConfig) Configured() bool { return c.VAPIDPrivateKey != "" }
+
 // String describes c without the private key.
 func (c WebPushConfig) String() string {
-	return fmt.Sprintf("{VAPIDPublicKey:%q VAPIDPrivateKey:%s Subscriber:%q}", c.VAPIDPublicKey, redact([]byte(c.VAPIDPrivateKey)), c.Subscriber)
+	return fmt.Sprintf("{VAPIDPublicKey:%q VAPIDPrivateKey:%#v Subscriber:%q}", c.VAPIDPublicKey, c.VAPIDPrivateKey, c.Subscriber)
 }
 
 // GoString is String, so %#v does not print the secret either.
@@ -100,7 +109,7 @@ func (c WebPushConfig) GoString() string { return c.String() }
 func (c WebPushConfig) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("vapid_public_key", c.VAPIDPublicKey),
-		slog.String("vapid_private_key", redact([]byte(c.VAPIDPrivateKey))),
+		slog.Any("vapid_private_key", c.VAPIDPrivateKey),
 		slog.String("subscriber", c.Subscriber),
 	)
 }
@@ -127,7 +136,7 @@ func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int, now f
 	if err != nil || len(pub) != 65 {
 		errs = append(errs, errors.New("VAPIDPublicKey is not a base64url uncompressed P-256 public key (65 bytes)"))
 	}
-	priv, err := decodeB64URL(cfg.VAPIDPrivateKey)
+	priv, err := decodeB64URL(cfg.VAPIDPrivateKey.Reveal())
 	var privKey *ecdh.PrivateKey
 	if err == nil {
 		privKey, err = ecdh.P256().NewPrivateKey(priv)
@@ -159,7 +168,7 @@ func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int, now f
 	}
 	return &webPush{
 		publicKey:  cfg.VAPIDPublicKey,
-		privateKey: cfg.VAPIDPrivateKey,
+		privateKey: cfg.VAPIDPrivateKey.Reveal(),
 		subscriber: subscriber,
 		client:     &http.Client{Transport: tr, CheckRedirect: noRedirect},
 		timeout:    timeout,

@@ -43,6 +43,7 @@ import (
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
 // Defaults of Config.
@@ -57,77 +58,81 @@ const (
 
 // Config configures a Sender. The zero value is not valid: New says what is
 // missing.
+//
+// It is also the channels.sms.twilio section of Tocsin's configuration
+// file (package config): the yaml tags name the options, each read from
+// TOCSIN_TWILIO_<OPTION> too; fields tagged "-" are set in code.
+// docs/configuration.md lists the options with their defaults.
 type Config struct {
 	// AccountSID is the Twilio account ("AC" + 32 hex digits). Required.
-	AccountSID string
-	// AuthToken authenticates REST requests unless APIKey is set. Required
-	// without APIKey. (The callback handlers use it to check signatures;
-	// this package does not need it then.)
-	AuthToken string
-	// APIKey ("SK" + 32 hex digits) and APISecret, when set, authenticate
-	// REST requests instead of the auth token. Both or neither.
-	APIKey    string
-	APISecret string
-	// From is the sender: an E.164 number, a short code or an alphanumeric
-	// sender ID. Exactly one of From and MessagingServiceSID is required.
-	From string
+	// Empty in the configuration: SMS is not configured and the outbox
+	// serves it.
+	AccountSID string `yaml:"account_sid"`
+	// AuthToken authenticates REST requests unless APIKey is set, letters
+	// and digits. Required without APIKey (and by the configuration
+	// always: the callback handlers check Twilio's signatures with it).
+	AuthToken secret.Secret `yaml:"auth_token"`
+	// APIKey ("SK" + 32 hex digits) and APISecret (letters and digits),
+	// when set, authenticate REST requests instead of the auth token. Both
+	// or neither.
+	APIKey    string        `yaml:"api_key"`
+	APISecret secret.Secret `yaml:"api_secret"`
+	// From is the sender: an E.164 number ("+14155550100"), a short code (3
+	// to 8 digits) or an alphanumeric sender ID (1 to 11 ASCII letters,
+	// digits and spaces, at least one letter). Exactly one of From and
+	// MessagingServiceSID is required.
+	From string `yaml:"from"`
 	// MessagingServiceSID ("MG" + 32 hex digits) lets Twilio pick the sender
 	// from the service's pool.
-	MessagingServiceSID string
+	MessagingServiceSID string `yaml:"messaging_service_sid"`
 	// BaseURL is where the REST API is reached: scheme and host (and port),
 	// no path. Default "https://api.twilio.com"; a regional edge such as
 	// "https://api.dublin.ie1.twilio.com", or a local fake in tests. Every
 	// request keeps its path and query and has its scheme and host replaced.
 	// The TWILIO_EDGE and TWILIO_REGION variables twilio-go reads are
 	// ignored: BaseURL is the only setting.
-	BaseURL string
+	BaseURL string `yaml:"base_url"`
 	// Timeout bounds each request, from connecting to reading the answer.
 	// Default 10s (twilio-go's own default is lost with a custom client).
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// StatusCallback returns the StatusCallback URL Twilio reports a
 	// delivery's status to, or "" for none. Nil: no StatusCallback is sent.
-	StatusCallback func(deliveryID string) string
+	StatusCallback func(deliveryID string) string `yaml:"-"`
 	// ValidityPeriod, when > 0, is sent as ValidityPeriod (whole seconds,
 	// rounded up; at most 10h) so a stale outage notice fails in Twilio's
 	// queue (error 30036) rather than arriving hours late. Twilio accepts it
 	// on any message, with or without a Messaging Service. Default 0: not
 	// sent (Twilio's default is 10h).
-	ValidityPeriod time.Duration
+	ValidityPeriod time.Duration `yaml:"validity_period"`
 	// Concurrency is the number of requests the Sender keeps in flight, all
 	// its Send calls together (a worker runs several batches at once).
 	// Default 32. It bounds what a worker killed mid-send may send twice:
 	// only requests in flight have no recorded answer. Twilio limits
 	// concurrent REST requests per account (error 20429): several worker
 	// processes multiply it.
-	Concurrency int
+	Concurrency int `yaml:"-"`
 	// HTTPClient supplies the transport (connection pool, proxy, TLS); only
 	// its Transport is used. Default: a transport of its own keeping up to
 	// 2×Concurrency idle connections.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-"`
 	// Logger receives one record per failed message (masked number, delivery
 	// and broadcast ids, Twilio code). Default slog.Default().
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 	// Clock reads Retry-After dates. Default dispatcher.SystemClock.
-	Clock dispatcher.Clock
+	Clock dispatcher.Clock `yaml:"-"`
 }
 
-// String describes c without its secrets, so a Config may be printed or
-// logged whole.
-func (c Config) String() string {
-	return fmt.Sprintf("sms.Config{AccountSID:%q AuthToken:%s APIKey:%q APISecret:%s From:%q MessagingServiceSID:%q BaseURL:%q Timeout:%v ValidityPeriod:%v Concurrency:%d}",
-		c.AccountSID, redact(c.AuthToken), c.APIKey, redact(c.APISecret), c.From, c.MessagingServiceSID, c.BaseURL, c.Timeout, c.ValidityPeriod, c.Concurrency)
-}
+// Configured reports whether c names an account: without one, Tocsin
+// serves SMS with the outbox.
+func (c Config) Configured() bool { return c.AccountSID != "" }
 
-// GoString is String, so %#v does not print the secrets either.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue logs c without its secrets.
+// LogValue logs c; its secrets are Secrets, which log redacted.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("account_sid", c.AccountSID),
-		slog.String("auth_token", redact(c.AuthToken)),
+		slog.Any("auth_token", c.AuthToken),
 		slog.String("api_key", c.APIKey),
-		slog.String("api_secret", redact(c.APISecret)),
+		slog.Any("api_secret", c.APISecret),
 		slog.String("from", c.From),
 		slog.String("messaging_service_sid", c.MessagingServiceSID),
 		slog.String("base_url", c.BaseURL),
@@ -135,13 +140,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("validity_period", c.ValidityPeriod),
 		slog.Int("concurrency", c.Concurrency),
 	)
-}
-
-func redact(secret string) string {
-	if secret == "" {
-		return `""`
-	}
-	return "[redacted]"
 }
 
 var (
@@ -206,7 +204,7 @@ func (c Config) ValidateNamed(name func(field string) string) error {
 	// The auth token also checks the signatures of Twilio's callbacks, so
 	// it is checked whenever it is set, even beside an API key.
 	switch {
-	case c.AuthToken != "" && !secretPattern.MatchString(c.AuthToken):
+	case c.AuthToken != "" && !secretPattern.MatchString(c.AuthToken.Reveal()):
 		bad("AuthToken", malformedSecret)
 	case c.AuthToken == "" && c.APIKey == "" && c.APISecret == "":
 		bad("AuthToken", "is required without %s and %s", name("APIKey"), name("APISecret"))
@@ -219,7 +217,7 @@ func (c Config) ValidateNamed(name func(field string) string) error {
 		switch {
 		case c.APISecret == "":
 			bad("APISecret", "is required with %s", name("APIKey"))
-		case !secretPattern.MatchString(c.APISecret):
+		case !secretPattern.MatchString(c.APISecret.Reveal()):
 			bad("APISecret", malformedSecret)
 		}
 	case c.APISecret != "":
@@ -331,9 +329,9 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = dispatcher.SystemClock
 	}
-	user, pass := cfg.AccountSID, cfg.AuthToken
+	user, pass := cfg.AccountSID, cfg.AuthToken.Reveal()
 	if cfg.APIKey != "" {
-		user, pass = cfg.APIKey, cfg.APISecret
+		user, pass = cfg.APIKey, cfg.APISecret.Reveal()
 	}
 	var rt http.RoundTripper
 	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {

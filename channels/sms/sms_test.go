@@ -323,7 +323,7 @@ func TestClassification(t *testing.T) {
 				if strings.Contains(text, to) {
 					t.Errorf("the %s carry the full phone number: %s", what, text)
 				}
-				for _, secret := range []string{authToken, cfg.AuthToken} {
+				for _, secret := range []string{authToken, cfg.AuthToken.Reveal()} {
 					if strings.Contains(text, secret) {
 						t.Errorf("the %s carry a secret: %s", what, text)
 					}

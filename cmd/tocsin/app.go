@@ -184,7 +184,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	// go-redis's own complaints go to the structured log, not as plain
 	// lines among the JSON ones.
 	redis.SetLogger(redisLogger{logger.With("component", "go-redis")})
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.Redis.Password, DB: cfg.Redis.DB})
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.Redis.Password.Reveal(), DB: cfg.Redis.DB})
 	defer rdb.Close()
 	if !cfg.Embedded() {
 		// Say first that Redis is away, rather than failing later on
@@ -196,11 +196,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			return fmt.Errorf("redis at %s (redis.addr, TOCSIN_REDIS_ADDR) is not reachable: %w", redisAddr, err)
 		}
 	}
-	aopt := asynq.RedisClientOpt{Addr: redisAddr, Password: cfg.Redis.Password, DB: cfg.Redis.DB}
+	aopt := asynq.RedisClientOpt{Addr: redisAddr, Password: cfg.Redis.Password.Reveal(), DB: cfg.Redis.DB}
 
 	if len(cfg.Auth.APIKeys) == 0 && *role != "worker" {
 		key := generateKey()
-		cfg.Auth.APIKeys = append(cfg.Auth.APIKeys, config.APIKey{Name: "generated", Key: key, Role: config.RoleOperator})
+		cfg.Auth.APIKeys = append(cfg.Auth.APIKeys, config.APIKey{Name: "generated", Key: config.Secret(key), Role: config.RoleOperator})
 		fmt.Fprintf(m.Stdout, "No API key configured. Generated operator key (shown once, not stored):\n\n    %s\n\nUse it as: curl -H 'Authorization: Bearer %s' ...\n\n", key, key)
 		logger.Warn("no API key configured: generated an operator key and printed it on standard output")
 	}
@@ -291,7 +291,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 				ServerURL:    cfg.HTTP.PublicURL,
 				Clock:        clock,
 				Callbacks: api.Callbacks{
-					TwilioAuthToken: cfg.Channels.SMS.Twilio.AuthToken,
+					TwilioAuthToken: cfg.Channels.SMS.Twilio.AuthToken.Reveal(),
 					PublicURL:       cfg.HTTP.BaseURL(),
 					Links:           links,
 					Catalog:         catalog,
@@ -387,7 +387,7 @@ func opsHandler(ready func(context.Context) error, metrics http.Handler) http.Ha
 // sign, API processes check) shares it.
 func linkSigner(ctx context.Context, cfg config.Config, store *redisstore.Store) (*dispatcher.LinkSigner, error) {
 	if cfg.Auth.LinkSecret != "" {
-		return &dispatcher.LinkSigner{Secret: []byte(cfg.Auth.LinkSecret)}, nil
+		return &dispatcher.LinkSigner{Secret: []byte(cfg.Auth.LinkSecret.Reveal())}, nil
 	}
 	secret, err := store.LinkSecret(ctx)
 	if err != nil {
@@ -414,7 +414,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 	}
 	base := cfg.HTTP.BaseURL()
 	if cfg.SMSConfigured() {
-		sc := cfg.Channels.SMS.Twilio.SMSConfig()
+		sc := cfg.Channels.SMS.Twilio
 		sc.Logger, sc.Clock = logger, clock
 		sc.StatusCallback = func(deliveryID string) string {
 			return base + "/v1/callbacks/twilio/status?d=" + url.QueryEscape(deliveryID)
@@ -426,14 +426,12 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		senders[dispatcher.ChannelSMS] = s
 	}
 	if cfg.EmailConfigured() {
-		e := cfg.Channels.Email.SMTP
-		s, err := email.New(email.Config{
-			Host: e.Host, Port: e.Port, Username: e.Username, Password: e.Password, TLS: e.TLS, From: e.From,
-			PoolSize: e.PoolSize, Timeout: e.Timeout, TLSConfig: m.SMTPTLSConfig, Logger: logger, Clock: clock,
-			UnsubscribeURL: func(msg *dispatcher.Message) string {
-				return base + "/v1/unsubscribe/" + links.Token(dispatcher.ChannelEmail, msg.Recipient.ID)
-			},
-		})
+		ec := cfg.Channels.Email.SMTP
+		ec.TLSConfig, ec.Logger, ec.Clock = m.SMTPTLSConfig, logger, clock
+		ec.UnsubscribeURL = func(msg *dispatcher.Message) string {
+			return base + "/v1/unsubscribe/" + links.Token(dispatcher.ChannelEmail, msg.Recipient.ID)
+		}
+		s, err := email.New(ec)
 		if err != nil {
 			return nil, nil, closeAll, fmt.Errorf("channels.email.smtp: %w", err)
 		}
@@ -532,7 +530,8 @@ func pushConfig(p config.Push, logger *slog.Logger) (push.Config, error) {
 		pc.APNs = &push.APNsConfig{KeyP8: key, KeyID: p.APNs.KeyID, TeamID: p.APNs.TeamID, Topic: p.APNs.Topic, Host: p.APNs.Host}
 	}
 	if p.WebPush.Configured() {
-		pc.WebPush = &push.WebPushConfig{VAPIDPublicKey: p.WebPush.VAPIDPublicKey, VAPIDPrivateKey: p.WebPush.VAPIDPrivateKey, Subscriber: p.WebPush.Subscriber}
+		wp := p.WebPush
+		pc.WebPush = &wp
 	}
 	return pc, nil
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
-	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/locales"
 )
@@ -61,12 +60,11 @@ type Service interface {
 
 var _ Service = (*dispatcher.Service)(nil)
 
-// Outbox is what GET /v1/outbox reads; outbox.Store implements it.
+// Outbox is what GET /v1/outbox reads; the outbox channel's store
+// (redisstore.Store, or outbox.Memory in development) implements it.
 type Outbox interface {
-	List(ctx context.Context, recipient string, limit int) ([]outbox.Entry, error)
+	List(ctx context.Context, recipient string, limit int) ([]dispatcher.OutboxEntry, error)
 }
-
-var _ Outbox = outbox.Store(nil)
 
 // Role is what an API key may do.
 type Role string

@@ -752,7 +752,7 @@ func TestOutbox(t *testing.T) {
 	}
 
 	mem := outbox.NewMemory(10)
-	_ = mem.Append(context.Background(), []outbox.Entry{
+	_ = mem.Append(context.Background(), []dispatcher.OutboxEntry{
 		{DeliveryID: "d1", RecipientID: "alice", Body: "one"},
 		{DeliveryID: "d2", RecipientID: "bob", Body: "two"},
 		{DeliveryID: "d3", RecipientID: "alice", Body: "three"},

@@ -45,7 +45,7 @@ type Service interface {
 	GetDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
 	PreviewTemplate(ctx context.Context, in dispatcher.TemplatePreviewInput) (*dispatcher.Sample, error)
 	PreviewBroadcast(ctx context.Context, in dispatcher.BroadcastPreviewInput) (*dispatcher.BroadcastPreview, error)
-	ProviderReceipt(ctx context.Context, deliveryID string, st dispatcher.DeliveryStatus, providerID, reason string) (bool, error)
+	ProviderReceipt(ctx context.Context, rc dispatcher.Receipt) (bool, error)
 	InboundSMS(ctx context.Context, from, body string, catalog *locales.Catalog) (string, error)
 	CheckUnsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
 	Unsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/tocsin-dev/tocsin/channels/email"
-	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/channels/push"
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/dispatcher"
@@ -386,7 +385,7 @@ func Default() Config {
 			Level:  "info",
 			Format: "json",
 		},
-		Outbox: Outbox{Cap: outbox.DefaultCap},
+		Outbox: Outbox{Cap: dispatcher.DefaultOutboxCap},
 		Channels: Channels{
 			SMS: SMS{
 				Twilio: Twilio{BaseURL: sms.DefaultBaseURL, Timeout: sms.DefaultTimeout},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -505,10 +504,21 @@ type Batch struct {
 	Resume string `json:"resume,omitempty"`
 }
 
+// Header is what RetryAfter reads a provider's answer through; an
+// http.Header is one. The domain names it so as not to import net/http.
+type Header interface {
+	Get(key string) string
+}
+
+// httpDates are the layouts of an HTTP date (RFC 9110 5.6.7), as
+// net/http.ParseTime reads them: IMF-fixdate, then the obsolete RFC 850
+// and asctime forms.
+var httpDates = []string{"Mon, 02 Jan 2006 15:04:05 GMT", time.RFC850, time.ANSIC}
+
 // RetryAfter reads a provider's Retry-After header (seconds or an HTTP
 // date), capped at ceiling; def when absent, unreadable or not in the
 // future. Channels put the result in SendError.RetryAfter.
-func RetryAfter(h http.Header, now time.Time, def, ceiling time.Duration) time.Duration {
+func RetryAfter(h Header, now time.Time, def, ceiling time.Duration) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return def
@@ -519,8 +529,13 @@ func RetryAfter(h http.Header, now time.Time, def, ceiling time.Duration) time.D
 			return ceiling
 		}
 		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
+	} else {
+		for _, layout := range httpDates {
+			if t, err := time.Parse(layout, v); err == nil {
+				d = t.Sub(now)
+				break
+			}
+		}
 	}
 	switch {
 	case d <= 0:

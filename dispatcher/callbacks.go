@@ -9,18 +9,35 @@ import (
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
-// ProviderReceipt records a provider's delivery receipt on a delivery (a
-// Twilio status callback): st must be final; a late or repeated receipt
-// changes nothing and is not an error. ErrNotFound for an unknown delivery.
-func (s *Service) ProviderReceipt(ctx context.Context, deliveryID string, st DeliveryStatus, providerID, reason string) (applied bool, err error) {
-	if !ValidDeliveryID(deliveryID) {
-		return false, notFoundID("delivery", deliveryID)
+// Receipt is a provider's later word on a message it accepted (a delivery
+// receipt, such as a Twilio status callback), in the domain's terms: the
+// channel adapter that reads the provider's callback builds it.
+type Receipt struct {
+	// DeliveryID is the delivery the message was sent for.
+	DeliveryID string
+	// ProviderID is the provider's id of the message (Twilio's
+	// MessageSid): a delivery that holds another one does not take the
+	// receipt.
+	ProviderID string
+	// Status is final: StatusSent, StatusDelivered or StatusFailed.
+	Status DeliveryStatus
+	// Reason says why a failed message failed, e.g. "30003: twilio
+	// undelivered"; empty otherwise.
+	Reason string
+}
+
+// ProviderReceipt records a provider's receipt on its delivery: a late or
+// repeated receipt changes nothing and is not an error. ErrNotFound for an
+// unknown delivery.
+func (s *Service) ProviderReceipt(ctx context.Context, rc Receipt) (applied bool, err error) {
+	if !ValidDeliveryID(rc.DeliveryID) {
+		return false, notFoundID("delivery", rc.DeliveryID)
 	}
-	applied, err = s.Deliveries.ApplyProviderStatus(ctx, deliveryID, st, providerID, reason)
+	applied, err = s.Deliveries.ApplyProviderStatus(ctx, rc.DeliveryID, rc.Status, rc.ProviderID, rc.Reason)
 	if err != nil {
 		return false, err
 	}
-	s.logger().InfoContext(ctx, "provider receipt", "delivery_id", deliveryID, "status", st, "applied", applied)
+	s.logger().InfoContext(ctx, "provider receipt", "delivery_id", rc.DeliveryID, "status", rc.Status, "applied", applied)
 	return applied, nil
 }
 

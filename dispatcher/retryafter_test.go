@@ -25,6 +25,9 @@ func TestRetryAfter(t *testing.T) {
 		{"Sat, 14 Mar 2026 12:02:00 GMT", 2 * time.Minute},
 		{"Sat, 14 Mar 2026 11:00:00 GMT", 5 * time.Second},
 		{"Sun, 15 Mar 2026 12:00:00 GMT", ceiling},
+		{"Saturday, 14-Mar-26 12:00:45 GMT", 45 * time.Second}, // RFC 850
+		{"Sat Mar 14 12:00:20 2026", 20 * time.Second},         // asctime
+		{"Sat, 14 Mar 2026 12:02:00 CET", 5 * time.Second},     // not GMT: not an HTTP date
 		{"soon", 5 * time.Second},
 	}
 	for _, tt := range tests {

@@ -98,18 +98,3 @@ func Keyword(body string) (kind, lang string) {
 	}
 	return k[0], k[1]
 }
-
-// carrierWords are the keywords Twilio answers itself at the carrier for
-// long codes (its default opt-out handling): a reply of ours to them would
-// be doubled, or refused once the number has opted out.
-var carrierWords = map[string]bool{
-	"STOP": true, "STOPALL": true, "UNSUBSCRIBE": true, "CANCEL": true, "END": true, "QUIT": true,
-	"START": true, "YES": true, "UNSTOP": true,
-}
-
-// HandledByCarrier reports whether body is one of the English opt-out or
-// opt-in keywords the carrier (Twilio) already answers.
-func HandledByCarrier(body string) bool {
-	word := strings.ToUpper(strings.TrimFunc(body, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsPunct(r) }))
-	return carrierWords[word]
-}

@@ -7,44 +7,27 @@ package outbox
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-// Entry is one recorded message.
-type Entry struct {
-	DeliveryID  string    `json:"delivery_id"`
-	BroadcastID string    `json:"broadcast_id"`
-	IncidentID  string    `json:"incident_id"`
-	Seq         int       `json:"seq"`
-	State       string    `json:"state"`
-	Channel     string    `json:"channel"`
-	RecipientID string    `json:"recipient_id"`
-	Locale      string    `json:"locale"`
-	Title       string    `json:"title"`
-	Body        string    `json:"body"`
-	HTML        string    `json:"html,omitempty"`
-	Segments    int       `json:"sms_segments,omitempty"`
-	Encoding    string    `json:"sms_encoding,omitempty"`
-	At          time.Time `json:"at"`
-}
-
-// Store keeps entries newest first. redisstore implements it for real
-// deployments (shared by api and worker processes); Memory for tests.
+// Store keeps entries (dispatcher.OutboxEntry) newest first. redisstore
+// implements it for real deployments (shared by api and worker processes);
+// Memory for tests.
 type Store interface {
 	// Append records entries (in the order given, so the last is newest).
-	Append(ctx context.Context, entries []Entry) error
-	// List returns at most limit entries (50 when limit <= 0), newest
-	// first, only those of recipient when it is not empty; never nil.
-	List(ctx context.Context, recipient string, limit int) ([]Entry, error)
+	Append(ctx context.Context, entries []dispatcher.OutboxEntry) error
+	// List returns at most limit entries (dispatcher.DefaultOutboxList when
+	// limit <= 0), newest first, only those of recipient when it is not
+	// empty; never nil.
+	List(ctx context.Context, recipient string, limit int) ([]dispatcher.OutboxEntry, error)
 }
 
 // Sender records messages in a Store. Messages it records count as
 // delivered: the outbox is their destination.
 type Sender struct {
 	Store Store
-	// Clock gives Entry.At. Default dispatcher.SystemClock.
+	// Clock gives OutboxEntry.At. Default dispatcher.SystemClock.
 	Clock dispatcher.Clock
 }
 
@@ -61,9 +44,9 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		clock = dispatcher.SystemClock
 	}
 	at := clock.Now().UTC()
-	entries := make([]Entry, len(msgs))
+	entries := make([]dispatcher.OutboxEntry, len(msgs))
 	for i, m := range msgs {
-		entries[i] = Entry{
+		entries[i] = dispatcher.OutboxEntry{
 			DeliveryID:  m.DeliveryID,
 			BroadcastID: m.BroadcastID,
 			IncidentID:  m.IncidentID,
@@ -95,27 +78,24 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	return res
 }
 
-// DefaultCap is how many entries an outbox keeps unless told otherwise
-// (the outbox.cap option's default).
-const DefaultCap = 10000
-
 // Memory is an in-process Store holding at most Cap entries.
 type Memory struct {
 	mu      sync.Mutex
 	cap     int
-	entries []Entry // oldest first
+	entries []dispatcher.OutboxEntry // oldest first
 }
 
-// NewMemory returns an empty Memory store keeping at most cap entries.
+// NewMemory returns an empty Memory store keeping at most cap entries
+// (dispatcher.DefaultOutboxCap when cap <= 0).
 func NewMemory(cap int) *Memory {
 	if cap <= 0 {
-		cap = DefaultCap
+		cap = dispatcher.DefaultOutboxCap
 	}
 	return &Memory{cap: cap}
 }
 
 // Append implements Store.
-func (m *Memory) Append(_ context.Context, entries []Entry) error {
+func (m *Memory) Append(_ context.Context, entries []dispatcher.OutboxEntry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.entries = append(m.entries, entries...)
@@ -126,13 +106,13 @@ func (m *Memory) Append(_ context.Context, entries []Entry) error {
 }
 
 // List implements Store.
-func (m *Memory) List(_ context.Context, recipient string, limit int) ([]Entry, error) {
+func (m *Memory) List(_ context.Context, recipient string, limit int) ([]dispatcher.OutboxEntry, error) {
 	if limit <= 0 {
-		limit = 50
+		limit = dispatcher.DefaultOutboxList
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := []Entry{}
+	out := []dispatcher.OutboxEntry{}
 	for i := len(m.entries) - 1; i >= 0 && len(out) < limit; i-- {
 		if recipient == "" || m.entries[i].RecipientID == recipient {
 			out = append(out, m.entries[i])

@@ -24,7 +24,7 @@ type flakyStore struct {
 	failN int
 }
 
-func (s *flakyStore) Append(ctx context.Context, entries []outbox.Entry) error {
+func (s *flakyStore) Append(ctx context.Context, entries []dispatcher.OutboxEntry) error {
 	s.mu.Lock()
 	fail := s.failN > 0
 	if fail {
@@ -98,7 +98,7 @@ func TestSenderRecordsEveryField(t *testing.T) {
 		t.Fatalf("Send = %+v, want [%+v]", res, want)
 	}
 	got := mustList(t, mem, "", 10)
-	wantEntry := outbox.Entry{
+	wantEntry := dispatcher.OutboxEntry{
 		DeliveryID:  "bc_pay_2.sms.r1",
 		BroadcastID: "bc_pay_2",
 		IncidentID:  "inc_pay",
@@ -116,18 +116,18 @@ func TestSenderRecordsEveryField(t *testing.T) {
 	}
 }
 
-func entry(i int, recipient string) outbox.Entry {
-	return outbox.Entry{DeliveryID: fmt.Sprintf("bc_x_1.sms.%s-%d", recipient, i), RecipientID: recipient, Body: fmt.Sprintf("m%d", i)}
+func entry(i int, recipient string) dispatcher.OutboxEntry {
+	return dispatcher.OutboxEntry{DeliveryID: fmt.Sprintf("bc_x_1.sms.%s-%d", recipient, i), RecipientID: recipient, Body: fmt.Sprintf("m%d", i)}
 }
 
-func mustAppend(t *testing.T, s outbox.Store, entries ...outbox.Entry) {
+func mustAppend(t *testing.T, s outbox.Store, entries ...dispatcher.OutboxEntry) {
 	t.Helper()
 	if err := s.Append(t.Context(), entries); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func mustList(t *testing.T, s outbox.Store, recipient string, limit int) []outbox.Entry {
+func mustList(t *testing.T, s outbox.Store, recipient string, limit int) []dispatcher.OutboxEntry {
 	t.Helper()
 	es, err := s.List(t.Context(), recipient, limit)
 	if err != nil {
@@ -136,7 +136,7 @@ func mustList(t *testing.T, s outbox.Store, recipient string, limit int) []outbo
 	return es
 }
 
-func bodies(es []outbox.Entry) []string {
+func bodies(es []dispatcher.OutboxEntry) []string {
 	out := make([]string, len(es))
 	for i, e := range es {
 		out[i] = e.Body
@@ -203,7 +203,7 @@ func TestMemoryLimitDefault(t *testing.T) {
 func TestMemoryCapDefault(t *testing.T) {
 	t.Parallel()
 	m := outbox.NewMemory(0)
-	entries := make([]outbox.Entry, 10001)
+	entries := make([]dispatcher.OutboxEntry, 10001)
 	for i := range entries {
 		entries[i] = entry(i, "a")
 	}

@@ -20,6 +20,13 @@
 // Twilio client itself is twilio-go's: a client.Client with the account's
 // credentials, behind the ApiService of rest/api/v2010.
 //
+// # Webhooks
+//
+// Twilio's webhooks are read here too (callbacks.go): ValidSignature checks
+// X-Twilio-Signature, ParseStatusCallback turns a status callback into a
+// dispatcher.Receipt, ParseInbound and InboundReply read an inbound message
+// and write the TwiML answer. The API adapter serves the routes.
+//
 // # Secrets and phone numbers
 //
 // The auth token and API secret only ever travel in the Authorization header.

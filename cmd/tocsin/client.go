@@ -22,7 +22,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/api"
 )
@@ -885,7 +884,7 @@ func (m *Main) outbox(ctx context.Context, args []string) error {
 		q.Set("recipient", *recipient)
 	}
 	var res struct {
-		Messages []outbox.Entry `json:"messages"`
+		Messages []dispatcher.OutboxEntry `json:"messages"`
 	}
 	raw, err := c.call(ctx, http.MethodGet, "/v1/outbox", q, nil, &res, nil)
 	if err != nil {

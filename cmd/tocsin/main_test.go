@@ -22,7 +22,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
@@ -182,10 +181,10 @@ func (a *app) waitDone(id string) *dispatcher.Broadcast {
 	}
 }
 
-func (a *app) outbox(recipient string) []outbox.Entry {
+func (a *app) outbox(recipient string) []dispatcher.OutboxEntry {
 	a.t.Helper()
 	var res struct {
-		Messages []outbox.Entry `json:"messages"`
+		Messages []dispatcher.OutboxEntry `json:"messages"`
 	}
 	a.mustDo("GET", "/v1/outbox?limit=100&recipient="+recipient, nil, &res, 200)
 	return res.Messages

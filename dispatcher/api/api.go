@@ -23,7 +23,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
-	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/locales"
 )
@@ -46,7 +45,7 @@ type Service interface {
 	GetDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
 	PreviewTemplate(ctx context.Context, in dispatcher.TemplatePreviewInput) (*dispatcher.Sample, error)
 	PreviewBroadcast(ctx context.Context, in dispatcher.BroadcastPreviewInput) (*dispatcher.BroadcastPreview, error)
-	ProviderReceipt(ctx context.Context, deliveryID string, st dispatcher.DeliveryStatus, providerID, reason string) (bool, error)
+	ProviderReceipt(ctx context.Context, rc dispatcher.Receipt) (bool, error)
 	InboundSMS(ctx context.Context, from, body string, catalog *locales.Catalog) (string, error)
 	CheckUnsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
 	Unsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
@@ -61,12 +60,11 @@ type Service interface {
 
 var _ Service = (*dispatcher.Service)(nil)
 
-// Outbox is what GET /v1/outbox reads; outbox.Store implements it.
+// Outbox is what GET /v1/outbox reads; the outbox channel's store
+// (redisstore.Store, or outbox.Memory in development) implements it.
 type Outbox interface {
-	List(ctx context.Context, recipient string, limit int) ([]outbox.Entry, error)
+	List(ctx context.Context, recipient string, limit int) ([]dispatcher.OutboxEntry, error)
 }
-
-var _ Outbox = outbox.Store(nil)
 
 // Role is what an API key may do.
 type Role string

@@ -231,11 +231,11 @@ func (f *fakeService) PreviewBroadcast(_ context.Context, in dispatcher.Broadcas
 	return &dispatcher.BroadcastPreview{Audience: 1, Samples: []dispatcher.Sample{}}, nil
 }
 
-func (f *fakeService) ProviderReceipt(_ context.Context, id string, st dispatcher.DeliveryStatus, pid, reason string) (bool, error) {
-	if err := f.record(fmt.Sprintf("ProviderReceipt(%s,%s,%s,%q)", id, st, pid, reason)); err != nil {
+func (f *fakeService) ProviderReceipt(_ context.Context, rc dispatcher.Receipt) (bool, error) {
+	if err := f.record(fmt.Sprintf("ProviderReceipt(%s,%s,%s,%q)", rc.DeliveryID, rc.Status, rc.ProviderID, rc.Reason)); err != nil {
 		return false, err
 	}
-	if strings.Contains(id, "unknown") {
+	if strings.Contains(rc.DeliveryID, "unknown") {
 		return false, dispatcher.ErrNotFound
 	}
 	return true, nil
@@ -752,7 +752,7 @@ func TestOutbox(t *testing.T) {
 	}
 
 	mem := outbox.NewMemory(10)
-	_ = mem.Append(context.Background(), []outbox.Entry{
+	_ = mem.Append(context.Background(), []dispatcher.OutboxEntry{
 		{DeliveryID: "d1", RecipientID: "alice", Body: "one"},
 		{DeliveryID: "d2", RecipientID: "bob", Body: "two"},
 		{DeliveryID: "d3", RecipientID: "alice", Body: "three"},

@@ -2,16 +2,15 @@ package api
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"html/template"
 	"net/http"
-	"regexp"
+	"net/url"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/twilio/twilio-go/client"
 
+	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/locales"
 )
@@ -95,7 +94,7 @@ func (s *server) publicURL(r *http.Request) string {
 
 // twilioForm parses and authenticates a Twilio webhook. It writes the error
 // answer itself and returns ok=false when the request is not Twilio's.
-func (s *server) twilioForm(w http.ResponseWriter, r *http.Request) (map[string]string, bool) {
+func (s *server) twilioForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	if s.cfg.Callbacks.TwilioAuthToken == "" {
 		writeProblem(w, newProblem(http.StatusNotFound, CodeNotFound, "SMS through Twilio is not configured"))
 		return nil, false
@@ -106,72 +105,43 @@ func (s *server) twilioForm(w http.ResponseWriter, r *http.Request) (map[string]
 		writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, "the body is not a form"))
 		return nil, false
 	}
-	params := make(map[string]string, len(r.PostForm))
-	for k, v := range r.PostForm {
-		params[k] = v[0]
-	}
-	v := client.NewRequestValidator(s.cfg.Callbacks.TwilioAuthToken)
-	if sig := r.Header.Get("X-Twilio-Signature"); sig == "" || !v.Validate(s.publicURL(r), params, sig) {
+	if !sms.ValidSignature(s.cfg.Callbacks.TwilioAuthToken, s.publicURL(r), r.PostForm, r.Header.Get(sms.SignatureHeader)) {
 		s.log.WarnContext(r.Context(), "twilio callback with a bad signature refused", "path", r.URL.Path)
 		writeProblem(w, newProblem(http.StatusForbidden, CodeForbidden, "X-Twilio-Signature does not match"))
 		return nil, false
 	}
-	return params, true
+	return r.PostForm, true
 }
-
-var messageSID = regexp.MustCompile(`^(SM|MM)[0-9a-f]{32}$`)
 
 // twilioStatus applies a Twilio status callback to the delivery named by ?d=.
 func (s *server) twilioStatus(w http.ResponseWriter, r *http.Request) {
-	params, ok := s.twilioForm(w, r)
+	form, ok := s.twilioForm(w, r)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
 	did := r.URL.Query().Get("d")
-	sid, status := params["MessageSid"], params["MessageStatus"]
-	malformed := func(why string) {
-		s.log.WarnContext(ctx, "malformed twilio status callback", "why", why, "delivery_id", did)
-		writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, why))
-	}
-	_, ch, _, err := dispatcher.ParseDeliveryID(did)
-	if err != nil {
-		malformed("query parameter d is not a delivery id")
+	rc, err := sms.ParseStatusCallback(did, form)
+	var bad *sms.CallbackError
+	switch {
+	case errors.As(err, &bad):
+		s.log.WarnContext(ctx, "malformed twilio status callback", "why", bad.Why, "delivery_id", did)
+		writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, bad.Why))
 		return
-	}
-	if ch != dispatcher.ChannelSMS {
-		// Signed by Twilio, but Twilio sends only SMS: a status for any
-		// other delivery is refused, not applied (answered like one for an
-		// unknown delivery, so Twilio does not retry it).
+	case errors.Is(err, sms.ErrNotSMS):
+		// Signed by Twilio, but not for an SMS: answered like a status
+		// for an unknown delivery, so Twilio does not retry it.
 		s.log.WarnContext(ctx, "twilio status for a delivery that is not an SMS ignored", "delivery_id", did)
 		w.WriteHeader(http.StatusNoContent)
 		return
-	}
-	if !messageSID.MatchString(sid) {
-		malformed("MessageSid is missing or malformed")
+	case errors.Is(err, sms.ErrNotFinal):
+		w.WriteHeader(http.StatusNoContent) // nothing to record
+		return
+	case err != nil:
+		writeProblem(w, s.problemFor(ctx, err))
 		return
 	}
-	var st dispatcher.DeliveryStatus
-	reason := ""
-	switch status {
-	case "queued", "accepted", "scheduled", "sending":
-		w.WriteHeader(http.StatusNoContent) // not final: nothing to record
-		return
-	case "sent":
-		st = dispatcher.StatusSent
-	case "delivered", "read":
-		st = dispatcher.StatusDelivered
-	case "undelivered", "failed", "canceled":
-		st = dispatcher.StatusFailed
-		reason = "twilio " + status
-		if code := params["ErrorCode"]; code != "" {
-			reason = code + ": twilio " + status
-		}
-	default:
-		malformed("MessageStatus " + status + " is unknown")
-		return
-	}
-	if _, err = s.cfg.Service.ProviderReceipt(ctx, did, st, sid, reason); err != nil {
+	if _, err = s.cfg.Service.ProviderReceipt(ctx, rc); err != nil {
 		if errors.Is(err, dispatcher.ErrNotFound) {
 			// Well-formed and signed but for nothing we know (an erased
 			// broadcast): answering an error would only make Twilio retry.
@@ -187,14 +157,15 @@ func (s *server) twilioStatus(w http.ResponseWriter, r *http.Request) {
 
 // twilioInbound answers an inbound SMS with TwiML.
 func (s *server) twilioInbound(w http.ResponseWriter, r *http.Request) {
-	params, ok := s.twilioForm(w, r)
+	form, ok := s.twilioForm(w, r)
 	if !ok {
 		return
 	}
-	from, body := params["From"], params["Body"]
-	if from == "" {
-		s.log.WarnContext(r.Context(), "malformed twilio inbound sms", "why", "no From")
-		writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, "From is missing"))
+	from, body, err := sms.ParseInbound(form)
+	var bad *sms.CallbackError
+	if errors.As(err, &bad) {
+		s.log.WarnContext(r.Context(), "malformed twilio inbound sms", "why", bad.Why)
+		writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, bad.Why))
 		return
 	}
 	reply, err := s.cfg.Service.InboundSMS(r.Context(), from, body, s.cfg.Callbacks.Catalog)
@@ -202,23 +173,8 @@ func (s *server) twilioInbound(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.problemFor(r.Context(), err))
 		return
 	}
-	// Twilio answers the carrier-wide English STOP and START words itself
-	// and blocks messages to a number that just sent STOP: a reply of ours
-	// would be refused or doubled.
-	if locales.HandledByCarrier(body) {
-		reply = ""
-	}
-	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	var b strings.Builder
-	b.WriteString(xml.Header)
-	if reply == "" {
-		b.WriteString("<Response/>")
-	} else {
-		b.WriteString("<Response><Message>")
-		_ = xml.EscapeText(&b, []byte(reply))
-		b.WriteString("</Message></Response>")
-	}
-	_, _ = w.Write([]byte(b.String()))
+	w.Header().Set("Content-Type", sms.TwiMLContentType)
+	_, _ = w.Write(sms.InboundReply(body, reply))
 }
 
 var unsubscribeTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>

@@ -8,7 +8,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
@@ -228,8 +227,8 @@ type outboxInput struct {
 	Limit     int    `query:"limit" default:"50" minimum:"1" maximum:"1000"`
 }
 
-// outboxMessage is outbox.Entry under a clearer name in the OpenAPI document.
-type outboxMessage outbox.Entry
+// outboxMessage is dispatcher.OutboxEntry under a clearer name in the OpenAPI document.
+type outboxMessage dispatcher.OutboxEntry
 
 type outboxMessages struct {
 	Messages []outboxMessage `json:"messages" doc:"Newest first."`

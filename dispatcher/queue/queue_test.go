@@ -553,13 +553,13 @@ func deliveries(t *testing.T, st *redisstore.Store, bid string) map[string]*disp
 	}
 }
 
-func outboxByRecipient(t *testing.T, st *redisstore.Store) map[string][]outbox.Entry {
+func outboxByRecipient(t *testing.T, st *redisstore.Store) map[string][]dispatcher.OutboxEntry {
 	t.Helper()
 	es, err := st.List(context.Background(), "", 100000)
 	if err != nil {
 		t.Fatalf("outbox List: %v", err)
 	}
-	out := map[string][]outbox.Entry{}
+	out := map[string][]dispatcher.OutboxEntry{}
 	for _, e := range es {
 		out[e.RecipientID] = append(out[e.RecipientID], e)
 	}
@@ -704,7 +704,7 @@ func TestFlowOutbox(t *testing.T) {
 	}
 }
 
-func lens(m map[string][]outbox.Entry) map[string]int {
+func lens(m map[string][]dispatcher.OutboxEntry) map[string]int {
 	out := make(map[string]int, len(m))
 	for k, v := range m {
 		out[k] = len(v)

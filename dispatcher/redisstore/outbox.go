@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tocsin-dev/tocsin/channels/outbox"
+	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
 // recipientOutboxCap bounds one recipient's own outbox list, and
@@ -17,16 +17,16 @@ const (
 	recipientOutboxTTL = 24 * time.Hour
 )
 
-var _ outbox.Store = (*Store)(nil)
-
-// Append implements outbox.Store: one pipeline per batch of entries.
-func (s *Store) Append(ctx context.Context, entries []outbox.Entry) error {
+// Append records outbox entries, newest last, in the list of all entries
+// (capped at OutboxCap) and in each recipient's own: one pipeline per batch.
+// It implements the outbox channel's Store (channels/outbox).
+func (s *Store) Append(ctx context.Context, entries []dispatcher.OutboxEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	capAll := s.OutboxCap
 	if capAll <= 0 {
-		capAll = 10000
+		capAll = dispatcher.DefaultOutboxCap
 	}
 	all := make([]any, len(entries))
 	per := make(map[string][]any)
@@ -53,10 +53,11 @@ func (s *Store) Append(ctx context.Context, entries []outbox.Entry) error {
 	return nil
 }
 
-// List implements outbox.Store.
-func (s *Store) List(ctx context.Context, recipient string, limit int) ([]outbox.Entry, error) {
+// List returns at most limit outbox entries (dispatcher.DefaultOutboxList
+// when limit <= 0), newest first, only recipient's when it is not empty.
+func (s *Store) List(ctx context.Context, recipient string, limit int) ([]dispatcher.OutboxEntry, error) {
 	if limit <= 0 {
-		limit = 50
+		limit = dispatcher.DefaultOutboxList
 	}
 	k := key("outbox")
 	if recipient != "" {
@@ -66,9 +67,9 @@ func (s *Store) List(ctx context.Context, recipient string, limit int) ([]outbox
 	if err != nil {
 		return nil, fmt.Errorf("list outbox: %w", err)
 	}
-	out := make([]outbox.Entry, 0, len(raw))
+	out := make([]dispatcher.OutboxEntry, 0, len(raw))
 	for _, r := range raw {
-		var e outbox.Entry
+		var e dispatcher.OutboxEntry
 		if err := json.Unmarshal([]byte(r), &e); err != nil {
 			return nil, fmt.Errorf("decode outbox entry: %w", err)
 		}

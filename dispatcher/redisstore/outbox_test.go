@@ -13,8 +13,11 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-func outboxEntry(i int, recipient string) outbox.Entry {
-	return outbox.Entry{
+// Store is the outbox channel's store in every deployment.
+var _ outbox.Store = (*Store)(nil)
+
+func outboxEntry(i int, recipient string) dispatcher.OutboxEntry {
+	return dispatcher.OutboxEntry{
 		DeliveryID:  fmt.Sprintf("bc_o_1.sms.%s", recipient),
 		BroadcastID: "bc_o_1",
 		IncidentID:  "inc_o",
@@ -29,7 +32,7 @@ func outboxEntry(i int, recipient string) outbox.Entry {
 	}
 }
 
-func mustList(t *testing.T, s *Store, recipient string, limit int) []outbox.Entry {
+func mustList(t *testing.T, s *Store, recipient string, limit int) []dispatcher.OutboxEntry {
 	t.Helper()
 	es, err := s.List(context.Background(), recipient, limit)
 	if err != nil {
@@ -38,7 +41,7 @@ func mustList(t *testing.T, s *Store, recipient string, limit int) []outbox.Entr
 	return es
 }
 
-func titles(es []outbox.Entry) []string {
+func titles(es []dispatcher.OutboxEntry) []string {
 	out := make([]string, len(es))
 	for i, e := range es {
 		out[i] = e.Title
@@ -57,10 +60,10 @@ func TestOutboxAppendList(t *testing.T) {
 			t.Fatalf("Append(nothing): %v", err)
 		}
 		// Two calls: the last entry of the last call is the newest.
-		if err := s.Append(ctx, []outbox.Entry{outboxEntry(0, "a"), outboxEntry(1, "b"), outboxEntry(2, "a")}); err != nil {
+		if err := s.Append(ctx, []dispatcher.OutboxEntry{outboxEntry(0, "a"), outboxEntry(1, "b"), outboxEntry(2, "a")}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Append(ctx, []outbox.Entry{outboxEntry(3, "c"), outboxEntry(4, "a")}); err != nil {
+		if err := s.Append(ctx, []dispatcher.OutboxEntry{outboxEntry(3, "c"), outboxEntry(4, "a")}); err != nil {
 			t.Fatal(err)
 		}
 		all := mustList(t, s, "", 0) // 0: the default limit
@@ -93,7 +96,7 @@ func TestOutboxCaps(t *testing.T) {
 		// 130 entries for a, 20 for b, interleaved over several calls.
 		var seq int
 		for call := 0; call < 10; call++ {
-			var es []outbox.Entry
+			var es []dispatcher.OutboxEntry
 			for range 15 {
 				r := "a"
 				if seq%15 == 14 || seq%15 == 7 {

@@ -14,7 +14,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
@@ -200,7 +199,7 @@ func TestDeleteRecipient(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := s.Append(ctx, []outbox.Entry{outboxEntry(0, "a"), outboxEntry(1, "b")}); err != nil {
+		if err := s.Append(ctx, []dispatcher.OutboxEntry{outboxEntry(0, "a"), outboxEntry(1, "b")}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.DeleteRecipient(ctx, "a"); err != nil {

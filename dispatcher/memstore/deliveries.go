@@ -37,7 +37,7 @@ func (s *Store) deliveriesOf(id string) []*dispatcher.Delivery {
 // pending is what redisstore's pending field holds: the audience, plus
 // the extra deliveries, minus the final ones.
 func (s *Store) pending(id string, p *plan) int {
-	n := len(p.audience) + p.extra
+	n := p.size + p.extra
 	for _, d := range s.deliveriesOf(id) {
 		if d.Status.Final() {
 			n--
@@ -51,6 +51,7 @@ func (s *Store) finish(b *dispatcher.Broadcast, p *plan) {
 	if b.State == dispatcher.BroadcastSending && s.pending(b.ID, p) <= 0 {
 		now := s.now().Now().UTC()
 		b.State, b.FinishedAt = dispatcher.BroadcastDone, &now
+		p.audience = nil // redisstore deletes the snapshot too
 	}
 }
 
@@ -65,7 +66,7 @@ func (s *Store) GetBroadcast(_ context.Context, id string) (*dispatcher.Broadcas
 		return nil, err
 	}
 	cp := *b
-	cp.Audience, cp.Pending, cp.SMSSegments = len(p.audience), s.pending(id, p), p.segments
+	cp.Audience, cp.Pending, cp.SMSSegments = p.size, s.pending(id, p), p.segments
 	cp.Counts = map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{}
 	for _, d := range s.deliveriesOf(id) {
 		if cp.Counts[d.Channel] == nil {
@@ -103,16 +104,17 @@ func (s *Store) SnapshotAudience(_ context.Context, b *dispatcher.Broadcast, ser
 	if err != nil {
 		return 0, err
 	}
-	if p.audience == nil {
-		p.audience = []string{}
+	if !p.planned {
+		p.planned = true
 		for id, r := range s.Recipients {
 			if r.Matches(services, regions) {
 				p.audience = append(p.audience, id)
 			}
 		}
 		sort.Strings(p.audience)
+		p.size = len(p.audience)
 	}
-	return len(p.audience), nil
+	return p.size, nil
 }
 
 // AudienceSlice implements dispatcher.DeliveryStore.
@@ -189,8 +191,13 @@ func (s *Store) BeginDeliveries(_ context.Context, bid string, g dispatcher.Guar
 		id := dispatcher.DeliveryID(bid, it.Channel, it.RecipientID)
 		s.Log = append(s.Log, "begin "+string(it.Channel)+"."+it.RecipientID)
 		if d, ok := s.Deliveries[id]; ok {
-			if d.Status == dispatcher.StatusSending && why != "" {
-				d.Status, d.Reason = dispatcher.StatusSuppressed, why
+			switch {
+			case d.Status != dispatcher.StatusSending:
+			case s.retryBusy(bid, string(it.Channel)+"."+it.RecipientID):
+				prev[i] = dispatcher.StatusBusy
+				continue
+			case why != "":
+				s.settle(d, handedKey(bid, g), why)
 			}
 			prev[i] = d.Status
 			continue
@@ -233,7 +240,9 @@ func (s *Store) Claim(_ context.Context, id string, g dispatcher.Guard) (dispatc
 		return "", err
 	}
 	if why := s.guard(b, g); why != "" {
-		d.Status, d.Reason = dispatcher.StatusSuppressed, why
+		if !s.settle(d, handedKey(d.BroadcastID, g), why) {
+			d.Status, d.Reason = dispatcher.StatusSuppressed, why // queued
+		}
 		s.finish(b, p)
 		return d.Status, nil
 	}
@@ -246,6 +255,11 @@ func (s *Store) Claim(_ context.Context, id string, g dispatcher.Guard) (dispatc
 func (s *Store) Record(_ context.Context, bid string, outs []dispatcher.Outcome) error {
 	s.Lock()
 	defer s.Unlock()
+	return s.record(bid, outs)
+}
+
+// record is Record under the lock.
+func (s *Store) record(bid string, outs []dispatcher.Outcome) error {
 	b, p, err := s.broadcast(bid)
 	if err != nil {
 		return err

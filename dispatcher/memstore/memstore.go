@@ -1,7 +1,8 @@
 // Package memstore is an in-memory store for tests: the parts of
 // dispatcher's RecipientStore, IncidentStore and DeliveryStore that the
-// fan-out uses, under the rules redisstore enforces (dispatcher.CanMove,
-// the guard, counters and pending, a broadcast that finishes). The
+// fan-out uses, and its LeaseStore, under the rules redisstore enforces
+// (dispatcher.CanMove, the guard, counters and pending, a broadcast that
+// finishes, leases and what a dead run left in sending). The
 // conformance suite in dispatcher/storetest runs against both, so a test
 // on this store cannot pass on a move Redis refuses.
 //
@@ -55,7 +56,10 @@ type Store struct {
 	// Calls counts calls of some methods.
 	Calls Calls
 
-	plans map[string]*plan // by broadcast id
+	plans      map[string]*plan           // by broadcast id
+	leases     map[string]heldLease       // by leaseKey
+	registered map[string]bool            // leaseKey of every lease held and not released clean
+	handed     map[string]map[string]bool // by leaseKey: "{channel}.{recipient}" handed to a provider
 }
 
 // Calls counts calls of the methods whose repetition tests care about.
@@ -63,9 +67,12 @@ type Calls struct {
 	SnapshotAudience, MarkSending, AudienceSlice, InFlight int
 }
 
-// plan is what a broadcast's hash keeps besides its meta in redisstore.
+// plan is what a broadcast's hash and audience snapshot keep besides its
+// meta in redisstore.
 type plan struct {
-	audience  []string // nil until the snapshot
+	planned   bool
+	size      int      // of the audience when snapshot
+	audience  []string // the snapshot; dropped once the broadcast is done
 	extra     int      // deliveries begun as Extra (channel fallbacks)
 	segments  int
 	fallbacks map[string]int
@@ -82,6 +89,9 @@ func New() *Store {
 		OptOuts:    map[string]bool{},
 		Heard:      map[string]bool{},
 		plans:      map[string]*plan{},
+		leases:     map[string]heldLease{},
+		registered: map[string]bool{},
+		handed:     map[string]map[string]bool{},
 	}
 }
 

@@ -8,7 +8,8 @@
 // slices, beginning, claiming and recording deliveries under
 // dispatcher.CanMove and the guard (a later update, a cancellation),
 // counters and pending, a broadcast that finishes, Told and InFlight,
-// provider receipts, requeues and opt-outs.
+// provider receipts, requeues and opt-outs, and leases: the journal of a
+// run, the handed set, and what a dead run left in sending.
 package storetest
 
 import (
@@ -50,6 +51,8 @@ type Store interface {
 	Requeue(ctx context.Context, deliveryID string) (int, error)
 	Told(ctx context.Context, incidentID string, before int, recipientIDs []string) ([]bool, error)
 	InFlight(ctx context.Context, incidentID string, before int) (int, error)
+
+	dispatcher.LeaseStore
 }
 
 // Run runs the suite, each test in parallel on a store of its own from
@@ -74,6 +77,11 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Requeue", testRequeue},
 		{"OptOuts", testOptOuts},
 		{"Reads", testReads},
+		{"LeaseJournal", testLeaseJournal},
+		{"SettleOrphans", func(t *testing.T, s Store) { testSettleOrphans(t, s, false) }},
+		{"SettleLapsedBatch", func(t *testing.T, s Store) { testSettleOrphans(t, s, true) }},
+		{"SettleLeavesLiveRetry", testSettleLeavesLiveRetry},
+		{"LapsedPlan", testLapsedPlan},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,6 +320,9 @@ func testFinishes(t *testing.T, s Store) {
 	wantBroadcast(t, s, b.ID, dispatcher.BroadcastSending, 1, "sms/queued=1 sms/sent=1")
 	record(t, s, b, outcome("b", dispatcher.StatusSent, ""))
 	wantBroadcast(t, s, b.ID, dispatcher.BroadcastDone, 0, "sms/sent=2")
+	if ids, err := s.AudienceSlice(ctx, b.ID, 0, 2); err != nil || len(ids) != 0 {
+		t.Errorf("AudienceSlice of a done broadcast = %v, %v; want nothing (the snapshot is dropped)", ids, err)
+	}
 	if st, err := s.BroadcastState(ctx, b.ID); err != nil || st != dispatcher.BroadcastDone {
 		t.Errorf("BroadcastState = %s, %v; want done", st, err)
 	}
@@ -537,5 +548,209 @@ func testReads(t *testing.T, s Store) {
 	}
 	if _, err := s.SaveUpdate(ctx, inc, 1, ups[1], &dispatcher.Broadcast{ID: "bc_reads_9"}, nil); !errors.Is(err, dispatcher.ErrStale) {
 		t.Errorf("SaveUpdate over a later update: %v, want ErrStale", err)
+	}
+}
+
+func ref(rid string) dispatcher.DeliveryRef {
+	return dispatcher.DeliveryRef{RecipientID: rid, Channel: sms}
+}
+
+// startBatch starts update 1 of incID with audience ids, begins them all
+// under a batch lease, and returns the broadcast, its guard and the lease.
+func startBatch(t *testing.T, s Store, incID string, ids ...string) (*dispatcher.Broadcast, dispatcher.Guard, dispatcher.Lease) {
+	t.Helper()
+	b := start(t, s, incID, ids...)
+	l := dispatcher.NewLease(dispatcher.BatchLeaseName(dispatcher.Batch{Start: 0, Stop: len(ids)}))
+	if ok, err := s.AcquireLease(context.Background(), b.ID, l, time.Minute); err != nil || !ok {
+		t.Fatalf("AcquireLease = %v, %v", ok, err)
+	}
+	g := dispatcher.Guard{IncidentID: incID, Seq: 1, Lease: &l}
+	items := make([]dispatcher.Begin, len(ids))
+	for i, id := range ids {
+		items[i] = sending(id)
+	}
+	if prev, err := s.BeginDeliveries(context.Background(), b.ID, g, items); err != nil || slices.ContainsFunc(prev, func(p dispatcher.DeliveryStatus) bool { return p != "" }) {
+		t.Fatalf("first begin = %v, %v; want all new", prev, err)
+	}
+	return b, g, l
+}
+
+// crash ends a run as its worker's death would: its lease is gone, its
+// registration and handed set stay (an unclean release does just that).
+func crash(t *testing.T, s Store, bid string, l dispatcher.Lease) {
+	t.Helper()
+	if err := s.ReleaseLease(context.Background(), bid, l, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testLeaseJournal: a run marks what it hands over and records as it
+// goes; while it holds its lease nobody else may take its deliveries; once
+// it is gone the sweeper finds the batch exactly once, and the next run
+// takes over what was left in sending, but not what a live retry sends.
+func testLeaseJournal(t *testing.T, s Store) {
+	ctx := context.Background()
+	b, g, l := startBatch(t, s, "inc_lj", "a", "b", "c", "d")
+	sent := outcome("a", dispatcher.StatusSent, "")
+	if refused, err := s.Journal(ctx, b.ID, g, []dispatcher.DeliveryRef{ref("a"), ref("b")}, []dispatcher.Outcome{sent}); err != nil || refused != "" {
+		t.Fatalf("Journal = %q, %v", refused, err)
+	}
+	wantDelivery(t, s, b, "a", dispatcher.StatusSent, "")
+	other := dispatcher.NewLease(l.Name)
+	if ok, _ := s.AcquireLease(ctx, b.ID, other, time.Minute); ok {
+		t.Fatal("a second run took a live lease")
+	}
+	g2 := dispatcher.Guard{IncidentID: "inc_lj", Seq: 1, Lease: &other}
+	if refused, _ := s.Journal(ctx, b.ID, g2, []dispatcher.DeliveryRef{ref("c")}, nil); refused != dispatcher.ReasonLeaseLost {
+		t.Errorf("Journal without the lease = %q, want %s", refused, dispatcher.ReasonLeaseLost)
+	}
+	if ok, err := s.RenewLease(ctx, b.ID, other, time.Minute); ok || err != nil {
+		t.Errorf("RenewLease of a lease not held = %v, %v; want false", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx, b.ID, l, time.Minute); !ok || err != nil {
+		t.Errorf("RenewLease of the lease held = %v, %v; want true", ok, err)
+	}
+	if lapsed, err := s.LapsedBatches(ctx); err != nil || len(lapsed) != 0 {
+		t.Errorf("LapsedBatches with the lease held = %v, %v", lapsed, err)
+	}
+
+	crash(t, s, b.ID, l)
+	lapsed, err := s.LapsedBatches(ctx)
+	if err != nil || len(lapsed) != 1 || lapsed[0].BroadcastID != b.ID || lapsed[0].Batch != (dispatcher.Batch{Start: 0, Stop: 4}) {
+		t.Fatalf("LapsedBatches = %+v, %v; want the batch once", lapsed, err)
+	}
+	if again, _ := s.LapsedBatches(ctx); len(again) != 0 {
+		t.Errorf("LapsedBatches a second time = %v, want nothing: each lapse goes to one sweeper", again)
+	}
+	// No later update: nothing is settled; the next run takes over.
+	if n, err := s.SettleBroadcast(ctx, b.ID, guard(b), &lapsed[0].Batch); err != nil || n != 0 {
+		t.Errorf("SettleBroadcast of a current update = %d, %v; want 0", n, err)
+	}
+	if ok, _ := s.AcquireLease(ctx, b.ID, other, time.Minute); !ok {
+		t.Fatal("the next run did not get the lapsed lease")
+	}
+	retry := dispatcher.NewLease("r:sms.d")
+	if ok, _ := s.AcquireLease(ctx, b.ID, retry, time.Minute); !ok {
+		t.Fatal("no retry lease")
+	}
+	prev, err := s.BeginDeliveries(ctx, b.ID, g2, []dispatcher.Begin{sending("a"), sending("b"), sending("c"), sending("d")})
+	if want := []dispatcher.DeliveryStatus{dispatcher.StatusSent, dispatcher.StatusSending, dispatcher.StatusSending, dispatcher.StatusBusy}; err != nil || !slices.Equal(prev, want) {
+		t.Errorf("begin after the crash = %v, %v; want %v (two taken over, one busy)", prev, err, want)
+	}
+	if err := s.ReleaseLease(ctx, b.ID, retry, true); err != nil {
+		t.Fatal(err)
+	}
+	record(t, s, b, outcome("b", dispatcher.StatusSent, ""), outcome("c", dispatcher.StatusSent, ""), outcome("d", dispatcher.StatusSent, ""))
+	if err := s.ReleaseLease(ctx, b.ID, other, true); err != nil {
+		t.Fatal(err)
+	}
+	if lapsed, _ := s.LapsedBatches(ctx); len(lapsed) != 0 {
+		t.Errorf("LapsedBatches after clean releases = %v, want nothing", lapsed)
+	}
+	wantBroadcast(t, s, b.ID, dispatcher.BroadcastDone, 0, "sms/sent=4")
+}
+
+// testSettleOrphans: once a later update exists, what a dead run left in
+// sending is settled at once and truthfully: unknown when it had been
+// handed to the provider, suppressed (superseded) when not. A live run's
+// deliveries are not touched, and the provider's later word settles an
+// unknown one. With claimed, a sweeper took the lapsed batch first and
+// settles it by name.
+func testSettleOrphans(t *testing.T, s Store, claimed bool) {
+	ctx := context.Background()
+	b, g, l := startBatch(t, s, "inc_so", "a", "b", "c", "d")
+	if _, err := s.Journal(ctx, b.ID, g, []dispatcher.DeliveryRef{ref("a"), ref("b")}, []dispatcher.Outcome{outcome("a", dispatcher.StatusSent, "")}); err != nil {
+		t.Fatal(err)
+	}
+	saveUpdate(t, s, "inc_so", 2)
+	why := string(dispatcher.ReasonSuperseded)
+	if refused, _ := s.Journal(ctx, b.ID, g, []dispatcher.DeliveryRef{ref("c")}, nil); refused != why {
+		t.Errorf("Journal after update 2 = %q, want %s", refused, why)
+	}
+	if n, err := s.SettleOrphans(ctx, "inc_so", 2); err != nil || n != 0 {
+		t.Errorf("SettleOrphans with the run alive = %d, %v; want 0", n, err)
+	}
+	if n, _ := s.InFlight(ctx, "inc_so", 2); n != 3 {
+		t.Errorf("InFlight = %d, want 3", n)
+	}
+	crash(t, s, b.ID, l)
+	if claimed {
+		lapsed, err := s.LapsedBatches(ctx)
+		if err != nil || len(lapsed) != 1 {
+			t.Fatalf("LapsedBatches = %v, %v", lapsed, err)
+		}
+		if n, _ := s.SettleOrphans(ctx, "inc_so", 2); n != 0 {
+			t.Errorf("SettleOrphans of an unregistered batch = %d, want 0", n)
+		}
+		if n, err := s.SettleBroadcast(ctx, b.ID, guard(b), &lapsed[0].Batch); err != nil || n != 3 {
+			t.Fatalf("SettleBroadcast of the lapsed batch = %d, %v; want 3", n, err)
+		}
+	} else if n, err := s.SettleOrphans(ctx, "inc_so", 2); err != nil || n != 3 {
+		t.Fatalf("SettleOrphans after the crash = %d, %v; want 3", n, err)
+	}
+	if n, _ := s.InFlight(ctx, "inc_so", 2); n != 0 {
+		t.Errorf("InFlight after settling = %d, want 0", n)
+	}
+	wantDelivery(t, s, b, "a", dispatcher.StatusSent, "")
+	wantDelivery(t, s, b, "b", dispatcher.StatusUnknown, why)
+	wantDelivery(t, s, b, "c", dispatcher.StatusSuppressed, why)
+	wantDelivery(t, s, b, "d", dispatcher.StatusSuppressed, why)
+	wantBroadcast(t, s, b.ID, dispatcher.BroadcastDone, 0, "sms/sent=1 sms/suppressed=2 sms/unknown=1")
+	if ok, err := s.ApplyProviderStatus(ctx, dispatcher.DeliveryID(b.ID, sms, "b"), dispatcher.StatusDelivered, "SM2", ""); err != nil || !ok {
+		t.Errorf("provider status on unknown = %v, %v; want applied", ok, err)
+	}
+	wantDelivery(t, s, b, "b", dispatcher.StatusDelivered, why)
+	if n, _ := s.SettleOrphans(ctx, "inc_so", 2); n != 0 {
+		t.Errorf("SettleOrphans again = %d, want 0", n)
+	}
+}
+
+// testSettleLeavesLiveRetry: settling a dead batch's leftovers leaves
+// alone a delivery a live retry run is sending; once that run fails too
+// (an unclean release keeps it registered), its delivery is settled in
+// turn.
+func testSettleLeavesLiveRetry(t *testing.T, s Store) {
+	ctx := context.Background()
+	b, g, l := startBatch(t, s, "inc_lr", "a", "b")
+	if _, err := s.Journal(ctx, b.ID, g, []dispatcher.DeliveryRef{ref("a")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	retry := dispatcher.NewLease("r:sms.b")
+	if ok, _ := s.AcquireLease(ctx, b.ID, retry, time.Minute); !ok {
+		t.Fatal("no retry lease")
+	}
+	saveUpdate(t, s, "inc_lr", 2)
+	crash(t, s, b.ID, l)
+	if n, err := s.SettleOrphans(ctx, "inc_lr", 2); err != nil || n != 1 {
+		t.Fatalf("SettleOrphans = %d, %v; want 1 (b has a live retry)", n, err)
+	}
+	why := string(dispatcher.ReasonSuperseded)
+	wantDelivery(t, s, b, "a", dispatcher.StatusUnknown, why)
+	wantDelivery(t, s, b, "b", dispatcher.StatusSending, "")
+	crash(t, s, b.ID, retry)
+	if n, err := s.SettleOrphans(ctx, "inc_lr", 2); err != nil || n != 1 {
+		t.Fatalf("SettleOrphans after the retry failed = %d, %v; want 1", n, err)
+	}
+	wantDelivery(t, s, b, "b", dispatcher.StatusSuppressed, why)
+	if lapsed, _ := s.LapsedBatches(ctx); len(lapsed) != 1 || lapsed[0].BroadcastID != b.ID {
+		t.Errorf("LapsedBatches = %v, want the failed batch, still registered", lapsed)
+	}
+}
+
+// testLapsedPlan: a plan whose worker died is found like a batch; a
+// retry's lapsed lease is not (the queue runs the retry again).
+func testLapsedPlan(t *testing.T, s Store) {
+	ctx := context.Background()
+	b := start(t, s, "inc_plan", "a")
+	plan, retry := dispatcher.NewLease(dispatcher.PlanLeaseName), dispatcher.NewLease("r:sms.a")
+	for _, l := range []dispatcher.Lease{plan, retry} {
+		if ok, err := s.AcquireLease(ctx, b.ID, l, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireLease(%s) = %v, %v", l.Name, ok, err)
+		}
+		crash(t, s, b.ID, l)
+	}
+	lapsed, err := s.LapsedBatches(ctx)
+	if err != nil || len(lapsed) != 1 || !lapsed[0].Plan || lapsed[0].BroadcastID != b.ID {
+		t.Fatalf("LapsedBatches = %+v, %v; want the plan alone", lapsed, err)
 	}
 }

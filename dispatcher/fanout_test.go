@@ -12,262 +12,22 @@ import (
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/memstore"
 )
 
-// fakeStore keeps what Fanout reads and writes in memory. The embedded
-// interfaces are nil: a method Fanout is not expected to call panics.
-type fakeStore struct {
-	dispatcher.RecipientStore
-	dispatcher.IncidentStore
-	dispatcher.DeliveryStore
-
-	mu         sync.Mutex
-	recipients map[string]*dispatcher.Recipient
-	incident   *dispatcher.Incident
-	updates    []*dispatcher.Update
-	b          *dispatcher.Broadcast
-	audience   []string
-	snapshots  int
-	marked     int
-	deliveries map[string]*dispatcher.Delivery // by delivery id
-	records    []dispatcher.Outcome
-	optOuts    map[dispatcher.Channel]bool // "channel:address"
-	told       map[string]bool
-	inFlight   []int    // InFlight's answers in turn; 0 when used up
-	log        []string // "begin ch.rid" and "record ch.rid status", in order
-	asked      int      // InFlight calls
-	slices     int      // AudienceSlice calls
-}
+// fakeStore is the fan-out tests' store: memstore's, which follows the
+// rules redisstore enforces (dispatcher/storetest runs both).
+type fakeStore struct{ *memstore.Store }
 
 func newFakeStore(inc *dispatcher.Incident, up *dispatcher.Update, b *dispatcher.Broadcast, rs ...*dispatcher.Recipient) *fakeStore {
-	s := &fakeStore{
-		recipients: map[string]*dispatcher.Recipient{},
-		incident:   inc,
-		updates:    []*dispatcher.Update{up},
-		b:          b,
-		deliveries: map[string]*dispatcher.Delivery{},
-	}
+	s := &fakeStore{memstore.New()}
+	s.Incidents[inc.ID] = inc
+	s.Updates[inc.ID] = []*dispatcher.Update{up}
+	s.Broadcasts[b.ID] = b
 	for _, r := range rs {
-		s.recipients[r.ID] = r
+		s.Recipients[r.ID] = r
 	}
 	return s
-}
-
-func (s *fakeStore) GetRecipient(_ context.Context, id string) (*dispatcher.Recipient, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.recipients[id]
-	if !ok {
-		return nil, fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
-	}
-	cp := *r
-	return &cp, nil
-}
-
-func (s *fakeStore) GetRecipients(_ context.Context, ids []string) ([]*dispatcher.Recipient, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*dispatcher.Recipient, len(ids))
-	for i, id := range ids {
-		if r, ok := s.recipients[id]; ok {
-			cp := *r
-			out[i] = &cp
-		}
-	}
-	return out, nil
-}
-
-// OptedOut knows the opt-outs in s.optOuts (channel -> address).
-func (s *fakeStore) OptedOut(_ context.Context, addrs map[dispatcher.Channel][]string) (map[dispatcher.Channel][]bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := map[dispatcher.Channel][]bool{}
-	for ch, list := range addrs {
-		for _, a := range list {
-			out[ch] = append(out[ch], s.optOuts[ch+":"+dispatcher.Channel(a)])
-		}
-	}
-	return out, nil
-}
-
-func (s *fakeStore) SetOptOut(_ context.Context, ch dispatcher.Channel, addr string, optedOut bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.optOuts == nil {
-		s.optOuts = map[dispatcher.Channel]bool{}
-	}
-	s.optOuts[ch+":"+dispatcher.Channel(addr)] = optedOut
-	return nil
-}
-
-func (s *fakeStore) GetIncident(_ context.Context, id string) (*dispatcher.Incident, error) {
-	if id != s.incident.ID {
-		return nil, dispatcher.ErrNotFound
-	}
-	cp := *s.incident
-	return &cp, nil
-}
-
-func (s *fakeStore) GetUpdates(_ context.Context, id string) ([]*dispatcher.Update, error) {
-	if id != s.incident.ID {
-		return nil, dispatcher.ErrNotFound
-	}
-	return s.updates, nil
-}
-
-func (s *fakeStore) GetBroadcast(_ context.Context, id string) (*dispatcher.Broadcast, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if id != s.b.ID {
-		return nil, fmt.Errorf("broadcast %q: %w", id, dispatcher.ErrNotFound)
-	}
-	cp := *s.b
-	return &cp, nil
-}
-
-func (s *fakeStore) SnapshotAudience(_ context.Context, b *dispatcher.Broadcast, services, regions []string) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.snapshots++
-	if s.audience == nil {
-		s.audience = []string{}
-		for id, r := range s.recipients {
-			if r.Matches(services, regions) {
-				s.audience = append(s.audience, id)
-			}
-		}
-		sort.Strings(s.audience)
-	}
-	s.b.Audience = len(s.audience)
-	return len(s.audience), nil
-}
-
-func (s *fakeStore) AudienceSlice(_ context.Context, _ string, start, stop int) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.slices++
-	stop = min(stop, len(s.audience))
-	if start >= stop {
-		return nil, nil
-	}
-	return slices.Clone(s.audience[start:stop]), nil
-}
-
-func (s *fakeStore) MarkSending(context.Context, string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.marked++
-	if s.b.State == dispatcher.BroadcastPlanning {
-		s.b.State = dispatcher.BroadcastSending
-	}
-	return nil
-}
-
-// guard mirrors the store's: cancelled, or superseded by a later update.
-func (s *fakeStore) guard(g dispatcher.Guard) string {
-	switch {
-	case s.b.State == dispatcher.BroadcastCancelled:
-		return "cancelled"
-	case g.Seq > 0 && s.incident.LastSeq > g.Seq:
-		return dispatcher.ReasonSuperseded
-	}
-	return ""
-}
-
-func (s *fakeStore) BeginDeliveries(_ context.Context, bid string, g dispatcher.Guard, items []dispatcher.Begin) ([]dispatcher.DeliveryStatus, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	why := s.guard(g)
-	prev := make([]dispatcher.DeliveryStatus, len(items))
-	for i, it := range items {
-		id := dispatcher.DeliveryID(bid, it.Channel, it.RecipientID)
-		s.log = append(s.log, "begin "+string(it.Channel)+"."+it.RecipientID)
-		if d, ok := s.deliveries[id]; ok {
-			if why != "" && d.Status == dispatcher.StatusSending {
-				d.Status, d.Reason = dispatcher.StatusSuppressed, why
-			}
-			prev[i] = d.Status
-			continue
-		}
-		st, reason := it.Status, it.Reason
-		if why != "" && !st.Final() {
-			st, reason, prev[i] = dispatcher.StatusSuppressed, why, dispatcher.StatusSuppressed
-		}
-		s.deliveries[id] = &dispatcher.Delivery{ID: id, BroadcastID: bid, RecipientID: it.RecipientID, Channel: it.Channel, Status: st, Reason: reason, Locale: it.Locale}
-	}
-	return prev, nil
-}
-
-func (s *fakeStore) Claim(_ context.Context, id string, g dispatcher.Guard) (dispatcher.DeliveryStatus, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.deliveries[id]
-	if !ok {
-		return "", dispatcher.ErrNotFound
-	}
-	if d.Status != dispatcher.StatusQueued && d.Status != dispatcher.StatusSending {
-		return d.Status, nil
-	}
-	if why := s.guard(g); why != "" {
-		d.Status, d.Reason = dispatcher.StatusSuppressed, why
-		return d.Status, nil
-	}
-	d.Status = dispatcher.StatusSending
-	return d.Status, nil
-}
-
-func (s *fakeStore) InFlight(context.Context, string, int) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.asked++
-	if len(s.inFlight) == 0 {
-		return 0, nil
-	}
-	n := s.inFlight[0]
-	s.inFlight = s.inFlight[1:]
-	return n, nil
-}
-
-func (s *fakeStore) BroadcastState(ctx context.Context, id string) (dispatcher.BroadcastState, error) {
-	b, err := s.GetBroadcast(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	return b.State, nil
-}
-
-// Told answers from s.told (recipients told of earlier updates).
-func (s *fakeStore) Told(_ context.Context, _ string, _ int, ids []string) ([]bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]bool, len(ids))
-	for i, id := range ids {
-		out[i] = s.told[id]
-	}
-	return out, nil
-}
-
-func (s *fakeStore) Record(_ context.Context, bid string, outs []dispatcher.Outcome) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range outs {
-		s.records = append(s.records, o)
-		s.log = append(s.log, "record "+string(o.Channel)+"."+o.RecipientID+" "+string(o.Status))
-		id := dispatcher.DeliveryID(bid, o.Channel, o.RecipientID)
-		s.deliveries[id] = &dispatcher.Delivery{ID: id, BroadcastID: bid, RecipientID: o.RecipientID, Channel: o.Channel, Status: o.Status, Reason: o.Reason, Attempts: o.Attempts, ProviderID: o.ProviderID, Locale: o.Locale}
-	}
-	return nil
-}
-
-func (s *fakeStore) GetDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.deliveries[id]
-	if !ok {
-		return nil, fmt.Errorf("delivery %q: %w", id, dispatcher.ErrNotFound)
-	}
-	cp := *d
-	return &cp, nil
 }
 
 func (s *fakeStore) delivery(t *testing.T, id string) dispatcher.Delivery {
@@ -449,15 +209,19 @@ func TestFanoutPlan(t *testing.T) {
 			if !slices.Equal(s.queue.batches, want) {
 				t.Errorf("batches = %v, want %v", s.queue.batches, want)
 			}
-			if s.store.marked != 1 || s.store.b.State != dispatcher.BroadcastSending {
-				t.Errorf("MarkSending called %d times, state %s; want once, sending", s.store.marked, s.store.b.State)
+			wantState := dispatcher.BroadcastSending
+			if n == 0 {
+				wantState = dispatcher.BroadcastDone // nothing pending: the store finishes it
+			}
+			if s.store.Calls.MarkSending != 1 || s.b.State != wantState {
+				t.Errorf("MarkSending called %d times, state %s; want once, %s", s.store.Calls.MarkSending, s.b.State, wantState)
 			}
 			// A re-delivered plan task does nothing once planning is over.
 			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
 				t.Fatalf("second Plan: %v", err)
 			}
-			if len(s.queue.batches) != len(want) || s.store.snapshots != 1 || s.store.marked != 1 {
-				t.Errorf("second Plan: %d batches, %d snapshots, %d marks; want %d, 1, 1", len(s.queue.batches), s.store.snapshots, s.store.marked, len(want))
+			if len(s.queue.batches) != len(want) || s.store.Calls.SnapshotAudience != 1 || s.store.Calls.MarkSending != 1 {
+				t.Errorf("second Plan: %d batches, %d snapshots, %d marks; want %d, 1, 1", len(s.queue.batches), s.store.Calls.SnapshotAudience, s.store.Calls.MarkSending, len(want))
 			}
 		})
 	}
@@ -470,8 +234,8 @@ func TestFanoutPlanEnqueueFailureKeepsPlanning(t *testing.T) {
 	if err := s.fanout.Plan(context.Background(), s.b.ID); err == nil {
 		t.Fatal("Plan succeeded although enqueueing failed")
 	}
-	if s.store.b.State != dispatcher.BroadcastPlanning {
-		t.Errorf("state %s after a failed enqueue, want planning (so the retried plan enqueues again)", s.store.b.State)
+	if s.b.State != dispatcher.BroadcastPlanning {
+		t.Errorf("state %s after a failed enqueue, want planning (so the retried plan enqueues again)", s.b.State)
 	}
 }
 
@@ -501,7 +265,7 @@ func TestFanoutRunBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// h is deleted between the snapshot and the batch.
-	delete(s.store.recipients, "h")
+	delete(s.store.Recipients, "h")
 	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 10}); err != nil {
 		t.Fatalf("RunBatch: %v", err)
 	}
@@ -537,8 +301,8 @@ func TestFanoutRunBatch(t *testing.T) {
 		dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelNone, "f"):  {dispatcher.StatusSuppressed, "no_channel"},
 		dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelNone, "h"):  {dispatcher.StatusSuppressed, "recipient_deleted"},
 	}
-	if len(s.store.deliveries) != len(wantStatus) {
-		t.Errorf("%d deliveries, want %d", len(s.store.deliveries), len(wantStatus))
+	if len(s.store.Deliveries) != len(wantStatus) {
+		t.Errorf("%d deliveries, want %d", len(s.store.Deliveries), len(wantStatus))
 	}
 	for id, w := range wantStatus {
 		d := s.store.delivery(t, id)
@@ -674,7 +438,7 @@ func TestFanoutRunBatchRestrictedChannels(t *testing.T) {
 	t.Parallel()
 	r := &dispatcher.Recipient{ID: "a", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41791234567", Email: "a@example.ch"}
 	s := setupFanout(t, r, &dispatcher.Recipient{ID: "b", Locale: "en", Kind: dispatcher.KindCustomer, Phone: "+41791234568"})
-	s.store.b.Channels = []dispatcher.Channel{dispatcher.ChannelEmail}
+	s.b.Channels = []dispatcher.Channel{dispatcher.ChannelEmail}
 	ctx := context.Background()
 	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
 		t.Fatal(err)
@@ -701,8 +465,8 @@ func TestFanoutRunBatchRenderError(t *testing.T) {
 	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 1}); err == nil {
 		t.Fatal("RunBatch succeeded although rendering failed")
 	}
-	if len(s.sms.calls) != 0 || len(s.store.deliveries) != 0 {
-		t.Errorf("a failed render sent %d calls and began %d deliveries, want none", len(s.sms.calls), len(s.store.deliveries))
+	if len(s.sms.calls) != 0 || len(s.store.Deliveries) != 0 {
+		t.Errorf("a failed render sent %d calls and began %d deliveries, want none", len(s.sms.calls), len(s.store.Deliveries))
 	}
 }
 
@@ -777,7 +541,7 @@ func TestFanoutRetry(t *testing.T) {
 		t.Parallel()
 		s := setupFanout(t, smsRecipient("a", "en"))
 		id := queue(t, s)
-		delete(s.store.recipients, "a")
+		delete(s.store.Recipients, "a")
 		if err := s.fanout.Retry(ctx, id, 2); err != nil {
 			t.Fatal(err)
 		}
@@ -809,7 +573,7 @@ func TestFanoutRetry(t *testing.T) {
 		t.Parallel()
 		s := setupFanout(t, smsRecipient("a", "en"))
 		id := queue(t, s)
-		s.store.recipients["a"].OptOut = []dispatcher.Channel{dispatcher.ChannelSMS}
+		s.store.Recipients["a"].OptOut = []dispatcher.Channel{dispatcher.ChannelSMS}
 		if err := s.fanout.Retry(ctx, id, 2); err != nil {
 			t.Fatal(err)
 		}
@@ -880,10 +644,10 @@ func TestFanoutSuperseded(t *testing.T) {
 	if err := s.store.Record(ctx, s.b.ID, []dispatcher.Outcome{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	s.store.mu.Lock()
-	s.store.incident.LastSeq = 2 // the operator posted update 2
-	s.store.incident.State = dispatcher.StateResolved
-	s.store.mu.Unlock()
+	s.store.Lock()
+	s.store.Incidents["inc_f"].LastSeq = 2 // the operator posted update 2
+	s.store.Incidents["inc_f"].State = dispatcher.StateResolved
+	s.store.Unlock()
 
 	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 3}); err != nil {
 		t.Fatal(err)
@@ -957,10 +721,10 @@ func TestFanoutChannelFallback(t *testing.T) {
 	// begun: the broadcast's pending count never touches zero between them
 	// (it would be done with a fallback still to send).
 	for _, id := range []string{"bad-number", "bad-both"} {
-		begun := slices.Index(s.store.log, "begin email."+id)
-		failed := slices.Index(s.store.log, "record sms."+id+" failed")
+		begun := slices.Index(s.store.Log, "begin email."+id)
+		failed := slices.Index(s.store.Log, "record sms."+id+" failed")
 		if begun < 0 || failed < 0 || failed < begun {
-			t.Errorf("%s: email fallback begun at %d, SMS failure recorded at %d; want the fallback first:\n%s", id, begun, failed, strings.Join(s.store.log, "\n"))
+			t.Errorf("%s: email fallback begun at %d, SMS failure recorded at %d; want the fallback first:\n%s", id, begun, failed, strings.Join(s.store.Log, "\n"))
 		}
 	}
 }
@@ -981,17 +745,17 @@ func TestFanoutFallbackAfterCrash(t *testing.T) {
 	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
 		t.Fatal(err)
 	}
-	s.store.mu.Lock()
+	s.store.Lock()
 	put := func(ch dispatcher.Channel, rid string, st dispatcher.DeliveryStatus) {
 		id := dispatcher.DeliveryID(s.b.ID, ch, rid)
-		s.store.deliveries[id] = &dispatcher.Delivery{ID: id, BroadcastID: s.b.ID, RecipientID: rid, Channel: ch, Status: st}
+		s.store.Deliveries[id] = &dispatcher.Delivery{ID: id, BroadcastID: s.b.ID, RecipientID: rid, Channel: ch, Status: st}
 	}
 	for _, rid := range []string{"unbegun", "sending", "done"} {
 		put(dispatcher.ChannelSMS, rid, dispatcher.StatusFailed)
 	}
 	put(dispatcher.ChannelEmail, "sending", dispatcher.StatusSending)
 	put(dispatcher.ChannelEmail, "done", dispatcher.StatusSent)
-	s.store.mu.Unlock()
+	s.store.Unlock()
 	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -1021,7 +785,7 @@ func TestQuietHours(t *testing.T) {
 			zh, ny := smsRecipient("zh", "de-CH"), smsRecipient("ny", "en-US")
 			zh.Timezone, ny.Timezone = "Europe/Zurich", "America/New_York"
 			s := setupFanout(t, zh, ny)
-			s.store.incident.Severity, s.b.Severity = sev, sev
+			s.store.Incidents["inc_f"].Severity, s.b.Severity = sev, sev
 			q, err := dispatcher.ParseQuietHours("22:00-07:00")
 			if err != nil {
 				t.Fatal(err)
@@ -1105,10 +869,10 @@ func TestFlapSuppression(t *testing.T) {
 			t.Parallel()
 			s := setupFanout(t, smsRecipient("heard", "en"), smsRecipient("never", "en"))
 			t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-			s.store.incident.CreatedAt, s.store.incident.LastSeq, s.store.incident.State = t0, 2, dispatcher.StateResolved
-			s.store.updates = append(s.store.updates, &dispatcher.Update{IncidentID: "inc_f", Seq: 2, State: dispatcher.StateResolved, CreatedAt: t0.Add(tt.after), BroadcastID: s.b.ID})
+			s.store.Incidents["inc_f"].CreatedAt, s.store.Incidents["inc_f"].LastSeq, s.store.Incidents["inc_f"].State = t0, 2, dispatcher.StateResolved
+			s.store.Updates["inc_f"] = append(s.store.Updates["inc_f"], &dispatcher.Update{IncidentID: "inc_f", Seq: 2, State: dispatcher.StateResolved, CreatedAt: t0.Add(tt.after), BroadcastID: s.b.ID})
 			s.b.Seq = 2
-			s.store.told = map[string]bool{"heard": true}
+			s.store.Heard = map[string]bool{"heard": true}
 			s.fanout.FlapWindow = 5 * time.Minute
 			ctx := context.Background()
 			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
@@ -1167,8 +931,8 @@ func TestPerRecipientGuard(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := setupFanout(t, smsRecipient("spammed", "en"), smsRecipient("fresh", "en"))
-			s.store.incident.Severity, s.b.Severity = tt.severity, tt.severity
-			s.store.updates[0].State = tt.state
+			s.store.Incidents["inc_f"].Severity, s.b.Severity = tt.severity, tt.severity
+			s.store.Updates["inc_f"][0].State = tt.state
 			lim := &fakeLimiter{limit: 1, used: map[string]int{dispatcher.RecipientKey(dispatcher.ChannelSMS, "spammed"): 1}}
 			s.fanout.Limiter, s.fanout.PerRecipient = lim, dispatcher.Rate{N: 1, Per: time.Hour}
 			ctx := context.Background()
@@ -1238,12 +1002,12 @@ func TestFanoutWaitsForEarlierUpdate(t *testing.T) {
 	ctx := context.Background()
 	up2 := &dispatcher.Update{IncidentID: "inc_f", Seq: 2, State: dispatcher.StateResolved, BroadcastID: dispatcher.BroadcastID("inc_f", 2)}
 	b2 := &dispatcher.Broadcast{ID: up2.BroadcastID, IncidentID: "inc_f", Seq: 2, State: dispatcher.BroadcastPlanning, Severity: dispatcher.SeverityMajor}
-	s.store.mu.Lock()
-	s.store.updates = append(s.store.updates, up2)
-	s.store.incident.LastSeq, s.store.incident.State = 2, dispatcher.StateResolved
-	s.store.b = b2
-	s.store.inFlight = []int{2, 1, 0}
-	s.store.mu.Unlock()
+	s.store.Lock()
+	s.store.Updates["inc_f"] = append(s.store.Updates["inc_f"], up2)
+	s.store.Incidents["inc_f"].LastSeq, s.store.Incidents["inc_f"].State = 2, dispatcher.StateResolved
+	s.store.Broadcasts[b2.ID] = b2
+	s.store.InFlightAnswers = []int{2, 1, 0}
+	s.store.Unlock()
 	if err := s.fanout.Plan(ctx, b2.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -1251,19 +1015,19 @@ func TestFanoutWaitsForEarlierUpdate(t *testing.T) {
 	// Cut short while update 1 is still in flight: nothing read, nothing sent.
 	short, cancel := context.WithCancel(ctx)
 	cancel()
-	s.store.mu.Lock()
-	s.store.inFlight = []int{5}
-	s.store.mu.Unlock()
+	s.store.Lock()
+	s.store.InFlightAnswers = []int{5}
+	s.store.Unlock()
 	if err := s.fanout.RunBatch(short, b2.ID, dispatcher.Batch{Start: 0, Stop: 1}); err == nil {
 		t.Fatal("RunBatch with deliveries in flight and a cancelled context returned nil")
 	}
-	if s.store.slices != 0 || len(s.sms.sentTo()) != 0 {
-		t.Errorf("a batch that did not get past the wait read the audience %d times and sent to %v", s.store.slices, s.sms.sentTo())
+	if s.store.Calls.AudienceSlice != 0 || len(s.sms.sentTo()) != 0 {
+		t.Errorf("a batch that did not get past the wait read the audience %d times and sent to %v", s.store.Calls.AudienceSlice, s.sms.sentTo())
 	}
 
-	s.store.mu.Lock()
-	s.store.inFlight, s.store.asked = []int{2, 1, 0}, 0
-	s.store.mu.Unlock()
+	s.store.Lock()
+	s.store.InFlightAnswers, s.store.Calls.InFlight = []int{2, 1, 0}, 0
+	s.store.Unlock()
 	for _, batch := range []dispatcher.Batch{{Start: 0, Stop: 1}, {Start: 1, Stop: 2}, {Start: 2, Stop: 3}} {
 		if err := s.fanout.RunBatch(ctx, b2.ID, batch); err != nil {
 			t.Fatal(err)
@@ -1272,7 +1036,7 @@ func TestFanoutWaitsForEarlierUpdate(t *testing.T) {
 	if got := s.sms.sentTo(); len(got) != 3 {
 		t.Errorf("update 2 went to %v, want a, b and c", got)
 	}
-	if s.store.asked != 3 {
-		t.Errorf("InFlight asked %d times, want 3 (until the first 0, then never again)", s.store.asked)
+	if s.store.Calls.InFlight != 3 {
+		t.Errorf("InFlight asked %d times, want 3 (until the first 0, then never again)", s.store.Calls.InFlight)
 	}
 }

@@ -24,8 +24,9 @@ import (
 // sms is empty, or an SMS's segment count followed by its encoding's
 // letter: G for GSM-7, U for UCS-2 ("2G").
 //
-// code is one digit (statusCodes); codes 2 and up are final. Lua compares
-// codes as strings, so their order carries the transition rules.
+// code is one digit (statusCodes). The Lua scripts never spell a code:
+// lua.go generates their CODE, FINAL and MOVE tables from this map,
+// DeliveryStatus.Final and dispatcher.CanMove.
 var statusCodes = map[dispatcher.DeliveryStatus]byte{
 	dispatcher.StatusQueued:     '0',
 	dispatcher.StatusSending:    '1',
@@ -127,392 +128,21 @@ func decodeRecord(broadcastID, field, value string) (*dispatcher.Delivery, error
 	}, nil
 }
 
-// finishLua ends a sending broadcast whose pending count reached zero.
-// KEYS: b, aud. The caller defines `now`.
-const finishLua = `
-local function finish(b, aud, now)
-  if tonumber(redis.call('HGET', b, 'pending')) <= 0 and redis.call('HGET', b, 'state') == 'sending' then
-    redis.call('HSET', b, 'state', 'done', 'finished', now)
-    redis.call('DEL', aud)
-  end
-end
-`
-
-// guardLua decides whether deliveries of a broadcast may still start:
-// not once it is cancelled, nor once a later update of its incident exists
-// (latest state wins). suppressed() turns a record into a suppressed one
-// with reason why, unknown() into an unknown one.
-//
-// A run holds a lease (b:{id}:lease:{name}); the deliveries it hands to a
-// provider are added to b:{id}:h:{name} first. Runs of one lease name take
-// turns (a new one only once the last one's lease lapsed), so a delivery
-// still in sending under a lease nobody holds was left by a dead run, and
-// the set says whether it may have gone out. settle() settles such a
-// delivery once the guard trips: unknown when it was handed, suppressed
-// otherwise. retryBusy() tells whether a live retry run is sending a
-// delivery (lp is the prefix of the broadcast's lease keys). KEYS b and
-// incseq; seq is the broadcast's update.
-const guardLua = `
-local function guard(b, incseq, seq)
-  if redis.call('HGET', b, 'state') == 'cancelled' then return 'cancelled' end
-  if seq > 0 and tonumber(redis.call('GET', incseq) or '0') > seq then return 'superseded' end
-  return nil
-end
-local function recode(v, code, why)
-  local pos = 1
-  for _ = 1, 6 do pos = string.find(v, '|', pos, true) + 1 end
-  return code .. string.sub(v, 2, pos - 1) .. why
-end
-local function suppressed(v, why) return recode(v, '5', why) end
-local function unknown(v, why) return recode(v, '6', why) end
-local function retryBusy(lp, f)
-  return redis.call('EXISTS', lp .. 'r:' .. f) == 1
-end
-local function settle(b, d, f, h, why)
-  local old = redis.call('HGET', d, f)
-  if not old or string.sub(old, 1, 1) ~= '1' then return 0 end
-  local code, v = '5', suppressed(old, why)
-  if h ~= '' and redis.call('SISMEMBER', h, f) == 1 then code, v = '6', unknown(old, why) end
-  redis.call('HSET', d, f, v)
-  local ch = string.match(f, '^[^.]+')
-  redis.call('HINCRBY', b, 'c:' .. ch .. ':1', -1)
-  redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. code, 1)
-  return 1
-end
-`
-
-// beginScript creates the deliveries of a batch that do not exist yet and
-// returns, per item, the status code each had before (empty when new), or
-// '5' when the guard suppressed it (cancelled, or superseded by a later
-// update). A delivery a dead run left in sending is taken over (returned
-// as '1': send it again) or, once the guard trips, settled ('5', or '6'
-// when it had been handed to a provider); one a live retry run is sending
-// is left alone ('b'). A new delivery adds its SMS segments to the
-// broadcast's total, counts its fallback locale in f:{locale}, and, when it
-// is an extra delivery for a recipient (channel fallback), adds one to
-// pending. h is the handed set of the run's lease (” without one).
-// KEYS: b, d, aud, incseq. ARGV: now, seq, lp, h, then
-// field/record/segments/fallback/extra quintuples.
-var beginScript = redis.NewScript(finishLua + guardLua + `
-local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
-local lp, h = ARGV[3], ARGV[4]
-local why = guard(b, incseq, tonumber(ARGV[2]))
-local out, fin, segs, extra = {}, 0, 0, 0
-for i = 5, #ARGV, 5 do
-  local f, v, sg, fb, ex = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
-  local ch = string.match(f, '^[^.]+')
-  local old = redis.call('HGET', d, f)
-  if old then
-    local oc = string.sub(old, 1, 1)
-    if oc == '1' then
-      if retryBusy(lp, f) then
-        oc = 'b'
-      elseif why then
-        fin = fin + settle(b, d, f, h, why)
-        oc = string.sub(redis.call('HGET', d, f), 1, 1)
-      end
-    end
-    out[#out + 1] = oc
-  else
-    if ex == '1' then extra = extra + 1 end
-    local res = ''
-    if why and string.sub(v, 1, 1) < '2' then
-      v, sg, fb, res = suppressed(v, why), 0, '', '5'
-    end
-    redis.call('HSET', d, f, v)
-    local code = string.sub(v, 1, 1)
-    redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. code, 1)
-    if code >= '2' then fin = fin + 1 end
-    segs = segs + sg
-    if fb ~= '' then redis.call('HINCRBY', b, 'f:' .. fb, 1) end
-    out[#out + 1] = res
-  end
-end
-if segs > 0 then redis.call('HINCRBY', b, 'sms_segments', segs) end
-if extra > 0 then redis.call('HINCRBY', b, 'pending', extra) end
-if fin > 0 then
-  redis.call('HINCRBY', b, 'pending', -fin)
-  finish(b, aud, now)
-end
-return out
-`)
-
-// claimScript claims a queued delivery for a retry: it becomes sending,
-// unless the guard suppresses it. A delivery a dead run left in sending is
-// claimed again, or settled once the guard trips (h is the handed set of
-// the retry's lease: a retry run holds the only lease of its delivery). It
-// returns the status code after the call (” when there is no such
-// delivery). KEYS: b, d, aud, incseq. ARGV: now, seq, field, h.
-var claimScript = redis.NewScript(finishLua + guardLua + `
-local b, d, aud, incseq, now, f, h = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[3], ARGV[4]
-local old = redis.call('HGET', d, f)
-if not old then return '' end
-local oc = string.sub(old, 1, 1)
-if oc ~= '0' and oc ~= '1' then return oc end
-local ch = string.match(f, '^[^.]+')
-local why = guard(b, incseq, tonumber(ARGV[2]))
-if why then
-  if oc == '1' then
-    settle(b, d, f, h, why)
-  else
-    redis.call('HSET', d, f, suppressed(old, why))
-    redis.call('HINCRBY', b, 'c:' .. ch .. ':0', -1)
-    redis.call('HINCRBY', b, 'c:' .. ch .. ':5', 1)
-  end
-  redis.call('HINCRBY', b, 'pending', -1)
-  finish(b, aud, now)
-  return string.sub(redis.call('HGET', d, f), 1, 1)
-end
-if oc == '0' then
-  redis.call('HSET', d, f, '1' .. string.sub(old, 2))
-  redis.call('HINCRBY', b, 'c:' .. ch .. ':0', -1)
-  redis.call('HINCRBY', b, 'c:' .. ch .. ':1', 1)
-end
-return '1'
-`)
-
-// applyLua defines apply(), which applies one new status to a delivery
-// record: a final status only ever moves from sent to delivered or failed
-// (a provider's later word), or from unknown to sent, delivered or failed
-// (the provider's word on a message that was in flight when its worker
-// stopped); everything else final stays. Counters move with every applied
-// change. It returns applied (0 or 1) and fin (1 when the delivery became
-// final).
-const applyLua = `
-local function apply(b, d, f, v)
-  local new = string.sub(v, 1, 1)
-  local old = redis.call('HGET', d, f)
-  local oc = old and string.sub(old, 1, 1) or nil
-  if (not oc) or oc < '2' or (oc == '2' and (new == '3' or new == '4')) or (oc == '6' and new >= '2' and new <= '4') then
-    redis.call('HSET', d, f, v)
-    local ch = string.match(f, '^[^.]+')
-    if oc then redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1) end
-    redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. new, 1)
-    if ((not oc) or oc < '2') and new >= '2' then return 1, 1 end
-    return 1, 0
-  end
-  return 0, 0
-end
-`
-
-// recordScript applies new statuses (see applyLua); pending drops when a
-// delivery becomes final. KEYS: b, d, aud. ARGV: now, field/record pairs.
-var recordScript = redis.NewScript(finishLua + applyLua + `
-local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
-local fin, applied = 0, 0
-for i = 2, #ARGV, 2 do
-  local a, x = apply(b, d, ARGV[i], ARGV[i + 1])
-  applied, fin = applied + a, fin + x
-end
-if fin > 0 then
-  redis.call('HINCRBY', b, 'pending', -fin)
-  finish(b, aud, now)
-end
-return applied
-`)
-
-// journalScript is a running batch's progress in one call: it adds the
-// nh fields to the run's handed set h (they are about to go to a provider)
-// provided the run still holds its lease and the guard lets them start,
-// and otherwise adds nothing and returns why not; then it applies the
-// outcomes, as recordScript does. KEYS: b, d, aud, incseq, lease, h.
-// ARGV: now, seq, token (” without a lease), nh, nh fields, then
-// field/record pairs.
-var journalScript = redis.NewScript(finishLua + guardLua + applyLua + `
-local b, d, aud, incseq, lease, h, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[1]
-local token, nh = ARGV[3], tonumber(ARGV[4])
-local refused = ''
-if nh > 0 then
-  if token ~= '' and redis.call('GET', lease) ~= token then
-    refused = 'lease_lost'
-  else
-    refused = guard(b, incseq, tonumber(ARGV[2])) or ''
-  end
-  if refused == '' and token ~= '' then
-    for i = 5, 4 + nh, 1000 do
-      redis.call('SADD', h, unpack(ARGV, i, math.min(i + 999, 4 + nh)))
-    end
-    redis.call('EXPIRE', h, 86400)
-  end
-end
-local fin = 0
-for i = 5 + nh, #ARGV, 2 do
-  local _, x = apply(b, d, ARGV[i], ARGV[i + 1])
-  fin = fin + x
-end
-if fin > 0 then
-  redis.call('HINCRBY', b, 'pending', -fin)
-  finish(b, aud, now)
-end
-return refused
-`)
-
-// settleScript settles, once the guard trips (a later update exists, or
-// the broadcast was cancelled), the deliveries a broadcast's dead runs left
-// in sending: unknown when handed to a provider, suppressed otherwise (a
-// delivery a live retry run is sending is left to it). The runs are the
-// broadcast's registered leases (members {id}|{name} of the
-// leases zset, lex-ordered) whose key is gone: a batch's deliveries are
-// those of its audience slice on any channel, a retry's those of the
-// recipient it names (its member is dropped once settled). also names one more lease
-// (a batch's lapsed lease that a sweeper has just unregistered). It
-// returns how many it settled. KEYS: b, d, aud, incseq, leases. ARGV: now,
-// seq, lp, hp, id, also, then the channels.
-var settleScript = redis.NewScript(finishLua + guardLua + `
-local b, d, aud, incseq, leases, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1]
-local lp, hp, id, also = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local why = guard(b, incseq, tonumber(ARGV[2]))
-if not why then return 0 end
-local fin = 0
-local members = redis.call('ZRANGEBYLEX', leases, '[' .. id .. '|', '[' .. id .. '|\255')
-if also ~= '' then members[#members + 1] = id .. '|' .. also end
-for _, m in ipairs(members) do
-  local name = string.sub(m, #id + 2)
-  if redis.call('EXISTS', lp .. name) == 0 then
-    local h = hp .. name
-    local start, stop = string.match(name, '^b:(%d+):(%d+)$')
-    local rids = {}
-    if start then
-      rids = redis.call('ZRANGE', aud, tonumber(start), tonumber(stop) - 1)
-    else
-      -- A retry's run may have begun its recipient's channel fallback too.
-      local rid = string.match(name, '^r:[^.]+%.(.+)$')
-      if rid then rids = {rid} end
-      redis.call('ZREM', leases, m)
-    end
-    for _, rid in ipairs(rids) do
-      for c = 7, #ARGV do
-        local f = ARGV[c] .. '.' .. rid
-        if not retryBusy(lp, f) then fin = fin + settle(b, d, f, h, why) end
-      end
-    end
-  end
-end
-if fin > 0 then
-  redis.call('HINCRBY', b, 'pending', -fin)
-  finish(b, aud, now)
-end
-return fin
-`)
-
-// audienceLua defines audience(): it stores into aud the intersection of the
-// union of the service sets with the union of the region sets, as a zset
-// with all scores 0 (so it is ordered by id and sliceable by rank), and
-// returns its size. KEYS from index first: the nsvc service sets, then the
-// nreg region sets (an empty side means every recipient: the all set).
-const audienceLua = `
-local function audience(aud, ts, tr, all, first, nsvc, nreg)
-  local svc, reg = all, all
-  if nsvc > 0 then
-    redis.call('SUNIONSTORE', ts, unpack(KEYS, first, first + nsvc - 1))
-    svc = ts
-  end
-  if nreg > 0 then
-    redis.call('SUNIONSTORE', tr, unpack(KEYS, first + nsvc, first + nsvc + nreg - 1))
-    reg = tr
-  end
-  local n
-  if svc == reg then
-    n = redis.call('ZUNIONSTORE', aud, 1, svc, 'WEIGHTS', 0)
-  else
-    n = redis.call('ZINTERSTORE', aud, 2, svc, reg, 'WEIGHTS', 0, 0)
-  end
-  redis.call('DEL', ts, tr)
-  return n
-end
-`
-
-// providerStatusScript applies a provider's later word on one delivery
-// (a delivery receipt): the same transition rules and counter moves as
-// recordScript, but it patches the record, keeping attempts, locale and SMS
-// fields, and the provider id and reason unless new ones are given. It
-// returns -1 when there is no such delivery, 0 when the change is refused
-// (late or repeated, or about another message than the one on record: the
-// stored provider id differs), 1 when applied. An unknown delivery (in
-// flight when its worker stopped) takes the provider's word too.
-// KEYS: b, d, aud. ARGV: now, field, new code, provider id, reason.
-var providerStatusScript = redis.NewScript(finishLua + `
-local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
-local f, new, pid, why = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local old = redis.call('HGET', d, f)
-if not old then return -1 end
-local oc = string.sub(old, 1, 1)
-if not (oc < '2' or (oc == '2' and (new == '3' or new == '4')) or (oc == '6' and new >= '2' and new <= '4')) then return 0 end
-local parts, pos = {}, 1
-for _ = 1, 6 do
-  local i = string.find(old, '|', pos, true)
-  if not i then return redis.error_reply('ERR tocsin: corrupt delivery record ' .. f) end
-  parts[#parts + 1] = string.sub(old, pos, i - 1)
-  pos = i + 1
-end
-parts[7] = string.sub(old, pos)
-if pid ~= '' and parts[5] ~= '' and parts[5] ~= pid then return 0 end
-if pid == '' then pid = parts[5] end
-if why == '' then why = parts[7] end
-redis.call('HSET', d, f, new .. '|' .. parts[2] .. '|' .. now .. '|' .. parts[4] .. '|' .. pid .. '|' .. parts[6] .. '|' .. why)
-local ch = string.match(f, '^[^.]+')
-redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1)
-redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. new, 1)
-if oc < '2' and new >= '2' then
-  redis.call('HINCRBY', b, 'pending', -1)
-  finish(b, aud, now)
-end
-return 1
-`)
-
-// requeueScript puts a failed delivery back to queued for a retry asked
-// for by an operator: counters and pending move back, and a done broadcast
-// is sending again. It returns the delivery's attempts, or -1 when there is
-// no such delivery, -2 when it has not failed.
-// KEYS: b, d. ARGV: field.
-var requeueScript = redis.NewScript(`
-local b, d, f = KEYS[1], KEYS[2], ARGV[1]
-local old = redis.call('HGET', d, f)
-if not old then return -1 end
-if string.sub(old, 1, 1) ~= '4' then return -2 end
-redis.call('HSET', d, f, '0' .. string.sub(old, 2))
-local ch = string.match(f, '^[^.]+')
-redis.call('HINCRBY', b, 'c:' .. ch .. ':4', -1)
-redis.call('HINCRBY', b, 'c:' .. ch .. ':0', 1)
-redis.call('HINCRBY', b, 'pending', 1)
-if redis.call('HGET', b, 'state') == 'done' then
-  redis.call('HSET', b, 'state', 'sending')
-  redis.call('HDEL', b, 'finished')
-end
-local a = string.match(old, '^%d|(%d+)|')
-return tonumber(a) or 0
-`)
-
-// snapshotScript stores a broadcast's audience once.
-// KEYS: b, aud, tmpSvc, tmpReg, all, then the index sets. ARGV: nsvc, nreg.
-var snapshotScript = redis.NewScript(audienceLua + `
-local b = KEYS[1]
-if redis.call('HGET', b, 'planned') then
-  return tonumber(redis.call('HGET', b, 'audience'))
-end
-local n = audience(KEYS[2], KEYS[3], KEYS[4], KEYS[5], 6, tonumber(ARGV[1]), tonumber(ARGV[2]))
-redis.call('HSET', b, 'planned', '1', 'audience', n, 'pending', n)
-return n
-`)
-
-// scanSnapshotScript stores an audience for a preview, expiring after
-// ARGV[3] seconds should the caller never delete it.
-// KEYS: aud, tmpSvc, tmpReg, all, then the index sets. ARGV: nsvc, nreg, ttl.
-var scanSnapshotScript = redis.NewScript(audienceLua + `
-local n = audience(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 5, tonumber(ARGV[1]), tonumber(ARGV[2]))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-return n
-`)
-
-// markSendingScript ends planning. KEYS: b, aud. ARGV: now.
-var markSendingScript = redis.NewScript(finishLua + `
-local b, aud, now = KEYS[1], KEYS[2], ARGV[1]
-if redis.call('HGET', b, 'state') == 'planning' then
-  redis.call('HSET', b, 'state', 'sending', 'started', now)
-  finish(b, aud, now)
-end
-return redis.call('HGET', b, 'state')
-`)
+// The delivery scripts (lua/*.lua; prelude.lua holds what they share:
+// the record format, the counter moves, the transition rule, the guard).
+var (
+	beginScript          = deliveryScript("begin")
+	claimScript          = deliveryScript("claim")
+	recordScript         = deliveryScript("record")
+	journalScript        = deliveryScript("journal")
+	settleScript         = deliveryScript("settle")
+	providerStatusScript = deliveryScript("provider_status")
+	requeueScript        = deliveryScript("requeue")
+	markSendingScript    = deliveryScript("mark_sending")
+	cancelScript         = script("cancel")
+	snapshotScript       = script("audience", "snapshot")
+	scanSnapshotScript   = script("audience", "scan_snapshot")
+)
 
 func (s *Store) nowMS() int64 {
 	if s.Clock != nil {
@@ -772,7 +402,7 @@ func (s *Store) InFlight(ctx context.Context, incidentID string, before int) (in
 	}
 	fields := make([]string, 0, len(dispatcher.Channels)+1)
 	for _, ch := range append(dispatcher.Channels, dispatcher.ChannelNone) {
-		fields = append(fields, "c:"+string(ch)+":1")
+		fields = append(fields, "c:"+string(ch)+":"+luaCode(dispatcher.StatusSending))
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, 0, before-1)
@@ -805,18 +435,6 @@ func (s *Store) Cancel(ctx context.Context, broadcastID string) (dispatcher.Broa
 	}
 	return dispatcher.BroadcastState(st), nil
 }
-
-// cancelScript cancels a broadcast that is not done, and returns its state
-// after the call (” when there is none).
-var cancelScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return '' end
-if st == 'planning' or st == 'sending' then
-  redis.call('HSET', KEYS[1], 'state', 'cancelled')
-  return 'cancelled'
-end
-return st
-`)
 
 // Record implements dispatcher.DeliveryStore.
 func (s *Store) Record(ctx context.Context, broadcastID string, outs []dispatcher.Outcome) error {

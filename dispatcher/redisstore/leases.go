@@ -26,50 +26,13 @@ func leaseKey(broadcastID, name string) string { return leasePrefix(broadcastID)
 
 func leaseMember(broadcastID, name string) string { return broadcastID + "|" + name }
 
-// acquireScript takes a lease unless another token holds it, and
-// registers it. KEYS: lease, leases. ARGV: token, ttl ms, member.
-var acquireScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], 0, ARGV[3])
-return 1
-`)
-
-// renewScript extends a lease still held. KEYS: lease. ARGV: token, ttl ms.
-var renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-`)
-
-// releaseScript gives a lease up if still held. A clean release (nothing
-// of the run is left in sending) also unregisters it and drops its handed
-// set; after a failed run both stay, so the sweeper takes the work over
-// and a later update settles what it left, as after a crash.
-// KEYS: lease, leases, h. ARGV: token, member, clean.
-var releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-if ARGV[3] == '1' then
-  redis.call('ZREM', KEYS[2], ARGV[2])
-  redis.call('DEL', KEYS[3])
-end
-return 1
-`)
-
-// lapsedScript unregisters the batch leases whose key is gone (the lease
-// lapsed) and returns their members: each to one caller only.
-// KEYS: leases, then one lease key per member. ARGV: the members.
-var lapsedScript = redis.NewScript(`
-local out = {}
-for i = 1, #ARGV do
-  if redis.call('EXISTS', KEYS[i + 1]) == 0 and redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
-    out[#out + 1] = ARGV[i]
-  end
-end
-return out
-`)
+// The lease scripts (lua/*.lua).
+var (
+	acquireScript = script("acquire_lease")
+	renewScript   = script("renew_lease")
+	releaseScript = script("release_lease")
+	lapsedScript  = script("lapsed")
+)
 
 // AcquireLease implements dispatcher.LeaseStore.
 func (s *Store) AcquireLease(ctx context.Context, broadcastID string, l dispatcher.Lease, ttl time.Duration) (bool, error) {

@@ -73,7 +73,7 @@ func (l *Limiter) now() time.Time {
 var jan2017 = time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // scriptArgs is args, then, with a Clock, its "now" in seconds since
-// jan2017, as the scripts read it (luaNow).
+// jan2017, as the scripts read it (clock in lua/gcra.lua).
 func (l *Limiter) scriptArgs(args ...any) []any {
 	if l.Clock != nil {
 		args = append(args, strconv.FormatFloat(l.Clock.Now().Sub(jan2017).Seconds(), 'f', -1, 64))
@@ -81,77 +81,8 @@ func (l *Limiter) scriptArgs(args ...any) []any {
 	return args
 }
 
-// luaNow, in a script that has set clock_arg to the index of its optional
-// last argument, sets now to that argument (seconds since 2017-01-01, the
-// Limiter's Clock) or else to Redis's TIME in the same unit, as redis_rate
-// reads it; and min_ttl to the least time a bucket key is kept: a day on
-// the Limiter's clock (see Limiter.Clock), else nothing.
-const luaNow = `
-local jan_1_2017 = 1483228800
-local now, min_ttl = tonumber(ARGV[clock_arg]), 0
-if now then
-  min_ttl = 86400
-else
-  local t = redis.call("TIME")
-  now = (t[1] - jan_1_2017) + (t[2] / 1000000)
-end
-`
-
-// gcraLua defines gcra(), redis_rate's AllowN step on one bucket (GCRA by
-// Pavel Pravosud, https://github.com/rwz/redis-gcra), with its arithmetic
-// and TAT format exactly: take cost tokens from key at rate per period with
-// burst, at now. It answers the retry_after (-1 when it took them) and the
-// reset_after, in seconds. Both scripts below share it, so a bucket may be
-// used by either.
-const gcraLua = `
-local function gcra(key, burst, rate, period, cost, now, min_ttl)
-  local emission_interval = period / rate
-  local increment = emission_interval * cost
-  local burst_offset = emission_interval * burst
-
-  local tat = redis.call("GET", key)
-  if not tat then
-    tat = now
-  else
-    tat = tonumber(tat)
-  end
-  tat = math.max(tat, now)
-
-  local new_tat = tat + increment
-  local allow_at = new_tat - burst_offset
-  local diff = now - allow_at
-
-  if diff < 0 then
-    return -diff, tat - now
-  end
-  local reset_after = new_tat - now
-  if reset_after > 0 then
-    redis.call("SET", key, new_tat, "EX", math.max(math.ceil(reset_after), min_ttl))
-  end
-  return -1, reset_after
-end
-`
-
-// takeScript is redis_rate's AllowN (v10.0.1, GCRA by Pavel Pravosud,
-// https://github.com/rwz/redis-gcra) with the time given or read (luaNow).
-// It keeps its arithmetic and TAT format exactly.
-//
-// KEYS[1] is the bucket; ARGV is burst, rate, period in seconds, cost and
-// maybe now. It answers {cost, "-1", reset_after} when it took cost
-// tokens, else {0, retry_after, reset_after}, the durations in seconds.
-var takeScript = redis.NewScript(gcraLua + `
-local burst = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local period = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local clock_arg = 5
-` + luaNow + `
-local retry_after, reset_after = gcra(KEYS[1], burst, rate, period, cost, now, min_ttl)
-if retry_after >= 0 then
-  return {0, tostring(retry_after), tostring(reset_after)}
-end
-return {cost, "-1", tostring(reset_after)}
-`)
+// takeScript is redis_rate's AllowN (lua/take.lua, lua/gcra.lua).
+var takeScript = script("gcra", "take")
 
 // seconds reads a duration in seconds the scripts answered with, as
 // redis_rate does.
@@ -302,35 +233,11 @@ func (l *Limiter) factor(ctx context.Context, key string) (float64, error) {
 	return 1, nil
 }
 
-// takeEachScript is takeScript with a cost of 1, looped over many keys, so
-// a batch's guard is one round trip. It keeps redis_rate's arithmetic and
-// TAT format exactly, so a bucket may be used by either; and it applies
-// each key's slow-down in the same round trip.
-//
-// KEYS[1..n] are the buckets, KEYS[n+1..2n] their slow-down keys; ARGV is
-// burst, rate, period in seconds and maybe now (luaNow). It answers 1
-// (took one) or 0 per bucket.
-// All keys are declared, but a batch's keys fall in many hash slots: like
-// the rest of the store, this targets one Redis (or Sentinel), not Cluster.
-var takeEachScript = redis.NewScript(gcraLua + `
-local n = #KEYS / 2
-local burst = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local period = tonumber(ARGV[3])
-local clock_arg = 4
-` + luaNow + `
-local out = {}
-for i = 1, n do
-  local p = period
-  local factor = tonumber(redis.call("GET", KEYS[n + i]) or "")
-  if factor and factor > 0 and factor < 1 then
-    p = period / factor
-  end
-  local retry_after = gcra(KEYS[i], burst, rate, p, 1, now, min_ttl)
-  out[i] = retry_after < 0 and 1 or 0
-end
-return out
-`)
+// takeEachScript is takeScript with a cost of 1, looped over many keys
+// (lua/take_each.lua). All keys are declared, but a batch's keys fall in
+// many hash slots: like the rest of the store, this targets one Redis (or
+// Sentinel), not Cluster.
+var takeEachScript = script("gcra", "take_each")
 
 // TakeEach runs takeEachScript once for every key: one EVALSHA (an EVAL
 // as well the first time a server sees the script). The burst is r.N.

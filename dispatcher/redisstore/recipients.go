@@ -13,117 +13,13 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-// The recipient scripts build the names of the index keys they touch from
-// the prefix in ARGV[1] instead of receiving them in KEYS: the old services
-// and regions are only known inside the script, once it has read the stored
-// recipient. Redis Cluster rejects such scripts (undeclared keys, possibly in
-// other slots); that is acceptable, the store targets one Redis or Sentinel.
-//
-// cjson differs between Redis and miniredis: a JSON null decodes to
-// cjson.null (Redis) or nil (miniredis), an invalid document raises (Redis)
-// or returns nil (miniredis), and an empty array is indistinguishable from an
-// empty object. labels() therefore accepts only tables and keeps only their
-// string items, and an absent, null or empty list all mean "every service"
-// or "every region" (the "*" index).
-const recipientIndexLua = `
-local prefix, id = ARGV[1], ARGV[2]
-
-local function labels(v)
-  local out = {}
-  if type(v) == 'table' then
-    for _, s in ipairs(v) do
-      if type(s) == 'string' then out[#out + 1] = s end
-    end
-  end
-  return out
-end
-
-local function index(cmd, kind, list)
-  if #list == 0 then
-    redis.call(cmd, prefix .. 'ix:' .. kind .. ':*', id)
-    return
-  end
-  for _, s in ipairs(list) do
-    redis.call(cmd, prefix .. 'ix:' .. kind .. ':' .. s, id)
-  end
-end
-
-local function decode(raw)
-  local ok, rec = pcall(cjson.decode, raw)
-  if ok and type(rec) == 'table' then return rec end
-  return nil
-end
-
--- unindex removes the service, region and phone index entries of rec, the
--- decoded stored record.
-local function unindex(rec)
-  index('SREM', 'svc', labels(rec.services))
-  index('SREM', 'reg', labels(rec.regions))
-  if type(rec.phone) == 'string' and rec.phone ~= '' then
-    redis.call('SREM', prefix .. 'ix:phone:' .. rec.phone, id)
-  end
-end
-`
-
-// putRecipientScript upserts one recipient and moves its index entries.
-//
-//	KEYS[1] r:{id}  KEYS[2] ix:all
-//	ARGV[1] key prefix  ARGV[2] id  ARGV[3] recipient JSON  ARGV[4] phone ("" for none)
-//	ARGV[5] number of services n  ARGV[6..5+n] services  ARGV[6+n..] regions
-//
-// The phone index ix:phone:{e164} finds the recipients behind an inbound SMS.
-//
-// Opt-outs are the recipient's own choice, not the operator's: the stored
-// opt_out list survives every put (the new JSON never carries one).
-//
-// A stored record that is not valid JSON is not overwritten (its index
-// entries are unknown): the script fails and the recipient must be deleted
-// first.
-var putRecipientScript = redis.NewScript(recipientIndexLua + `
-local raw = ARGV[3]
-local old = redis.call('GET', KEYS[1])
-if old then
-  local rec = decode(old)
-  if not rec then
-    return redis.error_reply('ERR tocsin: stored recipient ' .. id .. ' is not valid JSON; delete it first')
-  end
-  unindex(rec)
-  local optout = labels(rec.opt_out)
-  if #optout > 0 then
-    raw = string.sub(raw, 1, -2) .. ',"opt_out":' .. cjson.encode(optout) .. '}'
-  end
-end
-redis.call('SET', KEYS[1], raw)
-redis.call('SADD', KEYS[2], id)
-if ARGV[4] ~= '' then
-  redis.call('SADD', prefix .. 'ix:phone:' .. ARGV[4], id)
-end
-local n = tonumber(ARGV[5])
-local svcs, regs = {}, {}
-for i = 6, 5 + n do svcs[#svcs + 1] = ARGV[i] end
-for i = 6 + n, #ARGV do regs[#regs + 1] = ARGV[i] end
-index('SADD', 'svc', svcs)
-index('SADD', 'reg', regs)
-return 1
-`)
-
-// deleteRecipientScript erases one recipient, its index entries, its
-// outbox list and its webhook endpoints; it returns 0 when there is no
-// such recipient (and erases nothing). An undecodable record is deleted
-// anyway (leaving its service, region and phone entries behind, which
-// point at nothing).
-//
-//	KEYS[1] r:{id}  KEYS[2] ix:all  KEYS[3] outbox:r:{id}  KEYS[4] wh:{id}
-//	ARGV[1] key prefix  ARGV[2] id
-var deleteRecipientScript = redis.NewScript(recipientIndexLua + `
-local old = redis.call('GET', KEYS[1])
-if not old then return 0 end
-local rec = decode(old)
-if rec then unindex(rec) end
-redis.call('SREM', KEYS[2], id)
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
-return 1
-`)
+// The recipient scripts (lua/put_recipient.lua, lua/delete_recipient.lua)
+// share lua/recipient.lua, which says why they build index key names
+// themselves and how they read JSON on Redis and on miniredis alike.
+var (
+	putRecipientScript    = script("recipient", "put_recipient")
+	deleteRecipientScript = script("recipient", "delete_recipient")
+)
 
 func recipientKey(id string) string { return key("r", id) }
 

@@ -3,7 +3,8 @@
 // audience snapshots, delivery statuses and their counters, and the outbox.
 // It implements the dispatcher's store interfaces with go-redis, and works
 // against Redis 7 and against the embedded miniredis of the zero-config
-// default.
+// default. What changes several keys at once is a Lua script in lua/*.lua
+// (lua.go); the delivery scripts share lua/prelude.lua.
 //
 // Key layout (prefix "tocsin:"):
 //

@@ -1,0 +1,132 @@
+-- prelude.lua: what every delivery script shares; lua.go prepends it to
+-- each of them, after a header it generates from the Go side:
+--
+--   CODE   status name -> its one-character code (statusCodes in deliveries.go)
+--   FINAL  code -> true when the status is final (DeliveryStatus.Final)
+--   MOVE   old code ('' for a delivery not stored yet) -> new code -> true
+--          when an outcome may move a delivery so (dispatcher.CanMove)
+--
+-- A delivery record (field {channel}.{recipient} of b:{id}:d) is
+--
+--   {code}|{attempts}|{updated unix ms}|{locale}|{provider id}|{sms}|{reason}
+--
+-- encodeRecord (deliveries.go) writes it whole; the helpers below patch it.
+-- b:{id} counts the deliveries of each channel in each status in fields
+-- c:{channel}:{code}; only move() touches them.
+
+-- field returns the position in record v where its nth field starts. It
+-- raises on a record of fewer fields.
+local function field(v, n)
+  local pos = 1
+  for _ = 2, n do pos = string.find(v, '|', pos, true) + 1 end
+  return pos
+end
+
+-- recode returns record v in status code with reason why, all else kept.
+local function recode(v, code, why)
+  return code .. string.sub(v, 2, field(v, 7) - 1) .. why
+end
+
+-- withCode returns record v in status code, all else kept.
+local function withCode(v, code)
+  return code .. string.sub(v, 2)
+end
+
+-- split returns the seven fields of record v, or nil when it is corrupt.
+local function split(v)
+  local parts, pos = {}, 1
+  for _ = 1, 6 do
+    local i = string.find(v, '|', pos, true)
+    if not i then return nil end
+    parts[#parts + 1] = string.sub(v, pos, i - 1)
+    pos = i + 1
+  end
+  parts[7] = string.sub(v, pos)
+  return parts
+end
+
+local function suppressed(v, why) return recode(v, CODE.suppressed, why) end
+local function unknown(v, why) return recode(v, CODE.unknown, why) end
+
+-- canMove is dispatcher.CanMove on codes (oc nil: no delivery yet).
+local function canMove(oc, new)
+  local to = MOVE[oc or '']
+  return to ~= nil and to[new] == true
+end
+
+-- move stores record v (its first character is its status code) as
+-- delivery f of b's deliveries d, whose code was oc (nil when new), and
+-- moves the channel's counters. It returns what the broadcast's pending
+-- count loses: 1 when the delivery became final, -1 when it stopped being
+-- final, else 0.
+local function move(b, d, f, oc, v)
+  local new = string.sub(v, 1, 1)
+  redis.call('HSET', d, f, v)
+  local ch = string.match(f, '^[^.]+')
+  if oc then redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1) end
+  redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. new, 1)
+  local was = oc ~= nil and FINAL[oc] == true
+  local is = FINAL[new] == true
+  if is and not was then return 1 end
+  if was and not is then return -1 end
+  return 0
+end
+
+-- apply applies one outcome, record v, to delivery f when canMove lets
+-- it. It returns applied (0 or 1) and what pending loses (see move).
+local function apply(b, d, f, v)
+  local old = redis.call('HGET', d, f)
+  local oc = old and string.sub(old, 1, 1) or nil
+  if not canMove(oc, string.sub(v, 1, 1)) then return 0, 0 end
+  return 1, move(b, d, f, oc, v)
+end
+
+-- finish ends a sending broadcast whose pending count reached zero.
+local function finish(b, aud, now)
+  if tonumber(redis.call('HGET', b, 'pending')) <= 0 and redis.call('HGET', b, 'state') == 'sending' then
+    redis.call('HSET', b, 'state', 'done', 'finished', now)
+    redis.call('DEL', aud)
+  end
+end
+
+-- settled takes fin deliveries off b's pending count (see move), and
+-- finishes b when none is left.
+local function settled(b, aud, now, fin)
+  if fin ~= 0 then
+    redis.call('HINCRBY', b, 'pending', -fin)
+    finish(b, aud, now)
+  end
+end
+
+-- guard decides whether deliveries of a broadcast may still start: not
+-- once it is cancelled, nor once a later update of its incident exists
+-- (latest state wins). It returns why not, or nil. incseq is the
+-- incident's inc:{id}:seq; seq is the broadcast's update.
+local function guard(b, incseq, seq)
+  if redis.call('HGET', b, 'state') == 'cancelled' then return 'cancelled' end
+  if seq > 0 and tonumber(redis.call('GET', incseq) or '0') > seq then return 'superseded' end
+  return nil
+end
+
+-- A run holds a lease (b:{id}:lease:{name}); the deliveries it hands to a
+-- provider are added to b:{id}:h:{name} first. Runs of one lease name take
+-- turns (a new one only once the last one's lease lapsed), so a delivery
+-- still in sending under a lease nobody holds was left by a dead run, and
+-- the set says whether it may have gone out.
+
+-- retryBusy tells whether a live retry run is sending delivery f (lp is
+-- the prefix of the broadcast's lease keys).
+local function retryBusy(lp, f)
+  return redis.call('EXISTS', lp .. 'r:' .. f) == 1
+end
+
+-- settle settles delivery f, left in sending by a dead run, once the guard
+-- tripped (why): unknown when it is in the run's handed set h ('' for
+-- none), suppressed otherwise. It returns 1 when it settled it, else 0.
+local function settle(b, d, f, h, why)
+  local old = redis.call('HGET', d, f)
+  if not old or string.sub(old, 1, 1) ~= CODE.sending then return 0 end
+  local v = suppressed(old, why)
+  if h ~= '' and redis.call('SISMEMBER', h, f) == 1 then v = unknown(old, why) end
+  return move(b, d, f, CODE.sending, v)
+end

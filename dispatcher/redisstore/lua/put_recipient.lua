@@ -1,0 +1,39 @@
+-- put_recipient upserts one recipient and moves its index entries.
+--
+--   KEYS[1] r:{id}  KEYS[2] ix:all
+--   ARGV[1] key prefix  ARGV[2] id  ARGV[3] recipient JSON  ARGV[4] phone ('' for none)
+--   ARGV[5] number of services n  ARGV[6..5+n] services  ARGV[6+n..] regions
+--
+-- The phone index ix:phone:{e164} finds the recipients behind an inbound SMS.
+--
+-- Opt-outs are the recipient's own choice, not the operator's: the stored
+-- opt_out list survives every put (the new JSON never carries one).
+--
+-- A stored record that is not valid JSON is not overwritten (its index
+-- entries are unknown): the script fails and the recipient must be deleted
+-- first.
+local raw = ARGV[3]
+local old = redis.call('GET', KEYS[1])
+if old then
+  local rec = decode(old)
+  if not rec then
+    return redis.error_reply('ERR tocsin: stored recipient ' .. id .. ' is not valid JSON; delete it first')
+  end
+  unindex(rec)
+  local optout = labels(rec.opt_out)
+  if #optout > 0 then
+    raw = string.sub(raw, 1, -2) .. ',"opt_out":' .. cjson.encode(optout) .. '}'
+  end
+end
+redis.call('SET', KEYS[1], raw)
+redis.call('SADD', KEYS[2], id)
+if ARGV[4] ~= '' then
+  redis.call('SADD', prefix .. 'ix:phone:' .. ARGV[4], id)
+end
+local n = tonumber(ARGV[5])
+local svcs, regs = {}, {}
+for i = 6, 5 + n do svcs[#svcs + 1] = ARGV[i] end
+for i = 6 + n, #ARGV do regs[#regs + 1] = ARGV[i] end
+index('SADD', 'svc', svcs)
+index('SADD', 'reg', regs)
+return 1

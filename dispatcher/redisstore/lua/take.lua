@@ -1,0 +1,15 @@
+-- take is redis_rate's AllowN (see gcra.lua) with the time given or read
+-- (clock). KEYS[1] is the bucket; ARGV is burst, rate, period in seconds,
+-- cost and maybe now. It answers {cost, "-1", reset_after} when it took
+-- cost tokens, else {0, retry_after, reset_after}, the durations in
+-- seconds.
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local now, min_ttl = clock(5)
+local retry_after, reset_after = gcra(KEYS[1], burst, rate, period, cost, now, min_ttl)
+if retry_after >= 0 then
+  return {0, tostring(retry_after), tostring(reset_after)}
+end
+return {cost, "-1", tostring(reset_after)}

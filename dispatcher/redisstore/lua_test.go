@@ -1,0 +1,125 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// TestTransitionsLuaAgreeWithGo runs every (old, new) status pair through
+// the three scripts that apply outcomes (Record, Journal and, for final
+// statuses, ApplyProviderStatus) and checks that each applies exactly the
+// moves dispatcher.CanMove allows, moving the counters and pending with
+// them. old "" is a delivery not stored yet.
+func TestTransitionsLuaAgreeWithGo(t *testing.T) {
+	t.Parallel()
+	olds := append([]dispatcher.DeliveryStatus{""}, dispatcher.DeliveryStatuses...)
+	type path struct {
+		name  string
+		final bool // only final new statuses
+		apply func(ctx context.Context, s *Store, bid, rid string, to dispatcher.DeliveryStatus) error
+	}
+	paths := []path{
+		{"Record", false, func(ctx context.Context, s *Store, bid, rid string, to dispatcher.DeliveryStatus) error {
+			return s.Record(ctx, bid, []dispatcher.Outcome{{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: to, Reason: "moved"}})
+		}},
+		{"Journal", false, func(ctx context.Context, s *Store, bid, rid string, to dispatcher.DeliveryStatus) error {
+			_, err := s.Journal(ctx, bid, dispatcher.Guard{}, nil, []dispatcher.Outcome{{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: to, Reason: "moved"}})
+			return err
+		}},
+		{"ApplyProviderStatus", true, func(ctx context.Context, s *Store, bid, rid string, to dispatcher.DeliveryStatus) error {
+			_, err := s.ApplyProviderStatus(ctx, dispatcher.DeliveryID(bid, dispatcher.ChannelSMS, rid), to, "", "moved")
+			return err
+		}},
+	}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		for _, p := range paths {
+			b := saveBroadcast(t, s, "inc_"+strings.ToLower(p.name), nil, nil)
+			const pending = 1000
+			if err := rdb.HSet(ctx, key("b", b.ID), "state", "sending", "pending", pending).Err(); err != nil {
+				t.Fatal(err)
+			}
+			want := map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{dispatcher.ChannelSMS: {}}
+			wantPending := pending
+			for _, old := range olds {
+				for _, to := range dispatcher.DeliveryStatuses {
+					if p.final && (old == "" || !to.Final()) {
+						continue // ApplyProviderStatus takes final words on stored deliveries
+					}
+					rid := fmt.Sprintf("r.%s.%s", old, to)
+					if old != "" {
+						v := encodeRecord(nil, 1, record{status: old, reason: "before"})
+						if err := rdb.HSet(ctx, key("b", b.ID, "d"), deliveryField(dispatcher.ChannelSMS, rid), v).Err(); err != nil {
+							t.Fatal(err)
+						}
+						if err := rdb.HIncrBy(ctx, key("b", b.ID), "c:sms:"+luaCode(old), 1).Err(); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := p.apply(ctx, s, b.ID, rid, to); err != nil {
+						t.Fatalf("%s %s -> %s: %v", p.name, old, to, err)
+					}
+					moves := dispatcher.CanMove(old, to)
+					st, reason := old, "before"
+					if moves {
+						st, reason = to, "moved"
+						if !old.Final() && to.Final() {
+							wantPending--
+						}
+					}
+					if st != "" {
+						want[dispatcher.ChannelSMS][st]++
+					}
+					d, err := s.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, rid))
+					switch {
+					case st == "" && err == nil:
+						t.Errorf("%s %s -> %s: a delivery in %s appeared, CanMove says %v", p.name, old, to, d.Status, moves)
+					case st != "" && err != nil:
+						t.Errorf("%s %s -> %s: %v", p.name, old, to, err)
+					case st != "" && (d.Status != st || d.Reason != reason):
+						t.Errorf("%s %s -> %s: the delivery is %s (%q), CanMove says %v", p.name, old, to, d.Status, d.Reason, moves)
+					}
+				}
+			}
+			got := mustBroadcast(t, s, b.ID)
+			if countsString(got.Counts) != countsString(want) {
+				t.Errorf("%s: counts %s\nwant   %s", p.name, countsString(got.Counts), countsString(want))
+			}
+			if got.Pending != wantPending {
+				t.Errorf("%s: pending %d, want %d", p.name, got.Pending, wantPending)
+			}
+		}
+	})
+}
+
+// TestLuaHeader: the generated tables name every status once, with the
+// Go code, and list only the moves CanMove allows.
+func TestLuaHeader(t *testing.T) {
+	t.Parallel()
+	for _, st := range dispatcher.DeliveryStatuses {
+		if want := string(st) + " = '" + string(statusCodes[st]) + "'"; !strings.Contains(luaHeader, want) {
+			t.Errorf("the header lacks %s:\n%s", want, luaHeader)
+		}
+	}
+	if n := strings.Count(luaHeader, "= true"); n != 5+countMoves() {
+		t.Errorf("the header has %d true entries, want %d (5 final statuses and every allowed move):\n%s", n, 5+countMoves(), luaHeader)
+	}
+}
+
+func countMoves() int {
+	n := 0
+	for _, old := range append([]dispatcher.DeliveryStatus{""}, dispatcher.DeliveryStatuses...) {
+		for _, to := range dispatcher.DeliveryStatuses {
+			if dispatcher.CanMove(old, to) {
+				n++
+			}
+		}
+	}
+	return n
+}

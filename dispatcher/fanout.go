@@ -233,24 +233,6 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 	return nil
 }
 
-// ReasonSuperseded marks deliveries not sent because a later update of the
-// same incident exists: a recipient never reads an older state after a newer.
-const ReasonSuperseded = "superseded"
-
-// ReasonCancelled marks deliveries not sent because an operator cancelled
-// the broadcast.
-const ReasonCancelled = "cancelled"
-
-// Reasons of the scheduling rules.
-const (
-	// ReasonQuietHours marks a minor update held until the recipient's
-	// quiet hours end (the delivery stays queued).
-	ReasonQuietHours = "quiet_hours"
-	// ReasonFlap marks a resolution not sent to a recipient who never heard
-	// of an incident that was over within the flap window.
-	ReasonFlap = "flap"
-)
-
 // QuietHours is a daily window of local time, such as 22:00-07:00.
 type QuietHours struct {
 	Start, End time.Duration // since local midnight; Start > End wraps midnight
@@ -294,73 +276,39 @@ func (f *Fanout) now() time.Time {
 	return SystemClock.Now()
 }
 
-// quietFor returns how long r's delivery of a minor update must wait for
-// the end of its quiet hours (0: send now). Major and critical never wait.
-func (f *Fanout) quietFor(bc *broadcastContext, r *Recipient, now time.Time) time.Duration {
-	if f.QuietHours == nil || bc.inc.Severity != SeverityMinor {
-		return 0
+// decideContext is what Decide needs of a broadcast of update up of inc
+// restricted to channels (empty: all).
+func (f *Fanout) decideContext(inc *Incident, up *Update, channels []Channel) *DecideContext {
+	return &DecideContext{
+		Channels:   channels,
+		Serves:     func(ch Channel) bool { return f.Senders[ch] != nil },
+		Severity:   inc.Severity,
+		QuietHours: f.QuietHours,
+		Flap:       f.FlapWindow > 0 && up.State == StateResolved && up.CreatedAt.Sub(inc.CreatedAt) <= f.FlapWindow,
+		Guarded:    f.Limiter != nil && !f.PerRecipient.IsZero() && !(inc.Severity == SeverityCritical && up.State == StateResolved),
 	}
-	loc := time.UTC
-	if r.Timezone != "" {
-		if l, err := time.LoadLocation(r.Timezone); err == nil {
-			loc = l
-		}
-	}
-	return f.QuietHours.Until(now, loc)
 }
 
-// ReasonRateLimited marks a delivery the per-recipient guard held back.
-const ReasonRateLimited = "rate_limited"
-
-// guardRecipients takes one token per delivery about to be sent from its
-// recipient's bucket for the channel (one round trip for the batch) and
-// suppresses those over the limit.
-func (f *Fanout) guardRecipients(ctx context.Context, bc *broadcastContext, begins []Begin, msgs []*Message) error {
-	if f.Limiter == nil || f.PerRecipient.IsZero() || (bc.inc.Severity == SeverityCritical && bc.up.State == StateResolved) {
-		return nil
-	}
-	var keys []string
-	var at []int
-	for i, m := range msgs {
-		if m != nil {
-			keys, at = append(keys, RecipientKey(m.Channel, m.Recipient.ID)), append(at, i)
-		}
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	ok, err := f.Limiter.TakeEach(ctx, keys, f.PerRecipient)
-	if err != nil {
-		return err
-	}
-	for j, i := range at {
-		if !ok[j] {
-			begins[i].Status, begins[i].Reason = StatusSuppressed, ReasonRateLimited
-			msgs[i] = nil
-		}
-	}
-	return nil
-}
-
-// flapTold returns, for a resolution within FlapWindow of the incident's
-// opening, who of ids had been told of the incident before (nil when no
-// flap rule applies: everyone is told).
-func (f *Fanout) flapTold(ctx context.Context, bc *broadcastContext, ids []string) ([]bool, error) {
-	if f.FlapWindow <= 0 || bc.up.State != StateResolved || bc.up.CreatedAt.Sub(bc.inc.CreatedAt) > f.FlapWindow {
+// told reads, when the flap rule applies (dc.Flap), who of ids had been
+// told of the incident before; nil otherwise.
+func (f *Fanout) told(ctx context.Context, dc *DecideContext, inc *Incident, up *Update, ids []string) ([]bool, error) {
+	if !dc.Flap {
 		return nil, nil
 	}
-	return f.Deliveries.Told(ctx, bc.inc.ID, bc.up.Seq, ids)
+	return f.Deliveries.Told(ctx, inc.ID, up.Seq, ids)
 }
 
-// chooseChannel is the channel a recipient gets an update on: the first in
-// its preference order that it is reachable on, that the broadcast allows
-// and that has a sender; ChannelNone when there is none.
-func (f *Fanout) chooseChannel(r *Recipient, allowed []Channel) Channel {
-	ch := r.ChooseChannel(allowed)
-	if ch != ChannelNone && f.Senders[ch] == nil {
-		return ChannelNone
+// takeTokens takes the per-recipient guard's token of each message at
+// idx (one round trip for the batch) and reports which got theirs.
+func (f *Fanout) takeTokens(ctx context.Context, msgs []*Message, idx []int) ([]bool, error) {
+	if len(idx) == 0 {
+		return nil, nil
 	}
-	return ch
+	keys := make([]string, len(idx))
+	for j, i := range idx {
+		keys[j] = RecipientKey(msgs[i].Channel, msgs[i].Recipient.ID)
+	}
+	return f.Limiter.TakeEach(ctx, keys, f.PerRecipient)
 }
 
 func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Rendered, error) {
@@ -538,44 +486,50 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err != nil {
 		return err
 	}
-	told, err := f.flapTold(ctx, bc, ids)
+	dc := f.decideContext(bc.inc, bc.up, bc.b.Channels)
+	told, err := f.told(ctx, dc, bc.inc, bc.up, ids)
 	if err != nil {
 		return err
 	}
 	now := f.now()
 	var deferred []retry
+	var guarded []int // deliveries that need a token of the per-recipient guard
 	begins := make([]Begin, len(ids))
 	msgs := make([]*Message, len(ids))
 	rendered := make(map[renderKey]Rendered)
 	byID := make(map[string]*Recipient, len(rs))
 	for i, r := range rs {
-		if r == nil {
-			begins[i] = Begin{RecipientID: ids[i], Channel: ChannelNone, Status: StatusSuppressed, Reason: "recipient_deleted"}
+		d := Decide(r, dc, Facts{Told: told != nil && told[i]}, now)
+		if d.Status == StatusSuppressed {
+			begins[i] = Begin{RecipientID: ids[i], Channel: d.Channel, Status: StatusSuppressed, Reason: string(d.Reason)}
 			continue
 		}
 		byID[r.ID] = r
-		ch := f.chooseChannel(r, bc.b.Channels)
-		if ch == ChannelNone {
-			begins[i] = Begin{RecipientID: r.ID, Channel: ChannelNone, Status: StatusSuppressed, Reason: "no_channel"}
-			continue
-		}
-		if told != nil && !told[i] {
-			begins[i] = Begin{RecipientID: r.ID, Channel: ch, Status: StatusSuppressed, Reason: ReasonFlap}
-			continue
-		}
-		begins[i], msgs[i], err = f.prepare(bc, r, ch, rendered)
+		begins[i], msgs[i], err = f.prepare(bc, r, d.Channel, rendered)
 		if err != nil {
 			return err
 		}
-		if wait := f.quietFor(bc, r, now); wait > 0 {
-			// Held until the recipient's quiet hours end: queued, not sent.
-			begins[i].Status, begins[i].Reason = StatusQueued, ReasonQuietHours
-			deferred = append(deferred, retry{msgs[i].DeliveryID, wait})
+		switch {
+		case d.Status == StatusQueued:
+			// Held (quiet hours): queued, not sent, until the delay is over.
+			begins[i].Status, begins[i].Reason = StatusQueued, string(d.Reason)
+			deferred = append(deferred, retry{msgs[i].DeliveryID, d.Delay})
 			msgs[i] = nil
+		case d.TakeToken:
+			guarded = append(guarded, i)
 		}
 	}
-	if err := f.guardRecipients(ctx, bc, begins, msgs); err != nil {
+	got, err := f.takeTokens(ctx, msgs, guarded)
+	if err != nil {
 		return err
+	}
+	for j, i := range guarded {
+		if got[j] {
+			continue
+		}
+		d := Decide(rs[i], dc, Facts{Told: true, OverLimit: true}, now)
+		begins[i].Status, begins[i].Reason = d.Status, string(d.Reason)
+		msgs[i] = nil
 	}
 	retries, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered, nil)
 	if err != nil {
@@ -675,7 +629,7 @@ func (f *Fanout) fallbacks(ctx context.Context, bc *broadcastContext, outs []Out
 			continue
 		}
 		r := byID[o.RecipientID]
-		next := f.nextChannel(r, o.Channel, bc.b.Channels)
+		next := f.fallback(bc, r, o.Channel)
 		if next == ChannelNone {
 			continue
 		}
@@ -709,26 +663,17 @@ func (f *Fanout) prepare(bc *broadcastContext, r *Recipient, ch Channel, rendere
 	return bg, f.message(bc, r, ch, text, 1), nil
 }
 
-// nextChannel is the channel after failed in r's preference order that r
-// can be reached on (and the broadcast allows and has a sender for).
-func (f *Fanout) nextChannel(r *Recipient, failed Channel, allowed []Channel) Channel {
+// fallback is the channel r gets the update on after failed failed for
+// good (Decide, StageFallback); ChannelNone when there is none.
+func (f *Fanout) fallback(bc *broadcastContext, r *Recipient, failed Channel) Channel {
 	if r == nil {
 		return ChannelNone
 	}
-	prefs := r.Channels
-	if len(prefs) == 0 {
-		prefs = Channels
-	}
-	i := slices.Index(prefs, failed)
-	if i < 0 {
+	d := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels), Facts{Stage: StageFallback, Channel: failed}, time.Time{})
+	if !d.Send() {
 		return ChannelNone
 	}
-	rest := *r
-	rest.Channels = prefs[i+1:]
-	if len(rest.Channels) == 0 {
-		return ChannelNone
-	}
-	return f.chooseChannel(&rest, allowed)
+	return d.Channel
 }
 
 // waitEarlier waits until no delivery of an earlier update of the incident
@@ -772,7 +717,7 @@ func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
 			return ctx.Err()
 		case <-deadline.C:
 			// asynq retries the batch: still nothing of this update has gone out.
-			return Transient("in_flight", time.Second, fmt.Errorf("%d deliveries of earlier updates of %s are still in flight", n, bc.inc.ID))
+			return Waiting(ReasonInFlight, time.Second, fmt.Errorf("%d deliveries of earlier updates of %s are still in flight", n, bc.inc.ID))
 		case <-poll.C:
 		}
 	}
@@ -813,7 +758,7 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 		}
 	}()
 	j := f.newJournal(ctx, bc.b.ID, guard)
-	c := &collector{ctx: ctx, f: f, j: j, allowed: bc.b.Channels, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
+	c := &collector{ctx: ctx, f: f, j: j, bc: bc, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
 	var wg sync.WaitGroup
 	for ch, ms := range byChannel {
 		wg.Go(func() { c.send(sctx, f.Senders[ch], ms) })
@@ -821,7 +766,7 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 	wg.Wait()
 	err = j.close()
 	if err == nil && c.left > 0 {
-		err = Transient("left", time.Second, fmt.Errorf("%d deliveries of %s left for another run", c.left, bc.b.ID))
+		err = Transient(string(ReasonLeft), time.Second, fmt.Errorf("%d deliveries of %s left for another run", c.left, bc.b.ID))
 	}
 	if err != nil {
 		return nil, nil, nil, err
@@ -842,11 +787,11 @@ func (f *Fanout) recordNow(ctx context.Context, broadcastID string, outs []Outco
 
 // collector turns the results of one sendAll into outcomes, as each comes.
 type collector struct {
-	ctx     context.Context
-	f       *Fanout
-	j       *journal
-	allowed []Channel   // the broadcast's channels (empty: all)
-	lost    func() bool // the run lost its lease
+	ctx  context.Context
+	f    *Fanout
+	j    *journal
+	bc   *broadcastContext
+	lost func() bool // the run lost its lease
 
 	mu      sync.Mutex
 	outs    []Outcome
@@ -911,7 +856,7 @@ func (c *collector) take(m *Message, res Result, wait bool) {
 	if ok && o.Status == StatusQueued && c.lost() {
 		ok = false // cut off because another run has the batch: it is theirs
 	}
-	hold := ok && o.Status == StatusFailed && c.f.nextChannel(m.Recipient, m.Channel, c.allowed) != ChannelNone
+	hold := ok && o.Status == StatusFailed && c.f.fallback(c.bc, m.Recipient, m.Channel) != ChannelNone
 	if ok {
 		// What the provider said of the address comes first: once the
 		// outcome is on record the broadcast may be done, and whoever
@@ -1010,7 +955,7 @@ func (f *Fanout) outcome(m *Message, res Result) (o Outcome, delay time.Duration
 		case ReasonSuperseded, ReasonCancelled:
 			// A later update exists, or the broadcast was cancelled, since
 			// the batch began: not sent, and never will be.
-			o.Status, o.Reason, o.Attempts = StatusSuppressed, why, m.Attempt-1
+			o.Status, o.Reason, o.Attempts = StatusSuppressed, string(why), m.Attempt-1
 			return o, 0, true
 		}
 		return o, 0, false
@@ -1061,12 +1006,6 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if err != nil {
 		return err
 	}
-	fail := func(st DeliveryStatus, why string) error {
-		if f.Metrics != nil {
-			f.Metrics.Statuses(ch, st, 1)
-		}
-		return f.Deliveries.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: st, Reason: why, Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding}})
-	}
 	rs, err := f.loadRecipients(ctx, []string{rid}, bc.b.Channels, bc.up)
 	if err != nil {
 		return err
@@ -1075,19 +1014,22 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	// A delivery already failed is here because the run that failed it
 	// died before its channel fallback went out: only that is left to do.
 	again := d.Status == StatusFailed
-	switch {
-	case r == nil && again:
+	if again && r == nil {
 		return nil
-	case r == nil:
-		return fail(StatusSuppressed, "recipient_deleted")
-	case again:
-	case slices.Contains(r.OptOut, ch):
-		return fail(StatusSuppressed, "opted_out")
-	case !r.Reachable(ch) || f.Senders[ch] == nil:
-		return fail(StatusSuppressed, "no_channel")
 	}
-	if wait := f.quietFor(bc, r, f.now()); wait > 0 && !again {
-		return &SendError{Code: ReasonQuietHours, RetryAfter: wait, Err: errors.New("still quiet hours for the recipient")}
+	if !again {
+		switch dec := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels), Facts{Stage: StageRetry, Channel: ch}, f.now()); dec.Status {
+		case StatusSuppressed:
+			if f.Metrics != nil {
+				f.Metrics.Statuses(ch, StatusSuppressed, 1)
+			}
+			return f.Deliveries.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: StatusSuppressed, Reason: string(dec.Reason),
+				Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding}})
+		case StatusQueued:
+			// Held: the queue runs this attempt again after the delay,
+			// and a wait is not an attempt (see IsWait).
+			return Waiting(dec.Reason, dec.Delay, errors.New("still quiet hours for the recipient"))
+		}
 	}
 	// Claim it (queued -> sending) through the guard: a cancelled broadcast
 	// or a later update suppresses it instead, atomically. The claim names
@@ -1100,7 +1042,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 			return lerr
 		}
 		if !ok {
-			return Transient("busy", f.leaseTTL(), fmt.Errorf("delivery %s is being sent by another run", deliveryID))
+			return Waiting(ReasonBusy, f.leaseTTL(), fmt.Errorf("delivery %s is being sent by another run", deliveryID))
 		}
 		var stop func()
 		ctx, stop = f.holdLease(ctx, bid, l)
@@ -1130,7 +1072,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 			return nil
 		}
 		if len(retries) > 0 {
-			return &SendError{Code: "retry", Err: errors.New(outs[0].Reason), RetryAfter: retries[0].delay}
+			return &SendError{Code: string(ReasonRetry), Err: errors.New(outs[0].Reason), RetryAfter: retries[0].delay}
 		}
 	}
 	// Failed for good on this retry: the next channel gets the update.

@@ -186,7 +186,7 @@ const (
 
 // CodeRateLimiter is the SendError code of messages not sent because the
 // limiter failed (Redis unreachable): transient, retried.
-const CodeRateLimiter = "rate_limiter"
+const CodeRateLimiter = string(ReasonRateLimiter)
 
 // RateLimited is a Sender that sends no faster than Rate (with KeyFunc, than
 // each bucket's rate), a limit shared by every process through Limiter.

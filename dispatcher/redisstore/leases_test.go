@@ -119,7 +119,7 @@ func TestLeaseJournalResume(t *testing.T) {
 			t.Fatal("a second run took a live lease")
 		}
 		g2 := dispatcher.Guard{IncidentID: "inc_lj", Seq: 1, Lease: &other}
-		if refused, _ := s.Journal(ctx, b.ID, g2, []dispatcher.DeliveryRef{smsRef("c")}, nil); refused != dispatcher.ReasonLeaseLost {
+		if refused, _ := s.Journal(ctx, b.ID, g2, []dispatcher.DeliveryRef{smsRef("c")}, nil); refused != string(dispatcher.ReasonLeaseLost) {
 			t.Errorf("Journal without the lease = %q, want lease_lost", refused)
 		}
 		if lapsed, err := s.LapsedBatches(ctx); err != nil || len(lapsed) != 0 {
@@ -200,7 +200,7 @@ func testSettleOrphans(t *testing.T, claimed bool) {
 		saveUpdate2(t, s, "inc_so")
 		// The run is alive: a mark after the later update is refused, and
 		// nothing of it is settled.
-		if refused, _ := s.Journal(ctx, b.ID, g, []dispatcher.DeliveryRef{smsRef("c")}, nil); refused != dispatcher.ReasonSuperseded {
+		if refused, _ := s.Journal(ctx, b.ID, g, []dispatcher.DeliveryRef{smsRef("c")}, nil); refused != string(dispatcher.ReasonSuperseded) {
 			t.Errorf("Journal after update 2 = %q, want superseded", refused)
 		}
 		if n, err := s.SettleOrphans(ctx, "inc_so", 2); err != nil || n != 0 {
@@ -230,9 +230,9 @@ func testSettleOrphans(t *testing.T, claimed bool) {
 			t.Errorf("InFlight after settling = %d, want 0", n)
 		}
 		mustStatus(t, s, b.ID, "a", dispatcher.StatusSent, "")
-		mustStatus(t, s, b.ID, "b", dispatcher.StatusUnknown, dispatcher.ReasonSuperseded)
-		mustStatus(t, s, b.ID, "c", dispatcher.StatusSuppressed, dispatcher.ReasonSuperseded)
-		mustStatus(t, s, b.ID, "d", dispatcher.StatusSuppressed, dispatcher.ReasonSuperseded)
+		mustStatus(t, s, b.ID, "b", dispatcher.StatusUnknown, string(dispatcher.ReasonSuperseded))
+		mustStatus(t, s, b.ID, "c", dispatcher.StatusSuppressed, string(dispatcher.ReasonSuperseded))
+		mustStatus(t, s, b.ID, "d", dispatcher.StatusSuppressed, string(dispatcher.ReasonSuperseded))
 		got := mustBroadcast(t, s, b.ID)
 		if got.Pending != 0 || got.State != dispatcher.BroadcastDone || got.Counts[dispatcher.ChannelSMS][dispatcher.StatusUnknown] != 1 {
 			t.Errorf("broadcast = pending %d %s %v", got.Pending, got.State, got.Counts)
@@ -300,7 +300,7 @@ func TestSettleLeavesLiveRetry(t *testing.T) {
 		if n, err := s.SettleOrphans(ctx, "inc_lr", 2); err != nil || n != 1 {
 			t.Fatalf("SettleOrphans = %d, %v; want 1 (b has a live retry)", n, err)
 		}
-		mustStatus(t, s, b.ID, "a", dispatcher.StatusUnknown, dispatcher.ReasonSuperseded)
+		mustStatus(t, s, b.ID, "a", dispatcher.StatusUnknown, string(dispatcher.ReasonSuperseded))
 		mustStatus(t, s, b.ID, "b", dispatcher.StatusSending, "")
 		if err := s.ReleaseLease(ctx, b.ID, retry, false); err != nil {
 			t.Fatal(err)
@@ -308,7 +308,7 @@ func TestSettleLeavesLiveRetry(t *testing.T) {
 		if n, err := s.SettleOrphans(ctx, "inc_lr", 2); err != nil || n != 1 {
 			t.Fatalf("SettleOrphans after the retry failed = %d, %v; want 1", n, err)
 		}
-		mustStatus(t, s, b.ID, "b", dispatcher.StatusSuppressed, dispatcher.ReasonSuperseded)
+		mustStatus(t, s, b.ID, "b", dispatcher.StatusSuppressed, string(dispatcher.ReasonSuperseded))
 		if n, _ := s.InFlight(ctx, "inc_lr", 2); n != 0 {
 			t.Errorf("InFlight = %d, want 0", n)
 		}

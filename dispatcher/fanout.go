@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -34,14 +33,9 @@ type Fanout struct {
 	Senders map[Channel]Sender
 	// BatchSize is the number of recipients per batch task (default 500).
 	BatchSize int
-	// MaxAttempts bounds the attempts of one delivery, the first included
-	// (default 9: the first and 8 retries).
-	MaxAttempts int
-	// BackoffFunc is the delay before retry n (1-based); default Backoff.
-	BackoffFunc func(n int) time.Duration
-	// RetrySpan, per channel, replaces MaxAttempts with as many attempts as
-	// the backoff needs to keep retrying for that long (webhooks: a day).
-	RetrySpan map[Channel]time.Duration
+	// Retry is when a failed delivery is tried again (the zero value: the
+	// default policy). The queue is handed the same.
+	RetryPolicy RetryPolicy
 	// Webhooks loads merchants' webhook endpoints; nil: none.
 	Webhooks WebhookStore
 	// QuietHours, when set, holds minor updates back while it is quiet
@@ -81,61 +75,11 @@ type broadcastContext struct {
 	earlierDone atomic.Bool
 }
 
-// Backoff is the default retry delay: 2s doubling per retry up to an hour,
-// with ±20% jitter so retries of one broadcast spread out.
-func Backoff(n int) time.Duration {
-	if n < 1 {
-		n = 1
-	}
-	d := 2 * time.Second
-	for i := 1; i < n && d < time.Hour; i++ {
-		d *= 2
-	}
-	d = min(d, time.Hour)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
 func (f *Fanout) batchSize() int {
 	if f.BatchSize <= 0 {
 		return 500
 	}
 	return f.BatchSize
-}
-
-func (f *Fanout) maxAttempts() int {
-	if f.MaxAttempts <= 0 {
-		return 9
-	}
-	return f.MaxAttempts
-}
-
-// attemptsFor is how many attempts a delivery on ch gets: enough for the
-// channel's RetrySpan at the backoff's base delays, else MaxAttempts.
-func (f *Fanout) attemptsFor(ch Channel) int {
-	span, ok := f.RetrySpan[ch]
-	if !ok || span <= 0 {
-		return f.maxAttempts()
-	}
-	return AttemptsFor(span)
-}
-
-// AttemptsFor returns how many attempts retrying for span takes with the
-// default backoff (2 s doubling to 1 h, jitter aside): a day is 35.
-func AttemptsFor(span time.Duration) int {
-	n, total, d := 1, time.Duration(0), 2*time.Second
-	for total < span {
-		total += d
-		d = min(2*d, time.Hour)
-		n++
-	}
-	return n
-}
-
-func (f *Fanout) backoff(n int) time.Duration {
-	if f.BackoffFunc != nil {
-		return f.BackoffFunc(n)
-	}
-	return Backoff(n)
 }
 
 func (f *Fanout) logger() *slog.Logger {
@@ -590,7 +534,7 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 			if m != nil && prev[i] == StatusQueued {
 				// A run that could not enqueue this delivery's retry failed;
 				// enqueue it now (an existing retry task is not doubled).
-				retries = append(retries, retry{m.DeliveryID, f.backoff(1)})
+				retries = append(retries, retry{m.DeliveryID, f.RetryPolicy.Backoff(1)})
 			}
 			// Send what is new, and what a crashed run left in sending.
 			if m == nil || (prev[i] != "" && prev[i] != StatusSending) {
@@ -962,14 +906,15 @@ func (f *Fanout) outcome(m *Message, res Result) (o Outcome, delay time.Duration
 	}
 	se := Classify(res.Err)
 	o.Reason = reason(se)
+	delay, again := f.RetryPolicy.Next(m.Channel, m.Attempt, res.Err)
 	switch {
 	case se.Suppress:
 		o.Status = StatusSuppressed
-	case se.Permanent || m.Attempt >= f.attemptsFor(m.Channel):
-		o.Status = StatusFailed
-	default:
+	case again:
 		o.Status = StatusQueued
-		return o, max(se.RetryAfter, f.backoff(m.Attempt)), true
+		return o, delay, true
+	default:
+		o.Status = StatusFailed
 	}
 	f.logger().Warn("delivery not sent", "delivery_id", m.DeliveryID, "channel", m.Channel, "status", o.Status, "reason", o.Reason, "attempt", m.Attempt)
 	return o, 0, true

@@ -417,8 +417,7 @@ func setupFanout(t *testing.T, rs ...*dispatcher.Recipient) *fanoutSetup {
 		Recipients: s.store, Incidents: s.store, Deliveries: s.store, Queue: s.queue, Renderer: s.render,
 		Senders:     map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: s.sms, dispatcher.ChannelEmail: s.email},
 		BatchSize:   10,
-		MaxAttempts: 4,
-		BackoffFunc: func(n int) time.Duration { return time.Duration(n) * time.Second },
+		RetryPolicy: dispatcher.RetryPolicy{MaxAttempts: 4, BackoffFunc: func(n int) time.Duration { return time.Duration(n) * time.Second }},
 		Metrics:     s.metrics,
 	}
 	return s

@@ -254,28 +254,13 @@ type RateLimited struct {
 var _ Sender = (*RateLimited)(nil)
 
 // IsThrottled reports whether err is a provider's transient "too many
-// requests", as the channels classify it: HTTP 429 ("429", "http_429",
-// "webpush:429", "fcm:HTTP_429", a code starting with "429"), Twilio 20429,
-// FCM QUOTA_EXCEEDED or RESOURCE_EXHAUSTED, APNs TooManyRequests.
+// requests": a SendError with Throttled set (see Throttled), which the
+// channel that knows its provider's answers sets (HTTP 429, Twilio 20429,
+// FCM QUOTA_EXCEEDED, APNs TooManyRequests). The dispatcher matches no
+// provider codes.
 func IsThrottled(err error) bool {
-	if err == nil {
-		return false
-	}
-	se := Classify(err)
-	if se.Permanent || se.Suppress {
-		return false
-	}
-	return ThrottleCode(se.Code)
-}
-
-// ThrottleCode reports whether a SendError code means "too many requests";
-// see IsThrottled.
-func ThrottleCode(code string) bool {
-	switch code {
-	case "20429", "http_429", "fcm:QUOTA_EXCEEDED", "fcm:RESOURCE_EXHAUSTED", "apns:TooManyRequests":
-		return true
-	}
-	return strings.HasPrefix(code, "429") || strings.HasSuffix(code, ":429") || strings.HasSuffix(code, ":HTTP_429")
+	var se *SendError
+	return errors.As(err, &se) && se.Throttled && !se.Permanent && !se.Suppress
 }
 
 // Send sends msgs through Sender no faster than Rate; see RateLimited.

@@ -746,10 +746,14 @@ type collector struct {
 
 // send runs one channel's Send with a Progress that marks messages handed
 // in the journal and takes each result as it comes; results the Sender did
-// not report through Progress are taken when it returns.
+// not report through Progress are taken when it returns. A Sender that
+// panics fails the messages it had not reported (see SendSafely): those it
+// had announced (Handing) may have gone out and become unknown, as a
+// crashed worker's would; the others are transient failures, retried.
 func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 	var mu sync.Mutex
 	reported := make([]bool, len(ms))
+	handed := make([]bool, len(ms)) // announced to the journal
 	claim := func(i int) bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -767,7 +771,17 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 					refs = append(refs, DeliveryRef{RecipientID: ms[i].Recipient.ID, Channel: ms[i].Channel})
 				}
 			}
-			return c.j.hand(refs)
+			if err := c.j.hand(refs); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, i := range idx {
+				if i >= 0 && i < len(ms) {
+					handed[i] = true
+				}
+			}
+			return nil
 		},
 		Done: func(i int, r Result) {
 			if claim(i) {
@@ -776,9 +790,12 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 		},
 	}
 	start := SystemClock.Now() // for the latency metric: wall time
-	res := s.Send(WithProgress(ctx, p), ms)
+	res, panicked, stack := SendSafely(WithProgress(ctx, p), s, ms)
 	if c.f.Metrics != nil {
 		c.f.Metrics.Sent(ms[0].Channel, len(ms), time.Since(start))
+	}
+	if panicked != "" {
+		c.f.logPanic(ctx, ms[0].Channel, panicked, stack, ms)
 	}
 	for i, m := range ms {
 		if !claim(i) {
@@ -788,8 +805,40 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 		if i < len(res) {
 			r = res[i]
 		}
+		mu.Lock()
+		wasHanded := handed[i]
+		mu.Unlock()
+		if wasHanded && errors.Is(r.Err, ErrPanicked) {
+			c.unknown(m, r.Err)
+			continue
+		}
 		c.take(m, r, false)
 	}
+}
+
+// logPanic logs a Sender's panic at error level with the ids of the
+// deliveries it was sending.
+func (f *Fanout) logPanic(ctx context.Context, ch Channel, panicked string, stack []byte, ms []*Message) {
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.DeliveryID
+	}
+	f.logger().ErrorContext(ctx, "sender panicked; its messages not reported fail (unknown when they may have gone out)",
+		"channel", ch, "panic", panicked, "broadcast_id", ms[0].BroadcastID, "delivery_ids", ids, "stack", string(stack))
+}
+
+// unknown records m as unknown: its Sender announced it (Handing) and then
+// panicked, so it may have gone out. A provider's later word settles it.
+func (c *collector) unknown(m *Message, err error) {
+	o := Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Status: StatusUnknown, Reason: reason(Classify(err)),
+		Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, Attempts: m.Attempt}
+	c.mu.Lock()
+	c.outs = append(c.outs, o)
+	if c.f.Metrics != nil {
+		c.f.Metrics.Statuses(m.Channel, o.Status, 1)
+	}
+	c.mu.Unlock()
+	c.j.add(o)
 }
 
 // take classifies one result and queues its outcome for the journal; with

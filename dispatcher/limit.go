@@ -555,7 +555,14 @@ func (r *RateLimited) handOver(ctx context.Context, msgs []*Message, idx []int, 
 	for j, i := range idx {
 		group[j] = msgs[i]
 	}
-	got := r.Sender.Send(Remap(ctx, idx), group)
+	got, panicked, stack := SendSafely(Remap(ctx, idx), r.Sender, group)
+	if panicked != "" {
+		ids := make([]string, len(group))
+		for j, m := range group {
+			ids[j] = m.DeliveryID
+		}
+		r.logger().Error("sender panicked; its messages not reported fail", "key", r.Key, "panic", panicked, "delivery_ids", ids, "stack", string(stack))
+	}
 	for j, i := range idx {
 		if j >= len(got) {
 			res[i] = Result{Err: Transient("", 0, fmt.Errorf("rate limiter: the sender returned %d results for %d messages", len(got), len(group)))}

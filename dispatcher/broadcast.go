@@ -222,21 +222,32 @@ type SendError struct {
 	// (Twilio 21610: the number replied STOP at the carrier): the dispatcher
 	// records the address as opted out of the channel.
 	OptOut bool
-	Err    error
+	// Throttled says the provider answered "too many requests" (HTTP 429,
+	// Twilio 20429, FCM QUOTA_EXCEEDED, APNs TooManyRequests): transient,
+	// RetryAfter its delay. The channel that recognises its provider's
+	// answer sets it; RateLimited then slows the key down.
+	Throttled bool
+	// Wait says this is no failure: the work waits for something else
+	// (quiet hours, another run, earlier updates in flight) and runs again
+	// after RetryAfter without using up an attempt (see RetryPolicy).
+	Wait bool
+	Err  error
 }
 
 func (e *SendError) Error() string {
-	kind := "transient"
+	kind := "transient failure"
 	switch {
+	case e.Wait:
+		kind = "wait"
 	case e.Suppress:
-		kind = "suppressed"
+		kind = "suppressed failure"
 	case e.Permanent:
-		kind = "permanent"
+		kind = "permanent failure"
 	}
 	if e.Code != "" {
-		return fmt.Sprintf("%s failure %s: %v", kind, e.Code, e.Err)
+		return fmt.Sprintf("%s %s: %v", kind, e.Code, e.Err)
 	}
-	return fmt.Sprintf("%s failure: %v", kind, e.Err)
+	return fmt.Sprintf("%s: %v", kind, e.Err)
 }
 
 func (e *SendError) Unwrap() error { return e.Err }
@@ -258,6 +269,24 @@ func OptedOut(code string, err error) error {
 // Transient marks err as retryable, after at least retryAfter (0: backoff).
 func Transient(code string, retryAfter time.Duration, err error) error {
 	return &SendError{RetryAfter: retryAfter, Code: code, Err: err}
+}
+
+// Throttled marks err as the provider's "too many requests": transient,
+// retried after at least retryAfter, and a reason to slow down.
+func Throttled(code string, retryAfter time.Duration, err error) error {
+	return &SendError{Throttled: true, RetryAfter: retryAfter, Code: code, Err: err}
+}
+
+// Waiting marks err as a wait, not a failure: the work runs again after d
+// and the attempt does not count (see IsWait).
+func Waiting(why Reason, d time.Duration, err error) error {
+	return &SendError{Wait: true, RetryAfter: d, Code: string(why), Err: err}
+}
+
+// IsWait reports whether err is a wait (Waiting), not a failure.
+func IsWait(err error) bool {
+	var se *SendError
+	return errors.As(err, &se) && se.Wait
 }
 
 // Classify returns the SendError behind err; an unclassified error is

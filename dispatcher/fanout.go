@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -34,14 +33,9 @@ type Fanout struct {
 	Senders map[Channel]Sender
 	// BatchSize is the number of recipients per batch task (default 500).
 	BatchSize int
-	// MaxAttempts bounds the attempts of one delivery, the first included
-	// (default 9: the first and 8 retries).
-	MaxAttempts int
-	// BackoffFunc is the delay before retry n (1-based); default Backoff.
-	BackoffFunc func(n int) time.Duration
-	// RetrySpan, per channel, replaces MaxAttempts with as many attempts as
-	// the backoff needs to keep retrying for that long (webhooks: a day).
-	RetrySpan map[Channel]time.Duration
+	// Retry is when a failed delivery is tried again (the zero value: the
+	// default policy). The queue is handed the same.
+	RetryPolicy RetryPolicy
 	// Webhooks loads merchants' webhook endpoints; nil: none.
 	Webhooks WebhookStore
 	// QuietHours, when set, holds minor updates back while it is quiet
@@ -81,61 +75,11 @@ type broadcastContext struct {
 	earlierDone atomic.Bool
 }
 
-// Backoff is the default retry delay: 2s doubling per retry up to an hour,
-// with ±20% jitter so retries of one broadcast spread out.
-func Backoff(n int) time.Duration {
-	if n < 1 {
-		n = 1
-	}
-	d := 2 * time.Second
-	for i := 1; i < n && d < time.Hour; i++ {
-		d *= 2
-	}
-	d = min(d, time.Hour)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
 func (f *Fanout) batchSize() int {
 	if f.BatchSize <= 0 {
 		return 500
 	}
 	return f.BatchSize
-}
-
-func (f *Fanout) maxAttempts() int {
-	if f.MaxAttempts <= 0 {
-		return 9
-	}
-	return f.MaxAttempts
-}
-
-// attemptsFor is how many attempts a delivery on ch gets: enough for the
-// channel's RetrySpan at the backoff's base delays, else MaxAttempts.
-func (f *Fanout) attemptsFor(ch Channel) int {
-	span, ok := f.RetrySpan[ch]
-	if !ok || span <= 0 {
-		return f.maxAttempts()
-	}
-	return AttemptsFor(span)
-}
-
-// AttemptsFor returns how many attempts retrying for span takes with the
-// default backoff (2 s doubling to 1 h, jitter aside): a day is 35.
-func AttemptsFor(span time.Duration) int {
-	n, total, d := 1, time.Duration(0), 2*time.Second
-	for total < span {
-		total += d
-		d = min(2*d, time.Hour)
-		n++
-	}
-	return n
-}
-
-func (f *Fanout) backoff(n int) time.Duration {
-	if f.BackoffFunc != nil {
-		return f.BackoffFunc(n)
-	}
-	return Backoff(n)
 }
 
 func (f *Fanout) logger() *slog.Logger {
@@ -233,24 +177,6 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 	return nil
 }
 
-// ReasonSuperseded marks deliveries not sent because a later update of the
-// same incident exists: a recipient never reads an older state after a newer.
-const ReasonSuperseded = "superseded"
-
-// ReasonCancelled marks deliveries not sent because an operator cancelled
-// the broadcast.
-const ReasonCancelled = "cancelled"
-
-// Reasons of the scheduling rules.
-const (
-	// ReasonQuietHours marks a minor update held until the recipient's
-	// quiet hours end (the delivery stays queued).
-	ReasonQuietHours = "quiet_hours"
-	// ReasonFlap marks a resolution not sent to a recipient who never heard
-	// of an incident that was over within the flap window.
-	ReasonFlap = "flap"
-)
-
 // QuietHours is a daily window of local time, such as 22:00-07:00.
 type QuietHours struct {
 	Start, End time.Duration // since local midnight; Start > End wraps midnight
@@ -294,73 +220,39 @@ func (f *Fanout) now() time.Time {
 	return SystemClock.Now()
 }
 
-// quietFor returns how long r's delivery of a minor update must wait for
-// the end of its quiet hours (0: send now). Major and critical never wait.
-func (f *Fanout) quietFor(bc *broadcastContext, r *Recipient, now time.Time) time.Duration {
-	if f.QuietHours == nil || bc.inc.Severity != SeverityMinor {
-		return 0
+// decideContext is what Decide needs of a broadcast of update up of inc
+// restricted to channels (empty: all).
+func (f *Fanout) decideContext(inc *Incident, up *Update, channels []Channel) *DecideContext {
+	return &DecideContext{
+		Channels:   channels,
+		Serves:     func(ch Channel) bool { return f.Senders[ch] != nil },
+		Severity:   inc.Severity,
+		QuietHours: f.QuietHours,
+		Flap:       f.FlapWindow > 0 && up.State == StateResolved && up.CreatedAt.Sub(inc.CreatedAt) <= f.FlapWindow,
+		Guarded:    f.Limiter != nil && !f.PerRecipient.IsZero() && !(inc.Severity == SeverityCritical && up.State == StateResolved),
 	}
-	loc := time.UTC
-	if r.Timezone != "" {
-		if l, err := time.LoadLocation(r.Timezone); err == nil {
-			loc = l
-		}
-	}
-	return f.QuietHours.Until(now, loc)
 }
 
-// ReasonRateLimited marks a delivery the per-recipient guard held back.
-const ReasonRateLimited = "rate_limited"
-
-// guardRecipients takes one token per delivery about to be sent from its
-// recipient's bucket for the channel (one round trip for the batch) and
-// suppresses those over the limit.
-func (f *Fanout) guardRecipients(ctx context.Context, bc *broadcastContext, begins []Begin, msgs []*Message) error {
-	if f.Limiter == nil || f.PerRecipient.IsZero() || (bc.inc.Severity == SeverityCritical && bc.up.State == StateResolved) {
-		return nil
-	}
-	var keys []string
-	var at []int
-	for i, m := range msgs {
-		if m != nil {
-			keys, at = append(keys, RecipientKey(m.Channel, m.Recipient.ID)), append(at, i)
-		}
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	ok, err := f.Limiter.TakeEach(ctx, keys, f.PerRecipient)
-	if err != nil {
-		return err
-	}
-	for j, i := range at {
-		if !ok[j] {
-			begins[i].Status, begins[i].Reason = StatusSuppressed, ReasonRateLimited
-			msgs[i] = nil
-		}
-	}
-	return nil
-}
-
-// flapTold returns, for a resolution within FlapWindow of the incident's
-// opening, who of ids had been told of the incident before (nil when no
-// flap rule applies: everyone is told).
-func (f *Fanout) flapTold(ctx context.Context, bc *broadcastContext, ids []string) ([]bool, error) {
-	if f.FlapWindow <= 0 || bc.up.State != StateResolved || bc.up.CreatedAt.Sub(bc.inc.CreatedAt) > f.FlapWindow {
+// told reads, when the flap rule applies (dc.Flap), who of ids had been
+// told of the incident before; nil otherwise.
+func (f *Fanout) told(ctx context.Context, dc *DecideContext, inc *Incident, up *Update, ids []string) ([]bool, error) {
+	if !dc.Flap {
 		return nil, nil
 	}
-	return f.Deliveries.Told(ctx, bc.inc.ID, bc.up.Seq, ids)
+	return f.Deliveries.Told(ctx, inc.ID, up.Seq, ids)
 }
 
-// chooseChannel is the channel a recipient gets an update on: the first in
-// its preference order that it is reachable on, that the broadcast allows
-// and that has a sender; ChannelNone when there is none.
-func (f *Fanout) chooseChannel(r *Recipient, allowed []Channel) Channel {
-	ch := r.ChooseChannel(allowed)
-	if ch != ChannelNone && f.Senders[ch] == nil {
-		return ChannelNone
+// takeTokens takes the per-recipient guard's token of each message at
+// idx (one round trip for the batch) and reports which got theirs.
+func (f *Fanout) takeTokens(ctx context.Context, msgs []*Message, idx []int) ([]bool, error) {
+	if len(idx) == 0 {
+		return nil, nil
 	}
-	return ch
+	keys := make([]string, len(idx))
+	for j, i := range idx {
+		keys[j] = RecipientKey(msgs[i].Channel, msgs[i].Recipient.ID)
+	}
+	return f.Limiter.TakeEach(ctx, keys, f.PerRecipient)
 }
 
 func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Rendered, error) {
@@ -538,44 +430,50 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err != nil {
 		return err
 	}
-	told, err := f.flapTold(ctx, bc, ids)
+	dc := f.decideContext(bc.inc, bc.up, bc.b.Channels)
+	told, err := f.told(ctx, dc, bc.inc, bc.up, ids)
 	if err != nil {
 		return err
 	}
 	now := f.now()
 	var deferred []retry
+	var guarded []int // deliveries that need a token of the per-recipient guard
 	begins := make([]Begin, len(ids))
 	msgs := make([]*Message, len(ids))
 	rendered := make(map[renderKey]Rendered)
 	byID := make(map[string]*Recipient, len(rs))
 	for i, r := range rs {
-		if r == nil {
-			begins[i] = Begin{RecipientID: ids[i], Channel: ChannelNone, Status: StatusSuppressed, Reason: "recipient_deleted"}
+		d := Decide(r, dc, Facts{Told: told != nil && told[i]}, now)
+		if d.Status == StatusSuppressed {
+			begins[i] = Begin{RecipientID: ids[i], Channel: d.Channel, Status: StatusSuppressed, Reason: string(d.Reason)}
 			continue
 		}
 		byID[r.ID] = r
-		ch := f.chooseChannel(r, bc.b.Channels)
-		if ch == ChannelNone {
-			begins[i] = Begin{RecipientID: r.ID, Channel: ChannelNone, Status: StatusSuppressed, Reason: "no_channel"}
-			continue
-		}
-		if told != nil && !told[i] {
-			begins[i] = Begin{RecipientID: r.ID, Channel: ch, Status: StatusSuppressed, Reason: ReasonFlap}
-			continue
-		}
-		begins[i], msgs[i], err = f.prepare(bc, r, ch, rendered)
+		begins[i], msgs[i], err = f.prepare(bc, r, d.Channel, rendered)
 		if err != nil {
 			return err
 		}
-		if wait := f.quietFor(bc, r, now); wait > 0 {
-			// Held until the recipient's quiet hours end: queued, not sent.
-			begins[i].Status, begins[i].Reason = StatusQueued, ReasonQuietHours
-			deferred = append(deferred, retry{msgs[i].DeliveryID, wait})
+		switch {
+		case d.Status == StatusQueued:
+			// Held (quiet hours): queued, not sent, until the delay is over.
+			begins[i].Status, begins[i].Reason = StatusQueued, string(d.Reason)
+			deferred = append(deferred, retry{msgs[i].DeliveryID, d.Delay})
 			msgs[i] = nil
+		case d.TakeToken:
+			guarded = append(guarded, i)
 		}
 	}
-	if err := f.guardRecipients(ctx, bc, begins, msgs); err != nil {
+	got, err := f.takeTokens(ctx, msgs, guarded)
+	if err != nil {
 		return err
+	}
+	for j, i := range guarded {
+		if got[j] {
+			continue
+		}
+		d := Decide(rs[i], dc, Facts{Told: true, OverLimit: true}, now)
+		begins[i].Status, begins[i].Reason = d.Status, string(d.Reason)
+		msgs[i] = nil
 	}
 	retries, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered, nil)
 	if err != nil {
@@ -636,7 +534,7 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 			if m != nil && prev[i] == StatusQueued {
 				// A run that could not enqueue this delivery's retry failed;
 				// enqueue it now (an existing retry task is not doubled).
-				retries = append(retries, retry{m.DeliveryID, f.backoff(1)})
+				retries = append(retries, retry{m.DeliveryID, f.RetryPolicy.Backoff(1)})
 			}
 			// Send what is new, and what a crashed run left in sending.
 			if m == nil || (prev[i] != "" && prev[i] != StatusSending) {
@@ -675,7 +573,7 @@ func (f *Fanout) fallbacks(ctx context.Context, bc *broadcastContext, outs []Out
 			continue
 		}
 		r := byID[o.RecipientID]
-		next := f.nextChannel(r, o.Channel, bc.b.Channels)
+		next := f.fallback(bc, r, o.Channel)
 		if next == ChannelNone {
 			continue
 		}
@@ -709,26 +607,17 @@ func (f *Fanout) prepare(bc *broadcastContext, r *Recipient, ch Channel, rendere
 	return bg, f.message(bc, r, ch, text, 1), nil
 }
 
-// nextChannel is the channel after failed in r's preference order that r
-// can be reached on (and the broadcast allows and has a sender for).
-func (f *Fanout) nextChannel(r *Recipient, failed Channel, allowed []Channel) Channel {
+// fallback is the channel r gets the update on after failed failed for
+// good (Decide, StageFallback); ChannelNone when there is none.
+func (f *Fanout) fallback(bc *broadcastContext, r *Recipient, failed Channel) Channel {
 	if r == nil {
 		return ChannelNone
 	}
-	prefs := r.Channels
-	if len(prefs) == 0 {
-		prefs = Channels
-	}
-	i := slices.Index(prefs, failed)
-	if i < 0 {
+	d := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels), Facts{Stage: StageFallback, Channel: failed}, time.Time{})
+	if !d.Send() {
 		return ChannelNone
 	}
-	rest := *r
-	rest.Channels = prefs[i+1:]
-	if len(rest.Channels) == 0 {
-		return ChannelNone
-	}
-	return f.chooseChannel(&rest, allowed)
+	return d.Channel
 }
 
 // waitEarlier waits until no delivery of an earlier update of the incident
@@ -772,7 +661,7 @@ func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
 			return ctx.Err()
 		case <-deadline.C:
 			// asynq retries the batch: still nothing of this update has gone out.
-			return Transient("in_flight", time.Second, fmt.Errorf("%d deliveries of earlier updates of %s are still in flight", n, bc.inc.ID))
+			return Waiting(ReasonInFlight, time.Second, fmt.Errorf("%d deliveries of earlier updates of %s are still in flight", n, bc.inc.ID))
 		case <-poll.C:
 		}
 	}
@@ -813,7 +702,7 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 		}
 	}()
 	j := f.newJournal(ctx, bc.b.ID, guard)
-	c := &collector{ctx: ctx, f: f, j: j, allowed: bc.b.Channels, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
+	c := &collector{ctx: ctx, f: f, j: j, bc: bc, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
 	var wg sync.WaitGroup
 	for ch, ms := range byChannel {
 		wg.Go(func() { c.send(sctx, f.Senders[ch], ms) })
@@ -821,7 +710,7 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 	wg.Wait()
 	err = j.close()
 	if err == nil && c.left > 0 {
-		err = Transient("left", time.Second, fmt.Errorf("%d deliveries of %s left for another run", c.left, bc.b.ID))
+		err = Transient(string(ReasonLeft), time.Second, fmt.Errorf("%d deliveries of %s left for another run", c.left, bc.b.ID))
 	}
 	if err != nil {
 		return nil, nil, nil, err
@@ -842,11 +731,11 @@ func (f *Fanout) recordNow(ctx context.Context, broadcastID string, outs []Outco
 
 // collector turns the results of one sendAll into outcomes, as each comes.
 type collector struct {
-	ctx     context.Context
-	f       *Fanout
-	j       *journal
-	allowed []Channel   // the broadcast's channels (empty: all)
-	lost    func() bool // the run lost its lease
+	ctx  context.Context
+	f    *Fanout
+	j    *journal
+	bc   *broadcastContext
+	lost func() bool // the run lost its lease
 
 	mu      sync.Mutex
 	outs    []Outcome
@@ -857,10 +746,14 @@ type collector struct {
 
 // send runs one channel's Send with a Progress that marks messages handed
 // in the journal and takes each result as it comes; results the Sender did
-// not report through Progress are taken when it returns.
+// not report through Progress are taken when it returns. A Sender that
+// panics fails the messages it had not reported (see SendSafely): those it
+// had announced (Handing) may have gone out and become unknown, as a
+// crashed worker's would; the others are transient failures, retried.
 func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 	var mu sync.Mutex
 	reported := make([]bool, len(ms))
+	handed := make([]bool, len(ms)) // announced to the journal
 	claim := func(i int) bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -878,7 +771,17 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 					refs = append(refs, DeliveryRef{RecipientID: ms[i].Recipient.ID, Channel: ms[i].Channel})
 				}
 			}
-			return c.j.hand(refs)
+			if err := c.j.hand(refs); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, i := range idx {
+				if i >= 0 && i < len(ms) {
+					handed[i] = true
+				}
+			}
+			return nil
 		},
 		Done: func(i int, r Result) {
 			if claim(i) {
@@ -887,9 +790,12 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 		},
 	}
 	start := SystemClock.Now() // for the latency metric: wall time
-	res := s.Send(WithProgress(ctx, p), ms)
+	res, panicked, stack := SendSafely(WithProgress(ctx, p), s, ms)
 	if c.f.Metrics != nil {
 		c.f.Metrics.Sent(ms[0].Channel, len(ms), time.Since(start))
+	}
+	if panicked != "" {
+		c.f.logPanic(ctx, ms[0].Channel, panicked, stack, ms)
 	}
 	for i, m := range ms {
 		if !claim(i) {
@@ -899,8 +805,40 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 		if i < len(res) {
 			r = res[i]
 		}
+		mu.Lock()
+		wasHanded := handed[i]
+		mu.Unlock()
+		if wasHanded && errors.Is(r.Err, ErrPanicked) {
+			c.unknown(m, r.Err)
+			continue
+		}
 		c.take(m, r, false)
 	}
+}
+
+// logPanic logs a Sender's panic at error level with the ids of the
+// deliveries it was sending.
+func (f *Fanout) logPanic(ctx context.Context, ch Channel, panicked string, stack []byte, ms []*Message) {
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.DeliveryID
+	}
+	f.logger().ErrorContext(ctx, "sender panicked; its messages not reported fail (unknown when they may have gone out)",
+		"channel", ch, "panic", panicked, "broadcast_id", ms[0].BroadcastID, "delivery_ids", ids, "stack", string(stack))
+}
+
+// unknown records m as unknown: its Sender announced it (Handing) and then
+// panicked, so it may have gone out. A provider's later word settles it.
+func (c *collector) unknown(m *Message, err error) {
+	o := Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Status: StatusUnknown, Reason: reason(Classify(err)),
+		Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, Attempts: m.Attempt}
+	c.mu.Lock()
+	c.outs = append(c.outs, o)
+	if c.f.Metrics != nil {
+		c.f.Metrics.Statuses(m.Channel, o.Status, 1)
+	}
+	c.mu.Unlock()
+	c.j.add(o)
 }
 
 // take classifies one result and queues its outcome for the journal; with
@@ -911,7 +849,7 @@ func (c *collector) take(m *Message, res Result, wait bool) {
 	if ok && o.Status == StatusQueued && c.lost() {
 		ok = false // cut off because another run has the batch: it is theirs
 	}
-	hold := ok && o.Status == StatusFailed && c.f.nextChannel(m.Recipient, m.Channel, c.allowed) != ChannelNone
+	hold := ok && o.Status == StatusFailed && c.f.fallback(c.bc, m.Recipient, m.Channel) != ChannelNone
 	if ok {
 		// What the provider said of the address comes first: once the
 		// outcome is on record the broadcast may be done, and whoever
@@ -1010,21 +948,22 @@ func (f *Fanout) outcome(m *Message, res Result) (o Outcome, delay time.Duration
 		case ReasonSuperseded, ReasonCancelled:
 			// A later update exists, or the broadcast was cancelled, since
 			// the batch began: not sent, and never will be.
-			o.Status, o.Reason, o.Attempts = StatusSuppressed, why, m.Attempt-1
+			o.Status, o.Reason, o.Attempts = StatusSuppressed, string(why), m.Attempt-1
 			return o, 0, true
 		}
 		return o, 0, false
 	}
 	se := Classify(res.Err)
 	o.Reason = reason(se)
+	delay, again := f.RetryPolicy.Next(m.Channel, m.Attempt, res.Err)
 	switch {
 	case se.Suppress:
 		o.Status = StatusSuppressed
-	case se.Permanent || m.Attempt >= f.attemptsFor(m.Channel):
-		o.Status = StatusFailed
-	default:
+	case again:
 		o.Status = StatusQueued
-		return o, max(se.RetryAfter, f.backoff(m.Attempt)), true
+		return o, delay, true
+	default:
+		o.Status = StatusFailed
 	}
 	f.logger().Warn("delivery not sent", "delivery_id", m.DeliveryID, "channel", m.Channel, "status", o.Status, "reason", o.Reason, "attempt", m.Attempt)
 	return o, 0, true
@@ -1061,12 +1000,6 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if err != nil {
 		return err
 	}
-	fail := func(st DeliveryStatus, why string) error {
-		if f.Metrics != nil {
-			f.Metrics.Statuses(ch, st, 1)
-		}
-		return f.Deliveries.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: st, Reason: why, Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding}})
-	}
 	rs, err := f.loadRecipients(ctx, []string{rid}, bc.b.Channels, bc.up)
 	if err != nil {
 		return err
@@ -1075,19 +1008,22 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	// A delivery already failed is here because the run that failed it
 	// died before its channel fallback went out: only that is left to do.
 	again := d.Status == StatusFailed
-	switch {
-	case r == nil && again:
+	if again && r == nil {
 		return nil
-	case r == nil:
-		return fail(StatusSuppressed, "recipient_deleted")
-	case again:
-	case slices.Contains(r.OptOut, ch):
-		return fail(StatusSuppressed, "opted_out")
-	case !r.Reachable(ch) || f.Senders[ch] == nil:
-		return fail(StatusSuppressed, "no_channel")
 	}
-	if wait := f.quietFor(bc, r, f.now()); wait > 0 && !again {
-		return &SendError{Code: ReasonQuietHours, RetryAfter: wait, Err: errors.New("still quiet hours for the recipient")}
+	if !again {
+		switch dec := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels), Facts{Stage: StageRetry, Channel: ch}, f.now()); dec.Status {
+		case StatusSuppressed:
+			if f.Metrics != nil {
+				f.Metrics.Statuses(ch, StatusSuppressed, 1)
+			}
+			return f.Deliveries.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: StatusSuppressed, Reason: string(dec.Reason),
+				Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding}})
+		case StatusQueued:
+			// Held: the queue runs this attempt again after the delay,
+			// and a wait is not an attempt (see IsWait).
+			return Waiting(dec.Reason, dec.Delay, errors.New("still quiet hours for the recipient"))
+		}
 	}
 	// Claim it (queued -> sending) through the guard: a cancelled broadcast
 	// or a later update suppresses it instead, atomically. The claim names
@@ -1100,7 +1036,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 			return lerr
 		}
 		if !ok {
-			return Transient("busy", f.leaseTTL(), fmt.Errorf("delivery %s is being sent by another run", deliveryID))
+			return Waiting(ReasonBusy, f.leaseTTL(), fmt.Errorf("delivery %s is being sent by another run", deliveryID))
 		}
 		var stop func()
 		ctx, stop = f.holdLease(ctx, bid, l)
@@ -1130,7 +1066,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 			return nil
 		}
 		if len(retries) > 0 {
-			return &SendError{Code: "retry", Err: errors.New(outs[0].Reason), RetryAfter: retries[0].delay}
+			return &SendError{Code: string(ReasonRetry), Err: errors.New(outs[0].Reason), RetryAfter: retries[0].delay}
 		}
 	}
 	// Failed for good on this retry: the next channel gets the update.

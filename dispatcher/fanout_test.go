@@ -177,8 +177,7 @@ func setupFanout(t *testing.T, rs ...*dispatcher.Recipient) *fanoutSetup {
 		Recipients: s.store, Incidents: s.store, Deliveries: s.store, Queue: s.queue, Renderer: s.render,
 		Senders:     map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: s.sms, dispatcher.ChannelEmail: s.email},
 		BatchSize:   10,
-		MaxAttempts: 4,
-		BackoffFunc: func(n int) time.Duration { return time.Duration(n) * time.Second },
+		RetryPolicy: dispatcher.RetryPolicy{MaxAttempts: 4, BackoffFunc: func(n int) time.Duration { return time.Duration(n) * time.Second }},
 		Metrics:     s.metrics,
 	}
 	return s
@@ -562,8 +561,9 @@ func TestFanoutRetry(t *testing.T) {
 		if err := s.fanout.Retry(ctx, id, 2); err != nil {
 			t.Fatal(err)
 		}
-		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusSuppressed || d.Reason != "opted_out" {
-			t.Errorf("%+v, want suppressed opted_out", d)
+		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusSuppressed || d.Reason != string(dispatcher.ReasonNoChannel) {
+			// As on a first attempt: an opted-out address is no channel.
+			t.Errorf("%+v, want suppressed no_channel", d)
 		}
 		if len(s.sms.calls) != 0 {
 			t.Error("sent to an address that opted out")
@@ -577,8 +577,9 @@ func TestFanoutRetry(t *testing.T) {
 		if err := s.fanout.Retry(ctx, id, 2); err != nil {
 			t.Fatal(err)
 		}
-		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusSuppressed || d.Reason != "opted_out" {
-			t.Errorf("%+v, want suppressed opted_out", d)
+		if d := s.store.delivery(t, id); d.Status != dispatcher.StatusSuppressed || d.Reason != string(dispatcher.ReasonNoChannel) {
+			// As on a first attempt: an opted-out address is no channel.
+			t.Errorf("%+v, want suppressed no_channel", d)
 		}
 		if len(s.sms.calls) != 0 {
 			t.Error("sent to an opted-out recipient")
@@ -660,7 +661,7 @@ func TestFanoutSuperseded(t *testing.T) {
 	}
 	for _, id := range []string{"a", "b", "c"} {
 		d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, id))
-		if d.Status != dispatcher.StatusSuppressed || d.Reason != dispatcher.ReasonSuperseded {
+		if d.Status != dispatcher.StatusSuppressed || d.Reason != string(dispatcher.ReasonSuperseded) {
 			t.Errorf("delivery to %s = %s (%s), want suppressed (superseded)", id, d.Status, d.Reason)
 		}
 	}
@@ -810,7 +811,7 @@ func TestQuietHours(t *testing.T) {
 			if got := s.sms.sentTo(); !slices.Equal(got, []string{"ny"}) {
 				t.Errorf("minor update sent to %v at 23:30 in Zurich, want only ny", got)
 			}
-			if d.Status != dispatcher.StatusQueued || d.Reason != dispatcher.ReasonQuietHours {
+			if d.Status != dispatcher.StatusQueued || d.Reason != string(dispatcher.ReasonQuietHours) {
 				t.Errorf("zh: %+v, want queued for quiet hours", d)
 			}
 			var held []enqueued
@@ -887,7 +888,7 @@ func TestFlapSuppression(t *testing.T) {
 				t.Errorf("resolution sent to %v, want %v", got, tt.wantTo)
 			}
 			d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "never"))
-			if tt.flapped != (d.Status == dispatcher.StatusSuppressed && d.Reason == dispatcher.ReasonFlap) {
+			if tt.flapped != (d.Status == dispatcher.StatusSuppressed && d.Reason == string(dispatcher.ReasonFlap)) {
 				t.Errorf("never: %+v (flapped %v)", d, tt.flapped)
 			}
 		})
@@ -948,7 +949,7 @@ func TestPerRecipientGuard(t *testing.T) {
 				t.Errorf("sent to %v, want %v", got, tt.wantSent)
 			}
 			d := s.store.delivery(t, dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "spammed"))
-			if limited := d.Status == dispatcher.StatusSuppressed && d.Reason == dispatcher.ReasonRateLimited; limited == slices.Contains(tt.wantSent, "spammed") {
+			if limited := d.Status == dispatcher.StatusSuppressed && d.Reason == string(dispatcher.ReasonRateLimited); limited == slices.Contains(tt.wantSent, "spammed") {
 				t.Errorf("spammed: %+v", d)
 			}
 		})

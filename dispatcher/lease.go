@@ -84,7 +84,7 @@ type LeaseStore interface {
 	// Journal writes a run's progress in one round trip: it marks handed the
 	// deliveries about to go to a provider, provided the guard's lease is
 	// still held and the guard lets them start (else it marks nothing and
-	// returns why not: "lease_lost", ReasonSuperseded or "cancelled"), and
+	// returns why not: ReasonLeaseLost, ReasonSuperseded or ReasonCancelled), and
 	// applies outcomes as Record does.
 	Journal(ctx context.Context, broadcastID string, g Guard, handed []DeliveryRef, outs []Outcome) (refused string, err error)
 	// SettleOrphans settles, for the incident's broadcasts before seq that
@@ -117,17 +117,13 @@ type refusal struct{ reason string }
 func (r *refusal) Error() string { return "not handed: " + r.reason }
 
 // refusedReason returns the reason a message was not handed for, or "".
-func refusedReason(err error) string {
+func refusedReason(err error) Reason {
 	var r *refusal
 	if errors.As(err, &r) {
-		return r.reason
+		return Reason(r.reason)
 	}
 	return ""
 }
-
-// ReasonLeaseLost is Journal's refusal when the run no longer holds its
-// lease: another run has the batch now.
-const ReasonLeaseLost = "lease_lost"
 
 func (f *Fanout) leaseTTL() time.Duration {
 	if f.LeaseTTL > 0 {
@@ -166,7 +162,7 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 				}
 			case !ok:
 				f.logger().Warn("lease lost: stopping the run", "broadcast_id", broadcastID, "lease", l.Name)
-				cancel(&refusal{ReasonLeaseLost})
+				cancel(&refusal{string(ReasonLeaseLost)})
 				return
 			default:
 				failures = 0

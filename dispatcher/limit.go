@@ -186,7 +186,7 @@ const (
 
 // CodeRateLimiter is the SendError code of messages not sent because the
 // limiter failed (Redis unreachable): transient, retried.
-const CodeRateLimiter = "rate_limiter"
+const CodeRateLimiter = string(ReasonRateLimiter)
 
 // RateLimited is a Sender that sends no faster than Rate (with KeyFunc, than
 // each bucket's rate), a limit shared by every process through Limiter.
@@ -254,28 +254,13 @@ type RateLimited struct {
 var _ Sender = (*RateLimited)(nil)
 
 // IsThrottled reports whether err is a provider's transient "too many
-// requests", as the channels classify it: HTTP 429 ("429", "http_429",
-// "webpush:429", "fcm:HTTP_429", a code starting with "429"), Twilio 20429,
-// FCM QUOTA_EXCEEDED or RESOURCE_EXHAUSTED, APNs TooManyRequests.
+// requests": a SendError with Throttled set (see Throttled), which the
+// channel that knows its provider's answers sets (HTTP 429, Twilio 20429,
+// FCM QUOTA_EXCEEDED, APNs TooManyRequests). The dispatcher matches no
+// provider codes.
 func IsThrottled(err error) bool {
-	if err == nil {
-		return false
-	}
-	se := Classify(err)
-	if se.Permanent || se.Suppress {
-		return false
-	}
-	return ThrottleCode(se.Code)
-}
-
-// ThrottleCode reports whether a SendError code means "too many requests";
-// see IsThrottled.
-func ThrottleCode(code string) bool {
-	switch code {
-	case "20429", "http_429", "fcm:QUOTA_EXCEEDED", "fcm:RESOURCE_EXHAUSTED", "apns:TooManyRequests":
-		return true
-	}
-	return strings.HasPrefix(code, "429") || strings.HasSuffix(code, ":429") || strings.HasSuffix(code, ":HTTP_429")
+	var se *SendError
+	return errors.As(err, &se) && se.Throttled && !se.Permanent && !se.Suppress
 }
 
 // Send sends msgs through Sender no faster than Rate; see RateLimited.
@@ -570,7 +555,14 @@ func (r *RateLimited) handOver(ctx context.Context, msgs []*Message, idx []int, 
 	for j, i := range idx {
 		group[j] = msgs[i]
 	}
-	got := r.Sender.Send(Remap(ctx, idx), group)
+	got, panicked, stack := SendSafely(Remap(ctx, idx), r.Sender, group)
+	if panicked != "" {
+		ids := make([]string, len(group))
+		for j, m := range group {
+			ids[j] = m.DeliveryID
+		}
+		r.logger().Error("sender panicked; its messages not reported fail", "key", r.Key, "panic", panicked, "delivery_ids", ids, "stack", string(stack))
+	}
 	for j, i := range idx {
 		if j >= len(got) {
 			res[i] = Result{Err: Transient("", 0, fmt.Errorf("rate limiter: the sender returned %d results for %d messages", len(got), len(group)))}

@@ -93,43 +93,22 @@ func TestRateInterval(t *testing.T) {
 	}
 }
 
-// TestThrottleCode lists the codes the channels give a provider's "too many
-// requests" (channels/sms/errors.go, channels/push/{fcm,apns,webpush}.go,
-// channels/webhook/webhook.go) and codes that are something else.
-func TestThrottleCode(t *testing.T) {
+// TestIsThrottled: only the channels' typed word counts (SendError.Throttled,
+// see the channeltest conformance suite); the dispatcher reads no provider
+// codes, so a 429-looking code without it is not throttled.
+func TestIsThrottled(t *testing.T) {
 	t.Parallel()
-	for code, want := range map[string]bool{
-		"20429":                  true, // Twilio
-		"http_429":               true, // Twilio without a code
-		"429":                    true, // a merchant's webhook endpoint
-		"429 4.7.0":              true,
-		"webpush:429":            true,
-		"fcm:QUOTA_EXCEEDED":     true,
-		"fcm:RESOURCE_EXHAUSTED": true,
-		"fcm:HTTP_429":           true,
-		"apns:TooManyRequests":   true,
-		"apns:HTTP_429":          true,
-		"":                       false,
-		"21611":                  false, // Twilio: the sender's queue is full
-		"21211":                  false,
-		"http_503":               false,
-		"503":                    false,
-		"fcm:UNAVAILABLE":        false,
-		"fcm:token_HTTP_429":     false, // the OAuth token endpoint, not the messages
-		"webpush:500":            false,
-		"451 4.7.1":              false,
-	} {
-		if got := dispatcher.ThrottleCode(code); got != want {
-			t.Errorf("ThrottleCode(%q) = %v, want %v", code, got, want)
-		}
-	}
 	for err, want := range map[error]bool{
-		dispatcher.Transient("20429", time.Second, errors.New("x")):                true,
-		dispatcher.Permanent("429", errors.New("x")):                               false,
-		dispatcher.Suppress("429", errors.New("x")):                                false,
-		dispatcher.Transient("", 0, errors.New("x")):                               false,
-		errors.New("unclassified"):                                                 false,
-		fmt.Errorf("wrapped: %w", dispatcher.Transient("429", 0, errors.New("x"))): true,
+		dispatcher.Throttled("20429", time.Second, errors.New("x")):                   true,
+		dispatcher.Throttled("", 0, errors.New("x")):                                  true,
+		fmt.Errorf("wrapped: %w", dispatcher.Throttled("429", 0, errors.New("x"))):    true,
+		&dispatcher.SendError{Throttled: true, Permanent: true, Err: errors.New("x")}: false,
+		&dispatcher.SendError{Throttled: true, Suppress: true, Err: errors.New("x")}:  false,
+		dispatcher.Transient("20429", time.Second, errors.New("x")):                   false,
+		dispatcher.Transient("fcm:QUOTA_EXCEEDED", time.Second, errors.New("x")):      false,
+		dispatcher.Permanent("429", errors.New("x")):                                  false,
+		dispatcher.Waiting(dispatcher.ReasonBusy, time.Second, errors.New("x")):       false,
+		errors.New("unclassified"):                                                    false,
 	} {
 		if got := dispatcher.IsThrottled(err); got != want {
 			t.Errorf("IsThrottled(%v) = %v, want %v", err, got, want)
@@ -467,7 +446,7 @@ func TestRateLimitedSlowsOn429(t *testing.T) {
 		l, s := newMemLimiter(clk), newRecSender(clk)
 		s.answer = func(m *dispatcher.Message) dispatcher.Result {
 			if m.Recipient.ID < "r003" {
-				return dispatcher.Result{Err: dispatcher.Transient("20429", 3*time.Second, errors.New("too many requests"))}
+				return dispatcher.Result{Err: dispatcher.Throttled("20429", 3*time.Second, errors.New("too many requests"))}
 			}
 			return dispatcher.Result{Status: dispatcher.StatusSent}
 		}
@@ -585,7 +564,7 @@ func TestRateLimitedKeyFunc(t *testing.T) {
 		l.each = refuseOnce(map[string]int{"webhook:m1:e2": 1})
 		s.answer = func(m *dispatcher.Message) dispatcher.Result {
 			if m.Recipient.ID == "m0" {
-				return dispatcher.Result{Err: dispatcher.Transient("429", time.Minute, errors.New("slow down"))}
+				return dispatcher.Result{Err: dispatcher.Throttled("429", time.Minute, errors.New("slow down"))}
 			}
 			return dispatcher.Result{Status: dispatcher.StatusSent}
 		}

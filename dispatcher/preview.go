@@ -110,6 +110,12 @@ type BroadcastPreview struct {
 	// OperatorFallbacks counts, per recipient locale, recipients who would
 	// get the template because the operator's message has no text for them.
 	OperatorFallbacks map[string]int `json:"operator_fallbacks,omitempty"`
+	// Suppressed counts, per reason, recipients who would get nothing:
+	// no_channel (those under by_channel "none") and flap.
+	Suppressed map[Reason]int `json:"suppressed,omitempty"`
+	// QuietHours counts recipients whose message would wait for the end of
+	// their quiet hours (reason quiet_hours).
+	QuietHours int `json:"quiet_hours,omitempty"`
 	// Samples holds one message per recipient locale, channel and kind.
 	Samples []Sample `json:"samples"`
 }
@@ -119,7 +125,9 @@ const maxSamples = 200
 
 // PreviewBroadcast selects the audience of an update (or of a new
 // incident) and renders every recipient's message as the fan-out would,
-// sending nothing and storing nothing.
+// sending nothing and storing nothing. Each recipient's outcome is Decide's,
+// as for the first attempt, with one difference: the per-recipient guard
+// is not asked (asking takes a token), so its rate_limited is not shown.
 func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput) (*BroadcastPreview, error) {
 	now := s.now()
 	var inc *Incident
@@ -185,22 +193,37 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		kind   Kind
 	}
 	sampled := map[sampleKey]bool{}
+	dc := s.Fanout.decideContext(inc, up, chs)
 	n, err := s.Recipients.ScanAudience(ctx, inc.Services, inc.Regions, 1000, func(ids []string) error {
 		rs, err := s.Fanout.loadRecipients(ctx, ids, chs, up)
 		if err != nil {
 			return err
 		}
-		for _, r := range rs {
+		var told []bool
+		if dc.Flap {
+			if told, err = s.Deliveries.Told(ctx, inc.ID, up.Seq, ids); err != nil {
+				return err
+			}
+		}
+		for i, r := range rs {
 			if r == nil {
 				continue // deleted meanwhile
 			}
-			ch := s.Fanout.chooseChannel(r, chs)
+			d := Decide(r, dc, Facts{Told: told != nil && told[i]}, now)
+			ch := d.Channel
 			if p.ByChannel[ch] == nil {
 				p.ByChannel[ch] = map[string]int{}
 			}
 			p.ByChannel[ch][r.Locale]++
-			if ch == ChannelNone {
+			switch d.Status {
+			case StatusSuppressed:
+				if p.Suppressed == nil {
+					p.Suppressed = map[Reason]int{}
+				}
+				p.Suppressed[d.Reason]++
 				continue
+			case StatusQueued:
+				p.QuietHours++
 			}
 			rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
 			text, ok := rendered[rk]

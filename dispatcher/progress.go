@@ -3,6 +3,9 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
 )
 
 // Progress follows one Sender.Send call message by message, so the
@@ -121,4 +124,38 @@ func Remap(ctx context.Context, idx []int) context.Context {
 			}
 		},
 	})
+}
+
+// ErrPanicked is wrapped by the Result of a message whose Sender panicked
+// before reporting it (Transient, code ReasonPanic). The fan-out records
+// such a message as unknown when its Sender had announced it (Handing: it
+// may have gone out), and as a transient failure, retried, when not.
+var ErrPanicked = errors.New("the sender panicked")
+
+// SendSafely calls s.Send and recovers a panic of it: then every message
+// gets a Result wrapping ErrPanicked (those the Sender reported through
+// Progress.Done keep what it said, as the Progress sees them first), and
+// panicked describes the panic for the log (see panicText), with stack its
+// stack. A Sender that panics fails its messages, not the process.
+func SendSafely(ctx context.Context, s Sender, msgs []*Message) (res []Result, panicked string, stack []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked, stack = panicText(p), debug.Stack()
+			res = make([]Result, len(msgs))
+			for i := range res {
+				res[i] = Result{Err: Transient(string(ReasonPanic), 0, ErrPanicked)}
+			}
+		}
+	}()
+	return s.Send(ctx, msgs), "", nil
+}
+
+// panicText says what a panic was without its value's text, which may
+// hold an address or a token, unless it is the runtime's own error (an
+// index out of range, a nil map): its type otherwise.
+func panicText(p any) string {
+	if re, ok := p.(runtime.Error); ok {
+		return re.Error()
+	}
+	return fmt.Sprintf("panic(%T)", p)
 }

@@ -158,8 +158,9 @@ const (
 	FailPermanent
 	// FailRateLimited is the provider asking to slow down, with a delay
 	// (HTTP 429 with Retry-After, Twilio 20429, FCM QUOTA_EXCEEDED). The
-	// channel must classify it as transient with RetryAfter > 0, using a
-	// default when the provider names no delay. SMTP has no such reply
+	// channel must classify it as throttled (dispatcher.Throttled:
+	// transient, SendError.Throttled) with RetryAfter > 0, using a default
+	// when the provider names no delay. SMTP has no such reply
 	// (421 and 451 carry no delay: they are FailTransient), so the email
 	// harness's FailNext refuses it with errors.ErrUnsupported.
 	FailRateLimited
@@ -707,6 +708,9 @@ func (f *fixture) wantKind(t *testing.T, i int, r dispatcher.Result, kind FailKi
 		}
 		if kind == FailRateLimited && se.RetryAfter <= 0 {
 			t.Errorf("message %d: rate-limit error %q has RetryAfter %v, want the provider's delay (> 0)", i, r.Err, se.RetryAfter)
+		}
+		if (kind == FailRateLimited) != se.Throttled {
+			t.Errorf("message %d: %s error %q has Throttled %v: a provider's \"too many requests\", and only that, is dispatcher.Throttled", i, kind, r.Err, se.Throttled)
 		}
 	}
 }

@@ -169,7 +169,7 @@ func (s *sender) result(id string, err error) dispatcher.Result {
 		if s.bug == "no-retry-after" {
 			after = 0
 		}
-		return dispatcher.Result{Status: dispatcher.StatusFailed, Err: dispatcher.Transient(code, after, err)}
+		return dispatcher.Result{Status: dispatcher.StatusFailed, Err: dispatcher.Throttled(code, after, err)}
 	case pe.status >= 400 && pe.status < 500 && s.bug != "permanent-as-transient":
 		return dispatcher.Result{Status: dispatcher.StatusFailed, Err: dispatcher.Permanent(code, err)}
 	case s.bug == "transient-as-suppress":

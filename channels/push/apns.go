@@ -185,7 +185,7 @@ func (a *apns) failure(status int, reason string, n *notice, tok dispatcher.Push
 	case status == http.StatusGone, reason == apns2.ReasonBadDeviceToken:
 		o.dead, o.err = true, dispatcher.Permanent(code, err)
 	case status == http.StatusTooManyRequests:
-		o.err = dispatcher.Transient(code, defaultRateLimitDelay, err)
+		o.err = dispatcher.Throttled(code, defaultRateLimitDelay, err)
 	case status == http.StatusServiceUnavailable:
 		o.err = dispatcher.Transient(code, defaultUnavailableDelay, err)
 	case status >= 500:

@@ -405,7 +405,7 @@ func (f *fcm) failure(status int, h http.Header, raw []byte, n *notice, tok disp
 	case status == http.StatusBadRequest && name == "INVALID_ARGUMENT" && aboutToken(e):
 		o.dead, o.err = true, dispatcher.Permanent(code, err)
 	case status == http.StatusTooManyRequests || errorCode == "QUOTA_EXCEEDED":
-		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(h, f.now(), defaultRateLimitDelay, maxRetryAfter), err)
+		o.err = dispatcher.Throttled(code, dispatcher.RetryAfter(h, f.now(), defaultRateLimitDelay, maxRetryAfter), err)
 	case status == http.StatusServiceUnavailable || errorCode == "UNAVAILABLE":
 		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(h, f.now(), defaultUnavailableDelay, maxRetryAfter), err)
 	case status >= 500:

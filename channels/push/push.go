@@ -278,7 +278,7 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	var jobs []job
 	for i, m := range msgs {
 		if m == nil || m.Recipient == nil {
-			res[i] = dispatcher.Result{Err: dispatcher.Permanent("no_token", errors.New("push: the message has no recipient"))}
+			res[i] = dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoToken), errors.New("push: the message has no recipient"))}
 			continue
 		}
 		var n *notice
@@ -296,7 +296,7 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			toks[i] = append(toks[i], tok)
 		}
 		if len(toks[i]) == 0 {
-			res[i] = dispatcher.Result{Err: dispatcher.Permanent("no_token",
+			res[i] = dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoToken),
 				fmt.Errorf("push: the recipient has no push token on a configured platform (%s)", s.configured()))}
 			continue
 		}
@@ -430,9 +430,9 @@ func (s *Sender) result(m *dispatcher.Message, toks []dispatcher.PushToken, outs
 	err := fmt.Errorf("push: no token accepted the notification: %w", errors.Join(errs...))
 	switch {
 	case allDead:
-		r.Err = dispatcher.Permanent("unregistered", err)
+		r.Err = dispatcher.Permanent(string(dispatcher.ReasonUnregistered), err)
 	case transient != nil:
-		r.Err = dispatcher.Transient(transient.Code, transient.RetryAfter, err)
+		r.Err = &dispatcher.SendError{Throttled: transient.Throttled, Code: transient.Code, RetryAfter: transient.RetryAfter, Err: err}
 	default:
 		r.Err = dispatcher.Permanent(permanent.Code, err)
 	}

@@ -78,7 +78,7 @@ type WebPushConfig struct {
 // refuses. Such a failure is permanent and says nothing more than
 // ErrBlockedAddress: not the address, not the port, not how the network
 // answered (API viewers read delivery reasons).
-const CodeBlocked = "blocked_address"
+const CodeBlocked = string(dispatcher.ReasonBlockedAddress)
 
 // ErrBlockedAddress is the error of a token whose endpoint's address the
 // guard refuses (dispatcher.Permanent(CodeBlocked, ErrBlockedAddress)).
@@ -88,7 +88,7 @@ var ErrBlockedAddress = errors.New("the endpoint's address is not allowed")
 // answer (the connection failed or timed out), with ErrConnectFailed: like
 // CodeBlocked, a fixed text that says nothing of the address or of how the
 // network answered.
-const CodeConnectFailed = "connect_failed"
+const CodeConnectFailed = string(dispatcher.ReasonConnectFailed)
 
 // ErrConnectFailed is the error of a token whose push service gave no
 // answer (dispatcher.Transient(CodeConnectFailed, 0, ErrConnectFailed)).
@@ -322,7 +322,7 @@ func (w *webPush) failure(status int, h http.Header, text []byte, n *notice, tok
 	case status == http.StatusNotFound || status == http.StatusGone:
 		o.dead, o.err = true, dispatcher.Permanent(code, err)
 	case status == http.StatusTooManyRequests:
-		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(h, w.now(), defaultRateLimitDelay, maxRetryAfter), err)
+		o.err = dispatcher.Throttled(code, dispatcher.RetryAfter(h, w.now(), defaultRateLimitDelay, maxRetryAfter), err)
 	case status >= 500:
 		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(h, w.now(), 0, maxRetryAfter), err)
 	case status == http.StatusUnauthorized:

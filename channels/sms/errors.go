@@ -83,7 +83,7 @@ func classify(status int, header http.Header, err error, to string, now time.Tim
 	case code == codeUnsubscribed:
 		return dispatcher.OptedOut(code, err)
 	case status == http.StatusTooManyRequests || code == codeTooMany:
-		return dispatcher.Transient(code, dispatcher.RetryAfter(header, now, DefaultRetryAfter, maxRetryAfter), err)
+		return dispatcher.Throttled(code, dispatcher.RetryAfter(header, now, DefaultRetryAfter, maxRetryAfter), err)
 	case code == codeQueueFull:
 		return dispatcher.Transient(code, dispatcher.RetryAfter(header, now, queueFullRetryAfter, maxRetryAfter), err)
 	case status == 0 || status >= 500:

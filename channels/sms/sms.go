@@ -456,7 +456,7 @@ func notSent(err error) dispatcher.Result {
 // sendOne sends m and classifies the outcome. It never panics.
 func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispatcher.Result) {
 	if m == nil || m.Recipient == nil || m.Recipient.Phone == "" {
-		return dispatcher.Result{Err: dispatcher.Permanent("no_phone", errors.New("sms: the recipient has no phone number"))}
+		return dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoPhone), errors.New("sms: the recipient has no phone number"))}
 	}
 	to := m.Recipient.Phone
 	defer func() {

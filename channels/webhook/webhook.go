@@ -97,15 +97,16 @@ const (
 )
 
 // Error codes of the Results' SendErrors, besides the HTTP status ("503",
-// "410", …).
+// "410", …): the dispatcher's Reasons, listed there once.
 const (
-	CodeBlocked    = "blocked_address"
-	CodeInvalidURL = "invalid_url"
-	CodeNoSecret   = "no_secret"
-	CodeNoEndpoint = "no_endpoint"
-	CodeTimeout    = "timeout"
-	CodeConnection = "connect_failed"
-	CodeCancelled  = "cancelled"
+	CodeBlocked    = string(dispatcher.ReasonBlockedAddress)
+	CodeInvalidURL = string(dispatcher.ReasonInvalidURL)
+	CodeNoSecret   = string(dispatcher.ReasonNoSecret)
+	CodeNoEndpoint = string(dispatcher.ReasonNoEndpoint)
+	CodeTimeout    = string(dispatcher.ReasonTimeout)
+	CodeConnection = string(dispatcher.ReasonConnectFailed)
+	CodeCancelled  = string(dispatcher.ReasonCancelled)
+	CodePayload    = string(dispatcher.ReasonPayload)
 )
 
 // Config configures a Sender. The zero value is valid: https only, no
@@ -323,7 +324,7 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		}
 		body, err := Payload(m, s.cfg.Clock.Now())
 		if err != nil {
-			res[i].Err = dispatcher.Permanent("payload", fmt.Errorf("webhook: delivery %s: %w", m.DeliveryID, err))
+			res[i].Err = dispatcher.Permanent(CodePayload, fmt.Errorf("webhook: delivery %s: %w", m.DeliveryID, err))
 			continue
 		}
 		bodies[i] = body
@@ -476,7 +477,7 @@ func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher
 	case http.StatusGone:
 		o.err = dispatcher.Permanent(code, fmt.Errorf("%w: the endpoint is gone", herr))
 	case http.StatusTooManyRequests:
-		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(resp.Header, s.cfg.Clock.Now(), DefaultRateLimitDelay, MaxRetryAfter), herr)
+		o.err = dispatcher.Throttled(code, dispatcher.RetryAfter(resp.Header, s.cfg.Clock.Now(), DefaultRateLimitDelay, MaxRetryAfter), herr)
 	default:
 		o.err = dispatcher.Transient(code, dispatcher.RetryAfter(resp.Header, s.cfg.Clock.Now(), 0, MaxRetryAfter), herr)
 	}
@@ -576,7 +577,8 @@ func (s *Sender) combine(ctx context.Context, m *dispatcher.Message, outs []outc
 	}
 	switch {
 	case len(transient) > 0:
-		return dispatcher.Result{Err: dispatcher.Transient(dispatcher.Classify(transient[0]).Code, retry, all)}
+		first := dispatcher.Classify(transient[0])
+		return dispatcher.Result{Err: &dispatcher.SendError{Throttled: first.Throttled, Code: first.Code, RetryAfter: retry, Err: all}}
 	case len(permanent) > 0:
 		return dispatcher.Result{Err: dispatcher.Permanent(dispatcher.Classify(permanent[0]).Code, all)}
 	case len(gone) == len(outs):

@@ -222,9 +222,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	defer inspector.Close()
 	metrics := queue.NewMetrics(reg, inspector)
 
+	// One retry policy, for the fan-out and the queue alike.
+	retry := dispatcher.RetryPolicy{
+		MaxAttempts: cfg.Worker.MaxRetry + 1,
+		Span:        map[dispatcher.Channel]time.Duration{dispatcher.ChannelWebhook: cfg.Channels.Webhook.RetrySpan},
+	}
 	qc := queue.NewClient(aopt)
-	// The queue's own bound covers the longest retry span of any channel.
-	qc.MaxAttempts = max(cfg.Worker.MaxRetry+1, dispatcher.AttemptsFor(cfg.Channels.Webhook.RetrySpan))
+	qc.Retry = retry
 	defer qc.Close()
 
 	links, err := linkSigner(ctx, cfg, store)
@@ -242,8 +246,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		Renderer:    &dispatcher.CatalogRenderer{Catalog: catalog, Clock: clock},
 		Senders:     senders,
 		BatchSize:   cfg.Worker.BatchSize,
-		MaxAttempts: cfg.Worker.MaxRetry + 1,
-		RetrySpan:   map[dispatcher.Channel]time.Duration{dispatcher.ChannelWebhook: cfg.Channels.Webhook.RetrySpan},
+		RetryPolicy: retry,
 		Webhooks:    store,
 		Limiter:     store.Limiter(),
 		Leases:      store,
@@ -324,6 +327,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		worker = queue.NewServer(aopt, queue.ServerConfig{
 			Concurrency:     cfg.Worker.Concurrency,
 			ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+			Retry:           retry,
 			Logger:          logger,
 		})
 		h := &queue.Handlers{Fanout: fan, Logger: logger}

@@ -407,3 +407,30 @@ func TestRecipientsListPaging(t *testing.T) {
 	c.mustRun(2, "recipients", "list", "--limit", "0")
 	c.mustRun(2, "recipients", "list", "extra")
 }
+
+// TestPrintPreviewHeldAndSuppressed: the preview's table says who a flap
+// suppresses and who waits for the end of quiet hours.
+func TestPrintPreviewHeldAndSuppressed(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	c := &client{stdout: &out}
+	p := &dispatcher.BroadcastPreview{
+		Audience:   5,
+		ByChannel:  map[dispatcher.Channel]map[string]int{dispatcher.ChannelSMS: {"de-CH": 4}, dispatcher.ChannelNone: {"en": 1}},
+		Suppressed: map[dispatcher.Reason]int{dispatcher.ReasonFlap: 2, dispatcher.ReasonNoChannel: 1},
+		QuietHours: 1,
+	}
+	if err := c.printPreview(p, false); err != nil {
+		t.Fatal(err)
+	}
+	mustMatch(t, "preview", out.String(), `(?m)^Flap: 2 recipients never heard of the incident and get nothing \(limits.flap_window\)$`,
+		`(?m)^Quiet hours: 1 recipients get it when their quiet hours end \(limits.quiet_hours\)$`)
+	out.Reset()
+	p.Suppressed, p.QuietHours = nil, 0
+	if err := c.printPreview(p, false); err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); strings.Contains(s, "Flap") || strings.Contains(s, "Quiet hours") {
+		t.Errorf("flap or quiet hours shown with none:\n%s", s)
+	}
+}

@@ -160,6 +160,12 @@ func (c *client) printPreview(p *dispatcher.BroadcastPreview, notice bool) error
 	if n := p.ByChannel[dispatcher.ChannelNone]; len(n) > 0 {
 		fmt.Fprintln(w, "(none: recipients no channel reaches)")
 	}
+	if n := p.Suppressed[dispatcher.ReasonFlap]; n > 0 {
+		fmt.Fprintf(w, "\nFlap: %d recipients never heard of the incident and get nothing (limits.flap_window)\n", n)
+	}
+	if p.QuietHours > 0 {
+		fmt.Fprintf(w, "\nQuiet hours: %d recipients get it when their quiet hours end (limits.quiet_hours)\n", p.QuietHours)
+	}
 	if len(p.OperatorFallbacks) > 0 {
 		var parts []string
 		for _, loc := range sortedKeys(p.OperatorFallbacks) {

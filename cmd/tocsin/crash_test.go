@@ -354,7 +354,7 @@ func TestResolvedRightAfterWorkerKilled(t *testing.T) {
 			unknown++
 		case opened > 0 && d.Status != dispatcher.StatusSent:
 			t.Errorf("%s: the provider got the opening, its record says %s (%s)", id, d.Status, d.Reason)
-		case opened == 0 && (d.Status != dispatcher.StatusSuppressed || d.Reason != dispatcher.ReasonSuperseded):
+		case opened == 0 && (d.Status != dispatcher.StatusSuppressed || d.Reason != string(dispatcher.ReasonSuperseded)):
 			t.Errorf("%s: the provider never got the opening, its record says %s (%s)", id, d.Status, d.Reason)
 		}
 	}

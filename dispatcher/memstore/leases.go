@@ -110,7 +110,7 @@ func (s *Store) Journal(_ context.Context, bid string, g dispatcher.Guard, hande
 		k := handedKey(bid, g)
 		switch {
 		case k != "" && s.holder(k) != g.Lease.Token:
-			refused = dispatcher.ReasonLeaseLost
+			refused = string(dispatcher.ReasonLeaseLost)
 		default:
 			refused = s.guard(b, g)
 		}

@@ -1,6 +1,7 @@
 // Package queue is Tocsin's asynq adapter: task types and payloads, the
-// dispatcher.Enqueuer, the task handlers that drive dispatcher.Fanout, the
-// retry policy, and the worker server.
+// dispatcher.Enqueuer, the task handlers that drive dispatcher.Fanout, and
+// the worker server. When tasks run again is dispatcher.RetryPolicy's
+// call: the server and the client are handed the fan-out's.
 //
 // Three tasks carry a broadcast: one "broadcast:plan" (task id derived from
 // the broadcast id) snapshots the audience and enqueues one
@@ -82,14 +83,14 @@ type RetryPayload struct {
 // NewPlanTask returns the plan task of broadcast b.
 func NewPlanTask(b *dispatcher.Broadcast) *asynq.Task {
 	p, _ := json.Marshal(PlanPayload{BroadcastID: b.ID})
-	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID), asynq.Queue(QueueFor(b)), asynq.MaxRetry(20))
+	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID), asynq.Queue(QueueFor(b)), asynq.MaxRetry(dispatcher.TaskMaxRetry))
 }
 
 // NewPlanTaskAgain returns a plan task of broadcast b named by tag, for a
 // plan whose worker died.
 func NewPlanTaskAgain(b *dispatcher.Broadcast, tag string) *asynq.Task {
 	p, _ := json.Marshal(PlanPayload{BroadcastID: b.ID})
-	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID+":"+tag), asynq.Queue(QueueFor(b)), asynq.MaxRetry(20))
+	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID+":"+tag), asynq.Queue(QueueFor(b)), asynq.MaxRetry(dispatcher.TaskMaxRetry))
 }
 
 // NewBatchTask returns the task of one batch of broadcast b.
@@ -101,7 +102,7 @@ func NewBatchTask(b *dispatcher.Broadcast, batch dispatcher.Batch) *asynq.Task {
 		// still active in asynq until its own lease recovery finds it.
 		id += ":" + batch.Resume
 	}
-	return asynq.NewTask(TypeBatch, p, asynq.TaskID(id), asynq.Queue(QueueFor(b)), asynq.MaxRetry(20))
+	return asynq.NewTask(TypeBatch, p, asynq.TaskID(id), asynq.Queue(QueueFor(b)), asynq.MaxRetry(dispatcher.TaskMaxRetry))
 }
 
 // NewRetryTask returns the retry task of one delivery.
@@ -113,8 +114,10 @@ func NewRetryTask(b *dispatcher.Broadcast, deliveryID string, attempt, maxRetry 
 // Client enqueues tasks; it implements dispatcher.Enqueuer.
 type Client struct {
 	c *asynq.Client
-	// MaxAttempts of one delivery, the first included (default 9).
-	MaxAttempts int
+	// Retry is the fan-out's retry policy: a delivery's retry task is
+	// retried at most as many times as the policy's longest channel has
+	// attempts.
+	Retry dispatcher.RetryPolicy
 }
 
 var _ dispatcher.Enqueuer = (*Client)(nil)
@@ -160,13 +163,9 @@ func (c *Client) EnqueueBatches(ctx context.Context, b *dispatcher.Broadcast, ba
 
 // EnqueueRetry implements dispatcher.Enqueuer.
 func (c *Client) EnqueueRetry(ctx context.Context, b *dispatcher.Broadcast, deliveryID string, attempt int, delay time.Duration) error {
-	maxAttempts := c.MaxAttempts
-	if maxAttempts <= 0 {
-		maxAttempts = 9
-	}
 	// The fan-out fails the delivery at its last attempt; asynq's own limit
 	// only guards against a task that keeps failing for other reasons.
-	return c.enqueue(ctx, NewRetryTask(b, deliveryID, attempt, maxAttempts, delay))
+	return c.enqueue(ctx, NewRetryTask(b, deliveryID, attempt, c.Retry.MostAttempts(), delay))
 }
 
 // Handlers process Tocsin's tasks with a Fanout.
@@ -220,24 +219,27 @@ func (h *Handlers) retry(ctx context.Context, t *asynq.Task) error {
 	if err := decode(t, &p); err != nil {
 		return err
 	}
+	// A wait (quiet hours, another run sending it) is not counted as a
+	// retry (IsFailure), so the count is the attempts made.
 	n, _ := asynq.GetRetryCount(ctx)
 	return permanent(h.Fanout.Retry(ctx, p.DeliveryID, p.Attempt+n))
 }
 
-// RetryDelay is asynq's RetryDelayFunc: a provider's Retry-After when the
-// error carries one, else the fan-out's backoff (capped at a minute for
-// plan and batch tasks, whose failures are Redis or rendering trouble).
-func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
-	var se *dispatcher.SendError
-	if errors.As(err, &se) && se.RetryAfter > 0 {
-		return se.RetryAfter
+// RetryDelayFunc is asynq's RetryDelayFunc for policy p (see
+// dispatcher.RetryPolicy.TaskDelay): a delivery's retry task waits the
+// error's delay or the backoff; plan and batch tasks, whose failures are
+// Redis or rendering trouble, at most a minute without a delay of their
+// own.
+func RetryDelayFunc(p dispatcher.RetryPolicy) asynq.RetryDelayFunc {
+	return func(n int, err error, t *asynq.Task) time.Duration {
+		return p.TaskDelay(n, err, t.Type() == TypeRetry)
 	}
-	d := dispatcher.Backoff(n + 1)
-	if t.Type() != TypeRetry {
-		d = min(d, time.Minute)
-	}
-	return d
 }
+
+// IsFailure is asynq's IsFailure: a wait (dispatcher.IsWait) is not a
+// failure, so asynq neither counts it as a retry (the delivery's attempt
+// number stays) nor archives a task for waiting.
+func IsFailure(err error) bool { return dispatcher.RetryPolicy{}.Counts(err) }
 
 // ServerConfig configures the worker server.
 type ServerConfig struct {
@@ -247,7 +249,9 @@ type ServerConfig struct {
 	// for work again (default 50ms; asynq's own default of 1s would delay
 	// the first message of an incident by up to 1.5s).
 	TaskCheckInterval time.Duration
-	Logger            *slog.Logger
+	// Retry is the fan-out's retry policy (Fanout.RetryPolicy).
+	Retry  dispatcher.RetryPolicy
+	Logger *slog.Logger
 }
 
 // NewServer returns an asynq server that works the priority lanes. On
@@ -271,11 +275,16 @@ func NewServer(opt asynq.RedisConnOpt, cfg ServerConfig) *asynq.Server {
 		// Retries are due to the second; asynq's default looks every 5s.
 		DelayedTaskCheckInterval: time.Second,
 		Queues:                   Queues,
-		RetryDelayFunc:           RetryDelay,
+		RetryDelayFunc:           RetryDelayFunc(cfg.Retry),
+		IsFailure:                IsFailure,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		Logger:                   slogAdapter{logger.With("component", "asynq")},
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if dispatcher.IsWait(err) {
+				logger.DebugContext(ctx, "task waits", "type", t.Type(), "err", err)
+				return
+			}
 			logger.WarnContext(ctx, "task failed", "type", t.Type(), "err", err)
 		}),
 	})

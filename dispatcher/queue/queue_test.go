@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,7 +91,7 @@ func TestRetryDelay(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			for range 200 {
-				d := queue.RetryDelay(tt.n, tt.err, tt.task)
+				d := queue.RetryDelayFunc(dispatcher.RetryPolicy{})(tt.n, tt.err, tt.task)
 				switch {
 				case tt.exact > 0 && d != tt.exact:
 					t.Fatalf("RetryDelay = %v, want the error's %v", d, tt.exact)
@@ -202,7 +203,7 @@ func TestClientEnqueue(t *testing.T) {
 	_, opts := redistest.New(t)
 	ro := asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB}
 	c := queue.NewClient(ro)
-	c.MaxAttempts = 5
+	c.Retry = dispatcher.RetryPolicy{MaxAttempts: 5}
 	t.Cleanup(func() { _ = c.Close() })
 	insp := asynq.NewInspector(ro)
 	t.Cleanup(func() { _ = insp.Close() })
@@ -328,6 +329,7 @@ type flow struct {
 	handlers *queue.Handlers
 	reg      *prometheus.Registry
 	insp     *asynq.Inspector
+	waits    atomic.Int64 // tasks that ended in a wait (dispatcher.IsWait)
 }
 
 // newFlow wires Service, Fanout, redisstore and the queue on a fresh
@@ -337,7 +339,8 @@ func newFlow(t *testing.T, sender dispatcher.Sender, maxAttempts int) *flow {
 	rdb, opts := redistest.New(t)
 	ro := asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB}
 	f := &flow{opt: ro, store: redisstore.New(rdb), client: queue.NewClient(ro), reg: prometheus.NewRegistry(), insp: asynq.NewInspector(ro)}
-	f.client.MaxAttempts = maxAttempts
+	policy := dispatcher.RetryPolicy{MaxAttempts: maxAttempts, BackoffFunc: func(int) time.Duration { return 5 * time.Millisecond }}
+	f.client.Retry = policy
 	t.Cleanup(func() { _ = f.client.Close(); _ = f.insp.Close() })
 	if sender == nil {
 		sender = &outbox.Sender{Store: f.store}
@@ -349,8 +352,7 @@ func newFlow(t *testing.T, sender dispatcher.Sender, maxAttempts int) *flow {
 			dispatcher.ChannelPush: sender, dispatcher.ChannelSMS: sender, dispatcher.ChannelEmail: sender,
 		},
 		BatchSize:   100,
-		MaxAttempts: maxAttempts,
-		BackoffFunc: func(int) time.Duration { return 5 * time.Millisecond },
+		RetryPolicy: policy,
 		Logger:      quiet,
 		Metrics:     queue.NewMetrics(f.reg, f.insp),
 	}
@@ -364,12 +366,17 @@ func (f *flow) start(t *testing.T) {
 	srv := asynq.NewServer(f.opt, asynq.Config{
 		Concurrency:              6,
 		Queues:                   queue.Queues,
-		RetryDelayFunc:           queue.RetryDelay,
+		RetryDelayFunc:           queue.RetryDelayFunc(f.fanout.RetryPolicy),
+		IsFailure:                queue.IsFailure,
 		TaskCheckInterval:        10 * time.Millisecond,
 		DelayedTaskCheckInterval: 20 * time.Millisecond,
 		ShutdownTimeout:          2 * time.Second,
 		LogLevel:                 asynq.FatalLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(_ context.Context, task *asynq.Task, err error) {
+			if dispatcher.IsWait(err) {
+				f.waits.Add(1)
+				return
+			}
 			var se *dispatcher.SendError
 			if task.Type() == queue.TypeRetry && errors.As(err, &se) {
 				return // a delivery's transient failure: retried by design

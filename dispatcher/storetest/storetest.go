@@ -601,7 +601,7 @@ func testLeaseJournal(t *testing.T, s Store) {
 		t.Fatal("a second run took a live lease")
 	}
 	g2 := dispatcher.Guard{IncidentID: "inc_lj", Seq: 1, Lease: &other}
-	if refused, _ := s.Journal(ctx, b.ID, g2, []dispatcher.DeliveryRef{ref("c")}, nil); refused != dispatcher.ReasonLeaseLost {
+	if refused, _ := s.Journal(ctx, b.ID, g2, []dispatcher.DeliveryRef{ref("c")}, nil); refused != string(dispatcher.ReasonLeaseLost) {
 		t.Errorf("Journal without the lease = %q, want %s", refused, dispatcher.ReasonLeaseLost)
 	}
 	if ok, err := s.RenewLease(ctx, b.ID, other, time.Minute); ok || err != nil {

@@ -1,0 +1,110 @@
+package dispatcher
+
+// Reason says why a delivery was not sent, or not yet: the reason of a
+// suppressed or held delivery, the refusal of a store's guard, or the code
+// of a SendError. A delivery's recorded reason is a Reason on its own
+// (a decision: "no_channel") or a SendError's code followed by the
+// provider's text ("timeout: webhook: endpoint ..."; see Outcome.Reason).
+//
+// Every reason the dispatcher and the channels give is listed here once;
+// providers' own codes ("21211", "550 5.1.1", "fcm:UNREGISTERED") are not,
+// they are the provider's. Values are the strings stored and shown by the
+// API, so they must never change.
+type Reason string
+
+// Reasons Decide gives (see decide.go).
+const (
+	// ReasonNoChannel: the recipient cannot be reached on any channel the
+	// broadcast allows and a sender serves: no contact for any preferred
+	// channel, an opt-out of it, or, for a retry, the delivery's channel
+	// is no longer reachable. Recorded under channel "none" on a first
+	// attempt.
+	ReasonNoChannel Reason = "no_channel"
+	// ReasonRecipientDeleted: the recipient was deleted after the plan
+	// snapshot its audience.
+	ReasonRecipientDeleted Reason = "recipient_deleted"
+	// ReasonFlap: a resolution not sent to a recipient who never heard of
+	// an incident that was over within the flap window.
+	ReasonFlap Reason = "flap"
+	// ReasonQuietHours: a minor update (or a bulk or low notice) held
+	// until the recipient's quiet hours end; the delivery stays queued. As
+	// a SendError code it is a wait (see IsWait), not a failure.
+	ReasonQuietHours Reason = "quiet_hours"
+	// ReasonRateLimited: the per-recipient guard held the delivery back
+	// (more than Fanout.PerRecipient messages on the channel).
+	ReasonRateLimited Reason = "rate_limited"
+)
+
+// Reasons the store's guard gives, atomically with the status write (see
+// Guard): a delivery refused by it is suppressed with the reason, or,
+// for ReasonLeaseLost, left to the run that holds the batch now.
+const (
+	// ReasonSuperseded: a later update of the same incident exists, so a
+	// recipient never reads an older state after a newer one.
+	ReasonSuperseded Reason = "superseded"
+	// ReasonCancelled: an operator cancelled the broadcast before the
+	// delivery was handed to a provider. Also the webhook channel's code
+	// of a request cut off by the run's end, its fate unknown (transient).
+	ReasonCancelled Reason = "cancelled"
+	// ReasonLeaseLost: this run no longer holds its lease; another run has
+	// the batch. Never recorded.
+	ReasonLeaseLost Reason = "lease_lost"
+)
+
+// SendError codes of the fan-out's own transient errors and waits.
+const (
+	// ReasonInFlight: deliveries of an earlier update of the incident are
+	// still being handed to a provider; the batch waits (a wait).
+	ReasonInFlight Reason = "in_flight"
+	// ReasonBusy: another live run is sending the delivery (a wait).
+	ReasonBusy Reason = "busy"
+	// ReasonLeft: this run lost its lease mid-send and left deliveries in
+	// sending for the run that has the batch now (transient).
+	ReasonLeft Reason = "left"
+	// ReasonRetry: a retry failed transiently and another attempt is due;
+	// the error's text is the delivery's recorded reason (transient).
+	ReasonRetry Reason = "retry"
+	// ReasonRateLimiter: the rate limiter failed (Redis unreachable); the
+	// messages not yet sent are held back (transient).
+	ReasonRateLimiter Reason = "rate_limiter"
+	// ReasonPanic: a Sender panicked; the messages it had not reported are
+	// failed transiently (see Fanout, collector.send).
+	ReasonPanic Reason = "panic"
+)
+
+// SendError codes the channels share, besides their providers' own.
+const (
+	// ReasonBlockedAddress: the address a webhook or Web Push endpoint
+	// resolves to is refused by the network guard (permanent).
+	ReasonBlockedAddress Reason = "blocked_address"
+	// ReasonConnectFailed: no connection to the endpoint or push service
+	// (transient).
+	ReasonConnectFailed Reason = "connect_failed"
+	// ReasonTimeout: the endpoint took longer than the channel's timeout
+	// to answer (transient).
+	ReasonTimeout Reason = "timeout"
+	// ReasonInvalidURL: the webhook endpoint's URL cannot be requested
+	// (permanent).
+	ReasonInvalidURL Reason = "invalid_url"
+	// ReasonNoSecret: the webhook endpoint has no usable signing secret
+	// (permanent).
+	ReasonNoSecret Reason = "no_secret"
+	// ReasonNoEndpoint: the merchant has no active endpoint for the event
+	// (suppressed).
+	ReasonNoEndpoint Reason = "no_endpoint"
+	// ReasonPayload: the webhook payload could not be built (permanent).
+	ReasonPayload Reason = "payload"
+	// ReasonNoPhone: an SMS to a recipient without a phone number
+	// (permanent).
+	ReasonNoPhone Reason = "no_phone"
+	// ReasonNoToken: a push message without a live token (permanent).
+	ReasonNoToken Reason = "no_token"
+	// ReasonUnregistered: every push token of the recipient is dead
+	// (permanent; the tokens are removed).
+	ReasonUnregistered Reason = "unregistered"
+	// ReasonOutbox: the outbox could not store the message (transient).
+	ReasonOutbox Reason = "outbox"
+)
+
+// String returns r as stored.
+func (r Reason) String() string { return string(r) }

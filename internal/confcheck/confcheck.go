@@ -8,6 +8,7 @@ package confcheck
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -67,18 +68,37 @@ func (c *Checker) Positive(field string, d time.Duration) {
 	}
 }
 
+// Merge adds the problems joined in err (errors.Join), as they are.
+func (c *Checker) Merge(err error) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		c.problems = append(c.problems, j.Unwrap()...)
+	} else if err != nil {
+		c.problems = append(c.problems, err)
+	}
+}
+
+// Check adds err, when not nil, as the problem of field.
+func (c *Checker) Check(field string, err error) {
+	if err != nil {
+		c.Add(field, "%v", err)
+	}
+}
+
 // OneOf checks that value is one of allowed.
 func (c *Checker) OneOf(field, value string, allowed ...string) {
-	for _, a := range allowed {
-		if value == a {
-			return
-		}
+	c.Check(field, NotOneOf(value, allowed...))
+}
+
+// NotOneOf says what is wrong with value when it is not one of allowed;
+// nil when it is.
+func NotOneOf(value string, allowed ...string) error {
+	switch {
+	case slices.Contains(allowed, value):
+		return nil
+	case value == "":
+		return fmt.Errorf("is required: must be %s", OrList(allowed))
 	}
-	if value == "" {
-		c.Add(field, "is required: must be %s", OrList(allowed))
-		return
-	}
-	c.Add(field, "must be %s, got %q", OrList(allowed), value)
+	return fmt.Errorf("must be %s, got %q", OrList(allowed), value)
 }
 
 // OrList renders ["a" "b" "c"] as "a, b or c".

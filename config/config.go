@@ -7,11 +7,13 @@
 // config.example.yaml at the repository root list the same options.
 //
 // The Twilio, SMTP and Web Push sections are the channels' own Config
-// types (sms.Config, email.Config, push.WebPushConfig), and Validate reads
-// rates and quiet hours with the dispatcher's parsers and checks the Twilio
-// options with the SMS channel's rules, so the package imports dispatcher
-// and the channels (none may import it); the Parsed methods hand out the
-// values those parsers read. Secret options are Secrets, which never print.
+// types (sms.Config, email.Config, push.WebPushConfig), which Validate
+// checks with the channels' own rules (their ValidateNamed, naming the
+// options); rates, quiet hours, networks and log levels are types that
+// parse themselves with the dispatcher's parsers, and the Parsed methods
+// hand out what they read. So the package imports dispatcher and the
+// channels (none may import it). Secret options are Secrets, which never
+// print.
 // Handlers receive the values they need in structs, never by reaching for
 // a global.
 package config

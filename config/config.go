@@ -7,11 +7,13 @@
 // config.example.yaml at the repository root list the same options.
 //
 // The Twilio, SMTP and Web Push sections are the channels' own Config
-// types (sms.Config, email.Config, push.WebPushConfig), and Validate reads
-// rates and quiet hours with the dispatcher's parsers and checks the Twilio
-// options with the SMS channel's rules, so the package imports dispatcher
-// and the channels (none may import it); the Parsed methods hand out the
-// values those parsers read. Secret options are Secrets, which never print.
+// types (sms.Config, email.Config, push.WebPushConfig), which Validate
+// checks with the channels' own rules (their ValidateNamed, naming the
+// options); rates, quiet hours, networks and log levels are types that
+// parse themselves with the dispatcher's parsers, and the Parsed methods
+// hand out what they read. So the package imports dispatcher and the
+// channels (none may import it). Secret options are Secrets, which never
+// print.
 // Handlers receive the values they need in structs, never by reaching for
 // a global.
 package config
@@ -20,6 +22,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -30,6 +34,7 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/push"
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/confcheck"
 	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
@@ -161,7 +166,7 @@ type APIKey struct {
 type Log struct {
 	// Level is debug, info, warn or error.
 	// Default info; env TOCSIN_LOG_LEVEL.
-	Level string `yaml:"level"`
+	Level Level `yaml:"level"`
 	// Format is json or text.
 	// Default json; env TOCSIN_LOG_FORMAT.
 	Format string `yaml:"format"`
@@ -185,11 +190,6 @@ type Channels struct {
 	Webhook Webhook `yaml:"webhook"`
 }
 
-// Rates are written as events per unit: "100/s", "10/min" or "5/h" (also
-// "/sec", "/second", "/m", "/minute", "/hour"), from 1 to 1000000 events.
-// They are limits shared by every worker process (through Redis): what one
-// provider account accepts, not what each process may send.
-
 // SMS configures the SMS channel.
 type SMS struct {
 	Twilio Twilio `yaml:"twilio"`
@@ -201,7 +201,7 @@ type SMS struct {
 	// Twilio's queue (and expire after validity_period) and Twilio answers
 	// 429 to bursts.
 	// Default "10/s"; env TOCSIN_SMS_RATE.
-	Rate string `yaml:"rate"`
+	Rate Rate `yaml:"rate"`
 }
 
 // Twilio configures SMS through Twilio's Messages API: the SMS channel's
@@ -218,7 +218,7 @@ type Email struct {
 	// and sending services throttle (421 or 451 4.7.x); set what yours
 	// allows.
 	// Default "50/s"; env TOCSIN_EMAIL_RATE.
-	Rate string `yaml:"rate"`
+	Rate Rate `yaml:"rate"`
 }
 
 // SMTP configures email through an SMTP relay: the email channel's own
@@ -241,7 +241,7 @@ type Push struct {
 	// together (a notification to a recipient's several tokens counts
 	// once). FCM allows 600,000 a minute per project (10000/s).
 	// Default "500/s"; env TOCSIN_PUSH_RATE.
-	Rate string `yaml:"rate"`
+	Rate Rate `yaml:"rate"`
 }
 
 // FCM configures Firebase Cloud Messaging (HTTP v1 API).
@@ -304,7 +304,7 @@ type Webhook struct {
 	// link-local, CGNAT or otherwise not public; every such address is
 	// refused otherwise, when registering and when connecting.
 	// Default none; env TOCSIN_WEBHOOK_ALLOW_NETWORKS (comma-separated).
-	AllowNetworks []string `yaml:"allow_networks"`
+	AllowNetworks Networks `yaml:"allow_networks"`
 	// Timeout bounds one delivery attempt, from connecting to reading the
 	// answer. Must be > 0.
 	// Default 10s; env TOCSIN_WEBHOOK_TIMEOUT.
@@ -344,12 +344,12 @@ type Limits struct {
 	// over it are suppressed (rate-limited). The resolution of a critical
 	// incident always passes. "0" turns the guard off.
 	// Default "10/h"; env TOCSIN_LIMITS_PER_RECIPIENT.
-	PerRecipient string `yaml:"per_recipient"`
+	PerRecipient Rate `yaml:"per_recipient"`
 	// QuietHours is a daily window of the recipient's local time, such as
 	// "22:00-07:00", in which minor-severity updates wait until it ends
 	// (major and critical do not). "" turns it off.
 	// Default ""; env TOCSIN_LIMITS_QUIET_HOURS.
-	QuietHours string `yaml:"quiet_hours"`
+	QuietHours QuietHours `yaml:"quiet_hours"`
 	// FlapWindow: an incident resolved within this long of opening is not
 	// told to recipients who had not yet heard of it. 0 turns it off.
 	// Default 0; env TOCSIN_LIMITS_FLAP_WINDOW.
@@ -516,75 +516,114 @@ func (a Auth) Match(presented string) (APIKey, bool) {
 	return found, ok
 }
 
-// ParsedRate returns Rate as the dispatcher reads it (dispatcher.ParseRate);
-// the zero Rate, no limit, when Rate is invalid (Validate rejects it).
-func (s SMS) ParsedRate() dispatcher.Rate { return parsedRate(s.Rate) }
+// Rate is a rate option, events per unit: "100/s", "10/min" or "5/h" (also
+// "/sec", "/second", "/m", "/minute", "/hour"), from 1 to 1000000 events,
+// or "0" (no limit) where an option allows it. Rates are limits shared by
+// every worker process (through Redis): what one provider account
+// accepts, not what each process may send.
+type Rate string
 
-// ParsedRate returns Rate as the dispatcher reads it (dispatcher.ParseRate);
-// the zero Rate, no limit, when Rate is invalid (Validate rejects it).
-func (e Email) ParsedRate() dispatcher.Rate { return parsedRate(e.Rate) }
-
-// ParsedRate returns Rate as the dispatcher reads it (dispatcher.ParseRate);
-// the zero Rate, no limit, when Rate is invalid (Validate rejects it).
-func (p Push) ParsedRate() dispatcher.Rate { return parsedRate(p.Rate) }
-
-// ParsedPerRecipient returns PerRecipient as the dispatcher reads it
-// (dispatcher.ParseRate); the zero Rate, no limit, when it is "0" or
-// invalid (Validate rejects it).
-func (l Limits) ParsedPerRecipient() dispatcher.Rate { return parsedRate(l.PerRecipient) }
-
-func parsedRate(s string) dispatcher.Rate {
-	r, _ := dispatcher.ParseRate(s)
-	return r
+// Parse reads r with the dispatcher's parser (dispatcher.ParseRate).
+func (r Rate) Parse() (dispatcher.Rate, error) {
+	if r == "" {
+		return dispatcher.Rate{}, errors.New("is required: events per unit, like 100/s, 10/min or 5/h")
+	}
+	p, err := dispatcher.ParseRate(string(r))
+	if err != nil {
+		return dispatcher.Rate{}, fmt.Errorf("must be events per unit, from 1 to %d, like 100/s, 10/min or 5/h, got %q", dispatcher.MaxRateN, string(r))
+	}
+	return p, nil
 }
 
-// ParsedQuietHours returns QuietHours as the dispatcher reads it
-// (dispatcher.ParseQuietHours); nil, no quiet hours, when it is empty or
+// Value returns r parsed; the zero Rate, no limit, when r is "0" or
 // invalid (Validate rejects it).
-func (l Limits) ParsedQuietHours() *dispatcher.QuietHours {
-	if l.QuietHours == "" {
-		return nil
+func (r Rate) Value() dispatcher.Rate {
+	p, _ := r.Parse()
+	return p
+}
+
+// ParsedRate returns Rate.Value().
+func (s SMS) ParsedRate() dispatcher.Rate { return s.Rate.Value() }
+
+// ParsedRate returns Rate.Value().
+func (e Email) ParsedRate() dispatcher.Rate { return e.Rate.Value() }
+
+// ParsedRate returns Rate.Value().
+func (p Push) ParsedRate() dispatcher.Rate { return p.Rate.Value() }
+
+// ParsedPerRecipient returns PerRecipient.Value().
+func (l Limits) ParsedPerRecipient() dispatcher.Rate { return l.PerRecipient.Value() }
+
+// QuietHours is a daily window of local time, "HH:MM-HH:MM", or "" (none).
+type QuietHours string
+
+// Parse reads q with the dispatcher's parser (dispatcher.ParseQuietHours);
+// nil, no quiet hours, when q is "".
+func (q QuietHours) Parse() (*dispatcher.QuietHours, error) {
+	if q == "" {
+		return nil, nil
 	}
-	q, _ := dispatcher.ParseQuietHours(l.QuietHours)
+	p, err := dispatcher.ParseQuietHours(string(q))
+	if err != nil {
+		return nil, fmt.Errorf("must be HH:MM-HH:MM in 24-hour time, with a start and an end that differ, like 22:00-07:00, got %q", string(q))
+	}
+	return p, nil
+}
+
+// ParsedQuietHours returns QuietHours parsed; nil, no quiet hours, when it
+// is empty or invalid (Validate rejects it).
+func (l Limits) ParsedQuietHours() *dispatcher.QuietHours {
+	q, _ := l.QuietHours.Parse()
 	return q
 }
 
-// ParsedAllowNetworks returns AllowNetworks as prefixes, a single address
-// as a prefix of its full length (/32, /128). It leaves out what is neither
-// (Validate rejects it).
-func (w Webhook) ParsedAllowNetworks() []netip.Prefix {
+// Networks lists network prefixes: each a CIDR prefix or an IP address.
+type Networks []string
+
+// Prefixes returns n as prefixes, a single address as a prefix of its full
+// length (/32, /128). It leaves out what is neither (Validate rejects it).
+func (n Networks) Prefixes() []netip.Prefix {
 	var out []netip.Prefix
-	for _, n := range w.AllowNetworks {
-		if p, ok := parseNetwork(n); ok {
+	for _, s := range n {
+		if p, err := parseNetwork(s); err == nil {
 			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// parseNetwork reads one entry of allow_networks: a CIDR prefix or an IP
-// address.
-func parseNetwork(n string) (netip.Prefix, bool) {
+// parseNetwork reads one entry of Networks.
+func parseNetwork(n string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(n); err == nil {
-		return p, true
+		return p, nil
 	}
 	if a, err := netip.ParseAddr(n); err == nil {
-		return netip.PrefixFrom(a, a.BitLen()), true
+		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
-	return netip.Prefix{}, false
+	return netip.Prefix{}, fmt.Errorf("must be a CIDR prefix like 10.0.0.0/8 or fd00::/8, or an IP address, got %q", n)
+}
+
+// ParsedAllowNetworks returns AllowNetworks.Prefixes().
+func (w Webhook) ParsedAllowNetworks() []netip.Prefix { return w.AllowNetworks.Prefixes() }
+
+// Level is a log level: debug, info, warn or error.
+type Level string
+
+// logLevels are the Levels, in order.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// Parse returns l as a slog.Level.
+func (l Level) Parse() (slog.Level, error) {
+	if err := confcheck.NotOneOf(string(l), logLevels...); err != nil {
+		return slog.LevelInfo, err
+	}
+	var s slog.Level
+	return s, s.UnmarshalText([]byte(l))
 }
 
 // SlogLevel returns Level as a slog.Level; unknown levels give info
 // (Validate rejects them).
 func (l Log) SlogLevel() slog.Level {
-	switch l.Level {
-	case "debug":
-		return slog.LevelDebug
-	case "warn":
-		return slog.LevelWarn
-	case "error":
-		return slog.LevelError
-	default:
-		return slog.LevelInfo
-	}
+	s, _ := l.Level.Parse()
+	return s
 }

@@ -334,17 +334,19 @@ func TestLoadEnvNamesOption(t *testing.T) {
 	t.Parallel()
 	for _, b := range envBindings {
 		var envValue, yamlValue string
-		switch b.field(&Config{}).(type) {
-		case *string, *Secret:
-			envValue, yamlValue = "value-"+b.name, `"value-`+b.name+`"`
-		case *int:
-			envValue, yamlValue = "4711", "4711"
-		case *time.Duration:
+		switch f := reflect.ValueOf(Config{}).FieldByIndex(b.index); {
+		case f.Type() == reflect.TypeFor[time.Duration]():
 			envValue, yamlValue = "4711ms", "4711ms"
-		case *bool:
+		case f.Kind() == reflect.String:
+			envValue, yamlValue = "value-"+b.name, `"value-`+b.name+`"`
+		case f.Kind() == reflect.Int:
+			envValue, yamlValue = "4711", "4711"
+		case f.Kind() == reflect.Bool:
 			envValue, yamlValue = "true", "true"
-		case *[]string:
+		case f.Kind() == reflect.Slice:
 			envValue, yamlValue = "10.9.8.0/24", `["10.9.8.0/24"]`
+		default:
+			t.Fatalf("%s binds an option of type %s", b.name, f.Type())
 		}
 		fromEnv := Default()
 		if err := b.set(&fromEnv, envValue); err != nil {
@@ -352,7 +354,7 @@ func TestLoadEnvNamesOption(t *testing.T) {
 		}
 		// Nest the path's parts into YAML: "a.b.c" -> "a:\n  b:\n    c: value".
 		var doc strings.Builder
-		parts := strings.Split(b.path(), ".")
+		parts := strings.Split(b.option, ".")
 		for i, part := range parts {
 			doc.WriteString(strings.Repeat("  ", i) + part + ":")
 			if i == len(parts)-1 {
@@ -363,10 +365,10 @@ func TestLoadEnvNamesOption(t *testing.T) {
 		fromFile := Default()
 		problems, err := decodeFile(mustWriteFile(t, doc.String()), &fromFile)
 		if err != nil || len(problems) > 0 {
-			t.Fatalf("%s: YAML at %s: %v %v", b.name, b.path(), err, problems)
+			t.Fatalf("%s: YAML at %s: %v %v", b.name, b.option, err, problems)
 		}
 		if !reflect.DeepEqual(fromEnv, fromFile) {
-			t.Errorf("%s and the option %s set different fields", b.name, b.path())
+			t.Errorf("%s and the option %s set different fields", b.name, b.option)
 		}
 	}
 }
@@ -722,7 +724,7 @@ func TestBaseURL(t *testing.T) {
 func TestSlogLevel(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
-		level string
+		level Level
 		want  slog.Level
 	}{
 		{"debug", slog.LevelDebug}, {"info", slog.LevelInfo}, {"warn", slog.LevelWarn}, {"error", slog.LevelError},

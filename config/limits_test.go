@@ -27,7 +27,7 @@ limits:
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if got := []string{c.Channels.SMS.Rate, c.Channels.Email.Rate, c.Channels.Push.Rate, c.Limits.PerRecipient}; strings.Join(got, " ") != "1/s 600/min 10000/s 0" {
+	if got := []Rate{c.Channels.SMS.Rate, c.Channels.Email.Rate, c.Channels.Push.Rate, c.Limits.PerRecipient}; fmt.Sprint(got) != "[1/s 600/min 10000/s 0]" {
 		t.Errorf("from the file: %q", got)
 	}
 
@@ -40,7 +40,7 @@ limits:
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if got := []string{c.Channels.SMS.Rate, c.Channels.Email.Rate, c.Channels.Push.Rate, c.Limits.PerRecipient}; strings.Join(got, " ") != "100/s 20/s 600000/min 3/h" {
+	if got := []Rate{c.Channels.SMS.Rate, c.Channels.Email.Rate, c.Channels.Push.Rate, c.Limits.PerRecipient}; fmt.Sprint(got) != "[100/s 20/s 600000/min 3/h]" {
 		t.Errorf("from the environment: %q", got)
 	}
 }
@@ -85,7 +85,7 @@ func TestValidateRates(t *testing.T) {
 func TestValidateQuietHours(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		in   string
+		in   QuietHours
 		want *dispatcher.QuietHours // nil: invalid, or off
 	}{
 		{"", nil},

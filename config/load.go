@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tocsin-dev/tocsin/internal/confcheck"
 )
 
 // A FieldError is one problem with one option. Field names where the
@@ -21,12 +23,7 @@ import (
 //
 // Load and Validate return every FieldError they find joined with
 // errors.Join; walk them with errors.As or the Unwrap() []error method.
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+type FieldError = confcheck.Problem
 
 func problem(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
@@ -220,7 +217,7 @@ func applyEnv(c *Config, env func(string) (string, bool), set map[string]string)
 			problems = append(problems, problem(b.name, "%v", err))
 			continue
 		}
-		set[b.path()] = b.name
+		set[b.option] = b.name
 	}
 	if v, ok := env(envAPIKey); ok {
 		if v == "" {
@@ -232,51 +229,41 @@ func applyEnv(c *Config, env func(string) (string, bool), set map[string]string)
 	return problems
 }
 
-// field returns a pointer to the option b sets in c.
-func (b binding) field(c *Config) any {
-	return reflect.ValueOf(c).Elem().FieldByIndex(b.index).Addr().Interface()
-}
-
-// path returns the option b sets as Validate names it ("redis.db").
-func (b binding) path() string { return b.option }
-
 // set parses v into the option b points at in c.
 func (b binding) set(c *Config, v string) error {
-	switch p := b.field(c).(type) {
-	case *string:
-		*p = v
-	case *Secret:
-		*p = Secret(v)
-	case *int:
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil {
-			return fmt.Errorf("must be an integer, got %q", v)
-		}
-		*p = n
-	case *time.Duration:
-		d, err := time.ParseDuration(strings.TrimSpace(v))
+	f := reflect.ValueOf(c).Elem().FieldByIndex(b.index)
+	switch t := strings.TrimSpace(v); {
+	case f.Type() == reflect.TypeFor[time.Duration]():
+		d, err := time.ParseDuration(t)
 		if err != nil {
 			return fmt.Errorf("must be a duration like 15s or 1m30s, got %q", v)
 		}
-		*p = d
-	case *bool:
-		t, err := strconv.ParseBool(strings.TrimSpace(v))
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(v)
+	case f.Kind() == reflect.Int:
+		n, err := strconv.Atoi(t)
+		if err != nil {
+			return fmt.Errorf("must be an integer, got %q", v)
+		}
+		f.SetInt(int64(n))
+	case f.Kind() == reflect.Bool:
+		x, err := strconv.ParseBool(t)
 		if err != nil {
 			return fmt.Errorf("must be true or false, got %q", v)
 		}
-		*p = t
-	case *[]string:
+		f.SetBool(x)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 		// A comma-separated list, items trimmed, empty ones dropped: ""
 		// clears the list.
-		var items []string
+		f.SetZero()
 		for item := range strings.SplitSeq(v, ",") {
 			if item = strings.TrimSpace(item); item != "" {
-				items = append(items, item)
+				f.Set(reflect.Append(f, reflect.ValueOf(item).Convert(f.Type().Elem())))
 			}
 		}
-		*p = items
 	default:
-		panic(fmt.Sprintf("config: %s binds an option of type %T", b.name, p))
+		panic(fmt.Sprintf("config: %s binds an option of type %s", b.name, f.Type()))
 	}
 	return nil
 }

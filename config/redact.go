@@ -87,15 +87,13 @@ func logAttrs(v reflect.Value) []slog.Attr {
 			attrs = append(attrs, slog.Attr{Key: name, Value: slog.GroupValue(l.logAttrs()...)})
 			continue
 		}
-		switch x := f.Interface().(type) {
-		case []string:
-			attrs = append(attrs, slog.String(name, strings.Join(x, ",")))
+		switch {
+		case f.Kind() == reflect.Slice:
+			attrs = append(attrs, slog.String(name, strings.Join(f.Convert(reflect.TypeFor[[]string]()).Interface().([]string), ",")))
+		case f.Kind() == reflect.Struct:
+			attrs = append(attrs, slog.Attr{Key: name, Value: slog.GroupValue(logAttrs(f)...)})
 		default:
-			if f.Kind() == reflect.Struct {
-				attrs = append(attrs, slog.Attr{Key: name, Value: slog.GroupValue(logAttrs(f)...)})
-			} else {
-				attrs = append(attrs, slog.Any(name, x))
-			}
+			attrs = append(attrs, slog.Any(name, f.Interface()))
 		}
 	}
 	return attrs

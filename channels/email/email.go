@@ -42,6 +42,7 @@
 package email
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -55,8 +56,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/confcheck"
 	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
@@ -105,7 +108,7 @@ type Config struct {
 	// HELO is the name given in EHLO. Default: the machine's host name.
 	HELO string `yaml:"-"`
 	// PoolSize is how many connections the sender keeps open at most,
-	// shared by all concurrent Sends. Default 4.
+	// shared by all concurrent Sends, 1..64. Default 4.
 	PoolSize int `yaml:"pool_size"`
 	// Timeout bounds dialling (connect, TLS, greeting, EHLO, AUTH) and each
 	// SMTP command. Default 15s.
@@ -157,31 +160,14 @@ type Sender struct {
 
 var _ dispatcher.Sender = (*Sender)(nil)
 
-// New checks cfg, fills in its defaults and returns a Sender. It does not
-// connect: the first Send does.
+// New fills in cfg's defaults, checks it (Validate) and returns a Sender.
+// It does not connect: the first Send does.
 func New(cfg Config) (*Sender, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("email: %w", err)
 	}
-	if cfg.TLS == "" {
-		cfg.TLS = TLSStartTLS
-	}
-	if cfg.Port == 0 {
-		cfg.Port = map[string]int{TLSStartTLS: 587, TLSImplicit: 465, TLSNone: 25}[cfg.TLS]
-	}
-	if cfg.PoolSize == 0 {
-		cfg.PoolSize = DefaultPoolSize
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = dispatcher.SystemClock
-	}
-	from, _ := mail.ParseAddress(cfg.From) // checked by validate
+	from, _ := mail.ParseAddress(cfg.From) // checked by Validate
 	s := &Sender{
 		cfg:      cfg,
 		addr:     net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
@@ -214,57 +200,76 @@ func New(cfg Config) (*Sender, error) {
 	return s, nil
 }
 
-// validate reports every problem of cfg at once. It never quotes the
-// password.
-func (cfg *Config) validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("email: "+format, args...)) }
-	switch {
-	case cfg.Host == "":
-		bad("host is required")
-	case strings.ContainsAny(cfg.Host, " \t\r\n/:@") && net.ParseIP(cfg.Host) == nil:
-		bad("host %q is not a host name", cfg.Host)
+// withDefaults fills in the defaults of the fields left zero.
+func (c Config) withDefaults() Config {
+	if c.TLS == "" {
+		c.TLS = TLSStartTLS
 	}
-	if cfg.Port < 0 || cfg.Port > 65535 {
-		bad("port %d is out of range", cfg.Port)
+	if c.Port == 0 {
+		c.Port = cmp.Or(map[string]int{TLSImplicit: 465, TLSNone: 25}[c.TLS], 587)
 	}
-	switch cfg.TLS {
-	case "", TLSStartTLS, TLSImplicit:
-	case TLSNone:
-		if cfg.Username != "" && !isLoopback(cfg.Host) {
-			bad("tls %q would send the SMTP password in the clear to %s; use starttls or implicit", TLSNone, cfg.Host)
-		}
-	default:
-		bad("tls %q is not one of starttls, implicit, none", cfg.TLS)
+	c.PoolSize = cmp.Or(c.PoolSize, DefaultPoolSize)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	if c.Clock == nil {
+		c.Clock = dispatcher.SystemClock
 	}
-	if (cfg.Username == "") != (cfg.Password == "") {
-		bad("username and password go together: set both or neither")
-	}
-	if cfg.From == "" {
-		bad("from is required")
-	} else if a, err := mail.ParseAddress(cfg.From); err != nil || !strings.Contains(a.Address, "@") {
-		bad("from %q is not an RFC 5322 address", cfg.From)
-	}
-	if strings.ContainsAny(cfg.HELO, " \t\r\n") {
-		bad("helo %q must be a single name", cfg.HELO)
-	}
-	if cfg.PoolSize < 0 {
-		bad("pool size %d is negative", cfg.PoolSize)
-	}
-	if cfg.Timeout < 0 {
-		bad("timeout %v is negative", cfg.Timeout)
-	}
-	if cfg.IdleTimeout < 0 {
-		bad("idle timeout %v is negative", cfg.IdleTimeout)
-	}
-	if d := cfg.MessageIDDomain; d != "" && (strings.ContainsAny(d, " \t\r\n<>@\"") || !isPrintableASCII(d)) {
-		bad("message id domain %q is not a domain", d)
-	}
-	return errors.Join(errs...)
+	return c
 }
 
+// Validate reports every problem of c at once, each a *confcheck.Problem
+// naming the Go field, joined with errors.Join; nil when c is valid. New
+// checks c with its defaults filled in: a zero Port, TLS, PoolSize or
+// timeout is a problem here, not there.
+func (c Config) Validate() error { return c.ValidateNamed(nil) }
+
+// ValidateNamed is Validate with the fields named by name, in the
+// problems' Field and in the messages that mention another field, so that
+// a configuration file can speak of its own options. A nil name keeps the
+// Go field names. Messages never repeat the password, nor the host (it may
+// be "user:password@host").
+func (c Config) ValidateNamed(name func(field string) string) error {
+	v := confcheck.New(name)
+	if c.Host == "" {
+		v.Add("Host", "is required")
+	} else if strings.Contains(c.Host, "://") || strings.ContainsFunc(c.Host, unicode.IsSpace) ||
+		strings.ContainsAny(c.Host, "/@[]") || (strings.Contains(c.Host, ":") && net.ParseIP(c.Host) == nil) {
+		v.Add("Host", "must be a host name or IP address, without scheme, credentials or port (set %s)", v.Name("Port"))
+	}
+	v.Between("Port", c.Port, 1, 65535)
+	switch {
+	case c.Username != "" && c.Password == "":
+		v.Add("Password", "is required with %s", v.Name("Username"))
+	case c.Username == "" && c.Password != "":
+		v.Add("Username", "is required with %s", v.Name("Password"))
+	}
+	v.OneOf("TLS", c.TLS, TLSStartTLS, TLSImplicit, TLSNone)
+	if c.TLS == TLSNone && c.Username != "" && !isLoopback(c.Host) {
+		v.Add("TLS", "none would send the credentials in clear: use starttls or implicit "+
+			"(none with a username is allowed only for localhost, 127.0.0.1 or ::1)")
+	}
+	if c.From == "" {
+		v.Add("From", "is required with %s: an address like \"Tocsin <alerts@example.com>\"", v.Name("Host"))
+	} else if _, err := mail.ParseAddress(c.From); err != nil {
+		v.Add("From", "must be an address like \"Tocsin <alerts@example.com>\": %v", err)
+	}
+	v.Between("PoolSize", c.PoolSize, 1, 64)
+	v.Positive("Timeout", c.Timeout)
+	if c.IdleTimeout < 0 {
+		v.Add("IdleTimeout", "must not be negative (0: %s), got %s", DefaultIdleTimeout, c.IdleTimeout)
+	}
+	if strings.ContainsAny(c.HELO, " \t\r\n") {
+		v.Add("HELO", "must be a single name, got %q", c.HELO)
+	}
+	if d := c.MessageIDDomain; d != "" && (strings.ContainsAny(d, " \t\r\n<>@\"") || !isPrintableASCII(d)) {
+		v.Add("MessageIDDomain", "must be a domain, got %q", d)
+	}
+	return v.Err()
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
 func isLoopback(host string) bool {
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)

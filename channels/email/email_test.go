@@ -934,22 +934,22 @@ func TestConfigValidation(t *testing.T) {
 		edit func(*email.Config)
 		want []string // each must appear in the error
 	}{
-		{"no host", func(c *email.Config) { c.Host = "" }, []string{"host is required"}},
-		{"url as host", func(c *email.Config) { c.Host = "smtp://smtp.example.com" }, []string{"not a host name"}},
-		{"port", func(c *email.Config) { c.Port = 70000 }, []string{"port 70000"}},
-		{"tls mode", func(c *email.Config) { c.TLS = "ssl" }, []string{`tls "ssl"`}},
-		{"password in the clear", func(c *email.Config) { c.TLS = email.TLSNone }, []string{"in the clear"}},
-		{"username alone", func(c *email.Config) { c.Password = "" }, []string{"username and password"}},
-		{"password alone", func(c *email.Config) { c.Username = "" }, []string{"username and password"}},
-		{"no from", func(c *email.Config) { c.From = "" }, []string{"from is required"}},
-		{"bad from", func(c *email.Config) { c.From = "alerts at example.com" }, []string{"not an RFC 5322 address"}},
-		{"helo", func(c *email.Config) { c.HELO = "two words" }, []string{"helo"}},
-		{"pool size", func(c *email.Config) { c.PoolSize = -1 }, []string{"pool size"}},
-		{"timeout", func(c *email.Config) { c.Timeout = -time.Second }, []string{"timeout"}},
-		{"idle timeout", func(c *email.Config) { c.IdleTimeout = -time.Second }, []string{"idle timeout"}},
-		{"message id domain", func(c *email.Config) { c.MessageIDDomain = "a b" }, []string{"message id domain"}},
+		{"no host", func(c *email.Config) { c.Host = "" }, []string{"Host: is required"}},
+		{"url as host", func(c *email.Config) { c.Host = "smtp://smtp.example.com" }, []string{"Host: must be a host name or IP address"}},
+		{"port", func(c *email.Config) { c.Port = 70000 }, []string{"Port: must be between 1 and 65535, got 70000"}},
+		{"tls mode", func(c *email.Config) { c.TLS = "ssl" }, []string{`TLS: must be starttls, implicit or none, got "ssl"`}},
+		{"password in the clear", func(c *email.Config) { c.TLS = email.TLSNone }, []string{"TLS: none would send the credentials in clear"}},
+		{"username alone", func(c *email.Config) { c.Password = "" }, []string{"Password: is required with Username"}},
+		{"password alone", func(c *email.Config) { c.Username = "" }, []string{"Username: is required with Password"}},
+		{"no from", func(c *email.Config) { c.From = "" }, []string{"From: is required with Host"}},
+		{"bad from", func(c *email.Config) { c.From = "alerts at example.com" }, []string{"From: must be an address like"}},
+		{"helo", func(c *email.Config) { c.HELO = "two words" }, []string{`HELO: must be a single name, got "two words"`}},
+		{"pool size", func(c *email.Config) { c.PoolSize = -1 }, []string{"PoolSize: must be between 1 and 64, got -1"}},
+		{"timeout", func(c *email.Config) { c.Timeout = -time.Second }, []string{"Timeout: must be greater than 0, got -1s"}},
+		{"idle timeout", func(c *email.Config) { c.IdleTimeout = -time.Second }, []string{"IdleTimeout: must not be negative"}},
+		{"message id domain", func(c *email.Config) { c.MessageIDDomain = "a b" }, []string{"MessageIDDomain: must be a domain"}},
 		{"every problem at once", func(c *email.Config) { c.Host, c.From, c.PoolSize = "", "", -2 },
-			[]string{"host is required", "from is required", "pool size -2"}},
+			[]string{"Host: is required", "From: is required", "PoolSize: must be between 1 and 64, got -2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -954,16 +954,16 @@ func TestConfigValidation(t *testing.T) {
 		{"apns topic", func(c *push.Config) { c.APNs.Topic = "" }, []string{`Topic "" is not a bundle id`}},
 		{"apns http host", func(c *push.Config) { c.APNs.Host = "http://api.push.apple.com" }, []string{"Host must be an https URL"}},
 		{"apns sandbox host", func(c *push.Config) { c.APNs.Host = "https://api.sandbox.push.apple.com" }, nil},
-		{"vapid public key wrong", func(c *push.Config) { c.WebPush.VAPIDPublicKey = "AAAA" }, []string{"VAPIDPublicKey is not a base64url uncompressed P-256 public key"}},
-		{"vapid keys of two pairs", func(c *push.Config) { c.WebPush.VAPIDPublicKey = webpushtest.New(t).VAPIDPublicKey }, []string{"VAPIDPublicKey is not the public key of VAPIDPrivateKey"}},
-		{"vapid private key missing", func(c *push.Config) { c.WebPush.VAPIDPrivateKey = "" }, []string{"VAPIDPrivateKey is required"}},
-		{"vapid private key broken", func(c *push.Config) { c.WebPush.VAPIDPrivateKey = "x" + c.WebPush.VAPIDPrivateKey[1:] + "!" }, []string{"VAPIDPrivateKey is not a base64url P-256 private key"}},
+		{"vapid public key wrong", func(c *push.Config) { c.WebPush.VAPIDPublicKey = "AAAA" }, []string{"WebPush: VAPIDPublicKey: must be an uncompressed P-256 public key"}},
+		{"vapid keys of two pairs", func(c *push.Config) { c.WebPush.VAPIDPublicKey = webpushtest.New(t).VAPIDPublicKey }, []string{"VAPIDPublicKey: is not the public key of VAPIDPrivateKey"}},
+		{"vapid private key missing", func(c *push.Config) { c.WebPush.VAPIDPrivateKey = "" }, []string{"WebPush: VAPIDPrivateKey: is required"}},
+		{"vapid private key broken", func(c *push.Config) { c.WebPush.VAPIDPrivateKey = "x" + c.WebPush.VAPIDPrivateKey[1:] + "!" }, []string{"VAPIDPrivateKey: must be a P-256 private key: 32 bytes in base64url"}},
 		{"vapid keys padded", func(c *push.Config) {
 			c.WebPush.VAPIDPublicKey += "="
 			c.WebPush.VAPIDPrivateKey += "="
 		}, nil},
-		{"subscriber missing", func(c *push.Config) { c.WebPush.Subscriber = "" }, []string{"Subscriber is required"}},
-		{"subscriber bare address", func(c *push.Config) { c.WebPush.Subscriber = "ops@example.com" }, []string{"must start with mailto: or https://"}},
+		{"subscriber missing", func(c *push.Config) { c.WebPush.Subscriber = "" }, []string{"Subscriber: is required with VAPIDPrivateKey"}},
+		{"subscriber bare address", func(c *push.Config) { c.WebPush.Subscriber = "ops@example.com" }, []string{`Subscriber: must start with mailto: or https://, like mailto:ops@example.com, got "ops@example.com"`}},
 		{"subscriber https", func(c *push.Config) { c.WebPush.Subscriber = "https://status.example.com/contact" }, nil},
 	}
 	for _, tt := range tests {

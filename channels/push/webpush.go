@@ -21,6 +21,7 @@ import (
 	webpush "github.com/SherClockHolmes/webpush-go"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/confcheck"
 	"github.com/tocsin-dev/tocsin/internal/netguard"
 	"github.com/tocsin-dev/tocsin/internal/secret"
 )
@@ -126,31 +127,60 @@ type webPush struct {
 	now        func() time.Time
 }
 
-func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int, now func() time.Time) (*webPush, error) {
-	var errs []error
-	pub, err := decodeB64URL(cfg.VAPIDPublicKey)
-	var pubKey *ecdh.PublicKey
-	if err == nil {
-		pubKey, err = ecdh.P256().NewPublicKey(pub)
-	}
-	if err != nil || len(pub) != 65 {
-		errs = append(errs, errors.New("VAPIDPublicKey is not a base64url uncompressed P-256 public key (65 bytes)"))
-	}
-	priv, err := decodeB64URL(cfg.VAPIDPrivateKey.Reveal())
+// Validate reports every problem of c at once, each a *confcheck.Problem
+// naming the Go field, joined with errors.Join; nil when c is valid.
+func (c WebPushConfig) Validate() error { return c.ValidateNamed(nil) }
+
+// ValidateNamed is Validate with the fields named by name, in the
+// problems' Field and in the messages that mention another field, so that
+// a configuration file can speak of its own options. A nil name keeps the
+// Go field names. The private key is never repeated.
+func (c WebPushConfig) ValidateNamed(name func(field string) string) error {
+	v := confcheck.New(name)
+	priv, privErr := decodeB64URL(c.VAPIDPrivateKey.Reveal())
 	var privKey *ecdh.PrivateKey
-	if err == nil {
-		privKey, err = ecdh.P256().NewPrivateKey(priv)
+	if privErr == nil {
+		privKey, privErr = ecdh.P256().NewPrivateKey(priv)
 	}
 	switch {
-	case cfg.VAPIDPrivateKey == "":
-		errs = append(errs, errors.New("VAPIDPrivateKey is required"))
-	case err != nil:
-		errs = append(errs, errors.New("VAPIDPrivateKey is not a base64url P-256 private key (32 bytes)"))
-	case pubKey != nil && !privKey.PublicKey().Equal(pubKey):
-		errs = append(errs, errors.New("VAPIDPublicKey is not the public key of VAPIDPrivateKey"))
+	case c.VAPIDPrivateKey == "":
+		v.Add("VAPIDPrivateKey", "is required")
+	case privErr != nil:
+		v.Add("VAPIDPrivateKey", "must be a P-256 private key: 32 bytes in base64url")
 	}
-	subscriber, err := vapidSubscriber(cfg.Subscriber)
-	if err != nil {
+	pub, pubErr := decodeB64URL(c.VAPIDPublicKey)
+	var pubKey *ecdh.PublicKey
+	if pubErr == nil {
+		pubKey, pubErr = ecdh.P256().NewPublicKey(pub)
+	}
+	switch {
+	case c.VAPIDPublicKey == "":
+		v.Add("VAPIDPublicKey", "is required with %s: its public key, as browsers subscribe with it", v.Name("VAPIDPrivateKey"))
+	case pubErr != nil || len(pub) != 65:
+		v.Add("VAPIDPublicKey", "must be an uncompressed P-256 public key: 65 bytes in base64url")
+	case privKey != nil && !privKey.PublicKey().Equal(pubKey):
+		v.Add("VAPIDPublicKey", "is not the public key of %s", v.Name("VAPIDPrivateKey"))
+	}
+	switch s := c.Subscriber; {
+	case s == "":
+		v.Add("Subscriber", "is required with %s: a mailto: address or https URL push services can reach you at", v.Name("VAPIDPrivateKey"))
+	case strings.HasPrefix(s, "mailto:"):
+		if a, err := mail.ParseAddress(strings.TrimPrefix(s, "mailto:")); err != nil || a.Address != strings.TrimPrefix(s, "mailto:") {
+			v.Add("Subscriber", "must be mailto: and an address, like mailto:ops@example.com, got %q", s)
+		}
+	case strings.HasPrefix(s, "https://"):
+		if u, err := url.Parse(s); err != nil || u.Host == "" {
+			v.Add("Subscriber", "must be an https URL with a host, got %q", s)
+		}
+	default:
+		v.Add("Subscriber", "must start with mailto: or https://, like mailto:ops@example.com, got %q", s)
+	}
+	return v.Err()
+}
+
+func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int, now func() time.Time) (*webPush, error) {
+	var errs []error
+	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	guard, err := netguard.New(netguard.Config{AllowNetworks: cfg.AllowNetworks})
@@ -169,7 +199,7 @@ func newWebPush(cfg WebPushConfig, timeout time.Duration, concurrency int, now f
 	return &webPush{
 		publicKey:  cfg.VAPIDPublicKey,
 		privateKey: cfg.VAPIDPrivateKey.Reveal(),
-		subscriber: subscriber,
+		subscriber: strings.TrimPrefix(cfg.Subscriber, "mailto:"),
 		client:     &http.Client{Transport: tr, CheckRedirect: noRedirect},
 		timeout:    timeout,
 		now:        now,
@@ -208,27 +238,6 @@ func guardedTransport(cfg WebPushConfig, concurrency int, guard *netguard.Guard)
 
 func decodeB64URL(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
-}
-
-// vapidSubscriber checks a VAPID contact and returns it as webpush-go
-// wants it.
-func vapidSubscriber(s string) (string, error) {
-	switch {
-	case s == "":
-		return "", errors.New("Subscriber is required: a mailto: address or an https URL push services can reach you at")
-	case strings.HasPrefix(s, "mailto:"):
-		addr := strings.TrimPrefix(s, "mailto:")
-		if a, err := mail.ParseAddress(addr); err != nil || a.Address != addr {
-			return "", fmt.Errorf("Subscriber %q is not a mailto: address", clip(s))
-		}
-		return addr, nil
-	case strings.HasPrefix(s, "https://"):
-		if u, err := url.Parse(s); err != nil || u.Host == "" {
-			return "", fmt.Errorf("Subscriber %q is not an https URL", clip(s))
-		}
-		return s, nil
-	}
-	return "", fmt.Errorf("Subscriber %q must start with mailto: or https://", clip(s))
 }
 
 // webPushPayload is the JSON a service worker receives.

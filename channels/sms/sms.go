@@ -50,6 +50,7 @@ import (
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/confcheck"
 	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
@@ -164,24 +165,12 @@ var (
 	hasLetter   = regexp.MustCompile(`[A-Za-z]`)
 )
 
-// A ConfigError is one problem with a Config, as Validate reports it.
-type ConfigError struct {
-	// Field is the field at fault, named as ValidateNamed's name names it
-	// ("AccountSID" for Validate); "" (or name("")) when the problem is of
-	// several fields.
-	Field string
-	// Message says what is wrong. It never repeats a credential, a SID or
-	// the sender: a SID in the wrong field may be a secret pasted there,
-	// and From may be a phone number.
-	Message string
-}
-
-func (e *ConfigError) Error() string {
-	if e.Field == "" {
-		return e.Message
-	}
-	return e.Field + ": " + e.Message
-}
+// A ConfigError is one problem with a Config, as Validate reports it: its
+// Field is the field at fault, named as ValidateNamed's name names it
+// ("AccountSID" for Validate), "" when the problem is of several fields.
+// Its Message never repeats a credential, a SID or the sender: a SID in the
+// wrong field may be a secret pasted there, and From may be a phone number.
+type ConfigError = confcheck.Problem
 
 // Validate reports every problem with c at once, each a *ConfigError,
 // joined with errors.Join; nil when New accepts c. A zero BaseURL, Timeout
@@ -193,13 +182,8 @@ func (c Config) Validate() error { return c.ValidateNamed(nil) }
 // a configuration file can speak of its own options; name("") names the
 // Config as a whole. A nil name keeps the Go field names.
 func (c Config) ValidateNamed(name func(field string) string) error {
-	if name == nil {
-		name = func(field string) string { return field }
-	}
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &ConfigError{Field: name(field), Message: fmt.Sprintf(format, args...)})
-	}
+	v := confcheck.New(name)
+	bad, name := v.Add, v.Name
 	const malformedSecret = "must be letters and digits only (check for a stray space or newline)"
 
 	switch {
@@ -259,7 +243,7 @@ func (c Config) ValidateNamed(name func(field string) string) error {
 	if c.ValidityPeriod < 0 || c.ValidityPeriod > MaxValidityPeriod {
 		bad("ValidityPeriod", "must be from 0 (Twilio's default) to 10h (36000 s, Twilio's maximum), got %v", c.ValidityPeriod)
 	}
-	return errors.Join(errs...)
+	return v.Err()
 }
 
 func validFrom(from string) bool {

@@ -515,8 +515,11 @@ func TestConnectionDroppedMidBatch(t *testing.T) {
 	in := msgs(8, 100)
 	wantAllSent(t, st.s.Send(t.Context(), in))
 	wantEachOnce(t, st.srv, append(warm, in...))
-	if n := st.srv.Connections(); n != opened+1 {
-		t.Errorf("%d connections after one was dropped, want the %d open ones and one redialled", n, opened)
+	// The warm-up may not have needed all 4 pooled connections (under load,
+	// fewer serve 8 messages), so the batch may open the rest; beyond the
+	// pool, exactly the dropped one is redialled, not a storm.
+	if n := st.srv.Connections(); n < opened+1 || n > 4+1 {
+		t.Errorf("%d connections after one was dropped (%d before), want one redialled and at most the pool of 4 plus it", n, opened)
 	}
 }
 

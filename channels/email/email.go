@@ -419,7 +419,7 @@ func (b *batch) fail(i int, p *payload, err error) {
 	if p != nil {
 		to = p.toMasked
 	} else if m != nil && m.Recipient != nil {
-		to = maskAddr(m.Recipient.Email)
+		to = MaskAddress(m.Recipient.Email)
 	}
 	var deliveryID, broadcastID string
 	if m != nil {

@@ -42,6 +42,7 @@
 package email
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -163,41 +164,20 @@ func New(cfg Config) (*Sender, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.TLS == "" {
-		cfg.TLS = TLSStartTLS
-	}
-	if cfg.Port == 0 {
-		cfg.Port = map[string]int{TLSStartTLS: 587, TLSImplicit: 465, TLSNone: 25}[cfg.TLS]
-	}
-	if cfg.PoolSize == 0 {
-		cfg.PoolSize = DefaultPoolSize
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = dispatcher.SystemClock
-	}
+	cfg.TLS = cmp.Or(cfg.TLS, TLSStartTLS)
+	cfg.Port = cmp.Or(cfg.Port, map[string]int{TLSStartTLS: 587, TLSImplicit: 465, TLSNone: 25}[cfg.TLS])
+	cfg.PoolSize = cmp.Or(cfg.PoolSize, DefaultPoolSize)
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.Clock = cmp.Or(cfg.Clock, dispatcher.SystemClock)
 	from, _ := mail.ParseAddress(cfg.From) // checked by validate
 	s := &Sender{
 		cfg:      cfg,
 		addr:     net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
 		from:     from,
-		helo:     cfg.HELO,
-		idDomain: cfg.MessageIDDomain,
-		log:      cfg.Logger,
-	}
-	if s.helo == "" {
-		s.helo = defaultHELO()
-	}
-	if s.idDomain == "" {
-		s.idDomain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
-	}
-	if s.log == nil {
-		s.log = slog.Default()
+		helo:     cmp.Or(cfg.HELO, defaultHELO()),
+		idDomain: cmp.Or(cfg.MessageIDDomain, from.Address[strings.LastIndexByte(from.Address, '@')+1:]),
+		log:      cmp.Or(cfg.Logger, slog.Default()),
 	}
 	if cfg.TLSConfig != nil {
 		s.tlsConfig = cfg.TLSConfig.Clone()

@@ -192,53 +192,33 @@ func Run(t *testing.T, h Harness) {
 	if h.Channel == "" || h.NewFunc == nil || h.RecipientFunc == nil {
 		t.Fatal("channeltest: Harness needs Channel, NewFunc and RecipientFunc")
 	}
-	t.Run("Batch", func(t *testing.T) {
-		t.Parallel()
+	parallel(t, "Batch", func(t *testing.T) {
 		for _, n := range []int{1, 7, 100} {
-			t.Run(strconv.Itoa(n), func(t *testing.T) {
-				t.Parallel()
-				testBatch(t, h, n)
-			})
+			parallel(t, strconv.Itoa(n), func(t *testing.T) { testBatch(t, h, n) })
 		}
 	})
-	t.Run("EmptyBatch", func(t *testing.T) {
-		t.Parallel()
-		testEmptyBatch(t, h)
+	parallel(t, "EmptyBatch", func(t *testing.T) { testEmptyBatch(t, h) })
+	parallel(t, "Concurrent", func(t *testing.T) { testConcurrent(t, h) })
+	parallel(t, "Cancelled", func(t *testing.T) {
+		parallel(t, "BeforeSend", func(t *testing.T) { testCancelled(t, h, false) })
+		parallel(t, "DuringSend", func(t *testing.T) { testCancelled(t, h, true) })
 	})
-	t.Run("Concurrent", func(t *testing.T) {
-		t.Parallel()
-		testConcurrent(t, h)
+	parallel(t, "Progress", func(t *testing.T) {
+		parallel(t, "Reported", func(t *testing.T) { testProgress(t, h, false) })
+		parallel(t, "Refused", func(t *testing.T) { testProgress(t, h, true) })
 	})
-	t.Run("Cancelled", func(t *testing.T) {
-		t.Parallel()
-		t.Run("BeforeSend", func(t *testing.T) {
-			t.Parallel()
-			testCancelled(t, h, false)
-		})
-		t.Run("DuringSend", func(t *testing.T) {
-			t.Parallel()
-			testCancelled(t, h, true)
-		})
-	})
-	t.Run("Progress", func(t *testing.T) {
-		t.Parallel()
-		t.Run("Reported", func(t *testing.T) {
-			t.Parallel()
-			testProgress(t, h, false)
-		})
-		t.Run("Refused", func(t *testing.T) {
-			t.Parallel()
-			testProgress(t, h, true)
-		})
-	})
-	t.Run("Fail", func(t *testing.T) {
-		t.Parallel()
+	parallel(t, "Fail", func(t *testing.T) {
 		for _, kind := range FailKinds {
-			t.Run(kind.String(), func(t *testing.T) {
-				t.Parallel()
-				testFail(t, h, kind)
-			})
+			parallel(t, kind.String(), func(t *testing.T) { testFail(t, h, kind) })
 		}
+	})
+}
+
+// parallel runs f as a subtest of t, in parallel with its siblings.
+func parallel(t *testing.T, name string, f func(t *testing.T)) {
+	t.Run(name, func(t *testing.T) {
+		t.Parallel()
+		f(t)
 	})
 }
 

@@ -172,18 +172,9 @@ func New(cfg Config) (*Sender, error) {
 		cfg:      cfg,
 		addr:     net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
 		from:     from,
-		helo:     cfg.HELO,
-		idDomain: cfg.MessageIDDomain,
-		log:      cfg.Logger,
-	}
-	if s.helo == "" {
-		s.helo = defaultHELO()
-	}
-	if s.idDomain == "" {
-		s.idDomain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
-	}
-	if s.log == nil {
-		s.log = slog.Default()
+		helo:     cmp.Or(cfg.HELO, defaultHELO()),
+		idDomain: cmp.Or(cfg.MessageIDDomain, from.Address[strings.LastIndexByte(from.Address, '@')+1:]),
+		log:      cmp.Or(cfg.Logger, slog.Default()),
 	}
 	if cfg.TLSConfig != nil {
 		s.tlsConfig = cfg.TLSConfig.Clone()
@@ -424,7 +415,7 @@ func (b *batch) fail(i int, p *payload, err error) {
 	if p != nil {
 		to = p.toMasked
 	} else if m != nil && m.Recipient != nil {
-		to = maskAddr(m.Recipient.Email)
+		to = MaskAddress(m.Recipient.Email)
 	}
 	var deliveryID, broadcastID string
 	if m != nil {

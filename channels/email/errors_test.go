@@ -113,8 +113,8 @@ func TestMask(t *testing.T) {
 		"no-at-sign":        "***",
 		"":                  "***",
 	} {
-		if got := maskAddr(addr); got != want {
-			t.Errorf("maskAddr(%q) = %q, want %q", addr, got, want)
+		if got := MaskAddress(addr); got != want {
+			t.Errorf("MaskAddress(%q) = %q, want %q", addr, got, want)
 		}
 	}
 	text := "550 5.1.1 <bob.smith@example.com>: Recipient address rejected; also carol@ex.org"

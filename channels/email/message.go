@@ -45,14 +45,14 @@ func (s *Sender) compose(m *dispatcher.Message, now time.Time) (*payload, error)
 	}
 	to, err := mail.ParseAddress(m.Recipient.Email)
 	if err != nil || !strings.Contains(to.Address, "@") {
-		return nil, dispatcher.Permanent("", fmt.Errorf("email: recipient address %s is not an RFC 5322 address", maskAddr(m.Recipient.Email)))
+		return nil, dispatcher.Permanent("", fmt.Errorf("email: recipient address %s is not an RFC 5322 address", MaskAddress(m.Recipient.Email)))
 	}
 	rcpt := &mail.Address{Address: to.Address}
 	id := messageID(m.DeliveryID, s.idDomain)
 	p := &payload{
 		from:      (&mail.Address{Address: s.from.Address}).String(),
 		to:        rcpt.String(),
-		toMasked:  maskAddr(to.Address),
+		toMasked:  MaskAddress(to.Address),
 		messageID: "<" + id + ">",
 	}
 
@@ -134,8 +134,8 @@ func checkUnsubscribeURL(u string) error {
 	return nil
 }
 
-// maskAddr masks an email address for logs: a***@example.com.
-func maskAddr(addr string) string {
+// MaskAddress masks an email address for logs and tables: a***@example.com.
+func MaskAddress(addr string) string {
 	at := strings.LastIndexByte(addr, '@')
 	if at <= 0 {
 		return "***"
@@ -148,5 +148,5 @@ var addrInText = regexp.MustCompile(`[^\s<>@"'(),;:\[\]]+@[A-Za-z0-9.-]+`)
 
 // maskText masks the addresses in a text, such as an SMTP reply.
 func maskText(s string) string {
-	return addrInText.ReplaceAllStringFunc(s, maskAddr)
+	return addrInText.ReplaceAllStringFunc(s, MaskAddress)
 }

@@ -84,6 +84,7 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -218,36 +219,34 @@ func New(cfg Config) (*Sender, error) {
 	case cfg.Concurrency == 0:
 		cfg.Concurrency = DefaultConcurrency
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = dispatcher.SystemClock
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	cfg.Clock = cmp.Or(cfg.Clock, dispatcher.SystemClock)
 	s := &Sender{platforms: map[string]deliverer{}, concurrency: cfg.Concurrency, log: cfg.Logger}
-	if cfg.FCM != nil {
-		f, err := newFCM(*cfg.FCM, cfg.Timeout, cfg.Concurrency, cfg.Clock.Now)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("FCM: %w", err))
-		} else {
-			s.platforms[dispatcher.PlatformFCM] = f
+	// Each configured platform: its name in errors, and how to make it.
+	for _, p := range []struct {
+		name, platform string
+		configured     bool
+		make           func() (deliverer, error)
+	}{
+		{"FCM", dispatcher.PlatformFCM, cfg.FCM != nil, func() (deliverer, error) {
+			return newFCM(*cfg.FCM, cfg.Timeout, cfg.Concurrency, cfg.Clock.Now)
+		}},
+		{"APNs", dispatcher.PlatformAPNs, cfg.APNs != nil, func() (deliverer, error) {
+			return newAPNs(*cfg.APNs, cfg.Timeout, cfg.Clock.Now)
+		}},
+		{"WebPush", dispatcher.PlatformWebPush, cfg.WebPush != nil, func() (deliverer, error) {
+			return newWebPush(*cfg.WebPush, cfg.Timeout, cfg.Concurrency, cfg.Clock.Now)
+		}},
+	} {
+		if !p.configured {
+			continue
 		}
-	}
-	if cfg.APNs != nil {
-		a, err := newAPNs(*cfg.APNs, cfg.Timeout, cfg.Clock.Now)
+		d, err := p.make()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("APNs: %w", err))
-		} else {
-			s.platforms[dispatcher.PlatformAPNs] = a
+			errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+			continue
 		}
-	}
-	if cfg.WebPush != nil {
-		w, err := newWebPush(*cfg.WebPush, cfg.Timeout, cfg.Concurrency, cfg.Clock.Now)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("WebPush: %w", err))
-		} else {
-			s.platforms[dispatcher.PlatformWebPush] = w
-		}
+		s.platforms[p.platform] = d
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("push: invalid config: %w", errors.Join(errs...))

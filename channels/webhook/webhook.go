@@ -58,6 +58,7 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -205,27 +206,13 @@ func New(cfg Config) (*Sender, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = DefaultConnectTimeout
-	}
-	if cfg.MaxResponseBytes == 0 {
-		cfg.MaxResponseBytes = DefaultMaxResponseBytes
-	}
-	if cfg.Concurrency == 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = dispatcher.SystemClock
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = DefaultUserAgent
-	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, DefaultConnectTimeout)
+	cfg.MaxResponseBytes = cmp.Or(cfg.MaxResponseBytes, DefaultMaxResponseBytes)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
+	cfg.Clock = cmp.Or(cfg.Clock, dispatcher.SystemClock)
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	cfg.UserAgent = cmp.Or(cfg.UserAgent, DefaultUserAgent)
 	s := &Sender{cfg: cfg, guard: g, lookup: systemLookup, log: cfg.Logger, reportTimeout: reportTimeout}
 	s.tr = &http.Transport{
 		Proxy: nil, // never from the environment: the guard must see the endpoint

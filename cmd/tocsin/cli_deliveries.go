@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,37 +19,18 @@ const deliveriesPageSize = 1000
 
 // deliveries runs `tocsin deliveries VERB`.
 func (m *Main) deliveries(ctx context.Context, args []string) error {
-	verb, args, err := m.subcommand("deliveries", args, "show", "retry", "list")
-	if err != nil {
-		return err
-	}
-	switch verb {
-	case "show":
-		return m.deliveriesShow(ctx, args)
-	case "retry":
-		return m.deliveriesRetry(ctx, args)
-	default:
-		return m.deliveriesList(ctx, args)
-	}
+	return m.group(ctx, "deliveries", args,
+		verb{"show", m.deliveriesShow}, verb{"retry", m.deliveriesRetry}, verb{"list", m.deliveriesList})
 }
 
 func deliveryPath(id string) string { return "/v1/deliveries/" + url.PathEscape(id) }
 
 func (m *Main) deliveriesShow(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("deliveries show", "")
-	c, pos, err := fs.client(args, 1, "a delivery ID")
+	c, pos, err := m.newClientFlagSet("deliveries show", "").client(args, 1, "a delivery ID")
 	if err != nil {
 		return err
 	}
-	var d dispatcher.Delivery
-	raw, err := c.call(ctx, http.MethodGet, deliveryPath(pos[0]), nil, nil, &d, nil)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(raw)
-	}
-	return c.printDelivery(&d)
+	return show(ctx, c, http.MethodGet, deliveryPath(pos[0]), nil, nil, nil, c.printDelivery)
 }
 
 func (c *client) printDelivery(d *dispatcher.Delivery) error {
@@ -81,9 +61,7 @@ func (c *client) printDelivery(d *dispatcher.Delivery) error {
 		return nil
 	}
 	fmt.Fprintf(c.stdout, "\nRequests to the endpoints, newest first:\n")
-	tw = newTable(c.stdout)
-	fmt.Fprintln(tw, "AT\tENDPOINT\tHTTP\tLATENCY\tERROR OR ANSWER")
-	for _, a := range d.History {
+	return printTable(c.stdout, d.History, "", "AT\tENDPOINT\tHTTP\tLATENCY\tERROR OR ANSWER", func(a dispatcher.Attempt) string {
 		status := "no answer"
 		if a.Status != 0 {
 			status = strconv.Itoa(a.Status)
@@ -92,31 +70,23 @@ func (c *client) printDelivery(d *dispatcher.Delivery) error {
 		if what == "" {
 			what = a.Response
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.At.UTC().Format("2006-01-02T15:04:05.000Z"), orDash(a.EndpointID, "-"), status,
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", a.At.UTC().Format("2006-01-02T15:04:05.000Z"), orDash(a.EndpointID, "-"), status,
 			a.Latency.Round(time.Millisecond), oneLine(what, 100))
-	}
-	return tw.Flush()
+	})
 }
 
 func (m *Main) deliveriesRetry(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("deliveries retry", "")
-	c, pos, err := fs.client(args, 1, "a delivery ID")
+	c, pos, err := m.newClientFlagSet("deliveries retry", "").client(args, 1, "a delivery ID")
 	if err != nil {
 		return err
 	}
-	var d dispatcher.Delivery
-	raw, err := c.call(ctx, http.MethodPost, deliveryPath(pos[0])+"/retry", nil, nil, &d, nil)
-	if err != nil {
+	return show(ctx, c, http.MethodPost, deliveryPath(pos[0])+"/retry", nil, nil, nil, func(d *dispatcher.Delivery) error {
+		if err := c.printDelivery(d); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(c.stdout, "\nSent again: attempt %d runs now. Follow it with: tocsin deliveries show %s\n", d.Attempts+1, d.ID)
 		return err
-	}
-	if c.json {
-		return c.printJSON(raw)
-	}
-	if err := c.printDelivery(&d); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(c.stdout, "\nSent again: attempt %d runs now. Follow it with: tocsin deliveries show %s\n", d.Attempts+1, d.ID)
-	return err
+	})
 }
 
 func (m *Main) deliveriesList(ctx context.Context, args []string) error {
@@ -128,40 +98,11 @@ func (m *Main) deliveriesList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := pf.check(); err != nil {
-		return err
+	l := pagedList{
+		path: "/v1/broadcasts/" + url.PathEscape(pos[0]) + "/deliveries", member: "deliveries", pageSize: deliveriesPageSize,
+		cmd: []string{"deliveries", "list", pos[0]}, header: "DELIVERY\tSTATUS\tATTEMPTS\tUPDATED\tREASON",
 	}
-	q := url.Values{}
-	if *status != "" {
-		q.Set("status", *status)
-	}
-	if *channel != "" {
-		q.Set("channel", *channel)
-	}
-	items, next, err := c.pages(ctx, "/v1/broadcasts/"+url.PathEscape(pos[0])+"/deliveries", q, "deliveries", pf, deliveriesPageSize)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printPagesJSON("deliveries", items, next)
-	}
-	if len(items) == 0 && next == "" {
-		_, err := fmt.Fprintln(c.stdout, "no deliveries")
-		return err
-	}
-	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "DELIVERY\tSTATUS\tATTEMPTS\tUPDATED\tREASON")
-	for _, raw := range items {
-		var d dispatcher.Delivery
-		if err := json.Unmarshal(raw, &d); err != nil {
-			return fmt.Errorf("GET deliveries: unexpected answer: %w", err)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", d.ID, d.Status, d.Attempts, stamp(d.UpdatedAt), oneLine(d.Reason, 80))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	args = append([]string{"deliveries", "list", pos[0]}, filterArgs(q)...)
-	m.moreNote(args, len(items), next)
-	return nil
+	return printPages(ctx, m, c, l, query("status", *status, "channel", *channel), pf, func(d *dispatcher.Delivery) string {
+		return fmt.Sprintf("%s\t%s\t%d\t%s\t%s", d.ID, d.Status, d.Attempts, stamp(d.UpdatedAt), oneLine(d.Reason, 80))
+	})
 }

@@ -1,7 +1,7 @@
 package main
 
-// Helpers shared by the newer client commands: cursor paging, flags that
-// tell "not given" from "given empty", and masking addresses in tables.
+// Helpers shared by the newer client commands: cursor paging, a list
+// command's table, string flags from a table, and which flags were given.
 
 import (
 	"context"
@@ -13,9 +13,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
-
-	"github.com/tocsin-dev/tocsin/channels/sms"
 )
 
 // pageFlags are the paging flags of a list command.
@@ -112,6 +109,47 @@ func (c *client) printPagesJSON(member string, items []json.RawMessage, next str
 	return c.printJSON(raw)
 }
 
+// pagedList is a list command: its route, the member of the answer that
+// holds the items, and the table it prints.
+type pagedList struct {
+	path, member string
+	pageSize     int
+	header       string
+	cmd          []string // the command, for moreNote
+}
+
+// printPages checks the paging flags, reads the pages of l from p.cursor
+// on and prints them: as one answer with --json, else a table of one row
+// an item, and a note on standard error when more are left.
+func printPages[T any](ctx context.Context, m *Main, c *client, l pagedList, q url.Values, p pageFlags, row func(*T) string) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	raws, next, err := c.pages(ctx, l.path, q, l.member, p, l.pageSize)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printPagesJSON(l.member, raws, next)
+	}
+	items := make([]*T, len(raws))
+	for i, raw := range raws {
+		items[i] = new(T)
+		if err := json.Unmarshal(raw, items[i]); err != nil {
+			return fmt.Errorf("GET %s: unexpected answer: %w", l.path, err)
+		}
+	}
+	none := ""
+	if next == "" {
+		none = "no " + l.member
+	}
+	if err := printTable(c.stdout, items, none, l.header, row); err != nil {
+		return err
+	}
+	m.moreNote(append(l.cmd, filterArgs(q)...), len(items), next)
+	return nil
+}
+
 // moreNote says on standard error how to go on from where a list stopped.
 func (m *Main) moreNote(cmd []string, shown int, next string) {
 	if next == "" {
@@ -120,34 +158,14 @@ func (m *Main) moreNote(cmd []string, shown int, next string) {
 	fmt.Fprintf(m.Stderr, "(%d shown, more left: tocsin %s --cursor %s, or --all)\n", shown, strings.Join(cmd, " "), next)
 }
 
-// optList is a repeatable flag whose values may also be comma-separated
-// (split) and where an empty value clears the list: it tells "not given"
-// (set false) from "given empty".
-type optList struct {
-	vals  []string
-	set   bool
-	split bool
-}
-
-func (l *optList) String() string { return strings.Join(l.vals, ",") }
-
-func (l *optList) Set(s string) error {
-	l.set = true
-	if strings.TrimSpace(s) == "" {
-		l.vals = nil
-		return nil
+// stringFlags defines string flags from name, usage pairs, all empty by
+// default, and returns their values by name.
+func (fs *flagSet) stringFlags(nameUsage ...string) map[string]*string {
+	vals := map[string]*string{}
+	for i := 0; i+1 < len(nameUsage); i += 2 {
+		vals[nameUsage[i]] = fs.String(nameUsage[i], "", nameUsage[i+1])
 	}
-	parts := []string{s}
-	if l.split {
-		parts = strings.Split(s, ",")
-	}
-	for _, p := range parts {
-		if p = strings.TrimSpace(p); p == "" {
-			return errors.New("empty value in a list")
-		}
-		l.vals = append(l.vals, p)
-	}
-	return nil
+	return vals
 }
 
 // given lists the names of the flags set on the command line.
@@ -156,19 +174,6 @@ func (fs *flagSet) given() map[string]bool {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	return set
 }
-
-// maskEmail hides an address's local part: o***@shop.example.
-func maskEmail(addr string) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 {
-		return "***"
-	}
-	r, _ := utf8.DecodeRuneInString(addr)
-	return string(r) + "***" + addr[at:]
-}
-
-// maskPhone hides the middle of a phone number: +4179*****67.
-func maskPhone(p string) string { return sms.MaskPhone(p) }
 
 // shorten keeps the ends of a long token: abcdefgh…uvwxyz.
 func shorten(s string) string {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -19,20 +18,17 @@ import (
 
 func (m *Main) preview(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("preview", "")
-	state := fs.String("state", "", "the state of the update, or of the template with --template")
-	channels := &listFlag{split: true}
-	params, messages := mapFlag{}, mapFlag{}
-	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable. With --template: the template's channel (required)")
-	fs.Var(params, "param", "a template parameter such as `k=v`; repeatable")
-	fs.Var(messages, "message", "the operator's text in one language, `locale=text`; repeatable")
-	title := fs.String("title", "", "a new incident's (or with --notice, the notice's) title")
-	severity := fs.String("severity", "", "a new incident's severity: minor, major or critical")
-	services := &listFlag{split: true}
-	regions := &listFlag{split: true}
-	fs.Var(services, "service", "an affected service of a new incident or a notice; repeatable")
-	fs.Var(regions, "region", "an affected region of a new incident or a notice; repeatable")
+	in := newInputFlags()
+	fs.StringVar(&in.state, "state", "", "the state of the update, or of the template with --template")
+	fs.Var(&in.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable. With --template: the template's channel (required)")
+	fs.Var(in.params, "param", "a template parameter such as `k=v`; repeatable")
+	fs.Var(in.messages, "message", "the operator's text in one language, `locale=text`; repeatable")
+	fs.StringVar(&in.title, "title", "", "a new incident's (or with --notice, the notice's) title")
+	fs.StringVar(&in.severity, "severity", "", "a new incident's severity: minor, major or critical")
+	fs.Var(&in.services, "service", "an affected service of a new incident or a notice; repeatable")
+	fs.Var(&in.regions, "region", "an affected region of a new incident or a notice; repeatable")
 	notice := fs.Bool("notice", false, "preview an ad-hoc notice (as broadcast send) instead of an incident")
-	priority := fs.String("priority", "", "with --notice: bulk, low, normal or critical")
+	fs.StringVar(&in.priority, "priority", "", "with --notice: bulk, low, normal or critical")
 	template := fs.Bool("template", false, "render one template with example data instead (no audience)")
 	locale := fs.String("locale", "", "with --template: the recipient's locale (default en)")
 	kind := fs.String("kind", "", "with --template: customer or merchant (default customer)")
@@ -64,27 +60,14 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 		if err := notWith("--template", "param", "message", "title", "severity", "service", "region", "notice", "priority"); err != nil {
 			return err
 		}
-		if len(channels.vals) > 1 {
+		if len(in.channels.vals) > 1 {
 			return usageError{errors.New("preview --template renders one --channel")}
 		}
-		q := url.Values{}
-		for k, v := range map[string]string{"state": *state, "locale": *locale, "kind": *kind, "timezone": *tz, "eta": *eta} {
-			if v != "" {
-				q.Set(k, v)
-			}
-		}
-		if len(channels.vals) == 1 {
-			q.Set("channel", channels.vals[0])
-		}
-		var s dispatcher.Sample
-		raw, err := c.call(ctx, http.MethodGet, "/v1/templates/preview", q, nil, &s, nil)
-		if err != nil {
-			return err
-		}
-		if c.json {
-			return c.printJSON(raw)
-		}
-		return c.printSample(&s, "template")
+		q := query("state", in.state, "locale", *locale, "kind", *kind, "timezone", *tz, "eta", *eta,
+			"channel", strings.Join(in.channels.vals, "")) // at most one
+		return show(ctx, c, http.MethodGet, "/v1/templates/preview", q, nil, nil, func(s *dispatcher.Sample) error {
+			return c.printSample(s, "template")
+		})
 	}
 	if err := notWith("without --template", "locale", "kind", "timezone", "eta"); err != nil {
 		return err
@@ -99,10 +82,7 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 		if err := notWith("--notice", "state", "param", "severity"); err != nil {
 			return err
 		}
-		body = map[string]any{"notice": dispatcher.NoticeInput{
-			Title: *title, Message: nilIfEmpty(messages), Services: services.vals, Regions: regions.vals,
-			Channels: toChannels(channels.vals), Priority: dispatcher.Priority(*priority),
-		}}
+		body = map[string]any{"notice": in.notice()}
 	case len(pos) == 1:
 		if err := notWith("of an update", "title", "severity", "service", "region", "priority"); err != nil {
 			return err
@@ -110,30 +90,19 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 		body = struct {
 			IncidentID string `json:"incident_id"`
 			dispatcher.UpdateInput
-		}{pos[0], dispatcher.UpdateInput{
-			State: dispatcher.State(*state), Params: nilIfEmpty(params), Message: nilIfEmpty(messages), Channels: toChannels(channels.vals),
-		}}
+		}{pos[0], in.update()}
 	default:
 		if err := notWith("of a new incident", "priority"); err != nil {
 			return err
 		}
-		if *title == "" || *severity == "" {
+		if in.title == "" || in.severity == "" {
 			return usageError{errors.New("preview needs an incident ID (an update), --title and --severity (a new incident), --notice or --template")}
 		}
-		body = dispatcher.IncidentInput{
-			Title: *title, Severity: dispatcher.Severity(*severity), Services: services.vals, Regions: regions.vals,
-			State: dispatcher.State(*state), Params: nilIfEmpty(params), Message: nilIfEmpty(messages), Channels: toChannels(channels.vals),
-		}
+		body = in.incident()
 	}
-	var p dispatcher.BroadcastPreview
-	raw, err := c.call(ctx, http.MethodPost, "/v1/broadcasts/preview", nil, body, &p, nil)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(raw)
-	}
-	return c.printPreview(&p, *notice)
+	return show(ctx, c, http.MethodPost, "/v1/broadcasts/preview", nil, body, nil, func(p *dispatcher.BroadcastPreview) error {
+		return c.printPreview(p, *notice)
+	})
 }
 
 func (c *client) printPreview(p *dispatcher.BroadcastPreview, notice bool) error {
@@ -220,9 +189,7 @@ func (c *client) printSample(s *dispatcher.Sample, other string) error {
 	if s.Title != "" && s.Channel != dispatcher.ChannelSMS {
 		fmt.Fprintf(c.stdout, "  Title: %s\n", s.Title)
 	}
-	for _, line := range strings.Split(strings.TrimRight(s.Body, "\n"), "\n") {
-		fmt.Fprintf(c.stdout, "  %s\n", line)
-	}
+	c.printIndented(s.Body)
 	if s.HTML != "" {
 		fmt.Fprintln(c.stdout, "  (and an HTML part: --json shows it)")
 	}

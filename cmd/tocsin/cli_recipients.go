@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/tocsin-dev/tocsin/channels/email"
+	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
@@ -22,46 +24,24 @@ const recipientsPageSize = 100
 
 // recipients runs `tocsin recipients VERB`.
 func (m *Main) recipients(ctx context.Context, args []string) error {
-	verb, args, err := m.subcommand("recipients", args, "import", "get", "put", "delete", "list")
-	if err != nil {
-		return err
-	}
-	switch verb {
-	case "import":
-		return m.recipientsImport(ctx, args)
-	case "get":
-		return m.recipientsGet(ctx, args)
-	case "put":
-		return m.recipientsPut(ctx, args)
-	case "delete":
-		return m.recipientsDelete(ctx, args)
-	default:
-		return m.recipientsList(ctx, args)
-	}
+	return m.group(ctx, "recipients", args,
+		verb{"import", m.recipientsImport}, verb{"get", m.recipientsGet}, verb{"put", m.recipientsPut},
+		verb{"delete", m.recipientsDelete}, verb{"list", m.recipientsList})
 }
 
 func recipientPath(id string) string { return "/v1/recipients/" + url.PathEscape(id) }
 
 func (m *Main) recipientsGet(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("recipients get", "")
-	c, pos, err := fs.client(args, 1, "a recipient ID")
+	c, pos, err := m.newClientFlagSet("recipients get", "").client(args, 1, "a recipient ID")
 	if err != nil {
 		return err
 	}
-	var r dispatcher.Recipient
-	raw, err := c.call(ctx, http.MethodGet, recipientPath(pos[0]), nil, nil, &r, nil)
-	if err != nil {
-		return err
-	}
-	return c.printRecipient(raw, &r)
+	return show(ctx, c, http.MethodGet, recipientPath(pos[0]), nil, nil, nil, c.printRecipient)
 }
 
 // printRecipient shows one recipient, its addresses in full (the operator
 // asked for this one) and its push tokens shortened.
-func (c *client) printRecipient(raw []byte, r *dispatcher.Recipient) error {
-	if c.json {
-		return c.printJSON(raw)
-	}
+func (c *client) printRecipient(r *dispatcher.Recipient) error {
 	tw := newTable(c.stdout)
 	fmt.Fprintf(tw, "recipient\t%s\n", r.ID)
 	fmt.Fprintf(tw, "kind\t%s\n", r.Kind)
@@ -111,21 +91,17 @@ func orDash(s, dash string) string {
 // first) or of the file.
 func (m *Main) recipientsPut(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("recipients put", "")
-	scalars := []struct{ name, usage string }{
-		{"kind", "customer or merchant ('' for the default, customer)"},
-		{"locale", "BCP 47 language tag such as de-CH ('' for the default, en)"},
-		{"timezone", "IANA time zone such as Europe/Zurich ('' for UTC)"},
-		{"phone", "E.164 number such as +41791234567 ('' removes it)"},
-		{"email", "email address ('' removes it)"},
-	}
-	vals := map[string]*string{}
-	for _, s := range scalars {
-		vals[s.name] = fs.String(s.name, "", s.usage)
-	}
-	push := &optList{}
-	services := &optList{split: true}
-	regions := &optList{split: true}
-	channels := &optList{split: true}
+	scalars := fs.stringFlags(
+		"kind", "customer or merchant ('' for the default, customer)",
+		"locale", "BCP 47 language tag such as de-CH ('' for the default, en)",
+		"timezone", "IANA time zone such as Europe/Zurich ('' for UTC)",
+		"phone", "E.164 number such as +41791234567 ('' removes it)",
+		"email", "email address ('' removes it)",
+	)
+	push := &listFlag{clear: true}
+	services := &listFlag{split: true, clear: true}
+	regions := &listFlag{split: true, clear: true}
+	channels := &listFlag{split: true, clear: true}
 	fs.Var(push, "push", "a push `TOKEN`: fcm=TOKEN, apns=HEX, a plain FCM token, or a JSON object such as {\"platform\":\"webpush\",\"endpoint\":…}; repeat for each; the list replaces the stored one ('' removes every token)")
 	fs.Var(services, "service", "a service the recipient uses; repeat or separate with commas; replaces the stored list ('' means all)")
 	fs.Var(regions, "region", "a region the recipient is in; repeat or separate with commas; replaces the stored list ('' means all)")
@@ -136,7 +112,7 @@ func (m *Main) recipientsPut(ctx context.Context, args []string) error {
 	}
 	id := pos[0]
 	given := fs.given()
-	for _, name := range []string{"server", "key", "json"} {
+	for _, name := range clientFlagNames {
 		delete(given, name)
 	}
 	var file []byte
@@ -174,12 +150,12 @@ func (m *Main) recipientsPut(ctx context.Context, args []string) error {
 				}
 			}
 		}
-		for _, s := range scalars {
-			if given[s.name] {
-				setField(base, s.name, *vals[s.name])
+		for name, v := range scalars {
+			if given[name] {
+				setField(base, name, *v)
 			}
 		}
-		for name, l := range map[string]*optList{"service": services, "region": regions, "channel": channels} {
+		for name, l := range map[string]*listFlag{"service": services, "region": regions, "channel": channels} {
 			if l.set {
 				setList(base, name+"s", l.vals)
 			}
@@ -216,7 +192,7 @@ func (m *Main) recipientsPut(ctx context.Context, args []string) error {
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return fmt.Errorf("PUT %s: unexpected answer: %w", recipientPath(id), err)
 	}
-	return c.printRecipient(raw, &r)
+	return printAs(c, raw, &r, c.printRecipient)
 }
 
 // readInput reads a file, or standard input for "-".
@@ -266,90 +242,57 @@ func pushToken(v string) (json.RawMessage, error) {
 }
 
 func (m *Main) recipientsDelete(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("recipients delete", "")
-	c, pos, err := fs.client(args, 1, "a recipient ID")
+	c, pos, err := m.newClientFlagSet("recipients delete", "").client(args, 1, "a recipient ID")
 	if err != nil {
 		return err
 	}
-	if _, err := c.call(ctx, http.MethodDelete, recipientPath(pos[0]), nil, nil, nil, nil); err != nil {
-		return err
-	}
-	if c.json {
-		return nil // 204: no answer to print
-	}
-	_, err = fmt.Fprintf(c.stdout, "deleted recipient %s\n", pos[0])
-	return err
+	return c.remove(ctx, recipientPath(pos[0]), "deleted recipient "+pos[0])
 }
 
 // recipientsList runs `tocsin recipients list`: a table with the
 // addresses masked (it is the kind of output that ends up in a chat).
 func (m *Main) recipientsList(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("recipients list", "")
-	filters := []struct{ name, usage string }{
-		{"service", "only recipients of this service (and those of all services)"},
-		{"region", "only recipients in this region (and those in all regions)"},
-		{"kind", "only customers or merchants"},
-		{"locale", "only recipients with this locale"},
-		{"channel", "only recipients reachable on this channel"},
-	}
-	vals := map[string]*string{}
-	for _, f := range filters {
-		vals[f.name] = fs.String(f.name, "", f.usage)
-	}
+	filters := fs.stringFlags(
+		"service", "only recipients of this service (and those of all services)",
+		"region", "only recipients in this region (and those in all regions)",
+		"kind", "only customers or merchants",
+		"locale", "only recipients with this locale",
+		"channel", "only recipients reachable on this channel",
+	)
 	pf := fs.pageFlags("recipients", 50)
 	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
 	}
-	if err := pf.check(); err != nil {
-		return err
-	}
 	q := url.Values{}
-	for _, f := range filters {
-		if v := *vals[f.name]; v != "" {
-			q.Set(f.name, v)
+	for name, v := range filters {
+		if *v != "" {
+			q.Set(name, *v)
 		}
 	}
-	items, next, err := c.pages(ctx, "/v1/recipients", q, "recipients", pf, recipientsPageSize)
-	if err != nil {
-		return err
+	l := pagedList{
+		path: "/v1/recipients", member: "recipients", pageSize: recipientsPageSize,
+		cmd: []string{"recipients", "list"}, header: "ID\tKIND\tLOCALE\tCHANNELS\tREACH\tSERVICES\tREGIONS",
 	}
-	if c.json {
-		return c.printPagesJSON("recipients", items, next)
-	}
-	if len(items) == 0 && next == "" {
-		_, err := fmt.Fprintln(c.stdout, "no recipients")
-		return err
-	}
-	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "ID\tKIND\tLOCALE\tCHANNELS\tREACH\tSERVICES\tREGIONS")
-	for _, raw := range items {
-		var r dispatcher.Recipient
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return fmt.Errorf("GET /v1/recipients: unexpected answer: %w", err)
-		}
+	return printPages(ctx, m, c, l, q, pf, func(r *dispatcher.Recipient) string {
 		chans := "(default)"
 		if len(r.Channels) > 0 {
 			chans = joinChannels(r.Channels)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, r.Locale, chans, reach(&r),
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", r.ID, r.Kind, r.Locale, chans, reach(r),
 			oneLine(allIfEmpty(r.Services), 30), oneLine(allIfEmpty(r.Regions), 30))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	m.moreNote(append([]string{"recipients", "list"}, filterArgs(q)...), len(items), next)
-	return nil
+	})
 }
 
 // reach lists a recipient's masked addresses and opt-outs.
 func reach(r *dispatcher.Recipient) string {
 	var parts []string
 	if r.Phone != "" {
-		parts = append(parts, maskPhone(r.Phone))
+		parts = append(parts, sms.MaskPhone(r.Phone))
 	}
 	if r.Email != "" {
-		parts = append(parts, maskEmail(r.Email))
+		parts = append(parts, email.MaskAddress(r.Email))
 	}
 	if n := len(r.Push); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d push", n))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -150,8 +151,15 @@ func wrapSynopsis(s string, indent, width int) string {
 		}
 	}
 	words = append(words, s[start:])
-	pad := strings.Repeat(" ", indent)
 	var b strings.Builder
+	fill(&b, words, indent, width)
+	return b.String()
+}
+
+// fill writes words separated by spaces, starting a new line indented by
+// indent spaces where the next word would pass width.
+func fill(b *strings.Builder, words []string, indent, width int) {
+	pad := strings.Repeat(" ", indent)
 	col := indent
 	for i, word := range words {
 		switch {
@@ -166,7 +174,6 @@ func wrapSynopsis(s string, indent, width int) string {
 		b.WriteString(word)
 		col += len(word)
 	}
-	return b.String()
 }
 
 // topUsage is `tocsin --help`: every command, one line each.
@@ -206,14 +213,7 @@ func groupUsage(group string) string {
 // clientFlagNames are the flags every client command takes, listed apart.
 var clientFlagNames = []string{"server", "key", "json"}
 
-func isClientFlag(name string) bool {
-	for _, n := range clientFlagNames {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
+func isClientFlag(name string) bool { return slices.Contains(clientFlagNames, name) }
 
 // writeFlags writes flags as flag.PrintDefaults would, but with two
 // dashes, a placeholder in capitals (or the `name` in the usage), and a
@@ -290,20 +290,7 @@ func wrap(s string, indent, width int) string {
 		if pi > 0 {
 			b.WriteString("\n\n" + pad)
 		}
-		col := indent
-		for i, word := range strings.Fields(para) {
-			switch {
-			case i == 0:
-			case col+1+len(word) > width:
-				b.WriteString("\n" + pad)
-				col = indent
-			default:
-				b.WriteByte(' ')
-				col++
-			}
-			b.WriteString(word)
-			col += len(word)
-		}
+		fill(&b, strings.Fields(para), indent, width)
 	}
 	return b.String()
 }

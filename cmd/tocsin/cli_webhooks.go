@@ -15,22 +15,9 @@ import (
 
 // webhooks runs `tocsin webhooks VERB`.
 func (m *Main) webhooks(ctx context.Context, args []string) error {
-	verb, args, err := m.subcommand("webhooks", args, "list", "get", "put", "delete", "rotate-secret")
-	if err != nil {
-		return err
-	}
-	switch verb {
-	case "list":
-		return m.webhooksList(ctx, args)
-	case "get":
-		return m.webhooksGet(ctx, args)
-	case "put":
-		return m.webhooksPut(ctx, args)
-	case "delete":
-		return m.webhooksDelete(ctx, args)
-	default:
-		return m.webhooksRotate(ctx, args)
-	}
+	return m.group(ctx, "webhooks", args,
+		verb{"list", m.webhooksList}, verb{"get", m.webhooksGet}, verb{"put", m.webhooksPut},
+		verb{"delete", m.webhooksDelete}, verb{"rotate-secret", m.webhooksRotate})
 }
 
 func endpointPath(recipient, endpoint string) string {
@@ -44,32 +31,18 @@ func endpointPath(recipient, endpoint string) string {
 const needsEndpoint = "a recipient ID and an endpoint ID"
 
 func (m *Main) webhooksList(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("webhooks list", "")
-	c, pos, err := fs.client(args, 1, "a recipient ID")
+	c, pos, err := m.newClientFlagSet("webhooks list", "").client(args, 1, "a recipient ID")
 	if err != nil {
 		return err
 	}
-	var res struct {
+	return show(ctx, c, http.MethodGet, endpointPath(pos[0], ""), nil, nil, nil, func(res *struct {
 		Endpoints []*dispatcher.WebhookEndpoint `json:"endpoints"`
-	}
-	raw, err := c.call(ctx, http.MethodGet, endpointPath(pos[0], ""), nil, nil, &res, nil)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(raw)
-	}
-	if len(res.Endpoints) == 0 {
-		_, err := fmt.Fprintf(c.stdout, "%s has no webhook endpoints\n", pos[0])
-		return err
-	}
-	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "ENDPOINT\tSTATE\tEVENTS\tRATE\tUPDATED\tURL")
-	for _, ep := range res.Endpoints {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ep.ID, oneLine(endpointState(ep), 50), allIfEmpty(ep.Events),
-			orDash(ep.Rate, "(channel's)"), stamp(ep.UpdatedAt), ep.URL)
-	}
-	return tw.Flush()
+	}) error {
+		return printTable(c.stdout, res.Endpoints, pos[0]+" has no webhook endpoints", "ENDPOINT\tSTATE\tEVENTS\tRATE\tUPDATED\tURL", func(ep *dispatcher.WebhookEndpoint) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", ep.ID, oneLine(endpointState(ep), 50), allIfEmpty(ep.Events),
+				orDash(ep.Rate, "(channel's)"), stamp(ep.UpdatedAt), ep.URL)
+		})
+	})
 }
 
 func endpointState(ep *dispatcher.WebhookEndpoint) string {
@@ -84,20 +57,11 @@ func endpointState(ep *dispatcher.WebhookEndpoint) string {
 }
 
 func (m *Main) webhooksGet(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("webhooks get", "")
-	c, pos, err := fs.client(args, 2, needsEndpoint)
+	c, pos, err := m.newClientFlagSet("webhooks get", "").client(args, 2, needsEndpoint)
 	if err != nil {
 		return err
 	}
-	var ep dispatcher.WebhookEndpoint
-	raw, err := c.call(ctx, http.MethodGet, endpointPath(pos[0], pos[1]), nil, nil, &ep, nil)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(raw)
-	}
-	return c.printEndpoint(&ep)
+	return show(ctx, c, http.MethodGet, endpointPath(pos[0], pos[1]), nil, nil, nil, c.printEndpoint)
 }
 
 func (c *client) printEndpoint(ep *dispatcher.WebhookEndpoint) error {
@@ -122,7 +86,7 @@ func (c *client) printEndpoint(ep *dispatcher.WebhookEndpoint) error {
 func (m *Main) webhooksPut(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("webhooks put", "")
 	u := fs.String("url", "", "where the requests go: https, public (required for a new endpoint)")
-	events := &optList{split: true}
+	events := &listFlag{split: true, clear: true}
 	fs.Var(events, "event", "an event type to receive: incident.opened, incident.updated, incident.resolved, notice.published; repeat or separate with commas ('' means all)")
 	rate := fs.String("rate", "", "the endpoint's own rate limit, such as 20/s, 600/min or 5/h ('' for the channel's rate)")
 	c, pos, err := fs.client(args, 2, needsEndpoint)
@@ -211,24 +175,15 @@ lost, make a new one: tocsin webhooks rotate-secret %[2]s %[1]s
 }
 
 func (m *Main) webhooksDelete(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("webhooks delete", "")
-	c, pos, err := fs.client(args, 2, needsEndpoint)
+	c, pos, err := m.newClientFlagSet("webhooks delete", "").client(args, 2, needsEndpoint)
 	if err != nil {
 		return err
 	}
-	if _, err := c.call(ctx, http.MethodDelete, endpointPath(pos[0], pos[1]), nil, nil, nil, nil); err != nil {
-		return err
-	}
-	if c.json {
-		return nil
-	}
-	_, err = fmt.Fprintf(c.stdout, "deleted endpoint %s of %s\n", pos[1], pos[0])
-	return err
+	return c.remove(ctx, endpointPath(pos[0], pos[1]), "deleted endpoint "+pos[1]+" of "+pos[0])
 }
 
 func (m *Main) webhooksRotate(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("webhooks rotate-secret", "")
-	c, pos, err := fs.client(args, 2, needsEndpoint)
+	c, pos, err := m.newClientFlagSet("webhooks rotate-secret", "").client(args, 2, needsEndpoint)
 	if err != nil {
 		return err
 	}

@@ -37,14 +37,23 @@ const (
 
 // listFlag is a repeatable string flag. With split set, each value may
 // also be a comma-separated list (labels and channels never hold commas).
+// With clear set, an empty value empties the list, and set tells "not
+// given" from "given empty" (--service ” means all services again).
 type listFlag struct {
 	vals  []string
 	split bool
+	clear bool
+	set   bool
 }
 
 func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
 
 func (l *listFlag) Set(s string) error {
+	l.set = true
+	if l.clear && strings.TrimSpace(s) == "" {
+		l.vals = nil
+		return nil
+	}
 	parts := []string{s}
 	if l.split {
 		parts = strings.Split(s, ",")
@@ -258,6 +267,66 @@ func (c *client) printJSON(raw []byte) error {
 	return err
 }
 
+// show sends one JSON request and prints the answer: as it came with
+// --json, else decoded into a T and written with view.
+func show[T any](ctx context.Context, c *client, method, path string, query url.Values, body any, hdr http.Header, view func(*T) error) error {
+	var v T
+	raw, err := c.call(ctx, method, path, query, body, &v, hdr)
+	if err != nil {
+		return err
+	}
+	return printAs(c, raw, &v, view)
+}
+
+// printAs prints an answer: raw as it came with --json, else v, raw
+// decoded, with view.
+func printAs[T any](c *client, raw []byte, v *T, view func(*T) error) error {
+	if c.json {
+		return c.printJSON(raw)
+	}
+	return view(v)
+}
+
+// remove sends a DELETE and prints done; with --json nothing, as the
+// answer (a 204) is empty.
+func (c *client) remove(ctx context.Context, path, done string) error {
+	if _, err := c.call(ctx, http.MethodDelete, path, nil, nil, nil, nil); err != nil {
+		return err
+	}
+	if c.json {
+		return nil
+	}
+	_, err := fmt.Fprintln(c.stdout, done)
+	return err
+}
+
+// query makes a query string of key, value pairs, leaving out the pairs
+// whose value is empty.
+func query(kv ...string) url.Values {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	return q
+}
+
+// printTable writes a table: header, then one row (tab-separated cells)
+// an item; none instead when there are no items and none is not empty.
+func printTable[T any](w io.Writer, items []T, none, header string, row func(T) string) error {
+	if len(items) == 0 && none != "" {
+		_, err := fmt.Fprintln(w, none)
+		return err
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
+}
+
 // flagSet is a subcommand's flags. Parse errors are returned, not printed,
 // so Run prints each once; -h prints the usage and the command exits 0.
 type flagSet struct {
@@ -397,89 +466,76 @@ func (m *Main) subcommand(cmd string, args []string, verbs ...string) (string, [
 	return args[0], args[1:], nil
 }
 
-// incident runs `tocsin incident open|update|show|list`.
-func (m *Main) incident(ctx context.Context, args []string) error {
-	verb, args, err := m.subcommand("incident", args, "open", "update", "show", "list")
+// verb is one verb of a command group and the function that runs it.
+type verb struct {
+	name string
+	run  func(context.Context, []string) error
+}
+
+// group runs the verb args name of a command group such as `incident`.
+func (m *Main) group(ctx context.Context, cmd string, args []string, verbs ...verb) error {
+	names := make([]string, len(verbs))
+	for i, v := range verbs {
+		names[i] = v.name
+	}
+	name, args, err := m.subcommand(cmd, args, names...)
 	if err != nil {
 		return err
 	}
-	switch verb {
-	case "open":
-		return m.incidentOpen(ctx, args)
-	case "update":
-		return m.incidentUpdate(ctx, args)
-	case "show":
-		return m.incidentShow(ctx, args)
-	default:
-		return m.incidentList(ctx, args)
-	}
+	return verbs[slices.Index(names, name)].run(ctx, args)
+}
+
+// incident runs `tocsin incident open|update|show|list`.
+func (m *Main) incident(ctx context.Context, args []string) error {
+	return m.group(ctx, "incident", args,
+		verb{"open", m.incidentOpen}, verb{"update", m.incidentUpdate}, verb{"show", m.incidentShow}, verb{"list", m.incidentList})
 }
 
 func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
-	title := fs.String("title", "", "what is broken, as customers would say it (required, 1-200 characters)")
-	severity := fs.String("severity", "", "minor, major or critical (required)")
-	state := fs.String("state", "", "initial state (default investigating)")
-	services := &listFlag{split: true}
-	regions := &listFlag{split: true}
-	channels := &listFlag{split: true}
-	params, messages := mapFlag{}, mapFlag{}
-	fs.Var(services, "service", "an affected service; repeat or separate with commas (none: all)")
-	fs.Var(regions, "region", "an affected region; repeat or separate with commas (none: all)")
-	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
-	fs.Var(params, "param", "a template parameter such as eta=16:30; repeatable")
-	fs.Var(messages, "message", "the operator's text in one language, locale=text (1-1600 characters); repeatable")
+	in := newInputFlags()
+	fs.StringVar(&in.title, "title", "", "what is broken, as customers would say it (required, 1-200 characters)")
+	fs.StringVar(&in.severity, "severity", "", "minor, major or critical (required)")
+	fs.StringVar(&in.state, "state", "", "initial state (default investigating)")
+	fs.Var(&in.services, "service", "an affected service; repeat or separate with commas (none: all)")
+	fs.Var(&in.regions, "region", "an affected region; repeat or separate with commas (none: all)")
+	fs.Var(&in.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
+	fs.Var(in.params, "param", "a template parameter such as eta=16:30; repeatable")
+	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters); repeatable")
 	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
 	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
 	}
 	var missing []string
-	if *title == "" {
+	if in.title == "" {
 		missing = append(missing, "--title")
 	}
-	if *severity == "" {
+	if in.severity == "" {
 		missing = append(missing, "--severity")
 	}
 	if len(missing) > 0 {
 		return usageError{fmt.Errorf("incident open needs %s", strings.Join(missing, " and "))}
 	}
-	in := dispatcher.IncidentInput{
-		Title:    *title,
-		Severity: dispatcher.Severity(*severity),
-		Services: services.vals,
-		Regions:  regions.vals,
-		State:    dispatcher.State(*state),
-		Params:   nilIfEmpty(params),
-		Message:  nilIfEmpty(messages),
-		Channels: toChannels(channels.vals),
-	}
-	return c.postUpdate(ctx, "/v1/incidents", in, *idem)
+	return c.postUpdate(ctx, "/v1/incidents", in.incident(), *idem)
 }
 
 func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
-	state := fs.String("state", "", "the new state: investigating, identified, monitoring or resolved (default: unchanged)")
-	channels := &listFlag{split: true}
-	params, messages := mapFlag{}, mapFlag{}
-	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
-	fs.Var(params, "param", "a template parameter such as credit=CHF 5.00, merged into the incident's; repeatable")
-	fs.Var(messages, "message", "the operator's text in one language, locale=text (1-1600 characters); repeatable")
+	in := newInputFlags()
+	fs.StringVar(&in.state, "state", "", "the new state: investigating, identified, monitoring or resolved (default: unchanged)")
+	fs.Var(&in.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
+	fs.Var(in.params, "param", "a template parameter such as credit=CHF 5.00, merged into the incident's; repeatable")
+	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters); repeatable")
 	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
 	c, pos, err := fs.client(args, 1, "an incident ID")
 	if err != nil {
 		return err
 	}
-	if *state == "" && len(params) == 0 && len(messages) == 0 {
+	if in.state == "" && len(in.params) == 0 && len(in.messages) == 0 {
 		return usageError{errors.New("incident update needs --state, --param or --message")}
 	}
-	in := dispatcher.UpdateInput{
-		State:    dispatcher.State(*state),
-		Params:   nilIfEmpty(params),
-		Message:  nilIfEmpty(messages),
-		Channels: toChannels(channels.vals),
-	}
-	return c.postUpdate(ctx, "/v1/incidents/"+url.PathEscape(pos[0])+"/updates", in, *idem)
+	return c.postUpdate(ctx, "/v1/incidents/"+url.PathEscape(pos[0])+"/updates", in.update(), *idem)
 }
 
 // idemHeader is the Idempotency-Key header of --idempotency-key k; none
@@ -493,41 +549,33 @@ func idemHeader(k string) http.Header {
 
 // postUpdate opens an incident or posts an update and prints the answer.
 func (c *client) postUpdate(ctx context.Context, path string, body any, idem string) error {
-	var res dispatcher.UpdateResult
-	raw, err := c.call(ctx, http.MethodPost, path, nil, body, &res, idemHeader(idem))
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(raw)
-	}
-	tw := newTable(c.stdout)
-	if res.Incident != nil {
-		fmt.Fprintf(tw, "incident\t%s\n", res.Incident.ID)
-		fmt.Fprintf(tw, "state\t%s\n", res.Incident.State)
-	}
-	fmt.Fprintf(tw, "seq\t%d\n", res.Seq)
-	fmt.Fprintf(tw, "broadcast\t%s\n", res.BroadcastID)
-	return tw.Flush()
+	return show(ctx, c, http.MethodPost, path, nil, body, idemHeader(idem), func(res *dispatcher.UpdateResult) error {
+		tw := newTable(c.stdout)
+		if res.Incident != nil {
+			fmt.Fprintf(tw, "incident\t%s\n", res.Incident.ID)
+			fmt.Fprintf(tw, "state\t%s\n", res.Incident.State)
+		}
+		fmt.Fprintf(tw, "seq\t%d\n", res.Seq)
+		fmt.Fprintf(tw, "broadcast\t%s\n", res.BroadcastID)
+		return tw.Flush()
+	})
+}
+
+// incidentWithUpdates is GET /v1/incidents/ID's answer.
+type incidentWithUpdates struct {
+	dispatcher.Incident
+	Updates []*dispatcher.Update `json:"updates"`
 }
 
 func (m *Main) incidentShow(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("incident show", "incident show ID")
-	c, pos, err := fs.client(args, 1, "an incident ID")
+	c, pos, err := m.newClientFlagSet("incident show", "incident show ID").client(args, 1, "an incident ID")
 	if err != nil {
 		return err
 	}
-	var v struct {
-		dispatcher.Incident
-		Updates []*dispatcher.Update `json:"updates"`
-	}
-	raw, err := c.call(ctx, http.MethodGet, "/v1/incidents/"+url.PathEscape(pos[0]), nil, nil, &v, nil)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(raw)
-	}
+	return show(ctx, c, http.MethodGet, "/v1/incidents/"+url.PathEscape(pos[0]), nil, nil, nil, c.printIncident)
+}
+
+func (c *client) printIncident(v *incidentWithUpdates) error {
 	tw := newTable(c.stdout)
 	fmt.Fprintf(tw, "incident\t%s\n", v.ID)
 	fmt.Fprintf(tw, "title\t%s\n", v.Title)
@@ -550,12 +598,9 @@ func (m *Main) incidentShow(ctx context.Context, args []string) error {
 		return nil
 	}
 	fmt.Fprintln(c.stdout)
-	tw = newTable(c.stdout)
-	fmt.Fprintln(tw, "SEQ\tSTATE\tAT\tBROADCAST\tMESSAGE")
-	for _, u := range v.Updates {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", u.Seq, u.State, stamp(u.CreatedAt), u.BroadcastID, oneLine(mapFlag(u.Message).String(), 60))
-	}
-	return tw.Flush()
+	return printTable(c.stdout, v.Updates, "", "SEQ\tSTATE\tAT\tBROADCAST\tMESSAGE", func(u *dispatcher.Update) string {
+		return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", u.Seq, u.State, stamp(u.CreatedAt), u.BroadcastID, oneLine(mapFlag(u.Message).String(), 60))
+	})
 }
 
 func (m *Main) incidentList(ctx context.Context, args []string) error {
@@ -566,80 +611,41 @@ func (m *Main) incidentList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	q := url.Values{"limit": {strconv.Itoa(*limit)}}
-	if *state != "" {
-		q.Set("state", *state)
-	}
-	var list struct {
+	q := query("limit", strconv.Itoa(*limit), "state", *state)
+	return show(ctx, c, http.MethodGet, "/v1/incidents", q, nil, nil, func(list *struct {
 		Incidents []*dispatcher.Incident `json:"incidents"`
-	}
-	raw, err := c.call(ctx, http.MethodGet, "/v1/incidents", q, nil, &list, nil)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(raw)
-	}
-	if len(list.Incidents) == 0 {
-		_, err := fmt.Fprintln(c.stdout, "no incidents")
-		return err
-	}
-	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "ID\tSTATE\tSEVERITY\tUPDATES\tUPDATED\tTITLE")
-	for _, inc := range list.Incidents {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", inc.ID, inc.State, inc.Severity, inc.LastSeq, stamp(inc.UpdatedAt), oneLine(inc.Title, 60))
-	}
-	return tw.Flush()
+	}) error {
+		return printTable(c.stdout, list.Incidents, "no incidents", "ID\tSTATE\tSEVERITY\tUPDATES\tUPDATED\tTITLE", func(inc *dispatcher.Incident) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", inc.ID, inc.State, inc.Severity, inc.LastSeq, stamp(inc.UpdatedAt), oneLine(inc.Title, 60))
+		})
+	})
 }
 
 // broadcast runs `tocsin broadcast show|send|list|cancel`.
 func (m *Main) broadcast(ctx context.Context, args []string) error {
-	verb, args, err := m.subcommand("broadcast", args, "show", "send", "list", "cancel")
-	if err != nil {
-		return err
-	}
-	switch verb {
-	case "send":
-		return m.broadcastSend(ctx, args)
-	case "list":
-		return m.broadcastList(ctx, args)
-	case "cancel":
-		return m.broadcastCancel(ctx, args)
-	}
-	return m.broadcastShow(ctx, args)
+	return m.group(ctx, "broadcast", args,
+		verb{"show", m.broadcastShow}, verb{"send", m.broadcastSend}, verb{"list", m.broadcastList}, verb{"cancel", m.broadcastCancel})
 }
 
 // broadcastSend runs `tocsin broadcast send`: an ad-hoc notice.
 func (m *Main) broadcastSend(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("broadcast send", "broadcast send --title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--idempotency-key K]")
-	title := fs.String("title", "", "the subject: emails and push say \"Notice: <title>\" (required, 1-200 characters)")
-	priority := fs.String("priority", "", "lane: bulk (default, below every incident), low, normal or critical")
-	services := &listFlag{split: true}
-	regions := &listFlag{split: true}
-	channels := &listFlag{split: true}
-	messages := mapFlag{}
-	fs.Var(messages, "message", "the text in one language, locale=text (1-1600 characters); repeatable; en is required")
-	fs.Var(services, "service", "recipients using this service; repeat or separate with commas (none: all)")
-	fs.Var(regions, "region", "recipients in this region; repeat or separate with commas (none: all)")
-	fs.Var(channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
+	in := newInputFlags()
+	fs.StringVar(&in.title, "title", "", "the subject: emails and push say \"Notice: <title>\" (required, 1-200 characters)")
+	fs.StringVar(&in.priority, "priority", "", "lane: bulk (default, below every incident), low, normal or critical")
+	fs.Var(in.messages, "message", "the text in one language, locale=text (1-1600 characters); repeatable; en is required")
+	fs.Var(&in.services, "service", "recipients using this service; repeat or separate with commas (none: all)")
+	fs.Var(&in.regions, "region", "recipients in this region; repeat or separate with commas (none: all)")
+	fs.Var(&in.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
 	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
 	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
 	}
-	if *title == "" || len(messages) == 0 {
+	if in.title == "" || len(in.messages) == 0 {
 		return usageError{errors.New("broadcast send needs --title and --message en=...")}
 	}
-	in := dispatcher.NoticeInput{
-		Title: *title, Message: nilIfEmpty(messages), Services: services.vals, Regions: regions.vals,
-		Channels: toChannels(channels.vals), Priority: dispatcher.Priority(*priority),
-	}
-	var b dispatcher.Broadcast
-	raw, err := c.call(ctx, http.MethodPost, "/v1/broadcasts", nil, in, &b, idemHeader(*idem))
-	if err != nil {
-		return err
-	}
-	return c.printBroadcast(raw, &b)
+	return show(ctx, c, http.MethodPost, "/v1/broadcasts", nil, in.notice(), idemHeader(*idem), c.printBroadcast)
 }
 
 // broadcastList runs `tocsin broadcast list`: the notices, newest first.
@@ -650,41 +656,26 @@ func (m *Main) broadcastList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var list struct {
+	return show(ctx, c, http.MethodGet, "/v1/broadcasts", query("limit", strconv.Itoa(*limit)), nil, nil, func(list *struct {
 		Broadcasts []*dispatcher.Broadcast `json:"broadcasts"`
-	}
-	raw, err := c.call(ctx, http.MethodGet, "/v1/broadcasts", url.Values{"limit": {strconv.Itoa(*limit)}}, nil, &list, nil)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(raw)
-	}
-	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "BROADCAST\tSTATE\tPRIORITY\tAUDIENCE\tPENDING\tCREATED\tTITLE")
-	for _, b := range list.Broadcasts {
-		title := ""
-		if b.Notice != nil {
-			title = oneLine(b.Notice.Title, 60)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.ID, b.State, b.Priority, b.Audience, b.Pending, stamp(b.CreatedAt), title)
-	}
-	return tw.Flush()
+	}) error {
+		return printTable(c.stdout, list.Broadcasts, "", "BROADCAST\tSTATE\tPRIORITY\tAUDIENCE\tPENDING\tCREATED\tTITLE", func(b *dispatcher.Broadcast) string {
+			title := ""
+			if b.Notice != nil {
+				title = oneLine(b.Notice.Title, 60)
+			}
+			return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%s\t%s", b.ID, b.State, b.Priority, b.Audience, b.Pending, stamp(b.CreatedAt), title)
+		})
+	})
 }
 
 // broadcastCancel runs `tocsin broadcast cancel ID`.
 func (m *Main) broadcastCancel(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("broadcast cancel", "broadcast cancel ID")
-	c, pos, err := fs.client(args, 1, "a broadcast ID")
+	c, pos, err := m.newClientFlagSet("broadcast cancel", "broadcast cancel ID").client(args, 1, "a broadcast ID")
 	if err != nil {
 		return err
 	}
-	var b dispatcher.Broadcast
-	raw, err := c.call(ctx, http.MethodPost, "/v1/broadcasts/"+url.PathEscape(pos[0])+"/cancel", nil, nil, &b, nil)
-	if err != nil {
-		return err
-	}
-	return c.printBroadcast(raw, &b)
+	return show(ctx, c, http.MethodPost, "/v1/broadcasts/"+url.PathEscape(pos[0])+"/cancel", nil, nil, nil, c.printBroadcast)
 }
 
 func (m *Main) broadcastShow(ctx context.Context, args []string) error {
@@ -703,21 +694,13 @@ func (m *Main) broadcastShow(ctx context.Context, args []string) error {
 	if *wait {
 		return m.waitBroadcast(ctx, c, path, waitOptions{interval: *interval, idle: *timeout})
 	}
-	var b dispatcher.Broadcast
-	raw, err := c.call(ctx, http.MethodGet, path, nil, nil, &b, nil)
-	if err != nil {
-		return err
-	}
-	return c.printBroadcast(raw, &b)
+	return show(ctx, c, http.MethodGet, path, nil, nil, nil, c.printBroadcast)
 }
 
 // deliveryColumns are the statuses of the counts table, in life order.
 var deliveryColumns = dispatcher.DeliveryStatuses
 
-func (c *client) printBroadcast(raw []byte, b *dispatcher.Broadcast) error {
-	if c.json {
-		return c.printJSON(raw)
-	}
+func (c *client) printBroadcast(b *dispatcher.Broadcast) error {
 	tw := newTable(c.stdout)
 	fmt.Fprintf(tw, "broadcast\t%s\n", b.ID)
 	if b.Notice != nil {
@@ -753,21 +736,7 @@ func (c *client) printBroadcast(raw []byte, b *dispatcher.Broadcast) error {
 		return err
 	}
 	// Known channels first in their usual order, then anything newer.
-	order := append(slices.Clone(dispatcher.Channels), dispatcher.ChannelNone)
-	var chans []dispatcher.Channel
-	for _, ch := range order {
-		if _, ok := b.Counts[ch]; ok {
-			chans = append(chans, ch)
-		}
-	}
-	var extra []dispatcher.Channel
-	for ch := range b.Counts {
-		if !slices.Contains(order, ch) {
-			extra = append(extra, ch)
-		}
-	}
-	slices.Sort(extra)
-	chans = append(chans, extra...)
+	chans := channelOrder(b.Counts)
 
 	// A grid of strings: channel names align left, numbers right.
 	header := []string{"CHANNEL"}
@@ -879,37 +848,33 @@ func (m *Main) outbox(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	q := url.Values{"limit": {strconv.Itoa(*limit)}}
-	if *recipient != "" {
-		q.Set("recipient", *recipient)
-	}
-	var res struct {
+	q := query("limit", strconv.Itoa(*limit), "recipient", *recipient)
+	return show(ctx, c, http.MethodGet, "/v1/outbox", q, nil, nil, func(res *struct {
 		Messages []dispatcher.OutboxEntry `json:"messages"`
-	}
-	raw, err := c.call(ctx, http.MethodGet, "/v1/outbox", q, nil, &res, nil)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(raw)
-	}
-	if len(res.Messages) == 0 {
-		_, err := fmt.Fprintln(c.stdout, "the outbox is empty")
-		return err
-	}
-	for i, e := range res.Messages {
-		if i > 0 {
-			fmt.Fprintln(c.stdout)
+	}) error {
+		if len(res.Messages) == 0 {
+			_, err := fmt.Fprintln(c.stdout, "the outbox is empty")
+			return err
 		}
-		fmt.Fprintf(c.stdout, "%s  %s → %s  %s  %s #%d %s\n", stamp(e.At), e.Channel, e.RecipientID, e.Locale, e.IncidentID, e.Seq, e.State)
-		if e.Title != "" {
-			fmt.Fprintf(c.stdout, "  %s\n", e.Title)
+		for i, e := range res.Messages {
+			if i > 0 {
+				fmt.Fprintln(c.stdout)
+			}
+			fmt.Fprintf(c.stdout, "%s  %s → %s  %s  %s #%d %s\n", stamp(e.At), e.Channel, e.RecipientID, e.Locale, e.IncidentID, e.Seq, e.State)
+			if e.Title != "" {
+				fmt.Fprintf(c.stdout, "  %s\n", e.Title)
+			}
+			c.printIndented(e.Body)
 		}
-		for _, line := range strings.Split(strings.TrimRight(e.Body, "\n"), "\n") {
-			fmt.Fprintf(c.stdout, "  %s\n", line)
-		}
+		return nil
+	})
+}
+
+// printIndented writes a message body, each line indented two spaces.
+func (c *client) printIndented(body string) {
+	for _, line := range strings.Split(strings.TrimRight(body, "\n"), "\n") {
+		fmt.Fprintf(c.stdout, "  %s\n", line)
 	}
-	return nil
 }
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
@@ -938,6 +903,42 @@ func oneLine(s string, n int) string {
 		return "-"
 	}
 	return s
+}
+
+// inputFlags are the flags that say what an incident, an update or a
+// notice says and to whom. A command registers those it takes; the others
+// stay empty.
+type inputFlags struct {
+	title, severity, state, priority string
+	services, regions, channels      listFlag
+	params, messages                 mapFlag
+}
+
+func newInputFlags() *inputFlags {
+	return &inputFlags{
+		services: listFlag{split: true}, regions: listFlag{split: true}, channels: listFlag{split: true},
+		params: mapFlag{}, messages: mapFlag{},
+	}
+}
+
+func (f *inputFlags) incident() dispatcher.IncidentInput {
+	return dispatcher.IncidentInput{
+		Title: f.title, Severity: dispatcher.Severity(f.severity), Services: f.services.vals, Regions: f.regions.vals,
+		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: nilIfEmpty(f.messages), Channels: toChannels(f.channels.vals),
+	}
+}
+
+func (f *inputFlags) update() dispatcher.UpdateInput {
+	return dispatcher.UpdateInput{
+		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: nilIfEmpty(f.messages), Channels: toChannels(f.channels.vals),
+	}
+}
+
+func (f *inputFlags) notice() dispatcher.NoticeInput {
+	return dispatcher.NoticeInput{
+		Title: f.title, Message: nilIfEmpty(f.messages), Services: f.services.vals, Regions: f.regions.vals,
+		Channels: toChannels(f.channels.vals), Priority: dispatcher.Priority(f.priority),
+	}
 }
 
 func nilIfEmpty(m mapFlag) map[string]string {

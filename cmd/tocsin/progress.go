@@ -99,7 +99,7 @@ func (m *Main) waitBroadcast(ctx context.Context, c *client, path string, opts w
 		still := now.Sub(lastChange)
 		if finished || (opts.idle > 0 && still >= opts.idle) {
 			view.close()
-			if err := c.printBroadcast(raw, &b); err != nil {
+			if err := printAs(c, raw, &b, c.printBroadcast); err != nil {
 				return err
 			}
 			switch b.State {

@@ -222,23 +222,21 @@ func finishDocument(doc *huma.OpenAPI, cfg Config) {
 // registered operations to the document: /openapi.json and /metrics.
 func (s *server) documentMeta() {
 	doc := s.api.OpenAPI()
-	doc.AddOperation(&huma.Operation{
-		OperationID: "get-openapi", Method: http.MethodGet, Path: "/openapi.json", Tags: []string{"meta"},
-		Summary:     "This OpenAPI document",
-		Description: "No auth. The same document as YAML: /openapi.yaml.",
-		Responses: map[string]*huma.Response{"200": {Description: "The OpenAPI 3.1 document.", Content: map[string]*huma.MediaType{
-			"application/openapi+json": {Schema: &huma.Schema{Type: huma.TypeObject}},
-		}}},
-	})
-	if s.cfg.Metrics != nil {
+	// meta is a GET that needs no key and answers 200 with one media type.
+	meta := func(id, path, summary, description, answer, mediaType, schemaType string) {
 		doc.AddOperation(&huma.Operation{
-			OperationID: "get-metrics", Method: http.MethodGet, Path: "/metrics", Tags: []string{"meta"},
-			Summary:     "Prometheus metrics",
-			Description: "No auth. Deliveries, queues, the Go runtime and the process, in the Prometheus text format.",
-			Responses: map[string]*huma.Response{"200": {Description: "The metrics.", Content: map[string]*huma.MediaType{
-				"text/plain": {Schema: &huma.Schema{Type: huma.TypeString}},
+			OperationID: id, Method: http.MethodGet, Path: path, Tags: []string{"meta"},
+			Summary: summary, Description: description,
+			Responses: map[string]*huma.Response{"200": {Description: answer, Content: map[string]*huma.MediaType{
+				mediaType: {Schema: &huma.Schema{Type: schemaType}},
 			}}},
 		})
+	}
+	meta("get-openapi", "/openapi.json", "This OpenAPI document", "No auth. The same document as YAML: /openapi.yaml.",
+		"The OpenAPI 3.1 document.", "application/openapi+json", huma.TypeObject)
+	if s.cfg.Metrics != nil {
+		meta("get-metrics", "/metrics", "Prometheus metrics", "No auth. Deliveries, queues, the Go runtime and the process, in the Prometheus text format.",
+			"The metrics.", "text/plain", huma.TypeString)
 	}
 }
 

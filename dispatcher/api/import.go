@@ -6,7 +6,6 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -92,11 +91,7 @@ func (s *server) importRecipients(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !identityOnly(ce) {
-		w.Header().Set("Accept-Encoding", "identity")
-		writeProblem(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,
-			"the import body must not be compressed",
-			&huma.ErrorDetail{Location: "header.Content-Encoding", Message: "must be identity (or absent)", Value: strings.Join(ce, ", ")}))
+	if refuseCompressed(w, r, "the import body must not be compressed") {
 		return
 	}
 	ct := r.Header.Get("Content-Type")

@@ -1,17 +1,16 @@
 package api
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/tocsin-dev/tocsin/internal/httprec"
 )
 
 // requestInfo carries what the auth middleware learns to the log line.
@@ -26,43 +25,6 @@ type requestInfoKey struct{}
 func infoFrom(ctx context.Context) *requestInfo {
 	info, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
 	return info
-}
-
-// statusRecorder remembers the status a handler wrote.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection (read
-// deadlines, flushing).
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-func (r *statusRecorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if h, ok := r.ResponseWriter.(http.Hijacker); ok {
-		return h.Hijack()
-	}
-	return nil, nil, errors.New("hijack not supported")
 }
 
 // loggedPath is a request path as the logs show it: an unsubscribe link's
@@ -84,7 +46,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		logged := loggedPath(r.URL.Path)
 		info := &requestInfo{method: r.Method, path: logged}
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := httprec.New(w)
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
 		defer func() {
 			if v := recover(); v != nil {
@@ -93,18 +55,14 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 				}
 				s.log.ErrorContext(ctx, "panic serving request", "method", r.Method, "path", logged,
 					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				if rec.status == 0 {
+				if !rec.Written() {
 					writeProblem(rec, newProblem(http.StatusInternalServerError, CodeInternal, "internal error; the server log has the details"))
 				}
-			}
-			status := rec.status
-			if status == 0 {
-				status = http.StatusOK
 			}
 			s.log.LogAttrs(ctx, slog.LevelInfo, "http request",
 				slog.String("method", r.Method),
 				slog.String("path", logged),
-				slog.Int("status", status),
+				slog.Int("status", rec.Status()),
 				slog.Duration("duration", time.Since(start)),
 				slog.String("key", info.key),
 			)

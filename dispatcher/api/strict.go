@@ -61,11 +61,7 @@ func bodyHeaders(ctx huma.Context, next func(huma.Context)) {
 		next(ctx)
 		return
 	}
-	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !identityOnly(ce) {
-		w.Header().Set("Accept-Encoding", "identity")
-		writeProblem(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,
-			"the body must not be compressed",
-			&huma.ErrorDetail{Location: "header.Content-Encoding", Message: "must be identity (or absent)", Value: strings.Join(ce, ", ")}))
+	if refuseCompressed(w, r, "the body must not be compressed") {
 		return
 	}
 	ct := r.Header.Get("Content-Type")
@@ -88,6 +84,20 @@ func bodyHeaders(ctx huma.Context, next func(huma.Context)) {
 	}
 	r.Header.Set("Content-Type", "application/json")
 	next(ctx)
+}
+
+// refuseCompressed answers a 415 naming header.Content-Encoding, with
+// Accept-Encoding: identity, when r's body comes in a content coding other
+// than identity, and reports whether it did. detail says what must not be.
+func refuseCompressed(w http.ResponseWriter, r *http.Request, detail string) bool {
+	ce := r.Header.Values("Content-Encoding")
+	if len(ce) == 0 || identityOnly(ce) {
+		return false
+	}
+	w.Header().Set("Accept-Encoding", "identity")
+	writeProblem(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, detail,
+		&huma.ErrorDetail{Location: "header.Content-Encoding", Message: "must be identity (or absent)", Value: strings.Join(ce, ", ")}))
+	return true
 }
 
 // identityOnly reports whether the Content-Encoding values name no coding

@@ -121,21 +121,50 @@ func syntaxError(data []byte) error {
 	return json.Unmarshal(data, &v)
 }
 
-// frame is an object or an array being walked.
-type frame struct {
+// node is an object or an array being walked.
+type node struct {
+	parent  *node // the container it is in; nil at the top level
 	object  bool
-	names   map[string]struct{} // object: the names seen so far
-	wantKey bool                // object: the next token is a name
-	name    string              // object: the current member's name
-	index   int                 // array: the current element's index
+	wantKey bool   // object: the next token is a name
+	name    string // object: the current member's name
+	index   int    // array: the current element's index
+
+	names  map[string]struct{}     // duplicates: the names seen so far
+	typ    reflect.Type            // Fields: the container's type; nil: not checked
+	fields map[string]reflect.Type // Fields: an object decoded into a struct: its fields
+	cur    reflect.Type            // Fields: the current member's type
 }
 
-// duplicates walks the tokens of data, valid JSON, and reports the first
-// name an object repeats.
-func duplicates(data []byte) error {
+// where names the place of n, " in message" or " in push[1].data", or ""
+// for the top level.
+func (n *node) where() string {
+	if p := n.path(); p != "" {
+		return " in " + p
+	}
+	return ""
+}
+
+func (n *node) path() string {
+	p := n.parent
+	switch {
+	case p == nil:
+		return ""
+	case !p.object:
+		return fmt.Sprintf("%s[%d]", p.path(), p.index)
+	case p.parent == nil:
+		return p.name
+	}
+	return p.path() + "." + p.name
+}
+
+// walk reads the tokens of data, valid JSON. It calls member with each
+// member name, the object it names a member of, and the offset of its
+// opening quote, and open with each object or array as it opens, its
+// parent set; an error from member ends the walk.
+func walk(data []byte, member func(obj *node, name string, offset int64) error, open func(*node)) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // numbers are not converted: 1e400 is valid JSON
-	var stack []*frame
+	var top *node
 	for {
 		start := dec.InputOffset()
 		tok, err := dec.Token()
@@ -145,32 +174,20 @@ func duplicates(data []byte) error {
 		if err != nil {
 			return err // not reached: data is valid JSON
 		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
+		if d, ok := tok.(json.Delim); ok && (d == ']' || d == '}') {
+			top = top.parent
+			continue
 		}
 		if top != nil && top.object && top.wantKey {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				continue
-			}
 			name, _ := tok.(string)
-			if _, seen := top.names[name]; seen {
-				return &Error{Offset: start + int64(bytes.IndexByte(data[start:], '"')),
-					Reason: "duplicate member name " + strconv.Quote(name) + where(stack)}
+			top.wantKey, top.name = false, name
+			if err := member(top, name, start+int64(bytes.IndexByte(data[start:], '"'))); err != nil {
+				return err
 			}
-			if top.names == nil {
-				top.names = map[string]struct{}{}
-			}
-			top.names[name] = struct{}{}
-			top.name, top.wantKey = name, false
 			continue
 		}
-		if d, ok := tok.(json.Delim); ok && (d == ']' || d == '}') {
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		// tok is a value: the member's or the element's.
+		// tok is a value: the root, the top object's current member or the
+		// top array's next element.
 		if top != nil {
 			if top.object {
 				top.wantKey = true
@@ -179,29 +196,25 @@ func duplicates(data []byte) error {
 			}
 		}
 		if d, ok := tok.(json.Delim); ok {
-			stack = append(stack, &frame{object: d == '{', wantKey: d == '{', index: -1})
+			top = &node{parent: top, object: d == '{', wantKey: d == '{', index: -1}
+			open(top)
 		}
 	}
 }
 
-// where names the object of stack's top frame, " in message" or
-// " in push[1]", or "" for the top level.
-func where(stack []*frame) string {
-	var b strings.Builder
-	for i, f := range stack[:len(stack)-1] {
-		if f.object {
-			if i > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(f.name)
-		} else {
-			fmt.Fprintf(&b, "[%d]", f.index)
+// duplicates walks the tokens of data, valid JSON, and reports the first
+// name an object repeats.
+func duplicates(data []byte) error {
+	return walk(data, func(obj *node, name string, offset int64) error {
+		if _, seen := obj.names[name]; seen {
+			return &Error{Offset: offset, Reason: "duplicate member name " + strconv.Quote(name) + obj.where()}
 		}
-	}
-	if b.Len() == 0 {
-		return ""
-	}
-	return " in " + b.String()
+		if obj.names == nil {
+			obj.names = map[string]struct{}{}
+		}
+		obj.names[name] = struct{}{}
+		return nil
+	}, func(*node) {})
 }
 
 // Fields returns an *Error for the first member, in an object of data (a
@@ -214,87 +227,42 @@ func where(stack []*frame) string {
 // into maps or interfaces are not looked into further; a value of another
 // kind than its type is left to the decoder to refuse.
 func Fields(data []byte, v any) error {
-	type frame struct {
-		object  bool
-		wantKey bool
-		typ     reflect.Type            // the container's type; nil: not checked
-		fields  map[string]reflect.Type // an object decoded into a struct: its fields
-		name    string                  // object: the current member's name
-		cur     reflect.Type            // object: the current member's type
-		index   int                     // array: the current element's index
-		path    string
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var stack []*frame
-	for {
-		start := dec.InputOffset()
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if d, ok := tok.(json.Delim); ok && (d == ']' || d == '}') {
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		if top != nil && top.object && top.wantKey {
-			name, _ := tok.(string)
-			top.wantKey, top.name, top.cur = false, name, nil
-			switch {
-			case top.fields != nil:
-				t, ok := top.fields[name]
-				if !ok {
-					return &Error{Offset: start + int64(bytes.IndexByte(data[start:], '"')),
-						Reason: "unknown member name " + strconv.Quote(name) + in(top.path) + sameBut(name, top.fields)}
-				}
-				top.cur = t
-			case top.typ != nil && top.typ.Kind() == reflect.Map:
-				top.cur = top.typ.Elem()
-			}
-			continue
-		}
-		// tok is a value: the root, the top object's current member or the
-		// top array's next element.
-		want, path := reflect.TypeOf(v), ""
+	member := func(obj *node, name string, offset int64) error {
+		obj.cur = nil
 		switch {
-		case top != nil && top.object:
-			want, path = top.cur, top.path+"."+top.name
-			top.wantKey = true
-		case top != nil:
-			top.index++
-			want, path = nil, fmt.Sprintf("%s[%d]", top.path, top.index)
-			if top.typ != nil && (top.typ.Kind() == reflect.Slice || top.typ.Kind() == reflect.Array) {
-				want = top.typ.Elem()
+		case obj.fields != nil:
+			t, ok := obj.fields[name]
+			if !ok {
+				return &Error{Offset: offset, Reason: "unknown member name " + strconv.Quote(name) + obj.where() + sameBut(name, obj.fields)}
 			}
+			obj.cur = t
+		case obj.typ != nil && obj.typ.Kind() == reflect.Map:
+			obj.cur = obj.typ.Elem()
 		}
-		d, ok := tok.(json.Delim)
-		if !ok {
-			continue
+		return nil
+	}
+	open := func(n *node) {
+		// The type n decodes into: v's at the top, else its parent's
+		// current member's or element type.
+		want, p := reflect.TypeOf(v), n.parent
+		switch {
+		case p != nil && p.object:
+			want = p.cur
+		case p != nil:
+			want = nil
+			if p.typ != nil && (p.typ.Kind() == reflect.Slice || p.typ.Kind() == reflect.Array) {
+				want = p.typ.Elem()
+			}
 		}
 		for want != nil && want.Kind() == reflect.Pointer {
 			want = want.Elem()
 		}
-		f := &frame{object: d == '{', wantKey: d == '{', typ: want, index: -1, path: path}
-		if f.object && want != nil && want.Kind() == reflect.Struct {
-			f.fields = jsonFields(want)
+		n.typ = want
+		if n.object && want != nil && want.Kind() == reflect.Struct {
+			n.fields = jsonFields(want)
 		}
-		stack = append(stack, f)
 	}
-}
-
-// in names where a member is, " in push[0]", or "" at the top level.
-func in(path string) string {
-	if path == "" {
-		return ""
-	}
-	return " in " + strings.TrimPrefix(path, ".")
+	return walk(data, member, open)
 }
 
 // sameBut says which field a name differs from only in case, if any.

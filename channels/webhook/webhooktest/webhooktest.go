@@ -45,6 +45,7 @@ import (
 
 	"github.com/tocsin-dev/tocsin/channels/webhook"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/httprec"
 )
 
 // MaxBody is the largest body the Receiver reads.
@@ -261,32 +262,6 @@ func (r *Receiver) Count() int {
 	return len(r.reqs)
 }
 
-// statusRecorder notes the status an Answer writes.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusRecorder) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusRecorder) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusRecorder) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
 func (r *Receiver) serve(w http.ResponseWriter, hr *http.Request) {
 	r.mu.Lock()
 	req := &Request{
@@ -341,13 +316,9 @@ func (r *Receiver) serve(w http.ResponseWriter, hr *http.Request) {
 		r.update(func() { req.Status = fail.status })
 		http.Error(w, http.StatusText(fail.status), fail.status)
 	case answer != nil:
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := httprec.New(w)
 		answer(rec, req)
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		r.update(func() { req.Status = status })
+		r.update(func() { req.Status = rec.Status() })
 	default:
 		r.update(func() { req.Status = http.StatusNoContent })
 		w.WriteHeader(http.StatusNoContent)

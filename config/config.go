@@ -360,7 +360,7 @@ func Default() Config {
 				Rate:   "10/s",
 			},
 			Email: Email{
-				SMTP: SMTP{Port: 587, TLS: SMTPTLSStartTLS, PoolSize: email.DefaultPoolSize, Timeout: email.DefaultTimeout},
+				SMTP: email.Defaults(),
 				Rate: "50/s",
 			},
 			Push: Push{

@@ -542,18 +542,6 @@ func (l Limits) ParsedQuietHours() *dispatcher.QuietHours {
 // Networks lists network prefixes: each a CIDR prefix or an IP address.
 type Networks []string
 
-// Prefixes returns n as prefixes, a single address as a prefix of its full
-// length (/32, /128). It leaves out what is neither (Validate rejects it).
-func (n Networks) Prefixes() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range n {
-		if p, err := parseNetwork(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // parseNetwork reads one entry of Networks.
 func parseNetwork(n string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(n); err == nil {
@@ -565,8 +553,18 @@ func parseNetwork(n string) (netip.Prefix, error) {
 	return netip.Prefix{}, fmt.Errorf("must be a CIDR prefix like 10.0.0.0/8 or fd00::/8, or an IP address, got %q", n)
 }
 
-// ParsedAllowNetworks returns AllowNetworks.Prefixes().
-func (w Webhook) ParsedAllowNetworks() []netip.Prefix { return w.AllowNetworks.Prefixes() }
+// ParsedAllowNetworks returns AllowNetworks as prefixes, a single address
+// as a prefix of its full length (/32, /128). It leaves out what is
+// neither (Validate rejects it).
+func (w Webhook) ParsedAllowNetworks() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range w.AllowNetworks {
+		if p, err := parseNetwork(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // Level is a log level: debug, info, warn or error.
 type Level string

@@ -244,50 +244,18 @@ type Push struct {
 	Rate Rate `yaml:"rate"`
 }
 
-// FCM configures Firebase Cloud Messaging (HTTP v1 API).
-type FCM struct {
-	// CredentialsFile is the path of a service-account key file (JSON,
-	// downloaded from the Firebase console) of an account allowed to send
-	// messages. The file must exist; the push channel parses it. Its
-	// token_uri is where access tokens are fetched. Empty: FCM is off.
-	// Default ""; env TOCSIN_FCM_CREDENTIALS_FILE.
-	CredentialsFile string `yaml:"credentials_file"`
-	// ProjectID is the Firebase project id (6 to 30 lower-case letters,
-	// digits and hyphens, starting with a letter).
-	// Default "" (the key file's project_id); env TOCSIN_FCM_PROJECT_ID.
-	ProjectID string `yaml:"project_id"`
-	// Endpoint is FCM's base URL, an absolute http(s) URL without query or
-	// fragment: tests point it at a fake.
-	// Default "https://fcm.googleapis.com"; env TOCSIN_FCM_ENDPOINT.
-	Endpoint string `yaml:"endpoint"`
-}
+// FCM configures Firebase Cloud Messaging (HTTP v1 API): the push
+// channel's own FCMConfig, whose fields tagged "-" stay zero here (the
+// channel reads credentials_file). It is on once credentials_file is set.
+// Defaults: endpoint "https://fcm.googleapis.com", the rest empty
+// (project_id: the key file's).
+type FCM = push.FCMConfig
 
 // APNs configures the Apple Push Notification service with token (.p8)
-// authentication.
-type APNs struct {
-	// KeyFile is the path of the APNs authentication key (.p8) from the
-	// Apple developer account. The file must exist; the push channel parses
-	// it. Empty: APNs is off.
-	// Default ""; env TOCSIN_APNS_KEY_FILE.
-	KeyFile string `yaml:"key_file"`
-	// KeyID is the key's id, 10 upper-case letters and digits. Required
-	// with KeyFile.
-	// Default ""; env TOCSIN_APNS_KEY_ID.
-	KeyID string `yaml:"key_id"`
-	// TeamID is the developer team's id, 10 upper-case letters and digits.
-	// Required with KeyFile.
-	// Default ""; env TOCSIN_APNS_TEAM_ID.
-	TeamID string `yaml:"team_id"`
-	// Topic is the app's bundle id (apns-topic). Required with KeyFile.
-	// Default ""; env TOCSIN_APNS_TOPIC.
-	Topic string `yaml:"topic"`
-	// Host is APNs' base URL, https without path:
-	// "https://api.push.apple.com" (production) or
-	// "https://api.sandbox.push.apple.com" (development builds of the
-	// app); tests point it at a fake.
-	// Default "https://api.push.apple.com"; env TOCSIN_APNS_HOST.
-	Host string `yaml:"host"`
-}
+// authentication: the push channel's own APNsConfig, whose fields tagged
+// "-" stay zero here (the channel reads key_file). It is on once key_file
+// is set. Defaults: host "https://api.push.apple.com", the rest empty.
+type APNs = push.APNsConfig
 
 // WebPush configures Web Push to browsers with VAPID (RFC 8292): the push
 // channel's own WebPushConfig, whose fields tagged "-" stay zero here. It
@@ -392,7 +360,7 @@ func Default() Config {
 				Rate:   "10/s",
 			},
 			Email: Email{
-				SMTP: SMTP{Port: 587, TLS: SMTPTLSStartTLS, PoolSize: email.DefaultPoolSize, Timeout: email.DefaultTimeout},
+				SMTP: email.Defaults(),
 				Rate: "50/s",
 			},
 			Push: Push{
@@ -439,17 +407,11 @@ func (p Push) Configured() bool {
 	return p.FCM.Configured() || p.APNs.Configured() || p.WebPush.Configured()
 }
 
-// Configured reports whether FCM is on (credentials_file is set).
-func (f FCM) Configured() bool { return f.CredentialsFile != "" }
-
-// Configured reports whether APNs is on (key_file is set).
-func (a APNs) Configured() bool { return a.KeyFile != "" }
-
 // Provider endpoints.
 const (
 	DefaultFCMEndpoint  = push.DefaultFCMEndpoint
-	APNsHostProduction  = "https://api.push.apple.com"
-	APNsHostDevelopment = "https://api.sandbox.push.apple.com"
+	APNsHostProduction  = push.APNsHostProduction
+	APNsHostDevelopment = push.APNsHostDevelopment
 )
 
 // BaseURL returns the URL at which the API is reachable, without a trailing
@@ -580,18 +542,6 @@ func (l Limits) ParsedQuietHours() *dispatcher.QuietHours {
 // Networks lists network prefixes: each a CIDR prefix or an IP address.
 type Networks []string
 
-// Prefixes returns n as prefixes, a single address as a prefix of its full
-// length (/32, /128). It leaves out what is neither (Validate rejects it).
-func (n Networks) Prefixes() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range n {
-		if p, err := parseNetwork(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // parseNetwork reads one entry of Networks.
 func parseNetwork(n string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(n); err == nil {
@@ -603,8 +553,18 @@ func parseNetwork(n string) (netip.Prefix, error) {
 	return netip.Prefix{}, fmt.Errorf("must be a CIDR prefix like 10.0.0.0/8 or fd00::/8, or an IP address, got %q", n)
 }
 
-// ParsedAllowNetworks returns AllowNetworks.Prefixes().
-func (w Webhook) ParsedAllowNetworks() []netip.Prefix { return w.AllowNetworks.Prefixes() }
+// ParsedAllowNetworks returns AllowNetworks as prefixes, a single address
+// as a prefix of its full length (/32, /128). It leaves out what is
+// neither (Validate rejects it).
+func (w Webhook) ParsedAllowNetworks() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range w.AllowNetworks {
+		if p, err := parseNetwork(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // Level is a log level: debug, info, warn or error.
 type Level string

@@ -364,7 +364,7 @@ func TestPushRedaction(t *testing.T) {
 	if r.Channels.Push.WebPush.VAPIDPrivateKey != "[redacted]" {
 		t.Errorf("Redacted() left the VAPID private key")
 	}
-	if r.Channels.Push.WebPush.VAPIDPublicKey != c.Channels.Push.WebPush.VAPIDPublicKey || r.Channels.Push.APNs != c.Channels.Push.APNs {
+	if r.Channels.Push.WebPush.VAPIDPublicKey != c.Channels.Push.WebPush.VAPIDPublicKey || !reflect.DeepEqual(r.Channels.Push.APNs, c.Channels.Push.APNs) {
 		t.Errorf("Redacted() changed a non-secret field")
 	}
 	r.Channels.Webhook.AllowNetworks[0] = "changed"

@@ -3,14 +3,9 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
-	"net/url"
-	"os"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -26,15 +21,6 @@ const (
 	minLinkSecretLen = 32
 	// maxRotationOverlap is the longest channels.webhook.rotation_overlap.
 	maxRotationOverlap = 30 * 24 * time.Hour
-)
-
-var (
-	// gcpProjectRE is a Google Cloud (Firebase) project id.
-	gcpProjectRE = regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
-	// appleIDRE is an Apple key id or team id.
-	appleIDRE = regexp.MustCompile(`^[A-Z0-9]{10}$`)
-	// bundleIDRE is an app's bundle id (apns-topic).
-	bundleIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
 )
 
 // Validate reports every problem in c at once: a *FieldError per problem,
@@ -53,7 +39,7 @@ func (c Config) Validate() error {
 
 	v.hostPort("http.addr", c.HTTP.Addr, 0)
 	if c.HTTP.PublicURL != "" {
-		v.absoluteURL("http.public_url", c.HTTP.PublicURL, "https://tocsin.example.com")
+		v.URL("http.public_url", c.HTTP.PublicURL, "https://tocsin.example.com")
 	}
 	v.Positive("http.shutdown_timeout", c.HTTP.ShutdownTimeout)
 	v.Positive("http.read_timeout", c.HTTP.ReadTimeout)
@@ -89,8 +75,9 @@ func (c Config) Validate() error {
 	email := c.Channels.Email.SMTP
 	v.provider("channels.email.smtp", "host", "the outbox serves email", email.Configured(), email, d.Email.SMTP, email.ValidateNamed)
 	v.rate("channels.email.rate", c.Channels.Email.Rate, false)
-	v.fcm(c.Channels.Push.FCM)
-	v.apns(c.Channels.Push.APNs)
+	fcm, apns := c.Channels.Push.FCM, c.Channels.Push.APNs
+	v.provider("channels.push.fcm", "credentials_file", "FCM is off", fcm.Configured(), fcm, d.Push.FCM, fcm.ValidateNamed)
+	v.provider("channels.push.apns", "key_file", "APNs is off", apns.Configured(), apns, d.Push.APNs, apns.ValidateNamed)
 	wp := c.Channels.Push.WebPush
 	v.provider("channels.push.webpush", "vapid_private_key", "Web Push is off", wp.Configured(), wp, d.Push.WebPush, wp.ValidateNamed)
 	v.rate("channels.push.rate", c.Channels.Push.Rate, false)
@@ -123,26 +110,6 @@ func (v validator) hostPort(field, value string, minPort int) {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < minPort || n > 65535 {
 		v.Add(field, "port must be a number between %d and 65535, got %q", minPort, port)
-	}
-}
-
-// absoluteURL checks that value is an absolute http(s) URL without
-// credentials, query or fragment; example shows what one looks like.
-func (v validator) absoluteURL(field, value, example string) {
-	u, err := url.Parse(value)
-	switch {
-	case err != nil:
-		v.Add(field, "must be an absolute http or https URL: %v", errors.Unwrap(err))
-	case u.Scheme != "http" && u.Scheme != "https":
-		v.Add(field, "must be an absolute http or https URL like %s, got %q", example, value)
-	case u.Host == "":
-		v.Add(field, "must name a host, got %q", value)
-	case u.User != nil:
-		v.Add(field, "must not contain credentials")
-	case u.RawQuery != "" || u.ForceQuery:
-		v.Add(field, "must not have a query, got %q", value)
-	case u.Fragment != "":
-		v.Add(field, "must not have a fragment, got %q", value)
 	}
 }
 
@@ -253,50 +220,6 @@ func (v validator) twilio(t Twilio) {
 	}
 }
 
-// fcm checks channels.push.fcm.
-func (v validator) fcm(f FCM) {
-	const p = "channels.push.fcm"
-	if !f.Configured() {
-		v.orphans(p, "credentials_file", "FCM is off", f, Default().Channels.Push.FCM)
-		return
-	}
-	v.file(p+".credentials_file", f.CredentialsFile, "the service-account key file (JSON) from the Firebase console")
-	if f.ProjectID != "" && !gcpProjectRE.MatchString(f.ProjectID) {
-		v.Add(p+".project_id", "must be a project id (6 to 30 lower-case letters, digits and hyphens, starting with a letter), got %q", f.ProjectID)
-	}
-	if f.Endpoint == "" {
-		v.Add(p+".endpoint", "is required: an absolute http or https URL like %s", DefaultFCMEndpoint)
-	} else {
-		v.absoluteURL(p+".endpoint", f.Endpoint, DefaultFCMEndpoint)
-	}
-}
-
-// apns checks channels.push.apns.
-func (v validator) apns(a APNs) {
-	const p = "channels.push.apns"
-	if !a.Configured() {
-		v.orphans(p, "key_file", "APNs is off", a, Default().Channels.Push.APNs)
-		return
-	}
-	v.file(p+".key_file", a.KeyFile, "the APNs authentication key (.p8) from the Apple developer account")
-	if !appleIDRE.MatchString(a.KeyID) {
-		v.Add(p+".key_id", "must be the key's id, 10 upper-case letters and digits, got %q", a.KeyID)
-	}
-	if !appleIDRE.MatchString(a.TeamID) {
-		v.Add(p+".team_id", "must be the team's id, 10 upper-case letters and digits, got %q", a.TeamID)
-	}
-	switch {
-	case a.Topic == "":
-		v.Add(p+".topic", "is required with %s.key_file: the app's bundle id, like com.example.app", p)
-	case !bundleIDRE.MatchString(a.Topic):
-		v.Add(p+".topic", "must be the app's bundle id, like com.example.app, got %q", a.Topic)
-	}
-	u, err := url.Parse(a.Host)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		v.Add(p+".host", "must be an https URL without path, like %s or %s, got %q", APNsHostProduction, APNsHostDevelopment, a.Host)
-	}
-}
-
 // webhook checks channels.webhook.
 func (v validator) webhook(w Webhook) {
 	const p = "channels.webhook"
@@ -317,25 +240,6 @@ func (v validator) webhook(w Webhook) {
 	v.Positive(p+".disable_after", w.DisableAfter)
 	if w.RotationOverlap < 0 || w.RotationOverlap > maxRotationOverlap {
 		v.Add(p+".rotation_overlap", "must be between 0s and 720h, got %s", w.RotationOverlap)
-	}
-}
-
-// file checks that path names a readable regular file; what says which
-// file is expected.
-func (v validator) file(field, path, what string) {
-	f, err := os.Open(path)
-	var info fs.FileInfo
-	if err == nil {
-		info, err = f.Stat()
-		f.Close()
-	}
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		v.Add(field, "%q does not exist; it must be %s", path, what)
-	case err != nil:
-		v.Add(field, "cannot read %q: %v", path, errors.Unwrap(err))
-	case !info.Mode().IsRegular():
-		v.Add(field, "%q is not a file; it must be %s", path, what)
 	}
 }
 

@@ -191,6 +191,14 @@ func New(cfg Config) (*Sender, error) {
 	return s, nil
 }
 
+// Defaults returns the defaults of the options a configuration file sets
+// (the yaml-tagged fields), as New fills them in for the default TLS mode:
+// port 587, tls starttls, pool_size 4, timeout 15s.
+func Defaults() Config {
+	d := Config{}.withDefaults()
+	return Config{Port: d.Port, TLS: d.TLS, PoolSize: d.PoolSize, Timeout: d.Timeout}
+}
+
 // withDefaults fills in the defaults of the fields left zero.
 func (c Config) withDefaults() Config {
 	if c.TLS == "" {

@@ -13,7 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +23,7 @@ import (
 	"golang.org/x/oauth2/jwt"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/confcheck"
 )
 
 // FCM constants.
@@ -39,28 +40,49 @@ const (
 )
 
 // FCMConfig configures Firebase Cloud Messaging HTTP v1.
+//
+// It is also the channels.push.fcm section of Tocsin's configuration file
+// (package config): the yaml tags name the options, each read from
+// TOCSIN_FCM_<OPTION> too; fields tagged "-" are set in code. FCM is on
+// once CredentialsFile (in code, or CredentialsJSON) is set (Configured).
 type FCMConfig struct {
-	// CredentialsJSON is a service-account key file (type
-	// "service_account", project_id, private_key_id, private_key,
-	// client_email, token_uri) of an account allowed to send (role
-	// "Firebase Cloud Messaging API Admin"). Its token_uri is where access
-	// tokens are fetched (default Google's). Required. Never printed.
-	CredentialsJSON []byte
-	// ProjectID is the Firebase project messages are sent in. Default: the
-	// credentials' project_id.
-	ProjectID string
-	// Endpoint is FCM's base URL; messages are posted to
-	// {Endpoint}/v1/projects/{ProjectID}/messages:send.
-	// Default "https://fcm.googleapis.com".
-	Endpoint string
+	// CredentialsFile is the path of a service-account key file (JSON,
+	// downloaded from the Firebase console: type "service_account",
+	// project_id, private_key_id, private_key, client_email, token_uri) of
+	// an account allowed to send (role "Firebase Cloud Messaging API
+	// Admin"). Its token_uri is where access tokens are fetched (default
+	// Google's). The file must exist; New reads it. Required unless
+	// CredentialsJSON is set.
+	CredentialsFile string `yaml:"credentials_file"`
+	// ProjectID is the Firebase project messages are sent in: 6 to 30
+	// lower-case letters, digits and hyphens, starting with a letter.
+	// Default: the credentials' project_id.
+	ProjectID string `yaml:"project_id"`
+	// Endpoint is FCM's base URL, an absolute http(s) URL without query or
+	// fragment; messages are posted to
+	// {Endpoint}/v1/projects/{ProjectID}/messages:send. Tests point it at a
+	// fake. Default "https://fcm.googleapis.com".
+	Endpoint string `yaml:"endpoint"`
+	// CredentialsJSON is the key file's content, for a program that holds
+	// it rather than a file: it takes the place of CredentialsFile. Never
+	// printed.
+	CredentialsJSON []byte `yaml:"-"`
 	// HTTPClient supplies the transport for sends and token requests; only
 	// its Transport is used. Default: a transport of its own.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-"`
+
+	// fromFile says CredentialsJSON was read from CredentialsFile (load):
+	// problems with the credentials then name CredentialsFile.
+	fromFile bool
 }
+
+// Configured reports whether FCM is on: CredentialsFile or CredentialsJSON
+// is set.
+func (c FCMConfig) Configured() bool { return c.CredentialsFile != "" || len(c.CredentialsJSON) > 0 }
 
 // String describes c without the credentials.
 func (c FCMConfig) String() string {
-	return fmt.Sprintf("{CredentialsJSON:%s ProjectID:%q Endpoint:%q}", redact(c.CredentialsJSON), c.ProjectID, c.Endpoint)
+	return fmt.Sprintf("{CredentialsFile:%q CredentialsJSON:%s ProjectID:%q Endpoint:%q}", c.CredentialsFile, redact(c.CredentialsJSON), c.ProjectID, c.Endpoint)
 }
 
 // GoString is String, so %#v does not print the secret either.
@@ -69,11 +91,81 @@ func (c FCMConfig) GoString() string { return c.String() }
 // LogValue logs c without the credentials.
 func (c FCMConfig) LogValue() slog.Value {
 	return slog.GroupValue(
+		slog.String("credentials_file", c.CredentialsFile),
 		slog.String("credentials_json", redact(c.CredentialsJSON)),
 		slog.String("project_id", c.ProjectID),
 		slog.String("endpoint", c.Endpoint),
 	)
 }
+
+// Validate reports every problem of c at once, each a *confcheck.Problem
+// naming the Go field, joined with errors.Join; nil when c is valid. New
+// checks c with its defaults filled in and its file read: an empty
+// Endpoint is a problem here, not there.
+func (c FCMConfig) Validate() error { return c.ValidateNamed(nil) }
+
+// ValidateNamed is Validate with the fields named by name, as
+// WebPushConfig.ValidateNamed. It parses CredentialsJSON when set, and
+// otherwise only checks that CredentialsFile is a file. The credentials
+// are never quoted.
+func (c FCMConfig) ValidateNamed(name func(field string) string) error {
+	_, err := c.check(name)
+	return err
+}
+
+// check is ValidateNamed, returning the parsed credentials too.
+func (c FCMConfig) check(name func(string) string) (serviceAccount, error) {
+	v := confcheck.New(name)
+	var sa serviceAccount
+	if len(c.CredentialsJSON) > 0 {
+		var errs []error
+		sa, errs = parseServiceAccount(c.CredentialsJSON)
+		field := "CredentialsJSON"
+		if c.fromFile {
+			field = "CredentialsFile"
+		}
+		for _, e := range errs {
+			v.Check(field, e)
+		}
+	} else {
+		checkFile(v, "CredentialsFile", c.CredentialsFile, credentialsFileIs)
+	}
+	switch {
+	case c.ProjectID != "" && !gcpProjectRE.MatchString(c.ProjectID):
+		v.Add("ProjectID", "must be a project id (6 to 30 lower-case letters, digits and hyphens, starting with a letter), got %q", clip(c.ProjectID))
+	case c.ProjectID == "" && len(c.CredentialsJSON) > 0 && sa.ProjectID == "":
+		v.Add("ProjectID", "is required: the credentials name no project_id")
+	case c.ProjectID == "" && sa.ProjectID != "" && !gcpProjectRE.MatchString(sa.ProjectID):
+		v.Add("ProjectID", "must be set: the credentials' project_id is not a project id (6 to 30 lower-case letters, digits and hyphens, starting with a letter), got %q", clip(sa.ProjectID))
+	}
+	if c.Endpoint == "" {
+		v.Add("Endpoint", "is required: an absolute http or https URL like %s", DefaultFCMEndpoint)
+	} else {
+		v.URL("Endpoint", c.Endpoint, DefaultFCMEndpoint)
+	}
+	return sa, v.Err()
+}
+
+// load fills in c's defaults and reads CredentialsFile into
+// CredentialsJSON, when that is not set.
+func (c FCMConfig) load() (FCMConfig, error) {
+	c.Endpoint = cmp.Or(c.Endpoint, DefaultFCMEndpoint)
+	if len(c.CredentialsJSON) > 0 || c.CredentialsFile == "" {
+		return c, nil
+	}
+	b, err := readFile(c.CredentialsFile, credentialsFileIs)
+	if err != nil {
+		return c, &confcheck.Problem{Field: "CredentialsFile", Message: err.Error()}
+	}
+	c.CredentialsJSON, c.fromFile = b, true
+	return c, nil
+}
+
+// credentialsFileIs says what FCMConfig.CredentialsFile must be.
+const credentialsFileIs = "the service-account key file (JSON) from the Firebase console"
+
+// gcpProjectRE is a Google Cloud (Firebase) project id.
+var gcpProjectRE = regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
 
 // serviceAccount is the part of a service-account key file FCM needs.
 type serviceAccount struct {
@@ -87,34 +179,31 @@ type serviceAccount struct {
 
 // parseServiceAccount checks a service-account key file. Its errors never
 // quote the file: it holds the private key.
-func parseServiceAccount(b []byte) (serviceAccount, error) {
+func parseServiceAccount(b []byte) (serviceAccount, []error) {
 	var sa serviceAccount
-	if len(b) == 0 {
-		return sa, errors.New("CredentialsJSON is required (a service-account key file)")
-	}
 	if err := json.Unmarshal(b, &sa); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return sa, fmt.Errorf("CredentialsJSON is not JSON (syntax error at byte %d)", se.Offset)
+			return sa, []error{fmt.Errorf("is not JSON (syntax error at byte %d)", se.Offset)}
 		}
-		return sa, errors.New("CredentialsJSON is not a service-account key file (a field has the wrong type)")
+		return sa, []error{errors.New("is not a service-account key file (a field has the wrong type)")}
 	}
 	var errs []error
 	if sa.Type != "service_account" {
-		errs = append(errs, fmt.Errorf("CredentialsJSON: type is %q, want \"service_account\" (download a key of a service account, not OAuth client credentials)", clip(sa.Type)))
+		errs = append(errs, fmt.Errorf("type is %q, want \"service_account\" (download a key of a service account, not OAuth client credentials)", clip(sa.Type)))
 	}
 	if sa.ClientEmail == "" {
-		errs = append(errs, errors.New("CredentialsJSON: client_email is missing"))
+		errs = append(errs, errors.New("client_email is missing"))
 	}
 	if err := checkRSAKey(sa.PrivateKey); err != nil {
-		errs = append(errs, fmt.Errorf("CredentialsJSON: private_key %w", err))
+		errs = append(errs, fmt.Errorf("private_key %w", err))
 	}
 	if sa.TokenURI == "" {
 		sa.TokenURI = defaultTokenURI
-	} else if err := checkURL(sa.TokenURI, true); err != nil {
-		errs = append(errs, fmt.Errorf("CredentialsJSON: token_uri %w", err))
+	} else if err := confcheck.AbsoluteURL(sa.TokenURI, defaultTokenURI); err != nil {
+		errs = append(errs, fmt.Errorf("token_uri %w", err))
 	}
-	return sa, errors.Join(errs...)
+	return sa, errs
 }
 
 // checkRSAKey checks that key is an RSA private key in PEM (PKCS #8 or
@@ -142,27 +231,6 @@ func checkRSAKey(key string) error {
 	return nil
 }
 
-// checkURL checks an absolute http(s) URL without credentials, query or
-// fragment; with path false it must have no path either.
-func checkURL(raw string, path bool) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%q is not a URL", clip(raw))
-	case u.Scheme != "https" && u.Scheme != "http":
-		return fmt.Errorf("%q must be an absolute http or https URL", clip(raw))
-	case u.Host == "":
-		return fmt.Errorf("%q has no host", clip(raw))
-	case u.User != nil:
-		return errors.New("must not carry credentials")
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return fmt.Errorf("%q must have no query or fragment", clip(raw))
-	case !path && u.Path != "" && u.Path != "/":
-		return fmt.Errorf("%q must have no path", clip(raw))
-	}
-	return nil
-}
-
 // fcm sends through FCM HTTP v1.
 type fcm struct {
 	sendURL string
@@ -173,29 +241,19 @@ type fcm struct {
 }
 
 func newFCM(cfg FCMConfig, timeout time.Duration, concurrency int, now func() time.Time) (*fcm, error) {
-	sa, err := parseServiceAccount(cfg.CredentialsJSON)
-	var errs []error
+	cfg, err := cfg.load()
 	if err != nil {
-		errs = append(errs, err)
+		return nil, err
+	}
+	sa, err := cfg.check(nil)
+	if err != nil {
+		return nil, err
 	}
 	project := cmp.Or(cfg.ProjectID, sa.ProjectID)
-	switch {
-	case project == "":
-		errs = append(errs, errors.New("ProjectID is required (the credentials name no project_id)"))
-	case url.PathEscape(project) != project || strings.ContainsAny(project, "/:"):
-		errs = append(errs, fmt.Errorf("ProjectID %q is not a project id", clip(project)))
-	}
-	endpoint := cmp.Or(cfg.Endpoint, DefaultFCMEndpoint)
-	if err := checkURL(endpoint, true); err != nil {
-		errs = append(errs, fmt.Errorf("Endpoint %w", err))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
 	rt := baseTransport(cfg.HTTPClient, concurrency)
 	tokenClient := &http.Client{Transport: rt, Timeout: timeout, CheckRedirect: noRedirect}
 	return &fcm{
-		sendURL: strings.TrimRight(endpoint, "/") + "/v1/projects/" + project + "/messages:send",
+		sendURL: strings.TrimRight(cfg.Endpoint, "/") + "/v1/projects/" + project + "/messages:send",
 		client:  &http.Client{Transport: rt, CheckRedirect: noRedirect},
 		timeout: timeout,
 		auth: &fcmAuth{

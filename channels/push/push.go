@@ -88,13 +88,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/confcheck"
 )
 
 // Defaults of Config.
@@ -174,6 +178,40 @@ func redact(secret []byte) string {
 		return `""`
 	}
 	return "[redacted]"
+}
+
+// readFile reads the key file at path, which must be a regular file; what
+// says which file is expected. Its errors quote the path, never the file.
+func readFile(path, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	var info fs.FileInfo
+	if err == nil {
+		defer f.Close()
+		info, err = f.Stat()
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%q does not exist; it must be %s", path, what)
+	case err != nil:
+		return nil, fmt.Errorf("cannot read %q: %v", path, errors.Unwrap(err))
+	case !info.Mode().IsRegular():
+		return nil, fmt.Errorf("%q is not a file; it must be %s", path, what)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %q: %v", path, errors.Unwrap(err))
+	}
+	return b, nil
+}
+
+// checkFile checks that field, path, names a readable key file (readFile).
+func checkFile(v *confcheck.Checker, field, path, what string) {
+	if path == "" {
+		v.Add(field, "is required: %s", what)
+		return
+	}
+	_, err := readFile(path, what)
+	v.Check(field, err)
 }
 
 // deliverer sends one notice to one token of its platform: the seam

@@ -11,6 +11,8 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -927,6 +929,14 @@ func TestConfigPrintsNoSecret(t *testing.T) {
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
 	f := newFakes(t)
+	dir := t.TempDir()
+	credsFile, p8File := filepath.Join(dir, "service-account.json"), filepath.Join(dir, "AuthKey.p8")
+	if err := os.WriteFile(credsFile, f.fcm.CredentialsJSON(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p8File, f.apns.KeyP8, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		mutate func(c *push.Config)
@@ -936,8 +946,13 @@ func TestConfigValidation(t *testing.T) {
 		{"fcm only", func(c *push.Config) { c.APNs, c.WebPush = nil, nil }, nil},
 		{"nothing configured", func(c *push.Config) { c.FCM, c.APNs, c.WebPush = nil, nil, nil }, []string{"configure at least one of FCM, APNs and WebPush"}},
 		{"negative timeout and concurrency", func(c *push.Config) { c.Timeout, c.Concurrency = -1, -1 }, []string{"Timeout -1ns is negative", "Concurrency -1 is negative"}},
-		{"fcm credentials missing", func(c *push.Config) { c.FCM.CredentialsJSON = nil }, []string{"FCM: CredentialsJSON is required"}},
-		{"fcm credentials not json", func(c *push.Config) { c.FCM.CredentialsJSON = []byte(`{"private_key": "-----BEGIN`) }, []string{"CredentialsJSON is not JSON (syntax error at byte"}},
+		{"fcm credentials missing", func(c *push.Config) { c.FCM.CredentialsJSON = nil }, []string{"FCM: CredentialsFile: is required"}},
+		{"fcm credentials from a file", func(c *push.Config) { c.FCM.CredentialsJSON, c.FCM.CredentialsFile = nil, credsFile }, nil},
+		{"fcm credentials file missing", func(c *push.Config) { c.FCM.CredentialsJSON, c.FCM.CredentialsFile = nil, dir+"/nope.json" }, []string{"FCM: CredentialsFile: \"" + dir + "/nope.json\" does not exist"}},
+		{"fcm credentials file a directory", func(c *push.Config) { c.FCM.CredentialsJSON, c.FCM.CredentialsFile = nil, dir }, []string{"is not a file"}},
+		{"apns key from a file", func(c *push.Config) { c.APNs.KeyP8, c.APNs.KeyFile = nil, p8File }, nil},
+		{"apns key file holds no key", func(c *push.Config) { c.APNs.KeyP8, c.APNs.KeyFile = nil, credsFile }, []string{"APNs: KeyFile: is not a .p8 key"}},
+		{"fcm credentials not json", func(c *push.Config) { c.FCM.CredentialsJSON = []byte(`{"private_key": "-----BEGIN`) }, []string{"CredentialsJSON: is not JSON (syntax error at byte"}},
 		{"fcm oauth client, not a service account", func(c *push.Config) {
 			c.FCM.CredentialsJSON = bytes.Replace(c.FCM.CredentialsJSON, []byte(`"service_account"`), []byte(`"authorized_user"`), 1)
 		}, []string{`type is "authorized_user", want "service_account"`}},
@@ -945,14 +960,14 @@ func TestConfigValidation(t *testing.T) {
 			c.FCM.CredentialsJSON = bytes.Replace(c.FCM.CredentialsJSON, []byte("-----BEGIN PRIVATE KEY-----\\n"), []byte("-----BEGIN PRIVATE KEY-----\\nAAAA"), 1)
 		}, []string{"CredentialsJSON: private_key is not"}},
 		{"fcm project id from config", func(c *push.Config) { c.FCM.ProjectID = "other-project" }, nil},
-		{"fcm project id with slash", func(c *push.Config) { c.FCM.ProjectID = "a/b" }, []string{`ProjectID "a/b" is not a project id`}},
-		{"fcm endpoint with query", func(c *push.Config) { c.FCM.Endpoint = "https://fcm.googleapis.com/?x=1" }, []string{"FCM: Endpoint", "must have no query"}},
-		{"apns key missing", func(c *push.Config) { c.APNs.KeyP8 = nil }, []string{"APNs: KeyP8 is required"}},
-		{"apns key not pem", func(c *push.Config) { c.APNs.KeyP8 = []byte("not a key") }, []string{"KeyP8 is not a .p8 key"}},
-		{"apns key is the service account's", func(c *push.Config) { c.APNs.KeyP8 = f.fcm.PrivateKeyPEM() }, []string{"KeyP8 is not a .p8 key"}},
-		{"apns ids", func(c *push.Config) { c.APNs.KeyID, c.APNs.TeamID = "abc", "" }, []string{`KeyID "abc" is not a key id`, `TeamID "" is not a team id`}},
-		{"apns topic", func(c *push.Config) { c.APNs.Topic = "" }, []string{`Topic "" is not a bundle id`}},
-		{"apns http host", func(c *push.Config) { c.APNs.Host = "http://api.push.apple.com" }, []string{"Host must be an https URL"}},
+		{"fcm project id with slash", func(c *push.Config) { c.FCM.ProjectID = "a/b" }, []string{`ProjectID: must be a project id (6 to 30 lower-case letters, digits and hyphens, starting with a letter), got "a/b"`}},
+		{"fcm endpoint with query", func(c *push.Config) { c.FCM.Endpoint = "https://fcm.googleapis.com/?x=1" }, []string{"FCM: Endpoint: must not have a query"}},
+		{"apns key missing", func(c *push.Config) { c.APNs.KeyP8 = nil }, []string{"APNs: KeyFile: is required"}},
+		{"apns key not pem", func(c *push.Config) { c.APNs.KeyP8 = []byte("not a key") }, []string{"KeyP8: is not a .p8 key"}},
+		{"apns key is the service account's", func(c *push.Config) { c.APNs.KeyP8 = f.fcm.PrivateKeyPEM() }, []string{"KeyP8: is not a .p8 key"}},
+		{"apns ids", func(c *push.Config) { c.APNs.KeyID, c.APNs.TeamID = "abc", "" }, []string{`KeyID: must be the key's id, 10 upper-case letters and digits, got "abc"`, `TeamID: must be the team's id`}},
+		{"apns topic", func(c *push.Config) { c.APNs.Topic = "" }, []string{"Topic: is required with KeyP8: the app's bundle id"}},
+		{"apns http host", func(c *push.Config) { c.APNs.Host = "http://api.push.apple.com" }, []string{"Host: must be an https URL without path"}},
 		{"apns sandbox host", func(c *push.Config) { c.APNs.Host = "https://api.sandbox.push.apple.com" }, nil},
 		{"vapid public key wrong", func(c *push.Config) { c.WebPush.VAPIDPublicKey = "AAAA" }, []string{"WebPush: VAPIDPublicKey: must be an uncompressed P-256 public key"}},
 		{"vapid keys of two pairs", func(c *push.Config) { c.WebPush.VAPIDPublicKey = webpushtest.New(t).VAPIDPublicKey }, []string{"VAPIDPublicKey: is not the public key of VAPIDPrivateKey"}},

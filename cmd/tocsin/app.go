@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"time"
 
@@ -443,7 +442,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		closers = append(closers, s.Close)
 	}
 	if cfg.PushConfigured() {
-		pc, err := pushConfig(cfg.Channels.Push, logger)
+		pc := pushConfig(cfg.Channels.Push, logger)
 		pc.Clock = clock
 		if pc.FCM != nil {
 			pc.FCM.HTTPClient = m.PushHTTPClient
@@ -451,9 +450,6 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		if pc.WebPush != nil {
 			// Web Push endpoints pass the webhooks' guard, and its exceptions.
 			pc.WebPush.AllowNetworks = cfg.Channels.Webhook.ParsedAllowNetworks()
-		}
-		if err != nil {
-			return nil, nil, closeAll, err
 		}
 		s, err := push.New(pc)
 		if err != nil {
@@ -516,28 +512,23 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 	return senders, hooks, closeAll, nil
 }
 
-// pushConfig reads the push providers' key files.
-func pushConfig(p config.Push, logger *slog.Logger) (push.Config, error) {
+// pushConfig hands the push providers that are on to the channel, which
+// reads their key files.
+func pushConfig(p config.Push, logger *slog.Logger) push.Config {
 	pc := push.Config{Logger: logger}
 	if p.FCM.Configured() {
-		creds, err := os.ReadFile(p.FCM.CredentialsFile)
-		if err != nil {
-			return pc, fmt.Errorf("channels.push.fcm.credentials_file: %w", err)
-		}
-		pc.FCM = &push.FCMConfig{CredentialsJSON: creds, ProjectID: p.FCM.ProjectID, Endpoint: p.FCM.Endpoint}
+		fcm := p.FCM
+		pc.FCM = &fcm
 	}
 	if p.APNs.Configured() {
-		key, err := os.ReadFile(p.APNs.KeyFile)
-		if err != nil {
-			return pc, fmt.Errorf("channels.push.apns.key_file: %w", err)
-		}
-		pc.APNs = &push.APNsConfig{KeyP8: key, KeyID: p.APNs.KeyID, TeamID: p.APNs.TeamID, Topic: p.APNs.Topic, Host: p.APNs.Host}
+		apns := p.APNs
+		pc.APNs = &apns
 	}
 	if p.WebPush.Configured() {
 		wp := p.WebPush
 		pc.WebPush = &wp
 	}
-	return pc, nil
+	return pc
 }
 
 func providerName(configured bool, name string) string {

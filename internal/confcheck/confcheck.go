@@ -8,6 +8,7 @@ package confcheck
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -107,4 +108,32 @@ func OrList(items []string) string {
 		return strings.Join(items, "")
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+// URL checks that value is an absolute http(s) URL without credentials,
+// query or fragment; example shows what one looks like.
+func (c *Checker) URL(field, value, example string) {
+	c.Check(field, AbsoluteURL(value, example))
+}
+
+// AbsoluteURL says what is wrong with value as an absolute http(s) URL
+// without credentials, query or fragment (example shows one); nil when
+// nothing is. It never repeats credentials.
+func AbsoluteURL(value, example string) error {
+	u, err := url.Parse(value)
+	switch {
+	case err != nil:
+		return fmt.Errorf("must be an absolute http or https URL: %v", errors.Unwrap(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("must be an absolute http or https URL like %s, got %q", example, value)
+	case u.Host == "":
+		return fmt.Errorf("must name a host, got %q", value)
+	case u.User != nil:
+		return errors.New("must not contain credentials")
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Errorf("must not have a query, got %q", value)
+	case u.Fragment != "":
+		return fmt.Errorf("must not have a fragment, got %q", value)
+	}
+	return nil
 }

@@ -241,8 +241,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	defer closeSenders()
 
-	fan := &dispatcher.Fanout{
-		Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
+	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{
+		Store: store, Queue: qc,
 		Renderer:    &dispatcher.CatalogRenderer{Catalog: catalog, Clock: clock},
 		Senders:     senders,
 		BatchSize:   cfg.Worker.BatchSize,
@@ -254,10 +254,14 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		Clock:       clock,
 		Logger:      logger,
 		Metrics:     metrics,
+
+		PerRecipient: cfg.Limits.ParsedPerRecipient(),
+		QuietHours:   cfg.Limits.ParsedQuietHours(),
+		FlapWindow:   cfg.Limits.FlapWindow,
+	})
+	if err != nil {
+		return err
 	}
-	fan.PerRecipient = cfg.Limits.ParsedPerRecipient()
-	fan.QuietHours = cfg.Limits.ParsedQuietHours()
-	fan.FlapWindow = cfg.Limits.FlapWindow
 	// Web Push endpoints come from API callers too: the webhooks' guard
 	// (and its allow_networks) checks them, https only, without DNS; the
 	// push channel's dialer refuses names that resolve to such addresses.

@@ -212,13 +212,16 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	for _, ch := range dispatcher.Channels {
 		senders[ch] = sink
 	}
-	fan := &dispatcher.Fanout{
-		Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
+	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{
+		Store: store, Queue: qc,
 		Renderer:  &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
 		Senders:   senders,
 		BatchSize: batch,
 		Leases:    store,
 		Logger:    logger,
+	})
+	if err != nil {
+		return benchResult{}, err
 	}
 	srv := queue.NewServer(aopt, queue.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second, Logger: logger})
 	if err := srv.Start((&queue.Handlers{Fanout: fan, Logger: logger}).Mux()); err != nil {
@@ -370,8 +373,11 @@ func benchLatency(ctx context.Context, w io.Writer, rdb *redis.Client, addr stri
 	for _, ch := range dispatcher.Channels {
 		senders[ch] = sink
 	}
-	fan := &dispatcher.Fanout{Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
-		Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()}, Senders: senders, Logger: logger}
+	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{Store: store, Queue: qc,
+		Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()}, Senders: senders, Logger: logger})
+	if err != nil {
+		return err
+	}
 	srv := queue.NewServer(aopt, queue.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second, Logger: logger})
 	if err := srv.Start((&queue.Handlers{Fanout: fan, Logger: logger}).Mux()); err != nil {
 		return err

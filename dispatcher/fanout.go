@@ -40,8 +40,10 @@ type BroadcastReader interface {
 // PlanStore is what Fanout.Plan calls.
 type PlanStore interface {
 	BroadcastReader
-	// SnapshotAudience: see DeliveryStore.
+	// SnapshotAudience stores the audience of b (recipients matching services
+	// and regions) once; a second call returns the stored size.
 	SnapshotAudience(ctx context.Context, b *Broadcast, services, regions []string) (int, error)
+	// MarkSending moves b to sending (planning is over).
 	MarkSending(ctx context.Context, broadcastID string) error
 }
 
@@ -50,8 +52,11 @@ type PlanStore interface {
 type AudienceReader interface {
 	// GetRecipients returns recipients in the order of ids, nil where missing.
 	GetRecipients(ctx context.Context, ids []string) ([]*Recipient, error)
+	// OptedOut reports, per channel and address (E.164 number for sms,
+	// email address for email), whether the address opted out.
 	OptedOut(ctx context.Context, addrs map[Channel][]string) (map[Channel][]bool, error)
-	// Told: see DeliveryStore.
+	// Told reports, per recipient, whether any update of the incident before
+	// seq was sent or delivered to it (on any channel).
 	Told(ctx context.Context, incidentID string, before int, recipientIDs []string) ([]bool, error)
 }
 
@@ -60,15 +65,30 @@ type AudienceReader interface {
 type BatchStore interface {
 	BroadcastReader
 	AudienceReader
+	// AudienceSlice returns recipient ids [start, stop) of the snapshot.
 	AudienceSlice(ctx context.Context, broadcastID string, start, stop int) ([]string, error)
-	// BroadcastState is polled by the cancel watcher of every batch in flight.
+	// BroadcastState reads only a broadcast's state (cheap: the cancel
+	// watcher of every batch in flight polls it).
 	BroadcastState(ctx context.Context, id string) (BroadcastState, error)
+	// InFlight counts the deliveries of the incident's updates before seq
+	// that are sending (handed to a sender, outcome not yet recorded).
 	InFlight(ctx context.Context, incidentID string, before int) (int, error)
+	// BeginDeliveries creates the deliveries of a batch. A delivery that
+	// exists already is left alone: the returned slice holds, per item, the
+	// status it had before (empty when it was new), so a re-run batch sends
+	// nothing twice. When the guard trips (the broadcast is cancelled, or a
+	// later update of the incident exists), new deliveries and ones a crash
+	// left sending are created or turned suppressed instead, reported as
+	// StatusSuppressed: nothing of an older update starts after a newer one
+	// exists.
 	BeginDeliveries(ctx context.Context, broadcastID string, g Guard, items []Begin) ([]DeliveryStatus, error)
+	// Record applies outcomes in one round trip. A final status is never
+	// replaced by a non-final one, and delivered is never replaced by sent.
 	Record(ctx context.Context, broadcastID string, outs []Outcome) error
-	// What a provider said of an address: it opted out, or push tokens
-	// no longer exist.
+	// SetOptOut records that addr opted out of ch (a provider said so).
 	SetOptOut(ctx context.Context, ch Channel, addr string, optedOut bool) error
+	// RemovePushTokens removes push tokens (by PushToken.Key) from a
+	// recipient; missing ones are ignored.
 	RemovePushTokens(ctx context.Context, recipientID string, keys []string) error
 }
 
@@ -77,6 +97,8 @@ type BatchStore interface {
 type RetryStore interface {
 	BatchStore
 	GetDelivery(ctx context.Context, id string) (*Delivery, error)
+	// Claim takes a queued delivery for a retry (it becomes sending) unless
+	// the guard suppresses it; it returns the status after the call.
 	Claim(ctx context.Context, deliveryID string, g Guard) (DeliveryStatus, error)
 }
 

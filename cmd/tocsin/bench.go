@@ -73,6 +73,9 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if *n < 1 || *batch < 1 || *conc < 1 || *samples < 1 {
 		return usageError{errors.New("--recipients, --batch, --concurrency and --samples must be at least 1")}
 	}
+	if *batch > 5000 {
+		return usageError{errors.New("--batch must be at most 5000, as worker.batch_size")}
+	}
 	var rate dispatcher.Rate
 	if *rates {
 		r, err := dispatcher.ParseRate(*smsRate)

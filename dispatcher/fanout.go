@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -206,32 +207,17 @@ func NewFanout(c FanoutConfig) (*Fanout, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	f := &Fanout{
-		store: c.Store, queue: c.Queue, renderer: c.Renderer, senders: c.Senders,
-		batchSize: c.BatchSize, retry: c.RetryPolicy, webhooks: c.Webhooks,
-		quietHours: c.QuietHours, flapWindow: c.FlapWindow, clock: c.Clock,
-		leases: c.Leases, leaseTTL: c.LeaseTTL, limiter: c.Limiter, perRecipient: c.PerRecipient,
-		log: c.Logger, metrics: c.Metrics,
+	senders := c.Senders
+	if senders == nil {
+		senders = map[Channel]Sender{}
 	}
-	if f.senders == nil {
-		f.senders = map[Channel]Sender{}
-	}
-	if f.batchSize == 0 {
-		f.batchSize = DefaultBatchSize
-	}
-	if f.clock == nil {
-		f.clock = SystemClock
-	}
-	if f.leaseTTL == 0 {
-		f.leaseTTL = DefaultLeaseTTL
-	}
-	if f.log == nil {
-		f.log = slog.Default()
-	}
-	if f.metrics == nil {
-		f.metrics = noMetrics{}
-	}
-	return f, nil
+	return &Fanout{
+		store: c.Store, queue: c.Queue, renderer: c.Renderer, senders: senders,
+		batchSize: cmp.Or(c.BatchSize, DefaultBatchSize), retry: c.RetryPolicy, webhooks: c.Webhooks,
+		quietHours: c.QuietHours, flapWindow: c.FlapWindow, clock: cmp.Or[Clock](c.Clock, SystemClock),
+		leases: c.Leases, leaseTTL: cmp.Or(c.LeaseTTL, DefaultLeaseTTL), limiter: c.Limiter, perRecipient: c.PerRecipient,
+		log: cmp.Or(c.Logger, slog.Default()), metrics: cmp.Or[Metrics](c.Metrics, noMetrics{}),
+	}, nil
 }
 
 // MustFanout is NewFanout for tests and fixed wiring: it panics on a

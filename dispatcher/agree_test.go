@@ -22,8 +22,16 @@ type redisFlow struct {
 	store *redisstore.Store
 	clock *clocktest.Clock
 	queue *fakeQueue
+	cfg   dispatcher.FanoutConfig
 	fan   *dispatcher.Fanout
 	svc   *dispatcher.Service
+}
+
+// with rebuilds the fan-out with its config changed by fn.
+func (f *redisFlow) with(fn func(*dispatcher.FanoutConfig)) {
+	fn(&f.cfg)
+	f.fan = dispatcher.MustFanout(f.cfg)
+	f.svc.Fanout = f.fan
 }
 
 func newRedisFlow(t *testing.T, start time.Time, senders map[dispatcher.Channel]dispatcher.Sender) *redisFlow {
@@ -32,10 +40,11 @@ func newRedisFlow(t *testing.T, start time.Time, senders map[dispatcher.Channel]
 	t.Cleanup(func() { _ = rdb.Close() })
 	f := &redisFlow{store: redisstore.New(rdb), clock: clocktest.New(start), queue: &fakeQueue{}}
 	f.store.Clock = f.clock
-	f.fan = &dispatcher.Fanout{
-		Recipients: f.store, Incidents: f.store, Deliveries: f.store, Queue: f.queue,
+	f.cfg = dispatcher.FanoutConfig{
+		Store: f.store, Queue: f.queue,
 		Renderer: &countingRenderer{}, Senders: senders, Leases: f.store, Clock: f.clock, Logger: quiet,
 	}
+	f.fan = dispatcher.MustFanout(f.cfg)
 	f.svc = &dispatcher.Service{Recipients: f.store, Incidents: f.store, Deliveries: f.store, Queue: f.queue, Fanout: f.fan, Clock: f.clock, Logger: quiet}
 	return f
 }
@@ -90,7 +99,7 @@ func TestPreviewAgreesWithSend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.fan.QuietHours, f.fan.FlapWindow = quietHours, 10*time.Minute
+	f.with(func(c *dispatcher.FanoutConfig) { c.QuietHours, c.FlapWindow = quietHours, 10*time.Minute })
 
 	put := func(r *dispatcher.Recipient) {
 		t.Helper()

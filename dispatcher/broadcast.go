@@ -328,14 +328,14 @@ type Renderer interface {
 	Render(RenderRequest) (Rendered, error)
 }
 
-// RecipientStore keeps recipients and their audience indexes.
+// RecipientStore is what the Service keeps recipients with: their audience
+// indexes and their addresses' opt-outs. (The fan-out reads them through
+// BatchStore.)
 type RecipientStore interface {
 	// PutRecipients inserts or replaces recipients and keeps the service and
 	// region indexes in step, atomically per recipient.
 	PutRecipients(ctx context.Context, rs []*Recipient) error
 	GetRecipient(ctx context.Context, id string) (*Recipient, error)
-	// GetRecipients returns recipients in the order of ids, nil where missing.
-	GetRecipients(ctx context.Context, ids []string) ([]*Recipient, error)
 	// DeleteRecipient erases a recipient and its index entries.
 	DeleteRecipient(ctx context.Context, id string) error
 	// ScanAudience calls fn with the ids of the recipients matching services
@@ -353,9 +353,6 @@ type RecipientStore interface {
 	OptedOut(ctx context.Context, addrs map[Channel][]string) (map[Channel][]bool, error)
 	// SetOptOut records that addr opted out of ch, or back in.
 	SetOptOut(ctx context.Context, ch Channel, addr string, optedOut bool) error
-	// RemovePushTokens removes push tokens (by PushToken.Key) from a
-	// recipient; missing ones are ignored.
-	RemovePushTokens(ctx context.Context, recipientID string, keys []string) error
 }
 
 // MaxIdempotencyKey is the longest Idempotency-Key, in bytes.
@@ -451,9 +448,10 @@ type Outcome struct {
 	Attempts int
 }
 
-// DeliveryStore keeps broadcasts, audience snapshots and delivery statuses,
-// with counters that are exact: every status change and its counter changes
-// happen together.
+// DeliveryStore is what the Service reads and changes broadcasts and
+// deliveries with; every status change and its counter changes happen
+// together. (The fan-out's steps declare theirs: PlanStore, BatchStore,
+// RetryStore.)
 type DeliveryStore interface {
 	GetBroadcast(ctx context.Context, id string) (*Broadcast, error)
 	// CreateBroadcast stores a new notice broadcast b (state planning). With
@@ -463,40 +461,12 @@ type DeliveryStore interface {
 	// ListNotices lists notice broadcasts, newest first, at most limit
 	// (default 100, at most 1000).
 	ListNotices(ctx context.Context, limit int) ([]*Broadcast, error)
-	// BroadcastState reads only a broadcast's state (cheap: the cancel
-	// watcher of every batch in flight polls it).
-	BroadcastState(ctx context.Context, id string) (BroadcastState, error)
-	// SnapshotAudience stores the audience of b (recipients matching services
-	// and regions) once; a second call returns the stored size.
-	SnapshotAudience(ctx context.Context, b *Broadcast, services, regions []string) (int, error)
-	// AudienceSlice returns recipient ids [start, stop) of the snapshot.
-	AudienceSlice(ctx context.Context, broadcastID string, start, stop int) ([]string, error)
-	// MarkSending moves b to sending (planning is over).
-	MarkSending(ctx context.Context, broadcastID string) error
-	// BeginDeliveries creates the deliveries of a batch. A delivery that
-	// exists already is left alone: the returned slice holds, per item, the
-	// status it had before (empty when it was new), so a re-run batch sends
-	// nothing twice. When the guard trips (the broadcast is cancelled, or a
-	// later update of the incident exists), new deliveries and ones a crash
-	// left sending are created or turned suppressed instead, reported as
-	// StatusSuppressed: nothing of an older update starts after a newer one
-	// exists.
-	BeginDeliveries(ctx context.Context, broadcastID string, g Guard, items []Begin) ([]DeliveryStatus, error)
-	// Claim takes a queued delivery for a retry (it becomes sending) unless
-	// the guard suppresses it; it returns the status after the call.
-	Claim(ctx context.Context, deliveryID string, g Guard) (DeliveryStatus, error)
-	// InFlight counts the deliveries of the incident's updates before seq
-	// that are sending (handed to a sender, outcome not yet recorded).
-	InFlight(ctx context.Context, incidentID string, before int) (int, error)
 	// Cancel marks a broadcast cancelled unless it is done; the guard then
 	// suppresses what has not started. It returns the state after the call.
 	Cancel(ctx context.Context, broadcastID string) (BroadcastState, error)
 	// Told reports, per recipient, whether any update of the incident before
-	// seq was sent or delivered to it (on any channel).
+	// seq was sent or delivered to it (on any channel). Previews ask it.
 	Told(ctx context.Context, incidentID string, before int, recipientIDs []string) ([]bool, error)
-	// Record applies outcomes in one round trip. A final status is never
-	// replaced by a non-final one, and delivered is never replaced by sent.
-	Record(ctx context.Context, broadcastID string, outs []Outcome) error
 	GetDelivery(ctx context.Context, id string) (*Delivery, error)
 	ListDeliveries(ctx context.Context, broadcastID string, f DeliveryFilter) (*DeliveryPage, error)
 	// ApplyProviderStatus records a provider's later word on a delivery (a

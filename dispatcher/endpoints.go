@@ -14,30 +14,40 @@ import (
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
-// WebhookStore keeps merchants' webhook endpoints and delivery attempts.
+// WebhookStore is what the Service keeps merchants' webhook endpoints
+// with, and reads their delivery attempts from. (The fan-out loads
+// endpoints through EndpointLoader, EndpointHealth records through
+// EndpointHealthStore.)
 type WebhookStore interface {
-	PutWebhookEndpoint(ctx context.Context, ep *WebhookEndpoint) error
 	// CreateWebhookEndpoint stores ep unless the recipient already has an
 	// endpoint of its id, and reports whether it stored it.
 	CreateWebhookEndpoint(ctx context.Context, ep *WebhookEndpoint) (bool, error)
 	GetWebhookEndpoint(ctx context.Context, recipientID, endpointID string) (*WebhookEndpoint, error)
 	ListWebhookEndpoints(ctx context.Context, recipientID string) ([]*WebhookEndpoint, error)
-	// WebhookEndpoints loads the endpoints of many recipients at once.
-	WebhookEndpoints(ctx context.Context, recipientIDs []string) (map[string][]*WebhookEndpoint, error)
 	DeleteWebhookEndpoint(ctx context.Context, recipientID, endpointID string) error
+	endpointUpdater
+	// Attempts returns the attempts kept for a delivery, newest first.
+	Attempts(ctx context.Context, deliveryID string) ([]Attempt, error)
+}
+
+type endpointUpdater interface {
 	// UpdateWebhookEndpoint applies fn to the stored endpoint atomically
 	// and returns the endpoint stored; ErrNotFound when there is none. When
 	// fn returns ErrUnchanged nothing is written and the endpoint fn was
 	// given is returned with a nil error; any other error of fn is returned
 	// and nothing is written.
 	UpdateWebhookEndpoint(ctx context.Context, recipientID, endpointID string, fn func(*WebhookEndpoint) error) (*WebhookEndpoint, error)
+}
+
+// EndpointHealthStore is what EndpointHealth records attempts and
+// disables endpoints with.
+type EndpointHealthStore interface {
+	endpointUpdater
 	// RecordAttempts keeps the requests made for many deliveries at once,
 	// delivery id -> its requests (the webhook channel reports one Send in
 	// one call). A delivery keeps its most recent attempts, the ones
 	// recorded before included.
 	RecordAttempts(ctx context.Context, attempts map[string][]Attempt) error
-	// Attempts returns the attempts kept for a delivery, newest first.
-	Attempts(ctx context.Context, deliveryID string) ([]Attempt, error)
 }
 
 // ErrUnchanged is what the function given to
@@ -261,7 +271,7 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, recipientID, endpoint
 // channel reports: attempts, gone (410: disabled at once), failing and
 // recovered. An endpoint that keeps failing for DisableAfter is disabled.
 type EndpointHealth struct {
-	Store        WebhookStore
+	Store        EndpointHealthStore
 	DisableAfter time.Duration // default 72 h
 	Clock        Clock
 	Logger       *slog.Logger
@@ -342,11 +352,17 @@ func (h *EndpointHealth) EndpointOK(ctx context.Context, recipientID, endpointID
 	return err
 }
 
+// RecipientReader reads one recipient and whether its addresses opted out.
+type RecipientReader interface {
+	GetRecipient(ctx context.Context, id string) (*Recipient, error)
+	OptedOut(ctx context.Context, addrs map[Channel][]string) (map[Channel][]bool, error)
+}
+
 // NotifyEndpointDisabled tells a merchant, by email when it has an address,
 // that one of its webhook endpoints was disabled: in its language, with the
 // endpoint's URL and the reason. It is a notice, not a broadcast: sent once
 // through the email channel's sender (the outbox in development).
-func NotifyEndpointDisabled(ctx context.Context, recipients RecipientStore, email Sender, catalog *locales.Catalog, ep *WebhookEndpoint) error {
+func NotifyEndpointDisabled(ctx context.Context, recipients RecipientReader, email Sender, catalog *locales.Catalog, ep *WebhookEndpoint) error {
 	r, err := recipients.GetRecipient(ctx, ep.RecipientID)
 	if err != nil || r.Email == "" || email == nil || slices.Contains(r.OptOut, ChannelEmail) {
 		return err

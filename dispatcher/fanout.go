@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,31 +21,125 @@ type Metrics interface {
 	Sent(ch Channel, n int, d time.Duration)
 }
 
-// Fanout turns broadcasts into deliveries: it plans a broadcast's audience
-// into batches, sends each batch's first attempt in bulk, and retries failed
-// deliveries one by one. The queue adapter calls it from task handlers.
-type Fanout struct {
-	Recipients RecipientStore
-	Incidents  IncidentStore
-	Deliveries DeliveryStore
-	Queue      Enqueuer
-	Renderer   Renderer
+// noMetrics is the Metrics of a fan-out given none.
+type noMetrics struct{}
+
+func (noMetrics) Statuses(Channel, DeliveryStatus, int) {}
+func (noMetrics) Sent(Channel, int, time.Duration)      {}
+
+// The fan-out's seams: each step declares what it calls of the store, and
+// FanoutStore is their union, which redisstore and memstore implement.
+
+// BroadcastReader is what every step reads a broadcast and the update it
+// carries with.
+type BroadcastReader interface {
+	GetBroadcast(ctx context.Context, id string) (*Broadcast, error)
+	GetIncident(ctx context.Context, id string) (*Incident, error)
+	GetUpdates(ctx context.Context, incidentID string) ([]*Update, error)
+}
+
+// PlanStore is what Fanout.Plan calls.
+type PlanStore interface {
+	BroadcastReader
+	// SnapshotAudience stores the audience of b (recipients matching services
+	// and regions) once; a second call returns the stored size.
+	SnapshotAudience(ctx context.Context, b *Broadcast, services, regions []string) (int, error)
+	// MarkSending moves b to sending (planning is over).
+	MarkSending(ctx context.Context, broadcastID string) error
+}
+
+// AudienceReader is what the batch step and previews read recipients
+// with, as the fan-out sees them (opt-outs marked).
+type AudienceReader interface {
+	// GetRecipients returns recipients in the order of ids, nil where missing.
+	GetRecipients(ctx context.Context, ids []string) ([]*Recipient, error)
+	// OptedOut reports, per channel and address (E.164 number for sms,
+	// email address for email), whether the address opted out.
+	OptedOut(ctx context.Context, addrs map[Channel][]string) (map[Channel][]bool, error)
+	// Told reports, per recipient, whether any update of the incident before
+	// seq was sent or delivered to it (on any channel).
+	Told(ctx context.Context, incidentID string, before int, recipientIDs []string) ([]bool, error)
+}
+
+// BatchStore is what Fanout.RunBatch calls (and, for channel fallbacks,
+// Fanout.Retry).
+type BatchStore interface {
+	BroadcastReader
+	AudienceReader
+	// AudienceSlice returns recipient ids [start, stop) of the snapshot.
+	AudienceSlice(ctx context.Context, broadcastID string, start, stop int) ([]string, error)
+	// BroadcastState reads only a broadcast's state (cheap: the cancel
+	// watcher of every batch in flight polls it).
+	BroadcastState(ctx context.Context, id string) (BroadcastState, error)
+	// InFlight counts the deliveries of the incident's updates before seq
+	// that are sending (handed to a sender, outcome not yet recorded).
+	InFlight(ctx context.Context, incidentID string, before int) (int, error)
+	// BeginDeliveries creates the deliveries of a batch. A delivery that
+	// exists already is left alone: the returned slice holds, per item, the
+	// status it had before (empty when it was new), so a re-run batch sends
+	// nothing twice. When the guard trips (the broadcast is cancelled, or a
+	// later update of the incident exists), new deliveries and ones a crash
+	// left sending are created or turned suppressed instead, reported as
+	// StatusSuppressed: nothing of an older update starts after a newer one
+	// exists.
+	BeginDeliveries(ctx context.Context, broadcastID string, g Guard, items []Begin) ([]DeliveryStatus, error)
+	// Record applies outcomes in one round trip. A final status is never
+	// replaced by a non-final one, and delivered is never replaced by sent.
+	Record(ctx context.Context, broadcastID string, outs []Outcome) error
+	// SetOptOut records that addr opted out of ch (a provider said so).
+	SetOptOut(ctx context.Context, ch Channel, addr string, optedOut bool) error
+	// RemovePushTokens removes push tokens (by PushToken.Key) from a
+	// recipient; missing ones are ignored.
+	RemovePushTokens(ctx context.Context, recipientID string, keys []string) error
+}
+
+// RetryStore is what Fanout.Retry calls: the batch step's, and the claim
+// of one queued delivery.
+type RetryStore interface {
+	BatchStore
+	GetDelivery(ctx context.Context, id string) (*Delivery, error)
+	// Claim takes a queued delivery for a retry (it becomes sending) unless
+	// the guard suppresses it; it returns the status after the call.
+	Claim(ctx context.Context, deliveryID string, g Guard) (DeliveryStatus, error)
+}
+
+// FanoutStore is everything the fan-out calls of the store.
+type FanoutStore interface {
+	PlanStore
+	RetryStore
+}
+
+// EndpointLoader loads merchants' webhook endpoints for the fan-out.
+type EndpointLoader interface {
+	// WebhookEndpoints loads the endpoints of many recipients at once.
+	WebhookEndpoints(ctx context.Context, recipientIDs []string) (map[string][]*WebhookEndpoint, error)
+}
+
+// FanoutConfig holds the fan-out's dependencies; NewFanout checks them and
+// fills the defaults.
+type FanoutConfig struct {
+	// Store keeps recipients, incidents and deliveries. Required.
+	Store FanoutStore
+	// Queue takes batches and retries. Required.
+	Queue Enqueuer
+	// Renderer words the messages. Required.
+	Renderer Renderer
 	// Senders serves each channel; a channel without a sender is unreachable.
 	Senders map[Channel]Sender
 	// BatchSize is the number of recipients per batch task (default 500).
 	BatchSize int
-	// Retry is when a failed delivery is tried again (the zero value: the
-	// default policy). The queue is handed the same.
+	// RetryPolicy is when a failed delivery is tried again (the zero value:
+	// the default policy). The queue is handed the same.
 	RetryPolicy RetryPolicy
 	// Webhooks loads merchants' webhook endpoints; nil: none.
-	Webhooks WebhookStore
+	Webhooks EndpointLoader
 	// QuietHours, when set, holds minor updates back while it is quiet
 	// hours in the recipient's time zone (they go out when they end).
 	QuietHours *QuietHours
 	// FlapWindow, when > 0: an incident resolved within it of opening is
 	// not told to recipients who had not heard of it yet.
 	FlapWindow time.Duration
-	// Clock tells the time for quiet hours and flaps; nil: system clock.
+	// Clock tells the time for quiet hours and flaps (default SystemClock).
 	Clock Clock
 	// Leases, when set, gives every run a lease and a journal (see Lease):
 	// a crashed worker's batch is found within LeaseTTL and taken over, and
@@ -55,14 +150,95 @@ type Fanout struct {
 	// Limiter and PerRecipient guard recipients: at most PerRecipient
 	// messages per channel (e.g. 10/h); beyond it a delivery is suppressed
 	// (rate_limited). A critical incident's resolution always passes.
+	// PerRecipient needs a Limiter.
 	Limiter      Limiter
 	PerRecipient Rate
-	Logger       *slog.Logger
-	Metrics      Metrics
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics defaults to none.
+	Metrics Metrics
+}
+
+// Fanout turns broadcasts into deliveries: it plans a broadcast's audience
+// into batches, sends each batch's first attempt in bulk, and retries failed
+// deliveries one by one. The queue adapter calls it from task handlers.
+// NewFanout makes one.
+type Fanout struct {
+	store        FanoutStore
+	queue        Enqueuer
+	renderer     Renderer
+	senders      map[Channel]Sender
+	batchSize    int
+	retry        RetryPolicy
+	webhooks     EndpointLoader
+	quietHours   *QuietHours
+	flapWindow   time.Duration
+	clock        Clock
+	leases       LeaseStore
+	leaseTTL     time.Duration
+	limiter      Limiter
+	perRecipient Rate
+	log          *slog.Logger
+	metrics      Metrics
 
 	mu    sync.Mutex
 	cache map[string]*broadcastContext
 }
+
+// NewFanout checks c and fills its defaults. The error names every
+// required dependency that is missing.
+func NewFanout(c FanoutConfig) (*Fanout, error) {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("fan-out: Store is required"))
+	}
+	if c.Queue == nil {
+		errs = append(errs, errors.New("fan-out: Queue is required"))
+	}
+	if c.Renderer == nil {
+		errs = append(errs, errors.New("fan-out: Renderer is required"))
+	}
+	if !c.PerRecipient.IsZero() && c.Limiter == nil {
+		errs = append(errs, errors.New("fan-out: PerRecipient needs a Limiter"))
+	}
+	if c.BatchSize < 0 || c.LeaseTTL < 0 || c.FlapWindow < 0 {
+		errs = append(errs, errors.New("fan-out: BatchSize, LeaseTTL and FlapWindow must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	senders := c.Senders
+	if senders == nil {
+		senders = map[Channel]Sender{}
+	}
+	return &Fanout{
+		store: c.Store, queue: c.Queue, renderer: c.Renderer, senders: senders,
+		batchSize: cmp.Or(c.BatchSize, DefaultBatchSize), retry: c.RetryPolicy, webhooks: c.Webhooks,
+		quietHours: c.QuietHours, flapWindow: c.FlapWindow, clock: cmp.Or[Clock](c.Clock, SystemClock),
+		leases: c.Leases, leaseTTL: cmp.Or(c.LeaseTTL, DefaultLeaseTTL), limiter: c.Limiter, perRecipient: c.PerRecipient,
+		log: cmp.Or(c.Logger, slog.Default()), metrics: cmp.Or[Metrics](c.Metrics, noMetrics{}),
+	}, nil
+}
+
+// MustFanout is NewFanout for tests and fixed wiring: it panics on a
+// missing dependency.
+func MustFanout(c FanoutConfig) *Fanout {
+	f, err := NewFanout(c)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+// DefaultBatchSize is the number of recipients per batch task when
+// FanoutConfig.BatchSize is 0.
+const DefaultBatchSize = 500
+
+// BatchSize is the number of recipients per batch task.
+func (f *Fanout) BatchSize() int { return f.batchSize }
+
+// RetryPolicy is when a failed delivery is tried again; hand the queue the same.
+func (f *Fanout) RetryPolicy() RetryPolicy { return f.retry }
 
 // broadcastContext is what every batch of one broadcast needs; the update
 // it renders is immutable, so it is loaded once per process.
@@ -75,20 +251,6 @@ type broadcastContext struct {
 	earlierDone atomic.Bool
 }
 
-func (f *Fanout) batchSize() int {
-	if f.BatchSize <= 0 {
-		return 500
-	}
-	return f.BatchSize
-}
-
-func (f *Fanout) logger() *slog.Logger {
-	if f.Logger == nil {
-		return slog.Default()
-	}
-	return f.Logger
-}
-
 func (f *Fanout) context(ctx context.Context, broadcastID string) (*broadcastContext, error) {
 	f.mu.Lock()
 	bc := f.cache[broadcastID]
@@ -96,7 +258,7 @@ func (f *Fanout) context(ctx context.Context, broadcastID string) (*broadcastCon
 	if bc != nil {
 		return bc, nil
 	}
-	b, err := f.Deliveries.GetBroadcast(ctx, broadcastID)
+	b, err := f.store.GetBroadcast(ctx, broadcastID)
 	if err != nil {
 		return nil, err
 	}
@@ -104,11 +266,11 @@ func (f *Fanout) context(ctx context.Context, broadcastID string) (*broadcastCon
 		inc, up := noticeContext(b)
 		bc = &broadcastContext{b: b, inc: inc, up: up}
 	} else {
-		inc, err := f.Incidents.GetIncident(ctx, b.IncidentID)
+		inc, err := f.store.GetIncident(ctx, b.IncidentID)
 		if err != nil {
 			return nil, err
 		}
-		ups, err := f.Incidents.GetUpdates(ctx, b.IncidentID)
+		ups, err := f.store.GetUpdates(ctx, b.IncidentID)
 		if err != nil {
 			return nil, err
 		}
@@ -133,18 +295,18 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 	if err != nil {
 		return err
 	}
-	b, err := f.Deliveries.GetBroadcast(ctx, broadcastID) // fresh state, not the cached one
+	b, err := f.store.GetBroadcast(ctx, broadcastID) // fresh state, not the cached one
 	if err != nil {
 		return err
 	}
 	if b.State != BroadcastPlanning {
 		return nil // planned already: a re-delivered plan task does nothing
 	}
-	if f.Leases != nil {
+	if f.leases != nil {
 		// One plan at a time; one whose worker died is found by the
 		// sweepers and planned again within a lease's life.
 		l := NewLease(PlanLeaseName)
-		ok, lerr := f.Leases.AcquireLease(ctx, broadcastID, l, f.leaseTTL())
+		ok, lerr := f.leases.AcquireLease(ctx, broadcastID, l, f.leaseTTL)
 		if lerr != nil {
 			return lerr
 		}
@@ -158,22 +320,22 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 		// in sending, so its handed set stays for whoever settles them.
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 	}
-	n, err := f.Deliveries.SnapshotAudience(ctx, b, bc.inc.Services, bc.inc.Regions)
+	n, err := f.store.SnapshotAudience(ctx, b, bc.inc.Services, bc.inc.Regions)
 	if err != nil {
 		return err
 	}
-	size := f.batchSize()
+	size := f.batchSize
 	batches := make([]Batch, 0, n/size+1)
 	for start := 0; start < n; start += size {
 		batches = append(batches, Batch{Start: start, Stop: min(start+size, n)})
 	}
-	if err := f.Queue.EnqueueBatches(ctx, b, batches); err != nil {
+	if err := f.queue.EnqueueBatches(ctx, b, batches); err != nil {
 		return err
 	}
-	if err := f.Deliveries.MarkSending(ctx, broadcastID); err != nil {
+	if err := f.store.MarkSending(ctx, broadcastID); err != nil {
 		return err
 	}
-	f.logger().InfoContext(ctx, "broadcast planned", "broadcast_id", broadcastID, "incident_id", b.IncidentID, "audience", n, "batches", len(batches))
+	f.log.InfoContext(ctx, "broadcast planned", "broadcast_id", broadcastID, "incident_id", b.IncidentID, "audience", n, "batches", len(batches))
 	return nil
 }
 
@@ -213,23 +375,18 @@ func (q *QuietHours) Until(now time.Time, loc *time.Location) time.Duration {
 	return 0
 }
 
-func (f *Fanout) now() time.Time {
-	if f.Clock != nil {
-		return f.Clock.Now()
-	}
-	return SystemClock.Now()
-}
+func (f *Fanout) now() time.Time { return f.clock.Now() }
 
 // decideContext is what Decide needs of a broadcast of update up of inc
 // restricted to channels (empty: all).
 func (f *Fanout) decideContext(inc *Incident, up *Update, channels []Channel) *DecideContext {
 	return &DecideContext{
 		Channels:   channels,
-		Serves:     func(ch Channel) bool { return f.Senders[ch] != nil },
+		Serves:     func(ch Channel) bool { return f.senders[ch] != nil },
 		Severity:   inc.Severity,
-		QuietHours: f.QuietHours,
-		Flap:       f.FlapWindow > 0 && up.State == StateResolved && up.CreatedAt.Sub(inc.CreatedAt) <= f.FlapWindow,
-		Guarded:    f.Limiter != nil && !f.PerRecipient.IsZero() && !(inc.Severity == SeverityCritical && up.State == StateResolved),
+		QuietHours: f.quietHours,
+		Flap:       f.flapWindow > 0 && up.State == StateResolved && up.CreatedAt.Sub(inc.CreatedAt) <= f.flapWindow,
+		Guarded:    f.limiter != nil && !f.perRecipient.IsZero() && !(inc.Severity == SeverityCritical && up.State == StateResolved),
 	}
 }
 
@@ -239,7 +396,7 @@ func (f *Fanout) told(ctx context.Context, dc *DecideContext, inc *Incident, up 
 	if !dc.Flap {
 		return nil, nil
 	}
-	return f.Deliveries.Told(ctx, inc.ID, up.Seq, ids)
+	return f.store.Told(ctx, inc.ID, up.Seq, ids)
 }
 
 // takeTokens takes the per-recipient guard's token of each message at
@@ -252,11 +409,11 @@ func (f *Fanout) takeTokens(ctx context.Context, msgs []*Message, idx []int) ([]
 	for j, i := range idx {
 		keys[j] = RecipientKey(msgs[i].Channel, msgs[i].Recipient.ID)
 	}
-	return f.Limiter.TakeEach(ctx, keys, f.PerRecipient)
+	return f.limiter.TakeEach(ctx, keys, f.perRecipient)
 }
 
 func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Rendered, error) {
-	return f.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: inc, Update: up})
+	return f.renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: inc, Update: up})
 }
 
 // loadRecipients reads the recipients with ids (nil where deleted), as the
@@ -264,7 +421,7 @@ func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Re
 // their webhook endpoints that want up when channels (empty: all) allows
 // webhooks. Three round trips at most, whatever the number of ids.
 func (f *Fanout) loadRecipients(ctx context.Context, ids []string, channels []Channel, up *Update) ([]*Recipient, error) {
-	rs, err := f.Recipients.GetRecipients(ctx, ids)
+	rs, err := f.store.GetRecipients(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +437,7 @@ func (f *Fanout) loadRecipients(ctx context.Context, ids []string, channels []Ch
 // endpointsFor loads the endpoints that want up for the merchants in rs
 // when channels (empty: all) allows webhooks.
 func (f *Fanout) endpointsFor(ctx context.Context, channels []Channel, up *Update, rs []*Recipient) error {
-	if f.Webhooks == nil || f.Senders[ChannelWebhook] == nil || (len(channels) > 0 && !slices.Contains(channels, ChannelWebhook)) {
+	if f.webhooks == nil || f.senders[ChannelWebhook] == nil || (len(channels) > 0 && !slices.Contains(channels, ChannelWebhook)) {
 		return nil
 	}
 	var ids []string
@@ -292,7 +449,7 @@ func (f *Fanout) endpointsFor(ctx context.Context, channels []Channel, up *Updat
 	if len(ids) == 0 {
 		return nil
 	}
-	eps, err := f.Webhooks.WebhookEndpoints(ctx, ids)
+	eps, err := f.webhooks.WebhookEndpoints(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -342,7 +499,7 @@ func (f *Fanout) applyOptOuts(ctx context.Context, rs []*Recipient) error {
 	if len(addrs) == 0 {
 		return nil
 	}
-	out, err := f.Recipients.OptedOut(ctx, addrs)
+	out, err := f.store.OptedOut(ctx, addrs)
 	if err != nil {
 		return err
 	}
@@ -366,11 +523,11 @@ func (f *Fanout) recordOptOuts(ctx context.Context, msgs []*Message) {
 		if addr == "" {
 			continue
 		}
-		if err := f.Recipients.SetOptOut(context.WithoutCancel(ctx), m.Channel, addr, true); err != nil {
-			f.logger().Warn("recording an opt-out failed", "delivery_id", m.DeliveryID, "channel", m.Channel, "err", err)
+		if err := f.store.SetOptOut(context.WithoutCancel(ctx), m.Channel, addr, true); err != nil {
+			f.log.Warn("recording an opt-out failed", "delivery_id", m.DeliveryID, "channel", m.Channel, "err", err)
 			continue
 		}
-		f.logger().Info("address opted out at the provider", "delivery_id", m.DeliveryID, "channel", m.Channel, "recipient_id", m.Recipient.ID)
+		f.log.Info("address opted out at the provider", "delivery_id", m.DeliveryID, "channel", m.Channel, "recipient_id", m.Recipient.ID)
 	}
 }
 
@@ -398,17 +555,17 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		return err
 	}
 	guard := Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}
-	if f.Leases != nil {
+	if f.leases != nil {
 		// One run at a time: a batch re-delivered while its first run is
 		// alive leaves the work to it; one whose run died (the lease
 		// lapsed) takes over what that run left.
 		l := NewLease(BatchLeaseName(batch))
-		ok, lerr := f.Leases.AcquireLease(ctx, broadcastID, l, f.leaseTTL())
+		ok, lerr := f.leases.AcquireLease(ctx, broadcastID, l, f.leaseTTL)
 		if lerr != nil {
 			return lerr
 		}
 		if !ok {
-			f.logger().InfoContext(ctx, "batch is running elsewhere", "broadcast_id", broadcastID, "batch_start", batch.Start)
+			f.log.InfoContext(ctx, "batch is running elsewhere", "broadcast_id", broadcastID, "batch_start", batch.Start)
 			return nil
 		}
 		var stop func()
@@ -419,7 +576,7 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 		guard.Lease = &l
 	}
-	ids, err := f.Deliveries.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
+	ids, err := f.store.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
 	if err != nil {
 		return err
 	}
@@ -481,12 +638,12 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	}
 	for _, r := range deferred {
 		// Attempt 1: being held for quiet hours is not an attempt.
-		if err := f.Queue.EnqueueRetry(ctx, bc.b, r.id, 1, r.delay); err != nil {
+		if err := f.queue.EnqueueRetry(ctx, bc.b, r.id, 1, r.delay); err != nil {
 			return fmt.Errorf("enqueue the quiet-hours send of %s: %w", r.id, err)
 		}
 	}
 	for _, r := range retries {
-		if err := f.Queue.EnqueueRetry(ctx, bc.b, r.id, 2, r.delay); err != nil {
+		if err := f.queue.EnqueueRetry(ctx, bc.b, r.id, 2, r.delay); err != nil {
 			// The delivery stays queued; the batch task is retried and its
 			// re-run enqueues the retry again.
 			return fmt.Errorf("enqueue retry of %s: %w", r.id, err)
@@ -513,7 +670,7 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 		}
 	}()
 	for round := 0; len(begins) > 0 && round <= len(Channels); round++ {
-		prev, err := f.Deliveries.BeginDeliveries(ctx, bc.b.ID, guard, begins)
+		prev, err := f.store.BeginDeliveries(ctx, bc.b.ID, guard, begins)
 		if err != nil {
 			return nil, err
 		}
@@ -534,7 +691,7 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 			if m != nil && prev[i] == StatusQueued {
 				// A run that could not enqueue this delivery's retry failed;
 				// enqueue it now (an existing retry task is not doubled).
-				retries = append(retries, retry{m.DeliveryID, f.RetryPolicy.Backoff(1)})
+				retries = append(retries, retry{m.DeliveryID, f.retry.Backoff(1)})
 			}
 			// Send what is new, and what a crashed run left in sending.
 			if m == nil || (prev[i] != "" && prev[i] != StatusSending) {
@@ -542,11 +699,9 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 			}
 			byChannel[m.Channel] = append(byChannel[m.Channel], m)
 		}
-		if f.Metrics != nil {
-			for i, bg := range begins {
-				if bg.Status == StatusSuppressed && prev[i] == "" {
-					f.Metrics.Statuses(bg.Channel, StatusSuppressed, 1)
-				}
+		for i, bg := range begins {
+			if bg.Status == StatusSuppressed && prev[i] == "" {
+				f.metrics.Statuses(bg.Channel, StatusSuppressed, 1)
 			}
 		}
 		outs, rts, kept, err := f.sendAll(ctx, bc, guard, byChannel)
@@ -583,7 +738,7 @@ func (f *Fanout) fallbacks(ctx context.Context, bc *broadcastContext, outs []Out
 		}
 		bg.Extra = true
 		begins, msgs = append(begins, bg), append(msgs, m)
-		f.logger().InfoContext(ctx, "channel fallback", "delivery_id", m.DeliveryID, "failed_channel", o.Channel, "channel", next)
+		f.log.InfoContext(ctx, "channel fallback", "delivery_id", m.DeliveryID, "failed_channel", o.Channel, "channel", next)
 	}
 	return begins, msgs, nil
 }
@@ -635,7 +790,7 @@ func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
 	for round := 0; ; round++ {
-		n, err := f.Deliveries.InFlight(ctx, bc.inc.ID, bc.up.Seq)
+		n, err := f.store.InFlight(ctx, bc.inc.ID, bc.up.Seq)
 		if err != nil {
 			return err
 		}
@@ -646,13 +801,13 @@ func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
 			bc.earlierDone.Store(true)
 			return nil
 		}
-		if f.Leases != nil && round%10 == 0 {
-			settled, err := f.Leases.SettleOrphans(ctx, bc.inc.ID, bc.up.Seq)
+		if f.leases != nil && round%10 == 0 {
+			settled, err := f.leases.SettleOrphans(ctx, bc.inc.ID, bc.up.Seq)
 			if err != nil {
 				return err
 			}
 			if settled > 0 {
-				f.logger().InfoContext(ctx, "deliveries a stopped worker left of earlier updates settled", "incident_id", bc.inc.ID, "seq", bc.up.Seq, "deliveries", settled)
+				f.log.InfoContext(ctx, "deliveries a stopped worker left of earlier updates settled", "incident_id", bc.inc.ID, "seq", bc.up.Seq, "deliveries", settled)
 				continue
 			}
 		}
@@ -694,7 +849,7 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 			case <-done:
 				return
 			case <-t.C:
-				if st, err := f.Deliveries.BroadcastState(sctx, bc.b.ID); err == nil && st == BroadcastCancelled {
+				if st, err := f.store.BroadcastState(sctx, bc.b.ID); err == nil && st == BroadcastCancelled {
 					cancel()
 					return
 				}
@@ -705,7 +860,7 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 	c := &collector{ctx: ctx, f: f, j: j, bc: bc, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
 	var wg sync.WaitGroup
 	for ch, ms := range byChannel {
-		wg.Go(func() { c.send(sctx, f.Senders[ch], ms) })
+		wg.Go(func() { c.send(sctx, f.senders[ch], ms) })
 	}
 	wg.Wait()
 	err = j.close()
@@ -726,7 +881,7 @@ func (f *Fanout) recordNow(ctx context.Context, broadcastID string, outs []Outco
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	return f.Deliveries.Record(rctx, broadcastID, outs)
+	return f.store.Record(rctx, broadcastID, outs)
 }
 
 // collector turns the results of one sendAll into outcomes, as each comes.
@@ -791,9 +946,7 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 	}
 	start := SystemClock.Now() // for the latency metric: wall time
 	res, panicked, stack := SendSafely(WithProgress(ctx, p), s, ms)
-	if c.f.Metrics != nil {
-		c.f.Metrics.Sent(ms[0].Channel, len(ms), time.Since(start))
-	}
+	c.f.metrics.Sent(ms[0].Channel, len(ms), time.Since(start))
 	if panicked != "" {
 		c.f.logPanic(ctx, ms[0].Channel, panicked, stack, ms)
 	}
@@ -823,7 +976,7 @@ func (f *Fanout) logPanic(ctx context.Context, ch Channel, panicked string, stac
 	for i, m := range ms {
 		ids[i] = m.DeliveryID
 	}
-	f.logger().ErrorContext(ctx, "sender panicked; its messages not reported fail (unknown when they may have gone out)",
+	f.log.ErrorContext(ctx, "sender panicked; its messages not reported fail (unknown when they may have gone out)",
 		"channel", ch, "panic", panicked, "broadcast_id", ms[0].BroadcastID, "delivery_ids", ids, "stack", string(stack))
 }
 
@@ -834,9 +987,7 @@ func (c *collector) unknown(m *Message, err error) {
 		Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, Attempts: m.Attempt}
 	c.mu.Lock()
 	c.outs = append(c.outs, o)
-	if c.f.Metrics != nil {
-		c.f.Metrics.Statuses(m.Channel, o.Status, 1)
-	}
+	c.f.metrics.Statuses(m.Channel, o.Status, 1)
 	c.mu.Unlock()
 	c.j.add(o)
 }
@@ -878,9 +1029,7 @@ func (c *collector) take(m *Message, res Result, wait bool) {
 	if o.Status == StatusQueued {
 		c.retries = append(c.retries, retry{m.DeliveryID, delay})
 	}
-	if c.f.Metrics != nil {
-		c.f.Metrics.Statuses(m.Channel, o.Status, 1)
-	}
+	c.f.metrics.Statuses(m.Channel, o.Status, 1)
 }
 
 // addressNews records what a provider said of m's address: it opted out
@@ -894,10 +1043,10 @@ func (c *collector) addressNews(m *Message, res Result) {
 		return
 	}
 	rid := m.Recipient.ID
-	if err := c.f.Recipients.RemovePushTokens(context.WithoutCancel(c.ctx), rid, res.DeadTokens); err != nil {
-		c.f.logger().Warn("removing dead push tokens failed", "recipient_id", rid, "err", err)
+	if err := c.f.store.RemovePushTokens(context.WithoutCancel(c.ctx), rid, res.DeadTokens); err != nil {
+		c.f.log.Warn("removing dead push tokens failed", "recipient_id", rid, "err", err)
 	} else {
-		c.f.logger().Info("dead push tokens removed", "recipient_id", rid, "tokens", len(res.DeadTokens))
+		c.f.log.Info("dead push tokens removed", "recipient_id", rid, "tokens", len(res.DeadTokens))
 	}
 }
 
@@ -955,7 +1104,7 @@ func (f *Fanout) outcome(m *Message, res Result) (o Outcome, delay time.Duration
 	}
 	se := Classify(res.Err)
 	o.Reason = reason(se)
-	delay, again := f.RetryPolicy.Next(m.Channel, m.Attempt, res.Err)
+	delay, again := f.retry.Next(m.Channel, m.Attempt, res.Err)
 	switch {
 	case se.Suppress:
 		o.Status = StatusSuppressed
@@ -965,7 +1114,7 @@ func (f *Fanout) outcome(m *Message, res Result) (o Outcome, delay time.Duration
 	default:
 		o.Status = StatusFailed
 	}
-	f.logger().Warn("delivery not sent", "delivery_id", m.DeliveryID, "channel", m.Channel, "status", o.Status, "reason", o.Reason, "attempt", m.Attempt)
+	f.log.Warn("delivery not sent", "delivery_id", m.DeliveryID, "channel", m.Channel, "status", o.Status, "reason", o.Reason, "attempt", m.Attempt)
 	return o, 0, true
 }
 
@@ -989,7 +1138,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if err != nil {
 		return err
 	}
-	d, err := f.Deliveries.GetDelivery(ctx, deliveryID)
+	d, err := f.store.GetDelivery(ctx, deliveryID)
 	if err != nil {
 		return err
 	}
@@ -1014,10 +1163,8 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if !again {
 		switch dec := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels), Facts{Stage: StageRetry, Channel: ch}, f.now()); dec.Status {
 		case StatusSuppressed:
-			if f.Metrics != nil {
-				f.Metrics.Statuses(ch, StatusSuppressed, 1)
-			}
-			return f.Deliveries.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: StatusSuppressed, Reason: string(dec.Reason),
+			f.metrics.Statuses(ch, StatusSuppressed, 1)
+			return f.store.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: StatusSuppressed, Reason: string(dec.Reason),
 				Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding}})
 		case StatusQueued:
 			// Held: the queue runs this attempt again after the delay,
@@ -1029,14 +1176,14 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	// or a later update suppresses it instead, atomically. The claim names
 	// this run's lease, so a crash mid-send leaves a truthful record.
 	guard := Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}
-	if f.Leases != nil {
+	if f.leases != nil {
 		l := NewLease("r:" + string(ch) + "." + rid)
-		ok, lerr := f.Leases.AcquireLease(ctx, bid, l, f.leaseTTL())
+		ok, lerr := f.leases.AcquireLease(ctx, bid, l, f.leaseTTL)
 		if lerr != nil {
 			return lerr
 		}
 		if !ok {
-			return Waiting(ReasonBusy, f.leaseTTL(), fmt.Errorf("delivery %s is being sent by another run", deliveryID))
+			return Waiting(ReasonBusy, f.leaseTTL, fmt.Errorf("delivery %s is being sent by another run", deliveryID))
 		}
 		var stop func()
 		ctx, stop = f.holdLease(ctx, bid, l)
@@ -1052,7 +1199,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		if err != nil {
 			return err
 		}
-		st, err := f.Deliveries.Claim(ctx, deliveryID, guard)
+		st, err := f.store.Claim(ctx, deliveryID, guard)
 		if err != nil || st != StatusSending {
 			return err
 		}
@@ -1081,7 +1228,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		return err
 	}
 	for _, rt := range more {
-		if err := f.Queue.EnqueueRetry(ctx, bc.b, rt.id, 2, rt.delay); err != nil {
+		if err := f.queue.EnqueueRetry(ctx, bc.b, rt.id, 2, rt.delay); err != nil {
 			return err
 		}
 	}

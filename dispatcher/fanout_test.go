@@ -155,8 +155,15 @@ type fanoutSetup struct {
 	sms     *scriptedSender
 	email   *scriptedSender
 	metrics *fakeMetrics
+	cfg     dispatcher.FanoutConfig
 	fanout  *dispatcher.Fanout
 	b       *dispatcher.Broadcast
+}
+
+// with rebuilds the fan-out with its config changed by fn.
+func (s *fanoutSetup) with(fn func(*dispatcher.FanoutConfig)) {
+	fn(&s.cfg)
+	s.fanout = dispatcher.MustFanout(s.cfg)
 }
 
 func setupFanout(t *testing.T, rs ...*dispatcher.Recipient) *fanoutSetup {
@@ -173,13 +180,14 @@ func setupFanout(t *testing.T, rs ...*dispatcher.Recipient) *fanoutSetup {
 		metrics: &fakeMetrics{},
 		b:       b,
 	}
-	s.fanout = &dispatcher.Fanout{
-		Recipients: s.store, Incidents: s.store, Deliveries: s.store, Queue: s.queue, Renderer: s.render,
+	s.cfg = dispatcher.FanoutConfig{
+		Store: s.store, Queue: s.queue, Renderer: s.render,
 		Senders:     map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: s.sms, dispatcher.ChannelEmail: s.email},
 		BatchSize:   10,
 		RetryPolicy: dispatcher.RetryPolicy{MaxAttempts: 4, BackoffFunc: func(n int) time.Duration { return time.Duration(n) * time.Second }},
 		Metrics:     s.metrics,
 	}
+	s.fanout = dispatcher.MustFanout(s.cfg)
 	return s
 }
 
@@ -793,7 +801,9 @@ func TestQuietHours(t *testing.T) {
 			}
 			// 22:30 UTC: 23:30 in Zurich (quiet), 17:30 in New York.
 			now := time.Date(2026, 11, 21, 22, 30, 0, 0, time.UTC)
-			s.fanout.QuietHours, s.fanout.Clock = q, dispatcher.ClockFunc(func() time.Time { return now })
+			s.with(func(c *dispatcher.FanoutConfig) {
+				c.QuietHours, c.Clock = q, dispatcher.ClockFunc(func() time.Time { return now })
+			})
 			ctx := context.Background()
 			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
 				t.Fatal(err)
@@ -874,7 +884,7 @@ func TestFlapSuppression(t *testing.T) {
 			s.store.Updates["inc_f"] = append(s.store.Updates["inc_f"], &dispatcher.Update{IncidentID: "inc_f", Seq: 2, State: dispatcher.StateResolved, CreatedAt: t0.Add(tt.after), BroadcastID: s.b.ID})
 			s.b.Seq = 2
 			s.store.Heard = map[string]bool{"heard": true}
-			s.fanout.FlapWindow = 5 * time.Minute
+			s.with(func(c *dispatcher.FanoutConfig) { c.FlapWindow = 5 * time.Minute })
 			ctx := context.Background()
 			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
 				t.Fatal(err)
@@ -935,7 +945,9 @@ func TestPerRecipientGuard(t *testing.T) {
 			s.store.Incidents["inc_f"].Severity, s.b.Severity = tt.severity, tt.severity
 			s.store.Updates["inc_f"][0].State = tt.state
 			lim := &fakeLimiter{limit: 1, used: map[string]int{dispatcher.RecipientKey(dispatcher.ChannelSMS, "spammed"): 1}}
-			s.fanout.Limiter, s.fanout.PerRecipient = lim, dispatcher.Rate{N: 1, Per: time.Hour}
+			s.with(func(c *dispatcher.FanoutConfig) {
+				c.Limiter, c.PerRecipient = lim, dispatcher.Rate{N: 1, Per: time.Hour}
+			})
 			ctx := context.Background()
 			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
 				t.Fatal(err)
@@ -1039,5 +1051,25 @@ func TestFanoutWaitsForEarlierUpdate(t *testing.T) {
 	}
 	if s.store.Calls.InFlight != 3 {
 		t.Errorf("InFlight asked %d times, want 3 (until the first 0, then never again)", s.store.Calls.InFlight)
+	}
+}
+
+func TestNewFanoutNamesWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	_, err := dispatcher.NewFanout(dispatcher.FanoutConfig{PerRecipient: dispatcher.Rate{N: 1, Per: time.Hour}})
+	if err == nil {
+		t.Fatal("NewFanout of an empty config: no error")
+	}
+	for _, want := range []string{"Store is required", "Queue is required", "Renderer is required", "PerRecipient needs a Limiter"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	s := setupFanout(t)
+	if _, err := dispatcher.NewFanout(s.cfg); err != nil {
+		t.Errorf("NewFanout of a whole config: %v", err)
+	}
+	if got := dispatcher.MustFanout(dispatcher.FanoutConfig{Store: s.store, Queue: s.queue, Renderer: s.render}).BatchSize(); got != dispatcher.DefaultBatchSize {
+		t.Errorf("default BatchSize = %d, want %d", got, dispatcher.DefaultBatchSize)
 	}
 }

@@ -61,7 +61,7 @@ func (j *journal) poke() {
 // hand marks refs handed, waiting for the write. Without a LeaseStore
 // there is nothing to mark.
 func (j *journal) hand(refs []DeliveryRef) error {
-	if j.f.Leases == nil || len(refs) == 0 {
+	if j.f.leases == nil || len(refs) == 0 {
 		return nil
 	}
 	req := handReq{refs: refs, reply: make(chan error, 1)}
@@ -138,10 +138,10 @@ func (j *journal) write() error {
 	}
 	var refused string
 	var err error
-	if j.f.Leases != nil {
-		refused, err = j.f.Leases.Journal(j.ctx, j.bid, j.guard, refs, outs)
+	if j.f.leases != nil {
+		refused, err = j.f.leases.Journal(j.ctx, j.bid, j.guard, refs, outs)
 	} else {
-		err = j.f.Deliveries.Record(j.ctx, j.bid, outs)
+		err = j.f.store.Record(j.ctx, j.bid, outs)
 	}
 	var reply error
 	switch {
@@ -177,7 +177,7 @@ func (j *journal) close() error {
 		if err == nil {
 			return nil
 		}
-		j.f.logger().Warn("recording outcomes failed; trying again", "broadcast_id", j.bid, "err", err)
+		j.f.log.Warn("recording outcomes failed; trying again", "broadcast_id", j.bid, "err", err)
 		select {
 		case <-deadline.C:
 			return err

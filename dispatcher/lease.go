@@ -67,7 +67,7 @@ type LapsedBatch struct {
 }
 
 // LeaseStore keeps leases and the running batches' journals. It is
-// optional (Fanout.Leases): without it a batch records its outcomes as it
+// optional (FanoutConfig.Leases): without it a batch records its outcomes as it
 // goes all the same, but a crashed run's leftovers wait for the queue to
 // run the batch again, and a later update waits for them.
 type LeaseStore interface {
@@ -125,20 +125,13 @@ func refusedReason(err error) Reason {
 	return ""
 }
 
-func (f *Fanout) leaseTTL() time.Duration {
-	if f.LeaseTTL > 0 {
-		return f.LeaseTTL
-	}
-	return DefaultLeaseTTL
-}
-
 // holdLease renews l every quarter of the lease's life until the returned
 // stop is called. When l is lost, or cannot be renewed for longer than it
 // lasts (Redis unreachable), the returned context is cancelled: the run
 // stops handing messages over, since another run may take the batch.
 func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	ttl := f.leaseTTL()
+	ttl := f.leaseTTL
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(ttl / 4)
@@ -152,16 +145,16 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 				return
 			case <-t.C:
 			}
-			ok, err := f.Leases.RenewLease(ctx, broadcastID, l, ttl)
+			ok, err := f.leases.RenewLease(ctx, broadcastID, l, ttl)
 			switch {
 			case err != nil:
 				if failures++; failures >= 3 {
-					f.logger().Warn("lease not renewed: stopping the run", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
+					f.log.Warn("lease not renewed: stopping the run", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
 					cancel(fmt.Errorf("lease %s of %s: %w", l.Name, broadcastID, err))
 					return
 				}
 			case !ok:
-				f.logger().Warn("lease lost: stopping the run", "broadcast_id", broadcastID, "lease", l.Name)
+				f.log.Warn("lease lost: stopping the run", "broadcast_id", broadcastID, "lease", l.Name)
 				cancel(&refusal{string(ReasonLeaseLost)})
 				return
 			default:
@@ -180,8 +173,8 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease, clean bool) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := f.Leases.ReleaseLease(rctx, broadcastID, l, clean); err != nil {
-		f.logger().Warn("releasing a lease failed; it lapses by itself", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
+	if err := f.leases.ReleaseLease(rctx, broadcastID, l, clean); err != nil {
+		f.log.Warn("releasing a lease failed; it lapses by itself", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
 	}
 }
 
@@ -192,7 +185,7 @@ func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease, 
 // superseded or cancelled broadcast are settled at once. Every worker
 // process runs one; each lapsed batch goes to one of them.
 func (f *Fanout) Sweep(ctx context.Context, interval time.Duration) {
-	if f.Leases == nil {
+	if f.leases == nil {
 		return
 	}
 	if interval <= 0 {
@@ -207,14 +200,14 @@ func (f *Fanout) Sweep(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		if err := f.SweepOnce(ctx); err != nil && ctx.Err() == nil {
-			f.logger().Warn("sweeping lapsed batches failed", "err", err)
+			f.log.Warn("sweeping lapsed batches failed", "err", err)
 		}
 	}
 }
 
 // SweepOnce is one pass of Sweep.
 func (f *Fanout) SweepOnce(ctx context.Context) error {
-	lapsed, err := f.Leases.LapsedBatches(ctx)
+	lapsed, err := f.leases.LapsedBatches(ctx)
 	if err != nil {
 		return err
 	}
@@ -228,7 +221,7 @@ func (f *Fanout) SweepOnce(ctx context.Context) error {
 }
 
 func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
-	b, err := f.Deliveries.GetBroadcast(ctx, lb.BroadcastID)
+	b, err := f.store.GetBroadcast(ctx, lb.BroadcastID)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -239,25 +232,25 @@ func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
 		if b.State != BroadcastPlanning {
 			return nil // the plan got through before its worker died
 		}
-		if err := f.Queue.EnqueuePlanAgain(ctx, b, NewLease("").Token); err != nil {
+		if err := f.queue.EnqueuePlanAgain(ctx, b, NewLease("").Token); err != nil {
 			return err
 		}
-		f.logger().Warn("plan whose worker stopped enqueued again", "broadcast_id", b.ID)
+		f.log.Warn("plan whose worker stopped enqueued again", "broadcast_id", b.ID)
 		return nil
 	}
-	log := f.logger().With("broadcast_id", b.ID, "batch_start", lb.Batch.Start)
+	log := f.log.With("broadcast_id", b.ID, "batch_start", lb.Batch.Start)
 	switch b.State {
 	case BroadcastDone:
 		return nil
 	case BroadcastCancelled:
-		n, err := f.Leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch)
+		n, err := f.leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch)
 		log.Info("lapsed batch of a cancelled broadcast settled", "deliveries", n)
 		return err
 	}
 	// A batch of an update that a later one superseded is settled now (the
 	// later update may be waiting for it); otherwise it runs again.
 	if b.IncidentID != "" {
-		if n, err := f.Leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch); err != nil {
+		if n, err := f.leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch); err != nil {
 			return err
 		} else if n > 0 {
 			log.Info("lapsed batch of a superseded update settled", "deliveries", n)
@@ -265,7 +258,7 @@ func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
 	}
 	batch := lb.Batch
 	batch.Resume = NewLease("").Token
-	if err := f.Queue.EnqueueBatches(ctx, b, []Batch{batch}); err != nil {
+	if err := f.queue.EnqueueBatches(ctx, b, []Batch{batch}); err != nil {
 		return err
 	}
 	log.Warn("batch whose worker stopped enqueued again", "batch_stop", batch.Stop)

@@ -55,8 +55,9 @@ func TestSenderPanic(t *testing.T) {
 			if limited {
 				sender = &dispatcher.RateLimited{Sender: sender, Limiter: f.store.Limiter(), Key: "sms", Rate: dispatcher.Rate{N: 1000, Per: time.Second}, Logger: logger}
 			}
-			f.fan.Senders = map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender}
-			f.fan.Logger = logger
+			f.with(func(c *dispatcher.FanoutConfig) {
+				c.Senders, c.Logger = map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender}, logger
+			})
 			for i, id := range []string{"a", "b", "c", "d"} {
 				r := &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+4179000000" + string(rune('1'+i))}
 				if _, err := f.svc.PutRecipient(ctx, r); err != nil {

@@ -31,7 +31,7 @@ const (
 	// a SendError code it is a wait (see IsWait), not a failure.
 	ReasonQuietHours Reason = "quiet_hours"
 	// ReasonRateLimited: the per-recipient guard held the delivery back
-	// (more than Fanout.PerRecipient messages on the channel).
+	// (more than FanoutConfig.PerRecipient messages on the channel).
 	ReasonRateLimited Reason = "rate_limited"
 )
 

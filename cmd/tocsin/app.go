@@ -33,7 +33,6 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/api"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
-	"github.com/tocsin-dev/tocsin/internal/netguard"
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
@@ -212,64 +211,35 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if clock == nil {
 		clock = dispatcher.SystemClock
 	}
-	store := redisstore.New(rdb)
-	store.OutboxCap = cfg.Outbox.Cap
-	store.Clock = clock
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	inspector := asynq.NewInspector(aopt)
 	defer inspector.Close()
-	metrics := queue.NewMetrics(reg, inspector)
 
-	// One retry policy, for the fan-out and the queue alike.
-	retry := dispatcher.RetryPolicy{
-		MaxAttempts: cfg.Worker.MaxRetry + 1,
-		Span:        map[dispatcher.Channel]time.Duration{dispatcher.ChannelWebhook: cfg.Channels.Webhook.RetrySpan},
-	}
-	qc := queue.NewClient(aopt)
-	qc.Retry = retry
-	defer qc.Close()
-
-	links, err := linkSigner(ctx, cfg, store)
+	var links *dispatcher.LinkSigner
+	closeSenders := func() {}
+	defer func() { closeSenders() }()
+	a, err := wire(wiring{
+		cfg: cfg, rdb: rdb, queue: aopt, clock: clock, logger: logger, catalog: catalog,
+		metrics: queue.NewMetrics(reg, inspector),
+		senders: func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
+			var err error
+			if links, err = linkSigner(ctx, cfg, store); err != nil {
+				return nil, nil, err
+			}
+			senders, hooks, closeAll, err := m.senders(cfg, store, links, catalog, clock, logger)
+			closeSenders = closeAll
+			if err != nil {
+				return nil, nil, usageError{err}
+			}
+			return senders, hooks.CheckURL, nil
+		},
+	})
 	if err != nil {
 		return err
 	}
-	senders, hooks, closeSenders, err := m.senders(cfg, store, links, catalog, clock, logger)
-	if err != nil {
-		return usageError{err}
-	}
-	defer closeSenders()
-
-	fan := &dispatcher.Fanout{
-		Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
-		Renderer:    &dispatcher.CatalogRenderer{Catalog: catalog, Clock: clock},
-		Senders:     senders,
-		BatchSize:   cfg.Worker.BatchSize,
-		RetryPolicy: retry,
-		Webhooks:    store,
-		Limiter:     store.Limiter(),
-		Leases:      store,
-		LeaseTTL:    cfg.Worker.LeaseTTL,
-		Clock:       clock,
-		Logger:      logger,
-		Metrics:     metrics,
-	}
-	fan.PerRecipient = cfg.Limits.ParsedPerRecipient()
-	fan.QuietHours = cfg.Limits.ParsedQuietHours()
-	fan.FlapWindow = cfg.Limits.FlapWindow
-	// Web Push endpoints come from API callers too: the webhooks' guard
-	// (and its allow_networks) checks them, https only, without DNS; the
-	// push channel's dialer refuses names that resolve to such addresses.
-	pushGuard, err := netguard.New(netguard.Config{AllowNetworks: cfg.Channels.Webhook.ParsedAllowNetworks()})
-	if err != nil {
-		return usageError{fmt.Errorf("channels.webhook.allow_networks: %w", err)}
-	}
-	svc := &dispatcher.Service{
-		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
-		Webhooks: store, CheckWebhookURL: hooks.CheckURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
-		CheckPushURL: func(_ context.Context, u string) error { return pushGuard.CheckURL(u) },
-		Clock:        clock, Logger: logger,
-	}
+	defer a.Close()
+	store, fan, svc := a.store, a.fanout, a.service
 
 	errc := make(chan error, 2)
 	var httpSrv *http.Server
@@ -323,14 +293,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	var worker *asynq.Server
 	if *role != "api" {
-		worker = queue.NewServer(aopt, queue.ServerConfig{
-			Concurrency:     cfg.Worker.Concurrency,
-			ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-			Retry:           retry,
-			Logger:          logger,
-		})
-		h := &queue.Handlers{Fanout: fan, Logger: logger}
-		if err := worker.Start(h.Mux()); err != nil {
+		worker = a.worker(aopt, cfg.Worker.Concurrency, cfg.Worker.ShutdownTimeout)
+		if err := worker.Start(a.handlers()); err != nil {
 			return fmt.Errorf("start workers: %w", err)
 		}
 		logger.Info("workers started", "concurrency", cfg.Worker.Concurrency, "queues", queue.Queues)

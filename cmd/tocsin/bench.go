@@ -17,10 +17,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/channels/null"
+	"github.com/tocsin-dev/tocsin/config"
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
-	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // benchResult is what one design measured.
@@ -73,6 +72,9 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	if *n < 1 || *batch < 1 || *conc < 1 || *samples < 1 {
 		return usageError{errors.New("--recipients, --batch, --concurrency and --samples must be at least 1")}
+	}
+	if *batch > 5000 {
+		return usageError{errors.New("--batch must be at most 5000, as worker.batch_size")}
 	}
 	var rate dispatcher.Rate
 	if *rates {
@@ -205,23 +207,14 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 
 	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	aopt := asynq.RedisClientOpt{Addr: addr, DB: db, PoolSize: 4 * conc}
-	qc := queue.NewClient(aopt)
-	defer qc.Close()
 	sink := &null.Sender{}
-	senders := map[dispatcher.Channel]dispatcher.Sender{}
-	for _, ch := range dispatcher.Channels {
-		senders[ch] = sink
+	a, err := wireBench(rdb, aopt, batch, logger, sink)
+	if err != nil {
+		return benchResult{}, err
 	}
-	fan := &dispatcher.Fanout{
-		Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
-		Renderer:  &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
-		Senders:   senders,
-		BatchSize: batch,
-		Leases:    store,
-		Logger:    logger,
-	}
-	srv := queue.NewServer(aopt, queue.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second, Logger: logger})
-	if err := srv.Start((&queue.Handlers{Fanout: fan, Logger: logger}).Mux()); err != nil {
+	defer a.Close()
+	srv := a.worker(aopt, conc, 5*time.Second)
+	if err := srv.Start(a.handlers()); err != nil {
 		return benchResult{}, err
 	}
 	defer srv.Shutdown()
@@ -247,7 +240,7 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 		}
 	}()
 
-	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Logger: logger}
+	svc := a.service
 	start := time.Now()
 	res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{
 		Title: "Card payments failing", Severity: dispatcher.SeverityMajor,
@@ -363,21 +356,18 @@ func benchLatency(ctx context.Context, w io.Writer, rdb *redis.Client, addr stri
 	}
 	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	aopt := asynq.RedisClientOpt{Addr: addr, DB: db, PoolSize: 4 * conc}
-	qc := queue.NewClient(aopt)
-	defer qc.Close()
 	sink := &firstCallSink{perCall: perCall, first: map[string]time.Time{}}
-	senders := map[dispatcher.Channel]dispatcher.Sender{}
-	for _, ch := range dispatcher.Channels {
-		senders[ch] = sink
+	a, err := wireBench(rdb, aopt, 0, logger, sink)
+	if err != nil {
+		return err
 	}
-	fan := &dispatcher.Fanout{Recipients: store, Incidents: store, Deliveries: store, Queue: qc,
-		Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()}, Senders: senders, Logger: logger}
-	srv := queue.NewServer(aopt, queue.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second, Logger: logger})
-	if err := srv.Start((&queue.Handlers{Fanout: fan, Logger: logger}).Mux()); err != nil {
+	defer a.Close()
+	srv := a.worker(aopt, conc, 5*time.Second)
+	if err := srv.Start(a.handlers()); err != nil {
 		return err
 	}
 	defer srv.Shutdown()
-	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Logger: logger}
+	svc := a.service
 
 	minor, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Card terminals slow", Severity: dispatcher.SeverityMinor, Services: []string{"cards"}}, "")
 	if err != nil {
@@ -448,4 +438,31 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// wireBench wires the app as serve does, on the default configuration
+// without the per-recipient guard (every recipient gets one message) and
+// with batches of batch recipients (0: the default), every channel served
+// by sink (nil: none).
+func wireBench(rdb *redis.Client, aopt asynq.RedisClientOpt, batch int, logger *slog.Logger, sink dispatcher.Sender) (*wired, error) {
+	env := map[string]string{"TOCSIN_LIMITS_PER_RECIPIENT": "0"}
+	if batch > 0 {
+		env["TOCSIN_WORKER_BATCH_SIZE"] = strconv.Itoa(batch)
+	}
+	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return wire(wiring{
+		cfg: cfg, rdb: rdb, queue: aopt, logger: logger,
+		senders: func(*redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
+			senders := map[dispatcher.Channel]dispatcher.Sender{}
+			for _, ch := range dispatcher.Channels {
+				if sink != nil {
+					senders[ch] = sink
+				}
+			}
+			return senders, nil, nil
+		},
+	})
 }

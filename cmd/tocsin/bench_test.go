@@ -37,6 +37,7 @@ func TestServeAndBenchFlags(t *testing.T) {
 		{[]string{"bench", "--recipients", "many"}, 2, []string{"tocsin: bench: invalid value"}},
 		// Refused before any connection: port 1 is never dialled.
 		{[]string{"bench", "--redis", "127.0.0.1:1", "--latency", "--samples", "0"}, 2, []string{"--samples must be at least 1"}},
+		{[]string{"bench", "--redis", "127.0.0.1:1", "--batch", "5001"}, 2, []string{"--batch must be at most 5000"}},
 	} {
 		code, stdout, stderr := runMain(t.Context(), nil, tc.args...)
 		if code != tc.code {

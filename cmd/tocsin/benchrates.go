@@ -22,7 +22,6 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/channels/sms/twiliotest"
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 )
 
@@ -231,9 +230,13 @@ func rateWorkers(ctx context.Context, rdb *redis.Client, addr string, db, n int,
 		procs = append(procs, cmd)
 	}
 
-	qc := queue.NewClient(asynq.RedisClientOpt{Addr: addr, DB: db})
-	defer qc.Close()
-	svc := &dispatcher.Service{Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Logger: logger}
+	// This process only opens the incident: the worker processes send.
+	a, err := wireBench(rdb, asynq.RedisClientOpt{Addr: addr, DB: db}, 0, logger, nil)
+	if err != nil {
+		return rateRun{}, err
+	}
+	defer a.Close()
+	svc := a.service
 	start := dispatcher.SystemClock.Now()
 	if _, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Kartenzahlungen gestört", Severity: dispatcher.SeverityMajor}, ""); err != nil {
 		return rateRun{}, err

@@ -10,6 +10,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -27,35 +28,74 @@ import (
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
-// Service is what the API needs from the domain; *dispatcher.Service implements it.
-type Service interface {
+// What each group of routes calls of the domain; *dispatcher.Service
+// implements every one, and Service is their union.
+
+// Recipients is what the recipient routes and the import call.
+type Recipients interface {
 	PutRecipient(ctx context.Context, r *dispatcher.Recipient) (*dispatcher.Recipient, error)
 	GetRecipient(ctx context.Context, id string) (*dispatcher.Recipient, error)
 	DeleteRecipient(ctx context.Context, id string) error
 	ListRecipients(ctx context.Context, f dispatcher.RecipientFilter) (*dispatcher.RecipientPage, error)
 	ImportRecipients(ctx context.Context, r io.Reader, chunk int) (*dispatcher.ImportReport, error)
+}
+
+// Incidents is what the incident routes call.
+type Incidents interface {
 	OpenIncident(ctx context.Context, in dispatcher.IncidentInput, idemKey string) (*dispatcher.UpdateResult, error)
 	PostUpdate(ctx context.Context, incidentID string, in dispatcher.UpdateInput, idemKey string) (*dispatcher.UpdateResult, error)
 	GetIncident(ctx context.Context, id string) (*dispatcher.IncidentView, error)
 	ListIncidents(ctx context.Context, state dispatcher.State, limit int) ([]*dispatcher.Incident, error)
+}
+
+// Broadcasts is what the broadcast and notice routes call.
+type Broadcasts interface {
 	SendNotice(ctx context.Context, in dispatcher.NoticeInput, idemKey string) (*dispatcher.Broadcast, error)
 	ListNotices(ctx context.Context, limit int) ([]*dispatcher.Broadcast, error)
 	GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadcast, error)
-	ListDeliveries(ctx context.Context, broadcastID string, f dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error)
-	GetDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
+	CancelBroadcast(ctx context.Context, id string) (*dispatcher.Broadcast, error)
+}
+
+// Previews is what the preview routes call.
+type Previews interface {
 	PreviewTemplate(ctx context.Context, in dispatcher.TemplatePreviewInput) (*dispatcher.Sample, error)
 	PreviewBroadcast(ctx context.Context, in dispatcher.BroadcastPreviewInput) (*dispatcher.BroadcastPreview, error)
-	ProviderReceipt(ctx context.Context, rc dispatcher.Receipt) (bool, error)
-	InboundSMS(ctx context.Context, from, body string, catalog *locales.Catalog) (string, error)
-	CheckUnsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
-	Unsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
+}
+
+// Deliveries is what the delivery routes call.
+type Deliveries interface {
+	ListDeliveries(ctx context.Context, broadcastID string, f dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error)
+	GetDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
+	RetryDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
+}
+
+// Webhooks is what the webhook endpoint routes call.
+type Webhooks interface {
 	PutWebhookEndpoint(ctx context.Context, recipientID, endpointID string, in dispatcher.EndpointInput) (*dispatcher.EndpointResult, error)
 	GetWebhookEndpoint(ctx context.Context, recipientID, endpointID string) (*dispatcher.WebhookEndpoint, error)
 	ListWebhookEndpoints(ctx context.Context, recipientID string) ([]*dispatcher.WebhookEndpoint, error)
 	DeleteWebhookEndpoint(ctx context.Context, recipientID, endpointID string) error
 	RotateWebhookSecret(ctx context.Context, recipientID, endpointID string) (*dispatcher.EndpointResult, error)
-	RetryDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
-	CancelBroadcast(ctx context.Context, id string) (*dispatcher.Broadcast, error)
+}
+
+// Public is what the routes without an API key call: Twilio's webhooks
+// and unsubscribe links.
+type Public interface {
+	ProviderReceipt(ctx context.Context, rc dispatcher.Receipt) (bool, error)
+	InboundSMS(ctx context.Context, from, body string, catalog *locales.Catalog) (string, error)
+	CheckUnsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
+	Unsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
+}
+
+// Service is the whole domain the API serves: every group of routes.
+type Service interface {
+	Recipients
+	Incidents
+	Broadcasts
+	Previews
+	Deliveries
+	Webhooks
+	Public
 }
 
 var _ Service = (*dispatcher.Service)(nil)
@@ -78,8 +118,18 @@ const (
 
 // Config holds the API's dependencies.
 type Config struct {
-	// Service is the domain. Required.
+	// Service is the domain: it serves every group of routes below left
+	// nil. Required unless every group is set.
 	Service Service
+	// Each group of routes, when set, is served by it instead of Service
+	// (tests give only the groups they call).
+	Recipients Recipients
+	Incidents  Incidents
+	Broadcasts Broadcasts
+	Previews   Previews
+	Deliveries Deliveries
+	Webhooks   Webhooks
+	Public     Public
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
@@ -133,6 +183,15 @@ type server struct {
 func New(cfg Config) http.Handler {
 	if cfg.Clock == nil {
 		cfg.Clock = dispatcher.SystemClock
+	}
+	if svc := cfg.Service; svc != nil {
+		cfg.Recipients = cmp.Or[Recipients](cfg.Recipients, svc)
+		cfg.Incidents = cmp.Or[Incidents](cfg.Incidents, svc)
+		cfg.Broadcasts = cmp.Or[Broadcasts](cfg.Broadcasts, svc)
+		cfg.Previews = cmp.Or[Previews](cfg.Previews, svc)
+		cfg.Deliveries = cmp.Or[Deliveries](cfg.Deliveries, svc)
+		cfg.Webhooks = cmp.Or[Webhooks](cfg.Webhooks, svc)
+		cfg.Public = cmp.Or[Public](cfg.Public, svc)
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), chunk: cfg.ImportChunk}
 	if s.log == nil {

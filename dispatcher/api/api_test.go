@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,16 @@ type fakeService struct {
 
 	importFunc func(r io.Reader, chunk int) (*dispatcher.ImportReport, error)
 	errFunc    func(method string) error // non-nil error short-circuits a method
+}
+
+// answer records call (with its Idempotency-Key, if any) and returns v, or
+// the error setErr gives for call.
+func answer[T any](f *fakeService, call string, v T, key ...string) (T, error) {
+	if err := f.record(call, key...); err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
 }
 
 func (f *fakeService) record(method string, key ...string) error {
@@ -110,10 +121,7 @@ func (f *fakeService) DeleteRecipient(_ context.Context, id string) error {
 }
 
 func (f *fakeService) ListRecipients(_ context.Context, fl dispatcher.RecipientFilter) (*dispatcher.RecipientPage, error) {
-	if err := f.record(fmt.Sprintf("ListRecipients(%+v)", fl)); err != nil {
-		return nil, err
-	}
-	return &dispatcher.RecipientPage{Recipients: []*dispatcher.Recipient{}}, nil
+	return answer(f, fmt.Sprintf("ListRecipients(%+v)", fl), &dispatcher.RecipientPage{Recipients: []*dispatcher.Recipient{}})
 }
 
 func (f *fakeService) ImportRecipients(_ context.Context, r io.Reader, chunk int) (*dispatcher.ImportReport, error) {
@@ -146,14 +154,7 @@ func result(id string, seq int, st dispatcher.State) *dispatcher.UpdateResult {
 }
 
 func (f *fakeService) OpenIncident(_ context.Context, in dispatcher.IncidentInput, key string) (*dispatcher.UpdateResult, error) {
-	if err := f.record("OpenIncident", key); err != nil {
-		return nil, err
-	}
-	st := in.State
-	if st == "" {
-		st = dispatcher.StateInvestigating
-	}
-	return result("inc_test", 1, st), nil
+	return answer(f, "OpenIncident", result("inc_test", 1, cmp.Or(in.State, dispatcher.StateInvestigating)), key)
 }
 
 func (f *fakeService) PostUpdate(_ context.Context, id string, in dispatcher.UpdateInput, key string) (*dispatcher.UpdateResult, error) {
@@ -183,10 +184,7 @@ func (f *fakeService) GetIncident(_ context.Context, id string) (*dispatcher.Inc
 }
 
 func (f *fakeService) ListIncidents(_ context.Context, state dispatcher.State, limit int) ([]*dispatcher.Incident, error) {
-	if err := f.record(fmt.Sprintf("ListIncidents(%s,%d)", state, limit)); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	return answer[[]*dispatcher.Incident](f, fmt.Sprintf("ListIncidents(%s,%d)", state, limit), nil)
 }
 
 func (f *fakeService) GetBroadcast(_ context.Context, id string) (*dispatcher.Broadcast, error) {
@@ -201,10 +199,7 @@ func (f *fakeService) GetBroadcast(_ context.Context, id string) (*dispatcher.Br
 }
 
 func (f *fakeService) ListDeliveries(_ context.Context, id string, fl dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error) {
-	if err := f.record(fmt.Sprintf("ListDeliveries(%s,%s,%s,%q,%d)", id, fl.Status, fl.Channel, fl.Cursor, fl.Limit)); err != nil {
-		return nil, err
-	}
-	return &dispatcher.DeliveryPage{NextCursor: "c2"}, nil
+	return answer(f, fmt.Sprintf("ListDeliveries(%s,%s,%s,%q,%d)", id, fl.Status, fl.Channel, fl.Cursor, fl.Limit), &dispatcher.DeliveryPage{NextCursor: "c2"})
 }
 
 func (f *fakeService) GetDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
@@ -218,17 +213,11 @@ func (f *fakeService) GetDelivery(_ context.Context, id string) (*dispatcher.Del
 }
 
 func (f *fakeService) PreviewTemplate(_ context.Context, in dispatcher.TemplatePreviewInput) (*dispatcher.Sample, error) {
-	if err := f.record(fmt.Sprintf("PreviewTemplate(%s,%s,%s,%s)", in.State, in.Locale, in.Channel, in.Kind)); err != nil {
-		return nil, err
-	}
-	return &dispatcher.Sample{Channel: in.Channel, Locale: in.Locale, Body: "preview"}, nil
+	return answer(f, fmt.Sprintf("PreviewTemplate(%s,%s,%s,%s)", in.State, in.Locale, in.Channel, in.Kind), &dispatcher.Sample{Channel: in.Channel, Locale: in.Locale, Body: "preview"})
 }
 
 func (f *fakeService) PreviewBroadcast(_ context.Context, in dispatcher.BroadcastPreviewInput) (*dispatcher.BroadcastPreview, error) {
-	if err := f.record(fmt.Sprintf("PreviewBroadcast(%s,%s,%v)", in.IncidentID, in.State, in.Message)); err != nil {
-		return nil, err
-	}
-	return &dispatcher.BroadcastPreview{Audience: 1, Samples: []dispatcher.Sample{}}, nil
+	return answer(f, fmt.Sprintf("PreviewBroadcast(%s,%s,%v)", in.IncidentID, in.State, in.Message), &dispatcher.BroadcastPreview{Audience: 1, Samples: []dispatcher.Sample{}})
 }
 
 func (f *fakeService) ProviderReceipt(_ context.Context, rc dispatcher.Receipt) (bool, error) {
@@ -242,10 +231,7 @@ func (f *fakeService) ProviderReceipt(_ context.Context, rc dispatcher.Receipt) 
 }
 
 func (f *fakeService) InboundSMS(_ context.Context, from, body string, _ *locales.Catalog) (string, error) {
-	if err := f.record(fmt.Sprintf("InboundSMS(%s,%q)", from, body)); err != nil {
-		return "", err
-	}
-	return "reply to " + body + " <&>", nil
+	return answer(f, fmt.Sprintf("InboundSMS(%s,%q)", from, body), "reply to "+body+" <&>")
 }
 
 func (f *fakeService) CheckUnsubscribe(_ context.Context, l dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error) {
@@ -270,17 +256,12 @@ func (f *fakeService) unsub(method string, l dispatcher.LinkSigner, token string
 }
 
 func (f *fakeService) PutWebhookEndpoint(_ context.Context, rid, eid string, in dispatcher.EndpointInput) (*dispatcher.EndpointResult, error) {
-	if err := f.record(fmt.Sprintf("PutWebhookEndpoint(%s,%s,%s,%v)", rid, eid, in.URL, in.Events)); err != nil {
-		return nil, err
-	}
-	return &dispatcher.EndpointResult{Endpoint: &dispatcher.WebhookEndpoint{ID: eid, RecipientID: rid, URL: in.URL}, Created: eid == "new", Secret: "whsec_x"}, nil
+	return answer(f, fmt.Sprintf("PutWebhookEndpoint(%s,%s,%s,%v)", rid, eid, in.URL, in.Events),
+		&dispatcher.EndpointResult{Endpoint: &dispatcher.WebhookEndpoint{ID: eid, RecipientID: rid, URL: in.URL}, Created: eid == "new", Secret: "whsec_x"})
 }
 
 func (f *fakeService) GetWebhookEndpoint(_ context.Context, rid, eid string) (*dispatcher.WebhookEndpoint, error) {
-	if err := f.record("GetWebhookEndpoint"); err != nil {
-		return nil, err
-	}
-	return &dispatcher.WebhookEndpoint{ID: eid, RecipientID: rid}, nil
+	return answer(f, "GetWebhookEndpoint", &dispatcher.WebhookEndpoint{ID: eid, RecipientID: rid})
 }
 
 func (f *fakeService) ListWebhookEndpoints(_ context.Context, rid string) ([]*dispatcher.WebhookEndpoint, error) {
@@ -292,39 +273,24 @@ func (f *fakeService) DeleteWebhookEndpoint(_ context.Context, rid, eid string) 
 }
 
 func (f *fakeService) RotateWebhookSecret(_ context.Context, rid, eid string) (*dispatcher.EndpointResult, error) {
-	if err := f.record("RotateWebhookSecret"); err != nil {
-		return nil, err
-	}
-	return &dispatcher.EndpointResult{Endpoint: &dispatcher.WebhookEndpoint{ID: eid}, Secret: "whsec_y"}, nil
+	return answer(f, "RotateWebhookSecret", &dispatcher.EndpointResult{Endpoint: &dispatcher.WebhookEndpoint{ID: eid}, Secret: "whsec_y"})
 }
 
 func (f *fakeService) RetryDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
-	if err := f.record("RetryDelivery(" + id + ")"); err != nil {
-		return nil, err
-	}
-	return &dispatcher.Delivery{ID: id, Status: dispatcher.StatusQueued}, nil
+	return answer(f, "RetryDelivery("+id+")", &dispatcher.Delivery{ID: id, Status: dispatcher.StatusQueued})
 }
 
 func (f *fakeService) CancelBroadcast(_ context.Context, id string) (*dispatcher.Broadcast, error) {
-	if err := f.record("CancelBroadcast(" + id + ")"); err != nil {
-		return nil, err
-	}
-	return &dispatcher.Broadcast{ID: id, State: dispatcher.BroadcastCancelled}, nil
+	return answer(f, "CancelBroadcast("+id+")", &dispatcher.Broadcast{ID: id, State: dispatcher.BroadcastCancelled})
 }
 
 func (f *fakeService) SendNotice(_ context.Context, in dispatcher.NoticeInput, idemKey string) (*dispatcher.Broadcast, error) {
-	if err := f.record("SendNotice("+in.Title+")", idemKey); err != nil {
-		return nil, err
-	}
-	return &dispatcher.Broadcast{ID: "bc_ntc_test", Seq: 1, State: dispatcher.BroadcastPlanning, Priority: in.Priority,
-		Notice: &dispatcher.Notice{Title: in.Title, Message: in.Message}}, nil
+	return answer(f, "SendNotice("+in.Title+")", &dispatcher.Broadcast{ID: "bc_ntc_test", Seq: 1, State: dispatcher.BroadcastPlanning, Priority: in.Priority,
+		Notice: &dispatcher.Notice{Title: in.Title, Message: in.Message}}, idemKey)
 }
 
 func (f *fakeService) ListNotices(_ context.Context, limit int) ([]*dispatcher.Broadcast, error) {
-	if err := f.record(fmt.Sprintf("ListNotices(%d)", limit)); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	return answer[[]*dispatcher.Broadcast](f, fmt.Sprintf("ListNotices(%d)", limit), nil)
 }
 
 // syncBuffer is a log sink safe for concurrent handlers.

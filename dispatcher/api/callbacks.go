@@ -141,7 +141,7 @@ func (s *server) twilioStatus(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.problemFor(ctx, err))
 		return
 	}
-	if _, err = s.cfg.Service.ProviderReceipt(ctx, rc); err != nil {
+	if _, err = s.cfg.Public.ProviderReceipt(ctx, rc); err != nil {
 		if errors.Is(err, dispatcher.ErrNotFound) {
 			// Well-formed and signed but for nothing we know (an erased
 			// broadcast): answering an error would only make Twilio retry.
@@ -168,7 +168,7 @@ func (s *server) twilioInbound(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, bad.Why))
 		return
 	}
-	reply, err := s.cfg.Service.InboundSMS(r.Context(), from, body, s.cfg.Callbacks.Catalog)
+	reply, err := s.cfg.Public.InboundSMS(r.Context(), from, body, s.cfg.Callbacks.Catalog)
 	if err != nil {
 		writeProblem(w, s.problemFor(r.Context(), err))
 		return
@@ -230,13 +230,13 @@ func (s *server) unsubscribeStep(w http.ResponseWriter, r *http.Request, do func
 // unsubscribePage shows the confirmation page; it changes nothing (mail
 // scanners follow links).
 func (s *server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
-	s.unsubscribeStep(w, r, s.cfg.Service.CheckUnsubscribe, "unsubscribe_question", true)
+	s.unsubscribeStep(w, r, s.cfg.Public.CheckUnsubscribe, "unsubscribe_question", true)
 }
 
 // unsubscribe unsubscribes at once (RFC 8058 one-click, or the page's button).
 func (s *server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	s.unsubscribeStep(w, r, s.cfg.Service.Unsubscribe, "unsubscribe_done", false)
+	s.unsubscribeStep(w, r, s.cfg.Public.Unsubscribe, "unsubscribe_done", false)
 }
 
 // acceptLanguage returns the first tag of Accept-Language, or "en".

@@ -106,7 +106,7 @@ func (s *server) importRecipients(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 
 	body := &readErrRecorder{r: r.Body}
-	rep, err := s.cfg.Service.ImportRecipients(ctx, body, s.chunk)
+	rep, err := s.cfg.Recipients.ImportRecipients(ctx, body, s.chunk)
 	if err != nil {
 		var p *Problem
 		if body.err != nil && errors.Is(err, body.err) {

@@ -45,12 +45,12 @@ func mustRealAPI(t *testing.T) *realAPI {
 	outbox := &outbox.Sender{Store: store}
 	svc := &dispatcher.Service{
 		Recipients: store, Incidents: store, Deliveries: store, Webhooks: store, Queue: qc,
-		Fanout: &dispatcher.Fanout{
-			Recipients: store, Incidents: store, Deliveries: store, Webhooks: store, Queue: qc,
+		Fanout: dispatcher.MustFanout(dispatcher.FanoutConfig{
+			Store: store, Webhooks: store, Queue: qc,
 			Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
 			Senders:  map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: outbox, dispatcher.ChannelEmail: outbox},
 			Clock:    clock, Logger: quiet,
-		},
+		}),
 		Clock: clock, Logger: quiet,
 	}
 	b := setup(t, func(c *Config) { c.Service = svc; c.Clock = clock })

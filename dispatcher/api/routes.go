@@ -305,7 +305,6 @@ func register[I, O any](s *server, op huma.Operation, h func(context.Context, *I
 }
 
 func (s *server) routes() {
-	svc := s.cfg.Service
 
 	register(s, huma.Operation{
 		OperationID: "put-recipient", Method: http.MethodPut, Path: "/v1/recipients/{id}", Tags: []string{"recipients"},
@@ -317,7 +316,7 @@ func (s *server) routes() {
 			ID: in.ID, Kind: b.Kind, Locale: b.Locale, Timezone: b.Timezone, Phone: b.Phone, Email: b.Email,
 			Push: pushTokens(b.Push), Services: b.Services, Regions: b.Regions, Channels: b.Channels,
 		}
-		out, err := svc.PutRecipient(ctx, r)
+		out, err := s.cfg.Recipients.PutRecipient(ctx, r)
 		if err != nil {
 			return nil, pathID(err)
 		}
@@ -332,7 +331,7 @@ func (s *server) routes() {
 			"keep following next_cursor, with the same filters, until it is absent. " +
 			"A recipient changed or deleted while you page may be shown twice or missed; one that stays as it is is shown once.",
 	}, func(ctx context.Context, in *listRecipientsInput) (*recipientPageOutput, error) {
-		page, err := svc.ListRecipients(ctx, in.filter())
+		page, err := s.cfg.Recipients.ListRecipients(ctx, in.filter())
 		if err != nil {
 			return nil, err
 		}
@@ -343,7 +342,7 @@ func (s *server) routes() {
 		OperationID: "get-recipient", Method: http.MethodGet, Path: "/v1/recipients/{id}", Tags: []string{"recipients"},
 		Summary: "Get a recipient", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*recipientOutput, error) {
-		r, err := svc.GetRecipient(ctx, in.ID)
+		r, err := s.cfg.Recipients.GetRecipient(ctx, in.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -355,7 +354,7 @@ func (s *server) routes() {
 		Summary: "Delete a recipient", Description: "Role: operator. Erases the recipient and its audience index entries.",
 		DefaultStatus: http.StatusNoContent, Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*struct{}, error) {
-		return nil, svc.DeleteRecipient(ctx, in.ID)
+		return nil, s.cfg.Recipients.DeleteRecipient(ctx, in.ID)
 	})
 
 	register(s, huma.Operation{
@@ -364,7 +363,7 @@ func (s *server) routes() {
 		Description:   "Role: operator. Creates the incident, its first update (seq 1) and that update's broadcast.",
 		DefaultStatus: http.StatusCreated,
 	}, func(ctx context.Context, in *openIncidentInput) (*createdOutput, error) {
-		res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput(in.Body), in.IdempotencyKey)
+		res, err := s.cfg.Incidents.OpenIncident(ctx, dispatcher.IncidentInput(in.Body), in.IdempotencyKey)
 		if err != nil {
 			return nil, err
 		}
@@ -378,7 +377,7 @@ func (s *server) routes() {
 			"States only move forward and nothing follows resolved (409 conflict).",
 		DefaultStatus: http.StatusCreated, Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *postUpdateInput) (*updateOutput, error) {
-		res, err := svc.PostUpdate(ctx, in.ID, dispatcher.UpdateInput(in.Body), in.IdempotencyKey)
+		res, err := s.cfg.Incidents.PostUpdate(ctx, in.ID, dispatcher.UpdateInput(in.Body), in.IdempotencyKey)
 		if err != nil {
 			return nil, err
 		}
@@ -389,7 +388,7 @@ func (s *server) routes() {
 		OperationID: "get-incident", Method: http.MethodGet, Path: "/v1/incidents/{id}", Tags: []string{"incidents"},
 		Summary: "Get an incident with its updates", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*incidentOutput, error) {
-		v, err := svc.GetIncident(ctx, in.ID)
+		v, err := s.cfg.Incidents.GetIncident(ctx, in.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -400,7 +399,7 @@ func (s *server) routes() {
 		OperationID: "list-incidents", Method: http.MethodGet, Path: "/v1/incidents", Tags: []string{"incidents"},
 		Summary: "List incidents, newest first", Description: "Role: viewer.",
 	}, func(ctx context.Context, in *listIncidentsInput) (*listIncidentsOutput, error) {
-		list, err := svc.ListIncidents(ctx, in.State, in.Limit)
+		list, err := s.cfg.Incidents.ListIncidents(ctx, in.State, in.Limit)
 		if err != nil {
 			return nil, err
 		}
@@ -417,7 +416,7 @@ func (s *server) routes() {
 			"a new terminal firmware. It drains in the bulk lane, below every incident, unless priority says otherwise.",
 		DefaultStatus: http.StatusCreated,
 	}, func(ctx context.Context, in *sendNoticeInput) (*noticeCreatedOutput, error) {
-		b, err := svc.SendNotice(ctx, dispatcher.NoticeInput(in.Body), in.IdempotencyKey)
+		b, err := s.cfg.Broadcasts.SendNotice(ctx, dispatcher.NoticeInput(in.Body), in.IdempotencyKey)
 		if err != nil {
 			return nil, err
 		}
@@ -429,7 +428,7 @@ func (s *server) routes() {
 		Summary:     "List ad-hoc broadcasts (notices), newest first",
 		Description: "Role: viewer. An incident's broadcasts are listed with its updates (GET /v1/incidents/{id}).",
 	}, func(ctx context.Context, in *listNoticesInput) (*listNoticesOutput, error) {
-		list, err := svc.ListNotices(ctx, in.Limit)
+		list, err := s.cfg.Broadcasts.ListNotices(ctx, in.Limit)
 		if err != nil {
 			return nil, err
 		}
@@ -443,7 +442,7 @@ func (s *server) routes() {
 		OperationID: "get-broadcast", Method: http.MethodGet, Path: "/v1/broadcasts/{id}", Tags: []string{"broadcasts"},
 		Summary: "Get a broadcast with its counters", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*broadcastOutput, error) {
-		b, err := svc.GetBroadcast(ctx, in.ID)
+		b, err := s.cfg.Broadcasts.GetBroadcast(ctx, in.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -457,7 +456,7 @@ func (s *server) routes() {
 			"keep following next_cursor until it is absent.",
 		Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *listDeliveriesInput) (*deliveryPageOutput, error) {
-		page, err := svc.ListDeliveries(ctx, in.ID, dispatcher.DeliveryFilter{
+		page, err := s.cfg.Deliveries.ListDeliveries(ctx, in.ID, dispatcher.DeliveryFilter{
 			Status: in.Status, Channel: in.Channel, Cursor: in.Cursor, Limit: in.Limit,
 		})
 		if err != nil {
@@ -480,7 +479,7 @@ func (s *server) routes() {
 			req.Params = dispatcher.ExampleParams(s.cfg.Clock.Now())
 			req.Params["eta"] = in.ETA
 		}
-		smp, err := svc.PreviewTemplate(ctx, req)
+		smp, err := s.cfg.Previews.PreviewTemplate(ctx, req)
 		if err != nil {
 			return nil, err
 		}
@@ -501,7 +500,7 @@ func (s *server) routes() {
 			n := dispatcher.NoticeInput(*b.Notice)
 			notice = &n
 		}
-		p, err := svc.PreviewBroadcast(ctx, dispatcher.BroadcastPreviewInput{
+		p, err := s.cfg.Previews.PreviewBroadcast(ctx, dispatcher.BroadcastPreviewInput{
 			IncidentID: b.IncidentID,
 			Notice:     notice,
 			IncidentInput: dispatcher.IncidentInput{
@@ -519,7 +518,7 @@ func (s *server) routes() {
 		OperationID: "get-delivery", Method: http.MethodGet, Path: "/v1/deliveries/{id}", Tags: []string{"broadcasts"},
 		Summary: "Get a delivery", Description: "Role: viewer. Ids are <broadcast id>.<channel>.<recipient id>.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*deliveryOutput, error) {
-		d, err := svc.GetDelivery(ctx, in.ID)
+		d, err := s.cfg.Deliveries.GetDelivery(ctx, in.ID)
 		if err != nil {
 			return nil, err
 		}

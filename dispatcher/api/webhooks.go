@@ -42,7 +42,6 @@ type endpointsOutput struct {
 }
 
 func (s *server) routeWebhooks() {
-	svc := s.cfg.Service
 	const base = "/v1/recipients/{id}/webhooks"
 	register(s, huma.Operation{
 		OperationID: "put-webhook-endpoint", Method: http.MethodPut, Path: base + "/{endpoint_id}", Tags: []string{"webhooks"},
@@ -51,7 +50,7 @@ func (s *server) routeWebhooks() {
 			"200 when it existed: url, events and rate are replaced (an absent rate means the channel's again), a disabled endpoint is enabled again, the secret stays.",
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *putEndpointInput) (*endpointResultOutput, error) {
-		res, err := svc.PutWebhookEndpoint(ctx, in.ID, in.EndpointID, dispatcher.EndpointInput{URL: in.Body.URL, Events: in.Body.Events, Rate: in.Body.Rate})
+		res, err := s.cfg.Webhooks.PutWebhookEndpoint(ctx, in.ID, in.EndpointID, dispatcher.EndpointInput{URL: in.Body.URL, Events: in.Body.Events, Rate: in.Body.Rate})
 		if err != nil {
 			return nil, err
 		}
@@ -65,7 +64,7 @@ func (s *server) routeWebhooks() {
 		OperationID: "get-webhook-endpoint", Method: http.MethodGet, Path: base + "/{endpoint_id}", Tags: []string{"webhooks"},
 		Summary: "Get a webhook endpoint (without its secret)", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *endpointPath) (*endpointOutput, error) {
-		ep, err := svc.GetWebhookEndpoint(ctx, in.ID, in.EndpointID)
+		ep, err := s.cfg.Webhooks.GetWebhookEndpoint(ctx, in.ID, in.EndpointID)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +74,7 @@ func (s *server) routeWebhooks() {
 		OperationID: "list-webhook-endpoints", Method: http.MethodGet, Path: base, Tags: []string{"webhooks"},
 		Summary: "List a merchant's webhook endpoints", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*endpointsOutput, error) {
-		eps, err := svc.ListWebhookEndpoints(ctx, in.ID)
+		eps, err := s.cfg.Webhooks.ListWebhookEndpoints(ctx, in.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +89,7 @@ func (s *server) routeWebhooks() {
 		OperationID: "delete-webhook-endpoint", Method: http.MethodDelete, Path: base + "/{endpoint_id}", Tags: []string{"webhooks"},
 		Summary: "Delete a webhook endpoint", Description: "Role: operator.", DefaultStatus: http.StatusNoContent, Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *endpointPath) (*struct{}, error) {
-		return nil, svc.DeleteWebhookEndpoint(ctx, in.ID, in.EndpointID)
+		return nil, s.cfg.Webhooks.DeleteWebhookEndpoint(ctx, in.ID, in.EndpointID)
 	})
 	register(s, huma.Operation{
 		OperationID: "rotate-webhook-secret", Method: http.MethodPost, Path: base + "/{endpoint_id}/rotate-secret", Tags: []string{"webhooks"},
@@ -99,7 +98,7 @@ func (s *server) routeWebhooks() {
 			"(two v1 signatures in webhook-signature) for channels.webhook.rotation_overlap, so the merchant can switch without missing a webhook.",
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *endpointPath) (*endpointResultOutput, error) {
-		res, err := svc.RotateWebhookSecret(ctx, in.ID, in.EndpointID)
+		res, err := s.cfg.Webhooks.RotateWebhookSecret(ctx, in.ID, in.EndpointID)
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +111,7 @@ func (s *server) routeWebhooks() {
 			"(a send in progress stops within a second). 409 when the broadcast is done.",
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *idPath) (*broadcastOutput, error) {
-		b, err := svc.CancelBroadcast(ctx, in.ID)
+		b, err := s.cfg.Broadcasts.CancelBroadcast(ctx, in.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +123,7 @@ func (s *server) routeWebhooks() {
 		Description: "Role: operator. The delivery goes back to queued and is attempted once more, now. 409 when it has not failed.",
 		Errors:      []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *idPath) (*deliveryOutput, error) {
-		d, err := svc.RetryDelivery(ctx, in.ID)
+		d, err := s.cfg.Deliveries.RetryDelivery(ctx, in.ID)
 		if err != nil {
 			return nil, err
 		}

@@ -1,14 +1,12 @@
-// Package memstore is an in-memory store for tests: the parts of
-// dispatcher's RecipientStore, IncidentStore and DeliveryStore that the
-// fan-out uses, and its LeaseStore, under the rules redisstore enforces
-// (dispatcher.CanMove, the guard, counters and pending, a broadcast that
-// finishes, leases and what a dead run left in sending). The
-// conformance suite in dispatcher/storetest runs against both, so a test
-// on this store cannot pass on a move Redis refuses.
+// Package memstore is an in-memory store for tests: the fan-out's store
+// (dispatcher.FanoutStore) and its LeaseStore, under the rules redisstore
+// enforces (dispatcher.CanMove, the guard, counters and pending, a
+// broadcast that finishes, leases and what a dead run left in sending).
+// The conformance suite in dispatcher/storetest runs against both, so a
+// test on this store cannot pass on a move Redis refuses.
 //
-// A method memstore does not implement panics (the embedded interfaces are
-// nil). Tests may set up and inspect the exported fields directly, holding
-// the Store's lock while the store is in use.
+// Tests may set up and inspect the exported fields directly, holding the
+// Store's lock while the store is in use.
 package memstore
 
 import (
@@ -21,12 +19,10 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
+var _ dispatcher.FanoutStore = (*Store)(nil)
+
 // Store keeps everything in maps.
 type Store struct {
-	dispatcher.RecipientStore
-	dispatcher.IncidentStore
-	dispatcher.DeliveryStore
-
 	// Lock guards every field while the store is in use.
 	sync.Mutex
 

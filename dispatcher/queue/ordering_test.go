@@ -63,8 +63,7 @@ func TestLatestStateWins(t *testing.T) {
 	// Three batches per update and six workers: a later update's batches
 	// can run while an earlier one's are still sending.
 	sender := &slowSender{delay: time.Millisecond, seqs: map[string][]int{}}
-	f := newFlow(t, sender, 3)
-	f.fanout.BatchSize = 100
+	f := newFlow(t, sender, 3, func(c *dispatcher.FanoutConfig) { c.BatchSize = 100 })
 	rs := seedRecipients(t, f.store, 300)
 	f.start(t)
 	ctx := context.Background()
@@ -114,8 +113,7 @@ func TestLatestStateWins(t *testing.T) {
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	sender := &slowSender{delay: 5 * time.Millisecond, seqs: map[string][]int{}}
-	f := newFlow(t, sender, 3)
-	f.fanout.BatchSize = 50
+	f := newFlow(t, sender, 3, func(c *dispatcher.FanoutConfig) { c.BatchSize = 50 })
 	rs := seedRecipients(t, f.store, 600)
 	f.start(t)
 	ctx := context.Background()

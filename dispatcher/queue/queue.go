@@ -168,9 +168,19 @@ func (c *Client) EnqueueRetry(ctx context.Context, b *dispatcher.Broadcast, deli
 	return c.enqueue(ctx, NewRetryTask(b, deliveryID, attempt, c.Retry.MostAttempts(), delay))
 }
 
-// Handlers process Tocsin's tasks with a Fanout.
+// Steps are the fan-out's steps the task handlers run; *dispatcher.Fanout
+// implements them.
+type Steps interface {
+	Plan(ctx context.Context, broadcastID string) error
+	RunBatch(ctx context.Context, broadcastID string, batch dispatcher.Batch) error
+	Retry(ctx context.Context, deliveryID string, attempt int) error
+}
+
+var _ Steps = (*dispatcher.Fanout)(nil)
+
+// Handlers process Tocsin's tasks with the fan-out's steps.
 type Handlers struct {
-	Fanout *dispatcher.Fanout
+	Fanout Steps
 	Logger *slog.Logger
 }
 

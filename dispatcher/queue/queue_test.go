@@ -258,7 +258,10 @@ func TestHandlersRejectBadTasks(t *testing.T) {
 	t.Parallel()
 	rdb, _ := redistest.New(t)
 	st := redisstore.New(rdb)
-	h := &queue.Handlers{Fanout: &dispatcher.Fanout{Recipients: st, Incidents: st, Deliveries: st, Logger: quiet}, Logger: quiet}
+	qc := queue.NewClient(asynq.RedisClientOpt{Addr: rdb.Options().Addr, DB: rdb.Options().DB})
+	t.Cleanup(func() { _ = qc.Close() })
+	fan := dispatcher.MustFanout(dispatcher.FanoutConfig{Store: st, Queue: qc, Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()}, Logger: quiet})
+	h := &queue.Handlers{Fanout: fan, Logger: quiet}
 	mux := h.Mux()
 	ctx := context.Background()
 	for _, task := range []*asynq.Task{
@@ -334,7 +337,7 @@ type flow struct {
 
 // newFlow wires Service, Fanout, redisstore and the queue on a fresh
 // database, with sender serving push, sms and email. start runs a worker.
-func newFlow(t *testing.T, sender dispatcher.Sender, maxAttempts int) *flow {
+func newFlow(t *testing.T, sender dispatcher.Sender, maxAttempts int, with ...func(*dispatcher.FanoutConfig)) *flow {
 	t.Helper()
 	rdb, opts := redistest.New(t)
 	ro := asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB}
@@ -345,8 +348,8 @@ func newFlow(t *testing.T, sender dispatcher.Sender, maxAttempts int) *flow {
 	if sender == nil {
 		sender = &outbox.Sender{Store: f.store}
 	}
-	f.fanout = &dispatcher.Fanout{
-		Recipients: f.store, Incidents: f.store, Deliveries: f.store, Queue: f.client,
+	cfg := dispatcher.FanoutConfig{
+		Store: f.store, Queue: f.client,
 		Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
 		Senders: map[dispatcher.Channel]dispatcher.Sender{
 			dispatcher.ChannelPush: sender, dispatcher.ChannelSMS: sender, dispatcher.ChannelEmail: sender,
@@ -356,6 +359,10 @@ func newFlow(t *testing.T, sender dispatcher.Sender, maxAttempts int) *flow {
 		Logger:      quiet,
 		Metrics:     queue.NewMetrics(f.reg, f.insp),
 	}
+	for _, o := range with {
+		o(&cfg)
+	}
+	f.fanout = dispatcher.MustFanout(cfg)
 	f.svc = &dispatcher.Service{Recipients: f.store, Incidents: f.store, Deliveries: f.store, Queue: f.client, Logger: quiet}
 	f.handlers = &queue.Handlers{Fanout: f.fanout, Logger: quiet}
 	return f
@@ -366,7 +373,7 @@ func (f *flow) start(t *testing.T) {
 	srv := asynq.NewServer(f.opt, asynq.Config{
 		Concurrency:              6,
 		Queues:                   queue.Queues,
-		RetryDelayFunc:           queue.RetryDelayFunc(f.fanout.RetryPolicy),
+		RetryDelayFunc:           queue.RetryDelayFunc(f.fanout.RetryPolicy()),
 		IsFailure:                queue.IsFailure,
 		TaskCheckInterval:        10 * time.Millisecond,
 		DelayedTaskCheckInterval: 20 * time.Millisecond,
@@ -580,8 +587,8 @@ func (f *flow) replayTasks(t *testing.T, b *dispatcher.Broadcast, audience int) 
 	ctx := context.Background()
 	mux := f.handlers.Mux()
 	tasks := []*asynq.Task{queue.NewPlanTask(b)}
-	for start := 0; start < audience; start += f.fanout.BatchSize {
-		tasks = append(tasks, queue.NewBatchTask(b, dispatcher.Batch{Start: start, Stop: min(start+f.fanout.BatchSize, audience)}))
+	for start := 0; start < audience; start += f.fanout.BatchSize() {
+		tasks = append(tasks, queue.NewBatchTask(b, dispatcher.Batch{Start: start, Stop: min(start+f.fanout.BatchSize(), audience)}))
 	}
 	ac := asynq.NewClient(f.opt)
 	defer ac.Close()

@@ -300,7 +300,7 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	rs := seedRecipients(t, f.store, 600)
 	exp := expect(rs, nil, nil)
 	reach := exp.reachable()
-	nBatches := (len(exp.audience) + f.fanout.BatchSize - 1) / f.fanout.BatchSize
+	nBatches := (len(exp.audience) + f.fanout.BatchSize() - 1) / f.fanout.BatchSize()
 	if len(exp.audience) != 600 || nBatches != 6 || len(reach) < 300 {
 		t.Fatalf("bad seed: audience %d in %d batches, %d reachable", len(exp.audience), nBatches, len(reach))
 	}
@@ -385,7 +385,7 @@ func TestShutdownRequeuesInFlight(t *testing.T) {
 	rs := seedRecipients(t, f.store, 600)
 	exp := expect(rs, nil, nil)
 	reach := exp.reachable()
-	nBatches := (len(exp.audience) + f.fanout.BatchSize - 1) / f.fanout.BatchSize
+	nBatches := (len(exp.audience) + f.fanout.BatchSize() - 1) / f.fanout.BatchSize()
 	if len(exp.audience) != 600 || nBatches != 6 || len(reach) < 300 {
 		t.Fatalf("bad seed: audience %d in %d batches, %d reachable", len(exp.audience), nBatches, len(reach))
 	}

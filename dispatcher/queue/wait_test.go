@@ -20,9 +20,9 @@ func TestWaitsUseNoAttempt(t *testing.T) {
 	t.Parallel()
 	const maxAttempts = 3
 	ctx := context.Background()
-	setup := func(t *testing.T, failFirst map[string]int) (*flow, *flakySender) {
+	setup := func(t *testing.T, failFirst map[string]int, opts ...func(*dispatcher.FanoutConfig)) (*flow, *flakySender) {
 		sender := &flakySender{failFirst: failFirst, attempts: map[string][]int{}}
-		f := newFlow(t, sender, maxAttempts)
+		f := newFlow(t, sender, maxAttempts, opts...)
 		sender.next = &outbox.Sender{Store: f.store}
 		r := &dispatcher.Recipient{ID: "a", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41790000001"}
 		if err := f.store.PutRecipients(ctx, []*dispatcher.Recipient{r}); err != nil {
@@ -51,8 +51,9 @@ func TestWaitsUseNoAttempt(t *testing.T) {
 
 	t.Run("another run holds the delivery", func(t *testing.T) {
 		t.Parallel()
-		f, sender := setup(t, map[string]int{"a": 1}) // the first attempt fails: a retry task
-		f.fanout.Leases, f.fanout.LeaseTTL = f.store, 200*time.Millisecond
+		f, sender := setup(t, map[string]int{"a": 1}, func(c *dispatcher.FanoutConfig) { // the first attempt fails: a retry task
+			c.Leases, c.LeaseTTL = c.Store.(dispatcher.LeaseStore), 200*time.Millisecond
+		})
 		res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards down", Severity: dispatcher.SeverityMajor}, "")
 		if err != nil {
 			t.Fatal(err)
@@ -72,12 +73,12 @@ func TestWaitsUseNoAttempt(t *testing.T) {
 
 	t.Run("quiet hours", func(t *testing.T) {
 		t.Parallel()
-		f, sender := setup(t, map[string]int{})
 		clk := clocktest.New(time.Date(2030, 1, 2, 6, 59, 59, 950_000_000, time.UTC)) // 50 ms of quiet hours left
-		f.fanout.Clock = clk
-		if f.fanout.QuietHours, _ = dispatcher.ParseQuietHours("22:00-07:00"); f.fanout.QuietHours == nil {
-			t.Fatal("ParseQuietHours failed")
+		q, err := dispatcher.ParseQuietHours("22:00-07:00")
+		if err != nil {
+			t.Fatal(err)
 		}
+		f, sender := setup(t, map[string]int{}, func(c *dispatcher.FanoutConfig) { c.Clock, c.QuietHours = clk, q })
 		f.start(t)
 		res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards slow", Severity: dispatcher.SeverityMinor}, "")
 		if err != nil {

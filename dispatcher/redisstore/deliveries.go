@@ -231,7 +231,7 @@ func decodeBroadcast(id string, h map[string]string) (*dispatcher.Broadcast, err
 	return &b, nil
 }
 
-// BroadcastState implements dispatcher.DeliveryStore: one HGET.
+// BroadcastState implements dispatcher.BatchStore: one HGET.
 func (s *Store) BroadcastState(ctx context.Context, id string) (dispatcher.BroadcastState, error) {
 	st, err := s.rdb.HGet(ctx, key("b", id), "state").Result()
 	if errors.Is(err, redis.Nil) {
@@ -252,7 +252,7 @@ func msTime(v string) *time.Time {
 	return &t
 }
 
-// SnapshotAudience implements dispatcher.DeliveryStore.
+// SnapshotAudience implements dispatcher.PlanStore.
 func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, services, regions []string) (int, error) {
 	keys, nsvc, nreg := indexKeys([]string{key("b", b.ID), key("b", b.ID, "aud"), key("b", b.ID, "tmp", "svc"), key("b", b.ID, "tmp", "reg"), key("ix", "all")}, services, regions)
 	n, err := snapshotScript.Run(ctx, s.rdb, keys, nsvc, nreg).Int()
@@ -315,7 +315,7 @@ func (s *Store) ScanAudience(ctx context.Context, services, regions []string, ch
 	return n, nil
 }
 
-// AudienceSlice implements dispatcher.DeliveryStore.
+// AudienceSlice implements dispatcher.BatchStore.
 func (s *Store) AudienceSlice(ctx context.Context, broadcastID string, start, stop int) ([]string, error) {
 	if stop <= start {
 		return nil, nil
@@ -327,7 +327,7 @@ func (s *Store) AudienceSlice(ctx context.Context, broadcastID string, start, st
 	return ids, nil
 }
 
-// MarkSending implements dispatcher.DeliveryStore.
+// MarkSending implements dispatcher.PlanStore.
 func (s *Store) MarkSending(ctx context.Context, broadcastID string) error {
 	ks := broadcastKeys(broadcastID)
 	if err := markSendingScript.Run(ctx, s.rdb, []string{ks[0], ks[2]}, s.nowMS()).Err(); err != nil {
@@ -336,7 +336,7 @@ func (s *Store) MarkSending(ctx context.Context, broadcastID string) error {
 	return nil
 }
 
-// BeginDeliveries implements dispatcher.DeliveryStore.
+// BeginDeliveries implements dispatcher.BatchStore.
 func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispatcher.Guard, items []dispatcher.Begin) ([]dispatcher.DeliveryStatus, error) {
 	if len(items) == 0 {
 		return nil, nil
@@ -373,7 +373,7 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispa
 	return prev, nil
 }
 
-// Claim implements dispatcher.DeliveryStore.
+// Claim implements dispatcher.RetryStore.
 func (s *Store) Claim(ctx context.Context, deliveryID string, g dispatcher.Guard) (dispatcher.DeliveryStatus, error) {
 	bid, ch, rid, err := dispatcher.ParseDeliveryID(deliveryID)
 	if err != nil {
@@ -394,7 +394,7 @@ func (s *Store) Claim(ctx context.Context, deliveryID string, g dispatcher.Guard
 	return statusByCode[c[0]], nil
 }
 
-// InFlight implements dispatcher.DeliveryStore: one pipeline reading the
+// InFlight implements dispatcher.BatchStore: one pipeline reading the
 // sending counters of the incident's broadcasts 1..seq-1.
 func (s *Store) InFlight(ctx context.Context, incidentID string, before int) (int, error) {
 	if before <= 1 {
@@ -436,7 +436,7 @@ func (s *Store) Cancel(ctx context.Context, broadcastID string) (dispatcher.Broa
 	return dispatcher.BroadcastState(st), nil
 }
 
-// Record implements dispatcher.DeliveryStore.
+// Record implements dispatcher.BatchStore.
 func (s *Store) Record(ctx context.Context, broadcastID string, outs []dispatcher.Outcome) error {
 	if len(outs) == 0 {
 		return nil

@@ -225,7 +225,7 @@ func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr strin
 	return nil
 }
 
-// RemovePushTokens implements dispatcher.RecipientStore: a read-modify-write
+// RemovePushTokens implements dispatcher.BatchStore: a read-modify-write
 // of the recipient's record under WATCH (no index changes: push tokens are
 // not indexed).
 func (s *Store) RemovePushTokens(ctx context.Context, recipientID string, keys []string) error {

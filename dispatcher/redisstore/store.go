@@ -80,8 +80,10 @@ import (
 // Prefix starts every key Tocsin writes.
 const Prefix = "tocsin:"
 
-// Store implements dispatcher.RecipientStore, dispatcher.IncidentStore,
-// dispatcher.DeliveryStore and outbox.Store on one Redis client.
+// Store implements the Service's stores (dispatcher.RecipientStore,
+// IncidentStore, DeliveryStore, WebhookStore), the fan-out's
+// (dispatcher.FanoutStore, LeaseStore, EndpointLoader), EndpointHealthStore
+// and outbox.Store on one Redis client.
 type Store struct {
 	rdb redis.UniversalClient
 	// Clock stamps broadcast times; nil means the system clock.
@@ -116,9 +118,12 @@ func key(parts ...string) string {
 }
 
 var (
-	_ dispatcher.RecipientStore = (*Store)(nil)
-	_ dispatcher.IncidentStore  = (*Store)(nil)
-	_ dispatcher.DeliveryStore  = (*Store)(nil)
+	_ dispatcher.RecipientStore      = (*Store)(nil)
+	_ dispatcher.IncidentStore       = (*Store)(nil)
+	_ dispatcher.DeliveryStore       = (*Store)(nil)
+	_ dispatcher.FanoutStore         = (*Store)(nil)
+	_ dispatcher.EndpointLoader      = (*Store)(nil)
+	_ dispatcher.EndpointHealthStore = (*Store)(nil)
 )
 
 // LinkSecret returns the secret that signs unsubscribe links when none is

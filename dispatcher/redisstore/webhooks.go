@@ -29,7 +29,7 @@ const (
 
 func webhookKey(recipientID string) string { return key("wh", recipientID) }
 
-// PutWebhookEndpoint implements dispatcher.WebhookStore.
+// PutWebhookEndpoint stores ep, replacing any endpoint of its id.
 func (s *Store) PutWebhookEndpoint(ctx context.Context, ep *dispatcher.WebhookEndpoint) error {
 	b, err := json.Marshal(ep)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *Store) ListWebhookEndpoints(ctx context.Context, recipientID string) ([
 	return out, nil
 }
 
-// WebhookEndpoints implements dispatcher.WebhookStore: one pipeline for
+// WebhookEndpoints implements dispatcher.EndpointLoader: one pipeline for
 // every recipient of a batch.
 func (s *Store) WebhookEndpoints(ctx context.Context, recipientIDs []string) (map[string][]*dispatcher.WebhookEndpoint, error) {
 	if len(recipientIDs) == 0 {
@@ -176,7 +176,7 @@ func (s *Store) UpdateWebhookEndpoint(ctx context.Context, recipientID, endpoint
 
 func attemptsKey(deliveryID string) string { return key("att", deliveryID) }
 
-// RecordAttempts implements dispatcher.WebhookStore: one pipeline for
+// RecordAttempts implements dispatcher.EndpointHealthStore: one pipeline for
 // every delivery (LPUSH, LTRIM to the newest 50, EXPIRE in 30 days each).
 func (s *Store) RecordAttempts(ctx context.Context, attempts map[string][]dispatcher.Attempt) error {
 	pipe := s.rdb.Pipeline()

@@ -25,34 +25,17 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-// Store is what the suite exercises: the fan-out's methods, and the
-// writes that set a test up.
+// Store is what the suite exercises: the fan-out's store and leases, and
+// the Service's writes that set a test up or move a delivery.
 type Store interface {
+	dispatcher.FanoutStore
+	dispatcher.LeaseStore
+
 	PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) error
-	GetRecipients(ctx context.Context, ids []string) ([]*dispatcher.Recipient, error)
-	OptedOut(ctx context.Context, addrs map[dispatcher.Channel][]string) (map[dispatcher.Channel][]bool, error)
-	SetOptOut(ctx context.Context, ch dispatcher.Channel, addr string, optedOut bool) error
-
-	GetIncident(ctx context.Context, id string) (*dispatcher.Incident, error)
-	GetUpdates(ctx context.Context, incidentID string) ([]*dispatcher.Update, error)
 	SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSeq int, up *dispatcher.Update, b *dispatcher.Broadcast, idem *dispatcher.Idempotency) ([]byte, error)
-
-	GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadcast, error)
-	BroadcastState(ctx context.Context, id string) (dispatcher.BroadcastState, error)
-	SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, services, regions []string) (int, error)
-	AudienceSlice(ctx context.Context, broadcastID string, start, stop int) ([]string, error)
-	MarkSending(ctx context.Context, broadcastID string) error
 	Cancel(ctx context.Context, broadcastID string) (dispatcher.BroadcastState, error)
-	BeginDeliveries(ctx context.Context, broadcastID string, g dispatcher.Guard, items []dispatcher.Begin) ([]dispatcher.DeliveryStatus, error)
-	Claim(ctx context.Context, deliveryID string, g dispatcher.Guard) (dispatcher.DeliveryStatus, error)
-	Record(ctx context.Context, broadcastID string, outs []dispatcher.Outcome) error
-	GetDelivery(ctx context.Context, id string) (*dispatcher.Delivery, error)
 	ApplyProviderStatus(ctx context.Context, deliveryID string, st dispatcher.DeliveryStatus, providerID, reason string) (bool, error)
 	Requeue(ctx context.Context, deliveryID string) (int, error)
-	Told(ctx context.Context, incidentID string, before int, recipientIDs []string) ([]bool, error)
-	InFlight(ctx context.Context, incidentID string, before int) (int, error)
-
-	dispatcher.LeaseStore
 }
 
 // Run runs the suite, each test in parallel on a store of its own from

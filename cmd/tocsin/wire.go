@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/config"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/queue"
+	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/internal/netguard"
+	"github.com/tocsin-dev/tocsin/locales"
+)
+
+// wiring is what wire builds an app from: the configuration, and what the
+// process around it supplies.
+type wiring struct {
+	cfg     config.Config
+	rdb     *redis.Client
+	queue   asynq.RedisConnOpt
+	clock   dispatcher.Clock   // nil: the system clock
+	logger  *slog.Logger       // nil: slog.Default()
+	catalog *locales.Catalog   // nil: locales.MustNew()
+	metrics dispatcher.Metrics // nil: none
+	// senders builds the channels' senders once the store exists, and the
+	// check of a webhook endpoint's URL at registration (nil: none); nil
+	// senders: no channel is served.
+	senders func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(ctx context.Context, url string) error, error)
+}
+
+// wired is Tocsin wired once, the same way for serve, bench and the
+// end-to-end tests: the store, the queue client, the fan-out and the
+// service, with one retry policy.
+type wired struct {
+	store   *redisstore.Store
+	queue   *queue.Client
+	retry   dispatcher.RetryPolicy
+	fanout  *dispatcher.Fanout
+	service *dispatcher.Service
+	logger  *slog.Logger
+}
+
+// wire builds Tocsin from w; Close releases its queue client.
+func wire(w wiring) (*wired, error) {
+	cfg := w.cfg
+	if w.clock == nil {
+		w.clock = dispatcher.SystemClock
+	}
+	if w.logger == nil {
+		w.logger = slog.Default()
+	}
+	if w.catalog == nil {
+		w.catalog = locales.MustNew()
+	}
+	store := redisstore.New(w.rdb)
+	store.OutboxCap = cfg.Outbox.Cap
+	store.Clock = w.clock
+
+	var senders map[dispatcher.Channel]dispatcher.Sender
+	var checkWebhookURL func(ctx context.Context, url string) error
+	if w.senders != nil {
+		var err error
+		if senders, checkWebhookURL, err = w.senders(store); err != nil {
+			return nil, err
+		}
+	}
+	// Web Push endpoints come from API callers too: the webhooks' guard
+	// (and its allow_networks) checks them, https only, without DNS; the
+	// push channel's dialer refuses names that resolve to such addresses.
+	pushGuard, err := netguard.New(netguard.Config{AllowNetworks: cfg.Channels.Webhook.ParsedAllowNetworks()})
+	if err != nil {
+		return nil, usageError{fmt.Errorf("channels.webhook.allow_networks: %w", err)}
+	}
+
+	// One retry policy, for the fan-out and the queue alike.
+	retry := dispatcher.RetryPolicy{
+		MaxAttempts: cfg.Worker.MaxRetry + 1,
+		Span:        map[dispatcher.Channel]time.Duration{dispatcher.ChannelWebhook: cfg.Channels.Webhook.RetrySpan},
+	}
+	qc := queue.NewClient(w.queue)
+	qc.Retry = retry
+	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{
+		Store: store, Queue: qc,
+		Renderer:     &dispatcher.CatalogRenderer{Catalog: w.catalog, Clock: w.clock},
+		Senders:      senders,
+		BatchSize:    cfg.Worker.BatchSize,
+		RetryPolicy:  retry,
+		Webhooks:     store,
+		Limiter:      store.Limiter(),
+		PerRecipient: cfg.Limits.ParsedPerRecipient(),
+		QuietHours:   cfg.Limits.ParsedQuietHours(),
+		FlapWindow:   cfg.Limits.FlapWindow,
+		Leases:       store,
+		LeaseTTL:     cfg.Worker.LeaseTTL,
+		Clock:        w.clock,
+		Logger:       w.logger,
+		Metrics:      w.metrics,
+	})
+	if err != nil {
+		_ = qc.Close()
+		return nil, err
+	}
+	svc := &dispatcher.Service{
+		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
+		Webhooks: store, CheckWebhookURL: checkWebhookURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
+		CheckPushURL: func(_ context.Context, u string) error { return pushGuard.CheckURL(u) },
+		Clock:        w.clock, Logger: w.logger,
+	}
+	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, logger: w.logger}, nil
+}
+
+// worker returns the queue's server running the fan-out's tasks, with the
+// app's retry policy; Start it with its handlers' mux (a.handlers).
+func (a *wired) worker(opt asynq.RedisConnOpt, concurrency int, shutdown time.Duration) *asynq.Server {
+	return queue.NewServer(opt, queue.ServerConfig{Concurrency: concurrency, ShutdownTimeout: shutdown, Retry: a.retry, Logger: a.logger})
+}
+
+// handlers are the task handlers of the app's fan-out.
+func (a *wired) handlers() *asynq.ServeMux {
+	return (&queue.Handlers{Fanout: a.fanout, Logger: a.logger}).Mux()
+}
+
+// Close closes the queue client.
+func (a *wired) Close() error { return a.queue.Close() }

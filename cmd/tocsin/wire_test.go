@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/config"
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
+)
+
+// TestWire: wire builds the fan-out and the service from the
+// configuration, on the store it hands the senders' callback, and
+// returns that callback's error.
+func TestWire(t *testing.T) {
+	t.Parallel()
+	rdb, opts := redistest.New(t)
+	aopt := asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB}
+	cfg := config.Default()
+	cfg.Worker.BatchSize, cfg.Worker.MaxRetry = 42, 3
+
+	var given *redisstore.Store
+	a, err := wire(wiring{cfg: cfg, rdb: rdb, queue: aopt,
+		senders: func(s *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
+			given = s
+			return nil, nil, nil
+		}})
+	if err != nil {
+		t.Fatalf("wire: %v", err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	if given == nil || given != a.store {
+		t.Errorf("the senders' callback got store %p, the app has %p", given, a.store)
+	}
+	if got := a.fanout.BatchSize(); got != 42 {
+		t.Errorf("fan-out batch size %d, want worker.batch_size 42", got)
+	}
+	if got := a.fanout.RetryPolicy().MaxAttempts; got != 4 || a.retry.MaxAttempts != 4 {
+		t.Errorf("fan-out attempts %d, app's %d, want worker.max_retry+1 = 4", got, a.retry.MaxAttempts)
+	}
+	if a.service.Fanout != a.fanout || a.service.Deliveries != a.store {
+		t.Error("the service is not wired to the app's fan-out and store")
+	}
+
+	boom := errors.New("boom")
+	rdb2 := redis.NewClient(&redis.Options{Addr: opts.Addr, DB: opts.DB})
+	t.Cleanup(func() { _ = rdb2.Close() })
+	_, err = wire(wiring{cfg: cfg, rdb: rdb2, queue: aopt,
+		senders: func(*redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
+			return nil, nil, boom
+		}})
+	if !errors.Is(err, boom) {
+		t.Errorf("wire with failing senders: %v, want %v", err, boom)
+	}
+}

@@ -12,9 +12,26 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/internal/clocktest"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// mustRedis starts a redis-server of the test's own (the package has no
+// TestMain for redistest.Main) and returns its address.
+func mustRedis(tb testing.TB) string {
+	tb.Helper()
+	srv, err := redistest.Start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return srv.Addr
+}
 
 // redisFlow is a Service and a Fanout on redisstore (a real Redis), with a
 // fake queue whose batches the test runs itself.

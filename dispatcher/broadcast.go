@@ -225,7 +225,7 @@ type SendError struct {
 	// Throttled says the provider answered "too many requests" (HTTP 429,
 	// Twilio 20429, FCM QUOTA_EXCEEDED, APNs TooManyRequests): transient,
 	// RetryAfter its delay. The channel that recognises its provider's
-	// answer sets it; RateLimited then slows the key down.
+	// answer sets it; ratelimit.Sender then slows the key down.
 	Throttled bool
 	// Wait says this is no failure: the work waits for something else
 	// (quiet hours, another run, earlier updates in flight) and runs again

@@ -21,7 +21,7 @@ func (f ClockFunc) Now() time.Time { return f() }
 var SystemClock Clock = systemClock{}
 
 // Timer is a Clock that can also wait, for what paces itself by the clock
-// (RateLimited). SystemClock is one; a fake in tests moves its own time
+// (ratelimit.Sender). SystemClock is one; a fake in tests moves its own time
 // and wakes what waits on it.
 type Timer interface {
 	Clock

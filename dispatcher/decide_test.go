@@ -63,7 +63,7 @@ func TestReasons(t *testing.T) {
 		"ReasonBusy":             {dispatcher.ReasonBusy, "busy", "Fanout.Retry (wait)"},
 		"ReasonLeft":             {dispatcher.ReasonLeft, "left", "Fanout"},
 		"ReasonRetry":            {dispatcher.ReasonRetry, "retry", "Fanout.Retry"},
-		"ReasonRateLimiter":      {dispatcher.ReasonRateLimiter, "rate_limiter", "RateLimited"},
+		"ReasonRateLimiter":      {dispatcher.ReasonRateLimiter, "rate_limiter", "ratelimit.Sender"},
 		"ReasonPanic":            {dispatcher.ReasonPanic, "panic", "Fanout (a Sender panicked)"},
 		"ReasonBlockedAddress":   {dispatcher.ReasonBlockedAddress, "blocked_address", "webhook, push"},
 		"ReasonConnectFailed":    {dispatcher.ReasonConnectFailed, "connect_failed", "webhook, push"},

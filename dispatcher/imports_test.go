@@ -23,7 +23,7 @@ var importRules = []struct {
 	{
 		dir:    ".",
 		forbid: []string{"net/http", "net/http/", module + "channels/", module + "dispatcher/", module + "config", "github.com/redis/", "github.com/hibiken/asynq"},
-		why:    "the domain holds types, rules and decisions: no transport, adapter or store",
+		why:    "the domain holds types, rules and decisions: no transport, adapter or store, and no dispatcher/* package (they import it)",
 	},
 	{
 		dir:    "api",
@@ -37,6 +37,11 @@ var importRules = []struct {
 		dir:    "redisstore",
 		forbid: []string{module + "channels/", module + "dispatcher/api", module + "dispatcher/queue"},
 		why:    "the store adapter keeps domain types (dispatcher.OutboxEntry, not channels/outbox's)",
+	},
+	{
+		dir:    "ratelimit",
+		forbid: []string{"net/http", "net/http/", module + "channels/", module + "dispatcher/", module + "config", "github.com/redis/", "github.com/hibiken/asynq"},
+		why:    "the rate-limited Sender wraps the domain's Sender and Limiter: no transport, adapter or store of its own",
 	},
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 )
 
 // panickySender announces (Handing) the messages to "a" and "b", reports
@@ -35,7 +36,7 @@ func (panickySender) Send(ctx context.Context, msgs []*dispatcher.Message) []dis
 // it had announced to its provider as unknown (it may have gone out), and
 // the rest as transient failures with a retry due; the log names the
 // deliveries at error level, without the panic's text (it may hold an
-// address). Also when RateLimited calls the Sender from its own goroutine.
+// address). Also when ratelimit.Sender calls the Sender from its own goroutine.
 func TestSenderPanic(t *testing.T) {
 	t.Parallel()
 	for _, limited := range []bool{false, true} {
@@ -53,7 +54,7 @@ func TestSenderPanic(t *testing.T) {
 			f := newRedisFlow(t, time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC), nil)
 			var sender dispatcher.Sender = panickySender{}
 			if limited {
-				sender = &dispatcher.RateLimited{Sender: sender, Limiter: f.store.Limiter(), Key: "sms", Rate: dispatcher.Rate{N: 1000, Per: time.Second}, Logger: logger}
+				sender = &ratelimit.Sender{Sender: sender, Limiter: f.store.Limiter(), Key: "sms", Rate: dispatcher.Rate{N: 1000, Per: time.Second}, Logger: logger}
 			}
 			f.with(func(c *dispatcher.FanoutConfig) {
 				c.Senders, c.Logger = map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender}, logger

@@ -101,7 +101,7 @@ func (e *notHanded) Unwrap() []error { return []error{ErrNotHanded, e.err} }
 
 // Remap returns ctx with a Progress that reports index j of a sub-slice as
 // idx[j] of the parent's: for a Sender that hands a part of its messages
-// to another Sender (RateLimited).
+// to another Sender (ratelimit.Sender).
 func Remap(ctx context.Context, idx []int) context.Context {
 	p := ProgressFrom(ctx)
 	if p == nil {

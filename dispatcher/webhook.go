@@ -57,7 +57,7 @@ type WebhookEndpoint struct {
 	Events []string `json:"events,omitempty"`
 	// Rate, when set, limits the requests to this endpoint ("20/s", as
 	// ParseRate reads it, stored as Rate.String() writes it) instead of the
-	// webhook channel's rate (channels.webhook.rate); see WebhookKeys.
+	// webhook channel's rate (channels.webhook.rate); see ratelimit.WebhookKeys.
 	Rate string `json:"rate,omitempty"`
 	// Secrets sign requests: the current one first, then rotated-out ones
 	// until they expire. Never returned by the API after creation.

@@ -32,6 +32,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/api"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
+	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/locales"
 )
@@ -455,11 +456,11 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.ParsedRate()},
 	} {
 		if l.configured && !l.rate.IsZero() {
-			senders[l.ch] = &dispatcher.RateLimited{Sender: senders[l.ch], Limiter: limiter, Key: l.key, Rate: l.rate, Logger: logger}
+			senders[l.ch] = &ratelimit.Sender{Sender: senders[l.ch], Limiter: limiter, Key: l.key, Rate: l.rate, Logger: logger}
 		}
 	}
 	if w.Rate > 0 {
-		senders[dispatcher.ChannelWebhook] = &dispatcher.RateLimited{Sender: hooks, Limiter: limiter, KeyFunc: dispatcher.WebhookKeys,
+		senders[dispatcher.ChannelWebhook] = &ratelimit.Sender{Sender: hooks, Limiter: limiter, KeyFunc: ratelimit.WebhookKeys,
 			Rate: dispatcher.Rate{N: w.Rate, Per: time.Second}, Logger: logger}
 	}
 	var viaOutbox []dispatcher.Channel

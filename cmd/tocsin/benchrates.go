@@ -22,6 +22,7 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/channels/sms/twiliotest"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 )
 
@@ -47,7 +48,7 @@ type rateRun struct {
 	tightest time.Duration // shortest span of rate+1 SMS (under 1s: a window over the rate)
 }
 
-// benchRates sends n SMS at rate through RateLimited to twiliotest, the
+// benchRates sends n SMS at rate through ratelimit.Sender to twiliotest, the
 // strict fake of Twilio (429 past rate.N requests in its one-second
 // windows), on a real Redis, in real time: once from this process, and once
 // from workers real `tocsin serve --role worker` processes sharing the
@@ -77,9 +78,9 @@ func benchRates(ctx context.Context, w io.Writer, rdb *redis.Client, addr string
 			r.elapsed.Seconds(), r.span.Seconds(), r.window, tightest(r.tightest))
 	}
 	tw.Flush()
-	every := time.Duration(float64(rate.Interval()) / (1 - dispatcher.DefaultHeadroom))
+	every := time.Duration(float64(rate.Interval()) / (1 - ratelimit.DefaultHeadroom))
 	fmt.Fprintf(w, "as fast as allowed (%v less the %.0f%% headroom): first to last %.2f s; %d SMS in %d requests, no 429, no window above %d\n",
-		rate, dispatcher.DefaultHeadroom*100, (time.Duration(n-1) * every).Seconds(), n, n, rate.N)
+		rate, ratelimit.DefaultHeadroom*100, (time.Duration(n-1) * every).Seconds(), n, n, rate.N)
 	return rdb.FlushDB(ctx).Err()
 }
 
@@ -127,7 +128,7 @@ func figures(name string, fake *twiliotest.Server, rate dispatcher.Rate, start t
 	return r
 }
 
-// rateOneProcess is issue 6's run: n SMS through RateLimited on the
+// rateOneProcess is issue 6's run: n SMS through ratelimit.Sender on the
 // store's Limiter, in batches of 100, four at once.
 func rateOneProcess(ctx context.Context, rdb *redis.Client, n int, rate dispatcher.Rate, logger *slog.Logger) (rateRun, error) {
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
@@ -139,7 +140,7 @@ func rateOneProcess(ctx context.Context, rdb *redis.Client, n int, rate dispatch
 	if err != nil {
 		return rateRun{}, err
 	}
-	rl := &dispatcher.RateLimited{Sender: s, Limiter: redisstore.New(rdb).Limiter(), Key: "sms", Rate: rate, Logger: logger}
+	rl := &ratelimit.Sender{Sender: s, Limiter: redisstore.New(rdb).Limiter(), Key: "sms", Rate: rate, Logger: logger}
 	msgs := make([]*dispatcher.Message, n)
 	for i := range msgs {
 		id := "r" + strconv.Itoa(i)

@@ -139,7 +139,7 @@ func TestLimiterTake(t *testing.T) {
 }
 
 // TestLimiterTakeShared: workers on several limiters and clients (as many
-// processes) take from one key as RateLimited does, asking at the same
+// processes) take from one key as ratelimit.Sender does, asking at the same
 // moments of a fake clock; the tokens they got form one schedule, never two
 // within an interval of each other, and with no hole: the rate, no faster
 // and no slower.

@@ -4,7 +4,7 @@
 // Run moves it for the test: it runs the test in a testing/synctest bubble
 // and moves the clock on to the next time something waits for whenever
 // every goroutine of the bubble is blocked, so code that paces itself by
-// the clock (dispatcher.RateLimited) runs through hours of virtual time in
+// the clock (ratelimit.Sender) runs through hours of virtual time in
 // milliseconds, with every wait exact and the same on every run, however
 // busy the machine.
 package clocktest

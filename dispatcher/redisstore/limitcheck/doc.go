@@ -1,5 +1,5 @@
 // Package limitcheck holds the end-to-end checks of issue 6's shared rate
-// limits: SMS sent through dispatcher.RateLimited on redisstore's Limiter,
+// limits: SMS sent through ratelimit.Sender on redisstore's Limiter,
 // on a real Redis, from one process and from three sharing it, and the
 // slow-down after a 429 from twiliotest, the strict fake of Twilio.
 //

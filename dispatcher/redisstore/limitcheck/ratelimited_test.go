@@ -13,6 +13,7 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/channels/sms/twiliotest"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/internal/clocktest"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
@@ -29,7 +30,7 @@ const (
 	smsRate = 50
 	// batchSize is the messages in one batch task.
 	batchSize = 100
-	// interval is the time between two SMS at smsRate less RateLimited's
+	// interval is the time between two SMS at smsRate less ratelimit.Sender's
 	// 3% headroom: 20 ms / 0.97.
 	interval = 20618556 * time.Nanosecond
 )
@@ -37,8 +38,8 @@ const (
 // t0 is when the fake clocks start.
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func newRateLimitedSMS(s dispatcher.Sender, l dispatcher.Limiter, clock dispatcher.Timer) *dispatcher.RateLimited {
-	return &dispatcher.RateLimited{
+func newRateLimitedSMS(s dispatcher.Sender, l dispatcher.Limiter, clock dispatcher.Timer) *ratelimit.Sender {
+	return &ratelimit.Sender{
 		Sender:  s,
 		Limiter: l,
 		Key:     "sms:" + twilioSID,
@@ -199,7 +200,7 @@ func TestRateLimitedSMS(t *testing.T) {
 }
 
 // TestRateLimitedSMSProcesses: three worker processes (each its own Redis
-// client, Limiter and RateLimited, with two batch tasks at once) sharing
+// client, Limiter and ratelimit.Sender, with two batch tasks at once) sharing
 // one Redis keep the limit together, and send at the full rate together,
 // not each at a third of it.
 func TestRateLimitedSMSProcesses(t *testing.T) {
@@ -271,7 +272,7 @@ func TestRateLimitedSlowsOn429(t *testing.T) {
 	}
 	key := "tocsin:rate:slow:" + rl.Key
 	pttl, now := rdb.PTTL(ctx, key).Val(), rdb.Time(ctx).Val()
-	if pttl > dispatcher.SlowFor || pttl < dispatcher.SlowFor-now.Sub(before)-time.Millisecond {
-		t.Errorf("the slow-down lasts %v more, %v after Send began; want %v from the 429", pttl, now.Sub(before), dispatcher.SlowFor)
+	if pttl > ratelimit.SlowFor || pttl < ratelimit.SlowFor-now.Sub(before)-time.Millisecond {
+		t.Errorf("the slow-down lasts %v more, %v after Send began; want %v from the 429", pttl, now.Sub(before), ratelimit.SlowFor)
 	}
 }

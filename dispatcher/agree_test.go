@@ -48,7 +48,15 @@ type redisFlow struct {
 func (f *redisFlow) with(fn func(*dispatcher.FanoutConfig)) {
 	fn(&f.cfg)
 	f.fan = dispatcher.MustFanout(f.cfg)
-	f.svc.Fanout = f.fan
+	f.svc = f.service()
+}
+
+// service is the Service over the flow's store, queue and fan-out.
+func (f *redisFlow) service() *dispatcher.Service {
+	return dispatcher.MustService(dispatcher.ServiceConfig{
+		Recipients: f.store, Incidents: f.store, Deliveries: f.store, Webhooks: f.store,
+		Queue: f.queue, Fanout: f.fan, Clock: f.clock, Logger: quiet,
+	})
 }
 
 func newRedisFlow(t *testing.T, start time.Time, senders map[dispatcher.Channel]dispatcher.Sender) *redisFlow {
@@ -62,7 +70,7 @@ func newRedisFlow(t *testing.T, start time.Time, senders map[dispatcher.Channel]
 		Renderer: &countingRenderer{}, Senders: senders, Leases: f.store, Clock: f.clock, Logger: quiet,
 	}
 	f.fan = dispatcher.MustFanout(f.cfg)
-	f.svc = &dispatcher.Service{Recipients: f.store, Incidents: f.store, Deliveries: f.store, Queue: f.queue, Fanout: f.fan, Clock: f.clock, Logger: quiet}
+	f.svc = f.service()
 	return f
 }
 

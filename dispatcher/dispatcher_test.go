@@ -466,13 +466,54 @@ func TestCatalogRendererOperatorText(t *testing.T) {
 	}
 }
 
+// storelessService is a Service for validation alone: its stores, queue
+// and renderer panic when called.
+func storelessService(clock dispatcher.Clock) *dispatcher.Service {
+	none := struct{ dispatcher.Enqueuer }{}
+	return dispatcher.MustService(dispatcher.ServiceConfig{
+		Recipients: struct{ dispatcher.RecipientStore }{}, Incidents: struct{ dispatcher.IncidentStore }{},
+		Deliveries: struct{ dispatcher.DeliveryStore }{}, Webhooks: struct{ dispatcher.WebhookStore }{}, Queue: none,
+		Fanout: dispatcher.MustFanout(dispatcher.FanoutConfig{
+			Store: struct{ dispatcher.FanoutStore }{}, Queue: none, Renderer: struct{ dispatcher.Renderer }{},
+		}),
+		Clock: clock,
+	})
+}
+
+// TestNewServiceNamesWhatIsMissing: NewService refuses a config without
+// its stores, queue or fan-out, naming each, and a negative overlap.
+func TestNewServiceNamesWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	_, err := dispatcher.NewService(dispatcher.ServiceConfig{RotationOverlap: -time.Second})
+	if err == nil {
+		t.Fatal("NewService of an empty config: no error")
+	}
+	for _, want := range []string{
+		"Recipients is required", "Incidents is required", "Deliveries is required",
+		"Queue is required", "Fanout is required", "Webhooks is required", "RotationOverlap must not be negative",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if storelessService(nil) == nil {
+		t.Error("MustService of a whole config: nil")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("MustService of an empty config did not panic")
+		}
+	}()
+	dispatcher.MustService(dispatcher.ServiceConfig{})
+}
+
 // TestETAValidation: an eta that starts like a date must be RFC 3339 (it is
 // converted to every recipient's zone), not before now and at most a year
 // after; free text passes as it is.
 func TestETAValidation(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
-	svc := &dispatcher.Service{Clock: dispatcher.ClockFunc(func() time.Time { return now })}
+	svc := storelessService(dispatcher.ClockFunc(func() time.Time { return now }))
 	for _, tt := range []struct {
 		eta string
 		ok  bool

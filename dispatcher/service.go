@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -22,18 +23,26 @@ import (
 	"unicode/utf8"
 )
 
-// Service is the domain's front door: what operators can do, independent
-// of HTTP. The API adapter calls it; tests call it directly.
-type Service struct {
+// ServiceConfig holds the Service's dependencies; NewService checks them
+// and fills the defaults.
+type ServiceConfig struct {
+	// Recipients, Incidents and Deliveries keep what their names say.
+	// Required.
 	Recipients RecipientStore
 	Incidents  IncidentStore
 	Deliveries DeliveryStore
-	Queue      Enqueuer
+	// Queue takes the plans of new broadcasts and operators' retries.
+	// Required.
+	Queue Enqueuer
 	// Fanout renders previews exactly as the fan-out will send them.
+	// Required.
 	Fanout *Fanout
-	// Webhooks keeps merchants' webhook endpoints; CheckWebhookURL checks
-	// an endpoint's URL at registration (the webhook channel's SSRF guard).
-	Webhooks        WebhookStore
+	// Webhooks keeps merchants' webhook endpoints and deliveries' attempts.
+	// Required.
+	Webhooks WebhookStore
+	// CheckWebhookURL checks an endpoint's URL at registration (the
+	// webhook channel's SSRF guard); nil checks nothing beyond the URL's
+	// form.
 	CheckWebhookURL func(ctx context.Context, url string) error
 	// CheckPushURL checks a Web Push endpoint when a recipient is put or
 	// imported (the same SSRF guard, without DNS: names resolving to a
@@ -42,44 +51,95 @@ type Service struct {
 	// beyond https.
 	CheckPushURL func(ctx context.Context, url string) error
 	// RotationOverlap is how long a rotated-out webhook secret keeps
-	// signing (default 24 h).
+	// signing (0: it stops at once; the configuration's default is 24 h).
 	RotationOverlap time.Duration
-	Clock           Clock
-	Logger          *slog.Logger
+	// Clock defaults to SystemClock.
+	Clock Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
 }
 
-func (s *Service) now() time.Time {
-	if s.Clock == nil {
-		return SystemClock.Now().UTC()
-	}
-	return s.Clock.Now().UTC()
+// Service is the domain's front door: what operators can do, independent
+// of HTTP. The API adapter calls it; tests call it directly. NewService
+// makes one.
+type Service struct {
+	recipients      RecipientStore
+	incidents       IncidentStore
+	deliveries      DeliveryStore
+	queue           Enqueuer
+	fanout          *Fanout
+	webhooks        WebhookStore
+	checkWebhookURL func(ctx context.Context, url string) error
+	checkPushURL    func(ctx context.Context, url string) error
+	rotationOverlap time.Duration
+	clock           Clock
+	log             *slog.Logger
 }
 
-func (s *Service) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.Default()
+// NewService checks c and fills its defaults. The error names every
+// required dependency that is missing.
+func NewService(c ServiceConfig) (*Service, error) {
+	var errs []error
+	for _, d := range []struct {
+		name    string
+		missing bool
+	}{
+		{"Recipients", c.Recipients == nil}, {"Incidents", c.Incidents == nil}, {"Deliveries", c.Deliveries == nil},
+		{"Queue", c.Queue == nil}, {"Fanout", c.Fanout == nil}, {"Webhooks", c.Webhooks == nil},
+	} {
+		if d.missing {
+			errs = append(errs, fmt.Errorf("service: %s is required", d.name))
+		}
 	}
-	return s.Logger
+	if c.RotationOverlap < 0 {
+		errs = append(errs, errors.New("service: RotationOverlap must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	noCheck := func(context.Context, string) error { return nil }
+	s := &Service{
+		recipients: c.Recipients, incidents: c.Incidents, deliveries: c.Deliveries,
+		queue: c.Queue, fanout: c.Fanout, webhooks: c.Webhooks,
+		checkWebhookURL: c.CheckWebhookURL, checkPushURL: c.CheckPushURL,
+		rotationOverlap: c.RotationOverlap, clock: cmp.Or[Clock](c.Clock, SystemClock), log: cmp.Or(c.Logger, slog.Default()),
+	}
+	if s.checkWebhookURL == nil {
+		s.checkWebhookURL = noCheck
+	}
+	if s.checkPushURL == nil {
+		s.checkPushURL = noCheck
+	}
+	return s, nil
 }
+
+// MustService is NewService for tests and fixed wiring: it panics on a
+// missing dependency.
+func MustService(c ServiceConfig) *Service {
+	s, err := NewService(c)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func (s *Service) now() time.Time { return s.clock.Now().UTC() }
 
 // PutRecipient validates and stores r, replacing any recipient with its id.
 func (s *Service) PutRecipient(ctx context.Context, r *Recipient) (*Recipient, error) {
-	if err := r.normalize("body.", s.checkPushURL(ctx)); err != nil {
+	if err := r.normalize("body.", s.pushURLCheck(ctx)); err != nil {
 		return nil, err
 	}
 	r.UpdatedAt = s.now()
-	if err := s.Recipients.PutRecipients(ctx, []*Recipient{r}); err != nil {
+	if err := s.recipients.PutRecipients(ctx, []*Recipient{r}); err != nil {
 		return nil, fmt.Errorf("store recipient: %w", err)
 	}
 	return r, s.showAddressOptOuts(ctx, r)
 }
 
-// checkPushURL is CheckPushURL bound to ctx, or nil.
-func (s *Service) checkPushURL(ctx context.Context) func(string) error {
-	if s.CheckPushURL == nil {
-		return nil
-	}
-	return func(u string) error { return s.CheckPushURL(ctx, u) }
+// pushURLCheck is CheckPushURL bound to ctx.
+func (s *Service) pushURLCheck(ctx context.Context) func(string) error {
+	return func(u string) error { return s.checkPushURL(ctx, u) }
 }
 
 // GetRecipient returns a recipient or ErrNotFound. Its opt_out also lists
@@ -89,7 +149,7 @@ func (s *Service) GetRecipient(ctx context.Context, id string) (*Recipient, erro
 	if !ValidID(id) {
 		return nil, notFoundID("recipient", id)
 	}
-	r, err := s.Recipients.GetRecipient(ctx, id)
+	r, err := s.recipients.GetRecipient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +178,7 @@ func (s *Service) showAddressOptOuts(ctx context.Context, rs ...*Recipient) erro
 	if len(addrs) == 0 {
 		return nil
 	}
-	out, err := s.Recipients.OptedOut(ctx, addrs)
+	out, err := s.recipients.OptedOut(ctx, addrs)
 	if err != nil {
 		if len(rs) == 1 {
 			return fmt.Errorf("opt-outs of %s: %w", rs[0].ID, err)
@@ -143,7 +203,7 @@ func (s *Service) DeleteRecipient(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return notFoundID("recipient", id)
 	}
-	return s.Recipients.DeleteRecipient(ctx, id)
+	return s.recipients.DeleteRecipient(ctx, id)
 }
 
 // Page sizes of ListRecipients.
@@ -225,7 +285,7 @@ func (s *Service) ListRecipients(ctx context.Context, f RecipientFilter) (*Recip
 	if err := f.Normalize(); err != nil {
 		return nil, err
 	}
-	page, err := s.Recipients.ListRecipients(ctx, f)
+	page, err := s.recipients.ListRecipients(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +343,7 @@ func (s *Service) ImportRecipients(ctx context.Context, r io.Reader, chunk int) 
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := s.Recipients.PutRecipients(ctx, batch); err != nil {
+		if err := s.recipients.PutRecipients(ctx, batch); err != nil {
 			return fmt.Errorf("store recipients: %w", err)
 		}
 		rep.Imported += len(batch)
@@ -291,7 +351,7 @@ func (s *Service) ImportRecipients(ctx context.Context, r io.Reader, chunk int) 
 		return nil
 	}
 	now := s.now()
-	checkPush := s.checkPushURL(ctx)
+	checkPush := s.pushURLCheck(ctx)
 	for line := 1; ; line++ {
 		raw, tooLong, err := readLine(br)
 		if err == io.EOF && len(raw) == 0 && !tooLong {
@@ -594,7 +654,7 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 		return res, err
 	}
 	for attempt := 0; attempt < 10; attempt++ {
-		inc, err := s.Incidents.GetIncident(ctx, incidentID)
+		inc, err := s.incidents.GetIncident(ctx, incidentID)
 		if err != nil {
 			return nil, err
 		}
@@ -629,7 +689,7 @@ func (s *Service) replay(ctx context.Context, idem *Idempotency) (*UpdateResult,
 	if idem == nil {
 		return nil, nil
 	}
-	answer, err := s.Incidents.IdempotentAnswer(ctx, idem)
+	answer, err := s.incidents.IdempotentAnswer(ctx, idem)
 	if err != nil || answer == nil {
 		return nil, err
 	}
@@ -655,12 +715,12 @@ func (s *Service) decodeReplay(ctx context.Context, answer []byte) (*UpdateResul
 // between its commit and its enqueue. Enqueueing again is harmless (the
 // task id is the broadcast's).
 func (s *Service) replan(ctx context.Context, id string) (*Broadcast, error) {
-	b, err := s.Deliveries.GetBroadcast(ctx, id)
+	b, err := s.deliveries.GetBroadcast(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if b.State == BroadcastPlanning {
-		if err := s.Queue.EnqueuePlan(ctx, b); err != nil {
+		if err := s.queue.EnqueuePlan(ctx, b); err != nil {
 			return nil, fmt.Errorf("enqueue plan: %w", err)
 		}
 	}
@@ -746,19 +806,19 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	if err != nil {
 		return nil, err
 	}
-	replay, err := s.Incidents.SaveUpdate(ctx, inc, prevSeq, up, b, idem)
+	replay, err := s.incidents.SaveUpdate(ctx, inc, prevSeq, up, b, idem)
 	if err != nil {
 		return nil, err
 	}
 	if replay != nil {
 		return s.decodeReplay(ctx, replay)
 	}
-	if err := s.Queue.EnqueuePlan(ctx, b); err != nil {
+	if err := s.queue.EnqueuePlan(ctx, b); err != nil {
 		// The update is stored; the client's retry with the same
 		// Idempotency-Key enqueues the plan again.
 		return nil, fmt.Errorf("update %d of %s stored but its broadcast is not enqueued: %w", seq, inc.ID, err)
 	}
-	s.logger().InfoContext(ctx, "incident update", "incident_id", inc.ID, "seq", seq, "state", next, "broadcast_id", bid, "severity", inc.Severity)
+	s.log.InfoContext(ctx, "incident update", "incident_id", inc.ID, "seq", seq, "state", next, "broadcast_id", bid, "severity", inc.Severity)
 	return res, nil
 }
 
@@ -773,11 +833,11 @@ func (s *Service) GetIncident(ctx context.Context, id string) (*IncidentView, er
 	if !ValidIncidentID(id) {
 		return nil, notFoundID("incident", id)
 	}
-	inc, err := s.Incidents.GetIncident(ctx, id)
+	inc, err := s.incidents.GetIncident(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	ups, err := s.Incidents.GetUpdates(ctx, id)
+	ups, err := s.incidents.GetUpdates(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -789,7 +849,7 @@ func (s *Service) ListIncidents(ctx context.Context, state State, limit int) ([]
 	if state != "" && !state.Valid() {
 		return nil, &ValidationError{Fields: []*FieldError{{Field: "query.state", Message: "must be one of investigating, identified, monitoring, resolved", Value: state}}}
 	}
-	return s.Incidents.ListIncidents(ctx, state, limit)
+	return s.incidents.ListIncidents(ctx, state, limit)
 }
 
 // GetBroadcast returns a broadcast with its counters, or ErrNotFound.
@@ -797,7 +857,7 @@ func (s *Service) GetBroadcast(ctx context.Context, id string) (*Broadcast, erro
 	if !ValidBroadcastID(id) {
 		return nil, notFoundID("broadcast", id)
 	}
-	return s.Deliveries.GetBroadcast(ctx, id)
+	return s.deliveries.GetBroadcast(ctx, id)
 }
 
 // ListDeliveries pages through a broadcast's deliveries.
@@ -815,10 +875,10 @@ func (s *Service) ListDeliveries(ctx context.Context, broadcastID string, f Deli
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}
-	if _, err := s.Deliveries.GetBroadcast(ctx, broadcastID); err != nil {
+	if _, err := s.deliveries.GetBroadcast(ctx, broadcastID); err != nil {
 		return nil, err
 	}
-	return s.Deliveries.ListDeliveries(ctx, broadcastID, f)
+	return s.deliveries.ListDeliveries(ctx, broadcastID, f)
 }
 
 // GetDelivery returns one delivery with its attempt history, or ErrNotFound.
@@ -826,11 +886,11 @@ func (s *Service) GetDelivery(ctx context.Context, id string) (*Delivery, error)
 	if !ValidDeliveryID(id) {
 		return nil, notFoundID("delivery", id)
 	}
-	d, err := s.Deliveries.GetDelivery(ctx, id)
-	if err != nil || s.Webhooks == nil {
+	d, err := s.deliveries.GetDelivery(ctx, id)
+	if err != nil {
 		return d, err
 	}
-	if d.History, err = s.Webhooks.Attempts(ctx, id); err != nil {
+	if d.History, err = s.webhooks.Attempts(ctx, id); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -844,15 +904,15 @@ func (s *Service) CancelBroadcast(ctx context.Context, id string) (*Broadcast, e
 	if !ValidBroadcastID(id) {
 		return nil, notFoundID("broadcast", id)
 	}
-	st, err := s.Deliveries.Cancel(ctx, id)
+	st, err := s.deliveries.Cancel(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if st != BroadcastCancelled {
 		return nil, fmt.Errorf("broadcast %s is %s: %w", id, st, ErrConflict)
 	}
-	s.logger().InfoContext(ctx, "broadcast cancelled", "broadcast_id", id)
-	return s.Deliveries.GetBroadcast(ctx, id)
+	s.log.InfoContext(ctx, "broadcast cancelled", "broadcast_id", id)
+	return s.deliveries.GetBroadcast(ctx, id)
 }
 
 // RetryDelivery sends a failed delivery again, once, now: it moves back to
@@ -865,17 +925,17 @@ func (s *Service) RetryDelivery(ctx context.Context, id string) (*Delivery, erro
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.Deliveries.GetBroadcast(ctx, bid)
+	b, err := s.deliveries.GetBroadcast(ctx, bid)
 	if err != nil {
 		return nil, err
 	}
-	attempts, err := s.Deliveries.Requeue(ctx, id)
+	attempts, err := s.deliveries.Requeue(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Queue.EnqueueRetry(ctx, b, id, attempts+1, 0); err != nil {
+	if err := s.queue.EnqueueRetry(ctx, b, id, attempts+1, 0); err != nil {
 		return nil, fmt.Errorf("delivery %s is queued but its retry is not enqueued: %w", id, err)
 	}
-	s.logger().InfoContext(ctx, "delivery retry requested", "delivery_id", id, "attempt", attempts+1)
+	s.log.InfoContext(ctx, "delivery retry requested", "delivery_id", id, "attempt", attempts+1)
 	return s.GetDelivery(ctx, id)
 }

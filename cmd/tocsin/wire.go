@@ -105,11 +105,15 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, err
 	}
-	svc := &dispatcher.Service{
+	svc, err := dispatcher.NewService(dispatcher.ServiceConfig{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
 		Webhooks: store, CheckWebhookURL: checkWebhookURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
 		CheckPushURL: func(_ context.Context, u string) error { return pushGuard.CheckURL(u) },
 		Clock:        w.clock, Logger: w.logger,
+	})
+	if err != nil {
+		_ = qc.Close()
+		return nil, err
 	}
 	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, logger: w.logger}, nil
 }

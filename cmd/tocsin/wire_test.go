@@ -43,8 +43,13 @@ func TestWire(t *testing.T) {
 	if got := a.fanout.RetryPolicy().MaxAttempts; got != 4 || a.retry.MaxAttempts != 4 {
 		t.Errorf("fan-out attempts %d, app's %d, want worker.max_retry+1 = 4", got, a.retry.MaxAttempts)
 	}
-	if a.service.Fanout != a.fanout || a.service.Deliveries != a.store {
-		t.Error("the service is not wired to the app's fan-out and store")
+	// The service writes to the app's store (NewService refuses a service
+	// without a fan-out; wire builds only one).
+	if _, err := a.service.PutRecipient(context.Background(), &dispatcher.Recipient{ID: "wired", Kind: dispatcher.KindMerchant}); err != nil {
+		t.Fatalf("put through the service: %v", err)
+	}
+	if _, err := a.store.GetRecipient(context.Background(), "wired"); err != nil {
+		t.Errorf("the service is not wired to the app's store: %v", err)
 	}
 
 	boom := errors.New("boom")

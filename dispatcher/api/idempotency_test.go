@@ -222,9 +222,10 @@ func TestIdempotencyKeyLateCheck(t *testing.T) {
 	first := b.post(t, "/v1/incidents/"+inc+"/updates", "k", body)
 	wantStatus(t, first, http.StatusCreated)
 
-	late := *b.svc
-	late.Incidents = &lateKeyCheck{IncidentStore: b.store}
-	lb := setup(t, func(c *Config) { c.Service = &late })
+	late := realService(b.store, &countingQueue{}, b.store.Clock, func(c *dispatcher.ServiceConfig) {
+		c.Incidents = &lateKeyCheck{IncidentStore: b.store}
+	})
+	lb := setup(t, func(c *Config) { c.Service = late })
 	r := lb.do(t, "POST", "/v1/incidents/"+inc+"/updates", operatorToken, strings.NewReader(body), "Idempotency-Key", "k")
 	wantStatus(t, r, http.StatusCreated)
 	if string(r.body) != string(first.body) {

@@ -63,10 +63,7 @@ func setupRedis(t *testing.T) *redisBundle {
 	rdb, _ := redistest.New(t)
 	store := redisstore.New(rdb)
 	store.Clock = dispatcher.ClockFunc(func() time.Time { return redisNow })
-	svc := &dispatcher.Service{
-		Recipients: store, Incidents: store, Deliveries: store, Webhooks: store, Queue: &countingQueue{},
-		Clock: store.Clock,
-	}
+	svc := realService(store, &countingQueue{}, store.Clock)
 	b := setup(t, func(c *Config) { c.Service = svc; c.Outbox = store })
 	return &redisBundle{bundle: b, svc: svc, store: store, rdb: rdb}
 }

@@ -31,6 +31,7 @@ var inputsNow = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
 type realAPI struct {
 	*bundle
 	svc   *dispatcher.Service
+	store *redisstore.Store
 	clock *clocktest.Clock
 }
 
@@ -43,7 +44,7 @@ func mustRealAPI(t *testing.T) *realAPI {
 	clock := clocktest.New(inputsNow)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	outbox := &outbox.Sender{Store: store}
-	svc := &dispatcher.Service{
+	svc := dispatcher.MustService(dispatcher.ServiceConfig{
 		Recipients: store, Incidents: store, Deliveries: store, Webhooks: store, Queue: qc,
 		Fanout: dispatcher.MustFanout(dispatcher.FanoutConfig{
 			Store: store, Webhooks: store, Queue: qc,
@@ -52,9 +53,9 @@ func mustRealAPI(t *testing.T) *realAPI {
 			Clock:    clock, Logger: quiet,
 		}),
 		Clock: clock, Logger: quiet,
-	}
+	})
 	b := setup(t, func(c *Config) { c.Service = svc; c.Clock = clock })
-	return &realAPI{bundle: b, svc: svc, clock: clock}
+	return &realAPI{bundle: b, svc: svc, store: store, clock: clock}
 }
 
 // send is do with a body given as a string.
@@ -79,7 +80,7 @@ func (a *realAPI) mustOpen(t *testing.T, body string) string {
 // updates.
 func (a *realAPI) wantIncident(t *testing.T, id string, state dispatcher.State, lastSeq int) {
 	t.Helper()
-	inc, err := a.svc.Incidents.GetIncident(context.Background(), id)
+	inc, err := a.store.GetIncident(context.Background(), id)
 	if err != nil {
 		t.Fatalf("incident %s: %v", id, err)
 	}

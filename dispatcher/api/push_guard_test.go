@@ -15,12 +15,13 @@ import (
 // the SSRF guard on Web Push endpoints, as cmd/tocsin wires it.
 func mustGuardedService(tb testing.TB) *dispatcher.Service {
 	tb.Helper()
-	svc := mustRedisService(tb)
 	g, err := netguard.New(netguard.Config{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc.CheckPushURL = func(_ context.Context, u string) error { return g.CheckURL(u) }
+	svc, _ := mustRedisService(tb, func(c *dispatcher.ServiceConfig) {
+		c.CheckPushURL = func(_ context.Context, u string) error { return g.CheckURL(u) }
+	})
 	return svc
 }
 

@@ -9,19 +9,37 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
+	"github.com/tocsin-dev/tocsin/locales"
 )
+
+// realService is the real dispatcher.Service on store, its fan-out
+// rendering from the catalogue; edit, when given, changes the config first.
+func realService(store *redisstore.Store, q dispatcher.Enqueuer, clock dispatcher.Clock, edit ...func(*dispatcher.ServiceConfig)) *dispatcher.Service {
+	c := dispatcher.ServiceConfig{
+		Recipients: store, Incidents: store, Deliveries: store, Webhooks: store, Queue: q,
+		Fanout: dispatcher.MustFanout(dispatcher.FanoutConfig{
+			Store: store, Webhooks: store, Queue: q,
+			Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()}, Clock: clock,
+		}),
+		Clock: clock,
+	}
+	for _, e := range edit {
+		e(&c)
+	}
+	return dispatcher.MustService(c)
+}
 
 // mustRedisService returns the real dispatcher.Service for the webhook
 // routes, on redisstore and a database of its own, with the merchant m1.
-func mustRedisService(tb testing.TB) *dispatcher.Service {
+func mustRedisService(tb testing.TB, edit ...func(*dispatcher.ServiceConfig)) (*dispatcher.Service, *redisstore.Store) {
 	tb.Helper()
 	rdb, _ := redistest.New(tb)
 	store := redisstore.New(rdb)
-	svc := &dispatcher.Service{Recipients: store, Webhooks: store}
+	svc := realService(store, &countingQueue{}, nil, edit...)
 	if _, err := svc.PutRecipient(context.Background(), &dispatcher.Recipient{ID: "m1", Kind: dispatcher.KindMerchant}); err != nil {
 		tb.Fatal(err)
 	}
-	return svc
+	return svc, store
 }
 
 // TestWebhookEndpointRate: PUT takes an endpoint's own rate, checks it,
@@ -29,7 +47,7 @@ func mustRedisService(tb testing.TB) *dispatcher.Service {
 // and the list show it.
 func TestWebhookEndpointRate(t *testing.T) {
 	t.Parallel()
-	svc := mustRedisService(t)
+	svc, store := mustRedisService(t)
 	b := setup(t, func(c *Config) { c.Service = svc })
 	const path = "/v1/recipients/m1/webhooks/"
 	put := func(id, body string) *response {
@@ -54,7 +72,7 @@ func TestWebhookEndpointRate(t *testing.T) {
 	}
 	stored := func(id string) string {
 		t.Helper()
-		ep, err := svc.Webhooks.GetWebhookEndpoint(context.Background(), "m1", id)
+		ep, err := store.GetWebhookEndpoint(context.Background(), "m1", id)
 		if err != nil {
 			t.Fatalf("stored endpoint %s: %v", id, err)
 		}
@@ -107,7 +125,7 @@ func TestWebhookEndpointRate(t *testing.T) {
 			}
 		}
 		// Nothing stored: main unchanged, other not registered.
-		if ep, err := svc.Webhooks.GetWebhookEndpoint(context.Background(), "m1", "main"); err != nil || ep.Rate != "600/min" || ep.URL != "https://shop.example/h" {
+		if ep, err := store.GetWebhookEndpoint(context.Background(), "m1", "main"); err != nil || ep.Rate != "600/min" || ep.URL != "https://shop.example/h" {
 			t.Errorf("after rate %q: main = %+v, %v; want it unchanged", tc.rate, ep, err)
 		}
 		wantStatus(t, b.do(t, "GET", path+"other", viewerToken, nil), 404)

@@ -363,7 +363,10 @@ func newFlow(t *testing.T, sender dispatcher.Sender, maxAttempts int, with ...fu
 		o(&cfg)
 	}
 	f.fanout = dispatcher.MustFanout(cfg)
-	f.svc = &dispatcher.Service{Recipients: f.store, Incidents: f.store, Deliveries: f.store, Queue: f.client, Logger: quiet}
+	f.svc = dispatcher.MustService(dispatcher.ServiceConfig{
+		Recipients: f.store, Incidents: f.store, Deliveries: f.store, Webhooks: f.store,
+		Queue: f.client, Fanout: f.fanout, Logger: quiet,
+	})
 	f.handlers = &queue.Handlers{Fanout: f.fanout, Logger: quiet}
 	return f
 }

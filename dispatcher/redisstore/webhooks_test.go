@@ -22,6 +22,18 @@ import (
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
+// webhookService is the Service on s for its webhook endpoints, with an
+// hour's rotation overlap. They neither enqueue nor render: its queue and
+// renderer panic when called.
+func webhookService(s *Store, clock dispatcher.Clock) *dispatcher.Service {
+	none := struct{ dispatcher.Enqueuer }{}
+	return dispatcher.MustService(dispatcher.ServiceConfig{
+		Recipients: s, Incidents: s, Deliveries: s, Webhooks: s, Queue: none,
+		Fanout:          dispatcher.MustFanout(dispatcher.FanoutConfig{Store: s, Queue: none, Renderer: struct{ dispatcher.Renderer }{}, Clock: clock}),
+		RotationOverlap: time.Hour, Clock: clock,
+	})
+}
+
 // TestWebhookEndpoints drives endpoints through the Service and the health
 // reporter on the real store: registration (merchants only, secret once),
 // change, rotation with overlap, 410 and failing-too-long disabling,
@@ -32,7 +44,7 @@ func TestWebhookEndpoints(t *testing.T) {
 		ctx := context.Background()
 		now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 		clock := dispatcher.ClockFunc(func() time.Time { return now })
-		svc := &dispatcher.Service{Recipients: s, Webhooks: s, Clock: clock, RotationOverlap: time.Hour}
+		svc := webhookService(s, clock)
 		m := testRecipient("shop", nil, nil)
 		m.Kind = dispatcher.KindMerchant
 		c := testRecipient("cust", nil, nil)
@@ -497,7 +509,7 @@ func TestWebhookEndpointConcurrentPuts(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s *Store, _ redis.UniversalClient) {
 		ctx := context.Background()
-		svc := &dispatcher.Service{Recipients: s, Webhooks: s, Clock: dispatcher.SystemClock, RotationOverlap: time.Hour}
+		svc := webhookService(s, dispatcher.SystemClock)
 		m := testRecipient("shop", nil, nil)
 		m.Kind = dispatcher.KindMerchant
 		mustPutRecipients(t, s, m)

@@ -29,58 +29,34 @@ const (
 	viewerToken   = "tk_viewer_s3cret"
 )
 
-// fakeService implements Service, records calls and answers like the
-// domain would: PutRecipient runs the real Recipient.Normalize.
-type fakeService struct {
+// recorder records the calls of a test's fakes, with their
+// Idempotency-Keys.
+type recorder struct {
 	mu    sync.Mutex
 	calls []string
 	keys  []string // Idempotency-Keys received
-
-	importFunc func(r io.Reader, chunk int) (*dispatcher.ImportReport, error)
-	errFunc    func(method string) error // non-nil error short-circuits a method
 }
 
-// answer records call (with its Idempotency-Key, if any) and returns v, or
-// the error setErr gives for call.
-func answer[T any](f *fakeService, call string, v T, key ...string) (T, error) {
-	if err := f.record(call, key...); err != nil {
-		var zero T
-		return zero, err
-	}
+// answer records call (with its Idempotency-Key, if any) and returns v.
+func answer[T any](f *recorder, call string, v T, key ...string) (T, error) {
+	f.record(call, key...)
 	return v, nil
 }
 
-func (f *fakeService) record(method string, key ...string) error {
+func (f *recorder) record(method string, key ...string) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls = append(f.calls, method)
 	f.keys = append(f.keys, key...)
-	fn := f.errFunc
-	f.mu.Unlock()
-	if fn != nil {
-		return fn(method)
-	}
-	return nil
 }
 
-func (f *fakeService) setErr(fn func(method string) error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.errFunc = fn
-}
-
-func (f *fakeService) setImport(fn func(r io.Reader, chunk int) (*dispatcher.ImportReport, error)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.importFunc = fn
-}
-
-func (f *fakeService) Calls() []string {
+func (f *recorder) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.calls...)
 }
 
-func (f *fakeService) Keys() []string {
+func (f *recorder) Keys() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.keys...)
@@ -90,57 +66,48 @@ func notFound(what, id string) error {
 	return fmt.Errorf("%s %s: %w", what, id, dispatcher.ErrNotFound)
 }
 
-func (f *fakeService) PutRecipient(_ context.Context, r *dispatcher.Recipient) (*dispatcher.Recipient, error) {
-	if err := f.record("PutRecipient"); err != nil {
-		return nil, err
-	}
+// The fakes of the route groups answer like the domain would. Where no
+// test calls a method of a group, its fake embeds the group's interface,
+// nil, instead: calling that method fails the request.
+
+// fakeRecipients runs the real Recipient.Normalize in PutRecipient.
+type fakeRecipients struct {
+	Recipients
+	*recorder
+}
+
+func (f *fakeRecipients) PutRecipient(_ context.Context, r *dispatcher.Recipient) (*dispatcher.Recipient, error) {
+	f.record("PutRecipient")
 	if err := r.Normalize("body."); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func (f *fakeService) GetRecipient(_ context.Context, id string) (*dispatcher.Recipient, error) {
-	if err := f.record("GetRecipient"); err != nil {
-		return nil, err
-	}
+func (f *fakeRecipients) GetRecipient(_ context.Context, id string) (*dispatcher.Recipient, error) {
+	f.record("GetRecipient")
 	if id != "alice" {
 		return nil, notFound("recipient", id)
 	}
 	return &dispatcher.Recipient{ID: "alice", Kind: dispatcher.KindCustomer, Locale: "de-CH", Phone: "+41791234567"}, nil
 }
 
-func (f *fakeService) DeleteRecipient(_ context.Context, id string) error {
-	if err := f.record("DeleteRecipient"); err != nil {
-		return err
-	}
+func (f *fakeRecipients) DeleteRecipient(_ context.Context, id string) error {
+	f.record("DeleteRecipient")
 	if id != "alice" {
 		return notFound("recipient", id)
 	}
 	return nil
 }
 
-func (f *fakeService) ListRecipients(_ context.Context, fl dispatcher.RecipientFilter) (*dispatcher.RecipientPage, error) {
-	return answer(f, fmt.Sprintf("ListRecipients(%+v)", fl), &dispatcher.RecipientPage{Recipients: []*dispatcher.Recipient{}})
+// importer answers imports with fn.
+type importer struct {
+	Recipients
+	fn func(r io.Reader, chunk int) (*dispatcher.ImportReport, error)
 }
 
-func (f *fakeService) ImportRecipients(_ context.Context, r io.Reader, chunk int) (*dispatcher.ImportReport, error) {
-	if err := f.record("ImportRecipients"); err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	fn := f.importFunc
-	f.mu.Unlock()
-	if fn != nil {
-		return fn(r, chunk)
-	}
-	rep := &dispatcher.ImportReport{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		rep.Lines++
-		rep.Imported++
-	}
-	return rep, sc.Err()
+func (i importer) ImportRecipients(_ context.Context, r io.Reader, chunk int) (*dispatcher.ImportReport, error) {
+	return i.fn(r, chunk)
 }
 
 func result(id string, seq int, st dispatcher.State) *dispatcher.UpdateResult {
@@ -153,14 +120,14 @@ func result(id string, seq int, st dispatcher.State) *dispatcher.UpdateResult {
 	}
 }
 
-func (f *fakeService) OpenIncident(_ context.Context, in dispatcher.IncidentInput, key string) (*dispatcher.UpdateResult, error) {
-	return answer(f, "OpenIncident", result("inc_test", 1, cmp.Or(in.State, dispatcher.StateInvestigating)), key)
+type fakeIncidents struct{ *recorder }
+
+func (f *fakeIncidents) OpenIncident(_ context.Context, in dispatcher.IncidentInput, key string) (*dispatcher.UpdateResult, error) {
+	return answer(f.recorder, "OpenIncident", result("inc_test", 1, cmp.Or(in.State, dispatcher.StateInvestigating)), key)
 }
 
-func (f *fakeService) PostUpdate(_ context.Context, id string, in dispatcher.UpdateInput, key string) (*dispatcher.UpdateResult, error) {
-	if err := f.record("PostUpdate", key); err != nil {
-		return nil, err
-	}
+func (f *fakeIncidents) PostUpdate(_ context.Context, id string, in dispatcher.UpdateInput, key string) (*dispatcher.UpdateResult, error) {
+	f.record("PostUpdate", key)
 	switch id {
 	case "inc_resolved":
 		return nil, fmt.Errorf("incident %s is resolved; open a new incident: %w", id, dispatcher.ErrConflict)
@@ -172,10 +139,8 @@ func (f *fakeService) PostUpdate(_ context.Context, id string, in dispatcher.Upd
 	return nil, notFound("incident", id)
 }
 
-func (f *fakeService) GetIncident(_ context.Context, id string) (*dispatcher.IncidentView, error) {
-	if err := f.record("GetIncident"); err != nil {
-		return nil, err
-	}
+func (f *fakeIncidents) GetIncident(_ context.Context, id string) (*dispatcher.IncidentView, error) {
+	f.record("GetIncident")
 	if id != "inc_test" {
 		return nil, notFound("incident", id)
 	}
@@ -183,14 +148,17 @@ func (f *fakeService) GetIncident(_ context.Context, id string) (*dispatcher.Inc
 	return &dispatcher.IncidentView{Incident: r.Incident, Updates: []*dispatcher.Update{r.Update}}, nil
 }
 
-func (f *fakeService) ListIncidents(_ context.Context, state dispatcher.State, limit int) ([]*dispatcher.Incident, error) {
-	return answer[[]*dispatcher.Incident](f, fmt.Sprintf("ListIncidents(%s,%d)", state, limit), nil)
+func (f *fakeIncidents) ListIncidents(_ context.Context, state dispatcher.State, limit int) ([]*dispatcher.Incident, error) {
+	return answer[[]*dispatcher.Incident](f.recorder, fmt.Sprintf("ListIncidents(%s,%d)", state, limit), nil)
 }
 
-func (f *fakeService) GetBroadcast(_ context.Context, id string) (*dispatcher.Broadcast, error) {
-	if err := f.record("GetBroadcast"); err != nil {
-		return nil, err
-	}
+type fakeBroadcasts struct {
+	Broadcasts
+	*recorder
+}
+
+func (f *fakeBroadcasts) GetBroadcast(_ context.Context, id string) (*dispatcher.Broadcast, error) {
+	f.record("GetBroadcast")
 	if id != "bc_test_1" {
 		return nil, notFound("broadcast", id)
 	}
@@ -198,56 +166,60 @@ func (f *fakeService) GetBroadcast(_ context.Context, id string) (*dispatcher.Br
 		Counts: map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{dispatcher.ChannelSMS: {dispatcher.StatusSent: 3}}}, nil
 }
 
-func (f *fakeService) ListDeliveries(_ context.Context, id string, fl dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error) {
-	return answer(f, fmt.Sprintf("ListDeliveries(%s,%s,%s,%q,%d)", id, fl.Status, fl.Channel, fl.Cursor, fl.Limit), &dispatcher.DeliveryPage{NextCursor: "c2"})
+type fakeDeliveries struct{ *recorder }
+
+func (f *fakeDeliveries) ListDeliveries(_ context.Context, id string, fl dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error) {
+	return answer(f.recorder, fmt.Sprintf("ListDeliveries(%s,%s,%s,%q,%d)", id, fl.Status, fl.Channel, fl.Cursor, fl.Limit), &dispatcher.DeliveryPage{NextCursor: "c2"})
 }
 
-func (f *fakeService) GetDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
-	if err := f.record("GetDelivery"); err != nil {
-		return nil, err
-	}
+func (f *fakeDeliveries) GetDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
+	f.record("GetDelivery")
 	if _, _, _, err := dispatcher.ParseDeliveryID(id); err != nil {
 		return nil, err
 	}
 	return &dispatcher.Delivery{ID: id, Status: dispatcher.StatusDelivered}, nil
 }
 
-func (f *fakeService) PreviewTemplate(_ context.Context, in dispatcher.TemplatePreviewInput) (*dispatcher.Sample, error) {
-	return answer(f, fmt.Sprintf("PreviewTemplate(%s,%s,%s,%s)", in.State, in.Locale, in.Channel, in.Kind), &dispatcher.Sample{Channel: in.Channel, Locale: in.Locale, Body: "preview"})
+func (f *fakeDeliveries) RetryDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
+	return answer(f.recorder, "RetryDelivery("+id+")", &dispatcher.Delivery{ID: id, Status: dispatcher.StatusQueued})
 }
 
-func (f *fakeService) PreviewBroadcast(_ context.Context, in dispatcher.BroadcastPreviewInput) (*dispatcher.BroadcastPreview, error) {
-	return answer(f, fmt.Sprintf("PreviewBroadcast(%s,%s,%v)", in.IncidentID, in.State, in.Message), &dispatcher.BroadcastPreview{Audience: 1, Samples: []dispatcher.Sample{}})
+type fakePreviews struct{ *recorder }
+
+func (f *fakePreviews) PreviewTemplate(_ context.Context, in dispatcher.TemplatePreviewInput) (*dispatcher.Sample, error) {
+	return answer(f.recorder, fmt.Sprintf("PreviewTemplate(%s,%s,%s,%s)", in.State, in.Locale, in.Channel, in.Kind), &dispatcher.Sample{Channel: in.Channel, Locale: in.Locale, Body: "preview"})
 }
 
-func (f *fakeService) ProviderReceipt(_ context.Context, rc dispatcher.Receipt) (bool, error) {
-	if err := f.record(fmt.Sprintf("ProviderReceipt(%s,%s,%s,%q)", rc.DeliveryID, rc.Status, rc.ProviderID, rc.Reason)); err != nil {
-		return false, err
-	}
+func (f *fakePreviews) PreviewBroadcast(_ context.Context, in dispatcher.BroadcastPreviewInput) (*dispatcher.BroadcastPreview, error) {
+	return answer(f.recorder, fmt.Sprintf("PreviewBroadcast(%s,%s,%v)", in.IncidentID, in.State, in.Message), &dispatcher.BroadcastPreview{Audience: 1, Samples: []dispatcher.Sample{}})
+}
+
+type fakePublic struct{ *recorder }
+
+func (f *fakePublic) ProviderReceipt(_ context.Context, rc dispatcher.Receipt) (bool, error) {
+	f.record(fmt.Sprintf("ProviderReceipt(%s,%s,%s,%q)", rc.DeliveryID, rc.Status, rc.ProviderID, rc.Reason))
 	if strings.Contains(rc.DeliveryID, "unknown") {
 		return false, dispatcher.ErrNotFound
 	}
 	return true, nil
 }
 
-func (f *fakeService) InboundSMS(_ context.Context, from, body string, _ *locales.Catalog) (string, error) {
-	return answer(f, fmt.Sprintf("InboundSMS(%s,%q)", from, body), "reply to "+body+" <&>")
+func (f *fakePublic) InboundSMS(_ context.Context, from, body string, _ *locales.Catalog) (string, error) {
+	return answer(f.recorder, fmt.Sprintf("InboundSMS(%s,%q)", from, body), "reply to "+body+" <&>")
 }
 
-func (f *fakeService) CheckUnsubscribe(_ context.Context, l dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error) {
+func (f *fakePublic) CheckUnsubscribe(_ context.Context, l dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error) {
 	return f.unsub("CheckUnsubscribe", l, token)
 }
 
-func (f *fakeService) Unsubscribe(_ context.Context, l dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error) {
+func (f *fakePublic) Unsubscribe(_ context.Context, l dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error) {
 	return f.unsub("Unsubscribe", l, token)
 }
 
 // unsub records the call with its token before checking the token, as the
 // real service is called with every token and refuses the bad ones.
-func (f *fakeService) unsub(method string, l dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error) {
-	if err := f.record(fmt.Sprintf("%s(%s)", method, token)); err != nil {
-		return nil, err
-	}
+func (f *fakePublic) unsub(method string, l dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error) {
+	f.record(fmt.Sprintf("%s(%s)", method, token))
 	ch, rid, err := l.Verify(token)
 	if err != nil {
 		return nil, err
@@ -255,42 +227,29 @@ func (f *fakeService) unsub(method string, l dispatcher.LinkSigner, token string
 	return &dispatcher.Unsubscription{Channel: ch, Recipient: &dispatcher.Recipient{ID: rid, Locale: "fr-CH"}}, nil
 }
 
-func (f *fakeService) PutWebhookEndpoint(_ context.Context, rid, eid string, in dispatcher.EndpointInput) (*dispatcher.EndpointResult, error) {
-	return answer(f, fmt.Sprintf("PutWebhookEndpoint(%s,%s,%s,%v)", rid, eid, in.URL, in.Events),
+type fakeWebhooks struct{ *recorder }
+
+func (f *fakeWebhooks) PutWebhookEndpoint(_ context.Context, rid, eid string, in dispatcher.EndpointInput) (*dispatcher.EndpointResult, error) {
+	return answer(f.recorder, fmt.Sprintf("PutWebhookEndpoint(%s,%s,%s,%v)", rid, eid, in.URL, in.Events),
 		&dispatcher.EndpointResult{Endpoint: &dispatcher.WebhookEndpoint{ID: eid, RecipientID: rid, URL: in.URL}, Created: eid == "new", Secret: "whsec_x"})
 }
 
-func (f *fakeService) GetWebhookEndpoint(_ context.Context, rid, eid string) (*dispatcher.WebhookEndpoint, error) {
-	return answer(f, "GetWebhookEndpoint", &dispatcher.WebhookEndpoint{ID: eid, RecipientID: rid})
+func (f *fakeWebhooks) GetWebhookEndpoint(_ context.Context, rid, eid string) (*dispatcher.WebhookEndpoint, error) {
+	return answer(f.recorder, "GetWebhookEndpoint", &dispatcher.WebhookEndpoint{ID: eid, RecipientID: rid})
 }
 
-func (f *fakeService) ListWebhookEndpoints(_ context.Context, rid string) ([]*dispatcher.WebhookEndpoint, error) {
-	return nil, f.record("ListWebhookEndpoints")
+func (f *fakeWebhooks) ListWebhookEndpoints(_ context.Context, rid string) ([]*dispatcher.WebhookEndpoint, error) {
+	f.record("ListWebhookEndpoints")
+	return nil, nil
 }
 
-func (f *fakeService) DeleteWebhookEndpoint(_ context.Context, rid, eid string) error {
-	return f.record("DeleteWebhookEndpoint")
+func (f *fakeWebhooks) DeleteWebhookEndpoint(_ context.Context, rid, eid string) error {
+	f.record("DeleteWebhookEndpoint")
+	return nil
 }
 
-func (f *fakeService) RotateWebhookSecret(_ context.Context, rid, eid string) (*dispatcher.EndpointResult, error) {
-	return answer(f, "RotateWebhookSecret", &dispatcher.EndpointResult{Endpoint: &dispatcher.WebhookEndpoint{ID: eid}, Secret: "whsec_y"})
-}
-
-func (f *fakeService) RetryDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
-	return answer(f, "RetryDelivery("+id+")", &dispatcher.Delivery{ID: id, Status: dispatcher.StatusQueued})
-}
-
-func (f *fakeService) CancelBroadcast(_ context.Context, id string) (*dispatcher.Broadcast, error) {
-	return answer(f, "CancelBroadcast("+id+")", &dispatcher.Broadcast{ID: id, State: dispatcher.BroadcastCancelled})
-}
-
-func (f *fakeService) SendNotice(_ context.Context, in dispatcher.NoticeInput, idemKey string) (*dispatcher.Broadcast, error) {
-	return answer(f, "SendNotice("+in.Title+")", &dispatcher.Broadcast{ID: "bc_ntc_test", Seq: 1, State: dispatcher.BroadcastPlanning, Priority: in.Priority,
-		Notice: &dispatcher.Notice{Title: in.Title, Message: in.Message}}, idemKey)
-}
-
-func (f *fakeService) ListNotices(_ context.Context, limit int) ([]*dispatcher.Broadcast, error) {
-	return answer[[]*dispatcher.Broadcast](f, fmt.Sprintf("ListNotices(%d)", limit), nil)
+func (f *fakeWebhooks) RotateWebhookSecret(_ context.Context, rid, eid string) (*dispatcher.EndpointResult, error) {
+	return answer(f.recorder, "RotateWebhookSecret", &dispatcher.EndpointResult{Endpoint: &dispatcher.WebhookEndpoint{ID: eid}, Secret: "whsec_y"})
 }
 
 // syncBuffer is a log sink safe for concurrent handlers.
@@ -313,7 +272,6 @@ func (b *syncBuffer) String() string {
 
 type bundle struct {
 	srv  *httptest.Server
-	svc  *fakeService
 	logs *syncBuffer
 }
 
@@ -327,11 +285,13 @@ func authenticate(token string) (string, Role, bool) {
 	return "", "", false
 }
 
+// setup serves the API configured by mods. It gives no route group: each
+// test gives the groups it calls (fakes recording into a recorder, or the
+// real Service).
 func setup(t *testing.T, mods ...func(*Config)) *bundle {
 	t.Helper()
-	b := &bundle{svc: &fakeService{}, logs: &syncBuffer{}}
+	b := &bundle{logs: &syncBuffer{}}
 	cfg := Config{
-		Service:      b.svc,
 		Authenticate: authenticate,
 		Logger:       slog.New(slog.NewTextHandler(b.logs, nil)),
 		Version:      "test",
@@ -411,7 +371,10 @@ func wantLocation(t *testing.T, p *Problem, location string) {
 
 func TestAuth(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) {
+		c.Recipients, c.Incidents = &fakeRecipients{recorder: rec}, &fakeIncidents{recorder: rec}
+	})
 	for _, tc := range []struct {
 		name, method, path, token string
 		body                      string
@@ -444,21 +407,21 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
-	if calls := b.svc.Calls(); len(calls) != 0 {
+	if calls := rec.Calls(); len(calls) != 0 {
 		t.Errorf("rejected requests reached the service: %v", calls)
 	}
 
 	r := b.do(t, "GET", "/v1/recipients/alice", viewerToken, nil)
 	wantStatus(t, r, 200)
-	var rec dispatcher.Recipient
-	if err := json.Unmarshal(r.body, &rec); err != nil || rec.ID != "alice" {
+	var got dispatcher.Recipient
+	if err := json.Unmarshal(r.body, &got); err != nil || got.ID != "alice" {
 		t.Fatalf("recipient %s: %v", r.body, err)
 	}
 }
 
 func TestLogsKeyNameNotToken(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, func(c *Config) { c.Recipients = &fakeRecipients{recorder: &recorder{}} })
 	wantStatus(t, b.do(t, "GET", "/v1/recipients/alice", operatorToken, nil), 200)
 	wantStatus(t, b.do(t, "GET", "/v1/recipients/alice", "tk_unknown_s3cret", nil), 401)
 	logs := b.logs.String()
@@ -476,7 +439,7 @@ func TestLogsKeyNameNotToken(t *testing.T) {
 
 func TestRecipients(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, func(c *Config) { c.Recipients = &fakeRecipients{recorder: &recorder{}} })
 
 	r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken,
 		strings.NewReader(`{"id":"ignored","locale":"de-ch","phone":"+41791234567","email":"Bob@Example.com","channels":["sms"]}`))
@@ -502,7 +465,10 @@ func TestRecipients(t *testing.T) {
 
 func TestBodyErrors(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) {
+		c.Recipients, c.Incidents = &fakeRecipients{recorder: rec}, &fakeIncidents{recorder: rec}
+	})
 	for _, tc := range []struct {
 		name, method, path, body string
 		status                   int
@@ -547,7 +513,7 @@ func TestBodyErrors(t *testing.T) {
 			}
 		})
 	}
-	for _, c := range b.svc.Calls() {
+	for _, c := range rec.Calls() {
 		if c != "PutRecipient" {
 			t.Errorf("a rejected request reached %s", c)
 		}
@@ -556,21 +522,23 @@ func TestBodyErrors(t *testing.T) {
 
 func TestBodyTooLarge(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) { c.Recipients = &fakeRecipients{recorder: rec} })
 	big := `{"email":"` + strings.Repeat("a", 2<<20) + `@example.com"}`
 	r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken, strings.NewReader(big))
 	wantStatus(t, r, 413)
 	if p := r.problem(t); p.Code != CodeBodyTooLarge {
 		t.Errorf("code = %q", p.Code)
 	}
-	if calls := b.svc.Calls(); len(calls) != 0 {
+	if calls := rec.Calls(); len(calls) != 0 {
 		t.Errorf("oversized request reached the service: %v", calls)
 	}
 }
 
 func TestIncidents(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) { c.Incidents = &fakeIncidents{recorder: rec} })
 
 	r := b.do(t, "POST", "/v1/incidents", operatorToken,
 		strings.NewReader(`{"title":"Card payments failing","severity":"major","services":["cards"],"message":{"en":"We are on it."}}`),
@@ -588,7 +556,7 @@ func TestIncidents(t *testing.T) {
 		strings.NewReader(`{"state":"identified"}`), "Idempotency-Key", "idem-456"), 201)
 	wantStatus(t, b.do(t, "POST", "/v1/incidents/inc_test/updates", operatorToken,
 		strings.NewReader(`{}`)), 201)
-	if keys := b.svc.Keys(); strings.Join(keys, ",") != "idem-123,idem-456," {
+	if keys := rec.Keys(); strings.Join(keys, ",") != "idem-123,idem-456," {
 		t.Errorf("idempotency keys = %q", keys)
 	}
 
@@ -620,7 +588,7 @@ func TestIncidents(t *testing.T) {
 		t.Errorf("list = %s", r.body)
 	}
 	wantStatus(t, b.do(t, "GET", "/v1/incidents", viewerToken, nil), 200)
-	calls := strings.Join(b.svc.Calls(), " ")
+	calls := strings.Join(rec.Calls(), " ")
 	for _, want := range []string{"ListIncidents(resolved,50)", "ListIncidents(,50)"} {
 		if !strings.Contains(calls, want) {
 			t.Errorf("calls %q lack %q", calls, want)
@@ -630,7 +598,10 @@ func TestIncidents(t *testing.T) {
 
 func TestBroadcastsAndDeliveries(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) {
+		c.Broadcasts, c.Deliveries = &fakeBroadcasts{recorder: rec}, &fakeDeliveries{recorder: rec}
+	})
 	r := b.do(t, "GET", "/v1/broadcasts/bc_test_1", viewerToken, nil)
 	wantStatus(t, r, 200)
 	if !strings.Contains(string(r.body), `"counts":{"sms":{"sent":3}}`) {
@@ -644,7 +615,7 @@ func TestBroadcastsAndDeliveries(t *testing.T) {
 		t.Errorf("page = %s", r.body)
 	}
 	wantStatus(t, b.do(t, "GET", "/v1/broadcasts/bc_test_1/deliveries?limit=1001", viewerToken, nil), 422)
-	if calls := strings.Join(b.svc.Calls(), " "); !strings.Contains(calls, `ListDeliveries(bc_test_1,failed,sms,"c1",100)`) {
+	if calls := strings.Join(rec.Calls(), " "); !strings.Contains(calls, `ListDeliveries(bc_test_1,failed,sms,"c1",100)`) {
 		t.Errorf("calls = %s", calls)
 	}
 
@@ -654,10 +625,11 @@ func TestBroadcastsAndDeliveries(t *testing.T) {
 
 func TestPreviews(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) { c.Previews, c.Incidents = &fakePreviews{recorder: rec}, &fakeIncidents{recorder: rec} })
 	r := b.do(t, "GET", "/v1/templates/preview?state=resolved&locale=de-CH&channel=sms&kind=merchant", viewerToken, nil)
 	wantStatus(t, r, 200)
-	if calls := strings.Join(b.svc.Calls(), " "); !strings.Contains(calls, "PreviewTemplate(resolved,de-CH,sms,merchant)") {
+	if calls := strings.Join(rec.Calls(), " "); !strings.Contains(calls, "PreviewTemplate(resolved,de-CH,sms,merchant)") {
 		t.Errorf("calls = %s", calls)
 	}
 	p := b.do(t, "GET", "/v1/templates/preview?locale=de-CH", viewerToken, nil)
@@ -673,17 +645,23 @@ func TestPreviews(t *testing.T) {
 	if !strings.Contains(string(r.body), `"audience":1`) {
 		t.Errorf("preview = %s", r.body)
 	}
-	if calls := strings.Join(b.svc.Calls(), " "); !strings.Contains(calls, "PreviewBroadcast(inc_x,resolved,map[de:Behoben.])") {
+	if calls := strings.Join(rec.Calls(), " "); !strings.Contains(calls, "PreviewBroadcast(inc_x,resolved,map[de:Behoben.])") {
 		t.Errorf("calls = %s", calls)
 	}
 	wantStatus(t, b.do(t, "POST", "/v1/incidents", viewerToken, strings.NewReader(`{"title":"x","severity":"minor"}`)), 403)
 	wantStatus(t, b.do(t, "POST", "/v1/broadcasts/preview", "", strings.NewReader(body)), 401)
 }
 
+// failingIncidents fails GetIncident as a store that cannot be reached.
+type failingIncidents struct{ Incidents }
+
+func (failingIncidents) GetIncident(context.Context, string) (*dispatcher.IncidentView, error) {
+	return nil, errors.New("redis: connection refused to 10.0.0.7:6379")
+}
+
 func TestInternalErrorIsGeneric(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	b.svc.setErr(func(string) error { return errors.New("redis: connection refused to 10.0.0.7:6379") })
+	b := setup(t, func(c *Config) { c.Incidents = failingIncidents{} })
 	r := b.do(t, "GET", "/v1/incidents/inc_test", operatorToken, nil)
 	wantStatus(t, r, 500)
 	if p := r.problem(t); p.Code != CodeInternal || strings.Contains(string(r.body), "10.0.0.7") {
@@ -735,10 +713,9 @@ func TestOutbox(t *testing.T) {
 
 func TestImportStreams(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(c *Config) { c.ImportChunk = 7 })
 	firstLine := make(chan struct{})
 	var gotChunk atomic.Int64
-	b.svc.setImport(func(r io.Reader, chunk int) (*dispatcher.ImportReport, error) {
+	importFunc := func(r io.Reader, chunk int) (*dispatcher.ImportReport, error) {
 		gotChunk.Store(int64(chunk))
 		br := bufio.NewReader(r)
 		if _, err := br.ReadString('\n'); err != nil {
@@ -756,6 +733,10 @@ func TestImportStreams(t *testing.T) {
 			}
 			rep.Lines++
 		}
+	}
+	b := setup(t, func(c *Config) {
+		c.ImportChunk = 7
+		c.Recipients = importer{fn: importFunc}
 	})
 
 	line := `{"id":"c-%07d","locale":"de-CH","phone":"+41791234567","services":["twint"],"regions":["CH"]}` + "\n"
@@ -817,15 +798,16 @@ func TestImportStreams(t *testing.T) {
 
 func TestImportErrors(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, func(c *Config) {
+		c.Recipients = importer{fn: func(r io.Reader, _ int) (*dispatcher.ImportReport, error) {
+			_, _ = io.Copy(io.Discard, r)
+			return &dispatcher.ImportReport{Lines: 500, Imported: 500}, errors.New("store recipients: OOM command not allowed")
+		}}
+	})
 	r := b.do(t, "POST", "/v1/recipients/import", operatorToken, strings.NewReader("{}\n"), "Content-Type", "text/csv")
 	wantStatus(t, r, 415)
 	wantLocation(t, r.problem(t), "header.Content-Type")
 
-	b.svc.setImport(func(r io.Reader, _ int) (*dispatcher.ImportReport, error) {
-		_, _ = io.Copy(io.Discard, r)
-		return &dispatcher.ImportReport{Lines: 500, Imported: 500}, errors.New("store recipients: OOM command not allowed")
-	})
 	r = b.do(t, "POST", "/v1/recipients/import", operatorToken, strings.NewReader("{}\n"), "Content-Type", "application/x-ndjson; charset=utf-8")
 	wantStatus(t, r, 500)
 	p := r.problem(t)
@@ -939,7 +921,7 @@ func TestHealth(t *testing.T) {
 // strings (FCM tokens, the first form the API took); bad ones are 422.
 func TestPushTokenForms(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, func(c *Config) { c.Recipients = &fakeRecipients{recorder: &recorder{}} })
 	apns := strings.Repeat("ab", 32)
 	body := `{"locale":"de-CH","push":["fcm-plain",{"platform":"apns","token":"` + apns + `"},` +
 		`{"platform":"webpush","endpoint":"https://push.example.net/send/abc","p256dh":"BPxyz_-A","auth":"c2VjcmV0"}]}`
@@ -972,7 +954,10 @@ func TestPushTokenForms(t *testing.T) {
 
 func TestWebhookRoutes(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) {
+		c.Webhooks, c.Deliveries = &fakeWebhooks{recorder: rec}, &fakeDeliveries{recorder: rec}
+	})
 	r := b.do(t, "PUT", "/v1/recipients/m1/webhooks/new", operatorToken, strings.NewReader(`{"url":"https://shop.example/h","events":["incident.resolved"]}`))
 	wantStatus(t, r, 201)
 	if !strings.Contains(string(r.body), `"secret":"whsec_x"`) {
@@ -990,7 +975,7 @@ func TestWebhookRoutes(t *testing.T) {
 	wantStatus(t, b.do(t, "POST", "/v1/recipients/m1/webhooks/new/rotate-secret", operatorToken, nil), 200)
 	wantStatus(t, b.do(t, "DELETE", "/v1/recipients/m1/webhooks/new", operatorToken, nil), 204)
 	wantStatus(t, b.do(t, "POST", "/v1/deliveries/bc_x_1.webhook.m1/retry", operatorToken, nil), 200)
-	calls := strings.Join(b.svc.Calls(), " ")
+	calls := strings.Join(rec.Calls(), " ")
 	for _, want := range []string{"PutWebhookEndpoint(m1,new,https://shop.example/h,[incident.resolved])", "RotateWebhookSecret", "DeleteWebhookEndpoint", "RetryDelivery(bc_x_1.webhook.m1)"} {
 		if !strings.Contains(calls, want) {
 			t.Errorf("calls %s lack %s", calls, want)

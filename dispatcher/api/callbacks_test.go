@@ -38,12 +38,14 @@ func twilioSign(token, u string, form url.Values) string {
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-func setupCallbacks(t *testing.T) (*bundle, dispatcher.LinkSigner) {
+func setupCallbacks(t *testing.T) (*bundle, *recorder, dispatcher.LinkSigner) {
 	links := dispatcher.LinkSigner{Secret: []byte("a test secret of thirty-two bytes!")}
+	rec := &recorder{}
 	b := setup(t, func(c *Config) {
+		c.Public = &fakePublic{recorder: rec}
 		c.Callbacks = Callbacks{TwilioAuthToken: twilioToken, PublicURL: publicBase, Links: &links, Catalog: locales.MustNew()}
 	})
-	return b, links
+	return b, rec, links
 }
 
 // postTwilio posts a form to path as Twilio would, signed over the public URL
@@ -73,7 +75,7 @@ func postTwilio(t *testing.T, b *bundle, pathQuery string, form url.Values, sign
 
 func TestTwilioStatusCallback(t *testing.T) {
 	t.Parallel()
-	b, _ := setupCallbacks(t)
+	b, rec, _ := setupCallbacks(t)
 	sid := "SM" + strings.Repeat("ab", 16)
 	did := "bc_x_1.sms.cust-1"
 	pq := "/v1/callbacks/twilio/status?d=" + url.QueryEscape(did)
@@ -103,7 +105,7 @@ func TestTwilioStatusCallback(t *testing.T) {
 	wantStatus(t, postTwilio(t, b, pq, form("exploded", ""), true, nil), 400)
 	wantStatus(t, postTwilio(t, b, "/v1/callbacks/twilio/status?d=garbage", form("delivered", ""), true, nil), 400)
 
-	calls := strings.Join(b.svc.Calls(), "\n")
+	calls := strings.Join(rec.Calls(), "\n")
 	want := []string{
 		`ProviderReceipt(bc_x_1.sms.cust-1,delivered,` + sid + `,"")`,
 		`ProviderReceipt(bc_x_1.sms.cust-1,failed,` + sid + `,"30003: twilio undelivered")`,
@@ -120,7 +122,7 @@ func TestTwilioStatusCallback(t *testing.T) {
 
 func TestTwilioInbound(t *testing.T) {
 	t.Parallel()
-	b, _ := setupCallbacks(t)
+	b, rec, _ := setupCallbacks(t)
 	pq := "/v1/callbacks/twilio/inbound"
 	form := func(body string) url.Values {
 		return url.Values{"From": {"+41791234567"}, "To": {"+41800000000"}, "Body": {body}, "MessageSid": {"SM" + strings.Repeat("cd", 16)}}
@@ -141,14 +143,14 @@ func TestTwilioInbound(t *testing.T) {
 	}
 	wantStatus(t, postTwilio(t, b, pq, form("STOPP"), true, func(f url.Values) { f.Set("From", "+41790000000") }), 403)
 	wantStatus(t, postTwilio(t, b, pq, url.Values{"Body": {"STOP"}}, true, nil), 400)
-	if calls := strings.Join(b.svc.Calls(), " "); calls != `InboundSMS(+41791234567,"HILFE") InboundSMS(+41791234567,"stop")` {
+	if calls := strings.Join(rec.Calls(), " "); calls != `InboundSMS(+41791234567,"HILFE") InboundSMS(+41791234567,"stop")` {
 		t.Errorf("calls = %s", calls)
 	}
 }
 
 func TestUnsubscribeRoutes(t *testing.T) {
 	t.Parallel()
-	b, links := setupCallbacks(t)
+	b, rec, links := setupCallbacks(t)
 	token := links.Token(dispatcher.ChannelEmail, "cust-7")
 	r := b.do(t, "GET", "/v1/unsubscribe/"+token, "", nil)
 	wantStatus(t, r, 200)
@@ -157,7 +159,7 @@ func TestUnsubscribeRoutes(t *testing.T) {
 		t.Errorf("confirmation page = %s", page)
 	}
 	want := []string{"CheckUnsubscribe(" + token + ")"}
-	if calls := b.svc.Calls(); !slices.Equal(calls, want) {
+	if calls := rec.Calls(); !slices.Equal(calls, want) {
 		t.Errorf("GET must change nothing; calls = %q, want %q", calls, want)
 	}
 	// RFC 8058 one-click POST.
@@ -167,7 +169,7 @@ func TestUnsubscribeRoutes(t *testing.T) {
 		t.Errorf("done page = %s", r.body)
 	}
 	want = append(want, "Unsubscribe("+token+")")
-	if calls := b.svc.Calls(); !slices.Equal(calls, want) {
+	if calls := rec.Calls(); !slices.Equal(calls, want) {
 		t.Errorf("calls = %q, want %q", calls, want)
 	}
 	// A forged or damaged token: the service refuses it (ErrBadToken), the
@@ -181,7 +183,7 @@ func TestUnsubscribeRoutes(t *testing.T) {
 		}
 		want = append(want, "Unsubscribe("+tok+")")
 	}
-	if calls := b.svc.Calls(); !slices.Equal(calls, want) {
+	if calls := rec.Calls(); !slices.Equal(calls, want) {
 		t.Errorf("calls = %q\nwant %q (every token reaches the service, which refuses the bad ones)", calls, want)
 	}
 	// A token unsubscribes whoever holds it: it never reaches the logs.
@@ -192,7 +194,11 @@ func TestUnsubscribeRoutes(t *testing.T) {
 
 func TestCallbacksNotConfigured(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) { c.Public = &fakePublic{recorder: rec} })
 	wantStatus(t, b.do(t, "POST", "/v1/callbacks/twilio/status?d=x", "", strings.NewReader("a=b"), "Content-Type", "application/x-www-form-urlencoded"), 404)
 	wantStatus(t, b.do(t, "GET", "/v1/unsubscribe/abc", "", nil), 404)
+	if calls := rec.Calls(); len(calls) != 0 {
+		t.Errorf("unconfigured callbacks reached the service: %v", calls)
+	}
 }

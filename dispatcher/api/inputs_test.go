@@ -613,7 +613,8 @@ func TestETAWindow(t *testing.T) {
 // body (huma put all of it, up to 1 MiB, in value).
 func TestUnsupportedMediaTypeEchoesNothing(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) { c.Recipients = &fakeRecipients{recorder: rec} })
 	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/xml"} {
 		r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken,
 			strings.NewReader(`{"phone":"+41791234567","email":"bob@example.com"}`), "Content-Type", ct)
@@ -624,7 +625,7 @@ func TestUnsupportedMediaTypeEchoesNothing(t *testing.T) {
 			}
 		}
 	}
-	if calls := b.svc.Calls(); len(calls) != 0 {
+	if calls := rec.Calls(); len(calls) != 0 {
 		t.Errorf("refused requests reached the service: %v", calls)
 	}
 }
@@ -636,7 +637,10 @@ func TestUnsupportedMediaTypeEchoesNothing(t *testing.T) {
 // header, and reach nothing. The import refuses a content coding too.
 func TestBodyMediaType(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) {
+		c.Recipients, c.Incidents = &fakeRecipients{recorder: rec}, &fakeIncidents{recorder: rec}
+	})
 	body := `{"locale":"de-CH"}`
 	for _, ct := range []string{
 		"application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
@@ -647,7 +651,7 @@ func TestBodyMediaType(t *testing.T) {
 			t.Errorf("Content-Type %q: %d %s, want 200", ct, r.status, r.body)
 		}
 	}
-	accepted := len(b.svc.Calls())
+	accepted := len(rec.Calls())
 	for _, ct := range []string{
 		"application/json; charset=latin1", "application/json; charset=utf-16",
 		"application/merge-patch+json", "application/problem+json", "text/json", "application/json, text/plain",
@@ -666,7 +670,7 @@ func TestBodyMediaType(t *testing.T) {
 			"Content-Type", "application/x-ndjson", "Content-Encoding", ce)
 		wantProblem(t, r, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "header.Content-Encoding", "must be identity")
 	}
-	if calls := b.svc.Calls(); len(calls) != accepted {
+	if calls := rec.Calls(); len(calls) != accepted {
 		t.Errorf("refused requests reached the service: %v", calls[accepted:])
 	}
 	r := b.do(t, "PUT", "/v1/recipients/bob", operatorToken, strings.NewReader(body), "Content-Encoding", "identity")
@@ -728,7 +732,10 @@ func TestTextWithoutControls(t *testing.T) {
 // "<script>" in value.
 func TestNoSniff(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	rec := &recorder{}
+	b := setup(t, func(c *Config) {
+		c.Recipients, c.Incidents = &fakeRecipients{recorder: rec}, &fakeIncidents{recorder: rec}
+	})
 	for _, r := range []*response{
 		b.do(t, "PUT", "/v1/recipients/bob", operatorToken, strings.NewReader(`{"timezone":"<script>alert(1)</script>"}`)),
 		b.do(t, "GET", "/v1/incidents", operatorToken, nil),

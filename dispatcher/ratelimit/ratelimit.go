@@ -39,10 +39,6 @@ const (
 	maxMisses = 2
 )
 
-// CodeRateLimiter is the SendError code of messages not sent because the
-// limiter failed (Redis unreachable): transient, retried.
-const CodeRateLimiter = string(dispatcher.ReasonRateLimiter)
-
 // Sender is a dispatcher.Sender that hands messages to another, its field
 // Sender (the channel's), no faster than Rate (with KeyFunc, than each
 // bucket's rate), a limit shared by every process through Limiter.
@@ -77,7 +73,7 @@ const CodeRateLimiter = string(dispatcher.ReasonRateLimiter)
 // once after the calls to the channel's Sender in flight: the messages it
 // held back get a transient error. When the Limiter fails (Redis
 // unreachable), the messages not yet sent get a transient error with code
-// CodeRateLimiter: sending unlimited would bring the provider's 429s.
+// dispatcher.ReasonRateLimiter: sending unlimited would bring the provider's 429s.
 type Sender struct {
 	// Sender is the channel's Sender, which calls the provider.
 	Sender  dispatcher.Sender
@@ -471,7 +467,7 @@ func (r *Sender) limiterFailed(ctx context.Context, err error, key string) error
 		return ctx.Err()
 	}
 	r.logger().Error("rate limiter failed; messages held back", "key", key, "err", err)
-	return dispatcher.Transient(CodeRateLimiter, time.Second, fmt.Errorf("rate limiter: %w", err))
+	return dispatcher.Transient(string(dispatcher.ReasonRateLimiter), time.Second, fmt.Errorf("rate limiter: %w", err))
 }
 
 // heldBack is the Result of a message Sender did not hand over.

@@ -453,8 +453,8 @@ func TestSenderLimiterDown(t *testing.T) {
 	rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 10, Per: time.Second}, Clock: clk}
 	for i, r := range rl.Send(context.Background(), messages(3)) {
 		se := dispatcher.Classify(r.Err)
-		if r.Err == nil || se.Permanent || se.Code != ratelimit.CodeRateLimiter || se.RetryAfter <= 0 {
-			t.Errorf("message %d: %v (%+v); want transient %s", i, r.Err, se, ratelimit.CodeRateLimiter)
+		if r.Err == nil || se.Permanent || se.Code != string(dispatcher.ReasonRateLimiter) || se.RetryAfter <= 0 {
+			t.Errorf("message %d: %v (%+v); want transient %s", i, r.Err, se, dispatcher.ReasonRateLimiter)
 		}
 	}
 	if s.calls != 0 {

@@ -499,10 +499,9 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 	fs.StringVar(&in.state, "state", "", "initial state (default investigating)")
 	fs.Var(&in.services, "service", "an affected service; repeat or separate with commas (none: all)")
 	fs.Var(&in.regions, "region", "an affected region; repeat or separate with commas (none: all)")
-	fs.Var(&in.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
 	fs.Var(in.params, "param", "a template parameter such as eta=16:30; repeatable")
 	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters); repeatable")
-	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
+	idem := in.sendFlags(fs)
 	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
@@ -524,10 +523,9 @@ func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
 	in := newInputFlags()
 	fs.StringVar(&in.state, "state", "", "the new state: investigating, identified, monitoring or resolved (default: unchanged)")
-	fs.Var(&in.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
 	fs.Var(in.params, "param", "a template parameter such as credit=CHF 5.00, merged into the incident's; repeatable")
 	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters); repeatable")
-	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
+	idem := in.sendFlags(fs)
 	c, pos, err := fs.client(args, 1, "an incident ID")
 	if err != nil {
 		return err
@@ -636,8 +634,7 @@ func (m *Main) broadcastSend(ctx context.Context, args []string) error {
 	fs.Var(in.messages, "message", "the text in one language, locale=text (1-1600 characters); repeatable; en is required")
 	fs.Var(&in.services, "service", "recipients using this service; repeat or separate with commas (none: all)")
 	fs.Var(&in.regions, "region", "recipients in this region; repeat or separate with commas (none: all)")
-	fs.Var(&in.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
-	idem := fs.String("idempotency-key", "", "send the same value again to retry safely")
+	idem := in.sendFlags(fs)
 	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
@@ -919,6 +916,14 @@ func newInputFlags() *inputFlags {
 		services: listFlag{split: true}, regions: listFlag{split: true}, channels: listFlag{split: true},
 		params: mapFlag{}, messages: mapFlag{},
 	}
+}
+
+// sendFlags registers the flags of every command that sends (incident
+// open, incident update, broadcast send): --channel into f, and
+// --idempotency-key, whose value it returns.
+func (f *inputFlags) sendFlags(fs *flagSet) (idempotencyKey *string) {
+	fs.Var(&f.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
+	return fs.String("idempotency-key", "", "send the same value again to retry safely")
 }
 
 func (f *inputFlags) incident() dispatcher.IncidentInput {

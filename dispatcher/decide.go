@@ -106,7 +106,7 @@ func (d Decision) Send() bool { return d.Status == StatusSending }
 //
 // Two outcomes are not decided here: superseded and cancelled. The store's
 // guard decides them atomically with the status write (BeginDeliveries,
-// Claim, LeaseStore.Journal), the only place where no later update or
+// Claim, RunLeaseStore.Journal), the only place where no later update or
 // cancellation can slip in between.
 func Decide(r *Recipient, dc *DecideContext, x Facts, now time.Time) Decision {
 	if r == nil {

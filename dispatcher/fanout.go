@@ -174,7 +174,8 @@ type Fanout struct {
 	quietHours   *QuietHours
 	flapWindow   time.Duration
 	clock        Clock
-	leases       LeaseStore
+	leases       RunLeaseStore // nil when FanoutConfig.Leases is, as is sweep
+	sweep        SweepStore
 	leaseTTL     time.Duration
 	limiter      Limiter
 	perRecipient Rate
@@ -215,7 +216,7 @@ func NewFanout(c FanoutConfig) (*Fanout, error) {
 		store: c.Store, queue: c.Queue, renderer: c.Renderer, senders: senders,
 		batchSize: cmp.Or(c.BatchSize, DefaultBatchSize), retry: c.RetryPolicy, webhooks: c.Webhooks,
 		quietHours: c.QuietHours, flapWindow: c.FlapWindow, clock: cmp.Or[Clock](c.Clock, SystemClock),
-		leases: c.Leases, leaseTTL: cmp.Or(c.LeaseTTL, DefaultLeaseTTL), limiter: c.Limiter, perRecipient: c.PerRecipient,
+		leases: c.Leases, sweep: c.Leases, leaseTTL: cmp.Or(c.LeaseTTL, DefaultLeaseTTL), limiter: c.Limiter, perRecipient: c.PerRecipient,
 		log: cmp.Or(c.Logger, slog.Default()), metrics: cmp.Or[Metrics](c.Metrics, noMetrics{}),
 	}, nil
 }
@@ -801,8 +802,8 @@ func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
 			bc.earlierDone.Store(true)
 			return nil
 		}
-		if f.leases != nil && round%10 == 0 {
-			settled, err := f.leases.SettleOrphans(ctx, bc.inc.ID, bc.up.Seq)
+		if f.sweep != nil && round%10 == 0 {
+			settled, err := f.sweep.SettleOrphans(ctx, bc.inc.ID, bc.up.Seq)
 			if err != nil {
 				return err
 			}

@@ -66,11 +66,10 @@ type LapsedBatch struct {
 	Plan        bool
 }
 
-// LeaseStore keeps leases and the running batches' journals. It is
-// optional (FanoutConfig.Leases): without it a batch records its outcomes as it
-// goes all the same, but a crashed run's leftovers wait for the queue to
-// run the batch again, and a later update waits for them.
-type LeaseStore interface {
+// RunLeaseStore is what a run holding a lease calls (a plan, a batch, a
+// retry): it takes, renews and gives up its lease, and journals its
+// progress under it.
+type RunLeaseStore interface {
 	// AcquireLease takes lease l of a broadcast for ttl, unless another run
 	// holds a lease of that name (false). A batch's lease (BatchLeaseName)
 	// is registered so that LapsedBatches finds it should it lapse.
@@ -87,6 +86,12 @@ type LeaseStore interface {
 	// returns why not: ReasonLeaseLost, ReasonSuperseded or ReasonCancelled), and
 	// applies outcomes as Record does.
 	Journal(ctx context.Context, broadcastID string, g Guard, handed []DeliveryRef, outs []Outcome) (refused string, err error)
+}
+
+// SweepStore is what finding and settling a dead run's leftovers calls:
+// the sweeper (LapsedBatches, SettleBroadcast) and a batch waiting for
+// earlier updates whose worker may have died (SettleOrphans).
+type SweepStore interface {
 	// SettleOrphans settles, for the incident's broadcasts before seq that
 	// a later update supersedes (or that were cancelled), the deliveries left
 	// in sending by runs whose lease lapsed: unknown when they had been
@@ -98,6 +103,16 @@ type LeaseStore interface {
 	// LapsedBatches returns the registered batches whose lease lapsed, each
 	// to exactly one caller across all processes.
 	LapsedBatches(ctx context.Context) ([]LapsedBatch, error)
+}
+
+// LeaseStore keeps leases and the running batches' journals: both sides,
+// for the fan-out, which runs under leases and sweeps up after dead runs.
+// It is optional (FanoutConfig.Leases): without it a batch records its
+// outcomes as it goes all the same, but a crashed run's leftovers wait for
+// the queue to run the batch again, and a later update waits for them.
+type LeaseStore interface {
+	RunLeaseStore
+	SweepStore
 }
 
 // Defaults of the crash-safety timings.
@@ -185,7 +200,7 @@ func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease, 
 // superseded or cancelled broadcast are settled at once. Every worker
 // process runs one; each lapsed batch goes to one of them.
 func (f *Fanout) Sweep(ctx context.Context, interval time.Duration) {
-	if f.leases == nil {
+	if f.sweep == nil {
 		return
 	}
 	if interval <= 0 {
@@ -207,7 +222,7 @@ func (f *Fanout) Sweep(ctx context.Context, interval time.Duration) {
 
 // SweepOnce is one pass of Sweep.
 func (f *Fanout) SweepOnce(ctx context.Context) error {
-	lapsed, err := f.leases.LapsedBatches(ctx)
+	lapsed, err := f.sweep.LapsedBatches(ctx)
 	if err != nil {
 		return err
 	}
@@ -243,14 +258,14 @@ func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
 	case BroadcastDone:
 		return nil
 	case BroadcastCancelled:
-		n, err := f.leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch)
+		n, err := f.sweep.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch)
 		log.Info("lapsed batch of a cancelled broadcast settled", "deliveries", n)
 		return err
 	}
 	// A batch of an update that a later one superseded is settled now (the
 	// later update may be waiting for it); otherwise it runs again.
 	if b.IncidentID != "" {
-		if n, err := f.leases.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch); err != nil {
+		if n, err := f.sweep.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch); err != nil {
 			return err
 		} else if n > 0 {
 			log.Info("lapsed batch of a superseded update settled", "deliveries", n)

@@ -7,7 +7,7 @@ package dispatcher
 // moves on to delivered or failed, and unknown (in flight when its worker
 // stopped) is settled as sent, delivered or failed.
 //
-// Every store applies it to Record, LeaseStore.Journal and
+// Every store applies it to Record, RunLeaseStore.Journal and
 // ApplyProviderStatus; redisstore's Lua receives it as a table built from
 // this function, so the two cannot drift. The store's other moves are
 // named operations, not outcomes: Claim (queued to sending), the guard

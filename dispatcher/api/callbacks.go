@@ -18,7 +18,8 @@ import (
 // Callbacks are the routes providers and recipients call without an API
 // key: Twilio's status callbacks and inbound SMS (authenticated by Twilio's
 // signature) and one-click unsubscribe links (authenticated by their own
-// signed token).
+// signed token). With no Public group (Config.Public and Config.Service
+// nil) they all answer 404, as when they are not configured.
 type Callbacks struct {
 	// TwilioAuthToken validates X-Twilio-Signature. Empty: the Twilio
 	// routes answer 404 (SMS is not configured).
@@ -95,7 +96,7 @@ func (s *server) publicURL(r *http.Request) string {
 // twilioForm parses and authenticates a Twilio webhook. It writes the error
 // answer itself and returns ok=false when the request is not Twilio's.
 func (s *server) twilioForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
-	if s.cfg.Callbacks.TwilioAuthToken == "" {
+	if s.cfg.Callbacks.TwilioAuthToken == "" || s.cfg.Public == nil {
 		writeProblem(w, newProblem(http.StatusNotFound, CodeNotFound, "SMS through Twilio is not configured"))
 		return nil, false
 	}
@@ -205,13 +206,16 @@ func (s *server) page(w http.ResponseWriter, status int, locale string, textName
 	_ = unsubscribeTemplate.Execute(w, d)
 }
 
-func (s *server) unsubscribeStep(w http.ResponseWriter, r *http.Request, do func(context.Context, dispatcher.LinkSigner, string) (*dispatcher.Unsubscription, error), textName string, button bool) {
-	if s.cfg.Callbacks.Links == nil || s.cfg.Callbacks.Catalog == nil {
+// unsubscribeStep serves an unsubscribe route: do is the Public method it
+// calls (a method expression, so that a nil Public is never dereferenced
+// before the routes are known to be configured).
+func (s *server) unsubscribeStep(w http.ResponseWriter, r *http.Request, do func(Public, context.Context, dispatcher.LinkSigner, string) (*dispatcher.Unsubscription, error), textName string, button bool) {
+	if s.cfg.Public == nil || s.cfg.Callbacks.Links == nil || s.cfg.Callbacks.Catalog == nil {
 		writeProblem(w, newProblem(http.StatusNotFound, CodeNotFound, "unsubscribe links are not configured"))
 		return
 	}
 	locale := acceptLanguage(r)
-	u, err := do(r.Context(), *s.cfg.Callbacks.Links, r.PathValue("token"))
+	u, err := do(s.cfg.Public, r.Context(), *s.cfg.Callbacks.Links, r.PathValue("token"))
 	switch {
 	case errors.Is(err, dispatcher.ErrBadToken):
 		s.log.WarnContext(r.Context(), "unsubscribe link with a bad token")
@@ -230,13 +234,13 @@ func (s *server) unsubscribeStep(w http.ResponseWriter, r *http.Request, do func
 // unsubscribePage shows the confirmation page; it changes nothing (mail
 // scanners follow links).
 func (s *server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
-	s.unsubscribeStep(w, r, s.cfg.Public.CheckUnsubscribe, "unsubscribe_question", true)
+	s.unsubscribeStep(w, r, Public.CheckUnsubscribe, "unsubscribe_question", true)
 }
 
 // unsubscribe unsubscribes at once (RFC 8058 one-click, or the page's button).
 func (s *server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	s.unsubscribeStep(w, r, s.cfg.Public.Unsubscribe, "unsubscribe_done", false)
+	s.unsubscribeStep(w, r, Public.Unsubscribe, "unsubscribe_done", false)
 }
 
 // acceptLanguage returns the first tag of Accept-Language, or "en".

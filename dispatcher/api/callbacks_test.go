@@ -202,3 +202,29 @@ func TestCallbacksNotConfigured(t *testing.T) {
 		t.Errorf("unconfigured callbacks reached the service: %v", calls)
 	}
 }
+
+// Configured callbacks with no Public group to serve them answer 404 like
+// unconfigured ones, not a 500 from a nil Public.
+func TestCallbacksWithoutPublic(t *testing.T) {
+	t.Parallel()
+	links := dispatcher.LinkSigner{Secret: []byte("a test secret of thirty-two bytes!")}
+	b := setup(t, func(c *Config) {
+		c.Callbacks = Callbacks{TwilioAuthToken: twilioToken, PublicURL: publicBase, Links: &links, Catalog: locales.MustNew()}
+	})
+	token := links.Token(dispatcher.ChannelEmail, "cust-1")
+	form := url.Values{"MessageSid": {"SM" + strings.Repeat("ab", 16)}, "MessageStatus": {"delivered"}}
+	for _, r := range []*response{
+		b.do(t, "GET", "/v1/unsubscribe/"+token, "", nil),
+		b.do(t, "POST", "/v1/unsubscribe/"+token, "", strings.NewReader("List-Unsubscribe=One-Click"), "Content-Type", "application/x-www-form-urlencoded"),
+		postTwilio(t, b, "/v1/callbacks/twilio/status?d=bc_x_1.sms.cust-1", form, true, nil),
+		postTwilio(t, b, "/v1/callbacks/twilio/inbound", url.Values{"From": {"+15555550100"}, "Body": {"STOP"}}, true, nil),
+	} {
+		wantStatus(t, r, 404)
+		if p := r.problem(t); p.Code != CodeNotFound {
+			t.Errorf("code = %q, want %q", p.Code, CodeNotFound)
+		}
+	}
+	if logs := b.logs.String(); strings.Contains(logs, "panic") {
+		t.Errorf("a callback without a Public group panicked:\n%s", logs)
+	}
+}

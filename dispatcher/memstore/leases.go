@@ -8,7 +8,11 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-var _ dispatcher.LeaseStore = (*Store)(nil)
+var (
+	_ dispatcher.RunLeaseStore = (*Store)(nil)
+	_ dispatcher.SweepStore    = (*Store)(nil)
+	_ dispatcher.LeaseStore    = (*Store)(nil)
+)
 
 // heldLease is a lease's token and expiry (redisstore's b:{id}:lease:{name}).
 type heldLease struct {
@@ -56,7 +60,7 @@ func handedKey(bid string, g dispatcher.Guard) string {
 	return leaseKey(bid, g.Lease.Name)
 }
 
-// AcquireLease implements dispatcher.LeaseStore.
+// AcquireLease implements dispatcher.RunLeaseStore.
 func (s *Store) AcquireLease(_ context.Context, bid string, l dispatcher.Lease, ttl time.Duration) (bool, error) {
 	s.Lock()
 	defer s.Unlock()
@@ -69,7 +73,7 @@ func (s *Store) AcquireLease(_ context.Context, bid string, l dispatcher.Lease, 
 	return true, nil
 }
 
-// RenewLease implements dispatcher.LeaseStore.
+// RenewLease implements dispatcher.RunLeaseStore.
 func (s *Store) RenewLease(_ context.Context, bid string, l dispatcher.Lease, ttl time.Duration) (bool, error) {
 	s.Lock()
 	defer s.Unlock()
@@ -81,7 +85,7 @@ func (s *Store) RenewLease(_ context.Context, bid string, l dispatcher.Lease, tt
 	return true, nil
 }
 
-// ReleaseLease implements dispatcher.LeaseStore.
+// ReleaseLease implements dispatcher.RunLeaseStore.
 func (s *Store) ReleaseLease(_ context.Context, bid string, l dispatcher.Lease, clean bool) error {
 	s.Lock()
 	defer s.Unlock()
@@ -97,7 +101,7 @@ func (s *Store) ReleaseLease(_ context.Context, bid string, l dispatcher.Lease, 
 	return nil
 }
 
-// Journal implements dispatcher.LeaseStore.
+// Journal implements dispatcher.RunLeaseStore.
 func (s *Store) Journal(_ context.Context, bid string, g dispatcher.Guard, handed []dispatcher.DeliveryRef, outs []dispatcher.Outcome) (string, error) {
 	s.Lock()
 	defer s.Unlock()
@@ -183,7 +187,7 @@ func (s *Store) settleBroadcast(bid string, g dispatcher.Guard, also string) (in
 	return n, nil
 }
 
-// SettleBroadcast implements dispatcher.LeaseStore.
+// SettleBroadcast implements dispatcher.SweepStore.
 func (s *Store) SettleBroadcast(_ context.Context, bid string, g dispatcher.Guard, lapsed *dispatcher.Batch) (int, error) {
 	s.Lock()
 	defer s.Unlock()
@@ -194,7 +198,7 @@ func (s *Store) SettleBroadcast(_ context.Context, bid string, g dispatcher.Guar
 	return s.settleBroadcast(bid, g, also)
 }
 
-// SettleOrphans implements dispatcher.LeaseStore.
+// SettleOrphans implements dispatcher.SweepStore.
 func (s *Store) SettleOrphans(_ context.Context, incidentID string, before int) (int, error) {
 	s.Lock()
 	defer s.Unlock()
@@ -210,7 +214,7 @@ func (s *Store) SettleOrphans(_ context.Context, incidentID string, before int) 
 	return n, nil
 }
 
-// LapsedBatches implements dispatcher.LeaseStore.
+// LapsedBatches implements dispatcher.SweepStore.
 func (s *Store) LapsedBatches(context.Context) ([]dispatcher.LapsedBatch, error) {
 	s.Lock()
 	defer s.Unlock()

@@ -11,7 +11,11 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-var _ dispatcher.LeaseStore = (*Store)(nil)
+var (
+	_ dispatcher.RunLeaseStore = (*Store)(nil)
+	_ dispatcher.SweepStore    = (*Store)(nil)
+	_ dispatcher.LeaseStore    = (*Store)(nil)
+)
 
 // Leases (see dispatcher.Lease):
 //
@@ -34,7 +38,7 @@ var (
 	lapsedScript  = script("lapsed")
 )
 
-// AcquireLease implements dispatcher.LeaseStore.
+// AcquireLease implements dispatcher.RunLeaseStore.
 func (s *Store) AcquireLease(ctx context.Context, broadcastID string, l dispatcher.Lease, ttl time.Duration) (bool, error) {
 	n, err := acquireScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name), key("leases")}, l.Token, ttl.Milliseconds(), leaseMember(broadcastID, l.Name)).Int()
 	if err != nil {
@@ -43,7 +47,7 @@ func (s *Store) AcquireLease(ctx context.Context, broadcastID string, l dispatch
 	return n == 1, nil
 }
 
-// RenewLease implements dispatcher.LeaseStore.
+// RenewLease implements dispatcher.RunLeaseStore.
 func (s *Store) RenewLease(ctx context.Context, broadcastID string, l dispatcher.Lease, ttl time.Duration) (bool, error) {
 	n, err := renewScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name)}, l.Token, ttl.Milliseconds()).Int()
 	if err != nil {
@@ -52,7 +56,7 @@ func (s *Store) RenewLease(ctx context.Context, broadcastID string, l dispatcher
 	return n == 1, nil
 }
 
-// ReleaseLease implements dispatcher.LeaseStore.
+// ReleaseLease implements dispatcher.RunLeaseStore.
 func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatcher.Lease, clean bool) error {
 	c := "0"
 	if clean {
@@ -65,7 +69,7 @@ func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatch
 	return nil
 }
 
-// Journal implements dispatcher.LeaseStore.
+// Journal implements dispatcher.RunLeaseStore.
 func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Guard, handed []dispatcher.DeliveryRef, outs []dispatcher.Outcome) (string, error) {
 	if len(handed) == 0 && len(outs) == 0 {
 		return "", nil
@@ -102,7 +106,7 @@ func settleArgs(bid, incidentID string, seq int, now int64, also string) ([]stri
 	return keys, args
 }
 
-// SettleBroadcast implements dispatcher.LeaseStore.
+// SettleBroadcast implements dispatcher.SweepStore.
 func (s *Store) SettleBroadcast(ctx context.Context, broadcastID string, g dispatcher.Guard, lapsed *dispatcher.Batch) (int, error) {
 	also := ""
 	if lapsed != nil {
@@ -116,7 +120,7 @@ func (s *Store) SettleBroadcast(ctx context.Context, broadcastID string, g dispa
 	return n, nil
 }
 
-// SettleOrphans implements dispatcher.LeaseStore: one script per earlier
+// SettleOrphans implements dispatcher.SweepStore: one script per earlier
 // broadcast, pipelined.
 func (s *Store) SettleOrphans(ctx context.Context, incidentID string, before int) (int, error) {
 	if before <= 1 {
@@ -143,7 +147,7 @@ func (s *Store) SettleOrphans(ctx context.Context, incidentID string, before int
 	return n, nil
 }
 
-// LapsedBatches implements dispatcher.LeaseStore: batches and plans. A
+// LapsedBatches implements dispatcher.SweepStore: batches and plans. A
 // retry's lapsed lease is not returned: the queue runs the retry again by
 // itself.
 func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, error) {

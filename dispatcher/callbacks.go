@@ -33,11 +33,11 @@ func (s *Service) ProviderReceipt(ctx context.Context, rc Receipt) (applied bool
 	if !ValidDeliveryID(rc.DeliveryID) {
 		return false, notFoundID("delivery", rc.DeliveryID)
 	}
-	applied, err = s.deliveries.ApplyProviderStatus(ctx, rc.DeliveryID, rc.Status, rc.ProviderID, rc.Reason)
+	applied, err = s.c.Deliveries.ApplyProviderStatus(ctx, rc.DeliveryID, rc.Status, rc.ProviderID, rc.Reason)
 	if err != nil {
 		return false, err
 	}
-	s.log.InfoContext(ctx, "provider receipt", "delivery_id", rc.DeliveryID, "status", rc.Status, "applied", applied)
+	s.c.Logger.InfoContext(ctx, "provider receipt", "delivery_id", rc.DeliveryID, "status", rc.Status, "applied", applied)
 	return applied, nil
 }
 
@@ -52,7 +52,7 @@ func (s *Service) InboundSMS(ctx context.Context, from, body string, catalog *lo
 	if kind == "" || !ValidPhone(from) {
 		return "", nil
 	}
-	rs, err := s.recipients.RecipientsByPhone(ctx, from)
+	rs, err := s.c.Recipients.RecipientsByPhone(ctx, from)
 	if err != nil {
 		return "", err
 	}
@@ -66,11 +66,11 @@ func (s *Service) InboundSMS(ctx context.Context, from, body string, catalog *lo
 	text := "sms_help"
 	if kind == locales.KeywordStop || kind == locales.KeywordStart {
 		text = "sms_" + kind
-		if err := s.recipients.SetOptOut(ctx, ChannelSMS, from, kind == locales.KeywordStop); err != nil {
+		if err := s.c.Recipients.SetOptOut(ctx, ChannelSMS, from, kind == locales.KeywordStop); err != nil {
 			return "", err
 		}
 	}
-	s.log.InfoContext(ctx, "sms keyword", "keyword", kind, "recipients", len(rs))
+	s.c.Logger.InfoContext(ctx, "sms keyword", "keyword", kind, "recipients", len(rs))
 	reply, _, err = catalog.Text(locale, text)
 	return reply, err
 }
@@ -89,7 +89,7 @@ func (s *Service) CheckUnsubscribe(ctx context.Context, links LinkSigner, token 
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.recipients.GetRecipient(ctx, rid)
+	r, err := s.c.Recipients.GetRecipient(ctx, rid)
 	if errors.Is(err, ErrNotFound) {
 		return &Unsubscription{Channel: ch}, nil
 	}
@@ -111,10 +111,10 @@ func (s *Service) Unsubscribe(ctx context.Context, links LinkSigner, token strin
 	if addr == "" {
 		return u, nil
 	}
-	if err := s.recipients.SetOptOut(ctx, u.Channel, addr, true); err != nil {
+	if err := s.c.Recipients.SetOptOut(ctx, u.Channel, addr, true); err != nil {
 		return nil, fmt.Errorf("unsubscribe: %w", err)
 	}
 	u.Recipient.OptOut = append(slices.Clip(u.Recipient.OptOut), u.Channel)
-	s.log.InfoContext(ctx, "unsubscribed", "recipient_id", u.Recipient.ID, "channel", u.Channel)
+	s.c.Logger.InfoContext(ctx, "unsubscribed", "recipient_id", u.Recipient.ID, "channel", u.Channel)
 	return u, nil
 }

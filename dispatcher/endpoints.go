@@ -138,7 +138,7 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 	u, err := url.Parse(in.URL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || len(in.URL) > 2048 {
 		v.add("body.url", "must be an absolute https URL without credentials or fragment", in.URL)
-	} else if err := s.checkWebhookURL(ctx, in.URL); err != nil {
+	} else if err := s.c.CheckWebhookURL(ctx, in.URL); err != nil {
 		v.add("body.url", err.Error(), in.URL)
 	}
 	if len(in.Events) > len(EventTypes) {
@@ -156,7 +156,7 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}
-	r, err := s.recipients.GetRecipient(ctx, recipientID)
+	r, err := s.c.Recipients.GetRecipient(ctx, recipientID)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 		if attempt == 10 { // deleted and created again by others, ten times over
 			return nil, fmt.Errorf("webhook endpoint %s: too many concurrent changes: %w", endpointID, ErrStale)
 		}
-		ep, err = s.webhooks.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
+		ep, err = s.c.Webhooks.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
 			ep.URL, ep.Events, ep.Rate, ep.UpdatedAt = in.URL, events, rate, now
 			ep.Disabled, ep.DisabledReason, ep.DisabledAt, ep.FailingSince = false, "", nil, nil
 			return nil
@@ -188,7 +188,7 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 		secret = NewWebhookSecret()
 		ep = &WebhookEndpoint{ID: endpointID, RecipientID: recipientID, URL: in.URL, Events: events, Rate: rate,
 			Secrets: []WebhookSecret{{Secret: secret}}, CreatedAt: now, UpdatedAt: now}
-		created, err := s.webhooks.CreateWebhookEndpoint(ctx, ep)
+		created, err := s.c.Webhooks.CreateWebhookEndpoint(ctx, ep)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +196,7 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 			break
 		}
 	}
-	s.log.InfoContext(ctx, "webhook endpoint registered", "recipient_id", recipientID, "endpoint_id", endpointID)
+	s.c.Logger.InfoContext(ctx, "webhook endpoint registered", "recipient_id", recipientID, "endpoint_id", endpointID)
 	return &EndpointResult{Endpoint: public(ep), Created: true, Secret: secret}, nil
 }
 
@@ -205,7 +205,7 @@ func (s *Service) GetWebhookEndpoint(ctx context.Context, recipientID, endpointI
 	if err := endpointPath(recipientID, endpointID); err != nil {
 		return nil, err
 	}
-	ep, err := s.webhooks.GetWebhookEndpoint(ctx, recipientID, endpointID)
+	ep, err := s.c.Webhooks.GetWebhookEndpoint(ctx, recipientID, endpointID)
 	if err != nil {
 		return nil, err
 	}
@@ -217,10 +217,10 @@ func (s *Service) ListWebhookEndpoints(ctx context.Context, recipientID string) 
 	if !ValidID(recipientID) {
 		return nil, notFoundID("recipient", recipientID)
 	}
-	if _, err := s.recipients.GetRecipient(ctx, recipientID); err != nil {
+	if _, err := s.c.Recipients.GetRecipient(ctx, recipientID); err != nil {
 		return nil, err
 	}
-	eps, err := s.webhooks.ListWebhookEndpoints(ctx, recipientID)
+	eps, err := s.c.Webhooks.ListWebhookEndpoints(ctx, recipientID)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func (s *Service) DeleteWebhookEndpoint(ctx context.Context, recipientID, endpoi
 	if err := endpointPath(recipientID, endpointID); err != nil {
 		return err
 	}
-	return s.webhooks.DeleteWebhookEndpoint(ctx, recipientID, endpointID)
+	return s.c.Webhooks.DeleteWebhookEndpoint(ctx, recipientID, endpointID)
 }
 
 // RotateWebhookSecret gives an endpoint a new secret, returned once. The
@@ -247,9 +247,9 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, recipientID, endpoint
 		return nil, err
 	}
 	now := s.now()
-	overlap := s.rotationOverlap
+	overlap := s.c.RotationOverlap
 	secret := NewWebhookSecret()
-	ep, err := s.webhooks.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
+	ep, err := s.c.Webhooks.UpdateWebhookEndpoint(ctx, recipientID, endpointID, func(ep *WebhookEndpoint) error {
 		keep := []WebhookSecret{{Secret: secret}}
 		if len(ep.Secrets) > 0 && overlap > 0 {
 			until := now.Add(overlap)
@@ -261,7 +261,7 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, recipientID, endpoint
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "webhook secret rotated", "recipient_id", recipientID, "endpoint_id", endpointID)
+	s.c.Logger.InfoContext(ctx, "webhook secret rotated", "recipient_id", recipientID, "endpoint_id", endpointID)
 	return &EndpointResult{Endpoint: public(ep), Secret: secret}, nil
 }
 

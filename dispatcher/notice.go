@@ -167,17 +167,17 @@ func (s *Service) SendNotice(ctx context.Context, in NoticeInput, idemKey string
 	}
 	// The store checks the key inside its transaction: a key seen before
 	// writes nothing and answers the first request.
-	replay, err := s.deliveries.CreateBroadcast(ctx, b, idem)
+	replay, err := s.c.Deliveries.CreateBroadcast(ctx, b, idem)
 	if err != nil {
 		return nil, err
 	}
 	if replay != nil {
 		return s.replayNotice(ctx, replay)
 	}
-	if err := s.queue.EnqueuePlan(ctx, b); err != nil {
+	if err := s.c.Queue.EnqueuePlan(ctx, b); err != nil {
 		return nil, fmt.Errorf("notice %s stored but not enqueued (retry with the same Idempotency-Key): %w", b.ID, err)
 	}
-	s.log.InfoContext(ctx, "notice", "broadcast_id", b.ID, "priority", b.Priority)
+	s.c.Logger.InfoContext(ctx, "notice", "broadcast_id", b.ID, "priority", b.Priority)
 	return b, nil
 }
 
@@ -196,7 +196,7 @@ func (s *Service) replayNotice(ctx context.Context, answer []byte) (*Broadcast, 
 
 // ListNotices lists ad-hoc broadcasts, newest first.
 func (s *Service) ListNotices(ctx context.Context, limit int) ([]*Broadcast, error) {
-	return s.deliveries.ListNotices(ctx, limit)
+	return s.c.Deliveries.ListNotices(ctx, limit)
 }
 
 // noticeContext is the incident and update a notice renders and fans out

@@ -80,7 +80,7 @@ func (s *Service) PreviewTemplate(ctx context.Context, in TemplatePreviewInput) 
 	inc := &Incident{ID: "inc_preview", Title: "Card payments failing", Severity: SeverityMajor, State: in.State,
 		Services: []string{"cards"}, Regions: []string{"CH"}, Params: params, CreatedAt: now.Add(-90 * time.Minute)}
 	up := &Update{IncidentID: inc.ID, Seq: 1, State: in.State, Params: params}
-	text, err := s.fanout.render(inc, up, r, in.Channel)
+	text, err := s.c.Fanout.render(inc, up, r, in.Channel)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		if err := v.orNil(); err != nil {
 			return nil, err
 		}
-		stored, err := s.incidents.GetIncident(ctx, in.IncidentID)
+		stored, err := s.c.Incidents.GetIncident(ctx, in.IncidentID)
 		if err != nil {
 			return nil, err
 		}
@@ -193,15 +193,15 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		kind   Kind
 	}
 	sampled := map[sampleKey]bool{}
-	dc := s.fanout.decideContext(inc, up, chs)
-	n, err := s.recipients.ScanAudience(ctx, inc.Services, inc.Regions, 1000, func(ids []string) error {
-		rs, err := s.fanout.loadRecipients(ctx, ids, chs, up)
+	dc := s.c.Fanout.decideContext(inc, up, chs)
+	n, err := s.c.Recipients.ScanAudience(ctx, inc.Services, inc.Regions, 1000, func(ids []string) error {
+		rs, err := s.c.Fanout.loadRecipients(ctx, ids, chs, up)
 		if err != nil {
 			return err
 		}
 		var told []bool
 		if dc.Flap {
-			if told, err = s.deliveries.Told(ctx, inc.ID, up.Seq, ids); err != nil {
+			if told, err = s.c.Deliveries.Told(ctx, inc.ID, up.Seq, ids); err != nil {
 				return err
 			}
 		}
@@ -228,7 +228,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 			rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
 			text, ok := rendered[rk]
 			if !ok {
-				if text, err = s.fanout.render(inc, up, r, ch); err != nil {
+				if text, err = s.c.Fanout.render(inc, up, r, ch); err != nil {
 					return err
 				}
 				rendered[rk] = text

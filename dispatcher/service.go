@@ -63,17 +63,7 @@ type ServiceConfig struct {
 // of HTTP. The API adapter calls it; tests call it directly. NewService
 // makes one.
 type Service struct {
-	recipients      RecipientStore
-	incidents       IncidentStore
-	deliveries      DeliveryStore
-	queue           Enqueuer
-	fanout          *Fanout
-	webhooks        WebhookStore
-	checkWebhookURL func(ctx context.Context, url string) error
-	checkPushURL    func(ctx context.Context, url string) error
-	rotationOverlap time.Duration
-	clock           Clock
-	log             *slog.Logger
+	c ServiceConfig // checked, its defaults filled
 }
 
 // NewService checks c and fills its defaults. The error names every
@@ -98,18 +88,15 @@ func NewService(c ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	noCheck := func(context.Context, string) error { return nil }
-	s := &Service{
-		recipients: c.Recipients, incidents: c.Incidents, deliveries: c.Deliveries,
-		queue: c.Queue, fanout: c.Fanout, webhooks: c.Webhooks,
-		checkWebhookURL: c.CheckWebhookURL, checkPushURL: c.CheckPushURL,
-		rotationOverlap: c.RotationOverlap, clock: cmp.Or[Clock](c.Clock, SystemClock), log: cmp.Or(c.Logger, slog.Default()),
+	if c.CheckWebhookURL == nil {
+		c.CheckWebhookURL = noCheck
 	}
-	if s.checkWebhookURL == nil {
-		s.checkWebhookURL = noCheck
+	if c.CheckPushURL == nil {
+		c.CheckPushURL = noCheck
 	}
-	if s.checkPushURL == nil {
-		s.checkPushURL = noCheck
-	}
+	c.Clock = cmp.Or[Clock](c.Clock, SystemClock)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	s := &Service{c: c}
 	return s, nil
 }
 
@@ -123,7 +110,7 @@ func MustService(c ServiceConfig) *Service {
 	return s
 }
 
-func (s *Service) now() time.Time { return s.clock.Now().UTC() }
+func (s *Service) now() time.Time { return s.c.Clock.Now().UTC() }
 
 // PutRecipient validates and stores r, replacing any recipient with its id.
 func (s *Service) PutRecipient(ctx context.Context, r *Recipient) (*Recipient, error) {
@@ -131,7 +118,7 @@ func (s *Service) PutRecipient(ctx context.Context, r *Recipient) (*Recipient, e
 		return nil, err
 	}
 	r.UpdatedAt = s.now()
-	if err := s.recipients.PutRecipients(ctx, []*Recipient{r}); err != nil {
+	if err := s.c.Recipients.PutRecipients(ctx, []*Recipient{r}); err != nil {
 		return nil, fmt.Errorf("store recipient: %w", err)
 	}
 	return r, s.showAddressOptOuts(ctx, r)
@@ -139,7 +126,7 @@ func (s *Service) PutRecipient(ctx context.Context, r *Recipient) (*Recipient, e
 
 // pushURLCheck is CheckPushURL bound to ctx.
 func (s *Service) pushURLCheck(ctx context.Context) func(string) error {
-	return func(u string) error { return s.checkPushURL(ctx, u) }
+	return func(u string) error { return s.c.CheckPushURL(ctx, u) }
 }
 
 // GetRecipient returns a recipient or ErrNotFound. Its opt_out also lists
@@ -149,7 +136,7 @@ func (s *Service) GetRecipient(ctx context.Context, id string) (*Recipient, erro
 	if !ValidID(id) {
 		return nil, notFoundID("recipient", id)
 	}
-	r, err := s.recipients.GetRecipient(ctx, id)
+	r, err := s.c.Recipients.GetRecipient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +165,7 @@ func (s *Service) showAddressOptOuts(ctx context.Context, rs ...*Recipient) erro
 	if len(addrs) == 0 {
 		return nil
 	}
-	out, err := s.recipients.OptedOut(ctx, addrs)
+	out, err := s.c.Recipients.OptedOut(ctx, addrs)
 	if err != nil {
 		if len(rs) == 1 {
 			return fmt.Errorf("opt-outs of %s: %w", rs[0].ID, err)
@@ -203,7 +190,7 @@ func (s *Service) DeleteRecipient(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return notFoundID("recipient", id)
 	}
-	return s.recipients.DeleteRecipient(ctx, id)
+	return s.c.Recipients.DeleteRecipient(ctx, id)
 }
 
 // Page sizes of ListRecipients.
@@ -285,7 +272,7 @@ func (s *Service) ListRecipients(ctx context.Context, f RecipientFilter) (*Recip
 	if err := f.Normalize(); err != nil {
 		return nil, err
 	}
-	page, err := s.recipients.ListRecipients(ctx, f)
+	page, err := s.c.Recipients.ListRecipients(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +330,7 @@ func (s *Service) ImportRecipients(ctx context.Context, r io.Reader, chunk int) 
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := s.recipients.PutRecipients(ctx, batch); err != nil {
+		if err := s.c.Recipients.PutRecipients(ctx, batch); err != nil {
 			return fmt.Errorf("store recipients: %w", err)
 		}
 		rep.Imported += len(batch)
@@ -654,7 +641,7 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 		return res, err
 	}
 	for attempt := 0; attempt < 10; attempt++ {
-		inc, err := s.incidents.GetIncident(ctx, incidentID)
+		inc, err := s.c.Incidents.GetIncident(ctx, incidentID)
 		if err != nil {
 			return nil, err
 		}
@@ -689,7 +676,7 @@ func (s *Service) replay(ctx context.Context, idem *Idempotency) (*UpdateResult,
 	if idem == nil {
 		return nil, nil
 	}
-	answer, err := s.incidents.IdempotentAnswer(ctx, idem)
+	answer, err := s.c.Incidents.IdempotentAnswer(ctx, idem)
 	if err != nil || answer == nil {
 		return nil, err
 	}
@@ -715,12 +702,12 @@ func (s *Service) decodeReplay(ctx context.Context, answer []byte) (*UpdateResul
 // between its commit and its enqueue. Enqueueing again is harmless (the
 // task id is the broadcast's).
 func (s *Service) replan(ctx context.Context, id string) (*Broadcast, error) {
-	b, err := s.deliveries.GetBroadcast(ctx, id)
+	b, err := s.c.Deliveries.GetBroadcast(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if b.State == BroadcastPlanning {
-		if err := s.queue.EnqueuePlan(ctx, b); err != nil {
+		if err := s.c.Queue.EnqueuePlan(ctx, b); err != nil {
 			return nil, fmt.Errorf("enqueue plan: %w", err)
 		}
 	}
@@ -806,19 +793,19 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	if err != nil {
 		return nil, err
 	}
-	replay, err := s.incidents.SaveUpdate(ctx, inc, prevSeq, up, b, idem)
+	replay, err := s.c.Incidents.SaveUpdate(ctx, inc, prevSeq, up, b, idem)
 	if err != nil {
 		return nil, err
 	}
 	if replay != nil {
 		return s.decodeReplay(ctx, replay)
 	}
-	if err := s.queue.EnqueuePlan(ctx, b); err != nil {
+	if err := s.c.Queue.EnqueuePlan(ctx, b); err != nil {
 		// The update is stored; the client's retry with the same
 		// Idempotency-Key enqueues the plan again.
 		return nil, fmt.Errorf("update %d of %s stored but its broadcast is not enqueued: %w", seq, inc.ID, err)
 	}
-	s.log.InfoContext(ctx, "incident update", "incident_id", inc.ID, "seq", seq, "state", next, "broadcast_id", bid, "severity", inc.Severity)
+	s.c.Logger.InfoContext(ctx, "incident update", "incident_id", inc.ID, "seq", seq, "state", next, "broadcast_id", bid, "severity", inc.Severity)
 	return res, nil
 }
 
@@ -833,11 +820,11 @@ func (s *Service) GetIncident(ctx context.Context, id string) (*IncidentView, er
 	if !ValidIncidentID(id) {
 		return nil, notFoundID("incident", id)
 	}
-	inc, err := s.incidents.GetIncident(ctx, id)
+	inc, err := s.c.Incidents.GetIncident(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	ups, err := s.incidents.GetUpdates(ctx, id)
+	ups, err := s.c.Incidents.GetUpdates(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -849,7 +836,7 @@ func (s *Service) ListIncidents(ctx context.Context, state State, limit int) ([]
 	if state != "" && !state.Valid() {
 		return nil, &ValidationError{Fields: []*FieldError{{Field: "query.state", Message: "must be one of investigating, identified, monitoring, resolved", Value: state}}}
 	}
-	return s.incidents.ListIncidents(ctx, state, limit)
+	return s.c.Incidents.ListIncidents(ctx, state, limit)
 }
 
 // GetBroadcast returns a broadcast with its counters, or ErrNotFound.
@@ -857,7 +844,7 @@ func (s *Service) GetBroadcast(ctx context.Context, id string) (*Broadcast, erro
 	if !ValidBroadcastID(id) {
 		return nil, notFoundID("broadcast", id)
 	}
-	return s.deliveries.GetBroadcast(ctx, id)
+	return s.c.Deliveries.GetBroadcast(ctx, id)
 }
 
 // ListDeliveries pages through a broadcast's deliveries.
@@ -875,10 +862,10 @@ func (s *Service) ListDeliveries(ctx context.Context, broadcastID string, f Deli
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}
-	if _, err := s.deliveries.GetBroadcast(ctx, broadcastID); err != nil {
+	if _, err := s.c.Deliveries.GetBroadcast(ctx, broadcastID); err != nil {
 		return nil, err
 	}
-	return s.deliveries.ListDeliveries(ctx, broadcastID, f)
+	return s.c.Deliveries.ListDeliveries(ctx, broadcastID, f)
 }
 
 // GetDelivery returns one delivery with its attempt history, or ErrNotFound.
@@ -886,11 +873,11 @@ func (s *Service) GetDelivery(ctx context.Context, id string) (*Delivery, error)
 	if !ValidDeliveryID(id) {
 		return nil, notFoundID("delivery", id)
 	}
-	d, err := s.deliveries.GetDelivery(ctx, id)
+	d, err := s.c.Deliveries.GetDelivery(ctx, id)
 	if err != nil {
 		return d, err
 	}
-	if d.History, err = s.webhooks.Attempts(ctx, id); err != nil {
+	if d.History, err = s.c.Webhooks.Attempts(ctx, id); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -904,15 +891,15 @@ func (s *Service) CancelBroadcast(ctx context.Context, id string) (*Broadcast, e
 	if !ValidBroadcastID(id) {
 		return nil, notFoundID("broadcast", id)
 	}
-	st, err := s.deliveries.Cancel(ctx, id)
+	st, err := s.c.Deliveries.Cancel(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if st != BroadcastCancelled {
 		return nil, fmt.Errorf("broadcast %s is %s: %w", id, st, ErrConflict)
 	}
-	s.log.InfoContext(ctx, "broadcast cancelled", "broadcast_id", id)
-	return s.deliveries.GetBroadcast(ctx, id)
+	s.c.Logger.InfoContext(ctx, "broadcast cancelled", "broadcast_id", id)
+	return s.c.Deliveries.GetBroadcast(ctx, id)
 }
 
 // RetryDelivery sends a failed delivery again, once, now: it moves back to
@@ -925,17 +912,17 @@ func (s *Service) RetryDelivery(ctx context.Context, id string) (*Delivery, erro
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.deliveries.GetBroadcast(ctx, bid)
+	b, err := s.c.Deliveries.GetBroadcast(ctx, bid)
 	if err != nil {
 		return nil, err
 	}
-	attempts, err := s.deliveries.Requeue(ctx, id)
+	attempts, err := s.c.Deliveries.Requeue(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.queue.EnqueueRetry(ctx, b, id, attempts+1, 0); err != nil {
+	if err := s.c.Queue.EnqueueRetry(ctx, b, id, attempts+1, 0); err != nil {
 		return nil, fmt.Errorf("delivery %s is queued but its retry is not enqueued: %w", id, err)
 	}
-	s.log.InfoContext(ctx, "delivery retry requested", "delivery_id", id, "attempt", attempts+1)
+	s.c.Logger.InfoContext(ctx, "delivery retry requested", "delivery_id", id, "attempt", attempts+1)
 	return s.GetDelivery(ctx, id)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/dispatcher/storetest"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 	"github.com/tocsin-dev/tocsin/locales"
 )
@@ -537,19 +538,6 @@ func (e expectation) reachable() []string {
 	return out
 }
 
-func countsString(c map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int) string {
-	var parts []string
-	for ch, m := range c {
-		for st, n := range m {
-			if n != 0 {
-				parts = append(parts, fmt.Sprintf("%s/%s=%d", ch, st, n))
-			}
-		}
-	}
-	slices.Sort(parts)
-	return strings.Join(parts, " ")
-}
-
 // deliveries lists every delivery of bid, deduplicated.
 func deliveries(t *testing.T, st *redisstore.Store, bid string) map[string]*dispatcher.Delivery {
 	t.Helper()
@@ -643,8 +631,8 @@ func TestFlowOutbox(t *testing.T) {
 		}
 		want[ch][st]++
 	}
-	if got := countsString(b.Counts); got != countsString(want) {
-		t.Errorf("counts %s\nwant   %s", got, countsString(want))
+	if got := storetest.Counts(b.Counts); got != storetest.Counts(want) {
+		t.Errorf("counts %s\nwant   %s", got, storetest.Counts(want))
 	}
 
 	// Every delivery record agrees.
@@ -713,8 +701,8 @@ func TestFlowOutbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if countsString(after.Counts) != countsString(b.Counts) || after.State != dispatcher.BroadcastDone || after.Pending != 0 {
-		t.Errorf("after replay: state %s pending %d counts %s, want unchanged %s", after.State, after.Pending, countsString(after.Counts), countsString(b.Counts))
+	if storetest.Counts(after.Counts) != storetest.Counts(b.Counts) || after.State != dispatcher.BroadcastDone || after.Pending != 0 {
+		t.Errorf("after replay: state %s pending %d counts %s, want unchanged %s", after.State, after.Pending, storetest.Counts(after.Counts), storetest.Counts(b.Counts))
 	}
 	if box2 := outboxByRecipient(t, f.store); fmt.Sprint(lens(box2)) != fmt.Sprint(lens(box)) {
 		t.Errorf("replayed tasks sent messages again")
@@ -813,8 +801,8 @@ func TestFlowFlakySender(t *testing.T) {
 			}
 		}
 	}
-	if got := countsString(b.Counts); got != countsString(want) {
-		t.Errorf("counts %s\nwant   %s", got, countsString(want))
+	if got := storetest.Counts(b.Counts); got != storetest.Counts(want) {
+		t.Errorf("counts %s\nwant   %s", got, storetest.Counts(want))
 	}
 	total := 0
 	for _, m := range b.Counts {
@@ -892,8 +880,8 @@ func TestFlowFlakySender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if countsString(after.Counts) != countsString(b.Counts) || after.Pending != 0 {
-		t.Errorf("after replay: pending %d counts %s, want unchanged %s", after.Pending, countsString(after.Counts), countsString(b.Counts))
+	if storetest.Counts(after.Counts) != storetest.Counts(b.Counts) || after.Pending != 0 {
+		t.Errorf("after replay: pending %d counts %s, want unchanged %s", after.Pending, storetest.Counts(after.Counts), storetest.Counts(b.Counts))
 	}
 	flaky.mu.Lock()
 	defer flaky.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
+	"github.com/tocsin-dev/tocsin/dispatcher/storetest"
 )
 
 // The tests of this file prove that a worker's graceful shutdown finishes or
@@ -242,8 +243,8 @@ func checkSettled(t *testing.T, f *flow, b *dispatcher.Broadcast, exp expectatio
 		}
 		want[ch][st]++
 	}
-	if got := countsString(b.Counts); got != countsString(want) {
-		t.Errorf("counts %s\nwant   %s", got, countsString(want))
+	if got := storetest.Counts(b.Counts); got != storetest.Counts(want) {
+		t.Errorf("counts %s\nwant   %s", got, storetest.Counts(want))
 	}
 	sum := 0
 	for _, m := range b.Counts {

@@ -8,13 +8,13 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/storetest"
 )
 
 var deliveryEpoch = time.Date(2025, 6, 2, 7, 30, 0, 0, time.UTC)
@@ -121,17 +121,6 @@ func recount(t *testing.T, s *Store, bid string) map[dispatcher.Channel]map[disp
 		counts[d.Channel][d.Status]++
 	}
 	return counts
-}
-
-func countsString(c map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int) string {
-	var parts []string
-	for ch, m := range c {
-		for st, n := range m {
-			parts = append(parts, fmt.Sprintf("%s/%s=%d", ch, st, n))
-		}
-	}
-	slices.Sort(parts)
-	return strings.Join(parts, " ")
 }
 
 func fixedClock(t time.Time) dispatcher.Clock {
@@ -273,7 +262,7 @@ func TestBeginDeliveries(t *testing.T) {
 		if got.Pending != 2 {
 			t.Errorf("pending %d after one suppressed begin of 3, want 2", got.Pending)
 		}
-		if c := countsString(got.Counts); c != "none/suppressed=1 sms/sending=1" {
+		if c := storetest.Counts(got.Counts); c != "none/suppressed=1 sms/sending=1" {
 			t.Errorf("counts %s", c)
 		}
 		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1, Locale: "de"})
@@ -292,7 +281,7 @@ func TestBeginDeliveries(t *testing.T) {
 		if got.Pending != 2 {
 			t.Errorf("pending %d after a re-run batch, want still 2", got.Pending)
 		}
-		if c := countsString(got.Counts); c != "email/sending=1 none/suppressed=1 sms/queued=1" {
+		if c := storetest.Counts(got.Counts); c != "email/sending=1 none/suppressed=1 sms/queued=1" {
 			t.Errorf("counts after re-run %s", c)
 		}
 		d, err := s.GetDelivery(context.Background(), dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, "a"))
@@ -411,8 +400,8 @@ func TestRecordTransitions(t *testing.T) {
 			want[dispatcher.ChannelSMS][tt.want]++
 		}
 		got := mustBroadcast(t, s, b.ID)
-		if countsString(got.Counts) != countsString(want) {
-			t.Errorf("counts %s\nwant   %s", countsString(got.Counts), countsString(want))
+		if storetest.Counts(got.Counts) != storetest.Counts(want) {
+			t.Errorf("counts %s\nwant   %s", storetest.Counts(got.Counts), storetest.Counts(want))
 		}
 		if got.Pending != 0 || got.State != dispatcher.BroadcastDone {
 			t.Errorf("pending %d state %s, want 0 done", got.Pending, got.State)
@@ -490,7 +479,7 @@ func TestRecordRandomCounters(t *testing.T) {
 				}
 			}
 			got := mustBroadcast(t, s, b.ID)
-			if c, r, m := countsString(got.Counts), countsString(recount(t, s, b.ID)), countsString(wantCounts); c != r || r != m {
+			if c, r, m := storetest.Counts(got.Counts), storetest.Counts(recount(t, s, b.ID)), storetest.Counts(wantCounts); c != r || r != m {
 				t.Fatalf("round %d:\ncounters %s\nrecount  %s\nmodel    %s", round, c, r, m)
 			}
 			if got.Pending != pending {
@@ -544,8 +533,8 @@ func TestBroadcastFinishes(t *testing.T) {
 		// A late provider callback (sent -> delivered) changes counts, not the state.
 		mustRecord(t, s, b.ID, dispatcher.Outcome{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusDelivered, Attempts: 1})
 		got = mustBroadcast(t, s, b.ID)
-		if got.State != dispatcher.BroadcastDone || got.Pending != 0 || countsString(got.Counts) != "sms/delivered=1 sms/failed=1" {
-			t.Errorf("after a late callback: state %s pending %d counts %s", got.State, got.Pending, countsString(got.Counts))
+		if got.State != dispatcher.BroadcastDone || got.Pending != 0 || storetest.Counts(got.Counts) != "sms/delivered=1 sms/failed=1" {
+			t.Errorf("after a late callback: state %s pending %d counts %s", got.State, got.Pending, storetest.Counts(got.Counts))
 		}
 		// MarkSending again changes nothing.
 		if err := s.MarkSending(ctx, b.ID); err != nil {
@@ -593,7 +582,7 @@ func TestGetBroadcast(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = mustBroadcast(t, s, b.ID)
-		if c := countsString(got.Counts); c != "push/sent=5" {
+		if c := storetest.Counts(got.Counts); c != "push/sent=5" {
 			t.Errorf("counts with odd fields = %s, want push/sent=5", c)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/storetest"
 )
 
 // TestTransitionsLuaAgreeWithGo runs every (old, new) status pair through
@@ -88,8 +89,8 @@ func TestTransitionsLuaAgreeWithGo(t *testing.T) {
 				}
 			}
 			got := mustBroadcast(t, s, b.ID)
-			if countsString(got.Counts) != countsString(want) {
-				t.Errorf("%s: counts %s\nwant   %s", p.name, countsString(got.Counts), countsString(want))
+			if storetest.Counts(got.Counts) != storetest.Counts(want) {
+				t.Errorf("%s: counts %s\nwant   %s", p.name, storetest.Counts(got.Counts), storetest.Counts(want))
 			}
 			if got.Pending != wantPending {
 				t.Errorf("%s: pending %d, want %d", p.name, got.Pending, wantPending)

@@ -183,8 +183,9 @@ func broadcast(t *testing.T, s Store, id string) *dispatcher.Broadcast {
 	return b
 }
 
-// counts renders counts with the zeros left out, sorted.
-func counts(c map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int) string {
+// Counts renders a broadcast's counters with the zeros left out, sorted
+// ("sms/sent=2 sms/failed=1"), so two sets of counters compare as strings.
+func Counts(c map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int) string {
 	var parts []string
 	for ch, m := range c {
 		for st, n := range m {
@@ -202,8 +203,8 @@ func counts(c map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int) string {
 func wantBroadcast(t *testing.T, s Store, id string, state dispatcher.BroadcastState, pending int, wantCounts string) *dispatcher.Broadcast {
 	t.Helper()
 	b := broadcast(t, s, id)
-	if b.State != state || b.Pending != pending || counts(b.Counts) != wantCounts {
-		t.Errorf("broadcast %s: %s, pending %d, counts %q; want %s, %d, %q", id, b.State, b.Pending, counts(b.Counts), state, pending, wantCounts)
+	if b.State != state || b.Pending != pending || Counts(b.Counts) != wantCounts {
+		t.Errorf("broadcast %s: %s, pending %d, counts %q; want %s, %d, %q", id, b.State, b.Pending, Counts(b.Counts), state, pending, wantCounts)
 	}
 	if (b.State == dispatcher.BroadcastDone) != (b.FinishedAt != nil) {
 		t.Errorf("broadcast %s: %s, finished at %v", id, b.State, b.FinishedAt)
@@ -251,7 +252,7 @@ func testTransitions(t *testing.T, s Store) {
 			}
 		}
 	}
-	wantBroadcast(t, s, b.ID, dispatcher.BroadcastSending, pending, counts(want))
+	wantBroadcast(t, s, b.ID, dispatcher.BroadcastSending, pending, Counts(want))
 }
 
 // testBeginLeavesExisting: a delivery begun again is left alone and

@@ -164,23 +164,11 @@ type FanoutConfig struct {
 // deliveries one by one. The queue adapter calls it from task handlers.
 // NewFanout makes one.
 type Fanout struct {
-	store        FanoutStore
-	queue        Enqueuer
-	renderer     Renderer
-	senders      map[Channel]Sender
-	batchSize    int
-	retry        RetryPolicy
-	webhooks     EndpointLoader
-	quietHours   *QuietHours
-	flapWindow   time.Duration
-	clock        Clock
-	leases       RunLeaseStore // nil when FanoutConfig.Leases is, as is sweep
-	sweep        SweepStore
-	leaseTTL     time.Duration
-	limiter      Limiter
-	perRecipient Rate
-	log          *slog.Logger
-	metrics      Metrics
+	c FanoutConfig // checked, its defaults filled
+	// leases and sweep are c.Leases as the runs and the sweeper call it
+	// (nil without leases).
+	leases RunLeaseStore
+	sweep  SweepStore
 
 	mu    sync.Mutex
 	cache map[string]*broadcastContext
@@ -208,17 +196,15 @@ func NewFanout(c FanoutConfig) (*Fanout, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	senders := c.Senders
-	if senders == nil {
-		senders = map[Channel]Sender{}
+	if c.Senders == nil {
+		c.Senders = map[Channel]Sender{}
 	}
-	return &Fanout{
-		store: c.Store, queue: c.Queue, renderer: c.Renderer, senders: senders,
-		batchSize: cmp.Or(c.BatchSize, DefaultBatchSize), retry: c.RetryPolicy, webhooks: c.Webhooks,
-		quietHours: c.QuietHours, flapWindow: c.FlapWindow, clock: cmp.Or[Clock](c.Clock, SystemClock),
-		leases: c.Leases, sweep: c.Leases, leaseTTL: cmp.Or(c.LeaseTTL, DefaultLeaseTTL), limiter: c.Limiter, perRecipient: c.PerRecipient,
-		log: cmp.Or(c.Logger, slog.Default()), metrics: cmp.Or[Metrics](c.Metrics, noMetrics{}),
-	}, nil
+	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
+	c.Clock = cmp.Or[Clock](c.Clock, SystemClock)
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, DefaultLeaseTTL)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	c.Metrics = cmp.Or[Metrics](c.Metrics, noMetrics{})
+	return &Fanout{c: c, leases: c.Leases, sweep: c.Leases}, nil
 }
 
 // MustFanout is NewFanout for tests and fixed wiring: it panics on a
@@ -236,10 +222,10 @@ func MustFanout(c FanoutConfig) *Fanout {
 const DefaultBatchSize = 500
 
 // BatchSize is the number of recipients per batch task.
-func (f *Fanout) BatchSize() int { return f.batchSize }
+func (f *Fanout) BatchSize() int { return f.c.BatchSize }
 
 // RetryPolicy is when a failed delivery is tried again; hand the queue the same.
-func (f *Fanout) RetryPolicy() RetryPolicy { return f.retry }
+func (f *Fanout) RetryPolicy() RetryPolicy { return f.c.RetryPolicy }
 
 // broadcastContext is what every batch of one broadcast needs; the update
 // it renders is immutable, so it is loaded once per process.
@@ -259,7 +245,7 @@ func (f *Fanout) context(ctx context.Context, broadcastID string) (*broadcastCon
 	if bc != nil {
 		return bc, nil
 	}
-	b, err := f.store.GetBroadcast(ctx, broadcastID)
+	b, err := f.c.Store.GetBroadcast(ctx, broadcastID)
 	if err != nil {
 		return nil, err
 	}
@@ -267,11 +253,11 @@ func (f *Fanout) context(ctx context.Context, broadcastID string) (*broadcastCon
 		inc, up := noticeContext(b)
 		bc = &broadcastContext{b: b, inc: inc, up: up}
 	} else {
-		inc, err := f.store.GetIncident(ctx, b.IncidentID)
+		inc, err := f.c.Store.GetIncident(ctx, b.IncidentID)
 		if err != nil {
 			return nil, err
 		}
-		ups, err := f.store.GetUpdates(ctx, b.IncidentID)
+		ups, err := f.c.Store.GetUpdates(ctx, b.IncidentID)
 		if err != nil {
 			return nil, err
 		}
@@ -296,7 +282,7 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 	if err != nil {
 		return err
 	}
-	b, err := f.store.GetBroadcast(ctx, broadcastID) // fresh state, not the cached one
+	b, err := f.c.Store.GetBroadcast(ctx, broadcastID) // fresh state, not the cached one
 	if err != nil {
 		return err
 	}
@@ -307,7 +293,7 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 		// One plan at a time; one whose worker died is found by the
 		// sweepers and planned again within a lease's life.
 		l := NewLease(PlanLeaseName)
-		ok, lerr := f.leases.AcquireLease(ctx, broadcastID, l, f.leaseTTL)
+		ok, lerr := f.leases.AcquireLease(ctx, broadcastID, l, f.c.LeaseTTL)
 		if lerr != nil {
 			return lerr
 		}
@@ -321,22 +307,22 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 		// in sending, so its handed set stays for whoever settles them.
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 	}
-	n, err := f.store.SnapshotAudience(ctx, b, bc.inc.Services, bc.inc.Regions)
+	n, err := f.c.Store.SnapshotAudience(ctx, b, bc.inc.Services, bc.inc.Regions)
 	if err != nil {
 		return err
 	}
-	size := f.batchSize
+	size := f.c.BatchSize
 	batches := make([]Batch, 0, n/size+1)
 	for start := 0; start < n; start += size {
 		batches = append(batches, Batch{Start: start, Stop: min(start+size, n)})
 	}
-	if err := f.queue.EnqueueBatches(ctx, b, batches); err != nil {
+	if err := f.c.Queue.EnqueueBatches(ctx, b, batches); err != nil {
 		return err
 	}
-	if err := f.store.MarkSending(ctx, broadcastID); err != nil {
+	if err := f.c.Store.MarkSending(ctx, broadcastID); err != nil {
 		return err
 	}
-	f.log.InfoContext(ctx, "broadcast planned", "broadcast_id", broadcastID, "incident_id", b.IncidentID, "audience", n, "batches", len(batches))
+	f.c.Logger.InfoContext(ctx, "broadcast planned", "broadcast_id", broadcastID, "incident_id", b.IncidentID, "audience", n, "batches", len(batches))
 	return nil
 }
 
@@ -376,18 +362,18 @@ func (q *QuietHours) Until(now time.Time, loc *time.Location) time.Duration {
 	return 0
 }
 
-func (f *Fanout) now() time.Time { return f.clock.Now() }
+func (f *Fanout) now() time.Time { return f.c.Clock.Now() }
 
 // decideContext is what Decide needs of a broadcast of update up of inc
 // restricted to channels (empty: all).
 func (f *Fanout) decideContext(inc *Incident, up *Update, channels []Channel) *DecideContext {
 	return &DecideContext{
 		Channels:   channels,
-		Serves:     func(ch Channel) bool { return f.senders[ch] != nil },
+		Serves:     func(ch Channel) bool { return f.c.Senders[ch] != nil },
 		Severity:   inc.Severity,
-		QuietHours: f.quietHours,
-		Flap:       f.flapWindow > 0 && up.State == StateResolved && up.CreatedAt.Sub(inc.CreatedAt) <= f.flapWindow,
-		Guarded:    f.limiter != nil && !f.perRecipient.IsZero() && !(inc.Severity == SeverityCritical && up.State == StateResolved),
+		QuietHours: f.c.QuietHours,
+		Flap:       f.c.FlapWindow > 0 && up.State == StateResolved && up.CreatedAt.Sub(inc.CreatedAt) <= f.c.FlapWindow,
+		Guarded:    f.c.Limiter != nil && !f.c.PerRecipient.IsZero() && !(inc.Severity == SeverityCritical && up.State == StateResolved),
 	}
 }
 
@@ -397,7 +383,7 @@ func (f *Fanout) told(ctx context.Context, dc *DecideContext, inc *Incident, up 
 	if !dc.Flap {
 		return nil, nil
 	}
-	return f.store.Told(ctx, inc.ID, up.Seq, ids)
+	return f.c.Store.Told(ctx, inc.ID, up.Seq, ids)
 }
 
 // takeTokens takes the per-recipient guard's token of each message at
@@ -410,11 +396,11 @@ func (f *Fanout) takeTokens(ctx context.Context, msgs []*Message, idx []int) ([]
 	for j, i := range idx {
 		keys[j] = RecipientKey(msgs[i].Channel, msgs[i].Recipient.ID)
 	}
-	return f.limiter.TakeEach(ctx, keys, f.perRecipient)
+	return f.c.Limiter.TakeEach(ctx, keys, f.c.PerRecipient)
 }
 
 func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Rendered, error) {
-	return f.renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: inc, Update: up})
+	return f.c.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: inc, Update: up})
 }
 
 // loadRecipients reads the recipients with ids (nil where deleted), as the
@@ -422,7 +408,7 @@ func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Re
 // their webhook endpoints that want up when channels (empty: all) allows
 // webhooks. Three round trips at most, whatever the number of ids.
 func (f *Fanout) loadRecipients(ctx context.Context, ids []string, channels []Channel, up *Update) ([]*Recipient, error) {
-	rs, err := f.store.GetRecipients(ctx, ids)
+	rs, err := f.c.Store.GetRecipients(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +424,7 @@ func (f *Fanout) loadRecipients(ctx context.Context, ids []string, channels []Ch
 // endpointsFor loads the endpoints that want up for the merchants in rs
 // when channels (empty: all) allows webhooks.
 func (f *Fanout) endpointsFor(ctx context.Context, channels []Channel, up *Update, rs []*Recipient) error {
-	if f.webhooks == nil || f.senders[ChannelWebhook] == nil || (len(channels) > 0 && !slices.Contains(channels, ChannelWebhook)) {
+	if f.c.Webhooks == nil || f.c.Senders[ChannelWebhook] == nil || (len(channels) > 0 && !slices.Contains(channels, ChannelWebhook)) {
 		return nil
 	}
 	var ids []string
@@ -450,7 +436,7 @@ func (f *Fanout) endpointsFor(ctx context.Context, channels []Channel, up *Updat
 	if len(ids) == 0 {
 		return nil
 	}
-	eps, err := f.webhooks.WebhookEndpoints(ctx, ids)
+	eps, err := f.c.Webhooks.WebhookEndpoints(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -500,7 +486,7 @@ func (f *Fanout) applyOptOuts(ctx context.Context, rs []*Recipient) error {
 	if len(addrs) == 0 {
 		return nil
 	}
-	out, err := f.store.OptedOut(ctx, addrs)
+	out, err := f.c.Store.OptedOut(ctx, addrs)
 	if err != nil {
 		return err
 	}
@@ -524,11 +510,11 @@ func (f *Fanout) recordOptOuts(ctx context.Context, msgs []*Message) {
 		if addr == "" {
 			continue
 		}
-		if err := f.store.SetOptOut(context.WithoutCancel(ctx), m.Channel, addr, true); err != nil {
-			f.log.Warn("recording an opt-out failed", "delivery_id", m.DeliveryID, "channel", m.Channel, "err", err)
+		if err := f.c.Store.SetOptOut(context.WithoutCancel(ctx), m.Channel, addr, true); err != nil {
+			f.c.Logger.Warn("recording an opt-out failed", "delivery_id", m.DeliveryID, "channel", m.Channel, "err", err)
 			continue
 		}
-		f.log.Info("address opted out at the provider", "delivery_id", m.DeliveryID, "channel", m.Channel, "recipient_id", m.Recipient.ID)
+		f.c.Logger.Info("address opted out at the provider", "delivery_id", m.DeliveryID, "channel", m.Channel, "recipient_id", m.Recipient.ID)
 	}
 }
 
@@ -561,12 +547,12 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		// alive leaves the work to it; one whose run died (the lease
 		// lapsed) takes over what that run left.
 		l := NewLease(BatchLeaseName(batch))
-		ok, lerr := f.leases.AcquireLease(ctx, broadcastID, l, f.leaseTTL)
+		ok, lerr := f.leases.AcquireLease(ctx, broadcastID, l, f.c.LeaseTTL)
 		if lerr != nil {
 			return lerr
 		}
 		if !ok {
-			f.log.InfoContext(ctx, "batch is running elsewhere", "broadcast_id", broadcastID, "batch_start", batch.Start)
+			f.c.Logger.InfoContext(ctx, "batch is running elsewhere", "broadcast_id", broadcastID, "batch_start", batch.Start)
 			return nil
 		}
 		var stop func()
@@ -577,7 +563,7 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 		guard.Lease = &l
 	}
-	ids, err := f.store.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
+	ids, err := f.c.Store.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
 	if err != nil {
 		return err
 	}
@@ -639,12 +625,12 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	}
 	for _, r := range deferred {
 		// Attempt 1: being held for quiet hours is not an attempt.
-		if err := f.queue.EnqueueRetry(ctx, bc.b, r.id, 1, r.delay); err != nil {
+		if err := f.c.Queue.EnqueueRetry(ctx, bc.b, r.id, 1, r.delay); err != nil {
 			return fmt.Errorf("enqueue the quiet-hours send of %s: %w", r.id, err)
 		}
 	}
 	for _, r := range retries {
-		if err := f.queue.EnqueueRetry(ctx, bc.b, r.id, 2, r.delay); err != nil {
+		if err := f.c.Queue.EnqueueRetry(ctx, bc.b, r.id, 2, r.delay); err != nil {
 			// The delivery stays queued; the batch task is retried and its
 			// re-run enqueues the retry again.
 			return fmt.Errorf("enqueue retry of %s: %w", r.id, err)
@@ -671,7 +657,7 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 		}
 	}()
 	for round := 0; len(begins) > 0 && round <= len(Channels); round++ {
-		prev, err := f.store.BeginDeliveries(ctx, bc.b.ID, guard, begins)
+		prev, err := f.c.Store.BeginDeliveries(ctx, bc.b.ID, guard, begins)
 		if err != nil {
 			return nil, err
 		}
@@ -692,7 +678,7 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 			if m != nil && prev[i] == StatusQueued {
 				// A run that could not enqueue this delivery's retry failed;
 				// enqueue it now (an existing retry task is not doubled).
-				retries = append(retries, retry{m.DeliveryID, f.retry.Backoff(1)})
+				retries = append(retries, retry{m.DeliveryID, f.c.RetryPolicy.Backoff(1)})
 			}
 			// Send what is new, and what a crashed run left in sending.
 			if m == nil || (prev[i] != "" && prev[i] != StatusSending) {
@@ -702,7 +688,7 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 		}
 		for i, bg := range begins {
 			if bg.Status == StatusSuppressed && prev[i] == "" {
-				f.metrics.Statuses(bg.Channel, StatusSuppressed, 1)
+				f.c.Metrics.Statuses(bg.Channel, StatusSuppressed, 1)
 			}
 		}
 		outs, rts, kept, err := f.sendAll(ctx, bc, guard, byChannel)
@@ -739,7 +725,7 @@ func (f *Fanout) fallbacks(ctx context.Context, bc *broadcastContext, outs []Out
 		}
 		bg.Extra = true
 		begins, msgs = append(begins, bg), append(msgs, m)
-		f.log.InfoContext(ctx, "channel fallback", "delivery_id", m.DeliveryID, "failed_channel", o.Channel, "channel", next)
+		f.c.Logger.InfoContext(ctx, "channel fallback", "delivery_id", m.DeliveryID, "failed_channel", o.Channel, "channel", next)
 	}
 	return begins, msgs, nil
 }
@@ -791,7 +777,7 @@ func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
 	for round := 0; ; round++ {
-		n, err := f.store.InFlight(ctx, bc.inc.ID, bc.up.Seq)
+		n, err := f.c.Store.InFlight(ctx, bc.inc.ID, bc.up.Seq)
 		if err != nil {
 			return err
 		}
@@ -808,7 +794,7 @@ func (f *Fanout) waitEarlier(ctx context.Context, bc *broadcastContext) error {
 				return err
 			}
 			if settled > 0 {
-				f.log.InfoContext(ctx, "deliveries a stopped worker left of earlier updates settled", "incident_id", bc.inc.ID, "seq", bc.up.Seq, "deliveries", settled)
+				f.c.Logger.InfoContext(ctx, "deliveries a stopped worker left of earlier updates settled", "incident_id", bc.inc.ID, "seq", bc.up.Seq, "deliveries", settled)
 				continue
 			}
 		}
@@ -850,7 +836,7 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 			case <-done:
 				return
 			case <-t.C:
-				if st, err := f.store.BroadcastState(sctx, bc.b.ID); err == nil && st == BroadcastCancelled {
+				if st, err := f.c.Store.BroadcastState(sctx, bc.b.ID); err == nil && st == BroadcastCancelled {
 					cancel()
 					return
 				}
@@ -861,7 +847,7 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 	c := &collector{ctx: ctx, f: f, j: j, bc: bc, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
 	var wg sync.WaitGroup
 	for ch, ms := range byChannel {
-		wg.Go(func() { c.send(sctx, f.senders[ch], ms) })
+		wg.Go(func() { c.send(sctx, f.c.Senders[ch], ms) })
 	}
 	wg.Wait()
 	err = j.close()
@@ -882,7 +868,7 @@ func (f *Fanout) recordNow(ctx context.Context, broadcastID string, outs []Outco
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	return f.store.Record(rctx, broadcastID, outs)
+	return f.c.Store.Record(rctx, broadcastID, outs)
 }
 
 // collector turns the results of one sendAll into outcomes, as each comes.
@@ -947,7 +933,7 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 	}
 	start := SystemClock.Now() // for the latency metric: wall time
 	res, panicked, stack := SendSafely(WithProgress(ctx, p), s, ms)
-	c.f.metrics.Sent(ms[0].Channel, len(ms), time.Since(start))
+	c.f.c.Metrics.Sent(ms[0].Channel, len(ms), time.Since(start))
 	if panicked != "" {
 		c.f.logPanic(ctx, ms[0].Channel, panicked, stack, ms)
 	}
@@ -977,7 +963,7 @@ func (f *Fanout) logPanic(ctx context.Context, ch Channel, panicked string, stac
 	for i, m := range ms {
 		ids[i] = m.DeliveryID
 	}
-	f.log.ErrorContext(ctx, "sender panicked; its messages not reported fail (unknown when they may have gone out)",
+	f.c.Logger.ErrorContext(ctx, "sender panicked; its messages not reported fail (unknown when they may have gone out)",
 		"channel", ch, "panic", panicked, "broadcast_id", ms[0].BroadcastID, "delivery_ids", ids, "stack", string(stack))
 }
 
@@ -988,7 +974,7 @@ func (c *collector) unknown(m *Message, err error) {
 		Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, Attempts: m.Attempt}
 	c.mu.Lock()
 	c.outs = append(c.outs, o)
-	c.f.metrics.Statuses(m.Channel, o.Status, 1)
+	c.f.c.Metrics.Statuses(m.Channel, o.Status, 1)
 	c.mu.Unlock()
 	c.j.add(o)
 }
@@ -1030,7 +1016,7 @@ func (c *collector) take(m *Message, res Result, wait bool) {
 	if o.Status == StatusQueued {
 		c.retries = append(c.retries, retry{m.DeliveryID, delay})
 	}
-	c.f.metrics.Statuses(m.Channel, o.Status, 1)
+	c.f.c.Metrics.Statuses(m.Channel, o.Status, 1)
 }
 
 // addressNews records what a provider said of m's address: it opted out
@@ -1044,10 +1030,10 @@ func (c *collector) addressNews(m *Message, res Result) {
 		return
 	}
 	rid := m.Recipient.ID
-	if err := c.f.store.RemovePushTokens(context.WithoutCancel(c.ctx), rid, res.DeadTokens); err != nil {
-		c.f.log.Warn("removing dead push tokens failed", "recipient_id", rid, "err", err)
+	if err := c.f.c.Store.RemovePushTokens(context.WithoutCancel(c.ctx), rid, res.DeadTokens); err != nil {
+		c.f.c.Logger.Warn("removing dead push tokens failed", "recipient_id", rid, "err", err)
 	} else {
-		c.f.log.Info("dead push tokens removed", "recipient_id", rid, "tokens", len(res.DeadTokens))
+		c.f.c.Logger.Info("dead push tokens removed", "recipient_id", rid, "tokens", len(res.DeadTokens))
 	}
 }
 
@@ -1105,7 +1091,7 @@ func (f *Fanout) outcome(m *Message, res Result) (o Outcome, delay time.Duration
 	}
 	se := Classify(res.Err)
 	o.Reason = reason(se)
-	delay, again := f.retry.Next(m.Channel, m.Attempt, res.Err)
+	delay, again := f.c.RetryPolicy.Next(m.Channel, m.Attempt, res.Err)
 	switch {
 	case se.Suppress:
 		o.Status = StatusSuppressed
@@ -1115,7 +1101,7 @@ func (f *Fanout) outcome(m *Message, res Result) (o Outcome, delay time.Duration
 	default:
 		o.Status = StatusFailed
 	}
-	f.log.Warn("delivery not sent", "delivery_id", m.DeliveryID, "channel", m.Channel, "status", o.Status, "reason", o.Reason, "attempt", m.Attempt)
+	f.c.Logger.Warn("delivery not sent", "delivery_id", m.DeliveryID, "channel", m.Channel, "status", o.Status, "reason", o.Reason, "attempt", m.Attempt)
 	return o, 0, true
 }
 
@@ -1139,7 +1125,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if err != nil {
 		return err
 	}
-	d, err := f.store.GetDelivery(ctx, deliveryID)
+	d, err := f.c.Store.GetDelivery(ctx, deliveryID)
 	if err != nil {
 		return err
 	}
@@ -1164,8 +1150,8 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if !again {
 		switch dec := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels), Facts{Stage: StageRetry, Channel: ch}, f.now()); dec.Status {
 		case StatusSuppressed:
-			f.metrics.Statuses(ch, StatusSuppressed, 1)
-			return f.store.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: StatusSuppressed, Reason: string(dec.Reason),
+			f.c.Metrics.Statuses(ch, StatusSuppressed, 1)
+			return f.c.Store.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: StatusSuppressed, Reason: string(dec.Reason),
 				Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding}})
 		case StatusQueued:
 			// Held: the queue runs this attempt again after the delay,
@@ -1179,12 +1165,12 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	guard := Guard{IncidentID: bc.inc.ID, Seq: bc.up.Seq}
 	if f.leases != nil {
 		l := NewLease("r:" + string(ch) + "." + rid)
-		ok, lerr := f.leases.AcquireLease(ctx, bid, l, f.leaseTTL)
+		ok, lerr := f.leases.AcquireLease(ctx, bid, l, f.c.LeaseTTL)
 		if lerr != nil {
 			return lerr
 		}
 		if !ok {
-			return Waiting(ReasonBusy, f.leaseTTL, fmt.Errorf("delivery %s is being sent by another run", deliveryID))
+			return Waiting(ReasonBusy, f.c.LeaseTTL, fmt.Errorf("delivery %s is being sent by another run", deliveryID))
 		}
 		var stop func()
 		ctx, stop = f.holdLease(ctx, bid, l)
@@ -1200,7 +1186,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		if err != nil {
 			return err
 		}
-		st, err := f.store.Claim(ctx, deliveryID, guard)
+		st, err := f.c.Store.Claim(ctx, deliveryID, guard)
 		if err != nil || st != StatusSending {
 			return err
 		}
@@ -1229,7 +1215,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		return err
 	}
 	for _, rt := range more {
-		if err := f.queue.EnqueueRetry(ctx, bc.b, rt.id, 2, rt.delay); err != nil {
+		if err := f.c.Queue.EnqueueRetry(ctx, bc.b, rt.id, 2, rt.delay); err != nil {
 			return err
 		}
 	}

@@ -141,7 +141,7 @@ func (j *journal) write() error {
 	if j.f.leases != nil {
 		refused, err = j.f.leases.Journal(j.ctx, j.bid, j.guard, refs, outs)
 	} else {
-		err = j.f.store.Record(j.ctx, j.bid, outs)
+		err = j.f.c.Store.Record(j.ctx, j.bid, outs)
 	}
 	var reply error
 	switch {
@@ -177,7 +177,7 @@ func (j *journal) close() error {
 		if err == nil {
 			return nil
 		}
-		j.f.log.Warn("recording outcomes failed; trying again", "broadcast_id", j.bid, "err", err)
+		j.f.c.Logger.Warn("recording outcomes failed; trying again", "broadcast_id", j.bid, "err", err)
 		select {
 		case <-deadline.C:
 			return err

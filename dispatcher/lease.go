@@ -146,7 +146,7 @@ func refusedReason(err error) Reason {
 // stops handing messages over, since another run may take the batch.
 func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	ttl := f.leaseTTL
+	ttl := f.c.LeaseTTL
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(ttl / 4)
@@ -164,12 +164,12 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 			switch {
 			case err != nil:
 				if failures++; failures >= 3 {
-					f.log.Warn("lease not renewed: stopping the run", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
+					f.c.Logger.Warn("lease not renewed: stopping the run", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
 					cancel(fmt.Errorf("lease %s of %s: %w", l.Name, broadcastID, err))
 					return
 				}
 			case !ok:
-				f.log.Warn("lease lost: stopping the run", "broadcast_id", broadcastID, "lease", l.Name)
+				f.c.Logger.Warn("lease lost: stopping the run", "broadcast_id", broadcastID, "lease", l.Name)
 				cancel(&refusal{string(ReasonLeaseLost)})
 				return
 			default:
@@ -189,7 +189,7 @@ func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease, 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := f.leases.ReleaseLease(rctx, broadcastID, l, clean); err != nil {
-		f.log.Warn("releasing a lease failed; it lapses by itself", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
+		f.c.Logger.Warn("releasing a lease failed; it lapses by itself", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
 	}
 }
 
@@ -215,7 +215,7 @@ func (f *Fanout) Sweep(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		if err := f.SweepOnce(ctx); err != nil && ctx.Err() == nil {
-			f.log.Warn("sweeping lapsed batches failed", "err", err)
+			f.c.Logger.Warn("sweeping lapsed batches failed", "err", err)
 		}
 	}
 }
@@ -236,7 +236,7 @@ func (f *Fanout) SweepOnce(ctx context.Context) error {
 }
 
 func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
-	b, err := f.store.GetBroadcast(ctx, lb.BroadcastID)
+	b, err := f.c.Store.GetBroadcast(ctx, lb.BroadcastID)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -247,13 +247,13 @@ func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
 		if b.State != BroadcastPlanning {
 			return nil // the plan got through before its worker died
 		}
-		if err := f.queue.EnqueuePlanAgain(ctx, b, NewLease("").Token); err != nil {
+		if err := f.c.Queue.EnqueuePlanAgain(ctx, b, NewLease("").Token); err != nil {
 			return err
 		}
-		f.log.Warn("plan whose worker stopped enqueued again", "broadcast_id", b.ID)
+		f.c.Logger.Warn("plan whose worker stopped enqueued again", "broadcast_id", b.ID)
 		return nil
 	}
-	log := f.log.With("broadcast_id", b.ID, "batch_start", lb.Batch.Start)
+	log := f.c.Logger.With("broadcast_id", b.ID, "batch_start", lb.Batch.Start)
 	switch b.State {
 	case BroadcastDone:
 		return nil
@@ -273,7 +273,7 @@ func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
 	}
 	batch := lb.Batch
 	batch.Resume = NewLease("").Token
-	if err := f.queue.EnqueueBatches(ctx, b, []Batch{batch}); err != nil {
+	if err := f.c.Queue.EnqueueBatches(ctx, b, []Batch{batch}); err != nil {
 		return err
 	}
 	log.Warn("batch whose worker stopped enqueued again", "batch_stop", batch.Stop)

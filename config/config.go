@@ -202,6 +202,14 @@ type SMS struct {
 	// 429 to bursts.
 	// Default "10/s"; env TOCSIN_SMS_RATE.
 	Rate Rate `yaml:"rate"`
+	// SmartEncoding writes letters outside the GSM-7 alphabet without
+	// their accent (á → a, ó → o, ç → c) when that lowers an SMS's segment
+	// count, as Twilio's Smart Encoding does for punctuation (which Tocsin
+	// always maps: “” → ", – → -). Off, a Spanish "interrupción" makes the
+	// whole SMS UCS-2: 70 characters a segment instead of 160. Previews show
+	// the count both ways.
+	// Default false; env TOCSIN_SMS_SMART_ENCODING.
+	SmartEncoding bool `yaml:"smart_encoding"`
 }
 
 // Twilio configures SMS through Twilio's Messages API: the SMS channel's

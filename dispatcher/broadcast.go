@@ -318,6 +318,10 @@ type Rendered struct {
 	// Segments and Encoding are set for SMS.
 	Segments int
 	Encoding string
+	// AsWritten and Smart are the SMS body's segments with smart encoding
+	// off (accents kept) and on (accents dropped where that is cheaper);
+	// Segments is one of them, as configured. Set for SMS.
+	AsWritten, Smart int
 	// OperatorFallback is true when the update carried operator text but
 	// none for this locale, so the template was used.
 	OperatorFallback bool

@@ -21,6 +21,10 @@ type Sample struct {
 	HTML           string `json:"html,omitempty"`
 	Segments       int    `json:"sms_segments,omitempty"`
 	Encoding       string `json:"sms_encoding,omitempty"`
+	// SegmentsAsWritten and SegmentsSmart are the SMS's segments with
+	// channels.sms.smart_encoding off and on; sms_segments is one of them.
+	SegmentsAsWritten int `json:"sms_segments_as_written,omitempty"`
+	SegmentsSmart     int `json:"sms_segments_smart_encoding,omitempty"`
 	// OperatorText is true when the body is the operator's message.
 	OperatorText bool `json:"operator_text"`
 }
@@ -29,6 +33,7 @@ func sample(ch Channel, r *Recipient, text Rendered, operatorGiven bool) Sample 
 	return Sample{
 		Channel: ch, Locale: r.Locale, RenderedLocale: text.Locale, Kind: r.Kind,
 		Title: text.Title, Body: text.Body, HTML: text.HTML, Segments: text.Segments, Encoding: text.Encoding,
+		SegmentsAsWritten: text.AsWritten, SegmentsSmart: text.Smart,
 		OperatorText: operatorGiven && !text.OperatorFallback,
 	}
 }

@@ -19,6 +19,9 @@ type CatalogRenderer struct {
 	// Clock is "now" for relative wording (durations, "today"); nil is the
 	// system clock.
 	Clock Clock
+	// SmartEncoding writes SMS letters outside GSM-7 without their accent
+	// when that lowers the segment count (gsm.SmartEncode).
+	SmartEncoding bool
 }
 
 var _ Renderer = (*CatalogRenderer)(nil)
@@ -72,7 +75,13 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		out.OperatorFallback = true
 	}
 	if req.Channel == ChannelSMS {
-		// The catalogue already mapped the text to GSM-7 where it can.
+		// The catalogue already mapped punctuation to GSM-7; smart encoding
+		// may drop accents too.
+		smart := gsm.SmartEncode(out.Body)
+		out.AsWritten, out.Smart = gsm.Count(out.Body).Segments, gsm.Count(smart).Segments
+		if c.SmartEncoding {
+			out.Body = smart
+		}
 		info := gsm.Count(out.Body)
 		out.Segments, out.Encoding = info.Segments, string(info.Encoding)
 	}

@@ -26,13 +26,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/tocsin-dev/tocsin/channels/email"
 	"github.com/tocsin-dev/tocsin/channels/push"
 	"github.com/tocsin-dev/tocsin/channels/sms"
+	"github.com/tocsin-dev/tocsin/channels/webhook"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/confcheck"
 	"github.com/tocsin-dev/tocsin/internal/secret"
@@ -262,47 +262,10 @@ type APNs = push.APNsConfig
 // is on once vapid_private_key is set.
 type WebPush = push.WebPushConfig
 
-// Webhook configures delivery to merchants' webhook endpoints.
-type Webhook struct {
-	// AllowHTTP allows http:// endpoint URLs; otherwise only https.
-	// Default false; env TOCSIN_WEBHOOK_ALLOW_HTTP.
-	AllowHTTP bool `yaml:"allow_http"`
-	// AllowNetworks lists CIDR prefixes (or single IP addresses) that
-	// endpoints may resolve to although they are loopback, private,
-	// link-local, CGNAT or otherwise not public; every such address is
-	// refused otherwise, when registering and when connecting.
-	// Default none; env TOCSIN_WEBHOOK_ALLOW_NETWORKS (comma-separated).
-	AllowNetworks Networks `yaml:"allow_networks"`
-	// Timeout bounds one delivery attempt, from connecting to reading the
-	// answer. Must be > 0.
-	// Default 10s; env TOCSIN_WEBHOOK_TIMEOUT.
-	Timeout time.Duration `yaml:"timeout"`
-	// ConnectTimeout bounds connecting (DNS, TCP and TLS). Greater than 0
-	// and at most Timeout.
-	// Default 5s; env TOCSIN_WEBHOOK_CONNECT_TIMEOUT.
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
-	// MaxResponseBytes is how much of an endpoint's answer is read and
-	// kept with the attempt, 1..1048576.
-	// Default 4096; env TOCSIN_WEBHOOK_MAX_RESPONSE_BYTES.
-	MaxResponseBytes int `yaml:"max_response_bytes"`
-	// Rate is the most requests per second sent to one endpoint,
-	// 1..10000.
-	// Default 10; env TOCSIN_WEBHOOK_RATE.
-	Rate int `yaml:"rate"`
-	// RetrySpan is how long a failed delivery is retried (exponential
-	// backoff with jitter) before it fails. Must be > 0.
-	// Default 24h; env TOCSIN_WEBHOOK_RETRY_SPAN.
-	RetrySpan time.Duration `yaml:"retry_span"`
-	// DisableAfter is how long an endpoint may fail without a success
-	// before it is disabled (and the merchant told). Must be > 0.
-	// Default 72h; env TOCSIN_WEBHOOK_DISABLE_AFTER.
-	DisableAfter time.Duration `yaml:"disable_after"`
-	// RotationOverlap is how long the previous secret keeps signing, beside
-	// the new one, after a secret rotation; 0 to 720h (0: it stops at
-	// once).
-	// Default 24h; env TOCSIN_WEBHOOK_ROTATION_OVERLAP.
-	RotationOverlap time.Duration `yaml:"rotation_overlap"`
-}
+// Webhook configures delivery to merchants' webhook endpoints: the
+// webhook channel's own Config, whose fields tagged "-" stay zero here.
+// Defaults: webhook.Defaults().
+type Webhook = webhook.Config
 
 // Limits configures limits that protect recipients.
 type Limits struct {
@@ -368,15 +331,7 @@ func Default() Config {
 				APNs: APNs{Host: APNsHostProduction},
 				Rate: "500/s",
 			},
-			Webhook: Webhook{
-				Timeout:          10 * time.Second,
-				ConnectTimeout:   5 * time.Second,
-				MaxResponseBytes: 4096,
-				Rate:             10,
-				RetrySpan:        24 * time.Hour,
-				DisableAfter:     72 * time.Hour,
-				RotationOverlap:  24 * time.Hour,
-			},
+			Webhook: webhook.Defaults(),
 		},
 		Limits: Limits{
 			PerRecipient: "10/h",
@@ -537,33 +492,6 @@ func (q QuietHours) Parse() (*dispatcher.QuietHours, error) {
 func (l Limits) ParsedQuietHours() *dispatcher.QuietHours {
 	q, _ := l.QuietHours.Parse()
 	return q
-}
-
-// Networks lists network prefixes: each a CIDR prefix or an IP address.
-type Networks []string
-
-// parseNetwork reads one entry of Networks.
-func parseNetwork(n string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(n); err == nil {
-		return p, nil
-	}
-	if a, err := netip.ParseAddr(n); err == nil {
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	return netip.Prefix{}, fmt.Errorf("must be a CIDR prefix like 10.0.0.0/8 or fd00::/8, or an IP address, got %q", n)
-}
-
-// ParsedAllowNetworks returns AllowNetworks as prefixes, a single address
-// as a prefix of its full length (/32, /128). It leaves out what is
-// neither (Validate rejects it).
-func (w Webhook) ParsedAllowNetworks() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range w.AllowNetworks {
-		if p, err := parseNetwork(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // Level is a log level: debug, info, warn or error.

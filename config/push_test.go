@@ -7,11 +7,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -401,23 +399,5 @@ func TestPushRedaction(t *testing.T) {
 		if !strings.Contains(jsonLog.String(), want) {
 			t.Errorf("slog output lacks %s:\n%s", want, jsonLog.String())
 		}
-	}
-}
-
-// TestParsedAllowNetworks: what the webhook channel is given is what
-// Validate accepted, a single address as its full-length prefix.
-func TestParsedAllowNetworks(t *testing.T) {
-	t.Parallel()
-	w := Default().Channels.Webhook
-	if got := w.ParsedAllowNetworks(); got != nil {
-		t.Errorf("no allow_networks: %v, want nil", got)
-	}
-	w.AllowNetworks = []string{"127.0.0.1", "::1", "10.0.0.0/8", "fd00::/8", "localhost"}
-	want := []netip.Prefix{
-		netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128"),
-		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8"),
-	}
-	if got := w.ParsedAllowNetworks(); !slices.Equal(got, want) {
-		t.Errorf("ParsedAllowNetworks() = %v, want %v (without what Validate rejects)", got, want)
 	}
 }

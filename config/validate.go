@@ -19,8 +19,6 @@ const (
 	minKeyLen = 16
 	// minLinkSecretLen is the shortest auth.link_secret accepted.
 	minLinkSecretLen = 32
-	// maxRotationOverlap is the longest channels.webhook.rotation_overlap.
-	maxRotationOverlap = 30 * 24 * time.Hour
 )
 
 // Validate reports every problem in c at once: a *FieldError per problem,
@@ -81,7 +79,7 @@ func (c Config) Validate() error {
 	wp := c.Channels.Push.WebPush
 	v.provider("channels.push.webpush", "vapid_private_key", "Web Push is off", wp.Configured(), wp, d.Push.WebPush, wp.ValidateNamed)
 	v.rate("channels.push.rate", c.Channels.Push.Rate, false)
-	v.webhook(c.Channels.Webhook)
+	v.Merge(c.Channels.Webhook.ValidateNamed(optionNamer("channels.webhook", reflect.TypeFor[Webhook]())))
 
 	v.rate("limits.per_recipient", c.Limits.PerRecipient, true)
 	_, err = c.Limits.QuietHours.Parse()
@@ -183,15 +181,20 @@ func (v validator) provider(path, key, off string, on bool, cfg, def any, valida
 }
 
 // optionNamer names a field of the section type t at path as its option
-// (the yaml tag): "APIKey" is "channels.sms.twilio.api_key", and "" the
-// section itself. A field set in code keeps its Go name.
+// (the yaml tag): "APIKey" is "channels.sms.twilio.api_key", a list's
+// entry "AllowNetworks[1]" "channels.webhook.allow_networks[1]", and ""
+// the section itself. A field set in code keeps its Go name.
 func optionNamer(path string, t reflect.Type) func(string) string {
 	return func(field string) string {
 		if field == "" {
 			return path
 		}
-		if f, ok := t.FieldByName(field); ok && f.Tag.Get("yaml") != "-" {
+		name, index, _ := strings.Cut(field, "[")
+		if f, ok := t.FieldByName(name); ok && f.Tag.Get("yaml") != "-" {
 			field = f.Tag.Get("yaml")
+			if index != "" {
+				field += "[" + index
+			}
 		}
 		return path + "." + field
 	}
@@ -217,29 +220,6 @@ func (v validator) twilio(t Twilio) {
 		if fe, ok := e.(*FieldError); !ok || fe.Field != p+".auth_token" || t.AuthToken != "" {
 			v.Merge(e)
 		}
-	}
-}
-
-// webhook checks channels.webhook.
-func (v validator) webhook(w Webhook) {
-	const p = "channels.webhook"
-	for i, n := range w.AllowNetworks {
-		_, err := parseNetwork(n)
-		v.Check(fmt.Sprintf("%s.allow_networks[%d]", p, i), err)
-	}
-	v.Positive(p+".timeout", w.Timeout)
-	switch {
-	case w.ConnectTimeout <= 0:
-		v.Positive(p+".connect_timeout", w.ConnectTimeout)
-	case w.Timeout > 0 && w.ConnectTimeout > w.Timeout:
-		v.Add(p+".connect_timeout", "must not exceed %s.timeout (%s), got %s", p, w.Timeout, w.ConnectTimeout)
-	}
-	v.Between(p+".max_response_bytes", w.MaxResponseBytes, 1, 1<<20)
-	v.Between(p+".rate", w.Rate, 1, 10000)
-	v.Positive(p+".retry_span", w.RetrySpan)
-	v.Positive(p+".disable_after", w.DisableAfter)
-	if w.RotationOverlap < 0 || w.RotationOverlap > maxRotationOverlap {
-		v.Add(p+".rotation_overlap", "must be between 0s and 720h, got %s", w.RotationOverlap)
 	}
 }
 

@@ -414,7 +414,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		}
 		if pc.WebPush != nil {
 			// Web Push endpoints pass the webhooks' guard, and its exceptions.
-			pc.WebPush.AllowNetworks = cfg.Channels.Webhook.ParsedAllowNetworks()
+			pc.WebPush.AllowNetworks = cfg.Channels.Webhook.AllowNetworks.Prefixes()
 		}
 		s, err := push.New(pc)
 		if err != nil {
@@ -432,10 +432,8 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 			}
 		},
 	}
-	hooks, err := webhook.New(webhook.Config{
-		AllowHTTP: w.AllowHTTP, AllowNetworks: w.ParsedAllowNetworks(), Timeout: w.Timeout, ConnectTimeout: w.ConnectTimeout,
-		MaxResponseBytes: int64(w.MaxResponseBytes), Reporter: health, Logger: logger, Clock: clock,
-	})
+	w.Reporter, w.Logger, w.Clock = health, logger, clock
+	hooks, err := webhook.New(w)
 	if err != nil {
 		return nil, nil, closeAll, fmt.Errorf("channels.webhook: %w", err)
 	}

@@ -72,7 +72,7 @@ func wire(w wiring) (*wired, error) {
 	// Web Push endpoints come from API callers too: the webhooks' guard
 	// (and its allow_networks) checks them, https only, without DNS; the
 	// push channel's dialer refuses names that resolve to such addresses.
-	pushGuard, err := netguard.New(netguard.Config{AllowNetworks: cfg.Channels.Webhook.ParsedAllowNetworks()})
+	pushGuard, err := netguard.New(netguard.Config{AllowNetworks: cfg.Channels.Webhook.AllowNetworks.Prefixes()})
 	if err != nil {
 		return nil, usageError{fmt.Errorf("channels.webhook.allow_networks: %w", err)}
 	}

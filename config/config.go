@@ -2,18 +2,19 @@
 // loading from YAML and TOCSIN_* environment variables, and validation that
 // reports every problem at once.
 //
-// Precedence is defaults < file < environment. Every field below names its
-// default and its environment variable; docs/configuration.md and
-// config.example.yaml at the repository root list the same options.
+// Precedence is defaults < file < environment. Default holds the defaults;
+// each option is read from TOCSIN_<SECTION>_<OPTION> too (see envBindings).
+// docs/configuration.md lists every option with its variable and default,
+// and config.example.yaml holds the defaults: tests check both against the
+// code, so the fields' comments say only what each option means.
 //
-// The Twilio, SMTP and Web Push sections are the channels' own Config
-// types (sms.Config, email.Config, push.WebPushConfig), which Validate
-// checks with the channels' own rules (their ValidateNamed, naming the
-// options); rates, quiet hours, networks and log levels are types that
-// parse themselves with the dispatcher's parsers, and the Parsed methods
-// hand out what they read. So the package imports dispatcher and the
-// channels (none may import it). Secret options are Secrets, which never
-// print.
+// The Twilio, SMTP, FCM, APNs, Web Push and webhook sections are the
+// channels' own Config types, with their defaults, which Validate checks
+// with the channels' own rules (their ValidateNamed, naming the options);
+// rates, quiet hours and log levels are types that parse themselves with
+// the dispatcher's parsers, and the Parsed methods hand out what they
+// read. So the package imports dispatcher and the channels (none may
+// import it). Secret options are Secrets, which never print.
 // Handlers receive the values they need in structs, never by reaching for
 // a global.
 package config
@@ -57,29 +58,23 @@ type Config struct {
 // HTTP configures the REST API listener.
 type HTTP struct {
 	// Addr is the host:port the API listens on.
-	// Default ":8080"; env TOCSIN_HTTP_ADDR.
 	Addr string `yaml:"addr"`
 	// PublicURL is the absolute http(s) URL clients and providers use to
 	// reach the API (provider callbacks, links). It may carry a path prefix
-	// but no query or fragment.
-	// Default "" (derived from Addr, see BaseURL); env TOCSIN_HTTP_PUBLIC_URL.
+	// but no query or fragment. Empty: derived from Addr (see BaseURL).
 	PublicURL string `yaml:"public_url"`
 	// ShutdownTimeout bounds how long in-flight requests may finish after
 	// a shutdown signal. Must be > 0.
-	// Default 15s; env TOCSIN_HTTP_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// ReadTimeout bounds reading a whole request, body included (a large
 	// NDJSON import is one request: leave room for it). Headers must
 	// arrive within 10s whatever it is. Must be > 0.
-	// Default 5m; env TOCSIN_HTTP_READ_TIMEOUT.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds writing a response, from the end of the request's
 	// headers. Must be > 0.
-	// Default 5m; env TOCSIN_HTTP_WRITE_TIMEOUT.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection that has waited this long
 	// for its next request. Must be > 0.
-	// Default 2m; env TOCSIN_HTTP_IDLE_TIMEOUT.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
@@ -87,13 +82,10 @@ type HTTP struct {
 type Redis struct {
 	// Addr is the host:port of Redis. Empty means an embedded in-memory
 	// Redis (miniredis): nothing survives a restart.
-	// Default "" (embedded); env TOCSIN_REDIS_ADDR.
 	Addr string `yaml:"addr"`
 	// Password authenticates to Redis. It is never printed (a Secret).
-	// Default ""; env TOCSIN_REDIS_PASSWORD.
 	Password Secret `yaml:"password"`
 	// DB is the Redis database number, 0..255 (a stock server has 16: 0..15).
-	// Default 0; env TOCSIN_REDIS_DB.
 	DB int `yaml:"db"`
 }
 
@@ -101,23 +93,18 @@ type Redis struct {
 type Worker struct {
 	// Concurrency is the number of tasks one worker process runs at once,
 	// 1..1000.
-	// Default 10; env TOCSIN_WORKER_CONCURRENCY.
 	Concurrency int `yaml:"concurrency"`
 	// BatchSize is the number of recipients in one batch task, 1..5000.
-	// Default 500; env TOCSIN_WORKER_BATCH_SIZE.
 	BatchSize int `yaml:"batch_size"`
 	// MaxRetry is how many times one failed delivery is retried, 0..100.
-	// Default 8; env TOCSIN_WORKER_MAX_RETRY.
 	MaxRetry int `yaml:"max_retry"`
 	// ShutdownTimeout bounds how long running tasks may finish after a
 	// shutdown signal before they are re-queued. Must be > 0.
-	// Default 10s; env TOCSIN_WORKER_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// LeaseTTL is how long a running batch's lease lasts without renewal
 	// (it is renewed every quarter of that): how soon the batches of a
 	// worker that died are found and taken over by another, and a later
 	// update stops waiting for what it left in flight. 1s..5m.
-	// Default 5s; env TOCSIN_WORKER_LEASE_TTL.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
 
@@ -125,14 +112,12 @@ type Worker struct {
 type Auth struct {
 	// APIKeys are the keys accepted by the REST API. An empty list is
 	// valid: `tocsin serve` then generates one operator key and prints it
-	// once.
-	// Default none; env TOCSIN_API_KEY appends {name: env, role: operator}.
+	// once. TOCSIN_API_KEY appends {name: env, role: operator}.
 	APIKeys []APIKey `yaml:"api_keys"`
 	// LinkSecret signs the one-click unsubscribe links in emails, at least
 	// 32 characters when set. It is never logged. Empty: a secret is
 	// generated once and kept in Redis, so every process shares it (with
 	// the embedded Redis, links then stop working after a restart).
-	// Default ""; env TOCSIN_LINK_SECRET.
 	LinkSecret Secret `yaml:"link_secret" env:"TOCSIN_LINK_SECRET"`
 }
 
@@ -165,10 +150,8 @@ type APIKey struct {
 // Log configures structured logging (log/slog).
 type Log struct {
 	// Level is debug, info, warn or error.
-	// Default info; env TOCSIN_LOG_LEVEL.
 	Level Level `yaml:"level"`
 	// Format is json or text.
-	// Default json; env TOCSIN_LOG_FORMAT.
 	Format string `yaml:"format"`
 }
 
@@ -177,7 +160,6 @@ type Log struct {
 type Outbox struct {
 	// Cap is the number of messages kept per outbox (newest first),
 	// 1..1000000.
-	// Default 10000; env TOCSIN_OUTBOX_CAP.
 	Cap int `yaml:"cap"`
 }
 
@@ -200,7 +182,6 @@ type SMS struct {
 	// pool. Set what your senders allow; beyond it, messages wait in
 	// Twilio's queue (and expire after validity_period) and Twilio answers
 	// 429 to bursts.
-	// Default "10/s"; env TOCSIN_SMS_RATE.
 	Rate Rate `yaml:"rate"`
 }
 
@@ -208,7 +189,6 @@ type SMS struct {
 // own Config, whose fields tagged "-" stay zero here (the wiring in
 // cmd/tocsin sets them). Every option but account_sid applies only when
 // account_sid is set; setting one without it is a problem Validate reports.
-// Defaults: base_url "https://api.twilio.com", timeout 10s, the rest empty.
 type Twilio = sms.Config
 
 // Email configures the email channel.
@@ -217,15 +197,13 @@ type Email struct {
 	// Rate is the most messages per unit handed to the SMTP relay. Relays
 	// and sending services throttle (421 or 451 4.7.x); set what yours
 	// allows.
-	// Default "50/s"; env TOCSIN_EMAIL_RATE.
 	Rate Rate `yaml:"rate"`
 }
 
 // SMTP configures email through an SMTP relay: the email channel's own
 // Config, whose fields tagged "-" stay zero here. Every option but host
 // applies only when host is set; setting one without it is a problem
-// Validate reports. Defaults: port 587, tls starttls, pool_size 4, timeout
-// 15s, the rest empty.
+// Validate reports.
 type SMTP = email.Config
 
 // Push configures the push channel's providers. Each is on once its first
@@ -240,21 +218,18 @@ type Push struct {
 	// Rate is the most notifications per unit sent, all push providers
 	// together (a notification to a recipient's several tokens counts
 	// once). FCM allows 600,000 a minute per project (10000/s).
-	// Default "500/s"; env TOCSIN_PUSH_RATE.
 	Rate Rate `yaml:"rate"`
 }
 
 // FCM configures Firebase Cloud Messaging (HTTP v1 API): the push
 // channel's own FCMConfig, whose fields tagged "-" stay zero here (the
 // channel reads credentials_file). It is on once credentials_file is set.
-// Defaults: endpoint "https://fcm.googleapis.com", the rest empty
-// (project_id: the key file's).
 type FCM = push.FCMConfig
 
 // APNs configures the Apple Push Notification service with token (.p8)
 // authentication: the push channel's own APNsConfig, whose fields tagged
 // "-" stay zero here (the channel reads key_file). It is on once key_file
-// is set. Defaults: host "https://api.push.apple.com", the rest empty.
+// is set.
 type APNs = push.APNsConfig
 
 // WebPush configures Web Push to browsers with VAPID (RFC 8292): the push
@@ -264,7 +239,6 @@ type WebPush = push.WebPushConfig
 
 // Webhook configures delivery to merchants' webhook endpoints: the
 // webhook channel's own Config, whose fields tagged "-" stay zero here.
-// Defaults: webhook.Defaults().
 type Webhook = webhook.Config
 
 // Limits configures limits that protect recipients.
@@ -274,16 +248,13 @@ type Limits struct {
 	// more each hour/10 (6 minutes), shared by every process. Messages
 	// over it are suppressed (rate-limited). The resolution of a critical
 	// incident always passes. "0" turns the guard off.
-	// Default "10/h"; env TOCSIN_LIMITS_PER_RECIPIENT.
 	PerRecipient Rate `yaml:"per_recipient"`
 	// QuietHours is a daily window of the recipient's local time, such as
 	// "22:00-07:00", in which minor-severity updates wait until it ends
 	// (major and critical do not). "" turns it off.
-	// Default ""; env TOCSIN_LIMITS_QUIET_HOURS.
 	QuietHours QuietHours `yaml:"quiet_hours"`
 	// FlapWindow: an incident resolved within this long of opening is not
 	// told to recipients who had not yet heard of it. 0 turns it off.
-	// Default 0; env TOCSIN_LIMITS_FLAP_WINDOW.
 	FlapWindow time.Duration `yaml:"flap_window"`
 }
 

@@ -20,9 +20,6 @@
 package config
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +32,7 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/channels/webhook"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/api"
 	"github.com/tocsin-dev/tocsin/internal/confcheck"
 	"github.com/tocsin-dev/tocsin/internal/secret"
 )
@@ -113,7 +111,7 @@ type Auth struct {
 	// APIKeys are the keys accepted by the REST API. An empty list is
 	// valid: `tocsin serve` then generates one operator key and prints it
 	// once. TOCSIN_API_KEY appends {name: env, role: operator}.
-	APIKeys []APIKey `yaml:"api_keys"`
+	APIKeys api.Keys `yaml:"api_keys"`
 	// LinkSecret signs the one-click unsubscribe links in emails, at least
 	// 32 characters when set. It is never logged. Empty: a secret is
 	// generated once and kept in Redis, so every process shares it (with
@@ -121,31 +119,18 @@ type Auth struct {
 	LinkSecret Secret `yaml:"link_secret" env:"TOCSIN_LINK_SECRET"`
 }
 
-// Roles an API key may hold.
+// Roles an API key may hold: the API's.
 const (
-	// RoleOperator may do everything: declare incidents, post updates,
-	// send broadcasts, manage recipients.
-	RoleOperator = "operator"
-	// RoleViewer may only read.
-	RoleViewer = "viewer"
+	RoleOperator = api.RoleOperator
+	RoleViewer   = api.RoleViewer
 )
 
 // EnvAPIKeyName is the name of the key appended from TOCSIN_API_KEY.
 const EnvAPIKeyName = "env"
 
-// APIKey is one key accepted by the REST API. Exactly one of Key and
-// KeySHA256 is set.
-type APIKey struct {
-	// Name identifies the key in logs and audit records. Required, unique.
-	Name string `yaml:"name"`
-	// Key is the plaintext key, at least 16 characters.
-	Key Secret `yaml:"key"`
-	// KeySHA256 is the hex SHA-256 of the key (64 hex characters), so the
-	// file need not hold the key itself.
-	KeySHA256 Secret `yaml:"key_sha256"`
-	// Role is "operator" or "viewer". Required.
-	Role string `yaml:"role"`
-}
+// APIKey is one key accepted by the REST API: the API's own Key, which
+// matches presented keys and checks the list (api.Keys.Validate).
+type APIKey = api.Key
 
 // Log configures structured logging (log/slog).
 type Log struct {
@@ -356,52 +341,6 @@ func (c HTTP) BaseURL() string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port)
-}
-
-// Matches reports whether presented is this key. It compares SHA-256
-// digests in constant time, so neither the key nor its length leaks
-// through timing. A key with neither Key nor a valid KeySHA256 matches
-// nothing.
-func (k APIKey) Matches(presented string) bool {
-	want, ok := k.digest()
-	if !ok {
-		return false
-	}
-	got := sha256.Sum256([]byte(presented))
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
-}
-
-// digest returns the SHA-256 of the key, from Key or KeySHA256.
-func (k APIKey) digest() ([sha256.Size]byte, bool) {
-	var d [sha256.Size]byte
-	switch {
-	case k.Key != "":
-		return sha256.Sum256([]byte(k.Key.Reveal())), true
-	case k.KeySHA256 != "":
-		b, err := hex.DecodeString(k.KeySHA256.Reveal())
-		if err != nil || len(b) != sha256.Size {
-			return d, false
-		}
-		copy(d[:], b)
-		return d, true
-	default:
-		return d, false
-	}
-}
-
-// Match returns the key that presented matches. It checks every key, so
-// the time taken does not reveal which one matched.
-func (a Auth) Match(presented string) (APIKey, bool) {
-	var (
-		found APIKey
-		ok    bool
-	)
-	for _, k := range a.APIKeys {
-		if k.Matches(presented) && !ok {
-			found, ok = k, true
-		}
-	}
-	return found, ok
 }
 
 // Rate is a rate option, events per unit: "100/s", "10/min" or "5/h" (also

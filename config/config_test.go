@@ -267,10 +267,10 @@ auth:
 		{Name: "dashboard", Key: viewerKey, Role: RoleViewer},
 		{Name: EnvAPIKeyName, Key: operatorKey, Role: RoleOperator},
 	}
-	if !reflect.DeepEqual(c.Auth.APIKeys, want) {
+	if !reflect.DeepEqual([]APIKey(c.Auth.APIKeys), want) {
 		t.Fatalf("APIKeys = %v, want %v", c.Auth.APIKeys, want)
 	}
-	k, ok := c.Auth.Match(operatorKey)
+	k, ok := c.Auth.APIKeys.Match(operatorKey)
 	if !ok || k.Name != EnvAPIKeyName || k.Role != RoleOperator {
 		t.Errorf("Match(env key) = %v, %v; want the env operator key", k, ok)
 	}
@@ -647,56 +647,6 @@ func TestLoadUnreadableFile(t *testing.T) {
 	}
 }
 
-func TestMatches(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name      string
-		key       APIKey
-		presented string
-		want      bool
-	}{
-		{"plaintext", APIKey{Key: operatorKey}, operatorKey, true},
-		{"plaintext wrong", APIKey{Key: operatorKey}, viewerKey, false},
-		{"plaintext prefix", APIKey{Key: operatorKey}, operatorKey[:len(operatorKey)-1], false},
-		{"plaintext empty presented", APIKey{Key: operatorKey}, "", false},
-		{"hash", APIKey{KeySHA256: Secret(sha256Hex(viewerKey))}, viewerKey, true},
-		{"hash upper case", APIKey{KeySHA256: Secret(strings.ToUpper(sha256Hex(viewerKey)))}, viewerKey, true},
-		{"hash wrong", APIKey{KeySHA256: Secret(sha256Hex(viewerKey))}, operatorKey, false},
-		{"hash presented as the key", APIKey{KeySHA256: Secret(sha256Hex(viewerKey))}, sha256Hex(viewerKey), false},
-		{"hash malformed", APIKey{KeySHA256: "not-hex"}, "not-hex", false},
-		{"no key matches nothing", APIKey{}, "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := tt.key.Matches(tt.presented); got != tt.want {
-				t.Errorf("Matches(%q) = %v, want %v", tt.presented, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestAuthMatch(t *testing.T) {
-	t.Parallel()
-	a := Auth{APIKeys: []APIKey{
-		{Name: "ops", Key: operatorKey, Role: RoleOperator},
-		{Name: "dash", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer},
-	}}
-	for _, tt := range []struct {
-		presented, wantName string
-		wantOK              bool
-	}{
-		{operatorKey, "ops", true},
-		{viewerKey, "dash", true},
-		{"unknown-key-0123456789", "", false},
-	} {
-		k, ok := a.Match(tt.presented)
-		if ok != tt.wantOK || k.Name != tt.wantName {
-			t.Errorf("Match(%q) = %q, %v; want %q, %v", tt.presented, k.Name, ok, tt.wantName, tt.wantOK)
-		}
-	}
-}
-
 func TestBaseURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -826,7 +776,7 @@ func TestExampleFile(t *testing.T) {
 	if len(c.Auth.APIKeys) != 2 {
 		t.Fatalf("example with api_keys uncommented has %d keys, want 2", len(c.Auth.APIKeys))
 	}
-	if k, ok := c.Auth.Match("status-dashboard-key-0123456789"); !ok || k.Role != RoleViewer {
+	if k, ok := c.Auth.APIKeys.Match("status-dashboard-key-0123456789"); !ok || k.Role != RoleViewer {
 		t.Errorf("the example key_sha256 does not match the key its comment names (got %v, %v)", k, ok)
 	}
 

@@ -76,7 +76,7 @@ func (r Redis) logAttrs() []slog.Attr {
 func (a Auth) logAttrs() []slog.Attr {
 	keys := make([]slog.Attr, 0, len(a.APIKeys))
 	for _, k := range a.APIKeys {
-		keys = append(keys, slog.String(k.Name, k.Role))
+		keys = append(keys, slog.String(k.Name, string(k.Role)))
 	}
 	return []slog.Attr{{Key: "api_keys", Value: slog.GroupValue(keys...)}, slog.Any("link_secret", a.LinkSecret)}
 }

@@ -1,9 +1,6 @@
 package config
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"net"
 	"reflect"
 	"strconv"
@@ -14,12 +11,8 @@ import (
 	"github.com/tocsin-dev/tocsin/internal/confcheck"
 )
 
-const (
-	// minKeyLen is the shortest plaintext API key accepted.
-	minKeyLen = 16
-	// minLinkSecretLen is the shortest auth.link_secret accepted.
-	minLinkSecretLen = 32
-)
+// minLinkSecretLen is the shortest auth.link_secret accepted.
+const minLinkSecretLen = 32
 
 // Validate reports every problem in c at once: a *FieldError per problem,
 // joined with errors.Join, each naming the option's path, as in
@@ -27,10 +20,10 @@ const (
 // "auth.api_keys[1].role: must be operator or viewer, got \"admin\"".
 // Messages never repeat a secret. It returns nil for a valid config.
 //
-// Rates, quiet hours, networks and levels are read by their types' own
-// parsers, and the Twilio, SMTP and Web Push sections checked by their
-// channels' own rules (ValidateNamed), so that what Validate accepts is
-// what `tocsin serve` runs with.
+// Rates, quiet hours and levels are read by their types' own parsers, the
+// API keys checked by the API's rules (api.Keys.Validate), and the channel
+// sections by their channels' own rules (ValidateNamed), so that what
+// Validate accepts is what `tocsin serve` runs with.
 func (c Config) Validate() error {
 	v := validator{confcheck.New(nil)}
 	d := Default().Channels
@@ -57,7 +50,7 @@ func (c Config) Validate() error {
 		v.Add("worker.lease_ttl", "must be between 1s and 5m, not %s", c.Worker.LeaseTTL)
 	}
 
-	v.apiKeys(c.Auth.APIKeys)
+	v.Merge(c.Auth.APIKeys.Validate("auth.api_keys"))
 	if c.Auth.LinkSecret != "" && utf8.RuneCountInString(c.Auth.LinkSecret.Reveal()) < minLinkSecretLen {
 		v.Add("auth.link_secret", "must be at least %d characters when set (leave it empty to have one generated)", minLinkSecretLen)
 	}
@@ -108,54 +101,6 @@ func (v validator) hostPort(field, value string, minPort int) {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < minPort || n > 65535 {
 		v.Add(field, "port must be a number between %d and 65535, got %q", minPort, port)
-	}
-}
-
-// apiKeys checks each key and that names and keys are unique.
-func (v validator) apiKeys(keys []APIKey) {
-	names := make(map[string]int, len(keys))
-	digests := make(map[[sha256.Size]byte]int, len(keys))
-	for i, k := range keys {
-		path := fmt.Sprintf("auth.api_keys[%d]", i)
-
-		switch first, dup := names[k.Name]; {
-		case k.Name == "":
-			v.Add(path+".name", "is required")
-		case dup:
-			v.Add(path+".name", "%q is already used by auth.api_keys[%d]", k.Name, first)
-		default:
-			names[k.Name] = i
-		}
-
-		valid := false
-		switch {
-		case k.Key != "" && k.KeySHA256 != "":
-			v.Add(path, "must set exactly one of key and key_sha256, not both")
-		case k.Key == "" && k.KeySHA256 == "":
-			v.Add(path, "must set exactly one of key and key_sha256, got neither")
-		case k.Key != "":
-			if utf8.RuneCountInString(k.Key.Reveal()) < minKeyLen {
-				v.Add(path+".key", "must be at least %d characters", minKeyLen)
-			} else {
-				valid = true
-			}
-		default:
-			if b, err := hex.DecodeString(k.KeySHA256.Reveal()); err != nil || len(b) != sha256.Size {
-				v.Add(path+".key_sha256", "must be 64 hexadecimal characters (the SHA-256 of the key)")
-			} else {
-				valid = true
-			}
-		}
-		if valid {
-			d, _ := k.digest()
-			if first, dup := digests[d]; dup {
-				v.Add(path, "has the same key as auth.api_keys[%d]", first)
-			} else {
-				digests[d] = i
-			}
-		}
-
-		v.OneOf(path+".role", k.Role, RoleOperator, RoleViewer)
 	}
 }
 

@@ -256,7 +256,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			handler = api.New(api.Config{
 				Service:      svc,
 				Outbox:       store,
-				Authenticate: authenticator(cfg.Auth),
+				Authenticate: cfg.Auth.APIKeys.Authenticate,
 				Ready:        ready,
 				Metrics:      metricsHandler,
 				Logger:       logger,
@@ -499,16 +499,6 @@ func providerName(configured bool, name string) string {
 		return name
 	}
 	return "outbox"
-}
-
-func authenticator(a config.Auth) func(string) (string, api.Role, bool) {
-	return func(token string) (string, api.Role, bool) {
-		k, ok := a.Match(token)
-		if !ok {
-			return "", "", false
-		}
-		return k.Name, api.Role(k.Role), true
-	}
 }
 
 // redisLogger routes go-redis's log lines to slog.

@@ -12,8 +12,8 @@
 // channels' own Config types, with their defaults, which Validate checks
 // with the channels' own rules (their ValidateNamed, naming the options);
 // rates, quiet hours and log levels are types that parse themselves with
-// the dispatcher's parsers, and the Parsed methods hand out what they
-// read. So the package imports dispatcher and the channels (none may
+// the dispatcher's parsers (Parse), and Value hands out what they read.
+// So the package imports dispatcher and the channels (none may
 // import it). Secret options are Secrets, which never print.
 // Handlers receive the values they need in structs, never by reaching for
 // a global.
@@ -369,18 +369,6 @@ func (r Rate) Value() dispatcher.Rate {
 	return p
 }
 
-// ParsedRate returns Rate.Value().
-func (s SMS) ParsedRate() dispatcher.Rate { return s.Rate.Value() }
-
-// ParsedRate returns Rate.Value().
-func (e Email) ParsedRate() dispatcher.Rate { return e.Rate.Value() }
-
-// ParsedRate returns Rate.Value().
-func (p Push) ParsedRate() dispatcher.Rate { return p.Rate.Value() }
-
-// ParsedPerRecipient returns PerRecipient.Value().
-func (l Limits) ParsedPerRecipient() dispatcher.Rate { return l.PerRecipient.Value() }
-
 // QuietHours is a daily window of local time, "HH:MM-HH:MM", or "" (none).
 type QuietHours string
 
@@ -397,11 +385,11 @@ func (q QuietHours) Parse() (*dispatcher.QuietHours, error) {
 	return p, nil
 }
 
-// ParsedQuietHours returns QuietHours parsed; nil, no quiet hours, when it
-// is empty or invalid (Validate rejects it).
-func (l Limits) ParsedQuietHours() *dispatcher.QuietHours {
-	q, _ := l.QuietHours.Parse()
-	return q
+// Value returns q parsed; nil, no quiet hours, when q is "" or invalid
+// (Validate rejects it).
+func (q QuietHours) Value() *dispatcher.QuietHours {
+	p, _ := q.Parse()
+	return p
 }
 
 // Level is a log level: debug, info, warn or error.
@@ -419,9 +407,8 @@ func (l Level) Parse() (slog.Level, error) {
 	return s, s.UnmarshalText([]byte(l))
 }
 
-// SlogLevel returns Level as a slog.Level; unknown levels give info
-// (Validate rejects them).
-func (l Log) SlogLevel() slog.Level {
-	s, _ := l.Level.Parse()
+// Value returns l parsed; info when l is unknown (Validate rejects it).
+func (l Level) Value() slog.Level {
+	s, _ := l.Parse()
 	return s
 }

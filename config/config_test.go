@@ -680,8 +680,8 @@ func TestSlogLevel(t *testing.T) {
 	}{
 		{"debug", slog.LevelDebug}, {"info", slog.LevelInfo}, {"warn", slog.LevelWarn}, {"error", slog.LevelError},
 	} {
-		if got := (Log{Level: tt.level}).SlogLevel(); got != tt.want {
-			t.Errorf("Log{Level: %q}.SlogLevel() = %v, want %v", tt.level, got, tt.want)
+		if got := tt.level.Value(); got != tt.want {
+			t.Errorf("Level(%q).Value() = %v, want %v", tt.level, got, tt.want)
 		}
 	}
 }

@@ -135,7 +135,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 }
 
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	opts := &slog.HandlerOptions{Level: c.Level.Value()}
 	if c.Format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
@@ -449,9 +449,9 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		key        string
 		rate       dispatcher.Rate
 	}{
-		{dispatcher.ChannelSMS, cfg.SMSConfigured(), "sms", cfg.Channels.SMS.ParsedRate()},
-		{dispatcher.ChannelEmail, cfg.EmailConfigured(), "email", cfg.Channels.Email.ParsedRate()},
-		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.ParsedRate()},
+		{dispatcher.ChannelSMS, cfg.SMSConfigured(), "sms", cfg.Channels.SMS.Rate.Value()},
+		{dispatcher.ChannelEmail, cfg.EmailConfigured(), "email", cfg.Channels.Email.Rate.Value()},
+		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.Rate.Value()},
 	} {
 		if l.configured && !l.rate.IsZero() {
 			senders[l.ch] = &ratelimit.Sender{Sender: senders[l.ch], Limiter: limiter, Key: l.key, Rate: l.rate, Logger: logger}

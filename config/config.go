@@ -8,15 +8,15 @@
 // and config.example.yaml holds the defaults: tests check both against the
 // code, so the fields' comments say only what each option means.
 //
-// The Twilio, SMTP, FCM, APNs, Web Push and webhook sections are the
-// channels' own Config types, with their defaults, which Validate checks
-// with the channels' own rules (their ValidateNamed, naming the options);
-// rates, quiet hours and log levels are types that parse themselves with
-// the dispatcher's parsers (Parse), and Value hands out what they read.
-// So the package imports dispatcher and the channels (none may
-// import it). Secret options are Secrets, which never print.
-// Handlers receive the values they need in structs, never by reaching for
-// a global.
+// A section owned elsewhere is its owner's type, with its defaults and
+// rules: the Twilio, SMTP, FCM, APNs, Web Push and webhook sections are
+// the channels' Config types, the API keys the API's (api.Keys); Validate
+// checks them by those rules, naming the options. Rates, quiet hours and
+// log levels are types that parse themselves with the dispatcher's parsers
+// (Parse), and Value hands out what they read. So the package imports
+// dispatcher, the API and the channels (none may import it). Secret
+// options are Secrets, which never print. Handlers receive the values they
+// need in structs, never by reaching for a global.
 package config
 
 import (
@@ -160,13 +160,8 @@ type Channels struct {
 // SMS configures the SMS channel.
 type SMS struct {
 	Twilio Twilio `yaml:"twilio"`
-	// Rate is the most messages per unit sent through the Twilio account
-	// (or sender). Twilio queues what a sender cannot send at once: a long
-	// code sends about 1 segment a second (1/s), a toll-free number about
-	// 3, a short code about 100 (100/s), a Messaging Service the sum of its
-	// pool. Set what your senders allow; beyond it, messages wait in
-	// Twilio's queue (and expire after validity_period) and Twilio answers
-	// 429 to bursts.
+	// Rate is the most messages per unit sent through the Twilio account:
+	// what its senders allow (docs/configuration.md gives Twilio's figures).
 	Rate Rate `yaml:"rate"`
 }
 
@@ -179,9 +174,7 @@ type Twilio = sms.Config
 // Email configures the email channel.
 type Email struct {
 	SMTP SMTP `yaml:"smtp"`
-	// Rate is the most messages per unit handed to the SMTP relay. Relays
-	// and sending services throttle (421 or 451 4.7.x); set what yours
-	// allows.
+	// Rate is the most messages per unit handed to the SMTP relay.
 	Rate Rate `yaml:"rate"`
 }
 
@@ -201,8 +194,7 @@ type Push struct {
 	APNs    APNs    `yaml:"apns"`
 	WebPush WebPush `yaml:"webpush"`
 	// Rate is the most notifications per unit sent, all push providers
-	// together (a notification to a recipient's several tokens counts
-	// once). FCM allows 600,000 a minute per project (10000/s).
+	// together (a notification to a recipient's several tokens counts once).
 	Rate Rate `yaml:"rate"`
 }
 
@@ -229,10 +221,8 @@ type Webhook = webhook.Config
 // Limits configures limits that protect recipients.
 type Limits struct {
 	// PerRecipient is the most messages one recipient gets on one channel
-	// per unit, as a rate like "10/h": a burst of that many, then one
-	// more each hour/10 (6 minutes), shared by every process. Messages
-	// over it are suppressed (rate-limited). The resolution of a critical
-	// incident always passes. "0" turns the guard off.
+	// per unit, like "10/h"; more are suppressed (rate-limited), but the
+	// resolution of a critical incident always passes. "0" turns it off.
 	PerRecipient Rate `yaml:"per_recipient"`
 	// QuietHours is a daily window of the recipient's local time, such as
 	// "22:00-07:00", in which minor-severity updates wait until it ends

@@ -107,8 +107,8 @@ func TestValidateQuietHours(t *testing.T) {
 		case problemCount(err) != 1 || !strings.Contains(err.Error(), fmt.Sprintf("limits.quiet_hours: must be HH:MM-HH:MM in 24-hour time, with a start and an end that differ, like 22:00-07:00, got %q", tc.in)):
 			t.Errorf("quiet_hours %q: Validate() = %v, want the one problem of limits.quiet_hours", tc.in, err)
 		}
-		if got := c.Limits.ParsedQuietHours(); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("quiet_hours %q: ParsedQuietHours() = %+v, want %+v", tc.in, got, tc.want)
+		if got := c.Limits.QuietHours.Value(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("quiet_hours %q: QuietHours.Value() = %+v, want %+v", tc.in, got, tc.want)
 		}
 	}
 }
@@ -122,13 +122,13 @@ func TestParsedRates(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	got := []dispatcher.Rate{c.Channels.SMS.ParsedRate(), c.Channels.Email.ParsedRate(), c.Channels.Push.ParsedRate(), c.Limits.ParsedPerRecipient()}
+	got := []dispatcher.Rate{c.Channels.SMS.Rate.Value(), c.Channels.Email.Rate.Value(), c.Channels.Push.Rate.Value(), c.Limits.PerRecipient.Value()}
 	want := []dispatcher.Rate{{N: 7, Per: time.Second}, {N: 50, Per: time.Second}, {N: 500, Per: time.Second}, {}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("parsed rates %v, want %v", got, want)
 	}
 	c.Channels.SMS.Rate = "fast"
-	if r := c.Channels.SMS.ParsedRate(); !r.IsZero() {
+	if r := c.Channels.SMS.Rate.Value(); !r.IsZero() {
 		t.Errorf("an invalid rate parses as %v, want the zero Rate", r)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tocsin-dev/tocsin/dispatcher/api"
 	"github.com/tocsin-dev/tocsin/internal/confcheck"
 )
 
@@ -221,7 +222,7 @@ func applyEnv(c *Config, env func(string) (string, bool), set map[string]string)
 	}
 	if v, ok := env(envAPIKey); ok {
 		if v == "" {
-			problems = append(problems, problem(envAPIKey, "is set but empty; unset it or give a key of at least %d characters", minKeyLen))
+			problems = append(problems, problem(envAPIKey, "is set but empty; unset it or give a key of at least %d characters", api.MinKeyLen))
 		} else {
 			c.Auth.APIKeys = append(c.Auth.APIKeys, APIKey{Name: EnvAPIKeyName, Key: Secret(v), Role: RoleOperator})
 		}

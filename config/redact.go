@@ -7,51 +7,11 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/tocsin-dev/tocsin/internal/secret"
 )
 
 // Every secret option is a Secret, which prints, logs and encodes as
 // "[redacted]" ("" when unset): %v, %+v and %#v of any part of a Config,
-// String and LogValue never show one.
-
-// Redacted returns a copy of c in which every secret that is set reads
-// "[redacted]": the Redis password, every API key and key hash, the link
-// secret, Twilio's auth token and API secret, the SMTP password and the
-// VAPID private key. Empty secrets stay empty, so the copy still shows which
-// ones are set, and the copy does not validate. c itself is not modified.
-// (The FCM and APNs keys live in files; only their paths are here.)
-func (c Config) Redacted() Config {
-	redact(reflect.ValueOf(&c).Elem())
-	return c
-}
-
-// redact replaces every set Secret in v, copying the slices on the way so
-// that the original keeps its own.
-func redact(v reflect.Value) {
-	switch v.Kind() {
-	case reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				redact(v.Field(i))
-			}
-		}
-	case reflect.Slice:
-		if v.IsNil() {
-			return
-		}
-		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
-		reflect.Copy(c, v)
-		v.Set(c)
-		for i := range c.Len() {
-			redact(c.Index(i))
-		}
-	case reflect.String:
-		if v.Type() == reflect.TypeFor[Secret]() && v.Len() > 0 {
-			v.SetString(secret.Redacted)
-		}
-	}
-}
+// String and LogValue never show one, so no redacted copy is needed.
 
 // String returns the configuration as YAML, in the layout of the config
 // file, secrets redacted.
@@ -116,7 +76,7 @@ func (r Redis) logAttrs() []slog.Attr {
 func (a Auth) logAttrs() []slog.Attr {
 	keys := make([]slog.Attr, 0, len(a.APIKeys))
 	for _, k := range a.APIKeys {
-		keys = append(keys, slog.String(k.Name, k.Role))
+		keys = append(keys, slog.String(k.Name, string(k.Role)))
 	}
 	return []slog.Attr{{Key: "api_keys", Value: slog.GroupValue(keys...)}, slog.Any("link_secret", a.LinkSecret)}
 }

@@ -1,9 +1,6 @@
 package config
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"net"
 	"reflect"
 	"strconv"
@@ -14,14 +11,8 @@ import (
 	"github.com/tocsin-dev/tocsin/internal/confcheck"
 )
 
-const (
-	// minKeyLen is the shortest plaintext API key accepted.
-	minKeyLen = 16
-	// minLinkSecretLen is the shortest auth.link_secret accepted.
-	minLinkSecretLen = 32
-	// maxRotationOverlap is the longest channels.webhook.rotation_overlap.
-	maxRotationOverlap = 30 * 24 * time.Hour
-)
+// minLinkSecretLen is the shortest auth.link_secret accepted.
+const minLinkSecretLen = 32
 
 // Validate reports every problem in c at once: a *FieldError per problem,
 // joined with errors.Join, each naming the option's path, as in
@@ -29,10 +20,10 @@ const (
 // "auth.api_keys[1].role: must be operator or viewer, got \"admin\"".
 // Messages never repeat a secret. It returns nil for a valid config.
 //
-// Rates, quiet hours, networks and levels are read by their types' own
-// parsers, and the Twilio, SMTP and Web Push sections checked by their
-// channels' own rules (ValidateNamed), so that what Validate accepts is
-// what `tocsin serve` runs with.
+// Rates, quiet hours and levels are read by their types' own parsers, the
+// API keys checked by the API's rules (api.Keys.Validate), and the channel
+// sections by their channels' own rules (ValidateNamed), so that what
+// Validate accepts is what `tocsin serve` runs with.
 func (c Config) Validate() error {
 	v := validator{confcheck.New(nil)}
 	d := Default().Channels
@@ -59,7 +50,7 @@ func (c Config) Validate() error {
 		v.Add("worker.lease_ttl", "must be between 1s and 5m, not %s", c.Worker.LeaseTTL)
 	}
 
-	v.apiKeys(c.Auth.APIKeys)
+	v.Merge(c.Auth.APIKeys.Validate("auth.api_keys"))
 	if c.Auth.LinkSecret != "" && utf8.RuneCountInString(c.Auth.LinkSecret.Reveal()) < minLinkSecretLen {
 		v.Add("auth.link_secret", "must be at least %d characters when set (leave it empty to have one generated)", minLinkSecretLen)
 	}
@@ -81,7 +72,7 @@ func (c Config) Validate() error {
 	wp := c.Channels.Push.WebPush
 	v.provider("channels.push.webpush", "vapid_private_key", "Web Push is off", wp.Configured(), wp, d.Push.WebPush, wp.ValidateNamed)
 	v.rate("channels.push.rate", c.Channels.Push.Rate, false)
-	v.webhook(c.Channels.Webhook)
+	v.Merge(c.Channels.Webhook.ValidateNamed(optionNamer("channels.webhook", reflect.TypeFor[Webhook]())))
 
 	v.rate("limits.per_recipient", c.Limits.PerRecipient, true)
 	_, err = c.Limits.QuietHours.Parse()
@@ -113,54 +104,6 @@ func (v validator) hostPort(field, value string, minPort int) {
 	}
 }
 
-// apiKeys checks each key and that names and keys are unique.
-func (v validator) apiKeys(keys []APIKey) {
-	names := make(map[string]int, len(keys))
-	digests := make(map[[sha256.Size]byte]int, len(keys))
-	for i, k := range keys {
-		path := fmt.Sprintf("auth.api_keys[%d]", i)
-
-		switch first, dup := names[k.Name]; {
-		case k.Name == "":
-			v.Add(path+".name", "is required")
-		case dup:
-			v.Add(path+".name", "%q is already used by auth.api_keys[%d]", k.Name, first)
-		default:
-			names[k.Name] = i
-		}
-
-		valid := false
-		switch {
-		case k.Key != "" && k.KeySHA256 != "":
-			v.Add(path, "must set exactly one of key and key_sha256, not both")
-		case k.Key == "" && k.KeySHA256 == "":
-			v.Add(path, "must set exactly one of key and key_sha256, got neither")
-		case k.Key != "":
-			if utf8.RuneCountInString(k.Key.Reveal()) < minKeyLen {
-				v.Add(path+".key", "must be at least %d characters", minKeyLen)
-			} else {
-				valid = true
-			}
-		default:
-			if b, err := hex.DecodeString(k.KeySHA256.Reveal()); err != nil || len(b) != sha256.Size {
-				v.Add(path+".key_sha256", "must be 64 hexadecimal characters (the SHA-256 of the key)")
-			} else {
-				valid = true
-			}
-		}
-		if valid {
-			d, _ := k.digest()
-			if first, dup := digests[d]; dup {
-				v.Add(path, "has the same key as auth.api_keys[%d]", first)
-			} else {
-				digests[d] = i
-			}
-		}
-
-		v.OneOf(path+".role", k.Role, RoleOperator, RoleViewer)
-	}
-}
-
 // rate checks a rate; zeroOK allows "0" (off).
 func (v validator) rate(field string, r Rate, zeroOK bool) {
 	p, err := r.Parse()
@@ -183,15 +126,20 @@ func (v validator) provider(path, key, off string, on bool, cfg, def any, valida
 }
 
 // optionNamer names a field of the section type t at path as its option
-// (the yaml tag): "APIKey" is "channels.sms.twilio.api_key", and "" the
-// section itself. A field set in code keeps its Go name.
+// (the yaml tag): "APIKey" is "channels.sms.twilio.api_key", a list's
+// entry "AllowNetworks[1]" "channels.webhook.allow_networks[1]", and ""
+// the section itself. A field set in code keeps its Go name.
 func optionNamer(path string, t reflect.Type) func(string) string {
 	return func(field string) string {
 		if field == "" {
 			return path
 		}
-		if f, ok := t.FieldByName(field); ok && f.Tag.Get("yaml") != "-" {
+		name, index, _ := strings.Cut(field, "[")
+		if f, ok := t.FieldByName(name); ok && f.Tag.Get("yaml") != "-" {
 			field = f.Tag.Get("yaml")
+			if index != "" {
+				field += "[" + index
+			}
 		}
 		return path + "." + field
 	}
@@ -217,29 +165,6 @@ func (v validator) twilio(t Twilio) {
 		if fe, ok := e.(*FieldError); !ok || fe.Field != p+".auth_token" || t.AuthToken != "" {
 			v.Merge(e)
 		}
-	}
-}
-
-// webhook checks channels.webhook.
-func (v validator) webhook(w Webhook) {
-	const p = "channels.webhook"
-	for i, n := range w.AllowNetworks {
-		_, err := parseNetwork(n)
-		v.Check(fmt.Sprintf("%s.allow_networks[%d]", p, i), err)
-	}
-	v.Positive(p+".timeout", w.Timeout)
-	switch {
-	case w.ConnectTimeout <= 0:
-		v.Positive(p+".connect_timeout", w.ConnectTimeout)
-	case w.Timeout > 0 && w.ConnectTimeout > w.Timeout:
-		v.Add(p+".connect_timeout", "must not exceed %s.timeout (%s), got %s", p, w.Timeout, w.ConnectTimeout)
-	}
-	v.Between(p+".max_response_bytes", w.MaxResponseBytes, 1, 1<<20)
-	v.Between(p+".rate", w.Rate, 1, 10000)
-	v.Positive(p+".retry_span", w.RetrySpan)
-	v.Positive(p+".disable_after", w.DisableAfter)
-	if w.RotationOverlap < 0 || w.RotationOverlap > maxRotationOverlap {
-		v.Add(p+".rotation_overlap", "must be between 0s and 720h, got %s", w.RotationOverlap)
 	}
 }
 

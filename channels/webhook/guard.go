@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -38,4 +39,31 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// Networks lists networks as text, each a CIDR prefix ("10.0.0.0/8",
+// "fd00::/8") or an IP address.
+type Networks []string
+
+// Prefixes returns n parsed, an address as the prefix of its full length
+// (/32, /128). It leaves out what is neither (Validate and New refuse it).
+func (n Networks) Prefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range n {
+		if p, err := parseNetwork(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseNetwork reads one entry of Networks.
+func parseNetwork(n string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(n); err == nil {
+		return p, nil
+	}
+	if a, err := netip.ParseAddr(n); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("must be a CIDR prefix like 10.0.0.0/8 or fd00::/8, or an IP address, got %q", n)
 }

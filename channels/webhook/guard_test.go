@@ -277,7 +277,7 @@ func TestCheckURLRealResolver(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	t.Parallel()
-	_, err := webhook.New(webhook.Config{Timeout: -1, ConnectTimeout: -1, MaxResponseBytes: -1, Concurrency: -1, AllowNetworks: []netip.Prefix{{}}})
+	_, err := webhook.New(webhook.Config{Timeout: -1, ConnectTimeout: -1, MaxResponseBytes: -1, Concurrency: -1, AllowNetworks: webhook.Networks{"10.0.0.0/33"}})
 	if err == nil {
 		t.Fatal("New accepted negative durations and an invalid prefix")
 	}

@@ -79,6 +79,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/confcheck"
 	"github.com/tocsin-dev/tocsin/internal/netguard"
 )
 
@@ -87,12 +88,18 @@ const (
 	DefaultTimeout          = 10 * time.Second
 	DefaultConnectTimeout   = 5 * time.Second
 	DefaultMaxResponseBytes = 4096
+	DefaultRate             = 10
+	DefaultRetrySpan        = 24 * time.Hour
+	DefaultDisableAfter     = 72 * time.Hour
+	DefaultRotationOverlap  = 24 * time.Hour
 	DefaultUserAgent        = "Tocsin-Webhooks/1"
 	DefaultConcurrency      = 16
 	// DefaultRateLimitDelay is the RetryAfter of a 429 without Retry-After.
 	DefaultRateLimitDelay = 30 * time.Second
 	// MaxRetryAfter caps the delay taken from a Retry-After header.
 	MaxRetryAfter = time.Hour
+	// MaxRotationOverlap is the longest RotationOverlap Validate accepts.
+	MaxRotationOverlap = 30 * 24 * time.Hour
 	// ResponseExcerpt is how many bytes of an answer an Attempt keeps.
 	ResponseExcerpt = 256
 )
@@ -112,38 +119,105 @@ const (
 
 // Config configures a Sender. The zero value is valid: https only, no
 // private networks, the defaults below.
+//
+// It is also the channels.webhook section of Tocsin's configuration file
+// (package config): the yaml tags name the options, each read from
+// TOCSIN_WEBHOOK_<OPTION> too; fields tagged "-" are set in code.
+// docs/configuration.md lists the options with their defaults (Defaults).
+// Rate, RetrySpan, DisableAfter and RotationOverlap are webhook policies
+// the wiring hands to the dispatcher; the Sender does not read them.
 type Config struct {
 	// AllowHTTP allows http:// endpoints. Default false: https only.
-	AllowHTTP bool
-	// AllowNetworks are networks allowed despite the guard (tests:
-	// 127.0.0.0/8, ::1/128). A cloud metadata address is allowed only when
-	// listed alone (169.254.169.254/32). Default none.
-	AllowNetworks []netip.Prefix
+	AllowHTTP bool `yaml:"allow_http"`
+	// AllowNetworks are networks endpoints may resolve to although they
+	// are loopback, private, link-local, CGNAT or otherwise not public
+	// (tests: 127.0.0.0/8, ::1/128); every such address is refused
+	// otherwise, when registering and when connecting. A cloud metadata
+	// address is allowed only when listed alone (169.254.169.254).
+	// Default none.
+	AllowNetworks Networks `yaml:"allow_networks"`
 	// Timeout bounds one request, connecting to reading the answer.
 	// Default 10s.
-	Timeout time.Duration
-	// ConnectTimeout bounds the TCP connect and, for https, the TLS
+	Timeout time.Duration `yaml:"timeout"`
+	// ConnectTimeout bounds connecting: DNS, TCP and, for https, the TLS
 	// handshake. Default 5s.
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// MaxResponseBytes is the most of an answer's body read (default
 	// 4096); Attempt.Response keeps the first 256 bytes.
-	MaxResponseBytes int64
+	MaxResponseBytes int `yaml:"max_response_bytes"`
+	// Rate is the most requests per second sent to one endpoint without a
+	// rate of its own. Default 10.
+	Rate int `yaml:"rate"`
+	// RetrySpan is how long a failed delivery is retried (exponential
+	// backoff with jitter) before it fails. Default 24h.
+	RetrySpan time.Duration `yaml:"retry_span"`
+	// DisableAfter is how long an endpoint may fail without a success
+	// before it is disabled (and the merchant told). Default 72h.
+	DisableAfter time.Duration `yaml:"disable_after"`
+	// RotationOverlap is how long the previous secret keeps signing, beside
+	// the new one, after a secret rotation (0: it stops at once). Default
+	// 24h.
+	RotationOverlap time.Duration `yaml:"rotation_overlap"`
 	// Concurrency is the number of requests in flight per Send. Default 16.
-	Concurrency int
+	Concurrency int `yaml:"-"`
 	// Reporter receives the attempts and the endpoints' health. Optional.
-	Reporter Reporter
+	Reporter Reporter `yaml:"-"`
 	// Clock dates the requests: webhook-timestamp and the signatures over
 	// it, the secrets that sign (a rotated-out secret signs until its
 	// overlap ends), Attempt.At, the payload's timestamp when the message
 	// carries no update time, and Retry-After dates. Latency is measured
 	// with the system's monotonic clock. Default dispatcher.SystemClock.
-	Clock dispatcher.Clock
+	Clock dispatcher.Clock `yaml:"-"`
 	// Logger receives one record per failed request (delivery, broadcast
 	// and endpoint ids, the URL's host, never its path or a secret).
 	// Default slog.Default().
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 	// UserAgent is sent with every request. Default "Tocsin-Webhooks/1".
-	UserAgent string
+	UserAgent string `yaml:"-"`
+}
+
+// Defaults returns the defaults of the options a configuration file sets
+// (the yaml-tagged fields).
+func Defaults() Config {
+	return Config{
+		Timeout: DefaultTimeout, ConnectTimeout: DefaultConnectTimeout, MaxResponseBytes: DefaultMaxResponseBytes,
+		Rate: DefaultRate, RetrySpan: DefaultRetrySpan, DisableAfter: DefaultDisableAfter, RotationOverlap: DefaultRotationOverlap,
+	}
+}
+
+// Validate reports every problem of c at once, each a *confcheck.Problem
+// naming the Go field, joined with errors.Join; nil when c is valid. It
+// holds the configuration file's rules, stricter than New's: every option
+// is set (New fills in a zero one's default), ConnectTimeout is at most
+// Timeout, MaxResponseBytes at most 1 MiB, Rate 1..10000 and
+// RotationOverlap at most 720h.
+func (c Config) Validate() error { return c.ValidateNamed(nil) }
+
+// ValidateNamed is Validate with the fields named by name, in the
+// problems' Field and in the messages that mention another field; an
+// entry of AllowNetworks is named "AllowNetworks[i]". A nil name keeps the
+// Go field names.
+func (c Config) ValidateNamed(name func(field string) string) error {
+	v := confcheck.New(name)
+	for i, n := range c.AllowNetworks {
+		_, err := parseNetwork(n)
+		v.Check(fmt.Sprintf("AllowNetworks[%d]", i), err)
+	}
+	v.Positive("Timeout", c.Timeout)
+	switch {
+	case c.ConnectTimeout <= 0:
+		v.Positive("ConnectTimeout", c.ConnectTimeout)
+	case c.Timeout > 0 && c.ConnectTimeout > c.Timeout:
+		v.Add("ConnectTimeout", "must not exceed %s (%s), got %s", v.Name("Timeout"), c.Timeout, c.ConnectTimeout)
+	}
+	v.Between("MaxResponseBytes", c.MaxResponseBytes, 1, 1<<20)
+	v.Between("Rate", c.Rate, 1, 10000)
+	v.Positive("RetrySpan", c.RetrySpan)
+	v.Positive("DisableAfter", c.DisableAfter)
+	if c.RotationOverlap < 0 || c.RotationOverlap > MaxRotationOverlap {
+		v.Add("RotationOverlap", "must be between 0s and 720h, got %s", c.RotationOverlap)
+	}
+	return v.Err()
 }
 
 // Reporter is what the channel tells the dispatcher's store
@@ -196,8 +270,13 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("webhook: Concurrency %d is negative", cfg.Concurrency))
 	}
+	for i, n := range cfg.AllowNetworks {
+		if _, err := parseNetwork(n); err != nil {
+			errs = append(errs, fmt.Errorf("webhook: AllowNetworks[%d]: %w", i, err))
+		}
+	}
 	g, err := netguard.New(netguard.Config{
-		AllowNetworks: cfg.AllowNetworks, AllowHTTP: cfg.AllowHTTP,
+		AllowNetworks: cfg.AllowNetworks.Prefixes(), AllowHTTP: cfg.AllowHTTP,
 		HTTPSetting: "channels.webhook.allow_http", InvalidURL: ErrInvalidURL,
 	})
 	if err != nil {
@@ -443,7 +522,7 @@ func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher
 	}
 	o.status = resp.StatusCode
 	o.attempt.Status = resp.StatusCode
-	excerpt, readErr := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxResponseBytes))
+	excerpt, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(s.cfg.MaxResponseBytes)))
 	resp.Body.Close()
 	o.attempt.Latency = time.Since(clock)
 	o.attempt.Response = excerptOf(excerpt)

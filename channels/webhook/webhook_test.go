@@ -37,7 +37,7 @@ const (
 )
 
 var (
-	loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	loopback = webhook.Networks{"127.0.0.0/8", "::1/128"}
 	discard  = slog.New(slog.DiscardHandler)
 )
 
@@ -754,7 +754,7 @@ func TestGuardAtConnect(t *testing.T) {
 func TestAllowNetworks(t *testing.T) {
 	t.Parallel()
 	recv := webhooktest.New(t, secretA)
-	cfg := webhook.Config{AllowHTTP: true, AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Logger: discard}
+	cfg := webhook.Config{AllowHTTP: true, AllowNetworks: webhook.Networks{"127.0.0.0/8"}, Logger: discard}
 	wantSent(t, send1(t, mustNew(t, cfg), message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))))
 	// And by name.
 	byName := strings.Replace(recv.URL, "127.0.0.1", "localhost", 1)

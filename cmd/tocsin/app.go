@@ -135,7 +135,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 }
 
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	opts := &slog.HandlerOptions{Level: c.Level.Value()}
 	if c.Format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
@@ -256,7 +256,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			handler = api.New(api.Config{
 				Service:      svc,
 				Outbox:       store,
-				Authenticate: authenticator(cfg.Auth),
+				Authenticate: cfg.Auth.APIKeys.Authenticate,
 				Ready:        ready,
 				Metrics:      metricsHandler,
 				Logger:       logger,
@@ -414,7 +414,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		}
 		if pc.WebPush != nil {
 			// Web Push endpoints pass the webhooks' guard, and its exceptions.
-			pc.WebPush.AllowNetworks = cfg.Channels.Webhook.ParsedAllowNetworks()
+			pc.WebPush.AllowNetworks = cfg.Channels.Webhook.AllowNetworks.Prefixes()
 		}
 		s, err := push.New(pc)
 		if err != nil {
@@ -432,10 +432,8 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 			}
 		},
 	}
-	hooks, err := webhook.New(webhook.Config{
-		AllowHTTP: w.AllowHTTP, AllowNetworks: w.ParsedAllowNetworks(), Timeout: w.Timeout, ConnectTimeout: w.ConnectTimeout,
-		MaxResponseBytes: int64(w.MaxResponseBytes), Reporter: health, Logger: logger, Clock: clock,
-	})
+	w.Reporter, w.Logger, w.Clock = health, logger, clock
+	hooks, err := webhook.New(w)
 	if err != nil {
 		return nil, nil, closeAll, fmt.Errorf("channels.webhook: %w", err)
 	}
@@ -451,9 +449,9 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		key        string
 		rate       dispatcher.Rate
 	}{
-		{dispatcher.ChannelSMS, cfg.SMSConfigured(), "sms", cfg.Channels.SMS.ParsedRate()},
-		{dispatcher.ChannelEmail, cfg.EmailConfigured(), "email", cfg.Channels.Email.ParsedRate()},
-		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.ParsedRate()},
+		{dispatcher.ChannelSMS, cfg.SMSConfigured(), "sms", cfg.Channels.SMS.Rate.Value()},
+		{dispatcher.ChannelEmail, cfg.EmailConfigured(), "email", cfg.Channels.Email.Rate.Value()},
+		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.Rate.Value()},
 	} {
 		if l.configured && !l.rate.IsZero() {
 			senders[l.ch] = &ratelimit.Sender{Sender: senders[l.ch], Limiter: limiter, Key: l.key, Rate: l.rate, Logger: logger}
@@ -501,16 +499,6 @@ func providerName(configured bool, name string) string {
 		return name
 	}
 	return "outbox"
-}
-
-func authenticator(a config.Auth) func(string) (string, api.Role, bool) {
-	return func(token string) (string, api.Role, bool) {
-		k, ok := a.Match(token)
-		if !ok {
-			return "", "", false
-		}
-		return k.Name, api.Role(k.Role), true
-	}
 }
 
 // redisLogger routes go-redis's log lines to slog.

@@ -72,7 +72,7 @@ func wire(w wiring) (*wired, error) {
 	// Web Push endpoints come from API callers too: the webhooks' guard
 	// (and its allow_networks) checks them, https only, without DNS; the
 	// push channel's dialer refuses names that resolve to such addresses.
-	pushGuard, err := netguard.New(netguard.Config{AllowNetworks: cfg.Channels.Webhook.ParsedAllowNetworks()})
+	pushGuard, err := netguard.New(netguard.Config{AllowNetworks: cfg.Channels.Webhook.AllowNetworks.Prefixes()})
 	if err != nil {
 		return nil, usageError{fmt.Errorf("channels.webhook.allow_networks: %w", err)}
 	}
@@ -92,8 +92,8 @@ func wire(w wiring) (*wired, error) {
 		RetryPolicy:  retry,
 		Webhooks:     store,
 		Limiter:      store.Limiter(),
-		PerRecipient: cfg.Limits.ParsedPerRecipient(),
-		QuietHours:   cfg.Limits.ParsedQuietHours(),
+		PerRecipient: cfg.Limits.PerRecipient.Value(),
+		QuietHours:   cfg.Limits.QuietHours.Value(),
 		FlapWindow:   cfg.Limits.FlapWindow,
 		Leases:       store,
 		LeaseTTL:     cfg.Worker.LeaseTTL,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -370,7 +369,7 @@ func TestWebhookReportRoundTrips(t *testing.T) {
 			return msgs
 		}
 		health := &dispatcher.EndpointHealth{Store: s}
-		sender, err := webhook.New(webhook.Config{AllowHTTP: true, AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		sender, err := webhook.New(webhook.Config{AllowHTTP: true, AllowNetworks: webhook.Networks{"127.0.0.0/8"},
 			Reporter: health, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)

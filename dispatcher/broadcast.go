@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,7 +87,7 @@ const StatusBusy DeliveryStatus = "busy"
 var DeliveryStatuses = []DeliveryStatus{StatusQueued, StatusSending, StatusSent, StatusDelivered, StatusFailed, StatusSuppressed, StatusUnknown}
 
 // Valid reports whether s is a known status.
-func (s DeliveryStatus) Valid() bool { return contains(DeliveryStatuses, s) }
+func (s DeliveryStatus) Valid() bool { return slices.Contains(DeliveryStatuses, s) }
 
 // Final reports whether no further send will happen for a delivery in s.
 // sent is final for the dispatcher (the provider has the message); a later

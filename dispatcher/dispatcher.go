@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,14 +45,8 @@ const (
 // States lists every incident state in order.
 var States = []State{StateInvestigating, StateIdentified, StateMonitoring, StateResolved}
 
-func (s State) rank() int {
-	for i, st := range States {
-		if st == s {
-			return i
-		}
-	}
-	return -1
-}
+// rank is s's place in States, -1 for an unknown state.
+func (s State) rank() int { return slices.Index(States, s) }
 
 // Valid reports whether s is a known state.
 func (s State) Valid() bool { return s.rank() >= 0 }
@@ -92,14 +87,7 @@ const (
 var Channels = []Channel{ChannelPush, ChannelSMS, ChannelEmail, ChannelWebhook}
 
 // Valid reports whether c is a real channel.
-func (c Channel) Valid() bool {
-	for _, ch := range Channels {
-		if ch == c {
-			return true
-		}
-	}
-	return false
-}
+func (c Channel) Valid() bool { return slices.Contains(Channels, c) }
 
 // Incident is an outage as operators see it.
 type Incident struct {
@@ -319,7 +307,7 @@ func (r *Recipient) ChooseChannel(allowed []Channel) Channel {
 		prefs = Channels
 	}
 	for _, c := range prefs {
-		if allowed != nil && !contains(allowed, c) {
+		if allowed != nil && !slices.Contains(allowed, c) {
 			continue
 		}
 		if r.Reachable(c) {
@@ -341,16 +329,7 @@ func intersects(incident, recipient []string) bool {
 		return true
 	}
 	for _, s := range incident {
-		if contains(recipient, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains[T comparable](list []T, v T) bool {
-	for _, x := range list {
-		if x == v {
+		if slices.Contains(recipient, s) {
 			return true
 		}
 	}

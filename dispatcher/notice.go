@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -30,7 +31,7 @@ const (
 var Priorities = []Priority{PriorityCritical, PriorityNormal, PriorityLow, PriorityBulk}
 
 // Valid reports whether p is a known priority.
-func (p Priority) Valid() bool { return contains(Priorities, p) }
+func (p Priority) Valid() bool { return slices.Contains(Priorities, p) }
 
 // PriorityOf is the lane of an incident of severity sev.
 func PriorityOf(sev Severity) Priority {

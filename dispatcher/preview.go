@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -166,22 +167,12 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		if err != nil {
 			return nil, err
 		}
-		next := in.State
-		if next == "" {
-			next = stored.State
-		}
+		next := cmp.Or(in.State, stored.State) // no state: the incident keeps its own
 		if !stored.State.CanMoveTo(next) {
 			return nil, fmt.Errorf("incident %s cannot take an update to %s from %s: %w", stored.ID, next, stored.State, ErrConflict)
 		}
-		params := make(map[string]string, len(stored.Params)+len(in.Params))
-		for k, val := range stored.Params {
-			params[k] = val
-		}
-		for k, val := range in.Params {
-			params[k] = val
-		}
 		inc, chs = stored, allowed
-		up = &Update{IncidentID: stored.ID, Seq: stored.LastSeq + 1, State: next, Params: params, Message: msg, CreatedAt: now}
+		up = &Update{IncidentID: stored.ID, Seq: stored.LastSeq + 1, State: next, Params: mergeParams(stored.Params, in.Params), Message: msg, CreatedAt: now}
 	default:
 		if err := in.IncidentInput.normalize(now); err != nil {
 			return nil, err

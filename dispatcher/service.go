@@ -645,10 +645,7 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 		if err != nil {
 			return nil, err
 		}
-		next := in.State
-		if next == "" {
-			next = inc.State
-		}
+		next := cmp.Or(in.State, inc.State) // no state: the incident keeps its own
 		if !inc.State.CanMoveTo(next) {
 			// A concurrent request with the same key may be the one that
 			// made this transition: its answer is this request's.
@@ -761,6 +758,15 @@ func keepAnswer(idem *Idempotency, answer any) (*Idempotency, error) {
 	return &kept, nil
 }
 
+// mergeParams returns a new map of an incident's params with an update's
+// on top: the params as they stand after the update.
+func mergeParams(stored, update map[string]string) map[string]string {
+	merged := make(map[string]string, len(stored)+len(update))
+	maps.Copy(merged, stored)
+	maps.Copy(merged, update)
+	return merged
+}
+
 func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params, msg map[string]string, chs []Channel, idem *Idempotency) (*UpdateResult, error) {
 	now := s.now()
 	if prevSeq == 0 {
@@ -771,14 +777,7 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	inc.LastSeq = seq
 	inc.UpdatedAt = now
 	if len(params) > 0 {
-		merged := make(map[string]string, len(inc.Params)+len(params))
-		for k, v := range inc.Params {
-			merged[k] = v
-		}
-		for k, v := range params {
-			merged[k] = v
-		}
-		inc.Params = merged
+		inc.Params = mergeParams(inc.Params, params)
 	}
 	if next == StateResolved {
 		inc.ResolvedAt = &now

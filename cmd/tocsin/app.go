@@ -83,30 +83,13 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		return 2
 	}
 	m.usageHint = ""
+	commands := map[string]func(context.Context, []string) error{
+		"serve": m.serve, "bench": m.bench, "healthcheck": m.healthcheck, "version": m.version,
+		"incident": m.incident, "broadcast": m.broadcast, "preview": m.preview, "recipients": m.recipients,
+		"webhooks": m.webhooks, "deliveries": m.deliveries, "outbox": m.outbox,
+	}
 	var err error
 	switch args[0] {
-	case "serve":
-		err = m.serve(ctx, args[1:])
-	case "bench":
-		err = m.bench(ctx, args[1:])
-	case "incident":
-		err = m.incident(ctx, args[1:])
-	case "broadcast":
-		err = m.broadcast(ctx, args[1:])
-	case "preview":
-		err = m.preview(ctx, args[1:])
-	case "recipients":
-		err = m.recipients(ctx, args[1:])
-	case "webhooks":
-		err = m.webhooks(ctx, args[1:])
-	case "deliveries":
-		err = m.deliveries(ctx, args[1:])
-	case "outbox":
-		err = m.outbox(ctx, args[1:])
-	case "healthcheck":
-		err = m.healthcheck(ctx, args[1:])
-	case "version":
-		err = m.version(args[1:])
 	case "help", "-h", "--help", "-help":
 		if len(args) > 1 && args[0] == "help" {
 			// tocsin help incident open = tocsin incident open --help
@@ -114,7 +97,12 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		}
 		fmt.Fprint(m.Stdout, topUsage())
 	default:
-		err = usageError{fmt.Errorf("unknown command %q", args[0])}
+		run, ok := commands[args[0]]
+		if !ok {
+			err = usageError{fmt.Errorf("unknown command %q", args[0])}
+			break
+		}
+		err = run(ctx, args[1:])
 	}
 	err = helpShown(err)
 	var ue usageError

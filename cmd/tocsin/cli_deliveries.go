@@ -26,11 +26,7 @@ func (m *Main) deliveries(ctx context.Context, args []string) error {
 func deliveryPath(id string) string { return "/v1/deliveries/" + url.PathEscape(id) }
 
 func (m *Main) deliveriesShow(ctx context.Context, args []string) error {
-	c, pos, err := m.newClientFlagSet("deliveries show", "").client(args, 1, "a delivery ID")
-	if err != nil {
-		return err
-	}
-	return show(ctx, c, http.MethodGet, deliveryPath(pos[0]), nil, nil, nil, c.printDelivery)
+	return getByID(ctx, m, "deliveries show", "a delivery ID", args, deliveryPath, (*client).printDelivery)
 }
 
 func (c *client) printDelivery(d *dispatcher.Delivery) error {

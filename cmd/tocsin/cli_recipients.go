@@ -32,11 +32,7 @@ func (m *Main) recipients(ctx context.Context, args []string) error {
 func recipientPath(id string) string { return "/v1/recipients/" + url.PathEscape(id) }
 
 func (m *Main) recipientsGet(ctx context.Context, args []string) error {
-	c, pos, err := m.newClientFlagSet("recipients get", "").client(args, 1, "a recipient ID")
-	if err != nil {
-		return err
-	}
-	return show(ctx, c, http.MethodGet, recipientPath(pos[0]), nil, nil, nil, c.printRecipient)
+	return getByID(ctx, m, "recipients get", "a recipient ID", args, recipientPath, (*client).printRecipient)
 }
 
 // printRecipient shows one recipient, its addresses in full (the operator

@@ -5,6 +5,7 @@ package main
 // --help`), with flags written --flag as the documentation writes them.
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -306,7 +307,7 @@ func doubleDash(err error) string {
 }
 
 // version runs `tocsin version`.
-func (m *Main) version(args []string) error {
+func (m *Main) version(_ context.Context, args []string) error {
 	fs := m.newFlagSet("version", "")
 	if _, err := fs.parse(args, 0, ""); err != nil {
 		return err

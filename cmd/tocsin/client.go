@@ -278,6 +278,17 @@ func show[T any](ctx context.Context, c *client, method, path string, query url.
 	return printAs(c, raw, &v, view)
 }
 
+// getByID runs a command that takes one ID and nothing else, such as
+// `tocsin recipients get ID`: it GETs the resource at path(ID) and prints
+// it with view (idName says what the ID is in a usage error).
+func getByID[T any](ctx context.Context, m *Main, cmd, idName string, args []string, path func(id string) string, view func(*client, *T) error) error {
+	c, pos, err := m.newClientFlagSet(cmd, "").client(args, 1, idName)
+	if err != nil {
+		return err
+	}
+	return show(ctx, c, http.MethodGet, path(pos[0]), nil, nil, nil, func(v *T) error { return view(c, v) })
+}
+
 // printAs prints an answer: raw as it came with --json, else v, raw
 // decoded, with view.
 func printAs[T any](c *client, raw []byte, v *T, view func(*T) error) error {
@@ -533,7 +544,7 @@ func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
 	if in.state == "" && len(in.params) == 0 && len(in.messages) == 0 {
 		return usageError{errors.New("incident update needs --state, --param or --message")}
 	}
-	return c.postUpdate(ctx, "/v1/incidents/"+url.PathEscape(pos[0])+"/updates", in.update(), *idem)
+	return c.postUpdate(ctx, incidentPath(pos[0])+"/updates", in.update(), *idem)
 }
 
 // idemHeader is the Idempotency-Key header of --idempotency-key k; none
@@ -565,12 +576,10 @@ type incidentWithUpdates struct {
 	Updates []*dispatcher.Update `json:"updates"`
 }
 
+func incidentPath(id string) string { return "/v1/incidents/" + url.PathEscape(id) }
+
 func (m *Main) incidentShow(ctx context.Context, args []string) error {
-	c, pos, err := m.newClientFlagSet("incident show", "incident show ID").client(args, 1, "an incident ID")
-	if err != nil {
-		return err
-	}
-	return show(ctx, c, http.MethodGet, "/v1/incidents/"+url.PathEscape(pos[0]), nil, nil, nil, c.printIncident)
+	return getByID(ctx, m, "incident show", "an incident ID", args, incidentPath, (*client).printIncident)
 }
 
 func (c *client) printIncident(v *incidentWithUpdates) error {

@@ -103,9 +103,7 @@ type putRecipientInput struct {
 	Body recipientBody
 }
 
-type recipientOutput struct {
-	Body *dispatcher.Recipient
-}
+type recipientOutput = bodyOutput[*dispatcher.Recipient]
 
 type listRecipientsInput struct {
 	Service string             `query:"service" doc:"Only recipients that use this service; a recipient that listed no service uses all and is included." example:"twint"`
@@ -139,9 +137,7 @@ func (in *listRecipientsInput) Resolve(huma.Context) []error {
 	return errs
 }
 
-type recipientPageOutput struct {
-	Body *dispatcher.RecipientPage
-}
+type recipientPageOutput = bodyOutput[*dispatcher.RecipientPage]
 
 type openIncidentInput struct {
 	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key and the same body returns the first answer and creates nothing. A key is scoped to the route and, for an update, its incident: sent there again with another body, it is a 422 idempotency_key_reused."`
@@ -159,13 +155,9 @@ type createdOutput struct {
 	Body     *dispatcher.UpdateResult
 }
 
-type updateOutput struct {
-	Body *dispatcher.UpdateResult
-}
+type updateOutput = bodyOutput[*dispatcher.UpdateResult]
 
-type incidentOutput struct {
-	Body *dispatcher.IncidentView
-}
+type incidentOutput = bodyOutput[*dispatcher.IncidentView]
 
 type listIncidentsInput struct {
 	State dispatcher.State `query:"state" enum:"investigating,identified,monitoring,resolved" doc:"Only incidents in this state."`
@@ -176,13 +168,9 @@ type incidentList struct {
 	Incidents []*dispatcher.Incident `json:"incidents" doc:"Newest first."`
 }
 
-type listIncidentsOutput struct {
-	Body incidentList
-}
+type listIncidentsOutput = bodyOutput[incidentList]
 
-type broadcastOutput struct {
-	Body *dispatcher.Broadcast
-}
+type broadcastOutput = bodyOutput[*dispatcher.Broadcast]
 
 type sendNoticeInput struct {
 	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key and the same body returns the first answer and creates nothing. A key is scoped to the route and, for an update, its incident: sent there again with another body, it is a 422 idempotency_key_reused."`
@@ -202,9 +190,7 @@ type noticeList struct {
 	Broadcasts []*dispatcher.Broadcast `json:"broadcasts" doc:"Ad-hoc broadcasts (notices), newest first."`
 }
 
-type listNoticesOutput struct {
-	Body noticeList
-}
+type listNoticesOutput = bodyOutput[noticeList]
 
 type listDeliveriesInput struct {
 	ID      string                    `path:"id"`
@@ -214,13 +200,9 @@ type listDeliveriesInput struct {
 	Limit   int                       `query:"limit" default:"100" minimum:"1" maximum:"1000"`
 }
 
-type deliveryPageOutput struct {
-	Body *dispatcher.DeliveryPage
-}
+type deliveryPageOutput = bodyOutput[*dispatcher.DeliveryPage]
 
-type deliveryOutput struct {
-	Body *dispatcher.Delivery
-}
+type deliveryOutput = bodyOutput[*dispatcher.Delivery]
 
 type outboxInput struct {
 	Recipient string `query:"recipient" doc:"Only messages to this recipient id."`
@@ -234,9 +216,7 @@ type outboxMessages struct {
 	Messages []outboxMessage `json:"messages" doc:"Newest first."`
 }
 
-type outboxOutput struct {
-	Body outboxMessages
-}
+type outboxOutput = bodyOutput[outboxMessages]
 
 type templatePreviewInput struct {
 	State    dispatcher.State   `query:"state" required:"true" enum:"investigating,identified,monitoring,resolved"`
@@ -247,9 +227,7 @@ type templatePreviewInput struct {
 	ETA      string             `query:"eta" doc:"RFC 3339 ETA instead of the example's (now + 2 h)."`
 }
 
-type sampleOutput struct {
-	Body *dispatcher.Sample
-}
+type sampleOutput = bodyOutput[*dispatcher.Sample]
 
 // broadcastPreviewBody converts to dispatcher.BroadcastPreviewInput: an
 // update (with incident_id) or an incident's opening (without).
@@ -270,16 +248,27 @@ type broadcastPreviewInput struct {
 	Body broadcastPreviewBody
 }
 
-type broadcastPreviewOutput struct {
-	Body *dispatcher.BroadcastPreview
-}
+type broadcastPreviewOutput = bodyOutput[*dispatcher.BroadcastPreview]
 
 type status struct {
 	Status string `json:"status" example:"ok"`
 }
 
-type statusOutput struct {
-	Body status
+type statusOutput = bodyOutput[status]
+
+// bodyOutput is the output of a route that answers a JSON body and
+// nothing else.
+type bodyOutput[T any] struct {
+	Body T
+}
+
+// reply is a handler's answer to a Service call: its result as the body, or
+// its error.
+func reply[T any](v T, err error) (*bodyOutput[T], error) {
+	if err != nil {
+		return nil, err
+	}
+	return &bodyOutput[T]{Body: v}, nil
 }
 
 // register adds a /v1 operation with bearer security and the error
@@ -317,10 +306,7 @@ func (s *server) routes() {
 			Push: pushTokens(b.Push), Services: b.Services, Regions: b.Regions, Channels: b.Channels,
 		}
 		out, err := s.cfg.Recipients.PutRecipient(ctx, r)
-		if err != nil {
-			return nil, pathID(err)
-		}
-		return &recipientOutput{Body: out}, nil
+		return reply(out, pathID(err))
 	})
 
 	register(s, huma.Operation{
@@ -331,22 +317,14 @@ func (s *server) routes() {
 			"keep following next_cursor, with the same filters, until it is absent. " +
 			"A recipient changed or deleted while you page may be shown twice or missed; one that stays as it is is shown once.",
 	}, func(ctx context.Context, in *listRecipientsInput) (*recipientPageOutput, error) {
-		page, err := s.cfg.Recipients.ListRecipients(ctx, in.filter())
-		if err != nil {
-			return nil, err
-		}
-		return &recipientPageOutput{Body: page}, nil
+		return reply(s.cfg.Recipients.ListRecipients(ctx, in.filter()))
 	})
 
 	register(s, huma.Operation{
 		OperationID: "get-recipient", Method: http.MethodGet, Path: "/v1/recipients/{id}", Tags: []string{"recipients"},
 		Summary: "Get a recipient", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*recipientOutput, error) {
-		r, err := s.cfg.Recipients.GetRecipient(ctx, in.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &recipientOutput{Body: r}, nil
+		return reply(s.cfg.Recipients.GetRecipient(ctx, in.ID))
 	})
 
 	register(s, huma.Operation{
@@ -377,22 +355,14 @@ func (s *server) routes() {
 			"States only move forward and nothing follows resolved (409 conflict).",
 		DefaultStatus: http.StatusCreated, Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *postUpdateInput) (*updateOutput, error) {
-		res, err := s.cfg.Incidents.PostUpdate(ctx, in.ID, dispatcher.UpdateInput(in.Body), in.IdempotencyKey)
-		if err != nil {
-			return nil, err
-		}
-		return &updateOutput{Body: res}, nil
+		return reply(s.cfg.Incidents.PostUpdate(ctx, in.ID, dispatcher.UpdateInput(in.Body), in.IdempotencyKey))
 	})
 
 	register(s, huma.Operation{
 		OperationID: "get-incident", Method: http.MethodGet, Path: "/v1/incidents/{id}", Tags: []string{"incidents"},
 		Summary: "Get an incident with its updates", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*incidentOutput, error) {
-		v, err := s.cfg.Incidents.GetIncident(ctx, in.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &incidentOutput{Body: v}, nil
+		return reply(s.cfg.Incidents.GetIncident(ctx, in.ID))
 	})
 
 	register(s, huma.Operation{
@@ -442,11 +412,7 @@ func (s *server) routes() {
 		OperationID: "get-broadcast", Method: http.MethodGet, Path: "/v1/broadcasts/{id}", Tags: []string{"broadcasts"},
 		Summary: "Get a broadcast with its counters", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*broadcastOutput, error) {
-		b, err := s.cfg.Broadcasts.GetBroadcast(ctx, in.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &broadcastOutput{Body: b}, nil
+		return reply(s.cfg.Broadcasts.GetBroadcast(ctx, in.ID))
 	})
 
 	register(s, huma.Operation{
@@ -479,11 +445,7 @@ func (s *server) routes() {
 			req.Params = dispatcher.ExampleParams(s.cfg.Clock.Now())
 			req.Params["eta"] = in.ETA
 		}
-		smp, err := s.cfg.Previews.PreviewTemplate(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		return &sampleOutput{Body: smp}, nil
+		return reply(s.cfg.Previews.PreviewTemplate(ctx, req))
 	})
 
 	register(s, huma.Operation{
@@ -500,29 +462,21 @@ func (s *server) routes() {
 			n := dispatcher.NoticeInput(*b.Notice)
 			notice = &n
 		}
-		p, err := s.cfg.Previews.PreviewBroadcast(ctx, dispatcher.BroadcastPreviewInput{
+		return reply(s.cfg.Previews.PreviewBroadcast(ctx, dispatcher.BroadcastPreviewInput{
 			IncidentID: b.IncidentID,
 			Notice:     notice,
 			IncidentInput: dispatcher.IncidentInput{
 				Title: b.Title, Severity: b.Severity, Services: b.Services, Regions: b.Regions,
 				State: b.State, Params: b.Params, Message: b.Message, Channels: b.Channels,
 			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &broadcastPreviewOutput{Body: p}, nil
+		}))
 	})
 
 	register(s, huma.Operation{
 		OperationID: "get-delivery", Method: http.MethodGet, Path: "/v1/deliveries/{id}", Tags: []string{"broadcasts"},
 		Summary: "Get a delivery", Description: "Role: viewer. Ids are <broadcast id>.<channel>.<recipient id>.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*deliveryOutput, error) {
-		d, err := s.cfg.Deliveries.GetDelivery(ctx, in.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &deliveryOutput{Body: d}, nil
+		return reply(s.cfg.Deliveries.GetDelivery(ctx, in.ID))
 	})
 
 	register(s, huma.Operation{

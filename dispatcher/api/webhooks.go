@@ -31,9 +31,7 @@ type endpointResultOutput struct {
 	Body   *dispatcher.EndpointResult
 }
 
-type endpointOutput struct {
-	Body *dispatcher.WebhookEndpoint
-}
+type endpointOutput = bodyOutput[*dispatcher.WebhookEndpoint]
 
 type endpointsOutput struct {
 	Body struct {
@@ -64,11 +62,7 @@ func (s *server) routeWebhooks() {
 		OperationID: "get-webhook-endpoint", Method: http.MethodGet, Path: base + "/{endpoint_id}", Tags: []string{"webhooks"},
 		Summary: "Get a webhook endpoint (without its secret)", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *endpointPath) (*endpointOutput, error) {
-		ep, err := s.cfg.Webhooks.GetWebhookEndpoint(ctx, in.ID, in.EndpointID)
-		if err != nil {
-			return nil, err
-		}
-		return &endpointOutput{Body: ep}, nil
+		return reply(s.cfg.Webhooks.GetWebhookEndpoint(ctx, in.ID, in.EndpointID))
 	})
 	register(s, huma.Operation{
 		OperationID: "list-webhook-endpoints", Method: http.MethodGet, Path: base, Tags: []string{"webhooks"},
@@ -111,11 +105,7 @@ func (s *server) routeWebhooks() {
 			"(a send in progress stops within a second). 409 when the broadcast is done.",
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *idPath) (*broadcastOutput, error) {
-		b, err := s.cfg.Broadcasts.CancelBroadcast(ctx, in.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &broadcastOutput{Body: b}, nil
+		return reply(s.cfg.Broadcasts.CancelBroadcast(ctx, in.ID))
 	})
 	register(s, huma.Operation{
 		OperationID: "retry-delivery", Method: http.MethodPost, Path: "/v1/deliveries/{id}/retry", Tags: []string{"broadcasts"},
@@ -123,10 +113,6 @@ func (s *server) routeWebhooks() {
 		Description: "Role: operator. The delivery goes back to queued and is attempted once more, now. 409 when it has not failed.",
 		Errors:      []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *idPath) (*deliveryOutput, error) {
-		d, err := s.cfg.Deliveries.RetryDelivery(ctx, in.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &deliveryOutput{Body: d}, nil
+		return reply(s.cfg.Deliveries.RetryDelivery(ctx, in.ID))
 	})
 }

@@ -336,12 +336,7 @@ func (s *Store) Requeue(_ context.Context, id string) (int, error) {
 func (s *Store) GetDelivery(_ context.Context, id string) (*dispatcher.Delivery, error) {
 	s.Lock()
 	defer s.Unlock()
-	d, ok := s.Deliveries[id]
-	if !ok {
-		return nil, notFound("delivery", id)
-	}
-	cp := *d
-	return &cp, nil
+	return copyOf(s.Deliveries, "delivery", id)
 }
 
 // InFlight implements dispatcher.DeliveryStore: the next of

@@ -102,6 +102,17 @@ func notFound(what, id string) error {
 	return fmt.Errorf("%s %q: %w", what, id, dispatcher.ErrNotFound)
 }
 
+// copyOf returns a copy of m[id], so that the caller cannot change the
+// stored one, or ErrNotFound naming what.
+func copyOf[T any](m map[string]*T, what, id string) (*T, error) {
+	v, ok := m[id]
+	if !ok {
+		return nil, notFound(what, id)
+	}
+	cp := *v
+	return &cp, nil
+}
+
 // PutRecipients implements dispatcher.RecipientStore. Opt-outs stored
 // with a recipient survive, as in redisstore.
 func (s *Store) PutRecipients(_ context.Context, rs []*dispatcher.Recipient) error {
@@ -121,12 +132,7 @@ func (s *Store) PutRecipients(_ context.Context, rs []*dispatcher.Recipient) err
 func (s *Store) GetRecipient(_ context.Context, id string) (*dispatcher.Recipient, error) {
 	s.Lock()
 	defer s.Unlock()
-	r, ok := s.Recipients[id]
-	if !ok {
-		return nil, notFound("recipient", id)
-	}
-	cp := *r
-	return &cp, nil
+	return copyOf(s.Recipients, "recipient", id)
 }
 
 // GetRecipients implements dispatcher.RecipientStore.
@@ -186,12 +192,7 @@ func (s *Store) RemovePushTokens(_ context.Context, recipientID string, keys []s
 func (s *Store) GetIncident(_ context.Context, id string) (*dispatcher.Incident, error) {
 	s.Lock()
 	defer s.Unlock()
-	inc, ok := s.Incidents[id]
-	if !ok {
-		return nil, notFound("incident", id)
-	}
-	cp := *inc
-	return &cp, nil
+	return copyOf(s.Incidents, "incident", id)
 }
 
 // GetUpdates implements dispatcher.IncidentStore.

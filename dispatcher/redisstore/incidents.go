@@ -52,18 +52,7 @@ type idempotencyRecord struct {
 
 // GetIncident returns the incident with id, or dispatcher.ErrNotFound.
 func (s *Store) GetIncident(ctx context.Context, id string) (*dispatcher.Incident, error) {
-	raw, err := s.rdb.Get(ctx, incidentKey(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("incident %q: %w", id, dispatcher.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get incident %q: %w", id, err)
-	}
-	inc := new(dispatcher.Incident)
-	if err := json.Unmarshal(raw, inc); err != nil {
-		return nil, fmt.Errorf("decode incident %q: %w", id, err)
-	}
-	return inc, nil
+	return getJSON[dispatcher.Incident](ctx, s.rdb, incidentKey(id), "incident", id)
 }
 
 // ListIncidents lists at most limit incidents (limit <= 0: 100; at most
@@ -81,18 +70,11 @@ func (s *Store) ListIncidents(ctx context.Context, state dispatcher.State, limit
 	if err != nil {
 		return nil, fmt.Errorf("list incidents: %w", err)
 	}
-	out := make([]*dispatcher.Incident, 0, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = incidentKey(id)
-	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	vals, err := s.mget(ctx, ids, incidentKey)
 	if err != nil {
 		return nil, fmt.Errorf("list incidents: %w", err)
 	}
+	out := make([]*dispatcher.Incident, 0, len(ids))
 	for i, v := range vals {
 		str, ok := v.(string)
 		if !ok {

@@ -97,39 +97,21 @@ func anyNoScript(cmds []redis.Cmder) bool {
 
 // GetRecipient returns the recipient with id, or dispatcher.ErrNotFound.
 func (s *Store) GetRecipient(ctx context.Context, id string) (*dispatcher.Recipient, error) {
-	raw, err := s.rdb.Get(ctx, recipientKey(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get recipient %q: %w", id, err)
-	}
-	r := new(dispatcher.Recipient)
-	if err := json.Unmarshal(raw, r); err != nil {
-		return nil, fmt.Errorf("decode recipient %q: %w", id, err)
-	}
-	return r, nil
+	return getJSON[dispatcher.Recipient](ctx, s.rdb, recipientKey(id), "recipient", id)
 }
 
 // GetRecipients returns the recipients with ids in one MGET, in the order of
 // ids, nil where one is missing. It is on the batch hot path: the records
 // share one allocation and one decode buffer.
 func (s *Store) GetRecipients(ctx context.Context, ids []string) ([]*dispatcher.Recipient, error) {
-	out := make([]*dispatcher.Recipient, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = recipientKey(id)
-	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	vals, err := s.mget(ctx, ids, recipientKey)
 	if err != nil {
 		return nil, fmt.Errorf("get %d recipients: %w", len(ids), err)
 	}
 	if len(vals) != len(ids) {
 		return nil, fmt.Errorf("get %d recipients: MGET answered %d values", len(ids), len(vals))
 	}
+	out := make([]*dispatcher.Recipient, len(ids))
 	recs := make([]dispatcher.Recipient, len(ids))
 	var buf []byte
 	for i, v := range vals {

@@ -346,14 +346,7 @@ func (s *Store) ListRecipients(ctx context.Context, f dispatcher.RecipientFilter
 // (deleted meanwhile, or a stale index entry) and records that are not
 // valid JSON are left out; GET /v1/recipients/{id} reports the latter.
 func (s *Store) listMatches(ctx context.Context, f dispatcher.RecipientFilter, set byte, ids []string) ([]*dispatcher.Recipient, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = recipientKey(id)
-	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	vals, err := s.mget(ctx, ids, recipientKey)
 	if err != nil {
 		return nil, fmt.Errorf("list recipients: read %d: %w", len(ids), err)
 	}

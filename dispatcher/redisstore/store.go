@@ -70,6 +70,8 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -115,6 +117,37 @@ func key(parts ...string) string {
 		b = append(b, p...)
 	}
 	return string(b)
+}
+
+// getJSON decodes the JSON record at key, that of the what with id (the
+// errors name them), or returns dispatcher.ErrNotFound.
+func getJSON[T any](ctx context.Context, rdb redis.Cmdable, key, what, id string) (*T, error) {
+	raw, err := rdb.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("%s %q: %w", what, id, dispatcher.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s %q: %w", what, id, err)
+	}
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, fmt.Errorf("decode %s %q: %w", what, id, err)
+	}
+	return v, nil
+}
+
+// mget reads the records of ids, at the keys keyOf names, in one MGET: a
+// value an id, in the order of ids, nil where a key is missing. Without
+// ids it asks Redis nothing (MGET needs a key).
+func (s *Store) mget(ctx context.Context, ids []string, keyOf func(id string) string) ([]any, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = keyOf(id)
+	}
+	return s.rdb.MGet(ctx, keys...).Result()
 }
 
 var (

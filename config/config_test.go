@@ -345,6 +345,8 @@ func TestLoadEnvNamesOption(t *testing.T) {
 			envValue, yamlValue = "true", "true"
 		case f.Kind() == reflect.Slice:
 			envValue, yamlValue = "10.9.8.0/24", `["10.9.8.0/24"]`
+		case f.Kind() == reflect.Map:
+			envValue, yamlValue = `{"cards": {"names": {"de": "Kartenzahlungen"}}}`, `{"cards": {"names": {"de": "Kartenzahlungen"}}}`
 		default:
 			t.Fatalf("%s binds an option of type %s", b.name, f.Type())
 		}
@@ -905,8 +907,8 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if len(paths) != 62 {
-		t.Fatalf("found %d options, want 58: %v", len(paths), paths)
+	if len(paths) != 64 {
+		t.Fatalf("found %d options, want 64: %v", len(paths), paths)
 	}
 	for _, p := range paths {
 		if !bytes.Contains(docs, []byte("`"+p+"`")) {

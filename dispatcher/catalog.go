@@ -102,7 +102,7 @@ func CheckCatalogEntry(kind CatalogKind, id string, names map[string]string, idF
 func checkCatalogNames(v *ValidationError, names map[string]string, field string) map[string]string {
 	switch {
 	case len(names) == 0:
-		v.add(field, "give at least one name, such as {\"de\": \"Kartenzahlungen\"} (DELETE removes an entry)", nil)
+		v.add(field, "give at least one name, such as {\"de\": \"Kartenzahlungen\"}", nil)
 		return nil
 	case len(names) > MaxCatalogNames:
 		v.add(field, fmt.Sprintf("at most %d names", MaxCatalogNames), nil)

@@ -241,6 +241,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	defer a.Close()
 	store, fan, svc := a.store, a.fanout, a.service
+	// Recipients stored before labels were canonical ("Cards", "ch") are
+	// rewritten once per database, before anything selects an audience.
+	if n, err := store.CanonicalizeLabels(ctx); err != nil {
+		return fmt.Errorf("canonical service and region labels: %w", err)
+	} else if n > 0 {
+		logger.Info("recipients' service and region labels made canonical", "recipients", n)
+	}
 
 	errc := make(chan error, 2)
 	var httpSrv *http.Server

@@ -52,8 +52,10 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		Incident: locales.Incident{
 			Title:    inc.Title,
 			Severity: string(inc.Severity),
-			Services: inc.Services,
-			Regions:  inc.Regions,
+			// Canonical, as the catalog's ids: an incident stored before
+			// labels were canonical still finds its names.
+			Services: CanonicalServices(inc.Services),
+			Regions:  CanonicalRegions(inc.Regions),
 			Started:  inc.CreatedAt,
 			Params:   up.Params,
 		},

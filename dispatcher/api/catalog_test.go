@@ -151,7 +151,14 @@ func TestPreviewShowsNames(t *testing.T) {
 	wantStatus(t, a.send(t, "PUT", "/v1/recipients/luc", `{"locale":"fr-CH","email":"luc@example.ch","services":["cards"],"regions":["ch"]}`), http.StatusOK)
 	wantStatus(t, a.send(t, "PUT", "/v1/recipients/dane", `{"locale":"da","email":"d@example.dk","services":["cards"],"regions":["DK"]}`), http.StatusOK)
 
-	r := a.do(t, "GET", "/v1/recipients/anna", viewerToken, nil)
+	r := a.do(t, "POST", "/v1/recipients/import", operatorToken, strings.NewReader(`{"id":"ida","locale":"it-CH","email":"i@example.ch","services":["CaRdS"],"regions":["cH"]}`+"\n"),
+		"Content-Type", "application/x-ndjson")
+	wantStatus(t, r, http.StatusOK)
+	r = a.do(t, "GET", "/v1/recipients/ida", viewerToken, nil)
+	if !strings.Contains(string(r.body), `"services":["cards"],"regions":["CH"]`) {
+		t.Errorf("imported ida is stored as %s", r.body)
+	}
+	r = a.do(t, "GET", "/v1/recipients/anna", viewerToken, nil)
 	var rec dispatcher.Recipient
 	if err := json.Unmarshal(r.body, &rec); err != nil || rec.Services[0] != "cards" || rec.Regions[0] != "CH" {
 		t.Fatalf("anna is stored as %s", r.body)
@@ -162,10 +169,11 @@ func TestPreviewShowsNames(t *testing.T) {
 	if err := json.Unmarshal(r.body, &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Audience != 2 {
-		t.Errorf("audience = %d, want 2 (anna, luc): %s", p.Audience, r.body)
+	if p.Audience != 3 {
+		t.Errorf("audience = %d, want 3 (anna, luc, ida): %s", p.Audience, r.body)
 	}
-	wants := map[string]string{"de-CH": "Störung bei Kartenzahlungen (" + cldr("CH", "de") + ")", "fr-CH": "paiements par carte (" + cldr("CH", "fr") + ")"}
+	wants := map[string]string{"de-CH": "Störung bei Kartenzahlungen (" + cldr("CH", "de") + ")", "fr-CH": "paiements par carte (" + cldr("CH", "fr") + ")",
+		"it-CH": "cards (" + cldr("CH", "it") + ")"}
 	for _, s := range p.Samples {
 		if !strings.Contains(s.Body, wants[s.Locale]) {
 			t.Errorf("%s sample lacks %q:\n%s", s.Locale, wants[s.Locale], s.Body)
@@ -179,7 +187,7 @@ func TestPreviewShowsNames(t *testing.T) {
 	r = a.do(t, "GET", "/v1/recipients?region=ch&service=CARDS", viewerToken, nil)
 	wantStatus(t, r, http.StatusOK)
 	var page dispatcher.RecipientPage
-	if err := json.Unmarshal(r.body, &page); err != nil || len(page.Recipients) != 2 {
+	if err := json.Unmarshal(r.body, &page); err != nil || len(page.Recipients) != 3 {
 		t.Errorf("GET /v1/recipients?region=ch: %s", r.body)
 	}
 }

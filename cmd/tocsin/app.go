@@ -99,6 +99,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.recipients(ctx, args[1:])
 	case "webhooks":
 		err = m.webhooks(ctx, args[1:])
+	case "catalog":
+		err = m.catalog(ctx, args[1:])
 	case "deliveries":
 		err = m.deliveries(ctx, args[1:])
 	case "outbox":

@@ -56,7 +56,7 @@ func copyNames(in map[string]map[string]string) map[string]map[string]string {
 // is in the locale chain (as Chain returns it): the first of chain's
 // locales, or the reader's own tag in that language, with a name; else the
 // label.
-func (n *Names) Service(label string, locale string, chain []string) string {
+func (n *Names) Service(label, locale string, chain []string) string {
 	var names map[string]string
 	if n != nil {
 		names = n.services[label]
@@ -66,7 +66,7 @@ func (n *Names) Service(label string, locale string, chain []string) string {
 
 // Region is Service for a region; an ISO 3166-1 alpha-2 label also has
 // CLDR's names, so it is never shown as a raw code.
-func (n *Names) Region(label string, locale string, chain []string) string {
+func (n *Names) Region(label, locale string, chain []string) string {
 	var names map[string]string
 	if n != nil {
 		names = n.regions[label]
@@ -106,8 +106,10 @@ func nameTags(locale string, chain []string) []string {
 // tag of a language is passed, CLDR's name in that language for an ISO
 // region code (when cldr). The label when nothing has a name.
 func lookupName(label string, names map[string]string, tags []string, cldr bool) string {
-	region, isCode := RegionCode(label)
-	cldr = cldr && isCode
+	var region language.Region
+	if cldr {
+		region, cldr = RegionCode(label)
+	}
 	groupStart := 0
 	for i, t := range tags {
 		if name := names[t]; name != "" {

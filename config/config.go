@@ -51,6 +51,7 @@ type Config struct {
 	Outbox   Outbox   `yaml:"outbox"`
 	Channels Channels `yaml:"channels"`
 	Limits   Limits   `yaml:"limits"`
+	Catalog  Catalog  `yaml:"catalog"`
 }
 
 // HTTP configures the REST API listener.

@@ -346,6 +346,8 @@ func TestLoadEnvNamesOption(t *testing.T) {
 			envValue, yamlValue = "true", "true"
 		case f.Kind() == reflect.Slice:
 			envValue, yamlValue = "10.9.8.0/24", `["10.9.8.0/24"]`
+		case f.Kind() == reflect.Map:
+			envValue, yamlValue = `{"cards": {"names": {"de": "Kartenzahlungen"}}}`, `{"cards": {"names": {"de": "Kartenzahlungen"}}}`
 		default:
 			t.Fatalf("%s binds an option of type %s", b.name, f.Type())
 		}
@@ -845,7 +847,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 63; len(paths) != want {
+	if want := 65; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.
@@ -897,7 +899,7 @@ func docDefault(v reflect.Value) string {
 			s = strings.TrimSuffix(s, "0s")
 		}
 		return "`" + strings.TrimSuffix(s, "0m") + "`"
-	case v.Kind() == reflect.Slice && v.Len() == 0:
+	case (v.Kind() == reflect.Slice || v.Kind() == reflect.Map) && v.Len() == 0:
 		return "none"
 	case v.Kind() == reflect.String && v.Len() == 0:
 		return "empty"

@@ -110,6 +110,13 @@ var sections = func() map[string]string {
 			m[t.String()] = path
 		case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 			m[t.Elem().String()] = "an " + path + " entry"
+		case t.Kind() == reflect.Map && t.Elem().Kind() == reflect.Struct:
+			// One entry type may serve several maps (the catalog's).
+			if seen, ok := m[t.Elem().String()]; ok {
+				m[t.Elem().String()] = seen + " or " + path
+			} else {
+				m[t.Elem().String()] = "an entry of " + path
+			}
 		}
 	})
 	return m
@@ -254,6 +261,18 @@ func (b binding) set(c *Config, v string) error {
 			return fmt.Errorf("must be true or false, got %q", v)
 		}
 		f.SetBool(x)
+	case f.Kind() == reflect.Map:
+		// A map (the catalog) is given as JSON, or any YAML flow mapping;
+		// "" clears it.
+		f.SetZero()
+		if t == "" {
+			return nil
+		}
+		dec := yaml.NewDecoder(strings.NewReader(t))
+		dec.KnownFields(true)
+		if err := dec.Decode(f.Addr().Interface()); err != nil {
+			return fmt.Errorf("must be a JSON object such as {\"cards\": {\"names\": {\"de\": \"Kartenzahlungen\"}}}: %v", err)
+		}
 	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 		// A comma-separated list, items trimmed, empty ones dropped: ""
 		// clears the list.

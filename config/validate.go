@@ -80,6 +80,7 @@ func (c Config) Validate() error {
 	if c.Limits.FlapWindow < 0 {
 		v.Add("limits.flap_window", "must not be negative, got %s", c.Limits.FlapWindow)
 	}
+	v.catalog(c.Catalog)
 	return v.Err()
 }
 

@@ -270,8 +270,8 @@ func (r *Recipient) normalize(pathPrefix string, checkPushURL func(string) error
 		}
 	}
 	r.Push = push
-	r.Services = validateLabels(v, p("services"), r.Services)
-	r.Regions = validateLabels(v, p("regions"), r.Regions)
+	r.Services = validateServices(v, p("services"), r.Services)
+	r.Regions = validateRegions(v, p("regions"), r.Regions)
 	r.Channels = validateChannels(v, p("channels"), r.Channels)
 	r.OptOut = validateChannels(v, p("opt_out"), r.OptOut)
 	return v.orNil()
@@ -320,6 +320,7 @@ func (r *Recipient) ChooseChannel(allowed []Channel) Channel {
 // Matches reports whether r belongs to the audience of an incident with the
 // given services and regions: both must intersect, an empty list on the
 // incident means all, and an empty list on the recipient means it uses all.
+// Labels match case-insensitively ("ch" is "CH").
 func (r *Recipient) Matches(services, regions []string) bool {
 	return intersects(services, r.Services) && intersects(regions, r.Regions)
 }
@@ -329,8 +330,10 @@ func intersects(incident, recipient []string) bool {
 		return true
 	}
 	for _, s := range incident {
-		if slices.Contains(recipient, s) {
-			return true
+		for _, t := range recipient {
+			if strings.EqualFold(s, t) {
+				return true
+			}
 		}
 	}
 	return false

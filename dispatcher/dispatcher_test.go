@@ -242,7 +242,8 @@ func TestRecipientMatches(t *testing.T) {
 		{name: "region miss, services all", rReg: []string{"DK"}, incReg: []string{"CH"}, want: false},
 		{name: "recipient all services, region hit", rReg: []string{"CH"}, incSvc: []string{"twint"}, incReg: []string{"CH"}, want: true},
 		{name: "recipient all regions, service hit", rSvc: []string{"twint"}, incSvc: []string{"twint"}, incReg: []string{"CH"}, want: true},
-		{name: "case matters", rSvc: []string{"TWINT"}, incSvc: []string{"twint"}, want: false},
+		{name: "case does not matter", rSvc: []string{"TWINT"}, incSvc: []string{"twint"}, want: true},
+		{name: "region case does not matter", rReg: []string{"CH"}, incReg: []string{"ch"}, want: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

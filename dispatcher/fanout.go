@@ -574,6 +574,9 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err != nil {
 		return err
 	}
+	if err := f.prepareRender(ctx); err != nil {
+		return err
+	}
 	dc := f.decideContext(bc.inc, bc.up, bc.b.Channels)
 	told, err := f.told(ctx, dc, bc.inc, bc.up, ids)
 	if err != nil {
@@ -1182,6 +1185,9 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	outs := []Outcome{{RecipientID: rid, Channel: ch, Status: StatusFailed}}
 	var held []Outcome // this retry's failure, recorded once its fallback is begun
 	if !again {
+		if err := f.prepareRender(ctx); err != nil {
+			return err
+		}
 		text, err := f.render(bc.inc, bc.up, r, ch)
 		if err != nil {
 			return err

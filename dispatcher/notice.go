@@ -108,8 +108,8 @@ func (in *NoticeInput) normalize(prefix string) error {
 	if !in.Priority.Valid() {
 		v.add(prefix+"priority", "must be one of critical, normal, low, bulk (the default: below every incident)", in.Priority)
 	}
-	in.Services = validateLabels(v, prefix+"services", in.Services)
-	in.Regions = validateLabels(v, prefix+"regions", in.Regions)
+	in.Services = validateServices(v, prefix+"services", in.Services)
+	in.Regions = validateRegions(v, prefix+"regions", in.Regions)
 	in.Channels = validateChannels(v, prefix+"channels", in.Channels)
 	if len(in.Message) == 0 {
 		v.add(prefix+"message", "is required: the text per language, such as {\"en\": \"...\", \"de\": \"...\"}", nil)

@@ -86,6 +86,9 @@ func (s *Service) PreviewTemplate(ctx context.Context, in TemplatePreviewInput) 
 	inc := &Incident{ID: "inc_preview", Title: "Card payments failing", Severity: SeverityMajor, State: in.State,
 		Services: []string{"cards"}, Regions: []string{"CH"}, Params: params, CreatedAt: now.Add(-90 * time.Minute)}
 	up := &Update{IncidentID: inc.ID, Seq: 1, State: in.State, Params: params}
+	if err := s.c.Fanout.prepareRender(ctx); err != nil {
+		return nil, err
+	}
 	text, err := s.c.Fanout.render(inc, up, r, in.Channel)
 	if err != nil {
 		return nil, err
@@ -189,6 +192,9 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		kind   Kind
 	}
 	sampled := map[sampleKey]bool{}
+	if err := s.c.Fanout.prepareRender(ctx); err != nil {
+		return nil, err
+	}
 	dc := s.c.Fanout.decideContext(inc, up, chs)
 	n, err := s.c.Recipients.ScanAudience(ctx, inc.Services, inc.Regions, 1000, func(ids []string) error {
 		rs, err := s.c.Fanout.loadRecipients(ctx, ids, chs, up)

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"sort"
 	"strings"
 
@@ -19,12 +20,22 @@ type CatalogRenderer struct {
 	// Clock is "now" for relative wording (durations, "today"); nil is the
 	// system clock.
 	Clock Clock
+	// Names are the display names of services and regions; nil: CLDR's
+	// names of ISO region codes only. Prepare refreshes them.
+	Names *NameCatalog
 	// SmartEncoding writes SMS letters outside GSM-7 without their accent
 	// when that lowers the segment count (gsm.SmartEncode).
 	SmartEncoding bool
 }
 
-var _ Renderer = (*CatalogRenderer)(nil)
+var (
+	_ Renderer         = (*CatalogRenderer)(nil)
+	_ PreparedRenderer = (*CatalogRenderer)(nil)
+)
+
+// Prepare implements PreparedRenderer: it reloads the catalog's names when
+// they changed (one version read).
+func (c *CatalogRenderer) Prepare(ctx context.Context) error { return c.Names.Refresh(ctx) }
 
 // Render implements Renderer.
 func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
@@ -44,11 +55,14 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		Incident: locales.Incident{
 			Title:    inc.Title,
 			Severity: string(inc.Severity),
-			Services: inc.Services,
-			Regions:  inc.Regions,
+			// Canonical, as the catalog's ids: an incident stored before
+			// labels were canonical still finds its names.
+			Services: CanonicalServices(inc.Services),
+			Regions:  CanonicalRegions(inc.Regions),
 			Started:  inc.CreatedAt,
 			Params:   up.Params,
 		},
+		Names: c.Names.Names(),
 	}
 	readsEnglish := c.Catalog.Chain(req.Locale)[0] == locales.DefaultLocale
 	text, tag, operator := operatorText(up.Message, req.Locale, readsEnglish)

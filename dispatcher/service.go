@@ -53,6 +53,10 @@ type ServiceConfig struct {
 	// RotationOverlap is how long a rotated-out webhook secret keeps
 	// signing (0: it stops at once; the configuration's default is 24 h).
 	RotationOverlap time.Duration
+	// Catalog holds the display names of services and regions that the
+	// catalog routes read and write (the renderer shares it). Default: no
+	// names but CLDR's, and none can be stored.
+	Catalog *NameCatalog
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// Logger defaults to slog.Default().
@@ -96,6 +100,9 @@ func NewService(c ServiceConfig) (*Service, error) {
 	}
 	c.Clock = cmp.Or[Clock](c.Clock, SystemClock)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
+	if c.Catalog == nil {
+		c.Catalog = MustNameCatalog(nil, nil, nil)
+	}
 	s := &Service{c: c}
 	return s, nil
 }
@@ -239,9 +246,13 @@ func (f *RecipientFilter) Normalize() error {
 	v := &ValidationError{}
 	if f.Service != "" && !labelPattern.MatchString(f.Service) {
 		v.add("query.service", "must be a service: 1-64 characters of letters, digits and _.:-", f.Service)
+	} else {
+		f.Service = CanonicalService(f.Service)
 	}
 	if f.Region != "" && !labelPattern.MatchString(f.Region) {
 		v.add("query.region", "must be a region: 1-64 characters of letters, digits and _.:-", f.Region)
+	} else {
+		f.Region = CanonicalRegion(f.Region)
 	}
 	if f.Kind != "" && f.Kind != KindCustomer && f.Kind != KindMerchant {
 		v.add("query.kind", `must be "customer" or "merchant"`, f.Kind)
@@ -508,18 +519,6 @@ func validateChannels(v *ValidationError, field string, chs []Channel) []Channel
 	return dedupe(chs)
 }
 
-func validateLabels(v *ValidationError, field string, list []string) []string {
-	if len(list) > maxListItems {
-		v.add(field, fmt.Sprintf("at most %d items", maxListItems), nil)
-	}
-	for i, s := range list {
-		if !labelPattern.MatchString(s) {
-			v.add(fmt.Sprintf("%s[%d]", field, i), "must be 1-64 characters of letters, digits and _.:-", s)
-		}
-	}
-	return dedupe(list)
-}
-
 // validateUpdate checks the fields an update shares with the opening of an
 // incident (an empty state means "unchanged"; an ETA is judged at now) and
 // returns the canonical operator message and channel list.
@@ -598,8 +597,8 @@ func (in *IncidentInput) normalize(now time.Time) error {
 	if in.State == "" {
 		in.State = StateInvestigating
 	}
-	in.Services = validateLabels(v, "body.services", in.Services)
-	in.Regions = validateLabels(v, "body.regions", in.Regions)
+	in.Services = validateServices(v, "body.services", in.Services)
+	in.Regions = validateRegions(v, "body.regions", in.Regions)
 	in.Message, in.Channels = validateUpdate(v, now, in.State, in.Params, in.Message, in.Channels)
 	return v.orNil()
 }

@@ -32,14 +32,16 @@
 // duration.<unit> and duration.<unit>.since (plural forms of a count of
 // minutes, hours and days: the plain form, and the form the messages use
 // after "ago", "after" or "for", German dative "vor 2 Tagen") and
-// duration.and ("1 hour and 30 minutes"). New refuses an en.toml that lacks
+// duration.and ("1 hour and 30 minutes"), and list.and, CLDR's list
+// pattern of the language ("A, B and C"; see Catalog.joinNames). New refuses an en.toml that lacks
 // one of the ids Render needs, so no key ever reaches a recipient.
 //
 // # Template data
 //
 // Messages are text/template strings executed with string data whose keys
 // are all always present ("" when unknown; a template that names any other
-// key fails at New): Title, Services, Regions (comma-joined), Severity,
+// key fails at New): Title, Services, Regions (their display names, see
+// Names, joined by the locale's list pattern "A, B und C"), Severity,
 // Started (the incident's start in the recipient's zone and format), since
 // (time from the start to Request.Now, "2 hours"), eta, workaround and
 // credit. See messages/en.toml.
@@ -174,7 +176,14 @@ func requiredIDs() []string {
 	for _, t := range Texts {
 		ids = append(ids, "text."+t)
 	}
-	return append(ids, "duration.and")
+	return append(ids, "duration.and", "list.and")
+}
+
+// ownData are the messages executed with data of their own, not DataKeys:
+// check runs each with these keys set.
+var ownData = map[string]map[string]string{
+	"duration.and": {"Major": "x", "Minor": "y"},
+	"list.and":     {listHead: "x, y", listLast: "z", listSerial: "1", listBeforeI: "1"},
 }
 
 // newCatalog loads every *.toml file in dir of fsys; the file name (without
@@ -272,15 +281,20 @@ func (c *Catalog) check() error {
 				}
 				continue
 			}
-			data := map[string]string{"Major": "x", "Minor": "y"}
-			if id != "duration.and" {
-				data = empty
+			if own, ok := ownData[id]; ok {
+				blank := make(map[string]string, len(own))
+				for k := range own {
+					blank[k] = ""
+				}
+				for _, data := range []map[string]string{own, blank} {
+					if _, err := s.localize(id, data, nil); err != nil {
+						errs = append(errs, err)
+					}
+				}
+				continue
 			}
-			if _, err := s.localize(id, data, nil); err != nil {
-				errs = append(errs, err)
-			}
-			if id != "duration.and" {
-				if _, err := s.localize(id, full, nil); err != nil {
+			for _, data := range []map[string]string{empty, full} {
+				if _, err := s.localize(id, data, nil); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -336,6 +350,9 @@ type Request struct {
 	// still applies (de-CH: ss for ß), SMS still gets GSM-7 equivalents,
 	// push is still shortened, and email builds its footer and HTML from it.
 	Operator string
+	// Names are the display names of services and regions (see Names);
+	// nil: only CLDR's names of ISO region codes.
+	Names *Names
 }
 
 // Incident is what the messages say about the incident.
@@ -544,8 +561,16 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	inc := r.Incident
 	data := emptyData()
 	data["Title"] = oneLine(inc.Title)
-	data["Services"] = joinList(inc.Services)
-	data["Regions"] = joinList(inc.Regions)
+	services := make([]string, len(inc.Services))
+	for i, label := range inc.Services {
+		services[i] = r.Names.Service(label, r.Locale, chain)
+	}
+	regions := make([]string, len(inc.Regions))
+	for i, label := range inc.Regions {
+		regions[i] = r.Names.Region(label, r.Locale, chain)
+	}
+	data["Services"] = own(c.joinNames(chain, r.Locale, services))
+	data["Regions"] = own(c.joinNames(chain, r.Locale, regions))
 	data["Severity"] = oneLine(inc.Severity)
 	if !inc.Started.IsZero() {
 		data["Started"] = own(formatTime(format, inc.Started, loc, now))

@@ -147,11 +147,11 @@ func TestIDScheme(t *testing.T) {
 	for locale, msgs := range fileMessages(t) {
 		for id := range msgs {
 			if !validID(id) {
-				t.Errorf("%s.toml: id %q does not follow <state>[.<kind>][.<channel>].<title|body>, footer.<kind>, duration.<unit>[.since], duration.and or text.<name>", locale, id)
+				t.Errorf("%s.toml: id %q does not follow <state>[.<kind>][.<channel>].<title|body>, footer.<kind>, duration.<unit>[.since], duration.and, list.and or text.<name>", locale, id)
 			}
 		}
 	}
-	for _, id := range []string{"resolved.title", "resolved.merchant.sms.body", "footer.merchant", "duration.day.since", "duration.and"} {
+	for _, id := range []string{"resolved.title", "resolved.merchant.sms.body", "footer.merchant", "duration.day.since", "duration.and", "list.and"} {
 		if !validID(id) {
 			t.Errorf("validID(%q) = false", id)
 		}
@@ -168,7 +168,7 @@ func validID(id string) bool {
 	switch {
 	case seg[0] == "footer":
 		return len(seg) == 2 && slices.Contains(Kinds, seg[1])
-	case id == "duration.and":
+	case id == "duration.and" || id == "list.and":
 		return true
 	case seg[0] == "text":
 		return len(seg) == 2 && slices.Contains(Texts, seg[1])
@@ -293,7 +293,7 @@ func TestRenderFallback(t *testing.T) {
 	tests := []struct {
 		locale, wantLocale, wantTitle, wantBody string
 	}{
-		{"de-CH", "de-CH", "Störung: Card payments down", "Wir untersuchen derzeit eine Störung bei Cards, Mobile app (Zurich, Bern)."},
+		{"de-CH", "de-CH", "Störung: Card payments down", "Wir untersuchen derzeit eine Störung bei Cards und Mobile app (Zurich und Bern)."},
 		{"de-AT", "de", "Störung: Card payments down", "Wir untersuchen derzeit eine Störung"},
 		{"de", "de", "Störung: Card payments down", "Wir untersuchen derzeit eine Störung"},
 		{"fr-CH", "fr", "Perturbation : Card payments down", "Nous analysons actuellement une perturbation"},
@@ -301,7 +301,7 @@ func TestRenderFallback(t *testing.T) {
 		{"it-CH", "it", "Disservizio: Card payments down", "Stiamo verificando un disservizio"},
 		{"es-MX", "es", "Incidencia: Card payments down", "Estamos investigando una incidencia"},
 		{"es", "es", "Incidencia: Card payments down", "Estamos investigando una incidencia"},
-		{"pt-BR", "en", "Disruption: Card payments down", "We are investigating a disruption affecting Cards, Mobile app in Zurich, Bern."},
+		{"pt-BR", "en", "Disruption: Card payments down", "We are investigating a disruption affecting Cards and Mobile app in Zurich and Bern."},
 		{"", "en", "Disruption: Card payments down", "We are investigating a disruption"},
 		{"en-US", "en", "Disruption: Card payments down", "We are investigating a disruption"},
 		{"en-GB", "en", "Disruption: Card payments down", "We are investigating a disruption"},
@@ -469,6 +469,7 @@ const minimalEnglish = `
 "footer.customer" = "footer customer"
 "footer.merchant" = "footer merchant"
 "duration.and" = "{{.Major}} and {{.Minor}}"
+"list.and" = "{{.Head}} and {{.Last}}"
 "duration.minute" = { one = "{{.Count}} min", other = "{{.Count}} min" }
 "duration.hour" = { one = "{{.Count}} h", other = "{{.Count}} h" }
 "duration.day" = { one = "{{.Count}} d", other = "{{.Count}} d" }
@@ -906,7 +907,7 @@ func TestRenderCleansData(t *testing.T) {
 	if want := "Disruption: Card payments down"; m.Title != want {
 		t.Errorf("Title = %q, want %q", m.Title, want)
 	}
-	for _, want := range []string{"affecting Cards, Mobile app.", "\n\nIn the meantime: pay cash.\n\n"} {
+	for _, want := range []string{"affecting Cards and Mobile app.", "\n\nIn the meantime: pay cash.\n\n"} {
 		if !strings.Contains(m.Body, want) {
 			t.Errorf("Body = %q, want it to contain %q", m.Body, want)
 		}

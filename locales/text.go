@@ -58,17 +58,6 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// joinList cleans each item with oneLine, drops empty ones and joins the rest with ", ".
-func joinList(items []string) string {
-	out := make([]string, 0, len(items))
-	for _, it := range items {
-		if it = oneLine(it); it != "" {
-			out = append(out, it)
-		}
-	}
-	return strings.Join(out, ", ")
-}
-
 // swissSpelling writes German the Swiss way: "ss" for "ß" (and "SS" for the
 // capital "ẞ"). Swiss Standard German has no sharp s.
 var swissSpelling = strings.NewReplacer("ß", "ss", "ẞ", "SS").Replace

@@ -86,7 +86,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	commands := map[string]func(context.Context, []string) error{
 		"serve": m.serve, "bench": m.bench, "healthcheck": m.healthcheck, "version": m.version,
 		"incident": m.incident, "broadcast": m.broadcast, "preview": m.preview, "recipients": m.recipients,
-		"webhooks": m.webhooks, "deliveries": m.deliveries, "outbox": m.outbox,
+		"webhooks": m.webhooks, "catalog": m.catalog, "deliveries": m.deliveries, "outbox": m.outbox,
 	}
 	var err error
 	switch args[0] {
@@ -229,6 +229,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	defer a.Close()
 	store, fan, svc := a.store, a.fanout, a.service
+	// Recipients stored before labels were canonical ("Cards", "ch") are
+	// rewritten once per database, before anything selects an audience.
+	if n, err := store.CanonicalizeLabels(ctx); err != nil {
+		return fmt.Errorf("canonical service and region labels: %w", err)
+	} else if n > 0 {
+		logger.Info("recipients' service and region labels made canonical", "recipients", n)
+	}
 
 	errc := make(chan error, 2)
 	var httpSrv *http.Server

@@ -60,6 +60,12 @@ func wire(w wiring) (*wired, error) {
 	store := redisstore.New(w.rdb)
 	store.OutboxCap = cfg.Outbox.Cap
 	store.Clock = w.clock
+	// One catalog of names for the renderer and the catalog routes.
+	services, regions := cfg.Catalog.Names()
+	names, err := dispatcher.NewNameCatalog(store, services, regions)
+	if err != nil {
+		return nil, usageError{err}
+	}
 
 	var senders map[dispatcher.Channel]dispatcher.Sender
 	var checkWebhookURL func(ctx context.Context, url string) error
@@ -86,7 +92,7 @@ func wire(w wiring) (*wired, error) {
 	qc.Retry = retry
 	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{
 		Store: store, Queue: qc,
-		Renderer:     &dispatcher.CatalogRenderer{Catalog: w.catalog, Clock: w.clock, SmartEncoding: cfg.Channels.SMS.SmartEncoding},
+		Renderer:     &dispatcher.CatalogRenderer{Catalog: w.catalog, Clock: w.clock, Names: names, SmartEncoding: cfg.Channels.SMS.SmartEncoding},
 		Senders:      senders,
 		BatchSize:    cfg.Worker.BatchSize,
 		RetryPolicy:  retry,
@@ -109,7 +115,7 @@ func wire(w wiring) (*wired, error) {
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
 		Webhooks: store, CheckWebhookURL: checkWebhookURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
 		CheckPushURL: func(_ context.Context, u string) error { return pushGuard.CheckURL(u) },
-		Clock:        w.clock, Logger: w.logger,
+		Catalog:      names, Clock: w.clock, Logger: w.logger,
 	})
 	if err != nil {
 		_ = qc.Close()

@@ -87,8 +87,18 @@ type Public interface {
 	Unsubscribe(ctx context.Context, links dispatcher.LinkSigner, token string) (*dispatcher.Unsubscription, error)
 }
 
+// Catalog is what the catalog routes call: display names of services and
+// regions.
+type Catalog interface {
+	Catalog(ctx context.Context) (*dispatcher.CatalogView, error)
+	GetCatalogEntry(ctx context.Context, kind dispatcher.CatalogKind, id string) (*dispatcher.CatalogEntry, error)
+	PutCatalogEntry(ctx context.Context, kind dispatcher.CatalogKind, id string, names map[string]string) (*dispatcher.CatalogEntry, error)
+	DeleteCatalogEntry(ctx context.Context, kind dispatcher.CatalogKind, id string) error
+}
+
 // Service is the whole domain the API serves: every group of routes.
 type Service interface {
+	Catalog
 	Recipients
 	Incidents
 	Broadcasts
@@ -130,6 +140,7 @@ type Config struct {
 	Deliveries Deliveries
 	Webhooks   Webhooks
 	Public     Public
+	Catalog    Catalog
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
@@ -192,6 +203,7 @@ func New(cfg Config) http.Handler {
 		cfg.Deliveries = cmp.Or[Deliveries](cfg.Deliveries, svc)
 		cfg.Webhooks = cmp.Or[Webhooks](cfg.Webhooks, svc)
 		cfg.Public = cmp.Or[Public](cfg.Public, svc)
+		cfg.Catalog = cmp.Or[Catalog](cfg.Catalog, svc)
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), chunk: cfg.ImportChunk}
 	if s.log == nil {
@@ -243,6 +255,7 @@ var tags = []*huma.Tag{
 	{Name: "previews", Description: "What a template or a broadcast would send, without sending it."},
 	{Name: "recipients", Description: "Customers and merchants, their addresses and what they use; imported in bulk as NDJSON."},
 	{Name: "webhooks", Description: "Merchants' webhook endpoints and their signing secrets."},
+	{Name: "catalog", Description: "Display names of services and regions per locale, which messages show instead of the raw labels."},
 	{Name: "outbox", Description: "Messages recorded by the outbox channel, which stands in for channels without a provider."},
 	{Name: "callbacks", Description: "Routes called by providers and recipients, not operators: Twilio's callbacks (signed) and unsubscribe links (signed tokens). No API key."},
 	{Name: "health", Description: "Liveness and readiness for load balancers and orchestrators. No API key."},

@@ -37,8 +37,17 @@ type realAPI struct {
 
 func mustRealAPI(t *testing.T) *realAPI {
 	t.Helper()
+	return mustRealAPIWithNames(t, nil, nil)
+}
+
+// mustRealAPIWithNames is mustRealAPI with the catalog's configured names
+// of services and regions, shared by the Service and the renderer as in
+// tocsin serve.
+func mustRealAPIWithNames(t *testing.T, services, regions map[string]map[string]string) *realAPI {
+	t.Helper()
 	rdb, opts := redistest.New(t)
 	store := redisstore.New(rdb)
+	names := dispatcher.MustNameCatalog(store, services, regions)
 	qc := queue.NewClient(asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB})
 	t.Cleanup(func() { _ = qc.Close() })
 	clock := clocktest.New(inputsNow)
@@ -48,11 +57,11 @@ func mustRealAPI(t *testing.T) *realAPI {
 		Recipients: store, Incidents: store, Deliveries: store, Webhooks: store, Queue: qc,
 		Fanout: dispatcher.MustFanout(dispatcher.FanoutConfig{
 			Store: store, Webhooks: store, Queue: qc,
-			Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
+			Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew(), Names: names},
 			Senders:  map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: outbox, dispatcher.ChannelEmail: outbox},
 			Clock:    clock, Logger: quiet,
 		}),
-		Clock: clock, Logger: quiet,
+		Catalog: names, Clock: clock, Logger: quiet,
 	})
 	b := setup(t, func(c *Config) { c.Service = svc; c.Clock = clock })
 	return &realAPI{bundle: b, svc: svc, store: store, clock: clock}

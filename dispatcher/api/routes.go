@@ -526,6 +526,7 @@ func (s *server) routes() {
 	})
 
 	s.routeImport()
+	s.routeCatalog()
 }
 
 // pathID renames the "body.id" field error of PutRecipient (the domain

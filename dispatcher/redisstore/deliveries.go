@@ -263,8 +263,11 @@ func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, s
 }
 
 // indexKeys appends the index sets of services and regions (each with its
-// "*" set of recipients that use all) to keys.
+// "*" set of recipients that use all) to keys. Labels are indexed in their
+// canonical form; an incident stored before labels were canonical is
+// matched as one stored since ("ch" selects the recipients of "CH").
 func indexKeys(keys []string, services, regions []string) (_ []string, nsvc, nreg int) {
+	services, regions = dispatcher.CanonicalServices(services), dispatcher.CanonicalRegions(regions)
 	for _, sv := range services {
 		keys = append(keys, key("ix", "svc", sv))
 	}

@@ -10,7 +10,8 @@
 //
 //	r:{id}              string  recipient JSON (with its own opt_out list)
 //	ix:all              set     every recipient id
-//	ix:svc:{service}    set     recipients that use service
+//	ix:svc:{service}    set     recipients that use service (labels canonical, see
+//	                            dispatcher.CanonicalService; CanonicalizeLabels fixes older ones)
 //	ix:svc:*            set     recipients that listed no service (they use all)
 //	ix:reg:{region}     set     recipients in region
 //	ix:reg:*            set     recipients that listed no region (everywhere)
@@ -58,6 +59,9 @@
 //	wh:{recipient}      hash    webhook endpoint id -> endpoint JSON (with its secrets)
 //	att:{delivery}      list    a delivery's attempts at webhook endpoints, newest first (50, 30 days)
 //	secret:links        string  the generated secret of unsubscribe links
+//	catalog             hash    display names stored through the API: svc:{id} and reg:{id} ->
+//	                            JSON {locale: name}; version -> moved by every write (catalog.go)
+//	meta:labels         string  "1" once CanonicalizeLabels rewrote older labels (labels.go)
 //	rate:{key}          string  a rate limit's GCRA bucket: its theoretical arrival time in redis_rate's
 //	                            format (seconds since 2017-01-01, float); expires when the bucket is full
 //	rate:slow:{key}     string  a provider's slow-down of bucket key: the factor (0..1) applied to its rate;

@@ -384,7 +384,7 @@ func (a *app) importNDJSON(lines []string) {
 	}
 	req.Header.Set("Authorization", "Bearer "+a.key)
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ownClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		a.t.Fatalf("import: %v %v", resp, err)
 	}

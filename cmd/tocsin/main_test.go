@@ -143,7 +143,7 @@ func (a *app) do(method, path string, body any, out any, hdr ...string) int {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ownClient.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestImportNDJSON(t *testing.T) {
 	req, _ := http.NewRequest("POST", a.base+"/v1/recipients/import", strings.NewReader(body.String()))
 	req.Header.Set("Authorization", "Bearer "+a.key)
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ownClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -744,3 +744,9 @@ func TestUnknownEnvWarned(t *testing.T) {
 		t.Errorf("serve's log does not warn of exactly the misspelt variable:\n%s", logs)
 	}
 }
+
+// ownClient is the tests' HTTP client. Not http.DefaultClient: a parallel
+// test's httptest.Server.Close closes the default transport's idle
+// connections, which a POST may be about to reuse (and a POST is not
+// retried on a broken connection).
+var ownClient = &http.Client{Transport: &http.Transport{}}

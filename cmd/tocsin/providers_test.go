@@ -213,7 +213,7 @@ func TestProviders(t *testing.T) {
 	req, _ := http.NewRequest("POST", p.smsTo(stays.phone)[0].StatusCallback, strings.NewReader(forged.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Twilio-Signature", twiliotest.Signature("not-the-auth-token", req.URL.String(), forged))
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 403 {
+	if resp, err := ownClient.Do(req); err != nil || resp.StatusCode != 403 {
 		t.Fatalf("forged callback: %v %v, want 403", resp, err)
 	}
 	if d := p.deliveries(b1.ID)["bs"]; d.Status != dispatcher.StatusDelivered {

@@ -105,7 +105,7 @@ func do(t *testing.T, method, rawURL, user, pass, contentType, body string) answ
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ownClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestDelayAndClose(t *testing.T) {
 		req, _ := http.NewRequest("POST", messagesURL(s, accountSID), strings.NewReader("To=%2B41791234567&From=%2B15005550006&Body=x"))
 		req.SetBasicAuth(accountSID, authToken)
 		req.Header.Set("Content-Type", form)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := ownClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			err = fmt.Errorf("HTTP %d", resp.StatusCode)
@@ -482,3 +482,9 @@ func FuzzSignature(f *testing.F) {
 		}
 	})
 }
+
+// ownClient is the tests' HTTP client. Not http.DefaultClient: a parallel
+// test's httptest.Server.Close closes the default transport's idle
+// connections, which a POST may be about to reuse (and a POST is not
+// retried on a broken connection).
+var ownClient = &http.Client{Transport: &http.Transport{}}

@@ -27,7 +27,12 @@ func post(t *testing.T, url, id, payload string, ts time.Time, sig string) int {
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
 	req.Header.Set("webhook-signature", sig)
-	resp, err := http.DefaultClient.Do(req)
+	// Not http.DefaultClient: a parallel test's httptest.Server.Close
+	// closes the default transport's idle connections, which may be the
+	// one this request is about to reuse.
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 			Severity: string(inc.Severity),
 			Services: inc.Services,
 			Regions:  inc.Regions,
-			Started:  inc.CreatedAt,
+			Started:  inc.Started(), // as corrected (PATCH started_at), else its opening
 			Params:   up.Params,
 		},
 	}

@@ -96,6 +96,7 @@ type Service interface {
 	Deliveries
 	Webhooks
 	Public
+	IncidentEdits
 }
 
 var _ Service = (*dispatcher.Service)(nil)
@@ -130,6 +131,7 @@ type Config struct {
 	Deliveries Deliveries
 	Webhooks   Webhooks
 	Public     Public
+	Edits      IncidentEdits
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
@@ -192,6 +194,7 @@ func New(cfg Config) http.Handler {
 		cfg.Deliveries = cmp.Or[Deliveries](cfg.Deliveries, svc)
 		cfg.Webhooks = cmp.Or[Webhooks](cfg.Webhooks, svc)
 		cfg.Public = cmp.Or[Public](cfg.Public, svc)
+		cfg.Edits = cmp.Or[IncidentEdits](cfg.Edits, svc)
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), chunk: cfg.ImportChunk}
 	if s.log == nil {
@@ -223,6 +226,7 @@ func New(cfg Config) http.Handler {
 	s.api = humago.New(s.mux, hc)
 
 	s.routes()
+	s.routeEdits()
 	s.routeWebhooks()
 	s.routeCallbacks()
 	addCodeToErrorSchema(s.api)

@@ -1,0 +1,96 @@
+package dispatcher_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// TestFanoutKeepsPostedSeverity: a broadcast is sent with the severity its
+// update was posted with, whatever an edit made of the incident's since:
+// a minor update stays held by quiet hours after an escalation to
+// critical, and a major one is not held after a downgrade to minor.
+func TestFanoutKeepsPostedSeverity(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		posted, edited dispatcher.Severity
+		wantSent       []string
+	}{
+		{dispatcher.SeverityMinor, dispatcher.SeverityCritical, []string{"ny"}},
+		{dispatcher.SeverityMajor, dispatcher.SeverityMinor, []string{"ny", "zh"}},
+	} {
+		t.Run(string(tc.posted)+"-"+string(tc.edited), func(t *testing.T) {
+			t.Parallel()
+			zh, ny := smsRecipient("zh", "de-CH"), smsRecipient("ny", "en-US")
+			zh.Timezone, ny.Timezone = "Europe/Zurich", "America/New_York"
+			s := setupFanout(t, zh, ny)
+			s.store.Incidents["inc_f"].Severity, s.b.Severity = tc.edited, tc.posted
+			q, err := dispatcher.ParseQuietHours("22:00-07:00")
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Date(2101, 11, 21, 22, 30, 0, 0, time.UTC) // 23:30 in Zurich
+			s.with(func(c *dispatcher.FanoutConfig) {
+				c.QuietHours, c.Clock = q, dispatcher.ClockFunc(func() time.Time { return now })
+			})
+			ctx := context.Background()
+			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 2}); err != nil {
+				t.Fatal(err)
+			}
+			got := s.sms.sentTo()
+			slices.Sort(got)
+			if !slices.Equal(got, tc.wantSent) {
+				t.Errorf("posted %s, edited to %s: sent to %v, want %v", tc.posted, tc.edited, got, tc.wantSent)
+			}
+		})
+	}
+}
+
+// TestDecodeIncidentPatch: the members of a merge patch, nulls and types.
+func TestDecodeIncidentPatch(t *testing.T) {
+	t.Parallel()
+	members := func(js string) map[string]json.RawMessage {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(js), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	p, err := dispatcher.DecodeIncidentPatch(members(`{"severity":"major","started_at":"2101-01-02T03:04:05+01:00",
+		"services":null,"regions":["CH"],"params":{"eta":null,"x":"y"},"confirm_audience":"aud_v1_x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *p.Severity != dispatcher.SeverityMajor || !p.StartedAt.Equal(time.Date(2101, 1, 2, 2, 4, 5, 0, time.UTC)) ||
+		p.Services == nil || len(*p.Services) != 0 || len(*p.Regions) != 1 || p.Params["eta"] != nil || *p.Params["x"] != "y" ||
+		p.ClearParams || p.ConfirmAudience != "aud_v1_x" || p.Title != nil {
+		t.Errorf("decoded %+v", p)
+	}
+	if p, err := dispatcher.DecodeIncidentPatch(members(`{"params":null}`)); err != nil || !p.ClearParams {
+		t.Errorf("params null: %+v, %v", p, err)
+	}
+	var ve *dispatcher.ValidationError
+	_, err = dispatcher.DecodeIncidentPatch(members(`{"title":null,"severity":"x","started_at":"now","regions":"CH","params":[1],"colour":1}`))
+	if !errors.As(err, &ve) {
+		t.Fatalf("bad patch: %v", err)
+	}
+	var fields []string
+	for _, f := range ve.Fields {
+		fields = append(fields, f.Field)
+	}
+	want := []string{"body.colour", "body.title", "body.severity", "body.started_at", "body.regions", "body.params"}
+	if !slices.Equal(fields, want) {
+		t.Errorf("fields %v, want %v", fields, want)
+	}
+	if _, err := dispatcher.DecodeIncidentPatch(members(`{"confirm_audience":"x"}`)); !errors.As(err, &ve) || ve.Fields[0].Field != "body" {
+		t.Errorf("a patch of nothing: %v", err)
+	}
+}

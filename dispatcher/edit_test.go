@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // TestFanoutKeepsPostedSeverity: a broadcast is sent with the severity its
@@ -92,5 +94,32 @@ func TestDecodeIncidentPatch(t *testing.T) {
 	}
 	if _, err := dispatcher.DecodeIncidentPatch(members(`{"confirm_audience":"x"}`)); !errors.As(err, &ve) || ve.Fields[0].Field != "body" {
 		t.Errorf("a patch of nothing: %v", err)
+	}
+}
+
+// TestRenderCorrectedStart: the templates show the start as corrected
+// (StartedAt) and count "since" from it, not from the opening.
+func TestRenderCorrectedStart(t *testing.T) {
+	t.Parallel()
+	opened := time.Date(2101, 3, 14, 14, 0, 0, 0, time.UTC)
+	began := time.Date(2101, 3, 14, 11, 20, 0, 0, time.UTC)
+	r := &dispatcher.CatalogRenderer{Catalog: locales.MustNew(), Clock: dispatcher.ClockFunc(func() time.Time { return opened.Add(40 * time.Minute) })}
+	inc := &dispatcher.Incident{ID: "inc_r", Title: "Cards down", Severity: dispatcher.SeverityMajor, State: dispatcher.StateInvestigating, CreatedAt: opened}
+	up := &dispatcher.Update{IncidentID: "inc_r", Seq: 1, State: dispatcher.StateInvestigating, CreatedAt: opened}
+	render := func() string {
+		t.Helper()
+		out, err := r.Render(dispatcher.RenderRequest{Locale: "en-GB", Timezone: "UTC", Kind: dispatcher.KindCustomer, Channel: dispatcher.ChannelEmail, Incident: inc, Update: up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Body
+	}
+	if body := render(); !strings.Contains(body, "14:00") {
+		t.Errorf("uncorrected: the start is the opening, 14:00:\n%s", body)
+	}
+	inc.StartedAt = &began
+	body := render()
+	if !strings.Contains(body, "11:20") || strings.Contains(body, "14:00") || !strings.Contains(body, "3 hours") {
+		t.Errorf("corrected: the start is 11:20, 3 hours and 20 minutes ago:\n%s", body)
 	}
 }

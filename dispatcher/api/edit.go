@@ -114,6 +114,21 @@ func (s *server) routeEdits() {
 		}
 		return &editIncidentOutput{ETag: dispatcher.ETag(res.Incident), Body: res}, nil
 	})
+	// The document names the merge patch's own media type first.
+	if item := s.api.OpenAPI().Paths["/v1/incidents/{id}"]; item != nil && item.Patch != nil && item.Patch.RequestBody != nil {
+		if mt := item.Patch.RequestBody.Content["application/json"]; mt != nil {
+			item.Patch.RequestBody.Content[mediaMergePatch] = mt
+		}
+	}
+}
+
+// TransformSchema implements huma.SchemaTransformer: a param of a
+// previewed update may be null, as in the update itself.
+func (broadcastPreviewBody) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	if p := s.Properties["params"]; p != nil {
+		p.AdditionalProperties = &huma.Schema{Type: huma.TypeString, Nullable: true}
+	}
+	return s
 }
 
 // TransformSchema implements huma.SchemaTransformer: a param of an update

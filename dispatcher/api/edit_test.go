@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -399,5 +401,49 @@ func TestUpdateParamNull(t *testing.T) {
 	}
 	if v, _ := b.view(t, id); v.Params["eta"] != "" || len(v.Params) != 2 {
 		t.Errorf("stored params %v", v.Params)
+	}
+	// The preview of an update takes null as the update does.
+	r = b.post(t, "/v1/broadcasts/preview", "", `{"incident_id":"`+id+`","params":{"workaround":null}}`)
+	wantStatus(t, r, http.StatusOK)
+}
+
+// TestEditIncidentConcurrent: edits and updates of one incident at once
+// lose nothing: every edit's param is there, each edit is in the history
+// once, and the version counts every write.
+func TestEditIncidentConcurrent(t *testing.T) {
+	t.Parallel()
+	b := setupRedis(t)
+	id := b.openVia(t, `{"title":"Cards down","severity":"major"}`)
+	const edits, updates = 8, 4
+	var wg sync.WaitGroup
+	statuses := make(chan int, edits+updates)
+	for i := range edits {
+		wg.Go(func() {
+			statuses <- b.patch(t, id, fmt.Sprintf(`{"params":{"p%d":"v%d"}}`, i, i)).status
+		})
+	}
+	for range updates {
+		wg.Go(func() {
+			statuses <- b.post(t, "/v1/incidents/"+id+"/updates", "", `{"message":{"en":"still on it"}}`).status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != http.StatusOK && st != http.StatusCreated {
+			t.Errorf("a concurrent write answered %d", st)
+		}
+	}
+	v, etag := b.view(t, id)
+	if len(v.Params) != edits || len(v.History) != edits || v.LastSeq != 1+updates || v.Version != 1+edits+updates {
+		t.Errorf("params %v, %d edits, last_seq %d, version %d (%s); want %d params and edits, seq %d, version %d",
+			v.Params, len(v.History), v.LastSeq, v.Version, etag, edits, 1+updates, 1+edits+updates)
+	}
+	seen := map[int]bool{}
+	for _, e := range v.History {
+		if seen[e.Version] || len(e.Changes) != 1 {
+			t.Errorf("edit %+v", e)
+		}
+		seen[e.Version] = true
 	}
 }

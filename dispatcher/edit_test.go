@@ -1,7 +1,6 @@
 package dispatcher_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -12,49 +11,6 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/locales"
 )
-
-// TestFanoutKeepsPostedSeverity: a broadcast is sent with the severity its
-// update was posted with, whatever an edit made of the incident's since:
-// a minor update stays held by quiet hours after an escalation to
-// critical, and a major one is not held after a downgrade to minor.
-func TestFanoutKeepsPostedSeverity(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		posted, edited dispatcher.Severity
-		wantSent       []string
-	}{
-		{dispatcher.SeverityMinor, dispatcher.SeverityCritical, []string{"ny"}},
-		{dispatcher.SeverityMajor, dispatcher.SeverityMinor, []string{"ny", "zh"}},
-	} {
-		t.Run(string(tc.posted)+"-"+string(tc.edited), func(t *testing.T) {
-			t.Parallel()
-			zh, ny := smsRecipient("zh", "de-CH"), smsRecipient("ny", "en-US")
-			zh.Timezone, ny.Timezone = "Europe/Zurich", "America/New_York"
-			s := setupFanout(t, zh, ny)
-			s.store.Incidents["inc_f"].Severity, s.b.Severity = tc.edited, tc.posted
-			q, err := dispatcher.ParseQuietHours("22:00-07:00")
-			if err != nil {
-				t.Fatal(err)
-			}
-			now := time.Date(2101, 11, 21, 22, 30, 0, 0, time.UTC) // 23:30 in Zurich
-			s.with(func(c *dispatcher.FanoutConfig) {
-				c.QuietHours, c.Clock = q, dispatcher.ClockFunc(func() time.Time { return now })
-			})
-			ctx := context.Background()
-			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 2}); err != nil {
-				t.Fatal(err)
-			}
-			got := s.sms.sentTo()
-			slices.Sort(got)
-			if !slices.Equal(got, tc.wantSent) {
-				t.Errorf("posted %s, edited to %s: sent to %v, want %v", tc.posted, tc.edited, got, tc.wantSent)
-			}
-		})
-	}
-}
 
 // TestDecodeIncidentPatch: the members of a merge patch, nulls and types.
 func TestDecodeIncidentPatch(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"reflect"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -114,6 +115,15 @@ func (s *server) routeEdits() {
 		}
 		return &editIncidentOutput{ETag: dispatcher.ETag(res.Incident), Body: res}, nil
 	})
+	// Problems of this route may carry the audience change (Problem.Audience).
+	if em := s.api.OpenAPI().Components.Schemas.Map()["ErrorModel"]; em != nil {
+		if em.Properties == nil {
+			em.Properties = map[string]*huma.Schema{}
+		}
+		ref := s.api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[dispatcher.AudienceChange](), true, "AudienceChange")
+		em.Properties["audience"] = &huma.Schema{Ref: ref.Ref,
+			Description: "PATCH /v1/incidents/{id} only (codes audience_confirmation_*): what the audience change does, and the token that confirms it."}
+	}
 	// The document names the merge patch's own media type first.
 	if item := s.api.OpenAPI().Paths["/v1/incidents/{id}"]; item != nil && item.Patch != nil && item.Patch.RequestBody != nil {
 		if mt := item.Patch.RequestBody.Content["application/json"]; mt != nil {

@@ -156,6 +156,8 @@ func TestEditIncidentRefusals(t *testing.T) {
 	id := b.openVia(t, `{"title":"Cards down","severity":"major","services":["cards"]}`)
 	for _, tc := range []struct{ body, location string }{
 		{`{}`, "body"},
+		{`[]`, "body"},
+		{`null`, "body"},
 		{`{"confirm_audience":"aud_v1_x"}`, "body"},
 		{`{"colour":"red"}`, "body.colour"},
 		{`{"Title":"x"}`, "body.Title"},

@@ -114,8 +114,9 @@ type Incident struct {
 	CreatedAt  time.Time         `json:"created_at"`
 	UpdatedAt  time.Time         `json:"updated_at"`
 	ResolvedAt *time.Time        `json:"resolved_at,omitempty"`
-	// StartedAt is when the outage began, when an operator corrected it
-	// (PATCH started_at); Started() falls back to CreatedAt.
+	// StartedAt is when the outage began: the opening's time unless an
+	// operator corrected it (PATCH started_at). Incidents stored before it
+	// existed have none: Started() falls back to CreatedAt.
 	StartedAt *time.Time `json:"started_at,omitempty"`
 	// Version counts the incident's writes (its opening, updates and
 	// edits); ETag quotes it.

@@ -24,6 +24,11 @@ import (
 // clock a little ahead of the server's is no reason to refuse a correction.
 const MaxStartSkew = 5 * time.Minute
 
+// MaxStartBefore is how long before its opening an incident's started_at
+// may lie: a typo in the year would otherwise tell every reader the
+// outage has lasted a year.
+const MaxStartBefore = 30 * 24 * time.Hour
+
 // Edit is one correction of an incident, as its history shows it.
 type Edit struct {
 	// Version is the incident's version the edit made.
@@ -469,6 +474,8 @@ func applyPatch(inc *Incident, p *IncidentPatch, now time.Time) (*Incident, []Ch
 		switch {
 		case t.After(now.Add(MaxStartSkew)):
 			v.add("body.started_at", "must not be in the future: it is "+now.Format(time.RFC3339)+" now", t.Format(time.RFC3339))
+		case t.Before(inc.CreatedAt.Add(-MaxStartBefore)):
+			v.add("body.started_at", "must be at most 30 days before the incident was opened at "+inc.CreatedAt.Format(time.RFC3339), t.Format(time.RFC3339))
 		case inc.ResolvedAt != nil && t.After(*inc.ResolvedAt):
 			v.add("body.started_at", "must not be after the incident's resolution at "+inc.ResolvedAt.Format(time.RFC3339), t.Format(time.RFC3339))
 		default:

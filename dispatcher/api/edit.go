@@ -47,7 +47,7 @@ func (incidentPatchBody) Schema(huma.Registry) *huma.Schema {
 			"severity": {Type: huma.TypeString, Enum: []any{"minor", "major", "critical"},
 				Description: "The new severity. It decides the lane and channel policy of the next update; the broadcasts already posted keep theirs. Cannot be null."},
 			"started_at": {Type: huma.TypeString, Format: "date-time",
-				Description: "When the outage began (RFC 3339): what templates show as the start and count the duration from. At most 5 minutes in the future and not after the resolution. Cannot be null."},
+				Description: "When the outage began (RFC 3339): what templates show as the start and count the duration from. At most 5 minutes in the future, not after the resolution, at most 30 days before the opening. Cannot be null."},
 			"services": list("The affected services; null or [] is all. A change needs confirm_audience (answered by a 409 audience_confirmation_required)."),
 			"regions":  list("The affected regions; null or [] is all. A change needs confirm_audience, as services."),
 			"params": {Type: huma.TypeObject, Nullable: true,

@@ -172,6 +172,7 @@ func TestEditIncidentRefusals(t *testing.T) {
 		{`{"started_at":"yesterday"}`, "body.started_at"},
 		{`{"started_at":"2026-11-21T14:10:00Z"}`, "body.started_at"}, // 10 minutes ahead of the clock
 		{`{"started_at":"2126-01-01T00:00:00Z"}`, "body.started_at"},
+		{`{"started_at":"2025-11-21T13:00:00Z"}`, "body.started_at"}, // a year early
 		{`{"services":["no spaces"]}`, "body.services[0]"},
 		{`{"services":"cards"}`, "body.services"},
 		{`{"params":{"eta":"2026-11-21 16:00"}}`, "body.params.eta"},

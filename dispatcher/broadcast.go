@@ -394,7 +394,9 @@ type IncidentStore interface {
 	GetUpdates(ctx context.Context, incidentID string) ([]*Update, error)
 	// SaveUpdate writes inc, its update up and the update's broadcast b in one
 	// transaction, provided the stored incident's LastSeq is still prevSeq
-	// (0: the incident must not exist); otherwise it returns ErrStale. With
+	// (0: the incident must not exist) and, when inc.Version > 0, its
+	// Version inc.Version-1 (an edit in between is not written over);
+	// otherwise it returns ErrStale. With
 	// idem set, a key seen before writes nothing and returns its answer
 	// (ErrIdempotencyKeyReused when its RequestHash differs); a key stored
 	// by a concurrent request that won the race is such a key too.

@@ -102,6 +102,13 @@ type Incident struct {
 	CreatedAt  time.Time         `json:"created_at"`
 	UpdatedAt  time.Time         `json:"updated_at"`
 	ResolvedAt *time.Time        `json:"resolved_at,omitempty"`
+	// StartedAt is when the outage began: the opening's time unless an
+	// operator corrected it (PATCH started_at). Incidents stored before it
+	// existed have none: Started() falls back to CreatedAt.
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// Version counts the incident's writes (its opening, updates and
+	// edits); ETag quotes it.
+	Version int `json:"version"`
 }
 
 // Update is one state change or operator message on an incident. Every
@@ -114,6 +121,8 @@ type Update struct {
 	Message     map[string]string `json:"message,omitempty"` // BCP 47 tag -> operator text
 	BroadcastID string            `json:"broadcast_id"`
 	CreatedAt   time.Time         `json:"created_at"`
+	// PostedBy is the name of the API key that posted the update.
+	PostedBy string `json:"posted_by,omitempty"`
 }
 
 // Recipient is a customer or a merchant to be told about incidents.

@@ -264,6 +264,12 @@ func (f *Fanout) context(ctx context.Context, broadcastID string) (*broadcastCon
 		if b.Seq < 1 || b.Seq > len(ups) {
 			return nil, fmt.Errorf("broadcast %s: update %d of %s: %w", broadcastID, b.Seq, b.IncidentID, ErrNotFound)
 		}
+		// The broadcast keeps the severity it was posted with: an edit
+		// (PATCH severity) changes the next update's lane and policy,
+		// never those of one being sent.
+		if b.Severity != "" {
+			inc.Severity = b.Severity
+		}
 		bc = &broadcastContext{b: b, inc: inc, up: ups[b.Seq-1]}
 	}
 	f.mu.Lock()

@@ -786,15 +786,25 @@ func TestFanoutFallbackAfterCrash(t *testing.T) {
 // TestQuietHours: a minor update waits, queued, until the recipient's local
 // quiet hours end; a recipient whose local time is not quiet gets it now;
 // major updates never wait. The clock is injected.
+// TestQuietHours: quiet hours hold a minor update's SMS until morning in
+// the recipient's zone. The broadcast's own severity decides, the one its
+// update was posted with: an edit of the incident's since (PATCH severity)
+// does not change it.
 func TestQuietHours(t *testing.T) {
 	t.Parallel()
-	for _, sev := range []dispatcher.Severity{dispatcher.SeverityMinor, dispatcher.SeverityMajor} {
-		t.Run(string(sev), func(t *testing.T) {
+	for _, tc := range []struct{ sev, edited dispatcher.Severity }{
+		{dispatcher.SeverityMinor, dispatcher.SeverityMinor},
+		{dispatcher.SeverityMajor, dispatcher.SeverityMajor},
+		{dispatcher.SeverityMinor, dispatcher.SeverityCritical},
+		{dispatcher.SeverityMajor, dispatcher.SeverityMinor},
+	} {
+		sev := tc.sev
+		t.Run(string(sev)+"-edited-"+string(tc.edited), func(t *testing.T) {
 			t.Parallel()
 			zh, ny := smsRecipient("zh", "de-CH"), smsRecipient("ny", "en-US")
 			zh.Timezone, ny.Timezone = "Europe/Zurich", "America/New_York"
 			s := setupFanout(t, zh, ny)
-			s.store.Incidents["inc_f"].Severity, s.b.Severity = sev, sev
+			s.store.Incidents["inc_f"].Severity, s.b.Severity = tc.edited, sev
 			q, err := dispatcher.ParseQuietHours("22:00-07:00")
 			if err != nil {
 				t.Fatal(err)

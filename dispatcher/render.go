@@ -59,7 +59,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 			// labels were canonical still finds its names.
 			Services: CanonicalServices(inc.Services),
 			Regions:  CanonicalRegions(inc.Regions),
-			Started:  inc.CreatedAt,
+			Started:  inc.Started(), // as corrected (PATCH started_at), else its opening
 			Params:   up.Params,
 		},
 		Names: c.Names.Names(),

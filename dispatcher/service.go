@@ -614,6 +614,7 @@ func (in *IncidentInput) incident(id string, now time.Time) *Incident {
 		Regions:   in.Regions,
 		Params:    in.Params,
 		CreatedAt: now,
+		StartedAt: &now,
 	}
 }
 
@@ -758,11 +759,20 @@ func keepAnswer(idem *Idempotency, answer any) (*Idempotency, error) {
 }
 
 // mergeParams returns a new map of an incident's params with an update's
-// on top: the params as they stand after the update.
+// on top: the params as they stand after the update. An empty value (JSON
+// null) removes the param; nil when none is left.
 func mergeParams(stored, update map[string]string) map[string]string {
 	merged := make(map[string]string, len(stored)+len(update))
 	maps.Copy(merged, stored)
-	maps.Copy(merged, update)
+	for k, v := range update {
+		merged[k] = v
+		if v == "" { // JSON null (or "") removes the param
+			delete(merged, k)
+		}
+	}
+	if len(merged) == 0 {
+		return nil
+	}
 	return merged
 }
 
@@ -772,6 +782,7 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 		now = inc.CreatedAt // one instant for the incident and its first update
 	}
 	seq := prevSeq + 1
+	inc.Version++ // SaveUpdate writes only over the version inc was read at
 	inc.State = next
 	inc.LastSeq = seq
 	inc.UpdatedAt = now
@@ -785,6 +796,7 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	// The update keeps the params as they stand after it, so rendering it
 	// later never depends on updates that came after.
 	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now}
+	up.PostedBy = Actor(ctx)
 	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Priority: PriorityOf(inc.Severity), Channels: chs, CreatedAt: now}
 	res := &UpdateResult{Incident: inc, Update: up, Seq: seq, BroadcastID: bid}
 	idem, err := keepAnswer(idem, res)
@@ -807,10 +819,12 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	return res, nil
 }
 
-// IncidentView is an incident with its updates.
+// IncidentView is an incident with its updates and the history of its
+// edits (EditIncident), oldest first.
 type IncidentView struct {
 	*Incident
 	Updates []*Update `json:"updates"`
+	History []*Edit   `json:"history"`
 }
 
 // GetIncident returns an incident with its updates, or ErrNotFound.
@@ -826,7 +840,11 @@ func (s *Service) GetIncident(ctx context.Context, id string) (*IncidentView, er
 	if err != nil {
 		return nil, err
 	}
-	return &IncidentView{Incident: inc, Updates: ups}, nil
+	hist, err := s.history(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &IncidentView{Incident: inc, Updates: ups, History: hist}, nil
 }
 
 // ListIncidents lists incidents newest first, optionally only those in state.

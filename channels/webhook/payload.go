@@ -71,7 +71,7 @@ func event(m *dispatcher.Message, now time.Time) Event {
 		Severity:    m.Severity,
 		Services:    nonNil(inc.Services),
 		Regions:     nonNil(inc.Regions),
-		StartedAt:   rfc3339(inc.CreatedAt),
+		StartedAt:   rfc3339(inc.Started()), // as corrected (PATCH started_at)
 		Title:       m.Title,
 		Body:        m.Body,
 		Locale:      m.Locale,

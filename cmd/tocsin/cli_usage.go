@@ -64,7 +64,12 @@ var clientCommands = []cmdDoc{
 		summary: "open an incident and notify its audience"},
 	{path: "incident update", pos: "ID", args: "ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]",
 		summary: "post an update and notify the audience"},
-	{path: "incident show", pos: "ID", args: "ID", summary: "show an incident and its updates"},
+	{path: "incident edit", pos: "ID", args: "ID [--title T] [--severity S] [--started-at T] [--param k=v]... [--clear-param k]... [--service S]... [--region R]... [--confirm] [--if-match ETAG]",
+		summary: "correct an incident; sends nothing",
+		notes: "Flags change only what they name. --severity decides the next update's lane and channel rules. " +
+			"A change of --service or --region shows how many recipients the audience has before and after, and how many it adds and removes; " +
+			"nothing changes (exit 1) unless --confirm is given. The edit is kept in the incident's history with the key's name (incident show)."},
+	{path: "incident show", pos: "ID", args: "ID", summary: "show an incident, its updates and its edits"},
 	{path: "incident list", args: "[--state S] [--limit N]", summary: "list incidents, newest first"},
 	{path: "broadcast send", args: "--title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--idempotency-key K]",
 		summary: "send an ad-hoc notice in the operator's own words"},

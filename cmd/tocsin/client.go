@@ -496,10 +496,10 @@ func (m *Main) group(ctx context.Context, cmd string, args []string, verbs ...ve
 	return verbs[slices.Index(names, name)].run(ctx, args)
 }
 
-// incident runs `tocsin incident open|update|show|list`.
+// incident runs `tocsin incident open|update|edit|show|list`.
 func (m *Main) incident(ctx context.Context, args []string) error {
 	return m.group(ctx, "incident", args,
-		verb{"open", m.incidentOpen}, verb{"update", m.incidentUpdate}, verb{"show", m.incidentShow}, verb{"list", m.incidentList})
+		verb{"open", m.incidentOpen}, verb{"update", m.incidentUpdate}, verb{"edit", m.incidentEdit}, verb{"show", m.incidentShow}, verb{"list", m.incidentList})
 }
 
 func (m *Main) incidentOpen(ctx context.Context, args []string) error {
@@ -574,6 +574,7 @@ func (c *client) postUpdate(ctx context.Context, path string, body any, idem str
 type incidentWithUpdates struct {
 	dispatcher.Incident
 	Updates []*dispatcher.Update `json:"updates"`
+	History []*dispatcher.Edit   `json:"history"`
 }
 
 func incidentPath(id string) string { return "/v1/incidents/" + url.PathEscape(id) }
@@ -601,13 +602,15 @@ func (c *client) printIncident(v *incidentWithUpdates) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(v.Updates) == 0 {
-		return nil
+	if len(v.Updates) > 0 {
+		fmt.Fprintln(c.stdout)
+		if err := printTable(c.stdout, v.Updates, "", "SEQ\tSTATE\tAT\tBROADCAST\tMESSAGE", func(u *dispatcher.Update) string {
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", u.Seq, u.State, stamp(u.CreatedAt), u.BroadcastID, oneLine(mapFlag(u.Message).String(), 60))
+		}); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintln(c.stdout)
-	return printTable(c.stdout, v.Updates, "", "SEQ\tSTATE\tAT\tBROADCAST\tMESSAGE", func(u *dispatcher.Update) string {
-		return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", u.Seq, u.State, stamp(u.CreatedAt), u.BroadcastID, oneLine(mapFlag(u.Message).String(), 60))
-	})
+	return c.printHistory(v.History)
 }
 
 func (m *Main) incidentList(ctx context.Context, args []string) error {

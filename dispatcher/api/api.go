@@ -106,6 +106,7 @@ type Service interface {
 	Deliveries
 	Webhooks
 	Public
+	IncidentEdits
 }
 
 var _ Service = (*dispatcher.Service)(nil)
@@ -141,6 +142,7 @@ type Config struct {
 	Webhooks   Webhooks
 	Public     Public
 	Catalog    Catalog
+	Edits      IncidentEdits
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
@@ -204,6 +206,7 @@ func New(cfg Config) http.Handler {
 		cfg.Webhooks = cmp.Or[Webhooks](cfg.Webhooks, svc)
 		cfg.Public = cmp.Or[Public](cfg.Public, svc)
 		cfg.Catalog = cmp.Or[Catalog](cfg.Catalog, svc)
+		cfg.Edits = cmp.Or[IncidentEdits](cfg.Edits, svc)
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), chunk: cfg.ImportChunk}
 	if s.log == nil {
@@ -235,6 +238,7 @@ func New(cfg Config) http.Handler {
 	s.api = humago.New(s.mux, hc)
 
 	s.routes()
+	s.routeEdits()
 	s.routeWebhooks()
 	s.routeCallbacks()
 	addCodeToErrorSchema(s.api)

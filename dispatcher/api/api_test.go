@@ -680,9 +680,9 @@ func TestUnknownRoutes(t *testing.T) {
 	if p := r.problem(t); p.Code != CodeNotFound {
 		t.Errorf("code = %q", p.Code)
 	}
-	r = b.do(t, "PATCH", "/v1/incidents/inc_test", operatorToken, strings.NewReader(`{}`))
+	r = b.do(t, "PUT", "/v1/incidents/inc_test", operatorToken, strings.NewReader(`{}`))
 	wantStatus(t, r, 405)
-	if p := r.problem(t); p.Code != CodeMethodNotAllowed || !strings.Contains(r.header.Get("Allow"), "GET") {
+	if p := r.problem(t); p.Code != CodeMethodNotAllowed || !strings.Contains(r.header.Get("Allow"), "GET") || !strings.Contains(r.header.Get("Allow"), "PATCH") {
 		t.Errorf("problem = %+v, Allow %q", p, r.header.Get("Allow"))
 	}
 }

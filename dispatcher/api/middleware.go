@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/httprec"
 )
 
@@ -130,6 +131,7 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 		if info := infoFrom(r.Context()); info != nil {
 			info.key, info.role = name, role
 		}
+		r = r.WithContext(dispatcher.WithActor(r.Context(), name)) // who posts and edits
 		allowed := role == RoleOperator || (role == RoleViewer && (readOnly(r.Method) || viewerPost(r)))
 		if !allowed {
 			writeProblem(w, newProblem(http.StatusForbidden, CodeForbidden,

@@ -43,6 +43,9 @@ type Problem struct {
 	Code string `json:"code,omitempty"`
 	// Report is the import report so far when an import stopped on an error.
 	Report *dispatcher.ImportReport `json:"report,omitempty"`
+	// Audience is the audience change an incident edit would make, with
+	// the token that confirms it (codes audience_confirmation_*).
+	Audience *dispatcher.AudienceChange `json:"audience,omitempty"`
 }
 
 func newProblem(status int, code, detail string, details ...*huma.ErrorDetail) *Problem {
@@ -63,6 +66,7 @@ func newProblem(status int, code, detail string, details ...*huma.ErrorDetail) *
 func (s *server) problemFor(ctx context.Context, err error) *Problem {
 	var ve *dispatcher.ValidationError
 	var p *Problem
+	var ac *dispatcher.AudienceChangeError
 	switch {
 	case errors.As(err, &p):
 		return p
@@ -76,6 +80,18 @@ func (s *server) problemFor(ctx context.Context, err error) *Problem {
 		return newProblem(http.StatusUnprocessableEntity, CodeKeyReused,
 			"this Idempotency-Key was sent before, to this route and target, with a different request; use a new key for a new request",
 			&huma.ErrorDetail{Location: "header.Idempotency-Key", Message: "already used for a different request"})
+	case errors.As(err, &ac):
+		code := CodeAudienceConfirm
+		if ac.Stale {
+			code = CodeAudienceStale
+		}
+		p := newProblem(http.StatusConflict, code, ac.Error(),
+			&huma.ErrorDetail{Location: "body.confirm_audience", Message: "must be the token of this audience change (audience.confirm_audience)"})
+		p.Audience = &ac.Change
+		return p
+	case errors.Is(err, dispatcher.ErrPreconditionFailed):
+		return newProblem(http.StatusPreconditionFailed, CodePreconditionFailed, err.Error(),
+			&huma.ErrorDetail{Location: "header.If-Match", Message: "does not name the incident's current ETag"})
 	case errors.Is(err, dispatcher.ErrNotFound):
 		return newProblem(http.StatusNotFound, CodeNotFound, err.Error())
 	case errors.Is(err, dispatcher.ErrConflict):
@@ -106,6 +122,8 @@ func codeForStatus(status int) string {
 		return CodeMethodNotAllowed
 	case http.StatusConflict:
 		return CodeConflict
+	case http.StatusPreconditionFailed:
+		return CodePreconditionFailed
 	case http.StatusRequestEntityTooLarge:
 		return CodeBodyTooLarge
 	case http.StatusUnsupportedMediaType:

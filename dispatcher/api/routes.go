@@ -157,7 +157,10 @@ type createdOutput struct {
 
 type updateOutput = bodyOutput[*dispatcher.UpdateResult]
 
-type incidentOutput = bodyOutput[*dispatcher.IncidentView]
+type incidentOutput struct {
+	ETag string `header:"ETag" doc:"The incident's entity tag, for If-Match on PATCH."`
+	Body *dispatcher.IncidentView
+}
 
 type listIncidentsInput struct {
 	State dispatcher.State `query:"state" enum:"investigating,identified,monitoring,resolved" doc:"Only incidents in this state."`
@@ -360,9 +363,13 @@ func (s *server) routes() {
 
 	register(s, huma.Operation{
 		OperationID: "get-incident", Method: http.MethodGet, Path: "/v1/incidents/{id}", Tags: []string{"incidents"},
-		Summary: "Get an incident with its updates", Description: "Role: viewer.", Errors: []int{http.StatusNotFound},
+		Summary: "Get an incident with its updates and the history of its edits", Description: "Role: viewer. updates lists what was broadcast (each with the key that posted it); history lists the corrections (PATCH), oldest first, each with the key that made it, when, and every field's old and new value. The ETag header is the incident's version, for If-Match on PATCH.", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*incidentOutput, error) {
-		return reply(s.cfg.Incidents.GetIncident(ctx, in.ID))
+		v, err := s.cfg.Incidents.GetIncident(ctx, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &incidentOutput{ETag: dispatcher.ETag(v.Incident), Body: v}, nil
 	})
 
 	register(s, huma.Operation{

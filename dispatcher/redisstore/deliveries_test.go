@@ -909,7 +909,7 @@ func TestGuardClaimCancelTold(t *testing.T) {
 		inc, _ := s.GetIncident(ctx, "inc_g")
 		up2 := &dispatcher.Update{IncidentID: "inc_g", Seq: 2, State: dispatcher.StateResolved, BroadcastID: dispatcher.BroadcastID("inc_g", 2)}
 		b2 := &dispatcher.Broadcast{ID: up2.BroadcastID, IncidentID: "inc_g", Seq: 2, State: dispatcher.BroadcastPlanning}
-		inc.LastSeq, inc.State = 2, dispatcher.StateResolved
+		inc.LastSeq, inc.State, inc.Version = 2, dispatcher.StateResolved, inc.Version+1
 		if _, err := s.SaveUpdate(ctx, inc, 1, up2, b2, nil); err != nil {
 			t.Fatal(err)
 		}

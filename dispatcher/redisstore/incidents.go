@@ -163,6 +163,11 @@ func (s *Store) SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSe
 		if old.LastSeq != prevSeq {
 			return fmt.Errorf("incident is at update %d, not %d: %w", old.LastSeq, prevSeq, dispatcher.ErrStale)
 		}
+		if inc.Version > 0 && old.Version != inc.Version-1 {
+			// An edit came between the read and this write: it must not be
+			// written over. (Version 0: a caller that keeps no versions.)
+			return fmt.Errorf("incident is at version %d, not %d: %w", old.Version, inc.Version-1, dispatcher.ErrStale)
+		}
 		oldState = old.State
 		return nil
 	}

@@ -42,6 +42,7 @@ func newIncident(id string, created time.Time) pendingUpdate {
 func nextUpdate(inc dispatcher.Incident, state dispatcher.State, at time.Time) pendingUpdate {
 	prev := inc.LastSeq
 	inc.LastSeq++
+	inc.Version++
 	inc.State = state
 	inc.UpdatedAt = at
 	bid := dispatcher.BroadcastID(inc.ID, inc.LastSeq)

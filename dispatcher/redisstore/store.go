@@ -20,6 +20,7 @@
 //	inc:{id}            string  incident JSON
 //	inc:{id}:u          list    update JSON, seq 1 first
 //	inc:{id}:seq        string  the latest update's seq (guards earlier updates' deliveries)
+//	inc:{id}:h          list    the incident's edits (PATCH), JSON, oldest first (edits.go)
 //	incs                zset    incident ids by creation time (ms)
 //	incs:{state}        zset    incident ids in state by creation time (ms)
 //	notices             zset    notice (ad-hoc) broadcast ids by creation time (ms)
@@ -53,6 +54,8 @@
 //	preview:{nonce}     zset    a preview's audience snapshot; deleted once read, expires in 10 min
 //	preview:{nonce}:svc set     temporary, as b:{id}:tmp:svc, for a preview; deleted in the script
 //	preview:{nonce}:reg set     temporary, as b:{id}:tmp:reg, for a preview; deleted in the script
+//	preview:{nonce}:old, :new, :both, :svc, :reg  temporary sets of an audience change's figures
+//	                            (edits.go); deleted in the script
 //	outbox              list    outbox entries JSON, newest first, capped (Store.OutboxCap)
 //	outbox:r:{id}       list    one recipient's outbox entries, newest first, capped (100);
 //	                            expires 24 h after its last entry

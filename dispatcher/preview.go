@@ -77,7 +77,7 @@ func (s *Service) PreviewTemplate(ctx context.Context, in TemplatePreviewInput) 
 		return nil, err
 	}
 	now := s.now()
-	inc := &Incident{ID: "inc_preview", Title: "Card payments failing", Severity: SeverityMajor, State: in.State,
+	inc := &Incident{ID: "inc_preview", Title: PlainTitle("Card payments failing"), Severity: SeverityMajor, State: in.State,
 		Services: []string{"cards"}, Regions: []string{"CH"}, Params: params, CreatedAt: now.Add(-90 * time.Minute)}
 	up := &Update{IncidentID: inc.ID, Seq: 1, State: in.State, Params: params}
 	text, err := s.c.Fanout.render(inc, up, r, in.Channel)
@@ -135,7 +135,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 	var chs []Channel
 	switch {
 	case in.Notice != nil:
-		if in.IncidentID != "" || in.Title != "" || in.Severity != "" || in.State != "" || len(in.Services) > 0 ||
+		if in.IncidentID != "" || !in.Title.IsZero() || in.Severity != "" || in.State != "" || len(in.Services) > 0 ||
 			len(in.Regions) > 0 || len(in.Params) > 0 || len(in.Message) > 0 || len(in.Channels) > 0 {
 			return nil, &ValidationError{Fields: []*FieldError{{Field: "body.notice",
 				Message: "a notice preview takes its fields inside notice only: remove incident_id and the incident's fields"}}}
@@ -225,7 +225,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 			case StatusQueued:
 				p.QuietHours++
 			}
-			rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
+			rk := renderKeyOf(r, ch)
 			text, ok := rendered[rk]
 			if !ok {
 				if text, err = s.c.Fanout.render(inc, up, r, ch); err != nil {

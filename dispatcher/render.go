@@ -1,9 +1,6 @@
 package dispatcher
 
 import (
-	"sort"
-	"strings"
-
 	"github.com/tocsin-dev/tocsin/locales"
 	"github.com/tocsin-dev/tocsin/locales/gsm"
 )
@@ -19,6 +16,9 @@ type CatalogRenderer struct {
 	// Clock is "now" for relative wording (durations, "today"); nil is the
 	// system clock.
 	Clock Clock
+	// StatusURL is the {status_url} placeholder's value when an update's
+	// params have no status_url ("" leaves it empty).
+	StatusURL string
 }
 
 var _ Renderer = (*CatalogRenderer)(nil)
@@ -31,15 +31,18 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		clock = SystemClock
 	}
 	now := clock.Now()
+	readsEnglish := c.Catalog.Chain(req.Locale)[0] == locales.DefaultLocale
 	lreq := locales.Request{
-		Locale:   req.Locale,
-		Timezone: req.Timezone,
-		Kind:     string(req.Kind),
-		Channel:  string(req.Channel),
-		State:    string(up.State),
-		Now:      now,
+		Locale:     req.Locale,
+		Timezone:   req.Timezone,
+		Kind:       string(req.Kind),
+		Channel:    string(req.Channel),
+		State:      string(up.State),
+		Now:        now,
+		Attributes: req.Attributes,
+		StatusURL:  c.StatusURL,
 		Incident: locales.Incident{
-			Title:    inc.Title,
+			Title:    inc.Title.For(req.Locale, readsEnglish),
 			Severity: string(inc.Severity),
 			Services: inc.Services,
 			Regions:  inc.Regions,
@@ -47,13 +50,12 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 			Params:   up.Params,
 		},
 	}
-	readsEnglish := c.Catalog.Chain(req.Locale)[0] == locales.DefaultLocale
-	text, tag, operator := operatorText(up.Message, req.Locale, readsEnglish)
+	text, tag, from, operator := operatorText(up.Message, req.Locale, readsEnglish, req.Kind, req.Channel)
 	noticeFallback := false
 	if !operator && up.State == StateNotice {
 		// A notice has no template text to fall back on: a recipient whose
 		// language has no text reads the English one, framed in English.
-		text, tag, operator = operatorText(up.Message, locales.DefaultLocale, true)
+		text, tag, from, operator = operatorText(up.Message, locales.DefaultLocale, true, req.Kind, req.Channel)
 		lreq.Locale, noticeFallback = locales.DefaultLocale, operator
 	}
 	if operator {
@@ -63,11 +65,12 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	if err != nil {
 		return Rendered{}, err
 	}
-	out := Rendered{Locale: msg.Locale, Title: msg.Title, Body: msg.Body, HTML: msg.HTML}
+	out := Rendered{Locale: msg.Locale, Title: msg.Title, Body: msg.Body, HTML: msg.HTML, Missing: msg.Missing, Shortened: msg.Shortened}
 	switch {
 	case operator:
 		out.Locale = tag
 		out.OperatorFallback = noticeFallback
+		out.OperatorFrom = from
 	case len(up.Message) > 0:
 		out.OperatorFallback = true
 	}
@@ -77,43 +80,4 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		out.Segments, out.Encoding = info.Segments, string(info.Encoding)
 	}
 	return out, nil
-}
-
-// operatorText picks the operator's message a recipient reads: the one for
-// its exact tag, else for its language. A recipient reads English text only
-// when English is what it reads anyway (its language is English, or one the
-// catalogue does not have, like pt-BR), and then any en-* text will do.
-// Otherwise ok is false: the template in its own language is better than
-// the operator's text in another, and the broadcast counts the fallback.
-func operatorText(msgs map[string]string, locale string, readsEnglish bool) (text, tag string, ok bool) {
-	if len(msgs) == 0 {
-		return "", "", false
-	}
-	chain := []string{locale}
-	if base, _, found := strings.Cut(locale, "-"); found {
-		chain = append(chain, base)
-	}
-	if readsEnglish {
-		chain = append(chain, "en")
-	}
-	for _, t := range chain {
-		if text, ok := msgs[t]; ok {
-			return text, t, true
-		}
-	}
-	if !readsEnglish {
-		return "", "", false
-	}
-	// An operator who wrote only en-GB or en-US still means English.
-	keys := make([]string, 0, len(msgs))
-	for k := range msgs {
-		if strings.HasPrefix(k, "en-") {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) > 0 {
-		sort.Strings(keys)
-		return msgs[keys[0]], keys[0], true
-	}
-	return "", "", false
 }

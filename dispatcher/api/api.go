@@ -221,6 +221,7 @@ func New(cfg Config) http.Handler {
 		},
 	}
 	s.api = humago.New(s.mux, hc)
+	registerTextSchemas(s.api)
 
 	s.routes()
 	s.routeWebhooks()

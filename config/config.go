@@ -52,6 +52,16 @@ type Config struct {
 	Outbox   Outbox   `yaml:"outbox"`
 	Channels Channels `yaml:"channels"`
 	Limits   Limits   `yaml:"limits"`
+	Notify   Notify   `yaml:"notify"`
+}
+
+// Notify configures what notifications say beyond the update itself.
+type Notify struct {
+	// StatusURL is the status page an operator's {status_url} placeholder
+	// links to when the update's params have no status_url: an absolute
+	// http(s) URL without credentials, query or fragment.
+	// Default "" ({status_url} renders empty); env TOCSIN_NOTIFY_STATUS_URL.
+	StatusURL string `yaml:"status_url"`
 }
 
 // HTTP configures the REST API listener.

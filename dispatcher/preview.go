@@ -23,14 +23,23 @@ type Sample struct {
 	Encoding       string `json:"sms_encoding,omitempty"`
 	// OperatorText is true when the body is the operator's message.
 	OperatorText bool `json:"operator_text"`
+	// OperatorTextFrom is the operator's text this sample used, as its
+	// path in the message: "de" (the string form), "de.merchant",
+	// "de.merchant.sms", "de.sms" or "de.text". Absent when the template's
+	// body was used.
+	OperatorTextFrom string `json:"operator_text_from,omitempty"`
 }
 
 func sample(ch Channel, r *Recipient, text Rendered, operatorGiven bool) Sample {
-	return Sample{
+	s := Sample{
 		Channel: ch, Locale: r.Locale, RenderedLocale: text.Locale, Kind: r.Kind,
 		Title: text.Title, Body: text.Body, HTML: text.HTML, Segments: text.Segments, Encoding: text.Encoding,
 		OperatorText: operatorGiven && !text.OperatorFallback,
 	}
+	if s.OperatorText {
+		s.OperatorTextFrom = text.OperatorFrom
+	}
+	return s
 }
 
 // TemplatePreviewInput asks for one rendered template.
@@ -116,6 +125,13 @@ type BroadcastPreview struct {
 	// QuietHours counts recipients whose message would wait for the end of
 	// their quiet hours (reason quiet_hours).
 	QuietHours int `json:"quiet_hours,omitempty"`
+	// MissingValues counts, per placeholder of the operator's text or the
+	// title, the recipients it has no value for: their text leaves it out.
+	MissingValues map[string]int `json:"missing_values,omitempty"`
+	// Shortened counts, per channel (push), the recipients whose title or
+	// body would be cut to fit (at a word, with "…"): give a short text
+	// for the channel ({"de": {"push": "…", "text": "…"}}).
+	Shortened map[Channel]int `json:"shortened,omitempty"`
 	// Samples holds one message per recipient locale, channel and kind.
 	Samples []Sample `json:"samples"`
 }
@@ -234,6 +250,18 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 				rendered[rk] = text
 			}
 			p.SMSSegments += text.Segments
+			for _, name := range text.Missing {
+				if p.MissingValues == nil {
+					p.MissingValues = map[string]int{}
+				}
+				p.MissingValues[name]++
+			}
+			if text.Shortened {
+				if p.Shortened == nil {
+					p.Shortened = map[Channel]int{}
+				}
+				p.Shortened[ch]++
+			}
 			if text.OperatorFallback {
 				if p.OperatorFallbacks == nil {
 					p.OperatorFallbacks = map[string]int{}

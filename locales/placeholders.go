@@ -50,7 +50,7 @@ type PlaceholderError struct {
 func (e *PlaceholderError) Error() string { return e.Placeholder + ": " + e.Message }
 
 // maxPlaceholderName bounds the name read between braces in an error.
-const maxPlaceholderName = 40
+const maxPlaceholderName = 64
 
 // ParsePlaceholders checks the placeholders of an operator text and returns
 // the names it uses (each once, in order of first use), or the first fault:

@@ -112,7 +112,7 @@ func TestRenderPlaceholders(t *testing.T) {
 
 	// The templates read the recipient's credit too.
 	res := Request{Locale: "en-US", Timezone: "America/New_York", Kind: "customer", Channel: "email", State: "resolved", Now: now,
-		Incident: Incident{Started: now.Add(-time.Hour), Params: map[string]string{"credit_amount": "5", "credit_currency": "USD"}},
+		Incident:   Incident{Started: now.Add(-time.Hour), Params: map[string]string{"credit_amount": "5", "credit_currency": "USD"}},
 		Attributes: map[string]string{"credit_amount": "10", "credit_currency": "USD"}}
 	if m, _ = c.Render(res); !strings.Contains(m.Body, "$10.00") || strings.Contains(m.Body, "$5.00") {
 		t.Errorf("resolved template with the recipient's credit: %q", m.Body)

@@ -170,13 +170,15 @@ func (t Text) MarshalJSON() ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// UnmarshalJSON reads a string or an object of texts. Members that name no
-// kind, channel or "text", and members of the wrong type, are kept as
-// faults for validation to report with their path (an API body has passed
-// its schema by then); a value that is neither a string nor an object is
-// an error.
+// UnmarshalJSON reads a string or an object of texts. A value of another
+// type, members that name no kind, channel or "text", and members of the
+// wrong type are kept as faults for validation to report with their path
+// (body.message.de.merchnat), so they are never an error here.
 func (t *Text) UnmarshalJSON(b []byte) error {
-	return t.read(b, true)
+	if err := t.read(b, true); err != nil {
+		*t = Text{faults: []*FieldError{{Message: "must be a string or an object of texts"}}}
+	}
+	return nil
 }
 
 func (t *Text) read(b []byte, kinds bool) error {
@@ -280,7 +282,11 @@ func validateTexts(v *ValidationError, field string, msg Texts) Texts {
 		given[canon] = tag
 		n := len(v.Fields)
 		for _, f := range text.faults {
-			v.add(field+"."+tag+"."+f.Field, f.Message, nil)
+			at := field + "." + tag
+			if f.Field != "" {
+				at += "." + f.Field
+			}
+			v.add(at, f.Message, nil)
 		}
 		empty := true
 		text.leaves(func(path, s string) {

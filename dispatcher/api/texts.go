@@ -33,16 +33,16 @@ func (textsSchema) Schema(huma.Registry) *huma.Schema {
 	for i, c := range dispatcher.Channels {
 		chans[i] = string(c)
 	}
-	text := &huma.Schema{Type: huma.TypeString, Description: "1-1600 characters; {placeholders} allowed, a literal brace is {{ or }}."}
-	byChannel := &huma.Schema{Type: huma.TypeObject, AdditionalProperties: text,
-		Description: fmt.Sprintf("Texts by channel (%s) and %q for any channel.", strings.Join(chans, ", "), dispatcher.TextAll)}
-	kindText := &huma.Schema{OneOf: []*huma.Schema{text, byChannel}}
-	locale := &huma.Schema{OneOf: []*huma.Schema{
-		{Type: huma.TypeString, Description: "One text for every recipient kind and channel."},
-		{Type: huma.TypeObject, AdditionalProperties: kindText, Description: fmt.Sprintf(
-			"Texts by recipient kind (%s: a string or an object by channel), by channel (%s) and %q for any kind and channel.",
-			strings.Join(kinds, ", "), strings.Join(chans, ", "), dispatcher.TextAll)},
-	}}
+	// The language's value is described, not constrained: dispatcher
+	// names a wrong type or member with its own path
+	// (body.message.de.merchant.sms), where a oneOf would only say that
+	// body.message.de matched no schema.
+	locale := &huma.Schema{Description: fmt.Sprintf(
+		"A string (1-1600 characters) for every recipient kind and channel, or an object of texts by recipient kind (%s), "+
+			"each a string or an object by channel, by channel (%s), and %q for any kind and channel. "+
+			"Texts may hold {placeholders}; a literal brace is written {{ or }}.",
+		strings.Join(kinds, ", "), strings.Join(chans, ", "), dispatcher.TextAll),
+		Examples: []any{"Card payments are failing.", map[string]any{"customer": "Please pay cash.", "merchant": map[string]any{"sms": "Terminals back at {eta}.", "text": "Your terminal accepts cards again from {eta}."}}}}
 	return &huma.Schema{Type: huma.TypeObject, AdditionalProperties: locale,
 		Description: "Operator text by BCP 47 tag: a string, or an object by recipient kind and/or channel (docs/api.md, \"Operator texts\")."}
 }

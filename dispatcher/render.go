@@ -6,9 +6,11 @@ import (
 )
 
 // CatalogRenderer renders messages from the locales catalogue in the
-// recipient's language, time zone and formats. An operator's message for
-// the recipient's locale (exact tag, then its language) replaces the
-// template's body; otherwise the template is used and the result says so.
+// recipient's language, time zone and formats. An operator's text for the
+// recipient's locale (exact tag, then its language), kind and channel (see
+// Text.For) replaces the template's body, its placeholders rendered for
+// the recipient; otherwise the template is used and the result says so.
+// The incident's title is the one for the recipient's language (Title.For).
 // SMS text is mapped to GSM-7 where an equivalent exists, and its segments
 // and encoding are counted as the carrier will.
 type CatalogRenderer struct {

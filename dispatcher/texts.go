@@ -207,6 +207,8 @@ func (t *Text) read(b []byte, kinds bool) error {
 		case name == TextAll || Channel(name).Valid():
 			if !isString {
 				fault(name, "must be a string")
+			} else if name == TextAll && strings.TrimSpace(s) == "" {
+				fault(name, fmt.Sprintf("must be 1-%d characters of text", maxMessage))
 			} else if name == TextAll {
 				t.all = s
 			} else {

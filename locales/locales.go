@@ -42,7 +42,18 @@
 // key fails at New): Title, Services, Regions (comma-joined), Severity,
 // Started (the incident's start in the recipient's zone and format), since
 // (time from the start to Request.Now, "2 hours"), eta, workaround and
-// credit. See messages/en.toml.
+// credit (the recipient's own, Request.Attributes, when it has one),
+// duration (from the start to Now, "2 hours") and status_url. See
+// messages/en.toml.
+//
+// # Placeholders
+//
+// An operator's text (Request.Operator) and the incident's title may name
+// values in braces, {eta}, {credit}, {attr.plan} and the others listed in
+// Placeholders, rendered with the same values as the template data; "{{"
+// and "}}" are literal braces. ParsePlaceholders checks a text; a
+// placeholder without a value renders as nothing and Message.Missing
+// names it.
 //
 // # Channels
 //

@@ -88,6 +88,8 @@ func TestMessageFaults(t *testing.T) {
 			`{"message":{"de":{"merchant":{"customer":"x"}}}}`, "body.message.de.merchant.customer", "give kinds at the language's level"},
 		{"empty object", "POST", "/v1/incidents/" + id + "/updates",
 			`{"message":{"de":{}}}`, "body.message.de", "at least one text"},
+		{"empty long form", "POST", "/v1/incidents/" + id + "/updates",
+			`{"message":{"de":{"text":"","sms":"Kurz"}}}`, "body.message.de.text", "must be 1-1600 characters"},
 		{"empty text", "POST", "/v1/incidents/" + id + "/updates",
 			`{"message":{"de":{"sms":" "}}}`, "body.message.de.sms", "must be 1-1600 characters"},
 		{"a number", "POST", "/v1/incidents/" + id + "/updates",

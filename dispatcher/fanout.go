@@ -534,8 +534,8 @@ func renderKeyOf(r *Recipient, ch Channel) renderKey {
 }
 
 // RunBatch sends the first attempt of one batch of a broadcast: it loads the
-// batch's recipients, chooses a channel for each, renders once per locale,
-// records the deliveries as sending, hands each channel its messages in one
+// batch's recipients, chooses a channel for each, renders once per
+// renderKey, records the deliveries as sending, hands each channel its messages in one
 // call and records the outcomes in one call. Deliveries that already exist
 // (a re-delivered batch) are not sent again.
 func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) (err error) {

@@ -117,7 +117,7 @@ func (in *NoticeInput) normalize(prefix string) error {
 		// The English text is what the renderer falls back on: it must
 		// have a text for every kind and channel.
 		if _, ok := lookupLocale(in.Message, locales.DefaultLocale, true, Text.covers); in.Message != nil && !ok {
-			v.add(prefix+"message.en", "an English text for every recipient kind and channel is required: recipients whose language has no text of its own read it", nil)
+			v.add(prefix+"message.en", "an English text is required, for every recipient kind and channel: recipients whose language has no text of its own read it", nil)
 		}
 	}
 	return v.orNil()

@@ -111,7 +111,7 @@ func TestMessageFaults(t *testing.T) {
 		{"notice in a preview", "POST", "/v1/broadcasts/preview",
 			`{"notice":{"title":"Maintenance","message":{"en":{"merchnat":"x","text":"y"}}}}`, "body.notice.message.en.merchnat", "is unknown"},
 		{"notice English for one kind only", "POST", "/v1/broadcasts",
-			`{"title":"Maintenance","message":{"en":{"merchant":"Terminals restart."}}}`, "body.message.en", "for every recipient kind and channel"},
+			`{"title":"Maintenance","message":{"en":{"merchant":"Terminals restart."}}}`, "body.message.en", "an English text is required, for every recipient kind and channel"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := a.send(t, tc.method, tc.path, tc.body)

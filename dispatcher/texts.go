@@ -268,6 +268,13 @@ func validateTexts(v *ValidationError, field string, msg Texts) Texts {
 	if len(msg) > maxMessageTexts {
 		v.add(field, fmt.Sprintf("at most %d languages", maxMessageTexts), nil)
 	}
+	leaves := 0
+	for _, text := range msg {
+		text.leaves(func(string, string) { leaves++ })
+	}
+	if leaves > maxMessageLeaves {
+		v.add(field, fmt.Sprintf("at most %d texts in all languages, kinds and channels together", maxMessageLeaves), nil)
+	}
 	out := make(Texts, len(msg))
 	given := make(map[string]string, len(msg)) // canonical tag -> the key that gave it
 	for _, tag := range slices.Sorted(maps.Keys(msg)) {

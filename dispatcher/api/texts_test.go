@@ -243,3 +243,19 @@ func TestPreviewShowsTextForms(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageTextsBound: a message holds at most 256 texts in all.
+func TestMessageTextsBound(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	id := a.mustOpen(t, `{"title":"Card payments failing","severity":"major"}`)
+	var langs []string
+	for _, tag := range []string{"de", "fr", "it", "en", "da", "es", "nl", "pt", "sv", "fi", "nb", "pl", "cs", "hu", "ro", "el", "tr", "ja", "ko", "zh"} {
+		langs = append(langs, `"`+tag+`":{"customer":{"sms":"a","push":"b","email":"c","webhook":"d","text":"e"},"merchant":{"sms":"a","push":"b","email":"c","webhook":"d","text":"e"},"sms":"a","push":"b","email":"c"}`)
+	}
+	// 20 languages × 13 texts = 260.
+	r := a.send(t, "POST", "/v1/incidents/"+id+"/updates", `{"message":{`+strings.Join(langs, ",")+`}}`)
+	wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "body.message", "at most 256 texts")
+	r = a.send(t, "POST", "/v1/incidents/"+id+"/updates", `{"message":{`+strings.Join(langs[:19], ",")+`}}`)
+	wantStatus(t, r, http.StatusCreated)
+}

@@ -276,19 +276,7 @@ func validateTexts(v *ValidationError, field string, msg Texts) Texts {
 		v.add(field, fmt.Sprintf("at most %d texts in all languages, kinds and channels together", maxMessageLeaves), nil)
 	}
 	out := make(Texts, len(msg))
-	given := make(map[string]string, len(msg)) // canonical tag -> the key that gave it
-	for _, tag := range slices.Sorted(maps.Keys(msg)) {
-		text := msg[tag]
-		canon, err := CanonicalLocale(tag)
-		if err != nil {
-			v.add(field+"."+tag, "keys must be BCP 47 language tags such as de-CH", tag)
-			continue
-		}
-		if first, dup := given[canon]; dup {
-			v.add(field+"."+tag, fmt.Sprintf("is the same language as %q (both are %s): give each language once", first, canon), tag)
-			continue
-		}
-		given[canon] = tag
+	byLanguage(v, field, msg, func(canon, tag string, text Text) {
 		n := len(v.Fields)
 		for _, f := range text.faults {
 			at := field + "." + tag
@@ -313,11 +301,32 @@ func validateTexts(v *ValidationError, field string, msg Texts) Texts {
 			text.faults = nil
 			out[canon] = text
 		}
-	}
+	})
 	if len(out) == 0 {
 		return nil
 	}
 	return out
+}
+
+// byLanguage calls fn with each entry of m (a text or title per BCP 47
+// tag, in the order of the tags) and its canonical tag. A key that is no
+// language tag, or the same language as an earlier key (de-ch and de-CH),
+// is reported at field.<key> instead.
+func byLanguage[T any](v *ValidationError, field string, m map[string]T, fn func(canon, tag string, val T)) {
+	given := make(map[string]string, len(m)) // canonical tag -> the key that gave it
+	for _, tag := range slices.Sorted(maps.Keys(m)) {
+		canon, err := CanonicalLocale(tag)
+		if err != nil {
+			v.add(field+"."+tag, "keys must be BCP 47 language tags such as de-CH", tag)
+			continue
+		}
+		if first, dup := given[canon]; dup {
+			v.add(field+"."+tag, fmt.Sprintf("is the same language as %q (both are %s): give each language once", first, canon), tag)
+			continue
+		}
+		given[canon] = tag
+		fn(canon, tag, m[tag])
+	}
 }
 
 // checkText checks one operator text at field: 1-max characters of text
@@ -483,21 +492,10 @@ func (t Title) normalize(v *ValidationError, field string) Title {
 		return t
 	}
 	out := make(map[string]string, len(t.byLocale))
-	given := make(map[string]string, len(t.byLocale))
-	for _, tag := range slices.Sorted(maps.Keys(t.byLocale)) {
-		canon, err := CanonicalLocale(tag)
-		if err != nil {
-			v.add(field+"."+tag, "keys must be BCP 47 language tags such as de-CH", tag)
-			continue
-		}
-		if first, dup := given[canon]; dup {
-			v.add(field+"."+tag, fmt.Sprintf("is the same language as %q (both are %s): give each language once", first, canon), tag)
-			continue
-		}
-		given[canon] = tag
-		s := strings.TrimSpace(t.byLocale[tag])
+	byLanguage(v, field, t.byLocale, func(canon, tag, s string) {
+		s = strings.TrimSpace(s)
 		checkText(v, field+"."+tag, s, maxTitle, false)
 		out[canon] = s
-	}
+	})
 	return LocaleTitles(out)
 }

@@ -494,6 +494,7 @@ func validateUpdate(v *ValidationError, now time.Time, st State, params map[stri
 	}
 	validateParams(v, "body.params", params)
 	validateETA(v, "body.params", params, now)
+	validateStatusURL(v, "body.params", params)
 	return validateTexts(v, "body.message", message), validateChannels(v, "body.channels", chs)
 }
 

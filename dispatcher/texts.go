@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -498,4 +499,18 @@ func (t Title) normalize(v *ValidationError, field string) Title {
 		out[canon] = s
 	})
 	return LocaleTitles(out)
+}
+
+// validateStatusURL refuses a status_url param ({status_url}) that is not
+// an absolute http(s) URL without credentials: it reaches every reader as
+// a link.
+func validateStatusURL(v *ValidationError, field string, params map[string]string) {
+	raw, ok := params[locales.ParamStatusURL]
+	if !ok {
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || strings.ContainsAny(raw, " \t\n") {
+		v.add(field+"."+locales.ParamStatusURL, "must be an absolute http or https URL without credentials, such as https://status.example.com/incidents/42", nil)
+	}
 }

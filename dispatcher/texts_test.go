@@ -225,3 +225,28 @@ func TestAudienceTexts(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTextJSON: any JSON a Text decodes without faults writes back in a
+// form that decodes to the same text.
+func FuzzTextJSON(f *testing.F) {
+	for _, s := range []string{`"a"`, `{"customer":"a","merchant":{"sms":"b","text":"c"}}`, `{"sms":"a","text":"b"}`, `{"x":1}`, `5`, `null`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, js string) {
+		var m dispatcher.Texts
+		if json.Unmarshal([]byte(`{"de":`+js+`}`), &m) != nil {
+			return
+		}
+		once, err := json.Marshal(m)
+		if err != nil {
+			t.Fatalf("marshal %s: %v", js, err)
+		}
+		var again dispatcher.Texts
+		if err := json.Unmarshal(once, &again); err != nil {
+			t.Fatalf("%s wrote %s, which does not decode: %v", js, once, err)
+		}
+		if twice, _ := json.Marshal(again); string(twice) != string(once) {
+			t.Fatalf("%s wrote %s, then %s", js, once, twice)
+		}
+	})
+}

@@ -167,3 +167,32 @@ func TestPushCutAtAWord(t *testing.T) {
 		t.Errorf("a short text is marked shortened")
 	}
 }
+
+// FuzzExpand: expanding never panics, a text that does not parse comes
+// back unchanged, and one that does keeps no placeholder it had no value
+// for.
+func FuzzExpand(f *testing.F) {
+	for _, s := range []string{"Back {eta}.", "{{eta}} }} }", "{attr.plan} {", "{", "}{", "a {support}{credit} b", "{attr.x}\n{eta}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		names, err := ParsePlaceholders(text)
+		got, missing := expand(text, func(string) string { return "" })
+		if err != nil {
+			if got != text || missing != nil {
+				t.Fatalf("expand(%q) of a text that does not parse = %q, %q", text, got, missing)
+			}
+			return
+		}
+		if len(missing) != len(names) {
+			t.Fatalf("expand(%q) missing %q, want all of %q", text, missing, names)
+		}
+		if !strings.Contains(text, "{{") {
+			for _, n := range names {
+				if strings.Contains(got, "{"+n+"}") {
+					t.Fatalf("expand(%q) = %q keeps {%s}", text, got, n)
+				}
+			}
+		}
+	})
+}

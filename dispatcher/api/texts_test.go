@@ -108,6 +108,8 @@ func TestMessageFaults(t *testing.T) {
 			`{"title":{},"severity":"major"}`, "body.title", "must be a string or an object"},
 		{"title language twice", "POST", "/v1/incidents",
 			`{"title":{"de-ch":"Karten","de-CH":"Karten"},"severity":"major"}`, "body.title.de-ch", "same language"},
+		{"status url", "POST", "/v1/incidents/" + id + "/updates",
+			`{"params":{"status_url":"status.example.com"}}`, "body.params.status_url", "absolute http or https URL"},
 		{"notice in a preview", "POST", "/v1/broadcasts/preview",
 			`{"notice":{"title":"Maintenance","message":{"en":{"merchnat":"x","text":"y"}}}}`, "body.notice.message.en.merchnat", "is unknown"},
 		{"notice English for one kind only", "POST", "/v1/broadcasts",

@@ -52,6 +52,16 @@ type Config struct {
 	Channels Channels `yaml:"channels"`
 	Limits   Limits   `yaml:"limits"`
 	Catalog  Catalog  `yaml:"catalog"`
+	Notify   Notify   `yaml:"notify"`
+}
+
+// Notify configures what notifications say beyond the update itself.
+type Notify struct {
+	// StatusURL is the status page an operator's {status_url} placeholder
+	// links to when the update's params have no status_url: an absolute
+	// http(s) URL without credentials, query or fragment; "": it renders
+	// empty.
+	StatusURL string `yaml:"status_url"`
 }
 
 // HTTP configures the REST API listener.

@@ -32,6 +32,9 @@ func (c Config) Validate() error {
 	if c.HTTP.PublicURL != "" {
 		v.URL("http.public_url", c.HTTP.PublicURL, "https://tocsin.example.com")
 	}
+	if c.Notify.StatusURL != "" {
+		v.URL("notify.status_url", c.Notify.StatusURL, "https://status.example.com")
+	}
 	v.Positive("http.shutdown_timeout", c.HTTP.ShutdownTimeout)
 	v.Positive("http.read_timeout", c.HTTP.ReadTimeout)
 	v.Positive("http.write_timeout", c.HTTP.WriteTimeout)

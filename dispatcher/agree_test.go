@@ -143,7 +143,7 @@ func TestPreviewAgreesWithSend(t *testing.T) {
 	if err := f.store.SetOptOut(ctx, dispatcher.ChannelSMS, "+41790000005", true); err != nil {
 		t.Fatal(err)
 	}
-	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards slow", Severity: dispatcher.SeverityMinor}, "")
+	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

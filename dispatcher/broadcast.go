@@ -308,6 +308,9 @@ type RenderRequest struct {
 	Channel  Channel
 	Incident *Incident
 	Update   *Update
+	// Attributes are the recipient's (its {attr.<name>} placeholders and
+	// per-account credit).
+	Attributes map[string]string
 }
 
 // Rendered is a message's text.
@@ -326,6 +329,16 @@ type Rendered struct {
 	// OperatorFallback is true when the update carried operator text but
 	// none for this locale, so the template was used.
 	OperatorFallback bool
+	// OperatorFrom is the path of the operator's text used in the update's
+	// message, e.g. "de.merchant.sms" or "de" (see Text.For); "" when the
+	// template's body was used.
+	OperatorFrom string
+	// Missing names the placeholders that had no value for the recipient
+	// (rendered as nothing).
+	Missing []string
+	// Shortened is true when a push title or body was cut to fit (at a
+	// word, with "…").
+	Shortened bool
 }
 
 // Renderer renders messages for recipients.

@@ -83,7 +83,7 @@ func TestLabelsAndNamesOnRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Karten", Severity: dispatcher.SeverityMajor,
+	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Karten"), Severity: dispatcher.SeverityMajor,
 		Services: []string{"CARDS"}, Regions: []string{"ch"}}, "")
 	if err != nil {
 		t.Fatal(err)

@@ -70,6 +70,10 @@ const (
 	KindMerchant Kind = "merchant"
 )
 
+// Kinds lists every recipient kind. Operator texts may be given per kind
+// (Texts), so a new kind listed here is one a text may name.
+var Kinds = []Kind{KindCustomer, KindMerchant}
+
 // Channel is a way to reach a recipient.
 type Channel string
 
@@ -92,7 +96,7 @@ func (c Channel) Valid() bool { return slices.Contains(Channels, c) }
 // Incident is an outage as operators see it.
 type Incident struct {
 	ID         string            `json:"id"`
-	Title      string            `json:"title"`
+	Title      Title             `json:"title"`
 	Severity   Severity          `json:"severity"`
 	State      State             `json:"state"`
 	Services   []string          `json:"services"`
@@ -108,7 +112,7 @@ type Incident struct {
 	StartedAt *time.Time `json:"started_at,omitempty"`
 	// Version counts the incident's writes (its opening, updates and
 	// edits); ETag quotes it.
-	Version int `json:"version"`
+	Version int `json:"version,omitempty"`
 }
 
 // Update is one state change or operator message on an incident. Every
@@ -118,7 +122,7 @@ type Update struct {
 	Seq         int               `json:"seq"`
 	State       State             `json:"state"`
 	Params      map[string]string `json:"params,omitempty"`
-	Message     map[string]string `json:"message,omitempty"` // BCP 47 tag -> operator text
+	Message     Texts             `json:"message,omitempty"` // BCP 47 tag -> operator text
 	BroadcastID string            `json:"broadcast_id"`
 	CreatedAt   time.Time         `json:"created_at"`
 	// PostedBy is the name of the API key that posted the update.
@@ -138,8 +142,12 @@ type Recipient struct {
 	Regions  []string    `json:"regions,omitempty"`
 	Channels []Channel   `json:"channels,omitempty"`
 	// OptOut lists channels the recipient asked not to be contacted on.
-	OptOut    []Channel `json:"opt_out,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	OptOut []Channel `json:"opt_out,omitempty"`
+	// Attributes are a few values of the recipient's own that texts may
+	// use ({attr.<name>}; credit_amount and credit_currency are its credit).
+	// See validateAttributes for the limits.
+	Attributes map[string]string `json:"attributes,omitempty"`
+	UpdatedAt  time.Time         `json:"updated_at"`
 	// Endpoints are a merchant's webhook endpoints that want the update
 	// being sent (loaded by the fan-out, never stored with the recipient).
 	Endpoints []WebhookEndpoint `json:"-"`
@@ -283,6 +291,7 @@ func (r *Recipient) normalize(pathPrefix string, checkPushURL func(string) error
 	r.Regions = validateRegions(v, p("regions"), r.Regions)
 	r.Channels = validateChannels(v, p("channels"), r.Channels)
 	r.OptOut = validateChannels(v, p("opt_out"), r.OptOut)
+	r.Attributes = validateAttributes(v, p("attributes"), r.Attributes)
 	return v.orNil()
 }
 

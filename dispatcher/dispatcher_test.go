@@ -407,7 +407,7 @@ func TestCatalogRendererOperatorText(t *testing.T) {
 	now := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
 	rnd := &dispatcher.CatalogRenderer{Catalog: cat, Clock: dispatcher.ClockFunc(func() time.Time { return now })}
 	started := now.Add(-2 * time.Hour)
-	inc := &dispatcher.Incident{ID: "inc_x", Title: "TWINT", Severity: dispatcher.SeverityMajor, State: dispatcher.StateInvestigating, Services: []string{"twint"}, Regions: []string{"CH"}, CreatedAt: started}
+	inc := &dispatcher.Incident{ID: "inc_x", Title: dispatcher.PlainTitle("TWINT"), Severity: dispatcher.SeverityMajor, State: dispatcher.StateInvestigating, Services: []string{"twint"}, Regions: []string{"CH"}, CreatedAt: started}
 	template := func(locale string) locales.Message {
 		t.Helper()
 		m, err := cat.Render(locales.Request{Locale: locale, Kind: "customer", Channel: "sms", State: "investigating", Now: now,
@@ -441,7 +441,7 @@ func TestCatalogRendererOperatorText(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			up := &dispatcher.Update{IncidentID: inc.ID, Seq: 1, State: dispatcher.StateInvestigating, Message: tt.message}
+			up := &dispatcher.Update{IncidentID: inc.ID, Seq: 1, State: dispatcher.StateInvestigating, Message: dispatcher.PlainTexts(tt.message)}
 			got, err := rnd.Render(dispatcher.RenderRequest{Locale: tt.locale, Kind: dispatcher.KindCustomer, Channel: dispatcher.ChannelSMS, Incident: inc, Update: up})
 			if err != nil {
 				t.Fatalf("Render: %v", err)

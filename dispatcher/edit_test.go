@@ -60,7 +60,7 @@ func TestRenderCorrectedStart(t *testing.T) {
 	opened := time.Date(2101, 3, 14, 14, 0, 0, 0, time.UTC)
 	began := time.Date(2101, 3, 14, 11, 20, 0, 0, time.UTC)
 	r := &dispatcher.CatalogRenderer{Catalog: locales.MustNew(), Clock: dispatcher.ClockFunc(func() time.Time { return opened.Add(40 * time.Minute) })}
-	inc := &dispatcher.Incident{ID: "inc_r", Title: "Cards down", Severity: dispatcher.SeverityMajor, State: dispatcher.StateInvestigating, CreatedAt: opened}
+	inc := &dispatcher.Incident{ID: "inc_r", Title: dispatcher.PlainTitle("Cards down"), Severity: dispatcher.SeverityMajor, State: dispatcher.StateInvestigating, CreatedAt: opened}
 	up := &dispatcher.Update{IncidentID: "inc_r", Seq: 1, State: dispatcher.StateInvestigating, CreatedAt: opened}
 	render := func() string {
 		t.Helper()

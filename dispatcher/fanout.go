@@ -406,7 +406,7 @@ func (f *Fanout) takeTokens(ctx context.Context, msgs []*Message, idx []int) ([]
 }
 
 func (f *Fanout) render(inc *Incident, up *Update, r *Recipient, ch Channel) (Rendered, error) {
-	return f.c.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: inc, Update: up})
+	return f.c.Renderer.Render(RenderRequest{Locale: r.Locale, Timezone: r.Timezone, Kind: r.Kind, Channel: ch, Incident: inc, Update: up, Attributes: r.Attributes})
 }
 
 // loadRecipients reads the recipients with ids (nil where deleted), as the
@@ -528,11 +528,20 @@ type renderKey struct {
 	locale, timezone string
 	kind             Kind
 	ch               Channel
+	// attrs is the recipient's attributes (attributesKey): recipients with
+	// attributes of their own get a text of their own.
+	attrs string
+}
+
+// renderKeyOf is the key of the text r gets on ch: recipients alike in
+// locale, zone, kind and attributes read the same text.
+func renderKeyOf(r *Recipient, ch Channel) renderKey {
+	return renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch, attrs: attributesKey(r.Attributes)}
 }
 
 // RunBatch sends the first attempt of one batch of a broadcast: it loads the
-// batch's recipients, chooses a channel for each, renders once per locale,
-// records the deliveries as sending, hands each channel its messages in one
+// batch's recipients, chooses a channel for each, renders once per
+// renderKey, records the deliveries as sending, hands each channel its messages in one
 // call and records the outcomes in one call. Deliveries that already exist
 // (a re-delivered batch) are not sent again.
 func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) (err error) {
@@ -739,10 +748,10 @@ func (f *Fanout) fallbacks(ctx context.Context, bc *broadcastContext, outs []Out
 	return begins, msgs, nil
 }
 
-// prepare renders (once per locale, zone, kind and channel) and builds the
-// Begin and the Message of one delivery.
+// prepare renders (once per locale, zone, kind, channel and attributes)
+// and builds the Begin and the Message of one delivery.
 func (f *Fanout) prepare(bc *broadcastContext, r *Recipient, ch Channel, rendered map[renderKey]Rendered) (Begin, *Message, error) {
-	rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
+	rk := renderKeyOf(r, ch)
 	text, ok := rendered[rk]
 	if !ok {
 		var err error

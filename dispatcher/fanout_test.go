@@ -168,7 +168,7 @@ func (s *fanoutSetup) with(fn func(*dispatcher.FanoutConfig)) {
 
 func setupFanout(t *testing.T, rs ...*dispatcher.Recipient) *fanoutSetup {
 	t.Helper()
-	inc := &dispatcher.Incident{ID: "inc_f", Title: "Cards down", Severity: dispatcher.SeverityMajor, State: dispatcher.StateInvestigating, LastSeq: 1}
+	inc := &dispatcher.Incident{ID: "inc_f", Title: dispatcher.PlainTitle("Cards down"), Severity: dispatcher.SeverityMajor, State: dispatcher.StateInvestigating, LastSeq: 1}
 	up := &dispatcher.Update{IncidentID: inc.ID, Seq: 1, State: dispatcher.StateInvestigating, BroadcastID: dispatcher.BroadcastID(inc.ID, 1)}
 	b := &dispatcher.Broadcast{ID: up.BroadcastID, IncidentID: inc.ID, Seq: 1, State: dispatcher.BroadcastPlanning, Severity: inc.Severity}
 	s := &fanoutSetup{

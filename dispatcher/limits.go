@@ -18,6 +18,10 @@ const (
 	maxChannels = 4
 	// maxMessageTexts caps the languages of one operator message.
 	maxMessageTexts = 64
+	// maxMessageLeaves caps the texts of one operator message, all
+	// languages, kinds and channels together: it is stored with the update
+	// and read by every batch.
+	maxMessageLeaves = 256
 	// maxEmail and maxEmailLocal are RFC 5321's limits (4.5.3.1), in
 	// octets: a path of 256 less its angle brackets, a local part of 64.
 	maxEmail      = 254

@@ -74,7 +74,7 @@ type Notice struct {
 	Title string `json:"title"`
 	// Message is the text per BCP 47 tag; English ("en" or an en-* tag) is
 	// required: a recipient whose language has no text reads it.
-	Message map[string]string `json:"message"`
+	Message Texts `json:"message"`
 	// Services and Regions select the audience as an incident's do; empty
 	// means all.
 	Services []string `json:"services,omitempty"`
@@ -83,11 +83,11 @@ type Notice struct {
 
 // NoticeInput asks for an ad-hoc broadcast.
 type NoticeInput struct {
-	Title    string            `json:"title"`
-	Message  map[string]string `json:"message"`
-	Services []string          `json:"services,omitempty"`
-	Regions  []string          `json:"regions,omitempty"`
-	Channels []Channel         `json:"channels,omitempty"`
+	Title    string    `json:"title"`
+	Message  Texts     `json:"message"`
+	Services []string  `json:"services,omitempty"`
+	Regions  []string  `json:"regions,omitempty"`
+	Channels []Channel `json:"channels,omitempty"`
 	// Priority is the lane; empty means bulk.
 	Priority Priority `json:"priority,omitempty"`
 }
@@ -114,10 +114,11 @@ func (in *NoticeInput) normalize(prefix string) error {
 	if len(in.Message) == 0 {
 		v.add(prefix+"message", "is required: the text per language, such as {\"en\": \"...\", \"de\": \"...\"}", nil)
 	} else {
-		in.Message = validateMessage(v, prefix+"message", in.Message)
-		// The English text is what the renderer falls back on.
-		if _, _, ok := operatorText(in.Message, locales.DefaultLocale, true); in.Message != nil && !ok {
-			v.add(prefix+"message.en", "an English text is required: recipients whose language has no text of its own read it", nil)
+		in.Message = validateTexts(v, prefix+"message", in.Message)
+		// The English text is what the renderer falls back on: it must
+		// have a text for every kind and channel.
+		if _, ok := lookupLocale(in.Message, locales.DefaultLocale, true, Text.covers); in.Message != nil && !ok {
+			v.add(prefix+"message.en", "an English text is required, for every recipient kind and channel: recipients whose language has no text of its own read it", nil)
 		}
 	}
 	return v.orNil()
@@ -207,7 +208,7 @@ func (s *Service) ListNotices(ctx context.Context, limit int) ([]*Broadcast, err
 func noticeContext(b *Broadcast) (*Incident, *Update) {
 	n := b.Notice
 	inc := &Incident{
-		Title: n.Title, Severity: b.Severity, State: StateNotice,
+		Title: PlainTitle(n.Title), Severity: b.Severity, State: StateNotice,
 		Services: n.Services, Regions: n.Regions, LastSeq: 1,
 		CreatedAt: b.CreatedAt, UpdatedAt: b.CreatedAt,
 	}

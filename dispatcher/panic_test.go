@@ -65,7 +65,7 @@ func TestSenderPanic(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards down", Severity: dispatcher.SeverityMajor}, "")
+			res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards down"), Severity: dispatcher.SeverityMajor}, "")
 			if err != nil {
 				t.Fatal(err)
 			}

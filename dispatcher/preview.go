@@ -28,15 +28,24 @@ type Sample struct {
 	SegmentsSmart     int `json:"sms_segments_smart_encoding,omitempty"`
 	// OperatorText is true when the body is the operator's message.
 	OperatorText bool `json:"operator_text"`
+	// OperatorTextFrom is the operator's text this sample used, as its
+	// path in the message: "de" (the string form), "de.merchant",
+	// "de.merchant.sms", "de.sms" or "de.text". Absent when the template's
+	// body was used.
+	OperatorTextFrom string `json:"operator_text_from,omitempty"`
 }
 
 func sample(ch Channel, r *Recipient, text Rendered, operatorGiven bool) Sample {
-	return Sample{
+	s := Sample{
 		Channel: ch, Locale: r.Locale, RenderedLocale: text.Locale, Kind: r.Kind,
 		Title: text.Title, Body: text.Body, HTML: text.HTML, Segments: text.Segments, Encoding: text.Encoding,
 		SegmentsAsWritten: text.AsWritten, SegmentsSmart: text.Smart,
 		OperatorText: operatorGiven && !text.OperatorFallback,
 	}
+	if s.OperatorText {
+		s.OperatorTextFrom = text.OperatorFrom
+	}
+	return s
 }
 
 // TemplatePreviewInput asks for one rendered template.
@@ -83,7 +92,7 @@ func (s *Service) PreviewTemplate(ctx context.Context, in TemplatePreviewInput) 
 		return nil, err
 	}
 	now := s.now()
-	inc := &Incident{ID: "inc_preview", Title: "Card payments failing", Severity: SeverityMajor, State: in.State,
+	inc := &Incident{ID: "inc_preview", Title: PlainTitle("Card payments failing"), Severity: SeverityMajor, State: in.State,
 		Services: []string{"cards"}, Regions: []string{"CH"}, Params: params, CreatedAt: now.Add(-90 * time.Minute)}
 	up := &Update{IncidentID: inc.ID, Seq: 1, State: in.State, Params: params}
 	if err := s.c.Fanout.prepareRender(ctx); err != nil {
@@ -125,6 +134,13 @@ type BroadcastPreview struct {
 	// QuietHours counts recipients whose message would wait for the end of
 	// their quiet hours (reason quiet_hours).
 	QuietHours int `json:"quiet_hours,omitempty"`
+	// MissingValues counts, per placeholder of the operator's text or the
+	// title, the recipients it has no value for: their text leaves it out.
+	MissingValues map[string]int `json:"missing_values,omitempty"`
+	// Shortened counts, per channel (push), the recipients whose title or
+	// body would be cut to fit (at a word, with "…"): give a short text
+	// for the channel ({"de": {"push": "…", "text": "…"}}).
+	Shortened map[Channel]int `json:"shortened,omitempty"`
 	// Samples holds one message per recipient locale, channel and kind.
 	Samples []Sample `json:"samples"`
 }
@@ -144,7 +160,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 	var chs []Channel
 	switch {
 	case in.Notice != nil:
-		if in.IncidentID != "" || in.Title != "" || in.Severity != "" || in.State != "" || len(in.Services) > 0 ||
+		if in.IncidentID != "" || !in.Title.IsZero() || in.Severity != "" || in.State != "" || len(in.Services) > 0 ||
 			len(in.Regions) > 0 || len(in.Params) > 0 || len(in.Message) > 0 || len(in.Channels) > 0 {
 			return nil, &ValidationError{Fields: []*FieldError{{Field: "body.notice",
 				Message: "a notice preview takes its fields inside notice only: remove incident_id and the incident's fields"}}}
@@ -227,7 +243,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 			case StatusQueued:
 				p.QuietHours++
 			}
-			rk := renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch}
+			rk := renderKeyOf(r, ch)
 			text, ok := rendered[rk]
 			if !ok {
 				if text, err = s.c.Fanout.render(inc, up, r, ch); err != nil {
@@ -236,6 +252,18 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 				rendered[rk] = text
 			}
 			p.SMSSegments += text.Segments
+			for _, name := range text.Missing {
+				if p.MissingValues == nil {
+					p.MissingValues = map[string]int{}
+				}
+				p.MissingValues[name]++
+			}
+			if text.Shortened {
+				if p.Shortened == nil {
+					p.Shortened = map[Channel]int{}
+				}
+				p.Shortened[ch]++
+			}
 			if text.OperatorFallback {
 				if p.OperatorFallbacks == nil {
 					p.OperatorFallbacks = map[string]int{}

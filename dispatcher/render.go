@@ -2,17 +2,17 @@ package dispatcher
 
 import (
 	"context"
-	"sort"
-	"strings"
 
 	"github.com/tocsin-dev/tocsin/locales"
 	"github.com/tocsin-dev/tocsin/locales/gsm"
 )
 
 // CatalogRenderer renders messages from the locales catalogue in the
-// recipient's language, time zone and formats. An operator's message for
-// the recipient's locale (exact tag, then its language) replaces the
-// template's body; otherwise the template is used and the result says so.
+// recipient's language, time zone and formats. An operator's text for the
+// recipient's locale (exact tag, then its language), kind and channel (see
+// Text.For) replaces the template's body, its placeholders rendered for
+// the recipient; otherwise the template is used and the result says so.
+// The incident's title is the one for the recipient's language (Title.For).
 // SMS text is mapped to GSM-7 where an equivalent exists, and its segments
 // and encoding are counted as the carrier will.
 type CatalogRenderer struct {
@@ -26,6 +26,9 @@ type CatalogRenderer struct {
 	// SmartEncoding writes SMS letters outside GSM-7 without their accent
 	// when that lowers the segment count (gsm.SmartEncode).
 	SmartEncoding bool
+	// StatusURL is the {status_url} placeholder's value when an update's
+	// params have no status_url ("" leaves it empty).
+	StatusURL string
 }
 
 var (
@@ -45,15 +48,18 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		clock = SystemClock
 	}
 	now := clock.Now()
+	readsEnglish := c.Catalog.Chain(req.Locale)[0] == locales.DefaultLocale
 	lreq := locales.Request{
-		Locale:   req.Locale,
-		Timezone: req.Timezone,
-		Kind:     string(req.Kind),
-		Channel:  string(req.Channel),
-		State:    string(up.State),
-		Now:      now,
+		Locale:     req.Locale,
+		Timezone:   req.Timezone,
+		Kind:       string(req.Kind),
+		Channel:    string(req.Channel),
+		State:      string(up.State),
+		Now:        now,
+		Attributes: req.Attributes,
+		StatusURL:  c.StatusURL,
 		Incident: locales.Incident{
-			Title:    inc.Title,
+			Title:    inc.Title.For(req.Locale, readsEnglish),
 			Severity: string(inc.Severity),
 			// Canonical, as the catalog's ids: an incident stored before
 			// labels were canonical still finds its names.
@@ -64,13 +70,12 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		},
 		Names: c.Names.Names(),
 	}
-	readsEnglish := c.Catalog.Chain(req.Locale)[0] == locales.DefaultLocale
-	text, tag, operator := operatorText(up.Message, req.Locale, readsEnglish)
+	text, tag, from, operator := operatorText(up.Message, req.Locale, readsEnglish, req.Kind, req.Channel)
 	noticeFallback := false
 	if !operator && up.State == StateNotice {
 		// A notice has no template text to fall back on: a recipient whose
 		// language has no text reads the English one, framed in English.
-		text, tag, operator = operatorText(up.Message, locales.DefaultLocale, true)
+		text, tag, from, operator = operatorText(up.Message, locales.DefaultLocale, true, req.Kind, req.Channel)
 		lreq.Locale, noticeFallback = locales.DefaultLocale, operator
 	}
 	if operator {
@@ -80,11 +85,12 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	if err != nil {
 		return Rendered{}, err
 	}
-	out := Rendered{Locale: msg.Locale, Title: msg.Title, Body: msg.Body, HTML: msg.HTML}
+	out := Rendered{Locale: msg.Locale, Title: msg.Title, Body: msg.Body, HTML: msg.HTML, Missing: msg.Missing, Shortened: msg.Shortened}
 	switch {
 	case operator:
 		out.Locale = tag
 		out.OperatorFallback = noticeFallback
+		out.OperatorFrom = from
 	case len(up.Message) > 0:
 		out.OperatorFallback = true
 	}
@@ -100,43 +106,4 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		out.Segments, out.Encoding = info.Segments, string(info.Encoding)
 	}
 	return out, nil
-}
-
-// operatorText picks the operator's message a recipient reads: the one for
-// its exact tag, else for its language. A recipient reads English text only
-// when English is what it reads anyway (its language is English, or one the
-// catalogue does not have, like pt-BR), and then any en-* text will do.
-// Otherwise ok is false: the template in its own language is better than
-// the operator's text in another, and the broadcast counts the fallback.
-func operatorText(msgs map[string]string, locale string, readsEnglish bool) (text, tag string, ok bool) {
-	if len(msgs) == 0 {
-		return "", "", false
-	}
-	chain := []string{locale}
-	if base, _, found := strings.Cut(locale, "-"); found {
-		chain = append(chain, base)
-	}
-	if readsEnglish {
-		chain = append(chain, "en")
-	}
-	for _, t := range chain {
-		if text, ok := msgs[t]; ok {
-			return text, t, true
-		}
-	}
-	if !readsEnglish {
-		return "", "", false
-	}
-	// An operator who wrote only en-GB or en-US still means English.
-	keys := make([]string, 0, len(msgs))
-	for k := range msgs {
-		if strings.HasPrefix(k, "en-") {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) > 0 {
-		sort.Strings(keys)
-		return msgs[keys[0]], keys[0], true
-	}
-	return "", "", false
 }

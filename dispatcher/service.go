@@ -416,13 +416,13 @@ func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
 
 // IncidentInput opens an incident.
 type IncidentInput struct {
-	Title    string            `json:"title"`
+	Title    Title             `json:"title"`
 	Severity Severity          `json:"severity"`
 	Services []string          `json:"services,omitempty"`
 	Regions  []string          `json:"regions,omitempty"`
 	State    State             `json:"state,omitempty"`
 	Params   map[string]string `json:"params,omitempty"`
-	Message  map[string]string `json:"message,omitempty"`
+	Message  Texts             `json:"message,omitempty"`
 	Channels []Channel         `json:"channels,omitempty"`
 }
 
@@ -430,7 +430,7 @@ type IncidentInput struct {
 type UpdateInput struct {
 	State    State             `json:"state,omitempty"` // empty: keep the current state
 	Params   map[string]string `json:"params,omitempty"`
-	Message  map[string]string `json:"message,omitempty"`
+	Message  Texts             `json:"message,omitempty"`
 	Channels []Channel         `json:"channels,omitempty"`
 }
 
@@ -473,40 +473,6 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 	}
 }
 
-func validateMessage(v *ValidationError, field string, msg map[string]string) map[string]string {
-	if len(msg) > maxMessageTexts {
-		v.add(field, fmt.Sprintf("at most %d languages", maxMessageTexts), nil)
-	}
-	out := make(map[string]string, len(msg))
-	given := make(map[string]string, len(msg)) // canonical tag -> the key that gave it
-	for _, tag := range slices.Sorted(maps.Keys(msg)) {
-		text := msg[tag]
-		canon, err := CanonicalLocale(tag)
-		if err != nil {
-			v.add(field+"."+tag, "keys must be BCP 47 language tags such as de-CH", tag)
-			continue
-		}
-		if first, dup := given[canon]; dup {
-			v.add(field+"."+tag, fmt.Sprintf("is the same language as %q (both are %s): give each language once", first, canon), tag)
-			continue
-		}
-		given[canon] = tag
-		if strings.TrimSpace(text) == "" || utf8.RuneCountInString(text) > maxMessage {
-			v.add(field+"."+tag, fmt.Sprintf("must be 1-%d characters of text", maxMessage), nil)
-			continue
-		}
-		if msg := textFault(text, true); msg != "" {
-			v.add(field+"."+tag, msg, nil)
-			continue
-		}
-		out[canon] = text
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
-
 func validateChannels(v *ValidationError, field string, chs []Channel) []Channel {
 	if len(chs) > maxChannels {
 		v.add(field, fmt.Sprintf("at most %d channels: push, sms, email and webhook, each once", maxChannels), nil)
@@ -522,13 +488,14 @@ func validateChannels(v *ValidationError, field string, chs []Channel) []Channel
 // validateUpdate checks the fields an update shares with the opening of an
 // incident (an empty state means "unchanged"; an ETA is judged at now) and
 // returns the canonical operator message and channel list.
-func validateUpdate(v *ValidationError, now time.Time, st State, params, message map[string]string, chs []Channel) (map[string]string, []Channel) {
+func validateUpdate(v *ValidationError, now time.Time, st State, params map[string]string, message Texts, chs []Channel) (Texts, []Channel) {
 	if st != "" && !st.Valid() {
 		v.add("body.state", "must be one of investigating, identified, monitoring, resolved", st)
 	}
 	validateParams(v, "body.params", params)
 	validateETA(v, "body.params", params, now)
-	return validateMessage(v, "body.message", message), validateChannels(v, "body.channels", chs)
+	validateStatusURL(v, "body.params", params)
+	return validateTexts(v, "body.message", message), validateChannels(v, "body.channels", chs)
 }
 
 // NewIncidentID returns a fresh, time-ordered incident id: "inc_" and 10
@@ -585,12 +552,7 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 // field, and canonicalizes it (default state, message locales, lists).
 func (in *IncidentInput) normalize(now time.Time) error {
 	v := &ValidationError{}
-	in.Title = strings.TrimSpace(in.Title)
-	if in.Title == "" || utf8.RuneCountInString(in.Title) > maxTitle {
-		v.add("body.title", fmt.Sprintf("must be 1-%d characters", maxTitle), nil)
-	} else if msg := textFault(in.Title, false); msg != "" {
-		v.add("body.title", msg, nil)
-	}
+	in.Title = in.Title.normalize(v, "body.title")
 	if !in.Severity.Valid() {
 		v.add("body.severity", "must be one of minor, major, critical", in.Severity)
 	}
@@ -776,7 +738,7 @@ func mergeParams(stored, update map[string]string) map[string]string {
 	return merged
 }
 
-func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params, msg map[string]string, chs []Channel, idem *Idempotency) (*UpdateResult, error) {
+func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params map[string]string, msg Texts, chs []Channel, idem *Idempotency) (*UpdateResult, error) {
 	now := s.now()
 	if prevSeq == 0 {
 		now = inc.CreatedAt // one instant for the incident and its first update

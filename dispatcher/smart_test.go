@@ -15,14 +15,14 @@ import (
 func TestCatalogRendererSmartEncoding(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2101, 3, 4, 15, 0, 0, 0, time.UTC)
-	inc := &dispatcher.Incident{ID: "inc_es", Title: "Pagos", Severity: dispatcher.SeverityMajor,
+	inc := &dispatcher.Incident{ID: "inc_es", Title: dispatcher.PlainTitle("Pagos"), Severity: dispatcher.SeverityMajor,
 		State: dispatcher.StateInvestigating, CreatedAt: now.Add(-time.Hour)}
 	text := "Estamos investigando una interrupción de los pagos con tarjeta en todo el país. " +
 		"Nuestro equipo técnico está trabajando para solucionarla lo antes posible; " +
 		"mientras tanto, utilice otro método de pago. Le informaremos en cuanto esté resuelta. " +
 		"Disculpe las molestias."
 	up := &dispatcher.Update{IncidentID: inc.ID, Seq: 1, State: dispatcher.StateInvestigating,
-		Message: map[string]string{"es": text}}
+		Message: dispatcher.PlainTexts(map[string]string{"es": text})}
 	req := dispatcher.RenderRequest{Incident: inc, Update: up, Locale: "es-US", Kind: dispatcher.KindCustomer, Channel: dispatcher.ChannelSMS}
 	clock := dispatcher.ClockFunc(func() time.Time { return now })
 

@@ -44,7 +44,18 @@
 // Names, joined by the locale's list pattern "A, B und C"), Severity,
 // Started (the incident's start in the recipient's zone and format), since
 // (time from the start to Request.Now, "2 hours"), eta, workaround and
-// credit. See messages/en.toml.
+// credit (the recipient's own, Request.Attributes, when it has one),
+// duration (from the start to Now, "2 hours") and status_url. See
+// messages/en.toml.
+//
+// # Placeholders
+//
+// An operator's text (Request.Operator) and the incident's title may name
+// values in braces, {eta}, {credit}, {attr.plan} and the others listed in
+// Placeholders, rendered with the same values as the template data; "{{"
+// and "}}" are literal braces. ParsePlaceholders checks a text; a
+// placeholder without a value renders as nothing and Message.Missing
+// names it.
 //
 // # Channels
 //
@@ -87,7 +98,7 @@ var (
 
 // DataKeys are the template data keys every message may use; they are always
 // defined, as "" when there is no value.
-var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "workaround", "credit"}
+var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "workaround", "credit", "duration", "status_url"}
 
 // Params are the operator params Render reads from Incident.Params; others
 // are ignored.
@@ -349,10 +360,18 @@ type Request struct {
 	// language: it replaces the template's body. The locale's spelling rule
 	// still applies (de-CH: ss for ß), SMS still gets GSM-7 equivalents,
 	// push is still shortened, and email builds its footer and HTML from it.
+	// Its placeholders ({eta}, {credit}, … see Placeholders) are rendered
+	// for this recipient, as are those of Incident.Title.
 	Operator string
 	// Names are the display names of services and regions (see Names);
 	// nil: only CLDR's names of ISO region codes.
 	Names *Names
+	// Attributes are the recipient's own values: {attr.<name>} reads them,
+	// and credit_amount/credit_currency, when present, are its credit
+	// instead of the params'.
+	Attributes map[string]string
+	// StatusURL is {status_url} when the params have no status_url.
+	StatusURL string
 }
 
 // Incident is what the messages say about the incident.
@@ -377,6 +396,12 @@ type Message struct {
 	Title  string // email subject, push title, webhook title (SMS: the same title, not sent)
 	Body   string // plain text; for email the paragraphs and the footer, separated by blank lines
 	HTML   string // email only: a complete HTML document built from Title and Body; "" otherwise
+	// Missing names the placeholders of the operator's text or the title
+	// that had no value for this recipient (they render as nothing).
+	Missing []string
+	// Shortened is true when the push title or body had to be cut (at a
+	// word, with "…") to fit MaxPushTitle or MaxPushBody.
+	Shortened bool
 }
 
 // Render renders the message for r. It never returns text containing a
@@ -412,6 +437,9 @@ func (c *Catalog) Render(r Request) (Message, error) {
 
 func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID string) (Message, error) {
 	data := c.templateData(s.tag, chain, r)
+	values := c.placeholderValues(r, data)
+	var missing []string
+	data["Title"], missing = expand(data["Title"], values)
 	title, err := s.localize(titleID, data, nil)
 	if err != nil {
 		return Message{}, err
@@ -420,9 +448,15 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 	if err != nil {
 		return Message{}, err
 	}
-	m := Message{Locale: s.tag, Title: endSentences(title), Body: endSentences(body)}
+	m := Message{Locale: s.tag, Title: endSentences(title), Body: endSentences(body), Missing: missing}
 	if op := strings.TrimSpace(r.Operator); op != "" {
-		m.Body = s.apply(op)
+		op, opMissing := expand(op, values)
+		for _, name := range opMissing {
+			if !slices.Contains(m.Missing, name) {
+				m.Missing = append(m.Missing, name)
+			}
+		}
+		m.Body = s.apply(strings.TrimSpace(op))
 		if r.Channel != "email" {
 			m.Body = oneLine(m.Body)
 		}
@@ -431,8 +465,9 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 	case "sms":
 		m.Body = smsText(m.Body)
 	case "push":
-		m.Title = shorten(m.Title, MaxPushTitle)
-		m.Body = shorten(m.Body, MaxPushBody)
+		title, body := shorten(m.Title, MaxPushTitle), shorten(m.Body, MaxPushBody)
+		m.Shortened = title != m.Title || body != m.Body
+		m.Title, m.Body = title, body
 	case "email":
 		footer, err := c.localizeChain(chain, "footer."+r.Kind, nil, nil)
 		if err != nil {
@@ -586,10 +621,24 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 		}
 	}
 	data["workaround"] = strings.TrimRight(oneLine(inc.Params[ParamWorkaround]), ". ")
-	if amount := inc.Params[ParamCreditAmount]; amount != "" && !isZero(amount) {
-		if credit, err := formatMoney(format, amount, inc.Params[ParamCreditCurrency], r.Channel == "sms"); err == nil {
+	amount, currency := inc.Params[ParamCreditAmount], inc.Params[ParamCreditCurrency]
+	if a := r.Attributes[ParamCreditAmount]; a != "" {
+		// The recipient's own credit (per account); its currency, when it
+		// names none, is the params'.
+		amount = a
+		if cur := r.Attributes[ParamCreditCurrency]; cur != "" {
+			currency = cur
+		}
+	}
+	if amount != "" && !isZero(amount) {
+		if credit, err := formatMoney(format, amount, currency, r.Channel == "sms"); err == nil {
 			data["credit"] = own(credit)
 		}
+	}
+	data["duration"] = own(c.duration(chain, inc.Started, now))
+	data["status_url"] = oneLine(inc.Params[ParamStatusURL])
+	if data["status_url"] == "" {
+		data["status_url"] = oneLine(r.StatusURL)
 	}
 	return data
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -787,7 +788,8 @@ func TestShorten(t *testing.T) {
 		{"Disruption: Card payments, down", 27, "Disruption: Card payments…"},
 		{"Störung: Kartenzahlungen überall gestört", 25, "Störung: Kartenzahlungen…"},
 		{"Supercalifragilisticexpialidocious", 10, "Supercali…"},
-		{"a Supercalifragilisticexpialidocious", 10, "a Superca…"},
+		{"a Supercalifragilisticexpialidocious", 10, "a…"},
+		{"Card payments are failing everywhere in Switzerland", 30, "Card payments are failing…"},
 		{"one two three", 8, "one two…"},
 		{"one two: three", 9, "one two…"},
 	}
@@ -968,7 +970,7 @@ func TestRenderRejectsUnknown(t *testing.T) {
 		if !errors.Is(err, tt.want) {
 			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.want)
 		}
-		if m != (Message{}) {
+		if !reflect.DeepEqual(m, Message{}) {
 			t.Errorf("%s: got message %+v with the error", tt.name, m)
 		}
 	}

@@ -18,17 +18,17 @@ const (
 )
 
 // shorten returns s when it has at most max characters, else s cut at the
-// last word boundary that leaves room for "…" (or mid-word when the first
-// word alone is too long), without the punctuation the cut leaves dangling.
+// last word boundary that leaves room for "…", without the punctuation the
+// cut leaves dangling. A word is never cut, unless the first word alone is
+// too long.
 func shorten(s string, max int) string {
 	if utf8.RuneCountInString(s) <= max {
 		return s
 	}
 	runes := []rune(s)
 	cut := runes[:max-1]
-	// Cut at the last space whose next word did not fit, unless that throws
-	// away more than half of the text.
-	if i := lastSpace(cut); i > len(cut)/2 && !unicode.IsSpace(runes[max-1]) {
+	// Cut at the last space whose next word did not fit.
+	if i := lastSpace(cut); i > 0 && !unicode.IsSpace(runes[max-1]) {
 		cut = cut[:i]
 	}
 	out := strings.TrimRightFunc(string(cut), func(r rune) bool {

@@ -82,7 +82,7 @@ var (
 // message is update seq of an incident, for merchant mer_42, to eps.
 func message(seq int, state dispatcher.State, eps ...dispatcher.WebhookEndpoint) *dispatcher.Message {
 	inc := &dispatcher.Incident{
-		ID: "inc_pay", Title: "Payments down", Severity: dispatcher.SeverityCritical, State: state,
+		ID: "inc_pay", Title: dispatcher.PlainTitle("Payments down"), Severity: dispatcher.SeverityCritical, State: state,
 		Services: []string{"payments", "payouts"}, Regions: []string{"CH"},
 		LastSeq: seq, CreatedAt: started, UpdatedAt: posted,
 	}
@@ -1183,7 +1183,7 @@ func TestPayloadNotice(t *testing.T) {
 	m := &dispatcher.Message{
 		DeliveryID: "bc_ntc_abc.webhook.m-1", BroadcastID: "bc_ntc_abc", Seq: 1, State: dispatcher.StateNotice,
 		Severity: dispatcher.SeverityMinor, Title: "Notice: Maintenance", Body: "Card payments pause at 02:00.", Locale: "en",
-		Incident: &dispatcher.Incident{Title: "Maintenance", Severity: dispatcher.SeverityMinor, State: dispatcher.StateNotice,
+		Incident: &dispatcher.Incident{Title: dispatcher.PlainTitle("Maintenance"), Severity: dispatcher.SeverityMinor, State: dispatcher.StateNotice,
 			Services: []string{"cards"}, CreatedAt: at},
 		Update: &dispatcher.Update{Seq: 1, State: dispatcher.StateNotice, BroadcastID: "bc_ntc_abc", CreatedAt: at},
 	}

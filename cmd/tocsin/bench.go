@@ -243,7 +243,7 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	svc := a.service
 	start := time.Now()
 	res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{
-		Title: "Card payments failing", Severity: dispatcher.SeverityMajor,
+		Title: dispatcher.PlainTitle("Card payments failing"), Severity: dispatcher.SeverityMajor,
 		Services: []string{"cards"}, Regions: []string{"CH"},
 	}, "")
 	if err != nil {
@@ -369,7 +369,7 @@ func benchLatency(ctx context.Context, w io.Writer, rdb *redis.Client, addr stri
 	defer srv.Shutdown()
 	svc := a.service
 
-	minor, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Card terminals slow", Severity: dispatcher.SeverityMinor, Services: []string{"cards"}}, "")
+	minor, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Card terminals slow"), Severity: dispatcher.SeverityMinor, Services: []string{"cards"}}, "")
 	if err != nil {
 		return err
 	}
@@ -389,7 +389,7 @@ func benchLatency(ctx context.Context, w io.Writer, rdb *redis.Client, addr stri
 	draining := 0
 	for i := 0; i < samples; i++ {
 		start := time.Now()
-		res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "TWINT down", Severity: dispatcher.SeverityCritical, Services: []string{"twint"}}, "")
+		res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("TWINT down"), Severity: dispatcher.SeverityCritical, Services: []string{"twint"}}, "")
 		if err != nil {
 			return err
 		}

@@ -239,7 +239,7 @@ func rateWorkers(ctx context.Context, rdb *redis.Client, addr string, db, n int,
 	defer a.Close()
 	svc := a.service
 	start := dispatcher.SystemClock.Now()
-	if _, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Kartenzahlungen gestört", Severity: dispatcher.SeverityMajor}, ""); err != nil {
+	if _, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Kartenzahlungen gestört"), Severity: dispatcher.SeverityMajor}, ""); err != nil {
 		return rateRun{}, err
 	}
 	// Twice the ideal time, and a minute for the workers to start.

@@ -146,6 +146,16 @@ func (c *client) printPreview(p *dispatcher.BroadcastPreview, notice bool) error
 		}
 		fmt.Fprintf(w, "\nFallbacks (%s): %s\n", what, strings.Join(parts, ", "))
 	}
+	if len(p.MissingValues) > 0 {
+		var parts []string
+		for _, name := range sortedKeys(p.MissingValues) {
+			parts = append(parts, fmt.Sprintf("{%s} %d", name, p.MissingValues[name]))
+		}
+		fmt.Fprintf(w, "\nPlaceholders without a value (left out of their text): %s\n", strings.Join(parts, ", "))
+	}
+	if n := p.Shortened[dispatcher.ChannelPush]; n > 0 {
+		fmt.Fprintf(w, "\nPush texts cut at a word to fit: %d (give a short push or sms text)\n", n)
+	}
 	if len(p.Samples) == 0 {
 		_, err := fmt.Fprintln(w, "\nno samples: nobody would get a message")
 		return err
@@ -173,7 +183,11 @@ func (c *client) printSample(s *dispatcher.Sample, other string) error {
 		head[1] += " (text: " + s.RenderedLocale + ")"
 	}
 	head = append(head, string(s.Kind))
-	if s.OperatorText {
+	if s.OperatorText && strings.Contains(s.OperatorTextFrom, ".") {
+		// A text by kind or channel: which one (the string form is the
+		// language's, shown as "text: de").
+		head = append(head, "operator text "+s.OperatorTextFrom)
+	} else if s.OperatorText {
 		head = append(head, "operator text")
 	} else {
 		head = append(head, other)

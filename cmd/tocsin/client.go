@@ -605,7 +605,7 @@ func (c *client) printIncident(v *incidentWithUpdates) error {
 	if len(v.Updates) > 0 {
 		fmt.Fprintln(c.stdout)
 		if err := printTable(c.stdout, v.Updates, "", "SEQ\tSTATE\tAT\tBROADCAST\tMESSAGE", func(u *dispatcher.Update) string {
-			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", u.Seq, u.State, stamp(u.CreatedAt), u.BroadcastID, oneLine(mapFlag(u.Message).String(), 60))
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", u.Seq, u.State, stamp(u.CreatedAt), u.BroadcastID, oneLine(textsString(u.Message), 60))
 		}); err != nil {
 			return err
 		}
@@ -626,7 +626,7 @@ func (m *Main) incidentList(ctx context.Context, args []string) error {
 		Incidents []*dispatcher.Incident `json:"incidents"`
 	}) error {
 		return printTable(c.stdout, list.Incidents, "no incidents", "ID\tSTATE\tSEVERITY\tUPDATES\tUPDATED\tTITLE", func(inc *dispatcher.Incident) string {
-			return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", inc.ID, inc.State, inc.Severity, inc.LastSeq, stamp(inc.UpdatedAt), oneLine(inc.Title, 60))
+			return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", inc.ID, inc.State, inc.Severity, inc.LastSeq, stamp(inc.UpdatedAt), oneLine(inc.Title.String(), 60))
 		})
 	})
 }
@@ -940,22 +940,32 @@ func (f *inputFlags) sendFlags(fs *flagSet) (idempotencyKey *string) {
 
 func (f *inputFlags) incident() dispatcher.IncidentInput {
 	return dispatcher.IncidentInput{
-		Title: f.title, Severity: dispatcher.Severity(f.severity), Services: f.services.vals, Regions: f.regions.vals,
-		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: nilIfEmpty(f.messages), Channels: toChannels(f.channels.vals),
+		Title: dispatcher.PlainTitle(f.title), Severity: dispatcher.Severity(f.severity), Services: f.services.vals, Regions: f.regions.vals,
+		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: dispatcher.PlainTexts(nilIfEmpty(f.messages)), Channels: toChannels(f.channels.vals),
 	}
 }
 
 func (f *inputFlags) update() dispatcher.UpdateInput {
 	return dispatcher.UpdateInput{
-		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: nilIfEmpty(f.messages), Channels: toChannels(f.channels.vals),
+		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: dispatcher.PlainTexts(nilIfEmpty(f.messages)), Channels: toChannels(f.channels.vals),
 	}
 }
 
 func (f *inputFlags) notice() dispatcher.NoticeInput {
 	return dispatcher.NoticeInput{
-		Title: f.title, Message: nilIfEmpty(f.messages), Services: f.services.vals, Regions: f.regions.vals,
+		Title: f.title, Message: dispatcher.PlainTexts(nilIfEmpty(f.messages)), Services: f.services.vals, Regions: f.regions.vals,
 		Channels: toChannels(f.channels.vals), Priority: dispatcher.Priority(f.priority),
 	}
+}
+
+// textsString shows an operator message on one line: tag=text for each
+// language, a text by kind or channel as JSON.
+func textsString(m dispatcher.Texts) string {
+	out := make(mapFlag, len(m))
+	for tag, t := range m {
+		out[tag] = t.String()
+	}
+	return out.String()
 }
 
 func nilIfEmpty(m mapFlag) map[string]string {

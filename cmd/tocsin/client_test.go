@@ -134,7 +134,7 @@ func TestClient(t *testing.T) {
 		t.Fatalf("--json replay = %+v (%v), want incident %s", again, err, incID)
 	}
 	if again.Incident.Params["eta"] != "16:30" || again.Incident.Params["workaround"] != "pay with TWINT" ||
-		again.Update.Message["de"] != "Kartenzahlungen fallen aus. Wieder da um 16:30." {
+		again.Update.Message["de"].String() != "Kartenzahlungen fallen aus. Wieder da um 16:30." {
 		t.Errorf("params or message lost on the way: %+v %+v", again.Incident.Params, again.Update.Message)
 	}
 

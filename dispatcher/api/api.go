@@ -236,6 +236,7 @@ func New(cfg Config) http.Handler {
 		},
 	}
 	s.api = humago.New(s.mux, hc)
+	registerTextSchemas(s.api)
 
 	s.routes()
 	s.routeEdits()

@@ -113,7 +113,7 @@ func (i importer) ImportRecipients(_ context.Context, r io.Reader, chunk int) (*
 func result(id string, seq int, st dispatcher.State) *dispatcher.UpdateResult {
 	bid := dispatcher.BroadcastID(id, seq)
 	return &dispatcher.UpdateResult{
-		Incident:    &dispatcher.Incident{ID: id, Title: "Card payments failing", Severity: dispatcher.SeverityMajor, State: st, LastSeq: seq},
+		Incident:    &dispatcher.Incident{ID: id, Title: dispatcher.PlainTitle("Card payments failing"), Severity: dispatcher.SeverityMajor, State: st, LastSeq: seq},
 		Update:      &dispatcher.Update{IncidentID: id, Seq: seq, State: st, BroadcastID: bid},
 		Seq:         seq,
 		BroadcastID: bid,

@@ -99,7 +99,7 @@ func TestEditIncidentFields(t *testing.T) {
 	}
 	res := decodeEdit(t, r)
 	inc := res.Incident
-	if inc.Title != "Card payments failing" || inc.Severity != dispatcher.SeverityCritical || inc.Version != 2 {
+	if inc.Title.String() != "Card payments failing" || inc.Severity != dispatcher.SeverityCritical || inc.Version != 2 {
 		t.Errorf("edited incident %+v", inc)
 	}
 	if want := time.Date(2026, 11, 21, 12, 20, 0, 0, time.UTC); inc.StartedAt == nil || !inc.StartedAt.Equal(want) || !inc.Started().Equal(want) {
@@ -215,7 +215,7 @@ func TestEditIncidentRefusals(t *testing.T) {
 		}
 	}
 	v, etag := b.view(t, id)
-	if etag != `"v1"` || v.Title != "Cards down" || len(v.History) != 0 {
+	if etag != `"v1"` || v.Title.String() != "Cards down" || len(v.History) != 0 {
 		t.Errorf("refused patches changed the incident: %s %+v %+v", etag, v.Incident, v.History)
 	}
 }
@@ -254,7 +254,7 @@ func TestEditIncidentIfMatch(t *testing.T) {
 	wantStatus(t, b.patch(t, id, `{"severity":"critical"}`, "If-Match", "*"), http.StatusOK)
 	wantStatus(t, b.patch(t, id, `{"severity":"minor"}`), http.StatusOK)
 	v, _ := b.view(t, id)
-	if v.Severity != dispatcher.SeverityMinor || v.Title != "Cards down in CH" || v.State != dispatcher.StateIdentified || len(v.History) != 3 {
+	if v.Severity != dispatcher.SeverityMinor || v.Title.String() != "Cards down in CH" || v.State != dispatcher.StateIdentified || len(v.History) != 3 {
 		t.Errorf("incident %+v with history %d", v.Incident, len(v.History))
 	}
 }

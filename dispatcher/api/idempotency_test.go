@@ -24,7 +24,7 @@ func (b *redisBundle) post(t *testing.T, path, key, body string) *response {
 // mustOpen opens an incident without a key and returns its id.
 func (b *redisBundle) mustOpen(t *testing.T, title string) string {
 	t.Helper()
-	res, err := b.svc.OpenIncident(context.Background(), dispatcher.IncidentInput{Title: title, Severity: dispatcher.SeverityMajor}, "")
+	res, err := b.svc.OpenIncident(context.Background(), dispatcher.IncidentInput{Title: dispatcher.PlainTitle(title), Severity: dispatcher.SeverityMajor}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func TestMalformedIDs(t *testing.T) {
 	if _, err := b.svc.PutWebhookEndpoint(ctx, "m1", "main", dispatcher.EndpointInput{URL: "https://hooks.example/tocsin"}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := b.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Card payments failing", Severity: dispatcher.SeverityMajor}, "")
+	res, err := b.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Card payments failing"), Severity: dispatcher.SeverityMajor}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,8 @@ type recipientBody struct {
 	Services []string             `json:"services,omitempty" doc:"Services the recipient uses; empty means all." example:"[\"twint\"]"`
 	Regions  []string             `json:"regions,omitempty" doc:"Regions the recipient is in; empty means all." example:"[\"CH\"]"`
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Channel preference, first reachable wins; empty means push, sms, email, webhook."`
+	// Attributes are read by {attr.<name>} placeholders; see dispatcher.validateAttributes.
+	Attributes map[string]string `json:"attributes,omitempty" doc:"Up to 16 values texts may use as {attr.<name>}: names of 1-32 characters of a-z, 0-9 and _ (starting with a letter), values of 1-128 printable characters. credit_amount and credit_currency are the recipient's own credit ({credit})." example:"{\"credit_amount\": \"10.00\", \"credit_currency\": \"USD\"}"`
 }
 
 // pushTokenBody is a dispatcher.PushToken whose schema also allows the
@@ -64,13 +66,13 @@ func pushTokens(in []pushTokenBody) []dispatcher.PushToken {
 
 // incidentBody converts to dispatcher.IncidentInput (identical fields).
 type incidentBody struct {
-	Title    string               `json:"title" doc:"1-200 characters." example:"Card payments failing"`
+	Title    dispatcher.Title     `json:"title" doc:"A string (1-200 characters) or an object by BCP 47 tag."`
 	Severity dispatcher.Severity  `json:"severity" enum:"minor,major,critical"`
 	Services []string             `json:"services,omitempty" doc:"Affected services; empty means all."`
 	Regions  []string             `json:"regions,omitempty" doc:"Affected regions; empty means all."`
 	State    dispatcher.State     `json:"state,omitempty" enum:"investigating,identified,monitoring,resolved" doc:"Default investigating."`
 	Params   map[string]string    `json:"params,omitempty" doc:"Template parameters (eta, workaround, credit_amount, ...)."`
-	Message  map[string]string    `json:"message,omitempty" doc:"Operator text by BCP 47 tag."`
+	Message  dispatcher.Texts     `json:"message,omitempty" doc:"Operator text by BCP 47 tag: a string, or an object by recipient kind and/or channel."`
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
 }
 
@@ -78,14 +80,14 @@ type incidentBody struct {
 type updateBody struct {
 	State    dispatcher.State     `json:"state,omitempty" enum:"investigating,identified,monitoring,resolved" doc:"Empty keeps the current state."`
 	Params   map[string]string    `json:"params,omitempty" doc:"Template parameters, merged into the incident's."`
-	Message  map[string]string    `json:"message,omitempty" doc:"Operator text by BCP 47 tag."`
+	Message  dispatcher.Texts     `json:"message,omitempty" doc:"Operator text by BCP 47 tag: a string, or an object by recipient kind and/or channel."`
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
 }
 
 // noticeBody converts to dispatcher.NoticeInput (identical fields).
 type noticeBody struct {
 	Title    string               `json:"title" doc:"1-200 characters. Email subjects and push titles say \"Notice: <title>\" in the recipient's language." example:"Planned maintenance tonight"`
-	Message  map[string]string    `json:"message" doc:"The text by BCP 47 tag; English (en) is required: recipients whose language has no text read it."`
+	Message  dispatcher.Texts     `json:"message" doc:"The text by BCP 47 tag (a string, or an object by recipient kind and/or channel); English (en), for every kind and channel, is required: recipients whose language has no text read it."`
 	Services []string             `json:"services,omitempty" doc:"Audience: recipients using these services; empty means all."`
 	Regions  []string             `json:"regions,omitempty" doc:"Audience: recipients in these regions; empty means all."`
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
@@ -236,13 +238,13 @@ type sampleOutput = bodyOutput[*dispatcher.Sample]
 // update (with incident_id) or an incident's opening (without).
 type broadcastPreviewBody struct {
 	IncidentID string               `json:"incident_id,omitempty" doc:"Preview an update of this incident; without it, the opening of a new incident."`
-	Title      string               `json:"title,omitempty" doc:"New incident only: 1-200 characters."`
+	Title      dispatcher.Title     `json:"title,omitempty" doc:"New incident only: a string (1-200 characters) or an object by BCP 47 tag."`
 	Severity   dispatcher.Severity  `json:"severity,omitempty" enum:"minor,major,critical" doc:"New incident only."`
 	Services   []string             `json:"services,omitempty" doc:"New incident only: affected services; empty means all."`
 	Regions    []string             `json:"regions,omitempty" doc:"New incident only: affected regions; empty means all."`
 	State      dispatcher.State     `json:"state,omitempty" enum:"investigating,identified,monitoring,resolved"`
 	Params     map[string]string    `json:"params,omitempty"`
-	Message    map[string]string    `json:"message,omitempty" doc:"Operator text by BCP 47 tag."`
+	Message    dispatcher.Texts     `json:"message,omitempty" doc:"Operator text by BCP 47 tag: a string, or an object by recipient kind and/or channel."`
 	Channels   []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook"`
 	Notice     *noticeBody          `json:"notice,omitempty" doc:"Preview an ad-hoc broadcast (POST /v1/broadcasts's body) instead; the other fields must then be empty."`
 }
@@ -307,6 +309,7 @@ func (s *server) routes() {
 		r := &dispatcher.Recipient{
 			ID: in.ID, Kind: b.Kind, Locale: b.Locale, Timezone: b.Timezone, Phone: b.Phone, Email: b.Email,
 			Push: pushTokens(b.Push), Services: b.Services, Regions: b.Regions, Channels: b.Channels,
+			Attributes: b.Attributes,
 		}
 		out, err := s.cfg.Recipients.PutRecipient(ctx, r)
 		return reply(out, pathID(err))

@@ -25,11 +25,11 @@ func TestFlowNotice(t *testing.T) {
 	in := dispatcher.NoticeInput{
 		Title:    "Planned maintenance tonight",
 		Services: []string{"cards"},
-		Message: map[string]string{
+		Message: dispatcher.PlainTexts(map[string]string{
 			"en": "Card payments pause from 02:00 to 02:30 tonight.",
 			"de": "Kartenzahlungen ruhen heute Nacht von 02:00 bis 02:30.",
 			"fr": "Les paiements par carte s'interrompent cette nuit de 02:00 à 02:30.",
-		},
+		}),
 	}
 	b, err := f.svc.SendNotice(ctx, in, "notice-key-1")
 	if err != nil {
@@ -69,15 +69,15 @@ func TestFlowNotice(t *testing.T) {
 		var text, title, locale string
 		switch {
 		case strings.HasPrefix(r.Locale, "de"):
-			text, locale = in.Message["de"], "de"
+			text, locale = in.Message["de"].String(), "de"
 			title = "Hinweis: " + in.Title
 		case strings.HasPrefix(r.Locale, "fr"):
-			text, locale = in.Message["fr"], "fr"
+			text, locale = in.Message["fr"].String(), "fr"
 			title = "Avis : " + in.Title
 		default:
 			// it-CH and da-DK have no text: they read English, framed in
 			// English, and the broadcast counts them.
-			text, locale = in.Message["en"], "en"
+			text, locale = in.Message["en"].String(), "en"
 			title = "Notice: " + in.Title
 			if r.Locale == "it-CH" || r.Locale == "da-DK" {
 				wantFallbacks[r.Locale]++
@@ -113,11 +113,11 @@ func TestNoticeRejected(t *testing.T) {
 		in     dispatcher.NoticeInput
 		fields []string
 	}{
-		{"no english", dispatcher.NoticeInput{Title: "x", Message: map[string]string{"de": "nur Deutsch"}}, []string{"body.message.en"}},
+		{"no english", dispatcher.NoticeInput{Title: "x", Message: dispatcher.PlainTexts(map[string]string{"de": "nur Deutsch"})}, []string{"body.message.en"}},
 		{"no message", dispatcher.NoticeInput{Title: "x"}, []string{"body.message"}},
-		{"empty title, bad priority", dispatcher.NoticeInput{Title: " ", Priority: "urgent", Message: map[string]string{"en": "x"}}, []string{"body.title", "body.priority"}},
-		{"bad locale and channel", dispatcher.NoticeInput{Title: "x", Message: map[string]string{"en": "x", "??": "y"}, Channels: []dispatcher.Channel{"fax"}}, []string{"body.message.??", "body.channels[0]"}},
-		{"blank text", dispatcher.NoticeInput{Title: "x", Message: map[string]string{"en": "  "}}, []string{"body.message.en"}},
+		{"empty title, bad priority", dispatcher.NoticeInput{Title: " ", Priority: "urgent", Message: dispatcher.PlainTexts(map[string]string{"en": "x"})}, []string{"body.title", "body.priority"}},
+		{"bad locale and channel", dispatcher.NoticeInput{Title: "x", Message: dispatcher.PlainTexts(map[string]string{"en": "x", "??": "y"}), Channels: []dispatcher.Channel{"fax"}}, []string{"body.message.??", "body.channels[0]"}},
+		{"blank text", dispatcher.NoticeInput{Title: "x", Message: dispatcher.PlainTexts(map[string]string{"en": "  "})}, []string{"body.message.en"}},
 	} {
 		_, err := f.svc.SendNotice(ctx, tc.in, "")
 		var ve *dispatcher.ValidationError
@@ -165,12 +165,12 @@ func TestNoticeLanes(t *testing.T) {
 			ctx := context.Background()
 			// The notice is queued first: only its lane can put it behind.
 			nb, err := f.svc.SendNotice(ctx, dispatcher.NoticeInput{
-				Title: "Terms change", Message: map[string]string{"en": "Our terms change on 1 December."}, Priority: tc.priority,
+				Title: "Terms change", Message: dispatcher.PlainTexts(map[string]string{"en": "Our terms change on 1 December."}), Priority: tc.priority,
 			}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Slow statements", Severity: dispatcher.SeverityMinor}, "")
+			res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Slow statements"), Severity: dispatcher.SeverityMinor}, "")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -67,7 +67,7 @@ func TestLatestStateWins(t *testing.T) {
 	rs := seedRecipients(t, f.store, 300)
 	f.start(t)
 	ctx := context.Background()
-	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards down", Severity: dispatcher.SeverityMajor}, "")
+	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards down"), Severity: dispatcher.SeverityMajor}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestCancel(t *testing.T) {
 	rs := seedRecipients(t, f.store, 600)
 	f.start(t)
 	ctx := context.Background()
-	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards down", Severity: dispatcher.SeverityMinor}, "")
+	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards down"), Severity: dispatcher.SeverityMinor}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

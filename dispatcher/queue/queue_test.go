@@ -602,10 +602,10 @@ func TestFlowOutbox(t *testing.T) {
 	f.start(t)
 	ctx := context.Background()
 	in := dispatcher.IncidentInput{
-		Title: "TWINT payments failing", Severity: dispatcher.SeverityCritical,
+		Title: dispatcher.PlainTitle("TWINT payments failing"), Severity: dispatcher.SeverityCritical,
 		Services: []string{"twint", "cards"}, Regions: []string{"CH"},
 		Params:  map[string]string{"eta": "14:30"},
-		Message: map[string]string{"de": "Zahlungen mit TWINT schlagen fehl."},
+		Message: dispatcher.PlainTexts(map[string]string{"de": "Zahlungen mit TWINT schlagen fehl."}),
 	}
 	res, err := f.svc.OpenIncident(ctx, in, "")
 	if err != nil {
@@ -675,7 +675,7 @@ func TestFlowOutbox(t *testing.T) {
 		// The operator wrote German only: German speakers read it (email adds
 		// its footer below), others the template.
 		isGerman := strings.HasPrefix(r.Locale, "de")
-		if isGerman != strings.HasPrefix(e.Body, in.Message["de"]) || (isGerman && e.Locale != "de") {
+		if isGerman != strings.HasPrefix(e.Body, in.Message["de"].String()) || (isGerman && e.Locale != "de") {
 			t.Errorf("%s (%s): body %q in %s", id, r.Locale, e.Body, e.Locale)
 		}
 		if r.Locale == "pt-BR" && e.Locale != "en" {
@@ -757,7 +757,7 @@ func TestFlowFlakySender(t *testing.T) {
 	}
 	f.start(t)
 	ctx := context.Background()
-	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "E-banking down", Severity: dispatcher.SeverityMajor, Services: services, Regions: regions}, "")
+	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("E-banking down"), Severity: dispatcher.SeverityMajor, Services: services, Regions: regions}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -900,7 +900,7 @@ func TestHandlersByHand(t *testing.T) {
 	f := newFlow(t, nil, 9)
 	rs := seedRecipients(t, f.store, 350)
 	ctx := context.Background()
-	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards", Severity: dispatcher.SeverityMinor, Services: []string{"cards"}}, "")
+	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards"), Severity: dispatcher.SeverityMinor, Services: []string{"cards"}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

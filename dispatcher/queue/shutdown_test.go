@@ -277,7 +277,7 @@ func checkSettled(t *testing.T, f *flow, b *dispatcher.Broadcast, exp expectatio
 // openIncident opens a critical incident for every recipient.
 func openIncident(t *testing.T, f *flow) *dispatcher.Broadcast {
 	t.Helper()
-	res, err := f.svc.OpenIncident(context.Background(), dispatcher.IncidentInput{Title: "Card payments failing", Severity: dispatcher.SeverityCritical}, "")
+	res, err := f.svc.OpenIncident(context.Background(), dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Card payments failing"), Severity: dispatcher.SeverityCritical}, "")
 	if err != nil {
 		t.Fatalf("OpenIncident: %v", err)
 	}

@@ -54,7 +54,7 @@ func TestWaitsUseNoAttempt(t *testing.T) {
 		f, sender := setup(t, map[string]int{"a": 1}, func(c *dispatcher.FanoutConfig) { // the first attempt fails: a retry task
 			c.Leases, c.LeaseTTL = c.Store.(dispatcher.LeaseStore), 200*time.Millisecond
 		})
-		res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards down", Severity: dispatcher.SeverityMajor}, "")
+		res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards down"), Severity: dispatcher.SeverityMajor}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +80,7 @@ func TestWaitsUseNoAttempt(t *testing.T) {
 		}
 		f, sender := setup(t, map[string]int{}, func(c *dispatcher.FanoutConfig) { c.Clock, c.QuietHours = clk, q })
 		f.start(t)
-		res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: "Cards slow", Severity: dispatcher.SeverityMinor}, "")
+		res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,7 +25,7 @@ var deliveryEpoch = time.Date(2025, 6, 2, 7, 30, 0, 0, time.UTC)
 func saveBroadcast(t *testing.T, s *Store, incID string, services, regions []string) *dispatcher.Broadcast {
 	t.Helper()
 	inc := &dispatcher.Incident{
-		ID: incID, Title: "Cards down", Severity: dispatcher.SeverityCritical, State: dispatcher.StateInvestigating,
+		ID: incID, Title: dispatcher.PlainTitle("Cards down"), Severity: dispatcher.SeverityCritical, State: dispatcher.StateInvestigating,
 		Services: services, Regions: regions, LastSeq: 1, CreatedAt: deliveryEpoch, UpdatedAt: deliveryEpoch,
 	}
 	bid := dispatcher.BroadcastID(incID, 1)

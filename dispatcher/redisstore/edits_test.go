@@ -27,7 +27,7 @@ func TestSaveEdit(t *testing.T) {
 			t.Fatalf("opened at version %d", opened.Version)
 		}
 		edited := *opened
-		edited.Title, edited.Version = "Payments down in CH", 2
+		edited.Title, edited.Version = dispatcher.PlainTitle("Payments down in CH"), 2
 		e := &dispatcher.Edit{Version: 2, At: editAt, By: "ops", Changes: []dispatcher.Change{
 			{Field: "title", Old: json.RawMessage(`"Payments down"`), New: json.RawMessage(`"Payments down in CH"`)}}}
 		if err := s.SaveEdit(ctx, &edited, e); err != nil {
@@ -43,7 +43,7 @@ func TestSaveEdit(t *testing.T) {
 			t.Errorf("an update made from version 1 after the edit: %v, want ErrStale", err)
 		}
 		got, err := s.GetIncident(ctx, "inc_e")
-		if err != nil || got.Title != "Payments down in CH" || got.Version != 2 {
+		if err != nil || got.Title.String() != "Payments down in CH" || got.Version != 2 {
 			t.Fatalf("stored %+v, %v", got, err)
 		}
 		// An update read after the edit is saved, and makes the next edit

@@ -28,7 +28,7 @@ type pendingUpdate struct {
 func newIncident(id string, created time.Time) pendingUpdate {
 	inc := dispatcher.Incident{
 		ID:        id,
-		Title:     "Payments down",
+		Title:     dispatcher.PlainTitle("Payments down"),
 		Severity:  dispatcher.SeverityMajor,
 		State:     dispatcher.StateInvestigating,
 		Services:  []string{"pay"},
@@ -51,7 +51,7 @@ func nextUpdate(inc dispatcher.Incident, state dispatcher.State, at time.Time) p
 		prevSeq: prev,
 		up: &dispatcher.Update{
 			IncidentID: inc.ID, Seq: inc.LastSeq, State: state, BroadcastID: bid, CreatedAt: at,
-			Message: map[string]string{"en": "update " + strconv.Itoa(inc.LastSeq)},
+			Message: dispatcher.PlainTexts(map[string]string{"en": "update " + strconv.Itoa(inc.LastSeq)}),
 		},
 		b: &dispatcher.Broadcast{
 			ID: bid, IncidentID: inc.ID, Seq: inc.LastSeq, State: dispatcher.BroadcastPlanning,
@@ -463,7 +463,7 @@ func TestCreateBroadcast(t *testing.T) {
 		notice := func(id string, at time.Time) *dispatcher.Broadcast {
 			return &dispatcher.Broadcast{
 				ID: id, Seq: 1, State: dispatcher.BroadcastPlanning, Severity: dispatcher.SeverityMinor, Priority: dispatcher.PriorityBulk,
-				Notice:    &dispatcher.Notice{Title: "Maintenance", Message: map[string]string{"en": "tonight"}, Services: []string{"cards"}},
+				Notice:    &dispatcher.Notice{Title: "Maintenance", Message: dispatcher.PlainTexts(map[string]string{"en": "tonight"}), Services: []string{"cards"}},
 				CreatedAt: at,
 			}
 		}
@@ -490,7 +490,7 @@ func TestCreateBroadcast(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, err := s.GetBroadcast(ctx, "bc_ntc_1")
-		if err != nil || b.Notice == nil || b.Notice.Title != "Maintenance" || b.Notice.Message["en"] != "tonight" ||
+		if err != nil || b.Notice == nil || b.Notice.Title != "Maintenance" || b.Notice.Message["en"].String() != "tonight" ||
 			b.Priority != dispatcher.PriorityBulk || b.IncidentID != "" || b.State != dispatcher.BroadcastPlanning || !b.CreatedAt.Equal(at) {
 			t.Errorf("GetBroadcast = %+v, %v", b, err)
 		}

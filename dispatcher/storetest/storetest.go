@@ -91,7 +91,7 @@ func saveUpdate(t *testing.T, s Store, incID string, seq int) *dispatcher.Broadc
 		state = dispatcher.StateResolved
 	}
 	inc := &dispatcher.Incident{
-		ID: incID, Title: "Cards down", Severity: dispatcher.SeverityMajor, State: state,
+		ID: incID, Title: dispatcher.PlainTitle("Cards down"), Severity: dispatcher.SeverityMajor, State: state,
 		LastSeq: seq, CreatedAt: epoch, UpdatedAt: epoch.Add(time.Duration(seq) * time.Minute),
 	}
 	bid := dispatcher.BroadcastID(incID, seq)

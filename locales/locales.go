@@ -62,6 +62,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 	"github.com/nicksnyder/go-i18n/v2/i18n"
@@ -79,13 +81,21 @@ const DefaultLocale = "en"
 // States, Kinds and Channels are the values Request accepts.
 var (
 	States   = []string{"investigating", "identified", "monitoring", "resolved", "notice"}
-	Kinds    = []string{"customer", "merchant"}
+	Kinds    = []string{"customer", "merchant", "business"}
 	Channels = []string{"sms", "email", "push", "webhook"}
+	// Industries are the wordings of a deployment (Request.Industry):
+	// payments (the default) speaks of payments, terminals and cash;
+	// telecom of calls, mobile data, SMS and lines; banking of card
+	// payments, transfers and online banking; generic of services.
+	Industries = []string{"payments", "telecom", "banking", "generic"}
 )
+
+// DefaultIndustry is the wording of a Request without an Industry.
+const DefaultIndustry = "payments"
 
 // DataKeys are the template data keys every message may use; they are always
 // defined, as "" when there is no value.
-var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "workaround", "credit"}
+var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "eta_clock", "workaround", "credit", "days", "cause", "support", "slots", "what", "What", "advice"}
 
 // Params are the operator params Render reads from Incident.Params; others
 // are ignored.
@@ -99,9 +109,10 @@ const (
 // Errors returned by Render for a request it cannot serve. Match them with
 // errors.Is.
 var (
-	ErrUnknownState   = errors.New("locales: unknown incident state")
-	ErrUnknownKind    = errors.New("locales: unknown recipient kind")
-	ErrUnknownChannel = errors.New("locales: unknown channel")
+	ErrUnknownState    = errors.New("locales: unknown incident state")
+	ErrUnknownKind     = errors.New("locales: unknown recipient kind")
+	ErrUnknownChannel  = errors.New("locales: unknown channel")
+	ErrUnknownIndustry = errors.New("locales: unknown industry")
 )
 
 // parser executes templates and fails on a key that the data lacks, so a
@@ -117,6 +128,7 @@ var variants = []struct {
 	fix       func(string) string
 }{
 	{"de-CH", "de", swissSpelling},
+	{"es-US", "es", nil}, // es-US.toml holds the US wording where it differs
 }
 
 // durationUnits are the units of the duration.<unit> messages.
@@ -167,6 +179,13 @@ func requiredIDs() []string {
 	}
 	for _, k := range Kinds {
 		ids = append(ids, "footer."+k)
+	}
+	ids = append(ids, "slot.cause", "slot.support", "slot.credit", "phrase.what.business")
+	for _, t := range []string{CreditNextBill, CreditWithinDays, CreditApplied} {
+		ids = append(ids, "slot.credit."+t)
+	}
+	for _, i := range Impacts {
+		ids = append(ids, "slot.impact."+i)
 	}
 	for _, u := range durationUnits {
 		ids = append(ids, "duration."+string(u), "duration."+string(u)+".since")
@@ -326,8 +345,9 @@ func (c *Catalog) Chain(locale string) []string {
 type Request struct {
 	Locale   string    // recipient's BCP 47 tag, e.g. "de-CH"
 	Timezone string    // recipient's IANA zone; "" (or an unknown zone) = UTC
-	Kind     string    // customer | merchant
+	Kind     string    // customer | merchant | business
 	Channel  string    // sms | email | push | webhook
+	Industry string    // payments (""), telecom, banking or generic: the deployment's wording
 	State    string    // investigating | identified | monitoring | resolved, or notice (an operator's ad-hoc message)
 	Now      time.Time // reference instant for relative wording (durations, "today"); the caller's clock. Zero: no relative wording (no "since", dates in full)
 	Incident Incident
@@ -379,6 +399,8 @@ func (c *Catalog) Render(r Request) (Message, error) {
 		return Message{}, fmt.Errorf("%w %q", ErrUnknownKind, r.Kind)
 	case !slices.Contains(Channels, r.Channel):
 		return Message{}, fmt.Errorf("%w %q", ErrUnknownChannel, r.Channel)
+	case r.Industry != "" && !slices.Contains(Industries, r.Industry):
+		return Message{}, fmt.Errorf("%w %q", ErrUnknownIndustry, r.Industry)
 	}
 	chain := c.Chain(r.Locale)
 	for i, tag := range chain {
@@ -417,7 +439,7 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 		m.Title = shorten(m.Title, MaxPushTitle)
 		m.Body = shorten(m.Body, MaxPushBody)
 	case "email":
-		footer, err := c.localizeChain(chain, "footer."+r.Kind, nil, nil)
+		footer, err := c.localizeChain(chain, "footer."+wordingKind(r.Kind, r.Industry), nil, nil)
 		if err != nil {
 			return Message{}, err
 		}
@@ -431,17 +453,80 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 
 // pick returns the most specific id for part that s has, or "".
 func pick(s *source, r Request, part string) string {
-	for _, id := range []string{
-		r.State + "." + r.Kind + "." + r.Channel + "." + part,
-		r.State + "." + r.Kind + "." + part,
-		r.State + "." + r.Channel + "." + part,
-		r.State + "." + part,
-	} {
+	for _, id := range candidates(r.State, r.Kind, r.Industry, []string{r.Channel}, part) {
 		if s.has(id) {
 			return id
 		}
 	}
 	return ""
+}
+
+// wordingKind is the kind whose messages a recipient of kind reads in a
+// deployment of industry: a payments business's business customers are
+// its merchants, and in any other industry a merchant is a business
+// customer like the rest.
+func wordingKind(kind, industry string) string {
+	switch {
+	case kind == "business" && (industry == "" || industry == DefaultIndustry):
+		return "merchant"
+	case kind == "merchant" && industry != "" && industry != DefaultIndustry:
+		return "business"
+	}
+	return kind
+}
+
+// industryChain is the industry segments to try, most specific first:
+// none for payments (the base wording is the payments one), else the
+// industry, then generic, then none.
+func industryChain(industry string) []string {
+	switch industry {
+	case "", DefaultIndustry:
+		return []string{""}
+	case "generic":
+		return []string{"generic", ""}
+	}
+	return []string{industry, "generic", ""}
+}
+
+// candidates lists the ids <prefix>[.<kind>][.<industry>][.<channel>].<part>
+// from the most specific to the plainest: the kind's before the kind-less,
+// within each the industry's before the plain wording, within each the
+// channel's (the first of channels that has one) before the channel-less.
+// An empty part is left out.
+func candidates(prefix, kind, industry string, channels []string, part string) []string {
+	kinds := []string{wordingKind(kind, industry), ""}
+	chans := append(slices.Clone(channels), "")
+	var ids []string
+	for _, k := range kinds {
+		for _, i := range industryChain(industry) {
+			for _, c := range chans {
+				id := prefix
+				for _, seg := range []string{k, i, c, part} {
+					if seg != "" {
+						id += "." + seg
+					}
+				}
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// lookup returns the first locale in chain that has one of ids, and the
+// first of ids it has.
+func (c *Catalog) lookup(chain []string, ids []string) (*source, string) {
+	for _, tag := range chain {
+		s := c.locales[tag]
+		for _, id := range ids {
+			if s.has(id) {
+				return s, id
+			}
+		}
+	}
+	return nil, ""
 }
 
 // localize renders id from s's file (or, for a variant, its base's) through
@@ -556,17 +641,104 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	if eta := oneLine(inc.Params[ParamETA]); eta != "" {
 		if t, err := time.Parse(time.RFC3339, eta); err == nil {
 			data["eta"] = own(formatTime(format, t, loc, now))
+			if sameDay(t, now, loc) {
+				data["eta_clock"] = "yes" // a time of day alone: Danish says "kl. 21.00"
+			}
 		} else {
 			data["eta"] = strings.TrimRight(eta, ". ")
 		}
 	}
 	data["workaround"] = strings.TrimRight(oneLine(inc.Params[ParamWorkaround]), ". ")
-	if amount := inc.Params[ParamCreditAmount]; amount != "" && !isZero(amount) {
-		if credit, err := formatMoney(format, amount, inc.Params[ParamCreditCurrency], r.Channel == "sms"); err == nil {
+	slots := ParseSlots(inc.Params)
+	if slots.CreditAmount != "" {
+		if credit, err := formatMoney(format, slots.CreditAmount, slots.CreditCurrency, r.Channel == "sms"); err == nil {
 			data["credit"] = own(credit)
 		}
 	}
+	if slots.CreditWithinDays > 0 {
+		data["days"] = c.formatDuration(chain, time.Duration(slots.CreditWithinDays)*24*time.Hour, true)
+	}
+	data["cause"] = slots.Cause
+	data["support"] = slots.Support
+	for key, id := range map[string]string{"what": "phrase.what", "advice": "phrase.advice"} {
+		if src, id := c.lookup(chain, candidates(id, r.Kind, r.Industry, nil, "")); src != nil && strings.Count(id, ".") >= 2 {
+			if text, err := src.localize(id, data, nil); err == nil {
+				data[key] = text
+			}
+		}
+	}
+	data["What"], data["advice"] = upperFirst(data["what"]), upperFirst(data["advice"])
+	data["slots"] = c.slotText(chain, r, slots, data)
 	return data
+}
+
+// slotText renders the resolution slots a message in r.State says, in the
+// order cause, impact, credit, support: for email and webhook one
+// paragraph each ("\n\n" between them), for SMS one line of short
+// sentences, for push only the impact and the credit. The cause is not
+// said while investigating (nobody knows it yet), the credit only once
+// resolved, as the messages always did.
+func (c *Catalog) slotText(chain []string, r Request, slots Slots, data map[string]string) string {
+	short := r.Channel == "sms" || r.Channel == "push"
+	var chans []string
+	if short {
+		chans = []string{"short"}
+	}
+	say := func(id string) string {
+		src, found := c.lookup(chain, candidates(id, r.Kind, r.Industry, chans, ""))
+		if src == nil {
+			return ""
+		}
+		text, err := src.localize(found, data, nil)
+		if err != nil {
+			return ""
+		}
+		return endSentences(text)
+	}
+	var parts []string
+	if slots.Cause != "" && r.State != "investigating" && r.Channel != "push" {
+		parts = append(parts, say("slot.cause"))
+	}
+	var impact []string
+	for _, i := range slots.Impact {
+		impact = append(impact, say("slot.impact."+i))
+	}
+	if len(impact) > 0 {
+		parts = append(parts, strings.Join(impact, " "))
+	}
+	if data["credit"] != "" && r.State == "resolved" {
+		id := "slot.credit"
+		if slots.CreditTiming != "" {
+			id += "." + slots.CreditTiming
+		}
+		parts = append(parts, say(id))
+	}
+	if slots.Support != "" && r.Channel != "push" {
+		parts = append(parts, say("slot.support"))
+	}
+	parts = slices.DeleteFunc(parts, func(p string) bool { return p == "" })
+	if short {
+		return strings.Join(parts, " ")
+	}
+	return strings.Join(parts, "\n\n")
+}
+
+// sameDay reports whether t falls on now's local day in loc (false for a
+// zero now).
+func sameDay(t, now time.Time, loc *time.Location) bool {
+	if now.IsZero() {
+		return false
+	}
+	t, now = t.In(loc), now.In(loc)
+	return t.Year() == now.Year() && t.YearDay() == now.YearDay()
+}
+
+// upperFirst capitalizes the first letter of a phrase that starts a sentence.
+func upperFirst(s string) string {
+	for i, r := range s {
+		return string(unicode.ToUpper(r)) + s[i+utf8.RuneLen(r):]
+	}
+	return s
 }
 
 // isZero reports whether a decimal amount is zero ("0", "0.00").

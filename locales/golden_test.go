@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -32,7 +33,7 @@ func goldenCases() []goldenCase {
 			Title: title, Severity: "major", Services: services, Regions: regions, Started: testStarted,
 			Params: map[string]string{
 				"eta": testETA, "workaround": workaround, "credit_amount": amount, "credit_currency": currency,
-				"impact": strings.Join(Impacts, ","), "credit_timing": timing, "support": support, "cause": cause,
+				"impact": impactSets[0], "credit_timing": timing, "support": support, "cause": cause,
 			},
 		}
 	}
@@ -52,6 +53,16 @@ func goldenCases() []goldenCase {
 		{"es", "Europe/Madrid", inc("Pagos con tarjeta interrumpidos", []string{"Visa", "Mastercard"}, []string{"Madrid"}, "pague en efectivo o por transferencia", "5", "EUR", "within_days:14", "https://status.example.es/ayuda", "una actualización de software fallida")},
 		{"es-US", "America/New_York", inc("Pagos con tarjeta interrumpidos", []string{"Visa", "Mastercard"}, []string{"Nueva York"}, "pague en efectivo o por transferencia", "5", "USD", "next_bill", "+1 800 331 0500", "una actualización de software fallida")},
 	}
+}
+
+// impactSets are the impacts the main goldens say; the industry goldens
+// say industryImpacts, and slots.txt has every sentence.
+var impactSets = [1]string{"no_financial_consequence,transactions_corrected,data_safe"}
+
+var industryImpacts = map[string]string{
+	"telecom": "no_action_needed,transactions_corrected,data_safe",
+	"banking": "transactions_corrected,data_safe",
+	"generic": "transactions_may_need_retry,data_safe",
 }
 
 // industryTimings are the credit timings the industry goldens use, so that
@@ -83,6 +94,7 @@ func TestGolden(t *testing.T) {
 			gc := gc
 			gc.inc.Params = maps.Clone(gc.inc.Params)
 			gc.inc.Params["credit_timing"] = industryTimings[industry]
+			gc.inc.Params["impact"] = industryImpacts[industry]
 			var b strings.Builder
 			writeGoldenHeader(&b, gc, industry)
 			renderGolden(t, c, &b, nil, gc, industry, []string{"customer", "business"})
@@ -90,6 +102,52 @@ func TestGolden(t *testing.T) {
 		}
 	}
 	checkGolden(t, filepath.Join("testdata", "golden", "email.html"), html.String())
+}
+
+// TestGoldenSlots pins every resolution slot sentence, locale × industry
+// × kind × long and short form, in testdata/golden/slots.txt: the list a
+// translator reviews.
+func TestGoldenSlots(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	var b strings.Builder
+	b.WriteString("# Every resolution slot sentence as Render says it: locale, industry, kind, form (long: email and webhook; short: SMS and push).\n")
+	b.WriteString("# Data: credit 5 CHF in the locale's format, days 14, cause \"a failed software update\", support https://help.example.com. Regenerate: go test ./locales -run Golden -update\n")
+	ids := []string{"slot.cause", "slot.support", "slot.credit", "slot.credit." + CreditNextBill, "slot.credit." + CreditWithinDays, "slot.credit." + CreditApplied}
+	for _, i := range Impacts {
+		ids = append(ids, "slot.impact."+i)
+	}
+	for _, locale := range c.Supported() {
+		chain := c.Chain(locale)
+		for _, industry := range Industries {
+			for _, kind := range Kinds {
+				fmt.Fprintf(&b, "\n=== %s · %s · %s\n", locale, industry, kind)
+				r := Request{Locale: locale, Kind: kind, Industry: industry}
+				data := emptyData()
+				data["cause"], data["support"] = "a failed software update", "https://help.example.com"
+				data["credit"], _ = FormatMoney(locale, "5", "CHF")
+				data["days"] = c.formatDuration(chain, 14*24*time.Hour, true)
+				for _, id := range ids {
+					for _, form := range []string{"long", "short"} {
+						var chans []string
+						if form == "short" {
+							chans = []string{"short"}
+						}
+						src, found := c.lookup(chain, candidates(id, r.Kind, r.Industry, chans, ""))
+						if src == nil {
+							t.Fatalf("%s: no %s", locale, id)
+						}
+						text, err := src.localize(found, data, nil)
+						if err != nil {
+							t.Fatal(err)
+						}
+						fmt.Fprintf(&b, "%s (%s): %s\n", strings.TrimPrefix(id, "slot."), form, endSentences(text))
+					}
+				}
+			}
+		}
+	}
+	checkGolden(t, filepath.Join("testdata", "golden", "slots.txt"), b.String())
 }
 
 func writeGoldenHeader(b *strings.Builder, gc goldenCase, industry string) {
@@ -130,6 +188,10 @@ func renderGolden(t *testing.T, c *Catalog, b, html *strings.Builder, gc goldenC
 					switch channel {
 					case "sms":
 						info := gsm.Count(m.Body)
+						if info.Encoding != gsm.GSM7 {
+							// The golden incidents are written in GSM-7; so must the templates be.
+							t.Errorf("%s %s %s %s %s: SMS is %s: %q", gc.locale, industry, state, kind, v.name, info.Encoding, m.Body)
+						}
 						fmt.Fprintf(b, " (%s, %d characters, %d %s)\n%s\n", info.Encoding, info.Chars, info.Segments, plural(info.Segments, "segment"), m.Body)
 					case "push":
 						fmt.Fprintf(b, " (title %d, body %d characters)\n%s\n%s\n", utf8.RuneCountInString(m.Title), utf8.RuneCountInString(m.Body), m.Title, m.Body)

@@ -69,6 +69,8 @@ import (
 	"github.com/nicksnyder/go-i18n/v2/i18n"
 	"github.com/nicksnyder/go-i18n/v2/i18n/template"
 	"golang.org/x/text/language"
+
+	"github.com/tocsin-dev/tocsin/locales/gsm"
 )
 
 //go:embed messages/*.toml
@@ -425,6 +427,12 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 	if err != nil {
 		return Message{}, err
 	}
+	if r.Channel == "sms" && strings.TrimSpace(r.Operator) == "" {
+		body, err = c.fitSMS(s, bodyID, chain, r, data, body)
+		if err != nil {
+			return Message{}, err
+		}
+	}
 	m := Message{Locale: s.tag, Title: endSentences(title), Body: endSentences(body)}
 	if op := strings.TrimSpace(r.Operator); op != "" {
 		m.Body = s.apply(op)
@@ -668,59 +676,113 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 		}
 	}
 	data["What"], data["advice"] = upperFirst(data["what"]), upperFirst(data["advice"])
-	data["slots"] = c.slotText(chain, r, slots, data)
+	data["slots"] = slotText(c.slotSentences(chain, r, slots, data), r.Channel == "sms" || r.Channel == "push")
 	return data
 }
 
-// slotText renders the resolution slots a message in r.State says, in the
-// order cause, impact, credit, support: for email and webhook one
-// paragraph each ("\n\n" between them), for SMS one line of short
-// sentences, for push only the impact and the credit. The cause is not
-// said while investigating (nobody knows it yet), the credit only once
-// resolved, as the messages always did.
-func (c *Catalog) slotText(chain []string, r Request, slots Slots, data map[string]string) string {
-	short := r.Channel == "sms" || r.Channel == "push"
-	var chans []string
+// SMSBudget is the number of SMS segments a template SMS keeps to when it
+// can: the resolution slots it says are dropped, least important first,
+// until the message fits (see slotSentences).
+const SMSBudget = 2
+
+// slotSentence is one sentence of the resolution slots, with its rank:
+// the lower, the sooner an SMS over budget drops it.
+type slotSentence struct {
+	text string
+	rank int
+}
+
+// slotText joins sentences: one line for SMS and push, else one paragraph
+// for each kind of slot, the impacts together ("\n\n" between them).
+func slotText(sentences []slotSentence, short bool) string {
 	if short {
+		texts := make([]string, len(sentences))
+		for i, s := range sentences {
+			texts[i] = s.text
+		}
+		return strings.Join(texts, " ")
+	}
+	var paras []string
+	prev := -1
+	for _, s := range sentences {
+		if s.rank == rankImpact && prev == rankImpact {
+			paras[len(paras)-1] += " " + s.text
+		} else {
+			paras = append(paras, s.text)
+		}
+		prev = s.rank
+	}
+	return strings.Join(paras, "\n\n")
+}
+
+// Ranks of the slot sentences: an SMS over budget drops the cause first,
+// then the support contact, then the impacts, and the credit last.
+const (
+	rankCause = iota
+	rankSupport
+	rankImpact
+	rankCredit
+)
+
+// slotSentences renders the resolution slots a message in r.State says, in
+// the order cause, impact, credit, support (short forms for SMS and push;
+// push says only the impact and the credit). The cause is not said while
+// investigating (nobody knows it yet), the credit only once resolved, as
+// the messages always did.
+func (c *Catalog) slotSentences(chain []string, r Request, slots Slots, data map[string]string) []slotSentence {
+	var chans []string
+	if r.Channel == "sms" || r.Channel == "push" {
 		chans = []string{"short"}
 	}
-	say := func(id string) string {
+	var out []slotSentence
+	say := func(id string, rank int) {
 		src, found := c.lookup(chain, candidates(id, r.Kind, r.Industry, chans, ""))
 		if src == nil {
-			return ""
+			return
 		}
-		text, err := src.localize(found, data, nil)
-		if err != nil {
-			return ""
+		if text, err := src.localize(found, data, nil); err == nil && text != "" {
+			out = append(out, slotSentence{endSentences(text), rank})
 		}
-		return endSentences(text)
 	}
-	var parts []string
 	if slots.Cause != "" && r.State != "investigating" && r.Channel != "push" {
-		parts = append(parts, say("slot.cause"))
+		say("slot.cause", rankCause)
 	}
-	var impact []string
 	for _, i := range slots.Impact {
-		impact = append(impact, say("slot.impact."+i))
-	}
-	if len(impact) > 0 {
-		parts = append(parts, strings.Join(impact, " "))
+		say("slot.impact."+i, rankImpact)
 	}
 	if data["credit"] != "" && r.State == "resolved" {
 		id := "slot.credit"
 		if slots.CreditTiming != "" {
 			id += "." + slots.CreditTiming
 		}
-		parts = append(parts, say(id))
+		say(id, rankCredit)
 	}
 	if slots.Support != "" && r.Channel != "push" {
-		parts = append(parts, say("slot.support"))
+		say("slot.support", rankSupport)
 	}
-	parts = slices.DeleteFunc(parts, func(p string) bool { return p == "" })
-	if short {
-		return strings.Join(parts, " ")
+	return out
+}
+
+// fitSMS renders an SMS body again with fewer slot sentences while it
+// needs more than SMSBudget segments, dropping the lowest rank first (the
+// last sentence of that rank first); body is the first rendering.
+func (c *Catalog) fitSMS(s *source, bodyID string, chain []string, r Request, data map[string]string, body string) (string, error) {
+	sentences := c.slotSentences(chain, r, ParseSlots(r.Incident.Params), data)
+	for len(sentences) > 0 && gsm.Count(smsText(endSentences(body))).Segments > SMSBudget {
+		drop := len(sentences) - 1
+		for i := len(sentences) - 1; i >= 0; i-- {
+			if sentences[i].rank < sentences[drop].rank {
+				drop = i
+			}
+		}
+		sentences = slices.Delete(sentences, drop, drop+1)
+		data["slots"] = slotText(sentences, true)
+		var err error
+		if body, err = s.localize(bodyID, data, nil); err != nil {
+			return "", err
+		}
 	}
-	return strings.Join(parts, "\n\n")
+	return body, nil
 }
 
 // sameDay reports whether t falls on now's local day in loc (false for a

@@ -85,6 +85,9 @@ func ParseImpact(s string) ([]string, error) {
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: give one or more of %s, separated by commas", ErrImpact, strings.Join(Impacts, ", "))
 	}
+	if slices.Contains(out, "no_action_needed") && slices.Contains(out, "transactions_may_need_retry") {
+		return nil, fmt.Errorf("%w: no_action_needed contradicts transactions_may_need_retry (the reader must retry)", ErrImpact)
+	}
 	slices.SortFunc(out, func(a, b string) int { return slices.Index(Impacts, a) - slices.Index(Impacts, b) })
 	return out, nil
 }

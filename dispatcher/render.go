@@ -19,6 +19,8 @@ type CatalogRenderer struct {
 	// Clock is "now" for relative wording (durations, "today"); nil is the
 	// system clock.
 	Clock Clock
+	// Industry words the messages (locales.Industries); "" is payments.
+	Industry string
 }
 
 var _ Renderer = (*CatalogRenderer)(nil)
@@ -36,6 +38,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		Timezone: req.Timezone,
 		Kind:     string(req.Kind),
 		Channel:  string(req.Channel),
+		Industry: c.Industry,
 		State:    string(up.State),
 		Now:      now,
 		Incident: locales.Incident{

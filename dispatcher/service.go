@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // ServiceConfig holds the Service's dependencies; NewService checks them
@@ -243,8 +245,8 @@ func (f *RecipientFilter) Normalize() error {
 	if f.Region != "" && !labelPattern.MatchString(f.Region) {
 		v.add("query.region", "must be a region: 1-64 characters of letters, digits and _.:-", f.Region)
 	}
-	if f.Kind != "" && f.Kind != KindCustomer && f.Kind != KindMerchant {
-		v.add("query.kind", `must be "customer" or "merchant"`, f.Kind)
+	if f.Kind != "" && !f.Kind.Valid() {
+		v.add("query.kind", `must be "customer", "merchant" or "business"`, f.Kind)
 	}
 	if f.Locale != "" {
 		if loc, err := CanonicalLocale(f.Locale); err != nil {
@@ -458,8 +460,45 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 			v.add(field+"."+k, fmt.Sprintf("at most %d characters", maxParamLen), nil)
 		} else if msg := textFault(val, true); msg != "" {
 			v.add(field+"."+k, msg, nil)
+		} else if msg := slotFault(k, val, params); msg != "" {
+			v.add(field+"."+k, msg, val)
 		}
 	}
+}
+
+// slotFault says what is wrong with the value of a structured param the
+// templates render (impact, credit_timing, support, cause, credit_amount,
+// credit_currency; see locales.ParseSlots), "" when nothing or when k is
+// another param.
+func slotFault(k, val string, params map[string]string) string {
+	var err error
+	switch k {
+	case locales.ParamImpact:
+		_, err = locales.ParseImpact(val)
+	case locales.ParamCreditTiming:
+		_, _, err = locales.ParseCreditTiming(val)
+	case locales.ParamSupport:
+		_, _, err = locales.ParseSupport(val)
+	case locales.ParamCause:
+		_, err = locales.ParseCause(val)
+	case locales.ParamCreditAmount:
+		if _, err = locales.FormatMoney("en", val, "USD"); err != nil {
+			return "must be a non-negative decimal amount such as 5 or 5.00"
+		}
+	case locales.ParamCreditCurrency:
+		if _, err = locales.FormatMoney("en", "1", val); err != nil {
+			return "must be an ISO 4217 currency code such as CHF, USD or DKK"
+		}
+		return ""
+	}
+	if err == nil {
+		if k == locales.ParamCreditAmount && params[locales.ParamCreditCurrency] == "" {
+			return "needs credit_currency, the ISO 4217 code of the amount"
+		}
+		return ""
+	}
+	_, msg, _ := strings.Cut(err.Error(), ": ")
+	return msg
 }
 
 func validateMessage(v *ValidationError, field string, msg map[string]string) map[string]string {

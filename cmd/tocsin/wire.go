@@ -86,7 +86,7 @@ func wire(w wiring) (*wired, error) {
 	qc.Retry = retry
 	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{
 		Store: store, Queue: qc,
-		Renderer:     &dispatcher.CatalogRenderer{Catalog: w.catalog, Clock: w.clock},
+		Renderer:     &dispatcher.CatalogRenderer{Catalog: w.catalog, Clock: w.clock, Industry: cfg.Messages.Industry},
 		Senders:      senders,
 		BatchSize:    cfg.Worker.BatchSize,
 		RetryPolicy:  retry,

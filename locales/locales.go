@@ -16,17 +16,30 @@
 //
 // # Message ids
 //
-// Incident messages are named <state>[.<kind>][.<channel>].<part>, where part
-// is "title" or "body". For each part Render uses the most specific id that
-// the locale has, in this order:
+// Incident messages are named <state>[.<kind>][.<industry>][.<channel>].<part>,
+// where part is "title" or "body". For each part Render uses the most
+// specific id that the locale has: the kind's before the kind-less, within
+// each the industry's before the plain wording, within each the channel's
+// before the channel-less:
 //
+//	<state>.<kind>.<industry>.<channel>.<part>
+//	<state>.<kind>.<industry>.<part>
 //	<state>.<kind>.<channel>.<part>
 //	<state>.<kind>.<part>
-//	<state>.<channel>.<part>
-//	<state>.<part>
+//	<state>.<industry>.<channel>.<part> … <state>.<part>
 //
 // so "resolved.merchant.body" overrides "resolved.body" for merchants and
-// "resolved.sms.body" overrides it on SMS. Email and webhook use
+// "resolved.sms.body" overrides it on SMS. The plain wording is the
+// payments one (Request.Industry "" or payments); telecom tries its own
+// segment, then generic, then the plain one; banking and generic their own,
+// then the plain one. The kind is the reader's wording kind: a business
+// customer of a payments business reads the merchant messages, and a
+// merchant in any other industry the business ones.
+//
+// Resolution slots (the params impact, credit_timing, support, cause; see
+// ParseSlots) are sentences named slot.<name>[.<value>][.<kind>][.<industry>][.short]
+// and picked the same way (.short for SMS and push), and phrase.<name>.<kind>[.<industry>]
+// are the noun phrase and advice the business messages use (.what, .advice). Email and webhook use
 // <state>[.<kind>].body; SMS and push have their own short bodies. The other
 // ids are footer.<kind> (the last paragraph of every email),
 // duration.<unit> and duration.<unit>.since (plural forms of a count of
@@ -41,8 +54,11 @@
 // are all always present ("" when unknown; a template that names any other
 // key fails at New): Title, Services, Regions (comma-joined), Severity,
 // Started (the incident's start in the recipient's zone and format), since
-// (time from the start to Request.Now, "2 hours"), eta, workaround and
-// credit. See messages/en.toml.
+// (time from the start to Request.Now, "2 hours"), eta (and eta_clock,
+// set when it is a time of day alone), workaround, credit, days (the
+// within_days credit timing, "14 days"), cause, support, slots (the slot
+// sentences the message says), what and What (the business phrase, as
+// written and capitalized) and advice. See messages/en.toml.
 //
 // # Channels
 //
@@ -484,16 +500,18 @@ func wordingKind(kind, industry string) string {
 }
 
 // industryChain is the industry segments to try, most specific first:
-// none for payments (the base wording is the payments one), else the
-// industry, then generic, then none.
+// none for payments (the plain wording is the payments one); banking and
+// generic, then none (a bank speaks of money as a payments business does);
+// telecom, then generic (a carrier's customers have no payments), then
+// none.
 func industryChain(industry string) []string {
 	switch industry {
 	case "", DefaultIndustry:
 		return []string{""}
-	case "generic":
-		return []string{"generic", ""}
+	case "telecom":
+		return []string{"telecom", "generic", ""}
 	}
-	return []string{industry, "generic", ""}
+	return []string{industry, ""}
 }
 
 // candidates lists the ids <prefix>[.<kind>][.<industry>][.<channel>].<part>

@@ -1203,3 +1203,37 @@ func mustRead(tb testing.TB, name string) []byte {
 	}
 	return b
 }
+
+// TestUSSpanishOverridesSpainWording: es-US.toml overrides every es message
+// that uses Spain's wording (es-US reads the others from es), and none of
+// its messages uses it.
+func TestUSSpanishOverridesSpainWording(t *testing.T) {
+	t.Parallel()
+	all := fileMessages(t)
+	es, us := all["es"], all["es-US"]
+	if len(us) == 0 {
+		t.Fatal("no es-US.toml")
+	}
+	spain := []string{"incidencia", "al corriente", "abonar", "abonaremos", "abonado", "abono", "listado", " tras "}
+	says := func(m *i18n.Message) string {
+		for _, text := range forms(m) {
+			lower := strings.ToLower(text)
+			for _, w := range spain {
+				if strings.Contains(lower, w) {
+					return w
+				}
+			}
+		}
+		return ""
+	}
+	for id, m := range es {
+		if w := says(m); w != "" && us[id] == nil {
+			t.Errorf("es.toml %q says %q, and es-US.toml does not override it", id, w)
+		}
+	}
+	for id, m := range us {
+		if w := says(m); w != "" {
+			t.Errorf("es-US.toml %q says %q, Spain's wording", id, w)
+		}
+	}
+}

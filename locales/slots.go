@@ -125,6 +125,9 @@ var phoneRE = regexp.MustCompile(`^\+?[0-9][0-9 ()./-]*[0-9]$`)
 // 00 00", "611"; digits with an optional leading + and spaces, dots,
 // hyphens or parentheses between them, 3 to 15 digits).
 func ParseSupport(s string) (kind, value string, err error) {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return "", "", fmt.Errorf("%w: must be one URL, email address or phone number", ErrSupport)
+	}
 	s = strings.TrimSpace(s)
 	switch {
 	case s == "":

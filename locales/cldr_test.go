@@ -1,7 +1,6 @@
 package locales
 
 import (
-	"encoding/json"
 	"os"
 	"testing"
 	"time"
@@ -15,15 +14,7 @@ import (
 // table, or a refresh of one without the other, fails here.
 func TestCLDRTableMatchesExtract(t *testing.T) {
 	t.Parallel()
-	buf, err := os.ReadFile("testdata/cldr/extract.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ex cldr.Extract
-	if err := json.Unmarshal(buf, &ex); err != nil {
-		t.Fatal(err)
-	}
-	want, err := cldr.Source(&ex, "locales")
+	want, ex, err := cldr.Table("testdata/cldr/extract.json", "locales")
 	if err != nil {
 		t.Fatal(err)
 	}

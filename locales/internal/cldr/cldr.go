@@ -174,6 +174,17 @@ func readJSON(file string, v any) error {
 	return nil
 }
 
+// Table reads the extract in file and returns the Go source of its table
+// in package pkg (Source), and the extract.
+func Table(file, pkg string) ([]byte, *Extract, error) {
+	var ex Extract
+	if err := readJSON(file, &ex); err != nil {
+		return nil, nil, err
+	}
+	src, err := Source(&ex, pkg)
+	return src, &ex, err
+}
+
 // gsmText writes CLDR's spaces and the Swiss apostrophe the way an SMS can
 // carry them.
 var gsmText = strings.NewReplacer("\u00a0", " ", "\u202f", " ", "\u2009", " ", "\u2019", "'").Replace

@@ -33,15 +33,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	buf, err := os.ReadFile(*extract)
-	if err != nil {
-		log.Fatal(err)
-	}
-	var ex cldr.Extract
-	if err := json.Unmarshal(buf, &ex); err != nil {
-		log.Fatal(err)
-	}
-	src, err := cldr.Source(&ex, "locales")
+	src, _, err := cldr.Table(*extract, "locales")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -54,8 +54,8 @@
 // are all always present ("" when unknown; a template that names any other
 // key fails at New): Title, Services, Regions (comma-joined), Severity,
 // Started (the incident's start in the recipient's zone and format), since
-// (time from the start to Request.Now, "2 hours"), eta (and eta_clock,
-// set when it is a time of day alone), workaround, credit, days (the
+// (time from the start to Request.Now, "2 hours"; started_clock is set
+// when Started is a time of day alone), eta (and eta_clock, likewise), workaround, credit, days (the
 // within_days credit timing, "14 days"), cause, support, slots (the slot
 // sentences the message says), what and What (the business phrase, as
 // written and capitalized) and advice. See messages/en.toml.
@@ -113,7 +113,7 @@ const DefaultIndustry = "payments"
 
 // DataKeys are the template data keys every message may use; they are always
 // defined, as "" when there is no value.
-var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "eta_clock", "workaround", "credit", "days", "cause", "support", "slots", "what", "What", "advice"}
+var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "eta_clock", "started_clock", "workaround", "credit", "days", "cause", "support", "slots", "what", "What", "advice"}
 
 // Params are the operator params Render reads from Incident.Params; others
 // are ignored.
@@ -660,6 +660,9 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	data["Severity"] = oneLine(inc.Severity)
 	if !inc.Started.IsZero() {
 		data["Started"] = own(formatTime(format, inc.Started, loc, now))
+		if sameDay(inc.Started, now, loc) {
+			data["started_clock"] = "yes"
+		}
 		if d := now.Sub(inc.Started); !now.IsZero() && d >= time.Minute {
 			data["since"] = own(c.formatDuration(chain, d, true))
 		}

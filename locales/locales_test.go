@@ -385,7 +385,7 @@ func TestRenderFormatsForRecipient(t *testing.T) {
 		{"en-US", "America/New_York", "USD", "Started: 8:00 AM (2 hours ago)\nExpected resolution: 12:30 PM"},
 		{"en-GB", "Europe/London", "GBP", "Started: 13:00 (2 hours ago)\nExpected resolution: 17:30"},
 		{"de-CH", "Europe/Zurich", "CHF", "Beginn: 14:00 (vor 2 Stunden)\nVoraussichtliche Behebung: 18:30"},
-		{"da-DK", "Europe/Copenhagen", "DKK", "Start: 14.00 (for 2 timer siden)\nForventes løst kl. 18.30"},
+		{"da-DK", "Europe/Copenhagen", "DKK", "Begyndte kl. 14.00 (for 2 timer siden)\nForventes løst kl. 18.30"},
 		{"es-US", "America/New_York", "USD", "Inicio: 8:00 a.m. (hace 2 horas)\nResolución prevista: 12:30 p.m."},
 		{"pt-BR", "America/Sao_Paulo", "BRL", "Started: 10:00 AM (2 hours ago)\nExpected resolution: 2:30 PM"},
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/tocsin-dev/tocsin/locales/gsm"
 )
 
 func TestParseImpact(t *testing.T) {
@@ -146,4 +148,51 @@ func FuzzSlots(f *testing.F) {
 			t.Errorf("ParseCause accepted %q", v)
 		}
 	})
+}
+
+// TestSMSKeepsToBudget: a template SMS with more slots than fit in
+// SMSBudget segments drops the cause first, then the support contact, then
+// impacts, and keeps the credit; email says them all.
+func TestSMSKeepsToBudget(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	inc := fullIncident()
+	inc.Params = map[string]string{
+		"credit_amount": "5", "credit_currency": "USD", "credit_timing": "next_bill",
+		"impact":  "no_financial_consequence,transactions_corrected,data_safe",
+		"support": "https://help.example.com/outage/2101/card-payments",
+		"cause":   "a failed software update in the card network's authorization service",
+	}
+	r := Request{Locale: "en", Timezone: "America/New_York", Kind: "customer", Channel: "sms", State: "resolved", Now: testNow, Incident: inc}
+	m, err := c.Render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := gsm.Count(m.Body).Segments; n > SMSBudget {
+		t.Errorf("SMS needs %d segments: %q", n, m.Body)
+	}
+	for _, want := range []string{"$5.00 credit on your next bill", "Thank you for your patience."} {
+		if !strings.Contains(m.Body, want) {
+			t.Errorf("SMS lacks %q: %q", want, m.Body)
+		}
+	}
+	if strings.Contains(m.Body, "Cause:") {
+		t.Errorf("SMS kept the cause over budget: %q", m.Body)
+	}
+	r.Channel = "email"
+	if m, err = c.Render(r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Cause of the disruption: a failed software update", "contact us: https://help.example.com/outage/2101/card-payments",
+		"no financial consequences", "corrected automatically", "safe at all times", "$5.00 on your next bill"} {
+		if !strings.Contains(m.Body, want) {
+			t.Errorf("email lacks %q: %q", want, m.Body)
+		}
+	}
+	// Without slots over budget nothing is dropped: the same SMS with only
+	// the credit says it.
+	r.Channel, r.Incident.Params = "sms", map[string]string{"credit_amount": "5", "credit_currency": "USD"}
+	if m, err = c.Render(r); err != nil || !strings.Contains(m.Body, "We will credit $5.00 to your account.") {
+		t.Errorf("SMS with a credit: %q, %v", m.Body, err)
+	}
 }

@@ -196,3 +196,33 @@ func TestSMSKeepsToBudget(t *testing.T) {
 		t.Errorf("SMS with a credit: %q, %v", m.Body, err)
 	}
 }
+
+// TestTelecomSpeaksNoPayments: outside payments, no template speaks of
+// payments, terminals or cash to any kind, in any state or channel, even
+// with every impact said (English and German checked word by word).
+func TestTelecomSpeaksNoPayments(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	words := map[string][]string{"en": {"payment", "pay ", "cash", "terminal"}, "de": {"zahlung", "kassier", " bar ", "barzahl", "terminal"}}
+	inc := fullIncident()
+	inc.Params = map[string]string{"impact": strings.Join([]string{"no_financial_consequence", "transactions_corrected", "transactions_may_need_retry", "data_safe"}, ","),
+		"credit_amount": "5", "credit_currency": "USD", "credit_timing": "next_bill"}
+	for locale, bad := range words {
+		for _, state := range States {
+			for _, kind := range Kinds {
+				for _, channel := range Channels {
+					m, err := c.Render(Request{Locale: locale, Kind: kind, Channel: channel, State: state, Industry: "telecom", Now: testNow, Incident: inc})
+					if err != nil {
+						t.Fatal(err)
+					}
+					text := strings.ToLower(strings.ReplaceAll(m.Title+" "+m.Body, "Card payments down", ""))
+					for _, w := range bad {
+						if strings.Contains(text, w) {
+							t.Errorf("%s %s %s %s says %q: %q", locale, state, kind, channel, w, m.Body)
+						}
+					}
+				}
+			}
+		}
+	}
+}

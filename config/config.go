@@ -35,6 +35,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/api"
 	"github.com/tocsin-dev/tocsin/internal/confcheck"
 	"github.com/tocsin-dev/tocsin/internal/secret"
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // Secret is the type of every secret option: printed, logged or encoded it
@@ -49,6 +50,7 @@ type Config struct {
 	Auth     Auth     `yaml:"auth"`
 	Log      Log      `yaml:"log"`
 	Outbox   Outbox   `yaml:"outbox"`
+	Messages Messages `yaml:"messages"`
 	Channels Channels `yaml:"channels"`
 	Limits   Limits   `yaml:"limits"`
 	Catalog  Catalog  `yaml:"catalog"`
@@ -157,6 +159,18 @@ type Outbox struct {
 	// Cap is the number of messages kept per outbox (newest first),
 	// 1..1000000.
 	Cap int `yaml:"cap"`
+}
+
+// Messages configures the wording of the template messages.
+type Messages struct {
+	// Industry is the deployment's business, which words the messages:
+	// payments (payments, terminals, cash), telecom (calls, mobile data,
+	// SMS, lines), banking (card payments, transfers, online banking) or
+	// generic (services). It also decides whom a business recipient reads
+	// as: in payments a business customer reads the merchant messages, in
+	// the others a merchant reads the business ones.
+	// Default "payments"; env TOCSIN_MESSAGES_INDUSTRY.
+	Industry string `yaml:"industry"`
 }
 
 // Channels configures the providers that deliver messages. A channel
@@ -276,7 +290,8 @@ func Default() Config {
 			Level:  "info",
 			Format: "json",
 		},
-		Outbox: Outbox{Cap: dispatcher.DefaultOutboxCap},
+		Outbox:   Outbox{Cap: dispatcher.DefaultOutboxCap},
+		Messages: Messages{Industry: locales.DefaultIndustry},
 		Channels: Channels{
 			SMS: SMS{
 				Twilio: Twilio{BaseURL: sms.DefaultBaseURL, Timeout: sms.DefaultTimeout},

@@ -60,10 +60,11 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("Default().Validate() = %v, want nil", err)
 	}
 	want := Config{
-		HTTP:   HTTP{Addr: ":8080", ShutdownTimeout: 15 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute},
-		Worker: Worker{Concurrency: 10, BatchSize: 500, MaxRetry: 8, ShutdownTimeout: 10 * time.Second, LeaseTTL: 5 * time.Second},
-		Log:    Log{Level: "info", Format: "json"},
-		Outbox: Outbox{Cap: 10000},
+		HTTP:     HTTP{Addr: ":8080", ShutdownTimeout: 15 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute},
+		Worker:   Worker{Concurrency: 10, BatchSize: 500, MaxRetry: 8, ShutdownTimeout: 10 * time.Second, LeaseTTL: 5 * time.Second},
+		Log:      Log{Level: "info", Format: "json"},
+		Outbox:   Outbox{Cap: 10000},
+		Messages: Messages{Industry: "payments"},
 		Channels: Channels{
 			SMS:   SMS{Twilio: Twilio{BaseURL: "https://api.twilio.com", Timeout: 10 * time.Second}, Rate: "10/s"},
 			Email: Email{SMTP: SMTP{Port: 587, TLS: "starttls", PoolSize: 4, Timeout: 15 * time.Second}, Rate: "50/s"},
@@ -198,6 +199,7 @@ auth:
 					Auth:     Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer}}},
 					Log:      Log{Level: "error", Format: "text"},
 					Outbox:   Outbox{Cap: 1_000_000},
+					Messages: Messages{Industry: "payments"},
 					Channels: Default().Channels,
 					Limits:   Default().Limits,
 				}
@@ -418,6 +420,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		`log.level: must be debug, info, warn or error, got "verbose"`,
 		`log.format: must be json or text, got "xml"`,
 		"outbox.cap: must be between 1 and 1000000, got 0",
+		"messages.industry: is required: must be payments, telecom, banking or generic",
 	}
 	for _, w := range want {
 		if !strings.Contains(msg, w) {
@@ -847,7 +850,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 66; len(paths) != want {
+	if want := 67; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tocsin-dev/tocsin/internal/confcheck"
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // minLinkSecretLen is the shortest auth.link_secret accepted.
@@ -63,6 +64,7 @@ func (c Config) Validate() error {
 	v.OneOf("log.format", c.Log.Format, "json", "text")
 
 	v.Between("outbox.cap", c.Outbox.Cap, 1, 1_000_000)
+	v.OneOf("messages.industry", c.Messages.Industry, locales.Industries...)
 
 	v.twilio(c.Channels.SMS.Twilio)
 	v.rate("channels.sms.rate", c.Channels.SMS.Rate, false)

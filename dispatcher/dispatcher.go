@@ -68,11 +68,24 @@ type Kind string
 const (
 	KindCustomer Kind = "customer"
 	KindMerchant Kind = "merchant"
+	// KindBusiness is a carrier's, bank's or other company's business
+	// customer. In a payments deployment it reads the merchant messages; in
+	// any other a merchant reads the business ones (locales.Industries).
+	KindBusiness Kind = "business"
 )
 
 // Kinds lists every recipient kind. Operator texts may be given per kind
 // (Texts), so a new kind listed here is one a text may name.
-var Kinds = []Kind{KindCustomer, KindMerchant}
+var Kinds = []Kind{KindCustomer, KindMerchant, KindBusiness}
+
+// Valid reports whether k is a recipient kind.
+func (k Kind) Valid() bool {
+	return k == KindCustomer || k == KindMerchant || k == KindBusiness
+}
+
+// Organization reports whether k is a business of some kind (merchant or
+// business): the kinds that may register webhook endpoints.
+func (k Kind) Organization() bool { return k == KindMerchant || k == KindBusiness }
 
 // Channel is a way to reach a recipient.
 type Channel string
@@ -238,9 +251,9 @@ func (r *Recipient) normalize(pathPrefix string, checkPushURL func(string) error
 	switch r.Kind {
 	case "":
 		r.Kind = KindCustomer
-	case KindCustomer, KindMerchant:
+	case KindCustomer, KindMerchant, KindBusiness:
 	default:
-		v.add(p("kind"), `must be "customer" or "merchant"`, r.Kind)
+		v.add(p("kind"), `must be "customer", "merchant" or "business"`, r.Kind)
 	}
 	if r.Locale == "" {
 		r.Locale = "en"

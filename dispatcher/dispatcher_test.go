@@ -98,6 +98,19 @@ func TestRecipientNormalizeValid(t *testing.T) {
 	if empty.Locale != "en" || empty.Kind != dispatcher.KindMerchant {
 		t.Errorf("minimal merchant: locale %q kind %q, want en merchant", empty.Locale, empty.Kind)
 	}
+
+	business := &dispatcher.Recipient{ID: "b1", Kind: dispatcher.KindBusiness}
+	if err := business.Normalize(""); err != nil || business.Kind != dispatcher.KindBusiness {
+		t.Errorf("Normalize business: %v, kind %q", err, business.Kind)
+	}
+	for _, k := range []dispatcher.Kind{dispatcher.KindCustomer, dispatcher.KindMerchant, dispatcher.KindBusiness} {
+		if !k.Valid() || k.Organization() != (k != dispatcher.KindCustomer) {
+			t.Errorf("%s: Valid %v, Organization %v", k, k.Valid(), k.Organization())
+		}
+	}
+	if dispatcher.Kind("robot").Valid() {
+		t.Error(`Kind("robot").Valid() = true`)
+	}
 }
 
 func TestRecipientNormalizeInvalid(t *testing.T) {
@@ -398,6 +411,51 @@ func TestClassify(t *testing.T) {
 	}
 	if msg := dispatcher.Permanent("21211", base).Error(); !strings.Contains(msg, "permanent") || !strings.Contains(msg, "21211") || !strings.Contains(msg, "boom") {
 		t.Errorf("Permanent error text %q lacks kind, code or cause", msg)
+	}
+}
+
+// TestCatalogRendererIndustry: the renderer's Industry words the messages
+// and decides whom a business customer and a merchant read as; the slots
+// an update carries are said in the recipient's language.
+func TestCatalogRendererIndustry(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2101, 2, 2, 16, 0, 0, 0, time.UTC)
+	inc := &dispatcher.Incident{ID: "inc_x", Title: dispatcher.PlainTitle("Mobile network down"), Severity: dispatcher.SeverityMajor, State: dispatcher.StateResolved, CreatedAt: now.Add(-3 * time.Hour)}
+	up := &dispatcher.Update{IncidentID: inc.ID, Seq: 2, State: dispatcher.StateResolved, Params: map[string]string{
+		"credit_amount": "5", "credit_currency": "USD", "credit_timing": "next_bill", "impact": "no_action_needed"}}
+	render := func(industry string, kind dispatcher.Kind, locale string) string {
+		t.Helper()
+		rnd := &dispatcher.CatalogRenderer{Catalog: locales.MustNew(), Industry: industry, Clock: dispatcher.ClockFunc(func() time.Time { return now })}
+		got, err := rnd.Render(dispatcher.RenderRequest{Locale: locale, Timezone: "America/New_York", Kind: kind, Channel: dispatcher.ChannelEmail, Incident: inc, Update: up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Body
+	}
+	for _, tc := range []struct {
+		industry string
+		kind     dispatcher.Kind
+		locale   string
+		want     []string
+		not      []string
+	}{
+		{"telecom", dispatcher.KindBusiness, "en-US", []string{"Calls, mobile data and SMS on your business lines are working normally again", "credit of $5.00 on your next bill", "restart it"}, []string{"payments"}},
+		{"telecom", dispatcher.KindMerchant, "de", []string{"Anrufe, mobile Daten und SMS Ihrer Geschäftsanschlüsse funktionieren wieder normal", "mit Ihrer nächsten Rechnung eine Gutschrift von 5,00 $"}, []string{"Zahlungen"}},
+		{"banking", dispatcher.KindBusiness, "fr-CH", []string{"Les paiements par carte, les virements et la banque en ligne de votre entreprise fonctionnent de nouveau normalement"}, nil},
+		{"", dispatcher.KindBusiness, "en", []string{"payments at your business", "accept all payments as usual"}, []string{"business lines"}},
+		{"payments", dispatcher.KindCustomer, "da", []string{"Fejlen er rettet efter 3 timer", "trukket fra på din næste regning"}, nil},
+	} {
+		body := render(tc.industry, tc.kind, tc.locale)
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s %s %s: body lacks %q:\n%s", tc.industry, tc.kind, tc.locale, w, body)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(body, n) {
+				t.Errorf("%s %s %s: body says %q:\n%s", tc.industry, tc.kind, tc.locale, n, body)
+			}
+		}
 	}
 }
 

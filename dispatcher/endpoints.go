@@ -160,8 +160,8 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 	if err != nil {
 		return nil, err
 	}
-	if r.Kind != KindMerchant {
-		return nil, &ValidationError{Fields: []*FieldError{{Field: "path.id", Message: "webhook endpoints are for merchants: the recipient's kind is " + string(r.Kind), Value: recipientID}}}
+	if !r.Kind.Organization() {
+		return nil, &ValidationError{Fields: []*FieldError{{Field: "path.id", Message: "webhook endpoints are for merchants and business customers: the recipient's kind is " + string(r.Kind), Value: recipientID}}}
 	}
 	now := s.now()
 	events := dedupe(in.Events)

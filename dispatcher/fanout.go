@@ -435,7 +435,7 @@ func (f *Fanout) endpointsFor(ctx context.Context, channels []Channel, up *Updat
 	}
 	var ids []string
 	for _, r := range rs {
-		if r != nil && r.Kind == KindMerchant {
+		if r != nil && r.Kind.Organization() {
 			ids = append(ids, r.ID)
 		}
 	}

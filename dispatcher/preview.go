@@ -65,6 +65,8 @@ func ExampleParams(now time.Time) map[string]string {
 		"eta":             now.Add(2 * time.Hour).Truncate(15 * time.Minute).Format(time.RFC3339),
 		"credit_amount":   "5.00",
 		"credit_currency": "CHF",
+		"impact":          "no_financial_consequence,transactions_corrected",
+		"support":         "https://status.example.com/help",
 	}
 }
 

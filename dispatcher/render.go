@@ -29,6 +29,8 @@ type CatalogRenderer struct {
 	// StatusURL is the {status_url} placeholder's value when an update's
 	// params have no status_url ("" leaves it empty).
 	StatusURL string
+	// Industry words the messages (locales.Industries); "" is payments.
+	Industry string
 }
 
 var (
@@ -58,6 +60,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		Now:        now,
 		Attributes: req.Attributes,
 		StatusURL:  c.StatusURL,
+		Industry:   c.Industry,
 		Incident: locales.Incident{
 			Title:    inc.Title.For(req.Locale, readsEnglish),
 			Severity: string(inc.Severity),

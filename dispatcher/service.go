@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // ServiceConfig holds the Service's dependencies; NewService checks them
@@ -254,8 +256,8 @@ func (f *RecipientFilter) Normalize() error {
 	} else {
 		f.Region = CanonicalRegion(f.Region)
 	}
-	if f.Kind != "" && f.Kind != KindCustomer && f.Kind != KindMerchant {
-		v.add("query.kind", `must be "customer" or "merchant"`, f.Kind)
+	if f.Kind != "" && !f.Kind.Valid() {
+		v.add("query.kind", `must be "customer", "merchant" or "business"`, f.Kind)
 	}
 	if f.Locale != "" {
 		if loc, err := CanonicalLocale(f.Locale); err != nil {
@@ -469,8 +471,46 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 			v.add(field+"."+k, fmt.Sprintf("at most %d characters", maxParamLen), nil)
 		} else if msg := textFault(val, true); msg != "" {
 			v.add(field+"."+k, msg, nil)
+		} else if msg := slotFault(k, val); msg != "" {
+			v.add(field+"."+k, msg, val)
 		}
 	}
+}
+
+// slotFault says what is wrong with the value of a structured param the
+// templates render (impact, credit_timing, support, cause, credit_amount,
+// credit_currency; see locales.ParseSlots), "" when nothing or when k is
+// another param.
+func slotFault(k, val string) string {
+	var err error
+	switch k {
+	case locales.ParamImpact:
+		_, err = locales.ParseImpact(val)
+	case locales.ParamCreditTiming:
+		_, _, err = locales.ParseCreditTiming(val)
+	case locales.ParamSupport:
+		_, _, err = locales.ParseSupport(val)
+	case locales.ParamCause:
+		_, err = locales.ParseCause(val)
+	case locales.ParamCreditAmount:
+		if _, err = locales.FormatMoney("en", val, "USD"); err != nil {
+			return "must be a non-negative decimal amount such as 5 or 5.00"
+		}
+	case locales.ParamCreditCurrency:
+		if _, err = locales.FormatMoney("en", "1", val); err != nil {
+			return "must be an ISO 4217 currency code such as CHF, USD or DKK"
+		}
+		return ""
+	}
+	if err == nil {
+		// An amount without a currency is no fault here: the currency may
+		// stand in the incident's params already, or in a recipient's
+		// attributes; a credit with none is left out of the message, and
+		// the preview shows it.
+		return ""
+	}
+	_, msg, _ := strings.Cut(err.Error(), ": ")
+	return msg
 }
 
 func validateChannels(v *ValidationError, field string, chs []Channel) []Channel {

@@ -16,18 +16,23 @@ import (
 	"golang.org/x/text/message"
 )
 
-// Formatting follows CLDR's medium date and short time patterns and its
-// currency patterns, from the small tables below rather than a full CLDR
-// library. Output uses plain spaces where CLDR has no-break or narrow
-// no-break spaces, and an ASCII apostrophe for the Swiss grouping separator
-// (CLDR: U+2019), so every formatted value stays in the GSM-7 alphabet.
+// Formatting follows CLDR's medium date and short time patterns, its
+// medium date-time join and its standard currency pattern and separators,
+// from the tables in cldr_table.go, generated from CLDR's JSON (see package
+// locales/internal/cldr) for every locale of the languages Tocsin has
+// messages in: en-CH and en-DE get 24-hour times and day-month order,
+// fr-CH money "5.00 CHF". Output uses plain spaces where CLDR has no-break
+// or narrow no-break spaces, and an ASCII apostrophe for the Swiss grouping
+// separator (CLDR: U+2019), so every formatted value stays in the GSM-7
+// alphabet.
 //
 // A table is picked by the exact language-region pair ("en-GB", "de-CH"),
 // then the language ("de"), then English.
 
 // timeStyle is a locale's date and time format as CLDR patterns: d, dd
-// (day), MM (month number), MMM (abbreviated month), y (year), H, HH, h
-// (hour), mm (minute) and a (AM/PM); any other character is literal.
+// (day), M, MM (month number), MMM (abbreviated month), y, yy (year), H,
+// HH, h, hh (hour), mm (minute) and a (AM/PM); text in single quotes and
+// any other character is literal.
 type timeStyle struct {
 	date   string     // CLDR medium date
 	clock  string     // CLDR short time
@@ -36,49 +41,18 @@ type timeStyle struct {
 	am, pm string
 }
 
-var (
-	enMonths = [12]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
-	gbMonths = [12]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sept", "Oct", "Nov", "Dec"}
-	frMonths = [12]string{"janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."}
-	itMonths = [12]string{"gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "set", "ott", "nov", "dic"}
-	daMonths = [12]string{"jan.", "feb.", "mar.", "apr.", "maj", "jun.", "jul.", "aug.", "sep.", "okt.", "nov.", "dec."}
-	esMonths = [12]string{"ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic"}
-)
-
-var timeStyles = map[string]timeStyle{
-	"en":    {date: "MMM d, y", clock: "h:mm a", join: ", ", months: enMonths, am: "AM", pm: "PM"}, // = en-US
-	"en-GB": {date: "d MMM y", clock: "HH:mm", join: ", ", months: gbMonths},
-	"de":    {date: "dd.MM.y", clock: "HH:mm", join: ", "}, // also de-CH, de-AT
-	"fr":    {date: "d MMM y", clock: "HH:mm", join: ", ", months: frMonths},
-	"it":    {date: "d MMM y", clock: "HH:mm", join: ", ", months: itMonths},
-	"da":    {date: "d. MMM y", clock: "HH.mm", join: " ", months: daMonths},
-	"es":    {date: "d MMM y", clock: "H:mm", join: ", ", months: esMonths},
-	"es-US": {date: "d MMM y", clock: "h:mm a", join: ", ", months: esMonths, am: "a.m.", pm: "p.m."},
-}
+var timeStyles = cldrTimeStyles
 
 // moneyStyle is a locale's currency format: where the symbol goes, and the
 // decimal and grouping separators.
 type moneyStyle struct {
-	pattern  string // "¤n" (symbol first, a space only after a letter), "¤ n" or "n ¤"
+	pattern  string // "¤n" (symbol first, a space only after a letter), "¤ n", "n ¤" or "n¤"
 	decimal  string
 	group    string
 	minGroup int // CLDR minimumGroupingDigits: Spanish groups 12.345 but not 1234
 }
 
-var moneyStyles = map[string]moneyStyle{
-	"en":    {pattern: "¤n", decimal: ".", group: ",", minGroup: 1},
-	"de":    {pattern: "n ¤", decimal: ",", group: ".", minGroup: 1},
-	"de-AT": {pattern: "¤ n", decimal: ",", group: " ", minGroup: 1},
-	"de-CH": {pattern: "¤ n", decimal: ".", group: "'", minGroup: 1},
-	"de-LI": {pattern: "¤ n", decimal: ".", group: "'", minGroup: 1},
-	"fr":    {pattern: "n ¤", decimal: ",", group: " ", minGroup: 1}, // also fr-CH: "5,00 CHF"
-	"it":    {pattern: "n ¤", decimal: ",", group: ".", minGroup: 1},
-	"it-CH": {pattern: "¤ n", decimal: ".", group: "'", minGroup: 1},
-	"da":    {pattern: "n ¤", decimal: ",", group: ".", minGroup: 1},
-	"es":    {pattern: "n ¤", decimal: ",", group: ".", minGroup: 2},
-	"es-MX": {pattern: "¤n", decimal: ".", group: ",", minGroup: 1},
-	"es-US": {pattern: "¤n", decimal: ".", group: ",", minGroup: 1},
-}
+var moneyStyles = cldrMoneyStyles
 
 // styleKeys returns the table keys to try for a BCP 47 tag, most specific
 // first: "de-CH", "de", "en".
@@ -122,11 +96,8 @@ func formatTime(locale string, t time.Time, loc *time.Location, now time.Time) s
 	s := lookupStyle(timeStyles, locale)
 	t = t.In(loc)
 	clock := s.format(s.clock, t)
-	if !now.IsZero() {
-		n := now.In(loc)
-		if y, m, d := t.Date(); n.Year() == y && n.Month() == m && n.Day() == d {
-			return clock
-		}
+	if sameDay(t, now, loc) {
+		return clock
 	}
 	return s.format(s.date, t) + s.join + clock
 }
@@ -136,6 +107,18 @@ func (s timeStyle) format(pattern string, t time.Time) string {
 	var b strings.Builder
 	for i := 0; i < len(pattern); {
 		c := pattern[i]
+		if c == '\'' { // quoted text; '' is an apostrophe
+			end := strings.IndexByte(pattern[i+1:], '\'')
+			if end < 0 {
+				end = len(pattern) - i - 1
+			}
+			if end == 0 {
+				b.WriteByte('\'')
+			}
+			b.WriteString(pattern[i+1 : i+1+end])
+			i += end + 2
+			continue
+		}
 		j := i
 		for j < len(pattern) && pattern[j] == c {
 			j++
@@ -147,22 +130,30 @@ func (s timeStyle) format(pattern string, t time.Time) string {
 			b.WriteString(strconv.Itoa(t.Day()))
 		case "dd":
 			fmt.Fprintf(&b, "%02d", t.Day())
+		case "M":
+			b.WriteString(strconv.Itoa(int(t.Month())))
 		case "MM":
 			fmt.Fprintf(&b, "%02d", int(t.Month()))
 		case "MMM":
 			b.WriteString(s.months[t.Month()-1])
 		case "y":
 			b.WriteString(strconv.Itoa(t.Year()))
+		case "yy":
+			fmt.Fprintf(&b, "%02d", t.Year()%100)
 		case "H":
 			b.WriteString(strconv.Itoa(t.Hour()))
 		case "HH":
 			fmt.Fprintf(&b, "%02d", t.Hour())
-		case "h":
+		case "h", "hh":
 			h := t.Hour() % 12
 			if h == 0 {
 				h = 12
 			}
-			b.WriteString(strconv.Itoa(h))
+			if field == "hh" {
+				fmt.Fprintf(&b, "%02d", h)
+			} else {
+				b.WriteString(strconv.Itoa(h))
+			}
 		case "mm":
 			fmt.Fprintf(&b, "%02d", t.Minute())
 		case "a":
@@ -267,6 +258,8 @@ func formatMoney(locale, amount, currencyCode string, gsm7 bool) (string, error)
 		return num.String() + " " + sym, nil
 	case "¤ n":
 		return sym + " " + num.String(), nil
+	case "n¤":
+		return num.String() + sym, nil
 	default: // "¤n": CLDR's currency spacing puts a space after a letter: "CHF 5.00", "$5.00"
 		if r := []rune(sym); unicode.IsLetter(r[len(r)-1]) {
 			return sym + " " + num.String(), nil

@@ -42,7 +42,7 @@ func TestFormatTime(t *testing.T) {
 		{"es", "es", "2026-11-21T15:30:00Z", "Europe/Madrid", never, "21 nov 2026, 16:30"},
 		{"es hour without zero", "es-ES", "2026-01-05T08:05:00Z", "Europe/Madrid", never, "5 ene 2026, 9:05"},
 		{"es-US", "es-US", "2026-11-21T21:30:00Z", "America/New_York", never, "21 nov 2026, 4:30 p.m."},
-		{"es-MX", "es-MX", "2026-11-21T22:30:00Z", "America/Mexico_City", never, "21 nov 2026, 16:30"},
+		{"es-MX", "es-MX", "2026-11-21T22:30:00Z", "America/Mexico_City", never, "21 nov 2026, 4:30 p.m."}, // CLDR 45: h:mm a
 		{"unsupported language", "pt-BR", "2026-11-21T21:30:00Z", "America/New_York", never, "Nov 21, 2026, 4:30 PM"},
 		{"POSIX locale", "de_CH.UTF-8", "2026-11-21T15:30:00Z", "Europe/Zurich", never, "21.11.2026, 16:30"},
 		{"midnight", "en-US", "2026-11-22T05:05:00Z", "America/New_York", never, "Nov 22, 2026, 12:05 AM"},
@@ -98,12 +98,12 @@ func TestFormatMoney(t *testing.T) {
 		{"de-CH", "1234567.891", "CHF", "CHF 1'234'567.89"},
 		{"de-CH", "5", "EUR", "EUR 5.00"},
 		{"it-CH", "1234.5", "CHF", "CHF 1'234.50"},
-		{"fr-CH", "1234.5", "CHF", "1 234,50 CHF"},
+		{"fr-CH", "1234.5", "CHF", "1 234.50 CHF"}, // CLDR currencyDecimal "."
 		{"fr", "5", "EUR", "5,00 €"},
 		{"fr", "5", "USD", "5,00 $US"},
 		{"de-DE", "5", "EUR", "5,00 €"},
 		{"de", "1234.5", "EUR", "1.234,50 €"},
-		{"de-AT", "1234.5", "EUR", "€ 1 234,50"},
+		{"de-AT", "1234.5", "EUR", "€ 1.234,50"}, // CLDR currencyGroup "."
 		{"da-DK", "5", "DKK", "5,00 kr."},
 		{"da", "1234.5", "DKK", "1.234,50 kr."},
 		{"da", "5", "EUR", "5,00 €"},

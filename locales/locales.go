@@ -16,17 +16,30 @@
 //
 // # Message ids
 //
-// Incident messages are named <state>[.<kind>][.<channel>].<part>, where part
-// is "title" or "body". For each part Render uses the most specific id that
-// the locale has, in this order:
+// Incident messages are named <state>[.<kind>][.<industry>][.<channel>].<part>,
+// where part is "title" or "body". For each part Render uses the most
+// specific id that the locale has: the kind's before the kind-less, within
+// each the industry's before the plain wording, within each the channel's
+// before the channel-less:
 //
+//	<state>.<kind>.<industry>.<channel>.<part>
+//	<state>.<kind>.<industry>.<part>
 //	<state>.<kind>.<channel>.<part>
 //	<state>.<kind>.<part>
-//	<state>.<channel>.<part>
-//	<state>.<part>
+//	<state>.<industry>.<channel>.<part> … <state>.<part>
 //
 // so "resolved.merchant.body" overrides "resolved.body" for merchants and
-// "resolved.sms.body" overrides it on SMS. Email and webhook use
+// "resolved.sms.body" overrides it on SMS. The plain wording is the
+// payments one (Request.Industry "" or payments); telecom tries its own
+// segment, then generic, then the plain one; banking and generic their own,
+// then the plain one. The kind is the reader's wording kind: a business
+// customer of a payments business reads the merchant messages, and a
+// merchant in any other industry the business ones.
+//
+// Resolution slots (the params impact, credit_timing, support, cause; see
+// ParseSlots) are sentences named slot.<name>[.<value>][.<kind>][.<industry>][.short]
+// and picked the same way (.short for SMS and push), and phrase.<name>.<kind>[.<industry>]
+// are the noun phrase and advice the business messages use (.what, .advice). Email and webhook use
 // <state>[.<kind>].body; SMS and push have their own short bodies. The other
 // ids are footer.<kind> (the last paragraph of every email),
 // duration.<unit> and duration.<unit>.since (plural forms of a count of
@@ -43,10 +56,13 @@
 // key fails at New): Title, Services, Regions (their display names, see
 // Names, joined by the locale's list pattern "A, B und C"), Severity,
 // Started (the incident's start in the recipient's zone and format), since
-// (time from the start to Request.Now, "2 hours"), eta, workaround and
-// credit (the recipient's own, Request.Attributes, when it has one),
-// duration (from the start to Now, "2 hours") and status_url. See
-// messages/en.toml.
+// (time from the start to Request.Now, "2 hours"; started_clock is set
+// when Started is a time of day alone), eta (and eta_clock, likewise),
+// workaround, credit (the recipient's own, Request.Attributes, when it has
+// one), days (the within_days credit timing, "14 days"), cause, support,
+// slots (the slot sentences the message says), what and What (the business
+// phrase, as written and capitalized), advice, duration (from the start to
+// Now, "2 hours") and status_url. See messages/en.toml.
 //
 // # Placeholders
 //
@@ -75,11 +91,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 	"github.com/nicksnyder/go-i18n/v2/i18n"
 	"github.com/nicksnyder/go-i18n/v2/i18n/template"
 	"golang.org/x/text/language"
+
+	"github.com/tocsin-dev/tocsin/locales/gsm"
 )
 
 //go:embed messages/*.toml
@@ -92,13 +112,21 @@ const DefaultLocale = "en"
 // States, Kinds and Channels are the values Request accepts.
 var (
 	States   = []string{"investigating", "identified", "monitoring", "resolved", "notice"}
-	Kinds    = []string{"customer", "merchant"}
+	Kinds    = []string{"customer", "merchant", "business"}
 	Channels = []string{"sms", "email", "push", "webhook"}
+	// Industries are the wordings of a deployment (Request.Industry):
+	// payments (the default) speaks of payments, terminals and cash;
+	// telecom of calls, mobile data, SMS and lines; banking of card
+	// payments, transfers and online banking; generic of services.
+	Industries = []string{"payments", "telecom", "banking", "generic"}
 )
+
+// DefaultIndustry is the wording of a Request without an Industry.
+const DefaultIndustry = "payments"
 
 // DataKeys are the template data keys every message may use; they are always
 // defined, as "" when there is no value.
-var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "workaround", "credit", "duration", "status_url"}
+var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "eta_clock", "started_clock", "workaround", "credit", "days", "cause", "support", "slots", "what", "What", "advice", "duration", "status_url"}
 
 // Params are the operator params Render reads from Incident.Params; others
 // are ignored.
@@ -112,9 +140,10 @@ const (
 // Errors returned by Render for a request it cannot serve. Match them with
 // errors.Is.
 var (
-	ErrUnknownState   = errors.New("locales: unknown incident state")
-	ErrUnknownKind    = errors.New("locales: unknown recipient kind")
-	ErrUnknownChannel = errors.New("locales: unknown channel")
+	ErrUnknownState    = errors.New("locales: unknown incident state")
+	ErrUnknownKind     = errors.New("locales: unknown recipient kind")
+	ErrUnknownChannel  = errors.New("locales: unknown channel")
+	ErrUnknownIndustry = errors.New("locales: unknown industry")
 )
 
 // parser executes templates and fails on a key that the data lacks, so a
@@ -130,6 +159,7 @@ var variants = []struct {
 	fix       func(string) string
 }{
 	{"de-CH", "de", swissSpelling},
+	{"es-US", "es", nil}, // es-US.toml holds the US wording where it differs
 }
 
 // durationUnits are the units of the duration.<unit> messages.
@@ -180,6 +210,13 @@ func requiredIDs() []string {
 	}
 	for _, k := range Kinds {
 		ids = append(ids, "footer."+k)
+	}
+	ids = append(ids, "slot.cause", "slot.support", "slot.credit", "phrase.what.business")
+	for _, t := range []string{CreditNextBill, CreditWithinDays, CreditApplied} {
+		ids = append(ids, "slot.credit."+t)
+	}
+	for _, i := range Impacts {
+		ids = append(ids, "slot.impact."+i)
 	}
 	for _, u := range durationUnits {
 		ids = append(ids, "duration."+string(u), "duration."+string(u)+".since")
@@ -351,8 +388,9 @@ func (c *Catalog) Chain(locale string) []string {
 type Request struct {
 	Locale   string    // recipient's BCP 47 tag, e.g. "de-CH"
 	Timezone string    // recipient's IANA zone; "" (or an unknown zone) = UTC
-	Kind     string    // customer | merchant
+	Kind     string    // customer | merchant | business
 	Channel  string    // sms | email | push | webhook
+	Industry string    // payments (""), telecom, banking or generic: the deployment's wording
 	State    string    // investigating | identified | monitoring | resolved, or notice (an operator's ad-hoc message)
 	Now      time.Time // reference instant for relative wording (durations, "today"); the caller's clock. Zero: no relative wording (no "since", dates in full)
 	Incident Incident
@@ -421,6 +459,8 @@ func (c *Catalog) Render(r Request) (Message, error) {
 		return Message{}, fmt.Errorf("%w %q", ErrUnknownKind, r.Kind)
 	case !slices.Contains(Channels, r.Channel):
 		return Message{}, fmt.Errorf("%w %q", ErrUnknownChannel, r.Channel)
+	case r.Industry != "" && !slices.Contains(Industries, r.Industry):
+		return Message{}, fmt.Errorf("%w %q", ErrUnknownIndustry, r.Industry)
 	}
 	chain := c.Chain(r.Locale)
 	for i, tag := range chain {
@@ -448,6 +488,12 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 	if err != nil {
 		return Message{}, err
 	}
+	if r.Channel == "sms" && strings.TrimSpace(r.Operator) == "" {
+		body, err = c.fitSMS(s, bodyID, chain, r, data, body)
+		if err != nil {
+			return Message{}, err
+		}
+	}
 	m := Message{Locale: s.tag, Title: endSentences(title), Body: endSentences(body), Missing: missing}
 	if op := strings.TrimSpace(r.Operator); op != "" {
 		op, opMissing := expand(op, values)
@@ -469,7 +515,7 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 		m.Shortened = title != m.Title || body != m.Body
 		m.Title, m.Body = title, body
 	case "email":
-		footer, err := c.localizeChain(chain, "footer."+r.Kind, nil, nil)
+		footer, err := c.localizeChain(chain, "footer."+wordingKind(r.Kind, r.Industry), nil, nil)
 		if err != nil {
 			return Message{}, err
 		}
@@ -483,17 +529,82 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 
 // pick returns the most specific id for part that s has, or "".
 func pick(s *source, r Request, part string) string {
-	for _, id := range []string{
-		r.State + "." + r.Kind + "." + r.Channel + "." + part,
-		r.State + "." + r.Kind + "." + part,
-		r.State + "." + r.Channel + "." + part,
-		r.State + "." + part,
-	} {
+	for _, id := range candidates(r.State, r.Kind, r.Industry, []string{r.Channel}, part) {
 		if s.has(id) {
 			return id
 		}
 	}
 	return ""
+}
+
+// wordingKind is the kind whose messages a recipient of kind reads in a
+// deployment of industry: a payments business's business customers are
+// its merchants, and in any other industry a merchant is a business
+// customer like the rest.
+func wordingKind(kind, industry string) string {
+	switch {
+	case kind == "business" && (industry == "" || industry == DefaultIndustry):
+		return "merchant"
+	case kind == "merchant" && industry != "" && industry != DefaultIndustry:
+		return "business"
+	}
+	return kind
+}
+
+// industryChain is the industry segments to try, most specific first:
+// none for payments (the plain wording is the payments one); banking and
+// generic, then none (a bank speaks of money as a payments business does);
+// telecom, then generic (a carrier's customers have no payments), then
+// none.
+func industryChain(industry string) []string {
+	switch industry {
+	case "", DefaultIndustry:
+		return []string{""}
+	case "telecom":
+		return []string{"telecom", "generic", ""}
+	}
+	return []string{industry, ""}
+}
+
+// candidates lists the ids <prefix>[.<kind>][.<industry>][.<channel>].<part>
+// from the most specific to the plainest: the kind's before the kind-less,
+// within each the industry's before the plain wording, within each the
+// channel's (the first of channels that has one) before the channel-less.
+// An empty part is left out.
+func candidates(prefix, kind, industry string, channels []string, part string) []string {
+	kinds := []string{wordingKind(kind, industry), ""}
+	chans := append(slices.Clone(channels), "")
+	var ids []string
+	for _, k := range kinds {
+		for _, i := range industryChain(industry) {
+			for _, c := range chans {
+				id := prefix
+				for _, seg := range []string{k, i, c, part} {
+					if seg != "" {
+						id += "." + seg
+					}
+				}
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// lookup returns the first locale in chain that has one of ids, and the
+// first of ids it has.
+func (c *Catalog) lookup(chain []string, ids []string) (*source, string) {
+	for _, tag := range chain {
+		s := c.locales[tag]
+		for _, id := range ids {
+			if s.has(id) {
+				return s, id
+			}
+		}
+	}
+	return nil, ""
 }
 
 // localize renders id from s's file (or, for a variant, its base's) through
@@ -609,6 +720,9 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	data["Severity"] = oneLine(inc.Severity)
 	if !inc.Started.IsZero() {
 		data["Started"] = own(formatTime(format, inc.Started, loc, now))
+		if sameDay(inc.Started, now, loc) {
+			data["started_clock"] = "yes"
+		}
 		if d := now.Sub(inc.Started); !now.IsZero() && d >= time.Minute {
 			data["since"] = own(c.formatDuration(chain, d, true))
 		}
@@ -616,12 +730,16 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	if eta := oneLine(inc.Params[ParamETA]); eta != "" {
 		if t, err := time.Parse(time.RFC3339, eta); err == nil {
 			data["eta"] = own(formatTime(format, t, loc, now))
+			if sameDay(t, now, loc) {
+				data["eta_clock"] = "yes" // a time of day alone: Danish says "kl. 21.00"
+			}
 		} else {
 			data["eta"] = strings.TrimRight(eta, ". ")
 		}
 	}
 	data["workaround"] = strings.TrimRight(oneLine(inc.Params[ParamWorkaround]), ". ")
-	amount, currency := inc.Params[ParamCreditAmount], inc.Params[ParamCreditCurrency]
+	slots := ParseSlots(inc.Params)
+	amount, currency := slots.CreditAmount, slots.CreditCurrency
 	if a := r.Attributes[ParamCreditAmount]; a != "" {
 		// The recipient's own credit (per account); its currency, when it
 		// names none, is the params'.
@@ -640,7 +758,144 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	if data["status_url"] == "" {
 		data["status_url"] = oneLine(r.StatusURL)
 	}
+	if slots.CreditWithinDays > 0 {
+		data["days"] = c.formatDuration(chain, time.Duration(slots.CreditWithinDays)*24*time.Hour, true)
+	}
+	data["cause"] = slots.Cause
+	data["support"] = slots.Support
+	for key, id := range map[string]string{"what": "phrase.what", "advice": "phrase.advice"} {
+		if src, id := c.lookup(chain, candidates(id, r.Kind, r.Industry, nil, "")); src != nil && strings.Count(id, ".") >= 2 {
+			if text, err := src.localize(id, data, nil); err == nil {
+				data[key] = text
+			}
+		}
+	}
+	data["What"], data["advice"] = upperFirst(data["what"]), upperFirst(data["advice"])
+	data["slots"] = slotText(c.slotSentences(chain, r, slots, data), r.Channel == "sms" || r.Channel == "push")
 	return data
+}
+
+// SMSBudget is the number of SMS segments a template SMS keeps to when it
+// can: the resolution slots it says are dropped, least important first,
+// until the message fits (see slotSentences).
+const SMSBudget = 2
+
+// slotSentence is one sentence of the resolution slots, with its rank:
+// the lower, the sooner an SMS over budget drops it.
+type slotSentence struct {
+	text string
+	rank int
+}
+
+// slotText joins sentences: one line for SMS and push, else one paragraph
+// for each kind of slot, the impacts together ("\n\n" between them).
+func slotText(sentences []slotSentence, short bool) string {
+	if short {
+		texts := make([]string, len(sentences))
+		for i, s := range sentences {
+			texts[i] = s.text
+		}
+		return strings.Join(texts, " ")
+	}
+	var paras []string
+	prev := -1
+	for _, s := range sentences {
+		if s.rank == rankImpact && prev == rankImpact {
+			paras[len(paras)-1] += " " + s.text
+		} else {
+			paras = append(paras, s.text)
+		}
+		prev = s.rank
+	}
+	return strings.Join(paras, "\n\n")
+}
+
+// Ranks of the slot sentences: an SMS over budget drops the cause first,
+// then the support contact, then the impacts, and the credit last.
+const (
+	rankCause = iota
+	rankSupport
+	rankImpact
+	rankCredit
+)
+
+// slotSentences renders the resolution slots a message in r.State says, in
+// the order cause, impact, credit, support (short forms for SMS and push;
+// push says only the impact and the credit). The cause is not said while
+// investigating (nobody knows it yet), the credit only once resolved, as
+// the messages always did.
+func (c *Catalog) slotSentences(chain []string, r Request, slots Slots, data map[string]string) []slotSentence {
+	var chans []string
+	if r.Channel == "sms" || r.Channel == "push" {
+		chans = []string{"short"}
+	}
+	var out []slotSentence
+	say := func(id string, rank int) {
+		src, found := c.lookup(chain, candidates(id, r.Kind, r.Industry, chans, ""))
+		if src == nil {
+			return
+		}
+		if text, err := src.localize(found, data, nil); err == nil && text != "" {
+			out = append(out, slotSentence{endSentences(text), rank})
+		}
+	}
+	if slots.Cause != "" && r.State != "investigating" && r.Channel != "push" {
+		say("slot.cause", rankCause)
+	}
+	for _, i := range slots.Impact {
+		say("slot.impact."+i, rankImpact)
+	}
+	if data["credit"] != "" && r.State == "resolved" {
+		id := "slot.credit"
+		if slots.CreditTiming != "" {
+			id += "." + slots.CreditTiming
+		}
+		say(id, rankCredit)
+	}
+	if slots.Support != "" && r.Channel != "push" {
+		say("slot.support", rankSupport)
+	}
+	return out
+}
+
+// fitSMS renders an SMS body again with fewer slot sentences while it
+// needs more than SMSBudget segments, dropping the lowest rank first (the
+// last sentence of that rank first); body is the first rendering.
+func (c *Catalog) fitSMS(s *source, bodyID string, chain []string, r Request, data map[string]string, body string) (string, error) {
+	sentences := c.slotSentences(chain, r, ParseSlots(r.Incident.Params), data)
+	for len(sentences) > 0 && gsm.Count(smsText(endSentences(body))).Segments > SMSBudget {
+		drop := len(sentences) - 1
+		for i := len(sentences) - 1; i >= 0; i-- {
+			if sentences[i].rank < sentences[drop].rank {
+				drop = i
+			}
+		}
+		sentences = slices.Delete(sentences, drop, drop+1)
+		data["slots"] = slotText(sentences, true)
+		var err error
+		if body, err = s.localize(bodyID, data, nil); err != nil {
+			return "", err
+		}
+	}
+	return body, nil
+}
+
+// sameDay reports whether t falls on now's local day in loc (false for a
+// zero now).
+func sameDay(t, now time.Time, loc *time.Location) bool {
+	if now.IsZero() {
+		return false
+	}
+	t, now = t.In(loc), now.In(loc)
+	return t.Year() == now.Year() && t.YearDay() == now.YearDay()
+}
+
+// upperFirst capitalizes the first letter of a phrase that starts a sentence.
+func upperFirst(s string) string {
+	for i, r := range s {
+		return string(unicode.ToUpper(r)) + s[i+utf8.RuneLen(r):]
+	}
+	return s
 }
 
 // isZero reports whether a decimal amount is zero ("0", "0.00").

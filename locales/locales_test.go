@@ -56,8 +56,9 @@ var resolvedWord = map[string]string{
 	"de-CH": "behoben",
 	"fr":    "a pris fin",
 	"it":    "terminato",
-	"da":    "overstået",
+	"da":    "rettet",
 	"es":    "resuelta",
+	"es-US": "resuelta",
 }
 
 // etaLabel is the phrase that introduces .eta in each locale's sms bodies.
@@ -67,8 +68,9 @@ var etaLabel = map[string]string{
 	"de-CH": "Voraussichtliche Behebung: ",
 	"fr":    "Rétablissement prévu : ",
 	"it":    "Risoluzione prevista: ",
-	"da":    "Forventet løsning: ",
+	"da":    "Forventes løst kl. ",
 	"es":    "Fin previsto: ",
+	"es-US": "Fin previsto: ",
 }
 
 // fileMessages parses the embedded message files directly (not through
@@ -127,6 +129,20 @@ func TestFilesHaveSameIDsAsEnglish(t *testing.T) {
 	for locale, msgs := range all {
 		t.Run(locale, func(t *testing.T) {
 			t.Parallel()
+			if slices.ContainsFunc(variants, func(v struct {
+				tag, base string
+				fix       func(string) string
+			}) bool {
+				return v.tag == locale
+			}) {
+				// A variant's file overrides single messages of its base.
+				for id := range msgs {
+					if _, ok := en[id]; !ok {
+						t.Errorf("%s.toml has %q, which en.toml lacks", locale, id)
+					}
+				}
+				return
+			}
 			for id := range en {
 				if _, ok := msgs[id]; !ok {
 					t.Errorf("%s.toml lacks %q", locale, id)
@@ -148,16 +164,18 @@ func TestIDScheme(t *testing.T) {
 	for locale, msgs := range fileMessages(t) {
 		for id := range msgs {
 			if !validID(id) {
-				t.Errorf("%s.toml: id %q does not follow <state>[.<kind>][.<channel>].<title|body>, footer.<kind>, duration.<unit>[.since], duration.and, list.and or text.<name>", locale, id)
+				t.Errorf("%s.toml: id %q does not follow <state>[.<kind>][.<industry>][.<channel>].<title|body>, slot.<name>[.<value>][.<kind>][.<industry>][.short], phrase.<name>.<kind>[.<industry>], footer.<kind>, duration.<unit>[.since], duration.and, list.and or text.<name>", locale, id)
 			}
 		}
 	}
-	for _, id := range []string{"resolved.title", "resolved.merchant.sms.body", "footer.merchant", "duration.day.since", "duration.and", "list.and"} {
+	for _, id := range []string{"resolved.title", "resolved.merchant.sms.body", "footer.merchant", "duration.day.since", "duration.and", "list.and",
+		"resolved.business.telecom.sms.body", "slot.impact.data_safe.generic.short", "slot.credit.next_bill", "slot.cause", "phrase.what.business.banking"} {
 		if !validID(id) {
 			t.Errorf("validID(%q) = false", id)
 		}
 	}
-	for _, id := range []string{"resolved.sms.merchant.body", "resolved", "footer.partner", "duration.week", "resolve.body", "resolved.push.subject"} {
+	for _, id := range []string{"resolved.sms.merchant.body", "resolved", "footer.partner", "duration.week", "resolve.body", "resolved.push.subject",
+		"resolved.payments.body", "resolved.telecom.business.body", "slot.impact", "slot.impact.unknown", "slot.credit.short.next_bill", "phrase.what", "slot.cause.sms"} {
 		if validID(id) {
 			t.Errorf("validID(%q) = true", id)
 		}
@@ -176,19 +194,49 @@ func validID(id string) bool {
 	case seg[0] == "duration":
 		return (len(seg) == 2 || len(seg) == 3 && seg[2] == "since") &&
 			slices.Contains(durationUnits, durationUnit(seg[1]))
+	case seg[0] == "slot" && len(seg) >= 2:
+		rest := seg[2:]
+		switch seg[1] {
+		case "cause", "support":
+		case "credit":
+			if len(rest) > 0 && slices.Contains([]string{CreditNextBill, CreditWithinDays, CreditApplied}, rest[0]) {
+				rest = rest[1:]
+			}
+		case "impact":
+			if len(rest) == 0 || !slices.Contains(Impacts, rest[0]) {
+				return false
+			}
+			rest = rest[1:]
+		default:
+			return false
+		}
+		return optionalSegments(rest, Kinds, otherIndustries(), []string{"short"})
+	case seg[0] == "phrase":
+		return len(seg) >= 3 && (seg[1] == "what" || seg[1] == "advice") && slices.Contains(Kinds, seg[2]) &&
+			optionalSegments(seg[3:], otherIndustries())
 	}
-	if len(seg) < 2 || len(seg) > 4 || !slices.Contains(States, seg[0]) ||
+	if len(seg) < 2 || !slices.Contains(States, seg[0]) ||
 		seg[len(seg)-1] != "title" && seg[len(seg)-1] != "body" {
 		return false
 	}
-	ok := true
-	switch mid := seg[1 : len(seg)-1]; {
-	case len(mid) == 1:
-		ok = slices.Contains(Kinds, mid[0]) || slices.Contains(Channels, mid[0])
-	case len(mid) == 2:
-		ok = slices.Contains(Kinds, mid[0]) && slices.Contains(Channels, mid[1])
+	return optionalSegments(seg[1:len(seg)-1], Kinds, otherIndustries(), Channels)
+}
+
+// otherIndustries are the industries with their own id segment: payments
+// is the plain wording.
+func otherIndustries() []string {
+	return slices.DeleteFunc(slices.Clone(Industries), func(i string) bool { return i == DefaultIndustry })
+}
+
+// optionalSegments reports whether segs holds at most one value of each
+// list, in the order of the lists.
+func optionalSegments(segs []string, lists ...[]string) bool {
+	for _, list := range lists {
+		if len(segs) > 0 && slices.Contains(list, segs[0]) {
+			segs = segs[1:]
+		}
 	}
-	return ok
+	return len(segs) == 0
 }
 
 // TestMessageCharacters keeps messages SMS-friendly: letters, plain ASCII
@@ -220,7 +268,7 @@ func TestMessageCharacters(t *testing.T) {
 func TestSupported(t *testing.T) {
 	t.Parallel()
 	got := MustNew().Supported()
-	want := []string{"en", "da", "de", "de-CH", "es", "fr", "it"}
+	want := []string{"en", "da", "de", "de-CH", "es", "es-US", "fr", "it"}
 	if !slices.Equal(got, want) {
 		t.Errorf("Supported() = %q, want %q", got, want)
 	}
@@ -266,7 +314,7 @@ func TestChain(t *testing.T) {
 		{c, "it-CH", []string{"it", "en"}},
 		{c, "da-DK", []string{"da", "en"}},
 		{c, "es-MX", []string{"es", "en"}},
-		{c, "es-US", []string{"es", "en"}},
+		{c, "es-US", []string{"es-US", "es", "en"}},
 		{c, "en", []string{"en"}},
 		{c, "en-US", []string{"en"}},
 		{c, "en-GB", []string{"en"}},
@@ -338,7 +386,7 @@ func TestRenderFormatsForRecipient(t *testing.T) {
 		{"en-US", "America/New_York", "USD", "Started: 8:00 AM (2 hours ago)\nExpected resolution: 12:30 PM"},
 		{"en-GB", "Europe/London", "GBP", "Started: 13:00 (2 hours ago)\nExpected resolution: 17:30"},
 		{"de-CH", "Europe/Zurich", "CHF", "Beginn: 14:00 (vor 2 Stunden)\nVoraussichtliche Behebung: 18:30"},
-		{"da-DK", "Europe/Copenhagen", "DKK", "Start: 14.00 (for 2 timer siden)\nForventet løsning: 18.30"},
+		{"da-DK", "Europe/Copenhagen", "DKK", "Begyndte kl. 14.00 (for 2 timer siden)\nForventes løst kl. 18.30"},
 		{"es-US", "America/New_York", "USD", "Inicio: 8:00 a.m. (hace 2 horas)\nResolución prevista: 12:30 p.m."},
 		{"pt-BR", "America/Sao_Paulo", "BRL", "Started: 10:00 AM (2 hours ago)\nExpected resolution: 2:30 PM"},
 	}
@@ -352,11 +400,11 @@ func TestRenderFormatsForRecipient(t *testing.T) {
 	credits := []struct{ locale, currency, want string }{
 		{"de-CH", "CHF", "Als Entschuldigung schreiben wir Ihrem Konto CHF 5.00 gut."},
 		{"de", "EUR", "Als Entschuldigung schreiben wir Ihrem Konto 5,00 € gut."},
-		{"da-DK", "DKK", "Som en undskyldning krediterer vi 5,00 kr. på din konto."},
+		{"da-DK", "DKK", "Som kompensation krediterer vi 5,00 kr. på din konto."},
 		{"en-US", "USD", "As an apology, we will credit $5.00 to your account."},
-		{"fr-CH", "CHF", "En guise d'excuse, nous créditerons votre compte de 5,00 CHF."},
+		{"fr-CH", "CHF", "En guise d'excuse, nous créditerons 5.00 CHF sur votre compte."},
 		{"it-CH", "CHF", "Per scusarci, accrediteremo CHF 5.00 sul Suo conto."},
-		{"es-US", "USD", "Como disculpa, abonaremos $5.00 en su cuenta."},
+		{"es-US", "USD", "Como disculpa, le acreditaremos $5.00 en su cuenta."},
 		{"pt-BR", "BRL", "As an apology, we will credit R$5.00 to your account."},
 	}
 	for _, tt := range credits {
@@ -469,6 +517,19 @@ const minimalEnglish = `
 "notice.body" = "b"
 "footer.customer" = "footer customer"
 "footer.merchant" = "footer merchant"
+"footer.business" = "footer business"
+"phrase.what.business" = "what"
+"slot.cause" = "cause {{.cause}}"
+"slot.support" = "support {{.support}}"
+"slot.credit" = "credit {{.credit}}"
+"slot.credit.next_bill" = "credit {{.credit}} next bill"
+"slot.credit.within_days" = "credit {{.credit}} within {{.days}}"
+"slot.credit.applied" = "credit {{.credit}} applied"
+"slot.impact.no_financial_consequence" = "i1"
+"slot.impact.transactions_corrected" = "i2"
+"slot.impact.transactions_may_need_retry" = "i3"
+"slot.impact.no_action_needed" = "i4"
+"slot.impact.data_safe" = "i5"
 "duration.and" = "{{.Major}} and {{.Minor}}"
 "list.and" = "{{.Head}} and {{.Last}}"
 "duration.minute" = { one = "{{.Count}} min", other = "{{.Count}} min" }
@@ -637,7 +698,7 @@ func TestRenderETA(t *testing.T) {
 		{"en-GB", "Europe/London", "2026-11-22T14:00:00Z", "Expected resolution: 22 Nov 2026, 14:00."},
 		{"de-CH", "Europe/Zurich", "2026-11-21T17:30:00+01:00", "Voraussichtliche Behebung: 17:30."},
 		{"de-CH", "Europe/Zurich", "2026-11-21T23:30:00Z", "Voraussichtliche Behebung: 22.11.2026, 00:30."}, // today in UTC, tomorrow in Zurich
-		{"da-DK", "Europe/Copenhagen", "2026-11-23T08:05:00Z", "Forventet løsning: 23. nov. 2026 09.05."},
+		{"da-DK", "Europe/Copenhagen", "2026-11-23T08:05:00Z", "Forventes løst 23. nov. 2026 09.05."},
 		{"fr-CH", "Europe/Zurich", "2026-12-01T08:05:00Z", "Rétablissement prévu : 1 déc. 2026, 09:05."},
 		{"it-CH", "Europe/Zurich", "2026-11-22T08:05:00Z", "Risoluzione prevista: 22 nov 2026, 09:05."},
 		{"es", "Europe/Madrid", "2026-11-22T08:05:00Z", "Fin previsto: 22 nov 2026, 9:05."},
@@ -1144,4 +1205,38 @@ func mustRead(tb testing.TB, name string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// TestUSSpanishOverridesSpainWording: es-US.toml overrides every es message
+// that uses Spain's wording (es-US reads the others from es), and none of
+// its messages uses it.
+func TestUSSpanishOverridesSpainWording(t *testing.T) {
+	t.Parallel()
+	all := fileMessages(t)
+	es, us := all["es"], all["es-US"]
+	if len(us) == 0 {
+		t.Fatal("no es-US.toml")
+	}
+	spain := []string{"incidencia", "al corriente", "abonar", "abonaremos", "abonado", "abono", "listado", " tras "}
+	says := func(m *i18n.Message) string {
+		for _, text := range forms(m) {
+			lower := strings.ToLower(text)
+			for _, w := range spain {
+				if strings.Contains(lower, w) {
+					return w
+				}
+			}
+		}
+		return ""
+	}
+	for id, m := range es {
+		if w := says(m); w != "" && us[id] == nil {
+			t.Errorf("es.toml %q says %q, and es-US.toml does not override it", id, w)
+		}
+	}
+	for id, m := range us {
+		if w := says(m); w != "" {
+			t.Errorf("es-US.toml %q says %q, Spain's wording", id, w)
+		}
+	}
 }

@@ -29,11 +29,10 @@ var Placeholders = []string{"eta", "credit", "started", "duration", "services", 
 // AttrPrefix starts the name of a placeholder that reads a recipient attribute.
 const AttrPrefix = "attr."
 
-// Params the placeholders read beside those Render reads for the templates.
-const (
-	ParamStatusURL = "status_url" // the incident's status page; Request.StatusURL when absent
-	ParamSupport   = "support"    // how to reach support: a URL, phone number or email address
-)
+// ParamStatusURL is the param the {status_url} placeholder reads: the
+// incident's status page; Request.StatusURL when absent. ({support} reads
+// ParamSupport, a resolution slot.)
+const ParamStatusURL = "status_url"
 
 // attributeName is the form of a recipient attribute's name.
 var attributeName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)

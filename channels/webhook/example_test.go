@@ -49,6 +49,10 @@ func ExamplePayload() {
 	//     "params": {
 	//       "credit_amount": "5.00",
 	//       "credit_currency": "CHF"
+	//     },
+	//     "credit": {
+	//       "amount": "5.00",
+	//       "currency": "CHF"
 	//     }
 	//   }
 	// }
@@ -105,7 +109,7 @@ func Example_signature() {
 	// Output:
 	// webhook-id: bc_pay_4.webhook.mer_42
 	// webhook-timestamp: 1773502925
-	// webhook-signature: v1,OTlrk/6xNURMDo7zC0bW7FpTJcZ5d9TLH4P4j+2Ki6k=
+	// webhook-signature: v1,uu7Z6wBSXKRKDwGX2G+qz6+CVPObPLI2RQbCKN+BNmo=
 	//
-	// {"type":"incident.resolved","timestamp":"2026-03-14T15:42:00Z","data":{"incident_id":"inc_pay","seq":4,"state":"resolved","severity":"critical","services":["card-payments"],"regions":["CH","LI"],"started_at":"2026-03-14T12:05:00Z","resolved_at":"2026-03-14T15:40:00Z","title":"Resolved: card payments","body":"Card payments work again since 15:40. Payments that failed were not charged.","locale":"en-GB","broadcast_id":"bc_pay_4","delivery_id":"bc_pay_4.webhook.mer_42","params":{"credit_amount":"5.00","credit_currency":"CHF"}}}
+	// {"type":"incident.resolved","timestamp":"2026-03-14T15:42:00Z","data":{"incident_id":"inc_pay","seq":4,"state":"resolved","severity":"critical","services":["card-payments"],"regions":["CH","LI"],"started_at":"2026-03-14T12:05:00Z","resolved_at":"2026-03-14T15:40:00Z","title":"Resolved: card payments","body":"Card payments work again since 15:40. Payments that failed were not charged.","locale":"en-GB","broadcast_id":"bc_pay_4","delivery_id":"bc_pay_4.webhook.mer_42","params":{"credit_amount":"5.00","credit_currency":"CHF"},"credit":{"amount":"5.00","currency":"CHF"}}}
 }

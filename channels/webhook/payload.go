@@ -43,6 +43,28 @@ type Data struct {
 	BroadcastID string            `json:"broadcast_id"`
 	DeliveryID  string            `json:"delivery_id"`
 	Params      map[string]string `json:"params"`
+	// Impact, Credit, Support and Cause are the update's resolution slots
+	// read from Params for programs (each absent when not given; the
+	// same values stay in Params as the operator wrote them).
+	Impact  []string `json:"impact,omitempty"`  // e.g. ["no_financial_consequence", "transactions_corrected"]
+	Credit  *Credit  `json:"credit,omitempty"`  // the credit a recipient gets
+	Support *Support `json:"support,omitempty"` // where to get help
+	Cause   string   `json:"cause,omitempty"`   // a short account of the cause
+}
+
+// Credit is the credit_amount, credit_currency and credit_timing params.
+type Credit struct {
+	Amount   string `json:"amount"`   // decimal, as given: "5.00"
+	Currency string `json:"currency"` // ISO 4217: "USD"
+	// Timing is next_bill, within_days or applied; absent when not said.
+	Timing     string `json:"timing,omitempty"`
+	WithinDays int    `json:"within_days,omitempty"` // with timing within_days
+}
+
+// Support is the support param.
+type Support struct {
+	Kind  string `json:"kind"` // url, email or phone
+	Value string `json:"value"`
 }
 
 // Payload builds the JSON body for m, as Send sends it at now (Send passes
@@ -90,6 +112,14 @@ func event(m *dispatcher.Message, now time.Time) Event {
 	}
 	for k, v := range up.Params {
 		d.Params[k] = v
+	}
+	slots := dispatcher.ParseSlots(up.Params)
+	d.Impact, d.Cause = slots.Impact, slots.Cause
+	if slots.CreditAmount != "" {
+		d.Credit = &Credit{Amount: slots.CreditAmount, Currency: slots.CreditCurrency, Timing: slots.CreditTiming, WithinDays: slots.CreditWithinDays}
+	}
+	if slots.Support != "" {
+		d.Support = &Support{Kind: slots.SupportKind, Value: slots.Support}
 	}
 	if eta, err := time.Parse(time.RFC3339, up.Params["eta"]); err == nil {
 		d.ETA = rfc3339(eta)

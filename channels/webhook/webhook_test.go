@@ -505,6 +505,51 @@ func TestPayloadWithoutIncident(t *testing.T) {
 	}
 }
 
+// TestPayloadSlots checks that the resolution slots reach programs as
+// fields of their own, and that a payload without them has none of those
+// members (so older consumers see what they saw before).
+func TestPayloadSlots(t *testing.T) {
+	t.Parallel()
+	up := &dispatcher.Update{IncidentID: "inc_x", Seq: 3, State: dispatcher.StateResolved, BroadcastID: "bc_x_3",
+		CreatedAt: time.Date(2101, 3, 14, 15, 0, 0, 0, time.UTC),
+		Params: map[string]string{
+			"impact": "transactions_corrected, no_financial_consequence", "credit_amount": "5.00", "credit_currency": "usd",
+			"credit_timing": "within_days:14", "support": "+1 800 331 0500", "cause": "a failed software update.",
+		}}
+	m := &dispatcher.Message{DeliveryID: "bc_x_3.webhook.m", BroadcastID: "bc_x_3", IncidentID: "inc_x", Seq: 3,
+		State: dispatcher.StateResolved, Title: "T", Body: "B", Locale: "en", Update: up}
+	b, err := webhook.Payload(m, up.CreatedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev webhook.Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	d := ev.Data
+	if !reflect.DeepEqual(d.Impact, []string{"no_financial_consequence", "transactions_corrected"}) ||
+		!reflect.DeepEqual(d.Credit, &webhook.Credit{Amount: "5.00", Currency: "USD", Timing: "within_days", WithinDays: 14}) ||
+		!reflect.DeepEqual(d.Support, &webhook.Support{Kind: "phone", Value: "+1 800 331 0500"}) ||
+		d.Cause != "a failed software update" || d.Params["cause"] != "a failed software update." {
+		t.Errorf("Payload = %s", b)
+	}
+
+	m.Update = &dispatcher.Update{IncidentID: "inc_x", Seq: 3, State: dispatcher.StateResolved, CreatedAt: up.CreatedAt}
+	b, err = webhook.Payload(m, up.CreatedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw struct{ Data map[string]any }
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"impact", "credit", "support", "cause"} {
+		if _, ok := raw.Data[k]; ok {
+			t.Errorf("without slots, data.%s is present: %s", k, b)
+		}
+	}
+}
+
 func TestTransientFailures(t *testing.T) {
 	t.Parallel()
 	now := time.Now()

@@ -31,7 +31,7 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 	fs.StringVar(&in.priority, "priority", "", "with --notice: bulk, low, normal or critical")
 	template := fs.Bool("template", false, "render one template with example data instead (no audience)")
 	locale := fs.String("locale", "", "with --template: the recipient's locale (default en)")
-	kind := fs.String("kind", "", "with --template: customer or merchant (default customer)")
+	kind := fs.String("kind", "", "with --template: customer, merchant or business (default customer)")
 	tz := fs.String("timezone", "", "with --template: the recipient's IANA time zone (default UTC)")
 	eta := fs.String("eta", "", "with --template: the ETA, RFC 3339 or text shown as is (default: in two hours)")
 	c, pos, err := fs.clientRange(args, 0, 1, "at most one incident ID")

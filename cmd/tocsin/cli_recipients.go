@@ -88,7 +88,7 @@ func orDash(s, dash string) string {
 func (m *Main) recipientsPut(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("recipients put", "")
 	scalars := fs.stringFlags(
-		"kind", "customer or merchant ('' for the default, customer)",
+		"kind", "customer, merchant or business ('' for the default, customer)",
 		"locale", "BCP 47 language tag such as de-CH ('' for the default, en)",
 		"timezone", "IANA time zone such as Europe/Zurich ('' for UTC)",
 		"phone", "E.164 number such as +41791234567 ('' removes it)",

@@ -92,7 +92,7 @@ func wire(w wiring) (*wired, error) {
 	qc.Retry = retry
 	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{
 		Store: store, Queue: qc,
-		Renderer:     &dispatcher.CatalogRenderer{Catalog: w.catalog, Clock: w.clock, Names: names, SmartEncoding: cfg.Channels.SMS.SmartEncoding, StatusURL: cfg.Notify.StatusURL},
+		Renderer:     &dispatcher.CatalogRenderer{Catalog: w.catalog, Clock: w.clock, Names: names, SmartEncoding: cfg.Channels.SMS.SmartEncoding, StatusURL: cfg.Notify.StatusURL, Industry: cfg.Messages.Industry},
 		Senders:      senders,
 		BatchSize:    cfg.Worker.BatchSize,
 		RetryPolicy:  retry,

@@ -617,6 +617,54 @@ func TestETAWindow(t *testing.T) {
 	a.wantIncident(t, id, dispatcher.StateIdentified, 2)
 }
 
+// TestResolutionSlots: the structured params the templates render
+// (impact, credit_timing, support, cause, credit_amount and
+// credit_currency) are refused with a 422 naming body.params.<name> when
+// malformed, on a new incident and on an update, and nothing is written;
+// well-formed ones are stored as given.
+func TestResolutionSlots(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	incident := func(params string) string {
+		return `{"title":"Card payments failing","severity":"major","params":{` + params + `}}`
+	}
+	id := a.mustOpen(t, incident(`"impact":"no_financial_consequence, transactions_corrected","credit_amount":"5","credit_currency":"USD",`+
+		`"credit_timing":"within_days:14","support":"https://help.example.com/outage","cause":"a failed software update"`))
+	a.mustOpen(t, incident(`"support":"+1 800 331 0500"`))
+	a.mustOpen(t, incident(`"support":"help@example.com","impact":"data_safe"`))
+	updates := "/v1/incidents/" + id + "/updates"
+	for _, tc := range []struct {
+		name, path, params, field, msg string
+	}{
+		{"unknown impact", "/v1/incidents", `"impact":"no_financial_consequences"`, "body.params.impact", `"no_financial_consequences" is not one of no_financial_consequence, transactions_corrected`},
+		{"empty impact", updates, `"impact":" , "`, "body.params.impact", "give one or more of"},
+		{"contradicting impacts", updates, `"impact":"no_action_needed,transactions_may_need_retry"`, "body.params.impact", "contradicts"},
+		{"credit timing", "/v1/incidents", `"credit_timing":"next_month"`, "body.params.credit_timing", "must be next_bill, applied or within_days:N"},
+		{"credit days", updates, `"credit_timing":"within_days:0"`, "body.params.credit_timing", "from 1 to 90"},
+		{"support text", "/v1/incidents", `"support":"call us"`, "body.params.support", "must be an http(s) URL, an email address or a phone number"},
+		{"support URL without host name", updates, `"support":"https://localhost"`, "body.params.support", "not a usable http(s) URL"},
+		{"support email with a name", updates, `"support":"Help <help@example.com>"`, "body.params.support", "must be one URL, email address or phone number"},
+		{"long cause", updates, `"cause":"` + strings.Repeat("x", 201) + `"`, "body.params.cause", "at most 200 characters"},
+		{"cause over lines", updates, `"cause":"first\nsecond"`, "body.params.cause", "one line"},
+		{"credit amount", "/v1/incidents", `"credit_amount":"5,00","credit_currency":"CHF"`, "body.params.credit_amount", "non-negative decimal"},
+		{"currency", updates, `"credit_amount":"5","credit_currency":"XYZ"`, "body.params.credit_currency", "ISO 4217"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := incident(tc.params)
+			if tc.path == updates {
+				body = `{"state":"identified","params":{` + tc.params + `}}`
+			}
+			wantProblem(t, a.send(t, "POST", tc.path, body), http.StatusUnprocessableEntity, CodeInvalidInput, tc.field, tc.msg)
+		})
+	}
+	a.wantIncident(t, id, dispatcher.StateInvestigating, 1)
+	if list, err := a.svc.ListIncidents(context.Background(), "", 10); err != nil || len(list) != 3 {
+		t.Errorf("incidents = %d, %v; want the 3 accepted ones", len(list), err)
+	}
+	wantStatus(t, a.send(t, "POST", updates, `{"state":"resolved","params":{"credit_timing":"applied","impact":"transactions_may_need_retry"}}`), http.StatusCreated)
+	a.wantIncident(t, id, dispatcher.StateResolved, 2)
+}
+
 // TestUnsupportedMediaTypeEchoesNothing: a JSON route sent another
 // Content-Type is a 415 naming the header; the problem does not repeat the
 // body (huma put all of it, up to 1 MiB, in value).

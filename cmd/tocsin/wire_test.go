@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tocsin-dev/tocsin/channels/null"
 	"github.com/tocsin-dev/tocsin/config"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
@@ -23,12 +25,13 @@ func TestWire(t *testing.T) {
 	aopt := asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB}
 	cfg := config.Default()
 	cfg.Worker.BatchSize, cfg.Worker.MaxRetry = 42, 3
+	cfg.Notify.StatusURL = "https://status.wired.example/"
 
 	var given *redisstore.Store
 	a, err := wire(wiring{cfg: cfg, rdb: rdb, queue: aopt,
 		senders: func(s *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
 			given = s
-			return nil, nil, nil
+			return map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelEmail: &null.Sender{}}, nil, nil
 		}})
 	if err != nil {
 		t.Fatalf("wire: %v", err)
@@ -50,6 +53,30 @@ func TestWire(t *testing.T) {
 	}
 	if _, err := a.store.GetRecipient(context.Background(), "wired"); err != nil {
 		t.Errorf("the service is not wired to the app's store: %v", err)
+	}
+	// The service previews with the app's own fan-out, whose renderer has
+	// the configuration: notify.status_url fills {status_url}. (A service
+	// given another fan-out would render it empty.)
+	if _, err := a.service.PutRecipient(context.Background(), &dispatcher.Recipient{ID: "wired-mail", Email: "wired@example.com"}); err != nil {
+		t.Fatalf("put through the service: %v", err)
+	}
+	p, err := a.service.PreviewBroadcast(context.Background(), dispatcher.BroadcastPreviewInput{IncidentInput: dispatcher.IncidentInput{
+		Title: dispatcher.PlainTitle("Wired"), Severity: dispatcher.SeverityMajor,
+		Message: dispatcher.PlainTexts(map[string]string{"en": "Details: {status_url}"})}})
+	if err != nil {
+		t.Fatalf("preview through the service: %v", err)
+	}
+	found := false
+	for _, smp := range p.Samples {
+		if smp.Channel == dispatcher.ChannelEmail {
+			found = true
+			if !strings.Contains(smp.Body, cfg.Notify.StatusURL) {
+				t.Errorf("the service's preview renders %q: not with the app's fan-out (no notify.status_url)", smp.Body)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("preview has no email sample: %+v", p.Samples)
 	}
 
 	boom := errors.New("boom")

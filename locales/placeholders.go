@@ -169,26 +169,18 @@ func (c *Catalog) placeholderValues(r Request, data map[string]string) func(stri
 		if attr, ok := strings.CutPrefix(name, AttrPrefix); ok {
 			return oneLine(r.Attributes[attr])
 		}
-		switch name {
-		case "eta":
-			return data["eta"]
-		case "credit":
-			return data["credit"]
-		case "started":
-			return data["Started"]
-		case "services":
-			return data["Services"]
-		case "regions":
-			return data["Regions"]
-		case "duration":
-			return data["duration"]
-		case "status_url":
-			return data["status_url"]
-		case "support":
+		if name == "support" {
 			return oneLine(r.Incident.Params[ParamSupport])
 		}
-		return ""
+		return data[placeholderData[name]]
 	}
+}
+
+// placeholderData maps a placeholder to the template data key that holds
+// its value, already formatted for the reader.
+var placeholderData = map[string]string{
+	"eta": "eta", "credit": "credit", "started": "Started", "services": "Services",
+	"regions": "Regions", "duration": "duration", "status_url": "status_url",
 }
 
 // duration says the time from the incident's start to now in the plain

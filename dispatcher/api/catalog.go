@@ -9,9 +9,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-type catalogOutput struct {
-	Body *dispatcher.CatalogView
-}
+type catalogOutput = bodyOutput[*dispatcher.CatalogView]
 
 type catalogEntryPath struct {
 	ID string `path:"id" doc:"The label: 1-64 characters of letters, digits and _.:-, matched case-insensitively (services are stored lower case, ISO 3166 region codes upper case: ch is CH)." example:"cards"`
@@ -26,9 +24,7 @@ type putCatalogEntryInput struct {
 	Body catalogEntryBody
 }
 
-type catalogEntryOutput struct {
-	Body *dispatcher.CatalogEntry
-}
+type catalogEntryOutput = bodyOutput[*dispatcher.CatalogEntry]
 
 // routeCatalog adds GET /v1/catalog and, for services and regions each,
 // GET, PUT and DELETE /v1/catalog/<kind>/{id}.
@@ -39,11 +35,7 @@ func (s *server) routeCatalog() {
 		Description: "Role: viewer. Every service and region with a name from the configuration (catalog) or the API, " +
 			"with the names readers get per locale and where each comes from (api over config over cldr; ISO region codes have CLDR's names).",
 	}, func(ctx context.Context, _ *struct{}) (*catalogOutput, error) {
-		v, err := s.cfg.Catalog.Catalog(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return &catalogOutput{Body: v}, nil
+		return reply(s.cfg.Catalog.Catalog(ctx))
 	})
 	for _, kind := range []dispatcher.CatalogKind{dispatcher.CatalogServices, dispatcher.CatalogRegions} {
 		noun := string(kind[:len(kind)-1])
@@ -58,11 +50,7 @@ func (s *server) routeCatalog() {
 			Description: notFound,
 			Errors:      []int{http.StatusNotFound},
 		}, func(ctx context.Context, in *catalogEntryPath) (*catalogEntryOutput, error) {
-			e, err := s.cfg.Catalog.GetCatalogEntry(ctx, kind, in.ID)
-			if err != nil {
-				return nil, err
-			}
-			return &catalogEntryOutput{Body: e}, nil
+			return reply(s.cfg.Catalog.GetCatalogEntry(ctx, kind, in.ID))
 		})
 		register(s, huma.Operation{
 			OperationID: "put-catalog-" + noun, Method: http.MethodPut, Path: path, Tags: []string{"catalog"},
@@ -70,11 +58,7 @@ func (s *server) routeCatalog() {
 			Description: "Role: operator. Replaces the names the API stored for this " + noun + "; names from the configuration stay, below them. " +
 				"Every process renders with the new names from its next batch on. Answers the entry as readers get it now.",
 		}, func(ctx context.Context, in *putCatalogEntryInput) (*catalogEntryOutput, error) {
-			e, err := s.cfg.Catalog.PutCatalogEntry(ctx, kind, in.ID, in.Body.Names)
-			if err != nil {
-				return nil, err
-			}
-			return &catalogEntryOutput{Body: e}, nil
+			return reply(s.cfg.Catalog.PutCatalogEntry(ctx, kind, in.ID, in.Body.Names))
 		})
 		register(s, huma.Operation{
 			OperationID: "delete-catalog-" + noun, Method: http.MethodDelete, Path: path, Tags: []string{"catalog"},

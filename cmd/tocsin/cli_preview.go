@@ -22,7 +22,7 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 	fs.StringVar(&in.state, "state", "", "the state of the update, or of the template with --template")
 	fs.Var(&in.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable. With --template: the template's channel (required)")
 	fs.Var(in.params, "param", "a template parameter such as `k=v`; repeatable")
-	fs.Var(in.messages, "message", "the operator's text in one language, `locale=text`; repeatable")
+	fs.Var(in.messages, "message", "the operator's text in one language, `locale[.kind][.channel]=text`; repeatable")
 	fs.StringVar(&in.title, "title", "", "a new incident's (or with --notice, the notice's) title")
 	fs.StringVar(&in.severity, "severity", "", "a new incident's severity: minor, major or critical")
 	fs.Var(&in.services, "service", "an affected service of a new incident or a notice; repeatable")

@@ -511,7 +511,7 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 	fs.Var(&in.services, "service", "an affected service; repeat or separate with commas (none: all)")
 	fs.Var(&in.regions, "region", "an affected region; repeat or separate with commas (none: all)")
 	fs.Var(in.params, "param", "a template parameter such as eta=16:30; repeatable")
-	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters); repeatable")
+	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters), or for one kind and/or channel, locale.kind=text, locale.channel=text, locale.kind.channel=text; repeatable")
 	idem := in.sendFlags(fs)
 	c, _, err := fs.client(args, 0, "")
 	if err != nil {
@@ -535,13 +535,13 @@ func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
 	in := newInputFlags()
 	fs.StringVar(&in.state, "state", "", "the new state: investigating, identified, monitoring or resolved (default: unchanged)")
 	fs.Var(in.params, "param", "a template parameter such as credit=CHF 5.00, merged into the incident's; repeatable")
-	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters); repeatable")
+	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters), or for one kind and/or channel, locale.kind=text, locale.channel=text, locale.kind.channel=text; repeatable")
 	idem := in.sendFlags(fs)
 	c, pos, err := fs.client(args, 1, "an incident ID")
 	if err != nil {
 		return err
 	}
-	if in.state == "" && len(in.params) == 0 && len(in.messages) == 0 {
+	if in.state == "" && len(in.params) == 0 && len(in.messages.mapFlag) == 0 {
 		return usageError{errors.New("incident update needs --state, --param or --message")}
 	}
 	return c.postUpdate(ctx, incidentPath(pos[0])+"/updates", in.update(), *idem)
@@ -643,7 +643,7 @@ func (m *Main) broadcastSend(ctx context.Context, args []string) error {
 	in := newInputFlags()
 	fs.StringVar(&in.title, "title", "", "the subject: emails and push say \"Notice: <title>\" (required, 1-200 characters)")
 	fs.StringVar(&in.priority, "priority", "", "lane: bulk (default, below every incident), low, normal or critical")
-	fs.Var(in.messages, "message", "the text in one language, locale=text (1-1600 characters); repeatable; en is required")
+	fs.Var(in.messages, "message", "the text in one language, locale=text (1-1600 characters), or locale.kind=, locale.channel=, locale.kind.channel=; repeatable; en is required")
 	fs.Var(&in.services, "service", "recipients using this service; repeat or separate with commas (none: all)")
 	fs.Var(&in.regions, "region", "recipients in this region; repeat or separate with commas (none: all)")
 	idem := in.sendFlags(fs)
@@ -651,7 +651,7 @@ func (m *Main) broadcastSend(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if in.title == "" || len(in.messages) == 0 {
+	if in.title == "" || len(in.messages.mapFlag) == 0 {
 		return usageError{errors.New("broadcast send needs --title and --message en=...")}
 	}
 	return show(ctx, c, http.MethodPost, "/v1/broadcasts", nil, in.notice(), idemHeader(*idem), c.printBroadcast)
@@ -920,13 +920,14 @@ func oneLine(s string, n int) string {
 type inputFlags struct {
 	title, severity, state, priority string
 	services, regions, channels      listFlag
-	params, messages                 mapFlag
+	params                           mapFlag
+	messages                         messageFlag
 }
 
 func newInputFlags() *inputFlags {
 	return &inputFlags{
 		services: listFlag{split: true}, regions: listFlag{split: true}, channels: listFlag{split: true},
-		params: mapFlag{}, messages: mapFlag{},
+		params: mapFlag{}, messages: messageFlag{mapFlag{}},
 	}
 }
 
@@ -941,21 +942,106 @@ func (f *inputFlags) sendFlags(fs *flagSet) (idempotencyKey *string) {
 func (f *inputFlags) incident() dispatcher.IncidentInput {
 	return dispatcher.IncidentInput{
 		Title: dispatcher.PlainTitle(f.title), Severity: dispatcher.Severity(f.severity), Services: f.services.vals, Regions: f.regions.vals,
-		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: dispatcher.PlainTexts(nilIfEmpty(f.messages)), Channels: toChannels(f.channels.vals),
+		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: messageTexts(f.messages.mapFlag), Channels: toChannels(f.channels.vals),
 	}
 }
 
 func (f *inputFlags) update() dispatcher.UpdateInput {
 	return dispatcher.UpdateInput{
-		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: dispatcher.PlainTexts(nilIfEmpty(f.messages)), Channels: toChannels(f.channels.vals),
+		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: messageTexts(f.messages.mapFlag), Channels: toChannels(f.channels.vals),
 	}
 }
 
 func (f *inputFlags) notice() dispatcher.NoticeInput {
 	return dispatcher.NoticeInput{
-		Title: f.title, Message: dispatcher.PlainTexts(nilIfEmpty(f.messages)), Services: f.services.vals, Regions: f.regions.vals,
+		Title: f.title, Message: messageTexts(f.messages.mapFlag), Services: f.services.vals, Regions: f.regions.vals,
 		Channels: toChannels(f.channels.vals), Priority: dispatcher.Priority(f.priority),
 	}
+}
+
+// messageFlag is --message: a mapFlag whose keys are a language tag,
+// optionally followed by a recipient kind and/or a channel (see
+// messageTexts).
+type messageFlag struct{ mapFlag }
+
+func (m messageFlag) Set(s string) error {
+	key, _, _ := strings.Cut(s, "=")
+	tag, rest, _ := strings.Cut(key, ".")
+	if tag == "" {
+		return fmt.Errorf("want locale[.kind][.channel]=text, such as de=..., de.merchant=... or de.merchant.sms=..., got %q", s)
+	}
+	parts := strings.Split(rest, ".")
+	if rest == "" {
+		parts = nil
+	}
+	kinds := make([]string, len(dispatcher.Kinds))
+	for i, k := range dispatcher.Kinds {
+		kinds[i] = string(k)
+	}
+	switch {
+	case len(parts) > 2:
+		return fmt.Errorf("%q: after the language, at most a kind and a channel (de.merchant.sms)", key)
+	case len(parts) == 2 && !slices.Contains(kinds, parts[0]):
+		return fmt.Errorf("%q: %q is no recipient kind (%s)", key, parts[0], strings.Join(kinds, ", "))
+	case len(parts) >= 1 && !dispatcher.Channel(parts[len(parts)-1]).Valid() &&
+		(len(parts) == 2 || !slices.Contains(kinds, parts[0])):
+		return fmt.Errorf("%q: %q is no recipient kind (%s) nor channel (sms, push, email, webhook)", key, parts[len(parts)-1], strings.Join(kinds, ", "))
+	}
+	return m.mapFlag.Set(s)
+}
+
+// messageTexts turns --message flags into an operator message. A flag's
+// key is a language tag, optionally followed by a recipient kind and/or a
+// channel: de=…, de.merchant=…, de.sms=…, de.merchant.sms=…. Keys that
+// meet at one level nest as the API's object forms do, a text given for
+// the level itself becoming its "text" member, so --message de=A
+// --message de.sms=B is {"de": {"text": "A", "sms": "B"}}. The server
+// checks the kinds and channels and names a wrong one.
+func messageTexts(flags mapFlag) dispatcher.Texts {
+	if len(flags) == 0 {
+		return nil
+	}
+	type node struct {
+		text     *string
+		children map[string]*node
+	}
+	root := &node{children: map[string]*node{}}
+	for key, text := range flags {
+		n := root
+		for part := range strings.SplitSeq(key, ".") {
+			if n.children == nil {
+				n.children = map[string]*node{}
+			}
+			if n.children[part] == nil {
+				n.children[part] = &node{}
+			}
+			n = n.children[part]
+		}
+		n.text = &text
+	}
+	var build func(n *node) any
+	build = func(n *node) any {
+		if len(n.children) == 0 {
+			return *n.text
+		}
+		obj := make(map[string]any, len(n.children)+1)
+		for k, c := range n.children {
+			obj[k] = build(c)
+		}
+		if n.text != nil {
+			obj[dispatcher.TextAll] = *n.text
+		}
+		return obj
+	}
+	doc, err := json.Marshal(build(root))
+	if err != nil {
+		panic(err) // strings and maps of them always marshal
+	}
+	var out dispatcher.Texts
+	if err := json.Unmarshal(doc, &out); err != nil {
+		panic(err) // Texts takes any nesting of strings; the server names faults
+	}
+	return out
 }
 
 // textsString shows an operator message on one line: tag=text for each

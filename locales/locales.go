@@ -176,6 +176,7 @@ type Catalog struct {
 type source struct {
 	tag       string
 	ids       map[string]bool // ids in its own file
+	texts     map[string]string // id -> its text as written (the other plural form)
 	localizer *i18n.Localizer // nil for a variant without a file
 	base      *source         // the locale a variant is derived from
 	fix       func(string) string
@@ -259,10 +260,11 @@ func newCatalog(fsys fs.FS, dir string) (*Catalog, error) {
 			continue
 		}
 		ids := make(map[string]bool, len(mf.Messages))
+		texts := make(map[string]string, len(mf.Messages))
 		for _, m := range mf.Messages {
-			ids[m.ID] = true
+			ids[m.ID], texts[m.ID] = true, m.Other
 		}
-		c.locales[tag] = &source{tag: tag, ids: ids, localizer: i18n.NewLocalizer(bundle, tag)}
+		c.locales[tag] = &source{tag: tag, ids: ids, texts: texts, localizer: i18n.NewLocalizer(bundle, tag)}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

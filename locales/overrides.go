@@ -406,7 +406,68 @@ type SMSOver struct {
 // (locale × kind × state, in industry) that needs more than maxSegments
 // segments with every slot filled.
 func (c *Catalog) Lint(industry string, maxSegments int, now time.Time) (*Lint, error) {
-	out := &Lint{Missing: map[string][]string{}, SMS: []SMSOver{}}
+	out := &Lint{Missing: c.Missing(), SMS: []SMSOver{}}
+	var errs []error
+	for _, tag := range c.supported {
+		for _, kind := range Kinds {
+			for _, state := range States {
+				m, err := c.Example(tag, kind, "sms", state, industry, true, now, maxSegments)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if n := gsm.Count(m.Body).Segments; n > maxSegments {
+					out.SMS = append(out.SMS, SMSOver{Locale: tag, Kind: kind, State: state, Segments: n, Max: maxSegments})
+				}
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// Part is where one part (title or body) of a message comes from.
+type Part struct {
+	ID      string `json:"id"`     // the message id, e.g. resolved.merchant.sms.body
+	Locale  string `json:"locale"` // the locale whose file or override holds it
+	Text    string `json:"text"`   // as written
+	Version int    `json:"version"`
+}
+
+// Source returns where the title and body of the message for r come from,
+// as Render picks them: the first locale of the chain with both, in it the
+// most specific id, an override before the embedded text.
+func (c *Catalog) Source(r Request) (title, body Part, err error) {
+	if _, err := c.Render(r); err != nil {
+		return Part{}, Part{}, err
+	}
+	for _, tag := range c.Chain(r.Locale) {
+		s := c.locales[tag]
+		titleID, bodyID := pick(s, r, "title"), pick(s, r, "body")
+		if titleID == "" || bodyID == "" {
+			continue
+		}
+		return s.part(titleID), s.part(bodyID), nil
+	}
+	return Part{}, Part{}, fmt.Errorf("locales: no message for state %q", r.State)
+}
+
+// part returns where s reads id from.
+func (s *source) part(id string) Part {
+	if o := s.override(id); o != nil {
+		return Part{ID: id, Locale: o.Locale, Text: o.Text, Version: o.Version}
+	}
+	for src := s; src != nil; src = src.base {
+		if src.ids[id] {
+			return Part{ID: id, Locale: src.tag, Text: src.texts[id]}
+		}
+	}
+	return Part{ID: id}
+}
+
+// Missing maps each locale (but en and the variants, which read their
+// base's) to the ids en has, in its file or an override, that it lacks.
+func (c *Catalog) Missing() map[string][]string {
+	out := map[string][]string{}
 	en := c.locales[DefaultLocale]
 	ids := slices.Collect(maps.Keys(en.ids))
 	for id := range en.over {
@@ -426,24 +487,9 @@ func (c *Catalog) Lint(industry string, maxSegments int, now time.Time) (*Lint, 
 		}
 		for _, id := range ids {
 			if !s.has(id) {
-				out.Missing[tag] = append(out.Missing[tag], id)
+				out[tag] = append(out[tag], id)
 			}
 		}
 	}
-	var errs []error
-	for _, tag := range c.supported {
-		for _, kind := range Kinds {
-			for _, state := range States {
-				m, err := c.Example(tag, kind, "sms", state, industry, true, now, maxSegments)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				if n := gsm.Count(m.Body).Segments; n > maxSegments {
-					out.SMS = append(out.SMS, SMSOver{Locale: tag, Kind: kind, State: state, Segments: n, Max: maxSegments})
-				}
-			}
-		}
-	}
-	return out, errors.Join(errs...)
+	return out
 }

@@ -175,10 +175,10 @@ type Catalog struct {
 // variant the locale it is derived from.
 type source struct {
 	tag       string
-	ids       map[string]bool // ids in its own file
+	ids       map[string]bool   // ids in its own file
 	texts     map[string]string // id -> its text as written (the other plural form)
-	localizer *i18n.Localizer // nil for a variant without a file
-	base      *source         // the locale a variant is derived from
+	localizer *i18n.Localizer   // nil for a variant without a file
+	base      *source           // the locale a variant is derived from
 	fix       func(string) string
 	over      map[string]*Override // operator overrides (Catalog.WithOverrides)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -11,6 +12,10 @@ import (
 	"text/template"
 	"text/template/parse"
 	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/language"
 
 	"github.com/tocsin-dev/tocsin/locales/gsm"
 )
@@ -492,4 +497,122 @@ func (c *Catalog) Missing() map[string][]string {
 		}
 	}
 	return out
+}
+
+// FileReport is what LintFile finds in one message file.
+type FileReport struct {
+	File   string `json:"file"`
+	Locale string `json:"locale"`
+	// Errors are faults that New would refuse or that would break a
+	// message: a malformed id, a syntax error, an unknown data key or
+	// placeholder, a message that does not render with the example data,
+	// and (en.toml) an id Render needs that the file lacks.
+	Errors []string `json:"errors"`
+	// Missing are the ids en has that the file lacks (not for en and the
+	// variants, which read their base's).
+	Missing []string `json:"missing"`
+	// SMS lists the file's SMS over the segment budget with every slot
+	// filled (only for a locale this build knows).
+	SMS []SMSOver `json:"sms_over_budget"`
+}
+
+// pluralForms are the texts of a go-i18n message.
+func pluralForms(m *i18n.Message) []string {
+	var out []string
+	for _, s := range []string{m.Zero, m.One, m.Two, m.Few, m.Many, m.Other} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// LintFile lints a message file offline, named <tag>.toml as the embedded
+// ones are: the id rules (CheckID), each message's syntax, data keys and
+// placeholders, that it renders with every key empty and set, the ids en
+// has that it lacks, and (for a locale this build has) each SMS over
+// maxSegments with every slot filled, the file's messages standing in for
+// the embedded ones.
+func (c *Catalog) LintFile(name string, data []byte, industry string, maxSegments int, now time.Time) *FileReport {
+	rep := &FileReport{File: name, Errors: []string{}, Missing: []string{}, SMS: []SMSOver{}}
+	base := strings.TrimSuffix(path.Base(name), ".toml")
+	tag, err := language.Parse(strings.ReplaceAll(base, "_", "-"))
+	if err != nil || !strings.EqualFold(tag.String(), strings.ReplaceAll(base, "_", "-")) || !strings.HasSuffix(name, ".toml") {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("the file name must be a canonical BCP 47 tag with .toml, such as de.toml or de-CH.toml (got %q)", path.Base(name)))
+		return rep
+	}
+	rep.Locale = tag.String()
+	mf, err := i18n.ParseMessageFileBytes(data, base+".toml", map[string]i18n.UnmarshalFunc{"toml": toml.Unmarshal})
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+		return rep
+	}
+	ids := map[string]bool{}
+	var overrides []*Override
+	for _, m := range mf.Messages {
+		ids[m.ID] = true
+		if msg := CheckID(m.ID); msg != "" {
+			rep.Errors = append(rep.Errors, msg)
+			continue
+		}
+		_, own := ownData[m.ID]
+		plural := strings.HasPrefix(m.ID, "duration.") && m.ID != "duration.and"
+		if own || plural {
+			for _, text := range pluralForms(m) {
+				if _, err := parseTemplate(m.ID, text, true); err != nil {
+					rep.Errors = append(rep.Errors, m.ID+": "+err.Error())
+				}
+			}
+			continue
+		}
+		if c.locales[rep.Locale] == nil {
+			if _, err := parseTemplate(m.ID, m.Other, false); err != nil {
+				rep.Errors = append(rep.Errors, m.ID+": "+err.Error())
+			}
+			continue
+		}
+		o, err := ParseOverride(c, rep.Locale, m.ID, m.Other, 0)
+		if err != nil {
+			rep.Errors = append(rep.Errors, m.ID+": "+err.Error())
+			continue
+		}
+		overrides = append(overrides, o)
+	}
+	isVariant := slices.ContainsFunc(variants, func(v struct {
+		tag, base string
+		fix       func(string) string
+	}) bool {
+		return v.tag == rep.Locale
+	})
+	switch {
+	case rep.Locale == DefaultLocale:
+		for _, id := range requiredIDs() {
+			if !ids[id] {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("%s.toml lacks message %q, which Render needs", DefaultLocale, id))
+			}
+		}
+	case !isVariant:
+		for _, id := range slices.Sorted(maps.Keys(c.locales[DefaultLocale].ids)) {
+			if !ids[id] {
+				rep.Missing = append(rep.Missing, id)
+			}
+		}
+	}
+	if c.locales[rep.Locale] == nil || len(rep.Errors) > 0 {
+		return rep
+	}
+	oc := c.WithOverrides(overrides)
+	for _, kind := range Kinds {
+		for _, state := range States {
+			m, err := oc.Example(rep.Locale, kind, "sms", state, industry, true, now, maxSegments)
+			if err != nil {
+				rep.Errors = append(rep.Errors, err.Error())
+				continue
+			}
+			if n := gsm.Count(m.Body).Segments; n > maxSegments {
+				rep.SMS = append(rep.SMS, SMSOver{Locale: rep.Locale, Kind: kind, State: state, Segments: n, Max: maxSegments})
+			}
+		}
+	}
+	return rep
 }

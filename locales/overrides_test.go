@@ -2,6 +2,7 @@ package locales
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,53 @@ func TestLint(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("fr customer investigating SMS not over budget: %+v", l.SMS)
+	}
+}
+
+func TestLintFile(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	for _, name := range []string{"de.toml", "en.toml", "es-US.toml", "da.toml"} {
+		data, err := messageFS.ReadFile("messages/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := c.LintFile(name, data, "", 3, overrideNow)
+		if len(rep.Errors) != 0 || len(rep.Missing) != 0 {
+			t.Errorf("%s: errors %q missing %q", name, rep.Errors, rep.Missing)
+		}
+	}
+	bad := `"resolved.sms.merchant.body" = "x"
+"resolved.body" = "{{if .eta}}open"
+"resolved.sms.body" = "{{.etaa}}"
+"investigating.sms.body" = "bis {etaa}"
+"monitoring.merchant.sms.body" = "` + strings.Repeat("Wir beobachten die Lage weiterhin genau. ", 12) + `"
+"duration.hour" = { one = "{{.Count}} Stunde", other = "{{.Count Stunden" }
+`
+	rep := c.LintFile("path/to/de.toml", []byte(bad), "", 2, overrideNow)
+	for _, want := range []string{`"resolved.sms.merchant.body" is no message id`, "resolved.body: line 1: syntax error", "resolved.sms.body: unknown data key .etaa",
+		"investigating.sms.body: line 1: {etaa}", "duration.hour: line 1: syntax error"} {
+		if !slices.ContainsFunc(rep.Errors, func(e string) bool { return strings.HasPrefix(e, want) }) {
+			t.Errorf("no error %q in %q", want, rep.Errors)
+		}
+	}
+	if rep.Locale != "de" || !slices.Contains(rep.Missing, "identified.title") {
+		t.Errorf("locale %q missing %q", rep.Locale, rep.Missing)
+	}
+	// Without faults the SMS budget is checked, the file standing in for de.toml.
+	long := `"monitoring.merchant.sms.body" = "` + strings.Repeat("Wir beobachten die Lage weiterhin genau. ", 12) + `"`
+	rep = c.LintFile("de.toml", []byte(long), "", 2, overrideNow)
+	if len(rep.Errors) != 0 || !slices.ContainsFunc(rep.SMS, func(o SMSOver) bool { return o.Kind == "merchant" && o.State == "monitoring" && o.Segments > 2 }) {
+		t.Errorf("long SMS: errors %q over %+v", rep.Errors, rep.SMS)
+	}
+	if rep := c.LintFile("german.toml", nil, "", 2, overrideNow); len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0], "BCP 47") {
+		t.Errorf("bad name: %q", rep.Errors)
+	}
+	if rep := c.LintFile("en.toml", []byte(`"resolved.body" = "x"`), "", 2, overrideNow); !slices.ContainsFunc(rep.Errors, func(e string) bool { return strings.Contains(e, `lacks message "resolved.title"`) }) {
+		t.Errorf("partial en.toml: %q", rep.Errors)
+	}
+	// A locale this build lacks is checked for syntax and ids only.
+	if rep := c.LintFile("pt.toml", []byte(`"resolved.body" = "{{.nope}}"`), "", 2, overrideNow); len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0], ".nope") {
+		t.Errorf("pt.toml: %q", rep.Errors)
 	}
 }

@@ -73,6 +73,14 @@
 // placeholder without a value renders as nothing and Message.Missing
 // names it.
 //
+// # Overrides
+//
+// An operator's Override replaces one message of one locale without a
+// release (ParseOverride checks and parses it once, Catalog.WithOverrides
+// returns the catalogue that reads it, Message.TemplateVersion says which
+// version a render used); Catalog.Lint and Catalog.LintFile report missing
+// ids and SMS over a segment budget. See overrides.go.
+//
 // # Channels
 //
 // SMS bodies are passed through gsm.Transliterate, and the dates and money

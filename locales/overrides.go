@@ -92,8 +92,7 @@ func CheckID(id string) string {
 	case id == "duration.and" || id == "list.and":
 		return ""
 	case strings.HasPrefix(id, "duration."):
-		unit, since := strings.CutSuffix(strings.TrimPrefix(id, "duration."), ".since")
-		_ = since
+		unit, _ := strings.CutSuffix(strings.TrimPrefix(id, "duration."), ".since")
 		for _, u := range durationUnits {
 			if unit == string(u) {
 				return ""
@@ -130,12 +129,14 @@ func ParseOverride(c *Catalog, locale, id, text string, version int) (*Override,
 	if msg := CheckID(id); msg != "" {
 		return nil, errors.New(msg)
 	}
-	tmpl, err := parseTemplate(id, text, slices.Contains(slices.Collect(maps.Keys(ownData)), id) || strings.HasPrefix(id, "duration."))
+	_, own := ownData[id]
+	own = own || strings.HasPrefix(id, "duration.")
+	tmpl, err := parseTemplate(id, text, own)
 	if err != nil {
 		return nil, err
 	}
 	o := &Override{Locale: locale, ID: id, Text: text, Version: version, tmpl: tmpl}
-	if _, ok := ownData[id]; !ok && !strings.HasPrefix(id, "duration.") {
+	if !own {
 		full := emptyData()
 		for k := range full {
 			full[k] = "x"
@@ -194,7 +195,7 @@ func syntaxError(id string, err error) *OverrideError {
 func checkNode(n parse.Node) error {
 	var err error
 	var walk func(parse.Node)
-	field := func(name string, pos parse.Pos) {
+	field := func(name string) {
 		if err == nil && !slices.Contains(DataKeys, name) && !strings.HasPrefix(name, AttrPrefix) {
 			err = &OverrideError{Name: "." + name, Message: fmt.Sprintf("unknown data key .%s: use one of .%s", name, strings.Join(DataKeys, ", ."))}
 		}
@@ -225,12 +226,12 @@ func checkNode(n parse.Node) error {
 				walk(a)
 			}
 		case *parse.FieldNode:
-			field(n.Ident[0], n.Pos)
+			field(n.Ident[0])
 		case *parse.ChainNode:
 			walk(n.Node)
 		case *parse.VariableNode:
 			if n.Ident[0] == "$" && len(n.Ident) > 1 {
-				field(n.Ident[1], n.Pos)
+				field(n.Ident[1])
 			}
 		case *parse.IfNode:
 			walk(n.Pipe)
@@ -414,20 +415,41 @@ func (c *Catalog) Lint(industry string, maxSegments int, now time.Time) (*Lint, 
 	out := &Lint{Missing: c.Missing(), SMS: []SMSOver{}}
 	var errs []error
 	for _, tag := range c.supported {
-		for _, kind := range Kinds {
-			for _, state := range States {
-				m, err := c.Example(tag, kind, "sms", state, industry, true, now, maxSegments)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				if n := gsm.Count(m.Body).Segments; n > maxSegments {
-					out.SMS = append(out.SMS, SMSOver{Locale: tag, Kind: kind, State: state, Segments: n, Max: maxSegments})
-				}
+		over, err := c.smsOverBudget(tag, industry, maxSegments, now)
+		out.SMS = append(out.SMS, over...)
+		errs = append(errs, err)
+	}
+	return out, errors.Join(errs...)
+}
+
+// smsOverBudget renders the SMS of every kind and state in locale with
+// every slot filled and returns those over maxSegments.
+func (c *Catalog) smsOverBudget(locale, industry string, maxSegments int, now time.Time) ([]SMSOver, error) {
+	var out []SMSOver
+	var errs []error
+	for _, kind := range Kinds {
+		for _, state := range States {
+			m, err := c.Example(locale, kind, "sms", state, industry, true, now, maxSegments)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if n := gsm.Count(m.Body).Segments; n > maxSegments {
+				out = append(out, SMSOver{Locale: locale, Kind: kind, State: state, Segments: n, Max: maxSegments})
 			}
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// isVariant reports whether tag is derived from another locale (variants).
+func isVariant(tag string) bool {
+	for _, v := range variants {
+		if v.tag == tag {
+			return true
+		}
+	}
+	return false
 }
 
 // Part is where one part (title or body) of a message comes from.
@@ -481,13 +503,9 @@ func (c *Catalog) Missing() map[string][]string {
 		}
 	}
 	slices.Sort(ids)
-	isVariant := map[string]bool{}
-	for _, v := range variants {
-		isVariant[v.tag] = true
-	}
 	for _, tag := range c.supported {
 		s := c.locales[tag]
-		if tag == DefaultLocale || isVariant[tag] {
+		if tag == DefaultLocale || isVariant(tag) {
 			continue
 		}
 		for _, id := range ids {
@@ -578,12 +596,6 @@ func (c *Catalog) LintFile(name string, data []byte, industry string, maxSegment
 		}
 		overrides = append(overrides, o)
 	}
-	isVariant := slices.ContainsFunc(variants, func(v struct {
-		tag, base string
-		fix       func(string) string
-	}) bool {
-		return v.tag == rep.Locale
-	})
 	switch {
 	case rep.Locale == DefaultLocale:
 		for _, id := range requiredIDs() {
@@ -591,7 +603,7 @@ func (c *Catalog) LintFile(name string, data []byte, industry string, maxSegment
 				rep.Errors = append(rep.Errors, fmt.Sprintf("%s.toml lacks message %q, which Render needs", DefaultLocale, id))
 			}
 		}
-	case !isVariant:
+	case !isVariant(rep.Locale):
 		for _, id := range slices.Sorted(maps.Keys(c.locales[DefaultLocale].ids)) {
 			if !ids[id] {
 				rep.Missing = append(rep.Missing, id)
@@ -601,18 +613,10 @@ func (c *Catalog) LintFile(name string, data []byte, industry string, maxSegment
 	if c.locales[rep.Locale] == nil || len(rep.Errors) > 0 {
 		return rep
 	}
-	oc := c.WithOverrides(overrides)
-	for _, kind := range Kinds {
-		for _, state := range States {
-			m, err := oc.Example(rep.Locale, kind, "sms", state, industry, true, now, maxSegments)
-			if err != nil {
-				rep.Errors = append(rep.Errors, err.Error())
-				continue
-			}
-			if n := gsm.Count(m.Body).Segments; n > maxSegments {
-				rep.SMS = append(rep.SMS, SMSOver{Locale: rep.Locale, Kind: kind, State: state, Segments: n, Max: maxSegments})
-			}
-		}
+	over, err := c.WithOverrides(overrides).smsOverBudget(rep.Locale, industry, maxSegments, now)
+	rep.SMS = append(rep.SMS, over...)
+	if err != nil {
+		rep.Errors = append(rep.Errors, strings.Split(err.Error(), "\n")...)
 	}
 	return rep
 }

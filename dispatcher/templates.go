@@ -426,6 +426,7 @@ func (s *Service) PutTemplate(ctx context.Context, key TemplateKey, in TemplateI
 	if err != nil {
 		return nil, templateFieldError(err)
 	}
+	view.Warnings = unreadWarnings(key, view, ts.c.Industry)
 	if key.Channel == string(ChannelSMS) {
 		if n := view.Examples["full"].Segments; n > ts.c.MaxSegments {
 			msg := fmt.Sprintf("with every slot filled this SMS takes %d segments, more than channels.sms.max_segments (%d)", n, ts.c.MaxSegments)
@@ -455,6 +456,23 @@ func (s *Service) PutTemplate(ctx context.Context, key TemplateKey, in TemplateI
 		out.Warnings = append(out.Warnings, fmt.Sprintf("stored as version %d; version %d was written since", n, out.Version))
 	}
 	return out, nil
+}
+
+// unreadWarnings says when readers of key in the deployment's industry
+// would not read the override that view renders: a more specific
+// embedded message wins (an industry's own wording), their kind reads
+// another kind's messages, or the override is for another industry.
+func unreadWarnings(key TemplateKey, view *TemplateView, industry string) []string {
+	industry = cmp.Or(industry, locales.DefaultIndustry)
+	var out []string
+	if key.Industry != "" && key.Industry != industry {
+		out = append(out, fmt.Sprintf("this override is read only in a %s deployment; this one words its messages for %s (messages.industry)", key.Industry, industry))
+	}
+	if id := key.ID("body"); view.Body.ID != id {
+		out = append(out, fmt.Sprintf("%s readers of %s read %s, not %s: this override is not used; override that key instead (its kind, or ?industry=)",
+			key.Kind, key.Channel, view.Body.ID, id))
+	}
+	return out
 }
 
 // templateFieldError turns a part's parse or render error into a field error.

@@ -221,6 +221,21 @@ func TestPutTemplateRefuses(t *testing.T) {
 	if len(view.Warnings) != 1 || !strings.Contains(view.Warnings[0], "channels.sms.max_segments (2)") || view.Version != 1 {
 		t.Errorf("warnings %q version %d", view.Warnings, view.Version)
 	}
+	// Business customers of a payments deployment read the merchant messages.
+	view, err = f.svc.PutTemplate(ctx, dispatcher.TemplateKey{Locale: "de", Kind: "business", Channel: "sms", State: "resolved"}, dispatcher.TemplateInput{Body: "x"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(view.Warnings) == 0 || !strings.Contains(view.Warnings[0], "read resolved.merchant.sms.body, not resolved.business.sms.body") {
+		t.Errorf("business override in payments: warnings %q", view.Warnings)
+	}
+	view, err = f.svc.PutTemplate(ctx, dispatcher.TemplateKey{Locale: "de", Kind: "business", Channel: "sms", State: "resolved", Industry: "telecom"}, dispatcher.TemplateInput{Body: "x"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(view.Warnings) != 1 || !strings.Contains(view.Warnings[0], "read only in a telecom deployment") {
+		t.Errorf("telecom override in payments: warnings %q", view.Warnings)
+	}
 	lint, err := f.svc.LintTemplates(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +253,7 @@ func TestPutTemplateRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Overrides) != 1 || list.Overrides[0].TemplateKey != deMerchantSMS {
+	if len(list.Overrides) != 3 || list.Overrides[2].TemplateKey != deMerchantSMS {
 		t.Errorf("list = %+v", list.Overrides)
 	}
 }

@@ -134,7 +134,7 @@ channels:
 			BaseURL:             "https://api.dublin.ie1.twilio.com",
 			Timeout:             5 * time.Second,
 			ValidityPeriod:      time.Hour,
-		}},
+		}, MaxSegments: 2},
 		Email: Email{SMTP: SMTP{
 			Host:     "smtp.example.com",
 			Port:     465,
@@ -212,7 +212,7 @@ channels:
 			BaseURL:             "http://127.0.0.1:8999",
 			Timeout:             2 * time.Second,
 			ValidityPeriod:      10 * time.Hour,
-		}},
+		}, MaxSegments: 2},
 		Email: Email{SMTP: SMTP{
 			Host:     "localhost",
 			Port:     2525,

@@ -191,6 +191,12 @@ type SMS struct {
 	// SmartEncoding writes SMS letters outside GSM-7 without their accent
 	// (á → a) when that lowers the segment count.
 	SmartEncoding bool `yaml:"smart_encoding"`
+	// MaxSegments is the SMS segment budget of the templates, 1..10 (0:
+	// the default): a
+	// template SMS drops resolution slot sentences (cause first, credit
+	// last) until it fits, and the template lint and PUT /v1/templates
+	// warn of an SMS over it. Default 2; env TOCSIN_SMS_MAX_SEGMENTS.
+	MaxSegments int `yaml:"max_segments"`
 }
 
 // Twilio configures SMS through Twilio's Messages API: the SMS channel's
@@ -294,8 +300,9 @@ func Default() Config {
 		Messages: Messages{Industry: locales.DefaultIndustry},
 		Channels: Channels{
 			SMS: SMS{
-				Twilio: Twilio{BaseURL: sms.DefaultBaseURL, Timeout: sms.DefaultTimeout},
-				Rate:   "10/s",
+				Twilio:      Twilio{BaseURL: sms.DefaultBaseURL, Timeout: sms.DefaultTimeout},
+				Rate:        "10/s",
+				MaxSegments: locales.SMSBudget,
 			},
 			Email: Email{
 				SMTP: email.Defaults(),

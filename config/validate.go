@@ -65,6 +65,7 @@ func (c Config) Validate() error {
 
 	v.Between("outbox.cap", c.Outbox.Cap, 1, 1_000_000)
 	v.OneOf("messages.industry", c.Messages.Industry, locales.Industries...)
+	v.Between("channels.sms.max_segments", c.Channels.SMS.MaxSegments, 0, 10)
 
 	v.twilio(c.Channels.SMS.Twilio)
 	v.rate("channels.sms.rate", c.Channels.SMS.Rate, false)

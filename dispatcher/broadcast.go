@@ -110,9 +110,12 @@ type Delivery struct {
 	ProviderID string `json:"provider_id,omitempty"`
 	Locale     string `json:"locale,omitempty"`
 	// Segments and Encoding describe an SMS as the carrier bills it.
-	Segments  int       `json:"sms_segments,omitempty"`
-	Encoding  string    `json:"sms_encoding,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Segments int    `json:"sms_segments,omitempty"`
+	Encoding string `json:"sms_encoding,omitempty"`
+	// TemplateVersion is the version of the operator's template override
+	// the message was rendered with; 0 (left out): the embedded default.
+	TemplateVersion int       `json:"template_version,omitempty"`
+	UpdatedAt       time.Time `json:"updated_at"`
 	// History lists the delivery's attempts at webhook endpoints, newest
 	// first (GET /v1/deliveries/{id} only).
 	History []Attempt `json:"history,omitempty"`
@@ -172,6 +175,9 @@ type Message struct {
 	Segments    int    // SMS only: segments as billed
 	Encoding    string // SMS only: "GSM-7" or "UCS-2"
 	Attempt     int    // 1 for the first attempt
+	// TemplateVersion is the template override's version the text was
+	// rendered with, 0 for the embedded default.
+	TemplateVersion int
 	// Incident and Update are what the message is about, for channels that
 	// carry structured data (push data, webhook payloads). Read only.
 	Incident *Incident
@@ -336,6 +342,9 @@ type Rendered struct {
 	// Missing names the placeholders that had no value for the recipient
 	// (rendered as nothing).
 	Missing []string
+	// TemplateVersion is the operator override's version the title or
+	// body came from (TemplateSet); 0: the embedded default.
+	TemplateVersion int
 	// Shortened is true when a push title or body was cut to fit (at a
 	// word, with "…").
 	Shortened bool
@@ -446,6 +455,8 @@ type Begin struct {
 	// Segments and Encoding of an SMS; Segments add to the broadcast's total.
 	Segments int
 	Encoding string
+	// TemplateVersion is Rendered.TemplateVersion (0: the default).
+	TemplateVersion int
 	// Fallback, when set, is the recipient locale to count in the
 	// broadcast's OperatorFallbacks.
 	Fallback string
@@ -464,6 +475,8 @@ type Outcome struct {
 	Locale      string
 	Segments    int
 	Encoding    string
+	// TemplateVersion is Rendered.TemplateVersion (0: the default).
+	TemplateVersion int
 	// Attempts is the number of attempts made so far.
 	Attempts int
 }

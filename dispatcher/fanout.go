@@ -760,7 +760,7 @@ func (f *Fanout) prepare(bc *broadcastContext, r *Recipient, ch Channel, rendere
 		}
 		rendered[rk] = text
 	}
-	bg := Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale, Segments: text.Segments, Encoding: text.Encoding}
+	bg := Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale, Segments: text.Segments, Encoding: text.Encoding, TemplateVersion: text.TemplateVersion}
 	if text.OperatorFallback {
 		bg.Fallback = r.Locale
 	}
@@ -989,7 +989,7 @@ func (f *Fanout) logPanic(ctx context.Context, ch Channel, panicked string, stac
 // panicked, so it may have gone out. A provider's later word settles it.
 func (c *collector) unknown(m *Message, err error) {
 	o := Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Status: StatusUnknown, Reason: reason(Classify(err)),
-		Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, Attempts: m.Attempt}
+		Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, TemplateVersion: m.TemplateVersion, Attempts: m.Attempt}
 	c.mu.Lock()
 	c.outs = append(c.outs, o)
 	c.f.c.Metrics.Statuses(m.Channel, o.Status, 1)
@@ -1057,24 +1057,25 @@ func (c *collector) addressNews(m *Message, res Result) {
 
 func (f *Fanout) message(bc *broadcastContext, r *Recipient, ch Channel, text Rendered, attempt int) *Message {
 	return &Message{
-		DeliveryID:  DeliveryID(bc.b.ID, ch, r.ID),
-		BroadcastID: bc.b.ID,
-		IncidentID:  bc.inc.ID,
-		Seq:         bc.up.Seq,
-		State:       bc.up.State,
-		Severity:    bc.inc.Severity,
-		Channel:     ch,
-		Recipient:   r,
-		Locale:      text.Locale,
-		Title:       text.Title,
-		Body:        text.Body,
-		HTML:        text.HTML,
-		Segments:    text.Segments,
-		Encoding:    text.Encoding,
-		Attempt:     attempt,
-		Incident:    bc.inc,
-		Update:      bc.up,
-		Endpoints:   r.Endpoints,
+		DeliveryID:      DeliveryID(bc.b.ID, ch, r.ID),
+		BroadcastID:     bc.b.ID,
+		IncidentID:      bc.inc.ID,
+		Seq:             bc.up.Seq,
+		State:           bc.up.State,
+		Severity:        bc.inc.Severity,
+		Channel:         ch,
+		Recipient:       r,
+		Locale:          text.Locale,
+		Title:           text.Title,
+		Body:            text.Body,
+		HTML:            text.HTML,
+		Segments:        text.Segments,
+		Encoding:        text.Encoding,
+		Attempt:         attempt,
+		TemplateVersion: text.TemplateVersion,
+		Incident:        bc.inc,
+		Update:          bc.up,
+		Endpoints:       r.Endpoints,
 	}
 }
 
@@ -1089,7 +1090,7 @@ type retry struct {
 // not write the mark): it was not sent, and stays in sending for the run
 // that has, or will have, the batch.
 func (f *Fanout) outcome(m *Message, res Result) (o Outcome, delay time.Duration, ok bool) {
-	o = Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, Attempts: m.Attempt, ProviderID: res.ProviderID}
+	o = Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, TemplateVersion: m.TemplateVersion, Attempts: m.Attempt, ProviderID: res.ProviderID}
 	if res.Err == nil {
 		o.Status = res.Status
 		if o.Status == "" {
@@ -1170,7 +1171,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		case StatusSuppressed:
 			f.c.Metrics.Statuses(ch, StatusSuppressed, 1)
 			return f.c.Store.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: StatusSuppressed, Reason: string(dec.Reason),
-				Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding}})
+				Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding, TemplateVersion: d.TemplateVersion}})
 		case StatusQueued:
 			// Held: the queue runs this attempt again after the delay,
 			// and a wait is not an attempt (see IsWait).

@@ -31,6 +31,13 @@ type CatalogRenderer struct {
 	StatusURL string
 	// Industry words the messages (locales.Industries); "" is payments.
 	Industry string
+	// Templates are the operators' overrides of the messages; nil: the
+	// embedded messages only. Prepare refreshes them.
+	Templates *TemplateSet
+	// MaxSegments is the most segments a template SMS keeps to by
+	// dropping resolution slots (channels.sms.max_segments); 0 is
+	// locales.SMSBudget.
+	MaxSegments int
 }
 
 var (
@@ -38,9 +45,22 @@ var (
 	_ PreparedRenderer = (*CatalogRenderer)(nil)
 )
 
-// Prepare implements PreparedRenderer: it reloads the catalog's names when
-// they changed (one version read).
-func (c *CatalogRenderer) Prepare(ctx context.Context) error { return c.Names.Refresh(ctx) }
+// Prepare implements PreparedRenderer: it reloads the catalog's names and
+// the template overrides when they changed (one version read each).
+func (c *CatalogRenderer) Prepare(ctx context.Context) error {
+	if err := c.Names.Refresh(ctx); err != nil {
+		return err
+	}
+	return c.Templates.Refresh(ctx)
+}
+
+// catalog is the catalogue renders read: with the overrides as last loaded.
+func (c *CatalogRenderer) catalog() *locales.Catalog {
+	if c.Templates != nil {
+		return c.Templates.Catalog()
+	}
+	return c.Catalog
+}
 
 // Render implements Renderer.
 func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
@@ -50,7 +70,8 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		clock = SystemClock
 	}
 	now := clock.Now()
-	readsEnglish := c.Catalog.Chain(req.Locale)[0] == locales.DefaultLocale
+	cat := c.catalog()
+	readsEnglish := cat.Chain(req.Locale)[0] == locales.DefaultLocale
 	lreq := locales.Request{
 		Locale:     req.Locale,
 		Timezone:   req.Timezone,
@@ -61,6 +82,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		Attributes: req.Attributes,
 		StatusURL:  c.StatusURL,
 		Industry:   c.Industry,
+		SMSBudget:  c.MaxSegments,
 		Incident: locales.Incident{
 			Title:    inc.Title.For(req.Locale, readsEnglish),
 			Severity: string(inc.Severity),
@@ -84,11 +106,11 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	if operator {
 		lreq.Operator = text
 	}
-	msg, err := c.Catalog.Render(lreq)
+	msg, err := cat.Render(lreq)
 	if err != nil {
 		return Rendered{}, err
 	}
-	out := Rendered{Locale: msg.Locale, Title: msg.Title, Body: msg.Body, HTML: msg.HTML, Missing: msg.Missing, Shortened: msg.Shortened}
+	out := Rendered{Locale: msg.Locale, Title: msg.Title, Body: msg.Body, HTML: msg.HTML, Missing: msg.Missing, Shortened: msg.Shortened, TemplateVersion: msg.TemplateVersion}
 	switch {
 	case operator:
 		out.Locale = tag

@@ -59,6 +59,10 @@ type ServiceConfig struct {
 	// catalog routes read and write (the renderer shares it). Default: no
 	// names but CLDR's, and none can be stored.
 	Catalog *NameCatalog
+	// Templates holds the operators' template overrides that the template
+	// routes read and write (the renderer shares it). Default: the
+	// fan-out's CatalogRenderer's, else none (the routes fail).
+	Templates *TemplateSet
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// Logger defaults to slog.Default().
@@ -104,6 +108,12 @@ func NewService(c ServiceConfig) (*Service, error) {
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	if c.Catalog == nil {
 		c.Catalog = MustNameCatalog(nil, nil, nil)
+	}
+	if cr, ok := c.Fanout.c.Renderer.(*CatalogRenderer); ok && c.Templates == nil {
+		c.Templates = cr.Templates
+		if c.Templates == nil && cr.Catalog != nil {
+			c.Templates = NewTemplateSet(TemplateConfig{Catalog: cr.Catalog, Industry: cr.Industry, MaxSegments: cr.MaxSegments})
+		}
 	}
 	s := &Service{c: c}
 	return s, nil

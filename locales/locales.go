@@ -73,6 +73,14 @@
 // placeholder without a value renders as nothing and Message.Missing
 // names it.
 //
+// # Overrides
+//
+// An operator's Override replaces one message of one locale without a
+// release (ParseOverride checks and parses it once, Catalog.WithOverrides
+// returns the catalogue that reads it, Message.TemplateVersion says which
+// version a render used); Catalog.Lint and Catalog.LintFile report missing
+// ids and SMS over a segment budget. See overrides.go.
+//
 // # Channels
 //
 // SMS bodies are passed through gsm.Transliterate, and the dates and money
@@ -175,15 +183,17 @@ type Catalog struct {
 // variant the locale it is derived from.
 type source struct {
 	tag       string
-	ids       map[string]bool // ids in its own file
-	localizer *i18n.Localizer // nil for a variant without a file
-	base      *source         // the locale a variant is derived from
+	ids       map[string]bool   // ids in its own file
+	texts     map[string]string // id -> its text as written (the other plural form)
+	localizer *i18n.Localizer   // nil for a variant without a file
+	base      *source           // the locale a variant is derived from
 	fix       func(string) string
+	over      map[string]*Override // operator overrides (Catalog.WithOverrides)
 }
 
 // has reports whether id is in the locale's file or, for a variant, in its base's.
 func (s *source) has(id string) bool {
-	return s.ids[id] || s.base != nil && s.base.has(id)
+	return s.over[id] != nil || s.ids[id] || s.base != nil && s.base.has(id)
 }
 
 // New loads every embedded messages/*.toml file and checks that every
@@ -258,10 +268,11 @@ func newCatalog(fsys fs.FS, dir string) (*Catalog, error) {
 			continue
 		}
 		ids := make(map[string]bool, len(mf.Messages))
+		texts := make(map[string]string, len(mf.Messages))
 		for _, m := range mf.Messages {
-			ids[m.ID] = true
+			ids[m.ID], texts[m.ID] = true, m.Other
 		}
-		c.locales[tag] = &source{tag: tag, ids: ids, localizer: i18n.NewLocalizer(bundle, tag)}
+		c.locales[tag] = &source{tag: tag, ids: ids, texts: texts, localizer: i18n.NewLocalizer(bundle, tag)}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -410,6 +421,9 @@ type Request struct {
 	Attributes map[string]string
 	// StatusURL is {status_url} when the params have no status_url.
 	StatusURL string
+	// SMSBudget is the most segments a template SMS keeps to by dropping
+	// resolution slots (see SMSBudget); 0 is SMSBudget.
+	SMSBudget int
 }
 
 // Incident is what the messages say about the incident.
@@ -440,6 +454,10 @@ type Message struct {
 	// Shortened is true when the push title or body had to be cut (at a
 	// word, with "…") to fit MaxPushTitle or MaxPushBody.
 	Shortened bool
+	// TemplateVersion is the version of the operator override (see
+	// Override) the title or body came from, the higher of the two; 0 when
+	// both are the embedded messages.
+	TemplateVersion int
 }
 
 // Render renders the message for r. It never returns text containing a
@@ -495,6 +513,15 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 		}
 	}
 	m := Message{Locale: s.tag, Title: endSentences(title), Body: endSentences(body), Missing: missing}
+	used := []string{titleID, bodyID}
+	if strings.TrimSpace(r.Operator) != "" {
+		used = used[:1] // the operator's text replaces the body
+	}
+	for _, id := range used {
+		if o := s.override(id); o != nil && o.Version > m.TemplateVersion {
+			m.TemplateVersion = o.Version
+		}
+	}
 	if op := strings.TrimSpace(r.Operator); op != "" {
 		op, opMissing := expand(op, values)
 		for _, name := range opMissing {
@@ -610,6 +637,13 @@ func (c *Catalog) lookup(chain []string, ids []string) (*source, string) {
 // localize renders id from s's file (or, for a variant, its base's) through
 // go-i18n, and applies s's spelling rule.
 func (s *source) localize(id string, data any, count any) (string, error) {
+	if o := s.over[id]; o != nil {
+		text, err := o.execute(data)
+		if err != nil {
+			return "", err
+		}
+		return s.apply(text), nil
+	}
 	if !s.ids[id] {
 		if s.base == nil {
 			return "", fmt.Errorf("locales: %s has no message %q", s.tag, id)
@@ -707,6 +741,9 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	inc := r.Incident
 	data := emptyData()
 	data["Title"] = oneLine(inc.Title)
+	for name, v := range r.Attributes {
+		data[AttrPrefix+name] = oneLine(v) // {attr.<name>} of an override
+	}
 	services := make([]string, len(inc.Services))
 	for i, label := range inc.Services {
 		services[i] = r.Names.Service(label, r.Locale, chain)
@@ -863,7 +900,11 @@ func (c *Catalog) slotSentences(chain []string, r Request, slots Slots, data map
 // last sentence of that rank first); body is the first rendering.
 func (c *Catalog) fitSMS(s *source, bodyID string, chain []string, r Request, data map[string]string, body string) (string, error) {
 	sentences := c.slotSentences(chain, r, ParseSlots(r.Incident.Params), data)
-	for len(sentences) > 0 && gsm.Count(smsText(endSentences(body))).Segments > SMSBudget {
+	budget := r.SMSBudget
+	if budget <= 0 {
+		budget = SMSBudget
+	}
+	for len(sentences) > 0 && gsm.Count(smsText(endSentences(body))).Segments > budget {
 		drop := len(sentences) - 1
 		for i := len(sentences) - 1; i >= 0; i-- {
 			if sentences[i].rank < sentences[drop].rank {

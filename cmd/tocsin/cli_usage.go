@@ -114,6 +114,22 @@ var clientCommands = []cmdDoc{
 		notes:   "Replaces every name stored through the API for ID (matched case-insensitively: CARDS is cards, ch is CH); configured names stay below them. Messages use the new names from the next batch on."},
 	{path: "catalog delete", pos: "services|regions ID", args: "services|regions ID",
 		summary: "remove the names stored through the API", notes: "Configured and CLDR names stay."},
+	{path: "templates lint", pos: "[FILE.toml...]", args: "[--strict] [--industry I] [--max-segments N] [FILE.toml...]",
+		summary: "lint message templates: message files offline, or the server's",
+		notes: "With files (named by locale, such as de.toml), checks each offline as the server checks an override: the id naming rules, syntax errors with their line, unknown data keys and placeholders, " +
+			"that each message renders with every key empty and set, the ids en has that the file lacks, and every SMS over --max-segments with every slot filled (the file standing in for the embedded one). " +
+			"Without files, asks the server (GET /v1/templates/lint) about the effective templates, overrides included. " +
+			"Exits 1 on an error, and with --strict on an SMS over the budget too; missing ids are reported, never an error."},
+	{path: "templates get", pos: "[LOCALE KIND CHANNEL STATE]", args: "[LOCALE KIND CHANNEL STATE [--industry I]]",
+		summary: "list the template overrides, or show one message's effective template",
+		notes:   "With a key (such as de merchant sms resolved), shows where title and body come from (id, locale, version), an example with every slot filled and with none, and the key's history."},
+	{path: "templates put", pos: "LOCALE KIND CHANNEL STATE", args: "LOCALE KIND CHANNEL STATE (--body TEXT | --body-file FILE) [--title T] [--industry I] [--strict]",
+		summary: "override one message template with a new version",
+		notes: "Written as the embedded messages are: text/template with the data keys ({{.eta}}, {{if .credit}}…{{end}}) and/or placeholders ({eta}, {credit}, {attr.plan}). " +
+			"The server refuses a syntax error, an unknown key or placeholder, or a text that does not render; an SMS over channels.sms.max_segments is a warning, or refused with --strict. " +
+			"An override of a language (de) applies to its variants (de-CH). Every process uses it from its next batch on; to roll back, put an older version's text again (templates get shows them)."},
+	{path: "templates delete", pos: "LOCALE KIND CHANNEL STATE", args: "LOCALE KIND CHANNEL STATE [--industry I]",
+		summary: "return one message to the embedded default", notes: "The history keeps the deletion as a version."},
 	{path: "deliveries show", pos: "DELIVERY_ID", args: "DELIVERY_ID",
 		summary: "show a delivery, and a webhook's requests",
 		notes:   "Delivery ids are BROADCAST_ID.CHANNEL.RECIPIENT_ID, as deliveries list prints them."},

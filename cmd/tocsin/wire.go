@@ -67,6 +67,10 @@ func wire(w wiring) (*wired, error) {
 		return nil, usageError{err}
 	}
 
+	// One set of template overrides for the renderer and the template routes.
+	templates := dispatcher.NewTemplateSet(dispatcher.TemplateConfig{Catalog: w.catalog, Store: store,
+		Industry: cfg.Messages.Industry, MaxSegments: cfg.Channels.SMS.MaxSegments})
+
 	var senders map[dispatcher.Channel]dispatcher.Sender
 	var checkWebhookURL func(ctx context.Context, url string) error
 	if w.senders != nil {
@@ -92,7 +96,8 @@ func wire(w wiring) (*wired, error) {
 	qc.Retry = retry
 	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{
 		Store: store, Queue: qc,
-		Renderer:     &dispatcher.CatalogRenderer{Catalog: w.catalog, Clock: w.clock, Names: names, SmartEncoding: cfg.Channels.SMS.SmartEncoding, StatusURL: cfg.Notify.StatusURL, Industry: cfg.Messages.Industry},
+		Renderer: &dispatcher.CatalogRenderer{Catalog: w.catalog, Clock: w.clock, Names: names, SmartEncoding: cfg.Channels.SMS.SmartEncoding, StatusURL: cfg.Notify.StatusURL, Industry: cfg.Messages.Industry,
+			Templates: templates, MaxSegments: cfg.Channels.SMS.MaxSegments},
 		Senders:      senders,
 		BatchSize:    cfg.Worker.BatchSize,
 		RetryPolicy:  retry,
@@ -115,7 +120,7 @@ func wire(w wiring) (*wired, error) {
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
 		Webhooks: store, CheckWebhookURL: checkWebhookURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
 		CheckPushURL: func(_ context.Context, u string) error { return pushGuard.CheckURL(u) },
-		Catalog:      names, Clock: w.clock, Logger: w.logger,
+		Catalog:      names, Templates: templates, Clock: w.clock, Logger: w.logger,
 	})
 	if err != nil {
 		_ = qc.Close()

@@ -107,6 +107,7 @@ type Service interface {
 	Webhooks
 	Public
 	IncidentEdits
+	Templates
 }
 
 var _ Service = (*dispatcher.Service)(nil)
@@ -143,6 +144,7 @@ type Config struct {
 	Public     Public
 	Catalog    Catalog
 	Edits      IncidentEdits
+	Templates  Templates
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
@@ -207,6 +209,7 @@ func New(cfg Config) http.Handler {
 		cfg.Public = cmp.Or[Public](cfg.Public, svc)
 		cfg.Catalog = cmp.Or[Catalog](cfg.Catalog, svc)
 		cfg.Edits = cmp.Or[IncidentEdits](cfg.Edits, svc)
+		cfg.Templates = cmp.Or[Templates](cfg.Templates, svc)
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), chunk: cfg.ImportChunk}
 	if s.log == nil {
@@ -261,6 +264,7 @@ var tags = []*huma.Tag{
 	{Name: "recipients", Description: "Customers and merchants, their addresses and what they use; imported in bulk as NDJSON."},
 	{Name: "webhooks", Description: "Merchants' webhook endpoints and their signing secrets."},
 	{Name: "catalog", Description: "Display names of services and regions per locale, which messages show instead of the raw labels."},
+	{Name: "templates", Description: "Operators' overrides of the embedded message templates, versioned and linted."},
 	{Name: "outbox", Description: "Messages recorded by the outbox channel, which stands in for channels without a provider."},
 	{Name: "callbacks", Description: "Routes called by providers and recipients, not operators: Twilio's callbacks (signed) and unsubscribe links (signed tokens). No API key."},
 	{Name: "health", Description: "Liveness and readiness for load balancers and orchestrators. No API key."},

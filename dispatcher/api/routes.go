@@ -537,6 +537,7 @@ func (s *server) routes() {
 
 	s.routeImport()
 	s.routeCatalog()
+	s.routeTemplates()
 }
 
 // pathID renames the "body.id" field error of PutRecipient (the domain

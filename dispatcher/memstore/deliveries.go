@@ -208,7 +208,7 @@ func (s *Store) BeginDeliveries(_ context.Context, bid string, g dispatcher.Guar
 		d := &dispatcher.Delivery{
 			ID: id, BroadcastID: bid, RecipientID: it.RecipientID, Channel: it.Channel,
 			Status: it.Status, Reason: it.Reason, Locale: it.Locale, UpdatedAt: now,
-			Segments: it.Segments, Encoding: it.Encoding,
+			Segments: it.Segments, Encoding: it.Encoding, TemplateVersion: it.TemplateVersion,
 		}
 		if why != "" && !it.Status.Final() {
 			d.Status, d.Reason, prev[i] = dispatcher.StatusSuppressed, why, dispatcher.StatusSuppressed
@@ -278,7 +278,7 @@ func (s *Store) record(bid string, outs []dispatcher.Outcome) error {
 		s.Deliveries[id] = &dispatcher.Delivery{
 			ID: id, BroadcastID: bid, RecipientID: o.RecipientID, Channel: o.Channel,
 			Status: o.Status, Reason: o.Reason, Attempts: o.Attempts, ProviderID: o.ProviderID,
-			Locale: o.Locale, Segments: o.Segments, Encoding: o.Encoding, UpdatedAt: now,
+			Locale: o.Locale, Segments: o.Segments, Encoding: o.Encoding, TemplateVersion: o.TemplateVersion, UpdatedAt: now,
 		}
 	}
 	s.finish(b, p)

@@ -21,6 +21,10 @@ import (
 //
 //	{code}|{attempts}|{updated unix ms}|{locale}|{provider id}|{sms}|{reason}
 //
+// locale is the locale the text was rendered in, followed by ":{n}" when
+// it was rendered with version n of an operator's template override
+// ("de:3"; no suffix: the embedded default). The Lua never reads it.
+//
 // sms is empty, or an SMS's segment count followed by its encoding's
 // letter: G for GSM-7, U for UCS-2 ("2G").
 //
@@ -63,6 +67,7 @@ type record struct {
 	locale, providerID string
 	segments           int
 	encoding, reason   string
+	template           int // the template override's version, 0: default
 }
 
 var encodingLetters = map[string]byte{"GSM-7": 'G', "UCS-2": 'U'}
@@ -75,6 +80,10 @@ func encodeRecord(buf []byte, now int64, r record) []byte {
 	buf = strconv.AppendInt(buf, now, 10)
 	buf = append(buf, '|')
 	buf = append(buf, clean(locale)...)
+	if r.template > 0 {
+		buf = append(buf, ':')
+		buf = strconv.AppendInt(buf, int64(r.template), 10)
+	}
 	buf = append(buf, '|')
 	buf = append(buf, clean(providerID)...)
 	buf = append(buf, '|')
@@ -112,19 +121,22 @@ func decodeRecord(broadcastID, field, value string) (*dispatcher.Delivery, error
 			}
 		}
 	}
+	locale, template, _ := strings.Cut(parts[3], ":")
+	version, _ := strconv.Atoi(template)
 	return &dispatcher.Delivery{
-		ID:          dispatcher.DeliveryID(broadcastID, dispatcher.Channel(ch), rid),
-		BroadcastID: broadcastID,
-		RecipientID: rid,
-		Channel:     dispatcher.Channel(ch),
-		Status:      st,
-		Attempts:    attempts,
-		UpdatedAt:   time.UnixMilli(ms).UTC(),
-		Locale:      parts[3],
-		ProviderID:  parts[4],
-		Segments:    segments,
-		Encoding:    encoding,
-		Reason:      parts[6],
+		ID:              dispatcher.DeliveryID(broadcastID, dispatcher.Channel(ch), rid),
+		BroadcastID:     broadcastID,
+		RecipientID:     rid,
+		Channel:         dispatcher.Channel(ch),
+		Status:          st,
+		Attempts:        attempts,
+		UpdatedAt:       time.UnixMilli(ms).UTC(),
+		Locale:          locale,
+		TemplateVersion: version,
+		ProviderID:      parts[4],
+		Segments:        segments,
+		Encoding:        encoding,
+		Reason:          parts[6],
 	}, nil
 }
 
@@ -349,7 +361,7 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispa
 	args = append(args, now, g.Seq, leasePrefix(broadcastID), handedKey(broadcastID, g.Lease))
 	var buf []byte
 	for _, it := range items {
-		buf = encodeRecord(buf, now, record{status: it.Status, locale: it.Locale, segments: it.Segments, encoding: it.Encoding, reason: it.Reason})
+		buf = encodeRecord(buf, now, record{status: it.Status, locale: it.Locale, segments: it.Segments, encoding: it.Encoding, reason: it.Reason, template: it.TemplateVersion})
 		extra := "0"
 		if it.Extra {
 			extra = "1"
@@ -456,7 +468,7 @@ func (s *Store) Record(ctx context.Context, broadcastID string, outs []dispatche
 func appendOutcomes(args []any, now int64, outs []dispatcher.Outcome) []any {
 	var buf []byte
 	for _, o := range outs {
-		buf = encodeRecord(buf, now, record{status: o.Status, attempts: o.Attempts, locale: o.Locale, providerID: o.ProviderID, segments: o.Segments, encoding: o.Encoding, reason: o.Reason})
+		buf = encodeRecord(buf, now, record{status: o.Status, attempts: o.Attempts, locale: o.Locale, providerID: o.ProviderID, segments: o.Segments, encoding: o.Encoding, reason: o.Reason, template: o.TemplateVersion})
 		args = append(args, deliveryField(o.Channel, o.RecipientID), string(buf))
 	}
 	return args

@@ -64,6 +64,9 @@
 //	secret:links        string  the generated secret of unsubscribe links
 //	catalog             hash    display names stored through the API: svc:{id} and reg:{id} ->
 //	                            JSON {locale: name}; version -> moved by every write (catalog.go)
+//	templates           hash    operators' template overrides: {locale}/{kind}/{channel}/{state}[?industry=…]
+//	                            -> JSON {key, current, history (newest first, 20)}; version -> moved by
+//	                            every write (templates.go)
 //	meta:labels         string  "1" once CanonicalizeLabels rewrote older labels (labels.go)
 //	rate:{key}          string  a rate limit's GCRA bucket: its theoretical arrival time in redis_rate's
 //	                            format (seconds since 2017-01-01, float); expires when the bucket is full

@@ -482,6 +482,11 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 // credit_currency; see locales.ParseSlots), "" when nothing or when k is
 // another param.
 func slotFault(k, val string) string {
+	if val == "" {
+		// null or "": the update removes the param (an update's slot is
+		// cleared so, e.g. the cause once the resolution no longer needs it).
+		return ""
+	}
 	var err error
 	switch k {
 	case locales.ParamImpact:

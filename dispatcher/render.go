@@ -61,6 +61,8 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		Attributes: req.Attributes,
 		StatusURL:  c.StatusURL,
 		Industry:   c.Industry,
+		// Only SMS reads it, to fit a template to its budget as sent.
+		SmartEncoding: c.SmartEncoding,
 		Incident: locales.Incident{
 			Title:    inc.Title.For(req.Locale, readsEnglish),
 			Severity: string(inc.Severity),

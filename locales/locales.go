@@ -410,6 +410,11 @@ type Request struct {
 	Attributes map[string]string
 	// StatusURL is {status_url} when the params have no status_url.
 	StatusURL string
+	// SmartEncoding says the SMS will be sent with gsm.SmartEncode
+	// (channels.sms.smart_encoding): a template SMS is then fitted to
+	// SMSBudget as it will be counted, so an accented title that smart
+	// encoding makes GSM-7 does not drop the credit for a UCS-2 budget.
+	SmartEncoding bool
 }
 
 // Incident is what the messages say about the incident.
@@ -863,7 +868,14 @@ func (c *Catalog) slotSentences(chain []string, r Request, slots Slots, data map
 // last sentence of that rank first); body is the first rendering.
 func (c *Catalog) fitSMS(s *source, bodyID string, chain []string, r Request, data map[string]string, body string) (string, error) {
 	sentences := c.slotSentences(chain, r, ParseSlots(r.Incident.Params), data)
-	for len(sentences) > 0 && gsm.Count(smsText(endSentences(body))).Segments > SMSBudget {
+	segments := func(body string) int {
+		text := smsText(endSentences(body))
+		if r.SmartEncoding {
+			text = gsm.SmartEncode(text)
+		}
+		return gsm.Count(text).Segments
+	}
+	for len(sentences) > 0 && segments(body) > SMSBudget {
 		drop := len(sentences) - 1
 		for i := len(sentences) - 1; i >= 0; i-- {
 			if sentences[i].rank < sentences[drop].rank {

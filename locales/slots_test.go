@@ -197,6 +197,37 @@ func TestSMSKeepsToBudget(t *testing.T) {
 	}
 }
 
+// TestSMSBudgetWithSmartEncoding: with smart encoding the budget is
+// counted as the SMS will be sent, so an operator's accented title (UCS-2
+// as written, GSM-7 once smart-encoded) does not make a US Spanish
+// resolution drop its credit.
+func TestSMSBudgetWithSmartEncoding(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	inc := fullIncident()
+	inc.Title = "Interrupción del servicio móvil"
+	inc.Params = map[string]string{"credit_amount": "5", "credit_currency": "USD", "credit_timing": "next_bill",
+		"impact": "no_action_needed", "support": "+1 800 331 0500"}
+	r := Request{Locale: "es-US", Timezone: "America/Chicago", Kind: "customer", Channel: "sms", Industry: "telecom",
+		State: "resolved", Now: testNow, Incident: inc}
+	without, err := c.Render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SmartEncoding = true
+	with, err := c.Render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(without.Body, "$5.00") {
+		t.Errorf("the test needs a body that is over budget as UCS-2: %q", without.Body)
+	}
+	sent := gsm.Count(gsm.SmartEncode(with.Body))
+	if !strings.Contains(with.Body, "$5.00") || sent.Segments > SMSBudget || sent.Encoding != gsm.GSM7 {
+		t.Errorf("smart-encoded SMS = %q (%d segments %s), want the credit within %d segments", with.Body, sent.Segments, sent.Encoding, SMSBudget)
+	}
+}
+
 // TestTelecomSpeaksNoPayments: outside payments, no template speaks of
 // payments, terminals or cash to any kind, in any state or channel, even
 // with every impact said (English and German checked word by word).

@@ -507,9 +507,13 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 				m.Missing = append(m.Missing, name)
 			}
 		}
-		m.Body = s.apply(strings.TrimSpace(op))
-		if r.Channel != "email" {
-			m.Body = oneLine(m.Body)
+		// A text that said nothing but a label whose value is missing
+		// ("Hilfe: {support}") leaves the template's body, never an empty one.
+		if op = strings.TrimSpace(op); op != "" {
+			m.Body = s.apply(op)
+			if r.Channel != "email" {
+				m.Body = oneLine(m.Body)
+			}
 		}
 	}
 	switch r.Channel {

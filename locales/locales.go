@@ -493,8 +493,18 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 	if err != nil {
 		return Message{}, err
 	}
-	if r.Channel == "sms" && strings.TrimSpace(r.Operator) == "" {
-		body, err = c.fitSMS(s, bodyID, chain, r, data, body)
+	if strings.TrimSpace(r.Operator) == "" {
+		switch r.Channel {
+		case "sms":
+			body, err = c.fitSMS(s, bodyID, chain, r, data, body)
+		case "push":
+			// A push body over the limit says fewer slot sentences before
+			// it is cut: "… keine finanziellen Folgen.…" lost a sentence
+			// mid-way and read as trailing off.
+			body, err = c.fitSlots(s, bodyID, chain, r, data, body, func(body string) bool {
+				return utf8.RuneCountInString(endSentences(body)) <= MaxPushBody
+			})
+		}
 		if err != nil {
 			return Message{}, err
 		}
@@ -871,15 +881,21 @@ func (c *Catalog) slotSentences(chain []string, r Request, slots Slots, data map
 // needs more than SMSBudget segments, dropping the lowest rank first (the
 // last sentence of that rank first); body is the first rendering.
 func (c *Catalog) fitSMS(s *source, bodyID string, chain []string, r Request, data map[string]string, body string) (string, error) {
-	sentences := c.slotSentences(chain, r, ParseSlots(r.Incident.Params), data)
-	segments := func(body string) int {
+	return c.fitSlots(s, bodyID, chain, r, data, body, func(body string) bool {
 		text := smsText(endSentences(body))
 		if r.SmartEncoding {
 			text = gsm.SmartEncode(text)
 		}
-		return gsm.Count(text).Segments
-	}
-	for len(sentences) > 0 && segments(body) > SMSBudget {
+		return gsm.Count(text).Segments <= SMSBudget
+	})
+}
+
+// fitSlots renders a body again with fewer slot sentences until fits
+// says it fits, dropping the lowest rank first (the last sentence of that
+// rank first); body is the first rendering.
+func (c *Catalog) fitSlots(s *source, bodyID string, chain []string, r Request, data map[string]string, body string, fits func(string) bool) (string, error) {
+	sentences := c.slotSentences(chain, r, ParseSlots(r.Incident.Params), data)
+	for len(sentences) > 0 && !fits(body) {
 		drop := len(sentences) - 1
 		for i := len(sentences) - 1; i >= 0; i-- {
 			if sentences[i].rank < sentences[drop].rank {

@@ -257,3 +257,28 @@ func TestTelecomSpeaksNoPayments(t *testing.T) {
 		}
 	}
 }
+
+// TestPushSaysFewerSlotsRatherThanCut: a template push body over the limit
+// drops slot sentences (lowest rank first, the credit last) instead of
+// being cut mid-sentence, in every language.
+func TestPushSaysFewerSlotsRatherThanCut(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	inc := fullIncident()
+	inc.Params = map[string]string{"credit_amount": "5", "credit_currency": "USD", "credit_timing": "next_bill",
+		"impact": "no_financial_consequence,transactions_corrected,data_safe"}
+	for _, loc := range []string{"en", "de-CH", "fr-CH", "it-CH", "da", "es-US"} {
+		for _, state := range []string{"investigating", "resolved"} {
+			m, err := c.Render(Request{Locale: loc, Timezone: "Europe/Zurich", Kind: "customer", Channel: "push", State: state, Now: testNow, Incident: inc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasSuffix(m.Body, "…") || m.Shortened || utf8.RuneCountInString(m.Body) > MaxPushBody {
+				t.Errorf("%s %s push cut: %q", loc, state, m.Body)
+			}
+			if state == "resolved" && !strings.Contains(m.Body, "5") {
+				t.Errorf("%s resolved push lost the credit: %q", loc, m.Body)
+			}
+		}
+	}
+}

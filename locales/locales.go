@@ -126,7 +126,7 @@ const DefaultIndustry = "payments"
 
 // DataKeys are the template data keys every message may use; they are always
 // defined, as "" when there is no value.
-var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "eta_clock", "started_clock", "workaround", "credit", "days", "cause", "support", "slots", "what", "What", "advice", "duration", "status_url"}
+var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "eta_clock", "started_clock", "workaround", "credit", "days", "cause", "support", "slots", "what", "What", "advice", "duration", "status_url", "transactions"}
 
 // Params are the operator params Render reads from Incident.Params; others
 // are ignored.
@@ -791,6 +791,12 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	}
 	data["What"], data["advice"] = upperFirst(data["what"]), upperFirst(data["advice"])
 	data["slots"] = slotText(c.slotSentences(chain, r, slots, data), r.Channel == "sms" || r.Channel == "push")
+	// "transactions" is set when an impact slot already says what became
+	// of the failed transactions: a merchant's resolution then does not ask
+	// again to check them (nor ask while saying they were corrected).
+	if slices.ContainsFunc(slots.Impact, func(i string) bool { return strings.HasPrefix(i, "transactions_") }) {
+		data["transactions"] = "said"
+	}
 	return data
 }
 

@@ -282,3 +282,34 @@ func TestPushSaysFewerSlotsRatherThanCut(t *testing.T) {
 		}
 	}
 }
+
+// TestMerchantResolutionAsksOnce: a merchant's resolution asks to check
+// the transaction list once: its own sentence when no impact says what
+// became of the failed payments, else the impact's alone (and never asks
+// while saying they were corrected).
+func TestMerchantResolutionAsksOnce(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	for _, tt := range []struct{ impact, own string }{
+		{"", "interrupted during the disruption"},
+		{"transactions_may_need_retry", ""},
+		{"transactions_corrected", ""},
+		{"no_financial_consequence", "interrupted during the disruption"},
+	} {
+		inc := fullIncident()
+		inc.Params = map[string]string{}
+		if tt.impact != "" {
+			inc.Params["impact"] = tt.impact
+		}
+		m, err := c.Render(Request{Locale: "en", Kind: "merchant", Channel: "email", State: "resolved", Now: testNow, Incident: inc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(m.Body, "transaction list"); n > 1 {
+			t.Errorf("impact %q: asks %d times to check the transaction list: %q", tt.impact, n, m.Body)
+		}
+		if has := strings.Contains(m.Body, "interrupted during the disruption"); has != (tt.own != "") {
+			t.Errorf("impact %q: own check sentence said = %v: %q", tt.impact, has, m.Body)
+		}
+	}
+}

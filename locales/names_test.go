@@ -152,6 +152,10 @@ func TestNameFallback(t *testing.T) {
 		{"de-CH", "region", nil, []string{"zurich"}, "Zürich"},
 		{"it", "region", nil, []string{"zurich"}, "zurich"},
 		{"de", "region", nil, []string{"eu-west"}, "eu-west"},
+		// English running text gives CLDR's "United States" its article.
+		{"en-US", "region", nil, []string{"US"}, "in the " + cldrName(t, "US", "en")},
+		{"en-GB", "region", nil, []string{"NL", "CH"}, "in the " + cldrName(t, "NL", "en") + " and " + cldrName(t, "CH", "en")},
+		{"es-US", "region", nil, []string{"US"}, "en " + cldrName(t, "US", "es")},
 	}
 	for _, tt := range tests {
 		m, err := c.Render(Request{Locale: tt.locale, Kind: "customer", Channel: "webhook", State: "investigating",

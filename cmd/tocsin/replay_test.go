@@ -229,16 +229,22 @@ func smsCount(body string) (string, int) {
 var markers = map[string][]string{
 	"de": {"der", "die", "das", "und", "Sie", "wir", "Wir", "ist", "bei", "nicht", "mit", "Ihre", "Ihr"},
 	"fr": {"le", "la", "les", "et", "vous", "nous", "Nous", "est", "des", "pour", "pas", "votre"},
-	"it": {"il", "la", "le", "e", "di", "che", "Vi", "vi", "è", "per", "non", "siamo", "abbiamo"},
+	"it": {"il", "la", "le", "e", "di", "che", "Vi", "vi", "è", "per", "non", "siamo", "abbiamo", "i", "ad", "ancora", "Lei", "Suo", "sono", "può"},
 	"da": {"og", "er", "vi", "Vi", "at", "det", "på", "ikke", "til", "med", "har", "kl."},
 	"es": {"el", "la", "los", "y", "de", "que", "le", "Le", "es", "para", "no", "su", "del"},
-	"en": {"the", "and", "we", "We", "is", "you", "your", "of", "for", "not", "are", "has", "may", "Please", "to", "be", "in", "on"},
+	"en": {"the", "and", "we", "We", "is", "you", "your", "of", "for", "not", "are", "has", "may", "Please", "to", "be"},
 }
 
 func languageOf(text string) string {
 	words := strings.FieldsFunc(text, func(r rune) bool { return !unicode.IsLetter(r) && r != '.' && r != 'è' })
 	best, bestN := "", 0
-	for l, ms := range markers {
+	langs := make([]string, 0, len(markers))
+	for l := range markers {
+		langs = append(langs, l)
+	}
+	sort.Strings(langs) // ties fall the same way every run
+	for _, l := range langs {
+		ms := markers[l]
 		n := 0
 		for _, w := range words {
 			w = strings.TrimSuffix(w, ".")
@@ -642,7 +648,7 @@ func carrierOutage() *scenario {
 		// "US" is named in CLDR ("United States", "Estados Unidos").
 		rawLabels:  []string{"wireless", "US"},
 		recipients: rs, creditAmount: "5", creditCurrency: "USD",
-		forbidden: map[string][]string{"en": {"payment", "terminal", "cash"}, "es": {"pago", "terminal", "efectivo"}},
+		forbidden: map[string][]string{"en": {"payment", "terminal", "cash", "in United States"}, "es": {"pago", "terminal", "efectivo"}},
 		steps: []step{
 			{at: day(9, 30), state: "investigating", titles: titles, started: day(9, 30), eta: day(17, 0),
 				params: map[string]any{"eta": day(17, 0).Format(time.RFC3339)},

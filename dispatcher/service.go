@@ -22,6 +22,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/text/language"
+
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
@@ -488,6 +490,13 @@ func slotFault(k, val string) string {
 		return ""
 	}
 	var err error
+	if tag, ok := strings.CutPrefix(k, locales.ParamCause+"."); ok {
+		// The cause in one language: cause.de, cause.fr-CH.
+		if t, perr := language.Parse(tag); perr != nil || t.String() != tag {
+			return "a cause in one language is cause.<BCP 47 tag>, such as cause.de or cause.fr-CH, in canonical case"
+		}
+		k = locales.ParamCause
+	}
 	switch k {
 	case locales.ParamImpact:
 		_, err = locales.ParseImpact(val)

@@ -758,6 +758,7 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	}
 	data["workaround"] = strings.TrimRight(oneLine(inc.Params[ParamWorkaround]), ". ")
 	slots := ParseSlots(inc.Params)
+	slots.Cause = CauseFor(inc.Params, r.Locale, locale)
 	amount, currency := slots.CreditAmount, slots.CreditCurrency
 	if a := r.Attributes[ParamCreditAmount]; a != "" {
 		// The recipient's own credit (per account); its currency, when it
@@ -900,7 +901,9 @@ func (c *Catalog) fitSMS(s *source, bodyID string, chain []string, r Request, da
 // says it fits, dropping the lowest rank first (the last sentence of that
 // rank first); body is the first rendering.
 func (c *Catalog) fitSlots(s *source, bodyID string, chain []string, r Request, data map[string]string, body string, fits func(string) bool) (string, error) {
-	sentences := c.slotSentences(chain, r, ParseSlots(r.Incident.Params), data)
+	slots := ParseSlots(r.Incident.Params)
+	slots.Cause = CauseFor(r.Incident.Params, r.Locale, s.tag)
+	sentences := c.slotSentences(chain, r, slots, data)
 	for len(sentences) > 0 && !fits(body) {
 		drop := len(sentences) - 1
 		for i := len(sentences) - 1; i >= 0; i-- {

@@ -313,3 +313,37 @@ func TestMerchantResolutionAsksOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestCauseInTheReadersLanguage: cause.<tag> gives the cause per language;
+// a reader gets its own tag's, its language's, its text's language's, then
+// the cause for everyone, never another language's.
+func TestCauseInTheReadersLanguage(t *testing.T) {
+	t.Parallel()
+	params := map[string]string{"cause": "a failed upgrade", "cause.de": "ein fehlgeschlagenes Update",
+		"cause.fr-CH": "une mise à jour manquée", "cause.es": "una actualización fallida"}
+	for _, tt := range []struct{ locale, text, want string }{
+		{"de-CH", "de-CH", "ein fehlgeschlagenes Update"},
+		{"fr-CH", "fr", "une mise à jour manquée"},
+		{"fr", "fr", "a failed upgrade"}, // no cause.fr: the cause for everyone
+		{"es-US", "es-US", "una actualización fallida"},
+		{"pt-BR", "en", "a failed upgrade"},
+		{"it-CH", "it", "a failed upgrade"},
+	} {
+		if got := CauseFor(params, tt.locale, tt.text); got != tt.want {
+			t.Errorf("CauseFor(%s, %s) = %q, want %q", tt.locale, tt.text, got, tt.want)
+		}
+	}
+	if got := CauseFor(map[string]string{"cause.en": "a failed upgrade"}, "de", "de"); got != "" {
+		t.Errorf("a German reader got the English cause %q", got)
+	}
+	c := MustNew()
+	inc := fullIncident()
+	inc.Params = params
+	m, err := c.Render(Request{Locale: "de-CH", Kind: "customer", Channel: "sms", State: "identified", Now: testNow, Incident: inc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.Body, "ein fehlgeschlagenes Update") || strings.Contains(m.Body, "failed upgrade") {
+		t.Errorf("de-CH SMS = %q, want the German cause", m.Body)
+	}
+}

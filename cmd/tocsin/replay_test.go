@@ -648,7 +648,7 @@ func carrierOutage() *scenario {
 		// "US" is named in CLDR ("United States", "Estados Unidos").
 		rawLabels:  []string{"wireless", "US"},
 		recipients: rs, creditAmount: "5", creditCurrency: "USD",
-		forbidden: map[string][]string{"en": {"payment", "terminal", "cash", "in United States"}, "es": {"pago", "terminal", "efectivo"}},
+		forbidden: map[string][]string{"en": {"payment", "terminal", "cash", "in United States"}, "es": {"pago", "terminal", "efectivo", "network change"}},
 		steps: []step{
 			{at: day(9, 30), state: "investigating", titles: titles, started: day(9, 30), eta: day(17, 0),
 				params: map[string]any{"eta": day(17, 0).Format(time.RFC3339)},
@@ -676,7 +676,7 @@ func carrierOutage() *scenario {
 				}},
 			{at: day(12, 0), state: "identified", titles: titles, started: day(8, 40), eta: day(16, 0),
 				patch:  map[string]any{"started_at": day(8, 40).Format(time.RFC3339)},
-				params: map[string]any{"eta": day(16, 0).Format(time.RFC3339), "cause": "a network change during an upgrade"}},
+				params: map[string]any{"eta": day(16, 0).Format(time.RFC3339), "cause": "a network change during an upgrade", "cause.es": "un cambio en la red durante una actualización"}},
 			{at: day(20, 10), state: "resolved", titles: titles, started: day(8, 40), credit: true,
 				params: map[string]any{"eta": nil, "credit_amount": "5", "credit_currency": "USD", "credit_timing": "next_bill",
 					"impact": "no_action_needed", "support": "+1 800 331 0500"},

@@ -367,12 +367,18 @@ func replay(t *testing.T, s *scenario) {
 				if q.Err != nil {
 					t.Errorf("%s: webhook broke the contract: %v", r.id, q.Err)
 				}
+				if _, twice := byBroadcast[q.Event.Data.BroadcastID]; twice {
+					t.Errorf("%s: two webhooks for %s", r.id, q.Event.Data.BroadcastID)
+				}
 				byBroadcast[q.Event.Data.BroadcastID] = got{channel: "webhook", title: q.Event.Data.Title, body: q.Event.Data.Body}
 			}
 		} else {
 			for _, e := range a.outbox(r.id) {
 				if e.Channel != r.channel {
 					t.Errorf("%s: got a message on %s, want %s only", r.id, e.Channel, r.channel)
+				}
+				if _, twice := byBroadcast[e.BroadcastID]; twice {
+					t.Errorf("%s: two messages for %s", r.id, e.BroadcastID)
 				}
 				byBroadcast[e.BroadcastID] = got{channel: e.Channel, title: e.Title, body: e.Body, encoding: e.Encoding, segments: e.Segments}
 			}

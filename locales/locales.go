@@ -509,6 +509,9 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 			return Message{}, err
 		}
 	}
+	if sameLanguage(s.tag, "es") {
+		title, body = spanishContractions(title), spanishContractions(body)
+	}
 	m := Message{Locale: s.tag, Title: endSentences(title), Body: endSentences(body), Missing: missing}
 	if op := strings.TrimSpace(r.Operator); op != "" {
 		op, opMissing := expand(op, values)

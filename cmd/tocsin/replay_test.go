@@ -674,11 +674,11 @@ func carrierOutage() *scenario {
 	return &scenario{
 		name: "carrier", services: []string{"wireless"}, regions: []string{"US"},
 		env:     map[string]string{"TOCSIN_MESSAGES_INDUSTRY": "telecom", "TOCSIN_SMS_SMART_ENCODING": "true"},
-		catalog: map[string]map[string]string{"wireless": {"en": "mobile service", "es": "servicio móvil"}},
+		catalog: map[string]map[string]string{"wireless": {"en": "mobile service", "es": "el servicio móvil"}},
 		// "US" is named in CLDR ("United States", "Estados Unidos").
 		rawLabels:  []string{"wireless", "US"},
 		recipients: rs, creditAmount: "5", creditCurrency: "USD",
-		forbidden: map[string][]string{"en": {"payment", "terminal", "cash", "in United States"}, "es": {"pago", "terminal", "efectivo", "network change"}},
+		forbidden: map[string][]string{"en": {"payment", "terminal", "cash", "in United States"}, "es": {"pago", "terminal", "efectivo", "network change", "a el ", "afecta a servicio"}},
 		steps: []step{
 			{at: day(9, 30), state: "investigating", titles: titles, started: day(9, 30), eta: day(17, 0),
 				params: map[string]any{"eta": day(17, 0).Format(time.RFC3339)},

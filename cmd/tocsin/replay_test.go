@@ -476,6 +476,12 @@ func (s *scenario) check(t *testing.T, r rcpt, st step, m got, corpus string) {
 				t.Errorf("%s: the ETA %q is not in %q", who, eta, m.body)
 			}
 		}
+		// The start as corrected by the PATCH, in the reader's zone.
+		if st.state == "identified" && (r.channel == "email" || r.channel == "webhook") {
+			if start := r.clock(st.started); !strings.Contains(m.body, start) {
+				t.Errorf("%s: the corrected start %q is not in %q", who, start, m.body)
+			}
+		}
 		if st.credit && st.state == "resolved" && r.channel != "push" {
 			if c := s.creditOf(r); c != "" && !strings.Contains(m.body, c) {
 				t.Errorf("%s: the credit %q is not in %q", who, c, m.body)

@@ -509,6 +509,7 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 			return Message{}, err
 		}
 	}
+	title = dashBeforeTitle(title, data["Title"])
 	if sameLanguage(s.tag, "es") {
 		title, body = spanishContractions(title), spanishContractions(body)
 	}

@@ -234,3 +234,23 @@ func TestOperatorTextOfOnlyALabel(t *testing.T) {
 		t.Errorf("body %q missing %v, want the template's %q, support missing", m.Body, m.Missing, tmpl.Body)
 	}
 }
+
+// TestTitleWithAColon: an operator title with a colon of its own follows
+// the template's prefix after a dash, never a second colon.
+func TestTitleWithAColon(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	for _, tt := range []struct{ locale, title, want string }{
+		{"de-CH", "TWINT: keine Zahlungen möglich", "Ursache gefunden – TWINT: keine Zahlungen möglich"},
+		{"fr-CH", "TWINT : paiements impossibles", "Cause identifiée – TWINT : paiements impossibles"},
+		{"en", "Cards down", "Cause found: Cards down"},
+	} {
+		m, err := c.Render(Request{Locale: tt.locale, Kind: "customer", Channel: "email", State: "identified", Incident: Incident{Title: tt.title}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Title != tt.want {
+			t.Errorf("%s title = %q, want %q", tt.locale, m.Title, tt.want)
+		}
+	}
+}

@@ -142,3 +142,19 @@ func spanishContractions(s string) string {
 	}
 	return s
 }
+
+// dashBeforeTitle writes a template's "Prefix: " before an operator's title
+// that has a colon of its own as "Prefix – ", so a title reads "Ursache
+// gefunden – TWINT: keine Zahlungen möglich", not "Ursache gefunden: TWINT:
+// keine Zahlungen möglich" (French "Résolu : TWINT : …" likewise).
+func dashBeforeTitle(title, opTitle string) string {
+	if opTitle == "" || !strings.Contains(opTitle, ":") {
+		return title
+	}
+	for _, sep := range []string{" : ", ": "} {
+		if pre, ok := strings.CutSuffix(title, sep+opTitle); ok && pre != "" && !strings.Contains(pre, ":") {
+			return pre + " – " + opTitle
+		}
+	}
+	return title
+}

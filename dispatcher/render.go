@@ -83,6 +83,8 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		StatusURL:  c.StatusURL,
 		Industry:   c.Industry,
 		SMSBudget:  c.MaxSegments,
+		// Only SMS reads it, to fit a template to its budget as sent.
+		SmartEncoding: c.SmartEncoding,
 		Incident: locales.Incident{
 			Title:    inc.Title.For(req.Locale, readsEnglish),
 			Severity: string(inc.Severity),

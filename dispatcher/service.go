@@ -22,6 +22,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/text/language"
+
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
@@ -492,7 +494,19 @@ func validateParams(v *ValidationError, field string, params map[string]string) 
 // credit_currency; see locales.ParseSlots), "" when nothing or when k is
 // another param.
 func slotFault(k, val string) string {
+	if val == "" {
+		// null or "": the update removes the param (an update's slot is
+		// cleared so, e.g. the cause once the resolution no longer needs it).
+		return ""
+	}
 	var err error
+	if tag, ok := strings.CutPrefix(k, locales.ParamCause+"."); ok {
+		// The cause in one language: cause.de, cause.fr-CH.
+		if t, perr := language.Parse(tag); perr != nil || t.String() != tag {
+			return "a cause in one language is cause.<BCP 47 tag>, such as cause.de or cause.fr-CH, in canonical case"
+		}
+		k = locales.ParamCause
+	}
 	switch k {
 	case locales.ParamImpact:
 		_, err = locales.ParseImpact(val)

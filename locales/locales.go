@@ -134,7 +134,7 @@ const DefaultIndustry = "payments"
 
 // DataKeys are the template data keys every message may use; they are always
 // defined, as "" when there is no value.
-var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "eta_clock", "started_clock", "workaround", "credit", "days", "cause", "support", "slots", "what", "What", "advice", "duration", "status_url"}
+var DataKeys = []string{"Title", "Services", "Regions", "Severity", "Started", "since", "eta", "eta_clock", "started_clock", "workaround", "credit", "days", "cause", "support", "slots", "what", "What", "advice", "duration", "status_url", "transactions"}
 
 // Params are the operator params Render reads from Incident.Params; others
 // are ignored.
@@ -424,6 +424,11 @@ type Request struct {
 	// SMSBudget is the most segments a template SMS keeps to by dropping
 	// resolution slots (see SMSBudget); 0 is SMSBudget.
 	SMSBudget int
+	// SmartEncoding says the SMS will be sent with gsm.SmartEncode
+	// (channels.sms.smart_encoding): a template SMS is then fitted to
+	// SMSBudget as it will be counted, so an accented title that smart
+	// encoding makes GSM-7 does not drop the credit for a UCS-2 budget.
+	SmartEncoding bool
 }
 
 // Incident is what the messages say about the incident.
@@ -506,11 +511,25 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 	if err != nil {
 		return Message{}, err
 	}
-	if r.Channel == "sms" && strings.TrimSpace(r.Operator) == "" {
-		body, err = c.fitSMS(s, bodyID, chain, r, data, body)
+	if strings.TrimSpace(r.Operator) == "" {
+		switch r.Channel {
+		case "sms":
+			body, err = c.fitSMS(s, bodyID, chain, r, data, body)
+		case "push":
+			// A push body over the limit says fewer slot sentences before
+			// it is cut: "… keine finanziellen Folgen.…" lost a sentence
+			// mid-way and read as trailing off.
+			body, err = c.fitSlots(s, bodyID, chain, r, data, body, func(body string) bool {
+				return utf8.RuneCountInString(endSentences(body)) <= MaxPushBody
+			})
+		}
 		if err != nil {
 			return Message{}, err
 		}
+	}
+	title = dashBeforeTitle(title, data["Title"])
+	if sameLanguage(s.tag, "es") {
+		title, body = spanishContractions(title), spanishContractions(body)
 	}
 	m := Message{Locale: s.tag, Title: endSentences(title), Body: endSentences(body), Missing: missing}
 	used := []string{titleID, bodyID}
@@ -529,9 +548,13 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 				m.Missing = append(m.Missing, name)
 			}
 		}
-		m.Body = s.apply(strings.TrimSpace(op))
-		if r.Channel != "email" {
-			m.Body = oneLine(m.Body)
+		// A text that said nothing but a label whose value is missing
+		// ("Hilfe: {support}") leaves the template's body, never an empty one.
+		if op = strings.TrimSpace(op); op != "" {
+			m.Body = s.apply(op)
+			if r.Channel != "email" {
+				m.Body = oneLine(m.Body)
+			}
 		}
 	}
 	switch r.Channel {
@@ -776,6 +799,7 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	}
 	data["workaround"] = strings.TrimRight(oneLine(inc.Params[ParamWorkaround]), ". ")
 	slots := ParseSlots(inc.Params)
+	slots.Cause = CauseFor(inc.Params, r.Locale, locale)
 	amount, currency := slots.CreditAmount, slots.CreditCurrency
 	if a := r.Attributes[ParamCreditAmount]; a != "" {
 		// The recipient's own credit (per account); its currency, when it
@@ -809,6 +833,12 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 	}
 	data["What"], data["advice"] = upperFirst(data["what"]), upperFirst(data["advice"])
 	data["slots"] = slotText(c.slotSentences(chain, r, slots, data), r.Channel == "sms" || r.Channel == "push")
+	// "transactions" is set when an impact slot already says what became
+	// of the failed transactions: a merchant's resolution then does not ask
+	// again to check them (nor ask while saying they were corrected).
+	if slices.ContainsFunc(slots.Impact, func(i string) bool { return strings.HasPrefix(i, "transactions_") }) {
+		data["transactions"] = "said"
+	}
 	return data
 }
 
@@ -899,12 +929,27 @@ func (c *Catalog) slotSentences(chain []string, r Request, slots Slots, data map
 // needs more than SMSBudget segments, dropping the lowest rank first (the
 // last sentence of that rank first); body is the first rendering.
 func (c *Catalog) fitSMS(s *source, bodyID string, chain []string, r Request, data map[string]string, body string) (string, error) {
-	sentences := c.slotSentences(chain, r, ParseSlots(r.Incident.Params), data)
 	budget := r.SMSBudget
 	if budget <= 0 {
 		budget = SMSBudget
 	}
-	for len(sentences) > 0 && gsm.Count(smsText(endSentences(body))).Segments > budget {
+	return c.fitSlots(s, bodyID, chain, r, data, body, func(body string) bool {
+		text := smsText(endSentences(body))
+		if r.SmartEncoding {
+			text = gsm.SmartEncode(text)
+		}
+		return gsm.Count(text).Segments <= budget
+	})
+}
+
+// fitSlots renders a body again with fewer slot sentences until fits
+// says it fits, dropping the lowest rank first (the last sentence of that
+// rank first); body is the first rendering.
+func (c *Catalog) fitSlots(s *source, bodyID string, chain []string, r Request, data map[string]string, body string, fits func(string) bool) (string, error) {
+	slots := ParseSlots(r.Incident.Params)
+	slots.Cause = CauseFor(r.Incident.Params, r.Locale, s.tag)
+	sentences := c.slotSentences(chain, r, slots, data)
+	for len(sentences) > 0 && !fits(body) {
 		drop := len(sentences) - 1
 		for i := len(sentences) - 1; i >= 0; i-- {
 			if sentences[i].rank < sentences[drop].rank {

@@ -400,7 +400,7 @@ func TestRenderFormatsForRecipient(t *testing.T) {
 	credits := []struct{ locale, currency, want string }{
 		{"de-CH", "CHF", "Als Entschuldigung schreiben wir Ihrem Konto CHF 5.00 gut."},
 		{"de", "EUR", "Als Entschuldigung schreiben wir Ihrem Konto 5,00 € gut."},
-		{"da-DK", "DKK", "Som kompensation krediterer vi 5,00 kr. på din konto."},
+		{"da-DK", "DKK", "Som kompensation indsætter vi 5,00 kr. på din konto."},
 		{"en-US", "USD", "As an apology, we will credit $5.00 to your account."},
 		{"fr-CH", "CHF", "En guise d'excuse, nous créditerons 5.00 CHF sur votre compte."},
 		{"it-CH", "CHF", "Per scusarci, accrediteremo CHF 5.00 sul Suo conto."},

@@ -119,13 +119,13 @@ func lookupName(label string, names map[string]string, tags []string, cldr bool)
 			continue
 		}
 		// The most specific tag of the language asks CLDR.
-		if name := CLDRRegionName(region, tags[groupStart]); name != "" {
+		if name := cldrRunningName(region, tags[groupStart]); name != "" {
 			return name
 		}
 		groupStart = i + 1
 	}
 	if cldr {
-		if name := CLDRRegionName(region, DefaultLocale); name != "" {
+		if name := cldrRunningName(region, DefaultLocale); name != "" {
 			return name
 		}
 	}
@@ -157,6 +157,28 @@ func CLDRRegionName(region language.Region, locale string) string {
 		return ""
 	}
 	return namer.Name(region)
+}
+
+// englishThe are the regions whose English name takes "the" in running
+// text ("in the United States", "in the Netherlands"); CLDR's names are
+// the bare forms of a list of countries.
+var englishThe = map[string]bool{
+	"US": true, "GB": true, "NL": true, "AE": true, "PH": true, "BS": true, "GM": true, "CF": true,
+	"DO": true, "KM": true, "MV": true, "MH": true, "SB": true, "KY": true, "FO": true, "FK": true,
+	"CK": true, "TC": true, "MP": true, "VG": true, "VI": true, "UM": true, "SC": true, "PS": true,
+	"CC": true, "PN": true, "AX": true, "HM": true, "IO": true, "TF": true, "GS": true, "EU": true,
+}
+
+// cldrRunningName is CLDR's name of region as messages use it in running
+// text ("affecting cards in the United States"): English adds the article
+// that names such as "United States" need. An operator's names are used as
+// written.
+func cldrRunningName(region language.Region, locale string) string {
+	name := CLDRRegionName(region, locale)
+	if name != "" && englishThe[region.String()] && sameLanguage(locale, DefaultLocale) {
+		return "the " + name
+	}
+	return name
 }
 
 // Languages returns the languages the embedded message files are written

@@ -152,6 +152,10 @@ func TestNameFallback(t *testing.T) {
 		{"de-CH", "region", nil, []string{"zurich"}, "Zürich"},
 		{"it", "region", nil, []string{"zurich"}, "zurich"},
 		{"de", "region", nil, []string{"eu-west"}, "eu-west"},
+		// English running text gives CLDR's "United States" its article.
+		{"en-US", "region", nil, []string{"US"}, "in the " + cldrName(t, "US", "en")},
+		{"en-GB", "region", nil, []string{"NL", "CH"}, "in the " + cldrName(t, "NL", "en") + " and " + cldrName(t, "CH", "en")},
+		{"es-US", "region", nil, []string{"US"}, "en " + cldrName(t, "US", "es")},
 	}
 	for _, tt := range tests {
 		m, err := c.Render(Request{Locale: tt.locale, Kind: "customer", Channel: "webhook", State: "investigating",
@@ -220,5 +224,37 @@ func TestNamesOnSMS(t *testing.T) {
 	}
 	if name := cldrName(t, "EU", "es"); isGSM7(name) || !strings.Contains(m.Body, foldGSM7(name)) || !isGSM7(m.Body) {
 		t.Errorf("SMS body %q: want %q as GSM-7 %q", m.Body, name, foldGSM7(name))
+	}
+}
+
+// TestSpanishContractions: a Spanish service name given with its article
+// reads "afecta al servicio móvil", "a través del servicio móvil"; "a El
+// Salvador" (a name) and words that merely start with "el" stay.
+func TestSpanishContractions(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"que afecta a el servicio móvil":           "que afecta al servicio móvil",
+		"a través de el servicio móvil y de TWINT": "a través del servicio móvil y de TWINT",
+		"De el servicio":                           "Del servicio",
+		"viaje a El Salvador":                      "viaje a El Salvador",
+		"a ellos, de elementos":                    "a ellos, de elementos",
+		"la red de él":                             "la red de él",
+		"todavía el servicio":                      "todavía el servicio",
+		"vía el servicio, a el":                    "vía el servicio, al",
+		"a el a el servicio":                       "al al servicio",
+	} {
+		if got := spanishContractions(in); got != want {
+			t.Errorf("spanishContractions(%q) = %q, want %q", in, got, want)
+		}
+	}
+	c := MustNew()
+	names := NewNames(map[string]map[string]string{"wireless": {"es": "el servicio móvil"}}, nil)
+	m, err := c.Render(Request{Locale: "es-US", Kind: "customer", Channel: "email", State: "identified", Industry: "telecom",
+		Incident: Incident{Services: []string{"wireless"}, Regions: []string{"US"}}, Names: names})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.Body, "afecta al servicio móvil") {
+		t.Errorf("es-US body lacks %q:\n%s", "afecta al servicio móvil", m.Body)
 	}
 }

@@ -120,8 +120,13 @@ func checkPlaceholder(name string) error {
 // expand replaces the placeholders of text with value(name) and returns the
 // names that had no value. A placeholder without a value leaves no trace:
 // the space before it goes when a space, a punctuation mark or the end
-// follows, so "Back {eta}." reads "Back." A text that does not parse (it
-// was checked when given) is returned as it is.
+// follows, so "Back {eta}." reads "Back." A label that would be left with
+// nothing after it goes with its sentence: "Fragen? Hilfe: {support}. Danke."
+// reads "Fragen? Danke." without a support contact, never "Hilfe:.". A
+// value that ends with a full stop ("4:30 p.m.", "5,00 kr.") takes the
+// place of the text's own: "at {eta}." reads "at 4:30 p.m.", not "p.m..".
+// A text that does not parse (it was checked when given) is returned as it
+// is.
 func expand(text string, value func(string) string) (string, []string) {
 	if !strings.ContainsAny(text, "{}") {
 		return text, nil
@@ -129,7 +134,22 @@ func expand(text string, value func(string) string) (string, []string) {
 	var b strings.Builder
 	var missing []string
 	skipSpace := false
+	valueStop := false // the last value ended with a full stop
+	dropStop := false  // a label's sentence was dropped: its stop goes too
 	err := scan(text, func(lit string) {
+		if valueStop && strings.HasPrefix(lit, ".") && !strings.HasPrefix(lit, "..") {
+			lit = lit[1:]
+		}
+		valueStop = false
+		if dropStop {
+			dropStop = false
+			if lit != "" && strings.ContainsRune(".!?;,", rune(lit[0])) {
+				lit = lit[1:]
+			}
+			if out := b.String(); out == "" || strings.HasSuffix(out, "\n") {
+				lit = strings.TrimLeft(lit, " \n")
+			}
+		}
 		if skipSpace {
 			lit = strings.TrimPrefix(lit, " ")
 			skipSpace = lit == ""
@@ -139,15 +159,24 @@ func expand(text string, value func(string) string) (string, []string) {
 		if v := value(name); v != "" {
 			skipSpace = false
 			b.WriteString(v)
+			valueStop = strings.HasSuffix(v, ".")
 			return
 		}
 		if !slices.Contains(missing, name) {
 			missing = append(missing, name)
 		}
-		out := b.String()
-		if strings.HasSuffix(out, " ") {
+		out := strings.TrimSuffix(b.String(), " ")
+		if strings.HasSuffix(out, ":") {
+			// A label ("Hilfe:") with nothing to show: drop its sentence.
+			out = strings.TrimRight(out[:sentenceStart(out)], " ")
 			b.Reset()
-			b.WriteString(strings.TrimSuffix(out, " "))
+			b.WriteString(out)
+			skipSpace, dropStop = false, true
+			return
+		}
+		if out != b.String() {
+			b.Reset()
+			b.WriteString(out)
 			// The space before is dropped; the one after, if any, stays
 			// unless the text starts a line.
 			skipSpace = false
@@ -159,6 +188,21 @@ func expand(text string, value func(string) string) (string, []string) {
 		return text, nil
 	}
 	return b.String(), missing
+}
+
+// sentenceStart is where the sentence that ends s begins: after the last
+// sentence end (". ", "! ", "? ") or line break, else 0.
+func sentenceStart(s string) int {
+	start := 0
+	for _, sep := range []string{". ", "! ", "? ", "\n"} {
+		if i := strings.LastIndex(s, sep); i >= 0 && i+len(sep) > start {
+			start = i + len(sep)
+		}
+	}
+	if start > 0 && s[start-1] == ' ' {
+		start-- // keep the mark, the space goes
+	}
+	return start
 }
 
 // placeholderValues returns the value of each placeholder for r: the

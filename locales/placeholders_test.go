@@ -50,6 +50,7 @@ func TestExpandTidiesMissingValues(t *testing.T) {
 	values := map[string]string{"eta": "16:30", "credit": "CHF 5.00"}
 	tests := []struct{ in, want, missing string }{
 		{"Back at {eta}.", "Back at 16:30.", ""},
+		{"Back at {credit}.", "Back at CHF 5.00.", ""},
 		{"Back {support}.", "Back.", "support"},
 		{"Call {support} today", "Call today", "support"},
 		{"{support} is the number", "is the number", "support"},
@@ -57,8 +58,22 @@ func TestExpandTidiesMissingValues(t *testing.T) {
 		{"Credit {credit}, see {status_url}", "Credit CHF 5.00, see", "status_url"},
 		{"{support}{status_url} x", "x", "support,status_url"},
 		{"Literal {{eta}} and }} and }", "Literal {eta} and } and }", ""},
+		// A label left with nothing goes with its sentence, never "Hilfe:.".
+		{"Hilfe: {support}.", "", "support"},
+		{"Fragen? Hilfe: {support}. Danke.", "Fragen? Danke.", "support"},
+		{"Es geht wieder. Bei Fragen: {support}", "Es geht wieder.", "support"},
+		{"Es geht wieder.\n\nHilfe: {support}\n\nDanke.", "Es geht wieder.\n\nDanke.", "support"},
+		{"Dauer: {started}, Gutschrift: {credit}.", "Gutschrift: CHF 5.00.", "started"},
+		{"Hilfe: {support}, Info: {status_url}. Ende", "Ende", "support,status_url"},
+		// A value's own full stop ends the sentence.
+		{"Zurück um {eta}. Danke", "Zurück um 4:30 p.m. Danke", ""},
+		{"Wait for it{eta}...", "Wait for it4:30 p.m....", ""},
 	}
 	for _, tt := range tests {
+		values := values
+		if strings.Contains(tt.want, "p.m.") {
+			values = map[string]string{"eta": "4:30 p.m."}
+		}
 		got, missing := expand(tt.in, func(n string) string { return values[n] })
 		if got != tt.want || strings.Join(missing, ",") != tt.missing {
 			t.Errorf("expand(%q) = %q missing %q, want %q missing %q", tt.in, got, missing, tt.want, tt.missing)
@@ -196,4 +211,46 @@ func FuzzExpand(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOperatorTextOfOnlyALabel: an operator text that is nothing but a
+// label whose value is missing leaves the template's body, not an empty
+// message.
+func TestOperatorTextOfOnlyALabel(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	r := Request{Locale: "de-CH", Kind: "customer", Channel: "sms", State: "resolved",
+		Incident: Incident{Title: "Kartenzahlungen", Services: []string{"cards"}}}
+	tmpl, err := c.Render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Operator = "Hilfe: {support}."
+	m, err := c.Render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Body != tmpl.Body || len(m.Missing) != 1 || m.Missing[0] != "support" {
+		t.Errorf("body %q missing %v, want the template's %q, support missing", m.Body, m.Missing, tmpl.Body)
+	}
+}
+
+// TestTitleWithAColon: an operator title with a colon of its own follows
+// the template's prefix after a dash, never a second colon.
+func TestTitleWithAColon(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	for _, tt := range []struct{ locale, title, want string }{
+		{"de-CH", "TWINT: keine Zahlungen möglich", "Ursache gefunden – TWINT: keine Zahlungen möglich"},
+		{"fr-CH", "TWINT : paiements impossibles", "Cause identifiée – TWINT : paiements impossibles"},
+		{"en", "Cards down", "Cause found: Cards down"},
+	} {
+		m, err := c.Render(Request{Locale: tt.locale, Kind: "customer", Channel: "email", State: "identified", Incident: Incident{Title: tt.title}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Title != tt.want {
+			t.Errorf("%s title = %q, want %q", tt.locale, m.Title, tt.want)
+		}
+	}
 }

@@ -195,6 +195,29 @@ type Slots struct {
 	Cause            string
 }
 
+// CauseFor is the cause a reader of locale reads in a message written in
+// textLocale: the param cause.<tag> for the reader's own tag or language
+// (cause.de-CH, cause.de), else for the text's language (a pt-BR reader of
+// English text reads cause.en), else cause, the one for every reader; ""
+// when none is given (or the one found is malformed).
+func CauseFor(params map[string]string, locale, textLocale string) string {
+	tags := []string{locale, parseTag(locale).String()}
+	if base, _ := parseTag(locale).Base(); base.String() != "und" {
+		tags = append(tags, base.String())
+	}
+	if base, _ := parseTag(textLocale).Base(); base.String() != "und" {
+		tags = append(tags, base.String())
+	}
+	for _, tag := range tags {
+		if v, ok := params[ParamCause+"."+tag]; ok {
+			cause, _ := ParseCause(v)
+			return cause
+		}
+	}
+	cause, _ := ParseCause(params[ParamCause])
+	return cause
+}
+
 // ParseSlots reads the slot params (and the credit) out of params.
 func ParseSlots(params map[string]string) Slots {
 	var s Slots

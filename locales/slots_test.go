@@ -197,6 +197,37 @@ func TestSMSKeepsToBudget(t *testing.T) {
 	}
 }
 
+// TestSMSBudgetWithSmartEncoding: with smart encoding the budget is
+// counted as the SMS will be sent, so an operator's accented title (UCS-2
+// as written, GSM-7 once smart-encoded) does not make a US Spanish
+// resolution drop its credit.
+func TestSMSBudgetWithSmartEncoding(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	inc := fullIncident()
+	inc.Title = "Interrupción del servicio móvil"
+	inc.Params = map[string]string{"credit_amount": "5", "credit_currency": "USD", "credit_timing": "next_bill",
+		"impact": "no_action_needed", "support": "+1 800 331 0500"}
+	r := Request{Locale: "es-US", Timezone: "America/Chicago", Kind: "customer", Channel: "sms", Industry: "telecom",
+		State: "resolved", Now: testNow, Incident: inc}
+	without, err := c.Render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SmartEncoding = true
+	with, err := c.Render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(without.Body, "$5.00") {
+		t.Errorf("the test needs a body that is over budget as UCS-2: %q", without.Body)
+	}
+	sent := gsm.Count(gsm.SmartEncode(with.Body))
+	if !strings.Contains(with.Body, "$5.00") || sent.Segments > SMSBudget || sent.Encoding != gsm.GSM7 {
+		t.Errorf("smart-encoded SMS = %q (%d segments %s), want the credit within %d segments", with.Body, sent.Segments, sent.Encoding, SMSBudget)
+	}
+}
+
 // TestTelecomSpeaksNoPayments: outside payments, no template speaks of
 // payments, terminals or cash to any kind, in any state or channel, even
 // with every impact said (English and German checked word by word).
@@ -224,5 +255,95 @@ func TestTelecomSpeaksNoPayments(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPushSaysFewerSlotsRatherThanCut: a template push body over the limit
+// drops slot sentences (lowest rank first, the credit last) instead of
+// being cut mid-sentence, in every language.
+func TestPushSaysFewerSlotsRatherThanCut(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	inc := fullIncident()
+	inc.Params = map[string]string{"credit_amount": "5", "credit_currency": "USD", "credit_timing": "next_bill",
+		"impact": "no_financial_consequence,transactions_corrected,data_safe"}
+	for _, loc := range []string{"en", "de-CH", "fr-CH", "it-CH", "da", "es-US"} {
+		for _, state := range []string{"investigating", "resolved"} {
+			m, err := c.Render(Request{Locale: loc, Timezone: "Europe/Zurich", Kind: "customer", Channel: "push", State: state, Now: testNow, Incident: inc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasSuffix(m.Body, "…") || m.Shortened || utf8.RuneCountInString(m.Body) > MaxPushBody {
+				t.Errorf("%s %s push cut: %q", loc, state, m.Body)
+			}
+			if state == "resolved" && !strings.Contains(m.Body, "5") {
+				t.Errorf("%s resolved push lost the credit: %q", loc, m.Body)
+			}
+		}
+	}
+}
+
+// TestMerchantResolutionAsksOnce: a merchant's resolution asks to check
+// the transaction list once: its own sentence when no impact says what
+// became of the failed payments, else the impact's alone (and never asks
+// while saying they were corrected).
+func TestMerchantResolutionAsksOnce(t *testing.T) {
+	t.Parallel()
+	c := MustNew()
+	for _, tt := range []struct{ impact, own string }{
+		{"", "interrupted during the disruption"},
+		{"transactions_may_need_retry", ""},
+		{"transactions_corrected", ""},
+		{"no_financial_consequence", "interrupted during the disruption"},
+	} {
+		inc := fullIncident()
+		inc.Params = map[string]string{}
+		if tt.impact != "" {
+			inc.Params["impact"] = tt.impact
+		}
+		m, err := c.Render(Request{Locale: "en", Kind: "merchant", Channel: "email", State: "resolved", Now: testNow, Incident: inc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(m.Body, "transaction list"); n > 1 {
+			t.Errorf("impact %q: asks %d times to check the transaction list: %q", tt.impact, n, m.Body)
+		}
+		if has := strings.Contains(m.Body, "interrupted during the disruption"); has != (tt.own != "") {
+			t.Errorf("impact %q: own check sentence said = %v: %q", tt.impact, has, m.Body)
+		}
+	}
+}
+
+// TestCauseInTheReadersLanguage: cause.<tag> gives the cause per language;
+// a reader gets its own tag's, its language's, its text's language's, then
+// the cause for everyone, never another language's.
+func TestCauseInTheReadersLanguage(t *testing.T) {
+	t.Parallel()
+	params := map[string]string{"cause": "a failed upgrade", "cause.de": "ein fehlgeschlagenes Update",
+		"cause.fr-CH": "une mise à jour manquée", "cause.es": "una actualización fallida"}
+	for _, tt := range []struct{ locale, text, want string }{
+		{"de-CH", "de-CH", "ein fehlgeschlagenes Update"},
+		{"fr-CH", "fr", "une mise à jour manquée"},
+		{"fr", "fr", "a failed upgrade"}, // no cause.fr: the cause for everyone
+		{"es-US", "es-US", "una actualización fallida"},
+		{"pt-BR", "en", "a failed upgrade"},
+		{"it-CH", "it", "a failed upgrade"},
+	} {
+		if got := CauseFor(params, tt.locale, tt.text); got != tt.want {
+			t.Errorf("CauseFor(%s, %s) = %q, want %q", tt.locale, tt.text, got, tt.want)
+		}
+	}
+	if got := CauseFor(map[string]string{"cause.en": "a failed upgrade"}, "de", "de"); got != "" {
+		t.Errorf("a German reader got the English cause %q", got)
+	}
+	c := MustNew()
+	inc := fullIncident()
+	inc.Params = params
+	m, err := c.Render(Request{Locale: "de-CH", Kind: "customer", Channel: "sms", State: "identified", Now: testNow, Incident: inc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.Body, "ein fehlgeschlagenes Update") || strings.Contains(m.Body, "failed upgrade") {
+		t.Errorf("de-CH SMS = %q, want the German cause", m.Body)
 	}
 }

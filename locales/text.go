@@ -114,3 +114,47 @@ var doubleStop = regexp.MustCompile(`([^.])\.\.( |\n|$)`)
 func endSentences(s string) string {
 	return doubleStop.ReplaceAllString(s, "$1.$2")
 }
+
+// spanishArticle is "a el" or "de el" as words: Spanish always contracts
+// them ("al", "del"), except before a name that starts with El ("a El
+// Salvador"), which is capitalized. The bounds are letters of any script
+// ("todavía el" stays), not \b, which knows only ASCII.
+var spanishArticle = regexp.MustCompile(`(^|[^\p{L}\p{N}])([Aa]|[Dd]e) el([^\p{L}\p{N}]|$)`)
+
+// spanishContractions writes "a el" and "de el" as Spanish does, "al" and
+// "del", so a display name given with its article ("el servicio móvil")
+// reads "afecta al servicio móvil" in a template's "afecta a {{.Services}}".
+func spanishContractions(s string) string {
+	// Matches share no characters but their bounds; two passes catch
+	// "de el … a el" written next to each other.
+	for range 2 {
+		s = spanishArticle.ReplaceAllStringFunc(s, func(m string) string {
+			sub := spanishArticle.FindStringSubmatch(m)
+			word := "al"
+			if strings.EqualFold(sub[2], "de") {
+				word = "del"
+			}
+			if sub[2][0] == 'A' || sub[2][0] == 'D' {
+				word = strings.ToUpper(word[:1]) + word[1:]
+			}
+			return sub[1] + word + sub[3]
+		})
+	}
+	return s
+}
+
+// dashBeforeTitle writes a template's "Prefix: " before an operator's title
+// that has a colon of its own as "Prefix – ", so a title reads "Ursache
+// gefunden – TWINT: keine Zahlungen möglich", not "Ursache gefunden: TWINT:
+// keine Zahlungen möglich" (French "Résolu : TWINT : …" likewise).
+func dashBeforeTitle(title, opTitle string) string {
+	if opTitle == "" || !strings.Contains(opTitle, ":") {
+		return title
+	}
+	for _, sep := range []string{" : ", ": "} {
+		if pre, ok := strings.CutSuffix(title, sep+opTitle); ok && pre != "" && !strings.Contains(pre, ":") {
+			return pre + " – " + opTitle
+		}
+	}
+	return title
+}

@@ -408,6 +408,19 @@ func TestUpdateParamNull(t *testing.T) {
 	// The preview of an update takes null as the update does.
 	r = b.post(t, "/v1/broadcasts/preview", "", `{"incident_id":"`+id+`","params":{"workaround":null}}`)
 	wantStatus(t, r, http.StatusOK)
+
+	// A slot (checked when given) is removed the same way: null is no
+	// malformed cause, support or credit.
+	r = b.post(t, "/v1/incidents/"+id+"/updates", "", `{"params":{"cause":"a failed upgrade","support":"+41 44 123 45 67","credit_currency":"CHF"}}`)
+	wantStatus(t, r, http.StatusCreated)
+	r = b.post(t, "/v1/incidents/"+id+"/updates", "", `{"params":{"cause":null,"support":"","credit_amount":null,"credit_currency":null,"impact":null,"credit_timing":null}}`)
+	wantStatus(t, r, http.StatusCreated)
+	res = decodeResult(t, r)
+	for _, k := range []string{"cause", "support", "credit_amount", "credit_currency"} {
+		if _, ok := res.Incident.Params[k]; ok {
+			t.Errorf("params %v: %s not removed", res.Incident.Params, k)
+		}
+	}
 }
 
 // TestEditIncidentConcurrent: edits and updates of one incident at once

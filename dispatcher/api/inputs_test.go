@@ -630,7 +630,7 @@ func TestResolutionSlots(t *testing.T) {
 	}
 	id := a.mustOpen(t, incident(`"impact":"no_financial_consequence, transactions_corrected","credit_amount":"5","credit_currency":"USD",`+
 		`"credit_timing":"within_days:14","support":"https://help.example.com/outage","cause":"a failed software update"`))
-	a.mustOpen(t, incident(`"support":"+1 800 331 0500"`))
+	a.mustOpen(t, incident(`"support":"+1 800 331 0500","cause.de":"ein fehlgeschlagenes Update","cause.fr-CH":"une mise à jour"`))
 	a.mustOpen(t, incident(`"support":"help@example.com","impact":"data_safe"`))
 	updates := "/v1/incidents/" + id + "/updates"
 	for _, tc := range []struct {
@@ -646,6 +646,9 @@ func TestResolutionSlots(t *testing.T) {
 		{"support email with a name", updates, `"support":"Help <help@example.com>"`, "body.params.support", "must be one URL, email address or phone number"},
 		{"long cause", updates, `"cause":"` + strings.Repeat("x", 201) + `"`, "body.params.cause", "at most 200 characters"},
 		{"cause over lines", updates, `"cause":"first\nsecond"`, "body.params.cause", "one line"},
+		{"cause in no language", updates, `"cause.german":"ein Update"`, "body.params.cause.german", "cause.<BCP 47 tag>"},
+		{"cause in a tag's other case", updates, `"cause.de-ch":"ein Update"`, "body.params.cause.de-ch", "canonical case"},
+		{"long cause in one language", updates, `"cause.de":"` + strings.Repeat("x", 201) + `"`, "body.params.cause.de", "at most 200 characters"},
 		{"credit amount", "/v1/incidents", `"credit_amount":"5,00","credit_currency":"CHF"`, "body.params.credit_amount", "non-negative decimal"},
 		{"currency", updates, `"credit_amount":"5","credit_currency":"XYZ"`, "body.params.credit_currency", "ISO 4217"},
 	} {

@@ -491,6 +491,7 @@ func applyPatch(inc *Incident, p *IncidentPatch, now time.Time) (*Incident, []Ch
 		}
 		validateParams(v, "body.params", set)
 		validateETA(v, "body.params", set, now)
+		validateStatusURL(v, "body.params", set)
 		if p.ClearParams {
 			next.Params = nil
 		}

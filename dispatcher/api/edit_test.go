@@ -180,6 +180,9 @@ func TestEditIncidentRefusals(t *testing.T) {
 		{`{"params":{"bad name":"x"}}`, "body.params.bad name"},
 		{`{"params":{"n":5}}`, "body.params.n"},
 		{`{"params":[]}`, "body.params"},
+		// Checked as an opening's and an update's params are.
+		{`{"params":{"status_url":"javascript:alert(1)"}}`, "body.params.status_url"},
+		{`{"params":{"status_url":"https://user:pw@status.example.com/"}}`, "body.params.status_url"},
 	} {
 		r := b.patch(t, id, tc.body)
 		if r.status != http.StatusUnprocessableEntity {

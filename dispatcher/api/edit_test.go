@@ -485,3 +485,52 @@ func TestEditIncidentDocument(t *testing.T) {
 		t.Errorf("the problem's audience member is not documented")
 	}
 }
+
+// TestEditIncidentStoredBeforeCanonicalLabels: an incident stored before
+// labels were canonical ("TWINT", "ch"; no version, no started_at) reads
+// and takes a patch; the same labels written canonically are no change
+// of its audience (no confirmation asked, nothing recorded), also once it
+// is resolved, and a change of something else records no audience change.
+func TestEditIncidentStoredBeforeCanonicalLabels(t *testing.T) {
+	t.Parallel()
+	b := setupRedis(t)
+	ctx := context.Background()
+	id := b.openVia(t, `{"title":"Cards down","severity":"major","services":["twint"],"regions":["CH"]}`)
+	k := "tocsin:inc:" + id
+	raw, err := b.rdb.Get(ctx, k).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old map[string]any
+	if err := json.Unmarshal(raw, &old); err != nil {
+		t.Fatal(err)
+	}
+	delete(old, "version")
+	delete(old, "started_at")
+	old["services"], old["regions"] = []string{"TWINT"}, []string{"ch"}
+	raw, _ = json.Marshal(old)
+	if err := b.rdb.Set(ctx, k, raw, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, etag := b.view(t, id); etag != `"v0"` {
+		t.Fatalf("ETag of an incident without a version %s, want \"v0\"", etag)
+	}
+
+	r := b.patch(t, id, `{"services":["twint"],"regions":["CH"]}`)
+	wantStatus(t, r, http.StatusOK)
+	if res := decodeEdit(t, r); res.Edit != nil {
+		t.Errorf("the same labels, canonical, recorded an edit: %s", r.body)
+	}
+	r = b.patch(t, id, `{"title":"Cards down in Switzerland"}`)
+	wantStatus(t, r, http.StatusOK)
+	if res := decodeEdit(t, r); res.Edit == nil || len(res.Edit.Changes) != 1 || res.Edit.Changes[0].Field != "title" {
+		t.Errorf("a title patch of an old incident: %s", r.body)
+	}
+
+	wantStatus(t, b.post(t, "/v1/incidents/"+id+"/updates", "", `{"state":"resolved"}`), http.StatusCreated)
+	r = b.patch(t, id, `{"regions":["CH"]}`)
+	wantStatus(t, r, http.StatusOK)
+	if res := decodeEdit(t, r); res.Edit != nil {
+		t.Errorf("a resolved incident's labels, canonical: %s", r.body)
+	}
+}

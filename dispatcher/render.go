@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"strings"
 
 	"github.com/tocsin-dev/tocsin/locales"
 	"github.com/tocsin-dev/tocsin/locales/gsm"
@@ -42,6 +43,9 @@ var (
 // they changed (one version read).
 func (c *CatalogRenderer) Prepare(ctx context.Context) error { return c.Names.Refresh(ctx) }
 
+// escapeBraces writes braces as the placeholder syntax's literal braces.
+var escapeBraces = strings.NewReplacer("{", "{{", "}", "}}")
+
 // Render implements Renderer.
 func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	inc, up := req.Incident, req.Update
@@ -51,6 +55,12 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	}
 	now := clock.Now()
 	readsEnglish := c.Catalog.Chain(req.Locale)[0] == locales.DefaultLocale
+	title := inc.Title.For(req.Locale, readsEnglish)
+	if up.State == StateNotice {
+		// A notice's title is plain text, checked without placeholders
+		// (NoticeInput.normalize): its braces reach the reader as written.
+		title = escapeBraces.Replace(title)
+	}
 	lreq := locales.Request{
 		Locale:     req.Locale,
 		Timezone:   req.Timezone,
@@ -62,7 +72,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		StatusURL:  c.StatusURL,
 		Industry:   c.Industry,
 		Incident: locales.Incident{
-			Title:    inc.Title.For(req.Locale, readsEnglish),
+			Title:    title,
 			Severity: string(inc.Severity),
 			// Canonical, as the catalog's ids: an incident stored before
 			// labels were canonical still finds its names.

@@ -250,3 +250,25 @@ func FuzzTextJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestNoticeTitleAsWritten: a notice's title is checked as plain text, not
+// for placeholders (docs/api.md, POST /v1/broadcasts), so it reaches every
+// reader as written: its braces are not read as placeholders ("{{" kept,
+// "{eta}" not dropped) on any channel.
+func TestNoticeTitleAsWritten(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2101, 3, 1, 14, 0, 0, 0, time.UTC)
+	rnd := &dispatcher.CatalogRenderer{Catalog: locales.MustNew(), Clock: dispatcher.ClockFunc(func() time.Time { return now })}
+	const title = "Use code {{X}} at {eta} }"
+	inc := &dispatcher.Incident{Title: dispatcher.PlainTitle(title), Severity: dispatcher.SeverityMinor, State: dispatcher.StateNotice, CreatedAt: now}
+	up := &dispatcher.Update{Seq: 1, State: dispatcher.StateNotice, Message: dispatcher.PlainTexts(map[string]string{"en": "Card terminals restart tonight."}), CreatedAt: now}
+	for _, ch := range []dispatcher.Channel{dispatcher.ChannelEmail, dispatcher.ChannelPush, dispatcher.ChannelWebhook} {
+		got, err := rnd.Render(dispatcher.RenderRequest{Locale: "en", Kind: dispatcher.KindCustomer, Channel: ch, Incident: inc, Update: up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(got.Title, title) || len(got.Missing) > 0 {
+			t.Errorf("%s: title %q (missing %v), want it to hold %q as written", ch, got.Title, got.Missing, title)
+		}
+	}
+}

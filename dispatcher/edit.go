@@ -159,7 +159,7 @@ func DecodeIncidentPatch(members map[string]json.RawMessage) (*IncidentPatch, er
 }
 
 var patchTypes = map[string]string{
-	"title":            "a string",
+	"title":            "a string, or an object of strings by BCP 47 tag",
 	"severity":         "a string",
 	"started_at":       "an RFC 3339 time as a string",
 	"services":         "a list of strings, or null for all",

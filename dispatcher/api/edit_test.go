@@ -198,6 +198,9 @@ func TestEditIncidentRefusals(t *testing.T) {
 			t.Errorf("%s: no error at %s in %s", tc.body, tc.location, r.body)
 		}
 	}
+	// A title of the wrong type is told what a title may be: a string or
+	// an object of strings, as when opening.
+	wantProblem(t, b.patch(t, id, `{"title":{"de":7}}`), http.StatusUnprocessableEntity, CodeInvalidInput, "body.title", "an object of strings by BCP 47 tag")
 	for _, tc := range []struct {
 		name, method, path, token, ctype string
 		status                           int

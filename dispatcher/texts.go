@@ -287,14 +287,16 @@ func validateTexts(v *ValidationError, field string, msg Texts) Texts {
 			v.add(at, f.Message, nil)
 		}
 		empty := true
-		text.leaves(func(path, s string) {
-			empty = false
-			at := field + "." + tag
-			if path != "" {
-				at += "." + path
-			}
-			checkText(v, at, s, maxMessage, true)
-		})
+		if text.object || len(text.faults) == 0 { // else it is no text at all, and its fault says so
+			text.leaves(func(path, s string) {
+				empty = false
+				at := field + "." + tag
+				if path != "" {
+					at += "." + path
+				}
+				checkText(v, at, s, maxMessage, true)
+			})
+		}
 		if empty && len(text.faults) == 0 {
 			v.add(field+"."+tag, "must be a text, or an object with at least one text", nil)
 		}

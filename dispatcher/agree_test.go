@@ -2,8 +2,10 @@ package dispatcher_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/internal/clocktest"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -203,5 +206,85 @@ func TestPreviewAgreesWithSend(t *testing.T) {
 	}
 	if p.QuietHours != quiet || p.Audience != 7 {
 		t.Errorf("preview: %d held for quiet hours of audience %d; sent: %d held of 7", p.QuietHours, p.Audience, quiet)
+	}
+}
+
+// TestPreviewTextsAgreeWithSend previews an incident's opening with texts
+// per kind and channel, placeholders, a recipient's own attributes and the
+// catalog's display names, then opens it: every recipient gets exactly the
+// title and body its preview sample showed.
+func TestPreviewTextsAgreeWithSend(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2030, 3, 1, 13, 0, 0, 0, time.UTC)
+	sender := &scriptedSender{}
+	f := newRedisFlow(t, now, map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender, dispatcher.ChannelEmail: sender})
+	if err := f.store.PutCatalogNames(ctx, dispatcher.CatalogServices, "cards", map[string]string{"de": "Kartenzahlungen", "en": "card payments"}); err != nil {
+		t.Fatal(err)
+	}
+	names := dispatcher.MustNameCatalog(f.store, nil, nil)
+	f.with(func(c *dispatcher.FanoutConfig) {
+		c.Renderer = &dispatcher.CatalogRenderer{Catalog: locales.MustNew(), Clock: f.clock, Names: names, Industry: "telecom"}
+	})
+	for _, r := range []*dispatcher.Recipient{
+		{ID: "m", Kind: dispatcher.KindMerchant, Locale: "de-CH", Timezone: "Europe/Zurich", Phone: "+41790000001",
+			Attributes: map[string]string{"account": "M-1", "credit_amount": "25", "credit_currency": "CHF"}},
+		{ID: "c", Kind: dispatcher.KindCustomer, Locale: "de-CH", Timezone: "Europe/Zurich", Phone: "+41790000002"},
+		{ID: "b", Kind: dispatcher.KindBusiness, Locale: "en-US", Timezone: "America/New_York", Email: "ops@example.com"},
+	} {
+		if _, err := f.svc.PutRecipient(ctx, r); err != nil {
+			t.Fatalf("PutRecipient %s: %v", r.ID, err)
+		}
+	}
+	var msg dispatcher.Texts
+	if err := json.Unmarshal([]byte(`{
+		"de": {"merchant": {"sms": "Terminals ab {eta} wieder. Gutschrift {credit} für {attr.account}."},
+		       "text": "{services} in {regions} gestört seit {started}."},
+		"en": "{services} down in {regions}; your credit: {credit}."}`), &msg); err != nil {
+		t.Fatal(err)
+	}
+	in := dispatcher.IncidentInput{
+		Title: dispatcher.LocaleTitles(map[string]string{"de": "Störung {services}", "en": "Outage of {services}"}), Severity: dispatcher.SeverityMajor,
+		Services: []string{"Cards"}, Regions: []string{"ch"}, Message: msg,
+		Params: map[string]string{"eta": "2030-03-01T16:00:00Z", "credit_amount": "5", "credit_currency": "USD"},
+	}
+	p, err := f.svc.PreviewBroadcast(ctx, dispatcher.BroadcastPreviewInput{IncidentInput: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := f.svc.OpenIncident(ctx, in, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, opened.BroadcastID)
+	sent := map[string]*dispatcher.Message{}
+	for _, call := range sender.calls {
+		for _, m := range call {
+			sent[fmt.Sprintf("%s %s %s", m.Recipient.Locale, m.Channel, m.Recipient.Kind)] = m
+		}
+	}
+	if len(p.Samples) != 3 || len(sent) != 3 {
+		t.Fatalf("%d samples, %d sent; want 3 each: %+v", len(p.Samples), len(sent), p.Samples)
+	}
+	for _, s := range p.Samples {
+		m := sent[fmt.Sprintf("%s %s %s", s.Locale, s.Channel, s.Kind)]
+		if m == nil {
+			t.Errorf("sample %s %s %s: nothing sent", s.Locale, s.Channel, s.Kind)
+			continue
+		}
+		if s.Title != m.Title || s.Body != m.Body || s.HTML != m.HTML {
+			t.Errorf("%s %s %s: preview\n  %q / %q\nsent\n  %q / %q", s.Locale, s.Channel, s.Kind, s.Title, s.Body, m.Title, m.Body)
+		}
+		for _, raw := range []string{"{", "Cards", "cards ", " ch", "M-1"} {
+			if raw == "M-1" && s.Kind == dispatcher.KindMerchant {
+				continue
+			}
+			if strings.Contains(m.Body, raw) {
+				t.Errorf("%s %s %s: body %q holds %q", s.Locale, s.Channel, s.Kind, m.Body, raw)
+			}
+		}
+	}
+	if m := sent["de-CH sms merchant"]; m == nil || !strings.Contains(m.Body, "M-1") || !strings.Contains(m.Body, "25") {
+		t.Errorf("the merchant's own credit and account: %+v", m)
 	}
 }

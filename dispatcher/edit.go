@@ -159,7 +159,7 @@ func DecodeIncidentPatch(members map[string]json.RawMessage) (*IncidentPatch, er
 }
 
 var patchTypes = map[string]string{
-	"title":            "a string",
+	"title":            "a string, or an object of strings by BCP 47 tag",
 	"severity":         "a string",
 	"started_at":       "an RFC 3339 time as a string",
 	"services":         "a list of strings, or null for all",
@@ -365,7 +365,7 @@ func (s *Service) EditIncident(ctx context.Context, id string, p *IncidentPatch)
 		if len(changes) == 0 {
 			return &EditResult{Incident: inc}, nil
 		}
-		if !sameSet(inc.Services, next.Services) || !sameSet(inc.Regions, next.Regions) {
+		if !sameServices(inc.Services, next.Services) || !sameRegions(inc.Regions, next.Regions) {
 			if inc.State == StateResolved {
 				return nil, fmt.Errorf("incident %s is resolved: its audience was told it is over and cannot change; open a new incident: %w", id, ErrConflict)
 			}
@@ -491,6 +491,7 @@ func applyPatch(inc *Incident, p *IncidentPatch, now time.Time) (*Incident, []Ch
 		}
 		validateParams(v, "body.params", set)
 		validateETA(v, "body.params", set, now)
+		validateStatusURL(v, "body.params", set)
 		if p.ClearParams {
 			next.Params = nil
 		}
@@ -520,10 +521,10 @@ func applyPatch(inc *Incident, p *IncidentPatch, now time.Time) (*Incident, []Ch
 	if p.StartedAt != nil {
 		record("started_at", inc.Started(), next.Started())
 	}
-	if !sameSet(inc.Services, next.Services) {
+	if !sameServices(inc.Services, next.Services) {
 		record("services", listOrEmpty(inc.Services), listOrEmpty(next.Services))
 	}
-	if !sameSet(inc.Regions, next.Regions) {
+	if !sameRegions(inc.Regions, next.Regions) {
 		record("regions", listOrEmpty(inc.Regions), listOrEmpty(next.Regions))
 	}
 	for _, k := range slices.Sorted(maps.Keys(unionKeys(inc.Params, next.Params))) {
@@ -569,6 +570,13 @@ func unionKeys(a, b map[string]string) map[string]bool {
 	}
 	return out
 }
+
+// sameServices and sameRegions report whether two lists select the same
+// audience: the same labels in canonical form, in any order. An incident
+// stored before labels were canonical holds "TWINT" or "ch", which select
+// what "twint" and "CH" do (see indexKeys).
+func sameServices(a, b []string) bool { return sameSet(CanonicalServices(a), CanonicalServices(b)) }
+func sameRegions(a, b []string) bool  { return sameSet(CanonicalRegions(a), CanonicalRegions(b)) }
 
 // sameSet reports whether a and b hold the same labels, in any order.
 func sameSet(a, b []string) bool {

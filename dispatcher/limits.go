@@ -55,7 +55,8 @@ func validateETA(v *ValidationError, field string, params map[string]string, now
 // textFault says what makes s unfit as text for people, "" when nothing:
 // invalid UTF-8 (a JSON body cannot carry it, a query can), a control
 // character (NUL, ESC, DEL, …; where lines is true, tab and line breaks
-// are text), or an explicit bidirectional formatting character (U+202A to
+// are text; where it is false, U+2028 and U+2029, which break lines too,
+// are not), or an explicit bidirectional formatting character (U+202A to
 // U+202E, U+2066 to U+2069), with which a text displays in another order
 // than it reads (CVE-2021-42574, "Trojan Source"). Such characters reach
 // SMS, push, email subjects and merchants' systems as they are.
@@ -66,6 +67,10 @@ func textFault(s string, lines bool) string {
 	for _, r := range s {
 		switch {
 		case lines && (r == '\t' || r == '\n' || r == '\r'):
+		case !lines && (r == '\u2028' || r == '\u2029'):
+			// Unicode's line and paragraph separators break a line as
+			// "\n" does, but are no control characters.
+			return fmt.Sprintf("must be one line without line or paragraph separators (found %U)", r)
 		case unicode.IsControl(r):
 			if lines {
 				return fmt.Sprintf("must not contain control characters other than tab and line breaks (found %U)", r)

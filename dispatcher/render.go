@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"strings"
 
 	"github.com/tocsin-dev/tocsin/locales"
 	"github.com/tocsin-dev/tocsin/locales/gsm"
@@ -62,6 +63,9 @@ func (c *CatalogRenderer) catalog() *locales.Catalog {
 	return c.Catalog
 }
 
+// escapeBraces writes braces as the placeholder syntax's literal braces.
+var escapeBraces = strings.NewReplacer("{", "{{", "}", "}}")
+
 // Render implements Renderer.
 func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	inc, up := req.Incident, req.Update
@@ -72,6 +76,12 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	now := clock.Now()
 	cat := c.catalog()
 	readsEnglish := cat.Chain(req.Locale)[0] == locales.DefaultLocale
+	title := inc.Title.For(req.Locale, readsEnglish)
+	if up.State == StateNotice {
+		// A notice's title is plain text, checked without placeholders
+		// (NoticeInput.normalize): its braces reach the reader as written.
+		title = escapeBraces.Replace(title)
+	}
 	lreq := locales.Request{
 		Locale:     req.Locale,
 		Timezone:   req.Timezone,
@@ -86,7 +96,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 		// Only SMS reads it, to fit a template to its budget as sent.
 		SmartEncoding: c.SmartEncoding,
 		Incident: locales.Incident{
-			Title:    inc.Title.For(req.Locale, readsEnglish),
+			Title:    title,
 			Severity: string(inc.Severity),
 			// Canonical, as the catalog's ids: an incident stored before
 			// labels were canonical still finds its names.

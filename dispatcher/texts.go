@@ -31,7 +31,7 @@ type Texts map[string]Text
 //	{"sms": "…", "email": "…", "text": "…"}       by channel; "text" (TextAll) is the text for any
 //
 // The two may be mixed in one object. A reader's text is looked up by kind
-// first (its own kind, then any kind), then by channel (see channelOrder):
+// first (its own kind, then any kind), then by channel (see For):
 // the kind's own text beats a text for every kind on the reader's channel.
 type Text struct {
 	all      string // the string form, or the "text" member
@@ -59,38 +59,62 @@ func PlainTexts(m map[string]string) Texts {
 	return out
 }
 
-// channelOrder is the order in which a reader on a channel takes the texts
-// of one kind: its channel's own, then (for the short channels) the other
-// short form, then the text for any channel, then any other channel's text,
-// so that an operator who wrote {"sms": "…", "email": "…"} reaches push and
-// webhook readers too.
-var channelOrder = map[Channel][]Channel{
-	ChannelSMS:     {ChannelSMS, ChannelPush, "", ChannelEmail, ChannelWebhook},
-	ChannelPush:    {ChannelPush, ChannelSMS, "", ChannelEmail, ChannelWebhook},
-	ChannelEmail:   {ChannelEmail, "", ChannelWebhook, ChannelSMS, ChannelPush},
-	ChannelWebhook: {ChannelWebhook, "", ChannelEmail, ChannelSMS, ChannelPush},
-}
+// channelFits is the order in which a reader on a channel takes the texts
+// written for it: its channel's own, then (for the short channels) the
+// other short form, then the text for any channel. channelStandIns are
+// the texts of other channels it takes rather than nothing, so that an
+// operator who wrote {"sms": "…", "email": "…"} reaches push and webhook
+// readers too.
+var (
+	channelFits = map[Channel][]Channel{
+		ChannelSMS:     {ChannelSMS, ChannelPush, ""},
+		ChannelPush:    {ChannelPush, ChannelSMS, ""},
+		ChannelEmail:   {ChannelEmail, ""},
+		ChannelWebhook: {ChannelWebhook, ""},
+	}
+	channelStandIns = map[Channel][]Channel{
+		ChannelSMS:     {ChannelEmail, ChannelWebhook},
+		ChannelPush:    {ChannelEmail, ChannelWebhook},
+		ChannelEmail:   {ChannelWebhook, ChannelSMS, ChannelPush},
+		ChannelWebhook: {ChannelEmail, ChannelSMS, ChannelPush},
+	}
+)
 
 // For returns the text a reader of kind k on channel ch gets from t, and
 // the members it came from: "" for the string form, else e.g. "merchant",
 // "merchant.sms", "sms" or "text". ok is false when t has none for k.
+//
+// A text written for the reader's channel (channelFits) is taken first,
+// its kind's before any kind's; only when neither has one does another
+// channel's text stand in (channelStandIns), again its kind's first. So a
+// merchant's SMS text never reaches merchants by email while a long text
+// for every kind is there, nor a merchant's email text their SMS while a
+// short form for every kind is.
 func (t Text) For(k Kind, ch Channel) (text, from string, ok bool) {
-	if kt, found := t.kinds[k]; found {
-		if text, from, ok := kt.forChannel(ch); ok {
-			if from == "" {
-				return text, string(k), true
-			}
-			return text, string(k) + "." + from, true
-		}
-	}
-	return t.forChannel(ch)
-}
-
-func (t Text) forChannel(ch Channel) (text, from string, ok bool) {
-	order, known := channelOrder[ch]
+	order, known := channelFits[ch]
 	if !known {
 		order = []Channel{""}
 	}
+	kt, hasKind := t.kinds[k]
+	for _, order := range [][]Channel{order, channelStandIns[ch]} {
+		if hasKind {
+			if text, from, ok := kt.pick(order); ok {
+				if from == "" {
+					return text, string(k), true
+				}
+				return text, string(k) + "." + from, true
+			}
+		}
+		if text, from, ok := t.pick(order); ok {
+			return text, from, true
+		}
+	}
+	return "", "", false
+}
+
+// pick returns the first text of t in order ("" is the text for any
+// channel), and its member's name.
+func (t Text) pick(order []Channel) (text, from string, ok bool) {
 	for _, c := range order {
 		if c == "" {
 			if t.all == "" {
@@ -287,14 +311,16 @@ func validateTexts(v *ValidationError, field string, msg Texts) Texts {
 			v.add(at, f.Message, nil)
 		}
 		empty := true
-		text.leaves(func(path, s string) {
-			empty = false
-			at := field + "." + tag
-			if path != "" {
-				at += "." + path
-			}
-			checkText(v, at, s, maxMessage, true)
-		})
+		if text.object || len(text.faults) == 0 { // else it is no text at all, and its fault says so
+			text.leaves(func(path, s string) {
+				empty = false
+				at := field + "." + tag
+				if path != "" {
+					at += "." + path
+				}
+				checkText(v, at, s, maxMessage, true)
+			})
+		}
 		if empty && len(text.faults) == 0 {
 			v.add(field+"."+tag, "must be a text, or an object with at least one text", nil)
 		}
@@ -386,7 +412,7 @@ func lookupLocale[T any](m map[string]T, locale string, readsEnglish bool, has f
 
 // operatorText picks the operator's text a reader of kind k on channel ch
 // reads: along the locale chain (lookupLocale), the first language with a
-// text for k (or any kind), and in it the text for ch (channelOrder).
+// text for k (or any kind), and in it the text for ch (Text.For).
 // from is the text's path in the message, e.g. "de.merchant.sms". When ok
 // is false the template in the reader's own language is better than the
 // operator's text in another, and the broadcast counts the fallback.

@@ -58,6 +58,10 @@ func TestOperatorTextLookupOrder(t *testing.T) {
 		{"kind's long form", `{"de":{"merchant":{"sms":"Kurz","text":"Lang"}}}`, "de", merc, mail, "de.merchant.text", "Lang"},
 		{"kind's text beats any kind's channel", `{"de":{"sms":"Alle kurz","merchant":"Händler"}}`, "de", merc, sms, "de.merchant", "Händler"},
 		{"kind without a text for the channel reads any kind's", `{"de":{"sms":"Alle kurz","merchant":{"email":"Händler lang"}}}`, "de", cust, sms, "de.sms", "Alle kurz"},
+		{"kind's short form does not stand in for everyone's long form", `{"de":{"merchant":{"sms":"Händler kurz"},"text":"Alle lang"}}`, "de", merc, mail, "de.text", "Alle lang"},
+		{"kind's short form does not stand in for everyone's on a webhook", `{"de":{"merchant":{"push":"Händler kurz"},"text":"Alle lang"}}`, "de", merc, hook, "de.text", "Alle lang"},
+		{"kind's long form does not stand in for everyone's short form", `{"de":{"merchant":{"email":"Händler lang"},"sms":"Alle kurz"}}`, "de", merc, sms, "de.sms", "Alle kurz"},
+		{"kind's other channel when nothing else fits", `{"de":{"merchant":{"sms":"Händler kurz"},"push":"Alle push"}}`, "de", merc, mail, "de.merchant.sms", "Händler kurz"},
 		{"no text for the kind: template", `{"de":{"merchant":"Händler"}}`, "de", cust, sms, "", ""},
 		{"sms short form", `{"de":{"sms":"Kurz","email":"Lang"}}`, "de", cust, sms, "de.sms", "Kurz"},
 		{"push reads the sms short form", `{"de":{"sms":"Kurz","email":"Lang"}}`, "de", cust, push, "de.sms", "Kurz"},
@@ -249,4 +253,26 @@ func FuzzTextJSON(f *testing.F) {
 			t.Fatalf("%s wrote %s, then %s", js, once, twice)
 		}
 	})
+}
+
+// TestNoticeTitleAsWritten: a notice's title is checked as plain text, not
+// for placeholders (docs/api.md, POST /v1/broadcasts), so it reaches every
+// reader as written: its braces are not read as placeholders ("{{" kept,
+// "{eta}" not dropped) on any channel.
+func TestNoticeTitleAsWritten(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2101, 3, 1, 14, 0, 0, 0, time.UTC)
+	rnd := &dispatcher.CatalogRenderer{Catalog: locales.MustNew(), Clock: dispatcher.ClockFunc(func() time.Time { return now })}
+	const title = "Use code {{X}} at {eta} }"
+	inc := &dispatcher.Incident{Title: dispatcher.PlainTitle(title), Severity: dispatcher.SeverityMinor, State: dispatcher.StateNotice, CreatedAt: now}
+	up := &dispatcher.Update{Seq: 1, State: dispatcher.StateNotice, Message: dispatcher.PlainTexts(map[string]string{"en": "Card terminals restart tonight."}), CreatedAt: now}
+	for _, ch := range []dispatcher.Channel{dispatcher.ChannelEmail, dispatcher.ChannelPush, dispatcher.ChannelWebhook} {
+		got, err := rnd.Render(dispatcher.RenderRequest{Locale: "en", Kind: dispatcher.KindCustomer, Channel: ch, Incident: inc, Update: up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(got.Title, title) || len(got.Missing) > 0 {
+			t.Errorf("%s: title %q (missing %v), want it to hold %q as written", ch, got.Title, got.Missing, title)
+		}
+	}
 }

@@ -1,10 +1,13 @@
 package webhook
 
 import (
+	"cmp"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // Event is the JSON body of every webhook request (Standard Webhooks:
@@ -115,8 +118,20 @@ func event(m *dispatcher.Message, now time.Time) Event {
 	}
 	slots := dispatcher.ParseSlots(up.Params)
 	d.Impact, d.Cause = slots.Impact, slots.Cause
-	if slots.CreditAmount != "" {
-		d.Credit = &Credit{Amount: slots.CreditAmount, Currency: slots.CreditCurrency, Timing: slots.CreditTiming, WithinDays: slots.CreditWithinDays}
+	amount, currency := slots.CreditAmount, slots.CreditCurrency
+	if m.Recipient != nil {
+		if a := m.Recipient.Attributes[dispatcher.AttrCreditAmount]; a != "" {
+			// The recipient's own credit (per account), which its body
+			// says: its currency, when it names none, is the params'.
+			amount = a
+			currency = cmp.Or(m.Recipient.Attributes[dispatcher.AttrCreditCurrency], strings.ToUpper(strings.TrimSpace(up.Params[locales.ParamCreditCurrency])))
+			if strings.Trim(a, "0.") == "" {
+				amount = "" // a credit of zero: none, as in the body
+			}
+		}
+	}
+	if amount != "" {
+		d.Credit = &Credit{Amount: amount, Currency: currency, Timing: slots.CreditTiming, WithinDays: slots.CreditWithinDays}
 	}
 	if slots.Support != "" {
 		d.Support = &Support{Kind: slots.SupportKind, Value: slots.Support}

@@ -121,6 +121,8 @@ func TestCatalogRefusesBadInput(t *testing.T) {
 		{"empty name", "/v1/catalog/services/cards", `{"names":{"de":"  "}}`, "body.names.de", "1-100 characters"},
 		{"too long", "/v1/catalog/services/cards", `{"names":{"de":"` + strings.Repeat("ä", 101) + `"}}`, "body.names.de", "1-100 characters"},
 		{"two lines", "/v1/catalog/services/cards", `{"names":{"de":"Karten\nzahlungen"}}`, "body.names.de", "one line"},
+		{"a line separator", "/v1/catalog/services/cards", `{"names":{"de":"Karten\u2028zahlungen"}}`, "body.names.de", "one line"},
+		{"a paragraph separator", "/v1/catalog/regions/ch", `{"names":{"de":"Schwei\u2029z"}}`, "body.names.de", "one line"},
 		{"same locale twice", "/v1/catalog/services/cards", `{"names":{"de-CH":"a","de-ch":"b"}}`, "body.names.de-ch", "same locale"},
 		{"no names", "/v1/catalog/services/cards", `{"names":{}}`, "body.names", "at least one name"},
 		{"bad id", "/v1/catalog/services/card%20payments", `{"names":{"de":"Karten"}}`, "path.id", "1-64 characters"},

@@ -180,6 +180,9 @@ func TestEditIncidentRefusals(t *testing.T) {
 		{`{"params":{"bad name":"x"}}`, "body.params.bad name"},
 		{`{"params":{"n":5}}`, "body.params.n"},
 		{`{"params":[]}`, "body.params"},
+		// Checked as an opening's and an update's params are.
+		{`{"params":{"status_url":"javascript:alert(1)"}}`, "body.params.status_url"},
+		{`{"params":{"status_url":"https://user:pw@status.example.com/"}}`, "body.params.status_url"},
 	} {
 		r := b.patch(t, id, tc.body)
 		if r.status != http.StatusUnprocessableEntity {
@@ -195,6 +198,9 @@ func TestEditIncidentRefusals(t *testing.T) {
 			t.Errorf("%s: no error at %s in %s", tc.body, tc.location, r.body)
 		}
 	}
+	// A title of the wrong type is told what a title may be: a string or
+	// an object of strings, as when opening.
+	wantProblem(t, b.patch(t, id, `{"title":{"de":7}}`), http.StatusUnprocessableEntity, CodeInvalidInput, "body.title", "an object of strings by BCP 47 tag")
 	for _, tc := range []struct {
 		name, method, path, token, ctype string
 		status                           int
@@ -493,5 +499,54 @@ func TestEditIncidentDocument(t *testing.T) {
 	}
 	if doc.Components.Schemas["ErrorModel"].Properties["audience"] == nil || doc.Components.Schemas["AudienceChange"].Properties == nil {
 		t.Errorf("the problem's audience member is not documented")
+	}
+}
+
+// TestEditIncidentStoredBeforeCanonicalLabels: an incident stored before
+// labels were canonical ("TWINT", "ch"; no version, no started_at) reads
+// and takes a patch; the same labels written canonically are no change
+// of its audience (no confirmation asked, nothing recorded), also once it
+// is resolved, and a change of something else records no audience change.
+func TestEditIncidentStoredBeforeCanonicalLabels(t *testing.T) {
+	t.Parallel()
+	b := setupRedis(t)
+	ctx := context.Background()
+	id := b.openVia(t, `{"title":"Cards down","severity":"major","services":["twint"],"regions":["CH"]}`)
+	k := "tocsin:inc:" + id
+	raw, err := b.rdb.Get(ctx, k).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old map[string]any
+	if err := json.Unmarshal(raw, &old); err != nil {
+		t.Fatal(err)
+	}
+	delete(old, "version")
+	delete(old, "started_at")
+	old["services"], old["regions"] = []string{"TWINT"}, []string{"ch"}
+	raw, _ = json.Marshal(old)
+	if err := b.rdb.Set(ctx, k, raw, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, etag := b.view(t, id); etag != `"v0"` {
+		t.Fatalf("ETag of an incident without a version %s, want \"v0\"", etag)
+	}
+
+	r := b.patch(t, id, `{"services":["twint"],"regions":["CH"]}`)
+	wantStatus(t, r, http.StatusOK)
+	if res := decodeEdit(t, r); res.Edit != nil {
+		t.Errorf("the same labels, canonical, recorded an edit: %s", r.body)
+	}
+	r = b.patch(t, id, `{"title":"Cards down in Switzerland"}`)
+	wantStatus(t, r, http.StatusOK)
+	if res := decodeEdit(t, r); res.Edit == nil || len(res.Edit.Changes) != 1 || res.Edit.Changes[0].Field != "title" {
+		t.Errorf("a title patch of an old incident: %s", r.body)
+	}
+
+	wantStatus(t, b.post(t, "/v1/incidents/"+id+"/updates", "", `{"state":"resolved"}`), http.StatusCreated)
+	r = b.patch(t, id, `{"regions":["CH"]}`)
+	wantStatus(t, r, http.StatusOK)
+	if res := decodeEdit(t, r); res.Edit != nil {
+		t.Errorf("a resolved incident's labels, canonical: %s", r.body)
 	}
 }

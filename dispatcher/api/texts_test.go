@@ -261,3 +261,22 @@ func TestMessageTextsBound(t *testing.T) {
 	r = a.send(t, "POST", "/v1/incidents/"+id+"/updates", `{"message":{`+strings.Join(langs[:19], ",")+`}}`)
 	wantStatus(t, r, http.StatusCreated)
 }
+
+// TestMessageNotATextOneFault: a language whose value is neither a string
+// nor an object (null, a number, a list) is one fault at its path, saying
+// what a text may be, not also that an empty text is too short.
+func TestMessageNotATextOneFault(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	for _, body := range []string{
+		`{"title":"Cards","severity":"major","message":{"de":null}}`,
+		`{"title":"Cards","severity":"major","message":{"de":5}}`,
+		`{"title":"Cards","severity":"major","message":{"de":["x"]}}`,
+	} {
+		r := a.send(t, "POST", "/v1/incidents", body)
+		wantProblem(t, r, http.StatusUnprocessableEntity, CodeInvalidInput, "body.message.de", "must be a string or an object of texts")
+		if p := r.problem(t); len(p.Errors) != 1 {
+			t.Errorf("%s: %d faults, want 1: %s", body, len(p.Errors), r.body)
+		}
+	}
+}

@@ -528,6 +528,7 @@ func (c *Catalog) render(s *source, chain []string, r Request, titleID, bodyID s
 		}
 	}
 	title = dashBeforeTitle(title, data["Title"])
+	body = quoteTitleBeforeColon(body, data["Title"])
 	if sameLanguage(s.tag, "es") {
 		title, body = spanishContractions(title), spanishContractions(body)
 	}

@@ -254,3 +254,33 @@ func TestTitleWithAColon(t *testing.T) {
 		}
 	}
 }
+
+// TestQuoteTitleBeforeColon: an operator title with its own colon, which a
+// body's template follows with another, is quoted, so the SMS reads
+// 'Update zu "TWINT: keine Zahlungen möglich": Wir …'; other bodies stay.
+func TestQuoteTitleBeforeColon(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ body, title, want string }{
+		{"Update zu TWINT: keine Zahlungen möglich: Wir haben die Ursache gefunden.", "TWINT: keine Zahlungen möglich",
+			`Update zu "TWINT: keine Zahlungen möglich": Wir haben die Ursache gefunden.`},
+		{"Mise à jour TWINT : paiements impossibles : nous avons trouvé la cause.", "TWINT : paiements impossibles",
+			`Mise à jour "TWINT : paiements impossibles" : nous avons trouvé la cause.`},
+		{"Update on TWINT down: we have found the cause.", "TWINT down", "Update on TWINT down: we have found the cause."},
+		{"We have found the cause.", "TWINT: down", "We have found the cause."},
+	} {
+		if got := quoteTitleBeforeColon(tt.body, tt.title); got != tt.want {
+			t.Errorf("quoteTitleBeforeColon(%q, %q) = %q, want %q", tt.body, tt.title, got, tt.want)
+		}
+	}
+	c := MustNew()
+	now := time.Date(2101, 3, 1, 14, 0, 0, 0, time.UTC)
+	m, err := c.Render(Request{Locale: "de-CH", Timezone: "Europe/Zurich", Kind: "customer", Channel: "sms", State: "identified", Now: now,
+		Incident: Incident{Title: "TWINT: keine Zahlungen möglich", Started: now.Add(-time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(m.Body, "möglich: ") {
+		t.Errorf("SMS body %q has the title's colon and the template's in a row", m.Body)
+	}
+	t.Logf("%s", m.Body)
+}

@@ -158,3 +158,20 @@ func dashBeforeTitle(title, opTitle string) string {
 	}
 	return title
 }
+
+// quoteTitleBeforeColon quotes an operator's title that has a colon of its
+// own where a body's template follows it with another colon: the SMS
+// "Update zu TWINT: keine Zahlungen möglich: Wir haben …" reads
+// "Update zu "TWINT: keine Zahlungen möglich": Wir haben …". Straight
+// quotes, which every channel and GSM-7 carry.
+func quoteTitleBeforeColon(body, opTitle string) string {
+	if opTitle == "" || !strings.Contains(opTitle, ":") {
+		return body
+	}
+	for _, sep := range []string{": ", " : "} {
+		if i := strings.Index(body, opTitle+sep); i >= 0 {
+			return body[:i] + `"` + opTitle + `"` + body[i+len(opTitle):]
+		}
+	}
+	return body
+}

@@ -38,7 +38,7 @@ type replayClock struct {
 	now time.Time
 }
 
-func (c *replayClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *replayClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *replayClock) set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
 
 // rcpt is one recipient of a replay, reached on exactly one channel.
@@ -593,8 +593,8 @@ func swissOutage() *scenario {
 	started := day(12, 40)
 	return &scenario{
 		name: "twint", services: []string{"twint"}, regions: []string{"CH"},
-		catalog:   map[string]map[string]string{"twint": {"de": "TWINT", "fr": "TWINT", "it": "TWINT", "en": "TWINT"}},
-		rawLabels: []string{"twint", "CH"},
+		catalog:    map[string]map[string]string{"twint": {"de": "TWINT", "fr": "TWINT", "it": "TWINT", "en": "TWINT"}},
+		rawLabels:  []string{"twint", "CH"},
 		recipients: rs,
 		steps: []step{
 			{at: day(13, 0), state: "investigating", titles: titles1, started: day(13, 0), eta: day(15, 0),

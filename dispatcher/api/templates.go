@@ -44,8 +44,8 @@ type putTemplateInput struct {
 	Channel  string `path:"channel" doc:"As for GET." example:"sms"`
 	State    string `path:"state" doc:"As for GET." example:"resolved"`
 	Industry string `query:"industry" doc:"As for GET." example:"telecom"`
-	Strict bool `query:"strict" doc:"Refuse (422) an SMS over channels.sms.max_segments with every slot filled instead of accepting it with a warning."`
-	Body   templateBody
+	Strict   bool   `query:"strict" doc:"Refuse (422) an SMS over channels.sms.max_segments with every slot filled instead of accepting it with a warning."`
+	Body     templateBody
 }
 
 // routeTemplates adds GET /v1/templates, GET /v1/templates/lint and GET,

@@ -17,6 +17,7 @@ run:
 # paste the README tour into bash with curl and jq; they fail without them, so
 # install them first when missing.
 test: redis-server
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
 

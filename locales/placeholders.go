@@ -206,15 +206,13 @@ func sentenceStart(s string) int {
 }
 
 // placeholderValues returns the value of each placeholder for r: the
-// template data already formatted for the reader (data), the duration
-// since the start, the params and the recipient's attributes.
+// template data already formatted for the reader (data: the support
+// contact as the slot parsed it, the duration since the start) and the
+// recipient's attributes.
 func (c *Catalog) placeholderValues(r Request, data map[string]string) func(string) string {
 	return func(name string) string {
 		if attr, ok := strings.CutPrefix(name, AttrPrefix); ok {
 			return oneLine(r.Attributes[attr])
-		}
-		if name == "support" {
-			return oneLine(r.Incident.Params[ParamSupport])
 		}
 		return data[placeholderData[name]]
 	}
@@ -225,6 +223,7 @@ func (c *Catalog) placeholderValues(r Request, data map[string]string) func(stri
 var placeholderData = map[string]string{
 	"eta": "eta", "credit": "credit", "started": "Started", "services": "Services",
 	"regions": "Regions", "duration": "duration", "status_url": "status_url",
+	"support": "support",
 }
 
 // duration says the time from the incident's start to now in the plain

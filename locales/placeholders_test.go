@@ -284,3 +284,19 @@ func TestQuoteTitleBeforeColon(t *testing.T) {
 	}
 	t.Logf("%s", m.Body)
 }
+
+// TestEveryPlaceholderHasItsData: each placeholder reads a template data
+// key that templateData fills; one missing from placeholderData would
+// render empty for every reader.
+func TestEveryPlaceholderHasItsData(t *testing.T) {
+	t.Parallel()
+	for _, name := range Placeholders {
+		key, ok := placeholderData[name]
+		if !ok || !slices.Contains(DataKeys, key) {
+			t.Errorf("placeholder {%s} reads data key %q (listed %v), not one of DataKeys", name, key, ok)
+		}
+	}
+	if len(placeholderData) != len(Placeholders) {
+		t.Errorf("placeholderData has %d entries, Placeholders %d", len(placeholderData), len(Placeholders))
+	}
+}

@@ -126,6 +126,9 @@ type Incident struct {
 	// Version counts the incident's writes (its opening, updates and
 	// edits); ETag quotes it.
 	Version int `json:"version,omitempty"`
+	// Private keeps the incident off the public status page and feeds:
+	// its updates still reach their audience. Default false: public.
+	Private bool `json:"private,omitempty"`
 }
 
 // Update is one state change or operator message on an incident. Every
@@ -140,6 +143,10 @@ type Update struct {
 	CreatedAt   time.Time         `json:"created_at"`
 	// PostedBy is the name of the API key that posted the update.
 	PostedBy string `json:"posted_by,omitempty"`
+	// Internal keeps the update off the public status page and feeds: it
+	// is sent to its audience but not shown to the public. Default
+	// false: public.
+	Internal bool `json:"internal,omitempty"`
 }
 
 // Recipient is a customer or a merchant to be told about incidents.

@@ -6,10 +6,12 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // TestCatalogStore: names are put, loaded and deleted in one hash, and
@@ -133,4 +135,34 @@ func TestCanonicalizeLabels(t *testing.T) {
 			t.Errorf("second run touched ix:svc:Later: %v", got)
 		}
 	})
+}
+
+func TestPublicVersionMovesWithWrites(t *testing.T) {
+	t.Parallel()
+	rdb, _ := redistest.New(t)
+	s := New(rdb)
+	ctx := context.Background()
+	v0, err := s.PublicVersion(ctx)
+	if err != nil || v0 != 0 {
+		t.Fatalf("PublicVersion of an empty store = %d, %v; want 0", v0, err)
+	}
+	if err := s.PutCatalogNames(ctx, dispatcher.CatalogServices, "twint", map[string]string{"de": "TWINT"}); err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := s.PublicVersion(ctx)
+	if v1 <= v0 {
+		t.Fatalf("a catalog write left the version at %d", v1)
+	}
+	now := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	inc := &dispatcher.Incident{ID: dispatcher.NewIncidentID(now), Title: dispatcher.PlainTitle("x"), Severity: dispatcher.SeverityMajor,
+		State: dispatcher.StateInvestigating, LastSeq: 1, CreatedAt: now, UpdatedAt: now}
+	up := &dispatcher.Update{IncidentID: inc.ID, Seq: 1, State: inc.State, BroadcastID: dispatcher.BroadcastID(inc.ID, 1), CreatedAt: now}
+	b := &dispatcher.Broadcast{ID: up.BroadcastID, IncidentID: inc.ID, Seq: 1, State: dispatcher.BroadcastPlanning, CreatedAt: now}
+	if _, err := s.SaveUpdate(ctx, inc, 0, up, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := s.PublicVersion(ctx)
+	if v2 <= v1 {
+		t.Fatalf("an incident write left the version at %d (was %d)", v2, v1)
+	}
 }

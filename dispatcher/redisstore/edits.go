@@ -60,6 +60,7 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 	write := func(p redis.Pipeliner) {
 		p.Set(ctx, incKey, incJSON, 0)
 		p.RPush(ctx, historyKey(inc.ID), editJSON)
+		bumpPublic(ctx, p)
 	}
 	if _, err := s.idempotentTx(ctx, nil, []string{incKey}, check, write); err != nil {
 		return fmt.Errorf("save edit %d of %q: %w", e.Version, inc.ID, err)

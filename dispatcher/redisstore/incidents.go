@@ -183,6 +183,7 @@ func (s *Store) SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSe
 		}
 		p.ZAdd(ctx, key("incs", string(inc.State)), redis.Z{Score: score, Member: inc.ID})
 		newBroadcast(ctx, p, b, meta)
+		bumpPublic(ctx, p)
 	}
 	replay, err := s.idempotentTx(ctx, idem, []string{incKey}, check, write)
 	if err != nil {

@@ -7,6 +7,8 @@
 package statuspage
 
 import (
+	"errors"
+	"net/http"
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
@@ -134,4 +136,16 @@ type Maintenance struct {
 	UpdatedAt      time.Time
 	// Updates are the public updates, newest first.
 	Updates []*Update
+}
+
+// ErrNotFound is what a Route's Render wraps for a page that does not
+// exist (an unknown incident id, a month with nothing): a 404.
+var ErrNotFound = errors.New("not found")
+
+func notFoundOr500(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrNotFound) {
+		http.Error(w, "Not found", http.StatusNotFound)
+		return
+	}
+	http.Error(w, "The status page could not be rendered; try again shortly.", http.StatusInternalServerError)
 }

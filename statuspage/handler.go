@@ -1,0 +1,149 @@
+package statuspage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Request is what a route renders from: the snapshot being served and
+// what the handler negotiated for the reader.
+type Request struct {
+	*http.Request
+	Snap *Snapshot
+	// Locale is the reader's supported locale: ?lang=, Accept-Language,
+	// else the page's default.
+	Locale string
+	// Zone is the page's time zone (the reader's own is applied in the
+	// browser, when it tells).
+	Zone *time.Location
+	// Prefix is the page's path prefix ("" or "/status"), no trailing /.
+	Prefix string
+}
+
+// Route is one public GET route served from a Snapshot. Its bytes are
+// rendered once per snapshot version and cache key, and served with an
+// ETag, Last-Modified and Cache-Control, answering 304 to a matching
+// If-None-Match or If-Modified-Since.
+type Route struct {
+	// Pattern is the net/http pattern below the prefix, e.g.
+	// "GET /api/v2/summary.json" or "GET /incidents/{id}".
+	Pattern     string
+	ContentType string
+	// CORS serves Access-Control-Allow-Origin: * (the JSON feeds, as
+	// Statuspage does).
+	CORS bool
+	// Localized routes vary by the reader's locale (Vary:
+	// Accept-Language, one cached body per locale).
+	Localized bool
+	// Key returns what else beyond the version and locale the body depends
+	// on (path values, a page number); nil: nothing. Keep it small: it is
+	// a cache key.
+	Key func(r *Request) string
+	// Render returns the body; an error wrapping ErrNotFound is a 404.
+	Render func(r *Request) ([]byte, error)
+}
+
+// cached is one rendered body.
+type cached struct {
+	version int64
+	etag    string
+	body    []byte
+}
+
+// bodyCache keeps rendered bodies by route key; an entry of an older
+// version is rendered again. It holds at most maxCached entries; past that
+// it starts afresh (a crowd hits few keys; an attacker walking page
+// numbers cannot grow it without bound).
+type bodyCache struct {
+	mu sync.Mutex
+	m  map[string]*cached
+}
+
+const maxCached = 4096
+
+func (c *bodyCache) get(k string, version int64) *cached {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.m[k]; e != nil && e.version == version {
+		return e
+	}
+	return nil
+}
+
+func (c *bodyCache) put(k string, e *cached) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCached {
+		c.m = make(map[string]*cached)
+	}
+	c.m[k] = e
+}
+
+// serve answers r from rt's cached body of snap, rendering it when the
+// cache has none of this version.
+func (c *bodyCache) serve(w http.ResponseWriter, rt *Route, req *Request, maxAge time.Duration) {
+	k := rt.Pattern
+	if rt.Localized {
+		k += "\x00" + req.Locale
+	}
+	if rt.Key != nil {
+		k += "\x00" + rt.Key(req)
+	}
+	e := c.get(k, req.Snap.Version)
+	if e == nil {
+		body, err := rt.Render(req)
+		if err != nil {
+			notFoundOr500(w, err)
+			return
+		}
+		sum := sha256.Sum256(body)
+		e = &cached{version: req.Snap.Version, etag: `"` + strconv.FormatInt(req.Snap.Version, 36) + "-" + hex.EncodeToString(sum[:8]) + `"`, body: body}
+		c.put(k, e)
+	}
+	h := w.Header()
+	h.Set("Content-Type", rt.ContentType)
+	h.Set("ETag", e.etag)
+	h.Set("Last-Modified", req.Snap.BuiltAt.UTC().Format(http.TimeFormat))
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	if rt.Localized {
+		h.Set("Vary", "Accept-Language")
+		h.Set("Content-Language", req.Locale)
+	}
+	if rt.CORS {
+		h.Set("Access-Control-Allow-Origin", "*")
+	}
+	if match := req.Header.Get("If-None-Match"); match != "" {
+		if etagMatches(match, e.etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	} else if ims, err := http.ParseTime(req.Header.Get("If-Modified-Since")); err == nil && !req.Snap.BuiltAt.Truncate(time.Second).After(ims) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(e.body)))
+	if req.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(e.body)
+}
+
+func etagMatches(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(t), "W/"))
+		if t == etag || t == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// SnapshotFunc returns the current snapshot (cached by its caller).
+type SnapshotFunc func(ctx context.Context) (*Snapshot, error)

@@ -185,6 +185,9 @@ type Message struct {
 	// Endpoints are the recipient's active webhook endpoints subscribed to
 	// this message's event (webhook channel only).
 	Endpoints []WebhookEndpoint
+	// ManageURL and UnsubscribeURL are a self-service subscriber's links
+	// (SubscriberLinks.Decorate); empty for every other kind.
+	ManageURL, UnsubscribeURL string
 }
 
 // Result is a Sender's answer for one Message.

@@ -43,11 +43,15 @@ func (s *Service) ProviderReceipt(ctx context.Context, rc Receipt) (applied bool
 
 // InboundSMS handles an SMS a recipient sent to one of our numbers: a STOP
 // keyword (in any supported language) opts the number out of SMS, START
-// opts it back in, HELP asks for help. It returns the reply to send back
+// opts it back in, HELP asks for help, and YES confirms the sender's
+// pending SMS subscription (ServiceConfig.Subscriptions). It returns the reply to send back
 // (empty: none) in the sender's language: the locale of a recipient with
 // that number, else the keyword's language, else English. Any other text is
 // ignored.
 func (s *Service) InboundSMS(ctx context.Context, from, body string, catalog *locales.Catalog) (reply string, err error) {
+	if reply, handled, err := s.c.Subscriptions.ConfirmReply(ctx, from, body); handled || err != nil {
+		return reply, err
+	}
 	kind, lang := locales.Keyword(body)
 	if kind == "" || !ValidPhone(from) {
 		return "", nil

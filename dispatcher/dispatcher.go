@@ -72,16 +72,33 @@ const (
 	// customer. In a payments deployment it reads the merchant messages; in
 	// any other a merchant reads the business ones (locales.Industries).
 	KindBusiness Kind = "business"
+	// KindSubscriber is a member of the public who subscribed on the
+	// status page (self-service, see Subscriptions). It reads the customer
+	// messages (ReadsAs) and may have webhook endpoints.
+	KindSubscriber Kind = "subscriber"
 )
 
 // Kinds lists every recipient kind. Operator texts may be given per kind
 // (Texts), so a new kind listed here is one a text may name.
-var Kinds = []Kind{KindCustomer, KindMerchant, KindBusiness}
+var Kinds = []Kind{KindCustomer, KindMerchant, KindBusiness, KindSubscriber}
 
 // Valid reports whether k is a recipient kind.
 func (k Kind) Valid() bool {
-	return k == KindCustomer || k == KindMerchant || k == KindBusiness
+	return k == KindCustomer || k == KindMerchant || k == KindBusiness || k == KindSubscriber
 }
+
+// ReadsAs is the kind whose templates and operator texts k reads when no
+// text names k itself: a subscriber reads what customers read.
+func (k Kind) ReadsAs() Kind {
+	if k == KindSubscriber {
+		return KindCustomer
+	}
+	return k
+}
+
+// HasEndpoints reports whether recipients of kind k may have webhook
+// endpoints: organizations, and subscribers who subscribed a webhook.
+func (k Kind) HasEndpoints() bool { return k.Organization() || k == KindSubscriber }
 
 // Organization reports whether k is a business of some kind (merchant or
 // business): the kinds that may register webhook endpoints.
@@ -258,9 +275,9 @@ func (r *Recipient) normalize(pathPrefix string, checkPushURL func(string) error
 	switch r.Kind {
 	case "":
 		r.Kind = KindCustomer
-	case KindCustomer, KindMerchant, KindBusiness:
+	case KindCustomer, KindMerchant, KindBusiness, KindSubscriber:
 	default:
-		v.add(p("kind"), `must be "customer", "merchant" or "business"`, r.Kind)
+		v.add(p("kind"), `must be "customer", "merchant", "business" or "subscriber"`, r.Kind)
 	}
 	if r.Locale == "" {
 		r.Locale = "en"

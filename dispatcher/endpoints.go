@@ -160,7 +160,7 @@ func (s *Service) PutWebhookEndpoint(ctx context.Context, recipientID, endpointI
 	if err != nil {
 		return nil, err
 	}
-	if !r.Kind.Organization() {
+	if !r.Kind.HasEndpoints() {
 		return nil, &ValidationError{Fields: []*FieldError{{Field: "path.id", Message: "webhook endpoints are for merchants and business customers: the recipient's kind is " + string(r.Kind), Value: recipientID}}}
 	}
 	now := s.now()

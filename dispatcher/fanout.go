@@ -157,6 +157,9 @@ type FanoutConfig struct {
 	Logger *slog.Logger
 	// Metrics defaults to none.
 	Metrics Metrics
+	// SubscriberLinks gives every message to a self-service subscriber
+	// its manage and unsubscribe links; nil: none.
+	SubscriberLinks *SubscriberLinks
 }
 
 // Fanout turns broadcasts into deliveries: it plans a broadcast's audience
@@ -435,7 +438,7 @@ func (f *Fanout) endpointsFor(ctx context.Context, channels []Channel, up *Updat
 	}
 	var ids []string
 	for _, r := range rs {
-		if r != nil && r.Kind.Organization() {
+		if r != nil && r.Kind.HasEndpoints() {
 			ids = append(ids, r.ID)
 		}
 	}
@@ -1056,7 +1059,7 @@ func (c *collector) addressNews(m *Message, res Result) {
 }
 
 func (f *Fanout) message(bc *broadcastContext, r *Recipient, ch Channel, text Rendered, attempt int) *Message {
-	return &Message{
+	m := &Message{
 		DeliveryID:      DeliveryID(bc.b.ID, ch, r.ID),
 		BroadcastID:     bc.b.ID,
 		IncidentID:      bc.inc.ID,
@@ -1077,6 +1080,8 @@ func (f *Fanout) message(bc *broadcastContext, r *Recipient, ch Channel, text Re
 		Update:          bc.up,
 		Endpoints:       r.Endpoints,
 	}
+	f.c.SubscriberLinks.Decorate(m) // subscribers only
+	return m
 }
 
 type retry struct {

@@ -85,7 +85,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	lreq := locales.Request{
 		Locale:     req.Locale,
 		Timezone:   req.Timezone,
-		Kind:       string(req.Kind),
+		Kind:       string(req.Kind.ReadsAs()),
 		Channel:    string(req.Channel),
 		State:      string(up.State),
 		Now:        now,

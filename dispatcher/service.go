@@ -69,6 +69,9 @@ type ServiceConfig struct {
 	Clock Clock
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Subscriptions, when set, takes the inbound SMS "YES" that confirms
+	// a pending SMS subscription.
+	Subscriptions *Subscriptions
 }
 
 // Service is the domain's front door: what operators can do, independent
@@ -269,7 +272,7 @@ func (f *RecipientFilter) Normalize() error {
 		f.Region = CanonicalRegion(f.Region)
 	}
 	if f.Kind != "" && !f.Kind.Valid() {
-		v.add("query.kind", `must be "customer", "merchant" or "business"`, f.Kind)
+		v.add("query.kind", `must be "customer", "merchant", "business" or "subscriber"`, f.Kind)
 	}
 	if f.Locale != "" {
 		if loc, err := CanonicalLocale(f.Locale); err != nil {

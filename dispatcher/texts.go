@@ -96,6 +96,10 @@ func (t Text) For(k Kind, ch Channel) (text, from string, ok bool) {
 		order = []Channel{""}
 	}
 	kt, hasKind := t.kinds[k]
+	if !hasKind && k.ReadsAs() != k {
+		k = k.ReadsAs() // a subscriber reads the customers' text
+		kt, hasKind = t.kinds[k]
+	}
 	for _, order := range [][]Channel{order, channelStandIns[ch]} {
 		if hasKind {
 			if text, from, ok := kt.pick(order); ok {

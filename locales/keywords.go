@@ -14,6 +14,8 @@ var Texts = []string{
 	"sms_stop", "sms_start", "sms_help",
 	"unsubscribe_title", "unsubscribe_question", "unsubscribe_button", "unsubscribe_done", "unsubscribe_unknown",
 	"webhook_disabled_subject", "webhook_disabled_body",
+	"subscribe_confirm_subject", "subscribe_confirm_body", "sms_subscribe_code", "sms_subscribe_done",
+	"sms_subscriber_footer", "subscriber_manage", "subscriber_unsubscribe", "subscribe_webhook_body",
 }
 
 // Text returns the fixed text name in the first locale of locale's chain

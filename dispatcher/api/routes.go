@@ -20,7 +20,7 @@ var bearer = []map[string][]string{{securityScheme: {}}}
 
 type recipientBody struct {
 	ID       string               `json:"id,omitempty" doc:"Ignored: the id in the path wins."`
-	Kind     dispatcher.Kind      `json:"kind,omitempty" enum:"customer,merchant,business" doc:"Default customer."`
+	Kind     dispatcher.Kind      `json:"kind,omitempty" enum:"customer,merchant,business,subscriber" doc:"Default customer."`
 	Locale   string               `json:"locale,omitempty" doc:"BCP 47 language tag; default en." example:"de-CH"`
 	Timezone string               `json:"timezone,omitempty" doc:"IANA time zone." example:"Europe/Zurich"`
 	Phone    string               `json:"phone,omitempty" doc:"E.164 number." example:"+41791234567"`
@@ -110,7 +110,7 @@ type recipientOutput = bodyOutput[*dispatcher.Recipient]
 type listRecipientsInput struct {
 	Service string             `query:"service" doc:"Only recipients that use this service; a recipient that listed no service uses all and is included." example:"twint"`
 	Region  string             `query:"region" doc:"Only recipients in this region; a recipient that listed no region is everywhere and is included." example:"CH"`
-	Kind    dispatcher.Kind    `query:"kind" enum:"customer,merchant,business" doc:"Only recipients of this kind."`
+	Kind    dispatcher.Kind    `query:"kind" enum:"customer,merchant,business,subscriber" doc:"Only recipients of this kind."`
 	Locale  string             `query:"locale" doc:"Only recipients with exactly this locale (a BCP 47 tag, canonicalized as stored: de-ch is de-CH; no fallback, de does not include de-CH)." example:"de-CH"`
 	Channel dispatcher.Channel `query:"channel" enum:"sms,email,push,webhook" doc:"Only recipients that have an address for this channel: a phone (sms), an email, a push token, a webhook endpoint (webhook). Opt-outs do not exclude anyone; opt_out shows them."`
 	Cursor  string             `query:"cursor" doc:"next_cursor of the previous page, sent with the same filters; empty starts at the beginning."`
@@ -227,7 +227,7 @@ type templatePreviewInput struct {
 	State    dispatcher.State   `query:"state" required:"true" enum:"investigating,identified,monitoring,resolved"`
 	Locale   string             `query:"locale" doc:"BCP 47 tag; default en." example:"de-CH"`
 	Channel  dispatcher.Channel `query:"channel" required:"true" enum:"sms,email,push,webhook"`
-	Kind     dispatcher.Kind    `query:"kind" enum:"customer,merchant,business" doc:"Default customer."`
+	Kind     dispatcher.Kind    `query:"kind" enum:"customer,merchant,business,subscriber" doc:"Default customer."`
 	Timezone string             `query:"timezone" doc:"IANA zone the times are shown in; default UTC." example:"Europe/Zurich"`
 	ETA      string             `query:"eta" doc:"RFC 3339 ETA instead of the example's (now + 2 h)."`
 }

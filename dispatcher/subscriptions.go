@@ -458,6 +458,7 @@ func (s *Subscriptions) startSMS(ctx context.Context, ak string, r Recipient, qu
 		return nil, err
 	}
 	text, used, _ := s.c.Catalog.Text(r.Locale, "sms_subscribe_code")
+	r.ID = "pending" // no recipient yet
 	m := &Message{DeliveryID: "subscribe.sms." + key[:16], BroadcastID: "subscribe", Channel: ChannelSMS, Recipient: &r, Locale: used,
 		Body: code + " " + text, Attempt: 1}
 	if err := s.send(ctx, m); err != nil {
@@ -483,6 +484,7 @@ func (s *Subscriptions) send(ctx context.Context, m *Message) error {
 // webhook's signed verification ping carrying the token.
 func (s *Subscriptions) sendConfirmation(ctx context.Context, p *PendingSubscription, token string) error {
 	r := p.Recipient
+	r.ID = "pending" // no recipient yet
 	link := s.c.Links.base() + "/subscribe/confirm?token=" + token
 	if p.Channel == SubscribeWebhook {
 		ep := WebhookEndpoint{ID: "verify", RecipientID: "subscribe", URL: p.WebhookURL,
@@ -490,7 +492,7 @@ func (s *Subscriptions) sendConfirmation(ctx context.Context, p *PendingSubscrip
 		body, _, _ := s.c.Catalog.Text(r.Locale, "subscribe_webhook_body")
 		m := &Message{DeliveryID: "subscribe.webhook." + p.Key[:16], BroadcastID: "subscribe", Channel: ChannelWebhook, Recipient: &r,
 			Locale: r.Locale, State: StateNotice, Title: "subscription.verify", Body: body + "\n" + token, Attempt: 1,
-			Update: &Update{State: StateNotice, CreatedAt: p.CreatedAt, Params: map[string]string{"confirm_token": token, "confirm_url": link}},
+			Update:    &Update{State: StateNotice, CreatedAt: p.CreatedAt, Params: map[string]string{"confirm_token": token, "confirm_url": link}},
 			Endpoints: []WebhookEndpoint{ep}}
 		return s.send(ctx, m)
 	}

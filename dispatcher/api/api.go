@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -171,6 +172,15 @@ type Config struct {
 	// Callbacks configures the routes that need no API key: Twilio's
 	// webhooks and unsubscribe links.
 	Callbacks Callbacks
+	// PublicSubscriptions serves the self-service subscription routes
+	// under /api/public (no key); nil: they answer 404.
+	PublicSubscriptions PublicSubscriptions
+	// Subscribers serves /v1/subscribers; nil: 404.
+	Subscribers Subscribers
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed when the public routes limit attempts per client IP
+	// (ClientIP); none: the connection's peer is the client.
+	TrustedProxies []netip.Prefix
 	// Clock is the time of the routes' example data (the template
 	// preview's example ETA); the Service keeps its own. Default
 	// dispatcher.SystemClock.
@@ -245,6 +255,8 @@ func New(cfg Config) http.Handler {
 	s.routeEdits()
 	s.routeWebhooks()
 	s.routeCallbacks()
+	s.routePublicSubscriptions()
+	s.routeSubscribers()
 	addCodeToErrorSchema(s.api)
 
 	if cfg.Metrics != nil {
@@ -267,6 +279,8 @@ var tags = []*huma.Tag{
 	{Name: "templates", Description: "Operators' overrides of the embedded message templates, versioned and linted."},
 	{Name: "outbox", Description: "Messages recorded by the outbox channel, which stands in for channels without a provider."},
 	{Name: "callbacks", Description: "Routes called by providers and recipients, not operators: Twilio's callbacks (signed) and unsubscribe links (signed tokens). No API key."},
+	{Name: "subscribers", Description: "Self-service subscribers: list (addresses masked), see, export and erase one (GDPR)."},
+	{Name: "public", Description: "Self-service subscriptions from the status page: subscribe, confirm, manage, unsubscribe. No API key, JSON only, no cookies, no CORS."},
 	{Name: "health", Description: "Liveness and readiness for load balancers and orchestrators. No API key."},
 	{Name: "meta", Description: "This document and the Prometheus metrics. No API key."},
 }

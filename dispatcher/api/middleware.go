@@ -34,6 +34,9 @@ func loggedPath(p string) string {
 	if strings.HasPrefix(p, "/v1/unsubscribe/") {
 		return "/v1/unsubscribe/{token}"
 	}
+	if strings.HasPrefix(p, "/api/public/subscriptions/manage/") {
+		return "/api/public/subscriptions/manage/{token}"
+	}
 	return p
 }
 
@@ -132,7 +135,7 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 			info.key, info.role = name, role
 		}
 		r = r.WithContext(dispatcher.WithActor(r.Context(), name)) // who posts and edits
-		allowed := role == RoleOperator || (role == RoleViewer && (readOnly(r.Method) || viewerPost(r)))
+		allowed := role == RoleOperator || (role == RoleViewer && (readOnly(r.Method) || viewerPost(r)) && !subscriberOnlyForOperators(r))
 		if !allowed {
 			writeProblem(w, newProblem(http.StatusForbidden, CodeForbidden,
 				fmt.Sprintf("API key %q has role %q; %s needs role %q", name, role, r.Method, RoleOperator)))

@@ -55,6 +55,8 @@ type Config struct {
 	Limits   Limits   `yaml:"limits"`
 	Catalog  Catalog  `yaml:"catalog"`
 	Notify   Notify   `yaml:"notify"`
+	// Subscriptions configures self-service subscriptions.
+	Subscriptions Subscriptions `yaml:"subscriptions"`
 }
 
 // Notify configures what notifications say beyond the update itself.
@@ -318,6 +320,7 @@ func Default() Config {
 		Limits: Limits{
 			PerRecipient: "10/h",
 		},
+		Subscriptions: defaultSubscriptions(),
 	}
 }
 

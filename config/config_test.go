@@ -83,7 +83,8 @@ func TestDefault(t *testing.T) {
 				RotationOverlap:  24 * time.Hour,
 			},
 		},
-		Limits: Limits{PerRecipient: "10/h"},
+		Limits:        Limits{PerRecipient: "10/h"},
+		Subscriptions: Subscriptions{SMSPerHour: 100, PerIP: "10/h", PerAddress: "3/h", PendingTTL: 24 * time.Hour},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", c, want)
@@ -193,15 +194,16 @@ auth:
 			},
 			check: func(t *testing.T, c Config) {
 				want := Config{
-					HTTP:     HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 30 * time.Second},
-					Redis:    Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
-					Worker:   Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
-					Auth:     Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer}}},
-					Log:      Log{Level: "error", Format: "text"},
-					Outbox:   Outbox{Cap: 1_000_000},
-					Messages: Messages{Industry: "payments"},
-					Channels: Default().Channels,
-					Limits:   Default().Limits,
+					HTTP:          HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 30 * time.Second},
+					Redis:         Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
+					Worker:        Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
+					Auth:          Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer}}},
+					Log:           Log{Level: "error", Format: "text"},
+					Outbox:        Outbox{Cap: 1_000_000},
+					Messages:      Messages{Industry: "payments"},
+					Channels:      Default().Channels,
+					Limits:        Default().Limits,
+					Subscriptions: Default().Subscriptions,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", c, want)
@@ -850,7 +852,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 68; len(paths) != want {
+	if want := 74; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

@@ -81,6 +81,7 @@ func (c Config) Validate() error {
 	v.Merge(c.Channels.Webhook.ValidateNamed(optionNamer("channels.webhook", reflect.TypeFor[Webhook]())))
 
 	v.rate("limits.per_recipient", c.Limits.PerRecipient, true)
+	v.subscriptions(c.Subscriptions)
 	_, err = c.Limits.QuietHours.Parse()
 	v.Check("limits.quiet_hours", err)
 	if c.Limits.FlapWindow < 0 {

@@ -283,7 +283,7 @@ func TestListRecipientsOpenAPI(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"service": "[]", "region": "[]", "kind": "[customer merchant business]", "locale": "[]",
+		"service": "[]", "region": "[]", "kind": "[customer merchant business subscriber]", "locale": "[]",
 		"channel": "[sms email push webhook]", "cursor": "[]", "limit": "[]",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {

@@ -177,7 +177,7 @@ func TestOpenAPIDocument(t *testing.T) {
 				}
 			}
 			for _, code := range []string{"405", "429"} {
-				if documented(code) {
+				if documented(code) && !(code == "429" && strings.Contains(name, "/api/public/")) { // the public routes are rate-limited
 					t.Errorf("%s lists %s, which no operation answers", name, code)
 				}
 			}

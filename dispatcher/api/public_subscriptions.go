@@ -199,6 +199,7 @@ func (s *server) documentPublicSubscriptions() {
 	}
 	token := []*huma.Param{{Name: "token", In: "path", Required: true, Schema: &huma.Schema{Type: huma.TypeString}}}
 	common := map[string]*huma.Response{"415": problem("Not Content-Type: application/json."), "429": problem("Too many attempts; see Retry-After."),
+		"400": problem("Malformed JSON or an unknown member."), "413": problem("A body over 8 KiB."),
 		"422": problem("Invalid input, field by field.")}
 	with := func(m map[string]*huma.Response) map[string]*huma.Response {
 		for k, v := range common {

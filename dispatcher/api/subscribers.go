@@ -53,7 +53,7 @@ func (s *server) routeSubscribers() {
 	})
 	register(s, huma.Operation{
 		OperationID: "get-subscriber", Method: http.MethodGet, Path: "/v1/subscribers/{id}", Tags: []string{"subscribers"},
-		Summary: "Get a subscriber in full", Description: "Role: operator: the answer holds the full address.", Errors: []int{http.StatusNotFound},
+		Summary: "Get a subscriber in full", Description: "Role: operator: the answer holds the full address.", Errors: []int{http.StatusNotFound, http.StatusForbidden},
 	}, func(ctx context.Context, in *subscriberPath) (*bodyOutput[*dispatcher.Recipient], error) {
 		g, err := s.subscribers()
 		if err != nil {
@@ -65,7 +65,7 @@ func (s *server) routeSubscribers() {
 		OperationID: "export-subscriber", Method: http.MethodGet, Path: "/v1/subscribers/{id}/export", Tags: []string{"subscribers"},
 		Summary:     "Export everything held about a subscriber (GDPR access)",
 		Description: "Role: operator. The recipient, its webhook endpoints (without secrets), the opt-outs of its addresses, whether a confirmation is pending, and its links.",
-		Errors:      []int{http.StatusNotFound},
+		Errors:      []int{http.StatusNotFound, http.StatusForbidden},
 	}, func(ctx context.Context, in *subscriberPath) (*bodyOutput[*dispatcher.SubscriberExport], error) {
 		g, err := s.subscribers()
 		if err != nil {

@@ -27,6 +27,14 @@ const (
 	SubscribeWebhook = "webhook"
 )
 
+// SubscribeBroadcastID is the broadcast id of the messages subscriptions
+// send themselves (confirmations, codes, webhook pings), and
+// EventSubscriptionVerify the webhook event type of a verification ping.
+const (
+	SubscribeBroadcastID    = "subscribe"
+	EventSubscriptionVerify = "subscription.verify"
+)
+
 // SubscriptionStore keeps pending subscriptions and the index from a
 // subscribed address to its subscriber (redisstore implements it). Keys
 // are hashes (SubscriptionKey): no address or token is stored in a key.
@@ -459,7 +467,7 @@ func (s *Subscriptions) startSMS(ctx context.Context, ak string, r Recipient, qu
 	}
 	text, used, _ := s.c.Catalog.Text(r.Locale, "sms_subscribe_code")
 	r.ID = "pending" // no recipient yet
-	m := &Message{DeliveryID: "subscribe.sms." + key[:16], BroadcastID: "subscribe", Channel: ChannelSMS, Recipient: &r, Locale: used,
+	m := &Message{DeliveryID: "subscribe.sms." + key[:16], BroadcastID: SubscribeBroadcastID, Channel: ChannelSMS, Recipient: &r, Locale: used,
 		Body: code + " " + text, Attempt: 1}
 	if err := s.send(ctx, m); err != nil {
 		s.c.Logger.WarnContext(ctx, "subscription code not sent", "err", err)
@@ -490,7 +498,7 @@ func (s *Subscriptions) sendConfirmation(ctx context.Context, p *PendingSubscrip
 		ep := WebhookEndpoint{ID: "verify", RecipientID: "subscribe", URL: p.WebhookURL,
 			Secrets: []WebhookSecret{{Secret: p.WebhookSecret}}, CreatedAt: p.CreatedAt}
 		body, _, _ := s.c.Catalog.Text(r.Locale, "subscribe_webhook_body")
-		m := &Message{DeliveryID: "subscribe.webhook." + p.Key[:16], BroadcastID: "subscribe", Channel: ChannelWebhook, Recipient: &r,
+		m := &Message{DeliveryID: "subscribe.webhook." + p.Key[:16], BroadcastID: SubscribeBroadcastID, Channel: ChannelWebhook, Recipient: &r,
 			Locale: r.Locale, State: StateNotice, Title: "subscription.verify", Body: body + "\n" + token, Attempt: 1,
 			Update:    &Update{State: StateNotice, CreatedAt: p.CreatedAt, Params: map[string]string{"confirm_token": token, "confirm_url": link}},
 			Endpoints: []WebhookEndpoint{ep}}
@@ -498,7 +506,7 @@ func (s *Subscriptions) sendConfirmation(ctx context.Context, p *PendingSubscrip
 	}
 	subject, used, _ := s.c.Catalog.Text(r.Locale, "subscribe_confirm_subject")
 	body, _, _ := s.c.Catalog.Text(r.Locale, "subscribe_confirm_body")
-	m := &Message{DeliveryID: "subscribe.email." + p.Key[:16], BroadcastID: "subscribe", Channel: ChannelEmail, Recipient: &r,
+	m := &Message{DeliveryID: "subscribe.email." + p.Key[:16], BroadcastID: SubscribeBroadcastID, Channel: ChannelEmail, Recipient: &r,
 		Locale: used, Title: subject, Body: body + "\n\n" + link + "\n", Attempt: 1}
 	return s.send(ctx, m)
 }

@@ -20,6 +20,10 @@ const (
 	KeyBroadcastID = "broadcast_id"
 	KeyDeliveryID  = "delivery_id"
 	KeySeverity    = "severity"
+	// KeyManageURL and KeyUnsubscribeURL are a self-service subscriber's
+	// links (absent for everyone else).
+	KeyManageURL      = "manage_url"
+	KeyUnsubscribeURL = "unsubscribe_url"
 )
 
 // maxCollapseID is APNs' limit for apns-collapse-id, in bytes.
@@ -72,6 +76,8 @@ func newNotice(m *dispatcher.Message) *notice {
 	set(KeyBroadcastID, m.BroadcastID)
 	set(KeyDeliveryID, m.DeliveryID)
 	set(KeySeverity, string(severity))
+	set(KeyManageURL, m.ManageURL)
+	set(KeyUnsubscribeURL, m.UnsubscribeURL)
 	if incident != "" {
 		n.collapseID = CollapseID(incident)
 		n.topic = Topic(incident)

@@ -13,8 +13,9 @@ import (
 // Event is the JSON body of every webhook request (Standard Webhooks:
 // type, timestamp, data). docs/webhooks.md documents it for merchants.
 type Event struct {
-	// Type is incident.opened, incident.updated, incident.resolved, or
-	// notice.published for an operator's ad-hoc notice.
+	// Type is incident.opened, incident.updated, incident.resolved,
+	// notice.published for an operator's ad-hoc notice, or
+	// subscription.verify for a webhook subscription's verification ping.
 	Type string `json:"type"`
 	// Timestamp is when the event happened (the update was posted), RFC
 	// 3339 in UTC; the same on every retry.
@@ -53,6 +54,10 @@ type Data struct {
 	Credit  *Credit  `json:"credit,omitempty"`  // the credit a recipient gets
 	Support *Support `json:"support,omitempty"` // where to get help
 	Cause   string   `json:"cause,omitempty"`   // a short account of the cause
+	// ManageURL and UnsubscribeURL are set for a self-service subscriber's
+	// endpoint: where it changes or ends its subscription.
+	ManageURL      string `json:"manage_url,omitempty"`
+	UnsubscribeURL string `json:"unsubscribe_url,omitempty"`
 }
 
 // Credit is the credit_amount, credit_currency and credit_timing params.
@@ -156,7 +161,12 @@ func event(m *dispatcher.Message, now time.Time) Event {
 	if at.IsZero() {
 		at = now
 	}
-	return Event{Type: dispatcher.EventType(&dispatcher.Update{Seq: d.Seq, State: d.State}), Timestamp: rfc3339(at), Data: d}
+	d.ManageURL, d.UnsubscribeURL = m.ManageURL, m.UnsubscribeURL
+	typ := dispatcher.EventType(&dispatcher.Update{Seq: d.Seq, State: d.State})
+	if m.BroadcastID == dispatcher.SubscribeBroadcastID {
+		typ = dispatcher.EventSubscriptionVerify // a subscription's verification ping
+	}
+	return Event{Type: typ, Timestamp: rfc3339(at), Data: d}
 }
 
 func rfc3339(t time.Time) string {

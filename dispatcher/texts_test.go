@@ -53,6 +53,8 @@ func TestOperatorTextLookupOrder(t *testing.T) {
 		{"exact tag without the kind falls to the language", `{"de":"Alle","de-CH":{"merchant":"Händler CH"}}`, "de-CH", cust, sms, "de", "Alle"},
 		{"exact tag with the kind", `{"de":"Alle","de-CH":{"merchant":"Händler CH"}}`, "de-CH", merc, sms, "de-CH.merchant", "Händler CH"},
 		{"kind before any kind", `{"de":{"customer":"Kunden","text":"Alle"}}`, "de", cust, mail, "de.customer", "Kunden"},
+		{"subscriber reads the customers' text", `{"de":{"customer":"Kunden","text":"Alle"}}`, "de", dispatcher.KindSubscriber, mail, "de.customer", "Kunden"},
+		{"subscriber's own text first", `{"de":{"customer":"Kunden","subscriber":"Abonnenten"}}`, "de", dispatcher.KindSubscriber, mail, "de.subscriber", "Abonnenten"},
 		{"other kind reads any kind", `{"de":{"customer":"Kunden","text":"Alle"}}`, "de", merc, mail, "de.text", "Alle"},
 		{"kind's channel", `{"de":{"merchant":{"sms":"Kurz","email":"Lang"}}}`, "de", merc, sms, "de.merchant.sms", "Kurz"},
 		{"kind's long form", `{"de":{"merchant":{"sms":"Kurz","text":"Lang"}}}`, "de", merc, mail, "de.merchant.text", "Lang"},

@@ -17,7 +17,7 @@ type SubscriberSummary struct {
 type SubscriberPage struct {
 	Subscribers []SubscriberSummary `json:"subscribers"`
 	// Next is the cursor of the next page; empty on the last.
-	Next string `json:"next,omitempty"`
+	Next string `json:"next_cursor,omitempty"`
 }
 
 // SubscriberFilter selects subscribers; Channel is email, sms, webpush or

@@ -676,9 +676,9 @@ func viewOf(r *Recipient, token string) *SubscriptionView {
 	}
 	switch {
 	case r.Email != "":
-		v.Address = MaskEmail(r.Email)
+		v.Address = maskEmail(r.Email)
 	case r.Phone != "":
-		v.Address = MaskPhone(r.Phone)
+		v.Address = maskPhone(r.Phone)
 	}
 	if v.Services == nil {
 		v.Services = []string{}
@@ -794,8 +794,8 @@ func (s *Subscriptions) erase(ctx context.Context, r *Recipient) error {
 	return nil
 }
 
-// MaskEmail shows an address as "j***@example.com".
-func MaskEmail(e string) string {
+// maskEmail shows an address as "j***@example.com".
+func maskEmail(e string) string {
 	at := strings.LastIndexByte(e, '@')
 	if at < 1 {
 		return "***"
@@ -803,8 +803,8 @@ func MaskEmail(e string) string {
 	return e[:1] + "***" + e[at:]
 }
 
-// MaskPhone shows a number as "+41*****4567".
-func MaskPhone(p string) string {
+// maskPhone shows a number as "+41*****4567".
+func maskPhone(p string) string {
 	if len(p) < 7 {
 		return "***"
 	}

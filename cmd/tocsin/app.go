@@ -87,6 +87,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		"serve": m.serve, "bench": m.bench, "healthcheck": m.healthcheck, "version": m.version,
 		"incident": m.incident, "broadcast": m.broadcast, "preview": m.preview, "recipients": m.recipients,
 		"webhooks": m.webhooks, "catalog": m.catalog, "templates": m.templates, "deliveries": m.deliveries, "outbox": m.outbox,
+		"subscribers": m.subscribers,
 	}
 	var err error
 	switch args[0] {

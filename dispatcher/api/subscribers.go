@@ -28,7 +28,7 @@ type subscriberPath struct {
 
 type listSubscribersInput struct {
 	Channel string `query:"channel" enum:"email,sms,webpush,webhook" doc:"Only subscribers on this channel."`
-	After   string `query:"after" doc:"The next cursor of the previous page."`
+	Cursor  string `query:"cursor" doc:"The next_cursor of the previous page."`
 	Limit   int    `query:"limit" minimum:"1" maximum:"500" default:"100" doc:"Subscribers per page."`
 }
 
@@ -43,13 +43,13 @@ func (s *server) subscribers() (Subscribers, error) {
 func (s *server) routeSubscribers() {
 	register(s, huma.Operation{
 		OperationID: "list-subscribers", Method: http.MethodGet, Path: "/v1/subscribers", Tags: []string{"subscribers"},
-		Summary: "List self-service subscribers (addresses masked)", Description: "Role: viewer. In id order; follow next.",
+		Summary: "List self-service subscribers (addresses masked)", Description: "Role: viewer. In id order; follow next_cursor.",
 	}, func(ctx context.Context, in *listSubscribersInput) (*bodyOutput[*dispatcher.SubscriberPage], error) {
 		g, err := s.subscribers()
 		if err != nil {
 			return nil, err
 		}
-		return reply(g.ListSubscribers(ctx, dispatcher.SubscriberFilter{Channel: in.Channel, After: in.After, Limit: in.Limit}))
+		return reply(g.ListSubscribers(ctx, dispatcher.SubscriberFilter{Channel: in.Channel, After: in.Cursor, Limit: in.Limit}))
 	})
 	register(s, huma.Operation{
 		OperationID: "get-subscriber", Method: http.MethodGet, Path: "/v1/subscribers/{id}", Tags: []string{"subscribers"},

@@ -337,6 +337,11 @@ func newSubscriberID() string { return "sub_" + strings.ToLower(rand.Text()) }
 // address's own limit is reached, which is not told either. ip is the
 // client's address (for the per-IP limit).
 func (s *Subscriptions) Subscribe(ctx context.Context, ip string, in SubscribeInput) (*SubscribeResult, error) {
+	// First, so that neither invalid input nor the URL checks (DNS) are
+	// free of the per-IP limit.
+	if err := s.take(ctx, "from this address", s.c.PerIP, "subscribe:ip:"+ip); err != nil {
+		return nil, err
+	}
 	v := &ValidationError{}
 	r := Recipient{Kind: KindSubscriber, Locale: in.Locale, Services: in.Services, Regions: in.Regions}
 	normalizeScope(v, &r)
@@ -392,9 +397,6 @@ func (s *Subscriptions) Subscribe(ctx context.Context, ip string, in SubscribeIn
 		v.add("body.channel", `must be "email", "sms", "webpush" or "webhook"`, in.Channel)
 	}
 	if err := v.orNil(); err != nil {
-		return nil, err
-	}
-	if err := s.take(ctx, "from this address", s.c.PerIP, "subscribe:ip:"+ip); err != nil {
 		return nil, err
 	}
 	ak := s.addressKey(in.Channel, addr)

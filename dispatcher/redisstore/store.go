@@ -62,6 +62,10 @@
 //	wh:{recipient}      hash    webhook endpoint id -> endpoint JSON (with its secrets)
 //	att:{delivery}      list    a delivery's attempts at webhook endpoints, newest first (50, 30 days)
 //	secret:links        string  the generated secret of unsubscribe links
+//	sub:p:{hash}        hash    a pending self-service subscription: data, code hash, tries; expires
+//	sub:pa:{hash}       string  the pending subscription of an address; expires with it
+//	sub:a:{hash}        string  the subscriber id of a subscribed address
+//	sub:ids             zset    every subscriber id, scores 0 (subscriptions.go)
 //	catalog             hash    display names stored through the API: svc:{id} and reg:{id} ->
 //	                            JSON {locale: name}; version -> moved by every write (catalog.go)
 //	templates           hash    operators' template overrides: {locale}/{kind}/{channel}/{state}[?industry=…]

@@ -88,7 +88,7 @@ func orDash(s, dash string) string {
 func (m *Main) recipientsPut(ctx context.Context, args []string) error {
 	fs := m.newClientFlagSet("recipients put", "")
 	scalars := fs.stringFlags(
-		"kind", "customer, merchant or business ('' for the default, customer)",
+		"kind", "customer, merchant, business or subscriber ('' for the default, customer)",
 		"locale", "BCP 47 language tag such as de-CH ('' for the default, en)",
 		"timezone", "IANA time zone such as Europe/Zurich ('' for UTC)",
 		"phone", "E.164 number such as +41791234567 ('' removes it)",
@@ -252,7 +252,7 @@ func (m *Main) recipientsList(ctx context.Context, args []string) error {
 	filters := fs.stringFlags(
 		"service", "only recipients of this service (and those of all services)",
 		"region", "only recipients in this region (and those in all regions)",
-		"kind", "only customers or merchants",
+		"kind", "only recipients of this kind: customer, merchant, business or subscriber",
 		"locale", "only recipients with this locale",
 		"channel", "only recipients reachable on this channel",
 	)

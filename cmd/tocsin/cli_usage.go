@@ -86,7 +86,7 @@ var clientCommands = []cmdDoc{
 	{path: "recipients import", pos: "FILE|-", args: "FILE|-", summary: "create or replace recipients from NDJSON",
 		notes: "One JSON recipient per line, as POST /v1/recipients/import takes them; - reads standard input. Rejected lines are listed by number, and make the exit status 1."},
 	{path: "recipients get", pos: "ID", args: "ID", summary: "show one recipient, addresses in full"},
-	{path: "recipients put", pos: "ID [FILE|-]", args: "ID [FILE|-] [--kind customer|merchant|business] [--locale L] [--timezone Z] [--phone P] [--email E] [--push TOKEN]... [--service S]... [--region R]... [--channel C]...",
+	{path: "recipients put", pos: "ID [FILE|-]", args: "ID [FILE|-] [--kind customer|merchant|business|subscriber] [--locale L] [--timezone Z] [--phone P] [--email E] [--push TOKEN]... [--service S]... [--region R]... [--channel C]...",
 		summary: "create a recipient or change it",
 		notes: "Flags change only the fields they name and keep the others: the recipient is read first (a new one starts empty). " +
 			"An empty value clears a field: --phone '' removes the phone, --service '' means all services again. " +

@@ -224,6 +224,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			}
 			return senders, hooks.CheckURL, nil
 		},
+		linkSecret: func() []byte { return links.Secret },
 	})
 	if err != nil {
 		return err
@@ -249,16 +250,20 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			// metrics (counted where deliveries happen) on http.addr.
 			handler = opsHandler(ready, metricsHandler)
 		} else {
+			pubSubs, subscribers := a.publicSubscriptions()
 			handler = api.New(api.Config{
-				Service:      svc,
-				Outbox:       store,
-				Authenticate: cfg.Auth.APIKeys.Authenticate,
-				Ready:        ready,
-				Metrics:      metricsHandler,
-				Logger:       logger,
-				Version:      Version,
-				ServerURL:    cfg.HTTP.PublicURL,
-				Clock:        clock,
+				Service:             svc,
+				Outbox:              store,
+				Authenticate:        cfg.Auth.APIKeys.Authenticate,
+				Ready:               ready,
+				Metrics:             metricsHandler,
+				Logger:              logger,
+				Version:             Version,
+				ServerURL:           cfg.HTTP.PublicURL,
+				Clock:               clock,
+				PublicSubscriptions: pubSubs,
+				Subscribers:         subscribers,
+				TrustedProxies:      cfg.Subscriptions.TrustedProxyPrefixes(),
 				Callbacks: api.Callbacks{
 					TwilioAuthToken: cfg.Channels.SMS.Twilio.AuthToken.Reveal(),
 					PublicURL:       cfg.HTTP.BaseURL(),
@@ -393,6 +398,9 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		ec := cfg.Channels.Email.SMTP
 		ec.TLSConfig, ec.Logger, ec.Clock = m.SMTPTLSConfig, logger, clock
 		ec.UnsubscribeURL = func(msg *dispatcher.Message) string {
+			if msg.BroadcastID == dispatcher.SubscribeBroadcastID {
+				return "" // a subscription's confirmation: no one to unsubscribe yet
+			}
 			return base + "/v1/unsubscribe/" + links.Token(dispatcher.ChannelEmail, msg.Recipient.ID)
 		}
 		s, err := email.New(ec)

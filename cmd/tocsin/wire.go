@@ -31,6 +31,9 @@ type wiring struct {
 	// check of a webhook endpoint's URL at registration (nil: none); nil
 	// senders: no channel is served.
 	senders func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(ctx context.Context, url string) error, error)
+	// linkSecret returns the secret of unsubscribe and manage links, once
+	// senders ran; nil: no self-service subscriptions.
+	linkSecret func() []byte
 }
 
 // wired is Tocsin wired once, the same way for serve, bench and the
@@ -43,6 +46,8 @@ type wired struct {
 	fanout  *dispatcher.Fanout
 	service *dispatcher.Service
 	logger  *slog.Logger
+	// subscriptions is the public's self-service (nil without linkSecret).
+	subscriptions *dispatcher.Subscriptions
 }
 
 // wire builds Tocsin from w; Close releases its queue client.
@@ -87,6 +92,12 @@ func wire(w wiring) (*wired, error) {
 		return nil, usageError{fmt.Errorf("channels.webhook.allow_networks: %w", err)}
 	}
 
+	// Subscribers' manage links, signed with the unsubscribe links' secret.
+	var subLinks *dispatcher.SubscriberLinks
+	if w.linkSecret != nil {
+		subLinks = &dispatcher.SubscriberLinks{Secret: w.linkSecret(), BaseURL: cfg.HTTP.BaseURL(), Catalog: w.catalog}
+	}
+
 	// One retry policy, for the fan-out and the queue alike.
 	retry := dispatcher.RetryPolicy{
 		MaxAttempts: cfg.Worker.MaxRetry + 1,
@@ -111,7 +122,15 @@ func wire(w wiring) (*wired, error) {
 		Clock:        w.clock,
 		Logger:       w.logger,
 		Metrics:      w.metrics,
+		// Every message to a subscriber carries its manage and unsubscribe links.
+		SubscriberLinks: subLinks,
 	})
+	if err != nil {
+		_ = qc.Close()
+		return nil, err
+	}
+	checkPushURL := func(_ context.Context, u string) error { return pushGuard.CheckURL(u) }
+	subs, err := subscriptions(cfg, store, senders, subLinks, checkWebhookURL, checkPushURL, w.clock, w.logger)
 	if err != nil {
 		_ = qc.Close()
 		return nil, err
@@ -119,14 +138,15 @@ func wire(w wiring) (*wired, error) {
 	svc, err := dispatcher.NewService(dispatcher.ServiceConfig{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
 		Webhooks: store, CheckWebhookURL: checkWebhookURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
-		CheckPushURL: func(_ context.Context, u string) error { return pushGuard.CheckURL(u) },
+		CheckPushURL: checkPushURL,
 		Catalog:      names, Templates: templates, Clock: w.clock, Logger: w.logger,
+		Subscriptions: subs, // takes the YES that confirms an SMS subscription
 	})
 	if err != nil {
 		_ = qc.Close()
 		return nil, err
 	}
-	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, logger: w.logger}, nil
+	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, logger: w.logger, subscriptions: subs}, nil
 }
 
 // worker returns the queue's server running the fan-out's tasks, with the

@@ -389,7 +389,9 @@ func (s *Subscriptions) Subscribe(ctx context.Context, ip string, in SubscribeIn
 			v.add("body.url", why, nil)
 		} else if s.c.CheckWebhookURL != nil {
 			if err := s.c.CheckWebhookURL(ctx, in.URL); err != nil {
-				v.add("body.url", "is refused: "+err.Error(), nil)
+				// Not the guard's words: they would tell what a name
+				// resolves to inside the network.
+				v.add("body.url", "is refused: it must be an https URL whose host has only public addresses", nil)
 			}
 		}
 		r.Channels = []Channel{ChannelWebhook}

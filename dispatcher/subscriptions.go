@@ -79,14 +79,14 @@ type SubscriptionRecipients interface {
 // ErrBadCode is returned for a wrong SMS confirmation code.
 var ErrBadCode = errors.New("wrong confirmation code")
 
-// ErrTooMany is returned when a limit of subscription attempts is reached;
+// LimitError is returned when a limit of subscription attempts is reached;
 // RetryAfter says when to try again.
-type ErrTooMany struct {
+type LimitError struct {
 	What       string
 	RetryAfter time.Duration
 }
 
-func (e *ErrTooMany) Error() string { return "too many subscription attempts: " + e.What }
+func (e *LimitError) Error() string { return "too many subscription attempts: " + e.What }
 
 // PendingSubscription is a subscription waiting for its address's owner
 // to confirm it.
@@ -273,7 +273,7 @@ func (s *Subscriptions) VAPIDPublicKey() (string, error) {
 	return s.c.VAPIDPublicKey, nil
 }
 
-// take takes one token of each key at r and returns ErrTooMany when one
+// take takes one token of each key at r and returns LimitError when one
 // of them has none.
 func (s *Subscriptions) take(ctx context.Context, what string, r Rate, keys ...string) error {
 	ok, err := s.c.Limiter.TakeEach(ctx, keys, r)
@@ -281,7 +281,7 @@ func (s *Subscriptions) take(ctx context.Context, what string, r Rate, keys ...s
 		return err
 	}
 	if slices.Contains(ok, false) {
-		return &ErrTooMany{What: what, RetryAfter: r.Interval()}
+		return &LimitError{What: what, RetryAfter: r.Interval()}
 	}
 	return nil
 }

@@ -170,7 +170,7 @@ func readPublicJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 
 // publicAnswer writes res, or the problem of err.
 func (s *server) publicAnswer(w http.ResponseWriter, r *http.Request, status int, res any, err error) {
-	var tooMany *dispatcher.ErrTooMany
+	var tooMany *dispatcher.LimitError
 	switch {
 	case err == nil:
 		writeJSON(w, status, res)

@@ -162,6 +162,12 @@ func readPublicJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 			writeProblem(w, newProblem(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is larger than 8 KiB"))
 			return false
 		}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			// As huma answers an unknown member on the other routes.
+			writeProblem(w, newProblem(http.StatusUnprocessableEntity, CodeInvalidInput, "validation failed",
+				&huma.ErrorDetail{Location: "body." + strings.Trim(name, `"`), Message: "unexpected property"}))
+			return false
+		}
 		writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, "malformed request body: "+err.Error()))
 		return false
 	}
@@ -199,7 +205,7 @@ func (s *server) documentPublicSubscriptions() {
 	}
 	token := []*huma.Param{{Name: "token", In: "path", Required: true, Schema: &huma.Schema{Type: huma.TypeString}}}
 	common := map[string]*huma.Response{"415": problem("Not Content-Type: application/json."), "429": problem("Too many attempts; see Retry-After."),
-		"400": problem("Malformed JSON or an unknown member."), "413": problem("A body over 8 KiB."),
+		"400": problem("Malformed JSON."), "413": problem("A body over 8 KiB."),
 		"422": problem("Invalid input, field by field.")}
 	with := func(m map[string]*huma.Response) map[string]*huma.Response {
 		for k, v := range common {

@@ -348,8 +348,12 @@ func TestPublicContentType(t *testing.T) {
 			t.Errorf("Content-Type %q: %d %v", ct, code, out)
 		}
 	}
-	if code, _ := s.post(t, "/api/public/subscriptions", `{"channel":"email","address":"d@example.com","admin":true}`); code != http.StatusBadRequest {
-		t.Errorf("unknown member: %d, want 400", code)
+	if code, out := s.post(t, "/api/public/subscriptions", `{"channel":"email","address":"d@example.com","admin":true}`); code != http.StatusUnprocessableEntity ||
+		out["errors"].([]any)[0].(map[string]any)["location"] != "body.admin" {
+		t.Errorf("unknown member: %d %v, want 422 at body.admin", code, out)
+	}
+	if code, _ := s.post(t, "/api/public/subscriptions", `{"channel":`); code != http.StatusBadRequest {
+		t.Errorf("malformed JSON: %d, want 400", code)
 	}
 	if code, _ := s.post(t, "/api/public/subscriptions", `{"channel":"fax"}`); code != http.StatusUnprocessableEntity {
 		t.Errorf("unknown channel: %d, want 422", code)

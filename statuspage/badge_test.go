@@ -90,7 +90,7 @@ func TestBadges(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/badge/nothing.svg", "/badge/payments", "/badge/payments.png"} {
-		if w := get(t, s, path); w.Code != http.StatusNotFound {
+		if w := feedGet(t, s, path); w.Code != http.StatusNotFound {
 			t.Errorf("GET %s = %d, want 404", path, w.Code)
 		}
 	}

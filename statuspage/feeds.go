@@ -172,7 +172,7 @@ func newFeed(r *Request, c *Config) *feed {
 	}
 	updates := func(b *strings.Builder, us []*Update) {
 		for _, u := range us {
-			b.WriteString("<p><strong>" + html.EscapeString(phrase("state."+u.State, loc)) + "</strong> – <time datetime=\"" + u.CreatedAt.In(zone).Format(time.RFC3339) + "\">" + html.EscapeString(when(u.CreatedAt)) + "</time><br>")
+			b.WriteString("<p><strong>" + html.EscapeString(phrase("state."+u.State, loc)) + "</strong> – " + html.EscapeString(when(u.CreatedAt)) + "<br>")
 			b.WriteString(strings.ReplaceAll(html.EscapeString(bodyText(u.Body, loc, s.Page.DefaultLocale)), "\n", "<br>"))
 			b.WriteString("</p>")
 		}

@@ -15,10 +15,10 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-// t0 is the fixture's "now": Sunday 6 December 2026, 10:00 in Zurich.
-var t0 = time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+// feedNow is the fixture's "now": Sunday 6 December 2026, 10:00 in Zurich.
+var feedNow = time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
 
-func at(d time.Duration) time.Time { return t0.Add(d) }
+func at(d time.Duration) time.Time { return feedNow.Add(d) }
 
 func atPtr(d time.Duration) *time.Time { t := at(d); return &t }
 
@@ -41,7 +41,7 @@ func richSnapshot() *Snapshot {
 		return &Component{ID: svc + "-" + region, Service: svc, Region: region, Names: names, Position: pos, Status: st, UpdatedAt: at(-time.Hour)}
 	}
 	return &Snapshot{
-		Version: 42, BuiltAt: t0,
+		Version: 42, BuiltAt: feedNow,
 		Page: Page{ID: "tocsin-test", Name: "Acme status", URL: "https://status.example.com", TimeZone: "Europe/Zurich", DefaultLocale: "de-CH"},
 		Services: []*Service{
 			{ID: "payments", Names: texts("Card payments", "Kartenzahlungen", "Kortbetalinger"), Position: 1, Status: StatusMajorOutage, Components: []*Component{
@@ -127,16 +127,16 @@ func richSnapshot() *Snapshot {
 
 // emptySnapshot is a page with nothing configured yet.
 func emptySnapshot() *Snapshot {
-	return &Snapshot{Version: 1, BuiltAt: t0, Page: Page{ID: "empty", Name: "Empty", URL: "https://status.example.com/status", TimeZone: "UTC", DefaultLocale: "en"}}
+	return &Snapshot{Version: 1, BuiltAt: feedNow, Page: Page{ID: "empty", Name: "Empty", URL: "https://status.example.com/status", TimeZone: "UTC", DefaultLocale: "en"}}
 }
 
-var testLocales = []string{"en", "da", "de", "es", "fr", "it"}
+var feedLocales = []string{"en", "da", "de", "es", "fr", "it"}
 
 // feedServer serves feedRoutes for snap.
 func feedServer(t testing.TB, snap *Snapshot) *Server {
 	t.Helper()
 	cfg := Config{Name: snap.Page.Name, DefaultLocale: snap.Page.DefaultLocale, TimeZone: snap.Page.TimeZone, MaxAge: 30 * time.Second}
-	return NewServer(cfg, func(context.Context) (*Snapshot, error) { return snap, nil }, testLocales, feedRoutes(&cfg))
+	return NewServer(cfg, func(context.Context) (*Snapshot, error) { return snap, nil }, feedLocales, feedRoutes(&cfg))
 }
 
 type getOpt func(*http.Request)
@@ -145,7 +145,7 @@ func acceptLanguage(l string) getOpt {
 	return func(r *http.Request) { r.Header.Set("Accept-Language", l) }
 }
 
-func get(t testing.TB, s http.Handler, path string, opts ...getOpt) *httptest.ResponseRecorder {
+func feedGet(t testing.TB, s http.Handler, path string, opts ...getOpt) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, path, nil)
 	for _, o := range opts {
@@ -159,7 +159,7 @@ func get(t testing.TB, s http.Handler, path string, opts ...getOpt) *httptest.Re
 // mustGet fetches path and checks the status, content type and CORS.
 func mustGet(t testing.TB, s http.Handler, path, contentType string, opts ...getOpt) *httptest.ResponseRecorder {
 	t.Helper()
-	w := get(t, s, path, opts...)
+	w := feedGet(t, s, path, opts...)
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET %s = %d %s", path, w.Code, w.Body)
 	}
@@ -425,12 +425,12 @@ func TestFeedsAnswerNotModified(t *testing.T) {
 	t.Parallel()
 	s := feedServer(t, richSnapshot())
 	for _, path := range []string{"/api/v2/summary.json", "/history.atom?lang=da", "/badge/payments.svg"} {
-		w := get(t, s, path)
+		w := feedGet(t, s, path)
 		etag := w.Header().Get("ETag")
 		if w.Code != 200 || etag == "" || w.Header().Get("Cache-Control") != "public, max-age=30" {
 			t.Fatalf("GET %s = %d, ETag %q, Cache-Control %q", path, w.Code, etag, w.Header().Get("Cache-Control"))
 		}
-		if w := get(t, s, path, func(r *http.Request) { r.Header.Set("If-None-Match", etag) }); w.Code != http.StatusNotModified || w.Body.Len() != 0 {
+		if w := feedGet(t, s, path, func(r *http.Request) { r.Header.Set("If-None-Match", etag) }); w.Code != http.StatusNotModified || w.Body.Len() != 0 {
 			t.Errorf("GET %s with its ETag = %d (%d bytes), want an empty 304", path, w.Code, w.Body.Len())
 		}
 	}

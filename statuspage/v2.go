@@ -2,6 +2,7 @@ package statuspage
 
 import (
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -211,9 +212,10 @@ func (v *v2) affects(ids []string) []v2Component {
 	return out
 }
 
-// severityStatus is the component status an incident of s puts its
-// components in.
-func severityStatus(s dispatcher.Severity) ComponentStatus {
+// incidentStatus is the component status an incident of s puts its
+// components in (the snapshot builder's rule, repeated here for the
+// affected_components of an incident's first and resolving updates).
+func incidentStatus(s dispatcher.Severity) ComponentStatus {
 	switch s {
 	case dispatcher.SeverityCritical:
 		return StatusMajorOutage
@@ -256,9 +258,9 @@ func (v *v2) incident(in *Incident) v2Incident {
 		var affected []v2Affected
 		switch {
 		case first:
-			affected = v.affected(in.ComponentIDs, StatusOperational, severityStatus(in.Severity))
+			affected = v.affected(in.ComponentIDs, StatusOperational, incidentStatus(in.Severity))
 		case u.State == string(dispatcher.StateResolved):
-			affected = v.affected(in.ComponentIDs, severityStatus(in.Severity), StatusOperational)
+			affected = v.affected(in.ComponentIDs, incidentStatus(in.Severity), StatusOperational)
 		}
 		out.IncidentUpdates = append(out.IncidentUpdates, v.update(in.ID, u.State, u, affected))
 	}
@@ -561,8 +563,8 @@ func pageBase(r *Request) string {
 
 // incidentURL and maintenanceURL are the public pages of an incident and
 // a maintenance (Statuspage's shortlink).
-func incidentURL(base, id string) string    { return base + "/incidents/" + id }
-func maintenanceURL(base, id string) string { return base + "/incidents/" + id }
+func incidentURL(base, id string) string    { return base + "/incidents/" + url.PathEscape(id) }
+func maintenanceURL(base, id string) string { return base + "/maintenances/" + url.PathEscape(id) }
 
 // lastChange is when anything the page shows last changed.
 func lastChange(s *Snapshot) time.Time {

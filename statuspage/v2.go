@@ -149,6 +149,10 @@ func newV2(r *Request) *v2 {
 			v.comps[c.ID] = cc
 		}
 		g.CreatedAt, g.UpdatedAt = v.time(v.orBuilt(latest)), v.time(v.orBuilt(latest))
+		if len(s.Components) == 0 {
+			// a service in no region is a component of its own
+			g.Group, g.Components = false, nil
+		}
 		v.comps[s.ID] = g
 		v.order = append(v.order, g)
 		for _, id := range g.Components {

@@ -83,6 +83,22 @@ func TestV2MatchesStatuspageSchema(t *testing.T) {
 	}
 }
 
+func TestV2ServiceWithoutRegions(t *testing.T) {
+	t.Parallel()
+	snap := emptySnapshot()
+	snap.Services = []*Service{{ID: "web", Names: texts("Website", "", ""), Position: 1, Status: StatusDegraded}}
+	w := mustGet(t, feedServer(t, snap), "/api/v2/components.json", "application/json")
+	if err := validate(t, compileSchemas(t)["/api/v2/components.json"], w.Body.Bytes()); err != nil {
+		t.Errorf("%v\n%s", err, w.Body)
+	}
+	doc := decode[struct {
+		C []clientComponent `json:"components"`
+	}](t, w.Body.Bytes())
+	if len(doc.C) != 1 || doc.C[0].Group || doc.C[0].GroupID != nil || doc.C[0].Status != "degraded_performance" || doc.C[0].Name != "Website" {
+		t.Errorf("a service in no region reads %+v, want one plain component", doc.C)
+	}
+}
+
 // TestSchemaRejectsWhatStatuspageWouldNot keeps the contract test able to
 // fail: documents with a wrong type, a time without an offset, a missing
 // field or an unknown status do not validate.

@@ -25,9 +25,9 @@ const feedMax = 50
 func feedRoutes(c *Config) []Route {
 	routes := v2Routes()
 	routes = append(routes,
-		Route{Pattern: "GET /history.atom", ContentType: "application/atom+xml; charset=utf-8", Localized: true, CORS: true,
+		Route{Pattern: "GET /history.atom", ContentType: "application/atom+xml; charset=utf-8", Localized: true, CORS: true, Key: langQuery,
 			Render: func(r *Request) ([]byte, error) { return renderAtom(newFeed(r, c)) }},
-		Route{Pattern: "GET /history.rss", ContentType: "application/rss+xml; charset=utf-8", Localized: true, CORS: true,
+		Route{Pattern: "GET /history.rss", ContentType: "application/rss+xml; charset=utf-8", Localized: true, CORS: true, Key: langQuery,
 			Render: func(r *Request) ([]byte, error) { return renderRSS(newFeed(r, c)) }},
 	)
 	routes = append(routes, embedRoute(c))
@@ -143,12 +143,15 @@ type feedEntry struct {
 
 // feed is the history of a snapshot in one locale.
 type feed struct {
-	locale  string
-	name    string
-	title   string
-	zone    *time.Location
-	base    string
-	self    string // the feed's own URL, without the extension
+	locale string
+	name   string
+	title  string
+	zone   *time.Location
+	base   string
+	self   string // the feed's own URL, without the extension
+	// query is the ?lang= the reader asked the feed with, "" for none:
+	// the self link is the address the feed was read at.
+	query   string
 	updated time.Time
 	entries []feedEntry
 }
@@ -166,6 +169,9 @@ func newFeed(r *Request, c *Config) *feed {
 	}
 	loc := readerLocale(r)
 	f := &feed{locale: loc, name: name, zone: zone, title: name + " – " + phrase("history", loc), base: base, self: base + "/history", updated: lastChange(s)}
+	if l := langQuery(r); l != "" {
+		f.query = "?lang=" + url.QueryEscape(l)
+	}
 	when := func(t time.Time) string {
 		t = t.In(zone)
 		return locales.FormatTime(loc, t, zone.String(), time.Time{}) + " " + t.Format("MST")
@@ -205,6 +211,17 @@ func newFeed(r *Request, c *Config) *feed {
 
 // date formats t in the page's zone.
 func (f *feed) date(t time.Time, layout string) string { return t.In(f.zone).Format(layout) }
+
+// langQuery is the ?lang= a feed was asked with (at most 35 characters,
+// the longest tag worth keeping): its self link repeats it, so a
+// validator finds the feed where it says it is.
+func langQuery(r *Request) string {
+	l := r.URL.Query().Get("lang")
+	if len(l) > 35 {
+		return ""
+	}
+	return l
+}
 
 // withLang adds the reader's ?lang= to a link of a localized route.
 func withLang(link string, r *Request) string {
@@ -248,7 +265,7 @@ type atomFeed struct {
 }
 
 func renderAtom(f *feed) ([]byte, error) {
-	q := "?lang=" + url.QueryEscape(f.locale)
+	q := f.query
 	a := atomFeed{
 		Lang: f.locale, ID: f.self + ".atom", Title: atomText{Type: "text", Text: f.title}, Updated: f.date(f.updated, time.RFC3339),
 		Links: []atomLink{
@@ -299,7 +316,7 @@ type rss struct {
 }
 
 func renderRSS(f *feed) ([]byte, error) {
-	q := "?lang=" + url.QueryEscape(f.locale)
+	q := f.query
 	ch := rssChannel{
 		Title: f.title, Link: f.base + "/" + q, Description: f.title, Language: strings.ToLower(f.locale),
 		LastBuildDate: f.date(f.updated, time.RFC1123Z), Generator: "Tocsin",

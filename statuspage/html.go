@@ -186,6 +186,7 @@ type pageView struct {
 	Imprint   string
 	Privacy   string
 	ZoneNote  string
+	ZoneLocal string // the note once time.js has shown times in the reader's zone; {zone} names it
 	Page      any
 }
 
@@ -212,6 +213,7 @@ func (h *htmlPage) view(r *Request, title string, page any) *pageView {
 		Imprint:   h.cfg.ImprintURL,
 		Privacy:   h.cfg.PrivacyURL,
 		ZoneNote:  w.T("footer.zone", "Zone", r.Zone.String()+" ("+r.Snap.BuiltAt.In(r.Zone).Format("MST")+")"),
+		ZoneLocal: w.T("footer.zone.local", "Zone", "{zone}"),
 		Page:      page,
 	}
 	if h.hasLogo {

@@ -24,4 +24,9 @@
     el.title = el.textContent;
     el.textContent = fmt.format(d);
   }
+  var note = document.getElementById('zone-note');
+  var zone = fmt.resolvedOptions().timeZone;
+  if (note && zone && note.getAttribute('data-local')) {
+    note.textContent = note.getAttribute('data-local').replace('{zone}', zone);
+  }
 })();

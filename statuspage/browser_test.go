@@ -14,7 +14,9 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -84,19 +86,30 @@ func newBrowser(t *testing.T) context.Context {
 	return bctx
 }
 
-// requestLog keeps every URL the tab asked for.
+// requestLog keeps every URL the tab asked for, and the errors it
+// logged (a Content-Security-Policy violation, a script's exception).
 type requestLog struct {
-	mu   sync.Mutex
-	urls []string
+	mu     sync.Mutex
+	urls   []string
+	errors []string
 }
 
 func (l *requestLog) listen(t *testing.T, ctx context.Context) {
 	t.Helper()
 	err := chromedp.Listen(ctx, func(ev any) {
-		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
-			l.mu.Lock()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
 			l.urls = append(l.urls, e.Request.URL)
-			l.mu.Unlock()
+		case *cdplog.EventEntryAdded:
+			// The browser's own ask for /favicon.ico is the page's
+			// business only as far as the host goes.
+			if e.Entry.Level == cdplog.EntryLevelError && !strings.HasSuffix(e.Entry.URL, "/favicon.ico") {
+				l.errors = append(l.errors, string(e.Entry.Source)+": "+e.Entry.Text+" "+e.Entry.URL)
+			}
+		case *runtime.EventExceptionThrown:
+			l.errors = append(l.errors, "exception: "+e.ExceptionDetails.Text)
 		}
 	})
 	if err != nil {
@@ -104,10 +117,10 @@ func (l *requestLog) listen(t *testing.T, ctx context.Context) {
 	}
 }
 
-func (l *requestLog) all() []string {
+func (l *requestLog) all() (urls, errors []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]string(nil), l.urls...)
+	return append([]string(nil), l.urls...), append([]string(nil), l.errors...)
 }
 
 // reader is what a reader of the page sees, read in the browser.
@@ -161,6 +174,9 @@ func TestBrowserReadsThePage(t *testing.T) {
 			page := srv.URL + "/status/"
 			if err := chromedp.Do(tab,
 				chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+					if _, err := cdp.Call(ctx, tg, cdplog.Enable, cdp.Empty{}); err != nil {
+						return err
+					}
 					if _, err := cdp.Call(ctx, tg, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua, AcceptLanguage: c.accept}); err != nil {
 						return err
 					}
@@ -238,9 +254,16 @@ func TestBrowserReadsThePage(t *testing.T) {
 				}
 			}
 			shot(t, tab, filepath.Join(dir, "incident-"+c.accept+"-1280.png"))
+			if err := chromedp.Do(tab, chromedp.Navigate(srv.URL+"/status/history"), chromedp.WaitVisible(chromedp.CSS(`main`))); err != nil {
+				t.Fatal(err)
+			}
+			shot(t, tab, filepath.Join(dir, "history-"+c.accept+"-1280.png"))
 
 			// Nothing but the test server was asked for anything.
-			urls := log.all()
+			urls, errs := log.all()
+			for _, e := range errs {
+				t.Errorf("the browser logged an error: %s", e)
+			}
 			if len(urls) < 4 {
 				t.Errorf("only %d requests seen: %q", len(urls), urls)
 			}

@@ -172,7 +172,6 @@ type pageView struct {
 	Lang      string
 	Name      string
 	Title     string // <title>
-	Heading   bool   // the page name is the h1 (the home page)
 	Current   string // "home" or "history": the nav's current page
 	Home      string
 	History   string
@@ -457,6 +456,8 @@ func (h *htmlPage) serviceView(r *Request, w *pageWords, s *Service) serviceView
 		}
 		v.Days = append(v.Days, dv)
 	}
+	// Uptime counts the time of major and critical incidents as down;
+	// a minor incident's shows on its day but does not count.
 	if n := len(s.Uptime); n > 0 {
 		total := time.Duration(n) * 24 * time.Hour
 		v.Uptime = w.T("uptime.summary", "Pct", w.percent(100*(1-float64(down)/float64(total))))
@@ -477,7 +478,7 @@ const recentDays = 7
 
 func (h *htmlPage) home(r *Request) ([]byte, error) {
 	v := h.view(r, "", nil)
-	v.Heading, v.Current = true, "home"
+	v.Current = "home"
 	p := &homeView{}
 	worst := StatusOperational
 	for _, s := range r.Snap.Services {

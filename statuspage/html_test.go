@@ -530,3 +530,28 @@ func TestPageMessagesComplete(t *testing.T) {
 		t.Errorf("es-US state.resolved = %q, want es's", got)
 	}
 }
+
+// TestHTMLEmptySnapshot: a page with nothing in its catalog and no incident
+// yet still renders, says all is well, and has a history of one month.
+func TestHTMLEmptySnapshot(t *testing.T) {
+	t.Parallel()
+	cfg := fixtureConfig()
+	cfg.Name = ""
+	routes, err := htmlRoutes(&cfg, HTMLOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := &Snapshot{Version: 1, BuiltAt: fixtureNow, Page: Page{Name: "Snapshot's name"}}
+	h := NewServer(cfg, snapFunc(snap), locales.MustNew().Supported(), routes)
+	for path, want := range map[string]string{
+		"/status/?lang=it":                "Tutti i sistemi sono operativi",
+		"/status/history?lang=es-US":      "Ninguna incidencia en dic 2026.",
+		"/status/history/2026-12?lang=en": "No incidents in Dec 2026.",
+	} {
+		d := parsePage(t, get(t, h, path, "", http.StatusOK).Body.String())
+		if body := text(d.all(atom.Body)[0]); !strings.Contains(body, want) || !strings.Contains(body, "Snapshot's name") {
+			t.Errorf("GET %s does not say %q and the snapshot's page name:\n%s", path, want, body)
+		}
+	}
+	get(t, h, "/status/history/2026-11", "", http.StatusNotFound)
+}

@@ -147,7 +147,7 @@ const readPage = `(() => {
 
 func TestBrowserReadsThePage(t *testing.T) {
 	ctx := newBrowser(t)
-	srv := httptest.NewServer(newFixtureServer(t))
+	srv := httptest.NewServer(newPageFixtureServer(t))
 	defer srv.Close()
 	dir := artifactDir(t)
 	origin, _ := url.Parse(srv.URL)

@@ -10,14 +10,14 @@ import (
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
-// fixtureNow is when the fixture snapshot was built: Sunday 6 December
+// pageFixtureNow is when the fixture snapshot was built: Sunday 6 December
 // 2026, 11:30 in Zurich (CET, UTC+1).
-var fixtureNow = time.Date(2026, 12, 6, 10, 30, 0, 0, time.UTC)
+var pageFixtureNow = time.Date(2026, 12, 6, 10, 30, 0, 0, time.UTC)
 
-// fixtureSnapshot is a hand-built snapshot: two services in two regions,
+// pageFixture is a hand-built snapshot: two services in two regions,
 // an open incident with three public updates, one resolved two days ago,
 // one from October, and a maintenance tomorrow night.
-func fixtureSnapshot() *Snapshot {
+func pageFixture() *Snapshot {
 	zurich, _ := time.LoadLocation("Europe/Zurich")
 	ch := map[string]string{"en": "Switzerland", "de": "Schweiz", "fr": "Suisse", "da": "Schweiz", "it": "Svizzera", "es": "Suiza"}
 	li := map[string]string{"en": "Liechtenstein", "de": "Liechtenstein", "fr": "Liechtenstein", "da": "Liechtenstein"}
@@ -35,7 +35,7 @@ func fixtureSnapshot() *Snapshot {
 	started := at(6, 9, 4)
 	return &Snapshot{
 		Version: 42,
-		BuiltAt: fixtureNow,
+		BuiltAt: pageFixtureNow,
 		Page:    Page{ID: "acme", Name: "Acme status", URL: "https://status.acme.test", TimeZone: "Europe/Zurich", DefaultLocale: "en"},
 		Services: []*Service{
 			{
@@ -121,8 +121,8 @@ func fixtureSnapshot() *Snapshot {
 	}
 }
 
-// fixtureConfig is the public section the fixture is served with.
-func fixtureConfig() Config {
+// pageFixtureConfig is the public section the fixture is served with.
+func pageFixtureConfig() Config {
 	return Config{
 		Enabled: true, PathPrefix: "/status", Name: "Acme status", Colors: Colors{Accent: "#0b5cad"},
 		SupportURL: "https://acme.test/support", ImprintURL: "https://acme.test/imprint", PrivacyURL: "https://acme.test/privacy",
@@ -130,21 +130,21 @@ func fixtureConfig() Config {
 	}
 }
 
-// fixtureLogo is a small SVG logo.
-var fixtureLogo = []byte(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32" width="32" height="32"><circle cx="16" cy="16" r="14" fill="#0b5cad"/><path d="M9 17l5 5 9-11" stroke="#fff" stroke-width="3" fill="none"/></svg>`)
+// pageFixtureLogo is a small SVG logo.
+var pageFixtureLogo = []byte(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32" width="32" height="32"><circle cx="16" cy="16" r="14" fill="#0b5cad"/><path d="M9 17l5 5 9-11" stroke="#fff" stroke-width="3" fill="none"/></svg>`)
 
-// newFixtureServer serves the fixture's HTML routes the way the integrator
+// newPageFixtureServer serves the fixture's HTML routes the way the integrator
 // mounts them.
-func newFixtureServer(tb testing.TB) http.Handler {
+func newPageFixtureServer(tb testing.TB) http.Handler {
 	tb.Helper()
-	cfg := fixtureConfig()
-	routes, err := htmlRoutes(&cfg, HTMLOptions{SubscribeURL: "/status/subscribe", Logo: fixtureLogo, LogoType: "image/svg+xml"})
+	cfg := pageFixtureConfig()
+	routes, err := htmlRoutes(&cfg, HTMLOptions{SubscribeURL: "/status/subscribe", Logo: pageFixtureLogo, LogoType: "image/svg+xml"})
 	if err != nil {
 		tb.Fatalf("htmlRoutes: %v", err)
 	}
-	return NewServer(cfg, snapFunc(fixtureSnapshot()), locales.MustNew().Supported(), routes)
+	return NewServer(cfg, staticSnapshot(pageFixture()), locales.MustNew().Supported(), routes)
 }
 
-func snapFunc(s *Snapshot) SnapshotFunc {
+func staticSnapshot(s *Snapshot) SnapshotFunc {
 	return func(context.Context) (*Snapshot, error) { return s, nil }
 }

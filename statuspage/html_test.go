@@ -19,7 +19,7 @@ import (
 )
 
 // get fetches path from h and fails the test on anything but want.
-func get(t *testing.T, h http.Handler, path, acceptLanguage string, want int) *httptest.ResponseRecorder {
+func getPage(t *testing.T, h http.Handler, path, acceptLanguage string, want int) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, path, nil)
 	if acceptLanguage != "" {
@@ -33,12 +33,12 @@ func get(t *testing.T, h http.Handler, path, acceptLanguage string, want int) *h
 	return w
 }
 
-// doc is a parsed page.
-type doc struct {
+// pageDoc is a parsed page.
+type pageDoc struct {
 	root *html.Node
 }
 
-func parsePage(t *testing.T, body string) *doc {
+func parsePage(t *testing.T, body string) *pageDoc {
 	t.Helper()
 	root, err := html.Parse(strings.NewReader(body))
 	if err != nil {
@@ -47,10 +47,10 @@ func parsePage(t *testing.T, body string) *doc {
 	if !strings.HasPrefix(body, "<!DOCTYPE html>") {
 		t.Errorf("page does not start with <!DOCTYPE html>")
 	}
-	return &doc{root: root}
+	return &pageDoc{root: root}
 }
 
-func (d *doc) all(a atom.Atom) []*html.Node {
+func (d *pageDoc) all(a atom.Atom) []*html.Node {
 	var out []*html.Node
 	for n := range d.root.Descendants() {
 		if n.Type == html.ElementNode && n.DataAtom == a {
@@ -60,7 +60,7 @@ func (d *doc) all(a atom.Atom) []*html.Node {
 	return out
 }
 
-func attr(n *html.Node, key string) (string, bool) {
+func nodeAttr(n *html.Node, key string) (string, bool) {
 	for _, a := range n.Attr {
 		if a.Key == key {
 			return a.Val, true
@@ -69,7 +69,7 @@ func attr(n *html.Node, key string) (string, bool) {
 	return "", false
 }
 
-func text(n *html.Node) string {
+func nodeText(n *html.Node) string {
 	var b strings.Builder
 	for c := range n.Descendants() {
 		if c.Type == html.TextNode && (c.Parent == nil || c.Parent.DataAtom != atom.Script && c.Parent.DataAtom != atom.Style) {
@@ -82,10 +82,10 @@ func text(n *html.Node) string {
 // checkPage checks what every page must be: lang, one h1, landmarks, a
 // skip link, the feeds as alternates, nothing loaded from another host,
 // and every time in RFC 3339 with its zone named.
-func checkPage(t *testing.T, d *doc, lang string) {
+func checkPage(t *testing.T, d *pageDoc, lang string) {
 	t.Helper()
 	htmls := d.all(atom.Html)
-	if l, _ := attr(htmls[0], "lang"); l != lang {
+	if l, _ := nodeAttr(htmls[0], "lang"); l != lang {
 		t.Errorf("<html lang=%q>, want %q", l, lang)
 	}
 	for _, c := range []struct {
@@ -100,16 +100,16 @@ func checkPage(t *testing.T, d *doc, lang string) {
 		t.Errorf("want a nav in the header and the language switcher")
 	}
 	main := d.all(atom.Main)[0]
-	if id, _ := attr(main, "id"); id != "main" {
+	if id, _ := nodeAttr(main, "id"); id != "main" {
 		t.Errorf("<main id=%q>, want main", id)
 	}
-	if skip := d.all(atom.A)[0]; !strings.Contains(attrOr(skip, "class"), "skip") || attrOr(skip, "href") != "#main" {
-		t.Errorf("the first link is %q to %q, want the skip link to #main", text(skip), attrOr(skip, "href"))
+	if skip := d.all(atom.A)[0]; !strings.Contains(attrOf(skip, "class"), "skip") || attrOf(skip, "href") != "#main" {
+		t.Errorf("the first link is %q to %q, want the skip link to #main", nodeText(skip), attrOf(skip, "href"))
 	}
 	alternates := map[string]string{}
 	for _, l := range d.all(atom.Link) {
-		if attrOr(l, "rel") == "alternate" {
-			alternates[attrOr(l, "type")] = attrOr(l, "href")
+		if attrOf(l, "rel") == "alternate" {
+			alternates[attrOf(l, "type")] = attrOf(l, "href")
 		}
 	}
 	q := "?lang=" + url.QueryEscape(lang)
@@ -124,7 +124,7 @@ func checkPage(t *testing.T, d *doc, lang string) {
 	}
 	// Nothing from another host: every src and <link href> is a path of
 	// this page; links may leave only for the configured footer pages.
-	cfg := fixtureConfig()
+	cfg := pageFixtureConfig()
 	external := []string{cfg.SupportURL, cfg.ImprintURL, cfg.PrivacyURL}
 	for n := range d.root.Descendants() {
 		if n.Type != html.ElementNode {
@@ -149,43 +149,43 @@ func checkPage(t *testing.T, d *doc, lang string) {
 				t.Errorf("<%s %s=%q> names another host", n.Data, a.Key, a.Val)
 			}
 		}
-		if _, ok := attr(n, "style"); ok {
+		if _, ok := nodeAttr(n, "style"); ok {
 			t.Errorf("<%s style>: inline styles break the Content-Security-Policy", n.Data)
 		}
 	}
 	for _, s := range d.all(atom.Script) {
-		if src, _ := attr(s, "src"); src == "" || text(s) != "" {
+		if src, _ := nodeAttr(s, "src"); src == "" || nodeText(s) != "" {
 			t.Errorf("inline <script>: the Content-Security-Policy allows only same-origin files")
 		}
-		if _, ok := attr(s, "defer"); !ok {
-			t.Errorf("<script src=%q> without defer", attrOr(s, "src"))
+		if _, ok := nodeAttr(s, "defer"); !ok {
+			t.Errorf("<script src=%q> without defer", attrOf(s, "src"))
 		}
 	}
 	zone := regexp.MustCompile(`\bCET$`)
 	for _, tm := range d.all(atom.Time) {
-		dt := attrOr(tm, "datetime")
+		dt := attrOf(tm, "datetime")
 		if _, err := time.Parse(time.RFC3339, dt); err != nil {
 			t.Errorf("<time datetime=%q>: %v", dt, err)
 		}
-		if !zone.MatchString(text(tm)) {
-			t.Errorf("<time>%s</time> does not name the zone", text(tm))
+		if !zone.MatchString(nodeText(tm)) {
+			t.Errorf("<time>%s</time> does not name the zone", nodeText(tm))
 		}
 	}
 	for _, img := range d.all(atom.Img) {
-		if _, ok := attr(img, "alt"); !ok {
-			t.Errorf("<img src=%q> without alt", attrOr(img, "src"))
+		if _, ok := nodeAttr(img, "alt"); !ok {
+			t.Errorf("<img src=%q> without alt", attrOf(img, "src"))
 		}
 	}
 }
 
-func attrOr(n *html.Node, key string) string {
-	v, _ := attr(n, key)
+func attrOf(n *html.Node, key string) string {
+	v, _ := nodeAttr(n, key)
 	return v
 }
 
 func TestHTMLHomeInThreeLocales(t *testing.T) {
 	t.Parallel()
-	h := newFixtureServer(t)
+	h := newPageFixtureServer(t)
 	for _, c := range []struct {
 		ask, lang string
 		want      []string
@@ -225,7 +225,7 @@ func TestHTMLHomeInThreeLocales(t *testing.T) {
 		t.Run(c.ask, func(t *testing.T) {
 			t.Parallel()
 			for _, path := range []string{"/status/?lang=" + c.ask, "/status/"} {
-				w := get(t, h, path, c.ask+", en;q=0.5", http.StatusOK)
+				w := getPage(t, h, path, c.ask+", en;q=0.5", http.StatusOK)
 				if ct := w.Header().Get("Content-Type"); ct != htmlType {
 					t.Errorf("Content-Type %q", ct)
 				}
@@ -234,7 +234,7 @@ func TestHTMLHomeInThreeLocales(t *testing.T) {
 				}
 				d := parsePage(t, w.Body.String())
 				checkPage(t, d, c.lang)
-				body := text(d.all(atom.Body)[0])
+				body := nodeText(d.all(atom.Body)[0])
 				for _, s := range c.want {
 					if !strings.Contains(body, s) {
 						t.Errorf("GET %s: the page does not say %q", path, s)
@@ -255,20 +255,20 @@ func TestHTMLHomeInThreeLocales(t *testing.T) {
 
 func TestHTMLHomeStructure(t *testing.T) {
 	t.Parallel()
-	h := newFixtureServer(t)
-	d := parsePage(t, get(t, h, "/status/?lang=en", "", http.StatusOK).Body.String())
+	h := newPageFixtureServer(t)
+	d := parsePage(t, getPage(t, h, "/status/?lang=en", "", http.StatusOK).Body.String())
 	// One bar per day, each with its words; a summary per service.
 	bars := 0
 	for _, ol := range d.all(atom.Ol) {
-		if attrOr(ol, "class") != "days" {
+		if attrOf(ol, "class") != "days" {
 			continue
 		}
 		n := 0
 		for li := range ol.ChildNodes() {
 			if li.DataAtom == atom.Li {
 				n++
-				if !regexp.MustCompile(`^[A-Z][a-z]{2} \d{1,2}, 2026: `).MatchString(text(li)) {
-					t.Errorf("day %q has no text alternative", text(li))
+				if !regexp.MustCompile(`^[A-Z][a-z]{2} \d{1,2}, 2026: `).MatchString(nodeText(li)) {
+					t.Errorf("day %q has no text alternative", nodeText(li))
 				}
 			}
 		}
@@ -282,17 +282,17 @@ func TestHTMLHomeStructure(t *testing.T) {
 	}
 	// Every status icon stands beside its words.
 	for _, s := range d.all(atom.Span) {
-		if strings.HasPrefix(attrOr(s, "class"), "status ") && text(s) == "" {
+		if strings.HasPrefix(attrOf(s, "class"), "status ") && nodeText(s) == "" {
 			t.Errorf("a status icon without words")
 		}
 	}
 	// The language switcher links every supported locale with ?lang=.
 	var langs []string
 	for _, a := range d.all(atom.A) {
-		if hl, ok := attr(a, "hreflang"); ok {
+		if hl, ok := nodeAttr(a, "hreflang"); ok {
 			langs = append(langs, hl)
-			if want := "/status/?lang=" + hl; attrOr(a, "href") != want {
-				t.Errorf("language link %q, want %q", attrOr(a, "href"), want)
+			if want := "/status/?lang=" + hl; attrOf(a, "href") != want {
+				t.Errorf("language link %q, want %q", attrOf(a, "href"), want)
 			}
 		}
 	}
@@ -300,7 +300,7 @@ func TestHTMLHomeStructure(t *testing.T) {
 		t.Errorf("language switcher %v, want %v", langs, want)
 	}
 	// The newest update comes first.
-	body := text(d.all(atom.Body)[0])
+	body := nodeText(d.all(atom.Body)[0])
 	if i, j := strings.Index(body, "An expired certificate"), strings.Index(body, "Payments in shops"); i < 0 || j < 0 || i > j {
 		t.Errorf("the updates are not newest first: %d, %d", i, j)
 	}
@@ -308,13 +308,13 @@ func TestHTMLHomeStructure(t *testing.T) {
 
 func TestHTMLEveryLocaleRenders(t *testing.T) {
 	t.Parallel()
-	h := newFixtureServer(t)
+	h := newPageFixtureServer(t)
 	leak := regexp.MustCompile(`\b(status|banner|state|severity|maintenance|home|incident|uptime|history|footer|nav)\.[a-z_.]+\b`)
 	for _, l := range locales.MustNew().Supported() {
 		for _, p := range []string{"/status/", "/status/incidents/inc-open", "/status/maintenances/mnt-1", "/status/history", "/status/history/2026-11"} {
-			d := parsePage(t, get(t, h, p+"?lang="+l, "", http.StatusOK).Body.String())
+			d := parsePage(t, getPage(t, h, p+"?lang="+l, "", http.StatusOK).Body.String())
 			checkPage(t, d, l)
-			if m := leak.FindString(text(d.all(atom.Html)[0])); m != "" {
+			if m := leak.FindString(nodeText(d.all(atom.Html)[0])); m != "" {
 				t.Errorf("GET %s in %s shows the message id %q", p, l, m)
 			}
 		}
@@ -323,17 +323,17 @@ func TestHTMLEveryLocaleRenders(t *testing.T) {
 
 func TestHTMLIncidentPage(t *testing.T) {
 	t.Parallel()
-	h := newFixtureServer(t)
-	d := parsePage(t, get(t, h, "/status/incidents/inc-open?lang=de-CH", "", http.StatusOK).Body.String())
+	h := newPageFixtureServer(t)
+	d := parsePage(t, getPage(t, h, "/status/incidents/inc-open?lang=de-CH", "", http.StatusOK).Body.String())
 	checkPage(t, d, "de-CH")
-	if h1 := text(d.all(atom.H1)[0]); h1 != "Zahlungen in der Schweiz schlagen fehl" {
+	if h1 := nodeText(d.all(atom.H1)[0]); h1 != "Zahlungen in der Schweiz schlagen fehl" {
 		t.Errorf("h1 %q", h1)
 	}
 	var updates []string
 	for _, ol := range d.all(atom.Ol) {
 		for li := range ol.ChildNodes() {
 			if li.DataAtom == atom.Li {
-				updates = append(updates, text(li))
+				updates = append(updates, nodeText(li))
 			}
 		}
 	}
@@ -347,23 +347,23 @@ func TestHTMLIncidentPage(t *testing.T) {
 	}
 	// A resolved incident says when and how long; an update without the
 	// reader's language falls back to English.
-	body := text(parsePage(t, get(t, h, "/status/incidents/inc-resolved?lang=fr", "", http.StatusOK).Body.String()).root)
+	body := nodeText(parsePage(t, getPage(t, h, "/status/incidents/inc-resolved?lang=fr", "", http.StatusOK).Body.String()).root)
 	for _, s := range []string{"Slow card payments", "Résolu 4 déc. 2026, 10:45 CET", "Durée 45 minutes", "Card payments are fast again."} {
 		if !strings.Contains(body, s) {
 			t.Errorf("resolved incident page does not say %q:\n%s", s, body)
 		}
 	}
 	for _, p := range []string{"/status/incidents/nope", "/status/incidents/inc-open/x", "/status/maintenances/nope"} {
-		get(t, h, p, "", http.StatusNotFound)
+		getPage(t, h, p, "", http.StatusNotFound)
 	}
 }
 
 func TestHTMLMaintenancePage(t *testing.T) {
 	t.Parallel()
-	h := newFixtureServer(t)
-	d := parsePage(t, get(t, h, "/status/maintenances/mnt-1?lang=da", "", http.StatusOK).Body.String())
+	h := newPageFixtureServer(t)
+	d := parsePage(t, getPage(t, h, "/status/maintenances/mnt-1?lang=da", "", http.StatusOK).Body.String())
 	checkPage(t, d, "da")
-	body := text(d.all(atom.Main)[0])
+	body := nodeText(d.all(atom.Main)[0])
 	for _, s := range []string{"Opgradering af kortnettet", "Planlagt", "7. dec. 2026 02.00 CET – 7. dec. 2026 04.00 CET", "Kortbetalinger (Liechtenstein)", "Kortbetalinger i Liechtenstein kan fejle"} {
 		if !strings.Contains(body, s) {
 			t.Errorf("maintenance page does not say %q:\n%s", s, body)
@@ -373,7 +373,7 @@ func TestHTMLMaintenancePage(t *testing.T) {
 
 func TestHTMLHistoryByMonth(t *testing.T) {
 	t.Parallel()
-	h := newFixtureServer(t)
+	h := newPageFixtureServer(t)
 	for _, c := range []struct {
 		path      string
 		want, not []string
@@ -383,8 +383,8 @@ func TestHTMLHistoryByMonth(t *testing.T) {
 		{"/status/history/2026-11?lang=de-CH", []string{"Nov. 2026", "Keine Störungen im Nov. 2026.", "Älter", "Neuer"}, []string{"Payments fail"}},
 		{"/status/history/2026-10?lang=en", []string{"Oct 2026", "October outage", "Newer", "Resolved"}, []string{"Older", "Payments fail"}},
 	} {
-		d := parsePage(t, get(t, h, c.path, "", http.StatusOK).Body.String())
-		main := text(d.all(atom.Main)[0])
+		d := parsePage(t, getPage(t, h, c.path, "", http.StatusOK).Body.String())
+		main := nodeText(d.all(atom.Main)[0])
 		for _, s := range c.want {
 			if !strings.Contains(main, s) {
 				t.Errorf("GET %s does not say %q:\n%s", c.path, s, main)
@@ -397,11 +397,11 @@ func TestHTMLHistoryByMonth(t *testing.T) {
 		}
 	}
 	// Older and newer link the neighbouring months.
-	d := parsePage(t, get(t, h, "/status/history/2026-11?lang=en", "", http.StatusOK).Body.String())
+	d := parsePage(t, getPage(t, h, "/status/history/2026-11?lang=en", "", http.StatusOK).Body.String())
 	var pager []string
 	for _, a := range d.all(atom.A) {
-		if a.Parent.DataAtom == atom.P && attrOr(a.Parent, "class") == "pager" {
-			pager = append(pager, attrOr(a, "href"))
+		if a.Parent.DataAtom == atom.P && attrOf(a.Parent, "class") == "pager" {
+			pager = append(pager, attrOf(a, "href"))
 		}
 	}
 	if want := []string{"/status/history/2026-12?lang=en", "/status/history/2026-10?lang=en"}; !slices.Equal(pager, want) {
@@ -409,28 +409,28 @@ func TestHTMLHistoryByMonth(t *testing.T) {
 	}
 	// Before the oldest incident, after this month, and nonsense: 404.
 	for _, p := range []string{"/status/history/2026-09", "/status/history/2027-01", "/status/history/2026-13", "/status/history/december"} {
-		get(t, h, p, "", http.StatusNotFound)
+		getPage(t, h, p, "", http.StatusNotFound)
 	}
 }
 
 func TestHTMLAssets(t *testing.T) {
 	t.Parallel()
-	h := newFixtureServer(t)
-	d := parsePage(t, get(t, h, "/status/?lang=en", "", http.StatusOK).Body.String())
+	h := newPageFixtureServer(t)
+	d := parsePage(t, getPage(t, h, "/status/?lang=en", "", http.StatusOK).Body.String())
 	var urls []string
 	for _, n := range d.all(atom.Link) {
-		if attrOr(n, "rel") == "stylesheet" {
-			urls = append(urls, attrOr(n, "href"))
+		if attrOf(n, "rel") == "stylesheet" {
+			urls = append(urls, attrOf(n, "href"))
 		}
 	}
 	for _, n := range append(d.all(atom.Script), d.all(atom.Img)...) {
-		urls = append(urls, attrOr(n, "src"))
+		urls = append(urls, attrOf(n, "src"))
 	}
 	if len(urls) != 3 {
 		t.Fatalf("assets %q, want the stylesheet, the script and the logo", urls)
 	}
 	for _, u := range urls {
-		w := get(t, h, u, "", http.StatusOK)
+		w := getPage(t, h, u, "", http.StatusOK)
 		if cc := w.Header().Get("Cache-Control"); !strings.Contains(cc, "immutable") {
 			t.Errorf("%s: Cache-Control %q", u, cc)
 		}
@@ -458,33 +458,33 @@ func TestHTMLAssets(t *testing.T) {
 			}
 		}
 	}
-	get(t, h, "/status/assets/nothing.css", "", http.StatusNotFound)
+	getPage(t, h, "/status/assets/nothing.css", "", http.StatusNotFound)
 }
 
 func TestHTMLAccentAndNoLogo(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct{ accent, want string }{{"#AA3300", "#aa3300"}, {"red;}body{display:none", defaultAccent}, {"", defaultAccent}} {
-		cfg := fixtureConfig()
+		cfg := pageFixtureConfig()
 		cfg.Colors.Accent = c.accent
 		routes, err := htmlRoutes(&cfg, HTMLOptions{Locales: []string{"en"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		snap := fixtureSnapshot()
-		srv := NewServer(cfg, snapFunc(snap), []string{"en"}, routes)
-		d := parsePage(t, get(t, srv, "/status/", "", http.StatusOK).Body.String())
+		snap := pageFixture()
+		srv := NewServer(cfg, staticSnapshot(snap), []string{"en"}, routes)
+		d := parsePage(t, getPage(t, srv, "/status/", "", http.StatusOK).Body.String())
 		if n := len(d.all(atom.Img)); n != 0 {
 			t.Errorf("%d <img> without a logo", n)
 		}
 		for _, a := range d.all(atom.A) {
-			if text(a) == "Subscribe to updates" {
+			if nodeText(a) == "Subscribe to updates" {
 				t.Errorf("a subscribe link without a SubscribeURL")
 			}
 		}
 		var css string
 		for _, l := range d.all(atom.Link) {
-			if attrOr(l, "rel") == "stylesheet" {
-				css = get(t, srv, attrOr(l, "href"), "", http.StatusOK).Body.String()
+			if attrOf(l, "rel") == "stylesheet" {
+				css = getPage(t, srv, attrOf(l, "href"), "", http.StatusOK).Body.String()
 			}
 		}
 		if want := ":root{--accent:" + c.want + "}"; !strings.HasPrefix(css, want) {
@@ -535,23 +535,23 @@ func TestPageMessagesComplete(t *testing.T) {
 // yet still renders, says all is well, and has a history of one month.
 func TestHTMLEmptySnapshot(t *testing.T) {
 	t.Parallel()
-	cfg := fixtureConfig()
+	cfg := pageFixtureConfig()
 	cfg.Name = ""
 	routes, err := htmlRoutes(&cfg, HTMLOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := &Snapshot{Version: 1, BuiltAt: fixtureNow, Page: Page{Name: "Snapshot's name"}}
-	h := NewServer(cfg, snapFunc(snap), locales.MustNew().Supported(), routes)
+	snap := &Snapshot{Version: 1, BuiltAt: pageFixtureNow, Page: Page{Name: "Snapshot's name"}}
+	h := NewServer(cfg, staticSnapshot(snap), locales.MustNew().Supported(), routes)
 	for path, want := range map[string]string{
 		"/status/?lang=it":                "Tutti i sistemi sono operativi",
 		"/status/history?lang=es-US":      "Ninguna incidencia en dic 2026.",
 		"/status/history/2026-12?lang=en": "No incidents in Dec 2026.",
 	} {
-		d := parsePage(t, get(t, h, path, "", http.StatusOK).Body.String())
-		if body := text(d.all(atom.Body)[0]); !strings.Contains(body, want) || !strings.Contains(body, "Snapshot's name") {
+		d := parsePage(t, getPage(t, h, path, "", http.StatusOK).Body.String())
+		if body := nodeText(d.all(atom.Body)[0]); !strings.Contains(body, want) || !strings.Contains(body, "Snapshot's name") {
 			t.Errorf("GET %s does not say %q and the snapshot's page name:\n%s", path, want, body)
 		}
 	}
-	get(t, h, "/status/history/2026-11", "", http.StatusNotFound)
+	getPage(t, h, "/status/history/2026-11", "", http.StatusNotFound)
 }

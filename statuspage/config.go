@@ -67,6 +67,8 @@ const (
 	DefaultMaxAge       = 10 * time.Second
 	DefaultRefresh      = time.Second
 	DefaultHistoryLimit = 1000
+	// MaxHistoryLimit is the most resolved incidents the store lists at once.
+	MaxHistoryLimit = 1000
 	// MaxLogoBytes is the largest logo file served.
 	MaxLogoBytes = 256 << 10
 )
@@ -125,7 +127,7 @@ func (c Config) ValidateNamed(name func(field string) string) error {
 	if c.Refresh < 100*time.Millisecond || c.Refresh > time.Minute {
 		v.Add("Refresh", "must be between 100ms and 1m, got %s", c.Refresh)
 	}
-	v.Between("HistoryLimit", c.HistoryLimit, 1, 100_000)
+	v.Between("HistoryLimit", c.HistoryLimit, 1, MaxHistoryLimit)
 	return v.Err()
 }
 

@@ -128,3 +128,32 @@ func TestStatusPageUnderPrefix(t *testing.T) {
 		t.Errorf("GET / with the page under /status = %d, want 404", code)
 	}
 }
+
+// TestStatusPageOperatorControl: --private and --internal on the CLI keep
+// incidents and updates off the page, incident edit --private moves an
+// incident off or back on it; the audience is sent every update.
+func TestStatusPageOperatorControl(t *testing.T) {
+	a := startAppWith(t, pageEnv(t, nil), withPage)
+	c := newCLI(t, a)
+	open := func(args ...string) string {
+		t.Helper()
+		r := c.mustRun(0, append([]string{"incident", "open", "--title", "Cards down", "--severity", "major"}, args...)...)
+		id := regexp.MustCompile(`(?m)^incident\s+(inc_\w+)$`).FindStringSubmatch(r.stdout)
+		if id == nil {
+			t.Fatalf("no incident id in:\n%s", r.stdout)
+		}
+		return id[1]
+	}
+	open("--private")
+	b := open("--internal")
+	c.mustRun(0, "incident", "update", b, "--state", "identified")
+	c.mustRun(0, "incident", "update", b, "--internal", "--message", "en=the HSM died")
+	hidden := open()
+	c.mustRun(0, "incident", "edit", hidden, "--private")
+	shown := open("--private")
+	r := c.mustRun(0, "incident", "edit", shown, "--private=false")
+	mustMatch(t, "edit --private=false", r.stdout, `(?m)^private\s+true\s+false$`)
+	if code, body := get(t, a.base+"/"); code != 200 || body != "page: 2 incidents, 2 updates" {
+		t.Errorf("GET / = %d %q, want 2 incidents with 1 public update each", code, body)
+	}
+}

@@ -22,13 +22,15 @@ var testLocales = []string{"en", "de", "fr"}
 
 // fixture is a store with a catalog, and a way to write incidents.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	store *redisstore.Store
 	cfg   BuildConfig
 	maint *fakeMaintenances
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureTB(t) }
+
+func newFixtureTB(t testing.TB) *fixture {
 	t.Helper()
 	rdb, _ := redistest.New(t)
 	store := redisstore.New(rdb)

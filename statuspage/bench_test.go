@@ -70,3 +70,38 @@ func BenchmarkPageViews(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "views/s")
 	b.ReportMetric(float64(size.Load()), "bytes/view")
 }
+
+// BenchmarkBuild builds a snapshot of 1000 resolved incidents of 3 public
+// updates each, in the test's 3 locales: the first build renders every
+// body, a rebuild (again) only what changed.
+//
+//	go test -run '^$' -bench Build -benchtime 3x ./statuspage/
+func BenchmarkBuild(b *testing.B) {
+	f := newFixtureTB(b)
+	for i := range 1000 {
+		at := t0.Add(-time.Duration(i+3) * time.Hour)
+		f.incident(dispatcher.SeverityMajor, []string{"cards"}, []string{"zurich"}, false,
+			update{at: at, state: dispatcher.StateInvestigating},
+			update{at: at.Add(time.Hour), state: dispatcher.StateIdentified, message: "We found it.\n\nA fix is under way."},
+			update{at: at.Add(2 * time.Hour), state: dispatcher.StateResolved})
+	}
+	for _, memo := range []bool{false, true} {
+		name := "first"
+		cfg := f.cfg
+		if memo {
+			// A rebuild by Snapshots: the bodies of the last build kept.
+			name, cfg.memo = "again", &bodyMemo{}
+			if _, err := Build(context.Background(), cfg, t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				snap, err := Build(context.Background(), cfg, t0)
+				if err != nil || len(snap.Incidents) != 1000 {
+					b.Fatalf("%v, %d incidents", err, len(snap.Incidents))
+				}
+			}
+		})
+	}
+}

@@ -39,6 +39,55 @@ type BuildConfig struct {
 	// Locales are the supported locales bodies are rendered in.
 	Locales []string
 	Logger  *slog.Logger // nil: slog.Default()
+
+	// memo, when set, keeps the bodies of the last build for the next
+	// (Snapshots sets it): an update renders again only when what its text
+	// depends on changed.
+	memo *bodyMemo
+}
+
+// bodyMemo keeps rendered bodies between builds, keyed by everything a
+// body depends on. gen names the renderer's state (its catalogue with the
+// template overrides, the catalog's names, zone and locales): when it
+// changes, nothing is reused.
+type bodyMemo struct {
+	mu   sync.Mutex
+	gen  string
+	prev map[string]map[string]string
+	next map[string]map[string]string
+}
+
+// start begins a build at generation gen.
+func (m *bodyMemo) start(gen string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen != m.gen {
+		m.gen, m.prev = gen, nil
+	}
+	m.next = make(map[string]map[string]string, len(m.prev))
+}
+
+// finish keeps the bodies the build used, for the next one.
+func (m *bodyMemo) finish() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.prev, m.next = m.next, nil
+}
+
+func (m *bodyMemo) get(key string) (map[string]string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.prev[key]
+	if ok {
+		m.next[key] = b
+	}
+	return b, ok
+}
+
+func (m *bodyMemo) put(key string, b map[string]string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.next[key] = b
 }
 
 // uptimeDays is the length of an uptime bar.
@@ -109,6 +158,9 @@ func build(ctx context.Context, c BuildConfig, now time.Time) (*Snapshot, int64,
 	// Uptime counts open incidents up to the minute, so every process
 	// building within the same minute has the same content (and Version).
 	b := &builder{c: c, zone: zone, now: now, minute: now.Truncate(time.Minute)}
+	if c.memo != nil {
+		c.memo.start(b.generation())
+	}
 	snap := &Snapshot{BuiltAt: now, Page: c.Page}
 	for i, inc := range all {
 		if pi := b.incident(inc, updates[i]); pi != nil {
@@ -135,6 +187,9 @@ func build(ctx context.Context, c BuildConfig, now time.Time) (*Snapshot, int64,
 	b.uptime(snap)
 
 	snap.Version = contentVersion(snap)
+	if c.memo != nil {
+		c.memo.finish()
+	}
 	return snap, pv, nil
 }
 
@@ -195,6 +250,50 @@ func (b *builder) incident(inc *dispatcher.Incident, ups []*dispatcher.Update) *
 // form (what a customer reading email gets), else the template's body for
 // a customer, without greeting or footer, rendered as of the update.
 func (b *builder) bodies(inc *dispatcher.Incident, up *dispatcher.Update) map[string]string {
+	if b.c.memo == nil {
+		return b.render(inc, up)
+	}
+	key := bodyKey(inc, up)
+	if out, ok := b.c.memo.get(key); ok {
+		return out
+	}
+	out := b.render(inc, up)
+	b.c.memo.put(key, out)
+	return out
+}
+
+// bodyKey is a hash of everything an update's text depends on.
+func bodyKey(inc *dispatcher.Incident, up *dispatcher.Update) string {
+	h := fnv.New128a()
+	_ = json.NewEncoder(h).Encode(struct {
+		ID                string
+		Title             dispatcher.Title
+		Severity          dispatcher.Severity
+		Services, Regions []string
+		Started           time.Time
+		Update            *dispatcher.Update
+	}{inc.ID, inc.Title, inc.Severity, inc.Services, inc.Regions, inc.Started(), up})
+	return string(h.Sum(nil))
+}
+
+// generation names the renderer's state: the catalogue it renders from
+// (a new one when template overrides reload), the names, zone and locales.
+func (b *builder) generation() string {
+	h := fnv.New128a()
+	if r := b.c.Renderer; r != nil {
+		cat := r.Catalog
+		if r.Templates != nil {
+			cat = r.Templates.Catalog()
+		}
+		fmt.Fprintf(h, "%p\x00", cat)
+	}
+	_ = json.NewEncoder(h).Encode(b.c.Names.View())
+	fmt.Fprintf(h, "%s\x00%s", b.c.Page.TimeZone, strings.Join(b.c.Locales, ","))
+	return string(h.Sum(nil))
+}
+
+// render renders up's text in every supported locale.
+func (b *builder) render(inc *dispatcher.Incident, up *dispatcher.Update) map[string]string {
 	out := make(map[string]string, len(b.c.Locales))
 	if b.c.Renderer == nil {
 		for _, l := range b.c.Locales {

@@ -52,6 +52,7 @@ func NewSnapshots(cfg BuildConfig, refresh time.Duration, clock dispatcher.Clock
 	if log == nil {
 		log = slog.Default()
 	}
+	cfg.memo = &bodyMemo{}
 	return &Snapshots{cfg: cfg, refresh: refresh, clock: clock, log: log}
 }
 
@@ -64,6 +65,12 @@ func (s *Snapshots) Get(ctx context.Context) (*Snapshot, error) {
 	if s.cur != nil && !s.due(now) {
 		defer s.mu.Unlock()
 		return s.cur, nil
+	}
+	if s.cur == nil && s.err != nil && now.Before(s.checked.Add(s.refresh)) {
+		// The first build failed a moment ago: try again after Refresh,
+		// not once per request.
+		defer s.mu.Unlock()
+		return nil, s.err
 	}
 	if ch := s.flight; ch != nil {
 		if s.cur != nil {

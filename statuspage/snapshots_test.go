@@ -2,6 +2,7 @@ package statuspage
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,6 +112,10 @@ func TestSnapshotsKeepLastGood(t *testing.T) {
 	if _, err := s.Get(context.Background()); err == nil {
 		t.Fatal("Get before any good build succeeded, want its error")
 	}
+	c.fail.Store(false)
+	if _, err := s.Get(context.Background()); err == nil || c.versions.Load() != 1 {
+		t.Errorf("Get right after the failed first build: %v after %d store reads, want the error again without another", err, c.versions.Load())
+	}
 	clock.Advance(time.Second)
 	c.fail.Store(false)
 	good := mustGet(t, s)
@@ -152,5 +157,36 @@ func TestSnapshotsTimeDrivenRebuilds(t *testing.T) {
 	}
 	if n := c.versions.Load(); n != 3 {
 		t.Errorf("%d version reads, want only the builds' 3", n)
+	}
+}
+
+// TestSnapshotsRenderAgainWhatChanged: bodies are kept between builds,
+// but an edit of what they say (the services) renders them again.
+func TestSnapshotsRenderAgainWhatChanged(t *testing.T) {
+	t.Parallel()
+	f, _, clock, s := newSnapshots(t, time.Second)
+	inc := f.incident(dispatcher.SeverityMinor, []string{"cards"}, nil, false, update{at: t0, state: dispatcher.StateInvestigating})
+	body := func() string {
+		snap := mustGet(t, s)
+		return snap.Incidents[0].Updates[0].Body["en"]
+	}
+	if got := body(); !strings.Contains(got, "Card payments") {
+		t.Fatalf("body %q, want it to name Card payments", got)
+	}
+	clock.Advance(time.Minute) // a rebuild that reuses the body
+	if got := body(); !strings.Contains(got, "Card payments") || len(s.cfg.memo.prev) != 1 {
+		t.Fatalf("rebuilt body %q with %d kept, want the same, kept", got, len(s.cfg.memo.prev))
+	}
+	stored, err := f.store.GetIncident(context.Background(), inc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.Services, stored.Version = []string{"twint"}, stored.Version+1
+	if err := f.store.SaveEdit(context.Background(), stored, &dispatcher.Edit{Version: stored.Version, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	if got := body(); !strings.Contains(got, "TWINT") || strings.Contains(got, "Card payments") {
+		t.Errorf("body after the services changed %q, want it to name TWINT", got)
 	}
 }

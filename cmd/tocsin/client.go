@@ -594,6 +594,9 @@ func (c *client) printIncident(v *incidentWithUpdates) error {
 	fmt.Fprintf(tw, "state\t%s\n", v.State)
 	fmt.Fprintf(tw, "services\t%s\n", allIfEmpty(v.Services))
 	fmt.Fprintf(tw, "regions\t%s\n", allIfEmpty(v.Regions))
+	if v.Private {
+		fmt.Fprintf(tw, "private\tyes: not on the public status page\n")
+	}
 	if len(v.Params) > 0 {
 		fmt.Fprintf(tw, "params\t%s\n", mapFlag(v.Params).String())
 	}
@@ -608,7 +611,11 @@ func (c *client) printIncident(v *incidentWithUpdates) error {
 	if len(v.Updates) > 0 {
 		fmt.Fprintln(c.stdout)
 		if err := printTable(c.stdout, v.Updates, "", "SEQ\tSTATE\tAT\tBROADCAST\tMESSAGE", func(u *dispatcher.Update) string {
-			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", u.Seq, u.State, stamp(u.CreatedAt), u.BroadcastID, oneLine(textsString(u.Message), 60))
+			state := string(u.State)
+			if u.Internal {
+				state += " (internal)" // not on the public status page
+			}
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", u.Seq, state, stamp(u.CreatedAt), u.BroadcastID, oneLine(textsString(u.Message), 60))
 		}); err != nil {
 			return err
 		}

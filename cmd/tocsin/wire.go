@@ -151,6 +151,9 @@ func statusPage(w wiring, store *redisstore.Store, names *dispatcher.NameCatalog
 	if !pc.Enabled {
 		return nil, nil
 	}
+	// The default locale as one the catalogue has ("fr-CH" reads "fr"):
+	// bodies are rendered per supported locale.
+	pc.DefaultLocale = w.catalog.Chain(pc.DefaultLocale)[0]
 	var logo *statuspage.Logo
 	if pc.LogoFile != "" {
 		var err error

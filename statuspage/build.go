@@ -144,7 +144,9 @@ func build(ctx context.Context, c BuildConfig, now time.Time) (*Snapshot, int64,
 		}
 		all = append(all, list...)
 	}
-	resolved, err := c.Incidents.ListIncidents(ctx, dispatcher.StateResolved, min(c.HistoryLimit, MaxHistoryLimit))
+	// More than the history keeps: private incidents and those without a
+	// public update take no place in it.
+	resolved, err := c.Incidents.ListIncidents(ctx, dispatcher.StateResolved, min(2*c.HistoryLimit, MaxHistoryLimit))
 	if err != nil {
 		return nil, 0, fmt.Errorf("status page: list resolved incidents: %w", err)
 	}
@@ -169,6 +171,14 @@ func build(ctx context.Context, c BuildConfig, now time.Time) (*Snapshot, int64,
 	}
 	slices.SortStableFunc(snap.Incidents, func(a, b *Incident) int {
 		return cmp.Or(b.StartedAt.Compare(a.StartedAt), strings.Compare(b.ID, a.ID))
+	})
+	kept := 0
+	snap.Incidents = slices.DeleteFunc(snap.Incidents, func(inc *Incident) bool {
+		if inc.ResolvedAt == nil {
+			return false
+		}
+		kept++
+		return kept > c.HistoryLimit
 	})
 
 	if c.Maintenances != nil {
@@ -242,6 +252,12 @@ func (b *builder) incident(inc *dispatcher.Incident, ups []*dispatcher.Update) *
 	}
 	if len(pi.Updates) == 0 {
 		return nil
+	}
+	// Updated when its last public update was posted, or edited since its
+	// last update: an internal update's time is not the public's.
+	pi.UpdatedAt = pi.Updates[0].CreatedAt
+	if last := ups[len(ups)-1].CreatedAt; inc.UpdatedAt.After(last) {
+		pi.UpdatedAt = inc.UpdatedAt
 	}
 	return pi
 }

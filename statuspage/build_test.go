@@ -203,6 +203,9 @@ func TestBuildShowsOnlyPublicContent(t *testing.T) {
 	if !slices.Equal(shown.ComponentIDs, []string{c.ID}) {
 		t.Errorf("open incident's components %v, want [%s]", shown.ComponentIDs, c.ID)
 	}
+	if !shown.UpdatedAt.Equal(t0.Add(-time.Hour)) {
+		t.Errorf("open incident updated at %v, want its last public update's time, not the internal one's", shown.UpdatedAt)
+	}
 	if !c.UpdatedAt.Equal(t0.Add(-time.Hour)) {
 		t.Errorf("cards/zurich updated at %v, want the incident's start", c.UpdatedAt)
 	}
@@ -220,6 +223,31 @@ func TestBuildShowsOnlyPublicContent(t *testing.T) {
 	}
 	if d := service(t, snap, "cards").Uptime[89]; d.Down != time.Hour || !slices.Equal(d.Incidents, []string{open.ID}) {
 		t.Errorf("cards today = %+v, want 1h down (open major incident, up to now)", d)
+	}
+}
+
+func TestBuildHistoryLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var ids []string
+	for i := range 3 {
+		at := t0.Add(-time.Duration(10-i) * time.Hour)
+		inc := f.incident(dispatcher.SeverityMinor, nil, nil, false, update{at: at, state: dispatcher.StateInvestigating}, update{at: at.Add(time.Minute), state: dispatcher.StateResolved})
+		ids = append(ids, inc.ID)
+	}
+	f.incident(dispatcher.SeverityMinor, nil, nil, true, update{at: t0.Add(-time.Hour), state: dispatcher.StateInvestigating}, update{at: t0, state: dispatcher.StateResolved})
+	open := f.incident(dispatcher.SeverityMinor, nil, nil, false, update{at: t0.Add(-20 * time.Hour), state: dispatcher.StateInvestigating})
+	f.cfg.HistoryLimit = 2
+	snap, err := Build(context.Background(), f.cfg, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, inc := range snap.Incidents {
+		got = append(got, inc.ID)
+	}
+	if want := []string{ids[2], ids[1], open.ID}; !slices.Equal(got, want) {
+		t.Errorf("incidents %v, want %v: the 2 newest public resolved ones (the private one takes no place) and the open one", got, want)
 	}
 }
 

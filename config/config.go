@@ -36,6 +36,7 @@ import (
 	"github.com/tocsin-dev/tocsin/internal/confcheck"
 	"github.com/tocsin-dev/tocsin/internal/secret"
 	"github.com/tocsin-dev/tocsin/locales"
+	"github.com/tocsin-dev/tocsin/statuspage"
 )
 
 // Secret is the type of every secret option: printed, logged or encoded it
@@ -55,7 +56,12 @@ type Config struct {
 	Limits   Limits   `yaml:"limits"`
 	Catalog  Catalog  `yaml:"catalog"`
 	Notify   Notify   `yaml:"notify"`
+	Public   Public   `yaml:"public"`
 }
+
+// Public configures the public face: the status page, its feeds and
+// self-service subscriptions. It is package statuspage's own Config.
+type Public = statuspage.Config
 
 // Notify configures what notifications say beyond the update itself.
 type Notify struct {
@@ -318,6 +324,7 @@ func Default() Config {
 		Limits: Limits{
 			PerRecipient: "10/h",
 		},
+		Public: statuspage.Defaults(),
 	}
 }
 

@@ -84,6 +84,7 @@ func TestDefault(t *testing.T) {
 			},
 		},
 		Limits: Limits{PerRecipient: "10/h"},
+		Public: Public{Enabled: true, Name: "Status", DefaultLocale: "en", TimeZone: "UTC", MaxAge: 10 * time.Second, Refresh: time.Second, HistoryLimit: 1000},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", c, want)
@@ -202,6 +203,7 @@ auth:
 					Messages: Messages{Industry: "payments"},
 					Channels: Default().Channels,
 					Limits:   Default().Limits,
+					Public:   Default().Public,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", c, want)
@@ -850,7 +852,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 68; len(paths) != want {
+	if want := 81; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

@@ -87,6 +87,7 @@ func (c Config) Validate() error {
 		v.Add("limits.flap_window", "must not be negative, got %s", c.Limits.FlapWindow)
 	}
 	v.catalog(c.Catalog)
+	v.Merge(c.Public.ValidateNamed(optionNamer("public", reflect.TypeFor[Public]())))
 	return v.Err()
 }
 

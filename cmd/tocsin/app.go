@@ -35,6 +35,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/locales"
+	"github.com/tocsin-dev/tocsin/statuspage"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=…".
@@ -64,6 +65,10 @@ type Main struct {
 	// PushHTTPClient, when set, carries FCM's requests (tests trust their
 	// local fake's certificate with it).
 	PushHTTPClient *http.Client
+
+	// pageRoutes, when set, are the status page's routes instead of
+	// statuspage.Routes (tests serve a placeholder page).
+	pageRoutes []statuspage.Route
 
 	// usageHint is the usage of the command being run, printed after a
 	// usage error (a Main runs one command at a time).
@@ -210,7 +215,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	defer func() { closeSenders() }()
 	a, err := wire(wiring{
 		cfg: cfg, rdb: rdb, queue: aopt, clock: clock, logger: logger, catalog: catalog,
-		metrics: queue.NewMetrics(reg, inspector),
+		metrics: queue.NewMetrics(reg, inspector), pageRoutes: m.pageRoutes,
 		senders: func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
 			var err error
 			if links, err = linkSigner(ctx, cfg, store); err != nil {
@@ -265,6 +270,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 					Catalog:         catalog,
 				},
 			})
+			// The public status page serves what the API does not
+			// (public.enabled; a worker serves none of it).
+			handler = statuspage.Mount(handler, a.page)
 		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 		if err != nil {

@@ -64,9 +64,9 @@ type Maintenance struct {
 	// recorded before they are created (Sent false) so that a crash between
 	// the two is finished by the next tick, never sent twice.
 	Notices   []MaintenanceNotice `json:"notices,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Version   int       `json:"version"`
+	CreatedAt time.Time           `json:"created_at"`
+	UpdatedAt time.Time           `json:"updated_at"`
+	Version   int                 `json:"version"`
 }
 
 // MaintenanceUpdate is one state change or message of a maintenance.

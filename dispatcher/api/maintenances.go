@@ -64,9 +64,9 @@ type maintenanceUpdateInput struct {
 }
 
 type cancelMaintenanceInput struct {
-	ID             string `path:"id"`
-	IfMatch        string `header:"If-Match" doc:"The maintenance's ETag (from GET or an earlier write): the write applies only to that version, else 412. Without it the last write wins."`
-	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key and the same body returns the first answer and creates nothing. A key is scoped to the route and, for an update, its maintenance: sent there again with another body, it is a 422 idempotency_key_reused."`
+	ID             string                 `path:"id"`
+	IfMatch        string                 `header:"If-Match" doc:"The maintenance's ETag (from GET or an earlier write): the write applies only to that version, else 412. Without it the last write wins."`
+	IdempotencyKey string                 `header:"Idempotency-Key" maxLength:"255" doc:"Retrying with the same key and the same body returns the first answer and creates nothing. A key is scoped to the route and, for an update, its maintenance: sent there again with another body, it is a 422 idempotency_key_reused."`
 	Body           *cancelMaintenanceBody `required:"false"`
 }
 

@@ -55,6 +55,8 @@ type Config struct {
 	Limits   Limits   `yaml:"limits"`
 	Catalog  Catalog  `yaml:"catalog"`
 	Notify   Notify   `yaml:"notify"`
+	// Maintenance configures scheduled maintenance (config/maintenance.go).
+	Maintenance Maintenance `yaml:"maintenance"`
 }
 
 // Notify configures what notifications say beyond the update itself.
@@ -318,6 +320,7 @@ func Default() Config {
 		Limits: Limits{
 			PerRecipient: "10/h",
 		},
+		Maintenance: Maintenance{Reminders: Durations{24 * time.Hour, time.Hour}},
 	}
 }
 

@@ -87,6 +87,7 @@ func (c Config) Validate() error {
 		v.Add("limits.flap_window", "must not be negative, got %s", c.Limits.FlapWindow)
 	}
 	v.catalog(c.Catalog)
+	v.maintenance(c.Maintenance)
 	return v.Err()
 }
 

@@ -22,6 +22,30 @@ func MaintenanceBroadcastID(maintenanceID, event string) string {
 // reminderEvent is the event of the reminder d before a window.
 func reminderEvent(d time.Duration) string { return "reminder_" + d.String() }
 
+// MaintenanceTickInterval is how often the workers' loop ticks (Run).
+const MaintenanceTickInterval = 15 * time.Second
+
+// Run ticks at once, then every interval on the Maintainer's clock (a
+// test's fake clock moves it), until ctx ends. A failed tick is logged;
+// the next one finishes its work.
+func (m *Maintainer) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = MaintenanceTickInterval
+	}
+	timer, ok := m.c.Clock.(Timer)
+	if !ok {
+		timer = SystemClock.(Timer)
+	}
+	for {
+		if err := m.Tick(ctx); err != nil && ctx.Err() == nil {
+			m.c.Logger.WarnContext(ctx, "maintenance tick failed; the next one retries", "err", err)
+		}
+		if Sleep(ctx, timer, interval) != nil {
+			return
+		}
+	}
+}
+
 // Tick moves every open maintenance's state at its window's times and
 // sends the notices that are due: scheduled → in_progress at
 // scheduled_for, in_progress or verifying → completed at scheduled_until

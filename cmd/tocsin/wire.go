@@ -42,7 +42,10 @@ type wired struct {
 	retry   dispatcher.RetryPolicy
 	fanout  *dispatcher.Fanout
 	service *dispatcher.Service
-	logger  *slog.Logger
+	// maintainer runs scheduled maintenance: the API's routes, and the
+	// worker's loop (Maintainer.Run) that moves windows and sends notices.
+	maintainer *dispatcher.Maintainer
+	logger     *slog.Logger
 }
 
 // wire builds Tocsin from w; Close releases its queue client.
@@ -126,7 +129,15 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, err
 	}
-	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, logger: w.logger}, nil
+	maint, err := dispatcher.NewMaintainer(dispatcher.MaintainerConfig{
+		Store: store, Deliveries: store, Queue: qc, Catalog: w.catalog,
+		Reminders: cfg.Maintenance.Reminders, Clock: w.clock, Logger: w.logger,
+	})
+	if err != nil {
+		_ = qc.Close()
+		return nil, usageError{err}
+	}
+	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, logger: w.logger}, nil
 }
 
 // worker returns the queue's server running the fan-out's tasks, with the

@@ -487,6 +487,8 @@ func (m *Maintainer) apply(ctx context.Context, mt *Maintenance, in MaintenanceU
 	if !from.IsZero() {
 		if mt.State != MaintenanceScheduled || state != MaintenanceScheduled {
 			v.add("body.scheduled_for", "the window's start moves only while the maintenance is scheduled", in.ScheduledFor)
+		} else if from.Before(now.Add(-MaintenanceSkew)) {
+			v.add("body.scheduled_for", fmt.Sprintf("must not be in the past (now is %s): to start now, post state in_progress", now.Format(time.RFC3339)), in.ScheduledFor)
 		}
 		next.ScheduledFor = from
 	}

@@ -562,3 +562,34 @@ func TestMaintenanceNoticeTexts(t *testing.T) {
 		t.Errorf("notice %+v", b.Notice)
 	}
 }
+
+// TestMaintenancePostponed: a window moved later starts at its new time;
+// a start moved into the past is refused.
+func TestMaintenancePostponed(t *testing.T) {
+	t.Parallel()
+	s := setupMaintainer(t)
+	ctx := context.Background()
+	from := maintenanceEpoch.Add(2 * time.Hour)
+	mt, err := s.m.Schedule(ctx, maintenanceInput(from, from.Add(time.Hour)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.m.UpdateMaintenance(ctx, mt.ID, dispatcher.MaintenanceUpdateInput{ScheduledFor: maintenanceEpoch.Add(-time.Hour).Format(time.RFC3339)}, "", "")
+	var ve *dispatcher.ValidationError
+	if !errors.As(err, &ve) || ve.Fields[0].Field != "body.scheduled_for" {
+		t.Errorf("a start in the past: %v, want a field error at body.scheduled_for", err)
+	}
+	later := from.Add(3 * time.Hour)
+	if _, err := s.m.UpdateMaintenance(ctx, mt.ID, dispatcher.MaintenanceUpdateInput{
+		ScheduledFor: later.Format(time.RFC3339), ScheduledUntil: later.Add(time.Hour).Format(time.RFC3339)}, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(2 * time.Hour)
+	if got := s.tick(t); got.State != dispatcher.MaintenanceScheduled {
+		t.Errorf("at the old start: %s, want scheduled", got.State)
+	}
+	s.clock.Advance(3 * time.Hour)
+	if got := s.tick(t); got.State != dispatcher.MaintenanceInProgress || !got.StartedAt.Equal(later) {
+		t.Errorf("at the new start: %s (started %v), want in_progress at %v", got.State, got.StartedAt, later)
+	}
+}

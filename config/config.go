@@ -57,6 +57,8 @@ type Config struct {
 	Catalog  Catalog  `yaml:"catalog"`
 	Notify   Notify   `yaml:"notify"`
 	Public   Public   `yaml:"public"`
+	// Maintenance configures scheduled maintenance (config/maintenance.go).
+	Maintenance Maintenance `yaml:"maintenance"`
 }
 
 // Public configures the public face: the status page, its feeds and
@@ -324,7 +326,8 @@ func Default() Config {
 		Limits: Limits{
 			PerRecipient: "10/h",
 		},
-		Public: statuspage.Defaults(),
+		Public:      statuspage.Defaults(),
+		Maintenance: Maintenance{Reminders: Durations{24 * time.Hour, time.Hour}},
 	}
 }
 

@@ -83,8 +83,9 @@ func TestDefault(t *testing.T) {
 				RotationOverlap:  24 * time.Hour,
 			},
 		},
-		Limits: Limits{PerRecipient: "10/h"},
-		Public: Public{Enabled: true, Name: "Status", DefaultLocale: "en", TimeZone: "UTC", MaxAge: 10 * time.Second, Refresh: time.Second, HistoryLimit: 1000},
+		Limits:      Limits{PerRecipient: "10/h"},
+		Public:      Public{Enabled: true, Name: "Status", DefaultLocale: "en", TimeZone: "UTC", MaxAge: 10 * time.Second, Refresh: time.Second, HistoryLimit: 1000},
+		Maintenance: Maintenance{Reminders: Durations{24 * time.Hour, time.Hour}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", c, want)
@@ -204,6 +205,8 @@ auth:
 					Channels: Default().Channels,
 					Limits:   Default().Limits,
 					Public:   Default().Public,
+					// Maintenance: the defaults.
+					Maintenance: Default().Maintenance,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", c, want)
@@ -348,6 +351,8 @@ func TestLoadEnvNamesOption(t *testing.T) {
 			envValue, yamlValue = "4711", "4711"
 		case f.Kind() == reflect.Bool:
 			envValue, yamlValue = "true", "true"
+		case f.Type() == reflect.TypeFor[Durations]():
+			envValue, yamlValue = "90m, 2h", `[90m, 2h]`
 		case f.Kind() == reflect.Slice:
 			envValue, yamlValue = "10.9.8.0/24", `["10.9.8.0/24"]`
 		case f.Kind() == reflect.Map:
@@ -852,7 +857,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 81; len(paths) != want {
+	if want := 82; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

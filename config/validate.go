@@ -88,6 +88,7 @@ func (c Config) Validate() error {
 	}
 	v.catalog(c.Catalog)
 	v.Merge(c.Public.ValidateNamed(optionNamer("public", reflect.TypeFor[Public]())))
+	v.maintenance(c.Maintenance)
 	return v.Err()
 }
 

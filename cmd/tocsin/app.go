@@ -92,6 +92,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		"serve": m.serve, "bench": m.bench, "healthcheck": m.healthcheck, "version": m.version,
 		"incident": m.incident, "broadcast": m.broadcast, "preview": m.preview, "recipients": m.recipients,
 		"webhooks": m.webhooks, "catalog": m.catalog, "templates": m.templates, "deliveries": m.deliveries, "outbox": m.outbox,
+		"maintenance": m.maintenance,
 	}
 	var err error
 	switch args[0] {
@@ -255,6 +256,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		} else {
 			handler = api.New(api.Config{
 				Service:      svc,
+				Maintenances: a.maintainer,
 				Outbox:       store,
 				Authenticate: cfg.Auth.APIKeys.Authenticate,
 				Ready:        ready,
@@ -307,6 +309,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		sweepCtx, stopSweep := context.WithCancel(ctx)
 		defer stopSweep()
 		go fan.Sweep(sweepCtx, max(cfg.Worker.LeaseTTL/5, 200*time.Millisecond))
+		// Moves scheduled maintenances at their windows' times and sends
+		// their notices; every worker runs it (versioned writes and fixed
+		// broadcast ids make that safe).
+		go a.maintainer.Run(sweepCtx, dispatcher.MaintenanceTickInterval)
 	}
 
 	var runErr error

@@ -47,7 +47,10 @@ type wired struct {
 	retry   dispatcher.RetryPolicy
 	fanout  *dispatcher.Fanout
 	service *dispatcher.Service
-	logger  *slog.Logger
+	// maintainer runs scheduled maintenance: the API's routes, and the
+	// worker's loop (Maintainer.Run) that moves windows and sends notices.
+	maintainer *dispatcher.Maintainer
+	logger     *slog.Logger
 	// page is the public status page (nil when public.enabled is false);
 	// an API process mounts it beside the API (statuspage.Mount).
 	page *statuspage.Server
@@ -134,12 +137,20 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, err
 	}
+	maint, err := dispatcher.NewMaintainer(dispatcher.MaintainerConfig{
+		Store: store, Deliveries: store, Queue: qc, Catalog: w.catalog,
+		Reminders: cfg.Maintenance.Reminders, Clock: w.clock, Logger: w.logger,
+	})
+	if err != nil {
+		_ = qc.Close()
+		return nil, usageError{err}
+	}
 	page, err := statusPage(w, store, names, templates)
 	if err != nil {
 		_ = qc.Close()
 		return nil, err
 	}
-	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, logger: w.logger, page: page}, nil
+	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, logger: w.logger, page: page}, nil
 }
 
 // statusPage builds the public page's snapshot cache and server; nil when
@@ -172,7 +183,7 @@ func statusPage(w wiring, store *redisstore.Store, names *dispatcher.NameCatalog
 	supported := w.catalog.Supported()
 	snaps := statuspage.NewSnapshots(statuspage.BuildConfig{
 		Incidents: store, Public: store, Names: names,
-		// Maintenances: store, // once redisstore implements dispatcher.MaintenanceStore (helper "maint")
+		Maintenances: store,
 		Renderer: &dispatcher.CatalogRenderer{Catalog: w.catalog, Names: names, StatusURL: cfg.Notify.StatusURL, Industry: cfg.Messages.Industry,
 			Templates: templates, MaxSegments: cfg.Channels.SMS.MaxSegments},
 		Page: statuspage.Page{ID: statuspage.ComponentID("page", pageURL), Name: pc.Name, URL: pageURL,

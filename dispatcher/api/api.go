@@ -145,6 +145,9 @@ type Config struct {
 	Catalog    Catalog
 	Edits      IncidentEdits
 	Templates  Templates
+	// Maintenances serves the scheduled maintenance routes. Default nil:
+	// they answer a 404 problem with code "maintenances_disabled".
+	Maintenances Maintenances
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
@@ -245,6 +248,7 @@ func New(cfg Config) http.Handler {
 	s.routeEdits()
 	s.routeWebhooks()
 	s.routeCallbacks()
+	s.routeMaintenances()
 	addCodeToErrorSchema(s.api)
 
 	if cfg.Metrics != nil {
@@ -265,6 +269,7 @@ var tags = []*huma.Tag{
 	{Name: "webhooks", Description: "Merchants' webhook endpoints and their signing secrets."},
 	{Name: "catalog", Description: "Display names of services and regions per locale, which messages show instead of the raw labels."},
 	{Name: "templates", Description: "Operators' overrides of the embedded message templates, versioned and linted."},
+	{Name: "maintenances", Description: "Scheduled maintenance: planned work on services during a window, whose state moves by itself and whose notices go out through the normal pipeline."},
 	{Name: "outbox", Description: "Messages recorded by the outbox channel, which stands in for channels without a provider."},
 	{Name: "callbacks", Description: "Routes called by providers and recipients, not operators: Twilio's callbacks (signed) and unsubscribe links (signed tokens). No API key."},
 	{Name: "health", Description: "Liveness and readiness for load balancers and orchestrators. No API key."},

@@ -48,10 +48,13 @@ lint-openapi: build
 
 # Installs what the tests run and is missing, with Debian's packages: redis-server
 # (unless $TOCSIN_REDIS_SERVER names one), and jq and curl, which the README tour
-# test (cmd/tocsin/readme_test.go) pastes the tour into bash with.
+# test (cmd/tocsin/readme_test.go) pastes the tour into bash with, and chromium
+# (unless $TOCSIN_CHROMIUM names one), which the status page's browser test
+# (statuspage/browser_test.go) drives headless.
 redis-server:
 	@missing=; \
 	if [ -z "$$TOCSIN_REDIS_SERVER" ] && ! command -v redis-server >/dev/null 2>&1; then missing="$$missing redis-server"; fi; \
+	if [ -z "$$TOCSIN_CHROMIUM" ] && [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
 	for tool in jq curl; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "not found:$$missing: installing Debian's packages"; \

@@ -36,6 +36,7 @@ import (
 	"github.com/tocsin-dev/tocsin/internal/confcheck"
 	"github.com/tocsin-dev/tocsin/internal/secret"
 	"github.com/tocsin-dev/tocsin/locales"
+	"github.com/tocsin-dev/tocsin/statuspage"
 )
 
 // Secret is the type of every secret option: printed, logged or encoded it
@@ -55,9 +56,16 @@ type Config struct {
 	Limits   Limits   `yaml:"limits"`
 	Catalog  Catalog  `yaml:"catalog"`
 	Notify   Notify   `yaml:"notify"`
+	Public   Public   `yaml:"public"`
+	// Maintenance configures scheduled maintenance (config/maintenance.go).
+	Maintenance Maintenance `yaml:"maintenance"`
 	// Subscriptions configures self-service subscriptions.
 	Subscriptions Subscriptions `yaml:"subscriptions"`
 }
+
+// Public configures the public face: the status page, its feeds and
+// self-service subscriptions. It is package statuspage's own Config.
+type Public = statuspage.Config
 
 // Notify configures what notifications say beyond the update itself.
 type Notify struct {
@@ -320,6 +328,8 @@ func Default() Config {
 		Limits: Limits{
 			PerRecipient: "10/h",
 		},
+		Public:        statuspage.Defaults(),
+		Maintenance:   Maintenance{Reminders: Durations{24 * time.Hour, time.Hour}},
 		Subscriptions: defaultSubscriptions(),
 	}
 }

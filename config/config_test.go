@@ -84,6 +84,8 @@ func TestDefault(t *testing.T) {
 			},
 		},
 		Limits:        Limits{PerRecipient: "10/h"},
+		Public:        Public{Enabled: true, Name: "Status", DefaultLocale: "en", TimeZone: "UTC", MaxAge: 10 * time.Second, Refresh: time.Second, HistoryLimit: 1000},
+		Maintenance:   Maintenance{Reminders: Durations{24 * time.Hour, time.Hour}},
 		Subscriptions: Subscriptions{SMSPerHour: 100, PerIP: "10/h", PerAddress: "3/h", PendingTTL: 24 * time.Hour},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -194,15 +196,18 @@ auth:
 			},
 			check: func(t *testing.T, c Config) {
 				want := Config{
-					HTTP:          HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 30 * time.Second},
-					Redis:         Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
-					Worker:        Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
-					Auth:          Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer}}},
-					Log:           Log{Level: "error", Format: "text"},
-					Outbox:        Outbox{Cap: 1_000_000},
-					Messages:      Messages{Industry: "payments"},
-					Channels:      Default().Channels,
-					Limits:        Default().Limits,
+					HTTP:     HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 30 * time.Second},
+					Redis:    Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
+					Worker:   Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
+					Auth:     Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer}}},
+					Log:      Log{Level: "error", Format: "text"},
+					Outbox:   Outbox{Cap: 1_000_000},
+					Messages: Messages{Industry: "payments"},
+					Channels: Default().Channels,
+					Limits:   Default().Limits,
+					Public:   Default().Public,
+					// Maintenance: the defaults.
+					Maintenance:   Default().Maintenance,
 					Subscriptions: Default().Subscriptions,
 				}
 				if !reflect.DeepEqual(c, want) {
@@ -348,6 +353,8 @@ func TestLoadEnvNamesOption(t *testing.T) {
 			envValue, yamlValue = "4711", "4711"
 		case f.Kind() == reflect.Bool:
 			envValue, yamlValue = "true", "true"
+		case f.Type() == reflect.TypeFor[Durations]():
+			envValue, yamlValue = "90m, 2h", `[90m, 2h]`
 		case f.Kind() == reflect.Slice:
 			envValue, yamlValue = "10.9.8.0/24", `["10.9.8.0/24"]`
 		case f.Kind() == reflect.Map:
@@ -852,7 +859,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 74; len(paths) != want {
+	if want := 88; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

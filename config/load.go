@@ -273,6 +273,19 @@ func (b binding) set(c *Config, v string) error {
 		if err := dec.Decode(f.Addr().Interface()); err != nil {
 			return fmt.Errorf("must be a JSON object such as {\"cards\": {\"names\": {\"de\": \"Kartenzahlungen\"}}}: %v", err)
 		}
+	case f.Type() == reflect.TypeFor[Durations]():
+		// A comma-separated list of durations: "" clears it.
+		f.SetZero()
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item == "" {
+				continue
+			}
+			d, err := time.ParseDuration(item)
+			if err != nil {
+				return fmt.Errorf("must be durations like 24h,1h, got %q", item)
+			}
+			f.Set(reflect.Append(f, reflect.ValueOf(d)))
+		}
 	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 		// A comma-separated list, items trimmed, empty ones dropped: ""
 		// clears the list.

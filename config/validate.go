@@ -88,6 +88,8 @@ func (c Config) Validate() error {
 		v.Add("limits.flap_window", "must not be negative, got %s", c.Limits.FlapWindow)
 	}
 	v.catalog(c.Catalog)
+	v.Merge(c.Public.ValidateNamed(optionNamer("public", reflect.TypeFor[Public]())))
+	v.maintenance(c.Maintenance)
 	return v.Err()
 }
 

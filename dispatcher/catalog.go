@@ -312,6 +312,10 @@ func (c *NameCatalog) entry(s *catalogSnapshot, kind CatalogKind, id string) *Ca
 	return e
 }
 
+// View returns every configured or stored entry as last loaded (see
+// Refresh), sorted by id: the status page's services and regions.
+func (c *NameCatalog) View() *CatalogView { return c.view() }
+
 // view returns every configured or stored entry.
 func (c *NameCatalog) view() *CatalogView {
 	s := c.snap.Load()

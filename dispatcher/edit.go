@@ -64,6 +64,9 @@ type IncidentPatch struct {
 	Params map[string]*string
 	// ClearParams removes every param ("params": null); Params then adds.
 	ClearParams bool
+	// Private, when set, shows (false) or hides (true) the incident on the
+	// public status page and feeds; its audience is not changed.
+	Private *bool
 	// ConfirmAudience is the token of an earlier answer that stated the
 	// audience change (AudienceChangeError).
 	ConfirmAudience string
@@ -74,7 +77,10 @@ type IncidentPatch struct {
 
 // patchMembers are the members a patch may have, in the order errors name
 // them.
-var patchMembers = []string{"title", "severity", "started_at", "services", "regions", "params", "confirm_audience"}
+var patchMembers = []string{"title", "severity", "started_at", "services", "regions", "params", "private", "confirm_audience"}
+
+// editable are the members that change the incident.
+var editable = patchMembers[:len(patchMembers)-1]
 
 // DecodeIncidentPatch reads a merge patch's members (each as its raw JSON)
 // into an IncidentPatch, reporting every bad member at once under
@@ -86,7 +92,7 @@ func DecodeIncidentPatch(members map[string]json.RawMessage) (*IncidentPatch, er
 	isNull := func(raw json.RawMessage) bool { return strings.TrimSpace(string(raw)) == "null" }
 	for _, name := range slices.Sorted(maps.Keys(members)) {
 		if !slices.Contains(patchMembers, name) {
-			v.add("body."+name, "unknown member: a patch may change "+strings.Join(patchMembers[:6], ", "), nil)
+			v.add("body."+name, "unknown member: a patch may change "+strings.Join(editable, ", "), nil)
 		}
 	}
 	for _, name := range patchMembers {
@@ -96,7 +102,7 @@ func DecodeIncidentPatch(members map[string]json.RawMessage) (*IncidentPatch, er
 		}
 		field := "body." + name
 		switch name {
-		case "title", "severity", "started_at":
+		case "title", "severity", "started_at", "private":
 			if isNull(raw) {
 				v.add(field, "cannot be removed: give a new value", nil)
 				continue
@@ -141,6 +147,11 @@ func DecodeIncidentPatch(members map[string]json.RawMessage) (*IncidentPatch, er
 			if err = json.Unmarshal(raw, &p.Params); err == nil && p.Params == nil {
 				p.Params = map[string]*string{}
 			}
+		case "private":
+			var b bool
+			if err = json.Unmarshal(raw, &b); err == nil {
+				p.Private = &b
+			}
 		case "confirm_audience":
 			err = json.Unmarshal(raw, &p.ConfirmAudience)
 		}
@@ -153,7 +164,7 @@ func DecodeIncidentPatch(members map[string]json.RawMessage) (*IncidentPatch, er
 	}
 	if p.empty() {
 		return nil, &ValidationError{Fields: []*FieldError{{Field: "body",
-			Message: "the patch changes nothing: give at least one of " + strings.Join(patchMembers[:6], ", ")}}}
+			Message: "the patch changes nothing: give at least one of " + strings.Join(editable, ", ")}}}
 	}
 	return p, nil
 }
@@ -165,12 +176,13 @@ var patchTypes = map[string]string{
 	"services":         "a list of strings, or null for all",
 	"regions":          "a list of strings, or null for all",
 	"params":           "an object of strings (null removes one), or null to remove all",
+	"private":          "true or false",
 	"confirm_audience": "a string",
 }
 
 func (p *IncidentPatch) empty() bool {
 	return p.Title == nil && p.Severity == nil && p.StartedAt == nil && p.Services == nil && p.Regions == nil &&
-		p.Params == nil && !p.ClearParams
+		p.Params == nil && !p.ClearParams && p.Private == nil
 }
 
 // Started is when the outage began: StartedAt when an operator said so,
@@ -469,6 +481,9 @@ func applyPatch(inc *Incident, p *IncidentPatch, now time.Time) (*Incident, []Ch
 	if p.Severity != nil {
 		next.Severity = *p.Severity
 	}
+	if p.Private != nil {
+		next.Private = *p.Private
+	}
 	if p.StartedAt != nil {
 		t := *p.StartedAt
 		switch {
@@ -518,6 +533,7 @@ func applyPatch(inc *Incident, p *IncidentPatch, now time.Time) (*Incident, []Ch
 
 	record("title", inc.Title, next.Title)
 	record("severity", inc.Severity, next.Severity)
+	record("private", inc.Private, next.Private)
 	if p.StartedAt != nil {
 		record("started_at", inc.Started(), next.Started())
 	}

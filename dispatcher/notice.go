@@ -79,6 +79,22 @@ type Notice struct {
 	// means all.
 	Services []string `json:"services,omitempty"`
 	Regions  []string `json:"regions,omitempty"`
+	// Maintenance, for a notice about a scheduled maintenance, is what its
+	// texts' placeholders read: {started} is the window's start and {eta}
+	// its end, in the reader's zone and format.
+	Maintenance *NoticeMaintenance `json:"maintenance,omitempty"`
+}
+
+// NoticeMaintenance is the maintenance a notice is about, as it stood when
+// the notice was made.
+type NoticeMaintenance struct {
+	ID    string `json:"id"`
+	Event string `json:"event"`
+	// Title is the maintenance's title, per language or one for all; the
+	// notice's Title is its String form.
+	Title          Title     `json:"title"`
+	ScheduledFor   time.Time `json:"scheduled_for"`
+	ScheduledUntil time.Time `json:"scheduled_until"`
 }
 
 // NoticeInput asks for an ad-hoc broadcast.
@@ -213,5 +229,13 @@ func noticeContext(b *Broadcast) (*Incident, *Update) {
 		CreatedAt: b.CreatedAt, UpdatedAt: b.CreatedAt,
 	}
 	up := &Update{Seq: 1, State: StateNotice, Message: n.Message, BroadcastID: b.ID, CreatedAt: b.CreatedAt}
+	if m := n.Maintenance; m != nil {
+		if !m.Title.IsZero() {
+			inc.Title = m.Title
+		}
+		start := m.ScheduledFor
+		inc.StartedAt = &start
+		up.Params = map[string]string{locales.ParamETA: m.ScheduledUntil.UTC().Format(time.RFC3339)}
+	}
 	return inc, up
 }

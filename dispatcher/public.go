@@ -55,10 +55,18 @@ type Maintenance struct {
 	// first.
 	Updates []MaintenanceUpdate `json:"updates"`
 	// Private keeps it off the public page (its notices still go out).
-	Private   bool      `json:"private,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Version   int       `json:"version"`
+	Private bool `json:"private,omitempty"`
+	// Notify says whether notices go out (at scheduling, reminders, start,
+	// end); Channels restricts them to these channels (empty: all).
+	Notify   bool      `json:"notify"`
+	Channels []Channel `json:"channels,omitempty"`
+	// Notices are the notice broadcasts of the maintenance, one per event,
+	// recorded before they are created (Sent false) so that a crash between
+	// the two is finished by the next tick, never sent twice.
+	Notices   []MaintenanceNotice `json:"notices,omitempty"`
+	CreatedAt time.Time           `json:"created_at"`
+	UpdatedAt time.Time           `json:"updated_at"`
+	Version   int                 `json:"version"`
 }
 
 // MaintenanceUpdate is one state change or message of a maintenance.
@@ -70,6 +78,19 @@ type MaintenanceUpdate struct {
 	Internal  bool      `json:"internal,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	PostedBy  string    `json:"posted_by,omitempty"`
+}
+
+// MaintenanceNotice is one notice broadcast of a maintenance: its event
+// ("scheduled", "reminder_1h0m0s", "started", "completed", "cancelled",
+// "update_<seq>") and its broadcast, whose id the event fixes
+// (MaintenanceBroadcastID).
+type MaintenanceNotice struct {
+	Event       string `json:"event"`
+	BroadcastID string `json:"broadcast_id"`
+	// Seq is the update whose message the notice says; 0 for a reminder.
+	Seq int `json:"seq,omitempty"`
+	// Sent is set once the broadcast exists and its plan is enqueued.
+	Sent bool `json:"sent"`
 }
 
 // MaintenanceStore keeps maintenances.

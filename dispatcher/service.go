@@ -441,6 +441,10 @@ type IncidentInput struct {
 	Params   map[string]string `json:"params,omitempty"`
 	Message  Texts             `json:"message,omitempty"`
 	Channels []Channel         `json:"channels,omitempty"`
+	// Private keeps the incident off the public status page and feeds
+	// (Incident.Private); Internal its first update (Update.Internal).
+	Private  bool `json:"private,omitempty"`
+	Internal bool `json:"internal,omitempty"`
 }
 
 // UpdateInput adds an update to an incident.
@@ -449,6 +453,9 @@ type UpdateInput struct {
 	Params   map[string]string `json:"params,omitempty"`
 	Message  Texts             `json:"message,omitempty"`
 	Channels []Channel         `json:"channels,omitempty"`
+	// Internal keeps the update off the public status page and feeds; it
+	// is sent to its audience all the same.
+	Internal bool `json:"internal,omitempty"`
 }
 
 // UpdateResult answers an incident creation or update.
@@ -612,7 +619,7 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 	}
 	now := s.now()
 	inc := in.incident(NewIncidentID(now), now)
-	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, idem)
+	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, in.Internal, idem)
 }
 
 // normalize validates the opening of an incident, reporting every invalid
@@ -644,6 +651,7 @@ func (in *IncidentInput) incident(id string, now time.Time) *Incident {
 		Params:    in.Params,
 		CreatedAt: now,
 		StartedAt: &now,
+		Private:   in.Private,
 	}
 }
 
@@ -661,7 +669,7 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}
-	canonical := UpdateInput{State: in.State, Params: in.Params, Message: msg, Channels: chs}
+	canonical := UpdateInput{State: in.State, Params: in.Params, Message: msg, Channels: chs, Internal: in.Internal}
 	idem, err := newIdempotency(idemKey, scopePostUpdate(incidentID), canonical)
 	if err != nil {
 		return nil, err
@@ -687,7 +695,7 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 			return nil, fmt.Errorf("incident %s cannot move from %s back to %s: %w", inc.ID, inc.State, next, ErrConflict)
 		}
 		prev := inc.LastSeq
-		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, idem)
+		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, in.Internal, idem)
 		if errors.Is(err, ErrStale) {
 			continue // a concurrent update won; re-read and re-check the transition
 		}
@@ -805,7 +813,7 @@ func mergeParams(stored, update map[string]string) map[string]string {
 	return merged
 }
 
-func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params map[string]string, msg Texts, chs []Channel, idem *Idempotency) (*UpdateResult, error) {
+func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params map[string]string, msg Texts, chs []Channel, internal bool, idem *Idempotency) (*UpdateResult, error) {
 	now := s.now()
 	if prevSeq == 0 {
 		now = inc.CreatedAt // one instant for the incident and its first update
@@ -824,7 +832,7 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	bid := BroadcastID(inc.ID, seq)
 	// The update keeps the params as they stand after it, so rendering it
 	// later never depends on updates that came after.
-	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now}
+	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now, Internal: internal}
 	up.PostedBy = Actor(ctx)
 	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Priority: PriorityOf(inc.Severity), Channels: chs, CreatedAt: now}
 	res := &UpdateResult{Incident: inc, Update: up, Seq: seq, BroadcastID: bid}

@@ -8,12 +8,18 @@ import (
 )
 
 // Texts are the names of the fixed texts (ids text.<name>): the replies to
-// SMS keywords (GSM-7 only), the one-click unsubscribe page and the notice
-// to a merchant whose webhook endpoint was disabled.
+// SMS keywords (GSM-7 only), the one-click unsubscribe page, the notice
+// to a merchant whose webhook endpoint was disabled and the texts of
+// scheduled maintenance notices.
 var Texts = []string{
 	"sms_stop", "sms_start", "sms_help",
 	"unsubscribe_title", "unsubscribe_question", "unsubscribe_button", "unsubscribe_done", "unsubscribe_unknown",
 	"webhook_disabled_subject", "webhook_disabled_body",
+	// Scheduled maintenance notices (dispatcher's maintenance): operator
+	// texts with placeholders, a _regions form for a maintenance in regions.
+	"maintenance_scheduled", "maintenance_scheduled_regions", "maintenance_reminder",
+	"maintenance_started", "maintenance_started_regions", "maintenance_completed",
+	"maintenance_completed_regions", "maintenance_cancelled", "maintenance_cancelled_regions",
 	"subscribe_confirm_subject", "subscribe_confirm_body", "sms_subscribe_code", "sms_subscribe_done",
 	"sms_subscriber_footer", "subscriber_manage", "subscriber_unsubscribe", "subscribe_webhook_body",
 }

@@ -38,6 +38,10 @@ type Route struct {
 	// CORS serves Access-Control-Allow-Origin: * (the JSON feeds, as
 	// Statuspage does).
 	CORS bool
+	// Headers are set on every answer after the defaults, so they may
+	// replace one (a Content-Security-Policy, a longer Cache-Control for
+	// an asset whose URL changes with its content).
+	Headers http.Header
 	// Localized routes vary by the reader's locale (Vary:
 	// Accept-Language, one cached body per locale).
 	Localized bool
@@ -118,6 +122,9 @@ func (c *bodyCache) serve(w http.ResponseWriter, rt *Route, req *Request, maxAge
 	}
 	if rt.CORS {
 		h.Set("Access-Control-Allow-Origin", "*")
+	}
+	for k, v := range rt.Headers {
+		h[k] = v
 	}
 	if match := req.Header.Get("If-None-Match"); match != "" {
 		if etagMatches(match, e.etag) {

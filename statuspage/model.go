@@ -16,10 +16,13 @@ import (
 
 // Snapshot is everything the public may see, at one version.
 type Snapshot struct {
-	// Version is the dispatcher.PublicStore version it was built at; ETags
-	// derive from it.
+	// Version identifies the content (Build hashes it): equal content has
+	// the same Version in every process, and any change the public sees,
+	// time-driven ones included (a maintenance window starting, a new
+	// uptime day), changes it. The body cache and ETags derive from it.
 	Version int64
-	// BuiltAt is when it was built (by the injected clock): Last-Modified.
+	// BuiltAt is when its content was built (by the injected clock); a
+	// rebuild to the same content keeps it: Last-Modified.
 	BuiltAt time.Time
 	Page    Page
 	// Services are the component groups in catalog order, each with its

@@ -35,6 +35,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/locales"
+	"github.com/tocsin-dev/tocsin/statuspage"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=…".
@@ -65,6 +66,10 @@ type Main struct {
 	// local fake's certificate with it).
 	PushHTTPClient *http.Client
 
+	// pageRoutes, when set, are the status page's routes instead of
+	// statuspage.Routes (tests serve a placeholder page).
+	pageRoutes []statuspage.Route
+
 	// usageHint is the usage of the command being run, printed after a
 	// usage error (a Main runs one command at a time).
 	usageHint string
@@ -87,6 +92,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		"serve": m.serve, "bench": m.bench, "healthcheck": m.healthcheck, "version": m.version,
 		"incident": m.incident, "broadcast": m.broadcast, "preview": m.preview, "recipients": m.recipients,
 		"webhooks": m.webhooks, "catalog": m.catalog, "templates": m.templates, "deliveries": m.deliveries, "outbox": m.outbox,
+		"maintenance": m.maintenance,
 		"subscribers": m.subscribers,
 	}
 	var err error
@@ -211,7 +217,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	defer func() { closeSenders() }()
 	a, err := wire(wiring{
 		cfg: cfg, rdb: rdb, queue: aopt, clock: clock, logger: logger, catalog: catalog,
-		metrics: queue.NewMetrics(reg, inspector),
+		metrics: queue.NewMetrics(reg, inspector), pageRoutes: m.pageRoutes,
 		senders: func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
 			var err error
 			if links, err = linkSigner(ctx, cfg, store); err != nil {
@@ -250,9 +256,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			// metrics (counted where deliveries happen) on http.addr.
 			handler = opsHandler(ready, metricsHandler)
 		} else {
-			pubSubs, subscribers := a.publicSubscriptions()
+			pubSubs, subscribers := a.publicSubscriptions(cfg)
 			handler = api.New(api.Config{
 				Service:             svc,
+				Maintenances:        a.maintainer,
 				Outbox:              store,
 				Authenticate:        cfg.Auth.APIKeys.Authenticate,
 				Ready:               ready,
@@ -271,6 +278,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 					Catalog:         catalog,
 				},
 			})
+			// The public status page serves what the API does not
+			// (public.enabled; a worker serves none of it).
+			handler = statuspage.Mount(handler, a.page)
 		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 		if err != nil {
@@ -305,6 +315,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		sweepCtx, stopSweep := context.WithCancel(ctx)
 		defer stopSweep()
 		go fan.Sweep(sweepCtx, max(cfg.Worker.LeaseTTL/5, 200*time.Millisecond))
+		// Moves scheduled maintenances at their windows' times and sends
+		// their notices; every worker runs it (versioned writes and fixed
+		// broadcast ids make that safe).
+		go a.maintainer.Run(sweepCtx, dispatcher.MaintenanceTickInterval)
 	}
 
 	var runErr error

@@ -19,7 +19,7 @@ import (
 // change of the audience is shown with its figures and applied only with
 // --confirm.
 func (m *Main) incidentEdit(ctx context.Context, args []string) error {
-	const synopsis = "incident edit ID [--title T] [--severity S] [--started-at T] [--param k=v]... [--clear-param k]... [--service S]... [--region R]... [--confirm] [--if-match ETAG]"
+	const synopsis = "incident edit ID [--title T] [--severity S] [--started-at T] [--param k=v]... [--clear-param k]... [--service S]... [--region R]... [--private[=false]] [--confirm] [--if-match ETAG]"
 	fs := m.newClientFlagSet("incident edit", synopsis)
 	title := fs.String("title", "", "the corrected title")
 	severity := fs.String("severity", "", "minor, major or critical: the next update's lane and channel rules")
@@ -31,6 +31,7 @@ func (m *Main) incidentEdit(ctx context.Context, args []string) error {
 	services, regions := listFlag{split: true, clear: true}, listFlag{split: true, clear: true}
 	fs.Var(&services, "service", "the affected services, replacing the incident's; repeat or separate with commas ('' for all)")
 	fs.Var(&regions, "region", "the affected regions, replacing the incident's; repeat or separate with commas ('' for all)")
+	private := fs.Bool("private", false, "hide the incident from the public status page and feeds; --private=false shows it again")
 	confirm := fs.Bool("confirm", false, "apply a change of services or regions (without it, its figures are shown and nothing changes)")
 	ifMatch := fs.String("if-match", "", "apply only to this version of the incident (its ETag, such as \"v3\" or v3)")
 	c, pos, err := fs.client(args, 1, "an incident ID")
@@ -68,8 +69,11 @@ func (m *Main) incidentEdit(ctx context.Context, args []string) error {
 	if regions.set {
 		patch["regions"] = orEmpty(regions.vals)
 	}
+	if given("private") {
+		patch["private"] = *private
+	}
 	if len(patch) == 0 {
-		return usageError{errors.New("incident edit needs --title, --severity, --started-at, --param, --clear-param, --service or --region")}
+		return usageError{errors.New("incident edit needs --title, --severity, --started-at, --param, --clear-param, --service, --region or --private")}
 	}
 	var hdr http.Header
 	if *ifMatch != "" {

@@ -60,11 +60,11 @@ var serverCommands = []cmdDoc{
 }
 
 var clientCommands = []cmdDoc{
-	{path: "incident open", args: "--title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]",
+	{path: "incident open", args: "--title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--private] [--internal] [--idempotency-key K]",
 		summary: "open an incident and notify its audience"},
-	{path: "incident update", pos: "ID", args: "ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]",
+	{path: "incident update", pos: "ID", args: "ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--internal] [--idempotency-key K]",
 		summary: "post an update and notify the audience"},
-	{path: "incident edit", pos: "ID", args: "ID [--title T] [--severity S] [--started-at T] [--param k=v]... [--clear-param k]... [--service S]... [--region R]... [--confirm] [--if-match ETAG]",
+	{path: "incident edit", pos: "ID", args: "ID [--title T] [--severity S] [--started-at T] [--param k=v]... [--clear-param k]... [--service S]... [--region R]... [--private[=false]] [--confirm] [--if-match ETAG]",
 		summary: "correct an incident; sends nothing",
 		notes: "Flags change only what they name. --severity decides the next update's lane and channel rules. " +
 			"A change of --service or --region shows how many recipients the audience has before and after, and how many it adds and removes; " +

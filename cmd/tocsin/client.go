@@ -503,8 +503,10 @@ func (m *Main) incident(ctx context.Context, args []string) error {
 }
 
 func (m *Main) incidentOpen(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
+	fs := m.newClientFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--private] [--internal] [--idempotency-key K]")
 	in := newInputFlags()
+	fs.BoolVar(&in.private, "private", false, "keep the incident off the public status page and feeds (its updates are sent all the same)")
+	in.internalFlag(fs)
 	fs.StringVar(&in.title, "title", "", "what is broken, as customers would say it (required, 1-200 characters)")
 	fs.StringVar(&in.severity, "severity", "", "minor, major or critical (required)")
 	fs.StringVar(&in.state, "state", "", "initial state (default investigating)")
@@ -531,8 +533,9 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 }
 
 func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--idempotency-key K]")
+	fs := m.newClientFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--internal] [--idempotency-key K]")
 	in := newInputFlags()
+	in.internalFlag(fs)
 	fs.StringVar(&in.state, "state", "", "the new state: investigating, identified, monitoring or resolved (default: unchanged)")
 	fs.Var(in.params, "param", "a template parameter such as credit=CHF 5.00, merged into the incident's; repeatable")
 	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters), or for one kind and/or channel, locale.kind=text, locale.channel=text, locale.kind.channel=text; repeatable")
@@ -591,6 +594,9 @@ func (c *client) printIncident(v *incidentWithUpdates) error {
 	fmt.Fprintf(tw, "state\t%s\n", v.State)
 	fmt.Fprintf(tw, "services\t%s\n", allIfEmpty(v.Services))
 	fmt.Fprintf(tw, "regions\t%s\n", allIfEmpty(v.Regions))
+	if v.Private {
+		fmt.Fprintf(tw, "private\tyes: not on the public status page\n")
+	}
 	if len(v.Params) > 0 {
 		fmt.Fprintf(tw, "params\t%s\n", mapFlag(v.Params).String())
 	}
@@ -605,7 +611,11 @@ func (c *client) printIncident(v *incidentWithUpdates) error {
 	if len(v.Updates) > 0 {
 		fmt.Fprintln(c.stdout)
 		if err := printTable(c.stdout, v.Updates, "", "SEQ\tSTATE\tAT\tBROADCAST\tMESSAGE", func(u *dispatcher.Update) string {
-			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", u.Seq, u.State, stamp(u.CreatedAt), u.BroadcastID, oneLine(textsString(u.Message), 60))
+			state := string(u.State)
+			if u.Internal {
+				state += " (internal)" // not on the public status page
+			}
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s", u.Seq, state, stamp(u.CreatedAt), u.BroadcastID, oneLine(textsString(u.Message), 60))
 		}); err != nil {
 			return err
 		}
@@ -919,6 +929,7 @@ func oneLine(s string, n int) string {
 // stay empty.
 type inputFlags struct {
 	title, severity, state, priority string
+	private, internal                bool
 	services, regions, channels      listFlag
 	params                           mapFlag
 	messages                         messageFlag
@@ -943,13 +954,21 @@ func (f *inputFlags) incident() dispatcher.IncidentInput {
 	return dispatcher.IncidentInput{
 		Title: dispatcher.PlainTitle(f.title), Severity: dispatcher.Severity(f.severity), Services: f.services.vals, Regions: f.regions.vals,
 		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: messageTexts(f.messages.mapFlag), Channels: toChannels(f.channels.vals),
+		Private: f.private, Internal: f.internal,
 	}
 }
 
 func (f *inputFlags) update() dispatcher.UpdateInput {
 	return dispatcher.UpdateInput{
 		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: messageTexts(f.messages.mapFlag), Channels: toChannels(f.channels.vals),
+		Internal: f.internal,
 	}
+}
+
+// internalFlag registers --internal, which keeps the update off the
+// public status page.
+func (f *inputFlags) internalFlag(fs *flagSet) {
+	fs.BoolVar(&f.internal, "internal", false, "keep this update off the public status page and feeds (it is sent all the same)")
 }
 
 func (f *inputFlags) notice() dispatcher.NoticeInput {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -15,6 +16,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/internal/netguard"
 	"github.com/tocsin-dev/tocsin/locales"
+	"github.com/tocsin-dev/tocsin/statuspage"
 )
 
 // wiring is what wire builds an app from: the configuration, and what the
@@ -31,6 +33,9 @@ type wiring struct {
 	// check of a webhook endpoint's URL at registration (nil: none); nil
 	// senders: no channel is served.
 	senders func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(ctx context.Context, url string) error, error)
+	// pageRoutes, when set, replaces the status page's routes
+	// (statuspage.Routes): tests serve a placeholder with it.
+	pageRoutes []statuspage.Route
 	// linkSecret returns the secret of unsubscribe and manage links, once
 	// senders ran; nil: no self-service subscriptions.
 	linkSecret func() []byte
@@ -45,7 +50,13 @@ type wired struct {
 	retry   dispatcher.RetryPolicy
 	fanout  *dispatcher.Fanout
 	service *dispatcher.Service
-	logger  *slog.Logger
+	// maintainer runs scheduled maintenance: the API's routes, and the
+	// worker's loop (Maintainer.Run) that moves windows and sends notices.
+	maintainer *dispatcher.Maintainer
+	logger     *slog.Logger
+	// page is the public status page (nil when public.enabled is false);
+	// an API process mounts it beside the API (statuspage.Mount).
+	page *statuspage.Server
 	// subscriptions is the public's self-service (nil without linkSecret).
 	subscriptions *dispatcher.Subscriptions
 }
@@ -95,7 +106,8 @@ func wire(w wiring) (*wired, error) {
 	// Subscribers' manage links, signed with the unsubscribe links' secret.
 	var subLinks *dispatcher.SubscriberLinks
 	if w.linkSecret != nil {
-		subLinks = &dispatcher.SubscriberLinks{Secret: w.linkSecret(), BaseURL: cfg.HTTP.BaseURL(), Catalog: w.catalog}
+		// The links name the status page's manage and unsubscribe pages.
+		subLinks = &dispatcher.SubscriberLinks{Secret: w.linkSecret(), BaseURL: cfg.HTTP.BaseURL(), PathPrefix: cfg.Public.PathPrefix, Catalog: w.catalog}
 	}
 
 	// One retry policy, for the fan-out and the queue alike.
@@ -146,7 +158,62 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, err
 	}
-	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, logger: w.logger, subscriptions: subs}, nil
+	maint, err := dispatcher.NewMaintainer(dispatcher.MaintainerConfig{
+		Store: store, Deliveries: store, Queue: qc, Catalog: w.catalog,
+		Reminders: cfg.Maintenance.Reminders, Clock: w.clock, Logger: w.logger,
+	})
+	if err != nil {
+		_ = qc.Close()
+		return nil, usageError{err}
+	}
+	page, err := statusPage(w, store, names, templates)
+	if err != nil {
+		_ = qc.Close()
+		return nil, err
+	}
+	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, logger: w.logger, page: page, subscriptions: subs}, nil
+}
+
+// statusPage builds the public page's snapshot cache and server; nil when
+// public.enabled is false. Snapshots are built on the first request, not
+// here.
+func statusPage(w wiring, store *redisstore.Store, names *dispatcher.NameCatalog, templates *dispatcher.TemplateSet) (*statuspage.Server, error) {
+	cfg := w.cfg
+	pc := cfg.Public
+	if !pc.Enabled {
+		return nil, nil
+	}
+	// The default locale as one the catalogue has ("fr-CH" reads "fr"):
+	// bodies are rendered per supported locale.
+	pc.DefaultLocale = w.catalog.Chain(pc.DefaultLocale)[0]
+	var logo *statuspage.Logo
+	if pc.LogoFile != "" {
+		var err error
+		if logo, err = statuspage.ReadLogo(pc.LogoFile); err != nil {
+			return nil, usageError{fmt.Errorf("public.logo_file: %w", err)}
+		}
+	}
+	routes := w.pageRoutes
+	if routes == nil {
+		var err error
+		if routes, err = statuspage.Routes(&pc, logo); err != nil {
+			return nil, err
+		}
+	}
+	pageURL := cfg.HTTP.BaseURL() + strings.TrimRight(pc.PathPrefix, "/")
+	supported := w.catalog.Supported()
+	snaps := statuspage.NewSnapshots(statuspage.BuildConfig{
+		Incidents: store, Public: store, Names: names,
+		Maintenances: store,
+		Renderer: &dispatcher.CatalogRenderer{Catalog: w.catalog, Names: names, StatusURL: cfg.Notify.StatusURL, Industry: cfg.Messages.Industry,
+			Templates: templates, MaxSegments: cfg.Channels.SMS.MaxSegments},
+		Page: statuspage.Page{ID: statuspage.ComponentID("page", pageURL), Name: pc.Name, URL: pageURL,
+			TimeZone: pc.TimeZone, DefaultLocale: pc.DefaultLocale},
+		HistoryLimit: pc.HistoryLimit,
+		Locales:      supported,
+		Logger:       w.logger.With("component", "statuspage"),
+	}, pc.Refresh, w.clock)
+	return statuspage.NewServer(pc, snaps.Get, supported, routes), nil
 }
 
 // worker returns the queue's server running the fan-out's tasks, with the

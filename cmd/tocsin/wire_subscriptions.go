@@ -35,10 +35,15 @@ func subscriptions(cfg config.Config, store *redisstore.Store, senders map[dispa
 }
 
 // publicSubscriptions returns the app's subscriptions as the API's two
-// groups: nil interfaces (routes answering 404) when there are none.
-func (a *wired) publicSubscriptions() (api.PublicSubscriptions, api.Subscribers) {
+// groups: nil interfaces (routes answering 404) when there are none. With
+// public.enabled false the public routes are off, but operators keep
+// /v1/subscribers (a person's data may be exported and erased at any time).
+func (a *wired) publicSubscriptions(cfg config.Config) (api.PublicSubscriptions, api.Subscribers) {
 	if a.subscriptions == nil {
 		return nil, nil
+	}
+	if !cfg.Public.Enabled {
+		return nil, a.subscriptions
 	}
 	return a.subscriptions, a.subscriptions
 }

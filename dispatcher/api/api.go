@@ -146,6 +146,9 @@ type Config struct {
 	Catalog    Catalog
 	Edits      IncidentEdits
 	Templates  Templates
+	// Maintenances serves the scheduled maintenance routes. Default nil:
+	// they answer a 404 problem with code "maintenances_disabled".
+	Maintenances Maintenances
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
@@ -255,6 +258,7 @@ func New(cfg Config) http.Handler {
 	s.routeEdits()
 	s.routeWebhooks()
 	s.routeCallbacks()
+	s.routeMaintenances()
 	s.routePublicSubscriptions()
 	s.routeSubscribers()
 	addCodeToErrorSchema(s.api)
@@ -277,6 +281,7 @@ var tags = []*huma.Tag{
 	{Name: "webhooks", Description: "Merchants' webhook endpoints and their signing secrets."},
 	{Name: "catalog", Description: "Display names of services and regions per locale, which messages show instead of the raw labels."},
 	{Name: "templates", Description: "Operators' overrides of the embedded message templates, versioned and linted."},
+	{Name: "maintenances", Description: "Scheduled maintenance: planned work on services during a window, whose state moves by itself and whose notices go out through the normal pipeline."},
 	{Name: "outbox", Description: "Messages recorded by the outbox channel, which stands in for channels without a provider."},
 	{Name: "callbacks", Description: "Routes called by providers and recipients, not operators: Twilio's callbacks (signed) and unsubscribe links (signed tokens). No API key."},
 	{Name: "subscribers", Description: "Self-service subscribers: list (addresses masked), see, export and erase one (GDPR)."},

@@ -41,7 +41,7 @@ func (incidentPatchBody) Schema(huma.Registry) *huma.Schema {
 	}
 	return &huma.Schema{
 		Type:        huma.TypeObject,
-		Description: "A JSON Merge Patch (RFC 7396): members left out stay as they are. At least one of title, severity, started_at, services, regions, params.",
+		Description: "A JSON Merge Patch (RFC 7396): members left out stay as they are. At least one of title, severity, started_at, services, regions, params, private.",
 		Properties: map[string]*huma.Schema{
 			"title": {Description: "The new title, checked as when opening. Cannot be null."},
 			"severity": {Type: huma.TypeString, Enum: []any{"minor", "major", "critical"},
@@ -53,6 +53,8 @@ func (incidentPatchBody) Schema(huma.Registry) *huma.Schema {
 			"params": {Type: huma.TypeObject, Nullable: true,
 				AdditionalProperties: &huma.Schema{Type: huma.TypeString, Nullable: true},
 				Description:          "Merged into the incident's params: a value replaces, null (or \"\") removes the param. null removes every param."},
+			"private": {Type: huma.TypeBoolean,
+				Description: "true keeps the incident off the public status page and feeds, false shows it; its audience and notifications are not affected. Cannot be null."},
 			"confirm_audience": str("The confirm_audience token of the 409 that stated this audience change; it applies exactly that change to exactly that version of the incident."),
 		},
 		AdditionalProperties: false,
@@ -94,7 +96,7 @@ func (s *server) routeEdits() {
 		OperationID: "edit-incident", Method: http.MethodPatch, Path: "/v1/incidents/{id}", Tags: []string{"incidents"},
 		Summary: "Correct an incident",
 		Description: "Role: operator. A JSON Merge Patch (" + mediaMergePatch + ", or application/json) of title, severity, started_at, " +
-			"services, regions and params. Sends nothing: the next update is broadcast as the incident then stands. " +
+			"services, regions, params and private. Sends nothing: the next update is broadcast as the incident then stands. " +
 			"Every edit is kept in the incident's history (GET /v1/incidents/{id}) with the API key's name, the time and each field's old and new value. " +
 			"A change of services or regions is answered 409 audience_confirmation_required with the audience's figures " +
 			"(recipients before, after, added, removed) and a confirm_audience token; the same patch with that token applies it. " +

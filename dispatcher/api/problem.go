@@ -91,7 +91,7 @@ func (s *server) problemFor(ctx context.Context, err error) *Problem {
 		return p
 	case errors.Is(err, dispatcher.ErrPreconditionFailed):
 		return newProblem(http.StatusPreconditionFailed, CodePreconditionFailed, err.Error(),
-			&huma.ErrorDetail{Location: "header.If-Match", Message: "does not name the incident's current ETag"})
+			&huma.ErrorDetail{Location: "header.If-Match", Message: "does not name the current ETag (of the incident or maintenance)"})
 	case errors.Is(err, dispatcher.ErrNotFound):
 		return newProblem(http.StatusNotFound, CodeNotFound, err.Error())
 	case errors.Is(err, dispatcher.ErrConflict):

@@ -74,6 +74,8 @@ type incidentBody struct {
 	Params   map[string]string    `json:"params,omitempty" doc:"Template parameters (eta, workaround, credit_amount, ...)."`
 	Message  dispatcher.Texts     `json:"message,omitempty" doc:"Operator text by BCP 47 tag: a string, or an object by recipient kind and/or channel."`
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
+	Private  bool                 `json:"private,omitempty" doc:"Keep the incident off the public status page and feeds (its updates still reach their audience). Default false: public. PATCH changes it."`
+	Internal bool                 `json:"internal,omitempty" doc:"Keep this first update off the public status page and feeds; it is sent all the same. Default false: public."`
 }
 
 // updateBody converts to dispatcher.UpdateInput (identical fields).
@@ -82,6 +84,7 @@ type updateBody struct {
 	Params   map[string]string    `json:"params,omitempty" doc:"Template parameters, merged into the incident's."`
 	Message  dispatcher.Texts     `json:"message,omitempty" doc:"Operator text by BCP 47 tag: a string, or an object by recipient kind and/or channel."`
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
+	Internal bool                 `json:"internal,omitempty" doc:"Keep this update off the public status page and feeds; it is sent to its audience all the same. Default false: public."`
 }
 
 // noticeBody converts to dispatcher.NoticeInput (identical fields).

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
@@ -14,7 +15,8 @@ import (
 // TestSubscriptionEndToEnd runs `tocsin serve` on a real Redis with the
 // outbox: a visitor subscribes by email in de-CH, confirms through the
 // link of the confirmation in the outbox, receives the next incident
-// update in German with its manage and unsubscribe links, unsubscribes,
+// update and a maintenance notice in German with its manage and
+// unsubscribe links, unsubscribes,
 // and receives nothing more while a customer beside it gets the
 // resolution.
 func TestSubscriptionEndToEnd(t *testing.T) {
@@ -55,6 +57,19 @@ func TestSubscriptionEndToEnd(t *testing.T) {
 		t.Errorf("no manage and unsubscribe links in %q", got[0].Body)
 	}
 
+	// A maintenance of its service reaches it too, in German.
+	var mnt dispatcher.Maintenance
+	a.mustDo(http.MethodPost, "/v1/maintenances", map[string]any{"title": "Wartung", "services": []string{"cards"},
+		"scheduled_for": testNow.Add(72 * time.Hour).Format(time.RFC3339), "scheduled_until": testNow.Add(74 * time.Hour).Format(time.RFC3339)}, &mnt, 201)
+	if len(mnt.Notices) == 0 {
+		t.Fatalf("maintenance without a scheduling notice: %+v", mnt)
+	}
+	a.waitDone(mnt.Notices[0].BroadcastID)
+	got = a.outbox(rid)
+	if len(got) != 2 || got[0].Locale != "de-CH" || !strings.Contains(got[0].Body, "/subscriptions/manage?token=") {
+		t.Fatalf("subscriber's messages after the maintenance = %+v, want a German notice with links", got)
+	}
+
 	a.mustDo(http.MethodPost, "/api/public/subscriptions/manage/"+sub.ManageToken+"/unsubscribe", map[string]any{}, nil, 200)
 	var resolved dispatcher.UpdateResult
 	a.mustDo(http.MethodPost, "/v1/incidents/"+opened.Incident.ID+"/updates", map[string]any{"state": "resolved"}, &resolved, 201)
@@ -65,10 +80,10 @@ func TestSubscriptionEndToEnd(t *testing.T) {
 			n++
 		}
 	}
-	if n != 1 {
-		t.Errorf("the subscriber got %d messages, want 1: nothing after unsubscribing", n)
+	if n != 2 {
+		t.Errorf("the subscriber got %d messages, want 2: nothing after unsubscribing", n)
 	}
-	if c := a.outbox("c1"); len(c) != 2 || c[0].State != "resolved" {
-		t.Errorf("the customer's messages = %+v, want the opening and the resolution", c)
+	if c := a.outbox("c1"); len(c) != 3 || c[0].State != "resolved" {
+		t.Errorf("the customer's messages = %+v, want the opening, the maintenance and the resolution", c)
 	}
 }

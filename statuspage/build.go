@@ -323,7 +323,7 @@ func (b *builder) render(inc *dispatcher.Incident, up *dispatcher.Update) map[st
 	at := up.CreatedAt
 	r.Clock = dispatcher.ClockFunc(func() time.Time { return at })
 	for _, l := range b.c.Locales {
-		req := dispatcher.RenderRequest{Locale: l, Timezone: b.c.Page.TimeZone, Kind: dispatcher.KindCustomer, Channel: dispatcher.ChannelWebhook, Incident: inc, Update: up}
+		req := dispatcher.RenderRequest{Locale: l, Timezone: b.c.Page.TimeZone, NameZone: true, Kind: dispatcher.KindCustomer, Channel: dispatcher.ChannelWebhook, Incident: inc, Update: up}
 		msg, err := r.Render(req)
 		if err == nil && msg.OperatorFrom != "" {
 			// The operator wrote one: take the email's form, its

@@ -439,6 +439,9 @@ type dayView struct {
 func (h *htmlPage) serviceView(r *Request, w *pageWords, s *Service) serviceView {
 	v := serviceView{Name: displayName(s.Names, r.Locale, s.ID), Status: w.status(s.Status, "status.")}
 	for _, c := range s.Components {
+		if c.Region == "" {
+			continue // the service everywhere: its own row says it
+		}
 		v.Regions = append(v.Regions, regionView{Name: displayName(c.Names, r.Locale, c.Region), Status: w.status(c.Status, "status.")})
 	}
 	var down time.Duration

@@ -135,6 +135,16 @@ func newV2(r *Request) *v2 {
 			ID: s.ID, Name: pickText(s.Names, v.locale(), s.ID), Status: string(s.Status),
 			Position: s.Position, PageID: pageID, Group: true, Components: []string{},
 		}
+		if len(s.Components) == 1 && s.Components[0].Region == "" {
+			// A service the catalog names no regions for is one component
+			// of its own, under the id incidents name it by.
+			c := s.Components[0]
+			g.ID, g.Status, g.Group, g.Components = c.ID, string(c.Status), false, nil
+			g.CreatedAt, g.UpdatedAt = v.time(v.orBuilt(c.UpdatedAt)), v.time(v.orBuilt(c.UpdatedAt))
+			v.comps[c.ID] = g
+			v.order = append(v.order, g)
+			continue
+		}
 		var latest time.Time
 		for _, c := range s.Components {
 			latest = later(latest, c.UpdatedAt)

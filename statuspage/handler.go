@@ -61,9 +61,11 @@ type cached struct {
 }
 
 // bodyCache keeps rendered bodies by route key; an entry of an older
-// version is rendered again. It holds at most maxCached entries; past that
-// it starts afresh (a crowd hits few keys; an attacker walking page
-// numbers cannot grow it without bound).
+// version is rendered again. It holds at most maxCached entries: when full,
+// it drops those of older versions, and when all are current it keeps
+// what it has and serves the new key uncached. A crawler or an attacker
+// walking every incident in every language cannot grow it without bound,
+// nor push the pages a crowd reads out of it.
 type bodyCache struct {
 	mu sync.Mutex
 	m  map[string]*cached
@@ -83,10 +85,26 @@ func (c *bodyCache) get(k string, version int64) *cached {
 func (c *bodyCache) put(k string, e *cached) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxCached {
+	if c.m == nil {
 		c.m = make(map[string]*cached)
 	}
+	if _, ok := c.m[k]; !ok && len(c.m) >= maxCached {
+		for key, old := range c.m {
+			if old.version != e.version {
+				delete(c.m, key)
+			}
+		}
+		if len(c.m) >= maxCached {
+			return
+		}
+	}
 	c.m[k] = e
+}
+
+func (c *bodyCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }
 
 // serve answers r from rt's cached body of snap, rendering it when the

@@ -222,8 +222,11 @@ func (h *htmlPage) view(r *Request, title string, page any) *pageView {
 	if title != "" {
 		v.Title = title + " – " + v.Name
 	}
+	// The path as matched, escaped anew: the body is cached for every
+	// spelling of it, so it must not repeat the one a request chose.
+	self := (&url.URL{Path: r.URL.Path}).EscapedPath()
 	for _, l := range h.langs {
-		v.Langs = append(v.Langs, langLink{Tag: l, Name: h.langNames[l], Href: r.URL.EscapedPath() + "?lang=" + url.QueryEscape(l), Current: l == r.Locale})
+		v.Langs = append(v.Langs, langLink{Tag: l, Name: h.langNames[l], Href: self + "?lang=" + url.QueryEscape(l), Current: l == r.Locale})
 	}
 	return v
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,6 +52,10 @@ type Route struct {
 	Key func(r *Request) string
 	// Render returns the body; an error wrapping ErrNotFound is a 404.
 	Render func(r *Request) ([]byte, error)
+	// NotFound renders the body of this route's 404 (an HTML page in the
+	// reader's language), cached like a body; nil: an RFC 9457
+	// problem+json document, as the machine-readable routes answer.
+	NotFound func(r *Request) ([]byte, error)
 }
 
 // cached is one rendered body.
@@ -117,33 +122,31 @@ func (c *bodyCache) serve(w http.ResponseWriter, rt *Route, req *Request, maxAge
 	if rt.Key != nil {
 		k += "\x00" + rt.Key(req)
 	}
-	e := c.get(k, req.Snap.Version)
-	if e == nil {
-		body, err := rt.Render(req)
-		if err != nil {
-			notFoundOr500(w, err)
-			return
-		}
-		sum := sha256.Sum256(body)
-		e = &cached{version: req.Snap.Version, etag: `"` + strconv.FormatInt(req.Snap.Version, 36) + "-" + hex.EncodeToString(sum[:8]) + `"`, body: body}
-		c.put(k, e)
+	e, err := c.render(k, req, rt.Render)
+	status := http.StatusOK
+	if errors.Is(err, ErrNotFound) && rt.NotFound != nil {
+		// Every 404 of a route reads the same (an unknown id and a private
+		// one are indistinguishable), so it is cached like a page.
+		status = http.StatusNotFound
+		e, err = c.render(rt.Pattern+"\x00404\x00"+req.Locale, req, rt.NotFound)
 	}
 	h := w.Header()
-	h.Set("Content-Type", rt.ContentType)
+	setHeaders(h, rt, req, maxAge)
+	if err != nil {
+		h.Set("Cache-Control", "no-store")
+		notFoundOr500(w, err)
+		return
+	}
+	if status != http.StatusOK {
+		h.Set("Content-Length", strconv.Itoa(len(e.body)))
+		w.WriteHeader(status)
+		if req.Method != http.MethodHead {
+			_, _ = w.Write(e.body)
+		}
+		return
+	}
 	h.Set("ETag", e.etag)
 	h.Set("Last-Modified", req.Snap.BuiltAt.UTC().Format(http.TimeFormat))
-	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	if rt.Localized {
-		h.Set("Vary", "Accept-Language")
-		h.Set("Content-Language", req.Locale)
-	}
-	if rt.CORS {
-		h.Set("Access-Control-Allow-Origin", "*")
-	}
-	for k, v := range rt.Headers {
-		h[k] = v
-	}
 	if match := req.Header.Get("If-None-Match"); match != "" {
 		if etagMatches(match, e.etag) {
 			w.WriteHeader(http.StatusNotModified)
@@ -158,6 +161,58 @@ func (c *bodyCache) serve(w http.ResponseWriter, rt *Route, req *Request, maxAge
 		return
 	}
 	_, _ = w.Write(e.body)
+}
+
+// render returns k's cached body of req's snapshot version, rendering it
+// with render when there is none.
+func (c *bodyCache) render(k string, req *Request, render func(*Request) ([]byte, error)) (*cached, error) {
+	if e := c.get(k, req.Snap.Version); e != nil {
+		return e, nil
+	}
+	body, err := render(req)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	e := &cached{version: req.Snap.Version, etag: `"` + strconv.FormatInt(req.Snap.Version, 36) + "-" + hex.EncodeToString(sum[:8]) + `"`, body: body}
+	c.put(k, e)
+	return e, nil
+}
+
+// setHeaders sets the headers every answer of rt has, errors included:
+// its type, caching, language, CORS and security headers, then
+// rt.Headers.
+func setHeaders(h http.Header, rt *Route, req *Request, maxAge time.Duration) {
+	h.Set("Content-Type", rt.ContentType)
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
+	if rt.Localized {
+		h.Set("Vary", "Accept-Language")
+		h.Set("Content-Language", req.Locale)
+	}
+	if rt.CORS {
+		h.Set("Access-Control-Allow-Origin", "*")
+	}
+	securityHeaders(h, rt.CORS)
+	for k, v := range rt.Headers {
+		h[k] = v
+	}
+}
+
+// securityHeaders are set on every public answer: no sniffing, no
+// referrer to other sites, and a policy that runs nothing and frames
+// nothing (an HTML route replaces it with the page's). A cross-site route
+// (the JSON, the feeds, the badges) may be embedded anywhere: it allows
+// cross-origin reads, even from a page that requires CORP.
+func securityHeaders(h http.Header, crossSite bool) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	if crossSite {
+		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		return
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
 }
 
 func etagMatches(header, etag string) bool {

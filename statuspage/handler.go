@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -71,12 +73,66 @@ type cached struct {
 // what it has and serves the new key uncached. A crawler or an attacker
 // walking every incident in every language cannot grow it without bound,
 // nor push the pages a crowd reads out of it.
+//
+// Rendering costs far more than serving a cached body (the home page some
+// milliseconds, an incident page a few hundred microseconds, a cached body
+// tens): at most cap(slots) renders run at once, at most maxWaiting more
+// wait for a slot, and a render beyond that is a 503 (Retry-After), so a
+// flood of requests for bodies that are not cached cannot take the CPU
+// the cached pages need.
 type bodyCache struct {
-	mu sync.Mutex
-	m  map[string]*cached
+	mu      sync.Mutex
+	m       map[string]*cached
+	flights map[string]chan struct{} // keys being rendered
+	// followers counts requests waiting for another's render of their key.
+	followers atomic.Int32
+
+	slots      chan struct{} // nil: renders unbounded
+	maxWaiting int32
+	waiting    atomic.Int32
 }
 
-const maxCached = 4096
+const (
+	maxCached  = 4096
+	maxWaiting = 256
+)
+
+// errBusy is a render refused: every slot is taken and too many wait.
+var errBusy = errors.New("statuspage: too many renders at once")
+
+func newBodyCache() bodyCache {
+	return bodyCache{slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), maxWaiting: maxWaiting}
+}
+
+// acquire takes a render slot, waiting while fewer than maxWaiting others
+// wait; false when too many do or ctx ends first.
+func (c *bodyCache) acquire(ctx context.Context) bool {
+	if c.slots == nil {
+		return true
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if c.waiting.Add(1) > c.maxWaiting {
+		c.waiting.Add(-1)
+		return false
+	}
+	defer c.waiting.Add(-1)
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *bodyCache) release() {
+	if c.slots != nil {
+		<-c.slots
+	}
+}
 
 func (c *bodyCache) get(k string, version int64) *cached {
 	c.mu.Lock()
@@ -134,6 +190,11 @@ func (c *bodyCache) serve(w http.ResponseWriter, rt *Route, req *Request, maxAge
 	setHeaders(h, rt, req, maxAge)
 	if err != nil {
 		h.Set("Cache-Control", "no-store")
+		if errors.Is(err, errBusy) {
+			h.Set("Retry-After", "1")
+			writeProblem(w, http.StatusServiceUnavailable, "busy", "The status page is busy; try again in a second.")
+			return
+		}
 		notFoundOr500(w, err)
 		return
 	}
@@ -164,11 +225,46 @@ func (c *bodyCache) serve(w http.ResponseWriter, rt *Route, req *Request, maxAge
 }
 
 // render returns k's cached body of req's snapshot version, rendering it
-// with render when there is none.
+// with render when there is none. One request renders a key at a time:
+// the others asking for it meanwhile wait for that render (a crowd
+// arriving as a new version is built renders each page once), and do not
+// count against maxWaiting.
 func (c *bodyCache) render(k string, req *Request, render func(*Request) ([]byte, error)) (*cached, error) {
-	if e := c.get(k, req.Snap.Version); e != nil {
-		return e, nil
+	for {
+		if e := c.get(k, req.Snap.Version); e != nil {
+			return e, nil
+		}
+		c.mu.Lock()
+		ch, ok := c.flights[k]
+		if !ok {
+			break // with mu held
+		}
+		c.mu.Unlock()
+		c.followers.Add(1)
+		select {
+		case <-ch:
+			c.followers.Add(-1)
+		case <-req.Context().Done():
+			c.followers.Add(-1)
+			return nil, errBusy
+		}
 	}
+	ch := make(chan struct{})
+	if c.flights == nil {
+		c.flights = make(map[string]chan struct{})
+	}
+	c.flights[k] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.flights, k)
+		c.mu.Unlock()
+		close(ch)
+	}()
+	if !c.acquire(req.Context()) {
+		return nil, errBusy
+	}
+	defer c.release()
 	body, err := render(req)
 	if err != nil {
 		return nil, err

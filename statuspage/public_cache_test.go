@@ -3,10 +3,13 @@ package statuspage
 import (
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tocsin-dev/tocsin/locales"
 )
@@ -113,5 +116,90 @@ func TestCachedBodiesIgnoreTheRequest(t *testing.T) {
 	w := serveGet(srv, "/status/incidents/inc%2Dopen", "")
 	if w.Code != 200 || strings.Contains(w.Body.String(), "%2D") || !strings.Contains(w.Body.String(), `href="/status/incidents/inc-open?lang=de"`) {
 		t.Errorf("GET /status/incidents/inc%%2Dopen = %d; its language links must name the path as it is, not as a request spelled it", w.Code)
+	}
+}
+
+// TestRendersBoundedUnderMissFlood: while every render slot is taken and
+// as many requests wait as may, a request for a body not cached is a 503
+// problem with Retry-After, and a cached page is still served at once.
+func TestRendersBoundedUnderMissFlood(t *testing.T) {
+	t.Parallel()
+	snap := &Snapshot{Version: 1}
+	started, release := make(chan struct{}), make(chan struct{})
+	srv := NewServer(Defaults(), staticSnapshot(snap), []string{"en"}, []Route{
+		{Pattern: "GET /", ContentType: "text/plain", Render: func(*Request) ([]byte, error) { return []byte("home"), nil }},
+		{Pattern: "GET /slow/{id}", ContentType: "text/plain", Key: func(r *Request) string { return r.PathValue("id") },
+			Render: func(r *Request) ([]byte, error) {
+				if r.PathValue("id") == "a" {
+					close(started)
+					<-release
+				}
+				return []byte(r.PathValue("id")), nil
+			}},
+	})
+	srv.cache.slots, srv.cache.maxWaiting = make(chan struct{}, 1), 0
+	if w := serveGet(srv, "/", ""); w.Code != 200 {
+		t.Fatalf("GET / = %d", w.Code)
+	}
+	done := make(chan *httptest.ResponseRecorder)
+	go func() { done <- serveGet(srv, "/slow/a", "") }()
+	<-started
+	w := serveGet(srv, "/slow/b", "")
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), `"code":"busy"`) ||
+		w.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("GET /slow/b while the only slot renders = %d %v %s, want a 503 busy problem", w.Code, w.Header(), w.Body)
+	}
+	if w := serveGet(srv, "/", ""); w.Code != 200 || w.Body.String() != "home" {
+		t.Errorf("GET / (cached) while the slot renders = %d %q, want it served", w.Code, w.Body)
+	}
+	close(release)
+	if w := <-done; w.Code != 200 || w.Body.String() != "a" {
+		t.Errorf("GET /slow/a = %d %q", w.Code, w.Body)
+	}
+	if w := serveGet(srv, "/slow/b", ""); w.Code != 200 {
+		t.Errorf("GET /slow/b with the slot free = %d, want 200", w.Code)
+	}
+}
+
+// TestCrowdRendersOnce: requests for a body being rendered wait for that
+// render, need no slot of their own (no 503 even when none may wait), and
+// the body is rendered once.
+func TestCrowdRendersOnce(t *testing.T) {
+	t.Parallel()
+	snap := &Snapshot{Version: 1}
+	started, release := make(chan struct{}), make(chan struct{})
+	var renders atomic.Int32
+	srv := NewServer(Defaults(), staticSnapshot(snap), []string{"en"}, []Route{
+		{Pattern: "GET /", ContentType: "text/plain", Render: func(*Request) ([]byte, error) {
+			if renders.Add(1) == 1 {
+				close(started)
+				<-release
+			}
+			return []byte("home"), nil
+		}},
+	})
+	srv.cache.slots, srv.cache.maxWaiting = make(chan struct{}, 1), 0
+	const crowd = 6
+	done := make(chan *httptest.ResponseRecorder, crowd)
+	go func() { done <- serveGet(srv, "/", "") }()
+	<-started
+	for range crowd - 1 {
+		go func() { done <- serveGet(srv, "/", "") }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.cache.followers.Load() < crowd-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests wait for the render, want %d", srv.cache.followers.Load(), crowd-1)
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	for range crowd {
+		if w := <-done; w.Code != 200 || w.Body.String() != "home" {
+			t.Errorf("GET / in a crowd = %d %q, want the page", w.Code, w.Body)
+		}
+	}
+	if n := renders.Load(); n != 1 {
+		t.Errorf("rendered %d times for a crowd of %d, want once", n, crowd)
 	}
 }

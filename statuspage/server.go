@@ -23,7 +23,7 @@ type Server struct {
 // returns, in the supported locales (the first is the fallback when
 // cfg.DefaultLocale is not among them).
 func NewServer(cfg Config, snap SnapshotFunc, supported []string, routes []Route) *Server {
-	s := &Server{cfg: cfg, snap: snap, locales: supported, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, snap: snap, locales: supported, mux: http.NewServeMux(), cache: newBodyCache()}
 	s.zone = time.UTC
 	if loc, err := time.LoadLocation(cfg.TimeZone); err == nil && cfg.TimeZone != "" {
 		s.zone = loc

@@ -150,3 +150,42 @@ func TestNothingPrivateOnAnyPublicRoute(t *testing.T) {
 		t.Errorf("GET an incident made private = %d, want 404", w.Code)
 	}
 }
+
+// TestMaintenanceUpdatedAtIsPublic: a maintenance's updated_at is its last
+// public update's or state move's, not the time of an internal message (or
+// of a reminder recorded), which the stored UpdatedAt follows.
+func TestMaintenanceUpdatedAtIsPublic(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	msg := dispatcher.PlainTexts(map[string]string{"en": "text"})
+	f.maint.list = []*dispatcher.Maintenance{
+		{ID: "mnt_quiet", Title: dispatcher.PlainTitle("Upgrade"), State: dispatcher.MaintenanceScheduled,
+			ScheduledFor: at(24), ScheduledUntil: at(26), CreatedAt: at(-10), UpdatedAt: at(-1),
+			Updates: []dispatcher.MaintenanceUpdate{
+				{Seq: 1, State: dispatcher.MaintenanceScheduled, Message: msg, CreatedAt: at(-10)},
+				{Seq: 2, State: dispatcher.MaintenanceScheduled, Message: msg, CreatedAt: at(-5)},
+				{Seq: 3, State: dispatcher.MaintenanceScheduled, Message: msg, Internal: true, CreatedAt: at(-1)},
+			}},
+		{ID: "mnt_moved", Title: dispatcher.PlainTitle("Migration"), State: dispatcher.MaintenanceInProgress,
+			ScheduledFor: at(-3), ScheduledUntil: at(3), StartedAt: &[]time.Time{at(-3)}[0], CreatedAt: at(-10), UpdatedAt: at(-1),
+			Updates: []dispatcher.MaintenanceUpdate{
+				{Seq: 1, State: dispatcher.MaintenanceScheduled, Message: msg, CreatedAt: at(-10)},
+				{Seq: 2, State: dispatcher.MaintenanceInProgress, Message: msg, Internal: true, CreatedAt: at(-3)},
+				{Seq: 3, State: dispatcher.MaintenanceInProgress, Message: msg, Internal: true, CreatedAt: at(-1)},
+			}},
+	}
+	snap, err := Build(context.Background(), f.cfg, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Time{"mnt_quiet": at(-5), "mnt_moved": at(-3)}
+	for _, m := range snap.Maintenances {
+		if !m.UpdatedAt.Equal(want[m.ID]) {
+			t.Errorf("%s updated at %v, want %v (its last public update or move, not the internal message at %v)", m.ID, m.UpdatedAt, want[m.ID], at(-1))
+		}
+	}
+	if got := lastChange(snap); got.Equal(at(-1)) {
+		t.Errorf("the page's updated_at is %v: an internal message's time", got)
+	}
+}

@@ -388,6 +388,17 @@ func (b *builder) maintenance(m *dispatcher.Maintenance) *Maintenance {
 		}
 		pm.Updates = append(pm.Updates, &Update{Seq: up.Seq, State: string(up.State), CreatedAt: up.CreatedAt, Body: body})
 	}
+	// Updated when its last public update was posted or its state moved
+	// (a move is public, whoever made it): never when an internal message
+	// was posted or a reminder recorded, which m.UpdatedAt follows.
+	pm.UpdatedAt = m.CreatedAt
+	var prev dispatcher.MaintenanceState
+	for _, up := range m.Updates {
+		if !up.Internal || up.State != prev {
+			pm.UpdatedAt = latest(pm.UpdatedAt, up.CreatedAt)
+		}
+		prev = up.State
+	}
 	return pm
 }
 

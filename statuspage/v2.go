@@ -559,20 +559,14 @@ func pageZone(r *Request) *time.Location {
 }
 
 // pageBase is the page's absolute URL without a trailing slash: the
-// configured one, else the one the request reached.
+// configured one (the process sets it from http.public_url), else
+// http://localhost with the prefix. Never the request's Host: bodies are
+// cached for every reader, and a Host header is whatever a client sends.
 func pageBase(r *Request) string {
 	if u := strings.TrimRight(r.Snap.Page.URL, "/"); u != "" {
 		return u
 	}
-	scheme := "http"
-	if r.Request != nil && r.TLS != nil {
-		scheme = "https"
-	}
-	host := "localhost"
-	if r.Request != nil && r.Host != "" {
-		host = r.Host
-	}
-	return scheme + "://" + host + r.Prefix
+	return "http://localhost" + r.Prefix
 }
 
 // incidentURL and maintenanceURL are the public pages of an incident and

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -54,6 +55,9 @@ type wired struct {
 	// page is the public status page (nil when public.enabled is false);
 	// an API process mounts it beside the API (statuspage.Mount).
 	page *statuspage.Server
+	// tasks counts the queue tasks this process's workers run: while
+	// any runs, the page gives way to them (statuspage.Server.YieldTo).
+	tasks atomic.Int64
 }
 
 // wire builds Tocsin from w; Close releases its queue client.
@@ -150,7 +154,16 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, err
 	}
-	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, logger: w.logger, page: page}, nil
+	a := &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, logger: w.logger, page: page}
+	if page != nil {
+		// A process that runs workers (handlers) serves the page slower
+		// while they deliver: a crowd at the page must not slow a
+		// broadcast on the same cores. An API-only process never paces.
+		// The pace is CPU time, so it is kept on the wall clock, not on
+		// w.clock (a test's fake clock would hold readers).
+		page.YieldTo(func() bool { return a.tasks.Load() > 0 }, nil)
+	}
+	return a, nil
 }
 
 // statusPage builds the public page's snapshot cache and server; nil when
@@ -203,7 +216,15 @@ func (a *wired) worker(opt asynq.RedisConnOpt, concurrency int, shutdown time.Du
 
 // handlers are the task handlers of the app's fan-out.
 func (a *wired) handlers() *asynq.ServeMux {
-	return (&queue.Handlers{Fanout: a.fanout, Logger: a.logger}).Mux()
+	mux := (&queue.Handlers{Fanout: a.fanout, Logger: a.logger}).Mux()
+	mux.Use(func(h asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			a.tasks.Add(1)
+			defer a.tasks.Add(-1)
+			return h.ProcessTask(ctx, t)
+		})
+	})
+	return mux
 }
 
 // Close closes the queue client.

@@ -147,7 +147,9 @@ type crowd struct {
 	srv     *http.Server
 	url     string
 	tr      *http.Transport
-	measure atomic.Bool // count the views from now on
+	measure atomic.Bool // count the views that start from now on
+	leave   atomic.Bool // clients stop after their current request
+	counted atomic.Int64
 	stop    context.CancelFunc
 	once    sync.Once
 	wg      sync.WaitGroup
@@ -219,14 +221,20 @@ func (c *crowd) begin() {
 func (c *crowd) finish() { c.once.Do(c.end) }
 
 func (c *crowd) end() {
-	c.measure.Store(false)
 	c.mu.Lock()
-	if !c.from.IsZero() {
+	measured := !c.from.IsZero()
+	if measured {
 		c.stats.elapsed = time.Since(c.from)
 	}
 	c.mu.Unlock()
-	c.stop()
+	// A broadcast shorter than one view still has one view counted.
+	for deadline := time.Now().Add(5 * time.Second); measured && c.counted.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	c.measure.Store(false)
+	c.leave.Store(true) // the views under way end, and count when they started in time
 	c.wg.Wait()
+	c.stop()
 	c.tr.CloseIdleConnections()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -238,7 +246,7 @@ func (c *crowd) end() {
 // every third request conditional on the ETag it last got for that path
 // and language (a browser's reload).
 func (c *crowd) read(ctx context.Context, id int, ready chan<- struct{}) {
-	client := &http.Client{Transport: c.tr}
+	client := &http.Client{Transport: c.tr, Timeout: 30 * time.Second}
 	etags := map[string]string{}
 	var lat []time.Duration
 	views, notMod, errs := 0, 0, 0
@@ -254,7 +262,7 @@ func (c *crowd) read(ctx context.Context, id int, ready chan<- struct{}) {
 			c.stats.firstErr = firstErr
 		}
 	}()
-	for i := id; ; i++ {
+	for i := id; !c.leave.Load(); i++ {
 		path := crowdPaths[i%len(crowdPaths)]
 		lang := crowdLanguages[(i/len(crowdPaths))%len(crowdLanguages)]
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url+path, nil)
@@ -287,6 +295,7 @@ func (c *crowd) read(ctx context.Context, id int, ready chan<- struct{}) {
 			errs++
 			firstErr = cmp.Or(firstErr, fmt.Sprintf("GET %s (Accept-Language %q): %s", path, lang, res.Status))
 		case counted:
+			c.counted.Add(1)
 			views++
 			lat = append(lat, took)
 			if res.StatusCode == http.StatusNotModified {

@@ -13,7 +13,7 @@ import (
 // (past that it is served at once, and the pace is kept for the others).
 const (
 	BusyViewInterval = time.Millisecond
-	MaxYield         = 250 * time.Millisecond
+	MaxYield         = time.Second
 )
 
 // yielder paces page views while busy reports true: the page gives way to

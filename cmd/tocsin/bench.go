@@ -154,7 +154,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	for _, d := range designs {
 		fmt.Fprintf(m.Stdout, "measuring %s ...\n", d.name)
-		r, err := runDesign(ctx, rdb, *addr, *db, *n, d.batch, *conc, m.Stderr, nil)
+		r, err := runDesign(ctx, rdb, *addr, *db, *n, d.batch, *conc, m.Stderr, 0, nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", d.name, err)
 		}
@@ -231,10 +231,10 @@ func redisCPU(ctx context.Context, rdb *redis.Client) time.Duration {
 var benchLocales = []string{"en-US", "de-CH", "fr-CH", "it-CH", "da-DK"}
 
 // runDesign flushes the database, seeds n recipients and times one
-// incident's broadcast until it is done. With a crowd, it also seeds a
-// page's history of resolved incidents and has the crowd read the page
+// incident's broadcast until it is done, after seeding history resolved
+// incidents for the status page. With a crowd, the crowd reads the page
 // while the broadcast drains.
-func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch, conc int, logw io.Writer, c *crowd) (benchResult, error) {
+func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch, conc int, logw io.Writer, history int, c *crowd) (benchResult, error) {
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		return benchResult{}, err
 	}
@@ -260,10 +260,8 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 			chunk = chunk[:0]
 		}
 	}
-	if c != nil {
-		if err := seedHistory(ctx, store, now, crowdHistory); err != nil {
-			return benchResult{}, err
-		}
+	if err := seedHistory(ctx, store, now, history); err != nil {
+		return benchResult{}, err
 	}
 	base, err := usedMemory(ctx, rdb)
 	if err != nil {

@@ -90,7 +90,7 @@ func benchCrowd(ctx context.Context, w io.Writer, rdb *redis.Client, addr string
 			if crowded {
 				c = &crowd{clients: clients, unpaced: !yield}
 			}
-			res, err := runDesign(ctx, rdb, addr, db, n, batch, conc, logw, c)
+			res, err := runDesign(ctx, rdb, addr, db, n, batch, conc, logw, crowdHistory, c)
 			if err != nil {
 				return fmt.Errorf("round %d: %w", round+1, err)
 			}

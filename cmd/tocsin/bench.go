@@ -115,14 +115,6 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if size > 0 && !*flush {
 		return usageError{fmt.Errorf("redis %s db %d holds %d keys; the bench flushes it: pass --flush to allow that", *addr, *db, size)}
 	}
-	if *latency {
-		defer rdb.FlushDB(context.WithoutCancel(ctx))
-		return benchLatency(ctx, m.Stdout, rdb, *addr, *db, *n, *conc, *samples, *perCall, m.Stderr)
-	}
-	if *rates {
-		defer rdb.FlushDB(context.WithoutCancel(ctx))
-		return benchRates(ctx, m.Stdout, rdb, *addr, *db, *nSMS, rate, *workers, m.Stderr)
-	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -133,6 +125,14 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *latency {
+		defer rdb.FlushDB(context.WithoutCancel(ctx))
+		return benchLatency(ctx, m.Stdout, rdb, *addr, *db, *n, *conc, *samples, *perCall, m.Stderr)
+	}
+	if *rates {
+		defer rdb.FlushDB(context.WithoutCancel(ctx))
+		return benchRates(ctx, m.Stdout, rdb, *addr, *db, *nSMS, rate, *workers, m.Stderr)
 	}
 	if *crowdN > 0 {
 		defer rdb.FlushDB(context.WithoutCancel(ctx))

@@ -61,14 +61,11 @@ func TestServerYieldsWhileBusy(t *testing.T) {
 	if rec := get(t.Context()); rec.Code != 200 || rec.Body.String() != "ok" {
 		t.Fatalf("first view: %d %q, want 200 ok at once", rec.Code, rec.Body)
 	}
-	done := make(chan *httptest.ResponseRecorder)
+	done := make(chan *httptest.ResponseRecorder, 1)
 	go func() { done <- get(t.Context()) }()
-	for clock.Waiters() == 0 {
-		select {
-		case rec := <-done:
-			t.Fatalf("second view in the same instant served at once (%d) while busy", rec.Code)
-		case <-time.After(time.Millisecond):
-		}
+	waitFor(t, "the second view to wait for its turn", func() bool { return clock.Waiters() > 0 || len(done) > 0 })
+	if len(done) > 0 {
+		t.Fatalf("second view in the same instant served at once (%d) while busy", (<-done).Code)
 	}
 	clock.Advance(BusyViewInterval)
 	if rec := <-done; rec.Code != 200 || rec.Body.String() != "ok" {
@@ -78,9 +75,7 @@ func TestServerYieldsWhileBusy(t *testing.T) {
 	// A reader who leaves while waiting gets no answer written.
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { done <- get(ctx) }()
-	for clock.Waiters() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the reader to wait for its turn", func() bool { return clock.Waiters() > 0 })
 	cancel()
 	if rec := <-done; rec.Body.Len() != 0 {
 		t.Errorf("a reader who left got %d %q", rec.Code, rec.Body)
@@ -162,12 +157,7 @@ func TestCrowdSeesUpdateWithinRefresh(t *testing.T) {
 	}()
 	waitViews := func(n int64) {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); views.Load() < n; {
-			if time.Now().After(deadline) {
-				t.Fatalf("the crowd read %d views in 30s, want %d", views.Load(), n)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitFor(t, "the crowd's views", func() bool { return views.Load() >= n })
 	}
 	summary := func() string {
 		t.Helper()
@@ -200,15 +190,23 @@ func TestCrowdSeesUpdateWithinRefresh(t *testing.T) {
 	}
 	versions := c.versions.Load()
 	clock.Advance(time.Second)
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(summary(), "A fix is deployed."); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the update is not shown 30s after the refresh passed on the clock")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// Shown without the clock moving again (a reader's rebuild may be
+	// under way for a moment).
+	waitFor(t, "the update on the page once the refresh passed", func() bool { return strings.Contains(summary(), "A fix is deployed.") })
 	waitViews(views.Load() + 30)
 	if got := c.versions.Load() - versions; got > 2 {
 		t.Errorf("the crowd read the public version %d times in one refresh, want 2 (the check and the rebuild's)", got)
+	}
+}
+
+// waitFor polls cond until it holds, failing t after 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30s for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -159,9 +159,11 @@ func TestCrowdSeesUpdateWithinRefresh(t *testing.T) {
 		t.Helper()
 		waitFor(t, "the crowd's views", func() bool { return views.Load() >= n })
 	}
-	summary := func() string {
+	read := func(path string) string {
 		t.Helper()
-		res, err := srv.Client().Get(srv.URL + "/api/v2/summary.json")
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req.Header.Set("Accept-Language", "en")
+		res, err := srv.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,6 +171,7 @@ func TestCrowdSeesUpdateWithinRefresh(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return string(b)
 	}
+	summary := func() string { t.Helper(); return read("/api/v2/summary.json") }
 	waitViews(30)
 	if s := summary(); !strings.Contains(s, "Card payments fail.") {
 		t.Fatalf("the summary lacks the incident's first update:\n%s", s)
@@ -193,6 +196,9 @@ func TestCrowdSeesUpdateWithinRefresh(t *testing.T) {
 	// Shown without the clock moving again (a reader's rebuild may be
 	// under way for a moment).
 	waitFor(t, "the update on the page once the refresh passed", func() bool { return strings.Contains(summary(), "A fix is deployed.") })
+	if page := read("/"); !strings.Contains(page, "A fix is deployed.") {
+		t.Errorf("the page lacks the update its summary shows:\n%s", page)
+	}
 	waitViews(views.Load() + 30)
 	if got := c.versions.Load() - versions; got > 2 {
 		t.Errorf("the crowd read the public version %d times in one refresh, want 2 (the check and the rebuild's)", got)

@@ -7,7 +7,7 @@ N ?= 100000
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: run test build image bench bench-rates lint lint-openapi redis-server
+.PHONY: run test build image bench bench-rates bench-crowd lint lint-openapi redis-server
 
 # Zero-config default: embedded in-memory Redis and the outbox channel.
 run:
@@ -36,6 +36,11 @@ bench: redis-server
 # Twilio fake, in real time, from one process and from three worker processes.
 bench-rates: redis-server
 	bash scripts/bench.sh --rates
+
+# Runs `tocsin bench --crowd 16 --rounds 5` the same way: the broadcast to N
+# recipients alone and while 16 clients read the status page, five rounds.
+bench-crowd: redis-server
+	bash scripts/bench.sh $(N) --crowd 16 --rounds 5
 
 lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi

@@ -2,6 +2,7 @@
 # Runs `tocsin bench` against a throw-away redis-server on a free 127.0.0.1
 # port (never 6379) and stops that server however the bench ends.
 # Usage: scripts/bench.sh [RECIPIENTS] [BENCH FLAGS...]   (default 100000)
+#        scripts/bench.sh [RECIPIENTS] --crowd N [--rounds R]   (the page read during the broadcast)
 #        scripts/bench.sh --rates [--sms N] [--sms-rate R] [--workers N]
 # With BENCH_AGAINST=REV (a commit), it builds REV's tocsin and this tree's,
 # and runs the two in turn BENCH_ROUNDS times (default 3) on the same

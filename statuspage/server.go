@@ -17,6 +17,7 @@ type Server struct {
 	matcher language.Matcher
 	cache   bodyCache
 	mux     *http.ServeMux
+	yield   *yielder // nil: views are never paced (YieldTo)
 }
 
 // NewServer serves routes (below cfg.PathPrefix) from the snapshots snap
@@ -55,6 +56,9 @@ func (s *Server) Prefix() string { return strings.TrimRight(s.cfg.PathPrefix, "/
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *Route) {
+	if err := s.yield.wait(r.Context()); err != nil {
+		return // the reader left while the page gave way to deliveries
+	}
 	snap, err := s.snap(r.Context())
 	if err != nil {
 		h := w.Header()

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -27,8 +30,10 @@ type benchResult struct {
 	name       string
 	deliveries int
 	elapsed    time.Duration
-	peakBytes  int64 // highest used_memory above the seeded baseline
-	keptBytes  int64 // used_memory above the baseline once done
+	peakBytes  int64         // highest used_memory above the seeded baseline
+	keptBytes  int64         // used_memory above the baseline once done
+	cpu        time.Duration // this process's CPU time (user and system) during the broadcast
+	redisCPU   time.Duration // Redis's, likewise
 }
 
 func (r benchResult) rate() float64 { return float64(r.deliveries) / r.elapsed.Seconds() }
@@ -50,9 +55,9 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	db := fs.Int("db", 0, "the Redis database number")
 	flush := fs.Bool("flush", false, "allow a database that holds keys: they are deleted (without --flush the bench refuses such a database)")
 	// The fan-out (default) and --latency.
-	n := fs.Int("recipients", 100000, "recipients to seed, every one in the audience (fan-out and --latency)")
-	conc := fs.Int("concurrency", 10, "worker concurrency, asynq's (fan-out and --latency)")
-	batch := fs.Int("batch", 500, "recipients per batch task in Tocsin's design (fan-out only)")
+	n := fs.Int("recipients", 100000, "recipients to seed, every one in the audience (fan-out, --latency and --crowd)")
+	conc := fs.Int("concurrency", 10, "worker concurrency, asynq's (fan-out, --latency and --crowd)")
+	batch := fs.Int("batch", 500, "recipients per batch task in Tocsin's design (fan-out and --crowd)")
 	naive := fs.Bool("naive", true, "also measure the naive design, one asynq task per delivery (fan-out only)")
 	latency := fs.Bool("latency", false, "measure instead the time from a critical update to its first provider call while a minor broadcast to --recipients drains")
 	samples := fs.Int("samples", 50, "critical updates to time (--latency only)")
@@ -61,6 +66,10 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	nSMS := fs.Int("sms", 1000, "SMS per run (--rates only)")
 	smsRate := fs.String("sms-rate", "50/s", "the SMS rate, `N/s`, and the fake's limit (--rates only)")
 	workers := fs.Int("workers", 3, "worker processes of the second run, 0 for none (--rates only)")
+	crowdN := fs.Int("crowd", 0, "measure instead the fan-out alone and while `N` keep-alive HTTP clients read the status page (/, /api/v2/summary.json, /history.atom) served by this process over loopback; 0: off")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (go tool pprof reads it)")
+	yield := fs.Bool("yield", true, "the page gives way to the broadcast as serve's does (statuspage.Server.YieldTo); --yield=false serves it unpaced (--crowd only)")
+	rounds := fs.Int("rounds", 3, "rounds of the two runs, alone and with the crowd, alternating which goes first (--crowd only)")
 	if _, err := fs.parse(args, 0, ""); err != nil {
 		return err
 	}
@@ -75,6 +84,12 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	if *batch > 5000 {
 		return usageError{errors.New("--batch must be at most 5000, as worker.batch_size")}
+	}
+	if *crowdN < 0 || *rounds < 1 {
+		return usageError{errors.New("--crowd must be at least 0 and --rounds at least 1")}
+	}
+	if *crowdN > 0 && (*latency || *rates) {
+		return usageError{errors.New("--crowd, --latency and --rates are three benchmarks: pass one")}
 	}
 	var rate dispatcher.Rate
 	if *rates {
@@ -100,6 +115,17 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if size > 0 && !*flush {
 		return usageError{fmt.Errorf("redis %s db %d holds %d keys; the bench flushes it: pass --flush to allow that", *addr, *db, size)}
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *latency {
 		defer rdb.FlushDB(context.WithoutCancel(ctx))
 		return benchLatency(ctx, m.Stdout, rdb, *addr, *db, *n, *conc, *samples, *perCall, m.Stderr)
@@ -107,6 +133,10 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if *rates {
 		defer rdb.FlushDB(context.WithoutCancel(ctx))
 		return benchRates(ctx, m.Stdout, rdb, *addr, *db, *nSMS, rate, *workers, m.Stderr)
+	}
+	if *crowdN > 0 {
+		defer rdb.FlushDB(context.WithoutCancel(ctx))
+		return benchCrowd(ctx, m.Stdout, rdb, *addr, *db, *n, *batch, *conc, *crowdN, *rounds, *yield, m.Stderr)
 	}
 	version := redisVersion(ctx, rdb)
 	fmt.Fprintf(m.Stdout, "tocsin bench: %d recipients, concurrency %d, Redis %s at %s\n", *n, *conc, version, *addr)
@@ -124,7 +154,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	for _, d := range designs {
 		fmt.Fprintf(m.Stdout, "measuring %s ...\n", d.name)
-		r, err := runDesign(ctx, rdb, *addr, *db, *n, d.batch, *conc, m.Stderr)
+		r, err := runDesign(ctx, rdb, *addr, *db, *n, d.batch, *conc, m.Stderr, 0, nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", d.name, err)
 		}
@@ -170,11 +200,41 @@ func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
 	return 0, errors.New("INFO memory has no used_memory")
 }
 
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is the CPU time the Redis server has used (INFO cpu), 0 when
+// it does not say.
+func redisCPU(ctx context.Context, rdb *redis.Client) time.Duration {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, l := range strings.Split(info, "\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), k); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				sum += f
+			}
+		}
+	}
+	return time.Duration(sum * float64(time.Second))
+}
+
 var benchLocales = []string{"en-US", "de-CH", "fr-CH", "it-CH", "da-DK"}
 
 // runDesign flushes the database, seeds n recipients and times one
-// incident's broadcast until it is done.
-func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch, conc int, logw io.Writer) (benchResult, error) {
+// incident's broadcast until it is done, after seeding history resolved
+// incidents for the status page. With a crowd, the crowd reads the page
+// while the broadcast drains.
+func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch, conc int, logw io.Writer, history int, c *crowd) (benchResult, error) {
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		return benchResult{}, err
 	}
@@ -200,6 +260,9 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 			chunk = chunk[:0]
 		}
 	}
+	if err := seedHistory(ctx, store, now, history); err != nil {
+		return benchResult{}, err
+	}
 	base, err := usedMemory(ctx, rdb)
 	if err != nil {
 		return benchResult{}, err
@@ -208,7 +271,11 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	aopt := asynq.RedisClientOpt{Addr: addr, DB: db, PoolSize: 4 * conc}
 	sink := &null.Sender{}
-	a, err := wireBench(rdb, aopt, batch, logger, sink)
+	cfg, err := benchConfig(batch)
+	if err != nil {
+		return benchResult{}, err
+	}
+	a, err := wireBenchConfig(cfg, rdb, aopt, logger, sink)
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -218,6 +285,12 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 		return benchResult{}, err
 	}
 	defer srv.Shutdown()
+	if c != nil {
+		if err := c.start(ctx, a, cfg, logger); err != nil {
+			return benchResult{}, fmt.Errorf("crowd: %w", err)
+		}
+		defer c.finish()
+	}
 
 	// Sample used_memory for the peak while the broadcast runs.
 	var peak int64
@@ -241,6 +314,10 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	}()
 
 	svc := a.service
+	if c != nil {
+		c.begin()
+	}
+	cpu0, rcpu0 := processCPU(), redisCPU(ctx, rdb)
 	start := time.Now()
 	res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{
 		Title: dispatcher.PlainTitle("Card payments failing"), Severity: dispatcher.SeverityMajor,
@@ -271,6 +348,10 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 		}
 	}
 	elapsed := time.Since(start)
+	cpu, rcpu := processCPU()-cpu0, redisCPU(ctx, rdb)-rcpu0
+	if c != nil {
+		c.finish()
+	}
 	stopSampling()
 	wg.Wait()
 	kept, err := usedMemory(ctx, rdb)
@@ -280,7 +361,7 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	if got := sink.Sent(); got != int64(n) || b.Audience != n {
 		return benchResult{}, fmt.Errorf("sink received %d messages, audience %d, want %d", got, b.Audience, n)
 	}
-	return benchResult{deliveries: n, elapsed: elapsed, peakBytes: max(peak, kept) - base, keptBytes: kept - base}, nil
+	return benchResult{deliveries: n, elapsed: elapsed, peakBytes: max(peak, kept) - base, keptBytes: kept - base, cpu: cpu, redisCPU: rcpu}, nil
 }
 
 // firstCallSink is a slow sink that notes when each broadcast's first
@@ -445,14 +526,29 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // with batches of batch recipients (0: the default), every channel served
 // by sink (nil: none).
 func wireBench(rdb *redis.Client, aopt asynq.RedisClientOpt, batch int, logger *slog.Logger, sink dispatcher.Sender) (*wired, error) {
+	cfg, err := benchConfig(batch)
+	if err != nil {
+		return nil, err
+	}
+	return wireBenchConfig(cfg, rdb, aopt, logger, sink)
+}
+
+// benchConfig is the bench's configuration: the default one without the
+// per-recipient guard, with batches of batch recipients (0: the default).
+func benchConfig(batch int) (config.Config, error) {
 	env := map[string]string{"TOCSIN_LIMITS_PER_RECIPIENT": "0"}
 	if batch > 0 {
 		env["TOCSIN_WORKER_BATCH_SIZE"] = strconv.Itoa(batch)
 	}
 	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
-		return nil, usageError{err}
+		return config.Config{}, usageError{err}
 	}
+	return cfg, nil
+}
+
+// wireBenchConfig is wireBench on cfg.
+func wireBenchConfig(cfg config.Config, rdb *redis.Client, aopt asynq.RedisClientOpt, logger *slog.Logger, sink dispatcher.Sender) (*wired, error) {
 	return wire(wiring{
 		cfg: cfg, rdb: rdb, queue: aopt, logger: logger,
 		senders: func(*redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {

@@ -114,3 +114,40 @@ func TestBenchRates(t *testing.T) {
 		t.Errorf("%d runs printed, want 2:\n%s", runs, stdout)
 	}
 }
+
+// TestBenchCrowd runs the crowd bench at a tiny size: one round, the
+// broadcast alone and while four clients read the page, which answers
+// every request 200 or 304. Its rates are not asserted (real time).
+func TestBenchCrowd(t *testing.T) {
+	t.Parallel()
+	_, opts := redistest.New(t)
+	code, stdout, stderr := runMain(t.Context(), nil, "bench", "--crowd", "4", "--rounds", "1", "--recipients", "200", "--concurrency", "2",
+		"--redis", opts.Addr, "--db", strconv.Itoa(opts.DB))
+	if code != 0 {
+		t.Fatalf("bench --crowd exited %d; stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	mustContain(t, "bench --crowd output", stdout, "tocsin bench --crowd 4: 200 recipients", "the page gives way to the broadcast",
+		"alone deliveries/s", "p99 ms", "with 4 page readers", ", 0 errors")
+	var row []string
+	for _, line := range strings.Split(stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "1" {
+			row = f
+		}
+	}
+	// round, alone, crowd, slowdown, %, CPU x4, views, views/s, 304s, p50, p99, errors
+	if len(row) != 15 {
+		t.Fatalf("no row for round 1, or not of 15 fields: %q\n%s", row, stdout)
+	}
+	if views, _ := strconv.Atoi(row[9]); views < 1 {
+		t.Errorf("the crowd read the page %q times during the broadcast, want at least once:\n%s", row[9], stdout)
+	}
+	if row[14] != "0" {
+		t.Errorf("errors = %s, want 0", row[14])
+	}
+
+	// The bench refuses to mix its modes, before any connection.
+	code, _, stderr = runMain(t.Context(), nil, "bench", "--crowd", "4", "--latency", "--redis", "127.0.0.1:1")
+	if code != 2 || !strings.Contains(stderr, "pass one") {
+		t.Errorf("bench --crowd --latency exited %d, want 2; stderr:\n%s", code, stderr)
+	}
+}

@@ -47,11 +47,12 @@ var serverCommands = []cmdDoc{
 	{path: "serve", args: "[--config FILE] [--role all|api|worker]",
 		summary: "run the API and the queue workers",
 		notes:   "The configuration comes from the file, then TOCSIN_* environment variables (docs/configuration.md). Without any, serve runs on an embedded in-memory Redis and prints a generated operator key."},
-	{path: "bench", args: "[--redis HOST:PORT] [--db N] [--flush] [--recipients N] [--batch N] [--concurrency N] [--naive=false] [--latency [--samples N] [--sink-delay D]] [--rates [--sms N] [--sms-rate R] [--workers N]]",
+	{path: "bench", args: "[--redis HOST:PORT] [--db N] [--flush] [--recipients N] [--batch N] [--concurrency N] [--naive=false] [--latency [--samples N] [--sink-delay D]] [--rates [--sms N] [--sms-rate R] [--workers N]] [--crowd N [--rounds N] [--yield=false]] [--cpuprofile FILE]",
 		summary: "measure throughput, latency or the SMS rate on a Redis",
 		notes: "The default measures how fast an incident reaches --recipients recipients through a null sink, with Tocsin's batches and then (unless --naive=false) with one task per delivery. " +
 			"--latency measures instead how soon a critical update reaches its first provider call while a minor broadcast drains. " +
 			"--rates measures instead the shared SMS rate against a strict Twilio fake. " +
+			"--crowd N measures instead what N keep-alive clients reading the status page cost the fan-out: the same broadcast alone and while they read the page this process serves, with the page's views/s and latencies; any page answer but 200 or 304 fails it. " +
 			"The bench uses database --db of --redis and empties it when done; it refuses a database that holds keys unless --flush is given. docs/BENCHMARKS.md has results."},
 	{path: "healthcheck", args: "[--url URL] [--timeout 3s]",
 		summary: "ask a running server's /healthz; exit 0 when healthy",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -59,6 +60,41 @@ type wired struct {
 	page *statuspage.Server
 	// subscriptions is the public's self-service (nil without linkSecret).
 	subscriptions *dispatcher.Subscriptions
+	// load is what this process's workers are doing: while a task works
+	// on its cores, the page gives way to it (statuspage.Server.YieldTo).
+	load *workload
+}
+
+// workload counts the queue tasks a process's workers run, and the
+// provider calls under way among them.
+type workload struct{ tasks, sending atomic.Int64 }
+
+// busy reports whether some task works on this process's cores rather
+// than waiting on a provider (a rate limit, a slow API): then a crowd at
+// the page would slow it.
+func (l *workload) busy() bool { return l.tasks.Load() > l.sending.Load() }
+
+// countSends wraps each sender so that l counts its calls under way.
+func (l *workload) countSends(senders map[dispatcher.Channel]dispatcher.Sender) map[dispatcher.Channel]dispatcher.Sender {
+	if senders == nil {
+		return nil
+	}
+	out := make(map[dispatcher.Channel]dispatcher.Sender, len(senders))
+	for ch, s := range senders {
+		out[ch] = countedSender{Sender: s, sending: &l.sending}
+	}
+	return out
+}
+
+type countedSender struct {
+	dispatcher.Sender
+	sending *atomic.Int64
+}
+
+func (s countedSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	s.sending.Add(1)
+	defer s.sending.Add(-1)
+	return s.Sender.Send(ctx, msgs)
 }
 
 // wire builds Tocsin from w; Close releases its queue client.
@@ -95,6 +131,8 @@ func wire(w wiring) (*wired, error) {
 			return nil, err
 		}
 	}
+	load := &workload{}
+	senders = load.countSends(senders)
 	// Web Push endpoints come from API callers too: the webhooks' guard
 	// (and its allow_networks) checks them, https only, without DNS; the
 	// push channel's dialer refuses names that resolve to such addresses.
@@ -171,7 +209,16 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, err
 	}
-	return &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, logger: w.logger, page: page, subscriptions: subs}, nil
+	a := &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, logger: w.logger, page: page, subscriptions: subs, load: load}
+	if page != nil {
+		// A process that runs workers (handlers) serves the page slower
+		// while they work on its cores: a crowd at the page must not
+		// slow a broadcast. An API-only process never paces. The pace is
+		// CPU time, so it is kept on the wall clock, not on w.clock (a
+		// test's fake clock would hold readers).
+		page.YieldTo(load.busy, nil)
+	}
+	return a, nil
 }
 
 // statusPage builds the public page's snapshot cache and server; nil when
@@ -224,7 +271,15 @@ func (a *wired) worker(opt asynq.RedisConnOpt, concurrency int, shutdown time.Du
 
 // handlers are the task handlers of the app's fan-out.
 func (a *wired) handlers() *asynq.ServeMux {
-	return (&queue.Handlers{Fanout: a.fanout, Logger: a.logger}).Mux()
+	mux := (&queue.Handlers{Fanout: a.fanout, Logger: a.logger}).Mux()
+	mux.Use(func(h asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			a.load.tasks.Add(1)
+			defer a.load.tasks.Add(-1)
+			return h.ProcessTask(ctx, t)
+		})
+	})
+	return mux
 }
 
 // Close closes the queue client.

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/serviceworker"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tocsin-dev/tocsin/channels/push/webpushtest"
@@ -317,7 +318,14 @@ func testWebPush(t *testing.T, a *app, wp *webpushtest.Server, incident string,
 		t.Fatal(err)
 	}
 	regs := make(chan serviceworker.RegistrationID, 16)
+	swErrors := make(chan string, 16)
 	if err := chromedp.Listen(tab, func(ev any) {
+		if e, ok := ev.(*serviceworker.EventWorkerErrorReported); ok {
+			select {
+			case swErrors <- e.ErrorMessage.ErrorMessage:
+			default:
+			}
+		}
 		if e, ok := ev.(*serviceworker.EventWorkerRegistrationUpdated); ok {
 			for _, r := range e.Registrations {
 				if r.ScopeURL == origin+"/" && !r.IsDeleted {
@@ -344,13 +352,17 @@ func testWebPush(t *testing.T, a *app, wp *webpushtest.Server, incident string,
 	if ok, err := chromedp.Run(tab, chromedp.Evaluate[bool](strings.Replace(pushHook, "%s", string(js), 1))); err != nil || !ok {
 		t.Fatalf("install the test hook: %v", err)
 	}
-	if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS(`#webpush-button`)), chromedp.WaitVisible(chromedp.CSS(`#webpush-manage`))); err != nil {
-		status, _ := chromedp.Run(tab, chromedp.Text(chromedp.CSS(`#webpush-status`)))
-		t.Fatalf("Web Push did not turn on: %v (the page says %q)", err, status)
+	// subscribe.js says how it went, success or not.
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS(`#webpush-button`)), chromedp.WaitVisible(chromedp.CSS(`#webpush-status:not(:empty)`))); err != nil {
+		t.Fatal(err)
 	}
 	status, _ := chromedp.Run(tab, chromedp.Text(chromedp.CSS(`#webpush-status`)))
 	if !strings.Contains(status, "Benachrichtigungen sind für diesen Browser eingeschaltet") {
-		t.Errorf("status = %q", status)
+		t.Fatalf("Web Push did not turn on: the page says %q", status)
+	}
+	manage, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById('webpush-manage').href`))
+	if err != nil || !strings.Contains(manage, "/subscriptions/manage?lang=de-CH&token=sub_") {
+		t.Errorf("the manage link after turning on Web Push: %q %v", manage, err)
 	}
 	browsertest.Shot(t, tab, filepath.Join(dir, "e2e-webpush-on-de-CH-1280.png"))
 	type hookCall struct {
@@ -388,14 +400,36 @@ func testWebPush(t *testing.T, a *app, wp *webpushtest.Server, incident string,
 	case <-tab.Done():
 		t.Fatal("no service worker registration seen")
 	}
+	// The worker is activated (its activate event done) before the push.
+	if ok, err := chromedp.Run(tab, chromedp.Evaluate[bool](`navigator.serviceWorker.ready.then(r => r.active.state === 'activated' ||
+		new Promise(done => r.active.addEventListener('statechange', e => e.target.state === 'activated' && done(true))))`, chromedp.EvalAwaitPromise)); err != nil || !ok {
+		t.Fatalf("the service worker is not activated: %v", err)
+	}
+	// The worker's showNotification is observed from the worker's own
+	// target (CDP), not from sw.js.
+	targets, err := chromedp.Targets(tab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var swTarget target.ID
+	for _, ti := range targets {
+		if ti.Type == "service_worker" && strings.HasSuffix(ti.URL, "/sw.js") {
+			swTarget = ti.TargetID
+		}
+	}
+	swctx, swcancel := chromedp.NewContext(tab, chromedp.WithTargetID(swTarget))
+	defer swcancel()
+	if ok, err := chromedp.Run(swctx, chromedp.Evaluate[bool](`(() => { const r = self.registration, show = r.showNotification.bind(r); self.__shown = [];
+		r.showNotification = (title, o) => show(title, o).then(v => { self.__shown.push(title + '\n' + o.body + '\n' + o.tag); return v; }); return true; })()`)); err != nil || !ok {
+		t.Fatalf("observe the worker (target %q): %v", swTarget, err)
+	}
 	if _, err := chromedp.Call(tab, serviceworker.DeliverPushMessage, serviceworker.DeliverPushMessageParams{Origin: origin, RegistrationID: reg, Data: string(msg.Payload)}); err != nil {
 		t.Fatal(err)
 	}
 	var shown []string
 	// Polled with a deadline: the worker shows it when it has run.
 	for deadline := time.Now().Add(20 * time.Second); len(shown) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		shown, err = chromedp.Run(tab, chromedp.Evaluate[[]string](`navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns => ns.map(n => n.title + '\n' + n.body + '\n' + n.tag))`, chromedp.EvalAwaitPromise))
-		if err != nil {
+		if shown, err = chromedp.Run(swctx, chromedp.Evaluate[[]string](`self.__shown`)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -407,5 +441,8 @@ func testWebPush(t *testing.T, a *app, wp *webpushtest.Server, incident string,
 	_, errs := log.All()
 	for _, e := range errs {
 		t.Errorf("the browser logged an error: %s", e)
+	}
+	for len(swErrors) > 0 {
+		t.Errorf("the service worker reported: %s", <-swErrors)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -97,7 +98,9 @@ func (s *Server) ServeSubscriptions(c SubscribeConfig) error {
 	}
 	c.Options.SubscribeURL = s.Prefix() + SubscribePath
 	cfg := s.cfg
-	h, routes, err := newHTMLPage(&cfg, c.Options)
+	// The status page's own routes are the caller's (RoutesWith): only the
+	// renderer is used here.
+	h, _, err := newHTMLPage(&cfg, c.Options)
 	if err != nil {
 		return err
 	}
@@ -123,7 +126,6 @@ func (s *Server) ServeSubscriptions(c SubscribeConfig) error {
 	for _, rt := range []Route{jsRoute, swRoute} {
 		s.mux.HandleFunc(rt.Pattern[:4]+s.Prefix()+rt.Pattern[4:], func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, &rt) })
 	}
-	_ = routes // the status page's own routes are the caller's (RoutesWith)
 	for pattern, fn := range map[string]http.HandlerFunc{
 		"GET " + SubscribePath:            p.form,
 		"POST " + SubscribePath:           p.post(p.subscribe),
@@ -167,13 +169,13 @@ type subView struct {
 	Unsubscribe string
 	// SW and Scope are the service worker's URL and scope.
 	SW, Scope string
-	Address     string // masked
-	Subs        []choice
-	WebPush     bool
-	Script      string
-	Saved       bool
-	Message     string // the message page's words
-	Heading     string
+	Address   string // masked
+	Subs      []choice
+	WebPush   bool
+	Script    string
+	Saved     bool
+	Message   string // the message page's words
+	Heading   string
 }
 
 type choice struct {
@@ -210,7 +212,7 @@ func subscribeHeaders(w http.ResponseWriter, locale string) {
 func (p *subscribePages) render(w http.ResponseWriter, req *Request, status int, title string, sv *subView) {
 	v := p.h.view(req, title, sv)
 	sv.Script = p.js
-	if sv.CSRF == "" && sv.Kind != "message" && sv.Kind != "sent" && sv.Kind != "unsubscribed" {
+	if sv.CSRF == "" && slices.Contains([]string{"form", "code", "confirm", "manage", "unsubscribe"}, sv.Kind) {
 		sv.CSRF = p.csrf.issue(w, req.Request)
 	}
 	// The language switcher keeps the page's token.
@@ -275,11 +277,11 @@ func (p *subscribePages) ip(r *http.Request) string {
 	if p.c.ClientIP != nil {
 		return p.c.ClientIP(r)
 	}
-	host, _, _ := strings.Cut(r.RemoteAddr, ":")
-	if i := strings.LastIndexByte(r.RemoteAddr, ':'); i > 0 {
-		host = r.RemoteAddr[:i]
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
 	}
-	return strings.Trim(host, "[]")
+	return host
 }
 
 // webPush reports whether Web Push is offered.

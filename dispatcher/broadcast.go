@@ -313,6 +313,9 @@ func Classify(err error) *SendError {
 type RenderRequest struct {
 	Locale   string // the recipient's BCP 47 locale
 	Timezone string // the recipient's IANA time zone, may be empty
+	// NameZone names the zone after every time the text shows (the
+	// public page, read from anywhere).
+	NameZone bool
 	Kind     Kind
 	Channel  Channel
 	Incident *Incident

@@ -85,6 +85,7 @@ func (c *CatalogRenderer) Render(req RenderRequest) (Rendered, error) {
 	lreq := locales.Request{
 		Locale:     req.Locale,
 		Timezone:   req.Timezone,
+		NameZone:   req.NameZone,
 		Kind:       string(req.Kind.ReadsAs()),
 		Channel:    string(req.Channel),
 		State:      string(up.State),

@@ -102,6 +102,12 @@ func formatTime(locale string, t time.Time, loc *time.Location, now time.Time) s
 	return s.format(s.date, t) + s.join + clock
 }
 
+// formatTimeZoned is formatTime followed by the zone's abbreviation
+// ("16:30 CET", "4:30 PM UTC").
+func formatTimeZoned(locale string, t time.Time, loc *time.Location, now time.Time) string {
+	return formatTime(locale, t, loc, now) + " " + t.In(loc).Format("MST")
+}
+
 // format expands a CLDR date or time pattern (see timeStyle).
 func (s timeStyle) format(pattern string, t time.Time) string {
 	var b strings.Builder

@@ -397,8 +397,11 @@ func (c *Catalog) Chain(locale string) []string {
 
 // Request asks for one message.
 type Request struct {
-	Locale   string    // recipient's BCP 47 tag, e.g. "de-CH"
-	Timezone string    // recipient's IANA zone; "" (or an unknown zone) = UTC
+	Locale   string // recipient's BCP 47 tag, e.g. "de-CH"
+	Timezone string // recipient's IANA zone; "" (or an unknown zone) = UTC
+	// NameZone appends the zone's abbreviation to every time ("16:30 CET"):
+	// for readers who may be in another zone (the public status page).
+	NameZone bool
 	Kind     string    // customer | merchant | business
 	Channel  string    // sms | email | push | webhook
 	Industry string    // payments (""), telecom, banking or generic: the deployment's wording
@@ -762,6 +765,12 @@ func (c *Catalog) templateData(locale string, chain []string, r Request) map[str
 		own = foldGSM7
 	}
 	loc := location(r.Timezone)
+	formatTime := formatTime
+	if r.NameZone {
+		formatTime = func(locale string, t time.Time, loc *time.Location, now time.Time) string {
+			return formatTimeZoned(locale, t, loc, now)
+		}
+	}
 	inc := r.Incident
 	data := emptyData()
 	data["Title"] = oneLine(inc.Title)

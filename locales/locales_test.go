@@ -397,6 +397,12 @@ func TestRenderFormatsForRecipient(t *testing.T) {
 			t.Errorf("%s: got (%q, %v), want body containing %q", tt.locale, m.Body, err, tt.want)
 		}
 	}
+	// NameZone (the public page) names the zone after each time.
+	zoned := fullRequest("de-CH", "customer", "email", "investigating")
+	zoned.Timezone, zoned.NameZone = "Europe/Zurich", true
+	if m, err := c.Render(zoned); err != nil || !strings.Contains(m.Body, "Beginn: 14:00 CET (vor 2 Stunden)\nVoraussichtliche Behebung: 18:30 CET") {
+		t.Errorf("NameZone: got (%q, %v), want the zone after each time", m.Body, err)
+	}
 	credits := []struct{ locale, currency, want string }{
 		{"de-CH", "CHF", "Als Entschuldigung schreiben wir Ihrem Konto CHF 5.00 gut."},
 		{"de", "EUR", "Als Entschuldigung schreiben wir Ihrem Konto 5,00 € gut."},

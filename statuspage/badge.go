@@ -97,11 +97,26 @@ func textWidth(s string) int {
 	return int(w + 0.5)
 }
 
+// xmlText drops what XML 1.0 cannot carry (control characters but tab
+// and line breaks, lone surrogates, U+FFFE, U+FFFF): one in a page name
+// would make the whole badge unreadable.
+func xmlText(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r',
+			r >= 0x20 && r <= 0xd7ff, r >= 0xe000 && r <= 0xfffd, r >= 0x10000 && r <= 0x10ffff:
+			return r
+		}
+		return -1
+	}, s)
+}
+
 // badge is a flat shields.io-style badge of label and message on color.
 func badge(label, message, color string) []byte {
 	if color == "" {
 		color = "#6e7781"
 	}
+	label, message = xmlText(label), xmlText(message)
 	lw, mw := textWidth(label)+10, textWidth(message)+10
 	w := lw + mw
 	title := html.EscapeString(label + ": " + message)

@@ -323,7 +323,7 @@ func (b *builder) render(inc *dispatcher.Incident, up *dispatcher.Update) map[st
 	at := up.CreatedAt
 	r.Clock = dispatcher.ClockFunc(func() time.Time { return at })
 	for _, l := range b.c.Locales {
-		req := dispatcher.RenderRequest{Locale: l, Timezone: b.c.Page.TimeZone, Kind: dispatcher.KindCustomer, Channel: dispatcher.ChannelWebhook, Incident: inc, Update: up}
+		req := dispatcher.RenderRequest{Locale: l, Timezone: b.c.Page.TimeZone, NameZone: true, Kind: dispatcher.KindCustomer, Channel: dispatcher.ChannelWebhook, Incident: inc, Update: up}
 		msg, err := r.Render(req)
 		if err == nil && msg.OperatorFrom != "" {
 			// The operator wrote one: take the email's form, its
@@ -387,6 +387,17 @@ func (b *builder) maintenance(m *dispatcher.Maintenance) *Maintenance {
 			}
 		}
 		pm.Updates = append(pm.Updates, &Update{Seq: up.Seq, State: string(up.State), CreatedAt: up.CreatedAt, Body: body})
+	}
+	// Updated when its last public update was posted or its state moved
+	// (a move is public, whoever made it): never when an internal message
+	// was posted or a reminder recorded, which m.UpdatedAt follows.
+	pm.UpdatedAt = m.CreatedAt
+	var prev dispatcher.MaintenanceState
+	for _, up := range m.Updates {
+		if !up.Internal || up.State != prev {
+			pm.UpdatedAt = latest(pm.UpdatedAt, up.CreatedAt)
+		}
+		prev = up.State
 	}
 	return pm
 }

@@ -212,15 +212,15 @@ func newFeed(r *Request, c *Config) *feed {
 // date formats t in the page's zone.
 func (f *feed) date(t time.Time, layout string) string { return t.In(f.zone).Format(layout) }
 
-// langQuery is the ?lang= a feed was asked with (at most 35 characters,
-// the longest tag worth keeping): its self link repeats it, so a
-// validator finds the feed where it says it is.
+// langQuery is the ?lang= of a feed's self link: the locale negotiated
+// from the reader's ?lang= when there was one (so a validator finds the
+// feed where it says it is), else "". Never the raw value: the body is
+// cached by it, and a raw one would let any visitor grow the cache.
 func langQuery(r *Request) string {
-	l := r.URL.Query().Get("lang")
-	if len(l) > 35 {
+	if r.URL.Query().Get("lang") == "" {
 		return ""
 	}
-	return l
+	return r.Locale
 }
 
 // withLang adds the reader's ?lang= to a link of a localized route.

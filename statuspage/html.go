@@ -100,7 +100,7 @@ func newHTMLPage(c *Config, o HTMLOptions) (*htmlPage, []Route, error) {
 	if h.text, err = loadPageText(pageMessages); err != nil {
 		return nil, nil, err
 	}
-	for _, p := range []string{"home", "incident", "maintenance", "history"} {
+	for _, p := range []string{"home", "incident", "maintenance", "history", "notfound"} {
 		t, err := template.New(p).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, nil, fmt.Errorf("statuspage: template %s: %w", p, err)
@@ -157,7 +157,19 @@ func pathKey(name string) func(*Request) string {
 }
 
 func (h *htmlPage) page(pattern string, key func(*Request) string, render func(*Request) ([]byte, error)) Route {
-	return Route{Pattern: pattern, ContentType: htmlType, Localized: true, Key: key, Headers: h.headers, Render: render}
+	return Route{Pattern: pattern, ContentType: htmlType, Localized: true, Key: key, Headers: h.headers, Render: render, NotFound: h.notFound}
+}
+
+// notFound is the page of an address that has no page (an unknown
+// incident, a private one, a month out of range): the same for every such
+// address, so it links the languages to the home page.
+func (h *htmlPage) notFound(r *Request) ([]byte, error) {
+	w := h.text.words(r.Locale, r.Zone)
+	v := h.view(r, w.T("notfound.title"), nil)
+	for i := range v.Langs {
+		v.Langs[i].Href = r.Prefix + "/?lang=" + url.QueryEscape(v.Langs[i].Tag)
+	}
+	return h.render("notfound", v)
 }
 
 // asset serves body at /assets/{name}; pages link it with its content hash,
@@ -228,8 +240,11 @@ func (h *htmlPage) view(r *Request, title string, page any) *pageView {
 	if title != "" {
 		v.Title = title + " – " + v.Name
 	}
+	// The path as matched, escaped anew: the body is cached for every
+	// spelling of it, so it must not repeat the one a request chose.
+	self := (&url.URL{Path: r.URL.Path}).EscapedPath()
 	for _, l := range h.langs {
-		v.Langs = append(v.Langs, langLink{Tag: l, Name: h.langNames[l], Href: r.URL.EscapedPath() + "?lang=" + url.QueryEscape(l), Current: l == r.Locale})
+		v.Langs = append(v.Langs, langLink{Tag: l, Name: h.langNames[l], Href: self + "?lang=" + url.QueryEscape(l), Current: l == r.Locale})
 	}
 	return v
 }
@@ -445,6 +460,9 @@ type dayView struct {
 func (h *htmlPage) serviceView(r *Request, w *pageWords, s *Service) serviceView {
 	v := serviceView{Name: displayName(s.Names, r.Locale, s.ID), Status: w.status(s.Status, "status.")}
 	for _, c := range s.Components {
+		if c.Region == "" {
+			continue // the service everywhere: its own row says it
+		}
 		v.Regions = append(v.Regions, regionView{Name: displayName(c.Names, r.Locale, c.Region), Status: w.status(c.Status, "status.")})
 	}
 	var down time.Duration

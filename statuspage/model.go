@@ -7,8 +7,10 @@
 package statuspage
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
@@ -145,10 +147,33 @@ type Maintenance struct {
 // exist (an unknown incident id, a month with nothing): a 404.
 var ErrNotFound = errors.New("not found")
 
+// notFoundOr500 answers a Render error: a 404 problem for ErrNotFound,
+// else a 500 problem that says nothing of the cause.
 func notFoundOr500(w http.ResponseWriter, err error) {
 	if errors.Is(err, ErrNotFound) {
-		http.Error(w, "Not found", http.StatusNotFound)
+		writeProblem(w, http.StatusNotFound, "not_found", "There is nothing at this address.")
 		return
 	}
-	http.Error(w, "The status page could not be rendered; try again shortly.", http.StatusInternalServerError)
+	writeProblem(w, http.StatusInternalServerError, "internal", "The status page could not be rendered; try again shortly.")
+}
+
+// problem is an RFC 9457 problem document in the shape the operator API
+// writes its own (title, status, detail and a stable code).
+type problem struct {
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+}
+
+// writeProblem answers with an application/problem+json document. The
+// other headers are the caller's (security headers, CORS).
+func writeProblem(w http.ResponseWriter, status int, code, detail string) {
+	b, _ := json.Marshal(problem{Title: http.StatusText(status), Status: status, Detail: detail, Code: code})
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	h.Del("Content-Language")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
 }

@@ -55,17 +55,35 @@ func (s *Server) Handles(r *http.Request) bool {
 	return pattern != ""
 }
 
+// readable reports whether one of the page's routes would answer a GET of
+// r's path.
+func (s *Server) readable(r *http.Request) bool {
+	probe := *r
+	probe.Method = http.MethodGet
+	return s.Handles(&probe)
+}
+
 // Mount serves the page beside api: a request the page has a route for,
-// outside the paths the API owns (APIPath), goes to the page; every other
-// request to api, which keeps its 401s, 404s and 405s. A nil page mounts
-// nothing.
+// outside the paths the API owns (APIPath), goes to the page; another
+// method than GET or HEAD on such a path is a 405 problem (the page's
+// routes are read-only); every other request goes to api, which keeps its
+// 401s, 404s and 405s. A nil page mounts nothing.
 func Mount(api http.Handler, page *Server) http.Handler {
 	if page == nil {
 		return api
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !APIPath(r.URL.Path) && page.Handles(r) {
+		switch {
+		case APIPath(r.URL.Path):
+		case page.Handles(r):
 			page.ServeHTTP(w, r)
+			return
+		case page.readable(r):
+			h := w.Header()
+			securityHeaders(h, false)
+			h.Set("Allow", "GET, HEAD")
+			h.Set("Cache-Control", "no-store")
+			writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here: the status page is read with GET.")
 			return
 		}
 		api.ServeHTTP(w, r)

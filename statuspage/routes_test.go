@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -31,10 +32,25 @@ func TestMount(t *testing.T) {
 				t.Errorf("prefix %q: GET %s served by %q, want %s", c.prefix, p, w.Body, want)
 			}
 		}
+		// The page's routes are read-only: another method is a 405
+		// problem (the API, which knows none of them, would say 404).
+		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(m, c.prefix+"/", nil))
+			if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" ||
+				w.Header().Get("Content-Type") != "application/problem+json" || !strings.Contains(w.Body.String(), `"code":"method_not_allowed"`) {
+				t.Errorf("prefix %q: %s / = %d %q %s, want a 405 problem allowing GET, HEAD", c.prefix, m, w.Code, w.Header(), w.Body)
+			}
+		}
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, c.prefix+"/", nil))
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/incidents", nil))
 		if w.Body.String() != "api" {
-			t.Errorf("prefix %q: POST / served by the page, want the API's 405/404", c.prefix)
+			t.Errorf("prefix %q: POST /v1/incidents served by %q, want the API", c.prefix, w.Body)
+		}
+		w = httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, c.prefix+"/nothing", nil))
+		if w.Body.String() != "api" {
+			t.Errorf("prefix %q: POST /nothing served by %q, want the API's 404", c.prefix, w.Body)
 		}
 	}
 	cfg := Defaults()

@@ -23,7 +23,7 @@ type Server struct {
 // returns, in the supported locales (the first is the fallback when
 // cfg.DefaultLocale is not among them).
 func NewServer(cfg Config, snap SnapshotFunc, supported []string, routes []Route) *Server {
-	s := &Server{cfg: cfg, snap: snap, locales: supported, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, snap: snap, locales: supported, mux: http.NewServeMux(), cache: newBodyCache()}
 	s.zone = time.UTC
 	if loc, err := time.LoadLocation(cfg.TimeZone); err == nil && cfg.TimeZone != "" {
 		s.zone = loc
@@ -57,8 +57,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *Route) {
 	snap, err := s.snap(r.Context())
 	if err != nil {
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "The status page is briefly unavailable; try again in a few seconds.", http.StatusServiceUnavailable)
+		h := w.Header()
+		securityHeaders(h, rt.CORS)
+		if rt.CORS {
+			h.Set("Access-Control-Allow-Origin", "*")
+		}
+		h.Set("Retry-After", "5")
+		h.Set("Cache-Control", "no-store")
+		writeProblem(w, http.StatusServiceUnavailable, "unavailable", "The status page is briefly unavailable; try again in a few seconds.")
 		return
 	}
 	req := &Request{Request: r, Snap: snap, Zone: s.zone, Prefix: s.Prefix()}

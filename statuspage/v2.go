@@ -135,6 +135,16 @@ func newV2(r *Request) *v2 {
 			ID: s.ID, Name: pickText(s.Names, v.locale(), s.ID), Status: string(s.Status),
 			Position: s.Position, PageID: pageID, Group: true, Components: []string{},
 		}
+		if len(s.Components) == 1 && s.Components[0].Region == "" {
+			// A service the catalog names no regions for is one component
+			// of its own, under the id incidents name it by.
+			c := s.Components[0]
+			g.ID, g.Status, g.Group, g.Components = c.ID, string(c.Status), false, nil
+			g.CreatedAt, g.UpdatedAt = v.time(v.orBuilt(c.UpdatedAt)), v.time(v.orBuilt(c.UpdatedAt))
+			v.comps[c.ID] = g
+			v.order = append(v.order, g)
+			continue
+		}
 		var latest time.Time
 		for _, c := range s.Components {
 			latest = later(latest, c.UpdatedAt)
@@ -549,20 +559,14 @@ func pageZone(r *Request) *time.Location {
 }
 
 // pageBase is the page's absolute URL without a trailing slash: the
-// configured one, else the one the request reached.
+// configured one (the process sets it from http.public_url), else
+// http://localhost with the prefix. Never the request's Host: bodies are
+// cached for every reader, and a Host header is whatever a client sends.
 func pageBase(r *Request) string {
 	if u := strings.TrimRight(r.Snap.Page.URL, "/"); u != "" {
 		return u
 	}
-	scheme := "http"
-	if r.Request != nil && r.TLS != nil {
-		scheme = "https"
-	}
-	host := "localhost"
-	if r.Request != nil && r.Host != "" {
-		host = r.Host
-	}
-	return scheme + "://" + host + r.Prefix
+	return "http://localhost" + r.Prefix
 }
 
 // incidentURL and maintenanceURL are the public pages of an incident and

@@ -99,6 +99,26 @@ func TestV2ServiceWithoutRegions(t *testing.T) {
 	}
 }
 
+// TestV2ServiceEverywhere: a service the catalog names no regions for
+// (Build gives it one component with no region) is one plain component,
+// named as the service, under the id incidents name it by.
+func TestV2ServiceEverywhere(t *testing.T) {
+	t.Parallel()
+	snap := emptySnapshot()
+	snap.Services = []*Service{{ID: "cards", Names: texts("Card payments", "", ""), Position: 1, Status: StatusPartialOutage,
+		Components: []*Component{{ID: "booqc2igqhto", Service: "cards", Position: 1, Status: StatusPartialOutage}}}}
+	w := mustGet(t, feedServer(t, snap), "/api/v2/components.json", "application/json")
+	if err := validate(t, compileSchemas(t)["/api/v2/components.json"], w.Body.Bytes()); err != nil {
+		t.Errorf("%v\n%s", err, w.Body)
+	}
+	doc := decode[struct {
+		C []clientComponent `json:"components"`
+	}](t, w.Body.Bytes())
+	if len(doc.C) != 1 || doc.C[0].Group || doc.C[0].ID != "booqc2igqhto" || doc.C[0].Name != "Card payments" || doc.C[0].Status != "partial_outage" {
+		t.Errorf("a service everywhere reads %+v, want one plain component named as the service", doc.C)
+	}
+}
+
 // TestSchemaRejectsWhatStatuspageWouldNot keeps the contract test able to
 // fail: documents with a wrong type, a time without an offset, a missing
 // field or an unknown status do not validate.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/tocsin-dev/tocsin/internal/redistest"
@@ -159,5 +160,62 @@ func TestStatusPageOperatorControl(t *testing.T) {
 	mustMatch(t, "edit --private=false", r.stdout, `(?m)^private\s+true\s+false$`)
 	if code, body := get(t, a.base+"/"); code != 200 || body != "page: 2 incidents, 2 updates" {
 		t.Errorf("GET / = %d %q, want 2 incidents with 1 public update each", code, body)
+	}
+}
+
+// TestStatusPagePublicFace serves the real page beside the API: no route
+// of it names a recipient, the operator's key or a private incident; its
+// routes are read-only (405, not the API's 404) and the API keeps its own.
+func TestStatusPagePublicFace(t *testing.T) {
+	a := startAppWith(t, pageEnv(t, nil), nil)
+	if code := a.do("PUT", "/v1/recipients/c-leak-1001", map[string]any{"kind": "customer", "locale": "de-CH", "timezone": "Europe/Zurich",
+		"phone": "+41791234567", "email": "leak-me@shop.example", "services": []string{"cards"}}, nil); code != 200 && code != 201 {
+		t.Fatalf("PUT /v1/recipients/c-leak-1001 = %d", code)
+	}
+	var shown, hidden struct {
+		Incident struct {
+			ID string `json:"id"`
+		} `json:"incident"`
+	}
+	a.mustDo("POST", "/v1/incidents", map[string]any{"title": "Card payments slow", "severity": "major", "services": []string{"cards"},
+		"message": map[string]string{"en": "Card payments are slow."}}, &shown, 201)
+	a.mustDo("POST", "/v1/incidents", map[string]any{"title": "PRIVMARK outage", "severity": "critical", "services": []string{"cards"}, "private": true}, &hidden, 201)
+
+	paths := []string{"/", "/history", "/incidents/" + shown.Incident.ID, "/history.atom", "/history.rss", "/embed/status.json", "/badge.svg", "/badge/cards.svg"}
+	for _, d := range []string{"summary", "status", "components", "incidents", "incidents/unresolved", "scheduled-maintenances"} {
+		paths = append(paths, "/api/v2/"+d+".json")
+	}
+	for _, p := range paths {
+		code, body := get(t, a.base+p)
+		if code != 200 {
+			t.Errorf("GET %s = %d", p, code)
+		}
+		for _, bad := range []string{"leak-me", "shop.example", "+41791234567", "791234567", "c-leak-1001", a.key, "PRIVMARK", hidden.Incident.ID} {
+			if strings.Contains(body, bad) {
+				t.Errorf("GET %s shows %q", p, bad)
+			}
+		}
+	}
+	if code, body := get(t, a.base+"/incidents/"+hidden.Incident.ID); code != 404 || strings.Contains(body, "PRIVMARK") {
+		t.Errorf("GET the private incident's page = %d", code)
+	}
+	for _, c := range []struct{ method, path string }{{"POST", "/"}, {"PUT", "/api/v2/summary.json"}, {"DELETE", "/incidents/" + shown.Incident.ID}} {
+		req, _ := http.NewRequest(c.method, a.base+c.path, nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 405 || res.Header.Get("Allow") != "GET, HEAD" || res.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s = %d %v, want a 405 problem", c.method, c.path, res.StatusCode, res.Header)
+		}
+	}
+	if code, _ := get(t, a.base+"/v1/recipients/c-leak-1001"); code != 401 {
+		t.Errorf("GET /v1/recipients/c-leak-1001 without a key = %d, want 401", code)
+	}
+	for _, p := range []string{"/openapi.json", "/metrics", "/healthz"} {
+		if code, body := get(t, a.base+p); code != 200 || strings.Contains(body, "<html") {
+			t.Errorf("GET %s = %d, want the API's", p, code)
+		}
 	}
 }

@@ -215,11 +215,21 @@ func (p *subscribePages) render(w http.ResponseWriter, req *Request, status int,
 	if sv.CSRF == "" && slices.Contains([]string{"form", "code", "confirm", "manage", "unsubscribe"}, sv.Kind) {
 		sv.CSRF = p.csrf.issue(w, req.Request)
 	}
-	// The language switcher keeps the page's token.
-	if sv.Token != "" && req.Method == http.MethodGet {
-		for i := range v.Langs {
-			v.Langs[i].Href = req.URL.EscapedPath() + "?token=" + url.QueryEscape(sv.Token) + "&lang=" + url.QueryEscape(v.Langs[i].Tag)
+	// The language switcher leads to a page that can be got (after a
+	// POST: the form, or the manage page) and keeps the page's token.
+	path := req.URL.EscapedPath()
+	if req.Method != http.MethodGet {
+		path = req.Prefix + SubscribePath
+		if sv.Kind == "manage" {
+			path = req.Prefix + "/subscriptions/manage"
 		}
+	}
+	for i := range v.Langs {
+		q := "?lang=" + url.QueryEscape(v.Langs[i].Tag)
+		if sv.Token != "" {
+			q = "?token=" + url.QueryEscape(sv.Token) + "&lang=" + url.QueryEscape(v.Langs[i].Tag)
+		}
+		v.Langs[i].Href = path + q
 	}
 	body, err := p.h.render("subscribe", v)
 	subscribeHeaders(w, req.Locale)

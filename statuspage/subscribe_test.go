@@ -232,7 +232,8 @@ func TestSubscribeFormAndPost(t *testing.T) {
 	// SMS: the code form, then the code.
 	sms := url.Values{"csrf": {tok}, "channel": {"sms"}, "phone": {"+41791234567"}, "scope": {"all"}, "locale": {"de-CH"}}
 	w = c.do("POST", "/status/subscribe?lang=de-CH", sms, 202)
-	if b := w.Body.String(); !strings.Contains(b, `name="pending_id" value="pid-1"`) || !strings.Contains(b, "6-stelligen Code") {
+	if b := w.Body.String(); !strings.Contains(b, `name="pending_id" value="pid-1"`) || !strings.Contains(b, "6-stelligen Code") ||
+		!strings.Contains(b, `href="/status/subscribe?lang=da"`) {
 		t.Fatalf("code form: %s", b)
 	}
 	f.err = dispatcher.ErrBadCode
@@ -291,6 +292,9 @@ func TestSubscriptionManageAndUnsubscribe(t *testing.T) {
 		"channel": {"email"}, "locale": {"da"}}, 200)
 	if u := f.updates[0]; len(*u.Services) != 0 || u.Locale != "da" || !slices.Equal(*u.Channels, []string{"email"}) {
 		t.Errorf("UpdateSubscription got %+v", u)
+	}
+	if !strings.Contains(w.Body.String(), `href="/status/subscriptions/manage?token=sub_x.tok&amp;lang=fr"`) {
+		t.Errorf("the saved page's language links do not lead to the manage page: %s", w.Body)
 	}
 	if !strings.Contains(w.Body.String(), "Dine ændringer er gemt") {
 		t.Errorf("saved page: %s", w.Body)

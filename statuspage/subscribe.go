@@ -433,6 +433,14 @@ func (p *subscribePages) failed(w http.ResponseWriter, req *Request, err error, 
 	}
 }
 
+// fail answers err on a page without a form to show again: invalid input
+// is a 422 page of words.
+func (p *subscribePages) fail(w http.ResponseWriter, req *Request, err error) {
+	p.failed(w, req, err, func(map[string]string) {
+		p.message(w, req, http.StatusUnprocessableEntity, p.words(req).T("sub.error.title"), p.words(req).T("sub.error.invalid"))
+	})
+}
+
 func (p *subscribePages) code(w http.ResponseWriter, req *Request) {
 	in := dispatcher.ConfirmInput{PendingID: req.PostForm.Get("pending_id"), Code: strings.TrimSpace(req.PostForm.Get("code"))}
 	if in.PendingID == "" {
@@ -501,7 +509,7 @@ func (p *subscribePages) managePage(w http.ResponseWriter, r *http.Request) {
 		tok := r.URL.Query().Get("token")
 		sub, err := p.c.Subscriptions.Manage(req.Context(), tok)
 		if err != nil {
-			p.failed(w, req, err, func(map[string]string) {})
+			p.fail(w, req, err)
 			return
 		}
 		p.render(w, req, http.StatusOK, p.words(req).T("sub.manage.title"), p.manageView(req, tok, sub))
@@ -519,7 +527,7 @@ func (p *subscribePages) manage(w http.ResponseWriter, req *Request) {
 		p.failed(w, req, err, func(fields map[string]string) {
 			old, err := p.c.Subscriptions.Manage(req.Context(), tok)
 			if err != nil {
-				p.failed(w, req, err, func(map[string]string) {})
+				p.fail(w, req, err)
 				return
 			}
 			sv := p.manageView(req, tok, old)
@@ -538,7 +546,7 @@ func (p *subscribePages) unsubscribePage(w http.ResponseWriter, r *http.Request)
 		tok := r.URL.Query().Get("token")
 		// A link that no longer works says so before the button.
 		if _, err := p.c.Subscriptions.Manage(req.Context(), tok); err != nil {
-			p.failed(w, req, err, func(map[string]string) {})
+			p.fail(w, req, err)
 			return
 		}
 		p.render(w, req, http.StatusOK, p.words(req).T("sub.unsubscribe.title"), &subView{Kind: "unsubscribe", Action: p.action(req, "/subscriptions/unsubscribe"), Token: tok})
@@ -548,7 +556,7 @@ func (p *subscribePages) unsubscribePage(w http.ResponseWriter, r *http.Request)
 func (p *subscribePages) unsubscribe(w http.ResponseWriter, req *Request) {
 	wd := p.words(req)
 	if err := p.c.Subscriptions.Unsubscribe(req.Context(), req.PostForm.Get("token")); err != nil {
-		p.failed(w, req, err, func(map[string]string) {})
+		p.fail(w, req, err)
 		return
 	}
 	p.render(w, req, http.StatusOK, wd.T("sub.unsubscribed.title"), &subView{Kind: "unsubscribed", Heading: wd.T("sub.unsubscribed.title"), Message: wd.T("sub.unsubscribed.text")})

@@ -43,8 +43,11 @@ func (f *fakeSubs) Subscribe(_ context.Context, ip string, in dispatcher.Subscri
 	if err := f.next(); err != nil {
 		return nil, err
 	}
-	if in.Channel == dispatcher.SubscribeSMS {
+	switch in.Channel {
+	case dispatcher.SubscribeSMS:
 		return &dispatcher.SubscribeResult{Status: "pending", PendingID: "pid-1"}, nil
+	case dispatcher.SubscribeWebhook:
+		return &dispatcher.SubscribeResult{Status: "pending", Secret: "whsec_shown_once"}, nil
 	}
 	return &dispatcher.SubscribeResult{Status: "pending"}, nil
 }
@@ -227,6 +230,13 @@ func TestSubscribeFormAndPost(t *testing.T) {
 	w = c.do("POST", "/status/subscribe?lang=de-CH", form, 429)
 	if w.Header().Get("Retry-After") != "360" || !strings.Contains(w.Body.String(), "Zu viele Versuche") {
 		t.Errorf("429: %v %s", w.Header(), w.Body)
+	}
+
+	// A webhook: its signing secret, shown once.
+	hook := url.Values{"csrf": {tok}, "channel": {"webhook"}, "url": {"https://hooks.example.ch/x"}, "scope": {"all"}, "locale": {"de-CH"}}
+	w = c.do("POST", "/status/subscribe?lang=de-CH", hook, 202)
+	if g := f.subscribe[len(f.subscribe)-1]; g.URL != "https://hooks.example.ch/x" || g.Address != "" || !strings.Contains(w.Body.String(), "whsec_shown_once") {
+		t.Errorf("webhook: %+v %s", g, w.Body)
 	}
 
 	// SMS: the code form, then the code.

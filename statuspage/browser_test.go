@@ -4,124 +4,22 @@ import (
 	"context"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/tocsin-dev/tocsin/internal/browsertest"
 )
 
-// The browser test drives Debian's chromium (TOCSIN_CHROMIUM, default
-// /usr/bin/chromium) headless through chromedp, against the page served
-// from a hand-built snapshot, and reads what a reader sees. It fails when
-// chromium is missing: `make test` and .ci/run install it.
-
-// chromiumPath is the browser the test drives.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("TOCSIN_CHROMIUM")
-	if p == "" {
-		p = "/usr/bin/chromium"
-	}
-	if _, err := exec.LookPath(p); err != nil {
-		t.Fatalf("chromium not found at %s (%v): install Debian's chromium ('apt-get install -y chromium'; make test does it) or set TOCSIN_CHROMIUM", p, err)
-	}
-	return p
-}
-
-// artifactDir is where screenshots go: $TOCSIN_ARTIFACTS, else
-// <repo>/artifacts/screenshots.
-func artifactDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("TOCSIN_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("..", "artifacts", "screenshots")
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// newBrowser starts chromium with a fresh profile; the returned context
-// is its first tab.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	// A bound on the whole test, so a hung browser fails it instead of
-	// the package's timeout; not a timing assertion.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		t.Fatalf("start chromium: %v", err)
-	}
-	return bctx
-}
-
-// requestLog keeps every URL the tab asked for, and the errors it
-// logged (a Content-Security-Policy violation, a script's exception).
-type requestLog struct {
-	mu     sync.Mutex
-	urls   []string
-	errors []string
-}
-
-func (l *requestLog) listen(t *testing.T, ctx context.Context) {
-	t.Helper()
-	err := chromedp.Listen(ctx, func(ev any) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		switch e := ev.(type) {
-		case *network.EventRequestWillBeSent:
-			l.urls = append(l.urls, e.Request.URL)
-		case *cdplog.EventEntryAdded:
-			// The browser's own ask for /favicon.ico is the page's
-			// business only as far as the host goes.
-			if e.Entry.Level == cdplog.EntryLevelError && !strings.HasSuffix(e.Entry.URL, "/favicon.ico") {
-				l.errors = append(l.errors, string(e.Entry.Source)+": "+e.Entry.Text+" "+e.Entry.URL)
-			}
-		case *runtime.EventExceptionThrown:
-			l.errors = append(l.errors, "exception: "+e.ExceptionDetails.Text)
-		}
-	})
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-}
-
-func (l *requestLog) all() (urls, errors []string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.urls...), append([]string(nil), l.errors...)
-}
+// The browser test drives Debian's chromium headless (internal/browsertest)
+// against the page served from a hand-built snapshot, and reads what a
+// reader sees. It fails when chromium is missing.
 
 // reader is what a reader of the page sees, read in the browser.
 type reader struct {
@@ -146,10 +44,10 @@ const readPage = `(() => {
 })()`
 
 func TestBrowserReadsThePage(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t, 3*time.Minute)
 	srv := httptest.NewServer(newPageFixtureServer(t))
 	defer srv.Close()
-	dir := artifactDir(t)
+	dir := browsertest.ArtifactDir(t, filepath.Join("..", "artifacts", "screenshots"))
 	origin, _ := url.Parse(srv.URL)
 
 	ua, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.userAgent`))
@@ -169,8 +67,8 @@ func TestBrowserReadsThePage(t *testing.T) {
 			// A new visitor: a new tab whose browser asks for the language.
 			tab, cancel := chromedp.NewContext(ctx)
 			defer cancel()
-			var log requestLog
-			log.listen(t, tab)
+			var log browsertest.Log
+			log.Listen(t, tab)
 			page := srv.URL + "/status/"
 			if err := chromedp.Do(tab,
 				chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -213,7 +111,7 @@ func TestBrowserReadsThePage(t *testing.T) {
 			if !strings.Contains(r.ZoneNote, "Asia/Tokyo") {
 				t.Errorf("the footer says %q, not that times are in the reader's zone", r.ZoneNote)
 			}
-			shot(t, tab, filepath.Join(dir, "home-"+c.accept+"-1280.png"))
+			browsertest.Shot(t, tab, filepath.Join(dir, "home-"+c.accept+"-1280.png"))
 
 			for _, w := range []int64{375, 320} {
 				if err := chromedp.Do(tab, chromedp.EmulateViewport(w, 800, chromedp.EmulateMobile), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`main`))); err != nil {
@@ -227,7 +125,7 @@ func TestBrowserReadsThePage(t *testing.T) {
 					t.Errorf("at %d px the page is %d px wide: it scrolls sideways", w, r.ScrollWidth)
 				}
 				if w == 375 {
-					shot(t, tab, filepath.Join(dir, "home-"+c.accept+"-375.png"))
+					browsertest.Shot(t, tab, filepath.Join(dir, "home-"+c.accept+"-375.png"))
 				}
 			}
 
@@ -253,14 +151,14 @@ func TestBrowserReadsThePage(t *testing.T) {
 					t.Errorf("with JavaScript off, the incident page does not show %q", s)
 				}
 			}
-			shot(t, tab, filepath.Join(dir, "incident-"+c.accept+"-1280.png"))
+			browsertest.Shot(t, tab, filepath.Join(dir, "incident-"+c.accept+"-1280.png"))
 			if err := chromedp.Do(tab, chromedp.Navigate(srv.URL+"/status/history"), chromedp.WaitVisible(chromedp.CSS(`main`))); err != nil {
 				t.Fatal(err)
 			}
-			shot(t, tab, filepath.Join(dir, "history-"+c.accept+"-1280.png"))
+			browsertest.Shot(t, tab, filepath.Join(dir, "history-"+c.accept+"-1280.png"))
 
 			// Nothing but the test server was asked for anything.
-			urls, errs := log.all()
+			urls, errs := log.All()
 			for _, e := range errs {
 				t.Errorf("the browser logged an error: %s", e)
 			}
@@ -274,17 +172,5 @@ func TestBrowserReadsThePage(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// shot writes a full-page PNG screenshot of tab to file.
-func shot(t *testing.T, tab context.Context, file string) {
-	t.Helper()
-	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if err := os.WriteFile(file, png, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -89,15 +89,21 @@ type htmlPage struct {
 
 // htmlRoutes returns the status page's routes (see the list above).
 func htmlRoutes(c *Config, o HTMLOptions) ([]Route, error) {
+	_, routes, err := newHTMLPage(c, o)
+	return routes, err
+}
+
+// newHTMLPage returns the page's renderer and its routes.
+func newHTMLPage(c *Config, o HTMLOptions) (*htmlPage, []Route, error) {
 	h := &htmlPage{cfg: c, opt: o, pages: make(map[string]*template.Template), assets: make(map[string]string)}
 	var err error
 	if h.text, err = loadPageText(pageMessages); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, p := range []string{"home", "incident", "maintenance", "history", "notfound"} {
 		t, err := template.New(p).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+p+".html")
 		if err != nil {
-			return nil, fmt.Errorf("statuspage: template %s: %w", p, err)
+			return nil, nil, fmt.Errorf("statuspage: template %s: %w", p, err)
 		}
 		h.pages[p] = t
 	}
@@ -105,7 +111,7 @@ func htmlRoutes(c *Config, o HTMLOptions) ([]Route, error) {
 	if h.langs == nil {
 		cat, err := locales.New()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		h.langs = cat.Supported()
 	}
@@ -118,12 +124,12 @@ func htmlRoutes(c *Config, o HTMLOptions) ([]Route, error) {
 
 	css, err := assetFS.ReadFile("assets/style.css")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	css = append([]byte(":root{--accent:"+h.accent+"}\n"), css...)
 	js, err := assetFS.ReadFile("assets/time.js")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	routes := []Route{
 		h.page("GET /", nil, h.home),
@@ -143,7 +149,7 @@ func htmlRoutes(c *Config, o HTMLOptions) ([]Route, error) {
 		routes = append(routes, h.asset("logo", typ, o.Logo, http.Header{"Content-Security-Policy": {"default-src 'none'; style-src 'unsafe-inline'; sandbox"}}))
 		h.hasLogo = true
 	}
-	return routes, nil
+	return h, routes, nil
 }
 
 func pathKey(name string) func(*Request) string {

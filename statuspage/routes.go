@@ -10,10 +10,15 @@ import (
 // pages, the Statuspage-compatible feeds and the badge, concatenated.
 // logo is the page's logo as read at start (nil: none).
 func Routes(c *Config, logo *Logo) ([]Route, error) {
+	return RoutesWith(c, logo, HTMLOptions{})
+}
+
+// RoutesWith is Routes with the HTML options o (the subscribe link); the
+// logo is logo's.
+func RoutesWith(c *Config, logo *Logo, o HTMLOptions) ([]Route, error) {
 	if !c.Enabled {
 		return nil, nil
 	}
-	o := HTMLOptions{}
 	if logo != nil {
 		o.Logo, o.LogoType = logo.Data, logo.ContentType
 	}

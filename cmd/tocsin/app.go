@@ -65,6 +65,10 @@ type Main struct {
 	// PushHTTPClient, when set, carries FCM's requests (tests trust their
 	// local fake's certificate with it).
 	PushHTTPClient *http.Client
+	// WebPushRoute, when set, is where every Web Push connection goes
+	// whatever the endpoint's host (a local fake push service; tests), its
+	// TLS settings PushHTTPClient's.
+	WebPushRoute string
 
 	// pageRoutes, when set, are the status page's routes instead of
 	// statuspage.Routes (tests serve a placeholder page).
@@ -433,6 +437,10 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		if pc.WebPush != nil {
 			// Web Push endpoints pass the webhooks' guard, and its exceptions.
 			pc.WebPush.AllowNetworks = cfg.Channels.Webhook.AllowNetworks.Prefixes()
+			if m.WebPushRoute != "" {
+				push.RouteWebPushTo(pc.WebPush, m.WebPushRoute)
+				pc.WebPush.HTTPClient = m.PushHTTPClient
+			}
 		}
 		s, err := push.New(pc)
 		if err != nil {

@@ -204,7 +204,7 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, usageError{err}
 	}
-	page, err := statusPage(w, store, names, templates)
+	page, err := statusPage(w, store, names, templates, subscriptionPages(cfg, subs, senders, subLinks, w.logger))
 	if err != nil {
 		_ = qc.Close()
 		return nil, err
@@ -224,7 +224,9 @@ func wire(w wiring) (*wired, error) {
 // statusPage builds the public page's snapshot cache and server; nil when
 // public.enabled is false. Snapshots are built on the first request, not
 // here.
-func statusPage(w wiring, store *redisstore.Store, names *dispatcher.NameCatalog, templates *dispatcher.TemplateSet) (*statuspage.Server, error) {
+func statusPage(w wiring, store *redisstore.Store, names *dispatcher.NameCatalog, templates *dispatcher.TemplateSet,
+	subscribe func(*statuspage.Server, *statuspage.Logo) error,
+) (*statuspage.Server, error) {
 	cfg := w.cfg
 	pc := cfg.Public
 	if !pc.Enabled {
@@ -243,7 +245,11 @@ func statusPage(w wiring, store *redisstore.Store, names *dispatcher.NameCatalog
 	routes := w.pageRoutes
 	if routes == nil {
 		var err error
-		if routes, err = statuspage.Routes(&pc, logo); err != nil {
+		var o statuspage.HTMLOptions
+		if subscribe != nil { // the header links the subscription pages
+			o.SubscribeURL = strings.TrimRight(pc.PathPrefix, "/") + statuspage.SubscribePath
+		}
+		if routes, err = statuspage.RoutesWith(&pc, logo, o); err != nil {
 			return nil, err
 		}
 	}
@@ -260,7 +266,13 @@ func statusPage(w wiring, store *redisstore.Store, names *dispatcher.NameCatalog
 		Locales:      supported,
 		Logger:       w.logger.With("component", "statuspage"),
 	}, pc.Refresh, w.clock)
-	return statuspage.NewServer(pc, snaps.Get, supported, routes), nil
+	srv := statuspage.NewServer(pc, snaps.Get, supported, routes)
+	if subscribe != nil {
+		if err := subscribe(srv, logo); err != nil {
+			return nil, err
+		}
+	}
+	return srv, nil
 }
 
 // worker returns the queue's server running the fan-out's tasks, with the

@@ -593,10 +593,7 @@ func (b *builder) uptime(s *Snapshot) {
 			if len(inc.Services) > 0 && !slices.Contains(inc.Services, svc.ID) {
 				continue
 			}
-			end := b.minute
-			if inc.ResolvedAt != nil {
-				end = *inc.ResolvedAt
-			}
+			end := b.openUntil(inc)
 			if !end.After(first) || !end.After(inc.StartedAt) {
 				continue
 			}
@@ -614,16 +611,23 @@ func (b *builder) uptime(s *Snapshot) {
 			dn := covered(down, day)
 			svc.Uptime[i] = Day{Date: start, Down: dn, Degraded: covered(any, day) - dn}
 			for _, inc := range incs {
-				end := b.minute
-				if inc.ResolvedAt != nil {
-					end = *inc.ResolvedAt
-				}
-				if inc.StartedAt.Before(day.to) && end.After(day.from) {
+				if end := b.openUntil(inc); inc.StartedAt.Before(day.to) && end.After(day.from) {
 					svc.Uptime[i].Incidents = append(svc.Uptime[i].Incidents, inc.ID)
 				}
 			}
 		}
 	}
+}
+
+// openUntil is when inc stops counting on the uptime bars: its
+// resolution, else the current minute (the same in every process building
+// within it), but at least the end of the minute it started in, so an
+// incident opened within the current minute shows on today's bar at once.
+func (b *builder) openUntil(inc *Incident) time.Time {
+	if inc.ResolvedAt != nil {
+		return *inc.ResolvedAt
+	}
+	return latest(b.minute, inc.StartedAt.Truncate(time.Minute).Add(time.Minute))
 }
 
 type span struct{ from, to time.Time }

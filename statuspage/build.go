@@ -99,7 +99,8 @@ var openStates = []dispatcher.State{dispatcher.StateInvestigating, dispatcher.St
 // Build reads what the public may see and builds its Snapshot as of now:
 // public incidents with their public updates only, the services of the
 // catalog (and any a shown incident names) with one component per
-// catalog region, their status and 90 days of uptime, and the public
+// catalog region (and per other region a shown incident on it names),
+// their status and 90 days of uptime, and the public
 // maintenances. It never reads a recipient.
 //
 // The snapshot's Version identifies its content (equal content, equal
@@ -434,8 +435,7 @@ func nextBoundary(s *Snapshot, now time.Time) time.Time {
 
 // services lists the catalog's services (and those a shown incident or
 // maintenance names), in catalog order, then the others by label, each
-// with one component per catalog region ("" when it has none: the whole
-// service).
+// with its components (see regions).
 func (b *builder) services(s *Snapshot) []*Service {
 	view := b.c.Names.View()
 	ids := make([]string, 0, len(view.Services))
@@ -461,20 +461,60 @@ func (b *builder) services(s *Snapshot) []*Service {
 	slices.Sort(extra)
 	ids = append(ids, extra...)
 
-	regions := []*dispatcher.CatalogEntry{{ID: ""}}
-	if len(view.Regions) > 0 {
-		regions = view.Regions
-	}
 	out := make([]*Service, 0, len(ids))
 	for i, id := range ids {
 		svc := &Service{ID: id, Names: b.localized(names[id], id), Position: i + 1, Status: StatusOperational}
-		for j, r := range regions {
+		for j, r := range b.regions(s, view.Regions, id) {
 			svc.Components = append(svc.Components, &Component{
 				ID: ComponentID(id, r.ID), Service: id, Region: r.ID, Names: b.localized(r.Names, r.ID),
 				Position: j + 1, Status: StatusOperational,
 			})
 		}
 		out = append(out, svc)
+	}
+	return out
+}
+
+// regions are the components of service: none but the whole service ("")
+// when the catalog has no regions; else the catalog's regions, then by
+// label those a shown incident or maintenance on the service names that
+// the catalog does not (an incident in "CH" next to a catalog of cities
+// would otherwise touch no component), named as messages name them.
+func (b *builder) regions(s *Snapshot, catalog []*dispatcher.CatalogEntry, service string) []*dispatcher.CatalogEntry {
+	if len(catalog) == 0 {
+		return []*dispatcher.CatalogEntry{{ID: ""}}
+	}
+	var extra []string
+	add := func(services, regions []string) {
+		if len(services) > 0 && !slices.Contains(services, service) {
+			return
+		}
+		for _, r := range regions {
+			known := slices.ContainsFunc(catalog, func(e *dispatcher.CatalogEntry) bool { return e.ID == r })
+			if !known && !slices.Contains(extra, r) {
+				extra = append(extra, r)
+			}
+		}
+	}
+	for _, inc := range s.Incidents {
+		add(inc.Services, inc.Regions)
+	}
+	for _, m := range s.Maintenances {
+		add(m.Services, m.Regions)
+	}
+	if len(extra) == 0 {
+		return catalog
+	}
+	slices.Sort(extra)
+	out := slices.Clone(catalog)
+	names := b.c.Names.Names()
+	for _, r := range extra {
+		e := &dispatcher.CatalogEntry{ID: r, Names: map[string]string{}}
+		for _, l := range b.c.Locales {
+			base, _, _ := strings.Cut(l, "-")
+			e.Names[l] = names.Region(r, l, []string{l, base, "en"})
+		}
+		out = append(out, e)
 	}
 	return out
 }

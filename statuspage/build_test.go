@@ -329,3 +329,58 @@ func TestCovered(t *testing.T) {
 }
 
 var errBroken = errors.New("broken")
+
+// An incident in a region the catalog does not list (the README's "CH"
+// next to a catalog of cities) shows on a component of its own, named
+// as messages name it, instead of on no component at all: the services
+// it hits must not read "operational" while it is open.
+func TestBuildIncidentInRegionOutsideCatalog(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	inc := f.incident(dispatcher.SeverityCritical, []string{"cards"}, []string{"CH"}, false,
+		update{at: t0.Add(-time.Hour), state: dispatcher.StateInvestigating})
+	snap, err := Build(context.Background(), f.cfg, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := component(t, snap, "cards", "CH")
+	if ch.Status != StatusMajorOutage || ch.ID != ComponentID("cards", "CH") {
+		t.Errorf("cards in CH = %+v, want major_outage under its stable id", ch)
+	}
+	if ch.Names["de"] != "Schweiz" || ch.Names["fr"] != "Suisse" || ch.Names["en"] != "Switzerland" {
+		t.Errorf("CH's names = %v, want CLDR's as messages use them", ch.Names)
+	}
+	if got := service(t, snap, "cards"); got.Status != StatusMajorOutage || got.Components[len(got.Components)-1] != ch {
+		t.Errorf("service cards = %s with CH at %v, want major_outage, CH after the catalog's regions", got.Status, got.Components)
+	}
+	if got := component(t, snap, "cards", "zurich").Status; got != StatusOperational {
+		t.Errorf("cards in zurich = %s, want operational (the incident names CH only)", got)
+	}
+	for _, c := range service(t, snap, "twint").Components {
+		if c.Region == "CH" {
+			t.Errorf("twint has a CH component, want none: no incident on twint names CH")
+		}
+	}
+	if !slices.Equal(snap.Incidents[0].ComponentIDs, []string{ch.ID}) || snap.Incidents[0].ID != inc.ID {
+		t.Errorf("incident's components %v, want [%s]", snap.Incidents[0].ComponentIDs, ch.ID)
+	}
+}
+
+// A major incident opened within the current minute marks today's bar at
+// once, not only after the next minute's rebuild.
+func TestBuildUptimeShowsIncidentOpenedThisMinute(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	inc := f.incident(dispatcher.SeverityMajor, []string{"cards"}, nil, false,
+		update{at: t0.Add(20 * time.Second), state: dispatcher.StateInvestigating})
+	snap, err := Build(context.Background(), f.cfg, t0.Add(40*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := service(t, snap, "cards").Uptime[89]; d.Down <= 0 || !slices.Equal(d.Incidents, []string{inc.ID}) {
+		t.Errorf("cards today = %+v, want some time down by the open incident %s", d, inc.ID)
+	}
+	if d := service(t, snap, "twint").Uptime[89]; d.Down != 0 || len(d.Incidents) != 0 {
+		t.Errorf("twint today = %+v, want untouched", d)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // MaintenanceBroadcastID is the broadcast id of a maintenance's notice for
@@ -261,6 +263,16 @@ func (m *Maintainer) notice(mt *Maintenance, n MaintenanceNotice) (*Notice, erro
 // locale: text.maintenance_<event>[_regions], a reminder being the
 // scheduling's text after the reminder's label.
 func (m *Maintainer) texts(event string, regions bool) (Texts, error) {
+	return MaintenanceEventTexts(m.c.Catalog, event, regions)
+}
+
+// MaintenanceEventTexts are Tocsin's own texts of a maintenance notice
+// event ("scheduled", "started", "completed", "cancelled", "reminder_<d>")
+// in every locale cat supports, with the {services}, {regions}, {started}
+// and {eta} placeholders each reader's render fills; regions: the
+// maintenance names regions. The status page shows them for a public
+// update without a message.
+func MaintenanceEventTexts(cat *locales.Catalog, event string, regions bool) (Texts, error) {
 	kind, _, _ := strings.Cut(event, "_")
 	name, prefix := "maintenance_"+kind, ""
 	if kind == "reminder" {
@@ -273,13 +285,13 @@ func (m *Maintainer) texts(event string, regions bool) (Texts, error) {
 		name += "_regions"
 	}
 	out := Texts{}
-	for _, locale := range m.c.Catalog.Supported() {
-		text, _, err := m.c.Catalog.Text(locale, name)
+	for _, locale := range cat.Supported() {
+		text, _, err := cat.Text(locale, name)
 		if err != nil {
 			return nil, err
 		}
 		if prefix != "" {
-			label, _, err := m.c.Catalog.Text(locale, prefix)
+			label, _, err := cat.Text(locale, prefix)
 			if err != nil {
 				return nil, err
 			}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // BuildConfig is what Build reads.
@@ -387,6 +388,9 @@ func (b *builder) maintenance(m *dispatcher.Maintenance) *Maintenance {
 				body[l] = t
 			}
 		}
+		if len(body) == 0 && (i == 0 || m.Updates[i-1].State != up.State) {
+			body = b.maintenanceText(m, up)
+		}
 		pm.Updates = append(pm.Updates, &Update{Seq: up.Seq, State: string(up.State), CreatedAt: up.CreatedAt, Body: body})
 	}
 	// Updated when its last public update was posted or its state moved
@@ -401,6 +405,43 @@ func (b *builder) maintenance(m *dispatcher.Maintenance) *Maintenance {
 		prev = up.State
 	}
 	return pm
+}
+
+// maintenanceEvents are the notice events whose text a move to a state
+// without a message reads on the page (verifying has none).
+var maintenanceEvents = map[dispatcher.MaintenanceState]string{
+	dispatcher.MaintenanceScheduled: "scheduled", dispatcher.MaintenanceInProgress: "started",
+	dispatcher.MaintenanceCompleted: "completed", dispatcher.MaintenanceCancelled: "cancelled",
+}
+
+// maintenanceText is Tocsin's own text of up's move, as the notice of
+// that move says it (the window as it stands now), rendered in every
+// supported locale in the page's zone; none without a renderer or for a
+// state no notice names.
+func (b *builder) maintenanceText(m *dispatcher.Maintenance, up dispatcher.MaintenanceUpdate) map[string]string {
+	event, ok := maintenanceEvents[up.State]
+	if b.c.Renderer == nil || !ok {
+		return map[string]string{}
+	}
+	cat := b.c.Renderer.Catalog
+	if b.c.Renderer.Templates != nil {
+		cat = b.c.Renderer.Templates.Catalog()
+	}
+	texts, err := dispatcher.MaintenanceEventTexts(cat, event, len(m.Regions) > 0)
+	if err != nil {
+		b.c.Logger.Warn("status page: a maintenance's text could not be read", "maintenance_id", m.ID, "event", event, "err", err)
+		return map[string]string{}
+	}
+	start := m.ScheduledFor
+	inc := &dispatcher.Incident{
+		Title: m.Title, State: dispatcher.StateNotice, Services: m.Services, Regions: m.Regions,
+		StartedAt: &start, CreatedAt: m.CreatedAt, UpdatedAt: up.CreatedAt, LastSeq: 1,
+	}
+	nup := &dispatcher.Update{
+		Seq: 1, State: dispatcher.StateNotice, Message: texts, CreatedAt: up.CreatedAt,
+		Params: map[string]string{locales.ParamETA: m.ScheduledUntil.UTC().Format(time.RFC3339)},
+	}
+	return b.bodies(inc, nup)
 }
 
 func effectiveState(m *dispatcher.Maintenance, now time.Time) dispatcher.MaintenanceState {

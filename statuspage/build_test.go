@@ -384,3 +384,41 @@ func TestBuildUptimeShowsIncidentOpenedThisMinute(t *testing.T) {
 		t.Errorf("twint today = %+v, want untouched", d)
 	}
 }
+
+// A maintenance the scheduler moves (or an operator moves without a
+// message) reads Tocsin's own text for the move, as its notice said it,
+// instead of an empty update; a message, where there is one, wins.
+func TestBuildMaintenanceUpdateWithoutMessageReadsTocsinsText(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	from, until := t0.Add(-time.Hour), t0.Add(time.Hour)
+	f.maint.list = []*dispatcher.Maintenance{{
+		ID: "mnt_1", Title: dispatcher.PlainTitle("Upgrade"), State: dispatcher.MaintenanceInProgress,
+		Services: []string{"twint"}, Regions: []string{"CH"}, ScheduledFor: from, ScheduledUntil: until,
+		Updates: []dispatcher.MaintenanceUpdate{
+			{Seq: 1, State: dispatcher.MaintenanceScheduled, CreatedAt: from.Add(-2 * time.Hour)},
+			{Seq: 2, State: dispatcher.MaintenanceScheduled, CreatedAt: from.Add(-time.Hour), Message: dispatcher.PlainTexts(map[string]string{"en": "Tonight as planned."})},
+			{Seq: 3, State: dispatcher.MaintenanceInProgress, CreatedAt: from},
+		},
+	}}
+	snap, err := Build(context.Background(), f.cfg, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ups := snap.Maintenances[0].Updates
+	if len(ups) != 3 {
+		t.Fatalf("updates %+v, want 3", ups)
+	}
+	if got := ups[0].Body["de"]; !strings.Contains(got, "hat begonnen") || !strings.Contains(got, "TWINT") || !strings.Contains(got, "Schweiz") || !strings.Contains(got, "14:00 CET") {
+		t.Errorf("started, German = %q, want Tocsin's text naming TWINT in Schweiz and the end 14:00 in the page's zone", got)
+	}
+	if got := ups[0].Body["en"]; !strings.Contains(got, "has started") {
+		t.Errorf("started, English = %q, want Tocsin's text", got)
+	}
+	if got := ups[1].Body["de"]; got != "Tonight as planned." {
+		t.Errorf("the operator's update, German = %q, want the operator's (English) text", got)
+	}
+	if got := ups[2].Body["fr"]; !strings.Contains(got, "12:00") || !strings.Contains(got, "14:00") {
+		t.Errorf("scheduled, French = %q, want Tocsin's text with the window 12:00 to 14:00", got)
+	}
+}

@@ -98,6 +98,15 @@ func phrase(key, locale string) string {
 	return pickText(phrases[key], locale, key)
 }
 
+// colon is ": " as locale's language writes it: French sets a space
+// before it ("Début : 07:28" in the messages).
+func colon(locale string) string {
+	if base, _, _ := strings.Cut(locale, "-"); base == "fr" {
+		return " : "
+	}
+	return ": "
+}
+
 // phrases are the few words the feeds, the embed and the badges write
 // themselves, by key and language.
 var phrases = map[string]map[string]string{
@@ -193,10 +202,10 @@ func newFeed(r *Request, c *Config) *feed {
 	}
 	for _, m := range s.Maintenances {
 		var b strings.Builder
-		b.WriteString("<p>" + html.EscapeString(phrase("window", loc)) + ": " + html.EscapeString(when(m.ScheduledFor)) + " – " + html.EscapeString(when(m.ScheduledUntil)) + "</p>")
+		b.WriteString("<p>" + html.EscapeString(phrase("window", loc)+colon(loc)) + html.EscapeString(when(m.ScheduledFor)) + " – " + html.EscapeString(when(m.ScheduledUntil)) + "</p>")
 		updates(&b, m.Updates)
 		f.entries = append(f.entries, feedEntry{
-			id: maintenanceURL(base, m.ID), title: phrase("maintenance", loc) + ": " + titleText(m.Title, loc, s.Page.DefaultLocale), link: withLang(maintenanceURL(base, m.ID), r),
+			id: maintenanceURL(base, m.ID), title: phrase("maintenance", loc) + colon(loc) + titleText(m.Title, loc, s.Page.DefaultLocale), link: withLang(maintenanceURL(base, m.ID), r),
 			published: m.CreatedAt, updated: later(m.UpdatedAt, m.CreatedAt), html: b.String(),
 		})
 	}

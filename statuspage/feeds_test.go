@@ -344,7 +344,7 @@ func TestRSSFeedIsValidPerLocale(t *testing.T) {
 	s := feedServer(t, richSnapshot())
 	for _, c := range []struct{ query, lang, title string }{
 		{"", "de-ch", "Geplante Wartung: Datenbank-Upgrade"},
-		{"?lang=fr", "fr", "Maintenance planifiée: Database upgrade"},
+		{"?lang=fr", "fr", "Maintenance planifiée : Database upgrade"}, // French sets a space before a colon, as the messages do
 	} {
 		w := mustGet(t, s, "/history.rss"+c.query, "application/rss+xml")
 		body := w.Body.Bytes()

@@ -555,3 +555,16 @@ func TestHTMLEmptySnapshot(t *testing.T) {
 	}
 	getPage(t, h, "/status/history/2026-11", "", http.StatusNotFound)
 }
+
+// Colons follow the reader's language: French sets a space before one
+// ("Flux : Atom"), as the messages do ("Début : 07:28").
+func TestHTMLFooterColonPerLanguage(t *testing.T) {
+	t.Parallel()
+	h := newPageFixtureServer(t)
+	for lang, want := range map[string]string{"fr-CH": "Flux : Atom", "de-CH": "Feeds: Atom", "en": "Feeds: Atom"} {
+		d := parsePage(t, getPage(t, h, "/status/?lang="+lang, "", http.StatusOK).Body.String())
+		if body := strings.Join(strings.Fields(nodeText(d.all(atom.Footer)[0])), " "); !strings.Contains(body, want) {
+			t.Errorf("footer in %s = %q, want %q", lang, body, want)
+		}
+	}
+}

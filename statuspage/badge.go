@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
 // Badges: an SVG per service (/badge/{service}.svg) and one for the whole
@@ -39,12 +41,15 @@ func badgeRoutes(c *Config) []Route {
 	return []Route{
 		{
 			Pattern: "GET /badge/{service}", ContentType: svg, CORS: true, Localized: true,
-			Key: func(r *Request) string { return r.PathValue("service") },
+			// Service labels are case-insensitive, as everywhere: /badge/TWINT.svg
+			// is twint's badge.
+			Key: func(r *Request) string { return dispatcher.CanonicalService(r.PathValue("service")) },
 			Render: func(r *Request) ([]byte, error) {
 				id, ok := strings.CutSuffix(r.PathValue("service"), ".svg")
 				if !ok {
 					return nil, fmt.Errorf("%w: badges end in .svg", ErrNotFound)
 				}
+				id = dispatcher.CanonicalService(id)
 				loc := readerLocale(r)
 				for _, s := range r.Snap.Services {
 					if s.ID == id {

@@ -68,6 +68,7 @@ func TestBadges(t *testing.T) {
 		path, title, colour string
 	}{
 		{nil, "/badge/payments.svg", "Kartenzahlungen: schwerer Ausfall", "#cf222e"},
+		{nil, "/badge/Payments.svg", "Kartenzahlungen: schwerer Ausfall", "#cf222e"}, // labels are case-insensitive
 		{nil, "/badge/login.svg?lang=da", "Login: nedsat ydeevne", "#9a6700"},
 		{[]getOpt{acceptLanguage("en")}, "/badge/api.svg", "API: maintenance", "#0969da"},
 		{nil, "/badge.svg?lang=en", "Acme status: Major System Outage", "#cf222e"},

@@ -2,6 +2,7 @@ package statuspage
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -396,6 +397,11 @@ func (h *htmlPage) affected(r *Request, services, regions []string) string {
 	}
 	for _, g := range regions {
 		label := g
+		if code, ok := locales.RegionCode(g); ok {
+			// No component names it (a catalog without regions): CLDR's
+			// name, as messages give it.
+			label = cmp.Or(locales.CLDRRegionName(code, r.Locale), g)
+		}
 	find:
 		for _, sv := range r.Snap.Services {
 			for _, c := range sv.Components {

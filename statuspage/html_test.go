@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 
+	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
@@ -565,6 +566,34 @@ func TestHTMLFooterColonPerLanguage(t *testing.T) {
 		d := parsePage(t, getPage(t, h, "/status/?lang="+lang, "", http.StatusOK).Body.String())
 		if body := strings.Join(strings.Fields(nodeText(d.all(atom.Footer)[0])), " "); !strings.Contains(body, want) {
 			t.Errorf("footer in %s = %q, want %q", lang, body, want)
+		}
+	}
+}
+
+// A region no component names (a catalog without regions: each service is
+// one component) reads as messages name it, CLDR's "Schweiz", never as
+// the raw code "CH".
+func TestHTMLAffectedRegionWithoutComponentIsNamed(t *testing.T) {
+	t.Parallel()
+	cfg := pageFixtureConfig()
+	routes, err := htmlRoutes(&cfg, HTMLOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := pageFixtureNow.Add(-time.Hour)
+	snap := &Snapshot{Version: 1, BuiltAt: pageFixtureNow, Page: Page{Name: "Acme status", TimeZone: "Europe/Zurich", DefaultLocale: "en"},
+		Services: []*Service{{ID: "cards", Names: map[string]string{"en": "Cards", "de": "Kartenzahlungen"}, Position: 1, Status: StatusMajorOutage,
+			Components: []*Component{{ID: ComponentID("cards", ""), Service: "cards", Position: 1, Status: StatusMajorOutage}}}},
+		Incidents: []*Incident{{ID: "inc-ch", Title: dispatcher.PlainTitle("Cards down"), Severity: dispatcher.SeverityCritical,
+			State: dispatcher.StateInvestigating, Services: []string{"cards"}, Regions: []string{"CH", "zurich"},
+			ComponentIDs: []string{ComponentID("cards", "")}, StartedAt: started, CreatedAt: started, UpdatedAt: started,
+			Updates: []*Update{{Seq: 1, State: "investigating", CreatedAt: started, Body: map[string]string{"en": "Down."}}}}},
+	}
+	h := NewServer(cfg, staticSnapshot(snap), locales.MustNew().Supported(), routes)
+	for lang, want := range map[string]string{"de-CH": "Kartenzahlungen (Schweiz, zurich)", "fr": "Cards (Suisse, zurich)", "en": "Cards (Switzerland, zurich)"} {
+		body := strings.Join(strings.Fields(nodeText(parsePage(t, getPage(t, h, "/status/incidents/inc-ch?lang="+lang, "", http.StatusOK).Body.String()).root)), " ")
+		if !strings.Contains(body, want) {
+			t.Errorf("incident page in %s does not say %q:\n%s", lang, want, body)
 		}
 	}
 }

@@ -261,6 +261,11 @@ func (b *builder) incident(inc *dispatcher.Incident, ups []*dispatcher.Update) *
 	if last := ups[len(ups)-1].CreatedAt; inc.UpdatedAt.After(last) {
 		pi.UpdatedAt = inc.UpdatedAt
 	}
+	if inc.State == dispatcher.StateResolved && inc.ResolvedAt != nil {
+		// A quiet resolution is public (the incident reads resolved):
+		// feed readers and v2's updated_at must see it.
+		pi.UpdatedAt = latest(pi.UpdatedAt, *inc.ResolvedAt)
+	}
 	return pi
 }
 

@@ -422,3 +422,22 @@ func TestBuildMaintenanceUpdateWithoutMessageReadsTocsinsText(t *testing.T) {
 		t.Errorf("scheduled, French = %q, want Tocsin's text with the window 12:00 to 14:00", got)
 	}
 }
+
+// A quiet resolution (an internal update that resolves) is public: the
+// incident reads resolved, so its UpdatedAt (v2's updated_at, the feeds'
+// entry time that tells a feed reader to look again) is not before it.
+func TestBuildQuietResolutionUpdatesTheIncident(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.incident(dispatcher.SeverityMajor, []string{"cards"}, nil, false,
+		update{at: t0.Add(-time.Hour), state: dispatcher.StateInvestigating},
+		update{at: t0.Add(-20 * time.Minute), state: dispatcher.StateResolved, message: "ops only", internal: true})
+	snap, err := Build(context.Background(), f.cfg, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := snap.Incidents[0]
+	if in.ResolvedAt == nil || !in.UpdatedAt.Equal(*in.ResolvedAt) || len(in.Updates) != 1 {
+		t.Errorf("quietly resolved incident: updated %v, resolved %v, %d updates; want updated at its resolution, the internal text hidden", in.UpdatedAt, in.ResolvedAt, len(in.Updates))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -90,6 +91,8 @@ type bodyCache struct {
 	slots      chan struct{} // nil: renders unbounded
 	maxWaiting int32
 	waiting    atomic.Int32
+
+	log *slog.Logger // nil: failed renders are not logged (Server.SetLogger)
 }
 
 const (
@@ -194,6 +197,11 @@ func (c *bodyCache) serve(w http.ResponseWriter, rt *Route, req *Request, maxAge
 			h.Set("Retry-After", "1")
 			writeProblem(w, http.StatusServiceUnavailable, "busy", "The status page is busy; try again in a second.")
 			return
+		}
+		if c.log != nil && !errors.Is(err, ErrNotFound) {
+			// The reader gets a problem that names no cause; the cause
+			// is for the operator.
+			c.log.ErrorContext(req.Context(), "status page: render failed", "route", rt.Pattern, "locale", req.Locale, "err", err)
 		}
 		notFoundOr500(w, err)
 		return

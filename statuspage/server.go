@@ -1,6 +1,7 @@
 package statuspage
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -49,6 +50,10 @@ func NewServer(cfg Config, snap SnapshotFunc, supported []string, routes []Route
 	}
 	return s
 }
+
+// SetLogger logs the renders that fail (the reader gets a 500 problem
+// that names no cause). Call it before serving.
+func (s *Server) SetLogger(l *slog.Logger) { s.cache.log = l }
 
 // Prefix is the path prefix without a trailing slash ("" at the root).
 func (s *Server) Prefix() string { return strings.TrimRight(s.cfg.PathPrefix, "/") }

@@ -1,9 +1,13 @@
 package statuspage
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,5 +65,26 @@ func TestServerNegotiatesAndCaches(t *testing.T) {
 	}
 	if w := get("/nothing", "", ""); w.Code != 404 {
 		t.Errorf("GET /nothing = %d, want 404", w.Code)
+	}
+}
+
+// TestServerLogsFailedRenders: a render that fails answers a 500 problem
+// that names no cause, and the cause goes to the operator's log.
+func TestServerLogsFailedRenders(t *testing.T) {
+	t.Parallel()
+	snap := &Snapshot{Version: 1, BuiltAt: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}
+	s := NewServer(Config{DefaultLocale: "en"}, func(context.Context) (*Snapshot, error) { return snap, nil }, []string{"en"},
+		[]Route{{Pattern: "GET /broken.json", ContentType: "application/json", Render: func(*Request) ([]byte, error) {
+			return nil, errors.New("template exploded at line 7")
+		}}})
+	var logs bytes.Buffer
+	s.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/broken.json", nil))
+	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "exploded") {
+		t.Errorf("failed render = %d %q, want a 500 that names no cause", w.Code, w.Body)
+	}
+	if !strings.Contains(logs.String(), "template exploded at line 7") || !strings.Contains(logs.String(), "/broken.json") {
+		t.Errorf("the cause is not in the log: %q", logs.String())
 	}
 }

@@ -267,6 +267,7 @@ func statusPage(w wiring, store *redisstore.Store, names *dispatcher.NameCatalog
 		Logger:       w.logger.With("component", "statuspage"),
 	}, pc.Refresh, w.clock)
 	srv := statuspage.NewServer(pc, snaps.Get, supported, routes)
+	srv.SetLogger(w.logger.With("component", "statuspage"))
 	if subscribe != nil {
 		if err := subscribe(srv, logo); err != nil {
 			return nil, err

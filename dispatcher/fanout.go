@@ -763,11 +763,14 @@ func (f *Fanout) prepare(bc *broadcastContext, r *Recipient, ch Channel, rendere
 		}
 		rendered[rk] = text
 	}
-	bg := Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale, Segments: text.Segments, Encoding: text.Encoding, TemplateVersion: text.TemplateVersion}
+	// The message as sent (a subscriber's SMS carries its manage link):
+	// the segments recorded and billed are its own.
+	m := f.message(bc, r, ch, text, 1)
+	bg := Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale, Segments: m.Segments, Encoding: m.Encoding, TemplateVersion: text.TemplateVersion}
 	if text.OperatorFallback {
 		bg.Fallback = r.Locale
 	}
-	return bg, f.message(bc, r, ch, text, 1), nil
+	return bg, m, nil
 }
 
 // fallback is the channel r gets the update on after failed failed for

@@ -1,6 +1,7 @@
 package dispatcher_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -59,5 +60,35 @@ func TestSubscriberLinksDecorate(t *testing.T) {
 	none.Decorate(email)
 	if cust.Body != "Text" || cust.ManageURL != "" {
 		t.Errorf("a customer's message was decorated: %+v", cust)
+	}
+}
+
+// TestSubscriberSMSSegmentsAreBilled: the segments a broadcast counts for a
+// subscriber's SMS are those of the message sent, manage link included.
+func TestSubscriberSMSSegmentsAreBilled(t *testing.T) {
+	t.Parallel()
+	sub := &dispatcher.Recipient{ID: "sub_abcdefghijklmnopqrstuvwxyz", Kind: dispatcher.KindSubscriber, Locale: "en", Phone: "+41791234567"}
+	s := setupFanout(t, sub)
+	s.with(func(c *dispatcher.FanoutConfig) {
+		c.SubscriberLinks = &dispatcher.SubscriberLinks{Secret: []byte("s"), BaseURL: "https://status.example.com", Catalog: locales.MustNew()}
+	})
+	ctx := context.Background()
+	if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.sms.calls) != 1 || len(s.sms.calls[0]) != 1 {
+		t.Fatalf("sms calls %v, want one message", s.sms.calls)
+	}
+	m := s.sms.calls[0][0]
+	b, err := s.store.GetBroadcast(ctx, s.b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := s.store.delivery(t, m.DeliveryID)
+	if !strings.Contains(m.Body, m.ManageURL) || m.Segments != gsm.Count(m.Body).Segments || b.SMSSegments != m.Segments || d.Segments != m.Segments {
+		t.Errorf("sent %d segments (%q); the broadcast counts %d, the delivery %d", m.Segments, m.Body, b.SMSSegments, d.Segments)
 	}
 }

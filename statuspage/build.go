@@ -255,6 +255,15 @@ func (b *builder) incident(inc *dispatcher.Incident, ups []*dispatcher.Update) *
 	if len(pi.Updates) == 0 {
 		return nil
 	}
+	// The state is public even when the update that moved it was not: so
+	// is when monitoring began.
+	for _, up := range ups {
+		if up.State == dispatcher.StateMonitoring {
+			t := up.CreatedAt
+			pi.MonitoringAt = &t
+			break
+		}
+	}
 	// Updated when its last public update was posted, or edited since its
 	// last update: an internal update's time is not the public's.
 	pi.UpdatedAt = pi.Updates[0].CreatedAt

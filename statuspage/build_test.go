@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -439,5 +440,28 @@ func TestBuildQuietResolutionUpdatesTheIncident(t *testing.T) {
 	in := snap.Incidents[0]
 	if in.ResolvedAt == nil || !in.UpdatedAt.Equal(*in.ResolvedAt) || len(in.Updates) != 1 {
 		t.Errorf("quietly resolved incident: updated %v, resolved %v, %d updates; want updated at its resolution, the internal text hidden", in.UpdatedAt, in.ResolvedAt, len(in.Updates))
+	}
+}
+
+// TestBuildQuietMonitoringHasItsTime: an internal update that moves the
+// incident to monitoring shows the state (it is public) and when it began,
+// so v2's monitoring_at is not null beside status "monitoring".
+func TestBuildQuietMonitoringHasItsTime(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.incident(dispatcher.SeverityMajor, []string{"cards"}, nil, false,
+		update{at: t0.Add(-time.Hour), state: dispatcher.StateInvestigating},
+		update{at: t0.Add(-20 * time.Minute), state: dispatcher.StateMonitoring, message: "ops only", internal: true})
+	snap, err := Build(context.Background(), f.cfg, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := snap.Incidents[0]
+	if in.State != dispatcher.StateMonitoring || in.MonitoringAt == nil || !in.MonitoringAt.Equal(t0.Add(-20*time.Minute)) || len(in.Updates) != 1 {
+		t.Fatalf("quiet move to monitoring: state %s, monitoring at %v, %d public updates", in.State, in.MonitoringAt, len(in.Updates))
+	}
+	v := newV2(&Request{Request: httptest.NewRequest("GET", "/api/v2/incidents.json", nil), Snap: snap, Zone: time.UTC})
+	if got := v.incident(in).MonitoringAt; got == nil || *got != v.time(t0.Add(-20*time.Minute)) {
+		t.Errorf("v2 monitoring_at = %v, want the quiet move's time", got)
 	}
 }

@@ -110,6 +110,9 @@ type Incident struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	ResolvedAt   *time.Time
+	// MonitoringAt is when it moved to monitoring (by any update: the state
+	// is public even when the update's text is not); nil: never.
+	MonitoringAt *time.Time
 	// Updates are the public updates, newest first.
 	Updates []*Update
 }

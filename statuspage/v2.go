@@ -259,8 +259,10 @@ func (v *v2) incident(in *Incident) v2Incident {
 	if in.State != dispatcher.StateResolved {
 		out.ResolvedAt = nil
 	}
-	// the first update in monitoring is when monitoring began
-	for i := len(in.Updates) - 1; i >= 0; i-- {
+	// When monitoring began: the builder's (any update's), else the first
+	// public update in monitoring.
+	out.MonitoringAt = v.timePtr(in.MonitoringAt)
+	for i := len(in.Updates) - 1; i >= 0 && in.MonitoringAt == nil; i-- {
 		if u := in.Updates[i]; u.State == string(dispatcher.StateMonitoring) {
 			t := u.CreatedAt
 			out.MonitoringAt = v.timePtr(&t)

@@ -3,11 +3,11 @@ package statuspage
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"net/http/httptest"
 	"testing"
 	"time"
 

@@ -544,11 +544,25 @@ func (s *Subscriptions) Confirm(ctx context.Context, ip string, in ConfirmInput)
 	if err != nil {
 		return nil, err
 	}
+	if s.expired(p) {
+		return nil, fmt.Errorf("pending subscription expired: %w", ErrNotFound)
+	}
 	id, err := s.activate(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	return s.view(ctx, id, true)
+}
+
+// expired reports whether p outlived its link or code by the clock. The
+// store's expiry is Redis's, which does not follow an injected clock and
+// may lag it: the clock decides.
+func (s *Subscriptions) expired(p *PendingSubscription) bool {
+	ttl := s.c.PendingTTL
+	if p.Channel == SubscribeSMS {
+		ttl = CodeTTL
+	}
+	return !s.c.Clock.Now().Before(p.CreatedAt.Add(ttl))
 }
 
 // ConfirmReply confirms the pending SMS subscription of from when body is
@@ -568,6 +582,9 @@ func (s *Subscriptions) ConfirmReply(ctx context.Context, from, body string) (re
 	}
 	if err != nil {
 		return "", true, err
+	}
+	if s.expired(p) {
+		return "", false, nil // a late YES: as if nothing were pending
 	}
 	if _, err := s.activate(ctx, p); err != nil {
 		return "", true, err

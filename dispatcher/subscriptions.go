@@ -47,9 +47,13 @@ type SubscriptionStore interface {
 	TakePending(ctx context.Context, key string) (*PendingSubscription, error)
 	// TryCode checks codeHash against the pending subscription keyed key:
 	// on a match it is returned and deleted; otherwise a try is counted,
-	// the subscription is deleted at maxTries, and ErrBadCode is returned
-	// with the tries left. ErrNotFound when there is none.
-	TryCode(ctx context.Context, key, codeHash string, maxTries int) (*PendingSubscription, int, error)
+	// for the subscription and for its address, the subscription is
+	// deleted at tries.PerCode (or its address's tries.PerAddress within
+	// tries.Window), and ErrBadCode is returned with the tries left.
+	// ErrNotFound when there is none, or when its address has used up its
+	// tries (a new pending subscription of the address does not start
+	// them afresh).
+	TryCode(ctx context.Context, key, codeHash string, tries CodeTries) (*PendingSubscription, int, error)
 	// PendingFor returns the key of the pending subscription of an address
 	// ("" when none).
 	PendingFor(ctx context.Context, addressKey string) (string, error)
@@ -207,11 +211,22 @@ type SubscriptionsConfig struct {
 	Logger     *slog.Logger
 }
 
-// Limits of SMS codes.
+// Limits of SMS codes: a code lives CodeTTL and takes CodeMaxTries wrong
+// tries; one number takes CodeMaxTriesPerNumber wrong codes within
+// CodeTriesWindow whatever its pending subscriptions (subscribing again
+// does not give a guesser a fresh budget).
 const (
-	CodeTTL      = 10 * time.Minute
-	CodeMaxTries = 5
+	CodeTTL               = 10 * time.Minute
+	CodeMaxTries          = 5
+	CodeMaxTriesPerNumber = 2 * CodeMaxTries
+	CodeTriesWindow       = 24 * time.Hour
 )
+
+// CodeTries bounds wrong SMS codes (SubscriptionStore.TryCode).
+type CodeTries struct {
+	PerCode, PerAddress int
+	Window              time.Duration
+}
 
 // Subscriptions is the public's self-service: subscribe (double opt-in),
 // confirm, manage, unsubscribe, and the operators' view of subscribers
@@ -534,7 +549,8 @@ func (s *Subscriptions) Confirm(ctx context.Context, ip string, in ConfirmInput)
 		}
 		key := s.hash("p", in.PendingID)
 		var left int
-		p, left, err = s.c.Store.TryCode(ctx, key, s.hash("c", key, in.Code), CodeMaxTries)
+		p, left, err = s.c.Store.TryCode(ctx, key, s.hash("c", key, in.Code),
+			CodeTries{PerCode: CodeMaxTries, PerAddress: CodeMaxTriesPerNumber, Window: CodeTriesWindow})
 		if errors.Is(err, ErrBadCode) {
 			return nil, fmt.Errorf("%w (%d tries left)", ErrBadCode, left)
 		}

@@ -302,9 +302,26 @@ func (s *Subscriptions) take(ctx context.Context, what string, r Rate, keys ...s
 }
 
 // premiumPrefixes are number ranges never sent a code whatever
-// SMSPrefixes says: premium-rate and shared-cost numbers of the countries
-// they are commonly pumped in (ITU numbering plans), e.g. +4190 (CH).
-var premiumPrefixes = []string{"+4190", "+4480", "+4487", "+4490", "+4491", "+4498", "+49900", "+49137", "+3389", "+3908", "+3989", "+4590", "+4581"}
+// SMSPrefixes says: premium-rate, shared-cost, freephone, personal and
+// other non-mobile service numbers of the countries where such numbers are
+// pumped (ITU and national numbering plans), and the international
+// service codes (+800, +808, +870, +88x, +979). A code sent to them costs
+// money and reaches no one who reads it.
+var premiumPrefixes = []string{
+	"+41800", "+4184", "+4186", "+41878", "+4190", // CH: 0800, 084x, 086x, 0878, 090x
+	"+4455", "+4456", "+4470", "+4480", "+4484", "+4487", "+449", // UK: 055, 056, 070, 080, 084, 087, 09
+	"+4912", "+49137", "+49138", "+49180", "+4919", "+49800", "+49900", // DE
+	"+338",                                       // FR: 08
+	"+39178", "+3980", "+3984", "+3989", "+3908", // IT
+	"+43800", "+43810", "+43820", "+43821", "+43900", "+43930", "+43939", // AT
+	"+3270", "+32800", "+3290", // BE
+	"+31800", "+3184", "+3187", "+3190", // NL
+	"+34800", "+34803", "+34806", "+34807", "+34900", "+34901", "+34902", "+34905", // ES
+	"+4570", "+4580", "+4581", "+4590", // DK
+	"+4620", "+4677", "+46900", "+46939", "+46944", // SE
+	"+47800", "+47810", "+47815", "+47820", "+47829", // NO
+	"+800", "+808", "+870", "+878", "+881", "+882", "+883", "+888", "+979", "+991", // international
+}
 
 // checkPhone is why phone may not subscribe by SMS, or "".
 func (s *Subscriptions) checkPhone(phone string) string {
@@ -323,7 +340,7 @@ func (s *Subscriptions) checkPhone(phone string) string {
 	}
 	for _, p := range premiumPrefixes {
 		if strings.HasPrefix(phone, p) {
-			return "premium-rate and short numbers cannot subscribe"
+			return "premium-rate, shared-cost, freephone and other service numbers cannot subscribe"
 		}
 	}
 	return ""

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/mail"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -288,6 +289,21 @@ func (s *Subscriptions) VAPIDPublicKey() (string, error) {
 	return s.c.VAPIDPublicKey, nil
 }
 
+// clientKey is what the per-IP limits count a client by: its IPv4
+// address, or the /64 of its IPv6 address (one subscriber line, which
+// hands out the whole /64 to one client).
+func clientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
 // take takes one token of each key at r and returns LimitError when one
 // of them has none.
 func (s *Subscriptions) take(ctx context.Context, what string, r Rate, keys ...string) error {
@@ -371,7 +387,7 @@ func newSubscriberID() string { return "sub_" + strings.ToLower(rand.Text()) }
 func (s *Subscriptions) Subscribe(ctx context.Context, ip string, in SubscribeInput) (*SubscribeResult, error) {
 	// First, so that neither invalid input nor the URL checks (DNS) are
 	// free of the per-IP limit.
-	if err := s.take(ctx, "from this address", s.c.PerIP, "subscribe:ip:"+ip); err != nil {
+	if err := s.take(ctx, "from this address", s.c.PerIP, "subscribe:ip:"+clientKey(ip)); err != nil {
 		return nil, err
 	}
 	v := &ValidationError{}
@@ -552,7 +568,7 @@ func (s *Subscriptions) sendConfirmation(ctx context.Context, p *PendingSubscrip
 // tries). A token or code works once. ErrNotFound for an unknown, expired
 // or used one; ErrBadCode for a wrong code.
 func (s *Subscriptions) Confirm(ctx context.Context, ip string, in ConfirmInput) (*SubscriptionView, error) {
-	if err := s.take(ctx, "from this address", s.c.PerIP, "confirm:ip:"+ip); err != nil {
+	if err := s.take(ctx, "from this address", s.c.PerIP, "confirm:ip:"+clientKey(ip)); err != nil {
 		return nil, err
 	}
 	var p *PendingSubscription

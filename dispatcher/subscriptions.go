@@ -421,7 +421,13 @@ func (s *Subscriptions) Subscribe(ctx context.Context, ip string, in SubscribeIn
 		tok := PushToken{Platform: PlatformWebPush, Endpoint: in.Push.Endpoint, P256dh: in.Push.Keys.P256dh, Auth: in.Push.Keys.Auth}
 		check := func(u string) error { return nil }
 		if s.c.CheckPushURL != nil {
-			check = func(u string) error { return s.c.CheckPushURL(ctx, u) }
+			check = func(u string) error {
+				if err := s.c.CheckPushURL(ctx, u); err != nil {
+					// Not the guard's words, as for a webhook's URL.
+					return errors.New("is refused: it must be an https URL whose host has only public addresses")
+				}
+				return nil
+			}
 		}
 		if field, why := tok.validate(check); why != "" {
 			v.add("body.push"+field, why, nil)

@@ -887,7 +887,7 @@ func TestSubscriptionAbuseReplay(t *testing.T) {
 			"https://127.0.0.2/hook", "https://127.1/hook", "https://2130706433/hook", "https://0x7f000001/hook", "https://0177.0.0.1/hook",
 			"https://[::1]/hook", "https://[::ffff:127.0.0.2]/hook", "https://10.0.0.1/hook", "https://192.168.1.1/hook", "https://172.16.0.1/hook",
 			"https://100.64.0.1/hook", "https://169.254.169.254/latest/meta-data/", "https://[fd00:ec2::254]/", "https://[fe80::1]/hook",
-			"https://0.0.0.0/hook", "https://metadata.google.internal/computeMetadata/v1/", "https://user:pw@hooks.example.com/",
+			"https://0.0.0.0/hook", "https://metadata.google.internal/computeMetadata/v1/", "https://metadata/computeMetadata/v1/", "https://printer.local/", "https://push.corp./x", "https://user:pw@hooks.example.com/",
 			"ftp://hooks.example.com/", "file:///etc/passwd", "gopher://127.0.0.1:6379/_FLUSHALL", "https://[::]/", "//hooks.example.com/",
 		}
 		for _, u := range urls {

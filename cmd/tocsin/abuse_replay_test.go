@@ -962,6 +962,13 @@ func TestSubscriptionAbuseReplay(t *testing.T) {
 				t.Errorf("raw %q: %d", raw, r.status)
 			}
 		}
+		// A token or field reflected into a page is escaped.
+		xss := `"><script>alert(1)</script>`
+		for _, path := range []string{"/subscribe/confirm?token=", "/subscriptions/manage?token=", "/subscriptions/unsubscribe?token=", "/subscribe?lang="} {
+			if r := nextVisitor().raw(http.MethodGet, path+url.QueryEscape(xss), nil); bytes.Contains(r.body, []byte("<script>alert")) {
+				t.Errorf("GET %s reflects the markup: %d", path, r.status)
+			}
+		}
 		// The form: oversize, many services, a bad locale.
 		fv := nextVisitor()
 		tok := fv.formToken("/subscribe")

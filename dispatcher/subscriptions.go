@@ -359,7 +359,20 @@ func (s *Subscriptions) checkPhone(phone string) string {
 			return "premium-rate, shared-cost, freephone and other service numbers cannot subscribe"
 		}
 	}
+	for cc, n := range mobileLengths {
+		if strings.HasPrefix(phone, cc) && len(phone) != n {
+			return "is not a mobile number of its country: it has too few or too many digits"
+		}
+	}
 	return ""
+}
+
+// mobileLengths are the lengths, with + and country code, of the mobile
+// numbers of countries whose mobile numbers all have one length: a number
+// shorter or longer reaches no phone, and its code would be sent for
+// nothing.
+var mobileLengths = map[string]int{
+	"+1": 12, "+31": 12, "+32": 12, "+33": 12, "+34": 12, "+41": 12, "+44": 13, "+45": 11, "+46": 12, "+47": 11,
 }
 
 // normalizeScope checks services, regions and the locale.

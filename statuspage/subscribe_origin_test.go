@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // TestSubscribeCrossOrigin: a form posted from another origin is a 403
@@ -46,5 +48,38 @@ func TestSubscribeCrossOrigin(t *testing.T) {
 		if got := post(h...); got != http.StatusAccepted {
 			t.Errorf("POST with %v = %d, want 202", h, got)
 		}
+	}
+}
+
+// TestSubscribeTrustedOrigin: behind a proxy that changes Host, a form
+// posted from http.public_url's origin is served (SubscribeConfig.Origins),
+// another origin is not.
+func TestSubscribeTrustedOrigin(t *testing.T) {
+	f := &fakeSubs{}
+	cfg := pageFixtureConfig()
+	routes, err := RoutesWith(&cfg, nil, HTMLOptions{SubscribeURL: "/status/subscribe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(cfg, staticSnapshot(pageFixture()), locales.MustNew().Supported(), routes)
+	if err := s.ServeSubscriptions(SubscribeConfig{Subscriptions: f, Secret: []byte("csrf-secret"), Origins: []string{"https://status.example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := &subsClient{t: t, h: Mount(http.NotFoundHandler(), s)}
+	tok := csrfOf(t, c.do("GET", "/status/subscribe", nil, 200).Body.String())
+	for origin, want := range map[string]int{"https://status.example.com": http.StatusAccepted, "https://evil.example": http.StatusForbidden} {
+		form := url.Values{"csrf": {tok}, "channel": {"email"}, "email": {"hans@example.ch"}}
+		req := httptest.NewRequest(http.MethodPost, "http://tocsin.internal:8080/status/subscribe", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		req.AddCookie(c.cookie)
+		w := httptest.NewRecorder()
+		c.h.ServeHTTP(w, req)
+		if w.Code != want {
+			t.Errorf("POST from %s = %d, want %d", origin, w.Code, want)
+		}
+	}
+	if err := s.ServeSubscriptions(SubscribeConfig{Subscriptions: f, Secret: []byte("x"), Origins: []string{"not an origin/"}}); err == nil {
+		t.Errorf("a malformed origin was taken")
 	}
 }

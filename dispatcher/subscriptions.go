@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/mail"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -47,9 +48,13 @@ type SubscriptionStore interface {
 	TakePending(ctx context.Context, key string) (*PendingSubscription, error)
 	// TryCode checks codeHash against the pending subscription keyed key:
 	// on a match it is returned and deleted; otherwise a try is counted,
-	// the subscription is deleted at maxTries, and ErrBadCode is returned
-	// with the tries left. ErrNotFound when there is none.
-	TryCode(ctx context.Context, key, codeHash string, maxTries int) (*PendingSubscription, int, error)
+	// for the subscription and for its address, the subscription is
+	// deleted at tries.PerCode (or its address's tries.PerAddress within
+	// tries.Window), and ErrBadCode is returned with the tries left.
+	// ErrNotFound when there is none, or when its address has used up its
+	// tries (a new pending subscription of the address does not start
+	// them afresh).
+	TryCode(ctx context.Context, key, codeHash string, tries CodeTries) (*PendingSubscription, int, error)
 	// PendingFor returns the key of the pending subscription of an address
 	// ("" when none).
 	PendingFor(ctx context.Context, addressKey string) (string, error)
@@ -207,11 +212,22 @@ type SubscriptionsConfig struct {
 	Logger     *slog.Logger
 }
 
-// Limits of SMS codes.
+// Limits of SMS codes: a code lives CodeTTL and takes CodeMaxTries wrong
+// tries; one number takes CodeMaxTriesPerNumber wrong codes within
+// CodeTriesWindow whatever its pending subscriptions (subscribing again
+// does not give a guesser a fresh budget).
 const (
-	CodeTTL      = 10 * time.Minute
-	CodeMaxTries = 5
+	CodeTTL               = 10 * time.Minute
+	CodeMaxTries          = 5
+	CodeMaxTriesPerNumber = 2 * CodeMaxTries
+	CodeTriesWindow       = 24 * time.Hour
 )
+
+// CodeTries bounds wrong SMS codes (SubscriptionStore.TryCode).
+type CodeTries struct {
+	PerCode, PerAddress int
+	Window              time.Duration
+}
 
 // Subscriptions is the public's self-service: subscribe (double opt-in),
 // confirm, manage, unsubscribe, and the operators' view of subscribers
@@ -273,6 +289,21 @@ func (s *Subscriptions) VAPIDPublicKey() (string, error) {
 	return s.c.VAPIDPublicKey, nil
 }
 
+// clientKey is what the per-IP limits count a client by: its IPv4
+// address, or the /64 of its IPv6 address (one subscriber line, which
+// hands out the whole /64 to one client).
+func clientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
 // take takes one token of each key at r and returns LimitError when one
 // of them has none.
 func (s *Subscriptions) take(ctx context.Context, what string, r Rate, keys ...string) error {
@@ -287,9 +318,26 @@ func (s *Subscriptions) take(ctx context.Context, what string, r Rate, keys ...s
 }
 
 // premiumPrefixes are number ranges never sent a code whatever
-// SMSPrefixes says: premium-rate and shared-cost numbers of the countries
-// they are commonly pumped in (ITU numbering plans), e.g. +4190 (CH).
-var premiumPrefixes = []string{"+4190", "+4480", "+4487", "+4490", "+4491", "+4498", "+49900", "+49137", "+3389", "+3908", "+3989", "+4590", "+4581"}
+// SMSPrefixes says: premium-rate, shared-cost, freephone, personal and
+// other non-mobile service numbers of the countries where such numbers are
+// pumped (ITU and national numbering plans), and the international
+// service codes (+800, +808, +870, +88x, +979). A code sent to them costs
+// money and reaches no one who reads it.
+var premiumPrefixes = []string{
+	"+41800", "+4184", "+4186", "+41878", "+4190", // CH: 0800, 084x, 086x, 0878, 090x
+	"+4455", "+4456", "+4470", "+4480", "+4484", "+4487", "+449", // UK: 055, 056, 070, 080, 084, 087, 09
+	"+4912", "+49137", "+49138", "+49180", "+4919", "+49800", "+49900", // DE
+	"+338",                                       // FR: 08
+	"+39178", "+3980", "+3984", "+3989", "+3908", // IT
+	"+43800", "+43810", "+43820", "+43821", "+43900", "+43930", "+43939", // AT
+	"+3270", "+32800", "+3290", // BE
+	"+31800", "+3184", "+3187", "+3190", // NL
+	"+34800", "+34803", "+34806", "+34807", "+34900", "+34901", "+34902", "+34905", // ES
+	"+4570", "+4580", "+4581", "+4590", // DK
+	"+4620", "+4677", "+46900", "+46939", "+46944", // SE
+	"+47800", "+47810", "+47815", "+47820", "+47829", // NO
+	"+800", "+808", "+870", "+878", "+881", "+882", "+883", "+888", "+979", "+991", // international
+}
 
 // checkPhone is why phone may not subscribe by SMS, or "".
 func (s *Subscriptions) checkPhone(phone string) string {
@@ -308,10 +356,23 @@ func (s *Subscriptions) checkPhone(phone string) string {
 	}
 	for _, p := range premiumPrefixes {
 		if strings.HasPrefix(phone, p) {
-			return "premium-rate and short numbers cannot subscribe"
+			return "premium-rate, shared-cost, freephone and other service numbers cannot subscribe"
+		}
+	}
+	for cc, n := range mobileLengths {
+		if strings.HasPrefix(phone, cc) && len(phone) != n {
+			return "is not a mobile number of its country: it has too few or too many digits"
 		}
 	}
 	return ""
+}
+
+// mobileLengths are the lengths, with + and country code, of the mobile
+// numbers of countries whose mobile numbers all have one length: a number
+// shorter or longer reaches no phone, and its code would be sent for
+// nothing.
+var mobileLengths = map[string]int{
+	"+1": 12, "+31": 12, "+32": 12, "+33": 12, "+34": 12, "+41": 12, "+44": 13, "+45": 11, "+46": 12, "+47": 11,
 }
 
 // normalizeScope checks services, regions and the locale.
@@ -339,7 +400,7 @@ func newSubscriberID() string { return "sub_" + strings.ToLower(rand.Text()) }
 func (s *Subscriptions) Subscribe(ctx context.Context, ip string, in SubscribeInput) (*SubscribeResult, error) {
 	// First, so that neither invalid input nor the URL checks (DNS) are
 	// free of the per-IP limit.
-	if err := s.take(ctx, "from this address", s.c.PerIP, "subscribe:ip:"+ip); err != nil {
+	if err := s.take(ctx, "from this address", s.c.PerIP, "subscribe:ip:"+clientKey(ip)); err != nil {
 		return nil, err
 	}
 	v := &ValidationError{}
@@ -373,7 +434,13 @@ func (s *Subscriptions) Subscribe(ctx context.Context, ip string, in SubscribeIn
 		tok := PushToken{Platform: PlatformWebPush, Endpoint: in.Push.Endpoint, P256dh: in.Push.Keys.P256dh, Auth: in.Push.Keys.Auth}
 		check := func(u string) error { return nil }
 		if s.c.CheckPushURL != nil {
-			check = func(u string) error { return s.c.CheckPushURL(ctx, u) }
+			check = func(u string) error {
+				if err := s.c.CheckPushURL(ctx, u); err != nil {
+					// Not the guard's words, as for a webhook's URL.
+					return errors.New("is refused: it must be an https URL whose host has only public addresses")
+				}
+				return nil
+			}
 		}
 		if field, why := tok.validate(check); why != "" {
 			v.add("body.push"+field, why, nil)
@@ -520,7 +587,7 @@ func (s *Subscriptions) sendConfirmation(ctx context.Context, p *PendingSubscrip
 // tries). A token or code works once. ErrNotFound for an unknown, expired
 // or used one; ErrBadCode for a wrong code.
 func (s *Subscriptions) Confirm(ctx context.Context, ip string, in ConfirmInput) (*SubscriptionView, error) {
-	if err := s.take(ctx, "from this address", s.c.PerIP, "confirm:ip:"+ip); err != nil {
+	if err := s.take(ctx, "from this address", s.c.PerIP, "confirm:ip:"+clientKey(ip)); err != nil {
 		return nil, err
 	}
 	var p *PendingSubscription
@@ -534,7 +601,8 @@ func (s *Subscriptions) Confirm(ctx context.Context, ip string, in ConfirmInput)
 		}
 		key := s.hash("p", in.PendingID)
 		var left int
-		p, left, err = s.c.Store.TryCode(ctx, key, s.hash("c", key, in.Code), CodeMaxTries)
+		p, left, err = s.c.Store.TryCode(ctx, key, s.hash("c", key, in.Code),
+			CodeTries{PerCode: CodeMaxTries, PerAddress: CodeMaxTriesPerNumber, Window: CodeTriesWindow})
 		if errors.Is(err, ErrBadCode) {
 			return nil, fmt.Errorf("%w (%d tries left)", ErrBadCode, left)
 		}
@@ -544,11 +612,25 @@ func (s *Subscriptions) Confirm(ctx context.Context, ip string, in ConfirmInput)
 	if err != nil {
 		return nil, err
 	}
+	if s.expired(p) {
+		return nil, fmt.Errorf("pending subscription expired: %w", ErrNotFound)
+	}
 	id, err := s.activate(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	return s.view(ctx, id, true)
+}
+
+// expired reports whether p outlived its link or code by the clock. The
+// store's expiry is Redis's, which does not follow an injected clock and
+// may lag it: the clock decides.
+func (s *Subscriptions) expired(p *PendingSubscription) bool {
+	ttl := s.c.PendingTTL
+	if p.Channel == SubscribeSMS {
+		ttl = CodeTTL
+	}
+	return !s.c.Clock.Now().Before(p.CreatedAt.Add(ttl))
 }
 
 // ConfirmReply confirms the pending SMS subscription of from when body is
@@ -568,6 +650,9 @@ func (s *Subscriptions) ConfirmReply(ctx context.Context, from, body string) (re
 	}
 	if err != nil {
 		return "", true, err
+	}
+	if s.expired(p) {
+		return "", false, nil // a late YES: as if nothing were pending
 	}
 	if _, err := s.activate(ctx, p); err != nil {
 		return "", true, err

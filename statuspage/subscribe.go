@@ -62,6 +62,10 @@ type SubscribeConfig struct {
 	ClientIP func(*http.Request) string
 	// Secure marks the CSRF cookie Secure (the page is public over https).
 	Secure bool
+	// Origins are the page's public origins ("https://status.example.com",
+	// from http.public_url): a form posted from one of them is same-origin
+	// even when a proxy changed the Host header.
+	Origins []string
 	// Channels are the channels the form offers among email, sms and
 	// webhook (Web Push shows when VAPIDPublicKey answers); nil: email.
 	Channels []string
@@ -80,7 +84,11 @@ type subscribePages struct {
 	h    *htmlPage
 	c    SubscribeConfig
 	csrf csrfGuard
-	js   string // /assets/subscribe.js?v=…, below the prefix
+	// cross refuses a POST a browser says came from another origin
+	// (Sec-Fetch-Site, else Origin against Host), before the token is
+	// looked at.
+	cross *http.CrossOriginProtection
+	js    string // /assets/subscribe.js?v=…, below the prefix
 }
 
 // ServeSubscriptions adds the subscription pages to s. The status page's
@@ -107,7 +115,12 @@ func (s *Server) ServeSubscriptions(c SubscribeConfig) error {
 	if h.pages["subscribe"], err = template.New("subscribe").ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/subscribe.html"); err != nil {
 		return fmt.Errorf("statuspage: template subscribe: %w", err)
 	}
-	p := &subscribePages{s: s, h: h, c: c, csrf: csrfGuard{secret: c.Secret, secure: c.Secure, path: s.Prefix() + "/"}}
+	p := &subscribePages{s: s, h: h, c: c, csrf: csrfGuard{secret: c.Secret, secure: c.Secure, path: s.Prefix() + "/"}, cross: http.NewCrossOriginProtection()}
+	for _, o := range c.Origins {
+		if err := p.cross.AddTrustedOrigin(o); err != nil {
+			return fmt.Errorf("statuspage: origin %q: %w", o, err)
+		}
+	}
 	js, err := assetFS.ReadFile("assets/subscribe.js")
 	if err != nil {
 		return err
@@ -274,7 +287,7 @@ func (p *subscribePages) post(fn func(http.ResponseWriter, *Request)) http.Handl
 				p.message(w, req, http.StatusBadRequest, p.words(req).T("sub.error.title"), p.words(req).T("sub.error.form"))
 				return
 			}
-			if !p.csrf.check(r, r.PostFormValue("csrf")) {
+			if p.cross.Check(r) != nil || !p.csrf.check(r, r.PostFormValue("csrf")) {
 				p.message(w, req, http.StatusForbidden, p.words(req).T("sub.error.title"), p.words(req).T("sub.error.csrf"))
 				return
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/tocsin-dev/tocsin/config"
@@ -32,6 +33,10 @@ func subscriptionPages(cfg config.Config, subs *dispatcher.Subscriptions, sender
 		channels = append(channels, dispatcher.SubscribeWebhook)
 	}
 	trusted := cfg.Subscriptions.TrustedProxyPrefixes()
+	var origins []string
+	if u, err := url.Parse(cfg.HTTP.BaseURL()); err == nil && u.Scheme != "" && u.Host != "" {
+		origins = append(origins, u.Scheme+"://"+u.Host)
+	}
 	return func(page *statuspage.Server, logo *statuspage.Logo) error {
 		var o statuspage.HTMLOptions
 		if logo != nil {
@@ -42,6 +47,7 @@ func subscriptionPages(cfg config.Config, subs *dispatcher.Subscriptions, sender
 			Secret:        links.Secret,
 			ClientIP:      func(r *http.Request) string { return api.ClientIP(r, trusted) },
 			Secure:        strings.HasPrefix(cfg.HTTP.BaseURL(), "https://"),
+			Origins:       origins,
 			Channels:      channels,
 			Options:       o,
 			Logger:        logger.With("component", "statuspage"),

@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/netip"
+	"net/url"
+	"strings"
 
 	"github.com/tocsin-dev/tocsin/config"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/api"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/internal/netguard"
 )
 
 // subscriptions builds the public's self-service subscriptions from the
@@ -28,7 +34,7 @@ func subscriptions(cfg config.Config, store *redisstore.Store, senders map[dispa
 	return dispatcher.NewSubscriptions(dispatcher.SubscriptionsConfig{
 		Store: store, Recipients: store, Webhooks: store, Limiter: store.Limiter(), Senders: senders,
 		Catalog: links.Catalog, Links: links, Secret: links.Secret,
-		CheckPushURL: checkPushURL, CheckWebhookURL: checkWebhookURL, VAPIDPublicKey: vapid,
+		CheckPushURL: publicPushCheck(checkPushURL, checkWebhookURL), CheckWebhookURL: checkWebhookURL, VAPIDPublicKey: vapid,
 		SMSPrefixes: sc.SMSPrefixes, SMSPerHour: sc.SMSPerHour, PerIP: sc.PerIP.Value(), PerAddress: sc.PerAddress.Value(),
 		PendingTTL: sc.PendingTTL, Clock: clock, Logger: logger,
 	})
@@ -47,3 +53,41 @@ func (a *wired) publicSubscriptions(cfg config.Config) (api.PublicSubscriptions,
 	}
 	return a.subscriptions, a.subscriptions
 }
+
+// publicPushCheck guards a visitor's Web Push endpoint, which becomes a
+// subscriber at once (no confirmation): the push guard (https, no refused
+// address literal), no host that names a local network (a single label,
+// or a top-level domain such as .internal or .local), and, where the name
+// resolves, none of its addresses refused (checkWebhookURL, as for a
+// webhook). A name that does not resolve here is left to the push
+// channel's dialer, which refuses a refused address when it connects.
+func publicPushCheck(checkPushURL, checkWebhookURL func(context.Context, string) error) func(context.Context, string) error {
+	return func(ctx context.Context, raw string) error {
+		if err := checkPushURL(ctx, raw); err != nil {
+			return err
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return err
+		}
+		host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+		if _, err := netip.ParseAddr(host); err == nil {
+			return nil // an address: the push guard judged it
+		}
+		labels := strings.Split(host, ".")
+		if len(labels) < 2 || localTLDs[labels[len(labels)-1]] {
+			return fmt.Errorf("%w: %q names a host of a local network", netguard.ErrBlockedAddress, host)
+		}
+		if checkWebhookURL != nil {
+			if err := checkWebhookURL(ctx, raw); errors.Is(err, netguard.ErrBlockedAddress) {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// localTLDs are top-level domains of local and internal networks (RFC
+// 6761, 6762, 8375, ICANN's .internal, and the common private ones).
+var localTLDs = map[string]bool{"internal": true, "local": true, "localdomain": true, "localhost": true, "lan": true, "home": true,
+	"corp": true, "intranet": true, "private": true, "arpa": true, "invalid": true, "onion": true}

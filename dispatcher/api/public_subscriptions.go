@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -169,6 +170,11 @@ func readPublicJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 			return false
 		}
 		writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, "malformed request body: "+err.Error()))
+		return false
+	}
+	// One JSON value and nothing after it: a second one is not ignored.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, "malformed request body: data after the JSON value"))
 		return false
 	}
 	return true

@@ -20,12 +20,15 @@ import (
 //	sub:pa:{address}  string  the key of an address's pending subscription; expires with it
 //	sub:a:{address}   string  the subscriber id of a subscribed address
 //	sub:ids           zset    every subscriber id, scores 0 (ordered by id)
+//	sub:pt:{address}  string  wrong codes tried for an address, over all its pending
+//	                          subscriptions; expires a window after the first
 
 var _ dispatcher.SubscriptionStore = (*Store)(nil)
 
-func pendingKey(k string) string     { return key("sub", "p", k) }
-func pendingAddrKey(a string) string { return key("sub", "pa", a) }
-func subAddrKey(a string) string     { return key("sub", "a", a) }
+func pendingKey(k string) string      { return key("sub", "p", k) }
+func pendingAddrKey(a string) string  { return key("sub", "pa", a) }
+func subAddrKey(a string) string      { return key("sub", "a", a) }
+func pendingTriesKey(a string) string { return key("sub", "pt", a) }
 
 var subIDsKey = key("sub", "ids")
 
@@ -44,7 +47,7 @@ func (s *Store) PutPending(ctx context.Context, p *dispatcher.PendingSubscriptio
 			pipe.Del(ctx, pendingKey(old)) // one pending subscription per address
 		}
 		pipe.Del(ctx, pendingKey(p.Key))
-		pipe.HSet(ctx, pendingKey(p.Key), "data", raw, "code", p.CodeHash, "tries", 0)
+		pipe.HSet(ctx, pendingKey(p.Key), "data", raw, "code", p.CodeHash, "tries", 0, "addr", p.AddressKey)
 		pipe.Expire(ctx, pendingKey(p.Key), ttl)
 		pipe.Set(ctx, pendingAddrKey(p.AddressKey), p.Key, ttl)
 		return nil
@@ -52,24 +55,47 @@ func (s *Store) PutPending(ctx context.Context, p *dispatcher.PendingSubscriptio
 	return err
 }
 
-// takePending returns and deletes a pending subscription whose code (when
-// ARGV[1] is not empty) matches, else counts a try and deletes it at
-// ARGV[2] tries. It returns {0} when there is none, {1, data} on success
-// and {2, tries} for a wrong code.
+// takePending returns and deletes a pending subscription (KEYS[1]) whose
+// code (when ARGV[1] is not empty) matches, else counts a try for it and
+// for its address (KEYS[2], expiring ARGV[4] ms after the first) and
+// deletes it at ARGV[2] tries or at ARGV[3] of its address. It returns {0}
+// when there is none or its address has no tries left, {1, data} on
+// success and {2, tries left} for a wrong code.
 var takePending = redis.NewScript(`
 local d = redis.call('HGET', KEYS[1], 'data')
 if not d then return {0} end
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'code') ~= ARGV[1] then
-  local t = redis.call('HINCRBY', KEYS[1], 'tries', 1)
-  if t >= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) end
-  return {2, t}
+if ARGV[1] ~= '' then
+  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if used >= tonumber(ARGV[3]) then
+    redis.call('DEL', KEYS[1])
+    return {0}
+  end
+  if redis.call('HGET', KEYS[1], 'code') ~= ARGV[1] then
+    local t = redis.call('HINCRBY', KEYS[1], 'tries', 1)
+    local a = redis.call('INCR', KEYS[2])
+    if a == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+    local left = math.min(tonumber(ARGV[2]) - t, tonumber(ARGV[3]) - a)
+    if left <= 0 then redis.call('DEL', KEYS[1]) end
+    return {2, math.max(0, left)}
+  end
 end
 redis.call('DEL', KEYS[1])
 return {1, d}
 `)
 
-func (s *Store) take(ctx context.Context, k, codeHash string, maxTries int) (*dispatcher.PendingSubscription, int, error) {
-	v, err := takePending.Run(ctx, s.rdb, []string{pendingKey(k)}, codeHash, maxTries).Slice()
+func (s *Store) take(ctx context.Context, k, codeHash string, tries dispatcher.CodeTries) (*dispatcher.PendingSubscription, int, error) {
+	triesKey := pendingKey(k) // unused without a code
+	if codeHash != "" {
+		addr, err := s.rdb.HGet(ctx, pendingKey(k), "addr").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, 0, fmt.Errorf("take pending subscription: %w", err)
+		}
+		if addr == "" {
+			addr = "p:" + k // stored before addresses counted tries: its own
+		}
+		triesKey = pendingTriesKey(addr)
+	}
+	v, err := takePending.Run(ctx, s.rdb, []string{pendingKey(k), triesKey}, codeHash, tries.PerCode, tries.PerAddress, tries.Window.Milliseconds()).Slice()
 	if err != nil {
 		return nil, 0, fmt.Errorf("take pending subscription: %w", err)
 	}
@@ -77,7 +103,7 @@ func (s *Store) take(ctx context.Context, k, codeHash string, maxTries int) (*di
 	case 0:
 		return nil, 0, fmt.Errorf("pending subscription: %w", dispatcher.ErrNotFound)
 	case 2:
-		return nil, max(0, maxTries-int(v[1].(int64))), dispatcher.ErrBadCode
+		return nil, int(v[1].(int64)), dispatcher.ErrBadCode
 	}
 	var p dispatcher.PendingSubscription
 	if err := json.Unmarshal([]byte(v[1].(string)), &p); err != nil {
@@ -89,16 +115,16 @@ func (s *Store) take(ctx context.Context, k, codeHash string, maxTries int) (*di
 
 // TakePending implements dispatcher.SubscriptionStore.
 func (s *Store) TakePending(ctx context.Context, k string) (*dispatcher.PendingSubscription, error) {
-	p, _, err := s.take(ctx, k, "", 0)
+	p, _, err := s.take(ctx, k, "", dispatcher.CodeTries{})
 	return p, err
 }
 
 // TryCode implements dispatcher.SubscriptionStore.
-func (s *Store) TryCode(ctx context.Context, k, codeHash string, maxTries int) (*dispatcher.PendingSubscription, int, error) {
-	if codeHash == "" {
+func (s *Store) TryCode(ctx context.Context, k, codeHash string, tries dispatcher.CodeTries) (*dispatcher.PendingSubscription, int, error) {
+	if codeHash == "" || tries.PerCode <= 0 || tries.PerAddress <= 0 || tries.Window <= 0 {
 		return nil, 0, dispatcher.ErrBadCode
 	}
-	return s.take(ctx, k, codeHash, maxTries)
+	return s.take(ctx, k, codeHash, tries)
 }
 
 func (s *Store) getString(ctx context.Context, k string) (string, error) {

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"github.com/tocsin-dev/tocsin/dispatcher"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,17 +35,26 @@ type Subscriptions struct {
 	// whose X-Forwarded-For is believed for the client IP. Default none:
 	// the connection's peer is the client.
 	TrustedProxies webhook.Networks `yaml:"trusted_proxies"`
+	// WebPushHosts are the hosts a browser's Web Push subscription from
+	// the page may point at: "name", "*.name" (its subdomains) or "*"
+	// (any public host). Default: the browsers' push services
+	// (dispatcher.DefaultWebPushHosts).
+	WebPushHosts []string `yaml:"webpush_hosts"`
 }
 
 // defaultSubscriptions are the documented defaults of Subscriptions.
 func defaultSubscriptions() Subscriptions {
-	return Subscriptions{SMSPerHour: 100, PerIP: "10/h", PerAddress: "3/h", PendingTTL: 24 * time.Hour}
+	return Subscriptions{SMSPerHour: 100, PerIP: "10/h", PerAddress: "3/h", PendingTTL: 24 * time.Hour,
+		WebPushHosts: slices.Clone(dispatcher.DefaultWebPushHosts)}
 }
 
 // TrustedProxyPrefixes returns TrustedProxies parsed.
 func (s Subscriptions) TrustedProxyPrefixes() []netip.Prefix { return s.TrustedProxies.Prefixes() }
 
 var smsPrefix = regexp.MustCompile(`^\+[1-9][0-9]{0,6}$`)
+
+// webPushHost is a DNS name of at least two labels.
+var webPushHost = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
 
 func (v validator) subscriptions(s Subscriptions) {
 	for i, p := range s.SMSPrefixes {
@@ -63,6 +74,12 @@ func (v validator) subscriptions(s Subscriptions) {
 	}
 	if s.PendingTTL != 0 && (s.PendingTTL < time.Minute || s.PendingTTL > 7*24*time.Hour) {
 		v.Add("subscriptions.pending_ttl", "must be between 1m and 168h, not %s", s.PendingTTL)
+	}
+	for i, h := range s.WebPushHosts {
+		name := strings.TrimPrefix(h, "*.")
+		if h != "*" && !webPushHost.MatchString(name) {
+			v.Add("subscriptions.webpush_hosts["+strconv.Itoa(i)+"]", "must be a host name, *.name for its subdomains, or * for any host, got %q", h)
+		}
 	}
 	for i, n := range s.TrustedProxies {
 		if _, err := netip.ParsePrefix(n); err != nil {

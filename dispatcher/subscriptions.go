@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net/mail"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -198,6 +199,12 @@ type SubscriptionsConfig struct {
 	// VAPIDPublicKey is the Web Push key browsers subscribe with; "":
 	// Web Push subscriptions are refused.
 	VAPIDPublicKey string
+	// WebPushHosts are the hosts a public Web Push endpoint may be at: the
+	// browsers' push services (DefaultWebPushHosts when nil). "*.example"
+	// matches its subdomains; "*" alone matches any host the SSRF guard
+	// allows. Anything else would let anyone point every broadcast at a
+	// site of their choosing.
+	WebPushHosts []string
 	// SMSPrefixes are the E.164 prefixes SMS subscriptions may use (e.g.
 	// "+41"); none: SMS subscription is off.
 	SMSPrefixes []string
@@ -444,6 +451,8 @@ func (s *Subscriptions) Subscribe(ctx context.Context, ip string, in SubscribeIn
 		}
 		if field, why := tok.validate(check); why != "" {
 			v.add("body.push"+field, why, nil)
+		} else if !s.pushServiceHost(tok.Endpoint) {
+			v.add("body.push.endpoint", "is refused: it must be at a browser's push service", nil)
 		}
 		addr, r.Push, r.Channels = tok.Endpoint, []PushToken{tok}, []Channel{ChannelPush}
 	case SubscribeWebhook:
@@ -898,4 +907,43 @@ func maskPhone(p string) string {
 		return "***"
 	}
 	return p[:3] + strings.Repeat("*", len(p)-7) + p[len(p)-4:]
+}
+
+// DefaultWebPushHosts are the push services of the browsers in use:
+// Chrome, Edge and other Chromium browsers (FCM), Firefox (Mozilla's
+// autopush), Safari (Apple) and legacy Edge (WNS).
+var DefaultWebPushHosts = []string{"fcm.googleapis.com", "*.push.services.mozilla.com", "*.push.apple.com", "*.notify.windows.com"}
+
+// pushServiceHost reports whether endpoint's host is one of the Web Push
+// hosts the public may subscribe with (SubscriptionsConfig.WebPushHosts).
+func (s *Subscriptions) pushServiceHost(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	hosts := s.c.WebPushHosts
+	if hosts == nil {
+		hosts = DefaultWebPushHosts
+	}
+	return MatchHost(hosts, u.Hostname())
+}
+
+// MatchHost reports whether host is one of patterns: a name (any case),
+// "*.name" for the name's subdomains, or "*" for any host.
+func MatchHost(patterns []string, host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, p := range patterns {
+		p = strings.ToLower(p)
+		switch {
+		case p == "*":
+			return true
+		case strings.HasPrefix(p, "*."):
+			if strings.HasSuffix(host, p[1:]) && len(host) > len(p)-1 {
+				return true
+			}
+		case host == p:
+			return true
+		}
+	}
+	return false
 }

@@ -72,7 +72,8 @@ func TestBrowserSubscriptionEndToEnd(t *testing.T) {
 		"TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
 		"TOCSIN_API_KEY": "test-operator-key-browser-0123456789", "TOCSIN_LOG_LEVEL": "warn",
 		"TOCSIN_WEBPUSH_VAPID_PUBLIC_KEY": wp.VAPIDPublicKey, "TOCSIN_WEBPUSH_VAPID_PRIVATE_KEY": wp.VAPIDPrivateKey,
-		"TOCSIN_WEBPUSH_SUBSCRIBER": webpushtest.Subscriber,
+		"TOCSIN_WEBPUSH_SUBSCRIBER":          webpushtest.Subscriber,
+		"TOCSIN_SUBSCRIPTIONS_WEBPUSH_HOSTS": "push.example.com", // the local fake push service
 		// The fake listens on loopback: its address passes the guard.
 		"TOCSIN_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32",
 	}, func(m *Main) {

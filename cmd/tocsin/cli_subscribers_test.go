@@ -23,7 +23,7 @@ func TestCLISubscribers(t *testing.T) {
 	cat := locales.MustNew()
 	links := &dispatcher.SubscriberLinks{Secret: []byte("cli test secret"), BaseURL: "https://status.example.com", Catalog: cat}
 	subs, err := dispatcher.NewSubscriptions(dispatcher.SubscriptionsConfig{Store: store, Recipients: store, Limiter: store.Limiter(),
-		Catalog: cat, Links: links, Secret: []byte("s"), VAPIDPublicKey: "BKey",
+		Catalog: cat, Links: links, Secret: []byte("s"), VAPIDPublicKey: "BKey", WebPushHosts: []string{"push.example.net"},
 		Senders: map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelPush: &outbox.Sender{Store: store}}})
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ func subscriptions(cfg config.Config, store *redisstore.Store, senders map[dispa
 		Store: store, Recipients: store, Webhooks: store, Limiter: store.Limiter(), Senders: senders,
 		Catalog: links.Catalog, Links: links, Secret: links.Secret,
 		CheckPushURL: publicPushCheck(checkPushURL, checkWebhookURL), CheckWebhookURL: checkWebhookURL, VAPIDPublicKey: vapid,
-		SMSPrefixes: sc.SMSPrefixes, SMSPerHour: sc.SMSPerHour, PerIP: sc.PerIP.Value(), PerAddress: sc.PerAddress.Value(),
+		SMSPrefixes: sc.SMSPrefixes, WebPushHosts: sc.WebPushHosts, SMSPerHour: sc.SMSPerHour, PerIP: sc.PerIP.Value(), PerAddress: sc.PerAddress.Value(),
 		PendingTTL: sc.PendingTTL, Clock: clock, Logger: logger,
 	})
 }

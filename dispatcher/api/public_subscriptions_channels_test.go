@@ -127,7 +127,10 @@ func TestPublicWebPushSubscription(t *testing.T) {
 	if view["locale"] != "fr-CH" || view["channels"].([]any)[0] != "webpush" {
 		t.Errorf("subscription = %v", view)
 	}
-	for _, ep := range []string{"https://127.0.0.1/push", "https://169.254.169.254/x", "http://push.example.net/x"} {
+	// Only the browsers' push services (subscriptions.webpush_hosts): a
+	// public host of anyone's choosing would get a POST per update.
+	for _, ep := range []string{"https://127.0.0.1/push", "https://169.254.169.254/x", "http://push.example.net/x",
+		"https://victim.example.com/hook", "https://fcm.googleapis.com.evil.example/x", "https://evilpush.services.mozilla.com.example/x"} {
 		if code, out := s.post(t, "/api/public/subscriptions", fmt.Sprintf(sub, ep)); code != http.StatusUnprocessableEntity {
 			t.Errorf("endpoint %s: %d %v, want 422", ep, code, out)
 		}

@@ -303,6 +303,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			}
 		}()
 		logger.Info("http listening", "role", *role, "addr", ln.Addr().String(), "public_url", cfg.HTTP.BaseURL())
+		if a.page != nil && *role != "worker" {
+			logger.Info("public status page", "url", cfg.HTTP.BaseURL()+a.page.Prefix()+"/")
+		}
 		if m.Started != nil {
 			m.Started(ln.Addr().String())
 		}

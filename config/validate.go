@@ -186,7 +186,9 @@ func (v validator) orphans(path, key, off string, cfg, def any) {
 	s, d := reflect.ValueOf(cfg), reflect.ValueOf(def)
 	for i := range s.NumField() {
 		name := s.Type().Field(i).Tag.Get("yaml")
-		if f := s.Field(i); name != "" && name != "-" && name != key && !f.IsZero() && !f.Equal(d.Field(i)) {
+		f := s.Field(i)
+		empty := f.IsZero() || (f.Kind() == reflect.Map && f.Len() == 0)
+		if name != "" && name != "-" && name != key && !empty && !reflect.DeepEqual(f.Interface(), d.Field(i).Interface()) {
 			v.Add(path+"."+name, "set %s.%s or remove %s.%s (without %s, %s)", path, key, path, name, key, off)
 		}
 	}

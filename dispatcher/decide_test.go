@@ -76,6 +76,7 @@ func TestReasons(t *testing.T) {
 		"ReasonNoToken":          {dispatcher.ReasonNoToken, "no_token", "push"},
 		"ReasonUnregistered":     {dispatcher.ReasonUnregistered, "unregistered", "push"},
 		"ReasonOutbox":           {dispatcher.ReasonOutbox, "outbox", "outbox"},
+		"ReasonExpired":          {dispatcher.ReasonExpired, "expired", "sms delivery receipts (Twilio 30036, 30001)"},
 	}
 	names := reasonConstants(t)
 	seen := map[string]string{}

@@ -104,6 +104,11 @@ const (
 	ReasonUnregistered Reason = "unregistered"
 	// ReasonOutbox: the outbox could not store the message (transient).
 	ReasonOutbox Reason = "outbox"
+	// ReasonExpired: the provider dropped the message once its validity
+	// period passed in its queue (Twilio 30036, or 30001 at its 10-hour
+	// cap): it would have arrived late, so it never did (final, reported
+	// by a delivery receipt).
+	ReasonExpired Reason = "expired"
 )
 
 // String returns r as stored.

@@ -95,6 +95,11 @@ func ParseStatusCallback(deliveryID string, form url.Values) (dispatcher.Receipt
 		rc.Reason = "twilio " + status
 		if code := form.Get("ErrorCode"); code != "" {
 			rc.Reason = code + ": twilio " + status
+			if code == "30036" || code == "30001" {
+				// Dropped in Twilio's queue once its ValidityPeriod (or
+				// the 10-hour cap) passed: a late message not sent.
+				rc.Reason = string(dispatcher.ReasonExpired) + ": " + rc.Reason
+			}
 		}
 	default:
 		return dispatcher.Receipt{}, &CallbackError{Why: "MessageStatus " + status + " is unknown"}

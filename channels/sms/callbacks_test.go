@@ -83,6 +83,9 @@ func TestParseStatusCallback(t *testing.T) {
 		{"read", did, mms, dispatcher.Receipt{DeliveryID: did, ProviderID: mms.Get("MessageSid"), Status: dispatcher.StatusDelivered}, nil, ""},
 		{"undelivered with a code", did, statusForm("undelivered", "30003"), receipt(dispatcher.StatusFailed, "30003: twilio undelivered"), nil, ""},
 		{"failed without a code", did, statusForm("failed", ""), receipt(dispatcher.StatusFailed, "twilio failed"), nil, ""},
+		// A message dropped at its ValidityPeriod is a late one not sent.
+		{"validity period expired", did, statusForm("failed", "30036"), receipt(dispatcher.StatusFailed, "expired: 30036: twilio failed"), nil, ""},
+		{"queue overflow at 10 hours", did, statusForm("failed", "30001"), receipt(dispatcher.StatusFailed, "expired: 30001: twilio failed"), nil, ""},
 		{"canceled", did, statusForm("canceled", ""), receipt(dispatcher.StatusFailed, "twilio canceled"), nil, ""},
 		{"delivered ignores ErrorCode", did, statusForm("delivered", "30003"), receipt(dispatcher.StatusDelivered, ""), nil, ""},
 		{"queued", did, statusForm("queued", ""), dispatcher.Receipt{}, sms.ErrNotFinal, ""},

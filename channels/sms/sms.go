@@ -39,9 +39,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -112,6 +114,12 @@ type Config struct {
 	// on any message, with or without a Messaging Service. Default 0: not
 	// sent (Twilio's default is 10h).
 	ValidityPeriod time.Duration `yaml:"validity_period"`
+	// ValidityByState sets ValidityPeriod per state of the update a message
+	// carries (investigating, identified, monitoring, resolved, notice),
+	// overriding ValidityPeriod for those states: an "investigating" SMS
+	// queued at the carrier during the outage is dropped after, say, 30
+	// minutes rather than arriving after the resolution. Each 1s..10h.
+	ValidityByState map[string]time.Duration `yaml:"validity_by_state"`
 	// Concurrency is the number of requests the Sender keeps in flight, all
 	// its Send calls together (a worker runs several batches at once).
 	// Default 32. It bounds what a worker killed mid-send may send twice:
@@ -243,6 +251,13 @@ func (c Config) ValidateNamed(name func(field string) string) error {
 	if c.ValidityPeriod < 0 || c.ValidityPeriod > MaxValidityPeriod {
 		bad("ValidityPeriod", "must be from 0 (Twilio's default) to 10h (36000 s, Twilio's maximum), got %v", c.ValidityPeriod)
 	}
+	for _, st := range slices.Sorted(maps.Keys(c.ValidityByState)) {
+		if !slices.Contains(validityStates, st) {
+			bad("ValidityByState."+st, "names no state: use investigating, identified, monitoring, resolved or notice")
+		} else if d := c.ValidityByState[st]; d < time.Second || d > MaxValidityPeriod {
+			bad("ValidityByState."+st, "must be from 1s to 10h (36000 s, Twilio's maximum), got %v", d)
+		}
+	}
 	return v.Err()
 }
 
@@ -284,7 +299,8 @@ type Sender struct {
 	creds          *client.Credentials
 	from           string
 	serviceSID     string
-	validity       int // seconds; 0: not sent
+	validity       int            // seconds; 0: not sent
+	validityBy     map[string]int // by the update's state, seconds
 	statusCallback func(deliveryID string) string
 	timeout        time.Duration
 	concurrency    int
@@ -332,9 +348,14 @@ func New(cfg Config) (*Sender, error) {
 		t.MaxIdleConnsPerHost = 2 * cfg.Concurrency
 		rt = t
 	}
+	seconds := func(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
 	validity := 0
 	if cfg.ValidityPeriod > 0 {
-		validity = int((cfg.ValidityPeriod + time.Second - 1) / time.Second)
+		validity = seconds(cfg.ValidityPeriod)
+	}
+	validityBy := make(map[string]int, len(cfg.ValidityByState))
+	for st, d := range cfg.ValidityByState {
+		validityBy[st] = seconds(d)
 	}
 	return &Sender{
 		accountSID:     cfg.AccountSID,
@@ -342,6 +363,7 @@ func New(cfg Config) (*Sender, error) {
 		from:           cfg.From,
 		serviceSID:     cfg.MessagingServiceSID,
 		validity:       validity,
+		validityBy:     validityBy,
 		statusCallback: cfg.StatusCallback,
 		timeout:        cfg.Timeout,
 		concurrency:    cfg.Concurrency,
@@ -468,8 +490,8 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 			params.SetStatusCallback(cb)
 		}
 	}
-	if s.validity > 0 {
-		params.SetValidityPeriod(s.validity)
+	if v := s.validityOf(m); v > 0 {
+		params.SetValidityPeriod(v)
 	}
 
 	var ex exchange
@@ -516,4 +538,17 @@ func (s *Sender) logFailure(m *dispatcher.Message, to string, status int, err er
 	s.log.Log(context.Background(), level, "sms: send failed: "+what,
 		"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "to", MaskPhone(to),
 		"code", se.Code, "http_status", status, "retry_after", se.RetryAfter, "err", err)
+}
+
+// validityStates are the states ValidityByState may name: an incident's
+// and a notice's.
+var validityStates = []string{"investigating", "identified", "monitoring", "resolved", "notice"}
+
+// validityOf is the ValidityPeriod of m in seconds: its state's, else the
+// configured one; 0: none sent.
+func (s *Sender) validityOf(m *dispatcher.Message) int {
+	if v, ok := s.validityBy[string(m.State)]; ok {
+		return v
+	}
+	return s.validity
 }

@@ -661,3 +661,39 @@ func TestRetryAfterDateOnTheClock(t *testing.T) {
 		t.Errorf("Send = %+v (%v), want transient 20503 with RetryAfter 1m30s, the date less the clock's now", *se, r.Err)
 	}
 }
+
+// TestValidityByState: an outage SMS carries its state's ValidityPeriod
+// (a stale "investigating" dies in Twilio's queue rather than arriving
+// after the resolution); a state without one carries ValidityPeriod.
+func TestValidityByState(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	cfg := baseConfig(fake)
+	cfg.ValidityPeriod = 4 * time.Hour
+	cfg.ValidityByState = map[string]time.Duration{"investigating": 30 * time.Minute, "identified": 30 * time.Minute}
+	s := mustNew(t, cfg)
+	msgs := messages(3)
+	msgs[0].State, msgs[1].State, msgs[2].State = dispatcher.StateInvestigating, dispatcher.StateResolved, dispatcher.StateIdentified
+	for i, r := range s.Send(t.Context(), msgs) {
+		if r.Err != nil {
+			t.Fatalf("message %d: %v", i, r.Err)
+		}
+	}
+	want := map[string]int{msgs[0].Body: 1800, msgs[1].Body: 14400, msgs[2].Body: 1800}
+	got := fake.Messages()
+	if len(got) != 3 {
+		t.Fatalf("the fake got %d messages, want 3", len(got))
+	}
+	for _, m := range got {
+		if m.ValidityPeriod != want[m.Body] {
+			t.Errorf("%q: ValidityPeriod %d, want %d", m.Body, m.ValidityPeriod, want[m.Body])
+		}
+	}
+	for _, bad := range []map[string]time.Duration{{"resolvd": time.Minute}, {"monitoring": 11 * time.Hour}, {"notice": 0}} {
+		c := baseConfig(fake)
+		c.ValidityByState = bad
+		if err := c.Validate(); err == nil {
+			t.Errorf("ValidityByState %v accepted", bad)
+		}
+	}
+}

@@ -61,6 +61,8 @@ type Config struct {
 	Maintenance Maintenance `yaml:"maintenance"`
 	// Subscriptions configures self-service subscriptions.
 	Subscriptions Subscriptions `yaml:"subscriptions"`
+	// Costs price previews (config/costs.go).
+	Costs Costs `yaml:"costs"`
 }
 
 // Public configures the public face: the status page, its feeds and

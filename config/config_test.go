@@ -358,6 +358,8 @@ func TestLoadEnvNamesOption(t *testing.T) {
 			envValue, yamlValue = "90m, 2h", `[90m, 2h]`
 		case f.Kind() == reflect.Slice:
 			envValue, yamlValue = "10.9.8.0/24", `["10.9.8.0/24"]`
+		case f.Kind() == reflect.Map && f.Type().Elem().Kind() == reflect.String:
+			envValue, yamlValue = `{"+41": "0.08"}`, `{"+41": "0.08"}`
 		case f.Kind() == reflect.Map && f.Type().Elem() == reflect.TypeFor[time.Duration]():
 			envValue, yamlValue = `{"investigating": "30m"}`, `{"investigating": 30m}`
 		case f.Kind() == reflect.Map:
@@ -862,7 +864,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 90; len(paths) != want {
+	if want := 93; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

@@ -143,6 +143,10 @@ type BroadcastPreview struct {
 	// body would be cut to fit (at a word, with "…"): give a short text
 	// for the channel ({"de": {"push": "…", "text": "…"}}).
 	Shortened map[Channel]int `json:"shortened,omitempty"`
+	// Cost is what the broadcast would cost by the configured prices
+	// (ServiceConfig.Prices): SMS segments times the destination's price,
+	// a price per message on the other channels; nil without prices.
+	Cost *Cost `json:"cost,omitempty"`
 	// Samples holds one message per recipient locale, channel and kind.
 	Samples []Sample `json:"samples"`
 }
@@ -210,6 +214,8 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		kind   Kind
 	}
 	sampled := map[sampleKey]bool{}
+	prices := s.c.Prices
+	var tally costTally
 	if err := s.c.Fanout.prepareRender(ctx); err != nil {
 		return nil, err
 	}
@@ -254,6 +260,9 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 				rendered[rk] = text
 			}
 			p.SMSSegments += text.Segments
+			if prices != nil {
+				tally.add(ch, r.Locale, prices.Of(ch, r, text.Segments))
+			}
 			for _, name := range text.Missing {
 				if p.MissingValues == nil {
 					p.MissingValues = map[string]int{}
@@ -283,6 +292,9 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		return nil, err
 	}
 	p.Audience = n
+	if prices != nil {
+		p.Cost = tally.cost(prices.Currency)
+	}
 	sort.Slice(p.Samples, func(i, j int) bool {
 		a, b := p.Samples[i], p.Samples[j]
 		if a.Locale != b.Locale {

@@ -65,6 +65,8 @@ type ServiceConfig struct {
 	// routes read and write (the renderer shares it). Default: the
 	// fan-out's CatalogRenderer's, else none (the routes fail).
 	Templates *TemplateSet
+	// Prices price a broadcast in its preview (Cost); nil: no cost shown.
+	Prices *Prices
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// Logger defaults to slog.Default().

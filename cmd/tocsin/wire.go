@@ -185,12 +185,18 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, err
 	}
+	prices, err := cfg.Costs.Prices() // Validate refused what it cannot read
+	if err != nil {
+		_ = qc.Close()
+		return nil, usageError{fmt.Errorf("costs: %w", err)}
+	}
 	svc, err := dispatcher.NewService(dispatcher.ServiceConfig{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
 		Webhooks: store, CheckWebhookURL: checkWebhookURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
 		CheckPushURL: checkPushURL,
 		Catalog:      names, Templates: templates, Clock: w.clock, Logger: w.logger,
 		Subscriptions: subs, // takes the YES that confirms an SMS subscription
+		Prices:        prices,
 	})
 	if err != nil {
 		_ = qc.Close()

@@ -45,6 +45,54 @@ type BuildConfig struct {
 	// (Snapshots sets it): an update renders again only when what its text
 	// depends on changed.
 	memo *bodyMemo
+	// updates, when set, keeps the updates read by the last build
+	// (Snapshots sets it): an incident's are read again only when its
+	// LastSeq moved, so a rebuild reads the updates of the incidents that
+	// changed, not of the whole history.
+	updates *updatesMemo
+}
+
+// updatesMemo keeps incidents' updates between builds by incident id and
+// LastSeq. Updates are only ever appended, and an update's fields never
+// change after it is posted: the same LastSeq is the same list.
+type updatesMemo struct {
+	mu   sync.Mutex
+	prev map[string]memoUpdates
+	next map[string]memoUpdates
+}
+
+type memoUpdates struct {
+	lastSeq int
+	ups     []*dispatcher.Update
+}
+
+func (m *updatesMemo) start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.next = make(map[string]memoUpdates, len(m.prev))
+}
+
+func (m *updatesMemo) finish() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.prev, m.next = m.next, nil
+}
+
+func (m *updatesMemo) get(inc *dispatcher.Incident) ([]*dispatcher.Update, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.prev[inc.ID]
+	if !ok || e.lastSeq != inc.LastSeq {
+		return nil, false
+	}
+	m.next[inc.ID] = e
+	return e.ups, true
+}
+
+func (m *updatesMemo) put(inc *dispatcher.Incident, ups []*dispatcher.Update) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.next[inc.ID] = memoUpdates{lastSeq: inc.LastSeq, ups: ups}
 }
 
 // bodyMemo keeps rendered bodies between builds, keyed by everything a
@@ -155,9 +203,15 @@ func build(ctx context.Context, c BuildConfig, now time.Time) (*Snapshot, int64,
 	all = append(all, resolved...)
 	all = slices.DeleteFunc(all, func(inc *dispatcher.Incident) bool { return inc.Private })
 
-	updates, err := readUpdates(ctx, c.Incidents, all)
+	if c.updates != nil {
+		c.updates.start()
+	}
+	updates, err := readUpdates(ctx, c.Incidents, all, c.updates)
 	if err != nil {
 		return nil, 0, err
+	}
+	if c.updates != nil {
+		c.updates.finish()
 	}
 	// Uptime counts open incidents up to the minute, so every process
 	// building within the same minute has the same content (and Version).
@@ -206,12 +260,20 @@ func build(ctx context.Context, c BuildConfig, now time.Time) (*Snapshot, int64,
 }
 
 // readUpdates reads the updates of every incident, a few at a time.
-func readUpdates(ctx context.Context, store dispatcher.IncidentStore, incs []*dispatcher.Incident) ([][]*dispatcher.Update, error) {
+// Those memo (nil: none) kept from the last build at the same LastSeq are
+// not read again.
+func readUpdates(ctx context.Context, store dispatcher.IncidentStore, incs []*dispatcher.Incident, memo *updatesMemo) ([][]*dispatcher.Update, error) {
 	out := make([][]*dispatcher.Update, len(incs))
 	errs := make([]error, len(incs))
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for i, inc := range incs {
+		if memo != nil {
+			if ups, ok := memo.get(inc); ok {
+				out[i] = ups
+				continue
+			}
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -222,8 +284,12 @@ func readUpdates(ctx context.Context, store dispatcher.IncidentStore, incs []*di
 			}
 			if err != nil {
 				errs[i] = fmt.Errorf("status page: updates of %s: %w", inc.ID, err)
+				return
 			}
 			out[i] = ups
+			if memo != nil && len(ups) == inc.LastSeq {
+				memo.put(inc, ups)
+			}
 		}()
 	}
 	wg.Wait()

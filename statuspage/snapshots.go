@@ -52,7 +52,7 @@ func NewSnapshots(cfg BuildConfig, refresh time.Duration, clock dispatcher.Clock
 	if log == nil {
 		log = slog.Default()
 	}
-	cfg.memo = &bodyMemo{}
+	cfg.memo, cfg.updates = &bodyMemo{}, &updatesMemo{}
 	return &Snapshots{cfg: cfg, refresh: refresh, clock: clock, log: log}
 }
 

@@ -17,8 +17,13 @@ import (
 type counting struct {
 	dispatcher.IncidentStore
 	dispatcher.PublicStore
-	versions, lists atomic.Int64
-	fail            atomic.Bool
+	versions, lists, updates atomic.Int64
+	fail                     atomic.Bool
+}
+
+func (c *counting) GetUpdates(ctx context.Context, id string) ([]*dispatcher.Update, error) {
+	c.updates.Add(1)
+	return c.IncidentStore.GetUpdates(ctx, id)
 }
 
 func (c *counting) PublicVersion(ctx context.Context) (int64, error) {
@@ -188,5 +193,44 @@ func TestSnapshotsRenderAgainWhatChanged(t *testing.T) {
 	clock.Advance(time.Second)
 	if got := body(); !strings.Contains(got, "TWINT") || strings.Contains(got, "Card payments") {
 		t.Errorf("body after the services changed %q, want it to name TWINT", got)
+	}
+}
+
+// TestSnapshotsReadOnlyChangedUpdates: a rebuild reads the updates of the
+// incidents whose LastSeq moved, not of the whole history again.
+func TestSnapshotsReadOnlyChangedUpdates(t *testing.T) {
+	t.Parallel()
+	f, c, clock, s := newSnapshots(t, time.Second)
+	for i := range 5 {
+		f.incident(dispatcher.SeverityMinor, []string{"cards"}, nil, false,
+			update{at: t0.Add(-time.Duration(i+2) * time.Hour), state: dispatcher.StateInvestigating},
+			update{at: t0.Add(-time.Duration(i+1) * time.Hour), state: dispatcher.StateResolved})
+	}
+	open := f.incident(dispatcher.SeverityMajor, []string{"cards"}, nil, false, update{at: t0.Add(-time.Minute), state: dispatcher.StateInvestigating})
+	if snap := mustSnapshot(t, s); len(snap.Incidents) != 6 || c.updates.Load() != 6 {
+		t.Fatalf("first build: %d incidents, %d update reads; want 6 and 6", len(snap.Incidents), c.updates.Load())
+	}
+	clock.Advance(time.Minute) // a time-driven rebuild: nothing changed
+	mustSnapshot(t, s)
+	if n := c.updates.Load(); n != 6 || c.lists.Load() != 2 {
+		t.Fatalf("after a rebuild with nothing changed: %d update reads (want still 6), %d builds (want 2)", n, c.lists.Load())
+	}
+	// The open incident gets its second update: only its updates are read.
+	cp := *open
+	cp.LastSeq, cp.Version, cp.UpdatedAt = 2, 2, t0
+	up := &dispatcher.Update{IncidentID: open.ID, Seq: 2, State: dispatcher.StateIdentified, BroadcastID: dispatcher.BroadcastID(open.ID, 2), CreatedAt: t0}
+	cp.State = up.State
+	if _, err := f.store.SaveUpdate(context.Background(), &cp, 1, up, &dispatcher.Broadcast{ID: up.BroadcastID, IncidentID: open.ID, Seq: 2, State: dispatcher.BroadcastPlanning, CreatedAt: t0}, nil); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	snap := mustSnapshot(t, s)
+	if n := c.updates.Load(); n != 7 {
+		t.Errorf("after one incident's update: %d update reads, want 7 (its own only)", n)
+	}
+	for _, in := range snap.Incidents {
+		if in.ID == open.ID && (len(in.Updates) != 2 || in.State != dispatcher.StateIdentified) {
+			t.Errorf("the updated incident reads %d updates in %s, want 2 in identified", len(in.Updates), in.State)
+		}
 	}
 }

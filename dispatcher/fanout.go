@@ -160,6 +160,9 @@ type FanoutConfig struct {
 	// SubscriberLinks gives every message to a self-service subscriber
 	// its manage and unsubscribe links; nil: none.
 	SubscriberLinks *SubscriberLinks
+	// Budget, when set, caps what SMS cost per day and month: an SMS it
+	// has no room for goes to the next channel (budget.go). Nil: no cap.
+	Budget *Budget
 }
 
 // Fanout turns broadcasts into deliveries: it plans a broadcast's audience
@@ -732,7 +735,7 @@ func (f *Fanout) fallbacks(ctx context.Context, bc *broadcastContext, outs []Out
 	var begins []Begin
 	var msgs []*Message
 	for _, o := range outs {
-		if o.Status != StatusFailed {
+		if o.Status != StatusFailed && !budgetRefused(o) {
 			continue
 		}
 		r := byID[o.RecipientID]
@@ -848,6 +851,11 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 	if len(byChannel) == 0 {
 		return nil, nil, nil, nil
 	}
+	// The SMS budget is taken before any provider call (budget.go).
+	overBudget, err := f.spendBudget(ctx, byChannel)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
@@ -869,6 +877,7 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 	}()
 	j := f.newJournal(ctx, bc.b.ID, guard)
 	c := &collector{ctx: ctx, f: f, j: j, bc: bc, lost: func() bool { return refusedReason(context.Cause(ctx)) == ReasonLeaseLost }}
+	c.overBudget(overBudget)
 	var wg sync.WaitGroup
 	for ch, ms := range byChannel {
 		wg.Go(func() { c.send(sctx, f.c.Senders[ch], ms) })

@@ -35,6 +35,15 @@ const (
 	ReasonRateLimited Reason = "rate_limited"
 )
 
+// Reasons the SMS budget gives (see budget.go).
+const (
+	// ReasonSMSBudget: the deployment's daily or monthly SMS budget
+	// (costs.budget) had no room for the message's cost when it was about
+	// to be handed to the provider: the SMS delivery is suppressed and the
+	// recipient gets the update on the next channel, when there is one.
+	ReasonSMSBudget Reason = "sms_budget"
+)
+
 // Reasons the store's guard gives, atomically with the status write (see
 // Guard): a delivery refused by it is suppressed with the reason, or,
 // for ReasonLeaseLost, left to the run that holds the batch now.

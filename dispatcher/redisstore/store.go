@@ -76,6 +76,9 @@
 //	                            format (seconds since 2017-01-01, float); expires when the bucket is full
 //	rate:slow:{key}     string  a provider's slow-down of bucket key: the factor (0..1) applied to its rate;
 //	                            expires when the slow-down ends (see limiter.go)
+//	{budget}:sms:{period}  string  the SMS budget's spend in a period ("d:2026-12-06", "m:2026-12") in
+//	                            millionths of costs.currency; kept 8 days (a day's) or 70 (a month's)
+//	{budget}:sms:x:{period} string "1" once the budget refused an SMS in the period (budget.go)
 //
 // Deleting a recipient deletes r:{id}, its index entries, outbox:r:{id} and
 // wh:{id}.

@@ -20,6 +20,12 @@ type Costs struct {
 	// PerMessage is the price of one message on email, push or webhook
 	// ("email": "0.0004"); a channel not listed costs nothing.
 	PerMessage map[string]string `yaml:"per_message"`
+	// ConfirmAbove is an amount in Currency: an update, an incident's
+	// opening or a notice whose preview costs at least this is only taken
+	// with the preview's confirm_token as confirm_cost. Empty or 0: never.
+	ConfirmAbove string `yaml:"confirm_above"`
+	// Budget caps what SMS cost per day and per month (costs_budget.go).
+	Budget Budget `yaml:"budget"`
 }
 
 // defaultSMSPrice is the key of Costs.SMS that prices every number no
@@ -65,6 +71,14 @@ func (v validator) costs(c Costs) {
 			bad = true
 		}
 	}
+	if c.ConfirmAbove != "" {
+		if _, err := dispatcher.ParseMicros(c.ConfirmAbove); err != nil {
+			v.Add("costs.confirm_above", "%v", err)
+		} else if len(c.SMS) == 0 && len(c.PerMessage) == 0 {
+			v.Add("costs.confirm_above", "needs prices to compare with: set costs.sms or costs.per_message")
+		}
+	}
+	v.budget(c)
 	if _, err := c.Prices(); err != nil && !bad {
 		// The currency, a prefix or a channel: the table's own words.
 		v.Add("costs", "%v", err)

@@ -106,6 +106,9 @@ type NoticeInput struct {
 	Channels []Channel `json:"channels,omitempty"`
 	// Priority is the lane; empty means bulk.
 	Priority Priority `json:"priority,omitempty"`
+	// ConfirmCost is the confirm_token of the notice's preview, needed
+	// when its cost is at or above costs.confirm_above (confirm.go).
+	ConfirmCost string `json:"confirm_cost,omitempty"`
 }
 
 // normalize validates a notice, reporting every invalid field under
@@ -159,12 +162,29 @@ func ValidBroadcastID(id string) bool { return broadcastIDPattern.MatchString(id
 // idempotency key seen before, it returns the first answer and creates
 // nothing (ErrIdempotencyKeyReused when the notice is not the same).
 func (s *Service) SendNotice(ctx context.Context, in NoticeInput, idemKey string) (*Broadcast, error) {
+	raw := in
+	subject, token := costSubject(BroadcastPreviewInput{Notice: &raw}), in.ConfirmCost
+	in.ConfirmCost = "" // not part of the request's identity (Idempotency-Key)
 	if err := in.normalize("body."); err != nil {
 		return nil, err
 	}
 	idem, err := newIdempotency(idemKey, scopeSendNotice, in)
 	if err != nil {
 		return nil, err
+	}
+	if s.c.ConfirmCost.on() && s.c.Prices != nil {
+		// A repeated request is answered as before, without pricing it.
+		if idem != nil {
+			if answer, err := s.c.Incidents.IdempotentAnswer(ctx, idem); err != nil || answer != nil {
+				if err != nil {
+					return nil, err
+				}
+				return s.replayNotice(ctx, answer)
+			}
+		}
+		if err := s.checkCost(ctx, "notice", subject, token, BroadcastPreviewInput{Notice: &in}); err != nil {
+			return nil, err
+		}
 	}
 	now := s.now()
 	b := &Broadcast{

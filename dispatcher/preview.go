@@ -147,6 +147,14 @@ type BroadcastPreview struct {
 	// (ServiceConfig.Prices): SMS segments times the destination's price,
 	// a price per message on the other channels; nil without prices.
 	Cost *Cost `json:"cost,omitempty"`
+	// ConfirmAbove is costs.confirm_above: a broadcast that costs at least
+	// this needs ConfirmToken (absent when no threshold is configured).
+	ConfirmAbove string `json:"confirm_above,omitempty"`
+	// ConfirmToken, when the cost is at or above ConfirmAbove, is what the
+	// update, opening or notice must send as confirm_cost, unchanged in
+	// content, before ConfirmExpiresAt (confirm.go).
+	ConfirmToken     string     `json:"confirm_token,omitempty"`
+	ConfirmExpiresAt *time.Time `json:"confirm_expires_at,omitempty"`
 	// Samples holds one message per recipient locale, channel and kind.
 	Samples []Sample `json:"samples"`
 }
@@ -161,6 +169,7 @@ const maxSamples = 200
 // is not asked (asking takes a token), so its rate_limited is not shown.
 func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput) (*BroadcastPreview, error) {
 	now := s.now()
+	subject := costSubject(in) // of the request as given (confirm.go)
 	var inc *Incident
 	var up *Update
 	var chs []Channel
@@ -294,6 +303,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 	p.Audience = n
 	if prices != nil {
 		p.Cost = tally.cost(prices.Currency)
+		s.confirmPreview(p, subject, tally.total)
 	}
 	sort.Slice(p.Samples, func(i, j int) bool {
 		a, b := p.Samples[i], p.Samples[j]

@@ -67,6 +67,9 @@ type ServiceConfig struct {
 	Templates *TemplateSet
 	// Prices price a broadcast in its preview (Cost); nil: no cost shown.
 	Prices *Prices
+	// ConfirmCost, when set with Prices, makes a broadcast whose cost is
+	// at or above its threshold need the preview's token (confirm.go).
+	ConfirmCost *CostConfirmation
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// Logger defaults to slog.Default().
@@ -447,6 +450,9 @@ type IncidentInput struct {
 	// (Incident.Private); Internal its first update (Update.Internal).
 	Private  bool `json:"private,omitempty"`
 	Internal bool `json:"internal,omitempty"`
+	// ConfirmCost is the confirm_token of the opening's preview, needed
+	// when its cost is at or above costs.confirm_above (confirm.go).
+	ConfirmCost string `json:"confirm_cost,omitempty"`
 }
 
 // UpdateInput adds an update to an incident.
@@ -458,6 +464,9 @@ type UpdateInput struct {
 	// Internal keeps the update off the public status page and feeds; it
 	// is sent to its audience all the same.
 	Internal bool `json:"internal,omitempty"`
+	// ConfirmCost is the confirm_token of the update's preview, needed
+	// when its cost is at or above costs.confirm_above (confirm.go).
+	ConfirmCost string `json:"confirm_cost,omitempty"`
 }
 
 // UpdateResult answers an incident creation or update.
@@ -609,6 +618,8 @@ func notFoundID(kind, id string) error {
 // seen before, it returns the first answer and creates nothing
 // (ErrIdempotencyKeyReused when the input is not the same).
 func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey string) (*UpdateResult, error) {
+	subject, token := costSubject(BroadcastPreviewInput{IncidentInput: in}), in.ConfirmCost
+	in.ConfirmCost = "" // not part of the request's identity (Idempotency-Key)
 	if err := in.normalize(s.now()); err != nil {
 		return nil, err
 	}
@@ -618,6 +629,9 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 	}
 	if res, err := s.replay(ctx, idem); res != nil || err != nil {
 		return res, err
+	}
+	if err := s.checkCost(ctx, "incident", subject, token, BroadcastPreviewInput{IncidentInput: in}); err != nil {
+		return nil, err
 	}
 	now := s.now()
 	inc := in.incident(NewIncidentID(now), now)
@@ -666,6 +680,8 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 	if !ValidIncidentID(incidentID) {
 		return nil, notFoundID("incident", incidentID)
 	}
+	asPreview := BroadcastPreviewInput{IncidentID: incidentID, IncidentInput: IncidentInput{State: in.State, Params: in.Params, Message: in.Message, Channels: in.Channels}}
+	subject := costSubject(asPreview)
 	v := &ValidationError{}
 	msg, chs := validateUpdate(v, s.now(), in.State, in.Params, in.Message, in.Channels)
 	if err := v.orNil(); err != nil {
@@ -678,6 +694,9 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 	}
 	if res, err := s.replay(ctx, idem); res != nil || err != nil {
 		return res, err
+	}
+	if err := s.checkCost(ctx, "update", subject, in.ConfirmCost, asPreview); err != nil {
+		return nil, err
 	}
 	for attempt := 0; attempt < 10; attempt++ {
 		inc, err := s.c.Incidents.GetIncident(ctx, incidentID)

@@ -98,6 +98,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		"webhooks": m.webhooks, "catalog": m.catalog, "templates": m.templates, "deliveries": m.deliveries, "outbox": m.outbox,
 		"maintenance": m.maintenance,
 		"subscribers": m.subscribers,
+		"budget":      m.budget,
 	}
 	var err error
 	switch args[0] {

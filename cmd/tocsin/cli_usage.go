@@ -143,6 +143,8 @@ var clientCommands = []cmdDoc{
 		summary: "list a broadcast's deliveries",
 		notes:   "Follows the server's pages until --limit deliveries are shown, or to the end with --all. When more are left, the cursor to go on with is printed on standard error."},
 	{path: "outbox", args: "[--recipient ID] [--limit N]", summary: "show what the outbox recorded"},
+	{path: "budget", summary: "show the SMS budget: what SMS cost today and this month, and what is left",
+		notes: "Per period of costs.budget (daily, monthly): its limit, what SMS cost so far, what is left, and whether it ran out (SMS then go to each recipient's next channel, recorded as sms_budget)."},
 }
 
 // docOf finds a command's documentation by its path.

@@ -153,6 +153,10 @@ func wire(w wiring) (*wired, error) {
 		MaxAttempts: cfg.Worker.MaxRetry + 1,
 		Span:        map[dispatcher.Channel]time.Duration{dispatcher.ChannelWebhook: cfg.Channels.Webhook.RetrySpan},
 	}
+	budget, confirmCost, err := costControls(w, store)
+	if err != nil {
+		return nil, err
+	}
 	qc := queue.NewClient(w.queue)
 	qc.Retry = retry
 	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{
@@ -174,6 +178,7 @@ func wire(w wiring) (*wired, error) {
 		Metrics:      w.metrics,
 		// Every message to a subscriber carries its manage and unsubscribe links.
 		SubscriberLinks: subLinks,
+		Budget:          budget,
 	})
 	if err != nil {
 		_ = qc.Close()
@@ -197,6 +202,7 @@ func wire(w wiring) (*wired, error) {
 		Catalog:      names, Templates: templates, Clock: w.clock, Logger: w.logger,
 		Subscriptions: subs, // takes the YES that confirms an SMS subscription
 		Prices:        prices,
+		ConfirmCost:   confirmCost,
 	})
 	if err != nil {
 		_ = qc.Close()

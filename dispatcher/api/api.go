@@ -149,6 +149,9 @@ type Config struct {
 	// Maintenances serves the scheduled maintenance routes. Default nil:
 	// they answer a 404 problem with code "maintenances_disabled".
 	Maintenances Maintenances
+	// Budget backs GET /v1/budget. Default: Service, when it reads one;
+	// else the route answers enabled false.
+	Budget BudgetReader
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
@@ -223,6 +226,9 @@ func New(cfg Config) http.Handler {
 		cfg.Catalog = cmp.Or[Catalog](cfg.Catalog, svc)
 		cfg.Edits = cmp.Or[IncidentEdits](cfg.Edits, svc)
 		cfg.Templates = cmp.Or[Templates](cfg.Templates, svc)
+		if b, ok := svc.(BudgetReader); ok && cfg.Budget == nil {
+			cfg.Budget = b
+		}
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), chunk: cfg.ImportChunk}
 	if s.log == nil {

@@ -34,6 +34,16 @@ const (
 	CodeNotReady         = "not_ready"              // 503: /readyz
 )
 
+// Codes of confirm_cost (dispatcher.CostConfirmationError).
+const (
+	// CodeCostConfirm (422): the broadcast costs at least
+	// costs.confirm_above; send its preview's confirm_token as confirm_cost.
+	CodeCostConfirm = "cost_confirmation_required"
+	// CodeCostStale (422): the confirm_cost sent is expired, forged or
+	// another update's.
+	CodeCostStale = "cost_confirmation_stale"
+)
+
 // Problem is the RFC 9457 application/problem+json document of every error
 // response: huma's ErrorModel (type, title, status, detail, errors[] of
 // {message, location, value}) plus a stable Code.
@@ -67,6 +77,7 @@ func (s *server) problemFor(ctx context.Context, err error) *Problem {
 	var ve *dispatcher.ValidationError
 	var p *Problem
 	var ac *dispatcher.AudienceChangeError
+	var cc *dispatcher.CostConfirmationError
 	switch {
 	case errors.As(err, &p):
 		return p
@@ -89,6 +100,13 @@ func (s *server) problemFor(ctx context.Context, err error) *Problem {
 			&huma.ErrorDetail{Location: "body.confirm_audience", Message: "must be the token of this audience change (audience.confirm_audience)"})
 		p.Audience = &ac.Change
 		return p
+	case errors.As(err, &cc):
+		code := CodeCostConfirm
+		if cc.Stale() {
+			code = CodeCostStale
+		}
+		return newProblem(http.StatusUnprocessableEntity, code, cc.Error(),
+			&huma.ErrorDetail{Location: "body.confirm_cost", Message: cc.Error()})
 	case errors.Is(err, dispatcher.ErrPreconditionFailed):
 		return newProblem(http.StatusPreconditionFailed, CodePreconditionFailed, err.Error(),
 			&huma.ErrorDetail{Location: "header.If-Match", Message: "does not name the current ETag (of the incident or maintenance)"})

@@ -76,6 +76,8 @@ type incidentBody struct {
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
 	Private  bool                 `json:"private,omitempty" doc:"Keep the incident off the public status page and feeds (its updates still reach their audience). Default false: public. PATCH changes it."`
 	Internal bool                 `json:"internal,omitempty" doc:"Keep this first update off the public status page and feeds; it is sent all the same. Default false: public."`
+
+	ConfirmCost string `json:"confirm_cost,omitempty" doc:"The confirm_token of this opening's preview (POST /v1/broadcasts/preview), unchanged in content and before its confirm_expires_at. Needed when its cost is at or above costs.confirm_above; without it, 422 cost_confirmation_required with the figure."`
 }
 
 // updateBody converts to dispatcher.UpdateInput (identical fields).
@@ -85,6 +87,8 @@ type updateBody struct {
 	Message  dispatcher.Texts     `json:"message,omitempty" doc:"Operator text by BCP 47 tag: a string, or an object by recipient kind and/or channel."`
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
 	Internal bool                 `json:"internal,omitempty" doc:"Keep this update off the public status page and feeds; it is sent to its audience all the same. Default false: public."`
+
+	ConfirmCost string `json:"confirm_cost,omitempty" doc:"The confirm_token of this update's preview (POST /v1/broadcasts/preview), unchanged in content and before its confirm_expires_at. Needed when its cost is at or above costs.confirm_above; without it, 422 cost_confirmation_required with the figure."`
 }
 
 // noticeBody converts to dispatcher.NoticeInput (identical fields).
@@ -95,6 +99,8 @@ type noticeBody struct {
 	Regions  []string             `json:"regions,omitempty" doc:"Audience: recipients in these regions; empty means all."`
 	Channels []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook" doc:"Restrict the broadcast to these channels; empty means all."`
 	Priority dispatcher.Priority  `json:"priority,omitempty" enum:"critical,normal,low,bulk" doc:"Lane: bulk (default) drains below every incident; low, normal and critical are the lanes of minor, major and critical incidents."`
+
+	ConfirmCost string `json:"confirm_cost,omitempty" doc:"The confirm_token of this notice's preview (POST /v1/broadcasts/preview), unchanged in content and before its confirm_expires_at. Needed when its cost is at or above costs.confirm_above; without it, 422 cost_confirmation_required with the figure."`
 }
 
 // Inputs and outputs of the operations.
@@ -541,6 +547,7 @@ func (s *server) routes() {
 	s.routeImport()
 	s.routeCatalog()
 	s.routeTemplates()
+	s.routeBudget()
 }
 
 // pathID renames the "body.id" field error of PutRecipient (the domain

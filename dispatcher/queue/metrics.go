@@ -13,9 +13,15 @@ import (
 type Metrics struct {
 	deliveries *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
+	// The SMS budget's (BudgetMetrics).
+	budgetSpent   *prometheus.GaugeVec
+	budgetRefused prometheus.Counter
 }
 
-var _ dispatcher.Metrics = (*Metrics)(nil)
+var (
+	_ dispatcher.Metrics       = (*Metrics)(nil)
+	_ dispatcher.BudgetMetrics = (*Metrics)(nil)
+)
 
 // NewMetrics registers Tocsin's delivery metrics on reg, and the queue
 // depth per lane and task state when inspector is not nil.
@@ -31,7 +37,15 @@ func NewMetrics(reg prometheus.Registerer, inspector *asynq.Inspector) *Metrics 
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"channel"}),
 	}
-	reg.MustRegister(m.deliveries, m.latency)
+	m.budgetSpent = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tocsin_sms_budget_spent",
+		Help: "What SMS cost in the SMS budget's current period (daily, monthly), in costs.currency, as this process last read it.",
+	}, []string{"period"})
+	m.budgetRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tocsin_sms_budget_exhausted_total",
+		Help: "SMS the budget had no room for: each went to the recipient's next channel, or was suppressed (sms_budget).",
+	})
+	reg.MustRegister(m.deliveries, m.latency, m.budgetSpent, m.budgetRefused)
 	if inspector != nil {
 		reg.MustRegister(&depthCollector{inspector: inspector})
 	}
@@ -71,3 +85,11 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// BudgetSpent implements dispatcher.BudgetMetrics.
+func (m *Metrics) BudgetSpent(period string, spent float64) {
+	m.budgetSpent.WithLabelValues(period).Set(spent)
+}
+
+// BudgetRefused implements dispatcher.BudgetMetrics.
+func (m *Metrics) BudgetRefused(n int) { m.budgetRefused.Add(float64(n)) }

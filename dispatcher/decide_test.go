@@ -56,6 +56,7 @@ func TestReasons(t *testing.T) {
 		"ReasonFlap":             {dispatcher.ReasonFlap, "flap", decide},
 		"ReasonQuietHours":       {dispatcher.ReasonQuietHours, "quiet_hours", decide},
 		"ReasonRateLimited":      {dispatcher.ReasonRateLimited, "rate_limited", decide},
+		"ReasonSMSBudget":        {dispatcher.ReasonSMSBudget, "sms_budget", "the SMS budget (budget.go), before the provider call"},
 		"ReasonSuperseded":       {dispatcher.ReasonSuperseded, "superseded", "the store's guard"},
 		"ReasonCancelled":        {dispatcher.ReasonCancelled, "cancelled", "the store's guard; webhook"},
 		"ReasonLeaseLost":        {dispatcher.ReasonLeaseLost, "lease_lost", "the store's guard"},

@@ -110,6 +110,12 @@ func (c *client) printPreview(p *dispatcher.BroadcastPreview, notice bool) error
 	tw := newTable(w)
 	fmt.Fprintf(tw, "audience\t%d\n", p.Audience)
 	fmt.Fprintf(tw, "sms segments\t%d\n", p.SMSSegments)
+	if p.Cost != nil {
+		fmt.Fprintf(tw, "cost\t%s %s\n", p.Cost.Currency, p.Cost.Total)
+	}
+	if p.ConfirmToken != "" {
+		fmt.Fprintf(tw, "confirm token\t%s (send it with --confirm-cost before %s)\n", p.ConfirmToken, stamp(*p.ConfirmExpiresAt))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -930,6 +930,7 @@ func oneLine(s string, n int) string {
 type inputFlags struct {
 	title, severity, state, priority string
 	private, internal                bool
+	confirmCost                      string // --confirm-cost
 	services, regions, channels      listFlag
 	params                           mapFlag
 	messages                         messageFlag
@@ -947,6 +948,7 @@ func newInputFlags() *inputFlags {
 // --idempotency-key, whose value it returns.
 func (f *inputFlags) sendFlags(fs *flagSet) (idempotencyKey *string) {
 	fs.Var(&f.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
+	fs.StringVar(&f.confirmCost, "confirm-cost", "", "the confirm token of the broadcast's preview (tocsin preview), needed when the broadcast costs at least costs.confirm_above")
 	return fs.String("idempotency-key", "", "send the same value again to retry safely")
 }
 
@@ -954,14 +956,14 @@ func (f *inputFlags) incident() dispatcher.IncidentInput {
 	return dispatcher.IncidentInput{
 		Title: dispatcher.PlainTitle(f.title), Severity: dispatcher.Severity(f.severity), Services: f.services.vals, Regions: f.regions.vals,
 		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: messageTexts(f.messages.mapFlag), Channels: toChannels(f.channels.vals),
-		Private: f.private, Internal: f.internal,
+		Private: f.private, Internal: f.internal, ConfirmCost: f.confirmCost,
 	}
 }
 
 func (f *inputFlags) update() dispatcher.UpdateInput {
 	return dispatcher.UpdateInput{
 		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: messageTexts(f.messages.mapFlag), Channels: toChannels(f.channels.vals),
-		Internal: f.internal,
+		Internal: f.internal, ConfirmCost: f.confirmCost,
 	}
 }
 
@@ -974,7 +976,7 @@ func (f *inputFlags) internalFlag(fs *flagSet) {
 func (f *inputFlags) notice() dispatcher.NoticeInput {
 	return dispatcher.NoticeInput{
 		Title: f.title, Message: messageTexts(f.messages.mapFlag), Services: f.services.vals, Regions: f.regions.vals,
-		Channels: toChannels(f.channels.vals), Priority: dispatcher.Priority(f.priority),
+		Channels: toChannels(f.channels.vals), Priority: dispatcher.Priority(f.priority), ConfirmCost: f.confirmCost,
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -226,6 +227,20 @@ func TestConfirmCost(t *testing.T) {
 	if posted.Seq != 2 {
 		t.Errorf("confirmed update has seq %d, want 2", posted.Seq)
 	}
+
+	// The same from the CLI: tocsin preview prints the token, --confirm-cost sends it.
+	cli := newCLI(t, a)
+	r := cli.run("incident", "update", inc, "--state", "monitoring", "--message", "en=Fixed, watching.")
+	if r.code != 1 || !strings.Contains(r.stderr, "costs about CHF 10.00") {
+		t.Errorf("tocsin incident update without --confirm-cost: exit %d, stderr %q; want 1 and the figure", r.code, r.stderr)
+	}
+	r = cli.mustRun(0, "preview", inc, "--state", "monitoring", "--message", "en=Fixed, watching.")
+	m := regexp.MustCompile(`confirm token\s+(\S+) \(send it with --confirm-cost`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("tocsin preview prints no confirm token:\n%s", r.stdout)
+	}
+	mustContain(t, "tocsin preview", r.stdout, "CHF 10.00")
+	cli.mustRun(0, "incident", "update", inc, "--state", "monitoring", "--message", "en=Fixed, watching.", "--confirm-cost", m[1])
 
 	// A notice, priced the same way.
 	notice := map[string]any{"title": "Maintenance tonight", "message": map[string]string{"en": "Card payments pause at 2:00."},

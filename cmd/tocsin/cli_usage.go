@@ -61,9 +61,9 @@ var serverCommands = []cmdDoc{
 }
 
 var clientCommands = []cmdDoc{
-	{path: "incident open", args: "--title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--private] [--internal] [--idempotency-key K]",
+	{path: "incident open", args: "--title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--private] [--internal] [--confirm-cost T] [--idempotency-key K]",
 		summary: "open an incident and notify its audience"},
-	{path: "incident update", pos: "ID", args: "ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--internal] [--idempotency-key K]",
+	{path: "incident update", pos: "ID", args: "ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--internal] [--confirm-cost T] [--idempotency-key K]",
 		summary: "post an update and notify the audience"},
 	{path: "incident edit", pos: "ID", args: "ID [--title T] [--severity S] [--started-at T] [--param k=v]... [--clear-param k]... [--service S]... [--region R]... [--private[=false]] [--confirm] [--if-match ETAG]",
 		summary: "correct an incident; sends nothing",
@@ -72,7 +72,7 @@ var clientCommands = []cmdDoc{
 			"nothing changes (exit 1) unless --confirm is given. The edit is kept in the incident's history with the key's name (incident show)."},
 	{path: "incident show", pos: "ID", args: "ID", summary: "show an incident, its updates and its edits"},
 	{path: "incident list", args: "[--state S] [--limit N]", summary: "list incidents, newest first"},
-	{path: "broadcast send", args: "--title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--idempotency-key K]",
+	{path: "broadcast send", args: "--title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--confirm-cost T] [--idempotency-key K]",
 		summary: "send an ad-hoc notice in the operator's own words"},
 	{path: "broadcast show", pos: "ID", args: "ID [--wait [--timeout 5m] [--interval 1s]]", summary: "show a broadcast's counters",
 		notes: "--wait polls until the broadcast is done: a progress bar on a terminal (done of total, per channel, rate, time left), plain lines otherwise. --timeout is an idle timeout: it gives up only when nothing has moved for that long."},

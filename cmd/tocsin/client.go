@@ -503,7 +503,7 @@ func (m *Main) incident(ctx context.Context, args []string) error {
 }
 
 func (m *Main) incidentOpen(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--private] [--internal] [--idempotency-key K]")
+	fs := m.newClientFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--private] [--internal] [--confirm-cost T] [--idempotency-key K]")
 	in := newInputFlags()
 	fs.BoolVar(&in.private, "private", false, "keep the incident off the public status page and feeds (its updates are sent all the same)")
 	in.internalFlag(fs)
@@ -515,6 +515,7 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 	fs.Var(in.params, "param", "a template parameter such as eta=16:30; repeatable")
 	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters), or for one kind and/or channel, locale.kind=text, locale.channel=text, locale.kind.channel=text; repeatable")
 	idem := in.sendFlags(fs)
+	in.confirmFlag(fs)
 	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
@@ -533,13 +534,14 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 }
 
 func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--internal] [--idempotency-key K]")
+	fs := m.newClientFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--internal] [--confirm-cost T] [--idempotency-key K]")
 	in := newInputFlags()
 	in.internalFlag(fs)
 	fs.StringVar(&in.state, "state", "", "the new state: investigating, identified, monitoring or resolved (default: unchanged)")
 	fs.Var(in.params, "param", "a template parameter such as credit=CHF 5.00, merged into the incident's; repeatable")
 	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters), or for one kind and/or channel, locale.kind=text, locale.channel=text, locale.kind.channel=text; repeatable")
 	idem := in.sendFlags(fs)
+	in.confirmFlag(fs)
 	c, pos, err := fs.client(args, 1, "an incident ID")
 	if err != nil {
 		return err
@@ -649,7 +651,7 @@ func (m *Main) broadcast(ctx context.Context, args []string) error {
 
 // broadcastSend runs `tocsin broadcast send`: an ad-hoc notice.
 func (m *Main) broadcastSend(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("broadcast send", "broadcast send --title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--idempotency-key K]")
+	fs := m.newClientFlagSet("broadcast send", "broadcast send --title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--confirm-cost T] [--idempotency-key K]")
 	in := newInputFlags()
 	fs.StringVar(&in.title, "title", "", "the subject: emails and push say \"Notice: <title>\" (required, 1-200 characters)")
 	fs.StringVar(&in.priority, "priority", "", "lane: bulk (default, below every incident), low, normal or critical")
@@ -657,6 +659,7 @@ func (m *Main) broadcastSend(ctx context.Context, args []string) error {
 	fs.Var(&in.services, "service", "recipients using this service; repeat or separate with commas (none: all)")
 	fs.Var(&in.regions, "region", "recipients in this region; repeat or separate with commas (none: all)")
 	idem := in.sendFlags(fs)
+	in.confirmFlag(fs)
 	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
@@ -948,7 +951,6 @@ func newInputFlags() *inputFlags {
 // --idempotency-key, whose value it returns.
 func (f *inputFlags) sendFlags(fs *flagSet) (idempotencyKey *string) {
 	fs.Var(&f.channels, "channel", "send on this channel only (push, sms, email, webhook); repeatable")
-	fs.StringVar(&f.confirmCost, "confirm-cost", "", "the confirm token of the broadcast's preview (tocsin preview), needed when the broadcast costs at least costs.confirm_above")
 	return fs.String("idempotency-key", "", "send the same value again to retry safely")
 }
 
@@ -965,6 +967,12 @@ func (f *inputFlags) update() dispatcher.UpdateInput {
 		State: dispatcher.State(f.state), Params: nilIfEmpty(f.params), Message: messageTexts(f.messages.mapFlag), Channels: toChannels(f.channels.vals),
 		Internal: f.internal, ConfirmCost: f.confirmCost,
 	}
+}
+
+// confirmFlag registers --confirm-cost (incident open, incident update,
+// broadcast send).
+func (f *inputFlags) confirmFlag(fs *flagSet) {
+	fs.StringVar(&f.confirmCost, "confirm-cost", "", "the confirm token of the broadcast's preview (tocsin preview), needed when the broadcast costs at least costs.confirm_above")
 }
 
 // internalFlag registers --internal, which keeps the update off the

@@ -222,10 +222,16 @@ func TestConfirmCost(t *testing.T) {
 	}
 	a.mustDo("POST", "/v1/broadcasts/preview", map[string]any{"incident_id": inc, "state": "identified",
 		"message": map[string]string{"en": "Cause found."}}, &up, 200)
-	var posted dispatcher.UpdateResult
-	a.mustDo("POST", "/v1/incidents/"+inc+"/updates", update("Cause found.", "confirm_cost", up.ConfirmToken), &posted, 201)
+	var posted, again dispatcher.UpdateResult
+	a.mustDo("POST", "/v1/incidents/"+inc+"/updates", update("Cause found.", "confirm_cost", up.ConfirmToken), &posted, 201, "Idempotency-Key", "confirm-1")
 	if posted.Seq != 2 {
 		t.Errorf("confirmed update has seq %d, want 2", posted.Seq)
+	}
+	// Retried with the same key, without the token (it is not part of the
+	// request's identity): the first answer, nothing priced or created.
+	a.mustDo("POST", "/v1/incidents/"+inc+"/updates", update("Cause found."), &again, 201, "Idempotency-Key", "confirm-1")
+	if again.BroadcastID != posted.BroadcastID {
+		t.Errorf("a retry with the same Idempotency-Key answered broadcast %s, want %s", again.BroadcastID, posted.BroadcastID)
 	}
 
 	// The same from the CLI: tocsin preview prints the token, --confirm-cost sends it.

@@ -14,6 +14,26 @@ import (
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
+// startCostApp starts a server on a fresh database, on a clock of its
+// own (2026-12-06 10:00 UTC), with prices in CHF and env's options.
+func startCostApp(t *testing.T, env map[string]string) (*app, *clocktest.Clock) {
+	t.Helper()
+	_, opts := redistest.New(t)
+	clock := clocktest.New(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
+	all := map[string]string{
+		"TOCSIN_HTTP_ADDR":      "127.0.0.1:0",
+		"TOCSIN_REDIS_ADDR":     opts.Addr,
+		"TOCSIN_REDIS_DB":       strconv.Itoa(opts.DB),
+		"TOCSIN_API_KEY":        "test-operator-key-0123456789",
+		"TOCSIN_LOG_LEVEL":      "warn",
+		"TOCSIN_COSTS_CURRENCY": "CHF",
+	}
+	for k, v := range env {
+		all[k] = v
+	}
+	return startAppWith(t, all, func(m *Main) { m.Clock = clock }), clock
+}
+
 // costRecipients imports n customers in CH using cards, with channels
 // (in order of preference) and a phone and an email each.
 func costRecipients(a *app, n int, channels string) {
@@ -58,19 +78,10 @@ func (a *app) metrics() string {
 // `tocsin budget` and one error-level log line say so. The next day (the
 // injected clock moved on), SMS go out again.
 func TestSMSBudgetMidBroadcast(t *testing.T) {
-	_, opts := redistest.New(t)
-	clock := clocktest.New(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
-	key := "test-operator-key-0123456789"
-	a := startAppWith(t, map[string]string{
-		"TOCSIN_HTTP_ADDR":      "127.0.0.1:0",
-		"TOCSIN_REDIS_ADDR":     opts.Addr,
-		"TOCSIN_REDIS_DB":       strconv.Itoa(opts.DB),
-		"TOCSIN_API_KEY":        key,
-		"TOCSIN_LOG_LEVEL":      "warn",
-		"TOCSIN_COSTS_CURRENCY": "CHF",
-		"TOCSIN_COSTS_SMS":      `{"default": "0.10"}`,
-		"TOCSIN_BUDGET_DAILY":   "3.00", // 30 segments
-	}, func(m *Main) { m.Clock = clock })
+	a, clock := startCostApp(t, map[string]string{
+		"TOCSIN_COSTS_SMS":    `{"default": "0.10"}`,
+		"TOCSIN_BUDGET_DAILY": "3.00", // 30 segments
+	})
 	costRecipients(a, 100, `["sms","email"]`)
 
 	var p dispatcher.BroadcastPreview
@@ -91,6 +102,13 @@ func TestSMSBudgetMidBroadcast(t *testing.T) {
 	}
 	if got := email[dispatcher.StatusDelivered] + email[dispatcher.StatusSent]; got != 70 {
 		t.Errorf("%d emails went out, want 70 (the fallback of every SMS over budget); counts %v", got, b.Counts)
+	}
+	// The batch takes the budget in audience order: the first 30 by id.
+	for id, want := range map[string]dispatcher.Channel{"c000": dispatcher.ChannelSMS, "c029": dispatcher.ChannelSMS,
+		"c030": dispatcher.ChannelEmail, "c099": dispatcher.ChannelEmail} {
+		if got := a.outbox(id); len(got) != 1 || got[0].Channel != string(want) {
+			t.Errorf("%s got %+v, want one message by %s", id, got, want)
+		}
 	}
 	var page dispatcher.DeliveryPage
 	a.mustDo("GET", "/v1/broadcasts/"+opened.BroadcastID+"/deliveries?status=suppressed&channel=sms&limit=1000", nil, &page, 200)
@@ -148,19 +166,10 @@ type problem struct {
 // with a token of other content or expired on the injected clock; taken
 // with the right one. A broadcast below the threshold needs none.
 func TestConfirmCost(t *testing.T) {
-	_, opts := redistest.New(t)
-	clock := clocktest.New(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
-	key := "test-operator-key-0123456789"
-	a := startAppWith(t, map[string]string{
-		"TOCSIN_HTTP_ADDR":           "127.0.0.1:0",
-		"TOCSIN_REDIS_ADDR":          opts.Addr,
-		"TOCSIN_REDIS_DB":            strconv.Itoa(opts.DB),
-		"TOCSIN_API_KEY":             key,
-		"TOCSIN_LOG_LEVEL":           "warn",
-		"TOCSIN_COSTS_CURRENCY":      "CHF",
+	a, clock := startCostApp(t, map[string]string{
 		"TOCSIN_COSTS_SMS":           `{"+4179": "0.10", "default": "0.50"}`,
 		"TOCSIN_COSTS_CONFIRM_ABOVE": "5",
-	}, func(m *Main) { m.Clock = clock })
+	})
 	costRecipients(a, 100, `["sms"]`) // 100 SMS at 0.10: 10.00
 
 	refused := func(what string, status int, pr problem, code string) {

@@ -269,6 +269,14 @@ func TestConfirmCost(t *testing.T) {
 	notice["confirm_cost"] = np.ConfirmToken
 	a.mustDo("POST", "/v1/broadcasts", notice, nil, 201)
 
+	// No budget configured here: the route and the command say so.
+	var st dispatcher.BudgetStatus
+	a.mustDo("GET", "/v1/budget", nil, &st, 200)
+	if st.Enabled || len(st.Periods) != 0 {
+		t.Errorf("GET /v1/budget without costs.budget = %+v, want enabled false and no periods", st)
+	}
+	mustContain(t, "tocsin budget", cli.mustRun(0, "budget").stdout, "no SMS budget configured")
+
 	// Below the threshold (an audience of nobody): nothing to confirm.
 	var small dispatcher.BroadcastPreview
 	other := costIncident("services", []string{"twint"})

@@ -57,7 +57,7 @@ type wired struct {
 	// retainer deletes what outlived its retention period (a worker's
 	// loop).
 	retainer *dispatcher.Retainer
-	logger     *slog.Logger
+	logger   *slog.Logger
 	// page is the public status page (nil when public.enabled is false);
 	// an API process mounts it beside the API (statuspage.Mount).
 	page *statuspage.Server

@@ -86,6 +86,7 @@ func TestDefault(t *testing.T) {
 		Limits:      Limits{PerRecipient: "10/h"},
 		Public:      Public{Enabled: true, Name: "Status", DefaultLocale: "en", TimeZone: "UTC", MaxAge: 10 * time.Second, Refresh: time.Second, HistoryLimit: 1000},
 		Maintenance: Maintenance{Reminders: Durations{24 * time.Hour, time.Hour}},
+		Retention:   Retention{Deliveries: 400 * Day, Bodies: 90 * Day, Outbox: 7 * Day},
 		Subscriptions: Subscriptions{SMSPerHour: 100, PerIP: "10/h", PerAddress: "3/h", PendingTTL: 24 * time.Hour,
 			WebPushHosts: []string{"fcm.googleapis.com", "*.push.services.mozilla.com", "*.push.apple.com", "*.notify.windows.com"}},
 	}
@@ -210,6 +211,7 @@ auth:
 					// Maintenance: the defaults.
 					Maintenance:   Default().Maintenance,
 					Subscriptions: Default().Subscriptions,
+					Retention:     Default().Retention,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", c, want)
@@ -864,7 +866,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 97; len(paths) != want {
+	if want := 101; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

@@ -327,6 +327,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		// their notices; every worker runs it (versioned writes and fixed
 		// broadcast ids make that safe).
 		go a.maintainer.Run(sweepCtx, dispatcher.MaintenanceTickInterval)
+		// Deletes delivery records, texts and outbox entries past their
+		// retention period (retention.*); idempotent, so every worker
+		// may run it.
+		go a.retainer.Run(sweepCtx, dispatcher.RetentionTickInterval)
 	}
 
 	var runErr error

@@ -54,7 +54,10 @@ type wired struct {
 	// maintainer runs scheduled maintenance: the API's routes, and the
 	// worker's loop (Maintainer.Run) that moves windows and sends notices.
 	maintainer *dispatcher.Maintainer
-	logger     *slog.Logger
+	// retainer deletes what outlived its retention period (a worker's
+	// loop).
+	retainer *dispatcher.Retainer
+	logger   *slog.Logger
 	// page is the public status page (nil when public.enabled is false);
 	// an API process mounts it beside the API (statuspage.Mount).
 	page *statuspage.Server
@@ -216,12 +219,20 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, usageError{err}
 	}
+	retainer, err := dispatcher.NewRetainer(dispatcher.RetentionConfig{
+		Store: store, Deliveries: cfg.Retention.Deliveries, Bodies: cfg.Retention.Bodies, Outbox: cfg.Retention.Outbox,
+		Clock: w.clock, Logger: w.logger,
+	})
+	if err != nil {
+		_ = qc.Close()
+		return nil, usageError{err}
+	}
 	page, err := statusPage(w, store, names, templates, subscriptionPages(cfg, subs, senders, subLinks, w.logger))
 	if err != nil {
 		_ = qc.Close()
 		return nil, err
 	}
-	a := &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, logger: w.logger, page: page, subscriptions: subs, load: load}
+	a := &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, retainer: retainer, logger: w.logger, page: page, subscriptions: subs, load: load}
 	if page != nil {
 		// A process that runs workers (handlers) serves the page slower
 		// while they work on its cores: a crowd at the page must not

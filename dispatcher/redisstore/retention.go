@@ -1,0 +1,200 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// Retention (dispatcher.RetentionStore). A sweep walks two sorted sets in
+// score order: incs:resolved (incidents by opening time; one is expired
+// once its resolution is older than the cutoff) and notices (by creation
+// time). Its cursor, ret:cursor:{name}, is "{incidents}/{notices}", each
+// "{score}:{n}": past the first n members of that score.
+
+// ExpiredBroadcasts implements dispatcher.RetentionStore. An incident
+// opened before the cutoff but resolved after it holds the incidents
+// opened after it back until it expires too: the cursor never passes
+// what it has not dropped.
+func (s *Store) ExpiredBroadcasts(ctx context.Context, cutoff time.Time, after string, limit int) ([]dispatcher.Expired, string, bool, error) {
+	inc, not := parseRetentionCursor(after)
+	max := strconv.FormatInt(cutoff.UnixMilli()-1, 10)
+	var out []dispatcher.Expired
+	more := false
+
+	zs, err := s.zAfter(ctx, key("incs", string(dispatcher.StateResolved)), inc, max, limit)
+	if err != nil {
+		return nil, "", false, err
+	}
+	ids := make([]string, len(zs))
+	for i, z := range zs {
+		ids[i] = z.Member.(string)
+	}
+	vals, err := s.mget(ctx, ids, incidentKey)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("expired incidents: %w", err)
+	}
+	held := false
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			var x dispatcher.Incident
+			if err := json.Unmarshal([]byte(str), &x); err != nil {
+				return nil, "", false, fmt.Errorf("decode incident %q: %w", ids[i], err)
+			}
+			if x.ResolvedAt == nil || !x.ResolvedAt.Before(cutoff) {
+				held = true
+				break
+			}
+			for seq := 1; seq <= x.LastSeq; seq++ {
+				out = append(out, dispatcher.Expired{BroadcastID: dispatcher.BroadcastID(x.ID, seq), IncidentID: x.ID})
+			}
+		}
+		inc = inc.past(zs[i].Score)
+	}
+	more = !held && len(zs) == limit
+
+	zs, err = s.zAfter(ctx, key("notices"), not, max, limit)
+	if err != nil {
+		return nil, "", false, err
+	}
+	for _, z := range zs {
+		out = append(out, dispatcher.Expired{BroadcastID: z.Member.(string)})
+		not = not.past(z.Score)
+	}
+	more = more || len(zs) == limit
+	return out, inc.String() + "/" + not.String(), more, nil
+}
+
+// zAfter lists at most limit members of z from cursor c on, up to score max.
+func (s *Store) zAfter(ctx context.Context, z string, c zCursor, max string, limit int) ([]redis.Z, error) {
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, z, &redis.ZRangeBy{
+		Min: strconv.FormatInt(c.score, 10), Max: max, Offset: int64(c.n), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("expired %s: %w", z, err)
+	}
+	return zs, nil
+}
+
+// zCursor is a place in a sorted set: past the first n members of score.
+type zCursor struct {
+	score int64
+	n     int
+}
+
+func (c zCursor) past(score float64) zCursor {
+	if int64(score) == c.score {
+		return zCursor{c.score, c.n + 1}
+	}
+	return zCursor{int64(score), 1}
+}
+
+func (c zCursor) String() string { return strconv.FormatInt(c.score, 10) + ":" + strconv.Itoa(c.n) }
+
+func parseZCursor(s string) zCursor {
+	a, b, _ := strings.Cut(s, ":")
+	score, _ := strconv.ParseInt(a, 10, 64)
+	n, _ := strconv.Atoi(b)
+	return zCursor{score, n}
+}
+
+func parseRetentionCursor(s string) (inc, notices zCursor) {
+	a, b, _ := strings.Cut(s, "/")
+	return parseZCursor(a), parseZCursor(b)
+}
+
+// DropDeliveries implements dispatcher.RetentionStore.
+func (s *Store) DropDeliveries(ctx context.Context, id string) error {
+	if err := s.rdb.Unlink(ctx, deliveryDataKeys(id)...).Err(); err != nil {
+		return fmt.Errorf("drop deliveries of %s: %w", id, err)
+	}
+	return nil
+}
+
+// DropBodies implements dispatcher.RetentionStore.
+func (s *Store) DropBodies(ctx context.Context, id string) error {
+	keys := bodyKeys(id)
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := s.rdb.Unlink(ctx, keys...).Err(); err != nil {
+		return fmt.Errorf("drop texts of %s: %w", id, err)
+	}
+	return nil
+}
+
+// deliveryDataKeys are the keys of broadcast id's per-delivery data: its
+// delivery records and audience (the broadcast's hash b:{id}, with its
+// counters, stays).
+func deliveryDataKeys(id string) []string {
+	return append([]string{key("b", id, "d"), key("b", id, "aud")}, bodyKeys(id)...)
+}
+
+// bodyKeys are the keys of the texts broadcast id sent, kept for the
+// evidence ledger.
+func bodyKeys(id string) []string { return nil }
+
+// TrimOutbox implements dispatcher.RetentionStore: it pops entries older
+// than cutoff off the oldest end of the outbox list, a chunk at a time.
+// (A recipient's own outbox list expires a day after its last entry.)
+func (s *Store) TrimOutbox(ctx context.Context, cutoff time.Time) (int, error) {
+	const chunk = 100
+	k := key("outbox")
+	total := 0
+	for {
+		raw, err := s.rdb.LRange(ctx, k, -chunk, -1).Result()
+		if err != nil {
+			return total, fmt.Errorf("trim outbox: %w", err)
+		}
+		old := 0
+		for i := len(raw) - 1; i >= 0; i-- {
+			var e struct {
+				At time.Time `json:"at"`
+			}
+			if json.Unmarshal([]byte(raw[i]), &e) == nil && !e.At.Before(cutoff) {
+				break
+			}
+			old++
+		}
+		if old == 0 {
+			return total, nil
+		}
+		// New entries go to the head: trimming from the tail is safe
+		// while they come.
+		if err := s.rdb.LTrim(ctx, k, 0, int64(-old-1)).Err(); err != nil {
+			return total, fmt.Errorf("trim outbox: %w", err)
+		}
+		total += old
+		if old < chunk {
+			return total, nil
+		}
+	}
+}
+
+// RetentionCursor implements dispatcher.RetentionStore.
+func (s *Store) RetentionCursor(ctx context.Context, name string) (string, error) {
+	c, err := s.rdb.Get(ctx, key("ret", "cursor", name)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("retention cursor %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// SetRetentionCursor implements dispatcher.RetentionStore.
+func (s *Store) SetRetentionCursor(ctx context.Context, name, cursor string) error {
+	if err := s.rdb.Set(ctx, key("ret", "cursor", name), cursor, 0).Err(); err != nil {
+		return fmt.Errorf("retention cursor %s: %w", name, err)
+	}
+	return nil
+}

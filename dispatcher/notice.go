@@ -83,6 +83,9 @@ type Notice struct {
 	// texts' placeholders read: {started} is the window's start and {eta}
 	// its end, in the reader's zone and format.
 	Maintenance *NoticeMaintenance `json:"maintenance,omitempty"`
+	// Compensation, for a compensation notice, says how its audience was
+	// chosen (Broadcast.Compensates names the incident).
+	Compensation *Compensation `json:"compensation,omitempty"`
 }
 
 // NoticeMaintenance is the maintenance a notice is about, as it stood when

@@ -74,6 +74,9 @@ type ServiceConfig struct {
 	// Subscriptions, when set, takes the inbound SMS "YES" that confirms
 	// a pending SMS subscription.
 	Subscriptions *Subscriptions
+	// Compensations keeps uploaded recipient lists and each incident's
+	// compensation notices; nil: Deliveries when it does (redisstore).
+	Compensations CompensationStore
 }
 
 // Service is the domain's front door: what operators can do, independent

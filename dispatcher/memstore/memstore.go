@@ -37,6 +37,9 @@ type Store struct {
 	Broadcasts map[string]*dispatcher.Broadcast
 	Deliveries map[string]*dispatcher.Delivery // by delivery id
 	OptOuts    map[string]bool                 // "{channel}:{address}"
+	// RecipientLists are uploaded lists of recipient ids by list id, the
+	// audience of compensation notices that name one.
+	RecipientLists map[string][]string
 
 	// Heard lists recipients that Told reports as told of an earlier
 	// update, whatever the deliveries say.

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -100,6 +102,10 @@ type CompensationStore interface {
 	// ListCompensations lists the ids of the compensation notices of
 	// incidentID, oldest first.
 	ListCompensations(ctx context.Context, incidentID string) ([]string, error)
+	// ScanCompensation calls fn with the ids of the audience compensation
+	// b would have (as its snapshot would take it), chunk ids at a time,
+	// and returns how many there were. Previews ask it.
+	ScanCompensation(ctx context.Context, b *Broadcast, chunk int, fn func(ids []string) error) (int, error)
 }
 
 // CompensationInput asks for a compensation notice of an incident.
@@ -491,4 +497,162 @@ func HasCredit(r *Recipient) bool {
 // nothing to a recipient without a credit.
 func (b *Broadcast) skipsWithoutCredit() bool {
 	return b.Notice != nil && b.Notice.Compensation != nil && b.Notice.Compensation.WithoutCredit != CreditSend
+}
+
+// CompensationPreview is what a compensation notice would send, computed
+// without sending or storing anything.
+type CompensationPreview struct {
+	// Audience counts the recipients it would go to, each once.
+	Audience int `json:"audience"`
+	// WithCredit counts those with a credit of their own (HasCredit);
+	// WithoutCredit the others, who get nothing with without_credit skip
+	// (Suppressed no_credit) and the text without the credit with send.
+	WithCredit    int `json:"with_credit"`
+	WithoutCredit int `json:"without_credit"`
+	// Unknown counts listed ids that are no recipient (recipients, or the
+	// uploaded list's report).
+	Unknown int `json:"unknown,omitempty"`
+	// ByChannel counts recipients per channel and recipient locale; channel
+	// "none" holds those who would get nothing.
+	ByChannel map[Channel]map[string]int `json:"by_channel"`
+	// Suppressed counts, per reason, recipients who would get nothing.
+	Suppressed map[Reason]int `json:"suppressed,omitempty"`
+	// QuietHours counts recipients whose message would wait for the end
+	// of their quiet hours.
+	QuietHours  int `json:"quiet_hours,omitempty"`
+	SMSSegments int `json:"sms_segments"`
+	// MissingValues counts, per placeholder, the recipients it has no
+	// value for (with without_credit send: credit).
+	MissingValues map[string]int `json:"missing_values,omitempty"`
+	// Samples holds one message per recipient locale, channel and kind.
+	Samples []Sample `json:"samples"`
+}
+
+// PreviewCompensation computes what SendCompensation would send with in,
+// recipient by recipient as the fan-out would decide and render it.
+func (s *Service) PreviewCompensation(ctx context.Context, incidentID string, in CompensationInput) (*CompensationPreview, error) {
+	if !ValidIncidentID(incidentID) {
+		return nil, notFoundID("incident", incidentID)
+	}
+	cs, err := s.compensations()
+	if err != nil {
+		return nil, err
+	}
+	inc, err := s.c.Incidents.GetIncident(ctx, incidentID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := in.normalize(inc); err != nil {
+		return nil, err
+	}
+	p := &CompensationPreview{ByChannel: map[Channel]map[string]int{}, Samples: []Sample{}}
+	b := &Broadcast{ID: "bc_ntc_preview", Seq: 1, Severity: in.Priority.severity(), Priority: in.Priority, Channels: in.Channels,
+		Compensates: incidentID, CreatedAt: s.now(),
+		Notice: &Notice{Title: in.Title, Message: in.Message,
+			Compensation: &Compensation{ToldOnly: in.ToldOnly, List: in.List, WithoutCredit: in.WithoutCredit}}}
+	if in.List != "" {
+		l, err := cs.GetRecipientList(ctx, in.List)
+		if errors.Is(err, ErrNotFound) {
+			return nil, &ValidationError{Fields: []*FieldError{{Field: "body.list", Message: "no such list: it expired or was never uploaded", Value: in.List}}}
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.Unknown = l.Unknown
+	}
+	fan := s.c.Fanout
+	if err := fan.prepareRender(ctx); err != nil {
+		return nil, err
+	}
+	cinc, up := noticeContext(b)
+	dc := fan.decideContext(cinc, up, in.Channels)
+	dc.NeedsCredit = b.skipsWithoutCredit()
+	now := s.now()
+	rendered := map[renderKey]Rendered{}
+	type sampleKey struct {
+		locale string
+		ch     Channel
+		kind   Kind
+	}
+	sampled := map[sampleKey]bool{}
+	each := func(ids []string) error {
+		rs, err := fan.loadRecipients(ctx, ids, in.Channels, up)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if r == nil {
+				p.Unknown++ // listed, or deleted since
+				continue
+			}
+			p.Audience++
+			if HasCredit(r) {
+				p.WithCredit++
+			} else {
+				p.WithoutCredit++
+			}
+			d := Decide(r, dc, Facts{}, now)
+			if p.ByChannel[d.Channel] == nil {
+				p.ByChannel[d.Channel] = map[string]int{}
+			}
+			p.ByChannel[d.Channel][r.Locale]++
+			switch d.Status {
+			case StatusSuppressed:
+				if p.Suppressed == nil {
+					p.Suppressed = map[Reason]int{}
+				}
+				p.Suppressed[d.Reason]++
+				continue
+			case StatusQueued:
+				p.QuietHours++
+			}
+			rk := renderKeyOf(r, d.Channel)
+			text, ok := rendered[rk]
+			if !ok {
+				if text, err = fan.render(cinc, up, r, d.Channel); err != nil {
+					return err
+				}
+				rendered[rk] = text
+			}
+			p.SMSSegments += text.Segments
+			for _, name := range text.Missing {
+				if p.MissingValues == nil {
+					p.MissingValues = map[string]int{}
+				}
+				p.MissingValues[name]++
+			}
+			if sk := (sampleKey{r.Locale, d.Channel, r.Kind}); !sampled[sk] && len(p.Samples) < maxSamples {
+				sampled[sk] = true
+				p.Samples = append(p.Samples, sample(d.Channel, r, text, true))
+			}
+		}
+		return nil
+	}
+	if len(in.Recipients) > 0 {
+		ids := uniqueIDs(in.Recipients)
+		for start := 0; start < len(ids); start += listChunk {
+			if err := each(ids[start:min(start+listChunk, len(ids))]); err != nil {
+				return nil, err
+			}
+		}
+	} else if _, err := cs.ScanCompensation(ctx, b, listChunk, each); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(p.Samples, func(a, b Sample) int {
+		return cmp.Or(strings.Compare(a.Locale, b.Locale), strings.Compare(string(a.Channel), string(b.Channel)), strings.Compare(string(a.Kind), string(b.Kind)))
+	})
+	return p, nil
+}
+
+// uniqueIDs returns ids without repeats, in their first order.
+func uniqueIDs(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }

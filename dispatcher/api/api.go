@@ -180,6 +180,10 @@ type Config struct {
 	PublicSubscriptions PublicSubscriptions
 	// Subscribers serves /v1/subscribers; nil: 404.
 	Subscribers Subscribers
+	// Compensations serves the compensation notices and recipient lists;
+	// default: Service when it does (dispatcher.Service), else the routes
+	// are not mounted.
+	Compensations Compensations
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed when the public routes limit attempts per client IP
 	// (ClientIP); none: the connection's peer is the client.
@@ -223,6 +227,9 @@ func New(cfg Config) http.Handler {
 		cfg.Catalog = cmp.Or[Catalog](cfg.Catalog, svc)
 		cfg.Edits = cmp.Or[IncidentEdits](cfg.Edits, svc)
 		cfg.Templates = cmp.Or[Templates](cfg.Templates, svc)
+		if c, ok := svc.(Compensations); ok && cfg.Compensations == nil {
+			cfg.Compensations = c
+		}
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), chunk: cfg.ImportChunk}
 	if s.log == nil {
@@ -261,6 +268,7 @@ func New(cfg Config) http.Handler {
 	s.routeMaintenances()
 	s.routePublicSubscriptions()
 	s.routeSubscribers()
+	s.routeCompensations()
 	addCodeToErrorSchema(s.api)
 
 	if cfg.Metrics != nil {

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,15 +130,27 @@ func (s *Store) snapshotCompensation(ctx context.Context, b *dispatcher.Broadcas
 		}
 		return snapshotCopiedScript.Run(ctx, s.rdb, []string{bKey, aud}).Int()
 	}
+	if err := s.copyCompensation(ctx, aud, b); err != nil {
+		return 0, err
+	}
+	n, err := snapshotCopiedScript.Run(ctx, s.rdb, []string{bKey, aud}).Int()
+	if err != nil {
+		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+	}
+	return n, nil
+}
+
+// copyCompensation adds the audience of compensation b to the zset dst.
+func (s *Store) copyCompensation(ctx context.Context, aud string, b *dispatcher.Broadcast) error {
 	c := b.Notice.Compensation
 	if c.List != "" {
 		if err := s.copyIDs(ctx, aud, listKey(c.List), false, nil); err != nil {
-			return 0, err
+			return err
 		}
 	} else {
 		inc, err := s.GetIncident(ctx, b.Compensates)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		told := func(rec string) bool {
 			return rec != "" && (rec[0] == statusCodes[dispatcher.StatusSent] || rec[0] == statusCodes[dispatcher.StatusDelivered])
@@ -148,20 +162,47 @@ func (s *Store) snapshotCompensation(ctx context.Context, b *dispatcher.Broadcas
 				keep = told
 			}
 			if err := s.copyIDs(ctx, aud, key("b", bid, "d"), true, keep); err != nil {
-				return 0, err
+				return err
 			}
 			if !c.ToldOnly {
 				if err := s.copyIDs(ctx, aud, key("b", bid, "aud"), false, nil); err != nil {
-					return 0, err
+					return err
 				}
 			}
 		}
 	}
-	n, err := snapshotCopiedScript.Run(ctx, s.rdb, []string{bKey, aud}).Int()
-	if err != nil {
-		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+	return nil
+}
+
+// ScanCompensation implements dispatcher.CompensationStore: the audience
+// is copied into a temporary snapshot (as the notice's own would be), read
+// in slices of chunk ids, and deleted.
+func (s *Store) ScanCompensation(ctx context.Context, b *dispatcher.Broadcast, chunk int, fn func(ids []string) error) (int, error) {
+	if b.Notice == nil || b.Notice.Compensation == nil {
+		return 0, errNotCompensation
 	}
-	return n, nil
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	tmp := key("preview", hex.EncodeToString(nonce[:]))
+	defer s.rdb.Del(context.WithoutCancel(ctx), tmp)
+	if err := s.copyCompensation(ctx, tmp, b); err != nil {
+		return 0, err
+	}
+	s.rdb.Expire(ctx, tmp, 10*time.Minute) // should the deletion below fail
+	n := 0
+	for start := int64(0); ; start += int64(chunk) {
+		ids, err := s.rdb.ZRange(ctx, tmp, start, start+int64(chunk)-1).Result()
+		if err != nil {
+			return 0, fmt.Errorf("read a compensation preview's audience: %w", err)
+		}
+		if len(ids) == 0 {
+			return n, nil
+		}
+		n += len(ids)
+		if err := fn(ids); err != nil {
+			return 0, err
+		}
+	}
 }
 
 // copyIDs adds the recipient ids of src to the zset dst, copyChunk at a

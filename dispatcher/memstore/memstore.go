@@ -213,6 +213,25 @@ func (s *Store) GetUpdates(_ context.Context, id string) ([]*dispatcher.Update, 
 	return out, nil
 }
 
+// CreateBroadcast implements dispatcher.DeliveryStore for a notice (a
+// compensation notice included), without idempotency keys.
+func (s *Store) CreateBroadcast(_ context.Context, b *dispatcher.Broadcast, idem *dispatcher.Idempotency) ([]byte, error) {
+	if idem != nil {
+		return nil, errors.New("memstore: idempotency keys are not kept")
+	}
+	if b == nil || b.ID == "" || b.Notice == nil {
+		return nil, errors.New("create broadcast: a notice broadcast with an id is required")
+	}
+	s.Lock()
+	defer s.Unlock()
+	if _, ok := s.Broadcasts[b.ID]; ok {
+		return nil, dispatcher.ErrStale
+	}
+	bc := *b
+	s.Broadcasts[b.ID] = &bc
+	return nil, nil
+}
+
 // SaveUpdate implements dispatcher.IncidentStore, without idempotency keys.
 func (s *Store) SaveUpdate(_ context.Context, inc *dispatcher.Incident, prevSeq int, up *dispatcher.Update, b *dispatcher.Broadcast, idem *dispatcher.Idempotency) ([]byte, error) {
 	if idem != nil {

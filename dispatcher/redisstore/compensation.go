@@ -30,7 +30,7 @@ import (
 var _ dispatcher.CompensationStore = (*Store)(nil)
 
 // copyChunk is the number of ids per step of a snapshot's copy.
-const copyChunk = 1000
+const copyChunk = 5000
 
 // stagingTTL is how long a list being uploaded is kept unfinished.
 const stagingTTL = time.Hour

@@ -178,18 +178,8 @@ func CompensationBroadcastID(now time.Time) string { return NoticeBroadcastID(no
 // idempotency key seen before, it returns the first answer and creates
 // nothing (ErrIdempotencyKeyReused when the request is not the same).
 func (s *Service) SendCompensation(ctx context.Context, incidentID string, in CompensationInput, idemKey string) (*Broadcast, error) {
-	if !ValidIncidentID(incidentID) {
-		return nil, notFoundID("incident", incidentID)
-	}
-	cs, err := s.compensations()
+	cs, err := s.checkCompensation(ctx, incidentID, &in)
 	if err != nil {
-		return nil, err
-	}
-	inc, err := s.c.Incidents.GetIncident(ctx, incidentID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := in.normalize(inc); err != nil {
 		return nil, err
 	}
 	idem, err := newIdempotency(idemKey, scopeCompensate(incidentID), in)
@@ -221,10 +211,7 @@ func (s *Service) SendCompensation(ctx context.Context, incidentID string, in Co
 		}
 		comp.List, comp.Unknown, comp.UnknownIDs = l.ID, l.Unknown, l.UnknownIDs
 	case in.List != "":
-		l, err := cs.GetRecipientList(ctx, in.List)
-		if errors.Is(err, ErrNotFound) {
-			return nil, &ValidationError{Fields: []*FieldError{{Field: "body.list", Message: "no such list: it expired or was never uploaded", Value: in.List}}}
-		}
+		l, err := recipientList(ctx, cs, in.List)
 		if err != nil {
 			return nil, err
 		}
@@ -243,21 +230,42 @@ func (s *Service) SendCompensation(ctx context.Context, incidentID string, in Co
 		Counts:      map[Channel]map[DeliveryStatus]int{},
 		CreatedAt:   now,
 	}
-	if idem, err = keepAnswer(idem, b); err != nil {
+	if b, err = s.createNotice(ctx, b, idem); err != nil {
 		return nil, err
-	}
-	replay, err := s.c.Deliveries.CreateBroadcast(ctx, b, idem)
-	if err != nil {
-		return nil, err
-	}
-	if replay != nil {
-		return s.replayNotice(ctx, replay)
-	}
-	if err := s.c.Queue.EnqueuePlan(ctx, b); err != nil {
-		return nil, fmt.Errorf("compensation %s stored but not enqueued (retry with the same Idempotency-Key): %w", b.ID, err)
 	}
 	s.c.Logger.InfoContext(ctx, "compensation notice", "broadcast_id", b.ID, "incident_id", incidentID, "list", comp.List, "told_only", comp.ToldOnly)
 	return b, nil
+}
+
+// checkCompensation finds the incident a compensation is of (404 when
+// there is none) and validates and normalizes in; it returns the store
+// of lists and compensations.
+func (s *Service) checkCompensation(ctx context.Context, incidentID string, in *CompensationInput) (CompensationStore, error) {
+	if !ValidIncidentID(incidentID) {
+		return nil, notFoundID("incident", incidentID)
+	}
+	cs, err := s.compensations()
+	if err != nil {
+		return nil, err
+	}
+	inc, err := s.c.Incidents.GetIncident(ctx, incidentID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := in.normalize(inc); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// recipientList reads the uploaded list id a body names; one that expired
+// or never was is a field error at body.list.
+func recipientList(ctx context.Context, cs CompensationStore, id string) (*RecipientList, error) {
+	l, err := cs.GetRecipientList(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, &ValidationError{Fields: []*FieldError{{Field: "body.list", Message: "no such list: it expired or was never uploaded", Value: id}}}
+	}
+	return l, err
 }
 
 func scopeCompensate(incidentID string) string { return "compensate/" + incidentID }
@@ -531,18 +539,8 @@ type CompensationPreview struct {
 // PreviewCompensation computes what SendCompensation would send with in,
 // recipient by recipient as the fan-out would decide and render it.
 func (s *Service) PreviewCompensation(ctx context.Context, incidentID string, in CompensationInput) (*CompensationPreview, error) {
-	if !ValidIncidentID(incidentID) {
-		return nil, notFoundID("incident", incidentID)
-	}
-	cs, err := s.compensations()
+	cs, err := s.checkCompensation(ctx, incidentID, &in)
 	if err != nil {
-		return nil, err
-	}
-	inc, err := s.c.Incidents.GetIncident(ctx, incidentID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := in.normalize(inc); err != nil {
 		return nil, err
 	}
 	p := &CompensationPreview{ByChannel: map[Channel]map[string]int{}, Samples: []Sample{}}
@@ -551,10 +549,7 @@ func (s *Service) PreviewCompensation(ctx context.Context, incidentID string, in
 		Notice: &Notice{Title: in.Title, Message: in.Message,
 			Compensation: &Compensation{ToldOnly: in.ToldOnly, List: in.List, WithoutCredit: in.WithoutCredit}}}
 	if in.List != "" {
-		l, err := cs.GetRecipientList(ctx, in.List)
-		if errors.Is(err, ErrNotFound) {
-			return nil, &ValidationError{Fields: []*FieldError{{Field: "body.list", Message: "no such list: it expired or was never uploaded", Value: in.List}}}
-		}
+		l, err := recipientList(ctx, cs, in.List)
 		if err != nil {
 			return nil, err
 		}
@@ -606,13 +601,9 @@ func (s *Service) PreviewCompensation(ctx context.Context, incidentID string, in
 			case StatusQueued:
 				p.QuietHours++
 			}
-			rk := renderKeyOf(r, d.Channel)
-			text, ok := rendered[rk]
-			if !ok {
-				if text, err = fan.render(cinc, up, r, d.Channel); err != nil {
-					return err
-				}
-				rendered[rk] = text
+			text, err := fan.renderOnce(rendered, cinc, up, r, d.Channel)
+			if err != nil {
+				return err
 			}
 			p.SMSSegments += text.Segments
 			for _, name := range text.Missing {
@@ -655,4 +646,17 @@ func uniqueIDs(ids []string) []string {
 		}
 	}
 	return out
+}
+
+// renderOnce is r's text on ch, rendered once per renderKey of rendered.
+func (f *Fanout) renderOnce(rendered map[renderKey]Rendered, inc *Incident, up *Update, r *Recipient, ch Channel) (Rendered, error) {
+	rk := renderKeyOf(r, ch)
+	if text, ok := rendered[rk]; ok {
+		return text, nil
+	}
+	text, err := f.render(inc, up, r, ch)
+	if err == nil {
+		rendered[rk] = text
+	}
+	return text, err
 }

@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"reflect"
 	"time"
@@ -137,25 +135,15 @@ func (s *server) uploadRecipientList(w http.ResponseWriter, r *http.Request) {
 	if refuseCompressed(w, r, "the list must not be compressed") {
 		return
 	}
-	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	format := listMediaTypes[mt]
-	if err != nil || format == "" {
-		writeProblem(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,
-			"the list must be text/csv, application/x-ndjson or text/plain",
-			&huma.ErrorDetail{Location: "header.Content-Type", Message: "must be text/csv, application/x-ndjson or text/plain", Value: ct}))
+	format, ok := mediaType(w, r, listMediaTypes, "text/csv, application/x-ndjson or text/plain")
+	if !ok {
 		return
 	}
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{}) // a long list takes its time
 	body := &readErrRecorder{r: r.Body}
 	l, err := s.cfg.Compensations.UploadRecipientList(ctx, body, format)
 	if err != nil {
-		if body.err != nil && errors.Is(err, body.err) {
-			s.log.WarnContext(ctx, "recipient list body unreadable", "err", err)
-			writeProblem(w, newProblem(http.StatusBadRequest, CodeBadRequest, "cannot read the request body"))
-			return
-		}
-		writeProblem(w, s.problemFor(ctx, err))
+		writeProblem(w, s.streamProblem(ctx, body, err))
 		return
 	}
 	writeJSON(w, http.StatusOK, l)

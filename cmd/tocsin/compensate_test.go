@@ -48,6 +48,7 @@ func TestCompensate(t *testing.T) {
 	put("c-us", "en-US", "+12025550101", "", "cards", "5", "USD")
 	put("c-zh", "de-CH", "+41791230001", "", "cards", "12.50", "CHF")
 	put("c-other", "de-CH", "+41791230009", "", "twint", "9", "CHF") // never affected
+	put("c-mute", "en", "", "", "cards", "1", "USD")                 // affected, never reachable
 
 	var opened dispatcher.UpdateResult
 	a.mustDo("POST", "/v1/incidents", map[string]any{"title": "Card payments failing", "severity": "major", "services": []string{"cards"}}, &opened, 201)
@@ -72,7 +73,11 @@ func TestCompensate(t *testing.T) {
 
 	// The preview counts who has a credit.
 	r := c.mustRun(0, "incident", "compensate", inc, "--text-file", texts, "--preview")
-	mustMatch(t, "preview", r.stdout, `(?m)^audience\s+5$`, `(?m)^with credit\s+4$`, `(?m)^without credit\s+1$`, `(?m)^suppressed no_credit\s+1$`)
+	mustMatch(t, "preview", r.stdout, `(?m)^audience\s+6$`, `(?m)^with credit\s+5$`, `(?m)^without credit\s+1$`,
+		`(?m)^suppressed no_channel\s+1$`, `(?m)^suppressed no_credit\s+1$`, `(?m)^de-CH customer sms:\n  Entschuldigung\. Wir haben Ihnen CHF (12\.50|3\.00) gutgeschrieben\.$`)
+	// Told only: c-mute, never reached, is left out.
+	r = c.mustRun(0, "incident", "compensate", inc, "--text-file", texts, "--preview", "--told-only")
+	mustMatch(t, "told-only preview", r.stdout, `(?m)^audience\s+5$`, `(?m)^with credit\s+4$`)
 
 	r = c.mustRun(0, compensate...)
 	m := regexp.MustCompile(`(?m)^broadcast\s+(bc_ntc_\w+)$`).FindStringSubmatch(r.stdout)
@@ -81,8 +86,8 @@ func TestCompensate(t *testing.T) {
 	}
 	bid := m[1]
 	b := a.waitDone(bid)
-	if b.Audience != 5 || b.Compensates != inc || b.IncidentID != "" || b.Counts[dispatcher.ChannelNone][dispatcher.StatusSuppressed] != 1 {
-		t.Errorf("compensation = %+v, want audience 5 (the union of the three updates'), compensates %s, one suppressed", b, inc)
+	if b.Audience != 6 || b.Compensates != inc || b.IncidentID != "" || b.Counts[dispatcher.ChannelNone][dispatcher.StatusSuppressed] != 2 {
+		t.Errorf("compensation = %+v, want audience 6 (the union of the three updates'), compensates %s, two suppressed (no_credit, no_channel)", b, inc)
 	}
 	want := map[string]string{
 		"c-us":   "Sorry for the outage. We credited $5.00 to your account.",
@@ -99,7 +104,7 @@ func TestCompensate(t *testing.T) {
 			t.Errorf("%s got %d compensation messages %+v, want one saying %q", rid, len(got), got, text)
 		}
 	}
-	for _, rid := range []string{"c-none", "c-other"} {
+	for _, rid := range []string{"c-none", "c-other", "c-mute"} {
 		if got := ofBroadcast(rid, bid); len(got) != 0 {
 			t.Errorf("%s got %+v, want nothing", rid, got)
 		}
@@ -144,5 +149,5 @@ func TestCompensate(t *testing.T) {
 	}
 
 	r = c.mustRun(0, "incident", "compensations", inc)
-	mustMatch(t, "compensations", r.stdout, `(?m)^`+bid+`\s+done\s+5\s`, `(?m)^`+listed.ID+`\s+done\s+2\s`)
+	mustMatch(t, "compensations", r.stdout, `(?m)^`+bid+`\s+done\s+6\s`, `(?m)^`+listed.ID+`\s+done\s+2\s`)
 }

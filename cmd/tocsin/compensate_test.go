@@ -148,6 +148,18 @@ func TestCompensate(t *testing.T) {
 		t.Errorf("a retried upload and send = %s, want the first notice %s", r.stdout, listed.ID)
 	}
 
+	// A few ids in the body: the same, without an upload.
+	var inline dispatcher.Broadcast
+	a.mustDo("POST", "/v1/incidents/"+inc+"/compensations", map[string]any{
+		"message": map[string]string{"en": "Credit: {credit}."}, "recipients": []string{"c-fr", "ghost-2", "c-fr"}, "without_credit": "send",
+	}, &inline, 201)
+	if c := inline.Notice.Compensation; c.Unknown != 1 || !slices.Equal(c.UnknownIDs, []string{"ghost-2"}) || c.WithoutCredit != "send" {
+		t.Errorf("inline compensation = %+v, want ghost-2 unknown", c)
+	}
+	if b := a.waitDone(inline.ID); b.Audience != 1 {
+		t.Errorf("inline compensation audience = %d, want 1 (c-fr once)", b.Audience)
+	}
+
 	r = c.mustRun(0, "incident", "compensations", inc)
 	mustMatch(t, "compensations", r.stdout, `(?m)^`+bid+`\s+done\s+6\s`, `(?m)^`+listed.ID+`\s+done\s+2\s`)
 }

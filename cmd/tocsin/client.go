@@ -577,8 +577,9 @@ func (c *client) postUpdate(ctx context.Context, path string, body any, idem str
 // incidentWithUpdates is GET /v1/incidents/ID's answer.
 type incidentWithUpdates struct {
 	dispatcher.Incident
-	Updates []*dispatcher.Update `json:"updates"`
-	History []*dispatcher.Edit   `json:"history"`
+	Updates       []*dispatcher.Update `json:"updates"`
+	History       []*dispatcher.Edit   `json:"history"`
+	Compensations []string             `json:"compensations"`
 }
 
 func incidentPath(id string) string { return "/v1/incidents/" + url.PathEscape(id) }
@@ -605,6 +606,9 @@ func (c *client) printIncident(v *incidentWithUpdates) error {
 	fmt.Fprintf(tw, "updated\t%s\n", stamp(v.UpdatedAt))
 	if v.ResolvedAt != nil {
 		fmt.Fprintf(tw, "resolved\t%s\n", stamp(*v.ResolvedAt))
+	}
+	if len(v.Compensations) > 0 {
+		fmt.Fprintf(tw, "compensations\t%s\n", strings.Join(v.Compensations, ", "))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -160,6 +160,8 @@ func TestCompensate(t *testing.T) {
 		t.Errorf("inline compensation audience = %d, want 1 (c-fr once)", b.Audience)
 	}
 
+	r = c.mustRun(0, "incident", "show", inc)
+	mustMatch(t, "incident show", r.stdout, `(?m)^compensations\s+`+bid+`, `+listed.ID+`, `+inline.ID+`$`)
 	r = c.mustRun(0, "incident", "compensations", inc)
 	mustMatch(t, "compensations", r.stdout, `(?m)^`+bid+`\s+done\s+6\s`, `(?m)^`+listed.ID+`\s+done\s+2\s`)
 }

@@ -161,13 +161,16 @@ func (s *Store) copyCompensation(ctx context.Context, aud string, b *dispatcher.
 			if c.ToldOnly {
 				keep = told
 			}
-			if err := s.copyIDs(ctx, aud, key("b", bid, "d"), true, keep); err != nil {
-				return err
-			}
+			// The snapshot of an update still sending first: it is deleted
+			// once every member has a final record, so what a scan of it
+			// misses, the records scanned after have.
 			if !c.ToldOnly {
 				if err := s.copyIDs(ctx, aud, key("b", bid, "aud"), false, nil); err != nil {
 					return err
 				}
+			}
+			if err := s.copyIDs(ctx, aud, key("b", bid, "d"), true, keep); err != nil {
+				return err
 			}
 		}
 	}

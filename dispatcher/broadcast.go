@@ -35,6 +35,10 @@ type Broadcast struct {
 	Priority Priority `json:"priority"`
 	// Notice is the content of an ad-hoc broadcast; nil for an incident's.
 	Notice *Notice `json:"notice,omitempty"`
+	// Compensates, on a compensation notice (Notice.Compensation), names
+	// the incident it follows up; IncidentID stays empty (a notice is no
+	// update of the incident, and no update supersedes it).
+	Compensates string `json:"compensates,omitempty"`
 	// Channels restricts the channels used; empty means every channel.
 	Channels []Channel `json:"channels,omitempty"`
 	// Audience is the number of recipients selected when planning.

@@ -41,6 +41,9 @@ type DecideContext struct {
 	// Guarded says the per-recipient guard applies: a limit is set and the
 	// update is not a critical incident's resolution.
 	Guarded bool
+	// NeedsCredit says the broadcast is a compensation notice that skips
+	// recipients without a credit of their own (HasCredit).
+	NeedsCredit bool
 }
 
 // Facts are what the caller read about one recipient for one decision,
@@ -85,7 +88,9 @@ func (d Decision) Send() bool { return d.Status == StatusSending }
 // in r.Endpoints (only those that want the update), its dead push tokens
 // already removed. It does no I/O: the caller reads the facts in bulk.
 //
-//  1. A deleted recipient: suppressed, recipient_deleted.
+//  1. A deleted recipient: suppressed, recipient_deleted. A recipient
+//     without a credit, when the broadcast needs one (a compensation
+//     notice): suppressed, no_credit.
 //  2. The channel: the first in r's preference order (Recipient.Channels,
 //     else Channels) that the broadcast allows, a Sender serves, and r is
 //     reachable on (an address and no opt-out). A retry keeps its channel
@@ -115,6 +120,9 @@ func Decide(r *Recipient, dc *DecideContext, x Facts, now time.Time) Decision {
 			ch = x.Channel
 		}
 		return suppress(ch, ReasonRecipientDeleted)
+	}
+	if dc.NeedsCredit && x.Stage == StageFirst && !HasCredit(r) {
+		return suppress(ChannelNone, ReasonNoCredit)
 	}
 	ch := dc.channel(r, x)
 	if ch == ChannelNone {

@@ -78,6 +78,7 @@ func TestReasons(t *testing.T) {
 		"ReasonUnregistered":     {dispatcher.ReasonUnregistered, "unregistered", "push"},
 		"ReasonOutbox":           {dispatcher.ReasonOutbox, "outbox", "outbox"},
 		"ReasonExpired":          {dispatcher.ReasonExpired, "expired", "sms delivery receipts (Twilio 30036, 30001)"},
+		"ReasonNoCredit":         {dispatcher.ReasonNoCredit, "no_credit", decide},
 	}
 	names := reasonConstants(t)
 	seen := map[string]string{}
@@ -151,6 +152,15 @@ func decideRows() []decideRow {
 		{name: "deleted", r: nil, want: suppressed(dispatcher.ChannelNone, dispatcher.ReasonRecipientDeleted)},
 		{name: "deleted before a retry keeps the channel", r: nil, x: retry, want: suppressed(sms, dispatcher.ReasonRecipientDeleted)},
 		{name: "deleted beats every other rule", r: nil, dc: dispatcher.DecideContext{Flap: true, Guarded: true}, want: suppressed(dispatcher.ChannelNone, dispatcher.ReasonRecipientDeleted)},
+		// 1b. a compensation notice that needs a credit
+		{name: "no credit", r: both(), dc: dispatcher.DecideContext{NeedsCredit: true}, want: suppressed(dispatcher.ChannelNone, dispatcher.ReasonNoCredit)},
+		{name: "zero credit", r: with(func(r *dispatcher.Recipient) { r.Attributes = map[string]string{"credit_amount": "0.00"} }),
+			dc: dispatcher.DecideContext{NeedsCredit: true}, want: suppressed(dispatcher.ChannelNone, dispatcher.ReasonNoCredit)},
+		{name: "a credit", r: with(func(r *dispatcher.Recipient) { r.Attributes = map[string]string{"credit_amount": "0.50"} }),
+			dc: dispatcher.DecideContext{NeedsCredit: true}, want: send(sms)},
+		{name: "no credit before no channel", r: &dispatcher.Recipient{ID: "r"}, dc: dispatcher.DecideContext{NeedsCredit: true},
+			want: suppressed(dispatcher.ChannelNone, dispatcher.ReasonNoCredit)},
+		{name: "no credit is not asked on a retry", r: both(), dc: dispatcher.DecideContext{NeedsCredit: true}, x: retry, want: send(sms)},
 		// 2. channel
 		{name: "default order: sms before email", r: both(), want: send(sms)},
 		{name: "preference order", r: with(func(r *dispatcher.Recipient) { r.Channels = []dispatcher.Channel{email, sms} }), want: send(email)},

@@ -599,6 +599,7 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		return err
 	}
 	dc := f.decideContext(bc.inc, bc.up, bc.b.Channels)
+	dc.NeedsCredit = bc.b.skipsWithoutCredit()
 	told, err := f.told(ctx, dc, bc.inc, bc.up, ids)
 	if err != nil {
 		return err

@@ -83,6 +83,9 @@ type Notice struct {
 	// texts' placeholders read: {started} is the window's start and {eta}
 	// its end, in the reader's zone and format.
 	Maintenance *NoticeMaintenance `json:"maintenance,omitempty"`
+	// Compensation, for a compensation notice, says how its audience was
+	// chosen (Broadcast.Compensates names the incident).
+	Compensation *Compensation `json:"compensation,omitempty"`
 }
 
 // NoticeMaintenance is the maintenance a notice is about, as it stood when
@@ -200,11 +203,22 @@ func (s *Service) SendNotice(ctx context.Context, in NoticeInput, idemKey string
 		Counts:    map[Channel]map[DeliveryStatus]int{},
 		CreatedAt: now,
 	}
-	if idem, err = keepAnswer(idem, b); err != nil {
+	if b, err = s.createNotice(ctx, b, idem); err != nil {
 		return nil, err
 	}
-	// The store checks the key inside its transaction: a key seen before
-	// writes nothing and answers the first request.
+	s.c.Logger.InfoContext(ctx, "notice", "broadcast_id", b.ID, "priority", b.Priority)
+	return b, nil
+}
+
+// createNotice stores the new notice broadcast b and enqueues its plan.
+// The store checks idem's key inside its transaction: a key seen before
+// writes nothing, and the first request's notice is answered (its plan
+// enqueued again when that request stopped before).
+func (s *Service) createNotice(ctx context.Context, b *Broadcast, idem *Idempotency) (*Broadcast, error) {
+	idem, err := keepAnswer(idem, b)
+	if err != nil {
+		return nil, err
+	}
 	replay, err := s.c.Deliveries.CreateBroadcast(ctx, b, idem)
 	if err != nil {
 		return nil, err
@@ -215,7 +229,6 @@ func (s *Service) SendNotice(ctx context.Context, in NoticeInput, idemKey string
 	if err := s.c.Queue.EnqueuePlan(ctx, b); err != nil {
 		return nil, fmt.Errorf("notice %s stored but not enqueued (retry with the same Idempotency-Key): %w", b.ID, err)
 	}
-	s.c.Logger.InfoContext(ctx, "notice", "broadcast_id", b.ID, "priority", b.Priority)
 	return b, nil
 }
 

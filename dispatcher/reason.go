@@ -118,6 +118,10 @@ const (
 	// cap): it would have arrived late, so it never did (final, reported
 	// by a delivery receipt).
 	ReasonExpired Reason = "expired"
+	// ReasonNoCredit: a compensation notice that skips recipients without
+	// a credit of their own (no credit_amount attribute, or zero), and the
+	// recipient has none (suppressed).
+	ReasonNoCredit Reason = "no_credit"
 )
 
 // String returns r as stored.

@@ -77,6 +77,9 @@ type ServiceConfig struct {
 	// Subscriptions, when set, takes the inbound SMS "YES" that confirms
 	// a pending SMS subscription.
 	Subscriptions *Subscriptions
+	// Compensations keeps uploaded recipient lists and each incident's
+	// compensation notices; nil: Deliveries when it does (redisstore).
+	Compensations CompensationStore
 }
 
 // Service is the domain's front door: what operators can do, independent
@@ -883,6 +886,9 @@ type IncidentView struct {
 	*Incident
 	Updates []*Update `json:"updates"`
 	History []*Edit   `json:"history"`
+	// Compensations are the ids of the incident's compensation notices,
+	// oldest first (GET /v1/incidents/{id}/compensations has them whole).
+	Compensations []string `json:"compensations,omitempty"`
 }
 
 // GetIncident returns an incident with its updates, or ErrNotFound.
@@ -902,7 +908,13 @@ func (s *Service) GetIncident(ctx context.Context, id string) (*IncidentView, er
 	if err != nil {
 		return nil, err
 	}
-	return &IncidentView{Incident: inc, Updates: ups, History: hist}, nil
+	v := &IncidentView{Incident: inc, Updates: ups, History: hist}
+	if cs, err := s.compensations(); err == nil {
+		if v.Compensations, err = cs.ListCompensations(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
 }
 
 // ListIncidents lists incidents newest first, optionally only those in state.

@@ -72,6 +72,13 @@ var clientCommands = []cmdDoc{
 			"nothing changes (exit 1) unless --confirm is given. The edit is kept in the incident's history with the key's name (incident show)."},
 	{path: "incident show", pos: "ID", args: "ID", summary: "show an incident, its updates and its edits"},
 	{path: "incident list", args: "[--state S] [--limit N]", summary: "list incidents, newest first"},
+	{path: "incident compensate", pos: "ID", args: strings.TrimPrefix(compensateSynopsis, "incident compensate "),
+		summary: "send a credit notice to everyone the incident reached, or to a file of ids",
+		notes: "The audience is every recipient of any update of the incident, each once (--told-only: only those an update was sent or delivered to), " +
+			"or the ids of --ids (a CSV with the id first, NDJSON, or one id a line; unknown ids are reported on standard error and skipped). " +
+			"{credit} in the texts is each recipient's own credit (attributes credit_amount and credit_currency); a recipient without one gets nothing unless --without-credit send. " +
+			"Retry with the same --idempotency-key: nothing is sent twice."},
+	{path: "incident compensations", pos: "ID", args: "ID", summary: "list an incident's compensation notices"},
 	{path: "broadcast send", args: "--title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--confirm-cost T] [--idempotency-key K]",
 		summary: "send an ad-hoc notice in the operator's own words"},
 	{path: "broadcast show", pos: "ID", args: "ID [--wait [--timeout 5m] [--interval 1s]]", summary: "show a broadcast's counters",

@@ -496,10 +496,11 @@ func (m *Main) group(ctx context.Context, cmd string, args []string, verbs ...ve
 	return verbs[slices.Index(names, name)].run(ctx, args)
 }
 
-// incident runs `tocsin incident open|update|edit|show|list`.
+// incident runs `tocsin incident open|update|edit|show|list|compensate|compensations`.
 func (m *Main) incident(ctx context.Context, args []string) error {
 	return m.group(ctx, "incident", args,
-		verb{"open", m.incidentOpen}, verb{"update", m.incidentUpdate}, verb{"edit", m.incidentEdit}, verb{"show", m.incidentShow}, verb{"list", m.incidentList})
+		verb{"open", m.incidentOpen}, verb{"update", m.incidentUpdate}, verb{"edit", m.incidentEdit}, verb{"show", m.incidentShow}, verb{"list", m.incidentList},
+		verb{"compensate", m.incidentCompensate}, verb{"compensations", m.incidentCompensations})
 }
 
 func (m *Main) incidentOpen(ctx context.Context, args []string) error {
@@ -578,8 +579,9 @@ func (c *client) postUpdate(ctx context.Context, path string, body any, idem str
 // incidentWithUpdates is GET /v1/incidents/ID's answer.
 type incidentWithUpdates struct {
 	dispatcher.Incident
-	Updates []*dispatcher.Update `json:"updates"`
-	History []*dispatcher.Edit   `json:"history"`
+	Updates       []*dispatcher.Update `json:"updates"`
+	History       []*dispatcher.Edit   `json:"history"`
+	Compensations []string             `json:"compensations"`
 }
 
 func incidentPath(id string) string { return "/v1/incidents/" + url.PathEscape(id) }
@@ -606,6 +608,9 @@ func (c *client) printIncident(v *incidentWithUpdates) error {
 	fmt.Fprintf(tw, "updated\t%s\n", stamp(v.UpdatedAt))
 	if v.ResolvedAt != nil {
 		fmt.Fprintf(tw, "resolved\t%s\n", stamp(*v.ResolvedAt))
+	}
+	if len(v.Compensations) > 0 {
+		fmt.Fprintf(tw, "compensations\t%s\n", strings.Join(v.Compensations, ", "))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -183,6 +183,10 @@ type Config struct {
 	PublicSubscriptions PublicSubscriptions
 	// Subscribers serves /v1/subscribers; nil: 404.
 	Subscribers Subscribers
+	// Compensations serves the compensation notices and recipient lists;
+	// default: Service when it does (dispatcher.Service), else the routes
+	// are not mounted.
+	Compensations Compensations
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed when the public routes limit attempts per client IP
 	// (ClientIP); none: the connection's peer is the client.
@@ -229,6 +233,9 @@ func New(cfg Config) http.Handler {
 		if b, ok := svc.(BudgetReader); ok && cfg.Budget == nil {
 			cfg.Budget = b
 		}
+		if c, ok := svc.(Compensations); ok && cfg.Compensations == nil {
+			cfg.Compensations = c
+		}
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), chunk: cfg.ImportChunk}
 	if s.log == nil {
@@ -267,6 +274,7 @@ func New(cfg Config) http.Handler {
 	s.routeMaintenances()
 	s.routePublicSubscriptions()
 	s.routeSubscribers()
+	s.routeCompensations()
 	addCodeToErrorSchema(s.api)
 
 	if cfg.Metrics != nil {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -16,7 +17,7 @@ import (
 const importPath = "/v1/recipients/import"
 
 // importMediaTypes are the Content-Types the import accepts.
-var importMediaTypes = map[string]bool{"application/x-ndjson": true, "application/jsonl": true}
+var importMediaTypes = map[string]string{"application/x-ndjson": "ndjson", "application/jsonl": "ndjson"}
 
 // routeImport registers POST /v1/recipients/import on the mux directly:
 // huma reads a whole body into memory before its handlers run, and an
@@ -85,6 +86,29 @@ func (e *readErrRecorder) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// mediaType returns the format types gives r's Content-Type, or answers a
+// 415 saying the body must be want and reports false.
+func mediaType(w http.ResponseWriter, r *http.Request, types map[string]string, want string) (string, bool) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if format := types[mt]; err == nil && format != "" {
+		return format, true
+	}
+	writeProblem(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "the body must be "+want,
+		&huma.ErrorDetail{Location: "header.Content-Type", Message: "must be " + want, Value: ct}))
+	return "", false
+}
+
+// streamProblem is the problem of err, the failure of a streamed body's
+// route: a 400 when reading the body failed, else as problemFor maps it.
+func (s *server) streamProblem(ctx context.Context, body *readErrRecorder, err error) *Problem {
+	if body.err != nil && errors.Is(err, body.err) {
+		s.log.WarnContext(ctx, "request body unreadable", "err", err)
+		return newProblem(http.StatusBadRequest, CodeBadRequest, "cannot read the request body")
+	}
+	return s.problemFor(ctx, err)
+}
+
 func (s *server) importRecipients(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if p := queryProblem(r.URL.Query(), nil); p != nil {
@@ -94,11 +118,7 @@ func (s *server) importRecipients(w http.ResponseWriter, r *http.Request) {
 	if refuseCompressed(w, r, "the import body must not be compressed") {
 		return
 	}
-	ct := r.Header.Get("Content-Type")
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || !importMediaTypes[mt] {
-		writeProblem(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,
-			"the import body must be application/x-ndjson",
-			&huma.ErrorDetail{Location: "header.Content-Type", Message: "must be application/x-ndjson", Value: ct}))
+	if _, ok := mediaType(w, r, importMediaTypes, "application/x-ndjson"); !ok {
 		return
 	}
 	// A large import outlives any server-wide read timeout meant for small
@@ -108,13 +128,7 @@ func (s *server) importRecipients(w http.ResponseWriter, r *http.Request) {
 	body := &readErrRecorder{r: r.Body}
 	rep, err := s.cfg.Recipients.ImportRecipients(ctx, body, s.chunk)
 	if err != nil {
-		var p *Problem
-		if body.err != nil && errors.Is(err, body.err) {
-			s.log.WarnContext(ctx, "import body unreadable", "err", err)
-			p = newProblem(http.StatusBadRequest, CodeBadRequest, "cannot read the request body")
-		} else {
-			p = s.problemFor(ctx, err)
-		}
+		p := s.streamProblem(ctx, body, err)
 		p.Report = rep
 		writeProblem(w, p)
 		return

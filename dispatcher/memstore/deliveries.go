@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
@@ -106,15 +107,78 @@ func (s *Store) SnapshotAudience(_ context.Context, b *dispatcher.Broadcast, ser
 	}
 	if !p.planned {
 		p.planned = true
-		for id, r := range s.Recipients {
-			if r.Matches(services, regions) {
-				p.audience = append(p.audience, id)
+		if b.Compensates != "" {
+			p.audience = s.compensationAudience(b)
+		} else {
+			for id, r := range s.Recipients {
+				if r.Matches(services, regions) {
+					p.audience = append(p.audience, id)
+				}
 			}
 		}
 		sort.Strings(p.audience)
 		p.size = len(p.audience)
 	}
 	return p.size, nil
+}
+
+// compensationAudience is redisstore's snapshot of a compensation notice:
+// its list (RecipientLists), or every recipient with a delivery of the
+// incident's broadcasts (sent or delivered ones only with ToldOnly) or in
+// the snapshot of one still sending, each once.
+func (s *Store) compensationAudience(b *dispatcher.Broadcast) []string {
+	c := b.Notice.Compensation
+	if c.List != "" {
+		return slices.Clone(s.RecipientLists[c.List])
+	}
+	seen := map[string]bool{}
+	for _, d := range s.Deliveries {
+		ob := s.Broadcasts[d.BroadcastID]
+		if ob == nil || ob.IncidentID != b.Compensates {
+			continue
+		}
+		if !c.ToldOnly || d.Status == dispatcher.StatusSent || d.Status == dispatcher.StatusDelivered {
+			seen[d.RecipientID] = true
+		}
+	}
+	if !c.ToldOnly {
+		for id, ob := range s.Broadcasts {
+			if ob.IncidentID == b.Compensates && s.plans[id] != nil {
+				for _, rid := range s.plans[id].audience {
+					seen[rid] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for id := range seen {
+		out = append(out, id)
+	}
+	return out
+}
+
+// ListCompensations implements dispatcher.CompensationStore's listing: the
+// broadcasts that compensate incidentID, oldest first.
+func (s *Store) ListCompensations(_ context.Context, incidentID string) ([]string, error) {
+	s.Lock()
+	defer s.Unlock()
+	var bs []*dispatcher.Broadcast
+	for _, b := range s.Broadcasts {
+		if b.Compensates == incidentID {
+			bs = append(bs, b)
+		}
+	}
+	slices.SortFunc(bs, func(a, b *dispatcher.Broadcast) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	ids := make([]string, len(bs))
+	for i, b := range bs {
+		ids[i] = b.ID
+	}
+	return ids, nil
 }
 
 // AudienceSlice implements dispatcher.DeliveryStore.

@@ -37,6 +37,9 @@ type Store struct {
 	Broadcasts map[string]*dispatcher.Broadcast
 	Deliveries map[string]*dispatcher.Delivery // by delivery id
 	OptOuts    map[string]bool                 // "{channel}:{address}"
+	// RecipientLists are uploaded lists of recipient ids by list id, the
+	// audience of compensation notices that name one.
+	RecipientLists map[string][]string
 
 	// Heard lists recipients that Told reports as told of an earlier
 	// update, whatever the deliveries say.
@@ -208,6 +211,25 @@ func (s *Store) GetUpdates(_ context.Context, id string) ([]*dispatcher.Update, 
 		out[i] = &cp
 	}
 	return out, nil
+}
+
+// CreateBroadcast implements dispatcher.DeliveryStore for a notice (a
+// compensation notice included), without idempotency keys.
+func (s *Store) CreateBroadcast(_ context.Context, b *dispatcher.Broadcast, idem *dispatcher.Idempotency) ([]byte, error) {
+	if idem != nil {
+		return nil, errors.New("memstore: idempotency keys are not kept")
+	}
+	if b == nil || b.ID == "" || b.Notice == nil {
+		return nil, errors.New("create broadcast: a notice broadcast with an id is required")
+	}
+	s.Lock()
+	defer s.Unlock()
+	if _, ok := s.Broadcasts[b.ID]; ok {
+		return nil, dispatcher.ErrStale
+	}
+	bc := *b
+	s.Broadcasts[b.ID] = &bc
+	return nil, nil
 }
 
 // SaveUpdate implements dispatcher.IncidentStore, without idempotency keys.

@@ -266,6 +266,12 @@ func msTime(v string) *time.Time {
 
 // SnapshotAudience implements dispatcher.PlanStore.
 func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, services, regions []string) (int, error) {
+	if b.Compensates != "" {
+		if b.Notice == nil || b.Notice.Compensation == nil {
+			return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, errNotCompensation)
+		}
+		return s.snapshotCompensation(ctx, b)
+	}
 	keys, nsvc, nreg := indexKeys([]string{key("b", b.ID), key("b", b.ID, "aud"), key("b", b.ID, "tmp", "svc"), key("b", b.ID, "tmp", "reg"), key("ix", "all")}, services, regions)
 	n, err := snapshotScript.Run(ctx, s.rdb, keys, nsvc, nreg).Int()
 	if err != nil {

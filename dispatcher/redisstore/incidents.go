@@ -214,8 +214,10 @@ func broadcastMeta(b *dispatcher.Broadcast) ([]byte, error) {
 		Priority   dispatcher.Priority  `json:"priority,omitempty"`
 		Channels   []dispatcher.Channel `json:"channels,omitempty"`
 		Notice     *dispatcher.Notice   `json:"notice,omitempty"`
-		CreatedAt  time.Time            `json:"created_at"`
-	}{b.ID, b.IncidentID, b.Seq, b.Severity, b.Priority, b.Channels, b.Notice, b.CreatedAt})
+		// Compensates names the incident a compensation notice follows up.
+		Compensates string    `json:"compensates,omitempty"`
+		CreatedAt   time.Time `json:"created_at"`
+	}{b.ID, b.IncidentID, b.Seq, b.Severity, b.Priority, b.Channels, b.Notice, b.Compensates, b.CreatedAt})
 	if err != nil {
 		return nil, fmt.Errorf("encode broadcast %q: %w", b.ID, err)
 	}
@@ -258,6 +260,9 @@ func (s *Store) CreateBroadcast(ctx context.Context, b *dispatcher.Broadcast, id
 	write := func(p redis.Pipeliner) {
 		newBroadcast(ctx, p, b, meta)
 		p.ZAdd(ctx, key("notices"), redis.Z{Score: float64(b.CreatedAt.UnixMilli()), Member: b.ID})
+		if b.Compensates != "" {
+			p.ZAdd(ctx, key("inc", b.Compensates, "comp"), redis.Z{Score: float64(b.CreatedAt.UnixMilli()), Member: b.ID})
+		}
 	}
 	replay, err := s.idempotentTx(ctx, idem, []string{bKey}, check, write)
 	if err != nil {

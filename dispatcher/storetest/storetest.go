@@ -36,6 +36,8 @@ type Store interface {
 	Cancel(ctx context.Context, broadcastID string) (dispatcher.BroadcastState, error)
 	ApplyProviderStatus(ctx context.Context, deliveryID string, st dispatcher.DeliveryStatus, providerID, reason string) (bool, error)
 	Requeue(ctx context.Context, deliveryID string) (int, error)
+	CreateBroadcast(ctx context.Context, b *dispatcher.Broadcast, idem *dispatcher.Idempotency) ([]byte, error)
+	ListCompensations(ctx context.Context, incidentID string) ([]string, error)
 }
 
 // Run runs the suite, each test in parallel on a store of its own from
@@ -56,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"GuardCancelled", testGuardCancelled},
 		{"Claim", testClaim},
 		{"ToldAndInFlight", testToldAndInFlight},
+		{"CompensationAudience", testCompensationAudience},
 		{"ProviderStatus", testProviderStatus},
 		{"Requeue", testRequeue},
 		{"OptOuts", testOptOuts},
@@ -429,6 +432,53 @@ func testToldAndInFlight(t *testing.T, s Store) {
 		if n, err := s.InFlight(ctx, "inc_told", before); err != nil || n != want {
 			t.Errorf("InFlight(before %d) = %d, %v; want %d", before, n, err, want)
 		}
+	}
+}
+
+// testCompensationAudience: a compensation notice's audience is every
+// recipient with a delivery of any of the incident's broadcasts, whatever
+// its channel and status, each once (with ToldOnly: sent or delivered
+// ones); it is taken once, and the incident lists its compensations.
+func testCompensationAudience(t *testing.T, s Store) {
+	ctx := context.Background()
+	b := start(t, s, "inc_comp", "sent", "delivered", "failed", "none", "later")
+	begin(t, s, b, sending("sent"), sending("delivered"), sending("failed"),
+		dispatcher.Begin{RecipientID: "none", Channel: dispatcher.ChannelNone, Status: dispatcher.StatusSuppressed, Reason: "no_channel"})
+	record(t, s, b, outcome("sent", dispatcher.StatusSent, ""), outcome("delivered", dispatcher.StatusDelivered, ""), outcome("failed", dispatcher.StatusFailed, ""))
+	begin(t, s, b, dispatcher.Begin{RecipientID: "failed", Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusSending, Extra: true})
+	record(t, s, b, dispatcher.Outcome{RecipientID: "failed", Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusDelivered, Attempts: 1})
+	b2 := saveUpdate(t, s, "inc_comp", 2)
+	if _, err := s.SnapshotAudience(ctx, b2, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	begin(t, s, b2, dispatcher.Begin{RecipientID: "later", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Reason: "quiet_hours"})
+	comp := func(id string, told bool, at time.Duration) *dispatcher.Broadcast {
+		c := &dispatcher.Broadcast{ID: id, Seq: 1, State: dispatcher.BroadcastPlanning, Severity: dispatcher.SeverityMinor, Priority: dispatcher.PriorityBulk,
+			Compensates: "inc_comp", CreatedAt: epoch.Add(time.Hour + at),
+			Notice: &dispatcher.Notice{Title: "Credit", Message: dispatcher.PlainTexts(map[string]string{"en": "{credit}"}),
+				Compensation: &dispatcher.Compensation{ToldOnly: told, WithoutCredit: dispatcher.CreditSkip}}}
+		if _, err := s.CreateBroadcast(ctx, c, nil); err != nil {
+			t.Fatalf("CreateBroadcast(%s): %v", id, err)
+		}
+		return c
+	}
+	for _, tt := range []struct {
+		c    *dispatcher.Broadcast
+		want []string
+	}{
+		{comp("bc_ntc_all", false, 0), []string{"delivered", "failed", "later", "none", "sent"}},
+		{comp("bc_ntc_told", true, time.Second), []string{"delivered", "failed", "sent"}},
+	} {
+		stored := broadcast(t, s, tt.c.ID)
+		if n, err := s.SnapshotAudience(ctx, stored, nil, nil); err != nil || n != len(tt.want) {
+			t.Errorf("%s: SnapshotAudience = %d, %v; want %d", tt.c.ID, n, err, len(tt.want))
+		}
+		if ids, err := s.AudienceSlice(ctx, tt.c.ID, 0, 100); err != nil || !slices.Equal(ids, tt.want) {
+			t.Errorf("%s: audience = %v, %v; want %v", tt.c.ID, ids, err, tt.want)
+		}
+	}
+	if ids, err := s.ListCompensations(ctx, "inc_comp"); err != nil || !slices.Equal(ids, []string{"bc_ntc_all", "bc_ntc_told"}) {
+		t.Errorf("ListCompensations = %v, %v; want bc_ntc_all, bc_ntc_told", ids, err)
 	}
 }
 

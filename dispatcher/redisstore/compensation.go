@@ -1,0 +1,253 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// Compensation notices (dispatcher/compensation.go): uploaded recipient
+// lists, each incident's compensation notices, and their audience
+// snapshots, copied in chunks of copyChunk from the incident's delivery
+// records or from a list, never read whole.
+//
+//	rl:{list}           zset    an uploaded list's known recipient ids, scores 0; expires
+//	                            (dispatcher.RecipientListTTL)
+//	rl:{list}:meta      string  the list's report (dispatcher.RecipientList JSON); expires with it
+//	rl:tmp:{staging}    zset    a list being uploaded; renamed to rl:{list} when done, else
+//	                            expires in an hour
+//	inc:{id}:comp       zset    the incident's compensation notices by creation time (ms)
+
+var _ dispatcher.CompensationStore = (*Store)(nil)
+
+// copyChunk is the number of ids per step of a snapshot's copy.
+const copyChunk = 5000
+
+// stagingTTL is how long a list being uploaded is kept unfinished.
+const stagingTTL = time.Hour
+
+var snapshotCopiedScript = script("snapshot_copied")
+
+func listKey(id string) string { return key("rl", id) }
+
+// AddToList implements dispatcher.CompensationStore: SMISMEMBER against
+// every recipient id, then ZADD of the known ones.
+func (s *Store) AddToList(ctx context.Context, staging string, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	known, err := s.rdb.SMIsMember(ctx, key("ix", "all"), members...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("look up %d listed ids: %w", len(ids), err)
+	}
+	var unknown []string
+	zs := make([]redis.Z, 0, len(ids))
+	for i, ok := range known {
+		if ok {
+			zs = append(zs, redis.Z{Member: ids[i]})
+		} else {
+			unknown = append(unknown, ids[i])
+		}
+	}
+	if len(zs) > 0 {
+		tmp := key("rl", "tmp", staging)
+		pipe := s.rdb.TxPipeline()
+		pipe.ZAdd(ctx, tmp, zs...)
+		pipe.Expire(ctx, tmp, stagingTTL)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("stage %d listed ids: %w", len(zs), err)
+		}
+	}
+	return unknown, nil
+}
+
+// FinishList implements dispatcher.CompensationStore.
+func (s *Store) FinishList(ctx context.Context, staging string, l *dispatcher.RecipientList) error {
+	tmp, dst := key("rl", "tmp", staging), listKey(l.ID)
+	err := s.rdb.Rename(ctx, tmp, dst).Err()
+	if err != nil && strings.Contains(err.Error(), "no such key") {
+		err = s.rdb.Del(ctx, dst).Err() // no known id: an empty list
+	}
+	if err != nil {
+		return fmt.Errorf("store list %s: %w", l.ID, err)
+	}
+	n, err := s.rdb.ZCard(ctx, dst).Result()
+	if err != nil {
+		return fmt.Errorf("store list %s: %w", l.ID, err)
+	}
+	l.Recipients = int(n)
+	meta, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.Expire(ctx, dst, dispatcher.RecipientListTTL)
+	pipe.Set(ctx, dst+":meta", meta, dispatcher.RecipientListTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("store list %s: %w", l.ID, err)
+	}
+	return nil
+}
+
+// GetRecipientList implements dispatcher.CompensationStore.
+func (s *Store) GetRecipientList(ctx context.Context, id string) (*dispatcher.RecipientList, error) {
+	return getJSON[dispatcher.RecipientList](ctx, s.rdb, listKey(id)+":meta", "recipient list", id)
+}
+
+// ListCompensations implements dispatcher.CompensationStore.
+func (s *Store) ListCompensations(ctx context.Context, incidentID string) ([]string, error) {
+	ids, err := s.rdb.ZRange(ctx, key("inc", incidentID, "comp"), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("compensations of %s: %w", incidentID, err)
+	}
+	return ids, nil
+}
+
+// snapshotCompensation takes the audience of compensation notice b once:
+// the ids of its list, or every recipient with a delivery record in any
+// of the incident's broadcasts (only those sent or delivered with
+// ToldOnly), plus, unless ToldOnly, the snapshot of any of them still
+// sending. Each source is scanned copyChunk at a time into the notice's
+// own snapshot (a zset: each recipient once).
+func (s *Store) snapshotCompensation(ctx context.Context, b *dispatcher.Broadcast) (int, error) {
+	bKey, aud := key("b", b.ID), key("b", b.ID, "aud")
+	if planned, err := s.rdb.HExists(ctx, bKey, "planned").Result(); err != nil || planned {
+		if err != nil {
+			return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+		}
+		return snapshotCopiedScript.Run(ctx, s.rdb, []string{bKey, aud}).Int()
+	}
+	if err := s.copyCompensation(ctx, aud, b); err != nil {
+		return 0, err
+	}
+	n, err := snapshotCopiedScript.Run(ctx, s.rdb, []string{bKey, aud}).Int()
+	if err != nil {
+		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+	}
+	return n, nil
+}
+
+// copyCompensation adds the audience of compensation b to the zset dst.
+func (s *Store) copyCompensation(ctx context.Context, aud string, b *dispatcher.Broadcast) error {
+	c := b.Notice.Compensation
+	if c.List != "" {
+		if err := s.copyIDs(ctx, aud, listKey(c.List), false, nil); err != nil {
+			return err
+		}
+	} else {
+		inc, err := s.GetIncident(ctx, b.Compensates)
+		if err != nil {
+			return err
+		}
+		told := func(rec string) bool {
+			return rec != "" && (rec[0] == statusCodes[dispatcher.StatusSent] || rec[0] == statusCodes[dispatcher.StatusDelivered])
+		}
+		for seq := 1; seq <= inc.LastSeq; seq++ {
+			bid := dispatcher.BroadcastID(inc.ID, seq)
+			keep := func(string) bool { return true }
+			if c.ToldOnly {
+				keep = told
+			}
+			// The snapshot of an update still sending first: it is deleted
+			// once every member has a final record, so what a scan of it
+			// misses, the records scanned after have.
+			if !c.ToldOnly {
+				if err := s.copyIDs(ctx, aud, key("b", bid, "aud"), false, nil); err != nil {
+					return err
+				}
+			}
+			if err := s.copyIDs(ctx, aud, key("b", bid, "d"), true, keep); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ScanCompensation implements dispatcher.CompensationStore: the audience
+// is copied into a temporary snapshot (as the notice's own would be), read
+// in slices of chunk ids, and deleted.
+func (s *Store) ScanCompensation(ctx context.Context, b *dispatcher.Broadcast, chunk int, fn func(ids []string) error) (int, error) {
+	if b.Notice == nil || b.Notice.Compensation == nil {
+		return 0, errNotCompensation
+	}
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	tmp := key("preview", hex.EncodeToString(nonce[:]))
+	defer s.rdb.Del(context.WithoutCancel(ctx), tmp)
+	if err := s.copyCompensation(ctx, tmp, b); err != nil {
+		return 0, err
+	}
+	s.rdb.Expire(ctx, tmp, 10*time.Minute) // should the deletion below fail
+	n := 0
+	for start := int64(0); ; start += int64(chunk) {
+		ids, err := s.rdb.ZRange(ctx, tmp, start, start+int64(chunk)-1).Result()
+		if err != nil {
+			return 0, fmt.Errorf("read a compensation preview's audience: %w", err)
+		}
+		if len(ids) == 0 {
+			return n, nil
+		}
+		n += len(ids)
+		if err := fn(ids); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// copyIDs adds the recipient ids of src to the zset dst, copyChunk at a
+// time: src is a zset of ids, or with records a broadcast's delivery
+// records ("{channel}.{recipient}" -> record), of which those whose
+// record keep accepts.
+func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep func(record string) bool) error {
+	var cursor uint64
+	for {
+		var kv []string
+		var err error
+		if records {
+			kv, cursor, err = s.rdb.HScan(ctx, src, cursor, "*", copyChunk).Result()
+		} else {
+			kv, cursor, err = s.rdb.ZScan(ctx, src, cursor, "*", copyChunk).Result()
+		}
+		if err != nil {
+			return fmt.Errorf("copy the audience of %s: %w", src, err)
+		}
+		zs := make([]redis.Z, 0, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			id := kv[i]
+			if records {
+				_, rid, ok := strings.Cut(id, ".")
+				if !ok || !keep(kv[i+1]) {
+					continue
+				}
+				id = rid
+			}
+			zs = append(zs, redis.Z{Member: id})
+		}
+		if len(zs) > 0 {
+			if err := s.rdb.ZAdd(ctx, dst, zs...).Err(); err != nil {
+				return fmt.Errorf("copy the audience of %s: %w", src, err)
+			}
+		}
+		if cursor == 0 {
+			return nil
+		}
+	}
+}
+
+// errNotCompensation is snapshotCompensation's answer for a broadcast
+// that names an incident but carries no compensation.
+var errNotCompensation = errors.New("a broadcast that compensates an incident needs notice.compensation")

@@ -75,4 +75,14 @@ type EvidenceStore interface {
 	// deliveries, about chunk at a time, in no particular order; fn must
 	// not keep the slice.
 	ScanAttempts(ctx context.Context, broadcastID string, chunk int, fn func([]AttemptRecord) error) error
+	// Reach reports, per recipient, whether any of its deliveries of the
+	// broadcast was sent or delivered, and the first channel (in the order
+	// of Channels, then ChannelNone) it has a delivery on ("" for none).
+	Reach(ctx context.Context, broadcastID string, recipientIDs []string) ([]Reach, error)
+}
+
+// Reach is what EvidenceStore.Reach reports of one recipient.
+type Reach struct {
+	Reached bool
+	First   Channel
 }

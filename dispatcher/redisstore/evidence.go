@@ -268,3 +268,38 @@ func (s *Store) fillTexts(ctx context.Context, t string, texts map[string][2]str
 }
 
 var _ dispatcher.EvidenceStore = (*Store)(nil)
+
+// Reach implements dispatcher.EvidenceStore: one HMGET of every channel's
+// record of every recipient.
+func (s *Store) Reach(ctx context.Context, broadcastID string, recipientIDs []string) ([]dispatcher.Reach, error) {
+	out := make([]dispatcher.Reach, len(recipientIDs))
+	if len(recipientIDs) == 0 {
+		return out, nil
+	}
+	chs := append(append([]dispatcher.Channel(nil), dispatcher.Channels...), dispatcher.ChannelNone)
+	fields := make([]string, 0, len(recipientIDs)*len(chs))
+	for _, rid := range recipientIDs {
+		for _, ch := range chs {
+			fields = append(fields, deliveryField(ch, rid))
+		}
+	}
+	vals, err := s.rdb.HMGet(ctx, key("b", broadcastID, "d"), fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reach of %s: %w", broadcastID, err)
+	}
+	sent, delivered := statusCodes[dispatcher.StatusSent], statusCodes[dispatcher.StatusDelivered]
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok || str == "" {
+			continue
+		}
+		r := &out[i/len(chs)]
+		if r.First == "" {
+			r.First = chs[i%len(chs)]
+		}
+		if str[0] == sent || str[0] == delivered {
+			r.Reached = true
+		}
+	}
+	return out, nil
+}

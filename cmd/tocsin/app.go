@@ -31,6 +31,7 @@ import (
 	"github.com/tocsin-dev/tocsin/config"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/api"
+	"github.com/tocsin-dev/tocsin/dispatcher/evidence"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
@@ -265,6 +266,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 				Service:             svc,
 				Maintenances:        a.maintainer,
 				Outbox:              store,
+				Evidence:            &evidence.Ledger{Store: store, Clock: clock},
 				Authenticate:        cfg.Auth.APIKeys.Authenticate,
 				Ready:               ready,
 				Metrics:             metricsHandler,

@@ -212,3 +212,24 @@ func TestReportFigures(t *testing.T) {
 		t.Fatalf("unknown incident: %v", err)
 	}
 }
+
+func TestReportHTMLInTheOperatorsLanguage(t *testing.T) {
+	t.Parallel()
+	run, err := (&evidence.Ledger{Store: newFake()}).Open(context.Background(), "inc_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run.Report(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for lang, want := range map[string]string{"en": "Incident notification report", "de": "Bericht über die Benachrichtigung", "de-CH": "Meldung veröffentlicht", "fr": "Update posted"} {
+		var b strings.Builder
+		if err := evidence.WriteHTML(&b, rep, lang); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) || !strings.Contains(b.String(), "@page") || !strings.Contains(b.String(), "ops-key") {
+			t.Errorf("%s: report lacks %q:\n%s", lang, want, b.String())
+		}
+	}
+}

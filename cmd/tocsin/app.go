@@ -99,6 +99,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		"webhooks": m.webhooks, "catalog": m.catalog, "templates": m.templates, "deliveries": m.deliveries, "outbox": m.outbox,
 		"maintenance": m.maintenance,
 		"subscribers": m.subscribers,
+		"evidence":    m.evidence,
 	}
 	var err error
 	switch args[0] {

@@ -33,12 +33,13 @@ type Evidence struct {
 	SentAt time.Time
 }
 
-// SentText is the text the evidence ledger hashes for m: the title (email
-// subject, push title), a blank line and the plain-text body as handed to
-// the channel, or the body alone when there is no title. The HTML of an
-// email is a rendering of the same text and is not part of it.
+// SentText is the text the evidence ledger hashes for m: for an SMS its
+// body exactly as handed to the provider; otherwise the title (email
+// subject, push title), a blank line and the plain-text body, or the body
+// alone when there is no title. The HTML of an email is a rendering of the
+// same text and is not part of it.
 func SentText(m *Message) string {
-	if m.Title == "" {
+	if m.Title == "" || m.Channel == ChannelSMS {
 		return m.Body
 	}
 	return m.Title + "\n\n" + m.Body

@@ -1084,7 +1084,8 @@ func (f *Fanout) message(bc *broadcastContext, r *Recipient, ch Channel, text Re
 		Endpoints:       r.Endpoints,
 	}
 	f.c.SubscriberLinks.Decorate(m) // subscribers only
-	m.Evidence = newEvidence(bc.inc, r, m, f.now()) // hashes the text as sent
+	// The evidence ledger hashes the text as sent, links included.
+	m.Evidence = newEvidence(bc.inc, r, m, f.now())
 	return m
 }
 

@@ -57,7 +57,7 @@ func (s *server) routeEvidence() {
 		Path:        evidencePath,
 		Tags:        []string{"incidents"},
 		Summary:     "Export an incident's evidence ledger",
-		Description: "Streams one row per delivery attempt of every update of the incident, then its timeline and a summary, " +
+		Description: "Role: operator (it shows recipient ids and the texts they got). Streams one row per delivery attempt of every update of the incident, then its timeline and a summary, " +
 			"each row carrying the hash of the row before (a hash chain), and last the chain head. " +
 			"`tocsin evidence verify FILE` checks an export; docs/api.md describes the rows and the chain so anyone can.",
 		Security:   bearer,
@@ -85,6 +85,14 @@ func (s *server) routeEvidence() {
 			"text/html":        {Schema: &huma.Schema{Type: huma.TypeString}},
 		}}),
 	})
+}
+
+// evidenceForOperators tells a request for an evidence export, which only
+// operators may read: it shows recipient ids and the texts they got (a
+// self-service subscriber's carry its own manage link). The report shows
+// neither and is for viewers too.
+func evidenceForOperators(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/incidents/") && strings.HasSuffix(r.URL.Path, "/evidence")
 }
 
 func (s *server) openEvidence(w http.ResponseWriter, r *http.Request, names []string) *evidence.Run {

@@ -22,7 +22,9 @@ func (emptyLedgerStore) GetIncident(_ context.Context, id string) (*dispatcher.I
 		State: dispatcher.StateInvestigating, CreatedAt: time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)}, nil
 }
 
-func (emptyLedgerStore) GetUpdates(context.Context, string) ([]*dispatcher.Update, error) { return nil, nil }
+func (emptyLedgerStore) GetUpdates(context.Context, string) ([]*dispatcher.Update, error) {
+	return nil, nil
+}
 
 func (emptyLedgerStore) GetBroadcast(_ context.Context, id string) (*dispatcher.Broadcast, error) {
 	return nil, notFound("broadcast", id)

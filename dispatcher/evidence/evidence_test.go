@@ -177,8 +177,9 @@ func TestErasedPersonalColumnsStillVerifyWithTheSameHead(t *testing.T) {
 	}
 }
 
-func TestReportFigures(t *testing.T) {
-	t.Parallel()
+// report is the fake incident's report.
+func report(t *testing.T) *evidence.Report {
+	t.Helper()
 	run, err := (&evidence.Ledger{Store: newFake()}).Open(context.Background(), "inc_1")
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +188,12 @@ func TestReportFigures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rep
+}
+
+func TestReportFigures(t *testing.T) {
+	t.Parallel()
+	rep := report(t)
 	u := rep.Updates[0]
 	if u.Deliveries != 4 || u.Attempts != 5 || u.Reached != 2 || u.Unreached != 2 || u.UnreachedBy["no_channel"] != 1 || u.UnreachedBy["30003: unreachable"] != 1 {
 		t.Fatalf("update figures %+v", u)
@@ -215,14 +222,7 @@ func TestReportFigures(t *testing.T) {
 
 func TestReportHTMLInTheOperatorsLanguage(t *testing.T) {
 	t.Parallel()
-	run, err := (&evidence.Ledger{Store: newFake()}).Open(context.Background(), "inc_1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := run.Report(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := report(t)
 	for lang, want := range map[string]string{"en": "Incident notification report", "de": "Bericht über die Benachrichtigung", "de-CH": "Meldung veröffentlicht", "fr": "Update posted"} {
 		var b strings.Builder
 		if err := evidence.WriteHTML(&b, rep, lang); err != nil {

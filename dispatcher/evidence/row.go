@@ -88,24 +88,21 @@ type Row [numColumns]string
 func isPersonal(c Column) bool { return c >= ColPersonalSalt && c <= ColText }
 
 // appendCanonical appends the canonical form of the chained columns of r
-// (all but the personal ones, prev and hash): "{name}={value}\n" for each
-// non-empty one, in column order.
+// (all but the personal ones, prev and hash).
 func appendCanonical(buf []byte, r *Row) []byte {
-	for c := ColN; c < ColPersonalSalt; c++ {
-		if v := r[c]; v != "" {
-			buf = append(buf, Columns[c]...)
-			buf = append(buf, '=')
-			buf = append(buf, v...)
-			buf = append(buf, '\n')
-		}
-	}
-	return buf
+	return appendColumns(buf, r, ColN, ColPersonalSHA256)
 }
 
 // appendPersonal appends the canonical form of the personal columns of r,
-// the salt first, as appendCanonical does.
+// the salt first.
 func appendPersonal(buf []byte, r *Row) []byte {
-	for c := ColPersonalSalt; c <= ColText; c++ {
+	return appendColumns(buf, r, ColPersonalSalt, ColText)
+}
+
+// appendColumns appends "{name}={value}\n" for each non-empty column of r
+// from first to last, in column order.
+func appendColumns(buf []byte, r *Row, first, last Column) []byte {
+	for c := first; c <= last; c++ {
 		if v := r[c]; v != "" {
 			buf = append(buf, Columns[c]...)
 			buf = append(buf, '=')

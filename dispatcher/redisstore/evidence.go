@@ -49,8 +49,12 @@ var kindByLetter = func() map[byte]dispatcher.Kind {
 // ",{letter}{value}" and only when known: k the kind's letter, r the
 // incident revision, q the queued time (unix ms, base 36), s the sent time
 // (ms after q, base 36; stamped now for a sent or delivered status without
-// one), t the text ref. About 40 bytes.
+// one), t the text ref (not for a suppressed delivery: nothing was
+// sent). About 40 bytes.
 func appendEvidence(buf []byte, now int64, st dispatcher.DeliveryStatus, ev dispatcher.Evidence) []byte {
+	if st == dispatcher.StatusSuppressed {
+		ev.TextSHA256 = ""
+	}
 	if l, ok := kindLetters[ev.Kind]; ok {
 		buf = append(buf, ',', 'k', l)
 	}
@@ -139,7 +143,7 @@ func (s *Store) appendEvidenceArgs(args []any, now int64, outs []dispatcher.Outc
 	var seen map[string]bool
 	for _, o := range outs {
 		ev := o.Evidence
-		if len(ev.TextSHA256) >= textRefLen {
+		if len(ev.TextSHA256) >= textRefLen && o.Status != dispatcher.StatusSuppressed {
 			ref := ev.TextSHA256[:textRefLen]
 			if !seen[ref] {
 				if seen == nil {

@@ -109,6 +109,13 @@ func TestEvidenceThroughTheDeliveryScripts(t *testing.T) {
 	if !reach[0].Reached || reach[1].Reached || reach[2].First != dispatcher.ChannelNone || reach[3].First != "" {
 		t.Errorf("reach = %+v", reach)
 	}
+	// A suppressed delivery sent nothing: no text.
+	if err := s.Record(ctx, bid, []dispatcher.Outcome{out("e", dispatcher.StatusSuppressed, 0, "", "superseded")}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.GetDelivery(ctx, dispatcher.DeliveryID(bid, dispatcher.ChannelSMS, "e")); err != nil || e.Evidence.TextSHA256 != "" || e.Evidence.Kind != dispatcher.KindMerchant {
+		t.Errorf("suppressed e = %+v (%v), want its kind and no text", e, err)
+	}
 	// Texts off: only the hash is kept.
 	s.EvidenceTexts = false
 	other := "another text"

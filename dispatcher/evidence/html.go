@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -87,8 +88,43 @@ func WriteHTML(w io.Writer, rep *Report, lang string) error {
 	}
 	return tpl.Execute(w, struct {
 		*Report
-		Lang string
-	}{rep, tag.String()})
+		Lang    string
+		Reasons []count
+	}{rep, tag.String(), top(rep.ByReason, maxReasons)})
+}
+
+// maxReasons is how many reasons the one page lists; the rest are summed.
+const maxReasons = 12
+
+type count struct {
+	Name string
+	N    int
+}
+
+// top returns the n largest counts of m, most first (then by name), and
+// the rest summed as "…".
+func top(m map[string]int, n int) []count {
+	out := make([]count, 0, len(m))
+	for k, v := range m {
+		if r := []rune(k); len(r) > 120 { // a provider's long error text
+			k = string(r[:120]) + "…"
+		}
+		out = append(out, count{k, v})
+	}
+	slices.SortFunc(out, func(a, b count) int {
+		if a.N != b.N {
+			return b.N - a.N
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	if len(out) > n {
+		rest := 0
+		for _, c := range out[n:] {
+			rest += c.N
+		}
+		out = append(out[:n], count{"…", rest})
+	}
+	return out
 }
 
 // reportHTML fits one A4 page when printed: small type, tables without
@@ -101,7 +137,7 @@ const reportHTML = `<!DOCTYPE html>
 body { font: 10pt/1.3 system-ui, sans-serif; color: #000; margin: 0 auto; max-width: 190mm; }
 h1 { font-size: 14pt; margin: 0 0 2mm; } h2 { font-size: 11pt; margin: 4mm 0 1mm; }
 table { border-collapse: collapse; width: 100%; font-size: 8.5pt; }
-th, td { border-bottom: 0.5pt solid #999; padding: 0.6mm 1.5mm; text-align: left; vertical-align: top; }
+th, td { border-bottom: 0.5pt solid #999; padding: 0.6mm 1.5mm; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr { break-inside: avoid; } .cols { display: flex; gap: 4mm; } .cols > div { flex: 1; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 0 3mm; margin: 0; } dt { font-weight: 600; }
@@ -129,7 +165,7 @@ footer { margin-top: 4mm; font-size: 7.5pt; color: #333; }
 {{else}}<tr><td>{{t "none"}}</td></tr>{{end}}</tbody></table></div>
 <div><h2>{{t "by_reason"}}</h2>
 <table><thead><tr><th>{{t "col.reason"}}</th><th class="n">{{t "col.count"}}</th></tr></thead><tbody>
-{{range $r, $n := .ByReason}}<tr><td>{{$r}}</td><td class="n">{{$n}}</td></tr>
+{{range .Reasons}}<tr><td>{{.Name}}</td><td class="n">{{.N}}</td></tr>
 {{else}}<tr><td>{{t "none"}}</td></tr>{{end}}</tbody></table>
 <h2>{{t "unreached"}}: {{.Unreached}}</h2></div></div>
 <footer>{{t "footer"}}</footer>

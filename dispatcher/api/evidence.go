@@ -51,6 +51,11 @@ func (s *server) routeEvidence() {
 		}
 		return m
 	}
+	exportResponses := with(&huma.Response{Description: "The export.", Content: map[string]*huma.MediaType{
+		"application/x-ndjson": {Schema: &huma.Schema{Type: huma.TypeString, Description: "One row object per line."}},
+		"text/csv":             {Schema: &huma.Schema{Type: huma.TypeString, Description: "A header line, then one row per line."}},
+	}})
+	exportResponses["403"] = problemResponse("The key's role is not operator.")
 	s.api.OpenAPI().AddOperation(&huma.Operation{
 		OperationID: "export-evidence",
 		Method:      http.MethodGet,
@@ -62,10 +67,7 @@ func (s *server) routeEvidence() {
 			"`tocsin evidence verify FILE` checks an export; docs/api.md describes the rows and the chain so anyone can.",
 		Security:   bearer,
 		Parameters: []*huma.Param{id, {Name: "format", In: "query", Schema: &huma.Schema{Type: huma.TypeString, Enum: []any{"ndjson", "csv"}, Default: "ndjson"}, Description: "ndjson (default) or csv."}},
-		Responses: with(&huma.Response{Description: "The export.", Content: map[string]*huma.MediaType{
-			"application/x-ndjson": {Schema: &huma.Schema{Type: huma.TypeString, Description: "One row object per line."}},
-			"text/csv":             {Schema: &huma.Schema{Type: huma.TypeString, Description: "A header line, then one row per line."}},
-		}}),
+		Responses:  exportResponses,
 	})
 	s.api.OpenAPI().AddOperation(&huma.Operation{
 		OperationID: "incident-report",

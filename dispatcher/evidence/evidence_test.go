@@ -3,6 +3,7 @@ package evidence_test
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"strings"
@@ -232,5 +233,42 @@ func TestReportHTMLInTheOperatorsLanguage(t *testing.T) {
 		if !strings.Contains(b.String(), want) || !strings.Contains(b.String(), "@page") || !strings.Contains(b.String(), "ops-key") {
 			t.Errorf("%s: report lacks %q:\n%s", lang, want, b.String())
 		}
+	}
+}
+
+func TestErasedCSVCellsStillVerifyWithTheSameHead(t *testing.T) {
+	t.Parallel()
+	out, rep := export(t, newFake(), evidence.CSV)
+	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, name := range recs[0] {
+		col[name] = i
+	}
+	erased := 0
+	for _, r := range recs[1:] {
+		if r[col["recipient_id"]] == "r2" { // both of r2's attempts
+			r[col["personal_salt"]], r[col["recipient_id"]], r[col["text"]] = "", "", ""
+			erased++
+		}
+	}
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	if err := w.WriteAll(recs); err != nil {
+		t.Fatal(err)
+	}
+	v, err := evidence.Verify(&b)
+	if err != nil || erased != 2 || v.Erased != 2 || v.Head != rep.Head {
+		t.Fatalf("after erasing %d rows: %+v, %v; want head %s", erased, v, err, rep.Head)
+	}
+	// Erasing only the id (the salt kept) is a change, not an erasure.
+	recs[2][col["text"]] = ""
+	b.Reset()
+	w = csv.NewWriter(&b)
+	_ = w.WriteAll(recs)
+	if _, err := evidence.Verify(&b); err == nil {
+		t.Fatal("a text removed without its salt verified")
 	}
 }

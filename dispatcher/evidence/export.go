@@ -236,7 +236,11 @@ func (e *exporter) attempt(lb *ledgerBroadcast, a *dispatcher.AttemptRecord) err
 		r[ColTextRevision] = itoa(a.Evidence.Revision)
 	}
 	r[ColTextSHA256] = a.Evidence.TextSHA256
-	r[ColAttempt] = itoa(a.Attempts)
+	n := a.Attempts
+	if a.Status == dispatcher.StatusQueued && !a.Retried {
+		n++ // waiting for its next attempt (a retry, or the end of quiet hours)
+	}
+	r[ColAttempt] = itoa(n)
 	st := a.Status
 	if a.Retried {
 		st = dispatcher.StatusFailed // this attempt failed; a retry followed

@@ -65,6 +65,8 @@ type Config struct {
 	Costs Costs `yaml:"costs"`
 	// Retention says how long records are kept (config/retention.go).
 	Retention Retention `yaml:"retention"`
+	// Evidence configures the evidence ledger (config/evidence.go).
+	Evidence Evidence `yaml:"evidence"`
 }
 
 // Public configures the public face: the status page, its feeds and
@@ -336,6 +338,7 @@ func Default() Config {
 		Maintenance:   Maintenance{Reminders: Durations{24 * time.Hour, time.Hour}},
 		Subscriptions: defaultSubscriptions(),
 		Retention:     defaultRetention(),
+		Evidence:      Evidence{Texts: true},
 	}
 }
 

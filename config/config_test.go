@@ -89,6 +89,7 @@ func TestDefault(t *testing.T) {
 		Retention:   Retention{Deliveries: 400 * Day, Bodies: 90 * Day, Outbox: 7 * Day},
 		Subscriptions: Subscriptions{SMSPerHour: 100, PerIP: "10/h", PerAddress: "3/h", PendingTTL: 24 * time.Hour,
 			WebPushHosts: []string{"fcm.googleapis.com", "*.push.services.mozilla.com", "*.push.apple.com", "*.notify.windows.com"}},
+		Evidence: Evidence{Texts: true},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", c, want)
@@ -212,6 +213,7 @@ auth:
 					Maintenance:   Default().Maintenance,
 					Subscriptions: Default().Subscriptions,
 					Retention:     Default().Retention,
+					Evidence:      Default().Evidence,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", c, want)
@@ -866,7 +868,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 101; len(paths) != want {
+	if want := 102; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

@@ -123,6 +123,8 @@ type Delivery struct {
 	// History lists the delivery's attempts at webhook endpoints, newest
 	// first (GET /v1/deliveries/{id} only).
 	History []Attempt `json:"history,omitempty"`
+	// Evidence is what the record keeps for the evidence ledger (no Text).
+	Evidence Evidence `json:"-"`
 }
 
 // DeliveryID is deterministic in (broadcast, channel, recipient): any retry
@@ -192,6 +194,9 @@ type Message struct {
 	// ManageURL and UnsubscribeURL are a self-service subscriber's links
 	// (SubscriberLinks.Decorate); empty for every other kind.
 	ManageURL, UnsubscribeURL string
+	// Evidence is what the attempt adds to the evidence ledger (the text's
+	// hash, the recipient's kind, the incident's revision, when queued).
+	Evidence Evidence
 }
 
 // Result is a Sender's answer for one Message.
@@ -473,6 +478,8 @@ type Begin struct {
 	// Extra marks a further delivery for a recipient that already has one
 	// in this broadcast (channel fallback): it adds to pending.
 	Extra bool
+	// Evidence of the delivery (kind, revision, queued time; no text yet).
+	Evidence Evidence
 }
 
 // Outcome is a new status for a delivery.
@@ -489,6 +496,9 @@ type Outcome struct {
 	TemplateVersion int
 	// Attempts is the number of attempts made so far.
 	Attempts int
+	// Evidence of the attempt (Message.Evidence): the store keeps the
+	// text once per hash, and an attempt retried later as its own record.
+	Evidence Evidence
 }
 
 // DeliveryStore is what the Service reads and changes broadcasts and

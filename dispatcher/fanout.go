@@ -770,7 +770,7 @@ func (f *Fanout) prepare(bc *broadcastContext, r *Recipient, ch Channel, rendere
 	// The message as sent (a subscriber's SMS carries its manage link):
 	// the segments recorded and billed are its own.
 	m := f.message(bc, r, ch, text, 1)
-	bg := Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale, Segments: m.Segments, Encoding: m.Encoding, TemplateVersion: text.TemplateVersion}
+	bg := Begin{RecipientID: r.ID, Channel: ch, Status: StatusSending, Locale: text.Locale, Segments: m.Segments, Encoding: m.Encoding, TemplateVersion: text.TemplateVersion, Evidence: m.Evidence}
 	if text.OperatorFallback {
 		bg.Fallback = r.Locale
 	}
@@ -1005,7 +1005,7 @@ func (f *Fanout) logPanic(ctx context.Context, ch Channel, panicked string, stac
 // panicked, so it may have gone out. A provider's later word settles it.
 func (c *collector) unknown(m *Message, err error) {
 	o := Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Status: StatusUnknown, Reason: reason(Classify(err)),
-		Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, TemplateVersion: m.TemplateVersion, Attempts: m.Attempt}
+		Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, TemplateVersion: m.TemplateVersion, Attempts: m.Attempt, Evidence: m.Evidence}
 	c.mu.Lock()
 	c.outs = append(c.outs, o)
 	c.f.c.Metrics.Statuses(m.Channel, o.Status, 1)
@@ -1094,6 +1094,8 @@ func (f *Fanout) message(bc *broadcastContext, r *Recipient, ch Channel, text Re
 		Endpoints:       r.Endpoints,
 	}
 	f.c.SubscriberLinks.Decorate(m) // subscribers only
+	// The evidence ledger hashes the text as sent, links included.
+	m.Evidence = newEvidence(bc.inc, r, m, f.now())
 	return m
 }
 
@@ -1108,7 +1110,7 @@ type retry struct {
 // not write the mark): it was not sent, and stays in sending for the run
 // that has, or will have, the batch.
 func (f *Fanout) outcome(m *Message, res Result) (o Outcome, delay time.Duration, ok bool) {
-	o = Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, TemplateVersion: m.TemplateVersion, Attempts: m.Attempt, ProviderID: res.ProviderID}
+	o = Outcome{RecipientID: m.Recipient.ID, Channel: m.Channel, Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, TemplateVersion: m.TemplateVersion, Attempts: m.Attempt, ProviderID: res.ProviderID, Evidence: m.Evidence}
 	if res.Err == nil {
 		o.Status = res.Status
 		if o.Status == "" {
@@ -1189,7 +1191,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		case StatusSuppressed:
 			f.c.Metrics.Statuses(ch, StatusSuppressed, 1)
 			return f.c.Store.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: StatusSuppressed, Reason: string(dec.Reason),
-				Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding, TemplateVersion: d.TemplateVersion}})
+				Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding, TemplateVersion: d.TemplateVersion, Evidence: d.Evidence}})
 		case StatusQueued:
 			// Held: the queue runs this attempt again after the delay,
 			// and a wait is not an attempt (see IsWait).
@@ -1231,6 +1233,9 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 			return err
 		}
 		m := f.message(bc, r, ch, text, attempt)
+		if !d.Evidence.QueuedAt.IsZero() {
+			m.Evidence.QueuedAt = d.Evidence.QueuedAt // first queued, not this attempt's start
+		}
 		var retries []retry
 		outs, retries, held, err = f.sendAll(ctx, bc, guard, map[Channel][]*Message{ch: {m}})
 		if err != nil {

@@ -31,6 +31,7 @@ import (
 	"github.com/tocsin-dev/tocsin/config"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/api"
+	"github.com/tocsin-dev/tocsin/dispatcher/evidence"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
@@ -99,6 +100,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		"maintenance": m.maintenance,
 		"subscribers": m.subscribers,
 		"budget":      m.budget,
+		"evidence":    m.evidence,
 	}
 	var err error
 	switch args[0] {
@@ -266,6 +268,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 				Service:             svc,
 				Maintenances:        a.maintainer,
 				Outbox:              store,
+				Evidence:            &evidence.Ledger{Store: store, Clock: clock},
 				Authenticate:        cfg.Auth.APIKeys.Authenticate,
 				Ready:               ready,
 				Metrics:             metricsHandler,

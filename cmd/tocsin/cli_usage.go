@@ -152,6 +152,12 @@ var clientCommands = []cmdDoc{
 	{path: "outbox", args: "[--recipient ID] [--limit N]", summary: "show what the outbox recorded"},
 	{path: "budget", summary: "show the SMS budget: what SMS cost today and this month, and what is left",
 		notes: "Per period of costs.budget (daily, monthly): its limit, what SMS cost so far, what is left, and whether it ran out (SMS then go to each recipient's next channel, recorded as sms_budget)."},
+	{path: "evidence export", pos: "INCIDENT_ID", args: "INCIDENT_ID [--format ndjson|csv] [--output FILE]",
+		summary: "download an incident's evidence ledger",
+		notes:   "One row per delivery attempt, the timeline and a summary, hash-chained, streamed to FILE (default standard output). tocsin evidence verify checks it."},
+	{path: "evidence verify", pos: "FILE", args: "FILE|- [--json]",
+		summary: "check an evidence export's hash chain; exit 0 when intact",
+		notes:   "Reads NDJSON or CSV (told apart by the first byte), recomputes every row's hash and personal digest and the chain head, and prints the rows and the head. The first line that does not verify is named, with exit status 1. Needs no server."},
 }
 
 // docOf finds a command's documentation by its path.

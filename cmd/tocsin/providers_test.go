@@ -47,6 +47,13 @@ type providerApp struct {
 
 func startWithProviders(t *testing.T) *providerApp {
 	t.Helper()
+	return startWithProvidersAdjusted(t, nil)
+}
+
+// startWithProvidersAdjusted is startWithProviders with adjust applied to
+// Main too (another clock, say).
+func startWithProvidersAdjusted(t *testing.T, adjust func(*Main)) *providerApp {
+	t.Helper()
 	_, opts := redistest.New(t)
 	tw := twiliotest.New(t, testAccountSID, testAuthToken)
 	sm := smtptest.New(t, smtptest.WithAuth("tocsin", "smtp-secret-password"))
@@ -61,7 +68,12 @@ func startWithProviders(t *testing.T) *providerApp {
 		"TOCSIN_SMTP_USERNAME": "tocsin", "TOCSIN_SMTP_PASSWORD": "smtp-secret-password",
 		"TOCSIN_SMTP_FROM": "Tocsin <alerts@tocsin.example>",
 	}
-	a := startAppWith(t, env, func(m *Main) { m.SMTPTLSConfig = sm.TLSConfig })
+	a := startAppWith(t, env, func(m *Main) {
+		m.SMTPTLSConfig = sm.TLSConfig
+		if adjust != nil {
+			adjust(m)
+		}
+	})
 	return &providerApp{app: a, twilio: tw, smtp: sm}
 }
 

@@ -114,6 +114,7 @@ func wire(w wiring) (*wired, error) {
 	}
 	store := redisstore.New(w.rdb)
 	store.OutboxCap = cfg.Outbox.Cap
+	store.EvidenceTexts = cfg.Evidence.Texts
 	store.Clock = w.clock
 	// One catalog of names for the renderer and the catalog routes.
 	services, regions := cfg.Catalog.Names()

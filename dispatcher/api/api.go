@@ -155,6 +155,9 @@ type Config struct {
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
+	// Evidence backs GET /v1/incidents/{id}/evidence and /report. Default
+	// nil: they answer 404.
+	Evidence Evidence
 	// Authenticate maps a presented bearer token to a key name and role;
 	// ok=false for unknown keys. Default nil: every /v1 request is refused.
 	Authenticate func(token string) (name string, role Role, ok bool)
@@ -275,6 +278,7 @@ func New(cfg Config) http.Handler {
 	s.routePublicSubscriptions()
 	s.routeSubscribers()
 	s.routeCompensations()
+	s.routeEvidence()
 	addCodeToErrorSchema(s.api)
 
 	if cfg.Metrics != nil {

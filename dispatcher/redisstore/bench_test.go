@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
@@ -20,10 +21,14 @@ func BenchmarkBatch(b *testing.B) {
 	const n = 500
 	begins := make([]dispatcher.Begin, n)
 	outs := make([]dispatcher.Outcome, n)
+	// The evidence a fan-out records: two texts per batch (two locales).
+	texts := [2]string{"Card payments are failing. We are on it; next update 16:30.", "Kartenzahlungen gestört. Nächstes Update um 16:30."}
 	for i := range n {
 		rid := fmt.Sprintf("r%04d", i)
-		begins[i] = dispatcher.Begin{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en", Segments: 1, Encoding: "GSM-7"}
-		outs[i] = dispatcher.Outcome{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1, ProviderID: "SM" + rid, Locale: "en"}
+		text := texts[i%2]
+		ev := dispatcher.Evidence{Kind: dispatcher.KindCustomer, Revision: 1, TextSHA256: dispatcher.TextSHA256(text), Text: text, QueuedAt: time.UnixMilli(1765000000000)}
+		begins[i] = dispatcher.Begin{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en", Segments: 1, Encoding: "GSM-7", Evidence: ev}
+		outs[i] = dispatcher.Outcome{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1, ProviderID: "SM" + rid, Locale: "en", Evidence: ev}
 	}
 	batches := 0
 	for b.Loop() {

@@ -23,7 +23,10 @@ import (
 //
 // locale is the locale the text was rendered in, followed by ":{n}" when
 // it was rendered with version n of an operator's template override
-// ("de:3"; no suffix: the embedded default). The Lua never reads it.
+// ("de:3"; no suffix: the embedded default), then by the delivery's
+// evidence (evidence.go: appendEvidence), each item ",{letter}{value}":
+// ",kc,r3,qm3k5x2yq,s1f,t0123456789abcdef". The Lua never reads it, and
+// keeps it when it patches a record (a provider's receipt).
 //
 // sms is empty, or an SMS's segment count followed by its encoding's
 // letter: G for GSM-7, U for UCS-2 ("2G").
@@ -68,6 +71,7 @@ type record struct {
 	segments           int
 	encoding, reason   string
 	template           int // the template override's version, 0: default
+	ev                 dispatcher.Evidence
 }
 
 var encodingLetters = map[string]byte{"GSM-7": 'G', "UCS-2": 'U'}
@@ -84,6 +88,7 @@ func encodeRecord(buf []byte, now int64, r record) []byte {
 		buf = append(buf, ':')
 		buf = strconv.AppendInt(buf, int64(r.template), 10)
 	}
+	buf = appendEvidence(buf, now, st, r.ev)
 	buf = append(buf, '|')
 	buf = append(buf, clean(providerID)...)
 	buf = append(buf, '|')
@@ -121,9 +126,11 @@ func decodeRecord(broadcastID, field, value string) (*dispatcher.Delivery, error
 			}
 		}
 	}
-	locale, template, _ := strings.Cut(parts[3], ":")
+	loc, ev := cutEvidence(parts[3])
+	locale, template, _ := strings.Cut(loc, ":")
 	version, _ := strconv.Atoi(template)
 	return &dispatcher.Delivery{
+		Evidence:        ev,
 		ID:              dispatcher.DeliveryID(broadcastID, dispatcher.Channel(ch), rid),
 		BroadcastID:     broadcastID,
 		RecipientID:     rid,
@@ -367,7 +374,9 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispa
 	args = append(args, now, g.Seq, leasePrefix(broadcastID), handedKey(broadcastID, g.Lease))
 	var buf []byte
 	for _, it := range items {
-		buf = encodeRecord(buf, now, record{status: it.Status, locale: it.Locale, segments: it.Segments, encoding: it.Encoding, reason: it.Reason, template: it.TemplateVersion})
+		ev := it.Evidence
+		ev.TextSHA256 = "" // no text went out yet
+		buf = encodeRecord(buf, now, record{status: it.Status, locale: it.Locale, segments: it.Segments, encoding: it.Encoding, reason: it.Reason, template: it.TemplateVersion, ev: ev})
 		extra := "0"
 		if it.Extra {
 			extra = "1"
@@ -463,18 +472,20 @@ func (s *Store) Record(ctx context.Context, broadcastID string, outs []dispatche
 		return nil
 	}
 	now := s.nowMS()
-	args := appendOutcomes(append(make([]any, 0, 1+2*len(outs)), now), now, outs)
-	if err := recordScript.Run(ctx, s.rdb, broadcastKeys(broadcastID), args...).Err(); err != nil {
+	args := s.appendOutcomes(append(make([]any, 0, 2+2*len(outs)), now), now, outs)
+	if err := recordScript.Run(ctx, s.rdb, append(broadcastKeys(broadcastID), evidenceKeys(broadcastID)...), args...).Err(); err != nil {
 		return fmt.Errorf("record %d outcomes of %s: %w", len(outs), broadcastID, err)
 	}
 	return nil
 }
 
-// appendOutcomes appends the field/record pairs of outs to args.
-func appendOutcomes(args []any, now int64, outs []dispatcher.Outcome) []any {
+// appendOutcomes appends to args the evidence the outcomes bring (see
+// appendEvidenceArgs), then their field/record pairs.
+func (s *Store) appendOutcomes(args []any, now int64, outs []dispatcher.Outcome) []any {
+	args = s.appendEvidenceArgs(args, now, outs)
 	var buf []byte
 	for _, o := range outs {
-		buf = encodeRecord(buf, now, record{status: o.Status, attempts: o.Attempts, locale: o.Locale, providerID: o.ProviderID, segments: o.Segments, encoding: o.Encoding, reason: o.Reason, template: o.TemplateVersion})
+		buf = encodeRecord(buf, now, record{status: o.Status, attempts: o.Attempts, locale: o.Locale, providerID: o.ProviderID, segments: o.Segments, encoding: o.Encoding, reason: o.Reason, template: o.TemplateVersion, ev: o.Evidence})
 		args = append(args, deliveryField(o.Channel, o.RecipientID), string(buf))
 	}
 	return args
@@ -603,7 +614,7 @@ func (s *Store) Requeue(ctx context.Context, deliveryID string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := requeueScript.Run(ctx, s.rdb, broadcastKeys(bid)[:2], deliveryField(ch, rid)).Int()
+	n, err := requeueScript.Run(ctx, s.rdb, append(broadcastKeys(bid)[:2], evidenceKeys(bid)[1]), deliveryField(ch, rid)).Int()
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("requeue %s: %w", deliveryID, err)

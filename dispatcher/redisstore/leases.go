@@ -86,8 +86,9 @@ func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Gu
 	for _, r := range handed {
 		args = append(args, deliveryField(r.Channel, r.RecipientID))
 	}
-	args = appendOutcomes(args, now, outs)
+	args = s.appendOutcomes(args, now, outs)
 	keys := append(broadcastKeys(broadcastID), key("inc", g.IncidentID, "seq"), lease, h)
+	keys = append(keys, evidenceKeys(broadcastID)...)
 	refused, err := journalScript.Run(ctx, s.rdb, keys, args...).Text()
 	if err != nil {
 		return "", fmt.Errorf("journal of %s (%d handed, %d outcomes): %w", broadcastID, len(handed), len(outs), err)

@@ -48,6 +48,8 @@
 //	b:{id}:tmp:svc      set     temporary union of the service sets, while the snapshot is taken
 //	b:{id}:tmp:reg      set     temporary union of the region sets, likewise; both deleted in the script
 //	b:{id}:d            hash    {channel}.{recipient} -> delivery record
+//	b:{id}:t            hash    text ref -> SHA-256 [and text] of each distinct text sent (evidence.go)
+//	b:{id}:x            hash    {channel}.{recipient}#{attempt} -> an attempt a retry followed (evidence.go)
 //	b:{id}:lease:{name} string  the token of the run holding a batch's ("b:{start}:{stop}") or a
 //	                            retry's ("r:{channel}.{recipient}") lease; expires unless renewed
 //	b:{id}:h:{name}     set     deliveries runs of that lease handed to a provider; deleted when a
@@ -112,11 +114,15 @@ type Store struct {
 	// OutboxCap is how many outbox entries are kept (default 10000); a
 	// recipient's own list keeps at most 100.
 	OutboxCap int
+	// EvidenceTexts keeps the text of each delivery for the evidence
+	// ledger, once per distinct text and broadcast (default true); off,
+	// only its SHA-256 is kept (config evidence.texts).
+	EvidenceTexts bool
 }
 
 // New returns a Store on rdb.
 func New(rdb redis.UniversalClient) *Store {
-	return &Store{rdb: rdb, OutboxCap: 10000}
+	return &Store{rdb: rdb, OutboxCap: 10000, EvidenceTexts: true}
 }
 
 // Client returns the underlying client (health checks, benchmarks).

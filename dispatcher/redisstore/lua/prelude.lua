@@ -130,3 +130,20 @@ local function settle(b, d, f, h, why)
   if h ~= '' and redis.call('SISMEMBER', h, f) == 1 then v = unknown(old, why) end
   return move(b, d, f, CODE.sending, v)
 end
+
+-- evidence stores what a group of outcomes brings to the evidence ledger,
+-- starting at ARGV[i]: a count n, then n triples (what, field, value):
+-- what 't' keeps a text under its hash (HSETNX kt: one per distinct text),
+-- 'x' keeps an attempt that a retry follows (HSET kx, field
+-- "{delivery field}#{attempt}"). It returns where the outcomes start.
+local function evidence(kt, kx, i)
+  local n = tonumber(ARGV[i])
+  for j = i + 1, i + 3 * n, 3 do
+    if ARGV[j] == 't' then
+      redis.call('HSETNX', kt, ARGV[j + 1], ARGV[j + 2])
+    else
+      redis.call('HSET', kx, ARGV[j + 1], ARGV[j + 2])
+    end
+  end
+  return i + 1 + 3 * n
+end

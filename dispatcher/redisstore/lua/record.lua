@@ -1,9 +1,10 @@
 -- record applies outcomes (see apply); pending drops when a delivery
 -- becomes final. It returns how many it applied.
--- KEYS: b, d, aud. ARGV: now, field/record pairs.
+-- The outcomes' evidence (see evidence) comes first.
+-- KEYS: b, d, aud, texts, attempts. ARGV: now, evidence, field/record pairs.
 local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local fin, applied = 0, 0
-for i = 2, #ARGV, 2 do
+for i = evidence(KEYS[4], KEYS[5], 2), #ARGV, 2 do
   local a, x = apply(b, d, ARGV[i], ARGV[i + 1])
   applied, fin = applied + a, fin + x
 end

@@ -1,0 +1,173 @@
+package evidence
+
+import (
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/language"
+
+	"github.com/tocsin-dev/tocsin/locales"
+)
+
+// The report's own words are go-i18n TOML files, one per language
+// (messages/en.toml is the reference), as the status page's are; a
+// reader's locale is looked up along its chain (de-CH → de → en).
+
+//go:embed messages/*.toml
+var messageFiles embed.FS
+
+var (
+	bundleOnce sync.Once
+	bundle     *i18n.Bundle
+	bundleErr  error
+	// Languages are the languages the report is written in.
+	Languages []string
+)
+
+func loadBundle() (*i18n.Bundle, error) {
+	bundleOnce.Do(func() {
+		b := i18n.NewBundle(language.English)
+		b.RegisterUnmarshalFunc("toml", toml.Unmarshal)
+		files, _ := messageFiles.ReadDir("messages")
+		for _, f := range files {
+			if _, err := b.LoadMessageFileFS(messageFiles, path.Join("messages", f.Name())); err != nil {
+				bundleErr = fmt.Errorf("evidence: %s: %w", f.Name(), err)
+				return
+			}
+			Languages = append(Languages, strings.TrimSuffix(f.Name(), ".toml"))
+		}
+		bundle = b
+	})
+	return bundle, bundleErr
+}
+
+// WriteHTML writes rep as a one-page printable HTML report in lang (a
+// BCP 47 tag; English where a word is missing).
+func WriteHTML(w io.Writer, rep *Report, lang string) error {
+	b, err := loadBundle()
+	if err != nil {
+		return err
+	}
+	tag := language.Make(lang)
+	chain := []string{lang}
+	if base, conf := tag.Base(); conf != language.No {
+		chain = append(chain, base.String())
+	}
+	loc := i18n.NewLocalizer(b, append(chain, "en")...)
+	t := func(id string) string {
+		s, err := loc.Localize(&i18n.LocalizeConfig{MessageID: id})
+		if err != nil {
+			return id
+		}
+		return s
+	}
+	when := func(at any) string {
+		switch v := at.(type) {
+		case time.Time:
+			return locales.FormatTime(lang, v, "UTC", time.Time{}) + " UTC"
+		case *time.Time:
+			if v == nil {
+				return "–"
+			}
+			return locales.FormatTime(lang, *v, "UTC", time.Time{}) + " UTC"
+		}
+		return ""
+	}
+	tpl, err := template.New("report").Funcs(template.FuncMap{"t": t, "when": when}).Parse(reportHTML)
+	if err != nil {
+		return err
+	}
+	return tpl.Execute(w, struct {
+		*Report
+		Lang    string
+		Reasons []count
+	}{rep, tag.String(), top(rep.ByReason, maxReasons)})
+}
+
+// maxReasons is how many reasons the one page lists; the rest are summed.
+const maxReasons = 12
+
+type count struct {
+	Name string
+	N    int
+}
+
+// top returns the n largest counts of m, most first (then by name), and
+// the rest summed as "…".
+func top(m map[string]int, n int) []count {
+	out := make([]count, 0, len(m))
+	for k, v := range m {
+		if r := []rune(k); len(r) > 120 { // a provider's long error text
+			k = string(r[:120]) + "…"
+		}
+		out = append(out, count{k, v})
+	}
+	slices.SortFunc(out, func(a, b count) int {
+		if a.N != b.N {
+			return b.N - a.N
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	if len(out) > n {
+		rest := 0
+		for _, c := range out[n:] {
+			rest += c.N
+		}
+		out = append(out[:n], count{"…", rest})
+	}
+	return out
+}
+
+// reportHTML fits one A4 page when printed: small type, tables without
+// breaks inside rows, no colours needed.
+const reportHTML = `<!DOCTYPE html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8">
+<title>{{t "title"}}: {{.IncidentID}}</title>
+<style>
+@page { size: A4; margin: 12mm; }
+body { font: 10pt/1.3 system-ui, sans-serif; color: #000; margin: 0 auto; max-width: 190mm; }
+h1 { font-size: 14pt; margin: 0 0 2mm; } h2 { font-size: 11pt; margin: 4mm 0 1mm; }
+table { border-collapse: collapse; width: 100%; font-size: 8.5pt; }
+th, td { border-bottom: 0.5pt solid #999; padding: 0.6mm 1.5mm; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr { break-inside: avoid; } .cols { display: flex; gap: 4mm; } .cols > div { flex: 1; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 0 3mm; margin: 0; } dt { font-weight: 600; }
+footer { margin-top: 4mm; font-size: 7.5pt; color: #333; }
+@media print { body { max-width: none; } }
+</style></head><body>
+<h1>{{t "title"}}</h1>
+<dl><dt>{{t "incident"}}</dt><dd>{{.IncidentID}}{{with .Title}} – {{.}}{{end}}</dd>
+<dt>{{t "severity"}}</dt><dd>{{.Severity}}</dd><dt>{{t "state"}}</dt><dd>{{.State}}</dd>
+<dt>{{t "generated"}}</dt><dd>{{when .Generated}}</dd></dl>
+<h2>{{t "timeline"}}</h2>
+<table><thead><tr><th>{{t "col.time"}}</th><th>{{t "col.event"}}</th><th>{{t "col.detail"}}</th></tr></thead><tbody>
+{{range .Timeline}}<tr><td>{{when .At}}</td><td>{{t (print "event." .Event)}}</td><td>{{if .Seq}}#{{.Seq}} {{end}}{{.State}}{{with .PostedBy}} ({{.}}){{end}}</td></tr>
+{{end}}</tbody></table>
+<h2>{{t "updates"}}</h2>
+<table><thead><tr><th>{{t "col.seq"}}</th><th>{{t "col.posted_by"}}</th><th class="n">{{t "col.audience"}}</th><th class="n">{{t "col.reached"}}</th><th class="n">{{t "col.unreached"}}</th><th>{{t "col.p50"}}</th><th>{{t "col.p95"}}</th><th>{{t "col.p100"}}</th></tr></thead><tbody>
+{{range .Updates}}<tr><td>#{{.Seq}} {{.State}}</td><td>{{.PostedBy}}</td><td class="n">{{.Audience}}</td><td class="n">{{.Reached}}</td><td class="n">{{.Unreached}}</td><td>{{when .Delivered50}}</td><td>{{when .Delivered95}}</td><td>{{when .Delivered100}}</td></tr>
+{{end}}</tbody></table>
+<div class="cols"><div><h2>{{t "by_channel"}}</h2>
+<table><thead><tr><th>{{t "col.channel"}}</th><th>{{t "col.status"}}</th><th class="n">{{t "col.count"}}</th></tr></thead><tbody>
+{{range $ch, $m := .ByChannel}}{{range $st, $n := $m}}<tr><td>{{$ch}}</td><td>{{$st}}</td><td class="n">{{$n}}</td></tr>
+{{end}}{{end}}</tbody></table>
+<h2>{{t "by_locale"}}</h2>
+<table><tbody>{{range $l, $n := .ByLocale}}<tr><td>{{$l}}</td><td class="n">{{$n}}</td></tr>
+{{else}}<tr><td>{{t "none"}}</td></tr>{{end}}</tbody></table></div>
+<div><h2>{{t "by_reason"}}</h2>
+<table><thead><tr><th>{{t "col.reason"}}</th><th class="n">{{t "col.count"}}</th></tr></thead><tbody>
+{{range .Reasons}}<tr><td>{{.Name}}</td><td class="n">{{.N}}</td></tr>
+{{else}}<tr><td>{{t "none"}}</td></tr>{{end}}</tbody></table>
+<h2>{{t "unreached"}}: {{.Unreached}}</h2></div></div>
+<footer>{{t "footer"}}</footer>
+</body></html>
+`

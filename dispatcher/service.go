@@ -67,6 +67,11 @@ type ServiceConfig struct {
 	Templates *TemplateSet
 	// Prices price a broadcast in its preview (Cost); nil: no cost shown.
 	Prices *Prices
+	// Policies are the configured default channel policies, per severity,
+	// state and opening (first match wins); an incident's and an update's
+	// own policy override them field by field (EffectivePolicy). Nil:
+	// none.
+	Policies PolicyDefaults
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// Logger defaults to slog.Default().
@@ -447,6 +452,9 @@ type IncidentInput struct {
 	// (Incident.Private); Internal its first update (Update.Internal).
 	Private  bool `json:"private,omitempty"`
 	Internal bool `json:"internal,omitempty"`
+	// ChannelPolicy is the incident's channel policy, kept with it for
+	// all its updates (Incident.ChannelPolicy); nil: none.
+	ChannelPolicy *ChannelPolicy `json:"channel_policy,omitempty"`
 }
 
 // UpdateInput adds an update to an incident.
@@ -458,6 +466,9 @@ type UpdateInput struct {
 	// Internal keeps the update off the public status page and feeds; it
 	// is sent to its audience all the same.
 	Internal bool `json:"internal,omitempty"`
+	// ChannelPolicy is this update's own channel policy, over the
+	// incident's field by field; nil: none.
+	ChannelPolicy *ChannelPolicy `json:"channel_policy,omitempty"`
 }
 
 // UpdateResult answers an incident creation or update.
@@ -621,7 +632,7 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 	}
 	now := s.now()
 	inc := in.incident(NewIncidentID(now), now)
-	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, in.Internal, idem)
+	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, nil, in.Internal, idem)
 }
 
 // normalize validates the opening of an incident, reporting every invalid
@@ -638,6 +649,7 @@ func (in *IncidentInput) normalize(now time.Time) error {
 	in.Services = validateServices(v, "body.services", in.Services)
 	in.Regions = validateRegions(v, "body.regions", in.Regions)
 	in.Message, in.Channels = validateUpdate(v, now, in.State, in.Params, in.Message, in.Channels)
+	in.ChannelPolicy = validatePolicy(v, "body.channel_policy", in.ChannelPolicy)
 	return v.orNil()
 }
 
@@ -654,6 +666,8 @@ func (in *IncidentInput) incident(id string, now time.Time) *Incident {
 		CreatedAt: now,
 		StartedAt: &now,
 		Private:   in.Private,
+
+		ChannelPolicy: in.ChannelPolicy,
 	}
 }
 
@@ -668,10 +682,11 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 	}
 	v := &ValidationError{}
 	msg, chs := validateUpdate(v, s.now(), in.State, in.Params, in.Message, in.Channels)
+	policy := validatePolicy(v, "body.channel_policy", in.ChannelPolicy)
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}
-	canonical := UpdateInput{State: in.State, Params: in.Params, Message: msg, Channels: chs, Internal: in.Internal}
+	canonical := UpdateInput{State: in.State, Params: in.Params, Message: msg, Channels: chs, Internal: in.Internal, ChannelPolicy: policy}
 	idem, err := newIdempotency(idemKey, scopePostUpdate(incidentID), canonical)
 	if err != nil {
 		return nil, err
@@ -697,7 +712,7 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 			return nil, fmt.Errorf("incident %s cannot move from %s back to %s: %w", inc.ID, inc.State, next, ErrConflict)
 		}
 		prev := inc.LastSeq
-		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, in.Internal, idem)
+		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, policy, in.Internal, idem)
 		if errors.Is(err, ErrStale) {
 			continue // a concurrent update won; re-read and re-check the transition
 		}
@@ -815,7 +830,10 @@ func mergeParams(stored, update map[string]string) map[string]string {
 	return merged
 }
 
-func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params map[string]string, msg Texts, chs []Channel, internal bool, idem *Idempotency) (*UpdateResult, error) {
+// commitUpdate stores update prevSeq+1 of inc and its broadcast, which
+// keeps the channel policy in force: policy (the update's own, nil for
+// none) over the incident's over the configured default.
+func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params map[string]string, msg Texts, chs []Channel, policy *ChannelPolicy, internal bool, idem *Idempotency) (*UpdateResult, error) {
 	now := s.now()
 	if prevSeq == 0 {
 		now = inc.CreatedAt // one instant for the incident and its first update
@@ -834,9 +852,10 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	bid := BroadcastID(inc.ID, seq)
 	// The update keeps the params as they stand after it, so rendering it
 	// later never depends on updates that came after.
-	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now, Internal: internal}
+	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now, Internal: internal, ChannelPolicy: policy}
 	up.PostedBy = Actor(ctx)
-	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Priority: PriorityOf(inc.Severity), Channels: chs, CreatedAt: now}
+	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Priority: PriorityOf(inc.Severity), Channels: chs, CreatedAt: now,
+		Policy: s.c.Policies.EffectivePolicy(inc, policy, next, seq == 1)}
 	res := &UpdateResult{Incident: inc, Update: up, Seq: seq, BroadcastID: bid}
 	idem, err := keepAnswer(idem, res)
 	if err != nil {
@@ -854,7 +873,7 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 		// Idempotency-Key enqueues the plan again.
 		return nil, fmt.Errorf("update %d of %s stored but its broadcast is not enqueued: %w", seq, inc.ID, err)
 	}
-	s.c.Logger.InfoContext(ctx, "incident update", "incident_id", inc.ID, "seq", seq, "state", next, "broadcast_id", bid, "severity", inc.Severity)
+	s.c.Logger.InfoContext(ctx, "incident update", "incident_id", inc.ID, "seq", seq, "state", next, "broadcast_id", bid, "severity", inc.Severity, "policy", b.Policy.String())
 	return res, nil
 }
 

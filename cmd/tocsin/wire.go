@@ -190,6 +190,11 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, usageError{fmt.Errorf("costs: %w", err)}
 	}
+	policies, err := cfg.Channels.Policies() // Validate refused what it cannot read
+	if err != nil {
+		_ = qc.Close()
+		return nil, usageError{fmt.Errorf("channels.policy: %w", err)}
+	}
 	svc, err := dispatcher.NewService(dispatcher.ServiceConfig{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
 		Webhooks: store, CheckWebhookURL: checkWebhookURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
@@ -197,6 +202,7 @@ func wire(w wiring) (*wired, error) {
 		Catalog:      names, Templates: templates, Clock: w.clock, Logger: w.logger,
 		Subscriptions: subs, // takes the YES that confirms an SMS subscription
 		Prices:        prices,
+		Policies:      policies,
 	})
 	if err != nil {
 		_ = qc.Close()

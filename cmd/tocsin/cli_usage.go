@@ -61,10 +61,15 @@ var serverCommands = []cmdDoc{
 }
 
 var clientCommands = []cmdDoc{
-	{path: "incident open", args: "--title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--private] [--internal] [--idempotency-key K]",
-		summary: "open an incident and notify its audience"},
-	{path: "incident update", pos: "ID", args: "ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--internal] [--idempotency-key K]",
-		summary: "post an update and notify the audience"},
+	{path: "incident open", args: "--title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--channels-order C,...] [--exclude C:affected]... [--mode all] [--policy-file F] [--private] [--internal] [--idempotency-key K]",
+		summary: "open an incident and notify its audience",
+		notes: "--channels-order, --exclude, --mode and --policy-file set the incident's channel policy, kept for all its updates: " +
+			"--exclude sms:affected sends no SMS to users of the incident's services until it is resolved (CHANNEL[:affected|SERVICE,...][@UNTIL]); " +
+			"--mode all sends on every channel a recipient can be reached on."},
+	{path: "incident update", pos: "ID", args: "ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--channels-order C,...] [--exclude C:affected]... [--mode all] [--policy-file F] [--internal] [--idempotency-key K]",
+		summary: "post an update and notify the audience",
+		notes: "--channels-order, --exclude, --mode and --policy-file set this update's channel policy, over the incident's field by field; " +
+			"--exclude none clears the incident's exclusions for this update."},
 	{path: "incident edit", pos: "ID", args: "ID [--title T] [--severity S] [--started-at T] [--param k=v]... [--clear-param k]... [--service S]... [--region R]... [--private[=false]] [--confirm] [--if-match ETAG]",
 		summary: "correct an incident; sends nothing",
 		notes: "Flags change only what they name. --severity decides the next update's lane and channel rules. " +

@@ -467,3 +467,77 @@ func TestPolicyValidation(t *testing.T) {
 		t.Error("NewPolicyDefaults took a bad rule")
 	}
 }
+
+// TestPreviewAgreesWithSendUnderPolicy: under a policy in mode all with
+// an exclusion, the preview's deliveries per channel, its suppressions
+// and its cost are those of the send: every channel's message is priced,
+// the excluded SMS is not.
+func TestPreviewAgreesWithSendUnderPolicy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f, log := policyFlow(t, nil, nil)
+	f.cfg.Renderer = segmentRenderer{}
+	f.fan = dispatcher.MustFanout(f.cfg)
+	prices, err := dispatcher.NewPrices("CHF", map[string]dispatcher.Micros{"": 80_000}, map[dispatcher.Channel]dispatcher.Micros{dispatcher.ChannelEmail: 1_000, dispatcher.ChannelPush: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = dispatcher.MustService(dispatcher.ServiceConfig{
+		Recipients: f.store, Incidents: f.store, Deliveries: f.store, Webhooks: f.store,
+		Queue: f.queue, Fanout: f.fan, Clock: f.clock, Logger: quiet, Prices: prices,
+	})
+	putAll(t, f,
+		&dispatcher.Recipient{ID: "all3", Services: []string{"mobile"}, Phone: "+41790000001", Email: "a@example.com", Push: fcm},
+		&dispatcher.Recipient{ID: "cards", Services: []string{"cards"}, Phone: "+41790000002", Email: "b@example.com"},
+		&dispatcher.Recipient{ID: "smsonly", Services: []string{"mobile"}, Phone: "+41790000003"},
+	)
+	in := dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Down"), Severity: dispatcher.SeverityCritical,
+		ChannelPolicy: &dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll, Exclude: []dispatcher.ExcludeRule{{Channel: dispatcher.ChannelSMS, Services: []string{"mobile"}}}}}
+	p, err := f.svc.PreviewBroadcast(ctx, dispatcher.BroadcastPreviewInput{IncidentInput: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := f.svc.OpenIncident(ctx, in, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, opened.BroadcastID)
+	got := f.outcomes(t, opened.BroadcastID)
+	want := map[string]int{"email sent ": 2, "push sent ": 1, "sms sent ": 1, "none suppressed policy_excluded": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("sent %v\nwant %v", got, want)
+	}
+	fromPreview := map[string]int{}
+	for ch, byLocale := range p.ByChannel {
+		for _, n := range byLocale {
+			fromPreview[string(ch)] += n
+		}
+	}
+	fromSend := map[string]int{}
+	for k, n := range got {
+		var ch string
+		fmt.Sscan(k, &ch)
+		fromSend[ch] += n
+	}
+	if fmt.Sprint(fromPreview) != fmt.Sprint(fromSend) || p.Deliveries != len(log.all()) || p.Deliveries != 4 {
+		t.Errorf("preview by channel %v (%d deliveries), sent %v (%d messages)", fromPreview, p.Deliveries, fromSend, len(log.all()))
+	}
+	if p.Suppressed[dispatcher.ReasonPolicyExcluded] != 1 {
+		t.Errorf("preview suppressed %v, want smsonly policy_excluded", p.Suppressed)
+	}
+	// 1 SMS (cards) of 1 segment at 0.08, 2 emails at 0.001, 1 push at 0.0001.
+	if p.Cost == nil || p.Cost.Total != "0.0821" || p.Cost.ByChannel[dispatcher.ChannelSMS] != "0.08" || p.Cost.ByChannel[dispatcher.ChannelEmail] != "0.002" {
+		t.Errorf("cost %+v, want 0.0821 in all: 0.08 SMS, 0.002 email, 0.0001 push", p.Cost)
+	}
+}
+
+// segmentRenderer renders every SMS as one GSM-7 segment.
+type segmentRenderer struct{}
+
+func (r segmentRenderer) Render(req dispatcher.RenderRequest) (dispatcher.Rendered, error) {
+	text, err := (&countingRenderer{}).Render(req)
+	if req.Channel == dispatcher.ChannelSMS {
+		text.Segments, text.Encoding = 1, "GSM-7"
+	}
+	return text, err
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,13 +202,10 @@ func TestModeAllOrderingOnEveryChannel(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Update 1 is sent; its SMS are held in flight.
-	f.queue.mu.Lock()
-	f.queue.batches = nil
-	f.queue.mu.Unlock()
-	if err := f.fan.Plan(ctx, opened.BroadcastID); err != nil {
+	batches, err := plan(ctx, f, opened.BroadcastID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	batches := slices.Clone(f.queue.batches)
 	errs := make(chan error, 2)
 	go func() {
 		for _, b := range batches {
@@ -261,13 +259,10 @@ func TestModeAllOrderingOnEveryChannel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.queue.mu.Lock()
-	f.queue.batches = nil
-	f.queue.mu.Unlock()
-	if err := f.fan.Plan(ctx, up3.BroadcastID); err != nil {
+	batches3, err := plan(ctx, f, up3.BroadcastID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	batches3 := slices.Clone(f.queue.batches)
 	up4, err := f.svc.PostUpdate(ctx, opened.Incident.ID, dispatcher.UpdateInput{State: dispatcher.StateResolved}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -317,17 +312,25 @@ func (s *inFlightSpy) InFlight(ctx context.Context, incidentID string, before in
 	return n, err
 }
 
-// runBroadcast plans bid and runs its batches, for a goroutine.
-func runBroadcast(ctx context.Context, f *redisFlow, bid string) error {
+// plan plans bid and returns its batches.
+func plan(ctx context.Context, f *redisFlow, bid string) ([]dispatcher.Batch, error) {
 	f.queue.mu.Lock()
 	f.queue.batches = nil
 	f.queue.mu.Unlock()
 	if err := f.fan.Plan(ctx, bid); err != nil {
-		return err
+		return nil, err
 	}
 	f.queue.mu.Lock()
-	batches := slices.Clone(f.queue.batches)
-	f.queue.mu.Unlock()
+	defer f.queue.mu.Unlock()
+	return slices.Clone(f.queue.batches), nil
+}
+
+// runBroadcast plans bid and runs its batches, for a goroutine.
+func runBroadcast(ctx context.Context, f *redisFlow, bid string) error {
+	batches, err := plan(ctx, f, bid)
+	if err != nil {
+		return err
+	}
 	for _, b := range batches {
 		if err := f.fan.RunBatch(ctx, bid, b); err != nil {
 			return err
@@ -507,18 +510,7 @@ func TestPreviewAgreesWithSendUnderPolicy(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("sent %v\nwant %v", got, want)
 	}
-	fromPreview := map[string]int{}
-	for ch, byLocale := range p.ByChannel {
-		for _, n := range byLocale {
-			fromPreview[string(ch)] += n
-		}
-	}
-	fromSend := map[string]int{}
-	for k, n := range got {
-		var ch string
-		fmt.Sscan(k, &ch)
-		fromSend[ch] += n
-	}
+	fromPreview, fromSend := previewByChannel(p), sentByChannel(got)
 	if fmt.Sprint(fromPreview) != fmt.Sprint(fromSend) || p.Deliveries != len(log.all()) || p.Deliveries != 4 {
 		t.Errorf("preview by channel %v (%d deliveries), sent %v (%d messages)", fromPreview, p.Deliveries, fromSend, len(log.all()))
 	}
@@ -540,4 +532,25 @@ func (r segmentRenderer) Render(req dispatcher.RenderRequest) (dispatcher.Render
 		text.Segments, text.Encoding = 1, "GSM-7"
 	}
 	return text, err
+}
+
+// previewByChannel totals a preview's by_channel over locales.
+func previewByChannel(p *dispatcher.BroadcastPreview) map[string]int {
+	out := map[string]int{}
+	for ch, byLocale := range p.ByChannel {
+		for _, n := range byLocale {
+			out[string(ch)] += n
+		}
+	}
+	return out
+}
+
+// sentByChannel totals outcomes ("channel status reason") per channel.
+func sentByChannel(outcomes map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, n := range outcomes {
+		ch, _, _ := strings.Cut(k, " ")
+		out[ch] += n
+	}
+	return out
 }

@@ -255,10 +255,10 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 			case StatusQueued:
 				p.QuietHours++
 			}
-			for _, ch := range d.All() {
+			for k, ch := range d.All() {
 				p.Deliveries++
 				p.count(ch, r.Locale)
-				if err := s.previewOne(p, inc, up, r, ch, rendered, sampled, &tally); err != nil {
+				if err := s.previewOne(p, inc, up, r, ch, k == 0, rendered, sampled, &tally); err != nil {
 					return err
 				}
 			}
@@ -301,9 +301,10 @@ type sampleKey struct {
 }
 
 // previewOne renders (once per renderKey) r's message on ch and adds it to
-// p: its segments, cost, missing values, shortening, operator fallback,
+// p: its segments, cost, missing values, shortening, operator fallback
+// (on r's first channel only: it counts recipients, as the fan-out does),
 // and a sample of its kind.
-func (s *Service) previewOne(p *BroadcastPreview, inc *Incident, up *Update, r *Recipient, ch Channel, rendered map[renderKey]Rendered, sampled map[sampleKey]bool, tally *costTally) error {
+func (s *Service) previewOne(p *BroadcastPreview, inc *Incident, up *Update, r *Recipient, ch Channel, first bool, rendered map[renderKey]Rendered, sampled map[sampleKey]bool, tally *costTally) error {
 	rk := renderKeyOf(r, ch)
 	text, ok := rendered[rk]
 	if !ok {
@@ -329,7 +330,7 @@ func (s *Service) previewOne(p *BroadcastPreview, inc *Incident, up *Update, r *
 		}
 		p.Shortened[ch]++
 	}
-	if text.OperatorFallback {
+	if text.OperatorFallback && first {
 		if p.OperatorFallbacks == nil {
 			p.OperatorFallbacks = map[string]int{}
 		}

@@ -52,6 +52,14 @@ func TestClientChannelPolicy(t *testing.T) {
 	r = c.mustRun(0, "broadcast", "show", bid[1])
 	mustMatch(t, "broadcast show", r.stdout, `(?m)^policy\s+order=push,email,sms mode=first_reachable$`)
 
+	c.stdin = `{"id":"m1","phone":"+41790000001","services":["mobile"]}` + "\n"
+	c.mustRun(0, "recipients", "import", "-")
+	c.stdin = ""
+	r = c.mustRun(0, "preview", id[1], "--state", "monitoring", "--exclude", "sms:affected", "--mode", "all")
+	mustMatch(t, "preview", r.stdout, `(?m)^policy\s+order=push,email,sms exclude=sms:affected:until=resolved mode=all$`, `(?m)^deliveries\s+0$`,
+		`Policy: 1 recipients are reachable only on channels the channel policy excludes`)
+	c.mustRun(2, "preview", "--template", "--state", "resolved", "--channel", "sms", "--mode", "all")
+
 	r = c.mustRun(1, "incident", "update", id[1], "--state", "monitoring", "--exclude", "fax@later")
 	mustContain(t, "bad policy", r.stderr, "body.channel_policy.exclude[0].channel", "body.channel_policy.exclude[0].until")
 	c.mustRun(2, "incident", "update", id[1], "--state", "monitoring", "--exclude", ":x")

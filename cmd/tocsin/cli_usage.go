@@ -83,9 +83,10 @@ var clientCommands = []cmdDoc{
 		notes: "--wait polls until the broadcast is done: a progress bar on a terminal (done of total, per channel, rate, time left), plain lines otherwise. --timeout is an idle timeout: it gives up only when nothing has moved for that long."},
 	{path: "broadcast list", args: "[--limit N]", summary: "list the notices, newest first"},
 	{path: "broadcast cancel", pos: "ID", args: "ID", summary: "stop a broadcast"},
-	{path: "preview", pos: "[INCIDENT_ID]", args: "[INCIDENT_ID] [--state S] [--message locale=text]... [--param k=v]... [--channel C]... [--title T --severity S [--service S]... [--region R]...] [--notice [--priority P]] [--template [--locale L] [--kind K] [--timezone Z] [--eta E]]",
+	{path: "preview", pos: "[INCIDENT_ID]", args: "[INCIDENT_ID] [--state S] [--message locale=text]... [--param k=v]... [--channel C]... [--title T --severity S [--service S]... [--region R]...] [--channels-order C,...] [--exclude C:affected]... [--mode all] [--policy-file F] [--notice [--priority P]] [--template [--locale L] [--kind K] [--timezone Z] [--eta E]]",
 		summary: "show what would be sent, to whom; sends nothing",
 		notes: "With INCIDENT_ID: an update of that incident (flags as in incident update). " +
+			"The channel policy flags give the update's policy, or the new incident's; the preview shows the effective policy and its deliveries. " +
 			"Without: the opening of a new incident (--title, --severity, --service, --region as in incident open), " +
 			"or with --notice an ad-hoc notice (as in broadcast send). " +
 			"With --template: one template with example data, for --state, --channel, --locale, --kind and --timezone (no audience)."},

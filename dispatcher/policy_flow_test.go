@@ -36,6 +36,7 @@ func (l *sendLog) all() []*dispatcher.Message {
 // closed when the first one does): update 1 is in flight meanwhile.
 type gateSender struct {
 	log     *sendLog
+	fail    error // every message fails with it
 	hold    chan struct{}
 	entered chan struct{}
 	once    sync.Once
@@ -57,6 +58,9 @@ func (g *gateSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dis
 		}
 		g.log.add(m)
 		res[i] = dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: "p-" + m.DeliveryID}
+		if g.fail != nil {
+			res[i] = dispatcher.Result{Err: g.fail}
+		}
 	}
 	return res
 }
@@ -553,4 +557,43 @@ func sentByChannel(outcomes map[string]int) map[string]int {
 		out[ch] += n
 	}
 	return out
+}
+
+// TestModeAllFailureAndGuard: in mode all a channel that fails for good
+// has no fallback (every other channel has its delivery), and the
+// per-recipient guard takes a token per channel: a spent channel is
+// suppressed (rate_limited) alone. The broadcast ends with nothing
+// pending.
+func TestModeAllFailureAndGuard(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sms := &gateSender{fail: dispatcher.Permanent("21614", errors.New("not a mobile number"))}
+	f, log := policyFlow(t, nil, map[dispatcher.Channel]*gateSender{dispatcher.ChannelSMS: sms})
+	lim := &fakeLimiter{limit: 1, used: map[string]int{dispatcher.RecipientKey(dispatcher.ChannelEmail, "spent"): 1}}
+	f.with(func(c *dispatcher.FanoutConfig) { c.Limiter, c.PerRecipient = lim, dispatcher.Rate{N: 1, Per: time.Hour} })
+	putAll(t, f,
+		&dispatcher.Recipient{ID: "r", Phone: "+41790000001", Email: "r@example.com", Push: fcm},
+		&dispatcher.Recipient{ID: "spent", Email: "s@example.com", Push: fcm},
+	)
+	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Down"), Severity: dispatcher.SeverityMajor,
+		ChannelPolicy: &dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, opened.BroadcastID)
+	want := map[string]int{"sms failed 21614: not a mobile number": 1, "email sent ": 1, "push sent ": 2, "email suppressed rate_limited": 1}
+	if got := f.outcomes(t, opened.BroadcastID); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%v\nwant %v", got, want)
+	}
+	if b, err := f.svc.GetBroadcast(ctx, opened.BroadcastID); err != nil || b.State != dispatcher.BroadcastDone || b.Pending != 0 {
+		t.Errorf("broadcast %+v %v, want done with nothing pending", b, err)
+	}
+	var to []string
+	for _, m := range log.all() {
+		to = append(to, m.Recipient.ID+" "+string(m.Channel))
+	}
+	slices.Sort(to)
+	if fmt.Sprint(to) != "[r email r push r sms spent push]" {
+		t.Errorf("handed to senders: %v, want r on each channel once (no fallback after the SMS), spent by push", to)
+	}
 }

@@ -18,6 +18,17 @@ func registerPolicySchema(api huma.API) {
 
 type policySchema struct{}
 
+// nullablePolicy is the policy's schema with null allowed (a PATCH
+// removes the policy so) and doc as its description.
+func nullablePolicy(reg huma.Registry, doc string) *huma.Schema {
+	s := *reg.Schema(reflect.TypeFor[dispatcher.ChannelPolicy](), true, "ChannelPolicy")
+	if s.Ref != "" { // a named component: described beside the reference
+		return &huma.Schema{Ref: s.Ref, Description: doc}
+	}
+	s.Nullable, s.Description = true, doc
+	return &s
+}
+
 // channelEnum lists the real channels for a schema's enum.
 func channelEnum() []any {
 	out := make([]any, len(dispatcher.Channels))

@@ -570,7 +570,9 @@ func TestModeAllFailureAndGuard(t *testing.T) {
 	sms := &gateSender{fail: dispatcher.Permanent("21614", errors.New("not a mobile number"))}
 	f, log := policyFlow(t, nil, map[dispatcher.Channel]*gateSender{dispatcher.ChannelSMS: sms})
 	lim := &fakeLimiter{limit: 1, used: map[string]int{dispatcher.RecipientKey(dispatcher.ChannelEmail, "spent"): 1}}
-	f.with(func(c *dispatcher.FanoutConfig) { c.Limiter, c.PerRecipient = lim, dispatcher.Rate{N: 1, Per: time.Hour} })
+	f.with(func(c *dispatcher.FanoutConfig) {
+		c.Limiter, c.PerRecipient = lim, dispatcher.Rate{N: 1, Per: time.Hour}
+	})
 	putAll(t, f,
 		&dispatcher.Recipient{ID: "r", Phone: "+41790000001", Email: "r@example.com", Push: fcm},
 		&dispatcher.Recipient{ID: "spent", Email: "s@example.com", Push: fcm},

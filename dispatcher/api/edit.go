@@ -55,7 +55,7 @@ func (incidentPatchBody) Schema(reg huma.Registry) *huma.Schema {
 				Description:          "Merged into the incident's params: a value replaces, null (or \"\") removes the param. null removes every param."},
 			"private": {Type: huma.TypeBoolean,
 				Description: "true keeps the incident off the public status page and feeds, false shows it; its audience and notifications are not affected. Cannot be null."},
-			"channel_policy": nullablePolicy(reg, "Replaces the incident's channel policy for its next updates (the broadcasts already posted keep theirs); null removes it."),
+			"channel_policy":   nullablePolicy(reg, "Replaces the incident's channel policy for its next updates (the broadcasts already posted keep theirs); null removes it."),
 			"confirm_audience": str("The confirm_audience token of the 409 that stated this audience change; it applies exactly that change to exactly that version of the incident."),
 		},
 		AdditionalProperties: false,

@@ -24,6 +24,10 @@ type PolicyRule struct {
 	// Opening: true matches only an incident's first update, false only
 	// the later ones; unset matches both.
 	Opening *bool `yaml:"opening"`
+	// Maintenance makes the rule one for the notices of scheduled
+	// maintenance of these events (scheduled, reminder, started, update,
+	// completed, cancelled) instead of incident updates.
+	Maintenance []string `yaml:"maintenance"`
 	// Order, Exclude and Mode are the policy (dispatcher.ChannelPolicy).
 	Order   []string        `yaml:"order"`
 	Exclude []PolicyExclude `yaml:"exclude"`
@@ -38,7 +42,7 @@ func (rs PolicyRules) logAttrs() []slog.Attr {
 	attrs := make([]slog.Attr, len(rs))
 	for i, r := range rs {
 		var b strings.Builder
-		fmt.Fprintf(&b, "severity=%s state=%s", strings.Join(r.Severity, ","), strings.Join(r.State, ","))
+		fmt.Fprintf(&b, "severity=%s state=%s maintenance=%s", strings.Join(r.Severity, ","), strings.Join(r.State, ","), strings.Join(r.Maintenance, ","))
 		if r.Opening != nil {
 			fmt.Fprintf(&b, " opening=%t", *r.Opening)
 		}
@@ -68,7 +72,7 @@ func (c Channels) Policies() (dispatcher.PolicyDefaults, error) {
 	}
 	ds := make([]dispatcher.PolicyDefault, len(c.Policy))
 	for i, r := range c.Policy {
-		d := dispatcher.PolicyDefault{Opening: r.Opening, Policy: dispatcher.ChannelPolicy{Mode: dispatcher.PolicyMode(r.Mode)}}
+		d := dispatcher.PolicyDefault{Opening: r.Opening, Maintenance: r.Maintenance, Policy: dispatcher.ChannelPolicy{Mode: dispatcher.PolicyMode(r.Mode)}}
 		for _, s := range r.Severity {
 			d.Severities = append(d.Severities, dispatcher.Severity(s))
 		}

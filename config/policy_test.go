@@ -21,13 +21,15 @@ channels:
     - severity: [critical]
       order: [push, email]
       mode: all
+    - maintenance: [scheduled, reminder, update, completed, cancelled]
+      exclude: [{channel: sms}]
 `)
 	c, err := Load(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ds, err := c.Channels.Policies()
-	if err != nil || len(ds) != 2 {
+	if err != nil || len(ds) != 3 {
 		t.Fatalf("Policies() = %v, %v", ds, err)
 	}
 	if p := ds.For(dispatcher.SeverityMajor, dispatcher.StateIdentified, false); p == nil || len(p.Exclude) != 1 || p.Exclude[0].Channel != dispatcher.ChannelSMS {
@@ -38,6 +40,12 @@ channels:
 	}
 	if p := ds.For(dispatcher.SeverityMajor, dispatcher.StateResolved, false); p != nil {
 		t.Errorf("a major resolution's default = %+v, want none", p)
+	}
+	if p := ds.ForMaintenance("reminder_1h0m0s"); p == nil || len(p.Exclude) != 1 {
+		t.Errorf("a maintenance reminder's default = %+v, want no SMS", p)
+	}
+	if p := ds.ForMaintenance("started"); p != nil {
+		t.Errorf("a maintenance start's default = %+v, want none (SMS allowed)", p)
 	}
 
 	c, err = Load("", mapEnv(map[string]string{"TOCSIN_CHANNELS_POLICY": `[{"severity": ["critical"], "mode": "all"}]`}))
@@ -50,10 +58,10 @@ channels:
 
 	bad := Default()
 	bad.Channels.Policy = PolicyRules{{Severity: []string{"huge"}, State: []string{"over"}, Order: []string{"fax"}, Mode: "some",
-		Exclude: []PolicyExclude{{Channel: "pigeon", Until: "later"}}}}
+		Exclude: []PolicyExclude{{Channel: "pigeon", Until: "later"}}}, {Maintenance: []string{"begun"}}}
 	err = bad.Validate()
 	for _, want := range []string{"channels.policy[0].severity[0]", "channels.policy[0].state[0]", "channels.policy[0].order[0]",
-		"channels.policy[0].mode", "channels.policy[0].exclude[0].channel", "channels.policy[0].exclude[0].until"} {
+		"channels.policy[0].mode", "channels.policy[0].exclude[0].channel", "channels.policy[0].exclude[0].until", "channels.policy[1].maintenance[0]"} {
 		if err == nil || !strings.Contains(err.Error(), want+":") {
 			t.Errorf("Validate() = %v, want a problem at %s", err, want)
 		}

@@ -85,8 +85,8 @@ func (x ExcludeRule) active(st State) bool {
 	if until == UntilNever {
 		return true
 	}
-	if st.rank() < 0 { // a notice: only rules for every update apply
-		return false
+	if st.rank() < 0 { // a maintenance notice: until is about incident states
+		return true
 	}
 	return st.rank() < until.rank()
 }
@@ -184,12 +184,26 @@ func (p *ChannelPolicy) Over(base *ChannelPolicy) *ChannelPolicy {
 
 // PolicyDefault is one rule of the configured default policies: it matches
 // an update by its incident's severity, its state and whether it is the
-// incident's opening (empty lists and a nil Opening match any).
+// incident's opening (empty lists and a nil Opening match any). A rule
+// with Maintenance matches instead the notices of scheduled maintenance of
+// those events (MaintenanceEvents), and no incident update.
 type PolicyDefault struct {
-	Severities []Severity
-	States     []State
-	Opening    *bool
-	Policy     ChannelPolicy
+	Severities  []Severity
+	States      []State
+	Opening     *bool
+	Maintenance []string
+	Policy      ChannelPolicy
+}
+
+// MaintenanceEvents are the notices of a maintenance a default policy may
+// match: reminder stands for every reminder, update for every update.
+var MaintenanceEvents = []string{"scheduled", "reminder", "started", "update", "completed", "cancelled"}
+
+// maintenanceEventKind is the MaintenanceEvents entry of a notice's event
+// ("reminder_24h0m0s" is reminder, "update_3" update).
+func maintenanceEventKind(event string) string {
+	kind, _, _ := strings.Cut(event, "_")
+	return kind
 }
 
 // PolicyDefaults are the configured default policies; the first rule that
@@ -201,10 +215,26 @@ type PolicyDefaults []PolicyDefault
 func (ds PolicyDefaults) For(sev Severity, st State, opening bool) *ChannelPolicy {
 	for i := range ds {
 		d := &ds[i]
-		if (len(d.Severities) == 0 || slices.Contains(d.Severities, sev)) &&
+		if len(d.Maintenance) == 0 && (len(d.Severities) == 0 || slices.Contains(d.Severities, sev)) &&
 			(len(d.States) == 0 || slices.Contains(d.States, st)) &&
 			(d.Opening == nil || *d.Opening == opening) {
 			return &d.Policy
+		}
+	}
+	return nil
+}
+
+// ForMaintenance returns the policy of a maintenance notice of event
+// (MaintenanceNotice.Event), its mode spelt out: the first rule whose
+// Maintenance names the event's kind; nil when none does. Its exclude
+// rules apply whatever their until (a notice has no incident state).
+func (ds PolicyDefaults) ForMaintenance(event string) *ChannelPolicy {
+	kind := maintenanceEventKind(event)
+	for i := range ds {
+		if d := &ds[i]; slices.Contains(d.Maintenance, kind) {
+			p := d.Policy
+			p.Mode = cmp0(p.Mode, ModeFirstReachable)
+			return &p
 		}
 	}
 	return nil
@@ -227,6 +257,14 @@ func NewPolicyDefaults(field string, ds []PolicyDefault) (PolicyDefaults, error)
 			if !s.Valid() {
 				v.add(fmt.Sprintf("%s.state[%d]", at, j), "must be one of investigating, identified, monitoring, resolved", s)
 			}
+		}
+		for j, e := range d.Maintenance {
+			if !slices.Contains(MaintenanceEvents, e) {
+				v.add(fmt.Sprintf("%s.maintenance[%d]", at, j), "must be one of "+strings.Join(MaintenanceEvents, ", "), e)
+			}
+		}
+		if len(d.Maintenance) > 0 && (len(d.Severities) > 0 || len(d.States) > 0 || d.Opening != nil) {
+			v.add(at+".maintenance", "a rule for maintenance notices takes no severity, state or opening", nil)
 		}
 		p := validatePolicy(v, at, &d.Policy)
 		d.Policy = *p

@@ -599,3 +599,58 @@ func TestModeAllFailureAndGuard(t *testing.T) {
 		t.Errorf("handed to senders: %v, want r on each channel once (no fallback after the SMS), spent by push", to)
 	}
 }
+
+// TestMaintenancePolicy: with the configured default "SMS only when a
+// maintenance starts" (as Statuspage does), the other notices' broadcasts
+// keep SMS from everyone; the start's has no policy; Decide applies a
+// notice's exclude rules whatever their until.
+func TestMaintenancePolicy(t *testing.T) {
+	t.Parallel()
+	ds, err := dispatcher.NewPolicyDefaults("channels.policy", []dispatcher.PolicyDefault{
+		{Maintenance: []string{"scheduled", "reminder", "update", "completed", "cancelled"},
+			Policy: dispatcher.ChannelPolicy{Exclude: []dispatcher.ExcludeRule{{Channel: dispatcher.ChannelSMS}}}},
+		{Policy: dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll}}, // incident updates only
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := setupMaintainer(t)
+	s.m, err = dispatcher.NewMaintainer(dispatcher.MaintainerConfig{
+		Store: s.store, Deliveries: s.store, Queue: s.queue, Clock: s.clock, Logger: quiet, Policies: ds,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := maintenanceEpoch.Add(2 * time.Hour)
+	if _, err := s.m.Schedule(context.Background(), maintenanceInput(from, from.Add(time.Hour)), ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{61 * time.Minute, time.Hour, time.Hour} { // the reminder, the start, the end
+		s.clock.Advance(d)
+		s.tick(t)
+	}
+	got := map[string]string{}
+	for _, id := range s.store.created {
+		b := s.store.broadcasts[id]
+		got[b.Notice.Maintenance.Event] = b.Policy.String()
+	}
+	want := map[string]string{
+		"scheduled": "exclude=sms:all:until=resolved mode=first_reachable", "reminder_1h0m0s": "exclude=sms:all:until=resolved mode=first_reachable",
+		"started": "default", "completed": "exclude=sms:all:until=resolved mode=first_reachable",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("notice policies %v\nwant %v", got, want)
+	}
+	r := &dispatcher.Recipient{ID: "r", Phone: "+41790000001", Email: "r@example.com"}
+	dc := &dispatcher.DecideContext{Policy: ds.ForMaintenance("completed"), State: dispatcher.StateNotice}
+	if d := dispatcher.Decide(r, dc, dispatcher.Facts{}, time.Now()); d.Channel != dispatcher.ChannelEmail {
+		t.Errorf("a completion notice goes by %s, want email (no SMS)", d.Channel)
+	}
+	if p := ds.For(dispatcher.SeverityMinor, dispatcher.StateInvestigating, true); p == nil || p.Mode != dispatcher.ModeAll {
+		t.Errorf("an incident update's default %+v, want the rule without maintenance", p)
+	}
+	if _, err := dispatcher.NewPolicyDefaults("channels.policy", []dispatcher.PolicyDefault{{Maintenance: []string{"begun"}, States: []dispatcher.State{dispatcher.StateResolved}}}); err == nil ||
+		!strings.Contains(err.Error(), "channels.policy[0].maintenance[0]") || !strings.Contains(err.Error(), "channels.policy[0].maintenance:") {
+		t.Errorf("a bad maintenance rule: %v", err)
+	}
+}

@@ -211,6 +211,7 @@ func wire(w wiring) (*wired, error) {
 	maint, err := dispatcher.NewMaintainer(dispatcher.MaintainerConfig{
 		Store: store, Deliveries: store, Queue: qc, Catalog: w.catalog,
 		Reminders: cfg.Maintenance.Reminders, Clock: w.clock, Logger: w.logger,
+		Policies: policies, // a notice's channel policy by its event
 	})
 	if err != nil {
 		_ = qc.Close()

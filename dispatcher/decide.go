@@ -47,7 +47,7 @@ type DecideContext struct {
 	// gets the update on every channel it can be reached on.
 	Policy *ChannelPolicy
 	// State is the update's state: an exclude rule applies while it is
-	// before the rule's until.
+	// before the rule's until (to a notice's StateNotice, always).
 	State State
 	// Affected are the incident's services, which exclude rules with
 	// "affected" name recipients by.

@@ -1,6 +1,8 @@
 package dispatcher
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -69,6 +71,33 @@ type ExcludeRule struct {
 	// monitoring or resolved ("" is resolved), or never (it applies to
 	// every update, the resolution too).
 	Until State `json:"until,omitempty"`
+}
+
+// UnmarshalJSON reads a rule, taking "services": "affected" as
+// "affected": true (the incident's own services, written as a value of
+// services).
+func (x *ExcludeRule) UnmarshalJSON(b []byte) error {
+	type plain ExcludeRule
+	var raw struct {
+		plain
+		Services json.RawMessage `json:"services,omitempty"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*x = ExcludeRule(raw.plain)
+	switch s := bytes.TrimSpace(raw.Services); {
+	case len(s) == 0 || bytes.Equal(s, []byte("null")):
+	case s[0] == '"':
+		var word string
+		if err := json.Unmarshal(s, &word); err != nil || word != "affected" {
+			return fmt.Errorf(`exclude: services is a list of services, or "affected" (the incident's own), got %s`, s)
+		}
+		x.Affected = true
+	default:
+		return json.Unmarshal(s, &x.Services)
+	}
+	return nil
 }
 
 // All reports whether p is in mode all.

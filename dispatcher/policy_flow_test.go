@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -652,5 +653,22 @@ func TestMaintenancePolicy(t *testing.T) {
 	if _, err := dispatcher.NewPolicyDefaults("channels.policy", []dispatcher.PolicyDefault{{Maintenance: []string{"begun"}, States: []dispatcher.State{dispatcher.StateResolved}}}); err == nil ||
 		!strings.Contains(err.Error(), "channels.policy[0].maintenance[0]") || !strings.Contains(err.Error(), "channels.policy[0].maintenance:") {
 		t.Errorf("a bad maintenance rule: %v", err)
+	}
+}
+
+// TestExcludeRuleJSON: "services": "affected" reads as "affected": true;
+// another word is refused; a list stays a list.
+func TestExcludeRuleJSON(t *testing.T) {
+	t.Parallel()
+	var p dispatcher.ChannelPolicy
+	if err := json.Unmarshal([]byte(`{"exclude":[{"channel":"sms","services":"affected"},{"channel":"email","services":["mobile"],"until":"never"}]}`), &p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Exclude) != 2 || !p.Exclude[0].Affected || p.Exclude[0].Services != nil || p.Exclude[0].Channel != dispatcher.ChannelSMS ||
+		p.Exclude[1].Affected || fmt.Sprint(p.Exclude[1].Services) != "[mobile]" || p.Exclude[1].Until != dispatcher.UntilNever {
+		t.Errorf("decoded %+v", p.Exclude)
+	}
+	if err := json.Unmarshal([]byte(`{"exclude":[{"channel":"sms","services":"everyone"}]}`), &p); err == nil {
+		t.Error(`"services": "everyone" was taken`)
 	}
 }

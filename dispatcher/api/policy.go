@@ -45,8 +45,10 @@ func (policySchema) Schema(huma.Registry) *huma.Schema {
 		Type: huma.TypeObject,
 		Properties: map[string]*huma.Schema{
 			"channel": {Type: huma.TypeString, Enum: channelEnum(), Description: "The channel not to use."},
-			"services": {Type: huma.TypeArray, Items: &huma.Schema{Type: huma.TypeString}, Nullable: true,
-				Description: "Only for recipients who use any of these services (a recipient that lists none uses all)."},
+			"services": {OneOf: []*huma.Schema{
+				{Type: huma.TypeArray, Items: &huma.Schema{Type: huma.TypeString}, Nullable: true},
+				{Type: huma.TypeString, Enum: []any{"affected"}},
+			}, Description: "Only for recipients who use any of these services (a recipient that lists none uses all). \"affected\" is the same as affected: true."},
 			"affected": {Type: huma.TypeBoolean,
 				Description: "Only for recipients who use any of the incident's own services, as they stand when the update is sent. With neither services nor affected: every recipient."},
 			"until": {Type: huma.TypeString, Enum: []any{"identified", "monitoring", "resolved", "never"},

@@ -17,7 +17,7 @@ func TestChannelPolicyRoutes(t *testing.T) {
 	t.Parallel()
 	a := mustRealAPI(t)
 	id := a.mustOpen(t, `{"title":"Mobile down","severity":"critical","services":["mobile"],
-		"channel_policy":{"exclude":[{"channel":"sms","affected":true}]}}`)
+		"channel_policy":{"exclude":[{"channel":"sms","services":"affected"}]}}`)
 	inc, err := a.svc.GetIncident(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +55,7 @@ func TestChannelPolicyRoutes(t *testing.T) {
 		{"unknown mode", "POST", "/v1/incidents/" + id + "/updates", `{"channel_policy":{"mode":"some"}}`, "body.channel_policy.mode"},
 		{"unknown until", "POST", "/v1/incidents", `{"title":"x","severity":"minor","channel_policy":{"exclude":[{"channel":"sms","until":"investigating"}]}}`, "body.channel_policy.exclude[0].until"},
 		{"bad service", "POST", "/v1/broadcasts/preview", `{"title":"x","severity":"minor","channel_policy":{"exclude":[{"channel":"sms","services":["a b"]}]}}`, "body.channel_policy.exclude[0].services[0]"},
+		{"services neither a list nor affected", "POST", "/v1/incidents/" + id + "/updates", `{"channel_policy":{"exclude":[{"channel":"sms","services":"all"}]}}`, "body.channel_policy.exclude[0].services"},
 		{"unknown member", "POST", "/v1/incidents/" + id + "/updates", `{"channel_policy":{"exclude":[{"channel":"sms","affected_services":true}]}}`, "body.channel_policy.exclude[0].affected_services"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

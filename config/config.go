@@ -196,6 +196,10 @@ type Channels struct {
 	Email   Email   `yaml:"email"`
 	Push    Push    `yaml:"push"`
 	Webhook Webhook `yaml:"webhook"`
+	// Policy is the default channel policy per severity, state and
+	// opening: a list of rules, the first that matches wins
+	// (config/policy.go).
+	Policy PolicyRules `yaml:"policy" env:"TOCSIN_CHANNELS_POLICY"`
 }
 
 // SMS configures the SMS channel.

@@ -360,6 +360,8 @@ func TestLoadEnvNamesOption(t *testing.T) {
 			envValue, yamlValue = "true", "true"
 		case f.Type() == reflect.TypeFor[Durations]():
 			envValue, yamlValue = "90m, 2h", `[90m, 2h]`
+		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct:
+			envValue, yamlValue = `[{"state": ["identified"], "exclude": [{"channel": "sms", "affected": true}]}]`, `[{"state": ["identified"], "exclude": [{"channel": "sms", "affected": true}]}]`
 		case f.Kind() == reflect.Slice:
 			envValue, yamlValue = "10.9.8.0/24", `["10.9.8.0/24"]`
 		case f.Kind() == reflect.Map && f.Type().Elem().Kind() == reflect.String:
@@ -762,6 +764,9 @@ func TestExampleFile(t *testing.T) {
 	if len(c.Channels.Webhook.AllowNetworks) == 0 {
 		c.Channels.Webhook.AllowNetworks = nil // so does "allow_networks: []"
 	}
+	if len(c.Channels.Policy) == 0 {
+		c.Channels.Policy = nil // so does "policy: []"
+	}
 	if !reflect.DeepEqual(c, Default()) {
 		t.Errorf("%s does not hold the defaults:\n got %#v\nwant %#v", path, c, Default())
 	}
@@ -868,7 +873,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 102; len(paths) != want {
+	if want := 103; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

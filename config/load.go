@@ -176,8 +176,8 @@ var envBindings = func() []binding {
 	var out []binding
 	walkOptions(reflect.TypeFor[Config](), "", nil, func(path string, f reflect.StructField, index []int) {
 		if f.Type.Kind() == reflect.Struct || strings.Contains(path, "[]") ||
-			(f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct) {
-			return // a section, or within a list
+			(f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct && f.Tag.Get("env") == "") {
+			return // a section, or within a list, or a list without a variable of its own
 		}
 		parts := strings.Split(path, ".")
 		name := "TOCSIN_" + strings.ToUpper(parts[len(parts)-2]+"_"+parts[len(parts)-1])
@@ -261,9 +261,10 @@ func (b binding) set(c *Config, v string) error {
 			return fmt.Errorf("must be true or false, got %q", v)
 		}
 		f.SetBool(x)
-	case f.Kind() == reflect.Map:
+	case f.Kind() == reflect.Map || (f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct):
 		// A map (the catalog) is given as JSON, or any YAML flow mapping;
-		// "" clears it.
+		// a list of objects (channels.policy) as JSON, or any YAML flow
+		// sequence; "" clears it.
 		f.SetZero()
 		if t == "" {
 			return nil
@@ -271,7 +272,11 @@ func (b binding) set(c *Config, v string) error {
 		dec := yaml.NewDecoder(strings.NewReader(t))
 		dec.KnownFields(true)
 		if err := dec.Decode(f.Addr().Interface()); err != nil {
-			return fmt.Errorf("must be a JSON object such as {\"cards\": {\"names\": {\"de\": \"Kartenzahlungen\"}}}: %v", err)
+			want := `object such as {"cards": {"names": {"de": "Kartenzahlungen"}}}`
+			if f.Kind() == reflect.Slice {
+				want = `list of objects such as [{"state": ["identified"], "exclude": [{"channel": "sms"}]}]`
+			}
+			return fmt.Errorf("must be a JSON %s: %v", want, err)
 		}
 	case f.Type() == reflect.TypeFor[Durations]():
 		// A comma-separated list of durations: "" clears it.

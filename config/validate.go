@@ -79,6 +79,7 @@ func (c Config) Validate() error {
 	v.provider("channels.push.webpush", "vapid_private_key", "Web Push is off", wp.Configured(), wp, d.Push.WebPush, wp.ValidateNamed)
 	v.rate("channels.push.rate", c.Channels.Push.Rate, false)
 	v.Merge(c.Channels.Webhook.ValidateNamed(optionNamer("channels.webhook", reflect.TypeFor[Webhook]())))
+	v.policy(c.Channels)
 
 	v.rate("limits.per_recipient", c.Limits.PerRecipient, true)
 	v.subscriptions(c.Subscriptions)

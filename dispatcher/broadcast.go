@@ -41,6 +41,11 @@ type Broadcast struct {
 	Compensates string `json:"compensates,omitempty"`
 	// Channels restricts the channels used; empty means every channel.
 	Channels []Channel `json:"channels,omitempty"`
+	// Policy is the channel policy in force (the update's over the
+	// incident's over the configured default, see EffectivePolicy), fixed
+	// when the update is posted; nil: none (first reachable channel, in
+	// each recipient's own order).
+	Policy *ChannelPolicy `json:"policy,omitempty"`
 	// Audience is the number of recipients selected when planning.
 	Audience int `json:"audience"`
 	// Pending counts recipients and deliveries not yet in a final status.

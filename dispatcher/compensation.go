@@ -560,7 +560,7 @@ func (s *Service) PreviewCompensation(ctx context.Context, incidentID string, in
 		return nil, err
 	}
 	cinc, up := noticeContext(b)
-	dc := fan.decideContext(cinc, up, in.Channels)
+	dc := fan.decideContext(cinc, up, in.Channels, b.Policy)
 	dc.NeedsCredit = b.skipsWithoutCredit()
 	now := s.now()
 	rendered := map[renderKey]Rendered{}

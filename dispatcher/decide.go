@@ -44,6 +44,17 @@ type DecideContext struct {
 	// NeedsCredit says the broadcast is a compensation notice that skips
 	// recipients without a credit of their own (HasCredit).
 	NeedsCredit bool
+	// Policy is the broadcast's channel policy (nil: none): its order
+	// reorders each recipient's preferences, its exclude rules keep
+	// channels from the recipients they name, and in mode all a recipient
+	// gets the update on every channel it can be reached on.
+	Policy *ChannelPolicy
+	// State is the update's state: an exclude rule applies while it is
+	// before the rule's until (to a notice's StateNotice, always).
+	State State
+	// Affected are the incident's services, which exclude rules with
+	// "affected" name recipients by.
+	Affected []string
 }
 
 // Facts are what the caller read about one recipient for one decision,
@@ -64,8 +75,13 @@ type Facts struct {
 // Decision is what happens to one recipient's delivery.
 type Decision struct {
 	// Channel is the channel of the delivery; ChannelNone when there is
-	// none (Reason is then ReasonNoChannel or ReasonRecipientDeleted).
+	// none (Reason is then ReasonNoChannel, ReasonPolicyExcluded or
+	// ReasonRecipientDeleted).
 	Channel Channel
+	// Channels, in a policy's mode all, lists every channel the recipient
+	// gets the update on, Channel first: one delivery each, all with this
+	// decision's status. Nil otherwise (the one channel is Channel).
+	Channels []Channel
 	// Status is StatusSending (send it now), StatusQueued (hold it for
 	// Delay, then decide again) or StatusSuppressed (never send it).
 	Status DeliveryStatus
@@ -82,6 +98,15 @@ type Decision struct {
 // Send reports whether the delivery goes out now.
 func (d Decision) Send() bool { return d.Status == StatusSending }
 
+// All returns every channel the decision is for: Channels in mode all,
+// else Channel alone.
+func (d Decision) All() []Channel {
+	if len(d.Channels) > 0 {
+		return d.Channels
+	}
+	return []Channel{d.Channel}
+}
+
 // Decide is every rule of what happens to one recipient's delivery of one
 // broadcast, in the order they apply. r is nil when the recipient was
 // deleted; its opted-out channels are in r.OptOut, its webhook endpoints
@@ -92,17 +117,24 @@ func (d Decision) Send() bool { return d.Status == StatusSending }
 //     without a credit, when the broadcast needs one (a compensation
 //     notice): suppressed, no_credit.
 //  2. The channel: the first in r's preference order (Recipient.Channels,
-//     else Channels) that the broadcast allows, a Sender serves, and r is
-//     reachable on (an address and no opt-out). A retry keeps its channel
-//     while it stays so; a fallback takes the first such channel after the
-//     one that failed. None: suppressed, no_channel (an opted-out address
-//     included: the recipient cannot be reached).
+//     else Channels; the policy's order first, see ChannelPolicy.Order)
+//     that the broadcast allows, a Sender serves, r is reachable on (an
+//     address and no opt-out) and no active exclude rule of the policy
+//     keeps from r. A retry keeps its channel while it stays so; a
+//     fallback takes the first such channel after the one that failed. In
+//     the policy's mode all, every such channel (Decision.Channels), and
+//     a failed one has no fallback. None: suppressed, no_channel (an
+//     opted-out address included: the recipient cannot be reached), or
+//     policy_excluded when a channel r is reachable on was there but the
+//     policy kept it from r.
 //  3. Flap (first delivery only): a resolution within the flap window not
 //     told to a recipient who never heard of the incident: suppressed, flap.
 //  4. Quiet hours (first delivery and retries, minor updates only): held,
 //     queued, quiet_hours, for as long as they last.
-//  5. The per-recipient guard (first delivery only): take a token; over
-//     the limit, suppressed, rate_limited. A critical resolution passes.
+//  5. The per-recipient guard (first delivery only): take a token (in mode
+//     all, one per channel: the caller decides each channel's delivery
+//     again with OverLimit when its token is refused); over the limit,
+//     suppressed, rate_limited. A critical resolution passes.
 //  6. Otherwise: send.
 //
 // Retries and fallbacks continue a delivery the first decision let go, so
@@ -124,13 +156,29 @@ func Decide(r *Recipient, dc *DecideContext, x Facts, now time.Time) Decision {
 	if dc.NeedsCredit && x.Stage == StageFirst && !HasCredit(r) {
 		return suppress(ChannelNone, ReasonNoCredit)
 	}
-	ch := dc.channel(r, x)
+	ch, why := dc.channel(r, x)
 	if ch == ChannelNone {
 		if x.Stage == StageRetry {
-			return suppress(x.Channel, ReasonNoChannel)
+			return suppress(x.Channel, why)
 		}
-		return suppress(ChannelNone, ReasonNoChannel)
+		return suppress(ChannelNone, why)
 	}
+	var all []Channel
+	if x.Stage == StageFirst && dc.Policy.All() {
+		all = dc.every(r)
+		if len(all) < 2 {
+			all = nil
+		}
+	}
+	d := dc.decide(r, ch, x, now)
+	if d.Status != StatusSuppressed {
+		d.Channels = all
+	}
+	return d
+}
+
+// decide is rules 3 to 6 of Decide, for a recipient reachable on ch.
+func (dc *DecideContext) decide(r *Recipient, ch Channel, x Facts, now time.Time) Decision {
 	if x.Stage == StageFirst && dc.Flap && !x.Told {
 		return suppress(ch, ReasonFlap)
 	}
@@ -163,31 +211,87 @@ func (dc *DecideContext) usable(r *Recipient, ch Channel) bool {
 	return r.Reachable(ch)
 }
 
-// channel is rule 2 of Decide.
-func (dc *DecideContext) channel(r *Recipient, x Facts) Channel {
-	if x.Stage == StageRetry {
-		if dc.usable(r, x.Channel) {
-			return x.Channel
-		}
-		return ChannelNone
+// excluded reports whether an exclude rule of the policy, active for the
+// update's state, keeps ch from r.
+func (dc *DecideContext) excluded(r *Recipient, ch Channel) bool {
+	if dc.Policy == nil {
+		return false
 	}
+	for _, x := range dc.Policy.Exclude {
+		if x.Channel == ch && x.active(dc.State) && x.names(r, dc.Affected) {
+			return true
+		}
+	}
+	return false
+}
+
+// prefs is r's preference order with the policy's order first.
+func (dc *DecideContext) prefs(r *Recipient) []Channel {
 	prefs := r.Channels
 	if len(prefs) == 0 {
 		prefs = Channels
 	}
+	if dc.Policy == nil || len(dc.Policy.Order) == 0 {
+		return prefs
+	}
+	out := make([]Channel, 0, len(prefs))
+	for _, ch := range dc.Policy.Order {
+		if slices.Contains(prefs, ch) {
+			out = append(out, ch)
+		}
+	}
+	for _, ch := range prefs {
+		if !slices.Contains(dc.Policy.Order, ch) {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// channel is rule 2 of Decide: the channel, or ChannelNone and why.
+func (dc *DecideContext) channel(r *Recipient, x Facts) (Channel, Reason) {
+	if x.Stage == StageRetry {
+		switch {
+		case !dc.usable(r, x.Channel):
+			return ChannelNone, ReasonNoChannel
+		case dc.excluded(r, x.Channel):
+			return ChannelNone, ReasonPolicyExcluded
+		}
+		return x.Channel, ""
+	}
+	prefs := dc.prefs(r)
 	if x.Stage == StageFallback {
 		i := slices.Index(prefs, x.Channel)
-		if i < 0 {
-			return ChannelNone
+		if i < 0 || dc.Policy.All() {
+			// Mode all: every other channel has its own delivery.
+			return ChannelNone, ReasonNoChannel
 		}
 		prefs = prefs[i+1:]
 	}
+	why := ReasonNoChannel
 	for _, ch := range prefs {
-		if dc.usable(r, ch) {
-			return ch
+		if !dc.usable(r, ch) {
+			continue
+		}
+		if dc.excluded(r, ch) {
+			why = ReasonPolicyExcluded
+			continue
+		}
+		return ch, ""
+	}
+	return ChannelNone, why
+}
+
+// every is rule 2 in mode all: every channel r gets the update on, in
+// its (reordered) preference order.
+func (dc *DecideContext) every(r *Recipient) []Channel {
+	var out []Channel
+	for _, ch := range dc.prefs(r) {
+		if dc.usable(r, ch) && !dc.excluded(r, ch) {
+			out = append(out, ch)
 		}
 	}
-	return ChannelNone
+	return out
 }
 
 // quietFor is how long r's delivery must wait for the end of its quiet

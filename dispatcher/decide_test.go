@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"reflect"
 	"testing"
 	"time"
 
@@ -53,6 +54,7 @@ func TestReasons(t *testing.T) {
 	}{
 		"ReasonNoChannel":        {dispatcher.ReasonNoChannel, "no_channel", decide},
 		"ReasonRecipientDeleted": {dispatcher.ReasonRecipientDeleted, "recipient_deleted", decide},
+		"ReasonPolicyExcluded":   {dispatcher.ReasonPolicyExcluded, "policy_excluded", decide},
 		"ReasonFlap":             {dispatcher.ReasonFlap, "flap", decide},
 		"ReasonQuietHours":       {dispatcher.ReasonQuietHours, "quiet_hours", decide},
 		"ReasonRateLimited":      {dispatcher.ReasonRateLimited, "rate_limited", decide},
@@ -216,8 +218,85 @@ func decideRows() []decideRow {
 	}
 }
 
+// policyRows are Decide's rows of a channel policy (rule 2).
+func policyRows() []decideRow {
+	three := func() *dispatcher.Recipient {
+		return &dispatcher.Recipient{ID: "r", Phone: "+41791234567", Email: "a@example.com", Push: []dispatcher.PushToken{{Platform: "fcm", Token: "t"}},
+			Services: []string{"mobile"}}
+	}
+	with := func(f func(r *dispatcher.Recipient)) *dispatcher.Recipient { r := three(); f(r); return r }
+	send := func(ch dispatcher.Channel) dispatcher.Decision {
+		return dispatcher.Decision{Channel: ch, Status: dispatcher.StatusSending}
+	}
+	pol := func(p dispatcher.ChannelPolicy, st dispatcher.State, affected ...string) dispatcher.DecideContext {
+		return dispatcher.DecideContext{Policy: &p, State: st, Affected: affected}
+	}
+	noSMS := []dispatcher.ExcludeRule{{Channel: sms, Affected: true}}
+	inv, res := dispatcher.StateInvestigating, dispatcher.StateResolved
+	excluded := dispatcher.Decision{Channel: dispatcher.ChannelNone, Status: dispatcher.StatusSuppressed, Reason: dispatcher.ReasonPolicyExcluded}
+	return []decideRow{
+		{name: "policy: order reorders the preferences", r: three(), dc: pol(dispatcher.ChannelPolicy{Order: []dispatcher.Channel{email, sms}}, inv), want: send(email)},
+		{name: "policy: order keeps the recipient's own choice of channels", r: with(func(r *dispatcher.Recipient) { r.Channels = []dispatcher.Channel{sms} }),
+			dc: pol(dispatcher.ChannelPolicy{Order: []dispatcher.Channel{email}}, inv), want: send(sms)},
+		{name: "policy: order and the channels restriction", r: three(),
+			dc: func() dispatcher.DecideContext {
+				dc := pol(dispatcher.ChannelPolicy{Order: []dispatcher.Channel{email, sms}}, inv)
+				dc.Channels = []dispatcher.Channel{sms, push}
+				return dc
+			}(), want: send(sms)},
+		{name: "policy: exclude sms for the affected services", r: with(func(r *dispatcher.Recipient) { r.Channels = []dispatcher.Channel{sms, email} }),
+			dc: pol(dispatcher.ChannelPolicy{Exclude: noSMS}, inv, "mobile"), want: send(email)},
+		{name: "policy: exclude names only users of the affected services", r: with(func(r *dispatcher.Recipient) {
+			r.Channels, r.Services = []dispatcher.Channel{sms, email}, []string{"cards"}
+		}), dc: pol(dispatcher.ChannelPolicy{Exclude: noSMS}, inv, "mobile"), want: send(sms)},
+		{name: "policy: a recipient without services uses the affected one", r: with(func(r *dispatcher.Recipient) {
+			r.Channels, r.Services = []dispatcher.Channel{sms, email}, nil
+		}), dc: pol(dispatcher.ChannelPolicy{Exclude: noSMS}, inv, "mobile"), want: send(email)},
+		{name: "policy: exclude by named services", r: with(func(r *dispatcher.Recipient) { r.Channels = []dispatcher.Channel{sms, email} }),
+			dc: pol(dispatcher.ChannelPolicy{Exclude: []dispatcher.ExcludeRule{{Channel: sms, Services: []string{"MOBILE"}}}}, inv), want: send(email)},
+		{name: "policy: exclude ends at resolved", r: with(func(r *dispatcher.Recipient) { r.Channels = []dispatcher.Channel{sms, email} }),
+			dc: pol(dispatcher.ChannelPolicy{Exclude: noSMS}, res, "mobile"), want: send(sms)},
+		{name: "policy: exclude until monitoring", r: with(func(r *dispatcher.Recipient) { r.Channels = []dispatcher.Channel{sms, email} }),
+			dc: pol(dispatcher.ChannelPolicy{Exclude: []dispatcher.ExcludeRule{{Channel: sms, Until: dispatcher.StateMonitoring}}}, dispatcher.StateMonitoring), want: send(sms)},
+		{name: "policy: exclude until never covers the resolution", r: with(func(r *dispatcher.Recipient) { r.Channels = []dispatcher.Channel{sms, email} }),
+			dc: pol(dispatcher.ChannelPolicy{Exclude: []dispatcher.ExcludeRule{{Channel: sms, Until: dispatcher.UntilNever}}}, res), want: send(email)},
+		{name: "policy: every reachable channel excluded", r: &dispatcher.Recipient{ID: "r", Phone: "+41791234567", Services: []string{"mobile"}},
+			dc: pol(dispatcher.ChannelPolicy{Exclude: noSMS}, inv, "mobile"), want: excluded},
+		{name: "policy: nothing reachable is no channel, not excluded", r: &dispatcher.Recipient{ID: "r", Services: []string{"mobile"}},
+			dc: pol(dispatcher.ChannelPolicy{Exclude: noSMS}, inv, "mobile"), want: dispatcher.Decision{Channel: dispatcher.ChannelNone, Status: dispatcher.StatusSuppressed, Reason: dispatcher.ReasonNoChannel}},
+		{name: "policy: a retry on an excluded channel", r: three(), x: dispatcher.Facts{Stage: dispatcher.StageRetry, Channel: sms},
+			dc: pol(dispatcher.ChannelPolicy{Exclude: noSMS}, inv, "mobile"), want: dispatcher.Decision{Channel: sms, Status: dispatcher.StatusSuppressed, Reason: dispatcher.ReasonPolicyExcluded}},
+		{name: "policy: a fallback skips an excluded channel", r: with(func(r *dispatcher.Recipient) { r.Channels = []dispatcher.Channel{push, sms, email} }),
+			x: dispatcher.Facts{Stage: dispatcher.StageFallback, Channel: push}, dc: pol(dispatcher.ChannelPolicy{Exclude: noSMS}, inv, "mobile"), want: send(email)},
+		{name: "policy: mode all sends on every channel, in order", r: three(),
+			dc:   pol(dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll, Order: []dispatcher.Channel{email}}, inv),
+			want: dispatcher.Decision{Channel: email, Channels: []dispatcher.Channel{email, push, sms}, Status: dispatcher.StatusSending}},
+		{name: "policy: mode all without the excluded channel", r: three(),
+			dc:   pol(dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll, Exclude: noSMS}, inv, "mobile"),
+			want: dispatcher.Decision{Channel: push, Channels: []dispatcher.Channel{push, email}, Status: dispatcher.StatusSending}},
+		{name: "policy: mode all with one channel", r: &dispatcher.Recipient{ID: "r", Email: "a@example.com"},
+			dc: pol(dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll}, inv), want: send(email)},
+		{name: "policy: mode all has no fallback", r: three(), x: dispatcher.Facts{Stage: dispatcher.StageFallback, Channel: push},
+			dc: pol(dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll}, inv), want: dispatcher.Decision{Channel: dispatcher.ChannelNone, Status: dispatcher.StatusSuppressed, Reason: dispatcher.ReasonNoChannel}},
+		{name: "policy: mode all, a retry keeps its one channel", r: three(), x: dispatcher.Facts{Stage: dispatcher.StageRetry, Channel: email},
+			dc: pol(dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll}, inv), want: send(email)},
+		{name: "policy: mode all, flap suppresses once", r: three(),
+			dc: func() dispatcher.DecideContext {
+				dc := pol(dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll}, res)
+				dc.Flap = true
+				return dc
+			}(), want: dispatcher.Decision{Channel: push, Status: dispatcher.StatusSuppressed, Reason: dispatcher.ReasonFlap}},
+		{name: "policy: mode all takes tokens", r: three(),
+			dc: func() dispatcher.DecideContext {
+				dc := pol(dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll}, inv)
+				dc.Guarded = true
+				return dc
+			}(), want: dispatcher.Decision{Channel: push, Channels: []dispatcher.Channel{push, sms, email}, Status: dispatcher.StatusSending, TakeToken: true}},
+	}
+}
+
 func init() {
-	for _, row := range decideRows() {
+	for _, row := range append(decideRows(), policyRows()...) {
 		if row.want.Reason != "" {
 			decideCovers[row.want.Reason] = true
 		}
@@ -226,7 +305,7 @@ func init() {
 
 func TestDecide(t *testing.T) {
 	t.Parallel()
-	for _, tt := range decideRows() {
+	for _, tt := range append(decideRows(), policyRows()...) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			now := tt.now
@@ -234,7 +313,7 @@ func TestDecide(t *testing.T) {
 				now = noon
 			}
 			got := dispatcher.Decide(tt.r, &tt.dc, tt.x, now)
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Decide = %+v\nwant     %+v", got, tt.want)
 			}
 			if got.Send() != (tt.want.Status == dispatcher.StatusSending) {

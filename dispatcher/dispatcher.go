@@ -146,6 +146,9 @@ type Incident struct {
 	// Private keeps the incident off the public status page and feeds:
 	// its updates still reach their audience. Default false: public.
 	Private bool `json:"private,omitempty"`
+	// ChannelPolicy is the incident's channel policy, for all its updates
+	// (an update's own overrides it field by field); nil: none.
+	ChannelPolicy *ChannelPolicy `json:"channel_policy,omitempty"`
 }
 
 // Update is one state change or operator message on an incident. Every
@@ -164,6 +167,9 @@ type Update struct {
 	// is sent to its audience but not shown to the public. Default
 	// false: public.
 	Internal bool `json:"internal,omitempty"`
+	// ChannelPolicy is the update's own channel policy as given; nil:
+	// none (the broadcast's policy says what was in force).
+	ChannelPolicy *ChannelPolicy `json:"channel_policy,omitempty"`
 }
 
 // Recipient is a customer or a merchant to be told about incidents.

@@ -67,6 +67,10 @@ type IncidentPatch struct {
 	// Private, when set, shows (false) or hides (true) the incident on the
 	// public status page and feeds; its audience is not changed.
 	Private *bool
+	// ChannelPolicy replaces the incident's channel policy (for its next
+	// updates); ClearPolicy ("channel_policy": null) removes it.
+	ChannelPolicy *ChannelPolicy
+	ClearPolicy   bool
 	// ConfirmAudience is the token of an earlier answer that stated the
 	// audience change (AudienceChangeError).
 	ConfirmAudience string
@@ -77,7 +81,7 @@ type IncidentPatch struct {
 
 // patchMembers are the members a patch may have, in the order errors name
 // them.
-var patchMembers = []string{"title", "severity", "started_at", "services", "regions", "params", "private", "confirm_audience"}
+var patchMembers = []string{"title", "severity", "started_at", "services", "regions", "params", "private", "channel_policy", "confirm_audience"}
 
 // editable are the members that change the incident.
 var editable = patchMembers[:len(patchMembers)-1]
@@ -152,6 +156,15 @@ func DecodeIncidentPatch(members map[string]json.RawMessage) (*IncidentPatch, er
 			if err = json.Unmarshal(raw, &b); err == nil {
 				p.Private = &b
 			}
+		case "channel_policy":
+			if isNull(raw) {
+				p.ClearPolicy = true
+				continue
+			}
+			var cp ChannelPolicy
+			if err = json.Unmarshal(raw, &cp); err == nil {
+				p.ChannelPolicy = &cp
+			}
 		case "confirm_audience":
 			err = json.Unmarshal(raw, &p.ConfirmAudience)
 		}
@@ -177,12 +190,13 @@ var patchTypes = map[string]string{
 	"regions":          "a list of strings, or null for all",
 	"params":           "an object of strings (null removes one), or null to remove all",
 	"private":          "true or false",
+	"channel_policy":   "an object with order, exclude and mode, or null to remove it",
 	"confirm_audience": "a string",
 }
 
 func (p *IncidentPatch) empty() bool {
 	return p.Title == nil && p.Severity == nil && p.StartedAt == nil && p.Services == nil && p.Regions == nil &&
-		p.Params == nil && !p.ClearParams && p.Private == nil
+		p.Params == nil && !p.ClearParams && p.Private == nil && p.ChannelPolicy == nil && !p.ClearPolicy
 }
 
 // Started is when the outage began: StartedAt when an operator said so,
@@ -527,6 +541,12 @@ func applyPatch(inc *Incident, p *IncidentPatch, now time.Time) (*Incident, []Ch
 			next.Params = nil
 		}
 	}
+	switch {
+	case p.ClearPolicy:
+		next.ChannelPolicy = nil
+	case p.ChannelPolicy != nil:
+		next.ChannelPolicy = validatePolicy(v, "body.channel_policy", p.ChannelPolicy)
+	}
 	if err := v.orNil(); err != nil {
 		return nil, nil, err
 	}
@@ -534,6 +554,7 @@ func applyPatch(inc *Incident, p *IncidentPatch, now time.Time) (*Incident, []Ch
 	record("title", inc.Title, next.Title)
 	record("severity", inc.Severity, next.Severity)
 	record("private", inc.Private, next.Private)
+	record("channel_policy", inc.ChannelPolicy, next.ChannelPolicy)
 	if p.StartedAt != nil {
 		record("started_at", inc.Started(), next.Started())
 	}

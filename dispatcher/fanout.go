@@ -377,10 +377,13 @@ func (q *QuietHours) Until(now time.Time, loc *time.Location) time.Duration {
 func (f *Fanout) now() time.Time { return f.c.Clock.Now() }
 
 // decideContext is what Decide needs of a broadcast of update up of inc
-// restricted to channels (empty: all).
-func (f *Fanout) decideContext(inc *Incident, up *Update, channels []Channel) *DecideContext {
+// restricted to channels (empty: all), under a channel policy (nil: none).
+func (f *Fanout) decideContext(inc *Incident, up *Update, channels []Channel, policy *ChannelPolicy) *DecideContext {
 	return &DecideContext{
 		Channels:   channels,
+		Policy:     policy,
+		State:      up.State,
+		Affected:   inc.Services,
 		Serves:     func(ch Channel) bool { return f.c.Senders[ch] != nil },
 		Severity:   inc.Severity,
 		QuietHours: f.c.QuietHours,
@@ -598,7 +601,7 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err := f.prepareRender(ctx); err != nil {
 		return err
 	}
-	dc := f.decideContext(bc.inc, bc.up, bc.b.Channels)
+	dc := f.decideContext(bc.inc, bc.up, bc.b.Channels, bc.b.Policy)
 	dc.NeedsCredit = bc.b.skipsWithoutCredit()
 	told, err := f.told(ctx, dc, bc.inc, bc.up, ids)
 	if err != nil {
@@ -607,29 +610,39 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	now := f.now()
 	var deferred []retry
 	var guarded []int // deliveries that need a token of the per-recipient guard
-	begins := make([]Begin, len(ids))
-	msgs := make([]*Message, len(ids))
+	begins := make([]Begin, 0, len(ids))
+	msgs := make([]*Message, 0, len(ids))
 	rendered := make(map[renderKey]Rendered)
 	byID := make(map[string]*Recipient, len(rs))
 	for i, r := range rs {
 		d := Decide(r, dc, Facts{Told: told != nil && told[i]}, now)
 		if d.Status == StatusSuppressed {
-			begins[i] = Begin{RecipientID: ids[i], Channel: d.Channel, Status: StatusSuppressed, Reason: string(d.Reason)}
+			begins = append(begins, Begin{RecipientID: ids[i], Channel: d.Channel, Status: StatusSuppressed, Reason: string(d.Reason)})
+			msgs = append(msgs, nil)
 			continue
 		}
 		byID[r.ID] = r
-		begins[i], msgs[i], err = f.prepare(bc, r, d.Channel, rendered)
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.Status == StatusQueued:
-			// Held (quiet hours): queued, not sent, until the delay is over.
-			begins[i].Status, begins[i].Reason = StatusQueued, string(d.Reason)
-			deferred = append(deferred, retry{msgs[i].DeliveryID, d.Delay})
-			msgs[i] = nil
-		case d.TakeToken:
-			guarded = append(guarded, i)
+		// One delivery per channel: several in a policy's mode all, the
+		// ones after the first extra (each is pending on its own).
+		for k, ch := range d.All() {
+			bg, m, err := f.prepare(bc, r, ch, rendered)
+			if err != nil {
+				return err
+			}
+			if k > 0 {
+				bg.Extra, bg.Fallback = true, "" // the recipient's fallback locale counts once
+			}
+			j := len(msgs)
+			begins, msgs = append(begins, bg), append(msgs, m)
+			switch {
+			case d.Status == StatusQueued:
+				// Held (quiet hours): queued, not sent, until the delay is over.
+				begins[j].Status, begins[j].Reason = StatusQueued, string(d.Reason)
+				deferred = append(deferred, retry{msgs[j].DeliveryID, d.Delay})
+				msgs[j] = nil
+			case d.TakeToken:
+				guarded = append(guarded, j)
+			}
 		}
 	}
 	got, err := f.takeTokens(ctx, msgs, guarded)
@@ -640,7 +653,7 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		if got[j] {
 			continue
 		}
-		d := Decide(rs[i], dc, Facts{Told: true, OverLimit: true}, now)
+		d := Decide(msgs[i].Recipient, dc, Facts{Told: true, OverLimit: true}, now)
 		begins[i].Status, begins[i].Reason = d.Status, string(d.Reason)
 		msgs[i] = nil
 	}
@@ -783,7 +796,7 @@ func (f *Fanout) fallback(bc *broadcastContext, r *Recipient, failed Channel) Ch
 	if r == nil {
 		return ChannelNone
 	}
-	d := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels), Facts{Stage: StageFallback, Channel: failed}, time.Time{})
+	d := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels, bc.b.Policy), Facts{Stage: StageFallback, Channel: failed}, time.Time{})
 	if !d.Send() {
 		return ChannelNone
 	}
@@ -1187,7 +1200,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		return nil
 	}
 	if !again {
-		switch dec := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels), Facts{Stage: StageRetry, Channel: ch}, f.now()); dec.Status {
+		switch dec := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels, bc.b.Policy), Facts{Stage: StageRetry, Channel: ch}, f.now()); dec.Status {
 		case StatusSuppressed:
 			f.c.Metrics.Statuses(ch, StatusSuppressed, 1)
 			return f.c.Store.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: StatusSuppressed, Reason: string(dec.Reason),

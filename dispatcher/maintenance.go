@@ -62,6 +62,9 @@ type MaintainerConfig struct {
 	// Clock defaults to SystemClock; Logger to slog.Default().
 	Clock  Clock
 	Logger *slog.Logger
+	// Policies give notices the channel policy of the first rule that
+	// names their event (PolicyDefaults.ForMaintenance); nil: none.
+	Policies PolicyDefaults
 }
 
 // Maintainer schedules maintenances, takes operators' updates, moves their

@@ -213,6 +213,7 @@ func (m *Maintainer) send(ctx context.Context, mt *Maintenance, n MaintenanceNot
 		ID: n.BroadcastID, Seq: 1, State: BroadcastPlanning,
 		Severity: PriorityBulk.severity(), Priority: PriorityBulk, Channels: mt.Channels,
 		Notice: notice, Counts: map[Channel]map[DeliveryStatus]int{}, CreatedAt: m.now(),
+		Policy: m.c.Policies.ForMaintenance(n.Event),
 	}
 	_, err = m.c.Deliveries.CreateBroadcast(ctx, b, nil)
 	switch {

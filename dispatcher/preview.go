@@ -123,7 +123,15 @@ type BroadcastPreviewInput struct {
 // BroadcastPreview is what a broadcast would send, computed without sending.
 type BroadcastPreview struct {
 	Audience int `json:"audience"`
-	// ByChannel counts recipients per channel and recipient locale; channel
+	// Policy is the channel policy the broadcast would be sent with (the
+	// update's over the incident's over the configured default); absent:
+	// none.
+	Policy *ChannelPolicy `json:"policy,omitempty"`
+	// Deliveries counts the messages that would go out (or wait for quiet
+	// hours): one per recipient reached, several in the policy's mode all.
+	Deliveries int `json:"deliveries"`
+	// ByChannel counts deliveries per channel and recipient locale (a
+	// recipient once per channel it would get the update on); channel
 	// "none" holds those who cannot be reached.
 	ByChannel   map[Channel]map[string]int `json:"by_channel"`
 	SMSSegments int                        `json:"sms_segments"`
@@ -131,7 +139,8 @@ type BroadcastPreview struct {
 	// get the template because the operator's message has no text for them.
 	OperatorFallbacks map[string]int `json:"operator_fallbacks,omitempty"`
 	// Suppressed counts, per reason, recipients who would get nothing:
-	// no_channel (those under by_channel "none") and flap.
+	// no_channel and policy_excluded (those under by_channel "none") and
+	// flap.
 	Suppressed map[Reason]int `json:"suppressed,omitempty"`
 	// QuietHours counts recipients whose message would wait for the end of
 	// their quiet hours (reason quiet_hours).
@@ -173,10 +182,11 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 	var inc *Incident
 	var up *Update
 	var chs []Channel
+	var policy *ChannelPolicy
 	switch {
 	case in.Notice != nil:
 		if in.IncidentID != "" || !in.Title.IsZero() || in.Severity != "" || in.State != "" || len(in.Services) > 0 ||
-			len(in.Regions) > 0 || len(in.Params) > 0 || len(in.Message) > 0 || len(in.Channels) > 0 {
+			len(in.Regions) > 0 || len(in.Params) > 0 || len(in.Message) > 0 || len(in.Channels) > 0 || in.ChannelPolicy != nil {
 			return nil, &ValidationError{Fields: []*FieldError{{Field: "body.notice",
 				Message: "a notice preview takes its fields inside notice only: remove incident_id and the incident's fields"}}}
 		}
@@ -194,6 +204,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 			v.add("body.incident_id", "must be an incident id: inc_ and 16 characters of a-z and 2-7", in.IncidentID)
 		}
 		msg, allowed := validateUpdate(v, now, in.State, in.Params, in.Message, in.Channels)
+		own := validatePolicy(v, "body.channel_policy", in.ChannelPolicy)
 		if err := v.orNil(); err != nil {
 			return nil, err
 		}
@@ -207,28 +218,25 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		}
 		inc, chs = stored, allowed
 		up = &Update{IncidentID: stored.ID, Seq: stored.LastSeq + 1, State: next, Params: mergeParams(stored.Params, in.Params), Message: msg, CreatedAt: now}
+		policy = s.c.Policies.EffectivePolicy(stored, own, next, false)
 	default:
 		if err := in.IncidentInput.normalize(now); err != nil {
 			return nil, err
 		}
 		inc, chs = in.incident("inc_preview", now), in.Channels
 		up = &Update{IncidentID: inc.ID, Seq: 1, State: in.State, Params: in.Params, Message: in.Message, CreatedAt: now}
+		policy = s.c.Policies.EffectivePolicy(inc, nil, in.State, true) // the opening's policy is the incident's
 	}
 
-	p := &BroadcastPreview{ByChannel: map[Channel]map[string]int{}, Samples: []Sample{}}
+	p := &BroadcastPreview{Policy: policy, ByChannel: map[Channel]map[string]int{}, Samples: []Sample{}}
 	rendered := map[renderKey]Rendered{}
-	type sampleKey struct {
-		locale string
-		ch     Channel
-		kind   Kind
-	}
 	sampled := map[sampleKey]bool{}
 	prices := s.c.Prices
 	var tally costTally
 	if err := s.c.Fanout.prepareRender(ctx); err != nil {
 		return nil, err
 	}
-	dc := s.c.Fanout.decideContext(inc, up, chs)
+	dc := s.c.Fanout.decideContext(inc, up, chs, policy)
 	n, err := s.c.Recipients.ScanAudience(ctx, inc.Services, inc.Regions, 1000, func(ids []string) error {
 		rs, err := s.c.Fanout.loadRecipients(ctx, ids, chs, up)
 		if err != nil {
@@ -245,13 +253,9 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 				continue // deleted meanwhile
 			}
 			d := Decide(r, dc, Facts{Told: told != nil && told[i]}, now)
-			ch := d.Channel
-			if p.ByChannel[ch] == nil {
-				p.ByChannel[ch] = map[string]int{}
-			}
-			p.ByChannel[ch][r.Locale]++
 			switch d.Status {
 			case StatusSuppressed:
+				p.count(d.Channel, r.Locale)
 				if p.Suppressed == nil {
 					p.Suppressed = map[Reason]int{}
 				}
@@ -260,39 +264,12 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 			case StatusQueued:
 				p.QuietHours++
 			}
-			rk := renderKeyOf(r, ch)
-			text, ok := rendered[rk]
-			if !ok {
-				if text, err = s.c.Fanout.render(inc, up, r, ch); err != nil {
+			for k, ch := range d.All() {
+				p.Deliveries++
+				p.count(ch, r.Locale)
+				if err := s.previewOne(p, inc, up, r, ch, k == 0, rendered, sampled, &tally); err != nil {
 					return err
 				}
-				rendered[rk] = text
-			}
-			p.SMSSegments += text.Segments
-			if prices != nil {
-				tally.add(ch, r.Locale, prices.Of(ch, r, text.Segments))
-			}
-			for _, name := range text.Missing {
-				if p.MissingValues == nil {
-					p.MissingValues = map[string]int{}
-				}
-				p.MissingValues[name]++
-			}
-			if text.Shortened {
-				if p.Shortened == nil {
-					p.Shortened = map[Channel]int{}
-				}
-				p.Shortened[ch]++
-			}
-			if text.OperatorFallback {
-				if p.OperatorFallbacks == nil {
-					p.OperatorFallbacks = map[string]int{}
-				}
-				p.OperatorFallbacks[r.Locale]++
-			}
-			if sk := (sampleKey{r.Locale, ch, r.Kind}); !sampled[sk] && len(p.Samples) < maxSamples {
-				sampled[sk] = true
-				p.Samples = append(p.Samples, sample(ch, r, text, len(up.Message) > 0))
 			}
 		}
 		return nil
@@ -316,4 +293,62 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		return a.Kind < b.Kind
 	})
 	return p, nil
+}
+
+// count adds a delivery on ch to a recipient of locale.
+func (p *BroadcastPreview) count(ch Channel, locale string) {
+	if p.ByChannel[ch] == nil {
+		p.ByChannel[ch] = map[string]int{}
+	}
+	p.ByChannel[ch][locale]++
+}
+
+// sampleKey names a preview's sample: one per locale, channel and kind.
+type sampleKey struct {
+	locale string
+	ch     Channel
+	kind   Kind
+}
+
+// previewOne renders (once per renderKey) r's message on ch and adds it to
+// p: its segments, cost, missing values, shortening, operator fallback
+// (on r's first channel only: it counts recipients, as the fan-out does),
+// and a sample of its kind.
+func (s *Service) previewOne(p *BroadcastPreview, inc *Incident, up *Update, r *Recipient, ch Channel, first bool, rendered map[renderKey]Rendered, sampled map[sampleKey]bool, tally *costTally) error {
+	rk := renderKeyOf(r, ch)
+	text, ok := rendered[rk]
+	if !ok {
+		var err error
+		if text, err = s.c.Fanout.render(inc, up, r, ch); err != nil {
+			return err
+		}
+		rendered[rk] = text
+	}
+	p.SMSSegments += text.Segments
+	if s.c.Prices != nil {
+		tally.add(ch, r.Locale, s.c.Prices.Of(ch, r, text.Segments))
+	}
+	for _, name := range text.Missing {
+		if p.MissingValues == nil {
+			p.MissingValues = map[string]int{}
+		}
+		p.MissingValues[name]++
+	}
+	if text.Shortened {
+		if p.Shortened == nil {
+			p.Shortened = map[Channel]int{}
+		}
+		p.Shortened[ch]++
+	}
+	if text.OperatorFallback && first {
+		if p.OperatorFallbacks == nil {
+			p.OperatorFallbacks = map[string]int{}
+		}
+		p.OperatorFallbacks[r.Locale]++
+	}
+	if sk := (sampleKey{r.Locale, ch, r.Kind}); !sampled[sk] && len(p.Samples) < maxSamples {
+		sampled[sk] = true
+		p.Samples = append(p.Samples, sample(ch, r, text, len(up.Message) > 0))
+	}
+	return nil
 }

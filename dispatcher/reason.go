@@ -20,6 +20,11 @@ const (
 	// is no longer reachable. Recorded under channel "none" on a first
 	// attempt.
 	ReasonNoChannel Reason = "no_channel"
+	// ReasonPolicyExcluded: the recipient can be reached, but only on
+	// channels the update's channel policy keeps from it (an exclude rule,
+	// such as no SMS to users of the affected mobile service until the
+	// resolution). Recorded under channel "none" on a first attempt.
+	ReasonPolicyExcluded Reason = "policy_excluded"
 	// ReasonRecipientDeleted: the recipient was deleted after the plan
 	// snapshot its audience.
 	ReasonRecipientDeleted Reason = "recipient_deleted"

@@ -70,6 +70,11 @@ type ServiceConfig struct {
 	// ConfirmCost, when set with Prices, makes a broadcast whose cost is
 	// at or above its threshold need the preview's token (confirm.go).
 	ConfirmCost *CostConfirmation
+	// Policies are the configured default channel policies, per severity,
+	// state and opening (first match wins); an incident's and an update's
+	// own policy override them field by field (EffectivePolicy). Nil:
+	// none.
+	Policies PolicyDefaults
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// Logger defaults to slog.Default().
@@ -456,6 +461,9 @@ type IncidentInput struct {
 	// ConfirmCost is the confirm_token of the opening's preview, needed
 	// when its cost is at or above costs.confirm_above (confirm.go).
 	ConfirmCost string `json:"confirm_cost,omitempty"`
+	// ChannelPolicy is the incident's channel policy, kept with it for
+	// all its updates (Incident.ChannelPolicy); nil: none.
+	ChannelPolicy *ChannelPolicy `json:"channel_policy,omitempty"`
 }
 
 // UpdateInput adds an update to an incident.
@@ -470,6 +478,9 @@ type UpdateInput struct {
 	// ConfirmCost is the confirm_token of the update's preview, needed
 	// when its cost is at or above costs.confirm_above (confirm.go).
 	ConfirmCost string `json:"confirm_cost,omitempty"`
+	// ChannelPolicy is this update's own channel policy, over the
+	// incident's field by field; nil: none.
+	ChannelPolicy *ChannelPolicy `json:"channel_policy,omitempty"`
 }
 
 // UpdateResult answers an incident creation or update.
@@ -638,7 +649,7 @@ func (s *Service) OpenIncident(ctx context.Context, in IncidentInput, idemKey st
 	}
 	now := s.now()
 	inc := in.incident(NewIncidentID(now), now)
-	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, in.Internal, idem)
+	return s.commitUpdate(ctx, inc, 0, in.State, nil, in.Message, in.Channels, nil, in.Internal, idem)
 }
 
 // normalize validates the opening of an incident, reporting every invalid
@@ -655,6 +666,7 @@ func (in *IncidentInput) normalize(now time.Time) error {
 	in.Services = validateServices(v, "body.services", in.Services)
 	in.Regions = validateRegions(v, "body.regions", in.Regions)
 	in.Message, in.Channels = validateUpdate(v, now, in.State, in.Params, in.Message, in.Channels)
+	in.ChannelPolicy = validatePolicy(v, "body.channel_policy", in.ChannelPolicy)
 	return v.orNil()
 }
 
@@ -671,6 +683,8 @@ func (in *IncidentInput) incident(id string, now time.Time) *Incident {
 		CreatedAt: now,
 		StartedAt: &now,
 		Private:   in.Private,
+
+		ChannelPolicy: in.ChannelPolicy,
 	}
 }
 
@@ -683,14 +697,15 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 	if !ValidIncidentID(incidentID) {
 		return nil, notFoundID("incident", incidentID)
 	}
-	asPreview := BroadcastPreviewInput{IncidentID: incidentID, IncidentInput: IncidentInput{State: in.State, Params: in.Params, Message: in.Message, Channels: in.Channels}}
+	asPreview := BroadcastPreviewInput{IncidentID: incidentID, IncidentInput: IncidentInput{State: in.State, Params: in.Params, Message: in.Message, Channels: in.Channels, ChannelPolicy: in.ChannelPolicy}}
 	subject := costSubject(asPreview)
 	v := &ValidationError{}
 	msg, chs := validateUpdate(v, s.now(), in.State, in.Params, in.Message, in.Channels)
+	policy := validatePolicy(v, "body.channel_policy", in.ChannelPolicy)
 	if err := v.orNil(); err != nil {
 		return nil, err
 	}
-	canonical := UpdateInput{State: in.State, Params: in.Params, Message: msg, Channels: chs, Internal: in.Internal}
+	canonical := UpdateInput{State: in.State, Params: in.Params, Message: msg, Channels: chs, Internal: in.Internal, ChannelPolicy: policy}
 	idem, err := newIdempotency(idemKey, scopePostUpdate(incidentID), canonical)
 	if err != nil {
 		return nil, err
@@ -719,7 +734,7 @@ func (s *Service) PostUpdate(ctx context.Context, incidentID string, in UpdateIn
 			return nil, fmt.Errorf("incident %s cannot move from %s back to %s: %w", inc.ID, inc.State, next, ErrConflict)
 		}
 		prev := inc.LastSeq
-		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, in.Internal, idem)
+		res, err := s.commitUpdate(ctx, inc, prev, next, in.Params, msg, chs, policy, in.Internal, idem)
 		if errors.Is(err, ErrStale) {
 			continue // a concurrent update won; re-read and re-check the transition
 		}
@@ -837,7 +852,10 @@ func mergeParams(stored, update map[string]string) map[string]string {
 	return merged
 }
 
-func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params map[string]string, msg Texts, chs []Channel, internal bool, idem *Idempotency) (*UpdateResult, error) {
+// commitUpdate stores update prevSeq+1 of inc and its broadcast, which
+// keeps the channel policy in force: policy (the update's own, nil for
+// none) over the incident's over the configured default.
+func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, next State, params map[string]string, msg Texts, chs []Channel, policy *ChannelPolicy, internal bool, idem *Idempotency) (*UpdateResult, error) {
 	now := s.now()
 	if prevSeq == 0 {
 		now = inc.CreatedAt // one instant for the incident and its first update
@@ -856,9 +874,10 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 	bid := BroadcastID(inc.ID, seq)
 	// The update keeps the params as they stand after it, so rendering it
 	// later never depends on updates that came after.
-	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now, Internal: internal}
+	up := &Update{IncidentID: inc.ID, Seq: seq, State: next, Params: inc.Params, Message: msg, BroadcastID: bid, CreatedAt: now, Internal: internal, ChannelPolicy: policy}
 	up.PostedBy = Actor(ctx)
-	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Priority: PriorityOf(inc.Severity), Channels: chs, CreatedAt: now}
+	b := &Broadcast{ID: bid, IncidentID: inc.ID, Seq: seq, State: BroadcastPlanning, Severity: inc.Severity, Priority: PriorityOf(inc.Severity), Channels: chs, CreatedAt: now,
+		Policy: s.c.Policies.EffectivePolicy(inc, policy, next, seq == 1)}
 	res := &UpdateResult{Incident: inc, Update: up, Seq: seq, BroadcastID: bid}
 	idem, err := keepAnswer(idem, res)
 	if err != nil {
@@ -876,7 +895,7 @@ func (s *Service) commitUpdate(ctx context.Context, inc *Incident, prevSeq int, 
 		// Idempotency-Key enqueues the plan again.
 		return nil, fmt.Errorf("update %d of %s stored but its broadcast is not enqueued: %w", seq, inc.ID, err)
 	}
-	s.c.Logger.InfoContext(ctx, "incident update", "incident_id", inc.ID, "seq", seq, "state", next, "broadcast_id", bid, "severity", inc.Severity)
+	s.c.Logger.InfoContext(ctx, "incident update", "incident_id", inc.ID, "seq", seq, "state", next, "broadcast_id", bid, "severity", inc.Severity, "policy", b.Policy.String())
 	return res, nil
 }
 

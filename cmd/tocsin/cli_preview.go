@@ -34,6 +34,8 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 	kind := fs.String("kind", "", "with --template: customer, merchant or business (default customer)")
 	tz := fs.String("timezone", "", "with --template: the recipient's IANA time zone (default UTC)")
 	eta := fs.String("eta", "", "with --template: the ETA, RFC 3339 or text shown as is (default: in two hours)")
+	pf := policyFlagsOn(fs) // the update's, or the new incident's, channel policy
+	policyFlags := []string{"channels-order", "exclude", "mode", "policy-file"}
 	c, pos, err := fs.clientRange(args, 0, 1, "at most one incident ID")
 	if err != nil {
 		return err
@@ -57,7 +59,7 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 		if len(pos) > 0 {
 			return usageError{errors.New("preview --template takes no incident ID")}
 		}
-		if err := notWith("--template", "param", "message", "title", "severity", "service", "region", "notice", "priority"); err != nil {
+		if err := notWith("--template", append([]string{"param", "message", "title", "severity", "service", "region", "notice", "priority"}, policyFlags...)...); err != nil {
 			return err
 		}
 		if len(in.channels.vals) > 1 {
@@ -73,13 +75,17 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 		return err
 	}
 
+	policy, err := pf.policy()
+	if err != nil {
+		return err
+	}
 	var body any
 	switch {
 	case *notice:
 		if len(pos) > 0 {
 			return usageError{errors.New("preview --notice takes no incident ID")}
 		}
-		if err := notWith("--notice", "state", "param", "severity"); err != nil {
+		if err := notWith("--notice", append([]string{"state", "param", "severity"}, policyFlags...)...); err != nil {
 			return err
 		}
 		body = map[string]any{"notice": in.notice()}
@@ -87,10 +93,12 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 		if err := notWith("of an update", "title", "severity", "service", "region", "priority"); err != nil {
 			return err
 		}
+		up := in.update()
+		up.ChannelPolicy = policy
 		body = struct {
 			IncidentID string `json:"incident_id"`
 			dispatcher.UpdateInput
-		}{pos[0], in.update()}
+		}{pos[0], up}
 	default:
 		if err := notWith("of a new incident", "priority"); err != nil {
 			return err
@@ -98,7 +106,9 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 		if in.title == "" || in.severity == "" {
 			return usageError{errors.New("preview needs an incident ID (an update), --title and --severity (a new incident), --notice or --template")}
 		}
-		body = in.incident()
+		inc := in.incident()
+		inc.ChannelPolicy = policy
+		body = inc
 	}
 	return show(ctx, c, http.MethodPost, "/v1/broadcasts/preview", nil, body, nil, func(p *dispatcher.BroadcastPreview) error {
 		return c.printPreview(p, *notice)
@@ -115,6 +125,10 @@ func (c *client) printPreview(p *dispatcher.BroadcastPreview, notice bool) error
 	}
 	if p.ConfirmToken != "" {
 		fmt.Fprintf(tw, "confirm token\t%s (send it with --confirm-cost before %s)\n", p.ConfirmToken, stamp(*p.ConfirmExpiresAt))
+	}
+	if p.Policy != nil {
+		fmt.Fprintf(tw, "policy\t%s\n", p.Policy)
+		fmt.Fprintf(tw, "deliveries\t%d\n", p.Deliveries)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -134,6 +148,9 @@ func (c *client) printPreview(p *dispatcher.BroadcastPreview, notice bool) error
 	}
 	if n := p.ByChannel[dispatcher.ChannelNone]; len(n) > 0 {
 		fmt.Fprintln(w, "(none: recipients no channel reaches)")
+	}
+	if n := p.Suppressed[dispatcher.ReasonPolicyExcluded]; n > 0 {
+		fmt.Fprintf(w, "\nPolicy: %d recipients are reachable only on channels the channel policy excludes and get nothing (policy_excluded)\n", n)
 	}
 	if n := p.Suppressed[dispatcher.ReasonFlap]; n > 0 {
 		fmt.Fprintf(w, "\nFlap: %d recipients never heard of the incident and get nothing (limits.flap_window)\n", n)

@@ -61,10 +61,15 @@ var serverCommands = []cmdDoc{
 }
 
 var clientCommands = []cmdDoc{
-	{path: "incident open", args: "--title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--private] [--internal] [--confirm-cost T] [--idempotency-key K]",
-		summary: "open an incident and notify its audience"},
-	{path: "incident update", pos: "ID", args: "ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--internal] [--confirm-cost T] [--idempotency-key K]",
-		summary: "post an update and notify the audience"},
+	{path: "incident open", args: "--title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--channels-order C,...] [--exclude C:affected]... [--mode all] [--policy-file F] [--private] [--internal] [--confirm-cost T] [--idempotency-key K]",
+		summary: "open an incident and notify its audience",
+		notes: "--channels-order, --exclude, --mode and --policy-file set the incident's channel policy, kept for all its updates: " +
+			"--exclude sms:affected sends no SMS to users of the incident's services until it is resolved (CHANNEL[:affected|SERVICE,...][@UNTIL]); " +
+			"--mode all sends on every channel a recipient can be reached on."},
+	{path: "incident update", pos: "ID", args: "ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--channels-order C,...] [--exclude C:affected]... [--mode all] [--policy-file F] [--internal] [--confirm-cost T] [--idempotency-key K]",
+		summary: "post an update and notify the audience",
+		notes: "--channels-order, --exclude, --mode and --policy-file set this update's channel policy, over the incident's field by field; " +
+			"--exclude none clears the incident's exclusions for this update."},
 	{path: "incident edit", pos: "ID", args: "ID [--title T] [--severity S] [--started-at T] [--param k=v]... [--clear-param k]... [--service S]... [--region R]... [--private[=false]] [--confirm] [--if-match ETAG]",
 		summary: "correct an incident; sends nothing",
 		notes: "Flags change only what they name. --severity decides the next update's lane and channel rules. " +
@@ -85,9 +90,10 @@ var clientCommands = []cmdDoc{
 		notes: "--wait polls until the broadcast is done: a progress bar on a terminal (done of total, per channel, rate, time left), plain lines otherwise. --timeout is an idle timeout: it gives up only when nothing has moved for that long."},
 	{path: "broadcast list", args: "[--limit N]", summary: "list the notices, newest first"},
 	{path: "broadcast cancel", pos: "ID", args: "ID", summary: "stop a broadcast"},
-	{path: "preview", pos: "[INCIDENT_ID]", args: "[INCIDENT_ID] [--state S] [--message locale=text]... [--param k=v]... [--channel C]... [--title T --severity S [--service S]... [--region R]...] [--notice [--priority P]] [--template [--locale L] [--kind K] [--timezone Z] [--eta E]]",
+	{path: "preview", pos: "[INCIDENT_ID]", args: "[INCIDENT_ID] [--state S] [--message locale=text]... [--param k=v]... [--channel C]... [--title T --severity S [--service S]... [--region R]...] [--channels-order C,...] [--exclude C:affected]... [--mode all] [--policy-file F] [--notice [--priority P]] [--template [--locale L] [--kind K] [--timezone Z] [--eta E]]",
 		summary: "show what would be sent, to whom; sends nothing",
 		notes: "With INCIDENT_ID: an update of that incident (flags as in incident update). " +
+			"The channel policy flags give the update's policy, or the new incident's; the preview shows the effective policy and its deliveries. " +
 			"Without: the opening of a new incident (--title, --severity, --service, --region as in incident open), " +
 			"or with --notice an ad-hoc notice (as in broadcast send). " +
 			"With --template: one template with example data, for --state, --channel, --locale, --kind and --timezone (no audience)."},

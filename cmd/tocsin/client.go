@@ -504,7 +504,7 @@ func (m *Main) incident(ctx context.Context, args []string) error {
 }
 
 func (m *Main) incidentOpen(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--private] [--internal] [--confirm-cost T] [--idempotency-key K]")
+	fs := m.newClientFlagSet("incident open", "incident open --title T --severity minor|major|critical [--service S]... [--region R]... [--state ST] [--param k=v]... [--message locale=text]... [--channel C]... [--channels-order C,...] [--exclude C:affected]... [--mode all] [--policy-file F] [--private] [--internal] [--confirm-cost T] [--idempotency-key K]")
 	in := newInputFlags()
 	fs.BoolVar(&in.private, "private", false, "keep the incident off the public status page and feeds (its updates are sent all the same)")
 	in.internalFlag(fs)
@@ -517,7 +517,12 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters), or for one kind and/or channel, locale.kind=text, locale.channel=text, locale.kind.channel=text; repeatable")
 	idem := in.sendFlags(fs)
 	in.confirmFlag(fs)
+	pf := policyFlagsOn(fs) // the incident's policy, for all its updates
 	c, _, err := fs.client(args, 0, "")
+	if err != nil {
+		return err
+	}
+	policy, err := pf.policy()
 	if err != nil {
 		return err
 	}
@@ -531,11 +536,13 @@ func (m *Main) incidentOpen(ctx context.Context, args []string) error {
 	if len(missing) > 0 {
 		return usageError{fmt.Errorf("incident open needs %s", strings.Join(missing, " and "))}
 	}
-	return c.postUpdate(ctx, "/v1/incidents", in.incident(), *idem)
+	body := in.incident()
+	body.ChannelPolicy = policy
+	return c.postUpdate(ctx, "/v1/incidents", body, *idem)
 }
 
 func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--internal] [--confirm-cost T] [--idempotency-key K]")
+	fs := m.newClientFlagSet("incident update", "incident update ID [--state S] [--param k=v]... [--message locale=text]... [--channel C]... [--channels-order C,...] [--exclude C:affected]... [--mode all] [--policy-file F] [--internal] [--confirm-cost T] [--idempotency-key K]")
 	in := newInputFlags()
 	in.internalFlag(fs)
 	fs.StringVar(&in.state, "state", "", "the new state: investigating, identified, monitoring or resolved (default: unchanged)")
@@ -543,6 +550,7 @@ func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
 	fs.Var(in.messages, "message", "the operator's text in one language, locale=text (1-1600 characters), or for one kind and/or channel, locale.kind=text, locale.channel=text, locale.kind.channel=text; repeatable")
 	idem := in.sendFlags(fs)
 	in.confirmFlag(fs)
+	pf := policyFlagsOn(fs) // this update's policy, over the incident's
 	c, pos, err := fs.client(args, 1, "an incident ID")
 	if err != nil {
 		return err
@@ -550,7 +558,13 @@ func (m *Main) incidentUpdate(ctx context.Context, args []string) error {
 	if in.state == "" && len(in.params) == 0 && len(in.messages.mapFlag) == 0 {
 		return usageError{errors.New("incident update needs --state, --param or --message")}
 	}
-	return c.postUpdate(ctx, incidentPath(pos[0])+"/updates", in.update(), *idem)
+	policy, err := pf.policy()
+	if err != nil {
+		return err
+	}
+	body := in.update()
+	body.ChannelPolicy = policy
+	return c.postUpdate(ctx, incidentPath(pos[0])+"/updates", body, *idem)
 }
 
 // idemHeader is the Idempotency-Key header of --idempotency-key k; none
@@ -600,6 +614,9 @@ func (c *client) printIncident(v *incidentWithUpdates) error {
 	fmt.Fprintf(tw, "regions\t%s\n", allIfEmpty(v.Regions))
 	if v.Private {
 		fmt.Fprintf(tw, "private\tyes: not on the public status page\n")
+	}
+	if v.ChannelPolicy != nil {
+		fmt.Fprintf(tw, "channel policy\t%s\n", v.ChannelPolicy)
 	}
 	if len(v.Params) > 0 {
 		fmt.Fprintf(tw, "params\t%s\n", mapFlag(v.Params).String())
@@ -744,6 +761,9 @@ func (c *client) printBroadcast(b *dispatcher.Broadcast) error {
 	}
 	if len(b.Channels) > 0 {
 		fmt.Fprintf(tw, "channels\t%s\n", joinChannels(b.Channels))
+	}
+	if b.Policy != nil {
+		fmt.Fprintf(tw, "policy\t%s\n", b.Policy)
 	}
 	fmt.Fprintf(tw, "audience\t%d\n", b.Audience)
 	fmt.Fprintf(tw, "pending\t%d\n", b.Pending)

@@ -199,6 +199,11 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, usageError{fmt.Errorf("costs: %w", err)}
 	}
+	policies, err := cfg.Channels.Policies() // Validate refused what it cannot read
+	if err != nil {
+		_ = qc.Close()
+		return nil, usageError{fmt.Errorf("channels.policy: %w", err)}
+	}
 	svc, err := dispatcher.NewService(dispatcher.ServiceConfig{
 		Recipients: store, Incidents: store, Deliveries: store, Queue: qc, Fanout: fan,
 		Webhooks: store, CheckWebhookURL: checkWebhookURL, RotationOverlap: cfg.Channels.Webhook.RotationOverlap,
@@ -207,6 +212,7 @@ func wire(w wiring) (*wired, error) {
 		Subscriptions: subs, // takes the YES that confirms an SMS subscription
 		Prices:        prices,
 		ConfirmCost:   confirmCost,
+		Policies:      policies,
 	})
 	if err != nil {
 		_ = qc.Close()
@@ -215,6 +221,7 @@ func wire(w wiring) (*wired, error) {
 	maint, err := dispatcher.NewMaintainer(dispatcher.MaintainerConfig{
 		Store: store, Deliveries: store, Queue: qc, Catalog: w.catalog,
 		Reminders: cfg.Maintenance.Reminders, Clock: w.clock, Logger: w.logger,
+		Policies: policies, // a notice's channel policy by its event
 	})
 	if err != nil {
 		_ = qc.Close()

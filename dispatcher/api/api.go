@@ -269,6 +269,7 @@ func New(cfg Config) http.Handler {
 	}
 	s.api = humago.New(s.mux, hc)
 	registerTextSchemas(s.api)
+	registerPolicySchema(s.api)
 
 	s.routes()
 	s.routeEdits()

@@ -34,14 +34,14 @@ const mediaMergePatch = "application/merge-patch+json"
 type incidentPatchBody map[string]json.RawMessage
 
 // Schema implements huma.SchemaProvider.
-func (incidentPatchBody) Schema(huma.Registry) *huma.Schema {
+func (incidentPatchBody) Schema(reg huma.Registry) *huma.Schema {
 	str := func(doc string) *huma.Schema { return &huma.Schema{Type: huma.TypeString, Description: doc} }
 	list := func(doc string) *huma.Schema {
 		return &huma.Schema{Type: huma.TypeArray, Items: &huma.Schema{Type: huma.TypeString}, Nullable: true, Description: doc}
 	}
 	return &huma.Schema{
 		Type:        huma.TypeObject,
-		Description: "A JSON Merge Patch (RFC 7396): members left out stay as they are. At least one of title, severity, started_at, services, regions, params, private.",
+		Description: "A JSON Merge Patch (RFC 7396): members left out stay as they are. At least one of title, severity, started_at, services, regions, params, private, channel_policy.",
 		Properties: map[string]*huma.Schema{
 			"title": {Description: "The new title, checked as when opening. Cannot be null."},
 			"severity": {Type: huma.TypeString, Enum: []any{"minor", "major", "critical"},
@@ -55,6 +55,7 @@ func (incidentPatchBody) Schema(huma.Registry) *huma.Schema {
 				Description:          "Merged into the incident's params: a value replaces, null (or \"\") removes the param. null removes every param."},
 			"private": {Type: huma.TypeBoolean,
 				Description: "true keeps the incident off the public status page and feeds, false shows it; its audience and notifications are not affected. Cannot be null."},
+			"channel_policy":   nullablePolicy(reg, "Replaces the incident's channel policy for its next updates (the broadcasts already posted keep theirs); null removes it."),
 			"confirm_audience": str("The confirm_audience token of the 409 that stated this audience change; it applies exactly that change to exactly that version of the incident."),
 		},
 		AdditionalProperties: false,
@@ -96,7 +97,7 @@ func (s *server) routeEdits() {
 		OperationID: "edit-incident", Method: http.MethodPatch, Path: "/v1/incidents/{id}", Tags: []string{"incidents"},
 		Summary: "Correct an incident",
 		Description: "Role: operator. A JSON Merge Patch (" + mediaMergePatch + ", or application/json) of title, severity, started_at, " +
-			"services, regions, params and private. Sends nothing: the next update is broadcast as the incident then stands. " +
+			"services, regions, params, private and channel_policy. Sends nothing: the next update is broadcast as the incident then stands. " +
 			"Every edit is kept in the incident's history (GET /v1/incidents/{id}) with the API key's name, the time and each field's old and new value. " +
 			"A change of services or regions is answered 409 audience_confirmation_required with the audience's figures " +
 			"(recipients before, after, added, removed) and a confirm_audience token; the same patch with that token applies it. " +

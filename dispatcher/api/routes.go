@@ -78,6 +78,8 @@ type incidentBody struct {
 	Internal bool                 `json:"internal,omitempty" doc:"Keep this first update off the public status page and feeds; it is sent all the same. Default false: public."`
 
 	ConfirmCost string `json:"confirm_cost,omitempty" doc:"The confirm_token of this opening's preview (POST /v1/broadcasts/preview), unchanged in content and before its confirm_expires_at. Needed when its cost is at or above costs.confirm_above; without it, 422 cost_confirmation_required with the figure."`
+	// ChannelPolicy is kept with the incident, for all its updates.
+	ChannelPolicy *dispatcher.ChannelPolicy `json:"channel_policy,omitempty" doc:"The incident's channel policy, kept with it for all its updates (PATCH changes it); an update's own overrides it field by field."`
 }
 
 // updateBody converts to dispatcher.UpdateInput (identical fields).
@@ -89,6 +91,8 @@ type updateBody struct {
 	Internal bool                 `json:"internal,omitempty" doc:"Keep this update off the public status page and feeds; it is sent to its audience all the same. Default false: public."`
 
 	ConfirmCost string `json:"confirm_cost,omitempty" doc:"The confirm_token of this update's preview (POST /v1/broadcasts/preview), unchanged in content and before its confirm_expires_at. Needed when its cost is at or above costs.confirm_above; without it, 422 cost_confirmation_required with the figure."`
+	// ChannelPolicy is this update's own.
+	ChannelPolicy *dispatcher.ChannelPolicy `json:"channel_policy,omitempty" doc:"This update's channel policy, over the incident's and the configured default field by field."`
 }
 
 // noticeBody converts to dispatcher.NoticeInput (identical fields).
@@ -256,6 +260,8 @@ type broadcastPreviewBody struct {
 	Message    dispatcher.Texts     `json:"message,omitempty" doc:"Operator text by BCP 47 tag: a string, or an object by recipient kind and/or channel."`
 	Channels   []dispatcher.Channel `json:"channels,omitempty" enum:"push,sms,email,webhook"`
 	Notice     *noticeBody          `json:"notice,omitempty" doc:"Preview an ad-hoc broadcast (POST /v1/broadcasts's body) instead; the other fields must then be empty."`
+	// ChannelPolicy is the update's (with incident_id) or the new incident's.
+	ChannelPolicy *dispatcher.ChannelPolicy `json:"channel_policy,omitempty" doc:"With incident_id, the update's channel policy; without, the new incident's. The preview answers the effective policy."`
 }
 
 type broadcastPreviewInput struct {
@@ -487,6 +493,7 @@ func (s *server) routes() {
 			IncidentInput: dispatcher.IncidentInput{
 				Title: b.Title, Severity: b.Severity, Services: b.Services, Regions: b.Regions,
 				State: b.State, Params: b.Params, Message: b.Message, Channels: b.Channels,
+				ChannelPolicy: b.ChannelPolicy,
 			},
 		}))
 	})

@@ -217,7 +217,9 @@ func broadcastMeta(b *dispatcher.Broadcast) ([]byte, error) {
 		// Compensates names the incident a compensation notice follows up.
 		Compensates string    `json:"compensates,omitempty"`
 		CreatedAt   time.Time `json:"created_at"`
-	}{b.ID, b.IncidentID, b.Seq, b.Severity, b.Priority, b.Channels, b.Notice, b.Compensates, b.CreatedAt})
+		// Policy is the channel policy in force, fixed at posting.
+		Policy *dispatcher.ChannelPolicy `json:"policy,omitempty"`
+	}{b.ID, b.IncidentID, b.Seq, b.Severity, b.Priority, b.Channels, b.Notice, b.Compensates, b.CreatedAt, b.Policy})
 	if err != nil {
 		return nil, fmt.Errorf("encode broadcast %q: %w", b.ID, err)
 	}

@@ -1,0 +1,89 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// TestChannelPolicyRoutes: a channel policy on an opening, an update and
+// a preview is taken and kept (the incident's, the update's, the
+// broadcast's effective one); a bad one is a 422 naming each field, never
+// a 5xx; PATCH replaces and removes the incident's.
+func TestChannelPolicyRoutes(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	id := a.mustOpen(t, `{"title":"Mobile down","severity":"critical","services":["mobile"],
+		"channel_policy":{"exclude":[{"channel":"sms","services":"affected"}]}}`)
+	inc, err := a.svc.GetIncident(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := inc.ChannelPolicy; p == nil || len(p.Exclude) != 1 || !p.Exclude[0].Affected || p.Exclude[0].Until != dispatcher.StateResolved {
+		t.Fatalf("stored incident policy %+v", inc.ChannelPolicy)
+	}
+
+	r := a.send(t, "POST", "/v1/incidents/"+id+"/updates", `{"state":"identified","channel_policy":{"order":["email","push"],"mode":"all"}}`)
+	wantStatus(t, r, http.StatusCreated)
+	var res dispatcher.UpdateResult
+	if err := json.Unmarshal(r.body, &res); err != nil {
+		t.Fatal(err)
+	}
+	b, err := a.svc.GetBroadcast(t.Context(), res.BroadcastID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := b.Policy; p == nil || p.Mode != dispatcher.ModeAll || len(p.Order) != 2 || len(p.Exclude) != 1 {
+		t.Errorf("broadcast policy %+v, want the update's order and mode over the incident's exclude", b.Policy)
+	}
+
+	r = a.send(t, "POST", "/v1/broadcasts/preview", `{"incident_id":"`+id+`","state":"resolved","channel_policy":{"mode":"all"}}`)
+	wantStatus(t, r, http.StatusOK)
+	var p dispatcher.BroadcastPreview
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Policy == nil || p.Policy.Mode != dispatcher.ModeAll || len(p.Policy.Exclude) != 1 {
+		t.Errorf("preview policy %+v", p.Policy)
+	}
+
+	for _, tc := range []struct{ name, method, path, body, location string }{
+		{"unknown channel in order", "POST", "/v1/incidents/" + id + "/updates", `{"channel_policy":{"order":["fax"]}}`, "body.channel_policy.order[0]"},
+		{"unknown mode", "POST", "/v1/incidents/" + id + "/updates", `{"channel_policy":{"mode":"some"}}`, "body.channel_policy.mode"},
+		{"unknown until", "POST", "/v1/incidents", `{"title":"x","severity":"minor","channel_policy":{"exclude":[{"channel":"sms","until":"investigating"}]}}`, "body.channel_policy.exclude[0].until"},
+		{"bad service", "POST", "/v1/broadcasts/preview", `{"title":"x","severity":"minor","channel_policy":{"exclude":[{"channel":"sms","services":["a b"]}]}}`, "body.channel_policy.exclude[0].services[0]"},
+		{"services neither a list nor affected", "POST", "/v1/incidents/" + id + "/updates", `{"channel_policy":{"exclude":[{"channel":"sms","services":"all"}]}}`, "body.channel_policy.exclude[0].services"},
+		{"unknown member", "POST", "/v1/incidents/" + id + "/updates", `{"channel_policy":{"exclude":[{"channel":"sms","affected_services":true}]}}`, "body.channel_policy.exclude[0].affected_services"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, tc.method, tc.path, tc.body)
+			wantStatus(t, r, http.StatusUnprocessableEntity)
+			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+				t.Errorf("Content-Type %q", ct)
+			}
+			wantLocation(t, r.problem(t), tc.location)
+		})
+	}
+	a.wantIncident(t, id, dispatcher.StateIdentified, 2)
+
+	patch := func(body string) *response {
+		return a.do(t, "PATCH", "/v1/incidents/"+id, operatorToken, strings.NewReader(body), "Content-Type", mediaMergePatch)
+	}
+	r = patch(`{"channel_policy":{"order":["push"],"mode":"bogus"}}`)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantLocation(t, r.problem(t), "body.channel_policy.mode")
+	wantStatus(t, patch(`{"channel_policy":{"order":["push"]}}`), http.StatusOK)
+	if inc, err = a.svc.GetIncident(t.Context(), id); err != nil || inc.ChannelPolicy == nil || len(inc.ChannelPolicy.Order) != 1 || inc.ChannelPolicy.Exclude != nil {
+		t.Errorf("after PATCH: %+v %v, want order [push] alone", inc.ChannelPolicy, err)
+	}
+	if h := inc.History; len(h) != 1 || h[0].Changes[0].Field != "channel_policy" {
+		t.Errorf("history %+v, want one channel_policy change", h)
+	}
+	wantStatus(t, patch(`{"channel_policy":null}`), http.StatusOK)
+	if inc, err = a.svc.GetIncident(t.Context(), id); err != nil || inc.ChannelPolicy != nil {
+		t.Errorf("after PATCH null: %+v %v, want none", inc.ChannelPolicy, err)
+	}
+}

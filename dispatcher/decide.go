@@ -41,6 +41,9 @@ type DecideContext struct {
 	// Guarded says the per-recipient guard applies: a limit is set and the
 	// update is not a critical incident's resolution.
 	Guarded bool
+	// Resolution says the update resolves the incident: with Guarded, a
+	// recipient told of the incident before (Facts.Told) passes the guard.
+	Resolution bool
 }
 
 // Facts are what the caller read about one recipient for one decision,
@@ -51,7 +54,7 @@ type Facts struct {
 	// that failed for StageFallback.
 	Channel Channel
 	// Told: the recipient had been sent an earlier update of the incident
-	// (read only when DecideContext.Flap).
+	// (read only when DecideContext.Flap, or Guarded and Resolution).
 	Told bool
 	// OverLimit: the per-recipient guard refused the token a decision with
 	// TakeToken asked for.
@@ -97,7 +100,9 @@ func (d Decision) Send() bool { return d.Status == StatusSending }
 //  4. Quiet hours (first delivery and retries, minor updates only): held,
 //     queued, quiet_hours, for as long as they last.
 //  5. The per-recipient guard (first delivery only): take a token; over
-//     the limit, suppressed, rate_limited. A critical resolution passes.
+//     the limit, suppressed, rate_limited. A critical resolution passes,
+//     and so does any resolution to a recipient told of the incident
+//     before: who heard "investigating" always hears it is over.
 //  6. Otherwise: send.
 //
 // Retries and fallbacks continue a delivery the first decision let go, so
@@ -131,7 +136,7 @@ func Decide(r *Recipient, dc *DecideContext, x Facts, now time.Time) Decision {
 			return Decision{Channel: ch, Status: StatusQueued, Reason: ReasonQuietHours, Delay: wait}
 		}
 	}
-	if x.Stage == StageFirst && dc.Guarded {
+	if x.Stage == StageFirst && dc.Guarded && !(dc.Resolution && x.Told) {
 		if x.OverLimit {
 			return suppress(ch, ReasonRateLimited)
 		}

@@ -383,13 +383,15 @@ func (f *Fanout) decideContext(inc *Incident, up *Update, channels []Channel) *D
 		QuietHours: f.c.QuietHours,
 		Flap:       f.c.FlapWindow > 0 && up.State == StateResolved && up.CreatedAt.Sub(inc.CreatedAt) <= f.c.FlapWindow,
 		Guarded:    f.c.Limiter != nil && !f.c.PerRecipient.IsZero() && !(inc.Severity == SeverityCritical && up.State == StateResolved),
+		Resolution: up.State == StateResolved,
 	}
 }
 
-// told reads, when the flap rule applies (dc.Flap), who of ids had been
-// told of the incident before; nil otherwise.
+// told reads, when the flap rule applies (dc.Flap) or a guarded
+// resolution lets the told pass, who of ids had been told of the incident
+// before; nil otherwise.
 func (f *Fanout) told(ctx context.Context, dc *DecideContext, inc *Incident, up *Update, ids []string) ([]bool, error) {
-	if !dc.Flap {
+	if !dc.Flap && !(dc.Guarded && dc.Resolution) {
 		return nil, nil
 	}
 	return f.c.Store.Told(ctx, inc.ID, up.Seq, ids)
@@ -581,12 +583,12 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 		guard.Lease = &l
 	}
-	ids, err := f.c.Store.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
+	ids, err := f.batchIDs(ctx, broadcastID, batch)
 	if err != nil {
 		return err
 	}
 	if len(ids) == 0 {
-		return nil // the broadcast finished and its snapshot is gone
+		return nil // the broadcast finished and its snapshot is gone (or a late member has its delivery)
 	}
 	rs, err := f.loadRecipients(ctx, ids, bc.b.Channels, bc.up)
 	if err != nil {
@@ -636,9 +638,12 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		if got[j] {
 			continue
 		}
-		d := Decide(rs[i], dc, Facts{Told: true, OverLimit: true}, now)
+		d := Decide(rs[i], dc, Facts{Told: told == nil || told[i], OverLimit: true}, now)
 		begins[i].Status, begins[i].Reason = d.Status, string(d.Reason)
 		msgs[i] = nil
+	}
+	if batch.Late != "" {
+		markLate(begins)
 	}
 	retries, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered, nil)
 	if err != nil {

@@ -63,6 +63,8 @@ type Config struct {
 	Subscriptions Subscriptions `yaml:"subscriptions"`
 	// Costs price previews (config/costs.go).
 	Costs Costs `yaml:"costs"`
+	// CatchUp configures catch-up of late recipients (config/catchup.go).
+	CatchUp CatchUp `yaml:"catchup"`
 }
 
 // Public configures the public face: the status page, its feeds and
@@ -333,6 +335,7 @@ func Default() Config {
 		Public:        statuspage.Defaults(),
 		Maintenance:   Maintenance{Reminders: Durations{24 * time.Hour, time.Hour}},
 		Subscriptions: defaultSubscriptions(),
+		CatchUp:       defaultCatchUp(),
 	}
 }
 

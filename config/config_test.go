@@ -88,6 +88,7 @@ func TestDefault(t *testing.T) {
 		Maintenance: Maintenance{Reminders: Durations{24 * time.Hour, time.Hour}},
 		Subscriptions: Subscriptions{SMSPerHour: 100, PerIP: "10/h", PerAddress: "3/h", PendingTTL: 24 * time.Hour,
 			WebPushHosts: []string{"fcm.googleapis.com", "*.push.services.mozilla.com", "*.push.apple.com", "*.notify.windows.com"}},
+		CatchUp: CatchUp{Window: 24 * time.Hour, Interval: 2 * time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", c, want)
@@ -864,7 +865,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 93; len(paths) != want {
+	if want := 95; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

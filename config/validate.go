@@ -90,6 +90,7 @@ func (c Config) Validate() error {
 	v.catalog(c.Catalog)
 	v.Merge(c.Public.ValidateNamed(optionNamer("public", reflect.TypeFor[Public]())))
 	v.maintenance(c.Maintenance)
+	v.catchUp(c.CatchUp)
 	v.costs(c.Costs)
 	return v.Err()
 }

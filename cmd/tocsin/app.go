@@ -264,6 +264,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			handler = api.New(api.Config{
 				Service:             svc,
 				Maintenances:        a.maintainer,
+				Unreached:           a.unreached,
 				Outbox:              store,
 				Authenticate:        cfg.Auth.APIKeys.Authenticate,
 				Ready:               ready,
@@ -326,6 +327,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		// their notices; every worker runs it (versioned writes and fixed
 		// broadcast ids make that safe).
 		go a.maintainer.Run(sweepCtx, dispatcher.MaintenanceTickInterval)
+		// Gives late recipients (imported, given a contact, subscribed
+		// after an update went out) an open incident's current state once;
+		// every worker runs it (each recipient is taken by one of them).
+		go a.catchUp.Run(sweepCtx, cfg.CatchUp.Interval)
 	}
 
 	var runErr error

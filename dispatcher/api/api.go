@@ -149,6 +149,9 @@ type Config struct {
 	// Maintenances serves the scheduled maintenance routes. Default nil:
 	// they answer a 404 problem with code "maintenances_disabled".
 	Maintenances Maintenances
+	// Unreached backs GET /v1/incidents/{id}/unreached. Default nil: that
+	// route answers a 404 problem with code "unreached_disabled".
+	Unreached UnreachedReports
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
@@ -259,6 +262,7 @@ func New(cfg Config) http.Handler {
 	s.routeWebhooks()
 	s.routeCallbacks()
 	s.routeMaintenances()
+	s.routeUnreached()
 	s.routePublicSubscriptions()
 	s.routeSubscribers()
 	addCodeToErrorSchema(s.api)

@@ -13,9 +13,13 @@ import (
 type Metrics struct {
 	deliveries *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
+	caughtUp   prometheus.Counter
 }
 
-var _ dispatcher.Metrics = (*Metrics)(nil)
+var (
+	_ dispatcher.Metrics        = (*Metrics)(nil)
+	_ dispatcher.CatchUpMetrics = (*Metrics)(nil)
+)
 
 // NewMetrics registers Tocsin's delivery metrics on reg, and the queue
 // depth per lane and task state when inspector is not nil.
@@ -31,7 +35,11 @@ func NewMetrics(reg prometheus.Registerer, inspector *asynq.Inspector) *Metrics 
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"channel"}),
 	}
-	reg.MustRegister(m.deliveries, m.latency)
+	m.caughtUp = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tocsin_catchup_sends_total",
+		Help: "Late members catch-up added to an open incident's latest broadcast (a recipient imported, given a contact or subscribed after the update went out).",
+	})
+	reg.MustRegister(m.deliveries, m.latency, m.caughtUp)
 	if inspector != nil {
 		reg.MustRegister(&depthCollector{inspector: inspector})
 	}
@@ -42,6 +50,9 @@ func NewMetrics(reg prometheus.Registerer, inspector *asynq.Inspector) *Metrics 
 func (m *Metrics) Statuses(ch dispatcher.Channel, st dispatcher.DeliveryStatus, n int) {
 	m.deliveries.WithLabelValues(string(ch), string(st)).Add(float64(n))
 }
+
+// CaughtUp implements dispatcher.CatchUpMetrics.
+func (m *Metrics) CaughtUp(n int) { m.caughtUp.Add(float64(n)) }
 
 // Sent implements dispatcher.Metrics.
 func (m *Metrics) Sent(ch dispatcher.Channel, _ int, d time.Duration) {

@@ -72,6 +72,8 @@ var clientCommands = []cmdDoc{
 			"nothing changes (exit 1) unless --confirm is given. The edit is kept in the incident's history with the key's name (incident show)."},
 	{path: "incident show", pos: "ID", args: "ID", summary: "show an incident, its updates and its edits"},
 	{path: "incident list", args: "[--state S] [--limit N]", summary: "list incidents, newest first"},
+	{path: "incident unreached", pos: "ID", args: "ID [--limit N | --all] [--cursor C]", summary: "list who of an incident's audiences was never reached, and why",
+		notes: "Needs an operator key. Each row is a recipient that was never sent nor delivered anything of the incident, with its last delivery's update, channel, status and reason; phones and emails are masked."},
 	{path: "broadcast send", args: "--title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--idempotency-key K]",
 		summary: "send an ad-hoc notice in the operator's own words"},
 	{path: "broadcast show", pos: "ID", args: "ID [--wait [--timeout 5m] [--interval 1s]]", summary: "show a broadcast's counters",

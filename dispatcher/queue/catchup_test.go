@@ -2,12 +2,14 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
@@ -332,4 +334,89 @@ func TestCatchUpResolutionPassesTheGuard(t *testing.T) {
 	if got := f.states(t, "new"); len(got) != 0 {
 		t.Errorf("the resolution took the guard off a recipient never told: got %v", got)
 	}
+}
+
+func TestUnreachedReport(t *testing.T) {
+	t.Parallel()
+	f := newCatchUpFlow(t, func(c *dispatcher.FanoutConfig) {
+		c.Senders[dispatcher.ChannelSMS] = &flakySender{next: c.Senders[dispatcher.ChannelEmail].(*outbox.Sender),
+			permanent: map[string]bool{"badnumber": true}, attempts: map[string][]int{}}
+	})
+	ctx := context.Background()
+	f.put(t,
+		cardsCustomer("reached"),
+		&dispatcher.Recipient{ID: "mute", Kind: dispatcher.KindCustomer, Locale: "en", Services: []string{"cards"}},
+		&dispatcher.Recipient{ID: "badnumber", Kind: dispatcher.KindCustomer, Locale: "en", Services: []string{"cards"}, Phone: "+41790000001"},
+		&dispatcher.Recipient{ID: "smsonly", Kind: dispatcher.KindMerchant, Locale: "en", Services: []string{"cards"}, Email: "shop@example.ch", Channels: []dispatcher.Channel{dispatcher.ChannelSMS}},
+		&dispatcher.Recipient{ID: "other", Kind: dispatcher.KindCustomer, Locale: "en", Services: []string{"twint"}},
+	)
+	f.start(t)
+	res := f.open(t, dispatcher.SeverityMajor)
+	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	// "mute" joins the second update's audience still without a channel;
+	// "late" comes after both and is caught up (reached).
+	up := f.post(t, res.Incident.ID, dispatcher.StateIdentified)
+	f.waitDone(t, up.BroadcastID, 10*time.Second)
+	f.put(t, cardsCustomer("late"))
+	f.tick(t, 1, f.catchUp(t))
+	report := &dispatcher.UnreachedReport{Incidents: f.store, Store: f.store, Recipients: f.store}
+	got := map[string]*dispatcher.Unreached{}
+	cursor, pages := "", 0
+	for {
+		page, err := report.Unreached(ctx, res.Incident.ID, cursor, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, u := range page.Recipients {
+			if got[u.RecipientID] != nil {
+				t.Errorf("%s listed twice", u.RecipientID)
+			}
+			got[u.RecipientID] = u
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	want := map[string]string{
+		"mute":      "suppressed no_channel",
+		"badnumber": "failed 21211: not a mobile number",
+		"smsonly":   "suppressed no_channel",
+	}
+	if len(got) != len(want) {
+		t.Errorf("unreached %v, want %v", keys(got), want)
+	}
+	for id, w := range want {
+		u := got[id]
+		if u == nil {
+			t.Errorf("%s not listed", id)
+			continue
+		}
+		if s := string(u.Status) + " " + u.Reason; s != w || u.Seq != 2 {
+			t.Errorf("%s: %s at update %d, want %s at update 2", id, s, u.Seq, w)
+		}
+	}
+	if u := got["badnumber"]; u != nil && (u.Phone == "" || u.Phone == "+41790000001") {
+		t.Errorf("badnumber's phone shown as %q, want it masked", u.Phone)
+	}
+	if u := got["smsonly"]; u != nil && (u.Kind != dispatcher.KindMerchant || u.Email == "" || u.Email == "shop@example.ch") {
+		t.Errorf("smsonly shown as %+v, want kind merchant and a masked email", u)
+	}
+	if pages < 2 {
+		t.Errorf("%d pages of limit 1, want several", pages)
+	}
+	if _, err := report.Unreached(ctx, res.Incident.ID, "x", 10); err == nil {
+		t.Error("a bad cursor was taken")
+	}
+	if _, err := report.Unreached(ctx, "inc_nope", "", 10); !errors.Is(err, dispatcher.ErrNotFound) {
+		t.Errorf("unknown incident: %v, want ErrNotFound", err)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -198,10 +198,16 @@ func (s *Store) OptedOut(ctx context.Context, addrs map[dispatcher.Channel][]str
 	return out, nil
 }
 
-// SetOptOut implements dispatcher.RecipientStore.
+var optInScript = script("opt_in")
+
+// SetOptOut implements dispatcher.RecipientStore. Removing an SMS
+// opt-out marks, with CatchUp, the recipients of that number for catch-up
+// in the same write.
 func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr string, optedOut bool) error {
 	var err error
-	if optedOut {
+	if !optedOut && ch == dispatcher.ChannelSMS && s.CatchUp {
+		err = optInScript.Run(ctx, s.rdb, []string{optOutKey(ch), key("ix", "phone", addr), key("catchup")}, addr, strconv.FormatInt(s.nowMS(), 10)).Err()
+	} else if optedOut {
 		err = s.rdb.SAdd(ctx, optOutKey(ch), addr).Err()
 	} else {
 		err = s.rdb.SRem(ctx, optOutKey(ch), addr).Err()

@@ -211,6 +211,7 @@ auth:
 					// Maintenance: the defaults.
 					Maintenance:   Default().Maintenance,
 					Subscriptions: Default().Subscriptions,
+					CatchUp:       Default().CatchUp,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", c, want)
@@ -436,6 +437,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		`log.format: must be json or text, got "xml"`,
 		"outbox.cap: must be between 1 and 1000000, got 0",
 		"messages.industry: is required: must be payments, telecom, banking or generic",
+		"catchup.interval: must be between 100ms and 1m, not 0s",
 	}
 	for _, w := range want {
 		if !strings.Contains(msg, w) {

@@ -420,3 +420,31 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+func TestCatchUpScopeEdit(t *testing.T) {
+	t.Parallel()
+	f := newCatchUpFlow(t)
+	twint := &dispatcher.Recipient{ID: "twint-user", Kind: dispatcher.KindCustomer, Locale: "en", Services: []string{"twint"}, Email: "t@example.ch"}
+	f.put(t, cardsCustomer("cards-user"), twint)
+	f.start(t)
+	res := f.open(t, dispatcher.SeverityMajor)
+	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	f.tick(t, 1, f.catchUp(t)) // the puts before the opening: nothing new
+	ctx := context.Background()
+	services := []string{"cards", "twint"}
+	_, err := f.svc.EditIncident(ctx, res.Incident.ID, &dispatcher.IncidentPatch{Services: &services})
+	var change *dispatcher.AudienceChangeError
+	if !errors.As(err, &change) {
+		t.Fatalf("edit without confirmation: %v, want an AudienceChangeError", err)
+	}
+	if _, err := f.svc.EditIncident(ctx, res.Incident.ID, &dispatcher.IncidentPatch{Services: &services, ConfirmAudience: change.Change.ConfirmAudience}); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(t, 2, f.catchUp(t))
+	if got := f.states(t, "twint-user"); !equal(got, []string{"investigating"}) {
+		t.Errorf("recipient brought into scope got %v, want the current state once", got)
+	}
+	if got := f.states(t, "cards-user"); len(got) != 1 {
+		t.Errorf("recipient in scope before got %v, want its one message", got)
+	}
+}

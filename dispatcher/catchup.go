@@ -321,3 +321,42 @@ func markLate(begins []Begin) {
 		begins[i].Extra, begins[i].Late = true, true
 	}
 }
+
+// refusedTold returns, for each of guarded (indexes into ids) whose token
+// the guard refused (got), whether it had been told of the incident: a
+// resolution passes the guard for those (Decide, rule 5). It reads the
+// store only for a resolution, and only for the refused (told holds the
+// answers already when the flap rule read them); otherwise every refused
+// one is reported told, which the guard's rule ignores.
+func (f *Fanout) refusedTold(ctx context.Context, dc *DecideContext, bc *broadcastContext, guarded []int, got []bool, ids []string, told []bool) (map[int]bool, error) {
+	out := make(map[int]bool)
+	var ask []int
+	for j, i := range guarded {
+		if got[j] {
+			continue
+		}
+		switch {
+		case !dc.Resolution:
+			out[i] = true // the flap rule let it through; the guard ignores it
+		case told != nil:
+			out[i] = told[i]
+		default:
+			ask = append(ask, i)
+		}
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	rids := make([]string, len(ask))
+	for k, i := range ask {
+		rids[k] = ids[i]
+	}
+	answers, err := f.c.Store.Told(ctx, bc.inc.ID, bc.up.Seq, rids)
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range ask {
+		out[i] = answers[k]
+	}
+	return out, nil
+}

@@ -387,11 +387,10 @@ func (f *Fanout) decideContext(inc *Incident, up *Update, channels []Channel) *D
 	}
 }
 
-// told reads, when the flap rule applies (dc.Flap) or a guarded
-// resolution lets the told pass, who of ids had been told of the incident
-// before; nil otherwise.
+// told reads, when the flap rule applies (dc.Flap), who of ids had been
+// told of the incident before; nil otherwise.
 func (f *Fanout) told(ctx context.Context, dc *DecideContext, inc *Incident, up *Update, ids []string) ([]bool, error) {
-	if !dc.Flap && !(dc.Guarded && dc.Resolution) {
+	if !dc.Flap {
 		return nil, nil
 	}
 	return f.c.Store.Told(ctx, inc.ID, up.Seq, ids)
@@ -634,13 +633,15 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err != nil {
 		return err
 	}
-	for j, i := range guarded {
-		if got[j] {
-			continue
+	refused, err := f.refusedTold(ctx, dc, bc, guarded, got, ids, told)
+	if err != nil {
+		return err
+	}
+	for i, wasTold := range refused {
+		if d := Decide(rs[i], dc, Facts{Told: wasTold, OverLimit: true}, now); !d.Send() {
+			begins[i].Status, begins[i].Reason = d.Status, string(d.Reason)
+			msgs[i] = nil
 		}
-		d := Decide(rs[i], dc, Facts{Told: told == nil || told[i], OverLimit: true}, now)
-		begins[i].Status, begins[i].Reason = d.Status, string(d.Reason)
-		msgs[i] = nil
 	}
 	if batch.Late != "" {
 		markLate(begins)

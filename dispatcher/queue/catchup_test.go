@@ -113,6 +113,23 @@ func (f *catchUpFlow) post(t *testing.T, incidentID string, st dispatcher.State)
 	return res
 }
 
+// openDone opens an incident of the cards service and waits until its
+// first broadcast is done.
+func (f *catchUpFlow) openDone(t *testing.T, sev dispatcher.Severity) *dispatcher.UpdateResult {
+	t.Helper()
+	res := f.open(t, sev)
+	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	return res
+}
+
+// postDone posts an update and waits until its broadcast is done.
+func (f *catchUpFlow) postDone(t *testing.T, incidentID string, st dispatcher.State) *dispatcher.UpdateResult {
+	t.Helper()
+	res := f.post(t, incidentID, st)
+	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	return res
+}
+
 // states lists, oldest first, the states of the messages rid got.
 func (f *catchUpFlow) states(t *testing.T, rid string) []string {
 	t.Helper()
@@ -145,8 +162,7 @@ func TestCatchUpLateImportOnce(t *testing.T) {
 	f := newCatchUpFlow(t)
 	f.put(t, cardsCustomer("early"))
 	f.start(t)
-	res := f.open(t, dispatcher.SeverityMajor)
-	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	res := f.openDone(t, dispatcher.SeverityMajor)
 	// The early one's put is due too: it has its delivery, so nothing more.
 	f.put(t, cardsCustomer("late"), &dispatcher.Recipient{ID: "elsewhere", Kind: dispatcher.KindCustomer, Locale: "en", Services: []string{"twint"}, Email: "e@example.ch"})
 	// Two processes, two rounds each: still one message.
@@ -171,8 +187,7 @@ func TestCatchUpLateImportOnce(t *testing.T) {
 		t.Errorf("catch-up set holds %d after the ticks (%v), want 0", n, err)
 	}
 	// The next update reaches it through its own snapshot, once.
-	up := f.post(t, res.Incident.ID, dispatcher.StateIdentified)
-	f.waitDone(t, up.BroadcastID, 10*time.Second)
+	f.postDone(t, res.Incident.ID, dispatcher.StateIdentified)
 	f.tick(t, 1, f.catchUp(t))
 	if got := f.states(t, "late"); !equal(got, []string{"investigating", "identified"}) {
 		t.Errorf("late import after the next update got %v", got)
@@ -183,18 +198,15 @@ func TestCatchUpOnlyTheNewestState(t *testing.T) {
 	t.Parallel()
 	f := newCatchUpFlow(t)
 	f.start(t)
-	res := f.open(t, dispatcher.SeverityMajor)
-	f.waitDone(t, res.BroadcastID, 10*time.Second)
-	up := f.post(t, res.Incident.ID, dispatcher.StateMonitoring)
-	f.waitDone(t, up.BroadcastID, 10*time.Second)
+	res := f.openDone(t, dispatcher.SeverityMajor)
+	f.postDone(t, res.Incident.ID, dispatcher.StateMonitoring)
 	f.put(t, cardsCustomer("late"))
 	f.tick(t, 2, f.catchUp(t))
 	if got := f.states(t, "late"); !equal(got, []string{"monitoring"}) {
 		t.Errorf("late import got %v, want only the newest state", got)
 	}
 	// A resolved incident is not caught up with.
-	fin := f.post(t, res.Incident.ID, dispatcher.StateResolved)
-	f.waitDone(t, fin.BroadcastID, 10*time.Second)
+	f.postDone(t, res.Incident.ID, dispatcher.StateResolved)
 	f.put(t, cardsCustomer("later"))
 	f.tick(t, 1, f.catchUp(t))
 	if got := f.states(t, "later"); len(got) != 0 {
@@ -209,8 +221,7 @@ func TestCatchUpWindow(t *testing.T) {
 	t.Parallel()
 	f := newCatchUpFlow(t)
 	f.start(t)
-	res := f.open(t, dispatcher.SeverityMajor)
-	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	f.openDone(t, dispatcher.SeverityMajor)
 	f.clk.Advance(25 * time.Hour)
 	f.put(t, cardsCustomer("late"))
 	f.tick(t, 1, f.catchUp(t))
@@ -227,8 +238,7 @@ func TestCatchUpNewChannel(t *testing.T) {
 	f := newCatchUpFlow(t)
 	f.put(t, &dispatcher.Recipient{ID: "mute", Kind: dispatcher.KindCustomer, Locale: "en", Services: []string{"cards"}})
 	f.start(t)
-	res := f.open(t, dispatcher.SeverityCritical)
-	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	res := f.openDone(t, dispatcher.SeverityCritical)
 	f.tick(t, 1, f.catchUp(t)) // its first put: still no channel
 	if got := f.states(t, "mute"); len(got) != 0 {
 		t.Fatalf("recipient without a channel got %v", got)
@@ -249,8 +259,7 @@ func TestCatchUpSubscriber(t *testing.T) {
 	t.Parallel()
 	f := newCatchUpFlow(t)
 	f.start(t)
-	res := f.open(t, dispatcher.SeverityMajor)
-	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	f.openDone(t, dispatcher.SeverityMajor)
 	// A confirmed subscription is stored with PutRecipients
 	// (Subscriptions.Confirm): the same write adds it to the catch-up set.
 	f.put(t, &dispatcher.Recipient{ID: "sub_1", Kind: dispatcher.KindSubscriber, Locale: "en", Email: "fan@example.ch"})
@@ -311,10 +320,8 @@ func TestCatchUpResolutionPassesTheGuard(t *testing.T) {
 	})
 	f.put(t, cardsCustomer("told"))
 	f.start(t)
-	res := f.open(t, dispatcher.SeverityMajor)
-	f.waitDone(t, res.BroadcastID, 10*time.Second)
-	up := f.post(t, res.Incident.ID, dispatcher.StateIdentified)
-	f.waitDone(t, up.BroadcastID, 10*time.Second)
+	res := f.openDone(t, dispatcher.SeverityMajor)
+	up := f.postDone(t, res.Incident.ID, dispatcher.StateIdentified)
 	// Over the guard: the second update is held back...
 	d, err := f.store.GetDelivery(context.Background(), dispatcher.DeliveryID(up.BroadcastID, dispatcher.ChannelEmail, "told"))
 	if err != nil || d.Reason != string(dispatcher.ReasonRateLimited) {
@@ -326,8 +333,7 @@ func TestCatchUpResolutionPassesTheGuard(t *testing.T) {
 	if got, err := f.store.Limiter().TakeEach(context.Background(), []string{dispatcher.RecipientKey(dispatcher.ChannelEmail, "new")}, dispatcher.Rate{N: 1, Per: time.Hour}); err != nil || !got[0] {
 		t.Fatalf("take the new one's token: %v %v", got, err)
 	}
-	fin := f.post(t, res.Incident.ID, dispatcher.StateResolved)
-	f.waitDone(t, fin.BroadcastID, 10*time.Second)
+	f.postDone(t, res.Incident.ID, dispatcher.StateResolved)
 	if got := f.states(t, "told"); !equal(got, []string{"investigating", "resolved"}) {
 		t.Errorf("told recipient got %v, want investigating then resolved", got)
 	}
@@ -351,12 +357,10 @@ func TestUnreachedReport(t *testing.T) {
 		&dispatcher.Recipient{ID: "other", Kind: dispatcher.KindCustomer, Locale: "en", Services: []string{"twint"}},
 	)
 	f.start(t)
-	res := f.open(t, dispatcher.SeverityMajor)
-	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	res := f.openDone(t, dispatcher.SeverityMajor)
 	// "mute" joins the second update's audience still without a channel;
 	// "late" comes after both and is caught up (reached).
-	up := f.post(t, res.Incident.ID, dispatcher.StateIdentified)
-	f.waitDone(t, up.BroadcastID, 10*time.Second)
+	f.postDone(t, res.Incident.ID, dispatcher.StateIdentified)
 	f.put(t, cardsCustomer("late"))
 	f.tick(t, 1, f.catchUp(t))
 	report := &dispatcher.UnreachedReport{Incidents: f.store, Store: f.store, Recipients: f.store}
@@ -427,8 +431,7 @@ func TestCatchUpScopeEdit(t *testing.T) {
 	twint := &dispatcher.Recipient{ID: "twint-user", Kind: dispatcher.KindCustomer, Locale: "en", Services: []string{"twint"}, Email: "t@example.ch"}
 	f.put(t, cardsCustomer("cards-user"), twint)
 	f.start(t)
-	res := f.open(t, dispatcher.SeverityMajor)
-	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	res := f.openDone(t, dispatcher.SeverityMajor)
 	f.tick(t, 1, f.catchUp(t)) // the puts before the opening: nothing new
 	ctx := context.Background()
 	services := []string{"cards", "twint"}

@@ -33,6 +33,8 @@ type CatchUpItem struct {
 	// Taken is the item's score while taken (unix ms): only an item still
 	// so scored is removed once done (a put meanwhile makes it due again).
 	Taken int64
+	// Again, when set, keeps the item, due again then (DoneCatchUps).
+	Again time.Time
 }
 
 // LateStore is what deciding on a late member reads; redisstore
@@ -56,7 +58,8 @@ type CatchUpStore interface {
 	// TakeCatchUps takes at most n recipients due at now, each for hold
 	// (no other caller gets it meanwhile).
 	TakeCatchUps(ctx context.Context, now time.Time, hold time.Duration, n int) ([]CatchUpItem, error)
-	// DoneCatchUps removes the items still as taken.
+	// DoneCatchUps removes the items still as taken, or makes those with
+	// Again set due again then.
 	DoneCatchUps(ctx context.Context, items []CatchUpItem) error
 }
 
@@ -113,6 +116,10 @@ func NewCatchUp(c CatchUpConfig) (*CatchUp, error) {
 
 // CatchUpInterval is how often the workers' loop ticks by default.
 const CatchUpInterval = 2 * time.Second
+
+// CatchUpRecheck is how soon a recipient whose broadcast is still being
+// planned, or whose batch has not run, is looked at again.
+const CatchUpRecheck = 5 * time.Second
 
 // Run ticks at once, then every interval on the clock, until ctx ends. A
 // failed tick is logged; what it took is due again after Hold.
@@ -175,7 +182,7 @@ func (cu *CatchUp) Tick(ctx context.Context) (int, error) {
 			return len(items), err
 		}
 		added := 0
-		for _, r := range rs {
+		for i, r := range rs {
 			if r == nil {
 				continue // deleted meanwhile
 			}
@@ -187,11 +194,15 @@ func (cu *CatchUp) Tick(ctx context.Context) (int, error) {
 				if err != nil {
 					return len(items), err
 				}
-				if v == lateSkip {
+				switch v {
+				case lateSkip:
+					continue
+				case lateWait:
+					// Planning, or its batch has not run: look again soon
+					// (most often its batch will have sent it by then).
+					items[i].Again = now.Add(CatchUpRecheck)
 					continue
 				}
-				// A wait (planning, or the batch holding it has not run)
-				// is the task's: it runs again until it may go.
 				if err := cu.c.Queue.EnqueueBatches(ctx, c.b, []Batch{{Late: r.ID}}); err != nil {
 					return len(items), err
 				}
@@ -203,8 +214,9 @@ func (cu *CatchUp) Tick(ctx context.Context) (int, error) {
 			cu.c.Metrics.CaughtUp(added)
 		}
 	}
-	// Only now, with the work enqueued, are they done: a crash before
-	// leaves them due again after Hold.
+	// Only now, with the work enqueued, are they done (or due again soon,
+	// those that wait for a batch): a crash before leaves them due again
+	// after Hold.
 	return len(items), cu.c.Store.DoneCatchUps(ctx, items)
 }
 

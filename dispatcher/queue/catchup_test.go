@@ -451,3 +451,32 @@ func TestCatchUpScopeEdit(t *testing.T) {
 		t.Errorf("recipient in scope before got %v, want its one message", got)
 	}
 }
+
+// A recipient put while the broadcast is planning is looked at again a
+// little later (not sent twice: by then its batch has sent it).
+func TestCatchUpWhilePlanning(t *testing.T) {
+	t.Parallel()
+	f := newCatchUpFlow(t)
+	res := f.open(t, dispatcher.SeverityMajor) // no worker yet: planning
+	f.put(t, cardsCustomer("early"))
+	ctx := context.Background()
+	if _, err := f.catchUp(t).Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.store.CatchUpsDue(ctx, f.clk.Now()); err != nil || n != 0 {
+		t.Errorf("due now after the tick: %d %v, want 0", n, err)
+	}
+	if n, err := f.store.CatchUpsDue(ctx, f.clk.Now().Add(dispatcher.CatchUpRecheck)); err != nil || n != 1 {
+		t.Errorf("due after the recheck: %d %v, want 1", n, err)
+	}
+	f.start(t)
+	f.waitDone(t, res.BroadcastID, 10*time.Second)
+	f.clk.Advance(dispatcher.CatchUpRecheck)
+	f.tick(t, 1, f.catchUp(t))
+	if got := f.states(t, "early"); !equal(got, []string{"investigating"}) {
+		t.Errorf("got %v, want one message", got)
+	}
+	if n, err := f.store.CatchUpsDue(ctx, f.clk.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("catch-up set holds %d (%v), want 0", n, err)
+	}
+}

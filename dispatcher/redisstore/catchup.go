@@ -40,9 +40,13 @@ func (s *Store) DoneCatchUps(ctx context.Context, items []dispatcher.CatchUpItem
 	if len(items) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 2*len(items))
+	args := make([]any, 0, 3*len(items))
 	for _, it := range items {
-		args = append(args, it.RecipientID, strconv.FormatInt(it.Taken, 10))
+		again := ""
+		if !it.Again.IsZero() {
+			again = strconv.FormatInt(it.Again.UnixMilli(), 10)
+		}
+		args = append(args, it.RecipientID, strconv.FormatInt(it.Taken, 10), again)
 	}
 	if err := catchUpDoneScript.Run(ctx, s.rdb, []string{key("catchup")}, args...).Err(); err != nil {
 		return fmt.Errorf("finish %d catch-ups: %w", len(items), err)

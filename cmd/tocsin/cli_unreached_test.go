@@ -1,11 +1,14 @@
 package main
 
 import (
+	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
@@ -19,7 +22,7 @@ func TestCatchUpAndUnreachedServed(t *testing.T) {
 	a := startApp(t, map[string]string{
 		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB),
 		"TOCSIN_API_KEY": "test-operator-key-unreached-0123456789", "TOCSIN_LOG_LEVEL": "warn",
-		"TOCSIN_CATCHUP_INTERVAL": "100ms",
+		"TOCSIN_CATCHUP_INTERVAL": "100ms", "TOCSIN_HTTP_PUBLIC_URL": "https://status.example.com",
 	})
 	c := newCLI(t, a)
 	c.mustRun(0, "recipients", "put", "mute-1", "--service", "cards")
@@ -45,5 +48,28 @@ func TestCatchUpAndUnreachedServed(t *testing.T) {
 	}
 	if n := len(a.outbox("late-1")); n != 1 {
 		t.Errorf("late recipient got %d messages, want 1", n)
+	}
+
+	// A visitor who subscribes and confirms during the incident gets its
+	// current state too.
+	a.mustDo(http.MethodPost, "/api/public/subscriptions", map[string]any{"channel": "email", "address": "fan@example.ch",
+		"services": []string{"cards"}, "locale": "en"}, nil, http.StatusAccepted)
+	confirm := a.outbox("pending")
+	m := regexp.MustCompile(`https://status\.example\.com/subscribe/confirm\?token=([A-Za-z0-9]+)`).FindStringSubmatch(confirm[0].Body)
+	if m == nil {
+		t.Fatalf("no confirmation link in %+v", confirm)
+	}
+	var sub dispatcher.SubscriptionView
+	a.mustDo(http.MethodPost, "/api/public/subscriptions/confirm", map[string]string{"token": m[1]}, &sub, 200)
+	rid, _, _ := strings.Cut(sub.ManageToken, ".")
+	deadline = time.Now().Add(10 * time.Second)
+	for len(a.outbox(rid)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the new subscriber was not caught up within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := a.outbox(rid); len(got) != 1 || got[0].State != "investigating" {
+		t.Errorf("new subscriber got %+v, want the current state once", got)
 	}
 }

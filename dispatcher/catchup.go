@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -181,43 +182,79 @@ func (cu *CatchUp) Tick(ctx context.Context) (int, error) {
 		if err != nil {
 			return len(items), err
 		}
-		added := 0
+		// Each recipient is decided and enqueued on its own (a few round
+		// trips), several at once.
+		var (
+			mu    sync.Mutex
+			added int
+			errs  []error
+			wg    sync.WaitGroup
+			slots = make(chan struct{}, catchUpParallel)
+		)
 		for i, r := range rs {
 			if r == nil {
 				continue // deleted meanwhile
 			}
-			for _, c := range cands {
-				if !r.Matches(c.inc.Services, c.inc.Regions) {
-					continue
-				}
-				v, err := lateVerdict(ctx, cu.c.Store, c.b.ID, c.b.State, r.ID)
-				if err != nil {
-					return len(items), err
-				}
-				switch v {
-				case lateSkip:
-					continue
-				case lateWait:
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				n, again, err := cu.lateMember(ctx, r, cands)
+				mu.Lock()
+				defer mu.Unlock()
+				added += n
+				if again {
 					// Planning, or its batch has not run: look again soon
 					// (most often its batch will have sent it by then).
 					items[i].Again = now.Add(CatchUpRecheck)
-					continue
 				}
-				if err := cu.c.Queue.EnqueueBatches(ctx, c.b, []Batch{{Late: r.ID}}); err != nil {
-					return len(items), err
+				if err != nil {
+					errs = append(errs, err)
 				}
-				added++
-				cu.c.Logger.InfoContext(ctx, "late member added", "broadcast_id", c.b.ID, "incident_id", c.inc.ID, "recipient_id", r.ID)
-			}
+			})
 		}
+		wg.Wait()
 		if added > 0 && cu.c.Metrics != nil {
 			cu.c.Metrics.CaughtUp(added)
+		}
+		if err := errors.Join(errs...); err != nil {
+			return len(items), err // taken, not done: due again after Hold
 		}
 	}
 	// Only now, with the work enqueued, are they done (or due again soon,
 	// those that wait for a batch): a crash before leaves them due again
 	// after Hold.
 	return len(items), cu.c.Store.DoneCatchUps(ctx, items)
+}
+
+// catchUpParallel is how many recipients of a chunk Tick works on at once.
+const catchUpParallel = 8
+
+// lateMember adds r as a late member to the broadcast of each of cands
+// whose audience holds it and that may take it; again reports that one
+// may take it later (planning, or its batch has not run).
+func (cu *CatchUp) lateMember(ctx context.Context, r *Recipient, cands []lateCandidate) (added int, again bool, err error) {
+	for _, c := range cands {
+		if !r.Matches(c.inc.Services, c.inc.Regions) {
+			continue
+		}
+		v, err := lateVerdict(ctx, cu.c.Store, c.b.ID, c.b.State, r.ID)
+		if err != nil {
+			return added, again, err
+		}
+		switch v {
+		case lateSkip:
+			continue
+		case lateWait:
+			again = true
+			continue
+		}
+		if err := cu.c.Queue.EnqueueBatches(ctx, c.b, []Batch{{Late: r.ID}}); err != nil {
+			return added, again, err
+		}
+		added++
+		cu.c.Logger.InfoContext(ctx, "late member added", "broadcast_id", c.b.ID, "incident_id", c.inc.ID, "recipient_id", r.ID)
+	}
+	return added, again, nil
 }
 
 // candidates are the open incidents whose latest update is within the

@@ -54,7 +54,8 @@ type Facts struct {
 	// that failed for StageFallback.
 	Channel Channel
 	// Told: the recipient had been sent an earlier update of the incident
-	// (read only when DecideContext.Flap, or Guarded and Resolution).
+	// (read when DecideContext.Flap, and for a resolution the guard
+	// refused).
 	Told bool
 	// OverLimit: the per-recipient guard refused the token a decision with
 	// TakeToken asked for.

@@ -34,13 +34,7 @@ func TestCatchUpAndUnreachedServed(t *testing.T) {
 	}
 	c.mustRun(0, "broadcast", "show", bid[1], "--wait", "--timeout", "10s")
 	c.mustRun(0, "recipients", "put", "late-1", "--service", "cards", "--email", "late.one@example.ch")
-	deadline := time.Now().Add(10 * time.Second)
-	for len(a.outbox("late-1")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the late recipient was not caught up within 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitOutbox(t, a, "late-1")
 	r = c.mustRun(0, "incident", "unreached", inc[1])
 	mustMatch(t, "unreached", r.stdout, `(?m)^mute-1\s+customer\s+-\s+1\s+none\s+suppressed\s+no_channel$`)
 	if regexp.MustCompile(`late-1`).MatchString(r.stdout) {
@@ -62,14 +56,20 @@ func TestCatchUpAndUnreachedServed(t *testing.T) {
 	var sub dispatcher.SubscriptionView
 	a.mustDo(http.MethodPost, "/api/public/subscriptions/confirm", map[string]string{"token": m[1]}, &sub, 200)
 	rid, _, _ := strings.Cut(sub.ManageToken, ".")
-	deadline = time.Now().Add(10 * time.Second)
-	for len(a.outbox(rid)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the new subscriber was not caught up within 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitOutbox(t, a, rid)
 	if got := a.outbox(rid); len(got) != 1 || got[0].State != "investigating" {
 		t.Errorf("new subscriber got %+v, want the current state once", got)
+	}
+}
+
+// waitOutbox polls the outbox until rid has a message (10 s at most).
+func waitOutbox(t *testing.T, a *app, rid string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(a.outbox(rid)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not caught up within 10s", rid)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

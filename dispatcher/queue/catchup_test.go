@@ -284,6 +284,15 @@ func TestCatchUpQuietHours(t *testing.T) {
 	if got := f.states(t, "sleeper"); len(got) != 0 {
 		t.Fatalf("got %v during quiet hours", got)
 	}
+	// Meanwhile the report lists it as waiting for its quiet hours.
+	report := &dispatcher.UnreachedReport{Incidents: f.store, Store: f.store, Recipients: f.store}
+	page, err := report.Unreached(context.Background(), res.Incident.ID, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Recipients) != 1 || page.Recipients[0].Status != dispatcher.StatusQueued || page.Recipients[0].Reason != string(dispatcher.ReasonQuietHours) || page.Recipients[0].Seq != 2 {
+		t.Errorf("unreached during quiet hours: %+v, want sleeper queued for quiet_hours at update 2", page.Recipients)
+	}
 	// Quiet hours end: the held sends (asynq holds them for an hour of
 	// real time) are run by hand.
 	f.clk.Advance(2 * time.Hour)

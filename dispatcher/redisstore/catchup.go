@@ -54,6 +54,14 @@ func (s *Store) DoneCatchUps(ctx context.Context, items []dispatcher.CatchUpItem
 	return nil
 }
 
+// markCatchUp adds, with CatchUp, recipient id to the catch-up set in p
+// (a MULTI of a write that may make it reachable: a webhook endpoint).
+func (s *Store) markCatchUp(ctx context.Context, p redis.Pipeliner, id string) {
+	if s.CatchUp {
+		p.ZAdd(ctx, key("catchup"), redis.Z{Score: float64(s.nowMS()), Member: id})
+	}
+}
+
 // CatchUpsDue counts the recipients of the catch-up set due at now.
 func (s *Store) CatchUpsDue(ctx context.Context, now time.Time) (int64, error) {
 	return s.rdb.ZCount(ctx, key("catchup"), "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Result()

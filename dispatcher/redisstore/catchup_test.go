@@ -93,4 +93,13 @@ func TestCatchUpSet(t *testing.T) {
 	if out, err := s.OptedOut(ctx, map[dispatcher.Channel][]string{dispatcher.ChannelSMS: {"+41791230003"}}); err != nil || out[dispatcher.ChannelSMS][0] {
 		t.Errorf("opt-out still set: %v %v", out, err)
 	}
+	// A merchant's new webhook endpoint marks the merchant.
+	clk.Advance(2 * time.Minute)
+	_ = take(10)
+	if created, err := s.CreateWebhookEndpoint(ctx, &dispatcher.WebhookEndpoint{ID: "ep1", RecipientID: "m-0001", URL: "https://shop.example.com/hook"}); err != nil || !created {
+		t.Fatalf("create endpoint: %v %v", created, err)
+	}
+	if got := take(10); !slices.Equal(got, []string{"m-0001"}) {
+		t.Errorf("after a new webhook endpoint: %v, want m-0001", got)
+	}
 }

@@ -67,6 +67,8 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	// Evidence configures the evidence ledger (config/evidence.go).
 	Evidence Evidence `yaml:"evidence"`
+	// CatchUp configures catch-up of late recipients (config/catchup.go).
+	CatchUp CatchUp `yaml:"catchup"`
 }
 
 // Public configures the public face: the status page, its feeds and
@@ -343,6 +345,7 @@ func Default() Config {
 		Subscriptions: defaultSubscriptions(),
 		Retention:     defaultRetention(),
 		Evidence:      Evidence{Texts: true},
+		CatchUp:       defaultCatchUp(),
 	}
 }
 

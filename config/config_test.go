@@ -90,6 +90,7 @@ func TestDefault(t *testing.T) {
 		Subscriptions: Subscriptions{SMSPerHour: 100, PerIP: "10/h", PerAddress: "3/h", PendingTTL: 24 * time.Hour,
 			WebPushHosts: []string{"fcm.googleapis.com", "*.push.services.mozilla.com", "*.push.apple.com", "*.notify.windows.com"}},
 		Evidence: Evidence{Texts: true},
+		CatchUp:  CatchUp{Window: 24 * time.Hour, Interval: 2 * time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", c, want)
@@ -214,6 +215,7 @@ auth:
 					Subscriptions: Default().Subscriptions,
 					Retention:     Default().Retention,
 					Evidence:      Default().Evidence,
+					CatchUp:       Default().CatchUp,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", c, want)
@@ -441,6 +443,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		`log.format: must be json or text, got "xml"`,
 		"outbox.cap: must be between 1 and 1000000, got 0",
 		"messages.industry: is required: must be payments, telecom, banking or generic",
+		"catchup.interval: must be between 100ms and 1m, not 0s",
 	}
 	for _, w := range want {
 		if !strings.Contains(msg, w) {
@@ -873,7 +876,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 103; len(paths) != want {
+	if want := 105; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

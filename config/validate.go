@@ -92,6 +92,7 @@ func (c Config) Validate() error {
 	v.Merge(c.Public.ValidateNamed(optionNamer("public", reflect.TypeFor[Public]())))
 	v.maintenance(c.Maintenance)
 	v.retention(c.Retention)
+	v.catchUp(c.CatchUp)
 	v.costs(c.Costs)
 	return v.Err()
 }

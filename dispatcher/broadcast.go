@@ -50,6 +50,10 @@ type Broadcast struct {
 	Audience int `json:"audience"`
 	// Pending counts recipients and deliveries not yet in a final status.
 	Pending int `json:"pending"`
+	// Late counts the deliveries catch-up added for recipients outside the
+	// snapshot (or improving on a no_channel one), even after the
+	// broadcast is done (see CatchUp).
+	Late int `json:"late,omitempty"`
 	// Counts holds deliveries per channel and status.
 	Counts map[Channel]map[DeliveryStatus]int `json:"counts"`
 	// SMSSegments is the number of SMS segments of the deliveries started
@@ -485,6 +489,9 @@ type Begin struct {
 	Extra bool
 	// Evidence of the delivery (kind, revision, queued time; no text yet).
 	Evidence Evidence
+	// Late marks, with Extra, a delivery to a late member (catch-up): it
+	// also adds to the broadcast's Late count.
+	Late bool
 }
 
 // Outcome is a new status for a delivery.
@@ -559,6 +566,10 @@ type Batch struct {
 	// Resume, when set, makes the batch's task a new one: the batch runs
 	// again after its worker died (see Fanout.Sweep).
 	Resume string `json:"resume,omitempty"`
+	// Late, when set, makes the batch this one recipient outside the
+	// snapshot's range: a late member that catch-up adds (see CatchUp);
+	// Start and Stop are then unused.
+	Late string `json:"late,omitempty"`
 }
 
 // Header is what RetryAfter reads a provider's answer through; an

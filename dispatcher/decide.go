@@ -55,6 +55,9 @@ type DecideContext struct {
 	// Affected are the incident's services, which exclude rules with
 	// "affected" name recipients by.
 	Affected []string
+	// Resolution says the update resolves the incident: with Guarded, a
+	// recipient told of the incident before (Facts.Told) passes the guard.
+	Resolution bool
 }
 
 // Facts are what the caller read about one recipient for one decision,
@@ -65,7 +68,8 @@ type Facts struct {
 	// that failed for StageFallback.
 	Channel Channel
 	// Told: the recipient had been sent an earlier update of the incident
-	// (read only when DecideContext.Flap).
+	// (read when DecideContext.Flap, and for a resolution the guard
+	// refused).
 	Told bool
 	// OverLimit: the per-recipient guard refused the token a decision with
 	// TakeToken asked for.
@@ -134,7 +138,9 @@ func (d Decision) All() []Channel {
 //  5. The per-recipient guard (first delivery only): take a token (in mode
 //     all, one per channel: the caller decides each channel's delivery
 //     again with OverLimit when its token is refused); over the limit,
-//     suppressed, rate_limited. A critical resolution passes.
+//     suppressed, rate_limited. A critical resolution passes, and so does
+//     any resolution to a recipient told of the incident before: who heard
+//     "investigating" always hears it is over.
 //  6. Otherwise: send.
 //
 // Retries and fallbacks continue a delivery the first decision let go, so
@@ -187,7 +193,7 @@ func (dc *DecideContext) decide(r *Recipient, ch Channel, x Facts, now time.Time
 			return Decision{Channel: ch, Status: StatusQueued, Reason: ReasonQuietHours, Delay: wait}
 		}
 	}
-	if x.Stage == StageFirst && dc.Guarded {
+	if x.Stage == StageFirst && dc.Guarded && !(dc.Resolution && x.Told) {
 		if x.OverLimit {
 			return suppress(ch, ReasonRateLimited)
 		}

@@ -64,6 +64,7 @@ func TestReasons(t *testing.T) {
 		"ReasonLeaseLost":        {dispatcher.ReasonLeaseLost, "lease_lost", "the store's guard"},
 		"ReasonInFlight":         {dispatcher.ReasonInFlight, "in_flight", "Fanout.RunBatch (wait)"},
 		"ReasonBusy":             {dispatcher.ReasonBusy, "busy", "Fanout.Retry (wait)"},
+		"ReasonLateWait":         {dispatcher.ReasonLateWait, "late_wait", "Fanout.RunBatch of a late member (wait)"},
 		"ReasonLeft":             {dispatcher.ReasonLeft, "left", "Fanout"},
 		"ReasonRetry":            {dispatcher.ReasonRetry, "retry", "Fanout.Retry"},
 		"ReasonRateLimiter":      {dispatcher.ReasonRateLimiter, "rate_limiter", "ratelimit.Sender"},

@@ -389,6 +389,7 @@ func (f *Fanout) decideContext(inc *Incident, up *Update, channels []Channel, po
 		QuietHours: f.c.QuietHours,
 		Flap:       f.c.FlapWindow > 0 && up.State == StateResolved && up.CreatedAt.Sub(inc.CreatedAt) <= f.c.FlapWindow,
 		Guarded:    f.c.Limiter != nil && !f.c.PerRecipient.IsZero() && !(inc.Severity == SeverityCritical && up.State == StateResolved),
+		Resolution: up.State == StateResolved,
 	}
 }
 
@@ -587,12 +588,12 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 		guard.Lease = &l
 	}
-	ids, err := f.c.Store.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
+	ids, err := f.batchIDs(ctx, broadcastID, batch)
 	if err != nil {
 		return err
 	}
 	if len(ids) == 0 {
-		return nil // the broadcast finished and its snapshot is gone
+		return nil // the broadcast finished and its snapshot is gone (or a late member has its delivery)
 	}
 	rs, err := f.loadRecipients(ctx, ids, bc.b.Channels, bc.up)
 	if err != nil {
@@ -649,13 +650,28 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err != nil {
 		return err
 	}
-	for j, i := range guarded {
-		if got[j] {
-			continue
+	var toldByID map[string]bool
+	if told != nil {
+		toldByID = make(map[string]bool, len(rs))
+		for i, r := range rs {
+			if r != nil {
+				toldByID[r.ID] = told[i]
+			}
 		}
-		d := Decide(msgs[i].Recipient, dc, Facts{Told: true, OverLimit: true}, now)
-		begins[i].Status, begins[i].Reason = d.Status, string(d.Reason)
-		msgs[i] = nil
+	}
+	refused, err := f.refusedTold(ctx, dc, bc, guarded, got, msgs, toldByID)
+	if err != nil {
+		return err
+	}
+	for i, wasTold := range refused {
+		// In mode all, each channel's delivery is decided again alone.
+		if d := Decide(msgs[i].Recipient, dc, Facts{Told: wasTold, OverLimit: true}, now); !d.Send() {
+			begins[i].Status, begins[i].Reason = d.Status, string(d.Reason)
+			msgs[i] = nil
+		}
+	}
+	if batch.Late != "" {
+		markLate(begins)
 	}
 	retries, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered, nil)
 	if err != nil {

@@ -32,8 +32,12 @@ func NewLease(name string) Lease {
 	return Lease{Name: name, Token: hex.EncodeToString(b[:])}
 }
 
-// BatchLeaseName names the lease of batch: "b:{start}:{stop}".
+// BatchLeaseName names the lease of batch: "b:{start}:{stop}", or
+// "c:{recipient}" for a late member (Batch.Late).
 func BatchLeaseName(batch Batch) string {
+	if batch.Late != "" {
+		return "c:" + batch.Late
+	}
 	return "b:" + strconv.Itoa(batch.Start) + ":" + strconv.Itoa(batch.Stop)
 }
 

@@ -72,6 +72,10 @@ const (
 	ReasonInFlight Reason = "in_flight"
 	// ReasonBusy: another live run is sending the delivery (a wait).
 	ReasonBusy Reason = "busy"
+	// ReasonLateWait: a late member (catch-up) waits until its broadcast
+	// is planned and the batch that holds it in the snapshot has run
+	// (a wait, not an outcome).
+	ReasonLateWait Reason = "late_wait"
 	// ReasonLeft: this run lost its lease mid-send and left deliveries in
 	// sending for the run that has the batch now (transient).
 	ReasonLeft Reason = "left"

@@ -267,6 +267,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			handler = api.New(api.Config{
 				Service:             svc,
 				Maintenances:        a.maintainer,
+				Unreached:           a.unreached,
 				Outbox:              store,
 				Evidence:            &evidence.Ledger{Store: store, Clock: clock},
 				Authenticate:        cfg.Auth.APIKeys.Authenticate,
@@ -334,6 +335,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		// retention period (retention.*); idempotent, so every worker
 		// may run it.
 		go a.retainer.Run(sweepCtx, dispatcher.RetentionTickInterval)
+		// Gives late recipients (imported, given a contact, subscribed
+		// after an update went out) an open incident's current state once;
+		// every worker runs it (each recipient is taken by one of them).
+		go a.catchUp.Run(sweepCtx, cfg.CatchUp.Interval)
 	}
 
 	var runErr error

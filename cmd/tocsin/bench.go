@@ -534,9 +534,11 @@ func wireBench(rdb *redis.Client, aopt asynq.RedisClientOpt, batch int, logger *
 }
 
 // benchConfig is the bench's configuration: the default one without the
-// per-recipient guard, with batches of batch recipients (0: the default).
+// per-recipient guard and without catch-up (its seeding would fill a
+// catch-up set nothing drains), with batches of batch recipients (0: the
+// default).
 func benchConfig(batch int) (config.Config, error) {
-	env := map[string]string{"TOCSIN_LIMITS_PER_RECIPIENT": "0"}
+	env := map[string]string{"TOCSIN_LIMITS_PER_RECIPIENT": "0", "TOCSIN_CATCHUP_WINDOW": "0"}
 	if batch > 0 {
 		env["TOCSIN_WORKER_BATCH_SIZE"] = strconv.Itoa(batch)
 	}

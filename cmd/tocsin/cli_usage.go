@@ -84,6 +84,8 @@ var clientCommands = []cmdDoc{
 			"{credit} in the texts is each recipient's own credit (attributes credit_amount and credit_currency); a recipient without one gets nothing unless --without-credit send. " +
 			"Retry with the same --idempotency-key: nothing is sent twice."},
 	{path: "incident compensations", pos: "ID", args: "ID", summary: "list an incident's compensation notices"},
+	{path: "incident unreached", pos: "ID", args: "ID [--limit N | --all] [--cursor C]", summary: "list who of an incident's audiences was never reached, and why",
+		notes: "Needs an operator key. Each row is a recipient that was never sent nor delivered anything of the incident, with its last delivery's update, channel, status and reason; phones and emails are masked."},
 	{path: "broadcast send", args: "--title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--confirm-cost T] [--idempotency-key K]",
 		summary: "send an ad-hoc notice in the operator's own words"},
 	{path: "broadcast show", pos: "ID", args: "ID [--wait [--timeout 5m] [--interval 1s]]", summary: "show a broadcast's counters",

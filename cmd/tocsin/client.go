@@ -496,11 +496,11 @@ func (m *Main) group(ctx context.Context, cmd string, args []string, verbs ...ve
 	return verbs[slices.Index(names, name)].run(ctx, args)
 }
 
-// incident runs `tocsin incident open|update|edit|show|list|compensate|compensations`.
+// incident runs `tocsin incident open|update|edit|show|list|compensate|compensations|unreached`.
 func (m *Main) incident(ctx context.Context, args []string) error {
 	return m.group(ctx, "incident", args,
 		verb{"open", m.incidentOpen}, verb{"update", m.incidentUpdate}, verb{"edit", m.incidentEdit}, verb{"show", m.incidentShow}, verb{"list", m.incidentList},
-		verb{"compensate", m.incidentCompensate}, verb{"compensations", m.incidentCompensations})
+		verb{"compensate", m.incidentCompensate}, verb{"compensations", m.incidentCompensations}, verb{"unreached", m.incidentUnreached})
 }
 
 func (m *Main) incidentOpen(ctx context.Context, args []string) error {

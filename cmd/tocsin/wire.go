@@ -57,7 +57,12 @@ type wired struct {
 	// retainer deletes what outlived its retention period (a worker's
 	// loop).
 	retainer *dispatcher.Retainer
-	logger   *slog.Logger
+	// catchUp is the worker's loop that gives late recipients an open
+	// incident's current state (CatchUp.Run); unreached is the report of
+	// who never was reached (GET /v1/incidents/{id}/unreached).
+	catchUp   *dispatcher.CatchUp
+	unreached *dispatcher.UnreachedReport
+	logger    *slog.Logger
 	// page is the public status page (nil when public.enabled is false);
 	// an API process mounts it beside the API (statuspage.Mount).
 	page *statuspage.Server
@@ -116,6 +121,8 @@ func wire(w wiring) (*wired, error) {
 	store.OutboxCap = cfg.Outbox.Cap
 	store.EvidenceTexts = cfg.Evidence.Texts
 	store.Clock = w.clock
+	// Every recipient put marks it for catch-up in the same write.
+	store.CatchUp = cfg.CatchUp.Window > 0
 	// One catalog of names for the renderer and the catalog routes.
 	services, regions := cfg.Catalog.Names()
 	names, err := dispatcher.NewNameCatalog(store, services, regions)
@@ -235,12 +242,22 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, usageError{err}
 	}
+	cuMetrics, _ := w.metrics.(dispatcher.CatchUpMetrics)
+	catchUp, err := dispatcher.NewCatchUp(dispatcher.CatchUpConfig{
+		Store: store, Queue: qc, Window: cfg.CatchUp.Window, Clock: w.clock, Logger: w.logger, Metrics: cuMetrics,
+	})
+	if err != nil {
+		_ = qc.Close()
+		return nil, usageError{err}
+	}
+	unreached := &dispatcher.UnreachedReport{Incidents: store, Store: store, Recipients: store}
 	page, err := statusPage(w, store, names, templates, subscriptionPages(cfg, subs, senders, subLinks, w.logger))
 	if err != nil {
 		_ = qc.Close()
 		return nil, err
 	}
-	a := &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, retainer: retainer, logger: w.logger, page: page, subscriptions: subs, load: load}
+	a := &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, retainer: retainer, logger: w.logger, page: page, subscriptions: subs, load: load,
+		catchUp: catchUp, unreached: unreached}
 	if page != nil {
 		// A process that runs workers (handlers) serves the page slower
 		// while they work on its cores: a crowd at the page must not

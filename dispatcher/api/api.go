@@ -152,6 +152,9 @@ type Config struct {
 	// Budget backs GET /v1/budget. Default: Service, when it reads one;
 	// else the route answers enabled false.
 	Budget BudgetReader
+	// Unreached backs GET /v1/incidents/{id}/unreached. Default nil: that
+	// route answers a 404 problem with code "unreached_disabled".
+	Unreached UnreachedReports
 	// Outbox backs GET /v1/outbox. Default nil: that route answers a 404
 	// problem with code "outbox_disabled".
 	Outbox Outbox
@@ -276,6 +279,7 @@ func New(cfg Config) http.Handler {
 	s.routeWebhooks()
 	s.routeCallbacks()
 	s.routeMaintenances()
+	s.routeUnreached()
 	s.routePublicSubscriptions()
 	s.routeSubscribers()
 	s.routeCompensations()

@@ -135,7 +135,7 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 			info.key, info.role = name, role
 		}
 		r = r.WithContext(dispatcher.WithActor(r.Context(), name)) // who posts and edits
-		allowed := role == RoleOperator || (role == RoleViewer && (readOnly(r.Method) || viewerPost(r)) && !subscriberOnlyForOperators(r) && !evidenceForOperators(r))
+		allowed := role == RoleOperator || (role == RoleViewer && (readOnly(r.Method) || viewerPost(r)) && !subscriberOnlyForOperators(r) && !evidenceForOperators(r) && !unreachedForOperators(r))
 		if !allowed {
 			writeProblem(w, newProblem(http.StatusForbidden, CodeForbidden,
 				fmt.Sprintf("API key %q has role %q; %s needs role %q", name, role, r.Method, RoleOperator)))

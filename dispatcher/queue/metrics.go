@@ -16,11 +16,13 @@ type Metrics struct {
 	// The SMS budget's (BudgetMetrics).
 	budgetSpent   *prometheus.GaugeVec
 	budgetRefused prometheus.Counter
+	caughtUp      prometheus.Counter
 }
 
 var (
-	_ dispatcher.Metrics       = (*Metrics)(nil)
-	_ dispatcher.BudgetMetrics = (*Metrics)(nil)
+	_ dispatcher.Metrics        = (*Metrics)(nil)
+	_ dispatcher.BudgetMetrics  = (*Metrics)(nil)
+	_ dispatcher.CatchUpMetrics = (*Metrics)(nil)
 )
 
 // NewMetrics registers Tocsin's delivery metrics on reg, and the queue
@@ -45,7 +47,11 @@ func NewMetrics(reg prometheus.Registerer, inspector *asynq.Inspector) *Metrics 
 		Name: "tocsin_sms_budget_exhausted_total",
 		Help: "SMS the budget had no room for: each went to the recipient's next channel, or was suppressed (sms_budget).",
 	})
-	reg.MustRegister(m.deliveries, m.latency, m.budgetSpent, m.budgetRefused)
+	m.caughtUp = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tocsin_catchup_sends_total",
+		Help: "Late members catch-up added to an open incident's latest broadcast (a recipient imported, given a contact or subscribed after the update went out).",
+	})
+	reg.MustRegister(m.deliveries, m.latency, m.budgetSpent, m.budgetRefused, m.caughtUp)
 	if inspector != nil {
 		reg.MustRegister(&depthCollector{inspector: inspector})
 	}
@@ -56,6 +62,9 @@ func NewMetrics(reg prometheus.Registerer, inspector *asynq.Inspector) *Metrics 
 func (m *Metrics) Statuses(ch dispatcher.Channel, st dispatcher.DeliveryStatus, n int) {
 	m.deliveries.WithLabelValues(string(ch), string(st)).Add(float64(n))
 }
+
+// CaughtUp implements dispatcher.CatchUpMetrics.
+func (m *Metrics) CaughtUp(n int) { m.caughtUp.Add(float64(n)) }
 
 // Sent implements dispatcher.Metrics.
 func (m *Metrics) Sent(ch dispatcher.Channel, _ int, d time.Duration) {

@@ -70,6 +70,8 @@ type BatchPayload struct {
 	BroadcastID string `json:"broadcast_id"`
 	Start       int    `json:"start"`
 	Stop        int    `json:"stop"`
+	// Late is the recipient of a late member's batch (dispatcher.Batch.Late).
+	Late string `json:"late,omitempty"`
 }
 
 // RetryPayload is the payload of TypeRetry.
@@ -95,8 +97,11 @@ func NewPlanTaskAgain(b *dispatcher.Broadcast, tag string) *asynq.Task {
 
 // NewBatchTask returns the task of one batch of broadcast b.
 func NewBatchTask(b *dispatcher.Broadcast, batch dispatcher.Batch) *asynq.Task {
-	p, _ := json.Marshal(BatchPayload{BroadcastID: b.ID, Start: batch.Start, Stop: batch.Stop})
+	p, _ := json.Marshal(BatchPayload{BroadcastID: b.ID, Start: batch.Start, Stop: batch.Stop, Late: batch.Late})
 	id := "batch:" + b.ID + ":" + strconv.Itoa(batch.Start)
+	if batch.Late != "" {
+		id = "batch:" + b.ID + ":late:" + batch.Late
+	}
 	if batch.Resume != "" {
 		// A batch whose worker died runs again as a new task: the first is
 		// still active in asynq until its own lease recovery finds it.
@@ -221,7 +226,7 @@ func (h *Handlers) batch(ctx context.Context, t *asynq.Task) error {
 	if err := decode(t, &p); err != nil {
 		return err
 	}
-	return permanent(h.Fanout.RunBatch(ctx, p.BroadcastID, dispatcher.Batch{Start: p.Start, Stop: p.Stop}))
+	return permanent(h.Fanout.RunBatch(ctx, p.BroadcastID, dispatcher.Batch{Start: p.Start, Stop: p.Stop, Late: p.Late}))
 }
 
 func (h *Handlers) retry(ctx context.Context, t *asynq.Task) error {

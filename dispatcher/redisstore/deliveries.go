@@ -215,6 +215,7 @@ func decodeBroadcast(id string, h map[string]string) (*dispatcher.Broadcast, err
 	}
 	b.Audience, _ = strconv.Atoi(h["audience"])
 	b.Pending, _ = strconv.Atoi(h["pending"])
+	b.Late, _ = strconv.Atoi(h["late"])
 	b.StartedAt = msTime(h["started"])
 	b.FinishedAt = msTime(h["finished"])
 	b.SMSSegments, _ = strconv.Atoi(h["sms_segments"])
@@ -378,7 +379,10 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispa
 		ev.TextSHA256 = "" // no text went out yet
 		buf = encodeRecord(buf, now, record{status: it.Status, locale: it.Locale, segments: it.Segments, encoding: it.Encoding, reason: it.Reason, template: it.TemplateVersion, ev: ev})
 		extra := "0"
-		if it.Extra {
+		switch {
+		case it.Late:
+			extra = "2"
+		case it.Extra:
 			extra = "1"
 		}
 		args = append(args, deliveryField(it.Channel, it.RecipientID), string(buf), it.Segments, it.Fallback, extra)

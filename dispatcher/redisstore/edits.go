@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 
@@ -40,6 +41,7 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 		return fmt.Errorf("encode edit of %q: %w", inc.ID, err)
 	}
 	incKey := incidentKey(inc.ID)
+	var from dispatcher.Audience // the stored scope, read under WATCH
 	check := func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, incKey).Bytes()
 		switch {
@@ -55,17 +57,57 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 		if old.Version != inc.Version-1 || old.LastSeq != inc.LastSeq || old.State != inc.State {
 			return fmt.Errorf("incident is at version %d, not %d: %w", old.Version, inc.Version-1, dispatcher.ErrStale)
 		}
+		from = dispatcher.Audience{Services: old.Services, Regions: old.Regions}
 		return nil
 	}
 	write := func(p redis.Pipeliner) {
 		p.Set(ctx, incKey, incJSON, 0)
 		p.RPush(ctx, historyKey(inc.ID), editJSON)
 		bumpPublic(ctx, p)
+		if s.CatchUp && inc.State != dispatcher.StateResolved {
+			s.catchUpScope(ctx, p, from, dispatcher.Audience{Services: inc.Services, Regions: inc.Regions})
+		}
 	}
 	if _, err := s.idempotentTx(ctx, nil, []string{incKey}, check, write); err != nil {
 		return fmt.Errorf("save edit %d of %q: %w", e.Version, inc.ID, err)
 	}
 	return nil
+}
+
+// catchUpScope adds, in the edit's MULTI, the recipients the new scope to
+// has and the old one from had not to the catch-up set (due now): they
+// may be given the incident's current state (dispatcher.CatchUp). Nothing
+// when the scope is unchanged. The sets it builds are temporary.
+func (s *Store) catchUpScope(ctx context.Context, p redis.Pipeliner, from, to dispatcher.Audience) {
+	if slices.Equal(dispatcher.CanonicalServices(from.Services), dispatcher.CanonicalServices(to.Services)) &&
+		slices.Equal(dispatcher.CanonicalRegions(from.Regions), dispatcher.CanonicalRegions(to.Regions)) {
+		return
+	}
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	tmp := key("preview", hex.EncodeToString(nonce[:]))
+	set := func(name string, a dispatcher.Audience) string {
+		keys, nsvc, nreg := indexKeys(nil, a.Services, a.Regions)
+		svc, reg := key("ix", "all"), key("ix", "all")
+		if nsvc > 0 {
+			svc = tmp + ":" + name + "svc"
+			p.SUnionStore(ctx, svc, keys[:nsvc]...)
+		}
+		if nreg > 0 {
+			reg = tmp + ":" + name + "reg"
+			p.SUnionStore(ctx, reg, keys[nsvc:nsvc+nreg]...)
+		}
+		out := tmp + ":" + name
+		p.SInterStore(ctx, out, svc, reg)
+		return out
+	}
+	added, old := set("new", to), set("old", from)
+	p.SDiffStore(ctx, added, added, old)
+	// A set's members score 1 in ZUNIONSTORE: weighted by now, they are due
+	// now; MIN keeps an entry already due sooner.
+	cu := key("catchup")
+	p.ZUnionStore(ctx, cu, &redis.ZStore{Keys: []string{cu, added}, Weights: []float64{1, float64(s.nowMS())}, Aggregate: "MIN"})
+	p.Del(ctx, added, old, tmp+":newsvc", tmp+":newreg", tmp+":oldsvc", tmp+":oldreg")
 }
 
 // History implements dispatcher.IncidentEditStore.

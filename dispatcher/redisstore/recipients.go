@@ -24,7 +24,8 @@ var (
 func recipientKey(id string) string { return key("r", id) }
 
 // PutRecipients inserts or replaces rs in one round trip (one script per
-// recipient, pipelined), each atomically with its index entries.
+// recipient, pipelined), each atomically with its index entries and, with
+// Store.CatchUp, its entry in the catch-up set.
 func (s *Store) PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) error {
 	if len(rs) == 0 {
 		return nil
@@ -34,7 +35,11 @@ func (s *Store) PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) e
 		args []any
 	}
 	calls := make([]call, len(rs))
-	allKey := key("ix", "all")
+	allKey, catchUpKey := key("ix", "all"), key("catchup")
+	at := ""
+	if s.CatchUp {
+		at = strconv.FormatInt(s.nowMS(), 10)
+	}
 	for i, r := range rs {
 		if r == nil || r.ID == "" {
 			return fmt.Errorf("recipient %d of %d has no id", i+1, len(rs))
@@ -46,14 +51,14 @@ func (s *Store) PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) e
 			return fmt.Errorf("encode recipient %q: %w", r.ID, err)
 		}
 		args := make([]any, 0, 5+len(r.Services)+len(r.Regions))
-		args = append(args, Prefix, r.ID, raw, r.Phone, strconv.Itoa(len(r.Services)))
+		args = append(args, Prefix, r.ID, raw, r.Phone, at, strconv.Itoa(len(r.Services)))
 		for _, sv := range r.Services {
 			args = append(args, sv)
 		}
 		for _, rg := range r.Regions {
 			args = append(args, rg)
 		}
-		calls[i] = call{keys: []string{recipientKey(r.ID), allKey}, args: args}
+		calls[i] = call{keys: []string{recipientKey(r.ID), allKey, catchUpKey}, args: args}
 	}
 	run := func() ([]redis.Cmder, error) {
 		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -193,10 +198,16 @@ func (s *Store) OptedOut(ctx context.Context, addrs map[dispatcher.Channel][]str
 	return out, nil
 }
 
-// SetOptOut implements dispatcher.RecipientStore.
+var optInScript = script("opt_in")
+
+// SetOptOut implements dispatcher.RecipientStore. Removing an SMS
+// opt-out marks, with CatchUp, the recipients of that number for catch-up
+// in the same write.
 func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr string, optedOut bool) error {
 	var err error
-	if optedOut {
+	if !optedOut && ch == dispatcher.ChannelSMS && s.CatchUp {
+		err = optInScript.Run(ctx, s.rdb, []string{optOutKey(ch), key("ix", "phone", addr), key("catchup")}, addr, strconv.FormatInt(s.nowMS(), 10)).Err()
+	} else if optedOut {
 		err = s.rdb.SAdd(ctx, optOutKey(ch), addr).Err()
 	} else {
 		err = s.rdb.SRem(ctx, optOutKey(ch), addr).Err()

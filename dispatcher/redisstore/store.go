@@ -76,6 +76,9 @@
 //	                            -> JSON {key, current, history (newest first, 20)}; version -> moved by
 //	                            every write (templates.go)
 //	meta:labels         string  "1" once CanonicalizeLabels rewrote older labels (labels.go)
+//	catchup             zset    recipient ids a put may have made reachable or brought into an
+//	                            open incident's audience, scored by when they are due (ms); a
+//	                            taker moves the score forward while it works (catchup.go)
 //	rate:{key}          string  a rate limit's GCRA bucket: its theoretical arrival time in redis_rate's
 //	                            format (seconds since 2017-01-01, float); expires when the bucket is full
 //	rate:slow:{key}     string  a provider's slow-down of bucket key: the factor (0..1) applied to its rate;
@@ -118,6 +121,10 @@ type Store struct {
 	// ledger, once per distinct text and broadcast (default true); off,
 	// only its SHA-256 is kept (config evidence.texts).
 	EvidenceTexts bool
+	// CatchUp, when set, makes every put of a recipient (an import, a
+	// subscriber confirmed, a contact added) add it to the catch-up set in
+	// the same write (catchup.go).
+	CatchUp bool
 }
 
 // New returns a Store on rdb.

@@ -35,7 +35,12 @@ func (s *Store) PutWebhookEndpoint(ctx context.Context, ep *dispatcher.WebhookEn
 	if err != nil {
 		return err
 	}
-	if err := s.rdb.HSet(ctx, webhookKey(ep.RecipientID), ep.ID, b).Err(); err != nil {
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, webhookKey(ep.RecipientID), ep.ID, b)
+		s.markCatchUp(ctx, p, ep.RecipientID)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("store webhook endpoint: %w", err)
 	}
 	return nil
@@ -48,11 +53,16 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, ep *dispatcher.Webhoo
 	if err != nil {
 		return false, err
 	}
-	created, err := s.rdb.HSetNX(ctx, webhookKey(ep.RecipientID), ep.ID, b).Result()
+	var set *redis.BoolCmd
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		set = p.HSetNX(ctx, webhookKey(ep.RecipientID), ep.ID, b)
+		s.markCatchUp(ctx, p, ep.RecipientID)
+		return nil
+	})
 	if err != nil {
 		return false, fmt.Errorf("create webhook endpoint: %w", err)
 	}
-	return created, nil
+	return set.Val(), nil
 }
 
 // GetWebhookEndpoint implements dispatcher.WebhookStore.

@@ -7,14 +7,15 @@
 -- one a live retry run is sending is left alone ('b'). A new delivery adds
 -- its SMS segments to the broadcast's total, counts its fallback locale in
 -- f:{locale}, and, when it is an extra delivery for a recipient (channel
--- fallback), adds one to pending. h is the handed set of the run's lease
--- ('' without one).
+-- fallback), adds one to pending; a late member's (catch-up, extra '2')
+-- also adds one to the broadcast's late count. h is the handed set of the
+-- run's lease ('' without one).
 -- KEYS: b, d, aud, incseq. ARGV: now, seq, lp, h, then
 -- field/record/segments/fallback/extra quintuples.
 local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local lp, h = ARGV[3], ARGV[4]
 local why = guard(b, incseq, tonumber(ARGV[2]))
-local out, fin, segs, extra = {}, 0, 0, 0
+local out, fin, segs, extra, late = {}, 0, 0, 0, 0
 for i = 5, #ARGV, 5 do
   local f, v, sg, fb, ex = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
   local old = redis.call('HGET', d, f)
@@ -30,7 +31,8 @@ for i = 5, #ARGV, 5 do
     end
     out[#out + 1] = oc
   else
-    if ex == '1' then extra = extra + 1 end
+    if ex ~= '0' then extra = extra + 1 end
+    if ex == '2' then late = late + 1 end
     local res = ''
     if why and not FINAL[string.sub(v, 1, 1)] then
       v, sg, fb, res = suppressed(v, why), 0, '', CODE.suppressed
@@ -43,5 +45,6 @@ for i = 5, #ARGV, 5 do
 end
 if segs > 0 then redis.call('HINCRBY', b, 'sms_segments', segs) end
 if extra > 0 then redis.call('HINCRBY', b, 'pending', extra) end
+if late > 0 then redis.call('HINCRBY', b, 'late', late) end
 settled(b, aud, now, fin)
 return out

@@ -1,8 +1,13 @@
 -- put_recipient upserts one recipient and moves its index entries.
 --
---   KEYS[1] r:{id}  KEYS[2] ix:all
+--   KEYS[1] r:{id}  KEYS[2] ix:all  KEYS[3] catchup
 --   ARGV[1] key prefix  ARGV[2] id  ARGV[3] recipient JSON  ARGV[4] phone ('' for none)
---   ARGV[5] number of services n  ARGV[6..5+n] services  ARGV[6+n..] regions
+--   ARGV[5] catch-up time (unix ms; '' for none)
+--   ARGV[6] number of services n  ARGV[7..6+n] services  ARGV[7+n..] regions
+--
+-- With a catch-up time, the recipient is added to the catch-up set in the
+-- same write (dispatcher.CatchUp gives it the current state of the open
+-- incidents it may now belong to or be reachable for): no put is missed.
 --
 -- The phone index ix:phone:{e164} finds the recipients behind an inbound SMS.
 --
@@ -30,10 +35,13 @@ redis.call('SADD', KEYS[2], id)
 if ARGV[4] ~= '' then
   redis.call('SADD', prefix .. 'ix:phone:' .. ARGV[4], id)
 end
-local n = tonumber(ARGV[5])
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[5], id)
+end
+local n = tonumber(ARGV[6])
 local svcs, regs = {}, {}
-for i = 6, 5 + n do svcs[#svcs + 1] = ARGV[i] end
-for i = 6 + n, #ARGV do regs[#regs + 1] = ARGV[i] end
+for i = 7, 6 + n do svcs[#svcs + 1] = ARGV[i] end
+for i = 7 + n, #ARGV do regs[#regs + 1] = ARGV[i] end
 index('SADD', 'svc', svcs)
 index('SADD', 'reg', regs)
 return 1

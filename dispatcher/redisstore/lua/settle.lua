@@ -4,8 +4,8 @@
 -- delivery a live retry run is sending is left to it). The runs are the
 -- broadcast's registered leases (members {id}|{name} of the leases zset,
 -- lex-ordered) whose key is gone: a batch's deliveries are those of its
--- audience slice on any channel, a retry's those of the recipient it names
--- (its member is dropped once settled). also names one more lease (a
+-- audience slice on any channel, a retry's or a late member's ("c:{rid}")
+-- those of the recipient it names (its member is dropped once settled). also names one more lease (a
 -- batch's lapsed lease that a sweeper has just unregistered). It returns
 -- how many it settled. KEYS: b, d, aud, incseq, leases. ARGV: now, seq, lp,
 -- hp, id, also, then the channels.
@@ -26,7 +26,7 @@ for _, m in ipairs(members) do
       rids = redis.call('ZRANGE', aud, tonumber(start), tonumber(stop) - 1)
     else
       -- A retry's run may have begun its recipient's channel fallback too.
-      local rid = string.match(name, '^r:[^.]+%.(.+)$')
+      local rid = string.match(name, '^r:[^.]+%.(.+)$') or string.match(name, '^c:(.+)$')
       if rid then rids = {rid} end
       redis.call('ZREM', leases, m)
     end

@@ -1,0 +1,412 @@
+package dispatcher
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Catch-up: a recipient who becomes reachable, or part of an open
+// incident's audience, after the incident's updates went out (an import, a
+// scope change of its services or regions, a contact added, a subscriber
+// confirmed) gets the incident's current state once.
+//
+// The store adds a recipient to its catch-up set in the same write that
+// puts it (no put is missed). CatchUp, a loop in every worker process,
+// takes the due ones in chunks (each taken by one process; one whose
+// process dies is due again after CatchUpConfig.Hold) and, for each open
+// incident whose audience holds the recipient and whose latest update is
+// within the window, adds it to that update's broadcast as a late member:
+// a batch of one (Batch.Late) that runs through RunBatch, so the rules of
+// Decide, the ordering guard, the lease and the journal all apply, and the
+// deterministic delivery id makes it once. Should a newer update come
+// meanwhile, the guard suppresses the older one (superseded), and the
+// newer one's own snapshot holds the recipient: catch-up never sends an
+// outdated state.
+
+// CatchUpItem is one recipient taken from the catch-up set.
+type CatchUpItem struct {
+	RecipientID string
+	// Taken is the item's score while taken (unix ms): only an item still
+	// so scored is removed once done (a put meanwhile makes it due again).
+	Taken int64
+	// Again, when set, keeps the item, due again then (DoneCatchUps).
+	Again time.Time
+}
+
+// LateStore is what deciding on a late member reads; redisstore
+// implements it.
+type LateStore interface {
+	// RecipientDeliveries returns the recipient's deliveries in the
+	// broadcast, on every channel (none: empty).
+	RecipientDeliveries(ctx context.Context, broadcastID, recipientID string) ([]*Delivery, error)
+	// InSnapshot reports whether the recipient is in the broadcast's
+	// audience snapshot (false once the broadcast is done: it is gone).
+	InSnapshot(ctx context.Context, broadcastID, recipientID string) (bool, error)
+}
+
+// CatchUpStore is what CatchUp calls.
+type CatchUpStore interface {
+	LateStore
+	GetRecipients(ctx context.Context, ids []string) ([]*Recipient, error)
+	ListIncidents(ctx context.Context, state State, limit int) ([]*Incident, error)
+	GetUpdates(ctx context.Context, incidentID string) ([]*Update, error)
+	GetBroadcast(ctx context.Context, id string) (*Broadcast, error)
+	// TakeCatchUps takes at most n recipients due at now, each for hold
+	// (no other caller gets it meanwhile).
+	TakeCatchUps(ctx context.Context, now time.Time, hold time.Duration, n int) ([]CatchUpItem, error)
+	// DoneCatchUps removes the items still as taken, or makes those with
+	// Again set due again then.
+	DoneCatchUps(ctx context.Context, items []CatchUpItem) error
+}
+
+// CatchUpMetrics counts catch-up sends; the Prometheus adapter implements it.
+type CatchUpMetrics interface {
+	// CaughtUp counts n late members added to broadcasts.
+	CaughtUp(n int)
+}
+
+// CatchUpConfig holds CatchUp's dependencies and settings.
+type CatchUpConfig struct {
+	// Store is required.
+	Store CatchUpStore
+	// Queue takes the late members' batches. Required.
+	Queue Enqueuer
+	// Window: only an incident whose latest update is at most this old is
+	// caught up with (0: catch-up is off).
+	Window time.Duration
+	// Hold is how long a taken recipient is kept from other processes; a
+	// process that dies leaves it due again after it (default 2 min).
+	Hold time.Duration
+	// Chunk is how many recipients a tick takes at once (default 200).
+	Chunk int
+	// Clock defaults to SystemClock.
+	Clock   Clock
+	Logger  *slog.Logger
+	Metrics CatchUpMetrics
+}
+
+// CatchUp sends late recipients an open incident's current state.
+type CatchUp struct{ c CatchUpConfig }
+
+// NewCatchUp checks c and fills its defaults.
+func NewCatchUp(c CatchUpConfig) (*CatchUp, error) {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("catch-up: Store is required"))
+	}
+	if c.Queue == nil {
+		errs = append(errs, errors.New("catch-up: Queue is required"))
+	}
+	if c.Window < 0 || c.Hold < 0 || c.Chunk < 0 {
+		errs = append(errs, errors.New("catch-up: Window, Hold and Chunk must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	c.Hold = cmp.Or(c.Hold, 2*time.Minute)
+	c.Chunk = cmp.Or(c.Chunk, 200)
+	c.Clock = cmp.Or[Clock](c.Clock, SystemClock)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	return &CatchUp{c: c}, nil
+}
+
+// CatchUpInterval is how often the workers' loop ticks by default.
+const CatchUpInterval = 2 * time.Second
+
+// CatchUpRecheck is how soon a recipient whose broadcast is still being
+// planned, or whose batch has not run, is looked at again.
+const CatchUpRecheck = 5 * time.Second
+
+// Run ticks at once, then every interval on the clock, until ctx ends. A
+// failed tick is logged; what it took is due again after Hold.
+func (cu *CatchUp) Run(ctx context.Context, interval time.Duration) {
+	if cu.c.Window <= 0 {
+		return
+	}
+	if interval <= 0 {
+		interval = CatchUpInterval
+	}
+	timer, ok := cu.c.Clock.(Timer)
+	if !ok {
+		timer = SystemClock.(Timer)
+	}
+	for {
+		for {
+			n, err := cu.Tick(ctx)
+			if err != nil && ctx.Err() == nil {
+				cu.c.Logger.WarnContext(ctx, "catch-up tick failed; its recipients are due again later", "err", err)
+			}
+			if err != nil || n < cu.c.Chunk {
+				break // a full chunk: more may be due at once
+			}
+		}
+		if Sleep(ctx, timer, interval) != nil {
+			return
+		}
+	}
+}
+
+// lateCandidate is an open incident's latest update, within the window.
+type lateCandidate struct {
+	inc *Incident
+	b   *Broadcast
+}
+
+// Tick takes one chunk of due recipients and adds each, as a late member,
+// to the latest broadcast of every open incident it belongs to. It returns
+// how many recipients it took.
+func (cu *CatchUp) Tick(ctx context.Context) (int, error) {
+	if cu.c.Window <= 0 {
+		return 0, nil
+	}
+	now := cu.c.Clock.Now()
+	items, err := cu.c.Store.TakeCatchUps(ctx, now, cu.c.Hold, cu.c.Chunk)
+	if err != nil || len(items) == 0 {
+		return 0, err
+	}
+	cands, err := cu.candidates(ctx, now)
+	if err != nil {
+		return len(items), err
+	}
+	if len(cands) > 0 {
+		ids := make([]string, len(items))
+		for i, it := range items {
+			ids[i] = it.RecipientID
+		}
+		rs, err := cu.c.Store.GetRecipients(ctx, ids)
+		if err != nil {
+			return len(items), err
+		}
+		// Each recipient is decided and enqueued on its own (a few round
+		// trips), several at once.
+		var (
+			mu    sync.Mutex
+			added int
+			errs  []error
+			wg    sync.WaitGroup
+			slots = make(chan struct{}, catchUpParallel)
+		)
+		for i, r := range rs {
+			if r == nil {
+				continue // deleted meanwhile
+			}
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				n, again, err := cu.lateMember(ctx, r, cands)
+				mu.Lock()
+				defer mu.Unlock()
+				added += n
+				if again {
+					// Planning, or its batch has not run: look again soon
+					// (most often its batch will have sent it by then).
+					items[i].Again = now.Add(CatchUpRecheck)
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+			})
+		}
+		wg.Wait()
+		if added > 0 && cu.c.Metrics != nil {
+			cu.c.Metrics.CaughtUp(added)
+		}
+		if err := errors.Join(errs...); err != nil {
+			return len(items), err // taken, not done: due again after Hold
+		}
+	}
+	// Only now, with the work enqueued, are they done (or due again soon,
+	// those that wait for a batch): a crash before leaves them due again
+	// after Hold.
+	return len(items), cu.c.Store.DoneCatchUps(ctx, items)
+}
+
+// catchUpParallel is how many recipients of a chunk Tick works on at once.
+const catchUpParallel = 8
+
+// lateMember adds r as a late member to the broadcast of each of cands
+// whose audience holds it and that may take it; again reports that one
+// may take it later (planning, or its batch has not run).
+func (cu *CatchUp) lateMember(ctx context.Context, r *Recipient, cands []lateCandidate) (added int, again bool, err error) {
+	for _, c := range cands {
+		if !r.Matches(c.inc.Services, c.inc.Regions) {
+			continue
+		}
+		v, err := lateVerdict(ctx, cu.c.Store, c.b.ID, c.b.State, r.ID)
+		if err != nil {
+			return added, again, err
+		}
+		switch v {
+		case lateSkip:
+			continue
+		case lateWait:
+			again = true
+			continue
+		}
+		if err := cu.c.Queue.EnqueueBatches(ctx, c.b, []Batch{{Late: r.ID}}); err != nil {
+			return added, again, err
+		}
+		added++
+		cu.c.Logger.InfoContext(ctx, "late member added", "broadcast_id", c.b.ID, "incident_id", c.inc.ID, "recipient_id", r.ID)
+	}
+	return added, again, nil
+}
+
+// candidates are the open incidents whose latest update is within the
+// window, with that update's broadcast.
+func (cu *CatchUp) candidates(ctx context.Context, now time.Time) ([]lateCandidate, error) {
+	var out []lateCandidate
+	for _, st := range []State{StateInvestigating, StateIdentified, StateMonitoring} {
+		incs, err := cu.c.Store.ListIncidents(ctx, st, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, inc := range incs {
+			if inc.LastSeq < 1 {
+				continue
+			}
+			ups, err := cu.c.Store.GetUpdates(ctx, inc.ID)
+			if err != nil {
+				return nil, err
+			}
+			if len(ups) == 0 {
+				continue
+			}
+			up := ups[len(ups)-1]
+			if now.Sub(up.CreatedAt) > cu.c.Window {
+				continue
+			}
+			b, err := cu.c.Store.GetBroadcast(ctx, BroadcastID(inc.ID, up.Seq))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, lateCandidate{inc: inc, b: b})
+		}
+	}
+	return out, nil
+}
+
+type lateVerdictKind int
+
+const (
+	lateSend lateVerdictKind = iota
+	lateSkip
+	lateWait
+)
+
+// lateVerdict says whether a recipient may be added to broadcast bid (in
+// state) as a late member: skip when it has a delivery there already
+// (other than one that could not reach it: no_channel, recipient_deleted)
+// or the broadcast was cancelled; wait while the broadcast is planning, or
+// the recipient is in its snapshot with nothing begun yet (its batch will
+// do it, with its record as it is now). A done broadcast takes it: it
+// counts the late delivery (Broadcast.Late, Pending) and stays done.
+func lateVerdict(ctx context.Context, st LateStore, bid string, state BroadcastState, rid string) (lateVerdictKind, error) {
+	switch state {
+	case BroadcastCancelled:
+		return lateSkip, nil
+	case BroadcastPlanning:
+		return lateWait, nil
+	}
+	ds, err := st.RecipientDeliveries(ctx, bid, rid)
+	if err != nil {
+		return lateSkip, err
+	}
+	for _, d := range ds {
+		if d.Status != StatusSuppressed || (d.Reason != string(ReasonNoChannel) && d.Reason != string(ReasonRecipientDeleted)) {
+			return lateSkip, nil
+		}
+	}
+	if len(ds) == 0 && state == BroadcastSending {
+		in, err := st.InSnapshot(ctx, bid, rid)
+		if err != nil {
+			return lateSkip, err
+		}
+		if in {
+			return lateWait, nil
+		}
+	}
+	return lateSend, nil
+}
+
+// batchIDs are the recipients of batch: a slice of the snapshot, or, for
+// a late member, the one recipient while it may still be added (decided
+// again here, under the batch's lease: two late runs never both send).
+func (f *Fanout) batchIDs(ctx context.Context, broadcastID string, batch Batch) ([]string, error) {
+	if batch.Late == "" {
+		return f.c.Store.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
+	}
+	ls, ok := f.c.Store.(LateStore)
+	if !ok {
+		return nil, fmt.Errorf("late member of %s: the store keeps no catch-up", broadcastID)
+	}
+	state, err := f.c.Store.BroadcastState(ctx, broadcastID)
+	if err != nil {
+		return nil, err
+	}
+	switch v, err := lateVerdict(ctx, ls, broadcastID, state, batch.Late); {
+	case err != nil:
+		return nil, err
+	case v == lateWait:
+		return nil, Waiting(ReasonLateWait, 2*time.Second, fmt.Errorf("late member %s of %s waits for its broadcast's plan or batch", batch.Late, broadcastID))
+	case v == lateSkip:
+		return nil, nil
+	}
+	return []string{batch.Late}, nil
+}
+
+// markLate makes every delivery a late member's batch begins extra (it
+// adds to pending) and late (counted in Broadcast.Late).
+func markLate(begins []Begin) {
+	for i := range begins {
+		begins[i].Extra, begins[i].Late = true, true
+	}
+}
+
+// refusedTold returns, for each of guarded (indexes into msgs) whose token
+// the guard refused (got), whether it had been told of the incident: a
+// resolution passes the guard for those (Decide, rule 5). It reads the
+// store only for a resolution, and only for the refused (told holds the
+// answers by recipient id already when the flap rule read them);
+// otherwise every refused one is reported told, which the guard's rule
+// ignores.
+func (f *Fanout) refusedTold(ctx context.Context, dc *DecideContext, bc *broadcastContext, guarded []int, got []bool, msgs []*Message, told map[string]bool) (map[int]bool, error) {
+	out := make(map[int]bool)
+	var ask []int
+	for j, i := range guarded {
+		if got[j] {
+			continue
+		}
+		switch {
+		case !dc.Resolution:
+			out[i] = true // the flap rule let it through; the guard ignores it
+		case told != nil:
+			out[i] = told[msgs[i].Recipient.ID]
+		default:
+			ask = append(ask, i)
+		}
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	rids := make([]string, len(ask))
+	for k, i := range ask {
+		rids[k] = msgs[i].Recipient.ID
+	}
+	answers, err := f.c.Store.Told(ctx, bc.inc.ID, bc.up.Seq, rids)
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range ask {
+		out[i] = answers[k]
+	}
+	return out, nil
+}

@@ -1,0 +1,236 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+var _ dispatcher.CatchUpStore = (*Store)(nil)
+
+// The catch-up set (key catchup, see the key layout) and its scripts.
+var (
+	catchUpTakeScript = script("catchup_take")
+	catchUpDoneScript = script("catchup_done")
+)
+
+// TakeCatchUps implements dispatcher.CatchUpStore.
+func (s *Store) TakeCatchUps(ctx context.Context, now time.Time, hold time.Duration, n int) ([]dispatcher.CatchUpItem, error) {
+	until := now.Add(hold).UnixMilli()
+	ids, err := catchUpTakeScript.Run(ctx, s.rdb, []string{key("catchup")}, now.UnixMilli(), until, n).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("take catch-ups: %w", err)
+	}
+	out := make([]dispatcher.CatchUpItem, len(ids))
+	for i, id := range ids {
+		out[i] = dispatcher.CatchUpItem{RecipientID: id, Taken: until}
+	}
+	return out, nil
+}
+
+// DoneCatchUps implements dispatcher.CatchUpStore.
+func (s *Store) DoneCatchUps(ctx context.Context, items []dispatcher.CatchUpItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 3*len(items))
+	for _, it := range items {
+		again := ""
+		if !it.Again.IsZero() {
+			again = strconv.FormatInt(it.Again.UnixMilli(), 10)
+		}
+		args = append(args, it.RecipientID, strconv.FormatInt(it.Taken, 10), again)
+	}
+	if err := catchUpDoneScript.Run(ctx, s.rdb, []string{key("catchup")}, args...).Err(); err != nil {
+		return fmt.Errorf("finish %d catch-ups: %w", len(items), err)
+	}
+	return nil
+}
+
+// markCatchUp adds, with CatchUp, recipient id to the catch-up set in p
+// (a MULTI of a write that may make it reachable: a webhook endpoint).
+func (s *Store) markCatchUp(ctx context.Context, p redis.Pipeliner, id string) {
+	if s.CatchUp {
+		p.ZAdd(ctx, key("catchup"), redis.Z{Score: float64(s.nowMS()), Member: id})
+	}
+}
+
+// CatchUpsDue counts the recipients of the catch-up set due at now.
+func (s *Store) CatchUpsDue(ctx context.Context, now time.Time) (int64, error) {
+	return s.rdb.ZCount(ctx, key("catchup"), "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Result()
+}
+
+// RecipientDeliveries implements dispatcher.LateStore: one HMGET of the
+// recipient's field on every channel.
+func (s *Store) RecipientDeliveries(ctx context.Context, broadcastID, recipientID string) ([]*dispatcher.Delivery, error) {
+	chans := append(append([]dispatcher.Channel(nil), dispatcher.Channels...), dispatcher.ChannelNone)
+	fields := make([]string, len(chans))
+	for i, ch := range chans {
+		fields[i] = deliveryField(ch, recipientID)
+	}
+	vals, err := s.rdb.HMGet(ctx, key("b", broadcastID, "d"), fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of %s in %s: %w", recipientID, broadcastID, err)
+	}
+	var out []*dispatcher.Delivery
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		d, err := decodeRecord(broadcastID, fields[i], str)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// InSnapshot implements dispatcher.LateStore.
+func (s *Store) InSnapshot(ctx context.Context, broadcastID, recipientID string) (bool, error) {
+	err := s.rdb.ZScore(ctx, key("b", broadcastID, "aud"), recipientID).Err()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("snapshot of %s: %w", broadcastID, err)
+	}
+	return true, nil
+}
+
+var _ dispatcher.UnreachedStore = (*Store)(nil)
+
+// Unreached implements dispatcher.UnreachedStore: HSCAN over the delivery
+// records of broadcasts 1..lastSeq in turn, and for the recipients of
+// each step one pipeline of HMGETs of their records in every broadcast of
+// the incident. A recipient is reported at its first record (lowest seq,
+// then channel order), so once, and only when no record of it is sent or
+// delivered. The cursor is "{seq}.{scan cursor}".
+func (s *Store) Unreached(ctx context.Context, incidentID string, lastSeq int, cursor string, limit int) (*dispatcher.UnreachedPage, error) {
+	seq, cur := 1, uint64(0)
+	if cursor != "" {
+		a, b, ok := strings.Cut(cursor, ".")
+		n, err1 := strconv.Atoi(a)
+		c, err2 := strconv.ParseUint(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil || n < 1 {
+			return nil, &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: "must be a cursor returned as next_cursor", Value: cursor}}}
+		}
+		seq, cur = n, c
+	}
+	page := &dispatcher.UnreachedPage{Recipients: []*dispatcher.Unreached{}}
+	chans := append(append([]dispatcher.Channel(nil), dispatcher.Channels...), dispatcher.ChannelNone)
+	for step := 0; seq <= lastSeq && step < 8 && len(page.Recipients) < limit; step++ {
+		bid := dispatcher.BroadcastID(incidentID, seq)
+		kv, next, err := s.rdb.HScan(ctx, key("b", bid, "d"), cur, "*", int64(limit)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("unreached of %s: %w", incidentID, err)
+		}
+		var rids []string
+		scanned := map[string]bool{} // fields of this step
+		for i := 0; i < len(kv); i += 2 {
+			_, rid, ok := strings.Cut(kv[i], ".")
+			if !ok {
+				continue
+			}
+			if !scanned[kv[i]] {
+				scanned[kv[i]] = true
+				rids = append(rids, rid)
+			}
+		}
+		rids = dedupeStrings(rids)
+		found, err := s.unreachedOf(ctx, incidentID, lastSeq, seq, rids, chans, scanned)
+		if err != nil {
+			return nil, err
+		}
+		page.Recipients = append(page.Recipients, found...)
+		cur = next
+		if cur == 0 {
+			seq++
+		}
+	}
+	if seq <= lastSeq {
+		page.NextCursor = strconv.Itoa(seq) + "." + strconv.FormatUint(cur, 10)
+	}
+	return page, nil
+}
+
+// unreachedOf returns those of rids (found scanning broadcast seq's fields
+// scanned) to report here: their first record is one of scanned, and
+// none of their records was sent or delivered.
+func (s *Store) unreachedOf(ctx context.Context, incidentID string, lastSeq, seq int, rids []string, chans []dispatcher.Channel, scanned map[string]bool) ([]*dispatcher.Unreached, error) {
+	if len(rids) == 0 {
+		return nil, nil
+	}
+	fields := make([]string, 0, len(rids)*len(chans))
+	for _, rid := range rids {
+		for _, ch := range chans {
+			fields = append(fields, deliveryField(ch, rid))
+		}
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, lastSeq)
+	for j := 1; j <= lastSeq; j++ {
+		cmds[j-1] = pipe.HMGet(ctx, key("b", dispatcher.BroadcastID(incidentID, j), "d"), fields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("unreached of %s: %w", incidentID, err)
+	}
+	var out []*dispatcher.Unreached
+	n := len(chans)
+	for i, rid := range rids {
+		first, reached := "", false
+		firstSeq := 0
+		var last *dispatcher.Delivery
+		lastSeqOf := 0
+		for j := 1; j <= lastSeq && !reached; j++ {
+			vals := cmds[j-1].Val()
+			bid := dispatcher.BroadcastID(incidentID, j)
+			for c := range n {
+				str, ok := vals[i*n+c].(string)
+				if !ok {
+					continue
+				}
+				f := fields[i*n+c]
+				if first == "" {
+					first, firstSeq = f, j
+				}
+				d, err := decodeRecord(bid, f, str)
+				if err != nil {
+					return nil, err
+				}
+				if d.Status == dispatcher.StatusSent || d.Status == dispatcher.StatusDelivered {
+					reached = true
+					break
+				}
+				if last == nil || j > lastSeqOf || d.UpdatedAt.After(last.UpdatedAt) {
+					last, lastSeqOf = d, j
+				}
+			}
+		}
+		if reached || last == nil || firstSeq != seq || !scanned[first] {
+			continue
+		}
+		out = append(out, &dispatcher.Unreached{RecipientID: rid, Seq: lastSeqOf, Channel: last.Channel, Status: last.Status, Reason: last.Reason, At: last.UpdatedAt})
+	}
+	return out, nil
+}
+
+func dedupeStrings(list []string) []string {
+	seen := make(map[string]bool, len(list))
+	out := list[:0]
+	for _, s := range list {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}

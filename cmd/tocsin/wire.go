@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tocsin-dev/tocsin/config"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/evidence"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/internal/netguard"
@@ -234,9 +236,16 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, usageError{err}
 	}
+	if d := cfg.Retention.ArchiveDir; d != "" {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			_ = qc.Close()
+			return nil, usageError{fmt.Errorf("retention.archive_dir %q is not a directory", d)}
+		}
+	}
 	retainer, err := dispatcher.NewRetainer(dispatcher.RetentionConfig{
 		Store: store, Deliveries: cfg.Retention.Deliveries, Bodies: cfg.Retention.Bodies, Outbox: cfg.Retention.Outbox,
-		Clock: w.clock, Logger: w.logger,
+		Archive: archiver(cfg.Retention.ArchiveDir, &evidence.Ledger{Store: store, Clock: w.clock}),
+		Clock:   w.clock, Logger: w.logger,
 	})
 	if err != nil {
 		_ = qc.Close()

@@ -71,10 +71,15 @@ func (l *Ledger) Open(ctx context.Context, id string) (*Run, error) {
 	return &Run{l: l, inc: inc, updates: ups, bcs: bcs, at: clock.Now().UTC()}, nil
 }
 
+// compensations is what a Store that keeps compensation notices also
+// does (redisstore, memstore).
+type compensations interface {
+	ListCompensations(ctx context.Context, incidentID string) ([]string, error)
+}
+
 // broadcasts lists the broadcasts whose deliveries are inc's evidence: one
-// per update, in order. This is the one place that says so: other
-// broadcasts about the incident (compensation notices, issue 15 item 7)
-// are to be added here, with update nil.
+// per update, in order, then its compensation notices, oldest first, with
+// update nil. This is the one place that says so.
 func (l *Ledger) broadcasts(ctx context.Context, inc *dispatcher.Incident, ups []*dispatcher.Update) ([]ledgerBroadcast, error) {
 	out := make([]ledgerBroadcast, 0, len(ups))
 	for _, u := range ups {
@@ -87,6 +92,21 @@ func (l *Ledger) broadcasts(ctx context.Context, inc *dispatcher.Incident, ups [
 			return nil, fmt.Errorf("broadcast %s of %s: %w", id, inc.ID, err)
 		}
 		out = append(out, ledgerBroadcast{b: b, update: u})
+	}
+	cs, ok := l.Store.(compensations)
+	if !ok {
+		return out, nil
+	}
+	ids, err := cs.ListCompensations(ctx, inc.ID)
+	if err != nil {
+		return nil, fmt.Errorf("compensations of %s: %w", inc.ID, err)
+	}
+	for _, id := range ids {
+		b, err := l.Store.GetBroadcast(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("compensation %s of %s: %w", id, inc.ID, err)
+		}
+		out = append(out, ledgerBroadcast{b: b})
 	}
 	return out, nil
 }
@@ -223,7 +243,7 @@ func (e *exporter) attempt(lb *ledgerBroadcast, a *dispatcher.AttemptRecord) err
 	}
 	r := e.row(TypeAttempt)
 	r[ColBroadcastID] = lb.b.ID
-	if lb.b.Seq > 0 {
+	if lb.update != nil {
 		r[ColSeq] = itoa(lb.b.Seq)
 	}
 	r[ColChannel] = string(a.Channel)
@@ -289,6 +309,7 @@ func (e *exporter) trailer() error {
 			r[ColSeq] = itoa(s.seq)
 		}
 		r[ColChannel], r[ColStatus], r[ColReason], r[ColLocale] = s.channel, s.status, valid(s.reason), s.locale
+		r[ColBroadcastID] = s.broadcast
 		if err := e.emit(r); err != nil {
 			return err
 		}

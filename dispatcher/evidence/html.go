@@ -154,7 +154,7 @@ footer { margin-top: 4mm; font-size: 7.5pt; color: #333; }
 {{end}}</tbody></table>
 <h2>{{t "updates"}}</h2>
 <table><thead><tr><th>{{t "col.seq"}}</th><th>{{t "col.posted_by"}}</th><th class="n">{{t "col.audience"}}</th><th class="n">{{t "col.reached"}}</th><th class="n">{{t "col.unreached"}}</th><th>{{t "col.p50"}}</th><th>{{t "col.p95"}}</th><th>{{t "col.p100"}}</th></tr></thead><tbody>
-{{range .Updates}}<tr><td>#{{.Seq}} {{.State}}</td><td>{{.PostedBy}}</td><td class="n">{{.Audience}}</td><td class="n">{{.Reached}}</td><td class="n">{{.Unreached}}</td><td>{{when .Delivered50}}</td><td>{{when .Delivered95}}</td><td>{{when .Delivered100}}</td></tr>
+{{range .Updates}}<tr><td>{{if .Compensation}}{{t "compensation"}}{{else}}#{{.Seq}} {{.State}}{{end}}</td><td>{{.PostedBy}}</td><td class="n">{{.Audience}}</td><td class="n">{{.Reached}}</td><td class="n">{{.Unreached}}</td><td>{{when .Delivered50}}</td><td>{{when .Delivered95}}</td><td>{{when .Delivered100}}</td></tr>
 {{end}}</tbody></table>
 <div class="cols"><div><h2>{{t "by_channel"}}</h2>
 <table><thead><tr><th>{{t "col.channel"}}</th><th>{{t "col.status"}}</th><th class="n">{{t "col.count"}}</th></tr></thead><tbody>

@@ -55,11 +55,14 @@ type Event struct {
 
 // UpdateReport is one update's broadcast in figures.
 type UpdateReport struct {
-	Seq         int              `json:"seq"`
-	BroadcastID string           `json:"broadcast_id"`
-	State       dispatcher.State `json:"state"`
-	PostedAt    time.Time        `json:"posted_at"`
-	PostedBy    string           `json:"posted_by,omitempty"`
+	Seq         int    `json:"seq"`
+	BroadcastID string `json:"broadcast_id"`
+	// Compensation marks a compensation notice about the incident (it
+	// carries no update: Seq is 0, PostedAt is when it was sent).
+	Compensation bool             `json:"compensation,omitempty"`
+	State        dispatcher.State `json:"state"`
+	PostedAt     time.Time        `json:"posted_at"`
+	PostedBy     string           `json:"posted_by,omitempty"`
 	// Audience is the recipients the update was for.
 	Audience int `json:"audience"`
 	// Deliveries counts deliveries (latest attempts), Attempts every
@@ -88,9 +91,12 @@ func newReport(run *Run) *Report {
 		ByReason:  map[string]int{}, ByLocale: map[string]int{},
 	}
 	for _, lb := range run.bcs {
-		u := &UpdateReport{BroadcastID: lb.b.ID, Seq: lb.b.Seq, Audience: lb.b.Audience, UnreachedBy: map[string]int{}}
+		// A compensation notice carries no update: seq 0.
+		u := &UpdateReport{BroadcastID: lb.b.ID, Audience: lb.b.Audience, UnreachedBy: map[string]int{}}
 		if lb.update != nil {
 			u.Seq, u.State, u.PostedAt, u.PostedBy = lb.update.Seq, lb.update.State, lb.update.CreatedAt, lb.update.PostedBy
+		} else {
+			u.Compensation, u.PostedAt = true, lb.b.CreatedAt
 		}
 		rep.Updates = append(rep.Updates, u)
 	}
@@ -165,7 +171,11 @@ func (rep *Report) finish(run *Run) {
 	tl := []Event{{Event: "started", At: inc.Started()}, {Event: "detected", At: inc.CreatedAt}}
 	var first *time.Time
 	for _, u := range rep.Updates {
-		tl = append(tl, Event{Event: "update", At: u.PostedAt, Seq: u.Seq, BroadcastID: u.BroadcastID, State: u.State, PostedBy: u.PostedBy})
+		ev := "update"
+		if u.Compensation {
+			ev = "compensation"
+		}
+		tl = append(tl, Event{Event: ev, At: u.PostedAt, Seq: u.Seq, BroadcastID: u.BroadcastID, State: u.State, PostedBy: u.PostedBy})
 		for _, p := range []struct {
 			ev string
 			at *time.Time
@@ -186,14 +196,19 @@ func (rep *Report) finish(run *Run) {
 	}
 	slices.SortStableFunc(tl, func(a, b Event) int { return a.At.Compare(b.At) })
 	rep.Timeline = tl
-	if n := len(rep.Updates); n > 0 {
-		rep.Unreached = rep.Updates[n-1].Unreached
+	for i := len(rep.Updates) - 1; i >= 0; i-- {
+		if !rep.Updates[i].Compensation { // the latest update, not a compensation
+			rep.Unreached = rep.Updates[i].Unreached
+			break
+		}
 	}
 }
 
 type summaryRow struct {
-	key                             string
-	seq                             int
+	key string
+	seq int
+	// broadcast names a compensation notice's figures (seq 0).
+	broadcast                       string
 	channel, status, reason, locale string
 	value                           int
 }
@@ -202,14 +217,18 @@ type summaryRow struct {
 func (rep *Report) summaryRows() []summaryRow {
 	var out []summaryRow
 	for _, u := range rep.Updates {
+		bid := ""
+		if u.Compensation {
+			bid = u.BroadcastID
+		}
 		out = append(out,
-			summaryRow{key: "audience", seq: u.Seq, value: u.Audience},
-			summaryRow{key: "deliveries", seq: u.Seq, value: u.Deliveries},
-			summaryRow{key: "attempts", seq: u.Seq, value: u.Attempts},
-			summaryRow{key: "reached", seq: u.Seq, value: u.Reached},
-			summaryRow{key: "unreached", seq: u.Seq, value: u.Unreached})
+			summaryRow{key: "audience", seq: u.Seq, broadcast: bid, value: u.Audience},
+			summaryRow{key: "deliveries", seq: u.Seq, broadcast: bid, value: u.Deliveries},
+			summaryRow{key: "attempts", seq: u.Seq, broadcast: bid, value: u.Attempts},
+			summaryRow{key: "reached", seq: u.Seq, broadcast: bid, value: u.Reached},
+			summaryRow{key: "unreached", seq: u.Seq, broadcast: bid, value: u.Unreached})
 		for _, why := range sortedKeys(u.UnreachedBy) {
-			out = append(out, summaryRow{key: "unreached_by_reason", seq: u.Seq, reason: why, value: u.UnreachedBy[why]})
+			out = append(out, summaryRow{key: "unreached_by_reason", seq: u.Seq, broadcast: bid, reason: why, value: u.UnreachedBy[why]})
 		}
 	}
 	for _, ch := range sortedKeys(rep.ByChannel) {

@@ -133,11 +133,28 @@ func (s *Store) GetRecipients(ctx context.Context, ids []string) ([]*dispatcher.
 	return out, nil
 }
 
-// DeleteRecipient erases, in one script, the recipient with id, its index
-// entries, its webhook endpoints and its outbox list (copies of the
-// messages it was sent), or returns dispatcher.ErrNotFound. Delivery
-// records keep only its id.
+// DeleteRecipient erases the recipient with id, or returns
+// dispatcher.ErrNotFound: first its evidence ledger rows take a pseudonym
+// and lose the texts that were its own (eraseFromLedger; a failure there
+// erases nothing, and a retry goes on), then, in one script, the
+// recipient, its index entries, its webhook endpoints and its outbox list
+// (copies of the messages it was sent).
 func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
+	raw, err := s.rdb.Get(ctx, recipientKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("delete recipient %q: %w", id, err)
+	}
+	r := &dispatcher.Recipient{}
+	if json.Unmarshal(raw, r) != nil {
+		r = &dispatcher.Recipient{} // a record that is not JSON: its id is all there is to erase
+	}
+	r.ID = id
+	if _, err := s.eraseFromLedger(ctx, r); err != nil {
+		return fmt.Errorf("delete recipient %q: %w", id, err)
+	}
 	keys := []string{recipientKey(id), key("ix", "all"), key("outbox", "r", id), webhookKey(id)}
 	n, err := deleteRecipientScript.Run(ctx, s.rdb, keys, Prefix, id).Int()
 	if err != nil {

@@ -119,28 +119,40 @@ func (s *Store) DropDeliveries(ctx context.Context, id string) error {
 	return nil
 }
 
-// DropBodies implements dispatcher.RetentionStore.
+// DropBodies implements dispatcher.RetentionStore: the texts kept in
+// b:{id}:t lose their words and keep their SHA-256, a chunk at a time.
 func (s *Store) DropBodies(ctx context.Context, id string) error {
-	keys := bodyKeys(id)
-	if len(keys) == 0 {
-		return nil
+	t := evidenceKeys(id)[0]
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, t, cursor, "*", 1000).Result()
+		if err != nil {
+			return fmt.Errorf("drop texts of %s: %w", id, err)
+		}
+		var set []any
+		for i := 0; i+1 < len(kv); i += 2 {
+			if sha, _, ok := strings.Cut(kv[i+1], "\n"); ok {
+				set = append(set, kv[i], sha)
+			}
+		}
+		if len(set) > 0 {
+			if err := s.rdb.HSet(ctx, t, set...).Err(); err != nil {
+				return fmt.Errorf("drop texts of %s: %w", id, err)
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
 	}
-	if err := s.rdb.Unlink(ctx, keys...).Err(); err != nil {
-		return fmt.Errorf("drop texts of %s: %w", id, err)
-	}
-	return nil
 }
 
 // deliveryDataKeys are the keys of broadcast id's per-delivery data: its
-// delivery records and audience (the broadcast's hash b:{id}, with its
-// counters, stays).
+// delivery records, the attempts a retry followed, the texts sent and its
+// audience (the broadcast's hash b:{id}, with its counters, stays).
 func deliveryDataKeys(id string) []string {
-	return append([]string{key("b", id, "d"), key("b", id, "aud")}, bodyKeys(id)...)
+	return append([]string{key("b", id, "d"), key("b", id, "aud")}, evidenceKeys(id)...)
 }
-
-// bodyKeys are the keys of the texts broadcast id sent, kept for the
-// evidence ledger.
-func bodyKeys(id string) []string { return nil }
 
 // TrimOutbox implements dispatcher.RetentionStore: it pops entries older
 // than cutoff off the oldest end of the outbox list, a chunk at a time.

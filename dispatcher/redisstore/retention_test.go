@@ -175,3 +175,45 @@ func TestTrimOutbox(t *testing.T) {
 		}
 	})
 }
+
+// TestRetentionDropsBodiesFirst: past retention.bodies the texts kept for
+// the ledger lose their words and keep their SHA-256; the delivery
+// records stay until retention.deliveries.
+func TestRetentionDropsBodiesFirst(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		saveBroadcast(t, s, "inc_body", nil, nil)
+		text := "Kartenzahlungen gestört"
+		sum := dispatcher.TextSHA256(text)
+		if err := s.Record(ctx, "bc_body_1", []dispatcher.Outcome{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1,
+			Locale: "de", Evidence: dispatcher.Evidence{TextSHA256: sum, Text: text, QueuedAt: deliveryEpoch}}}); err != nil {
+			t.Fatal(err)
+		}
+		resolveAt(t, s, "inc_body", deliveryEpoch.Add(time.Hour))
+		kept := func() string {
+			vals, err := rdb.HVals(ctx, key("b", "bc_body_1", "t")).Result()
+			if err != nil || len(vals) != 1 {
+				t.Fatalf("texts kept: %v, %v", vals, err)
+			}
+			return vals[0]
+		}
+		if got := kept(); got != sum+"\n"+text {
+			t.Fatalf("text kept before the sweep = %q", got)
+		}
+		now := deliveryEpoch.Add(3 * 24 * time.Hour)
+		r, err := dispatcher.NewRetainer(dispatcher.RetentionConfig{Store: s, Deliveries: 10 * 24 * time.Hour, Bodies: 2 * 24 * time.Hour,
+			Clock: dispatcher.ClockFunc(func() time.Time { return now })})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := kept(); got != sum {
+			t.Errorf("text kept after retention.bodies = %q, want its SHA-256 alone", got)
+		}
+		if n := deliveriesKept(t, rdb, "bc_body_1"); n != 1 {
+			t.Errorf("delivery records after retention.bodies = %d, want 1", n)
+		}
+	})
+}

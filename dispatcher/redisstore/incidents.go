@@ -263,7 +263,9 @@ func (s *Store) CreateBroadcast(ctx context.Context, b *dispatcher.Broadcast, id
 		newBroadcast(ctx, p, b, meta)
 		p.ZAdd(ctx, key("notices"), redis.Z{Score: float64(b.CreatedAt.UnixMilli()), Member: b.ID})
 		if b.Compensates != "" {
-			p.ZAdd(ctx, key("inc", b.Compensates, "comp"), redis.Z{Score: float64(b.CreatedAt.UnixMilli()), Member: b.ID})
+			// Scored by its place: notices made in one millisecond (or
+			// on a test's fixed clock) keep the order they were made in.
+			p.Eval(ctx, "return redis.call('ZADD', KEYS[1], 'NX', redis.call('ZCARD', KEYS[1]), ARGV[1])", []string{key("inc", b.Compensates, "comp")}, b.ID)
 		}
 	}
 	replay, err := s.idempotentTx(ctx, idem, []string{bKey}, check, write)

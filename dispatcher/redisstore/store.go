@@ -24,7 +24,7 @@
 //	incs                zset    incident ids by creation time (ms)
 //	incs:{state}        zset    incident ids in state by creation time (ms)
 //	notices             zset    notice (ad-hoc) broadcast ids by creation time (ms)
-//	inc:{id}:comp       zset    the incident's compensation notices by creation time (ms)
+//	inc:{id}:comp       zset    the incident's compensation notices, scored by the order they were made in
 //	rl:{list}, rl:{list}:meta, rl:tmp:{staging}  uploaded recipient lists (compensation.go)
 //	idem:{scope}:{key}  string  an Idempotency-Key's first request and answer: JSON
 //	                            {"request_sha256", "answer"}, 24 h. scope is the operation and

@@ -78,6 +78,14 @@ func WriteHTML(w io.Writer, rep *Report, lang string) error {
 	if r, _ := language.Make(format).Region(); r.String() == "CH" && words == "de" {
 		fix = strings.NewReplacer("ß", "ss", "ẞ", "SS").Replace // Swiss German, as the status page writes it
 	}
+	// after is when at was, without its date if that is ref's (an
+	// update's figures beside its posting time).
+	after := func(at *time.Time, ref time.Time) string {
+		if at == nil {
+			return "–"
+		}
+		return locales.FormatTime(format, *at, "UTC", ref) + " UTC"
+	}
 	num := numberFormatter(format)
 	// t says message id; a message that names {{.N}} gets the count n.
 	t := func(id string, n ...int) string {
@@ -115,7 +123,7 @@ func WriteHTML(w io.Writer, rep *Report, lang string) error {
 		}
 		return ""
 	}
-	tpl, err := template.New("report").Funcs(template.FuncMap{"t": t, "word": word, "when": when, "num": num}).Parse(reportHTML)
+	tpl, err := template.New("report").Funcs(template.FuncMap{"t": t, "word": word, "when": when, "after": after, "num": num}).Parse(reportHTML)
 	if err != nil {
 		return err
 	}
@@ -192,8 +200,10 @@ func top(m map[string]int, n int) []count {
 	return out
 }
 
-// reportHTML fits one A4 page when printed: small type, tables without
-// breaks inside rows, no colours needed.
+// reportHTML fits one A4 page when printed (12 reasons, a handful of
+// updates, a dozen channel and status pairs and languages: see
+// TestBrowserReportPrintsOnOnePage): small type, tight tables without
+// breaks inside rows, the figures in three columns, no colours needed.
 const reportHTML = `<!DOCTYPE html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8">
 <title>{{t "title"}} – {{.IncidentID}}</title>
@@ -202,12 +212,18 @@ const reportHTML = `<!DOCTYPE html>
 body { font: 10pt/1.3 system-ui, sans-serif; color: #000; margin: 0 auto; max-width: 190mm; }
 h1 { font-size: 14pt; margin: 0 0 2mm; } h2 { font-size: 11pt; margin: 4mm 0 1mm; }
 table { border-collapse: collapse; width: 100%; font-size: 8.5pt; }
-th, td { border-bottom: 0.5pt solid #999; padding: 0.6mm 1.5mm; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
-td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
-tr { break-inside: avoid; } .cols { display: flex; gap: 4mm; } .cols > div { flex: 1; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: 0 3mm; margin: 0; } dt { font-weight: 600; }
+th, td { border-bottom: 0.5pt solid #999; padding: 0.6mm 1.5mm; text-align: left; vertical-align: top; overflow-wrap: break-word; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.t { white-space: nowrap; } td.r { overflow-wrap: anywhere; }
+tr { break-inside: avoid; } .cols { display: grid; grid-template-columns: auto auto 1fr; gap: 4mm; }
+dl { display: grid; grid-template-columns: max-content 1fr max-content 1fr; gap: 0 3mm; margin: 0; } dt { font-weight: 600; } dd { margin: 0; }
 footer { margin-top: 4mm; font-size: 7.5pt; color: #333; }
-@media print { body { max-width: none; } }
+@media print {
+  body { max-width: none; font-size: 8pt; line-height: 1.2; }
+  h1 { font-size: 12pt; margin: 0 0 1.5mm; } h2 { font-size: 9pt; margin: 2.5mm 0 0.5mm; }
+  table { font-size: 7.5pt; } th, td { padding: 0.15mm 1mm; line-height: 1.15; }
+  .cols { gap: 3mm; } footer { margin-top: 2.5mm; font-size: 6.5pt; }
+}
 </style></head><body>
 <h1>{{t "title"}}</h1>
 <dl><dt>{{t "incident"}}</dt><dd>{{.IncidentID}}{{with .Title}} – {{.}}{{end}}</dd>
@@ -215,22 +231,22 @@ footer { margin-top: 4mm; font-size: 7.5pt; color: #333; }
 <dt>{{t "generated"}}</dt><dd>{{when .Generated}}</dd></dl>
 <h2>{{t "timeline"}}</h2>
 <table><thead><tr><th>{{t "col.time"}}</th><th>{{t "col.event"}}</th><th>{{t "col.detail"}}</th></tr></thead><tbody>
-{{range .Timeline}}<tr><td>{{when .At}}</td><td>{{t (print "event." .Event)}}</td><td>{{if .Seq}}#{{.Seq}} {{end}}{{word "state" .State}}{{with .PostedBy}} ({{.}}){{end}}</td></tr>
+{{range .Timeline}}<tr><td class="t">{{when .At}}</td><td>{{t (print "event." .Event)}}</td><td>{{if .Seq}}#{{.Seq}} {{end}}{{word "state" .State}}{{with .PostedBy}} ({{.}}){{end}}</td></tr>
 {{end}}</tbody></table>
 <h2>{{t "updates"}}</h2>
 <table><thead><tr><th>{{t "col.seq"}}</th><th>{{t "col.posted_by"}}</th><th class="n">{{t "col.audience"}}</th><th class="n">{{t "col.reached"}}</th><th class="n">{{t "col.unreached"}}</th><th>{{t "col.p50"}}</th><th>{{t "col.p95"}}</th><th>{{t "col.p100"}}</th></tr></thead><tbody>
-{{range .Updates}}<tr><td>{{if .Compensation}}{{t "compensation"}}{{else}}#{{.Seq}} {{word "state" .State}}{{end}}</td><td>{{.PostedBy}}</td><td class="n">{{num .Audience}}</td><td class="n">{{num .Reached}}</td><td class="n">{{num .Unreached}}</td><td>{{when .Delivered50}}</td><td>{{when .Delivered95}}</td><td>{{when .Delivered100}}</td></tr>
+{{range .Updates}}<tr><td>{{if .Compensation}}{{t "compensation"}}{{else}}#{{.Seq}} {{word "state" .State}}{{end}}</td><td>{{.PostedBy}}</td><td class="n">{{num .Audience}}</td><td class="n">{{num .Reached}}</td><td class="n">{{num .Unreached}}</td><td class="t">{{after .Delivered50 .PostedAt}}</td><td class="t">{{after .Delivered95 .PostedAt}}</td><td class="t">{{after .Delivered100 .PostedAt}}</td></tr>
 {{end}}</tbody></table>
 <div class="cols"><div><h2>{{t "by_channel"}}</h2>
 <table><thead><tr><th>{{t "col.channel"}}</th><th>{{t "col.status"}}</th><th class="n">{{t "col.count"}}</th></tr></thead><tbody>
 {{range $ch, $m := .ByChannel}}{{range $st, $n := $m}}<tr><td>{{word "channel" $ch}}</td><td>{{word "status" $st}}</td><td class="n">{{num $n}}</td></tr>
-{{end}}{{end}}</tbody></table>
-<h2>{{t "by_locale"}}</h2>
+{{end}}{{end}}</tbody></table></div>
+<div><h2>{{t "by_locale"}}</h2>
 <table><thead><tr><th>{{t "col.locale"}}</th><th class="n">{{t "col.count"}}</th></tr></thead><tbody>{{range $l, $n := .ByLocale}}<tr><td>{{$l}}</td><td class="n">{{num $n}}</td></tr>
 {{else}}<tr><td>{{t "none"}}</td></tr>{{end}}</tbody></table></div>
 <div><h2>{{t "by_reason"}}</h2>
 <table><thead><tr><th>{{t "col.reason"}}</th><th class="n">{{t "col.count"}}</th></tr></thead><tbody>
-{{range .Reasons}}<tr><td>{{.Name}}</td><td class="n">{{num .N}}</td></tr>
+{{range .Reasons}}<tr><td class="r">{{.Name}}</td><td class="n">{{num .N}}</td></tr>
 {{else}}<tr><td>{{t "none"}}</td></tr>{{end}}</tbody></table>
 <h2>{{t "unreached" .Unreached}}</h2></div></div>
 <footer>{{t "footer"}}</footer>

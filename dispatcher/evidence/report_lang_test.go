@@ -127,6 +127,7 @@ func fullReport() *evidence.Report {
 	rep.Timeline = append(rep.Timeline,
 		evidence.Event{Event: "resolved", At: at(100)},
 		evidence.Event{Event: "compensation", At: at(22 * 60), PostedBy: "billing"})
+	slices.SortStableFunc(rep.Timeline, func(a, b evidence.Event) int { return a.At.Compare(b.At) })
 	return rep
 }
 

@@ -114,12 +114,9 @@ func WriteHTML(w io.Writer, rep *Report, lang string) error {
 	when := func(at any) string {
 		switch v := at.(type) {
 		case time.Time:
-			return locales.FormatTime(format, v, "UTC", time.Time{}) + " UTC"
+			return after(&v, time.Time{})
 		case *time.Time:
-			if v == nil {
-				return "–"
-			}
-			return locales.FormatTime(format, *v, "UTC", time.Time{}) + " UTC"
+			return after(v, time.Time{})
 		}
 		return ""
 	}

@@ -80,7 +80,7 @@ func (s *server) routeEvidence() {
 		Security: bearer,
 		Parameters: []*huma.Param{id,
 			{Name: "format", In: "query", Schema: &huma.Schema{Type: huma.TypeString, Enum: []any{"json", "html"}}, Description: "json (default) or html; without it, Accept: text/html asks for html."},
-			{Name: "lang", In: "query", Schema: &huma.Schema{Type: huma.TypeString, Default: "en"}, Description: "BCP 47 tag of the HTML report's language (words missing in it are English)."},
+			{Name: "lang", In: "query", Schema: &huma.Schema{Type: huma.TypeString, Default: "en"}, Description: "BCP 47 tag of the HTML report's language: en, de, fr, it, da or es, or a regional variant of one (de-CH is German with Swiss dates and numbers); any other is English."},
 		},
 		Responses: with(&huma.Response{Description: "The report.", Content: map[string]*huma.MediaType{
 			"application/json": {Schema: report},

@@ -48,6 +48,8 @@ func TestEvidenceRoutes(t *testing.T) {
 		{"report json for a viewer", "/v1/incidents/inc_test/report", viewerToken, nil, 200, "application/json", `"incident_id":"inc_test"`},
 		{"report html by Accept", "/v1/incidents/inc_test/report?lang=de", viewerToken, []string{"Accept", "text/html"}, 200, "text/html; charset=utf-8", "Bericht"},
 		{"report html", "/v1/incidents/inc_test/report?format=html", viewerToken, nil, 200, "text/html; charset=utf-8", "Incident notification report"},
+		{"report html fr-CH", "/v1/incidents/inc_test/report?format=html&lang=fr-CH", viewerToken, nil, 200, "text/html; charset=utf-8", "Rapport sur la notification"},
+		{"report html unknown lang", "/v1/incidents/inc_test/report?format=html&lang=ja-JP", viewerToken, nil, 200, "text/html; charset=utf-8", `<html lang="en">`},
 		{"report bad lang", "/v1/incidents/inc_test/report?lang=%3Cscript%3E", viewerToken, nil, 422, "application/problem+json", "query.lang"},
 	} {
 		r := b.do(t, http.MethodGet, tc.path, tc.token, nil, tc.header...)

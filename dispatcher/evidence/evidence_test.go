@@ -225,7 +225,7 @@ func TestReportFigures(t *testing.T) {
 func TestReportHTMLInTheOperatorsLanguage(t *testing.T) {
 	t.Parallel()
 	rep := report(t)
-	for lang, want := range map[string]string{"en": "Incident notification report", "de": "Bericht über die Benachrichtigung", "de-CH": "Meldung veröffentlicht", "fr": "Update posted"} {
+	for lang, want := range map[string]string{"en": "Incident notification report", "de": "Bericht über die Benachrichtigung", "de-CH": "Meldung veröffentlicht", "fr": "Mise à jour publiée", "fr-CH": "Rapport sur la notification", "xx": "Update posted"} {
 		var b strings.Builder
 		if err := evidence.WriteHTML(&b, rep, lang); err != nil {
 			t.Fatal(err)

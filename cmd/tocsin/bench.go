@@ -30,10 +30,13 @@ type benchResult struct {
 	name       string
 	deliveries int
 	elapsed    time.Duration
-	peakBytes  int64         // highest used_memory above the seeded baseline
-	keptBytes  int64         // used_memory above the baseline once done
-	cpu        time.Duration // this process's CPU time (user and system) during the broadcast
-	redisCPU   time.Duration // Redis's, likewise
+	peakBytes  int64 // highest used_memory above the seeded baseline
+	keptBytes  int64 // used_memory above the baseline once done
+	// recipientBytes is used_memory the seeded recipients and their
+	// indexes took, per recipient.
+	recipientBytes float64
+	cpu            time.Duration // this process's CPU time (user and system) during the broadcast
+	redisCPU       time.Duration // Redis's, likewise
 }
 
 func (r benchResult) rate() float64 { return float64(r.deliveries) / r.elapsed.Seconds() }
@@ -162,9 +165,9 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		results = append(results, r)
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "design\tdeliveries\tseconds\tdeliveries/s\tpeak Redis B/delivery\tkept Redis B/delivery\t")
+	fmt.Fprintln(tw, "design\tdeliveries\tseconds\tdeliveries/s\tpeak Redis B/delivery\tkept Redis B/delivery\tRedis B/recipient\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.0f\t\n", r.name, r.deliveries, r.elapsed.Seconds(), r.rate(), r.peakPer(), r.keptPer())
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", r.name, r.deliveries, r.elapsed.Seconds(), r.rate(), r.peakPer(), r.keptPer(), r.recipientBytes)
 	}
 	tw.Flush()
 	if len(results) == 2 {
@@ -240,6 +243,10 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	}
 	store := redisstore.New(rdb)
 	now := time.Now().UTC()
+	empty, err := usedMemory(ctx, rdb)
+	if err != nil {
+		return benchResult{}, err
+	}
 	chunk := make([]*dispatcher.Recipient, 0, 1000)
 	for i := 0; i < n; i++ {
 		chunk = append(chunk, &dispatcher.Recipient{
@@ -259,6 +266,10 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 			}
 			chunk = chunk[:0]
 		}
+	}
+	seeded, err := usedMemory(ctx, rdb)
+	if err != nil {
+		return benchResult{}, err
 	}
 	if err := seedHistory(ctx, store, now, history); err != nil {
 		return benchResult{}, err
@@ -361,7 +372,8 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	if got := sink.Sent(); got != int64(n) || b.Audience != n {
 		return benchResult{}, fmt.Errorf("sink received %d messages, audience %d, want %d", got, b.Audience, n)
 	}
-	return benchResult{deliveries: n, elapsed: elapsed, peakBytes: max(peak, kept) - base, keptBytes: kept - base, cpu: cpu, redisCPU: rcpu}, nil
+	return benchResult{deliveries: n, elapsed: elapsed, peakBytes: max(peak, kept) - base, keptBytes: kept - base, cpu: cpu, redisCPU: rcpu,
+		recipientBytes: float64(seeded-empty) / float64(max(n, 1))}, nil
 }
 
 // firstCallSink is a slow sink that notes when each broadcast's first

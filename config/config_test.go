@@ -315,6 +315,7 @@ func TestLoadEnvProblems(t *testing.T) {
 		{"short api key", map[string]string{"TOCSIN_API_KEY": "short"}, []string{`TOCSIN_API_KEY: must be at least 16 characters`}},
 		{"valid but out of range", map[string]string{"TOCSIN_WORKER_BATCH_SIZE": "5001"}, []string{`TOCSIN_WORKER_BATCH_SIZE: must be between 1 and 5000, got 5001`}},
 		{"redis address", map[string]string{"TOCSIN_REDIS_ADDR": "redis://x"}, []string{`TOCSIN_REDIS_ADDR: must be host:port`}},
+		{"sentinel address", map[string]string{"TOCSIN_SENTINEL_MASTER": "m", "TOCSIN_SENTINEL_ADDRS": "s1:26379, s2"}, []string{`TOCSIN_SENTINEL_ADDRS (redis.sentinel.addrs[1]): must be host:port`}},
 		{"list item", map[string]string{"TOCSIN_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/8, bogus"}, []string{`TOCSIN_WEBHOOK_ALLOW_NETWORKS (channels.webhook.allow_networks[1]): `}},
 		{
 			"several at once",
@@ -498,6 +499,19 @@ func TestValidate(t *testing.T) {
 		{"redis addr url", func(c *Config) { c.Redis.Addr = "redis://redis:6379" }, "redis.addr: must be host:port (like \":8080\" or \"redis:6379\"), not a URL"},
 		{"redis db 15", func(c *Config) { c.Redis.DB = 15 }, ""},
 		{"redis db negative", func(c *Config) { c.Redis.DB = -1 }, "redis.db: must be between 0 and 255, got -1"},
+		{"sentinel", func(c *Config) {
+			c.Redis.Sentinel = Sentinel{Master: "mymaster", Addrs: []string{"s1:26379", "s2:26379"}, Password: "x"}
+		}, ""},
+		{"sentinel and addr", func(c *Config) {
+			c.Redis.Addr = "redis:6379"
+			c.Redis.Sentinel = Sentinel{Master: "mymaster", Addrs: []string{"s1:26379"}}
+		}, "redis.sentinel: and redis.addr exclude each other"},
+		{"sentinel without addrs", func(c *Config) { c.Redis.Sentinel.Master = "mymaster" }, "redis.sentinel.addrs: needs at least one sentinel's host:port"},
+		{"sentinel without master", func(c *Config) { c.Redis.Sentinel.Addrs = []string{"s1:26379"} }, "redis.sentinel.master: is required with redis.sentinel.addrs"},
+		{"sentinel bad addr", func(c *Config) {
+			c.Redis.Sentinel = Sentinel{Master: "mymaster", Addrs: []string{"s1:26379", "s2"}}
+		}, `redis.sentinel.addrs[1]: must be host:port (like ":8080" or "redis:6379"), got "s2"`},
+		{"sentinel password alone", func(c *Config) { c.Redis.Sentinel.Password = "x" }, "redis.sentinel.password: is set but redis.sentinel.master and redis.sentinel.addrs are not"},
 		{"concurrency 1000", func(c *Config) { c.Worker.Concurrency = 1000 }, ""},
 		{"concurrency 1001", func(c *Config) { c.Worker.Concurrency = 1001 }, "worker.concurrency: must be between 1 and 1000, got 1001"},
 		{"batch size 0", func(c *Config) { c.Worker.BatchSize = 0 }, "worker.batch_size: must be between 1 and 5000, got 0"},
@@ -876,7 +890,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 105; len(paths) != want {
+	if want := 108; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.
@@ -946,5 +960,26 @@ func TestUnknownEnv(t *testing.T) {
 	})
 	if !reflect.DeepEqual(got, []string{"TOCSIN_REDIS_ADRESS", "TOCSIN_WORKER_CONCURENCY"}) {
 		t.Errorf("UnknownEnv = %v, want the two misspelt ones", got)
+	}
+}
+
+// TestSentinelNotEmbedded: redis.sentinel alone is a real Redis, not the
+// embedded one, and its password is never printed.
+func TestSentinelNotEmbedded(t *testing.T) {
+	t.Parallel()
+	c, err := Load("", mapEnv(map[string]string{
+		"TOCSIN_SENTINEL_MASTER": "mymaster", "TOCSIN_SENTINEL_ADDRS": "s1:26379,s2:26379", "TOCSIN_SENTINEL_PASSWORD": "sentinel-secret",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Embedded() {
+		t.Error("Embedded() = true with redis.sentinel set")
+	}
+	if want := (Sentinel{Master: "mymaster", Addrs: []string{"s1:26379", "s2:26379"}, Password: "sentinel-secret"}); !reflect.DeepEqual(c.Redis.Sentinel, want) {
+		t.Errorf("redis.sentinel = %#v, want %#v", c.Redis.Sentinel, want)
+	}
+	if s := c.String() + fmt.Sprint(c); strings.Contains(s, "sentinel-secret") || strings.Contains(s, "embedded") {
+		t.Errorf("config prints the sentinel password or calls itself embedded:\n%s", s)
 	}
 }

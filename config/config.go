@@ -134,6 +134,11 @@ type Sentinel struct {
 	// require one (their requirepass); redis.password authenticates to the
 	// master and its replicas. Never printed (a Secret). Empty by default.
 	Password Secret `yaml:"password"`
+	// ReplicaWait is how long a worker waits, before it lets provider
+	// calls go, for a replica to hold their announcement (Redis WAIT), so
+	// that a failover cannot forget a message that went out. 0 never
+	// waits; at most 5s. Default 100ms.
+	ReplicaWait time.Duration `yaml:"replica_wait"`
 }
 
 // Configured reports whether Redis is reached through Sentinel.
@@ -328,6 +333,7 @@ func Default() Config {
 			WriteTimeout:    5 * time.Minute,
 			IdleTimeout:     2 * time.Minute,
 		},
+		Redis: Redis{Sentinel: Sentinel{ReplicaWait: 100 * time.Millisecond}},
 		Worker: Worker{
 			Concurrency:     10,
 			BatchSize:       500,

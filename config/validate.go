@@ -142,6 +142,9 @@ func (v validator) sentinel(r Redis) {
 	for i, a := range s.Addrs {
 		v.hostPort(fmt.Sprintf("redis.sentinel.addrs[%d]", i), a, 1)
 	}
+	if s.ReplicaWait < 0 || s.ReplicaWait > 5*time.Second {
+		v.Add("redis.sentinel.replica_wait", "must be between 0 (no wait) and 5s, not %s", s.ReplicaWait)
+	}
 }
 
 // rate checks a rate; zeroOK allows "0" (off).

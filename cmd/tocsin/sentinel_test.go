@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
@@ -28,15 +29,15 @@ func TestSentinelFailoverMidBroadcast(t *testing.T) {
 	if err := set.Master.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	killed := r.tw.Accepted()
+	killed, at := r.tw.Accepted(), time.Now()
 	if err := set.WaitFailover(); err != nil {
 		t.Fatal(err)
 	}
-	promoted := r.tw.Accepted()
+	promoted, took := r.tw.Accepted(), time.Since(at)
 	b := r.waitDone(bid)
 	lost, dups := r.countReceived()
-	t.Logf("master killed after %d of %d accepted, replica promoted after %d; lost %d, duplicates %d (in-flight limit %d per worker, %d workers)",
-		killed, r.n, promoted, lost, dups, sms.DefaultConcurrency, len(r.workers))
+	t.Logf("master killed after %d of %d accepted, replica promoted %.1fs later after %d; broadcast done %.1fs after the kill; lost %d, duplicates %d (in-flight limit %d per worker, %d workers)",
+		killed, r.n, took.Seconds(), promoted, time.Since(at).Seconds(), lost, dups, sms.DefaultConcurrency, len(r.workers))
 	if lost != 0 {
 		t.Errorf("%d recipients got nothing", lost)
 	}

@@ -32,20 +32,27 @@ func ackedOffset(t *testing.T, rdb redis.UniversalClient) (master, acked int64) 
 	return master, acked
 }
 
+// replicated starts a master with one replica (and a sentinel) and returns
+// them and a client of the master.
+func replicated(tb testing.TB) (*redistest.SentinelSet, *redis.Client) {
+	tb.Helper()
+	set, err := redistest.StartSentinel(1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = set.Close() })
+	rdb := redis.NewClient(&redis.Options{Addr: set.Master.Addr})
+	tb.Cleanup(func() { _ = rdb.Close() })
+	return set, rdb
+}
+
 // TestJournalWaitsForReplica: with ReplicaWait, a Journal that hands
 // deliveries over returns only once the replica acknowledged everything
-// written so far, which it otherwise does once a second; one that only
-// records outcomes does not wait. Without a replica a wait ends after
+// written so far, which it otherwise does once a second. Without a replica a wait ends after
 // ReplicaWait, is counted, and the Journals of the next second do not wait.
 func TestJournalWaitsForReplica(t *testing.T) {
 	t.Parallel()
-	set, err := redistest.StartSentinel(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = set.Close() })
-	rdb := redis.NewClient(&redis.Options{Addr: set.Master.Addr})
-	t.Cleanup(func() { _ = rdb.Close() })
+	set, rdb := replicated(t)
 	ctx := context.Background()
 	s := New(rdb)
 	s.ReplicaWait = 2 * time.Second
@@ -90,13 +97,7 @@ func TestJournalWaitsForReplica(t *testing.T) {
 // and with the wait for the replica; ns/op is the time until the provider
 // calls may go.
 func BenchmarkJournalReplicaWait(b *testing.B) {
-	set, err := redistest.StartSentinel(1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = set.Close() })
-	rdb := redis.NewClient(&redis.Options{Addr: set.Master.Addr})
-	b.Cleanup(func() { _ = rdb.Close() })
+	_, rdb := replicated(b)
 	ctx := context.Background()
 	refs := make([]dispatcher.DeliveryRef, 32)
 	for i := range refs {

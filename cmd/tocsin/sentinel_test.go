@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -45,4 +47,32 @@ func TestSentinelFailoverMidBroadcast(t *testing.T) {
 		t.Errorf("%d duplicates after a failover, want at most the workers' in-flight limit %d", dups, limit)
 	}
 	r.allSent(b)
+}
+
+// TestUnreachableSentinelSaysSo: with redis.sentinel naming sentinels that
+// do not answer, serve fails at once naming the master and the sentinels,
+// and never prints the sentinels' password.
+func TestUnreachableSentinelSaysSo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	var stderr syncBuffer
+	env := map[string]string{
+		"TOCSIN_SENTINEL_MASTER": "mymaster", "TOCSIN_SENTINEL_ADDRS": addr, "TOCSIN_SENTINEL_PASSWORD": "sentinel-secret-42",
+		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_HTTP_ADDR": "127.0.0.1:0",
+	}
+	m := &Main{Stdout: io.Discard, Stderr: &stderr, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	if code := m.Run(t.Context(), []string{"serve"}); code == 0 {
+		t.Fatal("serve ran without Redis")
+	}
+	out := stderr.String()
+	if want := `redis master "mymaster" through the sentinels ` + addr + ` (redis.sentinel) is not reachable`; !strings.Contains(out, want) {
+		t.Errorf("serve without sentinels said:\n%s\nwant %q", out, want)
+	}
+	if strings.Contains(out, "sentinel-secret-42") || strings.Contains(out, "embedded") {
+		t.Errorf("serve printed the sentinels' password or ran embedded:\n%s", out)
+	}
 }

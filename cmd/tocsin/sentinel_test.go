@@ -1,8 +1,6 @@
 package main
 
 import (
-	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -53,22 +51,10 @@ func TestSentinelFailoverMidBroadcast(t *testing.T) {
 // do not answer, serve fails at once naming the master and the sentinels,
 // and never prints the sentinels' password.
 func TestUnreachableSentinelSaysSo(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
-	var stderr syncBuffer
-	env := map[string]string{
+	addr := closedAddr(t)
+	out := serveFails(t, map[string]string{
 		"TOCSIN_SENTINEL_MASTER": "mymaster", "TOCSIN_SENTINEL_ADDRS": addr, "TOCSIN_SENTINEL_PASSWORD": "sentinel-secret-42",
-		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_HTTP_ADDR": "127.0.0.1:0",
-	}
-	m := &Main{Stdout: io.Discard, Stderr: &stderr, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
-	if code := m.Run(t.Context(), []string{"serve"}); code == 0 {
-		t.Fatal("serve ran without Redis")
-	}
-	out := stderr.String()
+	})
 	if want := `redis master "mymaster" through the sentinels ` + addr + ` (redis.sentinel) is not reachable`; !strings.Contains(out, want) {
 		t.Errorf("serve without sentinels said:\n%s\nwant %q", out, want)
 	}

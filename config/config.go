@@ -116,7 +116,33 @@ type Redis struct {
 	Password Secret `yaml:"password"`
 	// DB is the Redis database number, 0..255 (a stock server has 16: 0..15).
 	DB int `yaml:"db"`
+	// Sentinel names a master that Redis Sentinel watches, instead of Addr:
+	// Tocsin asks the sentinels where the master is and follows a failover.
+	// Empty by default (no Sentinel).
+	Sentinel Sentinel `yaml:"sentinel"`
 }
+
+// Sentinel configures Redis through Redis Sentinel (redis.sentinel).
+type Sentinel struct {
+	// Master is the name the sentinels monitor the master under (their
+	// "sentinel monitor <name> ..." line). Empty (the default): no Sentinel.
+	Master string `yaml:"master"`
+	// Addrs are the sentinels' host:port (26379 is their usual port), at
+	// least one when Master is set. Empty by default.
+	Addrs []string `yaml:"addrs"`
+	// Password authenticates to the sentinels themselves, when they
+	// require one (their requirepass); redis.password authenticates to the
+	// master and its replicas. Never printed (a Secret). Empty by default.
+	Password Secret `yaml:"password"`
+	// ReplicaWait is how long a worker waits, before it lets provider
+	// calls go, for a replica to hold their announcement (Redis WAIT), so
+	// that a failover cannot forget a message that went out. 0 never
+	// waits; at most 5s. Default 100ms.
+	ReplicaWait time.Duration `yaml:"replica_wait"`
+}
+
+// Configured reports whether Redis is reached through Sentinel.
+func (s Sentinel) Configured() bool { return s.Master != "" || len(s.Addrs) > 0 }
 
 // Worker configures the queue workers.
 type Worker struct {
@@ -307,6 +333,7 @@ func Default() Config {
 			WriteTimeout:    5 * time.Minute,
 			IdleTimeout:     2 * time.Minute,
 		},
+		Redis: Redis{Sentinel: Sentinel{ReplicaWait: 100 * time.Millisecond}},
 		Worker: Worker{
 			Concurrency:     10,
 			BatchSize:       500,
@@ -350,9 +377,10 @@ func Default() Config {
 }
 
 // Embedded reports whether Tocsin runs on an embedded in-memory Redis
-// (Redis.Addr is empty), which loses everything on restart.
+// (neither redis.addr nor redis.sentinel is set), which loses everything
+// on restart.
 func (c Config) Embedded() bool {
-	return c.Redis.Addr == ""
+	return c.Redis.Addr == "" && !c.Redis.Sentinel.Configured()
 }
 
 // SMSConfigured reports whether SMS goes through Twilio

@@ -61,6 +61,7 @@ func TestDefault(t *testing.T) {
 	}
 	want := Config{
 		HTTP:     HTTP{Addr: ":8080", ShutdownTimeout: 15 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute},
+		Redis:    Redis{Sentinel: Sentinel{ReplicaWait: 100 * time.Millisecond}},
 		Worker:   Worker{Concurrency: 10, BatchSize: 500, MaxRetry: 8, ShutdownTimeout: 10 * time.Second, LeaseTTL: 5 * time.Second},
 		Log:      Log{Level: "info", Format: "json"},
 		Outbox:   Outbox{Cap: 10000},
@@ -163,7 +164,7 @@ auth:
 				want := Default()
 				want.HTTP.Addr = "127.0.0.1:9000"
 				want.HTTP.ShutdownTimeout = 30 * time.Second
-				want.Redis = Redis{Addr: "redis.internal:6379", Password: "file-password", DB: 3}
+				want.Redis = Redis{Addr: "redis.internal:6379", Password: "file-password", DB: 3, Sentinel: Default().Redis.Sentinel}
 				want.Worker.Concurrency = 50
 				want.Worker.MaxRetry = 0
 				want.Log.Level = "debug"
@@ -201,7 +202,7 @@ auth:
 			check: func(t *testing.T, c Config) {
 				want := Config{
 					HTTP:     HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 30 * time.Second},
-					Redis:    Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15},
+					Redis:    Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15, Sentinel: Default().Redis.Sentinel},
 					Worker:   Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
 					Auth:     Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer}}},
 					Log:      Log{Level: "error", Format: "text"},
@@ -315,6 +316,7 @@ func TestLoadEnvProblems(t *testing.T) {
 		{"short api key", map[string]string{"TOCSIN_API_KEY": "short"}, []string{`TOCSIN_API_KEY: must be at least 16 characters`}},
 		{"valid but out of range", map[string]string{"TOCSIN_WORKER_BATCH_SIZE": "5001"}, []string{`TOCSIN_WORKER_BATCH_SIZE: must be between 1 and 5000, got 5001`}},
 		{"redis address", map[string]string{"TOCSIN_REDIS_ADDR": "redis://x"}, []string{`TOCSIN_REDIS_ADDR: must be host:port`}},
+		{"sentinel address", map[string]string{"TOCSIN_SENTINEL_MASTER": "m", "TOCSIN_SENTINEL_ADDRS": "s1:26379, s2"}, []string{`TOCSIN_SENTINEL_ADDRS (redis.sentinel.addrs[1]): must be host:port`}},
 		{"list item", map[string]string{"TOCSIN_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/8, bogus"}, []string{`TOCSIN_WEBHOOK_ALLOW_NETWORKS (channels.webhook.allow_networks[1]): `}},
 		{
 			"several at once",
@@ -498,6 +500,25 @@ func TestValidate(t *testing.T) {
 		{"redis addr url", func(c *Config) { c.Redis.Addr = "redis://redis:6379" }, "redis.addr: must be host:port (like \":8080\" or \"redis:6379\"), not a URL"},
 		{"redis db 15", func(c *Config) { c.Redis.DB = 15 }, ""},
 		{"redis db negative", func(c *Config) { c.Redis.DB = -1 }, "redis.db: must be between 0 and 255, got -1"},
+		{"sentinel", func(c *Config) {
+			c.Redis.Sentinel = Sentinel{Master: "mymaster", Addrs: []string{"s1:26379", "s2:26379"}, Password: "x"}
+		}, ""},
+		{"sentinel and addr", func(c *Config) {
+			c.Redis.Addr = "redis:6379"
+			c.Redis.Sentinel = Sentinel{Master: "mymaster", Addrs: []string{"s1:26379"}}
+		}, "redis.sentinel: and redis.addr exclude each other"},
+		{"sentinel without addrs", func(c *Config) { c.Redis.Sentinel.Master = "mymaster" }, "redis.sentinel.addrs: needs at least one sentinel's host:port"},
+		{"sentinel without master", func(c *Config) { c.Redis.Sentinel.Addrs = []string{"s1:26379"} }, "redis.sentinel.master: is required with redis.sentinel.addrs"},
+		{"sentinel bad addr", func(c *Config) {
+			c.Redis.Sentinel = Sentinel{Master: "mymaster", Addrs: []string{"s1:26379", "s2"}}
+		}, `redis.sentinel.addrs[1]: must be host:port (like ":8080" or "redis:6379"), got "s2"`},
+		{"sentinel no wait", func(c *Config) {
+			c.Redis.Sentinel = Sentinel{Master: "mymaster", Addrs: []string{"s1:26379"}}
+		}, ""},
+		{"sentinel wait too long", func(c *Config) {
+			c.Redis.Sentinel = Sentinel{Master: "mymaster", Addrs: []string{"s1:26379"}, ReplicaWait: 6 * time.Second}
+		}, "redis.sentinel.replica_wait: must be between 0 (no wait) and 5s, not 6s"},
+		{"sentinel password alone", func(c *Config) { c.Redis.Sentinel.Password = "x" }, "redis.sentinel.password: is set but redis.sentinel.master and redis.sentinel.addrs are not"},
 		{"concurrency 1000", func(c *Config) { c.Worker.Concurrency = 1000 }, ""},
 		{"concurrency 1001", func(c *Config) { c.Worker.Concurrency = 1001 }, "worker.concurrency: must be between 1 and 1000, got 1001"},
 		{"batch size 0", func(c *Config) { c.Worker.BatchSize = 0 }, "worker.batch_size: must be between 1 and 5000, got 0"},
@@ -876,7 +897,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 105; len(paths) != want {
+	if want := 109; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.
@@ -946,5 +967,26 @@ func TestUnknownEnv(t *testing.T) {
 	})
 	if !reflect.DeepEqual(got, []string{"TOCSIN_REDIS_ADRESS", "TOCSIN_WORKER_CONCURENCY"}) {
 		t.Errorf("UnknownEnv = %v, want the two misspelt ones", got)
+	}
+}
+
+// TestSentinelNotEmbedded: redis.sentinel alone is a real Redis, not the
+// embedded one, and its password is never printed.
+func TestSentinelNotEmbedded(t *testing.T) {
+	t.Parallel()
+	c, err := Load("", mapEnv(map[string]string{
+		"TOCSIN_SENTINEL_MASTER": "mymaster", "TOCSIN_SENTINEL_ADDRS": "s1:26379,s2:26379", "TOCSIN_SENTINEL_PASSWORD": "sentinel-secret",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Embedded() {
+		t.Error("Embedded() = true with redis.sentinel set")
+	}
+	if want := (Sentinel{Master: "mymaster", Addrs: []string{"s1:26379", "s2:26379"}, Password: "sentinel-secret", ReplicaWait: 100 * time.Millisecond}); !reflect.DeepEqual(c.Redis.Sentinel, want) {
+		t.Errorf("redis.sentinel = %#v, want %#v", c.Redis.Sentinel, want)
+	}
+	if s := c.String() + fmt.Sprint(c); strings.Contains(s, "sentinel-secret") || strings.Contains(s, "embedded") {
+		t.Errorf("config prints the sentinel password or calls itself embedded:\n%s", s)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"reflect"
 	"strconv"
@@ -45,6 +46,7 @@ func (c Config) Validate() error {
 		v.hostPort("redis.addr", c.Redis.Addr, 1)
 	}
 	v.Between("redis.db", c.Redis.DB, 0, 255)
+	v.sentinel(c.Redis)
 
 	v.Between("worker.concurrency", c.Worker.Concurrency, 1, 1000)
 	v.Between("worker.batch_size", c.Worker.BatchSize, 1, 5000)
@@ -115,6 +117,33 @@ func (v validator) hostPort(field, value string, minPort int) {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < minPort || n > 65535 {
 		v.Add(field, "port must be a number between %d and 65535, got %q", minPort, port)
+	}
+}
+
+// sentinel checks redis.sentinel: a master name and its sentinels' host:port
+// together, and never beside redis.addr.
+func (v validator) sentinel(r Redis) {
+	s := r.Sentinel
+	if !s.Configured() {
+		if s.Password != "" {
+			v.Add("redis.sentinel.password", "is set but redis.sentinel.master and redis.sentinel.addrs are not")
+		}
+		return
+	}
+	if r.Addr != "" {
+		v.Add("redis.sentinel", "and redis.addr exclude each other: set redis.addr for one Redis, or redis.sentinel for a master that Sentinel watches")
+	}
+	if s.Master == "" {
+		v.Add("redis.sentinel.master", "is required with redis.sentinel.addrs: the name the sentinels monitor the master under (like \"mymaster\")")
+	}
+	if len(s.Addrs) == 0 {
+		v.Add("redis.sentinel.addrs", "needs at least one sentinel's host:port (like \"sentinel-1:26379\") with redis.sentinel.master")
+	}
+	for i, a := range s.Addrs {
+		v.hostPort(fmt.Sprintf("redis.sentinel.addrs[%d]", i), a, 1)
+	}
+	if s.ReplicaWait < 0 || s.ReplicaWait > 5*time.Second {
+		v.Add("redis.sentinel.replica_wait", "must be between 0 (no wait) and 5s, not %s", s.ReplicaWait)
 	}
 }
 

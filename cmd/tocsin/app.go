@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -136,6 +137,28 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	}
 }
 
+// redisClients returns the store's client and the queue's connection
+// options for c, at addr (redis.addr or the embedded Redis) or, with
+// redis.sentinel, at the master the sentinels name: both then ask the
+// sentinels again after a failover. where names the Redis for an error
+// message.
+func redisClients(c config.Redis, addr string) (rdb *redis.Client, aopt asynq.RedisConnOpt, where string) {
+	if s := c.Sentinel; s.Configured() {
+		rdb = redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: s.Master, SentinelAddrs: s.Addrs, SentinelPassword: s.Password.Reveal(),
+			Password: c.Password.Reveal(), DB: c.DB,
+		})
+		aopt = asynq.RedisFailoverClientOpt{
+			MasterName: s.Master, SentinelAddrs: s.Addrs, SentinelPassword: s.Password.Reveal(),
+			Password: c.Password.Reveal(), DB: c.DB,
+		}
+		return rdb, aopt, fmt.Sprintf("master %q through the sentinels %s (redis.sentinel)", s.Master, strings.Join(s.Addrs, ","))
+	}
+	rdb = redis.NewClient(&redis.Options{Addr: addr, Password: c.Password.Reveal(), DB: c.DB})
+	aopt = asynq.RedisClientOpt{Addr: addr, Password: c.Password.Reveal(), DB: c.DB}
+	return rdb, aopt, fmt.Sprintf("at %s (redis.addr, TOCSIN_REDIS_ADDR)", addr)
+}
+
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.Level.Value()}
 	if c.Format == "text" {
@@ -180,12 +203,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 		defer mr.Close()
 		redisAddr = mr.Addr()
-		logger.Warn("no redis.addr configured: running on an embedded in-memory Redis; NOTHING SURVIVES A RESTART. Set TOCSIN_REDIS_ADDR for real use.", "addr", redisAddr)
+		logger.Warn("no redis.addr (nor redis.sentinel) configured: running on an embedded in-memory Redis; NOTHING SURVIVES A RESTART. Set TOCSIN_REDIS_ADDR for real use.", "addr", redisAddr)
 	}
 	// go-redis's own complaints go to the structured log, not as plain
 	// lines among the JSON ones.
 	redis.SetLogger(redisLogger{logger.With("component", "go-redis")})
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.Redis.Password.Reveal(), DB: cfg.Redis.DB})
+	rdb, aopt, where := redisClients(cfg.Redis, redisAddr)
 	defer rdb.Close()
 	if !cfg.Embedded() {
 		// Say first that Redis is away, rather than failing later on
@@ -194,10 +217,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		err := rdb.Ping(pctx).Err()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("redis at %s (redis.addr, TOCSIN_REDIS_ADDR) is not reachable: %w", redisAddr, err)
+			return fmt.Errorf("redis %s is not reachable: %w", where, err)
 		}
 	}
-	aopt := asynq.RedisClientOpt{Addr: redisAddr, Password: cfg.Redis.Password.Reveal(), DB: cfg.Redis.DB}
 
 	if len(cfg.Auth.APIKeys) == 0 && *role != "worker" {
 		key := generateKey()

@@ -698,23 +698,36 @@ func TestIdleConnectionsClosed(t *testing.T) {
 	}
 }
 
-// TestUnreachableRedisSaysSo: with redis.addr pointing at nothing, serve
-// fails at once saying Redis is not reachable (not with whatever needed
-// Redis first), and go-redis's own lines are structured log records.
-func TestUnreachableRedisSaysSo(t *testing.T) {
+// closedAddr returns a 127.0.0.1 address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	defer ln.Close() // nothing listens there from now on
+	return ln.Addr().String()
+}
+
+// serveFails runs serve with env (plus an API key and a free HTTP port),
+// wants it to fail, and returns what it wrote on stderr.
+func serveFails(t *testing.T, env map[string]string) string {
+	t.Helper()
+	env["TOCSIN_API_KEY"], env["TOCSIN_HTTP_ADDR"] = "test-operator-key-0123456789", "127.0.0.1:0"
 	var stderr syncBuffer
-	env := map[string]string{"TOCSIN_REDIS_ADDR": addr, "TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_HTTP_ADDR": "127.0.0.1:0"}
 	m := &Main{Stdout: io.Discard, Stderr: &stderr, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	if code := m.Run(t.Context(), []string{"serve"}); code == 0 {
 		t.Fatal("serve ran without Redis")
 	}
-	out := stderr.String()
+	return stderr.String()
+}
+
+// TestUnreachableRedisSaysSo: with redis.addr pointing at nothing, serve
+// fails at once saying Redis is not reachable (not with whatever needed
+// Redis first), and go-redis's own lines are structured log records.
+func TestUnreachableRedisSaysSo(t *testing.T) {
+	addr := closedAddr(t)
+	out := serveFails(t, map[string]string{"TOCSIN_REDIS_ADDR": addr})
 	if !strings.Contains(out, "redis at "+addr) || !strings.Contains(out, "is not reachable") || strings.Contains(out, "link secret") {
 		t.Errorf("serve without Redis said:\n%s\nwant it to say that redis at %s is not reachable, first", out, addr)
 	}

@@ -120,6 +120,10 @@ func wire(w wiring) (*wired, error) {
 		w.catalog = locales.MustNew()
 	}
 	store := redisstore.New(w.rdb)
+	if w.cfg.Redis.Sentinel.Configured() {
+		// A failover promotes a replica: announcements wait for one.
+		store.ReplicaWait = w.cfg.Redis.Sentinel.ReplicaWait
+	}
 	store.OutboxCap = cfg.Outbox.Cap
 	store.EvidenceTexts = cfg.Evidence.Texts
 	store.Clock = w.clock

@@ -93,6 +93,9 @@ func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Gu
 	if err != nil {
 		return "", fmt.Errorf("journal of %s (%d handed, %d outcomes): %w", broadcastID, len(handed), len(outs), err)
 	}
+	if len(handed) > 0 && refused == "" {
+		s.waitReplica(ctx)
+	}
 	return refused, nil
 }
 

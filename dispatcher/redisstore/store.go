@@ -97,6 +97,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -125,6 +126,12 @@ type Store struct {
 	// subscriber confirmed, a contact added) add it to the catch-up set in
 	// the same write (catchup.go).
 	CatchUp bool
+	// ReplicaWait, when > 0, makes a Journal that hands deliveries over
+	// wait up to this long for a replica to hold it (replicas.go); 0 (the
+	// default) never waits. Set with Sentinel.
+	ReplicaWait time.Duration
+
+	replicas replicaState
 }
 
 // New returns a Store on rdb.

@@ -62,6 +62,8 @@ type Server struct {
 	bin     string
 	port    int
 	aof     bool
+	conf    string   // a config file to start with ("" for none), first argument
+	extra   []string // more options, after the usual ones
 	out     *capWriter
 	exited  chan struct{} // closed once the process has been waited for
 	waitErr error         // the process's exit status; read after exited is closed
@@ -80,7 +82,11 @@ func Start() (*Server, error) { return start(false) }
 
 // start launches a server, with an append-only file when aof is set, on
 // a free port, trying another when the chosen one was taken meanwhile.
-func start(aof bool) (*Server, error) {
+func start(aof bool) (*Server, error) { return startWith("", aof, "", nil) }
+
+// startWith is start in dir (a new temporary directory when empty), with
+// the config file conf and the options extra (see launch).
+func startWith(dir string, aof bool, conf string, extra []string) (*Server, error) {
 	bin, err := findBinary()
 	if err != nil {
 		return nil, err
@@ -91,7 +97,7 @@ func start(aof bool) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redistest: find a free port: %w", err)
 		}
-		s, err := launch(bin, port, "", aof)
+		s, err := launch(bin, port, dir, aof, conf, extra)
 		if err == nil {
 			return s, nil
 		}
@@ -258,7 +264,7 @@ func (s *Server) Restart() error {
 	if err := s.Kill(); err != nil {
 		return err
 	}
-	n, err := launch(s.bin, s.port, s.dir, s.aof)
+	n, err := launch(s.bin, s.port, s.dir, s.aof, s.conf, s.extra)
 	if err != nil {
 		return err
 	}
@@ -267,8 +273,9 @@ func (s *Server) Restart() error {
 }
 
 // launch starts redis-server on port in dir (a new temporary directory when
-// empty), with an append-only file when aof is set.
-func launch(bin string, port int, dir string, aof bool) (*Server, error) {
+// empty), with an append-only file when aof is set, the config file conf
+// when not empty, and the options extra after the usual ones.
+func launch(bin string, port int, dir string, aof bool, conf string, extra []string) (*Server, error) {
 	owned := dir == "" // a restart's directory holds the data: never removed here
 	if owned {
 		var err error
@@ -281,14 +288,19 @@ func launch(bin string, port int, dir string, aof bool) (*Server, error) {
 	if aof {
 		appendonly = []string{"--appendonly", "yes", "--appendfsync", "always"}
 	}
-	cmd := exec.Command(bin, append([]string{
+	var args []string
+	if conf != "" {
+		args = append(args, conf)
+	}
+	args = append(args,
 		"--port", p,
 		"--bind", "127.0.0.1",
 		"--save", "",
-		"--databases", strconv.Itoa(maxDB + 1),
+		"--databases", strconv.Itoa(maxDB+1),
 		"--dir", dir,
 		"--loglevel", "warning",
-	}, appendonly...)...)
+	)
+	cmd := exec.Command(bin, append(append(args, appendonly...), extra...)...)
 	out := &capWriter{max: 64 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
 	setProcAttr(cmd)
@@ -303,6 +315,8 @@ func launch(bin string, port int, dir string, aof bool) (*Server, error) {
 		bin:    bin,
 		port:   port,
 		aof:    aof,
+		conf:   conf,
+		extra:  extra,
 		out:    out,
 		exited: make(chan struct{}),
 	}

@@ -247,7 +247,7 @@ func TestLaunchOnTakenPortAsksForRetry(t *testing.T) {
 		ports = append(ports, n)
 	}
 	for _, port := range ports {
-		s, err := launch(bin, port, "", false)
+		s, err := launch(bin, port, "", false, "", nil)
 		if err == nil {
 			s.Close()
 			t.Errorf("launch on taken port %d succeeded", port)

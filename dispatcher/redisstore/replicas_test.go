@@ -1,0 +1,128 @@
+package redisstore
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
+)
+
+// ackedOffset returns the master's replication offset and the one its
+// replica last acknowledged (INFO replication). A replica acknowledges by
+// itself once a second; WAIT asks it at once.
+func ackedOffset(t *testing.T, rdb redis.UniversalClient) (master, acked int64) {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "replication").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`master_repl_offset:(\d+)`).FindStringSubmatch(info)
+	a := regexp.MustCompile(`slave0:.*offset=(\d+)`).FindStringSubmatch(info)
+	if m == nil || a == nil {
+		t.Fatalf("INFO replication names no offsets:\n%s", info)
+	}
+	master, _ = strconv.ParseInt(m[1], 10, 64)
+	acked, _ = strconv.ParseInt(a[1], 10, 64)
+	return master, acked
+}
+
+// replicated starts a master with one replica (and a sentinel) and returns
+// them and a client of the master.
+func replicated(tb testing.TB) (*redistest.SentinelSet, *redis.Client) {
+	tb.Helper()
+	set, err := redistest.StartSentinel(1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = set.Close() })
+	rdb := redis.NewClient(&redis.Options{Addr: set.Master.Addr})
+	tb.Cleanup(func() { _ = rdb.Close() })
+	return set, rdb
+}
+
+// TestJournalWaitsForReplica: with ReplicaWait, a Journal that hands
+// deliveries over returns only once the replica acknowledged everything
+// written so far, which it otherwise does once a second. Without a replica a wait ends after
+// ReplicaWait, is counted, and the Journals of the next second do not wait.
+func TestJournalWaitsForReplica(t *testing.T) {
+	t.Parallel()
+	set, rdb := replicated(t)
+	ctx := context.Background()
+	s := New(rdb)
+	s.ReplicaWait = 2 * time.Second
+	b, g, _ := startBatch(t, s, "inc_rw", "a", "b", "c", "d")
+
+	for _, id := range []string{"a", "b"} {
+		before, _ := ackedOffset(t, rdb)
+		if refused, err := s.Journal(ctx, b.ID, g, []dispatcher.DeliveryRef{smsRef(id)}, nil); err != nil || refused != "" {
+			t.Fatalf("Journal = %q, %v", refused, err)
+		}
+		// (WAIT's own REPLCONF GETACK to the replica comes after.)
+		if _, acked := ackedOffset(t, rdb); acked <= before {
+			t.Errorf("after handing %s over the replica acknowledged offset %d, the master was at %d before", id, acked, before)
+		}
+	}
+	if s.ReplicaWaitMisses() != 0 {
+		t.Errorf("%d waits missed with a replica connected", s.ReplicaWaitMisses())
+	}
+
+	if err := set.Replica.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	s.ReplicaWait = 200 * time.Millisecond
+	start := time.Now()
+	for _, id := range []string{"c", "d"} {
+		if refused, err := s.Journal(ctx, b.ID, g, []dispatcher.DeliveryRef{smsRef(id)}, nil); err != nil || refused != "" {
+			t.Fatalf("Journal without a replica = %q, %v", refused, err)
+		}
+	}
+	took := time.Since(start)
+	if got := s.ReplicaWaitMisses(); got != 1 {
+		t.Errorf("%d waits missed without a replica, want 1 (the second Journal within the second does not wait)", got)
+	}
+	if took < s.ReplicaWait {
+		t.Errorf("two Journals without a replica took %s, want at least one wait of %s", took, s.ReplicaWait)
+	}
+	mustStatus(t, s, b.ID, "d", dispatcher.StatusSending, "")
+}
+
+// BenchmarkJournalReplicaWait: one Journal handing 32 deliveries over (an
+// SMS sender's in-flight window) on a master with one replica, without
+// and with the wait for the replica; ns/op is the time until the provider
+// calls may go.
+func BenchmarkJournalReplicaWait(b *testing.B) {
+	_, rdb := replicated(b)
+	ctx := context.Background()
+	refs := make([]dispatcher.DeliveryRef, 32)
+	for i := range refs {
+		refs[i] = smsRef("r" + strconv.Itoa(i))
+	}
+	runs := 0
+	for _, wait := range []time.Duration{0, 100 * time.Millisecond} {
+		b.Run("wait="+wait.String(), func(b *testing.B) {
+			s := New(rdb)
+			s.ReplicaWait = wait
+			runs++
+			bid := "bc_bench_" + strconv.Itoa(runs)
+			l := dispatcher.NewLease("b:0:32")
+			if ok, err := s.AcquireLease(ctx, bid, l, time.Hour); err != nil || !ok {
+				b.Fatalf("AcquireLease = %v, %v", ok, err)
+			}
+			g := dispatcher.Guard{IncidentID: "bench", Seq: 1, Lease: &l}
+			for b.Loop() {
+				if refused, err := s.Journal(ctx, bid, g, refs, nil); err != nil || refused != "" {
+					b.Fatalf("Journal = %q, %v", refused, err)
+				}
+			}
+			if s.ReplicaWaitMisses() != 0 {
+				b.Errorf("%d waits missed", s.ReplicaWaitMisses())
+			}
+		})
+	}
+}

@@ -11,7 +11,8 @@ import (
 
 // The store's Lua lives in lua/*.lua, one file per script, plus the files
 // scripts share: prelude.lua (every delivery script: the record format,
-// the counter moves, the transition rule, the guard), audience.lua,
+// the counter moves, the transition rule, the guard), audience.lua (an
+// audience change's count; snapshots are built in steps, snapshot.go),
 // gcra.lua and recipient.lua.
 //
 //go:embed lua/*.lua

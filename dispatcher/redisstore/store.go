@@ -125,6 +125,12 @@ type Store struct {
 	// subscriber confirmed, a contact added) add it to the catch-up set in
 	// the same write (catchup.go).
 	CatchUp bool
+
+	// snapshotChunk overrides the COUNT of an audience snapshot's steps
+	// (snapshotChunk when 0), and snapshotStepFunc, when set, is told how
+	// many members each step scanned: tests.
+	snapshotChunk    int
+	snapshotStepFunc func(scanned int)
 }
 
 // New returns a Store on rdb.

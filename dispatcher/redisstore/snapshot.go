@@ -39,7 +39,7 @@ import (
 // snapshotChunk is the COUNT of a snapshot step's SSCAN: about the most
 // members one step scans (SSCAN may return somewhat more from a hash
 // table's chains, and a small set's whole listpack or intset at once).
-const snapshotChunk = 5000
+const snapshotChunk = 2000
 
 var (
 	snapshotBeginScript = script("snapshot_begin")

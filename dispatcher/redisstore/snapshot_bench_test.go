@@ -2,8 +2,9 @@ package redisstore
 
 import (
 	"context"
-	"fmt"
 	"flag"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +16,12 @@ import (
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
-// snapshotSize replaces BenchmarkSnapshot's sizes (100k and 300k) by one.
-var snapshotSize = flag.Int("snapshot.n", 0, "BenchmarkSnapshot: recipients (0: 100k and 300k)")
+// snapshotSize replaces BenchmarkSnapshot's sizes (100k and 300k) by one,
+// snapshotStep replaces its steps' COUNT (snapshotChunk).
+var (
+	snapshotSize = flag.Int("snapshot.n", 0, "BenchmarkSnapshot: recipients (0: 100k and 300k)")
+	snapshotStep = flag.Int("snapshot.chunk", 0, "BenchmarkSnapshot: members per step (0: snapshotChunk)")
+)
 
 // BenchmarkSnapshot takes the audience snapshot of a broadcast over n
 // recipients on a redis-server of its own, seeded straight into the index
@@ -41,6 +46,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	probe := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer probe.Close()
 	s := New(rdb)
+	s.snapshotChunk = *snapshotStep
 	seeded := 0
 	sizes := []int{100_000, 300_000}
 	if *snapshotSize > 0 {
@@ -60,6 +66,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				rdb.HSet(ctx, "b:probe", "state", "sending", "audience", 1)
 				var maxCall, probeMax time.Duration
 				var ncalls int64
+				var durations []time.Duration
 				runs := 0
 				for b.Loop() {
 					runs++
@@ -111,10 +118,13 @@ func BenchmarkSnapshot(b *testing.B) {
 						}
 						ncalls++
 						maxCall = max(maxCall, e.Duration)
+						durations = append(durations, e.Duration)
 					}
 					rdb.Unlink(ctx, key("b", id, "aud"), key("b", id))
 					b.StartTimer()
 				}
+				slices.Sort(durations)
+				b.ReportMetric(float64(durations[len(durations)/2].Microseconds())/1000, "p50-call-ms")
 				b.ReportMetric(float64(maxCall.Microseconds())/1000, "max-call-ms")
 				b.ReportMetric(float64(ncalls)/float64(runs), "calls/op")
 				b.ReportMetric(float64(probeMax.Microseconds())/1000, "probe-max-ms")

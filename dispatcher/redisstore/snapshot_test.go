@@ -165,3 +165,45 @@ func TestSnapshotAudienceSuperseded(t *testing.T) {
 		}
 	})
 }
+
+// TestAudienceChangeInSteps: an audience change counted in many steps
+// agrees with the recipients' own Matches, and leaves no key behind.
+func TestAudienceChangeInSteps(t *testing.T) {
+	t.Parallel()
+	rs := snapshotRecipients(1500)
+	from := dispatcher.Audience{Services: []string{"cards"}, Regions: []string{"CH", "DK"}}
+	to := dispatcher.Audience{Services: []string{"cards", "twint"}, Regions: []string{"DK"}}
+	var want dispatcher.AudienceFigures
+	for _, r := range rs {
+		before, after := r.Matches(from.Services, from.Regions), r.Matches(to.Services, to.Regions)
+		want.Before += b2i(before)
+		want.After += b2i(after)
+		want.Added += b2i(after && !before)
+		want.Removed += b2i(before && !after)
+	}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		mustPutRecipients(t, s, rs...)
+		keys := rdb.DBSize(ctx).Val()
+		s.snapshotChunk = 40
+		steps := 0
+		s.snapshotStepFunc = func(int) { steps++ }
+		got, err := s.AudienceChange(ctx, from, to)
+		if err != nil || got != want {
+			t.Errorf("AudienceChange = %+v, %v; want %+v", got, err, want)
+		}
+		if steps < (want.Before+want.After)/80 {
+			t.Errorf("%d steps for audiences of %d and %d in steps of 40", steps, want.Before, want.After)
+		}
+		if n := rdb.DBSize(ctx).Val(); n != keys {
+			t.Errorf("%d keys after counting, %d before", n, keys)
+		}
+	})
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

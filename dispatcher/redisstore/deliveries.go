@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -159,8 +157,6 @@ var (
 	requeueScript        = deliveryScript("requeue")
 	markSendingScript    = deliveryScript("mark_sending")
 	cancelScript         = script("cancel")
-	snapshotScript       = script("audience", "snapshot")
-	scanSnapshotScript   = script("audience", "scan_snapshot")
 )
 
 func (s *Store) nowMS() int64 {
@@ -272,76 +268,33 @@ func msTime(v string) *time.Time {
 	return &t
 }
 
-// SnapshotAudience implements dispatcher.PlanStore.
-func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, services, regions []string) (int, error) {
-	if b.Compensates != "" {
-		if b.Notice == nil || b.Notice.Compensation == nil {
-			return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, errNotCompensation)
-		}
-		return s.snapshotCompensation(ctx, b)
-	}
-	keys, nsvc, nreg := indexKeys([]string{key("b", b.ID), key("b", b.ID, "aud"), key("b", b.ID, "tmp", "svc"), key("b", b.ID, "tmp", "reg"), key("ix", "all")}, services, regions)
-	n, err := snapshotScript.Run(ctx, s.rdb, keys, nsvc, nreg).Int()
-	if err != nil {
-		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
-	}
-	return n, nil
+// indexKeys appends the index sets of services and regions (sideKeys) to
+// keys, and says how many there are on each side.
+func indexKeys(keys []string, services, regions []string) (_ []string, nsvc, nreg int) {
+	svc, reg := sideKeys(services, regions)
+	return append(append(keys, svc...), reg...), len(svc), len(reg)
 }
 
-// indexKeys appends the index sets of services and regions (each with its
-// "*" set of recipients that use all) to keys. Labels are indexed in their
-// canonical form; an incident stored before labels were canonical is
-// matched as one stored since ("ch" selects the recipients of "CH").
-func indexKeys(keys []string, services, regions []string) (_ []string, nsvc, nreg int) {
+// sideKeys returns the index sets of services and of regions, each side
+// with its "*" set of recipients that use all (none for an empty side,
+// which means every recipient). Labels are indexed in their canonical
+// form; an incident stored before labels were canonical is matched as one
+// stored since ("ch" selects the recipients of "CH").
+func sideKeys(services, regions []string) (svc, reg []string) {
 	services, regions = dispatcher.CanonicalServices(services), dispatcher.CanonicalRegions(regions)
 	for _, sv := range services {
-		keys = append(keys, key("ix", "svc", sv))
+		svc = append(svc, key("ix", "svc", sv))
 	}
 	if len(services) > 0 {
-		keys = append(keys, key("ix", "svc", "*"))
+		svc = append(svc, key("ix", "svc", "*"))
 	}
 	for _, r := range regions {
-		keys = append(keys, key("ix", "reg", r))
+		reg = append(reg, key("ix", "reg", r))
 	}
 	if len(regions) > 0 {
-		keys = append(keys, key("ix", "reg", "*"))
+		reg = append(reg, key("ix", "reg", "*"))
 	}
-	nsvc, nreg = len(services), len(regions)
-	if nsvc > 0 {
-		nsvc++
-	}
-	if nreg > 0 {
-		nreg++
-	}
-	return keys, nsvc, nreg
-}
-
-// ScanAudience implements dispatcher.RecipientStore: the audience is
-// computed server-side into a temporary snapshot (as a broadcast's is),
-// read in slices of chunk ids, and deleted.
-func (s *Store) ScanAudience(ctx context.Context, services, regions []string, chunk int, fn func(ids []string) error) (int, error) {
-	if chunk <= 0 {
-		chunk = 1000
-	}
-	var nonce [8]byte
-	_, _ = rand.Read(nonce[:])
-	tmp := key("preview", hex.EncodeToString(nonce[:]))
-	keys, nsvc, nreg := indexKeys([]string{tmp, tmp + ":svc", tmp + ":reg", key("ix", "all")}, services, regions)
-	n, err := scanSnapshotScript.Run(ctx, s.rdb, keys, nsvc, nreg, 600).Int()
-	if err != nil {
-		return 0, fmt.Errorf("audience snapshot for a preview: %w", err)
-	}
-	defer s.rdb.Del(context.WithoutCancel(ctx), tmp)
-	for start := 0; start < n; start += chunk {
-		ids, err := s.rdb.ZRange(ctx, tmp, int64(start), int64(start+chunk-1)).Result()
-		if err != nil {
-			return 0, fmt.Errorf("read audience snapshot: %w", err)
-		}
-		if err := fn(ids); err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
+	return svc, reg
 }
 
 // AudienceSlice implements dispatcher.BatchStore.

@@ -16,11 +16,11 @@ import (
 
 // Edits of incidents (dispatcher.IncidentEditStore): the incident and its
 // history entry in one MULTI/EXEC under a WATCH of the incident, and the
-// figures of an audience change counted in one script.
+// figures of an audience change counted in steps.
 
 var _ dispatcher.IncidentEditStore = (*Store)(nil)
 
-var audienceChangeScript = script("audience", "audience_change")
+var audienceCommonScript = script("audience_common")
 
 func historyKey(id string) string { return key("inc", id, "h") }
 
@@ -127,20 +127,42 @@ func (s *Store) History(ctx context.Context, incidentID string) ([]*dispatcher.E
 	return out, nil
 }
 
-// AudienceChange implements dispatcher.IncidentEditStore with one script
-// over the recipient indexes, as a broadcast's snapshot is taken: the work
-// is Redis's, in proportion to the two audiences, and only four numbers
-// come back.
+// AudienceChange implements dispatcher.IncidentEditStore: the two
+// audiences are built into temporary snapshots in steps, as a broadcast's
+// is (snapshot.go), and the recipients in both counted a slice at a time
+// in Redis; only numbers come back, and no call holds Redis long.
 func (s *Store) AudienceChange(ctx context.Context, from, to dispatcher.Audience) (dispatcher.AudienceFigures, error) {
-	var nonce [8]byte
-	_, _ = rand.Read(nonce[:])
-	tmp := key("preview", hex.EncodeToString(nonce[:]))
-	keys := []string{tmp + ":old", tmp + ":new", tmp + ":both", tmp + ":svc", tmp + ":reg", key("ix", "all")}
-	keys, osvc, oreg := indexKeys(keys, from.Services, from.Regions)
-	keys, nsvc, nreg := indexKeys(keys, to.Services, to.Regions)
-	n, err := audienceChangeScript.Run(ctx, s.rdb, keys, osvc, oreg, nsvc, nreg).Int64Slice()
-	if err != nil || len(n) != 4 {
+	tmp := key("preview", nonce())
+	old, neu := tmp+":old", tmp+":new"
+	defer s.rdb.Del(context.WithoutCancel(ctx), old, neu)
+	fail := func(err error) (dispatcher.AudienceFigures, error) {
 		return dispatcher.AudienceFigures{}, fmt.Errorf("count an audience change: %w", err)
 	}
-	return dispatcher.AudienceFigures{Before: int(n[0]), After: int(n[1]), Added: int(n[2]), Removed: int(n[3])}, nil
+	// They expire in 10 minutes should the deletion fail.
+	if err := s.buildAudience(ctx, old, old, "", 600, from.Services, from.Regions); err != nil {
+		return fail(err)
+	}
+	if err := s.buildAudience(ctx, neu, neu, "", 600, to.Services, to.Regions); err != nil {
+		return fail(err)
+	}
+	before, err := s.rdb.ZCard(ctx, old).Result()
+	if err != nil {
+		return fail(err)
+	}
+	chunk := s.snapshotChunk
+	if chunk <= 0 {
+		chunk = snapshotChunk
+	}
+	var after, both int64
+	for {
+		r, err := audienceCommonScript.Run(ctx, s.rdb, []string{neu, old}, after, chunk).Int64Slice()
+		if err != nil || len(r) != 2 {
+			return fail(err)
+		}
+		after, both = after+r[0], both+r[1]
+		if r[0] < int64(chunk) {
+			break
+		}
+	}
+	return dispatcher.AudienceFigures{Before: int(before), After: int(after), Added: int(after - both), Removed: int(before - both)}, nil
 }

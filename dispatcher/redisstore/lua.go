@@ -11,8 +11,8 @@ import (
 
 // The store's Lua lives in lua/*.lua, one file per script, plus the files
 // scripts share: prelude.lua (every delivery script: the record format,
-// the counter moves, the transition rule, the guard), audience.lua,
-// gcra.lua and recipient.lua.
+// the counter moves, the transition rule, the guard), gcra.lua and
+// recipient.lua. Audiences are built in steps (snapshot.go).
 //
 //go:embed lua/*.lua
 var luaFiles embed.FS

@@ -132,6 +132,12 @@ type Store struct {
 	ReplicaWait time.Duration
 
 	replicas replicaState
+
+	// snapshotChunk overrides the COUNT of an audience snapshot's steps
+	// (snapshotChunk when 0), and snapshotStepFunc, when set, is told how
+	// many members each step scanned: tests.
+	snapshotChunk    int
+	snapshotStepFunc func(scanned int)
 }
 
 // New returns a Store on rdb.

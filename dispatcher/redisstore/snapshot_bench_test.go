@@ -1,0 +1,167 @@
+package redisstore
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/redistest"
+)
+
+// snapshotSize replaces BenchmarkSnapshot's sizes (100k and 300k) by one,
+// snapshotStep replaces its steps' COUNT (snapshotChunk).
+var (
+	snapshotSize = flag.Int("snapshot.n", 0, "BenchmarkSnapshot: recipients (0: 100k and 300k)")
+	snapshotStep = flag.Int("snapshot.chunk", 0, "BenchmarkSnapshot: members per step (0: snapshotChunk)")
+)
+
+// BenchmarkSnapshot takes the audience snapshot of a broadcast over n
+// recipients on a redis-server of its own, seeded straight into the index
+// sets a snapshot reads (ix:all, ix:svc:*, ix:reg:*; the recipients' hashes
+// are not read by it), with SLOWLOG logging every call. Besides the time
+// of one snapshot it reports the longest single Redis call (max-call-ms,
+// from SLOWLOG), the number of calls (calls/op) and the longest answer a
+// client reading a broadcast's hash meanwhile waited for (probe-max-ms: what
+// GET /v1/broadcasts/{id} waits on at the least).
+//
+//	go test ./dispatcher/redisstore -run '^$' -bench Snapshot -benchtime 3x
+//	go test ./dispatcher/redisstore -run '^$' -bench Snapshot -benchtime 1x -snapshot.n 1000000
+func BenchmarkSnapshot(b *testing.B) {
+	srv, err := redistest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: -1})
+	defer rdb.Close()
+	probe := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer probe.Close()
+	s := New(rdb)
+	s.snapshotChunk = *snapshotStep
+	seeded := 0
+	sizes := []int{100_000, 300_000}
+	if *snapshotSize > 0 {
+		sizes = []int{*snapshotSize}
+	}
+	for _, n := range sizes {
+		seedIndexes(b, rdb, seeded, n)
+		seeded = n
+		for _, q := range []struct {
+			name              string
+			services, regions []string
+		}{
+			{"everyone", nil, nil},
+			{"two services one region", []string{"twint", "cards"}, []string{"CH"}},
+		} {
+			b.Run(fmt.Sprintf("%dk/%s", n/1000, q.name), func(b *testing.B) {
+				rdb.HSet(ctx, "b:probe", "state", "sending", "audience", 1)
+				var maxCall, probeMax time.Duration
+				var ncalls int64
+				var durations []time.Duration
+				runs := 0
+				for b.Loop() {
+					runs++
+					b.StopTimer()
+					id := fmt.Sprintf("inc_bench%d_%d", n, runs)
+					rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0")
+					rdb.ConfigSet(ctx, "slowlog-max-len", "100000")
+					rdb.SlowLogReset(ctx)
+					stop := make(chan struct{})
+					var wg sync.WaitGroup
+					var worst time.Duration
+					wg.Go(func() {
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							t0 := time.Now()
+							probe.HGetAll(ctx, "b:probe")
+							worst = max(worst, time.Since(t0))
+							time.Sleep(time.Millisecond)
+						}
+					})
+					b.StartTimer()
+					if _, err := s.SnapshotAudience(ctx, &dispatcher.Broadcast{ID: id}, q.services, q.regions); err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					close(stop)
+					wg.Wait()
+					probeMax = max(probeMax, worst)
+					rdb.ConfigSet(ctx, "slowlog-log-slower-than", "10000")
+					log, err := rdb.SlowLogGet(ctx, 100000).Result()
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, e := range log {
+						// Only the snapshot's own calls: its scripts and
+						// SCARDs (SLOWLOG also lists the commands a script
+						// ran, inside its time).
+						if len(e.Args) == 0 {
+							continue
+						}
+						switch strings.ToLower(e.Args[0]) {
+						case "evalsha", "eval", "scard":
+						default:
+							continue
+						}
+						ncalls++
+						maxCall = max(maxCall, e.Duration)
+						durations = append(durations, e.Duration)
+					}
+					rdb.Unlink(ctx, key("b", id, "aud"), key("b", id))
+					b.StartTimer()
+				}
+				slices.Sort(durations)
+				b.ReportMetric(float64(durations[len(durations)/2].Microseconds())/1000, "p50-call-ms")
+				b.ReportMetric(float64(maxCall.Microseconds())/1000, "max-call-ms")
+				b.ReportMetric(float64(ncalls)/float64(runs), "calls/op")
+				b.ReportMetric(float64(probeMax.Microseconds())/1000, "probe-max-ms")
+			})
+		}
+	}
+}
+
+// seedIndexes adds recipients r{from}..r{to-1} to the index sets: a
+// seventh of every service, the rest of one or two of three; an eleventh
+// of every region, the rest of one of three.
+func seedIndexes(b *testing.B, rdb *redis.Client, from, to int) {
+	b.Helper()
+	ctx := context.Background()
+	services := []string{"twint", "cards", "ebanking"}
+	regions := []string{"CH", "DK", "AT"}
+	pipe := rdb.Pipeline()
+	for i := from; i < to; i++ {
+		id := fmt.Sprintf("r%07d", i)
+		pipe.SAdd(ctx, key("ix", "all"), id)
+		if i%7 == 0 {
+			pipe.SAdd(ctx, key("ix", "svc", "*"), id)
+		} else {
+			pipe.SAdd(ctx, key("ix", "svc", services[i%3]), id)
+			if i%5 == 0 {
+				pipe.SAdd(ctx, key("ix", "svc", services[(i+1)%3]), id)
+			}
+		}
+		if i%11 == 0 {
+			pipe.SAdd(ctx, key("ix", "reg", "*"), id)
+		} else {
+			pipe.SAdd(ctx, key("ix", "reg", regions[(i/3)%3]), id)
+		}
+		if (i+1)%5000 == 0 || i == to-1 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

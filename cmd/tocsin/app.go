@@ -264,7 +264,14 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			handler = opsHandler(ready, metricsHandler)
 		} else {
 			pubSubs, subscribers := a.publicSubscriptions(cfg)
+			// The queue monitor: full for operator keys, read-only for
+			// viewer keys; API processes only.
+			full, readOnly := queue.Monitor(aopt, api.QueueUIPath, false), queue.Monitor(aopt, api.QueueUIPath, true)
+			defer full.Close()
+			defer readOnly.Close()
+			queueUI := api.QueueUI{Operator: full, Viewer: readOnly}
 			handler = api.New(api.Config{
+				QueueUI:             queueUI,
 				Service:             svc,
 				Maintenances:        a.maintainer,
 				Unreached:           a.unreached,

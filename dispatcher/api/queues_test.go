@@ -73,6 +73,12 @@ func TestQueueUIAuth(t *testing.T) {
 	r = b.do(t, http.MethodGet, QueueUIPath, "", nil)
 	wantStatus(t, r, http.StatusUnauthorized)
 
+	// No cookie carries a key, there or anywhere.
+	for _, p := range []string{QueueUIPath + "/api/queues", "/v1/incidents"} {
+		r = b.do(t, http.MethodGet, p, "", nil, "Cookie", "key="+operatorToken+"; Authorization=Bearer "+operatorToken+"; token="+operatorToken)
+		wantStatus(t, r, http.StatusUnauthorized)
+	}
+
 	// Basic is taken there only: every other route still wants a bearer
 	// key, so the browser's cached credentials open nothing else.
 	for _, p := range []string{"/v1/broadcasts/b1", "/v1/admin/queuesx", "/v1/admin/queues/../../v1/incidents", "/v1/outbox"} {

@@ -93,8 +93,8 @@ func TestQueueUIAuth(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK && resp.Request.URL.Path == "/v1/incidents" {
-			t.Errorf("%s with Basic reached /v1/incidents", p)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s with Basic = %d (final URL %s), want 401", p, resp.StatusCode, resp.Request.URL)
 		}
 	}
 }

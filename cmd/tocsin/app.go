@@ -236,17 +236,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if clock == nil {
 		clock = dispatcher.SystemClock
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	inspector := asynq.NewInspector(aopt)
 	defer inspector.Close()
+	reg, metrics := newRegistry(inspector)
 
 	var links *dispatcher.LinkSigner
 	closeSenders := func() {}
 	defer func() { closeSenders() }()
 	a, err := wire(wiring{
 		cfg: cfg, rdb: rdb, queue: aopt, clock: clock, logger: logger, catalog: catalog,
-		metrics: queue.NewMetrics(reg, inspector), pageRoutes: m.pageRoutes,
+		metrics: metrics, pageRoutes: m.pageRoutes,
 		senders: func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
 			var err error
 			if links, err = linkSigner(ctx, cfg, store); err != nil {
@@ -286,7 +285,14 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			handler = opsHandler(ready, metricsHandler)
 		} else {
 			pubSubs, subscribers := a.publicSubscriptions(cfg)
+			// The queue monitor: full for operator keys, read-only for
+			// viewer keys; API processes only.
+			full, readOnly := queue.Monitor(aopt, api.QueueUIPath, false), queue.Monitor(aopt, api.QueueUIPath, true)
+			defer full.Close()
+			defer readOnly.Close()
+			queueUI := api.QueueUI{Operator: full, Viewer: readOnly}
 			handler = api.New(api.Config{
+				QueueUI:             queueUI,
 				Service:             svc,
 				Maintenances:        a.maintainer,
 				Unreached:           a.unreached,
@@ -384,6 +390,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	logger.Info("stopped")
 	return runErr
+}
+
+// newRegistry is every metric a process exports on /metrics: Tocsin's
+// (queue.NewMetrics, the queue depth read through inspector), the Go
+// runtime's and the process's. deploy/grafana's dashboard queries them
+// (TestDashboardMetricsExist).
+func newRegistry(inspector *asynq.Inspector) (*prometheus.Registry, *queue.Metrics) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg, queue.NewMetrics(reg, inspector)
 }
 
 // opsHandler serves /healthz, /readyz and /metrics for a worker process.

@@ -167,6 +167,10 @@ type Config struct {
 	// Ready backs /readyz: nil error is 200 {"status":"ok"}, an error is a
 	// 503 problem. Default nil: always ready.
 	Ready func(ctx context.Context) error
+	// QueueUI is the queue monitor (asynqmon) mounted under QueueUIPath
+	// for API keys; there a key may also come as a Basic password.
+	// Default: not mounted (404).
+	QueueUI QueueUI
 	// Metrics is mounted at GET /metrics without auth. Default nil: not mounted.
 	Metrics http.Handler
 	// Logger receives one info line per request and errors. Default slog.Default().
@@ -284,6 +288,7 @@ func New(cfg Config) http.Handler {
 	s.routeSubscribers()
 	s.routeCompensations()
 	s.routeEvidence()
+	s.routeQueueUI()
 	addCodeToErrorSchema(s.api)
 
 	if cfg.Metrics != nil {

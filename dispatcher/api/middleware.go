@@ -112,8 +112,17 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		token, ok := bearerToken(r.Header.Get("Authorization"))
+		queueUI := s.cfg.QueueUI.Operator != nil && queueUIPath(r.URL.Path)
+		if !ok && queueUI {
+			// The queue monitor is a browser's: there, and only there,
+			// the key may come as a Basic password.
+			token, ok = basicKey(r)
+		}
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tocsin"`)
+			if queueUI {
+				w.Header().Add("WWW-Authenticate", `Basic realm="tocsin queues", charset="UTF-8"`)
+			}
+			w.Header().Add("WWW-Authenticate", `Bearer realm="tocsin"`)
 			writeProblem(w, newProblem(http.StatusUnauthorized, CodeUnauthorized, "an API key is required: send Authorization: Bearer <key>"))
 			return
 		}
@@ -127,7 +136,10 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 			ok = false
 		}
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tocsin", error="invalid_token"`)
+			if queueUI {
+				w.Header().Add("WWW-Authenticate", `Basic realm="tocsin queues", charset="UTF-8"`)
+			}
+			w.Header().Add("WWW-Authenticate", `Bearer realm="tocsin", error="invalid_token"`)
 			writeProblem(w, newProblem(http.StatusUnauthorized, CodeUnauthorized, "unknown API key"))
 			return
 		}

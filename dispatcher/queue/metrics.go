@@ -76,9 +76,15 @@ type depthCollector struct {
 	inspector *asynq.Inspector
 }
 
-var depthDesc = prometheus.NewDesc("tocsin_queue_tasks", "Tasks in each queue by state.", []string{"queue", "state"}, nil)
+var (
+	depthDesc   = prometheus.NewDesc("tocsin_queue_tasks", "Tasks in each queue by state.", []string{"queue", "state"}, nil)
+	latencyDesc = prometheus.NewDesc("tocsin_queue_latency_seconds", "Age of the oldest pending task in each queue (0: none pends): how far the queue lags.", []string{"queue"}, nil)
+)
 
-func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- depthDesc }
+func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- depthDesc
+	ch <- latencyDesc
+}
 
 func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	for q := range Queues {
@@ -92,6 +98,7 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 		} {
 			ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(n), q, state)
 		}
+		ch <- prometheus.MustNewConstMetric(latencyDesc, prometheus.GaugeValue, info.Latency.Seconds(), q)
 	}
 }
 

@@ -197,6 +197,12 @@ func TestMetricsQueueDepth(t *testing.T) {
 	if got := gathered(t, reg, "tocsin_queue_tasks"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("tocsin_queue_tasks = %v\nwant %v", got, want)
 	}
+	// The lag: the oldest pending task's age, read by asynq against the
+	// wall clock, so only its presence and sign are sure.
+	lat := gathered(t, reg, "tocsin_queue_latency_seconds")
+	if v, ok := lat["queue=critical"]; len(lat) != 1 || !ok || v < 0 || v > 60 {
+		t.Errorf("tocsin_queue_latency_seconds = %v, want queue=critical between 0 and 60", lat)
+	}
 }
 
 func TestClientEnqueue(t *testing.T) {

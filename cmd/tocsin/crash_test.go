@@ -46,6 +46,8 @@ var (
 	// sweep a minute) moves it, and then waits its retry delay (at most a
 	// minute for a batch): up to about 2.5 minutes in all. (Seen once in
 	// CI at 60 s: 1,900 of 2,000 sent and one batch of 100 still held.)
+	// Since a task waits for Redis in place (queue.Handlers.Ready, up to
+	// 30 s), that path is only taken by an outage longer than that.
 	crashWait = envDuration("TOCSIN_CRASH_WAIT", 180*time.Second)
 )
 

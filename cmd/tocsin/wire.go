@@ -345,7 +345,13 @@ func (a *wired) worker(opt asynq.RedisConnOpt, concurrency int, shutdown time.Du
 
 // handlers are the task handlers of the app's fan-out.
 func (a *wired) handlers() *asynq.ServeMux {
-	mux := (&queue.Handlers{Fanout: a.fanout, Logger: a.logger}).Mux()
+	// A task whose Redis went away waits for it in place (a restart, a
+	// Sentinel or Cluster failover) rather than failing into asynq's slow
+	// recovery. The wait is real time, like the page's pace: a test's fake
+	// clock would never end it.
+	rdb := a.store.Client()
+	ready := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	mux := (&queue.Handlers{Fanout: a.fanout, Logger: a.logger, Ready: ready}).Mux()
 	mux.Use(func(h asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			a.load.tasks.Add(1)

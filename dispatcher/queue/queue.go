@@ -16,11 +16,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
@@ -187,6 +192,87 @@ var _ Steps = (*dispatcher.Fanout)(nil)
 type Handlers struct {
 	Fanout Steps
 	Logger *slog.Logger
+	// Ready, when set, tells whether Redis answers again (a PING). A step
+	// that failed because Redis could not be reached (StoreUnreachable: a
+	// connection refused or reset, a failover in progress) then waits in
+	// its task for Redis, polling Ready every OutagePoll on Timer, and runs
+	// again, for up to OutageWait; only then does the task fail. A task that
+	// failed while Redis was away could not even be moved to retry: asynq
+	// would find it only after its own lease lapsed and then wait its retry
+	// delay, minutes in all. Running the step again is safe: every step is
+	// idempotent (leases, fixed delivery ids).
+	Ready      func(ctx context.Context) error
+	Timer      dispatcher.Timer // nil: dispatcher.SystemClock
+	OutageWait time.Duration    // default 30s
+	OutagePoll time.Duration    // default 250ms
+}
+
+// run runs step, again while it fails with Redis unreachable, as Ready
+// and OutageWait allow. An error that only looks like one (a provider's
+// refused connection that a retry step returns) while Redis answers Ready
+// is returned at once: the step is never run again against a provider.
+func (h *Handlers) run(ctx context.Context, what string, step func() error) error {
+	err := step()
+	if err == nil || h.Ready == nil || !StoreUnreachable(err) || h.Ready(ctx) == nil {
+		return err
+	}
+	timer, wait, poll := h.Timer, h.OutageWait, h.OutagePoll
+	if timer == nil {
+		timer = dispatcher.SystemClock.(dispatcher.Timer)
+	}
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	if poll <= 0 {
+		poll = 250 * time.Millisecond
+	}
+	logger := h.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	deadline := timer.Now().Add(wait)
+	logger.WarnContext(ctx, "Redis unreachable: the task waits for it", "task", what, "err", err, "for", wait)
+	for timer.Now().Before(deadline) {
+		if serr := dispatcher.Sleep(ctx, timer, poll); serr != nil {
+			return err
+		}
+		if h.Ready(ctx) != nil {
+			continue
+		}
+		if err = step(); err == nil || !StoreUnreachable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// StoreUnreachable tells whether err means Redis could not be reached or
+// could not take writes for now: a network error (refused, reset, timed
+// out, closed), or a reply of a server that is loading, read-only (a
+// demoted master), without its master, or of a cluster that is down or
+// moving slots. A cancelled context is not: the worker is stopping.
+func StoreUnreachable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var re redis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		for _, p := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "NOREPLICAS "} {
+			if strings.HasPrefix(msg, p) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Mux returns the task multiplexer.
@@ -218,7 +304,7 @@ func (h *Handlers) plan(ctx context.Context, t *asynq.Task) error {
 	if err := decode(t, &p); err != nil {
 		return err
 	}
-	return permanent(h.Fanout.Plan(ctx, p.BroadcastID))
+	return permanent(h.run(ctx, TypePlan, func() error { return h.Fanout.Plan(ctx, p.BroadcastID) }))
 }
 
 func (h *Handlers) batch(ctx context.Context, t *asynq.Task) error {
@@ -226,7 +312,9 @@ func (h *Handlers) batch(ctx context.Context, t *asynq.Task) error {
 	if err := decode(t, &p); err != nil {
 		return err
 	}
-	return permanent(h.Fanout.RunBatch(ctx, p.BroadcastID, dispatcher.Batch{Start: p.Start, Stop: p.Stop, Late: p.Late}))
+	return permanent(h.run(ctx, TypeBatch, func() error {
+		return h.Fanout.RunBatch(ctx, p.BroadcastID, dispatcher.Batch{Start: p.Start, Stop: p.Stop, Late: p.Late})
+	}))
 }
 
 func (h *Handlers) retry(ctx context.Context, t *asynq.Task) error {
@@ -237,7 +325,7 @@ func (h *Handlers) retry(ctx context.Context, t *asynq.Task) error {
 	// A wait (quiet hours, another run sending it) is not counted as a
 	// retry (IsFailure), so the count is the attempts made.
 	n, _ := asynq.GetRetryCount(ctx)
-	return permanent(h.Fanout.Retry(ctx, p.DeliveryID, p.Attempt+n))
+	return permanent(h.run(ctx, TypeRetry, func() error { return h.Fanout.Retry(ctx, p.DeliveryID, p.Attempt+n) }))
 }
 
 // RetryDelayFunc is asynq's RetryDelayFunc for policy p (see

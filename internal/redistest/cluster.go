@@ -325,7 +325,7 @@ func (c *Cluster) KillMaster(i int) error {
 	if err := c.Masters[i].Kill(); err != nil {
 		return err
 	}
-	return c.waitPromoted(c.Replicas[i])
+	return c.WaitPromoted(c.Replicas[i])
 }
 
 // Failover sends CLUSTER FAILOVER to the replica, the coordinated manual
@@ -339,11 +339,13 @@ func (c *Cluster) Failover(replica *Server) error {
 	if err := rdb.ClusterFailover(ctx).Err(); err != nil {
 		return fmt.Errorf("redistest: CLUSTER FAILOVER on %s: %w", replica.Addr, err)
 	}
-	return c.waitPromoted(replica)
+	return c.WaitPromoted(replica)
 }
 
-// waitPromoted waits until s says it is master and the cluster is ok.
-func (c *Cluster) waitPromoted(s *Server) error {
+// WaitPromoted waits (up to a minute) until s says it is master and every
+// running node says the cluster is ok: after Masters[i].Kill(), with s
+// Replicas[i], until the failover is over.
+func (c *Cluster) WaitPromoted(s *Server) error {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
 	defer cancel()
 	err := poll(ctx, func() error {

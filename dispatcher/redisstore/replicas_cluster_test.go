@@ -3,8 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -36,17 +34,20 @@ func TestReplicaWaitOnCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	written := map[string]int64{}
-	for _, m := range c.Masters {
-		written[m.Addr], _ = masterOffsets(t, m.Addr)
+	masters := make([]*redis.Client, len(c.Masters))
+	written := make([]int64, len(c.Masters))
+	for i, m := range c.Masters {
+		masters[i] = redis.NewClient(&redis.Options{Addr: m.Addr})
+		t.Cleanup(func() { _ = masters[i].Close() })
+		written[i], _ = ackedOffset(t, masters[i])
 	}
 	s.waitReplica(ctx)
 	if s.ReplicaWaitMisses() != 0 {
 		t.Fatalf("%d waits missed with every replica connected", s.ReplicaWaitMisses())
 	}
-	for _, m := range c.Masters {
-		if _, acked := masterOffsets(t, m.Addr); acked < written[m.Addr] {
-			t.Errorf("master %s: its replica acknowledged offset %d after the wait, the master was at %d before", m.Addr, acked, written[m.Addr])
+	for i, m := range masters {
+		if _, acked := ackedOffset(t, m); acked < written[i] {
+			t.Errorf("master %s: its replica acknowledged offset %d after the wait, the master was at %d before", c.Masters[i].Addr, acked, written[i])
 		}
 	}
 
@@ -58,25 +59,4 @@ func TestReplicaWaitOnCluster(t *testing.T) {
 	if s.ReplicaWaitMisses() != 1 {
 		t.Errorf("%d waits missed with a master's replica gone, want 1", s.ReplicaWaitMisses())
 	}
-}
-
-// masterOffsets returns the replication offset of the master at addr and
-// the one its replica last acknowledged (0 without one).
-func masterOffsets(t *testing.T, addr string) (master, acked int64) {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
-	info, err := rdb.Info(context.Background(), "replication").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`master_repl_offset:(\d+)`).FindStringSubmatch(info)
-	if m == nil {
-		t.Fatalf("INFO replication of %s names no offset:\n%s", addr, info)
-	}
-	master, _ = strconv.ParseInt(m[1], 10, 64)
-	if a := regexp.MustCompile(`slave0:.*offset=(\d+)`).FindStringSubmatch(info); a != nil {
-		acked, _ = strconv.ParseInt(a[1], 10, 64)
-	}
-	return master, acked
 }

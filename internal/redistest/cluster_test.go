@@ -19,10 +19,12 @@ import (
 // node's directory.
 func TestClusterFailover(t *testing.T) {
 	t.Parallel()
+	began := time.Now()
 	c, err := StartCluster()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("cluster up in %.1fs", time.Since(began).Seconds())
 	t.Cleanup(func() { _ = c.Close() })
 	ctx := context.Background()
 	if len(c.Masters) != 3 || len(c.Replicas) != 3 || len(c.Addrs()) != 6 {
@@ -71,9 +73,11 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	killed := time.Now()
 	if err := c.KillMaster(0); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("replica promoted and cluster ok %.1fs after the kill (node timeout %s)", time.Since(killed).Seconds(), ClusterNodeTimeout)
 	if r, err := role(ctx, c.Replicas[0]); err != nil || r != "master" {
 		t.Fatalf("Replicas[0] role %q (%v) after its master was killed", r, err)
 	}
@@ -100,9 +104,11 @@ func TestClusterFailover(t *testing.T) {
 	if err := c.Failover(c.Masters[1]); err == nil {
 		t.Error("CLUSTER FAILOVER on a master succeeded")
 	}
+	manual := time.Now()
 	if err := c.Failover(c.Replicas[1]); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("CLUSTER FAILOVER done in %.1fs", time.Since(manual).Seconds())
 	// The old master learns that it was demoted from the cluster bus.
 	err = poll(wctx, func() error {
 		if r, err := role(wctx, c.Masters[1]); err != nil || r != "slave" {

@@ -89,12 +89,19 @@ func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Gu
 	args = s.appendOutcomes(args, now, outs)
 	keys := append(broadcastKeys(broadcastID), key("inc", g.IncidentID, "seq"), lease, h)
 	keys = append(keys, evidenceKeys(broadcastID)...)
-	refused, err := journalScript.Run(ctx, s.rdb, keys, args...).Text()
+	var run *redis.Cmd
+	if len(handed) > 0 {
+		// What is handed over must be on a replica before the provider
+		// calls go (replicas.go). A refused Journal wrote nothing and
+		// waits for nothing that matters; that is rare, and cheaper than a
+		// second round trip for the others.
+		run = s.runWaiting(ctx, journalScript, keys, args...)
+	} else {
+		run = journalScript.Run(ctx, s.rdb, keys, args...)
+	}
+	refused, err := run.Text()
 	if err != nil {
 		return "", fmt.Errorf("journal of %s (%d handed, %d outcomes): %w", broadcastID, len(handed), len(outs), err)
-	}
-	if len(handed) > 0 && refused == "" {
-		s.waitReplica(ctx)
 	}
 	return refused, nil
 }

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -40,46 +41,62 @@ type replicaState struct {
 	misses    atomic.Int64 // waits that ended without an acknowledgement
 }
 
-// waitReplica waits up to ReplicaWait for one replica to hold what this
-// client wrote so far (see above).
-func (s *Store) waitReplica(ctx context.Context) {
-	if s.ReplicaWait <= 0 {
-		return
-	}
-	if now := s.nowMS(); now < s.replicas.skipUntil.Load() {
-		return
-	}
-	// WAIT 0 would wait for ever: at least a millisecond.
-	if s.replicaAcked(ctx, max(1, s.ReplicaWait.Milliseconds())) {
-		return
-	}
-	s.replicas.misses.Add(1)
-	s.replicas.skipUntil.Store(s.nowMS() + replicaRetryMS)
-}
+// WAIT counts the replicas that acknowledged the offset of the last write
+// made on its own connection (Redis keeps it per client): sent on another
+// pooled connection, one that wrote nothing lately, it returns at once
+// whatever the replicas hold. So the write and its WAIT go out in one
+// pipeline, which go-redis sends on one connection; on a Redis Cluster on
+// the connection of the master that holds keys[0] (the broadcast's keys
+// share its slot), since a keyless command would go to a node of the
+// client's choosing.
 
-// replicaAcked sends WAIT 1 ms and reports whether a replica acknowledged.
-// On a Redis Cluster it asks every master at once and wants each one's
-// replica: go-redis sends a command without keys to one node of its
-// choosing, not necessarily the master of what was written.
-func (s *Store) replicaAcked(ctx context.Context, ms int64) bool {
-	acked := func(ctx context.Context, rdb interface {
-		Do(context.Context, ...any) *redis.Cmd
-	}) bool {
-		n, err := rdb.Do(ctx, "WAIT", 1, ms).Int64()
-		return err == nil && n >= 1
+// runWaiting runs sc with keys and args and, when waits are on and not
+// paused, WAIT 1 after it on the same connection. It returns the script's
+// reply.
+func (s *Store) runWaiting(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if s.ReplicaWait <= 0 || s.nowMS() < s.replicas.skipUntil.Load() {
+		return sc.Run(ctx, s.rdb, keys, args...)
 	}
-	cc, ok := s.rdb.(*redis.ClusterClient)
-	if !ok {
-		return acked(ctx, s.rdb)
-	}
-	var short atomic.Bool
-	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-		if !acked(ctx, m) {
-			short.Store(true)
+	var node redis.Cmdable = s.rdb
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, keys[0])
+		if err != nil {
+			cmd := redis.NewCmd(ctx)
+			cmd.SetErr(err)
+			return cmd
 		}
-		return nil
-	})
-	return err == nil && !short.Load()
+		node = m
+	}
+	var run, wait func(p redis.Pipeliner)
+	var reply *redis.Cmd
+	var acked *redis.IntCmd
+	run = func(p redis.Pipeliner) { reply = sc.EvalSha(ctx, p, keys, args...) }
+	wait = func(p redis.Pipeliner) {
+		// WAIT 0 would wait for ever: at least a millisecond.
+		acked = redis.NewIntCmd(ctx, "WAIT", 1, max(1, s.ReplicaWait.Milliseconds()))
+		_ = p.Process(ctx, acked)
+	}
+	pipe := func() error {
+		_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error { run(p); wait(p); return nil })
+		return err
+	}
+	err := pipe()
+	if err != nil && reply.Err() != nil && (errors.Is(reply.Err(), redis.ErrNoScript) || redis.HasErrorPrefix(reply.Err(), "NOSCRIPT")) {
+		// EVALSHA cannot fall back to EVAL inside a pipeline: load the
+		// script (nothing ran) and send the pair again.
+		if lerr := sc.Load(ctx, node).Err(); lerr != nil {
+			reply.SetErr(lerr)
+			return reply
+		}
+		_ = pipe()
+	}
+	if reply.Err() == nil {
+		if n, werr := acked.Result(); werr != nil || n < 1 {
+			s.replicas.misses.Add(1)
+			s.replicas.skipUntil.Store(s.nowMS() + replicaRetryMS)
+		}
+	}
+	return reply
 }
 
 // ReplicaWaitMisses returns how many waits for a replica (ReplicaWait)

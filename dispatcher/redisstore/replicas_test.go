@@ -3,7 +3,9 @@ package redisstore
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,5 +126,67 @@ func BenchmarkJournalReplicaWait(b *testing.B) {
 				b.Errorf("%d waits missed", s.ReplicaWaitMisses())
 			}
 		})
+	}
+}
+
+// pipeHook records the command names of every pipeline and every single
+// command a client sends.
+type pipeHook struct {
+	mu    sync.Mutex
+	pipes [][]string
+	alone []string
+}
+
+func (h *pipeHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *pipeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		h.alone = append(h.alone, cmd.Name())
+		h.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+func (h *pipeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		names := make([]string, len(cmds))
+		for i, c := range cmds {
+			names[i] = c.Name()
+		}
+		h.mu.Lock()
+		h.pipes = append(h.pipes, names)
+		h.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+// TestJournalWaitSharesTheWritesConnection: WAIT counts the replicas that
+// hold its own connection's last write, so a Journal's WAIT must go out
+// with the journal script, in one pipeline (one connection), never as a
+// command of its own that the pool may give another connection.
+func TestJournalWaitSharesTheWritesConnection(t *testing.T) {
+	t.Parallel()
+	_, rdb := replicated(t)
+	ctx := context.Background()
+	s := New(rdb)
+	s.ReplicaWait = 2 * time.Second
+	b, g, _ := startBatch(t, s, "inc_rc", "a")
+	h := &pipeHook{}
+	rdb.AddHook(h)
+	if refused, err := s.Journal(ctx, b.ID, g, []dispatcher.DeliveryRef{smsRef("a")}, nil); err != nil || refused != "" {
+		t.Fatalf("Journal = %q, %v", refused, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if slices.Contains(h.alone, "wait") {
+		t.Errorf("WAIT sent on its own: %v", h.alone)
+	}
+	found := false
+	for _, p := range h.pipes {
+		if i := slices.Index(p, "wait"); i > 0 && slices.Contains(p[:i], "evalsha") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no pipeline with the journal script then WAIT: pipelines %v, single commands %v", h.pipes, h.alone)
 	}
 }

@@ -453,11 +453,16 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			break
 		}
 		wg.Go(func() {
-			defer win.release()
+			start := s.clock.Now()
+			var took time.Duration // the request's round trip, 0: no answer
+			defer func() {
+				win.observe(took, s.clock.Now().Sub(start))
+				win.release()
+			}()
 			if err := dispatcher.Handing(ctx, i); err != nil {
 				res[i] = dispatcher.NotHanded(err)
 			} else {
-				res[i] = s.sendOne(ctx, m)
+				res[i], took = s.sendOne(ctx, m)
 			}
 			dispatcher.Done(ctx, i, res[i])
 		})
@@ -470,10 +475,11 @@ func notSent(err error) dispatcher.Result {
 	return dispatcher.Result{Err: dispatcher.Transient("", 0, fmt.Errorf("sms: not sent: %w", err))}
 }
 
-// sendOne sends m and classifies the outcome. It never panics.
-func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispatcher.Result) {
+// sendOne sends m and classifies the outcome, and says how long Twilio
+// took to answer (0: no answer). It never panics.
+func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispatcher.Result, took time.Duration) {
 	if m == nil || m.Recipient == nil || m.Recipient.Phone == "" {
-		return dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoPhone), errors.New("sms: the recipient has no phone number"))}
+		return dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoPhone), errors.New("sms: the recipient has no phone number"))}, 0
 	}
 	to := m.Recipient.Phone
 	defer func() {
@@ -483,7 +489,7 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return notSent(err)
+		return notSent(err), 0
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -510,14 +516,14 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 	msg, err := s.service(rctx, &ex).CreateMessage(params)
 	if ex.status != 0 {
 		// Twilio answered: how long that took sizes the window.
-		s.window.observe(s.clock.Now().Sub(sent))
+		took = s.clock.Now().Sub(sent)
 	}
 	if err == nil && ex.status >= 200 && ex.status < 300 {
 		sid := ""
 		if msg != nil && msg.Sid != nil {
 			sid = *msg.Sid
 		}
-		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: sid}
+		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: sid}, took
 	}
 	if ex.status >= 200 && ex.status < 300 {
 		// Twilio accepted the message but its answer could not be read: it
@@ -525,7 +531,7 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		// status callback, which carries the delivery id, brings it.
 		s.log.Warn("sms: Twilio accepted a message but its answer was unreadable",
 			"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "to", MaskPhone(to), "http_status", ex.status, "err", err)
-		return dispatcher.Result{Status: dispatcher.StatusSent}
+		return dispatcher.Result{Status: dispatcher.StatusSent}, took
 	}
 	if err == nil {
 		// Neither an error nor a 2xx: a 3xx, which twilio-go lets through.
@@ -533,11 +539,11 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && ex.status == 0 {
 		// Cut off by the caller: the fate of the request is unknown.
-		return notSent(fmt.Errorf("%w (%w)", ctxErr, maskErr(err, to)))
+		return notSent(fmt.Errorf("%w (%w)", ctxErr, maskErr(err, to))), took
 	}
 	cerr := classify(ex.status, ex.header, err, to, s.clock.Now())
 	s.logFailure(m, to, ex.status, cerr)
-	return dispatcher.Result{Err: cerr}
+	return dispatcher.Result{Err: cerr}, took
 }
 
 func (s *Sender) logFailure(m *dispatcher.Message, to string, status int, err error) {

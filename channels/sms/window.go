@@ -29,13 +29,20 @@ func Window(rate dispatcher.Rate, latency time.Duration, least, most int) int {
 	return min(max(int(math.Ceil(need))+1, least), most)
 }
 
-// latencyWeight is the weight of one answer in the running mean of
-// Twilio's latency: the last 16 or so count.
+// latencyWeight is the weight of one observation in the running means
+// of a window: the last 16 or so count.
 const latencyWeight = 1.0 / 16
 
-// window is a Sender's in-flight limit: a counting semaphore whose size
-// follows Window at the running mean of the latency observed. Waiters are
-// served in order.
+// window is a Sender's in-flight limit: a counting semaphore of slots. A
+// slot is held from before a message is marked handed over (the
+// dispatcher's journal, dispatcher.Handing) until its outcome is on record
+// (dispatcher.Done), so the window bounds what a killed worker leaves
+// unknown; the request to Twilio is only part of that time. The window's
+// size follows the running means of both times, so that neither the
+// journal's writes nor Twilio's latency eat into the requests in flight:
+// at least least requests (least × slot time / request time slots), and,
+// with a rate, Window(rate, slot time) slots, never more than most.
+// Waiters are served in order.
 type window struct {
 	rate        dispatcher.Rate
 	least, most int
@@ -43,8 +50,30 @@ type window struct {
 	mu      sync.Mutex
 	size    int           // the limit now
 	used    int           // slots held
-	latency time.Duration // running mean of Twilio's answers, 0: none yet
+	request time.Duration // running mean of Twilio's answers, 0: none yet
+	slot    time.Duration // running mean of a slot's time, 0: none yet
 	waiters []chan struct{}
+}
+
+// mean folds d into the running mean m.
+func mean(m, d time.Duration) time.Duration {
+	if m == 0 {
+		return d
+	}
+	return m + time.Duration(latencyWeight*float64(d-m))
+}
+
+// windowSize is the size of a window of least to most slots at rate, for
+// requests that take request and slots held for slot: enough slots for
+// least requests in flight, and for rate (Window), at most most.
+func windowSize(rate dispatcher.Rate, request, slot time.Duration, least, most int) int {
+	most = max(most, least)
+	n := least
+	if request > 0 && slot > request {
+		n = int(math.Ceil(float64(least) * float64(slot) / float64(request)))
+	}
+	n = min(n, most)
+	return max(n, Window(rate, slot, least, most))
 }
 
 func newWindow(rate dispatcher.Rate, least, most int) *window {
@@ -98,20 +127,19 @@ func (w *window) release() {
 	w.wake()
 }
 
-// observe folds one answer's latency into the running mean and resizes
-// the window to it.
-func (w *window) observe(d time.Duration) {
-	if w.rate.IsZero() || d <= 0 {
-		return
-	}
+// observe folds one request's round trip (request, 0 when Twilio did not
+// answer) and its slot's whole time into the running means, and resizes
+// the window to them.
+func (w *window) observe(request, slot time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.latency == 0 {
-		w.latency = d
-	} else {
-		w.latency += time.Duration(latencyWeight * float64(d-w.latency))
+	if request > 0 {
+		w.request = mean(w.request, request)
 	}
-	w.size = Window(w.rate, w.latency, w.least, w.most)
+	if slot > 0 {
+		w.slot = mean(w.slot, slot)
+	}
+	w.size = windowSize(w.rate, w.request, w.slot, w.least, w.most)
 	w.wake()
 }
 
@@ -124,10 +152,9 @@ func (w *window) wake() {
 	}
 }
 
-// snapshot returns the window's size, the slots held and the running mean
-// of the latency.
-func (w *window) snapshot() (size, used int, latency time.Duration) {
+// snapshot returns the window's size and the slots held.
+func (w *window) snapshot() (size, used int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.size, w.used, w.latency
+	return w.size, w.used
 }

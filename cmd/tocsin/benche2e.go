@@ -69,6 +69,9 @@ type e2eRound struct {
 	openToEnd time.Duration // the incident opened to the stand-in's last request
 	window    int           // most requests in a one-second window (end to end)
 	over      int           // one-second windows above the rate
+	// CPU time per SMS: this process's (the stand-in's included) during
+	// the ceiling, this process's and Redis's end to end.
+	ceilingCPU, e2eCPU time.Duration
 }
 
 func (o e2eOptions) perSecond(d time.Duration) float64 { return float64(o.n) / d.Seconds() }
@@ -105,9 +108,11 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 		// channel may keep at the stand-in's latency: its window.
 		r.ceilingW = window
 		stand.reset()
+		cpu0 := processCPU()
 		if r.ceiling, err = rawCeiling(ctx, stand.URL, o.n, window); err != nil {
 			return fmt.Errorf("round %d, raw ceiling: %w", round, err)
 		}
+		r.ceilingCPU = (processCPU() - cpu0) / time.Duration(o.n)
 		stand.reset()
 		if err := e2eBroadcast(ctx, rdb, addr, db, o, cfg, stand, logger, &r); err != nil {
 			return fmt.Errorf("round %d, end to end: %w", round, err)
@@ -122,8 +127,8 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 // line is one round's figures.
 func (o e2eOptions) line(r e2eRound) string {
 	c, e := o.perSecond(r.ceiling), o.perSecond(r.e2e)
-	s := fmt.Sprintf("raw HTTP ceiling %.0f/s (%d in flight, %.2f s); end to end %.0f/s (%.2f s from the incident to the broadcast done, %.2f s to the last request); ratio %.3f",
-		c, r.ceilingW, r.ceiling.Seconds(), e, r.e2e.Seconds(), r.openToEnd.Seconds(), e/c)
+	s := fmt.Sprintf("raw HTTP ceiling %.0f/s (%d in flight, %.2f s, CPU %v/SMS); end to end %.0f/s (%.2f s from the incident to the broadcast done, %.2f s to the last request, CPU %v/SMS with Redis's); ratio %.3f",
+		c, r.ceilingW, r.ceiling.Seconds(), r.ceilingCPU.Round(time.Microsecond), e, r.e2e.Seconds(), r.openToEnd.Seconds(), r.e2eCPU.Round(time.Microsecond), e/c)
 	if !o.rate.IsZero() {
 		s += fmt.Sprintf("; rate used %.1f%% of %v (%.1f%% of what the ceiling allows); largest 1-s window %d, windows over %d: %d",
 			100*o.rateUse(r), o.rate, 100*o.allowedUse(r), r.window, o.rate.N, r.over)
@@ -240,6 +245,7 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 		return err
 	}
 	defer srv.Shutdown()
+	cpu0, rcpu0 := processCPU(), redisCPU(ctx, rdb)
 	start := time.Now()
 	res, err := a.service.OpenIncident(ctx, dispatcher.IncidentInput{
 		Title: dispatcher.PlainTitle("Kartenzahlungen gestört"), Severity: dispatcher.SeverityMajor,
@@ -263,6 +269,7 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 		}
 	}
 	r.e2e = time.Since(start)
+	r.e2eCPU = (processCPU() - cpu0 + redisCPU(ctx, rdb) - rcpu0) / time.Duration(o.n)
 	times := stand.arrivals()
 	if len(times) != o.n {
 		return fmt.Errorf("the stand-in accepted %d SMS, want %d", len(times), o.n)

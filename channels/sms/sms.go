@@ -453,16 +453,20 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			break
 		}
 		wg.Go(func() {
+			// The slot is held from the mark (Handing) to the record
+			// (Done); the window is sized from that time and the request's.
 			start := s.clock.Now()
-			var took time.Duration // the request's round trip, 0: no answer
+			var request time.Duration
 			defer func() {
-				win.observe(took, s.clock.Now().Sub(start))
+				win.observe(request, s.clock.Now().Sub(start))
 				win.release()
 			}()
 			if err := dispatcher.Handing(ctx, i); err != nil {
 				res[i] = dispatcher.NotHanded(err)
 			} else {
-				res[i], took = s.sendOne(ctx, m)
+				sent := s.clock.Now()
+				res[i] = s.sendOne(ctx, m)
+				request = s.clock.Now().Sub(sent)
 			}
 			dispatcher.Done(ctx, i, res[i])
 		})
@@ -475,11 +479,10 @@ func notSent(err error) dispatcher.Result {
 	return dispatcher.Result{Err: dispatcher.Transient("", 0, fmt.Errorf("sms: not sent: %w", err))}
 }
 
-// sendOne sends m and classifies the outcome, and says how long Twilio
-// took to answer (0: no answer). It never panics.
-func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispatcher.Result, took time.Duration) {
+// sendOne sends m and classifies the outcome. It never panics.
+func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispatcher.Result) {
 	if m == nil || m.Recipient == nil || m.Recipient.Phone == "" {
-		return dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoPhone), errors.New("sms: the recipient has no phone number"))}, 0
+		return dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoPhone), errors.New("sms: the recipient has no phone number"))}
 	}
 	to := m.Recipient.Phone
 	defer func() {
@@ -489,7 +492,7 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return notSent(err), 0
+		return notSent(err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -512,18 +515,13 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 	}
 
 	var ex exchange
-	sent := s.clock.Now()
 	msg, err := s.service(rctx, &ex).CreateMessage(params)
-	if ex.status != 0 {
-		// Twilio answered: how long that took sizes the window.
-		took = s.clock.Now().Sub(sent)
-	}
 	if err == nil && ex.status >= 200 && ex.status < 300 {
 		sid := ""
 		if msg != nil && msg.Sid != nil {
 			sid = *msg.Sid
 		}
-		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: sid}, took
+		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: sid}
 	}
 	if ex.status >= 200 && ex.status < 300 {
 		// Twilio accepted the message but its answer could not be read: it
@@ -531,7 +529,7 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		// status callback, which carries the delivery id, brings it.
 		s.log.Warn("sms: Twilio accepted a message but its answer was unreadable",
 			"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "to", MaskPhone(to), "http_status", ex.status, "err", err)
-		return dispatcher.Result{Status: dispatcher.StatusSent}, took
+		return dispatcher.Result{Status: dispatcher.StatusSent}
 	}
 	if err == nil {
 		// Neither an error nor a 2xx: a 3xx, which twilio-go lets through.
@@ -539,11 +537,11 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && ex.status == 0 {
 		// Cut off by the caller: the fate of the request is unknown.
-		return notSent(fmt.Errorf("%w (%w)", ctxErr, maskErr(err, to))), took
+		return notSent(fmt.Errorf("%w (%w)", ctxErr, maskErr(err, to)))
 	}
 	cerr := classify(ex.status, ex.header, err, to, s.clock.Now())
 	s.logFailure(m, to, ex.status, cerr)
-	return dispatcher.Result{Err: cerr}, took
+	return dispatcher.Result{Err: cerr}
 }
 
 func (s *Sender) logFailure(m *dispatcher.Message, to string, status int, err error) {

@@ -40,8 +40,9 @@ const latencyWeight = 1.0 / 16
 // unknown; the request to Twilio is only part of that time. The window's
 // size follows the running means of both times, so that neither the
 // journal's writes nor Twilio's latency eat into the requests in flight:
-// at least least requests (least × slot time / request time slots), and,
-// with a rate, Window(rate, slot time) slots, never more than most.
+// on average least requests at least (least × slot time / request time
+// slots, rounded down), and, with a rate, Window(rate, slot time) slots;
+// never more than most.
 // Waiters are served in order.
 type window struct {
 	rate        dispatcher.Rate
@@ -70,7 +71,8 @@ func windowSize(rate dispatcher.Rate, request, slot time.Duration, least, most i
 	most = max(most, least)
 	n := least
 	if request > 0 && slot > request {
-		n = int(math.Ceil(float64(least) * float64(slot) / float64(request)))
+		// Rounded down: on average at most least requests in flight.
+		n = int(float64(least) * float64(slot) / float64(request))
 	}
 	n = min(n, most)
 	return max(n, Window(rate, slot, least, most))
@@ -127,8 +129,8 @@ func (w *window) release() {
 	w.wake()
 }
 
-// observe folds one request's round trip (request, 0 when Twilio did not
-// answer) and its slot's whole time into the running means, and resizes
+// observe folds one request's time (request, sendOne's: twilio-go and
+// the round trip; 0: none made) and its slot's whole time into the running means, and resizes
 // the window to them.
 func (w *window) observe(request, slot time.Duration) {
 	w.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -71,7 +72,7 @@ type e2eRound struct {
 	over      int           // one-second windows above the rate
 	// CPU time per SMS: this process's (the stand-in's included) during
 	// the ceiling, this process's and Redis's end to end.
-	ceilingCPU, e2eCPU time.Duration
+	ceilingCPU, e2eCPU, e2eRedisCPU time.Duration
 }
 
 func (o e2eOptions) perSecond(d time.Duration) float64 { return float64(o.n) / d.Seconds() }
@@ -100,7 +101,11 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 	}
 	fmt.Fprintf(w, "tocsin bench --e2e: %d SMS, built-in Twilio stand-in answering in %v, %s, worker concurrency %d, batches of %d, Redis %s at %s\n",
 		o.n, o.latency, limit, o.conc, o.batch, redisVersion(ctx, rdb), addr)
-	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if os.Getenv("TOCSIN_BENCH_SECONDS") != "" {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
 	var rounds []e2eRound
 	for round := 1; round <= o.rounds; round++ {
 		var r e2eRound
@@ -127,8 +132,8 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 // line is one round's figures.
 func (o e2eOptions) line(r e2eRound) string {
 	c, e := o.perSecond(r.ceiling), o.perSecond(r.e2e)
-	s := fmt.Sprintf("raw HTTP ceiling %.0f/s (%d in flight, %.2f s, CPU %v/SMS); end to end %.0f/s (%.2f s from the incident to the broadcast done, %.2f s to the last request, CPU %v/SMS with Redis's); ratio %.3f",
-		c, r.ceilingW, r.ceiling.Seconds(), r.ceilingCPU.Round(time.Microsecond), e, r.e2e.Seconds(), r.openToEnd.Seconds(), r.e2eCPU.Round(time.Microsecond), e/c)
+	s := fmt.Sprintf("raw HTTP ceiling %.0f/s (%d in flight, %.2f s, CPU %v/SMS); end to end %.0f/s (%.2f s from the incident to the broadcast done, first request after %.2f s, last after %.2f s, CPU %v/SMS, Redis's %v of it); ratio %.3f",
+		c, r.ceilingW, r.ceiling.Seconds(), r.ceilingCPU.Round(time.Microsecond), e, r.e2e.Seconds(), (r.openToEnd - r.span).Seconds(), r.openToEnd.Seconds(), r.e2eCPU.Round(time.Microsecond), r.e2eRedisCPU.Round(time.Microsecond), e/c)
 	if !o.rate.IsZero() {
 		s += fmt.Sprintf("; rate used %.1f%% of %v (%.1f%% of what the ceiling allows); largest 1-s window %d, windows over %d: %d",
 			100*o.rateUse(r), o.rate, 100*o.allowedUse(r), r.window, o.rate.N, r.over)
@@ -269,7 +274,8 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 		}
 	}
 	r.e2e = time.Since(start)
-	r.e2eCPU = (processCPU() - cpu0 + redisCPU(ctx, rdb) - rcpu0) / time.Duration(o.n)
+	r.e2eRedisCPU = (redisCPU(ctx, rdb) - rcpu0) / time.Duration(o.n)
+	r.e2eCPU = (processCPU()-cpu0)/time.Duration(o.n) + r.e2eRedisCPU
 	times := stand.arrivals()
 	if len(times) != o.n {
 		return fmt.Errorf("the stand-in accepted %d SMS, want %d", len(times), o.n)
@@ -279,6 +285,16 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 	}
 	r.span = times[len(times)-1].Sub(times[0])
 	r.openToEnd = times[len(times)-1].Sub(start)
+	if os.Getenv("TOCSIN_BENCH_SECONDS") != "" {
+		// A debugging aid: requests per second of the run.
+		per := map[int]int{}
+		for _, t := range times {
+			per[int(t.Sub(start)/time.Second)]++
+		}
+		for s := range int(r.openToEnd/time.Second) + 1 {
+			fmt.Fprintf(os.Stderr, "second %d: %d\n", s, per[s])
+		}
+	}
 	if !o.rate.IsZero() {
 		r.window, _ = windows(times, o.rate)
 		r.over = overWindows(times, o.rate)

@@ -153,10 +153,3 @@ func (w *window) wake() {
 		w.waiters = w.waiters[1:]
 	}
 }
-
-// snapshot returns the window's size and the slots held.
-func (w *window) snapshot() (size, used int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.size, w.used
-}

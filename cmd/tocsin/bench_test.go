@@ -173,7 +173,7 @@ func TestBenchE2E(t *testing.T) {
 	}
 	out := bench()
 	mustContain(t, "bench --e2e output", out, "tocsin bench --e2e: 60 SMS, built-in Twilio stand-in", "no rate limit",
-		"round 1: raw HTTP ceiling", "round 2: raw HTTP ceiling", "(32 in flight", "median of 2 rounds")
+		"round 1: raw HTTP ceiling", "round 2: raw HTTP ceiling", "(32 in flight", " connections, CPU ", "median of 2 rounds")
 	checkE2ERatios(t, out)
 
 	out = bench("--e2e-rate", "200/s", "--provider-latency", "2ms")

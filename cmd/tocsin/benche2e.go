@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -73,6 +74,8 @@ type e2eRound struct {
 	// CPU time per SMS: this process's (the stand-in's included) during
 	// the ceiling, this process's and Redis's end to end.
 	ceilingCPU, e2eCPU, e2eRedisCPU time.Duration
+	// Connections the stand-in accepted: keep-alive reuses them.
+	ceilingConns, e2eConns int64
 }
 
 func (o e2eOptions) perSecond(d time.Duration) float64 { return float64(o.n) / d.Seconds() }
@@ -118,6 +121,7 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 			return fmt.Errorf("round %d, raw ceiling: %w", round, err)
 		}
 		r.ceilingCPU = (processCPU() - cpu0) / time.Duration(o.n)
+		r.ceilingConns = stand.conns.Load()
 		stand.reset()
 		if err := e2eBroadcast(ctx, rdb, addr, db, o, cfg, stand, logger, &r); err != nil {
 			return fmt.Errorf("round %d, end to end: %w", round, err)
@@ -132,8 +136,8 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 // line is one round's figures.
 func (o e2eOptions) line(r e2eRound) string {
 	c, e := o.perSecond(r.ceiling), o.perSecond(r.e2e)
-	s := fmt.Sprintf("raw HTTP ceiling %.0f/s (%d in flight, %.2f s, CPU %v/SMS); end to end %.0f/s (%.2f s from the incident to the broadcast done, first request after %.2f s, last after %.2f s, CPU %v/SMS, Redis's %v of it); ratio %.3f",
-		c, r.ceilingW, r.ceiling.Seconds(), r.ceilingCPU.Round(time.Microsecond), e, r.e2e.Seconds(), (r.openToEnd - r.span).Seconds(), r.openToEnd.Seconds(), r.e2eCPU.Round(time.Microsecond), r.e2eRedisCPU.Round(time.Microsecond), e/c)
+	s := fmt.Sprintf("raw HTTP ceiling %.0f/s (%d in flight, %.2f s, %d connections, CPU %v/SMS); end to end %.0f/s (%.2f s from the incident to the broadcast done, first request after %.2f s, last after %.2f s, %d connections, CPU %v/SMS, Redis's %v of it); ratio %.3f",
+		c, r.ceilingW, r.ceiling.Seconds(), r.ceilingConns, r.ceilingCPU.Round(time.Microsecond), e, r.e2e.Seconds(), (r.openToEnd - r.span).Seconds(), r.openToEnd.Seconds(), r.e2eConns, r.e2eCPU.Round(time.Microsecond), r.e2eRedisCPU.Round(time.Microsecond), e/c)
 	if !o.rate.IsZero() {
 		s += fmt.Sprintf("; rate used %.1f%% of %v (%.1f%% of what the ceiling allows); largest 1-s window %d, windows over %d: %d",
 			100*o.rateUse(r), o.rate, 100*o.allowedUse(r), r.window, o.rate.N, r.over)
@@ -276,6 +280,7 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 	r.e2e = time.Since(start)
 	r.e2eRedisCPU = (redisCPU(ctx, rdb) - rcpu0) / time.Duration(o.n)
 	r.e2eCPU = (processCPU()-cpu0)/time.Duration(o.n) + r.e2eRedisCPU
+	r.e2eConns = stand.conns.Load()
 	times := stand.arrivals()
 	if len(times) != o.n {
 		return fmt.Errorf("the stand-in accepted %d SMS, want %d", len(times), o.n)
@@ -430,6 +435,8 @@ type standIn struct {
 	latency    time.Duration
 	path       string
 
+	conns atomic.Int64 // connections opened since reset
+
 	mu    sync.Mutex
 	times []time.Time
 	bad   []error
@@ -439,11 +446,18 @@ var e164 = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
 
 func newStandIn(sid, token string, latency time.Duration) *standIn {
 	s := &standIn{sid: sid, token: token, latency: latency, path: "/2010-04-01/Accounts/" + sid + "/Messages.json"}
-	s.Server = httptest.NewServer(s)
+	s.Server = httptest.NewUnstartedServer(s)
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.Start()
 	return s
 }
 
 func (s *standIn) reset() {
+	s.conns.Store(0)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.times, s.bad = s.times[:0], nil

@@ -454,19 +454,16 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		}
 		wg.Go(func() {
 			// The slot is held from the mark (Handing) to the record
-			// (Done); the window is sized from that time and the request's.
+			// (Done); with a rate, the window is sized from that time.
 			start := s.clock.Now()
-			var request time.Duration
 			defer func() {
-				win.observe(request, s.clock.Now().Sub(start))
+				win.observe(s.clock.Now().Sub(start))
 				win.release()
 			}()
 			if err := dispatcher.Handing(ctx, i); err != nil {
 				res[i] = dispatcher.NotHanded(err)
 			} else {
-				sent := s.clock.Now()
 				res[i] = s.sendOne(ctx, m)
-				request = s.clock.Now().Sub(sent)
 			}
 			dispatcher.Done(ctx, i, res[i])
 		})

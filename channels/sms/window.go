@@ -29,21 +29,19 @@ func Window(rate dispatcher.Rate, latency time.Duration, least, most int) int {
 	return min(max(int(math.Ceil(need))+1, least), most)
 }
 
-// latencyWeight is the weight of one observation in the running means
-// of a window: the last 16 or so count.
+// latencyWeight is the weight of one observation in the running mean of
+// a window's slot time: the last 16 or so count.
 const latencyWeight = 1.0 / 16
 
 // window is a Sender's in-flight limit: a counting semaphore of slots. A
 // slot is held from before a message is marked handed over (the
 // dispatcher's journal, dispatcher.Handing) until its outcome is on record
-// (dispatcher.Done), so the window bounds what a killed worker leaves
-// unknown; the request to Twilio is only part of that time. The window's
-// size follows the running means of both times, so that neither the
-// journal's writes nor Twilio's latency eat into the requests in flight:
-// on average least requests at least (least × slot time / request time
-// slots, rounded down), and, with a rate, Window(rate, slot time) slots;
-// never more than most.
-// Waiters are served in order.
+// (dispatcher.Done), so the window bounds what a killed worker leaves in
+// doubt (handed over, not recorded); the request to Twilio is most of that
+// time. With a rate, the window's size follows Window at the running mean
+// of a slot's time, so that Twilio's latency does not hold the rate back;
+// without one, or while the rate needs fewer, it is least. It never
+// exceeds most. Waiters are served in order.
 type window struct {
 	rate        dispatcher.Rate
 	least, most int
@@ -51,31 +49,8 @@ type window struct {
 	mu      sync.Mutex
 	size    int           // the limit now
 	used    int           // slots held
-	request time.Duration // running mean of Twilio's answers, 0: none yet
 	slot    time.Duration // running mean of a slot's time, 0: none yet
 	waiters []chan struct{}
-}
-
-// mean folds d into the running mean m.
-func mean(m, d time.Duration) time.Duration {
-	if m == 0 {
-		return d
-	}
-	return m + time.Duration(latencyWeight*float64(d-m))
-}
-
-// windowSize is the size of a window of least to most slots at rate, for
-// requests that take request and slots held for slot: enough slots for
-// least requests in flight, and for rate (Window), at most most.
-func windowSize(rate dispatcher.Rate, request, slot time.Duration, least, most int) int {
-	most = max(most, least)
-	n := least
-	if request > 0 && slot > request {
-		// Rounded down: on average at most least requests in flight.
-		n = int(float64(least) * float64(slot) / float64(request))
-	}
-	n = min(n, most)
-	return max(n, Window(rate, slot, least, most))
 }
 
 func newWindow(rate dispatcher.Rate, least, most int) *window {
@@ -129,19 +104,20 @@ func (w *window) release() {
 	w.wake()
 }
 
-// observe folds one request's time (request, sendOne's: twilio-go and
-// the round trip; 0: none made) and its slot's whole time into the running means, and resizes
-// the window to them.
-func (w *window) observe(request, slot time.Duration) {
+// observe folds one slot's time, from its mark to its record, into the
+// running mean and resizes the window to it.
+func (w *window) observe(slot time.Duration) {
+	if w.rate.IsZero() || slot <= 0 {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if request > 0 {
-		w.request = mean(w.request, request)
+	if w.slot == 0 {
+		w.slot = slot
+	} else {
+		w.slot += time.Duration(latencyWeight * float64(slot-w.slot))
 	}
-	if slot > 0 {
-		w.slot = mean(w.slot, slot)
-	}
-	w.size = windowSize(w.rate, w.request, w.slot, w.least, w.most)
+	w.size = Window(w.rate, w.slot, w.least, w.most)
 	w.wake()
 }
 

@@ -33,26 +33,27 @@ func TestWindow(t *testing.T) {
 	}
 }
 
-func TestWindowSize(t *testing.T) {
+// TestWindowObserve: without a rate the window stays at its least however
+// slow the answers; with one it follows Window at the running mean of the
+// slots' time, from the first observation on.
+func TestWindowObserve(t *testing.T) {
 	t.Parallel()
-	ms := time.Millisecond
-	for _, tc := range []struct {
-		name             string
-		rate             dispatcher.Rate
-		request, slot    time.Duration
-		least, most, out int
-	}{
-		{"nothing observed", dispatcher.Rate{}, 0, 0, 32, 512, 32},
-		{"no journal: the slot is the request", dispatcher.Rate{}, 2 * ms, 2 * ms, 32, 512, 32},
-		{"the journal's writes take two thirds of a slot", dispatcher.Rate{}, 1 * ms, 3 * ms, 32, 512, 96},
-		{"rounded down", dispatcher.Rate{}, 3 * ms, 4 * ms, 3, 512, 4},
-		{"capped", dispatcher.Rate{}, 1 * ms, 100 * ms, 32, 512, 512},
-		{"a rate needs more", dispatcher.Rate{N: 1000, Per: time.Second}, 100 * ms, 102 * ms, 32, 512, 129},
-		{"the requests need more than the rate", dispatcher.Rate{N: 100, Per: time.Second}, 1 * ms, 3 * ms, 32, 512, 96},
-	} {
-		if got := windowSize(tc.rate, tc.request, tc.slot, tc.least, tc.most); got != tc.out {
-			t.Errorf("%s: windowSize(%v, %v, %v, %d, %d) = %d, want %d", tc.name, tc.rate, tc.request, tc.slot, tc.least, tc.most, got, tc.out)
-		}
+	w := newWindow(dispatcher.Rate{}, 32, 512)
+	w.observe(time.Second)
+	if size, _, _ := w.state(); size != 32 {
+		t.Errorf("no rate, 1s slots: size %d, want 32", size)
+	}
+	w = newWindow(dispatcher.Rate{N: 1000, Per: time.Second}, 32, 512)
+	w.observe(100 * time.Millisecond)
+	if size, _, _ := w.state(); size != 126 {
+		t.Errorf("1000/s, 100ms slots: size %d, want 126", size)
+	}
+	// Faster answers shrink it, by a sixteenth of the difference each.
+	for range 200 {
+		w.observe(time.Millisecond)
+	}
+	if size, _, _ := w.state(); size != 32 {
+		t.Errorf("1000/s after many 1ms slots: size %d, want the least, 32", size)
 	}
 }
 
@@ -78,19 +79,24 @@ func TestWindowGrowsAndServesInOrder(t *testing.T) {
 		}()
 	}
 	waitFor(t, func() bool { _, _, n := w.state(); return n == 3 })
-	// 100/s at 100ms: Window = 14 slots, room for all three, in order.
-	w.observe(100*time.Millisecond, 100*time.Millisecond)
-	for want := range 3 {
+	// A slot given back goes to the first waiter.
+	for want := range 2 {
+		w.release()
 		if i := <-got; i != want {
-			t.Fatalf("waiter %d served in place %d", i, want)
+			t.Fatalf("a slot given back went to waiter %d, want %d", i, want)
 		}
 	}
-	if size, used, _ := w.state(); size != 14 || used != 5 {
-		t.Errorf("size %d, used %d; want 14 and 5", size, used)
+	// 100/s at 100ms: Window = 14 slots, room for the last waiter.
+	w.observe(100 * time.Millisecond)
+	if i := <-got; i != 2 {
+		t.Fatalf("the grown window served waiter %d, want 2", i)
+	}
+	if size, used, _ := w.state(); size != 14 || used != 3 {
+		t.Errorf("size %d, used %d; want 14 and 3", size, used)
 	}
 
 	// Full again: a waiter whose context ends gives up its place.
-	for range 9 {
+	for range 11 {
 		if err := w.acquire(ctx); err != nil {
 			t.Fatal(err)
 		}

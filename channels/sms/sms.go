@@ -4,9 +4,11 @@
 // One Message becomes one Create Message request (POST
 // /2010-04-01/Accounts/{AccountSid}/Messages.json) with To, Body, From or
 // MessagingServiceSid, and, when configured, StatusCallback and
-// ValidityPeriod. A Sender keeps at most Config.Concurrency requests in
-// flight, whatever the number of batches sending through it at once. The package never retries: it classifies each failure (see
-// Sender.Send) and the dispatcher decides.
+// ValidityPeriod. A Sender keeps a window of requests in flight, whatever
+// the number of batches sending through it at once: Config.Concurrency,
+// grown with Config.Rate to rate × the time a request's slot takes (see
+// Window), at most Config.MaxConcurrency. The package never retries: it
+// classifies each failure (see Sender.Send) and the dispatcher decides.
 //
 // # twilio-go and contexts
 //
@@ -422,7 +424,7 @@ func (s *Sender) service(ctx context.Context, ex *exchange) messageCreator {
 	return api.NewApiService(&client.RequestHandler{Client: c})
 }
 
-// Send sends one SMS per message, up to Concurrency at a time, and returns
+// Send sends one SMS per message, up to the window at a time, and returns
 // one Result per message, in order. A message Twilio accepted is
 // StatusSent with ProviderID set to its SID (SM…). Failures are classified:
 //

@@ -79,6 +79,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	provLatency := fs.Duration("provider-latency", 0, "how long the stand-in takes to answer each request (--e2e only)")
 	inFlight := fs.Int("in-flight", 0, "the SMS channel's least window of requests in flight, 0: its default (--e2e only)")
 	maxInFlight := fs.Int("max-in-flight", 0, "the SMS channel's largest window (channels.sms.twilio.max_in_flight), 0: its default (--e2e only)")
+	verbose := fs.Bool("verbose", false, "log at debug level to standard error (the rate pacer's tokens missed, among others) and print the stand-in's requests per second (--e2e only)")
 	if _, err := fs.parse(args, 0, ""); err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	var e2eOpts e2eOptions
 	if *e2e {
-		o, err := parseE2E(*n, *conc, *batch, *rounds, *e2eRate, *provLatency, *inFlight, *maxInFlight)
+		o, err := parseE2E(*n, *conc, *batch, *rounds, *e2eRate, *provLatency, *inFlight, *maxInFlight, *verbose)
 		if err != nil {
 			return usageError{err}
 		}

@@ -161,7 +161,7 @@ func TestBenchCrowd(t *testing.T) {
 func TestBenchE2E(t *testing.T) {
 	t.Parallel()
 	_, opts := redistest.New(t)
-	bench := func(extra ...string) string {
+	bench := func(extra ...string) (string, string) {
 		t.Helper()
 		args := append([]string{"bench", "--e2e", "--redis", opts.Addr, "--db", strconv.Itoa(opts.DB), "--recipients", "60",
 			"--concurrency", "2", "--batch", "25", "--rounds", "2"}, extra...)
@@ -169,14 +169,15 @@ func TestBenchE2E(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("tocsin %s exited %d; stdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
 		}
-		return stdout
+		return stdout, stderr
 	}
-	out := bench()
+	out, _ := bench()
 	mustContain(t, "bench --e2e output", out, "tocsin bench --e2e: 60 SMS, built-in Twilio stand-in", "no rate limit",
 		"round 1: raw HTTP ceiling", "round 2: raw HTTP ceiling", "(32 in flight", " connections, CPU ", "median of 2 rounds")
 	checkE2ERatios(t, out)
 
-	out = bench("--e2e-rate", "200/s", "--provider-latency", "2ms")
+	out, logs := bench("--e2e-rate", "200/s", "--provider-latency", "2ms", "--verbose")
+	mustContain(t, "bench --e2e --verbose log", logs, "second 0: ")
 	mustContain(t, "bench --e2e --e2e-rate output", out, "rate 200/s", "answering in 2ms", "rate used", "largest 1-s window",
 		"rate use:", "of 200/s over the whole broadcast", "windows over the limit:")
 	checkE2ERatios(t, out)

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -42,11 +41,14 @@ type e2eOptions struct {
 	// (sms.Config.Concurrency; 0: its default); maxInFlight its largest
 	// (sms.Config.MaxConcurrency; 0: its default).
 	inFlight, maxInFlight int
+	// verbose logs at debug level (the pacer's tokens missed, among
+	// others) and prints the requests of each second.
+	verbose bool
 }
 
 // parseE2E checks the flags of `bench --e2e`.
-func parseE2E(n, conc, batch, rounds int, rate string, latency time.Duration, inFlight, maxInFlight int) (e2eOptions, error) {
-	o := e2eOptions{n: n, conc: conc, batch: batch, rounds: rounds, latency: latency, inFlight: inFlight, maxInFlight: maxInFlight}
+func parseE2E(n, conc, batch, rounds int, rate string, latency time.Duration, inFlight, maxInFlight int, verbose bool) (e2eOptions, error) {
+	o := e2eOptions{n: n, conc: conc, batch: batch, rounds: rounds, latency: latency, inFlight: inFlight, maxInFlight: maxInFlight, verbose: verbose}
 	r, err := dispatcher.ParseRate(rate)
 	switch {
 	case err != nil:
@@ -105,7 +107,7 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 	fmt.Fprintf(w, "tocsin bench --e2e: %d SMS, built-in Twilio stand-in answering in %v, %s, worker concurrency %d, batches of %d, Redis %s at %s\n",
 		o.n, o.latency, limit, o.conc, o.batch, redisVersion(ctx, rdb), addr)
 	level := slog.LevelWarn
-	if os.Getenv("TOCSIN_BENCH_SECONDS") != "" {
+	if o.verbose {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
@@ -123,7 +125,7 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 		r.ceilingCPU = (processCPU() - cpu0) / time.Duration(o.n)
 		r.ceilingConns = stand.conns.Load()
 		stand.reset()
-		if err := e2eBroadcast(ctx, rdb, addr, db, o, cfg, stand, logger, &r); err != nil {
+		if err := e2eBroadcast(ctx, rdb, addr, db, o, cfg, stand, logger, logw, &r); err != nil {
 			return fmt.Errorf("round %d, end to end: %w", round, err)
 		}
 		rounds = append(rounds, r)
@@ -226,7 +228,7 @@ func e2eConfig(o e2eOptions, standIn string) (config.Config, error) {
 // e2eBroadcast seeds n SMS recipients, wires Tocsin with the SMS channel
 // at the stand-in as serve does, opens an incident for all of them and
 // waits until its broadcast is done; it fills in r's end-to-end figures.
-func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o e2eOptions, cfg config.Config, stand *standIn, logger *slog.Logger, r *e2eRound) error {
+func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o e2eOptions, cfg config.Config, stand *standIn, logger *slog.Logger, logw io.Writer, r *e2eRound) error {
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		return err
 	}
@@ -290,14 +292,14 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 	}
 	r.span = times[len(times)-1].Sub(times[0])
 	r.openToEnd = times[len(times)-1].Sub(start)
-	if os.Getenv("TOCSIN_BENCH_SECONDS") != "" {
-		// A debugging aid: requests per second of the run.
+	if o.verbose {
+		// Requests per second of the run, from the incident on.
 		per := map[int]int{}
 		for _, t := range times {
 			per[int(t.Sub(start)/time.Second)]++
 		}
 		for s := range int(r.openToEnd/time.Second) + 1 {
-			fmt.Fprintf(os.Stderr, "second %d: %d\n", s, per[s])
+			fmt.Fprintf(logw, "second %d: %d requests\n", s, per[s])
 		}
 	}
 	if !o.rate.IsZero() {

@@ -106,6 +106,7 @@ channels:
       base_url: "https://api.dublin.ie1.twilio.com"
       timeout: 5s
       validity_period: 1h
+      max_in_flight: 200
   email:
     smtp:
       host: "smtp.example.com"
@@ -134,6 +135,7 @@ channels:
 			BaseURL:             "https://api.dublin.ie1.twilio.com",
 			Timeout:             5 * time.Second,
 			ValidityPeriod:      time.Hour,
+			MaxConcurrency:      200,
 		}, MaxSegments: 2},
 		Email: Email{SMTP: SMTP{
 			Host:     "smtp.example.com",
@@ -187,6 +189,7 @@ channels:
 		"TOCSIN_TWILIO_BASE_URL":              "http://127.0.0.1:8999",
 		"TOCSIN_TWILIO_TIMEOUT":               "2s",
 		"TOCSIN_TWILIO_VALIDITY_PERIOD":       "10h",
+		"TOCSIN_TWILIO_MAX_IN_FLIGHT":         "300",
 		"TOCSIN_SMTP_HOST":                    "localhost",
 		"TOCSIN_SMTP_PORT":                    " 2525 ",
 		"TOCSIN_SMTP_USERNAME":                "relay-user",
@@ -212,6 +215,7 @@ channels:
 			BaseURL:             "http://127.0.0.1:8999",
 			Timeout:             2 * time.Second,
 			ValidityPeriod:      10 * time.Hour,
+			MaxConcurrency:      300,
 		}, MaxSegments: 2},
 		Email: Email{SMTP: SMTP{
 			Host:     "localhost",
@@ -406,6 +410,7 @@ func TestValidateChannels(t *testing.T) {
 		{"base url with query", twilio(func(t *Twilio) { t.BaseURL = "https://api.twilio.com/?region=ie1" }), tw + ".base_url: must not have a query"},
 		{"base url with credentials", twilio(func(t *Twilio) { t.BaseURL = "https://AC:" + testAuthToken + "@api.twilio.com" }), tw + ".base_url: must not contain credentials"},
 		{"twilio timeout 0: the default", twilio(func(t *Twilio) { t.Timeout = 0 }), ""},
+		{"twilio max_in_flight over 10000", twilio(func(t *Twilio) { t.MaxConcurrency = 10001 }), tw + ".max_in_flight: must be from 0 (512) to 10000, got 10001"},
 		{"twilio timeout negative", twilio(func(t *Twilio) { t.Timeout = -time.Second }), tw + ".timeout: must not be negative (0: 10s), got -1s"},
 
 		{"validity 1s", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = time.Second }), ""},

@@ -375,7 +375,7 @@ func Default() Config {
 		Messages: Messages{Industry: locales.DefaultIndustry},
 		Channels: Channels{
 			SMS: SMS{
-				Twilio:      Twilio{BaseURL: sms.DefaultBaseURL, Timeout: sms.DefaultTimeout},
+				Twilio:      Twilio{BaseURL: sms.DefaultBaseURL, Timeout: sms.DefaultTimeout, MaxConcurrency: sms.DefaultMaxConcurrency},
 				Rate:        "10/s",
 				MaxSegments: locales.SMSBudget,
 			},

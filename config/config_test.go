@@ -67,7 +67,7 @@ func TestDefault(t *testing.T) {
 		Outbox:   Outbox{Cap: 10000},
 		Messages: Messages{Industry: "payments"},
 		Channels: Channels{
-			SMS:   SMS{Twilio: Twilio{BaseURL: "https://api.twilio.com", Timeout: 10 * time.Second}, Rate: "10/s", MaxSegments: 2},
+			SMS:   SMS{Twilio: Twilio{BaseURL: "https://api.twilio.com", Timeout: 10 * time.Second, MaxConcurrency: 512}, Rate: "10/s", MaxSegments: 2},
 			Email: Email{SMTP: SMTP{Port: 587, TLS: "starttls", PoolSize: 4, Timeout: 15 * time.Second}, Rate: "50/s"},
 			Push: Push{
 				FCM:  FCM{Endpoint: "https://fcm.googleapis.com"},
@@ -920,7 +920,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 111; len(paths) != want {
+	if want := 112; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

@@ -4,6 +4,8 @@
 # Usage: scripts/bench.sh [RECIPIENTS] [BENCH FLAGS...]   (default 100000)
 #        scripts/bench.sh [RECIPIENTS] --crowd N [--rounds R]   (the page read during the broadcast)
 #        scripts/bench.sh --rates [--sms N] [--sms-rate R] [--workers N]
+#        scripts/bench.sh [RECIPIENTS] --e2e [--rounds R] [--e2e-rate R] [--provider-latency D]
+#                                  (the raw HTTP ceiling and end to end through the SMS channel)
 # With BENCH_AGAINST=REV (a commit), it builds REV's tocsin and this tree's,
 # and runs the two in turn BENCH_ROUNDS times (default 3) on the same
 # server: a before/after figure measured side by side.

@@ -4,9 +4,11 @@
 // One Message becomes one Create Message request (POST
 // /2010-04-01/Accounts/{AccountSid}/Messages.json) with To, Body, From or
 // MessagingServiceSid, and, when configured, StatusCallback and
-// ValidityPeriod. A Sender keeps at most Config.Concurrency requests in
-// flight, whatever the number of batches sending through it at once. The package never retries: it classifies each failure (see
-// Sender.Send) and the dispatcher decides.
+// ValidityPeriod. A Sender keeps a window of requests in flight, whatever
+// the number of batches sending through it at once: Config.Concurrency,
+// grown with Config.Rate to rate × the time a request's slot takes (see
+// Window), at most Config.MaxConcurrency. The package never retries: it
+// classifies each failure (see Sender.Send) and the dispatcher decides.
 //
 // # twilio-go and contexts
 //
@@ -61,6 +63,8 @@ const (
 	DefaultBaseURL     = "https://api.twilio.com"
 	DefaultTimeout     = 10 * time.Second
 	DefaultConcurrency = 32
+	// DefaultMaxConcurrency is Config.MaxConcurrency's default.
+	DefaultMaxConcurrency = 512
 	// MaxValidityPeriod is the longest ValidityPeriod Twilio accepts
 	// (36,000 s): a message waits in Twilio's queue at most 10 hours.
 	MaxValidityPeriod = 10 * time.Hour
@@ -120,16 +124,25 @@ type Config struct {
 	// queued at the carrier during the outage is dropped after, say, 30
 	// minutes rather than arriving after the resolution. Each 1s..10h.
 	ValidityByState map[string]time.Duration `yaml:"validity_by_state"`
-	// Concurrency is the number of requests the Sender keeps in flight, all
-	// its Send calls together (a worker runs several batches at once).
-	// Default 32. It bounds what a worker killed mid-send may send twice:
-	// only requests in flight have no recorded answer. Twilio limits
-	// concurrent REST requests per account (error 20429): several worker
-	// processes multiply it.
+	// Concurrency is the least number of requests the Sender keeps in
+	// flight, all its Send calls together (a worker runs several batches at
+	// once): its window. Default 32. With a Rate, the window grows to what
+	// the rate needs at the latency Twilio answers with (see Window), up
+	// to MaxConcurrency. The window bounds what a worker killed mid-send
+	// leaves unknown: only requests in flight have no recorded answer.
 	Concurrency int `yaml:"-"`
+	// MaxConcurrency is the largest window: Twilio limits concurrent REST
+	// requests per account (error 20429), and several worker processes
+	// multiply each one's window. Default 512 (never below Concurrency).
+	MaxConcurrency int `yaml:"max_in_flight"`
+	// Rate is the rate the channel is paced at (channels.sms.rate), so
+	// that the window is sized from rate × latency; the zero Rate keeps
+	// the window at Concurrency.
+	Rate dispatcher.Rate `yaml:"-"`
 	// HTTPClient supplies the transport (connection pool, proxy, TLS); only
 	// its Transport is used. Default: a transport of its own keeping up to
-	// 2×Concurrency idle connections.
+	// MaxConcurrency connections to Twilio, idle ones included, so that
+	// every request of a full window reuses one (HTTP/1.1 keep-alive).
 	HTTPClient *http.Client `yaml:"-"`
 	// Logger receives one record per failed message (masked number, delivery
 	// and broadcast ids, Twilio code). Default slog.Default().
@@ -155,6 +168,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("timeout", c.Timeout),
 		slog.Duration("validity_period", c.ValidityPeriod),
 		slog.Int("concurrency", c.Concurrency),
+		slog.Int("max_in_flight", c.MaxConcurrency),
 	)
 }
 
@@ -248,6 +262,9 @@ func (c Config) ValidateNamed(name func(field string) string) error {
 	if c.Concurrency < 0 {
 		bad("Concurrency", "must not be negative (0: %d), got %d", DefaultConcurrency, c.Concurrency)
 	}
+	if c.MaxConcurrency < 0 || c.MaxConcurrency > MaxWindow {
+		bad("MaxConcurrency", "must be from 0 (%d) to %d, got %d", DefaultMaxConcurrency, MaxWindow, c.MaxConcurrency)
+	}
 	if c.ValidityPeriod < 0 || c.ValidityPeriod > MaxValidityPeriod {
 		bad("ValidityPeriod", "must be from 0 (Twilio's default) to 10h (36000 s, Twilio's maximum), got %v", c.ValidityPeriod)
 	}
@@ -303,8 +320,7 @@ type Sender struct {
 	validityBy     map[string]int // by the update's state, seconds
 	statusCallback func(deliveryID string) string
 	timeout        time.Duration
-	concurrency    int
-	sem            chan struct{} // requests in flight, across Send calls
+	window         *window // requests in flight, across Send calls
 	base           *url.URL
 	transport      http.RoundTripper
 	log            *slog.Logger
@@ -330,6 +346,10 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
 	}
+	if cfg.MaxConcurrency == 0 {
+		cfg.MaxConcurrency = DefaultMaxConcurrency
+	}
+	cfg.MaxConcurrency = max(cfg.MaxConcurrency, cfg.Concurrency)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -345,7 +365,12 @@ func New(cfg Config) (*Sender, error) {
 		rt = cfg.HTTPClient.Transport
 	} else {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 2 * cfg.Concurrency
+		// One keep-alive connection per request of the largest window:
+		// a window wider than the idle pool would open (and close) a
+		// connection per request beyond it.
+		t.MaxIdleConns = max(t.MaxIdleConns, cfg.MaxConcurrency)
+		t.MaxIdleConnsPerHost = cfg.MaxConcurrency
+		t.MaxConnsPerHost = cfg.MaxConcurrency
 		rt = t
 	}
 	seconds := func(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
@@ -366,8 +391,7 @@ func New(cfg Config) (*Sender, error) {
 		validityBy:     validityBy,
 		statusCallback: cfg.StatusCallback,
 		timeout:        cfg.Timeout,
-		concurrency:    cfg.Concurrency,
-		sem:            make(chan struct{}, cfg.Concurrency),
+		window:         newWindow(cfg.Rate, cfg.Concurrency, cfg.MaxConcurrency),
 		base:           base,
 		transport:      rt,
 		log:            cfg.Logger,
@@ -400,7 +424,7 @@ func (s *Sender) service(ctx context.Context, ex *exchange) messageCreator {
 	return api.NewApiService(&client.RequestHandler{Client: c})
 }
 
-// Send sends one SMS per message, up to Concurrency at a time, and returns
+// Send sends one SMS per message, up to the window at a time, and returns
 // one Result per message, in order. A message Twilio accepted is
 // StatusSent with ProviderID set to its SID (SM…). Failures are classified:
 //
@@ -421,28 +445,23 @@ func (s *Sender) service(ctx context.Context, ex *exchange) messageCreator {
 // answer gets a transient error.
 func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	res := make([]dispatcher.Result, len(msgs))
-	sem := s.sem // shared by every Send: the Sender's in-flight limit
+	win := s.window // shared by every Send: the Sender's in-flight limit
 	var wg sync.WaitGroup
 	for i, m := range msgs {
-		acquired := false
-		select {
-		case sem <- struct{}{}:
-			acquired = true
-		case <-ctx.Done():
-		}
-		if err := ctx.Err(); err != nil {
-			// Both cases may have been ready; a cancelled ctx wins, and
-			// a slot taken meanwhile goes back.
-			if acquired {
-				<-sem
-			}
+		if err := win.acquire(ctx); err != nil {
 			for j := i; j < len(msgs); j++ {
 				res[j] = notSent(err)
 			}
 			break
 		}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			// The slot is held from the mark (Handing) to the record
+			// (Done); with a rate, the window is sized from that time.
+			start := s.clock.Now()
+			defer func() {
+				win.observe(s.clock.Now().Sub(start))
+				win.release()
+			}()
 			if err := dispatcher.Handing(ctx, i); err != nil {
 				res[i] = dispatcher.NotHanded(err)
 			} else {

@@ -426,6 +426,30 @@ func TestConcurrencyAndBaseURL(t *testing.T) {
 	}
 }
 
+// TestWindowGrowsWithRate: with a Rate, the window grows from Concurrency to
+// what the rate needs at the latency Twilio answers with (here 1,000/s at
+// 50 ms or more: 63 and up), capped by MaxConcurrency, so more requests
+// are in flight than Concurrency; and never more than MaxConcurrency.
+func TestWindowGrowsWithRate(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	fake.Delay(50 * time.Millisecond)
+	ct := &countingTransport{next: http.DefaultTransport}
+	cfg := baseConfig(fake)
+	cfg.Concurrency, cfg.MaxConcurrency = 2, 20
+	cfg.Rate = dispatcher.Rate{N: 1000, Per: time.Second}
+	cfg.HTTPClient = &http.Client{Transport: ct}
+	res := mustNew(t, cfg).Send(t.Context(), messages(200))
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("message %d: %v", i, r.Err)
+		}
+	}
+	if got := ct.max.Load(); got <= 2 || got > 20 {
+		t.Errorf("at most %d requests were in flight, want more than Concurrency = 2 and at most MaxConcurrency = 20", got)
+	}
+}
+
 func TestCancelledBeforeSend(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t)

@@ -32,15 +32,25 @@ type boundTransport struct {
 }
 
 func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	// Cancelled when either the call (t.ctx) or the request is done.
-	ctx, cancel := context.WithCancel(t.ctx)
-	defer cancel()
-	stop := context.AfterFunc(req.Context(), cancel)
-	defer stop()
+	// Cancelled when either the call (t.ctx) or the request is done. The
+	// request's own context is context.Background (twilio-go's), which is
+	// never done: then t.ctx alone will do, without a context and a
+	// goroutine-free AfterFunc per request.
+	ctx := t.ctx
+	if req.Context().Done() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(t.ctx)
+		defer cancel()
+		stop := context.AfterFunc(req.Context(), cancel)
+		defer stop()
+	}
 
-	out := req.Clone(ctx)
-	out.URL.Scheme = t.base.Scheme
-	out.URL.Host = t.base.Host
+	// A shallow copy with its own URL: twilio-go builds each request for
+	// this one call, so its headers need no deep copy (req.Clone's).
+	out := req.WithContext(ctx)
+	u := *req.URL
+	u.Scheme, u.Host = t.base.Scheme, t.base.Host
+	out.URL = &u
 	out.Host = ""
 	resp, err := t.next.RoundTrip(out)
 	if err != nil {

@@ -494,15 +494,11 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		}
 	}
 	base := cfg.HTTP.BaseURL()
+	limiter := store.Limiter() // one per process: it caches slow-downs
 	if cfg.SMSConfigured() {
-		sc := cfg.Channels.SMS.Twilio
-		sc.Logger, sc.Clock = logger, clock
-		sc.StatusCallback = func(deliveryID string) string {
-			return base + "/v1/callbacks/twilio/status?d=" + url.QueryEscape(deliveryID)
-		}
-		s, err := sms.New(sc)
+		s, err := smsSender(cfg, limiter, logger, clock, base)
 		if err != nil {
-			return nil, nil, closeAll, fmt.Errorf("channels.sms.twilio: %w", err)
+			return nil, nil, closeAll, err
 		}
 		senders[dispatcher.ChannelSMS] = s
 	}
@@ -561,15 +557,14 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 
 	// Provider rates, shared by every worker process (GCRA in Redis): a
 	// throttled message waits for its token; a provider's 429 slows the
-	// rate for a while. The outbox is not limited.
-	limiter := store.Limiter()
+	// rate for a while. The outbox is not limited. (SMS is paced in
+	// smsSender, on the same limiter.)
 	for _, l := range []struct {
 		ch         dispatcher.Channel
 		configured bool
 		key        string
 		rate       dispatcher.Rate
 	}{
-		{dispatcher.ChannelSMS, cfg.SMSConfigured(), "sms", cfg.Channels.SMS.Rate.Value()},
 		{dispatcher.ChannelEmail, cfg.EmailConfigured(), "email", cfg.Channels.Email.Rate.Value()},
 		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.Rate.Value()},
 	} {
@@ -626,4 +621,23 @@ type redisLogger struct{ l *slog.Logger }
 
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.l.WarnContext(ctx, fmt.Sprintf(format, v...))
+}
+
+// smsSender is the SMS channel as serve builds it from cfg: Twilio, paced
+// by channels.sms.rate through limiter when it has one.
+func smsSender(cfg config.Config, limiter dispatcher.Limiter, logger *slog.Logger, clock dispatcher.Clock, base string) (dispatcher.Sender, error) {
+	sc := cfg.Channels.SMS.Twilio
+	sc.Logger, sc.Clock = logger, clock
+	sc.Rate = cfg.Channels.SMS.Rate.Value()
+	sc.StatusCallback = func(deliveryID string) string {
+		return base + "/v1/callbacks/twilio/status?d=" + url.QueryEscape(deliveryID)
+	}
+	s, err := sms.New(sc)
+	if err != nil {
+		return nil, fmt.Errorf("channels.sms.twilio: %w", err)
+	}
+	if sc.Rate.IsZero() {
+		return s, nil
+	}
+	return &ratelimit.Sender{Sender: s, Limiter: limiter, Key: "sms", Rate: sc.Rate, Logger: logger}, nil
 }

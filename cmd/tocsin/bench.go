@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -72,7 +73,13 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	crowdN := fs.Int("crowd", 0, "measure instead the fan-out alone and while `N` keep-alive HTTP clients read the status page (/, /api/v2/summary.json, /history.atom) served by this process over loopback; 0: off")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (go tool pprof reads it)")
 	yield := fs.Bool("yield", true, "the page gives way to the broadcast as serve's does (statuspage.Server.YieldTo); --yield=false serves it unpaced (--crowd only)")
-	rounds := fs.Int("rounds", 3, "rounds of the two runs, alone and with the crowd, alternating which goes first (--crowd only)")
+	rounds := fs.Int("rounds", 3, "rounds of the two runs: alone and with the crowd, alternating which goes first (--crowd); the raw HTTP ceiling and end to end (--e2e)")
+	e2e := fs.Bool("e2e", false, "measure instead the raw HTTP ceiling (a Go client posting straight to a built-in Twilio stand-in) and a broadcast to --recipients end to end through the real SMS channel to the same stand-in, and print the ratio")
+	e2eRate := fs.String("e2e-rate", "0", "the SMS rate of --e2e, `N/s`: it prints the share of the rate used and the most requests in any one second; 0: no limit")
+	provLatency := fs.Duration("provider-latency", 0, "how long the stand-in takes to answer each request (--e2e only)")
+	inFlight := fs.Int("in-flight", 0, "the SMS channel's least window of requests in flight, 0: its default (--e2e only)")
+	maxInFlight := fs.Int("max-in-flight", 0, "the SMS channel's largest window (channels.sms.twilio.max_in_flight), 0: its default (--e2e only)")
+	verbose := fs.Bool("verbose", false, "log at debug level to standard error (the rate pacer's tokens missed, among others) and print the stand-in's requests per second (--e2e only)")
 	if _, err := fs.parse(args, 0, ""); err != nil {
 		return err
 	}
@@ -91,8 +98,16 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if *crowdN < 0 || *rounds < 1 {
 		return usageError{errors.New("--crowd must be at least 0 and --rounds at least 1")}
 	}
-	if *crowdN > 0 && (*latency || *rates) {
-		return usageError{errors.New("--crowd, --latency and --rates are three benchmarks: pass one")}
+	if modes := countTrue(*crowdN > 0, *latency, *rates, *e2e); modes > 1 {
+		return usageError{errors.New("--crowd, --e2e, --latency and --rates are four benchmarks: pass one")}
+	}
+	var e2eOpts e2eOptions
+	if *e2e {
+		o, err := parseE2E(*n, *conc, *batch, *rounds, *e2eRate, *provLatency, *inFlight, *maxInFlight, *verbose)
+		if err != nil {
+			return usageError{err}
+		}
+		e2eOpts = o
 	}
 	var rate dispatcher.Rate
 	if *rates {
@@ -104,8 +119,6 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 			return usageError{fmt.Errorf("--sms-rate %s: want SMS per second, like 50/s", *smsRate)}
 		case *nSMS < 1 || *workers < 0:
 			return usageError{errors.New("--sms must be at least 1 and --workers at least 0")}
-		case *latency:
-			return usageError{errors.New("--rates and --latency are two benchmarks: pass one")}
 		}
 		rate = r
 	}
@@ -132,6 +145,10 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if *latency {
 		defer rdb.FlushDB(context.WithoutCancel(ctx))
 		return benchLatency(ctx, m.Stdout, rdb, *addr, *db, *n, *conc, *samples, *perCall, m.Stderr)
+	}
+	if *e2e {
+		defer rdb.FlushDB(context.WithoutCancel(ctx))
+		return benchE2E(ctx, m.Stdout, rdb, *addr, *db, e2eOpts, m.Stderr)
 	}
 	if *rates {
 		defer rdb.FlushDB(context.WithoutCancel(ctx))
@@ -549,8 +566,13 @@ func wireBench(rdb *redis.Client, aopt asynq.RedisClientOpt, batch int, logger *
 // per-recipient guard and without catch-up (its seeding would fill a
 // catch-up set nothing drains), with batches of batch recipients (0: the
 // default).
-func benchConfig(batch int) (config.Config, error) {
+func benchConfig(batch int) (config.Config, error) { return benchConfigEnv(batch, nil) }
+
+// benchConfigEnv is benchConfig with more settings from env, as the
+// environment would set them.
+func benchConfigEnv(batch int, more map[string]string) (config.Config, error) {
 	env := map[string]string{"TOCSIN_LIMITS_PER_RECIPIENT": "0", "TOCSIN_CATCHUP_WINDOW": "0"}
+	maps.Copy(env, more)
 	if batch > 0 {
 		env["TOCSIN_WORKER_BATCH_SIZE"] = strconv.Itoa(batch)
 	}

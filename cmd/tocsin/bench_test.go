@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,5 +151,88 @@ func TestBenchCrowd(t *testing.T) {
 	code, _, stderr = runMain(t.Context(), nil, "bench", "--crowd", "4", "--latency", "--redis", "127.0.0.1:1")
 	if code != 2 || !strings.Contains(stderr, "pass one") {
 		t.Errorf("bench --crowd --latency exited %d, want 2; stderr:\n%s", code, stderr)
+	}
+}
+
+// TestBenchE2E runs `bench --e2e` at a tiny size, without a rate and with
+// one: both figures are printed, every round and the summary, and each
+// ratio is the end-to-end rate over the ceiling's as printed (to their
+// rounding). The rates themselves are not asserted (real time).
+func TestBenchE2E(t *testing.T) {
+	t.Parallel()
+	_, opts := redistest.New(t)
+	bench := func(extra ...string) (string, string) {
+		t.Helper()
+		args := append([]string{"bench", "--e2e", "--redis", opts.Addr, "--db", strconv.Itoa(opts.DB), "--recipients", "60",
+			"--concurrency", "2", "--batch", "25", "--rounds", "2"}, extra...)
+		code, stdout, stderr := runMain(t.Context(), nil, args...)
+		if code != 0 {
+			t.Fatalf("tocsin %s exited %d; stdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
+		}
+		return stdout, stderr
+	}
+	out, _ := bench()
+	mustContain(t, "bench --e2e output", out, "tocsin bench --e2e: 60 SMS, built-in Twilio stand-in", "no rate limit",
+		"round 1: raw HTTP ceiling", "round 2: raw HTTP ceiling", "(32 in flight", " connections, CPU ", "median of 2 rounds")
+	checkE2ERatios(t, out)
+
+	out, logs := bench("--e2e-rate", "200/s", "--provider-latency", "2ms", "--verbose")
+	mustContain(t, "bench --e2e --verbose log", logs, "second 0: ")
+	mustContain(t, "bench --e2e --e2e-rate output", out, "rate 200/s", "answering in 2ms", "rate used", "largest 1-s window",
+		"rate use:", "of 200/s over the whole broadcast", "windows over the limit:")
+	checkE2ERatios(t, out)
+}
+
+var (
+	e2eRoundRE   = regexp.MustCompile(`raw HTTP ceiling (\d+)/s .*; end to end (\d+)/s .*; ratio ([0-9.]+)`)
+	e2eSummaryRE = regexp.MustCompile(`(?m)^ceiling: (\d+)/s  end to end: (\d+)/s  ratio: ([0-9.]+) \(median`)
+)
+
+// checkE2ERatios checks that each ratio printed is the end-to-end rate
+// over the ceiling's printed beside it.
+func checkE2ERatios(t *testing.T, out string) {
+	t.Helper()
+	lines := e2eRoundRE.FindAllStringSubmatch(out, -1)
+	lines = append(lines, e2eSummaryRE.FindAllStringSubmatch(out, -1)...)
+	if len(lines) != 3 {
+		t.Fatalf("found %d rounds and summaries, want 2 rounds and a summary:\n%s", len(lines), out)
+	}
+	for _, m := range lines {
+		ceiling, _ := strconv.ParseFloat(m[1], 64)
+		e2e, _ := strconv.ParseFloat(m[2], 64)
+		ratio, _ := strconv.ParseFloat(m[3], 64)
+		if ceiling <= 0 || e2e <= 0 {
+			t.Errorf("%q: rates must be above 0", m[0])
+			continue
+		}
+		// The rates are printed rounded to 1/s and the ratio to 0.001.
+		want := e2e / ceiling
+		if tol := 0.0005 + want*(0.5/e2e+0.5/ceiling); math.Abs(ratio-want) > tol {
+			t.Errorf("%q: ratio %v, want %.4f (end to end / ceiling)", m[0], ratio, want)
+		}
+	}
+}
+
+// TestBenchE2EFlags: --e2e refuses bad flags before any connection (port 1
+// is never dialled), and does not mix with another bench.
+func TestBenchE2EFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--e2e", "--rates"}, "are four benchmarks: pass one"},
+		{[]string{"--e2e", "--crowd", "2"}, "are four benchmarks: pass one"},
+		{[]string{"--e2e", "--e2e-rate", "fast"}, "--e2e-rate: rate \"fast\""},
+		{[]string{"--e2e", "--e2e-rate", "100/min"}, "want SMS per second"},
+		{[]string{"--e2e", "--provider-latency", "-1ms"}, "--provider-latency -1ms: want 0 to 1m"},
+		{[]string{"--e2e", "--max-in-flight", "10001"}, "--max-in-flight must be from 0 to 10000"},
+		{[]string{"--e2e", "--in-flight", "-1"}, "--max-in-flight must be from 0 to 10000"},
+	} {
+		args := append([]string{"bench", "--redis", "127.0.0.1:1"}, tc.args...)
+		code, _, stderr := runMain(t.Context(), nil, args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("tocsin %s exited %d, want 2 with %q; stderr:\n%s", strings.Join(args, " "), code, tc.want, stderr)
+		}
 	}
 }

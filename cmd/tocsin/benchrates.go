@@ -113,18 +113,7 @@ func figures(name string, fake *twiliotest.Server, rate dispatcher.Rate, start t
 	slices.SortFunc(times, time.Time.Compare)
 	r.span = times[len(times)-1].Sub(times[0])
 	r.elapsed = times[len(times)-1].Sub(start)
-	j := 0
-	for i := range times {
-		for j < len(times) && times[j].Sub(times[i]) < rate.Per {
-			j++
-		}
-		r.window = max(r.window, j-i)
-	}
-	for i := 0; i+rate.N < len(times); i++ {
-		if d := times[i+rate.N].Sub(times[i]); r.tightest == 0 || d < r.tightest {
-			r.tightest = d
-		}
-	}
+	r.window, r.tightest = windows(times, rate)
 	return r
 }
 
@@ -184,20 +173,8 @@ func rateWorkers(ctx context.Context, rdb *redis.Client, addr string, db, n int,
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		return rateRun{}, err
 	}
-	store := redisstore.New(rdb)
-	now := dispatcher.SystemClock.Now().UTC()
-	var chunk []*dispatcher.Recipient
-	for i := range n {
-		chunk = append(chunk, &dispatcher.Recipient{
-			ID: "w" + strconv.Itoa(i), Kind: dispatcher.KindCustomer, Locale: "de-CH", Timezone: "Europe/Zurich",
-			Phone: fmt.Sprintf("+4179%07d", i), Channels: []dispatcher.Channel{dispatcher.ChannelSMS}, UpdatedAt: now,
-		})
-		if len(chunk) == 1000 || i == n-1 {
-			if err := store.PutRecipients(ctx, chunk); err != nil {
-				return rateRun{}, fmt.Errorf("seed: %w", err)
-			}
-			chunk = chunk[:0]
-		}
+	if err := seedSMSRecipients(ctx, redisstore.New(rdb), "w", n, "de-CH"); err != nil {
+		return rateRun{}, err
 	}
 	fake, t := newBenchTwilio(rate.N)
 	defer t.close()

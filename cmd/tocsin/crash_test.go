@@ -90,6 +90,10 @@ func newCrashRigEnv(t *testing.T, workers int, redis map[string]string) *crashRi
 		"TOCSIN_TWILIO_FROM": "+41445550000", "TOCSIN_TWILIO_BASE_URL": tw.URL, "TOCSIN_SMS_RATE": "100000/s",
 		"TOCSIN_LIMITS_PER_RECIPIENT": "0", "TOCSIN_LIMITS_FLAP_WINDOW": "0s",
 		"TOCSIN_WORKER_BATCH_SIZE": "100", "TOCSIN_WORKER_CONCURRENCY": "4", "TOCSIN_WORKER_LEASE_TTL": "1s",
+		// The SMS window stays at its least, the bound these tests
+		// check: at 100,000/s it would grow to rate × latency, up to
+		// max_in_flight, and a kill may then leave that many in doubt.
+		"TOCSIN_TWILIO_MAX_IN_FLIGHT": strconv.Itoa(sms.DefaultConcurrency),
 	}}
 	maps.Copy(r.env, redis)
 	r.a = startApp(t, r.env, "--role", "api")

@@ -1,0 +1,135 @@
+package sms
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+func TestWindow(t *testing.T) {
+	t.Parallel()
+	perSecond := func(n int) dispatcher.Rate { return dispatcher.Rate{N: n, Per: time.Second} }
+	for _, tc := range []struct {
+		name        string
+		rate        dispatcher.Rate
+		latency     time.Duration
+		least, most int
+		want        int
+	}{
+		{"no rate: least", dispatcher.Rate{}, 100 * time.Millisecond, 32, 512, 32},
+		{"no latency yet: least", perSecond(1000), 0, 32, 512, 32},
+		{"1000/s at 100ms: rate x latency, a quarter more, plus one", perSecond(1000), 100 * time.Millisecond, 32, 512, 126},
+		{"5000/s at 100ms", perSecond(5000), 100 * time.Millisecond, 32, 1000, 626},
+		{"5000/s at 100ms, capped", perSecond(5000), 100 * time.Millisecond, 32, 512, 512},
+		{"50/s at 100ms: least", perSecond(50), 100 * time.Millisecond, 32, 512, 32},
+		{"per minute", dispatcher.Rate{N: 60000, Per: time.Minute}, 100 * time.Millisecond, 32, 512, 126},
+		{"most below least: least", perSecond(5000), time.Second, 32, 8, 32},
+	} {
+		if got := Window(tc.rate, tc.latency, tc.least, tc.most); got != tc.want {
+			t.Errorf("%s: Window(%v, %v, %d, %d) = %d, want %d", tc.name, tc.rate, tc.latency, tc.least, tc.most, got, tc.want)
+		}
+	}
+}
+
+// TestWindowObserve: without a rate the window stays at its least however
+// slow the answers; with one it follows Window at the running mean of the
+// slots' time, from the first observation on.
+func TestWindowObserve(t *testing.T) {
+	t.Parallel()
+	w := newWindow(dispatcher.Rate{}, 32, 512)
+	w.observe(time.Second)
+	if size, _, _ := w.state(); size != 32 {
+		t.Errorf("no rate, 1s slots: size %d, want 32", size)
+	}
+	w = newWindow(dispatcher.Rate{N: 1000, Per: time.Second}, 32, 512)
+	w.observe(100 * time.Millisecond)
+	if size, _, _ := w.state(); size != 126 {
+		t.Errorf("1000/s, 100ms slots: size %d, want 126", size)
+	}
+	// Faster answers shrink it, by a sixteenth of the difference each.
+	for range 200 {
+		w.observe(time.Millisecond)
+	}
+	if size, _, _ := w.state(); size != 32 {
+		t.Errorf("1000/s after many 1ms slots: size %d, want the least, 32", size)
+	}
+}
+
+// TestWindowGrowsAndServesInOrder: observing a slow answer at a rate grows
+// the window at once and wakes the waiters; a waiter whose context ends
+// leaves the line and holds nothing.
+func TestWindowGrowsAndServesInOrder(t *testing.T) {
+	t.Parallel()
+	w := newWindow(dispatcher.Rate{N: 100, Per: time.Second}, 2, 20)
+	ctx := t.Context()
+	for range 2 {
+		if err := w.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan int, 3)
+	for i := range 3 {
+		waitFor(t, func() bool { _, _, n := w.state(); return n == i })
+		go func() {
+			if w.acquire(ctx) == nil {
+				got <- i
+			}
+		}()
+	}
+	waitFor(t, func() bool { _, _, n := w.state(); return n == 3 })
+	// A slot given back goes to the first waiter.
+	for want := range 2 {
+		w.release()
+		if i := <-got; i != want {
+			t.Fatalf("a slot given back went to waiter %d, want %d", i, want)
+		}
+	}
+	// 100/s at 100ms: Window = 14 slots, room for the last waiter.
+	w.observe(100 * time.Millisecond)
+	if i := <-got; i != 2 {
+		t.Fatalf("the grown window served waiter %d, want 2", i)
+	}
+	if size, used, _ := w.state(); size != 14 || used != 3 {
+		t.Errorf("size %d, used %d; want 14 and 3", size, used)
+	}
+
+	// Full again: a waiter whose context ends gives up its place.
+	for range 11 {
+		if err := w.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- w.acquire(cctx) }()
+	waitFor(t, func() bool { _, _, n := w.state(); return n == 1 })
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("acquire with a cancelled context took a slot")
+	}
+	w.release()
+	if size, used, n := w.state(); size != 14 || used != 13 || n != 0 {
+		t.Errorf("size %d, used %d, %d waiting; want 14, 13 and none", size, used, n)
+	}
+}
+
+// state is the window's size, slots held and waiters.
+func (w *window) state() (size, used, waiting int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.size, w.used, len(w.waiters)
+}
+
+// waitFor polls cond until it holds, failing after a generous deadline.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -251,7 +251,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			if links, err = linkSigner(ctx, cfg, store); err != nil {
 				return nil, nil, err
 			}
-			senders, hooks, closeAll, err := m.senders(cfg, store, links, catalog, clock, logger)
+			senders, hooks, closeAll, err := m.senders(cfg, store, links, catalog, clock, logger, metrics)
 			closeSenders = closeAll
 			if err != nil {
 				return nil, nil, usageError{err}
@@ -441,7 +441,7 @@ func linkSigner(ctx context.Context, cfg config.Config, store *redisstore.Store)
 // with the outbox; webhooks always go to the merchants' endpoints (the
 // endpoint is the provider). The returned func closes the providers'
 // connections.
-func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispatcher.LinkSigner, catalog *locales.Catalog, clock dispatcher.Clock, logger *slog.Logger) (map[dispatcher.Channel]dispatcher.Sender, *webhook.Sender, func(), error) {
+func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispatcher.LinkSigner, catalog *locales.Catalog, clock dispatcher.Clock, logger *slog.Logger, metrics *queue.Metrics) (map[dispatcher.Channel]dispatcher.Sender, *webhook.Sender, func(), error) {
 	box := &outbox.Sender{Store: store, Clock: clock}
 	senders := map[dispatcher.Channel]dispatcher.Sender{}
 	for _, ch := range dispatcher.Channels {
@@ -534,12 +534,13 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.Rate.Value()},
 	} {
 		if l.configured && !l.rate.IsZero() {
-			senders[l.ch] = &ratelimit.Sender{Sender: senders[l.ch], Limiter: limiter, Key: l.key, Rate: l.rate, Logger: logger}
+			senders[l.ch] = &ratelimit.Sender{Sender: senders[l.ch], Limiter: limiter, Key: l.key, Rate: l.rate, Logger: logger,
+				WaitFunc: metrics.RateLimitWait(l.ch, ratelimit.KindProvider)}
 		}
 	}
 	if w.Rate > 0 {
 		senders[dispatcher.ChannelWebhook] = &ratelimit.Sender{Sender: hooks, Limiter: limiter, KeyFunc: ratelimit.WebhookKeys,
-			Rate: dispatcher.Rate{N: w.Rate, Per: time.Second}, Logger: logger}
+			Rate: dispatcher.Rate{N: w.Rate, Per: time.Second}, Logger: logger, WaitFunc: metrics.RateLimitWait(dispatcher.ChannelWebhook, ratelimit.KindEndpoint)}
 	}
 	var viaOutbox []dispatcher.Channel
 	for _, ch := range dispatcher.Channels {

@@ -11,6 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Metrics receives what the fan-out does; the Prometheus adapter implements it.
@@ -181,6 +185,11 @@ type FanoutConfig struct {
 	// Budget, when set, caps what SMS cost per day and month: an SMS it
 	// has no room for goes to the next channel (budget.go). Nil: no cap.
 	Budget *Budget
+	// Tracer makes the plan's audience snapshot span and one span per
+	// Sender call (a channel's messages of a batch: the provider call),
+	// children of the task's span in ctx. Spans carry ids and counts only.
+	// Default: a no-op tracer.
+	Tracer trace.Tracer
 }
 
 // Fanout turns broadcasts into deliveries: it plans a broadcast's audience
@@ -230,6 +239,9 @@ func NewFanout(c FanoutConfig) (*Fanout, error) {
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, DefaultLeaseTTL)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	c.Metrics = cmp.Or[Metrics](c.Metrics, noMetrics{})
+	if c.Tracer == nil {
+		c.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	failures, _ := c.Metrics.(FailureMetrics)
 	return &Fanout{c: c, leases: c.Leases, sweep: c.Leases, failures: failures}, nil
 }
@@ -340,7 +352,9 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 		// in sending, so its handed set stays for whoever settles them.
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 	}
-	n, err := f.c.Store.SnapshotAudience(ctx, b, bc.inc.Services, bc.inc.Regions)
+	sctx, snap := f.c.Tracer.Start(ctx, "snapshot audience")
+	n, err := f.c.Store.SnapshotAudience(sctx, b, bc.inc.Services, bc.inc.Regions)
+	snap.End()
 	if err != nil {
 		return err
 	}
@@ -348,6 +362,9 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 	batches := make([]Batch, 0, n/size+1)
 	for start := 0; start < n; start += size {
 		batches = append(batches, Batch{Start: start, Stop: min(start+size, n)})
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("tocsin.incident_id", b.IncidentID), attribute.Int("tocsin.audience", n), attribute.Int("tocsin.batches", len(batches)))
 	}
 	if err := f.c.Queue.EnqueueBatches(ctx, b, batches); err != nil {
 		return err
@@ -1028,9 +1045,22 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 			}
 		},
 	}
+	// The provider call: one span per Sender call, not per message.
+	ctx, span := c.f.c.Tracer.Start(ctx, "send", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
 	start := SystemClock.Now() // for the latency metric: wall time
 	res, panicked, stack := SendSafely(WithProgress(ctx, p), s, ms)
 	c.f.c.Metrics.Sent(ms[0].Channel, len(ms), time.Since(start))
+	if span.IsRecording() {
+		failed := 0
+		for _, r := range res {
+			if r.Err != nil {
+				failed++
+			}
+		}
+		span.SetAttributes(attribute.String("tocsin.channel", string(ms[0].Channel)), attribute.String("tocsin.broadcast_id", ms[0].BroadcastID),
+			attribute.Int("tocsin.messages", len(ms)), attribute.Int("tocsin.failed", failed+max(0, len(ms)-len(res))))
+	}
 	if panicked != "" {
 		c.f.logPanic(ctx, ms[0].Channel, panicked, stack, ms)
 	}

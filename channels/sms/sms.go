@@ -131,6 +131,9 @@ type Config struct {
 	// its Transport is used. Default: a transport of its own keeping up to
 	// 2×Concurrency idle connections.
 	HTTPClient *http.Client `yaml:"-"`
+	// WrapTransportFunc, when set, wraps the transport, e.g. in
+	// tracing.Transport (a span per request). Default: none.
+	WrapTransportFunc func(http.RoundTripper) http.RoundTripper `yaml:"-"`
 	// Logger receives one record per failed message (masked number, delivery
 	// and broadcast ids, Twilio code). Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
@@ -347,6 +350,9 @@ func New(cfg Config) (*Sender, error) {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 2 * cfg.Concurrency
 		rt = t
+	}
+	if cfg.WrapTransportFunc != nil {
+		rt = cfg.WrapTransportFunc(rt)
 	}
 	seconds := func(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
 	validity := 0

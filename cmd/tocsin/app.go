@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	_ "time/tzdata" // recipients' time zones must resolve on minimal images
 
 	"github.com/tocsin-dev/tocsin/channels/email"
@@ -36,6 +37,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/internal/tracing"
 	"github.com/tocsin-dev/tocsin/locales"
 	"github.com/tocsin-dev/tocsin/statuspage"
 )
@@ -71,6 +73,11 @@ type Main struct {
 	// whatever the endpoint's host (a local fake push service; tests), its
 	// TLS settings PushHTTPClient's.
 	WebPushRoute string
+
+	// TracerProvider, when set, receives the traces instead of what
+	// tracing.* configures (tests: an SDK provider with an in-memory
+	// exporter).
+	TracerProvider trace.TracerProvider
 
 	// pageRoutes, when set, are the status page's routes instead of
 	// statuspage.Routes (tests serve a placeholder page).
@@ -195,6 +202,22 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 	}
 
+	tr, err := m.tracing(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// The spans still buffered go out before the process ends.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			logger.Warn("tracing: exporting the last spans failed", "err", err)
+		}
+	}()
+	if tr.On() {
+		logger.Info("tracing on: OTLP/HTTP", "sample_ratio", cfg.Tracing.SampleRatio, "http_spans", cfg.Tracing.HTTPSpans)
+	}
+
 	redisAddr := cfg.Redis.Addr
 	if cfg.Embedded() {
 		mr := miniredis.NewMiniRedis()
@@ -245,13 +268,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	defer func() { closeSenders() }()
 	a, err := wire(wiring{
 		cfg: cfg, rdb: rdb, queue: aopt, clock: clock, logger: logger, catalog: catalog,
-		metrics: metrics, pageRoutes: m.pageRoutes,
+		metrics: metrics, pageRoutes: m.pageRoutes, tracing: tr,
 		senders: func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
 			var err error
 			if links, err = linkSigner(ctx, cfg, store); err != nil {
 				return nil, nil, err
 			}
-			senders, hooks, closeAll, err := m.senders(cfg, store, links, catalog, clock, logger, metrics)
+			senders, hooks, closeAll, err := m.senders(cfg, store, links, catalog, clock, logger, metrics, tr)
 			closeSenders = closeAll
 			if err != nil {
 				return nil, nil, usageError{err}
@@ -318,6 +341,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			// The public status page serves what the API does not
 			// (public.enabled; a worker serves none of it).
 			handler = statuspage.Mount(handler, a.page)
+			// A server span per request, the root of a broadcast's trace
+			// (off: handler itself).
+			handler = tr.Handler(handler)
 		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 		if err != nil {
@@ -392,6 +418,17 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	return runErr
 }
 
+// tracing is what tracing.* configures, or m.TracerProvider's.
+func (m *Main) tracing(ctx context.Context, cfg config.Config) (*tracing.Tracing, error) {
+	if m.TracerProvider != nil {
+		return tracing.With(m.TracerProvider), nil
+	}
+	return tracing.New(ctx, tracing.Config{
+		Endpoint: cfg.Tracing.OTLPEndpoint, SampleRatio: cfg.Tracing.SampleRatio,
+		Service: "tocsin", Version: Version, LookupEnv: m.LookupEnv,
+	})
+}
+
 // newRegistry is every metric a process exports on /metrics: Tocsin's
 // (queue.NewMetrics, the queue depth read through inspector), the Go
 // runtime's and the process's. deploy/grafana's dashboard queries them
@@ -441,7 +478,7 @@ func linkSigner(ctx context.Context, cfg config.Config, store *redisstore.Store)
 // with the outbox; webhooks always go to the merchants' endpoints (the
 // endpoint is the provider). The returned func closes the providers'
 // connections.
-func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispatcher.LinkSigner, catalog *locales.Catalog, clock dispatcher.Clock, logger *slog.Logger, metrics *queue.Metrics) (map[dispatcher.Channel]dispatcher.Sender, *webhook.Sender, func(), error) {
+func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispatcher.LinkSigner, catalog *locales.Catalog, clock dispatcher.Clock, logger *slog.Logger, metrics *queue.Metrics, tr *tracing.Tracing) (map[dispatcher.Channel]dispatcher.Sender, *webhook.Sender, func(), error) {
 	box := &outbox.Sender{Store: store, Clock: clock}
 	senders := map[dispatcher.Channel]dispatcher.Sender{}
 	for _, ch := range dispatcher.Channels {
@@ -454,9 +491,14 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		}
 	}
 	base := cfg.HTTP.BaseURL()
+	// A span per provider HTTP request, when asked for (tracing.http_spans).
+	var httpSpans func(http.RoundTripper) http.RoundTripper
+	if cfg.Tracing.HTTPSpans && tr.On() {
+		httpSpans = tr.Transport
+	}
 	if cfg.SMSConfigured() {
 		sc := cfg.Channels.SMS.Twilio
-		sc.Logger, sc.Clock = logger, clock
+		sc.Logger, sc.Clock, sc.WrapTransportFunc = logger, clock, httpSpans
 		sc.StatusCallback = func(deliveryID string) string {
 			return base + "/v1/callbacks/twilio/status?d=" + url.QueryEscape(deliveryID)
 		}
@@ -486,7 +528,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		pc := pushConfig(cfg.Channels.Push, logger)
 		pc.Clock = clock
 		if pc.FCM != nil {
-			pc.FCM.HTTPClient = m.PushHTTPClient
+			pc.FCM.HTTPClient, pc.FCM.WrapTransportFunc = m.PushHTTPClient, httpSpans
 		}
 		if pc.WebPush != nil {
 			// Web Push endpoints pass the webhooks' guard, and its exceptions.

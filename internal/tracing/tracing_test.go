@@ -139,7 +139,6 @@ func TestHandlerAndTransport(t *testing.T) {
 	}
 }
 
-
 func attr(s tracetest.SpanStub, key string) string {
 	for _, kv := range s.Attributes {
 		if string(kv.Key) == key {

@@ -69,6 +69,8 @@ type Config struct {
 	Evidence Evidence `yaml:"evidence"`
 	// CatchUp configures catch-up of late recipients (config/catchup.go).
 	CatchUp CatchUp `yaml:"catchup"`
+	// Tracing configures OpenTelemetry traces (config/tracing.go).
+	Tracing Tracing `yaml:"tracing"`
 }
 
 // Public configures the public face: the status page, its feeds and
@@ -399,6 +401,7 @@ func Default() Config {
 		Retention:     defaultRetention(),
 		Evidence:      Evidence{Texts: true},
 		CatchUp:       defaultCatchUp(),
+		Tracing:       defaultTracing(),
 	}
 }
 

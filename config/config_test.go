@@ -92,6 +92,7 @@ func TestDefault(t *testing.T) {
 			WebPushHosts: []string{"fcm.googleapis.com", "*.push.services.mozilla.com", "*.push.apple.com", "*.notify.windows.com"}},
 		Evidence: Evidence{Texts: true},
 		CatchUp:  CatchUp{Window: 24 * time.Hour, Interval: 2 * time.Second},
+		Tracing:  Tracing{SampleRatio: 1},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", c, want)
@@ -217,6 +218,7 @@ auth:
 					Retention:     Default().Retention,
 					Evidence:      Default().Evidence,
 					CatchUp:       Default().CatchUp,
+					Tracing:       Default().Tracing,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", c, want)
@@ -317,6 +319,12 @@ func TestLoadEnvProblems(t *testing.T) {
 		{"valid but out of range", map[string]string{"TOCSIN_WORKER_BATCH_SIZE": "5001"}, []string{`TOCSIN_WORKER_BATCH_SIZE: must be between 1 and 5000, got 5001`}},
 		{"redis address", map[string]string{"TOCSIN_REDIS_ADDR": "redis://x"}, []string{`TOCSIN_REDIS_ADDR: must be host:port`}},
 		{"cluster address", map[string]string{"TOCSIN_CLUSTER_ADDRS": "n1:6379,n2"}, []string{`TOCSIN_CLUSTER_ADDRS (redis.cluster.addrs[1]): must be host:port`}},
+		{"number", map[string]string{"TOCSIN_TRACING_SAMPLE_RATIO": "half"}, []string{`TOCSIN_TRACING_SAMPLE_RATIO: must be a number like 0.1, got "half"`}},
+		{
+			"tracing out of range",
+			map[string]string{"TOCSIN_TRACING_SAMPLE_RATIO": "1.5", "TOCSIN_TRACING_OTLP_ENDPOINT": "collector:4318"},
+			[]string{"TOCSIN_TRACING_SAMPLE_RATIO: must be between 0 and 1, not 1.5", `TOCSIN_TRACING_OTLP_ENDPOINT: must be an http(s) URL such as http://otel-collector:4318, not "collector:4318"`},
+		},
 		{"sentinel address", map[string]string{"TOCSIN_SENTINEL_MASTER": "m", "TOCSIN_SENTINEL_ADDRS": "s1:26379, s2"}, []string{`TOCSIN_SENTINEL_ADDRS (redis.sentinel.addrs[1]): must be host:port`}},
 		{"list item", map[string]string{"TOCSIN_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/8, bogus"}, []string{`TOCSIN_WEBHOOK_ALLOW_NETWORKS (channels.webhook.allow_networks[1]): `}},
 		{
@@ -363,6 +371,8 @@ func TestLoadEnvNamesOption(t *testing.T) {
 			envValue, yamlValue = "4711", "4711"
 		case f.Kind() == reflect.Bool:
 			envValue, yamlValue = "true", "true"
+		case f.Kind() == reflect.Float64:
+			envValue, yamlValue = "0.25", "0.25"
 		case f.Type() == reflect.TypeFor[Durations]():
 			envValue, yamlValue = "90m, 2h", `[90m, 2h]`
 		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct:
@@ -920,7 +930,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 112; len(paths) != want {
+	if want := 115; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

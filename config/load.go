@@ -255,6 +255,12 @@ func (b binding) set(c *Config, v string) error {
 			return fmt.Errorf("must be an integer, got %q", v)
 		}
 		f.SetInt(int64(n))
+	case f.Kind() == reflect.Float64:
+		x, err := strconv.ParseFloat(t, 64)
+		if err != nil {
+			return fmt.Errorf("must be a number like 0.1, got %q", v)
+		}
+		f.SetFloat(x)
 	case f.Kind() == reflect.Bool:
 		x, err := strconv.ParseBool(t)
 		if err != nil {

@@ -96,6 +96,7 @@ func (c Config) Validate() error {
 	v.maintenance(c.Maintenance)
 	v.retention(c.Retention)
 	v.catchUp(c.CatchUp)
+	v.tracing(c.Tracing)
 	v.costs(c.Costs)
 	return v.Err()
 }

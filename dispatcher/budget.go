@@ -248,10 +248,12 @@ func (c *collector) overBudget(msgs []*Message) {
 			c.held = append(c.held, o)
 		}
 		c.mu.Unlock()
-		c.f.c.Metrics.Statuses(m.Channel, StatusSuppressed, 1)
 		if !hold {
 			c.j.add(o)
 		}
+	}
+	if len(msgs) > 0 {
+		c.f.count(msgs[0].Channel, StatusSuppressed, string(ReasonSMSBudget), len(msgs)) // all SMS
 	}
 }
 

@@ -11,6 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Metrics receives what the fan-out does; the Prometheus adapter implements it.
@@ -26,6 +30,24 @@ type noMetrics struct{}
 
 func (noMetrics) Statuses(Channel, DeliveryStatus, int) {}
 func (noMetrics) Sent(Channel, int, time.Duration)      {}
+
+// FailureMetrics counts deliveries not sent by reason. A Metrics that
+// implements it (the Prometheus adapter does) is told of every delivery
+// Statuses counts failed, suppressed, unknown or queued for a retry.
+type FailureMetrics interface {
+	// NotSent counts n deliveries on ch that reached st for reason, a
+	// ReasonLabel (a bounded set of values).
+	NotSent(ch Channel, st DeliveryStatus, reason string, n int)
+}
+
+// count counts n deliveries on ch that reached st, recorded with reason
+// (empty for a success): Statuses, and NotSent for those not sent.
+func (f *Fanout) count(ch Channel, st DeliveryStatus, reason string, n int) {
+	f.c.Metrics.Statuses(ch, st, n)
+	if f.failures != nil && st != StatusSent && st != StatusDelivered {
+		f.failures.NotSent(ch, st, ReasonLabel(reason), n)
+	}
+}
 
 // The fan-out's seams: each step declares what it calls of the store, and
 // FanoutStore is their union, which redisstore and memstore implement.
@@ -163,6 +185,11 @@ type FanoutConfig struct {
 	// Budget, when set, caps what SMS cost per day and month: an SMS it
 	// has no room for goes to the next channel (budget.go). Nil: no cap.
 	Budget *Budget
+	// Tracer makes the plan's audience snapshot span and one span per
+	// Sender call (a channel's messages of a batch: the provider call),
+	// children of the task's span in ctx. Spans carry ids and counts only.
+	// Default: a no-op tracer.
+	Tracer trace.Tracer
 }
 
 // Fanout turns broadcasts into deliveries: it plans a broadcast's audience
@@ -175,6 +202,8 @@ type Fanout struct {
 	// (nil without leases).
 	leases RunLeaseStore
 	sweep  SweepStore
+	// failures is c.Metrics when it counts reasons too (nil otherwise).
+	failures FailureMetrics
 
 	mu    sync.Mutex
 	cache map[string]*broadcastContext
@@ -210,7 +239,11 @@ func NewFanout(c FanoutConfig) (*Fanout, error) {
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, DefaultLeaseTTL)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	c.Metrics = cmp.Or[Metrics](c.Metrics, noMetrics{})
-	return &Fanout{c: c, leases: c.Leases, sweep: c.Leases}, nil
+	if c.Tracer == nil {
+		c.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	failures, _ := c.Metrics.(FailureMetrics)
+	return &Fanout{c: c, leases: c.Leases, sweep: c.Leases, failures: failures}, nil
 }
 
 // MustFanout is NewFanout for tests and fixed wiring: it panics on a
@@ -319,7 +352,9 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 		// in sending, so its handed set stays for whoever settles them.
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 	}
-	n, err := f.c.Store.SnapshotAudience(ctx, b, bc.inc.Services, bc.inc.Regions)
+	sctx, snap := f.c.Tracer.Start(ctx, "snapshot audience")
+	n, err := f.c.Store.SnapshotAudience(sctx, b, bc.inc.Services, bc.inc.Regions)
+	snap.End()
 	if err != nil {
 		return err
 	}
@@ -327,6 +362,9 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 	batches := make([]Batch, 0, n/size+1)
 	for start := 0; start < n; start += size {
 		batches = append(batches, Batch{Start: start, Stop: min(start+size, n)})
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("tocsin.incident_id", b.IncidentID), attribute.Int("tocsin.audience", n), attribute.Int("tocsin.batches", len(batches)))
 	}
 	if err := f.c.Queue.EnqueueBatches(ctx, b, batches); err != nil {
 		return err
@@ -740,10 +778,23 @@ func (f *Fanout) rounds(ctx context.Context, bc *broadcastContext, guard Guard, 
 			}
 			byChannel[m.Channel] = append(byChannel[m.Channel], m)
 		}
+		// Counted by channel and reason, one call per kind (not one per
+		// delivery: a batch may suppress hundreds for no_channel).
+		type kind struct {
+			ch     Channel
+			reason string
+		}
+		var suppressed map[kind]int
 		for i, bg := range begins {
 			if bg.Status == StatusSuppressed && prev[i] == "" {
-				f.c.Metrics.Statuses(bg.Channel, StatusSuppressed, 1)
+				if suppressed == nil {
+					suppressed = map[kind]int{}
+				}
+				suppressed[kind{bg.Channel, bg.Reason}]++
 			}
+		}
+		for k, n := range suppressed {
+			f.count(k.ch, StatusSuppressed, k.reason, n)
 		}
 		outs, rts, kept, err := f.sendAll(ctx, bc, guard, byChannel)
 		if err != nil {
@@ -994,9 +1045,22 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 			}
 		},
 	}
+	// The provider call: one span per Sender call, not per message.
+	ctx, span := c.f.c.Tracer.Start(ctx, "send", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
 	start := SystemClock.Now() // for the latency metric: wall time
 	res, panicked, stack := SendSafely(WithProgress(ctx, p), s, ms)
 	c.f.c.Metrics.Sent(ms[0].Channel, len(ms), time.Since(start))
+	if span.IsRecording() {
+		failed := 0
+		for _, r := range res {
+			if r.Err != nil {
+				failed++
+			}
+		}
+		span.SetAttributes(attribute.String("tocsin.channel", string(ms[0].Channel)), attribute.String("tocsin.broadcast_id", ms[0].BroadcastID),
+			attribute.Int("tocsin.messages", len(ms)), attribute.Int("tocsin.failed", failed+max(0, len(ms)-len(res))))
+	}
 	if panicked != "" {
 		c.f.logPanic(ctx, ms[0].Channel, panicked, stack, ms)
 	}
@@ -1037,7 +1101,7 @@ func (c *collector) unknown(m *Message, err error) {
 		Locale: m.Locale, Segments: m.Segments, Encoding: m.Encoding, TemplateVersion: m.TemplateVersion, Attempts: m.Attempt, Evidence: m.Evidence}
 	c.mu.Lock()
 	c.outs = append(c.outs, o)
-	c.f.c.Metrics.Statuses(m.Channel, o.Status, 1)
+	c.f.count(m.Channel, o.Status, o.Reason, 1)
 	c.mu.Unlock()
 	c.j.add(o)
 }
@@ -1079,7 +1143,7 @@ func (c *collector) take(m *Message, res Result, wait bool) {
 	if o.Status == StatusQueued {
 		c.retries = append(c.retries, retry{m.DeliveryID, delay})
 	}
-	c.f.c.Metrics.Statuses(m.Channel, o.Status, 1)
+	c.f.count(m.Channel, o.Status, o.Reason, 1)
 }
 
 // addressNews records what a provider said of m's address: it opted out
@@ -1218,7 +1282,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if !again {
 		switch dec := Decide(r, f.decideContext(bc.inc, bc.up, bc.b.Channels, bc.b.Policy), Facts{Stage: StageRetry, Channel: ch}, f.now()); dec.Status {
 		case StatusSuppressed:
-			f.c.Metrics.Statuses(ch, StatusSuppressed, 1)
+			f.count(ch, StatusSuppressed, string(dec.Reason), 1)
 			return f.c.Store.Record(ctx, bid, []Outcome{{RecipientID: rid, Channel: ch, Status: StatusSuppressed, Reason: string(dec.Reason),
 				Attempts: attempt - 1, Locale: d.Locale, Segments: d.Segments, Encoding: d.Encoding, TemplateVersion: d.TemplateVersion, Evidence: d.Evidence}})
 		case StatusQueued:

@@ -130,7 +130,19 @@ func (s *scriptedSender) sentTo() []string {
 type fakeMetrics struct {
 	mu       sync.Mutex
 	statuses map[string]int
+	notSent  map[string]int // channel/status/reason
 	sent     int
+}
+
+var _ dispatcher.FailureMetrics = (*fakeMetrics)(nil)
+
+func (m *fakeMetrics) NotSent(ch dispatcher.Channel, st dispatcher.DeliveryStatus, reason string, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.notSent == nil {
+		m.notSent = map[string]int{}
+	}
+	m.notSent[string(ch)+"/"+string(st)+"/"+reason] += n
 }
 
 func (m *fakeMetrics) Statuses(ch dispatcher.Channel, st dispatcher.DeliveryStatus, n int) {
@@ -324,6 +336,10 @@ func TestFanoutRunBatch(t *testing.T) {
 	if fmt.Sprint(s.metrics.statuses) != fmt.Sprint(wantMetrics) || s.metrics.sent != 2 {
 		t.Errorf("metrics %v (%d sends), want %v (2 sends)", s.metrics.statuses, s.metrics.sent, wantMetrics)
 	}
+	wantNotSent := map[string]int{"none/suppressed/no_channel": 2, "none/suppressed/recipient_deleted": 1}
+	if fmt.Sprint(s.metrics.notSent) != fmt.Sprint(wantNotSent) {
+		t.Errorf("not sent by reason %v, want %v", s.metrics.notSent, wantNotSent)
+	}
 
 	// The batch task is delivered again: nothing is sent twice, nothing counted twice.
 	if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 10}); err != nil {
@@ -334,6 +350,9 @@ func TestFanoutRunBatch(t *testing.T) {
 	}
 	if fmt.Sprint(s.metrics.statuses) != fmt.Sprint(wantMetrics) {
 		t.Errorf("metrics after re-run %v, want unchanged %v", s.metrics.statuses, wantMetrics)
+	}
+	if fmt.Sprint(s.metrics.notSent) != fmt.Sprint(wantNotSent) {
+		t.Errorf("not sent by reason after re-run %v, want unchanged %v", s.metrics.notSent, wantNotSent)
 	}
 }
 
@@ -365,7 +384,7 @@ func TestFanoutRunBatchResendsWhatACrashLeftSending(t *testing.T) {
 func TestFanoutRunBatchOutcomes(t *testing.T) {
 	t.Parallel()
 	s := setupFanout(t, smsRecipient("ok", "en"), smsRecipient("perm", "en"), smsRecipient("stop", "en"),
-		smsRecipient("flaky", "en"), smsRecipient("slow", "en"), smsRecipient("deliv", "en"))
+		smsRecipient("flaky", "en"), smsRecipient("slow", "en"), smsRecipient("deliv", "en"), smsRecipient("late", "en"))
 	s.sms.resultFunc = func(m *dispatcher.Message) dispatcher.Result {
 		switch m.Recipient.ID {
 		case "perm":
@@ -376,6 +395,8 @@ func TestFanoutRunBatchOutcomes(t *testing.T) {
 			return dispatcher.Result{Err: errors.New("connection reset")}
 		case "slow":
 			return dispatcher.Result{Err: dispatcher.Transient("429", time.Minute, errors.New("too many requests"))}
+		case "late":
+			return dispatcher.Result{Err: dispatcher.Transient(string(dispatcher.ReasonTimeout), 0, errors.New("provider took longer than 10s"))}
 		case "deliv":
 			return dispatcher.Result{Status: dispatcher.StatusDelivered}
 		}
@@ -400,12 +421,18 @@ func TestFanoutRunBatchOutcomes(t *testing.T) {
 		{"stop", dispatcher.StatusSuppressed, "21610: unsubscribed"},
 		{"flaky", dispatcher.StatusQueued, "connection reset"},
 		{"slow", dispatcher.StatusQueued, "429: too many requests"},
+		{"late", dispatcher.StatusQueued, "timeout: provider took longer than 10s"},
 	}
 	for _, tt := range tests {
 		d := s.store.delivery(t, id(tt.rid))
 		if d.Status != tt.st || d.Reason != tt.reason || d.Attempts != 1 {
 			t.Errorf("%s: %s %q attempts %d, want %s %q attempts 1", tt.rid, d.Status, d.Reason, d.Attempts, tt.st, tt.reason)
 		}
+	}
+	// Counted by reason: the providers' own codes as "provider", ours by name.
+	wantNotSent := map[string]int{"sms/failed/provider": 1, "sms/suppressed/provider": 1, "sms/queued/provider": 2, "sms/queued/timeout": 1}
+	if fmt.Sprint(s.metrics.notSent) != fmt.Sprint(wantNotSent) {
+		t.Errorf("not sent by reason %v, want %v", s.metrics.notSent, wantNotSent)
 	}
 	slices.SortFunc(s.queue.retries, func(a, b enqueued) int {
 		if a.deliveryID < b.deliveryID {
@@ -415,7 +442,8 @@ func TestFanoutRunBatchOutcomes(t *testing.T) {
 	})
 	want := []enqueued{
 		{id("flaky"), 2, 1 * time.Second}, // the backoff of attempt 1
-		{id("slow"), 2, time.Minute},      // the provider's Retry-After wins over a shorter backoff
+		{id("late"), 2, 1 * time.Second},
+		{id("slow"), 2, time.Minute}, // the provider's Retry-After wins over a shorter backoff
 	}
 	if !slices.Equal(s.queue.retries, want) {
 		t.Errorf("retries = %v, want %v", s.queue.retries, want)

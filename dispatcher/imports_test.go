@@ -21,9 +21,10 @@ var importRules = []struct {
 	why    string
 }{
 	{
-		dir:    ".",
-		forbid: []string{"net/http", "net/http/", module + "channels/", module + "dispatcher/", module + "config", "github.com/redis/", "github.com/hibiken/asynq"},
-		why:    "the domain holds types, rules and decisions: no transport, adapter or store, and no dispatcher/* package (they import it)",
+		dir: ".",
+		forbid: []string{"net/http", "net/http/", module + "channels/", module + "dispatcher/", module + "config", "github.com/redis/", "github.com/hibiken/asynq",
+			"go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/sdk/", "go.opentelemetry.io/otel/exporters/"},
+		why: "the domain holds types, rules and decisions: no transport, adapter or store, and no dispatcher/* package (they import it); of OpenTelemetry only the trace API",
 	},
 	{
 		dir:    "api",

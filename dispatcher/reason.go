@@ -1,5 +1,7 @@
 package dispatcher
 
+import "strings"
+
 // Reason says why a delivery was not sent, or not yet: the reason of a
 // suppressed or held delivery, the refusal of a store's guard, or the code
 // of a SendError. A delivery's recorded reason is a Reason on its own
@@ -135,3 +137,39 @@ const (
 
 // String returns r as stored.
 func (r Reason) String() string { return string(r) }
+
+// Labels a metric counts a delivery not sent under besides the Reasons.
+const (
+	// ReasonLabelProvider: a provider's own code ("21211", "550 5.1.1"),
+	// or an error without a code; the delivery's record has the full text.
+	ReasonLabelProvider = "provider"
+	// ReasonLabelNone: no reason was recorded.
+	ReasonLabelNone = "none"
+)
+
+// reasons is every Reason above (TestReasonsListed keeps it whole).
+var reasons = map[Reason]bool{
+	ReasonNoChannel: true, ReasonPolicyExcluded: true, ReasonRecipientDeleted: true, ReasonFlap: true,
+	ReasonQuietHours: true, ReasonRateLimited: true, ReasonSMSBudget: true, ReasonSuperseded: true,
+	ReasonCancelled: true, ReasonLeaseLost: true, ReasonInFlight: true, ReasonBusy: true,
+	ReasonLateWait: true, ReasonLeft: true, ReasonRetry: true, ReasonRateLimiter: true, ReasonPanic: true,
+	ReasonBlockedAddress: true, ReasonConnectFailed: true, ReasonTimeout: true, ReasonInvalidURL: true,
+	ReasonNoSecret: true, ReasonNoEndpoint: true, ReasonPayload: true, ReasonNoPhone: true,
+	ReasonNoToken: true, ReasonUnregistered: true, ReasonOutbox: true, ReasonExpired: true, ReasonNoCredit: true,
+}
+
+// ReasonLabel is the label a metric counts a delivery under, from its
+// recorded reason (a Reason, or a code followed by ": " and the provider's
+// text): the Reason it starts with, ReasonLabelProvider for anything else,
+// ReasonLabelNone when empty. So a metric's reasons are a bounded set
+// (the Reasons and those two), whatever providers answer. No allocation.
+func ReasonLabel(recorded string) string {
+	if recorded == "" {
+		return ReasonLabelNone
+	}
+	code, _, _ := strings.Cut(recorded, ":")
+	if reasons[Reason(code)] {
+		return code
+	}
+	return ReasonLabelProvider
+}

@@ -70,6 +70,9 @@ type FCMConfig struct {
 	// HTTPClient supplies the transport for sends and token requests; only
 	// its Transport is used. Default: a transport of its own.
 	HTTPClient *http.Client `yaml:"-"`
+	// WrapTransportFunc, when set, wraps the transport of sends (not of
+	// token requests), e.g. in tracing.Transport. Default: none.
+	WrapTransportFunc func(http.RoundTripper) http.RoundTripper `yaml:"-"`
 
 	// fromFile says CredentialsJSON was read from CredentialsFile (load):
 	// problems with the credentials then name CredentialsFile.
@@ -254,7 +257,7 @@ func newFCM(cfg FCMConfig, timeout time.Duration, concurrency int, now func() ti
 	tokenClient := &http.Client{Transport: rt, Timeout: timeout, CheckRedirect: noRedirect}
 	return &fcm{
 		sendURL: strings.TrimRight(cfg.Endpoint, "/") + "/v1/projects/" + project + "/messages:send",
-		client:  &http.Client{Transport: rt, CheckRedirect: noRedirect},
+		client:  &http.Client{Transport: wrapTransport(rt, cfg.WrapTransportFunc), CheckRedirect: noRedirect},
 		timeout: timeout,
 		auth: &fcmAuth{
 			conf: &jwt.Config{
@@ -520,4 +523,12 @@ func (f *fcm) tokenFailure(err error, attempt int) error {
 	// invalid_grant (a deleted or disabled key, a wrong client_email),
 	// invalid_client, unauthorized_client.
 	return authFailure(attempt, code, e)
+}
+
+// wrapTransport is rt wrapped by wrap, when set.
+func wrapTransport(rt http.RoundTripper, wrap func(http.RoundTripper) http.RoundTripper) http.RoundTripper {
+	if wrap == nil {
+		return rt
+	}
+	return wrap(rt)
 }

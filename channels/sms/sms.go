@@ -144,6 +144,9 @@ type Config struct {
 	// MaxConcurrency connections to Twilio, idle ones included, so that
 	// every request of a full window reuses one (HTTP/1.1 keep-alive).
 	HTTPClient *http.Client `yaml:"-"`
+	// WrapTransportFunc, when set, wraps the transport, e.g. in
+	// tracing.Transport (a span per request). Default: none.
+	WrapTransportFunc func(http.RoundTripper) http.RoundTripper `yaml:"-"`
 	// Logger receives one record per failed message (masked number, delivery
 	// and broadcast ids, Twilio code). Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
@@ -372,6 +375,9 @@ func New(cfg Config) (*Sender, error) {
 		t.MaxIdleConnsPerHost = cfg.MaxConcurrency
 		t.MaxConnsPerHost = cfg.MaxConcurrency
 		rt = t
+	}
+	if cfg.WrapTransportFunc != nil {
+		rt = cfg.WrapTransportFunc(rt)
 	}
 	seconds := func(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
 	validity := 0

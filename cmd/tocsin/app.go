@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	_ "time/tzdata" // recipients' time zones must resolve on minimal images
 
 	"github.com/tocsin-dev/tocsin/channels/email"
@@ -36,6 +37,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+	"github.com/tocsin-dev/tocsin/internal/tracing"
 	"github.com/tocsin-dev/tocsin/locales"
 	"github.com/tocsin-dev/tocsin/statuspage"
 )
@@ -71,6 +73,11 @@ type Main struct {
 	// whatever the endpoint's host (a local fake push service; tests), its
 	// TLS settings PushHTTPClient's.
 	WebPushRoute string
+
+	// TracerProvider, when set, receives the traces instead of what
+	// tracing.* configures (tests: an SDK provider with an in-memory
+	// exporter).
+	TracerProvider trace.TracerProvider
 
 	// pageRoutes, when set, are the status page's routes instead of
 	// statuspage.Routes (tests serve a placeholder page).
@@ -235,6 +242,22 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 	}
 
+	tr, err := m.tracing(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// The spans still buffered go out before the process ends.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			logger.Warn("tracing: exporting the last spans failed", "err", err)
+		}
+	}()
+	if tr.On() {
+		logger.Info("tracing on: OTLP/HTTP", "sample_ratio", cfg.Tracing.SampleRatio, "http_spans", cfg.Tracing.HTTPSpans)
+	}
+
 	redisAddr := cfg.Redis.Addr
 	if cfg.Embedded() {
 		mr := miniredis.NewMiniRedis()
@@ -285,13 +308,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	defer func() { closeSenders() }()
 	a, err := wire(wiring{
 		cfg: cfg, rdb: rdb, queue: aopt, clock: clock, logger: logger, catalog: catalog,
-		metrics: metrics, pageRoutes: m.pageRoutes,
+		metrics: metrics, pageRoutes: m.pageRoutes, tracing: tr,
 		senders: func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
 			var err error
 			if links, err = linkSigner(ctx, cfg, store); err != nil {
 				return nil, nil, err
 			}
-			senders, hooks, closeAll, err := m.senders(cfg, store, links, catalog, clock, logger)
+			senders, hooks, closeAll, err := m.senders(cfg, store, links, catalog, clock, logger, metrics, tr)
 			closeSenders = closeAll
 			if err != nil {
 				return nil, nil, usageError{err}
@@ -358,6 +381,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			// The public status page serves what the API does not
 			// (public.enabled; a worker serves none of it).
 			handler = statuspage.Mount(handler, a.page)
+			// A server span per request, the root of a broadcast's trace
+			// (off: handler itself).
+			handler = tr.Handler(handler)
 		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 		if err != nil {
@@ -432,6 +458,17 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	return runErr
 }
 
+// tracing is what tracing.* configures, or m.TracerProvider's.
+func (m *Main) tracing(ctx context.Context, cfg config.Config) (*tracing.Tracing, error) {
+	if m.TracerProvider != nil {
+		return tracing.With(m.TracerProvider), nil
+	}
+	return tracing.New(ctx, tracing.Config{
+		Endpoint: cfg.Tracing.OTLPEndpoint, SampleRatio: cfg.Tracing.SampleRatio,
+		Service: "tocsin", Version: Version, LookupEnv: m.LookupEnv,
+	})
+}
+
 // newRegistry is every metric a process exports on /metrics: Tocsin's
 // (queue.NewMetrics, the queue depth read through inspector), the Go
 // runtime's and the process's. deploy/grafana's dashboard queries them
@@ -481,7 +518,7 @@ func linkSigner(ctx context.Context, cfg config.Config, store *redisstore.Store)
 // with the outbox; webhooks always go to the merchants' endpoints (the
 // endpoint is the provider). The returned func closes the providers'
 // connections.
-func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispatcher.LinkSigner, catalog *locales.Catalog, clock dispatcher.Clock, logger *slog.Logger) (map[dispatcher.Channel]dispatcher.Sender, *webhook.Sender, func(), error) {
+func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispatcher.LinkSigner, catalog *locales.Catalog, clock dispatcher.Clock, logger *slog.Logger, metrics *queue.Metrics, tr *tracing.Tracing) (map[dispatcher.Channel]dispatcher.Sender, *webhook.Sender, func(), error) {
 	box := &outbox.Sender{Store: store, Clock: clock}
 	senders := map[dispatcher.Channel]dispatcher.Sender{}
 	for _, ch := range dispatcher.Channels {
@@ -495,8 +532,13 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 	}
 	base := cfg.HTTP.BaseURL()
 	limiter := store.Limiter() // one per process: it caches slow-downs
+	// A span per provider HTTP request, when asked for (tracing.http_spans).
+	var httpSpans func(http.RoundTripper) http.RoundTripper
+	if cfg.Tracing.HTTPSpans && tr.On() {
+		httpSpans = tr.Transport
+	}
 	if cfg.SMSConfigured() {
-		s, err := smsSender(cfg, limiter, logger, clock, base)
+		s, err := smsSender(cfg, limiter, logger, clock, base, httpSpans, metrics.RateLimitWait(dispatcher.ChannelSMS, ratelimit.KindProvider))
 		if err != nil {
 			return nil, nil, closeAll, err
 		}
@@ -522,7 +564,7 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		pc := pushConfig(cfg.Channels.Push, logger)
 		pc.Clock = clock
 		if pc.FCM != nil {
-			pc.FCM.HTTPClient = m.PushHTTPClient
+			pc.FCM.HTTPClient, pc.FCM.WrapTransportFunc = m.PushHTTPClient, httpSpans
 		}
 		if pc.WebPush != nil {
 			// Web Push endpoints pass the webhooks' guard, and its exceptions.
@@ -569,12 +611,13 @@ func (m *Main) senders(cfg config.Config, store *redisstore.Store, links *dispat
 		{dispatcher.ChannelPush, cfg.PushConfigured(), "push", cfg.Channels.Push.Rate.Value()},
 	} {
 		if l.configured && !l.rate.IsZero() {
-			senders[l.ch] = &ratelimit.Sender{Sender: senders[l.ch], Limiter: limiter, Key: l.key, Rate: l.rate, Logger: logger}
+			senders[l.ch] = &ratelimit.Sender{Sender: senders[l.ch], Limiter: limiter, Key: l.key, Rate: l.rate, Logger: logger,
+				WaitFunc: metrics.RateLimitWait(l.ch, ratelimit.KindProvider)}
 		}
 	}
 	if w.Rate > 0 {
 		senders[dispatcher.ChannelWebhook] = &ratelimit.Sender{Sender: hooks, Limiter: limiter, KeyFunc: ratelimit.WebhookKeys,
-			Rate: dispatcher.Rate{N: w.Rate, Per: time.Second}, Logger: logger}
+			Rate: dispatcher.Rate{N: w.Rate, Per: time.Second}, Logger: logger, WaitFunc: metrics.RateLimitWait(dispatcher.ChannelWebhook, ratelimit.KindEndpoint)}
 	}
 	var viaOutbox []dispatcher.Channel
 	for _, ch := range dispatcher.Channels {
@@ -625,9 +668,11 @@ func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 
 // smsSender is the SMS channel as serve builds it from cfg: Twilio, paced
 // by channels.sms.rate through limiter when it has one.
-func smsSender(cfg config.Config, limiter dispatcher.Limiter, logger *slog.Logger, clock dispatcher.Clock, base string) (dispatcher.Sender, error) {
+func smsSender(cfg config.Config, limiter dispatcher.Limiter, logger *slog.Logger, clock dispatcher.Clock, base string,
+	httpSpans func(http.RoundTripper) http.RoundTripper, wait func(n int, d time.Duration),
+) (dispatcher.Sender, error) {
 	sc := cfg.Channels.SMS.Twilio
-	sc.Logger, sc.Clock = logger, clock
+	sc.Logger, sc.Clock, sc.WrapTransportFunc = logger, clock, httpSpans
 	sc.Rate = cfg.Channels.SMS.Rate.Value()
 	sc.StatusCallback = func(deliveryID string) string {
 		return base + "/v1/callbacks/twilio/status?d=" + url.QueryEscape(deliveryID)
@@ -639,5 +684,5 @@ func smsSender(cfg config.Config, limiter dispatcher.Limiter, logger *slog.Logge
 	if sc.Rate.IsZero() {
 		return s, nil
 	}
-	return &ratelimit.Sender{Sender: s, Limiter: limiter, Key: "sms", Rate: sc.Rate, Logger: logger}, nil
+	return &ratelimit.Sender{Sender: s, Limiter: limiter, Key: "sms", Rate: sc.Rate, Logger: logger, WaitFunc: wait}, nil
 }

@@ -240,7 +240,7 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 	a, err := wire(wiring{
 		cfg: cfg, rdb: rdb, queue: aopt, logger: logger,
 		senders: func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
-			s, err := smsSender(cfg, store.Limiter(), logger, dispatcher.SystemClock, "http://127.0.0.1:8080")
+			s, err := smsSender(cfg, store.Limiter(), logger, dispatcher.SystemClock, "http://127.0.0.1:8080", nil, nil)
 			if err != nil {
 				return nil, nil, err
 			}

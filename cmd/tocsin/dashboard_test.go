@@ -231,7 +231,8 @@ func TestDashboardMetricsExist(t *testing.T) {
 	// What the dashboard is for: throughput per channel, lag, failures,
 	// rate-limit waits, the SMS budget, catch-up and Redis memory.
 	for _, name := range []string{"tocsin_deliveries_total", "tocsin_queue_latency_seconds", "tocsin_queue_tasks", "tocsin_sms_budget_spent",
-		"tocsin_sms_budget_exhausted_total", "tocsin_catchup_sends_total", "tocsin_send_duration_seconds_bucket", "redis_memory_used_bytes"} {
+		"tocsin_sms_budget_exhausted_total", "tocsin_catchup_sends_total", "tocsin_send_duration_seconds_bucket", "redis_memory_used_bytes",
+		"tocsin_deliveries_not_sent_total", "tocsin_ratelimit_wait_seconds_bucket", "tocsin_ratelimit_wait_seconds_sum"} {
 		if !used[name] {
 			t.Errorf("no panel reads %s", name)
 		}

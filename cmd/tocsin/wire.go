@@ -18,6 +18,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/internal/netguard"
+	"github.com/tocsin-dev/tocsin/internal/tracing"
 	"github.com/tocsin-dev/tocsin/locales"
 	"github.com/tocsin-dev/tocsin/statuspage"
 )
@@ -32,6 +33,7 @@ type wiring struct {
 	logger  *slog.Logger       // nil: slog.Default()
 	catalog *locales.Catalog   // nil: locales.MustNew()
 	metrics dispatcher.Metrics // nil: none
+	tracing *tracing.Tracing   // nil: off
 	// senders builds the channels' senders once the store exists, and the
 	// check of a webhook endpoint's URL at registration (nil: none); nil
 	// senders: no channel is served.
@@ -65,6 +67,7 @@ type wired struct {
 	catchUp   *dispatcher.CatchUp
 	unreached *dispatcher.UnreachedReport
 	logger    *slog.Logger
+	tracing   *tracing.Tracing // nil: off
 	// page is the public status page (nil when public.enabled is false);
 	// an API process mounts it beside the API (statuspage.Mount).
 	page *statuspage.Server
@@ -196,6 +199,7 @@ func wire(w wiring) (*wired, error) {
 		Clock:        w.clock,
 		Logger:       w.logger,
 		Metrics:      w.metrics,
+		Tracer:       w.tracing.Tracer(),
 		// Every message to a subscriber carries its manage and unsubscribe links.
 		SubscriberLinks: subLinks,
 		Budget:          budget,
@@ -272,7 +276,7 @@ func wire(w wiring) (*wired, error) {
 		_ = qc.Close()
 		return nil, err
 	}
-	a := &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, retainer: retainer, logger: w.logger, page: page, subscriptions: subs, load: load,
+	a := &wired{store: store, queue: qc, retry: retry, fanout: fan, service: svc, maintainer: maint, retainer: retainer, logger: w.logger, tracing: w.tracing, page: page, subscriptions: subs, load: load,
 		catchUp: catchUp, unreached: unreached}
 	if page != nil {
 		// A process that runs workers (handlers) serves the page slower
@@ -354,7 +358,11 @@ func (a *wired) handlers() *asynq.ServeMux {
 	// clock would never end it.
 	rdb := a.store.Client()
 	ready := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
-	mux := (&queue.Handlers{Fanout: a.fanout, Logger: a.logger, Ready: ready}).Mux()
+	h := &queue.Handlers{Fanout: a.fanout, Logger: a.logger, Ready: ready}
+	if a.tracing.On() {
+		h.Tracer = a.tracing.Tracer()
+	}
+	mux := h.Mux()
 	mux.Use(func(h asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			a.load.tasks.Add(1)

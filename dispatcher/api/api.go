@@ -26,6 +26,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/tracing"
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
@@ -297,7 +298,17 @@ func New(cfg Config) http.Handler {
 	s.documentMeta()
 	finishDocument(s.api.OpenAPI(), cfg)
 	s.mux.HandleFunc("/", s.fallback)
-	return s.logRequests(s.authenticate(s.mux))
+	return s.logRequests(s.authenticate(routeNamed(s.mux)))
+}
+
+// routeNamed names the request's trace span after the route that served
+// it ("POST /v1/incidents/{id}/updates"), once the mux has matched it;
+// nothing when tracing is off.
+func routeNamed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		tracing.NameRoute(r)
+	})
 }
 
 // Tags of the OpenAPI document, in the order the document lists them.

@@ -13,6 +13,8 @@ import (
 type Metrics struct {
 	deliveries *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
+	notSent    *prometheus.CounterVec
+	waits      *prometheus.HistogramVec
 	// The SMS budget's (BudgetMetrics).
 	budgetSpent   *prometheus.GaugeVec
 	budgetRefused prometheus.Counter
@@ -23,6 +25,7 @@ var (
 	_ dispatcher.Metrics        = (*Metrics)(nil)
 	_ dispatcher.BudgetMetrics  = (*Metrics)(nil)
 	_ dispatcher.CatchUpMetrics = (*Metrics)(nil)
+	_ dispatcher.FailureMetrics = (*Metrics)(nil)
 )
 
 // NewMetrics registers Tocsin's delivery metrics on reg, and the queue
@@ -39,6 +42,15 @@ func NewMetrics(reg prometheus.Registerer, inspector *asynq.Inspector) *Metrics 
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"channel"}),
 	}
+	m.notSent = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tocsin_deliveries_not_sent_total",
+		Help: "Deliveries failed, suppressed, unknown or queued for a retry, by channel, status and reason (dispatcher.Reason's names; provider: a provider's own code, the delivery record has it).",
+	}, []string{"channel", "status", "reason"})
+	m.waits = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tocsin_ratelimit_wait_seconds",
+		Help:    "Time a message waited for its rate-limit token before it was handed to its provider, by channel and bucket kind (provider, endpoint).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1ms .. ~4.4min
+	}, []string{"channel", "bucket"})
 	m.budgetSpent = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tocsin_sms_budget_spent",
 		Help: "What SMS cost in the SMS budget's current period (daily, monthly), in costs.currency, as this process last read it.",
@@ -51,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer, inspector *asynq.Inspector) *Metrics 
 		Name: "tocsin_catchup_sends_total",
 		Help: "Late members catch-up added to an open incident's latest broadcast (a recipient imported, given a contact or subscribed after the update went out).",
 	})
-	reg.MustRegister(m.deliveries, m.latency, m.budgetSpent, m.budgetRefused, m.caughtUp)
+	reg.MustRegister(m.deliveries, m.latency, m.notSent, m.waits, m.budgetSpent, m.budgetRefused, m.caughtUp)
 	if inspector != nil {
 		reg.MustRegister(&depthCollector{inspector: inspector})
 	}
@@ -61,6 +73,24 @@ func NewMetrics(reg prometheus.Registerer, inspector *asynq.Inspector) *Metrics 
 // Statuses implements dispatcher.Metrics.
 func (m *Metrics) Statuses(ch dispatcher.Channel, st dispatcher.DeliveryStatus, n int) {
 	m.deliveries.WithLabelValues(string(ch), string(st)).Add(float64(n))
+}
+
+// NotSent implements dispatcher.FailureMetrics.
+func (m *Metrics) NotSent(ch dispatcher.Channel, st dispatcher.DeliveryStatus, reason string, n int) {
+	m.notSent.WithLabelValues(string(ch), string(st), reason).Add(float64(n))
+}
+
+// RateLimitWait returns a ratelimit.Sender's WaitFunc for channel ch and
+// bucket kind (ratelimit.KindProvider, KindEndpoint): its observer is
+// looked up once, so a call is n atomic adds.
+func (m *Metrics) RateLimitWait(ch dispatcher.Channel, bucket string) func(n int, d time.Duration) {
+	o := m.waits.WithLabelValues(string(ch), bucket)
+	return func(n int, d time.Duration) {
+		s := d.Seconds()
+		for range n {
+			o.Observe(s)
+		}
+	}
 }
 
 // CaughtUp implements dispatcher.CatchUpMetrics.

@@ -26,8 +26,13 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/tracing"
 )
 
 // Task types.
@@ -88,20 +93,34 @@ type RetryPayload struct {
 }
 
 // NewPlanTask returns the plan task of broadcast b.
-func NewPlanTask(b *dispatcher.Broadcast) *asynq.Task {
-	p, _ := json.Marshal(PlanPayload{BroadcastID: b.ID})
-	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID), asynq.Queue(QueueFor(b)), asynq.MaxRetry(dispatcher.TaskMaxRetry))
-}
+func NewPlanTask(b *dispatcher.Broadcast) *asynq.Task { return planTask(b, "", nil) }
 
 // NewPlanTaskAgain returns a plan task of broadcast b named by tag, for a
 // plan whose worker died.
-func NewPlanTaskAgain(b *dispatcher.Broadcast, tag string) *asynq.Task {
-	p, _ := json.Marshal(PlanPayload{BroadcastID: b.ID})
-	return asynq.NewTask(TypePlan, p, asynq.TaskID("plan:"+b.ID+":"+tag), asynq.Queue(QueueFor(b)), asynq.MaxRetry(dispatcher.TaskMaxRetry))
-}
+func NewPlanTaskAgain(b *dispatcher.Broadcast, tag string) *asynq.Task { return planTask(b, tag, nil) }
 
 // NewBatchTask returns the task of one batch of broadcast b.
 func NewBatchTask(b *dispatcher.Broadcast, batch dispatcher.Batch) *asynq.Task {
+	return batchTask(b, batch, nil)
+}
+
+// NewRetryTask returns the retry task of one delivery.
+func NewRetryTask(b *dispatcher.Broadcast, deliveryID string, attempt, maxRetry int, delay time.Duration) *asynq.Task {
+	return retryTask(b, deliveryID, attempt, maxRetry, delay, nil)
+}
+
+// The task constructors, with the headers the task carries (traceHeaders).
+
+func planTask(b *dispatcher.Broadcast, tag string, h map[string]string) *asynq.Task {
+	p, _ := json.Marshal(PlanPayload{BroadcastID: b.ID})
+	id := "plan:" + b.ID
+	if tag != "" {
+		id += ":" + tag
+	}
+	return asynq.NewTaskWithHeaders(TypePlan, p, h, asynq.TaskID(id), asynq.Queue(QueueFor(b)), asynq.MaxRetry(dispatcher.TaskMaxRetry))
+}
+
+func batchTask(b *dispatcher.Broadcast, batch dispatcher.Batch, h map[string]string) *asynq.Task {
 	p, _ := json.Marshal(BatchPayload{BroadcastID: b.ID, Start: batch.Start, Stop: batch.Stop, Late: batch.Late})
 	id := "batch:" + b.ID + ":" + strconv.Itoa(batch.Start)
 	if batch.Late != "" {
@@ -112,13 +131,24 @@ func NewBatchTask(b *dispatcher.Broadcast, batch dispatcher.Batch) *asynq.Task {
 		// still active in asynq until its own lease recovery finds it.
 		id += ":" + batch.Resume
 	}
-	return asynq.NewTask(TypeBatch, p, asynq.TaskID(id), asynq.Queue(QueueFor(b)), asynq.MaxRetry(dispatcher.TaskMaxRetry))
+	return asynq.NewTaskWithHeaders(TypeBatch, p, h, asynq.TaskID(id), asynq.Queue(QueueFor(b)), asynq.MaxRetry(dispatcher.TaskMaxRetry))
 }
 
-// NewRetryTask returns the retry task of one delivery.
-func NewRetryTask(b *dispatcher.Broadcast, deliveryID string, attempt, maxRetry int, delay time.Duration) *asynq.Task {
+func retryTask(b *dispatcher.Broadcast, deliveryID string, attempt, maxRetry int, delay time.Duration, h map[string]string) *asynq.Task {
 	p, _ := json.Marshal(RetryPayload{DeliveryID: deliveryID, Attempt: attempt})
-	return asynq.NewTask(TypeRetry, p, asynq.TaskID("retry:"+deliveryID+":"+strconv.Itoa(attempt)), asynq.Queue(QueueFor(b)), asynq.MaxRetry(maxRetry), asynq.ProcessIn(delay))
+	return asynq.NewTaskWithHeaders(TypeRetry, p, h, asynq.TaskID("retry:"+deliveryID+":"+strconv.Itoa(attempt)), asynq.Queue(QueueFor(b)), asynq.MaxRetry(maxRetry), asynq.ProcessIn(delay))
+}
+
+// traceHeaders carries ctx's trace context (W3C traceparent) to the
+// task's handler; nil when ctx has none (tracing off): the task costs
+// Redis nothing more.
+func traceHeaders(ctx context.Context) map[string]string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return nil
+	}
+	h := propagation.MapCarrier{}
+	tracing.Propagator.Inject(ctx, h)
+	return h
 }
 
 // Client enqueues tasks; it implements dispatcher.Enqueuer.
@@ -153,18 +183,19 @@ func (c *Client) enqueue(ctx context.Context, t *asynq.Task) error {
 
 // EnqueuePlan implements dispatcher.Enqueuer.
 func (c *Client) EnqueuePlan(ctx context.Context, b *dispatcher.Broadcast) error {
-	return c.enqueue(ctx, NewPlanTask(b))
+	return c.enqueue(ctx, planTask(b, "", traceHeaders(ctx)))
 }
 
 // EnqueuePlanAgain implements dispatcher.Enqueuer.
 func (c *Client) EnqueuePlanAgain(ctx context.Context, b *dispatcher.Broadcast, tag string) error {
-	return c.enqueue(ctx, NewPlanTaskAgain(b, tag))
+	return c.enqueue(ctx, planTask(b, tag, traceHeaders(ctx)))
 }
 
 // EnqueueBatches implements dispatcher.Enqueuer.
 func (c *Client) EnqueueBatches(ctx context.Context, b *dispatcher.Broadcast, batches []dispatcher.Batch) error {
+	h := traceHeaders(ctx) // every batch a child of the plan
 	for _, batch := range batches {
-		if err := c.enqueue(ctx, NewBatchTask(b, batch)); err != nil {
+		if err := c.enqueue(ctx, batchTask(b, batch, h)); err != nil {
 			return err
 		}
 	}
@@ -175,7 +206,7 @@ func (c *Client) EnqueueBatches(ctx context.Context, b *dispatcher.Broadcast, ba
 func (c *Client) EnqueueRetry(ctx context.Context, b *dispatcher.Broadcast, deliveryID string, attempt int, delay time.Duration) error {
 	// The fan-out fails the delivery at its last attempt; asynq's own limit
 	// only guards against a task that keeps failing for other reasons.
-	return c.enqueue(ctx, NewRetryTask(b, deliveryID, attempt, c.Retry.MostAttempts(), delay))
+	return c.enqueue(ctx, retryTask(b, deliveryID, attempt, c.Retry.MostAttempts(), delay, traceHeaders(ctx)))
 }
 
 // Steps are the fan-out's steps the task handlers run; *dispatcher.Fanout
@@ -205,6 +236,10 @@ type Handlers struct {
 	Timer      dispatcher.Timer // nil: dispatcher.SystemClock
 	OutageWait time.Duration    // default 30s
 	OutagePoll time.Duration    // default 250ms
+	// Tracer gives each task a span, a child of the span that enqueued it
+	// (its traceparent header): the API request's for a plan, the plan's
+	// for a batch, the batch's for a retry. Default: none (no-op).
+	Tracer trace.Tracer
 }
 
 // run runs step, again while it fails with Redis unreachable, as Ready
@@ -278,10 +313,34 @@ func StoreUnreachable(err error) bool {
 // Mux returns the task multiplexer.
 func (h *Handlers) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
-	mux.HandleFunc(TypePlan, h.plan)
-	mux.HandleFunc(TypeBatch, h.batch)
-	mux.HandleFunc(TypeRetry, h.retry)
+	mux.HandleFunc(TypePlan, h.traced(h.plan))
+	mux.HandleFunc(TypeBatch, h.traced(h.batch))
+	mux.HandleFunc(TypeRetry, h.traced(h.retry))
 	return mux
+}
+
+// traced runs handle in a span named after the task's type, whose parent
+// is the trace context the task carries. Without a Tracer, handle itself.
+func (h *Handlers) traced(handle asynq.HandlerFunc) asynq.HandlerFunc {
+	if h.Tracer == nil {
+		return handle
+	}
+	return func(ctx context.Context, t *asynq.Task) error {
+		if hdr := t.Headers(); len(hdr) > 0 {
+			ctx = tracing.Propagator.Extract(ctx, propagation.MapCarrier(hdr))
+		}
+		ctx, span := h.Tracer.Start(ctx, t.Type(), trace.WithSpanKind(trace.SpanKindConsumer))
+		defer span.End()
+		if span.IsRecording() {
+			n, _ := asynq.GetRetryCount(ctx)
+			span.SetAttributes(attribute.String("messaging.system", "asynq"), attribute.Int("tocsin.task.retry", n))
+		}
+		err := handle(ctx, t)
+		if err != nil && !dispatcher.IsWait(err) {
+			span.SetStatus(codes.Error, "task failed")
+		}
+		return err
+	}
 }
 
 // permanent stops asynq retrying errors no retry can fix.
@@ -304,6 +363,7 @@ func (h *Handlers) plan(ctx context.Context, t *asynq.Task) error {
 	if err := decode(t, &p); err != nil {
 		return err
 	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("tocsin.broadcast_id", p.BroadcastID))
 	return permanent(h.run(ctx, TypePlan, func() error { return h.Fanout.Plan(ctx, p.BroadcastID) }))
 }
 
@@ -311,6 +371,10 @@ func (h *Handlers) batch(ctx context.Context, t *asynq.Task) error {
 	var p BatchPayload
 	if err := decode(t, &p); err != nil {
 		return err
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("tocsin.broadcast_id", p.BroadcastID), attribute.Int("tocsin.batch.start", p.Start),
+			attribute.Int("tocsin.batch.stop", p.Stop), attribute.Bool("tocsin.batch.late", p.Late != ""))
 	}
 	return permanent(h.run(ctx, TypeBatch, func() error {
 		return h.Fanout.RunBatch(ctx, p.BroadcastID, dispatcher.Batch{Start: p.Start, Stop: p.Stop, Late: p.Late})
@@ -325,6 +389,11 @@ func (h *Handlers) retry(ctx context.Context, t *asynq.Task) error {
 	// A wait (quiet hours, another run sending it) is not counted as a
 	// retry (IsFailure), so the count is the attempts made.
 	n, _ := asynq.GetRetryCount(ctx)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		// The broadcast and channel of the delivery, not its recipient.
+		bid, ch, _, _ := dispatcher.ParseDeliveryID(p.DeliveryID)
+		span.SetAttributes(attribute.String("tocsin.broadcast_id", bid), attribute.String("tocsin.channel", string(ch)), attribute.Int("tocsin.attempt", p.Attempt+n))
+	}
 	return permanent(h.run(ctx, TypeRetry, func() error { return h.Fanout.Retry(ctx, p.DeliveryID, p.Attempt+n) }))
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
+	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 	"github.com/tocsin-dev/tocsin/dispatcher/storetest"
 	"github.com/tocsin-dev/tocsin/internal/redistest"
@@ -148,17 +149,34 @@ func TestMetrics(t *testing.T) {
 	if got := gathered(t, reg, "tocsin_send_duration_seconds"); fmt.Sprint(got) != fmt.Sprint(map[string]float64{"channel=sms": 2}) {
 		t.Errorf("tocsin_send_duration_seconds samples = %v, want 2 for sms", got)
 	}
+	m.NotSent(dispatcher.ChannelSMS, dispatcher.StatusFailed, "provider", 2)
+	m.NotSent(dispatcher.ChannelSMS, dispatcher.StatusFailed, "provider", 1)
+	m.NotSent(dispatcher.ChannelNone, dispatcher.StatusSuppressed, "no_channel", 4)
+	wantNotSent := map[string]float64{"channel=none,reason=no_channel,status=suppressed": 4, "channel=sms,reason=provider,status=failed": 3}
+	if got := gathered(t, reg, "tocsin_deliveries_not_sent_total"); fmt.Sprint(got) != fmt.Sprint(wantNotSent) {
+		t.Errorf("tocsin_deliveries_not_sent_total = %v, want %v", got, wantNotSent)
+	}
+	wait := m.RateLimitWait(dispatcher.ChannelWebhook, ratelimit.KindEndpoint)
+	wait(3, 250*time.Millisecond)
+	wait(1, time.Second)
+	if got := gathered(t, reg, "tocsin_ratelimit_wait_seconds"); fmt.Sprint(got) != fmt.Sprint(map[string]float64{"bucket=endpoint,channel=webhook": 4}) {
+		t.Errorf("tocsin_ratelimit_wait_seconds samples = %v, want 4 for webhook endpoints", got)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	sums := map[string]float64{}
 	for _, mf := range mfs {
-		if mf.GetName() != "tocsin_send_duration_seconds" {
-			continue
+		if h := mf.GetMetric()[0].GetHistogram(); h != nil {
+			sums[mf.GetName()] = h.GetSampleSum()
 		}
-		if sum := mf.GetMetric()[0].GetHistogram().GetSampleSum(); sum < 2.01 || sum > 2.03 {
-			t.Errorf("latency histogram sums %v s, want 2.02", sum)
-		}
+	}
+	if sum := sums["tocsin_send_duration_seconds"]; sum < 2.01 || sum > 2.03 {
+		t.Errorf("latency histogram sums %v s, want 2.02", sum)
+	}
+	if sum := sums["tocsin_ratelimit_wait_seconds"]; sum < 1.74 || sum > 1.76 {
+		t.Errorf("rate-limit wait histogram sums %v s, want 1.75 (3 × 0.25 + 1)", sum)
 	}
 	// Registering twice on one registry is a programming error.
 	defer func() {
@@ -968,5 +986,18 @@ func TestHandlersByHand(t *testing.T) {
 	}
 	if len(box) != len(exp.reachable()) {
 		t.Errorf("%d recipients got messages, want %d", len(box), len(exp.reachable()))
+	}
+}
+
+// BenchmarkMetricsHotPath: what the fan-out's counting costs per call:
+// a status, a reason of a message not sent, a rate-limit wait of a group.
+func BenchmarkMetricsHotPath(b *testing.B) {
+	m := queue.NewMetrics(prometheus.NewRegistry(), nil)
+	wait := m.RateLimitWait(dispatcher.ChannelSMS, ratelimit.KindProvider)
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Statuses(dispatcher.ChannelSMS, dispatcher.StatusSent, 1)
+		m.NotSent(dispatcher.ChannelSMS, dispatcher.StatusFailed, dispatcher.ReasonLabel("21211: invalid number"), 1)
+		wait(1, 3*time.Millisecond)
 	}
 }

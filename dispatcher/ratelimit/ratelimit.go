@@ -103,6 +103,26 @@ type Sender struct {
 	// Logger receives a record per slow-down and per limiter failure.
 	// Default slog.Default().
 	Logger *slog.Logger
+	// WaitFunc, when set, is told, each time messages are handed to the
+	// channel's Sender, that n of them waited d for their tokens (since
+	// Send began, on Clock): one call per group handed over, never one per
+	// message. The Prometheus adapter observes it (queue.Metrics.RateLimitWait).
+	WaitFunc func(n int, d time.Duration)
+}
+
+// Bucket kinds, as WaitFunc's metric labels them.
+const (
+	// KindProvider: one bucket per provider (Key).
+	KindProvider = "provider"
+	// KindEndpoint: one bucket per webhook endpoint (KeyFunc).
+	KindEndpoint = "endpoint"
+)
+
+// waited tells WaitFunc that n messages waited since start.
+func (r *Sender) waited(n int, start time.Time, now time.Time) {
+	if r.WaitFunc != nil && n > 0 {
+		r.WaitFunc(n, now.Sub(start))
+	}
 }
 
 var _ dispatcher.Sender = (*Sender)(nil)
@@ -193,6 +213,7 @@ func (r *Sender) chunk(rate dispatcher.Rate) int {
 func (r *Sender) sendPaced(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	res := make([]dispatcher.Result, len(msgs))
 	clk := r.clock()
+	start := clk.Now()
 	rate := r.paced()
 	chunk := r.chunk(rate)
 	late := r.late()
@@ -239,6 +260,7 @@ func (r *Sender) sendPaced(ctx context.Context, msgs []*dispatcher.Message) []di
 			r.logger().Debug("rate limiter: tokens missed, taking others", "key", r.Key, "missed", len(missed), "late", behind)
 		}
 		if len(group) > 0 {
+			r.waited(len(group), start, now)
 			handed += len(group)
 			wg.Go(func() { r.deliver(ctx, msgs, group, res, &slowed) })
 		}
@@ -334,6 +356,7 @@ func (r *Sender) sendEach(ctx context.Context, msgs []*dispatcher.Message) []dis
 		failed error
 	)
 	clk := r.clock()
+	start := clk.Now()
 	for len(pending) > 0 {
 		var takes []*take
 		byRate := map[dispatcher.Rate]*take{}
@@ -386,6 +409,7 @@ func (r *Sender) sendEach(ctx context.Context, msgs []*dispatcher.Message) []dis
 		}
 		pending = waiting
 		if len(ready) > 0 {
+			r.waited(len(ready), start, clk.Now())
 			wg.Go(func() { r.deliverEach(ctx, msgs, ready, bucketsOf, res) })
 		}
 		if len(pending) > 0 {

@@ -47,6 +47,21 @@ func TestIsThrottled(t *testing.T) {
 	}
 }
 
+// waits adds up what a Sender's WaitFunc is told.
+type waits struct {
+	mu       sync.Mutex
+	calls, n int
+	total    time.Duration // n messages' waits
+}
+
+func (w *waits) add(n int, d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	w.n += n
+	w.total += time.Duration(n) * d
+}
+
 // t0 is when the tests' fake clocks start.
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
@@ -246,10 +261,15 @@ func TestSenderPaces(t *testing.T) {
 	clk := clocktest.New(t0)
 	clocktest.Run(t, clk, func(t *testing.T) {
 		l, s := newMemLimiter(clk), newRecSender(clk)
-		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Chunk: 5, Headroom: -1, Clock: clk}
+		var w waits
+		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Chunk: 5, Headroom: -1, Clock: clk, WaitFunc: w.add}
 		const n = 40
 		checkAllSent(t, rl.Send(context.Background(), messages(n)), n)
 		checkSchedule(t, s.times(), t0, 10*time.Millisecond)
+		// Message i waited i·10ms for its token: 0 + 10ms + ... + 390ms.
+		if w.n != n || w.total != 7800*time.Millisecond {
+			t.Errorf("WaitFunc told of %d messages waiting %v in all, want %d waiting 7.8s", w.n, w.total, n)
+		}
 		// Send returns once the last message is handed over.
 		if took := clk.Now().Sub(t0); took != 390*time.Millisecond {
 			t.Errorf("40 messages at 100/s took %v, want 390ms", took)
@@ -496,7 +516,8 @@ func TestSenderKeyFunc(t *testing.T) {
 			}
 			return dispatcher.Result{Status: dispatcher.StatusSent}
 		}
-		rl := &ratelimit.Sender{Sender: s, Limiter: l, Rate: dispatcher.Rate{N: 10, Per: time.Second}, KeyFunc: ratelimit.WebhookKeys, Clock: clk}
+		var w waits
+		rl := &ratelimit.Sender{Sender: s, Limiter: l, Rate: dispatcher.Rate{N: 10, Per: time.Second}, KeyFunc: ratelimit.WebhookKeys, Clock: clk, WaitFunc: w.add}
 		msgs := []*dispatcher.Message{
 			webhookMessage("m0", "e1", "e9"),
 			webhookMessage("m1", "e2", "e3"),
@@ -526,6 +547,9 @@ func TestSenderKeyFunc(t *testing.T) {
 			if got := s.sentAt(msgs[i], t0); got != want {
 				t.Errorf("%s went %v after the start, want %v", msgs[i].Recipient.ID, got, want)
 			}
+		}
+		if w.n != 3 || w.total != 103092783*time.Nanosecond || w.calls != 2 {
+			t.Errorf("WaitFunc: %d calls told of %d messages waiting %v, want 2 calls (one per pass) of 3 waiting 103.092783ms", w.calls, w.n, w.total)
 		}
 		if !slices.Equal(l.slows, []string{"webhook:m0:e1", "webhook:m0:e9"}) {
 			t.Errorf("Slow calls: %q, want m0's endpoints", l.slows)
@@ -723,7 +747,8 @@ func TestSenderEndpointRates(t *testing.T) {
 		l := redisstore.New(rdb).Limiter()
 		l.Clock = clk
 		s := &endpointSender{clock: clk, at: map[string][]time.Time{}}
-		rl := &ratelimit.Sender{Sender: s, Limiter: l, Rate: dispatcher.Rate{N: 10, Per: time.Second}, KeyFunc: ratelimit.WebhookKeys, Clock: clk}
+		var w waits
+		rl := &ratelimit.Sender{Sender: s, Limiter: l, Rate: dispatcher.Rate{N: 10, Per: time.Second}, KeyFunc: ratelimit.WebhookKeys, Clock: clk, WaitFunc: w.add}
 		const nSlow, nStd = 7, 24
 		var msgs []*dispatcher.Message
 		for i := range max(nSlow, nStd) {

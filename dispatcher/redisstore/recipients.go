@@ -15,7 +15,8 @@ import (
 
 // The recipient scripts (lua/put_recipient.lua, lua/delete_recipient.lua)
 // share lua/recipient.lua, which says why they build index key names
-// themselves and how they read JSON on Redis and on miniredis alike.
+// themselves and how they read stored records (packed or JSON) on Redis
+// and on miniredis alike.
 var (
 	putRecipientScript    = script("recipient", "put_recipient")
 	deleteRecipientScript = script("recipient", "delete_recipient")

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -298,7 +299,7 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 
 	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	aopt := asynq.RedisClientOpt{Addr: addr, DB: db, PoolSize: 4 * conc}
-	sink := &null.Sender{}
+	sink := &sidSink{}
 	cfg, err := benchConfig(batch)
 	if err != nil {
 		return benchResult{}, err
@@ -391,6 +392,25 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	}
 	return benchResult{deliveries: n, elapsed: elapsed, peakBytes: max(peak, kept) - base, keptBytes: kept - base, cpu: cpu, redisCPU: rcpu,
 		recipientBytes: float64(seeded-empty) / float64(max(n, 1))}, nil
+}
+
+// sidSink is the null sink answering each message with a Twilio-shaped
+// message SID ("SM" and 32 hex digits), so that the kept Redis bytes per
+// delivery include a provider id and the SMS segments, as a real SMS
+// broadcast's records do.
+type sidSink struct {
+	null.Sender
+	n atomic.Uint64
+}
+
+func (s *sidSink) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	res := s.Sender.Send(ctx, msgs)
+	for i := range res {
+		if res[i].Err == nil {
+			res[i].ProviderID = fmt.Sprintf("SM%032x", s.n.Add(1))
+		}
+	}
+	return res
 }
 
 // firstCallSink is a slow sink that notes when each broadcast's first

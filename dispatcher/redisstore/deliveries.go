@@ -17,7 +17,13 @@ import (
 // A delivery record is one hash field of b:{id}:d, "{channel}.{recipient}",
 // whose value packs the delivery in a few bytes:
 //
-//	{code}|{attempts}|{updated unix ms}|{locale}|{provider id}|{sms}|{reason}
+//	{code}|{attempts}|{updated}|{locale}|{provider id}|{sms}|{reason}
+//
+// updated is "+" and the milliseconds (base 36, none for 0) after the delivery's sent
+// time, or its queued time when it has none (both are in its evidence,
+// below), or, without evidence, unix ms; older records hold unix ms
+// throughout. The provider id is packed when it has the shape of a Twilio
+// SID (packProviderID).
 //
 // locale is the locale the text was rendered in, followed by ":{n}" when
 // it was rendered with version n of an operator's template override
@@ -79,7 +85,14 @@ func encodeRecord(buf []byte, now int64, r record) []byte {
 	buf = append(buf[:0], statusCodes[st], '|')
 	buf = strconv.AppendInt(buf, int64(attempts), 10)
 	buf = append(buf, '|')
-	buf = strconv.AppendInt(buf, now, 10)
+	if q, sent := evidenceTimes(now, st, r.ev); q >= 0 && now >= max(q, sent) {
+		buf = append(buf, '+')
+		if d := now - max(q, sent); d > 0 {
+			buf = strconv.AppendInt(buf, d, 36)
+		}
+	} else {
+		buf = strconv.AppendInt(buf, now, 10)
+	}
 	buf = append(buf, '|')
 	buf = append(buf, clean(locale)...)
 	if r.template > 0 {
@@ -88,7 +101,7 @@ func encodeRecord(buf []byte, now int64, r record) []byte {
 	}
 	buf = appendEvidence(buf, now, st, r.ev)
 	buf = append(buf, '|')
-	buf = append(buf, clean(providerID)...)
+	buf = packProviderID(buf, clean(providerID))
 	buf = append(buf, '|')
 	if l, ok := encodingLetters[r.encoding]; ok && r.segments > 0 {
 		buf = strconv.AppendInt(buf, int64(r.segments), 10)
@@ -113,7 +126,6 @@ func decodeRecord(broadcastID, field, value string) (*dispatcher.Delivery, error
 		return nil, fmt.Errorf("corrupt delivery status %q of %s", parts[0], broadcastID)
 	}
 	attempts, _ := strconv.Atoi(parts[1])
-	ms, _ := strconv.ParseInt(parts[2], 10, 64)
 	var segments int
 	var encoding string
 	if sms := parts[5]; len(sms) > 1 {
@@ -125,6 +137,18 @@ func decodeRecord(broadcastID, field, value string) (*dispatcher.Delivery, error
 		}
 	}
 	loc, ev := cutEvidence(parts[3])
+	var ms int64
+	if rel, ok := strings.CutPrefix(parts[2], "+"); ok {
+		ms, _ = strconv.ParseInt(rel, 36, 64)
+		switch {
+		case !ev.SentAt.IsZero():
+			ms += ev.SentAt.UnixMilli()
+		case !ev.QueuedAt.IsZero():
+			ms += ev.QueuedAt.UnixMilli()
+		}
+	} else {
+		ms, _ = strconv.ParseInt(parts[2], 10, 64)
+	}
 	locale, template, _ := strings.Cut(loc, ":")
 	version, _ := strconv.Atoi(template)
 	return &dispatcher.Delivery{
@@ -138,7 +162,7 @@ func decodeRecord(broadcastID, field, value string) (*dispatcher.Delivery, error
 		UpdatedAt:       time.UnixMilli(ms).UTC(),
 		Locale:          locale,
 		TemplateVersion: version,
-		ProviderID:      parts[4],
+		ProviderID:      unpackProviderID(parts[4]),
 		Segments:        segments,
 		Encoding:        encoding,
 		Reason:          parts[6],
@@ -555,7 +579,7 @@ func (s *Store) ApplyProviderStatus(ctx context.Context, deliveryID string, st d
 	if len(reason) > 512 {
 		reason = reason[:512]
 	}
-	n, err := providerStatusScript.Run(ctx, s.rdb, broadcastKeys(bid), s.nowMS(), deliveryField(ch, rid), string(code), clean(providerID), reason).Int()
+	n, err := providerStatusScript.Run(ctx, s.rdb, broadcastKeys(bid), s.nowMS(), deliveryField(ch, rid), string(code), string(packProviderID(nil, clean(providerID))), reason).Int()
 	if err != nil {
 		return false, fmt.Errorf("apply provider status to %s: %w", deliveryID, err)
 	}

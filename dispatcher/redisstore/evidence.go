@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,35 +48,31 @@ var kindByLetter = func() map[byte]dispatcher.Kind {
 }()
 
 // appendEvidence appends ev to a record's locale field, each item
-// ",{letter}{value}" and only when known: k the kind's letter, r the
-// incident revision, q the queued time (unix ms, base 36), s the sent time
+// ",{letter}{value}" and only when known: k the kind's letter followed by
+// the incident revision ("kc3"), r the incident revision when the kind is
+// unknown (older records have ",kc,r3"), q the queued time (unix ms, base 36), s the sent time
 // (ms after q, base 36; stamped now for a sent or delivered status without
 // one), t the text ref (not for a suppressed delivery: nothing was
-// sent). About 40 bytes.
+// sent). About 35 bytes.
 func appendEvidence(buf []byte, now int64, st dispatcher.DeliveryStatus, ev dispatcher.Evidence) []byte {
 	if st == dispatcher.StatusSuppressed {
 		ev.TextSHA256 = ""
 	}
 	if l, ok := kindLetters[ev.Kind]; ok {
 		buf = append(buf, ',', 'k', l)
-	}
-	if ev.Revision > 0 {
+		if ev.Revision > 0 {
+			buf = strconv.AppendInt(buf, int64(ev.Revision), 10)
+		}
+	} else if ev.Revision > 0 {
 		buf = append(buf, ',', 'r')
 		buf = strconv.AppendInt(buf, int64(ev.Revision), 10)
 	}
-	if ev.QueuedAt.IsZero() {
+	q, sent := evidenceTimes(now, st, ev)
+	if q < 0 {
 		return appendTextRef(buf, ev)
 	}
-	q := ev.QueuedAt.UnixMilli()
 	buf = append(buf, ',', 'q')
 	buf = strconv.AppendInt(buf, q, 36)
-	sent := int64(-1)
-	switch {
-	case !ev.SentAt.IsZero():
-		sent = ev.SentAt.UnixMilli()
-	case st == dispatcher.StatusSent || st == dispatcher.StatusDelivered:
-		sent = now
-	}
 	if sent >= q {
 		buf = append(buf, ',', 's')
 		buf = strconv.AppendInt(buf, sent-q, 36)
@@ -82,12 +80,41 @@ func appendEvidence(buf []byte, now int64, st dispatcher.DeliveryStatus, ev disp
 	return appendTextRef(buf, ev)
 }
 
+// evidenceTimes are the queued and sent times (unix ms) a record of ev in
+// status st keeps, -1 for none; a sent time before the queued time is not
+// kept.
+func evidenceTimes(now int64, st dispatcher.DeliveryStatus, ev dispatcher.Evidence) (q, sent int64) {
+	if ev.QueuedAt.IsZero() {
+		return -1, -1
+	}
+	q, sent = ev.QueuedAt.UnixMilli(), -1
+	switch {
+	case !ev.SentAt.IsZero():
+		sent = ev.SentAt.UnixMilli()
+	case st == dispatcher.StatusSent || st == dispatcher.StatusDelivered:
+		sent = now
+	}
+	if sent < q {
+		sent = -1
+	}
+	return q, sent
+}
+
+// appendTextRef appends ev's text ref: ",T" and its 8 bytes in base64url
+// (11 characters), or, when the hash is not hex, ",t" and the ref as it is
+// (older records hold ",t" and 16 hex digits throughout). b:{id}:t is
+// keyed by the hex form either way.
 func appendTextRef(buf []byte, ev dispatcher.Evidence) []byte {
 	if len(ev.TextSHA256) < textRefLen {
 		return buf
 	}
-	buf = append(buf, ',', 't')
-	return append(buf, ev.TextSHA256[:textRefLen]...)
+	ref := ev.TextSHA256[:textRefLen]
+	var raw [textRefLen / 2]byte
+	if _, err := hex.Decode(raw[:], []byte(ref)); err != nil || hex.EncodeToString(raw[:]) != ref {
+		return append(append(buf, ',', 't'), ref...)
+	}
+	buf = append(buf, ',', 'T')
+	return base64.RawURLEncoding.AppendEncode(buf, raw[:])
 }
 
 // cutEvidence splits a record's locale field into the locale (with its
@@ -106,8 +133,11 @@ func cutEvidence(field string) (string, dispatcher.Evidence) {
 		v := item[1:]
 		switch item[0] {
 		case 'k':
-			if len(v) == 1 {
+			if len(v) >= 1 {
 				ev.Kind = kindByLetter[v[0]]
+			}
+			if len(v) > 1 {
+				ev.Revision, _ = strconv.Atoi(v[1:])
 			}
 		case 'r':
 			ev.Revision, _ = strconv.Atoi(v)
@@ -121,6 +151,10 @@ func cutEvidence(field string) (string, dispatcher.Evidence) {
 			}
 		case 't':
 			ev.TextSHA256 = v
+		case 'T':
+			if raw, err := base64.RawURLEncoding.DecodeString(v); err == nil {
+				ev.TextSHA256 = hex.EncodeToString(raw)
+			}
 		}
 	}
 	if q >= 0 {

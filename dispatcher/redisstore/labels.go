@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -96,7 +95,7 @@ func (s *Store) canonicalizeRecipient(ctx context.Context, id string) (bool, err
 				return err
 			}
 			var r dispatcher.Recipient
-			if err := json.Unmarshal(raw, &r); err != nil {
+			if err := decodeRecipient(id, raw, &r); err != nil {
 				return fmt.Errorf("decode recipient %q: %w", id, err)
 			}
 			svcs, regs := dispatcher.CanonicalServices(r.Services), dispatcher.CanonicalRegions(r.Regions)
@@ -105,7 +104,7 @@ func (s *Store) canonicalizeRecipient(ctx context.Context, id string) (bool, err
 			}
 			oldSvcs, oldRegs := r.Services, r.Regions
 			r.Services, r.Regions = svcs, regs
-			b, err := json.Marshal(&r)
+			b, err := encodeRecipient(nil, &r)
 			if err != nil {
 				return err
 			}

@@ -2,11 +2,11 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -15,7 +15,8 @@ import (
 
 // The recipient scripts (lua/put_recipient.lua, lua/delete_recipient.lua)
 // share lua/recipient.lua, which says why they build index key names
-// themselves and how they read JSON on Redis and on miniredis alike.
+// themselves and how they read stored records (packed or JSON) on Redis
+// and on miniredis alike.
 var (
 	putRecipientScript    = script("recipient", "put_recipient")
 	deleteRecipientScript = script("recipient", "delete_recipient")
@@ -46,7 +47,7 @@ func (s *Store) PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) e
 		}
 		rec := *r
 		rec.OptOut = nil // kept from the stored record by the script
-		raw, err := json.Marshal(&rec)
+		raw, err := encodeRecipient(nil, &rec)
 		if err != nil {
 			return fmt.Errorf("encode recipient %q: %w", r.ID, err)
 		}
@@ -102,7 +103,18 @@ func anyNoScript(cmds []redis.Cmder) bool {
 
 // GetRecipient returns the recipient with id, or dispatcher.ErrNotFound.
 func (s *Store) GetRecipient(ctx context.Context, id string) (*dispatcher.Recipient, error) {
-	return getJSON[dispatcher.Recipient](ctx, s.rdb, recipientKey(id), "recipient", id)
+	raw, err := s.rdb.Get(ctx, recipientKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get recipient %q: %w", id, err)
+	}
+	r := new(dispatcher.Recipient)
+	if err := decodeRecipient(id, raw, r); err != nil {
+		return nil, fmt.Errorf("decode recipient %q: %w", id, err)
+	}
+	return r, nil
 }
 
 // GetRecipients returns the recipients with ids in one MGET, in the order of
@@ -125,7 +137,7 @@ func (s *Store) GetRecipients(ctx context.Context, ids []string) ([]*dispatcher.
 			continue // nil: missing
 		}
 		buf = append(buf[:0], str...)
-		if err := json.Unmarshal(buf, &recs[i]); err != nil {
+		if err := decodeRecipient(ids[i], buf, &recs[i]); err != nil {
 			return nil, fmt.Errorf("decode recipient %q: %w", ids[i], err)
 		}
 		out[i] = &recs[i]
@@ -148,8 +160,8 @@ func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
 		return fmt.Errorf("delete recipient %q: %w", id, err)
 	}
 	r := &dispatcher.Recipient{}
-	if json.Unmarshal(raw, r) != nil {
-		r = &dispatcher.Recipient{} // a record that is not JSON: its id is all there is to erase
+	if decodeRecipient(id, raw, r) != nil {
+		r = &dispatcher.Recipient{} // a record that does not decode: its id is all there is to erase
 	}
 	r.ID = id
 	if _, err := s.eraseFromLedger(ctx, r); err != nil {
@@ -166,16 +178,42 @@ func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
 	return nil
 }
 
+// phoneIndexKey is the hash whose field phone lists the recipients of
+// that number, their ids joined by commas: ix:ph:{its last four digits}, so
+// that a few thousand numbers share one small hash rather than each taking
+// a key (lua/recipient.lua names it likewise). legacyPhoneKey is the set
+// per number that older versions kept; it is read and emptied, never
+// filled.
+func phoneIndexKey(phone string) string { return key("ix", "ph", phone[max(0, len(phone)-4):]) }
+
+func legacyPhoneKey(phone string) string { return key("ix", "phone", phone) }
+
+// phoneRecipients reads the ids of phone's recipients, sorted, from both
+// phone indexes.
+func (s *Store) phoneRecipients(ctx context.Context, phone string) ([]string, error) {
+	p := s.rdb.Pipeline()
+	packed := p.HGet(ctx, phoneIndexKey(phone), phone)
+	legacy := p.SMembers(ctx, legacyPhoneKey(phone))
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	ids := legacy.Val()
+	if v := packed.Val(); v != "" {
+		ids = append(ids, strings.Split(v, ",")...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
 // RecipientsByPhone implements dispatcher.RecipientStore.
 func (s *Store) RecipientsByPhone(ctx context.Context, phone string) ([]*dispatcher.Recipient, error) {
-	ids, err := s.rdb.SMembers(ctx, key("ix", "phone", phone)).Result()
+	ids, err := s.phoneRecipients(ctx, phone)
 	if err != nil {
 		return nil, fmt.Errorf("recipients by phone: %w", err)
 	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	slices.Sort(ids)
 	rs, err := s.GetRecipients(ctx, ids)
 	if err != nil {
 		return nil, err
@@ -223,7 +261,7 @@ var optInScript = script("opt_in")
 func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr string, optedOut bool) error {
 	var err error
 	if !optedOut && ch == dispatcher.ChannelSMS && s.CatchUp {
-		err = optInScript.Run(ctx, s.rdb, []string{optOutKey(ch), key("ix", "phone", addr), key("catchup")}, addr, strconv.FormatInt(s.nowMS(), 10)).Err()
+		err = optInScript.Run(ctx, s.rdb, []string{optOutKey(ch), phoneIndexKey(addr), legacyPhoneKey(addr), key("catchup")}, addr, strconv.FormatInt(s.nowMS(), 10)).Err()
 	} else if optedOut {
 		err = s.rdb.SAdd(ctx, optOutKey(ch), addr).Err()
 	} else {
@@ -250,7 +288,7 @@ func (s *Store) RemovePushTokens(ctx context.Context, recipientID string, keys [
 				return err
 			}
 			var r dispatcher.Recipient
-			if err := json.Unmarshal(raw, &r); err != nil {
+			if err := decodeRecipient(recipientID, raw, &r); err != nil {
 				return fmt.Errorf("decode recipient %q: %w", recipientID, err)
 			}
 			kept := slices.DeleteFunc(slices.Clone(r.Push), func(p dispatcher.PushToken) bool { return slices.Contains(keys, p.Key()) })
@@ -258,7 +296,7 @@ func (s *Store) RemovePushTokens(ctx context.Context, recipientID string, keys [
 				return nil
 			}
 			r.Push = kept
-			b, err := json.Marshal(&r)
+			b, err := encodeRecipient(nil, &r)
 			if err != nil {
 				return err
 			}

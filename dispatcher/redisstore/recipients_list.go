@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -343,8 +342,8 @@ func (s *Store) ListRecipients(ctx context.Context, f dispatcher.RecipientFilter
 
 // listMatches reads the recipients ids (sorted) and returns those that
 // match f and belong in set, in the order of ids. Ids without a record
-// (deleted meanwhile, or a stale index entry) and records that are not
-// valid JSON are left out; GET /v1/recipients/{id} reports the latter.
+// (deleted meanwhile, or a stale index entry) and records that do not
+// decode are left out; GET /v1/recipients/{id} reports the latter.
 func (s *Store) listMatches(ctx context.Context, f dispatcher.RecipientFilter, set byte, ids []string) ([]*dispatcher.Recipient, error) {
 	vals, err := s.mget(ctx, ids, recipientKey)
 	if err != nil {
@@ -357,7 +356,7 @@ func (s *Store) listMatches(ctx context.Context, f dispatcher.RecipientFilter, s
 			continue
 		}
 		r := new(dispatcher.Recipient)
-		if json.Unmarshal([]byte(raw), r) != nil || r.ID != ids[i] {
+		if decodeRecipient(ids[i], []byte(raw), r) != nil || r.ID != ids[i] {
 			continue
 		}
 		if belongsIn(r, set, f) && matches(r, f) {

@@ -8,14 +8,18 @@
 //
 // Key layout (prefix "tocsin:"):
 //
-//	r:{id}              string  recipient JSON (with its own opt_out list)
+//	r:{id}              string  recipient record, packed (recipient_record.go; with its own opt-out
+//	                            list); JSON as older versions wrote it, still read
 //	ix:all              set     every recipient id
 //	ix:svc:{service}    set     recipients that use service (labels canonical, see
 //	                            dispatcher.CanonicalService; CanonicalizeLabels fixes older ones)
 //	ix:svc:*            set     recipients that listed no service (they use all)
 //	ix:reg:{region}     set     recipients in region
 //	ix:reg:*            set     recipients that listed no region (everywhere)
-//	ix:phone:{e164}     set     recipients with that phone number
+//	ix:ph:{last4}       hash    E.164 number ending in those four digits -> ids of its recipients,
+//	                            joined by commas (phoneIndexKey)
+//	ix:phone:{e164}     set     recipients with that phone number, as older versions indexed them:
+//	                            read and emptied, never filled
 //	optout:{channel}    set     addresses opted out of sms (E.164) or email
 //	inc:{id}            string  incident JSON
 //	inc:{id}:u          list    update JSON, seq 1 first

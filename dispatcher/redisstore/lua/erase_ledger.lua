@@ -11,7 +11,24 @@
 local d, x, t = KEYS[1], KEYS[2], KEYS[3]
 local id, ps, dropAll, n = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
 
--- textRef is the text ref in field 4 of record v (",t{ref}"), or nil.
+local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+
+-- b64 is the value of base64url character c.
+local function b64(r, i)
+  return (string.find(B64, string.sub(r, i, i), 1, true) or 1) - 1
+end
+
+-- refHex turns a text ref of 11 base64url characters (8 bytes) into the
+-- 16 hex digits that key t: 3 hex digits per pair of characters, then the
+-- top 4 of the last character's 6 bits.
+local function refHex(r)
+  local out = ''
+  for i = 1, 9, 2 do out = out .. string.format('%03x', b64(r, i) * 64 + b64(r, i + 1)) end
+  return out .. string.format('%x', math.floor(b64(r, 11) / 4))
+end
+
+-- textRef is the text ref in field 4 of record v (",T{base64url}", or
+-- ",t{hex}" as older records have it) in hex, or nil.
 local function textRef(v)
   local pos = 1
   for _ = 1, 3 do
@@ -21,7 +38,10 @@ local function textRef(v)
   end
   local stop = string.find(v, '|', pos, true)
   if not stop then return nil end
-  return string.match(string.sub(v, pos, stop - 1), ',t(%x+)')
+  local loc = string.sub(v, pos, stop - 1)
+  local packed = string.match(loc, ',T([%w%-_]+)')
+  if packed and #packed == 11 then return refHex(packed) end
+  return string.match(loc, ',t(%x+)')
 end
 
 local function dropText(ref)

@@ -8,9 +8,13 @@
 --
 -- A delivery record (field {channel}.{recipient} of b:{id}:d) is
 --
---   {code}|{attempts}|{updated unix ms}|{locale}|{provider id}|{sms}|{reason}
+--   {code}|{attempts}|{updated}|{locale}|{provider id}|{sms}|{reason}
 --
 -- encodeRecord (deliveries.go) writes it whole; the helpers below patch it.
+-- updated is "+{ms after the sent or else queued time, base 36; none for
+-- 0}" when the
+-- record's evidence (in its locale field) has those times, else unix ms
+-- (stamp writes it so).
 -- b:{id} counts the deliveries of each channel in each status in fields
 -- c:{channel}:{code}; only move() touches them.
 
@@ -43,6 +47,24 @@ local function split(v)
   end
   parts[7] = string.sub(v, pos)
   return parts
+end
+
+-- stamp returns time now (unix ms) as field 3 of a record whose field 4
+-- is loc: relative to its sent time (",s", ms after ",q") or else its
+-- queued time (",q", unix ms), both base 36, as encodeRecord writes it.
+local function stamp(loc, now)
+  local q = tonumber(string.match(loc, ',q(%w+)') or '', 36)
+  if not q then return now end
+  local base = q + (tonumber(string.match(loc, ',s(%w+)') or '', 36) or 0)
+  local d = tonumber(now) - base
+  if d < 0 then return now end
+  local digits, out = '0123456789abcdefghijklmnopqrstuvwxyz', ''
+  while d > 0 do
+    local r = d % 36
+    out = string.sub(digits, r + 1, r + 1) .. out
+    d = (d - r) / 36
+  end
+  return '+' .. out
 end
 
 local function suppressed(v, why) return recode(v, CODE.suppressed, why) end

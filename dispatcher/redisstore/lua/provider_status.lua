@@ -6,7 +6,8 @@
 -- repeated, or about another message than the one on record: the stored
 -- provider id differs), 1 when applied. An unknown delivery (in flight
 -- when its worker stopped) takes the provider's word too.
--- KEYS: b, d, aud. ARGV: now, field, new code, provider id, reason.
+-- KEYS: b, d, aud. ARGV: now, field, new code, provider id (packed as
+-- the record keeps it: packProviderID), reason.
 local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local f, new, pid, why = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local old = redis.call('HGET', d, f)
@@ -18,6 +19,6 @@ if not p then return redis.error_reply('ERR tocsin: corrupt delivery record ' ..
 if pid ~= '' and p[5] ~= '' and p[5] ~= pid then return 0 end
 if pid ~= '' then p[5] = pid end
 if why ~= '' then p[7] = why end
-p[1], p[3] = new, now
+p[1], p[3] = new, stamp(p[4], now)
 settled(b, aud, now, move(b, d, f, oc, table.concat(p, '|')))
 return 1

@@ -1,7 +1,8 @@
 -- put_recipient upserts one recipient and moves its index entries.
 --
 --   KEYS[1] r:{id}  KEYS[2] ix:all  KEYS[3] catchup
---   ARGV[1] key prefix  ARGV[2] id  ARGV[3] recipient JSON  ARGV[4] phone ('' for none)
+--   ARGV[1] key prefix  ARGV[2] id  ARGV[3] recipient record (packed, or JSON; its opt-out
+--   list empty)  ARGV[4] phone ('' for none)
 --   ARGV[5] catch-up time (unix ms; '' for none)
 --   ARGV[6] number of services n  ARGV[7..6+n] services  ARGV[7+n..] regions
 --
@@ -9,12 +10,13 @@
 -- same write (dispatcher.CatchUp gives it the current state of the open
 -- incidents it may now belong to or be reachable for): no put is missed.
 --
--- The phone index ix:phone:{e164} finds the recipients behind an inbound SMS.
+-- The phone index (ix:ph:{last four digits}, see recipient.lua) finds the
+-- recipients behind an inbound SMS.
 --
 -- Opt-outs are the recipient's own choice, not the operator's: the stored
--- opt_out list survives every put (the new JSON never carries one).
+-- opt_out list survives every put (the new record never carries one).
 --
--- A stored record that is not valid JSON is not overwritten (its index
+-- A stored record that does not decode is not overwritten (its index
 -- entries are unknown): the script fails and the recipient must be deleted
 -- first.
 local raw = ARGV[3]
@@ -22,18 +24,16 @@ local old = redis.call('GET', KEYS[1])
 if old then
   local rec = decode(old)
   if not rec then
-    return redis.error_reply('ERR tocsin: stored recipient ' .. id .. ' is not valid JSON; delete it first')
+    return redis.error_reply('ERR tocsin: stored recipient ' .. id .. ' does not decode; delete it first')
   end
   unindex(rec)
   local optout = labels(rec.opt_out)
-  if #optout > 0 then
-    raw = string.sub(raw, 1, -2) .. ',"opt_out":' .. cjson.encode(optout) .. '}'
-  end
+  if #optout > 0 then raw = withOptOut(raw, optout) end
 end
 redis.call('SET', KEYS[1], raw)
 redis.call('SADD', KEYS[2], id)
 if ARGV[4] ~= '' then
-  redis.call('SADD', prefix .. 'ix:phone:' .. ARGV[4], id)
+  phoneAdd(ARGV[4])
 end
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[5], id)

@@ -5,6 +5,11 @@
 -- Cluster rejects such scripts (undeclared keys, possibly in other slots);
 -- that is acceptable, the store targets one Redis or Sentinel.
 --
+-- A stored record is packed (recipient_record.go: its first byte is \1,
+-- then "{phone}|{services}|{regions}|{opt-outs}|" and a binary rest these
+-- scripts never read) or, written by an older Tocsin, JSON. decode reads
+-- the head of either.
+--
 -- cjson differs between Redis and miniredis: a JSON null decodes to
 -- cjson.null (Redis) or nil (miniredis), an invalid document raises (Redis)
 -- or returns nil (miniredis), and an empty array is indistinguishable from
@@ -33,10 +38,77 @@ local function index(cmd, kind, list)
   end
 end
 
+-- commaList splits "a,b" into {"a", "b"} ("" into {}).
+local function commaList(s)
+  local out = {}
+  for item in string.gmatch(s, '[^,]+') do out[#out + 1] = item end
+  return out
+end
+
+-- decode returns the phone, services, regions and opt_out of a stored
+-- record, packed or JSON, or nil when it is neither. A packed record's
+-- table also holds head, where its opt-out field starts, and tail, where
+-- its rest starts.
 local function decode(raw)
+  if string.byte(raw, 1) == 1 then
+    local parts, pos = {}, 2
+    for n = 1, 4 do
+      local i = string.find(raw, '|', pos, true)
+      if not i then return nil end
+      parts[n] = string.sub(raw, pos, i - 1)
+      if n == 4 then return {phone = parts[1], services = commaList(parts[2]), regions = commaList(parts[3]), opt_out = commaList(parts[4]), head = pos, tail = i} end
+      pos = i + 1
+    end
+  end
   local ok, rec = pcall(cjson.decode, raw)
   if ok and type(rec) == 'table' then return rec end
   return nil
+end
+
+-- withOptOut returns the new record raw (whose opt-out list is empty)
+-- carrying the opt-out list optout.
+local function withOptOut(raw, optout)
+  local rec = decode(raw)
+  if rec and rec.head then
+    return string.sub(raw, 1, rec.head - 1) .. table.concat(optout, ',') .. string.sub(raw, rec.tail)
+  end
+  return string.sub(raw, 1, -2) .. ',"opt_out":' .. cjson.encode(optout) .. '}'
+end
+
+-- The phone index: hash ix:ph:{the number's last four digits}, field the
+-- number, value the ids of its recipients joined by commas (ids never hold
+-- one). Older versions kept a set ix:phone:{e164} per number: phoneRemove
+-- empties that too (phoneIndexKey in recipients.go names the same keys).
+local function phoneKey(phone) return prefix .. 'ix:ph:' .. string.sub(phone, -4) end
+
+local function phoneAdd(phone)
+  local k = phoneKey(phone)
+  local cur = redis.call('HGET', k, phone)
+  if not cur or cur == '' then
+    redis.call('HSET', k, phone, id)
+    return
+  end
+  for _, other in ipairs(commaList(cur)) do
+    if other == id then return end
+  end
+  redis.call('HSET', k, phone, cur .. ',' .. id)
+end
+
+local function phoneRemove(phone)
+  local k = phoneKey(phone)
+  local cur = redis.call('HGET', k, phone)
+  if cur then
+    local kept = {}
+    for _, other in ipairs(commaList(cur)) do
+      if other ~= id then kept[#kept + 1] = other end
+    end
+    if #kept == 0 then
+      redis.call('HDEL', k, phone)
+    else
+      redis.call('HSET', k, phone, table.concat(kept, ','))
+    end
+  end
+  redis.call('SREM', prefix .. 'ix:phone:' .. phone, id)
 end
 
 -- unindex removes the service, region and phone index entries of rec, the
@@ -44,7 +116,5 @@ end
 local function unindex(rec)
   index('SREM', 'svc', labels(rec.services))
   index('SREM', 'reg', labels(rec.regions))
-  if type(rec.phone) == 'string' and rec.phone ~= '' then
-    redis.call('SREM', prefix .. 'ix:phone:' .. rec.phone, id)
-  end
+  if type(rec.phone) == 'string' and rec.phone ~= '' then phoneRemove(rec.phone) end
 end

@@ -1,0 +1,203 @@
+package redisstore
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+func TestRecipientRecordRoundTrip(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		r      dispatcher.Recipient
+		packed bool
+	}{
+		{"readme shape", *readmeRecipient(7, at), true},
+		{"everything", dispatcher.Recipient{
+			ID: "m-1", Kind: dispatcher.KindMerchant, Locale: "de-CH", Timezone: "Europe/Zurich", Phone: "+41791234567",
+			Email: "ops|team@example.com", Push: []dispatcher.PushToken{{Platform: "fcm", Token: "tok|,1"}},
+			Services: []string{"cards", "twint"}, Regions: []string{"CH", "LI"},
+			Channels:   []dispatcher.Channel{dispatcher.ChannelEmail, dispatcher.ChannelSMS},
+			OptOut:     []dispatcher.Channel{dispatcher.ChannelSMS},
+			Attributes: map[string]string{"credit_amount": "25", "note": "a|b,c\x01"},
+			UpdatedAt:  at.Add(1234567 * time.Nanosecond),
+		}, true},
+		{"bare", dispatcher.Recipient{ID: "b"}, true},
+		{"another kind", dispatcher.Recipient{ID: "k", Kind: "partner", Locale: "en", UpdatedAt: at}, true},
+		{"label with a comma", dispatcher.Recipient{ID: "c", Kind: dispatcher.KindCustomer, Services: []string{"a,b"}, UpdatedAt: at}, false},
+		{"phone with a bar", dispatcher.Recipient{ID: "p", Kind: dispatcher.KindCustomer, Phone: "+41|1", UpdatedAt: at}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := encodeRecipient(nil, &tt.r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if packed := raw[0] == recordPacked; packed != tt.packed {
+				t.Errorf("packed = %v, want %v: %q", packed, tt.packed, raw)
+			}
+			var got dispatcher.Recipient
+			if err := decodeRecipient(tt.r.ID, raw, &got); err != nil {
+				t.Fatalf("decode %q: %v", raw, err)
+			}
+			if !got.UpdatedAt.Equal(tt.r.UpdatedAt) {
+				t.Errorf("updated_at = %v, want %v", got.UpdatedAt, tt.r.UpdatedAt)
+			}
+			got.UpdatedAt, tt.r.UpdatedAt = time.Time{}, time.Time{}
+			if !reflect.DeepEqual(got, tt.r) {
+				t.Errorf("decoded\n%+v\nwant\n%+v", got, tt.r)
+			}
+		})
+	}
+}
+
+// TestRecipientRecordSize: the README's example shape packs in well under
+// half of its JSON.
+func TestRecipientRecordSize(t *testing.T) {
+	t.Parallel()
+	raw, err := encodeRecipient(nil, readmeRecipient(12345, time.UnixMilli(1765000000000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) > 64 {
+		t.Errorf("packed README recipient is %d bytes, want at most 64: %q", len(raw), raw)
+	}
+}
+
+func TestDecodeRecipientRefusesCorrupt(t *testing.T) {
+	t.Parallel()
+	good, err := encodeRecipient(nil, readmeRecipient(1, time.UnixMilli(1765000000000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{"\x01", "\x01+41|a|b|", "\x01+41|a|b||", "\x01+41|a|b||z", string(good[:len(good)-1]), string(good) + "x", "{not json"} {
+		var r dispatcher.Recipient
+		if err := decodeRecipient("x", []byte(raw), &r); err == nil {
+			t.Errorf("decode %q: no error", raw)
+		}
+	}
+}
+
+func FuzzDecodeRecipient(f *testing.F) {
+	good, _ := encodeRecipient(nil, readmeRecipient(1, time.UnixMilli(1765000000000)))
+	f.Add(good)
+	f.Add([]byte(`{"id":"a"}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var r dispatcher.Recipient
+		if decodeRecipient("x", raw, &r) != nil || len(raw) == 0 || raw[0] != recordPacked {
+			return
+		}
+		again, err := encodeRecipient(nil, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r2 dispatcher.Recipient
+		if err := decodeRecipient("x", again, &r2); err != nil {
+			t.Fatalf("re-encoded %q does not decode: %v", again, err)
+		}
+	})
+}
+
+// TestRecipientUpgradeFromJSON: a recipient stored by an older version
+// (JSON record, per-number phone set) is read as it is, found by its
+// number, and a put rewrites it packed with its opt-outs, moves its phone
+// entry to the phone hash and empties the old set.
+func TestRecipientUpgradeFromJSON(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		s.CatchUp = true
+		const phone = "+41791234567"
+		raw := `{"id":"old-1","kind":"customer","locale":"de-CH","timezone":"Europe/Zurich","phone":"+41791234567","services":["cards"],"regions":["CH"],"opt_out":["email"],"updated_at":"2026-11-21T00:00:00Z"}`
+		rdb.Set(ctx, recipientKey("old-1"), raw, 0)
+		rdb.SAdd(ctx, key("ix", "all"), "old-1")
+		rdb.SAdd(ctx, key("ix", "svc", "cards"), "old-1")
+		rdb.SAdd(ctx, key("ix", "reg", "CH"), "old-1")
+		rdb.SAdd(ctx, legacyPhoneKey(phone), "old-1")
+
+		got, err := s.GetRecipient(ctx, "old-1")
+		if err != nil || got.Timezone != "Europe/Zurich" || !slices.Equal(got.OptOut, []dispatcher.Channel{dispatcher.ChannelEmail}) {
+			t.Fatalf("GetRecipient(old JSON) = %+v, %v", got, err)
+		}
+		byPhone := func() []string {
+			t.Helper()
+			rs, err := s.RecipientsByPhone(ctx, phone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, r := range rs {
+				ids = append(ids, r.ID)
+			}
+			return ids
+		}
+		if ids := byPhone(); !slices.Equal(ids, []string{"old-1"}) {
+			t.Fatalf("by phone before the put: %v", ids)
+		}
+		// Opting back in finds the recipient through the old set too.
+		if err := s.SetOptOut(ctx, dispatcher.ChannelSMS, phone, false); err != nil {
+			t.Fatal(err)
+		}
+		if n := rdb.ZScore(ctx, key("catchup"), "old-1").Err(); n != nil {
+			t.Errorf("opt-in did not mark the old recipient for catch-up: %v", n)
+		}
+
+		for round := range 2 { // JSON -> packed, then packed -> packed
+			r := testRecipient("old-1", []string{"twint"}, []string{"CH"})
+			mustPutRecipients(t, s, r)
+			stored := rdb.Get(ctx, recipientKey("old-1")).Val()
+			if stored[0] != recordPacked {
+				t.Fatalf("round %d: record not packed: %q", round, stored)
+			}
+			got, err := s.GetRecipient(ctx, "old-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.OptOut, []dispatcher.Channel{dispatcher.ChannelEmail}) || !slices.Equal(got.Services, []string{"twint"}) || got.ID != "old-1" {
+				t.Errorf("round %d: after put %+v", round, got)
+			}
+			if n := rdb.Exists(ctx, legacyPhoneKey(phone)).Val(); n != 0 {
+				t.Errorf("round %d: the old phone set is still there", round)
+			}
+			if v := rdb.HGet(ctx, phoneIndexKey(phone), phone).Val(); v != "old-1" {
+				t.Errorf("round %d: phone hash holds %q", round, v)
+			}
+			if ids := byPhone(); !slices.Equal(ids, []string{"old-1"}) {
+				t.Errorf("round %d: by phone: %v", round, ids)
+			}
+			if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "twint"}, []string{"ix", "reg", "CH"}); !slices.Equal(indexesOf(t, rdb, "old-1"), want) {
+				t.Errorf("round %d: in %v, want %v", round, indexesOf(t, rdb, "old-1"), want)
+			}
+		}
+		// A second recipient on the number shares the field; deleting one
+		// leaves the other.
+		mustPutRecipients(t, s, testRecipient("new-2", nil, nil))
+		if v := rdb.HGet(ctx, phoneIndexKey(phone), phone).Val(); v != "old-1,new-2" {
+			t.Errorf("phone hash holds %q, want old-1,new-2", v)
+		}
+		if err := s.DeleteRecipient(ctx, "old-1"); err != nil {
+			t.Fatal(err)
+		}
+		if ids := byPhone(); !slices.Equal(ids, []string{"new-2"}) {
+			t.Errorf("after delete, by phone: %v", ids)
+		}
+		if err := s.DeleteRecipient(ctx, "new-2"); err != nil {
+			t.Fatal(err)
+		}
+		if n := rdb.Exists(ctx, phoneIndexKey(phone)).Val(); n != 0 {
+			t.Errorf("phone hash left after its last recipient: %v", rdb.HGetAll(ctx, phoneIndexKey(phone)).Val())
+		}
+		if strings.Contains(phoneIndexKey(phone), phone) {
+			t.Errorf("phone hash key %q names the whole number", phoneIndexKey(phone))
+		}
+	})
+}

@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // listAll follows the cursors of a listing to its end and returns the ids
@@ -349,7 +348,7 @@ func TestListRecipientsBadCursors(t *testing.T) {
 // merged-in ones.
 func TestListRecipientsSetShrinks(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	s := New(rdb)
 	ctx := context.Background()
 	const n = 2000

@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // storeBackend is a Redis the store must work on: a real redis-server, and
@@ -27,7 +26,7 @@ type storeBackend struct {
 
 var storeBackends = []storeBackend{
 	{"redis", func(t *testing.T) redis.UniversalClient {
-		rdb, _ := redistest.New(t)
+		rdb, _ := newRedis(t)
 		return rdb
 	}},
 	{"miniredis", func(t *testing.T) redis.UniversalClient {

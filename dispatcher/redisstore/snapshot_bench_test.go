@@ -120,7 +120,7 @@ func BenchmarkSnapshot(b *testing.B) {
 						maxCall = max(maxCall, e.Duration)
 						durations = append(durations, e.Duration)
 					}
-					rdb.Unlink(ctx, key("b", id, "aud"), key("b", id))
+					rdb.Unlink(ctx, bkey(id, "aud"), bkey(id))
 					b.StartTimer()
 				}
 				slices.Sort(durations)

@@ -97,6 +97,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -133,6 +134,9 @@ type Store struct {
 
 	replicas replicaState
 
+	// catchUpTurn moves the shard TakeCatchUps starts at.
+	catchUpTurn atomic.Uint32
+
 	// snapshotChunk overrides the COUNT of an audience snapshot's steps
 	// (snapshotChunk when 0), and snapshotStepFunc, when set, is told how
 	// many members each step scanned: tests.
@@ -148,21 +152,7 @@ func New(rdb redis.UniversalClient) *Store {
 // Client returns the underlying client (health checks, benchmarks).
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
-func key(parts ...string) string {
-	n := len(Prefix)
-	for _, p := range parts {
-		n += len(p) + 1
-	}
-	b := make([]byte, 0, n)
-	b = append(b, Prefix...)
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = append(b, p...)
-	}
-	return string(b)
-}
+func key(parts ...string) string { return join(Prefix, parts) }
 
 // getJSON decodes the JSON record at key, that of the what with id (the
 // errors name them), or returns dispatcher.ErrNotFound.
@@ -181,9 +171,10 @@ func getJSON[T any](ctx context.Context, rdb redis.Cmdable, key, what, id string
 	return v, nil
 }
 
-// mget reads the records of ids, at the keys keyOf names, in one MGET: a
-// value an id, in the order of ids, nil where a key is missing. Without
-// ids it asks Redis nothing (MGET needs a key).
+// mget reads the records of ids, at the keys keyOf names: a value an id,
+// in the order of ids, nil where a key is missing. It is one MGET per hash
+// slot (Redis Cluster refuses an MGET across slots), pipelined: one round
+// trip. Without ids it asks Redis nothing (MGET needs a key).
 func (s *Store) mget(ctx context.Context, ids []string, keyOf func(id string) string) ([]any, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -192,7 +183,33 @@ func (s *Store) mget(ctx context.Context, ids []string, keyOf func(id string) st
 	for i, id := range ids {
 		keys[i] = keyOf(id)
 	}
-	return s.rdb.MGet(ctx, keys...).Result()
+	groups := bySlot(keys)
+	if len(groups) == 1 {
+		return s.rdb.MGet(ctx, keys...).Result()
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(groups))
+	for g, idx := range groups {
+		ks := make([]string, len(idx))
+		for j, i := range idx {
+			ks[j] = keys[i]
+		}
+		cmds[g] = pipe.MGet(ctx, ks...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]any, len(ids))
+	for g, idx := range groups {
+		vals := cmds[g].Val()
+		if len(vals) != len(idx) {
+			return nil, fmt.Errorf("MGET of %d keys answered %d values", len(idx), len(vals))
+		}
+		for j, i := range idx {
+			out[i] = vals[j]
+		}
+	}
+	return out, nil
 }
 
 var (

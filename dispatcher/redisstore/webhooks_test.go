@@ -17,7 +17,6 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/webhook"
 	"github.com/tocsin-dev/tocsin/channels/webhook/webhooktest"
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
@@ -418,7 +417,7 @@ func TestRequeueAndDeadTokens(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		b := saveBroadcast(t, s, "inc_rq", nil, nil)
-		_ = rdb.HSet(ctx, key("b", b.ID), "pending", 2).Err()
+		_ = rdb.HSet(ctx, bkey(b.ID), "pending", 2).Err()
 		_ = s.MarkSending(ctx, b.ID)
 		mustBegin(t, s, b.ID,
 			dispatcher.Begin{RecipientID: "a", Channel: dispatcher.ChannelWebhook, Status: dispatcher.StatusSending},
@@ -465,7 +464,7 @@ func TestRequeueAndDeadTokens(t *testing.T) {
 // the endpoint and the reason; without an email address nothing is sent.
 func TestNotifyEndpointDisabled(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	s := New(rdb)
 	ctx := context.Background()
 	m := testRecipient("boul", nil, nil)

@@ -130,7 +130,7 @@ func TestCanonicalizeLabels(t *testing.T) {
 		if n, err := s.CanonicalizeLabels(ctx); err != nil || n != 0 {
 			t.Errorf("second run: %d, %v; want 0, nil", n, err)
 		}
-		if got := setMembers(t, rdb, "ix", "svc", "Later"); !slices.Equal(got, []string{"later"}) {
+		if got := setMembers(t, rdb, rkey("later", "ix", "svc", "Later")); !slices.Equal(got, []string{"later"}) {
 			t.Errorf("second run touched ix:svc:Later: %v", got)
 		}
 	})

@@ -230,13 +230,14 @@ func broadcastMeta(b *dispatcher.Broadcast) ([]byte, error) {
 
 // A new broadcast's hash is in the broadcast's slot, and the MULTI that
 // saves an update or a notice in the control plane's ({ctl}): the MULTI
-// stores the hash's fields as a pending record, nb:{broadcast} in {ctl},
-// and materializeScript then creates b:{id} from it unless it exists, and
+// stores the hash's fields as a record, nb:{broadcast} in {ctl}, and
+// materializeScript then creates b:{id} from it unless it exists, and
 // moves inc:{id}:seq up to the update's seq, in the broadcast's slot. A
-// crash between the two leaves the pending record, and the broadcast's
-// first reader (GetBroadcast, BroadcastState) materializes it: the
-// broadcast exists as soon as its update or notice is saved, for every
-// reader, and exactly once.
+// crash between the two leaves the hash unmade, and the broadcast's first
+// reader (GetBroadcast, BroadcastState) makes it: the broadcast exists as
+// soon as its update or notice is saved, for every reader, exactly once.
+// Until then the guard's seq may lag: the previous update's deliveries go
+// on until the new broadcast is first read (its plan reads it first).
 
 var materializeScript = script("materialize")
 
@@ -245,7 +246,9 @@ var materializeScript = script("materialize")
 func pendingBroadcastKey(id string) string { return ctlKey("nb", id) }
 
 // materialize makes broadcast id's hash from its pending record, if there
-// is one, and deletes the record; it reports whether there was one.
+// is one, and reports whether there was one. The record stays (a few
+// hundred bytes per broadcast, in the control plane): it is what says,
+// under WATCH, that the broadcast exists (CreateBroadcast).
 func (s *Store) materialize(ctx context.Context, id string) (bool, error) {
 	h, err := s.rdb.HGetAll(ctx, pendingBroadcastKey(id)).Result()
 	if err != nil {
@@ -271,9 +274,6 @@ func (s *Store) materialize(ctx context.Context, id string) (bool, error) {
 		args = append(args, f, v)
 	}
 	if err := materializeScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
-		return false, fmt.Errorf("make broadcast %s: %w", id, err)
-	}
-	if err := s.rdb.Del(ctx, pendingBroadcastKey(id)).Err(); err != nil {
 		return false, fmt.Errorf("make broadcast %s: %w", id, err)
 	}
 	return true, nil
@@ -302,20 +302,13 @@ func (s *Store) CreateBroadcast(ctx context.Context, b *dispatcher.Broadcast, id
 	if err != nil {
 		return nil, err
 	}
-	// The broadcast exists when its pending record does (WATCHed) or its
-	// hash does: that is in its own slot, so read outside the MULTI, after
-	// the WATCH began (a hash made since was pending then, and the WATCH
-	// fails when its record goes).
+	// The broadcast exists when its pending record does (it stays once the
+	// hash is made).
 	pending := pendingBroadcastKey(b.ID)
 	check := func(tx *redis.Tx) error {
 		n, err := tx.Exists(ctx, pending).Result()
 		if err != nil {
 			return fmt.Errorf("read broadcast: %w", err)
-		}
-		if n == 0 {
-			if n, err = s.rdb.Exists(ctx, bkey(b.ID)).Result(); err != nil {
-				return fmt.Errorf("read broadcast: %w", err)
-			}
 		}
 		if n > 0 {
 			return fmt.Errorf("broadcast exists already: %w", dispatcher.ErrStale)

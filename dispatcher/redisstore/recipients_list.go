@@ -44,8 +44,8 @@ import (
 
 // maxListSteps bounds the SSCAN calls of one page: a filter that matches
 // few recipients answers short pages instead of walking the whole set in
-// one request.
-const maxListSteps = 8
+// one request. Two per shard: a small database is listed in one page.
+const maxListSteps = 2 * RecipientShards
 
 // minListCount is the least COUNT given to SSCAN (a step reads about the
 // room left on the page, and at least this), so small pages do not

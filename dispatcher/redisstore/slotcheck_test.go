@@ -139,7 +139,7 @@ func cmdKeys(c redis.Cmder) []string {
 func TestSlotCheck(t *testing.T) {
 	t.Parallel()
 	ft := &recordTB{TB: t}
-	rdb := storeBackends[0].open(t)
+	rdb, _ := redistest.New(t)
 	rdb.AddHook(slotCheck{ft})
 	ctx := context.Background()
 	if err := rdb.MGet(ctx, "{a}x", "{a}y").Err(); err != nil {

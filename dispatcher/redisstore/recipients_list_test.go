@@ -225,9 +225,9 @@ func TestListRecipientsStaleIndex(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		mustPutRecipients(t, s, testRecipient("a", []string{"pay"}, nil), testRecipient("b", nil, nil))
-		rdb.SAdd(ctx, rkey("a", "ix", "svc", "*"), "a")     // a lists pay: it belongs in ix:svc:pay only
-		rdb.SAdd(ctx, rkey("b", "ix", "svc", "pay"), "b")   // b lists none
-		for _, id := range []string{"ghost", "x"} { // no record, and one that is not JSON
+		rdb.SAdd(ctx, rkey("a", "ix", "svc", "*"), "a")   // a lists pay: it belongs in ix:svc:pay only
+		rdb.SAdd(ctx, rkey("b", "ix", "svc", "pay"), "b") // b lists none
+		for _, id := range []string{"ghost", "x"} {       // no record, and one that is not JSON
 			rdb.SAdd(ctx, rkey(id, "ix", "all"), id)
 			rdb.SAdd(ctx, rkey(id, "ix", "svc", "pay"), id)
 		}

@@ -31,7 +31,9 @@ const (
 func webhookKey(recipientID string) string { return rkey(recipientID, "wh", recipientID) }
 
 // recipientOutboxKey is outbox:r:{recipient}, in the recipient's shard.
-func recipientOutboxKey(recipientID string) string { return rkey(recipientID, "outbox", "r", recipientID) }
+func recipientOutboxKey(recipientID string) string {
+	return rkey(recipientID, "outbox", "r", recipientID)
+}
 
 // PutWebhookEndpoint stores ep, replacing any endpoint of its id.
 func (s *Store) PutWebhookEndpoint(ctx context.Context, ep *dispatcher.WebhookEndpoint) error {

@@ -120,6 +120,10 @@ type Redis struct {
 	// Tocsin asks the sentinels where the master is and follows a failover.
 	// Empty by default (no Sentinel).
 	Sentinel Sentinel `yaml:"sentinel"`
+	// Cluster names the nodes of a Redis Cluster, instead of Addr and
+	// Sentinel: Tocsin learns the others from them and follows the slots
+	// as they move or fail over. Empty by default (no cluster).
+	Cluster Cluster `yaml:"cluster"`
 }
 
 // Sentinel configures Redis through Redis Sentinel (redis.sentinel).
@@ -143,6 +147,25 @@ type Sentinel struct {
 
 // Configured reports whether Redis is reached through Sentinel.
 func (s Sentinel) Configured() bool { return s.Master != "" || len(s.Addrs) > 0 }
+
+// Cluster configures Redis Cluster (redis.cluster). redis.password
+// authenticates to its nodes; redis.db must be 0, a cluster's only
+// database.
+type Cluster struct {
+	// Addrs are host:port of nodes of the cluster, masters or replicas:
+	// a seed list, the client learns every node from the first that
+	// answers. Give several, so that one node down does not stop a start.
+	// Empty (the default): no cluster.
+	Addrs []string `yaml:"addrs"`
+	// ReplicaWait is how long a worker waits, before it lets provider
+	// calls go, for a replica of each master to hold their announcement
+	// (Redis WAIT), so that a failover cannot forget a message that went
+	// out. 0 never waits; at most 5s. Default 100ms.
+	ReplicaWait time.Duration `yaml:"replica_wait"`
+}
+
+// Configured reports whether Redis is a Redis Cluster.
+func (c Cluster) Configured() bool { return len(c.Addrs) > 0 }
 
 // Worker configures the queue workers.
 type Worker struct {
@@ -333,7 +356,10 @@ func Default() Config {
 			WriteTimeout:    5 * time.Minute,
 			IdleTimeout:     2 * time.Minute,
 		},
-		Redis: Redis{Sentinel: Sentinel{ReplicaWait: 100 * time.Millisecond}},
+		Redis: Redis{
+			Sentinel: Sentinel{ReplicaWait: 100 * time.Millisecond},
+			Cluster:  Cluster{ReplicaWait: 100 * time.Millisecond},
+		},
 		Worker: Worker{
 			Concurrency:     10,
 			BatchSize:       500,
@@ -377,10 +403,12 @@ func Default() Config {
 }
 
 // Embedded reports whether Tocsin runs on an embedded in-memory Redis
-// (neither redis.addr nor redis.sentinel is set), which loses everything
-// on restart.
-func (c Config) Embedded() bool {
-	return c.Redis.Addr == "" && !c.Redis.Sentinel.Configured()
+// (none of redis.addr, redis.sentinel and redis.cluster is set), which
+// loses everything on restart.
+func (c Config) Embedded() bool { return c.Redis.embedded() }
+
+func (r Redis) embedded() bool {
+	return r.Addr == "" && !r.Sentinel.Configured() && !r.Cluster.Configured()
 }
 
 // SMSConfigured reports whether SMS goes through Twilio

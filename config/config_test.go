@@ -61,7 +61,7 @@ func TestDefault(t *testing.T) {
 	}
 	want := Config{
 		HTTP:     HTTP{Addr: ":8080", ShutdownTimeout: 15 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute},
-		Redis:    Redis{Sentinel: Sentinel{ReplicaWait: 100 * time.Millisecond}},
+		Redis:    Redis{Sentinel: Sentinel{ReplicaWait: 100 * time.Millisecond}, Cluster: Cluster{ReplicaWait: 100 * time.Millisecond}},
 		Worker:   Worker{Concurrency: 10, BatchSize: 500, MaxRetry: 8, ShutdownTimeout: 10 * time.Second, LeaseTTL: 5 * time.Second},
 		Log:      Log{Level: "info", Format: "json"},
 		Outbox:   Outbox{Cap: 10000},
@@ -164,7 +164,7 @@ auth:
 				want := Default()
 				want.HTTP.Addr = "127.0.0.1:9000"
 				want.HTTP.ShutdownTimeout = 30 * time.Second
-				want.Redis = Redis{Addr: "redis.internal:6379", Password: "file-password", DB: 3, Sentinel: Default().Redis.Sentinel}
+				want.Redis = Redis{Addr: "redis.internal:6379", Password: "file-password", DB: 3, Sentinel: Default().Redis.Sentinel, Cluster: Default().Redis.Cluster}
 				want.Worker.Concurrency = 50
 				want.Worker.MaxRetry = 0
 				want.Log.Level = "debug"
@@ -202,7 +202,7 @@ auth:
 			check: func(t *testing.T, c Config) {
 				want := Config{
 					HTTP:     HTTP{Addr: ":7000", PublicURL: "https://tocsin.example.com/base/", ShutdownTimeout: 90 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, IdleTimeout: 30 * time.Second},
-					Redis:    Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15, Sentinel: Default().Redis.Sentinel},
+					Redis:    Redis{Addr: "10.0.0.7:6380", Password: "env-password", DB: 15, Sentinel: Default().Redis.Sentinel, Cluster: Default().Redis.Cluster},
 					Worker:   Worker{Concurrency: 1000, BatchSize: 5000, MaxRetry: 100, ShutdownTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
 					Auth:     Auth{APIKeys: []APIKey{{Name: "dashboard", KeySHA256: Secret(sha256Hex(viewerKey)), Role: RoleViewer}}},
 					Log:      Log{Level: "error", Format: "text"},
@@ -316,6 +316,7 @@ func TestLoadEnvProblems(t *testing.T) {
 		{"short api key", map[string]string{"TOCSIN_API_KEY": "short"}, []string{`TOCSIN_API_KEY: must be at least 16 characters`}},
 		{"valid but out of range", map[string]string{"TOCSIN_WORKER_BATCH_SIZE": "5001"}, []string{`TOCSIN_WORKER_BATCH_SIZE: must be between 1 and 5000, got 5001`}},
 		{"redis address", map[string]string{"TOCSIN_REDIS_ADDR": "redis://x"}, []string{`TOCSIN_REDIS_ADDR: must be host:port`}},
+		{"cluster address", map[string]string{"TOCSIN_CLUSTER_ADDRS": "n1:6379,n2"}, []string{`TOCSIN_CLUSTER_ADDRS (redis.cluster.addrs[1]): must be host:port`}},
 		{"sentinel address", map[string]string{"TOCSIN_SENTINEL_MASTER": "m", "TOCSIN_SENTINEL_ADDRS": "s1:26379, s2"}, []string{`TOCSIN_SENTINEL_ADDRS (redis.sentinel.addrs[1]): must be host:port`}},
 		{"list item", map[string]string{"TOCSIN_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/8, bogus"}, []string{`TOCSIN_WEBHOOK_ALLOW_NETWORKS (channels.webhook.allow_networks[1]): `}},
 		{
@@ -519,6 +520,28 @@ func TestValidate(t *testing.T) {
 			c.Redis.Sentinel = Sentinel{Master: "mymaster", Addrs: []string{"s1:26379"}, ReplicaWait: 6 * time.Second}
 		}, "redis.sentinel.replica_wait: must be between 0 (no wait) and 5s, not 6s"},
 		{"sentinel password alone", func(c *Config) { c.Redis.Sentinel.Password = "x" }, "redis.sentinel.password: is set but redis.sentinel.master and redis.sentinel.addrs are not"},
+		{"cluster", func(c *Config) { c.Redis.Cluster.Addrs = []string{"n1:6379", "n2:6379"} }, ""},
+		{"cluster no wait", func(c *Config) { c.Redis.Cluster = Cluster{Addrs: []string{"n1:6379"}} }, ""},
+		{"cluster and addr", func(c *Config) {
+			c.Redis.Addr = "redis:6379"
+			c.Redis.Cluster.Addrs = []string{"n1:6379"}
+		}, "redis.cluster: and redis.addr exclude each other"},
+		{"cluster and sentinel", func(c *Config) {
+			c.Redis.Sentinel = Sentinel{Master: "mymaster", Addrs: []string{"s1:26379"}}
+			c.Redis.Cluster.Addrs = []string{"n1:6379"}
+		}, "redis.cluster: and redis.sentinel exclude each other"},
+		{"cluster db", func(c *Config) {
+			c.Redis.DB = 3
+			c.Redis.Cluster.Addrs = []string{"n1:6379"}
+		}, "redis.db: must be 0 with redis.cluster (a Redis Cluster has database 0 only), got 3"},
+		{"cluster bad addr", func(c *Config) { c.Redis.Cluster.Addrs = []string{"n1:6379", "n2"} }, `redis.cluster.addrs[1]: must be host:port (like ":8080" or "redis:6379"), got "n2"`},
+		{"cluster url", func(c *Config) { c.Redis.Cluster.Addrs = []string{"redis://user:pw@n1:6379"} }, "redis.cluster.addrs[0]: must be host:port (like \":8080\" or \"redis:6379\"), not a URL"},
+		{"cluster wait too long", func(c *Config) {
+			c.Redis.Cluster = Cluster{Addrs: []string{"n1:6379"}, ReplicaWait: 6 * time.Second}
+		}, "redis.cluster.replica_wait: must be between 0 (no wait) and 5s, not 6s"},
+		{"cluster wait negative", func(c *Config) {
+			c.Redis.Cluster = Cluster{Addrs: []string{"n1:6379"}, ReplicaWait: -time.Second}
+		}, "redis.cluster.replica_wait: must be between 0 (no wait) and 5s, not -1s"},
 		{"concurrency 1000", func(c *Config) { c.Worker.Concurrency = 1000 }, ""},
 		{"concurrency 1001", func(c *Config) { c.Worker.Concurrency = 1001 }, "worker.concurrency: must be between 1 and 1000, got 1001"},
 		{"batch size 0", func(c *Config) { c.Worker.BatchSize = 0 }, "worker.batch_size: must be between 1 and 5000, got 0"},
@@ -897,7 +920,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 109; len(paths) != want {
+	if want := 111; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.
@@ -988,5 +1011,27 @@ func TestSentinelNotEmbedded(t *testing.T) {
 	}
 	if s := c.String() + fmt.Sprint(c); strings.Contains(s, "sentinel-secret") || strings.Contains(s, "embedded") {
 		t.Errorf("config prints the sentinel password or calls itself embedded:\n%s", s)
+	}
+}
+
+// TestClusterNotEmbedded: redis.cluster alone is a real Redis, not the
+// embedded one, read from the environment, with redis.password for its
+// nodes, which is never printed.
+func TestClusterNotEmbedded(t *testing.T) {
+	t.Parallel()
+	c, err := Load("", mapEnv(map[string]string{
+		"TOCSIN_CLUSTER_ADDRS": "n1:6379, n2:6379", "TOCSIN_CLUSTER_REPLICA_WAIT": "250ms", "TOCSIN_REDIS_PASSWORD": "cluster-secret",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Embedded() {
+		t.Error("Embedded() = true with redis.cluster set")
+	}
+	if want := (Cluster{Addrs: []string{"n1:6379", "n2:6379"}, ReplicaWait: 250 * time.Millisecond}); !reflect.DeepEqual(c.Redis.Cluster, want) {
+		t.Errorf("redis.cluster = %#v, want %#v", c.Redis.Cluster, want)
+	}
+	if s := c.String() + fmt.Sprint(c); strings.Contains(s, "cluster-secret") || strings.Contains(s, "embedded") || !strings.Contains(s, "n2:6379") {
+		t.Errorf("config prints the password, calls itself embedded or hides the nodes:\n%s", s)
 	}
 }

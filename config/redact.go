@@ -66,7 +66,7 @@ func (h HTTP) logAttrs() []slog.Attr {
 
 // logAttrs names the embedded Redis.
 func (r Redis) logAttrs() []slog.Attr {
-	if r.Addr == "" && !r.Sentinel.Configured() {
+	if r.embedded() {
 		r.Addr = "embedded"
 	}
 	return logAttrs(reflect.ValueOf(r))

@@ -47,6 +47,7 @@ func (c Config) Validate() error {
 	}
 	v.Between("redis.db", c.Redis.DB, 0, 255)
 	v.sentinel(c.Redis)
+	v.cluster(c.Redis)
 
 	v.Between("worker.concurrency", c.Worker.Concurrency, 1, 1000)
 	v.Between("worker.batch_size", c.Worker.BatchSize, 1, 5000)
@@ -144,6 +145,30 @@ func (v validator) sentinel(r Redis) {
 	}
 	if s.ReplicaWait < 0 || s.ReplicaWait > 5*time.Second {
 		v.Add("redis.sentinel.replica_wait", "must be between 0 (no wait) and 5s, not %s", s.ReplicaWait)
+	}
+}
+
+// cluster checks redis.cluster: host:port seeds, never beside redis.addr
+// or redis.sentinel, and database 0, the only one a cluster has.
+func (v validator) cluster(r Redis) {
+	c := r.Cluster
+	if !c.Configured() {
+		return
+	}
+	if r.Addr != "" {
+		v.Add("redis.cluster", "and redis.addr exclude each other: set redis.addr for one Redis, or redis.cluster.addrs for the nodes of a Redis Cluster")
+	}
+	if r.Sentinel.Configured() {
+		v.Add("redis.cluster", "and redis.sentinel exclude each other: a Redis Cluster fails over by itself, without sentinels")
+	}
+	if r.DB != 0 {
+		v.Add("redis.db", "must be 0 with redis.cluster (a Redis Cluster has database 0 only), got %d", r.DB)
+	}
+	for i, a := range c.Addrs {
+		v.hostPort(fmt.Sprintf("redis.cluster.addrs[%d]", i), a, 1)
+	}
+	if c.ReplicaWait < 0 || c.ReplicaWait > 5*time.Second {
+		v.Add("redis.cluster.replica_wait", "must be between 0 (no wait) and 5s, not %s", c.ReplicaWait)
 	}
 }
 

@@ -140,9 +140,9 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 // redisClients returns the store's client and the queue's connection
 // options for c, at addr (redis.addr or the embedded Redis) or, with
 // redis.sentinel, at the master the sentinels name: both then ask the
-// sentinels again after a failover. where names the Redis for an error
-// message.
-func redisClients(c config.Redis, addr string) (rdb *redis.Client, aopt asynq.RedisConnOpt, where string) {
+// sentinels again after a failover; or, with redis.cluster, at the nodes
+// of a Redis Cluster. where names the Redis for an error message.
+func redisClients(c config.Redis, addr string) (rdb redis.UniversalClient, aopt asynq.RedisConnOpt, where string) {
 	if s := c.Sentinel; s.Configured() {
 		rdb = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: s.Master, SentinelAddrs: s.Addrs, SentinelPassword: s.Password.Reveal(),
@@ -154,9 +154,49 @@ func redisClients(c config.Redis, addr string) (rdb *redis.Client, aopt asynq.Re
 		}
 		return rdb, aopt, fmt.Sprintf("master %q through the sentinels %s (redis.sentinel)", s.Master, strings.Join(s.Addrs, ","))
 	}
+	if cl := c.Cluster; cl.Configured() {
+		opt := clusterConnOpt{redis.ClusterOptions{Addrs: cl.Addrs, Password: c.Password.Reveal(), ClusterStateReloadInterval: clusterReload}}
+		return opt.client(), opt, fmt.Sprintf("cluster of the nodes %s (redis.cluster)", strings.Join(cl.Addrs, ","))
+	}
 	rdb = redis.NewClient(&redis.Options{Addr: addr, Password: c.Password.Reveal(), DB: c.DB})
 	aopt = asynq.RedisClientOpt{Addr: addr, Password: c.Password.Reveal(), DB: c.DB}
 	return rdb, aopt, fmt.Sprintf("at %s (redis.addr, TOCSIN_REDIS_ADDR)", addr)
+}
+
+// clusterReload is how old a cluster client's map of slots to masters may
+// grow before the next command reads it again (CLUSTER SLOTS). go-redis
+// reads it again at once on a MOVED answer, but a master that died answers
+// nothing: until the map is read again, the commands for its slots go to
+// it and fail. go-redis's default is a minute, longer than a batch's
+// lease; a second costs one CLUSTER SLOTS a second per busy client.
+const clusterReload = time.Second
+
+// clusterConnOpt connects asynq (its client, server, inspector and the
+// queue monitor) to a Redis Cluster. It is asynq.RedisClusterClientOpt
+// with every go-redis option, which that type does not carry: the queues
+// need clusterReload as much as the store does.
+type clusterConnOpt struct{ opts redis.ClusterOptions }
+
+func (o clusterConnOpt) client() *redis.ClusterClient {
+	opts := o.opts // NewClusterClient fills in the options it is given
+	return redis.NewClusterClient(&opts)
+}
+
+// MakeRedisClient returns a new *redis.ClusterClient (asynq.RedisConnOpt).
+func (o clusterConnOpt) MakeRedisClient() any { return o.client() }
+
+// redisReady reports whether rdb's Redis answers: with a cluster, every
+// master the client knows, so that a process whose shard is gone says so.
+func redisReady(ctx context.Context, rdb redis.UniversalClient) error {
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			if err := m.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("%s: %w", m.Options().Addr, err)
+			}
+			return nil
+		})
+	}
+	return rdb.Ping(ctx).Err()
 }
 
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
@@ -203,7 +243,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 		defer mr.Close()
 		redisAddr = mr.Addr()
-		logger.Warn("no redis.addr (nor redis.sentinel) configured: running on an embedded in-memory Redis; NOTHING SURVIVES A RESTART. Set TOCSIN_REDIS_ADDR for real use.", "addr", redisAddr)
+		logger.Warn("no redis.addr (nor redis.sentinel, nor redis.cluster) configured: running on an embedded in-memory Redis; NOTHING SURVIVES A RESTART. Set TOCSIN_REDIS_ADDR for real use.", "addr", redisAddr)
 	}
 	// go-redis's own complaints go to the structured log, not as plain
 	// lines among the JSON ones.
@@ -214,7 +254,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		// Say first that Redis is away, rather than failing later on
 		// whatever needs it first.
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := rdb.Ping(pctx).Err()
+		err := redisReady(pctx, rdb)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("redis %s is not reachable: %w", where, err)
@@ -276,7 +316,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	errc := make(chan error, 2)
 	var httpSrv *http.Server
 	{
-		ready := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+		ready := func(ctx context.Context) error { return redisReady(ctx, rdb) }
 		metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 		var handler http.Handler
 		if *role == "worker" {

@@ -26,7 +26,7 @@ import (
 // process around it supplies.
 type wiring struct {
 	cfg     config.Config
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	queue   asynq.RedisConnOpt
 	clock   dispatcher.Clock   // nil: the system clock
 	logger  *slog.Logger       // nil: slog.Default()
@@ -120,9 +120,12 @@ func wire(w wiring) (*wired, error) {
 		w.catalog = locales.MustNew()
 	}
 	store := redisstore.New(w.rdb)
-	if w.cfg.Redis.Sentinel.Configured() {
-		// A failover promotes a replica: announcements wait for one.
-		store.ReplicaWait = w.cfg.Redis.Sentinel.ReplicaWait
+	// A failover promotes a replica: announcements wait for one.
+	switch r := w.cfg.Redis; {
+	case r.Sentinel.Configured():
+		store.ReplicaWait = r.Sentinel.ReplicaWait
+	case r.Cluster.Configured():
+		store.ReplicaWait = r.Cluster.ReplicaWait
 	}
 	store.OutboxCap = cfg.Outbox.Cap
 	store.EvidenceTexts = cfg.Evidence.Texts

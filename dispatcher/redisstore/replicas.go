@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Replication. Redis replicates asynchronously: a write the master
@@ -48,12 +50,36 @@ func (s *Store) waitReplica(ctx context.Context) {
 		return
 	}
 	// WAIT 0 would wait for ever: at least a millisecond.
-	n, err := s.rdb.Do(ctx, "WAIT", 1, max(1, s.ReplicaWait.Milliseconds())).Int64()
-	if err == nil && n >= 1 {
+	if s.replicaAcked(ctx, max(1, s.ReplicaWait.Milliseconds())) {
 		return
 	}
 	s.replicas.misses.Add(1)
 	s.replicas.skipUntil.Store(s.nowMS() + replicaRetryMS)
+}
+
+// replicaAcked sends WAIT 1 ms and reports whether a replica acknowledged.
+// On a Redis Cluster it asks every master at once and wants each one's
+// replica: go-redis sends a command without keys to one node of its
+// choosing, not necessarily the master of what was written.
+func (s *Store) replicaAcked(ctx context.Context, ms int64) bool {
+	acked := func(ctx context.Context, rdb interface {
+		Do(context.Context, ...any) *redis.Cmd
+	}) bool {
+		n, err := rdb.Do(ctx, "WAIT", 1, ms).Int64()
+		return err == nil && n >= 1
+	}
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return acked(ctx, s.rdb)
+	}
+	var short atomic.Bool
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		if !acked(ctx, m) {
+			short.Store(true)
+		}
+		return nil
+	})
+	return err == nil && !short.Load()
 }
 
 // ReplicaWaitMisses returns how many waits for a replica (ReplicaWait)

@@ -17,8 +17,9 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-// storeBackend is a Redis the store must work on: a real redis-server, and
-// the miniredis the zero-config default embeds.
+// storeBackend is a Redis the store must work on: a real redis-server
+// (with the slot check, see slotcheck_test.go), the miniredis the
+// zero-config default embeds, and a real Redis Cluster.
 type storeBackend struct {
 	name string
 	open func(t *testing.T) redis.UniversalClient
@@ -43,6 +44,7 @@ var storeBackends = []storeBackend{
 		t.Cleanup(func() { _ = rdb.Close() })
 		return rdb
 	}},
+	{"cluster", openCluster},
 }
 
 // forEachBackend runs fn as a parallel subtest on a fresh, empty database of
@@ -73,11 +75,17 @@ func setMembers(t *testing.T, rdb redis.UniversalClient, k string) []string {
 // index (TestPhoneIndex covers it).
 func indexKeysAll(t *testing.T, rdb redis.UniversalClient) []string {
 	t.Helper()
-	keys, err := rdb.Keys(context.Background(), Prefix+"{r:*}:ix:*").Result()
+	var keys []string
+	err := New(rdb).scanKeys(context.Background(), Prefix+"{r:*}:ix:*", func(k string) error {
+		if !strings.Contains(k, "}:ix:phone:") {
+			keys = append(keys, k)
+		}
+		return nil
+	})
 	if err != nil {
-		t.Fatalf("KEYS: %v", err)
+		t.Fatalf("SCAN: %v", err)
 	}
-	return slices.DeleteFunc(keys, func(k string) bool { return strings.Contains(k, "}:ix:phone:") })
+	return keys
 }
 
 // unsharded is index key k of shard n named without its shard

@@ -303,14 +303,20 @@ func (s *Store) CreateBroadcast(ctx context.Context, b *dispatcher.Broadcast, id
 		return nil, err
 	}
 	// The broadcast exists when its pending record does (it stays once the
-	// hash is made).
+	// hash is made), or, for one made before the record was kept (see
+	// MigrateLayout), when its hash does: read before the WATCH, in its
+	// own slot.
+	existed, err := s.rdb.Exists(ctx, bkey(b.ID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("create broadcast %q: read broadcast: %w", b.ID, err)
+	}
 	pending := pendingBroadcastKey(b.ID)
 	check := func(tx *redis.Tx) error {
 		n, err := tx.Exists(ctx, pending).Result()
 		if err != nil {
 			return fmt.Errorf("read broadcast: %w", err)
 		}
-		if n > 0 {
+		if n+existed > 0 {
 			return fmt.Errorf("broadcast exists already: %w", dispatcher.ErrStale)
 		}
 		return nil

@@ -328,6 +328,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	defer a.Close()
 	store, fan, svc := a.store, a.fanout, a.service
+	// Data written before the Redis Cluster key layout (no hash tags) is
+	// moved to the current names once per database, before anything reads.
+	if n, err := store.MigrateLayout(ctx); err != nil {
+		return fmt.Errorf("move the data to the current key layout: %w", err)
+	} else if n > 0 {
+		logger.Info("data moved to the current key layout (hash tags for Redis Cluster)", "keys", n)
+	}
 	// Recipients stored before labels were canonical ("Cards", "ch") are
 	// rewritten once per database, before anything selects an audience.
 	if n, err := store.CanonicalizeLabels(ctx); err != nil {

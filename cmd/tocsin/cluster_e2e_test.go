@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -12,12 +11,6 @@ import (
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
-// envClusterE2E turns TestClusterFailoverMidBroadcast on. It is off until
-// the store keeps the keys of each script and multi-key command in one
-// hash slot (issue 16 item 1, the key layout): before that the broadcast
-// fails with CROSSSLOT errors. Remove this gate when the layout lands.
-const envClusterE2E = "TOCSIN_CLUSTER_E2E"
-
 // TestClusterFailoverMidBroadcast: the API (in this process) and two
 // `tocsin serve --role worker` processes run on a real Redis Cluster of
 // three masters and three replicas (redis.cluster). A quarter of the way
@@ -25,9 +18,6 @@ const envClusterE2E = "TOCSIN_CLUSTER_E2E"
 // SIGKILL; the cluster promotes its replica and the broadcast finishes by
 // itself (failoverMidBroadcast).
 func TestClusterFailoverMidBroadcast(t *testing.T) {
-	if os.Getenv(envClusterE2E) != "1" {
-		t.Skipf("set %s=1: off until the store's key layout keeps each script in one hash slot (issue 16 item 1)", envClusterE2E)
-	}
 	c, err := redistest.StartCluster()
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,9 @@ func TestArchiveBeforeExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	records := redisstore.Prefix + "b:" + bid + ":d"
+	// b:{id}:d under the incident's hash tag (the key layout in
+	// dispatcher/redisstore/store.go).
+	records := redisstore.Prefix + "{arch}:b:" + bid + ":d"
 	if n, _ := rdb.HLen(ctx, records).Result(); n != 1 {
 		t.Fatalf("delivery records before the sweep: %d, want 1 (at %s)", n, records)
 	}

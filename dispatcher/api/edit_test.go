@@ -512,7 +512,7 @@ func TestEditIncidentStoredBeforeCanonicalLabels(t *testing.T) {
 	b := setupRedis(t)
 	ctx := context.Background()
 	id := b.openVia(t, `{"title":"Cards down","severity":"major","services":["twint"],"regions":["CH"]}`)
-	k := "tocsin:inc:" + id
+	k := "tocsin:{ctl}:inc:" + id
 	raw, err := b.rdb.Get(ctx, k).Bytes()
 	if err != nil {
 		t.Fatal(err)

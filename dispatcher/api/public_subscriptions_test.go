@@ -372,7 +372,7 @@ func TestPublicLinkExpires(t *testing.T) {
 	s := newSubs(t, func(c *dispatcher.SubscriptionsConfig) { c.PendingTTL, c.Clock = time.Hour, clock })
 	s.post(t, "/api/public/subscriptions", `{"channel":"email","address":"e@example.com"}`)
 	m := tokenInLink.FindStringSubmatch(s.outbox(t)[0].Body)
-	if n, _ := redisKeys(t, s, "tocsin:sub:p:*"); n == 0 {
+	if n, _ := redisKeys(t, s, "tocsin:{sub}:sub:p:*"); n == 0 {
 		t.Fatal("no pending subscription stored")
 	}
 	clock.Advance(time.Hour + time.Second)
@@ -415,7 +415,7 @@ func TestSubscribersOperators(t *testing.T) {
 	if code, _, _ := s.do(t, http.MethodGet, "/api/public/subscriptions/manage/"+manage, "", "", ""); code != http.StatusNotFound {
 		t.Errorf("manage link after erasure: %d, want 404", code)
 	}
-	if n, _ := redisKeys(t, s, "tocsin:sub:a:*"); n != 0 {
+	if n, _ := redisKeys(t, s, "tocsin:{sub}:sub:a:*"); n != 0 {
 		t.Errorf("%d address index keys left after erasure", n)
 	}
 }

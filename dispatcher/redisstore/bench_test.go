@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // BenchmarkBatch is one batch's writes on a real redis-server, as the
@@ -15,7 +14,7 @@ import (
 // sent (the delivery scripts and their prelude). Each iteration is one
 // batch of a fresh broadcast.
 func BenchmarkBatch(b *testing.B) {
-	rdb, _ := redistest.New(b)
+	rdb, _ := newRedis(b)
 	s := New(rdb)
 	ctx := context.Background()
 	const n = 500

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // TestTakeBudget: costs are taken in order while every period has room;
@@ -16,7 +15,7 @@ import (
 // call does; the spend reads back.
 func TestTakeBudget(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	s := New(rdb)
 	ctx := context.Background()
 	ps := []dispatcher.BudgetPeriod{
@@ -69,7 +68,7 @@ func TestTakeBudget(t *testing.T) {
 // cap's worth of messages is taken, exactly.
 func TestTakeBudgetConcurrent(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	s := New(rdb)
 	ps := []dispatcher.BudgetPeriod{{Name: "daily", Key: "d:2030-01-02", Cap: 30 * 100_000, Keep: time.Hour}}
 	var mu sync.Mutex

@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // TestCatalogStore: names are put, loaded and deleted in one hash, and
@@ -131,7 +130,7 @@ func TestCanonicalizeLabels(t *testing.T) {
 		if n, err := s.CanonicalizeLabels(ctx); err != nil || n != 0 {
 			t.Errorf("second run: %d, %v; want 0, nil", n, err)
 		}
-		if got := setMembers(t, rdb, "ix", "svc", "Later"); !slices.Equal(got, []string{"later"}) {
+		if got := setMembers(t, rdb, rkey("later", "ix", "svc", "Later")); !slices.Equal(got, []string{"later"}) {
 			t.Errorf("second run touched ix:svc:Later: %v", got)
 		}
 	})
@@ -139,7 +138,7 @@ func TestCanonicalizeLabels(t *testing.T) {
 
 func TestPublicVersionMovesWithWrites(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	s := New(rdb)
 	ctx := context.Background()
 	v0, err := s.PublicVersion(ctx)

@@ -21,16 +21,22 @@ var (
 	catchUpDoneScript = script("catchup_done")
 )
 
-// TakeCatchUps implements dispatcher.CatchUpStore.
+// TakeCatchUps implements dispatcher.CatchUpStore: each shard's catch-up
+// set in turn (one script each), from a shard that moves on every call so
+// that no shard waits behind a busy one, until n are taken.
 func (s *Store) TakeCatchUps(ctx context.Context, now time.Time, hold time.Duration, n int) ([]dispatcher.CatchUpItem, error) {
 	until := now.Add(hold).UnixMilli()
-	ids, err := catchUpTakeScript.Run(ctx, s.rdb, []string{key("catchup")}, now.UnixMilli(), until, n).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("take catch-ups: %w", err)
-	}
-	out := make([]dispatcher.CatchUpItem, len(ids))
-	for i, id := range ids {
-		out[i] = dispatcher.CatchUpItem{RecipientID: id, Taken: until}
+	var out []dispatcher.CatchUpItem
+	first := int(s.catchUpTurn.Add(1) % RecipientShards)
+	for i := 0; i < RecipientShards && len(out) < n; i++ {
+		sh := (first + i) % RecipientShards
+		ids, err := catchUpTakeScript.Run(ctx, s.rdb, []string{shardKey(sh, "catchup")}, now.UnixMilli(), until, n-len(out)).StringSlice()
+		if err != nil {
+			return out, fmt.Errorf("take catch-ups: %w", err)
+		}
+		for _, id := range ids {
+			out = append(out, dispatcher.CatchUpItem{RecipientID: id, Taken: until})
+		}
 	}
 	return out, nil
 }
@@ -40,16 +46,23 @@ func (s *Store) DoneCatchUps(ctx context.Context, items []dispatcher.CatchUpItem
 	if len(items) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 3*len(items))
+	// One script per shard, each on its own catch-up set.
+	args := make([][]any, RecipientShards)
 	for _, it := range items {
 		again := ""
 		if !it.Again.IsZero() {
 			again = strconv.FormatInt(it.Again.UnixMilli(), 10)
 		}
-		args = append(args, it.RecipientID, strconv.FormatInt(it.Taken, 10), again)
+		sh := shardOf(it.RecipientID)
+		args[sh] = append(args[sh], it.RecipientID, strconv.FormatInt(it.Taken, 10), again)
 	}
-	if err := catchUpDoneScript.Run(ctx, s.rdb, []string{key("catchup")}, args...).Err(); err != nil {
-		return fmt.Errorf("finish %d catch-ups: %w", len(items), err)
+	for sh, a := range args {
+		if len(a) == 0 {
+			continue
+		}
+		if err := catchUpDoneScript.Run(ctx, s.rdb, []string{shardKey(sh, "catchup")}, a...).Err(); err != nil {
+			return fmt.Errorf("finish %d catch-ups: %w", len(items), err)
+		}
 	}
 	return nil
 }
@@ -58,13 +71,26 @@ func (s *Store) DoneCatchUps(ctx context.Context, items []dispatcher.CatchUpItem
 // (a MULTI of a write that may make it reachable: a webhook endpoint).
 func (s *Store) markCatchUp(ctx context.Context, p redis.Pipeliner, id string) {
 	if s.CatchUp {
-		p.ZAdd(ctx, key("catchup"), redis.Z{Score: float64(s.nowMS()), Member: id})
+		p.ZAdd(ctx, rkey(id, "catchup"), redis.Z{Score: float64(s.nowMS()), Member: id})
 	}
 }
 
-// CatchUpsDue counts the recipients of the catch-up set due at now.
+// CatchUpsDue counts the recipients of the catch-up sets due at now: one
+// ZCOUNT per shard, pipelined.
 func (s *Store) CatchUpsDue(ctx context.Context, now time.Time) (int64, error) {
-	return s.rdb.ZCount(ctx, key("catchup"), "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Result()
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, RecipientShards)
+	for sh, k := range shardKeys("catchup") {
+		cmds[sh] = pipe.ZCount(ctx, k, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
 }
 
 // RecipientDeliveries implements dispatcher.LateStore: one HMGET of the
@@ -75,7 +101,7 @@ func (s *Store) RecipientDeliveries(ctx context.Context, broadcastID, recipientI
 	for i, ch := range chans {
 		fields[i] = deliveryField(ch, recipientID)
 	}
-	vals, err := s.rdb.HMGet(ctx, key("b", broadcastID, "d"), fields...).Result()
+	vals, err := s.rdb.HMGet(ctx, bkey(broadcastID, "d"), fields...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("deliveries of %s in %s: %w", recipientID, broadcastID, err)
 	}
@@ -96,7 +122,7 @@ func (s *Store) RecipientDeliveries(ctx context.Context, broadcastID, recipientI
 
 // InSnapshot implements dispatcher.LateStore.
 func (s *Store) InSnapshot(ctx context.Context, broadcastID, recipientID string) (bool, error) {
-	err := s.rdb.ZScore(ctx, key("b", broadcastID, "aud"), recipientID).Err()
+	err := s.rdb.ZScore(ctx, bkey(broadcastID, "aud"), recipientID).Err()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -129,7 +155,7 @@ func (s *Store) Unreached(ctx context.Context, incidentID string, lastSeq int, c
 	chans := append(append([]dispatcher.Channel(nil), dispatcher.Channels...), dispatcher.ChannelNone)
 	for step := 0; seq <= lastSeq && step < 8 && len(page.Recipients) < limit; step++ {
 		bid := dispatcher.BroadcastID(incidentID, seq)
-		kv, next, err := s.rdb.HScan(ctx, key("b", bid, "d"), cur, "*", int64(limit)).Result()
+		kv, next, err := s.rdb.HScan(ctx, bkey(bid, "d"), cur, "*", int64(limit)).Result()
 		if err != nil {
 			return nil, fmt.Errorf("unreached of %s: %w", incidentID, err)
 		}
@@ -178,7 +204,7 @@ func (s *Store) unreachedOf(ctx context.Context, incidentID string, lastSeq, seq
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, lastSeq)
 	for j := 1; j <= lastSeq; j++ {
-		cmds[j-1] = pipe.HMGet(ctx, key("b", dispatcher.BroadcastID(incidentID, j), "d"), fields...)
+		cmds[j-1] = pipe.HMGet(ctx, bkey(dispatcher.BroadcastID(incidentID, j), "d"), fields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("unreached of %s: %w", incidentID, err)

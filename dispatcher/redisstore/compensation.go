@@ -37,21 +37,41 @@ const stagingTTL = time.Hour
 
 var snapshotCopiedScript = script("snapshot_copied")
 
-func listKey(id string) string { return key("rl", id) }
+// listKey is rl:{id}; it and rl:{id}:meta share the list's hash tag.
+func listKey(id string) string { return key("rl", "{"+id+"}") }
 
 // AddToList implements dispatcher.CompensationStore: SMISMEMBER against
-// every recipient id, then ZADD of the known ones.
+// every recipient id (each shard's ix:all, pipelined), then ZADD of the
+// known ones.
 func (s *Store) AddToList(ctx context.Context, staging string, ids []string) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	members := make([]any, len(ids))
+	byShard := make([][]int, RecipientShards)
 	for i, id := range ids {
-		members[i] = id
+		sh := shardOf(id)
+		byShard[sh] = append(byShard[sh], i)
 	}
-	known, err := s.rdb.SMIsMember(ctx, key("ix", "all"), members...).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.BoolSliceCmd, RecipientShards)
+	for sh, idx := range byShard {
+		if len(idx) == 0 {
+			continue
+		}
+		members := make([]any, len(idx))
+		for j, i := range idx {
+			members[j] = ids[i]
+		}
+		cmds[sh] = pipe.SMIsMember(ctx, shardKey(sh, "ix", "all"), members...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("look up %d listed ids: %w", len(ids), err)
+	}
+	known := make([]bool, len(ids))
+	for sh, idx := range byShard {
+		for j, i := range idx {
+			known[i] = cmds[sh].Val()[j]
+		}
 	}
 	var unknown []string
 	zs := make([]redis.Z, 0, len(ids))
@@ -76,12 +96,15 @@ func (s *Store) AddToList(ctx context.Context, staging string, ids []string) ([]
 
 // FinishList implements dispatcher.CompensationStore.
 func (s *Store) FinishList(ctx context.Context, staging string, l *dispatcher.RecipientList) error {
+	// The staged ids are copied, not renamed: the list's key (named by its
+	// content) is in another hash slot. A list is read once its meta is
+	// stored (below), so a half-made copy is never seen, and a list of the
+	// same content made again adds the same ids.
 	tmp, dst := key("rl", "tmp", staging), listKey(l.ID)
-	err := s.rdb.Rename(ctx, tmp, dst).Err()
-	if err != nil && strings.Contains(err.Error(), "no such key") {
-		err = s.rdb.Del(ctx, dst).Err() // no known id: an empty list
+	if err := s.copyIDs(ctx, dst, tmp, false, nil); err != nil {
+		return fmt.Errorf("store list %s: %w", l.ID, err)
 	}
-	if err != nil {
+	if err := s.rdb.Del(ctx, tmp).Err(); err != nil {
 		return fmt.Errorf("store list %s: %w", l.ID, err)
 	}
 	n, err := s.rdb.ZCard(ctx, dst).Result()
@@ -109,7 +132,7 @@ func (s *Store) GetRecipientList(ctx context.Context, id string) (*dispatcher.Re
 
 // ListCompensations implements dispatcher.CompensationStore.
 func (s *Store) ListCompensations(ctx context.Context, incidentID string) ([]string, error) {
-	ids, err := s.rdb.ZRange(ctx, key("inc", incidentID, "comp"), 0, -1).Result()
+	ids, err := s.rdb.ZRange(ctx, ctlKey("inc", incidentID, "comp"), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("compensations of %s: %w", incidentID, err)
 	}
@@ -123,7 +146,7 @@ func (s *Store) ListCompensations(ctx context.Context, incidentID string) ([]str
 // sending. Each source is scanned copyChunk at a time into the notice's
 // own snapshot (a zset: each recipient once).
 func (s *Store) snapshotCompensation(ctx context.Context, b *dispatcher.Broadcast) (int, error) {
-	bKey, aud := key("b", b.ID), key("b", b.ID, "aud")
+	bKey, aud := bkey(b.ID), bkey(b.ID, "aud")
 	if planned, err := s.rdb.HExists(ctx, bKey, "planned").Result(); err != nil || planned {
 		if err != nil {
 			return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
@@ -165,11 +188,11 @@ func (s *Store) copyCompensation(ctx context.Context, aud string, b *dispatcher.
 			// once every member has a final record, so what a scan of it
 			// misses, the records scanned after have.
 			if !c.ToldOnly {
-				if err := s.copyIDs(ctx, aud, key("b", bid, "aud"), false, nil); err != nil {
+				if err := s.copyIDs(ctx, aud, bkey(bid, "aud"), false, nil); err != nil {
 					return err
 				}
 			}
-			if err := s.copyIDs(ctx, aud, key("b", bid, "d"), true, keep); err != nil {
+			if err := s.copyIDs(ctx, aud, bkey(bid, "d"), true, keep); err != nil {
 				return err
 			}
 		}

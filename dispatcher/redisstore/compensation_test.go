@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // saveNextUpdate stores update seq of incident incID (seq-1 stored
@@ -70,7 +69,7 @@ func TestCompensationSnapshot(t *testing.T) {
 		mustRecord(t, s, b2.ID, dispatcher.Outcome{RecipientID: "c", Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusSent, Attempts: 1})
 		// Update 3 is still sending: d is held for quiet hours, e not begun.
 		b3 := saveNextUpdate(t, s, inc, 3)
-		if err := rdb.ZAdd(ctx, key("b", b3.ID, "aud"), redis.Z{Member: "d"}, redis.Z{Member: "e"}).Err(); err != nil {
+		if err := rdb.ZAdd(ctx, bkey(b3.ID, "aud"), redis.Z{Member: "d"}, redis.Z{Member: "e"}).Err(); err != nil {
 			t.Fatal(err)
 		}
 		mustBegin(t, s, b3.ID, dispatcher.Begin{RecipientID: "d", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Reason: "quiet_hours"})
@@ -150,7 +149,7 @@ func TestCompensationSnapshot(t *testing.T) {
 // of each update's audience new), on a real redis-server: the chunked
 // copy of 300,000 records into a snapshot of 200,000 recipients.
 func BenchmarkCompensationSnapshot(b *testing.B) {
-	rdb, _ := redistest.New(b)
+	rdb, _ := newRedis(b)
 	s := New(rdb)
 	ctx := context.Background()
 	const per = 100000
@@ -159,7 +158,7 @@ func BenchmarkCompensationSnapshot(b *testing.B) {
 		b.Fatal(err)
 	}
 	for seq := 1; seq <= 3; seq++ {
-		d := key("b", dispatcher.BroadcastID(inc.ID, seq), "d")
+		d := bkey(dispatcher.BroadcastID(inc.ID, seq), "d")
 		pipe := rdb.Pipeline()
 		for i := range per {
 			rid := fmt.Sprintf("r%07d", (seq-1)*per/2+i)
@@ -186,7 +185,7 @@ func BenchmarkCompensationSnapshot(b *testing.B) {
 			b.Fatalf("audience = %d, %v; want %d", got, err, 2*per)
 		}
 		b.StopTimer()
-		rdb.Del(ctx, key("b", c.ID, "aud"))
+		rdb.Del(ctx, bkey(c.ID, "aud"))
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(3*per*n)/b.Elapsed().Seconds(), "records/s")
@@ -205,14 +204,14 @@ func mustJSON(tb testing.TB, v any) []byte {
 // ids, 1000 per call as the Service sends them, against 200,000
 // recipients (one id in ten unknown), on a real redis-server.
 func BenchmarkRecipientList(b *testing.B) {
-	rdb, _ := redistest.New(b)
+	rdb, _ := newRedis(b)
 	s := New(rdb)
 	ctx := context.Background()
 	const n, chunk = 200000, 1000
 	pipe := rdb.Pipeline()
 	for i := range n {
 		if i%10 != 0 {
-			pipe.SAdd(ctx, key("ix", "all"), fmt.Sprintf("acct-%07d", i))
+			pipe.SAdd(ctx, rkey(fmt.Sprintf("acct-%07d", i), "ix", "all"), fmt.Sprintf("acct-%07d", i))
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {

@@ -192,14 +192,14 @@ func (s *Store) nowMS() int64 {
 
 // broadcastKeys are b:{id}, b:{id}:d and b:{id}:aud.
 func broadcastKeys(id string) []string {
-	return []string{key("b", id), key("b", id, "d"), key("b", id, "aud")}
+	return []string{bkey(id), bkey(id, "d"), bkey(id, "aud")}
 }
 
 // leasePrefix starts the keys of a broadcast's leases: b:{id}:lease:{name}.
-func leasePrefix(id string) string { return key("b", id, "lease") + ":" }
+func leasePrefix(id string) string { return bkey(id, "lease") + ":" }
 
 // handedPrefix starts the keys of a broadcast's handed sets: b:{id}:h:{name}.
-func handedPrefix(id string) string { return key("b", id, "h") + ":" }
+func handedPrefix(id string) string { return bkey(id, "h") + ":" }
 
 // handedKey is the handed set of lease l ("" without a lease).
 func handedKey(id string, l *dispatcher.Lease) string {
@@ -209,11 +209,20 @@ func handedKey(id string, l *dispatcher.Lease) string {
 	return handedPrefix(id) + l.Name
 }
 
-// GetBroadcast implements dispatcher.DeliveryStore.
+// GetBroadcast implements dispatcher.DeliveryStore. A broadcast saved but
+// not made yet is made first (materialize).
 func (s *Store) GetBroadcast(ctx context.Context, id string) (*dispatcher.Broadcast, error) {
-	h, err := s.rdb.HGetAll(ctx, key("b", id)).Result()
+	h, err := s.rdb.HGetAll(ctx, bkey(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("get broadcast %s: %w", id, err)
+	}
+	if len(h) == 0 {
+		if made, err := s.materialize(ctx, id); err != nil {
+			return nil, err
+		} else if !made {
+			return nil, fmt.Errorf("broadcast %q: %w", id, dispatcher.ErrNotFound)
+		}
+		return s.GetBroadcast(ctx, id)
 	}
 	return decodeBroadcast(id, h)
 }
@@ -273,9 +282,14 @@ func decodeBroadcast(id string, h map[string]string) (*dispatcher.Broadcast, err
 
 // BroadcastState implements dispatcher.BatchStore: one HGET.
 func (s *Store) BroadcastState(ctx context.Context, id string) (dispatcher.BroadcastState, error) {
-	st, err := s.rdb.HGet(ctx, key("b", id), "state").Result()
+	st, err := s.rdb.HGet(ctx, bkey(id), "state").Result()
 	if errors.Is(err, redis.Nil) {
-		return "", fmt.Errorf("broadcast %q: %w", id, dispatcher.ErrNotFound)
+		if made, err := s.materialize(ctx, id); err != nil {
+			return "", err
+		} else if !made {
+			return "", fmt.Errorf("broadcast %q: %w", id, dispatcher.ErrNotFound)
+		}
+		return s.BroadcastState(ctx, id)
 	}
 	if err != nil {
 		return "", fmt.Errorf("broadcast state of %s: %w", id, err)
@@ -294,29 +308,29 @@ func msTime(v string) *time.Time {
 
 // indexKeys appends the index sets of services and regions (sideKeys) to
 // keys, and says how many there are on each side.
-func indexKeys(keys []string, services, regions []string) (_ []string, nsvc, nreg int) {
-	svc, reg := sideKeys(services, regions)
+func indexKeys(keys []string, shard int, services, regions []string) (_ []string, nsvc, nreg int) {
+	svc, reg := sideKeys(shard, services, regions)
 	return append(append(keys, svc...), reg...), len(svc), len(reg)
 }
 
-// sideKeys returns the index sets of services and of regions, each side
+// sideKeys returns the index sets of services and of regions in shard, each side
 // with its "*" set of recipients that use all (none for an empty side,
 // which means every recipient). Labels are indexed in their canonical
 // form; an incident stored before labels were canonical is matched as one
 // stored since ("ch" selects the recipients of "CH").
-func sideKeys(services, regions []string) (svc, reg []string) {
+func sideKeys(shard int, services, regions []string) (svc, reg []string) {
 	services, regions = dispatcher.CanonicalServices(services), dispatcher.CanonicalRegions(regions)
 	for _, sv := range services {
-		svc = append(svc, key("ix", "svc", sv))
+		svc = append(svc, shardKey(shard, "ix", "svc", sv))
 	}
 	if len(services) > 0 {
-		svc = append(svc, key("ix", "svc", "*"))
+		svc = append(svc, shardKey(shard, "ix", "svc", "*"))
 	}
 	for _, r := range regions {
-		reg = append(reg, key("ix", "reg", r))
+		reg = append(reg, shardKey(shard, "ix", "reg", r))
 	}
 	if len(regions) > 0 {
-		reg = append(reg, key("ix", "reg", "*"))
+		reg = append(reg, shardKey(shard, "ix", "reg", "*"))
 	}
 	return svc, reg
 }
@@ -326,7 +340,7 @@ func (s *Store) AudienceSlice(ctx context.Context, broadcastID string, start, st
 	if stop <= start {
 		return nil, nil
 	}
-	ids, err := s.rdb.ZRange(ctx, key("b", broadcastID, "aud"), int64(start), int64(stop-1)).Result()
+	ids, err := s.rdb.ZRange(ctx, bkey(broadcastID, "aud"), int64(start), int64(stop-1)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("audience of %s [%d,%d): %w", broadcastID, start, stop, err)
 	}
@@ -364,7 +378,7 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispa
 		}
 		args = append(args, deliveryField(it.Channel, it.RecipientID), string(buf), it.Segments, it.Fallback, extra)
 	}
-	keys := append(broadcastKeys(broadcastID), key("inc", g.IncidentID, "seq"))
+	keys := append(broadcastKeys(broadcastID), seqKey(broadcastID, g.IncidentID))
 	res, err := beginScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("begin %d deliveries of %s: %w", len(items), broadcastID, err)
@@ -390,7 +404,7 @@ func (s *Store) Claim(ctx context.Context, deliveryID string, g dispatcher.Guard
 	if err != nil {
 		return "", err
 	}
-	keys := append(broadcastKeys(bid), key("inc", g.IncidentID, "seq"))
+	keys := append(broadcastKeys(bid), seqKey(bid, g.IncidentID))
 	args := []any{s.nowMS(), g.Seq, deliveryField(ch, rid), handedKey(bid, g.Lease)}
 	c, err := claimScript.Run(ctx, s.rdb, keys, args...).Text()
 	if err != nil {
@@ -418,7 +432,7 @@ func (s *Store) InFlight(ctx context.Context, incidentID string, before int) (in
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, 0, before-1)
 	for seq := 1; seq < before; seq++ {
-		cmds = append(cmds, pipe.HMGet(ctx, key("b", dispatcher.BroadcastID(incidentID, seq)), fields...))
+		cmds = append(cmds, pipe.HMGet(ctx, bkey(dispatcher.BroadcastID(incidentID, seq)), fields...))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("in-flight deliveries of %s: %w", incidentID, err)
@@ -437,7 +451,7 @@ func (s *Store) InFlight(ctx context.Context, incidentID string, before int) (in
 
 // Cancel implements dispatcher.DeliveryStore.
 func (s *Store) Cancel(ctx context.Context, broadcastID string) (dispatcher.BroadcastState, error) {
-	st, err := cancelScript.Run(ctx, s.rdb, []string{key("b", broadcastID)}).Text()
+	st, err := cancelScript.Run(ctx, s.rdb, []string{bkey(broadcastID)}).Text()
 	if err != nil {
 		return "", fmt.Errorf("cancel %s: %w", broadcastID, err)
 	}
@@ -478,7 +492,7 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (*dispatcher.Deliver
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.rdb.HGet(ctx, key("b", bid, "d"), deliveryField(ch, rid)).Result()
+	v, err := s.rdb.HGet(ctx, bkey(bid, "d"), deliveryField(ch, rid)).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("delivery %q: %w", id, dispatcher.ErrNotFound)
 	}
@@ -511,7 +525,7 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 		match = string(f.Channel) + ".*"
 	}
 	page := &dispatcher.DeliveryPage{Deliveries: []*dispatcher.Delivery{}}
-	d := key("b", broadcastID, "d")
+	d := bkey(broadcastID, "d")
 	for step := 0; step < 8; step++ {
 		kv, next, err := s.rdb.HScan(ctx, d, cursor, match, int64(limit)).Result()
 		if err != nil {
@@ -623,7 +637,7 @@ func (s *Store) Told(ctx context.Context, incidentID string, before int, recipie
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, 0, before-1)
 	for seq := 1; seq < before; seq++ {
-		cmds = append(cmds, pipe.HMGet(ctx, key("b", dispatcher.BroadcastID(incidentID, seq), "d"), fields...))
+		cmds = append(cmds, pipe.HMGet(ctx, bkey(dispatcher.BroadcastID(incidentID, seq), "d"), fields...))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("who was told of %s: %w", incidentID, err)

@@ -193,7 +193,7 @@ func TestSnapshotAudience(t *testing.T) {
 			}
 		}
 		// Temporary keys are gone.
-		if keys, _ := rdb.Keys(context.Background(), key("b", "*", "tmp", "*")).Result(); len(keys) != 0 {
+		if keys, _ := rdb.Keys(context.Background(), bkey("*", "tmp", "*")).Result(); len(keys) != 0 {
 			t.Errorf("temporary keys left: %v", keys)
 		}
 	})
@@ -238,7 +238,7 @@ func TestSnapshotAudienceOnce(t *testing.T) {
 		if err := s.MarkSending(ctx, b2.ID); err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := rdb.Exists(ctx, key("b", b2.ID, "aud")).Result(); n != 0 {
+		if n, _ := rdb.Exists(ctx, bkey(b2.ID, "aud")).Result(); n != 0 {
 			t.Errorf("the empty snapshot outlives its finished broadcast")
 		}
 	})
@@ -524,7 +524,7 @@ func TestBroadcastFinishes(t *testing.T) {
 		if got.State != dispatcher.BroadcastDone || got.Pending != 0 || got.FinishedAt == nil || !got.FinishedAt.Equal(end) || !got.StartedAt.Equal(start) {
 			t.Errorf("after the last final outcome: state %s pending %d started %v finished %v", got.State, got.Pending, got.StartedAt, got.FinishedAt)
 		}
-		if n, _ := rdb.Exists(ctx, key("b", b.ID, "aud")).Result(); n != 0 {
+		if n, _ := rdb.Exists(ctx, bkey(b.ID, "aud")).Result(); n != 0 {
 			t.Error("the snapshot outlives its broadcast")
 		}
 		if ids := mustSlice(t, s, b.ID, 0, 10); len(ids) != 0 {
@@ -578,7 +578,7 @@ func TestGetBroadcast(t *testing.T) {
 			t.Errorf("GetBroadcast = %+v", got)
 		}
 		// Fields the store does not know are ignored, never fatal.
-		if err := rdb.HSet(ctx, key("b", b.ID), "c:sms", "3", "c:", "1", "c:sms:9", "2", "c:sms:", "4", "c:push:2", "5").Err(); err != nil {
+		if err := rdb.HSet(ctx, bkey(b.ID), "c:sms", "3", "c:", "1", "c:sms:9", "2", "c:sms:", "4", "c:push:2", "5").Err(); err != nil {
 			t.Fatal(err)
 		}
 		got = mustBroadcast(t, s, b.ID)
@@ -831,7 +831,7 @@ func TestApplyProviderStatus(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		b := saveBroadcast(t, s, "inc_dlr", nil, nil)
-		if err := rdb.HSet(ctx, key("b", b.ID), "pending", 2).Err(); err != nil {
+		if err := rdb.HSet(ctx, bkey(b.ID), "pending", 2).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.MarkSending(ctx, b.ID); err != nil {
@@ -891,7 +891,7 @@ func TestGuardClaimCancelTold(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		b1 := saveBroadcast(t, s, "inc_g", nil, nil)
-		_ = rdb.HSet(ctx, key("b", b1.ID), "pending", 6).Err()
+		_ = rdb.HSet(ctx, bkey(b1.ID), "pending", 6).Err()
 		_ = s.MarkSending(ctx, b1.ID)
 		g1 := dispatcher.Guard{IncidentID: "inc_g", Seq: 1}
 		sms := func(id string, st dispatcher.DeliveryStatus) dispatcher.Begin {
@@ -934,7 +934,7 @@ func TestGuardClaimCancelTold(t *testing.T) {
 		}
 		// Update 2's own deliveries start; a claim of a queued one succeeds.
 		g2 := dispatcher.Guard{IncidentID: "inc_g", Seq: 2}
-		_ = rdb.HSet(ctx, key("b", b2.ID), "pending", 5).Err()
+		_ = rdb.HSet(ctx, bkey(b2.ID), "pending", 5).Err()
 		_ = s.MarkSending(ctx, b2.ID)
 		if prev, _ := s.BeginDeliveries(ctx, b2.ID, g2, []dispatcher.Begin{sms("a", dispatcher.StatusSending), sms("x", dispatcher.StatusSending)}); prev[0] != "" || prev[1] != "" {
 			t.Errorf("update 2 begin = %v, want new", prev)
@@ -959,7 +959,7 @@ func TestGuardClaimCancelTold(t *testing.T) {
 		if d, _ := s.GetDelivery(ctx, dispatcher.DeliveryID(b2.ID, dispatcher.ChannelSMS, "y")); d.Reason != "cancelled" {
 			t.Errorf("y = %+v, want suppressed cancelled", d)
 		}
-		_ = rdb.HSet(ctx, key("b", b1.ID), "state", "done").Err()
+		_ = rdb.HSet(ctx, bkey(b1.ID), "state", "done").Err()
 		if st, _ := s.Cancel(ctx, b1.ID); st != dispatcher.BroadcastDone {
 			t.Errorf("Cancel of a done broadcast = %s, want it left done", st)
 		}

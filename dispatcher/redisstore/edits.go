@@ -22,7 +22,7 @@ var _ dispatcher.IncidentEditStore = (*Store)(nil)
 
 var audienceCommonScript = script("audience_common")
 
-func historyKey(id string) string { return key("inc", id, "h") }
+func historyKey(id string) string { return ctlKey("inc", id, "h") }
 
 // SaveEdit implements dispatcher.IncidentEditStore: inc replaces the stored
 // incident and e is appended to inc:{id}:h in one MULTI/EXEC, provided the
@@ -64,50 +64,65 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 		p.Set(ctx, incKey, incJSON, 0)
 		p.RPush(ctx, historyKey(inc.ID), editJSON)
 		bumpPublic(ctx, p)
-		if s.CatchUp && inc.State != dispatcher.StateResolved {
-			s.catchUpScope(ctx, p, from, dispatcher.Audience{Services: inc.Services, Regions: inc.Regions})
-		}
 	}
 	if _, err := s.idempotentTx(ctx, nil, []string{incKey}, check, write); err != nil {
 		return fmt.Errorf("save edit %d of %q: %w", e.Version, inc.ID, err)
 	}
+	if s.CatchUp && inc.State != dispatcher.StateResolved {
+		if err := s.catchUpScope(ctx, from, dispatcher.Audience{Services: inc.Services, Regions: inc.Regions}); err != nil {
+			return fmt.Errorf("save edit %d of %q: the edit is saved, its catch-ups are not: %w", e.Version, inc.ID, err)
+		}
+	}
 	return nil
 }
 
-// catchUpScope adds, in the edit's MULTI, the recipients the new scope to
-// has and the old one from had not to the catch-up set (due now): they
+// catchUpScope adds, once the edit is saved, the recipients the new scope
+// to has and the old one from had not to the catch-up sets (due now): they
 // may be given the incident's current state (dispatcher.CatchUp). Nothing
-// when the scope is unchanged. The sets it builds are temporary.
-func (s *Store) catchUpScope(ctx context.Context, p redis.Pipeliner, from, to dispatcher.Audience) {
+// when the scope is unchanged. It is one MULTI per shard, on the shard's
+// own sets (the incident is in another hash slot, so not in the edit's
+// MULTI: a crash between the two leaves these catch-ups out). The sets it
+// builds are temporary.
+func (s *Store) catchUpScope(ctx context.Context, from, to dispatcher.Audience) error {
 	if slices.Equal(dispatcher.CanonicalServices(from.Services), dispatcher.CanonicalServices(to.Services)) &&
 		slices.Equal(dispatcher.CanonicalRegions(from.Regions), dispatcher.CanonicalRegions(to.Regions)) {
-		return
+		return nil
 	}
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
-	tmp := key("preview", hex.EncodeToString(nonce[:]))
-	set := func(name string, a dispatcher.Audience) string {
-		keys, nsvc, nreg := indexKeys(nil, a.Services, a.Regions)
-		svc, reg := key("ix", "all"), key("ix", "all")
-		if nsvc > 0 {
-			svc = tmp + ":" + name + "svc"
-			p.SUnionStore(ctx, svc, keys[:nsvc]...)
+	now := float64(s.nowMS())
+	for sh := range RecipientShards {
+		tmp := shardKey(sh, "preview", hex.EncodeToString(nonce[:]))
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			set := func(name string, a dispatcher.Audience) string {
+				keys, nsvc, nreg := indexKeys(nil, sh, a.Services, a.Regions)
+				svc, reg := shardKey(sh, "ix", "all"), shardKey(sh, "ix", "all")
+				if nsvc > 0 {
+					svc = tmp + ":" + name + "svc"
+					p.SUnionStore(ctx, svc, keys[:nsvc]...)
+				}
+				if nreg > 0 {
+					reg = tmp + ":" + name + "reg"
+					p.SUnionStore(ctx, reg, keys[nsvc:nsvc+nreg]...)
+				}
+				out := tmp + ":" + name
+				p.SInterStore(ctx, out, svc, reg)
+				return out
+			}
+			added, old := set("new", to), set("old", from)
+			p.SDiffStore(ctx, added, added, old)
+			// A set's members score 1 in ZUNIONSTORE: weighted by now, they
+			// are due now; MIN keeps an entry already due sooner.
+			cu := shardKey(sh, "catchup")
+			p.ZUnionStore(ctx, cu, &redis.ZStore{Keys: []string{cu, added}, Weights: []float64{1, now}, Aggregate: "MIN"})
+			p.Del(ctx, added, old, tmp+":newsvc", tmp+":newreg", tmp+":oldsvc", tmp+":oldreg")
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		if nreg > 0 {
-			reg = tmp + ":" + name + "reg"
-			p.SUnionStore(ctx, reg, keys[nsvc:nsvc+nreg]...)
-		}
-		out := tmp + ":" + name
-		p.SInterStore(ctx, out, svc, reg)
-		return out
 	}
-	added, old := set("new", to), set("old", from)
-	p.SDiffStore(ctx, added, added, old)
-	// A set's members score 1 in ZUNIONSTORE: weighted by now, they are due
-	// now; MIN keeps an entry already due sooner.
-	cu := key("catchup")
-	p.ZUnionStore(ctx, cu, &redis.ZStore{Keys: []string{cu, added}, Weights: []float64{1, float64(s.nowMS())}, Aggregate: "MIN"})
-	p.Del(ctx, added, old, tmp+":newsvc", tmp+":newreg", tmp+":oldsvc", tmp+":oldreg")
+	return nil
 }
 
 // History implements dispatcher.IncidentEditStore.
@@ -132,7 +147,7 @@ func (s *Store) History(ctx context.Context, incidentID string) ([]*dispatcher.E
 // is (snapshot.go), and the recipients in both counted a slice at a time
 // in Redis; only numbers come back, and no call holds Redis long.
 func (s *Store) AudienceChange(ctx context.Context, from, to dispatcher.Audience) (dispatcher.AudienceFigures, error) {
-	tmp := key("preview", nonce())
+	tmp := previewKey(nonce())
 	old, neu := tmp+":old", tmp+":new"
 	defer s.rdb.Del(context.WithoutCancel(ctx), old, neu)
 	fail := func(err error) (dispatcher.AudienceFigures, error) {

@@ -64,7 +64,7 @@ func (s *Store) eraseFromLedger(ctx context.Context, r *dispatcher.Recipient) (i
 		cmds := make([]*redis.Cmd, len(ids))
 		for i, id := range ids {
 			ek := evidenceKeys(id)
-			cmds[i] = eraseLedgerScript.EvalSha(ctx, pipe, []string{key("b", id, "d"), ek[1], ek[0]}, args...)
+			cmds[i] = eraseLedgerScript.EvalSha(ctx, pipe, []string{bkey(id, "d"), ek[1], ek[0]}, args...)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
@@ -86,7 +86,7 @@ func (s *Store) eraseFromLedger(ctx context.Context, r *dispatcher.Recipient) (i
 // every notice (compensations included).
 func (s *Store) keptBroadcasts(ctx context.Context, fn func(ids []string) error) error {
 	for start := int64(0); ; start += eraseChunk {
-		incs, err := s.rdb.ZRange(ctx, key("incs"), start, start+eraseChunk-1).Result()
+		incs, err := s.rdb.ZRange(ctx, ctlKey("incs"), start, start+eraseChunk-1).Result()
 		if err != nil {
 			return err
 		}
@@ -120,7 +120,7 @@ func (s *Store) keptBroadcasts(ctx context.Context, fn func(ids []string) error)
 		}
 	}
 	for start := int64(0); ; start += eraseChunk {
-		ids, err := s.rdb.ZRange(ctx, key("notices"), start, start+eraseChunk-1).Result()
+		ids, err := s.rdb.ZRange(ctx, ctlKey("notices"), start, start+eraseChunk-1).Result()
 		if err != nil {
 			return err
 		}

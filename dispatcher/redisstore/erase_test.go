@@ -10,7 +10,6 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/evidence"
 	"github.com/tocsin-dev/tocsin/internal/clocktest"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // TestDeleteRecipientErasesItFromTheLedger: deleting a recipient (GDPR
@@ -19,7 +18,7 @@ import (
 // texts others got too and the counters, and the export still verifies.
 func TestDeleteRecipientErasesItFromTheLedger(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	clock := clocktest.New(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
 	s := New(rdb)
 	s.Clock = clock
@@ -63,7 +62,7 @@ func TestDeleteRecipientErasesItFromTheLedger(t *testing.T) {
 	if after := mustBroadcast(t, s, bid).Counts; !equalCounts(before, after) {
 		t.Errorf("counts moved: %v, then %v", before, after)
 	}
-	for _, k := range []string{key("b", bid, "d"), key("b", bid, "x"), key("b", bid, "t")} {
+	for _, k := range []string{bkey(bid, "d"), bkey(bid, "x"), bkey(bid, "t")} {
 		vals, err := rdb.HGetAll(ctx, k).Result()
 		if err != nil {
 			t.Fatal(err)

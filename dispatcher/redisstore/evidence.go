@@ -31,7 +31,7 @@ const textRefLen = 16
 
 // evidenceKeys are b:{id}:t and b:{id}:x.
 func evidenceKeys(id string) []string {
-	return []string{key("b", id, "t"), key("b", id, "x")}
+	return []string{bkey(id, "t"), bkey(id, "x")}
 }
 
 var kindLetters = map[dispatcher.Kind]byte{
@@ -210,7 +210,7 @@ func (s *Store) ScanAttempts(ctx context.Context, broadcastID string, chunk int,
 	if chunk <= 0 {
 		chunk = 1000
 	}
-	d := key("b", broadcastID, "d")
+	d := bkey(broadcastID, "d")
 	ek := evidenceKeys(broadcastID)
 	texts := make(map[string][2]string) // ref -> sha256, text
 	var cursor uint64
@@ -321,7 +321,7 @@ func (s *Store) Reach(ctx context.Context, broadcastID string, recipientIDs []st
 			fields = append(fields, deliveryField(ch, rid))
 		}
 	}
-	vals, err := s.rdb.HMGet(ctx, key("b", broadcastID, "d"), fields...).Result()
+	vals, err := s.rdb.HMGet(ctx, bkey(broadcastID, "d"), fields...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reach of %s: %w", broadcastID, err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/evidence"
 	"github.com/tocsin-dev/tocsin/internal/clocktest"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // TestEvidenceThroughTheDeliveryScripts begins, records, retries, receipts
@@ -22,7 +21,7 @@ import (
 // the ledger does: every attempt with its kind, revision, times and text.
 func TestEvidenceThroughTheDeliveryScripts(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	clock := clocktest.New(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
 	s := New(rdb)
 	s.Clock = clock
@@ -127,7 +126,7 @@ func TestEvidenceThroughTheDeliveryScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := rdb.HGet(ctx, key("b", bid, "t"), d.Evidence.TextSHA256).Result()
+	v, err := rdb.HGet(ctx, bkey(bid, "t"), d.Evidence.TextSHA256).Result()
 	if err != nil || v != ev2.TextSHA256 {
 		t.Errorf("texts off: stored %q (%v), want the hash alone", v, err)
 	}
@@ -144,7 +143,7 @@ func BenchmarkEvidenceExport(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("TOCSIN_BENCH_EVIDENCE_ROWS")); err == nil && v > 0 {
 		rows = v
 	}
-	rdb, _ := redistest.New(b)
+	rdb, _ := newRedis(b)
 	s := New(rdb)
 	ctx := context.Background()
 	t0 := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
@@ -159,7 +158,7 @@ func BenchmarkEvidenceExport(b *testing.B) {
 	for i := range texts {
 		tx := fmt.Sprintf("Kartenzahlungen gestört (%d). Wir arbeiten daran; nächstes Update um 16:30. https://status.example.com", i)
 		texts[i] = dispatcher.Evidence{Kind: dispatcher.KindCustomer, Revision: 1, TextSHA256: dispatcher.TextSHA256(tx), Text: tx}
-		if err := rdb.HSet(ctx, key("b", bid, "t"), texts[i].TextSHA256[:textRefLen], texts[i].TextSHA256+"\n"+tx).Err(); err != nil {
+		if err := rdb.HSet(ctx, bkey(bid, "t"), texts[i].TextSHA256[:textRefLen], texts[i].TextSHA256+"\n"+tx).Err(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -179,7 +178,7 @@ func BenchmarkEvidenceExport(b *testing.B) {
 			buf = encodeRecord(buf, ev.SentAt.Add(3*time.Second).UnixMilli(), record{status: st, attempts: 1, locale: "de-CH", providerID: fmt.Sprintf("SM%032x", i), segments: 1, encoding: "GSM-7", ev: ev})
 			args = append(args, deliveryField(dispatcher.ChannelSMS, fmt.Sprintf("cust-%08d", i)), string(buf))
 		}
-		pipe.HSet(ctx, key("b", bid, "d"), args...)
+		pipe.HSet(ctx, bkey(bid, "d"), args...)
 		if _, err := pipe.Exec(ctx); err != nil {
 			b.Fatal(err)
 		}

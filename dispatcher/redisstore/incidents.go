@@ -26,7 +26,7 @@ const (
 	maxIncidentLimit     = 1000
 )
 
-func incidentKey(id string) string { return key("inc", id) }
+func incidentKey(id string) string { return ctlKey("inc", id) }
 
 // idempotencyKey returns the Redis key of an Idempotency-Key's record:
 // idem:{scope}:{key}. The raw key is used as is (Redis keys are binary
@@ -40,7 +40,7 @@ func idempotencyKey(idem *dispatcher.Idempotency) (string, error) {
 	if idem.Scope == "" || strings.Contains(idem.Scope, ":") {
 		return "", fmt.Errorf("idempotency scope %q: must be set, without ':'", idem.Scope)
 	}
-	return key("idem", idem.Scope, k), nil
+	return ctlKey("idem", idem.Scope, k), nil
 }
 
 // idempotencyRecord is what idem:{scope}:{key} holds: the hash of the
@@ -62,9 +62,9 @@ func (s *Store) ListIncidents(ctx context.Context, state dispatcher.State, limit
 		limit = defaultIncidentLimit
 	}
 	limit = min(limit, maxIncidentLimit)
-	idx := key("incs")
+	idx := ctlKey("incs")
 	if state != "" {
-		idx = key("incs", string(state))
+		idx = ctlKey("incs", string(state))
 	}
 	ids, err := s.rdb.ZRevRange(ctx, idx, 0, int64(limit-1)).Result()
 	if err != nil {
@@ -98,7 +98,7 @@ func (s *Store) GetUpdates(ctx context.Context, incidentID string) ([]*dispatche
 	)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		exists = p.Exists(ctx, incidentKey(incidentID))
-		list = p.LRange(ctx, key("inc", incidentID, "u"), 0, -1)
+		list = p.LRange(ctx, ctlKey("inc", incidentID, "u"), 0, -1)
 		return nil
 	})
 	if err != nil {
@@ -173,20 +173,22 @@ func (s *Store) SaveUpdate(ctx context.Context, inc *dispatcher.Incident, prevSe
 	}
 	write := func(p redis.Pipeliner) {
 		p.Set(ctx, incKey, incJSON, 0)
-		p.RPush(ctx, key("inc", inc.ID, "u"), upJSON)
-		// The latest update's seq, which guards the deliveries of
-		// earlier ones (beginScript, claimScript).
-		p.Set(ctx, key("inc", inc.ID, "seq"), up.Seq, 0)
-		p.ZAdd(ctx, key("incs"), redis.Z{Score: score, Member: inc.ID})
+		p.RPush(ctx, ctlKey("inc", inc.ID, "u"), upJSON)
+		p.ZAdd(ctx, ctlKey("incs"), redis.Z{Score: score, Member: inc.ID})
 		if oldState != "" && oldState != inc.State {
-			p.ZRem(ctx, key("incs", string(oldState)), inc.ID)
+			p.ZRem(ctx, ctlKey("incs", string(oldState)), inc.ID)
 		}
-		p.ZAdd(ctx, key("incs", string(inc.State)), redis.Z{Score: score, Member: inc.ID})
+		p.ZAdd(ctx, ctlKey("incs", string(inc.State)), redis.Z{Score: score, Member: inc.ID})
 		newBroadcast(ctx, p, b, meta)
 		bumpPublic(ctx, p)
 	}
 	replay, err := s.idempotentTx(ctx, idem, []string{incKey}, check, write)
 	if err != nil {
+		return nil, fmt.Errorf("save update %d of %q: %w", up.Seq, inc.ID, err)
+	}
+	// The latest update's seq, which guards the deliveries of earlier
+	// ones (beginScript, claimScript), moves with the broadcast's hash.
+	if _, err := s.materialize(ctx, b.ID); err != nil {
 		return nil, fmt.Errorf("save update %d of %q: %w", up.Seq, inc.ID, err)
 	}
 	return replay, nil
@@ -226,9 +228,61 @@ func broadcastMeta(b *dispatcher.Broadcast) ([]byte, error) {
 	return meta, nil
 }
 
-// newBroadcast queues the creation of broadcast b's hash on p.
+// A new broadcast's hash is in the broadcast's slot, and the MULTI that
+// saves an update or a notice in the control plane's ({ctl}): the MULTI
+// stores the hash's fields as a record, nb:{broadcast} in {ctl}, and
+// materializeScript then creates b:{id} from it unless it exists, and
+// moves inc:{id}:seq up to the update's seq, in the broadcast's slot. A
+// crash between the two leaves the hash unmade, and the broadcast's first
+// reader (GetBroadcast, BroadcastState) makes it: the broadcast exists as
+// soon as its update or notice is saved, for every reader, exactly once.
+// Until then the guard's seq may lag: the previous update's deliveries go
+// on until the new broadcast is first read (its plan reads it first).
+
+var materializeScript = script("materialize")
+
+// pendingBroadcastKey is nb:{id}, a new broadcast's fields until its hash
+// is made.
+func pendingBroadcastKey(id string) string { return ctlKey("nb", id) }
+
+// materialize makes broadcast id's hash from its pending record, if there
+// is one, and reports whether there was one. The record stays (a few
+// hundred bytes per broadcast, in the control plane): it is what says,
+// under WATCH, that the broadcast exists (CreateBroadcast).
+func (s *Store) materialize(ctx context.Context, id string) (bool, error) {
+	h, err := s.rdb.HGetAll(ctx, pendingBroadcastKey(id)).Result()
+	if err != nil {
+		return false, fmt.Errorf("pending broadcast %s: %w", id, err)
+	}
+	if len(h) == 0 {
+		return false, nil
+	}
+	var m struct {
+		IncidentID string `json:"incident_id"`
+		Seq        int    `json:"seq"`
+	}
+	if err := json.Unmarshal([]byte(h["meta"]), &m); err != nil {
+		return false, fmt.Errorf("pending broadcast %s: %w", id, err)
+	}
+	keys := []string{bkey(id)}
+	if m.IncidentID != "" {
+		keys = append(keys, seqKey(id, m.IncidentID))
+	}
+	args := make([]any, 0, 1+2*len(h))
+	args = append(args, m.Seq)
+	for f, v := range h {
+		args = append(args, f, v)
+	}
+	if err := materializeScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+		return false, fmt.Errorf("make broadcast %s: %w", id, err)
+	}
+	return true, nil
+}
+
+// newBroadcast queues the pending record of broadcast b on p (a MULTI of
+// the control plane; materialize makes the hash).
 func newBroadcast(ctx context.Context, p redis.Pipeliner, b *dispatcher.Broadcast, meta []byte) {
-	p.HSet(ctx, key("b", b.ID),
+	p.HSet(ctx, pendingBroadcastKey(b.ID),
 		"meta", meta,
 		"state", string(dispatcher.BroadcastPlanning),
 		"created", strconv.FormatInt(b.CreatedAt.UnixMilli(), 10),
@@ -248,28 +302,39 @@ func (s *Store) CreateBroadcast(ctx context.Context, b *dispatcher.Broadcast, id
 	if err != nil {
 		return nil, err
 	}
-	bKey := key("b", b.ID)
+	// The broadcast exists when its pending record does (it stays once the
+	// hash is made), or, for one made before the record was kept (see
+	// MigrateLayout), when its hash does: read before the WATCH, in its
+	// own slot.
+	existed, err := s.rdb.Exists(ctx, bkey(b.ID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("create broadcast %q: read broadcast: %w", b.ID, err)
+	}
+	pending := pendingBroadcastKey(b.ID)
 	check := func(tx *redis.Tx) error {
-		n, err := tx.Exists(ctx, bKey).Result()
+		n, err := tx.Exists(ctx, pending).Result()
 		if err != nil {
 			return fmt.Errorf("read broadcast: %w", err)
 		}
-		if n > 0 {
+		if n+existed > 0 {
 			return fmt.Errorf("broadcast exists already: %w", dispatcher.ErrStale)
 		}
 		return nil
 	}
 	write := func(p redis.Pipeliner) {
 		newBroadcast(ctx, p, b, meta)
-		p.ZAdd(ctx, key("notices"), redis.Z{Score: float64(b.CreatedAt.UnixMilli()), Member: b.ID})
+		p.ZAdd(ctx, ctlKey("notices"), redis.Z{Score: float64(b.CreatedAt.UnixMilli()), Member: b.ID})
 		if b.Compensates != "" {
 			// Scored by its place: notices made in one millisecond (or
 			// on a test's fixed clock) keep the order they were made in.
-			p.Eval(ctx, "return redis.call('ZADD', KEYS[1], 'NX', redis.call('ZCARD', KEYS[1]), ARGV[1])", []string{key("inc", b.Compensates, "comp")}, b.ID)
+			p.Eval(ctx, "return redis.call('ZADD', KEYS[1], 'NX', redis.call('ZCARD', KEYS[1]), ARGV[1])", []string{ctlKey("inc", b.Compensates, "comp")}, b.ID)
 		}
 	}
-	replay, err := s.idempotentTx(ctx, idem, []string{bKey}, check, write)
+	replay, err := s.idempotentTx(ctx, idem, []string{pending}, check, write)
 	if err != nil {
+		return nil, fmt.Errorf("create broadcast %q: %w", b.ID, err)
+	}
+	if _, err := s.materialize(ctx, b.ID); err != nil {
 		return nil, fmt.Errorf("create broadcast %q: %w", b.ID, err)
 	}
 	return replay, nil
@@ -281,7 +346,7 @@ func (s *Store) ListNotices(ctx context.Context, limit int) ([]*dispatcher.Broad
 		limit = defaultIncidentLimit
 	}
 	limit = min(limit, maxIncidentLimit)
-	ids, err := s.rdb.ZRevRange(ctx, key("notices"), 0, int64(limit-1)).Result()
+	ids, err := s.rdb.ZRevRange(ctx, ctlKey("notices"), 0, int64(limit-1)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list notices: %w", err)
 	}
@@ -292,7 +357,7 @@ func (s *Store) ListNotices(ctx context.Context, limit int) ([]*dispatcher.Broad
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGetAll(ctx, key("b", id))
+		cmds[i] = pipe.HGetAll(ctx, bkey(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("list notices: %w", err)

@@ -119,7 +119,7 @@ func TestSaveUpdateNewIncident(t *testing.T) {
 			t.Errorf("ListIncidents(investigating) = %s, want inc_1", ids)
 		}
 
-		h, err := rdb.HGetAll(ctx, key("b", "bc_1_1")).Result()
+		h, err := rdb.HGetAll(ctx, bkey("bc_1_1")).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,10 +174,10 @@ func TestSaveUpdateStale(t *testing.T) {
 				t.Errorf("SaveUpdate(prevSeq %d) on update 1: %v, want ErrStale", prev, err)
 			}
 		}
-		if n := rdb.LLen(ctx, key("inc", "inc_1", "u")).Val(); n != 1 {
+		if n := rdb.LLen(ctx, ctlKey("inc", "inc_1", "u")).Val(); n != 1 {
 			t.Errorf("%d updates stored, want 1", n)
 		}
-		if n := rdb.Exists(ctx, key("b", "bc_1_2")).Val(); n != 0 {
+		if n := rdb.Exists(ctx, bkey("bc_1_2")).Val(); n != 0 {
 			t.Error("a stale update created its broadcast")
 		}
 		mustSave(t, s, next)
@@ -212,7 +212,7 @@ func TestSaveUpdateIdempotent(t *testing.T) {
 		if err != nil || string(got) != answer {
 			t.Errorf("IdempotentAnswer = %q, %v; want %q", got, err, answer)
 		}
-		if ttl := rdb.TTL(ctx, key("idem", "open-incident", k)).Val(); ttl < 23*time.Hour || ttl > 24*time.Hour {
+		if ttl := rdb.TTL(ctx, ctlKey("idem", "open-incident", k)).Val(); ttl < 23*time.Hour || ttl > 24*time.Hour {
 			t.Errorf("idempotency key TTL %v, want 24h", ttl)
 		}
 
@@ -235,10 +235,10 @@ func TestSaveUpdateIdempotent(t *testing.T) {
 		if got, err := s.IdempotentAnswer(ctx, idem("open-incident", k, "r2", "")); !errors.Is(err, dispatcher.ErrIdempotencyKeyReused) {
 			t.Errorf("IdempotentAnswer with another request = %q, %v; want ErrIdempotencyKeyReused", got, err)
 		}
-		if n := rdb.LLen(ctx, key("inc", "inc_1", "u")).Val(); n != 1 {
+		if n := rdb.LLen(ctx, ctlKey("inc", "inc_1", "u")).Val(); n != 1 {
 			t.Errorf("%d updates stored, want 1", n)
 		}
-		if n := rdb.Exists(ctx, key("b", "bc_1_2")).Val(); n != 0 {
+		if n := rdb.Exists(ctx, bkey("bc_1_2")).Val(); n != 0 {
 			t.Error("a replayed update created its broadcast")
 		}
 		inc, err := s.GetIncident(ctx, "inc_1")
@@ -249,7 +249,7 @@ func TestSaveUpdateIdempotent(t *testing.T) {
 		if replay, err = second.save(s, idem("post-update/inc_1", k, "r2", `{"second":true}`)); err != nil || replay != nil {
 			t.Errorf("SaveUpdate in another scope = %q, %v; want it written", replay, err)
 		}
-		if n := rdb.LLen(ctx, key("inc", "inc_1", "u")).Val(); n != 2 {
+		if n := rdb.LLen(ctx, ctlKey("inc", "inc_1", "u")).Val(); n != 2 {
 			t.Errorf("%d updates stored, want 2", n)
 		}
 		if got, err := s.IdempotentAnswer(ctx, idem("post-update/inc_1", k, "r2", "")); err != nil || string(got) != `{"second":true}` {
@@ -261,7 +261,7 @@ func TestSaveUpdateIdempotent(t *testing.T) {
 		}
 		// A key whose value is not a record (an answer kept before keys had
 		// scopes) is refused as reused, not a failure.
-		if err := rdb.Set(ctx, key("idem", "open-incident", "old"), `{"broadcast_id":"bc_0_1"}`, time.Hour).Err(); err != nil {
+		if err := rdb.Set(ctx, ctlKey("idem", "open-incident", "old"), `{"broadcast_id":"bc_0_1"}`, time.Hour).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := s.IdempotentAnswer(ctx, idem("open-incident", "old", "r1", "")); !errors.Is(err, dispatcher.ErrIdempotencyKeyReused) {
@@ -338,7 +338,7 @@ func TestIdempotentConcurrent(t *testing.T) {
 					Notice: &dispatcher.Notice{Title: "Maintenance"}, CreatedAt: incidentEpoch}
 				return s.CreateBroadcast(ctx, b, idem("send-notice", "k", "r", `"winner"`))
 			})
-			if n := rdb.ZCard(ctx, key("notices")).Val(); n != 1 {
+			if n := rdb.ZCard(ctx, ctlKey("notices")).Val(); n != 1 {
 				t.Errorf("%d notices, want 1", n)
 			}
 		})
@@ -445,7 +445,7 @@ func TestSaveUpdateConcurrent(t *testing.T) {
 		if won != 1 {
 			t.Errorf("%d writers succeeded, want exactly 1 (errors: %v)", won, errs)
 		}
-		if n := rdb.LLen(ctx, key("inc", "inc_1", "u")).Val(); n != 2 {
+		if n := rdb.LLen(ctx, ctlKey("inc", "inc_1", "u")).Val(); n != 2 {
 			t.Errorf("%d updates stored, want 2", n)
 		}
 		got, err := s.GetIncident(ctx, "inc_1")
@@ -495,7 +495,7 @@ func TestCreateBroadcast(t *testing.T) {
 			t.Errorf("GetBroadcast = %+v, %v", b, err)
 		}
 		// An indexed notice whose hash is gone is skipped.
-		if err := rdb.ZAdd(ctx, key("notices"), redis.Z{Score: float64(at.Add(-time.Minute).UnixMilli()), Member: "bc_ntc_gone"}).Err(); err != nil {
+		if err := rdb.ZAdd(ctx, ctlKey("notices"), redis.Z{Score: float64(at.Add(-time.Minute).UnixMilli()), Member: "bc_ntc_gone"}).Err(); err != nil {
 			t.Fatal(err)
 		}
 		list, err := s.ListNotices(ctx, 10)

@@ -43,23 +43,25 @@ func (s *Store) CanonicalizeLabels(ctx context.Context) (int, error) {
 		part  string
 		canon func(string) string
 	}{{"svc", dispatcher.CanonicalService}, {"reg", dispatcher.CanonicalRegion}} {
-		prefix := key("ix", kind.part, "")
-		iter := s.rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			label := strings.TrimPrefix(iter.Val(), prefix)
+		// The index sets of every shard: tocsin:{r:<n>}:ix:svc:{label}.
+		infix := "}:ix:" + kind.part + ":"
+		pattern := Prefix + "{r:*" + infix + "*"
+		err := s.scanKeys(ctx, pattern, func(k string) error {
+			_, label, _ := strings.Cut(k, infix)
 			if label == "*" || kind.canon(label) == label {
-				continue
+				return nil
 			}
-			members, err := s.rdb.SMembers(ctx, iter.Val()).Result()
+			members, err := s.rdb.SMembers(ctx, k).Result()
 			if err != nil {
-				return 0, fmt.Errorf("canonical labels: %w", err)
+				return err
 			}
 			for _, id := range members {
 				ids[id] = true
 			}
-		}
-		if err := iter.Err(); err != nil {
-			return 0, fmt.Errorf("canonical labels: scan %s: %w", prefix, err)
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("canonical labels: scan %s: %w", pattern, err)
 		}
 	}
 	n := 0
@@ -111,16 +113,16 @@ func (s *Store) canonicalizeRecipient(ctx context.Context, id string) (bool, err
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, k, b, 0)
 				for _, l := range oldSvcs {
-					p.SRem(ctx, key("ix", "svc", l), id)
+					p.SRem(ctx, rkey(id, "ix", "svc", l), id)
 				}
 				for _, l := range oldRegs {
-					p.SRem(ctx, key("ix", "reg", l), id)
+					p.SRem(ctx, rkey(id, "ix", "reg", l), id)
 				}
 				for _, l := range svcs {
-					p.SAdd(ctx, key("ix", "svc", l), id)
+					p.SAdd(ctx, rkey(id, "ix", "svc", l), id)
 				}
 				for _, l := range regs {
-					p.SAdd(ctx, key("ix", "reg", l), id)
+					p.SAdd(ctx, rkey(id, "ix", "reg", l), id)
 				}
 				return nil
 			})

@@ -22,11 +22,30 @@ var (
 //	b:{id}:lease:{name}  string  the token of the run holding lease name; expires unless renewed
 //	b:{id}:h:{name}      set     {channel}.{recipient} of the deliveries runs of lease name handed to
 //	                             a provider; deleted when a run ends cleanly, else expires in a day
-//	leases               zset    "{broadcast}|{lease name}" of every lease held, all scores 0 (so
+//	{tag}:leases         zset    "{broadcast}|{lease name}" of every lease held of the broadcasts
+//	                             of one hash tag (an incident's, or a notice's), all scores 0 (so
 //	                             ordered by broadcast); LapsedBatches and settleScript find the
 //	                             ones whose key expired
+//	lease-tags           zset    every tag that may hold leases, scored by when a lease of it was
+//	                             last taken (ms); written before the lease is taken
+//
+// A lease and its registry are in the broadcast's hash slot (one script);
+// the registry of tags, in its own, is what lets the sweeper find every
+// tag's registry. A tag leaves it only when its registry is empty and no
+// lease of it was taken for leaseTagIdle, removed by a script that checks
+// the score it read is still there: a lease taken meanwhile moved it
+// first (AcquireLease), so the tag stays, exactly.
+
+// leaseTagIdle is how long a tag with no lease stays in lease-tags.
+const leaseTagIdle = time.Hour
 
 func leaseKey(broadcastID, name string) string { return leasePrefix(broadcastID) + name }
+
+// leasesKey is the lease registry of broadcast id's hash tag.
+func leasesKey(id string) string { return tagPrefix(broadcastTag(id)) + "leases" }
+
+// leaseTagsKey is the registry of the tags with lease registries.
+func leaseTagsKey() string { return key("lease-tags") }
 
 func leaseMember(broadcastID, name string) string { return broadcastID + "|" + name }
 
@@ -36,11 +55,24 @@ var (
 	renewScript   = script("renew_lease")
 	releaseScript = script("release_lease")
 	lapsedScript  = script("lapsed")
+	// dropLeaseTags removes the tags in ARGV from lease-tags (KEYS[1])
+	// whose score is still below ARGV[1] (no lease taken since).
+	dropLeaseTags = redis.NewScript(`
+local n = 0
+for i = 2, #ARGV do
+  local sc = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if sc and tonumber(sc) < tonumber(ARGV[1]) then n = n + redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return n`)
 )
 
 // AcquireLease implements dispatcher.RunLeaseStore.
 func (s *Store) AcquireLease(ctx context.Context, broadcastID string, l dispatcher.Lease, ttl time.Duration) (bool, error) {
-	n, err := acquireScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name), key("leases")}, l.Token, ttl.Milliseconds(), leaseMember(broadcastID, l.Name)).Int()
+	// The tag first: the sweeper finds the lease through it.
+	if err := s.rdb.ZAdd(ctx, leaseTagsKey(), redis.Z{Score: float64(s.nowMS()), Member: broadcastTag(broadcastID)}).Err(); err != nil {
+		return false, fmt.Errorf("acquire lease %s of %s: %w", l.Name, broadcastID, err)
+	}
+	n, err := acquireScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID)}, l.Token, ttl.Milliseconds(), leaseMember(broadcastID, l.Name)).Int()
 	if err != nil {
 		return false, fmt.Errorf("acquire lease %s of %s: %w", l.Name, broadcastID, err)
 	}
@@ -62,7 +94,7 @@ func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatch
 	if clean {
 		c = "1"
 	}
-	keys := []string{leaseKey(broadcastID, l.Name), key("leases"), handedKey(broadcastID, &l)}
+	keys := []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), handedKey(broadcastID, &l)}
 	if err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c).Err(); err != nil {
 		return fmt.Errorf("release lease %s of %s: %w", l.Name, broadcastID, err)
 	}
@@ -87,7 +119,7 @@ func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Gu
 		args = append(args, deliveryField(r.Channel, r.RecipientID))
 	}
 	args = s.appendOutcomes(args, now, outs)
-	keys := append(broadcastKeys(broadcastID), key("inc", g.IncidentID, "seq"), lease, h)
+	keys := append(broadcastKeys(broadcastID), seqKey(broadcastID, g.IncidentID), lease, h)
 	keys = append(keys, evidenceKeys(broadcastID)...)
 	var run *redis.Cmd
 	if len(handed) > 0 {
@@ -109,7 +141,7 @@ func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Gu
 // settleArgs are settleScript's keys and arguments for broadcast bid of
 // update seq of incidentID.
 func settleArgs(bid, incidentID string, seq int, now int64, also string) ([]string, []any) {
-	keys := append(broadcastKeys(bid), key("inc", incidentID, "seq"), key("leases"))
+	keys := append(broadcastKeys(bid), seqKey(bid, incidentID), leasesKey(bid))
 	args := []any{now, seq, leasePrefix(bid), handedPrefix(bid), bid, also}
 	for _, ch := range append(dispatcher.Channels, dispatcher.ChannelNone) {
 		args = append(args, string(ch))
@@ -162,11 +194,48 @@ func (s *Store) SettleOrphans(ctx context.Context, incidentID string, before int
 // retry's lapsed lease is not returned: the queue runs the retry again by
 // itself.
 func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, error) {
-	members, err := s.rdb.ZRange(ctx, key("leases"), 0, -1).Result()
-	if err != nil || len(members) == 0 {
+	tags, err := s.rdb.ZRangeWithScores(ctx, leaseTagsKey(), 0, -1).Result()
+	if err != nil || len(tags) == 0 {
 		return nil, err
 	}
-	keys := []string{key("leases")}
+	pipe := s.rdb.Pipeline()
+	regs := make([]*redis.StringSliceCmd, len(tags))
+	for i, z := range tags {
+		regs[i] = pipe.ZRange(ctx, tagPrefix(z.Member.(string))+"leases", 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("lapsed batches: %w", err)
+	}
+	cutoff := s.nowMS() - leaseTagIdle.Milliseconds()
+	idle := []any{cutoff}
+	var out []dispatcher.LapsedBatch
+	for i, z := range tags {
+		members := regs[i].Val()
+		if len(members) == 0 {
+			if z.Score < float64(cutoff) {
+				idle = append(idle, z.Member)
+			}
+			continue
+		}
+		got, err := s.lapsed(ctx, tagPrefix(z.Member.(string))+"leases", members)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	if len(idle) > 1 {
+		if err := dropLeaseTags.Run(ctx, s.rdb, []string{leaseTagsKey()}, idle...).Err(); err != nil {
+			return nil, fmt.Errorf("lapsed batches: drop idle tags: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// lapsed unregisters, from the registry leases (one tag's), those of
+// members that are batches' and plans' leases whose key is gone, and
+// returns them.
+func (s *Store) lapsed(ctx context.Context, leases string, members []string) ([]dispatcher.LapsedBatch, error) {
+	keys := []string{leases}
 	var args []any
 	for _, m := range members {
 		bid, name, ok := strings.Cut(m, "|")

@@ -100,13 +100,13 @@ func TestLeaseKeys(t *testing.T) {
 			t.Errorf("the handed set expires in %v, want within a day", ttl)
 		}
 		mustStatus(t, s, b.ID, "a", dispatcher.StatusSent, "")
-		if n, _ := rdb.ZCard(ctx, key("leases")).Result(); n != 1 {
+		if n, _ := rdb.ZCard(ctx, leasesKey(b.ID)).Result(); n != 1 {
 			t.Errorf("%d leases registered while the run lives, want 1", n)
 		}
 		if err := s.ReleaseLease(ctx, b.ID, l, true); err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := rdb.ZCard(ctx, key("leases")).Result(); n != 0 {
+		if n, _ := rdb.ZCard(ctx, leasesKey(b.ID)).Result(); n != 0 {
 			t.Errorf("%d leases registered after release, want 0", n)
 		}
 		if n, _ := rdb.Exists(ctx, handedKey(b.ID, &l), leaseKey(b.ID, l.Name)).Result(); n != 0 {
@@ -137,7 +137,7 @@ func TestLapsedPlan(t *testing.T) {
 		if err != nil || len(lapsed) != 1 || !lapsed[0].Plan || lapsed[0].BroadcastID != "bc_p_1" {
 			t.Fatalf("LapsedBatches = %+v, %v; want the plan alone", lapsed, err)
 		}
-		if n, _ := rdb.ZCard(ctx, key("leases")).Result(); n != 1 {
+		if n, _ := rdb.ZCard(ctx, leasesKey("bc_p_1")).Result(); n != 1 {
 			t.Errorf("%d leases registered, want the retry's still", n)
 		}
 	})

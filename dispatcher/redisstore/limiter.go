@@ -14,15 +14,17 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-// The limiter's keys: "tocsin:rate:{key}" holds a bucket's theoretical
+// The limiter's keys: "tocsin:{rate}:{key}" holds a bucket's theoretical
 // arrival time (TAT) in go-redis/redis_rate's format (seconds since
 // 2017-01-01 as a float, expiring when the bucket is full again), so
-// either may use a bucket the other began; "tocsin:rate:slow:{key}" holds
-// the factor of a slow-down of key, expiring with it. Every key starts with
-// Prefix, "tocsin:" (an ACL of ~tocsin:* covers them all).
+// either may use a bucket the other began; "tocsin:{rate}:slow:{key}"
+// holds the factor of a slow-down of key, expiring with it. Every key
+// starts with Prefix, "tocsin:" (an ACL of ~tocsin:* covers them all), and
+// has the hash tag {rate}: TakeEach takes many buckets and their slow-downs
+// in one script, which Redis Cluster runs only on keys of one slot.
 const (
-	rateKeyPrefix = "rate:"
-	slowKeyPrefix = "rate:slow:"
+	rateKeyPrefix = "{rate}:"
+	slowKeyPrefix = "{rate}:slow:"
 )
 
 // slowFresh is how long a process trusts what it read of a key's

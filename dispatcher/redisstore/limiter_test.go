@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/internal/clocktest"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // t0 is when the tests' fake clocks start.
@@ -27,7 +27,7 @@ const float = time.Microsecond
 // newLimiter returns a Limiter on a fresh database, on Redis's clock.
 func newLimiter(t *testing.T) (*Limiter, *redis.Client) {
 	t.Helper()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	return New(rdb).Limiter(), rdb
 }
 
@@ -146,7 +146,7 @@ func TestLimiterTake(t *testing.T) {
 func TestLimiterTakeShared(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb, opts := redistest.New(t)
+	rdb, opts := newRedis(t)
 	clk := clocktest.New(t0)
 	r := dispatcher.Rate{N: 50, Per: time.Second}
 	const (
@@ -249,10 +249,10 @@ func TestLimiterSlow(t *testing.T) {
 	if err := l.Slow(ctx, "sms", 0.5, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := rdb.Get(ctx, "tocsin:rate:slow:sms").Result(); err != nil || v != "0.5" {
-		t.Errorf("tocsin:rate:slow:sms = %q, %v; want 0.5", v, err)
+	if v, err := rdb.Get(ctx, "tocsin:{rate}:slow:sms").Result(); err != nil || v != "0.5" {
+		t.Errorf("tocsin:{rate}:slow:sms = %q, %v; want 0.5", v, err)
 	}
-	checkExpires(t, rdb, "tocsin:rate:slow:sms", before, time.Minute)
+	checkExpires(t, rdb, "tocsin:{rate}:slow:sms", before, time.Minute)
 
 	// Half the rate: a chunk of 5 spans 4·40 ms, after the two tokens
 	// taken at the full rate (40 ms).
@@ -283,7 +283,7 @@ func TestLimiterSlow(t *testing.T) {
 
 	// After a minute the key expires (Redis's clock: deleting it here is
 	// what Redis does then), and the rate is back in every process.
-	rdb.Del(ctx, "tocsin:rate:slow:sms")
+	rdb.Del(ctx, "tocsin:{rate}:slow:sms")
 	clk.Advance(time.Minute)
 	for name, lim := range map[string]*Limiter{"slowing": l, "other": other, "fresh": fresh} {
 		if tok := mustTake(t, lim, "sms", r, 1); tok.Every != 20*time.Millisecond {
@@ -338,7 +338,7 @@ func TestLimiterSlowSeenWithinASecond(t *testing.T) {
 func TestLimiterTakeEach(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	rt := &roundTrips{}
 	rdb.AddHook(rt)
 	l := New(rdb).Limiter()
@@ -447,14 +447,15 @@ func TestLimiterTakeEachExact(t *testing.T) {
 	}
 }
 
-// rateKeys is the client redis_rate gets in the tests: it puts Prefix in
-// front of the keys redis_rate names ("rate:"+key).
+// rateKeys is the client redis_rate gets in the tests: it names the keys
+// redis_rate names "rate:"+key as the limiter does (Prefix, rateKeyPrefix
+// and key).
 type rateKeys struct{ redis.UniversalClient }
 
 func prefixed(keys []string) []string {
 	out := make([]string, len(keys))
 	for i, k := range keys {
-		out[i] = Prefix + k
+		out[i] = Prefix + rateKeyPrefix + strings.TrimPrefix(k, "rate:")
 	}
 	return out
 }
@@ -501,7 +502,7 @@ func TestLimiterRedisRate(t *testing.T) {
 		t.Fatalf("TakeEach = %v, %v; want [true false]", got, err)
 	}
 	// Full again an hour after the two tokens were taken.
-	checkExpires(t, rdb, "tocsin:rate:k", before, time.Hour)
+	checkExpires(t, rdb, "tocsin:{rate}:k", before, time.Hour)
 	// redis_rate sees the bucket as TakeEach left it: empty, the next
 	// token at most an interval away.
 	res, err := rr.Allow(ctx, "k", lim)
@@ -518,7 +519,7 @@ func TestLimiterRedisRate(t *testing.T) {
 	if tok := mustTake(t, l, "k2", r, 1); tok.N != 1 || tok.At > float || tok.Every != 30*time.Minute {
 		t.Fatalf("Take = %+v; want one token due now, every 30 min", tok)
 	}
-	checkExpires(t, rdb, "tocsin:rate:k2", before, 30*time.Minute)
+	checkExpires(t, rdb, "tocsin:{rate}:k2", before, 30*time.Minute)
 	if res, err := rr.AllowN(ctx, "k2", redis_rate.Limit{Rate: 2, Period: time.Hour, Burst: 2}, 2); err != nil || res.Allowed != 0 {
 		t.Fatalf("redis_rate AllowN(2) after Take(1) = %+v, %v; want refused", res, err)
 	}
@@ -541,8 +542,8 @@ func TestLimiterClockKeys(t *testing.T) {
 	if _, err := l.TakeEach(ctx, []string{"webhook:m1:ep1"}, r); err != nil {
 		t.Fatal(err)
 	}
-	checkExpires(t, rdb, "tocsin:rate:sms", before, 24*time.Hour)
-	checkExpires(t, rdb, "tocsin:rate:webhook:m1:ep1", before, 24*time.Hour)
+	checkExpires(t, rdb, "tocsin:{rate}:sms", before, 24*time.Hour)
+	checkExpires(t, rdb, "tocsin:{rate}:webhook:m1:ep1", before, 24*time.Hour)
 }
 
 func TestLimiterKeys(t *testing.T) {
@@ -564,7 +565,7 @@ func TestLimiterKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(keys)
-	want := []string{"tocsin:rate:recipient:sms:r1", "tocsin:rate:slow:webhook:m1:ep1", "tocsin:rate:sms", "tocsin:rate:webhook:m1:ep1"}
+	want := []string{"tocsin:{rate}:recipient:sms:r1", "tocsin:{rate}:slow:webhook:m1:ep1", "tocsin:{rate}:sms", "tocsin:{rate}:webhook:m1:ep1"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("keys = %q, want %q", keys, want)
 	}

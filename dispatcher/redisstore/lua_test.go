@@ -43,7 +43,7 @@ func TestTransitionsLuaAgreeWithGo(t *testing.T) {
 		for _, p := range paths {
 			b := saveBroadcast(t, s, "inc_"+strings.ToLower(p.name), nil, nil)
 			const pending = 1000
-			if err := rdb.HSet(ctx, key("b", b.ID), "state", "sending", "pending", pending).Err(); err != nil {
+			if err := rdb.HSet(ctx, bkey(b.ID), "state", "sending", "pending", pending).Err(); err != nil {
 				t.Fatal(err)
 			}
 			want := map[dispatcher.Channel]map[dispatcher.DeliveryStatus]int{dispatcher.ChannelSMS: {}}
@@ -56,10 +56,10 @@ func TestTransitionsLuaAgreeWithGo(t *testing.T) {
 					rid := fmt.Sprintf("r.%s.%s", old, to)
 					if old != "" {
 						v := encodeRecord(nil, 1, record{status: old, reason: "before"})
-						if err := rdb.HSet(ctx, key("b", b.ID, "d"), deliveryField(dispatcher.ChannelSMS, rid), v).Err(); err != nil {
+						if err := rdb.HSet(ctx, bkey(b.ID, "d"), deliveryField(dispatcher.ChannelSMS, rid), v).Err(); err != nil {
 							t.Fatal(err)
 						}
-						if err := rdb.HIncrBy(ctx, key("b", b.ID), "c:sms:"+luaCode(old), 1).Err(); err != nil {
+						if err := rdb.HIncrBy(ctx, bkey(b.ID), "c:sms:"+luaCode(old), 1).Err(); err != nil {
 							t.Fatal(err)
 						}
 					}

@@ -16,10 +16,10 @@ var _ dispatcher.MaintainerStore = (*Store)(nil)
 // Maintenances: mnt:{id} holds one as JSON; mnts orders them all by window
 // start; mnts:open holds those the scheduler still has work on
 // (Maintenance.Open), by window start too.
-func maintenanceKey(id string) string { return key("mnt", id) }
+func maintenanceKey(id string) string { return ctlKey("mnt", id) }
 
-func maintenancesKey() string     { return key("mnts") }
-func openMaintenancesKey() string { return key("mnts", "open") }
+func maintenancesKey() string     { return ctlKey("mnts") }
+func openMaintenancesKey() string { return ctlKey("mnts", "open") }
 
 // maxMaintenanceLimit caps ListMaintenances.
 const maxMaintenanceLimit = 1000

@@ -42,7 +42,7 @@ func (s *Store) Append(ctx context.Context, entries []dispatcher.OutboxEntry) er
 	pipe.LPush(ctx, key("outbox"), all...)
 	pipe.LTrim(ctx, key("outbox"), 0, int64(capAll-1))
 	for rid, vals := range per {
-		k := key("outbox", "r", rid)
+		k := recipientOutboxKey(rid)
 		pipe.LPush(ctx, k, vals...)
 		pipe.LTrim(ctx, k, 0, recipientOutboxCap-1)
 		pipe.Expire(ctx, k, recipientOutboxTTL)
@@ -61,7 +61,7 @@ func (s *Store) List(ctx context.Context, recipient string, limit int) ([]dispat
 	}
 	k := key("outbox")
 	if recipient != "" {
-		k = key("outbox", "r", recipient)
+		k = recipientOutboxKey(recipient)
 	}
 	raw, err := s.rdb.LRange(ctx, k, 0, int64(limit-1)).Result()
 	if err != nil {

@@ -129,7 +129,7 @@ func TestOutboxCaps(t *testing.T) {
 			t.Errorf("a's newest entry is %q", a[0].Title)
 		}
 		// A recipient's list expires a day after its last message.
-		if ttl, err := rdb.TTL(ctx, key("outbox", "r", "a")).Result(); err != nil || ttl <= 23*time.Hour || ttl > 24*time.Hour {
+		if ttl, err := rdb.TTL(ctx, recipientOutboxKey("a")).Result(); err != nil || ttl <= 23*time.Hour || ttl > 24*time.Hour {
 			t.Errorf("TTL of a's outbox = %v %v, want about 24h", ttl, err)
 		}
 		b := mustList(t, s, "b", 1000)

@@ -14,7 +14,7 @@ var _ dispatcher.PublicStore = (*Store)(nil)
 
 // publicKey counts the writes the public page shows (incidents saved or
 // edited, maintenances saved); the catalog's own version counts its names.
-func publicKey() string { return key("public", "v") }
+func publicKey() string { return ctlKey("public", "v") }
 
 // bumpPublic moves the public version inside a write's transaction, so the
 // page's cache never misses a change that was written.

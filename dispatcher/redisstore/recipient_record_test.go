@@ -119,10 +119,10 @@ func TestRecipientUpgradeFromJSON(t *testing.T) {
 		const phone = "+41791234567"
 		raw := `{"id":"old-1","kind":"customer","locale":"de-CH","timezone":"Europe/Zurich","phone":"+41791234567","services":["cards"],"regions":["CH"],"opt_out":["email"],"updated_at":"2026-11-21T00:00:00Z"}`
 		rdb.Set(ctx, recipientKey("old-1"), raw, 0)
-		rdb.SAdd(ctx, key("ix", "all"), "old-1")
-		rdb.SAdd(ctx, key("ix", "svc", "cards"), "old-1")
-		rdb.SAdd(ctx, key("ix", "reg", "CH"), "old-1")
-		rdb.SAdd(ctx, legacyPhoneKey(phone), "old-1")
+		rdb.SAdd(ctx, rkey("old-1", "ix", "all"), "old-1")
+		rdb.SAdd(ctx, rkey("old-1", "ix", "svc", "cards"), "old-1")
+		rdb.SAdd(ctx, rkey("old-1", "ix", "reg", "CH"), "old-1")
+		rdb.SAdd(ctx, legacyPhoneKey(shardOf("old-1"), phone), "old-1")
 
 		got, err := s.GetRecipient(ctx, "old-1")
 		if err != nil || got.Timezone != "Europe/Zurich" || !slices.Equal(got.OptOut, []dispatcher.Channel{dispatcher.ChannelEmail}) {
@@ -147,7 +147,7 @@ func TestRecipientUpgradeFromJSON(t *testing.T) {
 		if err := s.SetOptOut(ctx, dispatcher.ChannelSMS, phone, false); err != nil {
 			t.Fatal(err)
 		}
-		if n := rdb.ZScore(ctx, key("catchup"), "old-1").Err(); n != nil {
+		if n := rdb.ZScore(ctx, rkey("old-1", "catchup"), "old-1").Err(); n != nil {
 			t.Errorf("opt-in did not mark the old recipient for catch-up: %v", n)
 		}
 
@@ -165,10 +165,10 @@ func TestRecipientUpgradeFromJSON(t *testing.T) {
 			if !slices.Equal(got.OptOut, []dispatcher.Channel{dispatcher.ChannelEmail}) || !slices.Equal(got.Services, []string{"twint"}) || got.ID != "old-1" {
 				t.Errorf("round %d: after put %+v", round, got)
 			}
-			if n := rdb.Exists(ctx, legacyPhoneKey(phone)).Val(); n != 0 {
+			if n := rdb.Exists(ctx, legacyPhoneKey(shardOf("old-1"), phone)).Val(); n != 0 {
 				t.Errorf("round %d: the old phone set is still there", round)
 			}
-			if v := rdb.HGet(ctx, phoneIndexKey(phone), phone).Val(); v != "old-1" {
+			if v := rdb.HGet(ctx, phoneIndexKey(shardOf("old-1"), phone), phone).Val(); v != "old-1" {
 				t.Errorf("round %d: phone hash holds %q", round, v)
 			}
 			if ids := byPhone(); !slices.Equal(ids, []string{"old-1"}) {
@@ -178,11 +178,12 @@ func TestRecipientUpgradeFromJSON(t *testing.T) {
 				t.Errorf("round %d: in %v, want %v", round, indexesOf(t, rdb, "old-1"), want)
 			}
 		}
-		// A second recipient on the number shares the field; deleting one
-		// leaves the other.
+		// A second recipient on the number is found too (in its own
+		// shard's hash, or sharing the field in the same shard); deleting
+		// one leaves the other.
 		mustPutRecipients(t, s, testRecipient("new-2", nil, nil))
-		if v := rdb.HGet(ctx, phoneIndexKey(phone), phone).Val(); v != "old-1,new-2" {
-			t.Errorf("phone hash holds %q, want old-1,new-2", v)
+		if ids := byPhone(); !slices.Equal(ids, []string{"new-2", "old-1"}) {
+			t.Errorf("by phone with two recipients: %v", ids)
 		}
 		if err := s.DeleteRecipient(ctx, "old-1"); err != nil {
 			t.Fatal(err)
@@ -193,11 +194,14 @@ func TestRecipientUpgradeFromJSON(t *testing.T) {
 		if err := s.DeleteRecipient(ctx, "new-2"); err != nil {
 			t.Fatal(err)
 		}
-		if n := rdb.Exists(ctx, phoneIndexKey(phone)).Val(); n != 0 {
-			t.Errorf("phone hash left after its last recipient: %v", rdb.HGetAll(ctx, phoneIndexKey(phone)).Val())
-		}
-		if strings.Contains(phoneIndexKey(phone), phone) {
-			t.Errorf("phone hash key %q names the whole number", phoneIndexKey(phone))
+		for _, id := range []string{"old-1", "new-2"} {
+			k := phoneIndexKey(shardOf(id), phone)
+			if n := rdb.Exists(ctx, k).Val(); n != 0 {
+				t.Errorf("phone hash %s left after its last recipient: %v", k, rdb.HGetAll(ctx, k).Val())
+			}
+			if strings.Contains(k, phone) {
+				t.Errorf("phone hash key %q names the whole number", k)
+			}
 		}
 	})
 }

@@ -22,7 +22,8 @@ var (
 	deleteRecipientScript = script("recipient", "delete_recipient")
 )
 
-func recipientKey(id string) string { return key("r", id) }
+// recipientKey is r:{id}, in the recipient's shard (layout.go).
+func recipientKey(id string) string { return rkey(id, "r", id) }
 
 // PutRecipients inserts or replaces rs in one round trip (one script per
 // recipient, pipelined), each atomically with its index entries and, with
@@ -36,7 +37,6 @@ func (s *Store) PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) e
 		args []any
 	}
 	calls := make([]call, len(rs))
-	allKey, catchUpKey := key("ix", "all"), key("catchup")
 	at := ""
 	if s.CatchUp {
 		at = strconv.FormatInt(s.nowMS(), 10)
@@ -52,14 +52,17 @@ func (s *Store) PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) e
 			return fmt.Errorf("encode recipient %q: %w", r.ID, err)
 		}
 		args := make([]any, 0, 5+len(r.Services)+len(r.Regions))
-		args = append(args, Prefix, r.ID, raw, r.Phone, at, strconv.Itoa(len(r.Services)))
+		n := shardOf(r.ID)
+		// The script builds the index keys from the shard's prefix: all
+		// of them are in the recipient's slot.
+		args = append(args, shardPrefixes[n], r.ID, raw, r.Phone, at, strconv.Itoa(len(r.Services)))
 		for _, sv := range r.Services {
 			args = append(args, sv)
 		}
 		for _, rg := range r.Regions {
 			args = append(args, rg)
 		}
-		calls[i] = call{keys: []string{recipientKey(r.ID), allKey, catchUpKey}, args: args}
+		calls[i] = call{keys: []string{recipientKey(r.ID), shardKey(n, "ix", "all"), shardKey(n, "catchup")}, args: args}
 	}
 	run := func() ([]redis.Cmder, error) {
 		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -167,8 +170,8 @@ func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
 	if _, err := s.eraseFromLedger(ctx, r); err != nil {
 		return fmt.Errorf("delete recipient %q: %w", id, err)
 	}
-	keys := []string{recipientKey(id), key("ix", "all"), key("outbox", "r", id), webhookKey(id)}
-	n, err := deleteRecipientScript.Run(ctx, s.rdb, keys, Prefix, id).Int()
+	keys := []string{recipientKey(id), rkey(id, "ix", "all"), recipientOutboxKey(id), webhookKey(id)}
+	n, err := deleteRecipientScript.Run(ctx, s.rdb, keys, shardPrefixes[shardOf(id)], id).Int()
 	if err != nil {
 		return fmt.Errorf("delete recipient %q: %w", id, err)
 	}
@@ -178,42 +181,57 @@ func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
 	return nil
 }
 
-// phoneIndexKey is the hash whose field phone lists the recipients of
-// that number, their ids joined by commas: ix:ph:{its last four digits}, so
-// that a few thousand numbers share one small hash rather than each taking
-// a key (lua/recipient.lua names it likewise). legacyPhoneKey is the set
-// per number that older versions kept; it is read and emptied, never
-// filled.
-func phoneIndexKey(phone string) string { return key("ix", "ph", phone[max(0, len(phone)-4):]) }
-
-func legacyPhoneKey(phone string) string { return key("ix", "phone", phone) }
-
-// phoneRecipients reads the ids of phone's recipients, sorted, from both
-// phone indexes.
-func (s *Store) phoneRecipients(ctx context.Context, phone string) ([]string, error) {
-	p := s.rdb.Pipeline()
-	packed := p.HGet(ctx, phoneIndexKey(phone), phone)
-	legacy := p.SMembers(ctx, legacyPhoneKey(phone))
-	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	ids := legacy.Val()
-	if v := packed.Val(); v != "" {
-		ids = append(ids, strings.Split(v, ",")...)
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids), nil
+// phoneIndexKey is shard n's hash whose field phone lists the recipients
+// of that number in the shard, their ids joined by commas:
+// {r:n}:ix:ph:{its last four digits}, so that a few thousand numbers share
+// one small hash rather than each taking a key (lua/recipient.lua names it
+// likewise, from the shard's prefix). legacyPhoneKey is the set per number
+// that older versions kept (moved into the shards by MigrateLayout); it is
+// read and emptied, never filled.
+func phoneIndexKey(n int, phone string) string {
+	return shardKey(n, "ix", "ph", phone[max(0, len(phone)-4):])
 }
 
-// RecipientsByPhone implements dispatcher.RecipientStore.
+func legacyPhoneKey(n int, phone string) string { return shardKey(n, "ix", "phone", phone) }
+
+// phoneIDs returns the ids of the recipients with phone, sorted: each
+// shard's phone indexes (a recipient's index entries are in its own shard),
+// in one pipeline; ids[n] are shard n's.
+func (s *Store) phoneIDs(ctx context.Context, phone string) ([][]string, error) {
+	pipe := s.rdb.Pipeline()
+	packed := make([]*redis.StringCmd, RecipientShards)
+	legacy := make([]*redis.StringSliceCmd, RecipientShards)
+	for n := range RecipientShards {
+		packed[n] = pipe.HGet(ctx, phoneIndexKey(n, phone), phone)
+		legacy[n] = pipe.SMembers(ctx, legacyPhoneKey(n, phone))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([][]string, RecipientShards)
+	for n := range out {
+		ids := legacy[n].Val()
+		if v := packed[n].Val(); v != "" {
+			ids = append(ids, strings.Split(v, ",")...)
+		}
+		slices.Sort(ids)
+		out[n] = slices.Compact(ids)
+	}
+	return out, nil
+}
+
+// RecipientsByPhone implements dispatcher.RecipientStore: the phone indexes
+// of every shard, then the records.
 func (s *Store) RecipientsByPhone(ctx context.Context, phone string) ([]*dispatcher.Recipient, error) {
-	ids, err := s.phoneRecipients(ctx, phone)
+	byShard, err := s.phoneIDs(ctx, phone)
 	if err != nil {
 		return nil, fmt.Errorf("recipients by phone: %w", err)
 	}
+	ids := slices.Concat(byShard...)
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	slices.Sort(ids)
 	rs, err := s.GetRecipients(ctx, ids)
 	if err != nil {
 		return nil, err
@@ -253,15 +271,17 @@ func (s *Store) OptedOut(ctx context.Context, addrs map[dispatcher.Channel][]str
 	return out, nil
 }
 
-var optInScript = script("opt_in")
-
 // SetOptOut implements dispatcher.RecipientStore. Removing an SMS
 // opt-out marks, with CatchUp, the recipients of that number for catch-up
-// in the same write.
+// right after (the opt-out set is one key and the recipients are spread
+// over the shards: not one write). Should that fail, the error says so
+// and a retry (an inbound START is retried) marks them again.
 func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr string, optedOut bool) error {
 	var err error
 	if !optedOut && ch == dispatcher.ChannelSMS && s.CatchUp {
-		err = optInScript.Run(ctx, s.rdb, []string{optOutKey(ch), phoneIndexKey(addr), legacyPhoneKey(addr), key("catchup")}, addr, strconv.FormatInt(s.nowMS(), 10)).Err()
+		if err = s.rdb.SRem(ctx, optOutKey(ch), addr).Err(); err == nil {
+			err = s.catchUpPhone(ctx, addr)
+		}
 	} else if optedOut {
 		err = s.rdb.SAdd(ctx, optOutKey(ch), addr).Err()
 	} else {
@@ -271,6 +291,27 @@ func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr strin
 		return fmt.Errorf("set %s opt-out: %w", ch, err)
 	}
 	return nil
+}
+
+// catchUpPhone adds the recipients with phone to their shards' catch-up
+// sets, due now.
+func (s *Store) catchUpPhone(ctx context.Context, phone string) error {
+	byShard, err := s.phoneIDs(ctx, phone)
+	if err != nil {
+		return err
+	}
+	now := float64(s.nowMS())
+	pipe := s.rdb.Pipeline()
+	for n, ids := range byShard {
+		for _, id := range ids {
+			pipe.ZAdd(ctx, shardKey(n, "catchup"), redis.Z{Score: now, Member: id})
+		}
+	}
+	if pipe.Len() == 0 {
+		return nil
+	}
+	_, err = pipe.Exec(ctx)
+	return err
 }
 
 // RemovePushTokens implements dispatcher.BatchStore: a read-modify-write

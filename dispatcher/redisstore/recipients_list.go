@@ -15,15 +15,17 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-// Listing recipients walks one audience index with SSCAN, reads the ids of
-// each step with one MGET and filters the records in Go; no call reads a
-// whole set. The index walked is the most selective one the filter allows:
+// Listing recipients walks one audience index with SSCAN, shard after shard
+// (layout.go), reads the ids of each step with one MGET and filters the
+// records in Go; no call reads a whole set. The index walked is the most
+// selective one the filter allows:
 //
 //   - with a service: ix:svc:{service}, then ix:svc:* (recipients that
 //     listed no service use all of them, as in a broadcast's audience);
 //   - else with a region: ix:reg:{region}, then ix:reg:*;
-//   - with both, whichever of the two pairs holds fewer ids (SCARD) when
-//     the first page is asked for; the cursor keeps that choice;
+//   - with both, whichever of the two pairs holds fewer ids (SCARD, over
+//     every shard) when the first page is asked for; the cursor keeps that
+//     choice;
 //   - else ix:all.
 //
 // A record is only listed from the set it belongs in (one that listed no
@@ -41,8 +43,8 @@ import (
 
 // maxListSteps bounds the SSCAN calls of one page: a filter that matches
 // few recipients answers short pages instead of walking the whole set in
-// one request.
-const maxListSteps = 8
+// one request. Two per shard: a small database is listed in one page.
+const maxListSteps = 2 * RecipientShards
 
 // minListCount is the least COUNT given to SSCAN (a step reads about the
 // room left on the page, and at least this), so small pages do not
@@ -60,13 +62,14 @@ const minListCount = 32
 // set (there are no buckets to merge) or the pending ids would make too
 // long a cursor (maxPendingBytes).
 //
-// Its text, before base64url, is "<set>.<pos>.<after>", or
-// "<set>.<pos>.,<id>,<id>..." with pending ids (pos "x" when done): set is "a"
+// Its text, before base64url, is "<set>.<shard>-<pos>.<after>", or
+// "<set>.<shard>-<pos>.,<id>,<id>..." with pending ids (pos "x" when done): set is "a"
 // (ix:all), or one of "s" (ix:svc:{service}), "S" (ix:svc:*), "r"
 // (ix:reg:{region}), "R" (ix:reg:*) followed by 8 hex digits of the
 // FNV-1a hash of the service or region, so a cursor sent with another
 // service or region is refused instead of walking the wrong set.
 type listCursor struct {
+	shard   int
 	set     byte
 	pos     uint64
 	after   string
@@ -86,14 +89,19 @@ func (s *Store) setFor(ctx context.Context, f dispatcher.RecipientFilter) (byte,
 	switch {
 	case f.Service != "" && f.Region != "":
 		p := s.rdb.Pipeline()
-		cards := []*redis.IntCmd{
-			p.SCard(ctx, key("ix", "svc", f.Service)), p.SCard(ctx, key("ix", "svc", "*")),
-			p.SCard(ctx, key("ix", "reg", f.Region)), p.SCard(ctx, key("ix", "reg", "*")),
+		var svc, reg []*redis.IntCmd
+		for sh := range RecipientShards {
+			svc = append(svc, p.SCard(ctx, shardKey(sh, "ix", "svc", f.Service)), p.SCard(ctx, shardKey(sh, "ix", "svc", "*")))
+			reg = append(reg, p.SCard(ctx, shardKey(sh, "ix", "reg", f.Region)), p.SCard(ctx, shardKey(sh, "ix", "reg", "*")))
 		}
 		if _, err := p.Exec(ctx); err != nil {
 			return 0, fmt.Errorf("list recipients: size the indexes: %w", err)
 		}
-		if cards[2].Val()+cards[3].Val() < cards[0].Val()+cards[1].Val() {
+		var nsvc, nreg int64
+		for i := range svc {
+			nsvc, nreg = nsvc+svc[i].Val(), nreg+reg[i].Val()
+		}
+		if nreg < nsvc {
 			return 'r', nil
 		}
 		return 's', nil
@@ -105,23 +113,23 @@ func (s *Store) setFor(ctx context.Context, f dispatcher.RecipientFilter) (byte,
 	return 'a', nil
 }
 
-// setKey is the key of set c.set.
+// setKey is the key of set c.set in shard c.shard.
 func (c *listCursor) setKey(f dispatcher.RecipientFilter) string {
 	switch c.set {
 	case 's':
-		return key("ix", "svc", f.Service)
+		return shardKey(c.shard, "ix", "svc", f.Service)
 	case 'S':
-		return key("ix", "svc", "*")
+		return shardKey(c.shard, "ix", "svc", "*")
 	case 'r':
-		return key("ix", "reg", f.Region)
+		return shardKey(c.shard, "ix", "reg", f.Region)
 	case 'R':
-		return key("ix", "reg", "*")
+		return shardKey(c.shard, "ix", "reg", "*")
 	}
-	return key("ix", "all")
+	return shardKey(c.shard, "ix", "all")
 }
 
-// next moves to the set after c.set, at its start, or reports that there
-// is none.
+// next moves to the set after c.set, at its start (the shard's second set,
+// or the next shard's first), or reports that there is none.
 func (c *listCursor) next() bool {
 	switch c.set {
 	case 's':
@@ -129,7 +137,16 @@ func (c *listCursor) next() bool {
 	case 'r':
 		c.set = 'R'
 	default:
-		return false
+		if c.shard+1 >= RecipientShards {
+			return false
+		}
+		c.shard++
+		switch c.set {
+		case 'S':
+			c.set = 's'
+		case 'R':
+			c.set = 'r'
+		}
 	}
 	c.pos, c.after = 0, ""
 	return true
@@ -147,7 +164,7 @@ func (c listCursor) split(next uint64, rest []*dispatcher.Recipient, last string
 		c.after, c.pending = last, nil
 		return c
 	}
-	nc := listCursor{set: c.set, pos: next}
+	nc := listCursor{shard: c.shard, set: c.set, pos: next}
 	if next == 0 && !nc.next() {
 		nc.done = true
 	}
@@ -179,7 +196,7 @@ func (c *listCursor) encode(f dispatcher.RecipientFilter) string {
 	if c.set != 'a' {
 		head += labelHash(c.label(f))
 	}
-	pos := strconv.FormatUint(c.pos, 10)
+	pos := strconv.Itoa(c.shard) + "-" + strconv.FormatUint(c.pos, 10)
 	if c.done {
 		pos = "x"
 	}
@@ -242,10 +259,15 @@ func parseListCursor(cursor string, f dispatcher.RecipientFilter) (listCursor, e
 	} else {
 		c.after = parts[2]
 	}
-	// The position must be a decimal that fits an int64: miniredis reads
-	// SSCAN cursors as signed integers and refuses larger ones.
-	c.pos, err = strconv.ParseUint(parts[1], 10, 64)
-	if err != nil || c.pos > math.MaxInt64 || strconv.FormatUint(c.pos, 10) != parts[1] {
+	// The shard, then the position: a decimal that fits an int64 (miniredis
+	// reads SSCAN cursors as signed integers and refuses larger ones).
+	shard, pos, ok := strings.Cut(parts[1], "-")
+	c.shard, err = strconv.Atoi(shard)
+	if !ok || err != nil || c.shard < 0 || c.shard >= RecipientShards || strconv.Itoa(c.shard) != shard {
+		return c, badCursor(cursor, notACursor)
+	}
+	c.pos, err = strconv.ParseUint(pos, 10, 64)
+	if err != nil || c.pos > math.MaxInt64 || strconv.FormatUint(c.pos, 10) != pos {
 		return c, badCursor(cursor, notACursor)
 	}
 	if c.after != "" && !dispatcher.ValidID(c.after) {

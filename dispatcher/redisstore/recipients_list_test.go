@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // listAll follows the cursors of a listing to its end and returns the ids
@@ -226,11 +225,13 @@ func TestListRecipientsStaleIndex(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		mustPutRecipients(t, s, testRecipient("a", []string{"pay"}, nil), testRecipient("b", nil, nil))
-		rdb.SAdd(ctx, key("ix", "svc", "*"), "a")     // a lists pay: it belongs in ix:svc:pay only
-		rdb.SAdd(ctx, key("ix", "svc", "pay"), "b")   // b lists none
-		rdb.SAdd(ctx, key("ix", "all"), "ghost", "x") // no record, and one that is not JSON
-		rdb.SAdd(ctx, key("ix", "svc", "pay"), "ghost", "x")
-		rdb.Set(ctx, key("r", "x"), "{not json", 0)
+		rdb.SAdd(ctx, rkey("a", "ix", "svc", "*"), "a")   // a lists pay: it belongs in ix:svc:pay only
+		rdb.SAdd(ctx, rkey("b", "ix", "svc", "pay"), "b") // b lists none
+		for _, id := range []string{"ghost", "x"} {       // no record, and one that is not JSON
+			rdb.SAdd(ctx, rkey(id, "ix", "all"), id)
+			rdb.SAdd(ctx, rkey(id, "ix", "svc", "pay"), id)
+		}
+		rdb.Set(ctx, recipientKey("x"), "{not json", 0)
 		for _, f := range []dispatcher.RecipientFilter{{Limit: 1}, {Limit: 10}, {Service: "pay", Limit: 1}, {Service: "pay", Limit: 10}} {
 			ids, _ := listAll(t, s, f)
 			onceEach(t, fmt.Sprintf("%+v", f), ids, []string{"a", "b"})
@@ -272,8 +273,8 @@ func TestListRecipientsPicksTheSmallerIndex(t *testing.T) {
 			}
 			return raw[0]
 		}
-		if got := setOf(dispatcher.RecipientFilter{Service: "pay", Region: "LI", Limit: 1}); got != 'r' {
-			t.Errorf("pay in LI walks %q, want the region's set", got)
+		if got := setOf(dispatcher.RecipientFilter{Service: "pay", Region: "LI", Limit: 1}); got != 'r' && got != 'R' {
+			t.Errorf("pay in LI walks %q, want the region's sets", got)
 		}
 		if got := setOf(dispatcher.RecipientFilter{Service: "atm", Region: "CH", Limit: 1}); got != 's' && got != 'S' {
 			t.Errorf("atm in CH walks %q, want the service's sets", got)
@@ -309,6 +310,10 @@ func TestListRecipientsBadCursors(t *testing.T) {
 			{"unknown set", enc("x.0."), "next_cursor", dispatcher.RecipientFilter{}},
 			{"set without hash", enc("s.0."), "next_cursor", dispatcher.RecipientFilter{Service: "pay"}},
 			{"position not a number", enc("a.x."), "next_cursor", dispatcher.RecipientFilter{}},
+			{"no shard", enc("a.0."), "next_cursor", dispatcher.RecipientFilter{}},
+			{"shard out of range", enc("a.16-0."), "next_cursor", dispatcher.RecipientFilter{}},
+			{"shard negative", enc("a.-1-0."), "next_cursor", dispatcher.RecipientFilter{}},
+			{"shard not a number", enc("a.x-0."), "next_cursor", dispatcher.RecipientFilter{}},
 			{"negative position", enc("a.-1."), "next_cursor", dispatcher.RecipientFilter{}},
 			{"position over int64", enc("a.9223372036854775808."), "next_cursor", dispatcher.RecipientFilter{}},
 			{"position over uint64", enc("a.99999999999999999999."), "next_cursor", dispatcher.RecipientFilter{}},
@@ -329,7 +334,7 @@ func TestListRecipientsBadCursors(t *testing.T) {
 			}
 		}
 		// A well-formed position the set never had is no error.
-		for _, c := range []string{enc("a.123456789."), enc("a.0.zzz")} {
+		for _, c := range []string{enc("a.0-123456789."), enc("a.0-0.zzz"), enc("a.15-0.")} {
 			page, err := s.ListRecipients(ctx, dispatcher.RecipientFilter{Cursor: c, Limit: 3})
 			if err != nil {
 				t.Errorf("cursor %q: %v", c, err)
@@ -349,7 +354,7 @@ func TestListRecipientsBadCursors(t *testing.T) {
 // merged-in ones.
 func TestListRecipientsSetShrinks(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	s := New(rdb)
 	ctx := context.Background()
 	const n = 2000

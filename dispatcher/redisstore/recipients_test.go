@@ -15,11 +15,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
-// storeBackend is a Redis the store must work on: a real redis-server, and
-// the miniredis the zero-config default embeds.
+// storeBackend is a Redis the store must work on: a real redis-server
+// (with the slot check, see slotcheck_test.go), the miniredis the
+// zero-config default embeds, and a real Redis Cluster.
 type storeBackend struct {
 	name string
 	open func(t *testing.T) redis.UniversalClient
@@ -27,7 +27,7 @@ type storeBackend struct {
 
 var storeBackends = []storeBackend{
 	{"redis", func(t *testing.T) redis.UniversalClient {
-		rdb, _ := redistest.New(t)
+		rdb, _ := newRedis(t)
 		return rdb
 	}},
 	{"miniredis", func(t *testing.T) redis.UniversalClient {
@@ -44,6 +44,7 @@ var storeBackends = []storeBackend{
 		t.Cleanup(func() { _ = rdb.Close() })
 		return rdb
 	}},
+	{"cluster", openCluster},
 }
 
 // forEachBackend runs fn as a parallel subtest on a fresh, empty database of
@@ -59,36 +60,58 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, s *Store, rdb redis.Univ
 	}
 }
 
-// setMembers returns the sorted members of the set at key(parts...).
-func setMembers(t *testing.T, rdb redis.UniversalClient, parts ...string) []string {
+// setMembers returns the sorted members of the set at k.
+func setMembers(t *testing.T, rdb redis.UniversalClient, k string) []string {
 	t.Helper()
-	m, err := rdb.SMembers(context.Background(), key(parts...)).Result()
+	m, err := rdb.SMembers(context.Background(), k).Result()
 	if err != nil {
-		t.Fatalf("SMEMBERS %s: %v", key(parts...), err)
+		t.Fatalf("SMEMBERS %s: %v", k, err)
 	}
 	slices.Sort(m)
 	return m
 }
 
-// indexesOf returns every index set (ix:*) that holds id, sorted.
+// indexKeysAll returns every index set (ix:* of every shard) but the phone
+// index (TestPhoneIndex covers it).
+func indexKeysAll(t *testing.T, rdb redis.UniversalClient) []string {
+	t.Helper()
+	var keys []string
+	err := New(rdb).scanKeys(context.Background(), Prefix+"{r:*}:ix:*", func(k string) error {
+		// TestPhoneIndex covers the phone indexes (hashes now, sets before).
+		if !strings.Contains(k, "}:ix:phone:") && !strings.Contains(k, "}:ix:ph:") {
+			keys = append(keys, k)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("SCAN: %v", err)
+	}
+	return keys
+}
+
+// unsharded is index key k of shard n named without its shard
+// ("tocsin:{r:3}:ix:all" -> "tocsin:ix:all"), so expectations read as
+// the layout comment does; a key of another shard keeps its name.
+func unsharded(k string, n int) string {
+	if rest, ok := strings.CutPrefix(k, shardPrefixes[n]); ok {
+		return Prefix + rest
+	}
+	return k
+}
+
+// indexesOf returns every index set (ix:*) that holds id, sorted, named
+// without the shard when it is id's shard (unsharded).
 func indexesOf(t *testing.T, rdb redis.UniversalClient, id string) []string {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, key("ix", "*")).Result()
-	if err != nil {
-		t.Fatalf("KEYS: %v", err)
-	}
 	var in []string
-	for _, k := range keys {
-		if strings.HasPrefix(k, key("ix", "ph")) {
-			continue // TestPhoneIndex covers the phone index
-		}
+	for _, k := range indexKeysAll(t, rdb) {
 		ok, err := rdb.SIsMember(ctx, k, id).Result()
 		if err != nil {
 			t.Fatalf("SISMEMBER %s: %v", k, err)
 		}
 		if ok {
-			in = append(in, k)
+			in = append(in, unsharded(k, shardOf(id)))
 		}
 	}
 	slices.Sort(in)
@@ -178,7 +201,7 @@ func TestPutRecipientsMovesIndexEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameJSON(t, got, r)
-		if n := rdb.SCard(ctx, key("ix", "all")).Val(); n != 1 {
+		if n := rdb.SCard(ctx, rkey("cust-1", "ix", "all")).Val(); n != 1 {
 			t.Errorf("ix:all holds %d ids, want 1", n)
 		}
 	})
@@ -219,13 +242,13 @@ func TestDeleteRecipient(t *testing.T) {
 				t.Errorf("second DeleteRecipient(%s): %v, want ErrNotFound", id, err)
 			}
 		}
-		if got, want := setMembers(t, rdb, "ix", "all"), []string{"b"}; !slices.Equal(got, want) {
+		if got, want := setMembers(t, rdb, rkey("b", "ix", "all")), []string{"b"}; !slices.Equal(got, want) {
 			t.Errorf("ix:all = %v, want %v", got, want)
 		}
 		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "pay"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "b"), want) {
 			t.Errorf("b is in %v, want %v", indexesOf(t, rdb, "b"), want)
 		}
-		if n := rdb.Exists(ctx, key("r", "a"), key("r", "c")).Val(); n != 0 {
+		if n := rdb.Exists(ctx, recipientKey("a")).Val() + rdb.Exists(ctx, recipientKey("c")).Val(); n != 0 {
 			t.Errorf("%d deleted records remain", n)
 		}
 		if eps, err := s.ListWebhookEndpoints(ctx, "a"); err != nil || len(eps) != 0 {
@@ -234,7 +257,7 @@ func TestDeleteRecipient(t *testing.T) {
 		if es := mustList(t, s, "a", 10); len(es) != 0 {
 			t.Errorf("outbox of deleted a = %v, want empty", titles(es))
 		}
-		if n := rdb.Exists(ctx, key("outbox", "r", "a"), webhookKey("a")).Val(); n != 0 {
+		if n := rdb.Exists(ctx, recipientOutboxKey("a"), webhookKey("a")).Val(); n != 0 {
 			t.Errorf("%d keys of deleted a's outbox and endpoints remain", n)
 		}
 		if eps, err := s.ListWebhookEndpoints(ctx, "b"); err != nil || len(eps) != 1 {
@@ -340,15 +363,11 @@ func TestPutRecipientsBatch(t *testing.T) {
 		check := func(rs []*dispatcher.Recipient) {
 			t.Helper()
 			want := expect(rs)
-			keys, err := rdb.Keys(ctx, key("ix", "*")).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
+			// Summed over the shards.
 			got := map[string]int{}
-			for _, k := range keys {
-				if !strings.HasPrefix(k, key("ix", "ph")) { // TestPhoneIndex covers it
-					got[k] = int(rdb.SCard(ctx, k).Val())
-				}
+			for _, k := range indexKeysAll(t, rdb) {
+				_, rest, _ := strings.Cut(k, "}:")
+				got[Prefix+rest] += int(rdb.SCard(ctx, k).Val())
 			}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("index sizes\ngot  %v\nwant %v", got, want)
@@ -420,10 +439,10 @@ func TestRecipientScriptsReadAnyStoredForm(t *testing.T) {
 			"absent": `{"id":"absent","kind":"customer","locale":"en"}`,
 		}
 		for id, raw := range stored {
-			rdb.Set(ctx, key("r", id), raw, 0)
-			rdb.SAdd(ctx, key("ix", "all"), id)
-			rdb.SAdd(ctx, key("ix", "svc", "*"), id)
-			rdb.SAdd(ctx, key("ix", "reg", "*"), id)
+			rdb.Set(ctx, recipientKey(id), raw, 0)
+			rdb.SAdd(ctx, rkey(id, "ix", "all"), id)
+			rdb.SAdd(ctx, rkey(id, "ix", "svc", "*"), id)
+			rdb.SAdd(ctx, rkey(id, "ix", "reg", "*"), id)
 		}
 		mustPutRecipients(t, s,
 			testRecipient("null", []string{"pay"}, []string{"ch"}),
@@ -442,12 +461,12 @@ func TestRecipientScriptsReadAnyStoredForm(t *testing.T) {
 		}
 
 		// A record that is not JSON is not overwritten, but can be deleted.
-		rdb.Set(ctx, key("r", "bad"), "{not json", 0)
-		rdb.SAdd(ctx, key("ix", "all"), "bad")
+		rdb.Set(ctx, recipientKey("bad"), "{not json", 0)
+		rdb.SAdd(ctx, rkey("bad", "ix", "all"), "bad")
 		if err := s.PutRecipients(ctx, []*dispatcher.Recipient{testRecipient("bad", nil, nil)}); err == nil {
 			t.Error("PutRecipients over a record that is not JSON succeeded")
 		}
-		if raw := rdb.Get(ctx, key("r", "bad")).Val(); raw != "{not json" {
+		if raw := rdb.Get(ctx, recipientKey("bad")).Val(); raw != "{not json" {
 			t.Errorf("record overwritten with %q", raw)
 		}
 		if err := s.DeleteRecipient(ctx, "bad"); err != nil {

@@ -30,7 +30,7 @@ func (s *Store) ExpiredBroadcasts(ctx context.Context, cutoff time.Time, after s
 	var out []dispatcher.Expired
 	more := false
 
-	zs, err := s.zAfter(ctx, key("incs", string(dispatcher.StateResolved)), inc, max, limit)
+	zs, err := s.zAfter(ctx, ctlKey("incs", string(dispatcher.StateResolved)), inc, max, limit)
 	if err != nil {
 		return nil, "", false, err
 	}
@@ -61,7 +61,7 @@ func (s *Store) ExpiredBroadcasts(ctx context.Context, cutoff time.Time, after s
 	}
 	more = !held && len(zs) == limit
 
-	zs, err = s.zAfter(ctx, key("notices"), not, max, limit)
+	zs, err = s.zAfter(ctx, ctlKey("notices"), not, max, limit)
 	if err != nil {
 		return nil, "", false, err
 	}
@@ -151,7 +151,7 @@ func (s *Store) DropBodies(ctx context.Context, id string) error {
 // delivery records, the attempts a retry followed, the texts sent and its
 // audience (the broadcast's hash b:{id}, with its counters, stays).
 func deliveryDataKeys(id string) []string {
-	return append([]string{key("b", id, "d"), key("b", id, "aud")}, evidenceKeys(id)...)
+	return append([]string{bkey(id, "d"), bkey(id, "aud")}, evidenceKeys(id)...)
 }
 
 // TrimOutbox implements dispatcher.RetentionStore: it pops entries older

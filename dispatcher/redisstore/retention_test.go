@@ -40,7 +40,7 @@ func recordSent(t *testing.T, s *Store, bid string, rids ...string) {
 
 func deliveriesKept(t *testing.T, rdb redis.UniversalClient, bid string) int64 {
 	t.Helper()
-	n, err := rdb.HLen(context.Background(), key("b", bid, "d")).Result()
+	n, err := rdb.HLen(context.Background(), bkey(bid, "d")).Result()
 	if err != nil {
 		t.Fatalf("HLEN: %v", err)
 	}
@@ -191,7 +191,7 @@ func TestRetentionDropsBodiesFirst(t *testing.T) {
 		}
 		resolveAt(t, s, "inc_body", deliveryEpoch.Add(time.Hour))
 		kept := func() string {
-			vals, err := rdb.HVals(ctx, key("b", "bc_body_1", "t")).Result()
+			vals, err := rdb.HVals(ctx, bkey("bc_body_1", "t")).Result()
 			if err != nil || len(vals) != 1 {
 				t.Fatalf("texts kept: %v, %v", vals, err)
 			}

@@ -15,21 +15,24 @@ import (
 )
 
 // Audience snapshots (a broadcast's, and a preview's) are built in bounded
-// steps, never in one call: each step is one script (lua/snapshot_step.lua)
-// that SSCANs at most about snapshotChunk members of one index set from a
-// cursor, tests them against the other side's sets with SMISMEMBER and
-// adds the matches to the snapshot zset. Redis stays free between steps,
-// so no call holds it for long at any audience size (docs/BENCHMARKS.md).
+// steps, never in one call, shard by shard (the index sets of a shard are
+// in its hash slot, the snapshot in the broadcast's: layout.go): a step is
+// one script on the shard (lua/snapshot_step.lua) that SSCANs at most
+// about snapshotChunk members of one index set from a cursor, tests them
+// against the other side's sets with SMISMEMBER and returns the matches,
+// and one script on the broadcast's slot (lua/snapshot_add.lua) that adds
+// them to the snapshot zset. Redis stays free between steps, so no call
+// holds it for long at any audience size (docs/BENCHMARKS.md).
 //
 // The audience is what it always was: the union of the service sets (each
 // with "*": recipients of every service) intersected with the union of the
 // region sets (each with "*"); a side left empty means every recipient
-// (ix:all). The side with fewer members is scanned; each of its sets in
-// turn. A member in two scanned sets is added twice, which a zset keeps
-// once, so the size is exact.
+// (ix:all). In each shard the side with fewer members is scanned; each of
+// its sets in turn. A member in two scanned sets is added twice, which a
+// zset keeps once, so the size is exact.
 //
 // A broadcast's snapshot is crash-safe: snapshot_begin drops whatever an
-// earlier run left half built and records a token; each step and the end
+// earlier run left half built and records a token; each add and the end
 // (snapshot_copied.lua, which sets planned, audience and pending) check
 // it, so a run that began later wins over one still going and the
 // broadcast is planned only with a whole snapshot. A re-run after a crash
@@ -44,6 +47,7 @@ const snapshotChunk = 2000
 var (
 	snapshotBeginScript = script("snapshot_begin")
 	snapshotStepScript  = script("snapshot_step")
+	snapshotAddScript   = script("snapshot_add")
 )
 
 // errSuperseded is a snapshot step's answer when another run began the
@@ -58,7 +62,7 @@ func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, s
 		}
 		return s.snapshotCompensation(ctx, b)
 	}
-	bKey, aud := key("b", b.ID), key("b", b.ID, "aud")
+	bKey, aud := bkey(b.ID), bkey(b.ID, "aud")
 	token := nonce()
 	n, err := snapshotBeginScript.Run(ctx, s.rdb, []string{bKey, aud}, token).Int()
 	if err != nil {
@@ -84,7 +88,7 @@ func (s *Store) ScanAudience(ctx context.Context, services, regions []string, ch
 	if chunk <= 0 {
 		chunk = 1000
 	}
-	tmp := key("preview", nonce())
+	tmp := previewKey(nonce())
 	defer s.rdb.Del(context.WithoutCancel(ctx), tmp)
 	// It expires in 10 minutes should the deletion fail.
 	if err := s.buildAudience(ctx, tmp, tmp, "", 600, services, regions); err != nil {
@@ -107,10 +111,15 @@ func (s *Store) ScanAudience(ctx context.Context, services, regions []string, ch
 	return n, nil
 }
 
+// previewKey is a temporary snapshot's key: preview:{nonce}, tagged, so
+// that the keys made from it (":old", ":new") share its slot.
+func previewKey(nonce string) string { return key("preview", "{"+nonce+"}") }
+
 // buildAudience adds the audience of services and regions to the zset aud
-// in steps of snapshotStepScript (token and ttl as it takes them).
+// in steps of snapshotStepScript on each shard, each step's matches added
+// by snapshotAddScript (token and ttl as it takes them).
 func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl int, services, regions []string) error {
-	scan, check, err := s.audienceSides(ctx, services, regions)
+	sides, err := s.audienceSides(ctx, services, regions)
 	if err != nil {
 		return err
 	}
@@ -118,65 +127,94 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl 
 	if chunk <= 0 {
 		chunk = snapshotChunk
 	}
-	keys := append([]string{bKey, aud, ""}, check...)
-	for _, src := range scan {
-		keys[2] = src
-		cursor := "0"
-		for {
-			r, err := snapshotStepScript.Run(ctx, s.rdb, keys, token, cursor, chunk, ttl).Slice()
-			if err != nil {
-				return superseded(err)
-			}
-			if len(r) != 2 {
-				return fmt.Errorf("snapshot step answered %v", r)
-			}
-			cursor, _ = r[0].(string)
-			if s.snapshotStepFunc != nil {
-				scanned, _ := r[1].(int64)
-				s.snapshotStepFunc(int(scanned))
-			}
-			if cursor == "0" || cursor == "" {
-				break
+	for _, side := range sides {
+		keys := append([]string{""}, side.check...)
+		for _, src := range side.scan {
+			keys[0] = src
+			cursor := "0"
+			for {
+				r, err := snapshotStepScript.Run(ctx, s.rdb, keys, cursor, chunk).Slice()
+				if err != nil {
+					return err
+				}
+				if len(r) != 3 {
+					return fmt.Errorf("snapshot step answered %v", r)
+				}
+				cursor, _ = r[0].(string)
+				if s.snapshotStepFunc != nil {
+					scanned, _ := r[1].(int64)
+					s.snapshotStepFunc(int(scanned))
+				}
+				if ids, _ := r[2].([]any); len(ids) > 0 {
+					args := make([]any, 0, 2+len(ids))
+					args = append(args, token, ttl)
+					args = append(args, ids...)
+					if err := snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err(); err != nil {
+						return superseded(err)
+					}
+				}
+				if cursor == "0" || cursor == "" {
+					break
+				}
 			}
 		}
 	}
 	return nil
 }
 
-// audienceSides returns the index sets to scan and those a scanned member
-// must be in one of (none: all of them belong): the smaller side by
-// SCARD, tested against the other; ix:all stands for a side left empty.
-func (s *Store) audienceSides(ctx context.Context, services, regions []string) (scan, check []string, err error) {
-	svc, reg := sideKeys(services, regions)
-	all := []string{key("ix", "all")}
-	switch {
-	case len(svc) == 0 && len(reg) == 0:
-		return all, nil, nil
-	case len(svc) == 0:
-		return reg, all, nil
-	case len(reg) == 0:
-		return svc, all, nil
-	}
-	pipe := s.rdb.Pipeline()
-	cards := make([]*redis.IntCmd, 0, len(svc)+len(reg))
-	for _, k := range slices.Concat(svc, reg) {
-		cards = append(cards, pipe.SCard(ctx, k))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, nil, fmt.Errorf("size the audience's index sets: %w", err)
-	}
-	var nsvc, nreg int64
-	for i, c := range cards {
-		if i < len(svc) {
-			nsvc += c.Val()
-		} else {
-			nreg += c.Val()
+// shardSides are the index sets of one shard to scan, and those a scanned
+// member must be in one of (none: all of them belong).
+type shardSides struct{ scan, check []string }
+
+// audienceSides returns, per shard, the index sets to scan and those to
+// check: the smaller side by SCARD, tested against the other; ix:all
+// stands for a side left empty. Sizing is one pipeline of SCARDs.
+func (s *Store) audienceSides(ctx context.Context, services, regions []string) ([]shardSides, error) {
+	out := make([]shardSides, RecipientShards)
+	svcs := make([][]string, RecipientShards)
+	regs := make([][]string, RecipientShards)
+	for n := range out {
+		svc, reg := sideKeys(n, services, regions)
+		all := []string{shardKey(n, "ix", "all")}
+		svcs[n], regs[n] = svc, reg
+		switch {
+		case len(svc) == 0 && len(reg) == 0:
+			out[n] = shardSides{scan: all}
+		case len(svc) == 0:
+			out[n] = shardSides{scan: reg, check: all}
+		case len(reg) == 0:
+			out[n] = shardSides{scan: svc, check: all}
 		}
 	}
-	if nreg < nsvc {
-		return reg, svc, nil
+	if len(services) == 0 || len(regions) == 0 {
+		return out, nil
 	}
-	return svc, reg, nil
+	pipe := s.rdb.Pipeline()
+	cards := make([][]*redis.IntCmd, RecipientShards)
+	for n := range out {
+		for _, k := range slices.Concat(svcs[n], regs[n]) {
+			cards[n] = append(cards[n], pipe.SCard(ctx, k))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("size the audience's index sets: %w", err)
+	}
+	for n := range out {
+		var nsvc, nreg int64
+		for i, c := range cards[n] {
+			if i < len(svcs[n]) {
+				nsvc += c.Val()
+			} else {
+				nreg += c.Val()
+			}
+		}
+		if nreg < nsvc {
+			out[n] = shardSides{scan: regs[n], check: svcs[n]}
+		} else {
+			out[n] = shardSides{scan: svcs[n], check: regs[n]}
+		}
+	}
+	return out, nil
 }
 
 // superseded turns a step's SUPERSEDED error reply into errSuperseded.

@@ -120,7 +120,7 @@ func BenchmarkSnapshot(b *testing.B) {
 						maxCall = max(maxCall, e.Duration)
 						durations = append(durations, e.Duration)
 					}
-					rdb.Unlink(ctx, key("b", id, "aud"), key("b", id))
+					rdb.Unlink(ctx, bkey(id, "aud"), bkey(id))
 					b.StartTimer()
 				}
 				slices.Sort(durations)
@@ -144,19 +144,19 @@ func seedIndexes(b *testing.B, rdb *redis.Client, from, to int) {
 	pipe := rdb.Pipeline()
 	for i := from; i < to; i++ {
 		id := fmt.Sprintf("r%07d", i)
-		pipe.SAdd(ctx, key("ix", "all"), id)
+		pipe.SAdd(ctx, rkey(id, "ix", "all"), id)
 		if i%7 == 0 {
-			pipe.SAdd(ctx, key("ix", "svc", "*"), id)
+			pipe.SAdd(ctx, rkey(id, "ix", "svc", "*"), id)
 		} else {
-			pipe.SAdd(ctx, key("ix", "svc", services[i%3]), id)
+			pipe.SAdd(ctx, rkey(id, "ix", "svc", services[i%3]), id)
 			if i%5 == 0 {
-				pipe.SAdd(ctx, key("ix", "svc", services[(i+1)%3]), id)
+				pipe.SAdd(ctx, rkey(id, "ix", "svc", services[(i+1)%3]), id)
 			}
 		}
 		if i%11 == 0 {
-			pipe.SAdd(ctx, key("ix", "reg", "*"), id)
+			pipe.SAdd(ctx, rkey(id, "ix", "reg", "*"), id)
 		} else {
-			pipe.SAdd(ctx, key("ix", "reg", regions[(i/3)%3]), id)
+			pipe.SAdd(ctx, rkey(id, "ix", "reg", regions[(i/3)%3]), id)
 		}
 		if (i+1)%5000 == 0 || i == to-1 {
 			if _, err := pipe.Exec(ctx); err != nil {

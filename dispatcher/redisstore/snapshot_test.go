@@ -107,16 +107,16 @@ func TestSnapshotAudienceRerun(t *testing.T) {
 			t.Fatalf("SnapshotAudience cut short = %v, want context.Canceled", err)
 		}
 		bg := context.Background()
-		if planned, _ := rdb.HExists(bg, key("b", b.ID), "planned").Result(); planned {
+		if planned, _ := rdb.HExists(bg, bkey(b.ID), "planned").Result(); planned {
 			t.Fatal("a snapshot cut short is planned")
 		}
-		part, _ := rdb.ZCard(bg, key("b", b.ID, "aud")).Result()
+		part, _ := rdb.ZCard(bg, bkey(b.ID, "aud")).Result()
 		if part == 0 || part >= int64(len(want)) {
 			t.Fatalf("%d members after three steps of 40, want some of %d", part, len(want))
 		}
 		// A member it took that matches no longer (a recipient moved
 		// since) is not kept by the next run.
-		rdb.ZAdd(bg, key("b", b.ID, "aud"), redis.Z{Member: "gone"})
+		rdb.ZAdd(bg, bkey(b.ID, "aud"), redis.Z{Member: "gone"})
 		s.snapshotStepFunc = nil
 		n := mustSnapshot(t, s, b, services, regions)
 		if got := mustSlice(t, s, b.ID, 0, len(rs)+1); n != len(want) || !slices.Equal(got, want) {
@@ -125,7 +125,7 @@ func TestSnapshotAudienceRerun(t *testing.T) {
 		if stored := mustBroadcast(t, s, b.ID); stored.Audience != n || stored.Pending != n {
 			t.Errorf("re-run: broadcast audience %d pending %d, want %d", stored.Audience, stored.Pending, n)
 		}
-		if tok, _ := rdb.HExists(bg, key("b", b.ID), "snap").Result(); tok {
+		if tok, _ := rdb.HExists(bg, bkey(b.ID), "snap").Result(); tok {
 			t.Error("the run's token is left in the broadcast")
 		}
 	})

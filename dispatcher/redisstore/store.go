@@ -6,93 +6,136 @@
 // default. What changes several keys at once is a Lua script in lua/*.lua
 // (lua.go); the delivery scripts share lua/prelude.lua.
 //
-// Key layout (prefix "tocsin:"):
+// Key layout (prefix "tocsin:"). Every key a script, an MGET or a MULTI
+// touches together shares one hash tag (the part in {…}), so the store runs
+// on Redis Cluster (which refuses commands across hash slots) as it runs on
+// one Redis, Sentinel or the embedded miniredis: one layout everywhere. The
+// names are built in layout.go; the tags are:
 //
-//	r:{id}              string  recipient record, packed (recipient_record.go; with its own opt-out
-//	                            list); JSON as older versions wrote it, still read
-//	ix:all              set     every recipient id
-//	ix:svc:{service}    set     recipients that use service (labels canonical, see
-//	                            dispatcher.CanonicalService; CanonicalizeLabels fixes older ones)
-//	ix:svc:*            set     recipients that listed no service (they use all)
-//	ix:reg:{region}     set     recipients in region
-//	ix:reg:*            set     recipients that listed no region (everywhere)
-//	ix:ph:{last4}       hash    E.164 number ending in those four digits -> ids of its recipients,
-//	                            joined by commas (phoneIndexKey)
-//	ix:phone:{e164}     set     recipients with that phone number, as older versions indexed them:
-//	                            read and emptied, never filled
-//	optout:{channel}    set     addresses opted out of sms (E.164) or email
-//	inc:{id}            string  incident JSON
-//	inc:{id}:u          list    update JSON, seq 1 first
-//	inc:{id}:seq        string  the latest update's seq (guards earlier updates' deliveries)
-//	inc:{id}:h          list    the incident's edits (PATCH), JSON, oldest first (edits.go)
-//	incs                zset    incident ids by creation time (ms)
-//	incs:{state}        zset    incident ids in state by creation time (ms)
-//	notices             zset    notice (ad-hoc) broadcast ids by creation time (ms)
-//	inc:{id}:comp       zset    the incident's compensation notices, scored by the order they were made in
-//	rl:{list}, rl:{list}:meta, rl:tmp:{staging}  uploaded recipient lists (compensation.go)
-//	idem:{scope}:{key}  string  an Idempotency-Key's first request and answer: JSON
-//	                            {"request_sha256", "answer"}, 24 h. scope is the operation and
-//	                            its target ("open-incident", "post-update/{incident}",
-//	                            "send-notice"), without colons
-//	b:{id}              hash    broadcast, fields:
-//	                              meta           JSON of what never changes (ids, seq, severity,
-//	                                             priority, channels, notice, created_at)
-//	                              state          planning, sending, done or cancelled
-//	                              created, started, finished  times (unix ms)
-//	                              planned        "1" once the audience snapshot is taken
-//	                              audience       recipients in the snapshot
-//	                              pending        deliveries not final yet (the audience, plus
-//	                                             channel fallbacks, minus final deliveries)
-//	                              sms_segments   SMS segments of the deliveries started
-//	                              f:{locale}     recipients of locale who got the template for
-//	                                             want of operator text (OperatorFallbacks)
-//	                              c:{channel}:{code}  deliveries of channel in status code
-//	                                             (one digit, statusCodes in deliveries.go)
-//	b:{id}:aud          zset    audience snapshot (all scores 0, ordered by id); deleted when done
-//	b:{id}:tmp:svc      set     temporary union of the service sets, while the snapshot is taken
-//	b:{id}:tmp:reg      set     temporary union of the region sets, likewise; both deleted in the script
-//	b:{id}:d            hash    {channel}.{recipient} -> delivery record
-//	b:{id}:t            hash    text ref -> SHA-256 [and text] of each distinct text sent (evidence.go)
-//	b:{id}:x            hash    {channel}.{recipient}#{attempt} -> an attempt a retry followed (evidence.go)
-//	b:{id}:lease:{name} string  the token of the run holding a batch's ("b:{start}:{stop}") or a
-//	                            retry's ("r:{channel}.{recipient}") lease; expires unless renewed
-//	b:{id}:h:{name}     set     deliveries runs of that lease handed to a provider; deleted when a
-//	                            run ends cleanly, else expires in a day (leases.go)
-//	leases              zset    "{broadcast}|{lease name}" of every lease held, scores 0
-//	preview:{nonce}     zset    a preview's audience snapshot; deleted once read, expires in 10 min
-//	preview:{nonce}:svc set     temporary, as b:{id}:tmp:svc, for a preview; deleted in the script
-//	preview:{nonce}:reg set     temporary, as b:{id}:tmp:reg, for a preview; deleted in the script
-//	preview:{nonce}:old, :new, :both, :svc, :reg  temporary sets of an audience change's figures
-//	                            (edits.go); deleted in the script
-//	outbox              list    outbox entries JSON, newest first, capped (Store.OutboxCap)
-//	outbox:r:{id}       list    one recipient's outbox entries, newest first, capped (100);
-//	                            expires 24 h after its last entry
-//	wh:{recipient}      hash    webhook endpoint id -> endpoint JSON (with its secrets)
-//	att:{delivery}      list    a delivery's attempts at webhook endpoints, newest first (50, 30 days)
-//	secret:links        string  the generated secret of unsubscribe links
-//	sub:p:{hash}        hash    a pending self-service subscription: data, code hash, tries; expires
-//	sub:pa:{hash}       string  the pending subscription of an address; expires with it
-//	sub:a:{hash}        string  the subscriber id of a subscribed address
-//	sub:ids             zset    every subscriber id, scores 0 (subscriptions.go)
-//	catalog             hash    display names stored through the API: svc:{id} and reg:{id} ->
-//	                            JSON {locale: name}; version -> moved by every write (catalog.go)
-//	templates           hash    operators' template overrides: {locale}/{kind}/{channel}/{state}[?industry=…]
-//	                            -> JSON {key, current, history (newest first, 20)}; version -> moved by
-//	                            every write (templates.go)
-//	meta:labels         string  "1" once CanonicalizeLabels rewrote older labels (labels.go)
-//	catchup             zset    recipient ids a put may have made reachable or brought into an
-//	                            open incident's audience, scored by when they are due (ms); a
-//	                            taker moves the score forward while it works (catchup.go)
-//	rate:{key}          string  a rate limit's GCRA bucket: its theoretical arrival time in redis_rate's
-//	                            format (seconds since 2017-01-01, float); expires when the bucket is full
-//	rate:slow:{key}     string  a provider's slow-down of bucket key: the factor (0..1) applied to its rate;
-//	                            expires when the slow-down ends (see limiter.go)
-//	{budget}:sms:{period}  string  the SMS budget's spend in a period ("d:2026-12-06", "m:2026-12") in
-//	                            millionths of costs.currency; kept 8 days (a day's) or 70 (a month's)
-//	{budget}:sms:x:{period} string "1" once the budget refused an SMS in the period (budget.go)
+//	{r:<n>}      recipient shard n = fnv32a(id) % RecipientShards (16): a recipient's record,
+//	             its index entries, outbox list, webhook endpoints and catch-up entry
+//	{<incident>} an incident's id without "inc_": its broadcasts (an update's broadcast id is
+//	             "bc_<incident without inc_>_<seq>", dispatcher.BroadcastID) and inc:{id}:seq,
+//	             which the delivery scripts read with the broadcast's keys (the ordering guard)
+//	{ntc_<…>}    a notice's id without "bc_": its own broadcast
+//	{ctl}        the control plane: incidents, updates, edits, indexes, idempotency records,
+//	             maintenances, the public version (MULTIs under WATCH; operator-paced, one slot)
+//	{sub}        self-service subscriptions; {rate} the rate limiter; {budget} the SMS budget
+//	{preview:<nonce>}, {rl_<…>}  a temporary snapshot, an uploaded recipient list
+//
+// DESIGN.md tags a broadcast {bc:<id>}; a broadcast here takes its incident's
+// tag instead, because claim.lua, begin.lua, journal.lua and settle.lua read
+// inc:{id}:seq in the same script as the broadcast's keys.
+//
+// What must meet across tags goes through the client, step by step:
+// an audience snapshot is read from each shard's sets by snapshot_step.lua
+// and added to the broadcast's zset by snapshot_add.lua (snapshot.go); a
+// batch reads its recipients with one MGET per shard, pipelined (Store.mget);
+// a new update's or notice's broadcast hash is made from its {ctl} record by
+// materialize.lua (incidents.go); the lease sweeper finds every tag's
+// registry through lease-tags (leases.go).
+//
+// Below, braces around a <placeholder> or a word ({r:<n>}, {T}, {ctl}) are a
+// hash tag, written as is; {id}, {service} and the like stand for a value.
+//
+//	{r:<n>}:r:{id}            string  recipient record, packed (recipient_record.go; with its own
+//	                                  opt-out list); JSON as older versions wrote it, still read
+//	{r:<n>}:ix:all            set     every recipient id of the shard
+//	{r:<n>}:ix:svc:{service}  set     recipients that use service (labels canonical, see
+//	                                  dispatcher.CanonicalService; CanonicalizeLabels fixes older ones)
+//	{r:<n>}:ix:svc:*          set     recipients that listed no service (they use all)
+//	{r:<n>}:ix:reg:{region}   set     recipients in region
+//	{r:<n>}:ix:reg:*          set     recipients that listed no region (everywhere)
+//	{r:<n>}:ix:ph:{last4}     hash    E.164 number ending in those four digits -> ids of its
+//	                                  recipients in the shard, joined by commas (phoneIndexKey; an
+//	                                  inbound SMS reads every shard's, RecipientsByPhone)
+//	{r:<n>}:ix:phone:{e164}   set     recipients with that phone number, as older versions indexed
+//	                                  them: read and emptied, never filled
+//	{r:<n>}:outbox:r:{id}     list    one recipient's outbox entries, newest first, capped (100);
+//	                                  expires 24 h after its last entry
+//	{r:<n>}:wh:{recipient}    hash    webhook endpoint id -> endpoint JSON (with its secrets)
+//	{r:<n>}:catchup           zset    recipient ids of the shard a put may have made reachable or
+//	                                  brought into an open incident's audience, scored by when
+//	                                  they are due (ms); a taker moves the score forward while it
+//	                                  works (catchup.go)
+//	{r:<n>}:preview:{nonce}:… set     temporary sets of an edit's catch-ups (edits.go)
+//	optout:{channel}          set     addresses opted out of sms (E.164) or email
+//	{ctl}:inc:{id}            string  incident JSON
+//	{ctl}:inc:{id}:u          list    update JSON, seq 1 first
+//	{ctl}:inc:{id}:h          list    the incident's edits (PATCH), JSON, oldest first (edits.go)
+//	{ctl}:inc:{id}:comp       zset    the incident's compensation notices, scored by the order they were made in
+//	{ctl}:incs                zset    incident ids by creation time (ms)
+//	{ctl}:incs:{state}        zset    incident ids in state by creation time (ms)
+//	{ctl}:notices             zset    notice (ad-hoc) broadcast ids by creation time (ms)
+//	{ctl}:nb:{broadcast}      hash    a broadcast's first fields (those of b:{id} below), written in
+//	                                  the MULTI of its update or notice; b:{id} is made from it
+//	{ctl}:idem:{scope}:{key}  string  an Idempotency-Key's first request and answer: JSON
+//	                                  {"request_sha256", "answer"}, 24 h. scope is the operation and
+//	                                  its target ("open-incident", "post-update/{incident}",
+//	                                  "send-notice"), without colons
+//	{ctl}:mnt:{id}, {ctl}:mnts, {ctl}:mnts:open  maintenances (maintenances.go)
+//	{ctl}:public:v            string  the public page's version (public.go)
+//	{T}:inc:{id}:seq          string  the latest update's seq (guards earlier updates' deliveries),
+//	                                  T the incident's tag
+//	{T}:b:{id}                hash    broadcast (T its tag), fields:
+//	                                    meta           JSON of what never changes (ids, seq, severity,
+//	                                                   priority, channels, notice, created_at)
+//	                                    state          planning, sending, done or cancelled
+//	                                    created, started, finished  times (unix ms)
+//	                                    planned        "1" once the audience snapshot is taken
+//	                                    audience       recipients in the snapshot
+//	                                    pending        deliveries not final yet (the audience, plus
+//	                                                   channel fallbacks, minus final deliveries)
+//	                                    sms_segments   SMS segments of the deliveries started
+//	                                    f:{locale}     recipients of locale who got the template for
+//	                                                   want of operator text (OperatorFallbacks)
+//	                                    c:{channel}:{code}  deliveries of channel in status code
+//	                                                   (one digit, statusCodes in deliveries.go)
+//	                                    snap           the token of the run taking the snapshot
+//	{T}:b:{id}:aud            zset    audience snapshot (all scores 0, ordered by id); deleted when done
+//	{T}:b:{id}:d              hash    {channel}.{recipient} -> delivery record
+//	{T}:b:{id}:t              hash    text ref -> SHA-256 [and text] of each distinct text sent (evidence.go)
+//	{T}:b:{id}:x              hash    {channel}.{recipient}#{attempt} -> an attempt a retry followed (evidence.go)
+//	{T}:b:{id}:lease:{name}   string  the token of the run holding a batch's ("b:{start}:{stop}") or a
+//	                                  retry's ("r:{channel}.{recipient}") lease; expires unless renewed
+//	{T}:b:{id}:h:{name}       set     deliveries runs of that lease handed to a provider; deleted when a
+//	                                  run ends cleanly, else expires in a day (leases.go)
+//	{T}:leases                zset    "{broadcast}|{lease name}" of every lease held of tag T, scores 0
+//	lease-tags                zset    every tag that may hold leases, scored by its last lease (ms)
+//	preview:{nonce}           zset    a preview's audience snapshot; deleted once read, expires in 10 min
+//	preview:{<nonce>}:old, :new  zset temporary snapshots of an audience change's figures (edits.go)
+//	rl:{<list>}, rl:{<list>}:meta, rl:tmp:{staging}  uploaded recipient lists (compensation.go)
+//	outbox                    list    outbox entries JSON, newest first, capped (Store.OutboxCap)
+//	att:{delivery}            list    a delivery's attempts at webhook endpoints, newest first (50, 30 days)
+//	secret:links              string  the generated secret of unsubscribe links
+//	{sub}:sub:p:{hash}        hash    a pending self-service subscription: data, code hash, tries; expires
+//	{sub}:sub:pa:{hash}       string  the pending subscription of an address; expires with it
+//	{sub}:sub:a:{hash}        string  the subscriber id of a subscribed address
+//	{sub}:sub:ids             zset    every subscriber id, scores 0 (subscriptions.go)
+//	catalog                   hash    display names stored through the API: svc:{id} and reg:{id} ->
+//	                                  JSON {locale: name}; version -> moved by every write (catalog.go)
+//	templates                 hash    operators' template overrides: {locale}/{kind}/{channel}/{state}[?industry=…]
+//	                                  -> JSON {key, current, history (newest first, 20)}; version -> moved by
+//	                                  every write (templates.go)
+//	meta:labels               string  "1" once CanonicalizeLabels rewrote older labels (labels.go)
+//	meta:layout               string  "2" once MigrateLayout moved data of the untagged layout (migrate.go)
+//	{rate}:{key}              string  a rate limit's GCRA bucket: its theoretical arrival time in redis_rate's
+//	                                  format (seconds since 2017-01-01, float); expires when the bucket is full
+//	{rate}:slow:{key}         string  a provider's slow-down of bucket key: the factor (0..1) applied to its rate;
+//	                                  expires when the slow-down ends (see limiter.go)
+//	{budget}:sms:{period}     string  the SMS budget's spend in a period ("d:2026-12-06", "m:2026-12") in
+//	                                  millionths of costs.currency; kept 8 days (a day's) or 70 (a month's)
+//	{budget}:sms:x:{period}   string  "1" once the budget refused an SMS in the period (budget.go)
+//
+// Writes that span tags, and what a crash between their steps leaves:
+// saving an update or notice, then making its broadcast (its first reader
+// makes it); an SMS opt-in, then its catch-ups (a retried START marks them
+// again); an edit, then its catch-ups (left out); a recipient list's copy
+// from its staging key, then its meta (the list is read only with its
+// meta).
 //
 // Deleting a recipient deletes r:{id}, its index entries, outbox:r:{id} and
-// wh:{id}.
+// wh:{id}, all in its shard.
 package redisstore
 
 import (
@@ -101,6 +144,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -137,6 +181,9 @@ type Store struct {
 
 	replicas replicaState
 
+	// catchUpTurn moves the shard TakeCatchUps starts at.
+	catchUpTurn atomic.Uint32
+
 	// snapshotChunk overrides the COUNT of an audience snapshot's steps
 	// (snapshotChunk when 0), and snapshotStepFunc, when set, is told how
 	// many members each step scanned: tests.
@@ -152,21 +199,7 @@ func New(rdb redis.UniversalClient) *Store {
 // Client returns the underlying client (health checks, benchmarks).
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
-func key(parts ...string) string {
-	n := len(Prefix)
-	for _, p := range parts {
-		n += len(p) + 1
-	}
-	b := make([]byte, 0, n)
-	b = append(b, Prefix...)
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = append(b, p...)
-	}
-	return string(b)
-}
+func key(parts ...string) string { return join(Prefix, parts) }
 
 // getJSON decodes the JSON record at key, that of the what with id (the
 // errors name them), or returns dispatcher.ErrNotFound.
@@ -185,9 +218,10 @@ func getJSON[T any](ctx context.Context, rdb redis.Cmdable, key, what, id string
 	return v, nil
 }
 
-// mget reads the records of ids, at the keys keyOf names, in one MGET: a
-// value an id, in the order of ids, nil where a key is missing. Without
-// ids it asks Redis nothing (MGET needs a key).
+// mget reads the records of ids, at the keys keyOf names: a value an id,
+// in the order of ids, nil where a key is missing. It is one MGET per hash
+// slot (Redis Cluster refuses an MGET across slots), pipelined: one round
+// trip. Without ids it asks Redis nothing (MGET needs a key).
 func (s *Store) mget(ctx context.Context, ids []string, keyOf func(id string) string) ([]any, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -196,7 +230,33 @@ func (s *Store) mget(ctx context.Context, ids []string, keyOf func(id string) st
 	for i, id := range ids {
 		keys[i] = keyOf(id)
 	}
-	return s.rdb.MGet(ctx, keys...).Result()
+	groups := bySlot(keys)
+	if len(groups) == 1 {
+		return s.rdb.MGet(ctx, keys...).Result()
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(groups))
+	for g, idx := range groups {
+		ks := make([]string, len(idx))
+		for j, i := range idx {
+			ks[j] = keys[i]
+		}
+		cmds[g] = pipe.MGet(ctx, ks...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]any, len(ids))
+	for g, idx := range groups {
+		vals := cmds[g].Val()
+		if len(vals) != len(idx) {
+			return nil, fmt.Errorf("MGET of %d keys answered %d values", len(idx), len(vals))
+		}
+		for j, i := range idx {
+			out[i] = vals[j]
+		}
+	}
+	return out, nil
 }
 
 var (

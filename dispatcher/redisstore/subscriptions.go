@@ -25,12 +25,12 @@ import (
 
 var _ dispatcher.SubscriptionStore = (*Store)(nil)
 
-func pendingKey(k string) string      { return key("sub", "p", k) }
-func pendingAddrKey(a string) string  { return key("sub", "pa", a) }
-func subAddrKey(a string) string      { return key("sub", "a", a) }
-func pendingTriesKey(a string) string { return key("sub", "pt", a) }
+func pendingKey(k string) string      { return subKey("p", k) }
+func pendingAddrKey(a string) string  { return subKey("pa", a) }
+func subAddrKey(a string) string      { return subKey("a", a) }
+func pendingTriesKey(a string) string { return subKey("pt", a) }
 
-var subIDsKey = key("sub", "ids")
+var subIDsKey = subKey("ids")
 
 // PutPending implements dispatcher.SubscriptionStore.
 func (s *Store) PutPending(ctx context.Context, p *dispatcher.PendingSubscription, ttl time.Duration) error {

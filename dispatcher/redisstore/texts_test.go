@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // TestOldFormUpdatesReadBack: an incident and update stored before texts
@@ -16,7 +15,7 @@ import (
 // read back as the same forms, and write back unchanged.
 func TestOldFormUpdatesReadBack(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	s := New(rdb)
 	ctx := context.Background()
 	const id = "inc_aaaaaaaaaaaaaaaa"
@@ -25,7 +24,7 @@ func TestOldFormUpdatesReadBack(t *testing.T) {
 	if err := rdb.Set(ctx, incidentKey(id), oldInc, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.RPush(ctx, key("inc", id, "u"), oldUp).Err(); err != nil {
+	if err := rdb.RPush(ctx, ctlKey("inc", id, "u"), oldUp).Err(); err != nil {
 		t.Fatal(err)
 	}
 	inc, err := s.GetIncident(ctx, id)
@@ -57,7 +56,7 @@ func TestOldFormUpdatesReadBack(t *testing.T) {
 // and channel are stored and read back as given.
 func TestNewFormUpdateRoundTrip(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	s := New(rdb)
 	ctx := context.Background()
 	at := time.Date(2101, 1, 2, 9, 0, 0, 0, time.UTC)
@@ -90,7 +89,7 @@ func TestNewFormUpdateRoundTrip(t *testing.T) {
 // record, which GetRecipients (the batch's one read) returns.
 func TestRecipientAttributesStored(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	s := New(rdb)
 	ctx := context.Background()
 	r := &dispatcher.Recipient{ID: "biz-1", Kind: dispatcher.KindMerchant, Locale: "en-US", Email: "ap@shop.example",

@@ -27,7 +27,13 @@ const (
 	maxEndpointTx = 64
 )
 
-func webhookKey(recipientID string) string { return key("wh", recipientID) }
+// webhookKey is wh:{recipient}, in the recipient's shard.
+func webhookKey(recipientID string) string { return rkey(recipientID, "wh", recipientID) }
+
+// recipientOutboxKey is outbox:r:{recipient}, in the recipient's shard.
+func recipientOutboxKey(recipientID string) string {
+	return rkey(recipientID, "outbox", "r", recipientID)
+}
 
 // PutWebhookEndpoint stores ep, replacing any endpoint of its id.
 func (s *Store) PutWebhookEndpoint(ctx context.Context, ep *dispatcher.WebhookEndpoint) error {

@@ -17,7 +17,6 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/webhook"
 	"github.com/tocsin-dev/tocsin/channels/webhook/webhooktest"
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 	"github.com/tocsin-dev/tocsin/locales"
 )
 
@@ -256,7 +255,10 @@ func TestUpdateWebhookEndpointUnchanged(t *testing.T) {
 			if err := st.do(); err != nil {
 				t.Fatalf("%s: %v", st.name, err)
 			}
-			if _, cmds := log.take(); (len(writes(cmds)) > 0) != st.write {
+			// A cluster client runs a WATCH transaction on a node's own
+			// client, which the log (a hook on the cluster client) does not
+			// see: the other backends count the writes.
+			if _, cmds := log.take(); (len(writes(cmds)) > 0) != st.write && !isCluster(rdb) {
 				t.Errorf("%s: commands %v, want a write: %v", st.name, cmds, st.write)
 			}
 		}
@@ -401,7 +403,7 @@ func TestWebhookReportRoundTrips(t *testing.T) {
 		// The endpoint that was failing is cleared: one update (WATCH, HGET,
 		// MULTI/HSET/EXEC) besides the attempts.
 		n, cmds := send(messages(append(merchants, "recovering")...))
-		if w := writes(cmds); n > 1+3 || !slices.Contains(w, "hset") {
+		if w := writes(cmds); (n > 1+3 || !slices.Contains(w, "hset")) && !isCluster(rdb) { // as above
 			t.Errorf("with a recovered endpoint: %d round trips %v, want the attempts and one update", n, cmds)
 		}
 		if ep, err := s.GetWebhookEndpoint(ctx, "recovering", "main"); err != nil || ep.FailingSince != nil {
@@ -418,7 +420,7 @@ func TestRequeueAndDeadTokens(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		b := saveBroadcast(t, s, "inc_rq", nil, nil)
-		_ = rdb.HSet(ctx, key("b", b.ID), "pending", 2).Err()
+		_ = rdb.HSet(ctx, bkey(b.ID), "pending", 2).Err()
 		_ = s.MarkSending(ctx, b.ID)
 		mustBegin(t, s, b.ID,
 			dispatcher.Begin{RecipientID: "a", Channel: dispatcher.ChannelWebhook, Status: dispatcher.StatusSending},
@@ -465,7 +467,7 @@ func TestRequeueAndDeadTokens(t *testing.T) {
 // the endpoint and the reason; without an email address nothing is sent.
 func TestNotifyEndpointDisabled(t *testing.T) {
 	t.Parallel()
-	rdb, _ := redistest.New(t)
+	rdb, _ := newRedis(t)
 	s := New(rdb)
 	ctx := context.Background()
 	m := testRecipient("boul", nil, nil)

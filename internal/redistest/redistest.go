@@ -130,6 +130,20 @@ func (s *Server) Close() error {
 
 var defaultServer atomic.Pointer[Server]
 
+// atExit holds what AtExit was given.
+var atExit struct {
+	sync.Mutex
+	fns []func()
+}
+
+// AtExit makes Main call fn once the tests ran, before it exits: how a
+// package closes what its tests share (a cluster started on first use).
+func AtExit(fn func()) {
+	atExit.Lock()
+	defer atExit.Unlock()
+	atExit.fns = append(atExit.fns, fn)
+}
+
 // Main is for TestMain: it starts a server shared by the package's tests,
 // makes it the default that New uses, runs the tests, closes the server and
 // exits with the tests' code. When no server can be started it prints why and
@@ -142,6 +156,11 @@ func Main(m *testing.M) {
 	}
 	defaultServer.Store(s)
 	code := m.Run()
+	atExit.Lock()
+	for _, fn := range atExit.fns {
+		fn()
+	}
+	atExit.Unlock()
 	defaultServer.Store(nil)
 	if err := s.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,9 +1,10 @@
 -- recipient.lua is what put_recipient and delete_recipient share. They
 -- build the names of the index keys they touch from the prefix in ARGV[1]
 -- instead of receiving them in KEYS: the old services and regions are only
--- known inside the script, once it has read the stored recipient. Redis
--- Cluster rejects such scripts (undeclared keys, possibly in other slots);
--- that is acceptable, the store targets one Redis or Sentinel.
+-- known inside the script, once it has read the stored recipient. The
+-- prefix is the recipient's shard's ("tocsin:{r:<n>}:", layout.go), so
+-- every key they build is in the slot of the keys they declare, which
+-- Redis Cluster accepts.
 --
 -- A stored record is packed (recipient_record.go: its first byte is \1,
 -- then "{phone}|{services}|{regions}|{opt-outs}|" and a binary rest these

@@ -270,7 +270,7 @@ func TestRateLimitedSlowsOn429(t *testing.T) {
 	if want := 40 * time.Millisecond; tok.Every != want {
 		t.Errorf("after the 429, tokens come every %v, want %v", tok.Every, want)
 	}
-	key := "tocsin:rate:slow:" + rl.Key
+	key := "tocsin:{rate}:slow:" + rl.Key
 	pttl, now := rdb.PTTL(ctx, key).Val(), rdb.Time(ctx).Val()
 	if pttl > ratelimit.SlowFor || pttl < ratelimit.SlowFor-now.Sub(before)-time.Millisecond {
 		t.Errorf("the slow-down lasts %v more, %v after Send began; want %v from the 429", pttl, now.Sub(before), ratelimit.SlowFor)

@@ -2,55 +2,14 @@ package dispatcher_test
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/internal/ndjsongen"
 )
-
-// ndjsonGen is an io.Reader of n generated NDJSON recipient lines, made as
-// they are read: no file, nothing held. Every badEvery-th line (0: none)
-// is malformed, so the import rejects it. at is called with the number of
-// lines handed out so far each time that number is in marks.
-type ndjsonGen struct {
-	n, badEvery int
-	i           int
-	buf         []byte
-	off         int
-	marks       map[int]bool
-	at          func(lines int)
-}
-
-var genLocales = []string{"en-US", "de-CH", "fr-CH", "it-CH", "da-DK"}
-
-func (g *ndjsonGen) Read(p []byte) (int, error) {
-	if g.off == len(g.buf) {
-		if g.i == g.n {
-			return 0, io.EOF
-		}
-		if g.marks[g.i] && g.at != nil {
-			g.at(g.i)
-		}
-		g.buf, g.off = g.line(g.buf[:0], g.i), 0
-		g.i++
-	}
-	n := copy(p, g.buf[g.off:])
-	g.off += n
-	return n, nil
-}
-
-// line appends line i (0-based) to b: the shape of README's example.
-func (g *ndjsonGen) line(b []byte, i int) []byte {
-	if g.badEvery > 0 && i%g.badEvery == g.badEvery-1 {
-		return fmt.Appendf(b, `{"id":"bad%d","locale":`+"\n", i)
-	}
-	return fmt.Appendf(b, `{"id":"c%d","kind":"customer","locale":"%s","timezone":"Europe/Zurich","phone":"+4179%07d","services":["cards","twint"],"regions":["CH"],"channels":["sms"]}`+"\n",
-		i, genLocales[i%len(genLocales)], i%10000000)
-}
 
 // liveHeap is the heap in use after a full collection.
 func liveHeap() uint64 {
@@ -81,8 +40,8 @@ func TestImportConstantMemory(t *testing.T) {
 	)
 	f := newRedisFlow(t, time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC), nil)
 	heap := map[int]uint64{}
-	gen := &ndjsonGen{n: lines, badEvery: badEvery, marks: map[int]bool{first: true, last: true},
-		at: func(n int) { heap[n] = liveHeap() }}
+	gen := &ndjsongen.Reader{N: lines, BadEvery: badEvery, Marks: []int{first, last},
+		At: func(n int) { heap[n] = liveHeap() }}
 	rep, err := f.svc.ImportRecipients(context.Background(), gen, 500)
 	if err != nil {
 		t.Fatalf("import: %v (report %+v)", err, rep)

@@ -4,6 +4,7 @@
 # Usage: scripts/bench.sh [RECIPIENTS] [BENCH FLAGS...]   (default 100000)
 #        scripts/bench.sh [RECIPIENTS] --crowd N [--rounds R]   (the page read during the broadcast)
 #        scripts/bench.sh --rates [--sms N] [--sms-rate R] [--workers N]
+#        scripts/bench.sh --import N   (N generated NDJSON lines through the import route)
 # With BENCH_AGAINST=REV (a commit), it builds REV's tocsin and this tree's,
 # and runs the two in turn BENCH_ROUNDS times (default 3) on the same
 # server: a before/after figure measured side by side.
@@ -18,6 +19,7 @@ fi
 args=("$@")
 case " ${args[*]-} " in
 *" --rates "*) what="the rates bench" ;;
+*" --import "*) what="the import bench" ;;
 *)
 	args=(--recipients "$recipients" "${args[@]}")
 	what="$recipients recipients"

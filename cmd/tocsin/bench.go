@@ -202,7 +202,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stdout, "ratio: %.2fx the naive design's deliveries/s; %.2fx its peak Redis bytes per delivery\n",
 			results[0].rate()/results[1].rate(), results[0].peakPer()/max(results[1].peakPer(), 1))
 	}
-	return rdb.FlushDB(ctx).Err()
+	return flushDB(ctx, rdb)
 }
 
 func redisVersion(ctx context.Context, rdb *redis.Client) string {
@@ -266,7 +266,7 @@ var benchLocales = []string{"en-US", "de-CH", "fr-CH", "it-CH", "da-DK"}
 // incidents for the status page. With a crowd, the crowd reads the page
 // while the broadcast drains.
 func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch, conc int, logw io.Writer, history int, c *crowd) (benchResult, error) {
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
+	if err := flushDB(ctx, rdb); err != nil {
 		return benchResult{}, err
 	}
 	store := redisstore.New(rdb)

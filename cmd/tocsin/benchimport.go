@@ -37,7 +37,7 @@ const benchImportKey = "bench-import-key-0123456789abcdef"
 // process's peak resident memory during the import (client and server
 // share it).
 func benchImport(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, db, n int, logw io.Writer) error {
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
+	if err := flushDB(ctx, rdb); err != nil {
 		return err
 	}
 	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
@@ -117,7 +117,7 @@ func benchImport(ctx context.Context, w io.Writer, rdb *redis.Client, addr strin
 	if peakRSS > 0 {
 		fmt.Fprintf(w, "peak RSS of this process (API server and client): %s during the import, %s before it\n", mib(peakRSS), mib(idleRSS))
 	}
-	return rdb.FlushDB(ctx).Err()
+	return flushDB(ctx, rdb)
 }
 
 // mib formats a byte count in MiB, or GiB from 10 GiB up.
@@ -153,4 +153,11 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// flushDB empties the bench's database. With millions of recipients
+// FLUSHDB takes longer than a client's read timeout (3 s), and a busy box
+// makes it slower still: it may take as long as it takes.
+func flushDB(ctx context.Context, rdb *redis.Client) error {
+	return rdb.WithTimeout(10*time.Minute).FlushDB(ctx).Err()
 }

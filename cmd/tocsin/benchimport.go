@@ -159,5 +159,5 @@ func peakRSS() int64 {
 // FLUSHDB takes longer than a client's read timeout (3 s), and a busy box
 // makes it slower still: it may take as long as it takes.
 func flushDB(ctx context.Context, rdb *redis.Client) error {
-	return rdb.WithTimeout(10*time.Minute).FlushDB(ctx).Err()
+	return rdb.WithTimeout(10 * time.Minute).FlushDB(ctx).Err()
 }

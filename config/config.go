@@ -97,12 +97,14 @@ type HTTP struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish after
 	// a shutdown signal. Must be > 0.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// ReadTimeout bounds reading a whole request, body included (a large
-	// NDJSON import is one request: leave room for it). Headers must
+	// ReadTimeout bounds reading a whole request, body included. The
+	// recipient import (POST /v1/recipients/import) lifts it for its
+	// request, so an NDJSON file of any size streams in. Headers must
 	// arrive within 10s whatever it is. Must be > 0.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds writing a response, from the end of the request's
-	// headers. Must be > 0.
+	// headers. The recipient import and the evidence export lift it for
+	// their requests. Must be > 0.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection that has waited this long
 	// for its next request. Must be > 0.

@@ -6,6 +6,7 @@
 #        scripts/bench.sh --rates [--sms N] [--sms-rate R] [--workers N]
 #        scripts/bench.sh [RECIPIENTS] --e2e [--rounds R] [--e2e-rate R] [--provider-latency D]
 #                                  (the raw HTTP ceiling and end to end through the SMS channel)
+#        scripts/bench.sh --import N   (N generated NDJSON lines through the import route)
 # With BENCH_AGAINST=REV (a commit), it builds REV's tocsin and this tree's,
 # and runs the two in turn BENCH_ROUNDS times (default 3) on the same
 # server: a before/after figure measured side by side.
@@ -20,6 +21,7 @@ fi
 args=("$@")
 case " ${args[*]-} " in
 *" --rates "*) what="the rates bench" ;;
+*" --import "*) what="the import bench" ;;
 *)
 	args=(--recipients "$recipients" "${args[@]}")
 	what="$recipients recipients"

@@ -39,6 +39,11 @@ type benchResult struct {
 	recipientBytes float64
 	cpu            time.Duration // this process's CPU time (user and system) during the broadcast
 	redisCPU       time.Duration // Redis's, likewise
+
+	// peakTotal and keptTotal are used_memory itself at the peak and
+	// once done; seededBytes what the recipients took of it.
+	peakTotal, keptTotal, seededBytes int64
+	seedElapsed                       time.Duration // seeding the recipients took
 }
 
 func (r benchResult) rate() float64 { return float64(r.deliveries) / r.elapsed.Seconds() }
@@ -48,6 +53,11 @@ func (r benchResult) peakPer() float64 {
 func (r benchResult) keptPer() float64 {
 	return float64(r.keptBytes) / float64(max(r.deliveries, 1))
 }
+
+// naiveMaxDefault is the largest audience the naive design is measured
+// for without --naive given: it runs ~3,600 deliveries/s, so 1M takes
+// five minutes and 10M an hour.
+const naiveMaxDefault = 100000
 
 // bench seeds recipients, opens an incident and measures how fast every
 // delivery reaches a null sink: once with Tocsin's design (batched first
@@ -63,7 +73,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	n := fs.Int("recipients", 100000, "recipients to seed, every one in the audience (fan-out, --latency and --crowd)")
 	conc := fs.Int("concurrency", 10, "worker concurrency, asynq's (fan-out, --latency and --crowd)")
 	batch := fs.Int("batch", 500, "recipients per batch task in Tocsin's design (fan-out and --crowd)")
-	naive := fs.Bool("naive", true, "also measure the naive design, one asynq task per delivery (fan-out only)")
+	naive := fs.Bool("naive", true, fmt.Sprintf("also measure the naive design, one asynq task per delivery (fan-out only; default off above %d recipients, where it would take an hour at 10M)", naiveMaxDefault))
 	latency := fs.Bool("latency", false, "measure instead the time from a critical update to its first provider call while a minor broadcast to --recipients drains")
 	samples := fs.Int("samples", 50, "critical updates to time (--latency only)")
 	perCall := fs.Duration("sink-delay", 200*time.Millisecond, "how long the sink takes per call, to keep the workers busy (--latency only)")
@@ -72,6 +82,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	smsRate := fs.String("sms-rate", "50/s", "the SMS rate, `N/s`, and the fake's limit (--rates only)")
 	workers := fs.Int("workers", 3, "worker processes of the second run, 0 for none (--rates only)")
 	crowdN := fs.Int("crowd", 0, "measure instead the fan-out alone and while `N` keep-alive HTTP clients read the status page (/, /api/v2/summary.json, /history.atom) served by this process over loopback; 0: off")
+	importN := fs.Int("import", 0, "measure instead the NDJSON recipient import: `N` generated lines in one POST /v1/recipients/import to the API served by this process over loopback (lines/s, Redis bytes per recipient, peak RSS); 0: off")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (go tool pprof reads it)")
 	yield := fs.Bool("yield", true, "the page gives way to the broadcast as serve's does (statuspage.Server.YieldTo); --yield=false serves it unpaced (--crowd only)")
 	rounds := fs.Int("rounds", 3, "rounds of the two runs: alone and with the crowd, alternating which goes first (--crowd); the raw HTTP ceiling and end to end (--e2e)")
@@ -109,6 +120,13 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 			return usageError{err}
 		}
 		e2eOpts = o
+	}
+	if *importN < 0 || *importN > 0 && (*crowdN > 0 || *latency || *rates) {
+		return usageError{errors.New("--import takes a number of lines, at least 0, and is a benchmark of its own: pass no --crowd, --latency or --rates")}
+	}
+	naiveSkipped := false
+	if _, given := fs.given()["naive"]; !given && *n > naiveMaxDefault && *naive {
+		*naive, naiveSkipped = false, true
 	}
 	var rate dispatcher.Rate
 	if *rates {
@@ -155,12 +173,19 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		defer rdb.FlushDB(context.WithoutCancel(ctx))
 		return benchRates(ctx, m.Stdout, rdb, *addr, *db, *nSMS, rate, *workers, m.Stderr)
 	}
+	if *importN > 0 {
+		defer rdb.FlushDB(context.WithoutCancel(ctx))
+		return benchImport(ctx, m.Stdout, rdb, *addr, *db, *importN, m.Stderr)
+	}
 	if *crowdN > 0 {
 		defer rdb.FlushDB(context.WithoutCancel(ctx))
 		return benchCrowd(ctx, m.Stdout, rdb, *addr, *db, *n, *batch, *conc, *crowdN, *rounds, *yield, m.Stderr)
 	}
 	version := redisVersion(ctx, rdb)
 	fmt.Fprintf(m.Stdout, "tocsin bench: %d recipients, concurrency %d, Redis %s at %s\n", *n, *conc, version, *addr)
+	if naiveSkipped {
+		fmt.Fprintf(m.Stdout, "(the naive design is not measured above %d recipients unless --naive is given)\n", naiveMaxDefault)
+	}
 
 	results := []benchResult{}
 	designs := []struct {
@@ -188,11 +213,15 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", r.name, r.deliveries, r.elapsed.Seconds(), r.rate(), r.peakPer(), r.keptPer(), r.recipientBytes)
 	}
 	tw.Flush()
+	for _, r := range results {
+		fmt.Fprintf(m.Stdout, "%s: Redis used_memory at its peak %s (%s of it the seeded recipients), %s kept once done; seeding took %.1f s (%.0f recipients/s)\n",
+			r.name, mib(r.peakTotal), mib(r.seededBytes), mib(r.keptTotal), r.seedElapsed.Seconds(), float64(r.deliveries)/r.seedElapsed.Seconds())
+	}
 	if len(results) == 2 {
 		fmt.Fprintf(m.Stdout, "ratio: %.2fx the naive design's deliveries/s; %.2fx its peak Redis bytes per delivery\n",
 			results[0].rate()/results[1].rate(), results[0].peakPer()/max(results[1].peakPer(), 1))
 	}
-	return rdb.FlushDB(ctx).Err()
+	return flushDB(ctx, rdb)
 }
 
 func redisVersion(ctx context.Context, rdb *redis.Client) string {
@@ -256,7 +285,7 @@ var benchLocales = []string{"en-US", "de-CH", "fr-CH", "it-CH", "da-DK"}
 // incidents for the status page. With a crowd, the crowd reads the page
 // while the broadcast drains.
 func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch, conc int, logw io.Writer, history int, c *crowd) (benchResult, error) {
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
+	if err := flushDB(ctx, rdb); err != nil {
 		return benchResult{}, err
 	}
 	store := redisstore.New(rdb)
@@ -265,26 +294,11 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	if err != nil {
 		return benchResult{}, err
 	}
-	chunk := make([]*dispatcher.Recipient, 0, 1000)
-	for i := 0; i < n; i++ {
-		chunk = append(chunk, &dispatcher.Recipient{
-			ID:        "r" + strconv.Itoa(i),
-			Kind:      dispatcher.KindCustomer,
-			Locale:    benchLocales[i%len(benchLocales)],
-			Timezone:  "Europe/Zurich",
-			Phone:     "+4179" + fmt.Sprintf("%07d", i%10000000),
-			Services:  []string{"cards"},
-			Regions:   []string{"CH"},
-			Channels:  []dispatcher.Channel{dispatcher.ChannelSMS},
-			UpdatedAt: now,
-		})
-		if len(chunk) == cap(chunk) || i == n-1 {
-			if err := store.PutRecipients(ctx, chunk); err != nil {
-				return benchResult{}, fmt.Errorf("seed: %w", err)
-			}
-			chunk = chunk[:0]
-		}
+	seedStart := time.Now()
+	if err := seedRecipients(ctx, store, n, now); err != nil {
+		return benchResult{}, err
 	}
+	seedElapsed := time.Since(seedStart)
 	seeded, err := usedMemory(ctx, rdb)
 	if err != nil {
 		return benchResult{}, err
@@ -391,7 +405,8 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 		return benchResult{}, fmt.Errorf("sink received %d messages, audience %d, want %d", got, b.Audience, n)
 	}
 	return benchResult{deliveries: n, elapsed: elapsed, peakBytes: max(peak, kept) - base, keptBytes: kept - base, cpu: cpu, redisCPU: rcpu,
-		recipientBytes: float64(seeded-empty) / float64(max(n, 1))}, nil
+		recipientBytes: float64(seeded-empty) / float64(max(n, 1)),
+		peakTotal:      max(peak, kept), keptTotal: kept, seededBytes: seeded - empty, seedElapsed: seedElapsed}, nil
 }
 
 // sidSink is the null sink answering each message with a Twilio-shaped

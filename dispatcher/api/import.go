@@ -121,9 +121,15 @@ func (s *server) importRecipients(w http.ResponseWriter, r *http.Request) {
 	if _, ok := mediaType(w, r, importMediaTypes, "application/x-ndjson"); !ok {
 		return
 	}
-	// A large import outlives any server-wide read timeout meant for small
-	// JSON bodies; the route is authenticated and operator-only.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	// A large import outlives the server-wide timeouts meant for small
+	// JSON bodies (http.read_timeout and http.write_timeout, 5 minutes by
+	// default; 10M lines take longer): the body may take as long as it
+	// takes, and so may the report written once it is all stored. The
+	// write deadline counts from the request's headers, so it is lifted
+	// too. The route is authenticated and operator-only.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 
 	body := &readErrRecorder{r: r.Body}
 	rep, err := s.cfg.Recipients.ImportRecipients(ctx, body, s.chunk)

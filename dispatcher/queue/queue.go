@@ -225,13 +225,14 @@ type Handlers struct {
 	Logger *slog.Logger
 	// Ready, when set, tells whether Redis answers again (a PING). A step
 	// that failed because Redis could not be reached (StoreUnreachable: a
-	// connection refused or reset, a failover in progress) then waits in
-	// its task for Redis, polling Ready every OutagePoll on Timer, and runs
-	// again, for up to OutageWait; only then does the task fail. A task that
-	// failed while Redis was away could not even be moved to retry: asynq
-	// would find it only after its own lease lapsed and then wait its retry
-	// delay, minutes in all. Running the step again is safe: every step is
-	// idempotent (leases, fixed delivery ids).
+	// connection refused or reset, a failover in progress) then holds its
+	// task until Redis answers, polling Ready every OutagePoll on Timer for
+	// up to OutageWait, and only then fails it. A task that fails while
+	// Redis is away cannot even be moved to asynq's retry set: asynq finds
+	// it only once its own lease lapsed and then waits the retry delay,
+	// minutes in all. Failed once Redis is back, it is moved at once and
+	// retried after the first backoff (about 2s). The step is not run again
+	// in place: the retry is asynq's, with its lease semantics unchanged.
 	Ready      func(ctx context.Context) error
 	Timer      dispatcher.Timer // nil: dispatcher.SystemClock
 	OutageWait time.Duration    // default 30s
@@ -242,10 +243,10 @@ type Handlers struct {
 	Tracer trace.Tracer
 }
 
-// run runs step, again while it fails with Redis unreachable, as Ready
-// and OutageWait allow. An error that only looks like one (a provider's
-// refused connection that a retry step returns) while Redis answers Ready
-// is returned at once: the step is never run again against a provider.
+// run runs step; when it failed with Redis unreachable, it waits for
+// Redis as Ready and OutageWait allow before returning the error. An
+// error that only looks like one (a provider's refused connection that a
+// retry step returns) while Redis answers Ready is returned at once.
 func (h *Handlers) run(ctx context.Context, what string, step func() error) error {
 	err := step()
 	if err == nil || h.Ready == nil || !StoreUnreachable(err) || h.Ready(ctx) == nil {
@@ -266,16 +267,10 @@ func (h *Handlers) run(ctx context.Context, what string, step func() error) erro
 		logger = slog.Default()
 	}
 	deadline := timer.Now().Add(wait)
-	logger.WarnContext(ctx, "Redis unreachable: the task waits for it", "task", what, "err", err, "for", wait)
+	logger.WarnContext(ctx, "Redis unreachable: the task waits for it before failing", "task", what, "err", err, "for", wait)
 	for timer.Now().Before(deadline) {
-		if serr := dispatcher.Sleep(ctx, timer, poll); serr != nil {
-			return err
-		}
-		if h.Ready(ctx) != nil {
-			continue
-		}
-		if err = step(); err == nil || !StoreUnreachable(err) {
-			return err
+		if dispatcher.Sleep(ctx, timer, poll) != nil || h.Ready(ctx) == nil {
+			break
 		}
 	}
 	return err

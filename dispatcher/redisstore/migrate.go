@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -73,8 +74,14 @@ func (s *Store) migrateKey(ctx context.Context, k, rest string) (bool, error) {
 	if isCluster(s.rdb) {
 		return oldLayoutName(parts), nil // counted, never moved (see errLayoutOnCluster)
 	}
+	if (parts[0] == "preview" || parts[0] == "rl") && len(parts) > 1 && strings.HasPrefix(parts[1], "{") {
+		return false, nil // the current layout's (its tag is its second part)
+	}
 	switch parts[0] {
 	case "ix":
+		if len(parts) == 3 && parts[1] == "ph" {
+			return true, s.splitPhoneHash(ctx, k)
+		}
 		return true, s.splitSet(ctx, k, func(id string) string { return rkey(id, parts...) })
 	case "catchup":
 		if len(parts) == 1 {
@@ -121,12 +128,14 @@ func oldLayoutName(parts []string) bool {
 func newLayoutName(parts []string) string {
 	rest := strings.Join(parts, ":")
 	switch {
-	case parts[0] == "r" && len(parts) == 2:
-		return recipientKey(parts[1])
-	case parts[0] == "wh" && len(parts) == 2:
-		return webhookKey(parts[1])
-	case parts[0] == "outbox" && len(parts) == 3 && parts[1] == "r":
-		return recipientOutboxKey(parts[2])
+	// A recipient id may hold ':' (dispatcher's idPattern): what follows
+	// the name's fixed part is the id, whatever it holds.
+	case parts[0] == "r" && len(parts) >= 2:
+		return recipientKey(strings.TrimPrefix(rest, "r:"))
+	case parts[0] == "wh" && len(parts) >= 2:
+		return webhookKey(strings.TrimPrefix(rest, "wh:"))
+	case parts[0] == "outbox" && len(parts) >= 3 && parts[1] == "r":
+		return recipientOutboxKey(strings.TrimPrefix(rest, "outbox:r:"))
 	case parts[0] == "inc" && len(parts) == 3 && parts[2] == "seq":
 		return join(tagPrefix(incidentTag(parts[1])), parts)
 	case parts[0] == "inc" && len(parts) >= 2:
@@ -144,6 +153,40 @@ func newLayoutName(parts []string) string {
 		return listKey(parts[1]) + strings.TrimPrefix(rest, "rl:"+parts[1])
 	}
 	return ""
+}
+
+// splitPhoneHash moves an untagged phone hash ix:ph:{last4} (number ->
+// ids joined by commas), as a development version wrote it, into the
+// recipients' shards, keeping what the shards' hashes hold already, then
+// deletes it.
+func (s *Store) splitPhoneHash(ctx context.Context, k string) error {
+	fields, err := s.rdb.HGetAll(ctx, k).Result()
+	if err != nil {
+		return err
+	}
+	for phone, v := range fields {
+		byShard := map[int][]string{}
+		for _, id := range strings.Split(v, ",") {
+			if id != "" {
+				byShard[shardOf(id)] = append(byShard[shardOf(id)], id)
+			}
+		}
+		for n, ids := range byShard {
+			hk := phoneIndexKey(n, phone)
+			had, err := s.rdb.HGet(ctx, hk, phone).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			if had != "" {
+				ids = append(strings.Split(had, ","), ids...)
+			}
+			slices.Sort(ids)
+			if err := s.rdb.HSet(ctx, hk, phone, strings.Join(slices.Compact(ids), ",")).Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return s.rdb.Del(ctx, k).Err()
 }
 
 // splitSet adds every member of the set k to the set keyOf names for it,

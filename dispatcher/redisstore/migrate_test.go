@@ -58,13 +58,21 @@ func TestMigrateLayout(t *testing.T) {
 			must(rdb.ZAdd(ctx, old("leases"), redis.Z{Member: "bc_abc_1|plan"}).Err())
 			must(rdb.Set(ctx, old("rate:slow:sms"), "0.5", time.Hour).Err())
 			must(rdb.Set(ctx, old("outbox"), "kept", 0).Err()) // unchanged names stay
+			// A recipient whose id holds ':' (ids may), with its webhooks and
+			// outbox; a phone hash as a development version kept it; a
+			// preview of the current layout, not to be touched.
+			must(rdb.Set(ctx, old("r:tenant:42"), `{"id":"tenant:42","kind":"merchant","locale":"en"}`, 0).Err())
+			must(rdb.HSet(ctx, old("wh:tenant:42"), "e1", `{"id":"e1"}`).Err())
+			must(rdb.LPush(ctx, old("outbox:r:tenant:42"), "y").Err())
+			must(rdb.HSet(ctx, old("ix:ph:0000"), "+41790000000", "cust-1,tenant:42").Err())
+			must(rdb.ZAdd(ctx, "tocsin:preview:{abc}", redis.Z{Member: "cust-1"}).Err())
 			s := New(rdb)
 
 			// A crash midway: one key moved already.
 			must(rdb.Rename(ctx, old("r:cust-3"), recipientKey("cust-3")).Err())
 			n, err := s.MigrateLayout(ctx)
-			if err != nil || n != 19 {
-				t.Fatalf("MigrateLayout = %d, %v; want the 19 old keys left moved", n, err)
+			if err != nil || n != 23 {
+				t.Fatalf("MigrateLayout = %d, %v; want the 23 old keys left moved", n, err)
 			}
 			if n, err := s.MigrateLayout(ctx); err != nil || n != 0 {
 				t.Errorf("second MigrateLayout = %d, %v; want 0, nil", n, err)
@@ -72,7 +80,7 @@ func TestMigrateLayout(t *testing.T) {
 			// Nothing of the old layout is left.
 			left, _ := rdb.Keys(ctx, "tocsin:[a-z]*").Result()
 			slices.Sort(left)
-			if want := []string{"tocsin:lease-tags", "tocsin:meta:layout", "tocsin:outbox"}; !slices.Equal(left, want) {
+			if want := []string{"tocsin:lease-tags", "tocsin:meta:layout", "tocsin:outbox", "tocsin:preview:{abc}"}; !slices.Equal(left, want) {
 				t.Errorf("keys left untagged: %v, want %v", left, want)
 			}
 
@@ -89,8 +97,17 @@ func TestMigrateLayout(t *testing.T) {
 			if !slices.Equal(aud, ids) {
 				t.Errorf("audience of pay = %v, want %v", aud, ids)
 			}
-			if byPhone, err := s.RecipientsByPhone(ctx, "+41790000000"); err != nil || len(byPhone) != 3 {
-				t.Errorf("RecipientsByPhone = %d, %v; want 3", len(byPhone), err)
+			if byPhone, err := s.RecipientsByPhone(ctx, "+41790000000"); err != nil || len(byPhone) != 4 {
+				t.Errorf("RecipientsByPhone = %d, %v; want 4 (three from the sets, tenant:42 from the hash)", len(byPhone), err)
+			}
+			if r, err := s.GetRecipient(ctx, "tenant:42"); err != nil || r.ID != "tenant:42" {
+				t.Errorf("GetRecipient(tenant:42) = %+v, %v", r, err)
+			}
+			if eps, err := s.ListWebhookEndpoints(ctx, "tenant:42"); err != nil || len(eps) != 1 {
+				t.Errorf("webhook endpoints of tenant:42 = %v, %v", eps, err)
+			}
+			if n := rdb.LLen(ctx, recipientOutboxKey("tenant:42")).Val(); n != 1 {
+				t.Errorf("outbox of tenant:42 holds %d, want 1", n)
 			}
 			if eps, err := s.ListWebhookEndpoints(ctx, "cust-1"); err != nil || len(eps) != 1 {
 				t.Errorf("webhook endpoints of cust-1 = %v, %v", eps, err)

@@ -224,17 +224,69 @@ func (f *Fanout) Sweep(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// SavedBroadcastStore is what a store offers whose saving of a new
+// broadcast takes two steps (redisstore: the update or notice in the
+// control plane's slot, then the broadcast's hash and the incident's seq,
+// the ordering guard, in the broadcast's): the broadcasts saved and not
+// seen by the sweeper yet. A process that died between the steps, or
+// between them and the plan's enqueue, would otherwise leave the update
+// unsent, and the previous update's deliveries unguarded.
+type SavedBroadcastStore interface {
+	// SavedBroadcasts returns up to n broadcasts saved before before and
+	// not seen yet.
+	SavedBroadcasts(ctx context.Context, before time.Time, n int) ([]string, error)
+	// BroadcastSeen drops id from them.
+	BroadcastSeen(ctx context.Context, id string) error
+}
+
+// SavedGrace is how long after its save the sweeper leaves a broadcast to
+// the request that saved it, which makes it and enqueues its plan itself.
+const SavedGrace = 10 * time.Second
+
 // SweepOnce is one pass of Sweep.
 func (f *Fanout) SweepOnce(ctx context.Context) error {
+	var errs []error
+	if ss, ok := f.c.Store.(SavedBroadcastStore); ok {
+		errs = append(errs, f.sweepSaved(ctx, ss))
+	}
+	if f.sweep == nil {
+		return errors.Join(errs...)
+	}
 	lapsed, err := f.sweep.LapsedBatches(ctx)
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
-	var errs []error
 	for _, lb := range lapsed {
 		if err := f.resume(ctx, lb); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// sweepSaved makes sure every broadcast saved more than SavedGrace ago
+// exists (reading it makes it) and, while it is still planning, has its
+// plan enqueued (harmless when it is: the task id is the broadcast's).
+func (f *Fanout) sweepSaved(ctx context.Context, ss SavedBroadcastStore) error {
+	ids, err := ss.SavedBroadcasts(ctx, f.now().Add(-SavedGrace), 100)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		b, err := f.c.Store.GetBroadcast(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		case b.State == BroadcastPlanning:
+			if err := f.c.Queue.EnqueuePlan(ctx, b); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		errs = append(errs, ss.BroadcastSeen(ctx, id))
 	}
 	return errors.Join(errs...)
 }

@@ -289,6 +289,33 @@ func newBroadcast(ctx context.Context, p redis.Pipeliner, b *dispatcher.Broadcas
 		"pending", "0",
 		"audience", "0",
 	)
+	p.ZAdd(ctx, savedBroadcastsKey(), redis.Z{Score: float64(b.CreatedAt.UnixMilli()), Member: b.ID})
+}
+
+// savedBroadcastsKey is nb:due in {ctl}: every broadcast saved, scored by
+// its creation (ms), until the sweeper saw its hash made and its plan
+// enqueued (SavedBroadcasts). The API does both right after the save; a
+// process that died in between, or a Redis that failed the second step,
+// leaves them to the sweeper.
+func savedBroadcastsKey() string { return ctlKey("nb", "due") }
+
+// SavedBroadcasts implements dispatcher.SavedBroadcastStore: up to n
+// broadcasts saved before before that the sweeper has not seen yet.
+func (s *Store) SavedBroadcasts(ctx context.Context, before time.Time, n int) ([]string, error) {
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: savedBroadcastsKey(), Start: "-inf", Stop: strconv.FormatInt(before.UnixMilli(), 10),
+		ByScore: true, Count: int64(n)}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("saved broadcasts: %w", err)
+	}
+	return ids, nil
+}
+
+// BroadcastSeen implements dispatcher.SavedBroadcastStore.
+func (s *Store) BroadcastSeen(ctx context.Context, id string) error {
+	if err := s.rdb.ZRem(ctx, savedBroadcastsKey(), id).Err(); err != nil {
+		return fmt.Errorf("broadcast %s seen: %w", id, err)
+	}
+	return nil
 }
 
 // CreateBroadcast implements dispatcher.DeliveryStore: the notice's hash

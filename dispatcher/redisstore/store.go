@@ -69,6 +69,8 @@
 //	{ctl}:notices             zset    notice (ad-hoc) broadcast ids by creation time (ms)
 //	{ctl}:nb:{broadcast}      hash    a broadcast's first fields (those of b:{id} below), written in
 //	                                  the MULTI of its update or notice; b:{id} is made from it
+//	{ctl}:nb:due              zset    broadcasts saved, by creation (ms), until the sweeper saw them
+//	                                  made and planned (SavedBroadcasts: a crash between the steps)
 //	{ctl}:idem:{scope}:{key}  string  an Idempotency-Key's first request and answer: JSON
 //	                                  {"request_sha256", "answer"}, 24 h. scope is the operation and
 //	                                  its target ("open-incident", "post-update/{incident}",

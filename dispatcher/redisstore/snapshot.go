@@ -42,7 +42,10 @@ import (
 // snapshotChunk is the COUNT of a snapshot step's SSCAN: about the most
 // members one step scans (SSCAN may return somewhat more from a hash
 // table's chains, and a small set's whole listpack or intset at once).
-const snapshotChunk = 2000
+// 1000 keeps the longest step at 1M recipients near 20-30 ms on the 2-core
+// box, where 2000 reached 54 ms (docs/BENCHMARKS.md), for about 10% more
+// time in all.
+const snapshotChunk = 1000
 
 var (
 	snapshotBeginScript = script("snapshot_begin")

@@ -31,6 +31,17 @@ import (
 // its sets in turn. A member in two scanned sets is added twice, which a
 // zset keeps once, so the size is exact.
 //
+// A SSCAN cursor is good only on the server that gave it. Should the
+// shard's master fail over (Sentinel, Redis Cluster) or restart between two
+// steps, the client sends the next step to the new master, whose table is
+// laid out by another hash seed: the old cursor would skip members without
+// an error, and the snapshot would be taken whole with part of the
+// audience. So each step also returns the run_id of the server that ran
+// it (INFO server, in the script: no extra round trip), and when it is
+// not the one of the set's earlier steps the set is scanned again from 0
+// on the new server (what the steps added stays; the zset keeps a member
+// once). miniredis names no run_id: one process, it never fails over.
+//
 // A broadcast's snapshot is crash-safe: snapshot_begin drops whatever an
 // earlier run left half built and records a token; each add and the end
 // (snapshot_copied.lua, which sets planned, audience and pending) check
@@ -134,16 +145,22 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl 
 		keys := append([]string{""}, side.check...)
 		for _, src := range side.scan {
 			keys[0] = src
-			cursor := "0"
+			cursor, node := "0", ""
 			for {
 				r, err := snapshotStepScript.Run(ctx, s.rdb, keys, cursor, chunk).Slice()
 				if err != nil {
 					return err
 				}
-				if len(r) != 3 {
+				if len(r) != 4 {
 					return fmt.Errorf("snapshot step answered %v", r)
 				}
 				cursor, _ = r[0].(string)
+				ran, _ := r[3].(string)
+				// Another server answered (a failover, a restart): the
+				// cursor was the old one's, so the set starts again
+				// from 0 on this one (the zset keeps a member once).
+				restart := node != "" && ran != node
+				node = ran
 				if s.snapshotStepFunc != nil {
 					scanned, _ := r[1].(int64)
 					s.snapshotStepFunc(int(scanned))
@@ -155,6 +172,10 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl 
 					if err := snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err(); err != nil {
 						return superseded(err)
 					}
+				}
+				if restart {
+					cursor = "0"
+					continue
 				}
 				if cursor == "0" || cursor == "" {
 					break

@@ -5,11 +5,20 @@
 -- snapshot (in the broadcast's slot) through snapshot_add.
 -- KEYS: src, then the sets a member must be in one of.
 -- ARGV: cursor, chunk.
--- Returns {next cursor ('0' at the end), members scanned, matching ids}.
+-- Returns {next cursor ('0' at the end), members scanned, matching ids,
+-- the run_id of the server that ran it ('' where INFO server names none:
+-- miniredis)}. A cursor is good only on the server that gave it: after a
+-- failover the promoted replica's table is laid out otherwise, and the
+-- caller starts the set again from 0 when the run_id changed.
+local node = ''
+local info = redis.pcall('INFO', 'server')
+if type(info) == 'string' then
+  node = string.match(info, 'run_id:(%x+)') or ''
+end
 local r = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', tonumber(ARGV[2]))
 local ids = r[2]
 if #KEYS == 1 then
-  return {r[1], #ids, ids}
+  return {r[1], #ids, ids, node}
 end
 -- unpack stays far below Lua's C stack limit (8000 values).
 local piece = 1000
@@ -26,4 +35,4 @@ local out = {}
 for i = 1, #ids do
   if keep[i] then out[#out + 1] = ids[i] end
 end
-return {r[1], #ids, out}
+return {r[1], #ids, out, node}

@@ -88,7 +88,12 @@ func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, s
 	if err := s.buildAudience(ctx, bKey, aud, token, 0, services, regions); err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
 	}
-	n, err = snapshotCopiedScript.Run(ctx, s.rdb, []string{bKey, aud}, token).Int()
+	// With ReplicaWait (Sentinel, Cluster) the snapshot is marked whole
+	// only together with a WAIT for the replica: it holds every step's
+	// additions (written before, in the same stream) once it holds the
+	// mark, so a failover right after the plan does not leave a short
+	// snapshot marked whole (replicas.go).
+	n, err = s.runWaiting(ctx, snapshotCopiedScript, []string{bKey, aud}, token).Int()
 	if err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, superseded(err))
 	}

@@ -162,7 +162,7 @@ type Cluster struct {
 	// Empty (the default): no cluster.
 	Addrs []string `yaml:"addrs"`
 	// ReplicaWait is how long a worker waits, before it lets provider
-	// calls go, for a replica of each master to hold their announcement
+	// calls go, for the replica of the broadcast's master to hold their announcement
 	// (Redis WAIT), so that a failover cannot forget a message that went
 	// out. 0 never waits; at most 5s. Default 100ms.
 	ReplicaWait time.Duration `yaml:"replica_wait"`

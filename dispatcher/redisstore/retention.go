@@ -111,9 +111,21 @@ func parseRetentionCursor(s string) (inc, notices zCursor) {
 	return parseZCursor(a), parseZCursor(b)
 }
 
-// DropDeliveries implements dispatcher.RetentionStore.
+// DropDeliveries implements dispatcher.RetentionStore. It also drops the
+// broadcast's pending record in {ctl} (nb:{id}, the fields it was made
+// from): its hash, which stays, says from then on that it exists
+// (CreateBroadcast looks at both), so the control plane's slot does not
+// grow by a record per broadcast for ever. Two commands, as the keys are
+// in two slots; a retry of the sweep drops what is left.
 func (s *Store) DropDeliveries(ctx context.Context, id string) error {
 	if err := s.rdb.Unlink(ctx, deliveryDataKeys(id)...).Err(); err != nil {
+		return fmt.Errorf("drop deliveries of %s: %w", id, err)
+	}
+	made, err := s.rdb.Exists(ctx, bkey(id)).Result()
+	if err == nil && made == 1 {
+		err = s.rdb.Unlink(ctx, pendingBroadcastKey(id)).Err()
+	}
+	if err != nil {
 		return fmt.Errorf("drop deliveries of %s: %w", id, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -110,6 +111,17 @@ func TestRetentionDropsExpiredDeliveries(t *testing.T) {
 			if got := deliveriesKept(t, rdb, bid); got != 0 {
 				t.Errorf("%s keeps %d delivery records after every incident expired, want 0", bid, got)
 			}
+			if rdb.Exists(ctx, pendingBroadcastKey(bid)).Val() != 0 {
+				t.Errorf("%s keeps its pending record in {ctl} after its deliveries were dropped", bid)
+			}
+			if st, err := s.BroadcastState(ctx, bid); err != nil || st == "" {
+				t.Errorf("%s after the drop: state %q, %v; want it still readable", bid, st, err)
+			}
+		}
+		// A notice whose records were dropped still exists for
+		// CreateBroadcast: the same id is refused.
+		if _, err := s.CreateBroadcast(ctx, notice, nil); !errors.Is(err, dispatcher.ErrStale) {
+			t.Errorf("CreateBroadcast of a dropped notice's id = %v, want ErrStale", err)
 		}
 		if fmt.Sprint(archived) != "[inc_ret0 inc_ret1 inc_ret2]" {
 			t.Errorf("archived %v, want each incident once", archived)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,10 @@ import (
 func TestTracesFollowABroadcast(t *testing.T) {
 	t.Parallel()
 	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	ended := make(chan struct{}, 1)
+	// The notifier comes after the exporter: once it hears of a span, the
+	// exporter holds it.
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSpanProcessor(endNotifier(ended)))
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
 	p := startWithProvidersAdjusted(t, func(m *Main) {
 		m.TracerProvider = tp
@@ -52,7 +56,7 @@ func TestTracesFollowABroadcast(t *testing.T) {
 	// done: wait for the last ones.
 	var spans tracetest.SpanStubs
 	byName := map[string][]tracetest.SpanStub{}
-	deadline := time.Now().Add(10 * time.Second)
+	timeout := time.After(10 * time.Second)
 	for {
 		spans = exp.GetSpans()
 		byName = map[string][]tracetest.SpanStub{}
@@ -62,10 +66,11 @@ func TestTracesFollowABroadcast(t *testing.T) {
 		if len(byName["POST /v1/incidents"]) == 1 && len(byName["broadcast:batch"]) == 2 && len(byName["HTTP POST"]) == 2 { // a sender call ends before its batch
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-ended: // another span ended: look again
+		case <-timeout:
 			t.Fatalf("spans after 10s: %v", names(spans))
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	one := func(name string) tracetest.SpanStub {
 		t.Helper()
@@ -163,3 +168,17 @@ func attr(s tracetest.SpanStub, key string) string {
 	}
 	return ""
 }
+
+// endNotifier is a span processor that signals c (without blocking) each
+// time a span ends.
+type endNotifier chan struct{}
+
+func (c endNotifier) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (c endNotifier) OnEnd(sdktrace.ReadOnlySpan) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+func (c endNotifier) Shutdown(context.Context) error   { return nil }
+func (c endNotifier) ForceFlush(context.Context) error { return nil }

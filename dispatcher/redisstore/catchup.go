@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -120,16 +119,15 @@ func (s *Store) RecipientDeliveries(ctx context.Context, broadcastID, recipientI
 	return out, nil
 }
 
+var audienceHasScript = script("audience_has")
+
 // InSnapshot implements dispatcher.LateStore.
 func (s *Store) InSnapshot(ctx context.Context, broadcastID, recipientID string) (bool, error) {
-	err := s.rdb.ZScore(ctx, bkey(broadcastID, "aud"), recipientID).Err()
-	if errors.Is(err, redis.Nil) {
-		return false, nil
-	}
+	in, err := audienceHasScript.Run(ctx, s.rdb, []string{bkey(broadcastID, "aud")}, recipientID, audHash(recipientID)).Int()
 	if err != nil {
 		return false, fmt.Errorf("snapshot of %s: %w", broadcastID, err)
 	}
-	return true, nil
+	return in == 1, nil
 }
 
 var _ dispatcher.UnreachedStore = (*Store)(nil)

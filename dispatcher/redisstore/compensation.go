@@ -188,7 +188,10 @@ func (s *Store) copyCompensation(ctx context.Context, aud string, b *dispatcher.
 			// once every member has a final record, so what a scan of it
 			// misses, the records scanned after have.
 			if !c.ToldOnly {
-				if err := s.copyIDs(ctx, aud, bkey(bid, "aud"), false, nil); err != nil {
+				err := s.readSnapshot(ctx, bkey(bid, "aud"), func(ids []string) error {
+					return s.addIDs(ctx, aud, ids)
+				})
+				if err != nil {
 					return err
 				}
 			}
@@ -210,7 +213,7 @@ func (s *Store) ScanCompensation(ctx context.Context, b *dispatcher.Broadcast, c
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
 	tmp := key("preview", hex.EncodeToString(nonce[:]))
-	defer s.rdb.Del(context.WithoutCancel(ctx), tmp)
+	defer s.rdb.Unlink(context.WithoutCancel(ctx), tmp) // freed in the background
 	if err := s.copyCompensation(ctx, tmp, b); err != nil {
 		return 0, err
 	}
@@ -248,7 +251,7 @@ func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep
 		if err != nil {
 			return fmt.Errorf("copy the audience of %s: %w", src, err)
 		}
-		zs := make([]redis.Z, 0, len(kv)/2)
+		ids := make([]string, 0, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
 			id := kv[i]
 			if records {
@@ -258,17 +261,30 @@ func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep
 				}
 				id = rid
 			}
-			zs = append(zs, redis.Z{Member: id})
+			ids = append(ids, id)
 		}
-		if len(zs) > 0 {
-			if err := s.rdb.ZAdd(ctx, dst, zs...).Err(); err != nil {
-				return fmt.Errorf("copy the audience of %s: %w", src, err)
-			}
+		if err := s.addIDs(ctx, dst, ids); err != nil {
+			return fmt.Errorf("copy the audience of %s: %w", src, err)
 		}
 		if cursor == 0 {
 			return nil
 		}
 	}
+}
+
+// addIDs adds ids to the zset dst with score 0.
+func (s *Store) addIDs(ctx context.Context, dst string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	zs := make([]redis.Z, len(ids))
+	for i, id := range ids {
+		zs[i] = redis.Z{Member: id}
+	}
+	if err := s.rdb.ZAdd(ctx, dst, zs...).Err(); err != nil {
+		return fmt.Errorf("copy an audience: %w", err)
+	}
+	return nil
 }
 
 // errNotCompensation is snapshotCompensation's answer for a broadcast

@@ -180,6 +180,7 @@ var (
 	providerStatusScript = deliveryScript("provider_status")
 	requeueScript        = deliveryScript("requeue")
 	markSendingScript    = deliveryScript("mark_sending")
+	audienceSliceScript  = deliveryScript("audience_slice")
 	cancelScript         = script("cancel")
 )
 
@@ -340,7 +341,7 @@ func (s *Store) AudienceSlice(ctx context.Context, broadcastID string, start, st
 	if stop <= start {
 		return nil, nil
 	}
-	ids, err := s.rdb.ZRange(ctx, bkey(broadcastID, "aud"), int64(start), int64(stop-1)).Result()
+	ids, err := audienceSliceScript.Run(ctx, s.rdb, []string{bkey(broadcastID, "aud")}, start, stop).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("audience of %s [%d,%d): %w", broadcastID, start, stop, err)
 	}

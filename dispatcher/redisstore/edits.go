@@ -149,15 +149,14 @@ func (s *Store) History(ctx context.Context, incidentID string) ([]*dispatcher.E
 func (s *Store) AudienceChange(ctx context.Context, from, to dispatcher.Audience) (dispatcher.AudienceFigures, error) {
 	tmp := previewKey(nonce())
 	old, neu := tmp+":old", tmp+":new"
-	defer s.rdb.Del(context.WithoutCancel(ctx), old, neu)
+	defer s.rdb.Unlink(context.WithoutCancel(ctx), old, neu) // freed in the background
 	fail := func(err error) (dispatcher.AudienceFigures, error) {
 		return dispatcher.AudienceFigures{}, fmt.Errorf("count an audience change: %w", err)
 	}
-	// They expire in 10 minutes should the deletion fail.
-	if err := s.buildAudience(ctx, old, old, "", 600, from.Services, from.Regions); err != nil {
+	if err := s.buildPreview(ctx, old, from.Services, from.Regions); err != nil {
 		return fail(err)
 	}
-	if err := s.buildAudience(ctx, neu, neu, "", 600, to.Services, to.Regions); err != nil {
+	if err := s.buildPreview(ctx, neu, to.Services, to.Regions); err != nil {
 		return fail(err)
 	}
 	before, err := s.rdb.ZCard(ctx, old).Result()

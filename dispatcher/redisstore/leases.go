@@ -94,9 +94,15 @@ func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatch
 	if clean {
 		c = "1"
 	}
-	keys := []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), handedKey(broadcastID, &l)}
-	if err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c).Err(); err != nil {
+	keys := []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), handedKey(broadcastID, &l), bkey(broadcastID)}
+	chunks, err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c).Int()
+	if err != nil {
 		return fmt.Errorf("release lease %s of %s: %w", l.Name, broadcastID, err)
+	}
+	// The broadcast is done and this release claimed its snapshot's
+	// chunks: they go now, in steps (retention drops what a crash left).
+	if chunks > 0 {
+		return s.dropAudience(ctx, broadcastID)
 	}
 	return nil
 }

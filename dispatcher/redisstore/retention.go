@@ -118,6 +118,9 @@ func parseRetentionCursor(s string) (inc, notices zCursor) {
 // grow by a record per broadcast for ever. Two commands, as the keys are
 // in two slots; a retry of the sweep drops what is left.
 func (s *Store) DropDeliveries(ctx context.Context, id string) error {
+	if err := s.dropAudience(ctx, id); err != nil {
+		return err
+	}
 	if err := s.rdb.Unlink(ctx, deliveryDataKeys(id)...).Err(); err != nil {
 		return fmt.Errorf("drop deliveries of %s: %w", id, err)
 	}
@@ -160,10 +163,11 @@ func (s *Store) DropBodies(ctx context.Context, id string) error {
 }
 
 // deliveryDataKeys are the keys of broadcast id's per-delivery data: its
-// delivery records, the attempts a retry followed, the texts sent and its
-// audience (the broadcast's hash b:{id}, with its counters, stays).
+// delivery records, the attempts a retry followed and the texts sent (the
+// broadcast's hash b:{id}, with its counters, stays; its audience snapshot
+// goes by dropAudience, in steps).
 func deliveryDataKeys(id string) []string {
-	return append([]string{bkey(id, "d"), bkey(id, "aud")}, evidenceKeys(id)...)
+	return append([]string{bkey(id, "d")}, evidenceKeys(id)...)
 }
 
 // TrimOutbox implements dispatcher.RetentionStore: it pops entries older

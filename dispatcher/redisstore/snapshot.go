@@ -3,10 +3,14 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -77,15 +81,28 @@ func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, s
 		return s.snapshotCompensation(ctx, b)
 	}
 	bKey, aud := bkey(b.ID), bkey(b.ID, "aud")
-	token := nonce()
-	n, err := snapshotBeginScript.Run(ctx, s.rdb, []string{bKey, aud}, token).Int()
+	sides, bound, err := s.audienceSides(ctx, services, regions)
 	if err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
 	}
-	if n >= 0 {
-		return n, nil // taken already
+	chunks := audChunks(bound, s.audPerChunk)
+	token := nonce()
+	r, err := snapshotBeginScript.Run(ctx, s.rdb, []string{bKey, aud}, token, chunks).Int64Slice()
+	if err != nil || len(r) != 2 {
+		return 0, fmt.Errorf("snapshot audience of %s: begin answered %v: %w", b.ID, r, err)
 	}
-	if err := s.buildAudience(ctx, bKey, aud, token, 0, services, regions); err != nil {
+	if r[0] >= 0 {
+		return int(r[0]), nil // taken already
+	}
+	// What an earlier run left half built goes first.
+	if err := s.dropChunks(ctx, aud, int(r[1])); err != nil {
+		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+	}
+	if err := s.buildAudience(ctx, bKey, aud, token, 0, chunks, sides); err != nil {
+		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+	}
+	size, ix, err := s.indexAudience(ctx, aud, chunks)
+	if err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
 	}
 	// With ReplicaWait (Sentinel, Cluster) the snapshot is marked whole
@@ -93,11 +110,175 @@ func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, s
 	// additions (written before, in the same stream) once it holds the
 	// mark, so a failover right after the plan does not leave a short
 	// snapshot marked whole (replicas.go).
-	n, err = s.runWaiting(ctx, snapshotCopiedScript, []string{bKey, aud}, token).Int()
+	n, err := s.runWaiting(ctx, snapshotCopiedScript, []string{bKey, aud}, token, size, ix).Int()
 	if err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, superseded(err))
 	}
 	return n, nil
+}
+
+// A broadcast's snapshot is chunked, so that it takes about 15 bytes a
+// member where one sorted set of millions takes about 80 (a skiplist and a
+// dict entry per member; docs/BENCHMARKS.md): the members go to
+// audChunks(bound) zsets b:{id}:aud:{k}, k = crc32(id) % chunks, with
+// bound the size of the index sets scanned (at least the audience), so
+// that a chunk holds about audChunkTarget members and stays a listpack
+// (zset-max-listpack-entries, 128 by default; a chunk that grows past it
+// is still right, only bigger). A member always goes to the same chunk, so
+// adding it twice (a set scanned again after a failover, a member of two
+// scanned sets) adds it once and the size stays exact. The snapshot's
+// order is chunk 0's members by id, then chunk 1's, ...: fixed once it is
+// taken, so a batch's ranks name the same members for every run of it.
+// snapshot_copied stores the index b:{id}:aud:ix, where each chunk starts
+// in that order, which audSlice (prelude.lua) searches to read a batch.
+// The chunks are all in the broadcast's hash slot.
+
+// audChunkTarget is the average members of a snapshot's chunk.
+const audChunkTarget = 100
+
+// audChunks is the number of chunks of a snapshot of at most bound
+// members, per of them a chunk (0: audChunkTarget).
+func audChunks(bound int64, per int) int {
+	if per <= 0 {
+		per = audChunkTarget
+	}
+	return int(max(1, (bound+int64(per)-1)/int64(per)))
+}
+
+// audHash is what picks a member's chunk: audHash(id) % chunks.
+func audHash(id string) uint32 { return crc32.ChecksumIEEE([]byte(id)) }
+
+// audChunkKey is chunk k of snapshot aud.
+func audChunkKey(aud string, k int) string { return aud + ":" + strconv.Itoa(k) }
+
+// audIndexKey is the index of snapshot aud.
+func audIndexKey(aud string) string { return aud + ":ix" }
+
+// audStep is how many chunks one pipeline counts, reads or drops: each is
+// a small listpack, so a step is a few milliseconds of Redis at most.
+const audStep = 1000
+
+// indexAudience counts the members of each of the chunks of snapshot aud
+// and returns their sum and the index snapshot_copied stores.
+func (s *Store) indexAudience(ctx context.Context, aud string, chunks int) (int64, string, error) {
+	ix := make([]byte, 0, 4*chunks)
+	var n int64
+	for from := 0; from < chunks; from += audStep {
+		pipe := s.rdb.Pipeline()
+		cards := make([]*redis.IntCmd, 0, audStep)
+		for k := from; k < min(from+audStep, chunks); k++ {
+			cards = append(cards, pipe.ZCard(ctx, audChunkKey(aud, k)))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return 0, "", fmt.Errorf("count the snapshot's chunks: %w", err)
+		}
+		for _, c := range cards {
+			if n > math.MaxUint32 {
+				return 0, "", fmt.Errorf("count the snapshot's chunks: more than %d members", uint32(math.MaxUint32))
+			}
+			ix = binary.BigEndian.AppendUint32(ix, uint32(n))
+			n += c.Val()
+		}
+	}
+	return n, string(ix), nil
+}
+
+// dropChunks unlinks chunks [0, n) of snapshot aud, audStep a pipeline.
+func (s *Store) dropChunks(ctx context.Context, aud string, n int) error {
+	for from := 0; from < n; from += audStep {
+		keys := make([]string, 0, audStep)
+		for k := from; k < min(from+audStep, n); k++ {
+			keys = append(keys, audChunkKey(aud, k))
+		}
+		// One UNLINK per key: on a Redis Cluster a multi-key command's
+		// keys must be in one slot, which they are, but a pipeline of
+		// small commands keeps every call short anyway.
+		pipe := s.rdb.Pipeline()
+		for _, k := range keys {
+			pipe.Unlink(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("drop the snapshot's chunks: %w", err)
+		}
+	}
+	return nil
+}
+
+// dropAudience drops broadcast id's snapshot whole: the single zset of an
+// older one, the index and the chunks, and then the count of chunks that
+// may exist (audc) and the claim of ReleaseLease (audgc).
+func (s *Store) dropAudience(ctx context.Context, id string) error {
+	bKey, aud := bkey(id), bkey(id, "aud")
+	c, err := s.rdb.HGet(ctx, bKey, "audc").Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("drop the snapshot of %s: %w", id, err)
+	}
+	if err := s.rdb.Unlink(ctx, aud, audIndexKey(aud)).Err(); err != nil {
+		return fmt.Errorf("drop the snapshot of %s: %w", id, err)
+	}
+	if err := s.dropChunks(ctx, aud, c); err != nil {
+		return fmt.Errorf("drop the snapshot of %s: %w", id, err)
+	}
+	if c > 0 {
+		if err := s.rdb.HDel(ctx, bKey, "audc", "audgc").Err(); err != nil {
+			return fmt.Errorf("drop the snapshot of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// readSnapshot calls fn with the members of snapshot aud, some at a time:
+// a chunk after another (audStep a pipeline) when it has an index, else
+// the one zset by ZSCAN. A snapshot being dropped may read short.
+func (s *Store) readSnapshot(ctx context.Context, aud string, fn func(ids []string) error) error {
+	c, err := s.rdb.StrLen(ctx, audIndexKey(aud)).Result()
+	if err != nil {
+		return fmt.Errorf("read the snapshot %s: %w", aud, err)
+	}
+	if c == 0 {
+		var cursor uint64
+		for {
+			kv, next, err := s.rdb.ZScan(ctx, aud, cursor, "*", copyChunk).Result()
+			if err != nil {
+				return fmt.Errorf("read the snapshot %s: %w", aud, err)
+			}
+			ids := make([]string, 0, len(kv)/2)
+			for i := 0; i < len(kv); i += 2 {
+				ids = append(ids, kv[i])
+			}
+			if len(ids) > 0 {
+				if err := fn(ids); err != nil {
+					return err
+				}
+			}
+			if next == 0 {
+				return nil
+			}
+			cursor = next
+		}
+	}
+	chunks := int(c / 4)
+	const step = 50 // chunks of ~100 members: a few thousand ids a pipeline
+	for from := 0; from < chunks; from += step {
+		pipe := s.rdb.Pipeline()
+		var rs []*redis.StringSliceCmd
+		for k := from; k < min(from+step, chunks); k++ {
+			rs = append(rs, pipe.ZRange(ctx, audChunkKey(aud, k), 0, -1))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("read the snapshot %s: %w", aud, err)
+		}
+		var ids []string
+		for _, r := range rs {
+			ids = append(ids, r.Val()...)
+		}
+		if len(ids) > 0 {
+			if err := fn(ids); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ScanAudience implements dispatcher.RecipientStore: the audience is built
@@ -108,9 +289,9 @@ func (s *Store) ScanAudience(ctx context.Context, services, regions []string, ch
 		chunk = 1000
 	}
 	tmp := previewKey(nonce())
-	defer s.rdb.Del(context.WithoutCancel(ctx), tmp)
-	// It expires in 10 minutes should the deletion fail.
-	if err := s.buildAudience(ctx, tmp, tmp, "", 600, services, regions); err != nil {
+	// UNLINK: a big preview is freed in the background, not in the call.
+	defer s.rdb.Unlink(context.WithoutCancel(ctx), tmp)
+	if err := s.buildPreview(ctx, tmp, services, regions); err != nil {
 		return 0, fmt.Errorf("audience snapshot for a preview: %w", err)
 	}
 	n64, err := s.rdb.ZCard(ctx, tmp).Result()
@@ -134,14 +315,22 @@ func (s *Store) ScanAudience(ctx context.Context, services, regions []string, ch
 // that the keys made from it (":old", ":new") share its slot.
 func previewKey(nonce string) string { return key("preview", "{"+nonce+"}") }
 
-// buildAudience adds the audience of services and regions to the zset aud
-// in steps of snapshotStepScript on each shard, each step's matches added
-// by snapshotAddScript (token and ttl as it takes them).
-func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl int, services, regions []string) error {
-	sides, err := s.audienceSides(ctx, services, regions)
+// buildPreview builds the audience of services and regions into the
+// zset tmp (one zset: a preview's snapshot is read once and deleted), which
+// expires in 10 minutes should its deletion fail.
+func (s *Store) buildPreview(ctx context.Context, tmp string, services, regions []string) error {
+	sides, _, err := s.audienceSides(ctx, services, regions)
 	if err != nil {
 		return err
 	}
+	return s.buildAudience(ctx, tmp, tmp, "", 600, 0, sides)
+}
+
+// buildAudience adds the audience of sides to the snapshot aud in steps of
+// snapshotStepScript on each shard, each step's matches added by
+// snapshotAddScript (token and ttl as it takes them): to its chunks when
+// chunks > 0, else to the one zset aud.
+func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl, chunks int, sides []shardSides) error {
 	chunk := s.snapshotChunk
 	if chunk <= 0 {
 		chunk = snapshotChunk
@@ -171,9 +360,14 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl 
 					s.snapshotStepFunc(int(scanned))
 				}
 				if ids, _ := r[2].([]any); len(ids) > 0 {
-					args := make([]any, 0, 2+len(ids))
-					args = append(args, token, ttl)
-					args = append(args, ids...)
+					args := make([]any, 0, 3+3*len(ids))
+					if chunks > 0 {
+						args = append(args, token, ttl, "1")
+						args = appendChunked(args, ids, chunks)
+					} else {
+						args = append(args, token, ttl, "0")
+						args = append(args, ids...)
+					}
 					if err := snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err(); err != nil {
 						return superseded(err)
 					}
@@ -191,14 +385,41 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl 
 	return nil
 }
 
+// appendChunked appends ids to args grouped by chunk as snapshot_add
+// takes them: a chunk number, a count, that many ids.
+func appendChunked(args, ids []any, chunks int) []any {
+	ks := make([]int, len(ids))
+	order := make([]int, len(ids))
+	for i, id := range ids {
+		str, _ := id.(string)
+		ks[i] = int(audHash(str) % uint32(chunks))
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return ks[a] - ks[b] })
+	for i := 0; i < len(order); {
+		j := i
+		for j < len(order) && ks[order[j]] == ks[order[i]] {
+			j++
+		}
+		args = append(args, ks[order[i]], j-i)
+		for _, x := range order[i:j] {
+			args = append(args, ids[x])
+		}
+		i = j
+	}
+	return args
+}
+
 // shardSides are the index sets of one shard to scan, and those a scanned
 // member must be in one of (none: all of them belong).
 type shardSides struct{ scan, check []string }
 
 // audienceSides returns, per shard, the index sets to scan and those to
 // check: the smaller side by SCARD, tested against the other; ix:all
-// stands for a side left empty. Sizing is one pipeline of SCARDs.
-func (s *Store) audienceSides(ctx context.Context, services, regions []string) ([]shardSides, error) {
+// stands for a side left empty. Sizing is one pipeline of SCARDs. It also
+// returns the sum of the sizes of the sets to scan: no fewer than the
+// audience then.
+func (s *Store) audienceSides(ctx context.Context, services, regions []string) ([]shardSides, int64, error) {
 	out := make([]shardSides, RecipientShards)
 	svcs := make([][]string, RecipientShards)
 	regs := make([][]string, RecipientShards)
@@ -215,20 +436,29 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 			out[n] = shardSides{scan: svc, check: all}
 		}
 	}
-	if len(services) == 0 || len(regions) == 0 {
-		return out, nil
-	}
+	both := len(services) > 0 && len(regions) > 0
 	pipe := s.rdb.Pipeline()
 	cards := make([][]*redis.IntCmd, RecipientShards)
 	for n := range out {
-		for _, k := range slices.Concat(svcs[n], regs[n]) {
+		sets := out[n].scan
+		if both {
+			sets = slices.Concat(svcs[n], regs[n])
+		}
+		for _, k := range sets {
 			cards[n] = append(cards[n], pipe.SCard(ctx, k))
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("size the audience's index sets: %w", err)
+		return nil, 0, fmt.Errorf("size the audience's index sets: %w", err)
 	}
+	var bound int64
 	for n := range out {
+		if !both {
+			for _, c := range cards[n] {
+				bound += c.Val()
+			}
+			continue
+		}
 		var nsvc, nreg int64
 		for i, c := range cards[n] {
 			if i < len(svcs[n]) {
@@ -239,11 +469,13 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 		}
 		if nreg < nsvc {
 			out[n] = shardSides{scan: regs[n], check: svcs[n]}
+			bound += nreg
 		} else {
 			out[n] = shardSides{scan: svcs[n], check: regs[n]}
+			bound += nsvc
 		}
 	}
-	return out, nil
+	return out, bound, nil
 }
 
 // superseded turns a step's SUPERSEDED error reply into errSuperseded.

@@ -67,6 +67,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				var maxCall, probeMax time.Duration
 				var ncalls int64
 				var durations []time.Duration
+				var bytesPer float64
 				runs := 0
 				for b.Loop() {
 					runs++
@@ -92,11 +93,17 @@ func BenchmarkSnapshot(b *testing.B) {
 							worst = max(worst, time.Since(t0))
 						}
 					})
+					waitLazyFree(ctx, b, rdb) // what an earlier run unlinked is freed
+					before := usedMemory(ctx, b, rdb)
 					b.StartTimer()
-					if _, err := s.SnapshotAudience(ctx, &dispatcher.Broadcast{ID: id}, q.services, q.regions); err != nil {
+					got, err := s.SnapshotAudience(ctx, &dispatcher.Broadcast{ID: id}, q.services, q.regions)
+					if err != nil {
 						b.Fatal(err)
 					}
 					b.StopTimer()
+					if got > 0 {
+						bytesPer = float64(usedMemory(ctx, b, rdb)-before) / float64(got)
+					}
 					close(stop)
 					wg.Wait()
 					probeMax = max(probeMax, worst)
@@ -121,7 +128,10 @@ func BenchmarkSnapshot(b *testing.B) {
 						maxCall = max(maxCall, e.Duration)
 						durations = append(durations, e.Duration)
 					}
-					rdb.Unlink(ctx, bkey(id, "aud"), bkey(id))
+					if err := s.dropAudience(ctx, id); err != nil {
+						b.Fatal(err)
+					}
+					rdb.Unlink(ctx, bkey(id))
 					b.StartTimer()
 				}
 				slices.Sort(durations)
@@ -129,9 +139,29 @@ func BenchmarkSnapshot(b *testing.B) {
 				b.ReportMetric(float64(maxCall.Microseconds())/1000, "max-call-ms")
 				b.ReportMetric(float64(ncalls)/float64(runs), "calls/op")
 				b.ReportMetric(float64(probeMax.Microseconds())/1000, "probe-max-ms")
+				b.ReportMetric(bytesPer, "B/member")
 			})
 		}
 	}
+}
+
+// waitLazyFree waits until Redis has freed what UNLINK left to its
+// background thread, so that used_memory counts what is stored.
+func waitLazyFree(ctx context.Context, b *testing.B, rdb *redis.Client) {
+	b.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := 0; deadline < 3000; deadline++ {
+		info, err := rdb.Info(ctx, "memory").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if strings.Contains(info, "lazyfree_pending_objects:0\r") {
+			return
+		}
+		<-tick.C
+	}
+	b.Fatal("UNLINKed objects still pending after 30 s")
 }
 
 // seedIndexes adds recipients r{from}..r{to-1} to the index sets: a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -70,7 +71,7 @@ func TestSnapshotAudienceInSteps(t *testing.T) {
 			want := matching(rs, tt.services, tt.regions)
 			b := saveBroadcast(t, s, fmt.Sprintf("inc_steps%d", i), tt.services, tt.regions)
 			n := mustSnapshot(t, s, b, tt.services, tt.regions)
-			if got := mustSlice(t, s, b.ID, 0, len(rs)); n != len(want) || !slices.Equal(got, want) {
+			if got := sortedSlice(t, s, b.ID, 0, len(rs)); n != len(want) || !slices.Equal(got, want) {
 				t.Errorf("%s: audience %d (%d ids), want %d", tt.name, n, len(got), len(want))
 			}
 			// SSCAN's COUNT is a hint: a hash table's bucket chains may
@@ -110,16 +111,20 @@ func TestSnapshotAudienceRerun(t *testing.T) {
 		if planned, _ := rdb.HExists(bg, bkey(b.ID), "planned").Result(); planned {
 			t.Fatal("a snapshot cut short is planned")
 		}
-		part, _ := rdb.ZCard(bg, bkey(b.ID, "aud")).Result()
+		part := snapshotCard(t, rdb, b.ID)
 		if part == 0 || part >= int64(len(want)) {
 			t.Fatalf("%d members after three steps of 40, want some of %d", part, len(want))
 		}
 		// A member it took that matches no longer (a recipient moved
 		// since) is not kept by the next run.
-		rdb.ZAdd(bg, bkey(b.ID, "aud"), redis.Z{Member: "gone"})
+		c, _ := rdb.HGet(bg, bkey(b.ID), "audc").Int()
+		if c < 2 {
+			t.Fatalf("%d chunks, want several", c)
+		}
+		rdb.ZAdd(bg, audChunkKey(bkey(b.ID, "aud"), int(audHash("gone")%uint32(c))), redis.Z{Member: "gone"})
 		s.snapshotStepFunc = nil
 		n := mustSnapshot(t, s, b, services, regions)
-		if got := mustSlice(t, s, b.ID, 0, len(rs)+1); n != len(want) || !slices.Equal(got, want) {
+		if got := sortedSlice(t, s, b.ID, 0, len(rs)+1); n != len(want) || !slices.Equal(got, want) {
 			t.Errorf("re-run: audience %d %v\nwant %d %v", n, got, len(want), want)
 		}
 		if stored := mustBroadcast(t, s, b.ID); stored.Audience != n || stored.Pending != n {
@@ -160,7 +165,7 @@ func TestSnapshotAudienceSuperseded(t *testing.T) {
 		if n := mustSnapshot(t, s, b, []string{"twint"}, nil); n != len(want) {
 			t.Errorf("asked again: %d, want %d", n, len(want))
 		}
-		if got := mustSlice(t, s, b.ID, 0, len(rs)); !slices.Equal(got, want) {
+		if got := sortedSlice(t, s, b.ID, 0, len(rs)); !slices.Equal(got, want) {
 			t.Errorf("snapshot %v\nwant %v", got, want)
 		}
 	})
@@ -206,4 +211,121 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestSnapshotChunks: a snapshot in many chunks, some of them empty, reads
+// the same by any slicing; InSnapshot finds each member in its chunk; once
+// the broadcast is done its index goes at once and its chunks with the
+// next lease released, and retention drops a snapshot's chunks too. A
+// snapshot taken before the chunks (one zset, no index) still reads.
+func TestSnapshotChunks(t *testing.T) {
+	t.Parallel()
+	rs := snapshotRecipients(60)
+	want := matching(rs, nil, nil)
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		mustPutRecipients(t, s, rs...)
+		s.audPerChunk = 1 // 60 chunks of 60 members: some empty, some of several
+		b := saveBroadcast(t, s, "inc_chunks", nil, nil)
+		if n := mustSnapshot(t, s, b, nil, nil); n != len(want) {
+			t.Fatalf("audience %d, want %d", n, len(want))
+		}
+		aud := bkey(b.ID, "aud")
+		c, _ := rdb.HGet(ctx, bkey(b.ID), "audc").Int()
+		empty := 0
+		for k := range c {
+			if n, _ := rdb.Exists(ctx, audChunkKey(aud, k)).Result(); n == 0 {
+				empty++
+			}
+		}
+		if c != len(want) || empty == 0 || empty == c {
+			t.Fatalf("%d chunks, %d of them empty; want %d, some empty", c, empty, len(want))
+		}
+		whole := mustSlice(t, s, b.ID, 0, len(want))
+		if !slices.Equal(slices.Sorted(slices.Values(whole)), want) {
+			t.Fatalf("snapshot %v, want %v", whole, want)
+		}
+		for width := 1; width <= 11; width++ {
+			var joined []string
+			for start := 0; start < len(want)+width; start += width {
+				joined = append(joined, mustSlice(t, s, b.ID, start, start+width)...)
+			}
+			if !slices.Equal(joined, whole) {
+				t.Errorf("slices of %d give %v, want %v", width, joined, whole)
+			}
+		}
+		for _, id := range append(want[:3:3], "nobody") {
+			if in, err := s.InSnapshot(ctx, b.ID, id); err != nil || in != (id != "nobody") {
+				t.Errorf("InSnapshot(%s) = %v, %v", id, in, err)
+			}
+		}
+
+		// Done: the index goes with the last outcome, the chunks with the
+		// release of the run's lease.
+		if err := s.MarkSending(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		l := dispatcher.NewLease("b:0:60")
+		if ok, err := s.AcquireLease(ctx, b.ID, l, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireLease = %v, %v", ok, err)
+		}
+		var outs []dispatcher.Outcome
+		for _, id := range want {
+			outs = append(outs, dispatcher.Outcome{RecipientID: id, Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusFailed, Attempts: 1})
+		}
+		mustRecord(t, s, b.ID, outs...)
+		if got := mustBroadcast(t, s, b.ID); got.State != dispatcher.BroadcastDone {
+			t.Fatalf("state %s, want done", got.State)
+		}
+		if ids := mustSlice(t, s, b.ID, 0, 10); len(ids) != 0 {
+			t.Errorf("AudienceSlice after done = %v", ids)
+		}
+		if left := snapshotCard(t, rdb, b.ID); left != int64(len(want)) {
+			t.Errorf("%d members left in the chunks before the release, want %d", left, len(want))
+		}
+		if err := s.ReleaseLease(ctx, b.ID, l, true); err != nil {
+			t.Fatal(err)
+		}
+		if left := snapshotCard(t, rdb, b.ID); left != 0 {
+			t.Errorf("%d members left after the release", left)
+		}
+		for k := range c {
+			if n, _ := rdb.Exists(ctx, audChunkKey(aud, k)).Result(); n != 0 {
+				t.Errorf("chunk %d left after the release", k)
+			}
+		}
+		if n, _ := rdb.HExists(ctx, bkey(b.ID), "audc").Result(); n {
+			t.Error("audc left after the chunks went")
+		}
+
+		// Retention drops a snapshot's chunks (a broadcast that never
+		// finished, cancelled say).
+		b2 := saveBroadcast(t, s, "inc_chunks2", nil, nil)
+		mustSnapshot(t, s, b2, nil, nil)
+		if err := s.DropDeliveries(ctx, b2.ID); err != nil {
+			t.Fatal(err)
+		}
+		if left := snapshotCard(t, rdb, b2.ID); left != 0 {
+			t.Errorf("%d members left after retention", left)
+		}
+		if n, _ := rdb.Exists(ctx, audIndexKey(bkey(b2.ID, "aud"))).Result(); n != 0 {
+			t.Error("index left after retention")
+		}
+
+		// A snapshot taken before the chunks: one zset, no index.
+		b3 := saveBroadcast(t, s, "inc_chunks3", nil, nil)
+		if err := rdb.HSet(ctx, bkey(b3.ID), "planned", "1", "audience", 3, "pending", 3).Err(); err != nil {
+			t.Fatal(err)
+		}
+		rdb.ZAdd(ctx, bkey(b3.ID, "aud"), redis.Z{Member: "x"}, redis.Z{Member: "y"}, redis.Z{Member: "z"})
+		if got := mustSlice(t, s, b3.ID, 1, 3); !slices.Equal(got, []string{"y", "z"}) {
+			t.Errorf("a single-zset snapshot's slice = %v, want [y z]", got)
+		}
+		if in, err := s.InSnapshot(ctx, b3.ID, "y"); err != nil || !in {
+			t.Errorf("InSnapshot in a single-zset snapshot = %v, %v", in, err)
+		}
+		if n := mustSnapshot(t, s, b3, nil, nil); n != 3 {
+			t.Errorf("a single-zset snapshot's SnapshotAudience = %d, want the stored 3", n)
+		}
+	})
 }

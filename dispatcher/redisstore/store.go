@@ -188,9 +188,12 @@ type Store struct {
 
 	// snapshotChunk overrides the COUNT of an audience snapshot's steps
 	// (snapshotChunk when 0), and snapshotStepFunc, when set, is told how
-	// many members each step scanned: tests.
+	// many members each step scanned, and audPerChunk overrides the
+	// members a snapshot's chunk holds on average (audChunkTarget when 0):
+	// tests.
 	snapshotChunk    int
 	snapshotStepFunc func(scanned int)
+	audPerChunk      int
 }
 
 // New returns a Store on rdb.

@@ -103,11 +103,49 @@ local function apply(b, d, f, v)
   return 1, move(b, d, f, oc, v)
 end
 
--- finish ends a sending broadcast whose pending count reached zero.
+-- A broadcast's audience snapshot is chunked (snapshot.go): the zsets
+-- aud:{k} of its members by crc32 % chunks, each ordered by id, and the
+-- index aud:ix, 4 bytes big-endian per chunk: where the chunk starts in the
+-- snapshot's order (chunk 0's members, then chunk 1's, ...). A snapshot
+-- taken before the chunks (a broadcast in flight at an upgrade) is the one
+-- zset aud, and has no index.
+
+-- audSlice returns the members of snapshot aud at ranks [start, stop).
+local function audSlice(aud, start, stop)
+  local ix = aud .. ':ix'
+  local c = redis.call('STRLEN', ix) / 4
+  if c == 0 then
+    return redis.call('ZRANGE', aud, start, stop - 1)
+  end
+  local function at(k)
+    local w, x, y, z = string.byte(redis.call('GETRANGE', ix, 4 * k, 4 * k + 3), 1, 4)
+    return ((w * 256 + x) * 256 + y) * 256 + z
+  end
+  -- The last chunk that starts at or before start (an empty chunk starts
+  -- where the next one does).
+  local lo, hi = 0, c - 1
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if at(mid) <= start then lo = mid else hi = mid - 1 end
+  end
+  local out = {}
+  for k = lo, c - 1 do
+    local o = at(k)
+    if o >= stop then break end
+    local ids = redis.call('ZRANGE', aud .. ':' .. k, math.max(start - o, 0), stop - o - 1)
+    for i = 1, #ids do out[#out + 1] = ids[i] end
+  end
+  return out
+end
+
+-- finish ends a sending broadcast whose pending count reached zero. Its
+-- snapshot goes: the single zset and the index here (UNLINK: freed in the
+-- background), the chunks by ReleaseLease or retention, in steps
+-- (snapshot.go).
 local function finish(b, aud, now)
   if tonumber(redis.call('HGET', b, 'pending')) <= 0 and redis.call('HGET', b, 'state') == 'sending' then
     redis.call('HSET', b, 'state', 'done', 'finished', now)
-    redis.call('DEL', aud)
+    redis.call('UNLINK', aud, aud .. ':ix')
   end
 end
 

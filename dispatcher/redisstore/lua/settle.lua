@@ -23,7 +23,7 @@ for _, m in ipairs(members) do
     local start, stop = string.match(name, '^b:(%d+):(%d+)$')
     local rids = {}
     if start then
-      rids = redis.call('ZRANGE', aud, tonumber(start), tonumber(stop) - 1)
+      rids = audSlice(aud, tonumber(start), tonumber(stop))
     else
       -- A retry's run may have begun its recipient's channel fallback too.
       local rid = string.match(name, '^r:[^.]+%.(.+)$') or string.match(name, '^c:(.+)$')

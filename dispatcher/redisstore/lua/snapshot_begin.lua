@@ -1,14 +1,19 @@
 -- snapshot_begin starts a broadcast's audience snapshot, built in bounded
 -- steps by snapshot_step and ended by snapshot_copied. A snapshot taken
--- already is kept: its size is returned. Otherwise what an earlier run
--- left half built is dropped (UNLINK: freed in the background), the run's
--- token is recorded (a step or an end with another token fails, so a run
--- that began later wins over one still going), and -1 is returned.
--- KEYS: b, aud. ARGV: token.
+-- already is kept: {its size, 0} is returned. Otherwise what an earlier run
+-- left half built is dropped (UNLINK: freed in the background): the single
+-- zset aud of a run before the chunked snapshots and the index aud:ix here,
+-- its chunks aud:{k} by the caller, in steps: it gets their count, the
+-- field audc (the most chunks any run may have made, kept until they are
+-- gone). The run's token is recorded (a step or an end with another token
+-- fails, so a run that began later wins over one still going), and so is
+-- its own count of chunks; {-1, chunks to drop} is returned.
+-- KEYS: b, aud. ARGV: token, chunks.
 local b = KEYS[1]
 if redis.call('HGET', b, 'planned') then
-  return tonumber(redis.call('HGET', b, 'audience'))
+  return {tonumber(redis.call('HGET', b, 'audience')), 0}
 end
-redis.call('UNLINK', KEYS[2])
-redis.call('HSET', b, 'snap', ARGV[1])
-return -1
+local old = tonumber(redis.call('HGET', b, 'audc') or '0')
+redis.call('UNLINK', KEYS[2], KEYS[2] .. ':ix')
+redis.call('HSET', b, 'snap', ARGV[1], 'audc', math.max(old, tonumber(ARGV[2])))
+return {-1, old}

@@ -25,15 +25,16 @@ import (
 // about snapshotChunk members of one index set from a cursor, tests them
 // against the other side's sets with SMISMEMBER and returns the matches,
 // and one script on the broadcast's slot (lua/snapshot_add.lua) that adds
-// them to the snapshot zset. Redis stays free between steps, so no call
+// them to the snapshot: a broadcast's is in chunks (below), a preview's one
+// zset. Redis stays free between steps, so no call
 // holds it for long at any audience size (docs/BENCHMARKS.md).
 //
 // The audience is what it always was: the union of the service sets (each
 // with "*": recipients of every service) intersected with the union of the
 // region sets (each with "*"); a side left empty means every recipient
 // (ix:all). In each shard the side with fewer members is scanned; each of
-// its sets in turn. A member in two scanned sets is added twice, which a
-// zset keeps once, so the size is exact.
+// its sets in turn. A member in two scanned sets is added twice, to the
+// same chunk, which keeps it once, so the size is exact.
 //
 // A SSCAN cursor is good only on the server that gave it. Should the
 // shard's master fail over (Sentinel, Redis Cluster) or restart between two
@@ -46,8 +47,9 @@ import (
 // on the new server (what the steps added stays; the zset keeps a member
 // once). miniredis names no run_id: one process, it never fails over.
 //
-// A broadcast's snapshot is crash-safe: snapshot_begin drops whatever an
-// earlier run left half built and records a token; each add and the end
+// A broadcast's snapshot is crash-safe: snapshot_begin records a token and
+// the run drops whatever an earlier one left half built (the chunks in
+// steps: audc counts those that may exist); each add and the end
 // (snapshot_copied.lua, which sets planned, audience and pending) check
 // it, so a run that began later wins over one still going and the
 // broadcast is planned only with a whole snapshot. A re-run after a crash

@@ -119,7 +119,7 @@ func (s *Store) RecipientDeliveries(ctx context.Context, broadcastID, recipientI
 	return out, nil
 }
 
-var audienceHasScript = script("audience_has")
+var audienceHasScript = deliveryScript("audience_has")
 
 // InSnapshot implements dispatcher.LateStore.
 func (s *Store) InSnapshot(ctx context.Context, broadcastID, recipientID string) (bool, error) {

@@ -131,8 +131,11 @@ func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, s
 // scanned sets) adds it once and the size stays exact. The snapshot's
 // order is chunk 0's members by id, then chunk 1's, ...: fixed once it is
 // taken, so a batch's ranks name the same members for every run of it.
-// snapshot_copied stores the index b:{id}:aud:ix, where each chunk starts
-// in that order, which audSlice (prelude.lua) searches to read a batch.
+// snapshot_copied stores the index, where each chunk starts in that order,
+// as the string b:{id}:aud, which audSlice (prelude.lua) searches to read
+// a batch; a string, so that a worker of a version before, which reads the
+// one zset b:{id}:aud, fails on it (WRONGTYPE: its batch is retried)
+// rather than read nobody.
 // The chunks are all in the broadcast's hash slot.
 
 // audChunkTarget is the average members of a snapshot's chunk.
@@ -153,8 +156,6 @@ func audHash(id string) uint32 { return crc32.ChecksumIEEE([]byte(id)) }
 // audChunkKey is chunk k of snapshot aud.
 func audChunkKey(aud string, k int) string { return aud + ":" + strconv.Itoa(k) }
 
-// audIndexKey is the index of snapshot aud.
-func audIndexKey(aud string) string { return aud + ":ix" }
 
 // audStep is how many chunks one pipeline counts, reads or drops: each is
 // a small listpack, so a step is a few milliseconds of Redis at most.
@@ -215,7 +216,7 @@ func (s *Store) dropAudience(ctx context.Context, id string) error {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("drop the snapshot of %s: %w", id, err)
 	}
-	if err := s.rdb.Unlink(ctx, aud, audIndexKey(aud)).Err(); err != nil {
+	if err := s.rdb.Unlink(ctx, aud).Err(); err != nil {
 		return fmt.Errorf("drop the snapshot of %s: %w", id, err)
 	}
 	if err := s.dropChunks(ctx, aud, c); err != nil {
@@ -230,12 +231,17 @@ func (s *Store) dropAudience(ctx context.Context, id string) error {
 }
 
 // readSnapshot calls fn with the members of snapshot aud, some at a time:
-// a chunk after another (audStep a pipeline) when it has an index, else
-// the one zset by ZSCAN. A snapshot being dropped may read short.
+// a chunk after another when aud is an index, else the one zset by ZSCAN. A snapshot being dropped may read short.
 func (s *Store) readSnapshot(ctx context.Context, aud string, fn func(ids []string) error) error {
-	c, err := s.rdb.StrLen(ctx, audIndexKey(aud)).Result()
+	typ, err := s.rdb.Type(ctx, aud).Result()
 	if err != nil {
 		return fmt.Errorf("read the snapshot %s: %w", aud, err)
+	}
+	var c int64
+	if typ == "string" {
+		if c, err = s.rdb.StrLen(ctx, aud).Result(); err != nil {
+			return fmt.Errorf("read the snapshot %s: %w", aud, err)
+		}
 	}
 	if c == 0 {
 		var cursor uint64

@@ -100,12 +100,11 @@
 //	                                                   chunks' drop (snapshot.go)
 //	{T}:b:{id}:aud:{k}        zset    chunk k of the audience snapshot: its members with crc32(id) %
 //	                                  chunks == k, scores 0, ordered by id; ~100 members (a listpack)
-//	{T}:b:{id}:aud:ix         string  the snapshot's index: 4 bytes big-endian per chunk, where it starts
+//	{T}:b:{id}:aud            string  the snapshot's index: 4 bytes big-endian per chunk, where it starts
 //	                                  in the snapshot's order (chunk 0's members, chunk 1's, ...); deleted
 //	                                  when done, the chunks just after, in steps (snapshot.go)
-//	{T}:b:{id}:aud            zset    audience snapshot of a run before the chunks (all scores 0, ordered
-//	                                  by id; still read when there is no index); a compensation notice's
-//	                                  (compensation.go); deleted when done
+//	                          zset    or the whole snapshot, of a run before the chunks (all scores 0,
+//	                                  ordered by id), or of a compensation notice (compensation.go)
 //	{T}:b:{id}:d              hash    {channel}.{recipient} -> delivery record
 //	{T}:b:{id}:t              hash    text ref -> SHA-256 [and text] of each distinct text sent (evidence.go)
 //	{T}:b:{id}:x              hash    {channel}.{recipient}#{attempt} -> an attempt a retry followed (evidence.go)

@@ -1,8 +1,9 @@
 -- audience_has tells whether a broadcast's snapshot holds recipient id: 1
--- or 0. h is crc32 of the id (the chunk is h % chunks, see audSlice).
+-- or 0. h is crc32 of the id (the chunk is h % chunks, see prelude.lua,
+-- which lua.go prepends).
 -- KEYS: aud. ARGV: id, h.
 local aud = KEYS[1]
-local c = redis.call('STRLEN', aud .. ':ix') / 4
+local c = audChunks(aud)
 if c > 0 then
   aud = aud .. ':' .. (tonumber(ARGV[2]) % c)
 end

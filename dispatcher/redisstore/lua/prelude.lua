@@ -105,15 +105,26 @@ end
 
 -- A broadcast's audience snapshot is chunked (snapshot.go): the zsets
 -- aud:{k} of its members by crc32 % chunks, each ordered by id, and the
--- index aud:ix, 4 bytes big-endian per chunk: where the chunk starts in the
--- snapshot's order (chunk 0's members, then chunk 1's, ...). A snapshot
--- taken before the chunks (a broadcast in flight at an upgrade) is the one
--- zset aud, and has no index.
+-- index, the string aud itself, 4 bytes big-endian per chunk: where the
+-- chunk starts in the snapshot's order (chunk 0's members, then chunk 1's,
+-- ...). A snapshot taken before the chunks (a broadcast in flight at an
+-- upgrade) is the one zset aud. (A string, so that a worker of a version
+-- before reading a chunked snapshot fails with WRONGTYPE, and its batch is
+-- retried, rather than reading nobody.)
+
+-- audChunks returns how many chunks snapshot aud has: 0 for one zset (or
+-- none).
+local function audChunks(aud)
+  local t = redis.call('TYPE', aud)
+  if type(t) == 'table' then t = t.ok end
+  if t ~= 'string' then return 0 end
+  return redis.call('STRLEN', aud) / 4
+end
 
 -- audSlice returns the members of snapshot aud at ranks [start, stop).
 local function audSlice(aud, start, stop)
-  local ix = aud .. ':ix'
-  local c = redis.call('STRLEN', ix) / 4
+  local ix = aud
+  local c = audChunks(aud)
   if c == 0 then
     return redis.call('ZRANGE', aud, start, stop - 1)
   end
@@ -139,13 +150,13 @@ local function audSlice(aud, start, stop)
 end
 
 -- finish ends a sending broadcast whose pending count reached zero. Its
--- snapshot goes: the single zset and the index here (UNLINK: freed in the
+-- snapshot goes: the single zset or the index here (UNLINK: freed in the
 -- background), the chunks by ReleaseLease or retention, in steps
 -- (snapshot.go).
 local function finish(b, aud, now)
   if tonumber(redis.call('HGET', b, 'pending')) <= 0 and redis.call('HGET', b, 'state') == 'sending' then
     redis.call('HSET', b, 'state', 'done', 'finished', now)
-    redis.call('UNLINK', aud, aud .. ':ix')
+    redis.call('UNLINK', aud)
   end
 end
 

@@ -1,8 +1,8 @@
 -- snapshot_begin starts a broadcast's audience snapshot, built in bounded
 -- steps by snapshot_step and ended by snapshot_copied. A snapshot taken
 -- already is kept: {its size, 0} is returned. Otherwise what an earlier run
--- left half built is dropped (UNLINK: freed in the background): the single
--- zset aud of a run before the chunked snapshots and the index aud:ix here,
+-- left half built is dropped (UNLINK: freed in the background): aud (the
+-- single zset of a run before the chunked snapshots, or an index) here,
 -- its chunks aud:{k} by the caller, in steps: it gets their count, the
 -- field audc (the most chunks any run may have made, kept until they are
 -- gone). The run's token is recorded (a step or an end with another token
@@ -14,6 +14,6 @@ if redis.call('HGET', b, 'planned') then
   return {tonumber(redis.call('HGET', b, 'audience')), 0}
 end
 local old = tonumber(redis.call('HGET', b, 'audc') or '0')
-redis.call('UNLINK', KEYS[2], KEYS[2] .. ':ix')
+redis.call('UNLINK', KEYS[2])
 redis.call('HSET', b, 'snap', ARGV[1], 'audc', math.max(old, tonumber(ARGV[2])))
 return {-1, old}

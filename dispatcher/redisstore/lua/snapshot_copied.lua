@@ -3,9 +3,9 @@
 -- compensation notice's copy): it records its size once. With a token,
 -- the snapshot must still be the one that run began, and the token is
 -- removed. A chunked snapshot (a broadcast's) comes with its size and its
--- index, stored as aud:ix: where each chunk starts in the snapshot's order
--- (4 bytes big-endian per chunk, see audSlice in prelude.lua); a snapshot
--- without it is the one zset aud, counted here.
+-- index, stored as the string aud: where each chunk starts in the
+-- snapshot's order (4 bytes big-endian per chunk, see prelude.lua); a
+-- snapshot without it is the one zset aud, counted here.
 -- KEYS: b, aud. ARGV: token (optional), size and index (optional).
 local b = KEYS[1]
 if redis.call('HGET', b, 'planned') then
@@ -19,7 +19,7 @@ if ARGV[1] and ARGV[1] ~= '' then
 end
 local n
 if ARGV[3] then
-  redis.call('SET', KEYS[2] .. ':ix', ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[3])
   n = tonumber(ARGV[2])
 else
   n = redis.call('ZCARD', KEYS[2])

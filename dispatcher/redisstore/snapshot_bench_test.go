@@ -70,6 +70,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				var ncalls int64
 				var durations []time.Duration
 				var bytesPer float64
+				var slowest string
 				runs := 0
 				for b.Loop() {
 					runs++
@@ -134,7 +135,9 @@ func BenchmarkSnapshot(b *testing.B) {
 							continue
 						}
 						ncalls++
-						maxCall = max(maxCall, e.Duration)
+						if e.Duration > maxCall {
+							maxCall, slowest = e.Duration, scriptName(e.Args)
+						}
 						durations = append(durations, e.Duration)
 					}
 					if err := s.dropAudience(ctx, id); err != nil {
@@ -146,12 +149,29 @@ func BenchmarkSnapshot(b *testing.B) {
 				slices.Sort(durations)
 				b.ReportMetric(float64(durations[len(durations)/2].Microseconds())/1000, "p50-call-ms")
 				b.ReportMetric(float64(maxCall.Microseconds())/1000, "max-call-ms")
+				b.Logf("the longest call: %s", slowest)
 				b.ReportMetric(float64(ncalls)/float64(runs), "calls/op")
 				b.ReportMetric(float64(probeMax.Microseconds())/1000, "probe-max-ms")
 				b.ReportMetric(bytesPer, "B/member")
 			})
 		}
 	}
+}
+
+// scriptName names the snapshot script an EVALSHA of SLOWLOG ran.
+func scriptName(args []string) string {
+	if len(args) < 2 {
+		return strings.Join(args, " ")
+	}
+	for name, sc := range map[string]*redis.Script{
+		"snapshot_step": snapshotStepScript, "snapshot_add": snapshotAddScript,
+		"snapshot_begin": snapshotBeginScript, "snapshot_copied": snapshotCopiedScript,
+	} {
+		if args[1] == sc.Hash() {
+			return name
+		}
+	}
+	return args[0]
 }
 
 // waitLazyFree waits until Redis has freed what UNLINK left to its

@@ -235,10 +235,21 @@ func (s *Store) ScanCompensation(ctx context.Context, b *dispatcher.Broadcast, c
 }
 
 // copyIDs adds the recipient ids of src to the zset dst, copyChunk at a
-// time: src is a zset of ids, or with records a broadcast's delivery
-// records ("{channel}.{recipient}" -> record), of which those whose
-// record keep accepts.
+// time (see scanIDs).
 func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep func(record string) bool) error {
+	return s.scanIDs(ctx, src, records, keep, func(ids []string) error {
+		if err := s.addIDs(ctx, dst, ids); err != nil {
+			return fmt.Errorf("copy the audience of %s: %w", src, err)
+		}
+		return nil
+	})
+}
+
+// scanIDs calls fn with the recipient ids of src, copyChunk at a time: src
+// is a zset of ids, or with records a broadcast's delivery records
+// ("{channel}.{recipient}" -> record), of which those whose record keep
+// accepts.
+func (s *Store) scanIDs(ctx context.Context, src string, records bool, keep func(record string) bool, fn func(ids []string) error) error {
 	var cursor uint64
 	for {
 		var kv []string
@@ -249,7 +260,7 @@ func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep
 			kv, cursor, err = s.rdb.ZScan(ctx, src, cursor, "*", copyChunk).Result()
 		}
 		if err != nil {
-			return fmt.Errorf("copy the audience of %s: %w", src, err)
+			return fmt.Errorf("read the audience of %s: %w", src, err)
 		}
 		ids := make([]string, 0, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -263,8 +274,10 @@ func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep
 			}
 			ids = append(ids, id)
 		}
-		if err := s.addIDs(ctx, dst, ids); err != nil {
-			return fmt.Errorf("copy the audience of %s: %w", src, err)
+		if len(ids) > 0 {
+			if err := fn(ids); err != nil {
+				return err
+			}
 		}
 		if cursor == 0 {
 			return nil

@@ -39,6 +39,26 @@ func compensation(id, incID string, c dispatcher.Compensation, at time.Time) *di
 		Notice: &dispatcher.Notice{Title: "Credit", Message: dispatcher.PlainTexts(map[string]string{"en": "{credit}"}), Compensation: &c}}
 }
 
+// putChunked stores ids as broadcast bid's snapshot in chunks chunks, as
+// SnapshotAudience does.
+func putChunked(t *testing.T, s *Store, rdb redis.UniversalClient, bid string, chunks int, ids ...string) {
+	t.Helper()
+	ctx := context.Background()
+	aud := bkey(bid, "aud")
+	for _, id := range ids {
+		if err := rdb.ZAdd(ctx, audChunkKey(aud, int(audHash(id)%uint32(chunks))), redis.Z{Member: id}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, ix, err := s.indexAudience(ctx, aud, chunks)
+	if err == nil {
+		err = rdb.Set(ctx, aud, ix, 0).Err()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCompensationSnapshot: a compensation's audience is every recipient
 // with a delivery record in any of the incident's broadcasts (whatever its
 // channel and status, each once) plus the snapshot of one still sending;
@@ -68,10 +88,9 @@ func TestCompensationSnapshot(t *testing.T) {
 		mustBegin(t, s, b2.ID, dispatcher.Begin{RecipientID: "c", Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusSending, Extra: true})
 		mustRecord(t, s, b2.ID, dispatcher.Outcome{RecipientID: "c", Channel: dispatcher.ChannelEmail, Status: dispatcher.StatusSent, Attempts: 1})
 		// Update 3 is still sending: d is held for quiet hours, e not begun.
+		// Its snapshot is in chunks.
 		b3 := saveNextUpdate(t, s, inc, 3)
-		if err := rdb.ZAdd(ctx, bkey(b3.ID, "aud"), redis.Z{Member: "d"}, redis.Z{Member: "e"}).Err(); err != nil {
-			t.Fatal(err)
-		}
+		putChunked(t, s, rdb, b3.ID, 3, "d", "e")
 		mustBegin(t, s, b3.ID, dispatcher.Begin{RecipientID: "d", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Reason: "quiet_hours"})
 
 		at := deliveryEpoch.Add(time.Hour)

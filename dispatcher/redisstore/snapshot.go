@@ -122,7 +122,7 @@ func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, s
 // A broadcast's snapshot is chunked, so that it takes about 15 bytes a
 // member where one sorted set of millions takes about 80 (a skiplist and a
 // dict entry per member; docs/BENCHMARKS.md): the members go to
-// audChunks(bound) zsets b:{id}:aud:{k}, k = crc32(id) % chunks, with
+// audChunks(bound, 0) zsets b:{id}:aud:{k}, k = crc32(id) % chunks, with
 // bound the size of the index sets scanned (at least the audience), so
 // that a chunk holds about audChunkTarget members and stays a listpack
 // (zset-max-listpack-entries, 128 by default; a chunk that grows past it
@@ -155,7 +155,6 @@ func audHash(id string) uint32 { return crc32.ChecksumIEEE([]byte(id)) }
 
 // audChunkKey is chunk k of snapshot aud.
 func audChunkKey(aud string, k int) string { return aud + ":" + strconv.Itoa(k) }
-
 
 // audStep is how many chunks one pipeline counts, reads or drops: each is
 // a small listpack, so a step is a few milliseconds of Redis at most.
@@ -193,9 +192,7 @@ func (s *Store) dropChunks(ctx context.Context, aud string, n int) error {
 		for k := from; k < min(from+audStep, n); k++ {
 			keys = append(keys, audChunkKey(aud, k))
 		}
-		// One UNLINK per key: on a Redis Cluster a multi-key command's
-		// keys must be in one slot, which they are, but a pipeline of
-		// small commands keeps every call short anyway.
+		// One UNLINK a chunk: each call frees one small listpack.
 		pipe := s.rdb.Pipeline()
 		for _, k := range keys {
 			pipe.Unlink(ctx, k)
@@ -231,7 +228,8 @@ func (s *Store) dropAudience(ctx context.Context, id string) error {
 }
 
 // readSnapshot calls fn with the members of snapshot aud, some at a time:
-// a chunk after another when aud is an index, else the one zset by ZSCAN. A snapshot being dropped may read short.
+// a chunk after another when aud is an index, else the one zset by ZSCAN.
+// A snapshot being dropped may read short.
 func (s *Store) readSnapshot(ctx context.Context, aud string, fn func(ids []string) error) error {
 	typ, err := s.rdb.Type(ctx, aud).Result()
 	if err != nil {
@@ -244,26 +242,7 @@ func (s *Store) readSnapshot(ctx context.Context, aud string, fn func(ids []stri
 		}
 	}
 	if c == 0 {
-		var cursor uint64
-		for {
-			kv, next, err := s.rdb.ZScan(ctx, aud, cursor, "*", copyChunk).Result()
-			if err != nil {
-				return fmt.Errorf("read the snapshot %s: %w", aud, err)
-			}
-			ids := make([]string, 0, len(kv)/2)
-			for i := 0; i < len(kv); i += 2 {
-				ids = append(ids, kv[i])
-			}
-			if len(ids) > 0 {
-				if err := fn(ids); err != nil {
-					return err
-				}
-			}
-			if next == 0 {
-				return nil
-			}
-			cursor = next
-		}
+		return s.scanIDs(ctx, aud, false, nil, fn)
 	}
 	chunks := int(c / 4)
 	const step = 50 // chunks of ~100 members: a few thousand ids a pipeline

@@ -100,9 +100,13 @@ func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatch
 		return fmt.Errorf("release lease %s of %s: %w", l.Name, broadcastID, err)
 	}
 	// The broadcast is done and this release claimed its snapshot's
-	// chunks: they go now, in steps (retention drops what a crash left).
+	// chunks: they go now, in steps, past the release's own deadline (a
+	// pipeline of 1,000 UNLINKs a step, ~100 steps at 10M; retention drops
+	// what a crash left).
 	if chunks > 0 {
-		return s.dropAudience(ctx, broadcastID)
+		if err := s.dropAudience(context.WithoutCancel(ctx), broadcastID); err != nil {
+			return fmt.Errorf("lease %s of %s released; %w", l.Name, broadcastID, err)
+		}
 	}
 	return nil
 }

@@ -148,6 +148,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				}
 				slices.Sort(durations)
 				b.ReportMetric(float64(durations[len(durations)/2].Microseconds())/1000, "p50-call-ms")
+				b.ReportMetric(float64(durations[len(durations)*99/100].Microseconds())/1000, "p99-call-ms")
 				b.ReportMetric(float64(maxCall.Microseconds())/1000, "max-call-ms")
 				b.Logf("the longest call: %s", slowest)
 				b.ReportMetric(float64(ncalls)/float64(runs), "calls/op")

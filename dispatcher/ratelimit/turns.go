@@ -139,12 +139,15 @@ func (p *pacer) run() {
 	rate := r.paced()
 	chunk := r.chunk(rate)
 	late := r.late()
+	// A token nobody waits for is kept until it is late (at most Per) for
+	// a message to come, then given up.
+	unused := min(late, r.Rate.Per)
 	type slot struct{ from, at time.Time }
 	var (
 		slots     []slot
 		reserveAt time.Time
 		misses    int // tokens given up in a row while messages waited
-		ring      = newRing(r.Rate, late)
+		ring      = newRing(r.Rate, time.Duration(r.headroom()*float64(r.Rate.Per)/3))
 		taking    bool
 		got       = make(chan takeResult, 1)
 	)
@@ -157,7 +160,7 @@ func (p *pacer) run() {
 		for len(slots) > 0 && !slots[0].at.After(now) {
 			// Late: given up, unless messages have waited through
 			// maxMisses of them (a process always late still sends).
-			if now.Sub(slots[0].from) > late && (len(p.queue) == 0 || misses < maxMisses) {
+			if l := now.Sub(slots[0].from); (l > late && len(p.queue) > 0 && misses < maxMisses) || (l > unused && len(p.queue) == 0) {
 				if len(p.queue) > 0 {
 					behind = max(behind, now.Sub(slots[0].from))
 					misses++
@@ -215,7 +218,8 @@ func (p *pacer) run() {
 		if len(slots) > 0 {
 			next = slots[0].at
 			if waiting == 0 {
-				next = slots[0].from.Add(late + time.Nanosecond)
+				// Given up once due and late (never before it is due).
+				next = later(next, slots[0].from.Add(unused+time.Nanosecond))
 			}
 		}
 		if waiting > 0 && len(slots) > 0 && !slots[0].at.After(now) {
@@ -264,7 +268,7 @@ func (p *pacer) fail(err error) {
 const maxRing = 100_000
 
 // ring is the times of the last Rate.N messages a pacer handed over, so
-// that no window of Rate.Per plus late holds more than Rate.N of them
+// that no window of Rate.Per plus a margin holds more than Rate.N of them
 // whatever the tokens' slots: late tokens a process was made to use
 // (maxMisses), or a pacer woken late that hands several at once, wait
 // instead of bunching. The shared schedule keeps the processes together
@@ -277,11 +281,14 @@ type ring struct {
 	window time.Duration
 }
 
-func newRing(rate dispatcher.Rate, late time.Duration) *ring {
+// newRing returns the ring of rate, whose window is rate.Per and margin
+// more (a third of the headroom's share, as late: room for the jitter
+// between here and the provider).
+func newRing(rate dispatcher.Rate, margin time.Duration) *ring {
 	if rate.N > maxRing {
 		return &ring{}
 	}
-	return &ring{times: make([]time.Time, rate.N), window: rate.Per + min(late, rate.Per)}
+	return &ring{times: make([]time.Time, rate.N), window: rate.Per + margin}
 }
 
 // allows reports whether a message may go at now.
@@ -304,4 +311,11 @@ func (g *ring) add(t time.Time) {
 	g.times[g.next] = t
 	g.next = (g.next + 1) % len(g.times)
 	g.n = min(g.n+1, len(g.times))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

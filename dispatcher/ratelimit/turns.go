@@ -147,7 +147,7 @@ func (p *pacer) run() {
 		slots     []slot
 		reserveAt time.Time
 		misses    int // tokens given up in a row while messages waited
-		ring      = newRing(r.Rate, time.Duration(r.headroom()*float64(r.Rate.Per)/3))
+		ring      = newRing(r.Rate, time.Duration(2*r.headroom()*float64(r.Rate.Per)/3))
 		taking    bool
 		got       = make(chan takeResult, 1)
 	)
@@ -282,8 +282,11 @@ type ring struct {
 }
 
 // newRing returns the ring of rate, whose window is rate.Per and margin
-// more (a third of the headroom's share, as late: room for the jitter
-// between here and the provider).
+// more: two thirds of the headroom's share (20 ms of a second at 3%),
+// room for the jitter between here and the provider. Tokens on schedule
+// are the whole headroom apart, and those used up to late (a third) after
+// their slots still two thirds: the ring holds back only what came out
+// later than that.
 func newRing(rate dispatcher.Rate, margin time.Duration) *ring {
 	if rate.N > maxRing {
 		return &ring{}

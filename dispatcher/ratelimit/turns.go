@@ -73,6 +73,8 @@ type pacer struct {
 	clk  dispatcher.Timer
 	kick chan struct{}
 
+	ring *ring // the run's only
+
 	mu      sync.Mutex
 	queue   []*turn // messages waiting, in order
 	running bool
@@ -85,7 +87,8 @@ type turn struct {
 
 func (r *Sender) pacer() *pacer {
 	r.pacerOnce.Do(func() {
-		r.turns = &pacer{r: r, clk: r.clock(), kick: make(chan struct{}, 1)}
+		r.turns = &pacer{r: r, clk: r.clock(), kick: make(chan struct{}, 1),
+			ring: newRing(r.Rate, time.Duration(2*r.headroom()*float64(r.Rate.Per)/3))}
 	})
 	return r.turns
 }
@@ -146,8 +149,8 @@ func (p *pacer) run() {
 	var (
 		slots     []slot
 		reserveAt time.Time
-		misses    int // tokens given up in a row while messages waited
-		ring      = newRing(r.Rate, time.Duration(2*r.headroom()*float64(r.Rate.Per)/3))
+		misses    int      // tokens given up in a row while messages waited
+		ring      = p.ring // kept across runs: the last N starts stay the last N
 		taking    bool
 		got       = make(chan takeResult, 1)
 	)

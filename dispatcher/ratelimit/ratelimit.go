@@ -54,6 +54,14 @@ const (
 // headroom) is given up, and its message takes another: late messages never
 // bunch up.
 //
+// When the channel's Sender is a dispatcher.TurnTaker (SMS), Sender hands
+// it every message at once and paces the requests themselves: each message
+// waits for its turn after the channel marked it handed over, right before
+// its request, and one pacer per Sender (per process) serves every Send,
+// so tokens go to whichever message is ready (see sendTurns). A ring of
+// the process's last Rate.N starts keeps any window of Rate.Per (plus two
+// thirds of the headroom) at Rate.N or under, however late tokens come.
+//
 // With KeyFunc (webhooks), each message needs one token from each of its
 // buckets (its endpoints), each at its own rate (an endpoint's override) or
 // else at Rate: a burst of the rate's N, then one per interval (TakeEach).

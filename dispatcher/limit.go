@@ -94,6 +94,12 @@ type Tokens struct {
 	Every time.Duration
 	// Wait, when N is 0, is how long until Take would reserve n.
 	Wait time.Duration
+	// Spread, when above 0, is how much earlier than Due(i) token i's slot
+	// may lie: the Limiter placed the slots on the caller's clock to within
+	// Spread. 0: it did not, and a slot may lie as early as Due(i) after
+	// Take was called (the limiter read its clock somewhere during the
+	// call).
+	Spread time.Duration
 }
 
 // Due is when token i is due, from when Take returned.

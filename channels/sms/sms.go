@@ -330,7 +330,7 @@ type Sender struct {
 	clock          dispatcher.Clock
 }
 
-var _ dispatcher.Sender = (*Sender)(nil)
+var _ dispatcher.TurnTaker = (*Sender)(nil)
 
 // New checks cfg and returns a Sender. It makes no request: a wrong
 // credential shows as a permanent 20003 failure on the first Send (and an
@@ -462,22 +462,50 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		}
 		wg.Go(func() {
 			// The slot is held from the mark (Handing) to the record
-			// (Done); with a rate, the window is sized from that time.
+			// (Done); with a rate, the window is sized from that time
+			// less the wait for the turn (the rate's token, taken just
+			// before the request): what is left is the journal's writes
+			// and Twilio's answer, and the window's extra quarter keeps
+			// messages marked and waiting for their turns.
 			start := s.clock.Now()
+			var waited time.Duration
 			defer func() {
-				win.observe(s.clock.Now().Sub(start))
+				win.observe(s.clock.Now().Sub(start) - waited)
 				win.release()
 			}()
 			if err := dispatcher.Handing(ctx, i); err != nil {
 				res[i] = dispatcher.NotHanded(err)
 			} else {
-				res[i] = s.sendOne(ctx, m)
+				t := s.clock.Now()
+				err := dispatcher.AwaitTurn(ctx)
+				waited = s.clock.Now().Sub(t)
+				if err != nil {
+					res[i] = noTurn(err)
+				} else {
+					res[i] = s.sendOne(ctx, m)
+				}
 			}
 			dispatcher.Done(ctx, i, res[i])
 		})
 	}
 	wg.Wait()
 	return res
+}
+
+// TakesTurns marks Sender as a dispatcher.TurnTaker: Send waits for its
+// turn (dispatcher.AwaitTurn) after marking a message handed over and
+// right before its request, so a rate limiter around it hands out tokens
+// just in time.
+func (s *Sender) TakesTurns() {}
+
+// noTurn is the Result of a message marked handed over whose turn never
+// came: not sent. A SendError (the rate limiter failed) is kept as it is.
+func noTurn(err error) dispatcher.Result {
+	var se *dispatcher.SendError
+	if errors.As(err, &se) {
+		return dispatcher.Result{Err: err}
+	}
+	return notSent(err)
 }
 
 func notSent(err error) dispatcher.Result {

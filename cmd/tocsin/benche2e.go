@@ -141,7 +141,7 @@ func (o e2eOptions) line(r e2eRound) string {
 	s := fmt.Sprintf("raw HTTP ceiling %.0f/s (%d in flight, %.2f s, %d connections, CPU %v/SMS); end to end %.0f/s (%.2f s from the incident to the broadcast done, first request after %.2f s, last after %.2f s, %d connections, CPU %v/SMS, Redis's %v of it); ratio %.3f",
 		c, r.ceilingW, r.ceiling.Seconds(), r.ceilingConns, r.ceilingCPU.Round(time.Microsecond), e, r.e2e.Seconds(), (r.openToEnd - r.span).Seconds(), r.openToEnd.Seconds(), r.e2eConns, r.e2eCPU.Round(time.Microsecond), r.e2eRedisCPU.Round(time.Microsecond), e/c)
 	if !o.rate.IsZero() {
-		s += fmt.Sprintf("; rate used %.1f%% of %v (%.1f%% of what the ceiling allows); largest 1-s window %d, windows over %d: %d",
+		s += fmt.Sprintf("; rate used %.1f%% of %v (%.1f%% of what the ceiling allows); largest 1-s window (sliding) %d, windows over %d: %d",
 			100*o.rateUse(r), o.rate, 100*o.allowedUse(r), r.window, o.rate.N, r.over)
 	}
 	return s
@@ -181,7 +181,7 @@ func (o e2eOptions) summary(rounds []e2eRound) string {
 			uses[i] = o.rateUse(r)
 			most, over = max(most, r.window), over+r.over
 		}
-		fmt.Fprintf(&b, "rate use: %.1f%% of %v over the whole broadcast (range %.1f-%.1f%%); largest 1-s window %d of %d allowed; windows over the limit: %d\n",
+		fmt.Fprintf(&b, "rate use: %.1f%% of %v over the whole broadcast (range %.1f-%.1f%%); largest 1-s window (sliding, one starting at each request) %d of %d allowed; windows over the limit: %d\n",
 			100*o.rateUse(med), o.rate, 100*slices.Min(uses), 100*slices.Max(uses), most, o.rate.N, over)
 	}
 	return b.String()
@@ -293,13 +293,19 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 	r.span = times[len(times)-1].Sub(times[0])
 	r.openToEnd = times[len(times)-1].Sub(start)
 	if o.verbose {
-		// Requests per second of the run, from the incident on.
-		per := map[int]int{}
+		// Requests per second of the run, from the incident on, and per
+		// tenth of a second within it: a gap shows as a low tenth.
+		per, tenth := map[int]int{}, map[int]int{}
 		for _, t := range times {
 			per[int(t.Sub(start)/time.Second)]++
+			tenth[int(t.Sub(start)/(100*time.Millisecond))]++
 		}
 		for s := range int(r.openToEnd/time.Second) + 1 {
-			fmt.Fprintf(logw, "second %d: %d requests\n", s, per[s])
+			tenths := make([]string, 10)
+			for k := range tenths {
+				tenths[k] = strconv.Itoa(tenth[10*s+k])
+			}
+			fmt.Fprintf(logw, "second %d: %d requests (by 100 ms: %s)\n", s, per[s], strings.Join(tenths, " "))
 		}
 	}
 	if !o.rate.IsZero() {

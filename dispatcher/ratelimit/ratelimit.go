@@ -54,6 +54,14 @@ const (
 // headroom) is given up, and its message takes another: late messages never
 // bunch up.
 //
+// When the channel's Sender is a dispatcher.TurnTaker (SMS), Sender hands
+// it every message at once and paces the requests themselves: each message
+// waits for its turn after the channel marked it handed over, right before
+// its request, and one pacer per Sender (per process) serves every Send,
+// so tokens go to whichever message is ready (see sendTurns). A ring of
+// the process's last Rate.N starts keeps any window of Rate.Per (plus two
+// thirds of the headroom) at Rate.N or under, however late tokens come.
+//
 // With KeyFunc (webhooks), each message needs one token from each of its
 // buckets (its endpoints), each at its own rate (an endpoint's override) or
 // else at Rate: a burst of the rate's N, then one per interval (TakeEach).
@@ -108,6 +116,9 @@ type Sender struct {
 	// Send began, on Clock): one call per group handed over, never one per
 	// message. The Prometheus adapter observes it (queue.Metrics.RateLimitWait).
 	WaitFunc func(n int, d time.Duration)
+
+	pacerOnce sync.Once
+	turns     *pacer // the process's pacer, for a dispatcher.TurnTaker
 }
 
 // Bucket kinds, as WaitFunc's metric labels them.
@@ -149,6 +160,9 @@ func (r *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		return r.sendEach(ctx, msgs)
 	case r.Rate.IsZero():
 		return r.Sender.Send(ctx, msgs)
+	}
+	if _, ok := r.Sender.(dispatcher.TurnTaker); ok {
+		return r.sendTurns(ctx, msgs)
 	}
 	return r.sendPaced(ctx, msgs)
 }
@@ -277,7 +291,7 @@ func (r *Sender) sendPaced(ctx context.Context, msgs []*dispatcher.Message) []di
 			if tok.N > 0 {
 				n := min(tok.N, len(waiting))
 				for k := range n {
-					slots = append(slots, slot{i: waiting[k], from: asked.Add(tok.Due(k)), at: base.Add(tok.Due(k))})
+					slots = append(slots, slot{i: waiting[k], from: earliest(tok, k, asked, base), at: base.Add(tok.Due(k))})
 				}
 				waiting = waiting[n:]
 				// Take reserves again once at most want tokens are
@@ -312,6 +326,17 @@ func (r *Sender) sendPaced(ctx context.Context, msgs []*dispatcher.Message) []di
 	}
 	wg.Wait()
 	return res
+}
+
+// earliest is the earliest token k's slot may be, for a Take called at
+// asked that returned at base: within tok.Spread of its latest when the
+// Limiter placed it (redisstore's, from the quickest round trips it saw),
+// else as early as the call.
+func earliest(tok dispatcher.Tokens, k int, asked, base time.Time) time.Time {
+	if tok.Spread > 0 {
+		return base.Add(tok.Due(k) - tok.Spread)
+	}
+	return asked.Add(tok.Due(k))
 }
 
 // late is how late a token may be used: a third of the headroom's share of

@@ -60,6 +60,40 @@ type Limiter struct {
 	rdb  redis.UniversalClient
 	mu   sync.Mutex
 	slow map[string]slowDown
+	off  offset // Redis's clock less this process's, as Take's answers bound it
+}
+
+// offset is what a process knows of Redis's clock against its own: Redis's
+// time minus its own lies between lo and hi. Each Take that reads Redis's
+// clock (TIME) brings a bound: Redis read it somewhere between the call and
+// the answer, so the difference lies between Redis's time less the answer's
+// and less the call's. The bounds of many calls together narrow it to about
+// the quickest round trip, however slow most answers are (a busy pool, a
+// descheduled process): Take places its tokens on this process's clock
+// with that precision rather than with the slow answer's.
+type offset struct {
+	lo, hi time.Duration
+	at     time.Time // when it was last narrowed; zero: nothing known
+}
+
+// offsetDrift is how fast an offset is assumed to widen as time passes
+// (the two clocks' drift, NTP's slews): 100 µs a second.
+const offsetDrift = 1e-4
+
+// narrow folds in that Redis's clock read r between asked and answered on
+// this process's clock, and returns the bounds now known.
+func (o *offset) narrow(r, asked, answered time.Time) (lo, hi time.Duration) {
+	nlo, nhi := r.Sub(answered), r.Sub(asked)
+	if !o.at.IsZero() {
+		widen := time.Duration(offsetDrift * float64(answered.Sub(o.at)))
+		olo, ohi := o.lo-widen, o.hi+widen
+		// Disjoint: a clock jumped; the new bound alone holds.
+		if olo <= nhi && nlo <= ohi {
+			nlo, nhi = max(nlo, olo), min(nhi, ohi)
+		}
+	}
+	o.lo, o.hi, o.at = nlo, nhi, answered
+	return nlo, nhi
 }
 
 var _ dispatcher.Limiter = (*Limiter)(nil)
@@ -146,18 +180,23 @@ func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 		per = time.Duration(float64(per) / factor)
 	}
 	every := time.Duration(float64(per) / float64(r.N))
+	asked := l.now()
 	v, err := takeScript.Run(ctx, l.rdb, []string{Prefix + rateKeyPrefix + key}, l.scriptArgs(2*n, r.N, per.Seconds(), n)...).Slice()
-	if err == nil && len(v) != 3 {
-		err = fmt.Errorf("%d answers, want 3", len(v))
+	answered := l.now()
+	if err == nil && len(v) != 4 {
+		err = fmt.Errorf("%d answers, want 4", len(v))
 	}
 	var allowed int64
-	var retryAfter, resetAfter time.Duration
+	var retryAfter, resetAfter, redisNow time.Duration
 	if err == nil {
 		allowed, _ = v[0].(int64)
 		retryAfter, err = seconds(v[1])
 	}
 	if err == nil {
 		resetAfter, err = seconds(v[2])
+	}
+	if err == nil {
+		redisNow, err = seconds(v[3])
 	}
 	if err != nil {
 		return dispatcher.Tokens{}, fmt.Errorf("rate limiter: take %d from %q: %w", n, key, err)
@@ -166,7 +205,18 @@ func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 		return dispatcher.Tokens{Every: every, Wait: max(retryAfter, 0)}, nil
 	}
 	at := resetAfter - time.Duration(allowed)*every
-	return dispatcher.Tokens{N: int(allowed), At: max(at, 0), Every: every}, nil
+	tok := dispatcher.Tokens{N: int(allowed), At: max(at, 0), Every: every}
+	if l.Clock == nil {
+		// The first slot is at Redis's now + at on Redis's clock: on this
+		// one, between that less hi and less lo.
+		first := jan2017.Add(redisNow + at)
+		l.mu.Lock()
+		lo, hi := l.off.narrow(jan2017.Add(redisNow), asked, answered)
+		l.mu.Unlock()
+		tok.At = max(first.Add(-lo).Sub(answered), 0)
+		tok.Spread = max(hi-lo, time.Nanosecond)
+	}
+	return tok, nil
 }
 
 // Slow stores factor at rate:slow:{key} for d.

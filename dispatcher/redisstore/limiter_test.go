@@ -658,3 +658,38 @@ func TestLimiterMiniredis(t *testing.T) {
 		t.Errorf("TakeEach = %v, want %v", got, want)
 	}
 }
+
+// TestOffsetNarrow: each answer bounds Redis's clock less this process's
+// by its round trip; bounds together narrow to the quickest one, however
+// slow the others; a bound disjoint from what is known (a clock jumped)
+// replaces it.
+func TestOffsetNarrow(t *testing.T) {
+	t.Parallel()
+	base := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	var o offset
+	// Redis is 5 ms ahead. A slow answer (80 ms): the offset lies in [-75, 5] ms.
+	lo, hi := o.narrow(base.Add(ms(5+40)), base, base.Add(ms(80)))
+	if lo != ms(-35) || hi != ms(45) {
+		t.Fatalf("after an 80 ms answer: [%v, %v], want [-35ms, 45ms]", lo, hi)
+	}
+	// A quick one (1 ms), read at its start: [4, 5] ms, within the first.
+	at := base.Add(ms(100))
+	lo, hi = o.narrow(at.Add(ms(5)), at, at.Add(ms(1)))
+	if want := time.Duration(offsetDrift * float64(ms(1)+ms(100))); lo != ms(4) || hi != ms(5) {
+		t.Fatalf("after a 1 ms answer: [%v, %v], want [4ms, 5ms] (drift allowance %v)", lo, hi, want)
+	}
+	// Another slow one changes nothing but the drift allowance.
+	at = base.Add(ms(200))
+	lo, hi = o.narrow(at.Add(ms(5+70)), at, at.Add(ms(90)))
+	widen := time.Duration(offsetDrift * float64(ms(189)))
+	if lo != ms(4)-widen || hi != ms(5)+widen {
+		t.Fatalf("after another 90 ms answer: [%v, %v], want [%v, %v]", lo, hi, ms(4)-widen, ms(5)+widen)
+	}
+	// Redis's clock jumped a second on: the new bound alone.
+	at = base.Add(ms(300))
+	lo, hi = o.narrow(at.Add(time.Second), at, at.Add(ms(2)))
+	if lo != time.Second-ms(2) || hi != time.Second {
+		t.Fatalf("after a jump: [%v, %v], want [998ms, 1s]", lo, hi)
+	}
+}

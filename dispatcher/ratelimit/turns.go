@@ -1,0 +1,327 @@
+package ratelimit
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// sendTurns hands all of msgs to a Sender that waits for its turns
+// (dispatcher.TurnTaker) at once, with the process's pacer in the context:
+// each message takes its token at the moment its request would start,
+// after the channel marked it handed over and gave it an in-flight slot.
+// The pacer is the process's, shared by every Send: whichever message is
+// ready gets the next token, so no token waits for a batch that is not
+// sending yet while another batch's messages wait for tokens.
+func (r *Sender) sendTurns(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	p := r.pacer()
+	start := p.clk.Now()
+	var slowed atomic.Bool
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// A 429 slows the key as soon as its result is known, not when the
+	// whole batch is over.
+	prog := dispatcher.ProgressFrom(ctx)
+	watch := &dispatcher.Progress{Done: func(i int, res dispatcher.Result) {
+		if prog != nil && prog.Done != nil {
+			prog.Done(i, res)
+		}
+		if IsThrottled(res.Err) && slowed.CompareAndSwap(false, true) {
+			wg.Go(func() { r.slow(ctx, r.Key, r.Rate, 1, msgs[i]) })
+		}
+	}}
+	if prog != nil {
+		watch.Handing = prog.Handing
+	}
+	ctx = dispatcher.WithTurns(dispatcher.WithProgress(ctx, watch), turnsOf{p, start})
+	all := make([]int, len(msgs))
+	for i := range all {
+		all[i] = i
+	}
+	res := make([]dispatcher.Result, len(msgs))
+	if throttled := r.handOver(ctx, msgs, all, res); len(throttled) > 0 && slowed.CompareAndSwap(false, true) {
+		r.slow(ctx, r.Key, r.Rate, len(throttled), msgs[throttled[0]])
+	}
+	return res
+}
+
+// turnsOf is the dispatcher.Turns of one Send: the process's pacer, and
+// when the Send began (for WaitFunc).
+type turnsOf struct {
+	p     *pacer
+	since time.Time
+}
+
+func (t turnsOf) Turn(ctx context.Context) error { return t.p.turn(ctx, t.since) }
+
+// pacer hands out a Sender's tokens (without KeyFunc) to the messages of
+// every Send of this process, in the order they ask, each when its token
+// is due. A goroutine runs it while messages wait or tokens are held, and
+// ends when neither.
+//
+// Its tokens come from the Limiter in chunks, as sendPaced's do, and the
+// same rule keeps the provider's windows: a token is used within late of
+// its slot or given up (so no two messages go closer than the schedule
+// less late, and no window of Rate.Per holds more than Rate.N). A token due
+// while no message waits is kept until then, in case one comes.
+type pacer struct {
+	r    *Sender
+	clk  dispatcher.Timer
+	kick chan struct{}
+
+	ring *ring // the run's only
+
+	mu      sync.Mutex
+	queue   []*turn // messages waiting, in order
+	running bool
+}
+
+type turn struct {
+	ready chan error
+	since time.Time
+}
+
+func (r *Sender) pacer() *pacer {
+	r.pacerOnce.Do(func() {
+		r.turns = &pacer{r: r, clk: r.clock(), kick: make(chan struct{}, 1),
+			ring: newRing(r.Rate, time.Duration(2*r.headroom()*float64(r.Rate.Per)/3))}
+	})
+	return r.turns
+}
+
+func (p *pacer) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// turn waits for a token, or until ctx is done.
+func (p *pacer) turn(ctx context.Context, since time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t := &turn{ready: make(chan error, 1), since: since}
+	p.mu.Lock()
+	p.queue = append(p.queue, t)
+	if !p.running {
+		p.running = true
+		go p.run()
+	}
+	p.mu.Unlock()
+	p.poke()
+	select {
+	case err := <-t.ready:
+		return err
+	case <-ctx.Done():
+		p.mu.Lock()
+		if i := slices.Index(p.queue, t); i >= 0 {
+			p.queue = slices.Delete(p.queue, i, i+1)
+		}
+		p.mu.Unlock()
+		return ctx.Err() // a token handed to it meanwhile goes unused
+	}
+}
+
+// takeResult is the answer of one Take the pacer made.
+type takeResult struct {
+	tok         dispatcher.Tokens
+	err         error
+	asked, base time.Time // the call and its answer, on the pacer's clock
+}
+
+// run is the pacer's goroutine; see sendPaced for the slots' from and at.
+// Its Take calls run beside it, one at a time, so that a slow answer from
+// Redis never holds back the tokens it holds already.
+func (p *pacer) run() {
+	r, clk := p.r, p.clk
+	rate := r.paced()
+	chunk := r.chunk(rate)
+	late := r.late()
+	// A token nobody waits for is kept until it is late (at most Per) for
+	// a message to come, then given up.
+	unused := min(late, r.Rate.Per)
+	type slot struct{ from, at time.Time }
+	var (
+		slots     []slot
+		reserveAt time.Time
+		misses    int      // tokens given up in a row while messages waited
+		ring      = p.ring // kept across runs: the last N starts stay the last N
+		taking    bool
+		got       = make(chan takeResult, 1)
+	)
+	for {
+		now := clk.Now()
+		var handed []*turn
+		dropped, unwanted := 0, 0 // given up late, and with no message waiting
+		var behind time.Duration
+		p.mu.Lock()
+		for len(slots) > 0 && !slots[0].at.After(now) {
+			// Late: given up, unless messages have waited through
+			// maxMisses of them (a process always late still sends).
+			if l := now.Sub(slots[0].from); (l > late && len(p.queue) > 0 && misses < maxMisses) || (l > unused && len(p.queue) == 0) {
+				if len(p.queue) > 0 {
+					behind = max(behind, now.Sub(slots[0].from))
+					misses++
+					dropped++
+				} else {
+					unwanted++
+				}
+				slots = slots[1:]
+				continue
+			}
+			if len(p.queue) == 0 {
+				break // kept until it is late, for a message to come
+			}
+			if !ring.allows(now) {
+				break // this process's last Rate.N went out within the window
+			}
+			ring.add(now)
+			handed = append(handed, p.queue[0])
+			p.queue = p.queue[1:]
+			slots = slots[1:]
+			misses = 0
+		}
+		waiting := len(p.queue)
+		idle := waiting == 0 && len(slots) == 0 && !taking
+		if idle {
+			p.running = false
+		}
+		p.mu.Unlock()
+		for _, t := range handed {
+			t.ready <- nil
+		}
+		if len(handed) > 0 {
+			r.waited(len(handed), handed[0].since, now)
+		}
+		if dropped+unwanted > 0 {
+			r.logger().Debug("rate limiter: tokens missed", "key", r.Key, "missed", dropped+unwanted, "late", dropped, "unwanted", unwanted, "behind", behind)
+		}
+		if idle {
+			return
+		}
+
+		if waiting > 0 && !taking && !now.Before(reserveAt) {
+			taking = true
+			go func() {
+				asked := clk.Now()
+				tok, err := r.Limiter.Take(context.Background(), r.Key, rate, chunk)
+				got <- takeResult{tok: tok, err: err, asked: asked, base: clk.Now()}
+			}()
+		}
+
+		// Wait for the next thing to do: a token due (to hand over when a
+		// message waits, else to give up once late), the next reservation,
+		// Take's answer, or a message asking.
+		var next time.Time
+		if len(slots) > 0 {
+			next = slots[0].at
+			if waiting == 0 {
+				// Given up once due and late (never before it is due).
+				next = later(next, slots[0].from.Add(unused+time.Nanosecond))
+			}
+		}
+		if waiting > 0 && len(slots) > 0 && !slots[0].at.After(now) {
+			next = ring.free() // held back by the ring
+		}
+		if waiting > 0 && !taking && (next.IsZero() || reserveAt.Before(next)) {
+			next = reserveAt
+		}
+		var timer <-chan time.Time
+		if !next.IsZero() {
+			timer = clk.After(next.Sub(clk.Now()))
+		}
+		select {
+		case <-timer:
+		case <-p.kick:
+		case t := <-got:
+			taking = false
+			switch {
+			case t.err != nil:
+				p.fail(r.limiterFailed(context.Background(), t.err, r.Key))
+				slots, reserveAt = nil, time.Time{}
+			case t.tok.N > 0:
+				for k := range t.tok.N {
+					slots = append(slots, slot{from: earliest(t.tok, k, t.asked, t.base), at: t.base.Add(t.tok.Due(k))})
+				}
+				reserveAt = t.base.Add(t.tok.At)
+			default:
+				reserveAt = t.base.Add(max(t.tok.Wait, time.Millisecond))
+			}
+		}
+	}
+}
+
+// fail answers every waiting message with err.
+func (p *pacer) fail(err error) {
+	p.mu.Lock()
+	q := p.queue
+	p.queue = nil
+	p.mu.Unlock()
+	for _, t := range q {
+		t.ready <- err
+	}
+}
+
+// maxRing is the largest Rate.N a pacer keeps a ring for.
+const maxRing = 100_000
+
+// ring is the times of the last Rate.N messages a pacer handed over, so
+// that no window of Rate.Per plus a margin holds more than Rate.N of them
+// whatever the tokens' slots: late tokens a process was made to use
+// (maxMisses), or a pacer woken late that hands several at once, wait
+// instead of bunching. The shared schedule keeps the processes together
+// under the rate; the ring makes one process's own requests never exceed
+// it in any window, aligned or sliding. With Rate.N above maxRing, none.
+type ring struct {
+	times  []time.Time
+	next   int // where the next time goes: the oldest once full
+	n      int
+	window time.Duration
+}
+
+// newRing returns the ring of rate, whose window is rate.Per and margin
+// more: two thirds of the headroom's share (20 ms of a second at 3%),
+// room for the jitter between here and the provider. Tokens on schedule
+// are the whole headroom apart, and those used up to late (a third) after
+// their slots still two thirds: the ring holds back only what came out
+// later than that.
+func newRing(rate dispatcher.Rate, margin time.Duration) *ring {
+	if rate.N > maxRing {
+		return &ring{}
+	}
+	return &ring{times: make([]time.Time, rate.N), window: rate.Per + margin}
+}
+
+// allows reports whether a message may go at now.
+func (g *ring) allows(now time.Time) bool {
+	return g.n < len(g.times) || !now.Before(g.free())
+}
+
+// free is when the next message may go: zero while the ring is not full.
+func (g *ring) free() time.Time {
+	if len(g.times) == 0 || g.n < len(g.times) {
+		return time.Time{}
+	}
+	return g.times[g.next].Add(g.window)
+}
+
+func (g *ring) add(t time.Time) {
+	if len(g.times) == 0 {
+		return
+	}
+	g.times[g.next] = t
+	g.next = (g.next + 1) % len(g.times)
+	g.n = min(g.n+1, len(g.times))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

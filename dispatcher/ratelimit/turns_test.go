@@ -1,0 +1,150 @@
+package ratelimit_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
+	"github.com/tocsin-dev/tocsin/internal/clocktest"
+)
+
+// turnSender is a dispatcher.TurnTaker as the SMS channel is one: up to
+// window messages at a time (across its Send calls), each marked handed
+// over after mark(i) on the clock (the journal's write), then waiting for
+// its turn, then a request of latency. It records when each request
+// started.
+type turnSender struct {
+	*recSender
+	clock   dispatcher.Timer
+	slots   chan struct{}
+	mark    func(i int) time.Duration
+	latency time.Duration
+}
+
+func newTurnSender(clk dispatcher.Timer, window int, mark func(int) time.Duration, latency time.Duration) *turnSender {
+	return &turnSender{recSender: newRecSender(clk), clock: clk, slots: make(chan struct{}, window), mark: mark, latency: latency}
+}
+
+func (s *turnSender) TakesTurns() {}
+
+func (s *turnSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	res := make([]dispatcher.Result, len(msgs))
+	var wg sync.WaitGroup
+	for i, m := range msgs {
+		s.slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-s.slots }()
+			<-s.clock.After(s.mark(i))
+			if err := dispatcher.AwaitTurn(ctx); err != nil {
+				res[i] = dispatcher.Result{Err: err}
+				return
+			}
+			s.recSender.Send(ctx, []*dispatcher.Message{m})
+			<-s.clock.After(s.latency)
+			res[i] = dispatcher.Result{Status: dispatcher.StatusSent}
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+var _ dispatcher.TurnTaker = (*turnSender)(nil)
+
+// TestTurnsJustInTime: batches sent at once through a Sender that takes
+// turns share one schedule of tokens, each taken at the moment its request
+// starts: the requests go exactly one interval apart, whatever the time
+// each message took to be marked, with a window of 3 (a 10 ms request at
+// 200/s needs 2 in flight).
+func TestTurnsJustInTime(t *testing.T) {
+	t.Parallel()
+	clk := clocktest.New(t0)
+	clocktest.Run(t, clk, func(t *testing.T) {
+		l := newMemLimiter(clk)
+		s := newTurnSender(clk, 3, func(i int) time.Duration { return time.Duration(i%4) * time.Millisecond }, 10*time.Millisecond)
+		var w waits
+		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 200, Per: time.Second}, Headroom: -1, Clock: clk, WaitFunc: w.add}
+		msgs := messages(100)
+		var wg sync.WaitGroup
+		for b := range 4 {
+			wg.Go(func() {
+				batch := msgs[b*25 : (b+1)*25]
+				checkAllSent(t, rl.Send(context.Background(), batch), len(batch))
+			})
+		}
+		wg.Wait()
+		times := s.times()
+		if len(times) != len(msgs) {
+			t.Fatalf("%d requests, want %d", len(times), len(msgs))
+		}
+		// The first message is marked after 0 ms, so the schedule starts
+		// at t0.
+		checkSchedule(t, times, t0, 5*time.Millisecond)
+		if w.n != len(msgs) {
+			t.Errorf("WaitFunc told of %d messages, want %d", w.n, len(msgs))
+		}
+		pacerIdle(clk)
+	})
+}
+
+// lateAnswers is a limiter that reads its clock when called but answers
+// Take call i delay(i) later (a slow round trip to Redis): its tokens'
+// slots lie earlier than the answer says, and a caller that waits until
+// the latest they may be goes late.
+type lateAnswers struct {
+	*memLimiter
+	delay func(i int) time.Duration
+	calls int
+}
+
+func (l *lateAnswers) Take(ctx context.Context, key string, r dispatcher.Rate, n int) (dispatcher.Tokens, error) {
+	l.mu.Lock()
+	i := l.calls
+	l.calls++
+	l.mu.Unlock()
+	tok, err := l.memLimiter.Take(ctx, key, r, n)
+	<-l.clock.After(l.delay(i))
+	return tok, err
+}
+
+// TestTurnsNeverOverRate: however the tokens' slots come out (here every
+// other answer of the limiter comes 80 ms late, without headroom, so that
+// the pacer, waiting for the latest its tokens' slots may be, hands them
+// out 80 ms after their slots, close before the tokens of the next,
+// prompt, answer), no window of Rate.Per holds more than Rate.N requests
+// of the process, and every message goes. (Without the ring, 54 of 50.)
+func TestTurnsNeverOverRate(t *testing.T) {
+	t.Parallel()
+	clk := clocktest.New(t0)
+	clocktest.Run(t, clk, func(t *testing.T) {
+		l := &lateAnswers{memLimiter: newMemLimiter(clk), delay: func(i int) time.Duration {
+			return time.Duration(80*((i+1)%2)) * time.Millisecond
+		}}
+		rate := dispatcher.Rate{N: 50, Per: time.Second}
+		s := newTurnSender(clk, 30, func(i int) time.Duration { return time.Duration(i%7) * time.Millisecond }, 100*time.Millisecond)
+		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: rate, Chunk: 10, Headroom: -1, Clock: clk}
+		msgs := messages(400)
+		var wg sync.WaitGroup
+		for b := range 8 {
+			wg.Go(func() {
+				batch := msgs[b*50 : (b+1)*50]
+				checkAllSent(t, rl.Send(context.Background(), batch), len(batch))
+			})
+		}
+		wg.Wait()
+		times := s.times()
+		if len(times) != len(msgs) {
+			t.Fatalf("%d requests, want %d", len(times), len(msgs))
+		}
+		if most := maxWindow(times, rate.Per); most > rate.N {
+			t.Errorf("%d requests in one window of %v, want at most %d", most, rate.Per, rate.N)
+		}
+		pacerIdle(clk)
+	})
+}
+
+// pacerIdle lets three seconds pass on clk: the pacer gives up the tokens it
+// still holds once they are late, and its goroutine ends.
+func pacerIdle(clk dispatcher.Timer) { <-clk.After(3 * time.Second) }

@@ -36,9 +36,11 @@ for g = 1, ng do
   i = first + nh
 end
 local fin = 0
-for j = evidence(KEYS[5], KEYS[6], i), #ARGV, 2 do
-  local _, x = apply(b, d, ARGV[j], ARGV[j + 1])
-  fin = fin + x
-end
+tallied(b, function()
+  for j = evidence(KEYS[5], KEYS[6], i), #ARGV, 2 do
+    local _, x = apply(b, d, ARGV[j], ARGV[j + 1])
+    fin = fin + x
+  end
+end)
 settled(b, aud, now, fin)
 return refusals

@@ -257,7 +257,7 @@ func (j *journal) close() error {
 	// A write under way may have taken some of the run's outcomes; once
 	// it is over they are written or back in j.outs.
 	w.wmu.Lock()
-	w.wmu.Unlock() //nolint:staticcheck // an empty critical section: waiting for the write
+	w.wmu.Unlock() //nolint:staticcheck // empty on purpose: it only waits
 	defer w.leave()
 
 	deadline := time.NewTimer(flushFor)

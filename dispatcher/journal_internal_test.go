@@ -75,7 +75,9 @@ func TestJournalRunsShareWrites(t *testing.T) {
 	hold := make(chan struct{})
 	s := &groupStore{hold: hold, in: make(chan struct{}, 10)}
 	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}
-	guard := func(name string) Guard { return Guard{IncidentID: "inc", Seq: 1, Lease: &Lease{Name: name, Token: "t"}} }
+	guard := func(name string) Guard {
+		return Guard{IncidentID: "inc", Seq: 1, Lease: &Lease{Name: name, Token: "t"}}
+	}
 	ref := func(id string) []DeliveryRef { return []DeliveryRef{{RecipientID: id, Channel: ChannelSMS}} }
 	j1, j2 := f.newJournal(ctx, "bc_1", guard("b1")), f.newJournal(ctx, "bc_1", guard("lost"))
 	other := f.newJournal(ctx, "bc_2", guard("b9"))

@@ -207,6 +207,11 @@ type Fanout struct {
 
 	mu    sync.Mutex
 	cache map[string]*broadcastContext
+
+	// jmu guards writers: the journal writer of each broadcast this
+	// Fanout's runs are sending (see journal).
+	jmu     sync.Mutex
+	writers map[string]*journalWriter
 }
 
 // NewFanout checks c and fills its defaults. The error names every

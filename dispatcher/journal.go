@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -18,10 +19,16 @@ import (
 // waits for one; what comes in meanwhile goes with the next (group commit),
 // so under load one round trip carries the marks and outcomes of many
 // messages, and never one per message.
+//
+// The runs a worker has of one broadcast at once share their writes (a
+// journalWriter): a Sender's window is shared by every batch sending
+// through it, so each run holds only a part of it, and one write per run
+// would carry a message or two. One write carries every run's marks and
+// outcomes instead, each run's marks refused or not on its own lease and
+// guard (RunLeaseStore.JournalGroups). A mark is still written, or refused, before its
+// message goes, and an outcome before its slot is free.
 type journal struct {
-	f     *Fanout
-	ctx   context.Context // for the writes: not cancelled with the run
-	bid   string
+	w     *journalWriter
 	guard Guard
 
 	mu      sync.Mutex
@@ -29,12 +36,6 @@ type journal struct {
 	outs    []Outcome
 	waiters []chan error // Done calls waiting for their outcome's write
 	closed  bool
-
-	kick chan struct{}
-	quit chan struct{}
-	exit chan struct{}
-	// err is why the final write failed.
-	err error
 }
 
 type handReq struct {
@@ -42,18 +43,51 @@ type handReq struct {
 	reply chan error
 }
 
+// journalWriter writes the journals of the runs of one broadcast a Fanout
+// has at once (see journal).
+type journalWriter struct {
+	f     *Fanout
+	ctx   context.Context // for the writes: not cancelled with a run
+	bid   string
+	users int // runs using it; f.jmu guards it
+
+	mu   sync.Mutex
+	runs []*journal // the runs not closed yet
+	// wmu is held while a write is under way: a run closing waits for it,
+	// so that the last write of its own takes what that write requeued.
+	wmu sync.Mutex
+
+	kick chan struct{}
+	quit chan struct{}
+	exit chan struct{}
+}
+
 func (f *Fanout) newJournal(ctx context.Context, broadcastID string, g Guard) *journal {
-	j := &journal{
-		f: f, ctx: context.WithoutCancel(ctx), bid: broadcastID, guard: g,
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{}),
+	f.jmu.Lock()
+	w := f.writers[broadcastID]
+	if w == nil {
+		w = &journalWriter{
+			f: f, ctx: context.WithoutCancel(ctx), bid: broadcastID,
+			kick: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{}),
+		}
+		if f.writers == nil {
+			f.writers = make(map[string]*journalWriter)
+		}
+		f.writers[broadcastID] = w
+		go w.loop()
 	}
-	go j.loop()
+	w.users++
+	f.jmu.Unlock()
+	j := &journal{w: w, guard: g}
+	w.mu.Lock()
+	w.runs = append(w.runs, j)
+	w.mu.Unlock()
 	return j
 }
 
-func (j *journal) poke() {
+func (w *journalWriter) poke() {
 	select {
-	case j.kick <- struct{}{}:
+	case w.kick <- struct{}{}:
 	default:
 	}
 }
@@ -61,7 +95,7 @@ func (j *journal) poke() {
 // hand marks refs handed, waiting for the write. Without a LeaseStore
 // there is nothing to mark.
 func (j *journal) hand(refs []DeliveryRef) error {
-	if j.f.leases == nil || len(refs) == 0 {
+	if j.w.f.leases == nil || len(refs) == 0 {
 		return nil
 	}
 	req := handReq{refs: refs, reply: make(chan error, 1)}
@@ -72,7 +106,7 @@ func (j *journal) hand(refs []DeliveryRef) error {
 	}
 	j.hands = append(j.hands, req)
 	j.mu.Unlock()
-	j.poke()
+	j.w.poke()
 	return <-req.reply
 }
 
@@ -88,7 +122,7 @@ func (j *journal) record(o Outcome) error {
 	}
 	j.waiters = append(j.waiters, reply)
 	j.mu.Unlock()
-	j.poke()
+	j.w.poke()
 	return <-reply
 }
 
@@ -101,87 +135,159 @@ func (j *journal) add(o Outcome) {
 	j.mu.Unlock()
 }
 
-func (j *journal) loop() {
-	defer close(j.exit)
+func (w *journalWriter) loop() {
+	defer close(w.exit)
 	for {
 		select {
-		case <-j.quit:
+		case <-w.quit:
 			return
-		case <-j.kick:
+		case <-w.kick:
 		}
-		if j.write() != nil {
+		if w.write() != nil {
 			// Redis is away: try again a little later, not in a tight loop.
 			select {
-			case <-j.quit:
+			case <-w.quit:
 				return
 			case <-time.After(200 * time.Millisecond):
-				j.poke()
+				w.poke()
 			}
 		}
 	}
 }
 
-// write sends what is waiting in one round trip. Outcomes that could not
-// be written stay for the next write; marks that could not be written are
-// refused (those messages are not sent).
-func (j *journal) write() error {
-	j.mu.Lock()
-	hands, outs, waiters := j.hands, j.outs, j.waiters
-	j.hands, j.outs, j.waiters = nil, nil, nil
-	j.mu.Unlock()
-	if len(hands) == 0 && len(outs) == 0 {
+// write writes what the runs have waiting, in one round trip.
+func (w *journalWriter) write() error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	w.mu.Lock()
+	runs := slices.Clone(w.runs)
+	w.mu.Unlock()
+	return w.f.writeJournals(w.ctx, w.bid, runs)
+}
+
+// pending is what one write took of a run.
+type pending struct {
+	j       *journal
+	hands   []handReq
+	outs    []Outcome
+	waiters []chan error
+}
+
+// writeJournals sends what runs (of broadcast bid) have waiting, in one
+// round trip (RunLeaseStore.JournalGroups; Record without leases).
+// Outcomes that could not be written stay for the next write; marks that
+// could not be written are refused (those messages are not sent).
+func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal) error {
+	var ps []pending
+	var groups []JournalGroup
+	var of []int // the pending of each group
+	var outs []Outcome
+	for _, j := range runs {
+		j.mu.Lock()
+		p := pending{j: j, hands: j.hands, outs: j.outs, waiters: j.waiters}
+		j.hands, j.outs, j.waiters = nil, nil, nil
+		j.mu.Unlock()
+		if len(p.hands) == 0 && len(p.outs) == 0 {
+			continue
+		}
+		if refs := handedRefs(p.hands); len(refs) > 0 {
+			groups = append(groups, JournalGroup{Guard: j.guard, Handed: refs})
+			of = append(of, len(ps))
+		}
+		outs = append(outs, p.outs...)
+		ps = append(ps, p)
+	}
+	if len(ps) == 0 {
 		return nil
 	}
-	var refs []DeliveryRef
-	for _, h := range hands {
-		refs = append(refs, h.refs...)
-	}
-	var refused string
+	refused := make([]string, len(ps))
 	var err error
-	if j.f.leases != nil {
-		refused, err = j.f.leases.Journal(j.ctx, j.bid, j.guard, refs, outs)
+	if f.leases == nil {
+		err = f.c.Store.Record(ctx, bid, outs) // nothing is marked: no groups
 	} else {
-		err = j.f.c.Store.Record(j.ctx, j.bid, outs)
+		var got []string
+		if got, err = f.leases.JournalGroups(ctx, bid, groups, outs); err == nil {
+			for g, i := range of {
+				refused[i] = got[g]
+			}
+		}
 	}
-	var reply error
-	switch {
-	case err != nil:
-		reply = fmt.Errorf("journal: %w", err)
-		j.mu.Lock()
-		j.outs = append(outs, j.outs...)
-		j.mu.Unlock()
-	case refused != "":
-		reply = &refusal{refused}
-	}
-	for _, h := range hands {
-		h.reply <- reply
-	}
-	for _, w := range waiters {
-		w <- err
+	for i, p := range ps {
+		var reply error
+		switch {
+		case err != nil:
+			reply = fmt.Errorf("journal: %w", err)
+			p.j.mu.Lock()
+			p.j.outs = append(p.outs, p.j.outs...)
+			p.j.mu.Unlock()
+		case refused[i] != "":
+			reply = &refusal{refused[i]}
+		}
+		for _, h := range p.hands {
+			h.reply <- reply
+		}
+		for _, w := range p.waiters {
+			w <- err
+		}
 	}
 	return err
 }
 
-// close stops the loop and writes what is left, retrying for a while when
-// Redis is away. It returns the error of the last try when it gave up.
+func handedRefs(hands []handReq) []DeliveryRef {
+	var refs []DeliveryRef
+	for _, h := range hands {
+		refs = append(refs, h.refs...)
+	}
+	return refs
+}
+
+// close writes what is left of the run, retrying for a while when Redis
+// is away, and leaves the broadcast's writer (stopped once no run uses
+// it). It returns the error of the last try when it gave up.
 func (j *journal) close() error {
+	w := j.w
 	j.mu.Lock()
 	j.closed = true
 	j.mu.Unlock()
-	close(j.quit)
-	<-j.exit
+	w.mu.Lock()
+	if i := slices.Index(w.runs, j); i >= 0 {
+		w.runs = slices.Delete(w.runs, i, i+1)
+	}
+	w.mu.Unlock()
+	// A write under way may have taken some of the run's outcomes; once
+	// it is over they are written or back in j.outs.
+	w.wmu.Lock()
+	w.wmu.Unlock() //nolint:staticcheck // empty on purpose: it only waits
+	defer w.leave()
+
 	deadline := time.NewTimer(flushFor)
 	defer deadline.Stop()
 	for {
-		err := j.write()
+		err := w.f.writeJournals(w.ctx, w.bid, []*journal{j})
 		if err == nil {
 			return nil
 		}
-		j.f.c.Logger.Warn("recording outcomes failed; trying again", "broadcast_id", j.bid, "err", err)
+		w.f.c.Logger.Warn("recording outcomes failed; trying again", "broadcast_id", w.bid, "err", err)
 		select {
 		case <-deadline.C:
 			return err
 		case <-time.After(250 * time.Millisecond):
 		}
+	}
+}
+
+// leave ends a run's use of w, stopping w after its last run.
+func (w *journalWriter) leave() {
+	f := w.f
+	f.jmu.Lock()
+	w.users--
+	last := w.users == 0
+	if last {
+		delete(f.writers, w.bid)
+	}
+	f.jmu.Unlock()
+	if last {
+		close(w.quit)
+		<-w.exit
 	}
 }

@@ -90,6 +90,21 @@ type RunLeaseStore interface {
 	// returns why not: ReasonLeaseLost, ReasonSuperseded or ReasonCancelled), and
 	// applies outcomes as Record does.
 	Journal(ctx context.Context, broadcastID string, g Guard, handed []DeliveryRef, outs []Outcome) (refused string, err error)
+	// JournalGroups is Journal for several runs of one broadcast in one
+	// round trip, all or nothing: each group's marks are refused or not on
+	// its own lease and guard, outs are applied once. It returns each
+	// group's refusal ("" for none), in order. The runs a worker has of a
+	// broadcast at once share their writes through it (see journal), so
+	// that one write carries the marks and outcomes of the Sender's whole
+	// window rather than of one run's part of it.
+	JournalGroups(ctx context.Context, broadcastID string, groups []JournalGroup, outs []Outcome) (refused []string, err error)
+}
+
+// JournalGroup is one run's part of a RunLeaseStore.JournalGroups call: its
+// guard and the deliveries it is about to hand to a provider.
+type JournalGroup struct {
+	Guard  Guard
+	Handed []DeliveryRef
 }
 
 // SweepStore is what finding and settling a dead run's leftovers calls:

@@ -105,32 +105,58 @@ func (s *Store) ReleaseLease(_ context.Context, bid string, l dispatcher.Lease, 
 func (s *Store) Journal(_ context.Context, bid string, g dispatcher.Guard, handed []dispatcher.DeliveryRef, outs []dispatcher.Outcome) (string, error) {
 	s.Lock()
 	defer s.Unlock()
-	refused := ""
-	if len(handed) > 0 {
-		b, _, err := s.broadcast(bid)
+	refused, err := s.hand(bid, g, handed)
+	if err != nil || len(outs) == 0 {
+		return refused, err
+	}
+	return refused, s.record(bid, outs)
+}
+
+// JournalGroups implements dispatcher.RunLeaseStore.
+func (s *Store) JournalGroups(_ context.Context, bid string, groups []dispatcher.JournalGroup, outs []dispatcher.Outcome) ([]string, error) {
+	s.Lock()
+	defer s.Unlock()
+	refused := make([]string, len(groups))
+	for i, g := range groups {
+		why, err := s.hand(bid, g.Guard, g.Handed)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		k := handedKey(bid, g)
-		switch {
-		case k != "" && s.holder(k) != g.Lease.Token:
-			refused = string(dispatcher.ReasonLeaseLost)
-		default:
-			refused = s.guard(b, g)
-		}
-		if refused == "" && k != "" {
-			if s.handed[k] == nil {
-				s.handed[k] = map[string]bool{}
-			}
-			for _, r := range handed {
-				s.handed[k][string(r.Channel)+"."+r.RecipientID] = true
-			}
-		}
+		refused[i] = why
 	}
 	if len(outs) == 0 {
 		return refused, nil
 	}
 	return refused, s.record(bid, outs)
+}
+
+// hand marks handed as handed by g's run, unless its lease is lost or
+// its guard refuses (then it returns why). s is locked.
+func (s *Store) hand(bid string, g dispatcher.Guard, handed []dispatcher.DeliveryRef) (string, error) {
+	if len(handed) == 0 {
+		return "", nil
+	}
+	b, _, err := s.broadcast(bid)
+	if err != nil {
+		return "", err
+	}
+	refused := ""
+	k := handedKey(bid, g)
+	switch {
+	case k != "" && s.holder(k) != g.Lease.Token:
+		refused = string(dispatcher.ReasonLeaseLost)
+	default:
+		refused = s.guard(b, g)
+	}
+	if refused == "" && k != "" {
+		if s.handed[k] == nil {
+			s.handed[k] = map[string]bool{}
+		}
+		for _, r := range handed {
+			s.handed[k][string(r.Channel)+"."+r.RecipientID] = true
+		}
+	}
+	return refused, nil
 }
 
 // settleBroadcast is SettleBroadcast under the lock; also is one more

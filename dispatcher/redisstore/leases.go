@@ -111,28 +111,55 @@ func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatch
 	return nil
 }
 
-// Journal implements dispatcher.RunLeaseStore.
+// Journal implements dispatcher.RunLeaseStore: JournalGroups with one
+// group.
 func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Guard, handed []dispatcher.DeliveryRef, outs []dispatcher.Outcome) (string, error) {
-	if len(handed) == 0 && len(outs) == 0 {
-		return "", nil
+	refused, err := s.JournalGroups(ctx, broadcastID, []dispatcher.JournalGroup{{Guard: g, Handed: handed}}, outs)
+	if err != nil {
+		return "", err
+	}
+	return refused[0], nil
+}
+
+// JournalGroups implements dispatcher.RunLeaseStore: one script for every
+// group (the broadcast's keys, each group's lease and handed set share
+// the broadcast's hash slot).
+func (s *Store) JournalGroups(ctx context.Context, broadcastID string, groups []dispatcher.JournalGroup, outs []dispatcher.Outcome) ([]string, error) {
+	refused := make([]string, len(groups))
+	nh := 0
+	for _, g := range groups {
+		nh += len(g.Handed)
+	}
+	if nh == 0 && len(outs) == 0 {
+		return refused, nil
 	}
 	now := s.nowMS()
-	lease, h, token := leaseKey(broadcastID, ""), handedKey(broadcastID, g.Lease), ""
-	if g.Lease != nil {
-		lease, token = leaseKey(broadcastID, g.Lease.Name), g.Lease.Token
-	} else {
-		h = handedPrefix(broadcastID) // unused without a token
+	incident := ""
+	if len(groups) > 0 {
+		incident = groups[0].Guard.IncidentID // one broadcast: one incident
 	}
-	args := make([]any, 0, 4+len(handed)+2*len(outs))
-	args = append(args, now, g.Seq, token, len(handed))
-	for _, r := range handed {
-		args = append(args, deliveryField(r.Channel, r.RecipientID))
+	keys := make([]string, 0, 6+2*len(groups))
+	keys = append(keys, broadcastKeys(broadcastID)...)
+	keys = append(keys, seqKey(broadcastID, incident))
+	keys = append(keys, evidenceKeys(broadcastID)...)
+	args := make([]any, 0, 2+3*len(groups)+nh+2*len(outs))
+	args = append(args, now, len(groups))
+	for _, g := range groups {
+		// Without a lease the run marks nothing: its keys only keep the
+		// script's slot.
+		lease, h, token := leaseKey(broadcastID, ""), handedPrefix(broadcastID), ""
+		if g.Guard.Lease != nil {
+			lease, h, token = leaseKey(broadcastID, g.Guard.Lease.Name), handedKey(broadcastID, g.Guard.Lease), g.Guard.Lease.Token
+		}
+		keys = append(keys, lease, h)
+		args = append(args, token, g.Guard.Seq, len(g.Handed))
+		for _, r := range g.Handed {
+			args = append(args, deliveryField(r.Channel, r.RecipientID))
+		}
 	}
 	args = s.appendOutcomes(args, now, outs)
-	keys := append(broadcastKeys(broadcastID), seqKey(broadcastID, g.IncidentID), lease, h)
-	keys = append(keys, evidenceKeys(broadcastID)...)
 	var run *redis.Cmd
-	if len(handed) > 0 {
+	if nh > 0 {
 		// What is handed over must be on a replica before the provider
 		// calls go (replicas.go). A refused Journal wrote nothing and
 		// waits for nothing that matters; that is rare, and cheaper than a
@@ -141,10 +168,14 @@ func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Gu
 	} else {
 		run = journalScript.Run(ctx, s.rdb, keys, args...)
 	}
-	refused, err := run.Text()
-	if err != nil {
-		return "", fmt.Errorf("journal of %s (%d handed, %d outcomes): %w", broadcastID, len(handed), len(outs), err)
+	got, err := run.StringSlice()
+	if err == nil && len(got) != len(groups) {
+		err = fmt.Errorf("%d answers for %d groups", len(got), len(groups))
 	}
+	if err != nil {
+		return nil, fmt.Errorf("journal of %s (%d runs, %d handed, %d outcomes): %w", broadcastID, len(groups), nh, len(outs), err)
+	}
+	copy(refused, got)
 	return refused, nil
 }
 

@@ -124,3 +124,37 @@ func countMoves() int {
 	}
 	return n
 }
+
+// TestJournalCountersAgreeAfterAnError: the journal tallies its counter
+// moves and writes each counter once; when an outcome raises (a stored
+// record it cannot read), the counters of the outcomes applied before it
+// are written all the same, so they agree with the records Redis kept.
+// The outcome that raises here has neither channel nor recipient: its
+// field names no channel to count under.
+func TestJournalCountersAgreeAfterAnError(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b := saveBroadcast(t, s, "inc_tally", nil, nil)
+		if err := rdb.HSet(ctx, bkey(b.ID), "state", "sending", "pending", 10).Err(); err != nil {
+			t.Fatal(err)
+		}
+		sent := func(rid string) dispatcher.Outcome {
+			return dispatcher.Outcome{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent}
+		}
+		_, err := s.Journal(ctx, b.ID, dispatcher.Guard{}, nil, []dispatcher.Outcome{sent("a"), sent("b"), {Status: dispatcher.StatusSent}, sent("c")})
+		if err == nil {
+			t.Fatal("Journal of an outcome without a channel: no error")
+		}
+		for rid, want := range map[string]bool{"a": true, "b": true, "c": false} {
+			_, err := s.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, rid))
+			if got := err == nil; got != want {
+				t.Errorf("delivery %s recorded: %v, want %v", rid, got, want)
+			}
+		}
+		n, err := rdb.HGet(ctx, bkey(b.ID), "c:sms:"+luaCode(dispatcher.StatusSent)).Int()
+		if err != nil || n != 2 {
+			t.Errorf("sent counter = %d, %v; want 2, as the records written", n, err)
+		}
+	})
+}

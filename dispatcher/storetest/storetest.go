@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"OptOuts", testOptOuts},
 		{"Reads", testReads},
 		{"LeaseJournal", testLeaseJournal},
+		{"JournalGroups", testJournalGroups},
 		{"SettleOrphans", func(t *testing.T, s Store) { testSettleOrphans(t, s, false) }},
 		{"SettleLapsedBatch", func(t *testing.T, s Store) { testSettleOrphans(t, s, true) }},
 		{"SettleLeavesLiveRetry", testSettleLeavesLiveRetry},
@@ -682,6 +683,62 @@ func testLeaseJournal(t *testing.T, s Store) {
 		t.Errorf("LapsedBatches after clean releases = %v, want nothing", lapsed)
 	}
 	wantBroadcast(t, s, b.ID, dispatcher.BroadcastDone, 0, "sms/sent=4")
+}
+
+// testJournalGroups: the journals of two runs of one broadcast in one
+// call: each run's marks are refused or not on its own lease, the
+// outcomes of both are applied, and what the refused run handed is not
+// marked (a crash then leaves it suppressed, not unknown).
+func testJournalGroups(t *testing.T, s Store) {
+	ctx := context.Background()
+	b := start(t, s, "inc_jg", "a", "b", "c", "d")
+	run := func(start, stop int, ids ...string) dispatcher.Guard {
+		l := dispatcher.NewLease(dispatcher.BatchLeaseName(dispatcher.Batch{Start: start, Stop: stop}))
+		if ok, err := s.AcquireLease(ctx, b.ID, l, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireLease = %v, %v", ok, err)
+		}
+		g := dispatcher.Guard{IncidentID: "inc_jg", Seq: 1, Lease: &l}
+		items := make([]dispatcher.Begin, len(ids))
+		for i, id := range ids {
+			items[i] = sending(id)
+		}
+		if _, err := s.BeginDeliveries(ctx, b.ID, g, items); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	g1, g2 := run(0, 2, "a", "b"), run(2, 4, "c", "d")
+	// The second run's lease lapses and another run takes it.
+	crash(t, s, b.ID, *g2.Lease)
+	taker := dispatcher.NewLease(g2.Lease.Name)
+	if ok, _ := s.AcquireLease(ctx, b.ID, taker, time.Minute); !ok {
+		t.Fatal("the lapsed lease could not be taken")
+	}
+	groups := []dispatcher.JournalGroup{
+		{Guard: g1, Handed: []dispatcher.DeliveryRef{ref("a"), ref("b")}},
+		{Guard: g2, Handed: []dispatcher.DeliveryRef{ref("c")}},
+		{Guard: g1}, // nothing handed: nothing refused
+	}
+	refused, err := s.JournalGroups(ctx, b.ID, groups, []dispatcher.Outcome{outcome("a", dispatcher.StatusSent, ""), outcome("d", dispatcher.StatusSent, "")})
+	if want := []string{"", string(dispatcher.ReasonLeaseLost), ""}; err != nil || !slices.Equal(refused, want) {
+		t.Fatalf("JournalGroups = %q, %v; want %q", refused, err, want)
+	}
+	wantDelivery(t, s, b, "a", dispatcher.StatusSent, "")
+	wantDelivery(t, s, b, "d", dispatcher.StatusSent, "")
+	if refused, err := s.JournalGroups(ctx, b.ID, nil, nil); err != nil || len(refused) != 0 {
+		t.Errorf("JournalGroups of nothing = %q, %v", refused, err)
+	}
+	// Both runs die under a later update: b was marked handed (unknown),
+	// c was not (suppressed).
+	saveUpdate(t, s, "inc_jg", 2)
+	crash(t, s, b.ID, *g1.Lease)
+	crash(t, s, b.ID, taker)
+	if n, err := s.SettleOrphans(ctx, "inc_jg", 2); err != nil || n != 2 {
+		t.Fatalf("SettleOrphans = %d, %v; want 2", n, err)
+	}
+	why := string(dispatcher.ReasonSuperseded)
+	wantDelivery(t, s, b, "b", dispatcher.StatusUnknown, why)
+	wantDelivery(t, s, b, "c", dispatcher.StatusSuppressed, why)
 }
 
 // testSettleOrphans: once a later update exists, what a dead run left in

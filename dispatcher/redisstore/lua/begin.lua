@@ -16,33 +16,35 @@ local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local lp, h = ARGV[3], ARGV[4]
 local why = guard(b, incseq, tonumber(ARGV[2]))
 local out, fin, segs, extra, late = {}, 0, 0, 0, 0
-for i = 5, #ARGV, 5 do
-  local f, v, sg, fb, ex = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
-  local old = redis.call('HGET', d, f)
-  if old then
-    local oc = string.sub(old, 1, 1)
-    if oc == CODE.sending then
-      if retryBusy(lp, f) then
-        oc = 'b'
-      elseif why then
-        fin = fin + settle(b, d, f, h, why)
-        oc = string.sub(redis.call('HGET', d, f), 1, 1)
+tallied(b, function()
+  for i = 5, #ARGV, 5 do
+    local f, v, sg, fb, ex = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
+    local old = redis.call('HGET', d, f)
+    if old then
+      local oc = string.sub(old, 1, 1)
+      if oc == CODE.sending then
+        if retryBusy(lp, f) then
+          oc = 'b'
+        elseif why then
+          fin = fin + settle(b, d, f, h, why)
+          oc = string.sub(redis.call('HGET', d, f), 1, 1)
+        end
       end
+      out[#out + 1] = oc
+    else
+      if ex ~= '0' then extra = extra + 1 end
+      if ex == '2' then late = late + 1 end
+      local res = ''
+      if why and not FINAL[string.sub(v, 1, 1)] then
+        v, sg, fb, res = suppressed(v, why), 0, '', CODE.suppressed
+      end
+      fin = fin + move(b, d, f, nil, v)
+      segs = segs + sg
+      if fb ~= '' then redis.call('HINCRBY', b, 'f:' .. fb, 1) end
+      out[#out + 1] = res
     end
-    out[#out + 1] = oc
-  else
-    if ex ~= '0' then extra = extra + 1 end
-    if ex == '2' then late = late + 1 end
-    local res = ''
-    if why and not FINAL[string.sub(v, 1, 1)] then
-      v, sg, fb, res = suppressed(v, why), 0, '', CODE.suppressed
-    end
-    fin = fin + move(b, d, f, nil, v)
-    segs = segs + sg
-    if fb ~= '' then redis.call('HINCRBY', b, 'f:' .. fb, 1) end
-    out[#out + 1] = res
   end
-end
+end)
 if segs > 0 then redis.call('HINCRBY', b, 'sms_segments', segs) end
 if extra > 0 then redis.call('HINCRBY', b, 'pending', extra) end
 if late > 0 then redis.call('HINCRBY', b, 'late', late) end

@@ -1,31 +1,46 @@
--- journal is a running batch's progress in one call: it adds the nh fields
--- to the run's handed set h (they are about to go to a provider) provided
--- the run still holds its lease and the guard lets them start, and
--- otherwise adds nothing and returns why not; then it applies the
--- outcomes, as record does (with their evidence first, see evidence).
--- KEYS: b, d, aud, incseq, lease, h, texts, attempts.
--- ARGV: now, seq, token ('' without a lease), nh, nh fields, evidence, then
--- field/record pairs.
-local b, d, aud, incseq, lease, h, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[1]
-local token, nh = ARGV[3], tonumber(ARGV[4])
-local refused = ''
-if nh > 0 then
-  if token ~= '' and redis.call('GET', lease) ~= token then
-    refused = 'lease_lost'
-  else
-    refused = guard(b, incseq, tonumber(ARGV[2])) or ''
-  end
-  if refused == '' and token ~= '' then
-    for i = 5, 4 + nh, 1000 do
-      redis.call('SADD', h, unpack(ARGV, i, math.min(i + 999, 4 + nh)))
+-- journal is the progress of one or more running batches of a broadcast in
+-- one call (a worker's runs of it share their writes, see
+-- dispatcher.JournalStore). For each group (a run) it adds the group's nh
+-- fields to the run's handed set h (they are about to go to a provider)
+-- provided the run still holds its lease and the guard lets them start,
+-- and otherwise adds nothing and notes why not; then it applies the
+-- outcomes of all the groups, as record does (with their evidence first,
+-- see evidence). It returns each group's refusal ('' for none), in order.
+-- KEYS: b, d, aud, incseq, texts, attempts, then lease and h of each group.
+-- ARGV: now, ng, then for each group token ('' without a lease), seq, nh
+-- and the nh fields; then evidence, then field/record pairs.
+local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
+local ng = tonumber(ARGV[2])
+local refusals, guards = {}, {}
+local i = 3
+for g = 1, ng do
+  local lease, h = KEYS[5 + 2 * g], KEYS[6 + 2 * g]
+  local token, seq, nh = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local first = i + 3
+  local refused = ''
+  if nh > 0 then
+    if token ~= '' and redis.call('GET', lease) ~= token then
+      refused = 'lease_lost'
+    else
+      if guards[seq] == nil then guards[seq] = guard(b, incseq, seq) or '' end
+      refused = guards[seq]
     end
-    redis.call('EXPIRE', h, 86400)
+    if refused == '' and token ~= '' then
+      for j = first, first + nh - 1, 1000 do
+        redis.call('SADD', h, unpack(ARGV, j, math.min(j + 999, first + nh - 1)))
+      end
+      redis.call('EXPIRE', h, 86400)
+    end
   end
+  refusals[g] = refused
+  i = first + nh
 end
 local fin = 0
-for i = evidence(KEYS[7], KEYS[8], 5 + nh), #ARGV, 2 do
-  local _, x = apply(b, d, ARGV[i], ARGV[i + 1])
-  fin = fin + x
-end
+tallied(b, function()
+  for j = evidence(KEYS[5], KEYS[6], i), #ARGV, 2 do
+    local _, x = apply(b, d, ARGV[j], ARGV[j + 1])
+    fin = fin + x
+  end
+end)
 settled(b, aud, now, fin)
-return refused
+return refusals

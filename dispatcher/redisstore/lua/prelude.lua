@@ -81,12 +81,44 @@ end
 -- moves the channel's counters. It returns what the broadcast's pending
 -- count loses: 1 when the delivery became final, -1 when it stopped being
 -- final, else 0.
+-- tally, while tallied runs (a table: counter field -> change, and its
+-- fields in order in tally.order), collects move()'s counter changes
+-- instead of writing each.
+local tally = nil
+
+local function count(b, c, by)
+  if not tally then
+    redis.call('HINCRBY', b, c, by)
+  elseif tally[c] then
+    tally[c] = tally[c] + by
+  else
+    tally[c] = by
+    tally.order[#tally.order + 1] = c
+  end
+end
+
+-- tallied runs fn with move()'s counter changes collected, then writes
+-- each counter once (one HINCRBY per counter rather than two per
+-- delivery moved). The counters are written even when fn raises, so that
+-- they agree with the records it wrote before (Redis keeps a script's
+-- writes up to an error); then the error is raised again.
+local function tallied(b, fn)
+  tally = { order = {} }
+  local ok, err = pcall(fn)
+  local t = tally
+  tally = nil
+  for _, c in ipairs(t.order) do
+    if t[c] ~= 0 then redis.call('HINCRBY', b, c, t[c]) end
+  end
+  if not ok then error(err, 0) end
+end
+
 local function move(b, d, f, oc, v)
   local new = string.sub(v, 1, 1)
   redis.call('HSET', d, f, v)
   local ch = string.match(f, '^[^.]+')
-  if oc then redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. oc, -1) end
-  redis.call('HINCRBY', b, 'c:' .. ch .. ':' .. new, 1)
+  if oc then count(b, 'c:' .. ch .. ':' .. oc, -1) end
+  count(b, 'c:' .. ch .. ':' .. new, 1)
   local was = oc ~= nil and FINAL[oc] == true
   local is = FINAL[new] == true
   if is and not was then return 1 end

@@ -1,0 +1,144 @@
+package dispatcher
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// groupStore is a RunLeaseStore whose JournalGroups notes each call's
+// groups and outcomes; while hold is set, each call waits for it to close.
+// A group whose lease is named "lost" is refused.
+type groupStore struct {
+	RunLeaseStore
+	mu    sync.Mutex
+	calls [][]string // per call: "{lease}:{recipient ids}" of each group, then "outs:{ids}"
+	hold  chan struct{}
+	in    chan struct{} // a call began
+}
+
+func (s *groupStore) JournalGroups(_ context.Context, _ string, groups []JournalGroup, outs []Outcome) ([]string, error) {
+	s.mu.Lock()
+	var call []string
+	refused := make([]string, len(groups))
+	for i, g := range groups {
+		ids := ""
+		for _, r := range g.Handed {
+			ids += r.RecipientID
+		}
+		call = append(call, g.Guard.Lease.Name+":"+ids)
+		if g.Guard.Lease.Name == "lost" {
+			refused[i] = string(ReasonLeaseLost)
+		}
+	}
+	ids := ""
+	for _, o := range outs {
+		ids += o.RecipientID
+	}
+	s.calls = append(s.calls, append(call, "outs:"+ids))
+	hold := s.hold
+	s.mu.Unlock()
+	s.in <- struct{}{}
+	if hold != nil {
+		<-hold
+	}
+	return refused, nil
+}
+
+// queued waits until j has n marks waiting for a write.
+func queued(t *testing.T, j *journal, n int) {
+	t.Helper()
+	deadline := SystemClock.Now().Add(10 * time.Second)
+	for {
+		j.mu.Lock()
+		got := len(j.hands)
+		j.mu.Unlock()
+		if got == n {
+			return
+		}
+		if SystemClock.Now().After(deadline) {
+			t.Fatalf("%d marks queued, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond) // polling with a deadline
+	}
+}
+
+// TestJournalRunsShareWrites: the runs of one broadcast share their
+// writes: what two runs queue while a write is under way goes out in one
+// call, each run's marks refused or not on its own lease, and the writer
+// stops with the last run.
+func TestJournalRunsShareWrites(t *testing.T) {
+	ctx := context.Background()
+	hold := make(chan struct{})
+	s := &groupStore{hold: hold, in: make(chan struct{}, 10)}
+	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}
+	guard := func(name string) Guard {
+		return Guard{IncidentID: "inc", Seq: 1, Lease: &Lease{Name: name, Token: "t"}}
+	}
+	ref := func(id string) []DeliveryRef { return []DeliveryRef{{RecipientID: id, Channel: ChannelSMS}} }
+	j1, j2 := f.newJournal(ctx, "bc_1", guard("b1")), f.newJournal(ctx, "bc_1", guard("lost"))
+	other := f.newJournal(ctx, "bc_2", guard("b9"))
+
+	errs := make(chan error, 3)
+	go func() { errs <- j1.hand(ref("a")) }()
+	<-s.in // the first write is under way, held
+	go func() { errs <- j1.hand(ref("b")) }()
+	go func() { errs <- j2.hand(ref("c")) }()
+	queued(t, j1, 1)
+	queued(t, j2, 1)
+	j1.add(Outcome{RecipientID: "x"})
+	j2.add(Outcome{RecipientID: "y"})
+	s.mu.Lock()
+	s.hold = nil
+	s.mu.Unlock()
+	close(hold)
+	<-s.in
+	var refused, ok int
+	for range 3 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case refusedReason(err) == ReasonLeaseLost:
+			refused++
+		default:
+			t.Errorf("hand = %v", err)
+		}
+	}
+	if ok != 2 || refused != 1 {
+		t.Errorf("%d marks written and %d refused, want 2 and 1", ok, refused)
+	}
+	s.mu.Lock()
+	calls := slices.Clone(s.calls)
+	s.mu.Unlock()
+	if len(calls) != 2 || !slices.Equal(calls[0], []string{"b1:a", "outs:"}) {
+		t.Fatalf("calls = %q, want the first mark alone, then the rest together", calls)
+	}
+	if want := []string{"b1:b", "lost:c", "outs:xy"}; !slices.Equal(calls[1], want) {
+		t.Errorf("second call = %q, want %q: both runs' marks and outcomes in one call", calls[1], want)
+	}
+
+	for _, j := range []*journal{j1, j2} {
+		if err := j.close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.jmu.Lock()
+	_, still := f.writers["bc_1"]
+	f.jmu.Unlock()
+	if still {
+		t.Error("the writer of bc_1 outlived its runs")
+	}
+	if err := other.hand(ref("z")); err != nil {
+		t.Errorf("another broadcast's run: %v", err)
+	}
+	<-s.in
+	if err := other.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j1.hand(ref("d")); err == nil {
+		t.Errorf("hand after close = %v, want an error", err)
+	}
+}

@@ -115,7 +115,7 @@ func (s *Store) catchUpScope(ctx context.Context, from, to dispatcher.Audience) 
 			// are due now; MIN keeps an entry already due sooner.
 			cu := shardKey(sh, "catchup")
 			p.ZUnionStore(ctx, cu, &redis.ZStore{Keys: []string{cu, added}, Weights: []float64{1, now}, Aggregate: "MIN"})
-			p.Del(ctx, added, old, tmp+":newsvc", tmp+":newreg", tmp+":oldsvc", tmp+":oldreg")
+			p.Unlink(ctx, added, old, tmp+":newsvc", tmp+":newreg", tmp+":oldsvc", tmp+":oldreg")
 			return nil
 		})
 		if err != nil {
@@ -149,7 +149,7 @@ func (s *Store) History(ctx context.Context, incidentID string) ([]*dispatcher.E
 func (s *Store) AudienceChange(ctx context.Context, from, to dispatcher.Audience) (dispatcher.AudienceFigures, error) {
 	tmp := previewKey(nonce())
 	old, neu := tmp+":old", tmp+":new"
-	defer s.rdb.Del(context.WithoutCancel(ctx), old, neu)
+	defer s.rdb.Unlink(context.WithoutCancel(ctx), old, neu)
 	fail := func(err error) (dispatcher.AudienceFigures, error) {
 		return dispatcher.AudienceFigures{}, fmt.Errorf("count an audience change: %w", err)
 	}

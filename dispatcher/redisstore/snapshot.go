@@ -108,7 +108,7 @@ func (s *Store) ScanAudience(ctx context.Context, services, regions []string, ch
 		chunk = 1000
 	}
 	tmp := previewKey(nonce())
-	defer s.rdb.Del(context.WithoutCancel(ctx), tmp)
+	defer s.rdb.Unlink(context.WithoutCancel(ctx), tmp) // a 1M-member zset: freed in the background
 	// It expires in 10 minutes should the deletion fail.
 	if err := s.buildAudience(ctx, tmp, tmp, "", 600, services, regions); err != nil {
 		return 0, fmt.Errorf("audience snapshot for a preview: %w", err)

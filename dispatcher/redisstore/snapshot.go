@@ -138,6 +138,18 @@ func previewKey(nonce string) string { return key("preview", "{"+nonce+"}") }
 // in steps of snapshotStepScript on each shard, each step's matches added
 // by snapshotAddScript (token and ttl as it takes them).
 func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl int, services, regions []string) error {
+	return s.stepAudience(ctx, services, regions, func(_ int, ids []any) error {
+		args := make([]any, 0, 2+len(ids))
+		args = append(args, token, ttl)
+		args = append(args, ids...)
+		return superseded(snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err())
+	})
+}
+
+// stepAudience walks the audience of services and regions in steps of
+// snapshotStepScript on each shard and calls fn with each step's matches
+// (none: no call) and their shard. A member may come twice (see above).
+func (s *Store) stepAudience(ctx context.Context, services, regions []string, fn func(shard int, ids []any) error) error {
 	sides, err := s.audienceSides(ctx, services, regions)
 	if err != nil {
 		return err
@@ -146,7 +158,7 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl 
 	if chunk <= 0 {
 		chunk = snapshotChunk
 	}
-	for _, side := range sides {
+	for sh, side := range sides {
 		keys := append([]string{""}, side.check...)
 		for _, src := range side.scan {
 			keys[0] = src
@@ -171,11 +183,8 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl 
 					s.snapshotStepFunc(int(scanned))
 				}
 				if ids, _ := r[2].([]any); len(ids) > 0 {
-					args := make([]any, 0, 2+len(ids))
-					args = append(args, token, ttl)
-					args = append(args, ids...)
-					if err := snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err(); err != nil {
-						return superseded(err)
+					if err := fn(sh, ids); err != nil {
+						return err
 					}
 				}
 				if restart {

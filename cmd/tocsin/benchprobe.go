@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -260,6 +261,9 @@ type slowFigures struct {
 	what    string        // the longest entry's command (a script by its name)
 	full    bool          // the log held slowlog-max-len entries: older ones may be lost
 	latency string        // LATENCY LATEST: event max ms, ...
+	// byCommand are the entries over 50 ms per command (a script by its
+	// name), the most first: "begin.lua 3 (max 61 ms), ...".
+	byCommand string
 }
 
 // read reads SLOWLOG and LATENCY LATEST, and puts the settings back.
@@ -280,15 +284,37 @@ func (s *slowWatch) read(ctx context.Context) (slowFigures, error) {
 	if err != nil {
 		return slowFigures{}, err
 	}
+	// The probe's own SLOWLOG, LATENCY and CONFIG calls are not counted
+	// (a SLOWLOG RESET of a full log frees its entries in the call).
+	entries = slices.DeleteFunc(entries, func(e redis.SlowLog) bool {
+		return len(e.Args) > 0 && slices.Contains([]string{"SLOWLOG", "LATENCY", "CONFIG"}, strings.ToUpper(e.Args[0]))
+	})
 	f := slowFigures{logged: len(entries), full: n >= s.maxLen}
+	type tally struct {
+		n       int
+		longest time.Duration
+	}
+	per := map[string]*tally{}
 	for _, e := range entries {
 		if e.Duration > slowMicros*time.Microsecond {
 			f.over50++
+			name, _, _ := strings.Cut(slowCommand(e.Args), " tocsin:")
+			if per[name] == nil {
+				per[name] = &tally{}
+			}
+			per[name].n++
+			per[name].longest = max(per[name].longest, e.Duration)
 		}
 		if e.Duration > f.longest {
 			f.longest, f.what = e.Duration, slowCommand(e.Args)
 		}
 	}
+	names := slices.SortedFunc(maps.Keys(per), func(a, b string) int { return cmp.Or(per[b].n-per[a].n, strings.Compare(a, b)) })
+	var by []string
+	for _, name := range names {
+		by = append(by, fmt.Sprintf("%s %d (max %.0f ms)", name, per[name].n, ms(per[name].longest)))
+	}
+	f.byCommand = strings.Join(by, ", ")
 	if rows, err := s.rdb.Do(ctx, "LATENCY", "LATEST").Slice(); err == nil {
 		var ev []string
 		for _, r := range rows {
@@ -339,6 +365,9 @@ func (f slowFigures) report(w io.Writer, threshold int64, err error) {
 	}
 	fmt.Fprintf(w, "redis slowlog while planned and sent: %d calls over 50 ms; %d logged over %d ms%s, the longest %s\n",
 		f.over50, f.logged, threshold/1000, full, longest)
+	if f.byCommand != "" {
+		fmt.Fprintf(w, "redis slowlog over 50 ms by command: %s\n", f.byCommand)
+	}
 	if f.latency != "" {
 		fmt.Fprintf(w, "redis latency monitor: %s\n", f.latency)
 	}

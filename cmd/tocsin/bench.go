@@ -44,6 +44,9 @@ type benchResult struct {
 	// once done; seededBytes what the recipients took of it.
 	peakTotal, keptTotal, seededBytes int64
 	seedElapsed                       time.Duration // seeding the recipients took
+
+	// probe prints what the HTTP probe and SLOWLOG saw (nil: no probe).
+	probe func(io.Writer)
 }
 
 func (r benchResult) rate() float64 { return float64(r.deliveries) / r.elapsed.Seconds() }
@@ -83,6 +86,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 3, "worker processes of the second run, 0 for none (--rates only)")
 	crowdN := fs.Int("crowd", 0, "measure instead the fan-out alone and while `N` keep-alive HTTP clients read the status page (/, /api/v2/summary.json, /history.atom) served by this process over loopback; 0: off")
 	importN := fs.Int("import", 0, "measure instead the NDJSON recipient import: `N` generated lines in one POST /v1/recipients/import to the API served by this process over loopback (lines/s, Redis bytes per recipient, peak RSS); 0: off")
+	probeHTTP := fs.Bool("probe-http", true, fmt.Sprintf("while Tocsin's design plans and sends, GET /v1/broadcasts/{id} from this process's API every %v and print the latencies, and print Redis's SLOWLOG over the same window (fan-out only; default off below %d recipients)", probeEvery, probeMinDefault))
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (go tool pprof reads it)")
 	yield := fs.Bool("yield", true, "the page gives way to the broadcast as serve's does (statuspage.Server.YieldTo); --yield=false serves it unpaced (--crowd only)")
 	rounds := fs.Int("rounds", 3, "rounds of the two runs: alone and with the crowd, alternating which goes first (--crowd); the raw HTTP ceiling and end to end (--e2e)")
@@ -123,6 +127,9 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	if *importN < 0 || *importN > 0 && (*crowdN > 0 || *latency || *rates) {
 		return usageError{errors.New("--import takes a number of lines, at least 0, and is a benchmark of its own: pass no --crowd, --latency or --rates")}
+	}
+	if _, given := fs.given()["probe-http"]; !given && *n < probeMinDefault {
+		*probeHTTP = false
 	}
 	naiveSkipped := false
 	if _, given := fs.given()["naive"]; !given && *n > naiveMaxDefault && *naive {
@@ -198,9 +205,9 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 			batch int
 		}{"naive (1 task/delivery)", 1})
 	}
-	for _, d := range designs {
+	for i, d := range designs {
 		fmt.Fprintf(m.Stdout, "measuring %s ...\n", d.name)
-		r, err := runDesign(ctx, rdb, *addr, *db, *n, d.batch, *conc, m.Stderr, 0, nil)
+		r, err := runDesign(ctx, rdb, *addr, *db, *n, d.batch, *conc, m.Stderr, 0, nil, *probeHTTP && i == 0)
 		if err != nil {
 			return fmt.Errorf("%s: %w", d.name, err)
 		}
@@ -214,6 +221,11 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	tw.Flush()
 	for _, r := range results {
+		if r.probe != nil {
+			r.probe(m.Stdout)
+		}
+	}
+	for _, r := range results {
 		fmt.Fprintf(m.Stdout, "%s: Redis used_memory at its peak %s (%s of it the seeded recipients), %s kept once done; seeding took %.1f s (%.0f recipients/s)\n",
 			r.name, mib(r.peakTotal), mib(r.seededBytes), mib(r.keptTotal), r.seedElapsed.Seconds(), float64(r.deliveries)/r.seedElapsed.Seconds())
 	}
@@ -221,7 +233,9 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stdout, "ratio: %.2fx the naive design's deliveries/s; %.2fx its peak Redis bytes per delivery\n",
 			results[0].rate()/results[1].rate(), results[0].peakPer()/max(results[1].peakPer(), 1))
 	}
-	return flushDB(ctx, rdb)
+	// ASYNC: the bench's own clean-up frees a 10M database in the
+	// background, not in one FLUSHDB that holds Redis for seconds.
+	return rdb.FlushDBAsync(ctx).Err()
 }
 
 func redisVersion(ctx context.Context, rdb *redis.Client) string {
@@ -284,7 +298,7 @@ var benchLocales = []string{"en-US", "de-CH", "fr-CH", "it-CH", "da-DK"}
 // incident's broadcast until it is done, after seeding history resolved
 // incidents for the status page. With a crowd, the crowd reads the page
 // while the broadcast drains.
-func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch, conc int, logw io.Writer, history int, c *crowd) (benchResult, error) {
+func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch, conc int, logw io.Writer, history int, c *crowd, probe bool) (benchResult, error) {
 	if err := flushDB(ctx, rdb); err != nil {
 		return benchResult{}, err
 	}
@@ -334,6 +348,13 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 		}
 		defer c.finish()
 	}
+	var p *httpProbe
+	if probe {
+		if p, err = startProbe(a, cfg, logger); err != nil {
+			return benchResult{}, fmt.Errorf("http probe: %w", err)
+		}
+		defer p.finish()
+	}
 
 	// Sample used_memory for the peak while the broadcast runs.
 	var peak int64
@@ -360,6 +381,10 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	if c != nil {
 		c.begin()
 	}
+	var slow *slowWatch
+	if p != nil {
+		slow = watchSlowlog(ctx, rdb)
+	}
 	cpu0, rcpu0 := processCPU(), redisCPU(ctx, rdb)
 	start := time.Now()
 	res, err := svc.OpenIncident(ctx, dispatcher.IncidentInput{
@@ -370,6 +395,9 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 		stopSampling()
 		wg.Wait()
 		return benchResult{}, err
+	}
+	if p != nil {
+		p.watch(ctx, res.BroadcastID)
 	}
 	var b *dispatcher.Broadcast
 	for {
@@ -392,6 +420,15 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	}
 	elapsed := time.Since(start)
 	cpu, rcpu := processCPU()-cpu0, redisCPU(ctx, rdb)-rcpu0
+	var probed func(io.Writer)
+	if p != nil {
+		p.finish()
+		figs, err := slow.read(ctx)
+		probed = func(w io.Writer) {
+			p.report(w)
+			figs.report(w, slow.threshold, err)
+		}
+	}
 	if c != nil {
 		c.finish()
 	}
@@ -406,7 +443,7 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	}
 	return benchResult{deliveries: n, elapsed: elapsed, peakBytes: max(peak, kept) - base, keptBytes: kept - base, cpu: cpu, redisCPU: rcpu,
 		recipientBytes: float64(seeded-empty) / float64(max(n, 1)),
-		peakTotal:      max(peak, kept), keptTotal: kept, seededBytes: seeded - empty, seedElapsed: seedElapsed}, nil
+		peakTotal:      max(peak, kept), keptTotal: kept, seededBytes: seeded - empty, seedElapsed: seedElapsed, probe: probed}, nil
 }
 
 // sidSink is the null sink answering each message with a Twilio-shaped

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -90,7 +89,7 @@ func benchCrowd(ctx context.Context, w io.Writer, rdb *redis.Client, addr string
 			if crowded {
 				c = &crowd{clients: clients, unpaced: !yield}
 			}
-			res, err := runDesign(ctx, rdb, addr, db, n, batch, conc, logw, crowdHistory, c)
+			res, err := runDesign(ctx, rdb, addr, db, n, batch, conc, logw, crowdHistory, c, false)
 			if err != nil {
 				return fmt.Errorf("round %d: %w", round+1, err)
 			}
@@ -177,20 +176,11 @@ func (c *crowd) start(ctx context.Context, a *wired, cfg config.Config, logger *
 		Service: a.service, Maintenances: a.maintainer, Outbox: a.store,
 		Authenticate: cfg.Auth.APIKeys.Authenticate, Logger: logger, Version: Version, Clock: dispatcher.SystemClock,
 	}), a.page)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, base, err := serveLoopback(handler, cfg, logger)
 	if err != nil {
 		return err
 	}
-	c.srv = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: min(10*time.Second, cfg.HTTP.ReadTimeout),
-		ReadTimeout:       cfg.HTTP.ReadTimeout,
-		WriteTimeout:      cfg.HTTP.WriteTimeout,
-		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	go func() { _ = c.srv.Serve(ln) }()
-	c.url = "http://" + ln.Addr().String() + a.page.Prefix()
+	c.srv, c.url = srv, base+a.page.Prefix()
 	c.tr = &http.Transport{MaxIdleConnsPerHost: c.clients, MaxConnsPerHost: c.clients, DisableCompression: true}
 	cctx, cancel := context.WithCancel(ctx)
 	c.stop = cancel

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -58,18 +57,10 @@ func benchImport(ctx context.Context, w io.Writer, rdb *redis.Client, addr strin
 		Logger:  logger,
 		Version: Version,
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, base, err := serveLoopback(handler, cfg, logger)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: min(10*time.Second, cfg.HTTP.ReadTimeout),
-		ReadTimeout:       cfg.HTTP.ReadTimeout,
-		WriteTimeout:      cfg.HTTP.WriteTimeout,
-		IdleTimeout:       cfg.HTTP.IdleTimeout,
-	}
-	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
 	fmt.Fprintf(w, "tocsin bench --import: %d NDJSON lines in one POST /v1/recipients/import over loopback, Redis %s at %s\n", n, redisVersion(ctx, rdb), addr)
@@ -79,7 +70,7 @@ func benchImport(ctx context.Context, w io.Writer, rdb *redis.Client, addr strin
 	}
 	idleRSS := resetPeakRSS()
 	gen := &ndjsongen.Reader{N: n}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ln.Addr().String()+"/v1/recipients/import",
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/recipients/import",
 		bufio.NewReaderSize(gen, 64<<10))
 	if err != nil {
 		return err

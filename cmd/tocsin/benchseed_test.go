@@ -33,6 +33,9 @@ func TestBenchFanout(t *testing.T) {
 	if !row {
 		t.Errorf("no row for tocsin's design with 2500 deliveries:\n%s", stdout)
 	}
+	if strings.Contains(stdout, "http probe:") {
+		t.Errorf("the HTTP probe ran below 100,000 recipients without --probe-http:\n%s", stdout)
+	}
 	if strings.Contains(stdout, "naive (1 task/delivery)") {
 		t.Errorf("--naive=false measured the naive design:\n%s", stdout)
 	}

@@ -104,7 +104,7 @@ func (s *Store) FinishList(ctx context.Context, staging string, l *dispatcher.Re
 	if err := s.copyIDs(ctx, dst, tmp, false, nil); err != nil {
 		return fmt.Errorf("store list %s: %w", l.ID, err)
 	}
-	if err := s.rdb.Del(ctx, tmp).Err(); err != nil {
+	if err := s.rdb.Unlink(ctx, tmp).Err(); err != nil {
 		return fmt.Errorf("store list %s: %w", l.ID, err)
 	}
 	n, err := s.rdb.ZCard(ctx, dst).Result()
@@ -214,6 +214,7 @@ func (s *Store) ScanCompensation(ctx context.Context, b *dispatcher.Broadcast, c
 	_, _ = rand.Read(nonce[:])
 	tmp := key("preview", hex.EncodeToString(nonce[:]))
 	defer s.rdb.Unlink(context.WithoutCancel(ctx), tmp) // freed in the background
+	defer s.rdb.Unlink(context.WithoutCancel(ctx), tmp)
 	if err := s.copyCompensation(ctx, tmp, b); err != nil {
 		return 0, err
 	}

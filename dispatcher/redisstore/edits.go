@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,51 +77,33 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 // catchUpScope adds, once the edit is saved, the recipients the new scope
 // to has and the old one from had not to the catch-up sets (due now): they
 // may be given the incident's current state (dispatcher.CatchUp). Nothing
-// when the scope is unchanged. It is one MULTI per shard, on the shard's
-// own sets (the incident is in another hash slot, so not in the edit's
-// MULTI: a crash between the two leaves these catch-ups out). The sets it
-// builds are temporary.
+// when the scope is unchanged. The new scope is walked in the bounded
+// steps of an audience snapshot (snapshot.go), and each step's members go
+// through lua/catchup_scope.lua on their shard, which keeps those the old
+// scope did not hold: no call grows with the audience (a 1M-recipient
+// scope was one SUNIONSTORE/SINTERSTORE/ZUNIONSTORE per shard). The
+// incident is in another hash slot, so this is not in the edit's MULTI:
+// a crash before the end leaves some of these catch-ups out.
 func (s *Store) catchUpScope(ctx context.Context, from, to dispatcher.Audience) error {
 	if slices.Equal(dispatcher.CanonicalServices(from.Services), dispatcher.CanonicalServices(to.Services)) &&
 		slices.Equal(dispatcher.CanonicalRegions(from.Regions), dispatcher.CanonicalRegions(to.Regions)) {
 		return nil
 	}
-	var nonce [8]byte
-	_, _ = rand.Read(nonce[:])
-	now := float64(s.nowMS())
-	for sh := range RecipientShards {
-		tmp := shardKey(sh, "preview", hex.EncodeToString(nonce[:]))
-		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			set := func(name string, a dispatcher.Audience) string {
-				keys, nsvc, nreg := indexKeys(nil, sh, a.Services, a.Regions)
-				svc, reg := shardKey(sh, "ix", "all"), shardKey(sh, "ix", "all")
-				if nsvc > 0 {
-					svc = tmp + ":" + name + "svc"
-					p.SUnionStore(ctx, svc, keys[:nsvc]...)
-				}
-				if nreg > 0 {
-					reg = tmp + ":" + name + "reg"
-					p.SUnionStore(ctx, reg, keys[nsvc:nsvc+nreg]...)
-				}
-				out := tmp + ":" + name
-				p.SInterStore(ctx, out, svc, reg)
-				return out
-			}
-			added, old := set("new", to), set("old", from)
-			p.SDiffStore(ctx, added, added, old)
-			// A set's members score 1 in ZUNIONSTORE: weighted by now, they
-			// are due now; MIN keeps an entry already due sooner.
-			cu := shardKey(sh, "catchup")
-			p.ZUnionStore(ctx, cu, &redis.ZStore{Keys: []string{cu, added}, Weights: []float64{1, now}, Aggregate: "MIN"})
-			p.Del(ctx, added, old, tmp+":newsvc", tmp+":newreg", tmp+":oldsvc", tmp+":oldreg")
-			return nil
-		})
-		if err != nil {
-			return err
-		}
+	sides, _, err := s.audienceSides(ctx, to.Services, to.Regions)
+	if err != nil {
+		return err
 	}
-	return nil
+	now := s.nowMS()
+	return s.stepAudience(ctx, sides, func(sh int, ids []any) error {
+		keys, nsvc, _ := indexKeys([]string{shardKey(sh, "catchup")}, sh, from.Services, from.Regions)
+		args := make([]any, 0, 2+len(ids))
+		args = append(args, now, nsvc)
+		args = append(args, ids...)
+		return catchUpScopeScript.Run(ctx, s.rdb, keys, args...).Err()
+	})
 }
+
+var catchUpScopeScript = script("catchup_scope")
 
 // History implements dispatcher.IncidentEditStore.
 func (s *Store) History(ctx context.Context, incidentID string) ([]*dispatcher.Edit, error) {

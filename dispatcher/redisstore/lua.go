@@ -34,13 +34,27 @@ func script(names ...string) *redis.Script {
 		b.WriteString(luaFile(n))
 		b.WriteByte('\n')
 	}
-	return redis.NewScript(b.String())
+	return named(names[len(names)-1], redis.NewScript(b.String()))
 }
+
+// scriptNames maps each script's SHA1 to its file's name (without .lua),
+// for ScriptName. Scripts are package variables: it is filled before main.
+var scriptNames = map[string]string{}
+
+// named notes sc's name for ScriptName and returns sc.
+func named(name string, sc *redis.Script) *redis.Script {
+	scriptNames[sc.Hash()] = name
+	return sc
+}
+
+// ScriptName is the name of the store's script whose SHA1 is sha (what
+// EVALSHA names in SLOWLOG), "" when it is none of them.
+func ScriptName(sha string) string { return scriptNames[strings.ToLower(sha)] }
 
 // deliveryScript is the delivery script lua/{name}.lua after luaHeader and
 // the prelude.
 func deliveryScript(name string) *redis.Script {
-	return redis.NewScript(luaHeader + luaFile("prelude") + "\n" + luaFile(name))
+	return named(name, redis.NewScript(luaHeader+luaFile("prelude")+"\n"+luaFile(name)))
 }
 
 // luaHeader defines the tables prelude.lua reads, from the Go side, so

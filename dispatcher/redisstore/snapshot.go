@@ -318,11 +318,28 @@ func (s *Store) buildPreview(ctx context.Context, tmp string, services, regions 
 // snapshotAddScript (token and ttl as it takes them): to its chunks when
 // chunks > 0, else to the one zset aud.
 func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl, chunks int, sides []shardSides) error {
+	return s.stepAudience(ctx, sides, func(_ int, ids []any) error {
+		args := make([]any, 0, 3+3*len(ids))
+		if chunks > 0 {
+			args = append(args, token, ttl, "1")
+			args = appendChunked(args, ids, chunks)
+		} else {
+			args = append(args, token, ttl, "0")
+			args = append(args, ids...)
+		}
+		return superseded(snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err())
+	})
+}
+
+// stepAudience walks the audience of sides in steps of snapshotStepScript
+// on each shard and calls fn with each step's matches (none: no call) and
+// their shard. A member may come twice (see above).
+func (s *Store) stepAudience(ctx context.Context, sides []shardSides, fn func(shard int, ids []any) error) error {
 	chunk := s.snapshotChunk
 	if chunk <= 0 {
 		chunk = snapshotChunk
 	}
-	for _, side := range sides {
+	for sh, side := range sides {
 		keys := append([]string{""}, side.check...)
 		for _, src := range side.scan {
 			keys[0] = src
@@ -347,16 +364,8 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl,
 					s.snapshotStepFunc(int(scanned))
 				}
 				if ids, _ := r[2].([]any); len(ids) > 0 {
-					args := make([]any, 0, 3+3*len(ids))
-					if chunks > 0 {
-						args = append(args, token, ttl, "1")
-						args = appendChunked(args, ids, chunks)
-					} else {
-						args = append(args, token, ttl, "0")
-						args = append(args, ids...)
-					}
-					if err := snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err(); err != nil {
-						return superseded(err)
+					if err := fn(sh, ids); err != nil {
+						return err
 					}
 				}
 				if restart {

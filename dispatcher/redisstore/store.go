@@ -58,7 +58,6 @@
 //	                                  brought into an open incident's audience, scored by when
 //	                                  they are due (ms); a taker moves the score forward while it
 //	                                  works (catchup.go)
-//	{r:<n>}:preview:{nonce}:… set     temporary sets of an edit's catch-ups (edits.go)
 //	optout:{channel}          set     addresses opted out of sms (E.164) or email
 //	{ctl}:inc:{id}            string  incident JSON
 //	{ctl}:inc:{id}:u          list    update JSON, seq 1 first
@@ -114,7 +113,7 @@
 //	                                  run ends cleanly, else expires in a day (leases.go)
 //	{T}:leases                zset    "{broadcast}|{lease name}" of every lease held of tag T, scores 0
 //	lease-tags                zset    every tag that may hold leases, scored by its last lease (ms)
-//	preview:{nonce}           zset    a preview's audience snapshot; deleted once read, expires in 10 min
+//	preview:{nonce}           zset    a preview's audience snapshot; UNLINKed once read, expires in 10 min
 //	preview:{<nonce>}:old, :new  zset temporary snapshots of an audience change's figures (edits.go)
 //	rl:{<list>}, rl:{<list>}:meta, rl:tmp:{staging}  uploaded recipient lists (compensation.go)
 //	outbox                    list    outbox entries JSON, newest first, capped (Store.OutboxCap)

@@ -214,7 +214,6 @@ func (s *Store) ScanCompensation(ctx context.Context, b *dispatcher.Broadcast, c
 	_, _ = rand.Read(nonce[:])
 	tmp := key("preview", hex.EncodeToString(nonce[:]))
 	defer s.rdb.Unlink(context.WithoutCancel(ctx), tmp) // freed in the background
-	defer s.rdb.Unlink(context.WithoutCancel(ctx), tmp)
 	if err := s.copyCompensation(ctx, tmp, b); err != nil {
 		return 0, err
 	}

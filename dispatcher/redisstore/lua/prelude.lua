@@ -189,7 +189,6 @@ local function finish(b, aud, now)
   if tonumber(redis.call('HGET', b, 'pending')) <= 0 and redis.call('HGET', b, 'state') == 'sending' then
     redis.call('HSET', b, 'state', 'done', 'finished', now)
     redis.call('UNLINK', aud)
-    redis.call('UNLINK', aud) -- a 1M-member zset: freed in the background, not in this call
   end
 end
 

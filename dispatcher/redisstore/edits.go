@@ -76,6 +76,8 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 	return nil
 }
 
+var allIDsScript = script("all_ids")
+
 // catchUpScope adds, once the edit is saved, the recipients the new scope
 // to has and the old one from had not to the catch-up sets (due now): they
 // may be given the incident's current state (dispatcher.CatchUp). Nothing
@@ -88,6 +90,9 @@ func (s *Store) catchUpScope(ctx context.Context, from, to dispatcher.Audience) 
 		slices.Equal(dispatcher.CanonicalRegions(from.Regions), dispatcher.CanonicalRegions(to.Regions)) {
 		return nil
 	}
+	if len(from.Services) == 0 && len(from.Regions) == 0 {
+		return nil // everyone was in the audience: nobody is added
+	}
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
 	now := float64(s.nowMS())
@@ -96,17 +101,20 @@ func (s *Store) catchUpScope(ctx context.Context, from, to dispatcher.Audience) 
 		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			set := func(name string, a dispatcher.Audience) string {
 				keys, nsvc, nreg := indexKeys(nil, sh, a.Services, a.Regions)
-				svc, reg := shardKey(sh, "ix", "all"), shardKey(sh, "ix", "all")
-				if nsvc > 0 {
-					svc = tmp + ":" + name + "svc"
-					p.SUnionStore(ctx, svc, keys[:nsvc]...)
-				}
-				if nreg > 0 {
-					reg = tmp + ":" + name + "reg"
-					p.SUnionStore(ctx, reg, keys[nsvc:nsvc+nreg]...)
-				}
 				out := tmp + ":" + name
-				p.SInterStore(ctx, out, svc, reg)
+				svc, reg := keys[:nsvc], keys[nsvc:nsvc+nreg]
+				switch {
+				case nsvc > 0 && nreg > 0:
+					p.SUnionStore(ctx, out+"svc", svc...)
+					p.SUnionStore(ctx, out+"reg", reg...)
+					p.SInterStore(ctx, out, out+"svc", out+"reg")
+				case nsvc > 0:
+					p.SUnionStore(ctx, out, svc...)
+				case nreg > 0:
+					p.SUnionStore(ctx, out, reg...)
+				default: // everyone: the ids of the shard's record buckets
+					allIDsScript.Eval(ctx, p, []string{out}, shardPrefixes[sh], RecordBuckets)
+				}
 				return out
 			}
 			added, old := set("new", to), set("old", from)

@@ -568,3 +568,34 @@ func TestPhoneIndex(t *testing.T) {
 		}
 	})
 }
+
+// TestPhoneBuckets: the phone index's hash is the one recipient.lua writes
+// and phoneIndexKey reads, for short numbers and long ones, and numbers
+// that share a hash stay apart.
+func TestPhoneBuckets(t *testing.T) {
+	t.Parallel()
+	if got := []int{phoneBucket("+41791234567"), phoneBucket("+12"), phoneBucket("+4179120511"), phoneBucket("")}; !slices.Equal(got, []int{4567 % PhoneBuckets, 12, 511 % PhoneBuckets, 0}) {
+		t.Errorf("phoneBucket = %v", got)
+	}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		// +41790000001 and +41790000513 share a hash (1 and 513 modulo 512).
+		phones := []string{"+12", "+1234", "+41790000001", "+41790000513", "+4179000051"}
+		var rs []*dispatcher.Recipient
+		for i, p := range phones {
+			r := testRecipient(fmt.Sprintf("ph-%d", i), nil, nil)
+			r.Phone = p
+			rs = append(rs, r)
+		}
+		mustPutRecipients(t, s, rs...)
+		for i, p := range phones {
+			got, err := s.RecipientsByPhone(ctx, p)
+			if err != nil || len(got) != 1 || got[0].ID != rs[i].ID {
+				t.Errorf("RecipientsByPhone(%s) = %v, %v; want %s", p, got, err, rs[i].ID)
+			}
+			if v := rdb.HGet(ctx, phoneIndexKey(shardOf(rs[i].ID), p), p).Val(); v != rs[i].ID {
+				t.Errorf("%s in %s = %q, want %s", p, phoneIndexKey(shardOf(rs[i].ID), p), v, rs[i].ID)
+			}
+		}
+	})
+}

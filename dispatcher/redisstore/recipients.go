@@ -41,25 +41,27 @@ func (s *Store) records(ctx context.Context, ids []string) ([]any, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	at := make(map[string]int, len(ids))
-	var keys []string
+	// A bucket's number over every shard: fnv32a(id) modulo shards ×
+	// buckets (the shard is its low part, recordKey).
+	at := make(map[uint32]int, len(ids))
 	var fields [][]string
 	var which [][]int
+	var first []string
 	for i, id := range ids {
-		k := recordKey(id)
-		g, ok := at[k]
+		b := idHash(id) % (RecipientShards * RecordBuckets)
+		g, ok := at[b]
 		if !ok {
-			g = len(keys)
-			at[k] = g
-			keys, fields, which = append(keys, k), append(fields, nil), append(which, nil)
+			g = len(fields)
+			at[b] = g
+			fields, which, first = append(fields, nil), append(which, nil), append(first, id)
 		}
 		fields[g] = append(fields[g], id)
 		which[g] = append(which[g], i)
 	}
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(keys))
-	for g, k := range keys {
-		cmds[g] = pipe.HMGet(ctx, k, fields[g]...)
+	cmds := make([]*redis.SliceCmd, len(fields))
+	for g := range fields {
+		cmds[g] = pipe.HMGet(ctx, recordKey(first[g]), fields[g]...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err

@@ -64,8 +64,9 @@ const minListCount = 32
 //
 // Its text, before base64url, is "<set>.<shard>-<pos>.<after>", or
 // "<set>.<shard>-<pos>.,<id>,<id>..." with pending ids (pos "x" when done): set is "a"
-// (every recipient: pos is a record bucket, see listAll), or one of "s" (ix:svc:{service}), "S" (ix:svc:*), "r"
-// (ix:reg:{region}), "R" (ix:reg:*) followed by 8 hex digits of the
+// (every recipient: pos is a record bucket, see listAll), or one of "s"
+// (ix:svc:{service}), "S" (ix:svc:*), "r" (ix:reg:{region}), "R"
+// (ix:reg:*) followed by 8 hex digits of the
 // FNV-1a hash of the service or region, so a cursor sent with another
 // service or region is refused instead of walking the wrong set.
 type listCursor struct {

@@ -29,11 +29,11 @@ const RecipientShards = 16
 // (fnv32a(id) / RecipientShards) % RecordBuckets (recordKey). A hash costs
 // about 80 bytes whatever it holds, and stays a listpack (about 77 bytes a
 // record at the README's shape, where a key per record took 136) while it
-// has at most 128 fields and no value over 64 bytes (Redis's
+// has at most 512 fields and no value over 64 bytes (Redis's defaults of
 // hash-max-listpack-entries and -value): 512 a shard keeps about 6 records
-// a hash at 50k recipients and 61 at 500k, and hashes fill past 128 from
-// about 1M (docs/BENCHMARKS.md, "Lean records"). Like RecipientShards it
-// is fixed: changing it moves every record.
+// a hash at 50k recipients, 61 at 500k and 244 at 2M, and hashes fill past
+// 512 from about 3.5M (docs/BENCHMARKS.md, "Lean records"). Like
+// RecipientShards it is fixed: changing it moves every record.
 const RecordBuckets = 512
 
 // PhoneBuckets is how many phone index hashes each shard has

@@ -86,7 +86,58 @@ func BenchmarkRecipientBytes(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(usedMemory(ctx, b, rdb)-before)/float64(n), "B/recipient")
+		b.StopTimer()
+		reportKeyKinds(ctx, b, s, n)
+		// Freed in the background: a synchronous flush of millions of
+		// keys outlasts the helper's cleanup timeout.
+		if err := rdb.Do(ctx, "FLUSHDB", "ASYNC").Err(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
+}
+
+// reportKeyKinds reports MEMORY USAGE per recipient of the record buckets,
+// the phone index and the service and region sets, and how many record
+// buckets and phone hashes are no longer listpacks (past
+// hash-max-listpack-entries fields, reported too, or a
+// value over 64 bytes): where the bytes go, and whether the bucket counts
+// still fit n.
+func reportKeyKinds(ctx context.Context, b *testing.B, s *Store, n int) {
+	b.Helper()
+	kinds := []struct{ infix, name string }{{"}:rb:", "records"}, {"}:ix:tel:", "phone"}, {"}:ix:svc:", "svc"}, {"}:ix:reg:", "reg"}}
+	bytes := make([]int64, len(kinds))
+	notListpack := make([]int, 2)
+	err := s.scanKeys(ctx, Prefix+"{r:*", func(k string) error {
+		for i, kind := range kinds {
+			if !strings.Contains(k, kind.infix) {
+				continue
+			}
+			m, err := s.rdb.MemoryUsage(ctx, k, 0).Result()
+			if err != nil {
+				return err
+			}
+			bytes[i] += m
+			if i < len(notListpack) {
+				if enc := s.rdb.ObjectEncoding(ctx, k).Val(); enc != "listpack" {
+					notListpack[i]++
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, kind := range kinds {
+		b.ReportMetric(float64(bytes[i])/float64(n), kind.name+"-B/recipient")
+	}
+	if cfg, err := s.rdb.ConfigGet(ctx, "hash-max-listpack-entries").Result(); err == nil {
+		v, _ := strconv.Atoi(cfg["hash-max-listpack-entries"])
+		b.ReportMetric(float64(v), "hash-max-listpack-entries")
+	}
+	b.ReportMetric(float64(notListpack[0]), "record-buckets-not-listpack")
+	b.ReportMetric(float64(notListpack[1]), "phone-hashes-not-listpack")
 }
 
 // BenchmarkDeliveryBytes records BYTES_N SMS deliveries as a fan-out and

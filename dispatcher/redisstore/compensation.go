@@ -40,38 +40,19 @@ var snapshotCopiedScript = script("snapshot_copied")
 // listKey is rl:{id}; it and rl:{id}:meta share the list's hash tag.
 func listKey(id string) string { return key("rl", "{"+id+"}") }
 
-// AddToList implements dispatcher.CompensationStore: SMISMEMBER against
-// every recipient id (each shard's ix:all, pipelined), then ZADD of the
-// known ones.
+// AddToList implements dispatcher.CompensationStore: the records of ids
+// (one HMGET per record bucket, pipelined), then ZADD of the known ones.
 func (s *Store) AddToList(ctx context.Context, staging string, ids []string) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	byShard := make([][]int, RecipientShards)
-	for i, id := range ids {
-		sh := shardOf(id)
-		byShard[sh] = append(byShard[sh], i)
-	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.BoolSliceCmd, RecipientShards)
-	for sh, idx := range byShard {
-		if len(idx) == 0 {
-			continue
-		}
-		members := make([]any, len(idx))
-		for j, i := range idx {
-			members[j] = ids[i]
-		}
-		cmds[sh] = pipe.SMIsMember(ctx, shardKey(sh, "ix", "all"), members...)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	vals, err := s.records(ctx, ids)
+	if err != nil {
 		return nil, fmt.Errorf("look up %d listed ids: %w", len(ids), err)
 	}
 	known := make([]bool, len(ids))
-	for sh, idx := range byShard {
-		for j, i := range idx {
-			known[i] = cmds[sh].Val()[j]
-		}
+	for i, v := range vals {
+		known[i] = v != nil
 	}
 	var unknown []string
 	zs := make([]redis.Z, 0, len(ids))

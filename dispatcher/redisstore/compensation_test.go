@@ -230,7 +230,8 @@ func BenchmarkRecipientList(b *testing.B) {
 	pipe := rdb.Pipeline()
 	for i := range n {
 		if i%10 != 0 {
-			pipe.SAdd(ctx, rkey(fmt.Sprintf("acct-%07d", i), "ix", "all"), fmt.Sprintf("acct-%07d", i))
+			id := fmt.Sprintf("acct-%07d", i)
+			pipe.HSet(ctx, recordKey(id), id, "{}")
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {

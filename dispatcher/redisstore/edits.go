@@ -74,6 +74,8 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 	return nil
 }
 
+var allIDsScript = script("all_ids")
+
 // catchUpScope adds, once the edit is saved, the recipients the new scope
 // to has and the old one from had not to the catch-up sets (due now): they
 // may be given the incident's current state (dispatcher.CatchUp). Nothing
@@ -88,6 +90,9 @@ func (s *Store) catchUpScope(ctx context.Context, from, to dispatcher.Audience) 
 	if slices.Equal(dispatcher.CanonicalServices(from.Services), dispatcher.CanonicalServices(to.Services)) &&
 		slices.Equal(dispatcher.CanonicalRegions(from.Regions), dispatcher.CanonicalRegions(to.Regions)) {
 		return nil
+	}
+	if len(from.Services) == 0 && len(from.Regions) == 0 {
+		return nil // everyone was in the audience: nobody is added
 	}
 	sides, _, err := s.audienceSides(ctx, to.Services, to.Regions)
 	if err != nil {

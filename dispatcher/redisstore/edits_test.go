@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -106,6 +107,59 @@ func TestAudienceChange(t *testing.T) {
 		}
 		if n := rdb.DBSize(ctx).Val(); n != keysBefore {
 			t.Errorf("%d keys after counting, %d before: temporary keys left", n, keysBefore)
+		}
+	})
+}
+
+// TestCatchUpScope: an edit's scope change marks for catch-up the
+// recipients the new scope has and the old one had not, everyone (the
+// record buckets) included, and nobody when the old scope was everyone.
+func TestCatchUpScope(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		mustPutRecipients(t, s,
+			testRecipient("a", []string{"cards"}, []string{"CH"}),
+			testRecipient("b", []string{"cards"}, []string{"DK"}),
+			testRecipient("c", []string{"twint"}, []string{"CH"}),
+			testRecipient("d", nil, []string{"CH"}), // every service
+			testRecipient("e", []string{"wallet"}, nil),
+		)
+		aud := func(svc, reg []string) dispatcher.Audience { return dispatcher.Audience{Services: svc, Regions: reg} }
+		marked := func() []string {
+			t.Helper()
+			var ids []string
+			for _, k := range shardKeys("catchup") {
+				m, err := rdb.ZRange(ctx, k, 0, -1).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, m...)
+				rdb.Del(ctx, k)
+			}
+			slices.Sort(ids)
+			return ids
+		}
+		for _, tc := range []struct {
+			name     string
+			from, to dispatcher.Audience
+			want     []string
+		}{
+			{"to everyone", aud([]string{"cards"}, []string{"CH"}), aud(nil, nil), []string{"b", "c", "e"}},
+			{"from everyone", aud(nil, nil), aud([]string{"cards"}, nil), nil},
+			{"services only", aud([]string{"wallet"}, nil), aud([]string{"cards"}, []string{"DK"}), []string{"b"}},
+			{"regions only", aud([]string{"twint"}, []string{"CH"}), aud(nil, []string{"CH"}), []string{"a", "e"}},
+		} {
+			keys := rdb.DBSize(ctx).Val()
+			if err := s.catchUpScope(ctx, tc.from, tc.to); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if got := marked(); !slices.Equal(got, tc.want) {
+				t.Errorf("%s: marked %v, want %v", tc.name, got, tc.want)
+			}
+			if n := rdb.DBSize(ctx).Val(); n != keys {
+				t.Errorf("%s: %d keys after, %d before: temporary keys left", tc.name, n, keys)
+			}
 		}
 	})
 }

@@ -85,11 +85,11 @@ func (s *Store) CanonicalizeLabels(ctx context.Context) (int, error) {
 // whose labels are canonical, is left alone; so are index entries of
 // recipients that no longer exist.
 func (s *Store) canonicalizeRecipient(ctx context.Context, id string) (bool, error) {
-	k := recipientKey(id)
+	k := recordKey(id)
 	changed := false
 	for range 10 {
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			raw, err := tx.Get(ctx, k).Bytes()
+			raw, err := s.getRecord(ctx, tx, id)
 			if errors.Is(err, redis.Nil) {
 				return nil
 			}
@@ -111,7 +111,7 @@ func (s *Store) canonicalizeRecipient(ctx context.Context, id string) (bool, err
 				return err
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, k, b, 0)
+				p.HSet(ctx, k, id, b)
 				for _, l := range oldSvcs {
 					p.SRem(ctx, rkey(id, "ix", "svc", l), id)
 				}

@@ -24,12 +24,42 @@ import (
 // audience snapshot stays a few steps per shard.
 const RecipientShards = 16
 
-// shardOf is the shard of recipient id.
-func shardOf(id string) int {
+// RecordBuckets is how many hashes of each shard hold its recipients'
+// records: record of id is field id of {r:<n>}:rb:<b>, b =
+// (fnv32a(id) / RecipientShards) % RecordBuckets (recordKey). A hash costs
+// about 80 bytes whatever it holds, and stays a listpack (about 77 bytes a
+// record at the README's shape, where a key per record took 136) while it
+// has at most 512 fields and no value over 64 bytes (Redis's defaults of
+// hash-max-listpack-entries and -value): 512 a shard keeps about 6 records
+// a hash at 50k recipients, 61 at 500k and 244 at 2M, and hashes fill past
+// 512 from about 3.5M (docs/BENCHMARKS.md, "Lean records"). Like
+// RecipientShards it is fixed: changing it moves every record.
+const RecordBuckets = 512
+
+// PhoneBuckets is how many phone index hashes each shard has
+// (phoneIndexKey): a number ending in the digits d goes to hash d % 512 of
+// d's last four digits.
+const PhoneBuckets = 512
+
+// idHash is fnv32a(id): its low bits pick the shard, the next its bucket.
+func idHash(id string) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
-	return int(h.Sum32() % RecipientShards)
+	return h.Sum32()
 }
+
+// shardOf is the shard of recipient id.
+func shardOf(id string) int { return int(idHash(id) % RecipientShards) }
+
+// bucketKey is record bucket b of shard n: {r:<n>}:rb:<b>.
+func bucketKey(n, b int) string { return shardKey(n, "rb", strconv.Itoa(b)) }
+
+// recordKey is the record bucket of recipient id, which holds its record
+// in field id.
+func recordKey(id string) string { return bucketKey(shardOf(id), recordBucket(id)) }
+
+// recordBucket is the number of id's record bucket in its shard.
+func recordBucket(id string) int { return int(idHash(id) / RecipientShards % RecordBuckets) }
 
 // shardPrefixes are the key prefixes of the shards: "tocsin:{r:<n>}:".
 var shardPrefixes = func() []string {

@@ -12,12 +12,22 @@ import (
 
 // Before the cluster layout (layout.go), keys had no hash tags: one Redis
 // or Sentinel held "tocsin:r:{id}", "tocsin:ix:all", "tocsin:b:{id}:d" and
-// so on. MigrateLayout moves such data to the current names once per
-// database, and marks it done in layoutKey, so later starts cost one GET.
+// so on (layout 1). Layout 2 tagged them, and kept a recipient's record in
+// a string of its own ({r:<n>}:r:{id}), every id of a shard in
+// {r:<n>}:ix:all and phone hashes {r:<n>}:ix:ph:{last four digits} (sets
+// {r:<n>}:ix:phone:{e164} before those). Layout 3 keeps records in record
+// buckets, no ix:all, and phone hashes {r:<n>}:ix:tel:{bucket}.
+// MigrateLayout moves such data to the current names once per database,
+// and marks it done in layoutKey, so later starts cost one GET.
 
 // layoutVersion is layoutKey's value once the data is in the current
-// layout.
-const layoutVersion = "2"
+// layout; layoutTagged is its value once the data of layout 1 was tagged.
+const (
+	layoutVersion = "3"
+	layoutTagged  = "2"
+)
+
+var migrateShardScript = script("recipient", "migrate_shard")
 
 func layoutKey() string { return key("meta", "layout") }
 
@@ -25,7 +35,8 @@ func layoutKey() string { return key("meta", "layout") }
 // of the old layout (which no cluster ever ran: they were copied there).
 var errLayoutOnCluster = errors.New("the Redis Cluster holds keys of the single-node key layout (tocsin:r:…, tocsin:b:…); start once on the standalone Redis they came from to move them, then copy the data")
 
-// MigrateLayout moves the keys of the layout before Redis Cluster support
+// MigrateLayout moves the keys of the layouts before (layout 1, before
+// Redis Cluster support, then those of layout 2 in the recipient shards)
 // to their current names (see the key layout in store.go), and returns how
 // many old keys it moved. Each key moves by itself: a RENAME (one Redis
 // holds both names), or, for the sets, zsets and registries now spread
@@ -44,7 +55,28 @@ func (s *Store) MigrateLayout(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	n := 0
-	err = s.scanKeys(ctx, Prefix+"*", func(k string) error {
+	if done != layoutTagged {
+		if n, err = s.migrateUntagged(ctx); err != nil {
+			return n, err
+		}
+	}
+	m, err := s.migrateShards(ctx)
+	n += m
+	if err != nil {
+		return n, fmt.Errorf("key layout: %w", err)
+	}
+	if err := s.rdb.Set(ctx, layoutKey(), layoutVersion, 0).Err(); err != nil {
+		return n, fmt.Errorf("key layout: %w", err)
+	}
+	return n, nil
+}
+
+// migrateUntagged moves the keys of layout 1 to the tagged names; those
+// of the recipient shards that changed since layout 2 then move with
+// migrateShards.
+func (s *Store) migrateUntagged(ctx context.Context) (int, error) {
+	n := 0
+	err := s.scanKeys(ctx, Prefix+"*", func(k string) error {
 		rest := strings.TrimPrefix(k, Prefix)
 		if strings.HasPrefix(rest, "{") || k == layoutKey() {
 			return nil // tagged: the current layout
@@ -61,10 +93,47 @@ func (s *Store) MigrateLayout(ctx context.Context) (int, error) {
 	if n > 0 && isCluster(s.rdb) {
 		return n, errLayoutOnCluster
 	}
-	if err := s.rdb.Set(ctx, layoutKey(), layoutVersion, 0).Err(); err != nil {
-		return n, fmt.Errorf("key layout: %w", err)
-	}
 	return n, nil
+}
+
+// migrateShards moves the recipient shards' keys of layout 2 (each in its
+// shard's slot, so on a cluster too): a record string into its bucket,
+// phone hashes and sets into the ix:tel hashes, each by one script
+// (lua/migrate_shard.lua); ix:all is deleted.
+func (s *Store) migrateShards(ctx context.Context) (int, error) {
+	n := 0
+	err := s.scanKeys(ctx, Prefix+"{r:*", func(k string) error {
+		sh, rest := -1, ""
+		for i, p := range shardPrefixes {
+			if r, ok := strings.CutPrefix(k, p); ok {
+				sh, rest = i, r
+				break
+			}
+		}
+		if sh < 0 {
+			return nil
+		}
+		var keys []string
+		var args []any
+		switch {
+		case strings.HasPrefix(rest, "r:"):
+			id := rest[len("r:"):]
+			keys, args = []string{k, recordKey(id)}, []any{"r", id}
+		case rest == "ix:all":
+			n++
+			return s.rdb.Del(ctx, k).Err()
+		case strings.HasPrefix(rest, "ix:ph:"):
+			keys, args = []string{k}, []any{"ph", ""}
+		case strings.HasPrefix(rest, "ix:phone:"):
+			keys, args = []string{k}, []any{"phone", rest[len("ix:phone:"):]}
+		default:
+			return nil
+		}
+		moved, err := migrateShardScript.Run(ctx, s.rdb, keys, append([]any{shardPrefixes[sh], ""}, args...)...).Int()
+		n += moved
+		return err
+	})
+	return n, err
 }
 
 // migrateKey moves old key k (rest: k without Prefix) and reports whether
@@ -81,6 +150,9 @@ func (s *Store) migrateKey(ctx context.Context, k, rest string) (bool, error) {
 	case "ix":
 		if len(parts) == 3 && parts[1] == "ph" {
 			return true, s.splitPhoneHash(ctx, k)
+		}
+		if len(parts) == 2 && parts[1] == "all" {
+			return true, s.rdb.Del(ctx, k).Err() // layout 3 has none
 		}
 		return true, s.splitSet(ctx, k, func(id string) string { return rkey(id, parts...) })
 	case "catchup":
@@ -131,7 +203,7 @@ func newLayoutName(parts []string) string {
 	// A recipient id may hold ':' (dispatcher's idPattern): what follows
 	// the name's fixed part is the id, whatever it holds.
 	case parts[0] == "r" && len(parts) >= 2:
-		return recipientKey(strings.TrimPrefix(rest, "r:"))
+		return legacyRecipientKey(strings.TrimPrefix(rest, "r:"))
 	case parts[0] == "wh" && len(parts) >= 2:
 		return webhookKey(strings.TrimPrefix(rest, "wh:"))
 	case parts[0] == "outbox" && len(parts) >= 3 && parts[1] == "r":

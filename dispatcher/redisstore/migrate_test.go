@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,10 +70,17 @@ func TestMigrateLayout(t *testing.T) {
 			s := New(rdb)
 
 			// A crash midway: one key moved already.
-			must(rdb.Rename(ctx, old("r:cust-3"), recipientKey("cust-3")).Err())
+			must(rdb.Rename(ctx, old("r:cust-3"), legacyRecipientKey("cust-3")).Err())
+			// The 23 keys of layout 1 left, then those of layout 2 that they
+			// became: four record strings and a phone set in each shard of
+			// cust-1..3.
+			shards := map[int]bool{}
+			for _, id := range ids {
+				shards[shardOf(id)] = true
+			}
 			n, err := s.MigrateLayout(ctx)
-			if err != nil || n != 23 {
-				t.Fatalf("MigrateLayout = %d, %v; want the 23 old keys left moved", n, err)
+			if want := 23 + 4 + len(shards); err != nil || n != want {
+				t.Fatalf("MigrateLayout = %d, %v; want the %d old keys left moved", n, err, want)
 			}
 			if n, err := s.MigrateLayout(ctx); err != nil || n != 0 {
 				t.Errorf("second MigrateLayout = %d, %v; want 0, nil", n, err)
@@ -82,6 +90,17 @@ func TestMigrateLayout(t *testing.T) {
 			slices.Sort(left)
 			if want := []string{"tocsin:lease-tags", "tocsin:meta:layout", "tocsin:outbox", "tocsin:preview:{abc}"}; !slices.Equal(left, want) {
 				t.Errorf("keys left untagged: %v, want %v", left, want)
+			}
+
+			// Nor of layout 2 in the shards: records are in their buckets,
+			// the phone index in ix:tel hashes, and no ix:all.
+			sharded, _ := rdb.Keys(ctx, "tocsin:{r:*").Result()
+			for _, k := range sharded {
+				rest := k[strings.IndexByte(k, '}')+2:]
+				if !strings.HasPrefix(rest, "rb:") && !strings.HasPrefix(rest, "ix:svc:") && !strings.HasPrefix(rest, "ix:reg:") &&
+					!strings.HasPrefix(rest, "ix:tel:") && !strings.HasPrefix(rest, "outbox:r:") && !strings.HasPrefix(rest, "wh:") && rest != "catchup" {
+					t.Errorf("key of an older layout left: %s", k)
+				}
 			}
 
 			// Read through the store.

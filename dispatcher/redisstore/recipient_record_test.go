@@ -108,9 +108,10 @@ func FuzzDecodeRecipient(f *testing.F) {
 }
 
 // TestRecipientUpgradeFromJSON: a recipient stored by an older version
-// (JSON record, per-number phone set) is read as it is, found by its
-// number, and a put rewrites it packed with its opt-outs, moves its phone
-// entry to the phone hash and empties the old set.
+// (JSON record in a string of its own, per-number phone set, ix:all) is
+// moved by MigrateLayout into its record bucket and the phone hash, read
+// as it is, found by its number, and a put rewrites it packed with its
+// opt-outs.
 func TestRecipientUpgradeFromJSON(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
@@ -118,11 +119,18 @@ func TestRecipientUpgradeFromJSON(t *testing.T) {
 		s.CatchUp = true
 		const phone = "+41791234567"
 		raw := `{"id":"old-1","kind":"customer","locale":"de-CH","timezone":"Europe/Zurich","phone":"+41791234567","services":["cards"],"regions":["CH"],"opt_out":["email"],"updated_at":"2026-11-21T00:00:00Z"}`
-		rdb.Set(ctx, recipientKey("old-1"), raw, 0)
+		oldPhone := rkey("old-1", "ix", "phone", phone)
+		rdb.Set(ctx, legacyRecipientKey("old-1"), raw, 0)
 		rdb.SAdd(ctx, rkey("old-1", "ix", "all"), "old-1")
 		rdb.SAdd(ctx, rkey("old-1", "ix", "svc", "cards"), "old-1")
 		rdb.SAdd(ctx, rkey("old-1", "ix", "reg", "CH"), "old-1")
-		rdb.SAdd(ctx, legacyPhoneKey(shardOf("old-1"), phone), "old-1")
+		rdb.SAdd(ctx, oldPhone, "old-1")
+		if n, err := s.MigrateLayout(ctx); err != nil || n != 3 {
+			t.Fatalf("MigrateLayout = %d, %v; want the record, ix:all and the phone set moved", n, err)
+		}
+		if n := rdb.Exists(ctx, legacyRecipientKey("old-1"), rkey("old-1", "ix", "all"), oldPhone).Val(); n != 0 {
+			t.Errorf("%d keys of the old layout left", n)
+		}
 
 		got, err := s.GetRecipient(ctx, "old-1")
 		if err != nil || got.Timezone != "Europe/Zurich" || !slices.Equal(got.OptOut, []dispatcher.Channel{dispatcher.ChannelEmail}) {
@@ -154,7 +162,7 @@ func TestRecipientUpgradeFromJSON(t *testing.T) {
 		for round := range 2 { // JSON -> packed, then packed -> packed
 			r := testRecipient("old-1", []string{"twint"}, []string{"CH"})
 			mustPutRecipients(t, s, r)
-			stored := rdb.Get(ctx, recipientKey("old-1")).Val()
+			stored := rdb.HGet(ctx, recordKey("old-1"), "old-1").Val()
 			if stored[0] != recordPacked {
 				t.Fatalf("round %d: record not packed: %q", round, stored)
 			}
@@ -165,16 +173,13 @@ func TestRecipientUpgradeFromJSON(t *testing.T) {
 			if !slices.Equal(got.OptOut, []dispatcher.Channel{dispatcher.ChannelEmail}) || !slices.Equal(got.Services, []string{"twint"}) || got.ID != "old-1" {
 				t.Errorf("round %d: after put %+v", round, got)
 			}
-			if n := rdb.Exists(ctx, legacyPhoneKey(shardOf("old-1"), phone)).Val(); n != 0 {
-				t.Errorf("round %d: the old phone set is still there", round)
-			}
 			if v := rdb.HGet(ctx, phoneIndexKey(shardOf("old-1"), phone), phone).Val(); v != "old-1" {
 				t.Errorf("round %d: phone hash holds %q", round, v)
 			}
 			if ids := byPhone(); !slices.Equal(ids, []string{"old-1"}) {
 				t.Errorf("round %d: by phone: %v", round, ids)
 			}
-			if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "twint"}, []string{"ix", "reg", "CH"}); !slices.Equal(indexesOf(t, rdb, "old-1"), want) {
+			if want := ixKeys([]string{"ix", "svc", "twint"}, []string{"ix", "reg", "CH"}); !slices.Equal(indexesOf(t, rdb, "old-1"), want) {
 				t.Errorf("round %d: in %v, want %v", round, indexesOf(t, rdb, "old-1"), want)
 			}
 		}

@@ -22,8 +22,62 @@ var (
 	deleteRecipientScript = script("recipient", "delete_recipient")
 )
 
-// recipientKey is r:{id}, in the recipient's shard (layout.go).
-func recipientKey(id string) string { return rkey(id, "r", id) }
+// legacyRecipientKey is r:{id} in the recipient's shard, where the
+// layout before the record buckets kept a record as a string of its own;
+// MigrateLayout moves it into its bucket (recordKey, layout.go).
+func legacyRecipientKey(id string) string { return rkey(id, "r", id) }
+
+// getRecord returns the stored record of id, or redis.Nil.
+func (s *Store) getRecord(ctx context.Context, c redis.Cmdable, id string) ([]byte, error) {
+	return c.HGet(ctx, recordKey(id), id).Bytes()
+}
+
+// records reads the records of ids: a value (string) an id, in the order
+// of ids, nil where one is missing. It is one HMGET per record bucket,
+// pipelined (one round trip; a bucket is in one hash slot, and a cluster
+// client sends each command to its slot's master). Without ids it asks
+// Redis nothing.
+func (s *Store) records(ctx context.Context, ids []string) ([]any, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	// A bucket's number over every shard: fnv32a(id) modulo shards ×
+	// buckets (the shard is its low part, recordKey).
+	at := make(map[uint32]int, len(ids))
+	var fields [][]string
+	var which [][]int
+	var first []string
+	for i, id := range ids {
+		b := idHash(id) % (RecipientShards * RecordBuckets)
+		g, ok := at[b]
+		if !ok {
+			g = len(fields)
+			at[b] = g
+			fields, which, first = append(fields, nil), append(which, nil), append(first, id)
+		}
+		fields[g] = append(fields[g], id)
+		which[g] = append(which[g], i)
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(fields))
+	for g := range fields {
+		cmds[g] = pipe.HMGet(ctx, recordKey(first[g]), fields[g]...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]any, len(ids))
+	for g, idx := range which {
+		vals := cmds[g].Val()
+		if len(vals) != len(idx) {
+			return nil, fmt.Errorf("HMGET of %d fields answered %d values", len(idx), len(vals))
+		}
+		for j, i := range idx {
+			out[i] = vals[j]
+		}
+	}
+	return out, nil
+}
 
 // PutRecipients inserts or replaces rs in one round trip (one script per
 // recipient, pipelined), each atomically with its index entries and, with
@@ -62,7 +116,7 @@ func (s *Store) PutRecipients(ctx context.Context, rs []*dispatcher.Recipient) e
 		for _, rg := range r.Regions {
 			args = append(args, rg)
 		}
-		calls[i] = call{keys: []string{recipientKey(r.ID), shardKey(n, "ix", "all"), shardKey(n, "catchup")}, args: args}
+		calls[i] = call{keys: []string{recordKey(r.ID), shardKey(n, "catchup")}, args: args}
 	}
 	run := func() ([]redis.Cmder, error) {
 		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -106,7 +160,7 @@ func anyNoScript(cmds []redis.Cmder) bool {
 
 // GetRecipient returns the recipient with id, or dispatcher.ErrNotFound.
 func (s *Store) GetRecipient(ctx context.Context, id string) (*dispatcher.Recipient, error) {
-	raw, err := s.rdb.Get(ctx, recipientKey(id)).Bytes()
+	raw, err := s.getRecord(ctx, s.rdb, id)
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
 	}
@@ -120,16 +174,13 @@ func (s *Store) GetRecipient(ctx context.Context, id string) (*dispatcher.Recipi
 	return r, nil
 }
 
-// GetRecipients returns the recipients with ids in one MGET, in the order of
-// ids, nil where one is missing. It is on the batch hot path: the records
+// GetRecipients returns the recipients with ids in one round trip (records),
+// in the order of ids, nil where one is missing. It is on the batch hot path: the records
 // share one allocation and one decode buffer.
 func (s *Store) GetRecipients(ctx context.Context, ids []string) ([]*dispatcher.Recipient, error) {
-	vals, err := s.mget(ctx, ids, recipientKey)
+	vals, err := s.records(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("get %d recipients: %w", len(ids), err)
-	}
-	if len(vals) != len(ids) {
-		return nil, fmt.Errorf("get %d recipients: MGET answered %d values", len(ids), len(vals))
 	}
 	out := make([]*dispatcher.Recipient, len(ids))
 	recs := make([]dispatcher.Recipient, len(ids))
@@ -155,7 +206,7 @@ func (s *Store) GetRecipients(ctx context.Context, ids []string) ([]*dispatcher.
 // recipient, its index entries, its webhook endpoints and its outbox list
 // (copies of the messages it was sent).
 func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
-	raw, err := s.rdb.Get(ctx, recipientKey(id)).Bytes()
+	raw, err := s.getRecord(ctx, s.rdb, id)
 	if errors.Is(err, redis.Nil) {
 		return fmt.Errorf("recipient %q: %w", id, dispatcher.ErrNotFound)
 	}
@@ -170,7 +221,7 @@ func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
 	if _, err := s.eraseFromLedger(ctx, r); err != nil {
 		return fmt.Errorf("delete recipient %q: %w", id, err)
 	}
-	keys := []string{recipientKey(id), rkey(id, "ix", "all"), recipientOutboxKey(id), webhookKey(id)}
+	keys := []string{recordKey(id), recipientOutboxKey(id), webhookKey(id)}
 	n, err := deleteRecipientScript.Run(ctx, s.rdb, keys, shardPrefixes[shardOf(id)], id).Int()
 	if err != nil {
 		return fmt.Errorf("delete recipient %q: %w", id, err)
@@ -183,36 +234,43 @@ func (s *Store) DeleteRecipient(ctx context.Context, id string) error {
 
 // phoneIndexKey is shard n's hash whose field phone lists the recipients
 // of that number in the shard, their ids joined by commas:
-// {r:n}:ix:ph:{its last four digits}, so that a few thousand numbers share
-// one small hash rather than each taking a key (lua/recipient.lua names it
-// likewise, from the shard's prefix). legacyPhoneKey is the set per number
-// that older versions kept (moved into the shards by MigrateLayout); it is
-// read and emptied, never filled.
+// {r:n}:ix:tel:{phoneBucket(phone)}, so that numbers share a few hundred
+// small hashes a shard rather than each taking a key (lua/recipient.lua
+// names it likewise, from the shard's prefix).
 func phoneIndexKey(n int, phone string) string {
-	return shardKey(n, "ix", "ph", phone[max(0, len(phone)-4):])
+	return shardKey(n, "ix", "tel", strconv.Itoa(phoneBucket(phone)))
 }
 
-func legacyPhoneKey(n int, phone string) string { return shardKey(n, "ix", "phone", phone) }
+// phoneBucket is the number that the digits ending the last four
+// characters of phone make (0 for none), modulo PhoneBuckets: what
+// lua/recipient.lua's phoneKey computes.
+func phoneBucket(phone string) int {
+	tail := phone[max(0, len(phone)-4):]
+	i := len(tail)
+	for i > 0 && tail[i-1] >= '0' && tail[i-1] <= '9' {
+		i--
+	}
+	d, _ := strconv.Atoi(tail[i:])
+	return d % PhoneBuckets
+}
 
 // phoneIDs returns the ids of the recipients with phone, sorted: each
-// shard's phone indexes (a recipient's index entries are in its own shard),
+// shard's phone index (a recipient's index entries are in its own shard),
 // in one pipeline; ids[n] are shard n's.
 func (s *Store) phoneIDs(ctx context.Context, phone string) ([][]string, error) {
 	pipe := s.rdb.Pipeline()
 	packed := make([]*redis.StringCmd, RecipientShards)
-	legacy := make([]*redis.StringSliceCmd, RecipientShards)
 	for n := range RecipientShards {
 		packed[n] = pipe.HGet(ctx, phoneIndexKey(n, phone), phone)
-		legacy[n] = pipe.SMembers(ctx, legacyPhoneKey(n, phone))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
 	out := make([][]string, RecipientShards)
 	for n := range out {
-		ids := legacy[n].Val()
+		var ids []string
 		if v := packed[n].Val(); v != "" {
-			ids = append(ids, strings.Split(v, ",")...)
+			ids = strings.Split(v, ",")
 		}
 		slices.Sort(ids)
 		out[n] = slices.Compact(ids)
@@ -315,13 +373,13 @@ func (s *Store) catchUpPhone(ctx context.Context, phone string) error {
 }
 
 // RemovePushTokens implements dispatcher.BatchStore: a read-modify-write
-// of the recipient's record under WATCH (no index changes: push tokens are
+// of the recipient's record under WATCH of its bucket (no index changes: push tokens are
 // not indexed).
 func (s *Store) RemovePushTokens(ctx context.Context, recipientID string, keys []string) error {
-	k := recipientKey(recipientID)
+	k := recordKey(recipientID)
 	for range 10 {
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			raw, err := tx.Get(ctx, k).Bytes()
+			raw, err := s.getRecord(ctx, tx, recipientID)
 			if errors.Is(err, redis.Nil) {
 				return nil // erased meanwhile: nothing to remove
 			}
@@ -342,7 +400,7 @@ func (s *Store) RemovePushTokens(ctx context.Context, recipientID string, keys [
 				return err
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, k, b, 0)
+				p.HSet(ctx, k, recipientID, b)
 				return nil
 			})
 			return err

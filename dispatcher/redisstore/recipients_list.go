@@ -26,7 +26,7 @@ import (
 //   - with both, whichever of the two pairs holds fewer ids (SCARD, over
 //     every shard) when the first page is asked for; the cursor keeps that
 //     choice;
-//   - else ix:all.
+//   - else no index: the record buckets (listAll, recipients_all.go).
 //
 // A record is only listed from the set it belongs in (one that listed no
 // service from ix:svc:*, the others from their service's set), so a stale
@@ -64,8 +64,9 @@ const minListCount = 32
 //
 // Its text, before base64url, is "<set>.<shard>-<pos>.<after>", or
 // "<set>.<shard>-<pos>.,<id>,<id>..." with pending ids (pos "x" when done): set is "a"
-// (ix:all), or one of "s" (ix:svc:{service}), "S" (ix:svc:*), "r"
-// (ix:reg:{region}), "R" (ix:reg:*) followed by 8 hex digits of the
+// (every recipient: pos is a record bucket, see listAll), or one of "s"
+// (ix:svc:{service}), "S" (ix:svc:*), "r" (ix:reg:{region}), "R"
+// (ix:reg:*) followed by 8 hex digits of the
 // FNV-1a hash of the service or region, so a cursor sent with another
 // service or region is refused instead of walking the wrong set.
 type listCursor struct {
@@ -125,7 +126,7 @@ func (c *listCursor) setKey(f dispatcher.RecipientFilter) string {
 	case 'R':
 		return shardKey(c.shard, "ix", "reg", "*")
 	}
-	return shardKey(c.shard, "ix", "all")
+	return "" // 'a' walks the record buckets (listAll)
 }
 
 // next moves to the set after c.set, at its start (the shard's second set,
@@ -320,6 +321,9 @@ func (s *Store) ListRecipients(ctx context.Context, f dispatcher.RecipientFilter
 			return page, nil
 		}
 	}
+	if c.set == 'a' {
+		return s.listAll(ctx, f, c, limit, page)
+	}
 	for range maxListSteps {
 		count := int64(max(limit-len(page.Recipients), minListCount))
 		ids, next, err := s.rdb.SScan(ctx, c.setKey(f), c.pos, "", count).Result()
@@ -367,7 +371,7 @@ func (s *Store) ListRecipients(ctx context.Context, f dispatcher.RecipientFilter
 // (deleted meanwhile, or a stale index entry) and records that do not
 // decode are left out; GET /v1/recipients/{id} reports the latter.
 func (s *Store) listMatches(ctx context.Context, f dispatcher.RecipientFilter, set byte, ids []string) ([]*dispatcher.Recipient, error) {
-	vals, err := s.mget(ctx, ids, recipientKey)
+	vals, err := s.records(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("list recipients: read %d: %w", len(ids), err)
 	}

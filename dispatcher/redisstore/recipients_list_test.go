@@ -228,10 +228,9 @@ func TestListRecipientsStaleIndex(t *testing.T) {
 		rdb.SAdd(ctx, rkey("a", "ix", "svc", "*"), "a")   // a lists pay: it belongs in ix:svc:pay only
 		rdb.SAdd(ctx, rkey("b", "ix", "svc", "pay"), "b") // b lists none
 		for _, id := range []string{"ghost", "x"} {       // no record, and one that is not JSON
-			rdb.SAdd(ctx, rkey(id, "ix", "all"), id)
 			rdb.SAdd(ctx, rkey(id, "ix", "svc", "pay"), id)
 		}
-		rdb.Set(ctx, recipientKey("x"), "{not json", 0)
+		rdb.HSet(ctx, recordKey("x"), "x", "{not json")
 		for _, f := range []dispatcher.RecipientFilter{{Limit: 1}, {Limit: 10}, {Service: "pay", Limit: 1}, {Service: "pay", Limit: 10}} {
 			ids, _ := listAll(t, s, f)
 			onceEach(t, fmt.Sprintf("%+v", f), ids, []string{"a", "b"})

@@ -78,7 +78,7 @@ func indexKeysAll(t *testing.T, rdb redis.UniversalClient) []string {
 	var keys []string
 	err := New(rdb).scanKeys(context.Background(), Prefix+"{r:*}:ix:*", func(k string) error {
 		// TestPhoneIndex covers the phone indexes (hashes now, sets before).
-		if !strings.Contains(k, "}:ix:phone:") && !strings.Contains(k, "}:ix:ph:") {
+		if !strings.Contains(k, "}:ix:tel:") {
 			keys = append(keys, k)
 		}
 		return nil
@@ -90,7 +90,7 @@ func indexKeysAll(t *testing.T, rdb redis.UniversalClient) []string {
 }
 
 // unsharded is index key k of shard n named without its shard
-// ("tocsin:{r:3}:ix:all" -> "tocsin:ix:all"), so expectations read as
+// ("tocsin:{r:3}:ix:svc:*" -> "tocsin:ix:svc:*"), so expectations read as
 // the layout comment does; a key of another shard keeps its name.
 func unsharded(k string, n int) string {
 	if rest, ok := strings.CutPrefix(k, shardPrefixes[n]); ok {
@@ -172,28 +172,28 @@ func TestPutRecipientsMovesIndexEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameJSON(t, got, r)
-		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "pay"}, []string{"ix", "svc", "cards"}, []string{"ix", "reg", "ch"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
+		if want := ixKeys([]string{"ix", "svc", "pay"}, []string{"ix", "svc", "cards"}, []string{"ix", "reg", "ch"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
 			t.Errorf("after first put: in %v, want %v", indexesOf(t, rdb, "cust-1"), want)
 		}
 
 		// New services and no regions: the old entries go, "*" covers regions.
 		r = testRecipient("cust-1", []string{"pay", "atm"}, nil)
 		mustPutRecipients(t, s, r)
-		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "pay"}, []string{"ix", "svc", "atm"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
+		if want := ixKeys([]string{"ix", "svc", "pay"}, []string{"ix", "svc", "atm"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
 			t.Errorf("after second put: in %v, want %v", indexesOf(t, rdb, "cust-1"), want)
 		}
 
 		// No services either (and an explicit empty list): both "*" sets.
 		r = testRecipient("cust-1", []string{}, nil)
 		mustPutRecipients(t, s, r)
-		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "*"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
+		if want := ixKeys([]string{"ix", "svc", "*"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
 			t.Errorf("after third put: in %v, want %v", indexesOf(t, rdb, "cust-1"), want)
 		}
 
 		// And back from "*" to named sets.
 		r = testRecipient("cust-1", []string{"cards"}, []string{"ch", "li"})
 		mustPutRecipients(t, s, r)
-		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "cards"}, []string{"ix", "reg", "ch"}, []string{"ix", "reg", "li"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
+		if want := ixKeys([]string{"ix", "svc", "cards"}, []string{"ix", "reg", "ch"}, []string{"ix", "reg", "li"}); !slices.Equal(indexesOf(t, rdb, "cust-1"), want) {
 			t.Errorf("after fourth put: in %v, want %v", indexesOf(t, rdb, "cust-1"), want)
 		}
 		got, err = s.GetRecipient(ctx, "cust-1")
@@ -201,8 +201,8 @@ func TestPutRecipientsMovesIndexEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameJSON(t, got, r)
-		if n := rdb.SCard(ctx, rkey("cust-1", "ix", "all")).Val(); n != 1 {
-			t.Errorf("ix:all holds %d ids, want 1", n)
+		if n := rdb.HLen(ctx, recordKey("cust-1")).Val(); n != 1 {
+			t.Errorf("the record bucket holds %d records, want 1", n)
 		}
 	})
 }
@@ -242,14 +242,14 @@ func TestDeleteRecipient(t *testing.T) {
 				t.Errorf("second DeleteRecipient(%s): %v, want ErrNotFound", id, err)
 			}
 		}
-		if got, want := setMembers(t, rdb, rkey("b", "ix", "all")), []string{"b"}; !slices.Equal(got, want) {
-			t.Errorf("ix:all = %v, want %v", got, want)
+		if r, err := s.GetRecipient(ctx, "b"); err != nil || r.ID != "b" {
+			t.Errorf("GetRecipient(b) after deleting a and c = %+v, %v", r, err)
 		}
-		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "pay"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "b"), want) {
+		if want := ixKeys([]string{"ix", "svc", "pay"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "b"), want) {
 			t.Errorf("b is in %v, want %v", indexesOf(t, rdb, "b"), want)
 		}
-		if n := rdb.Exists(ctx, recipientKey("a")).Val() + rdb.Exists(ctx, recipientKey("c")).Val(); n != 0 {
-			t.Errorf("%d deleted records remain", n)
+		if rdb.HExists(ctx, recordKey("a"), "a").Val() || rdb.HExists(ctx, recordKey("c"), "c").Val() {
+			t.Error("deleted records remain")
 		}
 		if eps, err := s.ListWebhookEndpoints(ctx, "a"); err != nil || len(eps) != 0 {
 			t.Errorf("webhook endpoints of deleted a = %v, %v; want none", eps, err)
@@ -343,7 +343,7 @@ func TestPutRecipientsBatch(t *testing.T) {
 		}
 		// expect counts the index sets a batch should produce.
 		expect := func(rs []*dispatcher.Recipient) map[string]int {
-			want := map[string]int{key("ix", "all"): len(rs)}
+			want := map[string]int{}
 			for _, r := range rs {
 				if len(r.Services) == 0 {
 					want[key("ix", "svc", "*")]++
@@ -414,7 +414,7 @@ func TestPutRecipientsReloadsFlushedScript(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustPutRecipients(t, s, testRecipient("a", []string{"atm"}, nil), testRecipient("b", nil, nil))
-		if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "atm"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "a"), want) {
+		if want := ixKeys([]string{"ix", "svc", "atm"}, []string{"ix", "reg", "*"}); !slices.Equal(indexesOf(t, rdb, "a"), want) {
 			t.Errorf("a is in %v, want %v", indexesOf(t, rdb, "a"), want)
 		}
 		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
@@ -439,8 +439,7 @@ func TestRecipientScriptsReadAnyStoredForm(t *testing.T) {
 			"absent": `{"id":"absent","kind":"customer","locale":"en"}`,
 		}
 		for id, raw := range stored {
-			rdb.Set(ctx, recipientKey(id), raw, 0)
-			rdb.SAdd(ctx, rkey(id, "ix", "all"), id)
+			rdb.HSet(ctx, recordKey(id), id, raw)
 			rdb.SAdd(ctx, rkey(id, "ix", "svc", "*"), id)
 			rdb.SAdd(ctx, rkey(id, "ix", "reg", "*"), id)
 		}
@@ -449,7 +448,7 @@ func TestRecipientScriptsReadAnyStoredForm(t *testing.T) {
 			testRecipient("empty", []string{"pay"}, []string{"ch"}),
 		)
 		for _, id := range []string{"null", "empty"} {
-			if want := ixKeys([]string{"ix", "all"}, []string{"ix", "svc", "pay"}, []string{"ix", "reg", "ch"}); !slices.Equal(indexesOf(t, rdb, id), want) {
+			if want := ixKeys([]string{"ix", "svc", "pay"}, []string{"ix", "reg", "ch"}); !slices.Equal(indexesOf(t, rdb, id), want) {
 				t.Errorf("%s is in %v, want %v", id, indexesOf(t, rdb, id), want)
 			}
 		}
@@ -461,12 +460,11 @@ func TestRecipientScriptsReadAnyStoredForm(t *testing.T) {
 		}
 
 		// A record that is not JSON is not overwritten, but can be deleted.
-		rdb.Set(ctx, recipientKey("bad"), "{not json", 0)
-		rdb.SAdd(ctx, rkey("bad", "ix", "all"), "bad")
+		rdb.HSet(ctx, recordKey("bad"), "bad", "{not json")
 		if err := s.PutRecipients(ctx, []*dispatcher.Recipient{testRecipient("bad", nil, nil)}); err == nil {
 			t.Error("PutRecipients over a record that is not JSON succeeded")
 		}
-		if raw := rdb.Get(ctx, recipientKey("bad")).Val(); raw != "{not json" {
+		if raw := rdb.HGet(ctx, recordKey("bad"), "bad").Val(); raw != "{not json" {
 			t.Errorf("record overwritten with %q", raw)
 		}
 		if err := s.DeleteRecipient(ctx, "bad"); err != nil {
@@ -490,7 +488,7 @@ func TestPutRecipientsKeepsOptOuts(t *testing.T) {
 		// Opt-outs are written by the opt-out flows, not by puts; write one
 		// directly as those flows will.
 		raw := `{"id":"opt-1","kind":"customer","locale":"de-CH","phone":"+41791234567","services":["cards"],"opt_out":["sms"],"updated_at":"2026-11-21T00:00:00Z"}`
-		if err := rdb.Set(ctx, recipientKey("opt-1"), raw, 0).Err(); err != nil {
+		if err := rdb.HSet(ctx, recordKey("opt-1"), "opt-1", raw).Err(); err != nil {
 			t.Fatal(err)
 		}
 		again := testRecipient("opt-1", []string{"twint"}, []string{"CH"})
@@ -567,6 +565,37 @@ func TestPhoneIndex(t *testing.T) {
 		got, _ = s.OptedOut(ctx, map[dispatcher.Channel][]string{dispatcher.ChannelSMS: {"+41790000002"}})
 		if !slices.Equal(got[dispatcher.ChannelSMS], []bool{false}) {
 			t.Errorf("after opting back in: %v", got)
+		}
+	})
+}
+
+// TestPhoneBuckets: the phone index's hash is the one recipient.lua writes
+// and phoneIndexKey reads, for short numbers and long ones, and numbers
+// that share a hash stay apart.
+func TestPhoneBuckets(t *testing.T) {
+	t.Parallel()
+	if got := []int{phoneBucket("+41791234567"), phoneBucket("+12"), phoneBucket("+4179120511"), phoneBucket("")}; !slices.Equal(got, []int{4567 % PhoneBuckets, 12, 511 % PhoneBuckets, 0}) {
+		t.Errorf("phoneBucket = %v", got)
+	}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		// +41790000001 and +41790000513 share a hash (1 and 513 modulo 512).
+		phones := []string{"+12", "+1234", "+41790000001", "+41790000513", "+4179000051"}
+		var rs []*dispatcher.Recipient
+		for i, p := range phones {
+			r := testRecipient(fmt.Sprintf("ph-%d", i), nil, nil)
+			r.Phone = p
+			rs = append(rs, r)
+		}
+		mustPutRecipients(t, s, rs...)
+		for i, p := range phones {
+			got, err := s.RecipientsByPhone(ctx, p)
+			if err != nil || len(got) != 1 || got[0].ID != rs[i].ID {
+				t.Errorf("RecipientsByPhone(%s) = %v, %v; want %s", p, got, err, rs[i].ID)
+			}
+			if v := rdb.HGet(ctx, phoneIndexKey(shardOf(rs[i].ID), p), p).Val(); v != rs[i].ID {
+				t.Errorf("%s in %s = %q, want %s", p, phoneIndexKey(shardOf(rs[i].ID), p), v, rs[i].ID)
+			}
 		}
 	})
 }

@@ -31,10 +31,13 @@ import (
 //
 // The audience is what it always was: the union of the service sets (each
 // with "*": recipients of every service) intersected with the union of the
-// region sets (each with "*"); a side left empty means every recipient
-// (ix:all). In each shard the side with fewer members is scanned; each of
-// its sets in turn. A member in two scanned sets is added twice, to the
-// same chunk, which keeps it once, so the size is exact.
+// region sets (each with "*"); a side left empty means every recipient.
+// In each shard the side with fewer members is scanned; each of its sets in
+// turn. A member in two scanned sets is added twice, to the same
+// chunk (or zset), which keeps it once, so the size is exact. With one side left empty only the other is
+// scanned (its members are recipients); with both, every recipient is: the
+// ids of the shard's record buckets, a few buckets a step
+// (lua/snapshot_buckets.lua).
 //
 // A SSCAN cursor is good only on the server that gave it. Should the
 // shard's master fail over (Sentinel, Redis Cluster) or restart between two
@@ -67,6 +70,7 @@ const snapshotChunk = 1000
 var (
 	snapshotBeginScript = script("snapshot_begin")
 	snapshotStepScript  = script("snapshot_step")
+	snapshotAllScript   = script("snapshot_buckets")
 	snapshotAddScript   = script("snapshot_add")
 )
 
@@ -341,11 +345,21 @@ func (s *Store) stepAudience(ctx context.Context, sides []shardSides, fn func(sh
 	}
 	for sh, side := range sides {
 		keys := append([]string{""}, side.check...)
-		for _, src := range side.scan {
+		scan := side.scan
+		if side.all {
+			scan = []string{bucketKey(side.shard, 0)}
+		}
+		for _, src := range scan {
 			keys[0] = src
 			cursor, node := "0", ""
 			for {
-				r, err := snapshotStepScript.Run(ctx, s.rdb, keys, cursor, chunk).Slice()
+				var r []any
+				var err error
+				if side.all {
+					r, err = snapshotAllScript.Run(ctx, s.rdb, keys[:1], shardPrefixes[side.shard], cursor, chunk, RecordBuckets).Slice()
+				} else {
+					r, err = snapshotStepScript.Run(ctx, s.rdb, keys, cursor, chunk).Slice()
+				}
 				if err != nil {
 					return err
 				}
@@ -407,29 +421,34 @@ func appendChunked(args, ids []any, chunks int) []any {
 }
 
 // shardSides are the index sets of one shard to scan, and those a scanned
-// member must be in one of (none: all of them belong).
-type shardSides struct{ scan, check []string }
+// member must be in one of (none: all of them belong); with all, the
+// shard's record buckets are scanned instead.
+type shardSides struct {
+	scan, check []string
+	all         bool
+	shard       int
+}
 
 // audienceSides returns, per shard, the index sets to scan and those to
-// check: the smaller side by SCARD, tested against the other; ix:all
-// stands for a side left empty. Sizing is one pipeline of SCARDs. It also
-// returns the sum of the sizes of the sets to scan: no fewer than the
-// audience then.
+// check: the smaller side by SCARD, tested against the other; a side left
+// empty is not checked, and with both every recipient is scanned. Sizing
+// is one pipeline of SCARDs (of HLENs of the record buckets for every
+// recipient). It also returns the sum of the sizes of what is scanned: no
+// fewer than the audience then.
 func (s *Store) audienceSides(ctx context.Context, services, regions []string) ([]shardSides, int64, error) {
 	out := make([]shardSides, RecipientShards)
 	svcs := make([][]string, RecipientShards)
 	regs := make([][]string, RecipientShards)
 	for n := range out {
 		svc, reg := sideKeys(n, services, regions)
-		all := []string{shardKey(n, "ix", "all")}
 		svcs[n], regs[n] = svc, reg
 		switch {
 		case len(svc) == 0 && len(reg) == 0:
-			out[n] = shardSides{scan: all}
+			out[n] = shardSides{all: true, shard: n}
 		case len(svc) == 0:
-			out[n] = shardSides{scan: reg, check: all}
+			out[n] = shardSides{scan: reg}
 		case len(reg) == 0:
-			out[n] = shardSides{scan: svc, check: all}
+			out[n] = shardSides{scan: svc}
 		}
 	}
 	both := len(services) > 0 && len(regions) > 0
@@ -442,6 +461,11 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 		}
 		for _, k := range sets {
 			cards[n] = append(cards[n], pipe.SCard(ctx, k))
+		}
+		if out[n].all {
+			for b := range RecordBuckets {
+				cards[n] = append(cards[n], pipe.HLen(ctx, bucketKey(n, b)))
+			}
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {

@@ -25,7 +25,7 @@ var (
 
 // BenchmarkSnapshot takes the audience snapshot of a broadcast over n
 // recipients on a redis-server of its own, seeded straight into the index
-// sets a snapshot reads (ix:all, ix:svc:*, ix:reg:*; the recipients' hashes
+// sets a snapshot reads (the record buckets, ix:svc:*, ix:reg:*; the recipients' hashes
 // are not read by it), with SLOWLOG logging every call of 100 µs or more.
 // Besides the time of one snapshot it reports the longest single Redis call
 // (max-call-ms, from SLOWLOG), the number of its scripts and SCARDs that
@@ -205,7 +205,7 @@ func seedIndexes(b *testing.B, rdb *redis.Client, from, to int) {
 	pipe := rdb.Pipeline()
 	for i := from; i < to; i++ {
 		id := fmt.Sprintf("r%07d", i)
-		pipe.SAdd(ctx, rkey(id, "ix", "all"), id)
+		pipe.HSet(ctx, recordKey(id), id, "{}")
 		if i%7 == 0 {
 			pipe.SAdd(ctx, rkey(id, "ix", "svc", "*"), id)
 		} else {

@@ -29,11 +29,14 @@ func TestSnapshotAudienceFailover(t *testing.T) {
 	ctx := context.Background()
 
 	s := New(rdb)
-	// About 125 recipients a shard: each shard's ix:all a hash table
-	// taken in several steps of 20.
+	// About 125 recipients a shard, in the region sets (every region:
+	// the whole audience), each taken in several SSCAN steps of 20 (an
+	// audience of everyone reads the record buckets, whose cursor no
+	// failover moves).
 	rs := snapshotRecipients(2000)
 	mustPutRecipients(t, s, rs...)
-	b := saveBroadcast(t, s, "inc_failover", nil, nil)
+	every := []string{"CH", "DK", "AT"}
+	b := saveBroadcast(t, s, "inc_failover", nil, every)
 	s.snapshotChunk = 20
 	steps, failedOver := 0, false
 	s.snapshotStepFunc = func(int) {
@@ -59,7 +62,7 @@ func TestSnapshotAudienceFailover(t *testing.T) {
 		}
 		failedOver = true
 	}
-	n, err := s.SnapshotAudience(ctx, b, nil, nil)
+	n, err := s.SnapshotAudience(ctx, b, nil, every)
 	if err != nil || !failedOver {
 		t.Fatalf("SnapshotAudience across a failover = %d, %v (failed over: %v)", n, err, failedOver)
 	}

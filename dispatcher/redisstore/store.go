@@ -29,8 +29,10 @@
 //
 // What must meet across tags goes through the client, step by step:
 // an audience snapshot is read from each shard's sets by snapshot_step.lua
-// and added to the broadcast's zset by snapshot_add.lua (snapshot.go); a
-// batch reads its recipients with one MGET per shard, pipelined (Store.mget);
+// (or, for an audience of everyone, from its record buckets by
+// snapshot_buckets.lua) and added to the broadcast's zset by
+// snapshot_add.lua (snapshot.go); a batch reads its recipients with one
+// HMGET per record bucket, pipelined (Store.records);
 // a new update's or notice's broadcast hash is made from its {ctl} record by
 // materialize.lua (incidents.go); the lease sweeper finds every tag's
 // registry through lease-tags (leases.go).
@@ -38,19 +40,19 @@
 // Below, braces around a <placeholder> or a word ({r:<n>}, {T}, {ctl}) are a
 // hash tag, written as is; {id}, {service} and the like stand for a value.
 //
-//	{r:<n>}:r:{id}            string  recipient record, packed (recipient_record.go; with its own
-//	                                  opt-out list); JSON as older versions wrote it, still read
-//	{r:<n>}:ix:all            set     every recipient id of the shard
+//	{r:<n>}:rb:{b}            hash    record bucket b (0..511, layout.go's recordKey): recipient id ->
+//	                                  its record, packed (recipient_record.go; with its own opt-out
+//	                                  list), or JSON as older versions wrote it (still read). Its
+//	                                  fields are the shard's recipients: an audience of everyone, a
+//	                                  listing without filters and an edit's catch-ups read them
 //	{r:<n>}:ix:svc:{service}  set     recipients that use service (labels canonical, see
 //	                                  dispatcher.CanonicalService; CanonicalizeLabels fixes older ones)
 //	{r:<n>}:ix:svc:*          set     recipients that listed no service (they use all)
 //	{r:<n>}:ix:reg:{region}   set     recipients in region
 //	{r:<n>}:ix:reg:*          set     recipients that listed no region (everywhere)
-//	{r:<n>}:ix:ph:{last4}     hash    E.164 number ending in those four digits -> ids of its
-//	                                  recipients in the shard, joined by commas (phoneIndexKey; an
-//	                                  inbound SMS reads every shard's, RecipientsByPhone)
-//	{r:<n>}:ix:phone:{e164}   set     recipients with that phone number, as older versions indexed
-//	                                  them: read and emptied, never filled
+//	{r:<n>}:ix:tel:{k}        hash    E.164 number whose last four digits d have d % 512 = k -> ids
+//	                                  of its recipients in the shard, joined by commas (phoneIndexKey;
+//	                                  an inbound SMS reads every shard's, RecipientsByPhone)
 //	{r:<n>}:outbox:r:{id}     list    one recipient's outbox entries, newest first, capped (100);
 //	                                  expires 24 h after its last entry
 //	{r:<n>}:wh:{recipient}    hash    webhook endpoint id -> endpoint JSON (with its secrets)
@@ -129,7 +131,9 @@
 //	                                  -> JSON {key, current, history (newest first, 20)}; version -> moved by
 //	                                  every write (templates.go)
 //	meta:labels               string  "1" once CanonicalizeLabels rewrote older labels (labels.go)
-//	meta:layout               string  "2" once MigrateLayout moved data of the untagged layout (migrate.go)
+//	meta:layout               string  "3" once MigrateLayout moved data of the older layouts (migrate.go:
+//	                                  the untagged keys; then {r:<n>}:r:{id} strings, ix:all,
+//	                                  ix:ph:{last4} hashes and ix:phone:{e164} sets)
 //	{rate}:{key}              string  a rate limit's GCRA bucket: its theoretical arrival time in redis_rate's
 //	                                  format (seconds since 2017-01-01, float); expires when the bucket is full
 //	{rate}:slow:{key}         string  a provider's slow-down of bucket key: the factor (0..1) applied to its rate;
@@ -145,8 +149,8 @@
 // from its staging key, then its meta (the list is read only with its
 // meta).
 //
-// Deleting a recipient deletes r:{id}, its index entries, outbox:r:{id} and
-// wh:{id}, all in its shard.
+// Deleting a recipient deletes its field of its record bucket, its index
+// entries, outbox:r:{id} and wh:{id}, all in its shard.
 package redisstore
 
 import (

@@ -104,7 +104,7 @@ func TestRecipientAttributesStored(t *testing.T) {
 	if got[0].Attributes["credit_amount"] != "25" || got[0].Attributes["credit_currency"] != "USD" || got[1].Attributes != nil {
 		t.Errorf("attributes = %v and %v", got[0].Attributes, got[1].Attributes)
 	}
-	raw, err := rdb.Get(ctx, recipientKey("plain")).Result()
+	raw, err := rdb.HGet(ctx, recordKey("plain"), "plain").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

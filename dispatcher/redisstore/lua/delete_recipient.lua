@@ -4,12 +4,12 @@
 -- (leaving its service, region and phone entries behind, which point at
 -- nothing).
 --
---   KEYS[1] r:{id}  KEYS[2] ix:all  KEYS[3] outbox:r:{id}  KEYS[4] wh:{id}
+--   KEYS[1] rb:{bucket} (the record's bucket)  KEYS[2] outbox:r:{id}  KEYS[3] wh:{id}
 --   ARGV[1] key prefix  ARGV[2] id
-local old = redis.call('GET', KEYS[1])
+local old = redis.call('HGET', KEYS[1], id)
 if not old then return 0 end
 local rec = decode(old)
 if rec then unindex(rec) end
-redis.call('SREM', KEYS[2], id)
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+redis.call('HDEL', KEYS[1], id)
+redis.call('DEL', KEYS[2], KEYS[3])
 return 1

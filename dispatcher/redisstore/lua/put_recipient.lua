@@ -1,6 +1,6 @@
 -- put_recipient upserts one recipient and moves its index entries.
 --
---   KEYS[1] r:{id}  KEYS[2] ix:all  KEYS[3] catchup
+--   KEYS[1] rb:{bucket} (the record's bucket: field id)  KEYS[2] catchup
 --   ARGV[1] key prefix  ARGV[2] id  ARGV[3] recipient record (packed, or JSON; its opt-out
 --   list empty)  ARGV[4] phone ('' for none)
 --   ARGV[5] catch-up time (unix ms; '' for none)
@@ -10,7 +10,7 @@
 -- same write (dispatcher.CatchUp gives it the current state of the open
 -- incidents it may now belong to or be reachable for): no put is missed.
 --
--- The phone index (ix:ph:{last four digits}, see recipient.lua) finds the
+-- The phone index (ix:tel:{bucket}, see recipient.lua) finds the
 -- recipients behind an inbound SMS.
 --
 -- Opt-outs are the recipient's own choice, not the operator's: the stored
@@ -20,7 +20,7 @@
 -- entries are unknown): the script fails and the recipient must be deleted
 -- first.
 local raw = ARGV[3]
-local old = redis.call('GET', KEYS[1])
+local old = redis.call('HGET', KEYS[1], id)
 if old then
   local rec = decode(old)
   if not rec then
@@ -30,13 +30,12 @@ if old then
   local optout = labels(rec.opt_out)
   if #optout > 0 then raw = withOptOut(raw, optout) end
 end
-redis.call('SET', KEYS[1], raw)
-redis.call('SADD', KEYS[2], id)
+redis.call('HSET', KEYS[1], id, raw)
 if ARGV[4] ~= '' then
-  phoneAdd(ARGV[4])
+  phoneAdd(ARGV[4], id)
 end
 if ARGV[5] ~= '' then
-  redis.call('ZADD', KEYS[3], ARGV[5], id)
+  redis.call('ZADD', KEYS[2], ARGV[5], id)
 end
 local n = tonumber(ARGV[6])
 local svcs, regs = {}, {}

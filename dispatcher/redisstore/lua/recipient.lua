@@ -76,23 +76,28 @@ local function withOptOut(raw, optout)
   return string.sub(raw, 1, -2) .. ',"opt_out":' .. cjson.encode(optout) .. '}'
 end
 
--- The phone index: hash ix:ph:{the number's last four digits}, field the
--- number, value the ids of its recipients joined by commas (ids never hold
--- one). Older versions kept a set ix:phone:{e164} per number: phoneRemove
--- empties that too (phoneIndexKey in recipients.go names the same keys).
-local function phoneKey(phone) return prefix .. 'ix:ph:' .. string.sub(phone, -4) end
+-- The phone index: hash ix:tel:{bucket}, field the number, value the ids
+-- of its recipients joined by commas (ids never hold one). The bucket is
+-- the number the digits ending the last four characters make (0 for
+-- none), modulo 512 (phoneIndexKey and phoneBucket in recipients.go name
+-- the same keys).
+local function phoneKey(phone)
+  local d = tonumber(string.match(string.sub(phone, -4), '%d*$')) or 0
+  return prefix .. 'ix:tel:' .. string.format('%d', d % 512)
+end
 
-local function phoneAdd(phone)
+-- phoneAdd adds recipient rid to the index of phone.
+local function phoneAdd(phone, rid)
   local k = phoneKey(phone)
   local cur = redis.call('HGET', k, phone)
   if not cur or cur == '' then
-    redis.call('HSET', k, phone, id)
+    redis.call('HSET', k, phone, rid)
     return
   end
   for _, other in ipairs(commaList(cur)) do
-    if other == id then return end
+    if other == rid then return end
   end
-  redis.call('HSET', k, phone, cur .. ',' .. id)
+  redis.call('HSET', k, phone, cur .. ',' .. rid)
 end
 
 local function phoneRemove(phone)
@@ -109,7 +114,6 @@ local function phoneRemove(phone)
       redis.call('HSET', k, phone, table.concat(kept, ','))
     end
   end
-  redis.call('SREM', prefix .. 'ix:phone:' .. phone, id)
 end
 
 -- unindex removes the service, region and phone index entries of rec, the

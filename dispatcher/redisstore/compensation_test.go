@@ -46,7 +46,7 @@ func putChunked(t *testing.T, s *Store, rdb redis.UniversalClient, bid string, c
 	ctx := context.Background()
 	aud := bkey(bid, "aud")
 	for _, id := range ids {
-		if err := rdb.ZAdd(ctx, audChunkKey(aud, int(audHash(id)%uint32(chunks))), redis.Z{Member: id}).Err(); err != nil {
+		if err := rdb.ZAdd(ctx, audChunkKey(aud, audChunk(audHash(id), chunks)), redis.Z{Member: id}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -126,7 +126,7 @@ func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, s
 // A broadcast's snapshot is chunked, so that it takes about 15 bytes a
 // member where one sorted set of millions takes about 80 (a skiplist and a
 // dict entry per member; docs/BENCHMARKS.md): the members go to
-// audChunks(bound, 0) zsets b:{id}:aud:{k}, k = crc32(id) % chunks, with
+// audChunks(bound, 0) zsets b:{id}:aud:{k}, k = audChunk(audHash(id)), with
 // bound the size of the index sets scanned (at least the audience), so
 // that a chunk holds about audChunkTarget members and stays a listpack
 // (zset-max-listpack-entries, 128 by default; a chunk that grows past it
@@ -154,8 +154,29 @@ func audChunks(bound int64, per int) int {
 	return int(max(1, (bound+int64(per)-1)/int64(per)))
 }
 
-// audHash is what picks a member's chunk: audHash(id) % chunks.
-func audHash(id string) uint32 { return crc32.ChecksumIEEE([]byte(id)) }
+// audHash is where a member sits on the snapshot's line, which its
+// chunks cut into equal ranges (audChunk): its record bucket across the
+// shards (shard × RecordBuckets + bucket) in the high bits, 16 bits of
+// crc32 of the id below. So a chunk holds whole record buckets (or a part
+// of one), and a batch, a few consecutive chunks, reads its records from
+// a few buckets (one HMGET each) instead of one bucket a recipient.
+func audHash(id string) uint64 {
+	h := idHash(id)
+	pos := uint64(h%RecipientShards)*RecordBuckets + uint64(h/RecipientShards%RecordBuckets)
+	return pos<<audLowBits | uint64(crc32.ChecksumIEEE([]byte(id))&(1<<audLowBits-1))
+}
+
+// audLowBits are audHash's bits below the record bucket; audLine is the
+// length of its line (RecipientShards × RecordBuckets × 2^audLowBits = 2^29).
+const (
+	audLowBits = 16
+	audLine    = RecipientShards * RecordBuckets << audLowBits
+)
+
+// audChunk is the chunk of chunks that holds a member at h = audHash(id):
+// floor(h × chunks / audLine), as audience_has.lua computes it
+// (exact in a Lua number: below 2^53 for any chunk count under 2^24).
+func audChunk(h uint64, chunks int) int { return int(h * uint64(chunks) / audLine) }
 
 // audChunkKey is chunk k of snapshot aud.
 func audChunkKey(aud string, k int) string { return aud + ":" + strconv.Itoa(k) }
@@ -402,7 +423,7 @@ func appendChunked(args, ids []any, chunks int) []any {
 	order := make([]int, len(ids))
 	for i, id := range ids {
 		str, _ := id.(string)
-		ks[i] = int(audHash(str) % uint32(chunks))
+		ks[i] = audChunk(audHash(str), chunks)
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return ks[a] - ks[b] })

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,7 +123,7 @@ func TestSnapshotAudienceRerun(t *testing.T) {
 		if c < 2 {
 			t.Fatalf("%d chunks, want several", c)
 		}
-		rdb.ZAdd(bg, audChunkKey(bkey(b.ID, "aud"), int(audHash("gone")%uint32(c))), redis.Z{Member: "gone"})
+		rdb.ZAdd(bg, audChunkKey(bkey(b.ID, "aud"), audChunk(audHash("gone"), c)), redis.Z{Member: "gone"})
 		s.snapshotStepFunc = nil
 		n := mustSnapshot(t, s, b, services, regions)
 		if got := sortedSlice(t, s, b.ID, 0, len(rs)+1); n != len(want) || !slices.Equal(got, want) {
@@ -334,4 +335,42 @@ func TestSnapshotChunks(t *testing.T) {
 			t.Errorf("a single-zset snapshot's SnapshotAudience = %d, want the stored 3", n)
 		}
 	})
+}
+
+// TestAudChunkKeepsBuckets: a chunk is a range of record buckets, so the
+// recipients of a batch (a few consecutive chunks) sit in a few buckets,
+// and every chunk number is in range and about as full as the others.
+func TestAudChunkKeepsBuckets(t *testing.T) {
+	const n, chunks, batch = 50000, 500, 500
+	ids := make([]string, n)
+	byChunk := make([][]string, chunks)
+	for i := range ids {
+		ids[i] = "cust-" + strconv.Itoa(i)
+		k := audChunk(audHash(ids[i]), chunks)
+		if k < 0 || k >= chunks {
+			t.Fatalf("chunk of %s = %d, want in [0, %d)", ids[i], k, chunks)
+		}
+		byChunk[k] = append(byChunk[k], ids[i])
+	}
+	// A batch in snapshot order: chunk 0's members, then chunk 1's...
+	var order []string
+	for _, c := range byChunk {
+		if len(c) > 4*n/chunks {
+			t.Fatalf("a chunk holds %d members, want about %d", len(c), n/chunks)
+		}
+		order = append(order, c...)
+	}
+	worst := 0
+	for start := 0; start < n; start += batch {
+		buckets := map[string]bool{}
+		for _, id := range order[start:min(start+batch, n)] {
+			buckets[recordKey(id)] = true
+		}
+		worst = max(worst, len(buckets))
+	}
+	// 8192 buckets over 500 chunks: about 16 buckets a chunk, a batch of
+	// about 5 chunks about 100 (by id order it would be about 485).
+	if worst > 150 {
+		t.Fatalf("a batch of %d reads %d record buckets, want at most 150", batch, worst)
+	}
 }

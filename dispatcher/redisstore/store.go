@@ -99,8 +99,9 @@
 //	                                                   of any run's), until they are dropped
 //	                                    audgc          "1" once a ReleaseLease after done claimed the
 //	                                                   chunks' drop (snapshot.go)
-//	{T}:b:{id}:aud:{k}        zset    chunk k of the audience snapshot: its members with crc32(id) %
-//	                                  chunks == k, scores 0, ordered by id; ~100 members (a listpack)
+//	{T}:b:{id}:aud:{k}        zset    chunk k of the audience snapshot: its members whose record buckets
+//	                                  fall in the chunk's range of them (audChunk), scores 0, ordered by
+//	                                  id; ~100 members (a listpack)
 //	{T}:b:{id}:aud            string  the snapshot's index: 4 bytes big-endian per chunk, where it starts
 //	                                  in the snapshot's order (chunk 0's members, chunk 1's, ...); deleted
 //	                                  when done, the chunks just after, in steps (snapshot.go)

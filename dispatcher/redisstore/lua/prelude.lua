@@ -136,7 +136,8 @@ local function apply(b, d, f, v)
 end
 
 -- A broadcast's audience snapshot is chunked (snapshot.go): the zsets
--- aud:{k} of its members by crc32 % chunks, each ordered by id, and the
+-- aud:{k} of its members by audChunk (snapshot.go: a range of record
+-- buckets each), each ordered by id, and the
 -- index, the string aud itself, 4 bytes big-endian per chunk: where the
 -- chunk starts in the snapshot's order (chunk 0's members, then chunk 1's,
 -- ...). A snapshot taken before the chunks (a broadcast in flight at an

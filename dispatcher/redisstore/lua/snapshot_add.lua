@@ -1,7 +1,7 @@
 -- snapshot_add adds ids a snapshot_step matched to a snapshot with score 0
 -- (each chunk ordered by id, sliceable by rank; adding a member twice adds
 -- it once). A broadcast's snapshot is chunked: the caller sends each id to
--- its chunk, the zset aud:{k} with k = crc32(id) % chunks (snapshot.go), as
+-- its chunk, the zset aud:{k} with k = audChunk(audHash(id), chunks) (snapshot.go), as
 -- groups of a chunk number, a count and that many ids. A preview's is the
 -- one zset aud. With a token, the snapshot must still be the one that run
 -- began (snapshot_begin); with a ttl, aud expires after ttl seconds (a

@@ -234,20 +234,15 @@ func (s *Store) ScanCompensation(ctx context.Context, b *dispatcher.Broadcast, c
 // copyIDs adds the recipient ids of src to the zset dst, copyChunk at a
 // time: src is a zset of ids, or with records a broadcast's delivery
 // records ("{channel}.{recipient}" -> record), of which those whose
-// record keep accepts.
+// record keep accepts. Should src's server change during the copy (a
+// failover), src is copied again from its start on the new one (scan.go):
+// dst keeps each id once.
 func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep func(record string) bool) error {
-	var cursor uint64
-	for {
-		var kv []string
-		var err error
-		if records {
-			kv, cursor, err = s.rdb.HScan(ctx, src, cursor, "*", copyChunk).Result()
-		} else {
-			kv, cursor, err = s.rdb.ZScan(ctx, src, cursor, "*", copyChunk).Result()
-		}
-		if err != nil {
-			return fmt.Errorf("copy the audience of %s: %w", src, err)
-		}
+	cmd := "ZSCAN"
+	if records {
+		cmd = "HSCAN"
+	}
+	err := s.scanAll(ctx, cmd, src, copyChunk, true, func(kv []string) error {
 		zs := make([]redis.Z, 0, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
 			id := kv[i]
@@ -260,15 +255,15 @@ func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep
 			}
 			zs = append(zs, redis.Z{Member: id})
 		}
-		if len(zs) > 0 {
-			if err := s.rdb.ZAdd(ctx, dst, zs...).Err(); err != nil {
-				return fmt.Errorf("copy the audience of %s: %w", src, err)
-			}
-		}
-		if cursor == 0 {
+		if len(zs) == 0 {
 			return nil
 		}
+		return s.rdb.ZAdd(ctx, dst, zs...).Err()
+	})
+	if err != nil {
+		return fmt.Errorf("copy the audience of %s: %w", src, err)
 	}
+	return nil
 }
 
 // errNotCompensation is snapshotCompensation's answer for a broadcast

@@ -191,6 +191,9 @@ type Store struct {
 	// many members each step scanned: tests.
 	snapshotChunk    int
 	snapshotStepFunc func(scanned int)
+	// scanStepFunc, when set, is told the key of each cursor scan step
+	// (scan.go) once it ran: tests.
+	scanStepFunc func(key string)
 }
 
 // New returns a Store on rdb.

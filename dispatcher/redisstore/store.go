@@ -103,6 +103,8 @@
 //	{T}:b:{id}:h:{name}       set     deliveries runs of that lease handed to a provider; deleted when a
 //	                                  run ends cleanly, else expires in a day (leases.go)
 //	{T}:leases                zset    "{broadcast}|{lease name}" of every lease held of tag T, scores 0
+//	{T}:swept                 hash    "{broadcast}|{lease name}" -> "{claim end ms} {token}": lapsed leases
+//	                                  a sweeper claimed and has not acted on yet (leases.go)
 //	lease-tags                zset    every tag that may hold leases, scored by its last lease (ms)
 //	preview:{nonce}           zset    a preview's audience snapshot; deleted once read, expires in 10 min
 //	preview:{<nonce>}:old, :new  zset temporary snapshots of an audience change's figures (edits.go)

@@ -257,6 +257,17 @@ type SavedBroadcastStore interface {
 	BroadcastSeen(ctx context.Context, id string) error
 }
 
+// IntentStore is what a store offers whose writes across hash slots
+// record what is left to do first (redisstore: an edit's catch-ups, an
+// SMS opt-in's, a recipient list's meta): the sweeper completes those a
+// process left half done.
+type IntentStore interface {
+	// CompleteIntents completes up to n of the intents due at now (recorded
+	// more than SavedGrace before, and not held by another sweeper) and
+	// returns how many it completed.
+	CompleteIntents(ctx context.Context, now time.Time, n int) (int, error)
+}
+
 // SavedGrace is how long after its save the sweeper leaves a broadcast to
 // the request that saved it, which makes it and enqueues its plan itself.
 const SavedGrace = 10 * time.Second
@@ -266,6 +277,13 @@ func (f *Fanout) SweepOnce(ctx context.Context) error {
 	var errs []error
 	if ss, ok := f.c.Store.(SavedBroadcastStore); ok {
 		errs = append(errs, f.sweepSaved(ctx, ss))
+	}
+	if is, ok := f.c.Store.(IntentStore); ok {
+		if n, err := is.CompleteIntents(ctx, f.now(), 100); err != nil {
+			errs = append(errs, err)
+		} else if n > 0 {
+			f.c.Logger.Warn("writes a process left half done completed", "intents", n)
+		}
 	}
 	if f.sweep == nil {
 		return errors.Join(errs...)

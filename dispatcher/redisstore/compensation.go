@@ -94,8 +94,27 @@ func (s *Store) AddToList(ctx context.Context, staging string, ids []string) ([]
 	return unknown, nil
 }
 
-// FinishList implements dispatcher.CompensationStore.
+// FinishList implements dispatcher.CompensationStore. The copy and the
+// meta are in other hash slots than the staging key: an intent recorded
+// first (intents.go) has the sweeper finish the list should the process
+// die between the steps.
 func (s *Store) FinishList(ctx context.Context, staging string, l *dispatcher.RecipientList) error {
+	id := "list:" + l.ID + ":" + staging
+	if err := s.recordIntent(ctx, id, &intent{Kind: "list", Staging: staging, List: l}); err != nil {
+		return fmt.Errorf("store list %s: %w", l.ID, err)
+	}
+	if err := s.storeList(ctx, staging, l); err != nil {
+		return err
+	}
+	if err := s.dropIntent(ctx, id); err != nil {
+		return fmt.Errorf("store list %s: %w", l.ID, err)
+	}
+	return nil
+}
+
+// storeList copies the staged ids to the list, drops the staging key and
+// writes the list's meta (l, with its size): each step idempotent.
+func (s *Store) storeList(ctx context.Context, staging string, l *dispatcher.RecipientList) error {
 	// The staged ids are copied, not renamed: the list's key (named by its
 	// content) is in another hash slot. A list is read once its meta is
 	// stored (below), so a half-made copy is never seen, and a list of the
@@ -105,6 +124,9 @@ func (s *Store) FinishList(ctx context.Context, staging string, l *dispatcher.Re
 		return fmt.Errorf("store list %s: %w", l.ID, err)
 	}
 	if err := s.rdb.Del(ctx, tmp).Err(); err != nil {
+		return fmt.Errorf("store list %s: %w", l.ID, err)
+	}
+	if err := s.intentStep("list"); err != nil {
 		return fmt.Errorf("store list %s: %w", l.ID, err)
 	}
 	n, err := s.rdb.ZCard(ctx, dst).Result()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -41,6 +42,9 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 		return fmt.Errorf("encode edit of %q: %w", inc.ID, err)
 	}
 	incKey := incidentKey(inc.ID)
+	to := dispatcher.Audience{Services: inc.Services, Regions: inc.Regions}
+	catchUp := s.CatchUp && inc.State != dispatcher.StateResolved
+	intentID := "edit:" + inc.ID + ":" + strconv.Itoa(e.Version)
 	var from dispatcher.Audience // the stored scope, read under WATCH
 	check := func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, incKey).Bytes()
@@ -64,16 +68,35 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 		p.Set(ctx, incKey, incJSON, 0)
 		p.RPush(ctx, historyKey(inc.ID), editJSON)
 		bumpPublic(ctx, p)
+		if catchUp && scopeChanged(from, to) {
+			// The catch-ups are in the shards' slots: what is left to
+			// do is recorded with the edit (intents.go).
+			_ = s.addIntent(ctx, p, intentID, &intent{Kind: "edit", From: &from, To: &to})
+		}
 	}
 	if _, err := s.idempotentTx(ctx, nil, []string{incKey}, check, write); err != nil {
 		return fmt.Errorf("save edit %d of %q: %w", e.Version, inc.ID, err)
 	}
-	if s.CatchUp && inc.State != dispatcher.StateResolved {
-		if err := s.catchUpScope(ctx, from, dispatcher.Audience{Services: inc.Services, Regions: inc.Regions}); err != nil {
-			return fmt.Errorf("save edit %d of %q: the edit is saved, its catch-ups are not: %w", e.Version, inc.ID, err)
-		}
+	if !catchUp || !scopeChanged(from, to) {
+		return nil
+	}
+	err = s.intentStep("edit")
+	if err == nil {
+		err = s.catchUpScope(ctx, from, to)
+	}
+	if err == nil {
+		err = s.dropIntent(ctx, intentID)
+	}
+	if err != nil {
+		return fmt.Errorf("save edit %d of %q: the edit is saved, its catch-ups are left to the sweeper: %w", e.Version, inc.ID, err)
 	}
 	return nil
+}
+
+// scopeChanged reports whether the scope to differs from from.
+func scopeChanged(from, to dispatcher.Audience) bool {
+	return !slices.Equal(dispatcher.CanonicalServices(from.Services), dispatcher.CanonicalServices(to.Services)) ||
+		!slices.Equal(dispatcher.CanonicalRegions(from.Regions), dispatcher.CanonicalRegions(to.Regions))
 }
 
 // catchUpScope adds, once the edit is saved, the recipients the new scope
@@ -81,11 +104,13 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 // may be given the incident's current state (dispatcher.CatchUp). Nothing
 // when the scope is unchanged. It is one MULTI per shard, on the shard's
 // own sets (the incident is in another hash slot, so not in the edit's
-// MULTI: a crash between the two leaves these catch-ups out). The sets it
+// MULTI: the edit records an intent, and should a crash come between the
+// two, the sweeper runs this again; intents.go). Running it twice adds
+// the same recipients again, due at the later time unless already due
+// sooner; the catch-up's fixed delivery ids send each once. The sets it
 // builds are temporary.
 func (s *Store) catchUpScope(ctx context.Context, from, to dispatcher.Audience) error {
-	if slices.Equal(dispatcher.CanonicalServices(from.Services), dispatcher.CanonicalServices(to.Services)) &&
-		slices.Equal(dispatcher.CanonicalRegions(from.Regions), dispatcher.CanonicalRegions(to.Regions)) {
+	if !scopeChanged(from, to) {
 		return nil
 	}
 	var nonce [8]byte

@@ -130,13 +130,15 @@
 //	{budget}:sms:{period}     string  the SMS budget's spend in a period ("d:2026-12-06", "m:2026-12") in
 //	                                  millionths of costs.currency; kept 8 days (a day's) or 70 (a month's)
 //	{budget}:sms:x:{period}   string  "1" once the budget refused an SMS in the period (budget.go)
+//	{ctl}:intents             zset    intent id -> when the sweeper may complete it (ms) (intents.go)
+//	{ctl}:intent              hash    intent id -> JSON: what is left of a write across tags
 //
 // Writes that span tags, and what a crash between their steps leaves:
 // saving an update or notice, then making its broadcast (its first reader
-// makes it); an SMS opt-in, then its catch-ups (a retried START marks them
-// again); an edit, then its catch-ups (left out); a recipient list's copy
-// from its staging key, then its meta (the list is read only with its
-// meta).
+// makes it; the sweeper, from {ctl}:nb:due); an SMS opt-in, then its
+// catch-ups; an edit, then its catch-ups; a recipient list's copy from its
+// staging key, then its meta: each of the last three records an intent
+// first, which the sweeper completes (intents.go).
 //
 // Deleting a recipient deletes r:{id}, its index entries, outbox:r:{id} and
 // wh:{id}, all in its shard.
@@ -196,6 +198,10 @@ type Store struct {
 	// scanStepFunc, when set, is told the key of each cursor scan step
 	// (scan.go) once it ran: tests.
 	scanStepFunc func(key string)
+	// intentStepFunc, when set, is told the kind of a write across slots
+	// whose first step is done; an error stops the write there, as a
+	// crash would (intents.go): tests.
+	intentStepFunc func(kind string) error
 }
 
 // New returns a Store on rdb.

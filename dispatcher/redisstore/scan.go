@@ -24,11 +24,11 @@ import (
 //   - a scan whose reader cannot take a member twice (ScanAttempts: an
 //     evidence ledger row is written once) stops with
 //     dispatcher.ErrScanInterrupted rather than going on short;
-//   - an API page cursor (GET /v1/recipients, the unreached report)
-//     carries the run_id, and the next page starts the set again from 0
-//     when it changed: a page may then repeat members, as SCAN may, but
-//     never skips one present from the first page to the last
-//     (docs/api.md).
+//   - an API page cursor (GET /v1/recipients, a broadcast's deliveries,
+//     the unreached report) carries the run_id, and the next page starts
+//     the set again from 0 when it changed: a page may then repeat
+//     members, as SCAN may, but never skips one present from the first
+//     page to the last (docs/api.md).
 //
 // miniredis names no run_id: one process, it never fails over.
 

@@ -94,7 +94,8 @@ func TestCompensationCopyFailover(t *testing.T) {
 }
 
 // TestScansAcrossFailover: the master fails over while clients page
-// through recipients and an incident's unreached report, and while an
+// through recipients, a broadcast's deliveries and an incident's
+// unreached report, and while an
 // evidence scan runs. The next pages start the set again from its start on
 // the promoted replica (their cursors carry the run_id): every recipient
 // is listed, some twice. The evidence scan stops with ErrScanInterrupted
@@ -137,13 +138,24 @@ func TestScansAcrossFailover(t *testing.T) {
 		}
 		return page.NextCursor
 	}
+	delivered := map[string]int{}
+	deliveriesPage := func(cursor string) string {
+		page, err := s.ListDeliveries(ctx, b.ID, dispatcher.DeliveryFilter{Limit: 50, Cursor: cursor})
+		if err != nil {
+			t.Fatalf("ListDeliveries(%q): %v", cursor, err)
+		}
+		for _, d := range page.Deliveries {
+			delivered[d.RecipientID]++
+		}
+		return page.NextCursor
+	}
 	// First pages on the first master, their cursors in the middle of a set.
-	rc, uc := listPage(""), unreachedPage("")
+	rc, uc, dc := listPage(""), unreachedPage(""), deliveriesPage("")
 	for strings.Count(strings.SplitN(decodeListCursor(t, rc), ".", 3)[1], "-") < 2 {
 		rc = listPage(rc) // until a page ends within a set: "<shard>-<pos>-<run_id>"
 	}
-	if strings.Count(uc, ".") != 2 {
-		t.Fatalf("unreached cursor %q carries no run_id", uc)
+	if strings.Count(uc, ".") != 2 || strings.Count(dc, ".") != 2 {
+		t.Fatalf("unreached cursor %q, deliveries cursor %q: no run_id", uc, dc)
 	}
 
 	d := bkey(b.ID, "d")
@@ -169,6 +181,9 @@ func TestScansAcrossFailover(t *testing.T) {
 	for uc != "" {
 		uc = unreachedPage(uc)
 	}
+	for dc != "" {
+		dc = deliveriesPage(dc)
+	}
 	for _, r := range rs {
 		if listed[r.ID] == 0 {
 			t.Errorf("recipient %s not listed across the failover", r.ID)
@@ -179,8 +194,8 @@ func TestScansAcrossFailover(t *testing.T) {
 			t.Errorf("recipient %s not reported unreached across the failover", r.ID)
 		}
 	}
-	if len(listed) != len(rs) || len(unreached) != told {
-		t.Errorf("listed %d recipients, %d unreached; want %d, %d", len(listed), len(unreached), len(rs), told)
+	if len(listed) != len(rs) || len(unreached) != told || len(delivered) != told {
+		t.Errorf("listed %d recipients, %d unreached, %d deliveries; want %d, %d, %d", len(listed), len(unreached), len(delivered), len(rs), told, told)
 	}
 
 	seen := map[string]int{}

@@ -511,9 +511,10 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (*dispatcher.Deliver
 // hash comes whole, miniredis ignores COUNT), so the cursor is
 // "{scan cursor}.{records of that step already returned}": a page stops
 // exactly at limit and the next page resumes inside the same step. A
-// cursor within the hash also names the server that gave it,
-// ".{run_id}" (scan.go): on another one (a failover) the hash is walked
-// again from its start, and a page may repeat deliveries.
+// cursor within the hash (a scan cursor other than 0, or records to skip:
+// a step's records are the server's too) also names the server that gave
+// it, ".{run_id}" (scan.go): on another one (a failover) the hash is
+// walked again from its start, and a page may repeat deliveries.
 func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -534,7 +535,7 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 		if err != nil {
 			return nil, fmt.Errorf("list deliveries of %s: %w", broadcastID, err)
 		}
-		if ran = shortRunID(ran); cursor != 0 && node != "" && ran != node {
+		if ran = shortRunID(ran); (cursor != 0 || skip > 0) && node != "" && ran != node {
 			cursor, skip, node = 0, 0, "" // another server: the hash again from its start
 			continue
 		}
@@ -554,7 +555,7 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 			}
 			if len(page.Deliveries) == limit {
 				page.NextCursor = strconv.FormatUint(cursor, 10) + "." + strconv.Itoa(seen-1)
-				if cursor != 0 && node != "" {
+				if node != "" {
 					page.NextCursor += "." + node
 				}
 				return page, nil

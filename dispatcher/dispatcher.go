@@ -421,4 +421,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict is returned for a state transition the state machine forbids.
 	ErrConflict = errors.New("conflict")
+	// ErrScanInterrupted is returned by a scan that cannot go on where it
+	// stood: the store's server changed under it (a failover, a restart),
+	// and what it read so far cannot be completed without repeating
+	// members. Running it again from the start reads everything.
+	ErrScanInterrupted = errors.New("scan interrupted: the store's server changed (failover or restart); run it again")
 )

@@ -73,8 +73,10 @@ type AttemptRecord struct {
 // attempts with.
 type EvidenceStore interface {
 	// ScanAttempts calls fn with the attempts of broadcast id's
-	// deliveries, about chunk at a time, in no particular order; fn must
-	// not keep the slice.
+	// deliveries, about chunk at a time, in no particular order, each
+	// once; fn must not keep the slice. When the store cannot go on
+	// without repeating or skipping attempts (its server failed over
+	// during the scan) it returns an error wrapping ErrScanInterrupted.
 	ScanAttempts(ctx context.Context, broadcastID string, chunk int, fn func([]AttemptRecord) error) error
 	// Reach reports, per recipient, whether any of its deliveries of the
 	// broadcast was sent or delivered, and the first channel (in the order

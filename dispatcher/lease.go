@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -68,7 +69,19 @@ type LapsedBatch struct {
 	BroadcastID string
 	Batch       Batch
 	Plan        bool
+	// Token names the take-over (its task's id): the same each time the
+	// lapse is claimed, so that a take-over enqueued by a sweeper that
+	// died before LapsedTaken is not enqueued twice.
+	Token string
+	// Claim is the store's mark of this claim, for LapsedTaken.
+	Claim string
 }
+
+// LapsedClaim is how long a lapsed batch LapsedBatches returned is left to
+// its sweeper: until it calls LapsedTaken, or this passed, no other sweep
+// gets it; after, the next sweep does (the sweeper died, or its enqueue
+// failed).
+const LapsedClaim = 30 * time.Second
 
 // RunLeaseStore is what a run holding a lease calls (a plan, a batch, a
 // retry): it takes, renews and gives up its lease, and journals its
@@ -120,8 +133,13 @@ type SweepStore interface {
 	// for lapsed, a batch LapsedBatches returned (no longer registered).
 	SettleBroadcast(ctx context.Context, broadcastID string, g Guard, lapsed *Batch) (int, error)
 	// LapsedBatches returns the registered batches whose lease lapsed, each
-	// to exactly one caller across all processes.
+	// to exactly one caller across all processes until LapsedTaken, or
+	// until LapsedClaim passed (then again, to the next caller).
 	LapsedBatches(ctx context.Context) ([]LapsedBatch, error)
+	// LapsedTaken says the sweeper acted on lb (enqueued its take-over,
+	// or found nothing to do): it is no longer returned. A run that took
+	// lb's lease since keeps it registered.
+	LapsedTaken(ctx context.Context, lb LapsedBatch) error
 }
 
 // LeaseStore keeps leases and the running batches' journals: both sides,
@@ -254,6 +272,17 @@ type SavedBroadcastStore interface {
 	BroadcastSeen(ctx context.Context, id string) error
 }
 
+// IntentStore is what a store offers whose writes across hash slots
+// record what is left to do first (redisstore: an edit's catch-ups, an
+// SMS opt-in's, a recipient list's meta): the sweeper completes those a
+// process left half done.
+type IntentStore interface {
+	// CompleteIntents completes up to n of the intents due at now (recorded
+	// more than SavedGrace before, and not held by another sweeper) and
+	// returns how many it completed.
+	CompleteIntents(ctx context.Context, now time.Time, n int) (int, error)
+}
+
 // SavedGrace is how long after its save the sweeper leaves a broadcast to
 // the request that saved it, which makes it and enqueues its plan itself.
 const SavedGrace = 10 * time.Second
@@ -264,6 +293,13 @@ func (f *Fanout) SweepOnce(ctx context.Context) error {
 	if ss, ok := f.c.Store.(SavedBroadcastStore); ok {
 		errs = append(errs, f.sweepSaved(ctx, ss))
 	}
+	if is, ok := f.c.Store.(IntentStore); ok {
+		if n, err := is.CompleteIntents(ctx, f.now(), 100); err != nil {
+			errs = append(errs, err)
+		} else if n > 0 {
+			f.c.Logger.Warn("writes a process left half done completed", "intents", n)
+		}
+	}
 	if f.sweep == nil {
 		return errors.Join(errs...)
 	}
@@ -272,9 +308,14 @@ func (f *Fanout) SweepOnce(ctx context.Context) error {
 		return errors.Join(append(errs, err)...)
 	}
 	for _, lb := range lapsed {
+		// Taken only once acted on: should the resume fail (or this
+		// process die first), the lapse is claimed again after
+		// LapsedClaim, by this sweeper or another.
 		if err := f.resume(ctx, lb); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		errs = append(errs, f.sweep.LapsedTaken(ctx, lb))
 	}
 	return errors.Join(errs...)
 }
@@ -318,7 +359,7 @@ func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
 		if b.State != BroadcastPlanning {
 			return nil // the plan got through before its worker died
 		}
-		if err := f.c.Queue.EnqueuePlanAgain(ctx, b, NewLease("").Token); err != nil {
+		if err := f.c.Queue.EnqueuePlanAgain(ctx, b, cmp.Or(lb.Token, NewLease("").Token)); err != nil {
 			return err
 		}
 		f.c.Logger.Warn("plan whose worker stopped enqueued again", "broadcast_id", b.ID)
@@ -343,7 +384,7 @@ func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
 		}
 	}
 	batch := lb.Batch
-	batch.Resume = NewLease("").Token
+	batch.Resume = cmp.Or(lb.Token, NewLease("").Token)
 	if err := f.c.Queue.EnqueueBatches(ctx, b, []Batch{batch}); err != nil {
 		return err
 	}

@@ -240,6 +240,10 @@ func (s *Store) SettleOrphans(_ context.Context, incidentID string, before int) 
 	return n, nil
 }
 
+// LapsedTaken implements dispatcher.SweepStore: LapsedBatches unregistered
+// the batch already (in one process, nothing outlives a crash).
+func (s *Store) LapsedTaken(context.Context, dispatcher.LapsedBatch) error { return nil }
+
 // LapsedBatches implements dispatcher.SweepStore.
 func (s *Store) LapsedBatches(context.Context) ([]dispatcher.LapsedBatch, error) {
 	s.Lock()

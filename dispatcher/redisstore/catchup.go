@@ -137,26 +137,36 @@ var _ dispatcher.UnreachedStore = (*Store)(nil)
 // each step one pipeline of HMGETs of their records in every broadcast of
 // the incident. A recipient is reported at its first record (lowest seq,
 // then channel order), so once, and only when no record of it is sent or
-// delivered. The cursor is "{seq}.{scan cursor}".
+// delivered. The cursor is "{seq}.{scan cursor}.{run_id}" (scan.go): when
+// the records' server is no longer the one that gave the scan cursor (a
+// failover), broadcast seq is scanned again from its start, and a page may
+// repeat a recipient an earlier page showed. A cursor without the run_id
+// (an older version's) is taken as it is.
 func (s *Store) Unreached(ctx context.Context, incidentID string, lastSeq int, cursor string, limit int) (*dispatcher.UnreachedPage, error) {
-	seq, cur := 1, uint64(0)
+	seq, cur, node := 1, uint64(0), ""
 	if cursor != "" {
-		a, b, ok := strings.Cut(cursor, ".")
+		a, rest, ok := strings.Cut(cursor, ".")
+		b, id, _ := strings.Cut(rest, ".")
 		n, err1 := strconv.Atoi(a)
 		c, err2 := strconv.ParseUint(b, 10, 64)
-		if !ok || err1 != nil || err2 != nil || n < 1 {
+		if !ok || err1 != nil || err2 != nil || n < 1 || !hexRunID(id) {
 			return nil, &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: "must be a cursor returned as next_cursor", Value: cursor}}}
 		}
-		seq, cur = n, c
+		seq, cur, node = n, c, id
 	}
 	page := &dispatcher.UnreachedPage{Recipients: []*dispatcher.Unreached{}}
 	chans := append(append([]dispatcher.Channel(nil), dispatcher.Channels...), dispatcher.ChannelNone)
 	for step := 0; seq <= lastSeq && step < 8 && len(page.Recipients) < limit; step++ {
 		bid := dispatcher.BroadcastID(incidentID, seq)
-		kv, next, err := s.rdb.HScan(ctx, bkey(bid, "d"), cur, "*", int64(limit)).Result()
+		next, kv, ran, err := s.scanStep(ctx, "HSCAN", bkey(bid, "d"), cur, "", int64(limit))
 		if err != nil {
 			return nil, fmt.Errorf("unreached of %s: %w", incidentID, err)
 		}
+		if ran = shortRunID(ran); cur != 0 && node != "" && ran != node {
+			cur, node = 0, "" // another server: this broadcast again from its start
+			continue
+		}
+		node = ran
 		var rids []string
 		scanned := map[string]bool{} // fields of this step
 		for i := 0; i < len(kv); i += 2 {
@@ -182,6 +192,9 @@ func (s *Store) Unreached(ctx context.Context, incidentID string, lastSeq int, c
 	}
 	if seq <= lastSeq {
 		page.NextCursor = strconv.Itoa(seq) + "." + strconv.FormatUint(cur, 10)
+		if cur != 0 && node != "" {
+			page.NextCursor += "." + node
+		}
 	}
 	return page, nil
 }

@@ -75,8 +75,27 @@ func (s *Store) AddToList(ctx context.Context, staging string, ids []string) ([]
 	return unknown, nil
 }
 
-// FinishList implements dispatcher.CompensationStore.
+// FinishList implements dispatcher.CompensationStore. The copy and the
+// meta are in other hash slots than the staging key: an intent recorded
+// first (intents.go) has the sweeper finish the list should the process
+// die between the steps.
 func (s *Store) FinishList(ctx context.Context, staging string, l *dispatcher.RecipientList) error {
+	id := "list:" + l.ID + ":" + staging
+	if err := s.recordIntent(ctx, id, &intent{Kind: "list", Staging: staging, List: l}); err != nil {
+		return fmt.Errorf("store list %s: %w", l.ID, err)
+	}
+	if err := s.storeList(ctx, staging, l); err != nil {
+		return err
+	}
+	if err := s.dropIntent(ctx, id); err != nil {
+		return fmt.Errorf("store list %s: %w", l.ID, err)
+	}
+	return nil
+}
+
+// storeList copies the staged ids to the list, drops the staging key and
+// writes the list's meta (l, with its size): each step idempotent.
+func (s *Store) storeList(ctx context.Context, staging string, l *dispatcher.RecipientList) error {
 	// The staged ids are copied, not renamed: the list's key (named by its
 	// content) is in another hash slot. A list is read once its meta is
 	// stored (below), so a half-made copy is never seen, and a list of the
@@ -86,6 +105,9 @@ func (s *Store) FinishList(ctx context.Context, staging string, l *dispatcher.Re
 		return fmt.Errorf("store list %s: %w", l.ID, err)
 	}
 	if err := s.rdb.Unlink(ctx, tmp).Err(); err != nil {
+		return fmt.Errorf("store list %s: %w", l.ID, err)
+	}
+	if err := s.intentStep("list"); err != nil {
 		return fmt.Errorf("store list %s: %w", l.ID, err)
 	}
 	n, err := s.rdb.ZCard(ctx, dst).Result()
@@ -216,7 +238,7 @@ func (s *Store) ScanCompensation(ctx context.Context, b *dispatcher.Broadcast, c
 }
 
 // copyIDs adds the recipient ids of src to the zset dst, copyChunk at a
-// time (see scanIDs).
+// time (see scanIDs; a member seen twice is added once).
 func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep func(record string) bool) error {
 	return s.scanIDs(ctx, src, records, keep, func(ids []string) error {
 		if err := s.addIDs(ctx, dst, ids); err != nil {
@@ -229,20 +251,15 @@ func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep
 // scanIDs calls fn with the recipient ids of src, copyChunk at a time: src
 // is a zset of ids, or with records a broadcast's delivery records
 // ("{channel}.{recipient}" -> record), of which those whose record keep
-// accepts.
+// accepts. Should src's server change during the scan (a failover), src is
+// scanned again from its start on the new one (scan.go): fn may then see
+// an id twice.
 func (s *Store) scanIDs(ctx context.Context, src string, records bool, keep func(record string) bool, fn func(ids []string) error) error {
-	var cursor uint64
-	for {
-		var kv []string
-		var err error
-		if records {
-			kv, cursor, err = s.rdb.HScan(ctx, src, cursor, "*", copyChunk).Result()
-		} else {
-			kv, cursor, err = s.rdb.ZScan(ctx, src, cursor, "*", copyChunk).Result()
-		}
-		if err != nil {
-			return fmt.Errorf("read the audience of %s: %w", src, err)
-		}
+	cmd := "ZSCAN"
+	if records {
+		cmd = "HSCAN"
+	}
+	err := s.scanAll(ctx, cmd, src, copyChunk, true, func(kv []string) error {
 		ids := make([]string, 0, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
 			id := kv[i]
@@ -255,15 +272,15 @@ func (s *Store) scanIDs(ctx context.Context, src string, records bool, keep func
 			}
 			ids = append(ids, id)
 		}
-		if len(ids) > 0 {
-			if err := fn(ids); err != nil {
-				return err
-			}
-		}
-		if cursor == 0 {
+		if len(ids) == 0 {
 			return nil
 		}
+		return fn(ids)
+	})
+	if err != nil {
+		return fmt.Errorf("read the audience of %s: %w", src, err)
 	}
+	return nil
 }
 
 // addIDs adds ids to the zset dst with score 0.

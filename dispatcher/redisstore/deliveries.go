@@ -511,13 +511,17 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (*dispatcher.Deliver
 // Redis answers one HSCAN step with as many records as it likes (a small
 // hash comes whole, miniredis ignores COUNT), so the cursor is
 // "{scan cursor}.{records of that step already returned}": a page stops
-// exactly at limit and the next page resumes inside the same step.
+// exactly at limit and the next page resumes inside the same step. A
+// cursor within the hash (a scan cursor other than 0, or records to skip:
+// a step's records are the server's too) also names the server that gave
+// it, ".{run_id}" (scan.go): on another one (a failover) the hash is
+// walked again from its start, and a page may repeat deliveries.
 func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	cursor, skip, err := parseCursor(f.Cursor)
+	cursor, skip, node, err := parseCursor(f.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -528,10 +532,15 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 	page := &dispatcher.DeliveryPage{Deliveries: []*dispatcher.Delivery{}}
 	d := bkey(broadcastID, "d")
 	for step := 0; step < 8; step++ {
-		kv, next, err := s.rdb.HScan(ctx, d, cursor, match, int64(limit)).Result()
+		next, kv, ran, err := s.scanStep(ctx, "HSCAN", d, cursor, match, int64(limit))
 		if err != nil {
 			return nil, fmt.Errorf("list deliveries of %s: %w", broadcastID, err)
 		}
+		if ran = shortRunID(ran); (cursor != 0 || skip > 0) && node != "" && ran != node {
+			cursor, skip, node = 0, 0, "" // another server: the hash again from its start
+			continue
+		}
+		node = ran
 		seen := 0 // records of this step that pass the filter
 		for i := 0; i+1 < len(kv); i += 2 {
 			dl, err := decodeRecord(broadcastID, kv[i], kv[i+1])
@@ -547,6 +556,9 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 			}
 			if len(page.Deliveries) == limit {
 				page.NextCursor = strconv.FormatUint(cursor, 10) + "." + strconv.Itoa(seen-1)
+				if node != "" {
+					page.NextCursor += "." + node
+				}
 				return page, nil
 			}
 			page.Deliveries = append(page.Deliveries, dl)
@@ -558,27 +570,33 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 	}
 	if cursor != 0 {
 		page.NextCursor = strconv.FormatUint(cursor, 10)
+		if node != "" {
+			page.NextCursor += ".0." + node
+		}
 	}
 	return page, nil
 }
 
-func parseCursor(c string) (cursor uint64, skip int, err error) {
+// parseCursor reads a ListDeliveries cursor: "{scan cursor}", or
+// "{scan cursor}.{skip}", or "{scan cursor}.{skip}.{run_id}".
+func parseCursor(c string) (cursor uint64, skip int, node string, err error) {
 	if c == "" {
-		return 0, 0, nil
+		return 0, 0, "", nil
 	}
 	bad := &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: "must be a cursor returned as next_cursor", Value: c}}}
 	head, tail, hasSkip := strings.Cut(c, ".")
 	cursor, err = strconv.ParseUint(head, 10, 64)
 	if err != nil {
-		return 0, 0, bad
+		return 0, 0, "", bad
 	}
 	if hasSkip {
+		tail, node, _ = strings.Cut(tail, ".")
 		skip, err = strconv.Atoi(tail)
-		if err != nil || skip < 0 {
-			return 0, 0, bad
+		if err != nil || skip < 0 || !hexRunID(node) {
+			return 0, 0, "", bad
 		}
 	}
-	return cursor, skip, nil
+	return cursor, skip, node, nil
 }
 
 // ApplyProviderStatus implements dispatcher.DeliveryStore.

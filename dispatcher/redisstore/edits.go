@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -39,6 +40,9 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 		return fmt.Errorf("encode edit of %q: %w", inc.ID, err)
 	}
 	incKey := incidentKey(inc.ID)
+	to := dispatcher.Audience{Services: inc.Services, Regions: inc.Regions}
+	catchUp := s.CatchUp && inc.State != dispatcher.StateResolved
+	intentID := "edit:" + inc.ID + ":" + strconv.Itoa(e.Version)
 	var from dispatcher.Audience // the stored scope, read under WATCH
 	check := func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, incKey).Bytes()
@@ -62,19 +66,36 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 		p.Set(ctx, incKey, incJSON, 0)
 		p.RPush(ctx, historyKey(inc.ID), editJSON)
 		bumpPublic(ctx, p)
+		if catchUp && scopeChanged(from, to) {
+			// The catch-ups are in the shards' slots: what is left to
+			// do is recorded with the edit (intents.go).
+			_ = s.addIntent(ctx, p, intentID, &intent{Kind: "edit", From: &from, To: &to})
+		}
 	}
 	if _, err := s.idempotentTx(ctx, nil, []string{incKey}, check, write); err != nil {
 		return fmt.Errorf("save edit %d of %q: %w", e.Version, inc.ID, err)
 	}
-	if s.CatchUp && inc.State != dispatcher.StateResolved {
-		if err := s.catchUpScope(ctx, from, dispatcher.Audience{Services: inc.Services, Regions: inc.Regions}); err != nil {
-			return fmt.Errorf("save edit %d of %q: the edit is saved, its catch-ups are not: %w", e.Version, inc.ID, err)
-		}
+	if !catchUp || !scopeChanged(from, to) {
+		return nil
+	}
+	err = s.intentStep("edit")
+	if err == nil {
+		err = s.catchUpScope(ctx, from, to)
+	}
+	if err == nil {
+		err = s.dropIntent(ctx, intentID)
+	}
+	if err != nil {
+		return fmt.Errorf("save edit %d of %q: the edit is saved, its catch-ups are left to the sweeper: %w", e.Version, inc.ID, err)
 	}
 	return nil
 }
 
-var allIDsScript = script("all_ids")
+// scopeChanged reports whether the scope to differs from from.
+func scopeChanged(from, to dispatcher.Audience) bool {
+	return !slices.Equal(dispatcher.CanonicalServices(from.Services), dispatcher.CanonicalServices(to.Services)) ||
+		!slices.Equal(dispatcher.CanonicalRegions(from.Regions), dispatcher.CanonicalRegions(to.Regions))
+}
 
 // catchUpScope adds, once the edit is saved, the recipients the new scope
 // to has and the old one from had not to the catch-up sets (due now): they
@@ -85,10 +106,12 @@ var allIDsScript = script("all_ids")
 // scope did not hold: no call grows with the audience (a 1M-recipient
 // scope was one SUNIONSTORE/SINTERSTORE/ZUNIONSTORE per shard). The
 // incident is in another hash slot, so this is not in the edit's MULTI:
-// a crash before the end leaves some of these catch-ups out.
+// the edit records an intent, and should a crash come between the two,
+// the sweeper runs this again (intents.go). Running it twice marks the
+// same recipients again, due at the later time unless already due sooner;
+// the catch-up's fixed delivery ids send each once.
 func (s *Store) catchUpScope(ctx context.Context, from, to dispatcher.Audience) error {
-	if slices.Equal(dispatcher.CanonicalServices(from.Services), dispatcher.CanonicalServices(to.Services)) &&
-		slices.Equal(dispatcher.CanonicalRegions(from.Regions), dispatcher.CanonicalRegions(to.Regions)) {
+	if !scopeChanged(from, to) {
 		return nil
 	}
 	if len(from.Services) == 0 && len(from.Regions) == 0 {

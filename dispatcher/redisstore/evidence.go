@@ -213,13 +213,11 @@ func (s *Store) ScanAttempts(ctx context.Context, broadcastID string, chunk int,
 	d := bkey(broadcastID, "d")
 	ek := evidenceKeys(broadcastID)
 	texts := make(map[string][2]string) // ref -> sha256, text
-	var cursor uint64
 	var out []dispatcher.AttemptRecord
-	for {
-		kv, next, err := s.rdb.HScan(ctx, d, cursor, "*", int64(chunk)).Result()
-		if err != nil {
-			return fmt.Errorf("scan the deliveries of %s: %w", broadcastID, err)
-		}
+	// A ledger row is written once: should the records' server change
+	// during the scan (a failover), it stops (dispatcher.ErrScanInterrupted)
+	// rather than start again and repeat rows, or go on and skip some.
+	err := s.scanAll(ctx, "HSCAN", d, int64(chunk), false, func(kv []string) error {
 		out = out[:0]
 		var earlier []string
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -258,15 +256,14 @@ func (s *Store) ScanAttempts(ctx context.Context, broadcastID string, chunk int,
 			return fmt.Errorf("texts of %s: %w", broadcastID, err)
 		}
 		if len(out) > 0 {
-			if err := fn(out); err != nil {
-				return err
-			}
+			return fn(out)
 		}
-		cursor = next
-		if cursor == 0 {
-			return nil
-		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("scan the deliveries of %s: %w", broadcastID, err)
 	}
+	return nil
 }
 
 // fillTexts completes the text hash (and the text) of each attempt from

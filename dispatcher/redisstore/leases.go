@@ -26,6 +26,10 @@ var (
 //	                             of one hash tag (an incident's, or a notice's), all scores 0 (so
 //	                             ordered by broadcast); LapsedBatches and settleScript find the
 //	                             ones whose key expired
+//	{tag}:swept          hash    "{broadcast}|{lease name}" -> "{claim end ms} {take-over token}" of
+//	                             the lapsed leases a sweeper claimed and has not acted on yet
+//	                             (lapsed.lua); dropped with the registry entry once it did, or when
+//	                             a run takes the lease again
 //	lease-tags           zset    every tag that may hold leases, scored by when a lease of it was
 //	                             last taken (ms); written before the lease is taken
 //
@@ -44,6 +48,9 @@ func leaseKey(broadcastID, name string) string { return leasePrefix(broadcastID)
 // leasesKey is the lease registry of broadcast id's hash tag.
 func leasesKey(id string) string { return tagPrefix(broadcastTag(id)) + "leases" }
 
+// sweptKey is the claims on the lapsed leases of broadcast id's hash tag.
+func sweptKey(id string) string { return tagPrefix(broadcastTag(id)) + "swept" }
+
 // leaseTagsKey is the registry of the tags with lease registries.
 func leaseTagsKey() string { return key("lease-tags") }
 
@@ -55,6 +62,7 @@ var (
 	renewScript   = script("renew_lease")
 	releaseScript = script("release_lease")
 	lapsedScript  = script("lapsed")
+	takenScript   = script("lapsed_taken")
 	// dropLeaseTags removes the tags in ARGV from lease-tags (KEYS[1])
 	// whose score is still below ARGV[1] (no lease taken since).
 	dropLeaseTags = redis.NewScript(`
@@ -72,7 +80,7 @@ func (s *Store) AcquireLease(ctx context.Context, broadcastID string, l dispatch
 	if err := s.rdb.ZAdd(ctx, leaseTagsKey(), redis.Z{Score: float64(s.nowMS()), Member: broadcastTag(broadcastID)}).Err(); err != nil {
 		return false, fmt.Errorf("acquire lease %s of %s: %w", l.Name, broadcastID, err)
 	}
-	n, err := acquireScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID)}, l.Token, ttl.Milliseconds(), leaseMember(broadcastID, l.Name)).Int()
+	n, err := acquireScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), sweptKey(broadcastID)}, l.Token, ttl.Milliseconds(), leaseMember(broadcastID, l.Name)).Int()
 	if err != nil {
 		return false, fmt.Errorf("acquire lease %s of %s: %w", l.Name, broadcastID, err)
 	}
@@ -182,7 +190,7 @@ func (s *Store) JournalGroups(ctx context.Context, broadcastID string, groups []
 // settleArgs are settleScript's keys and arguments for broadcast bid of
 // update seq of incidentID.
 func settleArgs(bid, incidentID string, seq int, now int64, also string) ([]string, []any) {
-	keys := append(broadcastKeys(bid), seqKey(bid, incidentID), leasesKey(bid))
+	keys := append(broadcastKeys(bid), seqKey(bid, incidentID), leasesKey(bid), sweptKey(bid))
 	args := []any{now, seq, leasePrefix(bid), handedPrefix(bid), bid, also}
 	for _, ch := range append(dispatcher.Channels, dispatcher.ChannelNone) {
 		args = append(args, string(ch))
@@ -258,7 +266,7 @@ func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, er
 			}
 			continue
 		}
-		got, err := s.lapsed(ctx, tagPrefix(z.Member.(string))+"leases", members)
+		got, err := s.lapsed(ctx, tagPrefix(z.Member.(string)), members)
 		if err != nil {
 			return nil, err
 		}
@@ -272,35 +280,52 @@ func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, er
 	return out, nil
 }
 
-// lapsed unregisters, from the registry leases (one tag's), those of
-// members that are batches' and plans' leases whose key is gone, and
-// returns them.
-func (s *Store) lapsed(ctx context.Context, leases string, members []string) ([]dispatcher.LapsedBatch, error) {
-	keys := []string{leases}
-	var args []any
+// lapsed claims, in the registry of the tag whose keys start with prefix,
+// those of members that are batches' and plans' leases whose key is gone
+// and that no sweeper holds a claim on, and returns them (lapsed.lua).
+func (s *Store) lapsed(ctx context.Context, prefix string, members []string) ([]dispatcher.LapsedBatch, error) {
+	keys := []string{prefix + "leases", prefix + "swept"}
+	args := []any{s.nowMS(), dispatcher.LapsedClaim.Milliseconds()}
 	for _, m := range members {
 		bid, name, ok := strings.Cut(m, "|")
 		if _, batch := dispatcher.ParseBatchLeaseName(name); !ok || (!batch && name != dispatcher.PlanLeaseName) {
 			continue
 		}
 		keys = append(keys, leaseKey(bid, name))
-		args = append(args, m)
+		args = append(args, m, dispatcher.NewLease("").Token)
 	}
-	if len(args) == 0 {
+	if len(keys) == 2 {
 		return nil, nil
 	}
 	got, err := lapsedScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("lapsed batches: %w", err)
 	}
-	out := make([]dispatcher.LapsedBatch, 0, len(got))
-	for _, m := range got {
-		bid, name, _ := strings.Cut(m, "|")
+	out := make([]dispatcher.LapsedBatch, 0, len(got)/3)
+	for i := 0; i+2 < len(got); i += 3 {
+		bid, name, _ := strings.Cut(got[i], "|")
+		lb := dispatcher.LapsedBatch{BroadcastID: bid, Token: got[i+1], Claim: got[i+2]}
 		if batch, ok := dispatcher.ParseBatchLeaseName(name); ok {
-			out = append(out, dispatcher.LapsedBatch{BroadcastID: bid, Batch: batch})
+			lb.Batch = batch
 		} else if name == dispatcher.PlanLeaseName {
-			out = append(out, dispatcher.LapsedBatch{BroadcastID: bid, Plan: true})
+			lb.Plan = true
+		} else {
+			continue
 		}
+		out = append(out, lb)
 	}
 	return out, nil
+}
+
+// LapsedTaken implements dispatcher.SweepStore.
+func (s *Store) LapsedTaken(ctx context.Context, lb dispatcher.LapsedBatch) error {
+	name := dispatcher.PlanLeaseName
+	if !lb.Plan {
+		name = dispatcher.BatchLeaseName(lb.Batch)
+	}
+	keys := []string{leasesKey(lb.BroadcastID), sweptKey(lb.BroadcastID)}
+	if err := takenScript.Run(ctx, s.rdb, keys, leaseMember(lb.BroadcastID, name), lb.Claim).Err(); err != nil {
+		return fmt.Errorf("lapsed batch of %s taken: %w", lb.BroadcastID, err)
+	}
+	return nil
 }

@@ -137,6 +137,14 @@ func TestLapsedPlan(t *testing.T) {
 		if err != nil || len(lapsed) != 1 || !lapsed[0].Plan || lapsed[0].BroadcastID != "bc_p_1" {
 			t.Fatalf("LapsedBatches = %+v, %v; want the plan alone", lapsed, err)
 		}
+		// The plan's lapse stays registered, claimed, until the sweeper
+		// acted on it.
+		if n, _ := rdb.ZCard(ctx, leasesKey("bc_p_1")).Result(); n != 2 {
+			t.Errorf("%d leases registered, want the plan's and the retry's still", n)
+		}
+		if err := s.LapsedTaken(ctx, lapsed[0]); err != nil {
+			t.Fatal(err)
+		}
 		if n, _ := rdb.ZCard(ctx, leasesKey("bc_p_1")).Result(); n != 1 {
 			t.Errorf("%d leases registered, want the retry's still", n)
 		}

@@ -332,13 +332,16 @@ func (s *Store) OptedOut(ctx context.Context, addrs map[dispatcher.Channel][]str
 // SetOptOut implements dispatcher.RecipientStore. Removing an SMS
 // opt-out marks, with CatchUp, the recipients of that number for catch-up
 // right after (the opt-out set is one key and the recipients are spread
-// over the shards: not one write). Should that fail, the error says so
-// and a retry (an inbound START is retried) marks them again.
+// over the shards: not one write). An intent recorded first (intents.go)
+// has the sweeper do both should the process die between them.
 func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr string, optedOut bool) error {
 	var err error
 	if !optedOut && ch == dispatcher.ChannelSMS && s.CatchUp {
-		if err = s.rdb.SRem(ctx, optOutKey(ch), addr).Err(); err == nil {
-			err = s.catchUpPhone(ctx, addr)
+		id := "optin:" + nonce()
+		if err = s.recordIntent(ctx, id, &intent{Kind: "optin", Phone: addr}); err == nil {
+			if err = s.liftSMSOptOut(ctx, addr); err == nil {
+				err = s.dropIntent(ctx, id)
+			}
 		}
 	} else if optedOut {
 		err = s.rdb.SAdd(ctx, optOutKey(ch), addr).Err()
@@ -349,6 +352,18 @@ func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr strin
 		return fmt.Errorf("set %s opt-out: %w", ch, err)
 	}
 	return nil
+}
+
+// liftSMSOptOut removes phone's SMS opt-out, then marks its recipients for
+// catch-up: both idempotent (an intent's steps).
+func (s *Store) liftSMSOptOut(ctx context.Context, phone string) error {
+	if err := s.rdb.SRem(ctx, optOutKey(dispatcher.ChannelSMS), phone).Err(); err != nil {
+		return err
+	}
+	if err := s.intentStep("optin"); err != nil {
+		return err
+	}
+	return s.catchUpPhone(ctx, phone)
 }
 
 // catchUpPhone adds the recipients with phone to their shards' catch-up

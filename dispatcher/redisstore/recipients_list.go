@@ -39,7 +39,11 @@ import (
 // another one twice and one deleted may hide another one. A recipient
 // whose services or regions change while paging may move to a set that
 // was already walked, or one not yet walked. A static set is listed
-// exactly once.
+// exactly once, unless the shard's server changes while paging (a
+// failover, a restart): a SSCAN cursor covers the set only on the server
+// that gave it, so the cursor carries its run_id (scan.go) and the set is
+// walked again from its start on another server; its recipients already
+// listed are then listed again, none is skipped.
 
 // maxListSteps bounds the SSCAN calls of one page: a filter that matches
 // few recipients answers short pages instead of walking the whole set in
@@ -62,9 +66,10 @@ const minListCount = 32
 // set (there are no buckets to merge) or the pending ids would make too
 // long a cursor (maxPendingBytes).
 //
-// Its text, before base64url, is "<set>.<shard>-<pos>.<after>", or
-// "<set>.<shard>-<pos>.,<id>,<id>..." with pending ids (pos "x" when done): set is "a"
-// (every recipient: pos is a record bucket, see listAll), or one of "s"
+// Its text, before base64url, is "<set>.<shard>-<pos>[-<run_id>].<after>", or
+// "<set>.<shard>-<pos>[-<run_id>].,<id>,<id>..." with pending ids (pos "x" when done),
+// run_id the shortRunID of the server pos is a cursor of (none for pos 0): set is "a"
+// (every recipient: pos is a record bucket, see listAll, and no run_id), or one of "s"
 // (ix:svc:{service}), "S" (ix:svc:*), "r" (ix:reg:{region}), "R"
 // (ix:reg:*) followed by 8 hex digits of the
 // FNV-1a hash of the service or region, so a cursor sent with another
@@ -76,6 +81,7 @@ type listCursor struct {
 	after   string
 	pending []string
 	done    bool
+	node    string // shortRunID of the server that gave pos
 }
 
 // maxPendingBytes bounds the pending ids a cursor carries (6 KB once
@@ -165,7 +171,7 @@ func (c listCursor) split(next uint64, rest []*dispatcher.Recipient, last string
 		c.after, c.pending = last, nil
 		return c
 	}
-	nc := listCursor{shard: c.shard, set: c.set, pos: next}
+	nc := listCursor{shard: c.shard, set: c.set, pos: next, node: c.node}
 	if next == 0 && !nc.next() {
 		nc.done = true
 	}
@@ -198,6 +204,9 @@ func (c *listCursor) encode(f dispatcher.RecipientFilter) string {
 		head += labelHash(c.label(f))
 	}
 	pos := strconv.Itoa(c.shard) + "-" + strconv.FormatUint(c.pos, 10)
+	if c.pos != 0 && c.node != "" {
+		pos += "-" + c.node
+	}
 	if c.done {
 		pos = "x"
 	}
@@ -263,6 +272,10 @@ func parseListCursor(cursor string, f dispatcher.RecipientFilter) (listCursor, e
 	// The shard, then the position: a decimal that fits an int64 (miniredis
 	// reads SSCAN cursors as signed integers and refuses larger ones).
 	shard, pos, ok := strings.Cut(parts[1], "-")
+	pos, c.node, _ = strings.Cut(pos, "-")
+	if !hexRunID(c.node) {
+		return c, badCursor(cursor, notACursor)
+	}
 	c.shard, err = strconv.Atoi(shard)
 	if !ok || err != nil || c.shard < 0 || c.shard >= RecipientShards || strconv.Itoa(c.shard) != shard {
 		return c, badCursor(cursor, notACursor)
@@ -326,13 +339,18 @@ func (s *Store) ListRecipients(ctx context.Context, f dispatcher.RecipientFilter
 	}
 	for range maxListSteps {
 		count := int64(max(limit-len(page.Recipients), minListCount))
-		ids, next, err := s.rdb.SScan(ctx, c.setKey(f), c.pos, "", count).Result()
+		next, ids, ran, err := s.scanStep(ctx, "SSCAN", c.setKey(f), c.pos, "", count)
 		if err != nil {
 			if strings.Contains(err.Error(), "invalid cursor") {
 				return nil, badCursor(f.Cursor, notACursor)
 			}
 			return nil, fmt.Errorf("list recipients: %w", err)
 		}
+		if ran = shortRunID(ran); c.pos != 0 && c.node != "" && ran != c.node {
+			c.pos, c.after = 0, "" // another server: the set again from its start
+			continue
+		}
+		c.node = ran
 		slices.Sort(ids)
 		ids = slices.Compact(ids)
 		if c.after != "" {

@@ -3,11 +3,6 @@ package redisstore
 import (
 	"context"
 	"testing"
-	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // TestSnapshotAudienceFailover: the master fails over to its replica
@@ -17,18 +12,8 @@ import (
 // the snapshot holds the whole audience.
 func TestSnapshotAudienceFailover(t *testing.T) {
 	t.Parallel()
-	set, err := redistest.StartSentinel(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = set.Close() })
-	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: redistest.SentinelMaster, SentinelAddrs: set.Addrs()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	master := redis.NewClient(&redis.Options{Addr: set.Master.Addr})
-	t.Cleanup(func() { _ = master.Close() })
+	s, set, master := sentinelStore(t)
 	ctx := context.Background()
-
-	s := New(rdb)
 	// About 125 recipients a shard, in the region sets (every region:
 	// the whole audience), each taken in several SSCAN steps of 20 (an
 	// audience of everyone reads the record buckets, whose cursor no
@@ -44,23 +29,8 @@ func TestSnapshotAudienceFailover(t *testing.T) {
 			return
 		}
 		// Everything written so far (the recipients, the run's token)
-		// reaches the replica first: a write and WAIT on one connection.
-		pipe := master.Pipeline()
-		pipe.Set(ctx, "fence", 1, 0)
-		wait := pipe.Do(ctx, "WAIT", 1, (10 * time.Second).Milliseconds())
-		if _, err := pipe.Exec(ctx); err != nil || wait.Val() != int64(1) {
-			t.Errorf("WAIT for the replica = %v, %v", wait.Val(), err)
-			return
-		}
-		if err := set.Master.Kill(); err != nil {
-			t.Errorf("kill the master: %v", err)
-			return
-		}
-		if err := set.WaitFailover(); err != nil {
-			t.Errorf("failover: %v", err)
-			return
-		}
-		failedOver = true
+		// reaches the replica first.
+		failedOver = failOver(t, set, master)
 	}
 	n, err := s.SnapshotAudience(ctx, b, nil, every)
 	if err != nil || !failedOver {
@@ -69,7 +39,7 @@ func TestSnapshotAudienceFailover(t *testing.T) {
 	if steps < 2*RecipientShards {
 		t.Errorf("%d steps, want several a shard", steps)
 	}
-	card := snapshotCard(t, rdb, b.ID)
+	card := snapshotCard(t, s.rdb, b.ID)
 	if n != len(rs) || card != int64(len(rs)) {
 		t.Errorf("snapshot across a failover: %d (members %d), want %d", n, card, len(rs))
 	}

@@ -115,6 +115,8 @@
 //	{T}:b:{id}:h:{name}       set     deliveries runs of that lease handed to a provider; deleted when a
 //	                                  run ends cleanly, else expires in a day (leases.go)
 //	{T}:leases                zset    "{broadcast}|{lease name}" of every lease held of tag T, scores 0
+//	{T}:swept                 hash    "{broadcast}|{lease name}" -> "{claim end ms} {token}": lapsed leases
+//	                                  a sweeper claimed and has not acted on yet (leases.go)
 //	lease-tags                zset    every tag that may hold leases, scored by its last lease (ms)
 //	preview:{nonce}           zset    a preview's audience snapshot; UNLINKed once read, expires in 10 min
 //	preview:{<nonce>}:old, :new  zset temporary snapshots of an audience change's figures (edits.go)
@@ -142,13 +144,15 @@
 //	{budget}:sms:{period}     string  the SMS budget's spend in a period ("d:2026-12-06", "m:2026-12") in
 //	                                  millionths of costs.currency; kept 8 days (a day's) or 70 (a month's)
 //	{budget}:sms:x:{period}   string  "1" once the budget refused an SMS in the period (budget.go)
+//	{ctl}:intents             zset    intent id -> when the sweeper may complete it (ms) (intents.go)
+//	{ctl}:intent              hash    intent id -> JSON: what is left of a write across tags
 //
 // Writes that span tags, and what a crash between their steps leaves:
 // saving an update or notice, then making its broadcast (its first reader
-// makes it); an SMS opt-in, then its catch-ups (a retried START marks them
-// again); an edit, then its catch-ups (left out); a recipient list's copy
-// from its staging key, then its meta (the list is read only with its
-// meta).
+// makes it; the sweeper, from {ctl}:nb:due); an SMS opt-in, then its
+// catch-ups; an edit, then its catch-ups; a recipient list's copy from its
+// staging key, then its meta: each of the last three records an intent
+// first, which the sweeper completes (intents.go).
 //
 // Deleting a recipient deletes its field of its record bucket, its index
 // entries, outbox:r:{id} and wh:{id}, all in its shard.
@@ -208,6 +212,13 @@ type Store struct {
 	snapshotChunk    int
 	snapshotStepFunc func(scanned int)
 	audPerChunk      int
+	// scanStepFunc, when set, is told the key of each cursor scan step
+	// (scan.go) once it ran: tests.
+	scanStepFunc func(key string)
+	// intentStepFunc, when set, is told the kind of a write across slots
+	// whose first step is done; an error stops the write there, as a
+	// crash would (intents.go): tests.
+	intentStepFunc func(kind string) error
 }
 
 // New returns a Store on rdb.

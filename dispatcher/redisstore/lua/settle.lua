@@ -6,8 +6,9 @@
 -- lex-ordered) whose key is gone: a batch's deliveries are those of its
 -- audience slice on any channel, a retry's or a late member's ("c:{rid}")
 -- those of the recipient it names (its member is dropped once settled). also names one more lease (a
--- batch's lapsed lease that a sweeper has just unregistered). It returns
--- how many it settled. KEYS: b, d, aud, incseq, leases. ARGV: now, seq, lp,
+-- batch's lapsed lease that a sweeper claimed, and settles by name); the
+-- other leases a sweeper claimed (in swept) are left to it. It returns
+-- how many it settled. KEYS: b, d, aud, incseq, leases, swept. ARGV: now, seq, lp,
 -- hp, id, also, then the channels.
 local b, d, aud, incseq, leases, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1]
 local lp, hp, id, also = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -15,10 +16,11 @@ local why = guard(b, incseq, tonumber(ARGV[2]))
 if not why then return 0 end
 local fin = 0
 local members = redis.call('ZRANGEBYLEX', leases, '[' .. id .. '|', '[' .. id .. '|\255')
-if also ~= '' then members[#members + 1] = id .. '|' .. also end
+local mine = id .. '|' .. also
+if also ~= '' and not redis.call('ZSCORE', leases, mine) then members[#members + 1] = mine end
 for _, m in ipairs(members) do
   local name = string.sub(m, #id + 2)
-  if redis.call('EXISTS', lp .. name) == 0 then
+  if redis.call('EXISTS', lp .. name) == 0 and (m == mine or redis.call('HEXISTS', KEYS[6], m) == 0) then
     local h = hp .. name
     local start, stop = string.match(name, '^b:(%d+):(%d+)$')
     local rids = {}

@@ -125,11 +125,14 @@ func (w *window) state() (size, used, waiting int) {
 // waitFor polls cond until it holds, failing after a generous deadline.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatal("condition not reached")
+		case <-tick.C:
 		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -36,7 +36,8 @@ import (
 //     catch-ups (the recipients the new scope adds). Recorded in the
 //     edit's MULTI.
 //   - "optin": an SMS opt-out lifted, then the catch-ups of the number's
-//     recipients. Recorded before the opt-out is removed.
+//     recipients. Recorded before the opt-out is removed; completed by the
+//     catch-ups alone (a STOP after the START stays).
 //   - "list": a recipient list's copy from its staging key, then its
 //     meta. Recorded before the copy.
 
@@ -147,10 +148,25 @@ func (s *Store) complete(ctx context.Context, in *intent) error {
 		}
 		return s.catchUpScope(ctx, *in.From, *in.To)
 	case "optin":
-		return s.liftSMSOptOut(ctx, in.Phone)
+		// The catch-up only: the opt-out was lifted by the request (or
+		// it failed before, and the START must come again). Lifting it
+		// here could undo a STOP sent since; a catch-up for a number
+		// opted out again is suppressed when it is sent.
+		return s.catchUpPhone(ctx, in.Phone)
 	case "list":
 		if in.List == nil {
 			return errors.New("a list's intent without its list")
+		}
+		// Neither the staged ids nor the list: the upload expired (an
+		// hour) before the intent was completed. A meta now would make
+		// an empty list; without one the list is not found, and the
+		// upload must be made again.
+		n, err := s.rdb.Exists(ctx, key("rl", "tmp", in.Staging)).Result()
+		if err != nil {
+			return err
+		}
+		if m, err := s.rdb.Exists(ctx, listKey(in.List.ID)).Result(); err != nil || n+m == 0 {
+			return err
 		}
 		return s.storeList(ctx, in.Staging, in.List)
 	}

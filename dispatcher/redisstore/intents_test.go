@@ -112,6 +112,10 @@ func TestIntentsCompleteCrashedWrites(t *testing.T) {
 		if err := s.SetOptOut(ctx, dispatcher.ChannelSMS, phone.Phone, false); err == nil || !*crashed {
 			t.Fatalf("SetOptOut with a crash after the opt-out's removal = %v (crashed: %v)", err, *crashed)
 		}
+		// Then a STOP: completing the opt-in must not lift it again.
+		if err := s.SetOptOut(ctx, dispatcher.ChannelSMS, phone.Phone, true); err != nil {
+			t.Fatal(err)
+		}
 
 		// A list copied, its meta not written.
 		crashed = crashOnce(s, "list")
@@ -143,6 +147,9 @@ func TestIntentsCompleteCrashedWrites(t *testing.T) {
 		}
 		if got, err := s.GetRecipientList(ctx, l.ID); err != nil || got.Recipients != 2 {
 			t.Errorf("the list after the sweep = %+v, %v; want 2 recipients", got, err)
+		}
+		if !rdb.SIsMember(ctx, optOutKey(dispatcher.ChannelSMS), phone.Phone).Val() {
+			t.Error("completing the opt-in lifted the STOP sent after it")
 		}
 		if n := rdb.HLen(ctx, intentKey()).Val() + rdb.ZCard(ctx, intentsKey()).Val(); n != 0 {
 			t.Errorf("%d intent entries left", n)

@@ -355,7 +355,9 @@ func (s *Store) SetOptOut(ctx context.Context, ch dispatcher.Channel, addr strin
 }
 
 // liftSMSOptOut removes phone's SMS opt-out, then marks its recipients for
-// catch-up: both idempotent (an intent's steps).
+// catch-up. Should it stop between the two, the intent's completion
+// (intents.go) does the catch-up only: never the removal, which a STOP
+// since may have undone on purpose.
 func (s *Store) liftSMSOptOut(ctx context.Context, phone string) error {
 	if err := s.rdb.SRem(ctx, optOutKey(dispatcher.ChannelSMS), phone).Err(); err != nil {
 		return err

@@ -172,12 +172,29 @@ local function audSlice(aud, start, stop)
     local mid = math.floor((lo + hi + 1) / 2)
     if at(mid) <= start then lo = mid else hi = mid - 1 end
   end
+  -- The first chunk that starts at or after stop (c: none): the slice is
+  -- in chunks [lo, hi).
+  local a, z = lo, c
+  while a < z do
+    local mid = math.floor((a + z) / 2)
+    if at(mid) >= stop then z = mid else a = mid + 1 end
+  end
+  local hi = a
+  -- Their starts in one read, and a ZRANGE for each chunk that holds
+  -- members only: an audience far smaller than the sets scanned for it
+  -- (its chunk count comes from those) leaves most chunks empty.
+  local span = redis.call('GETRANGE', ix, 4 * lo, 4 * hi - 1)
+  local function startOf(k)
+    local w, x, y, v = string.byte(span, 4 * (k - lo) + 1, 4 * (k - lo) + 4)
+    return ((w * 256 + x) * 256 + y) * 256 + v
+  end
   local out = {}
-  for k = lo, c - 1 do
-    local o = at(k)
-    if o >= stop then break end
-    local ids = redis.call('ZRANGE', aud .. ':' .. k, math.max(start - o, 0), stop - o - 1)
-    for i = 1, #ids do out[#out + 1] = ids[i] end
+  for k = lo, hi - 1 do
+    local o = startOf(k)
+    if k == hi - 1 or startOf(k + 1) > o then
+      local ids = redis.call('ZRANGE', aud .. ':' .. k, math.max(start - o, 0), stop - o - 1)
+      for i = 1, #ids do out[#out + 1] = ids[i] end
+    end
   end
   return out
 end

@@ -80,7 +80,7 @@ func (s *Store) SaveEdit(ctx context.Context, inc *dispatcher.Incident, e *dispa
 	}
 	err = s.intentStep("edit")
 	if err == nil {
-		err = s.catchUpScope(ctx, from, to)
+		err = s.catchUpScope(ctx, intentID, from, to)
 	}
 	if err == nil {
 		err = s.dropIntent(ctx, intentID)
@@ -107,10 +107,11 @@ func scopeChanged(from, to dispatcher.Audience) bool {
 // scope was one SUNIONSTORE/SINTERSTORE/ZUNIONSTORE per shard). The
 // incident is in another hash slot, so this is not in the edit's MULTI:
 // the edit records an intent, and should a crash come between the two,
-// the sweeper runs this again (intents.go). Running it twice marks the
+// the sweeper runs this again (intents.go; each step holds the intent
+// intentID off the sweepers for another grace). Running it twice marks the
 // same recipients again, due at the later time unless already due sooner;
 // the catch-up's fixed delivery ids send each once.
-func (s *Store) catchUpScope(ctx context.Context, from, to dispatcher.Audience) error {
+func (s *Store) catchUpScope(ctx context.Context, intentID string, from, to dispatcher.Audience) error {
 	if !scopeChanged(from, to) {
 		return nil
 	}
@@ -127,7 +128,12 @@ func (s *Store) catchUpScope(ctx context.Context, from, to dispatcher.Audience) 
 		args := make([]any, 0, 2+len(ids))
 		args = append(args, now, nsvc)
 		args = append(args, ids...)
-		return catchUpScopeScript.Run(ctx, s.rdb, keys, args...).Err()
+		if err := catchUpScopeScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+			return err
+		}
+		// A big scope takes longer than the sweeper's grace: the intent
+		// is held while the walk goes on, so no sweeper starts it again.
+		return s.holdIntent(ctx, intentID)
 	})
 }
 

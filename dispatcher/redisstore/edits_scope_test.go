@@ -53,7 +53,7 @@ func TestCatchUpScopeInSteps(t *testing.T) {
 			mustZAdd(t, rdb, shardKey(shardOf(early), "catchup"), now-1000, early)
 			mustZAdd(t, rdb, shardKey(shardOf(late), "catchup"), now+60000, late)
 
-			if err := s.catchUpScope(ctx, tt.from, tt.to); err != nil {
+			if err := s.catchUpScope(ctx, "", tt.from, tt.to); err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}
 			var got []string

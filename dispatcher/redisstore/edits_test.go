@@ -151,7 +151,7 @@ func TestCatchUpScope(t *testing.T) {
 			{"regions only", aud([]string{"twint"}, []string{"CH"}), aud(nil, []string{"CH"}), []string{"a", "e"}},
 		} {
 			keys := rdb.DBSize(ctx).Val()
-			if err := s.catchUpScope(ctx, tc.from, tc.to); err != nil {
+			if err := s.catchUpScope(ctx, "", tc.from, tc.to); err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
 			if got := marked(); !slices.Equal(got, tc.want) {

@@ -84,6 +84,13 @@ func (s *Store) recordIntent(ctx context.Context, id string, in *intent) error {
 	return txErr
 }
 
+// holdIntent keeps intent id, while its steps go on, off the sweepers
+// for another grace (nothing when it is gone).
+func (s *Store) holdIntent(ctx context.Context, id string) error {
+	due := float64(s.nowMS() + dispatcher.SavedGrace.Milliseconds())
+	return s.rdb.ZAddXX(ctx, intentsKey(), redis.Z{Score: due, Member: id}).Err()
+}
+
 // dropIntent forgets intent id: every step is done.
 func (s *Store) dropIntent(ctx context.Context, id string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -126,7 +133,7 @@ func (s *Store) CompleteIntents(ctx context.Context, now time.Time, n int) (int,
 			errs = append(errs, fmt.Errorf("intent %s: %w", id, err))
 			continue
 		}
-		if err := s.complete(ctx, &in); err != nil {
+		if err := s.complete(ctx, id, &in); err != nil {
 			errs = append(errs, fmt.Errorf("complete intent %s: %w", id, err))
 			continue
 		}
@@ -140,13 +147,13 @@ func (s *Store) CompleteIntents(ctx context.Context, now time.Time, n int) (int,
 }
 
 // complete does the steps of in.
-func (s *Store) complete(ctx context.Context, in *intent) error {
+func (s *Store) complete(ctx context.Context, id string, in *intent) error {
 	switch in.Kind {
 	case "edit":
 		if in.From == nil || in.To == nil {
 			return errors.New("an edit's intent without its scopes")
 		}
-		return s.catchUpScope(ctx, *in.From, *in.To)
+		return s.catchUpScope(ctx, id, *in.From, *in.To)
 	case "optin":
 		// The catch-up only: the opt-out was lifted by the request (or
 		// it failed before, and the START must come again). Lifting it

@@ -185,6 +185,10 @@ func TestIntentHeldBySweeper(t *testing.T) {
 		ctx := context.Background()
 		now := editAt
 		s.Clock = dispatcher.ClockFunc(func() time.Time { return now })
+		mustPutRecipients(t, s, testRecipient("r_l", nil, nil))
+		if _, err := s.AddToList(ctx, "up_x", []string{"r_l"}); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.recordIntent(ctx, "list:rl_x:up_x", &intent{Kind: "list", Staging: "up_x", List: &dispatcher.RecipientList{ID: "rl_00000000000000000000000000000078"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -199,8 +203,19 @@ func TestIntentHeldBySweeper(t *testing.T) {
 		if n := completeAt(t, s, now.Add(dispatcher.SavedGrace+time.Second)); n != 1 {
 			t.Fatalf("completed %d intents after the hold, want 1", n)
 		}
-		if _, err := s.GetRecipientList(ctx, "rl_00000000000000000000000000000078"); err != nil {
-			t.Errorf("the list after the sweep: %v", err)
+		if got, err := s.GetRecipientList(ctx, "rl_00000000000000000000000000000078"); err != nil || got.Recipients != 1 {
+			t.Errorf("the list after the sweep: %+v, %v; want 1 recipient", got, err)
+		}
+		// An intent whose upload expired (no staged ids, no list) is
+		// dropped without making an empty list.
+		if err := s.recordIntent(ctx, "list:rl_y:up_y", &intent{Kind: "list", Staging: "up_y", List: &dispatcher.RecipientList{ID: "rl_00000000000000000000000000000079"}}); err != nil {
+			t.Fatal(err)
+		}
+		if n := completeAt(t, s, now.Add(3*dispatcher.SavedGrace)); n != 1 {
+			t.Fatalf("completed %d expired-upload intents, want 1", n)
+		}
+		if _, err := s.GetRecipientList(ctx, "rl_00000000000000000000000000000079"); !errors.Is(err, dispatcher.ErrNotFound) {
+			t.Errorf("an expired upload's list: %v, want ErrNotFound", err)
 		}
 	})
 }

@@ -281,7 +281,13 @@ func TestSenderPaces(t *testing.T) {
 	})
 }
 
-// TestSenderHeadroom: by default Sender sends 3% below Rate.
+// every is the time between two messages at n per per less
+// ratelimit.DefaultHeadroom, as Sender computes it (see paced).
+func every(n int, per time.Duration) time.Duration {
+	return paced(dispatcher.Rate{N: n, Per: per}).Per / time.Duration(n)
+}
+
+// TestSenderHeadroom: by default Sender sends DefaultHeadroom below Rate.
 func TestSenderHeadroom(t *testing.T) {
 	t.Parallel()
 	clk := clocktest.New(t0)
@@ -289,7 +295,7 @@ func TestSenderHeadroom(t *testing.T) {
 		l, s := newMemLimiter(clk), newRecSender(clk)
 		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Clock: clk}
 		checkAllSent(t, rl.Send(context.Background(), messages(30)), 30)
-		checkSchedule(t, s.times(), t0, 10309278*time.Nanosecond) // 10 ms / 0.97
+		checkSchedule(t, s.times(), t0, every(100, time.Second))
 	})
 }
 
@@ -341,9 +347,10 @@ func TestSenderProcesses(t *testing.T) {
 		if len(times) != len(msgs) {
 			t.Fatalf("%d messages sent, want %d", len(times), len(msgs))
 		}
-		checkSchedule(t, times, t0, 20618556*time.Nanosecond) // 20 ms / 0.97
-		if most := maxWindow(times, time.Second); most != 49 {
-			t.Errorf("a second holds up to %d messages, want 49 (50/s less 3%%)", most)
+		checkSchedule(t, times, t0, every(50, time.Second))
+		// As many as fit one every paced(50/s) in a second: 50 at 1%.
+		if want := int((time.Second-1)/every(50, time.Second)) + 1; maxWindow(times, time.Second) != want || want > 50 {
+			t.Errorf("a second holds up to %d messages, want %d (50/s less the headroom)", maxWindow(times, time.Second), want)
 		}
 	})
 }
@@ -416,16 +423,16 @@ func TestSenderSlowsOn429(t *testing.T) {
 		if !slices.Equal(slows, []string{"sms"}) {
 			t.Errorf("Slow calls: %q, want one for sms", slows)
 		}
-		// The first chunk went at the rate (less 3%); the second was taken
+		// The first chunk went at the rate (less the headroom); the second was taken
 		// at once, maybe before the 429; from the third on, the tokens come
 		// twice as far apart.
-		const every = 1030927 * time.Nanosecond // 1 ms / 0.97
-		if d := s.sentAt(msgs[2], t0) - s.sentAt(msgs[1], t0); d != every {
-			t.Errorf("messages 1 and 2 went %v apart, want %v", d, every)
+		step := every(1000, time.Second)
+		if d := s.sentAt(msgs[2], t0) - s.sentAt(msgs[1], t0); d != step {
+			t.Errorf("messages 1 and 2 went %v apart, want %v", d, step)
 		}
 		for i := 7; i < len(msgs); i++ {
-			if d := s.sentAt(msgs[i], t0) - s.sentAt(msgs[i-1], t0); d != 2*every {
-				t.Errorf("after the slow-down, messages %d and %d went %v apart, want %v", i-1, i, d, 2*every)
+			if d := s.sentAt(msgs[i], t0) - s.sentAt(msgs[i-1], t0); d != 2*step {
+				t.Errorf("after the slow-down, messages %d and %d went %v apart, want %v", i-1, i, d, 2*step)
 			}
 		}
 	})
@@ -541,15 +548,15 @@ func TestSenderKeyFunc(t *testing.T) {
 		if !slices.EqualFunc(l.eachCalls, wantCalls, slices.Equal) {
 			t.Errorf("TakeEach calls: %q, want %q", l.eachCalls, wantCalls)
 		}
-		// m1 waited an interval of its endpoint's rate (10/s less 3%);
+		// m1 waited an interval of its endpoint's rate (10/s less the headroom);
 		// the others went at once.
-		for i, want := range []time.Duration{0, 103092783 * time.Nanosecond, 0} {
+		for i, want := range []time.Duration{0, every(10, time.Second), 0} {
 			if got := s.sentAt(msgs[i], t0); got != want {
 				t.Errorf("%s went %v after the start, want %v", msgs[i].Recipient.ID, got, want)
 			}
 		}
-		if w.n != 3 || w.total != 103092783*time.Nanosecond || w.calls != 2 {
-			t.Errorf("WaitFunc: %d calls told of %d messages waiting %v, want 2 calls (one per pass) of 3 waiting 103.092783ms", w.calls, w.n, w.total)
+		if w.n != 3 || w.total != every(10, time.Second) || w.calls != 2 {
+			t.Errorf("WaitFunc: %d calls told of %d messages waiting %v, want 2 calls (one per pass) of 3 waiting %v", w.calls, w.n, w.total, every(10, time.Second))
 		}
 		if !slices.Equal(l.slows, []string{"webhook:m0:e1", "webhook:m0:e9"}) {
 			t.Errorf("Slow calls: %q, want m0's endpoints", l.slows)
@@ -781,7 +788,7 @@ func TestSenderEndpointRates(t *testing.T) {
 		checkBucket(t, "the 2/s endpoint", slowAt, t0, dispatcher.Rate{N: 2, Per: time.Second})
 		checkBucket(t, "the 10/s endpoint", stdAt, t0, dispatcher.Rate{N: 10, Per: time.Second})
 		// Each endpoint gets its own rate, not the other's: after a burst
-		// of its rate, one request per interval (less 3%), the 10/s
+		// of its rate, one request per interval (less the headroom), the 10/s
 		// endpoint's 24 in 14 intervals of 103 ms, the 2/s endpoint's 7 in
 		// 5 intervals of 515 ms. (A pass may find a token a float's
 		// rounding short of due, and wait a pass more. Seen twice on a

@@ -30,10 +30,14 @@ const (
 	smsRate = 50
 	// batchSize is the messages in one batch task.
 	batchSize = 100
-	// interval is the time between two SMS at smsRate less ratelimit.Sender's
-	// 3% headroom: 20 ms / 0.97.
-	interval = 20618556 * time.Nanosecond
 )
+
+// interval is the time between two SMS at smsRate less ratelimit.Sender's
+// headroom (ratelimit.DefaultHeadroom), as Sender computes it.
+var interval = func() time.Duration {
+	h := ratelimit.DefaultHeadroom // a variable: the quotient is no integer constant
+	return time.Duration(float64(time.Second)/(1-h)) / smsRate
+}()
 
 // t0 is when the fake clocks start.
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -181,7 +185,7 @@ func checkSent(t *testing.T, res []dispatcher.Result) {
 // TestRateLimitedSMS is issue 6's check: with the SMS rate at 50/s, 1,000
 // SMS sent as batch tasks do (batches of 100, four at once) on a real Redis
 // reach the provider with no one-second window above 50, each once, and as
-// fast as allowed: one every 20 ms / 0.97, 20.6 s in all (of the fake
+// fast as allowed: one every 20 ms / (1 - DefaultHeadroom), about 20.2 s in all (of the fake
 // clock).
 func TestRateLimitedSMS(t *testing.T) {
 	t.Parallel()

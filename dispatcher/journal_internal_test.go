@@ -51,7 +51,9 @@ func (s *groupStore) JournalGroups(_ context.Context, _ string, groups []Journal
 // queued waits until j has n marks waiting for a write.
 func queued(t *testing.T, j *journal, n int) {
 	t.Helper()
-	deadline := SystemClock.Now().Add(10 * time.Second)
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for {
 		j.mu.Lock()
 		got := len(j.hands)
@@ -59,10 +61,11 @@ func queued(t *testing.T, j *journal, n int) {
 		if got == n {
 			return
 		}
-		if SystemClock.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatalf("%d marks queued, want %d", got, n)
+		case <-tick.C:
 		}
-		time.Sleep(time.Millisecond) // polling with a deadline
 	}
 }
 

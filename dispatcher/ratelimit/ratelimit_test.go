@@ -299,6 +299,21 @@ func TestSenderHeadroom(t *testing.T) {
 	})
 }
 
+// sendInBatches sends msgs through rl as n batches of equal size at
+// once, each in its own goroutine, and checks each batch all sent.
+func sendInBatches(t *testing.T, rl *ratelimit.Sender, msgs []*dispatcher.Message, n int) {
+	t.Helper()
+	size := len(msgs) / n
+	var wg sync.WaitGroup
+	for b := range n {
+		wg.Go(func() {
+			batch := msgs[b*size : (b+1)*size]
+			checkAllSent(t, rl.Send(context.Background(), batch), len(batch))
+		})
+	}
+	wg.Wait()
+}
+
 // TestSenderShared: batches sent at once through one Sender share
 // its schedule.
 func TestSenderShared(t *testing.T) {
@@ -308,14 +323,7 @@ func TestSenderShared(t *testing.T) {
 		l, s := newMemLimiter(clk), newRecSender(clk)
 		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 200, Per: time.Second}, Headroom: -1, Clock: clk}
 		msgs := messages(100)
-		var wg sync.WaitGroup
-		for b := range 4 {
-			wg.Go(func() {
-				batch := msgs[b*25 : (b+1)*25]
-				checkAllSent(t, rl.Send(context.Background(), batch), len(batch))
-			})
-		}
-		wg.Wait()
+		sendInBatches(t, rl, msgs, 4)
 		times := s.times()
 		if len(times) != len(msgs) {
 			t.Fatalf("%d messages sent, want %d", len(times), len(msgs))

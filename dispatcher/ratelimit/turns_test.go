@@ -67,14 +67,7 @@ func TestTurnsJustInTime(t *testing.T) {
 		var w waits
 		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 200, Per: time.Second}, Headroom: -1, Clock: clk, WaitFunc: w.add}
 		msgs := messages(100)
-		var wg sync.WaitGroup
-		for b := range 4 {
-			wg.Go(func() {
-				batch := msgs[b*25 : (b+1)*25]
-				checkAllSent(t, rl.Send(context.Background(), batch), len(batch))
-			})
-		}
-		wg.Wait()
+		sendInBatches(t, rl, msgs, 4)
 		times := s.times()
 		if len(times) != len(msgs) {
 			t.Fatalf("%d requests, want %d", len(times), len(msgs))
@@ -126,14 +119,7 @@ func TestTurnsNeverOverRate(t *testing.T) {
 		s := newTurnSender(clk, 30, func(i int) time.Duration { return time.Duration(i%7) * time.Millisecond }, 100*time.Millisecond)
 		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: rate, Chunk: 10, Headroom: -1, Clock: clk}
 		msgs := messages(400)
-		var wg sync.WaitGroup
-		for b := range 8 {
-			wg.Go(func() {
-				batch := msgs[b*50 : (b+1)*50]
-				checkAllSent(t, rl.Send(context.Background(), batch), len(batch))
-			})
-		}
-		wg.Wait()
+		sendInBatches(t, rl, msgs, 8)
 		times := s.times()
 		if len(times) != len(msgs) {
 			t.Fatalf("%d requests, want %d", len(times), len(msgs))

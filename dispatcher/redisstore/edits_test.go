@@ -73,6 +73,25 @@ func TestSaveEdit(t *testing.T) {
 	})
 }
 
+// putScopeRecipients puts the five recipients the scope tests count:
+// a (cards, CH), b (cards, DK), c (twint, CH), d (every service, CH) and
+// e (wallet, every region).
+func putScopeRecipients(t *testing.T, s *Store) {
+	t.Helper()
+	mustPutRecipients(t, s,
+		testRecipient("a", []string{"cards"}, []string{"CH"}),
+		testRecipient("b", []string{"cards"}, []string{"DK"}),
+		testRecipient("c", []string{"twint"}, []string{"CH"}),
+		testRecipient("d", nil, []string{"CH"}), // every service
+		testRecipient("e", []string{"wallet"}, nil),
+	)
+}
+
+// aud is the audience of services svc and regions reg.
+func aud(svc, reg []string) dispatcher.Audience {
+	return dispatcher.Audience{Services: svc, Regions: reg}
+}
+
 // TestAudienceChange counts the figures of audience changes from the
 // indexes, recipients that listed no service or region included, and
 // leaves no temporary key behind.
@@ -80,15 +99,8 @@ func TestAudienceChange(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
-		mustPutRecipients(t, s,
-			testRecipient("a", []string{"cards"}, []string{"CH"}),
-			testRecipient("b", []string{"cards"}, []string{"DK"}),
-			testRecipient("c", []string{"twint"}, []string{"CH"}),
-			testRecipient("d", nil, []string{"CH"}), // every service
-			testRecipient("e", []string{"wallet"}, nil),
-		)
+		putScopeRecipients(t, s)
 		keysBefore := rdb.DBSize(ctx).Val()
-		aud := func(svc, reg []string) dispatcher.Audience { return dispatcher.Audience{Services: svc, Regions: reg} }
 		for _, tc := range []struct {
 			name     string
 			from, to dispatcher.Audience
@@ -118,14 +130,7 @@ func TestCatchUpScope(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
-		mustPutRecipients(t, s,
-			testRecipient("a", []string{"cards"}, []string{"CH"}),
-			testRecipient("b", []string{"cards"}, []string{"DK"}),
-			testRecipient("c", []string{"twint"}, []string{"CH"}),
-			testRecipient("d", nil, []string{"CH"}), // every service
-			testRecipient("e", []string{"wallet"}, nil),
-		)
-		aud := func(svc, reg []string) dispatcher.Audience { return dispatcher.Audience{Services: svc, Regions: reg} }
+		putScopeRecipients(t, s)
 		marked := func() []string {
 			t.Helper()
 			var ids []string

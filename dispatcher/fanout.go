@@ -1112,9 +1112,9 @@ func (c *collector) unknown(m *Message, err error) {
 }
 
 // take classifies one result and queues its outcome for the journal; with
-// wait (a result reported through Progress.Done, the Sender's slot still
-// held) it returns once the outcome is written.
-func (c *collector) take(m *Message, res Result, wait bool) {
+// reported (a result reported through Progress.Done as it came) it asks
+// for a write too, without waiting for it (see journal).
+func (c *collector) take(m *Message, res Result, reported bool) {
 	o, delay, ok := c.f.outcome(m, res)
 	if ok && o.Status == StatusQueued && c.lost() {
 		ok = false // cut off because another run has the batch: it is theirs
@@ -1131,8 +1131,8 @@ func (c *collector) take(m *Message, res Result, wait bool) {
 		c.mu.Unlock()
 		switch {
 		case hold:
-		case ok && wait:
-			_ = c.j.record(o) // on failure it stays queued; close retries
+		case ok && reported:
+			c.j.record(o) // on a failed write it stays queued; close retries
 		case ok:
 			c.j.add(o)
 		}

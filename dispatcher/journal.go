@@ -12,30 +12,35 @@ import (
 // journal records a run's progress while its senders work: the messages
 // about to be handed to a provider (Progress.Handing waits for that mark,
 // so a worker killed at any point leaves a truthful record of what may have
-// gone out) and the outcomes as they come (Progress.Done waits for them to
-// be written, so a Sender's in-flight slot is only free once its message is
-// on record: a kill finds at most the Sender's in-flight limit of messages
-// handed over and not recorded). A write goes out as soon as something
-// waits for one; what comes in meanwhile goes with the next (group commit),
-// so under load one round trip carries the marks and outcomes of many
-// messages, and never one per message.
+// gone out) and the outcomes as they come (Progress.Done queues them). A
+// write goes out as soon as something waits for one; what comes in
+// meanwhile goes with the next (group commit), so under load one round trip
+// carries the marks and outcomes of many messages, and never one per
+// message.
+//
+// Done does not wait for its outcome's write: a write takes the outcomes
+// after the marks (writeJournals), so an outcome queued before a mark goes
+// out in the same script as that mark or an earlier one. A Sender frees its
+// in-flight slot once the outcome is queued, and the next mark that slot
+// makes carries it: in Redis, a kill still finds at most the Sender's
+// in-flight limit of messages handed over and not recorded, and a slot no
+// longer waits for a round trip between its answer and its next mark.
 //
 // The runs a worker has of one broadcast at once share their writes (a
 // journalWriter): a Sender's window is shared by every batch sending
 // through it, so each run holds only a part of it, and one write per run
 // would carry a message or two. One write carries every run's marks and
 // outcomes instead, each run's marks refused or not on its own lease and
-// guard (RunLeaseStore.JournalGroups). A mark is still written, or refused, before its
-// message goes, and an outcome before its slot is free.
+// guard (RunLeaseStore.JournalGroups). A mark is still written, or refused,
+// before its message goes.
 type journal struct {
 	w     *journalWriter
 	guard Guard
 
-	mu      sync.Mutex
-	hands   []handReq
-	outs    []Outcome
-	waiters []chan error // Done calls waiting for their outcome's write
-	closed  bool
+	mu     sync.Mutex
+	hands  []handReq
+	outs   []Outcome
+	closed bool
 }
 
 type handReq struct {
@@ -110,20 +115,13 @@ func (j *journal) hand(refs []DeliveryRef) error {
 	return <-req.reply
 }
 
-// record queues an outcome for a write now and waits for it; an error
-// means the write failed (the outcome stays queued for the next).
-func (j *journal) record(o Outcome) error {
-	reply := make(chan error, 1)
-	j.mu.Lock()
-	j.outs = append(j.outs, o)
-	if j.closed {
-		j.mu.Unlock()
-		return nil // close writes it
-	}
-	j.waiters = append(j.waiters, reply)
-	j.mu.Unlock()
+// record queues an outcome reported as it came (Progress.Done) and asks for
+// a write without waiting for it: the next mark of any run goes out with
+// it or after it (see journal). A failed write leaves it queued for the
+// next; close writes what is left.
+func (j *journal) record(o Outcome) {
+	j.add(o)
 	j.w.poke()
-	return <-reply
 }
 
 // add queues an outcome without waiting: a result the Sender returned
@@ -167,37 +165,44 @@ func (w *journalWriter) write() error {
 
 // pending is what one write took of a run.
 type pending struct {
-	j       *journal
-	hands   []handReq
-	outs    []Outcome
-	waiters []chan error
+	j     *journal
+	hands []handReq
+	outs  []Outcome
 }
 
 // writeJournals sends what runs (of broadcast bid) have waiting, in one
 // round trip (RunLeaseStore.JournalGroups; Record without leases).
 // Outcomes that could not be written stay for the next write; marks that
 // could not be written are refused (those messages are not sent).
+//
+// It takes every run's marks first, then every run's outcomes: an outcome
+// queued before a mark (its slot freed, then taken for the mark, perhaps
+// by another run) is then always taken with it or before it.
 func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal) error {
-	var ps []pending
+	ps := make([]pending, len(runs))
+	for i, j := range runs {
+		j.mu.Lock()
+		ps[i] = pending{j: j, hands: j.hands}
+		j.hands = nil
+		j.mu.Unlock()
+	}
+	var outs []Outcome
+	for i, j := range runs {
+		j.mu.Lock()
+		ps[i].outs = j.outs
+		j.outs = nil
+		j.mu.Unlock()
+		outs = append(outs, ps[i].outs...)
+	}
 	var groups []JournalGroup
 	var of []int // the pending of each group
-	var outs []Outcome
-	for _, j := range runs {
-		j.mu.Lock()
-		p := pending{j: j, hands: j.hands, outs: j.outs, waiters: j.waiters}
-		j.hands, j.outs, j.waiters = nil, nil, nil
-		j.mu.Unlock()
-		if len(p.hands) == 0 && len(p.outs) == 0 {
-			continue
-		}
+	for i, p := range ps {
 		if refs := handedRefs(p.hands); len(refs) > 0 {
-			groups = append(groups, JournalGroup{Guard: j.guard, Handed: refs})
-			of = append(of, len(ps))
+			groups = append(groups, JournalGroup{Guard: p.j.guard, Handed: refs})
+			of = append(of, i)
 		}
-		outs = append(outs, p.outs...)
-		ps = append(ps, p)
 	}
-	if len(ps) == 0 {
+	if len(groups) == 0 && len(outs) == 0 {
 		return nil
 	}
 	refused := make([]string, len(ps))
@@ -217,17 +222,16 @@ func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal)
 		switch {
 		case err != nil:
 			reply = fmt.Errorf("journal: %w", err)
-			p.j.mu.Lock()
-			p.j.outs = append(p.outs, p.j.outs...)
-			p.j.mu.Unlock()
+			if len(p.outs) > 0 {
+				p.j.mu.Lock()
+				p.j.outs = append(p.outs, p.j.outs...)
+				p.j.mu.Unlock()
+			}
 		case refused[i] != "":
 			reply = &refusal{refused[i]}
 		}
 		for _, h := range p.hands {
 			h.reply <- reply
-		}
-		for _, w := range p.waiters {
-			w <- err
 		}
 	}
 	return err

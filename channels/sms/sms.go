@@ -328,6 +328,7 @@ type Sender struct {
 	transport      http.RoundTripper
 	log            *slog.Logger
 	clock          dispatcher.Clock
+	calls          sync.Pool // of *call
 }
 
 var _ dispatcher.TurnTaker = (*Sender)(nil)
@@ -411,23 +412,53 @@ type messageCreator interface {
 	CreateMessage(*api.CreateMessageParams) (*api.ApiV2010Message, error)
 }
 
-// service returns a twilio-go API service whose requests are bound to ctx
-// and recorded in ex.
-func (s *Sender) service(ctx context.Context, ex *exchange) messageCreator {
-	c := &client.Client{
+// call is a twilio-go API service whose requests go through bound: one
+// request at a time, bound to its call's context and recorded in its
+// exchange. The Sender keeps the calls it made in a pool: building the
+// twilio-go client, its HTTP client and service anew per request cost
+// more than the little they hold.
+type call struct {
+	bound boundTransport
+	ex    exchange
+	svc   messageCreator
+}
+
+// newCall builds a call whose requests are bound to ctx and recorded in
+// its exchange.
+func (s *Sender) newCall() *call {
+	c := &call{}
+	c.bound = boundTransport{base: s.base, next: s.transport, ex: &c.ex}
+	tc := &client.Client{
 		Credentials: s.creds,
 		HTTPClient: &http.Client{
-			Transport: &boundTransport{ctx: ctx, base: s.base, next: s.transport, ex: ex},
+			Transport: &c.bound,
 			// As twilio-go's default client: a redirect is an answer, not
 			// something to follow with the credentials.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		UserAgentExtensions: []string{"tocsin-sms"},
 	}
-	c.SetAccountSid(s.accountSID)
+	tc.SetAccountSid(s.accountSID)
 	// A RequestHandler built here, not by client.NewRequestHandler, so
 	// TWILIO_EDGE and TWILIO_REGION from the environment play no part.
-	return api.NewApiService(&client.RequestHandler{Client: c})
+	c.svc = api.NewApiService(&client.RequestHandler{Client: tc})
+	return c
+}
+
+// getCall returns a call whose requests are bound to ctx, its exchange
+// blank; putCall returns it to the pool once its request is over.
+func (s *Sender) getCall(ctx context.Context) *call {
+	c, _ := s.calls.Get().(*call)
+	if c == nil {
+		c = s.newCall()
+	}
+	c.bound.ctx, c.ex = ctx, exchange{}
+	return c
+}
+
+func (s *Sender) putCall(c *call) {
+	c.bound.ctx, c.ex = nil, exchange{}
+	s.calls.Put(c)
 }
 
 // Send sends one SMS per message, up to the window at a time, and returns
@@ -452,44 +483,64 @@ func (s *Sender) service(ctx context.Context, ex *exchange) messageCreator {
 func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	res := make([]dispatcher.Result, len(msgs))
 	win := s.window // shared by every Send: the Sender's in-flight limit
+	// Each message is handed to an idle goroutine of this Send when there
+	// is one, else to a new one that stays for the next: a Send runs as
+	// many goroutines as it has had slots at once, not one per message,
+	// and their stacks, grown by the HTTP client, are grown once.
+	jobs := make(chan int)
 	var wg sync.WaitGroup
-	for i, m := range msgs {
+	for i := range msgs {
 		if err := win.acquire(ctx); err != nil {
 			for j := i; j < len(msgs); j++ {
 				res[j] = notSent(err)
 			}
 			break
 		}
-		wg.Go(func() {
-			// The slot is held from the mark (Handing) to the record
-			// (Done); with a rate, the window is sized from that time
-			// less the wait for the turn (the rate's token, taken just
-			// before the request): what is left is the journal's writes
-			// and Twilio's answer, and the window's extra quarter keeps
-			// messages marked and waiting for their turns.
-			start := s.clock.Now()
-			var waited time.Duration
-			defer func() {
-				win.observe(s.clock.Now().Sub(start) - waited)
-				win.release()
-			}()
-			if err := dispatcher.Handing(ctx, i); err != nil {
-				res[i] = dispatcher.NotHanded(err)
-			} else {
-				t := s.clock.Now()
-				err := dispatcher.AwaitTurn(ctx)
-				waited = s.clock.Now().Sub(t)
-				if err != nil {
-					res[i] = noTurn(err)
-				} else {
-					res[i] = s.sendOne(ctx, m)
+		select {
+		case jobs <- i:
+		default:
+			wg.Go(func() {
+				s.sendSlot(ctx, msgs, res, i)
+				for i := range jobs {
+					s.sendSlot(ctx, msgs, res, i)
 				}
-			}
-			dispatcher.Done(ctx, i, res[i])
-		})
+			})
+		}
 	}
+	close(jobs)
 	wg.Wait()
 	return res
+}
+
+// sendSlot sends msgs[i] in a slot of the window taken for it, sets res[i]
+// and frees the slot.
+func (s *Sender) sendSlot(ctx context.Context, msgs []*dispatcher.Message, res []dispatcher.Result, i int) {
+	// The slot is held from the mark (Handing) to the record (Done);
+	// with a rate, the window is sized from that time less the wait for
+	// the turn (the rate's token, taken just before the request): what is
+	// left is the journal's write of the mark and Twilio's answer, and the
+	// window's extra quarter keeps messages marked and waiting for their
+	// turns.
+	win := s.window
+	start := s.clock.Now()
+	var waited time.Duration
+	defer func() {
+		win.observe(s.clock.Now().Sub(start) - waited)
+		win.release()
+	}()
+	if err := dispatcher.Handing(ctx, i); err != nil {
+		res[i] = dispatcher.NotHanded(err)
+	} else {
+		t := s.clock.Now()
+		err := dispatcher.AwaitTurn(ctx)
+		waited = s.clock.Now().Sub(t)
+		if err != nil {
+			res[i] = noTurn(err)
+		} else {
+			res[i] = s.sendOne(ctx, msgs[i])
+		}
+	}
+	dispatcher.Done(ctx, i, res[i])
 }
 
 // TakesTurns marks Sender as a dispatcher.TurnTaker: Send waits for its
@@ -547,8 +598,10 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		params.SetValidityPeriod(v)
 	}
 
-	var ex exchange
-	msg, err := s.service(rctx, &ex).CreateMessage(params)
+	c := s.getCall(rctx)
+	msg, err := c.svc.CreateMessage(params)
+	ex := c.ex
+	s.putCall(c)
 	if err == nil && ex.status >= 200 && ex.status < 300 {
 		sid := ""
 		if msg != nil && msg.Sid != nil {

@@ -145,3 +145,56 @@ func TestJournalRunsShareWrites(t *testing.T) {
 		t.Errorf("hand after close = %v, want an error", err)
 	}
 }
+
+// TestJournalOutcomeGoesWithTheNextMark: Done's outcome (record) is queued
+// without waiting for a write, even while one is under way, and goes out
+// in the same call as the next mark, another run's included: the slot it
+// frees is marked again no earlier than the outcome is written.
+func TestJournalOutcomeGoesWithTheNextMark(t *testing.T) {
+	ctx := context.Background()
+	hold := make(chan struct{})
+	s := &groupStore{hold: hold, in: make(chan struct{}, 10)}
+	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}
+	guard := func(name string) Guard {
+		return Guard{IncidentID: "inc", Seq: 1, Lease: &Lease{Name: name, Token: "t"}}
+	}
+	ref := func(id string) []DeliveryRef { return []DeliveryRef{{RecipientID: id, Channel: ChannelSMS}} }
+	j1, j2 := f.newJournal(ctx, "bc_1", guard("b1")), f.newJournal(ctx, "bc_1", guard("b2"))
+
+	errs := make(chan error, 2)
+	go func() { errs <- j1.hand(ref("a")) }()
+	<-s.in // the first write is under way, held
+	recorded := make(chan struct{})
+	go func() {
+		j1.record(Outcome{RecipientID: "x"})
+		close(recorded)
+	}()
+	select {
+	case <-recorded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("record waited for the write under way")
+	}
+	go func() { errs <- j2.hand(ref("c")) }()
+	queued(t, j2, 1)
+	s.mu.Lock()
+	s.hold = nil
+	s.mu.Unlock()
+	close(hold)
+	<-s.in
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("hand = %v", err)
+		}
+	}
+	s.mu.Lock()
+	calls := slices.Clone(s.calls)
+	s.mu.Unlock()
+	if want := []string{"b2:c", "outs:x"}; len(calls) < 2 || !slices.Equal(calls[1], want) {
+		t.Errorf("calls = %q, want the second %q: the outcome with the next mark", calls, want)
+	}
+	for _, j := range []*journal{j1, j2} {
+		if err := j.close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

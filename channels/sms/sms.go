@@ -15,12 +15,14 @@
 // twilio-go v1.x builds every request with context.Background() and, on an
 // error status, returns a *client.TwilioRestError without the response's
 // headers. So that Send honours its context and can read Retry-After, each
-// request goes through a small per-request twilio-go client whose HTTP
-// transport (1) binds the request to Send's context and the per-request
-// timeout, (2) rewrites scheme and host to Config.BaseURL (twilio-go has no
-// base-URL option) and (3) notes the status and headers of the answer. The
-// Twilio client itself is twilio-go's: a client.Client with the account's
-// credentials, behind the ApiService of rest/api/v2010.
+// request goes through a transport of its call (boundTransport) that (1)
+// binds the request to Send's context and the per-request timeout, (2)
+// rewrites scheme and host to Config.BaseURL (twilio-go has no base-URL
+// option) and (3) notes the status and headers of the answer. twilio-go's
+// ApiService (rest/api/v2010) builds each request and reads each answer;
+// the client.BaseClient under it is a small restClient (transport.go) that
+// does per request what twilio-go's client.Client does, with the
+// Authorization and User-Agent headers computed once. Calls are pooled.
 //
 // # Webhooks
 //
@@ -316,7 +318,8 @@ func parseBaseURL(raw string) (*url.URL, error) {
 // Sender sends SMS through Twilio. It is safe for concurrent use.
 type Sender struct {
 	accountSID     string
-	creds          *client.Credentials
+	auth           string // the Authorization header
+	userAgent      string
 	from           string
 	serviceSID     string
 	validity       int            // seconds; 0: not sent
@@ -391,7 +394,8 @@ func New(cfg Config) (*Sender, error) {
 	}
 	return &Sender{
 		accountSID:     cfg.AccountSID,
-		creds:          client.NewCredentials(user, pass),
+		auth:           basicAuth(user, pass),
+		userAgent:      userAgent(),
 		from:           cfg.From,
 		serviceSID:     cfg.MessagingServiceSID,
 		validity:       validity,
@@ -414,34 +418,22 @@ type messageCreator interface {
 
 // call is a twilio-go API service whose requests go through bound: one
 // request at a time, bound to its call's context and recorded in its
-// exchange. The Sender keeps the calls it made in a pool: building the
-// twilio-go client, its HTTP client and service anew per request cost
-// more than the little they hold.
+// exchange. The Sender keeps the calls it made in a pool rather than
+// build the service, its client and transport anew per request.
 type call struct {
 	bound boundTransport
 	ex    exchange
 	svc   messageCreator
 }
 
-// newCall builds a call whose requests are bound to ctx and recorded in
-// its exchange.
+// newCall builds a call: twilio-go's API service over a restClient.
 func (s *Sender) newCall() *call {
 	c := &call{}
 	c.bound = boundTransport{base: s.base, next: s.transport, ex: &c.ex}
-	tc := &client.Client{
-		Credentials: s.creds,
-		HTTPClient: &http.Client{
-			Transport: &c.bound,
-			// As twilio-go's default client: a redirect is an answer, not
-			// something to follow with the credentials.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		UserAgentExtensions: []string{"tocsin-sms"},
-	}
-	tc.SetAccountSid(s.accountSID)
+	rc := &restClient{accountSID: s.accountSID, auth: s.auth, userAgent: s.userAgent, bound: &c.bound}
 	// A RequestHandler built here, not by client.NewRequestHandler, so
 	// TWILIO_EDGE and TWILIO_REGION from the environment play no part.
-	c.svc = api.NewApiService(&client.RequestHandler{Client: tc})
+	c.svc = api.NewApiService(&client.RequestHandler{Client: rc})
 	return c
 }
 

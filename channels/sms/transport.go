@@ -3,10 +3,17 @@ package sms
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/twilio/twilio-go/client"
 )
 
 // maxAnswer bounds the answer read from Twilio (a message resource or an
@@ -65,4 +72,78 @@ func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	return resp, nil
+}
+
+// restClient is the twilio-go client (client.BaseClient) of a call: twilio-go
+// still builds each Create Message request (its parameters, path and form)
+// and reads the answer into its message resource or *client.TwilioRestError;
+// restClient only does what client.Client would per request, with what
+// does not change between requests computed once: the Authorization and
+// User-Agent headers, without the credentials' check twilio-go repeats per
+// request (Validate checked them), and the request goes straight to the
+// call's transport, as client.Client's http.Client (redirects not followed,
+// no timeout of its own) would send it.
+type restClient struct {
+	accountSID string
+	auth       string // the Authorization header
+	userAgent  string
+	bound      *boundTransport
+}
+
+var _ client.BaseClient = (*restClient)(nil)
+
+// userAgent is what twilio-go's client.Client sends, with Tocsin's extension.
+func userAgent() string {
+	return fmt.Sprintf("twilio-go/%s (%s %s) go/%s tocsin-sms", client.LibraryVersion, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func (c *restClient) AccountSid() string       { return c.accountSID }
+func (c *restClient) SetTimeout(time.Duration) {} // Config.Timeout bounds each request
+func (c *restClient) SetOauth(client.OAuth)    {}
+func (c *restClient) OAuth() client.OAuth      { return nil }
+
+// SendRequest sends a form request (all the Sender makes) and answers as
+// client.Client does: an answer below 200 or from 400 on is decoded into
+// a *client.TwilioRestError.
+func (c *restClient) SendRequest(method, rawURL string, data url.Values, headers map[string]any, _ ...byte) (*http.Response, error) {
+	if ct, _ := headers["Content-Type"].(string); ct != "" && ct != formType {
+		return nil, fmt.Errorf("sms: %s requests are not supported", ct)
+	}
+	var body io.Reader = http.NoBody
+	if method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
+		body = strings.NewReader(data.Encode())
+	} else if len(data) > 0 {
+		return nil, fmt.Errorf("sms: %s requests with parameters are not supported", method)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, rawURL, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header = make(http.Header, 3+len(headers))
+	req.Header["Authorization"] = []string{c.auth}
+	req.Header["User-Agent"] = []string{c.userAgent}
+	for k, v := range headers {
+		req.Header.Add(k, fmt.Sprint(v))
+	}
+	resp, err := c.bound.RoundTrip(req)
+	if err != nil {
+		// As http.Client reports it.
+		return nil, &url.Error{Op: method[:1] + strings.ToLower(method[1:]), URL: rawURL, Err: err}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		tre := &client.TwilioRestError{}
+		if err := json.NewDecoder(resp.Body).Decode(tre); err != nil {
+			return nil, fmt.Errorf("error decoding the response for an HTTP error code: %d: %w", resp.StatusCode, err)
+		}
+		return nil, tre
+	}
+	return resp, nil
+}
+
+const formType = "application/x-www-form-urlencoded"
+
+// basicAuth is the Authorization header of user and pass.
+func basicAuth(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }

@@ -36,6 +36,9 @@ type boundTransport struct {
 	base *url.URL
 	next http.RoundTripper
 	ex   *exchange
+	// answer holds the answer read: the call's, reused by its next
+	// request once twilio-go has read it.
+	answer bytes.Buffer
 }
 
 func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -64,13 +67,14 @@ func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	t.ex.status, t.ex.header = resp.StatusCode, resp.Header
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	t.answer.Reset()
+	_, err = t.answer.ReadFrom(io.LimitReader(resp.Body, maxAnswer))
 	resp.Body.Close()
 	if err != nil {
 		return nil, fmt.Errorf("reading the answer (HTTP %d): %w", resp.StatusCode, err)
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
+	resp.Body = io.NopCloser(bytes.NewReader(t.answer.Bytes()))
+	resp.ContentLength = int64(t.answer.Len())
 	return resp, nil
 }
 

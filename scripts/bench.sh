@@ -101,9 +101,16 @@ fi
 git worktree add --detach "$dir/old" "$against" >/dev/null
 (cd "$dir/old" && go build -o "$dir/tocsin-before" ./cmd/tocsin)
 go build -o "$dir/tocsin-after" ./cmd/tocsin
+# keep: the summary line; with --e2e, each round's line too (its CPU per SMS).
+keep() {
+	case " ${args[*]-} " in
+	*" --e2e "*) grep -E '^(round [0-9]+|ceiling|rate use):' ;;
+	*) tail -n 1 ;;
+	esac
+}
 for round in $(seq "${BENCH_ROUNDS:-3}"); do
 	for which in before after; do
 		printf 'round %s, %s (%s):\n' "$round" "$which" "$([ "$which" = before ] && echo "$against" || echo "this tree")"
-		"$dir/tocsin-$which" bench "${args[@]}" --naive=false --flush --redis "127.0.0.1:$port" | tail -n 1
+		"$dir/tocsin-$which" bench "${args[@]}" --naive=false --flush --redis "127.0.0.1:$port" | keep
 	done
 done

@@ -57,9 +57,11 @@ func TestEvidenceExportCutShortFails(t *testing.T) {
 	t.Parallel()
 	serve := func(cut bool) *cli {
 		srv := httptest.NewServer(api.New(api.Config{
-			Authenticate: func(token string) (string, api.Role, bool) { return "ops", api.RoleOperator, token == "an-operator-key" },
-			Evidence:     &evidence.Ledger{Store: oneUpdateLedger{cut: cut}},
-			Version:      "test",
+			Authenticate: func(token string) (string, api.Role, bool) {
+				return "ops", api.RoleOperator, token == "an-operator-key"
+			},
+			Evidence: &evidence.Ledger{Store: oneUpdateLedger{cut: cut}},
+			Version:  "test",
 		}))
 		t.Cleanup(srv.Close)
 		return &cli{t: t, env: map[string]string{"TOCSIN_SERVER": srv.URL, "TOCSIN_API_KEY": "an-operator-key"}}

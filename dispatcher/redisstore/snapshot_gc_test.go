@@ -2,15 +2,12 @@ package redisstore
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
-	"github.com/tocsin-dev/tocsin/locales"
 )
 
 // snapshotKeys counts the keys of broadcast bid's snapshot left: its index
@@ -203,9 +200,7 @@ func TestSnapshotFreedWhenSettledBySweep(t *testing.T) {
 		if err := rdb.Set(ctx, seqKey(b.ID, b.IncidentID), 2, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		f := dispatcher.MustFanout(dispatcher.FanoutConfig{Store: s, Queue: &takeoverQueue{}, Leases: s, Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
-			Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err := f.SweepOnce(ctx); err != nil {
+		if err := sweeper(s, &takeoverQueue{}, clock).SweepOnce(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if got := mustBroadcast(t, s, b.ID); got.State != dispatcher.BroadcastDone {

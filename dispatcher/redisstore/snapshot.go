@@ -274,10 +274,11 @@ func (s *Store) dropAudience(ctx context.Context, id string) error {
 // DropFreedSnapshots, which walks the registry aud-gc of the broadcasts
 // whose snapshot was begun and not freed yet (a broadcast settled by the
 // sweeper or by a delivery receipt releases no lease after). What stays
-// until retention: the snapshot of a broadcast cancelled before its plan
-// enqueued its batches whose plan then died (nothing ever suppresses its
-// members: pending stays above 0), and of a broadcast begun before the
-// registry (an upgrade), unless a release frees it.
+// until retention: the snapshot of a cancelled broadcast whose pending
+// never reaches 0 (a plan or a batch that died after the cancel and is not
+// run again leaves members that nothing suppresses; freeing the snapshot
+// would leave them without a record for good), and of a broadcast begun
+// before the registry (an upgrade), unless a release frees it.
 
 // audGCKey is the registry of snapshots to free: a zset of broadcast ids,
 // each scored by when (ms) the sweeper looks at it next.

@@ -64,7 +64,9 @@ func (s *server) routeEvidence() {
 		Summary:     "Export an incident's evidence ledger",
 		Description: "Role: operator (it shows recipient ids and the texts they got). Streams one row per delivery attempt of every update of the incident, then its timeline and a summary, " +
 			"each row carrying the hash of the row before (a hash chain), and last the chain head. " +
-			"`tocsin evidence verify FILE` checks an export; docs/api.md describes the rows and the chain so anyone can.",
+			"`tocsin evidence verify FILE` checks an export; docs/api.md describes the rows and the chain so anyone can. " +
+			"A whole export ends with the head line and the HTTP trailer `Tocsin-Evidence-Status: complete`; one the server cannot finish " +
+			"(a Redis failover during its scan) ends with a row of type `error` saying to run it again, and its transfer is aborted.",
 		Security:   bearer,
 		Parameters: []*huma.Param{id, {Name: "format", In: "query", Schema: &huma.Schema{Type: huma.TypeString, Enum: []any{"ndjson", "csv"}, Default: "ndjson"}, Description: "ndjson (default) or csv."}},
 		Responses:  exportResponses,

@@ -39,6 +39,7 @@ func mustRedis(tb testing.TB) string {
 // redisFlow is a Service and a Fanout on redisstore (a real Redis), with a
 // fake queue whose batches the test runs itself.
 type redisFlow struct {
+	rdb   *redis.Client
 	store *redisstore.Store
 	clock *clocktest.Clock
 	queue *fakeQueue
@@ -66,7 +67,7 @@ func newRedisFlow(t *testing.T, start time.Time, senders map[dispatcher.Channel]
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: mustRedis(t)})
 	t.Cleanup(func() { _ = rdb.Close() })
-	f := &redisFlow{store: redisstore.New(rdb), clock: clocktest.New(start), queue: &fakeQueue{}}
+	f := &redisFlow{rdb: rdb, store: redisstore.New(rdb), clock: clocktest.New(start), queue: &fakeQueue{}}
 	f.store.Clock = f.clock
 	f.cfg = dispatcher.FanoutConfig{
 		Store: f.store, Queue: f.queue,

@@ -283,12 +283,23 @@ type IntentStore interface {
 	CompleteIntents(ctx context.Context, now time.Time, n int) (int, error)
 }
 
+// SnapshotGCStore is what a store offers whose audience snapshots are
+// freed after the broadcast's last read in steps (redisstore: a chunked
+// snapshot): the sweeper frees those of broadcasts done, or cancelled with
+// every delivery final, that no released lease freed (a broadcast settled
+// by the sweeper or by a delivery receipt, a cancelled one).
+type SnapshotGCStore interface {
+	// DropFreedSnapshots frees up to n snapshots due at now that nothing
+	// can read any more and returns how many it freed.
+	DropFreedSnapshots(ctx context.Context, now time.Time, n int) (int, error)
+}
+
 // SavedGrace is how long after its save the sweeper leaves a broadcast to
 // the request that saved it, which makes it and enqueues its plan itself.
 const SavedGrace = 10 * time.Second
 
 // SweepOnce is one pass of Sweep.
-func (f *Fanout) SweepOnce(ctx context.Context) error {
+func (f *Fanout) SweepOnce(ctx context.Context) (err error) {
 	var errs []error
 	if ss, ok := f.c.Store.(SavedBroadcastStore); ok {
 		errs = append(errs, f.sweepSaved(ctx, ss))
@@ -300,6 +311,14 @@ func (f *Fanout) SweepOnce(ctx context.Context) error {
 			f.c.Logger.Warn("writes a process left half done completed", "intents", n)
 		}
 	}
+	// Last: the snapshots of what this pass settled are freed in it too.
+	defer func() {
+		if gs, ok := f.c.Store.(SnapshotGCStore); ok {
+			if _, gerr := gs.DropFreedSnapshots(ctx, f.now(), 100); gerr != nil {
+				err = errors.Join(err, gerr)
+			}
+		}
+	}()
 	if f.sweep == nil {
 		return errors.Join(errs...)
 	}

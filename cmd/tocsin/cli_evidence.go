@@ -30,7 +30,8 @@ func (m *Main) evidenceExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := evidence.ParseFormat(*format); !ok {
+	f, ok := evidence.ParseFormat(*format)
+	if !ok {
 		return usageError{fmt.Errorf("evidence export: --format must be ndjson or csv, not %q", *format)}
 	}
 	u := *c.base
@@ -59,21 +60,64 @@ func (m *Main) evidenceExport(ctx context.Context, args []string) error {
 		return pe
 	}
 	var w io.Writer = m.Stdout
+	where := "the output"
 	if *out != "" {
-		f, err := os.Create(*out)
+		file, err := os.Create(*out)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		w = f
+		defer file.Close()
+		w, where = file, *out
 	}
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("evidence export: %w", err)
+	tw := &tailWriter{w: w}
+	_, cerr := io.Copy(tw, resp.Body)
+	last := evidence.LastRow(tw.tail, f)
+	if last != nil && last[evidence.ColType] == evidence.TypeError {
+		return fmt.Errorf("evidence export of %s was cut short on the server (%s): %s; %s is incomplete and does not verify", pos[0], last[evidence.ColKey], last[evidence.ColReason], where)
 	}
-	if f, ok := w.(*os.File); ok && *out != "" {
-		return f.Close()
+	if err := exportCut(cerr, last, resp.Trailer.Get(api.EvidenceStatusTrailer)); err != nil {
+		return fmt.Errorf("evidence export of %s was cut short (%w); %s is incomplete and does not verify: run the export again", pos[0], err, where)
+	}
+	if file, ok := w.(*os.File); ok && *out != "" {
+		return file.Close()
 	}
 	return nil
+}
+
+// exportCut says why an export streamed without an error line is not
+// whole, or nil: the transfer failed (the server aborts a cut export),
+// its last row is not the head line, or its trailer (when the server
+// sends one) is not "complete".
+func exportCut(copyErr error, last *evidence.Row, status string) error {
+	switch {
+	case copyErr != nil:
+		return copyErr
+	case last == nil || last[evidence.ColType] != evidence.TypeHead:
+		return errors.New("no head line at its end")
+	case status != "" && status != "complete":
+		return fmt.Errorf("the server's status is %q", status)
+	}
+	return nil
+}
+
+// tailWriter writes to w and keeps the last bytes written (the last line
+// of an export, whole).
+type tailWriter struct {
+	w    io.Writer
+	tail []byte
+}
+
+// tailKeep is how many bytes tailWriter keeps: more than any line of an
+// export but an attempt's with a long text, never its last line.
+const tailKeep = 64 << 10
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	t.tail = append(t.tail, p[:n]...)
+	if len(t.tail) > 2*tailKeep {
+		t.tail = append(t.tail[:0], t.tail[len(t.tail)-tailKeep:]...)
+	}
+	return n, err
 }
 
 func (m *Main) evidenceVerify(ctx context.Context, args []string) error {

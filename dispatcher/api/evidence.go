@@ -64,7 +64,9 @@ func (s *server) routeEvidence() {
 		Summary:     "Export an incident's evidence ledger",
 		Description: "Role: operator (it shows recipient ids and the texts they got). Streams one row per delivery attempt of every update of the incident, then its timeline and a summary, " +
 			"each row carrying the hash of the row before (a hash chain), and last the chain head. " +
-			"`tocsin evidence verify FILE` checks an export; docs/api.md describes the rows and the chain so anyone can.",
+			"`tocsin evidence verify FILE` checks an export; docs/api.md describes the rows and the chain so anyone can. " +
+			"A whole export ends with the head line and the HTTP trailer `Tocsin-Evidence-Status: complete`; one the server cannot finish " +
+			"(a Redis failover during its scan) ends with a row of type `error` saying to run it again, and its transfer is aborted.",
 		Security:   bearer,
 		Parameters: []*huma.Param{id, {Name: "format", In: "query", Schema: &huma.Schema{Type: huma.TypeString, Enum: []any{"ndjson", "csv"}, Default: "ndjson"}, Description: "ndjson (default) or csv."}},
 		Responses:  exportResponses,
@@ -134,12 +136,22 @@ func (s *server) exportEvidence(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", f.ContentType())
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": "evidence-" + r.PathValue("id") + ext}))
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Trailer", EvidenceStatusTrailer)
 	if _, err := run.Write(r.Context(), w, f); err != nil {
-		// The status line is out: the cut-short export fails to verify
-		// (no head line); the log says why.
+		// The status line is out. The export ends with an error line that
+		// says why (Verify rejects it), and the response is aborted, so
+		// that the client sees a transfer cut short (curl exits 18) and
+		// no trailer; the log says why.
 		s.log.ErrorContext(r.Context(), "evidence export failed", "incident_id", r.PathValue("id"), "err", err)
+		_ = http.NewResponseController(w).Flush() // the error line goes out first
+		panic(http.ErrAbortHandler)
 	}
+	w.Header().Set(EvidenceStatusTrailer, "complete")
 }
+
+// EvidenceStatusTrailer is the HTTP trailer of an evidence export:
+// "complete" after the head line; a cut export has none.
+const EvidenceStatusTrailer = "Tocsin-Evidence-Status"
 
 func (s *server) incidentReport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()

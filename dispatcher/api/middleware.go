@@ -53,10 +53,11 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		rec := httprec.New(w)
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
 		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
+			v := recover()
+			// A handler that aborts its response (an evidence export cut
+			// short) is logged, then the abort goes on to net/http.
+			aborted := v == http.ErrAbortHandler
+			if v != nil && !aborted {
 				s.log.ErrorContext(ctx, "panic serving request", "method", r.Method, "path", logged,
 					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if !rec.Written() {
@@ -70,6 +71,9 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 				slog.Duration("duration", time.Since(start)),
 				slog.String("key", info.key),
 			)
+			if aborted {
+				panic(v)
+			}
 		}()
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -132,12 +133,29 @@ func (run *Run) Write(ctx context.Context, w io.Writer, f Format) (*Report, erro
 		return nil, err
 	}
 	if err := e.attempts(ctx); err != nil {
-		return nil, err
+		return nil, e.cut(err)
 	}
 	if err := e.trailer(); err != nil {
-		return nil, err
+		return nil, e.cut(err)
 	}
 	return e.rep, rw.flush()
+}
+
+// cut ends an export that failed after its header with an error line
+// (TypeError), so that the reader of a stream whose status was sent
+// already learns it is cut short and why, and returns err.
+func (e *exporter) cut(err error) error {
+	r := e.row(TypeError)
+	r[ColN] = itoa(e.n)
+	r[ColKey], r[ColReason] = ErrorFailed, "the export failed on the server (its log says why); run the export again"
+	if errors.Is(err, dispatcher.ErrScanInterrupted) {
+		r[ColKey], r[ColReason] = ErrorInterrupted, "the store's server changed during the export (a failover or a restart); run the export again"
+	}
+	// The reader may be gone (a cancelled request): nothing more to do.
+	if e.rw.write(r) == nil {
+		_ = e.rw.flush()
+	}
+	return err
 }
 
 // Report computes the incident's report: the same pass as an export,

@@ -80,6 +80,20 @@ const (
 	TypeTimeline = "timeline"
 	TypeSummary  = "summary"
 	TypeHead     = "head"
+	// TypeError is the last line of an export the server could not finish
+	// (a failover during its scan, say): key says what (ErrorInterrupted
+	// or ErrorFailed), reason why and what to do. It is outside the chain
+	// and no head line comes: Verify rejects it.
+	TypeError = "error"
+)
+
+// An error line's key.
+const (
+	// ErrorInterrupted: the store's server changed during the scan (a
+	// failover or a restart), which would have repeated or skipped rows.
+	ErrorInterrupted = "interrupted"
+	// ErrorFailed: any other failure on the server.
+	ErrorFailed = "failed"
 )
 
 // Row is one line of an export: a value per column, "" where empty.

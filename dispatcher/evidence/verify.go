@@ -66,6 +66,9 @@ type verifier struct {
 // row checks one row read from line.
 func (v *verifier) row(line int, r *Row) error {
 	bad := func(format string, a ...any) error { return &BadLineError{Line: line, Msg: fmt.Sprintf(format, a...)} }
+	if r[ColType] == TypeError {
+		return bad("the export was cut short on the server (%s): %s", r[ColKey], r[ColReason])
+	}
 	if v.headed {
 		return bad("a row after the head line")
 	}
@@ -243,4 +246,31 @@ func (v *verifier) csv(br *bufio.Reader) error {
 			return err
 		}
 	}
+}
+
+// LastRow reads the last line of tail, the end of an export in format f
+// (at least its last line whole): nil when it is not a whole row. A client
+// that streamed an export tells with it whether it got the head line, or
+// an error line (TypeError) that says why the export was cut short.
+func LastRow(tail []byte, f Format) *Row {
+	if !bytes.HasSuffix(tail, []byte("\n")) {
+		return nil // the last line is cut
+	}
+	tail = tail[:len(tail)-1]
+	line := tail[bytes.LastIndexByte(tail, '\n')+1:]
+	var r Row
+	if f == CSV {
+		cr := csv.NewReader(bytes.NewReader(line))
+		cr.FieldsPerRecord = int(numColumns)
+		rec, err := cr.Read()
+		if err != nil {
+			return nil
+		}
+		copy(r[:], rec)
+		return &r
+	}
+	if decodeNDJSON(line, &r) != "" {
+		return nil
+	}
+	return &r
 }

@@ -60,7 +60,7 @@ func leaseMember(broadcastID, name string) string { return broadcastID + "|" + n
 var (
 	acquireScript = script("acquire_lease")
 	renewScript   = script("renew_lease")
-	releaseScript = script("release_lease")
+	releaseScript = script("audgc", "release_lease")
 	lapsedScript  = script("lapsed")
 	takenScript   = script("lapsed_taken")
 	// dropLeaseTags removes the tags in ARGV from lease-tags (KEYS[1])
@@ -102,15 +102,16 @@ func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatch
 	if clean {
 		c = "1"
 	}
-	keys := []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), handedKey(broadcastID, &l), bkey(broadcastID)}
-	chunks, err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c).Int()
+	keys := []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), handedKey(broadcastID, &l), bkey(broadcastID), bkey(broadcastID, "aud")}
+	chunks, err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c, s.nowMS(), audGCClaim.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("release lease %s of %s: %w", l.Name, broadcastID, err)
 	}
-	// The broadcast is done and this release claimed its snapshot's
-	// chunks: they go now, in steps, past the release's own deadline (a
-	// pipeline of 1,000 UNLINKs a step, ~100 steps at 10M; retention drops
-	// what a crash left).
+	// Nothing reads the broadcast's snapshot any more (done, or cancelled
+	// and settled) and this release claimed its chunks: they go now, in
+	// steps, past the release's own deadline (a pipeline of 1,000 UNLINKs
+	// a step, ~100 steps at 10M; the sweeper's DropFreedSnapshots drops
+	// what a crash left, once the claim lapsed).
 	if chunks > 0 {
 		if err := s.dropAudience(context.WithoutCancel(ctx), broadcastID); err != nil {
 			return fmt.Errorf("lease %s of %s released; %w", l.Name, broadcastID, err)

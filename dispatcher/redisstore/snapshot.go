@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -80,6 +81,11 @@ var errSuperseded = errors.New("another run took over this audience snapshot")
 
 // SnapshotAudience implements dispatcher.PlanStore.
 func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, services, regions []string) (int, error) {
+	// Registered before the first member is written: the sweeper frees
+	// the snapshot once nothing can read it (DropFreedSnapshots).
+	if err := s.registerSnapshot(ctx, b.ID); err != nil {
+		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+	}
 	if b.Compensates != "" {
 		if b.Notice == nil || b.Notice.Compensation == nil {
 			return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, errNotCompensation)
@@ -230,8 +236,9 @@ func (s *Store) dropChunks(ctx context.Context, aud string, n int) error {
 }
 
 // dropAudience drops broadcast id's snapshot whole: the single zset of an
-// older one, the index and the chunks, and then the count of chunks that
-// may exist (audc) and the claim of ReleaseLease (audgc).
+// older one, the index and the chunks, then the count of chunks that may
+// exist (audc) and the claim of the drop (audgc), and last its entry in
+// the registry of snapshots to free.
 func (s *Store) dropAudience(ctx context.Context, id string) error {
 	bKey, aud := bkey(id), bkey(id, "aud")
 	c, err := s.rdb.HGet(ctx, bKey, "audc").Int()
@@ -249,7 +256,109 @@ func (s *Store) dropAudience(ctx context.Context, id string) error {
 			return fmt.Errorf("drop the snapshot of %s: %w", id, err)
 		}
 	}
+	if err := s.rdb.ZRem(ctx, audGCKey(), id).Err(); err != nil {
+		return fmt.Errorf("drop the snapshot of %s: %w", id, err)
+	}
 	return nil
+}
+
+// A broadcast's snapshot is read by its batches, by the sweeper settling
+// what a dead run of a cancelled or superseded broadcast left (settle.lua),
+// by catch-ups (InSnapshot, while sending) and by a compensation's copy,
+// for as long as a delivery of it may still begin or be settled: until
+// every delivery is final (pending 0). Then the broadcast is done (finish,
+// prelude.lua, unlinks the index at once) or, cancelled, stays cancelled,
+// and audClaim (lua/audgc.lua) unlinks its index. Its chunks, ~10k at 1M,
+// go after, in steps (dropAudience), by whichever comes first: the first
+// ReleaseLease after (release_lease.lua) or the sweeper's
+// DropFreedSnapshots, which walks the registry aud-gc of the broadcasts
+// whose snapshot was begun and not freed yet (a broadcast settled by the
+// sweeper or by a delivery receipt releases no lease after). What stays
+// until retention: the snapshot of a cancelled broadcast whose pending
+// never reaches 0 (a plan or a batch that died after the cancel and is not
+// run again leaves members that nothing suppresses; freeing the snapshot
+// would leave them without a record for good), and of a broadcast begun
+// before the registry (an upgrade), unless a release frees it.
+
+// audGCKey is the registry of snapshots to free: a zset of broadcast ids,
+// each scored by when (ms) the sweeper looks at it next.
+func audGCKey() string { return key("aud-gc") }
+
+// audGCClaim is how long a claim on a snapshot's drop (audgc) lasts; a
+// process that died while dropping leaves the rest to the next claim.
+const audGCClaim = time.Minute
+
+// audGCRecheck is how long the sweeper leaves a snapshot it may not free
+// yet (its broadcast still sending, say) before it looks again.
+const audGCRecheck = 5 * time.Second
+
+var audienceGCScript = script("audgc", "audience_gc")
+
+// registerSnapshot adds broadcast id to the registry of snapshots to free
+// (due now; a registered one keeps its time).
+func (s *Store) registerSnapshot(ctx context.Context, id string) error {
+	return s.rdb.ZAddNX(ctx, audGCKey(), redis.Z{Score: float64(s.nowMS()), Member: id}).Err()
+}
+
+var _ dispatcher.SnapshotGCStore = (*Store)(nil)
+
+// DropFreedSnapshots implements dispatcher.SnapshotGCStore: it looks at up
+// to n broadcasts of the registry due at now, claims the drop of each
+// snapshot nothing reads any more (one pipeline of audience_gc scripts),
+// drops those it claimed, in steps, and unregisters them; the others are
+// looked at again audGCRecheck later (audGCClaim when another process
+// holds the claim).
+func (s *Store) DropFreedSnapshots(ctx context.Context, now time.Time, n int) (int, error) {
+	ms := now.UnixMilli()
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: audGCKey(), Start: "-inf", Stop: strconv.FormatInt(ms, 10), ByScore: true, Count: int64(n)}).Result()
+	if err != nil || len(ids) == 0 {
+		if err != nil {
+			err = fmt.Errorf("snapshots to free: %w", err)
+		}
+		return 0, err
+	}
+	if err := audienceGCScript.Load(ctx, s.rdb).Err(); err != nil {
+		return 0, fmt.Errorf("load the snapshot gc script: %w", err)
+	}
+	pipe := s.rdb.Pipeline()
+	claims := make([]*redis.Cmd, len(ids))
+	for i, id := range ids {
+		claims[i] = audienceGCScript.EvalSha(ctx, pipe, []string{bkey(id), bkey(id, "aud")}, ms, audGCClaim.Milliseconds())
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("snapshots to free: %w", err)
+	}
+	var later, gone []any
+	var claimed []string
+	for i, c := range claims {
+		switch k, _ := c.Int(); {
+		case k < 0:
+			gone = append(gone, ids[i])
+		case k == 0:
+			later = append(later, ids[i])
+		default:
+			claimed = append(claimed, ids[i])
+		}
+	}
+	pipe = s.rdb.Pipeline()
+	if len(gone) > 0 {
+		pipe.ZRem(ctx, audGCKey(), gone...)
+	}
+	for _, id := range later {
+		pipe.ZAddXX(ctx, audGCKey(), redis.Z{Score: float64(ms + audGCRecheck.Milliseconds()), Member: id})
+	}
+	for _, id := range claimed {
+		pipe.ZAddXX(ctx, audGCKey(), redis.Z{Score: float64(ms + audGCClaim.Milliseconds()), Member: id})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("snapshots to free: %w", err)
+	}
+	for i, id := range claimed {
+		if err := s.dropAudience(ctx, id); err != nil {
+			return i, err
+		}
+	}
+	return len(claimed), nil
 }
 
 // readSnapshot calls fn with the members of snapshot aud, some at a time:

@@ -97,14 +97,15 @@
 //	                                    snap           the token of the run taking the snapshot
 //	                                    audc           chunks of the snapshot that may exist (the most
 //	                                                   of any run's), until they are dropped
-//	                                    audgc          "1" once a ReleaseLease after done claimed the
-//	                                                   chunks' drop (snapshot.go)
+//	                                    audgc          until when (ms) a process claimed the chunks'
+//	                                                   drop, once nothing reads them (lua/audgc.lua)
 //	{T}:b:{id}:aud:{k}        zset    chunk k of the audience snapshot: its members whose record buckets
 //	                                  fall in the chunk's range of them (audChunk), scores 0, ordered by
 //	                                  id; ~100 members (a listpack)
 //	{T}:b:{id}:aud            string  the snapshot's index: 4 bytes big-endian per chunk, where it starts
 //	                                  in the snapshot's order (chunk 0's members, chunk 1's, ...); deleted
-//	                                  when done, the chunks just after, in steps (snapshot.go)
+//	                                  when done (or cancelled and settled), the chunks just after, in
+//	                                  steps (snapshot.go)
 //	                          zset    or the whole snapshot, of a run before the chunks (all scores 0,
 //	                                  ordered by id), or of a compensation notice (compensation.go)
 //	{T}:b:{id}:d              hash    {channel}.{recipient} -> delivery record
@@ -118,6 +119,8 @@
 //	{T}:swept                 hash    "{broadcast}|{lease name}" -> "{claim end ms} {token}": lapsed leases
 //	                                  a sweeper claimed and has not acted on yet (leases.go)
 //	lease-tags                zset    every tag that may hold leases, scored by its last lease (ms)
+//	aud-gc                    zset    broadcasts whose snapshot was begun and not freed yet, scored by
+//	                                  when (ms) the sweeper looks at them next (snapshot.go)
 //	preview:{nonce}           zset    a preview's audience snapshot; UNLINKed once read, expires in 10 min
 //	preview:{<nonce>}:old, :new  zset temporary snapshots of an audience change's figures (edits.go)
 //	rl:{<list>}, rl:{<list>}:meta, rl:tmp:{staging}  uploaded recipient lists (compensation.go)

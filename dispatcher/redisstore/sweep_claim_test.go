@@ -60,8 +60,7 @@ func TestSweepTakeOverSurvivesEnqueueFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 		q := &takeoverQueue{fail: 1}
-		f := dispatcher.MustFanout(dispatcher.FanoutConfig{Store: s, Queue: q, Leases: s, Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
-			Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		f := sweeper(s, q, clock)
 
 		if err := f.SweepOnce(ctx); err == nil {
 			t.Fatal("SweepOnce with the enqueue failing = nil, want its error")
@@ -127,4 +126,11 @@ func TestSweepTakeOverSurvivesEnqueueFailure(t *testing.T) {
 			t.Error("LapsedTaken unregistered a lease a run holds again")
 		}
 	})
+}
+
+// sweeper is a fan-out over s with its leases, enqueueing to q, to run
+// SweepOnce with.
+func sweeper(s *Store, q dispatcher.Enqueuer, clock dispatcher.Clock) *dispatcher.Fanout {
+	return dispatcher.MustFanout(dispatcher.FanoutConfig{Store: s, Queue: q, Leases: s, Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
+		Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }

@@ -201,8 +201,8 @@ end
 
 -- finish ends a sending broadcast whose pending count reached zero. Its
 -- snapshot goes: the single zset or the index here (UNLINK: freed in the
--- background), the chunks by ReleaseLease or retention, in steps
--- (snapshot.go).
+-- background), the chunks by ReleaseLease or the sweeper, in steps
+-- (snapshot.go, audgc.lua).
 local function finish(b, aud, now)
   if tonumber(redis.call('HGET', b, 'pending')) <= 0 and redis.call('HGET', b, 'state') == 'sending' then
     redis.call('HSET', b, 'state', 'done', 'finished', now)

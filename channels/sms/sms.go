@@ -64,7 +64,7 @@ const (
 	DefaultTimeout     = 10 * time.Second
 	DefaultConcurrency = 32
 	// DefaultMaxConcurrency is Config.MaxConcurrency's default.
-	DefaultMaxConcurrency = 512
+	DefaultMaxConcurrency = 1024
 	// MaxValidityPeriod is the longest ValidityPeriod Twilio accepts
 	// (36,000 s): a message waits in Twilio's queue at most 10 hours.
 	MaxValidityPeriod = 10 * time.Hour
@@ -133,7 +133,7 @@ type Config struct {
 	Concurrency int `yaml:"-"`
 	// MaxConcurrency is the largest window: Twilio limits concurrent REST
 	// requests per account (error 20429), and several worker processes
-	// multiply each one's window. Default 512 (never below Concurrency).
+	// multiply each one's window. Default 1024 (never below Concurrency).
 	MaxConcurrency int `yaml:"max_in_flight"`
 	// Rate is the rate the channel is paced at (channels.sms.rate), so
 	// that the window is sized from rate × latency; the zero Rate keeps

@@ -126,9 +126,9 @@ type Config struct {
 	ValidityByState map[string]time.Duration `yaml:"validity_by_state"`
 	// Concurrency is the least number of requests the Sender keeps in
 	// flight, all its Send calls together (a worker runs several batches at
-	// once): its window. Default 32. With a Rate, the window grows to what
-	// the rate needs at the latency Twilio answers with (see Window), up
-	// to MaxConcurrency. The window bounds what a worker killed mid-send
+	// once): its window. Default 32. With a Rate, the window is what the
+	// rate needs at the latency Twilio answers with (see Window; at
+	// FirstLatency until the first answer), up to MaxConcurrency. The window bounds what a worker killed mid-send
 	// leaves unknown: only requests in flight have no recorded answer.
 	Concurrency int `yaml:"-"`
 	// MaxConcurrency is the largest window: Twilio limits concurrent REST

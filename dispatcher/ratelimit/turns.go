@@ -17,14 +17,9 @@ import (
 // The pacer is the process's, shared by every Send: whichever message is
 // ready gets the next token, so no token waits for a batch that is not
 // sending yet while another batch's messages wait for tokens.
-//
-// An idle pacer is primed as the Send begins: it takes its first chunk of
-// tokens while the channel marks the first messages handed over, so that
-// the first request of a broadcast does not wait for that round trip too.
 func (r *Sender) sendTurns(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	p := r.pacer()
 	start := p.clk.Now()
-	p.prime()
 	var slowed atomic.Bool
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -83,7 +78,6 @@ type pacer struct {
 	mu      sync.Mutex
 	queue   []*turn // messages waiting, in order
 	running bool
-	primed  bool // take tokens though no message waits yet (prime)
 }
 
 type turn struct {
@@ -104,20 +98,6 @@ func (p *pacer) poke() {
 	case p.kick <- struct{}{}:
 	default:
 	}
-}
-
-// prime starts an idle pacer taking tokens before any message waits, for
-// the messages about to: a Send that begins. A running pacer is left
-// alone (it takes tokens when messages wait). Tokens nobody comes for in
-// time are given up as any unwanted token is.
-func (p *pacer) prime() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.running {
-		return
-	}
-	p.primed, p.running = true, true
-	go p.run()
 }
 
 // turn waits for a token, or until ctx is done.
@@ -207,9 +187,7 @@ func (p *pacer) run() {
 			misses = 0
 		}
 		waiting := len(p.queue)
-		primed := p.primed
-		p.primed = false
-		idle := waiting == 0 && len(slots) == 0 && !taking && !primed
+		idle := waiting == 0 && len(slots) == 0 && !taking
 		if idle {
 			p.running = false
 		}
@@ -227,7 +205,7 @@ func (p *pacer) run() {
 			return
 		}
 
-		if (waiting > 0 || primed) && !taking && !now.Before(reserveAt) {
+		if waiting > 0 && !taking && !now.Before(reserveAt) {
 			taking = true
 			go func() {
 				asked := clk.Now()

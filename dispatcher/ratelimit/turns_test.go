@@ -82,29 +82,6 @@ func TestTurnsJustInTime(t *testing.T) {
 	})
 }
 
-// TestTurnsPrimed: an idle pacer takes its first tokens as the Send
-// begins, while the messages are being marked, so the first request goes
-// when its mark is done (30 ms) and not a slow Take's 20 ms after that.
-func TestTurnsPrimed(t *testing.T) {
-	t.Parallel()
-	clk := clocktest.New(t0)
-	clocktest.Run(t, clk, func(t *testing.T) {
-		l := newMemLimiter(clk)
-		l.takeDelay = func(int) time.Duration { return 20 * time.Millisecond }
-		s := newTurnSender(clk, 5, func(int) time.Duration { return 30 * time.Millisecond }, 10*time.Millisecond)
-		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Headroom: -1, Clock: clk}
-		checkAllSent(t, rl.Send(context.Background(), messages(5)), 5)
-		times := s.times()
-		if len(times) != 5 {
-			t.Fatalf("%d requests, want 5", len(times))
-		}
-		if d := times[0].Sub(t0); d != 30*time.Millisecond {
-			t.Errorf("first request %v after the Send began, want 30ms (its mark; the tokens were taken meanwhile)", d)
-		}
-		pacerIdle(clk)
-	})
-}
-
 // lateAnswers is a limiter that reads its clock when called but answers
 // Take call i delay(i) later (a slow round trip to Redis): its tokens'
 // slots lie earlier than the answer says, and a caller that waits until

@@ -410,7 +410,7 @@ func TestValidateChannels(t *testing.T) {
 		{"base url with query", twilio(func(t *Twilio) { t.BaseURL = "https://api.twilio.com/?region=ie1" }), tw + ".base_url: must not have a query"},
 		{"base url with credentials", twilio(func(t *Twilio) { t.BaseURL = "https://AC:" + testAuthToken + "@api.twilio.com" }), tw + ".base_url: must not contain credentials"},
 		{"twilio timeout 0: the default", twilio(func(t *Twilio) { t.Timeout = 0 }), ""},
-		{"twilio max_in_flight over 10000", twilio(func(t *Twilio) { t.MaxConcurrency = 10001 }), tw + ".max_in_flight: must be from 0 (512) to 10000, got 10001"},
+		{"twilio max_in_flight over 10000", twilio(func(t *Twilio) { t.MaxConcurrency = 10001 }), tw + ".max_in_flight: must be from 0 (1024) to 10000, got 10001"},
 		{"twilio timeout negative", twilio(func(t *Twilio) { t.Timeout = -time.Second }), tw + ".timeout: must not be negative (0: 10s), got -1s"},
 
 		{"validity 1s", twilio(func(t *Twilio) { messagingService(t); t.ValidityPeriod = time.Second }), ""},

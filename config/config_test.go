@@ -67,7 +67,7 @@ func TestDefault(t *testing.T) {
 		Outbox:   Outbox{Cap: 10000},
 		Messages: Messages{Industry: "payments"},
 		Channels: Channels{
-			SMS:   SMS{Twilio: Twilio{BaseURL: "https://api.twilio.com", Timeout: 10 * time.Second, MaxConcurrency: 512}, Rate: "10/s", MaxSegments: 2},
+			SMS:   SMS{Twilio: Twilio{BaseURL: "https://api.twilio.com", Timeout: 10 * time.Second, MaxConcurrency: 1024}, Rate: "10/s", MaxSegments: 2},
 			Email: Email{SMTP: SMTP{Port: 587, TLS: "starttls", PoolSize: 4, Timeout: 15 * time.Second}, Rate: "50/s"},
 			Push: Push{
 				FCM:  FCM{Endpoint: "https://fcm.googleapis.com"},

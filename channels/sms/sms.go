@@ -66,7 +66,7 @@ const (
 	DefaultTimeout     = 10 * time.Second
 	DefaultConcurrency = 32
 	// DefaultMaxConcurrency is Config.MaxConcurrency's default.
-	DefaultMaxConcurrency = 512
+	DefaultMaxConcurrency = 1024
 	// MaxValidityPeriod is the longest ValidityPeriod Twilio accepts
 	// (36,000 s): a message waits in Twilio's queue at most 10 hours.
 	MaxValidityPeriod = 10 * time.Hour
@@ -128,14 +128,14 @@ type Config struct {
 	ValidityByState map[string]time.Duration `yaml:"validity_by_state"`
 	// Concurrency is the least number of requests the Sender keeps in
 	// flight, all its Send calls together (a worker runs several batches at
-	// once): its window. Default 32. With a Rate, the window grows to what
-	// the rate needs at the latency Twilio answers with (see Window), up
-	// to MaxConcurrency. The window bounds what a worker killed mid-send
+	// once): its window. Default 32. With a Rate, the window is what the
+	// rate needs at the latency Twilio answers with (see Window; at
+	// FirstLatency until the first answer), up to MaxConcurrency. The window bounds what a worker killed mid-send
 	// leaves unknown: only requests in flight have no recorded answer.
 	Concurrency int `yaml:"-"`
 	// MaxConcurrency is the largest window: Twilio limits concurrent REST
 	// requests per account (error 20429), and several worker processes
-	// multiply each one's window. Default 512 (never below Concurrency).
+	// multiply each one's window. Default 1024 (never below Concurrency).
 	MaxConcurrency int `yaml:"max_in_flight"`
 	// Rate is the rate the channel is paced at (channels.sms.rate), so
 	// that the window is sized from rate × latency; the zero Rate keeps

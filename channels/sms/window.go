@@ -29,6 +29,16 @@ func Window(rate dispatcher.Rate, latency time.Duration, least, most int) int {
 	return min(max(int(math.Ceil(need))+1, least), most)
 }
 
+// FirstLatency is the slot time a window with a rate assumes until a
+// request's answer tells it Twilio's: the window starts at the rate's need
+// at it (189 at 1,000/s) rather than at Concurrency, which would hold the
+// first tenth of a second or more of a broadcast to Concurrency requests
+// per latency. Twilio's Create Message answers in 100 to 300 ms as a rule.
+// The first answer replaces it (a window larger than needed only holds
+// more messages marked and waiting for their turns, which the first
+// answers shrink).
+const FirstLatency = 150 * time.Millisecond
+
 // latencyWeight is the weight of one observation in the running mean of
 // a window's slot time: the last 16 or so count.
 const latencyWeight = 1.0 / 16
@@ -54,7 +64,8 @@ type window struct {
 }
 
 func newWindow(rate dispatcher.Rate, least, most int) *window {
-	return &window{rate: rate, least: least, most: max(most, least), size: least}
+	most = max(most, least)
+	return &window{rate: rate, least: least, most: most, size: Window(rate, FirstLatency, least, most)}
 }
 
 // acquire takes a slot, waiting for one; it returns ctx's error when ctx

@@ -44,6 +44,10 @@ func TestWindowObserve(t *testing.T) {
 		t.Errorf("no rate, 1s slots: size %d, want 32", size)
 	}
 	w = newWindow(dispatcher.Rate{N: 1000, Per: time.Second}, 32, 512)
+	// Before any answer, the rate's need at FirstLatency, not the least.
+	if size, _, _ := w.state(); size != 189 {
+		t.Errorf("1000/s, no answer yet: size %d, want 189 (150 ms)", size)
+	}
 	w.observe(100 * time.Millisecond)
 	if size, _, _ := w.state(); size != 126 {
 		t.Errorf("1000/s, 100ms slots: size %d, want 126", size)
@@ -62,7 +66,8 @@ func TestWindowObserve(t *testing.T) {
 // leaves the line and holds nothing.
 func TestWindowGrowsAndServesInOrder(t *testing.T) {
 	t.Parallel()
-	w := newWindow(dispatcher.Rate{N: 100, Per: time.Second}, 2, 20)
+	// 1/s needs 2 slots at FirstLatency: the window starts at its least.
+	w := newWindow(dispatcher.Rate{N: 1, Per: time.Second}, 2, 20)
 	ctx := t.Context()
 	for range 2 {
 		if err := w.acquire(ctx); err != nil {
@@ -86,8 +91,8 @@ func TestWindowGrowsAndServesInOrder(t *testing.T) {
 			t.Fatalf("a slot given back went to waiter %d, want %d", i, want)
 		}
 	}
-	// 100/s at 100ms: Window = 14 slots, room for the last waiter.
-	w.observe(100 * time.Millisecond)
+	// 1/s at 10s: Window = 14 slots, room for the last waiter.
+	w.observe(10 * time.Second)
 	if i := <-got; i != 2 {
 		t.Fatalf("the grown window served waiter %d, want 2", i)
 	}

@@ -33,9 +33,13 @@ func NewLease(name string) Lease {
 	return Lease{Name: name, Token: hex.EncodeToString(b[:])}
 }
 
-// BatchLeaseName names the lease of batch: "b:{start}:{stop}", or
-// "c:{recipient}" for a late member (Batch.Late).
+// BatchLeaseName names the lease of batch: "b:{start}:{stop}",
+// "c:{recipient}" for a late member (Batch.Late), or "cg:{group}" for a
+// group of late members (Batch.Lates, Batch.LateGroup).
 func BatchLeaseName(batch Batch) string {
+	if g := batch.LateGroup(); g != "" {
+		return "cg:" + g
+	}
 	if batch.Late != "" {
 		return "c:" + batch.Late
 	}

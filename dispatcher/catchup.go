@@ -254,7 +254,7 @@ func (cu *CatchUp) lateMember(ctx context.Context, r *Recipient, cands []lateCan
 		if !r.Matches(c.inc.Services, c.inc.Regions) {
 			continue
 		}
-		v, err := lateVerdict(ctx, cu.c.Store, c.b.ID, c.b.State, r.ID)
+		v, err := lateVerdict(ctx, cu.c.Store, c.b.ID, c.b.State, r.ID, false)
 		if err != nil {
 			return to, again, err
 		}
@@ -347,7 +347,13 @@ const (
 // the recipient is in its snapshot with nothing begun yet (its batch will
 // do it, with its record as it is now). A done broadcast takes it: it
 // counts the late delivery (Broadcast.Late, Pending) and stays done.
-func lateVerdict(ctx context.Context, st LateStore, bid string, state BroadcastState, rid string) (lateVerdictKind, error) {
+//
+// takeOver, for a run that holds the member's claim (LateStore.ClaimLate),
+// takes a delivery left in sending as its own: only a run of its lease
+// name began it, and that run died (the lease excludes a live one), so
+// it is sent again as a batch's take-over sends what its dead run left
+// in sending (a live retry's is left to it: BeginDeliveries says busy).
+func lateVerdict(ctx context.Context, st LateStore, bid string, state BroadcastState, rid string, takeOver bool) (lateVerdictKind, error) {
 	switch state {
 	case BroadcastCancelled:
 		return lateSkip, nil
@@ -359,6 +365,9 @@ func lateVerdict(ctx context.Context, st LateStore, bid string, state BroadcastS
 		return lateSkip, err
 	}
 	for _, d := range ds {
+		if takeOver && d.Status == StatusSending {
+			continue
+		}
 		if d.Status != StatusSuppressed || (d.Reason != string(ReasonNoChannel) && d.Reason != string(ReasonRecipientDeleted)) {
 			return lateSkip, nil
 		}
@@ -421,7 +430,8 @@ func (f *Fanout) batchIDs(ctx context.Context, broadcastID string, batch Batch) 
 	return ids, nil
 }
 
-// lateVerdicts is lateVerdict for each of rids, several at once.
+// lateVerdicts is lateVerdict for each of rids, several at once, for the
+// run that holds their claims.
 func lateVerdicts(ctx context.Context, st LateStore, bid string, state BroadcastState, rids []string) ([]lateVerdictKind, error) {
 	out := make([]lateVerdictKind, len(rids))
 	errs := make([]error, len(rids))
@@ -431,7 +441,7 @@ func lateVerdicts(ctx context.Context, st LateStore, bid string, state Broadcast
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			out[i], errs[i] = lateVerdict(ctx, st, bid, state, rid)
+			out[i], errs[i] = lateVerdict(ctx, st, bid, state, rid, true)
 		})
 	}
 	wg.Wait()

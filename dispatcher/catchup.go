@@ -21,10 +21,12 @@ import (
 // takes the due ones in chunks (each taken by one process; one whose
 // process dies is due again after CatchUpConfig.Hold) and, for each open
 // incident whose audience holds the recipient and whose latest update is
-// within the window, adds it to that update's broadcast as a late member:
-// a batch of one (Batch.Late) that runs through RunBatch, so the rules of
-// Decide, the ordering guard, the lease and the journal all apply, and the
-// deterministic delivery id makes it once. Should a newer update come
+// within the window, adds it to that update's broadcast as a late member.
+// The late members a chunk finds for a broadcast go in groups (Batch.Lates,
+// one task each, at most MaxLateGroup) that run through RunBatch, so the
+// rules of Decide, the ordering guard, the lease and the journal all apply;
+// each member is claimed by the first group to run with it
+// (LateStore.ClaimLate) and the deterministic delivery id makes it once. Should a newer update come
 // meanwhile, the guard suppresses the older one (superseded), and the
 // newer one's own snapshot holds the recipient: catch-up never sends an
 // outdated state.

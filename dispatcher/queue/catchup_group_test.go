@@ -201,8 +201,8 @@ func TestLateGroupRunsOnce(t *testing.T) {
 
 	// A run of a group dies half-way: it claimed its members (the claim is
 	// its lease's name), began d1 and d2, handed d1 to a provider that sent
-	// it, then died. Its task's retry sends d2 (left in sending, never
-	// handed over) and d3, and not d1 again.
+	// it, then died. Its take-over sends d2 (left in sending, never handed
+	// over) and d3, and not d1 again.
 	dead := group("d1", "d2", "d3")
 	l := dispatcher.NewLease(dispatcher.BatchLeaseName(dead))
 	if ok, err := f.store.AcquireLease(ctx, b.ID, l, time.Minute); err != nil || !ok {
@@ -225,8 +225,17 @@ func TestLateGroupRunsOnce(t *testing.T) {
 	if err := f.store.ReleaseLease(ctx, b.ID, l, false); err != nil { // its lease lapses
 		t.Fatal(err)
 	}
-	run(ctx, dead)
+	// The sweeper finds it (the broadcast is done: a group of late
+	// members runs again all the same) and enqueues it again; then asynq's
+	// own retry of its task comes too.
+	if err := f.fanout.SweepOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
 	f.waitRunning(t, 10*time.Second)
+	if box := outboxByRecipient(t, f.store); len(box["d2"]) != 1 || len(box["d3"]) != 1 {
+		t.Errorf("after the sweep d2, d3 got %d, %d messages, want 1 each", len(box["d2"]), len(box["d3"]))
+	}
+	run(ctx, dead)
 
 	box := outboxByRecipient(t, f.store)
 	for _, id := range all {

@@ -125,8 +125,10 @@ var audienceHasScript = deliveryScript("audience_has")
 //
 //	b:{id}:lc                  hash  late member -> the lease name (owner) whose runs may send it
 //	b:{id}:lease:{owner}:m     set   the late members owner holds (settle.lua reads a dead group's)
+//	b:{id}:lease:cg:{hash}:g   string  a group's ids, space-separated (LapsedBatches runs a dead
+//	                                   group again with them, under the same lease name)
 //
-// Both expire lateClaimTTL after the broadcast's last claim.
+// All expire lateClaimTTL after the broadcast's last claim.
 var claimLateScript = script("claim_late")
 
 // lateClaimTTL is how long a broadcast's late claims are kept after its
@@ -135,6 +137,9 @@ const lateClaimTTL = 24 * time.Hour
 
 // lateMembersKey is the set of the late members owner holds.
 func lateMembersKey(broadcastID, owner string) string { return leaseKey(broadcastID, owner) + ":m" }
+
+// lateGroupKey holds the ids of the group of lease name owner.
+func lateGroupKey(broadcastID, owner string) string { return leaseKey(broadcastID, owner) + ":g" }
 
 // ClaimLate implements dispatcher.LateStore: one script.
 func (s *Store) ClaimLate(ctx context.Context, broadcastID, owner string, ids []string) ([]bool, error) {
@@ -146,7 +151,7 @@ func (s *Store) ClaimLate(ctx context.Context, broadcastID, owner string, ids []
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	got, err := claimLateScript.Run(ctx, s.rdb, []string{bkey(broadcastID, "lc"), lateMembersKey(broadcastID, owner)}, args...).Int64Slice()
+	got, err := claimLateScript.Run(ctx, s.rdb, []string{bkey(broadcastID, "lc"), lateMembersKey(broadcastID, owner), lateGroupKey(broadcastID, owner)}, args...).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claim %d late members of %s: %w", len(ids), broadcastID, err)
 	}

@@ -15,13 +15,18 @@ import (
 // name), again its own on a second claim (a retry of the group), another
 // group's never; one a live run of the one-member form holds stays that
 // run's; and what a dead group left in sending is settled once the guard
-// trips, found through the members it claimed.
+// trips, found through the members it claimed; the sweeper finds a dead
+// group with its ids.
 func TestLateClaims(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		b, g, l := startBatch(t, s, "inc_lc", "a")
-		if err := s.ReleaseLease(ctx, b.ID, l, false); err != nil {
+		sent := dispatcher.Outcome{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1}
+		if _, err := s.Journal(ctx, b.ID, g, nil, []dispatcher.Outcome{sent}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReleaseLease(ctx, b.ID, l, true); err != nil {
 			t.Fatal(err)
 		}
 		claim := func(batch dispatcher.Batch, want ...bool) {
@@ -68,13 +73,27 @@ func TestLateClaims(t *testing.T) {
 		if n, err := s.SettleBroadcast(ctx, b.ID, g, nil); err != nil || n != 0 {
 			t.Errorf("SettleBroadcast of a current update = %d, %v; want 0", n, err)
 		}
-		if _, err := s.Cancel(ctx, b.ID); err != nil {
+		// The sweeper finds the dead group, with every id it was given
+		// (its lease's name is theirs), once.
+		lapsed, err := s.LapsedBatches(ctx)
+		if err != nil || len(lapsed) != 1 || lapsed[0].Batch.Lates != first.Lates || lapsed[0].Plan || lapsed[0].BroadcastID != b.ID {
+			t.Fatalf("LapsedBatches = %+v, %v; want the group %q", lapsed, err, first.Lates)
+		}
+		if again, _ := s.LapsedBatches(ctx); len(again) != 0 {
+			t.Errorf("LapsedBatches a second time = %v, want nothing", again)
+		}
+		inc, err := s.GetIncident(ctx, g.IncidentID)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if n, err := s.SettleBroadcast(ctx, b.ID, g, nil); err != nil || n != 3 {
-			t.Errorf("SettleBroadcast after the cancel = %d, %v; want 3 (a, x, y)", n, err)
+		mustSave(t, s, nextUpdate(*inc, dispatcher.StateIdentified, deliveryEpoch.Add(time.Minute)))
+		if n, err := s.SettleBroadcast(ctx, b.ID, g, &lapsed[0].Batch); err != nil || n != 2 {
+			t.Errorf("SettleBroadcast after the next update = %d, %v; want 2 (x, y)", n, err)
 		}
-		why := string(dispatcher.ReasonCancelled)
+		if err := s.LapsedTaken(ctx, lapsed[0]); err != nil {
+			t.Fatal(err)
+		}
+		why := string(dispatcher.ReasonSuperseded)
 		mustStatus(t, s, b.ID, "x", dispatcher.StatusUnknown, why) // handed
 		mustStatus(t, s, b.ID, "y", dispatcher.StatusSuppressed, why)
 		if got := mustBroadcast(t, s, b.ID); got.Late != 2 || got.Pending != 0 {

@@ -5,10 +5,12 @@
 -- one-member form) never both send it. A member a live run of the older
 -- form holds (its lease "c:{rid}" exists) is left to that run. The
 -- members owner holds are kept in its set m, which settle.lua reads
--- should its run die. Claims and set expire ttl seconds after the last
--- claim (a late member is in its batch's run long before).
--- KEYS: claims (hash rid -> owner), m (set). ARGV: owner, lp, ttl, then
--- the recipient ids. Returns per id 1 when owner holds it, else 0.
+-- should its run die, and a group's ids (owner "cg:{hash}") in g, which
+-- the sweeper reads to run a dead group again under the same name. Claims,
+-- set and list expire ttl seconds after the last claim (a late member is
+-- in its batch's run long before).
+-- KEYS: claims (hash rid -> owner), m (set), g (string). ARGV: owner, lp,
+-- ttl, then the recipient ids. Returns per id 1 when owner holds it, else 0.
 local lc, m = KEYS[1], KEYS[2]
 local owner, lp, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out, held = {}, false
@@ -32,5 +34,8 @@ for i = 4, #ARGV do
   out[#out + 1] = mine
 end
 redis.call('EXPIRE', lc, ttl)
+if string.sub(owner, 1, 3) == 'cg:' then
+  redis.call('SET', KEYS[3], table.concat(ARGV, ' ', 4), 'EX', ttl)
+end
 if held then redis.call('EXPIRE', m, ttl) end
 return out

@@ -26,10 +26,10 @@ import (
 // one task each, at most MaxLateGroup) that run through RunBatch, so the
 // rules of Decide, the ordering guard, the lease and the journal all apply;
 // each member is claimed by the first group to run with it
-// (LateStore.ClaimLate) and the deterministic delivery id makes it once. Should a newer update come
-// meanwhile, the guard suppresses the older one (superseded), and the
-// newer one's own snapshot holds the recipient: catch-up never sends an
-// outdated state.
+// (LateStore.ClaimLate) and the deterministic delivery id makes it once.
+// Should a newer update come meanwhile, the guard suppresses the older one
+// (superseded), and the newer one's own snapshot holds the recipient:
+// catch-up never sends an outdated state.
 
 // CatchUpItem is one recipient taken from the catch-up set.
 type CatchUpItem struct {

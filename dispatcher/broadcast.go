@@ -2,6 +2,8 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -568,8 +570,51 @@ type Batch struct {
 	Resume string `json:"resume,omitempty"`
 	// Late, when set, makes the batch this one recipient outside the
 	// snapshot's range: a late member that catch-up adds (see CatchUp);
-	// Start and Stop are then unused.
+	// Start and Stop are then unused. The form of one late member per
+	// task that earlier versions enqueued; still run.
 	Late string `json:"late,omitempty"`
+	// Lates, when set, makes the batch these recipients outside the
+	// snapshot's range, their ids separated by spaces (ids hold none; a
+	// string keeps Batch comparable), each a late member as Late makes one:
+	// catch-up groups the late members it finds for a broadcast, at most
+	// MaxLateGroup a batch (JoinLates). Start and Stop are then unused.
+	Lates string `json:"lates,omitempty"`
+}
+
+// MaxLateGroup is the most late members one batch (Batch.Lates) holds.
+const MaxLateGroup = 500
+
+// JoinLates is the Batch.Lates of recipients ids.
+func JoinLates(ids []string) string { return strings.Join(ids, " ") }
+
+// LateMembers are the late members batch holds (Late or Lates); none for
+// a slice of the snapshot.
+func (b Batch) LateMembers() []string {
+	if b.Lates != "" {
+		return strings.Fields(b.Lates)
+	}
+	if b.Late != "" {
+		return []string{b.Late}
+	}
+	return nil
+}
+
+// LateGroup names a group of late members (Lates) by a hash of its sorted
+// ids, the same for every run and every enqueueing of the same group: the
+// queue's task id and the lease's name (BatchLeaseName) are made of it.
+// "" when batch is no group.
+func (b Batch) LateGroup() string {
+	if b.Lates == "" {
+		return ""
+	}
+	ids := strings.Fields(b.Lates)
+	slices.Sort(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // Header is what RetryAfter reads a provider's answer through; an

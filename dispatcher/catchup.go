@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -20,13 +21,15 @@ import (
 // takes the due ones in chunks (each taken by one process; one whose
 // process dies is due again after CatchUpConfig.Hold) and, for each open
 // incident whose audience holds the recipient and whose latest update is
-// within the window, adds it to that update's broadcast as a late member:
-// a batch of one (Batch.Late) that runs through RunBatch, so the rules of
-// Decide, the ordering guard, the lease and the journal all apply, and the
-// deterministic delivery id makes it once. Should a newer update come
-// meanwhile, the guard suppresses the older one (superseded), and the
-// newer one's own snapshot holds the recipient: catch-up never sends an
-// outdated state.
+// within the window, adds it to that update's broadcast as a late member.
+// The late members a chunk finds for a broadcast go in groups (Batch.Lates,
+// one task each, at most MaxLateGroup) that run through RunBatch, so the
+// rules of Decide, the ordering guard, the lease and the journal all apply;
+// each member is claimed by the first group to run with it
+// (LateStore.ClaimLate) and the deterministic delivery id makes it once.
+// Should a newer update come meanwhile, the guard suppresses the older one
+// (superseded), and the newer one's own snapshot holds the recipient:
+// catch-up never sends an outdated state.
 
 // CatchUpItem is one recipient taken from the catch-up set.
 type CatchUpItem struct {
@@ -47,6 +50,14 @@ type LateStore interface {
 	// InSnapshot reports whether the recipient is in the broadcast's
 	// audience snapshot (false once the broadcast is done: it is gone).
 	InSnapshot(ctx context.Context, broadcastID, recipientID string) (bool, error)
+	// ClaimLate claims late members ids of the broadcast for owner (the
+	// lease name of the batch that holds them, BatchLeaseName) and reports,
+	// per id, whether owner holds it: claimed now, or by owner before. A
+	// member is the first claimer's (or that of a live run of its own
+	// one-member batch, "c:{id}"): only runs of that lease name decide on
+	// and send it, so two batches holding the same late member never both
+	// send it.
+	ClaimLate(ctx context.Context, broadcastID, owner string, ids []string) ([]bool, error)
 }
 
 // CatchUpStore is what CatchUp calls.
@@ -182,11 +193,12 @@ func (cu *CatchUp) Tick(ctx context.Context) (int, error) {
 		if err != nil {
 			return len(items), err
 		}
-		// Each recipient is decided and enqueued on its own (a few round
-		// trips), several at once.
+		// Each recipient is decided on its own (a few round trips), several
+		// at once; the late members found for a broadcast then go in
+		// groups, one task each (Batch.Lates).
 		var (
 			mu    sync.Mutex
-			added int
+			late  = make(map[string][]string) // broadcast id -> late members
 			errs  []error
 			wg    sync.WaitGroup
 			slots = make(chan struct{}, catchUpParallel)
@@ -198,10 +210,12 @@ func (cu *CatchUp) Tick(ctx context.Context) (int, error) {
 			slots <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-slots }()
-				n, again, err := cu.lateMember(ctx, r, cands)
+				to, again, err := cu.lateMember(ctx, r, cands)
 				mu.Lock()
 				defer mu.Unlock()
-				added += n
+				for _, bid := range to {
+					late[bid] = append(late[bid], r.ID)
+				}
 				if again {
 					// Planning, or its batch has not run: look again soon
 					// (most often its batch will have sent it by then).
@@ -213,10 +227,15 @@ func (cu *CatchUp) Tick(ctx context.Context) (int, error) {
 			})
 		}
 		wg.Wait()
+		// What was decided is enqueued even when some recipient failed:
+		// those are due again after Hold, the others do not wait for them
+		// (should they be enqueued again meanwhile, the claims send each
+		// once).
+		added, err := cu.enqueueLate(ctx, cands, late)
 		if added > 0 && cu.c.Metrics != nil {
 			cu.c.Metrics.CaughtUp(added)
 		}
-		if err := errors.Join(errs...); err != nil {
+		if err := errors.Join(append(errs, err)...); err != nil {
 			return len(items), err // taken, not done: due again after Hold
 		}
 	}
@@ -229,17 +248,17 @@ func (cu *CatchUp) Tick(ctx context.Context) (int, error) {
 // catchUpParallel is how many recipients of a chunk Tick works on at once.
 const catchUpParallel = 8
 
-// lateMember adds r as a late member to the broadcast of each of cands
-// whose audience holds it and that may take it; again reports that one
-// may take it later (planning, or its batch has not run).
-func (cu *CatchUp) lateMember(ctx context.Context, r *Recipient, cands []lateCandidate) (added int, again bool, err error) {
+// lateMember returns the broadcasts, of cands, whose audience holds r and
+// that may take it as a late member; again reports that one may take it
+// later (planning, or its batch has not run).
+func (cu *CatchUp) lateMember(ctx context.Context, r *Recipient, cands []lateCandidate) (to []string, again bool, err error) {
 	for _, c := range cands {
 		if !r.Matches(c.inc.Services, c.inc.Regions) {
 			continue
 		}
-		v, err := lateVerdict(ctx, cu.c.Store, c.b.ID, c.b.State, r.ID)
+		v, err := lateVerdict(ctx, cu.c.Store, c.b.ID, c.b.State, r.ID, false)
 		if err != nil {
-			return added, again, err
+			return to, again, err
 		}
 		switch v {
 		case lateSkip:
@@ -248,13 +267,34 @@ func (cu *CatchUp) lateMember(ctx context.Context, r *Recipient, cands []lateCan
 			again = true
 			continue
 		}
-		if err := cu.c.Queue.EnqueueBatches(ctx, c.b, []Batch{{Late: r.ID}}); err != nil {
-			return added, again, err
-		}
-		added++
-		cu.c.Logger.InfoContext(ctx, "late member added", "broadcast_id", c.b.ID, "incident_id", c.inc.ID, "recipient_id", r.ID)
+		to = append(to, c.b.ID)
 	}
-	return added, again, nil
+	return to, again, nil
+}
+
+// enqueueLate enqueues the late members of each broadcast of late (id ->
+// recipients) in groups of at most MaxLateGroup, one task each, and
+// returns how many members it enqueued. A group's task id is made of its
+// members (Batch.LateGroup): the same group enqueued again is one task.
+func (cu *CatchUp) enqueueLate(ctx context.Context, cands []lateCandidate, late map[string][]string) (int, error) {
+	added := 0
+	for _, c := range cands {
+		rids := late[c.b.ID]
+		if len(rids) == 0 {
+			continue
+		}
+		slices.Sort(rids)
+		var batches []Batch
+		for g := range slices.Chunk(rids, MaxLateGroup) {
+			batches = append(batches, Batch{Lates: JoinLates(g)})
+		}
+		if err := cu.c.Queue.EnqueueBatches(ctx, c.b, batches); err != nil {
+			return added, err
+		}
+		added += len(rids)
+		cu.c.Logger.InfoContext(ctx, "late members added", "broadcast_id", c.b.ID, "incident_id", c.inc.ID, "recipients", len(rids), "batches", len(batches))
+	}
+	return added, nil
 }
 
 // candidates are the open incidents whose latest update is within the
@@ -309,7 +349,13 @@ const (
 // the recipient is in its snapshot with nothing begun yet (its batch will
 // do it, with its record as it is now). A done broadcast takes it: it
 // counts the late delivery (Broadcast.Late, Pending) and stays done.
-func lateVerdict(ctx context.Context, st LateStore, bid string, state BroadcastState, rid string) (lateVerdictKind, error) {
+//
+// takeOver, for a run that holds the member's claim (LateStore.ClaimLate),
+// takes a delivery left in sending as its own: only a run of its lease
+// name began it, and that run died (the lease excludes a live one), so
+// it is sent again as a batch's take-over sends what its dead run left
+// in sending (a live retry's is left to it: BeginDeliveries says busy).
+func lateVerdict(ctx context.Context, st LateStore, bid string, state BroadcastState, rid string, takeOver bool) (lateVerdictKind, error) {
 	switch state {
 	case BroadcastCancelled:
 		return lateSkip, nil
@@ -321,6 +367,9 @@ func lateVerdict(ctx context.Context, st LateStore, bid string, state BroadcastS
 		return lateSkip, err
 	}
 	for _, d := range ds {
+		if takeOver && d.Status == StatusSending {
+			continue
+		}
 		if d.Status != StatusSuppressed || (d.Reason != string(ReasonNoChannel) && d.Reason != string(ReasonRecipientDeleted)) {
 			return lateSkip, nil
 		}
@@ -338,29 +387,67 @@ func lateVerdict(ctx context.Context, st LateStore, bid string, state BroadcastS
 }
 
 // batchIDs are the recipients of batch: a slice of the snapshot, or, for
-// a late member, the one recipient while it may still be added (decided
-// again here, under the batch's lease: two late runs never both send).
+// late members (one, or a group), those that may still be added, decided
+// again here under the batch's lease, once each holds the batch's claim
+// (LateStore.ClaimLate): two late runs never both send one. The group
+// waits as a whole while one of its members must (its broadcast's plan
+// or its batch comes first): nothing is sent before, and the retry decides
+// again for all.
 func (f *Fanout) batchIDs(ctx context.Context, broadcastID string, batch Batch) ([]string, error) {
-	if batch.Late == "" {
+	late := batch.LateMembers()
+	if late == nil {
 		return f.c.Store.AudienceSlice(ctx, broadcastID, batch.Start, batch.Stop)
 	}
 	ls, ok := f.c.Store.(LateStore)
 	if !ok {
-		return nil, fmt.Errorf("late member of %s: the store keeps no catch-up", broadcastID)
+		return nil, fmt.Errorf("late members of %s: the store keeps no catch-up", broadcastID)
 	}
 	state, err := f.c.Store.BroadcastState(ctx, broadcastID)
 	if err != nil {
 		return nil, err
 	}
-	switch v, err := lateVerdict(ctx, ls, broadcastID, state, batch.Late); {
-	case err != nil:
+	mine, err := ls.ClaimLate(ctx, broadcastID, BatchLeaseName(batch), late)
+	if err != nil {
 		return nil, err
-	case v == lateWait:
-		return nil, Waiting(ReasonLateWait, 2*time.Second, fmt.Errorf("late member %s of %s waits for its broadcast's plan or batch", batch.Late, broadcastID))
-	case v == lateSkip:
-		return nil, nil
 	}
-	return []string{batch.Late}, nil
+	held := make([]string, 0, len(late))
+	for i, rid := range late {
+		if mine[i] {
+			held = append(held, rid)
+		}
+	}
+	vs, err := lateVerdicts(ctx, ls, broadcastID, state, held)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(held))
+	for i, v := range vs {
+		switch v {
+		case lateWait:
+			return nil, Waiting(ReasonLateWait, 2*time.Second, fmt.Errorf("late member %s of %s waits for its broadcast's plan or batch", held[i], broadcastID))
+		case lateSend:
+			ids = append(ids, held[i])
+		}
+	}
+	return ids, nil
+}
+
+// lateVerdicts is lateVerdict for each of rids, several at once, for the
+// run that holds their claims.
+func lateVerdicts(ctx context.Context, st LateStore, bid string, state BroadcastState, rids []string) ([]lateVerdictKind, error) {
+	out := make([]lateVerdictKind, len(rids))
+	errs := make([]error, len(rids))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, catchUpParallel)
+	for i, rid := range rids {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			out[i], errs[i] = lateVerdict(ctx, st, bid, state, rid, true)
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // markLate makes every delivery a late member's batch begins extra (it

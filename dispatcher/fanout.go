@@ -713,7 +713,7 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 			msgs[i] = nil
 		}
 	}
-	if batch.Late != "" {
+	if batch.LateMembers() != nil {
 		markLate(begins)
 	}
 	retries, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered, nil)

@@ -33,9 +33,13 @@ func NewLease(name string) Lease {
 	return Lease{Name: name, Token: hex.EncodeToString(b[:])}
 }
 
-// BatchLeaseName names the lease of batch: "b:{start}:{stop}", or
-// "c:{recipient}" for a late member (Batch.Late).
+// BatchLeaseName names the lease of batch: "b:{start}:{stop}",
+// "c:{recipient}" for a late member (Batch.Late), or "cg:{group}" for a
+// group of late members (Batch.Lates, Batch.LateGroup).
 func BatchLeaseName(batch Batch) string {
+	if g := batch.LateGroup(); g != "" {
+		return "cg:" + g
+	}
 	if batch.Late != "" {
 		return "c:" + batch.Late
 	}
@@ -134,7 +138,9 @@ type SweepStore interface {
 	SettleBroadcast(ctx context.Context, broadcastID string, g Guard, lapsed *Batch) (int, error)
 	// LapsedBatches returns the registered batches whose lease lapsed, each
 	// to exactly one caller across all processes until LapsedTaken, or
-	// until LapsedClaim passed (then again, to the next caller).
+	// until LapsedClaim passed (then again, to the next caller). A group
+	// of late members (Batch.Lates) is one with its ids, where the store
+	// keeps them.
 	LapsedBatches(ctx context.Context) ([]LapsedBatch, error)
 	// LapsedTaken says the sweeper acted on lb (enqueued its take-over,
 	// or found nothing to do): it is no longer returned. A run that took
@@ -387,7 +393,10 @@ func (f *Fanout) resume(ctx context.Context, lb LapsedBatch) error {
 	log := f.c.Logger.With("broadcast_id", b.ID, "batch_start", lb.Batch.Start)
 	switch b.State {
 	case BroadcastDone:
-		return nil
+		if lb.Batch.LateMembers() == nil {
+			return nil
+		}
+		// A group of late members adds to a done broadcast: it runs again.
 	case BroadcastCancelled:
 		n, err := f.sweep.SettleBroadcast(ctx, b.ID, Guard{IncidentID: b.IncidentID, Seq: b.Seq}, &lb.Batch)
 		log.Info("lapsed batch of a cancelled broadcast settled", "deliveries", n)

@@ -112,6 +112,12 @@ type NoticeInput struct {
 	// ConfirmCost is the confirm_token of the notice's preview, needed
 	// when its cost is at or above costs.confirm_above (confirm.go).
 	ConfirmCost string `json:"confirm_cost,omitempty"`
+	// ChannelPolicy is the notice's channel policy, as an incident
+	// update's (order, exclude, mode); nil: none (no configured default
+	// applies to an ad-hoc notice). Its exclude rules apply to the notice
+	// whatever their until (a notice has no incident state), and affected
+	// names the users of the notice's services.
+	ChannelPolicy *ChannelPolicy `json:"channel_policy,omitempty"`
 }
 
 // normalize validates a notice, reporting every invalid field under
@@ -133,6 +139,7 @@ func (in *NoticeInput) normalize(prefix string) error {
 	in.Services = validateServices(v, prefix+"services", in.Services)
 	in.Regions = validateRegions(v, prefix+"regions", in.Regions)
 	in.Channels = validateChannels(v, prefix+"channels", in.Channels)
+	in.ChannelPolicy = validatePolicy(v, prefix+"channel_policy", in.ChannelPolicy)
 	if len(in.Message) == 0 {
 		v.add(prefix+"message", "is required: the text per language, such as {\"en\": \"...\", \"de\": \"...\"}", nil)
 	} else {
@@ -144,6 +151,13 @@ func (in *NoticeInput) normalize(prefix string) error {
 		}
 	}
 	return v.orNil()
+}
+
+// policy is the channel policy a notice is sent with (Broadcast.Policy):
+// its own, its mode spelt out, as EffectivePolicy folds an update's with
+// nothing under it; nil when it says nothing.
+func (in *NoticeInput) policy() *ChannelPolicy {
+	return PolicyDefaults(nil).EffectivePolicy(&Incident{}, in.ChannelPolicy, StateNotice, false)
 }
 
 // NoticeBroadcastID returns a fresh, time-ordered broadcast id of a notice:
@@ -202,11 +216,12 @@ func (s *Service) SendNotice(ctx context.Context, in NoticeInput, idemKey string
 		},
 		Counts:    map[Channel]map[DeliveryStatus]int{},
 		CreatedAt: now,
+		Policy:    in.policy(),
 	}
 	if b, err = s.createNotice(ctx, b, idem); err != nil {
 		return nil, err
 	}
-	s.c.Logger.InfoContext(ctx, "notice", "broadcast_id", b.ID, "priority", b.Priority)
+	s.c.Logger.InfoContext(ctx, "notice", "broadcast_id", b.ID, "priority", b.Priority, "policy", b.Policy.String())
 	return b, nil
 }
 

@@ -197,7 +197,7 @@ func (s *Service) PreviewBroadcast(ctx context.Context, in BroadcastPreviewInput
 		b := &Broadcast{ID: "bc_ntc_preview", Severity: n.Priority.severity(), Priority: n.Priority, CreatedAt: now,
 			Notice: &Notice{Title: n.Title, Message: n.Message, Services: n.Services, Regions: n.Regions}}
 		inc, up = noticeContext(b)
-		chs = n.Channels
+		chs, policy = n.Channels, n.policy()
 	case in.IncidentID != "":
 		v := &ValidationError{}
 		if !ValidIncidentID(in.IncidentID) {

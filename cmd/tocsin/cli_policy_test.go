@@ -15,7 +15,8 @@ import (
 // policy from --policy-file and flags over it, incident update an
 // update's own; the broadcast shows the effective policy, a bad one is
 // refused with its field, and a default from TOCSIN_CHANNELS_POLICY
-// applies under them.
+// applies under them; broadcast send and preview --notice take the same
+// flags for a notice.
 func TestClientChannelPolicy(t *testing.T) {
 	t.Parallel()
 	_, opts := redistest.New(t)
@@ -63,4 +64,13 @@ func TestClientChannelPolicy(t *testing.T) {
 	r = c.mustRun(1, "incident", "update", id[1], "--state", "monitoring", "--exclude", "fax@later")
 	mustContain(t, "bad policy", r.stderr, "body.channel_policy.exclude[0].channel", "body.channel_policy.exclude[0].until")
 	c.mustRun(2, "incident", "update", id[1], "--state", "monitoring", "--exclude", ":x")
+
+	// A notice takes the same flags, its own policy alone (no configured
+	// default applies to it), in broadcast send and preview --notice.
+	r = c.mustRun(0, "broadcast", "send", "--title", "New terms", "--message", "en=Our terms change on 1 May.", "--exclude", "sms", "--mode", "all")
+	mustMatch(t, "broadcast send", r.stdout, `(?m)^broadcast\s+bc_ntc_\w+$`, `(?m)^policy\s+exclude=sms:all:until=resolved mode=all$`)
+	r = c.mustRun(0, "preview", "--notice", "--title", "New terms", "--message", "en=Our terms change on 1 May.", "--channels-order", "email")
+	mustMatch(t, "preview --notice", r.stdout, `(?m)^policy\s+order=email mode=first_reachable$`)
+	r = c.mustRun(1, "broadcast", "send", "--title", "New terms", "--message", "en=x", "--mode", "some")
+	mustContain(t, "bad notice policy", r.stderr, "body.channel_policy.mode")
 }

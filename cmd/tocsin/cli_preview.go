@@ -34,7 +34,7 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 	kind := fs.String("kind", "", "with --template: customer, merchant or business (default customer)")
 	tz := fs.String("timezone", "", "with --template: the recipient's IANA time zone (default UTC)")
 	eta := fs.String("eta", "", "with --template: the ETA, RFC 3339 or text shown as is (default: in two hours)")
-	pf := policyFlagsOn(fs) // the update's, or the new incident's, channel policy
+	pf := policyFlagsOn(fs) // the update's, the new incident's or the notice's channel policy
 	policyFlags := []string{"channels-order", "exclude", "mode", "policy-file"}
 	c, pos, err := fs.clientRange(args, 0, 1, "at most one incident ID")
 	if err != nil {
@@ -85,10 +85,12 @@ func (m *Main) preview(ctx context.Context, args []string) error {
 		if len(pos) > 0 {
 			return usageError{errors.New("preview --notice takes no incident ID")}
 		}
-		if err := notWith("--notice", append([]string{"state", "param", "severity"}, policyFlags...)...); err != nil {
+		if err := notWith("--notice", "state", "param", "severity"); err != nil {
 			return err
 		}
-		body = map[string]any{"notice": in.notice()}
+		n := in.notice()
+		n.ChannelPolicy = policy
+		body = map[string]any{"notice": n}
 	case len(pos) == 1:
 		if err := notWith("of an update", "title", "severity", "service", "region", "priority"); err != nil {
 			return err

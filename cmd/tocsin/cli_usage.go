@@ -86,7 +86,7 @@ var clientCommands = []cmdDoc{
 	{path: "incident compensations", pos: "ID", args: "ID", summary: "list an incident's compensation notices"},
 	{path: "incident unreached", pos: "ID", args: "ID [--limit N | --all] [--cursor C]", summary: "list who of an incident's audiences was never reached, and why",
 		notes: "Needs an operator key. Each row is a recipient that was never sent nor delivered anything of the incident, with its last delivery's update, channel, status and reason; phones and emails are masked."},
-	{path: "broadcast send", args: "--title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--confirm-cost T] [--idempotency-key K]",
+	{path: "broadcast send", args: "--title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--channels-order C,...] [--exclude C]... [--mode all] [--policy-file F] [--confirm-cost T] [--idempotency-key K]",
 		summary: "send an ad-hoc notice in the operator's own words"},
 	{path: "broadcast show", pos: "ID", args: "ID [--wait [--timeout 5m] [--interval 1s]]", summary: "show a broadcast's counters",
 		notes: "--wait polls until the broadcast is done: a progress bar on a terminal (done of total, per channel, rate, time left), plain lines otherwise. --timeout is an idle timeout: it gives up only when nothing has moved for that long."},

@@ -673,7 +673,7 @@ func (m *Main) broadcast(ctx context.Context, args []string) error {
 
 // broadcastSend runs `tocsin broadcast send`: an ad-hoc notice.
 func (m *Main) broadcastSend(ctx context.Context, args []string) error {
-	fs := m.newClientFlagSet("broadcast send", "broadcast send --title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--confirm-cost T] [--idempotency-key K]")
+	fs := m.newClientFlagSet("broadcast send", "broadcast send --title T --message en=text [--message locale=text]... [--service S]... [--region R]... [--channel C]... [--priority bulk|low|normal|critical] [--channels-order C,...] [--exclude C]... [--mode all] [--policy-file F] [--confirm-cost T] [--idempotency-key K]")
 	in := newInputFlags()
 	fs.StringVar(&in.title, "title", "", "the subject: emails and push say \"Notice: <title>\" (required, 1-200 characters)")
 	fs.StringVar(&in.priority, "priority", "", "lane: bulk (default, below every incident), low, normal or critical")
@@ -682,6 +682,7 @@ func (m *Main) broadcastSend(ctx context.Context, args []string) error {
 	fs.Var(&in.regions, "region", "recipients in this region; repeat or separate with commas (none: all)")
 	idem := in.sendFlags(fs)
 	in.confirmFlag(fs)
+	pf := policyFlagsOn(fs) // the notice's channel policy
 	c, _, err := fs.client(args, 0, "")
 	if err != nil {
 		return err
@@ -689,7 +690,13 @@ func (m *Main) broadcastSend(ctx context.Context, args []string) error {
 	if in.title == "" || len(in.messages.mapFlag) == 0 {
 		return usageError{errors.New("broadcast send needs --title and --message en=...")}
 	}
-	return show(ctx, c, http.MethodPost, "/v1/broadcasts", nil, in.notice(), idemHeader(*idem), c.printBroadcast)
+	policy, err := pf.policy()
+	if err != nil {
+		return err
+	}
+	body := in.notice()
+	body.ChannelPolicy = policy
+	return show(ctx, c, http.MethodPost, "/v1/broadcasts", nil, body, idemHeader(*idem), c.printBroadcast)
 }
 
 // broadcastList runs `tocsin broadcast list`: the notices, newest first.

@@ -87,3 +87,52 @@ func TestChannelPolicyRoutes(t *testing.T) {
 		t.Errorf("after PATCH null: %+v %v, want none", inc.ChannelPolicy, err)
 	}
 }
+
+// TestNoticeChannelPolicy: a notice takes a channel policy as an update
+// does (POST /v1/broadcasts and its preview): the broadcast keeps it, its
+// mode spelt out; a bad one is a 422 naming each field.
+func TestNoticeChannelPolicy(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	notice := func(policy string) string {
+		return `{"title":"Terms change","message":{"en":"Our terms change on 1 May."},"channel_policy":` + policy + `}`
+	}
+	r := a.send(t, "POST", "/v1/broadcasts", notice(`{"order":["email"],"exclude":[{"channel":"sms"}]}`))
+	wantStatus(t, r, http.StatusCreated)
+	var created dispatcher.Broadcast
+	if err := json.Unmarshal(r.body, &created); err != nil {
+		t.Fatal(err)
+	}
+	b, err := a.svc.GetBroadcast(t.Context(), created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := b.Policy; p == nil || p.Mode != dispatcher.ModeFirstReachable || len(p.Order) != 1 || len(p.Exclude) != 1 || p.Exclude[0].Channel != dispatcher.ChannelSMS {
+		t.Errorf("notice's broadcast policy %+v, want its own, mode first_reachable", b.Policy)
+	}
+	r = a.send(t, "POST", "/v1/broadcasts/preview", `{"notice":`+notice(`{"mode":"all"}`)+`}`)
+	wantStatus(t, r, http.StatusOK)
+	var p dispatcher.BroadcastPreview
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Policy == nil || p.Policy.Mode != dispatcher.ModeAll {
+		t.Errorf("notice preview policy %+v, want mode all", p.Policy)
+	}
+	for _, tc := range []struct{ name, path, body, location string }{
+		{"unknown mode", "/v1/broadcasts", notice(`{"mode":"some"}`), "body.channel_policy.mode"},
+		{"unknown channel in order", "/v1/broadcasts", notice(`{"order":["fax"]}`), "body.channel_policy.order[0]"},
+		{"unknown until", "/v1/broadcasts", notice(`{"exclude":[{"channel":"sms","until":"investigating"}]}`), "body.channel_policy.exclude[0].until"},
+		{"unknown member", "/v1/broadcasts", notice(`{"exclude":[{"channel":"sms","affected_services":true}]}`), "body.channel_policy.exclude[0].affected_services"},
+		{"preview", "/v1/broadcasts/preview", `{"notice":` + notice(`{"exclude":[{"channel":"pager"}]}`) + `}`, "body.notice.channel_policy.exclude[0].channel"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, "POST", tc.path, tc.body)
+			wantStatus(t, r, http.StatusUnprocessableEntity)
+			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+				t.Errorf("Content-Type %q", ct)
+			}
+			wantLocation(t, r.problem(t), tc.location)
+		})
+	}
+}

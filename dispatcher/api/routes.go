@@ -105,6 +105,8 @@ type noticeBody struct {
 	Priority dispatcher.Priority  `json:"priority,omitempty" enum:"critical,normal,low,bulk" doc:"Lane: bulk (default) drains below every incident; low, normal and critical are the lanes of minor, major and critical incidents."`
 
 	ConfirmCost string `json:"confirm_cost,omitempty" doc:"The confirm_token of this notice's preview (POST /v1/broadcasts/preview), unchanged in content and before its confirm_expires_at. Needed when its cost is at or above costs.confirm_above; without it, 422 cost_confirmation_required with the figure."`
+	// ChannelPolicy is the notice's own.
+	ChannelPolicy *dispatcher.ChannelPolicy `json:"channel_policy,omitempty" doc:"The notice's channel policy, as an incident update's (order, exclude, mode); no configured default applies to a notice. Exclude rules apply whatever their until (a notice has no incident state); affected names the users of the notice's services."`
 }
 
 // Inputs and outputs of the operations.

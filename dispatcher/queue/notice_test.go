@@ -194,3 +194,61 @@ func TestNoticeLanes(t *testing.T) {
 		})
 	}
 }
+
+// TestFlowNoticeChannelPolicy: a notice's channel policy is applied in
+// delivery as an update's is: mode all sends on every reachable channel;
+// an exclude rule keeps a channel from everyone it names (the one left
+// only that channel is suppressed, policy_excluded).
+func TestFlowNoticeChannelPolicy(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, nil, 3)
+	ctx := context.Background()
+	both := &dispatcher.Recipient{ID: "both", Kind: dispatcher.KindCustomer, Locale: "en", Email: "both@example.ch", Phone: "+41791234567"}
+	smsOnly := &dispatcher.Recipient{ID: "sms-only", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41791234568"}
+	for _, r := range []*dispatcher.Recipient{both, smsOnly} {
+		if err := r.Normalize(""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.store.PutRecipients(ctx, []*dispatcher.Recipient{both, smsOnly}); err != nil {
+		t.Fatal(err)
+	}
+	f.start(t)
+	send := func(title string, p *dispatcher.ChannelPolicy) *dispatcher.Broadcast {
+		t.Helper()
+		b, err := f.svc.SendNotice(ctx, dispatcher.NoticeInput{Title: title, Message: dispatcher.PlainTexts(map[string]string{"en": title + "."}), ChannelPolicy: p}, "")
+		if err != nil {
+			t.Fatalf("SendNotice(%s): %v", title, err)
+		}
+		return f.waitDone(t, b.ID, 15*time.Second)
+	}
+	all := send("Every channel", &dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll})
+	noSMS := send("No SMS", &dispatcher.ChannelPolicy{Exclude: []dispatcher.ExcludeRule{{Channel: dispatcher.ChannelSMS}}})
+
+	got := map[string][]string{} // broadcast/recipient -> channels
+	for id, es := range outboxByRecipient(t, f.store) {
+		for _, e := range es {
+			got[e.BroadcastID+"/"+id] = append(got[e.BroadcastID+"/"+id], e.Channel)
+		}
+	}
+	for k, want := range map[string][]string{
+		all.ID + "/both":       {"email", "sms"},
+		all.ID + "/sms-only":   {"sms"},
+		noSMS.ID + "/both":     {"email"},
+		noSMS.ID + "/sms-only": nil,
+	} {
+		slices.Sort(got[k])
+		if !slices.Equal(got[k], want) {
+			t.Errorf("%s got %v, want %v", k, got[k], want)
+		}
+	}
+	var left []string
+	for _, d := range deliveries(t, f.store, noSMS.ID) {
+		if d.RecipientID == "sms-only" {
+			left = append(left, string(d.Status)+" "+d.Reason)
+		}
+	}
+	if !slices.Equal(left, []string{"suppressed policy_excluded"}) {
+		t.Errorf("sms-only in the notice without SMS: %v, want suppressed policy_excluded", left)
+	}
+}

@@ -80,8 +80,12 @@ type BatchPayload struct {
 	BroadcastID string `json:"broadcast_id"`
 	Start       int    `json:"start"`
 	Stop        int    `json:"stop"`
-	// Late is the recipient of a late member's batch (dispatcher.Batch.Late).
+	// Late is the recipient of a late member's batch (dispatcher.Batch.Late):
+	// the one-member form earlier versions enqueued, still read.
 	Late string `json:"late,omitempty"`
+	// Lates are the recipients of a group of late members
+	// (dispatcher.Batch.Lates).
+	Lates []string `json:"lates,omitempty"`
 }
 
 // RetryPayload is the payload of TypeRetry.
@@ -121,9 +125,12 @@ func planTask(b *dispatcher.Broadcast, tag string, h map[string]string) *asynq.T
 }
 
 func batchTask(b *dispatcher.Broadcast, batch dispatcher.Batch, h map[string]string) *asynq.Task {
-	p, _ := json.Marshal(BatchPayload{BroadcastID: b.ID, Start: batch.Start, Stop: batch.Stop, Late: batch.Late})
+	p, _ := json.Marshal(BatchPayload{BroadcastID: b.ID, Start: batch.Start, Stop: batch.Stop, Late: batch.Late, Lates: strings.Fields(batch.Lates)})
 	id := "batch:" + b.ID + ":" + strconv.Itoa(batch.Start)
-	if batch.Late != "" {
+	switch g := batch.LateGroup(); {
+	case g != "":
+		id = "batch:" + b.ID + ":lates:" + g
+	case batch.Late != "":
 		id = "batch:" + b.ID + ":late:" + batch.Late
 	}
 	if batch.Resume != "" {
@@ -369,10 +376,10 @@ func (h *Handlers) batch(ctx context.Context, t *asynq.Task) error {
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(attribute.String("tocsin.broadcast_id", p.BroadcastID), attribute.Int("tocsin.batch.start", p.Start),
-			attribute.Int("tocsin.batch.stop", p.Stop), attribute.Bool("tocsin.batch.late", p.Late != ""))
+			attribute.Int("tocsin.batch.stop", p.Stop), attribute.Bool("tocsin.batch.late", p.Late != "" || len(p.Lates) > 0))
 	}
 	return permanent(h.run(ctx, TypeBatch, func() error {
-		return h.Fanout.RunBatch(ctx, p.BroadcastID, dispatcher.Batch{Start: p.Start, Stop: p.Stop, Late: p.Late})
+		return h.Fanout.RunBatch(ctx, p.BroadcastID, dispatcher.Batch{Start: p.Start, Stop: p.Stop, Late: p.Late, Lates: dispatcher.JoinLates(p.Lates)})
 	}))
 }
 

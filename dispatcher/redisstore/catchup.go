@@ -121,6 +121,50 @@ func (s *Store) RecipientDeliveries(ctx context.Context, broadcastID, recipientI
 
 var audienceHasScript = deliveryScript("audience_has")
 
+// Late members' claims (claim_late.lua, dispatcher.LateStore.ClaimLate):
+//
+//	b:{id}:lc                  hash  late member -> the lease name (owner) whose runs may send it
+//	b:{id}:lease:{owner}:m     set   the late members owner holds (settle.lua reads a dead group's)
+//	b:{id}:lease:cg:{hash}:g   string  a group's ids, space-separated (LapsedBatches runs a dead
+//	                                   group again with them, under the same lease name)
+//
+// All expire lateClaimTTL after the broadcast's last claim.
+var claimLateScript = script("claim_late")
+
+// lateClaimTTL is how long a broadcast's late claims are kept after its
+// last one: as long as a run's handed set.
+const lateClaimTTL = 24 * time.Hour
+
+// lateMembersKey is the set of the late members owner holds.
+func lateMembersKey(broadcastID, owner string) string { return leaseKey(broadcastID, owner) + ":m" }
+
+// lateGroupKey holds the ids of the group of lease name owner.
+func lateGroupKey(broadcastID, owner string) string { return leaseKey(broadcastID, owner) + ":g" }
+
+// ClaimLate implements dispatcher.LateStore: one script.
+func (s *Store) ClaimLate(ctx context.Context, broadcastID, owner string, ids []string) ([]bool, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, 3+len(ids))
+	args = append(args, owner, leasePrefix(broadcastID), int64(lateClaimTTL/time.Second))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	got, err := claimLateScript.Run(ctx, s.rdb, []string{bkey(broadcastID, "lc"), lateMembersKey(broadcastID, owner), lateGroupKey(broadcastID, owner)}, args...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("claim %d late members of %s: %w", len(ids), broadcastID, err)
+	}
+	if len(got) != len(ids) {
+		return nil, fmt.Errorf("claim late members of %s: %d answers for %d", broadcastID, len(got), len(ids))
+	}
+	out := make([]bool, len(ids))
+	for i, n := range got {
+		out[i] = n == 1
+	}
+	return out, nil
+}
+
 // InSnapshot implements dispatcher.LateStore.
 func (s *Store) InSnapshot(ctx context.Context, broadcastID, recipientID string) (bool, error) {
 	in, err := audienceHasScript.Run(ctx, s.rdb, []string{bkey(broadcastID, "aud")}, recipientID, audHash(recipientID)).Int()

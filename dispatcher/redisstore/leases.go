@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -281,15 +282,19 @@ func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, er
 	return out, nil
 }
 
+// lateGroupLease starts the lease name of a group of late members
+// (dispatcher.BatchLeaseName).
+const lateGroupLease = "cg:"
+
 // lapsed claims, in the registry of the tag whose keys start with prefix,
-// those of members that are batches' and plans' leases whose key is gone
+// those of members that are batches', late groups' and plans' leases whose key is gone
 // and that no sweeper holds a claim on, and returns them (lapsed.lua).
 func (s *Store) lapsed(ctx context.Context, prefix string, members []string) ([]dispatcher.LapsedBatch, error) {
 	keys := []string{prefix + "leases", prefix + "swept"}
 	args := []any{s.nowMS(), dispatcher.LapsedClaim.Milliseconds()}
 	for _, m := range members {
 		bid, name, ok := strings.Cut(m, "|")
-		if _, batch := dispatcher.ParseBatchLeaseName(name); !ok || (!batch && name != dispatcher.PlanLeaseName) {
+		if _, batch := dispatcher.ParseBatchLeaseName(name); !ok || (!batch && name != dispatcher.PlanLeaseName && !strings.HasPrefix(name, lateGroupLease)) {
 			continue
 		}
 		keys = append(keys, leaseKey(bid, name))
@@ -310,6 +315,18 @@ func (s *Store) lapsed(ctx context.Context, prefix string, members []string) ([]
 			lb.Batch = batch
 		} else if name == dispatcher.PlanLeaseName {
 			lb.Plan = true
+		} else if strings.HasPrefix(name, lateGroupLease) {
+			// A group of late members: its ids, kept with its claims
+			// (claim_late.lua). Gone (a day later), it is left to
+			// settle.lua.
+			ids, err := s.rdb.Get(ctx, lateGroupKey(bid, name)).Result()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("lapsed batches: %w", err)
+			}
+			lb.Batch = dispatcher.Batch{Lates: ids}
 		} else {
 			continue
 		}

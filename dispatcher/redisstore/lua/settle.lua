@@ -5,7 +5,8 @@
 -- broadcast's registered leases (members {id}|{name} of the leases zset,
 -- lex-ordered) whose key is gone: a batch's deliveries are those of its
 -- audience slice on any channel, a retry's or a late member's ("c:{rid}")
--- those of the recipient it names (its member is dropped once settled). also names one more lease (a
+-- those of the recipient it names, a group of late members' ("cg:{hash}")
+-- those of the members it claimed (its member is dropped once settled). also names one more lease (a
 -- batch's lapsed lease that a sweeper claimed, and settles by name); the
 -- other leases a sweeper claimed (in swept) are left to it. It returns
 -- how many it settled. KEYS: b, d, aud, incseq, leases, swept. ARGV: now, seq, lp,
@@ -30,6 +31,8 @@ for _, m in ipairs(members) do
       -- A retry's run may have begun its recipient's channel fallback too.
       local rid = string.match(name, '^r:[^.]+%.(.+)$') or string.match(name, '^c:(.+)$')
       if rid then rids = {rid} end
+      -- A group of late members ("cg:{hash}"): those it claimed (claim_late.lua).
+      if string.sub(name, 1, 3) == 'cg:' then rids = redis.call('SMEMBERS', lp .. name .. ':m') end
       redis.call('ZREM', leases, m)
     end
     for _, rid in ipairs(rids) do

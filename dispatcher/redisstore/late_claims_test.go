@@ -1,0 +1,103 @@
+package redisstore
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// TestLateClaims: a late member is the first claimer's (a group's lease
+// name), again its own on a second claim (a retry of the group), another
+// group's never; one a live run of the one-member form holds stays that
+// run's; and what a dead group left in sending is settled once the guard
+// trips, found through the members it claimed; the sweeper finds a dead
+// group with its ids.
+func TestLateClaims(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b, g, l := startBatch(t, s, "inc_lc", "a")
+		sent := dispatcher.Outcome{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1}
+		if _, err := s.Journal(ctx, b.ID, g, nil, []dispatcher.Outcome{sent}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReleaseLease(ctx, b.ID, l, true); err != nil {
+			t.Fatal(err)
+		}
+		claim := func(batch dispatcher.Batch, want ...bool) {
+			t.Helper()
+			got, err := s.ClaimLate(ctx, b.ID, dispatcher.BatchLeaseName(batch), batch.LateMembers())
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("ClaimLate(%v) = %v, %v; want %v", batch, got, err, want)
+			}
+		}
+		first := dispatcher.Batch{Lates: dispatcher.JoinLates([]string{"x", "y"})}
+		second := dispatcher.Batch{Lates: dispatcher.JoinLates([]string{"y", "z"})}
+		claim(first, true, true)
+		claim(first, true, true) // its retry
+		claim(second, false, true)
+		// A live run of the older one-member form holds w: not a group's.
+		single := dispatcher.NewLease(dispatcher.BatchLeaseName(dispatcher.Batch{Late: "w"}))
+		if ok, err := s.AcquireLease(ctx, b.ID, single, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireLease(%s) = %v, %v", single.Name, ok, err)
+		}
+		claim(dispatcher.Batch{Lates: "w"}, false)
+		claim(dispatcher.Batch{Late: "w"}, true)
+		if ttl, _ := rdb.TTL(ctx, bkey(b.ID, "lc")).Result(); ttl <= 0 || ttl > lateClaimTTL {
+			t.Errorf("the claims expire in %v, want within %v", ttl, lateClaimTTL)
+		}
+
+		// The first group's run begins its members, then dies.
+		run := dispatcher.NewLease(dispatcher.BatchLeaseName(first))
+		if ok, err := s.AcquireLease(ctx, b.ID, run, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireLease(%s) = %v, %v", run.Name, ok, err)
+		}
+		gr := dispatcher.Guard{IncidentID: g.IncidentID, Seq: g.Seq, Lease: &run}
+		var begins []dispatcher.Begin
+		for _, id := range first.LateMembers() {
+			bg := smsBegin(id)
+			bg.Extra, bg.Late = true, true
+			begins = append(begins, bg)
+		}
+		mustBeginGuarded(t, s, b.ID, gr, begins...)
+		if refused, err := s.Journal(ctx, b.ID, gr, []dispatcher.DeliveryRef{smsRef("x")}, nil); err != nil || refused != "" {
+			t.Fatalf("Journal = %q, %v", refused, err)
+		}
+		lapse(t, rdb, b.ID, run)
+		// Nothing to settle while the update is current.
+		if n, err := s.SettleBroadcast(ctx, b.ID, g, nil); err != nil || n != 0 {
+			t.Errorf("SettleBroadcast of a current update = %d, %v; want 0", n, err)
+		}
+		// The sweeper finds the dead group, with every id it was given
+		// (its lease's name is theirs), once.
+		lapsed, err := s.LapsedBatches(ctx)
+		if err != nil || len(lapsed) != 1 || lapsed[0].Batch.Lates != first.Lates || lapsed[0].Plan || lapsed[0].BroadcastID != b.ID {
+			t.Fatalf("LapsedBatches = %+v, %v; want the group %q", lapsed, err, first.Lates)
+		}
+		if again, _ := s.LapsedBatches(ctx); len(again) != 0 {
+			t.Errorf("LapsedBatches a second time = %v, want nothing", again)
+		}
+		inc, err := s.GetIncident(ctx, g.IncidentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSave(t, s, nextUpdate(*inc, dispatcher.StateIdentified, deliveryEpoch.Add(time.Minute)))
+		if n, err := s.SettleBroadcast(ctx, b.ID, g, &lapsed[0].Batch); err != nil || n != 2 {
+			t.Errorf("SettleBroadcast after the next update = %d, %v; want 2 (x, y)", n, err)
+		}
+		if err := s.LapsedTaken(ctx, lapsed[0]); err != nil {
+			t.Fatal(err)
+		}
+		why := string(dispatcher.ReasonSuperseded)
+		mustStatus(t, s, b.ID, "x", dispatcher.StatusUnknown, why) // handed
+		mustStatus(t, s, b.ID, "y", dispatcher.StatusSuppressed, why)
+		if got := mustBroadcast(t, s, b.ID); got.Late != 2 || got.Pending != 0 {
+			t.Errorf("broadcast after settling: late %d pending %d, want 2 late, 0 pending", got.Late, got.Pending)
+		}
+	})
+}

@@ -100,12 +100,12 @@ func (s *Store) RecipientDeliveries(ctx context.Context, broadcastID, recipientI
 	for i, ch := range chans {
 		fields[i] = deliveryField(ch, recipientID)
 	}
-	vals, err := s.rdb.HMGet(ctx, bkey(broadcastID, "d"), fields...).Result()
+	all, err := s.deliveryValues(ctx, []string{broadcastID}, fields)
 	if err != nil {
 		return nil, fmt.Errorf("deliveries of %s in %s: %w", recipientID, broadcastID, err)
 	}
 	var out []*dispatcher.Delivery
-	for i, v := range vals {
+	for i, v := range all[0] {
 		str, ok := v.(string)
 		if !ok {
 			continue
@@ -158,7 +158,7 @@ func (s *Store) Unreached(ctx context.Context, incidentID string, lastSeq int, c
 	chans := append(append([]dispatcher.Channel(nil), dispatcher.Channels...), dispatcher.ChannelNone)
 	for step := 0; seq <= lastSeq && step < 8 && len(page.Recipients) < limit; step++ {
 		bid := dispatcher.BroadcastID(incidentID, seq)
-		next, kv, ran, err := s.scanStep(ctx, "HSCAN", bkey(bid, "d"), cur, "", int64(limit))
+		next, kv, ran, err := s.deliveriesStep(ctx, bid, cur, limit)
 		if err != nil {
 			return nil, fmt.Errorf("unreached of %s: %w", incidentID, err)
 		}
@@ -199,6 +199,31 @@ func (s *Store) Unreached(ctx context.Context, incidentID string, lastSeq int, c
 	return page, nil
 }
 
+// deliveriesStep is one step of a walk over broadcast bid's records from
+// cursor: an HSCAN step of the one hash of an older broadcast (scanStep),
+// or, over buckets, the buckets from number cursor on, about limit
+// records of them, read whole (no server to name: a bucket's read carries
+// no cursor a failover could spoil). It returns the next cursor (0: done).
+func (s *Store) deliveriesStep(ctx context.Context, bid string, cursor uint64, limit int) (uint64, []string, string, error) {
+	ns, err := s.deliveryBuckets(ctx, bid)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	n := uint64(ns[0])
+	if n == 0 {
+		return s.scanStep(ctx, "HSCAN", bkey(bid, "d"), cursor, "", int64(limit))
+	}
+	end := min(n, cursor+uint64(max(1, limit/deliveriesPerBucket)))
+	kv, err := s.readBuckets(ctx, bid, int(cursor), int(end))
+	if err != nil {
+		return 0, nil, "", err
+	}
+	if end >= n {
+		end = 0
+	}
+	return end, kv, "", nil
+}
+
 // unreachedOf returns those of rids (found scanning broadcast seq's fields
 // scanned) to report here: their first record is one of scanned, and
 // none of their records was sent or delivered.
@@ -212,12 +237,12 @@ func (s *Store) unreachedOf(ctx context.Context, incidentID string, lastSeq, seq
 			fields = append(fields, deliveryField(ch, rid))
 		}
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, lastSeq)
+	bids := make([]string, lastSeq)
 	for j := 1; j <= lastSeq; j++ {
-		cmds[j-1] = pipe.HMGet(ctx, bkey(dispatcher.BroadcastID(incidentID, j), "d"), fields...)
+		bids[j-1] = dispatcher.BroadcastID(incidentID, j)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	all, err := s.deliveryValues(ctx, bids, fields)
+	if err != nil {
 		return nil, fmt.Errorf("unreached of %s: %w", incidentID, err)
 	}
 	var out []*dispatcher.Unreached
@@ -228,7 +253,7 @@ func (s *Store) unreachedOf(ctx context.Context, incidentID string, lastSeq, seq
 		var last *dispatcher.Delivery
 		lastSeqOf := 0
 		for j := 1; j <= lastSeq && !reached; j++ {
-			vals := cmds[j-1].Val()
+			vals := all[j-1]
 			bid := dispatcher.BroadcastID(incidentID, j)
 			for c := range n {
 				str, ok := vals[i*n+c].(string)

@@ -48,11 +48,16 @@ end
 
 -- dkey is the hash that holds (or will, with write) record f of d; nil
 -- when there is none yet and not write.
+-- (The last answer is kept: a record is mostly read, then written.)
+local lastD, lastF, lastK = nil, nil, nil
 local function dkey(d, f, write)
+  if f == lastF and d == lastD then return lastK end
   local n = dbuckets(d, write)
   if n == nil then return nil end
-  if n == 0 then return d end
-  return d .. ':' .. dbucket(f, n)
+  local k = d
+  if n > 0 then k = d .. ':' .. dbucket(f, n) end
+  lastD, lastF, lastK = d, f, k
+  return k
 end
 
 -- dget is record f of d, or false.

@@ -93,7 +93,7 @@ func (s *Store) CatchUpsDue(ctx context.Context, now time.Time) (int64, error) {
 }
 
 // RecipientDeliveries implements dispatcher.LateStore: one HMGET of the
-// recipient's field on every channel.
+// recipient's field on every channel (deliveryValues).
 func (s *Store) RecipientDeliveries(ctx context.Context, broadcastID, recipientID string) ([]*dispatcher.Delivery, error) {
 	chans := append(append([]dispatcher.Channel(nil), dispatcher.Channels...), dispatcher.ChannelNone)
 	fields := make([]string, len(chans))
@@ -132,12 +132,14 @@ func (s *Store) InSnapshot(ctx context.Context, broadcastID, recipientID string)
 
 var _ dispatcher.UnreachedStore = (*Store)(nil)
 
-// Unreached implements dispatcher.UnreachedStore: HSCAN over the delivery
-// records of broadcasts 1..lastSeq in turn, and for the recipients of
+// Unreached implements dispatcher.UnreachedStore: the delivery records of
+// broadcasts 1..lastSeq in turn (deliveriesStep: a few buckets a step, or
+// an HSCAN step of an older broadcast's one hash), and for the recipients of
 // each step one pipeline of HMGETs of their records in every broadcast of
 // the incident. A recipient is reported at its first record (lowest seq,
 // then channel order), so once, and only when no record of it is sent or
-// delivered. The cursor is "{seq}.{scan cursor}.{run_id}" (scan.go): when
+// delivered. The cursor is "{seq}.{next bucket}" over buckets, or
+// "{seq}.{scan cursor}.{run_id}" over a one hash (scan.go): when
 // the records' server is no longer the one that gave the scan cursor (a
 // failover), broadcast seq is scanned again from its start, and a page may
 // repeat a recipient an earlier page showed. A cursor without the run_id

@@ -15,7 +15,8 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-// A delivery record is one hash field of b:{id}:d, "{channel}.{recipient}",
+// A delivery record is one hash field of a bucket of b:{id}:d
+// (deliveries_buckets.go), "{channel}.{recipient}",
 // whose value packs the delivery in a few bytes:
 //
 //	{code}|{attempts}|{updated}|{locale}|{provider id}|{sms}|{reason}
@@ -505,7 +506,8 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (*dispatcher.Deliver
 	return decodeRecord(bid, deliveryField(ch, rid), v)
 }
 
-// ListDeliveries implements dispatcher.DeliveryStore: HSCAN over the
+// ListDeliveries implements dispatcher.DeliveryStore: over buckets, see
+// listBuckets; over the one hash of an older broadcast, HSCAN over the
 // broadcast's records (MATCH on the channel prefix, status filtered here),
 // at most a few scan steps per page, so a selective filter returns short
 // pages with a cursor rather than one long request.
@@ -713,7 +715,8 @@ func (s *Store) Requeue(ctx context.Context, deliveryID string) (int, error) {
 }
 
 // Told implements dispatcher.DeliveryStore: one pipeline of HMGETs over
-// the incident's broadcasts 1..before-1, every channel of every recipient.
+// the incident's broadcasts 1..before-1 (a bucket's each, deliveryValues),
+// every channel of every recipient.
 func (s *Store) Told(ctx context.Context, incidentID string, before int, recipientIDs []string) ([]bool, error) {
 	told := make([]bool, len(recipientIDs))
 	if before <= 1 || len(recipientIDs) == 0 {

@@ -303,8 +303,8 @@ func (s *Store) fillTexts(ctx context.Context, t string, texts map[string][2]str
 
 var _ dispatcher.EvidenceStore = (*Store)(nil)
 
-// Reach implements dispatcher.EvidenceStore: one HMGET of every channel's
-// record of every recipient.
+// Reach implements dispatcher.EvidenceStore: every channel's record of
+// every recipient, one HMGET a bucket (deliveryValues).
 func (s *Store) Reach(ctx context.Context, broadcastID string, recipientIDs []string) ([]dispatcher.Reach, error) {
 	out := make([]dispatcher.Reach, len(recipientIDs))
 	if len(recipientIDs) == 0 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -610,20 +609,16 @@ func (s *Store) listBuckets(ctx context.Context, broadcastID string, n int, f di
 	}
 	page := &dispatcher.DeliveryPage{Deliveries: []*dispatcher.Delivery{}}
 	for read := 0; k < n && read < 64; read, k, skip = read+1, k+1, 0 {
-		h, err := s.rdb.HGetAll(ctx, bkey(broadcastID, "d", strconv.Itoa(k))).Result()
+		kv, err := s.readBuckets(ctx, broadcastID, k, k+1) // in field order
 		if err != nil {
 			return nil, fmt.Errorf("list deliveries of %s: %w", broadcastID, err)
 		}
-		fields := make([]string, 0, len(h))
-		for fl := range h {
-			if strings.HasPrefix(fl, prefix) {
-				fields = append(fields, fl)
-			}
-		}
-		slices.Sort(fields)
 		seen := 0 // records of this bucket that pass the filter
-		for _, fl := range fields {
-			dl, err := decodeRecord(broadcastID, fl, h[fl])
+		for i := 0; i+1 < len(kv); i += 2 {
+			if !strings.HasPrefix(kv[i], prefix) {
+				continue
+			}
+			dl, err := decodeRecord(broadcastID, kv[i], kv[i+1])
 			if err != nil {
 				return nil, err
 			}

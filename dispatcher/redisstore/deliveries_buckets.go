@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -171,7 +173,8 @@ func (s *Store) scanDeliveries(ctx context.Context, id string, count int64, rest
 }
 
 // readBuckets reads buckets [from, to) of broadcast id's records whole,
-// in one pipeline of HGETALLs: their field/record pairs.
+// in one pipeline of HGETALLs: their field/record pairs, in bucket order
+// and then field order (an export lists them the same way each time).
 func (s *Store) readBuckets(ctx context.Context, id string, from, to int) ([]string, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, 0, to-from)
@@ -186,8 +189,9 @@ func (s *Store) readBuckets(ctx context.Context, id string, from, to int) ([]str
 	}
 	var kv []string
 	for _, c := range cmds {
-		for f, v := range c.Val() {
-			kv = append(kv, f, v)
+		h := c.Val()
+		for _, f := range slices.Sorted(maps.Keys(h)) {
+			kv = append(kv, f, h[f])
 		}
 	}
 	return kv, nil

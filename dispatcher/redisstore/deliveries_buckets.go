@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -64,11 +65,12 @@ func (s *Store) deliveryBuckets(ctx context.Context, ids ...string) ([]int, erro
 	for i, id := range ids {
 		cmds[i] = pipe.HGet(ctx, bkey(id), "db")
 	}
-	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-		return nil, fmt.Errorf("delivery buckets: %w", err)
-	}
+	_, _ = pipe.Exec(ctx) // each command's error below: a missing db is redis.Nil
 	out := make([]int, len(ids))
 	for i, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("delivery buckets: %w", err)
+		}
 		out[i], _ = strconv.Atoi(c.Val())
 	}
 	return out, nil

@@ -69,7 +69,11 @@ for attempt in 1 2 3 4 5; do
 	if [ "$candidate" -eq 6379 ] || port_open "$candidate"; then
 		continue
 	fi
+	# hash-max-listpack-value 128, as docs/operations.md recommends: a bucket
+	# of delivery records (70-80 bytes each with a provider id) then stays a
+	# listpack.
 	"$redis_server" --port "$candidate" --bind 127.0.0.1 --save "" --appendonly no \
+		--hash-max-listpack-value 128 \
 		--dir "$dir" --loglevel warning >"$dir/redis.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 100); do

@@ -1007,3 +1007,52 @@ func BenchmarkMetricsHotPath(b *testing.B) {
 		wait(1, 3*time.Millisecond)
 	}
 }
+
+// TestEnqueueBatchesResumes: a plan that died part-way through enqueueing
+// its batches runs again and enqueues all of them, each once, and a
+// cancelled context is an error, not a silent short plan.
+func TestEnqueueBatchesResumes(t *testing.T) {
+	t.Parallel()
+	_, opts := redistest.New(t)
+	ro := asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB}
+	c := queue.NewClient(ro)
+	t.Cleanup(func() { _ = c.Close() })
+	insp := asynq.NewInspector(ro)
+	t.Cleanup(func() { _ = insp.Close() })
+	b := &dispatcher.Broadcast{ID: "bc_many_1", Severity: dispatcher.SeverityMinor, Priority: dispatcher.PriorityBulk}
+	var batches []dispatcher.Batch
+	for start := 0; start < 100*10; start += 10 {
+		batches = append(batches, dispatcher.Batch{Start: start, Stop: start + 10})
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.EnqueueBatches(cancelled, b, batches); err == nil {
+		t.Error("EnqueueBatches on a cancelled context: no error")
+	}
+	ctx := context.Background()
+	if err := c.EnqueueBatches(ctx, b, batches[:37]); err != nil { // the run that died
+		t.Fatal(err)
+	}
+	if err := c.EnqueueBatches(ctx, b, batches); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := insp.ListPendingTasks(queue.QueueBulk, asynq.PageSize(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, ti := range pending {
+		if seen[ti.ID] {
+			t.Errorf("task %s twice", ti.ID)
+		}
+		seen[ti.ID] = true
+	}
+	for _, bt := range batches {
+		if id := fmt.Sprintf("batch:bc_many_1:%d", bt.Start); !seen[id] {
+			t.Errorf("task %s missing", id)
+		}
+	}
+	if len(pending) != len(batches) {
+		t.Errorf("%d pending tasks, want %d", len(pending), len(batches))
+	}
+}

@@ -93,19 +93,19 @@ func (s *Store) CatchUpsDue(ctx context.Context, now time.Time) (int64, error) {
 }
 
 // RecipientDeliveries implements dispatcher.LateStore: one HMGET of the
-// recipient's field on every channel.
+// recipient's field on every channel (deliveryValues).
 func (s *Store) RecipientDeliveries(ctx context.Context, broadcastID, recipientID string) ([]*dispatcher.Delivery, error) {
 	chans := append(append([]dispatcher.Channel(nil), dispatcher.Channels...), dispatcher.ChannelNone)
 	fields := make([]string, len(chans))
 	for i, ch := range chans {
 		fields[i] = deliveryField(ch, recipientID)
 	}
-	vals, err := s.rdb.HMGet(ctx, bkey(broadcastID, "d"), fields...).Result()
+	all, err := s.deliveryValues(ctx, []string{broadcastID}, fields)
 	if err != nil {
 		return nil, fmt.Errorf("deliveries of %s in %s: %w", recipientID, broadcastID, err)
 	}
 	var out []*dispatcher.Delivery
-	for i, v := range vals {
+	for i, v := range all[0] {
 		str, ok := v.(string)
 		if !ok {
 			continue
@@ -176,12 +176,14 @@ func (s *Store) InSnapshot(ctx context.Context, broadcastID, recipientID string)
 
 var _ dispatcher.UnreachedStore = (*Store)(nil)
 
-// Unreached implements dispatcher.UnreachedStore: HSCAN over the delivery
-// records of broadcasts 1..lastSeq in turn, and for the recipients of
+// Unreached implements dispatcher.UnreachedStore: the delivery records of
+// broadcasts 1..lastSeq in turn (deliveriesStep: a few buckets a step, or
+// an HSCAN step of an older broadcast's one hash), and for the recipients of
 // each step one pipeline of HMGETs of their records in every broadcast of
 // the incident. A recipient is reported at its first record (lowest seq,
 // then channel order), so once, and only when no record of it is sent or
-// delivered. The cursor is "{seq}.{scan cursor}.{run_id}" (scan.go): when
+// delivered. The cursor is "{seq}.{next bucket}" over buckets, or
+// "{seq}.{scan cursor}.{run_id}" over a one hash (scan.go): when
 // the records' server is no longer the one that gave the scan cursor (a
 // failover), broadcast seq is scanned again from its start, and a page may
 // repeat a recipient an earlier page showed. A cursor without the run_id
@@ -202,7 +204,7 @@ func (s *Store) Unreached(ctx context.Context, incidentID string, lastSeq int, c
 	chans := append(append([]dispatcher.Channel(nil), dispatcher.Channels...), dispatcher.ChannelNone)
 	for step := 0; seq <= lastSeq && step < 8 && len(page.Recipients) < limit; step++ {
 		bid := dispatcher.BroadcastID(incidentID, seq)
-		next, kv, ran, err := s.scanStep(ctx, "HSCAN", bkey(bid, "d"), cur, "", int64(limit))
+		next, kv, ran, err := s.deliveriesStep(ctx, bid, cur, limit)
 		if err != nil {
 			return nil, fmt.Errorf("unreached of %s: %w", incidentID, err)
 		}
@@ -243,6 +245,31 @@ func (s *Store) Unreached(ctx context.Context, incidentID string, lastSeq int, c
 	return page, nil
 }
 
+// deliveriesStep is one step of a walk over broadcast bid's records from
+// cursor: an HSCAN step of the one hash of an older broadcast (scanStep),
+// or, over buckets, the buckets from number cursor on, about limit
+// records of them, read whole (no server to name: a bucket's read carries
+// no cursor a failover could spoil). It returns the next cursor (0: done).
+func (s *Store) deliveriesStep(ctx context.Context, bid string, cursor uint64, limit int) (uint64, []string, string, error) {
+	ns, err := s.deliveryBuckets(ctx, bid)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	n := uint64(ns[0])
+	if n == 0 {
+		return s.scanStep(ctx, "HSCAN", bkey(bid, "d"), cursor, "", int64(limit))
+	}
+	end := min(n, cursor+uint64(max(1, limit/deliveriesPerBucket)))
+	kv, err := s.readBuckets(ctx, bid, int(cursor), int(end))
+	if err != nil {
+		return 0, nil, "", err
+	}
+	if end >= n {
+		end = 0
+	}
+	return end, kv, "", nil
+}
+
 // unreachedOf returns those of rids (found scanning broadcast seq's fields
 // scanned) to report here: their first record is one of scanned, and
 // none of their records was sent or delivered.
@@ -256,12 +283,12 @@ func (s *Store) unreachedOf(ctx context.Context, incidentID string, lastSeq, seq
 			fields = append(fields, deliveryField(ch, rid))
 		}
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, lastSeq)
+	bids := make([]string, lastSeq)
 	for j := 1; j <= lastSeq; j++ {
-		cmds[j-1] = pipe.HMGet(ctx, bkey(dispatcher.BroadcastID(incidentID, j), "d"), fields...)
+		bids[j-1] = dispatcher.BroadcastID(incidentID, j)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	all, err := s.deliveryValues(ctx, bids, fields)
+	if err != nil {
 		return nil, fmt.Errorf("unreached of %s: %w", incidentID, err)
 	}
 	var out []*dispatcher.Unreached
@@ -272,7 +299,7 @@ func (s *Store) unreachedOf(ctx context.Context, incidentID string, lastSeq, seq
 		var last *dispatcher.Delivery
 		lastSeqOf := 0
 		for j := 1; j <= lastSeq && !reached; j++ {
-			vals := cmds[j-1].Val()
+			vals := all[j-1]
 			bid := dispatcher.BroadcastID(incidentID, j)
 			for c := range n {
 				str, ok := vals[i*n+c].(string)

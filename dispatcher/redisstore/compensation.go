@@ -101,7 +101,7 @@ func (s *Store) storeList(ctx context.Context, staging string, l *dispatcher.Rec
 	// stored (below), so a half-made copy is never seen, and a list of the
 	// same content made again adds the same ids.
 	tmp, dst := key("rl", "tmp", staging), listKey(l.ID)
-	if err := s.copyIDs(ctx, dst, tmp, false, nil); err != nil {
+	if err := s.copyIDs(ctx, dst, tmp); err != nil {
 		return fmt.Errorf("store list %s: %w", l.ID, err)
 	}
 	if err := s.rdb.Unlink(ctx, tmp).Err(); err != nil {
@@ -170,7 +170,7 @@ func (s *Store) snapshotCompensation(ctx context.Context, b *dispatcher.Broadcas
 func (s *Store) copyCompensation(ctx context.Context, aud string, b *dispatcher.Broadcast) error {
 	c := b.Notice.Compensation
 	if c.List != "" {
-		if err := s.copyIDs(ctx, aud, listKey(c.List), false, nil); err != nil {
+		if err := s.copyIDs(ctx, aud, listKey(c.List)); err != nil {
 			return err
 		}
 	} else {
@@ -198,7 +198,7 @@ func (s *Store) copyCompensation(ctx context.Context, aud string, b *dispatcher.
 					return err
 				}
 			}
-			if err := s.copyIDs(ctx, aud, bkey(bid, "d"), true, keep); err != nil {
+			if err := s.copyRecipients(ctx, aud, bid, keep); err != nil {
 				return err
 			}
 		}
@@ -237,10 +237,10 @@ func (s *Store) ScanCompensation(ctx context.Context, b *dispatcher.Broadcast, c
 	}
 }
 
-// copyIDs adds the recipient ids of src to the zset dst, copyChunk at a
-// time (see scanIDs; a member seen twice is added once).
-func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep func(record string) bool) error {
-	return s.scanIDs(ctx, src, records, keep, func(ids []string) error {
+// copyIDs adds the members of the zset src to the zset dst, copyChunk at
+// a time (see scanIDs; a member seen twice is added once).
+func (s *Store) copyIDs(ctx context.Context, dst, src string) error {
+	return s.scanIDs(ctx, src, func(ids []string) error {
 		if err := s.addIDs(ctx, dst, ids); err != nil {
 			return fmt.Errorf("copy the audience of %s: %w", src, err)
 		}
@@ -248,29 +248,35 @@ func (s *Store) copyIDs(ctx context.Context, dst, src string, records bool, keep
 	})
 }
 
-// scanIDs calls fn with the recipient ids of src, copyChunk at a time: src
-// is a zset of ids, or with records a broadcast's delivery records
-// ("{channel}.{recipient}" -> record), of which those whose record keep
-// accepts. Should src's server change during the scan (a failover), src is
-// scanned again from its start on the new one (scan.go): fn may then see
-// an id twice.
-func (s *Store) scanIDs(ctx context.Context, src string, records bool, keep func(record string) bool, fn func(ids []string) error) error {
-	cmd := "ZSCAN"
-	if records {
-		cmd = "HSCAN"
-	}
-	err := s.scanAll(ctx, cmd, src, copyChunk, true, func(kv []string) error {
+// copyRecipients adds to the zset dst the recipients of broadcast bid's
+// delivery records that keep accepts (scanDeliveries: should the server
+// change while its one hash of an older broadcast is scanned, the hash is
+// scanned again; a member seen twice is added once).
+func (s *Store) copyRecipients(ctx context.Context, dst, bid string, keep func(record string) bool) error {
+	err := s.scanDeliveries(ctx, bid, copyChunk, true, func(kv []string) error {
 		ids := make([]string, 0, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
-			id := kv[i]
-			if records {
-				_, rid, ok := strings.Cut(id, ".")
-				if !ok || !keep(kv[i+1]) {
-					continue
-				}
-				id = rid
+			if _, rid, ok := strings.Cut(kv[i], "."); ok && keep(kv[i+1]) {
+				ids = append(ids, rid)
 			}
-			ids = append(ids, id)
+		}
+		return s.addIDs(ctx, dst, ids)
+	})
+	if err != nil {
+		return fmt.Errorf("read the recipients of %s: %w", bid, err)
+	}
+	return nil
+}
+
+// scanIDs calls fn with the members of the zset src, copyChunk at a time.
+// Should src's server change during the scan (a failover), src is scanned
+// again from its start on the new one (scan.go): fn may then see an id
+// twice.
+func (s *Store) scanIDs(ctx context.Context, src string, fn func(ids []string) error) error {
+	err := s.scanAll(ctx, "ZSCAN", src, copyChunk, true, func(kv []string) error {
+		ids := make([]string, 0, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			ids = append(ids, kv[i])
 		}
 		if len(ids) == 0 {
 			return nil

@@ -14,7 +14,8 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-// A delivery record is one hash field of b:{id}:d, "{channel}.{recipient}",
+// A delivery record is one hash field of a bucket of b:{id}:d
+// (deliveries_buckets.go), "{channel}.{recipient}",
 // whose value packs the delivery in a few bytes:
 //
 //	{code}|{attempts}|{updated}|{locale}|{provider id}|{sms}|{reason}
@@ -493,17 +494,19 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (*dispatcher.Deliver
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.rdb.HGet(ctx, bkey(bid, "d"), deliveryField(ch, rid)).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("delivery %q: %w", id, dispatcher.ErrNotFound)
-	}
+	vals, err := s.deliveryValues(ctx, []string{bid}, []string{deliveryField(ch, rid)})
 	if err != nil {
 		return nil, fmt.Errorf("get delivery %s: %w", id, err)
+	}
+	v, ok := vals[0][0].(string)
+	if !ok {
+		return nil, fmt.Errorf("delivery %q: %w", id, dispatcher.ErrNotFound)
 	}
 	return decodeRecord(bid, deliveryField(ch, rid), v)
 }
 
-// ListDeliveries implements dispatcher.DeliveryStore: HSCAN over the
+// ListDeliveries implements dispatcher.DeliveryStore: over buckets, see
+// listBuckets; over the one hash of an older broadcast, HSCAN over the
 // broadcast's records (MATCH on the channel prefix, status filtered here),
 // at most a few scan steps per page, so a selective filter returns short
 // pages with a cursor rather than one long request.
@@ -520,6 +523,13 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
+	}
+	ns, err := s.deliveryBuckets(ctx, broadcastID)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries of %s: %w", broadcastID, err)
+	}
+	if ns[0] > 0 {
+		return s.listBuckets(ctx, broadcastID, ns[0], f, limit)
 	}
 	cursor, skip, node, err := parseCursor(f.Cursor)
 	if err != nil {
@@ -573,6 +583,65 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 		if node != "" {
 			page.NextCursor += ".0." + node
 		}
+	}
+	return page, nil
+}
+
+// listBuckets is ListDeliveries over n buckets: each read whole (HGETALL)
+// and its records taken in field order, at most 64 buckets a page. The
+// cursor is "{bucket}:{records of it already returned}": a record added to
+// the bucket meanwhile may make the next page repeat one, none is skipped
+// (a record is never deleted but with its broadcast's whole data).
+func (s *Store) listBuckets(ctx context.Context, broadcastID string, n int, f dispatcher.DeliveryFilter, limit int) (*dispatcher.DeliveryPage, error) {
+	k, skip := 0, 0
+	if f.Cursor != "" {
+		a, b, ok := strings.Cut(f.Cursor, ":")
+		var err1, err2 error
+		k, err1 = strconv.Atoi(a)
+		skip, err2 = strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || k < 0 || skip < 0 {
+			return nil, &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: "must be a cursor returned as next_cursor", Value: f.Cursor}}}
+		}
+	}
+	prefix := ""
+	if f.Channel != "" {
+		prefix = string(f.Channel) + "."
+	}
+	page := &dispatcher.DeliveryPage{Deliveries: []*dispatcher.Delivery{}}
+	for read := 0; k < n && read < 64; read, k, skip = read+1, k+1, 0 {
+		kv, err := s.readBuckets(ctx, broadcastID, k, k+1) // in field order
+		if err != nil {
+			return nil, fmt.Errorf("list deliveries of %s: %w", broadcastID, err)
+		}
+		seen := 0 // records of this bucket that pass the filter
+		for i := 0; i+1 < len(kv); i += 2 {
+			if !strings.HasPrefix(kv[i], prefix) {
+				continue
+			}
+			dl, err := decodeRecord(broadcastID, kv[i], kv[i+1])
+			if err != nil {
+				return nil, err
+			}
+			if f.Status != "" && dl.Status != f.Status {
+				continue
+			}
+			seen++
+			if seen <= skip {
+				continue
+			}
+			if len(page.Deliveries) == limit {
+				page.NextCursor = strconv.Itoa(k) + ":" + strconv.Itoa(seen-1)
+				return page, nil
+			}
+			page.Deliveries = append(page.Deliveries, dl)
+		}
+		if len(page.Deliveries) == limit {
+			k++
+			break
+		}
+	}
+	if k < n {
+		page.NextCursor = strconv.Itoa(k) + ":0"
 	}
 	return page, nil
 }
@@ -641,7 +710,8 @@ func (s *Store) Requeue(ctx context.Context, deliveryID string) (int, error) {
 }
 
 // Told implements dispatcher.DeliveryStore: one pipeline of HMGETs over
-// the incident's broadcasts 1..before-1, every channel of every recipient.
+// the incident's broadcasts 1..before-1 (a bucket's each, deliveryValues),
+// every channel of every recipient.
 func (s *Store) Told(ctx context.Context, incidentID string, before int, recipientIDs []string) ([]bool, error) {
 	told := make([]bool, len(recipientIDs))
 	if before <= 1 || len(recipientIDs) == 0 {
@@ -653,17 +723,17 @@ func (s *Store) Told(ctx context.Context, incidentID string, before int, recipie
 			fields = append(fields, deliveryField(ch, rid))
 		}
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, 0, before-1)
+	bids := make([]string, 0, before-1)
 	for seq := 1; seq < before; seq++ {
-		cmds = append(cmds, pipe.HMGet(ctx, bkey(dispatcher.BroadcastID(incidentID, seq), "d"), fields...))
+		bids = append(bids, dispatcher.BroadcastID(incidentID, seq))
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	all, err := s.deliveryValues(ctx, bids, fields)
+	if err != nil {
 		return nil, fmt.Errorf("who was told of %s: %w", incidentID, err)
 	}
 	n := len(dispatcher.Channels)
-	for _, c := range cmds {
-		for i, v := range c.Val() {
+	for _, vals := range all {
+		for i, v := range vals {
 			if str, ok := v.(string); ok && str != "" && (str[0] == statusCodes[dispatcher.StatusSent] || str[0] == statusCodes[dispatcher.StatusDelivered]) {
 				told[i/n] = true
 			}

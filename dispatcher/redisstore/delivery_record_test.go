@@ -107,7 +107,7 @@ func TestProviderStatusStampsRelativeTime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw := rdb.HGet(ctx, bkey(b.ID, "d"), "sms."+tc.rid).Val()
+			raw := rdb.HGet(ctx, deliveryHashOf(t, rdb, b.ID, "sms."+tc.rid), "sms."+tc.rid).Val()
 			if !d.UpdatedAt.Equal(now) || d.ProviderID != sid || d.Status != dispatcher.StatusDelivered || !strings.Contains(raw, "|"+tc.field+"|") {
 				t.Errorf("%s after the receipt: %+v (record %q, want updated %q)", tc.rid, d, raw, tc.field)
 			}

@@ -12,7 +12,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-var eraseLedgerScript = script("erase_ledger")
+var eraseLedgerScript = script("dkeys", "erase_ledger")
 
 // eraseChunk is how many incidents (or notices) one step of an erasure
 // reads, and how many broadcasts one pipeline of it rewrites.

@@ -202,22 +202,21 @@ func (s *Store) appendEvidenceArgs(args []any, now int64, outs []dispatcher.Outc
 	return args
 }
 
-// ScanAttempts implements dispatcher.EvidenceStore: HSCAN over the
-// broadcast's records, chunk at a time, and per chunk one HMGET of the
+// ScanAttempts implements dispatcher.EvidenceStore: the broadcast's
+// records about chunk at a time (scanDeliveries), and per chunk one HMGET of the
 // earlier attempts of its retried deliveries and one of the texts it names
 // (texts already read are remembered, up to a few hundred).
 func (s *Store) ScanAttempts(ctx context.Context, broadcastID string, chunk int, fn func([]dispatcher.AttemptRecord) error) error {
 	if chunk <= 0 {
 		chunk = 1000
 	}
-	d := bkey(broadcastID, "d")
 	ek := evidenceKeys(broadcastID)
 	texts := make(map[string][2]string) // ref -> sha256, text
 	var out []dispatcher.AttemptRecord
 	// A ledger row is written once: should the records' server change
 	// during the scan (a failover), it stops (dispatcher.ErrScanInterrupted)
 	// rather than start again and repeat rows, or go on and skip some.
-	err := s.scanAll(ctx, "HSCAN", d, int64(chunk), false, func(kv []string) error {
+	err := s.scanDeliveries(ctx, broadcastID, int64(chunk), false, func(kv []string) error {
 		out = out[:0]
 		var earlier []string
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -304,8 +303,8 @@ func (s *Store) fillTexts(ctx context.Context, t string, texts map[string][2]str
 
 var _ dispatcher.EvidenceStore = (*Store)(nil)
 
-// Reach implements dispatcher.EvidenceStore: one HMGET of every channel's
-// record of every recipient.
+// Reach implements dispatcher.EvidenceStore: every channel's record of
+// every recipient, one HMGET a bucket (deliveryValues).
 func (s *Store) Reach(ctx context.Context, broadcastID string, recipientIDs []string) ([]dispatcher.Reach, error) {
 	out := make([]dispatcher.Reach, len(recipientIDs))
 	if len(recipientIDs) == 0 {
@@ -318,10 +317,11 @@ func (s *Store) Reach(ctx context.Context, broadcastID string, recipientIDs []st
 			fields = append(fields, deliveryField(ch, rid))
 		}
 	}
-	vals, err := s.rdb.HMGet(ctx, bkey(broadcastID, "d"), fields...).Result()
+	all, err := s.deliveryValues(ctx, []string{broadcastID}, fields)
 	if err != nil {
 		return nil, fmt.Errorf("reach of %s: %w", broadcastID, err)
 	}
+	vals := all[0]
 	sent, delivered := statusCodes[dispatcher.StatusSent], statusCodes[dispatcher.StatusDelivered]
 	for i, v := range vals {
 		str, ok := v.(string)

@@ -11,7 +11,8 @@ import (
 
 // The store's Lua lives in lua/*.lua, one file per script, plus the files
 // scripts share: prelude.lua (every delivery script: the record format,
-// the counter moves, the transition rule, the guard), gcra.lua and
+// the counter moves, the transition rule, the guard; after dkeys.lua,
+// where the records live), gcra.lua and
 // recipient.lua. Audiences are built in steps (snapshot.go).
 //
 //go:embed lua/*.lua
@@ -51,10 +52,10 @@ func named(name string, sc *redis.Script) *redis.Script {
 // EVALSHA names in SLOWLOG), "" when it is none of them.
 func ScriptName(sha string) string { return scriptNames[strings.ToLower(sha)] }
 
-// deliveryScript is the delivery script lua/{name}.lua after luaHeader and
-// the prelude.
+// deliveryScript is the delivery script lua/{name}.lua after luaHeader,
+// dkeys.lua and the prelude.
 func deliveryScript(name string) *redis.Script {
-	return named(name, redis.NewScript(luaHeader+luaFile("prelude")+"\n"+luaFile(name)))
+	return named(name, redis.NewScript(luaHeader+luaFile("dkeys")+"\n"+luaFile("prelude")+"\n"+luaFile(name)))
 }
 
 // luaHeader defines the tables prelude.lua reads, from the Go side, so

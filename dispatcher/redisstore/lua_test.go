@@ -56,7 +56,7 @@ func TestTransitionsLuaAgreeWithGo(t *testing.T) {
 					rid := fmt.Sprintf("r.%s.%s", old, to)
 					if old != "" {
 						v := encodeRecord(nil, 1, record{status: old, reason: "before"})
-						if err := rdb.HSet(ctx, bkey(b.ID, "d"), deliveryField(dispatcher.ChannelSMS, rid), v).Err(); err != nil {
+						if err := rdb.HSet(ctx, deliveryHashOf(t, rdb, b.ID, deliveryField(dispatcher.ChannelSMS, rid)), deliveryField(dispatcher.ChannelSMS, rid), v).Err(); err != nil {
 							t.Fatal(err)
 						}
 						if err := rdb.HIncrBy(ctx, bkey(b.ID), "c:sms:"+luaCode(old), 1).Err(); err != nil {

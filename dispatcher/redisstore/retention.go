@@ -121,7 +121,22 @@ func (s *Store) DropDeliveries(ctx context.Context, id string) error {
 	if err := s.dropAudience(ctx, id); err != nil {
 		return err
 	}
-	if err := s.rdb.Unlink(ctx, deliveryDataKeys(id)...).Err(); err != nil {
+	keys, err := s.deliveryHashes(ctx, id)
+	if err != nil {
+		return fmt.Errorf("drop deliveries of %s: %w", id, err)
+	}
+	// Buckets a thousand an UNLINK (a 10M broadcast has 78,125), the old
+	// one hash too should it be there, then the evidence. The count in
+	// b:{id} stays with the hash: a retry drops the same keys.
+	keys = append(keys, bkey(id, "d"))
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		if err := s.rdb.Unlink(ctx, keys[:n]...).Err(); err != nil {
+			return fmt.Errorf("drop deliveries of %s: %w", id, err)
+		}
+		keys = keys[n:]
+	}
+	if err := s.rdb.Unlink(ctx, evidenceKeys(id)...).Err(); err != nil {
 		return fmt.Errorf("drop deliveries of %s: %w", id, err)
 	}
 	made, err := s.rdb.Exists(ctx, bkey(id)).Result()
@@ -160,14 +175,6 @@ func (s *Store) DropBodies(ctx context.Context, id string) error {
 		}
 		cursor = next
 	}
-}
-
-// deliveryDataKeys are the keys of broadcast id's per-delivery data: its
-// delivery records, the attempts a retry followed and the texts sent (the
-// broadcast's hash b:{id}, with its counters, stays; its audience snapshot
-// goes by dropAudience, in steps).
-func deliveryDataKeys(id string) []string {
-	return append([]string{bkey(id, "d")}, evidenceKeys(id)...)
 }
 
 // TrimOutbox implements dispatcher.RetentionStore: it pops entries older

@@ -41,11 +41,7 @@ func recordSent(t *testing.T, s *Store, bid string, rids ...string) {
 
 func deliveriesKept(t *testing.T, rdb redis.UniversalClient, bid string) int64 {
 	t.Helper()
-	n, err := rdb.HLen(context.Background(), bkey(bid, "d")).Result()
-	if err != nil {
-		t.Fatalf("HLEN: %v", err)
-	}
-	return n
+	return int64(len(deliveryRecords(t, New(rdb), bid)))
 }
 
 // TestRetentionDropsExpiredDeliveries: delivery records of incidents

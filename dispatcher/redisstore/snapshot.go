@@ -376,7 +376,7 @@ func (s *Store) readSnapshot(ctx context.Context, aud string, fn func(ids []stri
 		}
 	}
 	if c == 0 {
-		return s.scanIDs(ctx, aud, false, nil, fn)
+		return s.scanIDs(ctx, aud, fn)
 	}
 	chunks := int(c / 4)
 	const step = 50 // chunks of ~100 members: a few thousand ids a pipeline

@@ -95,6 +95,8 @@
 //	                                    c:{channel}:{code}  deliveries of channel in status code
 //	                                                   (one digit, statusCodes in deliveries.go)
 //	                                    snap           the token of the run taking the snapshot
+//	                                    db             how many buckets b:{id}:d:{k} hold its delivery
+//	                                                   records; 0 or none: the one hash b:{id}:d
 //	                                    audc           chunks of the snapshot that may exist (the most
 //	                                                   of any run's), until they are dropped
 //	                                    audgc          until when (ms) a process claimed the chunks'
@@ -108,7 +110,12 @@
 //	                                  steps (snapshot.go)
 //	                          zset    or the whole snapshot, of a run before the chunks (all scores 0,
 //	                                  ordered by id), or of a compensation notice (compensation.go)
-//	{T}:b:{id}:d              hash    {channel}.{recipient} -> delivery record
+//	{T}:b:{id}:d:{k}          hash    bucket k of the broadcast's delivery records: {channel}.{recipient}
+//	                                  -> delivery record, for the recipients of bucket k (deliveryBucket,
+//	                                  lua/dkeys.lua); the bucket count is field db of b:{id}, fixed by the
+//	                                  first record from the audience (~128 recipients a bucket)
+//	{T}:b:{id}:d              hash    or all of them in one hash, of a broadcast written before the buckets
+//	                                  (no db field, or db 0)
 //	{T}:b:{id}:t              hash    text ref -> SHA-256 [and text] of each distinct text sent (evidence.go)
 //	{T}:b:{id}:x              hash    {channel}.{recipient}#{attempt} -> an attempt a retry followed (evidence.go)
 //	{T}:b:{id}:lease:{name}   string  the token of the run holding a batch's ("b:{start}:{stop}") or a

@@ -19,7 +19,7 @@ local out, fin, segs, extra, late = {}, 0, 0, 0, 0
 tallied(b, function()
   for i = 5, #ARGV, 5 do
     local f, v, sg, fb, ex = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
-    local old = redis.call('HGET', d, f)
+    local old = dget(d, f)
     if old then
       local oc = string.sub(old, 1, 1)
       if oc == CODE.sending then
@@ -27,7 +27,7 @@ tallied(b, function()
           oc = 'b'
         elseif why then
           fin = fin + settle(b, d, f, h, why)
-          oc = string.sub(redis.call('HGET', d, f), 1, 1)
+          oc = string.sub(dget(d, f), 1, 1)
         end
       end
       out[#out + 1] = oc

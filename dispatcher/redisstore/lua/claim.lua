@@ -5,7 +5,7 @@
 -- returns the status code after the call ('' when there is no such
 -- delivery). KEYS: b, d, aud, incseq. ARGV: now, seq, field, h.
 local b, d, aud, incseq, now, f, h = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[3], ARGV[4]
-local old = redis.call('HGET', d, f)
+local old = dget(d, f)
 if not old then return '' end
 local oc = string.sub(old, 1, 1)
 if oc ~= CODE.queued and oc ~= CODE.sending then return oc end
@@ -16,7 +16,7 @@ if why then
   else
     settled(b, aud, now, move(b, d, f, oc, suppressed(old, why)))
   end
-  return string.sub(redis.call('HGET', d, f), 1, 1)
+  return string.sub(dget(d, f), 1, 1)
 end
 if oc == CODE.queued then
   move(b, d, f, oc, withCode(old, CODE.sending))

@@ -1,5 +1,6 @@
 -- erase_ledger pseudonymises one recipient in one broadcast's evidence
--- ledger (GDPR erasure): its delivery records {channel}.{id} in d and the
+-- ledger (GDPR erasure): its delivery records {channel}.{id} in d (in its
+-- buckets, dkeys.lua: the pseudonym's record may land in another) and the
 -- earlier attempts {channel}.{id}#{n} in x move to {channel}.{pseudonym},
 -- unchanged otherwise (status, times, provider id, text hash: counters do
 -- not move); the texts kept in t for them lose the text, keeping its
@@ -65,10 +66,10 @@ end
 local moved = 0
 for i = 5, 4 + n do
   local f, nf = ARGV[i] .. '.' .. id, ARGV[i] .. '.' .. ps
-  local v = redis.call('HGET', d, f)
+  local v = dget(d, f)
   if v then
-    redis.call('HSET', d, nf, v)
-    redis.call('HDEL', d, f)
+    ddel(d, f)
+    dset(d, nf, v)
     moved = moved + 1
     local ref = textRef(v)
     if ref then dropText(ref) end

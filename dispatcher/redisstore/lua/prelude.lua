@@ -6,7 +6,8 @@
 --   MOVE   old code ('' for a delivery not stored yet) -> new code -> true
 --          when an outcome may move a delivery so (dispatcher.CanMove)
 --
--- A delivery record (field {channel}.{recipient} of b:{id}:d) is
+-- A delivery record (field {channel}.{recipient} of a bucket of b:{id}:d:
+-- dkeys.lua, read and written with dget and dset) is
 --
 --   {code}|{attempts}|{updated}|{locale}|{provider id}|{sms}|{reason}
 --
@@ -115,7 +116,7 @@ end
 
 local function move(b, d, f, oc, v)
   local new = string.sub(v, 1, 1)
-  redis.call('HSET', d, f, v)
+  dset(d, f, v)
   local ch = string.match(f, '^[^.]+')
   if oc then count(b, 'c:' .. ch .. ':' .. oc, -1) end
   count(b, 'c:' .. ch .. ':' .. new, 1)
@@ -129,7 +130,7 @@ end
 -- apply applies one outcome, record v, to delivery f when canMove lets
 -- it. It returns applied (0 or 1) and what pending loses (see move).
 local function apply(b, d, f, v)
-  local old = redis.call('HGET', d, f)
+  local old = dget(d, f)
   local oc = old and string.sub(old, 1, 1) or nil
   if not canMove(oc, string.sub(v, 1, 1)) then return 0, 0 end
   return 1, move(b, d, f, oc, v)
@@ -245,7 +246,7 @@ end
 -- tripped (why): unknown when it is in the run's handed set h ('' for
 -- none), suppressed otherwise. It returns 1 when it settled it, else 0.
 local function settle(b, d, f, h, why)
-  local old = redis.call('HGET', d, f)
+  local old = dget(d, f)
   if not old or string.sub(old, 1, 1) ~= CODE.sending then return 0 end
   local v = suppressed(old, why)
   if h ~= '' and redis.call('SISMEMBER', h, f) == 1 then v = unknown(old, why) end

@@ -10,7 +10,7 @@
 -- the record keeps it: packProviderID), reason.
 local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local f, new, pid, why = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local old = redis.call('HGET', d, f)
+local old = dget(d, f)
 if not old then return -1 end
 local oc = string.sub(old, 1, 1)
 if not canMove(oc, new) then return 0 end

@@ -5,7 +5,7 @@
 -- for the evidence ledger in attempts (see evidence).
 -- KEYS: b, d, attempts. ARGV: field.
 local b, d, f = KEYS[1], KEYS[2], ARGV[1]
-local old = redis.call('HGET', d, f)
+local old = dget(d, f)
 if not old then return -1 end
 if string.sub(old, 1, 1) ~= CODE.failed then return -2 end
 local p = split(old)

@@ -1,0 +1,204 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Delivery buckets. A broadcast's delivery records are not one hash but
+// the bucket hashes b:{id}:d:{k} (lua/dkeys.lua): record
+// "{channel}.{recipient}" is in bucket deliveryBucket(field, n) of the
+// broadcast's n buckets, field db of b:{id}, fixed by the first record
+// written from its audience (about 128 recipients a bucket). A hash of
+// 10M fields (the one hash before) grew its table in one call of over
+// 100 ms and cost a hash table's entry per record; a bucket is small: a
+// listpack while its records fit hash-max-listpack-value
+// (docs/operations.md). A broadcast whose records were written before the
+// buckets has no db and keeps its one hash b:{id}:d (n = 0 below), which
+// every reader reads as before.
+
+// deliveryBucket is lua/dkeys.lua's dbucket: the 32-bit polynomial hash
+// (31) of the recipient part of field ("{channel}.{recipient}"), mod n.
+func deliveryBucket(field string, n int) int {
+	if i := strings.IndexByte(field, '.'); i >= 0 {
+		field = field[i+1:]
+	}
+	var h uint32
+	for i := 0; i < len(field); i++ {
+		h = h*31 + uint32(field[i])
+	}
+	return int(h % uint32(n))
+}
+
+// deliveryKey is the hash of broadcast id's n buckets that holds field.
+func deliveryKey(id string, n int, field string) string {
+	if n <= 0 {
+		return bkey(id, "d")
+	}
+	return bkey(id, "d", strconv.Itoa(deliveryBucket(field, n)))
+}
+
+// deliveryKeys are every hash of broadcast id's n buckets, in order.
+func deliveryKeys(id string, n int) []string {
+	if n <= 0 {
+		return []string{bkey(id, "d")}
+	}
+	out := make([]string, n)
+	for k := range out {
+		out[k] = bkey(id, "d", strconv.Itoa(k))
+	}
+	return out
+}
+
+// deliveryBuckets reads the bucket count of each broadcast of ids (0: the
+// one hash b:{id}:d, or nothing written yet), in one pipeline.
+func (s *Store) deliveryBuckets(ctx context.Context, ids ...string) ([]int, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, bkey(id), "db")
+	}
+	_, _ = pipe.Exec(ctx) // each command's error below: a missing db is redis.Nil
+	out := make([]int, len(ids))
+	for i, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("delivery buckets: %w", err)
+		}
+		out[i], _ = strconv.Atoi(c.Val())
+	}
+	return out, nil
+}
+
+// deliveryValues reads fields of the records of each broadcast of ids:
+// out[i][j] is field j of broadcast i, a string or nil. Two round trips:
+// the bucket counts, then one pipeline of an HMGET per bucket read.
+func (s *Store) deliveryValues(ctx context.Context, ids []string, fields []string) ([][]any, error) {
+	ns, err := s.deliveryBuckets(ctx, ids...)
+	if err != nil {
+		return nil, err
+	}
+	type read struct {
+		i   int
+		at  []int // positions in fields
+		cmd *redis.SliceCmd
+	}
+	pipe := s.rdb.Pipeline()
+	var reads []read
+	for i, id := range ids {
+		if ns[i] <= 0 {
+			at := make([]int, len(fields))
+			for j := range at {
+				at[j] = j
+			}
+			reads = append(reads, read{i, at, pipe.HMGet(ctx, bkey(id, "d"), fields...)})
+			continue
+		}
+		byKey := map[int][]int{}
+		var order []int
+		for j, f := range fields {
+			k := deliveryBucket(f, ns[i])
+			if _, ok := byKey[k]; !ok {
+				order = append(order, k)
+			}
+			byKey[k] = append(byKey[k], j)
+		}
+		for _, k := range order {
+			at := byKey[k]
+			fs := make([]string, len(at))
+			for x, j := range at {
+				fs[x] = fields[j]
+			}
+			reads = append(reads, read{i, at, pipe.HMGet(ctx, bkey(id, "d", strconv.Itoa(k)), fs...)})
+		}
+	}
+	if len(reads) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][]any, len(ids))
+	for i := range out {
+		out[i] = make([]any, len(fields))
+	}
+	for _, r := range reads {
+		for x, v := range r.cmd.Val() {
+			out[r.i][r.at[x]] = v
+		}
+	}
+	return out, nil
+}
+
+// deliveryHashes are the hashes that hold broadcast id's records, in
+// order: its buckets, or the one hash of an older broadcast.
+func (s *Store) deliveryHashes(ctx context.Context, id string) ([]string, error) {
+	ns, err := s.deliveryBuckets(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return deliveryKeys(id, ns[0]), nil
+}
+
+// scanDeliveries calls fn with the field/record pairs of broadcast id's
+// records, about count at a time. An older broadcast's one hash is
+// scanned (scanAll, restart as given: a failover rescans it, or stops the
+// scan without restart); buckets are read whole, a pipeline of HGETALLs
+// at a time: a small hash's read carries no cursor to lose in a failover.
+func (s *Store) scanDeliveries(ctx context.Context, id string, count int64, restart bool, fn func(kv []string) error) error {
+	ns, err := s.deliveryBuckets(ctx, id)
+	if err != nil {
+		return err
+	}
+	n := ns[0]
+	if n <= 0 {
+		return s.scanAll(ctx, "HSCAN", bkey(id, "d"), count, restart, fn)
+	}
+	group := int(max(1, count/deliveriesPerBucket))
+	for k := 0; k < n; k += group {
+		kv, err := s.readBuckets(ctx, id, k, min(n, k+group))
+		if err != nil {
+			return err
+		}
+		if len(kv) > 0 {
+			if err := fn(kv); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readBuckets reads buckets [from, to) of broadcast id's records whole,
+// in one pipeline of HGETALLs: their field/record pairs, in bucket order
+// and then field order (an export lists them the same way each time).
+func (s *Store) readBuckets(ctx context.Context, id string, from, to int) ([]string, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, 0, to-from)
+	for k := from; k < to; k++ {
+		cmds = append(cmds, pipe.HGetAll(ctx, bkey(id, "d", strconv.Itoa(k))))
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	var kv []string
+	for _, c := range cmds {
+		h := c.Val()
+		for _, f := range slices.Sorted(maps.Keys(h)) {
+			kv = append(kv, f, h[f])
+		}
+	}
+	return kv, nil
+}
+
+// deliveriesPerBucket is dkeys.lua's DELIVERIES_PER_BUCKET: how many
+// recipients of the audience a bucket is sized for.
+const deliveriesPerBucket = 128

@@ -1,0 +1,158 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// oneHashLayout makes broadcast id keep its records in the one hash
+// b:{id}:d, as a broadcast written before the buckets does (db 0).
+func oneHashLayout(t testing.TB, rdb redis.UniversalClient, id string) {
+	t.Helper()
+	if err := rdb.HSet(context.Background(), bkey(id), "db", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deliveryHashOf is the hash that holds (or would) record field of
+// broadcast id as the broadcast stands.
+func deliveryHashOf(t testing.TB, rdb redis.UniversalClient, id, field string) string {
+	t.Helper()
+	n, _ := strconv.Atoi(rdb.HGet(context.Background(), bkey(id), "db").Val())
+	return deliveryKey(id, n, field)
+}
+
+// deliveryRecords are every record of broadcast id, field -> record.
+func deliveryRecords(t testing.TB, s *Store, id string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := s.scanDeliveries(context.Background(), id, 1000, true, func(kv []string) error {
+		for i := 0; i+1 < len(kv); i += 2 {
+			out[kv[i]] = kv[i+1]
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDeliveryBucketsLuaAgreeWithGo: dkeys.lua places a record in the
+// bucket deliveryBucket names, and its DELIVERIES_PER_BUCKET is Go's.
+func TestDeliveryBucketsLuaAgreeWithGo(t *testing.T) {
+	t.Parallel()
+	if !strings.Contains(luaFile("dkeys"), fmt.Sprintf("local DELIVERIES_PER_BUCKET = %d\n", deliveriesPerBucket)) {
+		t.Errorf("dkeys.lua's DELIVERIES_PER_BUCKET is not deliveriesPerBucket (%d)", deliveriesPerBucket)
+	}
+	probe := redis.NewScript(luaFile("dkeys") + "\nreturn dbucket(ARGV[1], tonumber(ARGV[2]))")
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		fields := []string{"sms.a", "email.cust-000123", "push.r.with.dots", "sms.ÄÖü-42", "none.", "nodot", "sms.zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"}
+		for _, n := range []int{1, 7, 128, 78125} {
+			for _, f := range fields {
+				got, err := probe.Run(ctx, rdb, []string{bkey("bc_probe_1", "d")}, f, n).Int()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := deliveryBucket(f, n); got != want {
+					t.Errorf("bucket of %q of %d: Lua %d, Go %d", f, n, got, want)
+				}
+			}
+		}
+	})
+}
+
+// TestDeliveryBuckets: a broadcast's records go to buckets sized from its
+// audience, fixed by the first write; readers find them; an older
+// broadcast's one hash is read and written as before.
+func TestDeliveryBuckets(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		for _, layout := range []string{"buckets", "one hash"} {
+			b := saveBroadcast(t, s, "inc_dbk_"+strings.ReplaceAll(layout, " ", ""), nil, nil)
+			if err := rdb.HSet(ctx, bkey(b.ID), "audience", 1000).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if layout == "one hash" {
+				// Written before the buckets: the one hash exists, no db.
+				if err := rdb.HSet(ctx, bkey(b.ID, "d"), deliveryField(dispatcher.ChannelEmail, "old"), encodeRecord(nil, 1, record{status: dispatcher.StatusSent, locale: "en"})).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var begins []dispatcher.Begin
+			for i := range 300 {
+				begins = append(begins, dispatcher.Begin{RecipientID: fmt.Sprintf("r%04d", i), Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"})
+			}
+			mustBegin(t, s, b.ID, begins...)
+			n, _ := strconv.Atoi(rdb.HGet(ctx, bkey(b.ID), "db").Val())
+			keys := existing(t, rdb, b.ID)
+			if layout == "buckets" && (n != 8 || len(keys) != 8) {
+				t.Errorf("%s: db %d, hashes %v; want 8 buckets (1000 / 128)", layout, n, keys)
+			}
+			if layout == "one hash" && (n != 0 || len(keys) != 1 || rdb.HLen(ctx, bkey(b.ID, "d")).Val() != 301) {
+				t.Errorf("%s: db %d, hashes %v; want the one hash of 301", layout, n, keys)
+			}
+			want := 300
+			if layout == "one hash" {
+				want++
+			}
+			if got := len(deliveryRecords(t, s, b.ID)); got != want {
+				t.Errorf("%s: %d records read, want 300 (and the old one)", layout, got)
+			}
+			d, err := s.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, "r0123"))
+			if err != nil || d.Status != dispatcher.StatusSending {
+				t.Errorf("%s: GetDelivery = %+v, %v", layout, d, err)
+			}
+			seen := map[string]int{}
+			cursor := ""
+			for pages := 0; ; pages++ {
+				page, err := s.ListDeliveries(ctx, b.ID, dispatcher.DeliveryFilter{Channel: dispatcher.ChannelSMS, Limit: 7, Cursor: cursor})
+				if err != nil || pages > 100 {
+					t.Fatalf("%s: ListDeliveries(%q): %v", layout, cursor, err)
+				}
+				for _, d := range page.Deliveries {
+					seen[d.RecipientID]++
+				}
+				if cursor = page.NextCursor; cursor == "" {
+					break
+				}
+			}
+			if len(seen) != 300 {
+				t.Errorf("%s: listed %d deliveries, want 300", layout, len(seen))
+			}
+			for rid, k := range seen {
+				if k != 1 {
+					t.Errorf("%s: %s listed %d times", layout, rid, k)
+				}
+			}
+			if err := s.DropDeliveries(ctx, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if left := existing(t, rdb, b.ID); len(left) != 0 {
+				t.Errorf("%s: after DropDeliveries %v are left", layout, left)
+			}
+		}
+	})
+}
+
+// existing are those of broadcast id's one hash and 8 buckets that exist
+// (KEYS would ask one node of a cluster).
+func existing(t *testing.T, rdb redis.UniversalClient, id string) []string {
+	t.Helper()
+	var out []string
+	for _, k := range append(deliveryKeys(id, 8), bkey(id, "d")) {
+		if rdb.Exists(context.Background(), k).Val() == 1 {
+			out = append(out, k)
+		}
+	}
+	return out
+}

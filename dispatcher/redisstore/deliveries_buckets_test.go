@@ -52,6 +52,9 @@ func TestDeliveryBucketsLuaAgreeWithGo(t *testing.T) {
 	if !strings.Contains(luaFile("dkeys"), fmt.Sprintf("local DELIVERIES_PER_BUCKET = %d\n", deliveriesPerBucket)) {
 		t.Errorf("dkeys.lua's DELIVERIES_PER_BUCKET is not deliveriesPerBucket (%d)", deliveriesPerBucket)
 	}
+	if !strings.Contains(luaFile("dkeys"), fmt.Sprintf("local DELIVERY_BUCKETS_FROM = %d\n", deliveryBucketsFrom)) {
+		t.Errorf("dkeys.lua's DELIVERY_BUCKETS_FROM is not deliveryBucketsFrom (%d)", deliveryBucketsFrom)
+	}
 	probe := redis.NewScript(luaFile("dkeys") + "\nreturn dbucket(ARGV[1], tonumber(ARGV[2]))")
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
@@ -79,7 +82,13 @@ func TestDeliveryBuckets(t *testing.T) {
 		ctx := context.Background()
 		for _, layout := range []string{"buckets", "one hash"} {
 			b := saveBroadcast(t, s, "inc_dbk_"+strings.ReplaceAll(layout, " ", ""), nil, nil)
-			if err := rdb.HSet(ctx, bkey(b.ID), "audience", 1000).Err(); err != nil {
+			// 8 buckets, as an audience of deliveryBucketsFrom would fix
+			// its count (TestDeliveryBucketsFromAudience).
+			fields := []any{"audience", 1000, "db", 8}
+			if layout == "one hash" {
+				fields = fields[:2]
+			}
+			if err := rdb.HSet(ctx, bkey(b.ID), fields...).Err(); err != nil {
 				t.Fatal(err)
 			}
 			if layout == "one hash" {
@@ -139,6 +148,39 @@ func TestDeliveryBuckets(t *testing.T) {
 			}
 			if left := existing(t, rdb, b.ID); len(left) != 0 {
 				t.Errorf("%s: after DropDeliveries %v are left", layout, left)
+			}
+		}
+	})
+}
+
+// TestDeliveryBucketsFromAudience: the first record fixes a broadcast's
+// bucket count from its audience: 0 (the one hash) below
+// deliveryBucketsFrom, the audience over deliveriesPerBucket from it.
+func TestDeliveryBucketsFromAudience(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		for _, tc := range []struct {
+			audience, want int
+		}{{1000, 0}, {deliveryBucketsFrom - 1, 0}, {deliveryBucketsFrom, deliveryBucketsFrom / deliveriesPerBucket}, {deliveryBucketsFrom + 1, deliveryBucketsFrom/deliveriesPerBucket + 1}} {
+			b := saveBroadcast(t, s, fmt.Sprintf("inc_dbf_%d", tc.audience), nil, nil)
+			if err := rdb.HSet(ctx, bkey(b.ID), "audience", tc.audience).Err(); err != nil {
+				t.Fatal(err)
+			}
+			mustBegin(t, s, b.ID, dispatcher.Begin{RecipientID: "r1", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"})
+			if got, _ := strconv.Atoi(rdb.HGet(ctx, bkey(b.ID), "db").Val()); got != tc.want {
+				t.Errorf("audience %d: db %d, want %d", tc.audience, got, tc.want)
+			}
+			field := deliveryField(dispatcher.ChannelSMS, "r1")
+			key := deliveryKeys(b.ID, tc.want)[0]
+			if tc.want > 0 {
+				key = deliveryKeys(b.ID, tc.want)[deliveryBucket(field, tc.want)]
+			}
+			if !rdb.HExists(ctx, key, field).Val() {
+				t.Errorf("audience %d: the record is not in %s", tc.audience, key)
+			}
+			if d, err := s.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, "r1")); err != nil || d.Status != dispatcher.StatusSending {
+				t.Errorf("audience %d: GetDelivery = %+v, %v", tc.audience, d, err)
 			}
 		}
 	})

@@ -2,13 +2,21 @@
 -- "Delivery buckets"). Record {channel}.{recipient} of broadcast id is
 -- field {channel}.{recipient} of bucket hash b:{id}:d:{k}, k =
 -- dbucket(field, n), where n is the broadcast's bucket count, field db of
--- b:{id}, fixed by the first record written: its audience over
--- DELIVERIES_PER_BUCKET (at least 1), so that a bucket stays small (a
--- listpack when its values fit hash-max-listpack-value). A broadcast
+-- b:{id}, fixed by the first record written: from an audience of
+-- DELIVERY_BUCKETS_FROM on, the audience over DELIVERIES_PER_BUCKET, so
+-- that a bucket stays small (a listpack when its values fit
+-- hash-max-listpack-value); below it 0. A broadcast
 -- whose records were written before the buckets (no db, and b:{id}:d
 -- exists) keeps the one hash b:{id}:d (n = 0). Scripts name d = b:{id}:d
 -- (KEYS); the buckets share its hash tag, so its slot.
 local DELIVERIES_PER_BUCKET = 128
+
+-- DELIVERY_BUCKETS_FROM is the least audience whose records go to
+-- buckets; a smaller broadcast keeps the one hash b:{id}:d (n = 0). The
+-- buckets cost 25-30% of deliveries/s at 1M (docs/BENCHMARKS.md), and a
+-- hash this small neither grows its table in one long call (a table of
+-- 4M slots is 32 MB, allocated at once) nor costs much more memory.
+local DELIVERY_BUCKETS_FROM = 4000000
 
 -- dbucket is the bucket of field f ("{channel}.{recipient}") of n: a
 -- 32-bit polynomial hash (31) of the recipient, mod n; deliveryBucket in
@@ -38,7 +46,10 @@ local function dbuckets(d, write)
       return nil
     else
       local a = tonumber(redis.call('HGET', b, 'audience') or '0') or 0
-      n = math.max(1, math.ceil(a / DELIVERIES_PER_BUCKET))
+      n = 0
+      if a >= DELIVERY_BUCKETS_FROM then
+        n = math.ceil(a / DELIVERIES_PER_BUCKET)
+      end
       redis.call('HSET', b, 'db', n)
     end
   end

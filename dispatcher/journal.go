@@ -25,6 +25,11 @@ import (
 // makes carries it: in Redis, a kill still finds at most the Sender's
 // in-flight limit of messages handed over and not recorded, and a slot no
 // longer waits for a round trip between its answer and its next mark.
+// That holds within one broadcast's writer; while the Fanout writes for
+// more than one broadcast (whose runs share the Senders' windows), Done
+// waits for its outcome's write, and a new broadcast's writer first writes
+// what the others queued (newJournal). A run's last outcomes are written
+// before it leaves the writer's list (close).
 //
 // The runs a worker has of one broadcast at once share their writes (a
 // journalWriter): a Sender's window is shared by every batch sending
@@ -37,10 +42,11 @@ type journal struct {
 	w     *journalWriter
 	guard Guard
 
-	mu     sync.Mutex
-	hands  []handReq
-	outs   []Outcome
-	closed bool
+	mu      sync.Mutex
+	hands   []handReq
+	outs    []Outcome
+	waiters []chan error // Done calls waiting for their outcome's write
+	closed  bool
 }
 
 type handReq struct {
@@ -70,6 +76,7 @@ type journalWriter struct {
 func (f *Fanout) newJournal(ctx context.Context, broadcastID string, g Guard) *journal {
 	f.jmu.Lock()
 	w := f.writers[broadcastID]
+	var others []*journalWriter
 	if w == nil {
 		w = &journalWriter{
 			f: f, ctx: context.WithoutCancel(ctx), bid: broadcastID,
@@ -78,11 +85,23 @@ func (f *Fanout) newJournal(ctx context.Context, broadcastID string, g Guard) *j
 		if f.writers == nil {
 			f.writers = make(map[string]*journalWriter)
 		}
+		for _, o := range f.writers {
+			others = append(others, o)
+		}
 		f.writers[broadcastID] = w
 		go w.loop()
 	}
 	w.users++
 	f.jmu.Unlock()
+	// A second broadcast's writer: from now on Done waits for its
+	// outcome's write (record), and what the others queued without waiting
+	// (their slots freed, perhaps taken by this broadcast's runs next) is
+	// written before this run marks anything. A write under way is waited
+	// for (write holds wmu). A failed write leaves it queued: Redis is
+	// away, and this run's marks will not be written either.
+	for _, o := range others {
+		_ = o.write()
+	}
 	j := &journal{w: w, guard: g}
 	w.mu.Lock()
 	w.runs = append(w.runs, j)
@@ -116,12 +135,32 @@ func (j *journal) hand(refs []DeliveryRef) error {
 }
 
 // record queues an outcome reported as it came (Progress.Done) and asks for
-// a write without waiting for it: the next mark of any run goes out with
-// it or after it (see journal). A failed write leaves it queued for the
-// next; close writes what is left.
+// a write. While the Fanout writes for one broadcast only it does not wait:
+// the next mark of any run goes out with it or after it (see journal).
+// With more than one broadcast's writer, a mark of another broadcast's run
+// could go out first (the Sender's window is shared by every broadcast),
+// so it waits for the write, as every Done did before. A failed write
+// leaves it queued for the next; close writes what is left.
 func (j *journal) record(o Outcome) {
-	j.add(o)
+	f := j.w.f
+	// jmu orders this against a second writer's start (newJournal): an
+	// outcome queued without waiting is queued before that writer exists,
+	// and the new writer writes it before its first mark.
+	f.jmu.Lock()
+	shared := len(f.writers) > 1
+	var reply chan error
+	j.mu.Lock()
+	j.outs = append(j.outs, o)
+	if shared && !j.closed {
+		reply = make(chan error, 1)
+		j.waiters = append(j.waiters, reply)
+	}
+	j.mu.Unlock()
+	f.jmu.Unlock()
 	j.w.poke()
+	if reply != nil {
+		<-reply
+	}
 }
 
 // add queues an outcome without waiting: a result the Sender returned
@@ -165,9 +204,10 @@ func (w *journalWriter) write() error {
 
 // pending is what one write took of a run.
 type pending struct {
-	j     *journal
-	hands []handReq
-	outs  []Outcome
+	j       *journal
+	hands   []handReq
+	outs    []Outcome
+	waiters []chan error
 }
 
 // writeJournals sends what runs (of broadcast bid) have waiting, in one
@@ -189,8 +229,8 @@ func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal)
 	var outs []Outcome
 	for i, j := range runs {
 		j.mu.Lock()
-		ps[i].outs = j.outs
-		j.outs = nil
+		ps[i].outs, ps[i].waiters = j.outs, j.waiters
+		j.outs, j.waiters = nil, nil
 		j.mu.Unlock()
 		outs = append(outs, ps[i].outs...)
 	}
@@ -203,6 +243,11 @@ func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal)
 		}
 	}
 	if len(groups) == 0 && len(outs) == 0 {
+		for _, p := range ps {
+			for _, c := range p.waiters {
+				c <- nil
+			}
+		}
 		return nil
 	}
 	refused := make([]string, len(ps))
@@ -233,6 +278,9 @@ func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal)
 		for _, h := range p.hands {
 			h.reply <- reply
 		}
+		for _, c := range p.waiters {
+			c <- err // on an error the outcome stays queued: close writes it
+		}
 	}
 	return err
 }
@@ -253,21 +301,29 @@ func (j *journal) close() error {
 	j.mu.Lock()
 	j.closed = true
 	j.mu.Unlock()
-	w.mu.Lock()
-	if i := slices.Index(w.runs, j); i >= 0 {
-		w.runs = slices.Delete(w.runs, i, i+1)
+	// The run stays listed until its last outcomes are written, and its
+	// own writes hold wmu: every write of the broadcast until then takes
+	// its outcomes after the marks, so no other run's mark (its slot freed
+	// by one of this run's answers) goes out before them.
+	unlist := func() {
+		w.mu.Lock()
+		if i := slices.Index(w.runs, j); i >= 0 {
+			w.runs = slices.Delete(w.runs, i, i+1)
+		}
+		w.mu.Unlock()
 	}
-	w.mu.Unlock()
-	// A write under way may have taken some of the run's outcomes; once
-	// it is over they are written or back in j.outs.
-	w.wmu.Lock()
-	w.wmu.Unlock() //nolint:staticcheck // empty on purpose: it only waits
 	defer w.leave()
+	defer unlist()
 
 	deadline := time.NewTimer(flushFor)
 	defer deadline.Stop()
 	for {
+		w.wmu.Lock()
 		err := w.f.writeJournals(w.ctx, w.bid, []*journal{j})
+		if err == nil {
+			unlist()
+		}
+		w.wmu.Unlock()
 		if err == nil {
 			return nil
 		}

@@ -198,3 +198,63 @@ func TestJournalOutcomeGoesWithTheNextMark(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalOtherBroadcastFirst: Done does not wait while the Fanout
+// writes for one broadcast; a second broadcast's writer first writes what
+// the first queued (waiting for its write under way), so none of its marks
+// goes out before an outcome whose slot it may have taken; and while both
+// are there, Done waits for its write.
+func TestJournalOtherBroadcastFirst(t *testing.T) {
+	ctx := context.Background()
+	hold := make(chan struct{})
+	s := &groupStore{hold: hold, in: make(chan struct{}, 100)}
+	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}
+	guard := func(name string) Guard {
+		return Guard{IncidentID: "inc", Seq: 1, Lease: &Lease{Name: name, Token: "t"}}
+	}
+	ref := func(id string) []DeliveryRef { return []DeliveryRef{{RecipientID: id, Channel: ChannelSMS}} }
+	j1 := f.newJournal(ctx, "bc_1", guard("b1"))
+	errs := make(chan error, 2)
+	go func() { errs <- j1.hand(ref("a")) }()
+	<-s.in // the first write is under way, held
+	j1.record(Outcome{RecipientID: "x"}) // one broadcast: it does not wait
+
+	started := make(chan *journal)
+	go func() { started <- f.newJournal(ctx, "bc_2", guard("c1")) }()
+	select {
+	case <-started:
+		t.Fatal("the second broadcast's journal started while the first's write was under way")
+	case <-time.After(50 * time.Millisecond): // a bound on a wait that must not end, not a pause
+	}
+	close(hold)
+	j2 := <-started
+	go func() { errs <- j2.hand(ref("c")) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("hand = %v", err)
+		}
+	}
+	j1.record(Outcome{RecipientID: "y"}) // two broadcasts: it waits for its write
+	s.mu.Lock()
+	calls := slices.Clone(s.calls)
+	s.mu.Unlock()
+	at := func(what string) int {
+		for i, c := range calls {
+			if slices.Contains(c, what) {
+				return i
+			}
+		}
+		return -1
+	}
+	if x, c := at("outs:x"), at("c1:c"); x < 0 || c < 0 || x >= c {
+		t.Errorf("calls = %q: want the outcome x written before the mark c of the other broadcast", calls)
+	}
+	if at("outs:y") < 0 {
+		t.Errorf("calls = %q: record returned before its outcome y was written", calls)
+	}
+	for _, j := range []*journal{j1, j2} {
+		if err := j.close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

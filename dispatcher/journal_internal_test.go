@@ -216,7 +216,7 @@ func TestJournalOtherBroadcastFirst(t *testing.T) {
 	j1 := f.newJournal(ctx, "bc_1", guard("b1"))
 	errs := make(chan error, 2)
 	go func() { errs <- j1.hand(ref("a")) }()
-	<-s.in // the first write is under way, held
+	<-s.in                               // the first write is under way, held
 	j1.record(Outcome{RecipientID: "x"}) // one broadcast: it does not wait
 
 	started := make(chan *journal)

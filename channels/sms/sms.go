@@ -449,9 +449,16 @@ func (s *Sender) getCall(ctx context.Context) *call {
 }
 
 func (s *Sender) putCall(c *call) {
+	if c.bound.answer.Cap() > maxKeptAnswer {
+		return // a large error page once: not kept for every later call
+	}
 	c.bound.ctx, c.ex = nil, exchange{}
 	s.calls.Put(c)
 }
+
+// maxKeptAnswer is the largest answer buffer a pooled call keeps; a
+// message resource is about 1 KiB.
+const maxKeptAnswer = 64 << 10
 
 // Send sends one SMS per message, up to the window at a time, and returns
 // one Result per message, in order. A message Twilio accepted is

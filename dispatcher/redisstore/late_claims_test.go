@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -98,6 +99,33 @@ func TestLateClaims(t *testing.T) {
 		mustStatus(t, s, b.ID, "y", dispatcher.StatusSuppressed, why)
 		if got := mustBroadcast(t, s, b.ID); got.Late != 2 || got.Pending != 0 {
 			t.Errorf("broadcast after settling: late %d pending %d, want 2 late, 0 pending", got.Late, got.Pending)
+		}
+	})
+}
+
+// TestLateGroupDiedBeforeClaiming: a group's run that took its lease and
+// died before it claimed any member left nothing in sending and no ids to
+// run again: the sweeper drops its entry instead of claiming it again every
+// LapsedClaim.
+func TestLateGroupDiedBeforeClaiming(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b, _, l := startBatch(t, s, "inc_lgd", "a")
+		if err := s.ReleaseLease(ctx, b.ID, l, true); err != nil {
+			t.Fatal(err)
+		}
+		group := dispatcher.Batch{Lates: dispatcher.JoinLates([]string{"x", "y"})}
+		run := dispatcher.NewLease(dispatcher.BatchLeaseName(group))
+		if ok, err := s.AcquireLease(ctx, b.ID, run, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireLease(%s) = %v, %v", run.Name, ok, err)
+		}
+		lapse(t, rdb, b.ID, run)
+		if lapsed, err := s.LapsedBatches(ctx); err != nil || len(lapsed) != 0 {
+			t.Fatalf("LapsedBatches = %+v, %v; want nothing to run again", lapsed, err)
+		}
+		if err := rdb.ZScore(ctx, leasesKey(b.ID), leaseMember(b.ID, run.Name)).Err(); !errors.Is(err, redis.Nil) {
+			t.Errorf("the dead group's entry is still registered (ZSCORE: %v)", err)
 		}
 	})
 }

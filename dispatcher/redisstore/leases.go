@@ -317,10 +317,18 @@ func (s *Store) lapsed(ctx context.Context, prefix string, members []string) ([]
 			lb.Plan = true
 		} else if strings.HasPrefix(name, lateGroupLease) {
 			// A group of late members: its ids, kept with its claims
-			// (claim_late.lua). Gone (a day later), it is left to
-			// settle.lua.
+			// (claim_late.lua). Gone with its members' set (its run died
+			// before it claimed any, or a day passed), nothing of it can be
+			// in sending: its entry is dropped, not claimed again every
+			// LapsedClaim. A members' set left is settle.lua's.
 			ids, err := s.rdb.Get(ctx, lateGroupKey(bid, name)).Result()
 			if errors.Is(err, redis.Nil) {
+				if n, err := s.rdb.Exists(ctx, lateMembersKey(bid, name)).Result(); err == nil && n == 0 {
+					keys := []string{leasesKey(bid), sweptKey(bid)}
+					if err := takenScript.Run(ctx, s.rdb, keys, leaseMember(bid, name), got[i+2]).Err(); err != nil {
+						return nil, fmt.Errorf("lapsed batches: %w", err)
+					}
+				}
 				continue
 			}
 			if err != nil {

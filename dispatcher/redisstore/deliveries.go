@@ -551,27 +551,16 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 			continue
 		}
 		node = ran
-		seen := 0 // records of this step that pass the filter
-		for i := 0; i+1 < len(kv); i += 2 {
-			dl, err := decodeRecord(broadcastID, kv[i], kv[i+1])
-			if err != nil {
-				return nil, err
+		at, full, err := pageOf(broadcastID, kv, f, skip, limit, page)
+		if err != nil {
+			return nil, err
+		}
+		if full {
+			page.NextCursor = strconv.FormatUint(cursor, 10) + "." + strconv.Itoa(at)
+			if node != "" {
+				page.NextCursor += "." + node
 			}
-			if f.Status != "" && dl.Status != f.Status {
-				continue
-			}
-			seen++
-			if seen <= skip {
-				continue
-			}
-			if len(page.Deliveries) == limit {
-				page.NextCursor = strconv.FormatUint(cursor, 10) + "." + strconv.Itoa(seen-1)
-				if node != "" {
-					page.NextCursor += "." + node
-				}
-				return page, nil
-			}
-			page.Deliveries = append(page.Deliveries, dl)
+			return page, nil
 		}
 		cursor, skip = next, 0
 		if cursor == 0 || len(page.Deliveries) >= limit {
@@ -603,37 +592,19 @@ func (s *Store) listBuckets(ctx context.Context, broadcastID string, n int, f di
 			return nil, &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: "must be a cursor returned as next_cursor", Value: f.Cursor}}}
 		}
 	}
-	prefix := ""
-	if f.Channel != "" {
-		prefix = string(f.Channel) + "."
-	}
 	page := &dispatcher.DeliveryPage{Deliveries: []*dispatcher.Delivery{}}
 	for read := 0; k < n && read < 64; read, k, skip = read+1, k+1, 0 {
 		kv, err := s.readBuckets(ctx, broadcastID, k, k+1) // in field order
 		if err != nil {
 			return nil, fmt.Errorf("list deliveries of %s: %w", broadcastID, err)
 		}
-		seen := 0 // records of this bucket that pass the filter
-		for i := 0; i+1 < len(kv); i += 2 {
-			if !strings.HasPrefix(kv[i], prefix) {
-				continue
-			}
-			dl, err := decodeRecord(broadcastID, kv[i], kv[i+1])
-			if err != nil {
-				return nil, err
-			}
-			if f.Status != "" && dl.Status != f.Status {
-				continue
-			}
-			seen++
-			if seen <= skip {
-				continue
-			}
-			if len(page.Deliveries) == limit {
-				page.NextCursor = strconv.Itoa(k) + ":" + strconv.Itoa(seen-1)
-				return page, nil
-			}
-			page.Deliveries = append(page.Deliveries, dl)
+		at, full, err := pageOf(broadcastID, kv, f, skip, limit, page)
+		if err != nil {
+			return nil, err
+		}
+		if full {
+			page.NextCursor = strconv.Itoa(k) + ":" + strconv.Itoa(at)
+			return page, nil
 		}
 		if len(page.Deliveries) == limit {
 			k++
@@ -644,6 +615,38 @@ func (s *Store) listBuckets(ctx context.Context, broadcastID string, n int, f di
 		page.NextCursor = strconv.Itoa(k) + ":0"
 	}
 	return page, nil
+}
+
+// pageOf adds to page the records of kv (field, value pairs) that pass f,
+// past the first skip of those, until page holds limit. full reports a
+// record left over for the next page, at how many passing f come before it.
+func pageOf(broadcastID string, kv []string, f dispatcher.DeliveryFilter, skip, limit int, page *dispatcher.DeliveryPage) (at int, full bool, err error) {
+	prefix := ""
+	if f.Channel != "" {
+		prefix = string(f.Channel) + "."
+	}
+	seen := 0 // records of kv that pass the filter
+	for i := 0; i+1 < len(kv); i += 2 {
+		if !strings.HasPrefix(kv[i], prefix) {
+			continue
+		}
+		dl, err := decodeRecord(broadcastID, kv[i], kv[i+1])
+		if err != nil {
+			return 0, false, err
+		}
+		if f.Status != "" && dl.Status != f.Status {
+			continue
+		}
+		seen++
+		if seen <= skip {
+			continue
+		}
+		if len(page.Deliveries) == limit {
+			return seen - 1, true, nil
+		}
+		page.Deliveries = append(page.Deliveries, dl)
+	}
+	return seen, false, nil
 }
 
 // parseCursor reads a ListDeliveries cursor: "{scan cursor}", or

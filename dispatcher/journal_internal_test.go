@@ -48,6 +48,22 @@ func (s *groupStore) JournalGroups(_ context.Context, _ string, groups []Journal
 	return refused, nil
 }
 
+// heldWrites is a Fanout whose journal writes go to a groupStore that
+// holds each call until hold is closed.
+func heldWrites() (*groupStore, *Fanout, chan struct{}) {
+	hold := make(chan struct{})
+	s := &groupStore{hold: hold, in: make(chan struct{}, 100)}
+	return s, &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}, hold
+}
+
+// testGuard is a run's guard under lease name.
+func testGuard(name string) Guard {
+	return Guard{IncidentID: "inc", Seq: 1, Lease: &Lease{Name: name, Token: "t"}}
+}
+
+// smsRefs is the SMS delivery of recipient id.
+func smsRefs(id string) []DeliveryRef { return []DeliveryRef{{RecipientID: id, Channel: ChannelSMS}} }
+
 // queued waits until j has n marks waiting for a write.
 func queued(t *testing.T, j *journal, n int) {
 	t.Helper()
@@ -75,13 +91,8 @@ func queued(t *testing.T, j *journal, n int) {
 // stops with the last run.
 func TestJournalRunsShareWrites(t *testing.T) {
 	ctx := context.Background()
-	hold := make(chan struct{})
-	s := &groupStore{hold: hold, in: make(chan struct{}, 10)}
-	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}
-	guard := func(name string) Guard {
-		return Guard{IncidentID: "inc", Seq: 1, Lease: &Lease{Name: name, Token: "t"}}
-	}
-	ref := func(id string) []DeliveryRef { return []DeliveryRef{{RecipientID: id, Channel: ChannelSMS}} }
+	s, f, hold := heldWrites()
+	guard, ref := testGuard, smsRefs
 	j1, j2 := f.newJournal(ctx, "bc_1", guard("b1")), f.newJournal(ctx, "bc_1", guard("lost"))
 	other := f.newJournal(ctx, "bc_2", guard("b9"))
 
@@ -152,13 +163,8 @@ func TestJournalRunsShareWrites(t *testing.T) {
 // frees is marked again no earlier than the outcome is written.
 func TestJournalOutcomeGoesWithTheNextMark(t *testing.T) {
 	ctx := context.Background()
-	hold := make(chan struct{})
-	s := &groupStore{hold: hold, in: make(chan struct{}, 10)}
-	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}
-	guard := func(name string) Guard {
-		return Guard{IncidentID: "inc", Seq: 1, Lease: &Lease{Name: name, Token: "t"}}
-	}
-	ref := func(id string) []DeliveryRef { return []DeliveryRef{{RecipientID: id, Channel: ChannelSMS}} }
+	s, f, hold := heldWrites()
+	guard, ref := testGuard, smsRefs
 	j1, j2 := f.newJournal(ctx, "bc_1", guard("b1")), f.newJournal(ctx, "bc_1", guard("b2"))
 
 	errs := make(chan error, 2)
@@ -206,13 +212,8 @@ func TestJournalOutcomeGoesWithTheNextMark(t *testing.T) {
 // are there, Done waits for its write.
 func TestJournalOtherBroadcastFirst(t *testing.T) {
 	ctx := context.Background()
-	hold := make(chan struct{})
-	s := &groupStore{hold: hold, in: make(chan struct{}, 100)}
-	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}
-	guard := func(name string) Guard {
-		return Guard{IncidentID: "inc", Seq: 1, Lease: &Lease{Name: name, Token: "t"}}
-	}
-	ref := func(id string) []DeliveryRef { return []DeliveryRef{{RecipientID: id, Channel: ChannelSMS}} }
+	s, f, hold := heldWrites()
+	guard, ref := testGuard, smsRefs
 	j1 := f.newJournal(ctx, "bc_1", guard("b1"))
 	errs := make(chan error, 2)
 	go func() { errs <- j1.hand(ref("a")) }()

@@ -1013,12 +1013,7 @@ func BenchmarkMetricsHotPath(b *testing.B) {
 // cancelled context is an error, not a silent short plan.
 func TestEnqueueBatchesResumes(t *testing.T) {
 	t.Parallel()
-	_, opts := redistest.New(t)
-	ro := asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB}
-	c := queue.NewClient(ro)
-	t.Cleanup(func() { _ = c.Close() })
-	insp := asynq.NewInspector(ro)
-	t.Cleanup(func() { _ = insp.Close() })
+	c, insp := queueClient(t)
 	b := &dispatcher.Broadcast{ID: "bc_many_1", Severity: dispatcher.SeverityMinor, Priority: dispatcher.PriorityBulk}
 	var batches []dispatcher.Batch
 	for start := 0; start < 100*10; start += 10 {

@@ -12,17 +12,25 @@ import (
 	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
-// TestTraceContextRidesOnTasks: a task enqueued under a span carries its
-// traceparent in the task's headers; one enqueued without (tracing off)
-// carries no header at all, so it costs Redis nothing more.
-func TestTraceContextRidesOnTasks(t *testing.T) {
-	t.Parallel()
+// queueClient is a queue client and an asynq inspector on a Redis of
+// their own.
+func queueClient(t *testing.T) (*queue.Client, *asynq.Inspector) {
+	t.Helper()
 	_, opts := redistest.New(t)
 	ro := asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB}
 	c := queue.NewClient(ro)
 	t.Cleanup(func() { _ = c.Close() })
 	insp := asynq.NewInspector(ro)
 	t.Cleanup(func() { _ = insp.Close() })
+	return c, insp
+}
+
+// TestTraceContextRidesOnTasks: a task enqueued under a span carries its
+// traceparent in the task's headers; one enqueued without (tracing off)
+// carries no header at all, so it costs Redis nothing more.
+func TestTraceContextRidesOnTasks(t *testing.T) {
+	t.Parallel()
+	c, insp := queueClient(t)
 
 	ctx, span := sdktrace.NewTracerProvider().Tracer("test").Start(context.Background(), "api")
 	defer span.End()

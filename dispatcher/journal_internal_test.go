@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -257,5 +258,122 @@ func TestJournalOtherBroadcastFirst(t *testing.T) {
 		if err := j.close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// orderedStore is a groupStore that orders writes (OrderedJournalStore):
+// it notes each call's JournalOrder, and answers ErrJournalOrder, writing
+// nothing, to the first try of the writes in ahead (as if they reached
+// Redis before the write they follow), and fails those in fail once
+// failHold is closed.
+type orderedStore struct {
+	*groupStore
+	orders   []JournalOrder
+	ahead    map[uint64]bool
+	fail     map[uint64]bool
+	failHold chan struct{}
+}
+
+func (s *orderedStore) JournalGroupsAfter(ctx context.Context, bid string, o JournalOrder, groups []JournalGroup, outs []Outcome) ([]string, error) {
+	s.mu.Lock()
+	s.orders = append(s.orders, o)
+	ahead, fail := s.ahead[o.Seq] && o.After > 0, s.fail[o.Seq]
+	delete(s.ahead, o.Seq)
+	s.mu.Unlock()
+	switch {
+	case ahead:
+		return nil, ErrJournalOrder
+	case fail:
+		s.in <- struct{}{}
+		<-s.failHold
+		return nil, errors.New("redis is away")
+	}
+	return s.JournalGroups(ctx, bid, groups, outs)
+}
+
+// sent waits until s has seen n calls.
+func (s *orderedStore) sent(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		got := len(s.orders)
+		s.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes sent, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond) // polling with a deadline
+	}
+}
+
+// TestJournalSecondWriteFollowsTheFirst: with a store that orders writes, a
+// mark that comes while a write is under way goes out at once in a second
+// write that names the first; a second write that reached the store ahead
+// of the first is sent again once the first was applied, and fails with it
+// when the first failed (their marks refused, their outcomes queued again).
+func TestJournalSecondWriteFollowsTheFirst(t *testing.T) {
+	ctx := context.Background()
+	gs, _, hold := heldWrites()
+	s := &orderedStore{groupStore: gs, ahead: map[uint64]bool{2: true, 4: true}, fail: map[uint64]bool{3: true}, failHold: make(chan struct{})}
+	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}
+	j := f.newJournal(ctx, "bc_1", testGuard("b1"))
+
+	errs := make(chan error, 4)
+	go func() { errs <- j.hand(smsRefs("a")) }()
+	<-s.in // the first write is under way, held
+	j.add(Outcome{RecipientID: "x"})
+	go func() { errs <- j.hand(smsRefs("b")) }()
+	s.sent(t, 2) // the second went out meanwhile, answered "ahead"
+	s.mu.Lock()
+	s.hold = nil
+	s.mu.Unlock()
+	close(hold)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("hand = %v", err)
+		}
+	}
+	<-s.in // the second's call, sent again
+	s.mu.Lock()
+	orders, calls := slices.Clone(s.orders), slices.Clone(s.calls)
+	s.mu.Unlock()
+	w := orders[0].Writer
+	if want := []JournalOrder{{w, 0, 1}, {w, 1, 2}, {w, 0, 2}}; !slices.Equal(orders, want) {
+		t.Errorf("orders = %v, want %v: the second after the first, sent again once it was applied", orders, want)
+	}
+	if want := [][]string{{"b1:a", "outs:"}, {"b1:b", "outs:x"}}; !slices.EqualFunc(calls, want, slices.Equal) {
+		t.Errorf("calls = %q, want %q", calls, want)
+	}
+
+	// The third write fails; the fourth, sent while it was under way and
+	// answered "ahead", fails with it.
+	j.add(Outcome{RecipientID: "y"})
+	go func() { errs <- j.hand(smsRefs("c")) }()
+	<-s.in // the third, held
+	go func() { errs <- j.hand(smsRefs("d")) }()
+	s.sent(t, 5)
+	close(s.failHold)
+	for range 2 {
+		if err := <-errs; err == nil {
+			t.Error("a mark of a failed write was not refused")
+		}
+	}
+	s.mu.Lock()
+	if got := s.orders[4]; got.After != 3 || got.Seq != 4 {
+		t.Errorf("the fourth write's order = %v, want after 3", got)
+	}
+	s.mu.Unlock()
+	if err := j.close(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	calls = slices.Clone(s.calls)
+	s.mu.Unlock()
+	last := calls[len(calls)-1]
+	if !slices.Contains(last, "outs:y") {
+		t.Errorf("calls = %q, want the outcome of the failed write written last", calls)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // message.
 //
 // Done does not wait for its outcome's write: a write takes the outcomes
-// after the marks (journalWriter.take), so an outcome queued before a mark goes
+// after the marks (writeJournals), so an outcome queued before a mark goes
 // out in the same script as that mark or an earlier one. A Sender frees its
 // in-flight slot once the outcome is queued, and the next mark that slot
 // makes carries it: in Redis, a kill still finds at most the Sender's
@@ -56,15 +56,6 @@ type handReq struct {
 
 // journalWriter writes the journals of the runs of one broadcast a Fanout
 // has at once (see journal).
-//
-// When the store orders writes (OrderedJournalStore), up to two are under
-// way at once: a mark that comes while a write is in flight goes out at
-// once in a second one, rather than wait for the first's answer and then
-// for its own. The second names the first (JournalOrder), and Redis
-// applies it only once the first was applied, so Redis sees the writes in
-// the order they were taken, as it did one after the other: an outcome
-// queued before a mark is still applied with it or before it, and a kill
-// leaves no more in doubt than before.
 type journalWriter struct {
 	f     *Fanout
 	ctx   context.Context // for the writes: not cancelled with a run
@@ -73,22 +64,9 @@ type journalWriter struct {
 
 	mu   sync.Mutex
 	runs []*journal // the runs not closed yet
-
-	// lanes holds a token per write under way: one lane, or two with an
-	// OrderedJournalStore. A write that must be the only one under way
-	// (a run's last, see close; another writer's start, see newJournal)
-	// takes them all, under xmu.
-	lanes   chan struct{}
-	xmu     sync.Mutex
-	ordered OrderedJournalStore // nil: one lane
-
-	// cmu orders the taking of writes: the one taken last, the number
-	// under way.
-	cmu      sync.Mutex
-	id       string // JournalOrder.Writer
-	seq      uint64
-	last     *jwrite
-	inflight int
+	// wmu is held while a write is under way: a run closing waits for it,
+	// so that the last write of its own takes what that write requeued.
+	wmu sync.Mutex
 
 	kick chan struct{}
 	quit chan struct{}
@@ -101,14 +79,9 @@ func (f *Fanout) newJournal(ctx context.Context, broadcastID string, g Guard) *j
 	var others []*journalWriter
 	if w == nil {
 		w = &journalWriter{
-			f: f, ctx: context.WithoutCancel(ctx), bid: broadcastID, id: NewLease("").Token,
+			f: f, ctx: context.WithoutCancel(ctx), bid: broadcastID,
 			kick: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{}),
 		}
-		lanes := 1
-		if o, ok := f.leases.(OrderedJournalStore); ok {
-			w.ordered, lanes = o, 2
-		}
-		w.lanes = make(chan struct{}, lanes)
 		if f.writers == nil {
 			f.writers = make(map[string]*journalWriter)
 		}
@@ -124,10 +97,10 @@ func (f *Fanout) newJournal(ctx context.Context, broadcastID string, g Guard) *j
 	// outcome's write (record), and what the others queued without waiting
 	// (their slots freed, perhaps taken by this broadcast's runs next) is
 	// written before this run marks anything. A write under way is waited
-	// for (alone). A failed write leaves it queued: Redis is
+	// for (write holds wmu). A failed write leaves it queued: Redis is
 	// away, and this run's marks will not be written either.
 	for _, o := range others {
-		_ = o.alone(o.write)
+		_ = o.write()
 	}
 	j := &journal{w: w, guard: g}
 	w.mu.Lock()
@@ -207,52 +180,26 @@ func (w *journalWriter) loop() {
 			return
 		case <-w.kick:
 		}
-		select {
-		case <-w.quit:
-			return
-		case w.lanes <- struct{}{}:
-		}
-		go w.lane()
-	}
-}
-
-// lane writes in a lane taken for it, and frees the lane.
-func (w *journalWriter) lane() {
-	err := w.write()
-	if err != nil {
-		// Redis is away: try again a little later, not in a tight loop.
-		select {
-		case <-w.quit:
-		case <-time.After(200 * time.Millisecond):
+		if w.write() != nil {
+			// Redis is away: try again a little later, not in a tight loop.
+			select {
+			case <-w.quit:
+				return
+			case <-time.After(200 * time.Millisecond):
+				w.poke()
+			}
 		}
 	}
-	<-w.lanes
-	if err != nil {
-		w.poke()
-	}
-}
-
-// alone runs fn with every lane taken: no write is under way meanwhile.
-func (w *journalWriter) alone(fn func() error) error {
-	w.xmu.Lock()
-	defer w.xmu.Unlock()
-	for range cap(w.lanes) {
-		w.lanes <- struct{}{}
-	}
-	defer func() {
-		for range cap(w.lanes) {
-			<-w.lanes
-		}
-	}()
-	return fn()
 }
 
 // write writes what the runs have waiting, in one round trip.
 func (w *journalWriter) write() error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	w.mu.Lock()
 	runs := slices.Clone(w.runs)
 	w.mu.Unlock()
-	return w.writeRuns(runs)
+	return w.f.writeJournals(w.ctx, w.bid, runs)
 }
 
 // pending is what one write took of a run.
@@ -263,121 +210,59 @@ type pending struct {
 	waiters []chan error
 }
 
-// jwrite is one write: what it took of the runs, and its place in the
-// writer's order.
-type jwrite struct {
-	ps     []pending
-	groups []JournalGroup
-	of     []int // the pending of each group
-	outs   []Outcome
-	order  JournalOrder
-	prev   *jwrite       // the write it follows (order.After), under way when it was taken
-	done   chan struct{} // closed once its answer is handled
-	err    error         // its error, once done
-}
-
-// writeRuns sends what runs have waiting, in one round trip
-// (RunLeaseStore.JournalGroups; Record without leases). Outcomes that
-// could not be written stay for the next write; marks that could not be
-// written are refused (those messages are not sent).
-func (w *journalWriter) writeRuns(runs []*journal) error {
-	wr := w.take(runs)
-	if wr == nil {
-		return nil
-	}
-	err := w.f.writeJournal(w.ctx, w.bid, w.ordered, wr)
-	w.cmu.Lock()
-	wr.err = err
-	w.inflight--
-	w.cmu.Unlock()
-	close(wr.done)
-	return err
-}
-
-// take takes what runs have waiting for a write, or returns nil when
-// nothing waits. It takes every run's marks first, then every run's
-// outcomes: an outcome queued before a mark (its slot freed, then taken
-// for the mark, perhaps by another run) is then always taken with it or
-// before it, and writes taken earlier are applied earlier (JournalOrder).
-func (w *journalWriter) take(runs []*journal) *jwrite {
-	w.cmu.Lock()
-	defer w.cmu.Unlock()
-	wr := &jwrite{ps: make([]pending, len(runs))}
+// writeJournals sends what runs (of broadcast bid) have waiting, in one
+// round trip (RunLeaseStore.JournalGroups; Record without leases).
+// Outcomes that could not be written stay for the next write; marks that
+// could not be written are refused (those messages are not sent).
+//
+// It takes every run's marks first, then every run's outcomes: an outcome
+// queued before a mark (its slot freed, then taken for the mark, perhaps
+// by another run) is then always taken with it or before it.
+func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal) error {
+	ps := make([]pending, len(runs))
 	for i, j := range runs {
 		j.mu.Lock()
-		wr.ps[i] = pending{j: j, hands: j.hands}
+		ps[i] = pending{j: j, hands: j.hands}
 		j.hands = nil
 		j.mu.Unlock()
 	}
+	var outs []Outcome
 	for i, j := range runs {
 		j.mu.Lock()
-		wr.ps[i].outs, wr.ps[i].waiters = j.outs, j.waiters
+		ps[i].outs, ps[i].waiters = j.outs, j.waiters
 		j.outs, j.waiters = nil, nil
 		j.mu.Unlock()
-		wr.outs = append(wr.outs, wr.ps[i].outs...)
+		outs = append(outs, ps[i].outs...)
 	}
-	for i, p := range wr.ps {
+	var groups []JournalGroup
+	var of []int // the pending of each group
+	for i, p := range ps {
 		if refs := handedRefs(p.hands); len(refs) > 0 {
-			wr.groups = append(wr.groups, JournalGroup{Guard: p.j.guard, Handed: refs})
-			wr.of = append(wr.of, i)
+			groups = append(groups, JournalGroup{Guard: p.j.guard, Handed: refs})
+			of = append(of, i)
 		}
 	}
-	if len(wr.groups) == 0 && len(wr.outs) == 0 {
-		for _, p := range wr.ps {
+	if len(groups) == 0 && len(outs) == 0 {
+		for _, p := range ps {
 			for _, c := range p.waiters {
 				c <- nil
 			}
 		}
 		return nil
 	}
-	w.seq++
-	wr.order = JournalOrder{Writer: w.id, Seq: w.seq}
-	if w.inflight > 0 {
-		wr.prev, wr.order.After = w.last, w.last.order.Seq
-	}
-	wr.done = make(chan struct{})
-	w.last = wr
-	w.inflight++
-	return wr
-}
-
-// writeJournal sends wr (of broadcast bid) and answers its marks and
-// waiters; on an error its outcomes go back to their runs' queues. With
-// ordered, wr goes out in its writer's order: a write sent ahead of the
-// one it follows (on another connection) is sent again once that one was
-// applied.
-func (f *Fanout) writeJournal(ctx context.Context, bid string, ordered OrderedJournalStore, wr *jwrite) error {
-	refused := make([]string, len(wr.ps))
+	refused := make([]string, len(ps))
 	var err error
-	switch {
-	case f.leases == nil:
-		err = f.c.Store.Record(ctx, bid, wr.outs) // nothing is marked: no groups
-	default:
+	if f.leases == nil {
+		err = f.c.Store.Record(ctx, bid, outs) // nothing is marked: no groups
+	} else {
 		var got []string
-		if ordered == nil {
-			got, err = f.leases.JournalGroups(ctx, bid, wr.groups, wr.outs)
-		} else {
-			got, err = ordered.JournalGroupsAfter(ctx, bid, wr.order, wr.groups, wr.outs)
-			if errors.Is(err, ErrJournalOrder) && wr.prev != nil {
-				<-wr.prev.done
-				if err = wr.prev.err; err == nil {
-					// Applied now, and every write before it: this one
-					// follows nothing under way.
-					o := wr.order
-					o.After = 0
-					got, err = ordered.JournalGroupsAfter(ctx, bid, o, wr.groups, wr.outs)
-				} else {
-					err = fmt.Errorf("the write before failed: %w", err)
-				}
-			}
-		}
-		if err == nil {
-			for g, i := range wr.of {
+		if got, err = f.leases.JournalGroups(ctx, bid, groups, outs); err == nil {
+			for g, i := range of {
 				refused[i] = got[g]
 			}
 		}
 	}
-	for i, p := range wr.ps {
+	for i, p := range ps {
 		var reply error
 		switch {
 		case err != nil:
@@ -417,7 +302,7 @@ func (j *journal) close() error {
 	j.closed = true
 	j.mu.Unlock()
 	// The run stays listed until its last outcomes are written, and its
-	// own writes are the only ones under way (alone): every write of the broadcast until then takes
+	// own writes hold wmu: every write of the broadcast until then takes
 	// its outcomes after the marks, so no other run's mark (its slot freed
 	// by one of this run's answers) goes out before them.
 	unlist := func() {
@@ -433,13 +318,12 @@ func (j *journal) close() error {
 	deadline := time.NewTimer(flushFor)
 	defer deadline.Stop()
 	for {
-		err := w.alone(func() error {
-			err := w.writeRuns([]*journal{j})
-			if err == nil {
-				unlist()
-			}
-			return err
-		})
+		w.wmu.Lock()
+		err := w.f.writeJournals(w.ctx, w.bid, []*journal{j})
+		if err == nil {
+			unlist()
+		}
+		w.wmu.Unlock()
 		if err == nil {
 			return nil
 		}
@@ -465,6 +349,5 @@ func (w *journalWriter) leave() {
 	if last {
 		close(w.quit)
 		<-w.exit
-		_ = w.alone(func() error { return nil }) // a lane the loop started last
 	}
 }

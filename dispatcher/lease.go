@@ -117,31 +117,6 @@ type RunLeaseStore interface {
 	JournalGroups(ctx context.Context, broadcastID string, groups []JournalGroup, outs []Outcome) (refused []string, err error)
 }
 
-// OrderedJournalStore is a RunLeaseStore whose journal writes may be sent
-// before the answer to the one before has come (on another connection):
-// each names the write it follows, and the store applies it only once that
-// one was applied. A journal writer then sends a second write while one is
-// under way, rather than have its marks wait for the first to end.
-type OrderedJournalStore interface {
-	// JournalGroupsAfter is JournalGroups, applied only when o.After is 0
-	// or the last write applied of o.Writer was o.After; else it writes
-	// nothing and returns ErrJournalOrder. It notes o.Seq as o.Writer's
-	// last write applied (for a minute: a write only follows one still
-	// under way).
-	JournalGroupsAfter(ctx context.Context, broadcastID string, o JournalOrder, groups []JournalGroup, outs []Outcome) (refused []string, err error)
-}
-
-// JournalOrder places a write in its writer's order (OrderedJournalStore).
-type JournalOrder struct {
-	Writer string // unique to one writer of one process
-	After  uint64 // the write this one follows; 0: none
-	Seq    uint64 // this write, > 0
-}
-
-// ErrJournalOrder is the error of a journal write sent after one that has
-// not been applied (OrderedJournalStore): nothing was written.
-var ErrJournalOrder = errors.New("journal write ahead of the write it follows")
-
 // JournalGroup is one run's part of a RunLeaseStore.JournalGroups call: its
 // guard and the deliveries it is about to hand to a provider.
 type JournalGroup struct {

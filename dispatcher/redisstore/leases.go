@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -136,18 +135,6 @@ func (s *Store) Journal(ctx context.Context, broadcastID string, g dispatcher.Gu
 // group (the broadcast's keys, each group's lease and handed set share
 // the broadcast's hash slot).
 func (s *Store) JournalGroups(ctx context.Context, broadcastID string, groups []dispatcher.JournalGroup, outs []dispatcher.Outcome) ([]string, error) {
-	return s.JournalGroupsAfter(ctx, broadcastID, dispatcher.JournalOrder{}, groups, outs)
-}
-
-var _ dispatcher.OrderedJournalStore = (*Store)(nil)
-
-// journalOrderKey is the order key of journal writer w (JournalOrder.Writer)
-// of broadcast id: its last write applied, kept a minute.
-func journalOrderKey(id, w string) string { return bkey(id, "jo") + ":" + w }
-
-// JournalGroupsAfter implements dispatcher.OrderedJournalStore: journal.lua
-// checks and notes the order in the same script.
-func (s *Store) JournalGroupsAfter(ctx context.Context, broadcastID string, o dispatcher.JournalOrder, groups []dispatcher.JournalGroup, outs []dispatcher.Outcome) ([]string, error) {
 	refused := make([]string, len(groups))
 	nh := 0
 	for _, g := range groups {
@@ -161,19 +148,12 @@ func (s *Store) JournalGroupsAfter(ctx context.Context, broadcastID string, o di
 	if len(groups) > 0 {
 		incident = groups[0].Guard.IncidentID // one broadcast: one incident
 	}
-	keys := make([]string, 0, 7+2*len(groups))
+	keys := make([]string, 0, 6+2*len(groups))
 	keys = append(keys, broadcastKeys(broadcastID)...)
 	keys = append(keys, seqKey(broadcastID, incident))
 	keys = append(keys, evidenceKeys(broadcastID)...)
-	after, seq := "", ""
-	if o.After > 0 {
-		after = strconv.FormatUint(o.After, 10)
-	}
-	if o.Seq > 0 {
-		seq = strconv.FormatUint(o.Seq, 10)
-	}
-	args := make([]any, 0, 4+3*len(groups)+nh+2*len(outs))
-	args = append(args, now, len(groups), after, seq)
+	args := make([]any, 0, 2+3*len(groups)+nh+2*len(outs))
+	args = append(args, now, len(groups))
 	for _, g := range groups {
 		// Without a lease the run marks nothing: its keys only keep the
 		// script's slot.
@@ -187,7 +167,6 @@ func (s *Store) JournalGroupsAfter(ctx context.Context, broadcastID string, o di
 			args = append(args, deliveryField(r.Channel, r.RecipientID))
 		}
 	}
-	keys = append(keys, journalOrderKey(broadcastID, o.Writer))
 	args = s.appendOutcomes(args, now, outs)
 	var run *redis.Cmd
 	if nh > 0 {
@@ -200,9 +179,6 @@ func (s *Store) JournalGroupsAfter(ctx context.Context, broadcastID string, o di
 		run = journalScript.Run(ctx, s.rdb, keys, args...)
 	}
 	got, err := run.StringSlice()
-	if err != nil && redis.HasErrorPrefix(err, "JOURNALORDER") {
-		return nil, dispatcher.ErrJournalOrder
-	}
 	if err == nil && len(got) != len(groups) {
 		err = fmt.Errorf("%d answers for %d groups", len(got), len(groups))
 	}

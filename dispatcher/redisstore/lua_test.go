@@ -2,11 +2,9 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -157,54 +155,6 @@ func TestJournalCountersAgreeAfterAnError(t *testing.T) {
 		n, err := rdb.HGet(ctx, bkey(b.ID), "c:sms:"+luaCode(dispatcher.StatusSent)).Int()
 		if err != nil || n != 2 {
 			t.Errorf("sent counter = %d, %v; want 2, as the records written", n, err)
-		}
-	})
-}
-
-// TestJournalOrder: a journal write that names the write it follows
-// (dispatcher.JournalOrder) is applied only once that one was: sent ahead,
-// it writes nothing and fails with ErrJournalOrder; once the one before
-// is applied it goes through, and so does a write that follows none.
-func TestJournalOrder(t *testing.T) {
-	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
-		ctx := context.Background()
-		b := saveBroadcast(t, s, "inc_order", nil, nil)
-		if err := rdb.HSet(ctx, bkey(b.ID), "state", "sending", "pending", 10).Err(); err != nil {
-			t.Fatal(err)
-		}
-		sent := func(rid string) []dispatcher.Outcome {
-			return []dispatcher.Outcome{{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent}}
-		}
-		recorded := func(rid string) bool {
-			_, err := s.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelSMS, rid))
-			return err == nil
-		}
-		o := func(after, seq uint64) dispatcher.JournalOrder {
-			return dispatcher.JournalOrder{Writer: "w1", After: after, Seq: seq}
-		}
-		if _, err := s.JournalGroupsAfter(ctx, b.ID, o(1, 2), nil, sent("b")); !errors.Is(err, dispatcher.ErrJournalOrder) {
-			t.Fatalf("a write ahead of the one it follows = %v, want ErrJournalOrder", err)
-		}
-		if recorded("b") {
-			t.Error("a write ahead of the one it follows wrote its outcome")
-		}
-		if _, err := s.JournalGroupsAfter(ctx, b.ID, o(0, 1), nil, sent("a")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.JournalGroupsAfter(ctx, b.ID, o(1, 2), nil, sent("b")); err != nil {
-			t.Fatalf("the write after the one applied = %v", err)
-		}
-		if _, err := s.JournalGroupsAfter(ctx, b.ID, dispatcher.JournalOrder{Writer: "w2", After: 2, Seq: 3}, nil, sent("c")); !errors.Is(err, dispatcher.ErrJournalOrder) {
-			t.Errorf("another writer's order = %v, want ErrJournalOrder", err)
-		}
-		for rid, want := range map[string]bool{"a": true, "b": true, "c": false} {
-			if got := recorded(rid); got != want {
-				t.Errorf("delivery %s recorded: %v, want %v", rid, got, want)
-			}
-		}
-		if ttl, err := rdb.PTTL(ctx, journalOrderKey(b.ID, "w1")).Result(); err != nil || ttl <= 0 || ttl > time.Minute {
-			t.Errorf("order key's TTL = %v, %v; want at most a minute", ttl, err)
 		}
 	})
 }

@@ -6,24 +6,13 @@
 -- and otherwise adds nothing and notes why not; then it applies the
 -- outcomes of all the groups, as record does (with their evidence first,
 -- see evidence). It returns each group's refusal ('' for none), in order.
--- A writer's call may follow another still under way (on another
--- connection; dispatcher.JournalOrder): with after set it writes nothing
--- and fails with JOURNALORDER unless the writer's order key says after was
--- applied; with order set it notes order there, for a minute.
--- KEYS: b, d, aud, incseq, texts, attempts, then lease and h of each group,
--- then the writer's order key.
--- ARGV: now, ng, after ('' for none), order ('' for none), then for each
--- group token ('' without a lease), seq, nh and the nh fields; then
--- evidence, then field/record pairs.
+-- KEYS: b, d, aud, incseq, texts, attempts, then lease and h of each group.
+-- ARGV: now, ng, then for each group token ('' without a lease), seq, nh
+-- and the nh fields; then evidence, then field/record pairs.
 local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local ng = tonumber(ARGV[2])
-local okey = KEYS[7 + 2 * ng]
-if ARGV[3] ~= '' and redis.call('GET', okey) ~= ARGV[3] then
-  return redis.error_reply('JOURNALORDER the write this one follows was not applied')
-end
-if ARGV[4] ~= '' then redis.call('SET', okey, ARGV[4], 'PX', 60000) end
 local refusals, guards = {}, {}
-local i = 5
+local i = 3
 for g = 1, ng do
   local lease, h = KEYS[5 + 2 * g], KEYS[6 + 2 * g]
   local token, seq, nh = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -691,5 +692,76 @@ func TestOffsetNarrow(t *testing.T) {
 	lo, hi = o.narrow(at.Add(time.Second), at, at.Add(ms(2)))
 	if lo != time.Second-ms(2) || hi != time.Second {
 		t.Fatalf("after a jump: [%v, %v], want [998ms, 1s]", lo, hi)
+	}
+}
+
+// slowScripts makes every script call look long on wall: it advances
+// the fake clock by d while a script runs, and counts TIME calls.
+type slowScripts struct {
+	wall  *clocktest.Clock
+	d     time.Duration
+	times atomic.Int64
+}
+
+func (h *slowScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *slowScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		switch cmd.Name() {
+		case "evalsha", "eval":
+			defer h.wall.Advance(h.d)
+		case "time":
+			h.times.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *slowScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestLimiterProbesClock: a process's first Take, whose script answers
+// slowly (a fresh connection, the script loaded, Redis busy), still places
+// its tokens precisely: it reads Redis's clock alone first (TIME), so the
+// tokens' Spread is that quick round trip's, not the script's. Without it,
+// the Spread would be the script's whole round trip, and the pacer would
+// give up two tokens in three as late. Later Takes probe again only when
+// the offset has widened (drift, at most once per probeEvery).
+func TestLimiterProbesClock(t *testing.T) {
+	t.Parallel()
+	rdb, _ := newRedis(t)
+	wall := clocktest.New(t0)
+	slow := &slowScripts{wall: wall, d: time.Second}
+	rdb.AddHook(slow)
+	l := New(rdb).Limiter()
+	l.wall = wall
+	r := dispatcher.Rate{N: 5000, Per: time.Second}
+
+	tok := mustTake(t, l, "sms", r, 100)
+	if tok.N != 100 {
+		t.Fatalf("Take = %+v, want 100 tokens", tok)
+	}
+	if n := slow.times.Load(); n < 1 || n > probeTries {
+		t.Errorf("the first Take read Redis's clock %d times, want 1 to %d", n, probeTries)
+	}
+	// TIME's round trip took no time on wall, the script's a second: the
+	// slots are placed to within the former.
+	if tok.Spread >= time.Second {
+		t.Errorf("Spread = %v: the script's round trip, not the probe's", tok.Spread)
+	}
+
+	// The offset is narrow now: the next Take reads no TIME.
+	before := slow.times.Load()
+	mustTake(t, l, "sms", r, 100)
+	if n := slow.times.Load() - before; n != 0 {
+		t.Errorf("a Take with a narrow offset read Redis's clock %d times, want 0", n)
+	}
+
+	// Without probes (the offset as the script's answers alone bound it),
+	// the Spread is the script's round trip.
+	other := New(rdb).Limiter()
+	other.wall = wall
+	other.probed = wall.Now()
+	if tok := mustTake(t, other, "other", r, 100); tok.N != 100 || tok.Spread < time.Second {
+		t.Errorf("without a probe, Take = %+v, want 100 tokens, Spread the script's round trip (1s)", tok)
 	}
 }

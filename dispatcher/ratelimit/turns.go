@@ -245,6 +245,7 @@ func (p *pacer) run() {
 				p.fail(r.limiterFailed(context.Background(), t.err, r.Key))
 				slots, reserveAt = nil, time.Time{}
 			case t.tok.N > 0:
+				r.logger().Debug("rate limiter: tokens taken", "key", r.Key, "n", t.tok.N, "due", t.tok.At, "spread", t.tok.Spread, "round_trip", t.base.Sub(t.asked))
 				for k := range t.tok.N {
 					slots = append(slots, slot{from: earliest(t.tok, k, t.asked, t.base), at: t.base.Add(t.tok.Due(k))})
 				}

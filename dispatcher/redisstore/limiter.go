@@ -61,17 +61,16 @@ type Limiter struct {
 	mu   sync.Mutex
 	slow map[string]slowDown
 	off  offset // Redis's clock less this process's, as Take's answers bound it
-	// probed is when Take last read Redis's clock alone (probe).
-	probed time.Time
 	// wall is this process's clock without Clock: the system clock, or in
 	// tests a fake one that makes some round trips look long.
 	wall dispatcher.Clock
 }
 
-// probeWidth, probeTries and probeEvery: when what a process knows of
-// Redis's clock is wider than probeWidth, Take first reads Redis's clock
-// alone (TIME, a plain command Redis answers at once) up to probeTries
-// times, at most once per probeEvery, until it is that narrow. A process's
+// probeWidth and probeTries: when what a process knows of Redis's clock is
+// wider than probeWidth, Take first reads Redis's clock alone (TIME, a
+// plain command Redis answers at once) up to probeTries times, until it
+// is that narrow (a few TIMEs per Take at most, a Take per chunk of
+// tokens: a fifth of a second's worth). A process's
 // first Take otherwise places its tokens only to within its own round
 // trip, which on a fresh connection, or with the script to load, or
 // behind a batch's scripts, is several milliseconds: wider than the
@@ -80,7 +79,6 @@ type Limiter struct {
 const (
 	probeWidth = 500 * time.Microsecond
 	probeTries = 3
-	probeEvery = time.Second
 )
 
 // offset is what a process knows of Redis's clock against its own: Redis's
@@ -260,12 +258,9 @@ func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 func (l *Limiter) probe(ctx context.Context) {
 	now := l.now()
 	l.mu.Lock()
-	due := l.off.width(now) > probeWidth && (l.probed.IsZero() || now.Sub(l.probed) >= probeEvery)
-	if due {
-		l.probed = now
-	}
+	wide := l.off.width(now) > probeWidth
 	l.mu.Unlock()
-	if !due {
+	if !wide {
 		return
 	}
 	for range probeTries {

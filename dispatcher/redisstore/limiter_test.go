@@ -725,7 +725,7 @@ func (h *slowScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // tokens' Spread is that quick round trip's, not the script's. Without it,
 // the Spread would be the script's whole round trip, and the pacer would
 // give up two tokens in three as late. Later Takes probe again only when
-// the offset has widened (drift, at most once per probeEvery).
+// the offset has widened (drift, slow answers only).
 func TestLimiterProbesClock(t *testing.T) {
 	t.Parallel()
 	rdb, _ := newRedis(t)
@@ -756,12 +756,15 @@ func TestLimiterProbesClock(t *testing.T) {
 		t.Errorf("a Take with a narrow offset read Redis's clock %d times, want 0", n)
 	}
 
-	// Without probes (the offset as the script's answers alone bound it),
-	// the Spread is the script's round trip.
-	other := New(rdb).Limiter()
-	other.wall = wall
-	other.probed = wall.Now()
-	if tok := mustTake(t, other, "other", r, 100); tok.N != 100 || tok.Spread < time.Second {
-		t.Errorf("without a probe, Take = %+v, want 100 tokens, Spread the script's round trip (1s)", tok)
+	// The offset widened (drift over a day, on wall): the next Take
+	// probes again, and its tokens are placed as precisely.
+	wall.Advance(24 * time.Hour)
+	before = slow.times.Load()
+	tok = mustTake(t, l, "other", r, 100)
+	if n := slow.times.Load() - before; n < 1 || n > probeTries {
+		t.Errorf("a Take with a wide offset read Redis's clock %d times, want 1 to %d", n, probeTries)
+	}
+	if tok.N != 100 || tok.Spread >= time.Second {
+		t.Errorf("after a day, Take = %+v: want 100 tokens, the Spread the probe's round trip", tok)
 	}
 }

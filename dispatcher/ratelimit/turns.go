@@ -197,6 +197,9 @@ func (p *pacer) run() {
 		}
 		if len(handed) > 0 {
 			r.waited(len(handed), handed[0].since, now)
+			if r.TurnFunc != nil {
+				r.TurnFunc(len(handed), now)
+			}
 		}
 		if dropped+unwanted > 0 {
 			r.logger().Debug("rate limiter: tokens missed", "key", r.Key, "missed", dropped+unwanted, "late", dropped, "unwanted", unwanted, "behind", behind)

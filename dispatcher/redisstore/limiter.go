@@ -67,15 +67,16 @@ type Limiter struct {
 }
 
 // probeWidth and probeTries: when what a process knows of Redis's clock is
-// wider than probeWidth, Take first reads Redis's clock alone (TIME, a
-// plain command Redis answers at once) up to probeTries times, until it
-// is that narrow (a few TIMEs per Take at most, a Take per chunk of
-// tokens: a fifth of a second's worth). A process's
-// first Take otherwise places its tokens only to within its own round
-// trip, which on a fresh connection, or with the script to load, or
-// behind a batch's scripts, is several milliseconds: wider than the
-// pacer's lateness allowance (a third of the headroom, 3.3 ms at 1%), so
-// that a whole chunk's tokens looked late and two in three were given up.
+// wider than probeWidth, Take first reads Redis's clock alone
+// (timeScript, which Redis answers at once) up to probeTries times, until
+// it is that narrow: a few calls per Take at most, a Take per chunk of
+// tokens (a fifth of a second's worth); with Redis a round trip of more
+// than probeWidth away, every Take makes them. A process's first Take
+// otherwise places its tokens only to within its own round trip, which
+// on a fresh connection, with the script to load, or behind a batch's
+// scripts, is several milliseconds: wider than the pacer's lateness
+// allowance (a third of the headroom, 3.3 ms at 1%), so that a whole
+// chunk's tokens looked late and two in three were given up.
 const (
 	probeWidth = 500 * time.Microsecond
 	probeTries = 3
@@ -211,7 +212,7 @@ func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 	}
 	every := time.Duration(float64(per) / float64(r.N))
 	if l.Clock == nil {
-		l.probe(ctx)
+		l.probe(ctx, key)
 	}
 	asked := l.now()
 	v, err := takeScript.Run(ctx, l.rdb, []string{Prefix + rateKeyPrefix + key}, l.scriptArgs(2*n, r.N, per.Seconds(), n)...).Slice()
@@ -252,10 +253,15 @@ func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 	return tok, nil
 }
 
-// probe narrows the offset with Redis's TIME when it is wider than
-// probeWidth (see there). A failed TIME is left to the script's call to
-// report.
-func (l *Limiter) probe(ctx context.Context) {
+// timeScript answers Redis's TIME from the server that holds KEYS[1], a
+// rate key: on a cluster, the node whose clock the take script reads (a
+// bare TIME goes to any node, whose host's clock may differ).
+var timeScript = named("time", redis.NewScript(`return redis.call("TIME")`))
+
+// probe narrows the offset with timeScript when it is wider than
+// probeWidth (see there), on key's server. A failed call is left to the
+// take script's to report.
+func (l *Limiter) probe(ctx context.Context, key string) {
 	now := l.now()
 	l.mu.Lock()
 	wide := l.off.width(now) > probeWidth
@@ -265,13 +271,16 @@ func (l *Limiter) probe(ctx context.Context) {
 	}
 	for range probeTries {
 		asked := l.now()
-		r, err := l.rdb.Time(ctx).Result()
+		v, err := timeScript.Run(ctx, l.rdb, []string{Prefix + rateKeyPrefix + key}).Int64Slice()
 		answered := l.now()
-		if err != nil {
+		if err != nil || len(v) != 2 {
 			return
 		}
+		// TIME counts whole microseconds: Redis's clock read r or up
+		// to a microsecond later, so hi allows one more.
+		r := time.Unix(v[0], v[1]*1000)
 		l.mu.Lock()
-		lo, hi := l.off.narrow(r, asked, answered)
+		lo, hi := l.off.narrow(r, asked.Add(-time.Microsecond), answered)
 		l.mu.Unlock()
 		if hi-lo <= probeWidth {
 			return

@@ -26,6 +26,7 @@ import (
 	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/config"
 	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/ratelimit"
 	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
 )
 
@@ -71,8 +72,15 @@ type e2eRound struct {
 	e2e       time.Duration // the incident opened to the broadcast done
 	span      time.Duration // the stand-in's first to last request of the end-to-end run
 	openToEnd time.Duration // the incident opened to the stand-in's last request
-	window    int           // most requests in a one-second window (end to end)
-	over      int           // one-second windows above the rate
+	window    int           // most requests in a one-second window (end to end), at the stand-in
+	over      int           // one-second windows above the rate, at the stand-in
+	// The same two on this process's clock: when the rate limiter's pacer
+	// handed each message its turn (what its ring bounds), and when the
+	// SMS channel's transport began each request (the turn plus the
+	// goroutine's way to it). The stand-in's stamps add the time its
+	// handler waited for a core.
+	turnWindow, turnOver int
+	sentWindow, sentOver int
 	// CPU time per SMS: this process's (the stand-in's included) during
 	// the ceiling, this process's and Redis's end to end.
 	ceilingCPU, e2eCPU, e2eRedisCPU time.Duration
@@ -141,8 +149,8 @@ func (o e2eOptions) line(r e2eRound) string {
 	s := fmt.Sprintf("raw HTTP ceiling %.0f/s (%d in flight, %.2f s, %d connections, CPU %v/SMS); end to end %.0f/s (%.2f s from the incident to the broadcast done, first request after %.2f s, last after %.2f s, %d connections, CPU %v/SMS, Redis's %v of it); ratio %.3f",
 		c, r.ceilingW, r.ceiling.Seconds(), r.ceilingConns, r.ceilingCPU.Round(time.Microsecond), e, r.e2e.Seconds(), (r.openToEnd - r.span).Seconds(), r.openToEnd.Seconds(), r.e2eConns, r.e2eCPU.Round(time.Microsecond), r.e2eRedisCPU.Round(time.Microsecond), e/c)
 	if !o.rate.IsZero() {
-		s += fmt.Sprintf("; rate used %.1f%% of %v (%.1f%% of what the ceiling allows); largest 1-s window (sliding) %d, windows over %d: %d",
-			100*o.rateUse(r), o.rate, 100*o.allowedUse(r), r.window, o.rate.N, r.over)
+		s += fmt.Sprintf("; rate used %.1f%% of %v (%.1f%% of what the ceiling allows); largest 1-s window (sliding) %d at the stand-in, %d as sent, %d as turns; windows over %d: %d at the stand-in, %d as sent, %d as turns",
+			100*o.rateUse(r), o.rate, 100*o.allowedUse(r), r.window, r.sentWindow, r.turnWindow, o.rate.N, r.over, r.sentOver, r.turnOver)
 	}
 	return s
 }
@@ -176,13 +184,15 @@ func (o e2eOptions) summary(rounds []e2eRound) string {
 		o.perSecond(med.ceiling), o.perSecond(med.e2e), med.ceiling.Seconds()/med.e2e.Seconds(), len(rounds), slices.Min(ratios), slices.Max(ratios))
 	if !o.rate.IsZero() {
 		uses := make([]float64, len(rounds))
-		most, over := 0, 0
+		var most, over, sentMost, sentOver, turnMost, turnOver int
 		for i, r := range rounds {
 			uses[i] = o.rateUse(r)
 			most, over = max(most, r.window), over+r.over
+			sentMost, sentOver = max(sentMost, r.sentWindow), sentOver+r.sentOver
+			turnMost, turnOver = max(turnMost, r.turnWindow), turnOver+r.turnOver
 		}
-		fmt.Fprintf(&b, "rate use: %.1f%% of %v over the whole broadcast (range %.1f-%.1f%%); largest 1-s window (sliding, one starting at each request) %d of %d allowed; windows over the limit: %d\n",
-			100*o.rateUse(med), o.rate, 100*slices.Min(uses), 100*slices.Max(uses), most, o.rate.N, over)
+		fmt.Fprintf(&b, "rate use: %.1f%% of %v over the whole broadcast (range %.1f-%.1f%%); largest 1-s window (sliding, one starting at each request) %d of %d allowed at the stand-in, %d as sent, %d as turns; windows over the limit: %d at the stand-in, %d as sent, %d as turns\n",
+			100*o.rateUse(med), o.rate, 100*slices.Min(uses), 100*slices.Max(uses), most, o.rate.N, sentMost, turnMost, over, sentOver, turnOver)
 	}
 	return b.String()
 }
@@ -237,12 +247,16 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 		return err
 	}
 	aopt := asynq.RedisClientOpt{Addr: addr, DB: db, PoolSize: 4 * o.conc}
+	sent, turned := &starts{}, &starts{}
 	a, err := wire(wiring{
 		cfg: cfg, rdb: rdb, queue: aopt, logger: logger,
 		senders: func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
-			s, err := smsSender(cfg, store.Limiter(), logger, dispatcher.SystemClock, "http://127.0.0.1:8080", nil, nil)
+			s, err := smsSender(cfg, store.Limiter(), logger, dispatcher.SystemClock, "http://127.0.0.1:8080", sent.wrap, nil)
 			if err != nil {
 				return nil, nil, err
+			}
+			if rs, ok := s.(*ratelimit.Sender); ok {
+				rs.TurnFunc = turned.add
 			}
 			return map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: s}, nil, nil
 		},
@@ -311,9 +325,49 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 	if !o.rate.IsZero() {
 		r.window, _ = windows(times, o.rate)
 		r.over = overWindows(times, o.rate)
+		turns, begun := turned.sorted(), sent.sorted()
+		r.turnWindow, _ = windows(turns, o.rate)
+		r.turnOver = overWindows(turns, o.rate)
+		r.sentWindow, _ = windows(begun, o.rate)
+		r.sentOver = overWindows(begun, o.rate)
 	}
 	return nil
 }
+
+// starts records when each request began on this process's side: its
+// turn (ratelimit.Sender.TurnFunc), or the SMS channel's transport
+// wrapped (sms.Config.WrapTransportFunc).
+type starts struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (s *starts) add(n int, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.times = append(s.times, at)
+	}
+}
+
+func (s *starts) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		s.add(1, dispatcher.SystemClock.Now()) // wall time: what the bench measures
+		return rt.RoundTrip(r)
+	})
+}
+
+func (s *starts) sorted() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.times)
+	slices.SortFunc(out, time.Time.Compare)
+	return out
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // seedSMSRecipients puts n recipients reached by SMS, ids prefix0…, in
 // locale, in chunks of 1,000.

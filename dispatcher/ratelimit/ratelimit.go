@@ -116,6 +116,12 @@ type Sender struct {
 	// Send began, on Clock): one call per group handed over, never one per
 	// message. The Prometheus adapter observes it (queue.Metrics.RateLimitWait).
 	WaitFunc func(n int, d time.Duration)
+	// TurnFunc, when set, is told each time the pacer of a channel that
+	// takes turns (dispatcher.TurnTaker) hands n messages their turns at
+	// at (on Clock): the starts the ring keeps at Rate.N or under in any
+	// window of Rate.Per and two thirds of the headroom. `tocsin bench
+	// --e2e` counts them.
+	TurnFunc func(n int, at time.Time)
 
 	pacerOnce sync.Once
 	turns     *pacer // the process's pacer, for a dispatcher.TurnTaker

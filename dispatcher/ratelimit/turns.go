@@ -197,6 +197,9 @@ func (p *pacer) run() {
 		}
 		if len(handed) > 0 {
 			r.waited(len(handed), handed[0].since, now)
+			if r.TurnFunc != nil {
+				r.TurnFunc(len(handed), now)
+			}
 		}
 		if dropped+unwanted > 0 {
 			r.logger().Debug("rate limiter: tokens missed", "key", r.Key, "missed", dropped+unwanted, "late", dropped, "unwanted", unwanted, "behind", behind)
@@ -245,6 +248,7 @@ func (p *pacer) run() {
 				p.fail(r.limiterFailed(context.Background(), t.err, r.Key))
 				slots, reserveAt = nil, time.Time{}
 			case t.tok.N > 0:
+				r.logger().Debug("rate limiter: tokens taken", "key", r.Key, "n", t.tok.N, "due", t.tok.At, "spread", t.tok.Spread, "round_trip", t.base.Sub(t.asked))
 				for k := range t.tok.N {
 					slots = append(slots, slot{from: earliest(t.tok, k, t.asked, t.base), at: t.base.Add(t.tok.Due(k))})
 				}

@@ -118,6 +118,16 @@ func TestTurnsNeverOverRate(t *testing.T) {
 		rate := dispatcher.Rate{N: 50, Per: time.Second}
 		s := newTurnSender(clk, 30, func(i int) time.Duration { return time.Duration(i%7) * time.Millisecond }, 100*time.Millisecond)
 		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: rate, Chunk: 10, Headroom: -1, Clock: clk}
+		// TurnFunc sees every turn, when the pacer hands it.
+		var mu sync.Mutex
+		var turns []time.Time
+		rl.TurnFunc = func(n int, at time.Time) {
+			mu.Lock()
+			defer mu.Unlock()
+			for range n {
+				turns = append(turns, at)
+			}
+		}
 		msgs := messages(400)
 		sendInBatches(t, rl, msgs, 8)
 		times := s.times()
@@ -127,6 +137,14 @@ func TestTurnsNeverOverRate(t *testing.T) {
 		if most := maxWindow(times, rate.Per); most > rate.N {
 			t.Errorf("%d requests in one window of %v, want at most %d", most, rate.Per, rate.N)
 		}
+		mu.Lock()
+		if len(turns) != len(msgs) {
+			t.Errorf("TurnFunc saw %d turns, want %d", len(turns), len(msgs))
+		}
+		if most := maxWindow(turns, rate.Per); most > rate.N {
+			t.Errorf("TurnFunc: %d turns in one window of %v, want at most %d", most, rate.Per, rate.N)
+		}
+		mu.Unlock()
 		pacerIdle(clk)
 	})
 }

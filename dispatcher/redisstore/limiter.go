@@ -61,7 +61,26 @@ type Limiter struct {
 	mu   sync.Mutex
 	slow map[string]slowDown
 	off  offset // Redis's clock less this process's, as Take's answers bound it
+	// wall is this process's clock without Clock: the system clock, or in
+	// tests a fake one that makes some round trips look long.
+	wall dispatcher.Clock
 }
+
+// probeWidth and probeTries: when what a process knows of Redis's clock is
+// wider than probeWidth, Take first reads Redis's clock alone
+// (timeScript, which Redis answers at once) up to probeTries times, until
+// it is that narrow: a few calls per Take at most, a Take per chunk of
+// tokens (a fifth of a second's worth); with Redis a round trip of more
+// than probeWidth away, every Take makes them. A process's first Take
+// otherwise places its tokens only to within its own round trip, which
+// on a fresh connection, with the script to load, or behind a batch's
+// scripts, is several milliseconds: wider than the pacer's lateness
+// allowance (a third of the headroom, 3.3 ms at 1%), so that a whole
+// chunk's tokens looked late and two in three were given up.
+const (
+	probeWidth = 500 * time.Microsecond
+	probeTries = 3
+)
 
 // offset is what a process knows of Redis's clock against its own: Redis's
 // time minus its own lies between lo and hi. Each Take that reads Redis's
@@ -79,6 +98,15 @@ type offset struct {
 // offsetDrift is how fast an offset is assumed to widen as time passes
 // (the two clocks' drift, NTP's slews): 100 µs a second.
 const offsetDrift = 1e-4
+
+// width is hi-lo as it stands at now, with the drift since it was last
+// narrowed; unknown: the longest duration.
+func (o *offset) width(now time.Time) time.Duration {
+	if o.at.IsZero() {
+		return time.Duration(1<<63 - 1)
+	}
+	return o.hi - o.lo + 2*time.Duration(offsetDrift*float64(now.Sub(o.at)))
+}
 
 // narrow folds in that Redis's clock read r between asked and answered on
 // this process's clock, and returns the bounds now known.
@@ -101,6 +129,9 @@ var _ dispatcher.Limiter = (*Limiter)(nil)
 func (l *Limiter) now() time.Time {
 	if l.Clock != nil {
 		return l.Clock.Now()
+	}
+	if l.wall != nil {
+		return l.wall.Now()
 	}
 	return dispatcher.SystemClock.Now()
 }
@@ -180,6 +211,9 @@ func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 		per = time.Duration(float64(per) / factor)
 	}
 	every := time.Duration(float64(per) / float64(r.N))
+	if l.Clock == nil {
+		l.probe(ctx, key)
+	}
 	asked := l.now()
 	v, err := takeScript.Run(ctx, l.rdb, []string{Prefix + rateKeyPrefix + key}, l.scriptArgs(2*n, r.N, per.Seconds(), n)...).Slice()
 	answered := l.now()
@@ -217,6 +251,41 @@ func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 		tok.Spread = max(hi-lo, time.Nanosecond)
 	}
 	return tok, nil
+}
+
+// timeScript answers Redis's TIME from the server that holds KEYS[1], a
+// rate key: on a cluster, the node whose clock the take script reads (a
+// bare TIME goes to any node, whose host's clock may differ).
+var timeScript = named("time", redis.NewScript(`return redis.call("TIME")`))
+
+// probe narrows the offset with timeScript when it is wider than
+// probeWidth (see there), on key's server. A failed call is left to the
+// take script's to report.
+func (l *Limiter) probe(ctx context.Context, key string) {
+	now := l.now()
+	l.mu.Lock()
+	wide := l.off.width(now) > probeWidth
+	l.mu.Unlock()
+	if !wide {
+		return
+	}
+	for range probeTries {
+		asked := l.now()
+		v, err := timeScript.Run(ctx, l.rdb, []string{Prefix + rateKeyPrefix + key}).Int64Slice()
+		answered := l.now()
+		if err != nil || len(v) != 2 {
+			return
+		}
+		// TIME counts whole microseconds: Redis's clock read r or up
+		// to a microsecond later, so hi allows one more.
+		r := time.Unix(v[0], v[1]*1000)
+		l.mu.Lock()
+		lo, hi := l.off.narrow(r, asked.Add(-time.Microsecond), answered)
+		l.mu.Unlock()
+		if hi-lo <= probeWidth {
+			return
+		}
+	}
 }
 
 // Slow stores factor at rate:slow:{key} for d.

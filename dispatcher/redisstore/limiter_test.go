@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -691,5 +692,81 @@ func TestOffsetNarrow(t *testing.T) {
 	lo, hi = o.narrow(at.Add(time.Second), at, at.Add(ms(2)))
 	if lo != time.Second-ms(2) || hi != time.Second {
 		t.Fatalf("after a jump: [%v, %v], want [998ms, 1s]", lo, hi)
+	}
+}
+
+// slowScripts makes every script call but timeScript look long on wall:
+// it advances the fake clock by d while one runs, and counts
+// timeScript's calls.
+type slowScripts struct {
+	wall  *clocktest.Clock
+	d     time.Duration
+	times atomic.Int64
+}
+
+func (h *slowScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *slowScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); len(args) > 1 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") {
+			if args[1] == timeScript.Hash() || args[1] == `return redis.call("TIME")` {
+				h.times.Add(1)
+			} else {
+				defer h.wall.Advance(h.d)
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *slowScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestLimiterProbesClock: a process's first Take, whose script answers
+// slowly (a fresh connection, the script loaded, Redis busy), still places
+// its tokens precisely: it reads Redis's clock alone first (TIME), so the
+// tokens' Spread is that quick round trip's, not the script's. Without it,
+// the Spread would be the script's whole round trip, and the pacer would
+// give up two tokens in three as late. Later Takes probe again only when
+// the offset has widened (drift, slow answers only).
+func TestLimiterProbesClock(t *testing.T) {
+	t.Parallel()
+	rdb, _ := newRedis(t)
+	wall := clocktest.New(t0)
+	slow := &slowScripts{wall: wall, d: time.Second}
+	rdb.AddHook(slow)
+	l := New(rdb).Limiter()
+	l.wall = wall
+	r := dispatcher.Rate{N: 5000, Per: time.Second}
+
+	tok := mustTake(t, l, "sms", r, 100)
+	if tok.N != 100 {
+		t.Fatalf("Take = %+v, want 100 tokens", tok)
+	}
+	if n := slow.times.Load(); n < 1 || n > probeTries {
+		t.Errorf("the first Take read Redis's clock %d times, want 1 to %d", n, probeTries)
+	}
+	// TIME's round trip took no time on wall, the script's a second: the
+	// slots are placed to within the former.
+	if tok.Spread >= time.Second {
+		t.Errorf("Spread = %v: the script's round trip, not the probe's", tok.Spread)
+	}
+
+	// The offset is narrow now: the next Take reads no TIME.
+	before := slow.times.Load()
+	mustTake(t, l, "sms", r, 100)
+	if n := slow.times.Load() - before; n != 0 {
+		t.Errorf("a Take with a narrow offset read Redis's clock %d times, want 0", n)
+	}
+
+	// The offset widened (drift over a day, on wall): the next Take
+	// probes again, and its tokens are placed as precisely.
+	wall.Advance(24 * time.Hour)
+	before = slow.times.Load()
+	tok = mustTake(t, l, "other", r, 100)
+	if n := slow.times.Load() - before; n < 1 || n > probeTries {
+		t.Errorf("a Take with a wide offset read Redis's clock %d times, want 1 to %d", n, probeTries)
+	}
+	if tok.N != 100 || tok.Spread >= time.Second {
+		t.Errorf("after a day, Take = %+v: want 100 tokens, the Spread the probe's round trip", tok)
 	}
 }

@@ -128,9 +128,10 @@ local function move(b, d, f, oc, v)
 end
 
 -- apply applies one outcome, record v, to delivery f when canMove lets
--- it. It returns applied (0 or 1) and what pending loses (see move).
-local function apply(b, d, f, v)
-  local old = dget(d, f)
+-- it. It returns applied (0 or 1) and what pending loses (see move). p is
+-- the record's dpos (dkeys.lua), when the caller has it.
+local function apply(b, d, f, v, p)
+  local old = dget(d, f, p)
   local oc = old and string.sub(old, 1, 1) or nil
   if not canMove(oc, string.sub(v, 1, 1)) then return 0, 0 end
   return 1, move(b, d, f, oc, v)

@@ -17,6 +17,7 @@ local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local lp, h = ARGV[3], ARGV[4]
 local why = guard(b, incseq, tonumber(ARGV[2]))
 local out, fin, segs, extra, late = {}, 0, 0, 0, 0
+dprefetch(d, 5, 6, 5)
 tallied(b, function()
   for i = 5, #ARGV, 6 do
     local f, v, sg, fb, ex = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]

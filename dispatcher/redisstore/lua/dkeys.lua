@@ -162,16 +162,96 @@ local function dkey(d, f, write, p)
   return k
 end
 
+-- A script that reads and writes many records (begin, journal, record)
+-- reads them first, one HMGET a hash (dprefetch), and then writes them
+-- one HSET a hash at its end (dflush, which tallied calls before it
+-- writes the counters, so that both agree even when the script raises):
+-- a batch's records share a few buckets, and a call to Redis costs more
+-- than the record's work. Meanwhile dcache holds every record read or
+-- written (field -> record, false for none), dkeyOf each one's hash,
+-- dposOf each one's position, and dpending the writes to make (hash ->
+-- field/record pairs, in dorder).
+local dcache, dkeyOf, dposOf, dpending, dorder = nil, nil, nil, nil, nil
+
+-- dprefetch reads the records of d whose fields are ARGV[from],
+-- ARGV[from + step], ... (each one's position ARGV[i + po]) into dcache,
+-- and starts buffering writes.
+local function dprefetch(d, from, step, po)
+  dcache, dkeyOf, dposOf, dpending, dorder = {}, {}, {}, {}, {}
+  local stored = dbuckets(d, false) ~= nil
+  local byKey, keys = {}, {}
+  for i = from, #ARGV, step do
+    local f = ARGV[i]
+    dposOf[f] = ARGV[i + po]
+    if stored then
+      local k = dkey(d, f, false, ARGV[i + po])
+      dkeyOf[f] = k
+      local g = byKey[k]
+      if not g then
+        g = {}
+        byKey[k] = g
+        keys[#keys + 1] = k
+      end
+      g[#g + 1] = f
+    else
+      dcache[f] = false -- nothing stored yet
+    end
+  end
+  for _, k in ipairs(keys) do
+    local g = byKey[k]
+    -- unpack stays far below Lua's C stack limit (8000 values).
+    for j = 1, #g, 1000 do
+      local vals = redis.call('HMGET', k, unpack(g, j, math.min(j + 999, #g)))
+      for x = 1, #vals do dcache[g[j + x - 1]] = vals[x] end
+    end
+  end
+end
+
+-- dflush makes the writes dset buffered.
+local function dflush()
+  if not dpending then return end
+  local pending, order = dpending, dorder
+  dpending, dorder = {}, {}
+  for _, k in ipairs(order) do
+    local kv = pending[k]
+    for j = 1, #kv, 2000 do
+      redis.call('HSET', k, unpack(kv, j, math.min(j + 1999, #kv)))
+    end
+  end
+end
+
 -- dget is record f of d, or false (p: as dkey).
 local function dget(d, f, p)
+  if dcache then
+    local v = dcache[f]
+    if v ~= nil then return v end
+  end
   local k = dkey(d, f, false, p)
   if not k then return false end
   return redis.call('HGET', k, f)
 end
 
--- dset stores record v as f of d (p: as dkey).
+-- dset stores record v as f of d (p: as dkey), or buffers it after
+-- dprefetch (a field written twice is written once, last).
 local function dset(d, f, v, p)
-  redis.call('HSET', dkey(d, f, true, p), f, v)
+  if not dcache then
+    redis.call('HSET', dkey(d, f, true, p), f, v)
+    return
+  end
+  local k = dkeyOf[f]
+  if not k then
+    k = dkey(d, f, true, p or dposOf[f])
+    dkeyOf[f] = k
+  end
+  dcache[f] = v
+  local kv = dpending[k]
+  if not kv then
+    kv = {}
+    dpending[k] = kv
+    dorder[#dorder + 1] = k
+  end
+  kv[#kv + 1] = f
+  kv[#kv + 1] = v
 end
 
 -- ddel deletes record f of d.

@@ -37,8 +37,10 @@ for g = 1, ng do
   i = first + nh
 end
 local fin = 0
+local from = evidence(KEYS[5], KEYS[6], i)
+dprefetch(d, from, 3, 2)
 tallied(b, function()
-  for j = evidence(KEYS[5], KEYS[6], i), #ARGV, 3 do
+  for j = from, #ARGV, 3 do
     local _, x = apply(b, d, ARGV[j], ARGV[j + 1], ARGV[j + 2])
     fin = fin + x
   end

@@ -99,13 +99,19 @@ local function count(b, c, by)
 end
 
 -- tallied runs fn with move()'s counter changes collected, then writes
--- each counter once (one HINCRBY per counter rather than two per
--- delivery moved). The counters are written even when fn raises, so that
--- they agree with the records it wrote before (Redis keeps a script's
--- writes up to an error); then the error is raised again.
+-- the records dset buffered (dflush, dkeys.lua) and each counter once (one
+-- HINCRBY per counter rather than two per delivery moved). Records and
+-- counters are written even when fn raises, so that they agree with each
+-- other (Redis keeps a script's writes up to an error); then the error is
+-- raised again.
 local function tallied(b, fn)
   tally = { order = {} }
   local ok, err = pcall(fn)
+  if ok then
+    ok, err = pcall(dflush)
+  else
+    pcall(dflush)
+  end
   local t = tally
   tally = nil
   for _, c in ipairs(t.order) do

@@ -5,9 +5,13 @@
 -- field/record/position triples (see apply).
 local b, d, aud, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local fin, applied = 0, 0
-for i = evidence(KEYS[4], KEYS[5], 2), #ARGV, 3 do
-  local a, x = apply(b, d, ARGV[i], ARGV[i + 1], ARGV[i + 2])
-  applied, fin = applied + a, fin + x
-end
+local from = evidence(KEYS[4], KEYS[5], 2)
+dprefetch(d, from, 3, 2)
+tallied(b, function()
+  for i = from, #ARGV, 3 do
+    local a, x = apply(b, d, ARGV[i], ARGV[i + 1], ARGV[i + 2])
+    applied, fin = applied + a, fin + x
+  end
+end)
 settled(b, aud, now, fin)
 return applied

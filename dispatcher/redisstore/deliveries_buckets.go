@@ -15,11 +15,13 @@ import (
 // Delivery buckets. A broadcast's delivery records are not one hash but
 // the bucket hashes b:{id}:d:{k} (lua/dkeys.lua) from an audience of
 // deliveryBucketsFrom on: its layout (dlayout), field db of b:{id}, is
-// fixed by the first record written from its audience (about 128
-// recipients a bucket). A hash of 10M fields (the one hash before) grew
-// its table in one call of over 100 ms and cost a hash table's entry per
-// record; a bucket is small: a listpack while its records fit
-// hash-max-listpack-value (docs/operations.md).
+// fixed by the first record written from its audience (about 64
+// recipients a bucket: at 128 about half of them outgrew the default
+// hash-max-listpack-entries, 128, and each listpack took longer to scan).
+// A hash of 10M fields (the one hash before) grew its table in one call
+// of over 100 ms and cost a hash table's entry per record; a bucket is
+// small: a listpack while its records fit hash-max-listpack-value
+// (docs/operations.md).
 //
 // The buckets are positional (db "p{n}"): record "{channel}.{recipient}"
 // is in bucket floor(deliveryPos(recipient) × n / 2^29), a cut of the
@@ -253,7 +255,7 @@ func (s *Store) readBuckets(ctx context.Context, id string, from, to int) ([]str
 
 // deliveriesPerBucket is dkeys.lua's DELIVERIES_PER_BUCKET: how many
 // recipients of the audience a bucket is sized for.
-const deliveriesPerBucket = 128
+const deliveriesPerBucket = 64
 
 // deliveryBucketsFrom is dkeys.lua's DELIVERY_BUCKETS_FROM: the least
 // audience whose records go to buckets. Below it a broadcast keeps the one

@@ -22,7 +22,7 @@
 -- n is the audience over DELIVERIES_PER_BUCKET, so that a bucket stays
 -- small (a listpack when its values fit hash-max-listpack-value). Scripts
 -- name d = b:{id}:d (KEYS); the buckets share its hash tag, so its slot.
-local DELIVERIES_PER_BUCKET = 128
+local DELIVERIES_PER_BUCKET = 64
 
 -- DELIVERY_BUCKETS_FROM is the least audience whose records go to
 -- buckets; a smaller broadcast keeps the one hash b:{id}:d (n = 0): a

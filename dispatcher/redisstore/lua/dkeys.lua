@@ -28,7 +28,8 @@ local DELIVERIES_PER_BUCKET = 64
 -- buckets; a smaller broadcast keeps the one hash b:{id}:d (n = 0): a
 -- hash this small neither grows its table in one long call (a table of
 -- 4M slots is 32 MB, allocated at once) nor costs much more memory.
--- (deliveries_buckets.go may set it lower for a bench.)
+-- (lua.go's dkeysLua sets it lower for a bench or a test run when
+-- TOCSIN_BENCH_DELIVERY_BUCKETS_FROM is set.)
 local DELIVERY_BUCKETS_FROM = 4000000
 
 -- dbucket is the bucket of field f ("{channel}.{recipient}") of n in the

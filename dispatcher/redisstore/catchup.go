@@ -255,7 +255,7 @@ func (s *Store) deliveriesStep(ctx context.Context, bid string, cursor uint64, l
 	if err != nil {
 		return 0, nil, "", err
 	}
-	n := uint64(ns[0])
+	n := uint64(ns[0].n)
 	if n == 0 {
 		return s.scanStep(ctx, "HSCAN", bkey(bid, "d"), cursor, "", int64(limit))
 	}

@@ -364,7 +364,7 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispa
 		return nil, nil
 	}
 	now := s.nowMS()
-	args := make([]any, 0, 5+5*len(items))
+	args := make([]any, 0, 4+6*len(items))
 	args = append(args, now, g.Seq, leasePrefix(broadcastID), handedKey(broadcastID, g.Lease))
 	var buf []byte
 	for _, it := range items {
@@ -378,7 +378,7 @@ func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispa
 		case it.Extra:
 			extra = "1"
 		}
-		args = append(args, deliveryField(it.Channel, it.RecipientID), string(buf), it.Segments, it.Fallback, extra)
+		args = append(args, deliveryField(it.Channel, it.RecipientID), string(buf), it.Segments, it.Fallback, extra, deliveryPos(it.RecipientID))
 	}
 	keys := append(broadcastKeys(broadcastID), seqKey(broadcastID, g.IncidentID))
 	res, err := beginScript.Run(ctx, s.rdb, keys, args...).StringSlice()
@@ -469,7 +469,7 @@ func (s *Store) Record(ctx context.Context, broadcastID string, outs []dispatche
 		return nil
 	}
 	now := s.nowMS()
-	args := s.appendOutcomes(append(make([]any, 0, 2+2*len(outs)), now), now, outs)
+	args := s.appendOutcomes(append(make([]any, 0, 2+3*len(outs)), now), now, outs)
 	if err := recordScript.Run(ctx, s.rdb, append(broadcastKeys(broadcastID), evidenceKeys(broadcastID)...), args...).Err(); err != nil {
 		return fmt.Errorf("record %d outcomes of %s: %w", len(outs), broadcastID, err)
 	}
@@ -477,13 +477,14 @@ func (s *Store) Record(ctx context.Context, broadcastID string, outs []dispatche
 }
 
 // appendOutcomes appends to args the evidence the outcomes bring (see
-// appendEvidenceArgs), then their field/record pairs.
+// appendEvidenceArgs), then their field/record/position triples (the
+// position: deliveryPos of the recipient, for dkeys.lua).
 func (s *Store) appendOutcomes(args []any, now int64, outs []dispatcher.Outcome) []any {
 	args = s.appendEvidenceArgs(args, now, outs)
 	var buf []byte
 	for _, o := range outs {
 		buf = encodeRecord(buf, now, record{status: o.Status, attempts: o.Attempts, locale: o.Locale, providerID: o.ProviderID, segments: o.Segments, encoding: o.Encoding, reason: o.Reason, template: o.TemplateVersion, ev: o.Evidence})
-		args = append(args, deliveryField(o.Channel, o.RecipientID), string(buf))
+		args = append(args, deliveryField(o.Channel, o.RecipientID), string(buf), deliveryPos(o.RecipientID))
 	}
 	return args
 }
@@ -528,8 +529,8 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of %s: %w", broadcastID, err)
 	}
-	if ns[0] > 0 {
-		return s.listBuckets(ctx, broadcastID, ns[0], f, limit)
+	if ns[0].n > 0 {
+		return s.listBuckets(ctx, broadcastID, ns[0].n, f, limit)
 	}
 	cursor, skip, node, err := parseCursor(f.Cursor)
 	if err != nil {

@@ -13,37 +13,90 @@ import (
 )
 
 // Delivery buckets. A broadcast's delivery records are not one hash but
-// the bucket hashes b:{id}:d:{k} (lua/dkeys.lua): record
-// "{channel}.{recipient}" is in bucket deliveryBucket(field, n) of the
-// broadcast's n buckets, field db of b:{id}, fixed by the first record
-// written from its audience (about 128 recipients a bucket) when that
-// is at least deliveryBucketsFrom, else 0: the one hash. A hash of
-// 10M fields (the one hash before) grew its table in one call of over
-// 100 ms and cost a hash table's entry per record; a bucket is small: a
-// listpack while its records fit hash-max-listpack-value
-// (docs/operations.md). A broadcast whose records were written before the
-// buckets has no db and keeps its one hash b:{id}:d (n = 0 below), which
-// every reader reads as before.
+// the bucket hashes b:{id}:d:{k} (lua/dkeys.lua) from an audience of
+// deliveryBucketsFrom on: its layout (dlayout), field db of b:{id}, is
+// fixed by the first record written from its audience (about 64
+// recipients a bucket: at 128 about half of them outgrew the default
+// hash-max-listpack-entries, 128, and each listpack took longer to scan).
+// A hash of 10M fields (the one hash before) grew its table in one call
+// of over 100 ms and cost a hash table's entry per record; a bucket is
+// small: a listpack while its records fit hash-max-listpack-value
+// (docs/operations.md).
+//
+// The buckets are positional (db "p{n}"): record "{channel}.{recipient}"
+// is in bucket floor(deliveryPos(recipient) × n / 2^29), a cut of the
+// line that the snapshot's order follows too (audHash: both lead with the
+// recipient's record bucket), so that a batch, a rank range of the
+// snapshot, reads and writes a few buckets, not one per record. The
+// scripts that write a batch's records (begin, journal, record) get each
+// record's position from Go and hash nothing in Lua. A broadcast fixed by
+// the version before has db n, a number: hashed buckets (deliveryBucket
+// of the field); one written before the buckets has no db and keeps its
+// one hash b:{id}:d (n = 0 below), which every reader reads as before.
 
-// deliveryBucket is lua/dkeys.lua's dbucket: the 32-bit polynomial hash
-// (31) of the recipient part of field ("{channel}.{recipient}"), mod n.
-func deliveryBucket(field string, n int) int {
-	if i := strings.IndexByte(field, '.'); i >= 0 {
-		field = field[i+1:]
+// dlayout is where a broadcast's records are: n buckets (0: the one hash
+// b:{id}:d), positional or hashed.
+type dlayout struct {
+	n   int
+	pos bool
+}
+
+// parseDLayout reads field db of b:{id} ("" when missing).
+func parseDLayout(db string) dlayout {
+	if rest, ok := strings.CutPrefix(db, "p"); ok {
+		n, _ := strconv.Atoi(rest)
+		return dlayout{n: n, pos: true}
 	}
+	n, _ := strconv.Atoi(db)
+	return dlayout{n: n}
+}
+
+// bucket is the bucket of l's n that holds field.
+func (l dlayout) bucket(field string) int {
+	if l.pos {
+		return audChunk(deliveryPos(recipientOfField(field)), l.n)
+	}
+	return deliveryBucket(field, l.n)
+}
+
+// key is the hash of broadcast id that holds field.
+func (l dlayout) key(id, field string) string {
+	if l.n <= 0 {
+		return bkey(id, "d")
+	}
+	return bkey(id, "d", strconv.Itoa(l.bucket(field)))
+}
+
+// recipientOfField is the recipient part of field ("{channel}.{recipient}").
+func recipientOfField(field string) string {
+	if i := strings.IndexByte(field, '.'); i >= 0 {
+		return field[i+1:]
+	}
+	return field
+}
+
+// deliveryPos is where recipient rid sits on the line of the positional
+// buckets (0 to 2^29): its record bucket across the shards (shard ×
+// RecordBuckets + bucket, as audHash leads with it) in the high bits,
+// below it the 16 bits of fnv32a(rid) above the shard's and the bucket's
+// (not audHash's crc32: dkeys.lua's dpos computes this one where Go did
+// not pass it, without a bit library in miniredis's Lua).
+func deliveryPos(rid string) uint64 {
+	h := idHash(rid)
+	pos := uint64(h%RecipientShards)*RecordBuckets + uint64(h/RecipientShards%RecordBuckets)
+	return pos<<audLowBits | uint64(h/(RecipientShards*RecordBuckets)&(1<<audLowBits-1))
+}
+
+// deliveryBucket is lua/dkeys.lua's dbucket, the hashed layout's: the
+// 32-bit polynomial hash (31) of the recipient part of field
+// ("{channel}.{recipient}"), mod n.
+func deliveryBucket(field string, n int) int {
+	field = recipientOfField(field)
 	var h uint32
 	for i := 0; i < len(field); i++ {
 		h = h*31 + uint32(field[i])
 	}
 	return int(h % uint32(n))
-}
-
-// deliveryKey is the hash of broadcast id's n buckets that holds field.
-func deliveryKey(id string, n int, field string) string {
-	if n <= 0 {
-		return bkey(id, "d")
-	}
-	return bkey(id, "d", strconv.Itoa(deliveryBucket(field, n)))
 }
 
 // deliveryKeys are every hash of broadcast id's n buckets, in order.
@@ -58,21 +111,21 @@ func deliveryKeys(id string, n int) []string {
 	return out
 }
 
-// deliveryBuckets reads the bucket count of each broadcast of ids (0: the
-// one hash b:{id}:d, or nothing written yet), in one pipeline.
-func (s *Store) deliveryBuckets(ctx context.Context, ids ...string) ([]int, error) {
+// deliveryBuckets reads the layout of each broadcast of ids (n 0: the one
+// hash b:{id}:d, or nothing written yet), in one pipeline.
+func (s *Store) deliveryBuckets(ctx context.Context, ids ...string) ([]dlayout, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
 		cmds[i] = pipe.HGet(ctx, bkey(id), "db")
 	}
 	_, _ = pipe.Exec(ctx) // each command's error below: a missing db is redis.Nil
-	out := make([]int, len(ids))
+	out := make([]dlayout, len(ids))
 	for i, c := range cmds {
 		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("delivery buckets: %w", err)
 		}
-		out[i], _ = strconv.Atoi(c.Val())
+		out[i] = parseDLayout(c.Val())
 	}
 	return out, nil
 }
@@ -93,7 +146,7 @@ func (s *Store) deliveryValues(ctx context.Context, ids []string, fields []strin
 	pipe := s.rdb.Pipeline()
 	var reads []read
 	for i, id := range ids {
-		if ns[i] <= 0 {
+		if ns[i].n <= 0 {
 			at := make([]int, len(fields))
 			for j := range at {
 				at[j] = j
@@ -104,7 +157,7 @@ func (s *Store) deliveryValues(ctx context.Context, ids []string, fields []strin
 		byKey := map[int][]int{}
 		var order []int
 		for j, f := range fields {
-			k := deliveryBucket(f, ns[i])
+			k := ns[i].bucket(f)
 			if _, ok := byKey[k]; !ok {
 				order = append(order, k)
 			}
@@ -143,7 +196,7 @@ func (s *Store) deliveryHashes(ctx context.Context, id string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	return deliveryKeys(id, ns[0]), nil
+	return deliveryKeys(id, ns[0].n), nil
 }
 
 // scanDeliveries calls fn with the field/record pairs of broadcast id's
@@ -156,7 +209,7 @@ func (s *Store) scanDeliveries(ctx context.Context, id string, count int64, rest
 	if err != nil {
 		return err
 	}
-	n := ns[0]
+	n := ns[0].n
 	if n <= 0 {
 		return s.scanAll(ctx, "HSCAN", bkey(id, "d"), count, restart, fn)
 	}
@@ -202,7 +255,7 @@ func (s *Store) readBuckets(ctx context.Context, id string, from, to int) ([]str
 
 // deliveriesPerBucket is dkeys.lua's DELIVERIES_PER_BUCKET: how many
 // recipients of the audience a bucket is sized for.
-const deliveriesPerBucket = 128
+const deliveriesPerBucket = 64
 
 // deliveryBucketsFrom is dkeys.lua's DELIVERY_BUCKETS_FROM: the least
 // audience whose records go to buckets. Below it a broadcast keeps the one

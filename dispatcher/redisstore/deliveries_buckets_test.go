@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,8 +26,7 @@ func oneHashLayout(t testing.TB, rdb redis.UniversalClient, id string) {
 // broadcast id as the broadcast stands.
 func deliveryHashOf(t testing.TB, rdb redis.UniversalClient, id, field string) string {
 	t.Helper()
-	n, _ := strconv.Atoi(rdb.HGet(context.Background(), bkey(id), "db").Val())
-	return deliveryKey(id, n, field)
+	return parseDLayout(rdb.HGet(context.Background(), bkey(id), "db").Val()).key(id, field)
 }
 
 // deliveryRecords are every record of broadcast id, field -> record.
@@ -46,7 +46,8 @@ func deliveryRecords(t testing.TB, s *Store, id string) map[string]string {
 }
 
 // TestDeliveryBucketsLuaAgreeWithGo: dkeys.lua places a record in the
-// bucket deliveryBucket names, and its DELIVERIES_PER_BUCKET is Go's.
+// bucket Go names, in either layout of buckets (its dpos is deliveryPos,
+// its dbucket deliveryBucket), and its DELIVERIES_PER_BUCKET is Go's.
 func TestDeliveryBucketsLuaAgreeWithGo(t *testing.T) {
 	t.Parallel()
 	if !strings.Contains(luaFile("dkeys"), fmt.Sprintf("local DELIVERIES_PER_BUCKET = %d\n", deliveriesPerBucket)) {
@@ -56,9 +57,19 @@ func TestDeliveryBucketsLuaAgreeWithGo(t *testing.T) {
 		t.Errorf("dkeys.lua's DELIVERY_BUCKETS_FROM is not deliveryBucketsFrom (%d)", deliveryBucketsFrom)
 	}
 	probe := redis.NewScript(luaFile("dkeys") + "\nreturn dbucket(ARGV[1], tonumber(ARGV[2]))")
+	// dkey of a positional layout of n buckets, with the position passed
+	// (ARGV[3]) and computed in Lua (none passed).
+	posProbe := redis.NewScript(luaFile("dkeys") + `
+dlayoutOf[KEYS[1]] = { tonumber(ARGV[2]), true }
+local passed = dkey(KEYS[1], ARGV[1], false, ARGV[3])
+lastF = nil
+return { passed, dkey(KEYS[1], ARGV[1], false), tostring(dpos(ARGV[1])) }`)
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
-		fields := []string{"sms.a", "email.cust-000123", "push.r.with.dots", "sms.ÄÖü-42", "none.", "nodot", "sms.zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"}
+		fields := []string{"sms.a", "email.cust-000123", "push.r.with.dots", "sms.ÄÖü-42", "none.", "nodot", "sms.zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "sms.\xff\x80\x01~"}
+		for i := range 16 {
+			fields = append(fields, fmt.Sprintf("sms.r%07d", i*7919))
+		}
 		for _, n := range []int{1, 7, 128, 78125} {
 			for _, f := range fields {
 				got, err := probe.Run(ctx, rdb, []string{bkey("bc_probe_1", "d")}, f, n).Int()
@@ -67,6 +78,16 @@ func TestDeliveryBucketsLuaAgreeWithGo(t *testing.T) {
 				}
 				if want := deliveryBucket(f, n); got != want {
 					t.Errorf("bucket of %q of %d: Lua %d, Go %d", f, n, got, want)
+				}
+				d := bkey("bc_probe_1", "d")
+				pos := deliveryPos(recipientOfField(f))
+				res, err := posProbe.Run(ctx, rdb, []string{d}, f, n, pos).StringSlice()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := dlayout{n: n, pos: true}.key("bc_probe_1", f)
+				if len(res) != 3 || res[0] != want || res[1] != want || res[2] != strconv.FormatUint(pos, 10) {
+					t.Errorf("positional bucket of %q of %d: Lua %v, Go %s (position %d)", f, n, res, want, pos)
 				}
 			}
 		}
@@ -80,16 +101,25 @@ func TestDeliveryBuckets(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
-		for _, layout := range []string{"buckets", "one hash"} {
+		for _, layout := range []string{"positional", "hashed", "one hash"} {
 			b := saveBroadcast(t, s, "inc_dbk_"+strings.ReplaceAll(layout, " ", ""), nil, nil)
 			// 8 buckets, as an audience of deliveryBucketsFrom would fix
-			// its count (TestDeliveryBucketsFromAudience).
-			fields := []any{"audience", 1000, "db", 8}
-			if layout == "one hash" {
+			// its count (TestDeliveryBucketsFromAudience); hashed, as the
+			// version before the positional buckets fixed them.
+			fields := []any{"audience", 1000, "db", "p8"}
+			switch layout {
+			case "hashed":
+				fields[3] = 8
+			case "one hash":
 				fields = fields[:2]
 			}
 			if err := rdb.HSet(ctx, bkey(b.ID), fields...).Err(); err != nil {
 				t.Fatal(err)
+			}
+			if layout == "positional" {
+				if err := rdb.Set(ctx, bkey(b.ID, "d"), "p", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if layout == "one hash" {
 				// Written before the buckets: the one hash exists, no db.
@@ -102,13 +132,24 @@ func TestDeliveryBuckets(t *testing.T) {
 				begins = append(begins, dispatcher.Begin{RecipientID: fmt.Sprintf("r%04d", i), Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"})
 			}
 			mustBegin(t, s, b.ID, begins...)
-			n, _ := strconv.Atoi(rdb.HGet(ctx, bkey(b.ID), "db").Val())
+			l := parseDLayout(rdb.HGet(ctx, bkey(b.ID), "db").Val())
 			keys := existing(t, rdb, b.ID)
-			if layout == "buckets" && (n != 8 || len(keys) != 8) {
-				t.Errorf("%s: db %d, hashes %v; want 8 buckets (1000 / 128)", layout, n, keys)
+			wantKeys := 8 // 1000 / 128
+			if layout == "positional" {
+				wantKeys++ // and the string b:{id}:d
 			}
-			if layout == "one hash" && (n != 0 || len(keys) != 1 || rdb.HLen(ctx, bkey(b.ID, "d")).Val() != 301) {
-				t.Errorf("%s: db %d, hashes %v; want the one hash of 301", layout, n, keys)
+			if layout != "one hash" && (l.n != 8 || l.pos != (layout == "positional") || len(keys) != wantKeys) {
+				t.Errorf("%s: db %+v, hashes %v; want 8 buckets (1000 / 128)", layout, l, keys)
+			}
+			if layout == "one hash" && (l.n != 0 || len(keys) != 1 || rdb.HLen(ctx, bkey(b.ID, "d")).Val() != 301) {
+				t.Errorf("%s: db %+v, hashes %v; want the one hash of 301", layout, l, keys)
+			}
+			for i := range 300 {
+				f := deliveryField(dispatcher.ChannelSMS, fmt.Sprintf("r%04d", i))
+				if !rdb.HExists(ctx, l.key(b.ID, f), f).Val() {
+					t.Errorf("%s: %s is not in %s", layout, f, l.key(b.ID, f))
+					break
+				}
 			}
 			want := 300
 			if layout == "one hash" {
@@ -155,9 +196,14 @@ func TestDeliveryBuckets(t *testing.T) {
 
 // TestDeliveryBucketsFromAudience: the first record fixes a broadcast's
 // bucket count from its audience: 0 (the one hash) below
-// deliveryBucketsFrom, the audience over deliveriesPerBucket from it.
+// deliveryBucketsFrom, the audience over deliveriesPerBucket from it,
+// positional, with b:{id}:d the string that fails an older version's
+// reads and writes.
 func TestDeliveryBucketsFromAudience(t *testing.T) {
 	t.Parallel()
+	if os.Getenv(benchBucketsFromEnv) != "" {
+		t.Skip(benchBucketsFromEnv + " moves the threshold this test checks")
+	}
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		for _, tc := range []struct {
@@ -168,13 +214,14 @@ func TestDeliveryBucketsFromAudience(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustBegin(t, s, b.ID, dispatcher.Begin{RecipientID: "r1", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"})
-			if got, _ := strconv.Atoi(rdb.HGet(ctx, bkey(b.ID), "db").Val()); got != tc.want {
-				t.Errorf("audience %d: db %d, want %d", tc.audience, got, tc.want)
+			want := dlayout{n: tc.want, pos: tc.want > 0}
+			if got := parseDLayout(rdb.HGet(ctx, bkey(b.ID), "db").Val()); got != want {
+				t.Errorf("audience %d: db %+v, want %+v", tc.audience, got, want)
 			}
 			field := deliveryField(dispatcher.ChannelSMS, "r1")
-			key := deliveryKeys(b.ID, tc.want)[0]
-			if tc.want > 0 {
-				key = deliveryKeys(b.ID, tc.want)[deliveryBucket(field, tc.want)]
+			key := want.key(b.ID, field)
+			if tc.want > 0 && rdb.Get(ctx, bkey(b.ID, "d")).Val() != "p" {
+				t.Errorf("audience %d: b:{id}:d is not the string p", tc.audience)
 			}
 			if !rdb.HExists(ctx, key, field).Val() {
 				t.Errorf("audience %d: the record is not in %s", tc.audience, key)

@@ -12,7 +12,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-var eraseLedgerScript = script("dkeys", "erase_ledger")
+var eraseLedgerScript = named("erase_ledger", redis.NewScript(dkeysLua()+"\n"+luaFile("erase_ledger")))
 
 // eraseChunk is how many incidents (or notices) one step of an erasure
 // reads, and how many broadcasts one pipeline of it rewrites.

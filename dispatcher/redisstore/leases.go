@@ -152,7 +152,7 @@ func (s *Store) JournalGroups(ctx context.Context, broadcastID string, groups []
 	keys = append(keys, broadcastKeys(broadcastID)...)
 	keys = append(keys, seqKey(broadcastID, incident))
 	keys = append(keys, evidenceKeys(broadcastID)...)
-	args := make([]any, 0, 2+3*len(groups)+nh+2*len(outs))
+	args := make([]any, 0, 2+3*len(groups)+nh+3*len(outs))
 	args = append(args, now, len(groups))
 	for _, g := range groups {
 		// Without a lease the run marks nothing: its keys only keep the

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"embed"
+	"os"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -55,7 +57,27 @@ func ScriptName(sha string) string { return scriptNames[strings.ToLower(sha)] }
 // deliveryScript is the delivery script lua/{name}.lua after luaHeader,
 // dkeys.lua and the prelude.
 func deliveryScript(name string) *redis.Script {
-	return named(name, redis.NewScript(luaHeader+luaFile("dkeys")+"\n"+luaFile("prelude")+"\n"+luaFile(name)))
+	return named(name, redis.NewScript(luaHeader+dkeysLua()+"\n"+luaFile("prelude")+"\n"+luaFile(name)))
+}
+
+// benchBucketsFromEnv names the environment variable that sets, for a
+// bench or a test, the least audience whose delivery records go to
+// buckets (deliveryBucketsFrom, DELIVERY_BUCKETS_FROM in dkeys.lua) for
+// the whole process: so that `tocsin bench --recipients 1000000` can
+// measure either layout side by side (docs/BENCHMARKS.md). Read when the
+// scripts are built, before main; not a configuration option.
+const benchBucketsFromEnv = "TOCSIN_BENCH_DELIVERY_BUCKETS_FROM"
+
+// dkeysLua is lua/dkeys.lua, with DELIVERY_BUCKETS_FROM from
+// benchBucketsFromEnv when that is set to a number.
+func dkeysLua() string {
+	src := luaFile("dkeys")
+	v := os.Getenv(benchBucketsFromEnv)
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		src = strings.Replace(src, "local DELIVERY_BUCKETS_FROM = "+strconv.Itoa(deliveryBucketsFrom)+"\n",
+			"local DELIVERY_BUCKETS_FROM = "+strconv.Itoa(n)+"\n", 1)
+	}
+	return src
 }
 
 // luaHeader defines the tables prelude.lua reads, from the Go side, so

@@ -95,8 +95,10 @@
 //	                                    c:{channel}:{code}  deliveries of channel in status code
 //	                                                   (one digit, statusCodes in deliveries.go)
 //	                                    snap           the token of the run taking the snapshot
-//	                                    db             how many buckets b:{id}:d:{k} hold its delivery
-//	                                                   records; 0 or none: the one hash b:{id}:d
+//	                                    db             the layout of its delivery records: "p{n}", n
+//	                                                   positional buckets b:{id}:d:{k}; n (a number > 0),
+//	                                                   n hashed buckets (the version before); 0 or none:
+//	                                                   the one hash b:{id}:d (lua/dkeys.lua)
 //	                                    audc           chunks of the snapshot that may exist (the most
 //	                                                   of any run's), until they are dropped
 //	                                    audgc          until when (ms) a process claimed the chunks'
@@ -111,11 +113,16 @@
 //	                          zset    or the whole snapshot, of a run before the chunks (all scores 0,
 //	                                  ordered by id), or of a compensation notice (compensation.go)
 //	{T}:b:{id}:d:{k}          hash    bucket k of the broadcast's delivery records: {channel}.{recipient}
-//	                                  -> delivery record, for the recipients of bucket k (deliveryBucket,
-//	                                  lua/dkeys.lua); the bucket count is field db of b:{id}, fixed by the
-//	                                  first record from the audience (~128 recipients a bucket)
-//	{T}:b:{id}:d              hash    or all of them in one hash, of a broadcast written before the buckets
-//	                                  (no db field, or db 0)
+//	                                  -> delivery record, for the recipients of bucket k: positional, k =
+//	                                  floor(deliveryPos(recipient) × n / 2^29), led by the recipient's
+//	                                  record bucket as the snapshot's order is (a batch touches a few
+//	                                  buckets); or hashed (deliveryBucket, of the version before); the
+//	                                  layout is field db of b:{id}, fixed by the first record from the
+//	                                  audience (~64 recipients a bucket, ~128 in the hashed layout; lua/dkeys.lua)
+//	{T}:b:{id}:d              hash    or all of them in one hash, below 4M recipients or of a broadcast
+//	                                  written before the buckets (no db field, or db 0)
+//	                          string  "p" beside positional buckets: a worker of a version before, which
+//	                                  would read or write the one hash, fails (WRONGTYPE) instead
 //	{T}:b:{id}:t              hash    text ref -> SHA-256 [and text] of each distinct text sent (evidence.go)
 //	{T}:b:{id}:x              hash    {channel}.{recipient}#{attempt} -> an attempt a retry followed (evidence.go)
 //	{T}:b:{id}:lease:{name}   string  the token of the run holding a batch's ("b:{start}:{stop}") or a

@@ -11,15 +11,17 @@
 -- also adds one to the broadcast's late count. h is the handed set of the
 -- run's lease ('' without one).
 -- KEYS: b, d, aud, incseq. ARGV: now, seq, lp, h, then
--- field/record/segments/fallback/extra quintuples.
+-- field/record/segments/fallback/extra/position sextuples (position: the
+-- record's dpos, dkeys.lua).
 local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local lp, h = ARGV[3], ARGV[4]
 local why = guard(b, incseq, tonumber(ARGV[2]))
 local out, fin, segs, extra, late = {}, 0, 0, 0, 0
+dprefetch(d, 5, 6, 5)
 tallied(b, function()
-  for i = 5, #ARGV, 5 do
+  for i = 5, #ARGV, 6 do
     local f, v, sg, fb, ex = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
-    local old = dget(d, f)
+    local old = dget(d, f, ARGV[i + 5])
     if old then
       local oc = string.sub(old, 1, 1)
       if oc == CODE.sending then

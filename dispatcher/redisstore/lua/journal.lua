@@ -8,7 +8,8 @@
 -- see evidence). It returns each group's refusal ('' for none), in order.
 -- KEYS: b, d, aud, incseq, texts, attempts, then lease and h of each group.
 -- ARGV: now, ng, then for each group token ('' without a lease), seq, nh
--- and the nh fields; then evidence, then field/record pairs.
+-- and the nh fields; then evidence, then field/record/position triples
+-- (see apply).
 local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local ng = tonumber(ARGV[2])
 local refusals, guards = {}, {}
@@ -36,9 +37,11 @@ for g = 1, ng do
   i = first + nh
 end
 local fin = 0
+local from = evidence(KEYS[5], KEYS[6], i)
+dprefetch(d, from, 3, 2)
 tallied(b, function()
-  for j = evidence(KEYS[5], KEYS[6], i), #ARGV, 2 do
-    local _, x = apply(b, d, ARGV[j], ARGV[j + 1])
+  for j = from, #ARGV, 3 do
+    local _, x = apply(b, d, ARGV[j], ARGV[j + 1], ARGV[j + 2])
     fin = fin + x
   end
 end)

@@ -99,13 +99,19 @@ local function count(b, c, by)
 end
 
 -- tallied runs fn with move()'s counter changes collected, then writes
--- each counter once (one HINCRBY per counter rather than two per
--- delivery moved). The counters are written even when fn raises, so that
--- they agree with the records it wrote before (Redis keeps a script's
--- writes up to an error); then the error is raised again.
+-- the records dset buffered (dflush, dkeys.lua) and each counter once (one
+-- HINCRBY per counter rather than two per delivery moved). Records and
+-- counters are written even when fn raises, so that they agree with each
+-- other (Redis keeps a script's writes up to an error); then the error is
+-- raised again.
 local function tallied(b, fn)
   tally = { order = {} }
   local ok, err = pcall(fn)
+  if ok then
+    ok, err = pcall(dflush)
+  else
+    pcall(dflush)
+  end
   local t = tally
   tally = nil
   for _, c in ipairs(t.order) do
@@ -128,9 +134,10 @@ local function move(b, d, f, oc, v)
 end
 
 -- apply applies one outcome, record v, to delivery f when canMove lets
--- it. It returns applied (0 or 1) and what pending loses (see move).
-local function apply(b, d, f, v)
-  local old = dget(d, f)
+-- it. It returns applied (0 or 1) and what pending loses (see move). p is
+-- the record's dpos (dkeys.lua), when the caller has it.
+local function apply(b, d, f, v, p)
+  local old = dget(d, f, p)
   local oc = old and string.sub(old, 1, 1) or nil
   if not canMove(oc, string.sub(v, 1, 1)) then return 0, 0 end
   return 1, move(b, d, f, oc, v)

@@ -2,7 +2,8 @@
 -- one-member form "c:{rid}") claimed and never began over to new groups,
 -- when the group's task was given up (its retries exhausted): each member
 -- still owner's in the claims and with no delivery record in the broadcast
--- on any channel moves to the group named for it, whose ids (g) and
+-- on any channel moves to the group it is listed in, whose ids (g: all it
+-- lists, as its name is made of them) and
 -- members' set (m) are written and whose lease is registered with no lease
 -- key, so the sweeper finds it lapsed and runs it (LapsedBatches). A member
 -- with a record stays owner's: what it began is its record's story. Nothing
@@ -20,7 +21,7 @@ local moved, k, i = 0, 6, 5 + nch
 while i <= #ARGV do
   local name, n = ARGV[i], tonumber(ARGV[i + 1])
   local gm, gg = KEYS[k], KEYS[k + 1]
-  local ids = {}
+  local ids, moves = {}, 0
   for j = i + 2, i + 1 + n do
     local rid = ARGV[j]
     local free = redis.call('HGET', lc, rid) == owner
@@ -31,14 +32,17 @@ while i <= #ARGV do
       redis.call('HSET', lc, rid, name)
       redis.call('SREM', om, rid)
       redis.call('SADD', gm, rid)
-      ids[#ids + 1] = rid
+      moves = moves + 1
     end
+    ids[#ids + 1] = rid
   end
-  if #ids > 0 then
+  if moves > 0 then
+    -- Its ids are all it was given (its name is theirs): those it does not
+    -- hold, its run leaves alone.
     redis.call('SET', gg, table.concat(ids, ' '), 'EX', ttl)
     redis.call('EXPIRE', gm, ttl)
     redis.call('ZADD', leases, 0, id .. '|' .. name)
-    moved = moved + #ids
+    moved = moved + moves
   end
   i, k = i + 2 + n, k + 2
 end

@@ -553,6 +553,7 @@ func (f *Fanout) GiveUpLate(ctx context.Context, broadcastID string, batch Batch
 		return err
 	}
 	g := Guard{IncidentID: b.IncidentID, Seq: b.Seq}
+	clean := false // what a failed run left in sending stays for the sweeper
 	if f.leases != nil {
 		// Under the member's lease, so that no run of it begins it meanwhile.
 		l := NewLease(owner)
@@ -560,17 +561,25 @@ func (f *Fanout) GiveUpLate(ctx context.Context, broadcastID string, batch Batch
 		if err != nil || !ok {
 			return err // a live run has it
 		}
-		defer f.releaseLease(ctx, broadcastID, l, true)
+		defer func() { f.releaseLease(ctx, broadcastID, l, clean) }()
 		g.Lease = &l
 	}
 	rid := ids[0]
 	mine, err := ls.ClaimLate(ctx, broadcastID, owner, ids)
-	if err != nil || !mine[0] {
+	if err != nil {
 		return err
 	}
+	if !mine[0] {
+		clean = true // another's to send
+		return nil
+	}
 	ds, err := ls.RecipientDeliveries(ctx, broadcastID, rid)
-	if err != nil || len(ds) > 0 {
+	if err != nil {
 		return err
+	}
+	if len(ds) > 0 {
+		clean = !slices.ContainsFunc(ds, func(d *Delivery) bool { return d.Status == StatusSending })
+		return nil
 	}
 	why := "given up: " + cause.Error()
 	if len(why) > 200 {
@@ -579,6 +588,7 @@ func (f *Fanout) GiveUpLate(ctx context.Context, broadcastID string, batch Batch
 	if _, err := f.c.Store.BeginDeliveries(ctx, broadcastID, g, []Begin{{RecipientID: rid, Channel: ChannelNone, Status: StatusFailed, Reason: why, Extra: true, Late: true}}); err != nil {
 		return err
 	}
+	clean = true
 	log.WarnContext(ctx, "late member's task given up: recorded failed", "recipient_id", rid)
 	return nil
 }

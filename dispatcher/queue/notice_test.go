@@ -203,16 +203,7 @@ func TestFlowNoticeChannelPolicy(t *testing.T) {
 	t.Parallel()
 	f := newFlow(t, nil, 3)
 	ctx := context.Background()
-	both := &dispatcher.Recipient{ID: "both", Kind: dispatcher.KindCustomer, Locale: "en", Email: "both@example.ch", Phone: "+41791234567"}
-	smsOnly := &dispatcher.Recipient{ID: "sms-only", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41791234568"}
-	for _, r := range []*dispatcher.Recipient{both, smsOnly} {
-		if err := r.Normalize(""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.store.PutRecipients(ctx, []*dispatcher.Recipient{both, smsOnly}); err != nil {
-		t.Fatal(err)
-	}
+	putBothAndSMSOnly(t, f)
 	f.start(t)
 	send := func(title string, p *dispatcher.ChannelPolicy) *dispatcher.Broadcast {
 		t.Helper()
@@ -225,32 +216,7 @@ func TestFlowNoticeChannelPolicy(t *testing.T) {
 	all := send("Every channel", &dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll})
 	noSMS := send("No SMS", &dispatcher.ChannelPolicy{Exclude: []dispatcher.ExcludeRule{{Channel: dispatcher.ChannelSMS}}})
 
-	got := map[string][]string{} // broadcast/recipient -> channels
-	for id, es := range outboxByRecipient(t, f.store) {
-		for _, e := range es {
-			got[e.BroadcastID+"/"+id] = append(got[e.BroadcastID+"/"+id], e.Channel)
-		}
-	}
-	for k, want := range map[string][]string{
-		all.ID + "/both":       {"email", "sms"},
-		all.ID + "/sms-only":   {"sms"},
-		noSMS.ID + "/both":     {"email"},
-		noSMS.ID + "/sms-only": nil,
-	} {
-		slices.Sort(got[k])
-		if !slices.Equal(got[k], want) {
-			t.Errorf("%s got %v, want %v", k, got[k], want)
-		}
-	}
-	var left []string
-	for _, d := range deliveries(t, f.store, noSMS.ID) {
-		if d.RecipientID == "sms-only" {
-			left = append(left, string(d.Status)+" "+d.Reason)
-		}
-	}
-	if !slices.Equal(left, []string{"suppressed policy_excluded"}) {
-		t.Errorf("sms-only in the notice without SMS: %v, want suppressed policy_excluded", left)
-	}
+	wantPolicyApplied(t, f, all.ID, noSMS.ID)
 }
 
 // TestFlowCompensationChannelPolicy: a compensation notice's channel
@@ -262,16 +228,7 @@ func TestFlowCompensationChannelPolicy(t *testing.T) {
 	t.Parallel()
 	f := newFlow(t, nil, 3)
 	ctx := context.Background()
-	both := &dispatcher.Recipient{ID: "both", Kind: dispatcher.KindCustomer, Locale: "en", Email: "both@example.ch", Phone: "+41791234567"}
-	smsOnly := &dispatcher.Recipient{ID: "sms-only", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41791234568"}
-	for _, r := range []*dispatcher.Recipient{both, smsOnly} {
-		if err := r.Normalize(""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.store.PutRecipients(ctx, []*dispatcher.Recipient{both, smsOnly}); err != nil {
-		t.Fatal(err)
-	}
+	putBothAndSMSOnly(t, f)
 	f.start(t)
 	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards"), Severity: dispatcher.SeverityMinor, Services: []string{"cards"}}, "")
 	if err != nil {
@@ -310,6 +267,29 @@ func TestFlowCompensationChannelPolicy(t *testing.T) {
 	all := send("Every channel", &dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll})
 	noSMS := send("No SMS", &dispatcher.ChannelPolicy{Exclude: []dispatcher.ExcludeRule{{Channel: dispatcher.ChannelSMS}}})
 
+	wantPolicyApplied(t, f, all.ID, noSMS.ID)
+}
+
+// putBothAndSMSOnly puts recipient both (email and SMS) and sms-only.
+func putBothAndSMSOnly(t *testing.T, f *flow) {
+	t.Helper()
+	both := &dispatcher.Recipient{ID: "both", Kind: dispatcher.KindCustomer, Locale: "en", Email: "both@example.ch", Phone: "+41791234567"}
+	smsOnly := &dispatcher.Recipient{ID: "sms-only", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41791234568"}
+	for _, r := range []*dispatcher.Recipient{both, smsOnly} {
+		if err := r.Normalize(""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.store.PutRecipients(context.Background(), []*dispatcher.Recipient{both, smsOnly}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantPolicyApplied checks what putBothAndSMSOnly's recipients got of
+// broadcast all (policy mode all) and noSMS (SMS excluded): every
+// reachable channel, and email alone or nothing (policy_excluded).
+func wantPolicyApplied(t *testing.T, f *flow, all, noSMS string) {
+	t.Helper()
 	got := map[string][]string{} // broadcast/recipient -> channels
 	for id, es := range outboxByRecipient(t, f.store) {
 		for _, e := range es {
@@ -317,10 +297,10 @@ func TestFlowCompensationChannelPolicy(t *testing.T) {
 		}
 	}
 	for k, want := range map[string][]string{
-		all.ID + "/both":       {"email", "sms"},
-		all.ID + "/sms-only":   {"sms"},
-		noSMS.ID + "/both":     {"email"},
-		noSMS.ID + "/sms-only": nil,
+		all + "/both":       {"email", "sms"},
+		all + "/sms-only":   {"sms"},
+		noSMS + "/both":     {"email"},
+		noSMS + "/sms-only": nil,
 	} {
 		slices.Sort(got[k])
 		if !slices.Equal(got[k], want) {
@@ -328,12 +308,12 @@ func TestFlowCompensationChannelPolicy(t *testing.T) {
 		}
 	}
 	var left []string
-	for _, d := range deliveries(t, f.store, noSMS.ID) {
+	for _, d := range deliveries(t, f.store, noSMS) {
 		if d.RecipientID == "sms-only" {
 			left = append(left, string(d.Status)+" "+d.Reason)
 		}
 	}
 	if !slices.Equal(left, []string{"suppressed policy_excluded"}) {
-		t.Errorf("sms-only in the compensation without SMS: %v, want suppressed policy_excluded", left)
+		t.Errorf("sms-only in %s without SMS: %v, want suppressed policy_excluded", noSMS, left)
 	}
 }

@@ -497,3 +497,98 @@ func (f *Fanout) refusedTold(ctx context.Context, dc *DecideContext, bc *broadca
 	}
 	return out, nil
 }
+
+// LateHandOverStore is what giving up a group of late members calls;
+// redisstore implements it.
+type LateHandOverStore interface {
+	// HandOverLate moves the members of groups that owner (a group's lease
+	// name) holds and that have no delivery record in the broadcast to the
+	// group each is listed in, and leaves those groups for the sweeper to
+	// run (LapsedBatches returns them). A member with a record stays
+	// owner's. busy: a run holds owner's lease, and nothing moved.
+	HandOverLate(ctx context.Context, broadcastID, owner string, groups [][]string) (moved int, busy bool, err error)
+}
+
+// GiveUpLate is called once the task of batch, late members of a
+// broadcast, failed for the last time (the queue gives it up): its members
+// are not held by its claims for good. A group's members that it never
+// began go, in two halves, to two new groups the sweeper runs, so that
+// members whose run keeps failing the group end up alone: one member
+// given up is recorded failed (on no channel, the cause its reason), and
+// catch-up does not take it again. Each step is one script, and the lease
+// or the claims say who may act: a member is never sent twice, and every
+// run goes through the ordering guard.
+func (f *Fanout) GiveUpLate(ctx context.Context, broadcastID string, batch Batch, cause error) error {
+	ids := batch.LateMembers()
+	if len(ids) == 0 {
+		return nil
+	}
+	owner := BatchLeaseName(batch)
+	log := f.c.Logger.With("broadcast_id", broadcastID, "lease", owner, "err", cause)
+	if len(ids) > 1 {
+		hs, ok := f.c.Store.(LateHandOverStore)
+		if !ok {
+			return nil
+		}
+		slices.Sort(ids)
+		half := len(ids) / 2
+		n, busy, err := hs.HandOverLate(ctx, broadcastID, owner, [][]string{ids[:half], ids[half:]})
+		if err != nil {
+			return err
+		}
+		if !busy {
+			log.WarnContext(ctx, "late members' task given up: those it did not begin go to two smaller groups", "members", len(ids), "handed_over", n)
+		}
+		return nil
+	}
+	ls, ok := f.c.Store.(LateStore)
+	if !ok {
+		return nil
+	}
+	b, err := f.c.Store.GetBroadcast(ctx, broadcastID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	g := Guard{IncidentID: b.IncidentID, Seq: b.Seq}
+	clean := false // what a failed run left in sending stays for the sweeper
+	if f.leases != nil {
+		// Under the member's lease, so that no run of it begins it meanwhile.
+		l := NewLease(owner)
+		ok, err := f.leases.AcquireLease(ctx, broadcastID, l, f.c.LeaseTTL)
+		if err != nil || !ok {
+			return err // a live run has it
+		}
+		defer func() { f.releaseLease(ctx, broadcastID, l, clean) }()
+		g.Lease = &l
+	}
+	rid := ids[0]
+	mine, err := ls.ClaimLate(ctx, broadcastID, owner, ids)
+	if err != nil {
+		return err
+	}
+	if !mine[0] {
+		clean = true // another's to send
+		return nil
+	}
+	ds, err := ls.RecipientDeliveries(ctx, broadcastID, rid)
+	if err != nil {
+		return err
+	}
+	if len(ds) > 0 {
+		clean = !slices.ContainsFunc(ds, func(d *Delivery) bool { return d.Status == StatusSending })
+		return nil
+	}
+	why := "given up: " + cause.Error()
+	if len(why) > 200 {
+		why = why[:200]
+	}
+	if _, err := f.c.Store.BeginDeliveries(ctx, broadcastID, g, []Begin{{RecipientID: rid, Channel: ChannelNone, Status: StatusFailed, Reason: why, Extra: true, Late: true}}); err != nil {
+		return err
+	}
+	clean = true
+	log.WarnContext(ctx, "late member's task given up: recorded failed", "recipient_id", rid)
+	return nil
+}

@@ -127,6 +127,16 @@ type CompensationInput struct {
 	List       string   `json:"list,omitempty"`
 	// WithoutCredit is CreditSkip (the default) or CreditSend.
 	WithoutCredit string `json:"without_credit,omitempty"`
+	// ChannelPolicy is the notice's channel policy, as an ad-hoc notice's
+	// (NoticeInput.ChannelPolicy); nil: none.
+	ChannelPolicy *ChannelPolicy `json:"channel_policy,omitempty"`
+}
+
+// policy is the channel policy the compensation is sent with
+// (Broadcast.Policy), as a notice's (NoticeInput.policy).
+func (in *CompensationInput) policy() *ChannelPolicy {
+	n := NoticeInput{ChannelPolicy: in.ChannelPolicy}
+	return n.policy()
 }
 
 // normalize validates in and returns the notice it makes; inc is the
@@ -135,7 +145,7 @@ func (in *CompensationInput) normalize(inc *Incident) (NoticeInput, error) {
 	if strings.TrimSpace(in.Title) == "" {
 		in.Title = inc.Title.String()
 	}
-	n := NoticeInput{Title: in.Title, Message: in.Message, Channels: in.Channels, Priority: in.Priority}
+	n := NoticeInput{Title: in.Title, Message: in.Message, Channels: in.Channels, Priority: in.Priority, ChannelPolicy: in.ChannelPolicy}
 	err := n.normalize("body.")
 	v := &ValidationError{}
 	if errors.As(err, &v) {
@@ -143,7 +153,7 @@ func (in *CompensationInput) normalize(inc *Incident) (NoticeInput, error) {
 	} else if err != nil {
 		return n, err
 	}
-	in.Title, in.Message, in.Channels, in.Priority = n.Title, n.Message, n.Channels, n.Priority
+	in.Title, in.Message, in.Channels, in.Priority, in.ChannelPolicy = n.Title, n.Message, n.Channels, n.Priority, n.ChannelPolicy
 	if in.WithoutCredit == "" {
 		in.WithoutCredit = CreditSkip
 	}
@@ -225,6 +235,7 @@ func (s *Service) SendCompensation(ctx context.Context, incidentID string, in Co
 		Severity:    in.Priority.severity(),
 		Priority:    in.Priority,
 		Channels:    in.Channels,
+		Policy:      in.policy(),
 		Compensates: incidentID,
 		Notice:      &Notice{Title: in.Title, Message: in.Message, Compensation: comp},
 		Counts:      map[Channel]map[DeliveryStatus]int{},
@@ -520,7 +531,8 @@ type CompensationPreview struct {
 	// Unknown counts listed ids that are no recipient (recipients, or the
 	// uploaded list's report).
 	Unknown int `json:"unknown,omitempty"`
-	// ByChannel counts recipients per channel and recipient locale; channel
+	// ByChannel counts recipients per channel and recipient locale (in the
+	// policy's mode all, a recipient on each of its channels); channel
 	// "none" holds those who would get nothing.
 	ByChannel map[Channel]map[string]int `json:"by_channel"`
 	// Suppressed counts, per reason, recipients who would get nothing.
@@ -534,6 +546,8 @@ type CompensationPreview struct {
 	MissingValues map[string]int `json:"missing_values,omitempty"`
 	// Samples holds one message per recipient locale, channel and kind.
 	Samples []Sample `json:"samples"`
+	// Policy is the channel policy it would be sent with (nil: none).
+	Policy *ChannelPolicy `json:"policy,omitempty"`
 }
 
 // PreviewCompensation computes what SendCompensation would send with in,
@@ -543,9 +557,9 @@ func (s *Service) PreviewCompensation(ctx context.Context, incidentID string, in
 	if err != nil {
 		return nil, err
 	}
-	p := &CompensationPreview{ByChannel: map[Channel]map[string]int{}, Samples: []Sample{}}
+	p := &CompensationPreview{ByChannel: map[Channel]map[string]int{}, Samples: []Sample{}, Policy: in.policy()}
 	b := &Broadcast{ID: "bc_ntc_preview", Seq: 1, Severity: in.Priority.severity(), Priority: in.Priority, Channels: in.Channels,
-		Compensates: incidentID, CreatedAt: s.now(),
+		Policy: in.policy(), Compensates: incidentID, CreatedAt: s.now(),
 		Notice: &Notice{Title: in.Title, Message: in.Message,
 			Compensation: &Compensation{ToldOnly: in.ToldOnly, List: in.List, WithoutCredit: in.WithoutCredit}}}
 	if in.List != "" {
@@ -587,10 +601,16 @@ func (s *Service) PreviewCompensation(ctx context.Context, incidentID string, in
 				p.WithoutCredit++
 			}
 			d := Decide(r, dc, Facts{}, now)
-			if p.ByChannel[d.Channel] == nil {
-				p.ByChannel[d.Channel] = map[string]int{}
+			chs := []Channel{d.Channel}
+			if d.Status != StatusSuppressed {
+				chs = d.All() // several in the policy's mode all
 			}
-			p.ByChannel[d.Channel][r.Locale]++
+			for _, ch := range chs {
+				if p.ByChannel[ch] == nil {
+					p.ByChannel[ch] = map[string]int{}
+				}
+				p.ByChannel[ch][r.Locale]++
+			}
 			switch d.Status {
 			case StatusSuppressed:
 				if p.Suppressed == nil {
@@ -601,20 +621,25 @@ func (s *Service) PreviewCompensation(ctx context.Context, incidentID string, in
 			case StatusQueued:
 				p.QuietHours++
 			}
-			text, err := fan.renderOnce(rendered, cinc, up, r, d.Channel)
-			if err != nil {
-				return err
-			}
-			p.SMSSegments += text.Segments
-			for _, name := range text.Missing {
-				if p.MissingValues == nil {
-					p.MissingValues = map[string]int{}
+			for k, ch := range chs {
+				text, err := fan.renderOnce(rendered, cinc, up, r, ch)
+				if err != nil {
+					return err
 				}
-				p.MissingValues[name]++
-			}
-			if sk := (sampleKey{r.Locale, d.Channel, r.Kind}); !sampled[sk] && len(p.Samples) < maxSamples {
-				sampled[sk] = true
-				p.Samples = append(p.Samples, sample(d.Channel, r, text, true))
+				p.SMSSegments += text.Segments
+				for _, name := range text.Missing {
+					if k > 0 {
+						break // a recipient counts once
+					}
+					if p.MissingValues == nil {
+						p.MissingValues = map[string]int{}
+					}
+					p.MissingValues[name]++
+				}
+				if sk := (sampleKey{r.Locale, ch, r.Kind}); !sampled[sk] && len(p.Samples) < maxSamples {
+					sampled[sk] = true
+					p.Samples = append(p.Samples, sample(ch, r, text, true))
+				}
 			}
 		}
 		return nil

@@ -100,6 +100,9 @@ func TestCompensationInput(t *testing.T) {
 		{"bad id", CompensationInput{Message: en, Recipients: []string{"a", "b c"}}, "body.recipients[1]"},
 		{"without credit", CompensationInput{Message: en, WithoutCredit: "maybe"}, "body.without_credit"},
 		{"unknown placeholder", CompensationInput{Message: PlainTexts(map[string]string{"en": "{refund}"})}, "body.message.en"},
+		{"policy", CompensationInput{Message: en, ChannelPolicy: &ChannelPolicy{Order: []Channel{ChannelEmail}, Exclude: []ExcludeRule{{Channel: ChannelSMS}}}}, ""},
+		{"bad policy mode", CompensationInput{Message: en, ChannelPolicy: &ChannelPolicy{Mode: "some"}}, "body.channel_policy.mode"},
+		{"bad policy channel", CompensationInput{Message: en, ChannelPolicy: &ChannelPolicy{Order: []Channel{"fax"}}}, "body.channel_policy.order[0]"},
 	}
 	for _, tt := range tests {
 		in := tt.in

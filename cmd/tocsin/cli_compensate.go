@@ -14,7 +14,7 @@ import (
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
-const compensateSynopsis = "incident compensate ID [--title T] [--message locale=text]... [--text-file FILE] [--told-only] [--ids FILE|-] [--without-credit skip|send] [--channel C]... [--priority P] [--preview] [--idempotency-key K]"
+const compensateSynopsis = "incident compensate ID [--title T] [--message locale=text]... [--text-file FILE] [--told-only] [--ids FILE|-] [--without-credit skip|send] [--channel C]... [--priority P] [--channels-order C,...] [--exclude C]... [--mode all] [--policy-file F] [--preview] [--idempotency-key K]"
 
 // incidentCompensate runs `tocsin incident compensate ID`: a compensation
 // notice to those the incident reached, or to the ids of a file.
@@ -30,13 +30,18 @@ func (m *Main) incidentCompensate(ctx context.Context, args []string) error {
 	withoutCredit := fs.String("without-credit", "", "a recipient without a credit: skip (default) or send (the text without the credit)")
 	preview := fs.Bool("preview", false, "show what would be sent (how many have a credit, samples) and send nothing")
 	idem := in.sendFlags(fs)
+	pf := policyFlagsOn(fs) // the compensation's channel policy, as a notice's
 	c, pos, err := fs.client(args, 1, "an incident ID")
+	if err != nil {
+		return err
+	}
+	policy, err := pf.policy()
 	if err != nil {
 		return err
 	}
 	body := dispatcher.CompensationInput{
 		Title: in.title, Priority: dispatcher.Priority(in.priority), Channels: toChannels(in.channels.vals),
-		ToldOnly: *toldOnly, WithoutCredit: *withoutCredit,
+		ToldOnly: *toldOnly, WithoutCredit: *withoutCredit, ChannelPolicy: policy,
 	}
 	if *textFile != "" {
 		raw, err := os.ReadFile(*textFile)
@@ -134,6 +139,9 @@ func (c *client) printCompensationPreview(p *dispatcher.CompensationPreview) err
 		fmt.Fprintf(tw, "suppressed %s\t%d\n", why, suppressed[why])
 	}
 	fmt.Fprintf(tw, "sms segments\t%d\n", p.SMSSegments)
+	if p.Policy != nil {
+		fmt.Fprintf(tw, "policy\t%s\n", p.Policy)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

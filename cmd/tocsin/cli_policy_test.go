@@ -73,4 +73,12 @@ func TestClientChannelPolicy(t *testing.T) {
 	mustMatch(t, "preview --notice", r.stdout, `(?m)^policy\s+order=email mode=first_reachable$`)
 	r = c.mustRun(1, "broadcast", "send", "--title", "New terms", "--message", "en=x", "--mode", "some")
 	mustContain(t, "bad notice policy", r.stderr, "body.channel_policy.mode")
+
+	// A compensation notice too, in incident compensate and its --preview.
+	r = c.mustRun(0, "incident", "compensate", id[1], "--message", "en=We credited {credit}.", "--without-credit", "send", "--exclude", "sms", "--mode", "all")
+	mustMatch(t, "incident compensate", r.stdout, `(?m)^broadcast\s+bc_ntc_\w+$`, `(?m)^policy\s+exclude=sms:all:until=resolved mode=all$`)
+	r = c.mustRun(0, "incident", "compensate", id[1], "--message", "en=We credited {credit}.", "--channels-order", "email", "--preview")
+	mustMatch(t, "incident compensate --preview", r.stdout, `(?m)^policy\s+order=email mode=first_reachable$`)
+	r = c.mustRun(1, "incident", "compensate", id[1], "--message", "en=x", "--mode", "some")
+	mustContain(t, "bad compensation policy", r.stderr, "body.channel_policy.mode")
 }

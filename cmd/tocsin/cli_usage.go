@@ -82,6 +82,7 @@ var clientCommands = []cmdDoc{
 		notes: "The audience is every recipient of any update of the incident, each once (--told-only: only those an update was sent or delivered to), " +
 			"or the ids of --ids (a CSV with the id first, NDJSON, or one id a line; unknown ids are reported on standard error and skipped). " +
 			"{credit} in the texts is each recipient's own credit (attributes credit_amount and credit_currency); a recipient without one gets nothing unless --without-credit send. " +
+			"--channels-order, --exclude, --mode and --policy-file set its channel policy, as broadcast send's. " +
 			"Retry with the same --idempotency-key: nothing is sent twice."},
 	{path: "incident compensations", pos: "ID", args: "ID", summary: "list an incident's compensation notices"},
 	{path: "incident unreached", pos: "ID", args: "ID [--limit N | --all] [--cursor C]", summary: "list who of an incident's audiences was never reached, and why",

@@ -38,6 +38,8 @@ type compensationBody struct {
 	Recipients    []string             `json:"recipients,omitempty" doc:"Up to 10000 recipient ids to send to instead of the incident's audience; ids that are no recipient are reported in compensation.unknown and skipped."`
 	List          string               `json:"list,omitempty" doc:"The id of an uploaded list (POST /v1/recipient-lists) to send to instead of the incident's audience."`
 	WithoutCredit string               `json:"without_credit,omitempty" enum:"skip,send" doc:"A recipient without a credit of its own: skip (default; its delivery is suppressed with reason no_credit) or send (the text without the credit)."`
+	// ChannelPolicy is the compensation's own, as a notice's.
+	ChannelPolicy *dispatcher.ChannelPolicy `json:"channel_policy,omitempty" doc:"The compensation's channel policy, as an ad-hoc notice's (order, exclude, mode); no configured default applies. Exclude rules apply whatever their until (a notice has no incident state); affected names every recipient (a compensation has no services of its own)."`
 }
 
 type sendCompensationInput struct {

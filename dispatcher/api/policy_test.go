@@ -98,6 +98,80 @@ func TestNoticeChannelPolicy(t *testing.T) {
 		return `{"title":"Terms change","message":{"en":"Our terms change on 1 May."},"channel_policy":` + policy + `}`
 	}
 	r := a.send(t, "POST", "/v1/broadcasts", notice(`{"order":["email"],"exclude":[{"channel":"sms"}]}`))
+	wantOwnPolicy(t, a, r)
+	r = a.send(t, "POST", "/v1/broadcasts/preview", `{"notice":`+notice(`{"mode":"all"}`)+`}`)
+	wantStatus(t, r, http.StatusOK)
+	var p dispatcher.BroadcastPreview
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Policy == nil || p.Policy.Mode != dispatcher.ModeAll {
+		t.Errorf("notice preview policy %+v, want mode all", p.Policy)
+	}
+	wantPolicyProblems(t, a, []policyProblem{
+		{"unknown mode", "/v1/broadcasts", notice(`{"mode":"some"}`), "body.channel_policy.mode"},
+		{"unknown channel in order", "/v1/broadcasts", notice(`{"order":["fax"]}`), "body.channel_policy.order[0]"},
+		{"unknown until", "/v1/broadcasts", notice(`{"exclude":[{"channel":"sms","until":"investigating"}]}`), "body.channel_policy.exclude[0].until"},
+		{"unknown member", "/v1/broadcasts", notice(`{"exclude":[{"channel":"sms","affected_services":true}]}`), "body.channel_policy.exclude[0].affected_services"},
+		{"preview", "/v1/broadcasts/preview", `{"notice":` + notice(`{"exclude":[{"channel":"pager"}]}`) + `}`, "body.notice.channel_policy.exclude[0].channel"},
+	})
+}
+
+// TestCompensationChannelPolicy: a compensation notice takes a channel
+// policy as an ad-hoc notice does: kept as its broadcast's policy, shown
+// by its preview, and checked the same way (422 naming the field).
+func TestCompensationChannelPolicy(t *testing.T) {
+	t.Parallel()
+	a := mustRealAPI(t)
+	id := a.mustOpen(t, `{"title":"Cards down","severity":"major","services":["cards"]}`)
+	path := "/v1/incidents/" + id + "/compensations"
+	comp := func(policy string) string {
+		return `{"message":{"en":"We credited {credit}."},"without_credit":"send","channel_policy":` + policy + `}`
+	}
+	r := a.send(t, "POST", path, comp(`{"order":["email"],"exclude":[{"channel":"sms"}]}`))
+	wantOwnPolicy(t, a, r)
+	r = a.send(t, "POST", path+"/preview", comp(`{"mode":"all"}`))
+	wantStatus(t, r, http.StatusOK)
+	var p dispatcher.CompensationPreview
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Policy == nil || p.Policy.Mode != dispatcher.ModeAll {
+		t.Errorf("compensation preview policy %+v, want mode all", p.Policy)
+	}
+	wantPolicyProblems(t, a, []policyProblem{
+		{"unknown mode", path, comp(`{"mode":"some"}`), "body.channel_policy.mode"},
+		{"unknown channel in order", path, comp(`{"order":["fax"]}`), "body.channel_policy.order[0]"},
+		{"unknown until", path, comp(`{"exclude":[{"channel":"sms","until":"investigating"}]}`), "body.channel_policy.exclude[0].until"},
+		{"unknown member", path, comp(`{"exclude":[{"channel":"sms","affected_services":true}]}`), "body.channel_policy.exclude[0].affected_services"},
+		{"preview", path + "/preview", comp(`{"exclude":[{"channel":"pager"}]}`), "body.channel_policy.exclude[0].channel"},
+	})
+}
+
+// policyProblem is a request with a bad channel policy and the field its
+// 422 names.
+type policyProblem struct{ name, path, body, location string }
+
+// wantPolicyProblems sends each request and wants a 422 problem+json
+// naming its field.
+func wantPolicyProblems(t *testing.T, a *realAPI, cases []policyProblem) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.send(t, "POST", tc.path, tc.body)
+			wantStatus(t, r, http.StatusUnprocessableEntity)
+			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+				t.Errorf("Content-Type %q", ct)
+			}
+			wantLocation(t, r.problem(t), tc.location)
+		})
+	}
+}
+
+// wantOwnPolicy wants r to have created a broadcast whose policy is the
+// one its body gave: order email, SMS excluded, mode first_reachable.
+func wantOwnPolicy(t *testing.T, a *realAPI, r *response) {
+	t.Helper()
 	wantStatus(t, r, http.StatusCreated)
 	var created dispatcher.Broadcast
 	if err := json.Unmarshal(r.body, &created); err != nil {
@@ -108,31 +182,6 @@ func TestNoticeChannelPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p := b.Policy; p == nil || p.Mode != dispatcher.ModeFirstReachable || len(p.Order) != 1 || len(p.Exclude) != 1 || p.Exclude[0].Channel != dispatcher.ChannelSMS {
-		t.Errorf("notice's broadcast policy %+v, want its own, mode first_reachable", b.Policy)
-	}
-	r = a.send(t, "POST", "/v1/broadcasts/preview", `{"notice":`+notice(`{"mode":"all"}`)+`}`)
-	wantStatus(t, r, http.StatusOK)
-	var p dispatcher.BroadcastPreview
-	if err := json.Unmarshal(r.body, &p); err != nil {
-		t.Fatal(err)
-	}
-	if p.Policy == nil || p.Policy.Mode != dispatcher.ModeAll {
-		t.Errorf("notice preview policy %+v, want mode all", p.Policy)
-	}
-	for _, tc := range []struct{ name, path, body, location string }{
-		{"unknown mode", "/v1/broadcasts", notice(`{"mode":"some"}`), "body.channel_policy.mode"},
-		{"unknown channel in order", "/v1/broadcasts", notice(`{"order":["fax"]}`), "body.channel_policy.order[0]"},
-		{"unknown until", "/v1/broadcasts", notice(`{"exclude":[{"channel":"sms","until":"investigating"}]}`), "body.channel_policy.exclude[0].until"},
-		{"unknown member", "/v1/broadcasts", notice(`{"exclude":[{"channel":"sms","affected_services":true}]}`), "body.channel_policy.exclude[0].affected_services"},
-		{"preview", "/v1/broadcasts/preview", `{"notice":` + notice(`{"exclude":[{"channel":"pager"}]}`) + `}`, "body.notice.channel_policy.exclude[0].channel"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := a.send(t, "POST", tc.path, tc.body)
-			wantStatus(t, r, http.StatusUnprocessableEntity)
-			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
-				t.Errorf("Content-Type %q", ct)
-			}
-			wantLocation(t, r.problem(t), tc.location)
-		})
+		t.Errorf("%s: broadcast policy %+v, want its own, mode first_reachable", b.ID, b.Policy)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,4 +252,129 @@ func TestLateGroupRunsOnce(t *testing.T) {
 	// Nothing is left in sending to hold the next update back.
 	wantLate(t, f, b.ID, len(all))
 	f.postDone(t, res.Incident.ID, dispatcher.StateIdentified)
+}
+
+// poisoned is a store that cannot load the recipients of a run holding
+// recipient bad: every run of a group with it fails.
+type poisoned struct {
+	*redisstore.Store
+	bad atomic.Value // string
+}
+
+func (s *poisoned) GetRecipients(ctx context.Context, ids []string) ([]*dispatcher.Recipient, error) {
+	if bad, _ := s.bad.Load().(string); bad != "" && slices.Contains(ids, bad) {
+		return nil, fmt.Errorf("cannot load %s", bad)
+	}
+	return s.Store.GetRecipients(ctx, ids)
+}
+
+// refusing is a Sender that fails for good the messages to recipient bad.
+type refusing struct {
+	dispatcher.Sender
+	bad string
+}
+
+func (s refusing) Send(ctx context.Context, ms []*dispatcher.Message) []dispatcher.Result {
+	var ok []*dispatcher.Message
+	for _, m := range ms {
+		if m.Recipient.ID != s.bad {
+			ok = append(ok, m)
+		}
+	}
+	got := s.Sender.Send(ctx, ok)
+	out := make([]dispatcher.Result, len(ms))
+	for i, m := range ms {
+		if m.Recipient.ID == s.bad {
+			out[i] = dispatcher.Result{Err: &dispatcher.SendError{Permanent: true, Code: "refused", Err: errors.New("mailbox refused")}}
+			continue
+		}
+		out[i], got = got[0], got[1:]
+	}
+	return out
+}
+
+// TestLateGroupGivenUp: a group of late members whose task keeps failing
+// because of one member (its recipient cannot be loaded) and is given up
+// holds none of the others: they go, halved, to groups the sweeper runs
+// until the member at fault is alone, recorded failed with the cause, and
+// every other member is sent once; a member whose own send fails for good
+// is recorded failed with the provider's reason; and a newer update
+// afterwards reaches everyone, no member getting the older one after it.
+func TestLateGroupGivenUp(t *testing.T) {
+	t.Parallel()
+	var st *poisoned
+	f := newCatchUpFlow(t, func(c *dispatcher.FanoutConfig) {
+		st = &poisoned{Store: c.Store.(*redisstore.Store)}
+		st.bad.Store("m03")
+		c.Store = st
+		c.Senders[dispatcher.ChannelEmail] = refusing{Sender: c.Senders[dispatcher.ChannelEmail], bad: "m05"}
+	}, withLeases)
+	f.handlers.LastAttempt = func(context.Context) bool { return true } // asynq gives each failure up
+	f.start(t)
+	res := f.openDone(t, dispatcher.SeverityMajor)
+	ctx := context.Background()
+	b, err := f.store.GetBroadcast(ctx, res.BroadcastID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 8)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("m%02d", i)
+		f.put(t, cardsCustomer(ids[i]))
+	}
+	group := dispatcher.Batch{Lates: dispatcher.JoinLates(ids)}
+	if err := f.handlers.Mux().ProcessTask(ctx, queue.NewBatchTask(b, group)); err != nil {
+		t.Errorf("the given-up task: %v, want it handed on", err)
+	}
+	// Catch-up finds the others again (a later put): still theirs to send.
+	others := dispatcher.Batch{Lates: dispatcher.JoinLates(slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == "m03" }))}
+	if err := f.handlers.Mux().ProcessTask(ctx, queue.NewBatchTask(b, others)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := f.fanout.SweepOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f.waitRunning(t, 10*time.Second)
+		d, err := f.store.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelNone, "m03"))
+		if err == nil && d.Status == dispatcher.StatusFailed {
+			if !strings.Contains(d.Reason, "cannot load m03") {
+				t.Errorf("m03's record: reason %q, want the cause", d.Reason)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("m03 not recorded failed (%v, %v); outbox %v", d, err, outboxByRecipient(t, f.store))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	box := outboxByRecipient(t, f.store)
+	for _, id := range ids {
+		want := 1
+		if id == "m03" || id == "m05" {
+			want = 0
+		}
+		if n := len(box[id]); n != want {
+			t.Errorf("%s got %d messages, want %d", id, n, want)
+		}
+	}
+	d, err := f.store.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelEmail, "m05"))
+	if err != nil || d.Status != dispatcher.StatusFailed || !strings.Contains(d.Reason, "mailbox refused") {
+		t.Errorf("m05's delivery = %+v, %v; want failed with the provider's reason", d, err)
+	}
+	wantLate(t, f, b.ID, len(ids))
+
+	// The next update: everyone but m03 (whose recipient cannot be loaded)
+	// gets it, after the first, and nothing is held back by the groups.
+	st.bad.Store("")
+	f.postDone(t, res.Incident.ID, dispatcher.StateIdentified)
+	for _, id := range ids {
+		if id == "m05" {
+			continue
+		}
+		if got := f.states(t, id); len(got) == 0 || got[len(got)-1] != string(dispatcher.StateIdentified) {
+			t.Errorf("%s got %v, want the newer update last", id, got)
+		}
+	}
 }

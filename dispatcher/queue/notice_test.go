@@ -203,16 +203,7 @@ func TestFlowNoticeChannelPolicy(t *testing.T) {
 	t.Parallel()
 	f := newFlow(t, nil, 3)
 	ctx := context.Background()
-	both := &dispatcher.Recipient{ID: "both", Kind: dispatcher.KindCustomer, Locale: "en", Email: "both@example.ch", Phone: "+41791234567"}
-	smsOnly := &dispatcher.Recipient{ID: "sms-only", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41791234568"}
-	for _, r := range []*dispatcher.Recipient{both, smsOnly} {
-		if err := r.Normalize(""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.store.PutRecipients(ctx, []*dispatcher.Recipient{both, smsOnly}); err != nil {
-		t.Fatal(err)
-	}
+	putBothAndSMSOnly(t, f)
 	f.start(t)
 	send := func(title string, p *dispatcher.ChannelPolicy) *dispatcher.Broadcast {
 		t.Helper()
@@ -225,6 +216,80 @@ func TestFlowNoticeChannelPolicy(t *testing.T) {
 	all := send("Every channel", &dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll})
 	noSMS := send("No SMS", &dispatcher.ChannelPolicy{Exclude: []dispatcher.ExcludeRule{{Channel: dispatcher.ChannelSMS}}})
 
+	wantPolicyApplied(t, f, all.ID, noSMS.ID)
+}
+
+// TestFlowCompensationChannelPolicy: a compensation notice's channel
+// policy is applied in delivery and in its preview as an ad-hoc notice's:
+// mode all sends on every reachable channel; an exclude rule keeps a
+// channel from everyone it names (policy_excluded when it was the only
+// one).
+func TestFlowCompensationChannelPolicy(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, nil, 3)
+	ctx := context.Background()
+	putBothAndSMSOnly(t, f)
+	f.start(t)
+	res, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards"), Severity: dispatcher.SeverityMinor, Services: []string{"cards"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitDone(t, res.BroadcastID, 15*time.Second)
+	in := func(title string, p *dispatcher.ChannelPolicy) dispatcher.CompensationInput {
+		return dispatcher.CompensationInput{Title: title, Message: dispatcher.PlainTexts(map[string]string{"en": title + "."}),
+			Recipients: []string{"both", "sms-only"}, WithoutCredit: dispatcher.CreditSend, ChannelPolicy: p}
+	}
+	send := func(title string, p *dispatcher.ChannelPolicy) *dispatcher.Broadcast {
+		t.Helper()
+		pv, err := f.svc.PreviewCompensation(ctx, res.Incident.ID, in(title, p))
+		if err != nil {
+			t.Fatalf("PreviewCompensation(%s): %v", title, err)
+		}
+		if pv.Policy == nil || pv.Policy.Mode != p.Mode && p.Mode != "" {
+			t.Errorf("preview of %s: policy %+v, want %+v", title, pv.Policy, p)
+		}
+		b, err := f.svc.SendCompensation(ctx, res.Incident.ID, in(title, p), "")
+		if err != nil {
+			t.Fatalf("SendCompensation(%s): %v", title, err)
+		}
+		if b.Policy == nil {
+			t.Errorf("compensation %s: no policy kept", title)
+		}
+		return f.waitDone(t, b.ID, 15*time.Second)
+	}
+	allPV, err := f.svc.PreviewCompensation(ctx, res.Incident.ID, in("Every channel", &dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := allPV.ByChannel[dispatcher.ChannelEmail]["en"] + allPV.ByChannel[dispatcher.ChannelSMS]["en"]; n != 3 {
+		t.Errorf("preview in mode all: %v, want 3 messages (both on email and sms, sms-only on sms)", allPV.ByChannel)
+	}
+	all := send("Every channel", &dispatcher.ChannelPolicy{Mode: dispatcher.ModeAll})
+	noSMS := send("No SMS", &dispatcher.ChannelPolicy{Exclude: []dispatcher.ExcludeRule{{Channel: dispatcher.ChannelSMS}}})
+
+	wantPolicyApplied(t, f, all.ID, noSMS.ID)
+}
+
+// putBothAndSMSOnly puts recipient both (email and SMS) and sms-only.
+func putBothAndSMSOnly(t *testing.T, f *flow) {
+	t.Helper()
+	both := &dispatcher.Recipient{ID: "both", Kind: dispatcher.KindCustomer, Locale: "en", Email: "both@example.ch", Phone: "+41791234567"}
+	smsOnly := &dispatcher.Recipient{ID: "sms-only", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41791234568"}
+	for _, r := range []*dispatcher.Recipient{both, smsOnly} {
+		if err := r.Normalize(""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.store.PutRecipients(context.Background(), []*dispatcher.Recipient{both, smsOnly}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantPolicyApplied checks what putBothAndSMSOnly's recipients got of
+// broadcast all (policy mode all) and noSMS (SMS excluded): every
+// reachable channel, and email alone or nothing (policy_excluded).
+func wantPolicyApplied(t *testing.T, f *flow, all, noSMS string) {
+	t.Helper()
 	got := map[string][]string{} // broadcast/recipient -> channels
 	for id, es := range outboxByRecipient(t, f.store) {
 		for _, e := range es {
@@ -232,10 +297,10 @@ func TestFlowNoticeChannelPolicy(t *testing.T) {
 		}
 	}
 	for k, want := range map[string][]string{
-		all.ID + "/both":       {"email", "sms"},
-		all.ID + "/sms-only":   {"sms"},
-		noSMS.ID + "/both":     {"email"},
-		noSMS.ID + "/sms-only": nil,
+		all + "/both":       {"email", "sms"},
+		all + "/sms-only":   {"sms"},
+		noSMS + "/both":     {"email"},
+		noSMS + "/sms-only": nil,
 	} {
 		slices.Sort(got[k])
 		if !slices.Equal(got[k], want) {
@@ -243,12 +308,12 @@ func TestFlowNoticeChannelPolicy(t *testing.T) {
 		}
 	}
 	var left []string
-	for _, d := range deliveries(t, f.store, noSMS.ID) {
+	for _, d := range deliveries(t, f.store, noSMS) {
 		if d.RecipientID == "sms-only" {
 			left = append(left, string(d.Status)+" "+d.Reason)
 		}
 	}
 	if !slices.Equal(left, []string{"suppressed policy_excluded"}) {
-		t.Errorf("sms-only in the notice without SMS: %v, want suppressed policy_excluded", left)
+		t.Errorf("sms-only in %s without SMS: %v, want suppressed policy_excluded", noSMS, left)
 	}
 }

@@ -292,6 +292,9 @@ type Handlers struct {
 	Timer      dispatcher.Timer // nil: dispatcher.SystemClock
 	OutageWait time.Duration    // default 30s
 	OutagePoll time.Duration    // default 250ms
+	// LastAttempt, when set, tells whether the task running in ctx is on
+	// its last attempt (tests); nil: asynq's retry count says.
+	LastAttempt func(ctx context.Context) bool
 	// Tracer gives each task a span, a child of the span that enqueued it
 	// (its traceparent header): the API request's for a plan, the plan's
 	// for a batch, the batch's for a retry. Default: none (no-op).
@@ -317,10 +320,7 @@ func (h *Handlers) run(ctx context.Context, what string, step func() error) erro
 	if poll <= 0 {
 		poll = 250 * time.Millisecond
 	}
-	logger := h.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
+	logger := h.logger()
 	deadline := timer.Now().Add(wait)
 	logger.WarnContext(ctx, "Redis unreachable: the task waits for it before failing", "task", what, "err", err, "for", wait)
 	for timer.Now().Before(deadline) {
@@ -426,9 +426,52 @@ func (h *Handlers) batch(ctx context.Context, t *asynq.Task) error {
 		span.SetAttributes(attribute.String("tocsin.broadcast_id", p.BroadcastID), attribute.Int("tocsin.batch.start", p.Start),
 			attribute.Int("tocsin.batch.stop", p.Stop), attribute.Bool("tocsin.batch.late", p.Late != "" || len(p.Lates) > 0))
 	}
-	return permanent(h.run(ctx, TypeBatch, func() error {
-		return h.Fanout.RunBatch(ctx, p.BroadcastID, dispatcher.Batch{Start: p.Start, Stop: p.Stop, Late: p.Late, Lates: dispatcher.JoinLates(p.Lates)})
-	}))
+	batch := dispatcher.Batch{Start: p.Start, Stop: p.Stop, Late: p.Late, Lates: dispatcher.JoinLates(p.Lates)}
+	err := permanent(h.run(ctx, TypeBatch, func() error { return h.Fanout.RunBatch(ctx, p.BroadcastID, batch) }))
+	return h.giveUp(ctx, p.BroadcastID, batch, err)
+}
+
+// LateGiver is what Steps may offer: giving up the task of late members
+// (dispatcher.Fanout.GiveUpLate).
+type LateGiver interface {
+	GiveUpLate(ctx context.Context, broadcastID string, batch dispatcher.Batch, cause error) error
+}
+
+// giveUp hands on, when err fails a late members' task for the last time
+// (asynq would archive it), what the task holds (LateGiver): the task then
+// ends without an error, its work with others. A wait, a worker stopping,
+// or a failed give-up returns err as it is.
+func (h *Handlers) giveUp(ctx context.Context, bid string, batch dispatcher.Batch, err error) error {
+	g, ok := h.Fanout.(LateGiver)
+	if err == nil || !ok || batch.LateMembers() == nil || dispatcher.IsWait(err) || ctx.Err() != nil || errors.Is(err, context.Canceled) || !h.lastAttempt(ctx, err) {
+		return err
+	}
+	if gerr := g.GiveUpLate(ctx, bid, batch, err); gerr != nil {
+		h.logger().WarnContext(ctx, "giving up a late members' task failed; their claims lapse after a day", "broadcast_id", bid, "err", gerr, "cause", err)
+		return err
+	}
+	return nil
+}
+
+// lastAttempt tells whether err fails the task for good: asynq archives
+// it (no retry is left, or err says SkipRetry).
+func (h *Handlers) lastAttempt(ctx context.Context, err error) bool {
+	if errors.Is(err, asynq.SkipRetry) {
+		return true
+	}
+	if h.LastAttempt != nil {
+		return h.LastAttempt(ctx)
+	}
+	n, ok1 := asynq.GetRetryCount(ctx)
+	m, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && n >= m
+}
+
+func (h *Handlers) logger() *slog.Logger {
+	if h.Logger == nil {
+		return slog.Default()
+	}
+	return h.Logger
 }
 
 func (h *Handlers) retry(ctx context.Context, t *asynq.Task) error {

@@ -342,3 +342,41 @@ func dedupeStrings(list []string) []string {
 	}
 	return out
 }
+
+var _ dispatcher.LateHandOverStore = (*Store)(nil)
+
+var lateHandOverScript = deliveryScript("late_handover")
+
+// HandOverLate implements dispatcher.LateHandOverStore: one script
+// (late_handover.lua), after the broadcast's tag is in lease-tags (the
+// sweeper finds the new groups' registry through it).
+func (s *Store) HandOverLate(ctx context.Context, broadcastID, owner string, groups [][]string) (int, bool, error) {
+	if len(groups) == 0 {
+		return 0, false, nil
+	}
+	if err := s.rdb.ZAdd(ctx, leaseTagsKey(), redis.Z{Score: float64(s.nowMS()), Member: broadcastTag(broadcastID)}).Err(); err != nil {
+		return 0, false, fmt.Errorf("hand over the late members of %s: %w", owner, err)
+	}
+	keys := []string{bkey(broadcastID, "d"), bkey(broadcastID, "lc"), leaseKey(broadcastID, owner), lateMembersKey(broadcastID, owner), leasesKey(broadcastID)}
+	chans := append(append([]dispatcher.Channel(nil), dispatcher.Channels...), dispatcher.ChannelNone)
+	args := []any{owner, int64(lateClaimTTL / time.Second), broadcastID, len(chans)}
+	for _, ch := range chans {
+		args = append(args, string(ch))
+	}
+	for _, g := range groups {
+		name := dispatcher.BatchLeaseName(dispatcher.Batch{Lates: dispatcher.JoinLates(g)})
+		keys = append(keys, lateMembersKey(broadcastID, name), lateGroupKey(broadcastID, name))
+		args = append(args, name, len(g))
+		for _, id := range g {
+			args = append(args, id)
+		}
+	}
+	n, err := lateHandOverScript.Run(ctx, s.rdb, keys, args...).Int()
+	if err != nil {
+		return 0, false, fmt.Errorf("hand over the late members of %s of %s: %w", owner, broadcastID, err)
+	}
+	if n < 0 {
+		return 0, true, nil
+	}
+	return n, false, nil
+}

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -579,32 +580,37 @@ func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispat
 
 // listBuckets is ListDeliveries over n buckets: each read whole (HGETALL)
 // and its records taken in field order, at most 64 buckets a page. The
-// cursor is "{bucket}:{records of it already returned}": a record added to
-// the bucket meanwhile may make the next page repeat one, none is skipped
-// (a record is never deleted but with its broadcast's whole data).
+// cursor is "k{bucket}.{last field returned, base64url}" (no field: the
+// bucket from its start): the next page starts past that field, whatever
+// changed meanwhile, so a record whose status changes while a client
+// pages neither shifts nor hides the others (a record added meanwhile
+// before the position is not listed). A cursor of the older form
+// "{bucket}:{skip}" is refused (400): the listing starts again.
 func (s *Store) listBuckets(ctx context.Context, broadcastID string, n int, f dispatcher.DeliveryFilter, limit int) (*dispatcher.DeliveryPage, error) {
-	k, skip := 0, 0
-	if f.Cursor != "" {
-		a, b, ok := strings.Cut(f.Cursor, ":")
-		var err1, err2 error
-		k, err1 = strconv.Atoi(a)
-		skip, err2 = strconv.Atoi(b)
-		if !ok || err1 != nil || err2 != nil || k < 0 || skip < 0 {
-			return nil, &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: "must be a cursor returned as next_cursor", Value: f.Cursor}}}
-		}
+	k, after, err := parseBucketCursor(f.Cursor)
+	if err != nil {
+		return nil, err
 	}
 	page := &dispatcher.DeliveryPage{Deliveries: []*dispatcher.Delivery{}}
-	for read := 0; k < n && read < 64; read, k, skip = read+1, k+1, 0 {
+	for read := 0; k < n && read < 64; read, k, after = read+1, k+1, "" {
 		kv, err := s.readBuckets(ctx, broadcastID, k, k+1) // in field order
 		if err != nil {
 			return nil, fmt.Errorf("list deliveries of %s: %w", broadcastID, err)
 		}
-		at, full, err := pageOf(broadcastID, kv, f, skip, limit, page)
+		if after != "" {
+			i := 0
+			for i < len(kv) && kv[i] <= after {
+				i += 2
+			}
+			kv = kv[i:]
+		}
+		_, full, err := pageOf(broadcastID, kv, f, 0, limit, page)
 		if err != nil {
 			return nil, err
 		}
 		if full {
-			page.NextCursor = strconv.Itoa(k) + ":" + strconv.Itoa(at)
+			last := page.Deliveries[len(page.Deliveries)-1]
+			page.NextCursor = bucketCursor(k, deliveryField(last.Channel, last.RecipientID))
 			return page, nil
 		}
 		if len(page.Deliveries) == limit {
@@ -613,9 +619,28 @@ func (s *Store) listBuckets(ctx context.Context, broadcastID string, n int, f di
 		}
 	}
 	if k < n {
-		page.NextCursor = strconv.Itoa(k) + ":0"
+		page.NextCursor = bucketCursor(k, "")
 	}
 	return page, nil
+}
+
+// bucketCursor is listBuckets' cursor: bucket k past field after.
+func bucketCursor(k int, after string) string {
+	return "k" + strconv.Itoa(k) + "." + base64.RawURLEncoding.EncodeToString([]byte(after))
+}
+
+// parseBucketCursor reads a bucketCursor ("": the first bucket's start).
+func parseBucketCursor(c string) (k int, after string, err error) {
+	if c == "" {
+		return 0, "", nil
+	}
+	a, b, ok := strings.Cut(strings.TrimPrefix(c, "k"), ".")
+	k, err1 := strconv.Atoi(a)
+	field, err2 := base64.RawURLEncoding.DecodeString(b)
+	if !strings.HasPrefix(c, "k") || !ok || err1 != nil || err2 != nil || k < 0 {
+		return 0, "", &dispatcher.ValidationError{Fields: []*dispatcher.FieldError{{Field: "query.cursor", Message: "must be a cursor returned as next_cursor", Value: c}}}
+	}
+	return k, string(field), nil
 }
 
 // pageOf adds to page the records of kv (field, value pairs) that pass f,

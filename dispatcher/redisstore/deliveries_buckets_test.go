@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -244,4 +245,63 @@ func existing(t *testing.T, rdb redis.UniversalClient, id string) []string {
 		}
 	}
 	return out
+}
+
+// TestListDeliveriesBucketsStableCursor: paging over buckets with a status
+// filter while the records already listed change status lists every
+// record that keeps passing once: the cursor names the last record
+// returned, not how many passed the filter before it. A cursor of the
+// older form is refused as the caller's mistake.
+func TestListDeliveriesBucketsStableCursor(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b := saveBroadcast(t, s, "inc_dbkc", nil, nil)
+		// 8 buckets (TestDeliveryBuckets).
+		if err := rdb.HSet(ctx, bkey(b.ID), "audience", 1000, "db", 8).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var begins []dispatcher.Begin
+		for i := range 300 {
+			begins = append(begins, dispatcher.Begin{RecipientID: fmt.Sprintf("r%04d", i), Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"})
+		}
+		mustBegin(t, s, b.ID, begins...)
+		seen := map[string]int{}
+		cursor := ""
+		for pages := 0; ; pages++ {
+			page, err := s.ListDeliveries(ctx, b.ID, dispatcher.DeliveryFilter{Status: dispatcher.StatusSending, Limit: 7, Cursor: cursor})
+			if err != nil || pages > 100 {
+				t.Fatalf("ListDeliveries(%q): %v", cursor, err)
+			}
+			for _, d := range page.Deliveries {
+				seen[d.RecipientID]++
+			}
+			// What this page listed is sent meanwhile: it no longer passes
+			// the filter, and must not move the next page's start.
+			var outs []dispatcher.Outcome
+			for _, d := range page.Deliveries {
+				outs = append(outs, dispatcher.Outcome{RecipientID: d.RecipientID, Channel: d.Channel, Status: dispatcher.StatusSent, Attempts: 1})
+			}
+			mustRecord(t, s, b.ID, outs...)
+			if cursor = page.NextCursor; cursor == "" {
+				break
+			}
+		}
+		missed := 0
+		for _, bg := range begins {
+			if seen[bg.RecipientID] != 1 {
+				missed++
+			}
+		}
+		if missed > 0 {
+			t.Errorf("%d of 300 deliveries not listed exactly once (listed %d)", missed, len(seen))
+		}
+		for _, bad := range []string{"3:5", "k", "kx.", "k-1.", "k3.!!", "k99999999999999999999."} {
+			_, err := s.ListDeliveries(ctx, b.ID, dispatcher.DeliveryFilter{Cursor: bad})
+			var ve *dispatcher.ValidationError
+			if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "query.cursor" {
+				t.Errorf("ListDeliveries(cursor %q) = %v, want a *ValidationError on query.cursor", bad, err)
+			}
+		}
+	})
 }

@@ -129,3 +129,71 @@ func TestLateGroupDiedBeforeClaiming(t *testing.T) {
 		}
 	})
 }
+
+// TestHandOverLate: a given-up group's members that it claimed and never
+// began move to the new groups, which the sweeper finds lapsed with their
+// ids; a member with a record, or another group's, stays; nothing moves
+// while a run holds the group's lease.
+func TestHandOverLate(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b, g, l := startBatch(t, s, "inc_lho", "a")
+		if err := s.ReleaseLease(ctx, b.ID, l, true); err != nil {
+			t.Fatal(err)
+		}
+		group := dispatcher.Batch{Lates: dispatcher.JoinLates([]string{"p", "q", "r", "s", "u"})}
+		owner := dispatcher.BatchLeaseName(group)
+		if _, err := s.ClaimLate(ctx, b.ID, "cg:other", []string{"u"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ClaimLate(ctx, b.ID, owner, group.LateMembers()); err != nil {
+			t.Fatal(err)
+		}
+		// Its run began p, then failed for good.
+		run := dispatcher.NewLease(owner)
+		if ok, err := s.AcquireLease(ctx, b.ID, run, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireLease = %v, %v", ok, err)
+		}
+		bg := smsBegin("p")
+		bg.Extra, bg.Late = true, true
+		mustBeginGuarded(t, s, b.ID, dispatcher.Guard{IncidentID: g.IncidentID, Seq: g.Seq, Lease: &run}, bg)
+		halves := [][]string{{"p", "q"}, {"r", "s", "u"}}
+		if n, busy, err := s.HandOverLate(ctx, b.ID, owner, halves); err != nil || !busy || n != 0 {
+			t.Errorf("HandOverLate with the lease held = %d, %v, %v; want busy", n, busy, err)
+		}
+		if err := s.ReleaseLease(ctx, b.ID, run, false); err != nil {
+			t.Fatal(err)
+		}
+		if n, busy, err := s.HandOverLate(ctx, b.ID, owner, halves); err != nil || busy || n != 3 {
+			t.Fatalf("HandOverLate = %d, %v, %v; want q, r, s moved", n, busy, err)
+		}
+		lapsed, err := s.LapsedBatches(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, lb := range lapsed {
+			got = append(got, lb.Batch.Lates)
+		}
+		slices.Sort(got)
+		// The failed run's own group too (released unclean, it is taken
+		// over: it sends p, left in sending), and both halves.
+		if want := []string{"p q", "p q r s u", "r s u"}; !slices.Equal(got, want) {
+			t.Errorf("the sweeper finds groups %q, want %q", got, want)
+		}
+		for _, tc := range []struct {
+			owner string
+			ids   []string
+			want  []bool
+		}{
+			{owner, []string{"p", "q"}, []bool{true, false}}, // p has its record: still the old group's
+			{dispatcher.BatchLeaseName(dispatcher.Batch{Lates: "p q"}), []string{"p", "q"}, []bool{false, true}},
+			{dispatcher.BatchLeaseName(dispatcher.Batch{Lates: "r s u"}), []string{"r", "s", "u"}, []bool{true, true, false}},
+		} {
+			if mine, err := s.ClaimLate(ctx, b.ID, tc.owner, tc.ids); err != nil || !slices.Equal(mine, tc.want) {
+				t.Errorf("ClaimLate(%s, %v) = %v, %v; want %v", tc.owner, tc.ids, mine, err, tc.want)
+			}
+		}
+	})
+}

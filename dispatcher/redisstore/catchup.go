@@ -251,6 +251,14 @@ func (s *Store) Unreached(ctx context.Context, incidentID string, lastSeq int, c
 // records of them, read whole (no server to name: a bucket's read carries
 // no cursor a failover could spoil). It returns the next cursor (0: done).
 func (s *Store) deliveriesStep(ctx context.Context, bid string, cursor uint64, limit int) (uint64, []string, string, error) {
+	next, kv, ran, err := s.deliveriesStepOnce(ctx, bid, cursor, limit)
+	if wrongLayout(err) && cursor == 0 {
+		next, kv, ran, err = s.deliveriesStepOnce(ctx, bid, cursor, limit)
+	}
+	return next, kv, ran, err
+}
+
+func (s *Store) deliveriesStepOnce(ctx context.Context, bid string, cursor uint64, limit int) (uint64, []string, string, error) {
 	ns, err := s.deliveryBuckets(ctx, bid)
 	if err != nil {
 		return 0, nil, "", err

@@ -522,6 +522,14 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (*dispatcher.Deliver
 // it, ".{run_id}" (scan.go): on another one (a failover) the hash is
 // walked again from its start, and a page may repeat deliveries.
 func (s *Store) ListDeliveries(ctx context.Context, broadcastID string, f dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error) {
+	page, err := s.listDeliveries(ctx, broadcastID, f)
+	if wrongLayout(err) && f.Cursor == "" {
+		page, err = s.listDeliveries(ctx, broadcastID, f)
+	}
+	return page, err
+}
+
+func (s *Store) listDeliveries(ctx context.Context, broadcastID string, f dispatcher.DeliveryFilter) (*dispatcher.DeliveryPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100

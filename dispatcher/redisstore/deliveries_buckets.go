@@ -127,6 +127,9 @@ func (s *Store) deliveryBuckets(ctx context.Context, ids ...string) ([]dlayout, 
 		}
 		out[i] = parseDLayout(c.Val())
 	}
+	if s.layoutReadFunc != nil {
+		s.layoutReadFunc()
+	}
 	return out, nil
 }
 
@@ -134,6 +137,24 @@ func (s *Store) deliveryBuckets(ctx context.Context, ids ...string) ([]dlayout, 
 // out[i][j] is field j of broadcast i, a string or nil. Two round trips:
 // the bucket counts, then one pipeline of an HMGET per bucket read.
 func (s *Store) deliveryValues(ctx context.Context, ids []string, fields []string) ([][]any, error) {
+	out, err := s.deliveryValuesOnce(ctx, ids, fields)
+	if wrongLayout(err) {
+		out, err = s.deliveryValuesOnce(ctx, ids, fields)
+	}
+	return out, err
+}
+
+// wrongLayout says that err is Redis refusing to read the one hash
+// b:{id}:d as a hash: between a reader's read of the layout (no db yet:
+// nothing written) and its read of the records, the broadcast's first
+// record fixed the positional layout, whose marker b:{id}:d is a string
+// (dkeys.lua). The layout is fixed once; a reader reads it again, once.
+// Never true of the one hash itself, which stays a hash for good.
+func wrongLayout(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "WRONGTYPE")
+}
+
+func (s *Store) deliveryValuesOnce(ctx context.Context, ids []string, fields []string) ([][]any, error) {
 	ns, err := s.deliveryBuckets(ctx, ids...)
 	if err != nil {
 		return nil, err
@@ -205,6 +226,18 @@ func (s *Store) deliveryHashes(ctx context.Context, id string) ([]string, error)
 // scan without restart); buckets are read whole, a pipeline of HGETALLs
 // at a time: a small hash's read carries no cursor to lose in a failover.
 func (s *Store) scanDeliveries(ctx context.Context, id string, count int64, restart bool, fn func(kv []string) error) error {
+	called := false
+	err := s.scanDeliveriesOnce(ctx, id, count, restart, func(kv []string) error {
+		called = true
+		return fn(kv)
+	})
+	if wrongLayout(err) && !called {
+		err = s.scanDeliveriesOnce(ctx, id, count, restart, fn)
+	}
+	return err
+}
+
+func (s *Store) scanDeliveriesOnce(ctx context.Context, id string, count int64, restart bool, fn func(kv []string) error) error {
 	ns, err := s.deliveryBuckets(ctx, id)
 	if err != nil {
 		return err

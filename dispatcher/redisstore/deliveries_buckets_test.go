@@ -305,3 +305,81 @@ func TestListDeliveriesBucketsStableCursor(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliveryReadersWhileTheLayoutIsFixed: a reader that read the layout
+// before the broadcast's first record (no db: the one hash) and reads the
+// records after it fixed the positional layout (b:{id}:d the string "p")
+// reads the layout again rather than failing with WRONGTYPE.
+func TestDeliveryReadersWhileTheLayoutIsFixed(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		readers := map[string]func(id string) (int, error){
+			"GetDelivery": func(id string) (int, error) {
+				d, err := s.GetDelivery(ctx, dispatcher.DeliveryID(id, dispatcher.ChannelSMS, "r1"))
+				if err != nil {
+					return 0, err
+				}
+				if d.Status != dispatcher.StatusSending {
+					return 0, fmt.Errorf("status %v", d.Status)
+				}
+				return 1, nil
+			},
+			"ListDeliveries": func(id string) (int, error) {
+				page, err := s.ListDeliveries(ctx, id, dispatcher.DeliveryFilter{Limit: 10})
+				if err != nil {
+					return 0, err
+				}
+				return len(page.Deliveries), nil
+			},
+			"scanDeliveries": func(id string) (int, error) {
+				n := 0
+				err := s.scanDeliveries(ctx, id, 100, true, func(kv []string) error {
+					n += len(kv) / 2
+					return nil
+				})
+				return n, err
+			},
+			"deliveriesStep": func(id string) (int, error) {
+				n, cursor := 0, uint64(0)
+				for steps := 0; steps < 100; steps++ {
+					next, kv, _, err := s.deliveriesStep(ctx, id, cursor, 100)
+					if err != nil {
+						return n, err
+					}
+					n += len(kv) / 2
+					if cursor = next; cursor == 0 {
+						break
+					}
+				}
+				return n, nil
+			},
+		}
+		for name, read := range readers {
+			b := saveBroadcast(t, s, "inc_dlr_"+strings.ToLower(name), nil, nil)
+			if err := rdb.HSet(ctx, bkey(b.ID), "audience", 1000).Err(); err != nil {
+				t.Fatal(err)
+			}
+			fixed := false
+			s.layoutReadFunc = func() {
+				if fixed {
+					return
+				}
+				fixed = true
+				// The first record, written as a broadcast of 4M's is.
+				if err := rdb.HSet(ctx, bkey(b.ID), "db", "p8").Err(); err != nil {
+					t.Error(err)
+				}
+				if err := rdb.Set(ctx, bkey(b.ID, "d"), "p", 0).Err(); err != nil {
+					t.Error(err)
+				}
+				mustBegin(t, s, b.ID, dispatcher.Begin{RecipientID: "r1", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"})
+			}
+			n, err := read(b.ID)
+			s.layoutReadFunc = nil
+			if !fixed || err != nil || n != 1 {
+				t.Errorf("%s while the first record fixed the layout: %d records, %v (layout fixed: %v); want 1", name, n, err, fixed)
+			}
+		}
+	})
+}

@@ -227,6 +227,10 @@ type Store struct {
 	// members a snapshot's chunk holds on average (audChunkTarget when 0):
 	// tests.
 	snapshotChunk    int
+	// layoutReadFunc, when set, runs after deliveryBuckets has read the
+	// layouts and before the reader uses them: tests (a first record
+	// fixing the layout in between).
+	layoutReadFunc func()
 	snapshotStepFunc func(scanned int)
 	audPerChunk      int
 	// scanStepFunc, when set, is told the key of each cursor scan step

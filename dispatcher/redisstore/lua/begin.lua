@@ -16,7 +16,7 @@
 local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local lp, h = ARGV[3], ARGV[4]
 local why = guard(b, incseq, tonumber(ARGV[2]))
-local out, fin, segs, extra, late = {}, 0, 0, 0, 0
+local out, fin = {}, 0
 dprefetch(d, 5, 6, 5)
 tallied(b, function()
   for i = 5, #ARGV, 6 do
@@ -34,21 +34,18 @@ tallied(b, function()
       end
       out[#out + 1] = oc
     else
-      if ex ~= '0' then extra = extra + 1 end
-      if ex == '2' then late = late + 1 end
+      if ex ~= '0' then count(b, 'pending', 1) end
+      if ex == '2' then count(b, 'late', 1) end
       local res = ''
       if why and not FINAL[string.sub(v, 1, 1)] then
         v, sg, fb, res = suppressed(v, why), 0, '', CODE.suppressed
       end
       fin = fin + move(b, d, f, nil, v)
-      segs = segs + sg
+      if sg > 0 then count(b, 'sms_segments', sg) end
       if fb ~= '' then redis.call('HINCRBY', b, 'f:' .. fb, 1) end
       out[#out + 1] = res
     end
   end
 end)
-if segs > 0 then redis.call('HINCRBY', b, 'sms_segments', segs) end
-if extra > 0 then redis.call('HINCRBY', b, 'pending', extra) end
-if late > 0 then redis.call('HINCRBY', b, 'late', late) end
 settled(b, aud, now, fin)
 return out

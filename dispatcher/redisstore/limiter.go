@@ -60,7 +60,9 @@ type Limiter struct {
 	rdb  redis.UniversalClient
 	mu   sync.Mutex
 	slow map[string]slowDown
-	off  offset // Redis's clock less this process's, as Take's answers bound it
+	// offs: Redis's clock less this process's, as Take's answers bound
+	// it, per rate key: on a cluster each key's node has its own clock.
+	offs map[string]*offset
 	// wall is this process's clock without Clock: the system clock, or in
 	// tests a fake one that makes some round trips look long.
 	wall dispatcher.Clock
@@ -93,6 +95,9 @@ const (
 type offset struct {
 	lo, hi time.Duration
 	at     time.Time // when it was last narrowed; zero: nothing known
+	// rtt is the quickest round trip of a clock read seen: the offset
+	// cannot be known much narrower (probe).
+	rtt time.Duration
 }
 
 // offsetDrift is how fast an offset is assumed to widen as time passes
@@ -105,22 +110,42 @@ func (o *offset) width(now time.Time) time.Duration {
 	if o.at.IsZero() {
 		return time.Duration(1<<63 - 1)
 	}
-	return o.hi - o.lo + 2*time.Duration(offsetDrift*float64(now.Sub(o.at)))
+	return o.hi - o.lo + 2*o.drift(now)
+}
+
+// drift is how far the offset may have moved since it was last narrowed,
+// at t: never less than nothing (Takes answered out of order).
+func (o *offset) drift(t time.Time) time.Duration {
+	return time.Duration(offsetDrift * float64(max(t.Sub(o.at), 0)))
+}
+
+// enough is the width a probe stops at: probeWidth, or with Redis further
+// away than that (another zone, a managed service) a quarter more than
+// the quickest round trip seen, which is about as narrow as reads get:
+// probing on would cost every Take its round trips and narrow nothing.
+func (o *offset) enough() time.Duration {
+	return max(probeWidth, o.rtt+o.rtt/4)
 }
 
 // narrow folds in that Redis's clock read r between asked and answered on
 // this process's clock, and returns the bounds now known.
 func (o *offset) narrow(r, asked, answered time.Time) (lo, hi time.Duration) {
 	nlo, nhi := r.Sub(answered), r.Sub(asked)
+	if rtt := answered.Sub(asked); o.rtt == 0 || rtt < o.rtt {
+		o.rtt = max(rtt, time.Nanosecond)
+	}
 	if !o.at.IsZero() {
-		widen := time.Duration(offsetDrift * float64(answered.Sub(o.at)))
+		widen := o.drift(answered)
 		olo, ohi := o.lo-widen, o.hi+widen
 		// Disjoint: a clock jumped; the new bound alone holds.
 		if olo <= nhi && nlo <= ohi {
 			nlo, nhi = max(nlo, olo), min(nhi, ohi)
 		}
 	}
-	o.lo, o.hi, o.at = nlo, nhi, answered
+	o.lo, o.hi = nlo, nhi
+	if answered.After(o.at) {
+		o.at = answered
+	}
 	return nlo, nhi
 }
 
@@ -244,13 +269,32 @@ func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 		// The first slot is at Redis's now + at on Redis's clock: on this
 		// one, between that less hi and less lo.
 		first := jan2017.Add(redisNow + at)
+		// The script answers its clock with 14 digits (tostring): to
+		// within 10 µs this decade; the bound allows for it.
 		l.mu.Lock()
-		lo, hi := l.off.narrow(jan2017.Add(redisNow), asked, answered)
+		lo, hi := l.offset(key).narrow(jan2017.Add(redisNow), asked.Add(-scriptClockRes), answered.Add(scriptClockRes))
 		l.mu.Unlock()
 		tok.At = max(first.Add(-lo).Sub(answered), 0)
 		tok.Spread = max(hi-lo, time.Nanosecond)
 	}
 	return tok, nil
+}
+
+// scriptClockRes is how precisely the take script's answer gives Redis's
+// clock: tostring of seconds since 2017 keeps 14 digits, 10 µs until 2033.
+const scriptClockRes = 10 * time.Microsecond
+
+// offset is key's offset (l.mu held).
+func (l *Limiter) offset(key string) *offset {
+	o := l.offs[key]
+	if o == nil {
+		if l.offs == nil {
+			l.offs = make(map[string]*offset)
+		}
+		o = &offset{}
+		l.offs[key] = o
+	}
+	return o
 }
 
 // timeScript answers Redis's TIME from the server that holds KEYS[1], a
@@ -264,7 +308,8 @@ var timeScript = named("time", redis.NewScript(`return redis.call("TIME")`))
 func (l *Limiter) probe(ctx context.Context, key string) {
 	now := l.now()
 	l.mu.Lock()
-	wide := l.off.width(now) > probeWidth
+	o := l.offset(key)
+	wide := o.width(now) > o.enough()
 	l.mu.Unlock()
 	if !wide {
 		return
@@ -280,9 +325,10 @@ func (l *Limiter) probe(ctx context.Context, key string) {
 		// to a microsecond later, so hi allows one more.
 		r := time.Unix(v[0], v[1]*1000)
 		l.mu.Lock()
-		lo, hi := l.off.narrow(r, asked.Add(-time.Microsecond), answered)
+		lo, hi := o.narrow(r, asked.Add(-time.Microsecond), answered)
+		enough := o.enough()
 		l.mu.Unlock()
-		if hi-lo <= probeWidth {
+		if hi-lo <= enough {
 			return
 		}
 	}

@@ -701,6 +701,7 @@ func TestOffsetNarrow(t *testing.T) {
 type slowScripts struct {
 	wall  *clocktest.Clock
 	d     time.Duration
+	probe time.Duration // the TIME probe's round trip on wall
 	times atomic.Int64
 }
 
@@ -710,6 +711,7 @@ func (h *slowScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if args := cmd.Args(); len(args) > 1 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") {
 			if args[1] == timeScript.Hash() || args[1] == `return redis.call("TIME")` {
 				h.times.Add(1)
+				defer h.wall.Advance(h.probe)
 			} else {
 				defer h.wall.Advance(h.d)
 			}
@@ -768,5 +770,43 @@ func TestLimiterProbesClock(t *testing.T) {
 	}
 	if tok.N != 100 || tok.Spread >= time.Second {
 		t.Errorf("after a day, Take = %+v: want 100 tokens, the Spread the probe's round trip", tok)
+	}
+}
+
+// TestLimiterProbesFarRedis: with Redis further away than probeWidth
+// (another zone: every read of its clock takes 2 ms), a probe stops at
+// about its quickest round trip instead of probing every Take in vain, and
+// each rate key (on a cluster, each node's clock) has its own offset.
+func TestLimiterProbesFarRedis(t *testing.T) {
+	t.Parallel()
+	rdb, _ := newRedis(t)
+	wall := clocktest.New(t0)
+	slow := &slowScripts{wall: wall, d: 5 * time.Millisecond, probe: 2 * time.Millisecond}
+	rdb.AddHook(slow)
+	l := New(rdb).Limiter()
+	l.wall = wall
+	r := dispatcher.Rate{N: 5000, Per: time.Second}
+
+	tok := mustTake(t, l, "sms", r, 100)
+	// One probe: as narrow as its round trip allows (2 ms, or 4 with
+	// the script loaded on the way: EVALSHA, then EVAL).
+	if n := slow.times.Load(); n < 1 || n > 2 {
+		t.Errorf("the first Take read Redis's clock %d times, want one probe", n)
+	}
+	if tok.Spread > 5*time.Millisecond {
+		t.Errorf("Spread = %v: want the probe's round trip", tok.Spread)
+	}
+	for i := range 5 {
+		before := slow.times.Load()
+		mustTake(t, l, "sms", r, 10)
+		if n := slow.times.Load() - before; n != 0 {
+			t.Errorf("Take %d read Redis's clock %d times, want 0", i+2, n)
+		}
+	}
+	// Another key: its own offset, probed once.
+	before := slow.times.Load()
+	mustTake(t, l, "push", r, 10)
+	if n := slow.times.Load() - before; n != 1 {
+		t.Errorf("the first Take of another key read Redis's clock %d times, want one probe", n)
 	}
 }

@@ -226,11 +226,11 @@ type Store struct {
 	// many members each step scanned, and audPerChunk overrides the
 	// members a snapshot's chunk holds on average (audChunkTarget when 0):
 	// tests.
-	snapshotChunk    int
+	snapshotChunk int
 	// layoutReadFunc, when set, runs after deliveryBuckets has read the
 	// layouts and before the reader uses them: tests (a first record
 	// fixing the layout in between).
-	layoutReadFunc func()
+	layoutReadFunc   func()
 	snapshotStepFunc func(scanned int)
 	audPerChunk      int
 	// scanStepFunc, when set, is told the key of each cursor scan step

@@ -269,20 +269,16 @@ func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 		// The first slot is at Redis's now + at on Redis's clock: on this
 		// one, between that less hi and less lo.
 		first := jan2017.Add(redisNow + at)
-		// The script answers its clock with 14 digits (tostring): to
-		// within 10 µs this decade; the bound allows for it.
+		// The script answers its clock rounded to the microsecond
+		// (take.lua): Redis's read it within half of one of that.
 		l.mu.Lock()
-		lo, hi := l.offset(key).narrow(jan2017.Add(redisNow), asked.Add(-scriptClockRes), answered.Add(scriptClockRes))
+		lo, hi := l.offset(key).narrow(jan2017.Add(redisNow), asked.Add(-time.Microsecond/2), answered.Add(time.Microsecond/2))
 		l.mu.Unlock()
 		tok.At = max(first.Add(-lo).Sub(answered), 0)
 		tok.Spread = max(hi-lo, time.Nanosecond)
 	}
 	return tok, nil
 }
-
-// scriptClockRes is how precisely the take script's answer gives Redis's
-// clock: tostring of seconds since 2017 keeps 14 digits, 10 µs until 2033.
-const scriptClockRes = 10 * time.Microsecond
 
 // offset is key's offset (l.mu held).
 func (l *Limiter) offset(key string) *offset {

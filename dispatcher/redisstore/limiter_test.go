@@ -22,7 +22,7 @@ import (
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // float is how far the scripts' answers may be from exact: they count in
-// float seconds since 2017, precise to about 0.1 µs at today's dates.
+// float seconds since 2017, and answer Redis's clock to the microsecond.
 const float = time.Microsecond
 
 // newLimiter returns a Limiter on a fresh database, on Redis's clock.

@@ -171,7 +171,10 @@ end
 -- than the record's work. Meanwhile dcache holds every record read or
 -- written (field -> record, false for none), dkeyOf each one's hash,
 -- dposOf each one's position, and dpending the writes to make (hash ->
--- field/record pairs, in dorder).
+-- field/record pairs, in dorder). dcache is keyed by field alone: a
+-- script that prefetches reads and writes the records of one broadcast's
+-- d only, and never deletes one (ddel goes straight to Redis, past
+-- dcache and dpending).
 local dcache, dkeyOf, dposOf, dpending, dorder = nil, nil, nil, nil, nil
 
 -- dprefetch reads the records of d whose fields are ARGV[from],
@@ -255,7 +258,8 @@ local function dset(d, f, v, p)
   kv[#kv + 1] = v
 end
 
--- ddel deletes record f of d.
+-- ddel deletes record f of d, at once: not for a script that prefetched
+-- (its buffered write of f, or its cached read, would outlive the delete).
 local function ddel(d, f)
   local k = dkey(d, f, false)
   if k then redis.call('HDEL', k, f) end

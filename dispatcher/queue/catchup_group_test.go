@@ -331,23 +331,18 @@ func TestLateGroupGivenUp(t *testing.T) {
 	if err := f.handlers.Mux().ProcessTask(ctx, queue.NewBatchTask(b, others)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var m03 *dispatcher.Delivery
+	waitFor(t, 30*time.Second, "m03 recorded failed", func() bool {
 		if err := f.fanout.SweepOnce(ctx); err != nil {
 			t.Fatal(err)
 		}
 		f.waitRunning(t, 10*time.Second)
 		d, err := f.store.GetDelivery(ctx, dispatcher.DeliveryID(b.ID, dispatcher.ChannelNone, "m03"))
-		if err == nil && d.Status == dispatcher.StatusFailed {
-			if !strings.Contains(d.Reason, "cannot load m03") {
-				t.Errorf("m03's record: reason %q, want the cause", d.Reason)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("m03 not recorded failed (%v, %v); outbox %v", d, err, outboxByRecipient(t, f.store))
-		}
-		time.Sleep(20 * time.Millisecond)
+		m03 = d
+		return err == nil && d.Status == dispatcher.StatusFailed
+	})
+	if !strings.Contains(m03.Reason, "cannot load m03") {
+		t.Errorf("m03's record: reason %q, want the cause", m03.Reason)
 	}
 	box := outboxByRecipient(t, f.store)
 	for _, id := range ids {

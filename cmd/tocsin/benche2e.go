@@ -360,7 +360,12 @@ func (s *starts) wrap(rt http.RoundTripper) http.RoundTripper {
 func (s *starts) sorted() []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := slices.Clone(s.times)
+	return sortedTimes(s.times)
+}
+
+// sortedTimes is a sorted copy of ts.
+func sortedTimes(ts []time.Time) []time.Time {
+	out := slices.Clone(ts)
 	slices.SortFunc(out, time.Time.Compare)
 	return out
 }
@@ -529,9 +534,7 @@ func (s *standIn) reset() {
 func (s *standIn) arrivals() []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := slices.Clone(s.times)
-	slices.SortFunc(out, time.Time.Compare)
-	return out
+	return sortedTimes(s.times)
 }
 
 func (s *standIn) err() error {

@@ -177,6 +177,17 @@ end
 -- dcache and dpending).
 local dcache, dkeyOf, dposOf, dpending, dorder = nil, nil, nil, nil, nil
 
+-- group is by[k], a list made (and k added to order) the first time.
+local function group(by, order, k)
+  local g = by[k]
+  if not g then
+    g = {}
+    by[k] = g
+    order[#order + 1] = k
+  end
+  return g
+end
+
 -- dprefetch reads the records of d whose fields are ARGV[from],
 -- ARGV[from + step], ... (each one's position ARGV[i + po]) into dcache,
 -- and starts buffering writes.
@@ -190,12 +201,7 @@ local function dprefetch(d, from, step, po)
     if stored then
       local k = dkey(d, f, false, ARGV[i + po])
       dkeyOf[f] = k
-      local g = byKey[k]
-      if not g then
-        g = {}
-        byKey[k] = g
-        keys[#keys + 1] = k
-      end
+      local g = group(byKey, keys, k)
       g[#g + 1] = f
     else
       dcache[f] = false -- nothing stored yet
@@ -248,12 +254,7 @@ local function dset(d, f, v, p)
     dkeyOf[f] = k
   end
   dcache[f] = v
-  local kv = dpending[k]
-  if not kv then
-    kv = {}
-    dpending[k] = kv
-    dorder[#dorder + 1] = k
-  end
+  local kv = group(dpending, dorder, k)
   kv[#kv + 1] = f
   kv[#kv + 1] = v
 end

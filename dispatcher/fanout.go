@@ -357,9 +357,11 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 		// in sending, so its handed set stays for whoever settles them.
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 	}
+	began := f.c.Clock.Now()
 	sctx, snap := f.c.Tracer.Start(ctx, "snapshot audience")
 	n, err := f.c.Store.SnapshotAudience(sctx, b, bc.inc.Services, bc.inc.Regions)
 	snap.End()
+	snapped := f.c.Clock.Now()
 	if err != nil {
 		return err
 	}
@@ -377,7 +379,8 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 	if err := f.c.Store.MarkSending(ctx, broadcastID); err != nil {
 		return err
 	}
-	f.c.Logger.InfoContext(ctx, "broadcast planned", "broadcast_id", broadcastID, "incident_id", b.IncidentID, "audience", n, "batches", len(batches))
+	f.c.Logger.InfoContext(ctx, "broadcast planned", "broadcast_id", broadcastID, "incident_id", b.IncidentID, "audience", n, "batches", len(batches),
+		"snapshot", snapped.Sub(began), "enqueue", f.c.Clock.Now().Sub(snapped))
 	return nil
 }
 

@@ -88,6 +88,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	importN := fs.Int("import", 0, "measure instead the NDJSON recipient import: `N` generated lines in one POST /v1/recipients/import to the API served by this process over loopback (lines/s, Redis bytes per recipient, peak RSS); 0: off")
 	probeHTTP := fs.Bool("probe-http", true, fmt.Sprintf("while Tocsin's design plans and sends, GET /v1/broadcasts/{id} from this process's API every %v and print the latencies, and print Redis's SLOWLOG over the same window (fan-out only; default off below %d recipients)", probeEvery, probeMinDefault))
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (go tool pprof reads it)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to `FILE` when it ends (go tool pprof reads it; its alloc_space sample is the bytes allocated)")
 	yield := fs.Bool("yield", true, "the page gives way to the broadcast as serve's does (statuspage.Server.YieldTo); --yield=false serves it unpaced (--crowd only)")
 	rounds := fs.Int("rounds", 3, "rounds of the two runs: alone and with the crowd, alternating which goes first (--crowd); the raw HTTP ceiling and end to end (--e2e)")
 	e2e := fs.Bool("e2e", false, "measure instead the raw HTTP ceiling (a Go client posting straight to a built-in Twilio stand-in) and a broadcast to --recipients end to end through the real SMS channel to the same stand-in, and print the ratio")
@@ -167,6 +168,18 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		defer func() {
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(m.Stderr, "bench: memprofile: %v\n", err)
+			}
+		}()
 	}
 	if *latency {
 		defer rdb.FlushDB(context.WithoutCancel(ctx))

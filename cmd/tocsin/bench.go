@@ -39,6 +39,7 @@ type benchResult struct {
 	recipientBytes float64
 	cpu            time.Duration // this process's CPU time (user and system) during the broadcast
 	redisCPU       time.Duration // Redis's, likewise
+	planned        time.Duration // from the incident opened until the broadcast left planning
 
 	// peakTotal and keptTotal are used_memory itself at the peak and
 	// once done; seededBytes what the recipients took of it.
@@ -241,6 +242,10 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	for _, r := range results {
 		fmt.Fprintf(m.Stdout, "%s: Redis used_memory at its peak %s (%s of it the seeded recipients), %s kept once done; seeding took %.1f s (%.0f recipients/s)\n",
 			r.name, mib(r.peakTotal), mib(r.seededBytes), mib(r.keptTotal), r.seedElapsed.Seconds(), float64(r.deliveries)/r.seedElapsed.Seconds())
+		if r.deliveries > 0 && r.cpu > 0 {
+			fmt.Fprintf(m.Stdout, "%s: CPU a delivery %.1f µs in this process, %.1f µs in Redis; planned (the last batch enqueued) %.2f s after the incident opened\n",
+				r.name, float64(r.cpu.Nanoseconds())/1e3/float64(r.deliveries), float64(r.redisCPU.Nanoseconds())/1e3/float64(r.deliveries), r.planned.Seconds())
+		}
 	}
 	if len(results) == 2 {
 		fmt.Fprintf(m.Stdout, "ratio: %.2fx the naive design's deliveries/s; %.2fx its peak Redis bytes per delivery\n",
@@ -413,12 +418,16 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 		p.watch(ctx, res.BroadcastID)
 	}
 	var b *dispatcher.Broadcast
+	var planned time.Duration // until the broadcast left planning: its last batch enqueued
 	for {
 		b, err = store.GetBroadcast(ctx, res.BroadcastID)
 		if err != nil {
 			stopSampling()
 			wg.Wait()
 			return benchResult{}, err
+		}
+		if planned == 0 && b.State != dispatcher.BroadcastPlanning {
+			planned = time.Since(start)
 		}
 		if b.State == dispatcher.BroadcastDone {
 			break
@@ -454,7 +463,7 @@ func runDesign(ctx context.Context, rdb *redis.Client, addr string, db, n, batch
 	if got := sink.Sent(); got != int64(n) || b.Audience != n {
 		return benchResult{}, fmt.Errorf("sink received %d messages, audience %d, want %d", got, b.Audience, n)
 	}
-	return benchResult{deliveries: n, elapsed: elapsed, peakBytes: max(peak, kept) - base, keptBytes: kept - base, cpu: cpu, redisCPU: rcpu,
+	return benchResult{deliveries: n, elapsed: elapsed, planned: planned, peakBytes: max(peak, kept) - base, keptBytes: kept - base, cpu: cpu, redisCPU: rcpu,
 		recipientBytes: float64(seeded-empty) / float64(max(n, 1)),
 		peakTotal:      max(peak, kept), keptTotal: kept, seededBytes: seeded - empty, seedElapsed: seedElapsed, probe: probed}, nil
 }

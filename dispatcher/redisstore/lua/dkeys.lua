@@ -262,6 +262,7 @@ end
 -- ddel deletes record f of d, at once: not for a script that prefetched
 -- (its buffered write of f, or its cached read, would outlive the delete).
 local function ddel(d, f)
+  if dcache then error('ddel in a script that prefetched records (dprefetch)') end
   local k = dkey(d, f, false)
   if k then redis.call('HDEL', k, f) end
 end

@@ -95,7 +95,8 @@ type Sender struct {
 	// Key is then unused. A message with no limited bucket is sent at once.
 	KeyFunc func(*dispatcher.Message) []Bucket
 	// Chunk is how many tokens one Take reserves. Default: a fifth of a
-	// second's worth of Rate, at least 1, at most 1000.
+	// second's worth of Rate, at least 1, at most 1000. The pacer of a
+	// dispatcher.TurnTaker asks for an eighth of it first (firstChunk).
 	Chunk int
 	// Headroom is the share of Rate left unused, so that the jitter between
 	// here and the provider (scheduling, network) never puts more than

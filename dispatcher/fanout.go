@@ -70,6 +70,17 @@ type PlanStore interface {
 	MarkSending(ctx context.Context, broadcastID string) error
 }
 
+// ProgressiveSnapshotter is a PlanStore whose snapshot makes its members
+// final as it is taken (redisstore's, shard by shard): progress is told
+// how many of its first members are final, whose ranks AudienceSlice reads
+// and which name the same members for good, so that Plan enqueues their
+// batches while the rest is taken, and the first messages of a big
+// broadcast leave long before its whole audience is snapshotted. The
+// broadcast stays planning until MarkSending; its batches run meanwhile.
+type ProgressiveSnapshotter interface {
+	SnapshotAudienceProgress(ctx context.Context, b *Broadcast, services, regions []string, progress func(final int) error) (int, error)
+}
+
 // AudienceReader is what the batch step and previews read recipients
 // with, as the fan-out sees them (opt-outs marked).
 type AudienceReader interface {
@@ -357,30 +368,60 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 		// in sending, so its handed set stays for whoever settles them.
 		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
 	}
+	// The batches are the snapshot's ranks cut every BatchSize, the same
+	// whichever run enqueues them (a task's id is its batch's): with a
+	// ProgressiveSnapshotter the whole ones among the ranks final so far
+	// are enqueued as they become final, the rest once it is whole.
+	size := f.c.BatchSize
+	enqueued := 0 // ranks [0, enqueued) have their batches in the queue
+	var firstAt time.Time
+	enqueue := func(final int, whole bool) error {
+		var batches []Batch
+		for start := enqueued; start+size <= final || (whole && start < final); start += size {
+			batches = append(batches, Batch{Start: start, Stop: min(start+size, final)})
+		}
+		if len(batches) == 0 {
+			return nil
+		}
+		if err := f.c.Queue.EnqueueBatches(ctx, b, batches); err != nil {
+			return err
+		}
+		if firstAt.IsZero() {
+			firstAt = f.c.Clock.Now()
+		}
+		enqueued = batches[len(batches)-1].Stop
+		return nil
+	}
 	began := f.c.Clock.Now()
 	sctx, snap := f.c.Tracer.Start(ctx, "snapshot audience")
-	n, err := f.c.Store.SnapshotAudience(sctx, b, bc.inc.Services, bc.inc.Regions)
+	var n int
+	if ps, ok := f.c.Store.(ProgressiveSnapshotter); ok {
+		n, err = ps.SnapshotAudienceProgress(sctx, b, bc.inc.Services, bc.inc.Regions, func(final int) error {
+			return enqueue(final, false)
+		})
+	} else {
+		n, err = f.c.Store.SnapshotAudience(sctx, b, bc.inc.Services, bc.inc.Regions)
+	}
 	snap.End()
 	snapped := f.c.Clock.Now()
 	if err != nil {
 		return err
 	}
-	size := f.c.BatchSize
-	batches := make([]Batch, 0, n/size+1)
-	for start := 0; start < n; start += size {
-		batches = append(batches, Batch{Start: start, Stop: min(start+size, n)})
-	}
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attribute.String("tocsin.incident_id", b.IncidentID), attribute.Int("tocsin.audience", n), attribute.Int("tocsin.batches", len(batches)))
-	}
-	if err := f.c.Queue.EnqueueBatches(ctx, b, batches); err != nil {
+	if err := enqueue(n, true); err != nil {
 		return err
+	}
+	batches := (n + size - 1) / size
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("tocsin.incident_id", b.IncidentID), attribute.Int("tocsin.audience", n), attribute.Int("tocsin.batches", batches))
 	}
 	if err := f.c.Store.MarkSending(ctx, broadcastID); err != nil {
 		return err
 	}
-	f.c.Logger.InfoContext(ctx, "broadcast planned", "broadcast_id", broadcastID, "incident_id", b.IncidentID, "audience", n, "batches", len(batches),
-		"snapshot", snapped.Sub(began), "enqueue", f.c.Clock.Now().Sub(snapped))
+	if firstAt.IsZero() {
+		firstAt = snapped
+	}
+	f.c.Logger.InfoContext(ctx, "broadcast planned", "broadcast_id", broadcastID, "incident_id", b.IncidentID, "audience", n, "batches", batches,
+		"snapshot", snapped.Sub(began), "first_batches", firstAt.Sub(began), "planned", f.c.Clock.Now().Sub(began))
 	return nil
 }
 

@@ -123,7 +123,7 @@ func (s *Store) catchUpScope(ctx context.Context, intentID string, from, to disp
 		return err
 	}
 	now := s.nowMS()
-	return s.stepAudience(ctx, sides, func(sh int, ids []any) error {
+	return s.stepAudience(ctx, sides, 0, nil, func(sh int, ids []any) error {
 		keys, nsvc, _ := indexKeys([]string{shardKey(sh, "catchup")}, sh, from.Services, from.Regions)
 		args := make([]any, 0, 2+len(ids))
 		args = append(args, now, nsvc)

@@ -81,6 +81,19 @@ var errSuperseded = errors.New("another run took over this audience snapshot")
 
 // SnapshotAudience implements dispatcher.PlanStore.
 func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, services, regions []string) (int, error) {
+	return s.SnapshotAudienceProgress(ctx, b, services, regions, nil)
+}
+
+var _ dispatcher.ProgressiveSnapshotter = (*Store)(nil)
+
+// SnapshotAudienceProgress implements dispatcher.ProgressiveSnapshotter:
+// the shards are walked in order, and once one is walked whole its chunks
+// are made final (snapshot_progress): their place in the index is written
+// and progress is told how many of the snapshot's first members are final
+// (their ranks name the same members for good), so that the plan enqueues
+// their batches while the next shards are walked. progress may be nil. A
+// run after one that died resumes at the first shard not final.
+func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broadcast, services, regions []string, progress func(final int) error) (int, error) {
 	// Registered before the first member is written: the sweeper frees
 	// the snapshot once nothing can read it (DropFreedSnapshots).
 	if err := s.registerSnapshot(ctx, b.ID); err != nil {
@@ -93,41 +106,84 @@ func (s *Store) SnapshotAudience(ctx context.Context, b *dispatcher.Broadcast, s
 		return s.snapshotCompensation(ctx, b)
 	}
 	bKey, aud := bkey(b.ID), bkey(b.ID, "aud")
+	keys := []string{bKey, aud}
 	sides, bound, err := s.audienceSides(ctx, services, regions)
 	if err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
 	}
-	chunks := audChunks(bound, s.audPerChunk)
+	chunks := audShardChunks(bound, s.audPerChunk)
+	// Above one chunk, a shard walked whole makes its chunks final
+	// (audShardChunks); one chunk is made final once every shard is.
 	token := nonce()
-	r, err := snapshotBeginScript.Run(ctx, s.rdb, []string{bKey, aud}, token, chunks).Int64Slice()
-	if err != nil || len(r) != 2 {
+	r, err := snapshotBeginScript.Run(ctx, s.rdb, keys, token, chunks).Int64Slice()
+	if err != nil || len(r) < 2 || (r[0] == -2 && len(r) != 4) {
 		return 0, fmt.Errorf("snapshot audience of %s: begin answered %v: %w", b.ID, r, err)
 	}
 	if r[0] >= 0 {
 		return int(r[0]), nil // taken already
 	}
-	// What an earlier run left half built goes first.
-	if err := s.dropChunks(ctx, aud, int(r[1])); err != nil {
+	first := 0 // the first shard not final
+	if r[0] == -2 {
+		first, chunks = int(r[2]), int(r[3])
+		if chunks < 1 || (chunks > 1 && chunks%RecipientShards != 0) || first > RecipientShards {
+			return 0, fmt.Errorf("snapshot audience of %s: begin answered %v", b.ID, r)
+		}
+	}
+	// finalFrom is the first chunk not final once the shards before p are
+	// walked.
+	finalFrom := func(p int) int {
+		if chunks == 1 {
+			return p / RecipientShards // 0, or 1 once every shard is walked
+		}
+		return p * chunks / RecipientShards
+	}
+	// What an earlier run left half built goes first: every chunk after
+	// the final shards'.
+	if err := s.dropChunks(ctx, aud, finalFrom(first), int(r[1])); err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
 	}
-	if err := s.buildAudience(ctx, bKey, aud, token, 0, chunks, sides); err != nil {
+	// With ReplicaWait (Sentinel, Cluster) a shard is made final, and the
+	// snapshot marked whole, only together with a WAIT for the replica: it
+	// holds every step's additions (written before, in the same stream)
+	// once it holds the mark, so a failover does not leave a short shard
+	// final, batches enqueued over it, or a short snapshot marked whole
+	// (replicas.go).
+	final := func(shard int) error {
+		k0, k1 := finalFrom(shard), finalFrom(shard+1)
+		if k0 == k1 {
+			return nil // one chunk, not final yet
+		}
+		n, err := s.runWaiting(ctx, snapshotProgressScript, keys, token, shard+1, k0, k1).Int()
+		if err != nil {
+			return superseded(err)
+		}
+		if progress != nil {
+			return progress(n)
+		}
+		return nil
+	}
+	if first > 0 && progress != nil {
+		// Resumed: the final shards' batches are enqueued again (each
+		// once: their ids are their batches').
+		n, err := s.rdb.HGet(ctx, bKey, "audn").Int()
+		if err != nil {
+			return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+		}
+		if err := progress(n); err != nil {
+			return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
+		}
+	}
+	if err := s.buildAudience(ctx, bKey, aud, token, 0, chunks, sides, first, final); err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
 	}
-	size, ix, err := s.indexAudience(ctx, aud, chunks)
-	if err != nil {
-		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
-	}
-	// With ReplicaWait (Sentinel, Cluster) the snapshot is marked whole
-	// only together with a WAIT for the replica: it holds every step's
-	// additions (written before, in the same stream) once it holds the
-	// mark, so a failover right after the plan does not leave a short
-	// snapshot marked whole (replicas.go).
-	n, err := s.runWaiting(ctx, snapshotCopiedScript, []string{bKey, aud}, token, size, ix).Int()
+	n, err := s.runWaiting(ctx, snapshotCopiedScript, keys, token, "p", RecipientShards).Int()
 	if err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, superseded(err))
 	}
 	return n, nil
 }
+
+var snapshotProgressScript = script("snapshot_progress")
 
 // A broadcast's snapshot is chunked, so that it takes about 15 bytes a
 // member where one sorted set of millions takes about 80 (a skiplist and a
@@ -158,6 +214,19 @@ func audChunks(bound int64, per int) int {
 		per = audChunkTarget
 	}
 	return int(max(1, (bound+int64(per)-1)/int64(per)))
+}
+
+// audShardChunks is audChunks, when above one, rounded up to a multiple
+// of the shards, so
+// that no chunk holds members of two shards (the line is shard-major: a
+// shard's members are on an equal share of it) and a shard walked whole
+// makes its chunks final (snapshot_progress).
+func audShardChunks(bound int64, per int) int {
+	c := audChunks(bound, per)
+	if c == 1 {
+		return 1
+	}
+	return (c + RecipientShards - 1) / RecipientShards * RecipientShards
 }
 
 // audHash is where a member sits on the snapshot's line, which its
@@ -216,9 +285,10 @@ func (s *Store) indexAudience(ctx context.Context, aud string, chunks int) (int6
 	return n, string(ix), nil
 }
 
-// dropChunks unlinks chunks [0, n) of snapshot aud, audStep a pipeline.
-func (s *Store) dropChunks(ctx context.Context, aud string, n int) error {
-	for from := 0; from < n; from += audStep {
+// dropChunks unlinks chunks [first, n) of snapshot aud, audStep a
+// pipeline.
+func (s *Store) dropChunks(ctx context.Context, aud string, first, n int) error {
+	for from := first; from < n; from += audStep {
 		keys := make([]string, 0, audStep)
 		for k := from; k < min(from+audStep, n); k++ {
 			keys = append(keys, audChunkKey(aud, k))
@@ -248,7 +318,7 @@ func (s *Store) dropAudience(ctx context.Context, id string) error {
 	if err := s.rdb.Unlink(ctx, aud).Err(); err != nil {
 		return fmt.Errorf("drop the snapshot of %s: %w", id, err)
 	}
-	if err := s.dropChunks(ctx, aud, c); err != nil {
+	if err := s.dropChunks(ctx, aud, 0, c); err != nil {
 		return fmt.Errorf("drop the snapshot of %s: %w", id, err)
 	}
 	if c > 0 {
@@ -444,15 +514,15 @@ func (s *Store) buildPreview(ctx context.Context, tmp string, services, regions 
 	if err != nil {
 		return err
 	}
-	return s.buildAudience(ctx, tmp, tmp, "", 600, 0, sides)
+	return s.buildAudience(ctx, tmp, tmp, "", 600, 0, sides, 0, nil)
 }
 
 // buildAudience adds the audience of sides to the snapshot aud in steps of
 // snapshotStepScript on each shard, each step's matches added by
 // snapshotAddScript (token and ttl as it takes them): to its chunks when
 // chunks > 0, else to the one zset aud.
-func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl, chunks int, sides []shardSides) error {
-	return s.stepAudience(ctx, sides, func(_ int, ids []any) error {
+func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl, chunks int, sides []shardSides, first int, walked func(shard int) error) error {
+	return s.stepAudience(ctx, sides, first, walked, func(_ int, ids []any) error {
 		args := make([]any, 0, 3+3*len(ids))
 		if chunks > 0 {
 			args = append(args, token, ttl, "1")
@@ -468,12 +538,16 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl,
 // stepAudience walks the audience of sides in steps of snapshotStepScript
 // on each shard and calls fn with each step's matches (none: no call) and
 // their shard. A member may come twice (see above).
-func (s *Store) stepAudience(ctx context.Context, sides []shardSides, fn func(shard int, ids []any) error) error {
+//
+// The shards are walked in order from first; walked, when not nil, is
+// called once each is walked whole, before the next is begun.
+func (s *Store) stepAudience(ctx context.Context, sides []shardSides, first int, walked func(shard int) error, fn func(shard int, ids []any) error) error {
 	chunk := s.snapshotChunk
 	if chunk <= 0 {
 		chunk = snapshotChunk
 	}
-	for sh, side := range sides {
+	for sh := first; sh < len(sides); sh++ {
+		side := sides[sh]
 		keys := append([]string{""}, side.check...)
 		scan := side.scan
 		if side.all {
@@ -519,6 +593,11 @@ func (s *Store) stepAudience(ctx context.Context, sides []shardSides, fn func(sh
 				if cursor == "0" || cursor == "" {
 					break
 				}
+			}
+		}
+		if walked != nil {
+			if err := walked(sh); err != nil {
+				return err
 			}
 		}
 	}

@@ -6,7 +6,10 @@
 -- index, stored as the string aud: where each chunk starts in the
 -- snapshot's order (4 bytes big-endian per chunk, see prelude.lua); a
 -- snapshot without it is the one zset aud, counted here.
--- KEYS: b, aud. ARGV: token (optional), size and index (optional).
+-- A broadcast's snapshot made final shard by shard (snapshot_progress)
+-- ends with size 'p' and the shard count instead: only planned is set.
+-- KEYS: b, aud. ARGV: token (optional), size and index (optional), or
+-- 'p' and the shard count.
 local b = KEYS[1]
 if redis.call('HGET', b, 'planned') then
   return tonumber(redis.call('HGET', b, 'audience'))
@@ -16,6 +19,15 @@ if ARGV[1] and ARGV[1] ~= '' then
     return redis.error_reply('SUPERSEDED another run took over this audience snapshot')
   end
   redis.call('HDEL', b, 'snap')
+end
+if ARGV[2] == 'p' then
+  -- A broadcast's snapshot made final shard by shard (snapshot_progress):
+  -- the index, audience and pending are set; every shard must be final.
+  if tonumber(redis.call('HGET', b, 'audp') or '0') ~= tonumber(ARGV[3]) then
+    return redis.error_reply('ERR snapshot ended with ' .. (redis.call('HGET', b, 'audp') or '0') .. ' of ' .. ARGV[3] .. ' shards final')
+  end
+  redis.call('HSET', b, 'planned', '1')
+  return tonumber(redis.call('HGET', b, 'audn') or '0')
 end
 local n
 if ARGV[3] then

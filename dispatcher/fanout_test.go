@@ -246,6 +246,66 @@ func TestFanoutPlan(t *testing.T) {
 	}
 }
 
+// progressiveStore is a store whose snapshot tells Plan, at finals, how
+// many of its first members are final, as redisstore's does shard by shard.
+type progressiveStore struct {
+	*fakeStore
+	finals []int
+	seen   [][]dispatcher.Batch // the batches enqueued when each final was told
+	queue  *fakeQueue
+}
+
+func (p *progressiveStore) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broadcast, services, regions []string, progress func(final int) error) (int, error) {
+	n, err := p.SnapshotAudience(ctx, b, services, regions)
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range p.finals {
+		if err := progress(f); err != nil {
+			return 0, err
+		}
+		p.queue.mu.Lock()
+		p.seen = append(p.seen, slices.Clone(p.queue.batches))
+		p.queue.mu.Unlock()
+	}
+	return n, nil
+}
+
+// TestFanoutPlanProgressive: with a store whose snapshot makes its members
+// final as it goes, Plan enqueues the whole batches of the final ranks at
+// once, the rest once the snapshot is whole: the same batches as a plan
+// of the whole snapshot, each once.
+func TestFanoutPlanProgressive(t *testing.T) {
+	t.Parallel()
+	var rs []*dispatcher.Recipient
+	for i := range 35 {
+		rs = append(rs, smsRecipient(fmt.Sprintf("r%03d", i), "en"))
+	}
+	s := setupFanout(t, rs...)
+	ps := &progressiveStore{fakeStore: s.store, finals: []int{0, 13, 13, 27, 30}, queue: s.queue}
+	s.with(func(c *dispatcher.FanoutConfig) { c.Store = ps })
+	if err := s.fanout.Plan(context.Background(), s.b.ID); err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	b := func(start, stop int) dispatcher.Batch { return dispatcher.Batch{Start: start, Stop: stop} }
+	want := [][]dispatcher.Batch{
+		nil,
+		{b(0, 10)},
+		{b(0, 10)},
+		{b(0, 10), b(10, 20)},
+		{b(0, 10), b(10, 20), b(20, 30)},
+	}
+	for i := range want {
+		if !slices.Equal(ps.seen[i], want[i]) {
+			t.Errorf("batches enqueued once %d members were final: %v, want %v", ps.finals[i], ps.seen[i], want[i])
+		}
+	}
+	all := []dispatcher.Batch{b(0, 10), b(10, 20), b(20, 30), b(30, 35)}
+	if !slices.Equal(s.queue.batches, all) || s.b.State != dispatcher.BroadcastSending {
+		t.Errorf("batches %v, state %s; want %v, sending", s.queue.batches, s.b.State, all)
+	}
+}
+
 func TestFanoutPlanEnqueueFailureKeepsPlanning(t *testing.T) {
 	t.Parallel()
 	s := setupFanout(t, smsRecipient("a", "en"))

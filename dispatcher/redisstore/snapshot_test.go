@@ -374,3 +374,118 @@ func TestAudChunkKeepsBuckets(t *testing.T) {
 		t.Fatalf("a batch of %d reads %d record buckets, want at most 150", batch, worst)
 	}
 }
+
+// TestSnapshotProgress: a snapshot makes its members final shard by shard:
+// each time progress is told, the ranks below it are readable, name the
+// members the whole snapshot has at those ranks, and are counted in the
+// broadcast's audience and pending while it is not planned yet.
+func TestSnapshotProgress(t *testing.T) {
+	t.Parallel()
+	rs := snapshotRecipients(2500)
+	services := []string{"cards", "twint"}
+	want := matching(rs, services, nil)
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		mustPutRecipients(t, s, rs...)
+		s.snapshotChunk = 100
+		b := saveBroadcast(t, s, "inc_progress", services, nil)
+		var finals []int
+		var prefixes [][]string
+		n, err := s.SnapshotAudienceProgress(ctx, b, services, nil, func(final int) error {
+			finals = append(finals, final)
+			prefixes = append(prefixes, mustSlice(t, s, b.ID, 0, final))
+			if planned, _ := rdb.HExists(ctx, bkey(b.ID), "planned").Result(); planned {
+				t.Errorf("planned while %d members were final", final)
+			}
+			st := mustBroadcast(t, s, b.ID)
+			if st.Audience != final || st.Pending != final || st.State != dispatcher.BroadcastPlanning {
+				t.Errorf("with %d final: audience %d, pending %d, state %s", final, st.Audience, st.Pending, st.State)
+			}
+			return nil
+		})
+		if err != nil || n != len(want) {
+			t.Fatalf("SnapshotAudienceProgress = %d, %v; want %d", n, err, len(want))
+		}
+		if len(finals) != RecipientShards || finals[len(finals)-1] != n || !slices.IsSorted(finals) || finals[0] == 0 || finals[0] == n {
+			t.Fatalf("progress told %v, want one final a shard, rising to %d", finals, n)
+		}
+		whole := mustSlice(t, s, b.ID, 0, n)
+		if !slices.Equal(slices.Sorted(slices.Values(whole)), want) {
+			t.Fatalf("snapshot %v\nwant %v", whole, want)
+		}
+		for i, p := range prefixes {
+			if !slices.Equal(p, whole[:finals[i]]) {
+				t.Errorf("the %d members final after shard %d were %v, the whole snapshot has %v there", finals[i], i, p, whole[:finals[i]])
+			}
+		}
+		if st := mustBroadcast(t, s, b.ID); st.Audience != n || st.Pending != n {
+			t.Errorf("broadcast audience %d, pending %d, want %d", st.Audience, st.Pending, n)
+		}
+	})
+}
+
+// TestSnapshotProgressResumed: a plan that dies after some shards were
+// made final (their batches may have run) is resumed by the next run: the
+// final ranks keep naming the same members (a recipient added to a final
+// shard meanwhile is not in the snapshot), the rest is walked again, and
+// the audience and pending count every member once.
+func TestSnapshotProgressResumed(t *testing.T) {
+	t.Parallel()
+	rs := snapshotRecipients(2500)
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		mustPutRecipients(t, s, rs...)
+		s.snapshotChunk = 100
+		b := saveBroadcast(t, s, "inc_resume", nil, nil)
+		errDied := errors.New("the worker died")
+		var died []string
+		_, err := s.SnapshotAudienceProgress(ctx, b, nil, nil, func(final int) error {
+			if final > 0 && died == nil {
+				died = mustSlice(t, s, b.ID, 0, final)
+				return errDied
+			}
+			return nil
+		})
+		if !errors.Is(err, errDied) || len(died) == 0 {
+			t.Fatalf("SnapshotAudienceProgress cut short = %v (%d final)", err, len(died))
+		}
+		// One recipient joins a shard made final, one the last shard.
+		var early, late *dispatcher.Recipient
+		for i := 0; early == nil || late == nil; i++ {
+			r := testRecipient(fmt.Sprintf("new%04d", i), nil, nil)
+			switch shardOf(r.ID) {
+			case shardOf(died[0]):
+				if early == nil {
+					early = r
+				}
+			case RecipientShards - 1:
+				if late == nil {
+					late = r
+				}
+			}
+		}
+		mustPutRecipients(t, s, early, late)
+		var finals []int
+		n, err := s.SnapshotAudienceProgress(ctx, b, nil, nil, func(final int) error {
+			finals = append(finals, final)
+			return nil
+		})
+		wantN := len(rs) + 1 // late, not early
+		if err != nil || n != wantN {
+			t.Fatalf("resumed snapshot = %d, %v; want %d", n, err, wantN)
+		}
+		if len(finals) == 0 || finals[0] != len(died) || finals[len(finals)-1] != n {
+			t.Errorf("resumed run told %v, want %d first (the shards final before), %d last", finals, len(died), n)
+		}
+		whole := mustSlice(t, s, b.ID, 0, n)
+		if !slices.Equal(whole[:len(died)], died) {
+			t.Errorf("the final ranks changed: %v, were %v", whole[:len(died)], died)
+		}
+		if slices.Contains(whole, early.ID) || !slices.Contains(whole, late.ID) {
+			t.Errorf("snapshot holds %s: %v, %s: %v; want only the second", early.ID, slices.Contains(whole, early.ID), late.ID, slices.Contains(whole, late.ID))
+		}
+		if st := mustBroadcast(t, s, b.ID); st.Audience != n || st.Pending != n || snapshotCard(t, rdb, b.ID) != int64(n) {
+			t.Errorf("broadcast audience %d, pending %d, chunks hold %d; want %d", st.Audience, st.Pending, snapshotCard(t, rdb, b.ID), n)
+		}
+	})
+}

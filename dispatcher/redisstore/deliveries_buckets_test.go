@@ -234,6 +234,30 @@ func TestDeliveryBucketsFromAudience(t *testing.T) {
 	})
 }
 
+// TestDeliveryBucketsFromForetoldAudience: a record written while the
+// snapshot is still taken (batches of its final shards run meanwhile) fixes
+// the layout from the whole audience the final shards foretell (audx,
+// snapshot_progress.lua), not from the part counted so far.
+func TestDeliveryBucketsFromForetoldAudience(t *testing.T) {
+	t.Parallel()
+	if os.Getenv(benchBucketsFromEnv) != "" {
+		t.Skip(benchBucketsFromEnv + " moves the threshold this test checks")
+	}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b := saveBroadcast(t, s, "inc_dbf_foretold", nil, nil)
+		foretold := 2 * deliveryBucketsFrom
+		if err := rdb.HSet(ctx, bkey(b.ID), "audience", foretold/RecipientShards, "audx", foretold).Err(); err != nil {
+			t.Fatal(err)
+		}
+		mustBegin(t, s, b.ID, dispatcher.Begin{RecipientID: "r1", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"})
+		want := dlayout{n: foretold / deliveriesPerBucket, pos: true}
+		if got := parseDLayout(rdb.HGet(ctx, bkey(b.ID), "db").Val()); got != want {
+			t.Errorf("db %+v, want %+v (from audx, not audience)", got, want)
+		}
+	})
+}
+
 // existing are those of broadcast id's one hash and 8 buckets that exist
 // (KEYS would ask one node of a cluster).
 func existing(t *testing.T, rdb redis.UniversalClient, id string) []string {

@@ -153,7 +153,7 @@ func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broa
 		if k0 == k1 {
 			return nil // one chunk, not final yet
 		}
-		n, err := s.runWaiting(ctx, snapshotProgressScript, keys, token, shard+1, k0, k1).Int()
+		n, err := s.runWaiting(ctx, snapshotProgressScript, keys, token, shard+1, k0, k1, RecipientShards).Int()
 		if err != nil {
 			return superseded(err)
 		}

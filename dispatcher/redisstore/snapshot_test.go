@@ -397,6 +397,10 @@ func TestSnapshotProgress(t *testing.T) {
 			if planned, _ := rdb.HExists(ctx, bkey(b.ID), "planned").Result(); planned {
 				t.Errorf("planned while %d members were final", final)
 			}
+			walked := len(finals) // shards final, each of an even share
+			if x, _ := rdb.HGet(ctx, bkey(b.ID), "audx").Int(); x != (final*RecipientShards+walked-1)/walked {
+				t.Errorf("with %d final after %d shards: audx %d, want %d", final, walked, x, (final*RecipientShards+walked-1)/walked)
+			}
 			st := mustBroadcast(t, s, b.ID)
 			if st.Audience != final || st.Pending != final || st.State != dispatcher.BroadcastPlanning {
 				t.Errorf("with %d final: audience %d, pending %d, state %s", final, st.Audience, st.Pending, st.State)

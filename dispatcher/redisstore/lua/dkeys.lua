@@ -113,7 +113,10 @@ local function dbuckets(d, write)
     elseif not write then
       return nil
     else
-      local a = tonumber(redis.call('HGET', b, 'audience') or '0') or 0
+      -- The whole audience: while the snapshot is taken (its first
+      -- shards' batches run meanwhile), as its final shards foretell it
+      -- (audx, snapshot_progress.lua), not the part counted so far.
+      local a = tonumber(redis.call('HGET', b, 'audx') or redis.call('HGET', b, 'audience') or '0') or 0
       n = 0
       if a >= DELIVERY_BUCKETS_FROM and a > 0 then
         n, pos = math.ceil(a / DELIVERIES_PER_BUCKET), true

@@ -18,7 +18,6 @@ if ARGV[1] and ARGV[1] ~= '' then
   if redis.call('HGET', b, 'snap') ~= ARGV[1] then
     return redis.error_reply('SUPERSEDED another run took over this audience snapshot')
   end
-  redis.call('HDEL', b, 'snap')
 end
 if ARGV[2] == 'p' then
   -- A broadcast's snapshot made final shard by shard (snapshot_progress):
@@ -26,8 +25,12 @@ if ARGV[2] == 'p' then
   if tonumber(redis.call('HGET', b, 'audp') or '0') ~= tonumber(ARGV[3]) then
     return redis.error_reply('ERR snapshot ended with ' .. (redis.call('HGET', b, 'audp') or '0') .. ' of ' .. ARGV[3] .. ' shards final')
   end
+  redis.call('HDEL', b, 'snap')
   redis.call('HSET', b, 'planned', '1')
   return tonumber(redis.call('HGET', b, 'audn') or '0')
+end
+if ARGV[1] and ARGV[1] ~= '' then
+  redis.call('HDEL', b, 'snap')
 end
 local n
 if ARGV[3] then

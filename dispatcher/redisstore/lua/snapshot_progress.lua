@@ -12,7 +12,11 @@
 -- run's token must still be the snapshot's; the index must end at k0 (the
 -- chunks are made final in order); shards final already (audp at p or
 -- more) are not counted again.
--- KEYS: b, aud. ARGV: token, p, k0, k1.
+-- It also keeps audx, the whole audience as the final shards foretell it
+-- (audn × shards / p: a shard holds an even share of the recipients), which
+-- the first delivery record's layout is chosen by (dkeys.lua) when it comes
+-- before the snapshot is whole.
+-- KEYS: b, aud. ARGV: token, p, k0, k1, shards.
 -- Returns the members final so far (audn).
 local b, aud = KEYS[1], KEYS[2]
 if redis.call('HGET', b, 'snap') ~= ARGV[1] then
@@ -36,6 +40,7 @@ for k = k0, k1 - 1 do
   total = total + redis.call('ZCARD', aud .. ':' .. k)
 end
 if #parts > 0 then redis.call('APPEND', aud, table.concat(parts)) end
-redis.call('HSET', b, 'audp', p, 'audn', total, 'audience', total)
+redis.call('HSET', b, 'audp', p, 'audn', total, 'audience', total,
+  'audx', math.ceil(total * tonumber(ARGV[5]) / p))
 redis.call('HINCRBY', b, 'pending', total - from)
 return total

@@ -485,7 +485,7 @@ type sidSink struct {
 
 func (s *sidSink) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	if s.first.Load() == 0 {
-		s.first.CompareAndSwap(0, time.Now().UnixNano())
+		s.first.CompareAndSwap(0, dispatcher.SystemClock.Now().UnixNano())
 	}
 	res := s.Sender.Send(ctx, msgs)
 	for i := range res {

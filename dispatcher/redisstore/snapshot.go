@@ -153,12 +153,17 @@ func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broa
 		if k0 == k1 {
 			return nil // one chunk, not final yet
 		}
-		n, err := s.runWaiting(ctx, snapshotProgressScript, keys, token, shard+1, k0, k1, RecipientShards).Int()
-		if err != nil {
-			return superseded(err)
+		r, err := s.runWaiting(ctx, snapshotProgressScript, keys, token, shard+1, k0, k1, RecipientShards).Int64Slice()
+		if err != nil || len(r) != 2 {
+			return fmt.Errorf("snapshot progress answered %v: %w", r, superseded(err))
 		}
 		if progress != nil {
-			return progress(n)
+			if err := progress(int(r[0])); err != nil {
+				return err
+			}
+		}
+		if r[1] == 1 {
+			return errCancelledWhilePlanned
 		}
 		return nil
 	}
@@ -173,7 +178,11 @@ func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broa
 			return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
 		}
 	}
-	if err := s.buildAudience(ctx, bKey, aud, token, 0, chunks, sides, first, final); err != nil {
+	// A broadcast cancelled meanwhile is not walked further: its snapshot
+	// ends at the shards final (their batches settle their members as
+	// suppressed, and the snapshot is freed once they have), so a
+	// cancelled 10M broadcast does not hold Redis for the rest of its walk.
+	if err := s.buildAudience(ctx, bKey, aud, token, 0, chunks, sides, first, final); err != nil && !errors.Is(err, errCancelledWhilePlanned) {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
 	}
 	n, err := s.runWaiting(ctx, snapshotCopiedScript, keys, token, "p", RecipientShards).Int()
@@ -184,6 +193,10 @@ func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broa
 }
 
 var snapshotProgressScript = script("snapshot_progress")
+
+// errCancelledWhilePlanned stops the walk of a snapshot whose broadcast was
+// cancelled.
+var errCancelledWhilePlanned = errors.New("the broadcast was cancelled while its audience was snapshotted")
 
 // A broadcast's snapshot is chunked, so that it takes about 15 bytes a
 // member where one sorted set of millions takes about 80 (a skiplist and a

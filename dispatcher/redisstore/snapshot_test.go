@@ -493,3 +493,40 @@ func TestSnapshotProgressResumed(t *testing.T) {
 		}
 	})
 }
+
+// TestSnapshotProgressCancelled: a broadcast cancelled while its audience
+// is snapshotted is not walked further: the snapshot ends at the next shard
+// made final, planned, with the final shards as its audience (their batches settle
+// them, and the snapshot is freed after).
+func TestSnapshotProgressCancelled(t *testing.T) {
+	t.Parallel()
+	rs := snapshotRecipients(2500)
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		mustPutRecipients(t, s, rs...)
+		s.snapshotChunk = 100
+		b := saveBroadcast(t, s, "inc_cancel_plan", nil, nil)
+		var finals []int
+		n, err := s.SnapshotAudienceProgress(ctx, b, nil, nil, func(final int) error {
+			finals = append(finals, final)
+			if len(finals) == 1 {
+				if st, err := s.Cancel(ctx, b.ID); err != nil || st != dispatcher.BroadcastCancelled {
+					t.Fatalf("Cancel = %s, %v", st, err)
+				}
+			}
+			return nil
+		})
+		// The cancel came after the first shard was made final: the next
+		// shard's progress sees it, and the walk stops there.
+		if err != nil || len(finals) != 2 || n != finals[1] || n >= len(rs) {
+			t.Fatalf("SnapshotAudienceProgress after a cancel = %d, %v (progress told %v); want the first two shards' members, and no more walked", n, err, finals)
+		}
+		st := mustBroadcast(t, s, b.ID)
+		if planned, _ := rdb.HExists(ctx, bkey(b.ID), "planned").Result(); !planned || st.Audience != n || st.Pending != n || st.State != dispatcher.BroadcastCancelled {
+			t.Errorf("planned %v, audience %d, pending %d, state %s; want planned, %d, %d, cancelled", planned, st.Audience, st.Pending, st.State, n, n)
+		}
+		if got := mustSlice(t, s, b.ID, 0, len(rs)); len(got) != n {
+			t.Errorf("the snapshot holds %d members, want %d", len(got), n)
+		}
+	})
+}

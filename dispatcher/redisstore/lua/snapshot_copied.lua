@@ -21,8 +21,11 @@ if ARGV[1] and ARGV[1] ~= '' then
 end
 if ARGV[2] == 'p' then
   -- A broadcast's snapshot made final shard by shard (snapshot_progress):
-  -- the index, audience and pending are set; every shard must be final.
-  if tonumber(redis.call('HGET', b, 'audp') or '0') ~= tonumber(ARGV[3]) then
+  -- the index, audience and pending are set; every shard must be final,
+  -- unless the broadcast was cancelled (its audience is then the members
+  -- final when the run stopped walking, the rest never selected).
+  if tonumber(redis.call('HGET', b, 'audp') or '0') ~= tonumber(ARGV[3])
+    and redis.call('HGET', b, 'state') ~= 'cancelled' then
     return redis.error_reply('ERR snapshot ended with ' .. (redis.call('HGET', b, 'audp') or '0') .. ' of ' .. ARGV[3] .. ' shards final')
   end
   redis.call('HDEL', b, 'snap')

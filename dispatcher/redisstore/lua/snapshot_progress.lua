@@ -17,14 +17,18 @@
 -- the first delivery record's layout is chosen by (dkeys.lua) when it comes
 -- before the snapshot is whole.
 -- KEYS: b, aud. ARGV: token, p, k0, k1, shards.
--- Returns the members final so far (audn).
+-- Returns {the members final so far (audn), 1 when the broadcast is
+-- cancelled (the run stops walking: snapshot_copied ends the snapshot at
+-- its final shards) else 0}.
 local b, aud = KEYS[1], KEYS[2]
 if redis.call('HGET', b, 'snap') ~= ARGV[1] then
   return redis.error_reply('SUPERSEDED another run took over this audience snapshot')
 end
 local p, k0, k1 = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local total = tonumber(redis.call('HGET', b, 'audn') or '0')
-if tonumber(redis.call('HGET', b, 'audp') or '0') >= p then return total end
+local cancelled = 0
+if redis.call('HGET', b, 'state') == 'cancelled' then cancelled = 1 end
+if tonumber(redis.call('HGET', b, 'audp') or '0') >= p then return {total, cancelled} end
 if redis.call('STRLEN', aud) ~= 4 * k0 then
   return redis.error_reply('ERR snapshot chunks ' .. k0 .. '-' .. k1 .. ' made final after ' .. redis.call('STRLEN', aud) / 4)
 end
@@ -43,4 +47,4 @@ if #parts > 0 then redis.call('APPEND', aud, table.concat(parts)) end
 redis.call('HSET', b, 'audp', p, 'audn', total, 'audience', total,
   'audx', math.ceil(total * tonumber(ARGV[5]) / p))
 redis.call('HINCRBY', b, 'pending', total - from)
-return total
+return {total, cancelled}

@@ -2,8 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -259,4 +261,30 @@ func BenchmarkRecipientList(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*lists)/b.Elapsed().Seconds(), "ids/s")
+}
+
+// indexAudience counts the members of each of the chunks of snapshot aud
+// and returns their sum and the index (where each chunk starts), as the
+// snapshot's progress writes it shard by shard.
+func (s *Store) indexAudience(ctx context.Context, aud string, chunks int) (int64, string, error) {
+	ix := make([]byte, 0, 4*chunks)
+	var n int64
+	for from := 0; from < chunks; from += audStep {
+		pipe := s.rdb.Pipeline()
+		cards := make([]*redis.IntCmd, 0, audStep)
+		for k := from; k < min(from+audStep, chunks); k++ {
+			cards = append(cards, pipe.ZCard(ctx, audChunkKey(aud, k)))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return 0, "", fmt.Errorf("count the snapshot's chunks: %w", err)
+		}
+		for _, c := range cards {
+			if n > math.MaxUint32 {
+				return 0, "", fmt.Errorf("count the snapshot's chunks: more than %d members", uint32(math.MaxUint32))
+			}
+			ix = binary.BigEndian.AppendUint32(ix, uint32(n))
+			n += c.Val()
+		}
+	}
+	return n, string(ix), nil
 }

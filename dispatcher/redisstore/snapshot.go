@@ -3,12 +3,10 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,12 +50,15 @@ import (
 // once). miniredis names no run_id: one process, it never fails over.
 //
 // A broadcast's snapshot is crash-safe: snapshot_begin records a token and
-// the run drops whatever an earlier one left half built (the chunks in
-// steps: audc counts those that may exist); each add and the end
-// (snapshot_copied.lua, which sets planned, audience and pending) check
-// it, so a run that began later wins over one still going and the
-// broadcast is planned only with a whole snapshot. A re-run after a crash
-// builds it again from the start (cursors are not kept: after a Redis
+// the run drops whatever an earlier one left half built after the shards
+// already final (the chunks in steps: audc counts those that may exist);
+// each add, each shard made final (snapshot_progress.lua, which appends to
+// the index and raises audience and pending) and the end
+// (snapshot_copied.lua, which sets planned) check it, so a run that began
+// later wins over one still going and the broadcast is planned only with
+// a whole snapshot (or, cancelled meanwhile, with its final shards). A
+// re-run after a crash resumes at the first shard not final, which it
+// walks again from the start (cursors are not kept: after a Redis
 // restart a SSCAN cursor no longer covers the set).
 
 // snapshotChunk is the COUNT of a snapshot step's SSCAN: about the most
@@ -210,8 +211,9 @@ var errCancelledWhilePlanned = errors.New("the broadcast was cancelled while its
 // scanned sets) adds it once and the size stays exact. The snapshot's
 // order is chunk 0's members by id, then chunk 1's, ...: fixed once it is
 // taken, so a batch's ranks name the same members for every run of it.
-// snapshot_copied stores the index, where each chunk starts in that order,
-// as the string b:{id}:aud, which audSlice (prelude.lua) searches to read
+// snapshot_progress appends to the index, where each chunk starts in that
+// order, shard by shard, as the string b:{id}:aud, which audSlice
+// (prelude.lua) searches to read
 // a batch; a string, so that a worker of a version before, which reads the
 // one zset b:{id}:aud, fails on it (WRONGTYPE: its batch is retried)
 // rather than read nobody.
@@ -272,31 +274,6 @@ func audChunkKey(aud string, k int) string { return aud + ":" + strconv.Itoa(k) 
 // audStep is how many chunks one pipeline counts, reads or drops: each is
 // a small listpack, so a step is a few milliseconds of Redis at most.
 const audStep = 1000
-
-// indexAudience counts the members of each of the chunks of snapshot aud
-// and returns their sum and the index snapshot_copied stores.
-func (s *Store) indexAudience(ctx context.Context, aud string, chunks int) (int64, string, error) {
-	ix := make([]byte, 0, 4*chunks)
-	var n int64
-	for from := 0; from < chunks; from += audStep {
-		pipe := s.rdb.Pipeline()
-		cards := make([]*redis.IntCmd, 0, audStep)
-		for k := from; k < min(from+audStep, chunks); k++ {
-			cards = append(cards, pipe.ZCard(ctx, audChunkKey(aud, k)))
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return 0, "", fmt.Errorf("count the snapshot's chunks: %w", err)
-		}
-		for _, c := range cards {
-			if n > math.MaxUint32 {
-				return 0, "", fmt.Errorf("count the snapshot's chunks: more than %d members", uint32(math.MaxUint32))
-			}
-			ix = binary.BigEndian.AppendUint32(ix, uint32(n))
-			n += c.Val()
-		}
-	}
-	return n, string(ix), nil
-}
 
 // dropChunks unlinks chunks [first, n) of snapshot aud, audStep a
 // pipeline.

@@ -375,6 +375,16 @@ func TestAudChunkKeepsBuckets(t *testing.T) {
 	}
 }
 
+// progressBroadcast stores rs and a broadcast of incident incID to
+// services whose snapshot takes steps of 100, so that each shard takes
+// several.
+func progressBroadcast(t *testing.T, s *Store, rs []*dispatcher.Recipient, incID string, services []string) *dispatcher.Broadcast {
+	t.Helper()
+	mustPutRecipients(t, s, rs...)
+	s.snapshotChunk = 100
+	return saveBroadcast(t, s, incID, services, nil)
+}
+
 // TestSnapshotProgress: a snapshot makes its members final shard by shard:
 // each time progress is told, the ranks below it are readable, name the
 // members the whole snapshot has at those ranks, and are counted in the
@@ -386,9 +396,7 @@ func TestSnapshotProgress(t *testing.T) {
 	want := matching(rs, services, nil)
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
-		mustPutRecipients(t, s, rs...)
-		s.snapshotChunk = 100
-		b := saveBroadcast(t, s, "inc_progress", services, nil)
+		b := progressBroadcast(t, s, rs, "inc_progress", services)
 		var finals []int
 		var prefixes [][]string
 		n, err := s.SnapshotAudienceProgress(ctx, b, services, nil, func(final int) error {
@@ -438,9 +446,7 @@ func TestSnapshotProgressResumed(t *testing.T) {
 	rs := snapshotRecipients(2500)
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
-		mustPutRecipients(t, s, rs...)
-		s.snapshotChunk = 100
-		b := saveBroadcast(t, s, "inc_resume", nil, nil)
+		b := progressBroadcast(t, s, rs, "inc_resume", nil)
 		errDied := errors.New("the worker died")
 		var died []string
 		_, err := s.SnapshotAudienceProgress(ctx, b, nil, nil, func(final int) error {
@@ -503,9 +509,7 @@ func TestSnapshotProgressCancelled(t *testing.T) {
 	rs := snapshotRecipients(2500)
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
-		mustPutRecipients(t, s, rs...)
-		s.snapshotChunk = 100
-		b := saveBroadcast(t, s, "inc_cancel_plan", nil, nil)
+		b := progressBroadcast(t, s, rs, "inc_cancel_plan", nil)
 		var finals []int
 		n, err := s.SnapshotAudienceProgress(ctx, b, nil, nil, func(final int) error {
 			finals = append(finals, final)

@@ -83,6 +83,7 @@ type pacer struct {
 type turn struct {
 	ready chan error
 	since time.Time
+	asked time.Time // when it began to wait (the debug log tells late tokens from a want of messages)
 }
 
 func (r *Sender) pacer() *pacer {
@@ -105,7 +106,7 @@ func (p *pacer) turn(ctx context.Context, since time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t := &turn{ready: make(chan error, 1), since: since}
+	t := &turn{ready: make(chan error, 1), since: since, asked: p.clk.Now()}
 	p.mu.Lock()
 	p.queue = append(p.queue, t)
 	if !p.running {
@@ -159,7 +160,8 @@ func (p *pacer) run() {
 		now := clk.Now()
 		var handed []*turn
 		dropped, unwanted := 0, 0 // given up late, and with no message waiting
-		var behind time.Duration
+		starved := 0              // of dropped, those no message waited for when due
+		var behind, afterDue time.Duration
 		p.mu.Lock()
 		for len(slots) > 0 && !slots[0].at.After(now) {
 			// Late: given up, unless messages have waited through
@@ -167,6 +169,10 @@ func (p *pacer) run() {
 			if l := now.Sub(slots[0].from); (l > late && len(p.queue) > 0 && misses < maxMisses) || (l > unused && len(p.queue) == 0) {
 				if len(p.queue) > 0 {
 					behind = max(behind, now.Sub(slots[0].from))
+					afterDue = max(afterDue, now.Sub(slots[0].at))
+					if p.queue[0].asked.After(slots[0].at) {
+						starved++
+					}
 					misses++
 					dropped++
 				} else {
@@ -203,7 +209,8 @@ func (p *pacer) run() {
 			}
 		}
 		if dropped+unwanted > 0 {
-			r.logger().Debug("rate limiter: tokens missed", "key", r.Key, "missed", dropped+unwanted, "late", dropped, "unwanted", unwanted, "behind", behind)
+			r.logger().Debug("rate limiter: tokens missed", "key", r.Key, "missed", dropped+unwanted, "late", dropped, "unwanted", unwanted, "behind", behind,
+				"after_due", afterDue, "starved", starved)
 		}
 		if idle {
 			return

@@ -71,6 +71,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				var durations []time.Duration
 				var bytesPer float64
 				var slowest string
+				byScript := map[string]time.Duration{} // Redis time of the calls over 100 µs, by script
 				runs := 0
 				for b.Loop() {
 					runs++
@@ -135,6 +136,7 @@ func BenchmarkSnapshot(b *testing.B) {
 							continue
 						}
 						ncalls++
+						byScript[scriptName(e.Args)] += e.Duration
 						if e.Duration > maxCall {
 							maxCall, slowest = e.Duration, scriptName(e.Args)
 						}
@@ -150,7 +152,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				b.ReportMetric(float64(durations[len(durations)/2].Microseconds())/1000, "p50-call-ms")
 				b.ReportMetric(float64(durations[len(durations)*99/100].Microseconds())/1000, "p99-call-ms")
 				b.ReportMetric(float64(maxCall.Microseconds())/1000, "max-call-ms")
-				b.Logf("the longest call: %s", slowest)
+				b.Logf("the longest call: %s; Redis time of the calls of 100 µs or more by script, over %d runs: %v", slowest, runs, byScript)
 				b.ReportMetric(float64(ncalls)/float64(runs), "calls/op")
 				b.ReportMetric(float64(probeMax.Microseconds())/1000, "probe-max-ms")
 				b.ReportMetric(bytesPer, "B/member")
@@ -167,6 +169,7 @@ func scriptName(args []string) string {
 	for name, sc := range map[string]*redis.Script{
 		"snapshot_step": snapshotStepScript, "snapshot_add": snapshotAddScript,
 		"snapshot_begin": snapshotBeginScript, "snapshot_copied": snapshotCopiedScript,
+		"snapshot_buckets": snapshotAllScript, "snapshot_progress": snapshotProgressScript,
 	} {
 		if args[1] == sc.Hash() {
 			return name

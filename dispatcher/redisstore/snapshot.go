@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -508,22 +509,69 @@ func (s *Store) buildPreview(ctx context.Context, tmp string, services, regions 
 }
 
 // buildAudience adds the audience of sides to the snapshot aud in steps of
-// snapshotStepScript on each shard, each step's matches added by
-// snapshotAddScript (token and ttl as it takes them): to its chunks when
-// chunks > 0, else to the one zset aud.
+// snapshotStepScript on each shard, with snapshotAddScript (token and ttl
+// as it takes them): to its chunks when chunks > 0, else each step's
+// matches to the one zset aud.
+//
+// A broadcast's matches (chunks > 0) are held until their shard is walked
+// (or gatherMax are held) and then added in the snapshot's order, a few
+// thousand a call (addCall), so that each chunk gets its members in one
+// ZADD or two. A step's matches come in the index set's hash order, spread
+// over all of the shard's chunks (6,250 at 10M): added as they came, a
+// call of 1,300 ids ran a ZADD for every one or two of them, each on
+// another chunk far from the last in memory, and the adds were the
+// largest part of a 10M snapshot's Redis time (docs/BENCHMARKS.md). No
+// batch reads a chunk before its shard is final, so holding them delays
+// nothing.
 func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl, chunks int, sides []shardSides, first int, walked func(shard int) error) error {
-	return s.stepAudience(ctx, sides, first, walked, func(_ int, ids []any) error {
-		args := make([]any, 0, 3+3*len(ids))
-		if chunks > 0 {
-			args = append(args, token, ttl, "1")
-			args = appendChunked(args, ids, chunks)
-		} else {
+	if chunks == 0 {
+		return s.stepAudience(ctx, sides, first, walked, func(_ int, ids []any) error {
+			args := make([]any, 0, 3+len(ids))
 			args = append(args, token, ttl, "0")
 			args = append(args, ids...)
+			return superseded(snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err())
+		})
+	}
+	per := s.snapshotChunk
+	if per <= 0 {
+		per = snapshotChunk
+	}
+	var held []any // matches of the shard walked, not added yet
+	flush := func() error {
+		for groups := range chunkedCalls(held, chunks, addCall*per) {
+			args := append([]any{token, ttl, "1"}, groups...)
+			if err := superseded(snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err()); err != nil {
+				return err
+			}
 		}
-		return superseded(snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err())
+		held = held[:0]
+		return nil
+	}
+	return s.stepAudience(ctx, sides, first, func(shard int) error {
+		if err := flush(); err != nil {
+			return err
+		}
+		if walked != nil {
+			return walked(shard)
+		}
+		return nil
+	}, func(_ int, ids []any) error {
+		held = append(held, ids...)
+		if len(held) >= gatherMax {
+			return flush()
+		}
+		return nil
 	})
 }
+
+// gatherMax is the most matches buildAudience holds before it adds them
+// (a shard of a 16M audience; about 40 MB).
+const gatherMax = 1 << 20
+
+// addCall is how many steps' worth of ids (snapshotChunk each) one
+// snapshot_add call of buildAudience adds at most, whole chunks apart from
+// one bigger than that: a few milliseconds of Redis.
+const addCall = 4
 
 // stepAudience walks the audience of sides in steps of snapshotStepScript
 // on each shard and calls fn with each step's matches (none: no call) and
@@ -594,29 +642,41 @@ func (s *Store) stepAudience(ctx context.Context, sides []shardSides, first int,
 	return nil
 }
 
-// appendChunked appends ids to args grouped by chunk as snapshot_add
-// takes them: a chunk number, a count, that many ids.
-func appendChunked(args, ids []any, chunks int) []any {
-	ks := make([]int, len(ids))
-	order := make([]int, len(ids))
-	for i, id := range ids {
-		str, _ := id.(string)
-		ks[i] = audChunk(audHash(str), chunks)
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return ks[a] - ks[b] })
-	for i := 0; i < len(order); {
-		j := i
-		for j < len(order) && ks[order[j]] == ks[order[i]] {
-			j++
+// chunkedCalls yields ids sorted by chunk and grouped as snapshot_add
+// takes them (a chunk number, a count, that many ids), in calls of about
+// most ids: a call ends at the first chunk's end past most, so a chunk's
+// members go in one call (one ZADD).
+func chunkedCalls(ids []any, chunks, most int) iter.Seq[[]any] {
+	return func(yield func([]any) bool) {
+		ks := make([]int, len(ids))
+		order := make([]int, len(ids))
+		for i, id := range ids {
+			str, _ := id.(string)
+			ks[i] = audChunk(audHash(str), chunks)
+			order[i] = i
 		}
-		args = append(args, ks[order[i]], j-i)
-		for _, x := range order[i:j] {
-			args = append(args, ids[x])
+		slices.SortFunc(order, func(a, b int) int { return ks[a] - ks[b] })
+		n := 0
+		var args []any
+		for i := 0; i < len(order); {
+			j := i
+			for j < len(order) && ks[order[j]] == ks[order[i]] {
+				j++
+			}
+			args = append(args, ks[order[i]], j-i)
+			for _, x := range order[i:j] {
+				args = append(args, ids[x])
+			}
+			n += j - i
+			i = j
+			if n >= most || i == len(order) {
+				if !yield(args) {
+					return
+				}
+				n, args = 0, nil
+			}
 		}
-		i = j
 	}
-	return args
 }
 
 // shardSides are the index sets of one shard to scan, and those a scanned
@@ -686,15 +746,33 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 				nreg += c.Val()
 			}
 		}
+		svc, reg := nonEmpty(svcs[n], cards[n][:len(svcs[n])]), nonEmpty(regs[n], cards[n][len(svcs[n]):])
 		if nreg < nsvc {
-			out[n] = shardSides{scan: regs[n], check: svcs[n]}
+			out[n] = shardSides{scan: reg, check: svc}
 			bound += nreg
 		} else {
-			out[n] = shardSides{scan: svcs[n], check: regs[n]}
+			out[n] = shardSides{scan: svc, check: reg}
 			bound += nsvc
+		}
+		if len(out[n].check) == 0 {
+			out[n].scan = nil // neither side has a member here
 		}
 	}
 	return out, bound, nil
+}
+
+// nonEmpty is those of sets whose SCARD (cards, in the same order) was
+// above 0: a step asks no set that had no member when the audience was
+// sized about its ids. (A member added to it since may or may not be in
+// the snapshot, as one added to any set while the shards are walked.)
+func nonEmpty(sets []string, cards []*redis.IntCmd) []string {
+	var out []string
+	for i, k := range sets {
+		if cards[i].Val() > 0 {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // superseded turns a step's SUPERSEDED error reply into errSuperseded.

@@ -63,6 +63,9 @@ func BenchmarkSnapshot(b *testing.B) {
 		}{
 			{"everyone", nil, nil},
 			{"two services one region", []string{"twint", "cards"}, []string{"CH"}},
+			// Everyone, through the index sets (make bench's shape: every
+			// recipient in the broadcast's service and region).
+			{"every service every region", []string{"twint", "cards", "ebanking"}, []string{"CH", "DK", "AT"}},
 		} {
 			b.Run(fmt.Sprintf("%dk/%s", n/1000, q.name), func(b *testing.B) {
 				rdb.HSet(ctx, "b:probe", "state", "sending", "audience", 1)

@@ -20,19 +20,24 @@ local ids = r[2]
 if #KEYS == 1 then
   return {r[1], #ids, ids, node}
 end
--- unpack stays far below Lua's C stack limit (8000 values).
+-- unpack stays far below Lua's C stack limit (8000 values). Each set after
+-- the first is asked only about the ids none before it had.
 local piece = 1000
 local keep = {}
+local left = ids
 for k = 2, #KEYS do
-  for i = 1, #ids, piece do
-    local m = redis.call('SMISMEMBER', KEYS[k], unpack(ids, i, math.min(i + piece - 1, #ids)))
+  local rest = {}
+  for i = 1, #left, piece do
+    local m = redis.call('SMISMEMBER', KEYS[k], unpack(left, i, math.min(i + piece - 1, #left)))
     for x = 1, #m do
-      if m[x] == 1 then keep[i + x - 1] = true end
+      if m[x] == 1 then keep[left[i + x - 1]] = true else rest[#rest + 1] = left[i + x - 1] end
     end
   end
+  left = rest
+  if #left == 0 then break end
 end
 local out = {}
 for i = 1, #ids do
-  if keep[i] then out[#out + 1] = ids[i] end
+  if keep[ids[i]] then out[#out + 1] = ids[i] end
 end
 return {r[1], #ids, out, node}

@@ -691,71 +691,84 @@ type shardSides struct {
 // audienceSides returns, per shard, the index sets to scan and those to
 // check: the smaller side by SCARD, tested against the other; a side left
 // empty is not checked, and with both every recipient is scanned. Sizing
-// is one pipeline of SCARDs (of HLENs of the record buckets for every
-// recipient). It also returns the sum of the sizes of what is scanned: no
-// fewer than the audience then.
+// is one transaction a shard (its keys share its slot) of the sets' SCARDs
+// and its record buckets' HLENs, so that a set and the shard's recipients
+// are counted at one instant. A side that has a set holding every
+// recipient of the shard (its SCARD is their count: an index set holds
+// recipients only) is left out the same way, as if not given: every
+// recipient is in it. So an audience of the one region everybody is in
+// is not looked up member by member (make bench's audience, every
+// recipient in service cards and region CH, is walked as everyone: its
+// record buckets, in the snapshot's order). Sets with no member are not
+// scanned or checked. It also returns the sum of the sizes of what is
+// scanned: no fewer than the audience then.
 func (s *Store) audienceSides(ctx context.Context, services, regions []string) ([]shardSides, int64, error) {
 	out := make([]shardSides, RecipientShards)
 	svcs := make([][]string, RecipientShards)
 	regs := make([][]string, RecipientShards)
+	svcCards := make([][]*redis.IntCmd, RecipientShards)
+	regCards := make([][]*redis.IntCmd, RecipientShards)
+	buckets := make([][]*redis.IntCmd, RecipientShards)
 	for n := range out {
-		svc, reg := sideKeys(n, services, regions)
-		svcs[n], regs[n] = svc, reg
-		switch {
-		case len(svc) == 0 && len(reg) == 0:
-			out[n] = shardSides{all: true, shard: n}
-		case len(svc) == 0:
-			out[n] = shardSides{scan: reg}
-		case len(reg) == 0:
-			out[n] = shardSides{scan: svc}
+		pipe := s.rdb.TxPipeline()
+		svcs[n], regs[n] = sideKeys(n, services, regions)
+		for _, k := range svcs[n] {
+			svcCards[n] = append(svcCards[n], pipe.SCard(ctx, k))
+		}
+		for _, k := range regs[n] {
+			regCards[n] = append(regCards[n], pipe.SCard(ctx, k))
+		}
+		for b := range RecordBuckets {
+			buckets[n] = append(buckets[n], pipe.HLen(ctx, bucketKey(n, b)))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, 0, fmt.Errorf("size the audience's index sets: %w", err)
 		}
 	}
-	both := len(services) > 0 && len(regions) > 0
-	pipe := s.rdb.Pipeline()
-	cards := make([][]*redis.IntCmd, RecipientShards)
-	for n := range out {
-		sets := out[n].scan
-		if both {
-			sets = slices.Concat(svcs[n], regs[n])
+	sum := func(cards []*redis.IntCmd) (n int64) {
+		for _, c := range cards {
+			n += c.Val()
 		}
-		for _, k := range sets {
-			cards[n] = append(cards[n], pipe.SCard(ctx, k))
-		}
-		if out[n].all {
-			for b := range RecordBuckets {
-				cards[n] = append(cards[n], pipe.HLen(ctx, bucketKey(n, b)))
-			}
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, 0, fmt.Errorf("size the audience's index sets: %w", err)
+		return n
 	}
 	var bound int64
 	for n := range out {
-		if !both {
-			for _, c := range cards[n] {
-				bound += c.Val()
+		everyone := sum(buckets[n])
+		// covers: the side is every recipient of the shard (not given, or
+		// one of its sets holds them all).
+		covers := func(sets []string, cards []*redis.IntCmd) bool {
+			if len(sets) == 0 {
+				return true
 			}
-			continue
-		}
-		var nsvc, nreg int64
-		for i, c := range cards[n] {
-			if i < len(svcs[n]) {
-				nsvc += c.Val()
-			} else {
-				nreg += c.Val()
+			for _, c := range cards {
+				if c.Val() == everyone && everyone > 0 {
+					return true
+				}
 			}
+			return false
 		}
-		svc, reg := nonEmpty(svcs[n], cards[n][:len(svcs[n])]), nonEmpty(regs[n], cards[n][len(svcs[n]):])
-		if nreg < nsvc {
+		svc, reg := nonEmpty(svcs[n], svcCards[n]), nonEmpty(regs[n], regCards[n])
+		nsvc, nreg := sum(svcCards[n]), sum(regCards[n])
+		allSvc, allReg := covers(svcs[n], svcCards[n]), covers(regs[n], regCards[n])
+		switch {
+		case allSvc && allReg:
+			out[n] = shardSides{all: true, shard: n}
+			bound += everyone
+		case allSvc:
+			out[n] = shardSides{scan: reg}
+			bound += nreg
+		case allReg:
+			out[n] = shardSides{scan: svc}
+			bound += nsvc
+		case nreg < nsvc:
 			out[n] = shardSides{scan: reg, check: svc}
 			bound += nreg
-		} else {
+		default:
 			out[n] = shardSides{scan: svc, check: reg}
 			bound += nsvc
 		}
-		if len(out[n].check) == 0 {
-			out[n].scan = nil // neither side has a member here
+		if !out[n].all && (len(out[n].scan) == 0 || (len(out[n].check) == 0 && !allSvc && !allReg)) {
+			out[n] = shardSides{} // nobody here: a side with no member
 		}
 	}
 	return out, bound, nil

@@ -534,3 +534,68 @@ func TestSnapshotProgressCancelled(t *testing.T) {
 		}
 	})
 }
+
+// TestSnapshotAudienceCoveringSets: a side with a set that holds every
+// recipient of a shard is not checked there, and with both sides so the
+// shard is walked as everyone (its record buckets); a shard with a
+// recipient outside that set keeps the check. The snapshots are exact
+// either way.
+func TestSnapshotAudienceCoveringSets(t *testing.T) {
+	t.Parallel()
+	var rs []*dispatcher.Recipient
+	for i := range 400 {
+		svc := []string{"twint"}
+		if i%2 == 0 {
+			svc = []string{"cards"}
+		}
+		rs = append(rs, testRecipient(fmt.Sprintf("r%05d", i), svc, []string{"CH"}))
+	}
+	// One recipient in DK: its shard's CH set is not everyone there.
+	dk := testRecipient("r-dk", []string{"cards"}, []string{"DK"})
+	rs = append(rs, dk)
+	other := shardOf(dk.ID)
+	tests := []struct {
+		name              string
+		services, regions []string
+		// on the shards without the DK recipient: walked as everyone,
+		// and the sides checked
+		all, checked bool
+	}{
+		{"a service in the one region", []string{"cards"}, []string{"CH"}, false, false},
+		{"the one region", nil, []string{"CH"}, true, false},
+		{"two services, neither everyone's", []string{"cards", "twint"}, []string{"CH"}, false, false},
+		{"a region nobody is in", []string{"cards"}, []string{"AT"}, false, false},
+	}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		mustPutRecipients(t, s, rs...)
+		s.snapshotChunk = 30
+		for i, tt := range tests {
+			sides, _, err := s.audienceSides(context.Background(), tt.services, tt.regions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for n, side := range sides {
+				if n == other {
+					if tt.regions[0] == "CH" && side.all {
+						t.Errorf("%s: shard %d, with a recipient outside CH, walked as everyone", tt.name, n)
+					}
+					if tt.services != nil && tt.regions[0] == "CH" && len(side.check) == 0 {
+						t.Errorf("%s: shard %d, with a recipient outside CH, is not checked: %+v", tt.name, n, side)
+					}
+					continue
+				}
+				if side.all != tt.all || (len(side.check) > 0) != tt.checked {
+					t.Errorf("%s: shard %d sides %+v, want all %v checked %v", tt.name, n, side, tt.all, tt.checked)
+				}
+			}
+			want := matching(rs, tt.services, tt.regions)
+			b := saveBroadcast(t, s, fmt.Sprintf("inc_cover%d", i), tt.services, tt.regions)
+			n := mustSnapshot(t, s, b, tt.services, tt.regions)
+			got := sortedSlice(t, s, b.ID, 0, len(rs))
+			slices.Sort(want)
+			if n != len(want) || !slices.Equal(got, want) {
+				t.Errorf("%s: audience %d %v, want %d %v", tt.name, n, got, len(want), want)
+			}
+		}
+	})
+}

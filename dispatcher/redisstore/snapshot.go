@@ -72,8 +72,8 @@ const snapshotChunk = 1000
 
 var (
 	snapshotBeginScript = script("snapshot_begin")
-	snapshotStepScript  = script("snapshot_step")
-	snapshotAllScript   = script("snapshot_buckets")
+	snapshotStepScript  = script("cover", "snapshot_step")
+	snapshotAllScript   = script("cover", "snapshot_buckets")
 	snapshotAddScript   = script("snapshot_add")
 )
 
@@ -544,6 +544,7 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl,
 				return err
 			}
 		}
+		clear(held) // the ids go; the room stays for the next shard
 		held = held[:0]
 		return nil
 	}
@@ -598,9 +599,13 @@ func (s *Store) stepAudience(ctx context.Context, sides []shardSides, first int,
 				var r []any
 				var err error
 				if side.all {
-					r, err = snapshotAllScript.Run(ctx, s.rdb, keys[:1], shardPrefixes[side.shard], cursor, chunk, RecordBuckets).Slice()
+					r, err = snapshotAllScript.Run(ctx, s.rdb, slices.Concat(keys[:1], side.first, side.second), shardPrefixes[side.shard], cursor, chunk, RecordBuckets, len(side.first)).Slice()
 				} else {
-					r, err = snapshotStepScript.Run(ctx, s.rdb, keys, cursor, chunk).Slice()
+					prefix := ""
+					if side.cover {
+						prefix = shardPrefixes[side.shard]
+					}
+					r, err = snapshotStepScript.Run(ctx, s.rdb, keys, cursor, chunk, prefix, RecordBuckets).Slice()
 				}
 				if err != nil {
 					return err
@@ -681,11 +686,16 @@ func chunkedCalls(ids []any, chunks, most int) iter.Seq[[]any] {
 
 // shardSides are the index sets of one shard to scan, and those a scanned
 // member must be in one of (none: all of them belong); with all, the
-// shard's record buckets are scanned instead.
+// shard's record buckets are scanned instead, and a member must be in one
+// of first (none: all belong) and in one of second. With cover, one of
+// check held every recipient of the shard when the audience was sized:
+// each step asks again (cover.lua), and checks nothing while it still
+// does.
 type shardSides struct {
-	scan, check []string
-	all         bool
-	shard       int
+	scan, check   []string
+	all, cover    bool
+	first, second []string
+	shard         int
 }
 
 // audienceSides returns, per shard, the index sets to scan and those to
@@ -693,15 +703,21 @@ type shardSides struct {
 // empty is not checked, and with both every recipient is scanned. Sizing
 // is one transaction a shard (its keys share its slot) of the sets' SCARDs
 // and its record buckets' HLENs, so that a set and the shard's recipients
-// are counted at one instant. A side that has a set holding every
-// recipient of the shard (its SCARD is their count: an index set holds
-// recipients only) is left out the same way, as if not given: every
-// recipient is in it. So an audience of the one region everybody is in
-// is not looked up member by member (make bench's audience, every
-// recipient in service cards and region CH, is walked as everyone: its
-// record buckets, in the snapshot's order). Sets with no member are not
-// scanned or checked. It also returns the sum of the sizes of what is
-// scanned: no fewer than the audience then.
+// are counted at one instant. A side with a set that holds every recipient
+// of the shard (its SCARD is their count: an index set holds recipients of
+// its shard only) is the one checked, with cover: each step asks again
+// whether the set still holds them all (cover.lua, in the step's script,
+// so at the step's instant) and tests no member while it does; with both
+// sides so, the shard's record buckets are read instead, as for everyone,
+// each step testing a side only when it no longer covers. So an audience
+// of the one region everybody is in is not looked up member by member
+// (make bench's audience, every recipient in service cards and region CH,
+// is read from the record buckets, in the snapshot's order), and a
+// recipient put outside it while the shards are walked is still left out.
+// Sets with no member when sized are not scanned or checked (a member put
+// in one since may or may not be in the snapshot, as one put in any set
+// while the shards are walked; a catch-up reaches it). It also returns the
+// sum of the sizes of what is scanned: no fewer than the audience then.
 func (s *Store) audienceSides(ctx context.Context, services, regions []string) ([]shardSides, int64, error) {
 	out := make([]shardSides, RecipientShards)
 	svcs := make([][]string, RecipientShards)
@@ -751,15 +767,25 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 		nsvc, nreg := sum(svcCards[n]), sum(regCards[n])
 		allSvc, allReg := covers(svcs[n], svcCards[n]), covers(regs[n], regCards[n])
 		switch {
+		case (len(svcs[n]) > 0 && len(svc) == 0) || (len(regs[n]) > 0 && len(reg) == 0):
+			// nobody here: a side given with no member
 		case allSvc && allReg:
-			out[n] = shardSides{all: true, shard: n}
+			// A side not given is every recipient; one that covered
+			// when sized is asked again at each step.
+			out[n] = shardSides{all: true, first: svc, second: reg}
 			bound += everyone
-		case allSvc:
+		case allSvc && len(svcs[n]) == 0:
 			out[n] = shardSides{scan: reg}
 			bound += nreg
-		case allReg:
+		case allReg && len(regs[n]) == 0:
 			out[n] = shardSides{scan: svc}
 			bound += nsvc
+		case allSvc:
+			out[n] = shardSides{scan: reg, check: svc, cover: true}
+			bound += min(nreg, everyone)
+		case allReg:
+			out[n] = shardSides{scan: svc, check: reg, cover: true}
+			bound += min(nsvc, everyone)
 		case nreg < nsvc:
 			out[n] = shardSides{scan: reg, check: svc}
 			bound += nreg
@@ -767,9 +793,7 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 			out[n] = shardSides{scan: svc, check: reg}
 			bound += nsvc
 		}
-		if !out[n].all && (len(out[n].scan) == 0 || (len(out[n].check) == 0 && !allSvc && !allReg)) {
-			out[n] = shardSides{} // nobody here: a side with no member
-		}
+		out[n].shard = n
 	}
 	return out, bound, nil
 }

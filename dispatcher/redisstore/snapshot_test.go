@@ -139,7 +139,8 @@ func TestSnapshotAudienceRerun(t *testing.T) {
 }
 
 // TestSnapshotAudienceSuperseded: a run that began later takes the
-// snapshot over; the earlier one, still going, fails at its next step and
+// snapshot over; the earlier one, still going, fails at its next add (once
+// the shard it walks is walked) or shard made final, and
 // plans nothing of its own; asked again, it gets the snapshot taken.
 func TestSnapshotAudienceSuperseded(t *testing.T) {
 	t.Parallel()
@@ -536,10 +537,12 @@ func TestSnapshotProgressCancelled(t *testing.T) {
 }
 
 // TestSnapshotAudienceCoveringSets: a side with a set that holds every
-// recipient of a shard is not checked there, and with both sides so the
-// shard is walked as everyone (its record buckets); a shard with a
-// recipient outside that set keeps the check. The snapshots are exact
-// either way.
+// recipient of a shard is asked again at each step and tests no member
+// while it covers, and with both sides so the shard is walked as everyone
+// (its record buckets); a shard with a recipient outside that set keeps
+// the test. The snapshots are exact either way, a recipient put outside
+// the covering set while the shards are walked included: the shard it is
+// in no longer covers when walked.
 func TestSnapshotAudienceCoveringSets(t *testing.T) {
 	t.Parallel()
 	var rs []*dispatcher.Recipient
@@ -554,16 +557,23 @@ func TestSnapshotAudienceCoveringSets(t *testing.T) {
 	dk := testRecipient("r-dk", []string{"cards"}, []string{"DK"})
 	rs = append(rs, dk)
 	other := shardOf(dk.ID)
+	// One more in DK of the last shard, put once the walk has begun.
+	var late *dispatcher.Recipient
+	for i := 0; late == nil; i++ {
+		if id := fmt.Sprintf("r-late%d", i); shardOf(id) == RecipientShards-1 && RecipientShards-1 != other {
+			late = testRecipient(id, []string{"cards", "twint"}, []string{"DK"})
+		}
+	}
 	tests := []struct {
 		name              string
 		services, regions []string
 		// on the shards without the DK recipient: walked as everyone,
-		// and the sides checked
-		all, checked bool
+		// and the check side found covering
+		all, cover bool
 	}{
-		{"a service in the one region", []string{"cards"}, []string{"CH"}, false, false},
+		{"a service in the one region", []string{"cards"}, []string{"CH"}, false, true},
 		{"the one region", nil, []string{"CH"}, true, false},
-		{"two services, neither everyone's", []string{"cards", "twint"}, []string{"CH"}, false, false},
+		{"two services, neither everyone's", []string{"cards", "twint"}, []string{"CH"}, false, true},
 		{"a region nobody is in", []string{"cards"}, []string{"AT"}, false, false},
 	}
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
@@ -576,25 +586,91 @@ func TestSnapshotAudienceCoveringSets(t *testing.T) {
 			}
 			for n, side := range sides {
 				if n == other {
-					if tt.regions[0] == "CH" && side.all {
-						t.Errorf("%s: shard %d, with a recipient outside CH, walked as everyone", tt.name, n)
-					}
-					if tt.services != nil && tt.regions[0] == "CH" && len(side.check) == 0 {
-						t.Errorf("%s: shard %d, with a recipient outside CH, is not checked: %+v", tt.name, n, side)
+					if tt.regions[0] == "CH" && (side.all || side.cover) {
+						t.Errorf("%s: shard %d, with a recipient outside CH, taken as covered: %+v", tt.name, n, side)
 					}
 					continue
 				}
-				if side.all != tt.all || (len(side.check) > 0) != tt.checked {
-					t.Errorf("%s: shard %d sides %+v, want all %v checked %v", tt.name, n, side, tt.all, tt.checked)
+				if side.all != tt.all || side.cover != tt.cover {
+					t.Errorf("%s: shard %d sides %+v, want all %v cover %v", tt.name, n, side, tt.all, tt.cover)
 				}
 			}
 			want := matching(rs, tt.services, tt.regions)
 			b := saveBroadcast(t, s, fmt.Sprintf("inc_cover%d", i), tt.services, tt.regions)
 			n := mustSnapshot(t, s, b, tt.services, tt.regions)
-			got := sortedSlice(t, s, b.ID, 0, len(rs))
+			got := sortedSlice(t, s, b.ID, 0, len(rs)+1)
 			slices.Sort(want)
 			if n != len(want) || !slices.Equal(got, want) {
 				t.Errorf("%s: audience %d %v, want %d %v", tt.name, n, got, len(want), want)
+			}
+		}
+
+		// The late recipient is put at the walk's first step, after the
+		// audience was sized with its shard covered by CH.
+		for i, tt := range tests[:3] {
+			put := false
+			s.snapshotStepFunc = func(int) {
+				if !put {
+					put = true
+					mustPutRecipients(t, s, late)
+				}
+			}
+			want := matching(rs, tt.services, tt.regions)
+			b := saveBroadcast(t, s, fmt.Sprintf("inc_coverlate%d", i), tt.services, tt.regions)
+			n := mustSnapshot(t, s, b, tt.services, tt.regions)
+			s.snapshotStepFunc = nil
+			got := sortedSlice(t, s, b.ID, 0, len(rs)+2)
+			slices.Sort(want)
+			if !put || n != len(want) || !slices.Equal(got, want) {
+				t.Errorf("%s, a DK recipient put while walked: audience %d %v, want %d %v", tt.name, n, got, len(want), want)
+			}
+			if err := s.DeleteRecipient(context.Background(), late.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestSnapshotAudienceStaleIndex: once a record that did not decode was
+// deleted in a shard (its index entries stay), no set of that shard is
+// taken to hold every recipient, whatever its count: a recipient outside
+// the set is not sent the broadcast.
+func TestSnapshotAudienceStaleIndex(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		// Two recipients of one shard in CH, the rest of the shard none.
+		var ids []string
+		for i := 0; len(ids) < 3; i++ {
+			if id := fmt.Sprintf("r-st%d", i); shardOf(id) == 3 {
+				ids = append(ids, id)
+			}
+		}
+		mustPutRecipients(t, s, testRecipient(ids[0], []string{"cards"}, []string{"CH"}),
+			testRecipient(ids[1], []string{"cards"}, []string{"CH"}))
+		// The first's record stops decoding and is deleted: CH keeps it.
+		if err := rdb.HSet(ctx, recordKey(ids[0]), ids[0], "not a record").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteRecipient(ctx, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		// A recipient in DK: the shard has two records, CH two members.
+		mustPutRecipients(t, s, testRecipient(ids[2], []string{"cards"}, []string{"DK"}))
+		if n, _ := rdb.SCard(ctx, shardKey(3, "ix", "reg", "CH")).Result(); n != 2 {
+			t.Fatalf("CH of shard 3 has %d members, want 2 (one stale)", n)
+		}
+		for i, q := range []struct{ services, regions []string }{
+			{nil, []string{"CH"}}, {[]string{"cards"}, []string{"CH"}},
+		} {
+			b := saveBroadcast(t, s, fmt.Sprintf("inc_stale%d", i), q.services, q.regions)
+			mustSnapshot(t, s, b, q.services, q.regions)
+			got := sortedSlice(t, s, b.ID, 0, 10)
+			if slices.Contains(got, ids[2]) {
+				t.Errorf("%v %v: the DK recipient is in the snapshot %v", q.services, q.regions, got)
+			}
+			if !slices.Contains(got, ids[1]) {
+				t.Errorf("%v %v: the CH recipient is not in the snapshot %v", q.services, q.regions, got)
 			}
 		}
 	})

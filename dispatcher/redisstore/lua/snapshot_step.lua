@@ -1,10 +1,15 @@
 -- snapshot_step reads one bounded chunk of an audience from one shard's
 -- index sets: one SSCAN of the index set src from a cursor (COUNT chunk),
 -- of which the members that are in any of the sets after it (none: every
--- member) match. Every key is in the shard's hash slot; the ids go to the
--- snapshot (in the broadcast's slot) through snapshot_add.
+-- member) match (cover.lua's within). With the shard's prefix, those sets
+-- are first asked whether one holds every recipient of the shard now
+-- (cover.lua's covers: audienceSides saw one do so when it sized the
+-- audience), and then every member matches. Every key is in the shard's
+-- hash slot; the ids go to the snapshot (in the broadcast's slot) through
+-- snapshot_add.
 -- KEYS: src, then the sets a member must be in one of.
--- ARGV: cursor, chunk.
+-- ARGV: cursor, chunk, the shard's prefix ('' for no covering test), its
+-- record buckets.
 -- Returns {next cursor ('0' at the end), members scanned, matching ids,
 -- the run_id of the server that ran it ('' where INFO server names none:
 -- miniredis)}. A cursor is good only on the server that gave it: after a
@@ -17,27 +22,7 @@ if type(info) == 'string' then
 end
 local r = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', tonumber(ARGV[2]))
 local ids = r[2]
-if #KEYS == 1 then
+if #KEYS == 1 or #ids == 0 or (ARGV[3] ~= '' and covers(ARGV[3], tonumber(ARGV[4]), 2, #KEYS)) then
   return {r[1], #ids, ids, node}
 end
--- unpack stays far below Lua's C stack limit (8000 values). Each set after
--- the first is asked only about the ids none before it had.
-local piece = 1000
-local keep = {}
-local left = ids
-for k = 2, #KEYS do
-  local rest = {}
-  for i = 1, #left, piece do
-    local m = redis.call('SMISMEMBER', KEYS[k], unpack(left, i, math.min(i + piece - 1, #left)))
-    for x = 1, #m do
-      if m[x] == 1 then keep[left[i + x - 1]] = true else rest[#rest + 1] = left[i + x - 1] end
-    end
-  end
-  left = rest
-  if #left == 0 then break end
-end
-local out = {}
-for i = 1, #ids do
-  if keep[ids[i]] then out[#out + 1] = ids[i] end
-end
-return {r[1], #ids, out, node}
+return {r[1], #ids, within(ids, 2, #KEYS), node}

@@ -77,6 +77,13 @@ var (
 	snapshotAddScript   = script("snapshot_add")
 )
 
+// bucketStep is how many times snapshotChunk ids a step over a shard's
+// record buckets reads (lua/snapshot_buckets.lua): an id read there costs
+// about a tenth of one scanned from an index set (HKEYS against SSCAN,
+// docs/BENCHMARKS.md), and each step counts the shard's records again
+// (512 HLENs, lua/cover.lua) when a side is tested.
+const bucketStep = 4
+
 // errSuperseded is a snapshot step's answer when another run began the
 // broadcast's snapshot since.
 var errSuperseded = errors.New("another run took over this audience snapshot")
@@ -599,7 +606,7 @@ func (s *Store) stepAudience(ctx context.Context, sides []shardSides, first int,
 				var r []any
 				var err error
 				if side.all {
-					r, err = snapshotAllScript.Run(ctx, s.rdb, slices.Concat(keys[:1], side.first, side.second), shardPrefixes[side.shard], cursor, chunk, RecordBuckets, len(side.first)).Slice()
+					r, err = snapshotAllScript.Run(ctx, s.rdb, slices.Concat(keys[:1], side.first, side.second), shardPrefixes[side.shard], cursor, bucketStep*chunk, RecordBuckets, len(side.first)).Slice()
 				} else {
 					prefix := ""
 					if side.cover {

@@ -50,6 +50,9 @@
 //	{r:<n>}:ix:svc:*          set     recipients that listed no service (they use all)
 //	{r:<n>}:ix:reg:{region}   set     recipients in region
 //	{r:<n>}:ix:reg:*          set     recipients that listed no region (everywhere)
+//	{r:<n>}:stale-ix          string  "1" once a record that did not decode was deleted in the
+//	                                  shard, leaving its index entries: no index set of the shard
+//	                                  is then taken to hold every recipient (lua/cover.lua)
 //	{r:<n>}:ix:tel:{k}        hash    E.164 number whose last four digits d have d % 512 = k -> ids
 //	                                  of its recipients in the shard, joined by commas (phoneIndexKey;
 //	                                  an inbound SMS reads every shard's, RecipientsByPhone)

@@ -4,7 +4,7 @@
 -- A side covers when one of its index sets has as many members as the
 -- shard has records (the HLENs of its record buckets): an index set holds
 -- recipients of its shard only, so it then holds them all. Unless the
--- shard's ix:stale is set: a record that did not decode was deleted there
+-- shard's stale-ix is set: a record that did not decode was deleted there
 -- and left its index entries behind (delete_recipient.lua), which such a
 -- count would take for recipients.
 local everyoneN = nil
@@ -25,7 +25,7 @@ end
 -- covers reports whether one of sets (KEYS[from..to]) holds every
 -- recipient of the shard of prefix.
 local function covers(prefix, nb, from, to)
-  if from > to or redis.call('EXISTS', prefix .. 'ix:stale') == 1 then return false end
+  if from > to or redis.call('EXISTS', prefix .. 'stale-ix') == 1 then return false end
   local n = everyone(prefix, nb)
   if n == 0 then return false end
   for k = from, to do

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -565,7 +566,7 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl,
 		return nil
 	}, func(_ int, ids []any) error {
 		held = append(held, ids...)
-		if len(held) >= gatherMax {
+		if most := cmp.Or(s.snapshotGather, gatherMax); len(held) >= most {
 			return flush()
 		}
 		return nil

@@ -67,6 +67,9 @@ func TestSnapshotAudienceInSteps(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		mustPutRecipients(t, s, rs...)
 		s.snapshotChunk = chunk
+		// Matches are added a few steps' worth at a time, before their
+		// shard is walked whole, as a shard of more than gatherMax is.
+		s.snapshotGather = chunk / 2
 		for i, tt := range tests {
 			var steps, scanned, most int
 			s.snapshotStepFunc = func(n int) { steps++; scanned += n; most = max(most, n) }

@@ -227,9 +227,11 @@ type Store struct {
 	// snapshotChunk overrides the COUNT of an audience snapshot's steps
 	// (snapshotChunk when 0), and snapshotStepFunc, when set, is told how
 	// many members each step scanned, and audPerChunk overrides the
-	// members a snapshot's chunk holds on average (audChunkTarget when 0):
-	// tests.
-	snapshotChunk int
+	// members a snapshot's chunk holds on average (audChunkTarget when 0),
+	// and snapshotGather the matches a snapshot holds before it adds them
+	// (gatherMax when 0): tests.
+	snapshotChunk  int
+	snapshotGather int
 	// layoutReadFunc, when set, runs after deliveryBuckets has read the
 	// layouts and before the reader uses them: tests (a first record
 	// fixing the layout in between).

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -733,6 +734,10 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 	svcCards := make([][]*redis.IntCmd, RecipientShards)
 	regCards := make([][]*redis.IntCmd, RecipientShards)
 	buckets := make([][]*redis.IntCmd, RecipientShards)
+	// The shards' transactions go at once, one a connection: a
+	// broadcast's first message waits for the slowest, not for the sum.
+	errs := make([]error, RecipientShards)
+	var wg sync.WaitGroup
 	for n := range out {
 		pipe := s.rdb.TxPipeline()
 		svcs[n], regs[n] = sideKeys(n, services, regions)
@@ -745,9 +750,11 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 		for b := range RecordBuckets {
 			buckets[n] = append(buckets[n], pipe.HLen(ctx, bucketKey(n, b)))
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, 0, fmt.Errorf("size the audience's index sets: %w", err)
-		}
+		wg.Go(func() { _, errs[n] = pipe.Exec(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, 0, fmt.Errorf("size the audience's index sets: %w", err)
 	}
 	sum := func(cards []*redis.IntCmd) (n int64) {
 		for _, c := range cards {

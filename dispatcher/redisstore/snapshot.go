@@ -734,6 +734,7 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 	svcCards := make([][]*redis.IntCmd, RecipientShards)
 	regCards := make([][]*redis.IntCmd, RecipientShards)
 	buckets := make([][]*redis.IntCmd, RecipientShards)
+	stale := make([]*redis.IntCmd, RecipientShards)
 	// The shards' transactions go at once, one a connection: a
 	// broadcast's first message waits for the slowest, not for the sum.
 	errs := make([]error, RecipientShards)
@@ -750,6 +751,7 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 		for b := range RecordBuckets {
 			buckets[n] = append(buckets[n], pipe.HLen(ctx, bucketKey(n, b)))
 		}
+		stale[n] = pipe.Exists(ctx, shardKey(n, "stale-ix"))
 		wg.Go(func() { _, errs[n] = pipe.Exec(ctx) })
 	}
 	wg.Wait()
@@ -766,10 +768,14 @@ func (s *Store) audienceSides(ctx context.Context, services, regions []string) (
 	for n := range out {
 		everyone := sum(buckets[n])
 		// covers: the side is every recipient of the shard (not given, or
-		// one of its sets holds them all).
+		// one of its sets holds them all: never in a shard whose index may
+		// hold stale ids, as cover.lua rules at each step).
 		covers := func(sets []string, cards []*redis.IntCmd) bool {
 			if len(sets) == 0 {
 				return true
+			}
+			if stale[n].Val() > 0 {
+				return false
 			}
 			for _, c := range cards {
 				if c.Val() == everyone && everyone > 0 {

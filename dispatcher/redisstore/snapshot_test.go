@@ -667,6 +667,15 @@ func TestSnapshotAudienceStaleIndex(t *testing.T) {
 		if n, _ := rdb.SCard(ctx, shardKey(3, "ix", "reg", "CH")).Result(); n != 2 {
 			t.Fatalf("CH of shard 3 has %d members, want 2 (one stale)", n)
 		}
+		// Sizing routes the shard as one no set covers, as its steps
+		// would find (no record buckets read and tested twice).
+		sides, _, err := s.audienceSides(ctx, []string{"cards"}, []string{"CH"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sides[3].all || sides[3].cover {
+			t.Errorf("shard 3, its index stale, sized as covered: %+v", sides[3])
+		}
 		for i, q := range []struct{ services, regions []string }{
 			{nil, []string{"CH"}}, {[]string{"cards"}, []string{"CH"}},
 		} {

@@ -670,6 +670,21 @@ func chunkedCalls(ids []any, chunks, most int) iter.Seq[[]any] {
 			order[i] = i
 		}
 		slices.SortFunc(order, func(a, b int) int { return ks[a] - ks[b] })
+		// Within a chunk, ids in descending order: a zset listpack is
+		// searched from its head for where a member goes, so that each
+		// one added goes in at the head after one comparison.
+		for i := 0; i < len(order); {
+			j := i
+			for j < len(order) && ks[order[j]] == ks[order[i]] {
+				j++
+			}
+			slices.SortFunc(order[i:j], func(a, b int) int {
+				x, _ := ids[a].(string)
+				y, _ := ids[b].(string)
+				return strings.Compare(y, x)
+			})
+			i = j
+		}
 		n := 0
 		var args []any
 		for i := 0; i < len(order); {

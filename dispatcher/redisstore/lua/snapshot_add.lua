@@ -11,20 +11,25 @@
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'snap') ~= ARGV[1] then
   return redis.error_reply('SUPERSEDED another run took over this audience snapshot')
 end
--- unpack stays far below Lua's C stack limit (8000 values).
+-- unpack stays far below Lua's C stack limit (8000 values). The score is
+-- the string '0': a Lua number would be formatted (sprintf) for every
+-- member. The caller sends a chunk's ids in descending order, so that each
+-- goes in at the head of the chunk's listpack (a zset listpack is searched
+-- from its head for where a member goes).
 local piece = 1000
 local function add(key, from, to)
-  local args = {}
+  local args, n = {}, 0
   for i = from, to do
-    args[#args + 1] = 0
-    args[#args + 1] = ARGV[i]
-    if #args >= 2 * piece then
-      redis.call('ZADD', key, unpack(args))
-      args = {}
+    args[n + 1] = '0'
+    args[n + 2] = ARGV[i]
+    n = n + 2
+    if n >= 2 * piece then
+      redis.call('ZADD', key, unpack(args, 1, n))
+      n = 0
     end
   end
-  if #args > 0 then
-    redis.call('ZADD', key, unpack(args))
+  if n > 0 then
+    redis.call('ZADD', key, unpack(args, 1, n))
   end
 end
 if ARGV[3] == '1' then

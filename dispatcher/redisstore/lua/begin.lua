@@ -16,7 +16,7 @@
 local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local lp, h = ARGV[3], ARGV[4]
 local why = guard(b, incseq, tonumber(ARGV[2]))
-local out, fin = {}, 0
+local out, fin, no = {}, 0, 0
 dprefetch(d, 5, 6, 5)
 tallied(b, function()
   for i = 5, #ARGV, 6 do
@@ -32,7 +32,8 @@ tallied(b, function()
           oc = string.sub(dget(d, f), 1, 1)
         end
       end
-      out[#out + 1] = oc
+      no = no + 1
+      out[no] = oc
     else
       if ex ~= '0' then count(b, 'pending', 1) end
       if ex == '2' then count(b, 'late', 1) end
@@ -43,7 +44,8 @@ tallied(b, function()
       fin = fin + move(b, d, f, nil, v)
       if sg > 0 then count(b, 'sms_segments', sg) end
       if fb ~= '' then redis.call('HINCRBY', b, 'f:' .. fb, 1) end
-      out[#out + 1] = res
+      no = no + 1
+      out[no] = res
     end
   end
 end)

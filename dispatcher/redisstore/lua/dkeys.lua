@@ -196,18 +196,49 @@ end
 -- and starts buffering writes.
 local function dprefetch(d, from, step, po)
   dcache, dkeyOf, dposOf, dpending, dorder = {}, {}, {}, {}, {}
-  local stored = dbuckets(d, false) ~= nil
+  local n, pos = dbuckets(d, false)
   local byKey, keys = {}, {}
-  for i = from, #ARGV, step do
-    local f = ARGV[i]
-    dposOf[f] = ARGV[i + po]
-    if stored then
+  if n == nil then
+    for i = from, #ARGV, step do
+      local f = ARGV[i]
+      dposOf[f] = ARGV[i + po]
+      dcache[f] = false -- nothing stored yet
+    end
+  elseif pos then
+    -- dkey's positional case inline (a call less a record), with the
+    -- group of the last bucket kept at hand (a batch's records come
+    -- mostly in the buckets' order).
+    local bk = bucketKeys[d]
+    if not bk then
+      bk = {}
+      bucketKeys[d] = bk
+    end
+    local lastI, lastG = nil, nil
+    for i = from, #ARGV, step do
+      local f, p = ARGV[i], ARGV[i + po]
+      dposOf[f] = p
+      local x = math.floor((tonumber(p) or dpos(f)) * n / 536870912)
+      local k = bk[x]
+      if not k then
+        k = d .. ':' .. x
+        bk[x] = k
+      end
+      dkeyOf[f] = k
+      local g = lastG
+      if x ~= lastI then
+        g = group(byKey, keys, k)
+        lastI, lastG = x, g
+      end
+      g[#g + 1] = f
+    end
+  else
+    for i = from, #ARGV, step do
+      local f = ARGV[i]
+      dposOf[f] = ARGV[i + po]
       local k = dkey(d, f, false, ARGV[i + po])
       dkeyOf[f] = k
       local g = group(byKey, keys, k)
       g[#g + 1] = f
-    else
-      dcache[f] = false -- nothing stored yet
     end
   end
   for _, k in ipairs(keys) do
@@ -258,8 +289,9 @@ local function dset(d, f, v, p)
   end
   dcache[f] = v
   local kv = group(dpending, dorder, k)
-  kv[#kv + 1] = f
-  kv[#kv + 1] = v
+  local m = #kv
+  kv[m + 1] = f
+  kv[m + 2] = v
 end
 
 -- ddel deletes record f of d, at once: not for a script that prefetched

@@ -120,12 +120,30 @@ local function tallied(b, fn)
   if not ok then error(err, 0) end
 end
 
+-- counterNames caches the counter fields: channel -> code -> 'c:{channel}:{code}'
+-- (a string built once a script, not twice a delivery).
+local counterNames = {}
+
+local function counter(ch, code)
+  local t = counterNames[ch]
+  if not t then
+    t = {}
+    counterNames[ch] = t
+  end
+  local c = t[code]
+  if not c then
+    c = 'c:' .. ch .. ':' .. code
+    t[code] = c
+  end
+  return c
+end
+
 local function move(b, d, f, oc, v)
   local new = string.sub(v, 1, 1)
   dset(d, f, v)
   local ch = string.match(f, '^[^.]+')
-  if oc then count(b, 'c:' .. ch .. ':' .. oc, -1) end
-  count(b, 'c:' .. ch .. ':' .. new, 1)
+  if oc then count(b, counter(ch, oc), -1) end
+  count(b, counter(ch, new), 1)
   local was = oc ~= nil and FINAL[oc] == true
   local is = FINAL[new] == true
   if is and not was then return 1 end

@@ -328,6 +328,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	defer a.Close()
 	store, fan, svc := a.store, a.fanout, a.service
+	if !cfg.Embedded() {
+		for _, advice := range store.SettingsAdvice(ctx) {
+			logger.Warn(advice)
+		}
+	}
 	// Data written before the Redis Cluster key layout (no hash tags) is
 	// moved to the current names once per database, before anything reads.
 	if n, err := store.MigrateLayout(ctx); err != nil {

@@ -205,6 +205,11 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	version := redisVersion(ctx, rdb)
 	fmt.Fprintf(m.Stdout, "tocsin bench: %d recipients, concurrency %d, Redis %s at %s\n", *n, *conc, version, *addr)
+	// The bytes a delivery it prints depend on them (scripts/bench.sh
+	// starts its Redis as docs/operations.md advises).
+	for _, advice := range redisstore.New(rdb).SettingsAdvice(ctx) {
+		fmt.Fprintf(m.Stdout, "note: %s\n", advice)
+	}
 	if naiveSkipped {
 		fmt.Fprintf(m.Stdout, "(the naive design is not measured above %d recipients unless --naive is given)\n", naiveMaxDefault)
 	}

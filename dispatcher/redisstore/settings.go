@@ -1,0 +1,35 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+)
+
+// ListpackValueAdvised is the hash-max-listpack-value docs/operations.md
+// advises: a delivery record with a provider id (an SMS, a push) is 65-80
+// bytes, so that under Redis's default of 64 every delivery bucket of a
+// broadcast of 4M and more (lua/dkeys.lua) is a hash table, about 150 B
+// of Redis a delivery where a listpack takes about 100 B.
+const ListpackValueAdvised = 128
+
+// SettingsAdvice reads the Redis settings docs/operations.md advises on
+// (maxmemory-policy, hash-max-listpack-value) and returns a sentence for
+// each one set otherwise; none when all are as advised, or when CONFIG GET is refused (a
+// managed Redis that renames or forbids it: its settings are its
+// provider's). With a cluster client, one node answers: the nodes of a
+// cluster are set alike as a rule.
+func (s *Store) SettingsAdvice(ctx context.Context) []string {
+	var out []string
+	if m, err := s.rdb.ConfigGet(ctx, "maxmemory-policy").Result(); err == nil {
+		if p, ok := m["maxmemory-policy"]; ok && p != "noeviction" {
+			out = append(out, fmt.Sprintf("Redis's maxmemory-policy is %s: once Redis is full it evicts keys, which loses queued batches and delivery records without a word; set it to noeviction (docs/operations.md, \"Redis\")", p))
+		}
+	}
+	if m, err := s.rdb.ConfigGet(ctx, "hash-max-listpack-value").Result(); err == nil {
+		if v, err := strconv.Atoi(m["hash-max-listpack-value"]); err == nil && v < ListpackValueAdvised {
+			out = append(out, fmt.Sprintf("Redis's hash-max-listpack-value is %d: the delivery records of a broadcast of 4M and more (65-80 bytes with a provider id) are then kept in hash tables, about 150 B of Redis a delivery instead of about 100 B; set it to %d (docs/operations.md, \"Redis\")", v, ListpackValueAdvised))
+		}
+	}
+	return out
+}

@@ -58,16 +58,44 @@ func (s *Store) records(ctx context.Context, ids []string) ([]any, error) {
 		fields[g] = append(fields[g], id)
 		which[g] = append(which[g], i)
 	}
+	// A bucket most of whose records are wanted is read whole when it is
+	// likely a listpack (wholeBucketMax): HMGET looks each field up from
+	// the listpack's head, so k of n records cost k × n / 2 comparisons
+	// (68 µs of Redis for 122 of 122 records at 1M), HGETALL one walk
+	// (11 µs). The buckets' size is a guess from the last call's (they
+	// hold an even share of the shard's records, give or take a few): a
+	// wrong one costs time, not records.
+	est := int(s.recordBucketLen.Load())
+	whole := func(k int) bool { return est > 0 && est <= wholeBucketMax && 2*k >= est }
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(fields))
+	alls := make([]*redis.MapStringStringCmd, len(fields))
+	lens := make([]*redis.IntCmd, len(fields))
 	for g := range fields {
-		cmds[g] = pipe.HMGet(ctx, recordKey(first[g]), fields[g]...)
+		k := recordKey(first[g])
+		if whole(len(fields[g])) {
+			alls[g] = pipe.HGetAll(ctx, k)
+			continue
+		}
+		cmds[g] = pipe.HMGet(ctx, k, fields[g]...)
+		lens[g] = pipe.HLen(ctx, k)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
 	out := make([]any, len(ids))
+	seen, sum := 0, 0
 	for g, idx := range which {
+		if alls[g] != nil {
+			m := alls[g].Val()
+			for j, i := range idx {
+				if v, ok := m[fields[g][j]]; ok {
+					out[i] = v
+				}
+			}
+			seen, sum = seen+1, sum+len(m)
+			continue
+		}
 		vals := cmds[g].Val()
 		if len(vals) != len(idx) {
 			return nil, fmt.Errorf("HMGET of %d fields answered %d values", len(idx), len(vals))
@@ -75,9 +103,17 @@ func (s *Store) records(ctx context.Context, ids []string) ([]any, error) {
 		for j, i := range idx {
 			out[i] = vals[j]
 		}
+		seen, sum = seen+1, sum+int(lens[g].Val())
 	}
+	s.recordBucketLen.Store(int64((sum + seen - 1) / seen))
 	return out, nil
 }
+
+// wholeBucketMax is the largest record bucket records reads whole:
+// Redis's default hash-max-listpack-entries, below which a bucket is a
+// listpack (unless a record is over hash-max-listpack-value; a hash
+// table that size read whole costs little more than its fields).
+const wholeBucketMax = 512
 
 // PutRecipients inserts or replaces rs in one round trip (one script per
 // recipient, pipelined), each atomically with its index entries and, with

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -596,6 +597,63 @@ func TestPhoneBuckets(t *testing.T) {
 			if v := rdb.HGet(ctx, phoneIndexKey(shardOf(rs[i].ID), p), p).Val(); v != rs[i].ID {
 				t.Errorf("%s in %s = %q, want %s", p, phoneIndexKey(shardOf(rs[i].ID), p), v, rs[i].ID)
 			}
+		}
+	})
+}
+
+// TestRecordsWholeBuckets: a batch read with its buckets read whole
+// (HGETALL, most of a small bucket wanted) answers as one read field by
+// field (HMGET): the same records in the order asked, nil for a missing
+// id, twice for an id asked twice; and the size guess follows the
+// buckets read.
+func TestRecordsWholeBuckets(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		var rs []*dispatcher.Recipient
+		for i := range 3000 {
+			rs = append(rs, testRecipient(fmt.Sprintf("whole-%04d", i), []string{"cards"}, []string{"CH"}))
+		}
+		if err := s.PutRecipients(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		// Every other one, one missing, one twice, in no bucket's order.
+		var ids []string
+		for i := 2999; i >= 0; i -= 2 {
+			ids = append(ids, rs[i].ID)
+		}
+		ids = append(ids, "whole-missing", rs[1].ID)
+		s.recordBucketLen.Store(0) // no guess: field by field
+		byField, err := s.records(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if est := s.recordBucketLen.Load(); est < 1 || est > 3 {
+			t.Errorf("size guess after reading buckets of about one record: %d, want 1-3", est)
+		}
+		s.recordBucketLen.Store(1) // every bucket read whole
+		whole, err := s.records(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(byField, whole) {
+			t.Fatalf("whole buckets answered otherwise than field by field")
+		}
+		got, err := s.GetRecipients(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids {
+			switch {
+			case id == "whole-missing":
+				if got[i] != nil {
+					t.Errorf("missing id read as %+v", got[i])
+				}
+			case got[i] == nil || got[i].ID != id:
+				t.Errorf("id %d (%s) read as %+v", i, id, got[i])
+			}
+		}
+		if got[len(got)-1] == nil || got[len(got)-1].ID != rs[1].ID {
+			t.Errorf("an id asked twice: %+v", got[len(got)-1])
 		}
 	})
 }

@@ -223,6 +223,9 @@ type Store struct {
 
 	// catchUpTurn moves the shard TakeCatchUps starts at.
 	catchUpTurn atomic.Uint32
+	// recordBucketLen is the mean size of the record buckets the last
+	// records call read (0: none yet): whether a bucket is read whole.
+	recordBucketLen atomic.Int64
 
 	// snapshotChunk overrides the COUNT of an audience snapshot's steps
 	// (snapshotChunk when 0), and snapshotStepFunc, when set, is told how

@@ -64,7 +64,7 @@ func (s *Store) records(ctx context.Context, ids []string) ([]any, error) {
 	// (68 µs of Redis for 122 of 122 records at 1M), HGETALL one walk
 	// (11 µs). The buckets' size is a guess from the last call's (they
 	// hold an even share of the shard's records, give or take a few): a
-	// wrong one costs time, not records.
+	// wrong one costs time, not records. An id asked twice counts twice.
 	est := int(s.recordBucketLen.Load())
 	whole := func(k int) bool { return est > 0 && est <= wholeBucketMax && 2*k >= est }
 	pipe := s.rdb.Pipeline()
@@ -78,7 +78,11 @@ func (s *Store) records(ctx context.Context, ids []string) ([]any, error) {
 			continue
 		}
 		cmds[g] = pipe.HMGet(ctx, k, fields[g]...)
-		lens[g] = pipe.HLen(ctx, k)
+		if g == 0 || est <= wholeBucketMax {
+			// One HLEN a call keeps the guess when the buckets are too
+			// big to be read whole anyway (10M: about 1,220 records).
+			lens[g] = pipe.HLen(ctx, k)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
@@ -103,9 +107,13 @@ func (s *Store) records(ctx context.Context, ids []string) ([]any, error) {
 		for j, i := range idx {
 			out[i] = vals[j]
 		}
-		seen, sum = seen+1, sum+int(lens[g].Val())
+		if lens[g] != nil {
+			seen, sum = seen+1, sum+int(lens[g].Val())
+		}
 	}
-	s.recordBucketLen.Store(int64((sum + seen - 1) / seen))
+	if seen > 0 {
+		s.recordBucketLen.Store(int64((sum + seen - 1) / seen))
+	}
 	return out, nil
 }
 

@@ -14,15 +14,16 @@ import (
 const ListpackValueAdvised = 128
 
 // SettingsAdvice reads the Redis settings docs/operations.md advises on
-// (maxmemory-policy, hash-max-listpack-value) and returns a sentence for
-// each one set otherwise; none when all are as advised, or when CONFIG GET is refused (a
+// (maxmemory-policy once a maxmemory is set, hash-max-listpack-value) and
+// returns a sentence for each one set otherwise; none when all are as advised, or when CONFIG GET is refused (a
 // managed Redis that renames or forbids it: its settings are its
 // provider's). With a cluster client, one node answers: the nodes of a
 // cluster are set alike as a rule.
 func (s *Store) SettingsAdvice(ctx context.Context) []string {
 	var out []string
-	if m, err := s.rdb.ConfigGet(ctx, "maxmemory-policy").Result(); err == nil {
-		if p, ok := m["maxmemory-policy"]; ok && p != "noeviction" {
+	// Without maxmemory nothing is evicted, whatever the policy.
+	if m, err := s.rdb.ConfigGet(ctx, "maxmemory*").Result(); err == nil {
+		if p, ok := m["maxmemory-policy"]; ok && p != "noeviction" && m["maxmemory"] != "" && m["maxmemory"] != "0" {
 			out = append(out, fmt.Sprintf("Redis's maxmemory-policy is %s: once Redis is full it evicts keys, which loses queued batches and delivery records without a word; set it to noeviction (docs/operations.md, \"Redis\")", p))
 		}
 	}

@@ -35,6 +35,11 @@ func TestSettingsAdvice(t *testing.T) {
 
 	set("hash-max-listpack-value", "64")
 	set("maxmemory-policy", "allkeys-lru")
+	// Without maxmemory nothing is evicted: no word on the policy.
+	if got := s.SettingsAdvice(ctx); len(got) != 1 || !strings.Contains(got[0], "hash-max-listpack-value is 64") {
+		t.Errorf("advice without maxmemory: %q", got)
+	}
+	set("maxmemory", "1gb")
 	got := s.SettingsAdvice(ctx)
 	if len(got) != 2 || !strings.Contains(got[0], "maxmemory-policy is allkeys-lru") || !strings.Contains(got[0], "noeviction") ||
 		!strings.Contains(got[1], "hash-max-listpack-value is 64") || !strings.Contains(got[1], "set it to 128") {

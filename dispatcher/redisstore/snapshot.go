@@ -672,7 +672,8 @@ func chunkedCalls(ids []any, chunks, most int) iter.Seq[[]any] {
 		slices.SortFunc(order, func(a, b int) int { return ks[a] - ks[b] })
 		// Within a chunk, ids in descending order: a zset listpack is
 		// searched from its head for where a member goes, so that each
-		// one added goes in at the head after one comparison.
+		// one added goes in at the head after one comparison (ZADD's
+		// walk to see whether it is there already remains).
 		for i := 0; i < len(order); {
 			j := i
 			for j < len(order) && ks[order[j]] == ks[order[i]] {

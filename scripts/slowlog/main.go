@@ -10,7 +10,13 @@
 //
 // With --from, only calls from the first call of SCRIPT on are counted:
 // --from snapshot_begin leaves out the bench's seeding. It puts the two
-// settings it changed back when it ends.
+// settings it changed back when it ends on Ctrl-C or SIGTERM (not when
+// killed: then set slowlog-log-slower-than back by hand).
+//
+// Scripts are named by this tree's SHA1s: run it from the tree (and with
+// the TOCSIN_BENCH_DELIVERY_BUCKETS_FROM) of the process measured, or the
+// delivery scripts count as "evalsha". A script's first call after Redis
+// lost it goes as EVAL and counts as "eval".
 package main
 
 import (
@@ -21,6 +27,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,9 +58,16 @@ func main() {
 			rdb.ConfigSet(ctx, k, v)
 		}
 	}()
-	rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0")
-	rdb.ConfigSet(ctx, "slowlog-max-len", "1000000")
-	rdb.SlowLogReset(ctx)
+	for _, kv := range [][2]string{{"slowlog-max-len", "1000000"}, {"slowlog-log-slower-than", "0"}} {
+		if err := rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			fmt.Fprintln(os.Stderr, "slowlog: CONFIG SET", kv[0], kv[1]+":", err)
+			return
+		}
+	}
+	if err := rdb.SlowLogReset(ctx).Err(); err != nil {
+		fmt.Fprintln(os.Stderr, "slowlog: SLOWLOG RESET:", err)
+		return
+	}
 
 	sum, calls := map[string]time.Duration{}, map[string]int{}
 	counting := *from == ""
@@ -85,7 +99,7 @@ func main() {
 		}
 	}
 	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 loop:

@@ -14,8 +14,9 @@ end
 -- unpack stays far below Lua's C stack limit (8000 values). The score is
 -- the string '0': a Lua number would be formatted (sprintf) for every
 -- member. The caller sends a chunk's ids in descending order, so that each
--- goes in at the head of the chunk's listpack (a zset listpack is searched
--- from its head for where a member goes).
+-- goes in at the head of the chunk's listpack: ZADD still walks a zset
+-- listpack once to see whether the member is there, but no longer a second
+-- time for where it goes.
 local piece = 1000
 local function add(key, from, to)
   local args, n = {}, 0

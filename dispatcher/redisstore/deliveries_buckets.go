@@ -16,8 +16,9 @@ import (
 // the bucket hashes b:{id}:d:{k} (lua/dkeys.lua) from an audience of
 // deliveryBucketsFrom on: its layout (dlayout), field db of b:{id}, is
 // fixed by the first record written from its audience (about 64
-// recipients a bucket: at 128 about half of them outgrew the default
-// hash-max-listpack-entries, 128, and each listpack took longer to scan).
+// recipients a bucket: at 128 each listpack took longer to scan, and
+// about half of them would outgrow a hash-max-listpack-entries of 128,
+// which some setups use; Redis 7's default is 512).
 // A hash of 10M fields (the one hash before) grew its table in one call
 // of over 100 ms and cost a hash table's entry per record; a bucket is
 // small: a listpack while its records fit hash-max-listpack-value

@@ -669,23 +669,18 @@ func chunkedCalls(ids []any, chunks, most int) iter.Seq[[]any] {
 			ks[i] = audChunk(audHash(str), chunks)
 			order[i] = i
 		}
-		slices.SortFunc(order, func(a, b int) int { return ks[a] - ks[b] })
-		// Within a chunk, ids in descending order: a zset listpack is
-		// searched from its head for where a member goes, so that each
-		// one added goes in at the head after one comparison (ZADD's
-		// walk to see whether it is there already remains).
-		for i := 0; i < len(order); {
-			j := i
-			for j < len(order) && ks[order[j]] == ks[order[i]] {
-				j++
+		// By chunk, and within a chunk in descending order: a zset
+		// listpack is searched from its head for where a member goes, so
+		// that each one added goes in at the head after one comparison
+		// (ZADD's walk to see whether it is there already remains).
+		slices.SortFunc(order, func(a, b int) int {
+			if ks[a] != ks[b] {
+				return ks[a] - ks[b]
 			}
-			slices.SortFunc(order[i:j], func(a, b int) int {
-				x, _ := ids[a].(string)
-				y, _ := ids[b].(string)
-				return strings.Compare(y, x)
-			})
-			i = j
-		}
+			x, _ := ids[a].(string)
+			y, _ := ids[b].(string)
+			return strings.Compare(y, x)
+		})
 		n := 0
 		var args []any
 		for i := 0; i < len(order); {

@@ -691,3 +691,50 @@ func TestSnapshotAudienceStaleIndex(t *testing.T) {
 		}
 	})
 }
+
+// TestChunkedCalls: the ids come grouped as snapshot_add takes them (a
+// chunk, a count, that many ids), every id once, chunks in ascending
+// order and each chunk whole in one call with its ids in descending order
+// (so that each goes in at the head of the chunk's listpack), calls of
+// about most ids.
+func TestChunkedCalls(t *testing.T) {
+	const chunks, most = 64, 300
+	var ids []any
+	for i := range 5000 {
+		ids = append(ids, fmt.Sprintf("r%05d", (i*7919)%5000))
+	}
+	seen := map[string]bool{}
+	last := -1
+	for call := range chunkedCalls(ids, chunks, most) {
+		n := 0
+		for i := 0; i < len(call); {
+			k, c := call[i].(int), call[i+1].(int)
+			if k <= last {
+				t.Fatalf("chunk %d after chunk %d", k, last)
+			}
+			last = k
+			group := call[i+2 : i+2+c]
+			for j, v := range group {
+				id := v.(string)
+				if seen[id] {
+					t.Fatalf("id %s twice", id)
+				}
+				seen[id] = true
+				if got := audChunk(audHash(id), chunks); got != k {
+					t.Fatalf("id %s in chunk %d's group, its chunk is %d", id, k, got)
+				}
+				if j > 0 && group[j-1].(string) <= id {
+					t.Fatalf("chunk %d: %s before %s, not descending", k, group[j-1], id)
+				}
+			}
+			n += c
+			i += 2 + c
+		}
+		if n > most+5000/chunks*3 {
+			t.Errorf("a call of %d ids, most %d", n, most)
+		}
+	}
+	if len(seen) != len(ids) {
+		t.Errorf("%d ids of %d came out", len(seen), len(ids))
+	}
+}

@@ -134,6 +134,27 @@ end
 -- bucketKeys caches the key names of buckets: d -> k -> b:{id}:d:{k}.
 local bucketKeys = {}
 
+-- bucketKey is bucket i of d, b:{id}:d:{i}.
+local function bucketKey(d, i)
+  local keys = bucketKeys[d]
+  if not keys then
+    keys = {}
+    bucketKeys[d] = keys
+  end
+  local k = keys[i]
+  if not k then
+    k = d .. ':' .. i
+    keys[i] = k
+  end
+  return k
+end
+
+-- posBucket is the bucket of n positional ones that holds record f, whose
+-- dpos is p (nil: computed here).
+local function posBucket(f, p, n)
+  return math.floor((tonumber(p) or dpos(f)) * n / 536870912)
+end
+
 -- dkey is the hash that holds (or will, with write) record f of d; nil
 -- when there is none yet and not write. p is dpos(f) when the caller has
 -- it (nil: computed here when needed).
@@ -145,21 +166,10 @@ local function dkey(d, f, write, p)
   if n == nil then return nil end
   local k = d
   if n > 0 then
-    local i
     if pos then
-      i = math.floor((tonumber(p) or dpos(f)) * n / 536870912)
+      k = bucketKey(d, posBucket(f, p, n))
     else
-      i = dbucket(f, n)
-    end
-    local keys = bucketKeys[d]
-    if not keys then
-      keys = {}
-      bucketKeys[d] = keys
-    end
-    k = keys[i]
-    if not k then
-      k = d .. ':' .. i
-      keys[i] = k
+      k = bucketKey(d, dbucket(f, n))
     end
   end
   lastD, lastF, lastK = d, f, k
@@ -205,31 +215,19 @@ local function dprefetch(d, from, step, po)
       dcache[f] = false -- nothing stored yet
     end
   elseif pos then
-    -- dkey's positional case inline (a call less a record), with the
-    -- group of the last bucket kept at hand (a batch's records come
-    -- mostly in the buckets' order).
-    local bk = bucketKeys[d]
-    if not bk then
-      bk = {}
-      bucketKeys[d] = bk
-    end
-    local lastI, lastG = nil, nil
+    -- dkey's positional case, its key and group looked up only when the
+    -- bucket changes (a batch's records come in the buckets' order).
+    local lastI, lastK, lastG = nil, nil, nil
     for i = from, #ARGV, step do
       local f, p = ARGV[i], ARGV[i + po]
       dposOf[f] = p
-      local x = math.floor((tonumber(p) or dpos(f)) * n / 536870912)
-      local k = bk[x]
-      if not k then
-        k = d .. ':' .. x
-        bk[x] = k
-      end
-      dkeyOf[f] = k
-      local g = lastG
+      local x = posBucket(f, p, n)
       if x ~= lastI then
-        g = group(byKey, keys, k)
-        lastI, lastG = x, g
+        lastI, lastK = x, bucketKey(d, x)
+        lastG = group(byKey, keys, lastK)
       end
-      g[#g + 1] = f
+      dkeyOf[f] = lastK
+      lastG[#lastG + 1] = f
     end
   else
     for i = from, #ARGV, step do

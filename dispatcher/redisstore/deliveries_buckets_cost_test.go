@@ -22,6 +22,9 @@ import (
 // (docs/BENCHMARKS.md):
 //
 //	TOCSIN_DELIVERY_LAYOUTS_COST=1 go test -count=1 -v -run TestDeliveryLayoutsCost ./dispatcher/redisstore/
+//
+// TOCSIN_DELIVERY_LAYOUTS_ROUNDS sets the rounds (3 by default); the
+// median CPU of each layout over them is logged at the end.
 func TestDeliveryLayoutsCost(t *testing.T) {
 	if os.Getenv("TOCSIN_DELIVERY_LAYOUTS_COST") == "" {
 		t.Skip("a measurement: set TOCSIN_DELIVERY_LAYOUTS_COST=1")
@@ -51,7 +54,13 @@ func TestDeliveryLayoutsCost(t *testing.T) {
 		}
 		return sum
 	}
-	for round := range 3 {
+	rounds := 3
+	if v, err := strconv.Atoi(os.Getenv("TOCSIN_DELIVERY_LAYOUTS_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	cpus := map[string][]float64{}
+	var names []string
+	for round := range rounds {
 		for li, l := range []struct {
 			name string
 			db   any
@@ -59,6 +68,9 @@ func TestDeliveryLayoutsCost(t *testing.T) {
 			{"one hash", 0},
 			{"hashed, 128 a bucket", (n + 127) / 128},
 			{"positional, 64 a bucket", fmt.Sprintf("p%d", (n+deliveriesPerBucket-1)/deliveriesPerBucket)},
+			// Smaller buckets, for comparison (docs/BENCHMARKS.md).
+			{"positional, 32 a bucket", fmt.Sprintf("p%d", (n+31)/32)},
+			{"positional, 16 a bucket", fmt.Sprintf("p%d", (n+15)/16)},
 		} {
 			b := saveBroadcast(t, s, fmt.Sprintf("inc_cost_%d_%d", round, li), nil, nil)
 			if err := rdb.HSet(ctx, bkey(b.ID), "audience", n, "db", l.db, "state", "sending", "pending", n).Err(); err != nil {
@@ -84,6 +96,10 @@ func TestDeliveryLayoutsCost(t *testing.T) {
 			}
 			c1, m1 := info("cpu", "|used_cpu_user|used_cpu_sys|"), info("memory", "|used_memory|")
 			t.Logf("round %d, %-24s Redis CPU %5.2f µs, memory %5.1f B a delivery", round, l.name, (c1-c0)*1e6/n, (m1-m0)/n)
+			if cpus[l.name] == nil {
+				names = append(names, l.name)
+			}
+			cpus[l.name] = append(cpus[l.name], (c1-c0)*1e6/n)
 			// DEL, not DropDeliveries' UNLINK: freed before it answers, so
 			// the next layout's memory figure carries none of this one's.
 			var keys []string
@@ -100,5 +116,9 @@ func TestDeliveryLayoutsCost(t *testing.T) {
 				}
 			}
 		}
+	}
+	for _, name := range names {
+		v := slices.Sorted(slices.Values(cpus[name]))
+		t.Logf("median of %d rounds, %-24s Redis CPU %5.2f µs a delivery (%.2f-%.2f)", len(v), name, v[len(v)/2], v[0], v[len(v)-1])
 	}
 }

@@ -71,6 +71,8 @@ type Config struct {
 	CatchUp CatchUp `yaml:"catchup"`
 	// Tracing configures OpenTelemetry traces (config/tracing.go).
 	Tracing Tracing `yaml:"tracing"`
+	// Runtime tunes the Go runtime (config/runtime.go).
+	Runtime Runtime `yaml:"runtime"`
 }
 
 // Public configures the public face: the status page, its feeds and
@@ -404,6 +406,7 @@ func Default() Config {
 		Evidence:      Evidence{Texts: true},
 		CatchUp:       defaultCatchUp(),
 		Tracing:       defaultTracing(),
+		Runtime:       defaultRuntime(),
 	}
 }
 

@@ -93,6 +93,7 @@ func TestDefault(t *testing.T) {
 		Evidence: Evidence{Texts: true},
 		CatchUp:  CatchUp{Window: 24 * time.Hour, Interval: 2 * time.Second},
 		Tracing:  Tracing{SampleRatio: 1},
+		Runtime:  Runtime{GCPercent: 400},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %#v\nwant %#v", c, want)
@@ -198,6 +199,7 @@ auth:
 				"TOCSIN_LOG_LEVEL":               "error",
 				"TOCSIN_LOG_FORMAT":              "text",
 				"TOCSIN_OUTBOX_CAP":              "1000000",
+				"TOCSIN_RUNTIME_GC_PERCENT":      "200",
 				"UNRELATED":                      "ignored",
 			},
 			check: func(t *testing.T, c Config) {
@@ -219,6 +221,7 @@ auth:
 					Evidence:      Default().Evidence,
 					CatchUp:       Default().CatchUp,
 					Tracing:       Default().Tracing,
+					Runtime:       Runtime{GCPercent: 200},
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %#v\nwant %#v", c, want)
@@ -457,6 +460,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"outbox.cap: must be between 1 and 1000000, got 0",
 		"messages.industry: is required: must be payments, telecom, banking or generic",
 		"catchup.interval: must be between 100ms and 1m, not 0s",
+		"runtime.gc_percent: must be between 10 and 10000, got 0",
 	}
 	for _, w := range want {
 		if !strings.Contains(msg, w) {
@@ -930,7 +934,7 @@ func TestDocsListEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := yamlPaths(reflect.TypeFor[Config](), "")
-	if want := 115; len(paths) != want {
+	if want := 116; len(paths) != want {
 		t.Fatalf("found %d options, want %d: %v", len(paths), want, paths)
 	}
 	// rows: option path -> its cells; listed: the paths in the table's order.

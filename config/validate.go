@@ -97,6 +97,7 @@ func (c Config) Validate() error {
 	v.retention(c.Retention)
 	v.catchUp(c.CatchUp)
 	v.tracing(c.Tracing)
+	v.runtime(c.Runtime)
 	v.costs(c.Costs)
 	return v.Err()
 }

@@ -236,6 +236,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return usageError{fmt.Errorf("invalid configuration:\n%w", err)}
 	}
 	logger := newLogger(m.Stderr, cfg.Log)
+	gc, gcFrom := setGC(cfg.Runtime.GCPercent, m.LookupEnv)
+	logger.Debug("garbage collector", "gc_percent", gc, "set_by", gcFrom)
 	if m.Environ != nil {
 		for _, name := range config.UnknownEnv(m.Environ()) {
 			logger.Warn("unknown environment variable ignored: it is no option (docs/configuration.md lists them)", "name", name)

@@ -151,6 +151,9 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		}
 		rate = r
 	}
+	// The process runs Tocsin's parts as serve runs them, with serve's
+	// default garbage-collector target unless GOGC is set.
+	setGC(config.DefaultGCPercent, m.LookupEnv)
 	rdb := redis.NewClient(&redis.Options{Addr: *addr, DB: *db, PoolSize: 4 * *conc})
 	defer rdb.Close()
 	size, err := rdb.DBSize(ctx).Result()

@@ -112,8 +112,8 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 	if !o.rate.IsZero() {
 		limit = "rate " + o.rate.String()
 	}
-	fmt.Fprintf(w, "tocsin bench --e2e: %d SMS, built-in Twilio stand-in answering in %v, %s, worker concurrency %d, batches of %d, Redis %s at %s\n",
-		o.n, o.latency, limit, o.conc, o.batch, redisVersion(ctx, rdb), addr)
+	fmt.Fprintf(w, "tocsin bench --e2e: %d SMS, built-in Twilio stand-in answering in %v, %s, worker concurrency %d, batches of %d, GC target %d%%, Redis %s at %s\n",
+		o.n, o.latency, limit, o.conc, o.batch, gcPercent(), redisVersion(ctx, rdb), addr)
 	level := slog.LevelWarn
 	if o.verbose {
 		level = slog.LevelDebug

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"runtime/debug"
+
+	"github.com/tocsin-dev/tocsin/config"
+)
+
+// setGC sets the garbage collector's target of this process to percent
+// (runtime.gc_percent) unless the GOGC environment variable is set: Go has
+// applied that one already, and it wins. It returns the target in force
+// and what set it, for the start-up log.
+func setGC(percent int, lookup func(string) (string, bool)) (int, string) {
+	if lookup != nil {
+		if v, ok := lookup("GOGC"); ok && v != "" {
+			return gcPercent(), "GOGC"
+		}
+	}
+	debug.SetGCPercent(percent)
+	return percent, "runtime.gc_percent"
+}
+
+// gcPercent is the garbage collector's target in force (-1: off).
+func gcPercent() int {
+	p := debug.SetGCPercent(config.DefaultGCPercent)
+	debug.SetGCPercent(p)
+	return p
+}

@@ -15,8 +15,10 @@
 // twilio-go v1.x builds every request with context.Background() and, on an
 // error status, returns a *client.TwilioRestError without the response's
 // headers. So that Send honours its context and can read Retry-After, each
-// request goes through a transport of its call (boundTransport) that (1)
-// binds the request to Send's context and the per-request timeout, (2)
+// request goes through a transport of its call (boundTransport) that (0)
+// waits for the request's turn when a rate limiter paces the Send (see
+// TakesTurns), (1) binds the request to Send's context and the
+// per-request timeout, (2)
 // rewrites scheme and host to Config.BaseURL (twilio-go has no base-URL
 // option) and (3) notes the status and headers of the answer. twilio-go's
 // ApiService (rest/api/v2010) builds each request and reads each answer;
@@ -429,7 +431,7 @@ type call struct {
 // newCall builds a call: twilio-go's API service over a restClient.
 func (s *Sender) newCall() *call {
 	c := &call{}
-	c.bound = boundTransport{base: s.base, next: s.transport, ex: &c.ex}
+	c.bound = boundTransport{base: s.base, next: s.transport, ex: &c.ex, timeout: s.timeout, clock: s.clock}
 	rc := &restClient{accountSID: s.accountSID, auth: s.auth, userAgent: s.userAgent, bound: &c.bound}
 	// A RequestHandler built here, not by client.NewRequestHandler, so
 	// TWILIO_EDGE and TWILIO_REGION from the environment play no part.
@@ -530,14 +532,7 @@ func (s *Sender) sendSlot(ctx context.Context, msgs []*dispatcher.Message, res [
 	if err := dispatcher.Handing(ctx, i); err != nil {
 		res[i] = dispatcher.NotHanded(err)
 	} else {
-		t := s.clock.Now()
-		err := dispatcher.AwaitTurn(ctx)
-		waited = s.clock.Now().Sub(t)
-		if err != nil {
-			res[i] = noTurn(err)
-		} else {
-			res[i] = s.sendOne(ctx, msgs[i])
-		}
+		res[i], waited = s.sendOne(ctx, msgs[i])
 	}
 	dispatcher.Done(ctx, i, res[i])
 }
@@ -545,7 +540,10 @@ func (s *Sender) sendSlot(ctx context.Context, msgs []*dispatcher.Message, res [
 // TakesTurns marks Sender as a dispatcher.TurnTaker: Send waits for its
 // turn (dispatcher.AwaitTurn) after marking a message handed over and
 // right before its request, so a rate limiter around it hands out tokens
-// just in time.
+// just in time. The wait is in the call's transport (boundTransport), once
+// twilio-go has built the request: only net/http's own work lies between
+// a token and the request on the wire, none of twilio-go's allocations,
+// which a garbage collection under way could make pay for its marking.
 func (s *Sender) TakesTurns() {}
 
 // noTurn is the Result of a message marked handed over whose turn never
@@ -563,9 +561,9 @@ func notSent(err error) dispatcher.Result {
 }
 
 // sendOne sends m and classifies the outcome. It never panics.
-func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispatcher.Result) {
+func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispatcher.Result, waited time.Duration) {
 	if m == nil || m.Recipient == nil || m.Recipient.Phone == "" {
-		return dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoPhone), errors.New("sms: the recipient has no phone number"))}
+		return dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoPhone), errors.New("sms: the recipient has no phone number"))}, 0
 	}
 	to := m.Recipient.Phone
 	defer func() {
@@ -575,10 +573,8 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return notSent(err)
+		return notSent(err), 0
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 
 	params := &api.CreateMessageParams{}
 	params.SetTo(to)
@@ -597,16 +593,20 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		params.SetValidityPeriod(v)
 	}
 
-	c := s.getCall(rctx)
+	c := s.getCall(ctx)
 	msg, err := c.svc.CreateMessage(params)
 	ex := c.ex
 	s.putCall(c)
+	waited = ex.waited
+	if ex.noTurn != nil {
+		return noTurn(ex.noTurn), waited // no request went out
+	}
 	if err == nil && ex.status >= 200 && ex.status < 300 {
 		sid := ""
 		if msg != nil && msg.Sid != nil {
 			sid = *msg.Sid
 		}
-		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: sid}
+		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: sid}, waited
 	}
 	if ex.status >= 200 && ex.status < 300 {
 		// Twilio accepted the message but its answer could not be read: it
@@ -614,7 +614,7 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		// status callback, which carries the delivery id, brings it.
 		s.log.Warn("sms: Twilio accepted a message but its answer was unreadable",
 			"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "to", MaskPhone(to), "http_status", ex.status, "err", err)
-		return dispatcher.Result{Status: dispatcher.StatusSent}
+		return dispatcher.Result{Status: dispatcher.StatusSent}, waited
 	}
 	if err == nil {
 		// Neither an error nor a 2xx: a 3xx, which twilio-go lets through.
@@ -622,11 +622,11 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && ex.status == 0 {
 		// Cut off by the caller: the fate of the request is unknown.
-		return notSent(fmt.Errorf("%w (%w)", ctxErr, maskErr(err, to)))
+		return notSent(fmt.Errorf("%w (%w)", ctxErr, maskErr(err, to))), waited
 	}
 	cerr := classify(ex.status, ex.header, err, to, s.clock.Now())
 	s.logFailure(m, to, ex.status, cerr)
-	return dispatcher.Result{Err: cerr}
+	return dispatcher.Result{Err: cerr}, waited
 }
 
 func (s *Sender) logFailure(m *dispatcher.Message, to string, status int, err error) {

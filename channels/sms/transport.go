@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twilio/twilio-go/client"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
 // maxAnswer bounds the answer read from Twilio (a message resource or an
@@ -24,6 +26,10 @@ const maxAnswer = 1 << 20
 type exchange struct {
 	status int         // 0: no answer
 	header http.Header // nil: no answer
+	// waited is how long the call waited for its turn; noTurn, why the
+	// turn never came (no request went out).
+	waited time.Duration
+	noTurn error
 }
 
 // boundTransport carries the requests of one twilio-go call: it binds them to
@@ -32,25 +38,45 @@ type exchange struct {
 // cancel after Twilio answered cannot lose the answer) and notes status and
 // headers in ex (twilio-go drops them on errors).
 type boundTransport struct {
-	ctx  context.Context
-	base *url.URL
-	next http.RoundTripper
-	ex   *exchange
+	ctx     context.Context
+	base    *url.URL
+	next    http.RoundTripper
+	ex      *exchange
+	timeout time.Duration // of each request, from its turn on
+	clock   dispatcher.Clock
 	// answer holds the answer read: the call's, reused by its next
 	// request once twilio-go has read it.
 	answer bytes.Buffer
 }
 
 func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	// Cancelled when either the call (t.ctx) or the request is done. The
-	// request's own context is context.Background (twilio-go's), which is
-	// never done: then t.ctx alone will do, without a context and a
-	// goroutine-free AfterFunc per request.
-	ctx := t.ctx
-	if req.Context().Done() != nil {
-		var cancel context.CancelFunc
+	// The request's turn, when a rate limiter paces the Send (see
+	// Sender.TakesTurns): twilio-go has built the request already.
+	clock := t.clock
+	if clock == nil {
+		clock = dispatcher.SystemClock
+	}
+	began := clock.Now()
+	if err := dispatcher.AwaitTurn(t.ctx); err != nil {
+		t.ex.noTurn = err
+		return nil, err
+	}
+	t.ex.waited += clock.Now().Sub(began)
+	// Cancelled when the call (t.ctx) is done, the request's timeout (if
+	// any) has passed, or the request is done. The request's own context
+	// is context.Background (twilio-go's), which is never done: then no
+	// AfterFunc for it.
+	var (
+		ctx    context.Context
+		cancel context.CancelFunc
+	)
+	if t.timeout > 0 {
+		ctx, cancel = context.WithTimeout(t.ctx, t.timeout)
+	} else {
 		ctx, cancel = context.WithCancel(t.ctx)
-		defer cancel()
+	}
+	defer cancel()
+	if req.Context().Done() != nil {
 		stop := context.AfterFunc(req.Context(), cancel)
 		defer stop()
 	}

@@ -1,0 +1,146 @@
+package sms_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+)
+
+// turnsFunc is a dispatcher.Turns of a func.
+type turnsFunc func(context.Context) error
+
+func (f turnsFunc) Turn(ctx context.Context) error { return f(ctx) }
+
+// deadlineTransport notes each request's deadline and when it began.
+type deadlineTransport struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	dl   []time.Duration // deadline less the request's start; 0: none
+}
+
+func (d *deadlineTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	var left time.Duration
+	if dl, ok := r.Context().Deadline(); ok {
+		left = time.Until(dl)
+	}
+	d.mu.Lock()
+	d.dl = append(d.dl, left)
+	d.mu.Unlock()
+	return d.next.RoundTrip(r)
+}
+
+// TestTurnRightBeforeTheRequest: with a rate limiter's turns in the
+// context (dispatcher.WithTurns), each message waits for its turn after it
+// was marked handed over and before its request, no request goes out
+// without one, and the request's timeout runs from the turn on, not from
+// the wait before it.
+func TestTurnRightBeforeTheRequest(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	cfg := baseConfig(fake)
+	cfg.Concurrency = 1
+	cfg.Timeout = time.Hour
+	dt := &deadlineTransport{}
+	cfg.WrapTransportFunc = func(rt http.RoundTripper) http.RoundTripper { dt.next = rt; return dt }
+	s := mustNew(t, cfg)
+
+	var mu sync.Mutex
+	var events []string
+	handing := &dispatcher.Progress{Handing: func(...int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, "handed")
+		return nil
+	}}
+	const wait = 30 * time.Millisecond // the token's wait, longer than nothing
+	turns := turnsFunc(func(ctx context.Context) error {
+		mu.Lock()
+		events = append(events, "turn")
+		if got, want := fake.Requests(), countOf(events, "turn")-1; got != want {
+			t.Errorf("at turn %d the provider had %d requests, want %d: a request went before its turn", want+1, got, want)
+		}
+		mu.Unlock()
+		tm := time.NewTimer(wait)
+		defer tm.Stop()
+		select {
+		case <-tm.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	ctx := dispatcher.WithTurns(dispatcher.WithProgress(t.Context(), handing), turns)
+	for i, r := range s.Send(ctx, messages(3)) {
+		if r.Err != nil || r.Status != dispatcher.StatusSent {
+			t.Fatalf("message %d: %+v, want sent", i, r)
+		}
+	}
+	if want := []string{"handed", "turn", "handed", "turn", "handed", "turn"}; !equal(events, want) {
+		t.Errorf("events %v, want %v", events, want)
+	}
+	if n := fake.Requests(); n != 3 {
+		t.Errorf("%d requests, want 3", n)
+	}
+	for i, left := range dt.dl {
+		// From the turn on: the whole hour less the request's own start,
+		// not less the token's wait before it.
+		if left <= time.Hour-wait/2 {
+			t.Errorf("request %d had %v of its %v timeout left when it began, want the whole timeout from its turn (the %v wait not counted)", i, left, time.Hour, wait)
+		}
+	}
+}
+
+// TestNoTurnNoRequest: a turn that never comes (the limiter failed, or the
+// context ended) sends nothing, and the message is not sent: the limiter's
+// error as it is, a transient one otherwise.
+func TestNoTurnNoRequest(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	s := mustNew(t, baseConfig(fake))
+	limiterDown := &dispatcher.SendError{Code: string(dispatcher.ReasonRateLimiter), Err: errors.New("redis: connection refused")}
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"limiter failed", limiterDown},
+		{"context ended", context.Canceled},
+	} {
+		ctx := dispatcher.WithTurns(t.Context(), turnsFunc(func(context.Context) error { return tc.err }))
+		for i, r := range s.Send(ctx, messages(2)) {
+			se := dispatcher.Classify(r.Err)
+			if r.Err == nil || r.Status == dispatcher.StatusSent || se.Permanent || !errors.Is(r.Err, tc.err) {
+				t.Errorf("%s: message %d: %+v, want a transient error wrapping %v", tc.name, i, r, tc.err)
+			}
+		}
+	}
+	if n := fake.Requests(); n != 0 {
+		t.Errorf("%d requests reached Twilio without a turn", n)
+	}
+}
+
+func countOf(xs []string, x string) int {
+	n := 0
+	for _, v := range xs {
+		if v == x {
+			n++
+		}
+	}
+	return n
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

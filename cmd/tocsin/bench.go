@@ -99,8 +99,16 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	inFlight := fs.Int("in-flight", 0, "the SMS channel's least window of requests in flight, 0: its default (--e2e only)")
 	maxInFlight := fs.Int("max-in-flight", 0, "the SMS channel's largest window (channels.sms.twilio.max_in_flight), 0: its default (--e2e only)")
 	verbose := fs.Bool("verbose", false, "log at debug level to standard error (the rate pacer's tokens missed, among others) and print the stand-in's requests per second (--e2e only)")
+	serveStand := fs.Bool("serve-stand-in", false, "serve only --e2e's Twilio stand-in (answering in --provider-latency) on a free loopback port and print its URL, until standard input closes: the process --e2e starts for it")
 	if _, err := fs.parse(args, 0, ""); err != nil {
 		return err
+	}
+	if *serveStand {
+		if *provLatency < 0 || *provLatency > time.Minute {
+			return usageError{fmt.Errorf("--provider-latency %v: want 0 to 1m", *provLatency)}
+		}
+		setGC(config.DefaultGCPercent, m.LookupEnv)
+		return serveStandIn(ctx, m.Stdout, m.Stdin, *provLatency)
 	}
 	if *addr == "" && m.LookupEnv != nil {
 		*addr, _ = m.LookupEnv("TOCSIN_REDIS_ADDR")

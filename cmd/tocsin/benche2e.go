@@ -90,7 +90,8 @@ type e2eRound struct {
 
 func (o e2eOptions) perSecond(d time.Duration) float64 { return float64(o.n) / d.Seconds() }
 
-// benchE2E compares, in rounds on one built-in Twilio stand-in, the raw HTTP
+// benchE2E compares, in rounds on one built-in Twilio stand-in (run as a
+// process of its own: benchstandin.go), the raw HTTP
 // ceiling (a plain Go client posting the same n Twilio requests with a
 // keep-alive pool, no queue, no store) with a broadcast to n recipients end
 // to end through the real SMS channel (the plan, batch tasks on asynq
@@ -100,7 +101,10 @@ func (o e2eOptions) perSecond(d time.Duration) float64 { return float64(o.n) / d
 // the whole broadcast and the most requests the stand-in saw in any one
 // second. It asserts nothing: the figures are the result.
 func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, db int, o e2eOptions, logw io.Writer) error {
-	stand := newStandIn(benchTwilioSID, benchTwilioToken, o.latency)
+	stand, err := startStandIn(ctx, o.latency, logw)
+	if err != nil {
+		return err
+	}
 	defer stand.Close()
 	cfg, err := e2eConfig(o, stand.URL)
 	if err != nil {
@@ -125,14 +129,26 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 		// The ceiling posts with as many requests in flight as the SMS
 		// channel may keep at the stand-in's latency: its window.
 		r.ceilingW = window
-		stand.reset()
+		if err := stand.reset(ctx); err != nil {
+			return err
+		}
 		cpu0 := processCPU()
 		if r.ceiling, err = rawCeiling(ctx, stand.URL, o.n, window); err != nil {
 			return fmt.Errorf("round %d, raw ceiling: %w", round, err)
 		}
-		r.ceilingCPU = (processCPU() - cpu0) / time.Duration(o.n)
-		r.ceilingConns = stand.conns.Load()
-		stand.reset()
+		cpu := processCPU() - cpu0
+		seen, err := stand.report(ctx)
+		if err != nil {
+			return err
+		}
+		if len(seen.arrivals) != o.n || seen.err != nil {
+			return fmt.Errorf("round %d, raw ceiling: the stand-in accepted %d of %d requests: %v", round, len(seen.arrivals), o.n, seen.err)
+		}
+		r.ceilingCPU = (cpu + seen.cpu) / time.Duration(o.n)
+		r.ceilingConns = seen.conns
+		if err := stand.reset(ctx); err != nil {
+			return err
+		}
 		if err := e2eBroadcast(ctx, rdb, addr, db, o, cfg, stand, logger, logw, &r); err != nil {
 			return fmt.Errorf("round %d, end to end: %w", round, err)
 		}
@@ -238,7 +254,7 @@ func e2eConfig(o e2eOptions, standIn string) (config.Config, error) {
 // e2eBroadcast seeds n SMS recipients, wires Tocsin with the SMS channel
 // at the stand-in as serve does, opens an incident for all of them and
 // waits until its broadcast is done; it fills in r's end-to-end figures.
-func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o e2eOptions, cfg config.Config, stand *standIn, logger *slog.Logger, logw io.Writer, r *e2eRound) error {
+func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o e2eOptions, cfg config.Config, stand *childStandIn, logger *slog.Logger, logw io.Writer, r *e2eRound) error {
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		return err
 	}
@@ -295,14 +311,19 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 	}
 	r.e2e = dispatcher.SystemClock.Now().Sub(start)
 	r.e2eRedisCPU = (redisCPU(ctx, rdb) - rcpu0) / time.Duration(o.n)
-	r.e2eCPU = (processCPU()-cpu0)/time.Duration(o.n) + r.e2eRedisCPU
-	r.e2eConns = stand.conns.Load()
-	times := stand.arrivals()
+	cpu := processCPU() - cpu0
+	seen, err := stand.report(ctx)
+	if err != nil {
+		return err
+	}
+	r.e2eCPU = (cpu+seen.cpu)/time.Duration(o.n) + r.e2eRedisCPU
+	r.e2eConns = seen.conns
+	times := seen.arrivals
 	if len(times) != o.n {
 		return fmt.Errorf("the stand-in accepted %d SMS, want %d", len(times), o.n)
 	}
-	if err := stand.err(); err != nil {
-		return err
+	if seen.err != nil {
+		return seen.err
 	}
 	r.span = times[len(times)-1].Sub(times[0])
 	r.openToEnd = times[len(times)-1].Sub(start)
@@ -503,10 +524,14 @@ type standIn struct {
 	path       string
 
 	conns atomic.Int64 // connections opened since reset
+	// control, when set, answers the requests it knows (the child
+	// stand-in's control routes) and says so.
+	control func(http.ResponseWriter, *http.Request) bool
 
 	mu    sync.Mutex
 	times []time.Time
 	bad   []error
+	cpu0  time.Duration // processCPU at the last reset
 }
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
@@ -528,6 +553,13 @@ func (s *standIn) reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.times, s.bad = s.times[:0], nil
+	s.cpu0 = processCPU()
+}
+
+func (s *standIn) cpuAtReset() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cpu0
 }
 
 // arrivals returns when each request arrived, in order.
@@ -554,6 +586,9 @@ func (s *standIn) refuse(w http.ResponseWriter, status, code int, msg string) {
 
 func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	at := dispatcher.SystemClock.Now() // wall time: what the bench measures
+	if s.control != nil && s.control(w, r) {
+		return
+	}
 	if r.Method != http.MethodPost || r.URL.Path != s.path {
 		s.refuse(w, http.StatusNotFound, 20404, "The requested resource was not found")
 		return

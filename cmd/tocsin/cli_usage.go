@@ -47,7 +47,7 @@ var serverCommands = []cmdDoc{
 	{path: "serve", args: "[--config FILE] [--role all|api|worker]",
 		summary: "run the API and the queue workers",
 		notes:   "The configuration comes from the file, then TOCSIN_* environment variables (docs/configuration.md). Without any, serve runs on an embedded in-memory Redis and prints a generated operator key."},
-	{path: "bench", args: "[--redis HOST:PORT] [--db N] [--flush] [--recipients N] [--batch N] [--concurrency N] [--naive=false] [--probe-http[=false]] [--latency [--samples N] [--sink-delay D]] [--rates [--sms N] [--sms-rate R] [--workers N]] [--crowd N [--rounds N] [--yield=false]] [--e2e [--rounds N] [--e2e-rate R] [--provider-latency D] [--in-flight N] [--max-in-flight N] [--verbose]] [--import N] [--cpuprofile FILE] [--memprofile FILE]",
+	{path: "bench", args: "[--redis HOST:PORT] [--db N] [--flush] [--recipients N] [--batch N] [--concurrency N] [--naive=false] [--probe-http[=false]] [--latency [--samples N] [--sink-delay D]] [--rates [--sms N] [--sms-rate R] [--workers N]] [--crowd N [--rounds N] [--yield=false]] [--e2e [--rounds N] [--e2e-rate R] [--provider-latency D] [--in-flight N] [--max-in-flight N] [--verbose]] [--serve-stand-in [--provider-latency D]] [--import N] [--cpuprofile FILE] [--memprofile FILE]",
 		summary: "measure throughput, latency or the SMS rate on a Redis",
 		notes: "The default measures how fast an incident reaches --recipients recipients through a null sink, with Tocsin's batches and then (unless --naive=false) with one task per delivery. " +
 			"--latency measures instead how soon a critical update reaches its first provider call while a minor broadcast drains. " +

@@ -33,9 +33,11 @@ func TestMain(m *testing.M) {
 	// `tocsin bench --rates` starts worker processes as `<its own binary>
 	// serve --role worker`; under test its binary is this one, which is
 	// then `tocsin serve`.
-	if len(os.Args) > 1 && os.Args[1] == "serve" {
+	// `tocsin bench --e2e` starts its stand-in as `<its own binary> bench
+	// --serve-stand-in`.
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "bench") {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := (&Main{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv}).Run(ctx, os.Args[1:])
+		code := (&Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv}).Run(ctx, os.Args[1:])
 		stop()
 		os.Exit(code)
 	}

@@ -28,7 +28,7 @@ var systemTimer = dispatcher.SystemClock.(dispatcher.Timer)
 // Defaults of Sender.
 const (
 	// DefaultHeadroom is the share of the rate Sender leaves unused.
-	DefaultHeadroom = 0.01
+	DefaultHeadroom = 0.015
 	// SlowFactor and SlowFor are how a provider's 429 slows a key down.
 	SlowFactor = 0.5
 	SlowFor    = time.Minute
@@ -100,11 +100,13 @@ type Sender struct {
 	Chunk int
 	// Headroom is the share of Rate left unused, so that the jitter between
 	// here and the provider (scheduling, network) never puts more than
-	// Rate.N requests in one of the provider's windows: at the default 1%,
-	// a window of Rate.Per has 1% of Rate.Per (10 ms of a second) to spare,
-	// a third for this process's lateness, the rest for the way to the
-	// provider. Default DefaultHeadroom (1,000 messages at 50/s take
-	// 20.2 s); negative: none; at most 0.5.
+	// Rate.N requests in one of the provider's windows: at the default
+	// 1.5%, a window of Rate.Per has 1.5% of Rate.Per (15 ms of a second)
+	// to spare, a third for this process's lateness, the rest for the way
+	// to the provider, a garbage collection's pause on either side
+	// included (docs/BENCHMARKS.md: 1% left sliding seconds over the rate
+	// at the stand-in now and then). Default DefaultHeadroom (1,000
+	// messages at 50/s take 20.3 s); negative: none; at most 0.5.
 	Headroom float64
 	// Clock tells the time and waits: tokens fall due, and messages wait
 	// for them, on it. Default dispatcher.SystemClock.

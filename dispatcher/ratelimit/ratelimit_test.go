@@ -356,7 +356,7 @@ func TestSenderProcesses(t *testing.T) {
 			t.Fatalf("%d messages sent, want %d", len(times), len(msgs))
 		}
 		checkSchedule(t, times, t0, every(50, time.Second))
-		// As many as fit one every paced(50/s) in a second: 50 at 1%.
+		// As many as fit one every paced(50/s) in a second: 50 at 1.5%.
 		if want := int((time.Second-1)/every(50, time.Second)) + 1; maxWindow(times, time.Second) != want || want > 50 {
 			t.Errorf("a second holds up to %d messages, want %d (50/s less the headroom)", maxWindow(times, time.Second), want)
 		}

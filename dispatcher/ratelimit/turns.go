@@ -313,7 +313,7 @@ type ring struct {
 }
 
 // newRing returns the ring of rate, whose window is rate.Per and margin
-// more: two thirds of the headroom's share (6.7 ms of a second at 1%),
+// more: two thirds of the headroom's share (10 ms of a second at 1.5%),
 // room for the jitter between here and the provider. Tokens on schedule
 // are the whole headroom apart, and those used up to late (a third) after
 // their slots still two thirds: the ring holds back only what came out

@@ -77,7 +77,7 @@ type Limiter struct {
 // otherwise places its tokens only to within its own round trip, which
 // on a fresh connection, with the script to load, or behind a batch's
 // scripts, is several milliseconds: wider than the pacer's lateness
-// allowance (a third of the headroom, 3.3 ms at 1%), so that a whole
+// allowance (a third of the headroom, 5 ms at 1.5%), so that a whole
 // chunk's tokens looked late and two in three were given up.
 const (
 	probeWidth = 500 * time.Microsecond

@@ -185,7 +185,7 @@ func checkSent(t *testing.T, res []dispatcher.Result) {
 // TestRateLimitedSMS is issue 6's check: with the SMS rate at 50/s, 1,000
 // SMS sent as batch tasks do (batches of 100, four at once) on a real Redis
 // reach the provider with no one-second window above 50, each once, and as
-// fast as allowed: one every 20 ms / (1 - DefaultHeadroom), about 20.2 s in all (of the fake
+// fast as allowed: one every 20 ms / (1 - DefaultHeadroom), about 20.3 s in all (of the fake
 // clock).
 func TestRateLimitedSMS(t *testing.T) {
 	t.Parallel()

@@ -19,6 +19,7 @@ import (
 // sending yet while another batch's messages wait for tokens.
 func (r *Sender) sendTurns(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	p := r.pacer()
+	p.warm()
 	start := p.clk.Now()
 	var slowed atomic.Bool
 	var wg sync.WaitGroup
@@ -78,6 +79,8 @@ type pacer struct {
 	mu      sync.Mutex
 	queue   []*turn // messages waiting, in order
 	running bool
+
+	warming atomic.Bool // a warm-up is under way
 }
 
 type turn struct {
@@ -92,6 +95,39 @@ func (r *Sender) pacer() *pacer {
 			ring: newRing(r.Rate, time.Duration(2*r.headroom()*float64(r.Rate.Per)/3))}
 	})
 	return r.turns
+}
+
+// Warmer is a dispatcher.Limiter that can get ready for a Take of key
+// ahead of it (redisstore's: it reads Redis's clock until it knows it
+// closely, and loads its script).
+type Warmer interface {
+	Warm(ctx context.Context, key string)
+}
+
+// warmFor bounds a warm-up.
+const warmFor = 5 * time.Second
+
+// warm has the Limiter, when it is a Warmer, get ready for the pacer's
+// first Take while the Send marks its messages, when the pacer is not
+// running (it takes tokens already when it is), one warm-up at a time:
+// a broadcast's first token was otherwise a cold call's 10-20 ms away.
+func (p *pacer) warm() {
+	w, ok := p.r.Limiter.(Warmer)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	running := p.running
+	p.mu.Unlock()
+	if running || !p.warming.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer p.warming.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), warmFor)
+		defer cancel()
+		w.Warm(ctx, p.r.Key)
+	}()
 }
 
 func (p *pacer) poke() {

@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -152,3 +153,67 @@ func TestTurnsNeverOverRate(t *testing.T) {
 // pacerIdle lets three seconds pass on clk: the pacer gives up the tokens it
 // still holds once they are late, and its goroutine ends.
 func pacerIdle(clk dispatcher.Timer) { <-clk.After(3 * time.Second) }
+
+// warmLimiter is a memLimiter that notes its warm-ups, and when each came
+// against the Takes.
+type warmLimiter struct {
+	*memLimiter
+	mu     sync.Mutex
+	warms  []string // the key of each warm-up
+	before []int    // Takes made before each warm-up
+	done   chan struct{}
+}
+
+func (l *warmLimiter) Warm(ctx context.Context, key string) {
+	l.memLimiter.mu.Lock()
+	takes := len(l.memLimiter.takes)
+	l.memLimiter.mu.Unlock()
+	l.mu.Lock()
+	l.warms, l.before = append(l.warms, key), append(l.before, takes)
+	l.mu.Unlock()
+	l.done <- struct{}{}
+}
+
+var _ ratelimit.Warmer = (*warmLimiter)(nil)
+
+// TestTurnsWarmTheLimiter: a Send through a Sender that takes turns warms
+// the Limiter (a ratelimit.Warmer) for its key when the pacer is not
+// running, before the pacer's first Take: the first token is then one
+// quick call away. A Send while the pacer runs warms nothing.
+func TestTurnsWarmTheLimiter(t *testing.T) {
+	t.Parallel()
+	clk := clocktest.New(t0)
+	clocktest.Run(t, clk, func(t *testing.T) {
+		l := &warmLimiter{memLimiter: newMemLimiter(clk), done: make(chan struct{}, 4)}
+		// Each message is marked 5 ms after it is handed: the warm-up
+		// runs meanwhile.
+		s := newTurnSender(clk, 4, func(int) time.Duration { return 5 * time.Millisecond }, 10*time.Millisecond)
+		rl := &ratelimit.Sender{Sender: s, Limiter: l, Key: "sms", Rate: dispatcher.Rate{N: 200, Per: time.Second}, Clock: clk}
+		checkAllSent(t, rl.Send(context.Background(), messages(20)), 20)
+		<-l.done
+		l.mu.Lock()
+		warms, before := slices.Clone(l.warms), slices.Clone(l.before)
+		l.mu.Unlock()
+		if len(warms) != 1 || warms[0] != "sms" || before[0] != 0 {
+			t.Fatalf("warm-ups %v after %v Takes, want one of sms before any Take", warms, before)
+		}
+
+		// Once the pacer has given up the tokens left and stopped, two
+		// Sends at once: the second begins while the pacer runs the
+		// first's messages, and warms nothing.
+		<-clk.After(time.Second)
+		var wg sync.WaitGroup
+		wg.Go(func() { checkAllSent(t, rl.Send(context.Background(), messages(20)), 20) })
+		<-l.done // the first Send's warm-up: the pacer had stopped
+		<-clk.After(20 * time.Millisecond)
+		checkAllSent(t, rl.Send(context.Background(), messages(5)), 5)
+		wg.Wait()
+		l.mu.Lock()
+		n := len(l.warms)
+		l.mu.Unlock()
+		if n != 2 {
+			t.Errorf("%d warm-ups in all, want 2: none for a Send while the pacer runs", n)
+		}
+		<-clk.After(time.Second) // the pacer gives up the tokens left and stops
+	})
+}

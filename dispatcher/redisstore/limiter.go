@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -66,6 +67,9 @@ type Limiter struct {
 	// wall is this process's clock without Clock: the system clock, or in
 	// tests a fake one that makes some round trips look long.
 	wall dispatcher.Clock
+	// loaded: Warm loaded the take script (once a Limiter: after a Redis
+	// restart go-redis sends it whole on its first refusal).
+	loaded atomic.Bool
 }
 
 // probeWidth and probeTries: when what a process knows of Redis's clock is
@@ -278,6 +282,25 @@ func (l *Limiter) Take(ctx context.Context, key string, r dispatcher.Rate, n int
 		tok.Spread = max(hi-lo, time.Nanosecond)
 	}
 	return tok, nil
+}
+
+// Warm gets the limiter ready for a Take of key soon: it reads Redis's
+// clock until it knows it closely (probe) and loads the take script, so
+// that the Take is one quick round trip rather than a first call's several
+// (probes on a busy process, EVALSHA refused and the script sent whole).
+// The pacer of an SMS channel warms its key when a Send begins, while the
+// messages' marks are written, before the first of them asks for a turn
+// (ratelimit.Warmer). Errors are left to the Take to report.
+func (l *Limiter) Warm(ctx context.Context, key string) {
+	if checkKey(key) != nil {
+		return
+	}
+	if !l.loaded.Load() && takeScript.Load(ctx, l.rdb).Err() == nil {
+		l.loaded.Store(true)
+	}
+	if l.Clock == nil {
+		l.probe(ctx, key)
+	}
 }
 
 // offset is key's offset (l.mu held).

@@ -810,3 +810,61 @@ func TestLimiterProbesFarRedis(t *testing.T) {
 		t.Errorf("the first Take of another key read Redis's clock %d times, want one probe", n)
 	}
 }
+
+// TestLimiterWarm: Warm loads the take script and reads Redis's clock
+// until it knows it closely, so that the Take after it reads no TIME and
+// places its tokens to within the probe's round trip, not its own slow
+// one.
+func TestLimiterWarm(t *testing.T) {
+	t.Parallel()
+	rdb, _ := newRedis(t)
+	wall := clocktest.New(t0)
+	slow := &slowScripts{wall: wall, d: time.Second}
+	rdb.AddHook(slow)
+	loads := &countLoads{}
+	rdb.AddHook(loads)
+	l := New(rdb).Limiter()
+	l.wall = wall
+
+	l.Warm(t.Context(), "sms")
+	if n := slow.times.Load(); n < 1 || n > probeTries {
+		t.Errorf("Warm read Redis's clock %d times, want 1 to %d", n, probeTries)
+	}
+	if n := loads.n.Load(); n != 1 {
+		t.Errorf("Warm sent %d SCRIPT LOADs, want 1 (the take script)", n)
+	}
+	// (Not SCRIPT FLUSH first to see it loaded: the server is shared with
+	// tests that load a script and then pipeline its EVALSHA.)
+	before := slow.times.Load()
+	tok := mustTake(t, l, "sms", dispatcher.Rate{N: 5000, Per: time.Second}, 100)
+	if n := slow.times.Load() - before; n != 0 {
+		t.Errorf("the Take after Warm read Redis's clock %d times, want 0", n)
+	}
+	if tok.N != 100 || tok.Spread >= time.Second {
+		t.Errorf("Take after Warm = %+v: want 100 tokens placed to within the probe's round trip", tok)
+	}
+	// Loaded once a Limiter; the offset is narrow: a second Warm sends
+	// nothing.
+	before = slow.times.Load()
+	l.Warm(t.Context(), "sms")
+	if n, m := loads.n.Load(), slow.times.Load()-before; n != 1 || m != 0 {
+		t.Errorf("a second Warm sent %d more SCRIPT LOADs and read the clock %d times, want none", n-1, m)
+	}
+	l.Warm(t.Context(), "slow:sms") // not a key: nothing, no panic
+}
+
+// countLoads counts the SCRIPT LOADs sent.
+type countLoads struct{ n atomic.Int64 }
+
+func (h *countLoads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countLoads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); cmd.Name() == "script" && len(args) > 1 && fmt.Sprint(args[1]) == "load" {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *countLoads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}

@@ -105,11 +105,12 @@ fi
 git worktree add --detach "$dir/old" "$against" >/dev/null
 (cd "$dir/old" && go build -o "$dir/tocsin-before" ./cmd/tocsin)
 go build -o "$dir/tocsin-after" ./cmd/tocsin
-# keep: the summary line; with --e2e, each round's line too (its CPU per SMS).
+# keep: the summary line; with --e2e, each round's line too (its CPU per SMS);
+# for the fan-out, the design's row of the table (deliveries/s) too.
 keep() {
 	case " ${args[*]-} " in
 	*" --e2e "*) grep -E '^(round [0-9]+|ceiling|rate use):' ;;
-	*) tail -n 1 ;;
+	*) awk '/^  tocsin \(batches/ { row = $0 } { last = $0 } END { if (row != "") print row; print last }' ;;
 	esac
 }
 for round in $(seq "${BENCH_ROUNDS:-3}"); do

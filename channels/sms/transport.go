@@ -57,11 +57,14 @@ func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		clock = dispatcher.SystemClock
 	}
 	began := clock.Now()
-	if err := dispatcher.AwaitTurn(t.ctx); err != nil {
+	err := dispatcher.AwaitTurn(t.ctx)
+	// The wait counts whether or not the turn came: the window takes it
+	// out of the slot's time (a failed turn's wait is no request's).
+	t.ex.waited += clock.Now().Sub(began)
+	if err != nil {
 		t.ex.noTurn = err
 		return nil, err
 	}
-	t.ex.waited += clock.Now().Sub(began)
 	// Cancelled when the call (t.ctx) is done, the request's timeout (if
 	// any) has passed, or the request is done. The request's own context
 	// is context.Background (twilio-go's), which is never done: then no

@@ -2,6 +2,9 @@ package sms
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +142,46 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached")
 		case <-tick.C:
 		}
+	}
+}
+
+// turnsAfter is a dispatcher.Turns whose turn fails with err after d.
+type turnsAfter struct {
+	d   time.Duration
+	err error
+}
+
+func (t turnsAfter) Turn(ctx context.Context) error {
+	tm := time.NewTimer(t.d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return t.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestFailedTurnWaitIsNoSlotTime: the time a message waited for a turn
+// that never came is taken out of its slot's time, as a turn's that came
+// is: the window does not grow on waits for a limiter that failed.
+func TestFailedTurnWaitIsNoSlotTime(t *testing.T) {
+	t.Parallel()
+	s, err := New(Config{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: "token", From: "+15005550006",
+		BaseURL: "http://127.0.0.1:1", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wait = 200 * time.Millisecond
+	ctx := dispatcher.WithTurns(t.Context(), turnsAfter{d: wait, err: errors.New("limiter down")})
+	msg := &dispatcher.Message{DeliveryID: "d1", Recipient: &dispatcher.Recipient{ID: "r1", Phone: "+41791234567"}, Body: "x"}
+	if r := s.Send(ctx, []*dispatcher.Message{msg}); r[0].Err == nil {
+		t.Fatalf("Send = %+v, want the failed turn's error", r[0])
+	}
+	s.window.mu.Lock()
+	slot := s.window.slot
+	s.window.mu.Unlock()
+	if slot >= wait/2 {
+		t.Errorf("slot time %v after a turn that failed after %v: its wait was counted as the request's", slot, wait)
 	}
 }

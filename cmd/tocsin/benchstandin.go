@@ -172,6 +172,9 @@ func (c *childStandIn) report(ctx context.Context) (standInSeen, error) {
 		return seen, fmt.Errorf("stand-in report: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return seen, fmt.Errorf("stand-in report: HTTP %d", resp.StatusCode)
+	}
 	var body standInReportBody
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return seen, fmt.Errorf("stand-in report: %w", err)

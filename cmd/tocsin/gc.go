@@ -2,8 +2,7 @@ package main
 
 import (
 	"runtime/debug"
-
-	"github.com/tocsin-dev/tocsin/config"
+	"runtime/metrics"
 )
 
 // setGC sets the garbage collector's target of this process to percent
@@ -20,9 +19,16 @@ func setGC(percent int, lookup func(string) (string, bool)) (int, string) {
 	return percent, "runtime.gc_percent"
 }
 
-// gcPercent is the garbage collector's target in force (-1: off).
+// gcPercent is the garbage collector's target in force (-1: off), read
+// without setting it.
 func gcPercent() int {
-	p := debug.SetGCPercent(config.DefaultGCPercent)
-	debug.SetGCPercent(p)
-	return p
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	if v := s[0].Value.Uint64(); v <= 1<<31 {
+		return int(v)
+	}
+	return -1
 }

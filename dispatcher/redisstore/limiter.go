@@ -67,8 +67,9 @@ type Limiter struct {
 	// wall is this process's clock without Clock: the system clock, or in
 	// tests a fake one that makes some round trips look long.
 	wall dispatcher.Clock
-	// loaded: Warm loaded the take script (once a Limiter: after a Redis
-	// restart go-redis sends it whole on its first refusal).
+	// loaded: Warm tried to load the take script (once a Limiter: after a
+	// Redis restart, or where SCRIPT LOAD is refused, go-redis sends the
+	// script whole on its first refusal).
 	loaded atomic.Bool
 }
 
@@ -295,8 +296,8 @@ func (l *Limiter) Warm(ctx context.Context, key string) {
 	if checkKey(key) != nil {
 		return
 	}
-	if !l.loaded.Load() && takeScript.Load(ctx, l.rdb).Err() == nil {
-		l.loaded.Store(true)
+	if l.loaded.CompareAndSwap(false, true) {
+		takeScript.Load(ctx, l.rdb)
 	}
 	if l.Clock == nil {
 		l.probe(ctx, key)

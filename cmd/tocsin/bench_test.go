@@ -177,7 +177,7 @@ func TestBenchE2E(t *testing.T) {
 	checkE2ERatios(t, out)
 
 	out, logs := bench("--e2e-rate", "200/s", "--provider-latency", "2ms", "--verbose")
-	mustContain(t, "bench --e2e --verbose log", logs, "second 0: ")
+	mustContain(t, "bench --e2e --verbose log", logs, "second 0: ", "lag, the k-th of each (sorted): turn to request start p50 ")
 	mustContain(t, "bench --e2e --e2e-rate output", out, "rate 200/s", "answering in 2ms", "rate used", "largest 1-s window",
 		"rate use:", "of 200/s over the whole broadcast", "windows over the limit:", "at the stand-in", "as sent", "as turns")
 	checkE2ERatios(t, out)

@@ -351,8 +351,30 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 		r.turnOver = overWindows(turns, o.rate)
 		r.sentWindow, _ = windows(begun, o.rate)
 		r.sentOver = overWindows(begun, o.rate)
+		if o.verbose && len(turns) == len(times) && len(begun) == len(times) {
+			// What moves a request between its turn and the stand-in's
+			// clock, the k-th of each against the k-th of the next: a
+			// tail here is what the headroom must absorb.
+			fmt.Fprintf(logw, "lag, the k-th of each (sorted): turn to request start %s; request start to stand-in %s; turn to stand-in %s\n",
+				lags(turns, begun), lags(begun, times), lags(turns, times))
+		}
 	}
 	return nil
+}
+
+// lags is the spread of b[k]-a[k] over k (a and b sorted, as long): its
+// median, 99th and 99.9th percentiles and largest.
+func lags(a, b []time.Time) string {
+	d := make([]time.Duration, len(a))
+	for k := range a {
+		d[k] = b[k].Sub(a[k])
+	}
+	slices.Sort(d)
+	at := func(q float64) time.Duration { return d[min(int(q*float64(len(d))), len(d)-1)].Round(time.Microsecond) }
+	if len(d) == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("p50 %v, p99 %v, p99.9 %v, max %v", at(0.5), at(0.99), at(0.999), d[len(d)-1].Round(time.Microsecond))
 }
 
 // starts records when each request began on this process's side: its

@@ -74,3 +74,23 @@ func TestChildStandIn(t *testing.T) {
 		t.Fatalf("Close: %v, want the stand-in to exit 0 once its input closed", err)
 	}
 }
+
+// TestLags: lags pairs the k-th of each sorted list.
+func TestLags(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	var a, b []time.Time
+	for k := range 2000 {
+		a = append(a, t0.Add(time.Duration(k)*time.Millisecond))
+		lag := time.Millisecond
+		if k == 1999 {
+			lag = 20 * time.Millisecond // the last one held back
+		}
+		b = append(b, a[k].Add(lag))
+	}
+	if got, want := lags(a, b), "p50 1ms, p99 1ms, p99.9 1ms, max 20ms"; got != want {
+		t.Errorf("lags = %q, want %q", got, want)
+	}
+	if got := lags(nil, nil); got != "none" {
+		t.Errorf("lags of nothing = %q, want none", got)
+	}
+}

@@ -6,7 +6,7 @@ type Runtime struct {
 	// collection starts when the heap has grown this many percent past
 	// what the last one left live. Default 400: a worker's live heap is
 	// small (tens of MB: records and snapshots live in Redis) and its
-	// garbage is per message, so a collection a fifth as often costs
+	// garbage is per message, so a collection a quarter as often costs
 	// little memory and spares the CPU and the stop-the-world pauses that
 	// make the rate pacer late (docs/BENCHMARKS.md). 10 to 10000; the
 	// GOGC environment variable, when set, wins. Env

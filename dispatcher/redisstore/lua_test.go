@@ -156,5 +156,50 @@ func TestJournalCountersAgreeAfterAnError(t *testing.T) {
 		if err != nil || n != 2 {
 			t.Errorf("sent counter = %d, %v; want 2, as the records written", n, err)
 		}
+		// The pending count agrees with the records written too: the
+		// same two outcomes on a broadcast of their own, without the
+		// error, leave it where this one's is.
+		ok := saveBroadcast(t, s, "inc_tally_ok", nil, nil)
+		if err := rdb.HSet(ctx, bkey(ok.ID), "state", "sending", "pending", 10).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Journal(ctx, ok.ID, dispatcher.Guard{}, nil, []dispatcher.Outcome{sent("a"), sent("b")}); err != nil {
+			t.Fatal(err)
+		}
+		want, err := rdb.HGet(ctx, bkey(ok.ID), "pending").Int()
+		if err != nil || want != 8 {
+			t.Fatalf("pending after two sent outcomes = %d, %v; want 8", want, err)
+		}
+		if got, err := rdb.HGet(ctx, bkey(b.ID), "pending").Int(); err != nil || got != want {
+			t.Errorf("pending after the journal raised = %d, %v; want %d, as the records written (a broadcast whose pending never falls never finishes)", got, err, want)
+		}
+	})
+}
+
+// TestRecordPendingAgreesAfterAnError: Record, like Journal, lowers the
+// broadcast's pending count for the records it wrote before an outcome
+// raised, so that a broadcast whose last outcomes came in such a call
+// still finishes.
+func TestRecordPendingAgreesAfterAnError(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b := saveBroadcast(t, s, "inc_rec_tally", nil, nil)
+		if err := rdb.HSet(ctx, bkey(b.ID), "state", "sending", "pending", 2).Err(); err != nil {
+			t.Fatal(err)
+		}
+		sent := func(rid string) dispatcher.Outcome {
+			return dispatcher.Outcome{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent}
+		}
+		if err := s.Record(ctx, b.ID, []dispatcher.Outcome{sent("a"), sent("b"), {Status: dispatcher.StatusSent}}); err == nil {
+			t.Fatal("Record of an outcome without a channel: no error")
+		}
+		got, err := s.GetBroadcast(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pending, _ := rdb.HGet(ctx, bkey(b.ID), "pending").Int(); pending != 0 || got.State != dispatcher.BroadcastDone {
+			t.Errorf("after Record wrote both pending deliveries and then raised: pending %d, state %s; want 0 and done", pending, got.State)
+		}
 	})
 }

@@ -48,6 +48,5 @@ tallied(b, function()
       out[no] = res
     end
   end
-end)
-settled(b, aud, now, fin)
+end, function() settled(b, aud, now, fin) end)
 return out

@@ -44,6 +44,5 @@ tallied(b, function()
     local _, x = apply(b, d, ARGV[j], ARGV[j + 1], ARGV[j + 2])
     fin = fin + x
   end
-end)
-settled(b, aud, now, fin)
+end, function() settled(b, aud, now, fin) end)
 return refusals

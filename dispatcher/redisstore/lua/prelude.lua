@@ -102,9 +102,11 @@ end
 -- the records dset buffered (dflush, dkeys.lua) and each counter once (one
 -- HINCRBY per counter rather than two per delivery moved). Records and
 -- counters are written even when fn raises, so that they agree with each
--- other (Redis keeps a script's writes up to an error); then the error is
--- raised again.
-local function tallied(b, fn)
+-- other (Redis keeps a script's writes up to an error), and so is after
+-- (the scripts' settled: the pending count of the records written, which
+-- would otherwise never fall and leave the broadcast sending); then the
+-- error is raised again.
+local function tallied(b, fn, after)
   tally = { order = {} }
   local ok, err = pcall(fn)
   if ok then
@@ -116,6 +118,10 @@ local function tallied(b, fn)
   tally = nil
   for _, c in ipairs(t.order) do
     if t[c] ~= 0 then redis.call('HINCRBY', b, c, t[c]) end
+  end
+  if after then
+    local aok, aerr = pcall(after)
+    if ok and not aok then ok, err = false, aerr end
   end
   if not ok then error(err, 0) end
 end

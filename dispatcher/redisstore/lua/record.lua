@@ -12,6 +12,5 @@ tallied(b, function()
     local a, x = apply(b, d, ARGV[i], ARGV[i + 1], ARGV[i + 2])
     applied, fin = applied + a, fin + x
   end
-end)
-settled(b, aud, now, fin)
+end, function() settled(b, aud, now, fin) end)
 return applied

@@ -159,24 +159,27 @@ func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broa
 	// once it holds the mark, so a failover does not leave a short shard
 	// final, batches enqueued over it, or a short snapshot marked whole
 	// (replicas.go).
-	final := func(shard int) error {
+	final := func(shard, added int) (bool, error) {
 		k0, k1 := finalFrom(shard), finalFrom(shard+1)
 		if k0 == k1 {
-			return nil // one chunk, not final yet
+			return false, nil // one chunk, not final yet
 		}
-		r, err := s.runWaiting(ctx, snapshotProgressScript, keys, token, shard+1, k0, k1, RecipientShards).Int64Slice()
+		r, err := s.runWaiting(ctx, snapshotProgressScript, keys, token, shard+1, k0, k1, RecipientShards, added).Int64Slice()
+		if err != nil && redis.HasErrorPrefix(err, "SHORT") {
+			return false, fmt.Errorf("%w: %w", errSnapshotShort, err)
+		}
 		if err != nil || len(r) != 2 {
-			return fmt.Errorf("snapshot progress answered %v: %w", r, superseded(err))
+			return false, fmt.Errorf("snapshot progress answered %v: %w", r, superseded(err))
 		}
 		if progress != nil {
 			if err := progress(int(r[0])); err != nil {
-				return err
+				return true, err
 			}
 		}
 		if r[1] == 1 {
-			return errCancelledWhilePlanned
+			return true, errCancelledWhilePlanned
 		}
-		return nil
+		return true, nil
 	}
 	if first > 0 && progress != nil {
 		// Resumed: the final shards' batches are enqueued again (each
@@ -204,6 +207,16 @@ func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broa
 }
 
 var snapshotProgressScript = script("snapshot_progress")
+
+// errSnapshotShort: chunks about to be made final hold fewer members than
+// the run added to them (snapshot_progress): a failover lost adds the old
+// master had acknowledged. buildAudience adds them again.
+var errSnapshotShort = errors.New("the snapshot's chunks lack members the run added")
+
+// shortRetries is how many times buildAudience adds a shard's members
+// again when its chunks come up short, before the run fails (and a later
+// one walks the shard again).
+const shortRetries = 3
 
 // errCancelledWhilePlanned stops the walk of a snapshot whose broadcast was
 // cancelled.
@@ -532,9 +545,9 @@ func (s *Store) buildPreview(ctx context.Context, tmp string, services, regions 
 // largest part of a 10M snapshot's Redis time (docs/BENCHMARKS.md). No
 // batch reads a chunk before its shard is final, so holding them delays
 // nothing.
-func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl, chunks int, sides []shardSides, first int, walked func(shard int) error) error {
+func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl, chunks int, sides []shardSides, first int, walked func(shard, added int) (bool, error)) error {
 	if chunks == 0 {
-		return s.stepAudience(ctx, sides, first, walked, func(_ int, ids []any) error {
+		return s.stepAudience(ctx, sides, first, nil, func(_ int, ids []any) error {
 			args := make([]any, 0, 3+len(ids))
 			args = append(args, token, ttl, "0")
 			args = append(args, ids...)
@@ -545,30 +558,66 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl,
 	if per <= 0 {
 		per = snapshotChunk
 	}
-	var held []any // matches of the shard walked, not added yet
-	flush := func() error {
-		for groups := range chunkedCalls(held, chunks, addCall*per) {
+	// held: the matches since the chunks last made final, added or not
+	// (from add on), kept so that they can be added again should a
+	// failover have lost them (errSnapshotShort); added: how many distinct
+	// ones of them were added. Once a shard's matches outgrow gatherMax
+	// they are added and dropped as they come, and the count, which may
+	// then count a member twice, is not checked (-1).
+	var held []any
+	fresh, added := 0, 0 // held[fresh:] not added yet
+	exact := true
+	flush := func(from int, count *int) error {
+		for groups := range chunkedCalls(held[from:], chunks, addCall*per, count) {
 			args := append([]any{token, ttl, "1"}, groups...)
 			if err := superseded(snapshotAddScript.Run(ctx, s.rdb, []string{bKey, aud}, args...).Err()); err != nil {
 				return err
 			}
 		}
-		clear(held) // the ids go; the room stays for the next shard
-		held = held[:0]
 		return nil
 	}
+	drop := func() {
+		clear(held) // the ids go; the room stays for the next shard
+		held = held[:0]
+		fresh = 0
+	}
 	return s.stepAudience(ctx, sides, first, func(shard int) error {
-		if err := flush(); err != nil {
+		if err := flush(fresh, &added); err != nil {
 			return err
 		}
-		if walked != nil {
-			return walked(shard)
+		fresh = len(held)
+		if walked == nil {
+			drop()
+			return nil
 		}
-		return nil
+		want := added
+		if !exact {
+			want = -1
+		}
+		for try := 1; ; try++ {
+			final, err := walked(shard, want)
+			if errors.Is(err, errSnapshotShort) && try < shortRetries && exact {
+				// Added again whole (ZADD keeps a member once), not
+				// counted again.
+				if err := flush(0, nil); err != nil {
+					return err
+				}
+				continue
+			}
+			if final {
+				drop()
+				added, exact = 0, true
+			}
+			return err
+		}
 	}, func(_ int, ids []any) error {
 		held = append(held, ids...)
 		if most := cmp.Or(s.snapshotGather, gatherMax); len(held) >= most {
-			return flush()
+			if err := flush(fresh, &added); err != nil {
+				return err
+			}
+			drop()
+			exact = false
 		}
 		return nil
 	})
@@ -659,8 +708,9 @@ func (s *Store) stepAudience(ctx context.Context, sides []shardSides, first int,
 // chunkedCalls yields ids sorted by chunk and grouped as snapshot_add
 // takes them (a chunk number, a count, that many ids), in calls of about
 // most ids: a call ends at the first chunk's end past most, so a chunk's
-// members go in one call (one ZADD).
-func chunkedCalls(ids []any, chunks, most int) iter.Seq[[]any] {
+// members go in one call (one ZADD). An id that comes twice goes once;
+// with count, it adds the ids yielded to *count.
+func chunkedCalls(ids []any, chunks, most int, count *int) iter.Seq[[]any] {
 	return func(yield func([]any) bool) {
 		ks := make([]int, len(ids))
 		order := make([]int, len(ids))
@@ -688,11 +738,22 @@ func chunkedCalls(ids []any, chunks, most int) iter.Seq[[]any] {
 			for j < len(order) && ks[order[j]] == ks[order[i]] {
 				j++
 			}
-			args = append(args, ks[order[i]], j-i)
+			at := len(args)
+			args = append(args, ks[order[i]], 0)
+			var last any
 			for _, x := range order[i:j] {
+				if ids[x] == last {
+					continue // the same id again: sorted, so next to itself
+				}
+				last = ids[x]
 				args = append(args, ids[x])
 			}
-			n += j - i
+			k := len(args) - at - 2
+			args[at+1] = k
+			if count != nil {
+				*count += k
+			}
+			n += k
 			i = j
 			if n >= most || i == len(order) {
 				if !yield(args) {

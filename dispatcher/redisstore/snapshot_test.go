@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -696,16 +697,19 @@ func TestSnapshotAudienceStaleIndex(t *testing.T) {
 // chunk, a count, that many ids), every id once, chunks in ascending
 // order and each chunk whole in one call with its ids in descending order
 // (so that each goes in at the head of the chunk's listpack), calls of
-// about most ids.
+// about most ids. An id that comes twice (a member of two scanned sets)
+// goes once, and the count is of the ids that go.
 func TestChunkedCalls(t *testing.T) {
-	const chunks, most = 64, 300
+	const chunks, most, distinct = 64, 300, 5000
 	var ids []any
-	for i := range 5000 {
-		ids = append(ids, fmt.Sprintf("r%05d", (i*7919)%5000))
+	for i := range distinct {
+		ids = append(ids, fmt.Sprintf("r%05d", (i*7919)%distinct))
 	}
+	ids = append(ids, ids[:700]...) // 700 of them again
 	seen := map[string]bool{}
 	last := -1
-	for call := range chunkedCalls(ids, chunks, most) {
+	count := 0
+	for call := range chunkedCalls(ids, chunks, most, &count) {
 		n := 0
 		for i := 0; i < len(call); {
 			k, c := call[i].(int), call[i+1].(int)
@@ -734,7 +738,85 @@ func TestChunkedCalls(t *testing.T) {
 			t.Errorf("a call of %d ids, most %d", n, most)
 		}
 	}
-	if len(seen) != len(ids) {
-		t.Errorf("%d ids of %d came out", len(seen), len(ids))
+	if len(seen) != distinct || count != distinct {
+		t.Errorf("%d ids of %d came out, counted %d", len(seen), distinct, count)
 	}
+}
+
+// loseAdds plays a failover that loses writes the old master had
+// acknowledged: before the first snapshot_progress of shard `at`, it
+// removes one member from each of that call's chunks (as a promoted
+// replica that never got their adds would lack them), and it counts the
+// progress calls.
+type loseAdds struct {
+	rdb      redis.UniversalClient
+	aud      string
+	at       int // the shard (ARGV p = shard+1) whose first progress loses
+	lost     atomic.Int64
+	progress atomic.Int64
+	done     atomic.Bool
+}
+
+func (h *loseAdds) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *loseAdds) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		if len(args) > 10 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") && fmt.Sprint(args[1]) == snapshotProgressScript.Hash() {
+			h.progress.Add(1)
+			p, _ := strconv.Atoi(fmt.Sprint(args[6]))
+			if p == h.at+1 && h.done.CompareAndSwap(false, true) {
+				k0, _ := strconv.Atoi(fmt.Sprint(args[7]))
+				k1, _ := strconv.Atoi(fmt.Sprint(args[8]))
+				for k := k0; k < k1; k++ {
+					key := audChunkKey(h.aud, k)
+					if m, err := h.rdb.ZRange(ctx, key, 0, 0).Result(); err == nil && len(m) == 1 {
+						if h.rdb.ZRem(ctx, key, m[0]).Val() == 1 {
+							h.lost.Add(1)
+						}
+					}
+				}
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *loseAdds) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestSnapshotReaddsWhatAFailoverLost: a shard's adds acknowledged by a
+// master that failed over before passing them on are missing from its
+// chunks when the run makes them final; snapshot_progress counts them
+// against what the run added and answers SHORT, the run adds the shard's
+// members again and asks again, and the snapshot comes out whole. Without
+// the count, the members would have been left out of the audience, and
+// never told.
+func TestSnapshotReaddsWhatAFailoverLost(t *testing.T) {
+	t.Parallel()
+	rs := snapshotRecipients(2500)
+	services := []string{"cards", "twint"}
+	want := matching(rs, services, nil)
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b := progressBroadcast(t, s, rs, "inc_lost_adds", services)
+		h := &loseAdds{rdb: rdb, aud: bkey(b.ID, "aud"), at: 3}
+		rdb.AddHook(h)
+		n, err := s.SnapshotAudienceProgress(ctx, b, services, nil, func(int) error { return nil })
+		if err != nil || n != len(want) {
+			t.Fatalf("SnapshotAudienceProgress = %d, %v; want %d (lost %d adds on the way)", n, err, len(want), h.lost.Load())
+		}
+		if h.lost.Load() == 0 {
+			t.Fatal("the hook lost no add: the test tests nothing")
+		}
+		if got := h.progress.Load(); got != RecipientShards+1 {
+			t.Errorf("%d progress calls, want %d: one a shard and the short one again", got, RecipientShards+1)
+		}
+		whole := mustSlice(t, s, b.ID, 0, n)
+		if !slices.Equal(slices.Sorted(slices.Values(whole)), want) {
+			t.Fatalf("snapshot %d members, want %d: %v", len(whole), len(want), whole)
+		}
+		if st := mustBroadcast(t, s, b.ID); st.Audience != n || st.Pending != n {
+			t.Errorf("broadcast audience %d, pending %d, want %d", st.Audience, st.Pending, n)
+		}
+	})
 }

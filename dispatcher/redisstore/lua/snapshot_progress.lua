@@ -16,7 +16,12 @@
 -- (audn × shards / p: a shard holds an even share of the recipients), which
 -- the first delivery record's layout is chosen by (dkeys.lua) when it comes
 -- before the snapshot is whole.
--- KEYS: b, aud. ARGV: token, p, k0, k1, shards.
+-- The run tells how many distinct members it added to the chunks (want,
+-- -1 when it cannot tell): fewer in them means a failover took the adds
+-- a master acknowledged and never passed on (replication is
+-- asynchronous), and nothing is made final: the reply SHORT has the run
+-- add them again and ask again.
+-- KEYS: b, aud. ARGV: token, p, k0, k1, shards, want.
 -- Returns {the members final so far (audn), 1 when the broadcast is
 -- cancelled (the run stops walking: snapshot_copied ends the snapshot at
 -- its final shards) else 0}.
@@ -33,6 +38,15 @@ if redis.call('STRLEN', aud) ~= 4 * k0 then
   return redis.error_reply('ERR snapshot chunks ' .. k0 .. '-' .. k1 .. ' made final after ' .. redis.call('STRLEN', aud) / 4)
 end
 local from = total
+local sizes, have = {}, 0
+for k = k0, k1 - 1 do
+  sizes[k] = redis.call('ZCARD', aud .. ':' .. k)
+  have = have + sizes[k]
+end
+local want = tonumber(ARGV[6] or '-1')
+if want >= 0 and have < want then
+  return redis.error_reply('SHORT snapshot chunks ' .. k0 .. '-' .. k1 .. ' hold ' .. have .. ' members, the run added ' .. want)
+end
 local parts = {}
 for k = k0, k1 - 1 do
   if total >= 4294967296 then
@@ -41,7 +55,7 @@ for k = k0, k1 - 1 do
   local t = total
   parts[#parts + 1] = string.char(math.floor(t / 16777216) % 256, math.floor(t / 65536) % 256,
     math.floor(t / 256) % 256, t % 256)
-  total = total + redis.call('ZCARD', aud .. ':' .. k)
+  total = total + sizes[k]
 end
 if #parts > 0 then redis.call('APPEND', aud, table.concat(parts)) end
 redis.call('HSET', b, 'audp', p, 'audn', total, 'audience', total,

@@ -110,7 +110,7 @@ go build -o "$dir/tocsin-after" ./cmd/tocsin
 keep() {
 	case " ${args[*]-} " in
 	*" --e2e "*) grep -E '^(round [0-9]+|ceiling|rate use):' ;;
-	*) awk '/^ *tocsin \(batches/ { row = $0 } { last = $0 } END { if (row != "") print row; print last }' ;;
+	*) awk '/^ +tocsin \(batches/ { row = $0 } { last = $0 } END { if (row != "") print row; print last }' ;;
 	esac
 }
 for round in $(seq "${BENCH_ROUNDS:-3}"); do

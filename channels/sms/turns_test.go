@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -80,7 +81,7 @@ func TestTurnRightBeforeTheRequest(t *testing.T) {
 			t.Fatalf("message %d: %+v, want sent", i, r)
 		}
 	}
-	if want := []string{"handed", "turn", "handed", "turn", "handed", "turn"}; !equal(events, want) {
+	if want := []string{"handed", "turn", "handed", "turn", "handed", "turn"}; !slices.Equal(events, want) {
 		t.Errorf("events %v, want %v", events, want)
 	}
 	if n := fake.Requests(); n != 3 {
@@ -131,16 +132,4 @@ func countOf(xs []string, x string) int {
 		}
 	}
 	return n
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

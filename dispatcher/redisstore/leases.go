@@ -103,7 +103,7 @@ func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatch
 	if clean {
 		c = "1"
 	}
-	keys := []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), handedKey(broadcastID, &l), bkey(broadcastID), bkey(broadcastID, "aud")}
+	keys := []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), handedKey(broadcastID, &l), bkey(broadcastID), bkey(broadcastID, "aud"), leaseKey(broadcastID, dispatcher.PlanLeaseName)}
 	chunks, err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c, s.nowMS(), audGCClaim.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("release lease %s of %s: %w", l.Name, broadcastID, err)

@@ -406,7 +406,7 @@ func (s *Store) DropFreedSnapshots(ctx context.Context, now time.Time, n int) (i
 	pipe := s.rdb.Pipeline()
 	claims := make([]*redis.Cmd, len(ids))
 	for i, id := range ids {
-		claims[i] = audienceGCScript.EvalSha(ctx, pipe, []string{bkey(id), bkey(id, "aud")}, ms, audGCClaim.Milliseconds())
+		claims[i] = audienceGCScript.EvalSha(ctx, pipe, []string{bkey(id), bkey(id, "aud"), leaseKey(id, dispatcher.PlanLeaseName)}, ms, audGCClaim.Milliseconds())
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("snapshots to free: %w", err)

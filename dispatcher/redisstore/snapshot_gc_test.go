@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -241,6 +242,67 @@ func TestSnapshotFreedWhenSettledByReceipt(t *testing.T) {
 			t.Fatal("chunks dropped under another process's claim")
 		}
 		now = now.Add(audGCClaim)
+		mustFreeSnapshots(t, s, now, 1)
+		assertFreed(t, s, rdb, b.ID)
+	})
+}
+
+// TestSnapshotFreedWhenCancelledPlanDied: a broadcast cancelled after its
+// plan died with some shards final (never planned: a cancelled broadcast
+// is not planned again) keeps its snapshot while the plan's lease holds
+// (a plan alive would still make its shard final and mark it planned),
+// and loses it, index and chunks, once the lease is gone and every
+// delivery of the final shards is final. It kept it for good before.
+func TestSnapshotFreedWhenCancelledPlanDied(t *testing.T) {
+	t.Parallel()
+	rs := snapshotRecipients(800)
+	services := []string{"cards", "twint"}
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		now := deliveryEpoch
+		s.Clock = dispatcher.ClockFunc(func() time.Time { return now })
+		b := progressBroadcast(t, s, rs, "inc_gc_plan_died", services)
+		plan := dispatcher.NewLease(dispatcher.PlanLeaseName)
+		if ok, err := s.AcquireLease(ctx, b.ID, plan, time.Hour); err != nil || !ok {
+			t.Fatalf("AcquireLease(plan) = %v, %v", ok, err)
+		}
+		died := errors.New("the plan's worker died")
+		shards, final := 0, 0
+		_, err := s.SnapshotAudienceProgress(ctx, b, services, nil, func(n int) error {
+			shards, final = shards+1, n
+			if shards == 3 {
+				return died
+			}
+			return nil
+		})
+		if !errors.Is(err, died) || final == 0 {
+			t.Fatalf("SnapshotAudienceProgress = %v with %d members final, want the plan to die after 3 shards", err, final)
+		}
+		if st, err := s.Cancel(ctx, b.ID); err != nil || st != dispatcher.BroadcastCancelled {
+			t.Fatalf("Cancel = %v, %v", st, err)
+		}
+		// The final shards' batches run after the cancel and suppress
+		// their members: every delivery counted is final.
+		members := mustSlice(t, s, b.ID, 0, final)
+		g := dispatcher.Guard{IncidentID: b.IncidentID, Seq: b.Seq}
+		for i, st := range beginSMS(t, s, b, g, members) {
+			if st != dispatcher.StatusSuppressed {
+				t.Fatalf("delivery %d began as %q, want suppressed", i, st)
+			}
+		}
+		if got := mustBroadcast(t, s, b.ID); got.Pending != 0 {
+			t.Fatalf("pending %d, want 0", got.Pending)
+		}
+		// While the plan's lease holds, it may yet be alive: kept.
+		mustFreeSnapshots(t, s, now, 0)
+		if snapshotKeys(t, s, b.ID) == 0 {
+			t.Fatal("the snapshot went while the plan's lease held")
+		}
+		// The lease lapses (its worker is dead): freed at the next look.
+		if err := rdb.Del(ctx, leaseKey(b.ID, dispatcher.PlanLeaseName)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(audGCRecheck)
 		mustFreeSnapshots(t, s, now, 1)
 		assertFreed(t, s, rdb, b.ID)
 	})

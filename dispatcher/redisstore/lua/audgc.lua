@@ -1,7 +1,9 @@
 -- audClaim claims the drop of broadcast b's audience snapshot (aud, its
 -- index or single zset, and its chunks aud:{k}) once nothing can read it
 -- any more: the broadcast is done (finish unlinked the index already), or
--- it is cancelled, planned, and every delivery of it is final (pending 0:
+-- it is cancelled, planned (or its plan died: no plan lease, plan being
+-- the lease's key; a cancelled broadcast is never planned again, so its
+-- final shards are all it will have), and every delivery of it is final (pending 0:
 -- every member of the snapshot has its final record, so no batch, retry,
 -- sweeper's settle or catch-up needs it; the index goes here). Only the
 -- index is read with the chunks, in one script (audSlice, audience_has),
@@ -11,11 +13,11 @@
 -- dropping leaves it to the next claim after. It returns the chunks that
 -- may exist (audc) when it claimed them, 0 when not yet (or another claim
 -- holds them), -1 when nothing is left to drop (or no broadcast).
-local function audClaim(b, aud, now, claim)
+local function audClaim(b, aud, now, claim, plan)
   local st = redis.call('HGET', b, 'state')
   if not st then return -1 end
   if st == 'cancelled' then
-    if not redis.call('HGET', b, 'planned') then return 0 end
+    if not redis.call('HGET', b, 'planned') and (not plan or redis.call('EXISTS', plan) == 1) then return 0 end
     if tonumber(redis.call('HGET', b, 'pending') or '0') > 0 then return 0 end
     redis.call('UNLINK', aud)
   elseif st ~= 'done' then

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -298,12 +299,30 @@ func TestSnapshotFreedWhenCancelledPlanDied(t *testing.T) {
 		if snapshotKeys(t, s, b.ID) == 0 {
 			t.Fatal("the snapshot went while the plan's lease held")
 		}
-		// The lease lapses (its worker is dead): freed at the next look.
+		// The lease lapses (its worker dead, or only slow to renew): freed
+		// at the next look.
+		token := rdb.HGet(ctx, bkey(b.ID), "snap").Val()
+		if token == "" {
+			t.Fatal("no run's token on the snapshot")
+		}
 		if err := rdb.Del(ctx, leaseKey(b.ID, dispatcher.PlanLeaseName)).Err(); err != nil {
 			t.Fatal(err)
 		}
 		now = now.Add(audGCRecheck)
 		mustFreeSnapshots(t, s, now, 1)
 		assertFreed(t, s, rdb, b.ID)
+		// A run of that plan still going adds nothing after the drop (no
+		// chunk left behind, in no registry), and a later run takes the
+		// snapshot as it is.
+		err = snapshotAddScript.Run(ctx, rdb, []string{bkey(b.ID), bkey(b.ID, "aud")}, token, 0, "1", 0, 1, "late-member").Err()
+		if err == nil || !strings.Contains(err.Error(), "SUPERSEDED") {
+			t.Errorf("the old run's add after the drop: %v, want SUPERSEDED", err)
+		}
+		if n, err := s.SnapshotAudienceProgress(ctx, b, services, nil, nil); err != nil || n != final {
+			t.Errorf("a later run: %d, %v; want the %d members final, taken as they are", n, err, final)
+		}
+		if n := snapshotKeys(t, s, b.ID); n != 0 {
+			t.Errorf("%d snapshot keys after the drop and the late runs, want 0", n)
+		}
 	})
 }

@@ -17,7 +17,17 @@ local function audClaim(b, aud, now, claim, plan)
   local st = redis.call('HGET', b, 'state')
   if not st then return -1 end
   if st == 'cancelled' then
-    if not redis.call('HGET', b, 'planned') and (not plan or redis.call('EXISTS', plan) == 1) then return 0 end
+    if not redis.call('HGET', b, 'planned') then
+      if not plan or redis.call('EXISTS', plan) == 1 then return 0 end
+      -- The plan died (or its lease lapsed while it still runs): its
+      -- snapshot is closed here as snapshot_copied closes a cancelled
+      -- one, so that a run still going fails on its next step
+      -- (SUPERSEDED: no chunk added after the drop, none left behind)
+      -- and a later run takes the snapshot as it is.
+      redis.call('HDEL', b, 'snap')
+      redis.call('HSETNX', b, 'audience', redis.call('HGET', b, 'audn') or '0')
+      redis.call('HSET', b, 'planned', '1')
+    end
     if tonumber(redis.call('HGET', b, 'pending') or '0') > 0 then return 0 end
     redis.call('UNLINK', aud)
   elseif st ~= 'done' then

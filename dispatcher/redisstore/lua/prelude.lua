@@ -104,22 +104,23 @@ end
 -- counters are written even when fn raises, so that they agree with each
 -- other (Redis keeps a script's writes up to an error), and so is after
 -- (the scripts' settled: the pending count of the records written, which
--- would otherwise never fall and leave the broadcast sending); then the
--- error is raised again.
+-- would otherwise never fall and leave the broadcast sending) once the
+-- records were all written; then the error is raised again.
 local function tallied(b, fn, after)
   tally = { order = {} }
   local ok, err = pcall(fn)
-  if ok then
-    ok, err = pcall(dflush)
-  else
-    pcall(dflush)
-  end
+  local flushed, ferr = pcall(dflush)
+  if ok and not flushed then ok, err = false, ferr end
   local t = tally
   tally = nil
   for _, c in ipairs(t.order) do
     if t[c] ~= 0 then redis.call('HINCRBY', b, c, t[c]) end
   end
-  if after then
+  -- Not when the records' flush failed: some records counted in fin may
+  -- be unwritten, and a pending count too high (the broadcast stays
+  -- sending, the retry lowers it) is the safer error than one too low
+  -- (finished early).
+  if after and flushed then
     local aok, aerr = pcall(after)
     if ok and not aok then ok, err = false, aerr end
   end

@@ -558,8 +558,8 @@ func (s *Store) buildAudience(ctx context.Context, bKey, aud, token string, ttl,
 	if per <= 0 {
 		per = snapshotChunk
 	}
-	// held: the matches since the chunks last made final, added or not
-	// (from add on), kept so that they can be added again should a
+	// held: the matches since the chunks last made final, added (before
+	// fresh) or not yet, kept so that they can be added again should a
 	// failover have lost them (errSnapshotShort); added: how many distinct
 	// ones of them were added. Once a shard's matches outgrow gatherMax
 	// they are added and dropped as they come, and the count, which may

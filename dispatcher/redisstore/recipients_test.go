@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -623,8 +622,7 @@ func TestRecordsWholeBuckets(t *testing.T) {
 			ids = append(ids, rs[i].ID)
 		}
 		ids = append(ids, "whole-missing", rs[1].ID)
-		reads := &readCount{}
-		rdb.AddHook(reads)
+		reads := watchCommands(rdb)
 		s.recordBucketLen.Store(0) // no guess: field by field
 		byField, err := s.records(ctx, ids)
 		if err != nil {
@@ -642,7 +640,8 @@ func TestRecordsWholeBuckets(t *testing.T) {
 			t.Fatalf("whole buckets answered otherwise than field by field")
 		}
 		// Each read took its own way: HMGETs first, HGETALLs then.
-		if h, a := reads.n("hmget"), reads.n("hgetall"); h == 0 || a == 0 || h != a {
+		_, cmds := reads.take()
+		if h, a := countOf(cmds, "hmget"), countOf(cmds, "hgetall"); h == 0 || a == 0 || h != a {
 			t.Errorf("%d HMGETs and %d HGETALLs: want as many buckets read each way", h, a)
 		}
 		got, err := s.GetRecipients(ctx, ids)
@@ -665,41 +664,13 @@ func TestRecordsWholeBuckets(t *testing.T) {
 	})
 }
 
-// readCount counts the commands a client sends, by name, pipelined or not.
-type readCount struct {
-	mu sync.Mutex
-	by map[string]int
-}
-
-func (c *readCount) add(cmds ...redis.Cmder) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.by == nil {
-		c.by = map[string]int{}
+// countOf is how many of cmds are name.
+func countOf(cmds []string, name string) int {
+	n := 0
+	for _, c := range cmds {
+		if c == name {
+			n++
+		}
 	}
-	for _, cmd := range cmds {
-		c.by[cmd.Name()]++
-	}
-}
-
-func (c *readCount) n(name string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.by[name]
-}
-
-func (c *readCount) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (c *readCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.add(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (c *readCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.add(cmds...)
-		return next(ctx, cmds)
-	}
+	return n
 }

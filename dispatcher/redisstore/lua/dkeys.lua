@@ -131,28 +131,23 @@ local function dbuckets(d, write)
   return n, pos
 end
 
--- joined is pre .. a .. ':' .. b, built once a script and kept in cache
--- (a -> b -> it): a name the scripts would otherwise build per delivery
--- (a bucket's key here, a counter's field in the prelude).
-local function joined(cache, pre, a, b)
-  local t = cache[a]
-  if not t then
-    t = {}
-    cache[a] = t
-  end
-  local s = t[b]
-  if not s then
-    s = pre .. a .. ':' .. b
-    t[b] = s
-  end
-  return s
-end
-
 -- bucketKeys caches the key names of buckets: d -> k -> b:{id}:d:{k}.
 local bucketKeys = {}
 
 -- bucketKey is bucket i of d, b:{id}:d:{i}.
-local function bucketKey(d, i) return joined(bucketKeys, '', d, i) end
+local function bucketKey(d, i)
+  local keys = bucketKeys[d]
+  if not keys then
+    keys = {}
+    bucketKeys[d] = keys
+  end
+  local k = keys[i]
+  if not k then
+    k = d .. ':' .. i
+    keys[i] = k
+  end
+  return k
+end
 
 -- posBucket is the bucket of n positional ones that holds record f, whose
 -- dpos is p (nil: computed here).

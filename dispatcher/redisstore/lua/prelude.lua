@@ -131,7 +131,19 @@ end
 -- (a string built once a script, not twice a delivery).
 local counterNames = {}
 
-local function counter(ch, code) return joined(counterNames, 'c:', ch, code) end
+local function counter(ch, code)
+  local t = counterNames[ch]
+  if not t then
+    t = {}
+    counterNames[ch] = t
+  end
+  local c = t[code]
+  if not c then
+    c = 'c:' .. ch .. ':' .. code
+    t[code] = c
+  end
+  return c
+end
 
 local function move(b, d, f, oc, v)
   local new = string.sub(v, 1, 1)

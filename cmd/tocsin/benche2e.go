@@ -263,11 +263,17 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 		return err
 	}
 	aopt := asynq.RedisClientOpt{Addr: addr, DB: db, PoolSize: 4 * o.conc}
-	sent, turned := &starts{}, &starts{}
+	sent, turned, written := &starts{}, &starts{}, &starts{}
+	wrap := func(rt http.RoundTripper) http.RoundTripper {
+		if t, ok := rt.(*http.Transport); ok && o.verbose {
+			t.DialContext = written.dial(t.DialContext)
+		}
+		return sent.wrap(rt)
+	}
 	a, err := wire(wiring{
 		cfg: cfg, rdb: rdb, queue: aopt, logger: logger,
 		senders: func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
-			s, err := smsSender(cfg, store.Limiter(), logger, dispatcher.SystemClock, "http://127.0.0.1:8080", sent.wrap, nil)
+			s, err := smsSender(cfg, store.Limiter(), logger, dispatcher.SystemClock, "http://127.0.0.1:8080", wrap, nil)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -357,6 +363,13 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 			// tail here is what the headroom must absorb.
 			fmt.Fprintf(logw, "lag, the k-th of each (sorted): turn to request start %s; request start to stand-in %s; turn to stand-in %s\n",
 				lags(turns, begun), lags(begun, times), lags(turns, times))
+			if wr := written.sorted(); len(wr) == len(times) {
+				w, _ := windows(wr, o.rate)
+				fmt.Fprintf(logw, "as written (each request's write to its connection): largest 1-s window %d, windows over %d; request start to write %s; write to stand-in %s\n",
+					w, overWindows(wr, o.rate), lags(begun, wr), lags(wr, times))
+			} else {
+				fmt.Fprintf(logw, "as written: %d writes for %d requests\n", len(wr), len(times))
+			}
 		}
 	}
 	return nil
@@ -398,6 +411,31 @@ func (s *starts) wrap(rt http.RoundTripper) http.RoundTripper {
 		s.add(1, dispatcher.SystemClock.Now()) // wall time: what the bench measures
 		return rt.RoundTrip(r)
 	})
+}
+
+// dial wraps dial so that each write to a connection it opens is
+// recorded: an HTTP/1.1 request is written in one.
+func (s *starts) dial(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return writeStamped{c, s}, nil
+	}
+}
+
+type writeStamped struct {
+	net.Conn
+	s *starts
+}
+
+func (c writeStamped) Write(p []byte) (int, error) {
+	c.s.add(1, dispatcher.SystemClock.Now()) // wall time: what the bench measures
+	return c.Conn.Write(p)
 }
 
 func (s *starts) sorted() []time.Time {

@@ -64,7 +64,8 @@ lint-openapi: build
 # (unless $TOCSIN_REDIS_SERVER names one), and jq and curl, which the README tour
 # test (cmd/tocsin/readme_test.go) pastes the tour into bash with, and chromium
 # (unless $TOCSIN_CHROMIUM names one), which the status page's browser test
-# (statuspage/browser_test.go) drives headless.
+# (statuspage/browser_test.go) drives headless. apt-get waits up to ten minutes
+# for dpkg's lock (another install, unattended-upgrades) rather than failing.
 redis-server:
 	@missing=; \
 	if [ -z "$$TOCSIN_REDIS_SERVER" ] && ! command -v redis-server >/dev/null 2>&1; then missing="$$missing redis-server"; fi; \
@@ -75,5 +76,5 @@ redis-server:
 		if [ "$$(id -u)" -eq 0 ]; then sudo=; \
 		elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
 		else echo "missing:$$missing, and this user cannot install it: run 'apt-get install$$missing' as root" >&2; exit 1; fi; \
-		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+		$$sudo apt-get -o DPkg::Lock::Timeout=600 update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y $$missing; \
 	fi

@@ -132,16 +132,19 @@ type Config struct {
 	// flight, all its Send calls together (a worker runs several batches at
 	// once): its window. Default 32. With a Rate, the window is what the
 	// rate needs at the latency Twilio answers with (see Window; at
-	// FirstLatency until the first answer), up to MaxConcurrency. The window bounds what a worker killed mid-send
-	// leaves unknown: only requests in flight have no recorded answer.
+	// FirstLatency until the first answer), up to MaxConcurrency; without
+	// one, as many as still pay (see growAbove), up to MaxConcurrency. The
+	// window bounds what a worker killed mid-send leaves unknown: only
+	// requests in flight have no recorded answer.
 	Concurrency int `yaml:"-"`
 	// MaxConcurrency is the largest window: Twilio limits concurrent REST
 	// requests per account (error 20429), and several worker processes
 	// multiply each one's window. Default 1024 (never below Concurrency).
 	MaxConcurrency int `yaml:"max_in_flight"`
 	// Rate is the rate the channel is paced at (channels.sms.rate), so
-	// that the window is sized from rate × latency; the zero Rate keeps
-	// the window at Concurrency.
+	// that the window is sized from rate × latency. With the zero Rate
+	// the window starts at Concurrency and grows while more requests in
+	// flight do not make Twilio's answers slower, and halves on a 20429.
 	Rate dispatcher.Rate `yaml:"-"`
 	// HTTPClient supplies the transport (connection pool, proxy, TLS); only
 	// its Transport is used. Default: a transport of its own keeping up to
@@ -533,6 +536,9 @@ func (s *Sender) sendSlot(ctx context.Context, msgs []*dispatcher.Message, res [
 		res[i] = dispatcher.NotHanded(err)
 	} else {
 		res[i], waited = s.sendOne(ctx, msgs[i])
+		if se := (*dispatcher.SendError)(nil); errors.As(res[i].Err, &se) && se.Throttled {
+			win.throttled()
+		}
 	}
 	dispatcher.Done(ctx, i, res[i])
 }

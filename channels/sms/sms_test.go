@@ -400,6 +400,28 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return c.next.RoundTrip(req)
 }
 
+// TestWindowGrowsWithoutRate: without a rate, against a Twilio that
+// answers as fast however many requests are in flight, the window grows
+// past Concurrency, and never past MaxConcurrency.
+func TestWindowGrowsWithoutRate(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	fake.Delay(20 * time.Millisecond)
+	ct := &countingTransport{next: http.DefaultTransport}
+	cfg := baseConfig(fake)
+	cfg.Concurrency, cfg.MaxConcurrency = 3, 8
+	cfg.HTTPClient = &http.Client{Transport: ct}
+	res := mustNew(t, cfg).Send(t.Context(), messages(80))
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("message %d: %v", i, r.Err)
+		}
+	}
+	if got := ct.max.Load(); got <= 3 || got > 8 {
+		t.Errorf("at most %d requests were in flight, want more than Concurrency (3) and at most MaxConcurrency (8)", got)
+	}
+}
+
 func TestConcurrencyAndBaseURL(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t)
@@ -407,7 +429,7 @@ func TestConcurrencyAndBaseURL(t *testing.T) {
 	ct := &countingTransport{next: http.DefaultTransport}
 	cfg := baseConfig(fake)
 	cfg.BaseURL = fake.URL + "/" // a trailing slash is fine
-	cfg.Concurrency = 3
+	cfg.Concurrency, cfg.MaxConcurrency = 3, 3
 	cfg.HTTPClient = &http.Client{Transport: ct}
 	res := mustNew(t, cfg).Send(t.Context(), messages(12))
 	for i, r := range res {
@@ -416,7 +438,7 @@ func TestConcurrencyAndBaseURL(t *testing.T) {
 		}
 	}
 	if got := ct.max.Load(); got != 3 {
-		t.Errorf("at most %d requests were in flight, want Concurrency = 3", got)
+		t.Errorf("at most %d requests were in flight, want Concurrency = MaxConcurrency = 3", got)
 	}
 	want := fake.URL + "/2010-04-01/Accounts/" + accountSID + "/Messages.json"
 	for i, u := range ct.urls {

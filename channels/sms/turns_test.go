@@ -44,7 +44,7 @@ func TestTurnRightBeforeTheRequest(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t)
 	cfg := baseConfig(fake)
-	cfg.Concurrency = 1
+	cfg.Concurrency, cfg.MaxConcurrency = 1, 1 // one at a time
 	cfg.Timeout = time.Hour
 	dt := &deadlineTransport{}
 	cfg.WrapTransportFunc = func(rt http.RoundTripper) http.RoundTripper { dt.next = rt; return dt }

@@ -43,15 +43,37 @@ const FirstLatency = 150 * time.Millisecond
 // a window's slot time: the last 16 or so count.
 const latencyWeight = 1.0 / 16
 
+// Without a rate, a window finds how many requests in flight still pay
+// (see adapt). Its base is the least slot time seen at its least size,
+// over the last adaptEpoch slots there or the adaptEpoch before them.
+// After each round (as many slots as the window holds) it compares the
+// round's mean slot time with the base: within a third of it
+// (growAbove), with the window full, Twilio answers as fast with more in
+// flight, and the window grows by a quarter; past twice it
+// (shrinkBelow), requests queue (at Twilio, on the network or for this
+// host's CPU), and it shrinks by an eighth. The base is learnt again
+// only at the least size, so that a window grown under load does not
+// take the slower slots of its own queue for the provider's pace and
+// grow on them; a provider that became slower for good shrinks the
+// window to its least, where the base follows it.
+const (
+	growAbove   = 0.75
+	shrinkBelow = 0.5
+	adaptEpoch  = 2048
+)
+
 // window is a Sender's in-flight limit: a counting semaphore of slots. A
 // slot is held from before a message is marked handed over (the
 // dispatcher's journal, dispatcher.Handing) until its outcome is on record
 // (dispatcher.Done), so the window bounds what a killed worker leaves in
 // doubt (handed over, not recorded); the request to Twilio is most of that
 // time. With a rate, the window's size follows Window at the running mean
-// of a slot's time, so that Twilio's latency does not hold the rate back;
-// without one, or while the rate needs fewer, it is least. It never
-// exceeds most. Waiters are served in order.
+// of a slot's time, so that Twilio's latency does not hold the rate back
+// (while the rate needs fewer, it is least). Without one it starts at
+// least and grows while more requests in flight do not make them slower
+// (adapt): against a provider answering in 20 ms, 32 in flight would cap
+// a worker at 1,600 SMS a second whatever else allowed. It never exceeds
+// most, nor falls below least. Waiters are served in order.
 type window struct {
 	rate        dispatcher.Rate
 	least, most int
@@ -61,6 +83,14 @@ type window struct {
 	used    int           // slots held
 	slot    time.Duration // running mean of a slot's time, 0: none yet
 	waiters []chan struct{}
+
+	// Without a rate (adapt): the slots of the round so far, their time
+	// and how many ended with the window full; the least slot time at
+	// the least size in this epoch and the one before.
+	round, full    int
+	roundSum       time.Duration
+	epoch          int
+	fastest, prior time.Duration
 }
 
 func newWindow(rate dispatcher.Rate, least, most int) *window {
@@ -118,11 +148,15 @@ func (w *window) release() {
 // observe folds one slot's time, from its mark to its record, into the
 // running mean and resizes the window to it.
 func (w *window) observe(slot time.Duration) {
-	if w.rate.IsZero() || slot <= 0 {
+	if slot <= 0 {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.rate.IsZero() {
+		w.adapt(slot)
+		return
+	}
 	if w.slot == 0 {
 		w.slot = slot
 	} else {
@@ -130,6 +164,57 @@ func (w *window) observe(slot time.Duration) {
 	}
 	w.size = Window(w.rate, w.slot, w.least, w.most)
 	w.wake()
+}
+
+// adapt folds one slot's time into the window without a rate (see
+// growAbove) and, at the end of a round, resizes it; w.mu is held.
+func (w *window) adapt(slot time.Duration) {
+	if w.most <= w.least {
+		return
+	}
+	if w.size == w.least {
+		if w.fastest == 0 || slot < w.fastest {
+			w.fastest = slot
+		}
+		if w.epoch++; w.epoch >= adaptEpoch {
+			w.prior, w.fastest, w.epoch = w.fastest, 0, 0
+		}
+	}
+	w.round++
+	w.roundSum += slot
+	if w.used >= w.size || len(w.waiters) > 0 {
+		w.full++
+	}
+	if w.round < w.size {
+		return
+	}
+	base := w.fastest
+	if base == 0 || (w.prior > 0 && w.prior < base) {
+		base = w.prior
+	}
+	mean := w.roundSum / time.Duration(w.round)
+	full := 2*w.full >= w.round
+	w.round, w.full, w.roundSum = 0, 0, 0
+	switch r := float64(base) / float64(mean); {
+	case base == 0:
+	case r >= growAbove && full:
+		w.size = min(w.most, w.size+max(1, w.size/4))
+		w.wake()
+	case r < shrinkBelow:
+		w.size = max(w.least, w.size-max(1, w.size/8))
+	}
+}
+
+// throttled halves a window without a rate: Twilio answered that too
+// many requests were in flight (20429), the account's or the host's.
+// With a rate, the rate limiter slows down instead.
+func (w *window) throttled() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.rate.IsZero() {
+		w.size = max(w.least, w.size/2)
+		w.round, w.full, w.roundSum = 0, 0, 0
+	}
 }
 
 // wake hands free slots to waiters, in order; w.mu is held.

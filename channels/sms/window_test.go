@@ -36,9 +36,10 @@ func TestWindow(t *testing.T) {
 	}
 }
 
-// TestWindowObserve: without a rate the window stays at its least however
-// slow the answers; with one it follows Window at the running mean of the
-// slots' time, from the first observation on.
+// TestWindowObserve: without a rate one slow answer does not move the
+// window (it decides once a round is over, see TestWindowAdaptsWithoutRate);
+// with one it follows Window at the running mean of the slots' time, from
+// the first observation on.
 func TestWindowObserve(t *testing.T) {
 	t.Parallel()
 	w := newWindow(dispatcher.Rate{}, 32, 512)
@@ -120,6 +121,108 @@ func TestWindowGrowsAndServesInOrder(t *testing.T) {
 	w.release()
 	if size, used, n := w.state(); size != 14 || used != 13 || n != 0 {
 		t.Errorf("size %d, used %d, %d waiting; want 14, 13 and none", size, used, n)
+	}
+}
+
+// rounds runs n rounds of w without a rate: each fills the window (or,
+// with busy false, holds one slot at a time) and observes every slot at
+// slot(size), the size the round began at. It returns the sizes after
+// each round.
+func rounds(t *testing.T, w *window, n int, busy bool, slot func(size int) time.Duration) []int {
+	t.Helper()
+	ctx := t.Context()
+	var sizes []int
+	for range n {
+		size, _, _ := w.state()
+		if !busy {
+			for range size {
+				if err := w.acquire(ctx); err != nil {
+					t.Fatal(err)
+				}
+				w.observe(slot(size))
+				w.release()
+			}
+		} else {
+			for range size {
+				if err := w.acquire(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range size {
+				w.observe(slot(size))
+			}
+			for range size {
+				w.release()
+			}
+		}
+		now, _, _ := w.state()
+		sizes = append(sizes, now)
+	}
+	return sizes
+}
+
+// TestWindowAdaptsWithoutRate: without a rate the window grows while
+// answers take as long with more in flight, up to its most; stops where
+// they queue (each slot as long as the window is wide: this host's CPU);
+// comes back to its least when the provider becomes slower for good and
+// grows again from there; halves on a 20429; and does not grow on slots
+// that never filled it.
+func TestWindowAdaptsWithoutRate(t *testing.T) {
+	t.Parallel()
+	const least, most = 32, 1024
+	steady := func(d time.Duration) func(int) time.Duration { return func(int) time.Duration { return d } }
+
+	w := newWindow(dispatcher.Rate{}, least, most)
+	sizes := rounds(t, w, 25, true, steady(20*time.Millisecond))
+	if got := sizes[len(sizes)-1]; got != most {
+		t.Fatalf("provider answering in 20 ms however many in flight: sizes %v, want it to reach %d", sizes, most)
+	}
+	for k := 1; k < len(sizes); k++ {
+		if sizes[k] < sizes[k-1] {
+			t.Fatalf("steady answers shrank the window: %v", sizes)
+		}
+	}
+
+	// The provider becomes ten times slower for good: back to the least,
+	// then, the base learnt there again, up to the most.
+	sizes = rounds(t, w, 60, true, steady(200*time.Millisecond))
+	if got := sizes[len(sizes)-1]; got != least {
+		t.Fatalf("answers ten times slower: sizes %v, want back to %d", sizes, least)
+	}
+	sizes = rounds(t, w, 2*adaptEpoch/least+25, true, steady(200*time.Millisecond))
+	if got := sizes[len(sizes)-1]; got != most {
+		t.Fatalf("answers steady at 200 ms again: sizes end %v, want %d", sizes[len(sizes)-10:], most)
+	}
+
+	// A 20429 halves it.
+	w.throttled()
+	if size, _, _ := w.state(); size != most/2 {
+		t.Fatalf("after a 20429: size %d, want %d", size, most/2)
+	}
+
+	// Each slot as long as the window is wide (queued for the CPU): it
+	// stops before the slots take twice the least size's, and stays.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	cpu := func(size int) time.Duration { return time.Duration(size) * 100 * time.Microsecond }
+	sizes = rounds(t, w, 200, true, cpu)
+	for _, s := range sizes {
+		if s > 2*least {
+			t.Fatalf("slots growing with the window: sizes %v, want none above %d", sizes, 2*least)
+		}
+	}
+
+	// Never full: no growth, however fast the answers.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	sizes = rounds(t, w, 10, false, steady(time.Millisecond))
+	if got := sizes[len(sizes)-1]; got != least {
+		t.Fatalf("one request at a time: sizes %v, want %d", sizes, least)
+	}
+
+	// With a rate, a 20429 leaves the window to the rate limiter.
+	w = newWindow(dispatcher.Rate{N: 1000, Per: time.Second}, least, most)
+	w.throttled()
+	if size, _, _ := w.state(); size != 189 {
+		t.Fatalf("with a rate, after a 20429: size %d, want 189 (the rate's need at FirstLatency)", size)
 	}
 }
 

@@ -111,7 +111,8 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 		return err
 	}
 	sc := cfg.Channels.SMS.Twilio
-	window := sms.Window(o.rate, o.latency, cmp.Or(sc.Concurrency, sms.DefaultConcurrency), cmp.Or(sc.MaxConcurrency, sms.DefaultMaxConcurrency))
+	most := cmp.Or(sc.MaxConcurrency, sms.DefaultMaxConcurrency)
+	window := sms.Window(o.rate, o.latency, cmp.Or(sc.Concurrency, sms.DefaultConcurrency), most)
 	limit := "no rate limit"
 	if !o.rate.IsZero() {
 		limit = "rate " + o.rate.String()
@@ -126,26 +127,29 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 	var rounds []e2eRound
 	for round := 1; round <= o.rounds; round++ {
 		var r e2eRound
-		// The ceiling posts with as many requests in flight as the SMS
-		// channel may keep at the stand-in's latency: its window.
-		r.ceilingW = window
-		if err := stand.reset(ctx); err != nil {
-			return err
+		// With a rate, the ceiling posts with as many requests in flight
+		// as the SMS channel may keep at the stand-in's latency: its
+		// window. Without one the channel's window grows while more in
+		// flight pays, up to its most: the ceiling is then the best of
+		// posting with its least, four times and sixteen times that (at
+		// most its most).
+		ws := []int{window}
+		if o.rate.IsZero() {
+			for _, k := range []int{4, 16} {
+				if n := min(k*window, most); n > ws[len(ws)-1] {
+					ws = append(ws, n)
+				}
+			}
 		}
-		cpu0 := processCPU()
-		if r.ceiling, err = rawCeiling(ctx, stand.URL, o.n, window); err != nil {
-			return fmt.Errorf("round %d, raw ceiling: %w", round, err)
+		for _, inFlight := range ws {
+			c, err := ceilingRound(ctx, stand, o.n, inFlight)
+			if err != nil {
+				return fmt.Errorf("round %d, raw ceiling at %d in flight: %w", round, inFlight, err)
+			}
+			if r.ceiling == 0 || c.ceiling < r.ceiling {
+				r.ceiling, r.ceilingW, r.ceilingCPU, r.ceilingConns = c.ceiling, c.ceilingW, c.ceilingCPU, c.ceilingConns
+			}
 		}
-		cpu := processCPU() - cpu0
-		seen, err := stand.report(ctx)
-		if err != nil {
-			return err
-		}
-		if len(seen.arrivals) != o.n || seen.err != nil {
-			return fmt.Errorf("round %d, raw ceiling: the stand-in accepted %d of %d requests: %v", round, len(seen.arrivals), o.n, seen.err)
-		}
-		r.ceilingCPU = (cpu + seen.cpu) / time.Duration(o.n)
-		r.ceilingConns = seen.conns
 		if err := stand.reset(ctx); err != nil {
 			return err
 		}
@@ -157,6 +161,31 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 	}
 	fmt.Fprint(w, o.summary(rounds))
 	return rdb.FlushDB(ctx).Err()
+}
+
+// ceilingRound posts n requests to the stand-in with inFlight of them in
+// flight and returns the ceiling's figures.
+func ceilingRound(ctx context.Context, stand *childStandIn, n, inFlight int) (e2eRound, error) {
+	r := e2eRound{ceilingW: inFlight}
+	if err := stand.reset(ctx); err != nil {
+		return r, err
+	}
+	cpu0 := processCPU()
+	var err error
+	if r.ceiling, err = rawCeiling(ctx, stand.URL, n, inFlight); err != nil {
+		return r, err
+	}
+	cpu := processCPU() - cpu0
+	seen, err := stand.report(ctx)
+	if err != nil {
+		return r, err
+	}
+	if len(seen.arrivals) != n || seen.err != nil {
+		return r, fmt.Errorf("the stand-in accepted %d of %d requests: %v", len(seen.arrivals), n, seen.err)
+	}
+	r.ceilingCPU = (cpu + seen.cpu) / time.Duration(n)
+	r.ceilingConns = seen.conns
+	return r, nil
 }
 
 // line is one round's figures.

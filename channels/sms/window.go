@@ -56,10 +56,17 @@ const latencyWeight = 1.0 / 16
 // take the slower slots of its own queue for the provider's pace and
 // grow on them; a provider that became slower for good shrinks the
 // window to its least, where the base follows it.
+//
+// It grows only once its base rests on baseRounds rounds at the least
+// size: the first rounds of a broadcast are slow (connections dialled, the journal
+// queued behind the audience snapshot), and a base taken from them made
+// a window against a provider answering at once grow to 500 on the slots
+// of its steady state, with nothing to gain.
 const (
 	growAbove   = 0.75
 	shrinkBelow = 0.5
 	adaptEpoch  = 2048
+	baseRounds  = 8
 )
 
 // window is a Sender's in-flight limit: a counting semaphore of slots. A
@@ -89,7 +96,7 @@ type window struct {
 	// the least size in this epoch and the one before.
 	round, full    int
 	roundSum       time.Duration
-	epoch          int
+	epoch, based   int // slots in this epoch, and at the least size (up to baseRounds rounds)
 	fastest, prior time.Duration
 }
 
@@ -179,6 +186,7 @@ func (w *window) adapt(slot time.Duration) {
 		if w.epoch++; w.epoch >= adaptEpoch {
 			w.prior, w.fastest, w.epoch = w.fastest, 0, 0
 		}
+		w.based = min(w.based+1, baseRounds*w.least)
 	}
 	w.round++
 	w.roundSum += slot
@@ -197,7 +205,7 @@ func (w *window) adapt(slot time.Duration) {
 	w.round, w.full, w.roundSum = 0, 0, 0
 	switch r := float64(base) / float64(mean); {
 	case base == 0:
-	case r >= growAbove && full:
+	case r >= growAbove && full && w.based >= baseRounds*w.least:
 		w.size = min(w.most, w.size+max(1, w.size/4))
 		w.wake()
 	case r < shrinkBelow:

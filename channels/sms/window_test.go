@@ -173,7 +173,10 @@ func TestWindowAdaptsWithoutRate(t *testing.T) {
 	steady := func(d time.Duration) func(int) time.Duration { return func(int) time.Duration { return d } }
 
 	w := newWindow(dispatcher.Rate{}, least, most)
-	sizes := rounds(t, w, 25, true, steady(20*time.Millisecond))
+	sizes := rounds(t, w, baseRounds+20, true, steady(20*time.Millisecond))
+	if sizes[baseRounds-2] != least {
+		t.Fatalf("grown before its base rested on %d rounds: sizes %v", baseRounds, sizes)
+	}
 	if got := sizes[len(sizes)-1]; got != most {
 		t.Fatalf("provider answering in 20 ms however many in flight: sizes %v, want it to reach %d", sizes, most)
 	}
@@ -189,7 +192,7 @@ func TestWindowAdaptsWithoutRate(t *testing.T) {
 	if got := sizes[len(sizes)-1]; got != least {
 		t.Fatalf("answers ten times slower: sizes %v, want back to %d", sizes, least)
 	}
-	sizes = rounds(t, w, 2*adaptEpoch/least+25, true, steady(200*time.Millisecond))
+	sizes = rounds(t, w, 2*adaptEpoch/least+20, true, steady(200*time.Millisecond))
 	if got := sizes[len(sizes)-1]; got != most {
 		t.Fatalf("answers steady at 200 ms again: sizes end %v, want %d", sizes[len(sizes)-10:], most)
 	}
@@ -208,6 +211,22 @@ func TestWindowAdaptsWithoutRate(t *testing.T) {
 	for _, s := range sizes {
 		if s > 2*least {
 			t.Fatalf("slots growing with the window: sizes %v, want none above %d", sizes, 2*least)
+		}
+	}
+
+	// The same after a slow first round (connections dialled, the
+	// journal queued behind the snapshot): the base is not taken from it.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	seen := 0
+	sizes = rounds(t, w, 200, true, func(size int) time.Duration {
+		if seen++; seen <= least {
+			return 10 * time.Millisecond
+		}
+		return cpu(size)
+	})
+	for _, s := range sizes {
+		if s > 2*least {
+			t.Fatalf("slots growing with the window after a slow first round: sizes %v, want none above %d", sizes, 2*least)
 		}
 	}
 

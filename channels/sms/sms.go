@@ -7,7 +7,8 @@
 // ValidityPeriod. A Sender keeps a window of requests in flight, whatever
 // the number of batches sending through it at once: Config.Concurrency,
 // grown with Config.Rate to rate × the time a request's slot takes (see
-// Window), at most Config.MaxConcurrency. The package never retries: it
+// Window), and without one while more requests in flight do not make
+// Twilio's answers slower (see growAbove), at most Config.MaxConcurrency. The package never retries: it
 // classifies each failure (see Sender.Send) and the dispatcher decides.
 //
 // # twilio-go and contexts
@@ -487,6 +488,7 @@ const maxKeptAnswer = 64 << 10
 func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	res := make([]dispatcher.Result, len(msgs))
 	win := s.window // shared by every Send: the Sender's in-flight limit
+	win.resume(s.clock.Now())
 	// Each message is handed to an idle goroutine of this Send when there
 	// is one, else to a new one that stays for the next: a Send runs as
 	// many goroutines as it has had slots at once, not one per message,
@@ -528,16 +530,19 @@ func (s *Sender) sendSlot(ctx context.Context, msgs []*dispatcher.Message, res [
 	win := s.window
 	start := s.clock.Now()
 	var waited time.Duration
+	answered := false
 	defer func() {
-		win.observe(s.clock.Now().Sub(start) - waited)
+		now := s.clock.Now()
+		win.observe(now.Sub(start)-waited, answered, now)
 		win.release()
 	}()
 	if err := dispatcher.Handing(ctx, i); err != nil {
 		res[i] = dispatcher.NotHanded(err)
 	} else {
-		res[i], waited = s.sendOne(ctx, msgs[i])
+		res[i], waited, answered = s.sendOne(ctx, msgs[i])
 		if se := (*dispatcher.SendError)(nil); errors.As(res[i].Err, &se) && se.Throttled {
 			win.throttled()
+			answered = false // its time is no measure of Twilio's pace
 		}
 	}
 	dispatcher.Done(ctx, i, res[i])
@@ -566,10 +571,12 @@ func notSent(err error) dispatcher.Result {
 	return dispatcher.Result{Err: dispatcher.Transient("", 0, fmt.Errorf("sms: not sent: %w", err))}
 }
 
-// sendOne sends m and classifies the outcome. It never panics.
-func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispatcher.Result, waited time.Duration) {
+// sendOne sends m and classifies the outcome; waited is how long it
+// waited for its turn, answered whether Twilio answered its request. It
+// never panics.
+func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispatcher.Result, waited time.Duration, answered bool) {
 	if m == nil || m.Recipient == nil || m.Recipient.Phone == "" {
-		return dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoPhone), errors.New("sms: the recipient has no phone number"))}, 0
+		return dispatcher.Result{Err: dispatcher.Permanent(string(dispatcher.ReasonNoPhone), errors.New("sms: the recipient has no phone number"))}, 0, false
 	}
 	to := m.Recipient.Phone
 	defer func() {
@@ -579,7 +586,7 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return notSent(err), 0
+		return notSent(err), 0, false
 	}
 
 	params := &api.CreateMessageParams{}
@@ -603,16 +610,16 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 	msg, err := c.svc.CreateMessage(params)
 	ex := c.ex
 	s.putCall(c)
-	waited = ex.waited
+	waited, answered = ex.waited, ex.status != 0
 	if ex.noTurn != nil {
-		return noTurn(ex.noTurn), waited // no request went out
+		return noTurn(ex.noTurn), waited, answered // no request went out
 	}
 	if err == nil && ex.status >= 200 && ex.status < 300 {
 		sid := ""
 		if msg != nil && msg.Sid != nil {
 			sid = *msg.Sid
 		}
-		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: sid}, waited
+		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: sid}, waited, answered
 	}
 	if ex.status >= 200 && ex.status < 300 {
 		// Twilio accepted the message but its answer could not be read: it
@@ -620,7 +627,7 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 		// status callback, which carries the delivery id, brings it.
 		s.log.Warn("sms: Twilio accepted a message but its answer was unreadable",
 			"delivery_id", m.DeliveryID, "broadcast_id", m.BroadcastID, "to", MaskPhone(to), "http_status", ex.status, "err", err)
-		return dispatcher.Result{Status: dispatcher.StatusSent}, waited
+		return dispatcher.Result{Status: dispatcher.StatusSent}, waited, answered
 	}
 	if err == nil {
 		// Neither an error nor a 2xx: a 3xx, which twilio-go lets through.
@@ -628,11 +635,11 @@ func (s *Sender) sendOne(ctx context.Context, m *dispatcher.Message) (res dispat
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && ex.status == 0 {
 		// Cut off by the caller: the fate of the request is unknown.
-		return notSent(fmt.Errorf("%w (%w)", ctxErr, maskErr(err, to))), waited
+		return notSent(fmt.Errorf("%w (%w)", ctxErr, maskErr(err, to))), waited, answered
 	}
 	cerr := classify(ex.status, ex.header, err, to, s.clock.Now())
 	s.logFailure(m, to, ex.status, cerr)
-	return dispatcher.Result{Err: cerr}, waited
+	return dispatcher.Result{Err: cerr}, waited, answered
 }
 
 func (s *Sender) logFailure(m *dispatcher.Message, to string, status int, err error) {

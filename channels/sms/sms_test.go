@@ -402,16 +402,18 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 
 // TestWindowGrowsWithoutRate: without a rate, against a Twilio that
 // answers as fast however many requests are in flight, the window grows
-// past Concurrency, and never past MaxConcurrency.
+// past Concurrency, and never past MaxConcurrency; a burst of 20429s
+// halves it once.
 func TestWindowGrowsWithoutRate(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t)
-	fake.Delay(20 * time.Millisecond)
+	fake.Delay(30 * time.Millisecond)
 	ct := &countingTransport{next: http.DefaultTransport}
 	cfg := baseConfig(fake)
 	cfg.Concurrency, cfg.MaxConcurrency = 3, 8
 	cfg.HTTPClient = &http.Client{Transport: ct}
-	res := mustNew(t, cfg).Send(t.Context(), messages(80))
+	s := mustNew(t, cfg)
+	res := s.Send(t.Context(), messages(120))
 	for i, r := range res {
 		if r.Err != nil {
 			t.Fatalf("message %d: %v", i, r.Err)
@@ -419,6 +421,16 @@ func TestWindowGrowsWithoutRate(t *testing.T) {
 	}
 	if got := ct.max.Load(); got <= 3 || got > 8 {
 		t.Errorf("at most %d requests were in flight, want more than Concurrency (3) and at most MaxConcurrency (8)", got)
+	}
+	before := sms.WindowSize(s)
+	fake.FailNext(http.StatusTooManyRequests, 3)
+	for i, r := range s.Send(t.Context(), messages(3)) {
+		if se := dispatcher.Classify(r.Err); r.Err == nil || !se.Throttled {
+			t.Fatalf("message %d: %+v, want throttled", i, r)
+		}
+	}
+	if got, want := sms.WindowSize(s), max(3, before/2); got != want {
+		t.Errorf("after three 20429s at a window of %d: %d, want %d (halved once)", before, got, want)
 	}
 }
 

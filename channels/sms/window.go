@@ -44,29 +44,42 @@ const FirstLatency = 150 * time.Millisecond
 const latencyWeight = 1.0 / 16
 
 // Without a rate, a window finds how many requests in flight still pay
-// (see adapt). Its base is the least slot time seen at its least size,
-// over the last adaptEpoch slots there or the adaptEpoch before them.
-// After each round (as many slots as the window holds) it compares the
-// round's mean slot time with the base: within a third of it
-// (growAbove), with the window full, Twilio answers as fast with more in
-// flight, and the window grows by a quarter; past twice it
-// (shrinkBelow), requests queue (at Twilio, on the network or for this
-// host's CPU), and it shrinks by an eighth. The base is learnt again
-// only at the least size, so that a window grown under load does not
-// take the slower slots of its own queue for the provider's pace and
-// grow on them; a provider that became slower for good shrinks the
-// window to its least, where the base follows it.
+// (see adapt), from the slots Twilio answered (not throttled): a slot
+// cut short (no answer, a 20429) says nothing of its pace. After each
+// round (as many such slots as the window holds) it compares the round's
+// mean slot time with its base, the least round mean seen lately: within
+// a third of it (growAbove), the window full for half the round at
+// least, Twilio answers as fast with more in flight, and the window grows
+// by a quarter; past twice it (shrinkBelow), requests queue (at Twilio,
+// on the network or for this host's CPU), and it shrinks by an eighth. A
+// round's mean, not one slot's time, is the base: Twilio's own spread
+// (100 to 300 ms as a rule) would keep one lucky slot twice below the
+// means. The base only ever falls while the window is above its least
+// (a wider window's queue is slower, never faster, than the provider's
+// pace); at the least size it is learnt again each adaptEpoch slots (the
+// least of this epoch's rounds and the last one's), so that a provider
+// that became slower for good, having shrunk the window to its least,
+// lets it grow again from its new pace.
 //
 // It grows only once its base rests on baseRounds rounds at the least
-// size: the first rounds of a broadcast are slow (connections dialled, the journal
-// queued behind the audience snapshot), and a base taken from them made
-// a window against a provider answering at once grow to 500 on the slots
-// of its steady state, with nothing to gain.
+// size: the first rounds of a broadcast are slow (connections dialled, the
+// journal queued behind the audience snapshot), and a base taken from
+// them made a window against a provider answering at once grow to 500 on
+// the slots of its steady state, with nothing to gain.
+//
+// A window idle for adaptIdle (no slot held, none ended) starts again
+// from its least and learns its base anew: a broadcast an hour after the
+// last one does not open at the last one's size on the last one's base.
+// Within a run of sends the base is not probed again above the least: a
+// base learnt while Twilio was slower, on a host that then becomes the
+// bottleneck, lets the window grow to most (which bounds it, and what a
+// kill leaves in doubt) without more throughput.
 const (
 	growAbove   = 0.75
 	shrinkBelow = 0.5
 	adaptEpoch  = 2048
 	baseRounds  = 8
+	adaptIdle   = time.Minute
 )
 
 // window is a Sender's in-flight limit: a counting semaphore of slots. A
@@ -92,12 +105,16 @@ type window struct {
 	waiters []chan struct{}
 
 	// Without a rate (adapt): the slots of the round so far, their time
-	// and how many ended with the window full; the least slot time at
-	// the least size in this epoch and the one before.
+	// and how many ended with the window full; the least round mean of
+	// this epoch and the last one's; slots in this epoch and at the least
+	// size (up to baseRounds rounds); and whether a 20429 cut the window
+	// in this round already.
 	round, full    int
 	roundSum       time.Duration
-	epoch, based   int // slots in this epoch, and at the least size (up to baseRounds rounds)
 	fastest, prior time.Duration
+	epoch, based   int
+	cut            bool
+	ended          time.Time // when the last slot ended (observe's now)
 }
 
 func newWindow(rate dispatcher.Rate, least, most int) *window {
@@ -153,15 +170,20 @@ func (w *window) release() {
 }
 
 // observe folds one slot's time, from its mark to its record, into the
-// running mean and resizes the window to it.
-func (w *window) observe(slot time.Duration) {
+// running mean and resizes the window to it (with a rate); answered says
+// Twilio answered its request and did not throttle it (without a rate
+// only those count, see adapt); now is when the slot ended.
+func (w *window) observe(slot time.Duration, answered bool, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ended = now
 	if slot <= 0 {
 		return
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.rate.IsZero() {
-		w.adapt(slot)
+		if answered {
+			w.adapt(slot)
+		}
 		return
 	}
 	if w.slot == 0 {
@@ -179,32 +201,31 @@ func (w *window) adapt(slot time.Duration) {
 	if w.most <= w.least {
 		return
 	}
-	if w.size == w.least {
-		if w.fastest == 0 || slot < w.fastest {
-			w.fastest = slot
-		}
-		if w.epoch++; w.epoch >= adaptEpoch {
-			w.prior, w.fastest, w.epoch = w.fastest, 0, 0
-		}
-		w.based = min(w.based+1, baseRounds*w.least)
-	}
 	w.round++
 	w.roundSum += slot
 	if w.used >= w.size || len(w.waiters) > 0 {
 		w.full++
 	}
+	if w.size == w.least {
+		w.based = min(w.based+1, baseRounds*w.least)
+		if w.epoch++; w.epoch >= adaptEpoch {
+			w.prior, w.fastest, w.epoch = w.fastest, 0, 0
+		}
+	}
 	if w.round < w.size {
 		return
 	}
-	base := w.fastest
-	if base == 0 || (w.prior > 0 && w.prior < base) {
-		base = w.prior
-	}
 	mean := w.roundSum / time.Duration(w.round)
 	full := 2*w.full >= w.round
-	w.round, w.full, w.roundSum = 0, 0, 0
+	w.round, w.full, w.roundSum, w.cut = 0, 0, 0, false
+	if w.fastest == 0 || mean < w.fastest {
+		w.fastest = mean
+	}
+	base := w.fastest
+	if w.prior > 0 && w.prior < base {
+		base = w.prior
+	}
 	switch r := float64(base) / float64(mean); {
-	case base == 0:
 	case r >= growAbove && full && w.based >= baseRounds*w.least:
 		w.size = min(w.most, w.size+max(1, w.size/4))
 		w.wake()
@@ -213,15 +234,31 @@ func (w *window) adapt(slot time.Duration) {
 	}
 }
 
-// throttled halves a window without a rate: Twilio answered that too
-// many requests were in flight (20429), the account's or the host's.
-// With a rate, the rate limiter slows down instead.
+// resume starts a window without a rate again from its least, its base
+// to learn anew, when it has been idle for adaptIdle at now (see
+// adaptIdle).
+func (w *window) resume(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.rate.IsZero() || w.used > 0 || len(w.waiters) > 0 || w.ended.IsZero() || now.Sub(w.ended) < adaptIdle {
+		return
+	}
+	w.size = w.least
+	w.round, w.full, w.roundSum = 0, 0, 0
+	w.fastest, w.prior, w.epoch, w.based, w.cut = 0, 0, 0, 0, false
+}
+
+// throttled halves a window without a rate, once a round: Twilio
+// answered that too many requests were in flight (20429), the account's
+// or the host's, and the requests of the same round that it also
+// throttles say the same thing again. With a rate, the rate limiter
+// slows down instead.
 func (w *window) throttled() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.rate.IsZero() {
+	if w.rate.IsZero() && !w.cut {
 		w.size = max(w.least, w.size/2)
-		w.round, w.full, w.roundSum = 0, 0, 0
+		w.round, w.full, w.roundSum, w.cut = 0, 0, 0, true
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func TestWindow(t *testing.T) {
 func TestWindowObserve(t *testing.T) {
 	t.Parallel()
 	w := newWindow(dispatcher.Rate{}, 32, 512)
-	w.observe(time.Second)
+	w.observe(time.Second, true, time.Time{})
 	if size, _, _ := w.state(); size != 32 {
 		t.Errorf("no rate, 1s slots: size %d, want 32", size)
 	}
@@ -52,13 +53,13 @@ func TestWindowObserve(t *testing.T) {
 	if size, _, _ := w.state(); size != 189 {
 		t.Errorf("1000/s, no answer yet: size %d, want 189 (150 ms)", size)
 	}
-	w.observe(100 * time.Millisecond)
+	w.observe(100 * time.Millisecond, true, time.Time{})
 	if size, _, _ := w.state(); size != 126 {
 		t.Errorf("1000/s, 100ms slots: size %d, want 126", size)
 	}
 	// Faster answers shrink it, by a sixteenth of the difference each.
 	for range 200 {
-		w.observe(time.Millisecond)
+		w.observe(time.Millisecond, true, time.Time{})
 	}
 	if size, _, _ := w.state(); size != 32 {
 		t.Errorf("1000/s after many 1ms slots: size %d, want the least, 32", size)
@@ -96,7 +97,7 @@ func TestWindowGrowsAndServesInOrder(t *testing.T) {
 		}
 	}
 	// 1/s at 10s: Window = 14 slots, room for the last waiter.
-	w.observe(10 * time.Second)
+	w.observe(10 * time.Second, true, time.Time{})
 	if i := <-got; i != 2 {
 		t.Fatalf("the grown window served waiter %d, want 2", i)
 	}
@@ -139,7 +140,7 @@ func rounds(t *testing.T, w *window, n int, busy bool, slot func(size int) time.
 				if err := w.acquire(ctx); err != nil {
 					t.Fatal(err)
 				}
-				w.observe(slot(size))
+				w.observe(slot(size), true, time.Time{})
 				w.release()
 			}
 		} else {
@@ -149,7 +150,7 @@ func rounds(t *testing.T, w *window, n int, busy bool, slot func(size int) time.
 				}
 			}
 			for range size {
-				w.observe(slot(size))
+				w.observe(slot(size), true, time.Time{})
 			}
 			for range size {
 				w.release()
@@ -235,6 +236,51 @@ func TestWindowAdaptsWithoutRate(t *testing.T) {
 	sizes = rounds(t, w, 10, false, steady(time.Millisecond))
 	if got := sizes[len(sizes)-1]; got != least {
 		t.Fatalf("one request at a time: sizes %v, want %d", sizes, least)
+	}
+
+	// Twilio's own spread, 100 to 300 ms however many in flight: the
+	// rounds' means are steady, so it grows (one lucky slot of 100 ms
+	// against means of 200 would hold it at its least).
+	w = newWindow(dispatcher.Rate{}, least, most)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	sizes = rounds(t, w, baseRounds+20, true, func(int) time.Duration {
+		return 100*time.Millisecond + time.Duration(rnd.Int64N(int64(200*time.Millisecond)))
+	})
+	if got := sizes[len(sizes)-1]; got != most {
+		t.Fatalf("answers spread over 100-300 ms: sizes %v, want it to reach %d", sizes, most)
+	}
+
+	// Slots Twilio did not answer (cut short, throttled) say nothing of
+	// its pace: a fast one neither sets the base nor ends a round.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	w.observe(50*time.Microsecond, false, time.Time{})
+	sizes = rounds(t, w, baseRounds+20, true, steady(20*time.Millisecond))
+	if got := sizes[len(sizes)-1]; got != most {
+		t.Fatalf("after an unanswered 50 µs slot: sizes %v, want it to reach %d", sizes, most)
+	}
+
+	// Idle for a minute: the next Send starts from the least, its base to
+	// learn anew; less idle, or a slot held, keeps it.
+	ended := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	w.observe(20*time.Millisecond, true, ended)
+	w.resume(ended.Add(adaptIdle - time.Second))
+	if size, _, _ := w.state(); size != most {
+		t.Fatalf("idle less than %v: size %d, want %d", adaptIdle, size, most)
+	}
+	if err := w.acquire(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w.resume(ended.Add(2 * adaptIdle))
+	if size, _, _ := w.state(); size != most {
+		t.Fatalf("a slot held: size %d, want %d", size, most)
+	}
+	w.release()
+	w.resume(ended.Add(2 * adaptIdle))
+	if size, _, _ := w.state(); size != least {
+		t.Fatalf("idle %v: size %d, want %d", 2*adaptIdle, size, least)
+	}
+	if sizes = rounds(t, w, baseRounds, true, steady(time.Millisecond)); sizes[len(sizes)-2] != least {
+		t.Fatalf("grown again before its new base rested on %d rounds: sizes %v", baseRounds, sizes)
 	}
 
 	// With a rate, a 20429 leaves the window to the rate limiter.

@@ -53,7 +53,7 @@ func TestWindowObserve(t *testing.T) {
 	if size, _, _ := w.state(); size != 189 {
 		t.Errorf("1000/s, no answer yet: size %d, want 189 (150 ms)", size)
 	}
-	w.observe(100 * time.Millisecond, true, time.Time{})
+	w.observe(100*time.Millisecond, true, time.Time{})
 	if size, _, _ := w.state(); size != 126 {
 		t.Errorf("1000/s, 100ms slots: size %d, want 126", size)
 	}
@@ -97,7 +97,7 @@ func TestWindowGrowsAndServesInOrder(t *testing.T) {
 		}
 	}
 	// 1/s at 10s: Window = 14 slots, room for the last waiter.
-	w.observe(10 * time.Second, true, time.Time{})
+	w.observe(10*time.Second, true, time.Time{})
 	if i := <-got; i != 2 {
 		t.Fatalf("the grown window served waiter %d, want 2", i)
 	}

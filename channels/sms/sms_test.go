@@ -406,22 +406,7 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // halves it once.
 func TestWindowGrowsWithoutRate(t *testing.T) {
 	t.Parallel()
-	fake := newFake(t)
-	fake.Delay(30 * time.Millisecond)
-	ct := &countingTransport{next: http.DefaultTransport}
-	cfg := baseConfig(fake)
-	cfg.Concurrency, cfg.MaxConcurrency = 3, 8
-	cfg.HTTPClient = &http.Client{Transport: ct}
-	s := mustNew(t, cfg)
-	res := s.Send(t.Context(), messages(120))
-	for i, r := range res {
-		if r.Err != nil {
-			t.Fatalf("message %d: %v", i, r.Err)
-		}
-	}
-	if got := ct.max.Load(); got <= 3 || got > 8 {
-		t.Errorf("at most %d requests were in flight, want more than Concurrency (3) and at most MaxConcurrency (8)", got)
-	}
+	s, fake := sendGrowing(t, 30*time.Millisecond, 3, 8, dispatcher.Rate{}, 120)
 	before := sms.WindowSize(s)
 	fake.FailNext(http.StatusTooManyRequests, 3)
 	for i, r := range s.Send(t.Context(), messages(3)) {
@@ -466,22 +451,30 @@ func TestConcurrencyAndBaseURL(t *testing.T) {
 // are in flight than Concurrency; and never more than MaxConcurrency.
 func TestWindowGrowsWithRate(t *testing.T) {
 	t.Parallel()
+	sendGrowing(t, 50*time.Millisecond, 2, 20, dispatcher.Rate{N: 1000, Per: time.Second}, 200)
+}
+
+// sendGrowing sends n messages through a Sender of window [least, most]
+// at rate to a Twilio answering in delay, and fails unless they were all
+// sent with more than least and at most most requests in flight at once.
+func sendGrowing(t *testing.T, delay time.Duration, least, most int, rate dispatcher.Rate, n int) (*sms.Sender, *twiliotest.Server) {
+	t.Helper()
 	fake := newFake(t)
-	fake.Delay(50 * time.Millisecond)
+	fake.Delay(delay)
 	ct := &countingTransport{next: http.DefaultTransport}
 	cfg := baseConfig(fake)
-	cfg.Concurrency, cfg.MaxConcurrency = 2, 20
-	cfg.Rate = dispatcher.Rate{N: 1000, Per: time.Second}
+	cfg.Concurrency, cfg.MaxConcurrency, cfg.Rate = least, most, rate
 	cfg.HTTPClient = &http.Client{Transport: ct}
-	res := mustNew(t, cfg).Send(t.Context(), messages(200))
-	for i, r := range res {
+	s := mustNew(t, cfg)
+	for i, r := range s.Send(t.Context(), messages(n)) {
 		if r.Err != nil {
 			t.Fatalf("message %d: %v", i, r.Err)
 		}
 	}
-	if got := ct.max.Load(); got <= 2 || got > 20 {
-		t.Errorf("at most %d requests were in flight, want more than Concurrency = 2 and at most MaxConcurrency = 20", got)
+	if got := ct.max.Load(); int(got) <= least || int(got) > most {
+		t.Errorf("at most %d requests were in flight, want more than Concurrency = %d and at most MaxConcurrency = %d", got, least, most)
 	}
+	return s, fake
 }
 
 func TestCancelledBeforeSend(t *testing.T) {

@@ -8,8 +8,9 @@
 // the number of batches sending through it at once: Config.Concurrency,
 // grown with Config.Rate to rate × the time a request's slot takes (see
 // Window), and without one while more requests in flight do not make
-// Twilio's answers slower (see growAbove), at most Config.MaxConcurrency. The package never retries: it
-// classifies each failure (see Sender.Send) and the dispatcher decides.
+// Twilio's answers slower (see growAbove), at most Config.MaxConcurrency.
+// The package never retries: it classifies each failure (see
+// Sender.Send) and the dispatcher decides.
 //
 // # twilio-go and contexts
 //

@@ -52,6 +52,7 @@ const latencyWeight = 1.0 / 16
 // least, Twilio answers as fast with more in flight, and the window grows
 // by a quarter; past twice it (shrinkBelow), requests queue (at Twilio,
 // on the network or for this host's CPU), and it shrinks by an eighth. A
+// 20429 halves it, once a window's worth of slots (see throttled). A
 // round's mean, not one slot's time, is the base: Twilio's own spread
 // (100 to 300 ms as a rule) would keep one lucky slot twice below the
 // means. The base only ever falls while the window is above its least
@@ -108,12 +109,13 @@ type window struct {
 	// and how many ended with the window full; the least round mean of
 	// this epoch and the last one's; slots in this epoch and at the least
 	// size (up to baseRounds rounds); and whether a 20429 cut the window
-	// in this round already.
+	// less than a window's worth of slots ago (and how many ended since).
 	round, full    int
 	roundSum       time.Duration
 	fastest, prior time.Duration
 	epoch, based   int
 	cut            bool
+	sinceCut       int
 	ended          time.Time // when the last slot ended (observe's now)
 }
 
@@ -181,6 +183,11 @@ func (w *window) observe(slot time.Duration, answered bool, now time.Time) {
 		return
 	}
 	if w.rate.IsZero() {
+		if w.cut {
+			if w.sinceCut++; w.sinceCut >= w.size {
+				w.cut = false
+			}
+		}
 		if answered {
 			w.adapt(slot)
 		}
@@ -217,7 +224,7 @@ func (w *window) adapt(slot time.Duration) {
 	}
 	mean := w.roundSum / time.Duration(w.round)
 	full := 2*w.full >= w.round
-	w.round, w.full, w.roundSum, w.cut = 0, 0, 0, false
+	w.round, w.full, w.roundSum = 0, 0, 0
 	if w.fastest == 0 || mean < w.fastest {
 		w.fastest = mean
 	}
@@ -245,20 +252,21 @@ func (w *window) resume(now time.Time) {
 	}
 	w.size = w.least
 	w.round, w.full, w.roundSum = 0, 0, 0
-	w.fastest, w.prior, w.epoch, w.based, w.cut = 0, 0, 0, 0, false
+	w.fastest, w.prior, w.epoch, w.based, w.cut, w.sinceCut = 0, 0, 0, 0, false, 0
 }
 
-// throttled halves a window without a rate, once a round: Twilio
-// answered that too many requests were in flight (20429), the account's
-// or the host's, and the requests of the same round that it also
-// throttles say the same thing again. With a rate, the rate limiter
-// slows down instead.
+// throttled halves a window without a rate, at most once a window's
+// worth of slots: Twilio answered that too many requests were in flight
+// (20429), the account's or the host's, and the requests already in
+// flight that it also throttles say the same thing again. With a rate,
+// the rate limiter slows down instead.
 func (w *window) throttled() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.rate.IsZero() && !w.cut {
 		w.size = max(w.least, w.size/2)
-		w.round, w.full, w.roundSum, w.cut = 0, 0, 0, true
+		w.round, w.full, w.roundSum = 0, 0, 0
+		w.cut, w.sinceCut = true, 0
 	}
 }
 

@@ -198,10 +198,29 @@ func TestWindowAdaptsWithoutRate(t *testing.T) {
 		t.Fatalf("answers steady at 200 ms again: sizes end %v, want %d", sizes[len(sizes)-10:], most)
 	}
 
-	// A 20429 halves it.
-	w.throttled()
+	// A 20429 halves it, and the others of the same window's worth of
+	// slots leave it there; 20429s that go on halve it again each window.
+	for range 5 {
+		w.throttled()
+		w.observe(time.Millisecond, false, time.Time{})
+	}
 	if size, _, _ := w.state(); size != most/2 {
-		t.Fatalf("after a 20429: size %d, want %d", size, most/2)
+		t.Fatalf("after five 20429s in a row: size %d, want %d (halved once)", size, most/2)
+	}
+	for range 2 * most {
+		w.throttled()
+		w.observe(time.Millisecond, false, time.Time{})
+	}
+	if size, _, _ := w.state(); size != least {
+		t.Fatalf("after 20429s for %d slots: size %d, want %d", 2*most, size, least)
+	}
+	sizes = rounds(t, w, 20, true, steady(200*time.Millisecond))
+	if got := sizes[len(sizes)-1]; got < 4*least {
+		t.Fatalf("answered again at the same pace: sizes %v, want it to grow back", sizes)
+	}
+	w.throttled()
+	if size, _, _ := w.state(); size != sizes[len(sizes)-1]/2 {
+		t.Fatalf("after a 20429: size %d, want %d", size, sizes[len(sizes)-1]/2)
 	}
 
 	// Each slot as long as the window is wide (queued for the CPU): it

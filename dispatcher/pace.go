@@ -1,6 +1,9 @@
 package dispatcher
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Turns let a rate limiter wrapped around a Sender (ratelimit.Sender) hand
 // out its tokens just in time: at the moment each provider call starts,
@@ -44,4 +47,31 @@ func AwaitTurn(ctx context.Context) error {
 		return nil
 	}
 	return t.Turn(ctx)
+}
+
+// WriteTurns are Turns that can be told when the request of a turn went
+// out (its write to the connection, which the goroutines between a turn
+// and the wire may delay): the rate limiter then counts the request when
+// it went, so that requests a pause bunched on their way out hold the
+// next turns back rather than bunch at the provider too.
+type WriteTurns interface {
+	Turns
+	// TurnWrote is Turn, and also returns wrote, to be called with the
+	// time the request went out (at most once; never, and the request
+	// counts at its turn).
+	TurnWrote(ctx context.Context) (wrote func(at time.Time), err error)
+}
+
+// AwaitTurnWrote is AwaitTurn, and also returns a func to call with the
+// time the request went out when ctx's Turns are WriteTurns (nil
+// otherwise, and without Turns).
+func AwaitTurnWrote(ctx context.Context) (func(time.Time), error) {
+	t, _ := ctx.Value(turnsKey{}).(Turns)
+	if t == nil {
+		return nil, nil
+	}
+	if wt, ok := t.(WriteTurns); ok {
+		return wt.TurnWrote(ctx)
+	}
+	return nil, t.Turn(ctx)
 }

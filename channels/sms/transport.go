@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"runtime"
 	"strings"
@@ -57,7 +58,7 @@ func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		clock = dispatcher.SystemClock
 	}
 	began := clock.Now()
-	err := dispatcher.AwaitTurn(t.ctx)
+	wrote, err := dispatcher.AwaitTurnWrote(t.ctx)
 	// The wait counts whether or not the turn came: the window takes it
 	// out of the slot's time (a failed turn's wait is no request's).
 	t.ex.waited += clock.Now().Sub(began)
@@ -82,6 +83,14 @@ func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Context().Done() != nil {
 		stop := context.AfterFunc(req.Context(), cancel)
 		defer stop()
+	}
+	if wrote != nil {
+		// The rate limiter counts the request when net/http has written
+		// it, which a wait for a core after the turn may delay
+		// (dispatcher.WriteTurns).
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { wrote(clock.Now()) },
+		})
 	}
 
 	// A shallow copy with its own URL: twilio-go builds each request for

@@ -125,3 +125,47 @@ func TestNoTurnNoRequest(t *testing.T) {
 		t.Errorf("%d requests reached Twilio without a turn", n)
 	}
 }
+
+// writeTurns is a dispatcher.WriteTurns that counts its turns and the
+// writes it is told of.
+type writeTurns struct {
+	mu            sync.Mutex
+	turns, wrotes int
+}
+
+func (w *writeTurns) Turn(ctx context.Context) error {
+	_, err := w.TurnWrote(ctx)
+	return err
+}
+
+func (w *writeTurns) TurnWrote(context.Context) (func(time.Time), error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.turns++
+	return func(time.Time) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.wrotes++
+	}, nil
+}
+
+// TestTurnsToldWhenWritten: with turns that want to know when each
+// request went out (dispatcher.WriteTurns, the rate limiter's pacer), the
+// SMS channel tells them once per request, when net/http has written it.
+func TestTurnsToldWhenWritten(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	s := mustNew(t, baseConfig(fake))
+	wt := &writeTurns{}
+	ctx := dispatcher.WithTurns(t.Context(), wt)
+	for i, r := range s.Send(ctx, messages(5)) {
+		if r.Err != nil || r.Status != dispatcher.StatusSent {
+			t.Fatalf("message %d: %+v, want sent", i, r)
+		}
+	}
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	if wt.turns != 5 || wt.wrotes != 5 || fake.Requests() != 5 {
+		t.Errorf("%d turns, %d writes told, %d requests; want 5 of each", wt.turns, wt.wrotes, fake.Requests())
+	}
+}

@@ -121,9 +121,10 @@ type Sender struct {
 	WaitFunc func(n int, d time.Duration)
 	// TurnFunc, when set, is told each time the pacer of a channel that
 	// takes turns (dispatcher.TurnTaker) hands n messages their turns at
-	// at (on Clock): the starts the ring keeps at Rate.N or under in any
-	// window of Rate.Per and two thirds of the headroom. `tocsin bench
-	// --e2e` counts them.
+	// at (on Clock): the turns the ring keeps at Rate.N or under in any
+	// window of Rate.Per and a third of the headroom (with the requests'
+	// write times where the Sender tells them). `tocsin bench --e2e`
+	// counts them.
 	TurnFunc func(n int, at time.Time)
 
 	pacerOnce sync.Once

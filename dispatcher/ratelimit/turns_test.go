@@ -150,6 +150,88 @@ func TestTurnsNeverOverRate(t *testing.T) {
 	})
 }
 
+// lateWriter is a turnSender whose requests go out write(i) after their
+// turns (the goroutines between a turn and the wire waiting for a core),
+// telling the pacer when (dispatcher.WriteTurns) unless blind; it records
+// each request when it went out.
+type lateWriter struct {
+	*turnSender
+	write func(i int) time.Duration
+	blind bool
+}
+
+func (s *lateWriter) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	res := make([]dispatcher.Result, len(msgs))
+	var wg sync.WaitGroup
+	for i, m := range msgs {
+		s.slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-s.slots }()
+			wrote, err := dispatcher.AwaitTurnWrote(ctx)
+			if err != nil {
+				res[i] = dispatcher.Result{Err: err}
+				return
+			}
+			if d := s.write(i); d > 0 {
+				<-s.clock.After(d)
+			}
+			if wrote != nil && !s.blind {
+				wrote(s.clock.Now())
+			}
+			s.recSender.Send(ctx, []*dispatcher.Message{m})
+			<-s.clock.After(s.latency)
+			res[i] = dispatcher.Result{Status: dispatcher.StatusSent}
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+// TestTurnsCountWrites: requests that a pause bunched on their way out
+// (here messages 100-139 go out 150 ms after their turns, the rest at
+// once, without headroom) hold the next turns back once the pacer is told
+// when they went (dispatcher.WriteTurns): no window of Rate.Per holds more
+// than Rate.N requests as they went out, and every message goes. Told
+// nothing, the pacer's ring counts them at their turns, and a window holds
+// more.
+func TestTurnsCountWrites(t *testing.T) {
+	t.Parallel()
+	rate := dispatcher.Rate{N: 50, Per: time.Second}
+	run := func(t *testing.T, blind bool) int {
+		clk := clocktest.New(t0)
+		most := 0
+		clocktest.Run(t, clk, func(t *testing.T) {
+			s := &lateWriter{turnSender: newTurnSender(clk, 60, func(int) time.Duration { return 0 }, 10*time.Millisecond), blind: blind,
+				write: func(i int) time.Duration {
+					if i >= 100 && i < 140 {
+						return 150 * time.Millisecond
+					}
+					return 0
+				}}
+			rl := &ratelimit.Sender{Sender: s, Limiter: newMemLimiter(clk), Key: "sms", Rate: rate, Chunk: 10, Headroom: -1, Clock: clk}
+			msgs := messages(300)
+			if res := rl.Send(t.Context(), msgs); len(res) != len(msgs) {
+				t.Fatalf("%d results, want %d", len(res), len(msgs))
+			}
+			times := s.times()
+			if len(times) != len(msgs) {
+				t.Fatalf("%d requests, want %d", len(times), len(msgs))
+			}
+			most = maxWindow(times, rate.Per)
+			pacerIdle(clk)
+		})
+		return most
+	}
+	told, blind := run(t, false), run(t, true)
+	t.Logf("most requests in a window of %v: %d told when they went, %d told nothing", rate.Per, told, blind)
+	if told > rate.N {
+		t.Errorf("told when each request went: %d requests in one window of %v, want at most %d", told, rate.Per, rate.N)
+	}
+	if blind <= rate.N {
+		t.Errorf("told nothing: %d requests in one window of %v at most, want more than %d (else this test shows nothing)", blind, rate.Per, rate.N)
+	}
+}
+
 // pacerIdle lets three seconds pass on clk: the pacer gives up the tokens it
 // still holds once they are late, and its goroutine ends.
 func pacerIdle(clk dispatcher.Timer) { <-clk.After(3 * time.Second) }

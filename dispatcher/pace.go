@@ -57,8 +57,8 @@ func AwaitTurn(ctx context.Context) error {
 type WriteTurns interface {
 	Turns
 	// TurnWrote is Turn, and also returns wrote, to be called with the
-	// time the request went out (at most once; never, and the request
-	// counts at its turn).
+	// time the request went out (more than once counts the latest; never,
+	// and the request counts at its turn).
 	TurnWrote(ctx context.Context) (wrote func(at time.Time), err error)
 }
 

@@ -129,8 +129,8 @@ func TestNoTurnNoRequest(t *testing.T) {
 // writeTurns is a dispatcher.WriteTurns that counts its turns and the
 // writes it is told of.
 type writeTurns struct {
-	mu            sync.Mutex
-	turns, wrotes int
+	mu                   sync.Mutex
+	turns, wrotes, early int // early: writes told a time before their turn
 }
 
 func (w *writeTurns) Turn(ctx context.Context) error {
@@ -142,9 +142,13 @@ func (w *writeTurns) TurnWrote(context.Context) (func(time.Time), error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.turns++
-	return func(time.Time) {
+	turned := time.Now()
+	return func(at time.Time) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		if at.Before(turned) {
+			w.early++
+		}
 		w.wrotes++
 	}, nil
 }
@@ -165,7 +169,7 @@ func TestTurnsToldWhenWritten(t *testing.T) {
 	}
 	wt.mu.Lock()
 	defer wt.mu.Unlock()
-	if wt.turns != 5 || wt.wrotes != 5 || fake.Requests() != 5 {
-		t.Errorf("%d turns, %d writes told, %d requests; want 5 of each", wt.turns, wt.wrotes, fake.Requests())
+	if wt.turns != 5 || wt.wrotes != 5 || fake.Requests() != 5 || wt.early != 0 {
+		t.Errorf("%d turns, %d writes told (%d of them before their turns), %d requests; want 5 of each, none early", wt.turns, wt.wrotes, wt.early, fake.Requests())
 	}
 }

@@ -15,14 +15,17 @@ import (
 // turnSender is a dispatcher.TurnTaker as the SMS channel is one: up to
 // window messages at a time (across its Send calls), each marked handed
 // over after mark(i) on the clock (the journal's write), then waiting for
-// its turn, then a request of latency. It records when each request
-// started.
+// its turn, then a request of latency that goes out write(i) after the
+// turn (nil: at once), telling the pacer when (dispatcher.WriteTurns)
+// unless blind. It records when each request went out.
 type turnSender struct {
 	*recSender
 	clock   dispatcher.Timer
 	slots   chan struct{}
 	mark    func(i int) time.Duration
 	latency time.Duration
+	write   func(i int) time.Duration
+	blind   bool
 }
 
 func newTurnSender(clk dispatcher.Timer, window int, mark func(int) time.Duration, latency time.Duration) *turnSender {
@@ -39,9 +42,18 @@ func (s *turnSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dis
 		wg.Go(func() {
 			defer func() { <-s.slots }()
 			<-s.clock.After(s.mark(i))
-			if err := dispatcher.AwaitTurn(ctx); err != nil {
+			wrote, err := dispatcher.AwaitTurnWrote(ctx)
+			if err != nil {
 				res[i] = dispatcher.Result{Err: err}
 				return
+			}
+			if s.write != nil {
+				if d := s.write(i); d > 0 {
+					<-s.clock.After(d)
+				}
+			}
+			if wrote != nil && !s.blind {
+				wrote(s.clock.Now())
 			}
 			s.recSender.Send(ctx, []*dispatcher.Message{m})
 			<-s.clock.After(s.latency)
@@ -150,43 +162,6 @@ func TestTurnsNeverOverRate(t *testing.T) {
 	})
 }
 
-// lateWriter is a turnSender whose requests go out write(i) after their
-// turns (the goroutines between a turn and the wire waiting for a core),
-// telling the pacer when (dispatcher.WriteTurns) unless blind; it records
-// each request when it went out.
-type lateWriter struct {
-	*turnSender
-	write func(i int) time.Duration
-	blind bool
-}
-
-func (s *lateWriter) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
-	res := make([]dispatcher.Result, len(msgs))
-	var wg sync.WaitGroup
-	for i, m := range msgs {
-		s.slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-s.slots }()
-			wrote, err := dispatcher.AwaitTurnWrote(ctx)
-			if err != nil {
-				res[i] = dispatcher.Result{Err: err}
-				return
-			}
-			if d := s.write(i); d > 0 {
-				<-s.clock.After(d)
-			}
-			if wrote != nil && !s.blind {
-				wrote(s.clock.Now())
-			}
-			s.recSender.Send(ctx, []*dispatcher.Message{m})
-			<-s.clock.After(s.latency)
-			res[i] = dispatcher.Result{Status: dispatcher.StatusSent}
-		})
-	}
-	wg.Wait()
-	return res
-}
-
 // TestTurnsCountWrites: requests that a pause bunched on their way out
 // (here messages 100-139 go out 150 ms after their turns, the rest at
 // once, without headroom) hold the next turns back once the pacer is told
@@ -201,13 +176,13 @@ func TestTurnsCountWrites(t *testing.T) {
 		clk := clocktest.New(t0)
 		most := 0
 		clocktest.Run(t, clk, func(t *testing.T) {
-			s := &lateWriter{turnSender: newTurnSender(clk, 60, func(int) time.Duration { return 0 }, 10*time.Millisecond), blind: blind,
-				write: func(i int) time.Duration {
-					if i >= 100 && i < 140 {
-						return 150 * time.Millisecond
-					}
-					return 0
-				}}
+			s := newTurnSender(clk, 60, func(int) time.Duration { return 0 }, 10*time.Millisecond)
+			s.blind, s.write = blind, func(i int) time.Duration {
+				if i >= 100 && i < 140 {
+					return 150 * time.Millisecond
+				}
+				return 0
+			}
 			rl := &ratelimit.Sender{Sender: s, Limiter: newMemLimiter(clk), Key: "sms", Rate: rate, Chunk: 10, Headroom: -1, Clock: clk}
 			msgs := messages(300)
 			if res := rl.Send(t.Context(), msgs); len(res) != len(msgs) {

@@ -39,16 +39,6 @@ func WithTurns(ctx context.Context, t Turns) context.Context {
 	return context.WithValue(ctx, turnsKey{}, t)
 }
 
-// AwaitTurn waits for ctx's Turns to allow one provider call (see Turns);
-// without one it returns nil at once.
-func AwaitTurn(ctx context.Context) error {
-	t, _ := ctx.Value(turnsKey{}).(Turns)
-	if t == nil {
-		return nil
-	}
-	return t.Turn(ctx)
-}
-
 // WriteTurns are Turns that can be told when the request of a turn went
 // out (its write to the connection, which the goroutines between a turn
 // and the wire may delay): the rate limiter then counts the request when
@@ -62,10 +52,11 @@ type WriteTurns interface {
 	TurnWrote(ctx context.Context) (wrote func(at time.Time), err error)
 }
 
-// AwaitTurnWrote is AwaitTurn, and also returns a func to call with the
-// time the request went out when ctx's Turns are WriteTurns (nil
-// otherwise, and without Turns).
-func AwaitTurnWrote(ctx context.Context) (func(time.Time), error) {
+// AwaitTurn waits for ctx's Turns to allow one provider call (see Turns);
+// without one it returns nil at once. When ctx's Turns are WriteTurns it
+// also returns the func to call with the time the request went out (nil
+// otherwise).
+func AwaitTurn(ctx context.Context) (wrote func(time.Time), err error) {
 	t, _ := ctx.Value(turnsKey{}).(Turns)
 	if t == nil {
 		return nil, nil

@@ -58,7 +58,7 @@ func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		clock = dispatcher.SystemClock
 	}
 	began := clock.Now()
-	wrote, err := dispatcher.AwaitTurnWrote(t.ctx)
+	wrote, err := dispatcher.AwaitTurn(t.ctx)
 	// The wait counts whether or not the turn came: the window takes it
 	// out of the slot's time (a failed turn's wait is no request's).
 	t.ex.waited += clock.Now().Sub(began)

@@ -147,7 +147,7 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 				return fmt.Errorf("round %d, raw ceiling at %d in flight: %w", round, inFlight, err)
 			}
 			if r.ceiling == 0 || c.ceiling < r.ceiling {
-				r.ceiling, r.ceilingW, r.ceilingCPU, r.ceilingConns = c.ceiling, c.ceilingW, c.ceilingCPU, c.ceilingConns
+				r = c // only the ceiling's figures are set yet
 			}
 		}
 		if err := stand.reset(ctx); err != nil {

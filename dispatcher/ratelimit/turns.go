@@ -383,10 +383,10 @@ const maxRing = 100_000
 // makes one process's own requests never exceed it in any window,
 // aligned or sliding. With Rate.N above maxRing, none.
 type ring struct {
-	times  []time.Time
-	next   int // where the next time goes: the oldest once full
-	n      int
-	added  int64 // times ever added: the next one's seq
+	times []time.Time
+	// added counts the times ever added: the next one's seq, which goes
+	// at times[seq % len(times)], over the oldest once the ring is full.
+	added  int64
 	window time.Duration
 }
 
@@ -406,29 +406,35 @@ func newRing(rate dispatcher.Rate, margin time.Duration) *ring {
 	return &ring{times: make([]time.Time, rate.N), window: rate.Per + margin}
 }
 
+// full reports whether the ring holds Rate.N times (the oldest is then
+// at added's place).
+func (g *ring) full() bool {
+	return len(g.times) > 0 && g.added >= int64(len(g.times))
+}
+
+// at is the place of seq in times.
+func (g *ring) at(seq int64) int { return int(seq % int64(len(g.times))) }
+
 // allows reports whether a message may go at now.
 func (g *ring) allows(now time.Time) bool {
-	return g.n < len(g.times) || !now.Before(g.free())
+	return !g.full() || !now.Before(g.free())
 }
 
 // free is when the next message may go: zero while the ring is not full.
 func (g *ring) free() time.Time {
-	if len(g.times) == 0 || g.n < len(g.times) {
+	if !g.full() {
 		return time.Time{}
 	}
-	return g.times[g.next].Add(g.window)
+	return g.times[g.at(g.added)].Add(g.window)
 }
 
 // add puts t in the ring and returns its seq (for wrote).
 func (g *ring) add(t time.Time) int64 {
 	seq := g.added
 	g.added++
-	if len(g.times) == 0 {
-		return seq
+	if len(g.times) > 0 {
+		g.times[g.at(seq)] = t
 	}
-	g.times[g.next] = t
-	g.next = (g.next + 1) % len(g.times)
-	g.n = min(g.n+1, len(g.times))
 	return seq
 }
 
@@ -437,11 +443,10 @@ func (g *ring) add(t time.Time) int64 {
 // next turns back accordingly. The oldest time by seq is the one free
 // reads; a later one moved before it only holds back more.
 func (g *ring) wrote(seq int64, at time.Time) {
-	if len(g.times) == 0 || seq < g.added-int64(g.n) || seq >= g.added {
+	if len(g.times) == 0 || seq < g.added-int64(len(g.times)) || seq >= g.added {
 		return
 	}
-	i := int(seq % int64(len(g.times)))
-	if at.After(g.times[i]) {
+	if i := g.at(seq); at.After(g.times[i]) {
 		g.times[i] = at
 	}
 }

@@ -42,7 +42,7 @@ func (s *turnSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dis
 		wg.Go(func() {
 			defer func() { <-s.slots }()
 			<-s.clock.After(s.mark(i))
-			wrote, err := dispatcher.AwaitTurnWrote(ctx)
+			wrote, err := dispatcher.AwaitTurn(ctx)
 			if err != nil {
 				res[i] = dispatcher.Result{Err: err}
 				return

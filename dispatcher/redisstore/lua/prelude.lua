@@ -118,8 +118,13 @@ local function tallied(b, fn, after)
   end
   -- Not when the records' flush failed: some records counted in fin may
   -- be unwritten, and a pending count too high (the broadcast stays
-  -- sending, the retry lowers it) is the safer error than one too low
-  -- (finished early).
+  -- sending) is the safer error than one too low (finished early). A
+  -- retry lowers it for the records the flush did not write, not for any
+  -- it did (they are final now and move nothing). That partial case is
+  -- out of reach, though: the flush writes only hashes dprefetch has just
+  -- read (a key of the wrong type raised there, before any write), and
+  -- Redis refuses a script's write past maxmemory only until the script
+  -- has written once, so an OOM refuses the first HSET or none.
   if after and flushed then
     local aok, aerr = pcall(after)
     if ok and not aok then ok, err = false, aerr end

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,7 +173,11 @@ func ceilingRound(ctx context.Context, stand *childStandIn, n, inFlight int) (e2
 	}
 	cpu0 := processCPU()
 	var err error
-	if r.ceiling, err = rawCeiling(ctx, stand.URL, n, inFlight); err != nil {
+	// phase=ceiling for go tool pprof -tagfocus (see e2eBroadcast).
+	pprof.Do(ctx, pprof.Labels("phase", "ceiling"), func(ctx context.Context) {
+		r.ceiling, err = rawCeiling(ctx, stand.URL, n, inFlight)
+	})
+	if err != nil {
 		return r, err
 	}
 	cpu := processCPU() - cpu0
@@ -291,6 +296,12 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 	if err := seedSMSRecipients(ctx, store, "e", o.n, "de-CH"); err != nil {
 		return err
 	}
+	// From here on, this goroutine and every goroutine it starts (asynq's
+	// workers, the SMS slots, net/http's connection loops they dial) carry
+	// the label phase=e2e: go tool pprof -tagfocus=phase=e2e separates the
+	// broadcast's CPU from the ceiling's and the seeding's.
+	defer pprof.SetGoroutineLabels(ctx)
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("phase", "e2e")))
 	aopt := asynq.RedisClientOpt{Addr: addr, DB: db, PoolSize: 4 * o.conc}
 	sent, turned, written := &starts{}, &starts{}, &starts{}
 	wrap := func(rt http.RoundTripper) http.RoundTripper {

@@ -1068,26 +1068,28 @@ func (c *collector) send(ctx context.Context, s Sender, ms []*Message) {
 		reported[i] = true
 		return true
 	}
+	hand := func(within time.Duration, idx []int) error {
+		refs := make([]DeliveryRef, 0, len(idx))
+		for _, i := range idx {
+			if i >= 0 && i < len(ms) {
+				refs = append(refs, DeliveryRef{RecipientID: ms[i].Recipient.ID, Channel: ms[i].Channel})
+			}
+		}
+		if err := c.j.hand(refs, within); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, i := range idx {
+			if i >= 0 && i < len(ms) {
+				handed[i] = true
+			}
+		}
+		return nil
+	}
 	p := &Progress{
-		Handing: func(idx ...int) error {
-			refs := make([]DeliveryRef, 0, len(idx))
-			for _, i := range idx {
-				if i >= 0 && i < len(ms) {
-					refs = append(refs, DeliveryRef{RecipientID: ms[i].Recipient.ID, Channel: ms[i].Channel})
-				}
-			}
-			if err := c.j.hand(refs); err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, i := range idx {
-				if i >= 0 && i < len(ms) {
-					handed[i] = true
-				}
-			}
-			return nil
-		},
+		Handing:       func(idx ...int) error { return hand(0, idx) },
+		HandingWithin: func(within time.Duration, idx ...int) error { return hand(within, idx) },
 		Done: func(i int, r Result) {
 			if claim(i) {
 				c.take(ms[i], r, true)

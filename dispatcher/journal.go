@@ -45,6 +45,7 @@ type journal struct {
 	mu      sync.Mutex
 	hands   []handReq
 	outs    []Outcome
+	outsAt  time.Time    // when outs was last empty, on the writer's clock
 	waiters []chan error // Done calls waiting for their outcome's write
 	closed  bool
 }
@@ -52,7 +53,17 @@ type journal struct {
 type handReq struct {
 	refs  []DeliveryRef
 	reply chan error
+	by    time.Time // the write it waits for is due then (see linger)
 }
+
+// maxLinger bounds how long the writer lets a mark wait for company
+// (Progress.HandingWithin), and an outcome queued without a mark: a
+// write of a paced Sender's marks at 5,000/s carried two or three of
+// them, each paying a script's fixed work in Redis; within a few
+// milliseconds, tens. Marks handed without a within (the Senders that
+// do not wait for turns, and every Sender without a rate) are due at
+// once and take everything queued with them, as before.
+const maxLinger = 10 * time.Millisecond
 
 // journalWriter writes the journals of the runs of one broadcast a Fanout
 // has at once (see journal).
@@ -71,6 +82,9 @@ type journalWriter struct {
 	kick chan struct{}
 	quit chan struct{}
 	exit chan struct{}
+	// clock times the lingers: the Fanout's Clock when it is a Timer,
+	// else SystemClock (a fixed clock in a test would never let one end).
+	clock Timer
 }
 
 func (f *Fanout) newJournal(ctx context.Context, broadcastID string, g Guard) *journal {
@@ -81,6 +95,7 @@ func (f *Fanout) newJournal(ctx context.Context, broadcastID string, g Guard) *j
 		w = &journalWriter{
 			f: f, ctx: context.WithoutCancel(ctx), bid: broadcastID,
 			kick: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{}),
+			clock: lingerClock(f.c.Clock),
 		}
 		if f.writers == nil {
 			f.writers = make(map[string]*journalWriter)
@@ -116,13 +131,22 @@ func (w *journalWriter) poke() {
 	}
 }
 
-// hand marks refs handed, waiting for the write. Without a LeaseStore
-// there is nothing to mark.
-func (j *journal) hand(refs []DeliveryRef) error {
+// lingerClock is c when it can wait, else SystemClock.
+func lingerClock(c Clock) Timer {
+	if t, ok := c.(Timer); ok {
+		return t
+	}
+	return SystemClock.(Timer)
+}
+
+// hand marks refs handed, waiting for the write. The write may wait up
+// to within (at most maxLinger) for more to carry (Progress.HandingWithin);
+// zero: it goes at once. Without a LeaseStore there is nothing to mark.
+func (j *journal) hand(refs []DeliveryRef, within time.Duration) error {
 	if j.w.f.leases == nil || len(refs) == 0 {
 		return nil
 	}
-	req := handReq{refs: refs, reply: make(chan error, 1)}
+	req := handReq{refs: refs, reply: make(chan error, 1), by: j.w.clock.Now().Add(min(max(within, 0), maxLinger))}
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
@@ -132,6 +156,14 @@ func (j *journal) hand(refs []DeliveryRef) error {
 	j.mu.Unlock()
 	j.w.poke()
 	return <-req.reply
+}
+
+// queueOut appends o to the outcomes to write (under j.mu).
+func (j *journal) queueOut(o Outcome) {
+	if len(j.outs) == 0 {
+		j.outsAt = j.w.clock.Now()
+	}
+	j.outs = append(j.outs, o)
 }
 
 // record queues an outcome reported as it came (Progress.Done) and asks for
@@ -150,7 +182,7 @@ func (j *journal) record(o Outcome) {
 	shared := len(f.writers) > 1
 	var reply chan error
 	j.mu.Lock()
-	j.outs = append(j.outs, o)
+	j.queueOut(o)
 	if shared && !j.closed {
 		reply = make(chan error, 1)
 		j.waiters = append(j.waiters, reply)
@@ -168,7 +200,7 @@ func (j *journal) record(o Outcome) {
 // it; close, which comes right after, at the latest.
 func (j *journal) add(o Outcome) {
 	j.mu.Lock()
-	j.outs = append(j.outs, o)
+	j.queueOut(o)
 	j.mu.Unlock()
 }
 
@@ -180,6 +212,21 @@ func (w *journalWriter) loop() {
 			return
 		case <-w.kick:
 		}
+		// Linger while nothing queued is due yet (a paced Sender's marks,
+		// outcomes alone): what comes meanwhile goes in the same write. A
+		// mark due at once, or a Done waiting for its write, ends it.
+		for {
+			wait := w.due().Sub(w.clock.Now())
+			if wait <= 0 {
+				break
+			}
+			select {
+			case <-w.quit:
+				return
+			case <-w.kick:
+			case <-w.clock.After(wait):
+			}
+		}
 		if w.write() != nil {
 			// Redis is away: try again a little later, not in a tight loop.
 			select {
@@ -190,6 +237,37 @@ func (w *journalWriter) loop() {
 			}
 		}
 	}
+}
+
+// due is when the next write is due: the earliest of the queued marks'
+// by, maxLinger after the first outcome queued, now for a Done waiting for
+// its write; the zero time when nothing is queued (a write then finds
+// nothing, and answers any waiter).
+func (w *journalWriter) due() time.Time {
+	w.mu.Lock()
+	runs := slices.Clone(w.runs)
+	w.mu.Unlock()
+	now := w.clock.Now()
+	var due time.Time
+	earlier := func(t time.Time) {
+		if due.IsZero() || t.Before(due) {
+			due = t
+		}
+	}
+	for _, j := range runs {
+		j.mu.Lock()
+		for _, h := range j.hands {
+			earlier(h.by)
+		}
+		if len(j.outs) > 0 {
+			earlier(j.outsAt.Add(maxLinger))
+		}
+		if len(j.waiters) > 0 {
+			earlier(now)
+		}
+		j.mu.Unlock()
+	}
+	return due
 }
 
 // write writes what the runs have waiting, in one round trip.
@@ -269,6 +347,9 @@ func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal)
 			reply = fmt.Errorf("journal: %w", err)
 			if len(p.outs) > 0 {
 				p.j.mu.Lock()
+				if len(p.j.outs) == 0 {
+					p.j.outsAt = p.j.w.clock.Now()
+				}
 				p.j.outs = append(p.outs, p.j.outs...)
 				p.j.mu.Unlock()
 			}

@@ -97,10 +97,10 @@ func TestJournalRunsShareWrites(t *testing.T) {
 	other := f.newJournal(ctx, "bc_2", guard("b9"))
 
 	errs := make(chan error, 3)
-	go func() { errs <- j1.hand(ref("a")) }()
+	go func() { errs <- j1.hand(ref("a"), 0) }()
 	<-s.in // the first write is under way, held
-	go func() { errs <- j1.hand(ref("b")) }()
-	go func() { errs <- j2.hand(ref("c")) }()
+	go func() { errs <- j1.hand(ref("b"), 0) }()
+	go func() { errs <- j2.hand(ref("c"), 0) }()
 	queued(t, j1, 1)
 	queued(t, j2, 1)
 	j1.add(Outcome{RecipientID: "x"})
@@ -145,14 +145,14 @@ func TestJournalRunsShareWrites(t *testing.T) {
 	if still {
 		t.Error("the writer of bc_1 outlived its runs")
 	}
-	if err := other.hand(ref("z")); err != nil {
+	if err := other.hand(ref("z"), 0); err != nil {
 		t.Errorf("another broadcast's run: %v", err)
 	}
 	<-s.in
 	if err := other.close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := j1.hand(ref("d")); err == nil {
+	if err := j1.hand(ref("d"), 0); err == nil {
 		t.Errorf("hand after close = %v, want an error", err)
 	}
 }
@@ -168,7 +168,7 @@ func TestJournalOutcomeGoesWithTheNextMark(t *testing.T) {
 	j1, j2 := f.newJournal(ctx, "bc_1", guard("b1")), f.newJournal(ctx, "bc_1", guard("b2"))
 
 	errs := make(chan error, 2)
-	go func() { errs <- j1.hand(ref("a")) }()
+	go func() { errs <- j1.hand(ref("a"), 0) }()
 	<-s.in // the first write is under way, held
 	recorded := make(chan struct{})
 	go func() {
@@ -180,7 +180,7 @@ func TestJournalOutcomeGoesWithTheNextMark(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("record waited for the write under way")
 	}
-	go func() { errs <- j2.hand(ref("c")) }()
+	go func() { errs <- j2.hand(ref("c"), 0) }()
 	queued(t, j2, 1)
 	s.mu.Lock()
 	s.hold = nil
@@ -216,7 +216,7 @@ func TestJournalOtherBroadcastFirst(t *testing.T) {
 	guard, ref := testGuard, smsRefs
 	j1 := f.newJournal(ctx, "bc_1", guard("b1"))
 	errs := make(chan error, 2)
-	go func() { errs <- j1.hand(ref("a")) }()
+	go func() { errs <- j1.hand(ref("a"), 0) }()
 	<-s.in                               // the first write is under way, held
 	j1.record(Outcome{RecipientID: "x"}) // one broadcast: it does not wait
 
@@ -229,7 +229,7 @@ func TestJournalOtherBroadcastFirst(t *testing.T) {
 	}
 	close(hold)
 	j2 := <-started
-	go func() { errs <- j2.hand(ref("c")) }()
+	go func() { errs <- j2.hand(ref("c"), 0) }()
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Errorf("hand = %v", err)
@@ -252,6 +252,149 @@ func TestJournalOtherBroadcastFirst(t *testing.T) {
 	}
 	if at("outs:y") < 0 {
 		t.Errorf("calls = %q: record returned before its outcome y was written", calls)
+	}
+	for _, j := range []*journal{j1, j2} {
+		if err := j.close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// stepTimer is a Timer whose time moves only by advance (the journal's
+// tests are inside dispatcher, which clocktest imports).
+type stepTimer struct {
+	mu    sync.Mutex
+	now   time.Time
+	waits []stepWait
+}
+
+type stepWait struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func (c *stepTimer) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepTimer) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.waits = append(c.waits, stepWait{c.now.Add(d), ch})
+	return ch
+}
+
+// advance moves the clock d on and wakes what waits until then.
+func (c *stepTimer) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.waits[:0]
+	for _, w := range c.waits {
+		if w.at.After(c.now) {
+			kept = append(kept, w)
+			continue
+		}
+		w.ch <- c.now
+	}
+	c.waits = kept
+}
+
+// waitsUntil waits until something waits on c until at.
+func (c *stepTimer) waitsUntil(t *testing.T, at time.Time) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		c.mu.Lock()
+		found := slices.ContainsFunc(c.waits, func(w stepWait) bool { return w.at.Equal(at) })
+		c.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("nothing waits on the clock until %v", at)
+		case <-tick.C:
+		}
+	}
+}
+
+// TestJournalMarksLinger: a mark handed with a within (a paced Sender's,
+// Progress.HandingWithin) waits for company until the earliest such mark
+// is due, at most maxLinger, and an outcome queued alone waits maxLinger;
+// what is queued meanwhile goes in the same write; a mark without a
+// within goes at once and takes everything queued with it.
+func TestJournalMarksLinger(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	clk := &stepTimer{now: t0}
+	s := &groupStore{in: make(chan struct{}, 100)}
+	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler), Clock: clk}}
+	guard, ref := testGuard, smsRefs
+	j1, j2 := f.newJournal(ctx, "bc_1", guard("b1")), f.newJournal(ctx, "bc_1", guard("b2"))
+	calls := func() [][]string {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return slices.Clone(s.calls)
+	}
+
+	errs := make(chan error, 8)
+	go func() { errs <- j1.hand(ref("a"), 6*time.Millisecond) }()
+	clk.waitsUntil(t, t0.Add(6*time.Millisecond))
+	go func() { errs <- j2.hand(ref("b"), 4*time.Millisecond) }()
+	clk.waitsUntil(t, t0.Add(4*time.Millisecond)) // the earlier one now
+	j1.add(Outcome{RecipientID: "x"})
+	clk.advance(3 * time.Millisecond)
+	if got := calls(); len(got) != 0 {
+		t.Fatalf("calls = %q before the first mark was due, want none", got)
+	}
+	clk.advance(time.Millisecond)
+	<-s.in
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("hand = %v", err)
+		}
+	}
+	if got, want := calls(), [][]string{{"b1:a", "b2:b", "outs:x"}}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("calls = %q, want %q: both marks and the outcome in one write, when the earlier mark was due", got, want)
+	}
+
+	// An outcome alone waits maxLinger; a mark without a within ends the
+	// wait at once and takes it; a within past maxLinger waits maxLinger.
+	t1 := clk.Now()
+	j2.add(Outcome{RecipientID: "y"})
+	go func() { errs <- j1.hand(ref("c"), time.Hour) }()
+	clk.waitsUntil(t, t1.Add(maxLinger))
+	go func() { errs <- j2.hand(ref("d"), 0) }()
+	<-s.in
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("hand = %v", err)
+		}
+	}
+	if got, want := calls()[1:], [][]string{{"b1:c", "b2:d", "outs:y"}}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("calls after the first = %q, want %q: the mark without a within took the rest at once", got, want)
+	}
+	j2.add(Outcome{RecipientID: "z"})
+	go func() { errs <- j1.hand(ref("e"), time.Hour) }()
+	t2 := clk.Now()
+	clk.waitsUntil(t, t2.Add(maxLinger))
+	clk.advance(maxLinger)
+	<-s.in
+	if err := <-errs; err != nil {
+		t.Errorf("hand = %v", err)
+	}
+	if got, want := calls()[2:], [][]string{{"b1:e", "outs:z"}}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("calls after the second = %q, want %q: an hour's within waits maxLinger", got, want)
 	}
 	for _, j := range []*journal{j1, j2} {
 		if err := j.close(); err != nil {

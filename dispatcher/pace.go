@@ -66,3 +66,23 @@ func AwaitTurn(ctx context.Context) (wrote func(time.Time), err error) {
 	}
 	return nil, t.Turn(ctx)
 }
+
+// TurnsAhead are Turns that can tell how long the turns already waiting
+// will take to be handed out: a message marked now (Handing) waits at
+// least that long for its own turn, so its mark can wait for company on
+// the journal's next write for part of it (HandingWithin).
+type TurnsAhead interface {
+	Turns
+	// Ahead is how long the turns waiting now take at the pace of the
+	// rate (zero when none waits).
+	Ahead() time.Duration
+}
+
+// TurnsAheadOf is how long ctx's Turns take to hand out the turns already
+// waiting (TurnsAhead); zero without Turns or when they cannot tell.
+func TurnsAheadOf(ctx context.Context) time.Duration {
+	if t, ok := ctx.Value(turnsKey{}).(TurnsAhead); ok {
+		return t.Ahead()
+	}
+	return 0
+}

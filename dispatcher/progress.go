@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"time"
 )
 
 // Progress follows one Sender.Send call message by message, so the
@@ -23,6 +24,11 @@ type Progress struct {
 	// superseded, or this worker lost the batch): the Sender must not make
 	// the call and reports those messages with the error (NotHanded).
 	Handing func(idx ...int) error
+	// HandingWithin, when set, is Handing for messages that will not be
+	// sent for within yet (they wait for their turns, TurnsAheadOf): the
+	// dispatcher may take up to within to note them, so that their mark
+	// shares a journal write with others. Nil: Handing is called instead.
+	HandingWithin func(within time.Duration, idx ...int) error
 	// Done is called once per message, as soon as its Result is known. It
 	// must not block for long. Send still returns every Result.
 	Done func(i int, r Result)
@@ -48,6 +54,23 @@ func ProgressFrom(ctx context.Context) *Progress {
 func Handing(ctx context.Context, idx ...int) error {
 	p := ProgressFrom(ctx)
 	if p == nil || p.Handing == nil || len(idx) == 0 {
+		return nil
+	}
+	return p.Handing(idx...)
+}
+
+// HandingWithin is Handing for msgs[idx...] that will not go out for
+// within yet (see Progress.HandingWithin); it blocks no longer than
+// within, and the journal's own write, past that.
+func HandingWithin(ctx context.Context, within time.Duration, idx ...int) error {
+	p := ProgressFrom(ctx)
+	if p == nil || len(idx) == 0 {
+		return nil
+	}
+	if p.HandingWithin != nil && within > 0 {
+		return p.HandingWithin(within, idx...)
+	}
+	if p.Handing == nil {
 		return nil
 	}
 	return p.Handing(idx...)
@@ -107,23 +130,32 @@ func Remap(ctx context.Context, idx []int) context.Context {
 	if p == nil {
 		return ctx
 	}
-	return WithProgress(ctx, &Progress{
+	remap := func(js []int) []int {
+		is := make([]int, len(js))
+		for k, j := range js {
+			is[k] = idx[j]
+		}
+		return is
+	}
+	q := &Progress{
 		Handing: func(js ...int) error {
 			if p.Handing == nil {
 				return nil
 			}
-			is := make([]int, len(js))
-			for k, j := range js {
-				is[k] = idx[j]
-			}
-			return p.Handing(is...)
+			return p.Handing(remap(js)...)
 		},
 		Done: func(j int, r Result) {
 			if p.Done != nil {
 				p.Done(idx[j], r)
 			}
 		},
-	})
+	}
+	if p.HandingWithin != nil {
+		q.HandingWithin = func(within time.Duration, js ...int) error {
+			return p.HandingWithin(within, remap(js)...)
+		}
+	}
+	return WithProgress(ctx, q)
 }
 
 // ErrPanicked is wrapped by the Result of a message whose Sender panicked

@@ -537,7 +537,11 @@ func (s *Sender) sendSlot(ctx context.Context, msgs []*dispatcher.Message, res [
 		win.observe(now.Sub(start)-waited, answered, now)
 		win.release()
 	}()
-	if err := dispatcher.Handing(ctx, i); err != nil {
+	// With a rate, the message waits for its turn behind the turns
+	// waiting now: its mark may wait up to half that for company in the
+	// journal's write (tens of marks a write rather than two or three),
+	// the other half kept for the write itself and the pacer's margin.
+	if err := dispatcher.HandingWithin(ctx, dispatcher.TurnsAheadOf(ctx)/2, i); err != nil {
 		res[i] = dispatcher.NotHanded(err)
 	} else {
 		res[i], waited, answered = s.sendOne(ctx, msgs[i])

@@ -173,3 +173,53 @@ func TestTurnsToldWhenWritten(t *testing.T) {
 		t.Errorf("%d turns, %d writes told (%d of them before their turns), %d requests; want 5 of each, none early", wt.turns, wt.wrotes, wt.early, fake.Requests())
 	}
 }
+
+// aheadTurns are turns that are given at once and say that ahead worth of
+// turns wait before any new one (dispatcher.TurnsAhead).
+type aheadTurns time.Duration
+
+func (aheadTurns) Turn(context.Context) error { return nil }
+func (a aheadTurns) Ahead() time.Duration     { return time.Duration(a) }
+
+// TestMarkWaitsHalfTheTurnsAhead: a message that will wait for its turn
+// behind others is marked with half that wait as its within
+// (dispatcher.HandingWithin), so its mark may share a journal write;
+// without turns ahead, or without turns, it is marked as before (Handing).
+func TestMarkWaitsHalfTheTurnsAhead(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	s := mustNew(t, baseConfig(fake))
+	for _, tc := range []struct {
+		name  string
+		turns dispatcher.Turns // nil: none
+		want  []string
+	}{
+		{"40 ms of turns ahead", aheadTurns(40 * time.Millisecond), []string{"within 20ms", "within 20ms"}},
+		{"no turn waiting", aheadTurns(0), []string{"handing", "handing"}},
+		{"no rate", nil, []string{"handing", "handing"}},
+	} {
+		var mu sync.Mutex
+		var got []string
+		note := func(s string) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, s)
+		}
+		p := &dispatcher.Progress{
+			Handing:       func(...int) error { note("handing"); return nil },
+			HandingWithin: func(d time.Duration, _ ...int) error { note("within " + d.String()); return nil },
+		}
+		ctx := dispatcher.WithProgress(t.Context(), p)
+		if tc.turns != nil {
+			ctx = dispatcher.WithTurns(ctx, tc.turns)
+		}
+		for i, r := range s.Send(ctx, messages(2)) {
+			if r.Err != nil || r.Status != dispatcher.StatusSent {
+				t.Fatalf("%s: message %d: %+v, want sent", tc.name, i, r)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: marks %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

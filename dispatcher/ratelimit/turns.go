@@ -36,7 +36,7 @@ func (r *Sender) sendTurns(ctx context.Context, msgs []*dispatcher.Message) []di
 		}
 	}}
 	if prog != nil {
-		watch.Handing = prog.Handing
+		watch.Handing, watch.HandingWithin = prog.Handing, prog.HandingWithin
 	}
 	ctx = dispatcher.WithTurns(dispatcher.WithProgress(ctx, watch), turnsOf{p, start})
 	all := make([]int, len(msgs))
@@ -72,7 +72,27 @@ func (t turnsOf) TurnWrote(ctx context.Context) (func(time.Time), error) {
 	return func(at time.Time) { t.p.wrote(seq, at) }, nil
 }
 
-var _ dispatcher.WriteTurns = turnsOf{}
+// Ahead implements dispatcher.TurnsAhead: the turns waiting now, at the
+// paced rate. With other processes sharing the rate this process gets
+// fewer tokens, and its turns come later than that: a mark's wait for
+// company (HandingWithin) stays within what it waits anyway.
+func (t turnsOf) Ahead() time.Duration { return t.p.ahead() }
+
+var (
+	_ dispatcher.WriteTurns = turnsOf{}
+	_ dispatcher.TurnsAhead = turnsOf{}
+)
+
+func (p *pacer) ahead() time.Duration {
+	p.mu.Lock()
+	n := len(p.queue)
+	p.mu.Unlock()
+	rate := p.r.paced()
+	if rate.N <= 0 {
+		return 0
+	}
+	return time.Duration(n) * rate.Per / time.Duration(rate.N)
+}
 
 // pacer hands out a Sender's tokens (without KeyFunc) to the messages of
 // every Send of this process, in the order they ask, each when its token

@@ -274,3 +274,79 @@ func TestTurnsWarmTheLimiter(t *testing.T) {
 		<-clk.After(time.Second) // the pacer gives up the tokens left and stops
 	})
 }
+
+// aheadSender is a dispatcher.TurnTaker whose messages all ask for their
+// turns at once; the first to be handed its turn notes, 1 ns later on the
+// clock (when every other has asked), how long the turns waiting then
+// take (dispatcher.TurnsAheadOf). Each marks itself with a within
+// (dispatcher.HandingWithin) first.
+type aheadSender struct {
+	clock dispatcher.Timer
+	mu    sync.Mutex
+	ahead []time.Duration
+}
+
+func (s *aheadSender) TakesTurns() {}
+
+func (s *aheadSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+	res := make([]dispatcher.Result, len(msgs))
+	var wg sync.WaitGroup
+	for i := range msgs {
+		wg.Go(func() {
+			if err := dispatcher.HandingWithin(ctx, 5*time.Millisecond, i); err != nil {
+				res[i] = dispatcher.NotHanded(err)
+				return
+			}
+			if _, err := dispatcher.AwaitTurn(ctx); err != nil {
+				res[i] = dispatcher.Result{Err: err}
+				return
+			}
+			<-s.clock.After(time.Nanosecond)
+			s.mu.Lock()
+			s.ahead = append(s.ahead, dispatcher.TurnsAheadOf(ctx))
+			s.mu.Unlock()
+			res[i] = dispatcher.Result{Status: dispatcher.StatusSent}
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+// TestTurnsAhead: the pacer's turns tell how long the turns waiting take
+// at the rate (dispatcher.TurnsAhead), so that a Sender can let its marks
+// wait for company for part of it, and the rate limiter passes the
+// Progress's HandingWithin through to the Sender.
+func TestTurnsAhead(t *testing.T) {
+	t.Parallel()
+	clk := clocktest.New(t0)
+	clocktest.Run(t, clk, func(t *testing.T) {
+		s := &aheadSender{clock: clk}
+		rl := &ratelimit.Sender{Sender: s, Limiter: newMemLimiter(clk), Key: "sms", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Headroom: -1, Clock: clk}
+		var mu sync.Mutex
+		var withins []time.Duration
+		p := &dispatcher.Progress{
+			Handing: func(...int) error { t.Error("Handing called: the rate limiter dropped HandingWithin"); return nil },
+			HandingWithin: func(d time.Duration, idx ...int) error {
+				mu.Lock()
+				defer mu.Unlock()
+				withins = append(withins, d)
+				return nil
+			},
+		}
+		const n = 5
+		for i, r := range rl.Send(dispatcher.WithProgress(t.Context(), p), messages(n)) {
+			if r.Status != dispatcher.StatusSent {
+				t.Fatalf("message %d: %+v, want sent", i, r)
+			}
+		}
+		if len(withins) != n || withins[0] != 5*time.Millisecond {
+			t.Errorf("HandingWithin got %v, want %d calls of 5ms", withins, n)
+		}
+		// The first turn's request: the other four wait, 10 ms apart at
+		// 100/s; the last one's: none waits.
+		if len(s.ahead) != n || s.ahead[0] != (n-1)*10*time.Millisecond || s.ahead[n-1] != 0 {
+			t.Errorf("turns ahead %v, want %v first and 0 last", s.ahead, (n-1)*10*time.Millisecond)
+		}
+		pacerIdle(clk)
+	})
+}

@@ -13,10 +13,11 @@ import (
 // about to be handed to a provider (Progress.Handing waits for that mark,
 // so a worker killed at any point leaves a truthful record of what may have
 // gone out) and the outcomes as they come (Progress.Done queues them). A
-// write goes out as soon as something waits for one; what comes in
-// meanwhile goes with the next (group commit), so under load one round trip
-// carries the marks and outcomes of many messages, and never one per
-// message.
+// write goes out as soon as a mark waits for one (or, for a mark that may
+// wait, Progress.HandingWithin, when the earliest is due; for outcomes
+// alone, maxLinger after the first); what comes in meanwhile goes with the
+// next (group commit), so under load one round trip carries the marks and
+// outcomes of many messages, and never one per message.
 //
 // Done does not wait for its outcome's write: a write takes the outcomes
 // after the marks (writeJournals), so an outcome queued before a mark goes
@@ -45,7 +46,7 @@ type journal struct {
 	mu      sync.Mutex
 	hands   []handReq
 	outs    []Outcome
-	outsAt  time.Time    // when outs was last empty, on the writer's clock
+	outsAt  time.Time    // when the oldest of outs was queued, on the writer's clock
 	waiters []chan error // Done calls waiting for their outcome's write
 	closed  bool
 }
@@ -64,6 +65,10 @@ type handReq struct {
 // do not wait for turns, and every Sender without a rate) are due at
 // once and take everything queued with them, as before.
 const maxLinger = 10 * time.Millisecond
+
+// lingerBackstop ends a linger in real time too: a test's Fanout may run
+// on a fake Timer that nothing moves.
+const lingerBackstop = time.Second
 
 // journalWriter writes the journals of the runs of one broadcast a Fanout
 // has at once (see journal).
@@ -215,17 +220,8 @@ func (w *journalWriter) loop() {
 		// Linger while nothing queued is due yet (a paced Sender's marks,
 		// outcomes alone): what comes meanwhile goes in the same write. A
 		// mark due at once, or a Done waiting for its write, ends it.
-		for {
-			wait := w.due().Sub(w.clock.Now())
-			if wait <= 0 {
-				break
-			}
-			select {
-			case <-w.quit:
-				return
-			case <-w.kick:
-			case <-w.clock.After(wait):
-			}
+		if !w.linger() {
+			return
 		}
 		if w.write() != nil {
 			// Redis is away: try again a little later, not in a tight loop.
@@ -235,6 +231,31 @@ func (w *journalWriter) loop() {
 			case <-time.After(200 * time.Millisecond):
 				w.poke()
 			}
+		}
+	}
+}
+
+// linger waits until something queued is due (see due), or a second of
+// real time has passed (lingerBackstop); false when the writer is to quit.
+func (w *journalWriter) linger() bool {
+	var backstop <-chan time.Time
+	for {
+		wait := w.due().Sub(w.clock.Now())
+		if wait <= 0 {
+			return true
+		}
+		if backstop == nil {
+			t := time.NewTimer(lingerBackstop)
+			defer t.Stop()
+			backstop = t.C
+		}
+		select {
+		case <-w.quit:
+			return false
+		case <-w.kick:
+		case <-w.clock.After(wait):
+		case <-backstop:
+			return true
 		}
 	}
 }
@@ -285,6 +306,7 @@ type pending struct {
 	j       *journal
 	hands   []handReq
 	outs    []Outcome
+	outsAt  time.Time
 	waiters []chan error
 }
 
@@ -307,7 +329,7 @@ func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal)
 	var outs []Outcome
 	for i, j := range runs {
 		j.mu.Lock()
-		ps[i].outs, ps[i].waiters = j.outs, j.waiters
+		ps[i].outs, ps[i].outsAt, ps[i].waiters = j.outs, j.outsAt, j.waiters
 		j.outs, j.waiters = nil, nil
 		j.mu.Unlock()
 		outs = append(outs, ps[i].outs...)
@@ -347,9 +369,7 @@ func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal)
 			reply = fmt.Errorf("journal: %w", err)
 			if len(p.outs) > 0 {
 				p.j.mu.Lock()
-				if len(p.j.outs) == 0 {
-					p.j.outsAt = p.j.w.clock.Now()
-				}
+				p.j.outsAt = p.outsAt // the oldest again
 				p.j.outs = append(p.outs, p.j.outs...)
 				p.j.mu.Unlock()
 			}

@@ -266,11 +266,13 @@ type stepTimer struct {
 	mu    sync.Mutex
 	now   time.Time
 	waits []stepWait
+	made  int // waits made so far
 }
 
 type stepWait struct {
 	at time.Time
 	ch chan time.Time
+	n  int // the how-manieth made
 }
 
 func (c *stepTimer) Now() time.Time {
@@ -287,8 +289,16 @@ func (c *stepTimer) After(d time.Duration) <-chan time.Time {
 		ch <- c.now
 		return ch
 	}
-	c.waits = append(c.waits, stepWait{c.now.Add(d), ch})
+	c.waits = append(c.waits, stepWait{c.now.Add(d), ch, c.made})
+	c.made++
 	return ch
+}
+
+// mark is how many waits were made so far (for waitsUntil).
+func (c *stepTimer) mark() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.made
 }
 
 // advance moves the clock d on and wakes what waits until then.
@@ -307,15 +317,15 @@ func (c *stepTimer) advance(d time.Duration) {
 	c.waits = kept
 }
 
-// waitsUntil waits until something waits on c until at.
-func (c *stepTimer) waitsUntil(t *testing.T, at time.Time) {
+// waitsUntil waits until a wait made since mark waits on c until at.
+func (c *stepTimer) waitsUntil(t *testing.T, mark int, at time.Time) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
 		c.mu.Lock()
-		found := slices.ContainsFunc(c.waits, func(w stepWait) bool { return w.at.Equal(at) })
+		found := slices.ContainsFunc(c.waits, func(w stepWait) bool { return w.n >= mark && w.at.Equal(at) })
 		c.mu.Unlock()
 		if found {
 			return
@@ -328,11 +338,24 @@ func (c *stepTimer) waitsUntil(t *testing.T, at time.Time) {
 	}
 }
 
+// recv receives from ch, failing t after 10 s.
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10 s", what)
+		var zero T
+		return zero
+	}
+}
+
 // TestJournalMarksLinger: a mark handed with a within (a paced Sender's,
 // Progress.HandingWithin) waits for company until the earliest such mark
-// is due, at most maxLinger, and an outcome queued alone waits maxLinger;
-// what is queued meanwhile goes in the same write; a mark without a
-// within goes at once and takes everything queued with it.
+// is due, at most maxLinger; an outcome queued alone waits maxLinger; what
+// is queued meanwhile goes in the same write; a mark without a within goes
+// at once and takes everything queued with it.
 func TestJournalMarksLinger(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
@@ -346,56 +369,78 @@ func TestJournalMarksLinger(t *testing.T) {
 		defer s.mu.Unlock()
 		return slices.Clone(s.calls)
 	}
-
 	errs := make(chan error, 8)
+	handed := func(n int) {
+		t.Helper()
+		for range n {
+			if err := recv(t, errs, "answer to hand"); err != nil {
+				t.Errorf("hand = %v", err)
+			}
+		}
+	}
+	// written waits for the write that makes the calls number n, and
+	// checks it is want.
+	written := func(n int, want []string, why string) {
+		t.Helper()
+		recv(t, s.in, "write")
+		got := calls()
+		if len(got) != n || !slices.Equal(got[n-1], want) {
+			t.Fatalf("calls = %q, want call %d %q: %s", got, n, want, why)
+		}
+	}
+	// quiet checks that no call beyond the first n was made.
+	quiet := func(n int, why string) {
+		t.Helper()
+		if got := calls(); len(got) != n {
+			t.Fatalf("calls = %q, want %d: %s", got, n, why)
+		}
+	}
+
+	// Two marks with withins and an outcome: one write, when the earlier
+	// mark is due.
+	m := clk.mark()
 	go func() { errs <- j1.hand(ref("a"), 6*time.Millisecond) }()
-	clk.waitsUntil(t, t0.Add(6*time.Millisecond))
+	clk.waitsUntil(t, m, t0.Add(6*time.Millisecond))
+	m = clk.mark()
 	go func() { errs <- j2.hand(ref("b"), 4*time.Millisecond) }()
-	clk.waitsUntil(t, t0.Add(4*time.Millisecond)) // the earlier one now
+	clk.waitsUntil(t, m, t0.Add(4*time.Millisecond)) // the earlier one now
 	j1.add(Outcome{RecipientID: "x"})
 	clk.advance(3 * time.Millisecond)
-	if got := calls(); len(got) != 0 {
-		t.Fatalf("calls = %q before the first mark was due, want none", got)
-	}
+	quiet(0, "nothing was due yet")
 	clk.advance(time.Millisecond)
-	<-s.in
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Errorf("hand = %v", err)
-		}
-	}
-	if got, want := calls(), [][]string{{"b1:a", "b2:b", "outs:x"}}; !slices.EqualFunc(got, want, slices.Equal) {
-		t.Fatalf("calls = %q, want %q: both marks and the outcome in one write, when the earlier mark was due", got, want)
-	}
+	written(1, []string{"b1:a", "b2:b", "outs:x"}, "both marks and the outcome in one write, when the earlier mark was due")
+	handed(2)
 
-	// An outcome alone waits maxLinger; a mark without a within ends the
-	// wait at once and takes it; a within past maxLinger waits maxLinger.
+	// A mark alone with an hour's within waits maxLinger.
 	t1 := clk.Now()
-	j2.add(Outcome{RecipientID: "y"})
+	m = clk.mark()
 	go func() { errs <- j1.hand(ref("c"), time.Hour) }()
-	clk.waitsUntil(t, t1.Add(maxLinger))
-	go func() { errs <- j2.hand(ref("d"), 0) }()
-	<-s.in
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Errorf("hand = %v", err)
-		}
-	}
-	if got, want := calls()[1:], [][]string{{"b1:c", "b2:d", "outs:y"}}; !slices.EqualFunc(got, want, slices.Equal) {
-		t.Fatalf("calls after the first = %q, want %q: the mark without a within took the rest at once", got, want)
-	}
-	j2.add(Outcome{RecipientID: "z"})
-	go func() { errs <- j1.hand(ref("e"), time.Hour) }()
+	clk.waitsUntil(t, m, t1.Add(maxLinger))
+	clk.advance(maxLinger - time.Nanosecond)
+	quiet(1, "a mark waits maxLinger at most, not less")
+	clk.advance(time.Nanosecond)
+	written(2, []string{"b1:c", "outs:"}, "an hour's within waits maxLinger")
+	handed(1)
+
+	// An outcome alone waits maxLinger.
 	t2 := clk.Now()
-	clk.waitsUntil(t, t2.Add(maxLinger))
-	clk.advance(maxLinger)
-	<-s.in
-	if err := <-errs; err != nil {
-		t.Errorf("hand = %v", err)
-	}
-	if got, want := calls()[2:], [][]string{{"b1:e", "outs:z"}}; !slices.EqualFunc(got, want, slices.Equal) {
-		t.Fatalf("calls after the second = %q, want %q: an hour's within waits maxLinger", got, want)
-	}
+	m = clk.mark()
+	j2.record(Outcome{RecipientID: "y"})
+	clk.waitsUntil(t, m, t2.Add(maxLinger))
+	clk.advance(maxLinger - time.Nanosecond)
+	quiet(2, "an outcome alone waits maxLinger")
+	clk.advance(time.Nanosecond)
+	written(3, []string{"outs:y"}, "the outcome alone, after maxLinger")
+
+	// A mark without a within goes at once, with what lingers.
+	t3 := clk.Now()
+	m = clk.mark()
+	go func() { errs <- j1.hand(ref("d"), time.Hour) }()
+	clk.waitsUntil(t, m, t3.Add(maxLinger))
+	j2.add(Outcome{RecipientID: "z"})
+	go func() { errs <- j2.hand(ref("e"), 0) }()
+	written(4, []string{"b1:d", "b2:e", "outs:z"}, "the mark without a within took the rest at once")
+	handed(2)
 	for _, j := range []*journal{j1, j2} {
 		if err := j.close(); err != nil {
 			t.Fatal(err)

@@ -68,9 +68,11 @@ func AwaitTurn(ctx context.Context) (wrote func(time.Time), err error) {
 }
 
 // TurnsAhead are Turns that can tell how long the turns already waiting
-// will take to be handed out: a message marked now (Handing) waits at
-// least that long for its own turn, so its mark can wait for company on
-// the journal's next write for part of it (HandingWithin).
+// will take to be handed out: a message marked now (Handing) waits about
+// that long for its own turn (less when the pacer hands several at once,
+// or turns waiting give up), so its mark can wait for company on the
+// journal's next write for part of it (HandingWithin): a mark late for
+// its turn costs a token given up, never a request too early.
 type TurnsAhead interface {
 	Turns
 	// Ahead is how long the turns waiting now take at the pace of the

@@ -60,8 +60,9 @@ func Handing(ctx context.Context, idx ...int) error {
 }
 
 // HandingWithin is Handing for msgs[idx...] that will not go out for
-// within yet (see Progress.HandingWithin); it blocks no longer than
-// within, and the journal's own write, past that.
+// within yet (see Progress.HandingWithin): the journal may wait up to
+// within before it writes their mark (besides what Handing waits for: a
+// write under way, the write itself, its retries).
 func HandingWithin(ctx context.Context, within time.Duration, idx ...int) error {
 	p := ProgressFrom(ctx)
 	if p == nil || len(idx) == 0 {

@@ -541,10 +541,15 @@ func (s *Sender) sendSlot(ctx context.Context, msgs []*dispatcher.Message, res [
 	// waiting now: its mark may wait up to half that for company in the
 	// journal's write (tens of marks a write rather than two or three),
 	// the other half kept for the write itself and the pacer's margin.
-	if err := dispatcher.HandingWithin(ctx, dispatcher.TurnsAheadOf(ctx)/2, i); err != nil {
+	// That wait is the turn's, taken early: it counts as waited, so the
+	// window (and what a kill may leave in doubt) does not grow by it.
+	within := dispatcher.TurnsAheadOf(ctx) / 2
+	if err := dispatcher.HandingWithin(ctx, within, i); err != nil {
 		res[i] = dispatcher.NotHanded(err)
 	} else {
+		lingered := min(s.clock.Now().Sub(start), within)
 		res[i], waited, answered = s.sendOne(ctx, msgs[i])
+		waited += lingered
 		if se := (*dispatcher.SendError)(nil); errors.As(res[i].Err, &se) && se.Throttled {
 			win.throttled()
 			answered = false // its time is no measure of Twilio's pace

@@ -372,3 +372,42 @@ func TestFailedTurnWaitIsNoSlotTime(t *testing.T) {
 		t.Errorf("slot time %v after a turn that failed after %v: its wait was counted as the request's", slot, wait)
 	}
 }
+
+// aheadAfter are turns given at once that say ahead worth of turns wait
+// (dispatcher.TurnsAhead).
+type aheadAfter time.Duration
+
+func (aheadAfter) Turn(context.Context) error { return nil }
+func (a aheadAfter) Ahead() time.Duration     { return time.Duration(a) }
+
+// TestMarkLingerIsNoSlotTime: the time a paced message's mark waited for
+// company (dispatcher.HandingWithin, up to half the turns ahead) is its
+// turn's wait taken early, not Twilio's: it is taken out of the slot's
+// time, so the window (what a kill may leave in doubt) does not grow by it.
+func TestMarkLingerIsNoSlotTime(t *testing.T) {
+	t.Parallel()
+	s, err := New(Config{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: "token", From: "+15005550006",
+		BaseURL: "http://127.0.0.1:1", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const within = 200 * time.Millisecond
+	p := &dispatcher.Progress{HandingWithin: func(d time.Duration, _ ...int) error {
+		if d != within {
+			t.Errorf("HandingWithin(%v), want %v", d, within)
+		}
+		tm := time.NewTimer(d) // the journal's linger, all of it
+		defer tm.Stop()
+		<-tm.C
+		return nil
+	}}
+	ctx := dispatcher.WithTurns(dispatcher.WithProgress(t.Context(), p), aheadAfter(2*within))
+	msg := &dispatcher.Message{DeliveryID: "d1", Recipient: &dispatcher.Recipient{ID: "r1", Phone: "+41791234567"}, Body: "x"}
+	s.Send(ctx, []*dispatcher.Message{msg}) // refused by 127.0.0.1:1 at once
+	s.window.mu.Lock()
+	slot := s.window.slot
+	s.window.mu.Unlock()
+	if slot >= within/2 {
+		t.Errorf("slot time %v after a mark that waited %v for company: its wait was counted as Twilio's", slot, within)
+	}
+}

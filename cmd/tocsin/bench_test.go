@@ -174,8 +174,8 @@ func TestBenchE2E(t *testing.T) {
 	out, _ := bench()
 	mustContain(t, "bench --e2e output", out, "tocsin bench --e2e: 60 SMS, built-in Twilio stand-in", "no rate limit",
 		"round 1: raw HTTP ceiling", "round 2: raw HTTP ceiling", " connections, CPU ", "median of 2 rounds")
-	// Without a rate, the best of 32, 128 and 512 in flight.
-	mustMatch(t, "bench --e2e ceiling", out, `(?m)^round 1: raw HTTP ceiling \d+/s \((32|128|512) in flight`)
+	// Without a rate, the best of 32, 128, 512 and 1,024 in flight.
+	mustMatch(t, "bench --e2e ceiling", out, `(?m)^round 1: raw HTTP ceiling \d+/s \((32|128|512|1024) in flight`)
 	checkE2ERatios(t, out)
 
 	out, logs := bench("--e2e-rate", "200/s", "--provider-latency", "2ms", "--verbose")

@@ -132,12 +132,13 @@ func benchE2E(ctx context.Context, w io.Writer, rdb *redis.Client, addr string, 
 		// as the SMS channel may keep at the stand-in's latency: its
 		// window. Without one the channel's window grows while more in
 		// flight pays, up to its most: the ceiling is then the best of
-		// posting with its least, four times and sixteen times that (at
-		// most its most).
+		// posting with its least, four and sixteen times that, and its
+		// most (each at most its most: at 100 ms only the most, 1,024,
+		// lets the raw client send as many as the channel may).
 		ws := []int{window}
 		if o.rate.IsZero() {
-			for _, k := range []int{4, 16} {
-				if n := min(k*window, most); n > ws[len(ws)-1] {
+			for _, n := range []int{4 * window, 16 * window, most} {
+				if n = min(n, most); n > ws[len(ws)-1] {
 					ws = append(ws, n)
 				}
 			}

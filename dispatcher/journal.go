@@ -238,9 +238,11 @@ func (w *journalWriter) loop() {
 // linger waits until something queued is due (see due), or a second of
 // real time has passed (lingerBackstop); false when the writer is to quit.
 func (w *journalWriter) linger() bool {
-	var backstop <-chan time.Time
+	var backstop, timer <-chan time.Time
+	var timerAt time.Time // when timer fires: a kick that leaves due there needs no new one
 	for {
-		wait := w.due().Sub(w.clock.Now())
+		due := w.due()
+		wait := due.Sub(w.clock.Now())
 		if wait <= 0 {
 			return true
 		}
@@ -249,11 +251,15 @@ func (w *journalWriter) linger() bool {
 			defer t.Stop()
 			backstop = t.C
 		}
+		if timer == nil || !due.Equal(timerAt) {
+			timer, timerAt = w.clock.After(wait), due
+		}
 		select {
 		case <-w.quit:
 			return false
 		case <-w.kick:
-		case <-w.clock.After(wait):
+		case <-timer:
+			timer = nil
 		case <-backstop:
 			return true
 		}

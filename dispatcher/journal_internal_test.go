@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -64,25 +65,32 @@ func testGuard(name string) Guard {
 // smsRefs is the SMS delivery of recipient id.
 func smsRefs(id string) []DeliveryRef { return []DeliveryRef{{RecipientID: id, Channel: ChannelSMS}} }
 
-// queued waits until j has n marks waiting for a write.
-func queued(t *testing.T, j *journal, n int) {
+// eventually polls cond every millisecond until it holds, failing t with
+// what() after 10 s.
+func eventually(t *testing.T, cond func() bool, what func() string) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for {
-		j.mu.Lock()
-		got := len(j.hands)
-		j.mu.Unlock()
-		if got == n {
-			return
-		}
+	for !cond() {
 		select {
 		case <-deadline:
-			t.Fatalf("%d marks queued, want %d", got, n)
+			t.Fatal(what())
 		case <-tick.C:
 		}
 	}
+}
+
+// queued waits until j has n marks waiting for a write.
+func queued(t *testing.T, j *journal, n int) {
+	t.Helper()
+	got := 0
+	eventually(t, func() bool {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		got = len(j.hands)
+		return got == n
+	}, func() string { return fmt.Sprintf("%d marks queued, want %d", got, n) })
 }
 
 // TestJournalRunsShareWrites: the runs of one broadcast share their
@@ -320,22 +328,11 @@ func (c *stepTimer) advance(d time.Duration) {
 // waitsUntil waits until a wait made since mark waits on c until at.
 func (c *stepTimer) waitsUntil(t *testing.T, mark int, at time.Time) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
+	eventually(t, func() bool {
 		c.mu.Lock()
-		found := slices.ContainsFunc(c.waits, func(w stepWait) bool { return w.n >= mark && w.at.Equal(at) })
-		c.mu.Unlock()
-		if found {
-			return
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("nothing waits on the clock until %v", at)
-		case <-tick.C:
-		}
-	}
+		defer c.mu.Unlock()
+		return slices.ContainsFunc(c.waits, func(w stepWait) bool { return w.n >= mark && w.at.Equal(at) })
+	}, func() string { return fmt.Sprintf("nothing waits on the clock until %v", at) })
 }
 
 // recv receives from ch, failing t after 10 s.

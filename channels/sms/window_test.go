@@ -354,20 +354,14 @@ func (t turnsAfter) Turn(ctx context.Context) error {
 // is: the window does not grow on waits for a limiter that failed.
 func TestFailedTurnWaitIsNoSlotTime(t *testing.T) {
 	t.Parallel()
-	s, err := New(Config{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: "token", From: "+15005550006",
-		BaseURL: "http://127.0.0.1:1", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := refusedPaced(t)
 	const wait = 200 * time.Millisecond
 	ctx := dispatcher.WithTurns(t.Context(), turnsAfter{d: wait, err: errors.New("limiter down")})
-	msg := &dispatcher.Message{DeliveryID: "d1", Recipient: &dispatcher.Recipient{ID: "r1", Phone: "+41791234567"}, Body: "x"}
+	msg := oneMessage()
 	if r := s.Send(ctx, []*dispatcher.Message{msg}); r[0].Err == nil {
 		t.Fatalf("Send = %+v, want the failed turn's error", r[0])
 	}
-	s.window.mu.Lock()
-	slot := s.window.slot
-	s.window.mu.Unlock()
+	slot := slotTime(s)
 	if slot >= wait/2 {
 		t.Errorf("slot time %v after a turn that failed after %v: its wait was counted as the request's", slot, wait)
 	}
@@ -386,11 +380,7 @@ func (a aheadAfter) Ahead() time.Duration     { return time.Duration(a) }
 // time, so the window (what a kill may leave in doubt) does not grow by it.
 func TestMarkLingerIsNoSlotTime(t *testing.T) {
 	t.Parallel()
-	s, err := New(Config{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: "token", From: "+15005550006",
-		BaseURL: "http://127.0.0.1:1", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := refusedPaced(t)
 	const within = 200 * time.Millisecond
 	p := &dispatcher.Progress{HandingWithin: func(d time.Duration, _ ...int) error {
 		if d != within {
@@ -402,12 +392,33 @@ func TestMarkLingerIsNoSlotTime(t *testing.T) {
 		return nil
 	}}
 	ctx := dispatcher.WithTurns(dispatcher.WithProgress(t.Context(), p), aheadAfter(2*within))
-	msg := &dispatcher.Message{DeliveryID: "d1", Recipient: &dispatcher.Recipient{ID: "r1", Phone: "+41791234567"}, Body: "x"}
+	msg := oneMessage()
 	s.Send(ctx, []*dispatcher.Message{msg}) // refused by 127.0.0.1:1 at once
-	s.window.mu.Lock()
-	slot := s.window.slot
-	s.window.mu.Unlock()
+	slot := slotTime(s)
 	if slot >= within/2 {
 		t.Errorf("slot time %v after a mark that waited %v for company: its wait was counted as Twilio's", slot, within)
 	}
+}
+
+// refusedPaced is a Sender at 100/s whose requests 127.0.0.1:1 refuses
+// at once.
+func refusedPaced(t *testing.T) *Sender {
+	t.Helper()
+	s, err := New(Config{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: "token", From: "+15005550006",
+		BaseURL: "http://127.0.0.1:1", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func oneMessage() *dispatcher.Message {
+	return &dispatcher.Message{DeliveryID: "d1", Recipient: &dispatcher.Recipient{ID: "r1", Phone: "+41791234567"}, Body: "x"}
+}
+
+// slotTime is the window's running mean slot time.
+func slotTime(s *Sender) time.Duration {
+	s.window.mu.Lock()
+	defer s.window.mu.Unlock()
+	return s.window.slot
 }

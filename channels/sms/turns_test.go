@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tocsin-dev/tocsin/channels/sms"
 	"github.com/tocsin-dev/tocsin/dispatcher"
 )
 
@@ -174,13 +175,6 @@ func TestTurnsToldWhenWritten(t *testing.T) {
 	}
 }
 
-// aheadTurns are turns that are given at once and say that ahead worth of
-// turns wait before any new one (dispatcher.TurnsAhead).
-type aheadTurns time.Duration
-
-func (aheadTurns) Turn(context.Context) error { return nil }
-func (a aheadTurns) Ahead() time.Duration     { return time.Duration(a) }
-
 // TestMarkWaitsHalfTheTurnsAhead: a message that will wait for its turn
 // behind others is marked with half that wait as its within
 // (dispatcher.HandingWithin), so its mark may share a journal write;
@@ -194,8 +188,8 @@ func TestMarkWaitsHalfTheTurnsAhead(t *testing.T) {
 		turns dispatcher.Turns // nil: none
 		want  []string
 	}{
-		{"40 ms of turns ahead", aheadTurns(40 * time.Millisecond), []string{"within 20ms", "within 20ms"}},
-		{"no turn waiting", aheadTurns(0), []string{"handing", "handing"}},
+		{"40 ms of turns ahead", sms.AheadTurns(40 * time.Millisecond), []string{"within 20ms", "within 20ms"}},
+		{"no turn waiting", sms.AheadTurns(0), []string{"handing", "handing"}},
 		{"no rate", nil, []string{"handing", "handing"}},
 	} {
 		var mu sync.Mutex

@@ -367,13 +367,6 @@ func TestFailedTurnWaitIsNoSlotTime(t *testing.T) {
 	}
 }
 
-// aheadAfter are turns given at once that say ahead worth of turns wait
-// (dispatcher.TurnsAhead).
-type aheadAfter time.Duration
-
-func (aheadAfter) Turn(context.Context) error { return nil }
-func (a aheadAfter) Ahead() time.Duration     { return time.Duration(a) }
-
 // TestMarkLingerIsNoSlotTime: the time a paced message's mark waited for
 // company (dispatcher.HandingWithin, up to half the turns ahead) is its
 // turn's wait taken early, not Twilio's: it is taken out of the slot's
@@ -391,7 +384,7 @@ func TestMarkLingerIsNoSlotTime(t *testing.T) {
 		<-tm.C
 		return nil
 	}}
-	ctx := dispatcher.WithTurns(dispatcher.WithProgress(t.Context(), p), aheadAfter(2*within))
+	ctx := dispatcher.WithTurns(dispatcher.WithProgress(t.Context(), p), AheadTurns(2*within))
 	msg := oneMessage()
 	s.Send(ctx, []*dispatcher.Message{msg}) // refused by 127.0.0.1:1 at once
 	slot := slotTime(s)

@@ -40,6 +40,15 @@ type FailureMetrics interface {
 	NotSent(ch Channel, st DeliveryStatus, reason string, n int)
 }
 
+// JournalMetrics counts the journal's writes. A Metrics that implements
+// it (the Prometheus adapter does) is told of every write that reached
+// the store: how many marks and outcomes it carried, so that writes per
+// delivery show how well they are shared (a paced Sender's marks wait
+// for company: Progress.HandingWithin).
+type JournalMetrics interface {
+	JournalWrite(marks, outcomes int)
+}
+
 // count counts n deliveries on ch that reached st, recorded with reason
 // (empty for a success): Statuses, and NotSent for those not sent.
 func (f *Fanout) count(ch Channel, st DeliveryStatus, reason string, n int) {
@@ -215,6 +224,9 @@ type Fanout struct {
 	sweep  SweepStore
 	// failures is c.Metrics when it counts reasons too (nil otherwise).
 	failures FailureMetrics
+	// journals is c.Metrics when it counts the journal's writes (nil
+	// otherwise).
+	journals JournalMetrics
 
 	mu    sync.Mutex
 	cache map[string]*broadcastContext
@@ -259,7 +271,8 @@ func NewFanout(c FanoutConfig) (*Fanout, error) {
 		c.Tracer = noop.NewTracerProvider().Tracer("")
 	}
 	failures, _ := c.Metrics.(FailureMetrics)
-	return &Fanout{c: c, leases: c.Leases, sweep: c.Leases, failures: failures}, nil
+	journals, _ := c.Metrics.(JournalMetrics)
+	return &Fanout{c: c, leases: c.Leases, sweep: c.Leases, failures: failures, journals: journals}, nil
 }
 
 // MustFanout is NewFanout for tests and fixed wiring: it panics on a

@@ -358,6 +358,15 @@ func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal)
 	}
 	refused := make([]string, len(ps))
 	var err error
+	marks := 0
+	for _, g := range groups {
+		marks += len(g.Handed)
+	}
+	defer func() {
+		if err == nil && f.journals != nil {
+			f.journals.JournalWrite(marks, len(outs))
+		}
+	}()
 	if f.leases == nil {
 		err = f.c.Store.Record(ctx, bid, outs) // nothing is marked: no groups
 	} else {

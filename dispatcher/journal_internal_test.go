@@ -358,7 +358,8 @@ func TestJournalMarksLinger(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	clk := &stepTimer{now: t0}
 	s := &groupStore{in: make(chan struct{}, 100)}
-	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler), Clock: clk}}
+	jm := &journalCounts{}
+	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler), Clock: clk}, journals: jm}
 	guard, ref := testGuard, smsRefs
 	j1, j2 := f.newJournal(ctx, "bc_1", guard("b1")), f.newJournal(ctx, "bc_1", guard("b2"))
 	calls := func() [][]string {
@@ -443,4 +444,24 @@ func TestJournalMarksLinger(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// JournalMetrics is told of each write (the closes found nothing).
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	if jm.writes != 4 || jm.marks != 5 || jm.outcomes != 3 {
+		t.Errorf("JournalMetrics told of %d writes of %d marks and %d outcomes, want 4 of 5 and 3", jm.writes, jm.marks, jm.outcomes)
+	}
+}
+
+// journalCounts is a JournalMetrics that adds up what it is told.
+type journalCounts struct {
+	mu                      sync.Mutex
+	writes, marks, outcomes int
+}
+
+func (c *journalCounts) JournalWrite(marks, outcomes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes++
+	c.marks += marks
+	c.outcomes += outcomes
 }

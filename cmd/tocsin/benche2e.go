@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/channels/sms"
@@ -87,6 +88,9 @@ type e2eRound struct {
 	ceilingCPU, e2eCPU, e2eRedisCPU time.Duration
 	// Connections the stand-in accepted: keep-alive reuses them.
 	ceilingConns, e2eConns int64
+	// The journal's writes end to end, and the marks and outcomes they
+	// carried (tocsin_journal_writes_total, tocsin_journal_entries_total).
+	journalWrites, journalEntries float64
 }
 
 func (o e2eOptions) perSecond(d time.Duration) float64 { return float64(o.n) / d.Seconds() }
@@ -197,8 +201,9 @@ func ceilingRound(ctx context.Context, stand *childStandIn, n, inFlight int) (e2
 // line is one round's figures.
 func (o e2eOptions) line(r e2eRound) string {
 	c, e := o.perSecond(r.ceiling), o.perSecond(r.e2e)
-	s := fmt.Sprintf("raw HTTP ceiling %.0f/s (%d in flight, %.2f s, %d connections, CPU %v/SMS); end to end %.0f/s (%.2f s from the incident to the broadcast done, first request after %.2f s, last after %.2f s, %d connections, CPU %v/SMS, Redis's %v of it); ratio %.3f",
-		c, r.ceilingW, r.ceiling.Seconds(), r.ceilingConns, r.ceilingCPU.Round(time.Microsecond), e, r.e2e.Seconds(), (r.openToEnd - r.span).Seconds(), r.openToEnd.Seconds(), r.e2eConns, r.e2eCPU.Round(time.Microsecond), r.e2eRedisCPU.Round(time.Microsecond), e/c)
+	s := fmt.Sprintf("raw HTTP ceiling %.0f/s (%d in flight, %.2f s, %d connections, CPU %v/SMS); end to end %.0f/s (%.2f s from the incident to the broadcast done, first request after %.2f s, last after %.2f s, %d connections, CPU %v/SMS, Redis's %v of it, %.0f journal writes of %.1f marks and outcomes each); ratio %.3f",
+		c, r.ceilingW, r.ceiling.Seconds(), r.ceilingConns, r.ceilingCPU.Round(time.Microsecond), e, r.e2e.Seconds(), (r.openToEnd - r.span).Seconds(), r.openToEnd.Seconds(), r.e2eConns, r.e2eCPU.Round(time.Microsecond), r.e2eRedisCPU.Round(time.Microsecond),
+		r.journalWrites, r.journalEntries/max(r.journalWrites, 1), e/c)
 	if !o.rate.IsZero() {
 		s += fmt.Sprintf("; rate used %.1f%% of %v (%.1f%% of what the ceiling allows); largest 1-s window (sliding) %d at the stand-in, %d as sent, %d as turns; windows over %d: %d at the stand-in, %d as sent, %d as turns",
 			100*o.rateUse(r), o.rate, 100*o.allowedUse(r), r.window, r.sentWindow, r.turnWindow, o.rate.N, r.over, r.sentOver, r.turnOver)
@@ -311,8 +316,9 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 		}
 		return sent.wrap(rt)
 	}
+	reg, metrics := newRegistry(nil)
 	a, err := wire(wiring{
-		cfg: cfg, rdb: rdb, queue: aopt, logger: logger,
+		cfg: cfg, rdb: rdb, queue: aopt, logger: logger, metrics: metrics,
 		senders: func(store *redisstore.Store) (map[dispatcher.Channel]dispatcher.Sender, func(context.Context, string) error, error) {
 			s, err := smsSender(cfg, store.Limiter(), logger, dispatcher.SystemClock, "http://127.0.0.1:8080", wrap, nil)
 			if err != nil {
@@ -364,6 +370,9 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 		return err
 	}
 	r.e2eCPU = (cpu+seen.cpu)/time.Duration(o.n) + r.e2eRedisCPU
+	if r.journalWrites, r.journalEntries, err = journalCounts(reg); err != nil {
+		return err
+	}
 	r.e2eConns = seen.conns
 	times := seen.arrivals
 	if len(times) != o.n {
@@ -414,6 +423,26 @@ func e2eBroadcast(ctx context.Context, rdb *redis.Client, addr string, db int, o
 		}
 	}
 	return nil
+}
+
+// journalCounts reads the journal's writes and what they carried (marks
+// and outcomes together) from reg.
+func journalCounts(reg prometheus.Gatherer) (writes, entries float64, err error) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "tocsin_journal_writes_total":
+				writes += m.GetCounter().GetValue()
+			case "tocsin_journal_entries_total":
+				entries += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return writes, entries, nil
 }
 
 // lags is the spread of b[k]-a[k] over k (a and b sorted, as long): its

@@ -19,6 +19,9 @@ type Metrics struct {
 	budgetSpent   *prometheus.GaugeVec
 	budgetRefused prometheus.Counter
 	caughtUp      prometheus.Counter
+	// The journal's (JournalMetrics).
+	journalWrites  prometheus.Counter
+	journalEntries *prometheus.CounterVec
 }
 
 var (
@@ -26,6 +29,7 @@ var (
 	_ dispatcher.BudgetMetrics  = (*Metrics)(nil)
 	_ dispatcher.CatchUpMetrics = (*Metrics)(nil)
 	_ dispatcher.FailureMetrics = (*Metrics)(nil)
+	_ dispatcher.JournalMetrics = (*Metrics)(nil)
 )
 
 // NewMetrics registers Tocsin's delivery metrics on reg, and the queue
@@ -63,7 +67,15 @@ func NewMetrics(reg prometheus.Registerer, inspector *asynq.Inspector) *Metrics 
 		Name: "tocsin_catchup_sends_total",
 		Help: "Late members catch-up added to an open incident's latest broadcast (a recipient imported, given a contact or subscribed after the update went out).",
 	})
-	reg.MustRegister(m.deliveries, m.latency, m.notSent, m.waits, m.budgetSpent, m.budgetRefused, m.caughtUp)
+	m.journalWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tocsin_journal_writes_total",
+		Help: "Writes of the journal (one Redis script each) that reached Redis: the marks of messages about to go to a provider and the outcomes recorded, shared by a worker's runs of a broadcast.",
+	})
+	m.journalEntries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tocsin_journal_entries_total",
+		Help: "What the journal's writes carried, by kind (mark, outcome): divided by tocsin_journal_writes_total, how many a write shares.",
+	}, []string{"kind"})
+	reg.MustRegister(m.deliveries, m.latency, m.notSent, m.waits, m.budgetSpent, m.budgetRefused, m.caughtUp, m.journalWrites, m.journalEntries)
 	if inspector != nil {
 		reg.MustRegister(&depthCollector{inspector: inspector})
 	}
@@ -91,6 +103,13 @@ func (m *Metrics) RateLimitWait(ch dispatcher.Channel, bucket string) func(n int
 			o.Observe(s)
 		}
 	}
+}
+
+// JournalWrite implements dispatcher.JournalMetrics.
+func (m *Metrics) JournalWrite(marks, outcomes int) {
+	m.journalWrites.Inc()
+	m.journalEntries.WithLabelValues("mark").Add(float64(marks))
+	m.journalEntries.WithLabelValues("outcome").Add(float64(outcomes))
 }
 
 // CaughtUp implements dispatcher.CatchUpMetrics.

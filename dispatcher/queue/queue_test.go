@@ -156,6 +156,14 @@ func TestMetrics(t *testing.T) {
 	if got := gathered(t, reg, "tocsin_deliveries_not_sent_total"); fmt.Sprint(got) != fmt.Sprint(wantNotSent) {
 		t.Errorf("tocsin_deliveries_not_sent_total = %v, want %v", got, wantNotSent)
 	}
+	m.JournalWrite(3, 5)
+	m.JournalWrite(0, 2)
+	if got := gathered(t, reg, "tocsin_journal_writes_total"); fmt.Sprint(got) != fmt.Sprint(map[string]float64{"": 2}) {
+		t.Errorf("tocsin_journal_writes_total = %v, want 2", got)
+	}
+	if got, want := gathered(t, reg, "tocsin_journal_entries_total"), map[string]float64{"kind=mark": 3, "kind=outcome": 7}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("tocsin_journal_entries_total = %v, want %v", got, want)
+	}
 	wait := m.RateLimitWait(dispatcher.ChannelWebhook, ratelimit.KindEndpoint)
 	wait(3, 250*time.Millisecond)
 	wait(1, time.Second)

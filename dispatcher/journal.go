@@ -15,7 +15,7 @@ import (
 // gone out) and the outcomes as they come (Progress.Done queues them). A
 // write goes out as soon as a mark waits for one (or, for a mark that may
 // wait, Progress.HandingWithin, when the earliest is due; for outcomes
-// alone, maxLinger after the first); what comes in meanwhile goes with the
+// alone, MaxLinger after the first); what comes in meanwhile goes with the
 // next (group commit), so under load one round trip carries the marks and
 // outcomes of many messages, and never one per message.
 //
@@ -57,14 +57,14 @@ type handReq struct {
 	by    time.Time // the write it waits for is due then (see linger)
 }
 
-// maxLinger bounds how long the writer lets a mark wait for company
+// MaxLinger bounds how long the writer lets a mark wait for company
 // (Progress.HandingWithin), and an outcome queued without a mark: a
 // write of a paced Sender's marks at 5,000/s carried two or three of
 // them, each paying a script's fixed work in Redis; within a few
 // milliseconds, tens. Marks handed without a within (the Senders that
 // do not wait for turns, and every Sender without a rate) are due at
 // once and take everything queued with them, as before.
-const maxLinger = 10 * time.Millisecond
+const MaxLinger = 10 * time.Millisecond
 
 // lingerBackstop ends a linger in real time too: a test's Fanout may run
 // on a fake Timer that nothing moves.
@@ -145,13 +145,13 @@ func lingerClock(c Clock) Timer {
 }
 
 // hand marks refs handed, waiting for the write. The write may wait up
-// to within (at most maxLinger) for more to carry (Progress.HandingWithin);
+// to within (at most MaxLinger) for more to carry (Progress.HandingWithin);
 // zero: it goes at once. Without a LeaseStore there is nothing to mark.
 func (j *journal) hand(refs []DeliveryRef, within time.Duration) error {
 	if j.w.f.leases == nil || len(refs) == 0 {
 		return nil
 	}
-	req := handReq{refs: refs, reply: make(chan error, 1), by: j.w.clock.Now().Add(min(max(within, 0), maxLinger))}
+	req := handReq{refs: refs, reply: make(chan error, 1), by: j.w.clock.Now().Add(min(max(within, 0), MaxLinger))}
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
@@ -267,7 +267,7 @@ func (w *journalWriter) linger() bool {
 }
 
 // due is when the next write is due: the earliest of the queued marks'
-// by, maxLinger after the first outcome queued, now for a Done waiting for
+// by, MaxLinger after the first outcome queued, now for a Done waiting for
 // its write; the zero time when nothing is queued (a write then finds
 // nothing, and answers any waiter).
 func (w *journalWriter) due() time.Time {
@@ -287,7 +287,7 @@ func (w *journalWriter) due() time.Time {
 			earlier(h.by)
 		}
 		if len(j.outs) > 0 {
-			earlier(j.outsAt.Add(maxLinger))
+			earlier(j.outsAt.Add(MaxLinger))
 		}
 		if len(j.waiters) > 0 {
 			earlier(now)

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -19,10 +20,17 @@ type groupStore struct {
 	calls [][]string // per call: "{lease}:{recipient ids}" of each group, then "outs:{ids}"
 	hold  chan struct{}
 	in    chan struct{} // a call began
+	fail  int           // calls still to fail (Redis away), before anything else
 }
 
 func (s *groupStore) JournalGroups(_ context.Context, _ string, groups []JournalGroup, outs []Outcome) ([]string, error) {
 	s.mu.Lock()
+	if s.fail > 0 {
+		s.fail--
+		s.mu.Unlock()
+		s.in <- struct{}{}
+		return nil, errors.New("redis: connection refused")
+	}
 	var call []string
 	refused := make([]string, len(groups))
 	for i, g := range groups {
@@ -350,7 +358,7 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 
 // TestJournalMarksLinger: a mark handed with a within (a paced Sender's,
 // Progress.HandingWithin) waits for company until the earliest such mark
-// is due, at most maxLinger; an outcome queued alone waits maxLinger; what
+// is due, at most MaxLinger; an outcome queued alone waits MaxLinger; what
 // is queued meanwhile goes in the same write; a mark without a within goes
 // at once and takes everything queued with it.
 func TestJournalMarksLinger(t *testing.T) {
@@ -409,32 +417,32 @@ func TestJournalMarksLinger(t *testing.T) {
 	written(1, []string{"b1:a", "b2:b", "outs:x"}, "both marks and the outcome in one write, when the earlier mark was due")
 	handed(2)
 
-	// A mark alone with an hour's within waits maxLinger.
+	// A mark alone with an hour's within waits MaxLinger.
 	t1 := clk.Now()
 	m = clk.mark()
 	go func() { errs <- j1.hand(ref("c"), time.Hour) }()
-	clk.waitsUntil(t, m, t1.Add(maxLinger))
-	clk.advance(maxLinger - time.Nanosecond)
-	quiet(1, "a mark waits maxLinger at most, not less")
+	clk.waitsUntil(t, m, t1.Add(MaxLinger))
+	clk.advance(MaxLinger - time.Nanosecond)
+	quiet(1, "a mark waits MaxLinger at most, not less")
 	clk.advance(time.Nanosecond)
-	written(2, []string{"b1:c", "outs:"}, "an hour's within waits maxLinger")
+	written(2, []string{"b1:c", "outs:"}, "an hour's within waits MaxLinger")
 	handed(1)
 
-	// An outcome alone waits maxLinger.
+	// An outcome alone waits MaxLinger.
 	t2 := clk.Now()
 	m = clk.mark()
 	j2.record(Outcome{RecipientID: "y"})
-	clk.waitsUntil(t, m, t2.Add(maxLinger))
-	clk.advance(maxLinger - time.Nanosecond)
-	quiet(2, "an outcome alone waits maxLinger")
+	clk.waitsUntil(t, m, t2.Add(MaxLinger))
+	clk.advance(MaxLinger - time.Nanosecond)
+	quiet(2, "an outcome alone waits MaxLinger")
 	clk.advance(time.Nanosecond)
-	written(3, []string{"outs:y"}, "the outcome alone, after maxLinger")
+	written(3, []string{"outs:y"}, "the outcome alone, after MaxLinger")
 
 	// A mark without a within goes at once, with what lingers.
 	t3 := clk.Now()
 	m = clk.mark()
 	go func() { errs <- j1.hand(ref("d"), time.Hour) }()
-	clk.waitsUntil(t, m, t3.Add(maxLinger))
+	clk.waitsUntil(t, m, t3.Add(MaxLinger))
 	j2.add(Outcome{RecipientID: "z"})
 	go func() { errs <- j2.hand(ref("e"), 0) }()
 	written(4, []string{"b1:d", "b2:e", "outs:z"}, "the mark without a within took the rest at once")
@@ -464,4 +472,33 @@ func (c *journalCounts) JournalWrite(marks, outcomes int) {
 	c.writes++
 	c.marks += marks
 	c.outcomes += outcomes
+}
+
+// TestJournalFailedWriteNotCounted: JournalMetrics is told of the writes
+// that reached the store only: a failed write (its marks refused, its
+// outcomes kept for the next) is not counted, and the write that then
+// carries those outcomes is, once.
+func TestJournalFailedWriteNotCounted(t *testing.T) {
+	ctx := context.Background()
+	s := &groupStore{in: make(chan struct{}, 100), fail: 1}
+	jm := &journalCounts{}
+	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}, journals: jm}
+	j := f.newJournal(ctx, "bc_1", testGuard("b1"))
+	j.add(Outcome{RecipientID: "x"})
+	if err := j.hand(smsRefs("a"), 0); err == nil {
+		t.Fatal("hand = nil through a failed write, want its error")
+	}
+	if err := j.close(); err != nil { // writes the outcome x, kept
+		t.Fatal(err)
+	}
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	if jm.writes != 1 || jm.marks != 0 || jm.outcomes != 1 {
+		t.Errorf("JournalMetrics told of %d writes of %d marks and %d outcomes, want 1 of 0 and 1 (the failed one not counted)", jm.writes, jm.marks, jm.outcomes)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if want := [][]string{{"outs:x"}}; !slices.EqualFunc(s.calls, want, slices.Equal) {
+		t.Errorf("calls that reached the store %q, want %q", s.calls, want)
+	}
 }

@@ -543,11 +543,13 @@ func (s *Sender) sendSlot(ctx context.Context, msgs []*dispatcher.Message, res [
 	// the other half kept for the write itself and the pacer's margin.
 	// That wait is the turn's, taken early: it counts as waited, so the
 	// window (and what a kill may leave in doubt) does not grow by it.
+	// The journal waits MaxLinger at most; the rest of the call is its
+	// write, which the slot's time keeps.
 	within := dispatcher.TurnsAheadOf(ctx) / 2
 	if err := dispatcher.HandingWithin(ctx, within, i); err != nil {
 		res[i] = dispatcher.NotHanded(err)
 	} else {
-		lingered := min(s.clock.Now().Sub(start), within)
+		lingered := min(s.clock.Now().Sub(start), within, dispatcher.MaxLinger)
 		res[i], waited, answered = s.sendOne(ctx, msgs[i])
 		waited += lingered
 		if se := (*dispatcher.SendError)(nil); errors.As(res[i].Err, &se) && se.Throttled {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -354,7 +355,7 @@ func (t turnsAfter) Turn(ctx context.Context) error {
 // is: the window does not grow on waits for a limiter that failed.
 func TestFailedTurnWaitIsNoSlotTime(t *testing.T) {
 	t.Parallel()
-	s := refusedPaced(t)
+	s := refusedPaced(t, nil)
 	const wait = 200 * time.Millisecond
 	ctx := dispatcher.WithTurns(t.Context(), turnsAfter{d: wait, err: errors.New("limiter down")})
 	msg := oneMessage()
@@ -368,37 +369,48 @@ func TestFailedTurnWaitIsNoSlotTime(t *testing.T) {
 }
 
 // TestMarkLingerIsNoSlotTime: the time a paced message's mark waited for
-// company (dispatcher.HandingWithin, up to half the turns ahead) is its
-// turn's wait taken early, not Twilio's: it is taken out of the slot's
-// time, so the window (what a kill may leave in doubt) does not grow by it.
+// company (dispatcher.HandingWithin, up to half the turns ahead, the
+// journal's MaxLinger at most) is its turn's wait taken early, not
+// Twilio's: it is taken out of the slot's time, so the window (what a kill
+// may leave in doubt) does not grow by it; the write after it stays in.
 func TestMarkLingerIsNoSlotTime(t *testing.T) {
 	t.Parallel()
-	s := refusedPaced(t)
+	// The Sender's clock moves only in HandingWithin, by what the journal
+	// took: the slot's time is then exact.
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	clock := dispatcher.ClockFunc(func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	})
+	s := refusedPaced(t, clock)
 	const within = 200 * time.Millisecond
+	const write = 100 * time.Millisecond
 	p := &dispatcher.Progress{HandingWithin: func(d time.Duration, _ ...int) error {
 		if d != within {
 			t.Errorf("HandingWithin(%v), want %v", d, within)
 		}
-		tm := time.NewTimer(d) // the journal's linger, all of it
-		defer tm.Stop()
-		<-tm.C
+		// The journal's linger (MaxLinger at most), then a slow write.
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(dispatcher.MaxLinger + write)
 		return nil
 	}}
 	ctx := dispatcher.WithTurns(dispatcher.WithProgress(t.Context(), p), AheadTurns(2*within))
-	msg := oneMessage()
-	s.Send(ctx, []*dispatcher.Message{msg}) // refused by 127.0.0.1:1 at once
-	slot := slotTime(s)
-	if slot >= within/2 {
-		t.Errorf("slot time %v after a mark that waited %v for company: its wait was counted as Twilio's", slot, within)
+	s.Send(ctx, []*dispatcher.Message{oneMessage()}) // refused by 127.0.0.1:1 at once
+	if slot := slotTime(s); slot != write {
+		t.Errorf("slot time %v after a mark that waited %v for company and %v for its write: want the write's %v, not the wait", slot, dispatcher.MaxLinger, write, write)
 	}
 }
 
 // refusedPaced is a Sender at 100/s whose requests 127.0.0.1:1 refuses
 // at once.
-func refusedPaced(t *testing.T) *Sender {
+// Its clock is clock (nil: the system's).
+func refusedPaced(t *testing.T, clock dispatcher.Clock) *Sender {
 	t.Helper()
 	s, err := New(Config{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: "token", From: "+15005550006",
-		BaseURL: "http://127.0.0.1:1", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Logger: slog.New(slog.DiscardHandler)})
+		BaseURL: "http://127.0.0.1:1", Rate: dispatcher.Rate{N: 100, Per: time.Second}, Logger: slog.New(slog.DiscardHandler), Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

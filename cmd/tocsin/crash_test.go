@@ -333,7 +333,26 @@ func TestRedisRestartMidBroadcast(t *testing.T) {
 // only duplicates are requests that were in flight when it died (at most
 // the sender's in-flight limit per kill), and every record says sent.
 func TestWorkerKilledMidBroadcast(t *testing.T) {
-	r := newCrashRig(t, 2)
+	killMidBroadcast(t, newCrashRig(t, 2))
+}
+
+// TestPacedWorkerKilledMidBroadcast is TestWorkerKilledMidBroadcast with
+// the SMS rate as the bound rather than the window: at 200/s for two
+// workers of 32 in flight at 100 ms, messages wait for their turns, and
+// their marks wait for company in the journal (Progress.HandingWithin,
+// up to dispatcher.MaxLinger). A kill still loses nobody, and duplicates
+// no more than the in-flight limit.
+func TestPacedWorkerKilledMidBroadcast(t *testing.T) {
+	_, opts := redistest.New(t)
+	killMidBroadcast(t, newCrashRigEnv(t, 2, map[string]string{
+		"TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB), "TOCSIN_SMS_RATE": "200/s",
+	}))
+}
+
+// killMidBroadcast opens an incident on r and kills its first worker
+// crashKills times while it sends (see TestWorkerKilledMidBroadcast).
+func killMidBroadcast(t *testing.T, r *crashRig) {
+	t.Helper()
 	bid := r.open("OPEN cards down").BroadcastID
 	var at []int
 	for k := 1; k <= crashKills; k++ {

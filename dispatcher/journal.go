@@ -271,9 +271,11 @@ func (w *journalWriter) linger() bool {
 // its write; the zero time when nothing is queued (a write then finds
 // nothing, and answers any waiter).
 func (w *journalWriter) due() time.Time {
+	// Under w.mu, then each run's mu (nothing takes w.mu holding a
+	// run's): a kick comes with nearly every mark and outcome, and a copy
+	// of the runs for each would be an allocation a message.
 	w.mu.Lock()
-	runs := slices.Clone(w.runs)
-	w.mu.Unlock()
+	defer w.mu.Unlock()
 	now := w.clock.Now()
 	var due time.Time
 	earlier := func(t time.Time) {
@@ -281,7 +283,7 @@ func (w *journalWriter) due() time.Time {
 			due = t
 		}
 	}
-	for _, j := range runs {
+	for _, j := range w.runs {
 		j.mu.Lock()
 		for _, h := range j.hands {
 			earlier(h.by)

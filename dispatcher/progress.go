@@ -51,13 +51,7 @@ func ProgressFrom(ctx context.Context) *Progress {
 // the provider. A Sender calls it right before each provider call and, on
 // an error, sends none of them and answers them NotHanded(err). Without a
 // Progress it returns nil.
-func Handing(ctx context.Context, idx ...int) error {
-	p := ProgressFrom(ctx)
-	if p == nil || p.Handing == nil || len(idx) == 0 {
-		return nil
-	}
-	return p.Handing(idx...)
-}
+func Handing(ctx context.Context, idx ...int) error { return HandingWithin(ctx, 0, idx...) }
 
 // HandingWithin is Handing for msgs[idx...] that will not go out for
 // within yet (see Progress.HandingWithin): the journal may wait up to

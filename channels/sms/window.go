@@ -108,14 +108,14 @@ type window struct {
 	// Without a rate (adapt): the slots of the round so far, their time
 	// and how many ended with the window full; the least round mean of
 	// this epoch and the last one's; slots in this epoch and at the least
-	// size (up to baseRounds rounds); and whether a 20429 cut the window
-	// less than a window's worth of slots ago (and how many ended since).
+	// size (up to baseRounds rounds); and how many slots must still end
+	// before a 20429 may cut the window again (a window's worth after a
+	// cut).
 	round, full    int
 	roundSum       time.Duration
 	fastest, prior time.Duration
 	epoch, based   int
-	cut            bool
-	sinceCut       int
+	cutWait        int
 	ended          time.Time // when the last slot ended (observe's now)
 }
 
@@ -183,11 +183,7 @@ func (w *window) observe(slot time.Duration, answered bool, now time.Time) {
 		return
 	}
 	if w.rate.IsZero() {
-		if w.cut {
-			if w.sinceCut++; w.sinceCut >= w.size {
-				w.cut = false
-			}
-		}
+		w.cutWait = max(0, w.cutWait-1)
 		if answered {
 			w.adapt(slot)
 		}
@@ -252,7 +248,7 @@ func (w *window) resume(now time.Time) {
 	}
 	w.size = w.least
 	w.round, w.full, w.roundSum = 0, 0, 0
-	w.fastest, w.prior, w.epoch, w.based, w.cut, w.sinceCut = 0, 0, 0, 0, false, 0
+	w.fastest, w.prior, w.epoch, w.based, w.cutWait = 0, 0, 0, 0, 0
 }
 
 // throttled halves a window without a rate, at most once a window's
@@ -263,10 +259,10 @@ func (w *window) resume(now time.Time) {
 func (w *window) throttled() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.rate.IsZero() && !w.cut {
+	if w.rate.IsZero() && w.cutWait == 0 {
 		w.size = max(w.least, w.size/2)
 		w.round, w.full, w.roundSum = 0, 0, 0
-		w.cut, w.sinceCut = true, 0
+		w.cutWait = w.size
 	}
 }
 

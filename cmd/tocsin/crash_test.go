@@ -73,7 +73,12 @@ func newCrashRig(t *testing.T, workers int) *crashRig {
 
 func newCrashRigAt(t *testing.T, workers int, addr string, db int) *crashRig {
 	t.Helper()
-	return newCrashRigEnv(t, workers, map[string]string{"TOCSIN_REDIS_ADDR": addr, "TOCSIN_REDIS_DB": strconv.Itoa(db)})
+	return newCrashRigEnv(t, workers, redisEnv(addr, db))
+}
+
+// redisEnv is the variables that point Tocsin at database db of addr.
+func redisEnv(addr string, db int) map[string]string {
+	return map[string]string{"TOCSIN_REDIS_ADDR": addr, "TOCSIN_REDIS_DB": strconv.Itoa(db)}
 }
 
 // newCrashRigEnv is newCrashRig on the Redis that the variables redis name.
@@ -344,9 +349,9 @@ func TestWorkerKilledMidBroadcast(t *testing.T) {
 // no more than the in-flight limit.
 func TestPacedWorkerKilledMidBroadcast(t *testing.T) {
 	_, opts := redistest.New(t)
-	killMidBroadcast(t, newCrashRigEnv(t, 2, map[string]string{
-		"TOCSIN_REDIS_ADDR": opts.Addr, "TOCSIN_REDIS_DB": strconv.Itoa(opts.DB), "TOCSIN_SMS_RATE": "200/s",
-	}))
+	env := redisEnv(opts.Addr, opts.DB)
+	env["TOCSIN_SMS_RATE"] = "200/s"
+	killMidBroadcast(t, newCrashRigEnv(t, 2, env))
 }
 
 // killMidBroadcast opens an incident on r and kills its first worker

@@ -146,7 +146,8 @@ type Config struct {
 	// Rate is the rate the channel is paced at (channels.sms.rate), so
 	// that the window is sized from rate × latency. With the zero Rate
 	// the window starts at Concurrency and grows while more requests in
-	// flight do not make Twilio's answers slower, and halves on a 20429.
+	// flight do not make Twilio's answers slower (doubling a round until
+	// they first do, see window), and halves on a 20429.
 	Rate dispatcher.Rate `yaml:"-"`
 	// HTTPClient supplies the transport (connection pool, proxy, TLS); only
 	// its Transport is used. Default: a transport of its own keeping up to

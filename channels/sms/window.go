@@ -63,10 +63,29 @@ const latencyWeight = 1.0 / 16
 // lets it grow again from its new pace.
 //
 // It grows only once its base rests on baseRounds rounds at the least
-// size: the first rounds of a broadcast are slow (connections dialled, the
-// journal queued behind the audience snapshot), and a base taken from
-// them made a window against a provider answering at once grow to 500 on
-// the slots of its steady state, with nothing to gain.
+// size, or on two or more that took baseSettle together: the first rounds
+// of a broadcast are slow (connections dialled, the journal queued behind
+// the audience snapshot), and a base taken from them made a window
+// against a provider answering at once grow to 500 on the slots of its
+// steady state, with nothing to gain. Against one answering in 100 ms,
+// eight rounds are 0.8 s at the least size; two, at 200 ms in all, outlast
+// a start's slowness as well.
+//
+// Until a round first shows requests queueing (its mean past growAbove
+// of the base, the window full), a shrink or a 20429, it doubles after
+// each round instead of growing by a quarter (a slow start, as TCP's),
+// when its base is slowStartFrom or more: against Twilio's 100 to 300 ms
+// a quarter a round took 15 rounds, 1.5 s or more, from 32 to 1,024 in
+// flight, a 30k broadcast's first half at a fraction of its pace;
+// doubling takes five. A base under it is this host's pace more than the
+// provider's (a stand-in answering at once: 2-4 ms at 32 in flight, the
+// slots as long as the window is wide), where a quarter a round takes a
+// few tens of milliseconds and a doubling only overshoots what the CPU
+// can serve (side by side it did not help). A doubling can overshoot
+// what the provider takes by as much as the window was: against an
+// account's limit on concurrent requests, a round of 20429s (those
+// messages wait for their retry like any throttled one), which halves the
+// window once and ends the slow start.
 //
 // A window idle for adaptIdle (no slot held, none ended) starts again
 // from its least and learns its base anew: a broadcast an hour after the
@@ -80,7 +99,10 @@ const (
 	shrinkBelow = 0.5
 	adaptEpoch  = 2048
 	baseRounds  = 8
-	adaptIdle   = time.Minute
+	baseSettle  = 200 * time.Millisecond
+
+	slowStartFrom = 10 * time.Millisecond
+	adaptIdle     = time.Minute
 )
 
 // window is a Sender's in-flight limit: a counting semaphore of slots. A
@@ -110,18 +132,21 @@ type window struct {
 	// this epoch and the last one's; slots in this epoch and at the least
 	// size (up to baseRounds rounds); and how many slots must still end
 	// before a 20429 may cut the window again (a window's worth after a
-	// cut).
+	// cut); the rounds' time at the least size (up to baseSettle), and
+	// whether it still doubles (slow start).
 	round, full    int
 	roundSum       time.Duration
 	fastest, prior time.Duration
 	epoch, based   int
+	basedFor       time.Duration
 	cutWait        int
+	slowStart      bool
 	ended          time.Time // when the last slot ended (observe's now)
 }
 
 func newWindow(rate dispatcher.Rate, least, most int) *window {
 	most = max(most, least)
-	return &window{rate: rate, least: least, most: most, size: Window(rate, FirstLatency, least, most)}
+	return &window{rate: rate, least: least, most: most, size: Window(rate, FirstLatency, least, most), slowStart: true}
 }
 
 // acquire takes a slot, waiting for one; it returns ctx's error when ctx
@@ -211,6 +236,7 @@ func (w *window) adapt(slot time.Duration) {
 	}
 	if w.size == w.least {
 		w.based = min(w.based+1, baseRounds*w.least)
+		w.basedFor = min(w.basedFor+slot/time.Duration(w.least), baseSettle)
 		if w.epoch++; w.epoch >= adaptEpoch {
 			w.prior, w.fastest, w.epoch = w.fastest, 0, 0
 		}
@@ -228,12 +254,20 @@ func (w *window) adapt(slot time.Duration) {
 	if w.prior > 0 && w.prior < base {
 		base = w.prior
 	}
+	settled := w.based >= baseRounds*w.least || (w.based >= 2*w.least && w.basedFor >= baseSettle)
 	switch r := float64(base) / float64(mean); {
-	case r >= growAbove && full && w.based >= baseRounds*w.least:
-		w.size = min(w.most, w.size+max(1, w.size/4))
+	case r >= growAbove && full && settled:
+		grow := max(1, w.size/4)
+		if w.slowStart && base >= slowStartFrom {
+			grow = w.size
+		}
+		w.size = min(w.most, w.size+grow)
 		w.wake()
 	case r < shrinkBelow:
 		w.size = max(w.least, w.size-max(1, w.size/8))
+		w.slowStart = false
+	case full && settled:
+		w.slowStart = false // queueing: a quarter a round from here
 	}
 }
 
@@ -248,7 +282,8 @@ func (w *window) resume(now time.Time) {
 	}
 	w.size = w.least
 	w.round, w.full, w.roundSum = 0, 0, 0
-	w.fastest, w.prior, w.epoch, w.based, w.cutWait = 0, 0, 0, 0, 0
+	w.fastest, w.prior, w.epoch, w.based, w.basedFor, w.cutWait = 0, 0, 0, 0, 0, 0
+	w.slowStart = true
 }
 
 // throttled halves a window without a rate, at most once a window's
@@ -263,6 +298,7 @@ func (w *window) throttled() {
 		w.size = max(w.least, w.size/2)
 		w.round, w.full, w.roundSum = 0, 0, 0
 		w.cutWait = w.size
+		w.slowStart = false
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,6 +309,88 @@ func TestWindowAdaptsWithoutRate(t *testing.T) {
 	w.throttled()
 	if size, _, _ := w.state(); size != 189 {
 		t.Fatalf("with a rate, after a 20429: size %d, want 189 (the rate's need at FirstLatency)", size)
+	}
+}
+
+// TestWindowSlowStart: without a rate, against a provider answering in
+// 100 ms however many are in flight, the window settles its base on two
+// rounds (200 ms) rather than eight and then doubles each round up to its
+// most (not with a base under slowStartFrom); the first round showing requests queueing, a shrink or a 20429
+// ends the doubling (a quarter a round from there), and a window idle for
+// adaptIdle doubles again.
+func TestWindowSlowStart(t *testing.T) {
+	t.Parallel()
+	const least, most = 32, 1024
+	steady := func(d time.Duration) func(int) time.Duration { return func(int) time.Duration { return d } }
+
+	w := newWindow(dispatcher.Rate{}, least, most)
+	sizes := rounds(t, w, 7, true, steady(100*time.Millisecond))
+	if want := []int{32, 64, 128, 256, 512, 1024, 1024}; !slices.Equal(sizes, want) {
+		t.Fatalf("answers in 100 ms: sizes %v, want %v", sizes, want)
+	}
+
+	// A slow first round (150 ms) and then 100 ms: the same.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	seen := 0
+	sizes = rounds(t, w, 7, true, func(int) time.Duration {
+		if seen++; seen <= least {
+			return 150 * time.Millisecond
+		}
+		return 100 * time.Millisecond
+	})
+	if want := []int{32, 64, 128, 256, 512, 1024, 1024}; !slices.Equal(sizes, want) {
+		t.Fatalf("a slow first round, then 100 ms: sizes %v, want %v", sizes, want)
+	}
+
+	// Short rounds settle on eight, as before: 20 ms is 160 ms in all.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	sizes = rounds(t, w, baseRounds+1, true, steady(20*time.Millisecond))
+	if sizes[baseRounds-2] != least || sizes[baseRounds-1] != 2*least {
+		t.Fatalf("answers in 20 ms: sizes %v, want %d for %d rounds, then %d", sizes, least, baseRounds, 2*least)
+	}
+
+	// A base under slowStartFrom (a stand-in answering at once, the
+	// slots this host's CPU): a quarter a round, as ever.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	sizes = rounds(t, w, baseRounds+2, true, steady(3*time.Millisecond))
+	if got := sizes[baseRounds-1:]; !slices.Equal(got, []int{40, 50, 62}) {
+		t.Fatalf("answers in 3 ms: sizes %v, want 40, 50, 62 after the %dth round", sizes, baseRounds)
+	}
+
+	// Queueing seen once (the provider at its limit from 128 in flight
+	// on): no more doubling, a quarter a round once it answers fast again.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	limit := func(size int) time.Duration {
+		if size >= 128 {
+			return 200 * time.Millisecond
+		}
+		return 100 * time.Millisecond
+	}
+	sizes = rounds(t, w, 5, true, limit)
+	if want := []int{32, 64, 128, 128, 128}; !slices.Equal(sizes, want) {
+		t.Fatalf("queueing from 128 on: sizes %v, want %v", sizes, want)
+	}
+	sizes = rounds(t, w, 3, true, steady(100*time.Millisecond))
+	if want := []int{160, 200, 250}; !slices.Equal(sizes, want) {
+		t.Fatalf("fast again after queueing: sizes %v, want a quarter a round, %v", sizes, want)
+	}
+
+	// A 20429 in the slow start: halved, then a quarter a round.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	rounds(t, w, 4, true, steady(100*time.Millisecond)) // 256
+	w.throttled()
+	sizes = rounds(t, w, 2, true, steady(100*time.Millisecond))
+	if want := []int{160, 200}; !slices.Equal(sizes, want) {
+		t.Fatalf("after a 20429 at 256: sizes %v, want %v", sizes, want)
+	}
+
+	// Idle for adaptIdle: from the least, doubling again.
+	ended := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	w.observe(100*time.Millisecond, true, ended)
+	w.resume(ended.Add(2 * adaptIdle))
+	sizes = rounds(t, w, 4, true, steady(100*time.Millisecond))
+	if want := []int{32, 64, 128, 256}; !slices.Equal(sizes, want) {
+		t.Fatalf("after %v idle: sizes %v, want %v", 2*adaptIdle, sizes, want)
 	}
 }
 

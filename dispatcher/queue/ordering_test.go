@@ -11,12 +11,14 @@ import (
 )
 
 // slowSender is a slow provider that records, in the order it accepts
-// them, which update each recipient was sent.
+// them, which update each recipient was sent. Once held, it accepts no
+// more: each message waits for its Send's context to end.
 type slowSender struct {
 	delay time.Duration
 	mu    sync.Mutex
 	seqs  map[string][]int // recipient -> seqs in arrival order
 	calls int
+	held  bool
 }
 
 func (s *slowSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
@@ -24,19 +26,53 @@ func (s *slowSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dis
 	for i, m := range msgs {
 		select {
 		case <-ctx.Done():
-			for j := i; j < len(msgs); j++ {
-				res[j] = dispatcher.Result{Err: dispatcher.Transient("cancelled", 0, ctx.Err())}
-			}
-			return res
+			return cancelledFrom(ctx, res, i)
 		case <-time.After(s.delayOf(m.Seq)):
 		}
 		s.mu.Lock()
+		if s.held {
+			s.mu.Unlock()
+			<-ctx.Done()
+			return cancelledFrom(ctx, res, i)
+		}
 		s.seqs[m.Recipient.ID] = append(s.seqs[m.Recipient.ID], m.Seq)
 		s.calls++
 		s.mu.Unlock()
 		res[i] = dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: fmt.Sprint("p", m.Seq)}
 	}
 	return res
+}
+
+// cancelledFrom fails res from i on with ctx's error, as not sent.
+func cancelledFrom(ctx context.Context, res []dispatcher.Result, i int) []dispatcher.Result {
+	for j := i; j < len(res); j++ {
+		res[j] = dispatcher.Result{Err: dispatcher.Transient("cancelled", 0, ctx.Err())}
+	}
+	return res
+}
+
+// hold makes s accept nothing more from now on, and returns how many it
+// accepted.
+func (s *slowSender) hold() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = true
+	return s.calls
+}
+
+// sentOf is how many messages of update seq s accepted.
+func (s *slowSender) sentOf(seq int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, seqs := range s.seqs {
+		for _, q := range seqs {
+			if q == seq {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // delayOf makes update 1 much slower than later ones, as a congested
@@ -72,8 +108,11 @@ func TestLatestStateWins(t *testing.T) {
 		t.Fatal(err)
 	}
 	bids := []string{res.BroadcastID}
+	// "Quick succession": updates 2 and 3 come while update 1 is
+	// mid-flight (ten of its messages sent; each of its batches takes
+	// 800 ms).
+	waitFor(t, 30*time.Second, "update 1 to start", func() bool { return sender.sentOf(1) >= 10 })
 	for _, st := range []dispatcher.State{dispatcher.StateIdentified, dispatcher.StateResolved} {
-		time.Sleep(40 * time.Millisecond) // "quick succession": the earlier update is mid-flight
 		up, err := f.svc.PostUpdate(ctx, res.Incident.ID, dispatcher.UpdateInput{State: st}, "")
 		if err != nil {
 			t.Fatal(err)
@@ -107,9 +146,11 @@ func TestLatestStateWins(t *testing.T) {
 	t.Logf("%d recipients, %d deliveries of updates 1-2 superseded", len(reach), superseded)
 }
 
-// TestCancel: a broadcast cancelled mid-send stops within a second; what
-// was not handed to the provider is suppressed (cancelled), the counters
-// add up, and a done broadcast cannot be cancelled.
+// TestCancel: a broadcast cancelled mid-send stops: the sends under way
+// are cancelled (the provider, holding every message from just before the
+// cancel, lets go only when they are), and what was not handed to the
+// provider is suppressed (cancelled); the counters add up, and a done
+// broadcast cannot be cancelled.
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	sender := &slowSender{delay: 5 * time.Millisecond, seqs: map[string][]int{}}
@@ -121,20 +162,17 @@ func TestCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for sender.sent() < 20 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 30*time.Second, "20 messages sent", func() bool { return sender.sent() >= 20 })
+	atHold := sender.hold()
 	b, err := f.svc.CancelBroadcast(ctx, res.BroadcastID)
 	if err != nil || b.State != dispatcher.BroadcastCancelled {
 		t.Fatalf("CancelBroadcast = %+v, %v", b, err)
 	}
-	time.Sleep(time.Second)
-	atOneSecond := sender.sent()
-	time.Sleep(500 * time.Millisecond)
-	if n := sender.sent(); n != atOneSecond {
-		t.Errorf("the provider still got messages more than a second after the cancel: %d then %d", atOneSecond, n)
-	}
+	// Idle only once every held Send was cancelled: nothing else ends them.
 	f.waitIdle(t, 20*time.Second)
+	if n := sender.sent(); n != atHold {
+		t.Errorf("the provider took %d messages while holding, want none", n-atHold)
+	}
 	b, _ = f.store.GetBroadcast(ctx, res.BroadcastID)
 	reachable := map[string]bool{}
 	for _, id := range expect(rs, nil, nil).reachable() {

@@ -68,24 +68,31 @@ const latencyWeight = 1.0 / 16
 // the audience snapshot), and a base taken from them made a window
 // against a provider answering at once grow to 500 on the slots of its
 // steady state, with nothing to gain. Against one answering in 100 ms,
-// eight rounds are 0.8 s at the least size; two, at 200 ms in all, outlast
-// a start's slowness as well.
+// eight rounds are 0.8 s at the least size; two take 200 ms, against a
+// start's slowness of tens of milliseconds (a base still slowed by it lets
+// the window double once too far; the faster rounds after it lower the
+// base again).
 //
-// Until a round first shows requests queueing (its mean past growAbove
-// of the base, the window full), a shrink or a 20429, it doubles after
-// each round instead of growing by a quarter (a slow start, as TCP's),
-// when its base is slowStartFrom or more: against Twilio's 100 to 300 ms
-// a quarter a round took 15 rounds, 1.5 s or more, from 32 to 1,024 in
-// flight, a 30k broadcast's first half at a fraction of its pace;
-// doubling takes five. A base under it is this host's pace more than the
-// provider's (a stand-in answering at once: 2-4 ms at 32 in flight, the
-// slots as long as the window is wide), where a quarter a round takes a
-// few tens of milliseconds and a doubling only overshoots what the CPU
-// can serve (side by side it did not help). A doubling can overshoot
-// what the provider takes by as much as the window was: against an
-// account's limit on concurrent requests, a round of 20429s (those
-// messages wait for their retry like any throttled one), which halves the
-// window once and ends the slow start.
+// Until a round above the least size first shows requests queueing (its
+// mean past 4/3 of the base, the window full), a shrink or a 20429, it
+// doubles after each round instead of growing by a quarter (a slow start,
+// as TCP's), while its base is slowStartFrom or more: against Twilio's
+// 100 to 300 ms a quarter a round took 16 rounds, 1.5 s or more, from 32
+// to 1,024 in flight, a 30k broadcast's first half at a fraction of its
+// pace; doubling takes five. A base under slowStartFrom is this host's
+// pace more than the provider's (a stand-in answering at once: 2-4 ms at
+// 32 in flight, the slots as long as the window is wide), where a quarter
+// a round takes a few tens of milliseconds and a doubling only overshoots
+// what the CPU can serve (side by side it did not help).
+//
+// A doubling overshoots more than a quarter does, and shows it a round
+// late (the round after a doubling still holds slots begun before it):
+// in a simulation of a provider that queues above 100 in flight the
+// window went 128, 256, then down an eighth a round, where a quarter a
+// round stopped near 190. Against an account's limit on concurrent
+// requests, that is a round of 20429s (those messages wait for their
+// retry like any throttled one), which halves the window once and ends
+// the slow start.
 //
 // A window idle for adaptIdle (no slot held, none ended) starts again
 // from its least and learns its base anew: a broadcast an hour after the
@@ -263,6 +270,9 @@ func (w *window) adapt(slot time.Duration) {
 		}
 		w.size = min(w.most, w.size+grow)
 		w.wake()
+	case w.size == w.least:
+		// A slow round at the least size is no sign that more in flight
+		// queue: nothing to shrink, and the slow start goes on.
 	case r < shrinkBelow:
 		w.size = max(w.least, w.size-max(1, w.size/8))
 		w.slowStart = false

@@ -314,10 +314,11 @@ func TestWindowAdaptsWithoutRate(t *testing.T) {
 
 // TestWindowSlowStart: without a rate, against a provider answering in
 // 100 ms however many are in flight, the window settles its base on two
-// rounds (200 ms) rather than eight and then doubles each round up to its
-// most (not with a base under slowStartFrom); the first round showing requests queueing, a shrink or a 20429
-// ends the doubling (a quarter a round from there), and a window idle for
-// adaptIdle doubles again.
+// rounds (200 ms) rather than eight, never on one, and then doubles each
+// round up to its most (from a base of 10 ms, not under it); the first
+// round above the least size showing requests queueing, a shrink or a
+// 20429 ends the doubling (a quarter a round from there), a slow round at
+// the least size does not, and a window idle for adaptIdle doubles again.
 func TestWindowSlowStart(t *testing.T) {
 	t.Parallel()
 	const least, most = 32, 1024
@@ -340,6 +341,50 @@ func TestWindowSlowStart(t *testing.T) {
 	})
 	if want := []int{32, 64, 128, 256, 512, 1024, 1024}; !slices.Equal(sizes, want) {
 		t.Fatalf("a slow first round, then 100 ms: sizes %v, want %v", sizes, want)
+	}
+
+	// One round of 250 ms is not a base: a start's slowness alone.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	seen = 0
+	sizes = rounds(t, w, 3, true, func(int) time.Duration {
+		if seen++; seen <= least {
+			return 250 * time.Millisecond
+		}
+		return 100 * time.Millisecond
+	})
+	if want := []int{32, 64, 128}; !slices.Equal(sizes, want) {
+		t.Fatalf("a first round of 250 ms, then 100 ms: sizes %v, want %v", sizes, want)
+	}
+
+	// A slow round at the least size (Twilio's spread, before any
+	// growth) leaves the slow start on: 100, 210, 100 ms.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	seen = 0
+	sizes = rounds(t, w, 5, true, func(int) time.Duration {
+		if seen++; seen > least && seen <= 2*least {
+			return 210 * time.Millisecond
+		}
+		return 100 * time.Millisecond
+	})
+	if want := []int{32, 32, 64, 128, 256}; !slices.Equal(sizes, want) {
+		t.Fatalf("rounds of 100, 210, then 100 ms: sizes %v, want %v", sizes, want)
+	}
+
+	// A base of exactly slowStartFrom doubles.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	sizes = rounds(t, w, baseRounds+1, true, steady(slowStartFrom))
+	if got := sizes[baseRounds-1:]; !slices.Equal(got, []int{64, 128}) {
+		t.Fatalf("answers in %v: sizes %v, want 64, 128 after the %dth round", slowStartFrom, sizes, baseRounds)
+	}
+
+	// A round past twice the base above the least size shrinks it by an
+	// eighth and ends the doubling.
+	w = newWindow(dispatcher.Rate{}, least, most)
+	rounds(t, w, 4, true, steady(100*time.Millisecond)) // 256
+	sizes = rounds(t, w, 1, true, steady(250*time.Millisecond))
+	sizes = append(sizes, rounds(t, w, 2, true, steady(100*time.Millisecond))...)
+	if want := []int{224, 280, 350}; !slices.Equal(sizes, want) {
+		t.Fatalf("a round of 250 ms at 256, then 100 ms: sizes %v, want %v", sizes, want)
 	}
 
 	// Short rounds settle on eight, as before: 20 ms is 160 ms in all.

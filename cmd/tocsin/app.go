@@ -193,18 +193,33 @@ func (o clusterConnOpt) client() *redis.ClusterClient {
 func (o clusterConnOpt) MakeRedisClient() any { return o.client() }
 
 // redisReady reports whether rdb's Redis answers: with a cluster, every
-// master the client knows, so that a process whose shard is gone says so.
+// master the client knows, each saying the cluster serves every slot
+// (cluster_state:ok), so that a process whose shard is gone says so. A
+// failed master's slots can drop out of the client's view before its
+// replica is promoted: every master it still knows then answers, and only
+// their cluster_state says that a shard is missing. A task that failed on
+// the lost shard and asked this (queue.Handlers.Ready) was failed at once,
+// its move to asynq's retry set refused by the cluster (CLUSTERDOWN), and
+// ran again only on asynq's own recovery, two minutes after the kill.
 func redisReady(ctx context.Context, rdb redis.UniversalClient) error {
 	if c, ok := rdb.(*redis.ClusterClient); ok {
 		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-			if err := m.Ping(ctx).Err(); err != nil {
+			info, err := m.ClusterInfo(ctx).Result()
+			if err != nil {
 				return fmt.Errorf("%s: %w", m.Options().Addr, err)
+			}
+			if !strings.Contains(info, "cluster_state:ok") {
+				return fmt.Errorf("%s: %w", m.Options().Addr, errClusterNotOK)
 			}
 			return nil
 		})
 	}
 	return rdb.Ping(ctx).Err()
 }
+
+// errClusterNotOK: a master of the cluster says cluster_state:fail (a
+// slot without a master that answers: a failover under way).
+var errClusterNotOK = errors.New("the cluster does not serve every slot (cluster_state is not ok)")
 
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.Level.Value()}

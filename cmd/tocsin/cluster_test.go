@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -115,4 +116,54 @@ func TestUnreachableClusterSaysSo(t *testing.T) {
 	if strings.Contains(out, "cluster-secret-42") || strings.Contains(out, "embedded") {
 		t.Errorf("serve printed the password or ran embedded:\n%s", out)
 	}
+}
+
+// TestClusterNotReadyWithASlotUnserved: on a cluster whose masters all
+// answer but one of them no longer serves a slot (cluster_state:fail, as
+// while a failed master's replica is not promoted yet), redisReady says
+// the cluster is not ready, so that a task failed by the lost shard waits
+// for it (queue.Handlers.Ready) instead of failing while the cluster
+// refuses its move to asynq's retry set; once the slot is served again,
+// ready.
+func TestClusterNotReadyWithASlotUnserved(t *testing.T) {
+	c, err := redistest.StartCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	defer rdb.Close()
+	if err := redisReady(ctx, rdb); err != nil {
+		t.Fatalf("a healthy cluster: %v", err)
+	}
+	slots, err := rdb.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owner string
+	var slot int
+	for _, s := range slots {
+		if len(s.Nodes) > 0 {
+			owner, slot = s.Nodes[0].Addr, s.Start
+			break
+		}
+	}
+	m := redis.NewClient(&redis.Options{Addr: owner})
+	defer m.Close()
+	if err := m.Do(ctx, "CLUSTER", "DELSLOTS", slot).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Every master still answers: only their cluster_state tells.
+	waitFor(t, "cluster_state:fail on "+owner, func() bool {
+		info, err := m.ClusterInfo(ctx).Result()
+		return err == nil && strings.Contains(info, "cluster_state:fail")
+	})
+	if err := redisReady(ctx, rdb); !errors.Is(err, errClusterNotOK) {
+		t.Fatalf("slot %d served by nobody on %s: redisReady = %v, want %v", slot, owner, err, errClusterNotOK)
+	}
+	if err := m.Do(ctx, "CLUSTER", "ADDSLOTS", slot).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready once the slot is served again", func() bool { return redisReady(ctx, rdb) == nil })
 }

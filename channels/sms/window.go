@@ -85,11 +85,11 @@ const latencyWeight = 1.0 / 16
 // a round takes a few tens of milliseconds and a doubling only overshoots
 // what the CPU can serve (side by side it did not help).
 //
-// A doubling overshoots more than a quarter does, and shows it a round
-// late (the round after a doubling still holds slots begun before it):
-// in a simulation of a provider that queues above 100 in flight the
-// window went 128, 256, then down an eighth a round, where a quarter a
-// round stopped near 190. Against an account's limit on concurrent
+// A doubling overshoots more than a quarter does, and may show it only a
+// round late (the round after a doubling still holds slots begun before
+// it, at the size before), by when the window has doubled again: up to
+// four times the size that still answered fast, which the shrink then
+// takes down an eighth a round. Against an account's limit on concurrent
 // requests, that is a round of 20429s (those messages wait for their
 // retry like any throttled one), which halves the window once and ends
 // the slow start.

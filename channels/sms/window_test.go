@@ -164,6 +164,20 @@ func rounds(t *testing.T, w *window, n int, busy bool, slot func(size int) time.
 	return sizes
 }
 
+// steady answers every slot in d, whatever the window's size.
+func steady(d time.Duration) func(int) time.Duration { return func(int) time.Duration { return d } }
+
+// byRound answers the slots of the first rounds at the least size, least
+// slots each, in ds in turn, and every slot after them in the last of ds.
+func byRound(least int, ds ...time.Duration) func(int) time.Duration {
+	seen := 0
+	return func(int) time.Duration {
+		d := ds[min(seen/least, len(ds)-1)]
+		seen++
+		return d
+	}
+}
+
 // TestWindowAdaptsWithoutRate: without a rate the window grows while
 // answers take as long with more in flight, up to its most; stops where
 // they queue (each slot as long as the window is wide: this host's CPU);
@@ -173,7 +187,6 @@ func rounds(t *testing.T, w *window, n int, busy bool, slot func(size int) time.
 func TestWindowAdaptsWithoutRate(t *testing.T) {
 	t.Parallel()
 	const least, most = 32, 1024
-	steady := func(d time.Duration) func(int) time.Duration { return func(int) time.Duration { return d } }
 
 	w := newWindow(dispatcher.Rate{}, least, most)
 	sizes := rounds(t, w, baseRounds+20, true, steady(20*time.Millisecond))
@@ -322,7 +335,6 @@ func TestWindowAdaptsWithoutRate(t *testing.T) {
 func TestWindowSlowStart(t *testing.T) {
 	t.Parallel()
 	const least, most = 32, 1024
-	steady := func(d time.Duration) func(int) time.Duration { return func(int) time.Duration { return d } }
 
 	w := newWindow(dispatcher.Rate{}, least, most)
 	sizes := rounds(t, w, 7, true, steady(100*time.Millisecond))
@@ -332,26 +344,14 @@ func TestWindowSlowStart(t *testing.T) {
 
 	// A slow first round (150 ms) and then 100 ms: the same.
 	w = newWindow(dispatcher.Rate{}, least, most)
-	seen := 0
-	sizes = rounds(t, w, 7, true, func(int) time.Duration {
-		if seen++; seen <= least {
-			return 150 * time.Millisecond
-		}
-		return 100 * time.Millisecond
-	})
+	sizes = rounds(t, w, 7, true, byRound(least, 150*time.Millisecond, 100*time.Millisecond))
 	if want := []int{32, 64, 128, 256, 512, 1024, 1024}; !slices.Equal(sizes, want) {
 		t.Fatalf("a slow first round, then 100 ms: sizes %v, want %v", sizes, want)
 	}
 
 	// One round of 250 ms is not a base: a start's slowness alone.
 	w = newWindow(dispatcher.Rate{}, least, most)
-	seen = 0
-	sizes = rounds(t, w, 3, true, func(int) time.Duration {
-		if seen++; seen <= least {
-			return 250 * time.Millisecond
-		}
-		return 100 * time.Millisecond
-	})
+	sizes = rounds(t, w, 3, true, byRound(least, 250*time.Millisecond, 100*time.Millisecond))
 	if want := []int{32, 64, 128}; !slices.Equal(sizes, want) {
 		t.Fatalf("a first round of 250 ms, then 100 ms: sizes %v, want %v", sizes, want)
 	}
@@ -359,13 +359,7 @@ func TestWindowSlowStart(t *testing.T) {
 	// A slow round at the least size (Twilio's spread, before any
 	// growth) leaves the slow start on: 100, 210, 100 ms.
 	w = newWindow(dispatcher.Rate{}, least, most)
-	seen = 0
-	sizes = rounds(t, w, 5, true, func(int) time.Duration {
-		if seen++; seen > least && seen <= 2*least {
-			return 210 * time.Millisecond
-		}
-		return 100 * time.Millisecond
-	})
+	sizes = rounds(t, w, 5, true, byRound(least, 100*time.Millisecond, 210*time.Millisecond, 100*time.Millisecond))
 	if want := []int{32, 32, 64, 128, 256}; !slices.Equal(sizes, want) {
 		t.Fatalf("rounds of 100, 210, then 100 ms: sizes %v, want %v", sizes, want)
 	}

@@ -356,10 +356,7 @@ func (a *wired) handlers() *asynq.ServeMux {
 	// Sentinel or Cluster failover) rather than failing into asynq's slow
 	// recovery. The wait is real time, like the page's pace: a test's fake
 	// clock would never end it.
-	// Ready is redisReady: on a cluster, a PING answered by any node said
-	// Redis was back while a failed master's shard was not served yet, and
-	// the tasks it failed came back only with asynq's own recovery, two
-	// minutes after the kill (TestClusterFailoverMidBroadcast, 1 run in 10).
+	// "Back" is what /readyz asks (redisReady: on a cluster, every shard).
 	rdb := a.store.Client()
 	ready := func(ctx context.Context) error { return redisReady(ctx, rdb) }
 	h := &queue.Handlers{Fanout: a.fanout, Logger: a.logger, Ready: ready}

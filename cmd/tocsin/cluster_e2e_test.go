@@ -16,14 +16,15 @@ import (
 // three masters and three replicas (redis.cluster). A quarter of the way
 // through 2,000 SMS the master holding the most keys is killed with
 // SIGKILL; the cluster promotes its replica and the broadcast finishes by
-// itself (failoverMidBroadcast).
+// itself (failoverMidBroadcast). The leases live the default 5 s, longer
+// than the failover (about 3 s), as in production.
 func TestClusterFailoverMidBroadcast(t *testing.T) {
 	c, err := redistest.StartCluster()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	r := newCrashRigEnv(t, 2, map[string]string{"TOCSIN_CLUSTER_ADDRS": strings.Join(c.Addrs(), ",")})
+	r := newCrashRigEnv(t, 2, map[string]string{"TOCSIN_WORKER_LEASE_TTL": "5s", "TOCSIN_CLUSTER_ADDRS": strings.Join(c.Addrs(), ",")})
 	victim := -1
 	kill := func() error {
 		var err error

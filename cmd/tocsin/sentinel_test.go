@@ -11,7 +11,9 @@ import (
 // `tocsin serve --role worker` processes reach Redis through three
 // sentinels (redis.sentinel). The master is killed with SIGKILL a quarter
 // of the way through 2,000 SMS; the sentinels promote its replica and the
-// broadcast finishes on it by itself (failoverMidBroadcast).
+// broadcast finishes on it by itself (failoverMidBroadcast). The workers'
+// leases live the default 5 s, longer than the failover (about 2 s): the
+// runs under way carry on on the new master, as they would in production.
 func TestSentinelFailoverMidBroadcast(t *testing.T) {
 	set, err := redistest.StartSentinel(3)
 	if err != nil {
@@ -19,7 +21,8 @@ func TestSentinelFailoverMidBroadcast(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = set.Close() })
 	r := newCrashRigEnv(t, 2, map[string]string{
-		"TOCSIN_SENTINEL_MASTER": redistest.SentinelMaster, "TOCSIN_SENTINEL_ADDRS": strings.Join(set.Addrs(), ","),
+		"TOCSIN_WORKER_LEASE_TTL": "5s",
+		"TOCSIN_SENTINEL_MASTER":  redistest.SentinelMaster, "TOCSIN_SENTINEL_ADDRS": strings.Join(set.Addrs(), ","),
 	})
 	r.failoverMidBroadcast("master", set.Master.Kill, set.WaitFailover)
 }

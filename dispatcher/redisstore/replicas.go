@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -27,9 +28,12 @@ import (
 // A wait that ends without a replica's acknowledgement (none connected,
 // as after a failover until the old master returns as a replica, or one
 // that lags by more than ReplicaWait) does not stop the broadcast: the
-// Journal goes ahead, and the Journals of the next second do not
-// wait, so that a master without replicas costs one ReplicaWait a second.
-// ReplicaWaitMisses counts those waits.
+// Journal goes ahead, and the Journals of the next second on that master
+// do not wait, so that a master without replicas costs one ReplicaWait a
+// second. On a Cluster that pause is the one master's: the others' writes
+// still wait (a master left without a replica by a failover must not turn
+// the waits off for every broadcast on the cluster). ReplicaWaitMisses
+// counts those waits.
 
 // replicaRetryMS is how long (ms) Journals do not wait after a wait went
 // unacknowledged.
@@ -37,8 +41,30 @@ const replicaRetryMS = 1000
 
 // replicaState is the store's record of its waits.
 type replicaState struct {
-	skipUntil atomic.Int64 // Unix ms before which Journals do not wait
+	mu sync.Mutex
+	// skipUntil is, per master address ("" where there is one master),
+	// the Unix ms before which writes there do not wait.
+	skipUntil map[string]int64
 	misses    atomic.Int64 // waits that ended without an acknowledgement
+}
+
+// skipping reports whether writes on master addr do not wait at now (ms).
+func (r *replicaState) skipping(addr string, now int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return now < r.skipUntil[addr]
+}
+
+// missed notes a wait on master addr that ended without an
+// acknowledgement at now (ms): writes there do not wait for a while.
+func (r *replicaState) missed(addr string, now int64) {
+	r.misses.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.skipUntil == nil {
+		r.skipUntil = make(map[string]int64)
+	}
+	r.skipUntil[addr] = now + replicaRetryMS
 }
 
 // WAIT counts the replicas that acknowledged the offset of the last write
@@ -54,10 +80,11 @@ type replicaState struct {
 // paused, WAIT 1 after it on the same connection. It returns the script's
 // reply.
 func (s *Store) runWaiting(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
-	if s.ReplicaWait <= 0 || s.nowMS() < s.replicas.skipUntil.Load() {
+	if s.ReplicaWait <= 0 {
 		return sc.Run(ctx, s.rdb, keys, args...)
 	}
 	var node redis.Cmdable = s.rdb
+	addr := ""
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
 		m, err := cc.MasterForKey(ctx, keys[0])
 		if err != nil {
@@ -65,7 +92,10 @@ func (s *Store) runWaiting(ctx context.Context, sc *redis.Script, keys []string,
 			cmd.SetErr(err)
 			return cmd
 		}
-		node = m
+		node, addr = m, m.Options().Addr
+	}
+	if s.replicas.skipping(addr, s.nowMS()) {
+		return sc.Run(ctx, s.rdb, keys, args...)
 	}
 	var run, wait func(p redis.Pipeliner)
 	var reply *redis.Cmd
@@ -92,8 +122,7 @@ func (s *Store) runWaiting(ctx context.Context, sc *redis.Script, keys []string,
 	}
 	if reply.Err() == nil {
 		if n, werr := acked.Result(); werr != nil || n < 1 {
-			s.replicas.misses.Add(1)
-			s.replicas.skipUntil.Store(s.nowMS() + replicaRetryMS)
+			s.replicas.missed(addr, s.nowMS())
 		}
 	}
 	return reply

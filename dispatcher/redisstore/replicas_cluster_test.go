@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +20,8 @@ var setScript = redis.NewScript(`redis.call('SET', KEYS[1], ARGV[1]) return 1`)
 // waits on the master that took the write, on the connection that made
 // it: once it returns, that master's replica has acknowledged the write,
 // for a key on every master. With a master's replica gone the wait of a
-// write there is a miss.
+// write there is a miss, and the writes of the next second there do not
+// wait; those on the other masters still do.
 func TestReplicaWaitOnCluster(t *testing.T) {
 	t.Parallel()
 	c, err := redistest.StartCluster()
@@ -74,4 +77,38 @@ func TestReplicaWaitOnCluster(t *testing.T) {
 	if s.ReplicaWaitMisses() != 1 {
 		t.Errorf("%d waits missed with the master's replica gone, want 1", s.ReplicaWaitMisses())
 	}
+	for i, m := range c.Masters {
+		mc := redis.NewClient(&redis.Options{Addr: m.Addr})
+		t.Cleanup(func() { _ = mc.Close() })
+		before := waitCalls(t, mc)
+		if err := s.runWaiting(ctx, setScript, []string{onMaster[m.Addr]}, "y").Err(); err != nil {
+			t.Fatal(err)
+		}
+		want := before + 1
+		if i == 2 {
+			want = before // within the second after its miss
+		}
+		if got := waitCalls(t, mc); got != want {
+			t.Errorf("master %d (%s): %d WAITs after a write, %d before; want %d", i, m.Addr, got, before, want)
+		}
+	}
+}
+
+// waitCalls is how many WAIT commands master mc has run.
+func waitCalls(t *testing.T, mc *redis.Client) int {
+	t.Helper()
+	info, err := mc.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_wait:calls="); ok {
+			n, err := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	return 0
 }

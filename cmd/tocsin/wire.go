@@ -182,6 +182,11 @@ func wire(w wiring) (*wired, error) {
 	}
 	qc := queue.NewClient(w.queue)
 	qc.Retry = retry
+	if w.cfg.Redis.Cluster.Configured() {
+		// The queues' masters are not the broadcasts': a plan waits for a
+		// replica of its batches' queue too (WaitQueue).
+		qc.Replicated = store.WaitQueue
+	}
 	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{
 		Store: store, Queue: qc,
 		Renderer: &dispatcher.CatalogRenderer{Catalog: w.catalog, Clock: w.clock, Names: names, SmartEncoding: cfg.Channels.SMS.SmartEncoding, StatusURL: cfg.Notify.StatusURL, Industry: cfg.Messages.Industry,

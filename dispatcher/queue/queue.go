@@ -167,6 +167,12 @@ type Client struct {
 	// retried at most as many times as the policy's longest channel has
 	// attempts.
 	Retry dispatcher.RetryPolicy
+	// Replicated, when set, returns once a replica holds the tasks just
+	// enqueued on queue (redisstore's WaitQueue, on a Redis Cluster, whose
+	// queues live on other masters than the broadcasts): EnqueueBatches
+	// calls it before it returns, so that a plan goes on (and marks its
+	// broadcast sending) only over batches a failover cannot take back.
+	Replicated func(ctx context.Context, queue string) error
 }
 
 var _ dispatcher.Enqueuer = (*Client)(nil)
@@ -214,6 +220,16 @@ const enqueueLanes = 16
 // enqueues the missing ones and no batch twice: the first error is
 // returned once the calls in flight have ended.
 func (c *Client) EnqueueBatches(ctx context.Context, b *dispatcher.Broadcast, batches []dispatcher.Batch) error {
+	if err := c.enqueueBatches(ctx, b, batches); err != nil {
+		return err
+	}
+	if c.Replicated != nil && len(batches) > 0 {
+		return c.Replicated(ctx, QueueFor(b))
+	}
+	return nil
+}
+
+func (c *Client) enqueueBatches(ctx context.Context, b *dispatcher.Broadcast, batches []dispatcher.Batch) error {
 	h := traceHeaders(ctx) // every batch a child of the plan
 	if len(batches) <= 1 {
 		for _, batch := range batches {

@@ -1059,3 +1059,40 @@ func TestEnqueueBatchesResumes(t *testing.T) {
 		t.Errorf("%d pending tasks, want %d", len(pending), len(batches))
 	}
 }
+
+// TestEnqueueBatchesWaitsForReplica: with Replicated set (a Redis Cluster,
+// whose queues live on other masters than the broadcasts), EnqueueBatches
+// asks for the batches' queue to be replicated once they are all
+// enqueued, and fails when that fails, so that the plan does not go on
+// over batches a failover could take back. Nothing to enqueue, nothing to
+// wait for.
+func TestEnqueueBatchesWaitsForReplica(t *testing.T) {
+	t.Parallel()
+	c, insp := queueClient(t)
+	b := &dispatcher.Broadcast{ID: "bc_repl_1", Severity: dispatcher.SeverityCritical, Priority: dispatcher.PriorityCritical}
+	var asked []string
+	var pendingThen int
+	fail := error(nil)
+	c.Replicated = func(_ context.Context, q string) error {
+		asked = append(asked, q)
+		pending, _ := insp.ListPendingTasks(q)
+		pendingThen = len(pending)
+		return fail
+	}
+	ctx := context.Background()
+	batches := []dispatcher.Batch{{Start: 0, Stop: 10}, {Start: 10, Stop: 20}, {Start: 20, Stop: 25}}
+	if err := c.EnqueueBatches(ctx, b, batches); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(asked, []string{queue.QueueCritical}) || pendingThen != 3 {
+		t.Errorf("Replicated asked for %v with %d tasks pending then, want %s once with all 3", asked, pendingThen, queue.QueueCritical)
+	}
+	fail = errors.New("no replica answered")
+	if err := c.EnqueueBatches(ctx, b, batches[:1]); !errors.Is(err, fail) {
+		t.Errorf("EnqueueBatches with the wait failing = %v, want its error", err)
+	}
+	asked = nil
+	if err := c.EnqueueBatches(ctx, b, nil); err != nil || len(asked) != 0 {
+		t.Errorf("EnqueueBatches of nothing = %v, asked %v; want nil and no wait", err, asked)
+	}
+}

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -126,6 +127,31 @@ func (s *Store) runWaiting(ctx context.Context, sc *redis.Script, keys []string,
 		}
 	}
 	return reply
+}
+
+// queueMarkScript writes the marker WaitQueue waits for.
+var queueMarkScript = named("queue_mark", redis.NewScript(`redis.call('SET', KEYS[1], ARGV[1], 'PX', 86400000) return 1`))
+
+// WaitQueue waits, as a Journal that hands deliveries over does
+// (runWaiting), until a replica of the master that holds asynq's queue
+// queue has everything that master acknowledged so far: a marker key in
+// the queue's hash slot ({queue}, as asynq's keys), written and waited for
+// on that master's connection, follows the tasks just enqueued in its
+// replication stream. On a Redis Cluster the queues are on other masters
+// than the broadcasts, so the broadcast's own waits say nothing of them:
+// batches enqueued on a master that died before its replica had them
+// would never run, their recipients never sent, while the broadcast went
+// on to sending. Without ReplicaWait it does nothing; a wait that finds no
+// replica is a miss, as a Journal's.
+func (s *Store) WaitQueue(ctx context.Context, queue string) error {
+	if s.ReplicaWait <= 0 {
+		return nil
+	}
+	k := "tocsin:queue-replicated:{" + queue + "}"
+	if err := s.runWaiting(ctx, queueMarkScript, []string{k}, s.nowMS()).Err(); err != nil {
+		return fmt.Errorf("wait for a replica of queue %s: %w", queue, err)
+	}
+	return nil
 }
 
 // ReplicaWaitMisses returns how many waits for a replica (ReplicaWait)

@@ -19,7 +19,8 @@ var setScript = redis.NewScript(`redis.call('SET', KEYS[1], ARGV[1]) return 1`)
 // replica (runWaiting, what a Journal that hands deliveries over does)
 // waits on the master that took the write, on the connection that made
 // it: once it returns, that master's replica has acknowledged the write,
-// for a key on every master. With a master's replica gone the wait of a
+// for a key on every master; WaitQueue waits on the master of a queue's
+// keys. With a master's replica gone the wait of a
 // write there is a miss, and the writes of the next second there do not
 // wait; those on the other masters still do.
 func TestReplicaWaitOnCluster(t *testing.T) {
@@ -61,6 +62,31 @@ func TestReplicaWaitOnCluster(t *testing.T) {
 		// (WAIT's own REPLCONF GETACK to the replica comes after.)
 		if _, acked := ackedOffset(t, mc); acked <= before {
 			t.Errorf("master %s: its replica acknowledged offset %d after the wait, the master was at %d before the write", m.Addr, acked, before)
+		}
+	}
+	// WaitQueue waits on the master of the queue's keys (asynq's
+	// asynq:{queue}:…), not the broadcasts'.
+	qm, err := rdb.MasterForKey(ctx, "asynq:{critical}:pending")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waits := map[string]int{}
+	for _, m := range c.Masters {
+		mc := redis.NewClient(&redis.Options{Addr: m.Addr})
+		t.Cleanup(func() { _ = mc.Close() })
+		waits[m.Addr] = waitCalls(t, mc)
+	}
+	if err := s.WaitQueue(ctx, "critical"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.Masters {
+		mc := redis.NewClient(&redis.Options{Addr: m.Addr})
+		t.Cleanup(func() { _ = mc.Close() })
+		// (Two when the script was not loaded there yet: runWaiting sends
+		// the pair again once it has loaded it.)
+		got, onQueue := waitCalls(t, mc), m.Addr == qm.Options().Addr
+		if onQueue && got <= waits[m.Addr] || !onQueue && got != waits[m.Addr] {
+			t.Errorf("WaitQueue: %d WAITs on master %s after, %d before (the queue's master: %v)", got, m.Addr, waits[m.Addr], onQueue)
 		}
 	}
 	if s.ReplicaWaitMisses() != 0 {

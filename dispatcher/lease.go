@@ -99,10 +99,7 @@ type RunLeaseStore interface {
 	RenewLease(ctx context.Context, broadcastID string, l Lease, ttl time.Duration) (bool, error)
 	// ReleaseLease gives l up (and unregisters it) if it is still held.
 	// clean says the run left nothing in sending: what it noted as handed
-	// can be forgotten. A store that may lose acknowledged writes in a
-	// failover checks that first, and when a delivery the run handed over
-	// is still in sending (an outcome it wrote was lost), releases l not
-	// clean and returns ErrOutcomeLost.
+	// can be forgotten.
 	ReleaseLease(ctx context.Context, broadcastID string, l Lease, clean bool) error
 	// Journal writes a run's progress in one round trip: it marks handed the
 	// deliveries about to go to a provider, provided the guard's lease is
@@ -119,15 +116,6 @@ type RunLeaseStore interface {
 	// window rather than of one run's part of it.
 	JournalGroups(ctx context.Context, broadcastID string, groups []JournalGroup, outs []Outcome) (refused []string, err error)
 }
-
-// ErrOutcomeLost is RunLeaseStore.ReleaseLease's error when a run that
-// ended clean left a delivery it handed over in sending: an outcome it
-// wrote was lost (Redis failed over to a replica that never got it). The
-// lease was released, not clean, so that the sweeper takes the run's work
-// over (the delivery is sent again, as after a crash) rather than leave it
-// in sending for good: its broadcast never done, and the incident's next
-// update waiting behind it.
-var ErrOutcomeLost = errors.New("a delivery the run handed over is still in sending: an outcome it wrote was lost")
 
 // JournalGroup is one run's part of a RunLeaseStore.JournalGroups call: its
 // guard and the deliveries it is about to hand to a provider.
@@ -243,10 +231,7 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease, clean bool) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	switch err := f.leases.ReleaseLease(rctx, broadcastID, l, clean); {
-	case errors.Is(err, ErrOutcomeLost):
-		f.c.Logger.Warn("a run's outcome was lost in Redis (a failover?): its work is taken over, and what it handed over may go twice", "broadcast_id", broadcastID, "lease", l.Name)
-	case err != nil:
+	if err := f.leases.ReleaseLease(rctx, broadcastID, l, clean); err != nil {
 		f.c.Logger.Warn("releasing a lease failed; it lapses by itself", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
 	}
 }

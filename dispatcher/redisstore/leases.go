@@ -61,9 +61,7 @@ func leaseMember(broadcastID, name string) string { return broadcastID + "|" + n
 var (
 	acquireScript = script("acquire_lease")
 	renewScript   = script("renew_lease")
-	// The release reads records (dkeys.lua, prelude.lua) as well as
-	// claiming a snapshot's chunks (audgc.lua).
-	releaseScript = named("release_lease", redis.NewScript(luaHeader+dkeysLua()+"\n"+luaFile("prelude")+"\n"+luaFile("audgc")+"\n"+luaFile("release_lease")))
+	releaseScript = script("audgc", "release_lease")
 	lapsedScript  = script("lapsed")
 	takenScript   = script("lapsed_taken")
 	// dropLeaseTags removes the tags in ARGV from lease-tags (KEYS[1])
@@ -105,20 +103,10 @@ func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatch
 	if clean {
 		c = "1"
 	}
-	// Where a failover may lose writes the master acknowledged (a
-	// replica to wait for: Sentinel, Cluster), a clean release checks
-	// that the run's outcomes are all there (release_lease.lua).
-	check := "0"
-	if clean && s.ReplicaWait > 0 {
-		check = "1"
-	}
-	keys := []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), handedKey(broadcastID, &l), bkey(broadcastID), bkey(broadcastID, "aud"), leaseKey(broadcastID, dispatcher.PlanLeaseName), bkey(broadcastID, "d")}
-	chunks, err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c, s.nowMS(), audGCClaim.Milliseconds(), check, leasePrefix(broadcastID)).Int()
+	keys := []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), handedKey(broadcastID, &l), bkey(broadcastID), bkey(broadcastID, "aud"), leaseKey(broadcastID, dispatcher.PlanLeaseName)}
+	chunks, err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c, s.nowMS(), audGCClaim.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("release lease %s of %s: %w", l.Name, broadcastID, err)
-	}
-	if chunks < 0 {
-		return fmt.Errorf("release lease %s of %s: %w", l.Name, broadcastID, dispatcher.ErrOutcomeLost)
 	}
 	// Nothing reads the broadcast's snapshot any more (done, or cancelled
 	// and settled) and this release claimed its chunks: they go now, in

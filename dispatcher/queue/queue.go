@@ -201,9 +201,19 @@ func (c *Client) EnqueuePlan(ctx context.Context, b *dispatcher.Broadcast) error
 	return c.enqueue(ctx, planTask(b, "", traceHeaders(ctx)))
 }
 
-// EnqueuePlanAgain implements dispatcher.Enqueuer.
+// EnqueuePlanAgain implements dispatcher.Enqueuer. The sweeper's
+// re-plan, once enqueued, waits as batches do (Replicated): the sweeper
+// then notes the lapsed plan taken, on the broadcast's master, and a
+// re-plan task lost on its queue's master would leave the broadcast
+// planning for good.
 func (c *Client) EnqueuePlanAgain(ctx context.Context, b *dispatcher.Broadcast, tag string) error {
-	return c.enqueue(ctx, planTask(b, tag, traceHeaders(ctx)))
+	if err := c.enqueue(ctx, planTask(b, tag, traceHeaders(ctx))); err != nil {
+		return err
+	}
+	if c.Replicated != nil {
+		return c.Replicated(ctx, QueueFor(b))
+	}
+	return nil
 }
 
 // enqueueLanes is how many batch tasks EnqueueBatches has in flight at

@@ -1065,7 +1065,7 @@ func TestEnqueueBatchesResumes(t *testing.T) {
 // asks for the batches' queue to be replicated once they are all
 // enqueued, and fails when that fails, so that the plan does not go on
 // over batches a failover could take back. Nothing to enqueue, nothing to
-// wait for.
+// wait for. The sweeper's re-plan (EnqueuePlanAgain) waits too.
 func TestEnqueueBatchesWaitsForReplica(t *testing.T) {
 	t.Parallel()
 	c, insp := queueClient(t)
@@ -1094,5 +1094,10 @@ func TestEnqueueBatchesWaitsForReplica(t *testing.T) {
 	asked = nil
 	if err := c.EnqueueBatches(ctx, b, nil); err != nil || len(asked) != 0 {
 		t.Errorf("EnqueueBatches of nothing = %v, asked %v; want nil and no wait", err, asked)
+	}
+	// The sweeper's re-plan waits the same way.
+	fail = nil
+	if err := c.EnqueuePlanAgain(ctx, b, "t1"); err != nil || !slices.Equal(asked, []string{queue.QueueCritical}) {
+		t.Errorf("EnqueuePlanAgain = %v, asked %v; want nil and a wait on %s", err, asked, queue.QueueCritical)
 	}
 }

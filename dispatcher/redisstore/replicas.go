@@ -147,7 +147,7 @@ func (s *Store) WaitQueue(ctx context.Context, queue string) error {
 	if s.ReplicaWait <= 0 {
 		return nil
 	}
-	k := "tocsin:queue-replicated:{" + queue + "}"
+	k := key("queue-replicated", "{"+queue+"}")
 	if err := s.runWaiting(ctx, queueMarkScript, []string{k}, s.nowMS()).Err(); err != nil {
 		return fmt.Errorf("wait for a replica of queue %s: %w", queue, err)
 	}

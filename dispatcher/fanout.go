@@ -1371,8 +1371,15 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		var stop func()
 		ctx, stop = f.holdLease(ctx, bid, l)
 		defer stop()
-		// err is the named result (see RunBatch).
-		defer func() { f.releaseLease(ctx, bid, l, err == nil) }()
+		// err is the named result (see RunBatch). An outcome of this run
+		// lost in Redis leaves the delivery in sending, which no sweeper
+		// takes over for a retry: the task runs again (Claim takes the
+		// delivery in sending back).
+		defer func() {
+			if rerr := f.releaseLease(ctx, bid, l, err == nil); err == nil && rerr != nil {
+				err = Transient(string(ReasonLeft), time.Second, fmt.Errorf("delivery %s: %w", deliveryID, rerr))
+			}
+		}()
 		guard.Lease = &l
 	}
 	outs := []Outcome{{RecipientID: rid, Channel: ch, Status: StatusFailed}}

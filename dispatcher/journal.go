@@ -345,8 +345,15 @@ func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal)
 	var groups []JournalGroup
 	var of []int // the pending of each group
 	for i, p := range ps {
-		if refs := handedRefs(p.hands); len(refs) > 0 {
-			groups = append(groups, JournalGroup{Guard: p.j.guard, Handed: refs})
+		// A run with a lease has a group for its outcomes too, counted
+		// under its lease (JournalGroup.Outcomes, Lease.Wrote).
+		refs := handedRefs(p.hands)
+		counted := 0
+		if p.j.guard.Lease != nil {
+			counted = len(p.outs)
+		}
+		if len(refs) > 0 || counted > 0 {
+			groups = append(groups, JournalGroup{Guard: p.j.guard, Handed: refs, Outcomes: counted})
 			of = append(of, i)
 		}
 	}
@@ -380,6 +387,9 @@ func (f *Fanout) writeJournals(ctx context.Context, bid string, runs []*journal)
 		}
 	}
 	for i, p := range ps {
+		if err == nil && p.j.guard.Lease != nil {
+			p.j.guard.Lease.Wrote(len(p.outs))
+		}
 		var reply error
 		switch {
 		case err != nil:

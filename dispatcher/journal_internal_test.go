@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -21,6 +22,9 @@ type groupStore struct {
 	hold  chan struct{}
 	in    chan struct{} // a call began
 	fail  int           // calls still to fail (Redis away), before anything else
+	// counted is, by lease name, the outcomes the groups said were their
+	// runs' (JournalGroup.Outcomes), in the calls that succeeded.
+	counted map[string]int
 }
 
 func (s *groupStore) JournalGroups(_ context.Context, _ string, groups []JournalGroup, outs []Outcome) ([]string, error) {
@@ -34,6 +38,13 @@ func (s *groupStore) JournalGroups(_ context.Context, _ string, groups []Journal
 	var call []string
 	refused := make([]string, len(groups))
 	for i, g := range groups {
+		if s.counted == nil {
+			s.counted = map[string]int{}
+		}
+		s.counted[g.Guard.Lease.Name] += g.Outcomes
+		if len(g.Handed) == 0 {
+			continue // a run's outcomes alone (counted under its lease): noted in outs
+		}
 		ids := ""
 		for _, r := range g.Handed {
 			ids += r.RecipientID
@@ -500,5 +511,33 @@ func TestJournalFailedWriteNotCounted(t *testing.T) {
 	defer s.mu.Unlock()
 	if want := [][]string{{"outs:x"}}; !slices.EqualFunc(s.calls, want, slices.Equal) {
 		t.Errorf("calls that reached the store %q, want %q", s.calls, want)
+	}
+}
+
+// TestJournalCountsOutcomesUnderTheLease: the outcomes a run's journal
+// writes are counted under its lease, in the store (each group's
+// Outcomes, a run with no marks in the write included) and by the run
+// (Lease.Written, what ReleaseLease compares): once each, though the
+// first write failed and its outcomes went again with the next.
+func TestJournalCountsOutcomesUnderTheLease(t *testing.T) {
+	ctx := context.Background()
+	s := &groupStore{in: make(chan struct{}, 100), fail: 1}
+	f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}
+	l, other := NewLease("b1"), NewLease("b2")
+	j := f.newJournal(ctx, "bc_1", Guard{IncidentID: "inc", Seq: 1, Lease: &l})
+	k := f.newJournal(ctx, "bc_1", Guard{IncidentID: "inc", Seq: 1, Lease: &other})
+	j.add(Outcome{RecipientID: "x"})
+	j.add(Outcome{RecipientID: "y"})
+	k.add(Outcome{RecipientID: "z"})
+	for _, j := range []*journal{j, k} {
+		if err := j.close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	counted := maps.Clone(s.counted)
+	s.mu.Unlock()
+	if l.Written() != 2 || other.Written() != 1 || counted["b1"] != 2 || counted["b2"] != 1 {
+		t.Errorf("written %d and %d, the store told %v; want 2 and 1 each", l.Written(), other.Written(), counted)
 	}
 }

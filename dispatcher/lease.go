@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,13 +25,34 @@ type Lease struct {
 	Name string
 	// Token is unique per run.
 	Token string
+	// written counts the outcomes the run's journal wrote under the
+	// lease (shared by the lease's copies; nil: none counted).
+	written *atomic.Int64
 }
 
 // NewLease returns a lease named name with a fresh token.
 func NewLease(name string) Lease {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return Lease{Name: name, Token: hex.EncodeToString(b[:])}
+	return Lease{Name: name, Token: hex.EncodeToString(b[:]), written: new(atomic.Int64)}
+}
+
+// Wrote notes n outcomes of the run written under l (the journal calls it
+// once Redis has taken them).
+func (l Lease) Wrote(n int) {
+	if l.written != nil {
+		l.written.Add(int64(n))
+	}
+}
+
+// Written is how many outcomes of the run were written under l: what a
+// RunLeaseStore that may lose acknowledged writes compares, as the run
+// gives its lease up, with what it holds (ReleaseLease, ErrOutcomeLost).
+func (l Lease) Written() int64 {
+	if l.written == nil {
+		return 0
+	}
+	return l.written.Load()
 }
 
 // BatchLeaseName names the lease of batch: "b:{start}:{stop}",
@@ -99,7 +121,10 @@ type RunLeaseStore interface {
 	RenewLease(ctx context.Context, broadcastID string, l Lease, ttl time.Duration) (bool, error)
 	// ReleaseLease gives l up (and unregisters it) if it is still held.
 	// clean says the run left nothing in sending: what it noted as handed
-	// can be forgotten.
+	// can be forgotten. A store that may lose writes it acknowledged (a
+	// failover to a replica that never got them) first checks that it
+	// holds every outcome the run wrote (l.Written); when it does not, it
+	// releases l as after a failed run and returns ErrOutcomeLost.
 	ReleaseLease(ctx context.Context, broadcastID string, l Lease, clean bool) error
 	// Journal writes a run's progress in one round trip: it marks handed the
 	// deliveries about to go to a provider, provided the guard's lease is
@@ -118,11 +143,24 @@ type RunLeaseStore interface {
 }
 
 // JournalGroup is one run's part of a RunLeaseStore.JournalGroups call: its
-// guard and the deliveries it is about to hand to a provider.
+// guard, the deliveries it is about to hand to a provider, and how many of
+// the call's outcomes are the run's (counted under its lease, for
+// ReleaseLease's check).
 type JournalGroup struct {
-	Guard  Guard
-	Handed []DeliveryRef
+	Guard    Guard
+	Handed   []DeliveryRef
+	Outcomes int
 }
+
+// ErrOutcomeLost is RunLeaseStore.ReleaseLease's error when the store
+// holds fewer of the run's outcomes than the run wrote: a write Redis
+// acknowledged was lost (a failover to a replica that never got it), and
+// a delivery the run handed over may be left in sending. The lease was
+// released as after a failed run, so that the run's work is taken over
+// (what is still in sending is sent again, as after a crash) rather than
+// left in sending for good, its broadcast never done and the incident's
+// next update waiting behind it.
+var ErrOutcomeLost = errors.New("an outcome the run wrote is lost (a Redis failover?)")
 
 // SweepStore is what finding and settling a dead run's leftovers calls:
 // the sweeper (LapsedBatches, SettleBroadcast) and a batch waiting for
@@ -227,13 +265,21 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 }
 
 // releaseLease gives l up, even when ctx was cancelled; clean when the
-// run ends without an error (nothing of it is left in sending).
-func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease, clean bool) {
+// run ends without an error (nothing of it is left in sending). It
+// returns ErrOutcomeLost when the store lost an outcome of the run (see
+// RunLeaseStore.ReleaseLease); other errors are logged only.
+func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease, clean bool) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := f.leases.ReleaseLease(rctx, broadcastID, l, clean); err != nil {
+	switch err := f.leases.ReleaseLease(rctx, broadcastID, l, clean); {
+	case errors.Is(err, ErrOutcomeLost):
+		f.c.Logger.Warn("an outcome of the run was lost in Redis (a failover?): its work is taken over, and what it left in sending goes again",
+			"broadcast_id", broadcastID, "lease", l.Name)
+		return err
+	case err != nil:
 		f.c.Logger.Warn("releasing a lease failed; it lapses by itself", "broadcast_id", broadcastID, "lease", l.Name, "err", err)
 	}
+	return nil
 }
 
 // Sweep finds batches whose worker died (their lease lapsed) every

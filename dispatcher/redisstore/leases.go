@@ -103,10 +103,20 @@ func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatch
 	if clean {
 		c = "1"
 	}
+	// Where a failover may lose writes the master acknowledged (a replica
+	// to wait for: Sentinel, Cluster), a clean release first checks that
+	// Redis holds as many of the run's outcomes as it wrote; -1: no check.
+	want := int64(-1)
+	if clean && s.ReplicaWait > 0 {
+		want = l.Written()
+	}
 	keys := []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), handedKey(broadcastID, &l), bkey(broadcastID), bkey(broadcastID, "aud"), leaseKey(broadcastID, dispatcher.PlanLeaseName)}
-	chunks, err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c, s.nowMS(), audGCClaim.Milliseconds()).Int()
+	chunks, err := releaseScript.Run(ctx, s.rdb, keys, l.Token, leaseMember(broadcastID, l.Name), c, s.nowMS(), audGCClaim.Milliseconds(), want).Int()
 	if err != nil {
 		return fmt.Errorf("release lease %s of %s: %w", l.Name, broadcastID, err)
+	}
+	if chunks < 0 {
+		return fmt.Errorf("release lease %s of %s: %w", l.Name, broadcastID, dispatcher.ErrOutcomeLost)
 	}
 	// Nothing reads the broadcast's snapshot any more (done, or cancelled
 	// and settled) and this release claimed its chunks: they go now, in
@@ -152,7 +162,7 @@ func (s *Store) JournalGroups(ctx context.Context, broadcastID string, groups []
 	keys = append(keys, broadcastKeys(broadcastID)...)
 	keys = append(keys, seqKey(broadcastID, incident))
 	keys = append(keys, evidenceKeys(broadcastID)...)
-	args := make([]any, 0, 2+3*len(groups)+nh+3*len(outs))
+	args := make([]any, 0, 2+4*len(groups)+nh+3*len(outs))
 	args = append(args, now, len(groups))
 	for _, g := range groups {
 		// Without a lease the run marks nothing: its keys only keep the
@@ -162,7 +172,7 @@ func (s *Store) JournalGroups(ctx context.Context, broadcastID string, groups []
 			lease, h, token = leaseKey(broadcastID, g.Guard.Lease.Name), handedKey(broadcastID, g.Guard.Lease), g.Guard.Lease.Token
 		}
 		keys = append(keys, lease, h)
-		args = append(args, token, g.Guard.Seq, len(g.Handed))
+		args = append(args, token, g.Guard.Seq, len(g.Handed), g.Outcomes)
 		for _, r := range g.Handed {
 			args = append(args, deliveryField(r.Channel, r.RecipientID))
 		}

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -148,5 +149,118 @@ func TestLapsedPlan(t *testing.T) {
 		if n, _ := rdb.ZCard(ctx, leasesKey("bc_p_1")).Result(); n != 1 {
 			t.Errorf("%d leases registered, want the retry's still", n)
 		}
+	})
+}
+
+// TestReleaseFindsALostOutcome: a run wrote two outcomes, but Redis holds
+// one (the other went to a master that died before its replica had it:
+// here never written, its delivery left in sending). Where writes can be
+// lost so (ReplicaWait: Sentinel, Cluster) the run's clean release finds
+// its outcome count short and releases not clean: ErrOutcomeLost, the
+// lease still registered with its handed set, and the sweeper finds the
+// batch to take over. A take-over of a dead run's batch counts its own
+// outcomes, not the dead run's; without ReplicaWait nothing is checked.
+func TestReleaseFindsALostOutcome(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		sent := func(rid string) dispatcher.Outcome {
+			return dispatcher.Outcome{RecipientID: rid, Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSent, Attempts: 1, ProviderID: "SM" + rid}
+		}
+		// write journals the hand-over of ids and the outcomes of those
+		// in out under g's lease, as the run's journal does.
+		write := func(t *testing.T, bid string, g dispatcher.Guard, ids []string, out ...string) {
+			t.Helper()
+			var refs []dispatcher.DeliveryRef
+			for _, id := range ids {
+				refs = append(refs, smsRef(id))
+			}
+			var outs []dispatcher.Outcome
+			for _, id := range out {
+				outs = append(outs, sent(id))
+			}
+			refused, err := s.JournalGroups(ctx, bid, []dispatcher.JournalGroup{{Guard: g, Handed: refs, Outcomes: len(outs)}}, outs)
+			if err != nil || refused[0] != "" {
+				t.Fatalf("JournalGroups = %v, %v", refused, err)
+			}
+			g.Lease.Wrote(len(outs))
+		}
+		release := func(t *testing.T, bid string, l dispatcher.Lease, wait time.Duration) (error, int64) {
+			t.Helper()
+			s.ReplicaWait = wait // only the release's check: a Journal's WAIT would find no replica here
+			err := s.ReleaseLease(ctx, bid, l, true)
+			s.ReplicaWait = 0
+			n, _ := rdb.ZCard(ctx, leasesKey(bid)).Result()
+			if kept, _ := rdb.Exists(ctx, handedKey(bid, &l)).Result(); kept != n {
+				t.Errorf("%d leases registered and %d handed sets kept, want the same", n, kept)
+			}
+			return err, n
+		}
+		t.Run("lost", func(t *testing.T) {
+			b, g, l := startBatch(t, s, "inc_lost1", "a", "b", "c")
+			write(t, b.ID, g, []string{"a", "b"}, "a")
+			g.Lease.Wrote(1) // b's outcome: written, and lost with the master
+			err, registered := release(t, b.ID, l, time.Second)
+			if !errors.Is(err, dispatcher.ErrOutcomeLost) || registered != 1 {
+				t.Fatalf("ReleaseLease = %v with %d leases registered, want ErrOutcomeLost and the lease kept", err, registered)
+			}
+			mustStatus(t, s, b.ID, "b", dispatcher.StatusSending, "")
+			lapsed, err := s.LapsedBatches(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(lapsed, func(lb dispatcher.LapsedBatch) bool { return lb.BroadcastID == b.ID }) {
+				t.Errorf("LapsedBatches = %+v, want the batch to take over", lapsed)
+			}
+		})
+		t.Run("all there", func(t *testing.T) {
+			b, g, l := startBatch(t, s, "inc_lost2", "a", "b", "c")
+			write(t, b.ID, g, []string{"a", "b"}, "a")
+			write(t, b.ID, g, nil, "b")
+			if err, registered := release(t, b.ID, l, time.Second); err != nil || registered != 0 {
+				t.Errorf("ReleaseLease = %v with %d leases registered, want a clean release", err, registered)
+			}
+			if n, _ := rdb.Exists(ctx, leaseKey(b.ID, l.Name)+":o:"+l.Token).Result(); n != 0 {
+				t.Error("the run's outcome count outlived its release")
+			}
+		})
+		// A dead run of the batch wrote two outcomes and died with c
+		// handed and unanswered; a take-over sends c.
+		takeOver := func(t *testing.T, inc string, lose bool) (error, int64) {
+			t.Helper()
+			b, g, dead := startBatch(t, s, inc, "a", "b", "c")
+			write(t, b.ID, g, []string{"a", "b", "c"}, "a", "b")
+			lapse(t, rdb, b.ID, dead)
+			l := dispatcher.NewLease(dead.Name)
+			if ok, err := s.AcquireLease(ctx, b.ID, l, time.Minute); err != nil || !ok {
+				t.Fatalf("AcquireLease = %v, %v", ok, err)
+			}
+			g.Lease = &l
+			if lose {
+				write(t, b.ID, g, []string{"c"})
+				g.Lease.Wrote(1) // c's outcome, lost
+			} else {
+				write(t, b.ID, g, []string{"c"}, "c")
+			}
+			return release(t, b.ID, l, time.Second)
+		}
+		t.Run("a take-over counts its own", func(t *testing.T) {
+			if err, registered := takeOver(t, "inc_lost3", false); err != nil || registered != 0 {
+				t.Errorf("the take-over's ReleaseLease = %v with %d leases registered, want a clean release", err, registered)
+			}
+			// The dead run's two outcomes do not make up for one of the
+			// take-over's lost.
+			if err, _ := takeOver(t, "inc_lost5", true); !errors.Is(err, dispatcher.ErrOutcomeLost) {
+				t.Errorf("the take-over's ReleaseLease with its outcome lost = %v, want ErrOutcomeLost", err)
+			}
+		})
+		t.Run("no replicas to lose writes", func(t *testing.T) {
+			b, g, l := startBatch(t, s, "inc_lost4", "a", "b", "c")
+			write(t, b.ID, g, []string{"a", "b"}, "a")
+			g.Lease.Wrote(1)
+			if err, registered := release(t, b.ID, l, 0); err != nil || registered != 0 {
+				t.Errorf("ReleaseLease = %v with %d leases registered, want a clean release (nothing checked)", err, registered)
+			}
+		})
 	})
 }

@@ -6,9 +6,13 @@
 -- and otherwise adds nothing and notes why not; then it applies the
 -- outcomes of all the groups, as record does (with their evidence first,
 -- see evidence). It returns each group's refusal ('' for none), in order.
+-- Each group's count of the call's outcomes that are its run's (no) is
+-- added to its run's outcome count, lease..':o:'..token (whatever the
+-- refusal: the outcomes are applied all the same), which release_lease
+-- compares with what the run wrote.
 -- KEYS: b, d, aud, incseq, texts, attempts, then lease and h of each group.
--- ARGV: now, ng, then for each group token ('' without a lease), seq, nh
--- and the nh fields; then evidence, then field/record/position triples
+-- ARGV: now, ng, then for each group token ('' without a lease), seq, nh,
+-- no and the nh fields; then evidence, then field/record/position triples
 -- (see apply).
 local b, d, aud, incseq, now = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local ng = tonumber(ARGV[2])
@@ -16,8 +20,13 @@ local refusals, guards = {}, {}
 local i = 3
 for g = 1, ng do
   local lease, h = KEYS[5 + 2 * g], KEYS[6 + 2 * g]
-  local token, seq, nh = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local first = i + 3
+  local token, seq, nh, no = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local first = i + 4
+  if no > 0 and token ~= '' then
+    local count = lease .. ':o:' .. token
+    redis.call('INCRBY', count, no)
+    redis.call('EXPIRE', count, 86400)
+  end
   local refused = ''
   if nh > 0 then
     if token ~= '' and redis.call('GET', lease) ~= token then

@@ -7,10 +7,23 @@
 -- and returns how many there may be: the caller drops them, in steps
 -- (snapshot.go); else it returns 0 (the sweeper's DropFreedSnapshots
 -- drops what no release claimed).
+--
+-- The run's outcome count (lease..':o:'..token, journal.lua) goes with the
+-- lease. With want (ARGV[6]) at 0 or more, a clean release first compares
+-- it with the outcomes the run wrote: fewer means a write Redis
+-- acknowledged is gone (a failover to a replica that never got it), and a
+-- delivery the run handed over may be left in sending; the release is
+-- then not clean, so that the sweeper takes the run's work over, and it
+-- returns -1. The count is the run's own (its token), never a dead run's
+-- of the same name.
 -- KEYS: lease, leases, h, b, aud, the plan's lease. ARGV: token, member,
--- clean, now (ms), claim (ms).
+-- clean, now (ms), claim (ms), want (-1: no check).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
+local count = KEYS[1] .. ':o:' .. ARGV[1]
+local got = tonumber(redis.call('GET', count) or '0')
+redis.call('DEL', count)
+if ARGV[3] == '1' and tonumber(ARGV[6]) >= 0 and got < tonumber(ARGV[6]) then return -1 end
 if ARGV[3] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[2])
   redis.call('DEL', KEYS[3])

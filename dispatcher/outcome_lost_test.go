@@ -1,0 +1,162 @@
+package dispatcher_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tocsin-dev/tocsin/dispatcher"
+	"github.com/tocsin-dev/tocsin/dispatcher/redisstore"
+)
+
+// losingLeases is a flow's store as the fan-out's RunLeaseStore whose
+// JournalGroups, while lose is set, answers the first write of outcomes
+// alone (no marks) as written and writes nothing: a write the master
+// acknowledged and lost in a failover to a replica that never got it.
+type losingLeases struct {
+	*redisstore.Store
+	mu   sync.Mutex
+	lose bool
+	lost int
+}
+
+func (l *losingLeases) JournalGroups(ctx context.Context, bid string, groups []dispatcher.JournalGroup, outs []dispatcher.Outcome) ([]string, error) {
+	marks := 0
+	for _, g := range groups {
+		marks += len(g.Handed)
+	}
+	l.mu.Lock()
+	if l.lose && marks == 0 && len(outs) > 0 {
+		l.lose, l.lost = false, len(outs)
+		l.mu.Unlock()
+		return make([]string, len(groups)), nil
+	}
+	l.mu.Unlock()
+	return l.Store.JournalGroups(ctx, bid, groups, outs)
+}
+
+// TestOutcomeLostInAFailover: a batch's last outcomes (a write with no
+// marks, which waits for no replica) are lost in a failover while its run
+// lives on and ends without an error. Where a failover can lose writes
+// (ReplicaWait), the run's release finds its outcome count short: the
+// batch stays registered, the sweeper takes it over, the deliveries left
+// in sending go again (the duplicates are the outcomes lost) and the
+// broadcast finishes. Without ReplicaWait nothing is checked, and the
+// broadcast stays sending.
+func TestOutcomeLostInAFailover(t *testing.T) {
+	t.Parallel()
+	for _, wait := range []time.Duration{20 * time.Millisecond, 0} {
+		t.Run("replica_wait="+wait.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			sender := &scriptedSender{}
+			f := newRedisFlow(t, time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC), map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender})
+			f.store.ReplicaWait = wait // no replica here: each wait misses, and the next second's do not wait
+			leases := &losingLeases{Store: f.store, lose: true}
+			f.with(func(c *dispatcher.FanoutConfig) { c.Leases = leases })
+			for _, id := range []string{"a", "b", "c"} {
+				r := &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+4179000000" + string(rune('1'+id[0]-'a'))}
+				if _, err := f.svc.PutRecipient(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			bid := opened.BroadcastID
+			f.run(t, bid)
+			if leases.lost != 3 {
+				t.Fatalf("%d outcomes lost, want the batch's 3", leases.lost)
+			}
+			f.queue.mu.Lock()
+			f.queue.batches = nil
+			f.queue.mu.Unlock()
+			if err := f.fan.SweepOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			f.queue.mu.Lock()
+			takeOvers := f.queue.batches
+			f.queue.mu.Unlock()
+			for _, b := range takeOvers {
+				if err := f.fan.RunBatch(ctx, bid, b); err != nil {
+					t.Fatalf("take-over %v: %v", b, err)
+				}
+			}
+			b, err := f.store.GetBroadcast(ctx, bid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := 0
+			sender.mu.Lock()
+			for _, c := range sender.calls {
+				sent += len(c)
+			}
+			sender.mu.Unlock()
+			if wait == 0 {
+				if len(takeOvers) != 0 || b.State != dispatcher.BroadcastSending || sent != 3 {
+					t.Errorf("without the check: %d take-overs, broadcast %s, %d sent; want none, sending (the gap) and 3", len(takeOvers), b.State, sent)
+				}
+				return
+			}
+			if len(takeOvers) != 1 || b.State != dispatcher.BroadcastDone || sent != 6 {
+				t.Errorf("%d take-overs, broadcast %s, %d sent; want 1, done and 6 (the 3 lost sent again)", len(takeOvers), b.State, sent)
+			}
+		})
+	}
+}
+
+// TestOutcomeLostInAFailoverOnRetry: a retry's outcome is lost the same
+// way. No sweeper takes a retry over, so the retry fails (transient):
+// its task runs again, and the delivery left in sending goes again.
+func TestOutcomeLostInAFailoverOnRetry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var mu sync.Mutex
+	calls := 0
+	sender := &scriptedSender{resultFunc: func(m *dispatcher.Message) dispatcher.Result {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			return dispatcher.Result{Err: dispatcher.Transient("503", 0, errors.New("unavailable"))}
+		}
+		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: "p-" + m.Recipient.ID}
+	}}
+	f := newRedisFlow(t, time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC), map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender})
+	f.store.ReplicaWait = 20 * time.Millisecond
+	leases := &losingLeases{Store: f.store}
+	f.with(func(c *dispatcher.FanoutConfig) { c.Leases = leases })
+	if _, err := f.svc.PutRecipient(ctx, &dispatcher.Recipient{ID: "a", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41790000001"}); err != nil {
+		t.Fatal(err)
+	}
+	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, opened.BroadcastID) // a: transient, queued for attempt 2
+	id := dispatcher.DeliveryID(opened.BroadcastID, dispatcher.ChannelSMS, "a")
+	leases.mu.Lock()
+	leases.lose = true
+	leases.mu.Unlock()
+	if err := f.fan.Retry(ctx, id, 2); err == nil || dispatcher.Classify(err).Permanent {
+		t.Fatalf("Retry with its outcome lost = %v, want a transient error (run it again)", err)
+	}
+	if leases.lost != 1 {
+		t.Fatalf("%d outcomes lost, want the retry's", leases.lost)
+	}
+	if err := f.fan.Retry(ctx, id, 2); err != nil {
+		t.Fatalf("Retry again: %v", err)
+	}
+	d, err := f.store.GetDelivery(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if d.Status != dispatcher.StatusSent || calls != 3 {
+		t.Errorf("delivery %s after %d calls, want sent after 3 (the lost attempt sent again)", d.Status, calls)
+	}
+}

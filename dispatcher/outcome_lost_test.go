@@ -56,8 +56,8 @@ func TestOutcomeLostInAFailover(t *testing.T) {
 			f.store.ReplicaWait = wait // no replica here: each wait misses, and the next second's do not wait
 			leases := &losingLeases{Store: f.store, lose: true}
 			f.with(func(c *dispatcher.FanoutConfig) { c.Leases = leases })
-			for _, id := range []string{"a", "b", "c"} {
-				r := &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+4179000000" + string(rune('1'+id[0]-'a'))}
+			for id, phone := range map[string]string{"a": "+41790000001", "b": "+41790000002", "c": "+41790000003"} {
+				r := &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: "en", Phone: phone}
 				if _, err := f.svc.PutRecipient(ctx, r); err != nil {
 					t.Fatal(err)
 				}

@@ -20,9 +20,9 @@ var setScript = redis.NewScript(`redis.call('SET', KEYS[1], ARGV[1]) return 1`)
 // waits on the master that took the write, on the connection that made
 // it: once it returns, that master's replica has acknowledged the write,
 // for a key on every master; WaitQueue waits on the master of a queue's
-// keys. With a master's replica gone the wait of a
-// write there is a miss, and the writes of the next second there do not
-// wait; those on the other masters still do.
+// keys. With a master's replica gone the wait of a write there is a miss,
+// and the writes of the next second there do not wait; those on the other
+// masters still do.
 func TestReplicaWaitOnCluster(t *testing.T) {
 	t.Parallel()
 	c, err := redistest.StartCluster()
@@ -48,13 +48,19 @@ func TestReplicaWaitOnCluster(t *testing.T) {
 			onMaster[m.Options().Addr] = k
 		}
 	}
+	// A client of each master, for its replication offsets and WAIT count.
+	direct := map[string]*redis.Client{}
+	for _, m := range c.Masters {
+		mc := redis.NewClient(&redis.Options{Addr: m.Addr})
+		t.Cleanup(func() { _ = mc.Close() })
+		direct[m.Addr] = mc
+	}
 	for i, m := range c.Masters {
 		k := onMaster[m.Addr]
 		if k == "" {
 			t.Fatalf("no key found on master %s", m.Addr)
 		}
-		mc := redis.NewClient(&redis.Options{Addr: m.Addr})
-		t.Cleanup(func() { _ = mc.Close() })
+		mc := direct[m.Addr]
 		before, _ := ackedOffset(t, mc)
 		if err := s.runWaiting(ctx, setScript, []string{k}, i).Err(); err != nil {
 			t.Fatal(err)
@@ -71,20 +77,16 @@ func TestReplicaWaitOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	waits := map[string]int{}
-	for _, m := range c.Masters {
-		mc := redis.NewClient(&redis.Options{Addr: m.Addr})
-		t.Cleanup(func() { _ = mc.Close() })
-		waits[m.Addr] = waitCalls(t, mc)
+	for addr, mc := range direct {
+		waits[addr] = waitCalls(t, mc)
 	}
 	if err := s.WaitQueue(ctx, "critical"); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range c.Masters {
-		mc := redis.NewClient(&redis.Options{Addr: m.Addr})
-		t.Cleanup(func() { _ = mc.Close() })
 		// (Two when the script was not loaded there yet: runWaiting sends
 		// the pair again once it has loaded it.)
-		got, onQueue := waitCalls(t, mc), m.Addr == qm.Options().Addr
+		got, onQueue := waitCalls(t, direct[m.Addr]), m.Addr == qm.Options().Addr
 		if onQueue && got <= waits[m.Addr] || !onQueue && got != waits[m.Addr] {
 			t.Errorf("WaitQueue: %d WAITs on master %s after, %d before (the queue's master: %v)", got, m.Addr, waits[m.Addr], onQueue)
 		}
@@ -104,8 +106,7 @@ func TestReplicaWaitOnCluster(t *testing.T) {
 		t.Errorf("%d waits missed with the master's replica gone, want 1", s.ReplicaWaitMisses())
 	}
 	for i, m := range c.Masters {
-		mc := redis.NewClient(&redis.Options{Addr: m.Addr})
-		t.Cleanup(func() { _ = mc.Close() })
+		mc := direct[m.Addr]
 		before := waitCalls(t, mc)
 		if err := s.runWaiting(ctx, setScript, []string{onMaster[m.Addr]}, "y").Err(); err != nil {
 			t.Fatal(err)

@@ -558,7 +558,19 @@ type Enqueuer interface {
 	// queue until the queue's own recovery finds it.
 	EnqueuePlanAgain(ctx context.Context, b *Broadcast, tag string) error
 	EnqueueBatches(ctx context.Context, b *Broadcast, batches []Batch) error
-	EnqueueRetry(ctx context.Context, b *Broadcast, deliveryID string, attempt int, delay time.Duration) error
+	// EnqueueRetries enqueues a task for each retry, all of b's
+	// deliveries, and returns once all are in (on a Redis Cluster, once a
+	// replica of their queue holds them, as EnqueueBatches: a run's task
+	// ends after it, and a retry task a failover took back would leave its
+	// delivery queued for good).
+	EnqueueRetries(ctx context.Context, b *Broadcast, retries []RetryTask) error
+}
+
+// RetryTask is a delivery's next attempt, due after Delay.
+type RetryTask struct {
+	DeliveryID string
+	Attempt    int
+	Delay      time.Duration
 }
 
 // Batch is a range [Start, Stop) of a broadcast's audience snapshot.

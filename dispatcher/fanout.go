@@ -777,18 +777,21 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err != nil {
 		return err
 	}
+	tasks := make([]RetryTask, 0, len(deferred)+len(retries))
 	for _, r := range deferred {
 		// Attempt 1: being held for quiet hours is not an attempt.
-		if err := f.c.Queue.EnqueueRetry(ctx, bc.b, r.id, 1, r.delay); err != nil {
-			return fmt.Errorf("enqueue the quiet-hours send of %s: %w", r.id, err)
-		}
+		tasks = append(tasks, RetryTask{DeliveryID: r.id, Attempt: 1, Delay: r.delay})
 	}
 	for _, r := range retries {
-		if err := f.c.Queue.EnqueueRetry(ctx, bc.b, r.id, 2, r.delay); err != nil {
-			// The delivery stays queued; the batch task is retried and its
-			// re-run enqueues the retry again.
-			return fmt.Errorf("enqueue retry of %s: %w", r.id, err)
-		}
+		tasks = append(tasks, RetryTask{DeliveryID: r.id, Attempt: 2, Delay: r.delay})
+	}
+	if len(tasks) == 0 {
+		return nil
+	}
+	if err := f.c.Queue.EnqueueRetries(ctx, bc.b, tasks); err != nil {
+		// The deliveries stay queued; the batch task is retried and its
+		// re-run enqueues the retries again (their task ids make it once).
+		return fmt.Errorf("enqueue %d retries (quiet hours and failed attempts): %w", len(tasks), err)
 	}
 	return nil
 }
@@ -1423,10 +1426,12 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if err != nil {
 		return err
 	}
-	for _, rt := range more {
-		if err := f.c.Queue.EnqueueRetry(ctx, bc.b, rt.id, 2, rt.delay); err != nil {
-			return err
-		}
+	if len(more) == 0 {
+		return nil
 	}
-	return nil
+	tasks := make([]RetryTask, len(more))
+	for i, rt := range more {
+		tasks[i] = RetryTask{DeliveryID: rt.id, Attempt: 2, Delay: rt.delay}
+	}
+	return f.c.Queue.EnqueueRetries(ctx, bc.b, tasks)
 }

@@ -64,10 +64,12 @@ func (q *fakeQueue) EnqueueBatches(_ context.Context, _ *dispatcher.Broadcast, b
 	return q.err
 }
 
-func (q *fakeQueue) EnqueueRetry(_ context.Context, _ *dispatcher.Broadcast, id string, attempt int, delay time.Duration) error {
+func (q *fakeQueue) EnqueueRetries(_ context.Context, _ *dispatcher.Broadcast, retries []dispatcher.RetryTask) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.retries = append(q.retries, enqueued{id, attempt, delay})
+	for _, r := range retries {
+		q.retries = append(q.retries, enqueued{r.DeliveryID, r.Attempt, r.Delay})
+	}
 	return q.err
 }
 

@@ -1025,7 +1025,7 @@ func (s *Service) RetryDelivery(ctx context.Context, id string) (*Delivery, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := s.c.Queue.EnqueueRetry(ctx, b, id, attempts+1, 0); err != nil {
+	if err := s.c.Queue.EnqueueRetries(ctx, b, []RetryTask{{DeliveryID: id, Attempt: attempts + 1}}); err != nil {
 		return nil, fmt.Errorf("delivery %s is queued but its retry is not enqueued: %w", id, err)
 	}
 	s.c.Logger.InfoContext(ctx, "delivery retry requested", "delivery_id", id, "attempt", attempts+1)

@@ -43,7 +43,7 @@ func (q *countingQueue) EnqueueBatches(context.Context, *dispatcher.Broadcast, [
 	return nil
 }
 
-func (q *countingQueue) EnqueueRetry(context.Context, *dispatcher.Broadcast, string, int, time.Duration) error {
+func (q *countingQueue) EnqueueRetries(context.Context, *dispatcher.Broadcast, []dispatcher.RetryTask) error {
 	return nil
 }
 

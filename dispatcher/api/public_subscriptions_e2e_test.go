@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tocsin-dev/tocsin/channels/outbox"
 	"github.com/tocsin-dev/tocsin/dispatcher"
@@ -45,7 +44,7 @@ func (q *inlineQueue) EnqueueBatches(_ context.Context, b *dispatcher.Broadcast,
 	return nil
 }
 
-func (q *inlineQueue) EnqueueRetry(context.Context, *dispatcher.Broadcast, string, int, time.Duration) error {
+func (q *inlineQueue) EnqueueRetries(context.Context, *dispatcher.Broadcast, []dispatcher.RetryTask) error {
 	return nil
 }
 

@@ -171,7 +171,8 @@ type Client struct {
 	// enqueued on queue (redisstore's WaitQueue, on a Redis Cluster, whose
 	// queues live on other masters than the broadcasts): EnqueueBatches
 	// calls it before it returns, so that a plan goes on (and marks its
-	// broadcast sending) only over batches a failover cannot take back.
+	// broadcast sending) only over batches a failover cannot take back;
+	// EnqueueRetries and EnqueuePlanAgain too.
 	Replicated func(ctx context.Context, queue string) error
 }
 
@@ -241,9 +242,19 @@ func (c *Client) EnqueueBatches(ctx context.Context, b *dispatcher.Broadcast, ba
 
 func (c *Client) enqueueBatches(ctx context.Context, b *dispatcher.Broadcast, batches []dispatcher.Batch) error {
 	h := traceHeaders(ctx) // every batch a child of the plan
-	if len(batches) <= 1 {
-		for _, batch := range batches {
-			if err := c.enqueue(ctx, batchTask(b, batch, h)); err != nil {
+	tasks := make([]*asynq.Task, len(batches))
+	for i, batch := range batches {
+		tasks[i] = batchTask(b, batch, h)
+	}
+	return c.enqueueAll(ctx, "batches", tasks)
+}
+
+// enqueueAll enqueues tasks up to enqueueLanes at a time, taken in order.
+// The first error is returned once the calls in flight have ended.
+func (c *Client) enqueueAll(ctx context.Context, what string, tasks []*asynq.Task) error {
+	if len(tasks) <= 1 {
+		for _, t := range tasks {
+			if err := c.enqueue(ctx, t); err != nil {
 				return err
 			}
 		}
@@ -258,16 +269,16 @@ func (c *Client) enqueueBatches(ctx context.Context, b *dispatcher.Broadcast, ba
 		errOnce  sync.Once
 		firstErr error
 	)
-	for range min(enqueueLanes, len(batches)) {
+	for range min(enqueueLanes, len(tasks)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(batches) || ctx.Err() != nil {
+				if i >= len(tasks) || ctx.Err() != nil {
 					return
 				}
-				if err := c.enqueue(ctx, batchTask(b, batches[i], h)); err != nil {
+				if err := c.enqueue(ctx, tasks[i]); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -276,18 +287,36 @@ func (c *Client) enqueueBatches(ctx context.Context, b *dispatcher.Broadcast, ba
 		}()
 	}
 	wg.Wait()
-	if firstErr == nil && int(done.Load()) < len(batches) {
-		// The caller's context ended with batches left: not all are in.
-		return fmt.Errorf("enqueue batches: %w", context.Cause(ctx))
+	if firstErr == nil && int(done.Load()) < len(tasks) {
+		// The caller's context ended with tasks left: not all are in.
+		return fmt.Errorf("enqueue %s: %w", what, context.Cause(ctx))
 	}
 	return firstErr
 }
 
-// EnqueueRetry implements dispatcher.Enqueuer.
-func (c *Client) EnqueueRetry(ctx context.Context, b *dispatcher.Broadcast, deliveryID string, attempt int, delay time.Duration) error {
+// EnqueueRetries implements dispatcher.Enqueuer: the tasks go in as a
+// plan's batches do (enqueueLanes at a time, each task's id its delivery's
+// and attempt's, so enqueueing again is harmless), and with Replicated set
+// it returns once a replica of their queue holds them.
+func (c *Client) EnqueueRetries(ctx context.Context, b *dispatcher.Broadcast, retries []dispatcher.RetryTask) error {
+	if len(retries) == 0 {
+		return nil
+	}
+	h := traceHeaders(ctx)
 	// The fan-out fails the delivery at its last attempt; asynq's own limit
 	// only guards against a task that keeps failing for other reasons.
-	return c.enqueue(ctx, retryTask(b, deliveryID, attempt, c.Retry.MostAttempts(), delay, traceHeaders(ctx)))
+	most := c.Retry.MostAttempts()
+	tasks := make([]*asynq.Task, len(retries))
+	for i, r := range retries {
+		tasks[i] = retryTask(b, r.DeliveryID, r.Attempt, most, r.Delay, h)
+	}
+	if err := c.enqueueAll(ctx, "retries", tasks); err != nil {
+		return err
+	}
+	if c.Replicated != nil {
+		return c.Replicated(ctx, QueueFor(b))
+	}
+	return nil
 }
 
 // Steps are the fan-out's steps the task handlers run; *dispatcher.Fanout

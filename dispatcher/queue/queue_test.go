@@ -213,7 +213,7 @@ func TestMetricsQueueDepth(t *testing.T) {
 	if err := c.EnqueueBatches(ctx, b, []dispatcher.Batch{{Start: 0, Stop: 10}, {Start: 10, Stop: 20}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.EnqueueRetry(ctx, b, "bc_depth_1.sms.a", 2, time.Hour); err != nil {
+	if err := c.EnqueueRetries(ctx, b, []dispatcher.RetryTask{{DeliveryID: "bc_depth_1.sms.a", Attempt: 2, Delay: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]float64{
@@ -250,8 +250,8 @@ func TestClientEnqueue(t *testing.T) {
 		if err := c.EnqueueBatches(ctx, b, batches); err != nil {
 			t.Fatalf("EnqueueBatches: %v", err)
 		}
-		if err := c.EnqueueRetry(ctx, b, "bc_cl_1.sms.r.1", 2, time.Minute); err != nil {
-			t.Fatalf("EnqueueRetry: %v", err)
+		if err := c.EnqueueRetries(ctx, b, []dispatcher.RetryTask{{DeliveryID: "bc_cl_1.sms.r.1", Attempt: 2, Delay: time.Minute}}); err != nil {
+			t.Fatalf("EnqueueRetries: %v", err)
 		}
 	}
 	pending, err := insp.ListPendingTasks(queue.QueueLow)
@@ -1065,7 +1065,8 @@ func TestEnqueueBatchesResumes(t *testing.T) {
 // asks for the batches' queue to be replicated once they are all
 // enqueued, and fails when that fails, so that the plan does not go on
 // over batches a failover could take back. Nothing to enqueue, nothing to
-// wait for. The sweeper's re-plan (EnqueuePlanAgain) waits too.
+// wait for. The sweeper's re-plan (EnqueuePlanAgain) and a run's retry
+// tasks (EnqueueRetries) wait too.
 func TestEnqueueBatchesWaitsForReplica(t *testing.T) {
 	t.Parallel()
 	c, insp := queueClient(t)
@@ -1099,5 +1100,28 @@ func TestEnqueueBatchesWaitsForReplica(t *testing.T) {
 	fail = nil
 	if err := c.EnqueuePlanAgain(ctx, b, "t1"); err != nil || !slices.Equal(asked, []string{queue.QueueCritical}) {
 		t.Errorf("EnqueuePlanAgain = %v, asked %v; want nil and a wait on %s", err, asked, queue.QueueCritical)
+	}
+	// A run's retries: all enqueued, then one wait; enqueued again after a
+	// failed wait, once each (their ids), and the wait asked again.
+	retries := []dispatcher.RetryTask{{DeliveryID: "bc_repl_1.sms.a", Attempt: 2, Delay: time.Minute}, {DeliveryID: "bc_repl_1.sms.b", Attempt: 2, Delay: time.Minute}, {DeliveryID: "bc_repl_1.sms.c", Attempt: 1, Delay: time.Hour}}
+	asked = nil
+	scheduledThen := 0
+	fail = errors.New("no replica answered")
+	c.Replicated = func(_ context.Context, q string) error {
+		asked = append(asked, q)
+		scheduled, _ := insp.ListScheduledTasks(q)
+		scheduledThen = len(scheduled)
+		return fail
+	}
+	if err := c.EnqueueRetries(ctx, b, retries); !errors.Is(err, fail) || scheduledThen != 3 {
+		t.Errorf("EnqueueRetries with the wait failing = %v with %d scheduled then, want its error with all 3", err, scheduledThen)
+	}
+	fail = nil
+	if err := c.EnqueueRetries(ctx, b, retries); err != nil || scheduledThen != 3 || !slices.Equal(asked, []string{queue.QueueCritical, queue.QueueCritical}) {
+		t.Errorf("EnqueueRetries again = %v with %d scheduled then, asked %v; want nil, 3, two waits on %s", err, scheduledThen, asked, queue.QueueCritical)
+	}
+	asked = nil
+	if err := c.EnqueueRetries(ctx, b, nil); err != nil || len(asked) != 0 {
+		t.Errorf("EnqueueRetries of nothing = %v, asked %v; want nil and no wait", err, asked)
 	}
 }

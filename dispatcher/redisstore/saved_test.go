@@ -33,7 +33,7 @@ func (q *planRecorder) EnqueuePlanAgain(context.Context, *dispatcher.Broadcast, 
 func (q *planRecorder) EnqueueBatches(context.Context, *dispatcher.Broadcast, []dispatcher.Batch) error {
 	return nil
 }
-func (q *planRecorder) EnqueueRetry(context.Context, *dispatcher.Broadcast, string, int, time.Duration) error {
+func (q *planRecorder) EnqueueRetries(context.Context, *dispatcher.Broadcast, []dispatcher.RetryTask) error {
 	return nil
 }
 

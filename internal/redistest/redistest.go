@@ -69,6 +69,8 @@ type Server struct {
 	waitErr error         // the process's exit status; read after exited is closed
 
 	lastDB    atomic.Int32 // last database number handed out by New
+	freeMu    sync.Mutex
+	free      []int // databases whose tests have ended, flushed, oldest first
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -174,8 +176,9 @@ func Main(m *testing.M) {
 // New returns a client connected to a fresh, empty database of the default
 // server (the one Main started) and the options it was made from; callers
 // that build their own clients (asynq) need Options.Addr and Options.DB. Each
-// call takes the next database number, 1 to 255, and fails the test when none
-// is left. The database is flushed and the client closed when the test ends;
+// call takes the next database number, 1 to 255; once all were handed out,
+// the one whose test ended longest ago (go test -count=N), and fails the
+// test when none is free. The database is flushed and the client closed when the test ends;
 // the test may close the client itself.
 func New(tb testing.TB) (*redis.Client, *redis.Options) {
 	tb.Helper()
@@ -190,6 +193,15 @@ func New(tb testing.TB) (*redis.Client, *redis.Options) {
 func (s *Server) newDB(tb testing.TB) (*redis.Client, *redis.Options) {
 	tb.Helper()
 	db := s.lastDB.Add(1)
+	if db > maxDB {
+		// Every database has been handed out once (go test -count=N): take
+		// the one whose test ended longest ago, flushed since.
+		s.freeMu.Lock()
+		if len(s.free) > 0 {
+			db, s.free = int32(s.free[0]), s.free[1:]
+		}
+		s.freeMu.Unlock()
+	}
 	if db > maxDB {
 		tb.Fatalf("redistest: all %d databases of %s are taken: split the tests into more packages", maxDB, s.Addr)
 		return nil, nil
@@ -218,7 +230,11 @@ func (s *Server) newDB(tb testing.TB) (*redis.Client, *redis.Options) {
 		defer cancel()
 		if err := flusher.FlushDB(ctx).Err(); err != nil {
 			tb.Errorf("redistest: flush database %d of %s: %v", db, s.Addr, err)
+			return
 		}
+		s.freeMu.Lock()
+		s.free = append(s.free, int(db))
+		s.freeMu.Unlock()
 	})
 	return rdb, opts
 }

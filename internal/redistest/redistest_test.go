@@ -258,3 +258,47 @@ func TestLaunchOnTakenPortAsksForRetry(t *testing.T) {
 		}
 	}
 }
+
+// TestNewTakesEndedTestsDatabases: once every database was handed out
+// (go test -count=N), New takes one whose test has ended, flushed; while
+// that one is in use, none is left.
+func TestNewTakesEndedTestsDatabases(t *testing.T) {
+	t.Parallel()
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+
+	s.lastDB.Store(maxDB - 1)
+	t.Run("first", func(t *testing.T) {
+		rdb, opts := s.newDB(t)
+		if opts.DB != maxDB {
+			t.Fatalf("DB %d, want %d", opts.DB, maxDB)
+		}
+		if err := rdb.Set(ctx, "left", "1", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("again", func(t *testing.T) {
+		rdb, opts := s.newDB(t)
+		if opts.DB != maxDB {
+			t.Fatalf("DB %d, want %d again", opts.DB, maxDB)
+		}
+		if n, err := rdb.Exists(ctx, "left").Result(); err != nil || n != 0 {
+			t.Errorf("the key the first test left: EXISTS = %d, %v; want 0", n, err)
+		}
+		ftb := &fatalTB{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.newDB(ftb)
+			t.Error("newDB returned a database that is in use")
+		}()
+		<-done
+		if !strings.Contains(ftb.msg, "databases") {
+			t.Errorf("Fatal message %q, want one about running out of databases", ftb.msg)
+		}
+	})
+}

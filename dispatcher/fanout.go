@@ -189,6 +189,14 @@ type FanoutConfig struct {
 	Leases LeaseStore
 	// LeaseTTL is how long a lease lasts unrenewed (default DefaultLeaseTTL).
 	LeaseTTL time.Duration
+	// Replicated, when set, returns once a replica of the master that
+	// holds broadcastID has every write that master acknowledged so far
+	// (redisstore's WaitBroadcast, on a Redis Cluster). A batch or retry
+	// task that ends well calls it last, so that its task is not marked
+	// done on its queue's master (another one) while what it wrote (its
+	// outcomes, its lease given up) could still be lost in a failover of
+	// the broadcast's: nothing would take such a task's work over.
+	Replicated func(ctx context.Context, broadcastID string) error
 	// Limiter and PerRecipient guard recipients: at most PerRecipient
 	// messages per channel (e.g. 10/h); beyond it a delivery is suppressed
 	// (rate_limited). A critical incident's resolution always passes.
@@ -654,7 +662,20 @@ func renderKeyOf(r *Recipient, ch Channel) renderKey {
 // renderKey, records the deliveries as sending, hands each channel its messages in one
 // call and records the outcomes in one call. Deliveries that already exist
 // (a re-delivered batch) are not sent again.
+// replicated is a task's last step when it ended well (*err nil) and
+// FanoutConfig.Replicated is set: the wait for a replica of the
+// broadcast's master, whose failure fails the task (it runs again).
+func (f *Fanout) replicated(ctx context.Context, broadcastID string, err *error) {
+	if *err != nil || f.c.Replicated == nil {
+		return
+	}
+	if werr := f.c.Replicated(ctx, broadcastID); werr != nil {
+		*err = fmt.Errorf("the run's writes may not be on a replica yet: %w", werr)
+	}
+}
+
 func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) (err error) {
+	defer f.replicated(ctx, broadcastID, &err)
 	bc, err := f.context(ctx, broadcastID)
 	if err != nil {
 		return err
@@ -1324,6 +1345,7 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if err != nil {
 		return err
 	}
+	defer f.replicated(ctx, bid, &err)
 	d, err := f.c.Store.GetDelivery(ctx, deliveryID)
 	if err != nil {
 		return err

@@ -123,8 +123,9 @@ type RunLeaseStore interface {
 	// clean says the run left nothing in sending: what it noted as handed
 	// can be forgotten. A store that may lose writes it acknowledged (a
 	// failover to a replica that never got them) first checks that it
-	// holds every outcome the run wrote (l.Written); when it does not, it
-	// releases l as after a failed run and returns ErrOutcomeLost.
+	// holds every outcome the run wrote (l.Written), and that no failover
+	// came while l was held; when not, it releases l as after a failed run
+	// and returns ErrOutcomeLost.
 	ReleaseLease(ctx context.Context, broadcastID string, l Lease, clean bool) error
 	// Journal writes a run's progress in one round trip: it marks handed the
 	// deliveries about to go to a provider, provided the guard's lease is
@@ -153,14 +154,17 @@ type JournalGroup struct {
 }
 
 // ErrOutcomeLost is RunLeaseStore.ReleaseLease's error when the store
-// holds fewer of the run's outcomes than the run wrote: a write Redis
-// acknowledged was lost (a failover to a replica that never got it), and
-// a delivery the run handed over may be left in sending. The lease was
+// holds fewer of the run's outcomes than the run wrote, or when a failover
+// came while the run held its lease (the master is not the one it took
+// the lease on): a write Redis acknowledged was lost, or may have been (a
+// failover to a replica that never got it: an outcome, the run's begin, a
+// record it wrote without a wait), and a delivery the run handed over may
+// be left in sending, or one it recorded left without its record. The lease was
 // released as after a failed run, so that the run's work is taken over
 // (what is still in sending is sent again, as after a crash) rather than
 // left in sending for good, its broadcast never done and the incident's
 // next update waiting behind it.
-var ErrOutcomeLost = errors.New("an outcome the run wrote is lost (a Redis failover?)")
+var ErrOutcomeLost = errors.New("a write of the run is lost, or may be (a Redis failover while it ran)")
 
 // SweepStore is what finding and settling a dead run's leftovers calls:
 // the sweeper (LapsedBatches, SettleBroadcast) and a batch waiting for
@@ -266,14 +270,14 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 
 // releaseLease gives l up, even when ctx was cancelled; clean when the
 // run ends without an error (nothing of it is left in sending). It
-// returns ErrOutcomeLost when the store lost an outcome of the run (see
+// returns ErrOutcomeLost when the store lost a write of the run (see
 // RunLeaseStore.ReleaseLease); other errors are logged only.
 func (f *Fanout) releaseLease(ctx context.Context, broadcastID string, l Lease, clean bool) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	switch err := f.leases.ReleaseLease(rctx, broadcastID, l, clean); {
 	case errors.Is(err, ErrOutcomeLost):
-		f.c.Logger.Warn("an outcome of the run was lost in Redis (a failover?): its work is taken over, and what it left in sending goes again",
+		f.c.Logger.Warn("a write of the run is lost in Redis, or may be (a failover while it ran): its work is taken over, and what it left in sending goes again",
 			"broadcast_id", broadcastID, "lease", l.Name)
 		return err
 	case err != nil:

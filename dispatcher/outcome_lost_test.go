@@ -160,3 +160,92 @@ func TestOutcomeLostInAFailoverOnRetry(t *testing.T) {
 		t.Errorf("delivery %s after %d calls, want sent after 3 (the lost attempt sent again)", d.Status, calls)
 	}
 }
+
+// TestTaskWaitsForBroadcastReplica: with FanoutConfig.Replicated (a Redis
+// Cluster, where a task is marked done on its queue's master, not its
+// broadcast's), a batch and a retry that end well wait for a replica of
+// their broadcast's master last, once their lease is given up, so that
+// nothing they wrote can be lost once their task is gone; a failed wait
+// fails the task (it runs again), and a failed run does not wait.
+func TestTaskWaitsForBroadcastReplica(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var mu sync.Mutex
+	calls := 0
+	sender := &scriptedSender{resultFunc: func(m *dispatcher.Message) dispatcher.Result {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			return dispatcher.Result{Err: dispatcher.Transient("503", 0, errors.New("unavailable"))}
+		}
+		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: "p-" + m.Recipient.ID}
+	}}
+	f := newRedisFlow(t, time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC), map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender})
+	type wait struct {
+		bid    string
+		leases int64 // leases of the broadcast registered when it was asked
+	}
+	var waits []wait
+	var fail error
+	f.with(func(c *dispatcher.FanoutConfig) {
+		c.Replicated = func(ctx context.Context, bid string) error {
+			// The lease registries (one an incident's tag, gone when empty).
+			keys, err := f.rdb.Keys(ctx, redisstore.Prefix+"*leases").Result()
+			if err != nil || len(keys) > 1 {
+				t.Errorf("lease registries %v (%v), want one at most", keys, err)
+			}
+			var n int64
+			for _, k := range keys {
+				n += f.rdb.ZCard(ctx, k).Val()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			waits = append(waits, wait{bid, n})
+			return fail
+		}
+	})
+	for id, phone := range map[string]string{"a": "+41790000001", "b": "+41790000002"} {
+		if _, err := f.svc.PutRecipient(ctx, &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: "en", Phone: phone}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bid := opened.BroadcastID
+	f.run(t, bid) // one batch: the first call transient, queued for attempt 2
+	mu.Lock()
+	if len(waits) != 1 || waits[0] != (wait{bid, 0}) {
+		t.Errorf("the batch's waits = %+v, want one for %s with its lease given up", waits, bid)
+	}
+	waits, fail = nil, errors.New("no replica answered")
+	mu.Unlock()
+	var retried string
+	for _, id := range []string{"a", "b"} {
+		if d, _ := f.store.GetDelivery(ctx, dispatcher.DeliveryID(bid, dispatcher.ChannelSMS, id)); d != nil && d.Status == dispatcher.StatusQueued {
+			retried = d.ID
+		}
+	}
+	if retried == "" {
+		t.Fatal("no delivery queued for a retry")
+	}
+	if err := f.fan.Retry(ctx, retried, 2); err == nil {
+		t.Error("Retry with the wait failing = nil, want its error (the task runs again)")
+	}
+	mu.Lock()
+	if len(waits) != 1 || waits[0] != (wait{bid, 0}) {
+		t.Errorf("the retry's waits = %+v, want one for %s with its lease given up", waits, bid)
+	}
+	waits, fail = nil, nil
+	mu.Unlock()
+	if err := f.fan.Retry(ctx, "bc_none_1.sms.a", 2); err == nil {
+		t.Error("Retry of a delivery that does not exist = nil, want an error")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(waits) != 0 {
+		t.Errorf("a failed run waited: %+v", waits)
+	}
+}

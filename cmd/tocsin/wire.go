@@ -182,10 +182,14 @@ func wire(w wiring) (*wired, error) {
 	}
 	qc := queue.NewClient(w.queue)
 	qc.Retry = retry
+	var broadcastReplicated func(context.Context, string) error
 	if w.cfg.Redis.Cluster.Configured() {
 		// The queues' masters are not the broadcasts': a plan waits for a
-		// replica of its batches' queue too (WaitQueue).
+		// replica of its batches' queue too (WaitQueue), and a task for a
+		// replica of its broadcast's master before it is marked done on
+		// its queue's (WaitBroadcast).
 		qc.Replicated = store.WaitQueue
+		broadcastReplicated = store.WaitBroadcast
 	}
 	fan, err := dispatcher.NewFanout(dispatcher.FanoutConfig{
 		Store: store, Queue: qc,
@@ -201,6 +205,7 @@ func wire(w wiring) (*wired, error) {
 		FlapWindow:   cfg.Limits.FlapWindow,
 		Leases:       store,
 		LeaseTTL:     cfg.Worker.LeaseTTL,
+		Replicated:   broadcastReplicated,
 		Clock:        w.clock,
 		Logger:       w.logger,
 		Metrics:      w.metrics,

@@ -59,9 +59,9 @@ func leaseMember(broadcastID, name string) string { return broadcastID + "|" + n
 
 // The lease scripts (lua/*.lua).
 var (
-	acquireScript = script("acquire_lease")
+	acquireScript = script("master", "acquire_lease")
 	renewScript   = script("renew_lease")
-	releaseScript = script("audgc", "release_lease")
+	releaseScript = script("audgc", "master", "release_lease")
 	lapsedScript  = script("lapsed")
 	takenScript   = script("lapsed_taken")
 	// dropLeaseTags removes the tags in ARGV from lease-tags (KEYS[1])
@@ -81,7 +81,13 @@ func (s *Store) AcquireLease(ctx context.Context, broadcastID string, l dispatch
 	if err := s.rdb.ZAdd(ctx, leaseTagsKey(), redis.Z{Score: float64(s.nowMS()), Member: broadcastTag(broadcastID)}).Err(); err != nil {
 		return false, fmt.Errorf("acquire lease %s of %s: %w", l.Name, broadcastID, err)
 	}
-	n, err := acquireScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), sweptKey(broadcastID)}, l.Token, ttl.Milliseconds(), leaseMember(broadcastID, l.Name)).Int()
+	// Where a failover may lose writes (a replica to wait for), the lease
+	// notes the master's replication id, which ReleaseLease compares.
+	note := "0"
+	if s.ReplicaWait > 0 {
+		note = "1"
+	}
+	n, err := acquireScript.Run(ctx, s.rdb, []string{leaseKey(broadcastID, l.Name), leasesKey(broadcastID), sweptKey(broadcastID)}, l.Token, ttl.Milliseconds(), leaseMember(broadcastID, l.Name), note).Int()
 	if err != nil {
 		return false, fmt.Errorf("acquire lease %s of %s: %w", l.Name, broadcastID, err)
 	}
@@ -105,7 +111,8 @@ func (s *Store) ReleaseLease(ctx context.Context, broadcastID string, l dispatch
 	}
 	// Where a failover may lose writes the master acknowledged (a replica
 	// to wait for: Sentinel, Cluster), a clean release first checks that
-	// Redis holds as many of the run's outcomes as it wrote; -1: no check.
+	// Redis holds as many of the run's outcomes as it wrote and that the
+	// master is the one the run took its lease on; -1: no check.
 	want := int64(-1)
 	if clean && s.ReplicaWait > 0 {
 		want = l.Written()

@@ -129,7 +129,7 @@ func (s *Store) runWaiting(ctx context.Context, sc *redis.Script, keys []string,
 	return reply
 }
 
-// queueMarkScript writes the marker WaitQueue waits for.
+// queueMarkScript writes the marker WaitQueue and WaitBroadcast wait for.
 var queueMarkScript = named("queue_mark", redis.NewScript(`redis.call('SET', KEYS[1], ARGV[1], 'PX', 86400000) return 1`))
 
 // WaitQueue waits, as a Journal that hands deliveries over does
@@ -150,6 +150,25 @@ func (s *Store) WaitQueue(ctx context.Context, queue string) error {
 	k := key("queue-replicated", "{"+queue+"}")
 	if err := s.runWaiting(ctx, queueMarkScript, []string{k}, s.nowMS()).Err(); err != nil {
 		return fmt.Errorf("wait for a replica of queue %s: %w", queue, err)
+	}
+	return nil
+}
+
+// WaitBroadcast waits, as WaitQueue does, until a replica of the master
+// that holds broadcastID has everything that master acknowledged so far:
+// a marker key in the broadcast's hash slot, written and waited for on
+// that master's connection. On a Redis Cluster a task is marked done on
+// its queue's master, so a batch or retry task calls it last
+// (dispatcher.FanoutConfig.Replicated): its outcomes and its lease given
+// up could otherwise be lost in a failover of the broadcast's master after
+// its task was gone, leaving deliveries in sending with nothing to take
+// them over. Without ReplicaWait it does nothing.
+func (s *Store) WaitBroadcast(ctx context.Context, broadcastID string) error {
+	if s.ReplicaWait <= 0 {
+		return nil
+	}
+	if err := s.runWaiting(ctx, queueMarkScript, []string{bkey(broadcastID, "replicated")}, s.nowMS()).Err(); err != nil {
+		return fmt.Errorf("wait for a replica of broadcast %s: %w", broadcastID, err)
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ var setScript = redis.NewScript(`redis.call('SET', KEYS[1], ARGV[1]) return 1`)
 // waits on the master that took the write, on the connection that made
 // it: once it returns, that master's replica has acknowledged the write,
 // for a key on every master; WaitQueue waits on the master of a queue's
-// keys. With a master's replica gone the wait of a write there is a miss,
+// keys, WaitBroadcast on the master of a broadcast's. With a master's replica gone the wait of a write there is a miss,
 // and the writes of the next second there do not wait; those on the other
 // masters still do.
 func TestReplicaWaitOnCluster(t *testing.T) {
@@ -89,6 +89,32 @@ func TestReplicaWaitOnCluster(t *testing.T) {
 		got, onQueue := waitCalls(t, direct[m.Addr]), m.Addr == qm.Options().Addr
 		if onQueue && got <= waits[m.Addr] || !onQueue && got != waits[m.Addr] {
 			t.Errorf("WaitQueue: %d WAITs on master %s after, %d before (the queue's master: %v)", got, m.Addr, waits[m.Addr], onQueue)
+		}
+	}
+	// WaitBroadcast waits on the master of the broadcast's keys: a
+	// broadcast id on each master in turn.
+	for _, m := range c.Masters {
+		bid := ""
+		for i := 0; i < 1000 && bid == ""; i++ {
+			id := fmt.Sprintf("bc_wait%d_1", i)
+			if bm, err := rdb.MasterForKey(ctx, bkey(id)); err == nil && bm.Options().Addr == m.Addr {
+				bid = id
+			}
+		}
+		if bid == "" {
+			t.Fatalf("no broadcast id found on master %s", m.Addr)
+		}
+		for addr, mc := range direct {
+			waits[addr] = waitCalls(t, mc)
+		}
+		if err := s.WaitBroadcast(ctx, bid); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range c.Masters {
+			got, on := waitCalls(t, direct[o.Addr]), o.Addr == m.Addr
+			if on && got <= waits[o.Addr] || !on && got != waits[o.Addr] {
+				t.Errorf("WaitBroadcast(%s): %d WAITs on master %s after, %d before (the broadcast's master: %v)", bid, got, o.Addr, waits[o.Addr], on)
+			}
 		}
 	}
 	if s.ReplicaWaitMisses() != 0 {

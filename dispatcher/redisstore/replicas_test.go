@@ -2,9 +2,11 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,5 +190,86 @@ func TestJournalWaitSharesTheWritesConnection(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no pipeline with the journal script then WAIT: pipelines %v, single commands %v", h.pipes, h.alone)
+	}
+}
+
+// TestReleaseFindsAFailover: with ReplicaWait, a lease notes the master's
+// replication id when it is taken, and a clean release on another master
+// (a replica promoted while the run held it, its writes before the
+// failover possibly lost: its begin, a held record, which nothing counts)
+// is not clean: ErrOutcomeLost, the lease left registered for the sweeper.
+// On the master it was taken on, or taken without the note, the release is
+// clean. Two real servers, the second a replica of the first, then
+// promoted (REPLICAOF NO ONE gives it a new replication id, as a
+// sentinel's or a Cluster's failover does).
+func TestReleaseFindsAFailover(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := func() *redis.Client {
+		srv, err := redistest.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = srv.Close() })
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		t.Cleanup(func() { _ = rdb.Close() })
+		return rdb
+	}
+	master, replica := start(), start()
+	host, port, _ := strings.Cut(master.Options().Addr, ":")
+	if err := replica.SlaveOf(ctx, host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := New(master)
+	s.ReplicaWait = 2 * time.Second
+	const bid = "bc_failover_1"
+	acquire := func(name string, note bool) dispatcher.Lease {
+		t.Helper()
+		s.ReplicaWait = 0
+		if note {
+			s.ReplicaWait = 2 * time.Second
+		}
+		l := dispatcher.NewLease(name)
+		if ok, err := s.AcquireLease(ctx, bid, l, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireLease %s = %v, %v", name, ok, err)
+		}
+		return l
+	}
+	stays, unnoted, moves := acquire("b:0:1", true), acquire("b:1:2", false), acquire("b:2:3", true)
+	s.ReplicaWait = 2 * time.Second
+	if err := s.ReleaseLease(ctx, bid, stays, true); err != nil {
+		t.Errorf("a release on the master the lease was taken on = %v, want clean", err)
+	}
+	// The replica holds both leases, then is promoted.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := replica.Exists(ctx, leaseKey(bid, moves.Name), leaseKey(bid, unnoted.Name)).Result()
+		if err == nil && n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica has %d of the 2 leases after 10s (%v)", n, err)
+		}
+		_ = master.Do(ctx, "WAIT", 1, 100).Err()
+	}
+	if err := replica.SlaveOf(ctx, "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	promoted := New(replica)
+	promoted.ReplicaWait = 2 * time.Second
+	if err := promoted.ReleaseLease(ctx, bid, moves, true); !errors.Is(err, dispatcher.ErrOutcomeLost) {
+		t.Errorf("a release after a failover = %v, want ErrOutcomeLost", err)
+	}
+	if n, err := replica.ZCard(ctx, leasesKey(bid)).Result(); err != nil || n != 2 {
+		t.Errorf("%d leases registered after the failover's release (%v), want 2: the unnoted one and the one to take over", n, err)
+	}
+	if err := promoted.ReleaseLease(ctx, bid, unnoted, true); err != nil {
+		t.Errorf("a release of a lease taken without the note = %v, want clean", err)
+	}
+	if n, err := replica.ZCard(ctx, leasesKey(bid)).Result(); err != nil || n != 1 {
+		t.Errorf("%d leases registered (%v), want 1: the one to take over", n, err)
+	}
+	if n, _ := replica.Exists(ctx, leaseKey(bid, moves.Name)+":m:"+moves.Token).Result(); n != 0 {
+		t.Error("the noted master id outlived the release")
 	}
 }

@@ -15,15 +15,23 @@
 -- delivery the run handed over may be left in sending; the release is
 -- then not clean, so that the sweeper takes the run's work over, and it
 -- returns -1. The count is the run's own (its token), never a dead run's
--- of the same name.
+-- of the same name. So it is, with want set, when the master's replication
+-- id is not the one noted when the run took its lease (acquire_lease): a
+-- failover came while the run held it, and writes the run made before it
+-- (its begin, a held record, none of them counted) may be gone.
 -- KEYS: lease, leases, h, b, aud, the plan's lease. ARGV: token, member,
 -- clean, now (ms), claim (ms), want (-1: no check).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 local count = KEYS[1] .. ':o:' .. ARGV[1]
 local got = tonumber(redis.call('GET', count) or '0')
-redis.call('DEL', count)
-if ARGV[3] == '1' and tonumber(ARGV[6]) >= 0 and got < tonumber(ARGV[6]) then return -1 end
+local noted = KEYS[1] .. ':m:' .. ARGV[1]
+local master = redis.call('GET', noted)
+redis.call('DEL', count, noted)
+if ARGV[3] == '1' and tonumber(ARGV[6]) >= 0 then
+  if got < tonumber(ARGV[6]) then return -1 end
+  if master and master ~= masterID() then return -1 end
+end
 if ARGV[3] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[2])
   redis.call('DEL', KEYS[3])

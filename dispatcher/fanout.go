@@ -657,11 +657,6 @@ func renderKeyOf(r *Recipient, ch Channel) renderKey {
 	return renderKey{locale: r.Locale, timezone: r.Timezone, kind: r.Kind, ch: ch, attrs: attributesKey(r.Attributes)}
 }
 
-// RunBatch sends the first attempt of one batch of a broadcast: it loads the
-// batch's recipients, chooses a channel for each, renders once per
-// renderKey, records the deliveries as sending, hands each channel its messages in one
-// call and records the outcomes in one call. Deliveries that already exist
-// (a re-delivered batch) are not sent again.
 // replicated is a task's last step when it ended well (*err nil) and
 // FanoutConfig.Replicated is set: the wait for a replica of the
 // broadcast's master, whose failure fails the task (it runs again).
@@ -673,6 +668,12 @@ func (f *Fanout) replicated(ctx context.Context, broadcastID string, err *error)
 		*err = fmt.Errorf("the run's writes may not be on a replica yet: %w", werr)
 	}
 }
+
+// RunBatch sends the first attempt of one batch of a broadcast: it loads the
+// batch's recipients, chooses a channel for each, renders once per
+// renderKey, records the deliveries as sending, hands each channel its messages in one
+// call and records the outcomes in one call. Deliveries that already exist
+// (a re-delivered batch) are not sent again.
 
 func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) (err error) {
 	defer f.replicated(ctx, broadcastID, &err)

@@ -220,6 +220,18 @@ func TestReleaseFindsAFailover(t *testing.T) {
 	if err := replica.SlaveOf(ctx, host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// The first replica to attach gives the master a new replication id
+	// (it makes its backlog): the leases are taken once it is attached.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		info, err := replica.Info(ctx, "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not attach within 10s: %v\n%s", err, info)
+		}
+		_ = master.Do(ctx, "WAIT", 1, 50).Err()
+	}
 	s := New(master)
 	s.ReplicaWait = 2 * time.Second
 	const bid = "bc_failover_1"
@@ -235,20 +247,23 @@ func TestReleaseFindsAFailover(t *testing.T) {
 		}
 		return l
 	}
-	stays, unnoted, moves := acquire("b:0:1", true), acquire("b:1:2", false), acquire("b:2:3", true)
+	stays, unnoted, moves, failed := acquire("b:0:1", true), acquire("b:1:2", false), acquire("b:2:3", true), acquire("b:3:4", true)
 	s.ReplicaWait = 2 * time.Second
 	if err := s.ReleaseLease(ctx, bid, stays, true); err != nil {
 		t.Errorf("a release on the master the lease was taken on = %v, want clean", err)
 	}
+	if n, _ := master.Exists(ctx, leaseKey(bid, stays.Name)+":m:"+stays.Token).Result(); n != 0 {
+		t.Error("the noted master id outlived a clean release")
+	}
 	// The replica holds both leases, then is promoted.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		n, err := replica.Exists(ctx, leaseKey(bid, moves.Name), leaseKey(bid, unnoted.Name)).Result()
-		if err == nil && n == 2 {
+		n, err := replica.Exists(ctx, leaseKey(bid, moves.Name), leaseKey(bid, unnoted.Name), leaseKey(bid, failed.Name)).Result()
+		if err == nil && n == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the replica has %d of the 2 leases after 10s (%v)", n, err)
+			t.Fatalf("the replica has %d of the 3 leases after 10s (%v)", n, err)
 		}
 		_ = master.Do(ctx, "WAIT", 1, 100).Err()
 	}
@@ -260,16 +275,32 @@ func TestReleaseFindsAFailover(t *testing.T) {
 	if err := promoted.ReleaseLease(ctx, bid, moves, true); !errors.Is(err, dispatcher.ErrOutcomeLost) {
 		t.Errorf("a release after a failover = %v, want ErrOutcomeLost", err)
 	}
-	if n, err := replica.ZCard(ctx, leasesKey(bid)).Result(); err != nil || n != 2 {
-		t.Errorf("%d leases registered after the failover's release (%v), want 2: the unnoted one and the one to take over", n, err)
+	if n, err := replica.ZCard(ctx, leasesKey(bid)).Result(); err != nil || n != 3 {
+		t.Errorf("%d leases registered after the failover's release (%v), want 3: the unnoted one, the failed one's and the one to take over", n, err)
 	}
 	if err := promoted.ReleaseLease(ctx, bid, unnoted, true); err != nil {
 		t.Errorf("a release of a lease taken without the note = %v, want clean", err)
 	}
-	if n, err := replica.ZCard(ctx, leasesKey(bid)).Result(); err != nil || n != 1 {
-		t.Errorf("%d leases registered (%v), want 1: the one to take over", n, err)
+	if n, err := replica.ZCard(ctx, leasesKey(bid)).Result(); err != nil || n != 2 {
+		t.Errorf("%d leases registered (%v), want 2: the failed one's and the one to take over", n, err)
 	}
 	if n, _ := replica.Exists(ctx, leaseKey(bid, moves.Name)+":m:"+moves.Token).Result(); n != 0 {
 		t.Error("the noted master id outlived the release")
+	}
+	// The take-over's run takes the lease on the promoted master: its
+	// release is clean (no loop of take-overs). A run that failed releases
+	// without a word, after a failover as before.
+	again := dispatcher.NewLease(moves.Name)
+	if ok, err := promoted.AcquireLease(ctx, bid, again, time.Minute); err != nil || !ok {
+		t.Fatalf("the take-over's AcquireLease = %v, %v", ok, err)
+	}
+	if err := promoted.ReleaseLease(ctx, bid, again, true); err != nil {
+		t.Errorf("the take-over's release on the master it took its lease on = %v, want clean", err)
+	}
+	if err := promoted.ReleaseLease(ctx, bid, failed, false); err != nil {
+		t.Errorf("a failed run's release after the failover = %v, want nil", err)
+	}
+	if ok, err := replica.Exists(ctx, leaseKey(bid, failed.Name)).Result(); err != nil || ok != 0 {
+		t.Errorf("the failed run's lease is still held after its release (%v)", err)
 	}
 }

@@ -15,7 +15,9 @@ const ListpackValueAdvised = 128
 
 // SettingsAdvice reads the Redis settings docs/operations.md advises on
 // (maxmemory-policy once a maxmemory is set, hash-max-listpack-value) and
-// returns a sentence for each one set otherwise; none when all are as advised, or when CONFIG GET is refused (a
+// returns a sentence for each one set otherwise, and one when ReplicaWait is
+// set and the store's scripts cannot read the master's replication id
+// (INFO); none when all are as advised, or when CONFIG GET is refused (a
 // managed Redis that renames or forbids it: its settings are its
 // provider's). With a cluster client, one node answers: the nodes of a
 // cluster are set alike as a rule.
@@ -32,5 +34,17 @@ func (s *Store) SettingsAdvice(ctx context.Context) []string {
 			out = append(out, fmt.Sprintf("Redis's hash-max-listpack-value is %d: the delivery records of a broadcast of 4M and more (65-80 bytes with a provider id) are then kept in hash tables, about 150 B of Redis a delivery instead of about 100 B; set it to %d (docs/operations.md, \"Redis\")", v, ListpackValueAdvised))
 		}
 	}
+	// With ReplicaWait (Sentinel, Cluster) a lease notes the master's
+	// replication id from its scripts (lua/master.lua): where they may not
+	// read it, the check of a run's release for a failover is off.
+	if s.ReplicaWait > 0 {
+		if id, err := masterIDScript.Run(ctx, s.rdb, nil).Text(); err == nil && id == "" {
+			out = append(out, "Tocsin's scripts cannot read INFO replication (an ACL without @dangerous?): a run under way during a failover is not found out at its release, and writes of it the failover lost are not done again; allow +info to Tocsin's user (docs/operations.md, \"What a failover can lose\")")
+		}
+	}
 	return out
 }
+
+// masterIDScript returns masterID() (lua/master.lua): ” where the
+// scripts may not read INFO replication.
+var masterIDScript = script("master", "master_id")

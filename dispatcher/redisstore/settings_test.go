@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -54,6 +55,27 @@ func TestSettingsAdvice(t *testing.T) {
 	set("hash-max-listpack-value", "256")
 	if got := s.SettingsAdvice(ctx); len(got) != 0 {
 		t.Errorf("advice with hash-max-listpack-value above the advice: %q", got)
+	}
+
+	// With ReplicaWait, a user whose scripts may not run INFO (no
+	// @dangerous) is told; the default user is not.
+	s.ReplicaWait = time.Second
+	if got := s.SettingsAdvice(ctx); len(got) != 0 {
+		t.Errorf("advice with ReplicaWait and INFO allowed: %q", got)
+	}
+	if err := rdb.Do(ctx, "ACL", "SETUSER", "tocsin", "on", ">pw-0123456789", "~*", "&*", "+@all", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+	limited := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "tocsin", Password: "pw-0123456789"})
+	t.Cleanup(func() { _ = limited.Close() })
+	ls := New(limited)
+	ls.ReplicaWait = time.Second
+	if got := ls.SettingsAdvice(ctx); len(got) != 1 || !strings.Contains(got[0], "INFO replication") || !strings.Contains(got[0], "+info") {
+		t.Errorf("advice with ReplicaWait and INFO refused: %q", got)
+	}
+	ls.ReplicaWait = 0
+	if got := ls.SettingsAdvice(ctx); len(got) != 0 {
+		t.Errorf("advice without ReplicaWait, INFO refused: %q", got)
 	}
 
 	// miniredis (the embedded default) has no CONFIG: no advice, no error.

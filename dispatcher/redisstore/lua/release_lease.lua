@@ -21,11 +21,13 @@
 -- (its begin, a held record, none of them counted) may be gone.
 -- KEYS: lease, leases, h, b, aud, the plan's lease. ARGV: token, member,
 -- clean, now (ms), claim (ms), want (-1: no check).
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local count, noted = KEYS[1] .. ':o:' .. ARGV[1], KEYS[1] .. ':m:' .. ARGV[1]
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  redis.call('DEL', count, noted) -- the token's own: nothing else reads them
+  return 0
+end
 redis.call('DEL', KEYS[1])
-local count = KEYS[1] .. ':o:' .. ARGV[1]
 local got = tonumber(redis.call('GET', count) or '0')
-local noted = KEYS[1] .. ':m:' .. ARGV[1]
 local master = redis.call('GET', noted)
 redis.call('DEL', count, noted)
 if ARGV[3] == '1' and tonumber(ARGV[6]) >= 0 then

@@ -1,0 +1,2 @@
+-- master_id returns masterID() (master.lua), for SettingsAdvice.
+return masterID()

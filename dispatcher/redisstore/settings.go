@@ -45,6 +45,6 @@ func (s *Store) SettingsAdvice(ctx context.Context) []string {
 	return out
 }
 
-// masterIDScript returns masterID() (lua/master.lua): ” where the
+// masterIDScript returns masterID() (lua/master.lua), empty where the
 // scripts may not read INFO replication.
 var masterIDScript = script("master", "master_id")

@@ -38,7 +38,7 @@ const (
 // listFlag is a repeatable string flag. With split set, each value may
 // also be a comma-separated list (labels and channels never hold commas).
 // With clear set, an empty value empties the list, and set tells "not
-// given" from "given empty" (--service ” means all services again).
+// given" from "given empty" (an empty --service means all services again).
 type listFlag struct {
 	vals  []string
 	split bool

@@ -392,8 +392,14 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 	// The batches are the snapshot's ranks cut every BatchSize, the same
 	// whichever run enqueues them (a task's id is its batch's): with a
 	// ProgressiveSnapshotter the whole ones among the ranks final so far
-	// are enqueued as they become final, the rest once it is whole.
+	// are enqueued as they become final, the rest once it is whole. A
+	// store that pins the size keeps the first run's for every later one.
 	size := f.c.BatchSize
+	if p, ok := f.c.Store.(BatchSizePinner); ok {
+		if size, err = p.PinBatchSize(ctx, broadcastID, size); err != nil {
+			return err
+		}
+	}
 	enqueued := 0 // ranks [0, enqueued) have their batches in the queue
 	var firstAt time.Time
 	enqueue := func(final int, whole bool) error {
@@ -444,6 +450,18 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 	f.c.Logger.InfoContext(ctx, "broadcast planned", "broadcast_id", broadcastID, "incident_id", b.IncidentID, "audience", n, "batches", batches,
 		"snapshot", snapped.Sub(began), "first_batches", firstAt.Sub(began), "planned", f.c.Clock.Now().Sub(began))
 	return nil
+}
+
+// BatchSizePinner is what a FanoutStore may also do (redisstore): keep the
+// batch size of a broadcast's first plan run and answer it to every later
+// run (size is the caller's, kept when none is). Batches are the
+// snapshot's ranks cut every batch size, and each batch's lease is named by
+// its ranks: a plan resumed by a worker with another worker.batch_size (a
+// rolling deploy, its first worker dead mid-plan) would otherwise enqueue
+// batches overlapping those enqueued before, under other lease names, and
+// two live runs could send one delivery twice.
+type BatchSizePinner interface {
+	PinBatchSize(ctx context.Context, broadcastID string, size int) (int, error)
 }
 
 // QuietHours is a daily window of local time, such as 22:00-07:00.

@@ -3,6 +3,8 @@ package dispatcher_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -247,5 +249,63 @@ func TestTaskWaitsForBroadcastReplica(t *testing.T) {
 	defer mu.Unlock()
 	if len(waits) != 0 {
 		t.Errorf("a failed run waited: %+v", waits)
+	}
+}
+
+// TestPlanKeepsItsFirstBatchSize: a plan that died after enqueueing some
+// batches and is run again by a worker with another batch size cuts the
+// same batches as the first run (redisstore pins the size), so no two
+// batches, under two lease names, hold one recipient; and the broadcast is
+// sent once to each.
+func TestPlanKeepsItsFirstBatchSize(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sender := &scriptedSender{}
+	f := newRedisFlow(t, time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC), map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender})
+	for i := range 5 {
+		r := &dispatcher.Recipient{ID: fmt.Sprintf("r%d", i), Kind: dispatcher.KindCustomer, Locale: "en", Phone: fmt.Sprintf("+4179000000%d", i)}
+		if _, err := f.svc.PutRecipient(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bid := opened.BroadcastID
+	// The first run, batches of 2, dies as it enqueues.
+	f.with(func(c *dispatcher.FanoutConfig) { c.BatchSize = 2 })
+	f.queue.err = errors.New("the worker died")
+	if err := f.fan.Plan(ctx, bid); err == nil {
+		t.Fatal("Plan with the queue failing = nil")
+	}
+	f.queue.mu.Lock()
+	f.queue.err, f.queue.batches = nil, nil
+	f.queue.mu.Unlock()
+	// The next run, on a worker with batches of 3.
+	f.with(func(c *dispatcher.FanoutConfig) { c.BatchSize = 3 })
+	if err := f.fan.Plan(ctx, bid); err != nil {
+		t.Fatal(err)
+	}
+	f.queue.mu.Lock()
+	batches := slices.Clone(f.queue.batches)
+	f.queue.mu.Unlock()
+	want := []dispatcher.Batch{{Start: 0, Stop: 2}, {Start: 2, Stop: 4}, {Start: 4, Stop: 5}}
+	if !slices.Equal(batches, want) {
+		t.Fatalf("the second run enqueued %+v, want the first run's cut %+v", batches, want)
+	}
+	for _, b := range batches {
+		if err := f.fan.RunBatch(ctx, bid, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := 0
+	sender.mu.Lock()
+	for _, c := range sender.calls {
+		sent += len(c)
+	}
+	sender.mu.Unlock()
+	if b, err := f.store.GetBroadcast(ctx, bid); err != nil || b.State != dispatcher.BroadcastDone || sent != 5 {
+		t.Errorf("broadcast %v (%v) after %d sent, want done after 5", b.State, err, sent)
 	}
 }

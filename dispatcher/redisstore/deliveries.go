@@ -359,6 +359,28 @@ func (s *Store) MarkSending(ctx context.Context, broadcastID string) error {
 	return nil
 }
 
+// pinBatchSizeScript keeps ARGV[1] as the broadcast's batch size unless
+// one is kept already, and returns the one kept; 0 when the broadcast's
+// hash is not there (not materialized: nothing is written).
+var pinBatchSizeScript = named("pin_batch_size", redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return 0 end
+redis.call('HSETNX', KEYS[1], 'bsize', ARGV[1])
+return tonumber(redis.call('HGET', KEYS[1], 'bsize'))`))
+
+// PinBatchSize implements dispatcher.BatchSizePinner.
+func (s *Store) PinBatchSize(ctx context.Context, broadcastID string, size int) (int, error) {
+	n, err := pinBatchSizeScript.Run(ctx, s.rdb, []string{bkey(broadcastID)}, size).Int()
+	if err != nil {
+		return 0, fmt.Errorf("pin the batch size of %s: %w", broadcastID, err)
+	}
+	if n <= 0 {
+		return size, nil
+	}
+	return n, nil
+}
+
+var _ dispatcher.BatchSizePinner = (*Store)(nil)
+
 // BeginDeliveries implements dispatcher.BatchStore.
 func (s *Store) BeginDeliveries(ctx context.Context, broadcastID string, g dispatcher.Guard, items []dispatcher.Begin) ([]dispatcher.DeliveryStatus, error) {
 	if len(items) == 0 {

@@ -264,3 +264,26 @@ func TestReleaseFindsALostOutcome(t *testing.T) {
 		})
 	})
 }
+
+// TestPinBatchSize: the first size asked is kept and answered to later
+// asks; a broadcast whose hash is not there (not materialized yet) gets
+// its own size back and nothing is written (a hash without its meta field
+// would read as no broadcast at all).
+func TestPinBatchSize(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b := saveBroadcast(t, s, "inc_pin", nil, nil)
+		for _, tt := range []struct{ ask, want int }{{500, 500}, {1000, 500}, {2, 500}} {
+			if got, err := s.PinBatchSize(ctx, b.ID, tt.ask); err != nil || got != tt.want {
+				t.Errorf("PinBatchSize(%d) = %d, %v; want %d", tt.ask, got, err, tt.want)
+			}
+		}
+		if got, err := s.PinBatchSize(ctx, "bc_nothere_1", 300); err != nil || got != 300 {
+			t.Errorf("PinBatchSize of a broadcast not there = %d, %v; want 300", got, err)
+		}
+		if n, _ := rdb.Exists(ctx, bkey("bc_nothere_1")).Result(); n != 0 {
+			t.Error("PinBatchSize wrote the hash of a broadcast not there")
+		}
+	})
+}

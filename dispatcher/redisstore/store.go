@@ -98,6 +98,9 @@
 //	                                    c:{channel}:{code}  deliveries of channel in status code
 //	                                                   (one digit, statusCodes in deliveries.go)
 //	                                    snap           the token of the run taking the snapshot
+//	                                    bsize          the batch size of its first plan, which
+//	                                                   every later run of the plan cuts its
+//	                                                   batches by (PinBatchSize)
 //	                                    db             the layout of its delivery records: "p{n}", n
 //	                                                   positional buckets b:{id}:d:{k}; n (a number > 0),
 //	                                                   n hashed buckets (the version before); 0 or none:

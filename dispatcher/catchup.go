@@ -518,11 +518,14 @@ type LateHandOverStore interface {
 // catch-up does not take it again. Each step is one script, and the lease
 // or the claims say who may act: a member is never sent twice, and every
 // run goes through the ordering guard.
-func (f *Fanout) GiveUpLate(ctx context.Context, broadcastID string, batch Batch, cause error) error {
+func (f *Fanout) GiveUpLate(ctx context.Context, broadcastID string, batch Batch, cause error) (err error) {
 	ids := batch.LateMembers()
 	if len(ids) == 0 {
 		return nil
 	}
+	// Its task is given up once this returns: on a Cluster what it wrote
+	// must be on a replica first (FanoutConfig.Replicated).
+	defer f.replicated(ctx, broadcastID, &err)
 	owner := BatchLeaseName(batch)
 	log := f.c.Logger.With("broadcast_id", broadcastID, "lease", owner, "err", cause)
 	if len(ids) > 1 {

@@ -168,7 +168,8 @@ func TestOutcomeLostInAFailoverOnRetry(t *testing.T) {
 // broadcast's), a batch and a retry that end well wait for a replica of
 // their broadcast's master last, once their lease is given up, so that
 // nothing they wrote can be lost once their task is gone; a failed wait
-// fails the task (it runs again), and a failed run does not wait.
+// fails the task (it runs again), and a failed run does not wait. So
+// does a late member's task given up for good (GiveUpLate).
 func TestTaskWaitsForBroadcastReplica(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -246,9 +247,24 @@ func TestTaskWaitsForBroadcastReplica(t *testing.T) {
 		t.Error("Retry of a delivery that does not exist = nil, want an error")
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if len(waits) != 0 {
 		t.Errorf("a failed run waited: %+v", waits)
+	}
+	mu.Unlock()
+	// A late member's task given up for good: what GiveUpLate wrote is
+	// waited for before the task is archived.
+	late := dispatcher.Batch{Lates: dispatcher.JoinLates([]string{"zz"})}
+	if err := f.fan.GiveUpLate(ctx, bid, late, errors.New("cannot load zz")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(waits) != 1 || waits[0].bid != bid {
+		t.Errorf("GiveUpLate's waits = %+v, want one for %s", waits, bid)
+	}
+	waits, fail = nil, errors.New("no replica answered")
+	mu.Unlock()
+	if err := f.fan.GiveUpLate(ctx, bid, late, errors.New("cannot load zz")); err == nil {
+		t.Error("GiveUpLate with the wait failing = nil, want its error")
 	}
 }
 

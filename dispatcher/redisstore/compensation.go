@@ -35,7 +35,7 @@ const copyChunk = 5000
 // stagingTTL is how long a list being uploaded is kept unfinished.
 const stagingTTL = time.Hour
 
-var snapshotCopiedScript = script("stops_walking", "snapshot_copied")
+var snapshotCopiedScript = script("snapshot_copied")
 
 // listKey is rl:{id}; it and rl:{id}:meta share the list's hash tag.
 func listKey(id string) string { return key("rl", "{"+id+"}") }

@@ -118,13 +118,6 @@ func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broa
 	}
 	bKey, aud := bkey(b.ID), bkey(b.ID, "aud")
 	keys := []string{bKey, aud}
-	// An update's snapshot stops at its final shards once a later update
-	// supersedes it (stopsWalking), as once it is cancelled.
-	seq := 0
-	endKeys := keys
-	if b.IncidentID != "" && b.Seq > 0 {
-		seq, endKeys = b.Seq, []string{bKey, aud, seqKey(b.ID, b.IncidentID)}
-	}
 	sides, bound, err := s.audienceSides(ctx, services, regions)
 	if err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
@@ -171,7 +164,7 @@ func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broa
 		if k0 == k1 {
 			return false, nil // one chunk, not final yet
 		}
-		r, err := s.runWaiting(ctx, snapshotProgressScript, endKeys, token, shard+1, k0, k1, RecipientShards, added, seq).Int64Slice()
+		r, err := s.runWaiting(ctx, snapshotProgressScript, keys, token, shard+1, k0, k1, RecipientShards, added).Int64Slice()
 		if err != nil && redis.HasErrorPrefix(err, "SHORT") {
 			return false, fmt.Errorf("%w: %w", errSnapshotShort, err)
 		}
@@ -184,7 +177,7 @@ func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broa
 			}
 		}
 		if r[1] == 1 {
-			return true, errStoppedWhilePlanned
+			return true, errCancelledWhilePlanned
 		}
 		return true, nil
 	}
@@ -199,22 +192,21 @@ func (s *Store) SnapshotAudienceProgress(ctx context.Context, b *dispatcher.Broa
 			return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
 		}
 	}
-	// A broadcast cancelled or superseded meanwhile is not walked further:
-	// its snapshot ends at the shards final (their batches settle their
-	// members as suppressed, and the snapshot is freed once they have), so
-	// a 10M broadcast cancelled, or corrected by a later update, does not
-	// hold Redis for the rest of its walk.
-	if err := s.buildAudience(ctx, bKey, aud, token, 0, chunks, sides, first, final); err != nil && !errors.Is(err, errStoppedWhilePlanned) {
+	// A broadcast cancelled meanwhile is not walked further: its snapshot
+	// ends at the shards final (their batches settle their members as
+	// suppressed, and the snapshot is freed once they have), so a
+	// cancelled 10M broadcast does not hold Redis for the rest of its walk.
+	if err := s.buildAudience(ctx, bKey, aud, token, 0, chunks, sides, first, final); err != nil && !errors.Is(err, errCancelledWhilePlanned) {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, err)
 	}
-	n, err := s.runWaiting(ctx, snapshotCopiedScript, endKeys, token, "p", RecipientShards, seq).Int()
+	n, err := s.runWaiting(ctx, snapshotCopiedScript, keys, token, "p", RecipientShards).Int()
 	if err != nil {
 		return 0, fmt.Errorf("snapshot audience of %s: %w", b.ID, superseded(err))
 	}
 	return n, nil
 }
 
-var snapshotProgressScript = script("stops_walking", "snapshot_progress")
+var snapshotProgressScript = script("snapshot_progress")
 
 // errSnapshotShort: chunks about to be made final hold fewer members than
 // the run added to them (snapshot_progress): a failover lost adds the old
@@ -226,9 +218,9 @@ var errSnapshotShort = errors.New("the snapshot's chunks lack members the run ad
 // one walks the shard again).
 const shortRetries = 3
 
-// errStoppedWhilePlanned stops the walk of a snapshot whose broadcast was
-// cancelled, or superseded by a later update of its incident.
-var errStoppedWhilePlanned = errors.New("the broadcast was cancelled or superseded while its audience was snapshotted")
+// errCancelledWhilePlanned stops the walk of a snapshot whose broadcast was
+// cancelled.
+var errCancelledWhilePlanned = errors.New("the broadcast was cancelled while its audience was snapshotted")
 
 // A broadcast's snapshot is chunked, so that it takes about 15 bytes a
 // member where one sorted set of millions takes about 80 (a skiplist and a

@@ -5,12 +5,10 @@
 -- snapshot must still be the one that run began, and the token is removed.
 -- A broadcast's snapshot, made final shard by shard, has its index,
 -- audience and pending set already: every shard must be final, unless the
--- broadcast was cancelled or superseded (stopsWalking: its audience is
--- then the members final when the run stopped walking, the rest never
--- selected), and only planned is set.
+-- broadcast was cancelled (its audience is then the members final when the
+-- run stopped walking, the rest never selected), and only planned is set.
 -- A copy is the one zset aud, counted here.
--- KEYS: b, aud, and incseq with seq > 0. ARGV: token, 'p', shards, seq;
--- or none.
+-- KEYS: b, aud. ARGV: token, 'p', shards; or none.
 local b = KEYS[1]
 if redis.call('HGET', b, 'planned') then
   return tonumber(redis.call('HGET', b, 'audience'))
@@ -20,7 +18,7 @@ if ARGV[1] then
     return redis.error_reply('SUPERSEDED another run took over this audience snapshot')
   end
   local done = redis.call('HGET', b, 'audp') or '0'
-  if tonumber(done) ~= tonumber(ARGV[3]) and not stopsWalking(b, KEYS[3], ARGV[4]) then
+  if tonumber(done) ~= tonumber(ARGV[3]) and redis.call('HGET', b, 'state') ~= 'cancelled' then
     return redis.error_reply('ERR snapshot ended with ' .. done .. ' of ' .. ARGV[3] .. ' shards final')
   end
   redis.call('HDEL', b, 'snap')

@@ -21,14 +21,10 @@
 -- a master acknowledged and never passed on (replication is
 -- asynchronous), and nothing is made final: the reply SHORT has the run
 -- add them again and ask again.
--- KEYS: b, aud, and the incident's seq key (incseq) with seq > 0.
--- ARGV: token, p, k0, k1, shards, want, seq (the broadcast's update; 0
--- for a notice, never superseded).
+-- KEYS: b, aud. ARGV: token, p, k0, k1, shards, want.
 -- Returns {the members final so far (audn), 1 when the broadcast is
--- cancelled, or superseded by a later update of its incident (the run
--- stops walking: snapshot_copied ends the snapshot at its final shards;
--- every member past them would be settled suppressed, superseded, by its
--- batch) else 0}.
+-- cancelled (the run stops walking: snapshot_copied ends the snapshot at
+-- its final shards) else 0}.
 local b, aud = KEYS[1], KEYS[2]
 if redis.call('HGET', b, 'snap') ~= ARGV[1] then
   return redis.error_reply('SUPERSEDED another run took over this audience snapshot')
@@ -36,7 +32,7 @@ end
 local p, k0, k1 = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local total = tonumber(redis.call('HGET', b, 'audn') or '0')
 local cancelled = 0
-if stopsWalking(b, KEYS[3], ARGV[7]) then cancelled = 1 end
+if redis.call('HGET', b, 'state') == 'cancelled' then cancelled = 1 end
 if tonumber(redis.call('HGET', b, 'audp') or '0') >= p then return {total, cancelled} end
 if redis.call('STRLEN', aud) ~= 4 * k0 then
   return redis.error_reply('ERR snapshot chunks ' .. k0 .. '-' .. k1 .. ' made final after ' .. redis.call('STRLEN', aud) / 4)

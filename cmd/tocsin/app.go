@@ -217,6 +217,34 @@ func redisReady(ctx context.Context, rdb redis.UniversalClient) error {
 	return rdb.Ping(ctx).Err()
 }
 
+// startWait is how long serve waits at start for Redis to be ready: a
+// cluster just created (redis-cli --cluster create returns before every
+// master says cluster_state:ok), or a failover under way, is within
+// seconds.
+const startWait = 10 * time.Second
+
+// redisReadyWithin asks redisReady every 250ms until it answers well or
+// within has passed, and returns its last error then.
+func redisReadyWithin(ctx context.Context, rdb redis.UniversalClient, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		err := redisReady(actx, rdb)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
 // errClusterNotOK: a master of the cluster says cluster_state:fail (a
 // slot without a master that answers: a failover under way).
 var errClusterNotOK = errors.New("the cluster does not serve every slot (cluster_state is not ok)")
@@ -293,10 +321,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if !cfg.Embedded() {
 		// Say first that Redis is away, rather than failing later on
 		// whatever needs it first.
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := redisReady(pctx, rdb)
-		cancel()
-		if err != nil {
+		if err := redisReadyWithin(ctx, rdb, startWait); err != nil {
 			return fmt.Errorf("redis %s is not reachable: %w", where, err)
 		}
 	}

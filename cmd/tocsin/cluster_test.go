@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -124,7 +125,7 @@ func TestUnreachableClusterSaysSo(t *testing.T) {
 // the cluster is not ready, so that a task failed by the lost shard waits
 // for it (queue.Handlers.Ready) instead of failing while the cluster
 // refuses its move to asynq's retry set; once the slot is served again,
-// ready.
+// ready. serve's start waits for it (redisReadyWithin).
 func TestClusterNotReadyWithASlotUnserved(t *testing.T) {
 	c, err := redistest.StartCluster()
 	if err != nil {
@@ -162,8 +163,19 @@ func TestClusterNotReadyWithASlotUnserved(t *testing.T) {
 	if err := redisReady(ctx, rdb); !errors.Is(err, errClusterNotOK) {
 		t.Fatalf("slot %d served by nobody on %s: redisReady = %v, want %v", slot, owner, err, errClusterNotOK)
 	}
+	// serve's start waits for it (a cluster just created, a failover under
+	// way): not ready within a short wait, ready once the slot is served
+	// while it waits.
+	if err := redisReadyWithin(ctx, rdb, 600*time.Millisecond); !errors.Is(err, errClusterNotOK) {
+		t.Fatalf("redisReadyWithin with the slot unserved = %v, want %v", err, errClusterNotOK)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- redisReadyWithin(ctx, rdb, time.Minute) }()
 	if err := m.Do(ctx, "CLUSTER", "ADDSLOTS", slot).Err(); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Errorf("redisReadyWithin while the slot is served again = %v, want ready", err)
 	}
 	waitFor(t, "ready once the slot is served again", func() bool { return redisReady(ctx, rdb) == nil })
 }

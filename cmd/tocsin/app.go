@@ -224,10 +224,12 @@ func redisReady(ctx context.Context, rdb redis.UniversalClient) error {
 const startWait = 10 * time.Second
 
 // redisReadyWithin asks redisReady every 250ms until it answers well or
-// within has passed, and returns its last error then.
+// within has passed, and returns its last error then (the last that says
+// more than that the time ran out).
 func redisReadyWithin(ctx context.Context, rdb redis.UniversalClient, within time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
+	var last error
 	for {
 		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
 		err := redisReady(actx, rdb)
@@ -235,11 +237,14 @@ func redisReadyWithin(ctx context.Context, rdb redis.UniversalClient, within tim
 		if err == nil {
 			return nil
 		}
+		if last == nil || !errors.Is(err, context.DeadlineExceeded) {
+			last = err
+		}
 		t := time.NewTimer(250 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return err
+			return last
 		case <-t.C:
 		}
 	}
@@ -322,6 +327,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		// Say first that Redis is away, rather than failing later on
 		// whatever needs it first.
 		if err := redisReadyWithin(ctx, rdb, startWait); err != nil {
+			if cfg.Redis.Sentinel.Configured() && strings.Contains(err.Error(), redis.Nil.Error()) {
+				// The sentinels answered, without an address for the name.
+				return fmt.Errorf("redis %s is not reachable: no sentinel knows a master named %q (redis.sentinel.master, as in the sentinels' \"sentinel monitor\" lines): %w", where, cfg.Redis.Sentinel.Master, err)
+			}
 			return fmt.Errorf("redis %s is not reachable: %w", where, err)
 		}
 	}

@@ -42,3 +42,21 @@ func TestUnreachableSentinelSaysSo(t *testing.T) {
 		t.Errorf("serve printed the sentinels' password or ran embedded:\n%s", out)
 	}
 }
+
+// TestSentinelMasterNameUnknown: sentinels that answer but monitor no
+// master of the configured name: serve fails saying that no sentinel
+// knows the name, not only that Redis is unreachable.
+func TestSentinelMasterNameUnknown(t *testing.T) {
+	t.Parallel()
+	set, err := redistest.StartSentinel(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = set.Close() })
+	out := serveFails(t, map[string]string{
+		"TOCSIN_SENTINEL_MASTER": "mymastr", "TOCSIN_SENTINEL_ADDRS": strings.Join(set.Addrs(), ","),
+	})
+	if want := `no sentinel knows a master named "mymastr"`; !strings.Contains(out, want) {
+		t.Errorf("serve with a master name no sentinel knows said:\n%s\nwant %q", out, want)
+	}
+}

@@ -118,6 +118,11 @@ type Redis struct {
 	// Addr is the host:port of Redis. Empty means an embedded in-memory
 	// Redis (miniredis): nothing survives a restart.
 	Addr string `yaml:"addr"`
+	// Username is the Redis ACL user Tocsin authenticates as, with
+	// Password (empty: the default user). The user needs, beside the
+	// commands Tocsin runs, +info for the failover check of its scripts
+	// (docs/operations.md).
+	Username string `yaml:"username"`
 	// Password authenticates to Redis. It is never printed (a Secret).
 	Password Secret `yaml:"password"`
 	// DB is the Redis database number, 0..255 (a stock server has 16: 0..15).

@@ -153,20 +153,20 @@ func redisClients(c config.Redis, addr string) (rdb redis.UniversalClient, aopt 
 	if s := c.Sentinel; s.Configured() {
 		rdb = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: s.Master, SentinelAddrs: s.Addrs, SentinelPassword: s.Password.Reveal(),
-			Password: c.Password.Reveal(), DB: c.DB,
+			Username: c.Username, Password: c.Password.Reveal(), DB: c.DB,
 		})
 		aopt = asynq.RedisFailoverClientOpt{
 			MasterName: s.Master, SentinelAddrs: s.Addrs, SentinelPassword: s.Password.Reveal(),
-			Password: c.Password.Reveal(), DB: c.DB,
+			Username: c.Username, Password: c.Password.Reveal(), DB: c.DB,
 		}
 		return rdb, aopt, fmt.Sprintf("master %q through the sentinels %s (redis.sentinel)", s.Master, strings.Join(s.Addrs, ","))
 	}
 	if cl := c.Cluster; cl.Configured() {
-		opt := clusterConnOpt{redis.ClusterOptions{Addrs: cl.Addrs, Password: c.Password.Reveal(), ClusterStateReloadInterval: clusterReload}}
+		opt := clusterConnOpt{redis.ClusterOptions{Addrs: cl.Addrs, Username: c.Username, Password: c.Password.Reveal(), ClusterStateReloadInterval: clusterReload}}
 		return opt.client(), opt, fmt.Sprintf("cluster of the nodes %s (redis.cluster)", strings.Join(cl.Addrs, ","))
 	}
-	rdb = redis.NewClient(&redis.Options{Addr: addr, Password: c.Password.Reveal(), DB: c.DB})
-	aopt = asynq.RedisClientOpt{Addr: addr, Password: c.Password.Reveal(), DB: c.DB}
+	rdb = redis.NewClient(&redis.Options{Addr: addr, Username: c.Username, Password: c.Password.Reveal(), DB: c.DB})
+	aopt = asynq.RedisClientOpt{Addr: addr, Username: c.Username, Password: c.Password.Reveal(), DB: c.DB}
 	return rdb, aopt, fmt.Sprintf("at %s (redis.addr, TOCSIN_REDIS_ADDR)", addr)
 }
 

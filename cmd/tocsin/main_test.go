@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tocsin-dev/tocsin/dispatcher"
 	"github.com/tocsin-dev/tocsin/dispatcher/queue"
@@ -765,3 +766,41 @@ func TestUnknownEnvWarned(t *testing.T) {
 // connections, which a POST may be about to reuse (and a POST is not
 // retried on a broken connection).
 var ownClient = &http.Client{Transport: &http.Transport{}}
+
+// TestServeAsARedisUser: with redis.username (an ACL user) and its
+// password, serve works on a Redis whose default user is off: the store,
+// the queue and the readiness check all authenticate as that user.
+func TestServeAsARedisUser(t *testing.T) {
+	t.Parallel()
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	ctx := context.Background()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	if err := admin.Do(ctx, "ACL", "SETUSER", "tocsin", "on", ">user-pw-0123456789", "~*", "&*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Do(ctx, "ACL", "SETUSER", "default", "off").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = admin.Close()
+	env := map[string]string{
+		"TOCSIN_HTTP_ADDR": "127.0.0.1:0", "TOCSIN_REDIS_ADDR": srv.Addr,
+		"TOCSIN_REDIS_USERNAME": "tocsin", "TOCSIN_REDIS_PASSWORD": "user-pw-0123456789",
+		"TOCSIN_API_KEY": "test-operator-key-0123456789", "TOCSIN_LOG_LEVEL": "warn",
+	}
+	a := startApp(t, env)
+	a.mustDo("GET", "/readyz", nil, nil, 200)
+	a.mustDo("PUT", "/v1/recipients/c1", map[string]any{"locale": "de-CH", "phone": "+41791112233"}, nil, 200)
+	var opened dispatcher.UpdateResult
+	a.mustDo("POST", "/v1/incidents", map[string]any{"title": "TWINT down", "severity": "major"}, &opened, 201)
+	a.waitDone(opened.BroadcastID)
+	if msgs := a.outbox("c1"); len(msgs) != 1 {
+		t.Fatalf("outbox of c1 = %+v, want one message", msgs)
+	}
+	if strings.Contains(a.stderr.String()+a.stdout.String(), "user-pw-0123456789") {
+		t.Error("serve printed the Redis user's password")
+	}
+}

@@ -110,23 +110,33 @@ func TestOutcomeLostInAFailover(t *testing.T) {
 	}
 }
 
+// transientFirst is an SMS sender whose first call fails transient (503)
+// and whose later calls are sent, and the count of its calls.
+func transientFirst() (*scriptedSender, func() int) {
+	var mu sync.Mutex
+	calls := 0
+	return &scriptedSender{resultFunc: func(m *dispatcher.Message) dispatcher.Result {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if calls == 1 {
+				return dispatcher.Result{Err: dispatcher.Transient("503", 0, errors.New("unavailable"))}
+			}
+			return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: "p-" + m.Recipient.ID}
+		}}, func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return calls
+		}
+}
+
 // TestOutcomeLostInAFailoverOnRetry: a retry's outcome is lost the same
 // way. No sweeper takes a retry over, so the retry fails (transient):
 // its task runs again, and the delivery left in sending goes again.
 func TestOutcomeLostInAFailoverOnRetry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	var mu sync.Mutex
-	calls := 0
-	sender := &scriptedSender{resultFunc: func(m *dispatcher.Message) dispatcher.Result {
-		mu.Lock()
-		defer mu.Unlock()
-		calls++
-		if calls == 1 {
-			return dispatcher.Result{Err: dispatcher.Transient("503", 0, errors.New("unavailable"))}
-		}
-		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: "p-" + m.Recipient.ID}
-	}}
+	sender, calls := transientFirst()
 	f := newRedisFlow(t, time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC), map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender})
 	f.store.ReplicaWait = 20 * time.Millisecond
 	leases := &losingLeases{Store: f.store}
@@ -156,10 +166,8 @@ func TestOutcomeLostInAFailoverOnRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if d.Status != dispatcher.StatusSent || calls != 3 {
-		t.Errorf("delivery %s after %d calls, want sent after 3 (the lost attempt sent again)", d.Status, calls)
+	if d.Status != dispatcher.StatusSent || calls() != 3 {
+		t.Errorf("delivery %s after %d calls, want sent after 3 (the lost attempt sent again)", d.Status, calls())
 	}
 }
 
@@ -173,17 +181,8 @@ func TestOutcomeLostInAFailoverOnRetry(t *testing.T) {
 func TestTaskWaitsForBroadcastReplica(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+	sender, _ := transientFirst()
 	var mu sync.Mutex
-	calls := 0
-	sender := &scriptedSender{resultFunc: func(m *dispatcher.Message) dispatcher.Result {
-		mu.Lock()
-		defer mu.Unlock()
-		calls++
-		if calls == 1 {
-			return dispatcher.Result{Err: dispatcher.Transient("503", 0, errors.New("unavailable"))}
-		}
-		return dispatcher.Result{Status: dispatcher.StatusSent, ProviderID: "p-" + m.Recipient.ID}
-	}}
 	f := newRedisFlow(t, time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC), map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender})
 	type wait struct {
 		bid    string

@@ -58,17 +58,7 @@ func TestOutcomeLostInAFailover(t *testing.T) {
 			f.store.ReplicaWait = wait // no replica here: each wait misses, and the next second's do not wait
 			leases := &losingLeases{Store: f.store, lose: true}
 			f.with(func(c *dispatcher.FanoutConfig) { c.Leases = leases })
-			for id, phone := range map[string]string{"a": "+41790000001", "b": "+41790000002", "c": "+41790000003"} {
-				r := &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: "en", Phone: phone}
-				if _, err := f.svc.PutRecipient(ctx, r); err != nil {
-					t.Fatal(err)
-				}
-			}
-			opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			bid := opened.BroadcastID
+			bid := f.openMinor(t, map[string]string{"a": "+41790000001", "b": "+41790000002", "c": "+41790000003"})
 			f.run(t, bid)
 			if leases.lost != 3 {
 				t.Fatalf("%d outcomes lost, want the batch's 3", leases.lost)
@@ -110,6 +100,23 @@ func TestOutcomeLostInAFailover(t *testing.T) {
 	}
 }
 
+// openMinor puts an English customer with each id and phone, opens a
+// minor incident for everyone and returns its broadcast's id.
+func (f *redisFlow) openMinor(t *testing.T, phones map[string]string) string {
+	t.Helper()
+	ctx := context.Background()
+	for id, phone := range phones {
+		if _, err := f.svc.PutRecipient(ctx, &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: "en", Phone: phone}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opened.BroadcastID
+}
+
 // transientFirst is an SMS sender whose first call fails transient (503)
 // and whose later calls are sent, and the count of its calls.
 func transientFirst() (*scriptedSender, func() int) {
@@ -141,15 +148,9 @@ func TestOutcomeLostInAFailoverOnRetry(t *testing.T) {
 	f.store.ReplicaWait = 20 * time.Millisecond
 	leases := &losingLeases{Store: f.store}
 	f.with(func(c *dispatcher.FanoutConfig) { c.Leases = leases })
-	if _, err := f.svc.PutRecipient(ctx, &dispatcher.Recipient{ID: "a", Kind: dispatcher.KindCustomer, Locale: "en", Phone: "+41790000001"}); err != nil {
-		t.Fatal(err)
-	}
-	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.run(t, opened.BroadcastID) // a: transient, queued for attempt 2
-	id := dispatcher.DeliveryID(opened.BroadcastID, dispatcher.ChannelSMS, "a")
+	bid := f.openMinor(t, map[string]string{"a": "+41790000001"})
+	f.run(t, bid) // a: transient, queued for attempt 2
+	id := dispatcher.DeliveryID(bid, dispatcher.ChannelSMS, "a")
 	leases.mu.Lock()
 	leases.lose = true
 	leases.mu.Unlock()
@@ -207,16 +208,7 @@ func TestTaskWaitsForBroadcastReplica(t *testing.T) {
 			return fail
 		}
 	})
-	for id, phone := range map[string]string{"a": "+41790000001", "b": "+41790000002"} {
-		if _, err := f.svc.PutRecipient(ctx, &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: "en", Phone: phone}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bid := opened.BroadcastID
+	bid := f.openMinor(t, map[string]string{"a": "+41790000001", "b": "+41790000002"})
 	f.run(t, bid) // one batch: the first call transient, queued for attempt 2
 	mu.Lock()
 	if len(waits) != 1 || waits[0] != (wait{bid, 0}) {
@@ -277,17 +269,11 @@ func TestPlanKeepsItsFirstBatchSize(t *testing.T) {
 	ctx := context.Background()
 	sender := &scriptedSender{}
 	f := newRedisFlow(t, time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC), map[dispatcher.Channel]dispatcher.Sender{dispatcher.ChannelSMS: sender})
+	phones := map[string]string{}
 	for i := range 5 {
-		r := &dispatcher.Recipient{ID: fmt.Sprintf("r%d", i), Kind: dispatcher.KindCustomer, Locale: "en", Phone: fmt.Sprintf("+4179000000%d", i)}
-		if _, err := f.svc.PutRecipient(ctx, r); err != nil {
-			t.Fatal(err)
-		}
+		phones[fmt.Sprintf("r%d", i)] = fmt.Sprintf("+4179000000%d", i)
 	}
-	opened, err := f.svc.OpenIncident(ctx, dispatcher.IncidentInput{Title: dispatcher.PlainTitle("Cards slow"), Severity: dispatcher.SeverityMinor}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bid := opened.BroadcastID
+	bid := f.openMinor(t, phones)
 	// The first run, batches of 2, dies as it enqueues.
 	f.with(func(c *dispatcher.FanoutConfig) { c.BatchSize = 2 })
 	f.queue.err = errors.New("the worker died")

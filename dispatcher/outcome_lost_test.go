@@ -81,12 +81,7 @@ func TestOutcomeLostInAFailover(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sent := 0
-			sender.mu.Lock()
-			for _, c := range sender.calls {
-				sent += len(c)
-			}
-			sender.mu.Unlock()
+			sent := len(sender.sentTo())
 			if wait == 0 {
 				if len(takeOvers) != 0 || b.State != dispatcher.BroadcastSending || sent != 3 {
 					t.Errorf("without the check: %d take-overs, broadcast %s, %d sent; want none, sending (the gap) and 3", len(takeOvers), b.State, sent)
@@ -300,12 +295,7 @@ func TestPlanKeepsItsFirstBatchSize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sent := 0
-	sender.mu.Lock()
-	for _, c := range sender.calls {
-		sent += len(c)
-	}
-	sender.mu.Unlock()
+	sent := len(sender.sentTo())
 	if b, err := f.store.GetBroadcast(ctx, bid); err != nil || b.State != dispatcher.BroadcastDone || sent != 5 {
 		t.Errorf("broadcast %v (%v) after %d sent, want done after 5", b.State, err, sent)
 	}

@@ -692,7 +692,6 @@ func (f *Fanout) replicated(ctx context.Context, broadcastID string, err *error)
 // renderKey, records the deliveries as sending, hands each channel its messages in one
 // call and records the outcomes in one call. Deliveries that already exist
 // (a re-delivered batch) are not sent again.
-
 func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) (err error) {
 	defer f.replicated(ctx, broadcastID, &err)
 	bc, err := f.context(ctx, broadcastID)
@@ -817,18 +816,9 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if err != nil {
 		return err
 	}
-	tasks := make([]RetryTask, 0, len(deferred)+len(retries))
-	for _, r := range deferred {
-		// Attempt 1: being held for quiet hours is not an attempt.
-		tasks = append(tasks, RetryTask{DeliveryID: r.id, Attempt: 1, Delay: r.delay})
-	}
-	for _, r := range retries {
-		tasks = append(tasks, RetryTask{DeliveryID: r.id, Attempt: 2, Delay: r.delay})
-	}
-	if len(tasks) == 0 {
-		return nil
-	}
-	if err := f.c.Queue.EnqueueRetries(ctx, bc.b, tasks); err != nil {
+	// Attempt 1: being held for quiet hours is not an attempt.
+	tasks := retryTasks(retryTasks(nil, deferred, 1), retries, 2)
+	if err := f.enqueueRetries(ctx, bc.b, tasks); err != nil {
 		// The deliveries stay queued; the batch task is retried and its
 		// re-run enqueues the retries again (their task ids make it once).
 		return fmt.Errorf("enqueue %d retries (quiet hours and failed attempts): %w", len(tasks), err)
@@ -1467,12 +1457,21 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 	if err != nil {
 		return err
 	}
-	if len(more) == 0 {
+	return f.enqueueRetries(ctx, bc.b, retryTasks(nil, more, 2))
+}
+
+// retryTasks appends to tasks one at attempt for each of rs.
+func retryTasks(tasks []RetryTask, rs []retry, attempt int) []RetryTask {
+	for _, r := range rs {
+		tasks = append(tasks, RetryTask{DeliveryID: r.id, Attempt: attempt, Delay: r.delay})
+	}
+	return tasks
+}
+
+// enqueueRetries enqueues tasks, a run's retries, in one call; none: no call.
+func (f *Fanout) enqueueRetries(ctx context.Context, b *Broadcast, tasks []RetryTask) error {
+	if len(tasks) == 0 {
 		return nil
 	}
-	tasks := make([]RetryTask, len(more))
-	for i, rt := range more {
-		tasks[i] = RetryTask{DeliveryID: rt.id, Attempt: 2, Delay: rt.delay}
-	}
-	return f.c.Queue.EnqueueRetries(ctx, bc.b, tasks)
+	return f.c.Queue.EnqueueRetries(ctx, b, tasks)
 }

@@ -211,10 +211,16 @@ func (c *Client) EnqueuePlanAgain(ctx context.Context, b *dispatcher.Broadcast, 
 	if err := c.enqueue(ctx, planTask(b, tag, traceHeaders(ctx))); err != nil {
 		return err
 	}
-	if c.Replicated != nil {
-		return c.Replicated(ctx, QueueFor(b))
+	return c.replicated(ctx, b)
+}
+
+// replicated waits, with Replicated set, until a replica of b's queue
+// holds the tasks just enqueued there.
+func (c *Client) replicated(ctx context.Context, b *dispatcher.Broadcast) error {
+	if c.Replicated == nil {
+		return nil
 	}
-	return nil
+	return c.Replicated(ctx, QueueFor(b))
 }
 
 // enqueueLanes is how many batch tasks EnqueueBatches has in flight at
@@ -231,22 +237,18 @@ const enqueueLanes = 16
 // enqueues the missing ones and no batch twice: the first error is
 // returned once the calls in flight have ended.
 func (c *Client) EnqueueBatches(ctx context.Context, b *dispatcher.Broadcast, batches []dispatcher.Batch) error {
-	if err := c.enqueueBatches(ctx, b, batches); err != nil {
-		return err
+	if len(batches) == 0 {
+		return nil
 	}
-	if c.Replicated != nil && len(batches) > 0 {
-		return c.Replicated(ctx, QueueFor(b))
-	}
-	return nil
-}
-
-func (c *Client) enqueueBatches(ctx context.Context, b *dispatcher.Broadcast, batches []dispatcher.Batch) error {
 	h := traceHeaders(ctx) // every batch a child of the plan
 	tasks := make([]*asynq.Task, len(batches))
 	for i, batch := range batches {
 		tasks[i] = batchTask(b, batch, h)
 	}
-	return c.enqueueAll(ctx, "batches", tasks)
+	if err := c.enqueueAll(ctx, "batches", tasks); err != nil {
+		return err
+	}
+	return c.replicated(ctx, b)
 }
 
 // enqueueAll enqueues tasks up to enqueueLanes at a time, taken in order.
@@ -313,10 +315,7 @@ func (c *Client) EnqueueRetries(ctx context.Context, b *dispatcher.Broadcast, re
 	if err := c.enqueueAll(ctx, "retries", tasks); err != nil {
 		return err
 	}
-	if c.Replicated != nil {
-		return c.Replicated(ctx, QueueFor(b))
-	}
-	return nil
+	return c.replicated(ctx, b)
 }
 
 // Steps are the fan-out's steps the task handlers run; *dispatcher.Fanout

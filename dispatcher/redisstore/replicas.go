@@ -129,8 +129,25 @@ func (s *Store) runWaiting(ctx context.Context, sc *redis.Script, keys []string,
 	return reply
 }
 
-// queueMarkScript writes the marker WaitQueue and WaitBroadcast wait for.
-var queueMarkScript = named("queue_mark", redis.NewScript(`redis.call('SET', KEYS[1], ARGV[1], 'PX', 86400000) return 1`))
+// replicatedMarkScript writes the marker WaitQueue and WaitBroadcast wait
+// for.
+var replicatedMarkScript = named("replicated_mark", redis.NewScript(`redis.call('SET', KEYS[1], ARGV[1], 'PX', 86400000) return 1`))
+
+// waitMarked writes a marker at k and waits, as a Journal that hands
+// deliveries over does (runWaiting), until a replica of the master that
+// holds k's hash slot has it, and so everything that master acknowledged
+// before it. Without ReplicaWait it does nothing; a wait that finds no
+// replica is a miss, as a Journal's. what names the slot's data in an
+// error.
+func (s *Store) waitMarked(ctx context.Context, k, what string) error {
+	if s.ReplicaWait <= 0 {
+		return nil
+	}
+	if err := s.runWaiting(ctx, replicatedMarkScript, []string{k}, s.nowMS()).Err(); err != nil {
+		return fmt.Errorf("wait for a replica of %s: %w", what, err)
+	}
+	return nil
+}
 
 // WaitQueue waits, as a Journal that hands deliveries over does
 // (runWaiting), until a replica of the master that holds asynq's queue
@@ -141,17 +158,9 @@ var queueMarkScript = named("queue_mark", redis.NewScript(`redis.call('SET', KEY
 // than the broadcasts, so the broadcast's own waits say nothing of them:
 // batches enqueued on a master that died before its replica had them
 // would never run, their recipients never sent, while the broadcast went
-// on to sending. Without ReplicaWait it does nothing; a wait that finds no
-// replica is a miss, as a Journal's.
+// on to sending (waitMarked).
 func (s *Store) WaitQueue(ctx context.Context, queue string) error {
-	if s.ReplicaWait <= 0 {
-		return nil
-	}
-	k := key("queue-replicated", "{"+queue+"}")
-	if err := s.runWaiting(ctx, queueMarkScript, []string{k}, s.nowMS()).Err(); err != nil {
-		return fmt.Errorf("wait for a replica of queue %s: %w", queue, err)
-	}
-	return nil
+	return s.waitMarked(ctx, key("queue-replicated", "{"+queue+"}"), "queue "+queue)
 }
 
 // WaitBroadcast waits, as WaitQueue does, until a replica of the master
@@ -162,15 +171,9 @@ func (s *Store) WaitQueue(ctx context.Context, queue string) error {
 // (dispatcher.FanoutConfig.Replicated): its outcomes and its lease given
 // up could otherwise be lost in a failover of the broadcast's master after
 // its task was gone, leaving deliveries in sending with nothing to take
-// them over. Without ReplicaWait it does nothing.
+// them over (waitMarked).
 func (s *Store) WaitBroadcast(ctx context.Context, broadcastID string) error {
-	if s.ReplicaWait <= 0 {
-		return nil
-	}
-	if err := s.runWaiting(ctx, queueMarkScript, []string{bkey(broadcastID, "replicated")}, s.nowMS()).Err(); err != nil {
-		return fmt.Errorf("wait for a replica of broadcast %s: %w", broadcastID, err)
-	}
-	return nil
+	return s.waitMarked(ctx, bkey(broadcastID, "replicated"), "broadcast "+broadcastID)
 }
 
 // ReplicaWaitMisses returns how many waits for a replica (ReplicaWait)

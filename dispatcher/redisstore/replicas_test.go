@@ -36,6 +36,21 @@ func ackedOffset(t *testing.T, rdb redis.UniversalClient) (master, acked int64) 
 	return master, acked
 }
 
+// ownServer starts a redis-server of the test's own (what it changes, its
+// settings, its users, its role, would change the shared one under the
+// parallel tests) and returns a client of it.
+func ownServer(t *testing.T) *redis.Client {
+	t.Helper()
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
 // replicated starts a master with one replica (and a sentinel) and returns
 // them and a client of the master.
 func replicated(tb testing.TB) (*redistest.SentinelSet, *redis.Client) {
@@ -205,17 +220,7 @@ func TestJournalWaitSharesTheWritesConnection(t *testing.T) {
 func TestReleaseFindsAFailover(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	start := func() *redis.Client {
-		srv, err := redistest.Start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = srv.Close() })
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-		t.Cleanup(func() { _ = rdb.Close() })
-		return rdb
-	}
-	master, replica := start(), start()
+	master, replica := ownServer(t), ownServer(t)
 	host, port, _ := strings.Cut(master.Options().Addr, ":")
 	if err := replica.SlaveOf(ctx, host, port).Err(); err != nil {
 		t.Fatal(err)

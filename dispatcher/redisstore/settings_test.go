@@ -8,8 +8,6 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/tocsin-dev/tocsin/internal/redistest"
 )
 
 // TestSettingsAdvice: a sentence for each setting docs/operations.md
@@ -19,13 +17,7 @@ func TestSettingsAdvice(t *testing.T) {
 	ctx := context.Background()
 	// A server of its own: CONFIG SET would change the shared one under
 	// the parallel tests.
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := ownServer(t)
 	s := New(rdb)
 	set := func(k, v string) {
 		t.Helper()
@@ -66,7 +58,7 @@ func TestSettingsAdvice(t *testing.T) {
 	if err := rdb.Do(ctx, "ACL", "SETUSER", "tocsin", "on", ">pw-0123456789", "~*", "&*", "+@all", "-@dangerous").Err(); err != nil {
 		t.Fatal(err)
 	}
-	limited := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "tocsin", Password: "pw-0123456789"})
+	limited := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, Username: "tocsin", Password: "pw-0123456789"})
 	t.Cleanup(func() { _ = limited.Close() })
 	ls := New(limited)
 	ls.ReplicaWait = time.Second

@@ -206,9 +206,16 @@ const (
 	// soon a dead worker's batch is found.
 	DefaultLeaseTTL = 5 * time.Second
 	// flushFor is how long the last write of a run is retried (Redis
-	// restarting) before the run gives up and leaves its leftovers to the
-	// next run.
-	flushFor = 30 * time.Second
+	// restarting, a failover under way) before the run gives up and leaves
+	// its leftovers to the next run. What it writes are the outcomes of
+	// requests already answered, known only in this process: given up,
+	// the run that takes the batch over sends those messages again. It
+	// outlasts the failovers of Redis's defaults (Sentinel's
+	// down-after-milliseconds, 30 s, plus the election; a Cluster's
+	// cluster-node-timeout, 15 s, plus its own) and the load of a large
+	// append-only file. At 30 s, a Sentinel failover of 31-37 s sent up to
+	// the in-flight limit twice (TestLongRedisOutageMidBroadcast).
+	flushFor = 2 * time.Minute
 )
 
 // refusal is why Journal refused to mark messages handed.

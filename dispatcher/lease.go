@@ -236,7 +236,14 @@ func refusedReason(err error) Reason {
 // stop is called. When l is lost, or cannot be renewed for longer than it
 // lasts (Redis unreachable), the returned context is cancelled: the run
 // stops handing messages over, since another run may take the batch.
+//
+// A run whose ctx is cancelled (its worker stopping) still holds l until
+// it stops: its provider requests in flight are answered and recorded
+// first (a Sender does not cut them off), and a lease lapsed meanwhile
+// would let another run take the batch over and send those messages
+// again.
 func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (context.Context, func()) {
+	rctx := context.WithoutCancel(ctx)
 	ctx, cancel := context.WithCancelCause(ctx)
 	ttl := f.c.LeaseTTL
 	done := make(chan struct{})
@@ -248,11 +255,9 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 			select {
 			case <-done:
 				return
-			case <-ctx.Done():
-				return
 			case <-t.C:
 			}
-			ok, err := f.leases.RenewLease(ctx, broadcastID, l, ttl)
+			ok, err := f.leases.RenewLease(rctx, broadcastID, l, ttl)
 			switch {
 			case err != nil:
 				if failures++; failures >= 3 {

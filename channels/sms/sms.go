@@ -484,9 +484,11 @@ const maxKeptAnswer = 64 << 10
 //     number), 21408 (region not enabled): permanent.
 //
 // SendError.Code is Twilio's error code ("21211"), or "http_<status>" when
-// the answer carried none. When ctx is cancelled no new request starts;
-// requests in flight are cut off, and every message without a confirmed
-// answer gets a transient error.
+// the answer carried none. When ctx is cancelled no new request starts,
+// and every message not sent gets a transient error; requests already in
+// flight are not cut off but answered (within the request timeout), as
+// Twilio may have their messages already: a cut-off request's fate would
+// be unknown, and a retry would send it twice.
 func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	res := make([]dispatcher.Result, len(msgs))
 	win := s.window // shared by every Send: the Sender's in-flight limit

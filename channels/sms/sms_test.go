@@ -494,33 +494,38 @@ func TestCancelledBeforeSend(t *testing.T) {
 	}
 }
 
+// TestCancelledDuringSend: a Send cancelled with requests in flight (a
+// worker stopping, a lease lost) starts no new request, and waits for the
+// answers of those in flight rather than cutting them off: Twilio may have
+// their messages already, and a message whose answer was cut off would be
+// sent again by the run that takes over.
 func TestCancelledDuringSend(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t)
-	fake.Delay(10 * time.Second)
+	fake.Delay(300 * time.Millisecond)
 	cfg := baseConfig(fake)
 	cfg.Concurrency = 4
 	s := mustNew(t, cfg)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan []dispatcher.Result, 1)
 	go func() { done <- s.Send(ctx, messages(10)) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for fake.Requests() < 4 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d requests in flight", fake.Requests())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitRequests(t, fake, 4)
 	cancel()
 	var res []dispatcher.Result
 	select {
 	case res = <-done:
-	case <-time.After(2 * time.Second):
-		t.Fatal("Send did not return within 2s of its context being cancelled")
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send did not return within 5s of its context being cancelled")
 	}
 	for i, r := range res {
-		if se := dispatcher.Classify(r.Err); r.Err == nil || se.Permanent || se.Suppress {
-			t.Errorf("message %d: %+v, want a transient error", i, r)
+		if i < 4 {
+			if r.Err != nil || r.Status != dispatcher.StatusSent || r.ProviderID == "" {
+				t.Errorf("message %d, in flight at the cancel: %+v, want sent with its SID", i, r)
+			}
+			continue
+		}
+		if se := dispatcher.Classify(r.Err); r.Err == nil || se.Permanent || se.Suppress || !errors.Is(r.Err, context.Canceled) {
+			t.Errorf("message %d, not started at the cancel: %+v, want a transient error wrapping context.Canceled", i, r)
 		}
 	}
 	if n := fake.Requests(); n != 4 {
@@ -529,6 +534,46 @@ func TestCancelledDuringSend(t *testing.T) {
 	fake.Delay(0)
 	if r := s.Send(t.Context(), messages(1)); r[0].Err != nil {
 		t.Errorf("the sender is broken after a cancelled Send: %v", r[0].Err)
+	}
+}
+
+// TestCancelledDuringSendHangs: a request in flight at the cancel that
+// Twilio does not answer still ends, at the request's timeout, with a
+// transient error.
+func TestCancelledDuringSendHangs(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	fake.Delay(time.Minute)
+	cfg := baseConfig(fake)
+	cfg.Concurrency = 2
+	cfg.Timeout = 500 * time.Millisecond
+	s := mustNew(t, cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan []dispatcher.Result, 1)
+	go func() { done <- s.Send(ctx, messages(3)) }()
+	waitRequests(t, fake, 2)
+	cancel()
+	select {
+	case res := <-done:
+		for i, r := range res {
+			if se := dispatcher.Classify(r.Err); r.Err == nil || se.Permanent || se.Suppress {
+				t.Errorf("message %d: %+v, want a transient error", i, r)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Send did not return within 10s of its context being cancelled, its requests' timeout 500ms")
+	}
+}
+
+// waitRequests polls fake until n requests reached it.
+func waitRequests(t *testing.T, fake *twiliotest.Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for fake.Requests() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests in flight, want %d", fake.Requests(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -66,16 +66,20 @@ func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.ex.noTurn = err
 		return nil, err
 	}
-	// Cancelled when the call (t.ctx) is done, the request's timeout (if
-	// any) has passed, or the request is done. The request's own context
-	// is context.Background (twilio-go's), which is never done: then no
-	// AfterFunc for it.
+	// From here the request goes out, and the call's end (t.ctx: a
+	// worker's shutdown, a lost lease, a cancelled broadcast) no longer
+	// cuts it off: Twilio may have the message already, and only its
+	// answer tells whether it was sent. Cut off, its fate would be unknown
+	// and the run that takes the batch over would send it again. It ends
+	// when its timeout (if any) has passed or the request is done. The
+	// request's own context is context.Background (twilio-go's), which is
+	// never done: then no AfterFunc for it.
 	var (
 		ctx    context.Context
 		cancel context.CancelFunc
 	)
 	if t.timeout > 0 {
-		ctx, cancel = context.WithTimeout(t.ctx, t.timeout)
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(t.ctx), t.timeout)
 	} else {
 		ctx, cancel = context.WithCancel(t.ctx)
 	}

@@ -516,9 +516,28 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		// Waits for running tasks up to worker.shutdown_timeout and puts
 		// unfinished ones back in their queues.
 		worker.Shutdown()
+		// asynq then cancels the tasks it put back, but does not wait for
+		// them: their provider requests in flight are answered (a Sender
+		// does not cut them off, see sms.Sender.Send) and recorded before
+		// the run ends. Exiting before that would leave those messages
+		// in doubt, and the run that takes the batch over would send them
+		// again. An SMS request ends within its timeout; then its
+		// outcome's write.
+		a.awaitTasks(logger, drainWait(cfg))
 	}
 	logger.Info("stopped")
 	return runErr
+}
+
+// drainWait bounds the wait at shutdown for the tasks asynq stopped: an
+// SMS request in flight ends within channels.sms.twilio.timeout, and the
+// run's last write follows.
+func drainWait(cfg config.Config) time.Duration {
+	t := cfg.Channels.SMS.Twilio.Timeout
+	if t <= 0 {
+		t = sms.DefaultTimeout
+	}
+	return t + 5*time.Second
 }
 
 // tracing is what tracing.* configures, or m.TracerProvider's.

@@ -384,5 +384,28 @@ func (a *wired) handlers() *asynq.ServeMux {
 	return mux
 }
 
+// awaitTasks waits, for up to within, until no task handler of this
+// process runs any more: those asynq gave up on at its shutdown timeout
+// still record the answers to their requests in flight.
+func (a *wired) awaitTasks(logger *slog.Logger, within time.Duration) {
+	n := a.load.tasks.Load()
+	if n == 0 {
+		return
+	}
+	logger.Info("waiting for stopped tasks to record their requests in flight", "tasks", n, "for", within)
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for a.load.tasks.Load() > 0 {
+		select {
+		case <-deadline.C:
+			logger.Warn("stopping with tasks still running: what they had in flight is sent again by the worker that takes their batches over", "tasks", a.load.tasks.Load())
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // Close closes the queue client.
 func (a *wired) Close() error { return a.queue.Close() }

@@ -313,17 +313,35 @@ func (f *Fanout) Sweep(ctx context.Context, interval time.Duration) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	// After a failed sweep (Redis away, as a rule), lapsed batches are not
+	// claimed until a sweep has succeeded and sweepCalm has passed since:
+	// the leases that lapsed during an outage are those of runs that may
+	// have lived through it, each still writing the outcomes it kept
+	// (journal close retries every 250ms). A take-over claimed first would
+	// begin their deliveries still in sending and send them again.
+	calm := max(1, int((sweepCalm+interval-1)/interval)) // in ticks
+	failed, wait := false, 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if err := f.SweepOnce(ctx); err != nil && ctx.Err() == nil {
+		claim := !failed && wait == 0
+		wait = max(0, wait-1)
+		switch err := f.sweepOnce(ctx, claim); {
+		case err != nil && ctx.Err() == nil:
 			f.c.Logger.Warn("sweeping lapsed batches failed", "err", err)
+			failed = true
+		case err == nil && failed:
+			failed, wait = false, calm
 		}
 	}
 }
+
+// sweepCalm is how long after a failed sweep the sweeper leaves lapsed
+// batches to runs that lived through the outage (see Sweep).
+const sweepCalm = time.Second
 
 // SavedBroadcastStore is what a store offers whose saving of a new
 // broadcast takes two steps (redisstore: the update or notice in the
@@ -367,7 +385,10 @@ type SnapshotGCStore interface {
 const SavedGrace = 10 * time.Second
 
 // SweepOnce is one pass of Sweep.
-func (f *Fanout) SweepOnce(ctx context.Context) (err error) {
+func (f *Fanout) SweepOnce(ctx context.Context) error { return f.sweepOnce(ctx, true) }
+
+// sweepOnce is SweepOnce; without claim it leaves lapsed batches alone.
+func (f *Fanout) sweepOnce(ctx context.Context, claim bool) (err error) {
 	var errs []error
 	if ss, ok := f.c.Store.(SavedBroadcastStore); ok {
 		errs = append(errs, f.sweepSaved(ctx, ss))
@@ -387,7 +408,7 @@ func (f *Fanout) SweepOnce(ctx context.Context) (err error) {
 			}
 		}
 	}()
-	if f.sweep == nil {
+	if f.sweep == nil || !claim {
 		return errors.Join(errs...)
 	}
 	lapsed, err := f.sweep.LapsedBatches(ctx)

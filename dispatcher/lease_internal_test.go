@@ -2,7 +2,9 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 )
@@ -50,4 +52,67 @@ func TestLeaseHeldAfterCancel(t *testing.T) {
 		}
 	}
 	stop()
+}
+
+// outageStore is a Store and SweepStore whose first down sweeps fail
+// (CompleteIntents: Redis away); it counts the sweeps and says on lapsedAt
+// at which sweep LapsedBatches was asked.
+type outageStore struct {
+	FanoutStore
+	SweepStore
+	mu       sync.Mutex
+	down     int
+	sweeps   int
+	lapsedAt chan int
+}
+
+func (s *outageStore) CompleteIntents(context.Context, time.Time, int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweeps++
+	if s.down > 0 {
+		s.down--
+		return 0, errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+	}
+	return 0, nil
+}
+
+func (s *outageStore) LapsedBatches(context.Context) ([]LapsedBatch, error) {
+	s.mu.Lock()
+	n := s.sweeps
+	s.mu.Unlock()
+	s.lapsedAt <- n
+	return nil, nil
+}
+
+// TestSweepCalmAfterOutage: after sweeps that failed (Redis away), the
+// sweeper claims no lapsed batch until a sweep succeeded and sweepCalm
+// passed: the runs whose leases lapsed during the outage may have lived
+// through it and still be writing the outcomes they kept, and a take-over
+// claimed first would send their messages again.
+func TestSweepCalmAfterOutage(t *testing.T) {
+	s := &outageStore{down: 3, lapsedAt: make(chan int, 8)}
+	f := &Fanout{sweep: s, c: FanoutConfig{Store: s, Clock: SystemClock, Logger: slog.New(slog.DiscardHandler)}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	const interval = 10 * time.Millisecond
+	go f.Sweep(ctx, interval)
+	next := func() int {
+		t.Helper()
+		select {
+		case n := <-s.lapsedAt:
+			return n
+		case <-time.After(10 * time.Second):
+			t.Fatal("no lapsed batches claimed within 10s")
+			return 0
+		}
+	}
+	if n := next(); n != 1 {
+		t.Fatalf("first claim at sweep %d, want 1 (nothing failed before it)", n)
+	}
+	// Sweeps 1-3 fail, 4 succeeds without claiming; then sweepCalm.
+	calm := int(sweepCalm / interval)
+	if n := next(); n < 4+calm {
+		t.Errorf("after an outage, lapsed batches claimed again at sweep %d, want none before sweep %d (the first good sweep, 4, and %s of calm)", n, 4+calm, sweepCalm)
+	}
 }

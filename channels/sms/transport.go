@@ -71,9 +71,10 @@ func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// cuts it off: Twilio may have the message already, and only its
 	// answer tells whether it was sent. Cut off, its fate would be unknown
 	// and the run that takes the batch over would send it again. It ends
-	// when its timeout (if any) has passed or the request is done. The
-	// request's own context is context.Background (twilio-go's), which is
-	// never done: then no AfterFunc for it.
+	// when its timeout has passed or the request is done (New always sets
+	// a timeout; a transport without one, in tests, is cut off with the
+	// call). The request's own context is context.Background (twilio-go's),
+	// which is never done: then no AfterFunc for it.
 	var (
 		ctx    context.Context
 		cancel context.CancelFunc

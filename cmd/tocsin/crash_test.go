@@ -280,8 +280,9 @@ func (r *crashRig) allSent(b *dispatcher.Broadcast) {
 // Redis node (what names it) with kill a quarter of the way through, waits
 // with promoted until a replica has taken over, and then for the broadcast
 // to finish by itself: nobody is missed, the duplicates stay within the
-// in-flight limit of the workers, and every record says sent.
-func (r *crashRig) failoverMidBroadcast(what string, kill, promoted func() error) {
+// in-flight limit of the workers, and every record says sent. It returns
+// the duplicates.
+func (r *crashRig) failoverMidBroadcast(what string, kill, promoted func() error) (dups int) {
 	r.t.Helper()
 	bid := r.open("OPEN cards down").BroadcastID
 	r.waitAccepted(r.n / 4)
@@ -295,7 +296,7 @@ func (r *crashRig) failoverMidBroadcast(what string, kill, promoted func() error
 	promotedAt, took := r.tw.Accepted(), time.Since(at)
 	b := r.waitDone(bid)
 	lost, dups := r.countReceived()
-	r.t.Logf("%s killed after %d of %d accepted, replica promoted %.1fs later after %d; broadcast done %.1fs after the kill; lost %d, duplicates %d (in-flight limit %d per worker, %d workers)",
+	r.t.Logf("%s: failover began after %d of %d accepted, replica promoted %.1fs later after %d; broadcast done %.1fs after the failover began; lost %d, duplicates %d (in-flight limit %d per worker, %d workers)",
 		what, killed, r.n, took.Seconds(), promotedAt, time.Since(at).Seconds(), lost, dups, sms.DefaultConcurrency, len(r.workers))
 	if lost != 0 {
 		r.t.Errorf("%d recipients got nothing", lost)
@@ -304,6 +305,7 @@ func (r *crashRig) failoverMidBroadcast(what string, kill, promoted func() error
 		r.t.Errorf("%d duplicates after a failover, want at most the workers' in-flight limit %d", dups, limit)
 	}
 	r.allSent(b)
+	return dups
 }
 
 // TestRedisRestartMidBroadcast: Redis (append-only file, fsync always) is

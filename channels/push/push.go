@@ -303,8 +303,9 @@ type job struct {
 // Send sends each message to every token of its recipient on a configured
 // platform and returns one Result per message, in order (see the package
 // documentation for what a Result says). When ctx is cancelled no new
-// request starts, requests in flight are cut off, and tokens without a
-// confirmed answer count as transient failures.
+// request starts and the tokens not tried count as transient failures;
+// requests already in flight are not cut off but answered (within
+// Config.Timeout), as the platform may have their notifications already.
 func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	res := make([]dispatcher.Result, len(msgs))
 	if len(msgs) == 0 {
@@ -406,7 +407,12 @@ func (s *Sender) deliver(ctx context.Context, j job) (o outcome) {
 	if err := ctx.Err(); err != nil {
 		return notSent(j.tok, err)
 	}
-	o = j.d.deliver(ctx, j.n, j.tok)
+	// From here the request goes out, and the caller's end (a worker
+	// stopping, a lost lease) no longer cuts it off: the platform may have
+	// the notification already, and only its answer says so; cut off, the
+	// run that takes the batch over would send it again. The platform's
+	// own timeout bounds it.
+	o = j.d.deliver(context.WithoutCancel(ctx), j.n, j.tok)
 	if o.err != nil && o.status == 0 && !o.dead && ctx.Err() != nil {
 		// Cut off by the caller: the request's fate is unknown.
 		return notSent(j.tok, fmt.Errorf("%w (%w)", ctx.Err(), o.err))

@@ -710,6 +710,9 @@ func TestProviderTokenRenewal(t *testing.T) {
 	}
 }
 
+// TestCancelled: a Send whose context ends starts no new request; the
+// requests in flight are not cut off but end at the platforms' timeout
+// when nobody answers, all as transient failures.
 func TestCancelled(t *testing.T) {
 	t.Parallel()
 	f := newFakes(t)
@@ -717,7 +720,7 @@ func TestCancelled(t *testing.T) {
 	f.apns.Delay(time.Minute)
 	f.wp.Delay(time.Minute)
 	cfg := f.config()
-	cfg.Timeout = time.Minute
+	cfg.Timeout = 500 * time.Millisecond
 	s := mustNew(t, cfg)
 	msgs := make([]*dispatcher.Message, 40)
 	for i := range msgs {
@@ -734,6 +737,55 @@ func TestCancelled(t *testing.T) {
 		if se := dispatcher.Classify(r.Err); r.Err == nil || se.Permanent || se.Suppress || len(r.DeadTokens) != 0 {
 			t.Errorf("message %d: %+v, want a transient failure", i, r)
 		}
+	}
+}
+
+// TestCancelledInFlightAnswered: a Send cancelled with requests in flight
+// (a worker stopping) waits for their answers rather than cutting them
+// off: the platform may have the notification already, and a run that
+// took the batch over would send it again. Those are sent; the messages
+// not started are transient failures.
+func TestCancelledInFlightAnswered(t *testing.T) {
+	t.Parallel()
+	f := newFakes(t)
+	f.fcm.Delay(300 * time.Millisecond)
+	cfg := f.config()
+	cfg.Concurrency = 2
+	s := mustNew(t, cfg)
+	msgs := make([]*dispatcher.Message, 6)
+	for i := range msgs {
+		msgs[i] = message(i, fcmToken(i))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan []dispatcher.Result, 1)
+	go func() { done <- s.Send(ctx, msgs) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.fcm.Requests() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests in flight, want 2", f.fcm.Requests())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	var res []dispatcher.Result
+	select {
+	case res = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send did not return within 5s of its context being cancelled")
+	}
+	for i, r := range res {
+		if i < 2 {
+			if r.Err != nil || r.Status != dispatcher.StatusSent {
+				t.Errorf("message %d, in flight at the cancel: %+v, want sent", i, r)
+			}
+			continue
+		}
+		if se := dispatcher.Classify(r.Err); r.Err == nil || se.Permanent || se.Suppress {
+			t.Errorf("message %d, not started at the cancel: %+v, want a transient failure", i, r)
+		}
+	}
+	if n := len(f.fcm.Messages()); n != 2 {
+		t.Errorf("FCM accepted %d messages, want the 2 in flight", n)
 	}
 }
 

@@ -530,14 +530,14 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 }
 
 // drainWait bounds the wait at shutdown for the tasks asynq stopped: an
-// SMS request in flight ends within channels.sms.twilio.timeout, and the
-// run's last write follows.
+// SMS request in flight ends within channels.sms.twilio.timeout, a push
+// request within push.DefaultTimeout, and the run's last write follows.
 func drainWait(cfg config.Config) time.Duration {
 	t := cfg.Channels.SMS.Twilio.Timeout
 	if t <= 0 {
 		t = sms.DefaultTimeout
 	}
-	return t + 5*time.Second
+	return max(t, push.DefaultTimeout) + 5*time.Second
 }
 
 // tracing is what tracing.* configures, or m.TracerProvider's.

@@ -34,9 +34,11 @@
 //     new connection. A connection lost after the final "." of DATA leaves
 //     the message's fate unknown: that is a transient error, and the stable
 //     Message-ID covers the duplicate the retry may cause.
-//   - Send honours its context: when it is cancelled, the connections in
-//     use are closed at once (cutting off any command in flight) and every
-//     message not confirmed by the server gets a transient error.
+//   - Send honours its context: when it is cancelled no new message
+//     starts, and those not started get a transient error. A mail
+//     transaction under way is not cut off (the server may have the
+//     message already, and only its reply says so): each of its commands
+//     is bounded by Config.Timeout.
 //   - Logs carry delivery and broadcast ids and masked addresses
 //     (a***@example.com), never the password.
 package email
@@ -368,7 +370,12 @@ func (b *batch) work() {
 				b.mu.Unlock()
 				return
 			}
-			c.watch(b.ctx)
+			// No watch on b.ctx here: a transaction under way is not cut
+			// off by the caller's end (a worker stopping). The server may
+			// have the message already, and only its reply says so; cut
+			// off, the run that takes the batch over would send it again.
+			// Each command is bounded by the timeout (conn.extend), and
+			// the loop starts no new message once b.ctx is done.
 		}
 		if !handed {
 			if err := dispatcher.Handing(b.ctx, i); err != nil {

@@ -878,6 +878,49 @@ func TestCancelMidBatch(t *testing.T) {
 	wantAllSent(t, st.s.Send(t.Context(), msgs(5000, 3)))
 }
 
+// TestCancelDuringTransaction: a Send cancelled while messages wait for
+// the server's reply to their DATA (a worker stopping) does not cut those
+// transactions off: the server has the messages already, and a message
+// whose reply was cut off would be sent again by the run that takes the
+// batch over. They are sent; the messages not started are not.
+func TestCancelDuringTransaction(t *testing.T) {
+	t.Parallel()
+	st := newSetup(t, nil)
+	release := st.srv.HoldReplies()
+	defer release()
+	ctx, cancel := context.WithCancel(t.Context())
+	in := msgs(0, 20)
+	done := make(chan []dispatcher.Result)
+	go func() { done <- st.s.Send(ctx, in) }()
+	waitFor(t, "a message waiting for the reply to its DATA", func() bool { return st.srv.Held() >= 1 })
+	cancel()
+	release()
+	var res []dispatcher.Result
+	select {
+	case res = <-done:
+	case <-time.After(channeltest.Timeout):
+		t.Fatal("Send did not return after its context was cancelled")
+	}
+	at := map[string]int{}
+	for _, r := range st.srv.Messages() {
+		at[r.To[0]]++
+	}
+	sent := 0
+	for i, r := range res {
+		switch n := at[in[i].Recipient.Email]; {
+		case n > 0 && r.Err != nil:
+			t.Errorf("message %d: the server has it, the result is %v: a take-over would send it again", i, r.Err)
+		case n == 0 && r.Err == nil:
+			t.Errorf("message %d: sent, but not at the server", i)
+		case n > 0:
+			sent++
+		}
+	}
+	if sent == 0 || sent == len(in) {
+		t.Errorf("%d of %d sent, want those in their transaction at the cancel and not the rest", sent, len(in))
+	}
+}
+
 func TestCancelledBeforeSend(t *testing.T) {
 	t.Parallel()
 	st := newSetup(t, nil)

@@ -37,26 +37,8 @@ type conn struct {
 	uses int
 	// idleSince is when the connection went back to the pool.
 	idleSince time.Time
-	// stop ends the watch of the context of the Send using the connection;
-	// it reports false when the context closed the connection.
-	stop func() bool
 	// broken says the connection must not be used again.
 	broken bool
-}
-
-// watch closes the connection when ctx is done, cutting off any command
-// in flight, until the connection goes back to the pool.
-func (c *conn) watch(ctx context.Context) {
-	c.stop = context.AfterFunc(ctx, func() { c.raw.Close() })
-}
-
-// unwatch ends the watch and marks the connection broken if the watch
-// closed it.
-func (c *conn) unwatch() {
-	if c.stop != nil && !c.stop() {
-		c.broken = true
-	}
-	c.stop = nil
 }
 
 // extend gives the next command its time.
@@ -331,7 +313,6 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 // put takes back a connection from get: idle when it is sound, closed
 // otherwise.
 func (p *pool) put(c *conn) {
-	c.unwatch()
 	p.mu.Lock()
 	if c.broken || p.closed {
 		p.open--

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -531,13 +532,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 // drainWait bounds the wait at shutdown for the tasks asynq stopped: an
 // SMS request in flight ends within channels.sms.twilio.timeout, a push
-// request within push.DefaultTimeout, and the run's last write follows.
+// request within push.DefaultTimeout, an email's next command within
+// channels.email.smtp.timeout, and the run's last write follows.
 func drainWait(cfg config.Config) time.Duration {
-	t := cfg.Channels.SMS.Twilio.Timeout
-	if t <= 0 {
-		t = sms.DefaultTimeout
-	}
-	return max(t, push.DefaultTimeout) + 5*time.Second
+	t := cmp.Or(max(cfg.Channels.SMS.Twilio.Timeout, 0), sms.DefaultTimeout)
+	e := cmp.Or(max(cfg.Channels.Email.SMTP.Timeout, 0), email.DefaultTimeout)
+	return max(t, push.DefaultTimeout, e) + 5*time.Second
 }
 
 // tracing is what tracing.* configures, or m.TracerProvider's.

@@ -80,8 +80,10 @@ type Server struct {
 	rejects  map[string]*smtp.SMTPError
 	failN    int
 	failErr  *smtp.SMTPError
-	dropAt   int // accepted messages after which the next MAIL drops its connection; -1: none
-	loseN    int // next messages kept but their connection closed before the reply
+	dropAt   int           // accepted messages after which the next MAIL drops its connection; -1: none
+	loseN    int           // next messages kept but their connection closed before the reply
+	hold     chan struct{} // while set, replies to DATA wait for it to close
+	held     int           // replies waiting on hold
 }
 
 // New starts a server on 127.0.0.1:0 and stops it when the test ends.
@@ -190,6 +192,31 @@ func (s *Server) LoseReplies(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loseN = n
+}
+
+// HoldReplies keeps the messages from now on but holds each reply to
+// their DATA until release is called: a server slow to confirm, with
+// messages in the middle of their transaction. Held says how many wait.
+func (s *Server) HoldReplies() (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hold := make(chan struct{})
+	s.hold = hold
+	return sync.OnceFunc(func() {
+		s.mu.Lock()
+		if s.hold == hold {
+			s.hold = nil
+		}
+		s.mu.Unlock()
+		close(hold)
+	})
+}
+
+// Held returns how many replies to DATA HoldReplies holds now.
+func (s *Server) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
 }
 
 func smtpError(code int, enhanced, msg string) *smtp.SMTPError {
@@ -311,7 +338,17 @@ func (ss *session) Data(r io.Reader) error {
 	if lose {
 		ss.s.loseN--
 	}
+	hold := ss.s.hold
+	if hold != nil {
+		ss.s.held++
+	}
 	ss.s.mu.Unlock()
+	if hold != nil {
+		<-hold
+		ss.s.mu.Lock()
+		ss.s.held--
+		ss.s.mu.Unlock()
+	}
 	if lose {
 		ss.c.Conn().Close()
 	}

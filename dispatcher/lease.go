@@ -313,14 +313,16 @@ func (f *Fanout) Sweep(ctx context.Context, interval time.Duration) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	// After a failed sweep (Redis away, as a rule), lapsed batches are not
-	// claimed until a sweep has succeeded and sweepCalm has passed since:
-	// the leases that lapsed during an outage are those of runs that may
-	// have lived through it, each still writing the outcomes it kept
-	// (journal close retries every 250ms). A take-over claimed first would
-	// begin their deliveries still in sending and send them again.
+	// After a sweep that found Redis away (StoreUnreachable), and at start
+	// (a process restarted during an outage comes back with Redis), lapsed
+	// batches are not claimed until a sweep has succeeded and sweepCalm
+	// has passed since: the leases that lapsed during an outage are those
+	// of runs that may have lived through it, each still writing the
+	// outcomes it kept (journal close retries every 250ms). A take-over
+	// claimed first would begin their deliveries still in sending and send
+	// them again. Other failures (one bad record) do not hold claims back.
 	calm := max(1, int((sweepCalm+interval-1)/interval)) // in ticks
-	failed, wait := false, 0
+	failed, wait := true, 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -329,11 +331,15 @@ func (f *Fanout) Sweep(ctx context.Context, interval time.Duration) {
 		}
 		claim := !failed && wait == 0
 		wait = max(0, wait-1)
-		switch err := f.sweepOnce(ctx, claim); {
-		case err != nil && ctx.Err() == nil:
+		err := f.sweepOnce(ctx, claim)
+		if err != nil && ctx.Err() == nil {
 			f.c.Logger.Warn("sweeping lapsed batches failed", "err", err)
+		}
+		switch {
+		case StoreUnreachable(err):
 			failed = true
-		case err == nil && failed:
+		case failed:
+			// Redis answered this sweep (whatever else failed in it).
 			failed, wait = false, calm
 		}
 	}

@@ -3,8 +3,10 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -54,14 +56,16 @@ func TestLeaseHeldAfterCancel(t *testing.T) {
 	stop()
 }
 
-// outageStore is a Store and SweepStore whose first down sweeps fail
-// (CompleteIntents: Redis away); it counts the sweeps and says on lapsedAt
-// at which sweep LapsedBatches was asked.
+// outageStore is a Store and SweepStore whose first down sweeps find Redis
+// away (CompleteIntents: connection refused) and whose every sweep fails
+// with bad, when set (a record that does not decode); it counts the
+// sweeps and says on lapsedAt at which sweep LapsedBatches was asked.
 type outageStore struct {
 	FanoutStore
 	SweepStore
 	mu       sync.Mutex
 	down     int
+	bad      error
 	sweeps   int
 	lapsedAt chan int
 }
@@ -72,9 +76,9 @@ func (s *outageStore) CompleteIntents(context.Context, time.Time, int) (int, err
 	s.sweeps++
 	if s.down > 0 {
 		s.down--
-		return 0, errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+		return 0, fmt.Errorf("dial tcp 127.0.0.1:6379: %w", syscall.ECONNREFUSED)
 	}
-	return 0, nil
+	return 0, s.bad
 }
 
 func (s *outageStore) LapsedBatches(context.Context) ([]LapsedBatch, error) {
@@ -85,19 +89,15 @@ func (s *outageStore) LapsedBatches(context.Context) ([]LapsedBatch, error) {
 	return nil, nil
 }
 
-// TestSweepCalmAfterOutage: after sweeps that failed (Redis away), the
-// sweeper claims no lapsed batch until a sweep succeeded and sweepCalm
-// passed: the runs whose leases lapsed during the outage may have lived
-// through it and still be writing the outcomes they kept, and a take-over
-// claimed first would send their messages again.
-func TestSweepCalmAfterOutage(t *testing.T) {
-	s := &outageStore{down: 3, lapsedAt: make(chan int, 8)}
+// sweepClaims runs s's sweeper every interval and returns the sweep at
+// which it next claims lapsed batches.
+func sweepClaims(t *testing.T, s *outageStore, interval time.Duration) func() int {
+	t.Helper()
 	f := &Fanout{sweep: s, c: FanoutConfig{Store: s, Clock: SystemClock, Logger: slog.New(slog.DiscardHandler)}}
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	const interval = 10 * time.Millisecond
+	t.Cleanup(cancel)
 	go f.Sweep(ctx, interval)
-	next := func() int {
+	return func() int {
 		t.Helper()
 		select {
 		case n := <-s.lapsedAt:
@@ -107,12 +107,40 @@ func TestSweepCalmAfterOutage(t *testing.T) {
 			return 0
 		}
 	}
-	if n := next(); n != 1 {
-		t.Fatalf("first claim at sweep %d, want 1 (nothing failed before it)", n)
-	}
-	// Sweeps 1-3 fail, 4 succeeds without claiming; then sweepCalm.
+}
+
+// TestSweepCalmAfterOutage: after sweeps that found Redis away, and at a
+// process's start, the sweeper claims no lapsed batch until a sweep
+// succeeded and sweepCalm passed: the runs whose leases lapsed during the
+// outage may have lived through it and still be writing the outcomes they
+// kept, and a take-over claimed first would send their messages again.
+func TestSweepCalmAfterOutage(t *testing.T) {
+	const interval = 10 * time.Millisecond
 	calm := int(sweepCalm / interval)
+	s := &outageStore{down: 3, lapsedAt: make(chan int, 8)}
+	next := sweepClaims(t, s, interval)
+	// Sweeps 1-3 find Redis away, 4 succeeds without claiming; then
+	// sweepCalm.
 	if n := next(); n < 4+calm {
-		t.Errorf("after an outage, lapsed batches claimed again at sweep %d, want none before sweep %d (the first good sweep, 4, and %s of calm)", n, 4+calm, sweepCalm)
+		t.Errorf("after an outage, lapsed batches claimed at sweep %d, want none before sweep %d (the first good sweep, 4, and %s of calm)", n, 4+calm, sweepCalm)
+	}
+	// Redis up from the start: the start's calm only.
+	s = &outageStore{lapsedAt: make(chan int, 8)}
+	if n := sweepClaims(t, s, interval)(); n < 1+calm {
+		t.Errorf("at start, lapsed batches claimed at sweep %d, want none before sweep %d", n, 1+calm)
+	}
+}
+
+// TestSweepClaimsDespiteABadRecord: a sweep that fails with Redis there
+// (a record that does not decode, every time) holds no claim back: dead
+// workers' batches are still taken over.
+func TestSweepClaimsDespiteABadRecord(t *testing.T) {
+	const interval = 10 * time.Millisecond
+	calm := int(sweepCalm / interval)
+	s := &outageStore{bad: errors.New("decode intent: unexpected end of input"), lapsedAt: make(chan int, 8)}
+	next := sweepClaims(t, s, interval)
+	first := next()
+	if second := next(); second != first+1 {
+		t.Errorf("with every sweep failing on a bad record, claims at sweeps %d and %d, want one a sweep after the start's calm (%d sweeps)", first, second, calm)
 	}
 }

@@ -35,10 +35,11 @@
 //     the message's fate unknown: that is a transient error, and the stable
 //     Message-ID covers the duplicate the retry may cause.
 //   - Send honours its context: when it is cancelled no new message
-//     starts, and those not started get a transient error. A mail
-//     transaction under way is not cut off (the server may have the
-//     message already, and only its reply says so): each of its commands
-//     is bounded by Config.Timeout.
+//     starts, a transaction under way is cut off if its final "." of DATA
+//     has not gone out (the server cannot have the message then), and
+//     those not sent get a transient error. From the "." on it is not cut
+//     off: the server may have the message, and only its reply (within
+//     Config.Timeout) says so.
 //   - Logs carry delivery and broadcast ids and masked addresses
 //     (a***@example.com), never the password.
 package email
@@ -370,12 +371,6 @@ func (b *batch) work() {
 				b.mu.Unlock()
 				return
 			}
-			// No watch on b.ctx here: a transaction under way is not cut
-			// off by the caller's end (a worker stopping). The server may
-			// have the message already, and only its reply says so; cut
-			// off, the run that takes the batch over would send it again.
-			// Each command is bounded by the timeout (conn.extend), and
-			// the loop starts no new message once b.ctx is done.
 		}
 		if !handed {
 			if err := dispatcher.Handing(b.ctx, i); err != nil {
@@ -385,8 +380,14 @@ func (b *batch) work() {
 				continue
 			}
 			handed = true
+			if b.ctx.Err() != nil {
+				return // cancelled while it was marked: not started (unsentErr)
+			}
 		}
 		reused := c.uses > 0
+		// The caller's end cuts the transaction off up to its final "."
+		// (see conn.deliver), not after it.
+		c.watch(b.ctx)
 		f := c.deliver(p)
 		if f == nil {
 			b.sent(i, p)

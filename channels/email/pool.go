@@ -37,8 +37,30 @@ type conn struct {
 	uses int
 	// idleSince is when the connection went back to the pool.
 	idleSince time.Time
+	// stop ends the watch of the context of the Send using the connection;
+	// it reports false when the context closed the connection.
+	stop func() bool
 	// broken says the connection must not be used again.
 	broken bool
+}
+
+// watch closes the connection when ctx is done, cutting off a mail
+// transaction up to its final "." (deliver ends the watch there), until
+// the connection goes back to the pool. Armed already: nothing to do.
+func (c *conn) watch(ctx context.Context) {
+	if c.stop == nil {
+		c.stop = context.AfterFunc(ctx, func() { c.raw.Close() })
+	}
+}
+
+// unwatch ends the watch and reports whether the connection is still
+// sound: false, and marked broken, when the watch closed it.
+func (c *conn) unwatch() bool {
+	if c.stop != nil && !c.stop() {
+		c.broken = true
+	}
+	c.stop = nil
+	return !c.broken
 }
 
 // extend gives the next command its time.
@@ -132,6 +154,14 @@ func (c *conn) deliver(p *payload) *failure {
 	}
 	if err := c.extend(); err != nil {
 		return fail("message data", err, false)
+	}
+	// Up to here a cancel (the worker stopping) may cut the transaction
+	// off: without its final "." the server cannot take the message. From
+	// the "." on it may have it, and only its reply says so: cut off, the
+	// message's fate would be unknown and a take-over would send it again.
+	// So the watch ends here, and the reply's timeout alone bounds it.
+	if !c.unwatch() {
+		return fail("message data", net.ErrClosed, false)
 	}
 	if err := w.Close(); err != nil {
 		return fail("end of data", err, true)
@@ -313,6 +343,7 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 // put takes back a connection from get: idle when it is sound, closed
 // otherwise.
 func (p *pool) put(c *conn) {
+	c.unwatch()
 	p.mu.Lock()
 	if c.broken || p.closed {
 		p.open--

@@ -532,8 +532,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 // drainWait bounds the wait at shutdown for the tasks asynq stopped: an
 // SMS request in flight ends within channels.sms.twilio.timeout, a push
-// request within push.DefaultTimeout, an email's next command within
-// channels.email.smtp.timeout, and the run's last write follows.
+// request within push.DefaultTimeout, the reply to an email's final "."
+// within channels.email.smtp.timeout (before it, a stop cuts the
+// transaction off), and the run's last write follows.
 func drainWait(cfg config.Config) time.Duration {
 	t := cmp.Or(max(cfg.Channels.SMS.Twilio.Timeout, 0), sms.DefaultTimeout)
 	e := cmp.Or(max(cfg.Channels.Email.SMTP.Timeout, 0), email.DefaultTimeout)

@@ -16,18 +16,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -385,34 +381,9 @@ func (h *Handlers) run(ctx context.Context, what string, step func() error) erro
 	return err
 }
 
-// StoreUnreachable tells whether err means Redis could not be reached or
-// could not take writes for now: a network error (refused, reset, timed
-// out, closed), or a reply of a server that is loading, read-only (a
-// demoted master), without its master, or of a cluster that is down or
-// moving slots. A cancelled context is not: the worker is stopping.
-func StoreUnreachable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	var re redis.Error
-	if errors.As(err, &re) {
-		msg := re.Error()
-		for _, p := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "NOREPLICAS "} {
-			if strings.HasPrefix(msg, p) {
-				return true
-			}
-		}
-	}
-	return false
-}
+// StoreUnreachable is dispatcher.StoreUnreachable: whether err means
+// Redis could not be reached or could not take writes for now.
+func StoreUnreachable(err error) bool { return dispatcher.StoreUnreachable(err) }
 
 // Mux returns the task multiplexer.
 func (h *Handlers) Mux() *asynq.ServeMux {

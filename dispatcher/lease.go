@@ -190,6 +190,15 @@ type SweepStore interface {
 	LapsedTaken(ctx context.Context, lb LapsedBatch) error
 }
 
+// LapsedProber is what a SweepStore offers whose LapsedBatches reads more
+// than one server (redisstore on a Cluster: each broadcast's registry on
+// its own master): ProbeLapsed reads what LapsedBatches would, claiming
+// nothing, so that a sweep after an outage hears from every server a
+// claim needs (see Sweep) and not only from those of the other steps.
+type LapsedProber interface {
+	ProbeLapsed(ctx context.Context) error
+}
+
 // LeaseStore keeps leases and the running batches' journals: both sides,
 // for the fan-out, which runs under leases and sweeps up after dead runs.
 // It is optional (FanoutConfig.Leases): without it a batch records its
@@ -414,7 +423,13 @@ func (f *Fanout) sweepOnce(ctx context.Context, claim bool) (err error) {
 			}
 		}
 	}()
-	if f.sweep == nil || !claim {
+	if f.sweep == nil {
+		return errors.Join(errs...)
+	}
+	if !claim {
+		if p, ok := f.sweep.(LapsedProber); ok {
+			errs = append(errs, p.ProbeLapsed(ctx))
+		}
 		return errors.Join(errs...)
 	}
 	lapsed, err := f.sweep.LapsedBatches(ctx)

@@ -68,6 +68,19 @@ type outageStore struct {
 	bad      error
 	sweeps   int
 	lapsedAt chan int
+	// probeDown: sweeps whose ProbeLapsed still finds a server away (a
+	// Cluster master failing over) after CompleteIntents answered.
+	probeDown int
+}
+
+func (s *outageStore) ProbeLapsed(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.probeDown > 0 {
+		s.probeDown--
+		return fmt.Errorf("lapsed batches: dial tcp 127.0.0.1:7002: %w", syscall.ECONNREFUSED)
+	}
+	return nil
 }
 
 func (s *outageStore) CompleteIntents(context.Context, time.Time, int) (int, error) {
@@ -128,6 +141,13 @@ func TestSweepCalmAfterOutage(t *testing.T) {
 	s = &outageStore{lapsedAt: make(chan int, 8)}
 	if n := sweepClaims(t, s, interval)(); n < 1+calm {
 		t.Errorf("at start, lapsed batches claimed at sweep %d, want none before sweep %d", n, 1+calm)
+	}
+	// The server of the leases' registries away for 5 sweeps while the
+	// others answer (a Cluster master failing over): the calm counts from
+	// the first sweep that heard from it too (ProbeLapsed), the 6th.
+	s = &outageStore{probeDown: 5, lapsedAt: make(chan int, 8)}
+	if n := sweepClaims(t, s, interval)(); n < 6+calm {
+		t.Errorf("with the registries' server away for 5 sweeps, lapsed batches claimed at sweep %d, want none before sweep %d", n, 6+calm)
 	}
 }
 

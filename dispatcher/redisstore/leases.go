@@ -262,17 +262,9 @@ func (s *Store) SettleOrphans(ctx context.Context, incidentID string, before int
 // retry's lapsed lease is not returned: the queue runs the retry again by
 // itself.
 func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, error) {
-	tags, err := s.rdb.ZRangeWithScores(ctx, leaseTagsKey(), 0, -1).Result()
+	tags, regs, err := s.leaseRegistries(ctx)
 	if err != nil || len(tags) == 0 {
 		return nil, err
-	}
-	pipe := s.rdb.Pipeline()
-	regs := make([]*redis.StringSliceCmd, len(tags))
-	for i, z := range tags {
-		regs[i] = pipe.ZRange(ctx, tagPrefix(z.Member.(string))+"leases", 0, -1)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("lapsed batches: %w", err)
 	}
 	cutoff := s.nowMS() - leaseTagIdle.Milliseconds()
 	idle := []any{cutoff}
@@ -297,6 +289,33 @@ func (s *Store) LapsedBatches(ctx context.Context) ([]dispatcher.LapsedBatch, er
 		}
 	}
 	return out, nil
+}
+
+// leaseRegistries reads the tags that have registered leases and, for
+// each, its registry of leases (on a Cluster, on the tag's master).
+func (s *Store) leaseRegistries(ctx context.Context) ([]redis.Z, []*redis.StringSliceCmd, error) {
+	tags, err := s.rdb.ZRangeWithScores(ctx, leaseTagsKey(), 0, -1).Result()
+	if err != nil || len(tags) == 0 {
+		return nil, nil, err
+	}
+	pipe := s.rdb.Pipeline()
+	regs := make([]*redis.StringSliceCmd, len(tags))
+	for i, z := range tags {
+		regs[i] = pipe.ZRange(ctx, tagPrefix(z.Member.(string))+"leases", 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, fmt.Errorf("lapsed batches: %w", err)
+	}
+	return tags, regs, nil
+}
+
+var _ dispatcher.LapsedProber = (*Store)(nil)
+
+// ProbeLapsed implements dispatcher.LapsedProber: the reads of
+// LapsedBatches, claiming nothing.
+func (s *Store) ProbeLapsed(ctx context.Context) error {
+	_, _, err := s.leaseRegistries(ctx)
+	return err
 }
 
 // lateGroupLease starts the lease name of a group of late members

@@ -134,3 +134,31 @@ func sweeper(s *Store, q dispatcher.Enqueuer, clock dispatcher.Clock) *dispatche
 	return dispatcher.MustFanout(dispatcher.FanoutConfig{Store: s, Queue: q, Leases: s, Renderer: &dispatcher.CatalogRenderer{Catalog: locales.MustNew()},
 		Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
+
+// TestProbeLapsedClaimsNothing: ProbeLapsed reads every registry of
+// leases (on a Cluster, each on its broadcast's master) and answers
+// without claiming: the lapse it passed over is the next LapsedBatches'.
+func TestProbeLapsedClaimsNothing(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		b := saveBroadcast(t, s, "inc_probe", nil, nil)
+		l := dispatcher.NewLease(dispatcher.BatchLeaseName(dispatcher.Batch{Start: 0, Stop: 4}))
+		if ok, err := s.AcquireLease(ctx, b.ID, l, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireLease = %v, %v", ok, err)
+		}
+		if err := rdb.Del(ctx, leaseKey(b.ID, l.Name)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ProbeLapsed(ctx); err != nil {
+			t.Fatalf("ProbeLapsed = %v", err)
+		}
+		if n := rdb.HLen(ctx, sweptKey(b.ID)).Val(); n != 0 {
+			t.Errorf("ProbeLapsed left %d claims", n)
+		}
+		got, err := s.LapsedBatches(ctx)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("LapsedBatches after a probe = %+v, %v; want the lapse", got, err)
+		}
+	})
+}

@@ -443,8 +443,13 @@ func (j *journal) close() error {
 	defer w.leave()
 	defer unlist()
 
+	// Redis away: retried for flushFor; any other failure for
+	// flushOtherFor.
 	deadline := time.NewTimer(flushFor)
 	defer deadline.Stop()
+	other := time.NewTimer(flushOtherFor)
+	defer other.Stop()
+	otherOver := false
 	for {
 		w.wmu.Lock()
 		err := w.f.writeJournals(w.ctx, w.bid, []*journal{j})
@@ -455,10 +460,18 @@ func (j *journal) close() error {
 		if err == nil {
 			return nil
 		}
+		away := StoreUnreachable(err)
+		if otherOver && !away {
+			return err
+		}
 		w.f.c.Logger.Warn("recording outcomes failed; trying again", "broadcast_id", w.bid, "err", err)
 		select {
 		case <-deadline.C:
 			return err
+		case <-other.C:
+			if otherOver = true; !away {
+				return err
+			}
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -539,5 +541,55 @@ func TestJournalCountsOutcomesUnderTheLease(t *testing.T) {
 	s.mu.Unlock()
 	if l.Written() != 2 || other.Written() != 1 || counted["b1"] != 2 || counted["b2"] != 1 {
 		t.Errorf("written %d and %d, the store told %v; want 2 and 1 each", l.Written(), other.Written(), counted)
+	}
+}
+
+// failingStore is a RunLeaseStore whose JournalGroups fails with err for
+// its first n calls (all of them with n < 0), then succeeds.
+type failingStore struct {
+	RunLeaseStore
+	mu  sync.Mutex
+	n   int
+	err error
+}
+
+func (s *failingStore) JournalGroups(_ context.Context, _ string, groups []JournalGroup, _ []Outcome) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n != 0 {
+		s.n--
+		return nil, s.err
+	}
+	return make([]string, len(groups)), nil
+}
+
+// TestCloseRetriesLongerWhileRedisIsAway: a run's last write is retried
+// past flushOtherFor while Redis is away (its outcomes are the only record
+// of what went out), and given up at flushOtherFor when something else
+// fails (a script's error), which no failover will cure.
+func TestCloseRetriesLongerWhileRedisIsAway(t *testing.T) {
+	defer func(d time.Duration) { flushOtherFor = d }(flushOtherFor)
+	flushOtherFor = 100 * time.Millisecond
+	closeWith := func(s *failingStore) error {
+		f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.DiscardHandler)}}
+		j := f.newJournal(t.Context(), "bc_1", testGuard("b:0:10"))
+		j.add(Outcome{RecipientID: "r1", Channel: ChannelSMS, Status: StatusSent})
+		return j.close()
+	}
+	// Away for four tries (about a second, ten times flushOtherFor).
+	away := &failingStore{n: 4, err: fmt.Errorf("dial tcp 127.0.0.1:6379: %w", syscall.ECONNREFUSED)}
+	if err := closeWith(away); err != nil {
+		t.Errorf("close with Redis away for four tries = %v, want the outcomes written once it is back", err)
+	}
+	script := &failingStore{n: -1, err: errors.New("ERR user_script:12: attempt to compare nil with number")}
+	done := make(chan error, 1)
+	go func() { done <- closeWith(script) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "user_script") {
+			t.Errorf("close with a script failing = %v, want its error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("close with a script failing still retried after 10s, want it given up after flushOtherFor (100ms)")
 	}
 }

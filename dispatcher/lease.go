@@ -227,6 +227,12 @@ const (
 	flushFor = 2 * time.Minute
 )
 
+// flushOtherFor is how long the last write of a run is retried when what
+// fails is not Redis being away (StoreUnreachable: a script's error, Redis
+// out of memory): such a failure will not pass with a failover, and the
+// run hands the batch on sooner. A variable for the tests.
+var flushOtherFor = 30 * time.Second
+
 // refusal is why Journal refused to mark messages handed.
 type refusal struct{ reason string }
 

@@ -837,22 +837,8 @@ func TestTimeout(t *testing.T) {
 func TestCancelMidBatch(t *testing.T) {
 	t.Parallel()
 	st := newSetup(t, nil)
-	ctx, cancel := context.WithCancel(t.Context())
 	in := msgs(0, 2000)
-	done := make(chan []dispatcher.Result)
-	go func() { done <- st.s.Send(ctx, in) }()
-	waitFor(t, "the first messages to arrive", func() bool { return len(st.srv.Messages()) >= 20 })
-	cancel()
-	var res []dispatcher.Result
-	select {
-	case res = <-done:
-	case <-time.After(channeltest.Timeout):
-		t.Fatal("Send did not return after its context was cancelled")
-	}
-	at := map[string]int{}
-	for _, r := range st.srv.Messages() {
-		at[r.To[0]]++
-	}
+	res, at := cancelMidSend(t, st, in, "the first messages to arrive", func() bool { return len(st.srv.Messages()) >= 20 }, nil)
 	sent, failed := 0, 0
 	for i, r := range res {
 		n := at[in[i].Recipient.Email]
@@ -888,23 +874,8 @@ func TestCancelDuringTransaction(t *testing.T) {
 	st := newSetup(t, nil)
 	release := st.srv.HoldReplies()
 	defer release()
-	ctx, cancel := context.WithCancel(t.Context())
 	in := msgs(0, 20)
-	done := make(chan []dispatcher.Result)
-	go func() { done <- st.s.Send(ctx, in) }()
-	waitFor(t, "a message waiting for the reply to its DATA", func() bool { return st.srv.Held() >= 1 })
-	cancel()
-	release()
-	var res []dispatcher.Result
-	select {
-	case res = <-done:
-	case <-time.After(channeltest.Timeout):
-		t.Fatal("Send did not return after its context was cancelled")
-	}
-	at := map[string]int{}
-	for _, r := range st.srv.Messages() {
-		at[r.To[0]]++
-	}
+	res, at := cancelMidSend(t, st, in, "a message waiting for the reply to its DATA", func() bool { return st.srv.Held() >= 1 }, release)
 	sent := 0
 	for i, r := range res {
 		switch n := at[in[i].Recipient.Email]; {
@@ -919,6 +890,33 @@ func TestCancelDuringTransaction(t *testing.T) {
 	if sent == 0 || sent == len(in) {
 		t.Errorf("%d of %d sent, want those in their transaction at the cancel and not the rest", sent, len(in))
 	}
+}
+
+// cancelMidSend sends in on st, cancels the Send once cond holds (what
+// names it), then calls after (if any), and returns the Send's results
+// and how many messages the server got for each address.
+func cancelMidSend(t *testing.T, st *setup, in []*dispatcher.Message, what string, cond func() bool, after func()) ([]dispatcher.Result, map[string]int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan []dispatcher.Result)
+	go func() { done <- st.s.Send(ctx, in) }()
+	waitFor(t, what, cond)
+	cancel()
+	if after != nil {
+		after()
+	}
+	var res []dispatcher.Result
+	select {
+	case res = <-done:
+	case <-time.After(channeltest.Timeout):
+		t.Fatal("Send did not return after its context was cancelled")
+	}
+	at := map[string]int{}
+	for _, r := range st.srv.Messages() {
+		at[r.To[0]]++
+	}
+	return res, at
 }
 
 func TestCancelledBeforeSend(t *testing.T) {

@@ -19,12 +19,7 @@ import (
 // itself (failoverMidBroadcast). The leases live the default 5 s, longer
 // than the failover (about 3 s), as in production.
 func TestClusterFailoverMidBroadcast(t *testing.T) {
-	c, err := redistest.StartCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	r := newCrashRigEnv(t, 2, map[string]string{"TOCSIN_WORKER_LEASE_TTL": "5s", "TOCSIN_CLUSTER_ADDRS": strings.Join(c.Addrs(), ",")})
+	c, r := newClusterRig(t)
 	victim := -1
 	kill := func() error {
 		var err error
@@ -43,12 +38,7 @@ func TestClusterFailoverMidBroadcast(t *testing.T) {
 // its replica. No write is lost there, so a quarter of the way through
 // 2,000 SMS it must cost nobody a message and nobody a second one.
 func TestClusterManualFailoverMidBroadcast(t *testing.T) {
-	c, err := redistest.StartCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	r := newCrashRigEnv(t, 2, map[string]string{"TOCSIN_WORKER_LEASE_TTL": "5s", "TOCSIN_CLUSTER_ADDRS": strings.Join(c.Addrs(), ",")})
+	c, r := newClusterRig(t)
 	failover := func() error {
 		victim, err := busiestMaster(c)
 		if err != nil {
@@ -60,6 +50,18 @@ func TestClusterManualFailoverMidBroadcast(t *testing.T) {
 	if dups != 0 {
 		t.Errorf("%d duplicates after a manual failover, which loses no write: want none", dups)
 	}
+}
+
+// newClusterRig is a crash rig of two workers on a real Redis Cluster of
+// three masters and three replicas, with the default 5 s leases.
+func newClusterRig(t *testing.T) (*redistest.Cluster, *crashRig) {
+	t.Helper()
+	c, err := redistest.StartCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, newCrashRigEnv(t, 2, map[string]string{"TOCSIN_WORKER_LEASE_TTL": "5s", "TOCSIN_CLUSTER_ADDRS": strings.Join(c.Addrs(), ",")})
 }
 
 // busiestMaster returns the index in c.Masters of the master holding the

@@ -368,9 +368,11 @@ type outcome struct {
 // Send posts every message to each of its endpoints, up to
 // Config.Concurrency requests at a time, and returns one Result per
 // message, in order (see the package comment for how outcomes combine).
-// When ctx is cancelled no new request starts and requests in flight are
-// cut off; a message without an answer from all its endpoints gets a
-// transient error.
+// When ctx is cancelled no new request starts, and a message without an
+// answer from all its endpoints gets a transient error; requests already
+// in flight are not cut off but answered (within Config.Timeout), as the
+// endpoint may have taken the event already: cut off, its fate would be
+// unknown and a retry would post it again.
 func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	res := make([]dispatcher.Result, len(msgs))
 	if len(msgs) == 0 {
@@ -426,7 +428,8 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if hand[jb.i]() == nil { // else untried: nothing was posted
+			// Refused, or cancelled meanwhile: untried, nothing was posted.
+			if hand[jb.i]() == nil && ctx.Err() == nil {
 				out[jb.i][jb.j] = s.post(ctx, msgs[jb.i], &msgs[jb.i].Endpoints[jb.j], bodies[jb.i])
 			}
 		})
@@ -503,7 +506,9 @@ func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher
 		sigs = append(sigs, sig)
 	}
 
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	// The caller's end (a worker stopping) does not cut the request off
+	// (see Send): only its timeout does.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
@@ -518,7 +523,7 @@ func (s *Sender) post(ctx context.Context, m *dispatcher.Message, ep *dispatcher
 	resp, err := s.client.Do(req)
 	if err != nil {
 		o.detail = unwrapURLError(err)
-		return fail(s.classifyNetErr(ctx, rctx, ep, where, err))
+		return fail(s.classifyNetErr(rctx, ep, where, err))
 	}
 	o.status = resp.StatusCode
 	o.attempt.Status = resp.StatusCode
@@ -572,13 +577,12 @@ type fixedError struct {
 func (e *fixedError) Error() string { return e.text }
 func (e *fixedError) Unwrap() error { return e.cause }
 
-// classifyNetErr classifies a request that got no answer.
-func (s *Sender) classifyNetErr(ctx, rctx context.Context, ep *dispatcher.WebhookEndpoint, where string, err error) error {
+// classifyNetErr classifies a request that got no answer (rctx: its own
+// context, which only its timeout ends).
+func (s *Sender) classifyNetErr(rctx context.Context, ep *dispatcher.WebhookEndpoint, where string, err error) error {
 	switch {
 	case errors.Is(err, ErrBlockedAddress):
 		return dispatcher.Permanent(CodeBlocked, fmt.Errorf("webhook: endpoint %s: %w", ep.ID, &fixedError{ReasonBlocked, unwrapURLError(err)}))
-	case ctx.Err() != nil:
-		return dispatcher.Transient(CodeCancelled, 0, fmt.Errorf("webhook: endpoint %s: POST %s cut off, its fate is unknown: %w", ep.ID, where, ctx.Err()))
 	case errors.Is(err, context.DeadlineExceeded) || rctx.Err() != nil || isTimeout(err):
 		return dispatcher.Transient(CodeTimeout, 0, fmt.Errorf("webhook: endpoint %s: POST %s: %w", ep.ID, where,
 			&fixedError{fmt.Sprintf("no answer within %v", s.cfg.Timeout), unwrapURLError(err)}))

@@ -1186,6 +1186,11 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.w.Write(p)
 }
 
+// TestSendHonoursCancel: a Send cancelled while its request waits for the
+// endpoint's answer (a worker stopping) does not cut the request off: the
+// endpoint may have taken the event already, and a retry would post it
+// again. Its answer is waited for, and the message is sent. A message
+// handed after the cancel is not posted.
 func TestSendHonoursCancel(t *testing.T) {
 	t.Parallel()
 	recv := webhooktest.New(t, secretA)
@@ -1194,10 +1199,54 @@ func TestSendHonoursCancel(t *testing.T) {
 		<-release
 		w.WriteHeader(http.StatusNoContent)
 	})
-	defer close(release)
 	rep := newReporter()
 	cfg := local()
 	cfg.Reporter = rep
+	cfg.Concurrency = 1
+	ctx, cancel := context.WithCancel(t.Context())
+	m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
+	m2 := message(2, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
+	done := make(chan []dispatcher.Result, 1)
+	go func() { done <- mustNew(t, cfg).Send(ctx, []*dispatcher.Message{m, m2}) }()
+	for recv.Count() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	close(release)
+	var res []dispatcher.Result
+	select {
+	case res = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send did not return after its context was cancelled and the endpoint answered")
+	}
+	if res[0].Err != nil || res[0].Status != dispatcher.StatusSent {
+		t.Errorf("the message in flight at the cancel: %+v, want sent", res[0])
+	}
+	wantErr(t, res[1], false, webhook.CodeCancelled)
+	if n := recv.Count(); n != 1 {
+		t.Errorf("the endpoint got %d requests, want the one in flight", n)
+	}
+	if _, failed, _ := rep.calls(); len(failed) != 0 {
+		t.Errorf("a cancel counted against the endpoint: %v", failed)
+	}
+	if n := len(rep.attempts[m.DeliveryID]); n != 1 {
+		t.Errorf("%d RecordAttempts calls for the message in flight, want 1", n)
+	}
+}
+
+// TestCancelledRequestTimesOut: a request in flight at a cancel that the
+// endpoint never answers still ends, at Config.Timeout.
+func TestCancelledRequestTimesOut(t *testing.T) {
+	t.Parallel()
+	recv := webhooktest.New(t, secretA)
+	release := make(chan struct{})
+	recv.SetAnswer(func(w http.ResponseWriter, _ *webhooktest.Request) {
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	})
+	defer close(release)
+	cfg := local()
+	cfg.Timeout = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(t.Context())
 	m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
 	done := make(chan dispatcher.Result, 1)
@@ -1208,15 +1257,9 @@ func TestSendHonoursCancel(t *testing.T) {
 	cancel()
 	select {
 	case r := <-done:
-		wantErr(t, r, false, webhook.CodeCancelled)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Send did not return after its context was cancelled")
-	}
-	if _, failed, _ := rep.calls(); len(failed) != 0 {
-		t.Errorf("a cut-off request counted against the endpoint: %v", failed)
-	}
-	if n := len(rep.attempts[m.DeliveryID]); n != 1 {
-		t.Errorf("%d RecordAttempts calls after a cancel, want 1 (with a cancelled context)", n)
+		wantErr(t, r, false, webhook.CodeTimeout)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Send did not return within 10s of its context being cancelled, its requests' timeout 300ms")
 	}
 }
 

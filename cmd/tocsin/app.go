@@ -532,13 +532,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 // drainWait bounds the wait at shutdown for the tasks asynq stopped: an
 // SMS request in flight ends within channels.sms.twilio.timeout, a push
-// request within push.DefaultTimeout, the reply to an email's final "."
-// within channels.email.smtp.timeout (before it, a stop cuts the
-// transaction off), and the run's last write follows.
+// request within push.DefaultTimeout, a webhook request within
+// channels.webhook.timeout, the reply to an email's final "." within
+// channels.email.smtp.timeout (before it, a stop cuts the transaction
+// off), and the run's last write follows.
 func drainWait(cfg config.Config) time.Duration {
 	t := cmp.Or(max(cfg.Channels.SMS.Twilio.Timeout, 0), sms.DefaultTimeout)
 	e := cmp.Or(max(cfg.Channels.Email.SMTP.Timeout, 0), email.DefaultTimeout)
-	return max(t, push.DefaultTimeout, e) + 5*time.Second
+	w := cmp.Or(max(cfg.Channels.Webhook.Timeout, 0), webhook.DefaultTimeout)
+	return max(t, push.DefaultTimeout, e, w) + 5*time.Second
 }
 
 // tracing is what tracing.* configures, or m.TracerProvider's.

@@ -35,13 +35,7 @@ func TestLeaseHeldAfterCancel(t *testing.T) {
 	ctx, stop := f.holdLease(parent, "bc_1", Lease{Name: "b:0:100", Token: "t1"})
 	next := func() bool {
 		t.Helper()
-		select {
-		case done := <-s.renewed:
-			return done
-		case <-time.After(10 * time.Second):
-			t.Fatal("the lease was not renewed within 10s (every 10ms expected)")
-			return false
-		}
+		return within(t, s.renewed, "a renewal of the lease (every 10ms expected)")
 	}
 	next()
 	cancel()
@@ -112,13 +106,20 @@ func sweepClaims(t *testing.T, s *outageStore, interval time.Duration) func() in
 	go f.Sweep(ctx, interval)
 	return func() int {
 		t.Helper()
-		select {
-		case n := <-s.lapsedAt:
-			return n
-		case <-time.After(10 * time.Second):
-			t.Fatal("no lapsed batches claimed within 10s")
-			return 0
-		}
+		return within(t, s.lapsedAt, "lapsed batches claimed")
+	}
+}
+
+// within receives from ch, failing t with what after 10 s.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10s", what)
+		var zero T
+		return zero
 	}
 }
 

@@ -185,6 +185,23 @@ func (k FailKind) String() string {
 // cancelled.
 const Timeout = 5 * time.Second
 
+// WaitFor polls cond every millisecond until it holds, failing t with
+// what after 10 s: a test waits for a provider fake to have seen a request
+// (its counters) without sleeping.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(2 * Timeout)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out after %v waiting for %s", 2*Timeout, what)
+		case <-tick.C:
+		}
+	}
+}
+
 // Run runs the conformance suite against the channel h adapts. Its
 // subtests run in parallel, each with a fresh sender and provider.
 func Run(t *testing.T, h Harness) {

@@ -582,16 +582,10 @@ func TestClose(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after 5s.
+// waitFor is channeltest.WaitFor.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	channeltest.WaitFor(t, what, cond)
 }
 
 func TestReplyClassification(t *testing.T) {

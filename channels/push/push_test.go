@@ -759,13 +759,7 @@ func TestCancelledInFlightAnswered(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan []dispatcher.Result, 1)
 	go func() { done <- s.Send(ctx, msgs) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for f.fcm.Requests() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d requests in flight, want 2", f.fcm.Requests())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	channeltest.WaitFor(t, "2 FCM requests in flight", func() bool { return f.fcm.Requests() >= 2 })
 	cancel()
 	var res []dispatcher.Result
 	select {

@@ -509,7 +509,7 @@ func TestCancelledDuringSend(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan []dispatcher.Result, 1)
 	go func() { done <- s.Send(ctx, messages(10)) }()
-	waitRequests(t, fake, 4)
+	channeltest.WaitFor(t, "4 requests in flight", func() bool { return fake.Requests() >= 4 })
 	cancel()
 	var res []dispatcher.Result
 	select {
@@ -551,7 +551,7 @@ func TestCancelledDuringSendHangs(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan []dispatcher.Result, 1)
 	go func() { done <- s.Send(ctx, messages(3)) }()
-	waitRequests(t, fake, 2)
+	channeltest.WaitFor(t, "2 requests in flight", func() bool { return fake.Requests() >= 2 })
 	cancel()
 	select {
 	case res := <-done:
@@ -562,18 +562,6 @@ func TestCancelledDuringSendHangs(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Send did not return within 10s of its context being cancelled, its requests' timeout 500ms")
-	}
-}
-
-// waitRequests polls fake until n requests reached it.
-func waitRequests(t *testing.T, fake *twiliotest.Server, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for fake.Requests() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d requests in flight, want %d", fake.Requests(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/tocsin-dev/tocsin/channels/channeltest"
 	"github.com/tocsin-dev/tocsin/channels/webhook"
 	"github.com/tocsin-dev/tocsin/channels/webhook/webhooktest"
 	"github.com/tocsin-dev/tocsin/dispatcher"
@@ -1193,12 +1194,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // handed after the cancel is not posted.
 func TestSendHonoursCancel(t *testing.T) {
 	t.Parallel()
-	recv := webhooktest.New(t, secretA)
-	release := make(chan struct{})
-	recv.SetAnswer(func(w http.ResponseWriter, _ *webhooktest.Request) {
-		<-release
-		w.WriteHeader(http.StatusNoContent)
-	})
+	recv, release := holdingReceiver(t)
 	rep := newReporter()
 	cfg := local()
 	cfg.Reporter = rep
@@ -1208,11 +1204,9 @@ func TestSendHonoursCancel(t *testing.T) {
 	m2 := message(2, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
 	done := make(chan []dispatcher.Result, 1)
 	go func() { done <- mustNew(t, cfg).Send(ctx, []*dispatcher.Message{m, m2}) }()
-	for recv.Count() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	channeltest.WaitFor(t, "a request at the endpoint", func() bool { return recv.Count() > 0 })
 	cancel()
-	close(release)
+	release()
 	var res []dispatcher.Result
 	select {
 	case res = <-done:
@@ -1234,26 +1228,32 @@ func TestSendHonoursCancel(t *testing.T) {
 	}
 }
 
+// holdingReceiver is a receiver whose answers (204) wait until release is
+// called.
+func holdingReceiver(t *testing.T) (*webhooktest.Receiver, func()) {
+	t.Helper()
+	recv := webhooktest.New(t, secretA)
+	held := make(chan struct{})
+	recv.SetAnswer(func(w http.ResponseWriter, _ *webhooktest.Request) {
+		<-held
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return recv, sync.OnceFunc(func() { close(held) })
+}
+
 // TestCancelledRequestTimesOut: a request in flight at a cancel that the
 // endpoint never answers still ends, at Config.Timeout.
 func TestCancelledRequestTimesOut(t *testing.T) {
 	t.Parallel()
-	recv := webhooktest.New(t, secretA)
-	release := make(chan struct{})
-	recv.SetAnswer(func(w http.ResponseWriter, _ *webhooktest.Request) {
-		<-release
-		w.WriteHeader(http.StatusNoContent)
-	})
-	defer close(release)
+	recv, release := holdingReceiver(t)
+	defer release()
 	cfg := local()
 	cfg.Timeout = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(t.Context())
 	m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
 	done := make(chan dispatcher.Result, 1)
 	go func() { done <- mustNew(t, cfg).Send(ctx, []*dispatcher.Message{m})[0] }()
-	for recv.Count() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	channeltest.WaitFor(t, "a request at the endpoint", func() bool { return recv.Count() > 0 })
 	cancel()
 	select {
 	case r := <-done:

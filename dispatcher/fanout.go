@@ -1032,7 +1032,7 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sctx, cancel := context.WithCancel(ctx)
+	sctx, cancel := context.WithCancel(WithLane(ctx, bc.b.Priority))
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)

@@ -95,12 +95,14 @@ type scriptedSender struct {
 	mu         sync.Mutex
 	calls      [][]*dispatcher.Message
 	resultFunc func(m *dispatcher.Message) dispatcher.Result
-	short      bool // answer one result fewer than asked
+	short      bool  // answer one result fewer than asked
+	lanes      []int // each call's dispatcher.LaneRank
 }
 
-func (s *scriptedSender) Send(_ context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
+func (s *scriptedSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	s.mu.Lock()
 	s.calls = append(s.calls, msgs)
+	s.lanes = append(s.lanes, dispatcher.LaneRank(ctx))
 	s.mu.Unlock()
 	res := make([]dispatcher.Result, len(msgs))
 	for i, m := range msgs {
@@ -207,6 +209,30 @@ func setupFanout(t *testing.T, rs ...*dispatcher.Recipient) *fanoutSetup {
 
 func smsRecipient(id, locale string) *dispatcher.Recipient {
 	return &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: locale, Phone: "+41791234567"}
+}
+
+// TestSendCarriesTheLane: a Sender is called with the lane of the
+// broadcast whose messages it sends, which the SMS channel's window
+// serves its waiting Sends by.
+func TestSendCarriesTheLane(t *testing.T) {
+	t.Parallel()
+	for i, p := range dispatcher.Priorities {
+		t.Run(string(p), func(t *testing.T) {
+			t.Parallel()
+			s := setupFanout(t, smsRecipient("r1", "en"))
+			s.b.Priority = p
+			ctx := context.Background()
+			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(s.sms.lanes, []int{i}) {
+				t.Errorf("the SMS Sender's calls had lanes %v, want [%d] (%s)", s.sms.lanes, i, p)
+			}
+		})
+	}
 }
 
 func TestFanoutPlan(t *testing.T) {

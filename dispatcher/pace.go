@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -87,4 +88,26 @@ func TurnsAheadOf(ctx context.Context) time.Duration {
 		return t.Ahead()
 	}
 	return 0
+}
+
+type laneKey struct{}
+
+// WithLane returns ctx carrying the lane of the broadcast whose messages
+// the Send calls made with it carry. A Sender that limits its requests in
+// flight (the SMS channel's window) serves the Sends waiting for a slot
+// by lane, the highest first, and within a lane the oldest first
+// (LaneRank).
+func WithLane(ctx context.Context, p Priority) context.Context {
+	return context.WithValue(ctx, laneKey{}, p)
+}
+
+// LaneRank is the rank of ctx's lane among Priorities, 0 for the highest
+// (critical); without a lane, or with an unknown one, normal's: the
+// default lane's, as the queue treats a broadcast without a priority.
+func LaneRank(ctx context.Context) int {
+	p, _ := ctx.Value(laneKey{}).(Priority)
+	if i := slices.Index(Priorities, p); i >= 0 {
+		return i
+	}
+	return slices.Index(Priorities, PriorityNormal)
 }

@@ -492,7 +492,9 @@ const maxKeptAnswer = 64 << 10
 func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	res := make([]dispatcher.Result, len(msgs))
 	win := s.window // shared by every Send: the Sender's in-flight limit
-	win.resume(s.clock.Now())
+	now := s.clock.Now()
+	win.resume(now)
+	at := place{rank: dispatcher.LaneRank(ctx), since: now}
 	// Each message is handed to an idle goroutine of this Send when there
 	// is one, else to a new one that stays for the next: a Send runs as
 	// many goroutines as it has had slots at once, not one per message,
@@ -500,7 +502,7 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for i := range msgs {
-		if err := win.acquire(ctx); err != nil {
+		if err := win.acquire(ctx, at); err != nil {
 			for j := i; j < len(msgs); j++ {
 				res[j] = notSent(err)
 			}

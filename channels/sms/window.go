@@ -3,6 +3,7 @@ package sms
 import (
 	"context"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -123,7 +124,8 @@ const (
 // least and grows while more requests in flight do not make them slower
 // (adapt): against a provider answering in 20 ms, 32 in flight would cap
 // a worker at 1,600 SMS a second whatever else allowed. It never exceeds
-// most, nor falls below least. Waiters are served in order.
+// most, nor falls below least. Waiters are served by lane, then the
+// oldest Send first (place).
 type window struct {
 	rate        dispatcher.Rate
 	least, most int
@@ -132,7 +134,7 @@ type window struct {
 	size    int           // the limit now
 	used    int           // slots held
 	slot    time.Duration // running mean of a slot's time, 0: none yet
-	waiters []chan struct{}
+	waiters []waiter // in the order they are served (place)
 
 	// Without a rate (adapt): the slots of the round so far, their time
 	// and how many ended with the window full; the least round mean of
@@ -157,8 +159,9 @@ func newWindow(rate dispatcher.Rate, least, most int) *window {
 }
 
 // acquire takes a slot, waiting for one; it returns ctx's error when ctx
-// is done first (then it holds none).
-func (w *window) acquire(ctx context.Context) error {
+// is done first (then it holds none). Waiters are served by at: the
+// highest lane first, then the oldest Send (see place).
+func (w *window) acquire(ctx context.Context, at place) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -169,7 +172,12 @@ func (w *window) acquire(ctx context.Context) error {
 		return nil
 	}
 	ready := make(chan struct{})
-	w.waiters = append(w.waiters, ready)
+	// After every waiter at or before at: equal places keep their order.
+	i := len(w.waiters)
+	for i > 0 && at.before(w.waiters[i-1].at) {
+		i--
+	}
+	w.waiters = slices.Insert(w.waiters, i, waiter{ready: ready, at: at})
 	w.mu.Unlock()
 	select {
 	case <-ready:
@@ -183,8 +191,8 @@ func (w *window) acquire(ctx context.Context) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for i, c := range w.waiters {
-			if c == ready {
-				w.waiters = append(w.waiters[:i], w.waiters[i+1:]...)
+			if c.ready == ready {
+				w.waiters = slices.Delete(w.waiters, i, i+1)
 				return ctx.Err()
 			}
 		}
@@ -193,6 +201,37 @@ func (w *window) acquire(ctx context.Context) error {
 		w.wake()
 		return ctx.Err()
 	}
+}
+
+// place is where a Send's messages queue for the window's slots: by
+// lane (dispatcher.LaneRank, the highest first), then by when the Send
+// began, the oldest first. Each Send asks for one slot at a time, so
+// served in turn (as they were before) the batches that a worker runs
+// side by side all got about the same share of the slots, went at the
+// same pace, and ended together: the slots of a rate then went unused
+// while the next batches were loaded, marked and asked for theirs (at
+// 5,000/s, 250 tokens, 1/200 of a 50,000 broadcast, at the first
+// batches' end). Oldest first, they end one after the other, and the
+// batches still sending keep the rate while the next one gets ready.
+// A higher lane's Send goes before every lower one's, however old: a
+// critical incident's messages do not wait for a bulk notice's batches
+// already running.
+type place struct {
+	rank  int
+	since time.Time
+}
+
+// before reports whether p is served before q.
+func (p place) before(q place) bool {
+	if p.rank != q.rank {
+		return p.rank < q.rank
+	}
+	return p.since.Before(q.since)
+}
+
+type waiter struct {
+	ready chan struct{}
+	at    place
 }
 
 // release gives a slot back.
@@ -316,7 +355,7 @@ func (w *window) throttled() {
 func (w *window) wake() {
 	for w.used < w.size && len(w.waiters) > 0 {
 		w.used++
-		close(w.waiters[0])
+		close(w.waiters[0].ready)
 		w.waiters = w.waiters[1:]
 	}
 }

@@ -77,7 +77,7 @@ func TestWindowGrowsAndServesInOrder(t *testing.T) {
 	w := newWindow(dispatcher.Rate{N: 1, Per: time.Second}, 2, 20)
 	ctx := t.Context()
 	for range 2 {
-		if err := w.acquire(ctx); err != nil {
+		if err := w.acquire(ctx, place{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -85,7 +85,7 @@ func TestWindowGrowsAndServesInOrder(t *testing.T) {
 	for i := range 3 {
 		waitFor(t, func() bool { _, _, n := w.state(); return n == i })
 		go func() {
-			if w.acquire(ctx) == nil {
+			if w.acquire(ctx, place{}) == nil {
 				got <- i
 			}
 		}()
@@ -109,13 +109,13 @@ func TestWindowGrowsAndServesInOrder(t *testing.T) {
 
 	// Full again: a waiter whose context ends gives up its place.
 	for range 11 {
-		if err := w.acquire(ctx); err != nil {
+		if err := w.acquire(ctx, place{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- w.acquire(cctx) }()
+	go func() { errc <- w.acquire(cctx, place{}) }()
 	waitFor(t, func() bool { _, _, n := w.state(); return n == 1 })
 	cancel()
 	if err := <-errc; err == nil {
@@ -124,6 +124,70 @@ func TestWindowGrowsAndServesInOrder(t *testing.T) {
 	w.release()
 	if size, used, n := w.state(); size != 14 || used != 13 || n != 0 {
 		t.Errorf("size %d, used %d, %d waiting; want 14, 13 and none", size, used, n)
+	}
+}
+
+// TestWindowServesByLaneThenAge: a slot given back goes to the waiter of
+// the highest lane, and within a lane to the oldest Send's; waiters of
+// the same place keep their order.
+func TestWindowServesByLaneThenAge(t *testing.T) {
+	t.Parallel()
+	w := newWindow(dispatcher.Rate{N: 1, Per: time.Second}, 1, 1)
+	ctx := t.Context()
+	if err := w.acquire(ctx, place{}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	normal, critical, bulk := dispatcher.LaneRank(dispatcher.WithLane(ctx, dispatcher.PriorityNormal)),
+		dispatcher.LaneRank(dispatcher.WithLane(ctx, dispatcher.PriorityCritical)), dispatcher.LaneRank(dispatcher.WithLane(ctx, dispatcher.PriorityBulk))
+	// In the order they ask: a normal Send begun at 0:02, a bulk one
+	// begun first of all, a normal one at 0:01, a second waiter of the
+	// 0:01 Send, a critical one begun last.
+	asks := []struct {
+		name string
+		at   place
+	}{
+		{"normal 0:02", place{normal, t0.Add(2 * time.Second)}},
+		{"bulk 0:00", place{bulk, t0}},
+		{"normal 0:01 a", place{normal, t0.Add(time.Second)}},
+		{"normal 0:01 b", place{normal, t0.Add(time.Second)}},
+		{"critical 0:03", place{critical, t0.Add(3 * time.Second)}},
+	}
+	got := make(chan string, len(asks))
+	for i, a := range asks {
+		waitFor(t, func() bool { _, _, n := w.state(); return n == i })
+		go func() {
+			if w.acquire(ctx, a.at) == nil {
+				got <- a.name
+			}
+		}()
+	}
+	waitFor(t, func() bool { _, _, n := w.state(); return n == len(asks) })
+	want := []string{"critical 0:03", "normal 0:01 a", "normal 0:01 b", "normal 0:02", "bulk 0:00"}
+	for _, name := range want {
+		w.release()
+		if g := <-got; g != name {
+			t.Fatalf("a slot given back went to %q, want %q (order %q)", g, name, want)
+		}
+	}
+}
+
+// TestLaneRank: a context's lane ranks as the queue's lanes do; none, or
+// an unknown one, ranks as normal.
+func TestLaneRank(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	for i, p := range dispatcher.Priorities {
+		if got := dispatcher.LaneRank(dispatcher.WithLane(ctx, p)); got != i {
+			t.Errorf("LaneRank(%s) = %d, want %d", p, got, i)
+		}
+	}
+	normal := slices.Index(dispatcher.Priorities, dispatcher.PriorityNormal)
+	if got := dispatcher.LaneRank(ctx); got != normal {
+		t.Errorf("LaneRank without a lane = %d, want normal's %d", got, normal)
+	}
+	if got := dispatcher.LaneRank(dispatcher.WithLane(ctx, "")); got != normal {
+		t.Errorf("LaneRank of an empty lane = %d, want normal's %d", got, normal)
 	}
 }
 
@@ -139,7 +203,7 @@ func rounds(t *testing.T, w *window, n int, busy bool, slot func(size int) time.
 		size, _, _ := w.state()
 		if !busy {
 			for range size {
-				if err := w.acquire(ctx); err != nil {
+				if err := w.acquire(ctx, place{}); err != nil {
 					t.Fatal(err)
 				}
 				w.observe(slot(size), true, time.Time{})
@@ -147,7 +211,7 @@ func rounds(t *testing.T, w *window, n int, busy bool, slot func(size int) time.
 			}
 		} else {
 			for range size {
-				if err := w.acquire(ctx); err != nil {
+				if err := w.acquire(ctx, place{}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -301,7 +365,7 @@ func TestWindowAdaptsWithoutRate(t *testing.T) {
 	if size, _, _ := w.state(); size != most {
 		t.Fatalf("idle less than %v: size %d, want %d", adaptIdle, size, most)
 	}
-	if err := w.acquire(t.Context()); err != nil {
+	if err := w.acquire(t.Context(), place{}); err != nil {
 		t.Fatal(err)
 	}
 	w.resume(ended.Add(2 * adaptIdle))

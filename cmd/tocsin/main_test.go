@@ -530,7 +530,16 @@ func TestRoles(t *testing.T) {
 	apiApp.mustDo("PUT", "/v1/recipients/c1", map[string]any{"locale": "it-CH", "phone": "+41791112233"}, nil, 200)
 	var opened dispatcher.UpdateResult
 	apiApp.mustDo("POST", "/v1/incidents", map[string]any{"title": "TWINT down", "severity": "major"}, &opened, 201)
-	time.Sleep(300 * time.Millisecond) // no worker yet: nothing may move
+	// No worker yet: no asynq server is registered (the API process runs
+	// none), the plan task waits in its lane, and nothing has moved.
+	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: opts.Addr, DB: opts.DB})
+	defer ins.Close()
+	if servers, err := ins.Servers(); err != nil || len(servers) != 0 {
+		t.Fatalf("asynq servers with only --role api running: %d (%v), want none", len(servers), err)
+	}
+	if info, err := ins.GetQueueInfo(queue.QueueDefault); err != nil || info.Pending != 1 || info.Active != 0 {
+		t.Fatalf("the default lane without a worker: %+v (%v), want the plan task pending", info, err)
+	}
 	var b dispatcher.Broadcast
 	apiApp.mustDo("GET", "/v1/broadcasts/"+opened.BroadcastID, nil, &b, 200)
 	if b.State != dispatcher.BroadcastPlanning {

@@ -384,10 +384,11 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 		}
 		var stop func()
 		ctx, stop = f.holdLease(ctx, broadcastID, l)
-		defer stop()
 		// err is the named result: a run that failed may have left deliveries
-		// in sending, so its handed set stays for whoever settles them.
-		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
+		// in sending, so its handed set stays for whoever settles them. The
+		// renewals stop first: one after the release would find the lease
+		// gone and say it was lost.
+		defer func() { stop(); f.releaseLease(ctx, broadcastID, l, err == nil) }()
 	}
 	// The batches are the snapshot's ranks cut every BatchSize, the same
 	// whichever run enqueues them (a task's id is its batch's): with a
@@ -721,10 +722,11 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 		}
 		var stop func()
 		ctx, stop = f.holdLease(ctx, broadcastID, l)
-		defer stop()
 		// err is the named result: a run that failed may have left deliveries
-		// in sending, so its handed set stays for whoever settles them.
-		defer func() { f.releaseLease(ctx, broadcastID, l, err == nil) }()
+		// in sending, so its handed set stays for whoever settles them. The
+		// renewals stop first: one after the release would find the lease
+		// gone and say it was lost.
+		defer func() { stop(); f.releaseLease(ctx, broadcastID, l, err == nil) }()
 		guard.Lease = &l
 	}
 	ids, err := f.batchIDs(ctx, broadcastID, batch)
@@ -1404,12 +1406,12 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		}
 		var stop func()
 		ctx, stop = f.holdLease(ctx, bid, l)
-		defer stop()
 		// err is the named result (see RunBatch). An outcome of this run
 		// lost in Redis leaves the delivery in sending, which no sweeper
 		// takes over for a retry: the task runs again (Claim takes the
-		// delivery in sending back).
+		// delivery in sending back). The renewals stop first (see RunBatch).
 		defer func() {
+			stop()
 			if rerr := f.releaseLease(ctx, bid, l, err == nil); err == nil && rerr != nil {
 				err = Transient(string(ReasonLeft), time.Second, fmt.Errorf("delivery %s: %w", deliveryID, rerr))
 			}

@@ -273,6 +273,13 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 			case <-t.C:
 			}
 			ok, err := f.leases.RenewLease(rctx, broadcastID, l, ttl)
+			select {
+			case <-done:
+				// The run stopped while the renewal was asked, and may
+				// have released the lease since: not lost, given up.
+				return
+			default:
+			}
 			switch {
 			case err != nil:
 				if failures++; failures >= 3 {

@@ -1,13 +1,16 @@
 package dispatcher
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -164,4 +167,57 @@ func TestSweepClaimsDespiteABadRecord(t *testing.T) {
 	if second := next(); second != first+1 {
 		t.Errorf("with every sweep failing on a bad record, claims at sweeps %d and %d, want one a sweep after the start's calm (%d sweeps)", first, second, calm)
 	}
+}
+
+// gateStore is a RunLeaseStore whose RenewLease says on asked that it was
+// called and answers what it is told on answer.
+type gateStore struct {
+	RunLeaseStore
+	asked  chan struct{}
+	answer chan bool
+}
+
+func (s *gateStore) RenewLease(context.Context, string, Lease, time.Duration) (bool, error) {
+	s.asked <- struct{}{}
+	return <-s.answer, nil
+}
+
+// TestNoLeaseLostAfterStop: a renewal under way when the run stops, and
+// answered after the run released its lease (not held any more), is not
+// reported as a lost lease: the run gave it up.
+func TestNoLeaseLostAfterStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &gateStore{asked: make(chan struct{}), answer: make(chan bool)}
+		var logs lockedBuffer
+		f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil)), LeaseTTL: 40 * time.Millisecond}}
+		ctx, stop := f.holdLease(t.Context(), "bc_1", Lease{Name: "b:0:100", Token: "t1"})
+		<-s.asked // a renewal, 10 ms in
+		stop()
+		s.answer <- false // released meanwhile
+		synctest.Wait()   // the renewing goroutine has acted on the answer
+		if got := logs.String(); strings.Contains(got, "lease lost") {
+			t.Errorf("a renewal answered after the run stopped logged: %s", got)
+		}
+		if cause := context.Cause(ctx); refusedReason(cause) == ReasonLeaseLost {
+			t.Errorf("the run's context ended with %v, want the stop's", cause)
+		}
+	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -412,12 +412,10 @@ func (s *Sender) deliver(ctx context.Context, j job) (o outcome) {
 	// the notification already, and only its answer says so; cut off, the
 	// run that takes the batch over would send it again. The platform's
 	// own timeout bounds it.
-	o = j.d.deliver(context.WithoutCancel(ctx), j.n, j.tok)
-	if o.err != nil && o.status == 0 && !o.dead && ctx.Err() != nil {
-		// Cut off by the caller: the request's fate is unknown.
-		return notSent(j.tok, fmt.Errorf("%w (%w)", ctx.Err(), o.err))
-	}
-	return o
+	// Its failure is its own (a timeout, a connection reset), whatever
+	// happened to ctx meanwhile: it went out, so it is not reported as
+	// "not sent".
+	return j.d.deliver(context.WithoutCancel(ctx), j.n, j.tok)
 }
 
 func notSent(tok dispatcher.PushToken, err error) outcome {

@@ -783,6 +783,30 @@ func TestCancelledInFlightAnswered(t *testing.T) {
 	}
 }
 
+// TestCancelledInFlightTimesOut: a request in flight when the run is
+// cancelled that then runs to its own timeout has an unknown fate: its
+// failure is transient and says it timed out, not that it was not sent.
+func TestCancelledInFlightTimesOut(t *testing.T) {
+	t.Parallel()
+	f := newFakes(t)
+	f.fcm.Delay(10 * time.Second)
+	cfg := f.config()
+	cfg.Timeout = 300 * time.Millisecond
+	s := mustNew(t, cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan dispatcher.Result, 1)
+	go func() { done <- s.Send(ctx, []*dispatcher.Message{message(1, fcmToken(1))})[0] }()
+	channeltest.WaitFor(t, "the FCM request in flight", func() bool { return f.fcm.Requests() >= 1 })
+	cancel()
+	r := <-done
+	if se := dispatcher.Classify(r.Err); r.Err == nil || se.Permanent || se.Suppress {
+		t.Fatalf("Send = %+v, want a transient failure", r)
+	}
+	if msg := r.Err.Error(); strings.Contains(msg, "not sent") || strings.Contains(msg, "context canceled") {
+		t.Errorf("a request that went out and timed out reads %q, want its own timeout, not \"not sent\"", msg)
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	t.Parallel()
 	f := newFakes(t)

@@ -134,7 +134,7 @@ type window struct {
 	size    int           // the limit now
 	used    int           // slots held
 	slot    time.Duration // running mean of a slot's time, 0: none yet
-	waiters []waiter // in the order they are served (place)
+	waiters []waiter      // in the order they are served (place)
 
 	// Without a rate (adapt): the slots of the round so far, their time
 	// and how many ended with the window full; the least round mean of

@@ -382,13 +382,11 @@ func (f *Fanout) Plan(ctx context.Context, broadcastID string) (err error) {
 		if !ok {
 			return nil // planning elsewhere
 		}
-		var stop func()
-		ctx, stop = f.holdLease(ctx, broadcastID, l)
+		var letGo func(func())
+		ctx, letGo = f.holdLease(ctx, broadcastID, l)
 		// err is the named result: a run that failed may have left deliveries
-		// in sending, so its handed set stays for whoever settles them. The
-		// renewals stop first: one after the release would find the lease
-		// gone and say it was lost.
-		defer func() { stop(); f.releaseLease(ctx, broadcastID, l, err == nil) }()
+		// in sending, so its handed set stays for whoever settles them.
+		defer func() { letGo(func() { f.releaseLease(ctx, broadcastID, l, err == nil) }) }()
 	}
 	// The batches are the snapshot's ranks cut every BatchSize, the same
 	// whichever run enqueues them (a task's id is its batch's): with a
@@ -720,13 +718,11 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 			f.c.Logger.InfoContext(ctx, "batch is running elsewhere", "broadcast_id", broadcastID, "batch_start", batch.Start)
 			return nil
 		}
-		var stop func()
-		ctx, stop = f.holdLease(ctx, broadcastID, l)
+		var letGo func(func())
+		ctx, letGo = f.holdLease(ctx, broadcastID, l)
 		// err is the named result: a run that failed may have left deliveries
-		// in sending, so its handed set stays for whoever settles them. The
-		// renewals stop first: one after the release would find the lease
-		// gone and say it was lost.
-		defer func() { stop(); f.releaseLease(ctx, broadcastID, l, err == nil) }()
+		// in sending, so its handed set stays for whoever settles them.
+		defer func() { letGo(func() { f.releaseLease(ctx, broadcastID, l, err == nil) }) }()
 		guard.Lease = &l
 	}
 	ids, err := f.batchIDs(ctx, broadcastID, batch)
@@ -814,6 +810,9 @@ func (f *Fanout) RunBatch(ctx context.Context, broadcastID string, batch Batch) 
 	if batch.LateMembers() != nil {
 		markLate(begins)
 	}
+	// The batch's place among the runs sharing a Sender's slots, for its
+	// fallback rounds too (see SendOrder).
+	ctx = WithSendOrder(ctx, SendOrder{Lane: bc.b.Priority, Since: bc.b.CreatedAt, Rank: batch.Start})
 	retries, err := f.rounds(ctx, bc, guard, begins, msgs, byID, rendered, nil)
 	if err != nil {
 		return err
@@ -1034,7 +1033,10 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sctx, cancel := context.WithCancel(WithLane(ctx, bc.b.Priority))
+	if _, ok := SendOrderOf(ctx); !ok {
+		ctx = WithSendOrder(ctx, SendOrder{Lane: bc.b.Priority, Since: bc.b.CreatedAt})
+	}
+	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
@@ -1391,6 +1393,9 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 			return Waiting(dec.Reason, dec.Delay, errors.New("still quiet hours for the recipient"))
 		}
 	}
+	// A retry goes ahead of its broadcast's batches still waiting for a
+	// Sender's slots: its first attempt went before them (see SendOrder).
+	ctx = WithSendOrder(ctx, SendOrder{Lane: bc.b.Priority, Since: bc.b.CreatedAt, Rank: -1})
 	// Claim it (queued -> sending) through the guard: a cancelled broadcast
 	// or a later update suppresses it instead, atomically. The claim names
 	// this run's lease, so a crash mid-send leaves a truthful record.
@@ -1404,17 +1409,18 @@ func (f *Fanout) Retry(ctx context.Context, deliveryID string, attempt int) (err
 		if !ok {
 			return Waiting(ReasonBusy, f.c.LeaseTTL, fmt.Errorf("delivery %s is being sent by another run", deliveryID))
 		}
-		var stop func()
-		ctx, stop = f.holdLease(ctx, bid, l)
+		var letGo func(func())
+		ctx, letGo = f.holdLease(ctx, bid, l)
 		// err is the named result (see RunBatch). An outcome of this run
 		// lost in Redis leaves the delivery in sending, which no sweeper
 		// takes over for a retry: the task runs again (Claim takes the
-		// delivery in sending back). The renewals stop first (see RunBatch).
+		// delivery in sending back).
 		defer func() {
-			stop()
-			if rerr := f.releaseLease(ctx, bid, l, err == nil); err == nil && rerr != nil {
-				err = Transient(string(ReasonLeft), time.Second, fmt.Errorf("delivery %s: %w", deliveryID, rerr))
-			}
+			letGo(func() {
+				if rerr := f.releaseLease(ctx, bid, l, err == nil); err == nil && rerr != nil {
+					err = Transient(string(ReasonLeft), time.Second, fmt.Errorf("delivery %s: %w", deliveryID, rerr))
+				}
+			})
 		}()
 		guard.Lease = &l
 	}

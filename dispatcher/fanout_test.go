@@ -95,14 +95,15 @@ type scriptedSender struct {
 	mu         sync.Mutex
 	calls      [][]*dispatcher.Message
 	resultFunc func(m *dispatcher.Message) dispatcher.Result
-	short      bool  // answer one result fewer than asked
-	lanes      []int // each call's dispatcher.LaneRank
+	short      bool                   // answer one result fewer than asked
+	orders     []dispatcher.SendOrder // each call's
 }
 
 func (s *scriptedSender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatcher.Result {
 	s.mu.Lock()
 	s.calls = append(s.calls, msgs)
-	s.lanes = append(s.lanes, dispatcher.LaneRank(ctx))
+	o, _ := dispatcher.SendOrderOf(ctx)
+	s.orders = append(s.orders, o)
 	s.mu.Unlock()
 	res := make([]dispatcher.Result, len(msgs))
 	for i, m := range msgs {
@@ -211,28 +212,57 @@ func smsRecipient(id, locale string) *dispatcher.Recipient {
 	return &dispatcher.Recipient{ID: id, Kind: dispatcher.KindCustomer, Locale: locale, Phone: "+41791234567"}
 }
 
-// TestSendCarriesTheLane: a Sender is called with the lane of the
-// broadcast whose messages it sends, which the SMS channel's window
-// serves its waiting Sends by.
-func TestSendCarriesTheLane(t *testing.T) {
+// TestSendCarriesItsOrder: a Sender is called with the place of its
+// messages among the runs sharing its slots (dispatcher.SendOrder): the
+// broadcast's lane and creation, and the batch's first rank, or -1 for a
+// retry.
+func TestSendCarriesItsOrder(t *testing.T) {
 	t.Parallel()
-	for i, p := range dispatcher.Priorities {
+	created := time.Date(2026, 12, 7, 20, 0, 0, 0, time.UTC)
+	for _, p := range dispatcher.Priorities {
 		t.Run(string(p), func(t *testing.T) {
 			t.Parallel()
-			s := setupFanout(t, smsRecipient("r1", "en"))
-			s.b.Priority = p
+			var rs []*dispatcher.Recipient
+			for i := range 15 {
+				rs = append(rs, smsRecipient(fmt.Sprintf("r%02d", i), "en"))
+			}
+			s := setupFanout(t, rs...)
+			s.b.Priority, s.b.CreatedAt = p, created
 			ctx := context.Background()
 			if err := s.fanout.Plan(ctx, s.b.ID); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.fanout.RunBatch(ctx, s.b.ID, dispatcher.Batch{Start: 0, Stop: 1}); err != nil {
-				t.Fatal(err)
+			for _, b := range []dispatcher.Batch{{Start: 10, Stop: 15}, {Start: 0, Stop: 10}} {
+				if err := s.fanout.RunBatch(ctx, s.b.ID, b); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if !slices.Equal(s.sms.lanes, []int{i}) {
-				t.Errorf("the SMS Sender's calls had lanes %v, want [%d] (%s)", s.sms.lanes, i, p)
+			want := []dispatcher.SendOrder{{Lane: p, Since: created, Rank: 10}, {Lane: p, Since: created, Rank: 0}}
+			if !slices.Equal(s.sms.orders, want) {
+				t.Errorf("the SMS Sender's calls had orders %+v, want %+v", s.sms.orders, want)
 			}
 		})
 	}
+	t.Run("retry", func(t *testing.T) {
+		t.Parallel()
+		s := setupFanout(t, smsRecipient("a", "en"))
+		s.b.Priority, s.b.CreatedAt = dispatcher.PriorityLow, created
+		ctx := context.Background()
+		id := dispatcher.DeliveryID(s.b.ID, dispatcher.ChannelSMS, "a")
+		if _, err := s.store.BeginDeliveries(ctx, s.b.ID, dispatcher.Guard{}, []dispatcher.Begin{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusSending, Locale: "en"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.store.Record(ctx, s.b.ID, []dispatcher.Outcome{{RecipientID: "a", Channel: dispatcher.ChannelSMS, Status: dispatcher.StatusQueued, Attempts: 1, Locale: "en"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.fanout.Retry(ctx, id, 2); err != nil {
+			t.Fatal(err)
+		}
+		want := []dispatcher.SendOrder{{Lane: dispatcher.PriorityLow, Since: created, Rank: -1}}
+		if !slices.Equal(s.sms.orders, want) {
+			t.Errorf("the retry's SMS call had orders %+v, want %+v", s.sms.orders, want)
+		}
+	})
 }
 
 func TestFanoutPlan(t *testing.T) {

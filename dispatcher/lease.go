@@ -248,20 +248,27 @@ func refusedReason(err error) Reason {
 }
 
 // holdLease renews l every quarter of the lease's life until the returned
-// stop is called. When l is lost, or cannot be renewed for longer than it
+// letGo is called. When l is lost, or cannot be renewed for longer than it
 // lasts (Redis unreachable), the returned context is cancelled: the run
 // stops handing messages over, since another run may take the batch.
+//
+// letGo(release) gives the lease up: it calls release (nil: nothing to
+// call) while the renewals go on, so that a slow release (Redis failing
+// over) does not let the lease lapse and the sweeper take a finished run
+// over, then stops them. A renewal that finds the lease gone once letGo
+// began is not reported as lost: the run gave it up.
 //
 // A run whose ctx is cancelled (its worker stopping) still holds l until
 // it stops: its provider requests in flight are answered and recorded
 // first (a Sender does not cut them off), and a lease lapsed meanwhile
 // would let another run take the batch over and send those messages
 // again.
-func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (context.Context, func()) {
+func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (context.Context, func(release func())) {
 	rctx := context.WithoutCancel(ctx)
 	ctx, cancel := context.WithCancelCause(ctx)
 	ttl := f.c.LeaseTTL
 	done := make(chan struct{})
+	var releasing atomic.Bool
 	go func() {
 		t := time.NewTicker(ttl / 4)
 		defer t.Stop()
@@ -273,12 +280,11 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 			case <-t.C:
 			}
 			ok, err := f.leases.RenewLease(rctx, broadcastID, l, ttl)
-			select {
-			case <-done:
-				// The run stopped while the renewal was asked, and may
-				// have released the lease since: not lost, given up.
-				return
-			default:
+			if releasing.Load() {
+				if ok && err == nil {
+					continue // still held while the release is under way
+				}
+				return // released meanwhile: not lost, given up
 			}
 			switch {
 			case err != nil:
@@ -296,7 +302,11 @@ func (f *Fanout) holdLease(ctx context.Context, broadcastID string, l Lease) (co
 			}
 		}
 	}()
-	return ctx, func() {
+	return ctx, func(release func()) {
+		releasing.Store(true)
+		if release != nil {
+			release()
+		}
 		close(done)
 		cancel(nil)
 	}

@@ -90,23 +90,42 @@ func TurnsAheadOf(ctx context.Context) time.Duration {
 	return 0
 }
 
-type laneKey struct{}
+type sendOrderKey struct{}
 
-// WithLane returns ctx carrying the lane of the broadcast whose messages
-// the Send calls made with it carry. A Sender that limits its requests in
-// flight (the SMS channel's window) serves the Sends waiting for a slot
-// by lane, the highest first, and within a lane the oldest first
-// (LaneRank).
-func WithLane(ctx context.Context, p Priority) context.Context {
-	return context.WithValue(ctx, laneKey{}, p)
+// SendOrder is where the messages of the Send calls made with a context
+// (WithSendOrder) wait for a Sender's in-flight slots shared by its runs
+// (the SMS channel's window): by Lane, the highest first; then by Since,
+// the oldest broadcast first; then by Rank, the lowest first. A batch's
+// rank is its first; a retry's is -1, ahead of every batch of its
+// broadcast still waiting (its first attempt went before them). A
+// batch's later rounds (channel fallbacks) keep the batch's place.
+//
+// Served in turn instead, a worker's batches all went at the same pace
+// and ended together, and a rate's tokens went unused while the next
+// ones started (docs/BENCHMARKS.md); served by arrival, a retry or a
+// fallback would wait behind every run under way.
+type SendOrder struct {
+	Lane  Priority
+	Since time.Time
+	Rank  int
 }
 
-// LaneRank is the rank of ctx's lane among Priorities, 0 for the highest
-// (critical); without a lane, or with an unknown one, normal's: the
-// default lane's, as the queue treats a broadcast without a priority.
-func LaneRank(ctx context.Context) int {
-	p, _ := ctx.Value(laneKey{}).(Priority)
-	if i := slices.Index(Priorities, p); i >= 0 {
+// WithSendOrder returns ctx carrying o for the Send calls made with it.
+func WithSendOrder(ctx context.Context, o SendOrder) context.Context {
+	return context.WithValue(ctx, sendOrderKey{}, o)
+}
+
+// SendOrderOf returns ctx's SendOrder, and false when it carries none.
+func SendOrderOf(ctx context.Context) (SendOrder, bool) {
+	o, ok := ctx.Value(sendOrderKey{}).(SendOrder)
+	return o, ok
+}
+
+// LaneRank is the rank of o's lane among Priorities, 0 for the highest
+// (critical); an empty or unknown lane ranks as normal, the default lane
+// the queue gives a broadcast without a priority.
+func (o SendOrder) LaneRank() int {
+	if i := slices.Index(Priorities, o.Lane); i >= 0 {
 		return i
 	}
 	return slices.Index(Priorities, PriorityNormal)

@@ -494,7 +494,7 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	win := s.window // shared by every Send: the Sender's in-flight limit
 	now := s.clock.Now()
 	win.resume(now)
-	at := place{rank: dispatcher.LaneRank(ctx), since: now}
+	at := placeOf(ctx, now)
 	// Each message is handed to an idle goroutine of this Send when there
 	// is one, else to a new one that stays for the next: a Send runs as
 	// many goroutines as it has had slots at once, not one per message,

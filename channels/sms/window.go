@@ -203,30 +203,44 @@ func (w *window) acquire(ctx context.Context, at place) error {
 	}
 }
 
-// place is where a Send's messages queue for the window's slots: by
-// lane (dispatcher.LaneRank, the highest first), then by when the Send
-// began, the oldest first. Each Send asks for one slot at a time, so
-// served in turn (as they were before) the batches that a worker runs
-// side by side all got about the same share of the slots, went at the
-// same pace, and ended together: the slots of a rate then went unused
-// while the next batches were loaded, marked and asked for theirs (at
-// 5,000/s, 250 tokens, 1/200 of a 50,000 broadcast, at the first
-// batches' end). Oldest first, they end one after the other, and the
-// batches still sending keep the rate while the next one gets ready.
-// A higher lane's Send goes before every lower one's, however old: a
-// critical incident's messages do not wait for a bulk notice's batches
-// already running.
+// place is where a Send's messages queue for the window's slots
+// (dispatcher.SendOrder): by lane (rank, the highest first), then the
+// oldest broadcast (since), then the lowest rank in it (seq: a batch's
+// first rank, -1 for a retry). A Send without an order has its start as
+// since. Each Send asks for one slot at a time, so served in turn (as
+// they were before) the batches that a worker runs side by side all got
+// about the same share of the slots, went at the same pace, and ended
+// together: the slots of a rate then went unused while the next batches
+// were loaded, marked and asked for theirs (at 5,000/s, 250 tokens, 1/200
+// of a 50,000 broadcast, at the first batches' end). In order, they end
+// one after the other, and the batches still sending keep the rate while
+// the next one gets ready. A higher lane's Send goes before every lower
+// one's, however old: a critical incident's messages do not wait for a
+// bulk notice's batches already running.
 type place struct {
 	rank  int
 	since time.Time
+	seq   int
+}
+
+// placeOf is the place of a Send that began at now with ctx.
+func placeOf(ctx context.Context, now time.Time) place {
+	o, ok := dispatcher.SendOrderOf(ctx)
+	if !ok {
+		return place{rank: o.LaneRank(), since: now}
+	}
+	return place{rank: o.LaneRank(), since: o.Since, seq: o.Rank}
 }
 
 // before reports whether p is served before q.
 func (p place) before(q place) bool {
-	if p.rank != q.rank {
+	switch {
+	case p.rank != q.rank:
 		return p.rank < q.rank
+	case !p.since.Equal(q.since):
+		return p.since.Before(q.since)
 	}
-	return p.since.Before(q.since)
+	return p.seq < q.seq
 }
 
 type waiter struct {

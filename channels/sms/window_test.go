@@ -127,10 +127,11 @@ func TestWindowGrowsAndServesInOrder(t *testing.T) {
 	}
 }
 
-// TestWindowServesByLaneThenAge: a slot given back goes to the waiter of
-// the highest lane, and within a lane to the oldest Send's; waiters of
-// the same place keep their order.
-func TestWindowServesByLaneThenAge(t *testing.T) {
+// TestWindowServesInSendOrder: a slot given back goes to the waiter of
+// the highest lane, within a lane to the oldest broadcast's, within a
+// broadcast to the lowest rank's (a retry's -1 first); waiters of the same
+// place keep their order.
+func TestWindowServesInSendOrder(t *testing.T) {
 	t.Parallel()
 	w := newWindow(dispatcher.Rate{N: 1, Per: time.Second}, 1, 1)
 	ctx := t.Context()
@@ -138,20 +139,21 @@ func TestWindowServesByLaneThenAge(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	normal, critical, bulk := dispatcher.LaneRank(dispatcher.WithLane(ctx, dispatcher.PriorityNormal)),
-		dispatcher.LaneRank(dispatcher.WithLane(ctx, dispatcher.PriorityCritical)), dispatcher.LaneRank(dispatcher.WithLane(ctx, dispatcher.PriorityBulk))
-	// In the order they ask: a normal Send begun at 0:02, a bulk one
-	// begun first of all, a normal one at 0:01, a second waiter of the
-	// 0:01 Send, a critical one begun last.
+	at := func(lane dispatcher.Priority, since time.Duration, rank int) place {
+		return placeOf(dispatcher.WithSendOrder(ctx, dispatcher.SendOrder{Lane: lane, Since: t0.Add(since), Rank: rank}), time.Time{})
+	}
+	// In the order they ask.
 	asks := []struct {
 		name string
 		at   place
 	}{
-		{"normal 0:02", place{normal, t0.Add(2 * time.Second)}},
-		{"bulk 0:00", place{bulk, t0}},
-		{"normal 0:01 a", place{normal, t0.Add(time.Second)}},
-		{"normal 0:01 b", place{normal, t0.Add(time.Second)}},
-		{"critical 0:03", place{critical, t0.Add(3 * time.Second)}},
+		{"normal 0:02 batch 0", at(dispatcher.PriorityNormal, 2*time.Second, 0)},
+		{"bulk 0:00 batch 0", at(dispatcher.PriorityBulk, 0, 0)},
+		{"normal 0:01 batch 500", at(dispatcher.PriorityNormal, time.Second, 500)},
+		{"normal 0:01 batch 0 a", at(dispatcher.PriorityNormal, time.Second, 0)},
+		{"normal 0:01 batch 0 b", at(dispatcher.PriorityNormal, time.Second, 0)},
+		{"normal 0:01 retry", at(dispatcher.PriorityNormal, time.Second, -1)},
+		{"critical 0:03 batch 1000", at(dispatcher.PriorityCritical, 3*time.Second, 1000)},
 	}
 	got := make(chan string, len(asks))
 	for i, a := range asks {
@@ -163,7 +165,8 @@ func TestWindowServesByLaneThenAge(t *testing.T) {
 		}()
 	}
 	waitFor(t, func() bool { _, _, n := w.state(); return n == len(asks) })
-	want := []string{"critical 0:03", "normal 0:01 a", "normal 0:01 b", "normal 0:02", "bulk 0:00"}
+	want := []string{"critical 0:03 batch 1000", "normal 0:01 retry", "normal 0:01 batch 0 a", "normal 0:01 batch 0 b",
+		"normal 0:01 batch 500", "normal 0:02 batch 0", "bulk 0:00 batch 0"}
 	for _, name := range want {
 		w.release()
 		if g := <-got; g != name {
@@ -172,22 +175,25 @@ func TestWindowServesByLaneThenAge(t *testing.T) {
 	}
 }
 
-// TestLaneRank: a context's lane ranks as the queue's lanes do; none, or
-// an unknown one, ranks as normal.
-func TestLaneRank(t *testing.T) {
+// TestPlaceOf: a Send's place comes from its context's SendOrder; without
+// one it is the normal lane's, at the Send's start. An empty or unknown
+// lane ranks as normal, as the queue treats it.
+func TestPlaceOf(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	for i, p := range dispatcher.Priorities {
-		if got := dispatcher.LaneRank(dispatcher.WithLane(ctx, p)); got != i {
-			t.Errorf("LaneRank(%s) = %d, want %d", p, got, i)
+		o := dispatcher.SendOrder{Lane: p, Since: now.Add(-time.Minute), Rank: 500}
+		if got, want := placeOf(dispatcher.WithSendOrder(ctx, o), now), (place{rank: i, since: o.Since, seq: 500}); got != want {
+			t.Errorf("placeOf(%+v) = %+v, want %+v", o, got, want)
 		}
 	}
 	normal := slices.Index(dispatcher.Priorities, dispatcher.PriorityNormal)
-	if got := dispatcher.LaneRank(ctx); got != normal {
-		t.Errorf("LaneRank without a lane = %d, want normal's %d", got, normal)
+	if got, want := placeOf(ctx, now), (place{rank: normal, since: now}); got != want {
+		t.Errorf("placeOf without an order = %+v, want %+v", got, want)
 	}
-	if got := dispatcher.LaneRank(dispatcher.WithLane(ctx, "")); got != normal {
-		t.Errorf("LaneRank of an empty lane = %d, want normal's %d", got, normal)
+	if got := placeOf(dispatcher.WithSendOrder(ctx, dispatcher.SendOrder{Lane: "urgent"}), now); got.rank != normal {
+		t.Errorf("an unknown lane ranks %d, want normal's %d", got.rank, normal)
 	}
 }
 

@@ -479,7 +479,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		if err := worker.Start(a.handlers()); err != nil {
 			return fmt.Errorf("start workers: %w", err)
 		}
-		logger.Info("workers started", "concurrency", cfg.Worker.Concurrency, "queues", queue.Queues)
+		logger.Info("workers started", "concurrency", cfg.Worker.Concurrency, "queues", queue.Queues,
+			"graceful_stop_within", stopWithin(cfg, *role).String())
 		// Finds the batches of workers that died (their lease lapsed) and
 		// has them taken over, well before asynq's own recovery would.
 		sweepCtx, stopSweep := context.WithCancel(ctx)
@@ -541,6 +542,22 @@ func drainWait(cfg config.Config) time.Duration {
 	e := cmp.Or(max(cfg.Channels.Email.SMTP.Timeout, 0), email.DefaultTimeout)
 	w := cmp.Or(max(cfg.Channels.Webhook.Timeout, 0), webhook.DefaultTimeout)
 	return max(t, push.DefaultTimeout, e, w) + 5*time.Second
+}
+
+// stopWithin bounds how long a process of role takes to stop after
+// SIGTERM: the HTTP server's shutdown (not for a worker), then the
+// workers' (not for the API) and the wait for their requests in flight
+// (drainWait). An orchestrator's grace period shorter than that may kill
+// it first, and what it had in flight then goes again.
+func stopWithin(cfg config.Config, role string) time.Duration {
+	var d time.Duration
+	if role != "worker" {
+		d += cfg.HTTP.ShutdownTimeout
+	}
+	if role != "api" {
+		d += cfg.Worker.ShutdownTimeout + drainWait(cfg)
+	}
+	return d
 }
 
 // tracing is what tracing.* configures, or m.TracerProvider's.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -88,5 +89,22 @@ func TestWire(t *testing.T) {
 		}})
 	if !errors.Is(err, boom) {
 		t.Errorf("wire with failing senders: %v, want %v", err, boom)
+	}
+}
+
+// TestStopWithin: the bound a worker logs at its start on how long it
+// takes to stop is the sum of its steps, and grows with a channel's
+// timeout: 45 s by default for --role all (operations.md), 15 s for the
+// API alone.
+func TestStopWithin(t *testing.T) {
+	cfg := config.Default()
+	for role, want := range map[string]time.Duration{"all": 45 * time.Second, "worker": 30 * time.Second, "api": 15 * time.Second} {
+		if got := stopWithin(cfg, role); got != want {
+			t.Errorf("stopWithin(defaults, %s) = %v, want %v", role, got, want)
+		}
+	}
+	cfg.Channels.Webhook.Timeout = time.Minute
+	if got, want := stopWithin(cfg, "worker"), 10*time.Second+time.Minute+5*time.Second; got != want {
+		t.Errorf("stopWithin with a 1m webhook timeout = %v, want %v", got, want)
 	}
 }

@@ -494,7 +494,8 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	win := s.window // shared by every Send: the Sender's in-flight limit
 	now := s.clock.Now()
 	win.resume(now)
-	at := placeOf(ctx, now)
+	// Every message's slot is claimed at once, at the Send's place.
+	cl := win.claim(placeOf(ctx, now), len(msgs))
 	// Each message is handed to an idle goroutine of this Send when there
 	// is one, else to a new one that stays for the next: a Send runs as
 	// many goroutines as it has had slots at once, not one per message,
@@ -502,7 +503,7 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for i := range msgs {
-		if err := win.acquire(ctx, at); err != nil {
+		if err := cl.next(ctx); err != nil {
 			for j := i; j < len(msgs); j++ {
 				res[j] = notSent(err)
 			}
@@ -519,6 +520,7 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 			})
 		}
 	}
+	cl.close() // what a cancel left unsent goes back to the others now
 	close(jobs)
 	wg.Wait()
 	return res

@@ -134,7 +134,7 @@ type window struct {
 	size    int           // the limit now
 	used    int           // slots held
 	slot    time.Duration // running mean of a slot's time, 0: none yet
-	waiters []waiter      // in the order they are served (place)
+	waiters []*claim      // in the order they are served (place)
 
 	// Without a rate (adapt): the slots of the round so far, their time
 	// and how many ended with the window full; the least round mean of
@@ -158,49 +158,90 @@ func newWindow(rate dispatcher.Rate, least, most int) *window {
 	return &window{rate: rate, least: least, most: most, size: Window(rate, FirstLatency, least, most), slowStart: true}
 }
 
-// acquire takes a slot, waiting for one; it returns ctx's error when ctx
-// is done first (then it holds none). Waiters are served by at: the
-// highest lane first, then the oldest Send (see place).
-func (w *window) acquire(ctx context.Context, at place) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// claim is one Send's place in the window's line: the slots it still
+// wants, and those handed to it and not taken yet (ready). A Send claims
+// a slot for each of its messages at once, so that a slot freed while it
+// is between two messages (dispatching one, not yet asking for the next)
+// is still its own: with one slot asked at a time, a critical update's
+// Send lost about one slot in three to bulk batches that way
+// (TestCriticalSMSGoFirst).
+type claim struct {
+	w     *window
+	at    place
+	want  int           // slots still to hand it; it leaves the line at 0
+	ready chan struct{} // slots handed, each taken by next
+}
+
+// claim puts a Send wanting n slots in the line at its place (after every
+// claim at or before it: equal places keep their order), and hands it
+// what is free. close must follow.
+func (w *window) claim(at place, n int) *claim {
+	c := &claim{w: w, at: at, want: n, ready: make(chan struct{}, n)}
+	if n <= 0 {
+		return c
 	}
 	w.mu.Lock()
-	if w.used < w.size && len(w.waiters) == 0 {
-		w.used++
-		w.mu.Unlock()
-		return nil
-	}
-	ready := make(chan struct{})
-	// After every waiter at or before at: equal places keep their order.
+	defer w.mu.Unlock()
 	i := len(w.waiters)
 	for i > 0 && at.before(w.waiters[i-1].at) {
 		i--
 	}
-	w.waiters = slices.Insert(w.waiters, i, waiter{ready: ready, at: at})
-	w.mu.Unlock()
+	w.waiters = slices.Insert(w.waiters, i, c)
+	w.wake()
+	return c
+}
+
+// next takes a slot handed to c, waiting for one; it returns ctx's error
+// when ctx is done first (a slot handed meanwhile goes back at close).
+func (c *claim) next(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
-	case <-ready:
+	case <-c.ready:
 		if err := ctx.Err(); err != nil {
-			// Both were ready: a cancelled ctx wins, the slot goes back.
-			w.release()
+			// Both were ready: a cancelled ctx wins, and the slot
+			// stays handed (close gives it back).
+			c.ready <- struct{}{}
 			return err
 		}
 		return nil
 	case <-ctx.Done():
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		for i, c := range w.waiters {
-			if c.ready == ready {
-				w.waiters = slices.Delete(w.waiters, i, i+1)
-				return ctx.Err()
-			}
-		}
-		// Handed a slot meanwhile: give it back.
-		w.used--
-		w.wake()
 		return ctx.Err()
 	}
+}
+
+// close takes c out of the line and gives back the slots handed to it
+// and not taken.
+func (c *claim) close() {
+	w := c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i := slices.Index(w.waiters, c); i >= 0 {
+		w.waiters = slices.Delete(w.waiters, i, i+1)
+	}
+	for {
+		select {
+		case <-c.ready:
+			w.used--
+			continue
+		default:
+		}
+		break
+	}
+	c.want = 0
+	w.wake()
+}
+
+// acquire takes one slot at place at, waiting for it; it returns ctx's
+// error when ctx is done first (then it holds none).
+func (w *window) acquire(ctx context.Context, at place) error {
+	c := w.claim(at, 1)
+	if err := c.next(ctx); err != nil {
+		c.close()
+		return err
+	}
+	return nil
 }
 
 // place is where a Send's messages queue for the window's slots
@@ -241,11 +282,6 @@ func (p place) before(q place) bool {
 		return p.since.Before(q.since)
 	}
 	return p.seq < q.seq
-}
-
-type waiter struct {
-	ready chan struct{}
-	at    place
 }
 
 // release gives a slot back.
@@ -368,8 +404,12 @@ func (w *window) throttled() {
 // wake hands free slots to waiters, in order; w.mu is held.
 func (w *window) wake() {
 	for w.used < w.size && len(w.waiters) > 0 {
+		c := w.waiters[0]
 		w.used++
-		close(w.waiters[0].ready)
-		w.waiters = w.waiters[1:]
+		c.want--
+		c.ready <- struct{}{} // room: ready holds at most the n claimed
+		if c.want == 0 {
+			w.waiters = w.waiters[1:]
+		}
 	}
 }

@@ -175,6 +175,54 @@ func TestWindowServesInSendOrder(t *testing.T) {
 	}
 }
 
+// TestWindowClaimsForTheWholeSend: a Send claims a slot for each of its
+// messages at once, so slots freed while it is not asking (between two
+// messages) are handed to it still, ahead of a lower place's; close gives
+// back what it was handed and did not take, and a cancelled next takes
+// nothing.
+func TestWindowClaimsForTheWholeSend(t *testing.T) {
+	t.Parallel()
+	w := newWindow(dispatcher.Rate{N: 1, Per: time.Second}, 2, 2)
+	ctx := t.Context()
+	for range 2 {
+		if err := w.acquire(ctx, place{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	high, low := w.claim(place{rank: 0}, 3), w.claim(place{rank: 3}, 3)
+	// Two slots come back while the high claim asks for none.
+	w.release()
+	w.release()
+	if size, used, n := w.state(); used != 2 || n != 2 || len(high.ready) != 2 || len(low.ready) != 0 {
+		t.Fatalf("after two releases: size %d, used %d, %d claims waiting, %d handed to the high claim and %d to the low; want 2 used, both waiting, 2 and 0",
+			size, used, n, len(high.ready), len(low.ready))
+	}
+	for range 2 {
+		if err := high.next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A cancelled next takes nothing, and close gives back what the
+	// claim was handed: the low claim gets it.
+	w.release()
+	if len(high.ready) != 1 {
+		t.Fatalf("the third release handed the high claim %d, want 1", len(high.ready))
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := high.next(cctx); err == nil {
+		t.Fatal("next with a cancelled context took a slot")
+	}
+	high.close()
+	if len(low.ready) != 1 {
+		t.Fatalf("after the high claim closed, the low one was handed %d, want 1", len(low.ready))
+	}
+	low.close()
+	if size, used, n := w.state(); used != 1 || n != 0 {
+		t.Errorf("after both closed: size %d, used %d (the two the high claim took, one released), %d waiting; want 1 and none", size, used, n)
+	}
+}
+
 // TestPlaceOf: a Send's place comes from its context's SendOrder; without
 // one it is the normal lane's, at the Send's start. An empty or unknown
 // lane ranks as normal, as the queue treats it.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -85,6 +86,13 @@ func redisEnv(addr string, db int) map[string]string {
 // newCrashRigEnv is newCrashRig on the Redis that the variables redis name.
 func newCrashRigEnv(t *testing.T, workers int, redis map[string]string) *crashRig {
 	t.Helper()
+	return newCrashRigServices(t, workers, redis, nil)
+}
+
+// newCrashRigServices is newCrashRigEnv whose recipient i has the services
+// services(i) names (nil: none, the recipients of every incident).
+func newCrashRigServices(t *testing.T, workers int, redis map[string]string, services func(i int) []string) *crashRig {
+	t.Helper()
 	tw := twiliotest.New(t, testAccountSID, testAuthToken)
 	// Slow answers keep the sender's in-flight limit full: a kill always
 	// cuts requests off mid-flight.
@@ -111,6 +119,13 @@ func newCrashRigEnv(t *testing.T, workers int, redis map[string]string) *crashRi
 	lines := make([]string, r.n)
 	for i := range r.n {
 		lines[i] = `{"id":"k` + strconv.Itoa(i) + `","locale":"en","phone":"` + r.phone(i) + `","channels":["sms"]}`
+		if services != nil {
+			b, err := json.Marshal(services(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines[i] = strings.TrimSuffix(lines[i], "}") + `,"services":` + string(b) + "}"
+		}
 	}
 	r.a.importNDJSON(lines)
 	for range workers {
@@ -544,4 +559,58 @@ func (a *app) importNDJSON(lines []string) {
 		a.t.Fatalf("import: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// TestCriticalSMSGoFirst: a critical notice sent while a bulk notice's
+// batches fill a worker's SMS window goes ahead of them in the window:
+// between the critical notice's first and last SMS at the provider, at
+// most a window's worth of the bulk notice's arrive (those already in
+// flight when it began). Served in turn, as the window did before, its
+// one batch shared the slots with the three bulk batches still running
+// (about three bulk SMS for each of its own).
+func TestCriticalSMSGoFirst(t *testing.T) {
+	const crit = 100 // one batch
+	_, opts := redistest.New(t)
+	r := newCrashRigServices(t, 1, redisEnv(opts.Addr, opts.DB), func(i int) []string {
+		if i >= crashAudience-crit {
+			return []string{"atm"}
+		}
+		return []string{"cards"}
+	})
+	notice := func(body, priority string, services []string) string {
+		var b dispatcher.Broadcast
+		r.a.mustDo("POST", "/v1/broadcasts", map[string]any{"title": body, "priority": priority, "services": services,
+			"channels": []string{"sms"}, "message": map[string]string{"en": body}}, &b, 201)
+		return b.ID
+	}
+	bulk := notice("BULK terminal firmware tonight", "bulk", nil)
+	r.waitAccepted(300) // the worker's four batches are sending
+	critical := notice("CRIT ATM network down", "critical", []string{"atm"})
+	r.waitDone(critical)
+	r.a.mustDo("POST", "/v1/broadcasts/"+bulk+"/cancel", nil, nil, 200)
+
+	msgs := r.tw.Messages()
+	first, last, crits := -1, -1, 0
+	for i, m := range msgs {
+		if strings.Contains(m.Body, "CRIT") {
+			if first < 0 {
+				first = i
+			}
+			last, crits = i, crits+1
+		}
+	}
+	if crits != crit {
+		t.Fatalf("the provider got %d SMS of the critical notice, want %d", crits, crit)
+	}
+	between := 0
+	for _, m := range msgs[first:last] {
+		if strings.Contains(m.Body, "BULK") {
+			between++
+		}
+	}
+	t.Logf("%d bulk SMS before the critical notice's first, %d between its first and last", first, between)
+	if between > sms.DefaultConcurrency {
+		t.Errorf("%d of the bulk notice's SMS reached the provider between the critical notice's first and last, want at most the window's %d (in flight when it began)",
+			between, sms.DefaultConcurrency)
+	}
 }

@@ -496,6 +496,7 @@ func (s *Sender) Send(ctx context.Context, msgs []*dispatcher.Message) []dispatc
 	win.resume(now)
 	// Every message's slot is claimed at once, at the Send's place.
 	cl := win.claim(placeOf(ctx, now), len(msgs))
+	defer cl.close() // a panic (SendSafely recovers it) too; a second close does nothing
 	// Each message is handed to an idle goroutine of this Send when there
 	// is one, else to a new one that stays for the next: a Send runs as
 	// many goroutines as it has had slots at once, not one per message,

@@ -218,8 +218,9 @@ func TestWindowClaimsForTheWholeSend(t *testing.T) {
 		t.Fatalf("after the high claim closed, the low one was handed %d, want 1", len(low.ready))
 	}
 	low.close()
+	low.close() // a second close gives back nothing more
 	if size, used, n := w.state(); used != 1 || n != 0 {
-		t.Errorf("after both closed: size %d, used %d (the two the high claim took, one released), %d waiting; want 1 and none", size, used, n)
+		t.Errorf("after both closed: size %d, used %d (2 at first and the high claim's 2, less 3 released), %d waiting; want 1 and none", size, used, n)
 	}
 }
 

@@ -1,7 +1,6 @@
 package dispatcher_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -98,33 +97,16 @@ func (b *budgetCounts) BudgetRefused(n int) {
 	b.refused += n
 }
 
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // budgetFanout is setupFanout with an SMS budget of daily (at 0.10 a
 // segment, one segment an SMS).
-func budgetFanout(t *testing.T, daily dispatcher.Micros, rs ...*dispatcher.Recipient) (*fanoutSetup, *memBudget, *budgetCounts, *syncLog) {
+func budgetFanout(t *testing.T, daily dispatcher.Micros, rs ...*dispatcher.Recipient) (*fanoutSetup, *memBudget, *budgetCounts, *dispatcher.SyncLog) {
 	t.Helper()
 	s := setupFanout(t, rs...)
 	prices, err := dispatcher.NewPrices("CHF", map[string]dispatcher.Micros{"": 100_000}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, counts, log := &memBudget{}, &budgetCounts{}, &syncLog{}
+	store, counts, log := &memBudget{}, &budgetCounts{}, &dispatcher.SyncLog{}
 	logger := slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelError}))
 	budget, err := dispatcher.NewBudget(dispatcher.BudgetConfig{Store: store, Prices: prices, Daily: daily, Metrics: counts, Logger: logger,
 		Clock: dispatcher.ClockFunc(func() time.Time { return time.Date(2026, 12, 6, 23, 0, 0, 0, time.UTC) })})

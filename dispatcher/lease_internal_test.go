@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,7 +37,7 @@ func TestLeaseHeldAfterCancel(t *testing.T) {
 	ctx, stop := f.holdLease(parent, "bc_1", Lease{Name: "b:0:100", Token: "t1"})
 	next := func() bool {
 		t.Helper()
-		return within(t, s.renewed, "a renewal of the lease (every 10ms expected)")
+		return recv(t, s.renewed, "a renewal of the lease (every 10ms expected)")
 	}
 	next()
 	cancel()
@@ -109,20 +108,7 @@ func sweepClaims(t *testing.T, s *outageStore, interval time.Duration) func() in
 	go f.Sweep(ctx, interval)
 	return func() int {
 		t.Helper()
-		return within(t, s.lapsedAt, "lapsed batches claimed")
-	}
-}
-
-// within receives from ch, failing t with what after 10 s.
-func within[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no %s within 10s", what)
-		var zero T
-		return zero
+		return recv(t, s.lapsedAt, "lapsed batches claimed")
 	}
 }
 
@@ -188,7 +174,7 @@ func (s *gateStore) RenewLease(context.Context, string, Lease, time.Duration) (b
 func TestNoLeaseLostAfterStop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &gateStore{asked: make(chan struct{}), answer: make(chan bool)}
-		var logs lockedBuffer
+		var logs SyncLog
 		f := &Fanout{leases: s, c: FanoutConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil)), LeaseTTL: 40 * time.Millisecond}}
 		_, letGo := f.holdLease(t.Context(), "bc_1", Lease{Name: "b:0:100", Token: "t1"})
 		<-s.asked         // a renewal, 10 ms in
@@ -224,22 +210,4 @@ func TestLeaseRenewedWhileReleased(t *testing.T) {
 			t.Errorf("%d renewals during the release, want 2", renewals)
 		}
 	})
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

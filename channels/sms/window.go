@@ -220,14 +220,13 @@ func (c *claim) close() {
 	if i := slices.Index(w.waiters, c); i >= 0 {
 		w.waiters = slices.Delete(w.waiters, i, i+1)
 	}
-	for {
+	for drained := false; !drained; {
 		select {
 		case <-c.ready:
 			w.used--
-			continue
 		default:
+			drained = true
 		}
-		break
 	}
 	c.want = 0
 	w.wake()
@@ -248,10 +247,9 @@ func (w *window) acquire(ctx context.Context, at place) error {
 // (dispatcher.SendOrder): by lane (rank, the highest first), then the
 // oldest broadcast (since), then the lowest rank in it (seq: a batch's
 // first rank, -1 for a retry). A Send without an order has its start as
-// since. Each Send asks for one slot at a time, so served in turn (as
-// they were before) the batches that a worker runs side by side all got
-// about the same share of the slots, went at the same pace, and ended
-// together: the slots of a rate then went unused while the next batches
+// since. Served in turn instead (as the window did before), the batches
+// that a worker runs side by side all got about the same share of the
+// slots, went at the same pace, and ended together: the slots of a rate then went unused while the next batches
 // were loaded, marked and asked for theirs (at 5,000/s, 250 tokens, 1/200
 // of a 50,000 broadcast, at the first batches' end). In order, they end
 // one after the other, and the batches still sending keep the rate while

@@ -84,6 +84,10 @@ type Main struct {
 	// statuspage.Routes (tests serve a placeholder page).
 	pageRoutes []statuspage.Route
 
+	// redisWait, when set, replaces startWait (tests of a Redis that
+	// never comes wait less).
+	redisWait time.Duration
+
 	// usageHint is the usage of the command being run, printed after a
 	// usage error (a Main runs one command at a time).
 	usageHint string
@@ -327,7 +331,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if !cfg.Embedded() {
 		// Say first that Redis is away, rather than failing later on
 		// whatever needs it first.
-		if err := redisReadyWithin(ctx, rdb, startWait); err != nil {
+		if err := redisReadyWithin(ctx, rdb, cmp.Or(m.redisWait, startWait)); err != nil {
 			if cfg.Redis.Sentinel.Configured() && strings.Contains(err.Error(), redis.Nil.Error()) {
 				// The sentinels answered, without an address for the name.
 				return fmt.Errorf("redis %s is not reachable: no sentinel knows a master named %q (redis.sentinel.master, as in the sentinels' \"sentinel monitor\" lines): %w", where, cfg.Redis.Sentinel.Master, err)

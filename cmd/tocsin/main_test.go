@@ -727,7 +727,9 @@ func serveFails(t *testing.T, env map[string]string) string {
 	t.Helper()
 	env["TOCSIN_API_KEY"], env["TOCSIN_HTTP_ADDR"] = "test-operator-key-0123456789", "127.0.0.1:0"
 	var stderr syncBuffer
-	m := &Main{Stdout: io.Discard, Stderr: &stderr, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	// A Redis that never comes: 2 s of serve's wait for it at start (10 s)
+	// show the same as the whole.
+	m := &Main{Stdout: io.Discard, Stderr: &stderr, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, redisWait: 2 * time.Second}
 	if code := m.Run(t.Context(), []string{"serve"}); code == 0 {
 		t.Fatal("serve ran without Redis")
 	}

@@ -1033,9 +1033,6 @@ func (f *Fanout) sendAll(ctx context.Context, bc *broadcastContext, guard Guard,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if _, ok := SendOrderOf(ctx); !ok {
-		ctx = WithSendOrder(ctx, SendOrder{Lane: bc.b.Priority, Since: bc.b.CreatedAt})
-	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})

@@ -202,6 +202,34 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// CancelDuring runs send with a context it cancels once cond holds (what
+// names it), then calls after (nil: nothing), and returns send's results.
+// It fails t when send has not returned within wait of the cancel
+// (Timeout when 0): a Send cancelled with requests in flight answers for
+// them within their own timeout.
+func CancelDuring(t testing.TB, what string, cond func() bool, after func(), wait time.Duration, send func(context.Context) []dispatcher.Result) []dispatcher.Result {
+	t.Helper()
+	if wait <= 0 {
+		wait = Timeout
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan []dispatcher.Result, 1)
+	go func() { done <- send(ctx) }()
+	WaitFor(t, what, cond)
+	cancel()
+	if after != nil {
+		after()
+	}
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(wait):
+		t.Fatalf("Send did not return within %v of its context being cancelled (once %s)", wait, what)
+		return nil
+	}
+}
+
 // Run runs the conformance suite against the channel h adapts. Its
 // subtests run in parallel, each with a fresh sender and provider.
 func Run(t *testing.T, h Harness) {

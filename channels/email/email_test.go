@@ -891,21 +891,7 @@ func TestCancelDuringTransaction(t *testing.T) {
 // and how many messages the server got for each address.
 func cancelMidSend(t *testing.T, st *setup, in []*dispatcher.Message, what string, cond func() bool, after func()) ([]dispatcher.Result, map[string]int) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan []dispatcher.Result)
-	go func() { done <- st.s.Send(ctx, in) }()
-	waitFor(t, what, cond)
-	cancel()
-	if after != nil {
-		after()
-	}
-	var res []dispatcher.Result
-	select {
-	case res = <-done:
-	case <-time.After(channeltest.Timeout):
-		t.Fatal("Send did not return after its context was cancelled")
-	}
+	res := channeltest.CancelDuring(t, what, cond, after, 0, func(ctx context.Context) []dispatcher.Result { return st.s.Send(ctx, in) })
 	at := map[string]int{}
 	for _, r := range st.srv.Messages() {
 		at[r.To[0]]++

@@ -411,10 +411,8 @@ func (s *Sender) deliver(ctx context.Context, j job) (o outcome) {
 	// stopping, a lost lease) no longer cuts it off: the platform may have
 	// the notification already, and only its answer says so; cut off, the
 	// run that takes the batch over would send it again. The platform's
-	// own timeout bounds it.
-	// Its failure is its own (a timeout, a connection reset), whatever
-	// happened to ctx meanwhile: it went out, so it is not reported as
-	// "not sent".
+	// own timeout bounds it, and its failure (a timeout, a reset) is its
+	// own, whatever happened to ctx meanwhile.
 	return j.d.deliver(context.WithoutCancel(ctx), j.n, j.tok)
 }
 

@@ -756,17 +756,8 @@ func TestCancelledInFlightAnswered(t *testing.T) {
 	for i := range msgs {
 		msgs[i] = message(i, fcmToken(i))
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan []dispatcher.Result, 1)
-	go func() { done <- s.Send(ctx, msgs) }()
-	channeltest.WaitFor(t, "2 FCM requests in flight", func() bool { return f.fcm.Requests() >= 2 })
-	cancel()
-	var res []dispatcher.Result
-	select {
-	case res = <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Send did not return within 5s of its context being cancelled")
-	}
+	res := channeltest.CancelDuring(t, "2 FCM requests in flight", func() bool { return f.fcm.Requests() >= 2 }, nil, 0,
+		func(ctx context.Context) []dispatcher.Result { return s.Send(ctx, msgs) })
 	for i, r := range res {
 		if i < 2 {
 			if r.Err != nil || r.Status != dispatcher.StatusSent {
@@ -793,12 +784,10 @@ func TestCancelledInFlightTimesOut(t *testing.T) {
 	cfg := f.config()
 	cfg.Timeout = 300 * time.Millisecond
 	s := mustNew(t, cfg)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan dispatcher.Result, 1)
-	go func() { done <- s.Send(ctx, []*dispatcher.Message{message(1, fcmToken(1))})[0] }()
-	channeltest.WaitFor(t, "the FCM request in flight", func() bool { return f.fcm.Requests() >= 1 })
-	cancel()
-	r := <-done
+	r := channeltest.CancelDuring(t, "the FCM request in flight", func() bool { return f.fcm.Requests() >= 1 }, nil, 0,
+		func(ctx context.Context) []dispatcher.Result {
+			return s.Send(ctx, []*dispatcher.Message{message(1, fcmToken(1))})
+		})[0]
 	if se := dispatcher.Classify(r.Err); r.Err == nil || se.Permanent || se.Suppress {
 		t.Fatalf("Send = %+v, want a transient failure", r)
 	}

@@ -506,17 +506,8 @@ func TestCancelledDuringSend(t *testing.T) {
 	cfg := baseConfig(fake)
 	cfg.Concurrency = 4
 	s := mustNew(t, cfg)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan []dispatcher.Result, 1)
-	go func() { done <- s.Send(ctx, messages(10)) }()
-	channeltest.WaitFor(t, "4 requests in flight", func() bool { return fake.Requests() >= 4 })
-	cancel()
-	var res []dispatcher.Result
-	select {
-	case res = <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Send did not return within 5s of its context being cancelled")
-	}
+	res := channeltest.CancelDuring(t, "4 requests in flight", func() bool { return fake.Requests() >= 4 }, nil, 0,
+		func(ctx context.Context) []dispatcher.Result { return s.Send(ctx, messages(10)) })
 	for i, r := range res {
 		if i < 4 {
 			if r.Err != nil || r.Status != dispatcher.StatusSent || r.ProviderID == "" {
@@ -548,20 +539,13 @@ func TestCancelledDuringSendHangs(t *testing.T) {
 	cfg.Concurrency = 2
 	cfg.Timeout = 500 * time.Millisecond
 	s := mustNew(t, cfg)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan []dispatcher.Result, 1)
-	go func() { done <- s.Send(ctx, messages(3)) }()
-	channeltest.WaitFor(t, "2 requests in flight", func() bool { return fake.Requests() >= 2 })
-	cancel()
-	select {
-	case res := <-done:
-		for i, r := range res {
-			if se := dispatcher.Classify(r.Err); r.Err == nil || se.Permanent || se.Suppress {
-				t.Errorf("message %d: %+v, want a transient error", i, r)
-			}
+	// Its requests' timeout is 500ms.
+	res := channeltest.CancelDuring(t, "2 requests in flight", func() bool { return fake.Requests() >= 2 }, nil, 10*time.Second,
+		func(ctx context.Context) []dispatcher.Result { return s.Send(ctx, messages(3)) })
+	for i, r := range res {
+		if se := dispatcher.Classify(r.Err); r.Err == nil || se.Permanent || se.Suppress {
+			t.Errorf("message %d: %+v, want a transient error", i, r)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Send did not return within 10s of its context being cancelled, its requests' timeout 500ms")
 	}
 }
 

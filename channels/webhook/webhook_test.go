@@ -1199,20 +1199,11 @@ func TestSendHonoursCancel(t *testing.T) {
 	cfg := local()
 	cfg.Reporter = rep
 	cfg.Concurrency = 1
-	ctx, cancel := context.WithCancel(t.Context())
 	m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
 	m2 := message(2, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
-	done := make(chan []dispatcher.Result, 1)
-	go func() { done <- mustNew(t, cfg).Send(ctx, []*dispatcher.Message{m, m2}) }()
-	channeltest.WaitFor(t, "a request at the endpoint", func() bool { return recv.Count() > 0 })
-	cancel()
-	release()
-	var res []dispatcher.Result
-	select {
-	case res = <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Send did not return after its context was cancelled and the endpoint answered")
-	}
+	s := mustNew(t, cfg)
+	res := channeltest.CancelDuring(t, "a request at the endpoint", func() bool { return recv.Count() > 0 }, release, 0,
+		func(ctx context.Context) []dispatcher.Result { return s.Send(ctx, []*dispatcher.Message{m, m2}) })
 	if res[0].Err != nil || res[0].Status != dispatcher.StatusSent {
 		t.Errorf("the message in flight at the cancel: %+v, want sent", res[0])
 	}
@@ -1249,18 +1240,12 @@ func TestCancelledRequestTimesOut(t *testing.T) {
 	defer release()
 	cfg := local()
 	cfg.Timeout = 300 * time.Millisecond
-	ctx, cancel := context.WithCancel(t.Context())
 	m := message(1, dispatcher.StateInvestigating, endpoint("ep_1", recv.URL, secretA))
-	done := make(chan dispatcher.Result, 1)
-	go func() { done <- mustNew(t, cfg).Send(ctx, []*dispatcher.Message{m})[0] }()
-	channeltest.WaitFor(t, "a request at the endpoint", func() bool { return recv.Count() > 0 })
-	cancel()
-	select {
-	case r := <-done:
-		wantErr(t, r, false, webhook.CodeTimeout)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Send did not return within 10s of its context being cancelled, its requests' timeout 300ms")
-	}
+	s := mustNew(t, cfg)
+	// Its requests' timeout is 300ms.
+	r := channeltest.CancelDuring(t, "a request at the endpoint", func() bool { return recv.Count() > 0 }, nil, 10*time.Second,
+		func(ctx context.Context) []dispatcher.Result { return s.Send(ctx, []*dispatcher.Message{m}) })[0]
+	wantErr(t, r, false, webhook.CodeTimeout)
 }
 
 func TestPayloadNotice(t *testing.T) {

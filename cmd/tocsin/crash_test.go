@@ -69,8 +69,15 @@ func envDuration(name string, def time.Duration) time.Duration {
 
 func newCrashRig(t *testing.T, workers int) *crashRig {
 	t.Helper()
+	return newCrashRigEnv(t, workers, newRedisEnv(t))
+}
+
+// newRedisEnv starts a redis-server for t and returns the variables that
+// point Tocsin at it.
+func newRedisEnv(t *testing.T) map[string]string {
+	t.Helper()
 	_, opts := redistest.New(t)
-	return newCrashRigAt(t, workers, opts.Addr, opts.DB)
+	return redisEnv(opts.Addr, opts.DB)
 }
 
 func newCrashRigAt(t *testing.T, workers int, addr string, db int) *crashRig {
@@ -408,8 +415,7 @@ func TestWorkerKilledMidBroadcast(t *testing.T) {
 // up to dispatcher.MaxLinger). A kill still loses nobody, and duplicates
 // no more than the in-flight limit.
 func TestPacedWorkerKilledMidBroadcast(t *testing.T) {
-	_, opts := redistest.New(t)
-	env := redisEnv(opts.Addr, opts.DB)
+	env := newRedisEnv(t)
 	env["TOCSIN_SMS_RATE"] = "200/s"
 	killMidBroadcast(t, newCrashRigEnv(t, 2, env))
 }
@@ -449,8 +455,7 @@ func TestWorkerStoppedMidBroadcast(t *testing.T) {
 // recorded, under leases still held, before the worker exits, so nobody
 // gets a message twice.
 func TestWorkerStoppedMidSlowBroadcast(t *testing.T) {
-	_, opts := redistest.New(t)
-	env := redisEnv(opts.Addr, opts.DB)
+	env := newRedisEnv(t)
 	env["TOCSIN_WORKER_SHUTDOWN_TIMEOUT"] = "500ms"
 	r := newCrashRigEnv(t, 2, env)
 	r.tw.Delay(500 * time.Millisecond)
@@ -572,8 +577,7 @@ func (a *app) importNDJSON(lines []string) {
 // SMS came between.
 func TestCriticalSMSGoFirst(t *testing.T) {
 	const crit = 100 // one batch
-	_, opts := redistest.New(t)
-	r := newCrashRigServices(t, 1, redisEnv(opts.Addr, opts.DB), func(i int) []string {
+	r := newCrashRigServices(t, 1, newRedisEnv(t), func(i int) []string {
 		if i >= crashAudience-crit {
 			return []string{"atm"}
 		}
